@@ -1,0 +1,139 @@
+//! SHA-256 digests that exist only when well formed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
+
+/// A SHA-256 digest. As text it is exactly 64 lowercase hexadecimal characters; any other
+/// spelling is rejected, so two digests are equal exactly when their text is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256Digest([u8; 32]);
+
+/// A string that is not a well-formed SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DigestError {
+    /// The text is not 64 characters long.
+    #[error("a sha256 is 64 lowercase hex characters, found {len}")]
+    WrongLength {
+        /// The length found.
+        len: usize,
+    },
+    /// A character is not a lowercase hexadecimal digit.
+    #[error("a sha256 is 64 lowercase hex characters, found {found:?} at position {position}")]
+    NotLowercaseHex {
+        /// The zero-based position of the first bad character.
+        position: usize,
+        /// The character.
+        found: char,
+    },
+}
+
+impl Sha256Digest {
+    /// The digest of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        Sha256Digest(Sha256::digest(data).into())
+    }
+
+    /// A digest from its 32 raw bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Sha256Digest(bytes)
+    }
+
+    /// The 32 raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The 64 lowercase hex characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl FromStr for Sha256Digest {
+    type Err = DigestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((position, found)) = s
+            .char_indices()
+            .find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f'))
+        {
+            return Err(DigestError::NotLowercaseHex { position, found });
+        }
+        if s.len() != 64 {
+            return Err(DigestError::WrongLength { len: s.len() });
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(s, &mut bytes)
+            .map_err(|_| DigestError::WrongLength { len: s.len() })?;
+        Ok(Sha256Digest(bytes))
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Digest({})", self.to_hex())
+    }
+}
+
+impl From<[u8; 32]> for Sha256Digest {
+    fn from(bytes: [u8; 32]) -> Self {
+        Sha256Digest(bytes)
+    }
+}
+
+impl serde::Serialize for Sha256Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Sha256Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answer_empty_and_abc() {
+        // FIPS 180-2 examples.
+        assert_eq!(
+            Sha256Digest::of(b"").to_hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            Sha256Digest::of(b"abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn parses_only_lowercase_hex_of_64() {
+        let good = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert_eq!(good.parse::<Sha256Digest>().unwrap().to_hex(), good);
+        assert_eq!(
+            good[..63].parse::<Sha256Digest>(),
+            Err(DigestError::WrongLength { len: 63 })
+        );
+        assert!(matches!(
+            good.to_uppercase().parse::<Sha256Digest>(),
+            Err(DigestError::NotLowercaseHex { position: 1, .. })
+        ));
+        assert!("".parse::<Sha256Digest>().is_err());
+        assert!(format!("{good}0").parse::<Sha256Digest>().is_err());
+        assert!("é".repeat(32).parse::<Sha256Digest>().is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! Every bound the parsers and verifiers enforce, in one place.
+//!
+//! The defaults are secure for the documents this crate reads; a caller that needs more
+//! raises a bound explicitly. Every default is written in the field's documentation.
+
+/// Bounds on what the library accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The largest JSON document (manifest, package, profile, envelope) accepted, in bytes.
+    /// Default: 1 MiB.
+    pub max_document_bytes: usize,
+    /// The largest fleet document (a JSON array of device profiles) accepted, in bytes.
+    /// Default: 2 GiB.
+    pub max_fleet_bytes: usize,
+}
+
+impl Limits {
+    /// The default limits, as documented on each field.
+    pub const DEFAULT: Limits = Limits {
+        max_document_bytes: 1 << 20,
+        max_fleet_bytes: 2 << 30,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}

@@ -1,0 +1,149 @@
+//! Identifiers for packages, models, devices, profiles and labels.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An identifier: 1 to 128 characters of ASCII letters, digits, `.`, `_` and `-`, starting
+/// with a letter or digit. Package, model, device, device-type and hardware-profile names are
+/// all `Name`s, so none of them can smuggle a path separator, whitespace or control character.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(String);
+
+/// A string that is not a valid [`Name`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    #[error("a name must not be empty")]
+    Empty,
+    /// The name is longer than 128 characters.
+    #[error("a name is at most 128 characters, found {len}")]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The name has a character outside `[A-Za-z0-9._-]`, or does not start with a letter or
+    /// digit.
+    #[error(
+        "invalid character {found:?} at position {position} in name {name:?} (allowed: letters, digits, '.', '_', '-', starting with a letter or digit)"
+    )]
+    InvalidCharacter {
+        /// The name.
+        name: String,
+        /// The position of the character.
+        position: usize,
+        /// The character.
+        found: char,
+    },
+}
+
+impl Name {
+    /// The longest name accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Name {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(NameError::TooLong { len: s.len() });
+        }
+        for (position, c) in s.char_indices() {
+            let ok = c.is_ascii_alphanumeric() || (position > 0 && matches!(c, '.' | '_' | '-'));
+            if !ok {
+                return Err(NameError::InvalidCharacter {
+                    name: s.to_string(),
+                    position,
+                    found: c,
+                });
+            }
+        }
+        Ok(Name(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Name {
+    type Error = NameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> String {
+        n.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_identifiers_and_rejects_the_rest() {
+        for ok in [
+            "a",
+            "yolo-v8n",
+            "dev_8f3a",
+            "nvidia-jetson-orin-nx",
+            "Model.2",
+            "0",
+        ] {
+            assert_eq!(ok.parse::<Name>().unwrap().as_str(), ok);
+        }
+        for bad in ["", "-a", ".hidden", "a/b", "a b", "../x", "é", "a\0"] {
+            assert!(bad.parse::<Name>().is_err(), "{bad:?}");
+        }
+        assert!("a".repeat(128).parse::<Name>().is_ok());
+        assert_eq!(
+            "a".repeat(129).parse::<Name>(),
+            Err(NameError::TooLong { len: 129 })
+        );
+    }
+}

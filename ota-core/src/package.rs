@@ -1,0 +1,493 @@
+//! The package a publisher describes: the artifact plus what a control plane needs to verify
+//! it, decide compatibility and present it to devices (the fields of seed 004).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Sha256Digest;
+use crate::json::{self, Fault, ParseError, Validate, duplicates, fault, field};
+use crate::limits::Limits;
+use crate::manifest::ModelManifest;
+use crate::name::Name;
+use crate::sbom::SbomRef;
+use crate::version::{Version, serde_via_str};
+
+/// A package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// What the package carries.
+    #[serde(rename = "type")]
+    pub kind: PackageType,
+    /// The package's name; the device keeps one installed version per name.
+    pub name: Name,
+    /// The semantic version of the build.
+    pub version: Version,
+    /// Where the artifact lives (`s3://bucket/key`, `https://cdn/key`).
+    pub artifact_uri: ArtifactUri,
+    /// The declared SHA-256 of the artifact, verified before the package is usable.
+    pub sha256: Sha256Digest,
+    /// The artifact's size, so devices can plan the download (more than zero).
+    pub size_bytes: u64,
+    /// Which devices the build may target.
+    #[serde(default)]
+    pub compatibility: Compatibility,
+    /// A human-readable change summary.
+    #[serde(default)]
+    pub release_notes: String,
+    /// The release channel (default `stable`).
+    #[serde(default)]
+    pub channel: Channel,
+    /// Where the artifact came from (default: a direct upload).
+    #[serde(default)]
+    pub source: Source,
+    /// The software bill of materials, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomRef>,
+    /// The model manifest: present exactly when `type` is `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ModelManifest>,
+}
+
+impl Package {
+    /// Parses and validates a package with the default [`Limits`].
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
+        Self::from_json_with_limits(bytes, &Limits::DEFAULT)
+    }
+
+    /// Parses and validates a package.
+    pub fn from_json_with_limits(bytes: &[u8], limits: &Limits) -> Result<Self, ParseError> {
+        json::parse("package", bytes, limits.max_document_bytes)
+    }
+
+    /// The package as compact JSON; [`Package::from_json`] reads it back unchanged.
+    pub fn to_json(&self) -> String {
+        json::to_string(self)
+    }
+}
+
+/// What a package carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PackageType {
+    /// Firmware.
+    Fw,
+    /// Software.
+    Sw,
+    /// An ML model, described by a [`ModelManifest`].
+    Model,
+}
+
+impl PackageType {
+    /// The name as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageType::Fw => "fw",
+            PackageType::Sw => "sw",
+            PackageType::Model => "model",
+        }
+    }
+}
+
+/// A release channel.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Channel {
+    /// Production.
+    #[default]
+    Stable,
+    /// Candidates.
+    Beta,
+    /// The earliest builds.
+    Canary,
+}
+
+impl Channel {
+    /// The name as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Stable => "stable",
+            Channel::Beta => "beta",
+            Channel::Canary => "canary",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which devices a build may target. Every list that is not empty must contain the device's
+/// value; `min_version`/`max_version` bound the version of this package the device has
+/// installed now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compatibility {
+    /// The device types (`temp-sensor`); empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_types: Vec<Name>,
+    /// The hardware profiles; empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hardware_profiles: Vec<Name>,
+    /// The oldest installed version this build upgrades from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<Version>,
+    /// The newest installed version this build upgrades from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<Version>,
+}
+
+/// Where an artifact came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Source {
+    /// Pushed directly to the platform.
+    Upload {},
+    /// Resolved from a registry the publisher already uses, pinned to an immutable digest.
+    Registry {
+        /// The reference, `name[:tag]@sha256:<digest>`.
+        reference: PinnedReference,
+    },
+}
+
+/// A registry reference pinned to an immutable digest: `name[:tag]@sha256:<64 hex>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PinnedReference {
+    text: String,
+    digest: Sha256Digest,
+}
+
+/// A registry reference that is not pinned to a digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReferenceError {
+    /// The reference has a tag or nothing, but no digest.
+    #[error(
+        "registry reference {found:?} is not pinned: tags like :latest move, so pin the digest (name@sha256:<64 hex>)"
+    )]
+    NotPinned {
+        /// The text.
+        found: String,
+    },
+    /// The reference is malformed.
+    #[error("invalid registry reference {found:?}: {why}")]
+    Invalid {
+        /// The text.
+        found: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source::Upload {}
+    }
+}
+
+impl PinnedReference {
+    /// The digest the reference is pinned to.
+    pub fn digest(&self) -> Sha256Digest {
+        self.digest
+    }
+
+    /// The repository name, without tag and digest.
+    pub fn repository(&self) -> &str {
+        let name = self.text.split('@').next().unwrap_or_default();
+        match name.rfind(':') {
+            Some(i) if !name[i..].contains('/') => &name[..i],
+            _ => name,
+        }
+    }
+
+    /// The reference as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FromStr for PinnedReference {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = |why: &str| ReferenceError::Invalid {
+            found: s.to_string(),
+            why: why.to_string(),
+        };
+        let Some((name, digest)) = s.split_once('@') else {
+            return Err(ReferenceError::NotPinned {
+                found: s.to_string(),
+            });
+        };
+        if name.is_empty() {
+            return Err(invalid("the repository name is empty"));
+        }
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':')))
+        {
+            return Err(invalid(&format!(
+                "character {bad:?} is not allowed in a repository name"
+            )));
+        }
+        let Some(hex) = digest.strip_prefix("sha256:") else {
+            return Err(invalid("the digest must be sha256:<64 lowercase hex>"));
+        };
+        let digest = hex
+            .parse::<Sha256Digest>()
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(PinnedReference {
+            text: s.to_string(),
+            digest,
+        })
+    }
+}
+
+impl fmt::Display for PinnedReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for PinnedReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PinnedReference({:?})", self.text)
+    }
+}
+
+/// Where an artifact lives: a URI with a scheme (`s3://`, `https://`, `file:`), no whitespace
+/// or control characters, at most 2048 bytes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ArtifactUri(String);
+
+/// Text that is not an [`ArtifactUri`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid artifact uri {found:?}: {why}")]
+pub struct UriError {
+    /// The text.
+    pub found: String,
+    /// What is wrong.
+    pub why: &'static str,
+}
+
+impl ArtifactUri {
+    /// The URI as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ArtifactUri {
+    type Err = UriError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| UriError {
+            found: s.to_string(),
+            why,
+        };
+        if s.len() > 2048 {
+            return Err(err("it is longer than 2048 bytes"));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err("it contains whitespace or a control character"));
+        }
+        let Some((scheme, rest)) = s.split_once(':') else {
+            return Err(err("it has no scheme (like s3:// or https://)"));
+        };
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_lowercase())
+            && scheme.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '-')
+            });
+        if !scheme_ok {
+            return Err(err(
+                "the scheme must be lowercase letters, digits, '+', '.' or '-'",
+            ));
+        }
+        if rest.trim_start_matches('/').is_empty() {
+            return Err(err("nothing follows the scheme"));
+        }
+        Ok(ArtifactUri(s.to_string()))
+    }
+}
+
+impl fmt::Display for ArtifactUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ArtifactUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ArtifactUri({:?})", self.0)
+    }
+}
+
+serde_via_str!(PinnedReference);
+serde_via_str!(ArtifactUri);
+
+impl Validate for Package {
+    fn validate_at(&self, path: &str, faults: &mut Vec<Fault>) {
+        if self.size_bytes == 0 {
+            fault(
+                faults,
+                field(path, "size_bytes"),
+                "the artifact size must be more than 0",
+            );
+        }
+        let c = field(path, "compatibility");
+        duplicates(
+            faults,
+            &field(&c, "device_types"),
+            None,
+            &self.compatibility.device_types,
+        );
+        duplicates(
+            faults,
+            &field(&c, "hardware_profiles"),
+            None,
+            &self.compatibility.hardware_profiles,
+        );
+        if let (Some(min), Some(max)) = (
+            &self.compatibility.min_version,
+            &self.compatibility.max_version,
+        ) && min > max
+        {
+            fault(
+                faults,
+                field(&c, "max_version"),
+                format!("empty version range: min_version {min} is above max_version {max}"),
+            );
+        }
+        let m = field(path, "manifest");
+        match (self.kind, &self.manifest) {
+            (PackageType::Model, None) => {
+                fault(faults, m, "a model package needs its manifest");
+            }
+            (PackageType::Model, Some(manifest)) => {
+                manifest.validate_at(&m, faults);
+                if manifest.name != self.name {
+                    fault(
+                        faults,
+                        field(&m, "name"),
+                        format!(
+                            "the manifest names {}, the package {}",
+                            manifest.name, self.name
+                        ),
+                    );
+                }
+                if manifest.version != self.version {
+                    fault(
+                        faults,
+                        field(&m, "version"),
+                        format!(
+                            "the manifest has version {}, the package {}",
+                            manifest.version, self.version
+                        ),
+                    );
+                }
+            }
+            (kind, Some(_)) => {
+                fault(
+                    faults,
+                    m,
+                    format!(
+                        "only a model package has a manifest, this is {}",
+                        kind.as_str()
+                    ),
+                );
+            }
+            (_, None) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn pinned_references() {
+        let r: PinnedReference = format!("ghcr.io/acme/yolo:2.1.0@sha256:{D}")
+            .parse()
+            .unwrap();
+        assert_eq!(r.repository(), "ghcr.io/acme/yolo");
+        assert_eq!(r.digest().to_hex(), D);
+        let r: PinnedReference = format!("localhost:5000/yolo@sha256:{D}").parse().unwrap();
+        assert_eq!(r.repository(), "localhost:5000/yolo");
+        for unpinned in ["ghcr.io/acme/yolo:latest", "yolo"] {
+            let e = unpinned.parse::<PinnedReference>().unwrap_err();
+            assert!(e.to_string().contains("pin the digest"), "{e}");
+        }
+        assert!(
+            format!("yolo@sha256:{}", &D[1..])
+                .parse::<PinnedReference>()
+                .is_err()
+        );
+        assert!(format!("@sha256:{D}").parse::<PinnedReference>().is_err());
+        assert!(format!("yolo@md5:{D}").parse::<PinnedReference>().is_err());
+    }
+
+    #[test]
+    fn artifact_uris() {
+        for ok in [
+            "s3://ota-artifacts/temp-sensor/fw-2.0.0.bin",
+            "https://cdn.example/x.enc",
+            "file:x",
+        ] {
+            assert!(ok.parse::<ArtifactUri>().is_ok(), "{ok:?}");
+        }
+        for bad in ["", "no-scheme", "s3://", "S3://x", "http://a b", "1s://x"] {
+            assert!(bad.parse::<ArtifactUri>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn seed_004_package_parses_without_its_signature_field() {
+        // The seed's example, with `signature` moved into the DSSE envelope, a name added, and
+        // `device_type` written as the list `device_types`.
+        let json = format!(
+            r#"{{"type":"fw","name":"temp-sensor-fw","version":"2.0.0",
+            "artifact_uri":"s3://ota-artifacts/temp-sensor/fw-2.0.0.bin","sha256":"{D}",
+            "size_bytes":524288,"compatibility":{{"device_types":["temp-sensor"],"min_version":"1.0.0"}},
+            "release_notes":"Fix sensor drift above 60C; reduce idle current."}}"#
+        );
+        let p = Package::from_json(json.as_bytes()).unwrap();
+        assert_eq!(p.kind, PackageType::Fw);
+        assert_eq!(p.channel, Channel::Stable);
+        assert_eq!(p.source, Source::Upload {});
+        assert_eq!(Package::from_json(p.to_json().as_bytes()).unwrap(), p);
+        let with_sig = json.replacen(
+            "\"size_bytes\"",
+            "\"signature\":\"MEUCIQD\",\"size_bytes\"",
+            1,
+        );
+        let e = Package::from_json(with_sig.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("unknown field `signature`"), "{e}");
+    }
+
+    #[test]
+    fn source_kinds() {
+        let up: Source = serde_json::from_str(r#"{"kind":"upload"}"#).unwrap();
+        assert_eq!(up, Source::Upload {});
+        let reg: Source = serde_json::from_str(&format!(
+            r#"{{"kind":"registry","reference":"a/b@sha256:{D}"}}"#
+        ))
+        .unwrap();
+        assert!(matches!(reg, Source::Registry { .. }));
+        assert!(serde_json::from_str::<Source>(r#"{"kind":"upload","x":1}"#).is_err());
+        let e = serde_json::from_str::<Source>(r#"{"kind":"registry","reference":"a/b:latest"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("pin the digest"), "{e}");
+    }
+}

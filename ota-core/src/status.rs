@@ -1,0 +1,152 @@
+//! Stable numeric status codes, shared with the C ABI as `ota_status`.
+//!
+//! Every error type in this crate maps to one of these codes through its `status()` method.
+//! The numbers are grouped by domain and never reused: a retired code stays here as a comment.
+//! `0` is success.
+
+/// A stable numeric status code. The C ABI returns it as `ota_status`.
+#[repr(u32)]
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// Success.
+    Ok = 0,
+
+    // 1..=99: the calling convention of the C ABI.
+    /// A required pointer argument was NULL.
+    NullPointer = 1,
+    /// A string argument was not valid UTF-8.
+    InvalidUtf8 = 2,
+    /// The caller's output buffer is too small; the required length was written to `out_n`.
+    InsufficientSize = 3,
+    /// The library panicked; the call had no effect that can be relied on.
+    Panic = 4,
+    /// An argument is out of its documented range.
+    InvalidArgument = 5,
+    /// Reading or writing a file, process or socket failed.
+    Io = 6,
+
+    // 100..=199: parsing and validation of JSON documents.
+    /// The input is not well-formed JSON.
+    JsonSyntax = 100,
+    /// The input has a field that the format does not define.
+    UnknownField = 101,
+    /// A required field is missing.
+    MissingField = 102,
+    /// A field has the wrong type or a malformed value.
+    InvalidValue = 103,
+    /// The input is larger than the configured limit.
+    TooLarge = 104,
+    /// The document is well formed but breaks a rule of the format (every fault is listed).
+    Invalid = 105,
+
+    // 200..=299: compatibility.
+    /// The package does not fit the device.
+    Incompatible = 200,
+}
+
+impl Status {
+    /// Every status, in numeric order.
+    pub const ALL: &'static [Status] = &[
+        Status::Ok,
+        Status::NullPointer,
+        Status::InvalidUtf8,
+        Status::InsufficientSize,
+        Status::Panic,
+        Status::InvalidArgument,
+        Status::Io,
+        Status::JsonSyntax,
+        Status::UnknownField,
+        Status::MissingField,
+        Status::InvalidValue,
+        Status::TooLarge,
+        Status::Invalid,
+        Status::Incompatible,
+    ];
+
+    /// The numeric code.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The status with this numeric code, if there is one.
+    pub fn from_code(code: u32) -> Option<Status> {
+        Status::ALL.iter().copied().find(|s| s.code() == code)
+    }
+
+    /// A short, static description of the status, one line, lower case.
+    pub fn message(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::NullPointer => "a required pointer argument was null",
+            Status::InvalidUtf8 => "a string argument is not valid utf-8",
+            Status::InsufficientSize => "the output buffer is too small",
+            Status::Panic => "the library panicked",
+            Status::InvalidArgument => "an argument is out of range",
+            Status::Io => "an i/o operation failed",
+            Status::JsonSyntax => "the input is not well-formed json",
+            Status::UnknownField => "the input has an unknown field",
+            Status::MissingField => "a required field is missing",
+            Status::InvalidValue => "a field has an invalid value",
+            Status::TooLarge => "the input exceeds a configured limit",
+            Status::Invalid => "the document breaks a rule of its format",
+            Status::Incompatible => "the package does not fit the device",
+        }
+    }
+
+    /// The name of the status in `snake_case` (`"chunk_digest_mismatch"`), as used in JSON
+    /// reports and by the Python exception classes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::NullPointer => "null_pointer",
+            Status::InvalidUtf8 => "invalid_utf8",
+            Status::InsufficientSize => "insufficient_size",
+            Status::Panic => "panic",
+            Status::InvalidArgument => "invalid_argument",
+            Status::Io => "io",
+            Status::JsonSyntax => "json_syntax",
+            Status::UnknownField => "unknown_field",
+            Status::MissingField => "missing_field",
+            Status::InvalidValue => "invalid_value",
+            Status::TooLarge => "too_large",
+            Status::Invalid => "invalid",
+            Status::Incompatible => "incompatible",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in Status::ALL {
+            assert!(seen.insert(s.code()), "duplicate code {}", s.code());
+            assert_eq!(Status::from_code(s.code()), Some(*s));
+            assert!(!s.message().is_empty());
+            assert!(!s.message().ends_with('.'));
+        }
+        assert_eq!(Status::from_code(99_999), None);
+    }
+
+    #[test]
+    fn numbers_are_stable() {
+        // These numbers are part of the C ABI: changing one is a breaking change.
+        assert_eq!(Status::Ok.code(), 0);
+        assert_eq!(Status::NullPointer.code(), 1);
+        assert_eq!(Status::InsufficientSize.code(), 3);
+        assert_eq!(Status::Panic.code(), 4);
+        assert_eq!(Status::JsonSyntax.code(), 100);
+        assert_eq!(Status::Invalid.code(), 105);
+        assert_eq!(Status::Incompatible.code(), 200);
+    }
+}
