@@ -9,11 +9,11 @@
 //!
 //! 1. [`Reason::ChannelNotAllowed`]: the package's channel is not among the device's.
 //! 2. [`Reason::DeviceTypeMismatch`]: `compatibility.device_types` does not list the device's.
-//! 3. [`Reason::NoMatchingTarget`]: `compatibility.hardware_profiles` does not list the
+//! 3. [`Reason::InstalledVersionTooOld`] / [`Reason::InstalledVersionTooNew`]: the installed
+//!    version of this package is outside `min_version..=max_version`.
+//! 4. [`Reason::NoMatchingTarget`]: `compatibility.hardware_profiles` does not list the
 //!    device's hardware profile, or no target of a model manifest matches it (a `generic-*`
 //!    target matches every device of its architecture).
-//! 4. [`Reason::InstalledVersionTooOld`] / [`Reason::InstalledVersionTooNew`]: the installed
-//!    version of this package is outside `min_version..=max_version`.
 //! 5. For a model, per matching target (the model fits when any matching target fits; when
 //!    none does, the rejections of every matching target are reported, tagged with its
 //!    index): arch, accelerators (a TensorRT engine needs a GPU, a DLA engine its DLA core),
@@ -37,7 +37,8 @@ use crate::profile::{
 };
 use crate::version::{RuntimeVersion, Version, VersionRange};
 
-/// Why a package does not fit a device.
+/// Why a package does not fit a device. The order of the variants is the order in which
+/// rejections are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -46,6 +47,10 @@ pub enum Reason {
     ChannelNotAllowed,
     /// The package is not for this type of device.
     DeviceTypeMismatch,
+    /// The installed version is below the package's `min_version`.
+    InstalledVersionTooOld,
+    /// The installed version is above the package's `max_version`.
+    InstalledVersionTooNew,
     /// The package names no hardware profile or model target that matches the device.
     NoMatchingTarget,
     /// The CPU architecture differs.
@@ -66,10 +71,6 @@ pub enum Reason {
     FirmwareTooOld,
     /// The firmware is newer than the model allows.
     FirmwareTooNew,
-    /// The installed version is below the package's `min_version`.
-    InstalledVersionTooOld,
-    /// The installed version is above the package's `max_version`.
-    InstalledVersionTooNew,
     /// An input's type is not taken by an accelerator the model runs on.
     InputDtypeUnsupported,
     /// The device has less memory than the model needs.
@@ -81,6 +82,8 @@ impl Reason {
     pub const ALL: [Reason; 16] = [
         Reason::ChannelNotAllowed,
         Reason::DeviceTypeMismatch,
+        Reason::InstalledVersionTooOld,
+        Reason::InstalledVersionTooNew,
         Reason::NoMatchingTarget,
         Reason::ArchMismatch,
         Reason::AcceleratorMissing,
@@ -91,8 +94,6 @@ impl Reason {
         Reason::IrVersionUnsupported,
         Reason::FirmwareTooOld,
         Reason::FirmwareTooNew,
-        Reason::InstalledVersionTooOld,
-        Reason::InstalledVersionTooNew,
         Reason::InputDtypeUnsupported,
         Reason::InsufficientMemory,
     ];
@@ -316,16 +317,6 @@ fn evaluate(package: &Package, profile: &DeviceProfile, sink: &mut impl Sink) {
             (list(&compat.device_types), profile.device_type.to_string())
         });
     }
-    if !compat.hardware_profiles.is_empty()
-        && !compat.hardware_profiles.contains(&profile.hardware_profile)
-    {
-        sink.reject(Reason::NoMatchingTarget, None, || {
-            (
-                list(&compat.hardware_profiles),
-                profile.hardware_profile.to_string(),
-            )
-        });
-    }
     let installed = profile.installed.get(&package.name);
     if let Some(min) = &compat.min_version {
         match installed {
@@ -343,6 +334,16 @@ fn evaluate(package: &Package, profile: &DeviceProfile, sink: &mut impl Sink) {
     {
         sink.reject(Reason::InstalledVersionTooNew, None, || {
             (format!("<={max}"), v.to_string())
+        });
+    }
+    if !compat.hardware_profiles.is_empty()
+        && !compat.hardware_profiles.contains(&profile.hardware_profile)
+    {
+        sink.reject(Reason::NoMatchingTarget, None, || {
+            (
+                list(&compat.hardware_profiles),
+                profile.hardware_profile.to_string(),
+            )
         });
     }
     if let Some(manifest) = &package.manifest {
@@ -527,6 +528,7 @@ fn evaluate_target(
     }
 
     // Runtime versions.
+    let mut engine_runtime_failed = false;
     if let (Some(trt), Some(v)) = (trt, &rt.tensorrt) {
         let ok = if trt.version_compatible {
             *v >= trt.version && trt.runtime_majors().contains(&v.major())
@@ -534,6 +536,7 @@ fn evaluate_target(
             *v == trt.version
         };
         if !ok {
+            engine_runtime_failed = true;
             sink.reject(Reason::RuntimeVersionMismatch, at, || {
                 let needed = if trt.version_compatible {
                     format!(
@@ -559,14 +562,17 @@ fn evaluate_target(
         });
     }
     let fw = m.framework;
-    check_range(
-        sink,
-        ti,
-        "tensorrt",
-        t.runtimes.tensorrt.as_ref(),
-        rt.tensorrt.as_ref(),
-        fw == Framework::Tensorrt,
-    );
+    // The engine rule above already reports a TensorRT that does not fit: say it once.
+    if !engine_runtime_failed {
+        check_range(
+            sink,
+            ti,
+            "tensorrt",
+            t.runtimes.tensorrt.as_ref(),
+            rt.tensorrt.as_ref(),
+            fw == Framework::Tensorrt,
+        );
+    }
     check_range(
         sink,
         ti,

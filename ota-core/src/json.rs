@@ -142,9 +142,18 @@ pub fn from_slice<T: DeserializeOwned>(
 }
 
 fn json_error(what: &'static str, e: serde_path_to_error::Error<serde_json::Error>) -> ParseError {
-    let path = e.path().to_string();
+    let mut path = e.path().to_string();
     let inner = e.into_inner();
     let message = inner.to_string();
+    // serde reports a missing or repeated field at its parent: name the field itself.
+    for prefix in ["missing field `", "duplicate field `"] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((name, _)) = rest.split_once('`')
+        {
+            let parent = if path == "." { "" } else { path.as_str() };
+            path = field(parent, name);
+        }
+    }
     let fault = match inner.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => JsonFault::Syntax,
         serde_json::error::Category::Io => JsonFault::Syntax,

@@ -857,7 +857,7 @@ impl ModelManifest {
                     faults,
                     field(path, fw.as_str()),
                     format!(
-                        "a {} block does not belong to a {} model",
+                        "the {} block does not belong to a {} model",
                         fw.as_str(),
                         self.framework.as_str()
                     ),

@@ -145,18 +145,52 @@ pub struct Compatibility {
     pub max_version: Option<Version>,
 }
 
-/// Where an artifact came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// Where an artifact came from. In JSON, `{"kind": "upload"}` or
+/// `{"kind": "registry", "reference": "name@sha256:..."}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "SourceRepr")]
 #[non_exhaustive]
 pub enum Source {
     /// Pushed directly to the platform.
-    Upload {},
+    #[default]
+    Upload,
     /// Resolved from a registry the publisher already uses, pinned to an immutable digest.
     Registry {
         /// The reference, `name[:tag]@sha256:<digest>`.
         reference: PinnedReference,
     },
+}
+
+/// The JSON form of [`Source`], read as a plain struct so that errors name
+/// `source.reference`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceRepr {
+    kind: SourceKind,
+    #[serde(default)]
+    reference: Option<PinnedReference>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SourceKind {
+    Upload,
+    Registry,
+}
+
+impl TryFrom<SourceRepr> for Source {
+    type Error = String;
+
+    fn try_from(r: SourceRepr) -> Result<Self, Self::Error> {
+        match (r.kind, r.reference) {
+            (SourceKind::Upload, None) => Ok(Source::Upload),
+            (SourceKind::Upload, Some(_)) => Err("an upload has no registry reference".into()),
+            (SourceKind::Registry, Some(reference)) => Ok(Source::Registry { reference }),
+            (SourceKind::Registry, None) => {
+                Err("a registry source needs its reference, pinned as name@sha256:<64 hex>".into())
+            }
+        }
+    }
 }
 
 /// A registry reference pinned to an immutable digest: `name[:tag]@sha256:<64 hex>`.
@@ -186,12 +220,6 @@ pub enum ReferenceError {
         /// What is wrong.
         why: String,
     },
-}
-
-impl Default for Source {
-    fn default() -> Self {
-        Source::Upload {}
-    }
 }
 
 impl PinnedReference {
@@ -465,7 +493,7 @@ mod tests {
         let p = Package::from_json(json.as_bytes()).unwrap();
         assert_eq!(p.kind, PackageType::Fw);
         assert_eq!(p.channel, Channel::Stable);
-        assert_eq!(p.source, Source::Upload {});
+        assert_eq!(p.source, Source::Upload);
         assert_eq!(Package::from_json(p.to_json().as_bytes()).unwrap(), p);
         let with_sig = json.replacen(
             "\"size_bytes\"",
@@ -479,7 +507,7 @@ mod tests {
     #[test]
     fn source_kinds() {
         let up: Source = serde_json::from_str(r#"{"kind":"upload"}"#).unwrap();
-        assert_eq!(up, Source::Upload {});
+        assert_eq!(up, Source::Upload);
         let reg: Source = serde_json::from_str(&format!(
             r#"{{"kind":"registry","reference":"a/b@sha256:{D}"}}"#
         ))
