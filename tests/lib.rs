@@ -41,3 +41,95 @@ pub fn fixture_dir(rel: &str) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// The directory holding `libota.so` and `libota.a`, as built by cargo for this test run
+/// (`target/<profile>/deps`, beside the test executable).
+pub fn libota_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .expect("test executable directory")
+        .to_path_buf();
+    assert!(
+        dir.join("libota.so").exists(),
+        "libota.so is not in {}: build it with `cargo test --workspace`",
+        dir.display()
+    );
+    dir
+}
+
+/// Where the C clients are compiled to.
+pub fn c_build_dir() -> PathBuf {
+    let dir = libota_dir().parent().expect("target dir").join("c-clients");
+    std::fs::create_dir_all(&dir).expect("creating the C build directory");
+    dir
+}
+
+/// Compiles `tests/c/<name>.c` against `include/ota.h` and `libota.so` with every warning an
+/// error, and returns the executable's path.
+pub fn compile_c(name: &str) -> PathBuf {
+    let lib = libota_dir();
+    let out = c_build_dir().join(name);
+    let status = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-g",
+            "-O1",
+        ])
+        .arg("-I")
+        .arg(workspace_dir().join("include"))
+        .arg(tests_dir().join("c").join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&out)
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lota", "-lpthread", "-ldl", "-lm"])
+        .status()
+        .expect("running the C compiler");
+    assert!(status.success(), "compiling tests/c/{name}.c failed");
+    out
+}
+
+/// Whether valgrind is installed (CI installs it; `OTA_NO_VALGRIND=1` skips it locally).
+pub fn have_valgrind() -> bool {
+    std::env::var_os("OTA_NO_VALGRIND").is_none()
+        && std::process::Command::new("valgrind")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Runs a compiled C client with `args`, under valgrind when available (any memory error or
+/// definite leak fails the run), and asserts that it passes.
+pub fn run_c(exe: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let mut cmd = if have_valgrind() {
+        let mut c = std::process::Command::new("valgrind");
+        c.args([
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--show-leak-kinds=definite,indirect",
+            "--track-origins=yes",
+        ])
+        .arg(exe);
+        c
+    } else {
+        std::process::Command::new(exe)
+    };
+    let out = cmd.args(args).output().expect("running the C client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{stdout}\n{stderr}",
+        exe.display(),
+        out.status
+    );
+    stdout
+}

@@ -177,6 +177,9 @@ fn json_error(what: &'static str, e: serde_path_to_error::Error<serde_json::Erro
 
 /// A document whose cross-field rules can be checked, every fault collected.
 pub trait Validate {
+    /// Whether the document is a JSON object (serde would also read a struct from an array).
+    const IS_OBJECT: bool = true;
+
     /// Appends every fault found to `faults`, with paths under `path` (`""` at the root).
     fn validate_at(&self, path: &str, faults: &mut Vec<Fault>);
 
@@ -194,6 +197,18 @@ pub fn parse<T: DeserializeOwned + Validate>(
     bytes: &[u8],
     max: usize,
 ) -> Result<T, ParseError> {
+    if T::IS_OBJECT
+        && bytes.len() <= max
+        && let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
+        && *first != b'{'
+    {
+        return Err(ParseError::Json {
+            what,
+            fault: JsonFault::InvalidValue,
+            path: ".".into(),
+            message: format!("a {what} is a JSON object"),
+        });
+    }
     let value: T = from_slice(what, bytes, max)?;
     check(what, value)
 }

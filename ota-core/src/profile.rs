@@ -659,6 +659,8 @@ fn validate_accelerator(
 struct Fleet(Vec<DeviceProfile>);
 
 impl Validate for Fleet {
+    const IS_OBJECT: bool = false;
+
     fn validate_at(&self, path: &str, faults: &mut Vec<Fault>) {
         for (i, p) in self.0.iter().enumerate() {
             p.validate_at(&index(path, i), faults);

@@ -301,6 +301,13 @@ fn every_semantic_fault_is_listed_not_just_the_first() {
 }
 
 #[test]
+fn documents_are_objects() {
+    let e = Package::from_json(b" [\"fw\"]").unwrap_err();
+    assert_eq!(e.status(), Status::InvalidValue);
+    assert!(e.to_string().contains("a package is a JSON object"), "{e}");
+}
+
+#[test]
 fn oversized_documents_are_refused_before_parsing() {
     let big = vec![b' '; ota_core::Limits::DEFAULT.max_document_bytes + 1];
     let e = ModelManifest::from_json(&big).unwrap_err();

@@ -1,0 +1,58 @@
+"""One exception class per ota_status, named after it."""
+
+OK = 0
+INSUFFICIENT_SIZE = 3
+
+
+class OtaError(Exception):
+    """A call into libota failed. ``status`` is the numeric ota_status, ``name`` its
+    snake_case name, and the message the library's one-line detail."""
+
+    status = -1
+    name = "unknown"
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
+_BY_CODE = {}
+
+
+def _define(code, name):
+    cls_name = "".join(part.capitalize() for part in name.split("_")) + "Error"
+    cls = type(cls_name, (OtaError,), {"status": code, "name": name, "__doc__": f"ota_status {name} ({code})."})
+    _BY_CODE[code] = cls
+    globals()[cls_name] = cls
+    return cls
+
+
+# The statuses of include/ota.h; the tests check this table against the library.
+STATUSES = {
+    1: "null_pointer",
+    2: "invalid_utf8",
+    3: "insufficient_size",
+    4: "panic",
+    5: "invalid_argument",
+    6: "io",
+    100: "json_syntax",
+    101: "unknown_field",
+    102: "missing_field",
+    103: "invalid_value",
+    104: "too_large",
+    105: "invalid",
+    200: "incompatible",
+}
+
+for _code, _name in STATUSES.items():
+    _define(_code, _name)
+
+
+def error_for(status, message):
+    """The exception for ``status`` with ``message``."""
+    cls = _BY_CODE.get(status)
+    if cls is None:
+        err = OtaError(f"status {status}: {message}")
+        err.status = status
+        return err
+    return cls(message)

@@ -1,0 +1,111 @@
+"""Finds and loads libota, declares every function's argtypes/restype, and turns an
+ota_status into an exception through one function, ``call``."""
+
+import ctypes
+import os
+import sys
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_size_t, c_uint32, c_void_p
+
+from . import _errors
+
+
+def _candidates():
+    env = os.environ.get("OTA_LIBRARY")
+    if env:
+        yield env
+    names = {"darwin": "libota.dylib", "win32": "ota.dll"}
+    name = names.get(sys.platform, "libota.so")
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, name)
+    # A checkout: ota-ffi/python/ota -> the workspace's target directory.
+    root = os.path.abspath(os.path.join(here, "..", "..", ".."))
+    for profile in ("release", "debug"):
+        yield os.path.join(root, "target", profile, name)
+        yield os.path.join(root, "target", profile, "deps", name)
+    yield name  # the system's library search path
+
+
+def _load():
+    errors = []
+    for path in _candidates():
+        if os.sep in path and not os.path.exists(path):
+            continue
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            errors.append(f"{path}: {e}")
+    raise ImportError("cannot load libota; set OTA_LIBRARY to its path (" + "; ".join(errors) + ")")
+
+
+lib = _load()
+
+ota_status = c_uint32
+u8p = POINTER(ctypes.c_uint8)
+size_p = POINTER(c_size_t)
+
+
+class Opaque(ctypes.Structure):
+    """An opaque handle type (ota_manifest, ota_package, ...)."""
+
+
+def _declare(name, restype, *argtypes):
+    fn = getattr(lib, name)
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+    return fn
+
+
+HANDLE = c_void_p
+HANDLE_OUT = POINTER(c_void_p)
+BUF = POINTER(c_char)
+
+_declare("ota_version", c_char_p)
+_declare("ota_status_message", c_char_p, c_uint32)
+_declare("ota_status_name", c_char_p, c_uint32)
+_declare("ota_last_error_message", ota_status, BUF, c_size_t, size_p)
+for _obj in ("manifest", "package", "profile"):
+    _declare(f"ota_{_obj}_parse", ota_status, u8p, c_size_t, HANDLE_OUT)
+    _declare(f"ota_{_obj}_to_json", ota_status, HANDLE, BUF, c_size_t, size_p)
+    _declare(f"ota_{_obj}_free", None, HANDLE)
+_declare("ota_compat_check", ota_status, HANDLE, HANDLE, BUF, c_size_t, size_p, POINTER(c_bool))
+_declare("ota_compat_check_fleet", ota_status, HANDLE, u8p, c_size_t, BUF, c_size_t, size_p)
+_declare("ota_sbom_validate", ota_status, u8p, c_size_t, u8p, c_size_t, BUF, c_size_t, size_p)
+
+
+def last_error():
+    """The last error message on this thread."""
+    n = c_size_t(0)
+    lib.ota_last_error_message(None, 0, ctypes.byref(n))
+    buf = ctypes.create_string_buffer(n.value + 1)
+    lib.ota_last_error_message(buf, len(buf), ctypes.byref(n))
+    return buf.value.decode("utf-8", "replace")
+
+
+def call(status):
+    """Raises the exception named after ``status`` unless it is OTA_STATUS_OK."""
+    if status != 0:
+        raise _errors.error_for(status, last_error())
+
+
+def as_bytes(data):
+    """(pointer, length) for bytes, bytearray, memoryview or str (as UTF-8)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    data = bytes(data)
+    return (ctypes.cast(ctypes.c_char_p(data), u8p) if data else None), len(data), data
+
+
+def text(fn, *args, extra=()):
+    """Calls ``fn(*args, buf, buf_len, &out_n, *extra)``, growing the buffer once if the
+    library says it is too small, and returns the text."""
+    size = 4096
+    for _ in range(2):
+        buf = ctypes.create_string_buffer(size)
+        n = c_size_t(0)
+        status = fn(*args, buf, size, ctypes.byref(n), *extra)
+        if status == _errors.INSUFFICIENT_SIZE:
+            size = n.value + 1
+            continue
+        call(status)
+        return buf.raw[: n.value].decode("utf-8")
+    raise _errors.error_for(_errors.INSUFFICIENT_SIZE, "the output kept growing")

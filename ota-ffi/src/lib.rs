@@ -1,0 +1,41 @@
+//! The C ABI of `ota`, declared in `include/ota.h`.
+//!
+//! Conventions (the same in every function):
+//!
+//! - Functions are named `ota_<object>_<verb>`; the object comes first, then inputs, then
+//!   outputs named `*_out`, written only on success.
+//! - Every function that can fail returns an `ota_status`; `OTA_STATUS_OK` is 0. The detail of
+//!   the last failure on the calling thread is in `ota_last_error_message`.
+//! - Bytes and strings are a pointer and a `size_t` length; a zero-length input may be NULL.
+//! - Output text goes into a caller buffer, NUL-terminated, with its length in `*out_n`; a
+//!   buffer that is too small gives `OTA_STATUS_INSUFFICIENT_SIZE` and the needed length.
+//! - Every constructor has a `_free` that accepts NULL.
+//! - No panic crosses the boundary: it becomes `OTA_STATUS_PANIC` (or NULL).
+//!
+//! The Python module in `python/ota` wraps this library with ctypes.
+
+mod compat;
+mod document;
+mod error;
+mod ffi;
+mod panic;
+
+pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
+pub use document::{
+    ota_manifest, ota_manifest_free, ota_manifest_parse, ota_manifest_to_json, ota_package,
+    ota_package_free, ota_package_parse, ota_package_to_json, ota_profile, ota_profile_free,
+    ota_profile_parse, ota_profile_to_json,
+};
+pub use error::{ota_last_error_message, ota_status_message, ota_status_name};
+pub use ota_core::Status;
+
+/// The version of the library (`"0.1.0"`): a static string the caller must not free.
+#[unsafe(no_mangle)]
+pub extern "C" fn ota_version() -> *const std::ffi::c_char {
+    panic::guard(|| {
+        static VERSION: std::sync::OnceLock<std::ffi::CString> = std::sync::OnceLock::new();
+        VERSION
+            .get_or_init(|| std::ffi::CString::new(ota_core::VERSION).unwrap_or_default())
+            .as_ptr()
+    })
+}
