@@ -362,30 +362,29 @@ fn target_matches(t: &Target, profile: &DeviceProfile) -> bool {
 
 fn evaluate_model(m: &ModelManifest, profile: &DeviceProfile, sink: &mut impl Sink) {
     let caps = profile.capabilities();
-    let mut candidates = m
-        .targets
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| target_matches(t, profile))
-        .peekable();
-    if candidates.peek().is_none() {
+    let candidates = || {
+        m.targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| target_matches(t, profile))
+    };
+    if candidates().next().is_none() {
         sink.reject(Reason::NoMatchingTarget, None, || {
             let ids: Vec<&Name> = m.targets.iter().map(|t| &t.hardware_profile).collect();
             (list(&ids), profile.hardware_profile.to_string())
         });
         return;
     }
-    let candidates: Vec<(usize, &Target)> = candidates.collect();
     // The model fits when any matching target fits.
-    if candidates.iter().any(|(i, t)| {
+    let fits = candidates().any(|(i, t)| {
         let mut mask = Mask(0);
-        evaluate_target(m, *i, t, profile, &caps, &mut mask);
+        evaluate_target(m, i, t, profile, &caps, &mut mask);
         mask.0 == 0
-    }) {
-        return;
-    }
-    for (i, t) in candidates {
-        evaluate_target(m, i, t, profile, &caps, sink);
+    });
+    if !fits {
+        for (i, t) in candidates() {
+            evaluate_target(m, i, t, profile, &caps, sink);
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! - No panic crosses the boundary: it becomes `OTA_STATUS_PANIC` (or NULL).
 //!
 //! The Python module in `python/ota` wraps this library with ctypes.
+#![deny(missing_docs)]
 
 mod compat;
 mod document;

@@ -40,7 +40,8 @@ fn tensorrt_model_fits_the_device_it_was_built_for() {
 #[test]
 fn each_rule_rejects_with_what_was_needed_and_found() {
     let p = package(&yolo());
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, Reason, &str, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation, Reason, &str, &str)> = vec![
         (
             "channel",
             Box::new(|d| d["allowed_channels"] = json!(["beta"])),
