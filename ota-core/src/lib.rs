@@ -15,6 +15,8 @@
 //! - [`profile`]: device profiles and the built-in hardware profiles.
 //! - [`package`]: the package a publisher describes ([`Package`]).
 //! - [`compat`]: the compatibility engine, per device and per fleet.
+//! - [`chunk`]: the chunk table and [`chunk::VerifiedBytes`], the only input of decryption.
+//! - [`seal`]: sealed artifacts (gzip, then AES-256-CBC), streamed both ways.
 //! - [`sbom`]: minimal SPDX 2.3 / CycloneDX 1.5 validation and compliance coverage.
 //! - [`json`]: parsing with field paths in every error.
 //! - [`limits`]: every bound the parsers enforce, in one place.
@@ -22,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod chunk;
 pub mod compat;
 pub mod digest;
 pub mod json;
@@ -31,6 +34,7 @@ pub mod name;
 pub mod package;
 pub mod profile;
 pub mod sbom;
+pub mod seal;
 pub mod status;
 pub mod version;
 

@@ -43,6 +43,30 @@ pub enum Status {
     // 200..=299: compatibility.
     /// The package does not fit the device.
     Incompatible = 200,
+
+    // 300..=399: artifacts, chunks, sealing and opening.
+    /// An encryption key is not 64 lowercase hex characters.
+    InvalidKey = 300,
+    /// The artifact does not match its declared SHA-256.
+    DigestMismatch = 301,
+    /// A chunk does not match its signed digest.
+    ChunkDigestMismatch = 302,
+    /// A chunk's index, offset or length does not fit the chunk table.
+    ChunkOutOfRange = 303,
+    /// The artifact is shorter than declared.
+    Truncated = 304,
+    /// More bytes than the declared size were offered ("endless data").
+    TooLong = 305,
+    /// Bytes were offered out of order.
+    OutOfOrder = 306,
+    /// The artifact does not decrypt and decompress with this key.
+    DecryptionFailed = 307,
+    /// The plaintext would exceed its bound (a decompression bomb).
+    PlaintextTooLarge = 308,
+    /// The plaintext's size or digest differs from the declared one.
+    PlaintextMismatch = 309,
+    /// Bytes follow the gzip stream.
+    TrailingData = 310,
 }
 
 impl Status {
@@ -62,6 +86,17 @@ impl Status {
         Status::TooLarge,
         Status::Invalid,
         Status::Incompatible,
+        Status::InvalidKey,
+        Status::DigestMismatch,
+        Status::ChunkDigestMismatch,
+        Status::ChunkOutOfRange,
+        Status::Truncated,
+        Status::TooLong,
+        Status::OutOfOrder,
+        Status::DecryptionFailed,
+        Status::PlaintextTooLarge,
+        Status::PlaintextMismatch,
+        Status::TrailingData,
     ];
 
     /// The numeric code.
@@ -91,6 +126,17 @@ impl Status {
             Status::TooLarge => "the input exceeds a configured limit",
             Status::Invalid => "the document breaks a rule of its format",
             Status::Incompatible => "the package does not fit the device",
+            Status::InvalidKey => "an encryption key is not 64 lowercase hex characters",
+            Status::DigestMismatch => "the artifact does not match its declared sha256",
+            Status::ChunkDigestMismatch => "a chunk does not match its signed digest",
+            Status::ChunkOutOfRange => "a chunk does not fit the chunk table",
+            Status::Truncated => "the artifact is shorter than declared",
+            Status::TooLong => "more bytes than the declared size were offered",
+            Status::OutOfOrder => "bytes were offered out of order",
+            Status::DecryptionFailed => "the artifact does not open with this key",
+            Status::PlaintextTooLarge => "the plaintext exceeds its bound",
+            Status::PlaintextMismatch => "the plaintext differs from what was declared",
+            Status::TrailingData => "the artifact has data after its gzip stream",
         }
     }
 
@@ -112,6 +158,17 @@ impl Status {
             Status::TooLarge => "too_large",
             Status::Invalid => "invalid",
             Status::Incompatible => "incompatible",
+            Status::InvalidKey => "invalid_key",
+            Status::DigestMismatch => "digest_mismatch",
+            Status::ChunkDigestMismatch => "chunk_digest_mismatch",
+            Status::ChunkOutOfRange => "chunk_out_of_range",
+            Status::Truncated => "truncated",
+            Status::TooLong => "too_long",
+            Status::OutOfOrder => "out_of_order",
+            Status::DecryptionFailed => "decryption_failed",
+            Status::PlaintextTooLarge => "plaintext_too_large",
+            Status::PlaintextMismatch => "plaintext_mismatch",
+            Status::TrailingData => "trailing_data",
         }
     }
 }
