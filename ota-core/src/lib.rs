@@ -17,6 +17,9 @@
 //! - [`compat`]: the compatibility engine, per device and per fleet.
 //! - [`chunk`]: the chunk table and [`chunk::VerifiedBytes`], the only input of decryption.
 //! - [`seal`]: sealed artifacts (gzip, then AES-256-CBC), streamed both ways.
+//! - [`sign`]: Ed25519 keys, DSSE envelopes, and [`VerifiedPackage`], made only by verifying.
+//! - [`registration`]: seed 002's registration record, object key and CDN URL.
+//! - [`catalog`]: the control plane's catalog: pending, available or rejected, by bytes.
 //! - [`sbom`]: minimal SPDX 2.3 / CycloneDX 1.5 validation and compliance coverage.
 //! - [`json`]: parsing with field paths in every error.
 //! - [`limits`]: every bound the parsers enforce, in one place.
@@ -24,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod catalog;
 pub mod chunk;
 pub mod compat;
 pub mod digest;
@@ -33,8 +37,10 @@ pub mod manifest;
 pub mod name;
 pub mod package;
 pub mod profile;
+pub mod registration;
 pub mod sbom;
 pub mod seal;
+pub mod sign;
 pub mod status;
 pub mod version;
 
@@ -46,6 +52,7 @@ pub use manifest::ModelManifest;
 pub use name::Name;
 pub use package::{Channel, Package, PackageType};
 pub use profile::DeviceProfile;
+pub use sign::{PackageId, VerifiedPackage};
 pub use status::Status;
 pub use version::{RuntimeVersion, Version, VersionRange};
 

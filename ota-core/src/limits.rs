@@ -10,6 +10,10 @@ pub struct Limits {
     /// The largest JSON document (manifest, package, profile, envelope) accepted, in bytes.
     /// Default: 1 MiB.
     pub max_document_bytes: usize,
+    /// The largest package statement accepted, in bytes: it carries 67 bytes of chunk table
+    /// per 64 KiB of artifact, so 16 MiB covers artifacts up to about 15 GiB. An envelope may
+    /// be 4/3 of this (base64) plus 64 KiB. Default: 16 MiB.
+    pub max_package_bytes: usize,
     /// The largest fleet document (a JSON array of device profiles) accepted, in bytes.
     /// Default: 2 GiB.
     pub max_fleet_bytes: usize,
@@ -19,8 +23,16 @@ impl Limits {
     /// The default limits, as documented on each field.
     pub const DEFAULT: Limits = Limits {
         max_document_bytes: 1 << 20,
+        max_package_bytes: 16 << 20,
         max_fleet_bytes: 2 << 30,
     };
+}
+
+impl Limits {
+    /// The largest DSSE envelope accepted: a base64 package statement and its signatures.
+    pub fn max_envelope_bytes(&self) -> usize {
+        self.max_package_bytes / 3 * 4 + (64 << 10)
+    }
 }
 
 impl Default for Limits {

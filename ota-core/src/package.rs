@@ -6,12 +6,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chunk::{CHUNK_SIZE, ChunkTable};
 use crate::digest::Sha256Digest;
 use crate::json::{self, Fault, ParseError, Validate, duplicates, fault, field};
 use crate::limits::Limits;
 use crate::manifest::ModelManifest;
 use crate::name::Name;
 use crate::sbom::SbomRef;
+use crate::seal::{SealInfo, Sealed};
 use crate::version::{Version, serde_via_str};
 
 /// A package.
@@ -49,6 +51,12 @@ pub struct Package {
     /// The model manifest: present exactly when `type` is `model`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<ModelManifest>,
+    /// The chunk table of the artifact (required to sign).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<ChunkTable>,
+    /// How the artifact is sealed (required to sign).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<SealInfo>,
 }
 
 impl Package {
@@ -57,9 +65,19 @@ impl Package {
         Self::from_json_with_limits(bytes, &Limits::DEFAULT)
     }
 
-    /// Parses and validates a package.
+    /// Parses and validates a package (bounded by [`Limits::max_package_bytes`], since a
+    /// statement carries its chunk table).
     pub fn from_json_with_limits(bytes: &[u8], limits: &Limits) -> Result<Self, ParseError> {
-        json::parse("package", bytes, limits.max_document_bytes)
+        json::parse("package", bytes, limits.max_package_bytes)
+    }
+
+    /// Sets the artifact fields from what sealing produced: `sha256`, `size_bytes`, the chunk
+    /// table and the seal information.
+    pub fn set_sealed(&mut self, sealed: &Sealed) {
+        self.sha256 = sealed.sha256;
+        self.size_bytes = sealed.size_bytes;
+        self.chunks = Some(sealed.chunks.clone());
+        self.seal = Some(sealed.info());
     }
 
     /// The package as compact JSON; [`Package::from_json`] reads it back unchanged.
@@ -393,6 +411,41 @@ impl Validate for Package {
                 faults,
                 field(&c, "max_version"),
                 format!("empty version range: min_version {min} is above max_version {max}"),
+            );
+        }
+        if let Some(chunks) = &self.chunks {
+            let c = field(path, "chunks");
+            if chunks.chunk_size != CHUNK_SIZE {
+                fault(
+                    faults,
+                    field(&c, "chunk_size"),
+                    format!(
+                        "the chunk size is {CHUNK_SIZE}, found {}",
+                        chunks.chunk_size
+                    ),
+                );
+            }
+            let expected = ChunkTable::count_for(self.size_bytes);
+            if chunks.len() != expected {
+                fault(
+                    faults,
+                    field(&c, "sha256"),
+                    format!(
+                        "an artifact of {} bytes has {expected} chunks, the table lists {}",
+                        self.size_bytes,
+                        chunks.len()
+                    ),
+                );
+            }
+        }
+        if self.seal.is_some() && (self.size_bytes < 32 || self.size_bytes % 16 != 0) {
+            fault(
+                faults,
+                field(path, "size_bytes"),
+                format!(
+                    "a sealed artifact is a 16-byte IV and whole 16-byte blocks, found {} bytes",
+                    self.size_bytes
+                ),
             );
         }
         let m = field(path, "manifest");

@@ -805,31 +805,81 @@ pub fn open_chunked<R: Read, W: Write>(
     expected: Expected,
     out: W,
 ) -> Result<(Opened, W), SealError> {
-    let size = expected.size_bytes;
-    let mut opener = Opener::new(key, expected, out);
-    let mut buf = vec![0u8; crate::chunk::CHUNK_SIZE as usize];
-    let mut index = 0usize;
+    let mut opener = ChunkedOpener::new(key, chunks.clone(), expected, out);
+    let mut buf = vec![0u8; BATCH];
     loop {
-        let want = ChunkTable::range(index, size);
-        let len = usize::try_from(want.end - want.start).unwrap_or(0);
-        let got = read_full(&mut source, &mut buf[..len.max(1)])?;
-        if len == 0 {
-            if got > 0 {
-                return Err(SealError::TooLong { expected: size });
-            }
+        let n = read_some(&mut source, &mut buf)?;
+        if n == 0 {
             break;
         }
-        if got < len {
-            return Err(SealError::Truncated {
-                expected: size,
-                found: want.start + got as u64,
-            });
-        }
-        let verified = chunks.verify(index, size, &buf[..len])?;
-        opener.push(verified)?;
-        index += 1;
+        opener.update(&buf[..n])?;
     }
     opener.finish()
+}
+
+/// Opens a sealed artifact from raw bytes in order: each 64 KiB chunk is checked against the
+/// signed chunk table as soon as it is complete, and only then decrypted. Memory stays at
+/// one chunk plus the decoder's buffers.
+pub struct ChunkedOpener<W: Write> {
+    chunks: ChunkTable,
+    size: u64,
+    index: usize,
+    buf: Vec<u8>,
+    opener: Opener<W>,
+}
+
+impl<W: Write> ChunkedOpener<W> {
+    /// An opener for an artifact with this signed chunk table.
+    pub fn new(key: &SealKey, chunks: ChunkTable, expected: Expected, out: W) -> Self {
+        let size = expected.size_bytes;
+        ChunkedOpener {
+            chunks,
+            size,
+            index: 0,
+            buf: Vec::with_capacity(crate::chunk::CHUNK_SIZE as usize),
+            opener: Opener::new(key, expected, out),
+        }
+    }
+
+    /// Takes the next bytes of the artifact.
+    pub fn update(&mut self, mut data: &[u8]) -> Result<(), SealError> {
+        while !data.is_empty() {
+            let range = ChunkTable::range(self.index, self.size);
+            let len = usize::try_from(range.end - range.start).unwrap_or(0);
+            if len == 0 {
+                return Err(SealError::TooLong {
+                    expected: self.size,
+                });
+            }
+            let take = (len - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == len {
+                let verified = self.chunks.verify(self.index, self.size, &self.buf)?;
+                self.opener.push(verified)?;
+                self.buf.clear();
+                self.index += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// How much plaintext has been written.
+    pub fn plaintext_written(&self) -> u64 {
+        self.opener.plaintext_written()
+    }
+
+    /// Ends the artifact: see [`Opener::finish`].
+    pub fn finish(self) -> Result<(Opened, W), SealError> {
+        if !self.buf.is_empty() {
+            let start = ChunkTable::range(self.index, self.size).start;
+            return Err(SealError::Truncated {
+                expected: self.size,
+                found: start + self.buf.len() as u64,
+            });
+        }
+        self.opener.finish()
+    }
 }
 
 fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, SealError> {
@@ -840,18 +890,6 @@ fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, SealError> {
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, SealError> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = read_some(r, &mut buf[filled..])?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

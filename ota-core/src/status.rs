@@ -67,6 +67,26 @@ pub enum Status {
     PlaintextMismatch = 309,
     /// Bytes follow the gzip stream.
     TrailingData = 310,
+
+    // 400..=499: keys, signatures and envelopes.
+    /// A key could not be read.
+    InvalidSigningKey = 400,
+    /// The envelope is malformed or carries another payload type.
+    EnvelopeInvalid = 401,
+    /// Too few distinct trusted keys signed validly.
+    ThresholdNotMet = 402,
+    /// A trusted key's signature does not verify: the payload or signature was altered.
+    SignatureInvalid = 403,
+    /// The signed statement is not a valid package.
+    StatementInvalid = 404,
+    /// The package has no chunk table or seal information.
+    NotSealed = 405,
+
+    // 500..=599: the catalog.
+    /// No package has this id.
+    PackageNotFound = 500,
+    /// The package is not available (pending or rejected).
+    PackageNotAvailable = 501,
 }
 
 impl Status {
@@ -97,6 +117,14 @@ impl Status {
         Status::PlaintextTooLarge,
         Status::PlaintextMismatch,
         Status::TrailingData,
+        Status::InvalidSigningKey,
+        Status::EnvelopeInvalid,
+        Status::ThresholdNotMet,
+        Status::SignatureInvalid,
+        Status::StatementInvalid,
+        Status::NotSealed,
+        Status::PackageNotFound,
+        Status::PackageNotAvailable,
     ];
 
     /// The numeric code.
@@ -137,6 +165,14 @@ impl Status {
             Status::PlaintextTooLarge => "the plaintext exceeds its bound",
             Status::PlaintextMismatch => "the plaintext differs from what was declared",
             Status::TrailingData => "the artifact has data after its gzip stream",
+            Status::InvalidSigningKey => "a key could not be read",
+            Status::EnvelopeInvalid => "the envelope is malformed",
+            Status::ThresholdNotMet => "too few trusted keys signed validly",
+            Status::SignatureInvalid => "a trusted key's signature does not verify",
+            Status::StatementInvalid => "the signed statement is not a valid package",
+            Status::NotSealed => "the package has no chunk table or seal information",
+            Status::PackageNotFound => "no package has this id",
+            Status::PackageNotAvailable => "the package is not available",
         }
     }
 
@@ -169,6 +205,14 @@ impl Status {
             Status::PlaintextTooLarge => "plaintext_too_large",
             Status::PlaintextMismatch => "plaintext_mismatch",
             Status::TrailingData => "trailing_data",
+            Status::InvalidSigningKey => "invalid_signing_key",
+            Status::EnvelopeInvalid => "envelope_invalid",
+            Status::ThresholdNotMet => "threshold_not_met",
+            Status::SignatureInvalid => "signature_invalid",
+            Status::StatementInvalid => "statement_invalid",
+            Status::NotSealed => "not_sealed",
+            Status::PackageNotFound => "package_not_found",
+            Status::PackageNotAvailable => "package_not_available",
         }
     }
 }
