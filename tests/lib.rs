@@ -133,3 +133,40 @@ pub fn run_c(exe: &Path, args: &[&std::ffi::OsStr]) -> String {
     );
     stdout
 }
+
+/// Deterministic, poorly compressible bytes (xorshift), so artifacts span several chunks.
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The fixed keys of the fixtures and tests: signing key `n` has secret `[n; 32]`.
+pub fn signing_key(n: u8) -> ota_core::sign::SigningKey {
+    ota_core::sign::SigningKey::from_secret([n; 32])
+}
+
+/// The fixed encryption key of the fixtures and tests.
+pub fn seal_key() -> ota_core::seal::SealKey {
+    ota_core::seal::SealKey::from_bytes([0x5e; 32])
+}
+
+/// Seals `plaintext` with [`seal_key`] and a fixed IV, and fills in `package` from it.
+pub fn seal_into(package: &mut ota_core::Package, plaintext: &[u8]) -> Vec<u8> {
+    let (bytes, sealed) =
+        ota_core::seal::seal_bytes(&seal_key(), [0x1f; 16], plaintext).expect("sealing");
+    package.set_sealed(&sealed);
+    bytes
+}
+
+/// The seed 004 firmware package fixture.
+pub fn firmware_package() -> ota_core::Package {
+    ota_core::Package::from_json(&read_fixture("packages/valid/seed-004-firmware.json"))
+        .expect("fixture")
+}
