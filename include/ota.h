@@ -86,6 +86,82 @@ enum ota_status
    * The package does not fit the device.
    */
   OTA_STATUS_INCOMPATIBLE = 200,
+  /**
+   * An encryption key is not 64 lowercase hex characters.
+   */
+  OTA_STATUS_INVALID_KEY = 300,
+  /**
+   * The artifact does not match its declared SHA-256.
+   */
+  OTA_STATUS_DIGEST_MISMATCH = 301,
+  /**
+   * A chunk does not match its signed digest.
+   */
+  OTA_STATUS_CHUNK_DIGEST_MISMATCH = 302,
+  /**
+   * A chunk's index, offset or length does not fit the chunk table.
+   */
+  OTA_STATUS_CHUNK_OUT_OF_RANGE = 303,
+  /**
+   * The artifact is shorter than declared.
+   */
+  OTA_STATUS_TRUNCATED = 304,
+  /**
+   * More bytes than the declared size were offered ("endless data").
+   */
+  OTA_STATUS_TOO_LONG = 305,
+  /**
+   * Bytes were offered out of order.
+   */
+  OTA_STATUS_OUT_OF_ORDER = 306,
+  /**
+   * The artifact does not decrypt and decompress with this key.
+   */
+  OTA_STATUS_DECRYPTION_FAILED = 307,
+  /**
+   * The plaintext would exceed its bound (a decompression bomb).
+   */
+  OTA_STATUS_PLAINTEXT_TOO_LARGE = 308,
+  /**
+   * The plaintext's size or digest differs from the declared one.
+   */
+  OTA_STATUS_PLAINTEXT_MISMATCH = 309,
+  /**
+   * Bytes follow the gzip stream.
+   */
+  OTA_STATUS_TRAILING_DATA = 310,
+  /**
+   * A key could not be read.
+   */
+  OTA_STATUS_INVALID_SIGNING_KEY = 400,
+  /**
+   * The envelope is malformed or carries another payload type.
+   */
+  OTA_STATUS_ENVELOPE_INVALID = 401,
+  /**
+   * Too few distinct trusted keys signed validly.
+   */
+  OTA_STATUS_THRESHOLD_NOT_MET = 402,
+  /**
+   * A trusted key's signature does not verify: the payload or signature was altered.
+   */
+  OTA_STATUS_SIGNATURE_INVALID = 403,
+  /**
+   * The signed statement is not a valid package.
+   */
+  OTA_STATUS_STATEMENT_INVALID = 404,
+  /**
+   * The package has no chunk table or seal information.
+   */
+  OTA_STATUS_NOT_SEALED = 405,
+  /**
+   * No package has this id.
+   */
+  OTA_STATUS_PACKAGE_NOT_FOUND = 500,
+  /**
+   * The package is not available (pending or rejected).
+   */
+  OTA_STATUS_PACKAGE_NOT_AVAILABLE = 501,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -101,6 +177,12 @@ typedef uint32_t ota_status;
 typedef struct ota_manifest ota_manifest;
 
 /**
+ * A streaming opener that checks every chunk against a verified package's chunk table
+ * before decrypting it. Made by `ota_opener_new`, freed by `ota_opener_free`.
+ */
+typedef struct ota_opener ota_opener;
+
+/**
  * A validated package. Made by `ota_package_parse`, freed by `ota_package_free`.
  */
 typedef struct ota_package ota_package;
@@ -109,6 +191,36 @@ typedef struct ota_package ota_package;
  * A validated device profile. Made by `ota_profile_parse`, freed by `ota_profile_free`.
  */
 typedef struct ota_profile ota_profile;
+
+/**
+ * A streaming sealer. Made by `ota_sealer_new` or `ota_sealer_new_reproducible`, freed by
+ * `ota_sealer_free`.
+ */
+typedef struct ota_sealer ota_sealer;
+
+/**
+ * An Ed25519 signing key. Made by `ota_signing_key_generate` or `ota_signing_key_load`,
+ * freed by `ota_signing_key_free`.
+ */
+typedef struct ota_signing_key ota_signing_key;
+
+/**
+ * A set of trusted public keys. Made by `ota_trusted_keys_new`, freed by
+ * `ota_trusted_keys_free`.
+ */
+typedef struct ota_trusted_keys ota_trusted_keys;
+
+/**
+ * A package whose envelope was verified against trusted keys. Made by
+ * `ota_envelope_verify`, freed by `ota_verified_package_free`.
+ */
+typedef struct ota_verified_package ota_verified_package;
+
+/**
+ * A callback that receives output bytes: it returns 0 when it took them all, anything else
+ * to stop the operation (which then fails with `OTA_STATUS_IO`).
+ */
+typedef int (*ota_write_fn)(void *ctx, const uint8_t *data, size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -334,6 +446,429 @@ const char *ota_status_name(uint32_t status);
  * to a writable `size_t`.
  */
 ota_status ota_last_error_message(char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Fills `key_out` with a new 32-byte encryption key from the operating system's RNG.
+ *
+ * # Safety
+ *
+ * `key_out` must point to `key_len` writable bytes; `key_len` must be 32.
+ */
+ota_status ota_seal_key_generate(uint8_t *key_out, size_t key_len);
+
+/**
+ * Makes a sealer with a random IV that writes the sealed artifact to `write(ctx, ...)`.
+ *
+ * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
+ * `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
+ *
+ * # Safety
+ *
+ * `key` must point to `key_len` (32) readable bytes; `write` must be callable with `ctx`
+ * until the sealer is finished or freed; `sealer_out` must point to a writable pointer.
+ */
+ota_status ota_sealer_new(const uint8_t *key,
+                          size_t key_len,
+                          ota_write_fn write,
+                          void *ctx,
+                          ota_sealer **sealer_out);
+
+/**
+ * Makes a reproducible sealer: the IV is derived from the key and the plaintext's SHA-256
+ * (32 raw bytes, computed by the caller first), so the same input and key always give the
+ * same bytes. `ota_sealer_finish` fails with `OTA_STATUS_PLAINTEXT_MISMATCH` if the plaintext
+ * written has another digest.
+ *
+ * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
+ * `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
+ *
+ * # Safety
+ *
+ * `key` must point to `key_len` (32) readable bytes and `plaintext_sha256` to
+ * `plaintext_sha256_len` (32); `write` must be callable with `ctx` until the sealer is
+ * finished or freed; `sealer_out` must point to a writable pointer.
+ */
+ota_status ota_sealer_new_reproducible(const uint8_t *key,
+                                       size_t key_len,
+                                       const uint8_t *plaintext_sha256,
+                                       size_t plaintext_sha256_len,
+                                       ota_write_fn write,
+                                       void *ctx,
+                                       ota_sealer **sealer_out);
+
+/**
+ * Seals the next plaintext bytes; sealed bytes go to the write callback as they are ready.
+ *
+ * Takes ownership of nothing. After a failure the sealer refuses further calls.
+ *
+ * # Safety
+ *
+ * `sealer` must be a live sealer; `data` must point to `data_len` readable bytes.
+ */
+ota_status ota_sealer_write(ota_sealer *sealer, const uint8_t *data, size_t data_len);
+
+/**
+ * Finishes sealing (the gzip trailer and the padding go to the write callback) and writes
+ * what was sealed as JSON into `buf` (NUL-terminated): `{"sha256", "size_bytes",
+ * "plaintext_size", "plaintext_sha256", "iv", "chunks"}`. Calling it again returns the same
+ * JSON.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the sealer is still finished.
+ *
+ * # Safety
+ *
+ * `sealer` must be a live sealer; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_sealer_finish(ota_sealer *sealer, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees a sealer. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `sealer` must be NULL or a sealer not freed before.
+ */
+void ota_sealer_free(ota_sealer *sealer);
+
+/**
+ * Sets a package's artifact fields from a finished sealer: `sha256`, `size_bytes`, the
+ * chunk table and the seal information. The package can then be signed.
+ *
+ * Takes ownership of nothing.
+ *
+ * # Safety
+ *
+ * `package` must be a live package and `sealer` a live, finished sealer.
+ */
+ota_status ota_package_set_sealed(ota_package *package, const ota_sealer *sealer);
+
+/**
+ * Makes an opener for a verified package's artifact, with its encryption key. Plaintext
+ * goes to `write(ctx, ...)`; it is complete only when `ota_opener_finish` succeeds.
+ *
+ * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
+ * `*opener_out` receives a new opener that the caller must free with `ota_opener_free`.
+ *
+ * # Safety
+ *
+ * `package` must be a live verified package; `key` must point to `key_len` (32) readable
+ * bytes; `write` must be callable with `ctx` until the opener is finished or freed;
+ * `opener_out` must point to a writable pointer.
+ */
+ota_status ota_opener_new(const ota_verified_package *package,
+                          const uint8_t *key,
+                          size_t key_len,
+                          ota_write_fn write,
+                          void *ctx,
+                          ota_opener **opener_out);
+
+/**
+ * Takes the next bytes of the sealed artifact, in order. Each 64 KiB chunk is checked
+ * against the signed chunk table as soon as it is complete, and only then decrypted.
+ *
+ * Takes ownership of nothing. After a failure (`OTA_STATUS_CHUNK_DIGEST_MISMATCH` naming the
+ * chunk, `OTA_STATUS_TOO_LONG`, `OTA_STATUS_PLAINTEXT_TOO_LARGE`, ...) the opener refuses
+ * further calls and the plaintext written so far must be discarded.
+ *
+ * # Safety
+ *
+ * `opener` must be a live opener; `data` must point to `data_len` readable bytes.
+ */
+ota_status ota_opener_write(ota_opener *opener, const uint8_t *data, size_t data_len);
+
+/**
+ * Ends the artifact: checks its size and SHA-256, the padding, the gzip stream, and the
+ * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
+ * `buf` (NUL-terminated). Only success means the plaintext is complete. Calling it again
+ * returns the same JSON.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the opener is still finished.
+ *
+ * # Safety
+ *
+ * `opener` must be a live opener; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_opener_finish(ota_opener *opener, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees an opener. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `opener` must be NULL or an opener not freed before.
+ */
+void ota_opener_free(ota_opener *opener);
+
+/**
+ * Builds seed 002's registration record for an artifact a finished sealer produced with
+ * `key`, and writes it as JSON into `buf` (NUL-terminated). `params` is JSON:
+ * `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
+ * "cdn_base"?}`. The record holds the key: treat it as a secret.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `sealer` must be a live, finished sealer; `key` must point to `key_len` (32) readable
+ * bytes; `params` to `params_len`; `buf` to `buf_len` writable bytes; `out_n` to a writable
+ * `size_t`.
+ */
+ota_status ota_registration_build(const ota_sealer *sealer,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const uint8_t *params,
+                                  size_t params_len,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes a registration record's object key, `{dev_stage}/{resource_name}-{architecture}-
+ * {version}.enc`, into `buf` (NUL-terminated).
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `registration` must point to `registration_len` readable bytes; `buf` to `buf_len`
+ * writable bytes; `out_n` to a writable `size_t`.
+ */
+ota_status ota_registration_object_key(const uint8_t *registration,
+                                       size_t registration_len,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *out_n);
+
+/**
+ * Opens a sealed artifact file known by its registration record alone (seed 002): checks its
+ * size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
+ * writes it to `out_path` through a temporary file renamed only on success, so a failure
+ * leaves no output file behind.
+ *
+ * Takes ownership of nothing.
+ *
+ * # Safety
+ *
+ * `registration` must point to `registration_len` readable bytes, `artifact_path` to
+ * `artifact_path_len` and `out_path` to `out_path_len` (UTF-8 paths).
+ */
+ota_status ota_registration_open_file(const uint8_t *registration,
+                                      size_t registration_len,
+                                      const uint8_t *artifact_path,
+                                      size_t artifact_path_len,
+                                      const uint8_t *out_path,
+                                      size_t out_path_len,
+                                      uint64_t max_plaintext);
+
+/**
+ * Generates a signing key from the operating system's RNG.
+ *
+ * Takes ownership of nothing. On success, `*key_out` receives a new key that the caller must
+ * free with `ota_signing_key_free`.
+ *
+ * # Safety
+ *
+ * `key_out` must point to a writable pointer.
+ */
+ota_status ota_signing_key_generate(ota_signing_key **key_out);
+
+/**
+ * Loads a PKCS#8 Ed25519 private key, PEM (`-----BEGIN PRIVATE KEY-----`) or DER.
+ *
+ * Takes ownership of nothing. On success, `*key_out` receives a new key that the caller must
+ * free with `ota_signing_key_free`.
+ *
+ * # Safety
+ *
+ * `pkcs8` must point to `pkcs8_len` readable bytes; `key_out` to a writable pointer.
+ */
+ota_status ota_signing_key_load(const uint8_t *pkcs8, size_t pkcs8_len, ota_signing_key **key_out);
+
+/**
+ * Writes the key as PKCS#8 PEM into `buf` (NUL-terminated), its length in `*out_n`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_signing_key_to_pem(const ota_signing_key *key,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes the key as PKCS#8 DER into `buf`, its length in `*out_n` (binary, no terminator).
+ *
+ * Takes ownership of nothing. When `buf_len` is too small, returns
+ * `OTA_STATUS_INSUFFICIENT_SIZE` with the length needed in `*out_n`.
+ *
+ * # Safety
+ *
+ * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_signing_key_to_der(const ota_signing_key *key,
+                                  uint8_t *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes the key's public key as 64 lowercase hex characters into `buf` (NUL-terminated).
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_signing_key_public_key(const ota_signing_key *key,
+                                      char *buf,
+                                      size_t buf_len,
+                                      size_t *out_n);
+
+/**
+ * Writes the key id (hex SHA-256 of the raw public key) into `buf` (NUL-terminated).
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_signing_key_id(const ota_signing_key *key, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees a signing key. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `key` must be NULL or a key not freed before.
+ */
+void ota_signing_key_free(ota_signing_key *key);
+
+/**
+ * Makes an empty set of trusted keys.
+ *
+ * Takes ownership of nothing. On success, `*keys_out` receives a new set that the caller
+ * must free with `ota_trusted_keys_free`.
+ *
+ * # Safety
+ *
+ * `keys_out` must point to a writable pointer.
+ */
+ota_status ota_trusted_keys_new(ota_trusted_keys **keys_out);
+
+/**
+ * Trusts a public key: 64 hex characters or a PEM `PUBLIC KEY`.
+ *
+ * Takes ownership of nothing.
+ *
+ * # Safety
+ *
+ * `keys` must be a live set; `public_key` must point to `public_key_len` readable bytes.
+ */
+ota_status ota_trusted_keys_add(ota_trusted_keys *keys,
+                                const uint8_t *public_key,
+                                size_t public_key_len);
+
+/**
+ * Frees a set of trusted keys. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `keys` must be NULL or a set not freed before.
+ */
+void ota_trusted_keys_free(ota_trusted_keys *keys);
+
+/**
+ * Signs a sealed package statement with every key: writes the DSSE envelope as JSON into
+ * `buf` (NUL-terminated), its length in `*out_n`.
+ *
+ * Takes ownership of nothing. The package must carry its chunk table and seal information
+ * (`ota_package_set_sealed`), else `OTA_STATUS_NOT_SEALED`. When `buf_len` is too small (or
+ * `buf` is NULL and `buf_len` 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in
+ * `*out_n`; the buffer needs one more byte than that.
+ *
+ * # Safety
+ *
+ * `package` must be a live package; `keys` must point to `keys_len` live key pointers;
+ * `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ */
+ota_status ota_envelope_sign(const ota_package *package,
+                             const ota_signing_key *const *keys,
+                             size_t keys_len,
+                             char *buf,
+                             size_t buf_len,
+                             size_t *out_n);
+
+/**
+ * Verifies a DSSE envelope: at least `threshold` distinct trusted keys must have signed it
+ * validly (signatures by unknown keys are ignored, a key that signs twice counts once).
+ * Only then is the statement parsed.
+ *
+ * Takes ownership of nothing. On success, `*package_out` receives a new verified package
+ * that the caller must free with `ota_verified_package_free`. Fails with
+ * `OTA_STATUS_THRESHOLD_NOT_MET`, `OTA_STATUS_SIGNATURE_INVALID`,
+ * `OTA_STATUS_ENVELOPE_INVALID`, `OTA_STATUS_STATEMENT_INVALID` or `OTA_STATUS_NOT_SEALED`.
+ *
+ * # Safety
+ *
+ * `envelope` must point to `envelope_len` readable bytes; `keys` must be a live set;
+ * `package_out` must point to a writable pointer.
+ */
+ota_status ota_envelope_verify(const uint8_t *envelope,
+                               size_t envelope_len,
+                               const ota_trusted_keys *keys,
+                               size_t threshold,
+                               ota_verified_package **package_out);
+
+/**
+ * Writes the verified package as JSON into `buf` (NUL-terminated), its length in `*out_n`:
+ * `{"id", "signed_by": [key ids], "package": {...}}`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `package` must be a live verified package; `buf` must point to `buf_len` writable bytes;
+ * `out_n` to a writable `size_t`.
+ */
+ota_status ota_verified_package_to_json(const ota_verified_package *package,
+                                        char *buf,
+                                        size_t buf_len,
+                                        size_t *out_n);
+
+/**
+ * Frees a verified package. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `package` must be NULL or a verified package not freed before.
+ */
+void ota_verified_package_free(ota_verified_package *package);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -68,8 +68,21 @@ pub fn c_build_dir() -> PathBuf {
 /// Compiles `tests/c/<name>.c` against `include/ota.h` and `libota.so` with every warning an
 /// error, and returns the executable's path.
 pub fn compile_c(name: &str) -> PathBuf {
+    compile_c_with(name, &[], name)
+}
+
+/// Compiles with AddressSanitizer and LeakSanitizer (instead of valgrind, for large runs).
+pub fn compile_c_asan(name: &str) -> PathBuf {
+    compile_c_with(
+        name,
+        &["-fsanitize=address", "-fno-omit-frame-pointer"],
+        &format!("{name}-asan"),
+    )
+}
+
+fn compile_c_with(name: &str, extra: &[&str], exe: &str) -> PathBuf {
     let lib = libota_dir();
-    let out = c_build_dir().join(name);
+    let out = c_build_dir().join(exe);
     let status = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args([
             "-std=c11",
@@ -107,7 +120,17 @@ pub fn have_valgrind() -> bool {
 /// Runs a compiled C client with `args`, under valgrind when available (any memory error or
 /// definite leak fails the run), and asserts that it passes.
 pub fn run_c(exe: &Path, args: &[&std::ffi::OsStr]) -> String {
-    let mut cmd = if have_valgrind() {
+    run_c_with(exe, args, have_valgrind())
+}
+
+/// Runs a client built by [`compile_c_asan`]: AddressSanitizer reports memory errors and
+/// LeakSanitizer leaks, each failing the run.
+pub fn run_c_asan(exe: &Path, args: &[&std::ffi::OsStr]) -> String {
+    run_c_with(exe, args, false)
+}
+
+fn run_c_with(exe: &Path, args: &[&std::ffi::OsStr], valgrind: bool) -> String {
+    let mut cmd = if valgrind {
         let mut c = std::process::Command::new("valgrind");
         c.args([
             "--quiet",
@@ -122,7 +145,14 @@ pub fn run_c(exe: &Path, args: &[&std::ffi::OsStr]) -> String {
     } else {
         std::process::Command::new(exe)
     };
-    let out = cmd.args(args).output().expect("running the C client");
+    let out = cmd
+        .args(args)
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:exitcode=98",
+        )
+        .output()
+        .expect("running the C client");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -137,7 +137,7 @@ pub enum Compression {
 }
 
 /// What sealing produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sealed {
     /// The SHA-256 of the sealed artifact, IV included.
     pub sha256: Sha256Digest,
@@ -149,8 +149,13 @@ pub struct Sealed {
     pub plaintext_size: u64,
     /// The SHA-256 of the plaintext.
     pub plaintext_sha256: Sha256Digest,
-    /// The IV.
+    /// The IV (hex in JSON).
+    #[serde(serialize_with = "hex_bytes")]
     pub iv: [u8; 16],
+}
+
+fn hex_bytes<S: serde::Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(bytes))
 }
 
 impl Sealed {
@@ -481,7 +486,7 @@ impl Expected {
 }
 
 /// What opening produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Opened {
     /// The plaintext's size.
     pub plaintext_size: u64,

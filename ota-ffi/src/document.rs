@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use ota_core::{DeviceProfile, ModelManifest, Package, ParseError, Status};
 
 use crate::error::{Failure, call};
-use crate::ffi::{free_handle, into_handle, try_ref, try_str, write_out, write_text};
+use crate::ffi::{free_handle, try_ref, try_str, write_handle, write_text};
 
 /// A validated model manifest. Made by `ota_manifest_parse`, freed by `ota_manifest_free`.
 #[allow(non_camel_case_types)]
@@ -40,7 +40,7 @@ fn parse_into<T, H>(
         ));
     }
     let value = parse(json.as_bytes())?;
-    write_out(out, into_handle(wrap(value)))
+    write_handle(out, wrap(value))
 }
 
 /// Parses and validates a model manifest from UTF-8 JSON.

@@ -117,3 +117,20 @@ pub unsafe extern "C" fn ota_last_error_message(
         }
     })
 }
+
+macro_rules! failure_from {
+    ($($t:ty),*) => {
+        $(impl From<$t> for Failure {
+            fn from(e: $t) -> Self {
+                Failure::new(e.status(), e.to_string())
+            }
+        })*
+    };
+}
+
+failure_from!(
+    ota_core::seal::SealError,
+    ota_core::sign::SignError,
+    ota_core::sign::KeyError,
+    ota_core::chunk::ChunkError
+);

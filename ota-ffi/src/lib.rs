@@ -19,7 +19,10 @@ mod compat;
 mod document;
 mod error;
 mod ffi;
+mod fs;
 mod panic;
+mod seal;
+mod sign;
 
 pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
 pub use document::{
@@ -28,7 +31,21 @@ pub use document::{
     ota_profile_parse, ota_profile_to_json,
 };
 pub use error::{ota_last_error_message, ota_status_message, ota_status_name};
+pub use ffi::ota_write_fn;
 pub use ota_core::Status;
+pub use seal::{
+    ota_opener, ota_opener_finish, ota_opener_free, ota_opener_new, ota_opener_write,
+    ota_package_set_sealed, ota_registration_build, ota_registration_object_key,
+    ota_registration_open_file, ota_seal_key_generate, ota_sealer, ota_sealer_finish,
+    ota_sealer_free, ota_sealer_new, ota_sealer_new_reproducible, ota_sealer_write,
+};
+pub use sign::{
+    ota_envelope_sign, ota_envelope_verify, ota_signing_key, ota_signing_key_free,
+    ota_signing_key_generate, ota_signing_key_id, ota_signing_key_load, ota_signing_key_public_key,
+    ota_signing_key_to_der, ota_signing_key_to_pem, ota_trusted_keys, ota_trusted_keys_add,
+    ota_trusted_keys_free, ota_trusted_keys_new, ota_verified_package, ota_verified_package_free,
+    ota_verified_package_to_json,
+};
 
 /// The version of the library (`"0.1.0"`): a static string the caller must not free.
 #[unsafe(no_mangle)]

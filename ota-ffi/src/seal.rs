@@ -1,0 +1,510 @@
+//! Streaming seal and open, encryption keys, and seed 002's registration record.
+
+use std::ffi::{c_char, c_void};
+use std::io::Write as _;
+
+use ota_core::Status;
+use ota_core::digest::Sha256Digest;
+use ota_core::name::Name;
+use ota_core::registration::{Registration, Store};
+use ota_core::seal::{self, ChunkedOpener, Opened, SealKey, Sealed, Sealer};
+
+use crate::document::ota_package;
+use crate::error::{Failure, call};
+use crate::ffi::{
+    CallbackWriter, free_handle, key32, ota_write_fn, random, try_mut, try_ref, try_slice, try_str,
+    write_handle, write_text,
+};
+use crate::sign::ota_verified_package;
+
+/// A streaming sealer. Made by `ota_sealer_new` or `ota_sealer_new_reproducible`, freed by
+/// `ota_sealer_free`.
+#[allow(non_camel_case_types)]
+pub struct ota_sealer {
+    state: SealerState,
+}
+
+enum SealerState {
+    Sealing(Box<Sealer<CallbackWriter>>),
+    Sealed(Sealed),
+    Failed,
+}
+
+/// A streaming opener that checks every chunk against a verified package's chunk table
+/// before decrypting it. Made by `ota_opener_new`, freed by `ota_opener_free`.
+#[allow(non_camel_case_types)]
+pub struct ota_opener {
+    state: OpenerState,
+}
+
+enum OpenerState {
+    Opening(Box<ChunkedOpener<CallbackWriter>>),
+    Opened(Opened),
+    Failed,
+}
+
+/// Fills `key_out` with a new 32-byte encryption key from the operating system's RNG.
+///
+/// # Safety
+///
+/// `key_out` must point to `key_len` writable bytes; `key_len` must be 32.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_seal_key_generate(key_out: *mut u8, key_len: usize) -> Status {
+    call(|| {
+        if key_len != 32 {
+            return Err(Failure::new(
+                Status::InvalidKey,
+                format!("an encryption key is 32 bytes, not {key_len}"),
+            ));
+        }
+        if key_out.is_null() {
+            return Err(Failure::new(Status::NullPointer, "`key_out` is NULL"));
+        }
+        let key = random::<32>()?;
+        unsafe { std::ptr::copy_nonoverlapping(key.as_ptr(), key_out, 32) };
+        Ok(())
+    })
+}
+
+fn seal_key(key: &[u8]) -> Result<SealKey, Failure> {
+    Ok(SealKey::from_bytes(key32(key, "an encryption key")?))
+}
+
+/// Makes a sealer with a random IV that writes the sealed artifact to `write(ctx, ...)`.
+///
+/// Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
+/// `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
+///
+/// # Safety
+///
+/// `key` must point to `key_len` (32) readable bytes; `write` must be callable with `ctx`
+/// until the sealer is finished or freed; `sealer_out` must point to a writable pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_sealer_new(
+    key: *const u8,
+    key_len: usize,
+    write: ota_write_fn,
+    ctx: *mut c_void,
+    sealer_out: *mut *mut ota_sealer,
+) -> Status {
+    call(|| {
+        let key = seal_key(try_slice!(key, key_len))?;
+        let out = CallbackWriter::new(write, ctx)?;
+        if sealer_out.is_null() {
+            return Err(Failure::new(Status::NullPointer, "`sealer_out` is NULL"));
+        }
+        let sealer = Sealer::new(&key, random::<16>()?, out)?;
+        write_handle(
+            sealer_out,
+            ota_sealer {
+                state: SealerState::Sealing(Box::new(sealer)),
+            },
+        )
+    })
+}
+
+/// Makes a reproducible sealer: the IV is derived from the key and the plaintext's SHA-256
+/// (32 raw bytes, computed by the caller first), so the same input and key always give the
+/// same bytes. `ota_sealer_finish` fails with `OTA_STATUS_PLAINTEXT_MISMATCH` if the plaintext
+/// written has another digest.
+///
+/// Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
+/// `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
+///
+/// # Safety
+///
+/// `key` must point to `key_len` (32) readable bytes and `plaintext_sha256` to
+/// `plaintext_sha256_len` (32); `write` must be callable with `ctx` until the sealer is
+/// finished or freed; `sealer_out` must point to a writable pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_sealer_new_reproducible(
+    key: *const u8,
+    key_len: usize,
+    plaintext_sha256: *const u8,
+    plaintext_sha256_len: usize,
+    write: ota_write_fn,
+    ctx: *mut c_void,
+    sealer_out: *mut *mut ota_sealer,
+) -> Status {
+    call(|| {
+        let key = seal_key(try_slice!(key, key_len))?;
+        let digest = try_slice!(plaintext_sha256, plaintext_sha256_len);
+        let digest: [u8; 32] = digest.try_into().map_err(|_| {
+            Failure::new(
+                Status::InvalidArgument,
+                "`plaintext_sha256` is 32 raw bytes",
+            )
+        })?;
+        let out = CallbackWriter::new(write, ctx)?;
+        if sealer_out.is_null() {
+            return Err(Failure::new(Status::NullPointer, "`sealer_out` is NULL"));
+        }
+        let sealer = Sealer::reproducible(&key, Sha256Digest::from_bytes(digest), out)?;
+        write_handle(
+            sealer_out,
+            ota_sealer {
+                state: SealerState::Sealing(Box::new(sealer)),
+            },
+        )
+    })
+}
+
+/// Seals the next plaintext bytes; sealed bytes go to the write callback as they are ready.
+///
+/// Takes ownership of nothing. After a failure the sealer refuses further calls.
+///
+/// # Safety
+///
+/// `sealer` must be a live sealer; `data` must point to `data_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_sealer_write(
+    sealer: *mut ota_sealer,
+    data: *const u8,
+    data_len: usize,
+) -> Status {
+    call(|| {
+        let sealer = try_mut!(sealer);
+        let data = try_slice!(data, data_len);
+        let SealerState::Sealing(s) = &mut sealer.state else {
+            return Err(Failure::new(
+                Status::InvalidArgument,
+                "the sealer is finished or failed",
+            ));
+        };
+        if let Err(e) = s.write_all(data) {
+            sealer.state = SealerState::Failed;
+            return Err(Failure::from(seal::SealError::from(e)));
+        }
+        Ok(())
+    })
+}
+
+/// Finishes sealing (the gzip trailer and the padding go to the write callback) and writes
+/// what was sealed as JSON into `buf` (NUL-terminated): `{"sha256", "size_bytes",
+/// "plaintext_size", "plaintext_sha256", "iv", "chunks"}`. Calling it again returns the same
+/// JSON.
+///
+/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+/// one more byte than that, and the sealer is still finished.
+///
+/// # Safety
+///
+/// `sealer` must be a live sealer; `buf` must point to `buf_len` writable bytes; `out_n` to a
+/// writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_sealer_finish(
+    sealer: *mut ota_sealer,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_n: *mut usize,
+) -> Status {
+    call(|| {
+        let sealer = try_mut!(sealer);
+        if let SealerState::Sealing(_) = sealer.state {
+            let SealerState::Sealing(s) = std::mem::replace(&mut sealer.state, SealerState::Failed)
+            else {
+                unreachable!()
+            };
+            let (sealed, _) = s.finish()?;
+            sealer.state = SealerState::Sealed(sealed);
+        }
+        match &sealer.state {
+            SealerState::Sealed(s) => unsafe {
+                write_text(&ota_core::json::to_string(s), buf, buf_len, out_n)
+            },
+            _ => Err(Failure::new(
+                Status::InvalidArgument,
+                "the sealer failed earlier",
+            )),
+        }
+    })
+}
+
+/// Frees a sealer. NULL is allowed and does nothing.
+///
+/// # Safety
+///
+/// `sealer` must be NULL or a sealer not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_sealer_free(sealer: *mut ota_sealer) {
+    crate::panic::guard(|| unsafe { free_handle(sealer) })
+}
+
+/// Sets a package's artifact fields from a finished sealer: `sha256`, `size_bytes`, the
+/// chunk table and the seal information. The package can then be signed.
+///
+/// Takes ownership of nothing.
+///
+/// # Safety
+///
+/// `package` must be a live package and `sealer` a live, finished sealer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_package_set_sealed(
+    package: *mut ota_package,
+    sealer: *const ota_sealer,
+) -> Status {
+    call(|| {
+        let package = try_mut!(package);
+        let sealer = try_ref!(sealer);
+        let SealerState::Sealed(s) = &sealer.state else {
+            return Err(Failure::new(
+                Status::InvalidArgument,
+                "the sealer is not finished",
+            ));
+        };
+        package.inner.set_sealed(s);
+        Ok(())
+    })
+}
+
+/// Makes an opener for a verified package's artifact, with its encryption key. Plaintext
+/// goes to `write(ctx, ...)`; it is complete only when `ota_opener_finish` succeeds.
+///
+/// Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
+/// `*opener_out` receives a new opener that the caller must free with `ota_opener_free`.
+///
+/// # Safety
+///
+/// `package` must be a live verified package; `key` must point to `key_len` (32) readable
+/// bytes; `write` must be callable with `ctx` until the opener is finished or freed;
+/// `opener_out` must point to a writable pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_opener_new(
+    package: *const ota_verified_package,
+    key: *const u8,
+    key_len: usize,
+    write: ota_write_fn,
+    ctx: *mut c_void,
+    opener_out: *mut *mut ota_opener,
+) -> Status {
+    call(|| {
+        let package = &try_ref!(package).inner;
+        let key = seal_key(try_slice!(key, key_len))?;
+        let out = CallbackWriter::new(write, ctx)?;
+        if opener_out.is_null() {
+            return Err(Failure::new(Status::NullPointer, "`opener_out` is NULL"));
+        }
+        let opener = ChunkedOpener::new(&key, package.chunks().clone(), package.expected(), out);
+        write_handle(
+            opener_out,
+            ota_opener {
+                state: OpenerState::Opening(Box::new(opener)),
+            },
+        )
+    })
+}
+
+/// Takes the next bytes of the sealed artifact, in order. Each 64 KiB chunk is checked
+/// against the signed chunk table as soon as it is complete, and only then decrypted.
+///
+/// Takes ownership of nothing. After a failure (`OTA_STATUS_CHUNK_DIGEST_MISMATCH` naming the
+/// chunk, `OTA_STATUS_TOO_LONG`, `OTA_STATUS_PLAINTEXT_TOO_LARGE`, ...) the opener refuses
+/// further calls and the plaintext written so far must be discarded.
+///
+/// # Safety
+///
+/// `opener` must be a live opener; `data` must point to `data_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_opener_write(
+    opener: *mut ota_opener,
+    data: *const u8,
+    data_len: usize,
+) -> Status {
+    call(|| {
+        let opener = try_mut!(opener);
+        let data = try_slice!(data, data_len);
+        let OpenerState::Opening(o) = &mut opener.state else {
+            return Err(Failure::new(
+                Status::InvalidArgument,
+                "the opener is finished or failed",
+            ));
+        };
+        if let Err(e) = o.update(data) {
+            opener.state = OpenerState::Failed;
+            return Err(e.into());
+        }
+        Ok(())
+    })
+}
+
+/// Ends the artifact: checks its size and SHA-256, the padding, the gzip stream, and the
+/// plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
+/// `buf` (NUL-terminated). Only success means the plaintext is complete. Calling it again
+/// returns the same JSON.
+///
+/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+/// one more byte than that, and the opener is still finished.
+///
+/// # Safety
+///
+/// `opener` must be a live opener; `buf` must point to `buf_len` writable bytes; `out_n` to a
+/// writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_opener_finish(
+    opener: *mut ota_opener,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_n: *mut usize,
+) -> Status {
+    call(|| {
+        let opener = try_mut!(opener);
+        if let OpenerState::Opening(_) = opener.state {
+            let OpenerState::Opening(o) = std::mem::replace(&mut opener.state, OpenerState::Failed)
+            else {
+                unreachable!()
+            };
+            let (opened, _) = o.finish()?;
+            opener.state = OpenerState::Opened(opened);
+        }
+        match &opener.state {
+            OpenerState::Opened(o) => unsafe {
+                write_text(&ota_core::json::to_string(o), buf, buf_len, out_n)
+            },
+            _ => Err(Failure::new(
+                Status::InvalidArgument,
+                "the opener failed earlier",
+            )),
+        }
+    })
+}
+
+/// Frees an opener. NULL is allowed and does nothing.
+///
+/// # Safety
+///
+/// `opener` must be NULL or an opener not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_opener_free(opener: *mut ota_opener) {
+    crate::panic::guard(|| unsafe { free_handle(opener) })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrationParams {
+    resource_name: Name,
+    dev_stage: Name,
+    architecture: Name,
+    version: Name,
+    s3_endpoint: String,
+    bucket: String,
+    #[serde(default)]
+    cdn_base: Option<String>,
+}
+
+/// Builds seed 002's registration record for an artifact a finished sealer produced with
+/// `key`, and writes it as JSON into `buf` (NUL-terminated). `params` is JSON:
+/// `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
+/// "cdn_base"?}`. The record holds the key: treat it as a secret.
+///
+/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+/// one more byte than that.
+///
+/// # Safety
+///
+/// `sealer` must be a live, finished sealer; `key` must point to `key_len` (32) readable
+/// bytes; `params` to `params_len`; `buf` to `buf_len` writable bytes; `out_n` to a writable
+/// `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_registration_build(
+    sealer: *const ota_sealer,
+    key: *const u8,
+    key_len: usize,
+    params: *const u8,
+    params_len: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_n: *mut usize,
+) -> Status {
+    call(|| {
+        let sealer = try_ref!(sealer);
+        let key = seal_key(try_slice!(key, key_len))?;
+        let params = try_str!(params, params_len);
+        let p: RegistrationParams =
+            ota_core::json::from_slice("registration parameters", params.as_bytes(), 1 << 16)?;
+        let SealerState::Sealed(sealed) = &sealer.state else {
+            return Err(Failure::new(
+                Status::InvalidArgument,
+                "the sealer is not finished",
+            ));
+        };
+        let store = Store {
+            s3_endpoint: p.s3_endpoint,
+            bucket: p.bucket,
+            cdn_base: p.cdn_base,
+        };
+        let r = Registration::new(
+            p.resource_name,
+            p.dev_stage,
+            p.architecture,
+            p.version,
+            sealed,
+            &key,
+            &store,
+        );
+        unsafe { write_text(&r.to_json(), buf, buf_len, out_n) }
+    })
+}
+
+/// Writes a registration record's object key, `{dev_stage}/{resource_name}-{architecture}-
+/// {version}.enc`, into `buf` (NUL-terminated).
+///
+/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+/// one more byte than that.
+///
+/// # Safety
+///
+/// `registration` must point to `registration_len` readable bytes; `buf` to `buf_len`
+/// writable bytes; `out_n` to a writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_registration_object_key(
+    registration: *const u8,
+    registration_len: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_n: *mut usize,
+) -> Status {
+    call(|| {
+        let json = try_str!(registration, registration_len);
+        let r = Registration::from_json(json.as_bytes())?;
+        unsafe { write_text(&r.object_key(), buf, buf_len, out_n) }
+    })
+}
+
+/// Opens a sealed artifact file known by its registration record alone (seed 002): checks its
+/// size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
+/// writes it to `out_path` through a temporary file renamed only on success, so a failure
+/// leaves no output file behind.
+///
+/// Takes ownership of nothing.
+///
+/// # Safety
+///
+/// `registration` must point to `registration_len` readable bytes, `artifact_path` to
+/// `artifact_path_len` and `out_path` to `out_path_len` (UTF-8 paths).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_registration_open_file(
+    registration: *const u8,
+    registration_len: usize,
+    artifact_path: *const u8,
+    artifact_path_len: usize,
+    out_path: *const u8,
+    out_path_len: usize,
+    max_plaintext: u64,
+) -> Status {
+    call(|| {
+        let r = Registration::from_json(try_str!(registration, registration_len).as_bytes())?;
+        let artifact_path = try_str!(artifact_path, artifact_path_len);
+        let out_path = try_str!(out_path, out_path_len);
+        let io = |what: &str, e: std::io::Error| Failure::new(Status::Io, format!("{what}: {e}"));
+        let source = std::fs::File::open(artifact_path).map_err(|e| io(artifact_path, e))?;
+        crate::fs::write_atomically(std::path::Path::new(out_path), |out| {
+            seal::open_checked(source, &r.encryption_key, r.expected(max_plaintext), out)
+                .map(|_| ())
+                .map_err(Failure::from)
+        })
+    })
+}

@@ -1,0 +1,343 @@
+/* A C client of the publisher path: keys, streaming seal and open through write callbacks,
+ * signing and verifying envelopes, the registration record, and every error path.
+ * Usage: publisher FIXTURES_DIR TMP_DIR MEGABYTES */
+#include "check.h"
+
+#include <stdint.h>
+#include <unistd.h>
+
+/* The plaintext: a deterministic stream, half noise and half runs, so it compresses some. */
+typedef struct {
+    uint64_t x;
+    uint64_t pos;
+} gen_t;
+
+static uint8_t gen_next(gen_t *g) {
+    g->pos++;
+    if ((g->pos >> 12) & 1) {
+        return (uint8_t)(g->pos >> 13);
+    }
+    g->x ^= g->x << 13;
+    g->x ^= g->x >> 7;
+    g->x ^= g->x << 17;
+    return (uint8_t)(g->x >> 24);
+}
+
+static void gen_fill(gen_t *g, uint8_t *buf, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        buf[i] = gen_next(g);
+    }
+}
+
+/* Write callbacks: to a FILE, to a comparison against the generator, or one that fails. */
+static int to_file(void *ctx, const uint8_t *data, size_t len) {
+    return fwrite(data, 1, len, (FILE *)ctx) == len ? 0 : 1;
+}
+
+typedef struct {
+    gen_t gen;
+    uint64_t seen;
+    int mismatch;
+} compare_t;
+
+static int compare(void *ctx, const uint8_t *data, size_t len) {
+    compare_t *c = ctx;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        if (gen_next(&c->gen) != data[i]) {
+            c->mismatch = 1;
+        }
+    }
+    c->seen += len;
+    return 0;
+}
+
+static int discard(void *ctx, const uint8_t *data, size_t len) {
+    (void)ctx;
+    (void)data;
+    (void)len;
+    return 0;
+}
+
+static int refuse(void *ctx, const uint8_t *data, size_t len) {
+    (void)ctx;
+    (void)data;
+    (void)len;
+    return 7;
+}
+
+static void keys(void) {
+    ota_signing_key *k = NULL, *again = NULL;
+    char pem[512], hex[80], id[80], id2[80];
+    uint8_t der[128];
+    size_t n = 0, der_n = 0;
+    ota_trusted_keys *t = NULL;
+
+    CHECK_STATUS(ota_signing_key_generate(&k), OTA_STATUS_OK);
+    CHECK_STATUS(ota_signing_key_to_pem(k, pem, sizeof pem, &n), OTA_STATUS_OK);
+    CHECK(strncmp(pem, "-----BEGIN PRIVATE KEY-----", 27) == 0);
+    CHECK_STATUS(ota_signing_key_to_pem(k, pem, 10, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK_STATUS(ota_signing_key_to_pem(k, pem, sizeof pem, &n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_signing_key_to_der(k, der, 4, &der_n), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK(der_n > 4 && der_n <= sizeof der);
+    CHECK_STATUS(ota_signing_key_to_der(k, der, sizeof der, &der_n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_signing_key_public_key(k, hex, sizeof hex, &n), OTA_STATUS_OK);
+    CHECK(n == 64);
+    CHECK_STATUS(ota_signing_key_id(k, id, sizeof id, &n), OTA_STATUS_OK);
+    CHECK(n == 64);
+
+    /* PEM and DER load back to the same key. */
+    CHECK_STATUS(ota_signing_key_load((const uint8_t *)pem, strlen(pem), &again), OTA_STATUS_OK);
+    CHECK_STATUS(ota_signing_key_id(again, id2, sizeof id2, &n), OTA_STATUS_OK);
+    CHECK(strcmp(id, id2) == 0);
+    ota_signing_key_free(again);
+    again = NULL;
+    CHECK_STATUS(ota_signing_key_load(der, der_n, &again), OTA_STATUS_OK);
+    ota_signing_key_free(again);
+    again = NULL;
+    CHECK_STATUS(ota_signing_key_load((const uint8_t *)"garbage", 7, &again), OTA_STATUS_INVALID_SIGNING_KEY);
+    CHECK_STATUS(ota_signing_key_load(NULL, 7, &again), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_signing_key_load(der, der_n, NULL), OTA_STATUS_NULL_POINTER);
+    CHECK(again == NULL);
+    CHECK_STATUS(ota_signing_key_generate(NULL), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_signing_key_id(NULL, id, sizeof id, &n), OTA_STATUS_NULL_POINTER);
+
+    CHECK_STATUS(ota_trusted_keys_new(&t), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(t, (const uint8_t *)hex, 64), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(t, (const uint8_t *)"abcd", 4), OTA_STATUS_INVALID_SIGNING_KEY);
+    CHECK_STATUS(ota_trusted_keys_add(t, (const uint8_t *)"\xff", 1), OTA_STATUS_INVALID_UTF8);
+    CHECK_STATUS(ota_trusted_keys_add(NULL, (const uint8_t *)hex, 64), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_trusted_keys_new(NULL), OTA_STATUS_NULL_POINTER);
+    ota_trusted_keys_free(t);
+    ota_trusted_keys_free(NULL);
+    ota_signing_key_free(k);
+    ota_signing_key_free(NULL);
+}
+
+/* Seals `megabytes` of the generated stream into `path`; returns the finished sealer. */
+static ota_sealer *seal_file(const uint8_t key[32], const char *path, size_t megabytes, char *info, size_t info_len) {
+    FILE *f = fopen(path, "wb");
+    ota_sealer *s = NULL;
+    gen_t g = {0x9e3779b97f4a7c15ull, 0};
+    uint8_t *buf = malloc(1 << 20);
+    size_t i, n = 0;
+    CHECK(f != NULL && buf != NULL);
+    CHECK_STATUS(ota_sealer_new(key, 32, to_file, f, &s), OTA_STATUS_OK);
+    for (i = 0; i < megabytes; i++) {
+        gen_fill(&g, buf, 1 << 20);
+        /* Odd-sized writes. */
+        CHECK_STATUS(ota_sealer_write(s, buf, 333333), OTA_STATUS_OK);
+        CHECK_STATUS(ota_sealer_write(s, buf + 333333, (1 << 20) - 333333), OTA_STATUS_OK);
+    }
+    CHECK_STATUS(ota_sealer_finish(s, info, 8, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK(n + 1 <= info_len);
+    CHECK_STATUS(ota_sealer_finish(s, info, info_len, &n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_sealer_write(s, buf, 1), OTA_STATUS_INVALID_ARGUMENT);
+    fclose(f);
+    free(buf);
+    return s;
+}
+
+/* Opens `path` with `opener`, feeding it in reads of `step` bytes; returns the last status. */
+static ota_status open_file(ota_opener *o, const char *path, size_t step) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = malloc(step);
+    size_t got;
+    ota_status st = OTA_STATUS_OK;
+    CHECK(f != NULL && buf != NULL);
+    while (st == OTA_STATUS_OK && (got = fread(buf, 1, step, f)) > 0) {
+        st = ota_opener_write(o, buf, got);
+    }
+    fclose(f);
+    free(buf);
+    return st;
+}
+
+static void flip_byte(const char *path, long offset) {
+    FILE *f = fopen(path, "r+b");
+    int c;
+    CHECK(f != NULL);
+    fseek(f, offset, SEEK_SET);
+    c = fgetc(f);
+    fseek(f, offset, SEEK_SET);
+    fputc(c ^ 0x20, f);
+    fclose(f);
+}
+
+static void publish_and_open(const char *fixtures, const char *tmp, size_t megabytes) {
+    uint8_t key[32], wrong[32];
+    char path[4096], out_path[4096], info[1 << 16], envelope[1 << 17], buf[4096], pub[80], reg[2048];
+    size_t n = 0, len = 0, env_n = 0;
+    unsigned char *pkg_json = read_file(fixtures, "packages/valid/seed-004-firmware.json", &len);
+    ota_package *pkg = NULL;
+    ota_signing_key *signer = NULL, *stranger = NULL;
+    ota_trusted_keys *trusted = NULL;
+    ota_verified_package *vp = NULL;
+    ota_opener *o = NULL;
+    ota_sealer *s;
+    compare_t cmp = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
+    const ota_signing_key *signers[1];
+
+    snprintf(path, sizeof path, "%s/artifact.enc", tmp);
+    CHECK_STATUS(ota_seal_key_generate(key, 32), OTA_STATUS_OK);
+    CHECK_STATUS(ota_seal_key_generate(key, 31), OTA_STATUS_INVALID_KEY);
+    CHECK_STATUS(ota_seal_key_generate(NULL, 32), OTA_STATUS_NULL_POINTER);
+    memcpy(wrong, key, 32);
+    wrong[0] ^= 1;
+
+    s = seal_file(key, path, megabytes, info, sizeof info);
+    CHECK(strstr(info, "\"plaintext_size\"") != NULL);
+
+    /* Describe, seal-bind, sign and verify the package. */
+    CHECK_STATUS(ota_package_parse(pkg_json, len, &pkg), OTA_STATUS_OK);
+    CHECK_STATUS(ota_signing_key_generate(&signer), OTA_STATUS_OK);
+    CHECK_STATUS(ota_signing_key_generate(&stranger), OTA_STATUS_OK);
+    signers[0] = signer;
+    CHECK_STATUS(ota_envelope_sign(pkg, signers, 1, envelope, sizeof envelope, &env_n), OTA_STATUS_NOT_SEALED);
+    CHECK_STATUS(ota_package_set_sealed(pkg, s), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_sign(pkg, signers, 1, envelope, 16, &env_n), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK_STATUS(ota_envelope_sign(pkg, signers, 1, envelope, sizeof envelope, &env_n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_sign(pkg, NULL, 1, envelope, sizeof envelope, &env_n), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_envelope_sign(pkg, signers, 0, buf, sizeof buf, &n), OTA_STATUS_INVALID_ARGUMENT);
+
+    CHECK_STATUS(ota_trusted_keys_new(&trusted), OTA_STATUS_OK);
+    CHECK_STATUS(ota_signing_key_public_key(stranger, pub, sizeof pub, &n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(trusted, (const uint8_t *)pub, n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, trusted, 1, &vp), OTA_STATUS_THRESHOLD_NOT_MET);
+    CHECK(vp == NULL);
+    CHECK_STATUS(ota_signing_key_public_key(signer, pub, sizeof pub, &n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(trusted, (const uint8_t *)pub, n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, trusted, 2, &vp), OTA_STATUS_THRESHOLD_NOT_MET);
+    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, trusted, 0, &vp), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(ota_envelope_verify((const uint8_t *)"{}", 2, trusted, 1, &vp), OTA_STATUS_ENVELOPE_INVALID);
+    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, NULL, 1, &vp), OTA_STATUS_NULL_POINTER);
+    {
+        /* Change one character of the base64 payload: the signature no longer verifies. */
+        char *edited = malloc(env_n + 1);
+        char *p;
+        memcpy(edited, envelope, env_n + 1);
+        p = strstr(edited, "\"payload\":\"") + 20;
+        *p = *p == 'A' ? 'B' : 'A';
+        CHECK_STATUS(ota_envelope_verify((const uint8_t *)edited, env_n, trusted, 1, &vp), OTA_STATUS_SIGNATURE_INVALID);
+        free(edited);
+    }
+    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, trusted, 1, &vp), OTA_STATUS_OK);
+    CHECK_STATUS(ota_verified_package_to_json(vp, buf, 8, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+
+    /* Open it in reads that do not line up with the 64 KiB chunks. */
+    CHECK_STATUS(ota_opener_new(vp, key, 32, compare, &cmp, &o), OTA_STATUS_OK);
+    CHECK_STATUS(open_file(o, path, 100003), OTA_STATUS_OK);
+    CHECK_STATUS(ota_opener_finish(o, buf, sizeof buf, &n), OTA_STATUS_OK);
+    CHECK(strstr(buf, "\"plaintext_size\":") != NULL);
+    CHECK(cmp.seen == (uint64_t)megabytes << 20);
+    CHECK(!cmp.mismatch);
+    CHECK_STATUS(ota_opener_write(o, (const uint8_t *)"x", 1), OTA_STATUS_INVALID_ARGUMENT);
+    ota_opener_free(o);
+    o = NULL;
+
+    /* A wrong key, a refusing callback, a NULL callback, a short key. */
+    CHECK_STATUS(ota_opener_new(vp, wrong, 32, discard, NULL, &o), OTA_STATUS_OK);
+    {
+        ota_status st = open_file(o, path, 1 << 20);
+        if (st == OTA_STATUS_OK) {
+            st = ota_opener_finish(o, buf, sizeof buf, &n);
+        }
+        CHECK(st == OTA_STATUS_DECRYPTION_FAILED);
+    }
+    ota_opener_free(o);
+    o = NULL;
+    CHECK_STATUS(ota_opener_new(vp, key, 32, refuse, NULL, &o), OTA_STATUS_OK);
+    CHECK_STATUS(open_file(o, path, 1 << 20), OTA_STATUS_IO);
+    CHECK(strstr(last_error(), "callback returned 7") != NULL);
+    CHECK_STATUS(ota_opener_finish(o, buf, sizeof buf, &n), OTA_STATUS_INVALID_ARGUMENT);
+    ota_opener_free(o);
+    o = NULL;
+    CHECK_STATUS(ota_opener_new(vp, key, 32, NULL, NULL, &o), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_opener_new(vp, key, 16, discard, NULL, &o), OTA_STATUS_INVALID_KEY);
+    CHECK_STATUS(ota_opener_new(NULL, key, 32, discard, NULL, &o), OTA_STATUS_NULL_POINTER);
+
+    /* The registration record, and opening by it alone into a file. */
+    {
+        const char *params =
+            "{\"resource_name\":\"my_model\",\"dev_stage\":\"dev\",\"architecture\":\"arm64\","
+            "\"version\":\"2026-04-15\",\"s3_endpoint\":\"http://127.0.0.1:9000\",\"bucket\":\"artifacts\"}";
+        CHECK_STATUS(ota_registration_build(s, key, 32, (const uint8_t *)params, strlen(params), reg, sizeof reg, &n), OTA_STATUS_OK);
+        CHECK(strstr(reg, "\"cdn_url\":\"http://127.0.0.1:9000/artifacts/dev/my_model-arm64-2026-04-15.enc\"") != NULL);
+        CHECK_STATUS(ota_registration_object_key((const uint8_t *)reg, n, buf, sizeof buf, &n), OTA_STATUS_OK);
+        CHECK(strcmp(buf, "dev/my_model-arm64-2026-04-15.enc") == 0);
+        CHECK_STATUS(ota_registration_build(s, key, 32, (const uint8_t *)"{\"x\":1}", 7, reg, sizeof reg, &n), OTA_STATUS_UNKNOWN_FIELD);
+        CHECK_STATUS(ota_registration_build(s, key, 32, (const uint8_t *)params, strlen(params), reg, sizeof reg, &n), OTA_STATUS_OK);
+        snprintf(out_path, sizeof out_path, "%s/plain.bin", tmp);
+        CHECK_STATUS(ota_registration_open_file((const uint8_t *)reg, strlen(reg), (const uint8_t *)path, strlen(path),
+                                                (const uint8_t *)out_path, strlen(out_path), (uint64_t)megabytes << 20),
+                     OTA_STATUS_OK);
+        CHECK(access(out_path, F_OK) == 0);
+        remove(out_path);
+        /* A bound below the plaintext: no output file is left behind. */
+        CHECK_STATUS(ota_registration_open_file((const uint8_t *)reg, strlen(reg), (const uint8_t *)path, strlen(path),
+                                                (const uint8_t *)out_path, strlen(out_path), 1000),
+                     OTA_STATUS_PLAINTEXT_TOO_LARGE);
+        CHECK(access(out_path, F_OK) != 0);
+        CHECK_STATUS(ota_registration_open_file((const uint8_t *)reg, strlen(reg), (const uint8_t *)"/nonexistent", 12,
+                                                (const uint8_t *)out_path, strlen(out_path), 1000),
+                     OTA_STATUS_IO);
+    }
+
+    /* A flipped byte in the second chunk is caught before it is decrypted. */
+    flip_byte(path, 70000);
+    CHECK_STATUS(ota_opener_new(vp, key, 32, discard, NULL, &o), OTA_STATUS_OK);
+    CHECK_STATUS(open_file(o, path, 65536), OTA_STATUS_CHUNK_DIGEST_MISMATCH);
+    CHECK(strstr(last_error(), "chunk 1 ") != NULL);
+    ota_opener_free(o);
+    o = NULL;
+    CHECK_STATUS(ota_registration_open_file((const uint8_t *)reg, strlen(reg), (const uint8_t *)path, strlen(path),
+                                            (const uint8_t *)out_path, strlen(out_path), (uint64_t)megabytes << 20),
+                 OTA_STATUS_DIGEST_MISMATCH);
+    CHECK(access(out_path, F_OK) != 0);
+
+    /* Truncated: the opener says so at the end. */
+    CHECK_STATUS(ota_opener_new(vp, key, 32, discard, NULL, &o), OTA_STATUS_OK);
+    CHECK_STATUS(ota_opener_write(o, (const uint8_t *)"0123456789abcdef", 16), OTA_STATUS_OK);
+    CHECK_STATUS(ota_opener_finish(o, buf, sizeof buf, &n), OTA_STATUS_TRUNCATED);
+    ota_opener_free(o);
+    ota_opener_free(NULL);
+
+    /* A sealer with a NULL callback, a reproducible sealer with a wrong digest. */
+    {
+        ota_sealer *bad = NULL;
+        uint8_t digest[32] = {0};
+        CHECK_STATUS(ota_sealer_new(key, 32, NULL, NULL, &bad), OTA_STATUS_NULL_POINTER);
+        CHECK_STATUS(ota_sealer_new(key, 33, discard, NULL, &bad), OTA_STATUS_INVALID_KEY);
+        CHECK_STATUS(ota_sealer_new_reproducible(key, 32, digest, 31, discard, NULL, &bad), OTA_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(ota_sealer_new_reproducible(key, 32, digest, 32, discard, NULL, &bad), OTA_STATUS_OK);
+        CHECK_STATUS(ota_package_set_sealed(pkg, bad), OTA_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(ota_sealer_write(bad, (const uint8_t *)"hello", 5), OTA_STATUS_OK);
+        CHECK_STATUS(ota_sealer_finish(bad, buf, sizeof buf, &n), OTA_STATUS_PLAINTEXT_MISMATCH);
+        ota_sealer_free(bad);
+        bad = NULL;
+        CHECK_STATUS(ota_sealer_new(key, 32, refuse, NULL, &bad), OTA_STATUS_IO);
+        CHECK(bad == NULL);
+    }
+
+    ota_sealer_free(s);
+    ota_sealer_free(NULL);
+    ota_verified_package_free(vp);
+    ota_verified_package_free(NULL);
+    ota_trusted_keys_free(trusted);
+    ota_signing_key_free(signer);
+    ota_signing_key_free(stranger);
+    ota_package_free(pkg);
+    free(pkg_json);
+    remove(path);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s FIXTURES_DIR TMP_DIR MEGABYTES\n", argv[0]);
+        return 2;
+    }
+    keys();
+    publish_and_open(argv[1], argv[2], (size_t)atoi(argv[3]));
+    return check_summary("publisher");
+}
