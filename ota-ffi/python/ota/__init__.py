@@ -13,6 +13,7 @@ import json as _json
 from . import _errors
 from ._errors import *  # noqa: F401,F403  (the exception classes)
 from ._errors import OtaError
+from . import _ffi
 from ._ffi import as_bytes, call, lib, text
 from ._managed import Managed
 
@@ -93,3 +94,227 @@ def validate_sbom(format, document):
     fptr, fn, _k1 = as_bytes(format)
     dptr, dn, _k2 = as_bytes(document)
     return _json.loads(text(lib.ota_sbom_validate, fptr, fn, dptr, dn))
+
+
+# --- The publisher path: keys, sealing, signing, verifying, opening. -----------------------
+
+__all__ += [
+    "generate_seal_key", "SigningKey", "TrustedKeys", "sign", "verify", "VerifiedPackage",
+    "Sealer", "Opener", "seal", "open_sealed", "registration_build", "registration_object_key",
+    "registration_open_file",
+]
+
+
+def generate_seal_key():
+    """A new random 32-byte encryption key (from the operating system's RNG)."""
+    buf = (ctypes.c_uint8 * 32)()
+    call(lib.ota_seal_key_generate(buf, 32))
+    return bytes(buf)
+
+
+def _key32(key):
+    if isinstance(key, str):
+        key = bytes.fromhex(key)
+    return as_bytes(key)
+
+
+class SigningKey(Managed):
+    """An Ed25519 signing key."""
+
+    _free = lib.ota_signing_key_free
+
+    @classmethod
+    def generate(cls):
+        """A new key from the operating system's RNG."""
+        h = ctypes.c_void_p()
+        call(lib.ota_signing_key_generate(ctypes.byref(h)))
+        return cls(h.value)
+
+    @classmethod
+    def load(cls, pkcs8):
+        """Loads a PKCS#8 private key, PEM (text or bytes) or DER."""
+        ptr, n, _keep = as_bytes(pkcs8)
+        h = ctypes.c_void_p()
+        call(lib.ota_signing_key_load(ptr, n, ctypes.byref(h)))
+        return cls(h.value)
+
+    def to_pem(self):
+        """The key as PKCS#8 PEM text."""
+        return text(lib.ota_signing_key_to_pem, self.handle)
+
+    def to_der(self):
+        """The key as PKCS#8 DER bytes."""
+        return _ffi.binary(lib.ota_signing_key_to_der, self.handle)
+
+    @property
+    def public_key(self):
+        """The raw public key as 64 hex characters."""
+        return text(lib.ota_signing_key_public_key, self.handle)
+
+    @property
+    def key_id(self):
+        """The key id: the hex SHA-256 of the raw public key."""
+        return text(lib.ota_signing_key_id, self.handle)
+
+
+class TrustedKeys(Managed):
+    """A set of trusted public keys (64 hex characters or PEM each)."""
+
+    _free = lib.ota_trusted_keys_free
+
+    def __init__(self, keys=()):
+        h = ctypes.c_void_p()
+        call(lib.ota_trusted_keys_new(ctypes.byref(h)))
+        super().__init__(h.value)
+        for k in keys:
+            self.add(k)
+
+    def add(self, public_key):
+        """Trusts a public key, or the public key of a ``SigningKey``."""
+        if isinstance(public_key, SigningKey):
+            public_key = public_key.public_key
+        ptr, n, _keep = as_bytes(public_key)
+        call(lib.ota_trusted_keys_add(self.handle, ptr, n))
+
+
+def sign(package, keys):
+    """Signs a sealed ``Package`` with every key: the DSSE envelope as JSON text."""
+    arr = (ctypes.c_void_p * len(keys))(*[k.handle for k in keys])
+    return text(lib.ota_envelope_sign, package.handle, arr, len(keys))
+
+
+class VerifiedPackage(Managed):
+    """A package whose envelope was verified against trusted keys."""
+
+    _free = lib.ota_verified_package_free
+
+    def to_dict(self):
+        """``{"id", "signed_by", "package"}``."""
+        return _json.loads(text(lib.ota_verified_package_to_json, self.handle))
+
+
+def verify(envelope, trusted, threshold=1):
+    """Verifies a DSSE envelope: at least ``threshold`` distinct trusted keys must have signed
+    it. Raises ``ThresholdNotMetError``, ``SignatureInvalidError``, ... otherwise."""
+    ptr, n, _keep = as_bytes(envelope)
+    h = ctypes.c_void_p()
+    call(lib.ota_envelope_verify(ptr, n, trusted.handle, threshold, ctypes.byref(h)))
+    return VerifiedPackage(h.value)
+
+
+class _Streaming(Managed):
+    """A sealer or opener: bytes in with ``write``, output to ``sink`` as it is ready."""
+
+    def __init__(self, sink):
+        self._callback = _ffi.writer(sink)  # kept alive as long as the handle
+        super().__init__(None)
+
+    def _start(self, handle):
+        self._handle = handle
+
+    def write(self, data):
+        """Takes the next input bytes."""
+        ptr, n, _keep = as_bytes(data)
+        call(self._write(self.handle, ptr, n))
+
+    def finish(self):
+        """Ends the stream and returns what it produced, as a dict."""
+        return _json.loads(text(self._finish, self.handle))
+
+
+class Sealer(_Streaming):
+    """Seals plaintext written to it; the sealed artifact goes to ``sink(bytes)`` (for
+    example ``file.write``). With ``plaintext_sha256`` (32 raw bytes), the output is
+    reproducible."""
+
+    _free = lib.ota_sealer_free
+    _write = lib.ota_sealer_write
+    _finish = lib.ota_sealer_finish
+
+    def __init__(self, key, sink, plaintext_sha256=None):
+        super().__init__(sink)
+        kptr, kn, _k = _key32(key)
+        h = ctypes.c_void_p()
+        if plaintext_sha256 is None:
+            call(lib.ota_sealer_new(kptr, kn, self._callback, None, ctypes.byref(h)))
+        else:
+            dptr, dn, _d = as_bytes(plaintext_sha256)
+            call(lib.ota_sealer_new_reproducible(kptr, kn, dptr, dn, self._callback, None, ctypes.byref(h)))
+        self._start(h.value)
+
+
+class Opener(_Streaming):
+    """Opens a verified package's artifact written to it in order, checking every 64 KiB
+    chunk before decrypting it; the plaintext goes to ``sink(bytes)``. Only a successful
+    ``finish()`` means the plaintext is complete."""
+
+    _free = lib.ota_opener_free
+    _write = lib.ota_opener_write
+    _finish = lib.ota_opener_finish
+
+    def __init__(self, verified, key, sink):
+        super().__init__(sink)
+        kptr, kn, _k = _key32(key)
+        h = ctypes.c_void_p()
+        call(lib.ota_opener_new(verified.handle, kptr, kn, self._callback, None, ctypes.byref(h)))
+        self._start(h.value)
+
+
+def seal(plaintext, key, reproducible=False):
+    """Seals bytes in memory: ``(sealed bytes, info dict)``. The returned sealer-less info has
+    ``sha256``, ``size_bytes``, ``plaintext_size``, ``plaintext_sha256``, ``iv`` and
+    ``chunks``."""
+    import hashlib
+
+    out = []
+    digest = hashlib.sha256(plaintext).digest() if reproducible else None
+    with Sealer(key, out.append, digest) as s:
+        s.write(plaintext)
+        info = s.finish()
+    return b"".join(out), info
+
+
+def open_sealed(verified, key, artifact):
+    """Opens a verified package's artifact held in memory: the plaintext."""
+    out = []
+    with Opener(verified, key, out.append) as o:
+        o.write(artifact)
+        o.finish()
+    return b"".join(out)
+
+
+def _package_set_sealed(self, sealer):
+    """Sets ``sha256``, ``size_bytes``, the chunk table and seal information from a finished
+    ``Sealer``, so the package can be signed."""
+    call(lib.ota_package_set_sealed(self.handle, sealer.handle))
+
+
+Package.set_sealed = _package_set_sealed
+
+
+def registration_build(sealer, key, resource_name, dev_stage, architecture, version, s3_endpoint, bucket, cdn_base=None):
+    """Seed 002's registration record for a finished ``Sealer``'s artifact, as a dict."""
+    params = {
+        "resource_name": resource_name, "dev_stage": dev_stage, "architecture": architecture,
+        "version": version, "s3_endpoint": s3_endpoint, "bucket": bucket,
+    }
+    if cdn_base is not None:
+        params["cdn_base"] = cdn_base
+    kptr, kn, _k = _key32(key)
+    pptr, pn, _p = as_bytes(_json.dumps(params))
+    return _json.loads(text(lib.ota_registration_build, sealer.handle, kptr, kn, pptr, pn))
+
+
+def registration_object_key(registration):
+    """The object key ``{dev_stage}/{resource_name}-{architecture}-{version}.enc``."""
+    ptr, n, _keep = as_bytes(_json.dumps(registration) if isinstance(registration, dict) else registration)
+    return text(lib.ota_registration_object_key, ptr, n)
+
+
+def registration_open_file(registration, artifact_path, out_path, max_plaintext):
+    """Opens a sealed file known only by its registration record: checks its size and SHA-256
+    before decrypting, and writes ``out_path`` only on success."""
+    rptr, rn, _r = as_bytes(_json.dumps(registration) if isinstance(registration, dict) else registration)
+    aptr, an, _a = as_bytes(str(artifact_path))
+    optr, on, _o = as_bytes(str(out_path))
+    call(lib.ota_registration_open_file(rptr, rn, aptr, an, optr, on, max_plaintext))

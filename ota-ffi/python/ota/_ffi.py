@@ -71,6 +71,39 @@ _declare("ota_compat_check", ota_status, HANDLE, HANDLE, BUF, c_size_t, size_p, 
 _declare("ota_compat_check_fleet", ota_status, HANDLE, u8p, c_size_t, BUF, c_size_t, size_p)
 _declare("ota_sbom_validate", ota_status, u8p, c_size_t, u8p, c_size_t, BUF, c_size_t, size_p)
 
+# A write callback: (ctx, data, len) -> 0 when it took the bytes.
+WRITE_FN = ctypes.CFUNCTYPE(ctypes.c_int, c_void_p, POINTER(ctypes.c_uint8), c_size_t)
+U8BUF = POINTER(ctypes.c_uint8)
+
+_declare("ota_signing_key_generate", ota_status, HANDLE_OUT)
+_declare("ota_signing_key_load", ota_status, u8p, c_size_t, HANDLE_OUT)
+_declare("ota_signing_key_to_pem", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_signing_key_to_der", ota_status, HANDLE, U8BUF, c_size_t, size_p)
+_declare("ota_signing_key_public_key", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_signing_key_id", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_signing_key_free", None, HANDLE)
+_declare("ota_trusted_keys_new", ota_status, HANDLE_OUT)
+_declare("ota_trusted_keys_add", ota_status, HANDLE, u8p, c_size_t)
+_declare("ota_trusted_keys_free", None, HANDLE)
+_declare("ota_envelope_sign", ota_status, HANDLE, POINTER(c_void_p), c_size_t, BUF, c_size_t, size_p)
+_declare("ota_envelope_verify", ota_status, u8p, c_size_t, HANDLE, c_size_t, HANDLE_OUT)
+_declare("ota_verified_package_to_json", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_verified_package_free", None, HANDLE)
+_declare("ota_seal_key_generate", ota_status, U8BUF, c_size_t)
+_declare("ota_sealer_new", ota_status, u8p, c_size_t, WRITE_FN, c_void_p, HANDLE_OUT)
+_declare("ota_sealer_new_reproducible", ota_status, u8p, c_size_t, u8p, c_size_t, WRITE_FN, c_void_p, HANDLE_OUT)
+_declare("ota_sealer_write", ota_status, HANDLE, u8p, c_size_t)
+_declare("ota_sealer_finish", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_sealer_free", None, HANDLE)
+_declare("ota_package_set_sealed", ota_status, HANDLE, HANDLE)
+_declare("ota_opener_new", ota_status, HANDLE, u8p, c_size_t, WRITE_FN, c_void_p, HANDLE_OUT)
+_declare("ota_opener_write", ota_status, HANDLE, u8p, c_size_t)
+_declare("ota_opener_finish", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_opener_free", None, HANDLE)
+_declare("ota_registration_build", ota_status, HANDLE, u8p, c_size_t, u8p, c_size_t, BUF, c_size_t, size_p)
+_declare("ota_registration_object_key", ota_status, u8p, c_size_t, BUF, c_size_t, size_p)
+_declare("ota_registration_open_file", ota_status, u8p, c_size_t, u8p, c_size_t, u8p, c_size_t, ctypes.c_uint64)
+
 
 def last_error():
     """The last error message on this thread."""
@@ -93,6 +126,35 @@ def as_bytes(data):
         data = data.encode("utf-8")
     data = bytes(data)
     return (ctypes.cast(ctypes.c_char_p(data), u8p) if data else None), len(data), data
+
+
+def binary(fn, *args):
+    """Calls ``fn(*args, buf, buf_len, &out_n)`` for binary output, growing the buffer once."""
+    size = 4096
+    for _ in range(2):
+        buf = (ctypes.c_uint8 * size)()
+        n = c_size_t(0)
+        status = fn(*args, buf, size, ctypes.byref(n))
+        if status == _errors.INSUFFICIENT_SIZE:
+            size = n.value
+            continue
+        call(status)
+        return bytes(buf[: n.value])
+    raise _errors.error_for(_errors.INSUFFICIENT_SIZE, "the output kept growing")
+
+
+def writer(sink):
+    """A write callback that hands each piece to ``sink(bytes)``; an exception in the sink
+    stops the library's operation (which then fails with IoError)."""
+
+    def write(_ctx, data, n):
+        try:
+            sink(ctypes.string_at(data, n))
+            return 0
+        except Exception:  # noqa: BLE001 - any failure of the sink stops the operation
+            return 1
+
+    return WRITE_FN(write)
 
 
 def text(fn, *args, extra=()):
