@@ -92,7 +92,9 @@ fn compile_c_with(name: &str, extra: &[&str], exe: &str) -> PathBuf {
             "-Werror",
             "-g",
             "-O1",
+            "-D_DEFAULT_SOURCE",
         ])
+        .args(extra)
         .arg("-I")
         .arg(workspace_dir().join("include"))
         .arg(tests_dir().join("c").join(format!("{name}.c")))

@@ -90,3 +90,103 @@ pub fn yolo_package() -> Package {
     });
     Package::from_json(v.to_string().as_bytes()).expect("package")
 }
+
+/// Where criterion writes its results for this run: `target/criterion`.
+pub fn criterion_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/release/deps/<bench> -> target/criterion
+    exe.ancestors()
+        .nth(3)
+        .map(|t| t.join("criterion"))
+        .unwrap_or_else(|| "target/criterion".into())
+}
+
+static START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
+/// A criterion configured from the command line, writing to [`criterion_dir`]. Call it
+/// first: it marks the start of the run.
+pub fn criterion() -> criterion::Criterion {
+    START.get_or_init(std::time::SystemTime::now);
+    criterion::Criterion::default()
+        .output_directory(&criterion_dir())
+        .configure_from_args()
+}
+
+/// The mean time of a benchmark in nanoseconds, from criterion's estimates of this run.
+pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
+    let path = criterion_dir()
+        .join(group)
+        .join(id)
+        .join("new/estimates.json");
+    // Only what this run measured: criterion keeps the results of earlier runs.
+    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if modified < *START.get_or_init(std::time::SystemTime::now) {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+/// Prints, for each `(group, ours, reference, bytes)`, both throughputs (MiB/s, or
+/// operations/s when `bytes` is 0) and the ratio ours / reference.
+pub fn print_ratios(rows: &[(&str, &str, &str, u64)]) {
+    println!(
+        "\n{:<14} {:<28} {:>12} {:<34} {:>12} {:>8}",
+        "group", "ota", "", "reference", "", "ratio"
+    );
+    for (group, ours, reference, bytes) in rows {
+        let (Some(a), Some(b)) = (mean_ns(group, ours), mean_ns(group, reference)) else {
+            println!("{group:<14} {ours:<28} (not measured in this run)");
+            continue;
+        };
+        let rate = |ns: f64| {
+            if *bytes == 0 {
+                format!("{:.0} op/s", 1e9 / ns)
+            } else {
+                format!("{:.0} MiB/s", *bytes as f64 / (1 << 20) as f64 / (ns / 1e9))
+            }
+        };
+        println!(
+            "{group:<14} {ours:<28} {:>12} {reference:<34} {:>12} {:>7.2}x",
+            rate(a),
+            rate(b),
+            b / a
+        );
+    }
+}
+
+/// `n` bytes that look like dense float32 model weights (small normal-ish values): they
+/// compress by about 7 %, like real weights.
+pub fn dense_weights(n: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(n + 4);
+    while out.len() < n {
+        // Sum of uniforms: roughly normal around 0 with sigma ~0.05.
+        let s: f64 = (0..4)
+            .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+            .sum::<f64>()
+            - 2.0;
+        out.extend_from_slice(&((s * 0.05) as f32).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Runs a shell pipeline and fails loudly if it does not succeed.
+pub fn shell(script: &str) {
+    let status = std::process::Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .expect("running sh");
+    assert!(status.success(), "reference command failed: {script}");
+}
+
+/// A file in a scratch directory under `target/`, holding `bytes`.
+pub fn scratch_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = criterion_dir().with_file_name("bench-scratch");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("scratch file");
+    path
+}

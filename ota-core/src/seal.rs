@@ -21,7 +21,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::str::FromStr;
 
 use aes::Aes256;
-use aes::cipher::{Array, BlockCipherDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit};
+use aes::cipher::{Array, BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -532,8 +532,11 @@ impl<W: Write> Write for Bounded<W> {
 /// only a successful `finish` means the output is the complete, declared plaintext. On any
 /// error the output is incomplete and must be discarded.
 pub struct Opener<W: Write> {
-    cbc: CbcDecrypt,
+    key: SealKey,
+    /// The decryptor, made once the IV (the first 16 bytes) is complete.
+    cbc: Option<CbcDecrypt>,
     expected: Expected,
+    iv: [u8; BLOCK],
     /// Bytes of the IV seen so far.
     iv_len: usize,
     consumed: u64,
@@ -546,8 +549,10 @@ impl<W: Write> Opener<W> {
     pub fn new(key: &SealKey, expected: Expected, out: W) -> Self {
         let max = expected.plaintext_bound();
         Opener {
-            cbc: CbcDecrypt::new(key, [0; BLOCK]),
+            key: key.clone(),
+            cbc: None,
             expected,
+            iv: [0; BLOCK],
             iv_len: 0,
             consumed: 0,
             hasher: Sha256::new(),
@@ -590,11 +595,19 @@ impl<W: Write> Opener<W> {
         self.consumed += data.len() as u64;
         if self.iv_len < BLOCK {
             let take = (BLOCK - self.iv_len).min(data.len());
-            self.cbc.prev[self.iv_len..self.iv_len + take].copy_from_slice(&data[..take]);
+            self.iv[self.iv_len..self.iv_len + take].copy_from_slice(&data[..take]);
             self.iv_len += take;
             data = &data[take..];
+            if self.iv_len == BLOCK {
+                self.cbc = Some(CbcDecrypt::new(&self.key, self.iv));
+            }
         }
-        let Opener { cbc, gz, .. } = self;
+        let Opener {
+            cbc: Some(cbc), gz, ..
+        } = self
+        else {
+            return Ok(());
+        };
         let mut result = Ok(());
         cbc.update(data, |plain| {
             if result.is_ok() {
@@ -617,7 +630,11 @@ impl<W: Write> Opener<W> {
         if digest != self.expected.sha256 {
             return Err(SealError::DigestMismatch);
         }
-        let last = self.cbc.finish()?;
+        let last = self
+            .cbc
+            .take()
+            .ok_or(SealError::DecryptionFailed)?
+            .finish()?;
         inflate(&mut self.gz, &last)?;
         if self.gz.try_finish().is_err() {
             return Err(inflate_error(&self.gz));
@@ -675,9 +692,7 @@ fn inflate_error<W: Write>(gz: &flate2::write::GzDecoder<Bounded<W>>) -> SealErr
 
 /// AES-256-CBC decryption of a byte stream, removing the PKCS#7 padding at the end.
 struct CbcDecrypt {
-    cipher: Aes256,
-    /// The previous ciphertext block (the IV at first).
-    prev: Block,
+    mode: cbc::Decryptor<Aes256>,
     /// Ciphertext not yet a whole block.
     partial: Vec<u8>,
     /// The last decrypted block, held back until the padding can be removed.
@@ -688,8 +703,7 @@ struct CbcDecrypt {
 impl CbcDecrypt {
     fn new(key: &SealKey, iv: [u8; BLOCK]) -> Self {
         CbcDecrypt {
-            cipher: Aes256::new(key.as_bytes().into()),
-            prev: iv.into(),
+            mode: cbc::Decryptor::<Aes256>::new(key.as_bytes().into(), (&iv).into()),
             partial: Vec::with_capacity(BLOCK),
             held: None,
             scratch: Vec::with_capacity(BATCH + BLOCK),
@@ -715,23 +729,19 @@ impl CbcDecrypt {
         self.partial.extend_from_slice(data);
     }
 
-    /// Decrypts whole blocks: all at once through AES (which pipelines them), then the CBC
-    /// chaining.
+    /// Decrypts whole blocks, many at a time (the cbc crate pipelines them through AES-NI),
+    /// straight from the input into the scratch buffer.
     fn blocks(&mut self, ciphertext: &[u8], emit: &mut impl FnMut(&[u8])) {
         self.scratch.clear();
         if let Some(held) = self.held.take() {
             self.scratch.extend_from_slice(&held);
         }
         let start = self.scratch.len();
-        self.scratch.extend_from_slice(ciphertext);
-        let (blocks, _) = Block::slice_as_chunks_mut(&mut self.scratch[start..]);
-        self.cipher.decrypt_blocks(blocks);
-        let (cipher_blocks, _) = Block::slice_as_chunks(ciphertext);
-        for (p, c) in blocks.iter_mut().zip(cipher_blocks) {
-            let x = u128::from_ne_bytes((*p).into()) ^ u128::from_ne_bytes(self.prev.into());
-            *p = x.to_ne_bytes().into();
-            self.prev = *c;
-        }
+        self.scratch.resize(start + ciphertext.len(), 0);
+        let (input, _) = Block::slice_as_chunks(ciphertext);
+        let (output, _) = Block::slice_as_chunks_mut(&mut self.scratch[start..]);
+        // Both sides hold ciphertext.len() / 16 blocks.
+        let _ = self.mode.decrypt_blocks_b2b(input, output);
         let keep = self.scratch.len() - BLOCK;
         let mut held = Block::default();
         held.copy_from_slice(&self.scratch[keep..]);
