@@ -177,7 +177,7 @@ fn openssl_speed(args: &[&str], label: &str) -> Vec<f64> {
         return Vec::new();
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let Some(line) = text.lines().filter(|l| l.contains(label)).last() else {
+    let Some(line) = text.lines().rfind(|l| l.contains(label)) else {
         return Vec::new();
     };
     line.split_whitespace()
