@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "src/device.rs"]
+pub mod device;
+
 /// The `tests/` directory of the workspace.
 pub fn tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()

@@ -20,6 +20,10 @@
 //! - [`sign`]: Ed25519 keys, DSSE envelopes, and [`VerifiedPackage`], made only by verifying.
 //! - [`registration`]: seed 002's registration record, object key and CDN URL.
 //! - [`catalog`]: the control plane's catalog: pending, available or rejected, by bytes.
+//! - [`download`]: any-order chunk download with per-chunk verification, and streaming install.
+//! - [`assignment`]: both ends of seed 004's device protocol.
+//! - [`agent`]: the device's crash-safe update agent, with [`probe`]s and automatic rollback.
+//! - [`report`]: seed 004's device report.
 //! - [`sbom`]: minimal SPDX 2.3 / CycloneDX 1.5 validation and compliance coverage.
 //! - [`json`]: parsing with field paths in every error.
 //! - [`limits`]: every bound the parsers enforce, in one place.
@@ -27,17 +31,22 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
+pub mod assignment;
 pub mod catalog;
 pub mod chunk;
 pub mod compat;
 pub mod digest;
+pub mod download;
 pub mod json;
 pub mod limits;
 pub mod manifest;
 pub mod name;
 pub mod package;
+pub mod probe;
 pub mod profile;
 pub mod registration;
+pub mod report;
 pub mod sbom;
 pub mod seal;
 pub mod sign;

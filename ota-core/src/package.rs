@@ -57,6 +57,14 @@ pub struct Package {
     /// How the artifact is sealed (required to sign).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<SealInfo>,
+    /// A rollback the control plane signed explicitly: the only package a device accepts
+    /// although it is older than the highest version it has installed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rollback: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Package {

@@ -87,6 +87,28 @@ pub enum Status {
     PackageNotFound = 500,
     /// The package is not available (pending or rejected).
     PackageNotAvailable = 501,
+
+    // 600..=699: downloads, the chunk protocol, the device agent and health probes.
+    /// A chunk does not start on a 64 KiB boundary.
+    ChunkMisaligned = 600,
+    /// A stored chunk no longer matches its digest; it must be fetched again.
+    StoredChunkCorrupt = 601,
+    /// Saved download state belongs to another package or table.
+    DownloadStateMismatch = 602,
+    /// A device asked for a package it is not assigned.
+    PermissionDenied = 603,
+    /// The package does not fit this device.
+    NotCompatible = 604,
+    /// The package is older than what the device has installed, and is not a signed rollback.
+    Downgrade = 605,
+    /// The package is the version the device runs already.
+    AlreadyInstalled = 606,
+    /// The agent is busy with another update, or the input does not fit its state.
+    WrongState = 607,
+    /// A health probe may not run on this device.
+    ProbeRefused = 608,
+    /// A saved agent record is malformed or inconsistent.
+    RecordInvalid = 609,
 }
 
 impl Status {
@@ -125,6 +147,16 @@ impl Status {
         Status::NotSealed,
         Status::PackageNotFound,
         Status::PackageNotAvailable,
+        Status::ChunkMisaligned,
+        Status::StoredChunkCorrupt,
+        Status::DownloadStateMismatch,
+        Status::PermissionDenied,
+        Status::NotCompatible,
+        Status::Downgrade,
+        Status::AlreadyInstalled,
+        Status::WrongState,
+        Status::ProbeRefused,
+        Status::RecordInvalid,
     ];
 
     /// The numeric code.
@@ -173,6 +205,16 @@ impl Status {
             Status::NotSealed => "the package has no chunk table or seal information",
             Status::PackageNotFound => "no package has this id",
             Status::PackageNotAvailable => "the package is not available",
+            Status::ChunkMisaligned => "a chunk does not start on a 64 kib boundary",
+            Status::StoredChunkCorrupt => "a stored chunk no longer matches its digest",
+            Status::DownloadStateMismatch => "saved download state belongs to another package",
+            Status::PermissionDenied => "the device is not assigned this package",
+            Status::NotCompatible => "the package does not fit this device",
+            Status::Downgrade => "the package is older than the installed version",
+            Status::AlreadyInstalled => "the package is already installed",
+            Status::WrongState => "the input does not fit the agent's state",
+            Status::ProbeRefused => "the health probe may not run on this device",
+            Status::RecordInvalid => "the saved agent record is invalid",
         }
     }
 
@@ -213,6 +255,16 @@ impl Status {
             Status::NotSealed => "not_sealed",
             Status::PackageNotFound => "package_not_found",
             Status::PackageNotAvailable => "package_not_available",
+            Status::ChunkMisaligned => "chunk_misaligned",
+            Status::StoredChunkCorrupt => "stored_chunk_corrupt",
+            Status::DownloadStateMismatch => "download_state_mismatch",
+            Status::PermissionDenied => "permission_denied",
+            Status::NotCompatible => "not_compatible",
+            Status::Downgrade => "downgrade",
+            Status::AlreadyInstalled => "already_installed",
+            Status::WrongState => "wrong_state",
+            Status::ProbeRefused => "probe_refused",
+            Status::RecordInvalid => "record_invalid",
         }
     }
 }

@@ -1,0 +1,447 @@
+//! Downloading a verified package's artifact in 64 KiB chunks, in any order, and installing
+//! it as the verified prefix grows.
+//!
+//! A [`Download`] is made from a [`VerifiedPackage`], so it holds the signed size, SHA-256 and
+//! chunk table. [`Download::plan`] lists what is still missing, one chunk per request.
+//! [`Download::accept`] checks a chunk against the table the moment it arrives: a bad chunk
+//! is rejected with its index and stays missing, a duplicate is harmless, and misaligned,
+//! oversize or out-of-range data is an error — as are bytes past the signed size ("endless
+//! data") and chunks of another package ("mix-and-match": they cannot match this table).
+//! Verified chunks go to the host's [`Staging`] storage.
+//!
+//! The download's state ([`DownloadState`]) is which chunks are verified: a bitmap, a few
+//! hundred bytes for a gigabyte. [`Download::resume`] re-verifies every chunk it marks before
+//! trusting it again, so a byte that flipped in storage is found and that chunk refetched.
+//!
+//! [`Install`] decrypts and decompresses the contiguous verified prefix into a slot writer
+//! as it grows, so installing overlaps downloading. It re-reads each chunk from staging and
+//! checks it again before decrypting it, so no unverified byte is ever decrypted; the whole
+//! artifact's SHA-256 and the plaintext's size and digest are confirmed at the end. Memory
+//! stays at one chunk plus the decoder's buffers whatever the artifact's size.
+
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{CHUNK_SIZE, ChunkError, ChunkTable};
+use crate::digest::Sha256Digest;
+use crate::seal::{Opened, Opener, SealError, SealKey};
+use crate::sign::{PackageId, VerifiedPackage};
+use crate::status::Status;
+
+/// Where verified chunks are kept until they are installed: the host's storage, addressed
+/// by the chunk's offset in the artifact.
+pub trait Staging {
+    /// Stores `data` at `offset`.
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Fills `buf` with the bytes stored at `offset`.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+impl Staging for Vec<u8> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let end = start + data.len();
+        if self.len() < end {
+            self.resize(end, 0);
+        }
+        self[start..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let src = self
+            .get(start..start + buf.len())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "not staged"))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// One request for a missing chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRequest {
+    /// The chunk's index.
+    pub index: usize,
+    /// Its offset in the artifact.
+    pub offset: u64,
+    /// Its length (64 KiB, or less for the last chunk).
+    pub length: u32,
+}
+
+/// What accepting a chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Accepted {
+    /// A new chunk: verified and stored.
+    New {
+        /// Its index.
+        index: usize,
+    },
+    /// A chunk already verified: nothing changed.
+    Duplicate {
+        /// Its index.
+        index: usize,
+    },
+}
+
+/// Which chunks are verified: the persistent state of a download.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadState {
+    /// The package.
+    pub package_id: PackageId,
+    /// The artifact's SHA-256, binding the state to the artifact.
+    pub sha256: Sha256Digest,
+    /// One bit per chunk (chunk i is bit i % 8 of byte i / 8), as hex.
+    pub verified: String,
+}
+
+/// A download or install failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadError {
+    /// The data does not start on a chunk boundary.
+    #[error("data at offset {offset} does not start on a 64 KiB chunk boundary")]
+    Misaligned {
+        /// The offset given.
+        offset: u64,
+    },
+    /// The data starts at or past the end of the artifact.
+    #[error("offset {offset} is past the end of the {size}-byte artifact")]
+    OutOfRange {
+        /// The offset given.
+        offset: u64,
+        /// The signed size.
+        size: u64,
+    },
+    /// More than one chunk's worth of data.
+    #[error("{length} bytes is more than one 64 KiB chunk")]
+    Oversize {
+        /// The length given.
+        length: usize,
+    },
+    /// The data runs past the signed size ("endless data").
+    #[error("data runs to byte {end}, past the signed size of {size}")]
+    TooLong {
+        /// Where the data ends.
+        end: u64,
+        /// The signed size.
+        size: u64,
+    },
+    /// The chunk does not match the signed table.
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    /// A chunk read back from staging no longer matches; it is missing again.
+    #[error("stored chunk {index} no longer matches its digest and must be fetched again")]
+    StoredChunkCorrupt {
+        /// The chunk's index.
+        index: usize,
+    },
+    /// Saved state belongs to another package.
+    #[error("the saved download state is for {found}, not {expected}")]
+    StateMismatch {
+        /// The package being downloaded.
+        expected: PackageId,
+        /// The package the state is for.
+        found: PackageId,
+    },
+    /// The staging storage failed.
+    #[error("staging storage: {message}")]
+    Staging {
+        /// What the storage said.
+        message: String,
+    },
+    /// Decrypting or decompressing into the slot failed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// Install was finished before every chunk was installed.
+    #[error("{installed} of {total} chunks are installed")]
+    Incomplete {
+        /// Chunks installed.
+        installed: usize,
+        /// Chunks in the artifact.
+        total: usize,
+    },
+}
+
+impl DownloadError {
+    /// The stable status code of this error.
+    pub fn status(&self) -> Status {
+        match self {
+            DownloadError::Misaligned { .. } => Status::ChunkMisaligned,
+            DownloadError::OutOfRange { .. } | DownloadError::Oversize { .. } => {
+                Status::ChunkOutOfRange
+            }
+            DownloadError::TooLong { .. } => Status::TooLong,
+            DownloadError::Chunk(e) => e.status(),
+            DownloadError::StoredChunkCorrupt { .. } => Status::StoredChunkCorrupt,
+            DownloadError::StateMismatch { .. } => Status::DownloadStateMismatch,
+            DownloadError::Staging { .. } => Status::Io,
+            DownloadError::Seal(e) => e.status(),
+            DownloadError::Incomplete { .. } => Status::Truncated,
+        }
+    }
+}
+
+fn staging_error(e: io::Error) -> DownloadError {
+    DownloadError::Staging {
+        message: e.to_string(),
+    }
+}
+
+/// A download in progress.
+#[derive(Debug, Clone)]
+pub struct Download {
+    package_id: PackageId,
+    sha256: Sha256Digest,
+    size: u64,
+    table: ChunkTable,
+    verified: Vec<u8>,
+    count: usize,
+}
+
+impl Download {
+    /// A new download of a verified package's artifact: nothing verified yet.
+    pub fn new(package: &VerifiedPackage) -> Self {
+        let table = package.chunks().clone();
+        Download {
+            package_id: package.id().clone(),
+            sha256: package.package().sha256,
+            size: package.package().size_bytes,
+            verified: vec![0; table.len().div_ceil(8)],
+            table,
+            count: 0,
+        }
+    }
+
+    /// Resumes a download from its saved state: every chunk the state marks verified is read
+    /// back from staging and checked again; one that no longer matches is missing again.
+    /// Returns the download and the indices that must be refetched.
+    pub fn resume(
+        package: &VerifiedPackage,
+        state: &DownloadState,
+        staging: &mut dyn Staging,
+    ) -> Result<(Self, Vec<usize>), DownloadError> {
+        let mut d = Self::new(package);
+        if &state.package_id != package.id() || state.sha256 != d.sha256 {
+            return Err(DownloadError::StateMismatch {
+                expected: package.id().clone(),
+                found: state.package_id.clone(),
+            });
+        }
+        let bits = hex::decode(&state.verified).unwrap_or_default();
+        let mut refetch = Vec::new();
+        let mut buf = vec![0u8; CHUNK_SIZE as usize];
+        for index in 0..d.table.len() {
+            let marked = bits
+                .get(index / 8)
+                .is_some_and(|b| b & (1 << (index % 8)) != 0);
+            if !marked {
+                continue;
+            }
+            let len = d.chunk_len(index);
+            let ok = staging.read_at(d.offset(index), &mut buf[..len]).is_ok()
+                && d.table.verify(index, d.size, &buf[..len]).is_ok();
+            if ok {
+                d.mark(index);
+            } else {
+                refetch.push(index);
+            }
+        }
+        Ok((d, refetch))
+    }
+
+    /// The persistent state: which chunks are verified.
+    pub fn state(&self) -> DownloadState {
+        DownloadState {
+            package_id: self.package_id.clone(),
+            sha256: self.sha256,
+            verified: hex::encode(&self.verified),
+        }
+    }
+
+    /// The package being downloaded.
+    pub fn package_id(&self) -> &PackageId {
+        &self.package_id
+    }
+
+    /// The signed size of the artifact.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// How many chunks the artifact has.
+    pub fn chunk_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// How many chunks are verified.
+    pub fn verified_count(&self) -> usize {
+        self.count
+    }
+
+    /// Whether every chunk is verified.
+    pub fn is_complete(&self) -> bool {
+        self.count == self.table.len()
+    }
+
+    /// Whether chunk `index` is verified.
+    pub fn is_verified(&self, index: usize) -> bool {
+        self.verified
+            .get(index / 8)
+            .is_some_and(|b| b & (1 << (index % 8)) != 0)
+    }
+
+    fn mark(&mut self, index: usize) {
+        if !self.is_verified(index) {
+            self.verified[index / 8] |= 1 << (index % 8);
+            self.count += 1;
+        }
+    }
+
+    /// Marks chunk `index` missing again (its stored copy is bad).
+    pub fn invalidate(&mut self, index: usize) {
+        if self.is_verified(index) {
+            self.verified[index / 8] &= !(1 << (index % 8));
+            self.count -= 1;
+        }
+    }
+
+    fn offset(&self, index: usize) -> u64 {
+        index as u64 * u64::from(CHUNK_SIZE)
+    }
+
+    fn chunk_len(&self, index: usize) -> usize {
+        let r = ChunkTable::range(index, self.size);
+        usize::try_from(r.end - r.start).unwrap_or(0)
+    }
+
+    /// Up to `max` requests for missing chunks, in order.
+    pub fn plan(&self, max: usize) -> Vec<ChunkRequest> {
+        (0..self.table.len())
+            .filter(|i| !self.is_verified(*i))
+            .take(max)
+            .map(|index| ChunkRequest {
+                index,
+                offset: self.offset(index),
+                length: u32::try_from(self.chunk_len(index)).unwrap_or(CHUNK_SIZE),
+            })
+            .collect()
+    }
+
+    /// Takes a chunk that arrived at `offset`: checks where it goes and that it matches its
+    /// signed digest, then stores it.
+    pub fn accept(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        staging: &mut dyn Staging,
+    ) -> Result<Accepted, DownloadError> {
+        if offset >= self.size {
+            return Err(DownloadError::OutOfRange {
+                offset,
+                size: self.size,
+            });
+        }
+        if offset % u64::from(CHUNK_SIZE) != 0 {
+            return Err(DownloadError::Misaligned { offset });
+        }
+        if data.len() > CHUNK_SIZE as usize {
+            return Err(DownloadError::Oversize { length: data.len() });
+        }
+        let end = offset + data.len() as u64;
+        if end > self.size {
+            return Err(DownloadError::TooLong {
+                end,
+                size: self.size,
+            });
+        }
+        let index = usize::try_from(offset / u64::from(CHUNK_SIZE)).unwrap_or(usize::MAX);
+        self.table.verify(index, self.size, data)?;
+        if self.is_verified(index) {
+            return Ok(Accepted::Duplicate { index });
+        }
+        staging.write_at(offset, data).map_err(staging_error)?;
+        self.mark(index);
+        Ok(Accepted::New { index })
+    }
+}
+
+/// Installs a download into a slot as its verified contiguous prefix grows.
+pub struct Install<W: Write> {
+    opener: Opener<W>,
+    table: ChunkTable,
+    size: u64,
+    next: usize,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Install<W> {
+    /// An install of `package`'s artifact, opened with `key`, into `slot` (which must start
+    /// empty).
+    pub fn new(package: &VerifiedPackage, key: &SealKey, slot: W) -> Self {
+        Install {
+            opener: Opener::new(key, package.expected(), slot),
+            table: package.chunks().clone(),
+            size: package.package().size_bytes,
+            next: 0,
+            buf: Vec::with_capacity(CHUNK_SIZE as usize),
+        }
+    }
+
+    /// How many chunks are installed.
+    pub fn installed(&self) -> usize {
+        self.next
+    }
+
+    /// How much plaintext is in the slot.
+    pub fn plaintext_written(&self) -> u64 {
+        self.opener.plaintext_written()
+    }
+
+    /// Installs every verified chunk that continues the installed prefix, reading each back
+    /// from staging and checking it again first. A chunk whose stored copy no longer matches
+    /// is marked missing in `download`, and the error names it.
+    pub fn advance(
+        &mut self,
+        download: &mut Download,
+        staging: &mut dyn Staging,
+    ) -> Result<usize, DownloadError> {
+        let start = self.next;
+        while self.next < self.table.len() && download.is_verified(self.next) {
+            let index = self.next;
+            let range = ChunkTable::range(index, self.size);
+            let len = usize::try_from(range.end - range.start).unwrap_or(0);
+            self.buf.resize(len, 0);
+            staging
+                .read_at(range.start, &mut self.buf)
+                .map_err(staging_error)?;
+            let verified = match self.table.verify(index, self.size, &self.buf) {
+                Ok(v) => v,
+                Err(_) => {
+                    download.invalidate(index);
+                    return Err(DownloadError::StoredChunkCorrupt { index });
+                }
+            };
+            self.opener.push(verified)?;
+            self.next += 1;
+        }
+        Ok(self.next - start)
+    }
+
+    /// Ends the install once every chunk is in: confirms the artifact's SHA-256 and the
+    /// plaintext's size and digest, flushes the slot, and returns it.
+    pub fn finish(self) -> Result<(Opened, W), DownloadError> {
+        if self.next < self.table.len() {
+            return Err(DownloadError::Incomplete {
+                installed: self.next,
+                total: self.table.len(),
+            });
+        }
+        let (opened, mut slot) = self.opener.finish()?;
+        slot.flush().map_err(|e| DownloadError::Seal(e.into()))?;
+        Ok((opened, slot))
+    }
+}

@@ -1,0 +1,573 @@
+//! Health probes: what to run after a swap, when, and what the results mean.
+//!
+//! A [`ProbeSpec`] is one of seed 000's three kinds: an allowlisted executable (exit 0 is
+//! healthy), an HTTP GET (a 2xx within the timeout; loopback only unless explicitly allowed),
+//! or a readiness file that must exist and be newer than the swap. A [`ProbePolicy`] says
+//! when to probe and how to judge; [`decide`] is the pure decision, and the device agent
+//! drives it. The runners that really execute probes ([`runner`]) live behind the cargo
+//! feature `probe-runners`, off in the core's default build and on for the C ABI and CLI.
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::Status;
+
+/// A health probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum ProbeSpec {
+    /// Run an executable; exit status 0 is healthy.
+    Exec {
+        /// Its absolute path, which must be on the agent's allowlist.
+        path: String,
+        /// Its arguments.
+        #[serde(default)]
+        args: Vec<String>,
+        /// How long it may run before it is killed and counted unhealthy.
+        timeout_ms: u64,
+    },
+    /// `GET url`; a 2xx status within the timeout is healthy.
+    Http {
+        /// An `http://` URL; its host must be loopback unless `allow_remote` is set.
+        url: String,
+        /// How long to wait for the whole response head.
+        timeout_ms: u64,
+        /// Allow a host that is not loopback.
+        #[serde(default)]
+        allow_remote: bool,
+    },
+    /// A readiness file the application writes: healthy when it exists and was modified
+    /// after the swap.
+    File {
+        /// Its absolute path.
+        path: String,
+    },
+}
+
+/// A probe that may not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// An executable probe's path is not absolute or not on the allowlist.
+    #[error("probe executable {path:?} is not on the allowlist")]
+    NotAllowed {
+        /// The path.
+        path: String,
+    },
+    /// An HTTP probe's URL is malformed or its host is not loopback.
+    #[error("probe url {url:?} is refused: {why}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// A timeout of zero, or a path that is not absolute.
+    #[error("invalid probe: {why}")]
+    Invalid {
+        /// Why.
+        why: &'static str,
+    },
+}
+
+impl ProbeError {
+    /// The stable status code of this error.
+    pub fn status(&self) -> Status {
+        Status::ProbeRefused
+    }
+}
+
+/// An `http://host:port/path` URL split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// The host as written (`127.0.0.1`, `localhost`, `[::1]`).
+    pub host: String,
+    /// The port (80 when absent).
+    pub port: u16,
+    /// The path and query (`/healthz`).
+    pub path: String,
+}
+
+/// Splits an `http://` URL; only plain HTTP is supported.
+pub fn parse_http_url(url: &str) -> Result<HttpTarget, ProbeError> {
+    let bad = |why| ProbeError::BadUrl {
+        url: url.to_string(),
+        why,
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("only http:// URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty()
+        || authority.contains('@')
+        || path.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad("malformed URL"));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| bad("malformed IPv6 host"))?;
+        (format!("[{h}]"), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    let port = match port {
+        None => 80,
+        Some(p) => p.parse().map_err(|_| bad("malformed port"))?,
+    };
+    Ok(HttpTarget {
+        host,
+        port,
+        path: path.to_string(),
+    })
+}
+
+/// Whether `host` is loopback: `localhost`, 127.0.0.0/8 or `[::1]`.
+pub fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl ProbeSpec {
+    /// Checks that the probe may run on this device: an executable must be absolute and on
+    /// `allowlist`; an HTTP host must be loopback unless `allow_remote`.
+    pub fn check(&self, allowlist: &[String]) -> Result<(), ProbeError> {
+        match self {
+            ProbeSpec::Exec {
+                path, timeout_ms, ..
+            } => {
+                if *timeout_ms == 0 {
+                    return Err(ProbeError::Invalid {
+                        why: "a timeout of 0",
+                    });
+                }
+                if !path.starts_with('/')
+                    || path.split('/').any(|c| c == "..")
+                    || !allowlist.iter().any(|a| a == path)
+                {
+                    return Err(ProbeError::NotAllowed { path: path.clone() });
+                }
+                Ok(())
+            }
+            ProbeSpec::Http {
+                url,
+                timeout_ms,
+                allow_remote,
+            } => {
+                if *timeout_ms == 0 {
+                    return Err(ProbeError::Invalid {
+                        why: "a timeout of 0",
+                    });
+                }
+                let t = parse_http_url(url)?;
+                if !allow_remote && !is_loopback(&t.host) {
+                    return Err(ProbeError::BadUrl {
+                        url: url.clone(),
+                        why: "the host is not loopback (set allow_remote to allow it)",
+                    });
+                }
+                Ok(())
+            }
+            ProbeSpec::File { path } => {
+                if path.starts_with('/') {
+                    Ok(())
+                } else {
+                    Err(ProbeError::Invalid {
+                        why: "a readiness file path must be absolute",
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// When to probe and how to judge. All times in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbePolicy {
+    /// Wait this long after the swap before the first probe. Default 2 000.
+    #[serde(default = "d_initial")]
+    pub initial_delay_ms: u64,
+    /// Wait this long between probes. Default 2 000.
+    #[serde(default = "d_interval")]
+    pub interval_ms: u64,
+    /// Healthy after this many consecutive successes. Default 3.
+    #[serde(default = "d_successes")]
+    pub successes_needed: u32,
+    /// Unhealthy after more failures than this. Default 0.
+    #[serde(default)]
+    pub failures_tolerated: u32,
+    /// Unhealthy if not healthy this long after the swap. Default 120 000.
+    #[serde(default = "d_deadline")]
+    pub deadline_ms: u64,
+}
+
+fn d_initial() -> u64 {
+    2_000
+}
+fn d_interval() -> u64 {
+    2_000
+}
+fn d_successes() -> u32 {
+    3
+}
+fn d_deadline() -> u64 {
+    120_000
+}
+
+impl Default for ProbePolicy {
+    fn default() -> Self {
+        ProbePolicy {
+            initial_delay_ms: d_initial(),
+            interval_ms: d_interval(),
+            successes_needed: d_successes(),
+            failures_tolerated: 0,
+            deadline_ms: d_deadline(),
+        }
+    }
+}
+
+/// Where probing stands after a swap (persisted with the agent's record).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeProgress {
+    /// When the swap happened (Unix ms).
+    pub swapped_at: u64,
+    /// Consecutive successes so far.
+    pub successes: u32,
+    /// Failures so far (a restart while probing counts as one).
+    pub failures: u32,
+    /// When the last probe was started, if any.
+    pub last_run_at: Option<u64>,
+    /// The last failure's detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+/// What the policy says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Nothing to do before this time (Unix ms).
+    WaitUntil(u64),
+    /// Run the probe now.
+    Run,
+    /// Enough consecutive successes: commit.
+    Healthy,
+    /// Too many failures, or the deadline passed: roll back.
+    Unhealthy {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The result of one probe run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeResult {
+    /// Whether the probe found the device healthy.
+    pub healthy: bool,
+    /// What it saw (`exit status 1`, `HTTP 503`, `timed out after 2000 ms`).
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl ProbeProgress {
+    /// Records a probe result.
+    pub fn record(&mut self, result: &ProbeResult) {
+        if result.healthy {
+            self.successes += 1;
+        } else {
+            self.successes = 0;
+            self.failures += 1;
+            self.last_failure = Some(result.detail.clone());
+        }
+    }
+}
+
+/// The pure decision: given the policy, the progress and the time, what to do.
+pub fn decide(policy: &ProbePolicy, p: &ProbeProgress, now: u64) -> Decision {
+    if p.failures > policy.failures_tolerated {
+        let last = p.last_failure.as_deref().unwrap_or("probe failed");
+        return Decision::Unhealthy {
+            reason: format!(
+                "health probe failed {} time(s), {} tolerated: {last}",
+                p.failures, policy.failures_tolerated
+            ),
+        };
+    }
+    if p.successes >= policy.successes_needed.max(1) {
+        return Decision::Healthy;
+    }
+    let deadline = p.swapped_at.saturating_add(policy.deadline_ms);
+    if now >= deadline {
+        return Decision::Unhealthy {
+            reason: format!("not healthy within {} ms of the swap", policy.deadline_ms),
+        };
+    }
+    let due = match p.last_run_at {
+        None => p.swapped_at.saturating_add(policy.initial_delay_ms),
+        Some(t) => t.saturating_add(policy.interval_ms),
+    };
+    if now >= due {
+        Decision::Run
+    } else {
+        Decision::WaitUntil(due.min(deadline))
+    }
+}
+
+/// Runners that really execute probes (the cargo feature `probe-runners`).
+#[cfg(feature = "probe-runners")]
+pub mod runner {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::{ProbeResult, ProbeSpec, parse_http_url};
+
+    fn result(healthy: bool, detail: impl Into<String>) -> ProbeResult {
+        ProbeResult {
+            healthy,
+            detail: detail.into(),
+        }
+    }
+
+    /// Runs a probe that passed [`ProbeSpec::check`]. `swapped_at` is when the swap happened.
+    pub fn run(spec: &ProbeSpec, allowlist: &[String], swapped_at: SystemTime) -> ProbeResult {
+        if let Err(e) = spec.check(allowlist) {
+            return result(false, e.to_string());
+        }
+        match spec {
+            ProbeSpec::Exec {
+                path,
+                args,
+                timeout_ms,
+            } => exec(path, args, Duration::from_millis(*timeout_ms)),
+            ProbeSpec::Http {
+                url, timeout_ms, ..
+            } => http(url, Duration::from_millis(*timeout_ms)),
+            ProbeSpec::File { path } => file(path, swapped_at),
+        }
+    }
+
+    /// Runs the executable; kills it when the timeout passes.
+    pub fn exec(path: &str, args: &[String], timeout: Duration) -> ProbeResult {
+        let mut child = match Command::new(path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => return result(false, format!("cannot start {path}: {e}")),
+        };
+        let start = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return result(true, "exit status 0"),
+                Ok(Some(status)) => return result(false, format!("{path}: {status}")),
+                Ok(None) if start.elapsed() >= timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return result(
+                        false,
+                        format!("{path}: timed out after {} ms, killed", timeout.as_millis()),
+                    );
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return result(false, format!("{path}: {e}")),
+            }
+        }
+    }
+
+    /// A minimal HTTP/1.1 GET: healthy on a 2xx status line within the timeout.
+    pub fn http(url: &str, timeout: Duration) -> ProbeResult {
+        let t = match parse_http_url(url) {
+            Ok(t) => t,
+            Err(e) => return result(false, e.to_string()),
+        };
+        let host = t.host.trim_start_matches('[').trim_end_matches(']');
+        let addr = match (host, t.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+        {
+            Some(a) => a,
+            None => return result(false, format!("cannot resolve {}", t.host)),
+        };
+        let deadline = Instant::now() + timeout;
+        let mut stream = match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => s,
+            Err(e) => return result(false, format!("GET {url}: {e}")),
+        };
+        let _ = stream.set_read_timeout(Some(timeout));
+        let _ = stream.set_write_timeout(Some(timeout));
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: ota-probe\r\n\r\n",
+            t.path, t.host
+        );
+        if let Err(e) = stream.write_all(request.as_bytes()) {
+            return result(false, format!("GET {url}: {e}"));
+        }
+        let mut head = Vec::new();
+        let mut buf = [0u8; 512];
+        while !head.windows(2).any(|w| w == b"\r\n") {
+            if Instant::now() >= deadline {
+                return result(
+                    false,
+                    format!("GET {url}: timed out after {} ms", timeout.as_millis()),
+                );
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+                Err(e) => return result(false, format!("GET {url}: {e}")),
+            }
+            if head.len() > 8192 {
+                break;
+            }
+        }
+        let line = String::from_utf8_lossy(&head);
+        let line = line.lines().next().unwrap_or_default();
+        let code = line
+            .strip_prefix("HTTP/1.")
+            .and_then(|r| r.get(2..5))
+            .and_then(|c| c.parse::<u16>().ok());
+        match code {
+            Some(c) if (200..300).contains(&c) => result(true, format!("HTTP {c}")),
+            Some(c) => result(false, format!("GET {url}: HTTP {c}")),
+            None => result(false, format!("GET {url}: no HTTP status line")),
+        }
+    }
+
+    /// Healthy when the file exists and was modified after the swap.
+    pub fn file(path: &str, swapped_at: SystemTime) -> ProbeResult {
+        match std::fs::metadata(path).and_then(|m| m.modified()) {
+            Err(e) => result(false, format!("{path}: {e}")),
+            Ok(modified) if modified > swapped_at => result(true, format!("{path} is ready")),
+            Ok(_) => result(false, format!("{path} is older than the swap")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ProbePolicy {
+        ProbePolicy {
+            initial_delay_ms: 1_000,
+            interval_ms: 500,
+            successes_needed: 2,
+            failures_tolerated: 1,
+            deadline_ms: 10_000,
+        }
+    }
+
+    fn ok(healthy: bool) -> ProbeResult {
+        ProbeResult {
+            healthy,
+            detail: if healthy { "ok" } else { "exit status 1" }.into(),
+        }
+    }
+
+    #[test]
+    fn the_decision_follows_the_policy() {
+        let p = policy();
+        let mut s = ProbeProgress {
+            swapped_at: 100_000,
+            ..Default::default()
+        };
+        assert_eq!(decide(&p, &s, 100_500), Decision::WaitUntil(101_000));
+        assert_eq!(decide(&p, &s, 101_000), Decision::Run);
+        s.last_run_at = Some(101_000);
+        s.record(&ok(false));
+        assert_eq!(decide(&p, &s, 101_200), Decision::WaitUntil(101_500));
+        s.last_run_at = Some(101_500);
+        s.record(&ok(true));
+        assert_eq!(decide(&p, &s, 102_000), Decision::Run);
+        s.record(&ok(true));
+        assert_eq!(decide(&p, &s, 102_000), Decision::Healthy);
+        // A second failure is one more than tolerated.
+        let mut s = ProbeProgress {
+            swapped_at: 0,
+            ..Default::default()
+        };
+        s.record(&ok(false));
+        s.record(&ok(true));
+        s.record(&ok(false));
+        assert!(
+            matches!(decide(&p, &s, 1), Decision::Unhealthy { reason } if reason.contains("2 time(s), 1 tolerated"))
+        );
+        // The deadline.
+        let s = ProbeProgress {
+            swapped_at: 0,
+            successes: 1,
+            ..Default::default()
+        };
+        assert!(
+            matches!(decide(&p, &s, 10_000), Decision::Unhealthy { reason } if reason.contains("within 10000 ms"))
+        );
+    }
+
+    #[test]
+    fn specs_are_checked_against_the_allowlist_and_loopback() {
+        let allow = vec!["/usr/bin/healthcheck".to_string()];
+        let exec = |p: &str| ProbeSpec::Exec {
+            path: p.into(),
+            args: vec![],
+            timeout_ms: 1000,
+        };
+        assert!(exec("/usr/bin/healthcheck").check(&allow).is_ok());
+        assert!(exec("/bin/sh").check(&allow).is_err());
+        assert!(exec("healthcheck").check(&allow).is_err());
+        let http = |u: &str, remote| ProbeSpec::Http {
+            url: u.into(),
+            timeout_ms: 1000,
+            allow_remote: remote,
+        };
+        for ok in [
+            "http://127.0.0.1:8080/healthz",
+            "http://localhost/",
+            "http://[::1]:9/x",
+            "http://127.1.2.3",
+        ] {
+            assert!(http(ok, false).check(&allow).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1/healthz",
+            "http://example.com/",
+            "https://127.0.0.1/",
+            "http://127.0.0.1:99999/",
+            "http://user@127.0.0.1/",
+        ] {
+            assert!(http(bad, false).check(&allow).is_err(), "{bad}");
+        }
+        assert!(http("http://10.0.0.1/healthz", true).check(&allow).is_ok());
+        assert!(
+            ProbeSpec::File {
+                path: "ready".into()
+            }
+            .check(&allow)
+            .is_err()
+        );
+        let t = parse_http_url("http://127.0.0.1:8080/healthz?full=1").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("127.0.0.1", 8080, "/healthz?full=1")
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! The device report of seed 004: `{device_id, rollout_id, firmware_version, status,
+//! reason}`, sent by the device agent and consumed by the rollout engine.
+
+use serde::{Deserialize, Serialize};
+
+use crate::json::{self, Fault, ParseError, Validate};
+use crate::limits::Limits;
+use crate::name::Name;
+use crate::version::Version;
+
+/// What a device says about an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReportStatus {
+    /// The device accepted the assignment and is downloading or installing.
+    InProgress,
+    /// The new version is installed, healthy and committed.
+    Success,
+    /// The update failed; the device is on its previous version.
+    Failure,
+    /// The device refused the assignment before writing anything (bad signature, not
+    /// compatible, a downgrade).
+    Rejected,
+}
+
+impl ReportStatus {
+    /// The name as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::InProgress => "in_progress",
+            ReportStatus::Success => "success",
+            ReportStatus::Failure => "failure",
+            ReportStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// A device's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceReport {
+    /// The device.
+    pub device_id: Name,
+    /// The rollout the update belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_id: Option<Name>,
+    /// The version the device runs now (after the attempt), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_version: Option<Version>,
+    /// What happened.
+    pub status: ReportStatus,
+    /// Why, for a failure or rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl DeviceReport {
+    /// Parses and validates a report.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
+        json::parse("report", bytes, Limits::DEFAULT.max_document_bytes)
+    }
+
+    /// The report as compact JSON.
+    pub fn to_json(&self) -> String {
+        json::to_string(self)
+    }
+}
+
+impl Validate for DeviceReport {
+    fn validate_at(&self, _: &str, _: &mut Vec<Fault>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_004_report_parses() {
+        let r = DeviceReport::from_json(
+            br#"{"device_id": "dev_8f3a", "rollout_id": "rol_4c7e", "firmware_version": "2.0.0", "status": "success"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.status, ReportStatus::Success);
+        assert_eq!(DeviceReport::from_json(r.to_json().as_bytes()).unwrap(), r);
+        assert!(DeviceReport::from_json(br#"{"device_id":"d","status":"ok"}"#).is_err());
+    }
+}

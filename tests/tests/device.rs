@@ -1,0 +1,779 @@
+//! The device path: the agent updates, verifies every chunk, survives power cuts at every step,
+//! refuses every attack before touching the active slot, and rolls back on a failed probe.
+
+use std::collections::VecDeque;
+
+use ota_core::agent::{AgentError, AgentRecord, AgentState};
+use ota_core::assignment::{Assignment, Assignments, ChunkFetch, ProtocolError};
+use ota_core::catalog::Catalog;
+use ota_core::download::ChunkRequest;
+use ota_core::probe::{ProbeResult, ProbeSpec};
+use ota_core::report::ReportStatus;
+use ota_core::seal::SealKey;
+use ota_core::sign::{self, TrustedKeys, VerifiedPackage};
+use ota_core::{DeviceProfile, Limits, Package, Status};
+use ota_tests::device::{Device, config, healthy, in_order, unhealthy};
+use ota_tests::{noise, signing_key};
+
+const OLD: &[u8] = b"firmware 1.2.0, the version the device runs";
+
+fn sensor() -> DeviceProfile {
+    DeviceProfile::from_json(
+        br#"{"device_id":"dev_8f3a","device_type":"temp-sensor","hardware_profile":"acme-sensor-v2","arch":"armv7",
+             "installed":{"temp-sensor-fw":"1.2.0"}}"#,
+    )
+    .unwrap()
+}
+
+fn trusted() -> TrustedKeys {
+    [signing_key(1).public_key()].into_iter().collect()
+}
+
+/// A signed firmware package of `plaintext` at `version`: (verified, artifact, key).
+fn publish(
+    plaintext: &[u8],
+    version: &str,
+    tweak: impl FnOnce(&mut Package),
+) -> (VerifiedPackage, Vec<u8>, SealKey) {
+    let key = SealKey::from_bytes([0x33; 32]);
+    let (artifact, sealed) = ota_core::seal::seal_bytes(&key, [7; 16], plaintext).unwrap();
+    let mut p = ota_tests::firmware_package();
+    p.version = version.parse().unwrap();
+    p.set_sealed(&sealed);
+    tweak(&mut p);
+    let env = sign::sign(&p, &[&signing_key(1)]).unwrap();
+    (
+        sign::verify_envelope(env, &trusted(), 1, &Limits::DEFAULT).unwrap(),
+        artifact,
+        key,
+    )
+}
+
+fn assignment(v: &VerifiedPackage, key: &SealKey) -> Assignment {
+    let mut a = Assignment::new(v, key.clone(), Some("rol_4c7e".parse().unwrap()), None).unwrap();
+    a.probe = None;
+    a
+}
+
+fn device(probe: ota_tests::device::ProbeOutcome) -> Device {
+    Device::new(config(sensor(), trusted()), OLD, probe)
+}
+
+fn last_report(d: &Device) -> &ota_core::report::DeviceReport {
+    d.disk.reports.last().expect("a report")
+}
+
+#[test]
+fn an_update_installs_swaps_probes_and_commits() {
+    let new = noise(300_000, 1);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), new);
+    assert_eq!(d.agent().state(), AgentState::Idle);
+    assert_eq!(
+        d.agent().installed("temp-sensor-fw").unwrap().to_string(),
+        "2.0.0"
+    );
+    let r = last_report(&d);
+    assert_eq!(
+        (
+            r.status,
+            r.firmware_version.as_ref().unwrap().to_string().as_str()
+        ),
+        (ReportStatus::Success, "2.0.0")
+    );
+    assert_eq!(r.rollout_id.as_ref().unwrap().as_str(), "rol_4c7e");
+    assert_eq!(d.disk.reports[0].status, ReportStatus::InProgress);
+    // The states were persisted in order.
+    let states: Vec<String> = d
+        .log
+        .iter()
+        .filter(|l| !l.starts_with("persist"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "report in_progress",
+            "swap",
+            "probe",
+            "probe",
+            "report success"
+        ]
+    );
+}
+
+/// Delivers chunks shuffled, duplicated, corrupted, from another artifact, and dropped
+/// (a dropped chunk is asked for again later, as a host retrying would).
+fn chaos(
+    seed: u64,
+    other: Vec<u8>,
+) -> impl FnMut(&mut VecDeque<ChunkRequest>, &[u8]) -> Option<(u64, Vec<u8>)> {
+    let mut rng = ota_benches::Rng::new(seed);
+    let mut retry: Vec<ChunkRequest> = Vec::new();
+    move |wanted: &mut VecDeque<ChunkRequest>, artifact: &[u8]| loop {
+        if wanted.is_empty() {
+            wanted.extend(retry.drain(..));
+        }
+        if wanted.is_empty() {
+            return None;
+        }
+        let i = rng.below(wanted.len() as u64) as usize;
+        let r = wanted[i];
+        let roll = rng.below(10);
+        if roll == 0 {
+            // Dropped on the floor: the host retries later.
+            wanted.remove(i);
+            retry.push(r);
+            continue;
+        }
+        if roll > 2 {
+            wanted.remove(i); // delivered; corrupted ones (roll 1..=2) stay wanted
+        }
+        let end = r.offset as usize + r.length as usize;
+        let mut data = artifact[r.offset as usize..end].to_vec();
+        match roll {
+            1 => {
+                let at = rng.below(data.len() as u64) as usize;
+                data[at] ^= 0x55;
+            }
+            2 if other.len() >= end => {
+                // A chunk of another package at the same offset (mix-and-match).
+                data.copy_from_slice(&other[r.offset as usize..end]);
+            }
+            _ => {}
+        }
+        // Sometimes the same chunk arrives twice.
+        if rng.below(8) == 0 {
+            wanted.push_back(r);
+        }
+        return Some((r.offset, data));
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Random orders, duplicates, corruptions, chunks of another artifact and drops always
+    /// end in a byte-identical install.
+    #[test]
+    fn random_orders_duplicates_corruptions_and_drops_install_byte_identically(
+        seed in proptest::prelude::any::<u64>(),
+        size in 1usize..400_000,
+    ) {
+        let new = noise(size, seed | 1);
+        let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+        let (_, other, _) = publish(&noise(size, seed ^ 0x55), "2.0.1", |_| {});
+        let mut d = device(healthy());
+        d.assign(assignment(&v, &key)).unwrap();
+        d.run(&artifact, &mut chaos(seed, other), None).unwrap();
+        proptest::prop_assert_eq!(d.disk.active_bytes(), new);
+        proptest::prop_assert_eq!(last_report(&d).status, ReportStatus::Success);
+    }
+}
+
+/// The outcome a device must end in: a good version, and a report saying which.
+fn assert_good_end(d: &mut Device, new: &[u8], what: &str) {
+    let active = d.disk.active_bytes();
+    let installed = d.agent().installed("temp-sensor-fw").unwrap().to_string();
+    assert_eq!(d.agent().state(), AgentState::Idle, "{what}");
+    let Some(report) = d.disk.reports.last().cloned() else {
+        // The power went before the assignment was persisted: the device never took it, and
+        // the control plane's persistent command brings it again.
+        assert_eq!(
+            (active.as_slice(), installed.as_str()),
+            (OLD, "1.2.0"),
+            "{what}"
+        );
+        return;
+    };
+    if active == new {
+        assert_eq!(installed, "2.0.0", "{what}");
+        assert_eq!(report.status, ReportStatus::Success, "{what}");
+    } else {
+        assert_eq!(active, OLD, "{what}: the device is on neither version");
+        assert_eq!(installed, "1.2.0", "{what}");
+        assert_eq!(report.status, ReportStatus::Failure, "{what}");
+        assert_eq!(
+            report.firmware_version.unwrap().to_string(),
+            "1.2.0",
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn a_power_cut_at_every_step_boundary_ends_on_a_good_version() {
+    let new = noise(200_000, 4);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    for probe_ok in [true, false] {
+        // Count the commands of an uninterrupted run.
+        let mut d = device(if probe_ok { healthy() } else { unhealthy() });
+        d.assign(assignment(&v, &key)).unwrap();
+        let mut budget = Some(usize::MAX);
+        d.drain(&mut budget).unwrap();
+        d.run(&artifact, &mut in_order, None).unwrap();
+        let total = d.log.len() + 8;
+        for k in 0..total {
+            let mut d = device(if probe_ok { healthy() } else { unhealthy() });
+            d.assign(assignment(&v, &key)).unwrap();
+            let what = format!("probe ok {probe_ok}, cut after {k} commands");
+            if d.run(&artifact, &mut in_order, Some(k)).is_none() {
+                d.power_cut();
+                d.boot();
+                d.run(&artifact, &mut in_order, None).unwrap();
+            }
+            assert_good_end(&mut d, &new, &what);
+            if d.disk.reports.is_empty() {
+                // Never taken: the control plane's persistent command delivers it again.
+                d.assign(assignment(&v, &key)).unwrap();
+                d.run(&artifact, &mut in_order, None).unwrap();
+                assert_good_end(&mut d, &new, &what);
+            }
+            // A sick version is always gone. A healthy one is kept, unless the power cut came
+            // while it was being probed: that counts as a failed probe, and the report says so.
+            let kept = d.disk.active_bytes() == new;
+            if !probe_ok {
+                assert!(!kept, "{what}");
+            } else if !kept {
+                let reason = last_report(&d).reason.clone().unwrap_or_default();
+                assert!(
+                    reason.contains("restarted while probing"),
+                    "{what}: {reason}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_power_cut_in_the_middle_of_slot_writes_resumes_and_finishes() {
+    let new = noise(500_000, 5);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    for cut in [0u64, 1, 4096, 65_535, 65_536, 200_000, 499_999] {
+        let mut d = device(healthy());
+        d.assign(assignment(&v, &key)).unwrap();
+        *d.disk.cut_after.lock().unwrap() = Some(cut);
+        // Deliver chunks until the slot writer fails: the power is gone.
+        let _ = d.run(&artifact, &mut in_order, None);
+        d.power_cut();
+        d.boot();
+        d.run(&artifact, &mut in_order, None).unwrap();
+        assert_good_end(&mut d, &new, &format!("cut after {cut} slot bytes"));
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_staging_is_found_on_resume_and_refetched() {
+    let new = noise(400_000, 6);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    // Deliver everything but the first chunk, so nothing is installed yet.
+    let first = d.wanted.pop_front().unwrap();
+    while let Some((o, data)) = in_order(&mut d.wanted, &artifact) {
+        let now = d.now;
+        let agent = d.agent.as_mut().unwrap();
+        agent.handle_chunk(o, &data, now, &mut d.disk).unwrap();
+    }
+    // Persist the download state by hand: cut the power after a persisted record.
+    let rec = d.agent().record().clone();
+    let mut rec = rec;
+    if let Some(u) = rec.update.as_mut() {
+        u.download = Some(ota_core::download::DownloadState {
+            package_id: v.id().clone(),
+            sha256: v.package().sha256,
+            verified: "fe".into(), // chunks 1..=6 of 0..=6
+        });
+    }
+    d.disk.record = Some(rec.to_json());
+    d.power_cut();
+    d.disk.staging[70_000] ^= 1; // chunk 1 rots on disk
+    d.boot();
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    // Chunk 0 was never fetched; chunk 1 rotted on disk; the rest survived.
+    let asked: Vec<usize> = d.wanted.iter().map(|r| r.index).collect();
+    assert_eq!(asked, [0, 1]);
+    let _ = first;
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), new);
+}
+
+/// Runs an attack: the active slot's hash is the same before and after, and nothing was
+/// written to any slot unless `writes_allowed`.
+fn attack(
+    name: &str,
+    d: &mut Device,
+    f: impl FnOnce(&mut Device) -> Result<(), AgentError>,
+    writes_allowed: bool,
+) -> AgentError {
+    let before = d.disk.active_digest();
+    *d.disk.slot_writes.lock().unwrap() = 0;
+    let err = f(d).expect_err(name);
+    let mut budget = None;
+    d.drain(&mut budget);
+    assert_eq!(
+        d.disk.active_digest(),
+        before,
+        "{name}: the active slot changed"
+    );
+    if !writes_allowed {
+        assert_eq!(
+            *d.disk.slot_writes.lock().unwrap(),
+            0,
+            "{name}: a slot was written"
+        );
+    }
+    err
+}
+
+#[test]
+fn attacks_are_refused_before_the_active_slot_is_touched() {
+    let new = noise(300_000, 7);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+
+    // A signature by an unknown key.
+    let mut d = device(healthy());
+    let mut p = v.package().clone();
+    p.release_notes = "trojan".into();
+    let stranger = sign::sign(&p, &[&signing_key(9)]).unwrap();
+    let mut a = assignment(&v, &key);
+    a.envelope = stranger;
+    let e = attack("unknown key", &mut d, |d| d.assign(a), false);
+    assert_eq!(e.status(), Status::ThresholdNotMet);
+    assert_eq!(last_report(&d).status, ReportStatus::Rejected);
+
+    // Metadata that lies about the signed statement.
+    let mut a = assignment(&v, &key);
+    a.size_bytes += 16;
+    let e = attack("lying metadata", &mut d, |d| d.assign(a), false);
+    assert_eq!(e.status(), Status::StatementInvalid);
+
+    // Incompatible hardware.
+    let (wrong_type, _, _) = publish(&new, "2.0.0", |p| {
+        p.compatibility.device_types = vec!["doorbell".parse().unwrap()]
+    });
+    let e = attack(
+        "incompatible",
+        &mut d,
+        |d| d.assign(assignment(&wrong_type, &key)),
+        false,
+    );
+    assert_eq!(e.status(), Status::NotCompatible);
+    assert!(e.to_string().contains("device_type_mismatch"), "{e}");
+
+    // Endless data: more than the signed size, at the last chunk.
+    d.assign(assignment(&v, &key)).unwrap();
+    let last = (artifact.len() / 65536 * 65536) as u64;
+    let mut data = artifact[last as usize..].to_vec();
+    data.extend_from_slice(&[0; 64]);
+    let e = attack(
+        "endless data",
+        &mut d,
+        |d| {
+            let now = d.now;
+            d.agent
+                .as_mut()
+                .unwrap()
+                .handle_chunk(last, &data, now, &mut d.disk)
+                .map(|_| ())
+        },
+        true,
+    );
+    assert_eq!(e.status(), Status::TooLong);
+    // A chunk from another artifact.
+    let (_, other, _) = publish(&noise(300_000, 8), "2.0.0", |_| {});
+    let e = attack(
+        "mix and match",
+        &mut d,
+        |d| {
+            let now = d.now;
+            d.agent
+                .as_mut()
+                .unwrap()
+                .handle_chunk(65536, &other[65536..131_072], now, &mut d.disk)
+                .map(|_| ())
+        },
+        true,
+    );
+    assert_eq!(e.status(), Status::ChunkDigestMismatch);
+    assert!(e.to_string().contains("chunk 1"), "{e}");
+    // Misaligned and oversize data.
+    let now = d.now;
+    let agent = d.agent.as_mut().unwrap();
+    assert_eq!(
+        agent
+            .handle_chunk(100, &artifact[100..200], now, &mut d.disk)
+            .unwrap_err()
+            .status(),
+        Status::ChunkMisaligned
+    );
+    assert_eq!(
+        agent
+            .handle_chunk(0, &artifact[..70_000], now, &mut d.disk)
+            .unwrap_err()
+            .status(),
+        Status::ChunkOutOfRange
+    );
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), new);
+
+    // A downgrade, directly and after a reboot.
+    let (older, _, _) = publish(b"firmware 1.9.0", "1.9.0", |_| {});
+    let e = attack(
+        "downgrade",
+        &mut d,
+        |d| d.assign(assignment(&older, &key)),
+        false,
+    );
+    assert_eq!(e.status(), Status::Downgrade);
+    d.power_cut();
+    d.boot();
+    let e = attack(
+        "downgrade after reboot",
+        &mut d,
+        |d| d.assign(assignment(&older, &key)),
+        false,
+    );
+    assert_eq!(e.status(), Status::Downgrade);
+    // The same version again is success, not a new install.
+    let e = attack(
+        "already installed",
+        &mut d,
+        |d| d.assign(assignment(&v, &key)),
+        false,
+    );
+    assert_eq!(e.status(), Status::AlreadyInstalled);
+    assert_eq!(last_report(&d).status, ReportStatus::Success);
+}
+
+#[test]
+fn a_decompression_bomb_with_a_valid_signature_is_stopped_at_its_declared_size() {
+    // A megabyte of zeros, declared as 4 KiB: the publisher's key signed a lie.
+    let (v, artifact, key) = publish(&vec![0u8; 1 << 20], "2.0.0", |p| {
+        if let Some(s) = p.seal.as_mut() {
+            s.plaintext_size = 4096;
+        }
+    });
+    let mut d = device(healthy());
+    let before = d.disk.active_digest();
+    d.assign(assignment(&v, &key)).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_digest(), before);
+    assert!(
+        d.disk.inactive_len() <= 4096,
+        "wrote {} bytes",
+        d.disk.inactive_len()
+    );
+    let r = last_report(&d);
+    assert_eq!(r.status, ReportStatus::Failure);
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("exceeds its limit of 4096"),
+        "{r:?}"
+    );
+    assert_eq!(
+        d.agent().installed("temp-sensor-fw").unwrap().to_string(),
+        "1.2.0"
+    );
+}
+
+#[test]
+fn a_signed_rollback_may_go_back_a_version() {
+    let (v2, a2, key) = publish(b"firmware 2.0.0", "2.0.0", |_| {});
+    let (v1, a1, _) = publish(b"firmware 1.5.0", "1.5.0", |p| p.rollback = true);
+    let mut d = device(healthy());
+    d.assign(assignment(&v2, &key)).unwrap();
+    d.run(&a2, &mut in_order, None).unwrap();
+    d.assign(assignment(&v1, &key)).unwrap();
+    d.run(&a1, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), b"firmware 1.5.0");
+    // The highest version is still remembered.
+    assert_eq!(
+        d.agent().record().highest["temp-sensor-fw"].to_string(),
+        "2.0.0"
+    );
+}
+
+#[test]
+fn a_failed_probe_restores_the_previous_version_on_its_own() {
+    let new = noise(100_000, 9);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let mut d = device(unhealthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), OLD);
+    let r = last_report(&d);
+    assert_eq!(r.status, ReportStatus::Failure);
+    assert!(
+        r.reason.as_deref().unwrap().contains("exit status 1"),
+        "{r:?}"
+    );
+    let tail: Vec<&str> = d
+        .log
+        .iter()
+        .map(String::as_str)
+        .filter(|l| *l != "persist")
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "report in_progress",
+            "swap",
+            "probe",
+            "restore",
+            "report failure"
+        ]
+    );
+}
+
+#[test]
+fn restarting_while_probing_is_a_failed_probe_and_boots_are_counted() {
+    let (v, artifact, key) = publish(&noise(100_000, 10), "2.0.0", |_| {});
+    // With one failure tolerated, a single restart is survived; the second is not.
+    let mut cfg = config(sensor(), trusted());
+    cfg.policy.failures_tolerated = 1;
+    let mut d = Device::new(cfg, OLD, healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    // Run until probing starts.
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    while let Some((o, data)) = in_order(&mut d.wanted, &artifact) {
+        let now = d.now;
+        let _ = d
+            .agent
+            .as_mut()
+            .unwrap()
+            .handle_chunk(o, &data, now, &mut d.disk);
+        d.drain(&mut budget).unwrap();
+    }
+    assert_eq!(d.agent().state(), AgentState::Probing);
+    // Each boot persists the failed probe it counts before anything else happens.
+    d.power_cut();
+    d.boot();
+    assert_eq!(d.agent().state(), AgentState::Probing);
+    d.drain(&mut Some(1));
+    assert_eq!(d.log.last().map(String::as_str), Some("persist"));
+    d.power_cut();
+    d.boot();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), OLD);
+    assert!(
+        last_report(&d)
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("restarted while probing")
+    );
+}
+
+fn run_with_real_probe(spec: ProbeSpec, prepare: impl FnOnce()) -> (Vec<u8>, ReportStatus) {
+    let new = noise(50_000, 11);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let allow = config(sensor(), trusted()).exec_allowlist;
+    let runner: ota_tests::device::ProbeOutcome = Box::new(move |spec: &ProbeSpec| {
+        ota_core::probe::runner::run(
+            spec,
+            &allow,
+            std::time::SystemTime::now() - std::time::Duration::from_secs(1),
+        )
+    });
+    let mut d = device(runner);
+    prepare();
+    let mut a = assignment(&v, &key);
+    a.probe = Some(spec);
+    d.assign(a).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    (d.disk.active_bytes(), last_report(&d).status)
+}
+
+/// A one-shot HTTP server on loopback that answers `status` to every request, for `n`
+/// requests, then stops.
+fn http_server(status: u16, n: usize) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(n) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn each_kind_of_probe_failure_leads_to_a_restore() {
+    let exec = |path: &str| ProbeSpec::Exec {
+        path: path.into(),
+        args: vec![],
+        timeout_ms: 2_000,
+    };
+    assert_eq!(
+        run_with_real_probe(exec("/bin/false"), || {}),
+        (OLD.to_vec(), ReportStatus::Failure)
+    );
+    assert_eq!(
+        run_with_real_probe(exec("/bin/true"), || {}).1,
+        ReportStatus::Success
+    );
+
+    let port = http_server(503, 4);
+    let http = |port: u16| ProbeSpec::Http {
+        url: format!("http://127.0.0.1:{port}/healthz"),
+        timeout_ms: 2_000,
+        allow_remote: false,
+    };
+    assert_eq!(
+        run_with_real_probe(http(port), || {}),
+        (OLD.to_vec(), ReportStatus::Failure)
+    );
+    let port = http_server(200, 4);
+    assert_eq!(
+        run_with_real_probe(http(port), || {}).1,
+        ReportStatus::Success
+    );
+
+    let dir = std::env::temp_dir().join(format!("ota-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("never-written");
+    let file = ProbeSpec::File {
+        path: missing.display().to_string(),
+    };
+    assert_eq!(
+        run_with_real_probe(file, || {}),
+        (OLD.to_vec(), ReportStatus::Failure)
+    );
+    let ready = dir.join("ready");
+    let spec = ProbeSpec::File {
+        path: ready.display().to_string(),
+    };
+    let r = ready.clone();
+    assert_eq!(
+        run_with_real_probe(spec, move || std::fs::write(r, b"up").unwrap()).1,
+        ReportStatus::Success
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_probe_that_may_not_run_refuses_the_assignment() {
+    let (v, _, key) = publish(b"x", "2.0.0", |_| {});
+    let mut d = device(healthy());
+    for spec in [
+        ProbeSpec::Exec {
+            path: "/bin/sh".into(),
+            args: vec!["-c".into(), "reboot".into()],
+            timeout_ms: 1000,
+        },
+        ProbeSpec::Http {
+            url: "http://10.1.2.3/healthz".into(),
+            timeout_ms: 1000,
+            allow_remote: false,
+        },
+    ] {
+        let mut a = assignment(&v, &key);
+        a.probe = Some(spec);
+        let e = attack("bad probe", &mut d, |d| d.assign(a), false);
+        assert_eq!(e.status(), Status::ProbeRefused);
+    }
+}
+
+#[test]
+fn the_seed_004_protocol_end_to_end() {
+    let new = noise(150_000, 12);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let (other, _, _) = publish(&noise(150_000, 13), "2.0.1", |_| {});
+    let mut catalog = Catalog::new();
+    let id = catalog.register(v.clone(), 0);
+    catalog.check_artifact(&id, artifact.as_slice(), 1).unwrap();
+    let other_id = catalog.register(other, 0);
+    let mut assignments = Assignments::new();
+    let dev = "dev_8f3a".parse().unwrap();
+    let profile = "prof_temp_v2".parse().unwrap();
+    assignments.profiles.insert(profile, other_id.clone());
+    assert_eq!(
+        assignments.resolve(&dev, Some(&"prof_temp_v2".parse().unwrap())),
+        Some(&other_id)
+    );
+    assignments.devices.insert(dev, id.clone());
+    // The device-level assignment beats the profile's.
+    assert_eq!(
+        assignments.resolve(
+            &"dev_8f3a".parse().unwrap(),
+            Some(&"prof_temp_v2".parse().unwrap())
+        ),
+        Some(&id)
+    );
+
+    let fetch = |package: &ota_core::PackageId, offset: u64, length: u64| ChunkFetch {
+        device_id: "dev_8f3a".parse().unwrap(),
+        profile_id: Some("prof_temp_v2".parse().unwrap()),
+        package_id: package.clone(),
+        offset,
+        length,
+    };
+    let e = assignments
+        .authorize(&catalog, &fetch(&other_id, 0, 65536))
+        .unwrap_err();
+    assert!(matches!(e, ProtocolError::PermissionDenied { .. }));
+    assert_eq!(e.status(), Status::PermissionDenied);
+
+    // The device fetches through the protocol, clamped to 64 KiB, until `complete`.
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let mut serve = |wanted: &mut VecDeque<ChunkRequest>, artifact: &[u8]| {
+        let r = wanted.pop_back()?; // the last chunk first
+        let g = assignments
+            .authorize(&catalog, &fetch(&id, r.offset, 1 << 30))
+            .unwrap();
+        assert_eq!(g.length, r.length);
+        assert_eq!(
+            g.complete,
+            r.offset + u64::from(r.length) == artifact.len() as u64
+        );
+        let end = (g.offset + u64::from(g.length)) as usize;
+        Some((g.offset, artifact[g.offset as usize..end].to_vec()))
+    };
+    d.run(&artifact, &mut serve, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), new);
+}
+
+#[test]
+fn agent_records_round_trip_and_refuse_nonsense() {
+    let r =
+        AgentRecord::new([("temp-sensor-fw".parse().unwrap(), "1.2.0".parse().unwrap())].into());
+    assert_eq!(AgentRecord::from_json(r.to_json().as_bytes()).unwrap(), r);
+    let e = AgentRecord::from_json(br#"{"state":"probing"}"#).unwrap_err();
+    assert!(e.to_string().contains("update"), "{e}");
+    let mut d = device(healthy());
+    assert_eq!(
+        d.agent().handle_swapped(0).unwrap_err().status(),
+        Status::WrongState
+    );
+    assert_eq!(
+        d.agent()
+            .handle_probe_result(
+                ProbeResult {
+                    healthy: true,
+                    detail: String::new()
+                },
+                0
+            )
+            .unwrap_err()
+            .status(),
+        Status::WrongState
+    );
+}
