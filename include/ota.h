@@ -162,6 +162,46 @@ enum ota_status
    * The package is not available (pending or rejected).
    */
   OTA_STATUS_PACKAGE_NOT_AVAILABLE = 501,
+  /**
+   * A chunk does not start on a 64 KiB boundary.
+   */
+  OTA_STATUS_CHUNK_MISALIGNED = 600,
+  /**
+   * A stored chunk no longer matches its digest; it must be fetched again.
+   */
+  OTA_STATUS_STORED_CHUNK_CORRUPT = 601,
+  /**
+   * Saved download state belongs to another package or table.
+   */
+  OTA_STATUS_DOWNLOAD_STATE_MISMATCH = 602,
+  /**
+   * A device asked for a package it is not assigned.
+   */
+  OTA_STATUS_PERMISSION_DENIED = 603,
+  /**
+   * The package does not fit this device.
+   */
+  OTA_STATUS_NOT_COMPATIBLE = 604,
+  /**
+   * The package is older than what the device has installed, and is not a signed rollback.
+   */
+  OTA_STATUS_DOWNGRADE = 605,
+  /**
+   * The package is the version the device runs already.
+   */
+  OTA_STATUS_ALREADY_INSTALLED = 606,
+  /**
+   * The agent is busy with another update, or the input does not fit its state.
+   */
+  OTA_STATUS_WRONG_STATE = 607,
+  /**
+   * A health probe may not run on this device.
+   */
+  OTA_STATUS_PROBE_REFUSED = 608,
+  /**
+   * A saved agent record is malformed or inconsistent.
+   */
+  OTA_STATUS_RECORD_INVALID = 609,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -170,6 +210,72 @@ typedef enum ota_status ota_status;
 typedef uint32_t ota_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * What the agent asks the host to do; see `ota_agent_poll_command`.
+ */
+enum ota_command_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No command is pending.
+   */
+  OTA_COMMAND_KIND_NONE = 0,
+  /**
+   * Store the record (`ota_agent_command_text`) durably, replacing the previous one,
+   * before carrying out any later command.
+   */
+  OTA_COMMAND_KIND_PERSIST = 1,
+  /**
+   * Fetch chunk `index` (`offset`, `length`), in any order, and give it to
+   * `ota_agent_handle_chunk`.
+   */
+  OTA_COMMAND_KIND_FETCH = 2,
+  /**
+   * Make the inactive slot active (idempotent), then call `ota_agent_handle_swapped`.
+   */
+  OTA_COMMAND_KIND_SWAP = 3,
+  /**
+   * Run the probe (JSON in `ota_agent_command_text`; `swapped_at` is the swap time) and
+   * give the result to `ota_agent_handle_probe_result`.
+   */
+  OTA_COMMAND_KIND_PROBE = 4,
+  /**
+   * Make the previous slot active again (idempotent), then call
+   * `ota_agent_handle_restored`.
+   */
+  OTA_COMMAND_KIND_RESTORE_PREVIOUS = 5,
+  /**
+   * Send the report (JSON in `ota_agent_command_text`) to the control plane.
+   */
+  OTA_COMMAND_KIND_REPORT = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ota_command_kind ota_command_kind;
+#else
+typedef uint32_t ota_command_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A device's update agent. Made by `ota_agent_new`, freed by `ota_agent_free`.
+ */
+typedef struct ota_agent ota_agent;
+
+/**
+ * A download of a verified package's artifact, any order, every chunk verified. Made by
+ * `ota_download_new` or `ota_download_resume`, freed by `ota_download_free`.
+ */
+typedef struct ota_download ota_download;
+
+/**
+ * An install of a download's verified prefix into a slot. Made by `ota_install_new`, freed
+ * by `ota_install_free`.
+ */
+typedef struct ota_install ota_install;
 
 /**
  * A validated model manifest. Made by `ota_manifest_parse`, freed by `ota_manifest_free`.
@@ -221,6 +327,69 @@ typedef struct ota_verified_package ota_verified_package;
  * to stop the operation (which then fails with `OTA_STATUS_IO`).
  */
 typedef int (*ota_write_fn)(void *ctx, const uint8_t *data, size_t len);
+
+/**
+ * The device's storage, as callbacks the host implements. Each returns 0 on success.
+ *
+ * - `stage_write(ctx, offset, data, len)`: store a verified chunk at `offset` of the staging
+ *   area.
+ * - `stage_read(ctx, offset, buf, len)`: read `len` staged bytes at `offset` into `buf`.
+ * - `slot_open(ctx)`: empty the inactive slot for a new install.
+ * - `slot_write(ctx, data, len)`: append to the inactive slot.
+ * - `slot_flush(ctx)`: make what was written to the inactive slot durable.
+ */
+typedef struct {
+  /**
+   * Passed back to every callback untouched.
+   */
+  void *ctx;
+  /**
+   * Stores a chunk in staging.
+   */
+  int (*stage_write)(void *ctx, uint64_t offset, const uint8_t *data, size_t len);
+  /**
+   * Reads staged bytes.
+   */
+  int (*stage_read)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
+  /**
+   * Empties the inactive slot.
+   */
+  int (*slot_open)(void *ctx);
+  /**
+   * Appends to the inactive slot.
+   */
+  ota_write_fn slot_write;
+  /**
+   * Makes the inactive slot durable.
+   */
+  int (*slot_flush)(void *ctx);
+} ota_device_io;
+
+/**
+ * A command from the agent; fields that do not apply to its kind are 0.
+ */
+typedef struct {
+  /**
+   * What to do.
+   */
+  ota_command_kind kind;
+  /**
+   * For a fetch: the chunk's length.
+   */
+  uint32_t length;
+  /**
+   * For a fetch: the chunk's index.
+   */
+  uint64_t index;
+  /**
+   * For a fetch: the chunk's offset.
+   */
+  uint64_t offset;
+  /**
+   * For a probe: when the swap happened (Unix ms).
+   */
+  uint64_t swapped_at;
+} ota_command;
 
 #ifdef __cplusplus
 extern "C" {
@@ -301,6 +470,371 @@ ota_status ota_sbom_validate(const uint8_t *format,
                              char *buf,
                              size_t buf_len,
                              size_t *out_n);
+
+/**
+ * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
+ * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
+ * resuming from the last persisted record after a restart (`record` NULL and
+ * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
+ *
+ * Takes ownership of nothing; `io` is copied, and its callbacks must stay usable while the
+ * agent lives. On success, `*agent_out` receives a new agent that the caller must free with
+ * `ota_agent_free`. Drain `ota_agent_poll_command` after this call and after every
+ * `ota_agent_handle_*`.
+ *
+ * # Safety
+ *
+ * `config` must point to `config_len` readable bytes and `record` to `record_len`; `io` must
+ * point to a valid `ota_device_io`; `agent_out` to a writable pointer.
+ */
+ota_status ota_agent_new(const uint8_t *config,
+                         size_t config_len,
+                         const uint8_t *record,
+                         size_t record_len,
+                         uint64_t now,
+                         const ota_device_io *io,
+                         ota_agent **agent_out);
+
+/**
+ * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
+ * "sha256", "envelope", "encryption_key", "rollout_id"?, "probe"?}`). It is refused — with
+ * the status saying why, and a `rejected` report queued — unless its signature verifies,
+ * it fits this device, and it is not a downgrade.
+ *
+ * Takes ownership of nothing.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes.
+ */
+ota_status ota_agent_handle_assignment(ota_agent *agent,
+                                       const uint8_t *assignment,
+                                       size_t assignment_len,
+                                       uint64_t now);
+
+/**
+ * Gives the agent a fetched chunk. A chunk that does not match its signed digest is refused
+ * with `OTA_STATUS_CHUNK_DIGEST_MISMATCH` and asked for again; a duplicate is harmless.
+ * `*new_out` (may be NULL) says whether the chunk was new.
+ *
+ * Takes ownership of nothing.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `data` must point to `data_len` readable bytes; `new_out`
+ * must be NULL or point to a writable `bool`.
+ */
+ota_status ota_agent_handle_chunk(ota_agent *agent,
+                                  uint64_t offset,
+                                  const uint8_t *data,
+                                  size_t data_len,
+                                  uint64_t now,
+                                  bool *new_out);
+
+/**
+ * Tells the agent the host made the new slot active (after a reboot if it needed one).
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent.
+ */
+ota_status ota_agent_handle_swapped(ota_agent *agent, uint64_t now);
+
+/**
+ * Gives the agent the result of the probe it asked for; `detail` says what the probe saw.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `detail` must point to `detail_len` readable bytes.
+ */
+ota_status ota_agent_handle_probe_result(ota_agent *agent,
+                                         bool healthy,
+                                         const uint8_t *detail,
+                                         size_t detail_len,
+                                         uint64_t now);
+
+/**
+ * Tells the agent the host made the previous slot active again.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent.
+ */
+ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
+
+/**
+ * Tells the agent the time: a probe may be due, or a deadline passed.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent.
+ */
+ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
+
+/**
+ * Takes the next command into `*command_out`; its kind is `OTA_COMMAND_KIND_NONE` when
+ * there is none. The text of a persist, probe or report command is then in
+ * `ota_agent_command_text`, until the next poll.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `command_out` must point to a writable `ota_command`.
+ */
+ota_status ota_agent_poll_command(ota_agent *agent, ota_command *command_out);
+
+/**
+ * Writes the text of the command last polled (the record of a persist, the probe of a
+ * probe, the report of a report; empty otherwise) into `buf` (NUL-terminated).
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the text stays available.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * When to call `ota_agent_handle_tick` next (Unix ms): `*at_out` receives the time, or
+ * `UINT64_MAX` when the agent is not waiting on the clock.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `at_out` must point to a writable `uint64_t`.
+ */
+ota_status ota_agent_timeout(const ota_agent *agent, uint64_t *at_out);
+
+/**
+ * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...): a static string the
+ * caller must not free, or NULL for a NULL agent.
+ *
+ * # Safety
+ *
+ * `agent` must be NULL or a live agent.
+ */
+const char *ota_agent_state(const ota_agent *agent);
+
+/**
+ * Writes the active version of package `name` into `buf` (NUL-terminated); empty when the
+ * device has none.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `name` must point to `name_len` readable bytes; `buf` to
+ * `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ */
+ota_status ota_agent_installed_version(const ota_agent *agent,
+                                       const uint8_t *name,
+                                       size_t name_len,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *out_n);
+
+/**
+ * Frees an agent. NULL is allowed and does nothing. Freeing an agent mid-update loses
+ * nothing that was persisted: a new agent made from the last record resumes.
+ *
+ * # Safety
+ *
+ * `agent` must be NULL or an agent not freed before.
+ */
+void ota_agent_free(ota_agent *agent);
+
+/**
+ * Starts a download of a verified package's artifact: nothing verified yet.
+ *
+ * Takes ownership of nothing. On success, `*download_out` receives a new download that the
+ * caller must free with `ota_download_free`.
+ *
+ * # Safety
+ *
+ * `package` must be a live verified package; `download_out` must point to a writable
+ * pointer.
+ */
+ota_status ota_download_new(const ota_verified_package *package, ota_download **download_out);
+
+/**
+ * Resumes a download from its saved state (`ota_download_state`): every chunk the state
+ * marks is read back through `io->stage_read` and checked again; one that no longer matches
+ * is missing again.
+ *
+ * Takes ownership of nothing. On success, `*download_out` receives a new download that the
+ * caller must free with `ota_download_free`.
+ *
+ * # Safety
+ *
+ * `package` must be a live verified package; `state` must point to `state_len` readable
+ * bytes; `io` to a valid `ota_device_io`; `download_out` to a writable pointer.
+ */
+ota_status ota_download_resume(const ota_verified_package *package,
+                               const uint8_t *state,
+                               size_t state_len,
+                               const ota_device_io *io,
+                               ota_download **download_out);
+
+/**
+ * Lists up to `max` missing chunks, in order: their offsets into `offsets` and lengths into
+ * `lengths`; `*out_n` receives how many were written.
+ *
+ * # Safety
+ *
+ * `download` must be a live download; `offsets` and `lengths` must each point to `max`
+ * writable elements (or be NULL when `max` is 0); `out_n` to a writable `size_t`.
+ */
+ota_status ota_download_plan(const ota_download *download,
+                             uint64_t *offsets,
+                             uint32_t *lengths,
+                             size_t max,
+                             size_t *out_n);
+
+/**
+ * Takes a chunk that arrived at `offset`: checks its place and its signed digest, then
+ * stores it through `io->stage_write`. A bad chunk is refused with its index in the last
+ * error and stays missing; `*new_out` (may be NULL) says whether the chunk was new.
+ *
+ * # Safety
+ *
+ * `download` must be a live download; `data` must point to `data_len` readable bytes; `io`
+ * to a valid `ota_device_io`; `new_out` must be NULL or point to a writable `bool`.
+ */
+ota_status ota_download_accept(ota_download *download,
+                               uint64_t offset,
+                               const uint8_t *data,
+                               size_t data_len,
+                               const ota_device_io *io,
+                               bool *new_out);
+
+/**
+ * Writes the download's state (which chunks are verified) as JSON into `buf`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `download` must be a live download; `buf` must point to `buf_len` writable bytes; `out_n`
+ * to a writable `size_t`.
+ */
+ota_status ota_download_state(const ota_download *download,
+                              char *buf,
+                              size_t buf_len,
+                              size_t *out_n);
+
+/**
+ * How far the download is: chunks verified and chunks in all.
+ *
+ * # Safety
+ *
+ * `download` must be a live download; `verified_out` and `total_out` must point to writable
+ * `size_t`s.
+ */
+ota_status ota_download_progress(const ota_download *download,
+                                 size_t *verified_out,
+                                 size_t *total_out);
+
+/**
+ * Frees a download. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `download` must be NULL or a download not freed before.
+ */
+void ota_download_free(ota_download *download);
+
+/**
+ * Starts installing a verified package's artifact, opened with `key`, into a slot written
+ * through `write(ctx, ...)` (which must start empty).
+ *
+ * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
+ * `*install_out` receives a new install that the caller must free with `ota_install_free`.
+ *
+ * # Safety
+ *
+ * `package` must be a live verified package; `key` must point to `key_len` (32) readable
+ * bytes; `write` must be callable with `ctx` until the install is finished or freed;
+ * `install_out` must point to a writable pointer.
+ */
+ota_status ota_install_new(const ota_verified_package *package,
+                           const uint8_t *key,
+                           size_t key_len,
+                           ota_write_fn write,
+                           void *ctx,
+                           ota_install **install_out);
+
+/**
+ * Installs every verified chunk that continues the installed prefix, reading each back
+ * through `io->stage_read` and checking it again first. A stored chunk that went bad is
+ * marked missing in `download` (`OTA_STATUS_STORED_CHUNK_CORRUPT`, naming it).
+ * `*installed_out` (may be NULL) receives how many chunks are installed.
+ *
+ * # Safety
+ *
+ * `install` and `download` must be live; `io` must point to a valid `ota_device_io`;
+ * `installed_out` must be NULL or point to a writable `size_t`.
+ */
+ota_status ota_install_advance(ota_install *install,
+                               ota_download *download,
+                               const ota_device_io *io,
+                               size_t *installed_out);
+
+/**
+ * Ends the install once every chunk is in: confirms the artifact's SHA-256 and the
+ * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
+ * `buf`. Only success means the slot holds the complete new version.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small, returns
+ * `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the install is finished all
+ * the same, and a second call fails.
+ *
+ * # Safety
+ *
+ * `install` must be live; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees an install. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `install` must be NULL or an install not freed before.
+ */
+void ota_install_free(ota_install *install);
+
+/**
+ * Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable
+ * (killed at its timeout), an HTTP GET to loopback, or a readiness file newer than
+ * `swapped_at` (Unix ms). `allowlist` is a JSON array of the executables allowed.
+ * `*healthy_out` receives the verdict and `buf` what the probe saw. A probe the allowlist
+ * refuses is unhealthy.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n` (the probe ran).
+ *
+ * # Safety
+ *
+ * `spec` must point to `spec_len` readable bytes and `allowlist` to `allowlist_len`;
+ * `healthy_out` must point to a writable `bool`; `buf` to `buf_len` writable bytes; `out_n`
+ * to a writable `size_t`.
+ */
+ota_status ota_probe_run(const uint8_t *spec,
+                         size_t spec_len,
+                         const uint8_t *allowlist,
+                         size_t allowlist_len,
+                         uint64_t swapped_at,
+                         bool *healthy_out,
+                         char *buf,
+                         size_t buf_len,
+                         size_t *out_n);
 
 /**
  * Parses and validates a model manifest from UTF-8 JSON.

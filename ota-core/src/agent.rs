@@ -88,6 +88,78 @@ pub struct AgentConfig {
     pub limits: Limits,
 }
 
+/// The JSON form of [`AgentConfig`]:
+/// `{"device": {profile}, "trusted_keys": ["hex or PEM", ...], "threshold": 1,
+/// "probe_policy": {...}, "default_probe": {...}, "exec_allowlist": [...],
+/// "max_boot_attempts": 3}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigJson {
+    device: DeviceProfile,
+    trusted_keys: Vec<String>,
+    #[serde(default = "one")]
+    threshold: usize,
+    #[serde(default)]
+    probe_policy: ProbePolicy,
+    #[serde(default)]
+    default_probe: Option<ProbeSpec>,
+    #[serde(default)]
+    exec_allowlist: Vec<String>,
+    #[serde(default = "three")]
+    max_boot_attempts: u32,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn three() -> u32 {
+    3
+}
+
+impl Validate for ConfigJson {
+    fn validate_at(&self, path: &str, faults: &mut Vec<Fault>) {
+        self.device.validate_at(&json::field(path, "device"), faults);
+        for (i, k) in self.trusted_keys.iter().enumerate() {
+            if let Err(e) = sign::PublicKey::parse(k) {
+                json::fault(faults, json::index(&json::field(path, "trusted_keys"), i), e.to_string());
+            }
+        }
+        if self.trusted_keys.is_empty() {
+            json::fault(faults, json::field(path, "trusted_keys"), "at least one trusted key is required");
+        }
+        if self.threshold == 0 || self.threshold > self.trusted_keys.len().max(1) {
+            json::fault(
+                faults,
+                json::field(path, "threshold"),
+                format!("must be between 1 and the number of trusted keys, found {}", self.threshold),
+            );
+        }
+        if let Some(p) = &self.default_probe
+            && let Err(e) = p.check(&self.exec_allowlist)
+        {
+            json::fault(faults, json::field(path, "default_probe"), e.to_string());
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Parses the JSON form (see [`AgentConfig`]'s fields): every error names its field.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
+        let c: ConfigJson = json::parse("agent config", bytes, Limits::DEFAULT.max_document_bytes)?;
+        Ok(AgentConfig {
+            trusted: c.trusted_keys.iter().filter_map(|k| sign::PublicKey::parse(k).ok()).collect(),
+            device: c.device,
+            threshold: c.threshold,
+            policy: c.probe_policy,
+            default_probe: c.default_probe,
+            exec_allowlist: c.exec_allowlist,
+            max_boot_attempts: c.max_boot_attempts,
+            limits: Limits::DEFAULT,
+        })
+    }
+}
+
 /// Where the agent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -79,6 +79,10 @@ pub extern "C" fn ota_status_name(status: u32) -> *const c_char {
 
 /// The static C string for a static Rust string: each is made once and kept for the life of
 /// the process.
+pub(crate) fn static_cstr(s: &'static str) -> *const c_char {
+    leak_cstr(s)
+}
+
 fn leak_cstr(s: &'static str) -> *const c_char {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
@@ -129,6 +133,8 @@ macro_rules! failure_from {
 }
 
 failure_from!(
+    ota_core::agent::AgentError,
+    ota_core::download::DownloadError,
     ota_core::seal::SealError,
     ota_core::sign::SignError,
     ota_core::sign::KeyError,

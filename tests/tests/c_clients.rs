@@ -40,3 +40,56 @@ fn publisher_client_seals_and_opens_100_mb_under_asan() {
     assert!(out.contains("publisher: all checks passed"), "{out}");
     std::fs::remove_dir_all(tmp).unwrap();
 }
+
+/// Writes the directory the C agent updates from: its configuration, signed assignments,
+/// sealed artifacts and their plaintexts.
+fn agent_fixture(dir: &std::path::Path) {
+    use ota_core::assignment::Assignment;
+    use ota_core::probe::ProbeSpec;
+    use ota_core::sign;
+    let trusted: sign::TrustedKeys = [ota_tests::signing_key(1).public_key()].into_iter().collect();
+    let config = serde_json::json!({
+        "device": {"device_id": "dev_8f3a", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
+                   "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}},
+        "trusted_keys": [ota_tests::signing_key(1).public_key().to_hex()],
+        "probe_policy": {"initial_delay_ms": 0, "interval_ms": 0, "successes_needed": 1, "deadline_ms": 60000},
+        "exec_allowlist": ["/bin/true", "/bin/false"],
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.join("slot-a.bin"), b"firmware 1.2.0").unwrap();
+    std::fs::write(dir.join("plain-1.2.0.bin"), b"firmware 1.2.0").unwrap();
+    for (version, probe, signer, size) in [
+        ("2.0.0", "/bin/true", 1, 400_000),
+        ("2.1.0", "/bin/false", 1, 150_000),
+        ("1.9.0", "/bin/true", 1, 1000),
+        ("evil", "/bin/true", 9, 1000),
+    ] {
+        let plain = ota_tests::noise(size, size as u64);
+        let mut p = ota_tests::firmware_package();
+        p.version = if version == "evil" { "3.0.0" } else { version }.parse().unwrap();
+        let artifact = ota_tests::seal_into(&mut p, &plain);
+        let env = sign::sign(&p, &[&ota_tests::signing_key(signer)]).unwrap();
+        let all: sign::TrustedKeys = [ota_tests::signing_key(signer).public_key()].into_iter().collect();
+        let v = sign::verify_envelope(env, if signer == 1 { &trusted } else { &all }, 1, &ota_core::Limits::DEFAULT).unwrap();
+        let probe = ProbeSpec::Exec {
+            path: probe.into(),
+            args: vec![],
+            timeout_ms: 5_000,
+        };
+        let a = Assignment::new(&v, ota_tests::seal_key(), Some("rol_4c7e".parse().unwrap()), Some(probe)).unwrap();
+        std::fs::write(dir.join(format!("assign-{version}.json")), a.to_json()).unwrap();
+        std::fs::write(dir.join(format!("artifact-{version}.enc")), artifact).unwrap();
+        std::fs::write(dir.join(format!("plain-{version}.bin")), plain).unwrap();
+    }
+}
+
+#[test]
+fn firmware_agent_client_under_valgrind() {
+    let exe = compile_c("agent");
+    let dir = tmp_dir("agent");
+    agent_fixture(&dir);
+    let out = run_c(&exe, &[dir.as_os_str()]);
+    assert!(out.contains("agent: all checks passed"), "{out}");
+    assert!(out.contains("power cut after 3 chunks"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

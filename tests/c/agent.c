@@ -1,0 +1,369 @@
+/* A firmware agent in C: updates from a directory of chunks served in shuffled order, with
+ * one corrupted chunk that must be refetched and a power cut in the middle; then probes
+ * with the real runner, and commits (2.0.0, /bin/true) or rolls back on its own (2.1.0,
+ * /bin/false). An assignment signed by an unknown key is refused.
+ * Usage: agent DIR   (DIR holds config.json, assign-*.json, artifact-*.enc, plain-*.bin) */
+#include "check.h"
+
+#include <stdint.h>
+#include <unistd.h>
+
+static const char *dir;
+static uint64_t now = 1700000000000ull;
+
+static void path_of(char *out, size_t n, const char *name) {
+    snprintf(out, n, "%s/%s", dir, name);
+}
+
+static unsigned char *slurp(const char *name, size_t *len) {
+    return read_file(dir, name, len);
+}
+
+static void spit(const char *name, const void *data, size_t len) {
+    char p[4096], tmp[4200];
+    FILE *f;
+    path_of(p, sizeof p, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    f = fopen(tmp, "wb");
+    CHECK(f != NULL);
+    CHECK(fwrite(data, 1, len, f) == len);
+    fclose(f);
+    CHECK(rename(tmp, p) == 0); /* atomic replace, as a persisted record needs */
+}
+
+/* --- The device's storage: staging, two slots, which one is active. --- */
+
+static int active_slot(void) {
+    size_t n = 0;
+    unsigned char *a = slurp("active", &n);
+    int s = n > 0 && a[0] == 'b';
+    free(a);
+    return s;
+}
+
+static void set_active(int slot) {
+    spit("active", slot ? "b" : "a", 1);
+}
+
+static const char *slot_name(int slot) {
+    return slot ? "slot-b.bin" : "slot-a.bin";
+}
+
+static int stage_write(void *ctx, uint64_t offset, const uint8_t *data, size_t len) {
+    char p[4096];
+    FILE *f;
+    (void)ctx;
+    path_of(p, sizeof p, "staging.bin");
+    f = fopen(p, "r+b");
+    if (!f) {
+        f = fopen(p, "w+b");
+    }
+    if (!f || fseek(f, (long)offset, SEEK_SET) != 0 || fwrite(data, 1, len, f) != len) {
+        return 1;
+    }
+    return fclose(f) == 0 ? 0 : 1;
+}
+
+static int stage_read(void *ctx, uint64_t offset, uint8_t *buf, size_t len) {
+    char p[4096];
+    FILE *f;
+    size_t got;
+    (void)ctx;
+    path_of(p, sizeof p, "staging.bin");
+    f = fopen(p, "rb");
+    if (!f || fseek(f, (long)offset, SEEK_SET) != 0) {
+        if (f) {
+            fclose(f);
+        }
+        return 1;
+    }
+    got = fread(buf, 1, len, f);
+    fclose(f);
+    return got == len ? 0 : 1;
+}
+
+static FILE *slot_file = NULL;
+
+static int slot_open(void *ctx) {
+    char p[4096];
+    (void)ctx;
+    if (slot_file) {
+        fclose(slot_file);
+    }
+    path_of(p, sizeof p, slot_name(!active_slot()));
+    slot_file = fopen(p, "wb");
+    return slot_file ? 0 : 1;
+}
+
+static int slot_write(void *ctx, const uint8_t *data, size_t len) {
+    (void)ctx;
+    return slot_file && fwrite(data, 1, len, slot_file) == len ? 0 : 1;
+}
+
+static int slot_flush(void *ctx) {
+    (void)ctx;
+    if (!slot_file || fflush(slot_file) != 0 || fsync(fileno(slot_file)) != 0) {
+        return 1;
+    }
+    fclose(slot_file);
+    slot_file = NULL;
+    return 0;
+}
+
+static ota_device_io io = {NULL, stage_write, stage_read, slot_open, slot_write, slot_flush};
+
+/* --- The chunk server: a queue of requested chunks, served shuffled. --- */
+
+#define MAX_PENDING 4096
+static uint64_t pending_off[MAX_PENDING];
+static uint32_t pending_len[MAX_PENDING];
+static size_t pending_n = 0;
+static int corrupted_once = 0;
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t next_rand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static char last_report[2048];
+static int reports = 0;
+
+static ota_agent *boot(void) {
+    ota_agent *agent = NULL;
+    size_t len = 0, rlen = 0;
+    unsigned char *config = slurp("config.json", &len);
+    char p[4096];
+    unsigned char *record = NULL;
+    path_of(p, sizeof p, "record.json");
+    if (access(p, F_OK) == 0) {
+        record = slurp("record.json", &rlen);
+    }
+    now += 1000;
+    CHECK_STATUS(ota_agent_new(config, len, record, rlen, now, &io, &agent), OTA_STATUS_OK);
+    free(config);
+    free(record);
+    pending_n = 0; /* what was asked before the power cut is gone with the RAM */
+    return agent;
+}
+
+/* Carries out every pending command. */
+static void drain(ota_agent *agent) {
+    ota_command c;
+    char text[1 << 18];
+    size_t n = 0;
+    for (;;) {
+        CHECK_STATUS(ota_agent_poll_command(agent, &c), OTA_STATUS_OK);
+        if (c.kind == OTA_COMMAND_KIND_NONE) {
+            return;
+        }
+        CHECK_STATUS(ota_agent_command_text(agent, text, sizeof text, &n), OTA_STATUS_OK);
+        switch (c.kind) {
+        case OTA_COMMAND_KIND_PERSIST:
+            spit("record.json", text, n);
+            break;
+        case OTA_COMMAND_KIND_FETCH:
+            CHECK(pending_n < MAX_PENDING);
+            pending_off[pending_n] = c.offset;
+            pending_len[pending_n] = c.length;
+            pending_n++;
+            break;
+        case OTA_COMMAND_KIND_SWAP:
+            set_active(!active_slot());
+            CHECK_STATUS(ota_agent_handle_swapped(agent, now), OTA_STATUS_OK);
+            break;
+        case OTA_COMMAND_KIND_PROBE: {
+            bool healthy = false;
+            char detail[512];
+            size_t dn = 0;
+            const char *allow = "[\"/bin/true\",\"/bin/false\"]";
+            CHECK_STATUS(ota_probe_run((const uint8_t *)text, n, (const uint8_t *)allow, strlen(allow), c.swapped_at,
+                                       &healthy, detail, sizeof detail, &dn),
+                         OTA_STATUS_OK);
+            CHECK_STATUS(ota_agent_handle_probe_result(agent, healthy, (const uint8_t *)detail, dn, now), OTA_STATUS_OK);
+            break;
+        }
+        case OTA_COMMAND_KIND_RESTORE_PREVIOUS:
+            set_active(!active_slot());
+            CHECK_STATUS(ota_agent_handle_restored(agent, now), OTA_STATUS_OK);
+            break;
+        case OTA_COMMAND_KIND_REPORT:
+            CHECK(n < sizeof last_report);
+            memcpy(last_report, text, n + 1);
+            reports++;
+            printf("report: %s\n", text);
+            break;
+        default:
+            CHECK(!"unknown command");
+            return;
+        }
+    }
+}
+
+/* Runs the agent until it rests; cuts the power after `cut_after` delivered chunks
+ * (0: never). Returns the agent, which may be a new one. */
+static ota_agent *run(ota_agent *agent, const char *artifact_name, size_t cut_after) {
+    size_t len = 0, delivered = 0, i;
+    unsigned char *artifact = slurp(artifact_name, &len);
+    uint8_t chunk[65536];
+    for (;;) {
+        uint64_t at = 0;
+        drain(agent);
+        if (pending_n > 0) {
+            /* Serve a random pending chunk. */
+            i = (size_t)(next_rand() % pending_n);
+            memcpy(chunk, artifact + pending_off[i], pending_len[i]);
+            if (pending_off[i] == 65536 && !corrupted_once) {
+                chunk[100] ^= 0x5a; /* corrupted on the wire */
+                corrupted_once = 1;
+                CHECK_STATUS(ota_agent_handle_chunk(agent, pending_off[i], chunk, pending_len[i], now, NULL),
+                             OTA_STATUS_CHUNK_DIGEST_MISMATCH);
+                CHECK(strstr(last_error(), "chunk 1 ") != NULL);
+            } else {
+                bool fresh = false;
+                CHECK_STATUS(ota_agent_handle_chunk(agent, pending_off[i], chunk, pending_len[i], now, &fresh),
+                             OTA_STATUS_OK);
+                delivered++;
+            }
+            pending_off[i] = pending_off[pending_n - 1];
+            pending_len[i] = pending_len[pending_n - 1];
+            pending_n--;
+            if (cut_after && delivered == cut_after) {
+                printf("power cut after %zu chunks, state %s\n", delivered, ota_agent_state(agent));
+                ota_agent_free(agent); /* everything in RAM is gone */
+                agent = boot();
+                cut_after = 0;
+            }
+            continue;
+        }
+        CHECK_STATUS(ota_agent_timeout(agent, &at), OTA_STATUS_OK);
+        if (at == UINT64_MAX) {
+            break;
+        }
+        now = now > at ? now : at;
+        CHECK_STATUS(ota_agent_handle_tick(agent, now), OTA_STATUS_OK);
+    }
+    free(artifact);
+    return agent;
+}
+
+static int active_slot_is(const char *plain_name) {
+    size_t a = 0, b = 0;
+    unsigned char *want = slurp(plain_name, &a);
+    unsigned char *have = slurp(slot_name(active_slot()), &b);
+    int same = a == b && memcmp(want, have, a) == 0;
+    free(want);
+    free(have);
+    return same;
+}
+
+static void assign(ota_agent *agent, const char *name, ota_status expected) {
+    size_t len = 0;
+    unsigned char *a = slurp(name, &len);
+    CHECK_STATUS(ota_agent_handle_assignment(agent, a, len, now), expected);
+    free(a);
+}
+
+static void errors(ota_agent *agent) {
+    ota_agent *none = NULL;
+    ota_command c;
+    char buf[64];
+    size_t n = 0;
+    uint64_t at = 0;
+    ota_device_io broken = io;
+    broken.slot_open = NULL;
+    CHECK_STATUS(ota_agent_new((const uint8_t *)"{}", 2, NULL, 0, now, &io, &none), OTA_STATUS_MISSING_FIELD);
+    CHECK_STATUS(ota_agent_new(NULL, 5, NULL, 0, now, &io, &none), OTA_STATUS_NULL_POINTER);
+    {
+        size_t len = 0;
+        unsigned char *config = slurp("config.json", &len);
+        CHECK_STATUS(ota_agent_new(config, len, (const uint8_t *)"{\"state\":\"probing\"}", 19, now, &io, &none),
+                     OTA_STATUS_INVALID);
+        CHECK_STATUS(ota_agent_new(config, len, NULL, 0, now, &broken, &none), OTA_STATUS_NULL_POINTER);
+        CHECK_STATUS(ota_agent_new(config, len, NULL, 0, now, NULL, &none), OTA_STATUS_NULL_POINTER);
+        CHECK_STATUS(ota_agent_new(config, len, NULL, 0, now, &io, NULL), OTA_STATUS_NULL_POINTER);
+        free(config);
+    }
+    CHECK(none == NULL);
+    CHECK_STATUS(ota_agent_handle_swapped(agent, now), OTA_STATUS_WRONG_STATE);
+    CHECK_STATUS(ota_agent_handle_restored(agent, now), OTA_STATUS_WRONG_STATE);
+    CHECK_STATUS(ota_agent_handle_probe_result(agent, true, NULL, 0, now), OTA_STATUS_WRONG_STATE);
+    CHECK_STATUS(ota_agent_handle_chunk(agent, 0, (const uint8_t *)"x", 1, now, NULL), OTA_STATUS_WRONG_STATE);
+    CHECK_STATUS(ota_agent_handle_assignment(agent, (const uint8_t *)"{", 1, now), OTA_STATUS_JSON_SYNTAX);
+    CHECK_STATUS(ota_agent_handle_assignment(NULL, (const uint8_t *)"{}", 2, now), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_agent_poll_command(agent, NULL), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_agent_poll_command(NULL, &c), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_agent_timeout(NULL, &at), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_agent_installed_version(agent, (const uint8_t *)"temp-sensor-fw", 14, buf, 2, &n),
+                 OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK(ota_agent_state(NULL) == NULL);
+    {
+        bool healthy = true;
+        const char *spec = "{\"kind\":\"exec\",\"path\":\"/bin/sh\",\"timeout_ms\":1000}";
+        const char *allow = "[\"/bin/true\"]";
+        CHECK_STATUS(ota_probe_run((const uint8_t *)spec, strlen(spec), (const uint8_t *)allow, strlen(allow), 0,
+                                   &healthy, buf, sizeof buf, &n),
+                     OTA_STATUS_OK);
+        CHECK(!healthy); /* not on the allowlist: unhealthy */
+        CHECK(strstr(buf, "allowlist") != NULL);
+        CHECK_STATUS(ota_probe_run((const uint8_t *)spec, strlen(spec), (const uint8_t *)allow, strlen(allow), 0,
+                                   &healthy, buf, 4, &n),
+                     OTA_STATUS_INSUFFICIENT_SIZE);
+        CHECK_STATUS(ota_probe_run((const uint8_t *)"{", 1, (const uint8_t *)allow, strlen(allow), 0, &healthy, buf,
+                                   sizeof buf, &n),
+                     OTA_STATUS_JSON_SYNTAX);
+    }
+    ota_agent_free(NULL);
+}
+
+int main(int argc, char **argv) {
+    ota_agent *agent;
+    char version[32];
+    size_t n = 0;
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    dir = argv[1];
+    set_active(0);
+
+    agent = boot();
+    CHECK(strcmp(ota_agent_state(agent), "idle") == 0);
+
+    /* An assignment signed by an unknown key: refused, nothing written. */
+    assign(agent, "assign-evil.json", OTA_STATUS_THRESHOLD_NOT_MET);
+    drain(agent);
+    CHECK(strstr(last_report, "\"status\":\"rejected\"") != NULL);
+    CHECK(active_slot_is("plain-1.2.0.bin"));
+
+    /* 2.0.0: shuffled chunks, one corrupted and refetched, a power cut after 3 chunks. */
+    assign(agent, "assign-2.0.0.json", OTA_STATUS_OK);
+    agent = run(agent, "artifact-2.0.0.enc", 3);
+    CHECK(corrupted_once);
+    CHECK(strcmp(ota_agent_state(agent), "idle") == 0);
+    CHECK(strstr(last_report, "\"status\":\"success\"") != NULL);
+    CHECK(active_slot_is("plain-2.0.0.bin"));
+    CHECK_STATUS(ota_agent_installed_version(agent, (const uint8_t *)"temp-sensor-fw", 14, version, sizeof version, &n),
+                 OTA_STATUS_OK);
+    CHECK(strcmp(version, "2.0.0") == 0);
+
+    /* 2.1.0 fails its probe: the agent restores 2.0.0 on its own. */
+    assign(agent, "assign-2.1.0.json", OTA_STATUS_OK);
+    agent = run(agent, "artifact-2.1.0.enc", 0);
+    CHECK(strstr(last_report, "\"status\":\"failure\"") != NULL);
+    CHECK(strstr(last_report, "\"firmware_version\":\"2.0.0\"") != NULL);
+    CHECK(active_slot_is("plain-2.0.0.bin"));
+
+    /* A reboot keeps the downgrade protection. */
+    ota_agent_free(agent);
+    agent = boot();
+    drain(agent);
+    assign(agent, "assign-1.9.0.json", OTA_STATUS_DOWNGRADE);
+
+    errors(agent);
+    ota_agent_free(agent);
+    printf("reports: %d\n", reports);
+    return check_summary("agent");
+}
