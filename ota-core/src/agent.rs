@@ -119,20 +119,32 @@ fn three() -> u32 {
 
 impl Validate for ConfigJson {
     fn validate_at(&self, path: &str, faults: &mut Vec<Fault>) {
-        self.device.validate_at(&json::field(path, "device"), faults);
+        self.device
+            .validate_at(&json::field(path, "device"), faults);
         for (i, k) in self.trusted_keys.iter().enumerate() {
             if let Err(e) = sign::PublicKey::parse(k) {
-                json::fault(faults, json::index(&json::field(path, "trusted_keys"), i), e.to_string());
+                json::fault(
+                    faults,
+                    json::index(&json::field(path, "trusted_keys"), i),
+                    e.to_string(),
+                );
             }
         }
         if self.trusted_keys.is_empty() {
-            json::fault(faults, json::field(path, "trusted_keys"), "at least one trusted key is required");
+            json::fault(
+                faults,
+                json::field(path, "trusted_keys"),
+                "at least one trusted key is required",
+            );
         }
         if self.threshold == 0 || self.threshold > self.trusted_keys.len().max(1) {
             json::fault(
                 faults,
                 json::field(path, "threshold"),
-                format!("must be between 1 and the number of trusted keys, found {}", self.threshold),
+                format!(
+                    "must be between 1 and the number of trusted keys, found {}",
+                    self.threshold
+                ),
             );
         }
         if let Some(p) = &self.default_probe
@@ -148,7 +160,11 @@ impl AgentConfig {
     pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
         let c: ConfigJson = json::parse("agent config", bytes, Limits::DEFAULT.max_document_bytes)?;
         Ok(AgentConfig {
-            trusted: c.trusted_keys.iter().filter_map(|k| sign::PublicKey::parse(k).ok()).collect(),
+            trusted: c
+                .trusted_keys
+                .iter()
+                .filter_map(|k| sign::PublicKey::parse(k).ok())
+                .collect(),
             device: c.device,
             threshold: c.threshold,
             policy: c.probe_policy,

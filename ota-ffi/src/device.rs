@@ -12,8 +12,8 @@ use ota_core::probe::ProbeResult;
 
 use crate::error::{Failure, call};
 use crate::ffi::{
-    CallbackWriter, free_handle, key32, ota_write_fn, try_mut, try_ref, try_slice, try_str, write_handle, write_out,
-    write_text,
+    CallbackWriter, free_handle, key32, ota_write_fn, try_mut, try_ref, try_slice, try_str,
+    write_handle, write_out, write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -32,9 +32,13 @@ pub struct ota_device_io {
     /// Passed back to every callback untouched.
     pub ctx: *mut c_void,
     /// Stores a chunk in staging.
-    pub stage_write: Option<unsafe extern "C" fn(ctx: *mut c_void, offset: u64, data: *const u8, len: usize) -> c_int>,
+    pub stage_write: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, offset: u64, data: *const u8, len: usize) -> c_int,
+    >,
     /// Reads staged bytes.
-    pub stage_read: Option<unsafe extern "C" fn(ctx: *mut c_void, offset: u64, buf: *mut u8, len: usize) -> c_int>,
+    pub stage_read: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, offset: u64, buf: *mut u8, len: usize) -> c_int,
+    >,
     /// Empties the inactive slot.
     pub slot_open: Option<unsafe extern "C" fn(ctx: *mut c_void) -> c_int>,
     /// Appends to the inactive slot.
@@ -57,7 +61,8 @@ pub(crate) struct HostIo(ota_device_io);
 
 impl HostIo {
     pub(crate) fn new(io: &ota_device_io) -> Result<Self, Failure> {
-        let missing = |what: &str| Failure::new(Status::NullPointer, format!("`io->{what}` is NULL"));
+        let missing =
+            |what: &str| Failure::new(Status::NullPointer, format!("`io->{what}` is NULL"));
         io.stage_write.ok_or_else(|| missing("stage_write"))?;
         io.stage_read.ok_or_else(|| missing("stage_read"))?;
         io.slot_open.ok_or_else(|| missing("slot_open"))?;
@@ -73,13 +78,23 @@ unsafe impl Send for HostIo {}
 
 impl Staging for HostIo {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let f = self.0.stage_write.ok_or_else(|| io::Error::other("no stage_write"))?;
-        rc("stage_write", unsafe { f(self.0.ctx, offset, data.as_ptr(), data.len()) })
+        let f = self
+            .0
+            .stage_write
+            .ok_or_else(|| io::Error::other("no stage_write"))?;
+        rc("stage_write", unsafe {
+            f(self.0.ctx, offset, data.as_ptr(), data.len())
+        })
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let f = self.0.stage_read.ok_or_else(|| io::Error::other("no stage_read"))?;
-        rc("stage_read", unsafe { f(self.0.ctx, offset, buf.as_mut_ptr(), buf.len()) })
+        let f = self
+            .0
+            .stage_read
+            .ok_or_else(|| io::Error::other("no stage_read"))?;
+        rc("stage_read", unsafe {
+            f(self.0.ctx, offset, buf.as_mut_ptr(), buf.len())
+        })
     }
 }
 
@@ -96,16 +111,24 @@ impl Write for SlotWriter {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let f = self.io.0.slot_flush.ok_or_else(|| io::Error::other("no slot_flush"))?;
+        let f = self
+            .io
+            .0
+            .slot_flush
+            .ok_or_else(|| io::Error::other("no slot_flush"))?;
         rc("slot_flush", unsafe { f(self.io.0.ctx) })
     }
 }
 
 impl DeviceIo for HostIo {
     fn open_slot(&mut self) -> io::Result<Box<dyn Write + Send>> {
-        let f = self.0.slot_open.ok_or_else(|| io::Error::other("no slot_open"))?;
+        let f = self
+            .0
+            .slot_open
+            .ok_or_else(|| io::Error::other("no slot_open"))?;
         rc("slot_open", unsafe { f(self.0.ctx) })?;
-        let out = CallbackWriter::new(self.0.slot_write, self.0.ctx).map_err(|f| io::Error::other(f.message))?;
+        let out = CallbackWriter::new(self.0.slot_write, self.0.ctx)
+            .map_err(|f| io::Error::other(f.message))?;
         Ok(Box::new(SlotWriter { io: *self, out }))
     }
 }
@@ -198,7 +221,14 @@ pub unsafe extern "C" fn ota_agent_new(
             return Err(Failure::new(Status::NullPointer, "`agent_out` is NULL"));
         }
         let agent = Agent::new(config, record, now, &mut io);
-        write_handle(agent_out, ota_agent { agent, io, text: String::new() })
+        write_handle(
+            agent_out,
+            ota_agent {
+                agent,
+                io,
+                text: String::new(),
+            },
+        )
     })
 }
 
@@ -286,7 +316,8 @@ pub unsafe extern "C" fn ota_agent_handle_probe_result(
     call(|| {
         let a = try_mut!(agent);
         let detail = try_str!(detail, detail_len).to_string();
-        a.agent.handle_probe_result(ProbeResult { healthy, detail }, now)?;
+        a.agent
+            .handle_probe_result(ProbeResult { healthy, detail }, now)?;
         Ok(())
     })
 }
@@ -325,7 +356,10 @@ pub unsafe extern "C" fn ota_agent_handle_tick(agent: *mut ota_agent, now: u64) 
 ///
 /// `agent` must be a live agent; `command_out` must point to a writable `ota_command`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ota_agent_poll_command(agent: *mut ota_agent, command_out: *mut ota_command) -> Status {
+pub unsafe extern "C" fn ota_agent_poll_command(
+    agent: *mut ota_agent,
+    command_out: *mut ota_command,
+) -> Status {
     call(|| {
         let a = try_mut!(agent);
         if command_out.is_null() {
@@ -363,7 +397,10 @@ pub unsafe extern "C" fn ota_agent_poll_command(agent: *mut ota_agent, command_o
                 a.text = r.to_json();
             }
             Some(other) => {
-                return Err(Failure::new(Status::InvalidArgument, format!("unknown command {other:?}")));
+                return Err(Failure::new(
+                    Status::InvalidArgument,
+                    format!("unknown command {other:?}"),
+                ));
             }
         }
         write_out(command_out, c)
@@ -445,7 +482,11 @@ pub unsafe extern "C" fn ota_agent_installed_version(
     call(|| {
         let a = try_ref!(agent);
         let name = try_str!(name, name_len);
-        let v = a.agent.installed(name).map(ToString::to_string).unwrap_or_default();
+        let v = a
+            .agent
+            .installed(name)
+            .map(ToString::to_string)
+            .unwrap_or_default();
         unsafe { write_text(&v, buf, buf_len, out_n) }
     })
 }
@@ -484,7 +525,12 @@ pub unsafe extern "C" fn ota_download_new(
 ) -> Status {
     call(|| {
         let p = try_ref!(package);
-        write_handle(download_out, ota_download { inner: Download::new(&p.inner) })
+        write_handle(
+            download_out,
+            ota_download {
+                inner: Download::new(&p.inner),
+            },
+        )
     })
 }
 
@@ -509,7 +555,8 @@ pub unsafe extern "C" fn ota_download_resume(
 ) -> Status {
     call(|| {
         let p = try_ref!(package);
-        let state: DownloadState = ota_core::json::from_slice("download state", try_slice!(state, state_len), 1 << 24)?;
+        let state: DownloadState =
+            ota_core::json::from_slice("download state", try_slice!(state, state_len), 1 << 24)?;
         let mut io = HostIo::new(try_ref!(io))?;
         if download_out.is_null() {
             return Err(Failure::new(Status::NullPointer, "`download_out` is NULL"));
@@ -537,7 +584,10 @@ pub unsafe extern "C" fn ota_download_plan(
     call(|| {
         let d = try_ref!(download);
         if max > 0 && (offsets.is_null() || lengths.is_null()) {
-            return Err(Failure::new(Status::NullPointer, "`offsets` or `lengths` is NULL"));
+            return Err(Failure::new(
+                Status::NullPointer,
+                "`offsets` or `lengths` is NULL",
+            ));
         }
         let plan = d.inner.plan(max);
         for (i, r) in plan.iter().enumerate() {
@@ -598,7 +648,14 @@ pub unsafe extern "C" fn ota_download_state(
 ) -> Status {
     call(|| {
         let d = try_ref!(download);
-        unsafe { write_text(&ota_core::json::to_string(&d.inner.state()), buf, buf_len, out_n) }
+        unsafe {
+            write_text(
+                &ota_core::json::to_string(&d.inner.state()),
+                buf,
+                buf_len,
+                out_n,
+            )
+        }
     })
 }
 
@@ -617,7 +674,10 @@ pub unsafe extern "C" fn ota_download_progress(
     call(|| {
         let d = try_ref!(download);
         if verified_out.is_null() || total_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "an output pointer is NULL"));
+            return Err(Failure::new(
+                Status::NullPointer,
+                "an output pointer is NULL",
+            ));
         }
         write_out(verified_out, d.inner.verified_count())?;
         write_out(total_out, d.inner.chunk_count())
@@ -663,12 +723,20 @@ pub unsafe extern "C" fn ota_install_new(
 ) -> Status {
     call(|| {
         let p = try_ref!(package);
-        let key = ota_core::seal::SealKey::from_bytes(key32(try_slice!(key, key_len), "an encryption key")?);
+        let key = ota_core::seal::SealKey::from_bytes(key32(
+            try_slice!(key, key_len),
+            "an encryption key",
+        )?);
         let out = CallbackWriter::new(write, ctx)?;
         if install_out.is_null() {
             return Err(Failure::new(Status::NullPointer, "`install_out` is NULL"));
         }
-        write_handle(install_out, ota_install { inner: Some(Install::new(&p.inner, &key, out)) })
+        write_handle(
+            install_out,
+            ota_install {
+                inner: Some(Install::new(&p.inner, &key, out)),
+            },
+        )
     })
 }
 
@@ -774,8 +842,11 @@ pub unsafe extern "C" fn ota_probe_run(
     call(|| {
         let spec: ota_core::probe::ProbeSpec =
             ota_core::json::from_slice("probe", try_str!(spec, spec_len).as_bytes(), 1 << 16)?;
-        let allow: Vec<String> =
-            ota_core::json::from_slice("allowlist", try_str!(allowlist, allowlist_len).as_bytes(), 1 << 16)?;
+        let allow: Vec<String> = ota_core::json::from_slice(
+            "allowlist",
+            try_str!(allowlist, allowlist_len).as_bytes(),
+            1 << 16,
+        )?;
         if healthy_out.is_null() {
             return Err(Failure::new(Status::NullPointer, "`healthy_out` is NULL"));
         }

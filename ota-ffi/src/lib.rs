@@ -29,12 +29,13 @@ pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
 #[cfg(feature = "probe-runners")]
 pub use device::ota_probe_run;
 pub use device::{
-    ota_agent, ota_agent_command_text, ota_agent_free, ota_agent_handle_assignment, ota_agent_handle_chunk,
-    ota_agent_handle_probe_result, ota_agent_handle_restored, ota_agent_handle_swapped, ota_agent_handle_tick,
-    ota_agent_installed_version, ota_agent_new, ota_agent_poll_command, ota_agent_state, ota_agent_timeout,
-    ota_command, ota_command_kind, ota_device_io, ota_download, ota_download_accept, ota_download_free,
-    ota_download_new, ota_download_plan, ota_download_progress, ota_download_resume, ota_download_state,
-    ota_install, ota_install_advance, ota_install_finish, ota_install_free, ota_install_new,
+    ota_agent, ota_agent_command_text, ota_agent_free, ota_agent_handle_assignment,
+    ota_agent_handle_chunk, ota_agent_handle_probe_result, ota_agent_handle_restored,
+    ota_agent_handle_swapped, ota_agent_handle_tick, ota_agent_installed_version, ota_agent_new,
+    ota_agent_poll_command, ota_agent_state, ota_agent_timeout, ota_command, ota_command_kind,
+    ota_device_io, ota_download, ota_download_accept, ota_download_free, ota_download_new,
+    ota_download_plan, ota_download_progress, ota_download_resume, ota_download_state, ota_install,
+    ota_install_advance, ota_install_finish, ota_install_free, ota_install_new,
 };
 pub use document::{
     ota_manifest, ota_manifest_free, ota_manifest_parse, ota_manifest_to_json, ota_package,

@@ -318,6 +318,96 @@ static void errors(ota_agent *agent) {
     ota_agent_free(NULL);
 }
 
+/* The parts the agent is made of: a download in any order and an install of its prefix. */
+typedef struct {
+    FILE *f;
+} out_file;
+
+static int write_out(void *ctx, const uint8_t *data, size_t len) {
+    return fwrite(data, 1, len, ((out_file *)ctx)->f) == len ? 0 : 1;
+}
+
+static void download_and_install(void) {
+    size_t len = 0, klen = 0, alen = 0, n = 0, verified = 0, total = 0, installed = 0, i;
+    unsigned char *env = slurp("envelope-2.0.0.json", &len);
+    unsigned char *trusted_hex = slurp("trusted.hex", &klen);
+    unsigned char *key = slurp("key.bin", &n);
+    unsigned char *artifact = slurp("artifact-2.0.0.enc", &alen);
+    ota_trusted_keys *t = NULL;
+    ota_verified_package *vp = NULL;
+    ota_download *d = NULL, *again = NULL;
+    ota_install *inst = NULL;
+    uint64_t offsets[64];
+    uint32_t lengths[64];
+    char state[4096], info[512], out_path[4096];
+    out_file out;
+    bool fresh = false;
+
+    CHECK(n == 32);
+    CHECK_STATUS(ota_trusted_keys_new(&t), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(t, trusted_hex, klen), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify(env, len, t, 1, &vp), OTA_STATUS_OK);
+    CHECK_STATUS(ota_download_new(vp, &d), OTA_STATUS_OK);
+    CHECK_STATUS(ota_download_plan(d, offsets, lengths, 64, &n), OTA_STATUS_OK);
+    CHECK(n == 7 && offsets[1] == 65536 && lengths[0] == 65536);
+    CHECK_STATUS(ota_download_progress(d, &verified, &total), OTA_STATUS_OK);
+    CHECK(verified == 0 && total == 7);
+    /* Last chunk first, then the rest backwards; each twice. */
+    for (i = n; i-- > 0;) {
+        CHECK_STATUS(ota_download_accept(d, offsets[i], artifact + offsets[i], lengths[i], &io, &fresh), OTA_STATUS_OK);
+        CHECK(fresh);
+        CHECK_STATUS(ota_download_accept(d, offsets[i], artifact + offsets[i], lengths[i], &io, &fresh), OTA_STATUS_OK);
+        CHECK(!fresh);
+    }
+    CHECK_STATUS(ota_download_accept(d, 7, artifact, 10, &io, NULL), OTA_STATUS_CHUNK_MISALIGNED);
+    CHECK_STATUS(ota_download_accept(d, (uint64_t)alen, artifact, 10, &io, NULL), OTA_STATUS_CHUNK_OUT_OF_RANGE);
+    CHECK_STATUS(ota_download_accept(d, 65536, artifact, 65536, &io, NULL), OTA_STATUS_CHUNK_DIGEST_MISMATCH);
+    CHECK_STATUS(ota_download_state(d, state, sizeof state, &n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_download_resume(vp, (const uint8_t *)state, n, &io, &again), OTA_STATUS_OK);
+    CHECK_STATUS(ota_download_progress(again, &verified, &total), OTA_STATUS_OK);
+    CHECK(verified == 7);
+
+    /* Chunk 2 rots in staging: the install finds it and asks for it again. */
+    stage_write(NULL, 2 * 65536 + 5, (const uint8_t *)"rot", 3);
+    snprintf(out_path, sizeof out_path, "%s/installed.bin", dir);
+    out.f = fopen(out_path, "wb");
+    CHECK_STATUS(ota_install_new(vp, key, 32, write_out, &out, &inst), OTA_STATUS_OK);
+    CHECK_STATUS(ota_install_advance(inst, again, &io, &installed), OTA_STATUS_STORED_CHUNK_CORRUPT);
+    CHECK(strstr(last_error(), "chunk 2") != NULL);
+    CHECK_STATUS(ota_download_plan(again, offsets, lengths, 64, &n), OTA_STATUS_OK);
+    CHECK(n == 1 && offsets[0] == 2 * 65536);
+    CHECK_STATUS(ota_download_accept(again, offsets[0], artifact + offsets[0], lengths[0], &io, NULL), OTA_STATUS_OK);
+    CHECK_STATUS(ota_install_advance(inst, again, &io, &installed), OTA_STATUS_OK);
+    CHECK(installed == 7);
+    CHECK_STATUS(ota_install_finish(inst, info, sizeof info, &n), OTA_STATUS_OK);
+    CHECK(strstr(info, "\"plaintext_size\":400000") != NULL);
+    CHECK_STATUS(ota_install_finish(inst, info, sizeof info, &n), OTA_STATUS_INVALID_ARGUMENT);
+    fclose(out.f);
+    {
+        size_t a = 0, b = 0;
+        unsigned char *want = slurp("plain-2.0.0.bin", &a);
+        unsigned char *have = slurp("installed.bin", &b);
+        CHECK(a == b && memcmp(want, have, a) == 0);
+        free(want);
+        free(have);
+    }
+    CHECK_STATUS(ota_download_new(NULL, &d), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_download_plan(again, NULL, lengths, 4, &n), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_install_new(vp, key, 31, write_out, &out, &inst), OTA_STATUS_INVALID_KEY);
+    ota_install_free(inst);
+    ota_install_free(NULL);
+    ota_download_free(d);
+    ota_download_free(again);
+    ota_download_free(NULL);
+    ota_verified_package_free(vp);
+    ota_trusted_keys_free(t);
+    free(env);
+    free(trusted_hex);
+    free(key);
+    free(artifact);
+    remove("staging.bin");
+}
+
 int main(int argc, char **argv) {
     ota_agent *agent;
     char version[32];
@@ -364,6 +454,7 @@ int main(int argc, char **argv) {
 
     errors(agent);
     ota_agent_free(agent);
+    download_and_install();
     printf("reports: %d\n", reports);
     return check_summary("agent");
 }

@@ -47,7 +47,9 @@ fn agent_fixture(dir: &std::path::Path) {
     use ota_core::assignment::Assignment;
     use ota_core::probe::ProbeSpec;
     use ota_core::sign;
-    let trusted: sign::TrustedKeys = [ota_tests::signing_key(1).public_key()].into_iter().collect();
+    let trusted: sign::TrustedKeys = [ota_tests::signing_key(1).public_key()]
+        .into_iter()
+        .collect();
     let config = serde_json::json!({
         "device": {"device_id": "dev_8f3a", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
                    "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}},
@@ -58,6 +60,12 @@ fn agent_fixture(dir: &std::path::Path) {
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     std::fs::write(dir.join("slot-a.bin"), b"firmware 1.2.0").unwrap();
     std::fs::write(dir.join("plain-1.2.0.bin"), b"firmware 1.2.0").unwrap();
+    std::fs::write(
+        dir.join("trusted.hex"),
+        ota_tests::signing_key(1).public_key().to_hex(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("key.bin"), ota_tests::seal_key().as_bytes()).unwrap();
     for (version, probe, signer, size) in [
         ("2.0.0", "/bin/true", 1, 400_000),
         ("2.1.0", "/bin/false", 1, 150_000),
@@ -66,18 +74,39 @@ fn agent_fixture(dir: &std::path::Path) {
     ] {
         let plain = ota_tests::noise(size, size as u64);
         let mut p = ota_tests::firmware_package();
-        p.version = if version == "evil" { "3.0.0" } else { version }.parse().unwrap();
+        p.version = if version == "evil" { "3.0.0" } else { version }
+            .parse()
+            .unwrap();
         let artifact = ota_tests::seal_into(&mut p, &plain);
         let env = sign::sign(&p, &[&ota_tests::signing_key(signer)]).unwrap();
-        let all: sign::TrustedKeys = [ota_tests::signing_key(signer).public_key()].into_iter().collect();
-        let v = sign::verify_envelope(env, if signer == 1 { &trusted } else { &all }, 1, &ota_core::Limits::DEFAULT).unwrap();
+        let all: sign::TrustedKeys = [ota_tests::signing_key(signer).public_key()]
+            .into_iter()
+            .collect();
+        let v = sign::verify_envelope(
+            env,
+            if signer == 1 { &trusted } else { &all },
+            1,
+            &ota_core::Limits::DEFAULT,
+        )
+        .unwrap();
         let probe = ProbeSpec::Exec {
             path: probe.into(),
             args: vec![],
             timeout_ms: 5_000,
         };
-        let a = Assignment::new(&v, ota_tests::seal_key(), Some("rol_4c7e".parse().unwrap()), Some(probe)).unwrap();
+        let a = Assignment::new(
+            &v,
+            ota_tests::seal_key(),
+            Some("rol_4c7e".parse().unwrap()),
+            Some(probe),
+        )
+        .unwrap();
         std::fs::write(dir.join(format!("assign-{version}.json")), a.to_json()).unwrap();
+        std::fs::write(
+            dir.join(format!("envelope-{version}.json")),
+            v.envelope_json().unwrap(),
+        )
+        .unwrap();
         std::fs::write(dir.join(format!("artifact-{version}.enc")), artifact).unwrap();
         std::fs::write(dir.join(format!("plain-{version}.bin")), plain).unwrap();
     }
