@@ -61,6 +61,16 @@ STATUSES = {
     405: "not_sealed",
     500: "package_not_found",
     501: "package_not_available",
+    600: "chunk_misaligned",
+    601: "stored_chunk_corrupt",
+    602: "download_state_mismatch",
+    603: "permission_denied",
+    604: "not_compatible",
+    605: "downgrade",
+    606: "already_installed",
+    607: "wrong_state",
+    608: "probe_refused",
+    609: "record_invalid",
 }
 
 for _code, _name in STATUSES.items():

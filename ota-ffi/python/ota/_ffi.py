@@ -171,3 +171,52 @@ def text(fn, *args, extra=()):
         call(status)
         return buf.raw[: n.value].decode("utf-8")
     raise _errors.error_for(_errors.INSUFFICIENT_SIZE, "the output kept growing")
+
+
+# --- The device path. ----------------------------------------------------------------------
+
+STAGE_WRITE = ctypes.CFUNCTYPE(ctypes.c_int, c_void_p, ctypes.c_uint64, POINTER(ctypes.c_uint8), c_size_t)
+STAGE_READ = ctypes.CFUNCTYPE(ctypes.c_int, c_void_p, ctypes.c_uint64, POINTER(ctypes.c_uint8), c_size_t)
+SLOT_OPEN = ctypes.CFUNCTYPE(ctypes.c_int, c_void_p)
+SLOT_FLUSH = ctypes.CFUNCTYPE(ctypes.c_int, c_void_p)
+
+
+class DeviceIoStruct(ctypes.Structure):
+    """ota_device_io."""
+
+    _fields_ = [
+        ("ctx", c_void_p),
+        ("stage_write", STAGE_WRITE),
+        ("stage_read", STAGE_READ),
+        ("slot_open", SLOT_OPEN),
+        ("slot_write", WRITE_FN),
+        ("slot_flush", SLOT_FLUSH),
+    ]
+
+
+class CommandStruct(ctypes.Structure):
+    """ota_command."""
+
+    _fields_ = [
+        ("kind", ctypes.c_uint32),
+        ("length", ctypes.c_uint32),
+        ("index", ctypes.c_uint64),
+        ("offset", ctypes.c_uint64),
+        ("swapped_at", ctypes.c_uint64),
+    ]
+
+
+_declare("ota_agent_new", ota_status, u8p, c_size_t, u8p, c_size_t, ctypes.c_uint64, POINTER(DeviceIoStruct), HANDLE_OUT)
+_declare("ota_agent_handle_assignment", ota_status, HANDLE, u8p, c_size_t, ctypes.c_uint64)
+_declare("ota_agent_handle_chunk", ota_status, HANDLE, ctypes.c_uint64, u8p, c_size_t, ctypes.c_uint64, POINTER(c_bool))
+_declare("ota_agent_handle_swapped", ota_status, HANDLE, ctypes.c_uint64)
+_declare("ota_agent_handle_probe_result", ota_status, HANDLE, c_bool, u8p, c_size_t, ctypes.c_uint64)
+_declare("ota_agent_handle_restored", ota_status, HANDLE, ctypes.c_uint64)
+_declare("ota_agent_handle_tick", ota_status, HANDLE, ctypes.c_uint64)
+_declare("ota_agent_poll_command", ota_status, HANDLE, POINTER(CommandStruct))
+_declare("ota_agent_command_text", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_agent_timeout", ota_status, HANDLE, POINTER(ctypes.c_uint64))
+_declare("ota_agent_state", c_char_p, HANDLE)
+_declare("ota_agent_installed_version", ota_status, HANDLE, u8p, c_size_t, BUF, c_size_t, size_p)
+_declare("ota_agent_free", None, HANDLE)
+_declare("ota_probe_run", ota_status, u8p, c_size_t, u8p, c_size_t, ctypes.c_uint64, POINTER(c_bool), BUF, c_size_t, size_p)

@@ -1,0 +1,215 @@
+"""The device path from Python: a firmware agent that updates from shuffled chunks with one
+corrupted and a power cut, probes with the real runner, commits or rolls back on its own,
+and refuses an unknown signer and a downgrade."""
+
+import json
+import os
+import random
+import tempfile
+import time
+import unittest
+
+import ota
+from helpers import fixture  # noqa: F401  (the fixtures directory)
+
+
+class Storage(ota.DeviceIo):
+    """Staging and two slots in a directory; survives the agent (a power cut)."""
+
+    def __init__(self, root):
+        self.root = root
+        self.active = "a"
+        with open(self.slot(self.active), "wb") as f:
+            f.write(b"firmware 1.2.0")
+        self._writer = None
+
+    def slot(self, name):
+        return os.path.join(self.root, f"slot-{name}.bin")
+
+    def inactive(self):
+        return "b" if self.active == "a" else "a"
+
+    def stage_write(self, offset, data):
+        path = os.path.join(self.root, "staging.bin")
+        with open(path, "r+b" if os.path.exists(path) else "w+b") as f:
+            f.seek(offset)
+            f.write(data)
+
+    def stage_read(self, offset, n):
+        with open(os.path.join(self.root, "staging.bin"), "rb") as f:
+            f.seek(offset)
+            return f.read(n)
+
+    def slot_open(self):
+        if self._writer:
+            self._writer.close()
+        self._writer = open(self.slot(self.inactive()), "wb")
+
+    def slot_write(self, data):
+        self._writer.write(data)
+
+    def slot_flush(self):
+        self._writer.flush()
+        os.fsync(self._writer.fileno())
+        self._writer.close()
+        self._writer = None
+
+    def active_bytes(self):
+        with open(self.slot(self.active), "rb") as f:
+            return f.read()
+
+
+class Device:
+    """Runs an agent the way firmware would."""
+
+    def __init__(self, root, config):
+        self.root = root
+        self.config = config
+        self.io = Storage(root)
+        self.record = None
+        self.now = 1_700_000_000_000
+        self.reports = []
+        self.wanted = []
+        self.agent = ota.Agent(config, self.io, self.now)
+        self.corrupted = False
+
+    def boot(self):
+        self.agent.close()
+        self.now += 1000
+        self.wanted = []
+        self.agent = ota.Agent(self.config, self.io, self.now, record=self.record)
+
+    def drain(self):
+        for c in self.agent.commands():
+            kind = c["kind"]
+            if kind == "persist":
+                self.record = c["text"]
+            elif kind == "fetch":
+                self.wanted.append((c["offset"], c["length"]))
+            elif kind == "swap":
+                self.io.active = self.io.inactive()
+                self.agent.handle_swapped(self.now)
+            elif kind == "probe":
+                healthy, detail = ota.probe_run(c["text"], ["/bin/true", "/bin/false"], c["swapped_at"])
+                self.agent.handle_probe_result(healthy, detail, self.now)
+            elif kind == "restore_previous":
+                self.io.active = self.io.inactive()
+                self.agent.handle_restored(self.now)
+            elif kind == "report":
+                self.reports.append(json.loads(c["text"]))
+
+    def run(self, artifact, cut_after=None, seed=0):
+        rng = random.Random(seed)
+        delivered = 0
+        while True:
+            self.drain()
+            if self.wanted:
+                offset, length = self.wanted.pop(rng.randrange(len(self.wanted)))
+                data = bytearray(artifact[offset:offset + length])
+                if offset == 65536 and not self.corrupted:
+                    self.corrupted = True
+                    data[7] ^= 0xFF
+                    with self.test.assertRaises(ota.ChunkDigestMismatchError):
+                        self.agent.handle_chunk(offset, bytes(data), self.now)
+                    continue
+                self.agent.handle_chunk(offset, bytes(data), self.now)
+                delivered += 1
+                if cut_after and delivered == cut_after:
+                    cut_after = None
+                    self.boot()
+                continue
+            at = self.agent.timeout()
+            if at is None:
+                return
+            self.now = max(self.now, at)
+            self.agent.handle_tick(self.now)
+
+
+def publish(version, size, probe, signer, key):
+    """(assignment, artifact, plaintext) for the seed 004 firmware at ``version``."""
+    plaintext = os.urandom(size)
+    out = []
+    with ota.Sealer(key, out.append) as s:
+        s.write(plaintext)
+        s.finish()
+        d = json.loads(fixture("packages/valid/seed-004-firmware.json"))
+        d["version"] = version
+        with ota.Package.from_json(json.dumps(d)) as p:
+            p.set_sealed(s)
+            envelope = json.loads(ota.sign(p, [signer]))
+            statement = p.to_dict()
+    from hashlib import sha256
+    artifact = b"".join(out)
+    import base64
+    package_id = "pkg_" + sha256(base64.b64decode(envelope["payload"])).hexdigest()[:16]
+    assignment = {
+        "package_id": package_id, "type": "fw", "version": version,
+        "size_bytes": statement["size_bytes"], "sha256": statement["sha256"],
+        "envelope": envelope, "encryption_key": key.hex(), "rollout_id": "rol_4c7e",
+        "probe": {"kind": "exec", "path": probe, "timeout_ms": 5000},
+    }
+    return assignment, artifact, plaintext
+
+
+class FirmwareAgent(unittest.TestCase):
+    def test_update_power_cut_probe_commit_and_rollback(self):
+        key = ota.generate_seal_key()
+        with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer, \
+                ota.SigningKey.generate() as stranger:
+            config = {
+                "device": {"device_id": "dev_8f3a", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
+                           "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}},
+                "trusted_keys": [signer.public_key],
+                "probe_policy": {"initial_delay_ms": 0, "interval_ms": 0, "successes_needed": 1},
+                "exec_allowlist": ["/bin/true", "/bin/false"],
+            }
+            d = Device(root, config)
+            d.test = self
+            self.assertEqual(d.agent.state, "idle")
+
+            evil, _, _ = publish("3.0.0", 1000, "/bin/true", stranger, key)
+            with self.assertRaises(ota.ThresholdNotMetError):
+                d.agent.handle_assignment(evil, d.now)
+            d.drain()
+            self.assertEqual(d.reports[-1]["status"], "rejected")
+
+            good, artifact, plaintext = publish("2.0.0", 300_000, "/bin/true", signer, key)
+            d.agent.handle_assignment(good, d.now)
+            d.run(artifact, cut_after=2)
+            self.assertTrue(d.corrupted)
+            self.assertEqual(d.reports[-1]["status"], "success")
+            self.assertEqual(d.io.active_bytes(), plaintext)
+            self.assertEqual(d.agent.installed_version("temp-sensor-fw"), "2.0.0")
+
+            sick, artifact2, _ = publish("2.1.0", 50_000, "/bin/false", signer, key)
+            d.agent.handle_assignment(sick, d.now)
+            d.run(artifact2)
+            self.assertEqual(d.reports[-1]["status"], "failure")
+            self.assertEqual(d.reports[-1]["firmware_version"], "2.0.0")
+            self.assertEqual(d.io.active_bytes(), plaintext)
+
+            old, _, _ = publish("1.9.0", 1000, "/bin/true", signer, key)
+            d.boot()
+            d.drain()
+            with self.assertRaises(ota.DowngradeError):
+                d.agent.handle_assignment(old, d.now)
+            with self.assertRaises(ota.WrongStateError):
+                d.agent.handle_swapped(d.now)
+            d.agent.close()
+
+    def test_probe_runner(self):
+        self.assertEqual(ota.probe_run({"kind": "exec", "path": "/bin/true", "timeout_ms": 2000}, ["/bin/true"], 0),
+                         (True, "exit status 0"))
+        healthy, detail = ota.probe_run({"kind": "exec", "path": "/bin/sh", "timeout_ms": 2000}, ["/bin/true"], 0)
+        self.assertFalse(healthy)
+        self.assertIn("allowlist", detail)
+        healthy, detail = ota.probe_run({"kind": "http", "url": "http://127.0.0.1:9/", "timeout_ms": 500}, [], 0)
+        self.assertFalse(healthy)
+        with tempfile.NamedTemporaryFile() as f:
+            now_ms = int(time.time() * 1000)
+            self.assertFalse(ota.probe_run({"kind": "file", "path": f.name}, [], now_ms + 60_000)[0])
+            self.assertTrue(ota.probe_run({"kind": "file", "path": f.name}, [], now_ms - 60_000)[0])
+
+
+if __name__ == "__main__":
+    unittest.main()
