@@ -119,6 +119,9 @@ impl DeviceIo for Disk {
     }
 }
 
+/// A chunk server: takes a wanted chunk (or decides not to) and returns `(offset, bytes)`.
+pub type Deliver<'a> = dyn FnMut(&mut VecDeque<ChunkRequest>, &[u8]) -> Option<(u64, Vec<u8>)> + 'a;
+
 /// What the simulated health probe answers.
 pub type ProbeOutcome = Box<dyn FnMut(&ProbeSpec) -> ProbeResult>;
 
@@ -299,7 +302,7 @@ impl Device {
     pub fn run(
         &mut self,
         artifact: &[u8],
-        deliver: &mut dyn FnMut(&mut VecDeque<ChunkRequest>, &[u8]) -> Option<(u64, Vec<u8>)>,
+        deliver: &mut Deliver<'_>,
         mut budget: Option<usize>,
     ) -> Option<()> {
         for _ in 0..1_000_000 {
