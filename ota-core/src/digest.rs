@@ -90,18 +90,7 @@ impl From<[u8; 32]> for Sha256Digest {
     }
 }
 
-impl serde::Serialize for Sha256Digest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Sha256Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::version::serde_via_str!(Sha256Digest);
 
 #[cfg(test)]
 mod tests {

@@ -446,15 +446,10 @@ impl Validate for Package {
                 );
             }
         }
-        if self.seal.is_some() && (self.size_bytes < 32 || self.size_bytes % 16 != 0) {
-            fault(
-                faults,
-                field(path, "size_bytes"),
-                format!(
-                    "a sealed artifact is a 16-byte IV and whole 16-byte blocks, found {} bytes",
-                    self.size_bytes
-                ),
-            );
+        if self.seal.is_some()
+            && let Some(why) = crate::seal::size_fault(self.size_bytes)
+        {
+            fault(faults, field(path, "size_bytes"), why);
         }
         let m = field(path, "manifest");
         match (self.kind, &self.manifest) {

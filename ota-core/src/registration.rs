@@ -135,15 +135,8 @@ impl Validate for Registration {
         if self.cdn_url.trim().is_empty() {
             fault(faults, field(path, "cdn_url"), "must not be empty");
         }
-        if self.size_bytes < 32 || self.size_bytes % 16 != 0 {
-            fault(
-                faults,
-                field(path, "size_bytes"),
-                format!(
-                    "a sealed artifact is a 16-byte IV and whole 16-byte blocks, found {} bytes",
-                    self.size_bytes
-                ),
-            );
+        if let Some(why) = crate::seal::size_fault(self.size_bytes) {
+            fault(faults, field(path, "size_bytes"), why);
         }
     }
 }

@@ -266,6 +266,14 @@ impl From<io::Error> for SealError {
     }
 }
 
+/// Why `size` cannot be the size of a sealed artifact (a 16-byte IV and at least one whole
+/// 16-byte block), if it cannot.
+pub fn size_fault(size: u64) -> Option<String> {
+    (size < 32 || size % 16 != 0).then(|| {
+        format!("a sealed artifact is a 16-byte IV and whole 16-byte blocks, found {size} bytes")
+    })
+}
+
 /// The IV of reproducible mode: the first 16 bytes of
 /// HMAC-SHA256(key, "ota/seal/iv/v1" || plaintext SHA-256).
 pub fn derive_iv(key: &SealKey, plaintext_sha256: &Sha256Digest) -> [u8; 16] {
