@@ -33,6 +33,7 @@
 
 pub mod agent;
 pub mod assignment;
+pub mod audit;
 pub mod catalog;
 pub mod chunk;
 pub mod compat;
@@ -43,6 +44,7 @@ pub mod limits;
 pub mod manifest;
 pub mod name;
 pub mod package;
+pub mod plan;
 pub mod probe;
 pub mod profile;
 pub mod registration;

@@ -525,14 +525,15 @@ pub fn verify_envelope(
     })
 }
 
-/// A package id: `pkg_` and the first 16 hex characters of the SHA-256 of the signed
-/// statement, so the same statement always has the same id.
+/// A package id: `pkg_` and hex characters. Ids made here are the first 16 hex characters of
+/// the SHA-256 of the signed statement, so the same statement always has the same id; ids of
+/// 4 to 64 hex characters (seed 004's `pkg_2a0f`) are accepted as references.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PackageId(String);
 
 /// Text that is not a package id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid package id {found:?}: expected pkg_ and 16 lowercase hex characters")]
+#[error("invalid package id {found:?}: expected pkg_ and 4 to 64 lowercase hex characters")]
 pub struct PackageIdError {
     /// The text.
     pub found: String,
@@ -557,7 +558,7 @@ impl FromStr for PackageId {
     type Err = PackageIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = s.strip_prefix("pkg_").is_some_and(|h| {
-            h.len() == 16 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            (4..=64).contains(&h.len()) && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         });
         if ok {
             Ok(PackageId(s.to_string()))
@@ -901,6 +902,9 @@ mod tests {
         let id = PackageId::of(b"statement");
         assert!(id.as_str().starts_with("pkg_") && id.as_str().len() == 20);
         assert_eq!(id.as_str().parse::<PackageId>().unwrap(), id);
-        assert!("pkg_2a0f".parse::<PackageId>().is_err());
+        assert!("pkg_2a0f".parse::<PackageId>().is_ok());
+        assert!("pkg_2a0".parse::<PackageId>().is_err());
+        assert!("pkg_2A0F".parse::<PackageId>().is_err());
+        assert!("2a0f".parse::<PackageId>().is_err());
     }
 }

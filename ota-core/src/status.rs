@@ -109,6 +109,18 @@ pub enum Status {
     ProbeRefused = 608,
     /// A saved agent record is malformed or inconsistent.
     RecordInvalid = 609,
+
+    // 700..=799: rollouts and the audit trail.
+    /// The rollout's plan or target is invalid.
+    PlanInvalid = 700,
+    /// The input does not fit the rollout's state.
+    RolloutState = 701,
+    /// No device, wave or package with that id in this rollout.
+    RolloutNotFound = 702,
+    /// The audit trail was altered, reordered or truncated.
+    AuditBroken = 703,
+    /// Replaying the audit trail does not give the same rollout.
+    ReplayMismatch = 704,
 }
 
 impl Status {
@@ -157,6 +169,11 @@ impl Status {
         Status::WrongState,
         Status::ProbeRefused,
         Status::RecordInvalid,
+        Status::PlanInvalid,
+        Status::RolloutState,
+        Status::RolloutNotFound,
+        Status::AuditBroken,
+        Status::ReplayMismatch,
     ];
 
     /// The numeric code.
@@ -215,6 +232,11 @@ impl Status {
             Status::WrongState => "the input does not fit the agent's state",
             Status::ProbeRefused => "the health probe may not run on this device",
             Status::RecordInvalid => "the saved agent record is invalid",
+            Status::PlanInvalid => "the rollout's plan or target is invalid",
+            Status::RolloutState => "the input does not fit the rollout's state",
+            Status::RolloutNotFound => "no such device, wave or package in the rollout",
+            Status::AuditBroken => "the audit trail was altered or truncated",
+            Status::ReplayMismatch => "replaying the audit trail gives another rollout",
         }
     }
 
@@ -265,6 +287,11 @@ impl Status {
             Status::WrongState => "wrong_state",
             Status::ProbeRefused => "probe_refused",
             Status::RecordInvalid => "record_invalid",
+            Status::PlanInvalid => "plan_invalid",
+            Status::RolloutState => "rollout_state",
+            Status::RolloutNotFound => "rollout_not_found",
+            Status::AuditBroken => "audit_broken",
+            Status::ReplayMismatch => "replay_mismatch",
         }
     }
 }
