@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "src/fleet.rs"]
+pub mod fleet;
+
 #[path = "src/device.rs"]
 pub mod device;
 

@@ -24,6 +24,7 @@
 //! - [`assignment`]: both ends of seed 004's device protocol.
 //! - [`agent`]: the device's crash-safe update agent, with [`probe`]s and automatic rollback.
 //! - [`report`]: seed 004's device report.
+//! - [`plan`] and [`rollout`]: the rollout engine, with its hash-chained [`audit`] trail.
 //! - [`sbom`]: minimal SPDX 2.3 / CycloneDX 1.5 validation and compliance coverage.
 //! - [`json`]: parsing with field paths in every error.
 //! - [`limits`]: every bound the parsers enforce, in one place.
@@ -49,6 +50,7 @@ pub mod probe;
 pub mod profile;
 pub mod registration;
 pub mod report;
+pub mod rollout;
 pub mod sbom;
 pub mod seal;
 pub mod sign;
