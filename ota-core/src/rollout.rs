@@ -471,6 +471,9 @@ pub struct Rollout {
     timers: BinaryHeap<Reverse<(u64, u32)>>,
     chain: Chain,
     effects: Vec<String>,
+    /// Whether the current input changed anything (a tick that did is recorded even when it
+    /// has nothing to say, so a replay passes through the same states).
+    touched: bool,
     sent_now: u64,
     commands: VecDeque<RolloutCommand>,
     events: VecDeque<Event>,
@@ -584,6 +587,7 @@ impl Rollout {
             timers: BinaryHeap::new(),
             chain: Chain::default(),
             effects: Vec::new(),
+            touched: false,
             sent_now: 0,
             commands: VecDeque::new(),
             events: VecDeque::new(),
@@ -751,7 +755,8 @@ impl Rollout {
             let n = std::mem::take(&mut self.sent_now);
             self.effects.push(format!("sent {n} command(s)"));
         }
-        if self.effects.is_empty() && !always {
+        let touched = std::mem::take(&mut self.touched);
+        if self.effects.is_empty() && !always && !touched {
             return;
         }
         let effects = std::mem::take(&mut self.effects);
@@ -815,6 +820,20 @@ impl Rollout {
             if counted {
                 c.failures += 1;
             }
+        }
+    }
+
+    /// Whether a failed device may be tried again: only while the rollout goes on.
+    fn can_retry(&self) -> bool {
+        matches!(self.state, RolloutState::Active | RolloutState::Paused)
+    }
+
+    /// After a device's final update outcome while rolling back: it joins the rollback if it
+    /// is in the rollback's scope.
+    fn after_final(&mut self, i: u32) {
+        if self.state == RolloutState::RollingBack && self.in_rollback_scope(i) {
+            self.set(i, DeviceState::RollbackScheduled);
+            self.ready.push_back(i);
         }
     }
 
@@ -884,7 +903,7 @@ impl Rollout {
                 c.succeeded as f64 * 100.0 / c.terminal as f64
             };
             let w = &self.waves[k + 1];
-            let override_ = w.approved && next.gate != Gate::External;
+            let override_ = w.approved;
             if rate < next.success_gate_percent && !override_ {
                 if !self.announced[k + 1] {
                     self.announced[k + 1] = true;
@@ -1117,6 +1136,7 @@ impl Rollout {
             };
             if st != wanted || self.slots[i as usize].timer > now {
                 self.ready.pop_front();
+                self.touched = true;
                 continue;
             }
             if self
@@ -1127,18 +1147,37 @@ impl Rollout {
             {
                 return;
             }
-            if let Some(limit) = self.spec.pacing.limit_per_minute(self.started_at, now) {
-                while self.sends.front().is_some_and(|t| *t + 60_000 <= now) {
-                    self.sends.pop_front();
-                }
-                if self.sends.len() as u64 >= limit {
-                    return;
-                }
-                self.sends.push_back(now);
+            if self.take_rate(now).is_err() {
+                return;
             }
             self.ready.pop_front();
             self.send(i, now, rolling);
         }
+    }
+
+    /// Takes one send from the per-minute budget; when there is none left, says when the
+    /// oldest send of the window leaves it.
+    fn take_rate(&mut self, now: u64) -> Result<(), u64> {
+        let Some(limit) = self.spec.pacing.limit_per_minute(self.started_at, now) else {
+            return Ok(());
+        };
+        // The sends of the minute up to now; older ones are dropped only when one is added,
+        // so a refused send changes nothing.
+        let recent = self
+            .sends
+            .iter()
+            .rev()
+            .take_while(|t| **t + 60_000 > now)
+            .count();
+        if recent as u64 >= limit {
+            let oldest = self.sends[self.sends.len() - recent];
+            return Err(oldest + 60_000);
+        }
+        while self.sends.front().is_some_and(|t| *t + 60_000 <= now) {
+            self.sends.pop_front();
+        }
+        self.sends.push_back(now);
+        Ok(())
     }
 
     fn send(&mut self, i: u32, now: u64, rolling: bool) {
@@ -1171,6 +1210,7 @@ impl Rollout {
     }
 
     fn fire(&mut self, i: u32, now: u64) {
+        self.touched = true;
         let s = self.slots[i as usize];
         let t = self.spec.timeouts;
         let id = self.ids[i as usize].clone();
@@ -1191,11 +1231,20 @@ impl Rollout {
                         self.set(i, DeviceState::TimedOut);
                         self.count(i, Some(FailureKind::TimedOut));
                         self.check_halt(usize::from(s.wave), now);
+                        self.after_final(i);
                     }
                     self.slots[i as usize].timer = 0;
                     self.effects
                         .push(format!("{id} timed out: never came online"));
+                } else if !matches!(self.state, RolloutState::Active | RolloutState::RollingBack) {
+                    // Paused or aborted: nothing goes out, not even a resend; wait on.
+                    self.set_timer(i, now.saturating_add(t.ack_ms).min(expires));
                 } else if s.retries[2] < self.spec.retries.no_ack.max {
+                    // A resend is a send: it waits for the per-minute budget like any other.
+                    if let Err(at) = self.take_rate(now) {
+                        self.set_timer(i, at.min(expires).max(now + 1));
+                        return;
+                    }
                     self.slots[i as usize].retries[2] += 1;
                     let package_id = if rolling {
                         self.rollback.as_ref().map(|p| p.id().clone())
@@ -1218,7 +1267,7 @@ impl Rollout {
             }
             DeviceState::InProgress => {
                 let r = self.spec.retries.timed_out;
-                if s.retries[1] < r.max {
+                if s.retries[1] < r.max && self.can_retry() {
                     self.slots[i as usize].retries[1] += 1;
                     self.set(i, DeviceState::Scheduled);
                     let wait = r.backoff_ms.saturating_mul(1 << s.retries[1].min(20));
@@ -1233,6 +1282,7 @@ impl Rollout {
                     self.count(i, Some(FailureKind::TimedOut));
                     self.effects.push(format!("{id} timed out in progress"));
                     self.check_halt(usize::from(s.wave), now);
+                    self.after_final(i);
                 }
             }
             _ => {}
@@ -1283,7 +1333,8 @@ impl Rollout {
         self.apply(Input::Rollback, Cause::Operator { by: by.clone() }, now)
     }
 
-    /// Approves a wave gated by `approval` (or overrides a wave held by its success gate).
+    /// Approves a wave gated by `approval`, and lets any wave past its success gate (an
+    /// `external` gate still needs its passing verdict).
     pub fn handle_approve(&mut self, wave: usize, by: &Name, now: u64) -> Result<(), RolloutError> {
         self.apply(
             Input::Approve { wave },
@@ -1413,13 +1464,24 @@ impl Rollout {
                     Ok(())
                 }
             },
-            Input::Verdict { wave, pass } => match self.waves.get_mut(*wave) {
+            Input::Verdict { wave, pass } => match self.waves.get(*wave).map(|w| w.opened_at) {
                 None => Err(RolloutError::NotFound(format!("no wave {wave}"))),
-                Some(w) => {
-                    w.verdict = Some(*pass);
+                Some(None) => {
+                    self.waves[*wave].verdict = Some(*pass);
                     let word = if *pass { "passed" } else { "failed" };
                     self.effects
                         .push(format!("external verdict on wave {wave}: {word}"));
+                    Ok(())
+                }
+                // The wave is open: its verdict stays as it opened it. A failing verdict on the
+                // wave in progress is a monitor saying it is bad: the halt action.
+                Some(Some(_)) => {
+                    let word = if *pass { "passed" } else { "failed" };
+                    self.effects
+                        .push(format!("external verdict on open wave {wave}: {word}"));
+                    if !*pass && *wave == self.open_wave && self.state == RolloutState::Active {
+                        self.trip(format!("the external verdict on wave {wave} failed"), now);
+                    }
                     Ok(())
                 }
             },
@@ -1476,14 +1538,13 @@ impl Rollout {
                     .map(|v| format!(" to {v}"))
                     .unwrap_or_default();
                 self.effects.push(format!("{id} updated{v}"));
-                if self.state == RolloutState::RollingBack && self.in_rollback_scope(i) {
-                    self.set(i, DeviceState::RollbackScheduled);
-                    self.ready.push_back(i);
-                }
+                // A success can bring the scope to `min_terminal` with failures already in it.
+                self.check_halt(usize::from(s.wave), now);
+                self.after_final(i);
             }
             (DeviceState::Sent | DeviceState::InProgress, ReportStatus::Failure) => {
                 let retry = self.spec.retries.failed;
-                if s.retries[0] < retry.max && !over && self.state != RolloutState::RollingBack {
+                if s.retries[0] < retry.max && self.can_retry() {
                     self.slots[i as usize].retries[0] += 1;
                     self.set(i, DeviceState::Scheduled);
                     let wait = retry.backoff_ms.saturating_mul(1 << s.retries[0].min(20));
@@ -1500,6 +1561,7 @@ impl Rollout {
                     let why = r.reason.as_deref().unwrap_or("no reason given");
                     self.effects.push(format!("{id} failed: {why}"));
                     self.check_halt(usize::from(s.wave), now);
+                    self.after_final(i);
                 }
             }
             (DeviceState::Sent | DeviceState::InProgress, ReportStatus::Rejected) => {
@@ -1510,6 +1572,7 @@ impl Rollout {
                 self.effects
                     .push(format!("{id} rejected the update: {why}"));
                 self.check_halt(usize::from(s.wave), now);
+                self.after_final(i);
             }
             (DeviceState::RollbackSent, ReportStatus::Success) => {
                 self.slots[i as usize].timer = 0;
@@ -1582,6 +1645,14 @@ impl Rollout {
             self.effects.push(format!("{id} joined: already installed"));
             return Ok(());
         }
+        if !matches!(self.state, RolloutState::Active | RolloutState::Paused) {
+            self.set(i, DeviceState::Cancelled);
+            self.effects.push(format!(
+                "{id} joined after the rollout stopped ({}): cancelled",
+                self.state.as_str()
+            ));
+            return Ok(());
+        }
         let salt = self
             .spec
             .salt
@@ -1597,8 +1668,7 @@ impl Rollout {
         self.waves[wave].devices += 1;
         self.members[wave].push(i);
         self.set(i, DeviceState::Pending);
-        let open = wave <= self.open_wave
-            && matches!(self.state, RolloutState::Active | RolloutState::Paused);
+        let open = wave <= self.open_wave;
         if open {
             self.schedule(i);
         }
@@ -1938,6 +2008,7 @@ impl Rollout {
             timers,
             chain: s.chain,
             effects: Vec::new(),
+            touched: false,
             sent_now: 0,
             commands: VecDeque::new(),
             events: VecDeque::new(),

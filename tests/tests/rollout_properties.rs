@@ -1,0 +1,366 @@
+//! Property tests of the rollout engine over random fleets, plans and input sequences:
+//! a paused rollout dispatches nothing; the number in flight never exceeds its limit; no
+//! minute holds more sends than allowed; a wave never opens before its gate; the halt rule
+//! trips exactly when its definition says; every device ends terminal; and replaying the
+//! audit trail gives the live state.
+
+use ota_core::audit::AuditRecord;
+use ota_core::plan::{Gate, RolloutSpec, Scope};
+use ota_core::report::ReportStatus;
+use ota_core::rollout::{self, Create, DeviceState, Rollout, RolloutCommand, RolloutState};
+use ota_tests::fleet::{firmware, report, sensors, spec};
+use proptest::prelude::*;
+use serde_json::json;
+
+const T0: u64 = 1_800_000_000_000;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Report { pick: usize, status: u8 },
+    Tick { ms: u32 },
+    Pause,
+    Resume,
+    Abort,
+    Rollback,
+    Approve { wave: u8 },
+    Verdict { wave: u8, pass: bool },
+    Join { n: u16 },
+    Leave { pick: usize },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        12 => (any::<usize>(), 0u8..4).prop_map(|(pick, status)| Step::Report { pick, status }),
+        6 => (0u32..200_000).prop_map(|ms| Step::Tick { ms }),
+        1 => Just(Step::Pause),
+        2 => Just(Step::Resume),
+        1 => Just(Step::Abort),
+        1 => Just(Step::Rollback),
+        2 => (0u8..5).prop_map(|wave| Step::Approve { wave }),
+        1 => (0u8..5, any::<bool>()).prop_map(|(wave, pass)| Step::Verdict { wave, pass }),
+        1 => (0u16..1000).prop_map(|n| Step::Join { n }),
+        1 => any::<usize>().prop_map(|pick| Step::Leave { pick }),
+    ]
+}
+
+fn plan() -> impl Strategy<Value = serde_json::Value> {
+    (
+        1u32..60,
+        proptest::collection::vec((1u32..40, 0u64..100_000, 0u8..3, 0u32..101), 0..3),
+        0u32..60,
+        1u64..5,
+        proptest::option::of(1u64..20),
+        proptest::option::of(1u64..30),
+        (0u8..3, 0u8..2, 0u8..3, 0u8..3),
+        (0u8..3, 0u8..3),
+    )
+        .prop_map(|(canary, waves, threshold, min_terminal, max_in_flight, per_minute, (action, scope, in_flight, rb_scope), (r_failed, r_timed))| {
+            let mut pct = canary;
+            let mut ws: Vec<serde_json::Value> = waves
+                .iter()
+                .map(|(step, soak, gate, success)| {
+                    pct = (pct + step).min(99);
+                    let gate = ["automatic", "approval", "external"][*gate as usize];
+                    json!({"percent": pct, "min_soak_ms": soak, "success_gate_percent": success, "gate": gate})
+                })
+                .collect();
+            ws.dedup_by(|a, b| a["percent"] == b["percent"]);
+            ws.retain(|w| w["percent"].as_u64().unwrap_or(0) > u64::from(canary));
+            if !ws.is_empty() {
+                ws.push(json!({"percent": 100}));
+            }
+            let mut pacing = json!({});
+            if let Some(m) = max_in_flight {
+                pacing["max_in_flight"] = json!(m);
+            }
+            if let Some(p) = per_minute {
+                pacing["per_minute"] = json!(p);
+            }
+            let action = ["pause", "abort", "rollback"][action as usize];
+            let scope = ["wave", "cumulative"][scope as usize];
+            let in_flight = ["finish", "soft_cancel", "forced_cancel"][in_flight as usize];
+            let rb_scope = ["updated_only", "cohort", "all"][rb_scope as usize];
+            json!({
+                "canary_percent": canary,
+                "waves": ws,
+                "failure_threshold_percent": threshold,
+                "halt": {"min_terminal": min_terminal, "action": action, "scope": scope,
+                         "count_as_failure": ["failed", "timed_out", "rejected"]},
+                "in_flight": in_flight,
+                "rollback_scope": rb_scope,
+                "pacing": pacing,
+                "timeouts": {"ack_ms": 30_000, "in_progress_ms": 60_000, "offline_expiry_ms": 300_000},
+                "retries": {"failed": {"max": r_failed, "backoff_ms": 1000}, "timed_out": {"max": r_timed}, "no_ack": {"max": 1}},
+            })
+        })
+}
+
+struct World {
+    r: Rollout,
+    spec: RolloutSpec,
+    now: u64,
+    out: Vec<String>,
+    sends: Vec<u64>,
+    trail: Vec<AuditRecord>,
+}
+
+impl World {
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(c) = self.r.poll_command() {
+            match c {
+                RolloutCommand::Send { device_id, .. } => {
+                    n += 1;
+                    self.sends.push(self.now);
+                    self.out.push(device_id.to_string());
+                }
+                RolloutCommand::Cancel { device_id, .. } => {
+                    self.out.retain(|d| *d != device_id.as_str())
+                }
+                _ => {}
+            }
+        }
+        while self.r.poll_event().is_some() {}
+        self.trail
+            .extend(std::iter::from_fn(|| self.r.poll_audit()));
+        n
+    }
+
+    /// The invariants that hold after every input.
+    fn check(&self) -> Result<(), TestCaseError> {
+        if let Some(m) = self.spec.pacing.max_in_flight {
+            prop_assert!(
+                self.r.in_flight() <= m,
+                "{} in flight, limit {m}",
+                self.r.in_flight()
+            );
+        }
+        let s = self.r.status();
+        let waves = self.spec.all_waves();
+        for k in 1..s.waves.len() {
+            let Some(opened) = s.waves[k].opened_at else {
+                continue;
+            };
+            let before = &s.waves[k - 1];
+            let done = before.completed_at;
+            prop_assert!(
+                done.is_some(),
+                "wave {k} opened before wave {} completed",
+                k - 1
+            );
+            prop_assert!(
+                opened >= done.unwrap_or(0) + waves[k].min_soak_ms,
+                "wave {k} opened before its soak"
+            );
+            match waves[k].gate {
+                Gate::Approval => {
+                    prop_assert!(s.waves[k].approved, "wave {k} opened without approval")
+                }
+                Gate::External => prop_assert!(
+                    s.waves[k].verdict == Some(true),
+                    "wave {k} opened without a passing verdict"
+                ),
+                _ => {}
+            }
+        }
+        // An active rollout has no scope over its halt threshold.
+        if s.status == RolloutState::Active {
+            match self.spec.halt.scope {
+                Scope::Wave => {
+                    for w in &s.waves {
+                        let trips = rollout::halt_trips(
+                            &self.spec,
+                            w.counts.terminal - w.acknowledged.terminal,
+                            w.counts.failures - w.acknowledged.failures,
+                        );
+                        prop_assert!(
+                            trips.is_none(),
+                            "active, but wave {} trips: {trips:?}",
+                            w.index
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let fleet = sensors(fleet_size, 7);
+    let spec = spec(&pkg, Some(&rb), plan);
+    let create = |spec: RolloutSpec| Create {
+        rollout_id: "rol_4c7e".parse().unwrap(),
+        tenant: "acme".parse().unwrap(),
+        spec,
+        package: &pkg,
+        rollback: Some(&rb),
+        fleet: &fleet,
+        by: "alice".parse().unwrap(),
+        now: T0,
+    };
+    let r = Rollout::create(create(spec.clone())).unwrap();
+    let mut w = World {
+        r,
+        spec: spec.clone(),
+        now: T0,
+        out: Vec::new(),
+        sends: Vec::new(),
+        trail: Vec::new(),
+    };
+    w.drain();
+    w.check()?;
+    let op: ota_core::name::Name = "op".parse().unwrap();
+    let joiners = sensors(fleet_size + 1000, 7);
+    for s in steps {
+        let paused = w.r.state() == RolloutState::Paused;
+        let before = w.r.state();
+        let mut operator = false;
+        match s {
+            Step::Report { pick, status } => {
+                if !w.out.is_empty() {
+                    let d = w.out[pick % w.out.len()].clone();
+                    let st = [
+                        ReportStatus::InProgress,
+                        ReportStatus::Success,
+                        ReportStatus::Failure,
+                        ReportStatus::Rejected,
+                    ][status as usize];
+                    let v = if st == ReportStatus::Success {
+                        "2.0.0"
+                    } else {
+                        "1.2.0"
+                    };
+                    w.r.handle_report(&report(&d, st, Some(v)), w.now).unwrap();
+                    if st != ReportStatus::InProgress {
+                        w.out.retain(|x| *x != d);
+                    }
+                }
+            }
+            Step::Tick { ms } => {
+                w.now += u64::from(ms);
+                w.r.handle_tick(w.now);
+            }
+            Step::Pause => {
+                operator = true;
+                let _ = w.r.handle_pause(&op, w.now);
+            }
+            Step::Resume => {
+                operator = true;
+                let _ = w.r.handle_resume(&op, w.now);
+            }
+            Step::Abort => {
+                operator = true;
+                let _ = w.r.handle_abort(&op, w.now);
+            }
+            Step::Rollback => {
+                operator = true;
+                let _ = w.r.handle_rollback(&op, w.now);
+            }
+            Step::Approve { wave } => {
+                operator = true;
+                let _ = w.r.handle_approve(usize::from(wave), &op, w.now);
+            }
+            Step::Verdict { wave, pass } => {
+                operator = true;
+                let _ = w.r.handle_verdict(usize::from(wave), pass, &op, w.now);
+            }
+            Step::Join { n } => {
+                let p = joiners[fleet_size + usize::from(n) % 1000].clone();
+                let _ = w.r.handle_join(p, w.now);
+            }
+            Step::Leave { pick } => {
+                let ids: Vec<String> = w.r.devices().map(|(d, _)| d.to_string()).collect();
+                let d: ota_core::name::Name = ids[pick % ids.len()].parse().unwrap();
+                let _ = w.r.handle_leave(&d, w.now);
+            }
+        }
+        let sent = w.drain();
+        let after = w.r.state();
+        // A paused rollout dispatches nothing (unless an operator resumed or rolled it back).
+        if paused && after == RolloutState::Paused {
+            prop_assert_eq!(sent, 0, "a paused rollout sent commands");
+        }
+        // Leaving `active` without an operator is the halt rule (or a failing verdict).
+        if before == RolloutState::Active
+            && !operator
+            && matches!(
+                after,
+                RolloutState::Paused | RolloutState::Aborted | RolloutState::RollingBack
+            )
+        {
+            prop_assert!(
+                w.r.status().halt_reason.is_some(),
+                "left active without a halt reason"
+            );
+        }
+        w.check()?;
+    }
+    // No minute ever held more sends than the limit.
+    if let Some(limit) = spec.pacing.per_minute {
+        for (i, t) in w.sends.iter().enumerate() {
+            let n = w.sends[i..].iter().take_while(|u| **u < t + 60_000).count() as u64;
+            prop_assert!(n <= limit, "{n} sends in a minute, limit {limit}");
+        }
+    }
+    // Drive to the end: resume, approve and pass every gate, answer every device.
+    for _ in 0..10_000 {
+        match w.r.state() {
+            RolloutState::Completed | RolloutState::Aborted if w.r.in_flight() == 0 => break,
+            RolloutState::Paused => {
+                let _ = w.r.handle_resume(&op, w.now);
+            }
+            _ => {}
+        }
+        for k in 0..w.spec.all_waves().len() {
+            let _ = w.r.handle_approve(k, &op, w.now);
+            let _ = w.r.handle_verdict(k, true, &op, w.now);
+        }
+        let out = std::mem::take(&mut w.out);
+        for d in out {
+            let rolled = matches!(w.r.device_state(&d), Some(DeviceState::RollbackSent));
+            let v = if rolled { "1.9.0" } else { "2.0.0" };
+            let _ =
+                w.r.handle_report(&report(&d, ReportStatus::Success, Some(v)), w.now);
+        }
+        w.now += 600_000;
+        w.r.handle_tick(w.now);
+        w.drain();
+        w.check()?;
+    }
+    let st = w.r.state();
+    prop_assert!(
+        matches!(st, RolloutState::Completed | RolloutState::Aborted),
+        "stuck in {st:?}"
+    );
+    for (d, s) in w.r.devices() {
+        prop_assert!(s.is_terminal(), "{d} ends {s:?}");
+    }
+    // Replaying the trail gives the live state.
+    let replayed =
+        Rollout::replay(create(spec), &w.trail).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert!(
+        replayed.same_state(&w.r),
+        "the replay differs from the live rollout"
+    );
+    let restored =
+        Rollout::restore(w.r.snapshot().as_bytes(), &ota_tests::fleet::trusted(), 1).unwrap();
+    prop_assert!(restored.same_state(&w.r));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn rollout_invariants_hold_for_random_fleets_and_inputs(
+        fleet_size in 1usize..160,
+        plan in plan(),
+        steps in proptest::collection::vec(step(), 0..120),
+    ) {
+        run(fleet_size, plan, steps)?;
+    }
+}
