@@ -923,10 +923,7 @@ impl Rollout {
             let pass = match next.gate {
                 Gate::Automatic => true,
                 Gate::Approval => w.approved,
-                Gate::External => match w.verdict {
-                    Some(v) => v,
-                    None => false,
-                },
+                Gate::External => w.verdict == Some(true),
             };
             if next.gate == Gate::External && w.verdict == Some(false) {
                 let reason = format!("the external verdict on wave {} failed", k + 1);
