@@ -383,6 +383,8 @@ pub struct RolloutStatus {
     pub incompatible_reasons: BTreeMap<Reason, u64>,
     /// Outcomes over all waves.
     pub cumulative: Counts,
+    /// Cumulative outcomes acknowledged by the last resume.
+    pub cumulative_acknowledged: Counts,
     /// Devices down: the update failed and the device did not say it runs a version.
     pub fleet_impact: u64,
 }
@@ -1808,6 +1810,7 @@ impl Rollout {
             halt_reason: self.halt_reason.clone(),
             incompatible_reasons: self.incompatible_reasons.clone(),
             cumulative: self.cumulative,
+            cumulative_acknowledged: self.cumulative_ack,
             fleet_impact: self.fleet_impact,
         }
     }

@@ -110,7 +110,8 @@ fn the_halt_boundary_is_strictly_greater_and_table_tested() {
     let pkg = firmware("2.0.0", false);
     let base = spec(&pkg, None, json!({}));
     // (threshold, min_terminal, max_failures, terminal, failures, trips)
-    let table: &[(f64, u64, Option<u64>, u64, u64, bool)] = &[
+    type Row = (f64, u64, Option<u64>, u64, u64, bool);
+    let table: &[Row] = &[
         (10.0, 1, None, 10, 1, false), // exactly 10 %: no
         (10.0, 1, None, 100, 10, false),
         (10.0, 1, None, 100, 11, true), // 11 %: yes

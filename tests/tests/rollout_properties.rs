@@ -137,11 +137,9 @@ impl World {
         }
         let s = self.r.status();
         let waves = self.spec.all_waves();
-        for k in 1..s.waves.len() {
-            let Some(opened) = s.waves[k].opened_at else {
-                continue;
-            };
-            let before = &s.waves[k - 1];
+        for (before, w) in s.waves.iter().zip(s.waves.iter().skip(1)) {
+            let k = w.index;
+            let Some(opened) = w.opened_at else { continue };
             let done = before.completed_at;
             prop_assert!(
                 done.is_some(),
@@ -153,35 +151,37 @@ impl World {
                 "wave {k} opened before its soak"
             );
             match waves[k].gate {
-                Gate::Approval => {
-                    prop_assert!(s.waves[k].approved, "wave {k} opened without approval")
-                }
+                Gate::Approval => prop_assert!(w.approved, "wave {k} opened without approval"),
                 Gate::External => prop_assert!(
-                    s.waves[k].verdict == Some(true),
+                    w.verdict == Some(true),
                     "wave {k} opened without a passing verdict"
                 ),
                 _ => {}
             }
         }
         // An active rollout has no scope over its halt threshold.
-        if s.status == RolloutState::Active {
-            match self.spec.halt.scope {
-                Scope::Wave => {
-                    for w in &s.waves {
-                        let trips = rollout::halt_trips(
-                            &self.spec,
-                            w.counts.terminal - w.acknowledged.terminal,
-                            w.counts.failures - w.acknowledged.failures,
-                        );
-                        prop_assert!(
-                            trips.is_none(),
-                            "active, but wave {} trips: {trips:?}",
-                            w.index
-                        );
-                    }
-                }
-                _ => {}
+        if s.status == RolloutState::Active && self.spec.halt.scope == Scope::Wave {
+            for w in &s.waves {
+                let trips = rollout::halt_trips(
+                    &self.spec,
+                    w.counts.terminal - w.acknowledged.terminal,
+                    w.counts.failures - w.acknowledged.failures,
+                );
+                prop_assert!(
+                    trips.is_none(),
+                    "active, but wave {} trips: {trips:?}",
+                    w.index
+                );
             }
+        }
+        if s.status == RolloutState::Active && self.spec.halt.scope == Scope::Cumulative {
+            let a = s.cumulative_acknowledged;
+            let trips = rollout::halt_trips(
+                &self.spec,
+                s.cumulative.terminal - a.terminal,
+                s.cumulative.failures - a.failures,
+            );
+            prop_assert!(trips.is_none(), "active, but the rollout trips: {trips:?}");
         }
         Ok(())
     }
