@@ -33,10 +33,25 @@ impl Rng {
     }
 }
 
-/// A fleet of `n` devices of mixed Jetson profiles, runtimes and firmware, about half of which
-/// fit [`yolo_package`].
+/// A fleet of `n` devices of mixed Jetson profiles, runtimes and firmware, about a fifth of
+/// which fit [`yolo_package`].
 pub fn fleet(n: usize, seed: u64) -> Vec<DeviceProfile> {
+    fleet_with(n, seed, false)
+}
+
+/// A fleet of `n` mixed Jetson devices most of which (about 90 %) fit [`yolo_package`]:
+/// Orin NX and AGX Orin boards on the engine's TensorRT and JetPack, with a tenth of other
+/// boards and runtimes.
+pub fn compatible_fleet(n: usize, seed: u64) -> Vec<DeviceProfile> {
+    fleet_with(n, seed, true)
+}
+
+fn fleet_with(n: usize, seed: u64, mostly_compatible: bool) -> Vec<DeviceProfile> {
     let mut rng = Rng::new(seed);
+    let compatible = [
+        ("nvidia-jetson-orin-nx", 16384),
+        ("nvidia-jetson-agx-orin", 65536),
+    ];
     let boards = [
         ("nvidia-jetson-orin-nx", 16384),
         ("nvidia-jetson-orin-nx", 8192),
@@ -49,15 +64,22 @@ pub fn fleet(n: usize, seed: u64) -> Vec<DeviceProfile> {
     let jetpack = ["6.0", "6.0", "6.1", "5.1.2"];
     (0..n)
         .map(|i| {
-            let (board, mem) = *rng.pick(&boards);
+            let fits = mostly_compatible && rng.below(10) != 0;
+            let (board, mem) = if fits {
+                *rng.pick(&compatible)
+            } else {
+                *rng.pick(&boards)
+            };
+            let trt = if fits { "8.6.2.3" } else { rng.pick(&trt) };
+            let jetpack = if fits { "6.0" } else { rng.pick(&jetpack) };
             let v = json!({
                 "device_id": format!("dev-{i:07}"),
-                "device_type": if rng.below(20) == 0 { "doorbell" } else { "line-camera" },
+                "device_type": if !fits && rng.below(20) == 0 { "doorbell" } else { "line-camera" },
                 "hardware_profile": board,
                 "arch": "arm64",
                 "memory_mb": mem,
-                "runtimes": {"tensorrt": rng.pick(&trt), "cuda": "12.2"},
-                "firmware": {"name": "jetpack", "version": rng.pick(&jetpack)},
+                "runtimes": {"tensorrt": trt, "cuda": "12.2"},
+                "firmware": {"name": "jetpack", "version": jetpack},
                 "installed": {"yolo-v8n": "2.0.4"},
                 "allowed_channels": ["stable"],
             });

@@ -1,0 +1,192 @@
+//! Arbitrary rollouts driven by arbitrary operations — reports, ticks, pause, resume, abort,
+//! rollback, approvals, verdicts, joins and leaves. Never panics; a paused rollout sends
+//! nothing; the number in flight stays within its limit; a wave never opens before its gate;
+//! and the audit trail verifies and replays to the live state.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use ota_core::plan::Gate;
+use ota_core::report::ReportStatus;
+use ota_core::rollout::{Create, Rollout, RolloutCommand, RolloutState};
+use ota_core::sign::VerifiedPackage;
+use ota_core::DeviceProfile;
+use ota_tests::fleet::{firmware, report, sensors, spec};
+
+struct Fixture {
+    pkg: VerifiedPackage,
+    rb: VerifiedPackage,
+    fleet: Vec<DeviceProfile>,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| Fixture {
+        pkg: firmware("2.0.0", false),
+        rb: firmware("1.9.0", true),
+        fleet: sensors(300, 9),
+    })
+}
+
+#[derive(Arbitrary, Debug)]
+struct Plan {
+    devices: u8,
+    canary: u8,
+    waves: Vec<(u8, u16, u8, u8)>,
+    threshold: u8,
+    min_terminal: u8,
+    max_in_flight: Option<u8>,
+    per_minute: Option<u8>,
+    action: u8,
+    scope: bool,
+    in_flight: u8,
+    rollback_scope: u8,
+    retries: (u8, u8, u8),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Report { pick: u16, status: u8 },
+    Tick { ms: u32 },
+    Pause,
+    Resume,
+    Abort,
+    Rollback,
+    Approve { wave: u8 },
+    Verdict { wave: u8, pass: bool },
+    Join { n: u16 },
+    Leave { n: u16 },
+}
+
+fuzz_target!(|input: (Plan, Vec<Op>)| {
+    let (p, ops) = input;
+    let f = fixture();
+    let n = 1 + usize::from(p.devices) % 120;
+    let fleet = &f.fleet[..n];
+    let mut pct = 1 + u32::from(p.canary) % 99;
+    let canary = pct;
+    let mut waves = Vec::new();
+    for (step, soak, gate, success) in p.waves.iter().take(4) {
+        let next = (pct + 1 + u32::from(*step) % 40).min(99);
+        if next <= pct {
+            continue;
+        }
+        pct = next;
+        let gate = ["automatic", "approval", "external"][usize::from(*gate) % 3];
+        waves.push(serde_json::json!({"percent": pct, "min_soak_ms": soak, "gate": gate, "success_gate_percent": u32::from(*success) % 101}));
+    }
+    if !waves.is_empty() {
+        waves.push(serde_json::json!({"percent": 100}));
+    }
+    let mut pacing = serde_json::json!({});
+    if let Some(m) = p.max_in_flight {
+        pacing["max_in_flight"] = serde_json::json!(1 + u32::from(m) % 30);
+    }
+    if let Some(m) = p.per_minute {
+        pacing["per_minute"] = serde_json::json!(1 + u32::from(m) % 30);
+    }
+    let action = ["pause", "abort", "rollback"][usize::from(p.action) % 3];
+    let in_flight = ["finish", "soft_cancel", "forced_cancel"][usize::from(p.in_flight) % 3];
+    let rollback_scope = ["updated_only", "cohort", "all"][usize::from(p.rollback_scope) % 3];
+    let plan = serde_json::json!({
+        "canary_percent": canary,
+        "waves": waves,
+        "failure_threshold_percent": u32::from(p.threshold) % 101,
+        "halt": {"min_terminal": 1 + u32::from(p.min_terminal) % 5,
+                 "action": action,
+                 "scope": if p.scope { "wave" } else { "cumulative" }},
+        "in_flight": in_flight,
+        "rollback_scope": rollback_scope,
+        "pacing": pacing,
+        "timeouts": {"ack_ms": 30_000, "in_progress_ms": 60_000, "offline_expiry_ms": 300_000},
+        "retries": {"failed": {"max": p.retries.0 % 3, "backoff_ms": 1000}, "timed_out": {"max": p.retries.1 % 2}, "no_ack": {"max": p.retries.2 % 3}},
+    });
+    let spec = spec(&f.pkg, Some(&f.rb), plan);
+    let create = |spec| Create {
+        rollout_id: "rol_fuzz".parse().unwrap(),
+        tenant: "acme".parse().unwrap(),
+        spec,
+        package: &f.pkg,
+        rollback: Some(&f.rb),
+        fleet,
+        by: "op".parse().unwrap(),
+        now: 1_000_000,
+    };
+    let mut r = Rollout::create(create(spec.clone())).unwrap();
+    let mut trail = Vec::new();
+    let mut out: Vec<String> = Vec::new();
+    let mut now = 1_000_000u64;
+    let op: ota_core::name::Name = "op".parse().unwrap();
+    let drain = |r: &mut Rollout, out: &mut Vec<String>, trail: &mut Vec<_>| {
+        let mut sent = 0;
+        while let Some(c) = r.poll_command() {
+            if let RolloutCommand::Send { device_id, .. } = c {
+                sent += 1;
+                out.push(device_id.to_string());
+            }
+        }
+        while r.poll_event().is_some() {}
+        trail.extend(std::iter::from_fn(|| r.poll_audit()));
+        sent
+    };
+    drain(&mut r, &mut out, &mut trail);
+    for o in ops.into_iter().take(300) {
+        let paused = r.state() == RolloutState::Paused;
+        let mut resumed = false;
+        match o {
+            Op::Report { pick, status } => {
+                if !out.is_empty() {
+                    let d = out.swap_remove(usize::from(pick) % out.len());
+                    let st = [ReportStatus::InProgress, ReportStatus::Success, ReportStatus::Failure, ReportStatus::Rejected][usize::from(status) % 4];
+                    let _ = r.handle_report(&report(&d, st, Some("2.0.0")), now);
+                    if st == ReportStatus::InProgress {
+                        out.push(d);
+                    }
+                }
+            }
+            Op::Tick { ms } => {
+                now += u64::from(ms % 400_000);
+                r.handle_tick(now);
+            }
+            Op::Pause => drop(r.handle_pause(&op, now)),
+            Op::Resume => {
+                resumed = true;
+                drop(r.handle_resume(&op, now));
+            }
+            Op::Abort => drop(r.handle_abort(&op, now)),
+            Op::Rollback => {
+                resumed = true;
+                drop(r.handle_rollback(&op, now));
+            }
+            Op::Approve { wave } => drop(r.handle_approve(usize::from(wave) % 6, &op, now)),
+            Op::Verdict { wave, pass } => drop(r.handle_verdict(usize::from(wave) % 6, pass, &op, now)),
+            Op::Join { n } => drop(r.handle_join(f.fleet[usize::from(n) % f.fleet.len()].clone(), now)),
+            Op::Leave { n } => drop(r.handle_leave(&f.fleet[usize::from(n) % f.fleet.len()].device_id, now)),
+        }
+        let sent = drain(&mut r, &mut out, &mut trail);
+        if paused && !resumed {
+            assert_eq!(sent, 0, "a paused rollout sent commands");
+        }
+        if let Some(m) = spec.pacing.max_in_flight {
+            assert!(r.in_flight() <= m);
+        }
+        let s = r.status();
+        let ws = spec.all_waves();
+        for (before, w) in s.waves.iter().zip(s.waves.iter().skip(1)) {
+            if let Some(opened) = w.opened_at {
+                let done = before.completed_at.expect("a wave opened before the one before completed");
+                assert!(opened >= done + ws[w.index].min_soak_ms);
+                match ws[w.index].gate {
+                    Gate::Approval => assert!(w.approved),
+                    Gate::External => assert_eq!(w.verdict, Some(true)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    ota_core::audit::verify(&trail).expect("the trail verifies");
+    let replayed = Rollout::replay(create(spec), &trail).expect("the trail replays");
+    assert!(replayed.same_state(&r), "the replay differs from the live rollout");
+});
