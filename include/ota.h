@@ -202,6 +202,26 @@ enum ota_status
    * A saved agent record is malformed or inconsistent.
    */
   OTA_STATUS_RECORD_INVALID = 609,
+  /**
+   * The rollout's plan or target is invalid.
+   */
+  OTA_STATUS_PLAN_INVALID = 700,
+  /**
+   * The input does not fit the rollout's state.
+   */
+  OTA_STATUS_ROLLOUT_STATE = 701,
+  /**
+   * No device, wave or package with that id in this rollout.
+   */
+  OTA_STATUS_ROLLOUT_NOT_FOUND = 702,
+  /**
+   * The audit trail was altered, reordered or truncated.
+   */
+  OTA_STATUS_AUDIT_BROKEN = 703,
+  /**
+   * Replaying the audit trail does not give the same rollout.
+   */
+  OTA_STATUS_REPLAY_MISMATCH = 704,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -261,6 +281,11 @@ typedef uint32_t ota_command_kind;
 #endif // __cplusplus
 
 /**
+ * Where a device stands in a rollout.
+ */
+typedef struct DeviceState DeviceState;
+
+/**
  * A device's update agent. Made by `ota_agent_new`, freed by `ota_agent_free`.
  */
 typedef struct ota_agent ota_agent;
@@ -297,6 +322,12 @@ typedef struct ota_package ota_package;
  * A validated device profile. Made by `ota_profile_parse`, freed by `ota_profile_free`.
  */
 typedef struct ota_profile ota_profile;
+
+/**
+ * A rollout. Made by `ota_rollout_create`, `ota_rollout_replay` or `ota_rollout_restore`, freed by
+ * `ota_rollout_free`.
+ */
+typedef struct ota_rollout ota_rollout;
 
 /**
  * A streaming sealer. Made by `ota_sealer_new` or `ota_sealer_new_reproducible`, freed by
@@ -980,6 +1011,252 @@ const char *ota_status_name(uint32_t status);
  * to a writable `size_t`.
  */
 ota_status ota_last_error_message(char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Creates a rollout. `config` is JSON: `{"rollout_id", "tenant", "created_by", "spec"}`,
+ * where `spec` is seed 004's rollout request (`package_id`, `target_profile_id` or `target`,
+ * `canary_percent`, `failure_threshold_percent`, `rollback_package_id`, and the optional
+ * waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
+ * profiles. `rollback` may be NULL when the request names no rollback package.
+ *
+ * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
+ * caller must free with `ota_rollout_free`; the canary's commands, the `started` event and
+ * the first audit record are waiting to be polled.
+ *
+ * # Safety
+ *
+ * `config` must point to `config_len` readable bytes and `fleet` to `fleet_len`; `package`
+ * must be a live verified package and `rollback` NULL or one; `rollout_out` must point to a
+ * writable pointer.
+ */
+ota_status ota_rollout_create(const uint8_t *config,
+                              size_t config_len,
+                              const ota_verified_package *package,
+                              const ota_verified_package *rollback,
+                              const uint8_t *fleet,
+                              size_t fleet_len,
+                              uint64_t now,
+                              ota_rollout **rollout_out);
+
+/**
+ * Rebuilds a rollout from the inputs it was created with (the same arguments as
+ * `ota_rollout_create`, `now` included) and its audit trail, one JSON record per line. The
+ * trail is verified first; every record the replay writes must equal the trail's, or the call
+ * fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs.
+ *
+ * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout, in exactly
+ * the state of the one that wrote the trail, that the caller must free with
+ * `ota_rollout_free`; nothing is pending on it.
+ *
+ * # Safety
+ *
+ * As for `ota_rollout_create`; `trail` must point to `trail_len` readable bytes.
+ */
+ota_status ota_rollout_replay(const uint8_t *config,
+                              size_t config_len,
+                              const ota_verified_package *package,
+                              const ota_verified_package *rollback,
+                              const uint8_t *fleet,
+                              size_t fleet_len,
+                              uint64_t now,
+                              const uint8_t *trail,
+                              size_t trail_len,
+                              ota_rollout **rollout_out);
+
+/**
+ * Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
+ * "firmware_version", "status", "reason"}`). A late report is recorded but changes nothing.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `report` must point to `report_len` readable bytes.
+ */
+ota_status ota_rollout_handle_report(ota_rollout *rollout,
+                                     const uint8_t *report,
+                                     size_t report_len,
+                                     uint64_t now);
+
+/**
+ * Tells the rollout the time: timers fire, soaked waves open, paced commands go out.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout.
+ */
+ota_status ota_rollout_handle_tick(ota_rollout *rollout, uint64_t now);
+
+/**
+ * An operator command on a rollout: `command` is `"pause"`, `"resume"`, `"abort"`,
+ * `"rollback"`, `"approve"` (of wave `wave`), `"pass"` or `"fail"` (an external verdict on
+ * wave `wave`); `by` names who gave it, for the audit trail. A command that does not fit the
+ * rollout's state fails with `OTA_STATUS_ROLLOUT_STATE`.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `command` must point to `command_len` readable bytes and
+ * `by` to `by_len`.
+ */
+ota_status ota_rollout_command(ota_rollout *rollout,
+                               const uint8_t *command,
+                               size_t command_len,
+                               size_t wave,
+                               const uint8_t *by,
+                               size_t by_len,
+                               uint64_t now);
+
+/**
+ * A device joined the fleet (its profile as JSON): if it is in the target it is placed by
+ * its bucket.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `profile` must point to `profile_len` readable bytes.
+ */
+ota_status ota_rollout_join(ota_rollout *rollout,
+                            const uint8_t *profile,
+                            size_t profile_len,
+                            uint64_t now);
+
+/**
+ * A device left the target: it becomes `removed`.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `device_id` must point to `device_id_len` readable bytes.
+ */
+ota_status ota_rollout_leave(ota_rollout *rollout,
+                             const uint8_t *device_id,
+                             size_t device_id_len,
+                             uint64_t now);
+
+/**
+ * Copies the next command into `buf` as JSON — `{"kind": "send", "device_id", "package_id",
+ * "rollback"}` (send as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`
+ * — or an empty string when there is none.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the command stays pending.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_poll_command(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Copies the next event into `buf` as JSON — `{"subject":
+ * "profile.ota.rollout.<what>.<tenant>.<rollout_id>", "kind", "at", "data"}` — or an empty
+ * string when there is none.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the event stays pending.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_poll_event(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Copies the next audit record into `buf` as one line of JSON, to append to the rollout's
+ * trail, or an empty string when there is none.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the record stays pending.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_poll_audit(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * When to call `ota_rollout_handle_tick` next: `*at_out` receives the time (Unix ms), or
+ * `UINT64_MAX` when nothing waits on the clock.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `at_out` must point to a writable `uint64_t`.
+ */
+ota_status ota_rollout_timeout(const ota_rollout *rollout, uint64_t *at_out);
+
+/**
+ * Writes where the rollout stands as JSON into `buf`: seed 004's `rollout_id`, `status`,
+ * `canary_percent` and `scheduled_count`, and the devices per state, the waves, the halt
+ * reason, the incompatibility reasons and the fleet impact.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_status(const ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Writes the whole rollout state as JSON into `buf`, for persisting in any database. Poll
+ * every pending command, event and audit record first: they are not part of it.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_snapshot(const ota_rollout *rollout,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *out_n);
+
+/**
+ * Restores a rollout from a snapshot; its packages' signatures are verified again against
+ * `keys` with `threshold`.
+ *
+ * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
+ * caller must free with `ota_rollout_free`.
+ *
+ * # Safety
+ *
+ * `snapshot` must point to `snapshot_len` readable bytes; `keys` must be a live set;
+ * `rollout_out` must point to a writable pointer.
+ */
+ota_status ota_rollout_restore(const uint8_t *snapshot,
+                               size_t snapshot_len,
+                               const ota_trusted_keys *keys,
+                               size_t threshold,
+                               ota_rollout **rollout_out);
+
+/**
+ * Frees a rollout. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `rollout` must be NULL or a rollout not freed before.
+ */
+void ota_rollout_free(ota_rollout *rollout);
+
+/**
+ * Verifies an audit trail stored one JSON record per line: every record's hash and every
+ * link. `*records_out` receives how many records it holds. An edited, dropped, inserted or
+ * reordered record fails with `OTA_STATUS_AUDIT_BROKEN`, and the last error names it.
+ *
+ * # Safety
+ *
+ * `trail` must point to `trail_len` readable bytes; `records_out` to a writable `uint64_t`.
+ */
+ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *records_out);
 
 /**
  * Fills `key_out` with a new 32-byte encryption key from the operating system's RNG.

@@ -133,6 +133,7 @@ macro_rules! failure_from {
 }
 
 failure_from!(
+    ota_core::rollout::RolloutError,
     ota_core::agent::AgentError,
     ota_core::download::DownloadError,
     ota_core::seal::SealError,

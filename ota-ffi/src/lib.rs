@@ -22,6 +22,7 @@ mod error;
 mod ffi;
 mod fs;
 mod panic;
+mod rollout;
 mod seal;
 mod sign;
 
@@ -45,6 +46,12 @@ pub use document::{
 pub use error::{ota_last_error_message, ota_status_message, ota_status_name};
 pub use ffi::ota_write_fn;
 pub use ota_core::Status;
+pub use rollout::{
+    ota_audit_verify, ota_rollout, ota_rollout_command, ota_rollout_create, ota_rollout_free,
+    ota_rollout_handle_report, ota_rollout_handle_tick, ota_rollout_join, ota_rollout_leave,
+    ota_rollout_poll_audit, ota_rollout_poll_command, ota_rollout_poll_event, ota_rollout_replay,
+    ota_rollout_restore, ota_rollout_snapshot, ota_rollout_status, ota_rollout_timeout,
+};
 pub use seal::{
     ota_opener, ota_opener_finish, ota_opener_free, ota_opener_new, ota_opener_write,
     ota_package_set_sealed, ota_registration_build, ota_registration_object_key,
