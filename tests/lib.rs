@@ -108,6 +108,9 @@ fn compile_c_with(name: &str, extra: &[&str], exe: &str) -> PathBuf {
         .arg(&out)
         .arg("-L")
         .arg(&lib)
+        // DT_RPATH, not DT_RUNPATH: searched before LD_LIBRARY_PATH, which `cargo test` points
+        // at target/debug too, where an older libota.so from `cargo build` may lie.
+        .arg("-Wl,--disable-new-dtags")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .args(["-lota", "-lpthread", "-ldl", "-lm"])
         .status()

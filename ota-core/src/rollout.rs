@@ -23,6 +23,7 @@
 //! |---|---|---|
 //! | (new) | create | `active` (the canary opens) |
 //! | `active` | operator pause | `paused` |
+//! | `paused` | operator pause | `paused` (no-op, not an error) |
 //! | `active` | halt rule tripped, action `pause` | `paused` (alert event) |
 //! | `active` | halt rule tripped, action `abort` | `aborted` |
 //! | `active`, `paused` | operator rollback, or halt action `rollback` | `rolling_back` |
@@ -30,6 +31,12 @@
 //! | `active`, `paused`, `rolling_back` | operator abort | `aborted` |
 //! | `active` | every wave opened and every device terminal | `completed` |
 //! | `rolling_back` | every rollback device terminal | `completed` |
+//!
+//! **Events** (subject `profile.ota.rollout.<kind>.<tenant>.<rollout_id>`), one per
+//! transition: `started`, `wave_opened`, `gate_waiting` (a wave waits for an approval or a
+//! verdict), `gate_blocked` (its success gate is not met), `approved`, `verdict`, `halted` (the
+//! rule tripped, with its reason), `paused`, `resumed`, `aborted`, `rolling_back`,
+//! `rolled_back` and `completed`.
 //!
 //! **Device states**: `pending` → `scheduled` → `sent` (a persistent command reaches an
 //! offline device when it reconnects) → `in_progress` → `succeeded` | `failed` | `timed_out`
@@ -1460,6 +1467,7 @@ impl Rollout {
                 Some(w) => {
                     w.approved = true;
                     self.effects.push(format!("wave {wave} approved"));
+                    self.event("approved", now, serde_json::json!({"wave": wave}));
                     Ok(())
                 }
             },
@@ -1470,6 +1478,11 @@ impl Rollout {
                     let word = if *pass { "passed" } else { "failed" };
                     self.effects
                         .push(format!("external verdict on wave {wave}: {word}"));
+                    self.event(
+                        "verdict",
+                        now,
+                        serde_json::json!({"wave": wave, "pass": pass}),
+                    );
                     Ok(())
                 }
                 // The wave is open: its verdict stays as it opened it. A failing verdict on the
@@ -1478,6 +1491,11 @@ impl Rollout {
                     let word = if *pass { "passed" } else { "failed" };
                     self.effects
                         .push(format!("external verdict on open wave {wave}: {word}"));
+                    self.event(
+                        "verdict",
+                        now,
+                        serde_json::json!({"wave": wave, "pass": pass}),
+                    );
                     if !*pass && *wave == self.open_wave && self.state == RolloutState::Active {
                         self.trip(format!("the external verdict on wave {wave} failed"), now);
                     }

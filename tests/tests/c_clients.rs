@@ -122,3 +122,78 @@ fn firmware_agent_client_under_valgrind() {
     assert!(out.contains("power cut after 3 chunks"), "{out}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Writes the directory the C control plane reads: seed 004's fleet of 260 sensors (240
+/// eligible) and seed 000's 40, the signed firmware 2.0.0 / 2.1.0 and rollback 1.9.0, the
+/// trusted key, and the rollout configurations.
+fn rollout_fixture(dir: &std::path::Path) {
+    use ota_tests::fleet::{firmware, sensors};
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+    write(
+        "fleet-004.json",
+        serde_json::to_string(&sensors(260, 13)).unwrap(),
+    );
+    write(
+        "fleet-000.json",
+        serde_json::to_string(&sensors(40, 0)).unwrap(),
+    );
+    write(
+        "trusted.hex",
+        ota_tests::signing_key(1).public_key().to_hex(),
+    );
+    let mut ids = std::collections::BTreeMap::new();
+    for (version, rollback) in [("2.0.0", false), ("2.1.0", false), ("1.9.0", true)] {
+        let v = firmware(version, rollback);
+        ids.insert(version, v.id().to_string());
+        write(
+            &format!("envelope-{version}.json"),
+            v.envelope_json().unwrap(),
+        );
+    }
+    let config = |spec: serde_json::Value| {
+        serde_json::json!({"rollout_id": "rol_4c7e", "tenant": "acme", "created_by": "alice", "spec": spec})
+            .to_string()
+    };
+    // Seed 004's request, as the seed writes it.
+    write(
+        "config-004.json",
+        config(serde_json::json!({
+            "package_id": ids["2.0.0"], "target_profile_id": "prof_temp_v2", "canary_percent": 5,
+            "failure_threshold_percent": 10, "rollback_package_id": ids["1.9.0"],
+        })),
+    );
+    // Seed 000's canary: 4 of 40 sensors.
+    write(
+        "config-000.json",
+        config(serde_json::json!({
+            "package_id": ids["2.1.0"], "target_profile_id": "prof_temp_v2", "canary_percent": 10,
+            "failure_threshold_percent": 10,
+        })),
+    );
+    // Names a package other than the one given.
+    write(
+        "config-mismatch.json",
+        config(serde_json::json!({
+            "package_id": ids["2.1.0"], "target_profile_id": "prof_temp_v2",
+        })),
+    );
+    // A canary of 150 %.
+    write(
+        "config-invalid.json",
+        config(serde_json::json!({
+            "package_id": ids["2.0.0"], "target_profile_id": "prof_temp_v2", "canary_percent": 150,
+        })),
+    );
+}
+
+#[test]
+fn control_plane_client_under_valgrind() {
+    let exe = compile_c("rollout");
+    let dir = tmp_dir("rollout");
+    rollout_fixture(&dir);
+    let out = run_c(&exe, &[dir.as_os_str()]);
+    assert!(out.contains("rollout: all checks passed"), "{out}");
+    assert!(out.contains("seed 004: scheduled_count 12"), "{out}");
+    assert!(out.contains("seed 000: paused, fleet impact 0"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -364,8 +364,14 @@ fn a_success_gate_holds_the_next_wave_until_an_operator_overrides() {
         sent(&mut r).is_empty(),
         "90 % succeeded, the gate needs 95 %"
     );
+    events(&mut r);
     r.handle_approve(1, &alice(), T0 + 1).unwrap();
     assert_eq!(sent(&mut r).len(), 90);
+    let ev = events(&mut r);
+    assert_eq!(
+        ev[0], "profile.ota.rollout.approved.acme.rol_4c7e",
+        "{ev:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,464 @@
+/* A control plane in C: runs seed 004's rollout (240 eligible sensors, a 5 % canary of 12, an
+ * approved second wave, completion) and seed 000's (a 4-device canary, one probe failure, the
+ * rollout paused with no device down); persists the rollout as a snapshot and restores it;
+ * keeps the audit trail, replays it into the same state and catches an edited or dropped
+ * record; and checks that bad input gets the right status.
+ * Usage: rollout DIR   (DIR holds fleet-*.json, envelope-*.json, config-*.json, trusted.hex) */
+#include "check.h"
+
+#include <stdint.h>
+
+static const char *dir;
+static const uint64_t T0 = 1700000000000ull;
+
+/* --- A growing text buffer: the audit trail, the events. --- */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} text;
+
+static void text_append(text *t, const char *s, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->data = realloc(t->data, t->cap);
+        if (!t->data) {
+            exit(2);
+        }
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    t->data[t->len] = 0;
+}
+
+/* Polls one output with `poll` into a malloc'd string, growing the buffer as the library
+ * asks; returns NULL when nothing is pending. */
+typedef ota_status (*poll_fn)(ota_rollout *, char *, size_t, size_t *);
+
+static char *poll_one(ota_rollout *r, poll_fn poll) {
+    size_t n = 0;
+    char *buf;
+    ota_status s = poll(r, NULL, 0, &n);
+    if (s == OTA_STATUS_OK) {
+        return NULL; /* n == 0: an empty string, nothing pending */
+    }
+    CHECK(s == OTA_STATUS_INSUFFICIENT_SIZE);
+    buf = malloc(n + 1);
+    CHECK_STATUS(poll(r, buf, n + 1, &n), OTA_STATUS_OK);
+    if (n == 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Moves every pending audit record to `trail` and every event to `events`. */
+static void drain(ota_rollout *r, text *trail, text *events) {
+    char *s;
+    while ((s = poll_one(r, ota_rollout_poll_audit)) != NULL) {
+        text_append(trail, s, strlen(s));
+        text_append(trail, "\n", 1);
+        free(s);
+    }
+    while ((s = poll_one(r, ota_rollout_poll_event)) != NULL) {
+        text_append(events, s, strlen(s));
+        text_append(events, "\n", 1);
+        free(s);
+    }
+}
+
+/* Copies the string value of "key" in a JSON object into out. */
+static int json_string(const char *json, const char *key, char *out, size_t n) {
+    char pat[128];
+    const char *p, *end;
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    p = strstr(json, pat);
+    if (!p) {
+        return 0;
+    }
+    p += strlen(pat);
+    end = strchr(p, '"');
+    if (!end || (size_t)(end - p) >= n) {
+        return 0;
+    }
+    memcpy(out, p, (size_t)(end - p));
+    out[end - p] = 0;
+    return 1;
+}
+
+/* The devices sent the package, from sent[start] on; returns how many were sent. */
+#define MAX_SENT 512
+static char sent[MAX_SENT][32];
+
+static int poll_sends(ota_rollout *r, int start) {
+    int count = start;
+    char *c;
+    while ((c = poll_one(r, ota_rollout_poll_command)) != NULL) {
+        CHECK(strstr(c, "\"kind\":\"send\"") != NULL);
+        CHECK(count < MAX_SENT);
+        if (count < MAX_SENT) {
+            CHECK(json_string(c, "device_id", sent[count], sizeof sent[count]));
+            count++;
+        }
+        free(c);
+    }
+    return count - start;
+}
+
+static void report(ota_rollout *r, const char *device, const char *status, const char *version,
+                   uint64_t now) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"device_id\":\"%s\",\"rollout_id\":\"rol_4c7e\",\"firmware_version\":\"%s\","
+                     "\"status\":\"%s\"%s}",
+                     device, version, status,
+                     strcmp(status, "failure") == 0 ? ",\"reason\":\"health probe failed\"" : "");
+    CHECK_STATUS(ota_rollout_handle_report(r, (const uint8_t *)buf, (size_t)n, now), OTA_STATUS_OK);
+}
+
+static char *status_of(const ota_rollout *r) {
+    size_t n = 0;
+    char *buf;
+    CHECK(ota_rollout_status(r, NULL, 0, &n) == OTA_STATUS_INSUFFICIENT_SIZE);
+    buf = malloc(n + 1);
+    CHECK_STATUS(ota_rollout_status(r, buf, n + 1, &n), OTA_STATUS_OK);
+    return buf;
+}
+
+static int status_contains(const ota_rollout *r, const char *needle, int quiet) {
+    char *s = status_of(r);
+    int found = strstr(s, needle) != NULL;
+    if (!found && !quiet) {
+        fprintf(stderr, "status lacks %s: %s\n", needle, s);
+    }
+    free(s);
+    return found;
+}
+
+static int status_has(const ota_rollout *r, const char *needle) {
+    return status_contains(r, needle, 0);
+}
+
+static char *snapshot_of(const ota_rollout *r) {
+    size_t n = 0;
+    char *buf;
+    CHECK(ota_rollout_snapshot(r, NULL, 0, &n) == OTA_STATUS_INSUFFICIENT_SIZE);
+    buf = malloc(n + 1);
+    CHECK_STATUS(ota_rollout_snapshot(r, buf, n + 1, &n), OTA_STATUS_OK);
+    return buf;
+}
+
+static ota_status command(ota_rollout *r, const char *what, size_t wave, uint64_t now) {
+    return ota_rollout_command(r, (const uint8_t *)what, strlen(what), wave, (const uint8_t *)"alice",
+                               5, now);
+}
+
+/* --- Inputs from DIR. --- */
+
+typedef struct {
+    unsigned char *data;
+    size_t len;
+} blob;
+
+static blob load(const char *name) {
+    blob b;
+    b.data = read_file(dir, name, &b.len);
+    return b;
+}
+
+static ota_verified_package *verified(const ota_trusted_keys *keys, const char *name) {
+    blob env = load(name);
+    ota_verified_package *p = NULL;
+    CHECK_STATUS(ota_envelope_verify(env.data, env.len, keys, 1, &p), OTA_STATUS_OK);
+    free(env.data);
+    return p;
+}
+
+static ota_rollout *create(const char *config_name, const char *fleet_name,
+                           const ota_verified_package *pkg, const ota_verified_package *rb,
+                           ota_status expected) {
+    blob config = load(config_name), fleet = load(fleet_name);
+    ota_rollout *r = NULL;
+    CHECK_STATUS(ota_rollout_create(config.data, config.len, pkg, rb, fleet.data, fleet.len, T0, &r),
+                 expected);
+    free(config.data);
+    free(fleet.data);
+    return r;
+}
+
+/* Seed 004: 240 eligible of 260, a 5 % canary of 12; the rest waits for an approval. Drives the
+ * rollout to completion, snapshotting and restoring it on the way, and checks its trail. */
+static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *pkg,
+                     const ota_verified_package *rb) {
+    text trail = {0}, events = {0};
+    ota_rollout *r = create("config-004.json", "fleet-004.json", pkg, rb, OTA_STATUS_OK);
+    ota_rollout *restored = NULL, *replayed = NULL;
+    uint64_t now = T0, at = 0, records = 0;
+    int canary, i, rest, round;
+    char *snap, *snap2, *c;
+    size_t n = 0;
+    if (!r) {
+        return;
+    }
+    CHECK(status_has(r, "\"status\":\"active\""));
+    CHECK(status_has(r, "\"canary_percent\":5"));
+    CHECK(status_has(r, "\"eligible\":240"));
+    CHECK(status_has(r, "\"scheduled_count\":12"));
+    CHECK(status_has(r, "\"incompatible\":20"));
+
+    /* A buffer too small loses nothing: the same command comes with a bigger one. */
+    {
+        char small[8], big[512], again[512];
+        CHECK_STATUS(ota_rollout_poll_command(r, small, sizeof small, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+        CHECK_STATUS(ota_rollout_poll_command(r, big, sizeof big, &n), OTA_STATUS_OK);
+        CHECK(strstr(big, "\"kind\":\"send\"") != NULL);
+        CHECK(json_string(big, "device_id", sent[0], sizeof sent[0]));
+        CHECK_STATUS(ota_rollout_poll_command(r, again, sizeof again, &n), OTA_STATUS_OK);
+        CHECK(strcmp(big, again) != 0); /* the next one */
+        CHECK(json_string(again, "device_id", sent[1], sizeof sent[1]));
+    }
+    canary = 2 + poll_sends(r, 2);
+    CHECK(canary == 12);
+    printf("seed 004: scheduled_count %d\n", canary);
+    drain(r, &trail, &events);
+    CHECK(strstr(events.data, "\"subject\":\"profile.ota.rollout.started.acme.rol_4c7e\"") != NULL);
+
+    /* The canary succeeds. */
+    now += 60000;
+    for (i = 0; i < canary; i++) {
+        report(r, sent[i], "in_progress", "1.2.0", now);
+        report(r, sent[i], "success", "2.0.0", now + 1000);
+    }
+    drain(r, &trail, &events);
+    CHECK(poll_sends(r, 0) == 0); /* the next wave waits for its approval */
+    CHECK(status_has(r, "\"succeeded\":12"));
+
+    /* Persist, restore, and carry on with the restored rollout. */
+    snap = snapshot_of(r);
+    CHECK_STATUS(ota_rollout_restore((const uint8_t *)snap, strlen(snap), keys, 1, &restored), OTA_STATUS_OK);
+    snap2 = snapshot_of(restored);
+    CHECK(strcmp(snap, snap2) == 0);
+    free(snap2);
+    ota_rollout_free(r);
+    r = restored;
+
+    now += 3600000;
+    CHECK_STATUS(command(r, "approve", 1, now), OTA_STATUS_OK);
+    drain(r, &trail, &events);
+    CHECK(strstr(events.data, "\"kind\":\"approved\"") != NULL);
+    rest = 0;
+    for (round = 0; round < 100 && !status_contains(r, "\"status\":\"completed\"", 1); round++) {
+        int k = poll_sends(r, 0);
+        rest += k;
+        for (i = 0; i < k; i++) {
+            report(r, sent[i], "success", "2.0.0", now);
+        }
+        drain(r, &trail, &events);
+        CHECK_STATUS(ota_rollout_timeout(r, &at), OTA_STATUS_OK);
+        if (k == 0 && at != UINT64_MAX) {
+            now = at > now ? at : now;
+            CHECK_STATUS(ota_rollout_handle_tick(r, now), OTA_STATUS_OK);
+        } else if (k == 0) {
+            break;
+        }
+    }
+    drain(r, &trail, &events);
+    CHECK(rest == 240 - 12);
+    CHECK(status_has(r, "\"status\":\"completed\""));
+    CHECK(status_has(r, "\"succeeded\":240"));
+    CHECK(strstr(events.data, "profile.ota.rollout.completed.acme.rol_4c7e") != NULL);
+    /* A finished rollout takes no more operator commands, and says why. */
+    CHECK_STATUS(command(r, "pause", 0, now), OTA_STATUS_ROLLOUT_STATE);
+    CHECK(strstr(last_error(), "completed") != NULL);
+    /* A late report is recorded, but changes nothing. */
+    report(r, sent[0], "failure", "1.2.0", now + 5);
+    drain(r, &trail, &events);
+    CHECK(status_has(r, "\"status\":\"completed\""));
+
+    /* The trail verifies, and replaying it rebuilds the same rollout. */
+    CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_OK);
+    CHECK(records > 240 + 12);
+    CHECK(strstr(trail.data, "\"approve\"") != NULL);
+    {
+        blob config = load("config-004.json"), fleet = load("fleet-004.json");
+        CHECK_STATUS(ota_rollout_replay(config.data, config.len, pkg, rb, fleet.data, fleet.len, T0,
+                                        (const uint8_t *)trail.data, trail.len, &replayed),
+                     OTA_STATUS_OK);
+        free(snap);
+        snap = snapshot_of(r);
+        if (replayed) {
+            snap2 = snapshot_of(replayed);
+            CHECK(strcmp(snap, snap2) == 0);
+            free(snap2);
+            ota_rollout_free(replayed);
+        }
+        /* Replayed at another creation time, it diverges at once. */
+        replayed = NULL;
+        CHECK_STATUS(ota_rollout_replay(config.data, config.len, pkg, rb, fleet.data, fleet.len, T0 + 1,
+                                        (const uint8_t *)trail.data, trail.len, &replayed),
+                     OTA_STATUS_REPLAY_MISMATCH);
+        CHECK(replayed == NULL);
+        free(config.data);
+        free(fleet.data);
+    }
+
+    /* Editing one record, or dropping one, is caught. */
+    c = strstr(trail.data, "\"status\":\"success\"");
+    CHECK(c != NULL);
+    if (c) {
+        memcpy(c + 10, "failure", 7);
+        CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_AUDIT_BROKEN);
+        memcpy(c + 10, "success", 7);
+        CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_OK);
+    }
+    {
+        char *second = strchr(trail.data, '\n') + 1;
+        char *third = strchr(second, '\n') + 1;
+        text dropped = {0};
+        text_append(&dropped, trail.data, (size_t)(second - trail.data));
+        text_append(&dropped, third, strlen(third));
+        CHECK_STATUS(ota_audit_verify((const uint8_t *)dropped.data, dropped.len, &records),
+                     OTA_STATUS_AUDIT_BROKEN);
+        CHECK(strstr(last_error(), "1") != NULL);
+        free(dropped.data);
+    }
+
+    /* A snapshot that was tampered with does not restore; nor does one under other keys. */
+    {
+        ota_trusted_keys *none = NULL;
+        ota_rollout *bad = NULL;
+        CHECK_STATUS(ota_trusted_keys_new(&none), OTA_STATUS_OK);
+        CHECK(ota_rollout_restore((const uint8_t *)snap, strlen(snap), none, 1, &bad) != OTA_STATUS_OK);
+        CHECK(bad == NULL);
+        ota_trusted_keys_free(none);
+        CHECK(ota_rollout_restore((const uint8_t *)snap, strlen(snap) / 2, keys, 1, &bad) != OTA_STATUS_OK);
+        CHECK(bad == NULL);
+    }
+    free(snap);
+    free(trail.data);
+    free(events.data);
+    ota_rollout_free(r);
+}
+
+/* Seed 000: a 4-device canary, one probe failure: the halt rule trips, the rollout pauses, and
+ * no device is down (the failed one restored its previous version on its own). */
+static void seed_000(const ota_verified_package *pkg) {
+    text trail = {0}, events = {0};
+    ota_rollout *r = create("config-000.json", "fleet-000.json", pkg, NULL, OTA_STATUS_OK);
+    uint64_t now = T0 + 1000, records = 0;
+    int canary, i;
+    if (!r) {
+        return;
+    }
+    canary = poll_sends(r, 0);
+    CHECK(canary == 4);
+    for (i = 0; i < canary; i++) {
+        report(r, sent[i], "in_progress", "1.2.0", now);
+        if (i == 2) {
+            report(r, sent[i], "failure", "1.2.0", now);
+        } else {
+            report(r, sent[i], "success", "2.1.0", now);
+        }
+    }
+    drain(r, &trail, &events);
+    CHECK(status_has(r, "\"status\":\"paused\""));
+    CHECK(status_has(r, "\"fleet_impact\":0"));
+    CHECK(status_has(r, "in the canary"));
+    CHECK(strstr(events.data, "\"subject\":\"profile.ota.rollout.paused.acme.rol_4c7e\"") != NULL);
+    printf("seed 000: paused, fleet impact 0\n");
+
+    /* Paused: nothing goes out, however much time passes; pausing again changes nothing. */
+    CHECK_STATUS(ota_rollout_handle_tick(r, now + 3600000), OTA_STATUS_OK);
+    CHECK(poll_sends(r, 0) == 0);
+    CHECK_STATUS(command(r, "pause", 0, now), OTA_STATUS_OK);
+    CHECK(status_has(r, "\"status\":\"paused\""));
+    /* Resume acknowledges the failure; abort ends it for good. */
+    CHECK_STATUS(command(r, "resume", 0, now + 3600000), OTA_STATUS_OK);
+    CHECK(status_has(r, "\"status\":\"active\""));
+    CHECK_STATUS(command(r, "abort", 0, now + 3600001), OTA_STATUS_OK);
+    CHECK(status_has(r, "\"status\":\"aborted\""));
+    CHECK_STATUS(command(r, "resume", 0, now + 3600002), OTA_STATUS_ROLLOUT_STATE);
+    drain(r, &trail, &events);
+    CHECK(strstr(events.data, "profile.ota.rollout.resumed.acme.rol_4c7e") != NULL);
+    CHECK(strstr(events.data, "profile.ota.rollout.aborted.acme.rol_4c7e") != NULL);
+    CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_OK);
+    CHECK(records >= 11);
+
+    /* Membership: a device that leaves is removed; one the rollout never knew is not found. */
+    CHECK_STATUS(ota_rollout_leave(r, (const uint8_t *)"dev-0001", 8, now), OTA_STATUS_OK);
+    CHECK(status_has(r, "\"removed\":1"));
+    CHECK_STATUS(ota_rollout_leave(r, (const uint8_t *)"dev-9999", 8, now), OTA_STATUS_ROLLOUT_NOT_FOUND);
+    free(trail.data);
+    free(events.data);
+    ota_rollout_free(r);
+}
+
+/* Bad input: each gets its own status, and the last error names the field. */
+static void bad_input(const ota_verified_package *pkg, const ota_verified_package *rb) {
+    ota_rollout *r = create("config-invalid.json", "fleet-004.json", pkg, NULL, OTA_STATUS_INVALID);
+    CHECK(r == NULL);
+    CHECK(strstr(last_error(), "canary_percent") != NULL);
+    r = create("config-mismatch.json", "fleet-004.json", pkg, NULL, OTA_STATUS_PLAN_INVALID);
+    CHECK(r == NULL);
+    CHECK(strstr(last_error(), "package") != NULL);
+    /* The request names a rollback package that was not given. */
+    r = create("config-004.json", "fleet-004.json", pkg, NULL, OTA_STATUS_PLAN_INVALID);
+    CHECK(r == NULL);
+    CHECK_STATUS(ota_rollout_create((const uint8_t *)"{", 1, pkg, rb, (const uint8_t *)"[]", 2, T0, &r),
+                 OTA_STATUS_JSON_SYNTAX);
+    CHECK_STATUS(ota_rollout_create(NULL, 5, pkg, rb, (const uint8_t *)"[]", 2, T0, &r), OTA_STATUS_NULL_POINTER);
+
+    r = create("config-004.json", "fleet-004.json", pkg, rb, OTA_STATUS_OK);
+    if (!r) {
+        return;
+    }
+    {
+        const char *unknown = "{\"device_id\":\"dev-9999\",\"rollout_id\":\"rol_4c7e\",\"status\":\"success\"}";
+        const char *malformed = "{\"device_id\":\"dev-0001\",\"status\":\"exploded\"}";
+        char *s;
+        CHECK_STATUS(ota_rollout_handle_report(r, (const uint8_t *)unknown, strlen(unknown), T0),
+                     OTA_STATUS_ROLLOUT_NOT_FOUND);
+        CHECK(ota_rollout_handle_report(r, (const uint8_t *)malformed, strlen(malformed), T0) != OTA_STATUS_OK);
+        CHECK(strstr(last_error(), "status") != NULL);
+        CHECK_STATUS(command(r, "explode", 0, T0), OTA_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(command(r, "approve", 7, T0), OTA_STATUS_ROLLOUT_NOT_FOUND);
+        CHECK_STATUS(ota_rollout_handle_tick(NULL, T0), OTA_STATUS_NULL_POINTER);
+        /* Nothing above changed the rollout: its trail still holds only the creation. */
+        s = poll_one(r, ota_rollout_poll_audit);
+        CHECK(s != NULL && strstr(s, "\"create\"") != NULL);
+        free(s);
+        s = poll_one(r, ota_rollout_poll_audit);
+        CHECK(s == NULL);
+        free(s);
+    }
+    ota_rollout_free(r);
+    ota_rollout_free(NULL);
+}
+
+int main(int argc, char **argv) {
+    ota_trusted_keys *keys = NULL;
+    ota_verified_package *v200, *v210, *v190;
+    blob hex;
+    if (argc != 2) {
+        fprintf(stderr, "usage: rollout DIR\n");
+        return 2;
+    }
+    dir = argv[1];
+    hex = load("trusted.hex");
+    CHECK_STATUS(ota_trusted_keys_new(&keys), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(keys, hex.data, hex.len), OTA_STATUS_OK);
+    free(hex.data);
+    v200 = verified(keys, "envelope-2.0.0.json");
+    v210 = verified(keys, "envelope-2.1.0.json");
+    v190 = verified(keys, "envelope-1.9.0.json");
+
+    seed_004(keys, v200, v190);
+    seed_000(v210);
+    bad_input(v200, v190);
+
+    ota_verified_package_free(v200);
+    ota_verified_package_free(v210);
+    ota_verified_package_free(v190);
+    ota_trusted_keys_free(keys);
+    return check_summary("rollout");
+}
