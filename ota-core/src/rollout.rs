@@ -963,6 +963,8 @@ impl Rollout {
     fn complete(&mut self, now: u64) {
         self.state = RolloutState::Completed;
         self.ready.clear();
+        // Every device is terminal: what is left in the heap is stale.
+        self.timers.clear();
         self.effects.push("completed".into());
         let c = self.cumulative;
         self.event(
@@ -1119,6 +1121,7 @@ impl Rollout {
             return;
         }
         self.state = RolloutState::Completed;
+        self.timers.clear();
         let rolled = self.state_counts[DeviceState::RolledBack as usize];
         self.effects
             .push(format!("rolled back: {rolled} device(s)"));

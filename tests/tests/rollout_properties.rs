@@ -339,6 +339,13 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
     for (d, s) in w.r.devices() {
         prop_assert!(s.is_terminal(), "{d} ends {s:?}");
     }
+    if st == RolloutState::Completed {
+        prop_assert_eq!(
+            w.r.poll_timeout(),
+            None,
+            "a completed rollout waits on no timer"
+        );
+    }
     // Replaying the trail gives the live state.
     let replayed =
         Rollout::replay(create(spec), &w.trail).map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -467,3 +467,10 @@ def probe_run(spec, allowlist, swapped_at_ms):
         return healthy.value, "(the probe's detail is longer than 4 KiB)"
     call(status)
     return healthy.value, buf.raw[: n.value].decode("utf-8", "replace")
+
+
+# --- The control plane. ----------------------------------------------------------------------
+
+from ._rollout import Rollout, audit_verify  # noqa: E402
+
+__all__ += ["Rollout", "audit_verify"]

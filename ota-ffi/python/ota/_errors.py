@@ -71,6 +71,11 @@ STATUSES = {
     607: "wrong_state",
     608: "probe_refused",
     609: "record_invalid",
+    700: "plan_invalid",
+    701: "rollout_state",
+    702: "rollout_not_found",
+    703: "audit_broken",
+    704: "replay_mismatch",
 }
 
 for _code, _name in STATUSES.items():

@@ -220,3 +220,23 @@ _declare("ota_agent_state", c_char_p, HANDLE)
 _declare("ota_agent_installed_version", ota_status, HANDLE, u8p, c_size_t, BUF, c_size_t, size_p)
 _declare("ota_agent_free", None, HANDLE)
 _declare("ota_probe_run", ota_status, u8p, c_size_t, u8p, c_size_t, ctypes.c_uint64, POINTER(c_bool), BUF, c_size_t, size_p)
+
+
+# --- The control plane. --------------------------------------------------------------------
+
+u64 = ctypes.c_uint64
+_declare("ota_rollout_create", ota_status, u8p, c_size_t, HANDLE, HANDLE, u8p, c_size_t, u64, HANDLE_OUT)
+_declare("ota_rollout_replay", ota_status, u8p, c_size_t, HANDLE, HANDLE, u8p, c_size_t, u64, u8p, c_size_t, HANDLE_OUT)
+_declare("ota_rollout_handle_report", ota_status, HANDLE, u8p, c_size_t, u64)
+_declare("ota_rollout_handle_tick", ota_status, HANDLE, u64)
+_declare("ota_rollout_command", ota_status, HANDLE, u8p, c_size_t, c_size_t, u8p, c_size_t, u64)
+_declare("ota_rollout_join", ota_status, HANDLE, u8p, c_size_t, u64)
+_declare("ota_rollout_leave", ota_status, HANDLE, u8p, c_size_t, u64)
+for _what in ("command", "event", "audit"):
+    _declare(f"ota_rollout_poll_{_what}", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_rollout_timeout", ota_status, HANDLE, POINTER(u64))
+_declare("ota_rollout_status", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_rollout_snapshot", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_rollout_restore", ota_status, u8p, c_size_t, HANDLE, c_size_t, HANDLE_OUT)
+_declare("ota_rollout_free", None, HANDLE)
+_declare("ota_audit_verify", ota_status, u8p, c_size_t, POINTER(u64))

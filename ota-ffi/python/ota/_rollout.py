@@ -1,0 +1,165 @@
+"""The control plane: the rollout engine and its audit trail."""
+
+import ctypes
+import json as _json
+
+from ._ffi import as_bytes, call, lib, text
+from ._managed import Managed
+
+
+def _json_text(value):
+    """``value`` as JSON text: str and bytes pass through, anything else is dumped."""
+    return value if isinstance(value, (str, bytes)) else _json.dumps(value)
+
+
+def _opt_handle(verified):
+    return None if verified is None else verified.handle
+
+
+class Rollout(Managed):
+    """A staged rollout, driven by its ``handle_*`` inputs and the operator commands. After
+    each input, carry out ``commands()`` (``{"kind": "send", "device_id", "package_id",
+    "rollback"}`` as a persistent command, or ``{"kind": "cancel", "device_id", "forced"}``),
+    publish ``events()`` (``{"subject": "profile.ota.rollout.<what>.<tenant>.<rollout_id>",
+    "kind", "at", "data"}``) and append ``audit_records()`` to the rollout's trail; call
+    ``handle_tick`` when ``timeout()`` says. Times are Unix milliseconds.
+
+    Made by ``Rollout.create``, ``Rollout.replay`` or ``Rollout.restore``."""
+
+    _free = lib.ota_rollout_free
+
+    @classmethod
+    def create(cls, config, package, fleet, now, rollback=None):
+        """Creates a rollout. ``config`` is ``{"rollout_id", "tenant", "created_by", "spec"}``
+        with ``spec`` seed 004's rollout request (and the optional waves, halt rule, timers,
+        retries, pacing and windows); ``package`` and ``rollback`` are ``VerifiedPackage``;
+        ``fleet`` is a list of device profiles (dicts) or its JSON text."""
+        cptr, cn, _c = as_bytes(_json_text(config))
+        fptr, fn, _f = as_bytes(_json_text(fleet))
+        h = ctypes.c_void_p()
+        call(lib.ota_rollout_create(cptr, cn, package.handle, _opt_handle(rollback), fptr, fn, now, ctypes.byref(h)))
+        return cls(h.value)
+
+    @classmethod
+    def replay(cls, config, package, fleet, now, trail, rollback=None):
+        """Rebuilds a rollout from its creation inputs and its audit trail (the records, one
+        JSON line each, as a list or as text). Raises ``AuditBrokenError`` for a trail that
+        was altered and ``ReplayMismatchError`` when the replay writes other records."""
+        cptr, cn, _c = as_bytes(_json_text(config))
+        fptr, fn, _f = as_bytes(_json_text(fleet))
+        tptr, tn, _t = as_bytes(trail if isinstance(trail, (str, bytes)) else "".join(line + "\n" for line in trail))
+        h = ctypes.c_void_p()
+        call(lib.ota_rollout_replay(cptr, cn, package.handle, _opt_handle(rollback), fptr, fn, now, tptr, tn,
+                                    ctypes.byref(h)))
+        return cls(h.value)
+
+    @classmethod
+    def restore(cls, snapshot, trusted, threshold=1):
+        """Restores a rollout from ``snapshot()``; its packages are verified again against the
+        ``TrustedKeys``."""
+        ptr, n, _k = as_bytes(snapshot)
+        h = ctypes.c_void_p()
+        call(lib.ota_rollout_restore(ptr, n, trusted.handle, threshold, ctypes.byref(h)))
+        return cls(h.value)
+
+    def handle_report(self, report, now):
+        """A device's report: ``{"device_id", "rollout_id", "firmware_version", "status",
+        "reason"}``."""
+        ptr, n, _k = as_bytes(_json_text(report))
+        call(lib.ota_rollout_handle_report(self.handle, ptr, n, now))
+
+    def handle_tick(self, now):
+        """Time passed: timers fire, soaked waves open, paced commands go out."""
+        call(lib.ota_rollout_handle_tick(self.handle, now))
+
+    def _command(self, command, by, now, wave=0):
+        cptr, cn, _c = as_bytes(command)
+        bptr, bn, _b = as_bytes(by)
+        call(lib.ota_rollout_command(self.handle, cptr, cn, wave, bptr, bn, now))
+
+    def pause(self, by, now):
+        """Pauses: nothing new is sent."""
+        self._command("pause", by, now)
+
+    def resume(self, by, now):
+        """Resumes, acknowledging the failures so far."""
+        self._command("resume", by, now)
+
+    def abort(self, by, now):
+        """Aborts for good."""
+        self._command("abort", by, now)
+
+    def rollback(self, by, now):
+        """Rolls back to the rollback package."""
+        self._command("rollback", by, now)
+
+    def approve(self, wave, by, now):
+        """Approves wave ``wave`` (0 is the canary)."""
+        self._command("approve", by, now, wave)
+
+    def verdict(self, wave, passed, by, now):
+        """An external verdict on wave ``wave``."""
+        self._command("pass" if passed else "fail", by, now, wave)
+
+    def join(self, profile, now):
+        """A device joined the fleet (its profile as a dict or JSON text)."""
+        ptr, n, _k = as_bytes(_json_text(profile))
+        call(lib.ota_rollout_join(self.handle, ptr, n, now))
+
+    def leave(self, device_id, now):
+        """A device left the target: it becomes ``removed``."""
+        ptr, n, _k = as_bytes(device_id)
+        call(lib.ota_rollout_leave(self.handle, ptr, n, now))
+
+    def poll_command(self):
+        """The next command as a dict, or None."""
+        t = text(lib.ota_rollout_poll_command, self.handle)
+        return _json.loads(t) if t else None
+
+    def poll_event(self):
+        """The next event as a dict, or None."""
+        t = text(lib.ota_rollout_poll_event, self.handle)
+        return _json.loads(t) if t else None
+
+    def poll_audit(self):
+        """The next audit record as one line of JSON text, or None."""
+        return text(lib.ota_rollout_poll_audit, self.handle) or None
+
+    def commands(self):
+        """Every pending command, in order."""
+        return list(iter(self.poll_command, None))
+
+    def events(self):
+        """Every pending event, in order."""
+        return list(iter(self.poll_event, None))
+
+    def audit_records(self):
+        """Every pending audit record, in order."""
+        return list(iter(self.poll_audit, None))
+
+    def timeout(self):
+        """When to call ``handle_tick`` next (Unix ms), or None."""
+        at = ctypes.c_uint64(0)
+        call(lib.ota_rollout_timeout(self.handle, ctypes.byref(at)))
+        return None if at.value == 2**64 - 1 else at.value
+
+    def status(self):
+        """Where the rollout stands: seed 004's ``rollout_id``, ``status``, ``canary_percent``
+        and ``scheduled_count``, the devices per state, the waves, the halt reason, the
+        incompatibility reasons and the fleet impact."""
+        return _json.loads(text(lib.ota_rollout_status, self.handle))
+
+    def snapshot(self):
+        """The whole state as JSON text, for any database. Drain the commands, events and
+        audit records first: they are not part of it."""
+        return text(lib.ota_rollout_snapshot, self.handle)
+
+
+def audit_verify(trail):
+    """Verifies an audit trail (a list of JSON lines, or text with one record per line):
+    returns how many records it holds; raises ``AuditBrokenError`` naming the first record
+    that was edited, dropped, inserted or reordered."""
+    ptr, n, _k = as_bytes(trail if isinstance(trail, (str, bytes)) else "".join(line + "\n" for line in trail))
+    records = ctypes.c_uint64(0)
+    call(lib.ota_audit_verify(ptr, n, ctypes.byref(records)))
+    return records.value
