@@ -1,0 +1,246 @@
+//! A simulated device running the real device path: the agent verifies every chunk as it
+//! arrives in random order (some corrupted, some lost in transit), installs into the inactive
+//! slot file, swaps, and probes a readiness file with the real probe runner; a device whose
+//! application does not come up fails its probe and restores the previous slot on its own.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ota_core::agent::{Agent, AgentConfig, Command, DeviceIo};
+use ota_core::assignment::Assignment;
+use ota_core::download::{ChunkRequest, Staging};
+use ota_core::probe::{ProbePolicy, ProbeSpec, runner};
+use ota_core::report::DeviceReport;
+use ota_core::sign::TrustedKeys;
+use ota_core::{DeviceProfile, Limits};
+
+use super::fleet::Rng;
+
+/// Staging (in memory) and two slot files.
+struct Storage {
+    dir: PathBuf,
+    staging: Vec<u8>,
+    active: usize,
+    target: usize,
+}
+
+impl Storage {
+    fn slot(&self, i: usize) -> PathBuf {
+        self.dir
+            .join(if i == 0 { "slot-a.bin" } else { "slot-b.bin" })
+    }
+}
+
+impl Staging for Storage {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.staging.write_at(offset, data)
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.staging.read_at(offset, buf)
+    }
+}
+
+impl DeviceIo for Storage {
+    fn open_slot(&mut self) -> io::Result<Box<dyn Write + Send>> {
+        self.target = 1 - self.active;
+        Ok(Box::new(io::BufWriter::new(File::create(
+            self.slot(self.target),
+        )?)))
+    }
+}
+
+/// What happened to one update on one device.
+#[derive(Debug, Default, Clone)]
+pub struct Run {
+    /// Chunks delivered (including those delivered again).
+    pub delivered: usize,
+    /// Chunks the agent refused as corrupt, and fetched again.
+    pub corrupted: usize,
+    /// Chunk responses lost in transit, and fetched again.
+    pub dropped: usize,
+    /// The chunks of the artifact.
+    pub chunks: usize,
+    /// Whether the device swapped to the new slot.
+    pub swapped: bool,
+    /// What the probe said, if it ran.
+    pub probe: Option<(bool, String)>,
+    /// Whether the device restored its previous slot.
+    pub restored: bool,
+    /// The device's reports, in order.
+    pub reports: Vec<DeviceReport>,
+    /// The simulated time it took.
+    pub took_ms: u64,
+}
+
+/// One device.
+pub struct Device {
+    /// Whether its application comes up with the new model.
+    pub healthy: bool,
+    storage: Storage,
+    agent: Agent,
+    allowlist: Vec<String>,
+}
+
+/// The chance a chunk arrives corrupted, and the chance one is lost.
+const CORRUPT: f64 = 0.01;
+const DROP: f64 = 0.01;
+
+impl Device {
+    /// A device in `dir` running `running` (its slot A), trusting `trusted`.
+    pub fn new(
+        profile: DeviceProfile,
+        healthy: bool,
+        dir: &Path,
+        running: &[u8],
+        trusted: TrustedKeys,
+        now: u64,
+    ) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("slot-a.bin"), running)?;
+        let mut storage = Storage {
+            dir: dir.to_path_buf(),
+            staging: Vec::new(),
+            active: 0,
+            target: 1,
+        };
+        let config = AgentConfig {
+            device: profile,
+            trusted,
+            threshold: 1,
+            policy: ProbePolicy {
+                initial_delay_ms: 5_000,
+                interval_ms: 5_000,
+                successes_needed: 2,
+                failures_tolerated: 0,
+                deadline_ms: 120_000,
+            },
+            default_probe: None,
+            exec_allowlist: Vec::new(),
+            max_boot_attempts: 3,
+            limits: Limits::DEFAULT,
+        };
+        let agent = Agent::new(config, None, now, &mut storage);
+        Ok(Device {
+            healthy,
+            storage,
+            agent,
+            allowlist: Vec::new(),
+        })
+    }
+
+    /// The readiness file the application writes when it is up.
+    pub fn ready_file(&self) -> PathBuf {
+        self.storage.dir.join("ready")
+    }
+
+    /// The bytes of the active slot.
+    pub fn active_slot(&self) -> io::Result<Vec<u8>> {
+        std::fs::read(self.storage.slot(self.storage.active))
+    }
+
+    /// Takes an assignment and runs it to the end: fetches in random order from `artifact`,
+    /// with some chunks corrupted or lost, then swap, probe, commit or restore. `app_comes_up`
+    /// says whether the application runs with what is installed.
+    pub fn update(
+        &mut self,
+        assignment: Assignment,
+        artifact: &[u8],
+        rng: &mut Rng,
+        start: u64,
+        app_comes_up: bool,
+    ) -> Run {
+        let mut run = Run {
+            chunks: ota_core::chunk::ChunkTable::count_for(artifact.len() as u64),
+            ..Run::default()
+        };
+        let mut now = start;
+        let mut wanted: Vec<ChunkRequest> = Vec::new();
+        let mut swapped_at = SystemTime::now();
+        let _ = self
+            .agent
+            .handle_assignment(assignment, now, &mut self.storage);
+        for _ in 0..1_000_000 {
+            while let Some(cmd) = self.agent.poll_command() {
+                match cmd {
+                    Command::Persist { .. } => {}
+                    Command::Fetch(r) => wanted.push(r),
+                    Command::Swap => {
+                        self.storage.active = self.storage.target;
+                        run.swapped = true;
+                        swapped_at = SystemTime::now();
+                        self.start_application(swapped_at, app_comes_up);
+                        let _ = self.agent.handle_swapped(now);
+                    }
+                    Command::Probe { spec, .. } => {
+                        let result = runner::run(&spec, &self.allowlist, swapped_at);
+                        run.probe = Some((result.healthy, result.detail.clone()));
+                        let _ = self.agent.handle_probe_result(result, now);
+                    }
+                    Command::RestorePrevious => {
+                        self.storage.active = 1 - self.storage.target;
+                        run.restored = true;
+                        let _ = self.agent.handle_restored(now);
+                    }
+                    Command::Report(r) => run.reports.push(r),
+                    _ => {}
+                }
+            }
+            if !wanted.is_empty() {
+                let r = wanted.swap_remove(rng.below(wanted.len()));
+                now += 20;
+                if rng.chance(DROP) {
+                    // Lost in transit: the transport asks again.
+                    run.dropped += 1;
+                    wanted.push(r);
+                    continue;
+                }
+                let end = (r.offset + u64::from(r.length)) as usize;
+                let mut data = artifact[r.offset as usize..end.min(artifact.len())].to_vec();
+                if rng.chance(CORRUPT) && !data.is_empty() {
+                    let i = rng.below(data.len());
+                    data[i] ^= 0x5a;
+                    run.corrupted += 1;
+                }
+                run.delivered += 1;
+                // A corrupt chunk is refused, and the agent asks for it again.
+                let _ = self
+                    .agent
+                    .handle_chunk(r.offset, &data, now, &mut self.storage);
+                continue;
+            }
+            match self.agent.poll_timeout() {
+                Some(t) => {
+                    now = now.max(t);
+                    self.agent.handle_tick(now);
+                }
+                None => break,
+            }
+        }
+        self.storage.staging = Vec::new();
+        run.took_ms = now - start;
+        run
+    }
+
+    /// The probe for this device's application: its readiness file.
+    pub fn probe(&self) -> ProbeSpec {
+        ProbeSpec::File {
+            path: self.ready_file().display().to_string(),
+        }
+    }
+
+    /// After a swap the application starts from the new slot; a healthy one marks itself
+    /// ready (the mark dated after the swap), a bad one never does.
+    fn start_application(&self, swapped_at: SystemTime, comes_up: bool) {
+        let ready = self.ready_file();
+        let _ = std::fs::remove_file(&ready);
+        if comes_up {
+            let marked = File::create(&ready)
+                .and_then(|f| f.set_modified(swapped_at + Duration::from_secs(1)));
+            if let Err(e) = marked {
+                eprintln!("ota demo: {}: {e}", ready.display());
+            }
+        }
+    }
+}

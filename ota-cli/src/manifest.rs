@@ -1,0 +1,51 @@
+//! `ota manifest validate`.
+
+use std::path::PathBuf;
+
+use ota_core::ModelManifest;
+use serde_json::json;
+
+use crate::out::{self, CliError, Outcome};
+
+/// `ota manifest validate FILE`.
+#[derive(clap::Args)]
+pub struct ValidateArgs {
+    /// The model manifest (JSON).
+    file: PathBuf,
+}
+
+/// Validates a model manifest and lists every fault.
+pub fn validate(a: &ValidateArgs) -> Result<Outcome, CliError> {
+    let bytes = out::read(&a.file)?;
+    let file = a.file.display().to_string();
+    match ModelManifest::from_json(&bytes) {
+        Ok(m) => Ok(Outcome::ok(
+            format!(
+                "{file}: valid: {} {} ({}, {} target(s), {} file(s))",
+                m.name,
+                m.version,
+                m.framework.as_str(),
+                m.targets.len(),
+                m.files.len()
+            ),
+            json!({"ok": true, "file": file, "name": m.name, "version": m.version.to_string(),
+                   "framework": m.framework.as_str(), "targets": m.targets.len()}),
+        )),
+        Err(e) => {
+            let faults = e.faults();
+            let mut text = format!(
+                "{file}: invalid ({}): {} fault(s)\n",
+                e.status().name(),
+                faults.len()
+            );
+            for f in &faults {
+                text.push_str(&format!("  {file}: {}: {}\n", f.path, f.message));
+            }
+            Ok(Outcome::failed(
+                text,
+                json!({"ok": false, "file": file, "status": e.status().name(),
+                       "faults": faults.iter().map(|f| json!({"path": f.path, "message": f.message})).collect::<Vec<_>>()}),
+            ))
+        }
+    }
+}

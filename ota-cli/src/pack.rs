@@ -1,0 +1,281 @@
+//! `ota pack`: seal a file, sign its package statement, and write what seed 002's publish
+//! script uploads and registers.
+//!
+//! Output in `--out DIR`:
+//! - `DIR/{dev_stage}/{resource_name}-{architecture}-{version}.enc`: the sealed artifact
+//!   (gzip, then AES-256-CBC with the IV prefixed), at seed 002's object key;
+//! - `DIR/package.json`: the DSSE envelope of the package statement (the model manifest, the
+//!   artifact's sha256, size and 64 KiB chunk table, and the seal);
+//! - `DIR/registration.json`: seed 002's registration record (it holds the AES key: owner-only).
+//!
+//! Nothing is left behind on failure: each file is written to a temporary name and renamed
+//! when complete.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use ota_core::name::Name;
+use ota_core::registration::{self, Registration, Store};
+use ota_core::seal::{SealKey, Sealer};
+use ota_core::sign;
+use ota_core::{ModelManifest, Package, Sha256Digest};
+use serde_json::json;
+
+use crate::keys;
+use crate::out::{self, CliError, Outcome};
+use crate::progress;
+
+/// `ota pack`.
+#[derive(clap::Args)]
+pub struct PackArgs {
+    /// The file to ship (a model engine, a firmware image, a tarball).
+    #[arg(long)]
+    pub(crate) file: PathBuf,
+    /// Its model manifest (JSON); the package takes its name and version from it.
+    #[arg(long)]
+    pub(crate) manifest: PathBuf,
+    /// The signing key (PKCS#8, PEM or DER, as `ota keygen` writes).
+    #[arg(long)]
+    pub(crate) key: PathBuf,
+    /// Seed 002's resource name (`my_model`).
+    #[arg(long)]
+    pub(crate) resource_name: String,
+    /// Seed 002's stage (`dev`, `prod`).
+    #[arg(long)]
+    pub(crate) dev_stage: String,
+    /// Seed 002's architecture (`arm64`).
+    #[arg(long)]
+    pub(crate) architecture: String,
+    /// Seed 002's free-form version (`2026-04-15`); the package's semantic version is the
+    /// manifest's.
+    #[arg(long)]
+    pub(crate) version: String,
+    /// The output directory.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Derive the IV from the key and the plaintext, so the same inputs give the same bytes
+    /// (needs --seal-key).
+    #[arg(long, requires = "seal_key")]
+    pub(crate) reproducible: bool,
+    /// The AES-256 key (64 hex characters, or a file holding them); random when absent.
+    #[arg(long)]
+    pub(crate) seal_key: Option<String>,
+    /// Device types the package may go to (repeat; default: any).
+    #[arg(long = "device-type")]
+    pub(crate) device_types: Vec<String>,
+    /// Hardware profiles the package may go to (repeat; default: the manifest decides).
+    #[arg(long = "hardware-profile")]
+    pub(crate) hardware_profiles: Vec<String>,
+    /// A change summary.
+    #[arg(long, default_value = "")]
+    pub(crate) release_notes: String,
+    /// Sign it as a rollback: devices accept it although it is older than what they run.
+    #[arg(long)]
+    pub(crate) rollback: bool,
+    /// The S3-compatible endpoint, for the artifact's URL (seed 002).
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// The bucket, for the artifact's URL (seed 002).
+    #[arg(long, env = "S3_BUCKET")]
+    pub(crate) bucket: Option<String>,
+    /// The public CDN base, for the artifact's URL (seed 002).
+    #[arg(long, env = "CDN_PUBLIC_BASE_URL")]
+    pub(crate) cdn_base: Option<String>,
+}
+
+fn name(value: &str, flag: &str) -> Result<Name, CliError> {
+    value
+        .parse()
+        .map_err(|e| CliError::usage(format!("--{flag}: {e}")))
+}
+
+/// What `pack` wrote.
+pub struct Packed {
+    /// The artifact's path.
+    pub artifact: PathBuf,
+    /// The envelope's path.
+    pub envelope: PathBuf,
+    /// The registration's path.
+    pub registration: PathBuf,
+    /// The verified package (checked against the signer's own key).
+    pub package: sign::VerifiedPackage,
+    /// The registration record.
+    pub record: Registration,
+}
+
+/// Seals, signs and writes the three files.
+pub fn pack(a: &PackArgs, json: bool) -> Result<Outcome, CliError> {
+    let p = run(a, json)?;
+    let pkg = p.package.package();
+    let text = format!(
+        "packed {} {} as {}\n  artifact      {} ({}, {} chunks, sha256 {})\n  package       {} (signed by {})\n  registration  {}",
+        pkg.name,
+        pkg.version,
+        p.package.id(),
+        p.artifact.display(),
+        out::bytes(pkg.size_bytes),
+        p.package.chunks().len(),
+        pkg.sha256,
+        p.envelope.display(),
+        p.package
+            .signed_by()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        p.registration.display(),
+    );
+    Ok(Outcome::ok(
+        text,
+        json!({
+            "ok": true,
+            "package_id": p.package.id(),
+            "name": pkg.name,
+            "version": pkg.version.to_string(),
+            "artifact": p.artifact,
+            "object_key": p.record.object_key(),
+            "package": p.envelope,
+            "registration": p.registration,
+            "sha256": pkg.sha256,
+            "size_bytes": pkg.size_bytes,
+            "chunks": p.package.chunks().len(),
+            "cdn_url": p.record.cdn_url,
+            "signed_by": p.package.signed_by(),
+        }),
+    ))
+}
+
+/// The work of `pack`, for the demo too.
+pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
+    let manifest_bytes = out::read(&a.manifest)?;
+    let manifest =
+        ModelManifest::from_json(&manifest_bytes).map_err(|e| CliError::parse(&a.manifest, &e))?;
+    let signer = keys::signing_key(&a.key)?;
+    let (resource, stage, arch, version) = (
+        name(&a.resource_name, "resource-name")?,
+        name(&a.dev_stage, "dev-stage")?,
+        name(&a.architecture, "architecture")?,
+        name(&a.version, "version")?,
+    );
+    let key = match &a.seal_key {
+        Some(k) => keys::seal_key(k)?,
+        None => SealKey::from_bytes(keys::random()?),
+    };
+    let object_key = registration::object_key(&stage, &resource, &arch, &version);
+    let artifact = a.out.join(&object_key);
+    let store = Store {
+        s3_endpoint: a.s3_endpoint.clone().unwrap_or_default(),
+        bucket: a.bucket.clone().unwrap_or_default(),
+        cdn_base: a.cdn_base.clone(),
+    };
+    let local = a.s3_endpoint.is_none() && a.bucket.is_none() && a.cdn_base.is_none();
+    let artifact_uri = match (&a.bucket, local) {
+        (_, true) => format!("file://{}", absolute(&artifact).display()),
+        (Some(b), false) if !b.is_empty() => format!("s3://{b}/{object_key}"),
+        _ => store.cdn_url(&object_key),
+    };
+
+    // Seal into a temporary file beside the artifact; it is renamed only when all is signed.
+    let dir = out::parent(&artifact).to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::io(&dir, e))?;
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CliError::io(&dir, e))?;
+    let size = std::fs::metadata(&a.file)
+        .map_err(|e| CliError::io(&a.file, e))?
+        .len();
+    let sealer = if a.reproducible {
+        let digest = hash_file(&a.file, size, json)?;
+        Sealer::reproducible(&key, digest, tmp.as_file())
+    } else {
+        Sealer::new(&key, keys::random()?, tmp.as_file())
+    }
+    .map_err(|e| CliError::io(tmp.path(), e))?;
+    let bar = progress::bytes(size, "sealing", json);
+    let file = File::open(&a.file).map_err(|e| CliError::io(&a.file, e))?;
+    let mut reader = progress::Reading {
+        inner: BufReader::with_capacity(1 << 20, file),
+        bar: bar.clone(),
+    };
+    let mut sealer = sealer;
+    std::io::copy(&mut reader, &mut sealer).map_err(|e| CliError::io(&a.file, e))?;
+    let (sealed, _) = sealer
+        .finish()
+        .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", a.file.display())))?;
+    bar.finish_and_clear();
+
+    let mut statement = json!({
+        "type": "model",
+        "name": manifest.name,
+        "version": manifest.version.to_string(),
+        "artifact_uri": artifact_uri,
+        "sha256": sealed.sha256,
+        "size_bytes": sealed.size_bytes,
+        "compatibility": {"device_types": a.device_types, "hardware_profiles": a.hardware_profiles},
+        "release_notes": a.release_notes,
+        "channel": manifest.channel,
+        "manifest": serde_json::from_slice::<serde_json::Value>(&manifest_bytes).unwrap_or_default(),
+        "rollback": a.rollback,
+    });
+    if let Some(obj) = statement.as_object_mut() {
+        obj.retain(|_, v| !v.is_null());
+    }
+    let mut package = Package::from_json(statement.to_string().as_bytes())
+        .map_err(|e| CliError::failure(Some(e.status()), format!("the package statement: {e}")))?;
+    package.set_sealed(&sealed);
+    let envelope =
+        sign::sign(&package, &[&signer]).map_err(|e| CliError::failure(Some(e.status()), e))?;
+    let trusted = [signer.public_key()].into_iter().collect();
+    let verified = sign::verify_envelope(envelope.clone(), &trusted, 1, &ota_core::Limits::DEFAULT)
+        .map_err(|e| CliError::failure(Some(e.status()), e))?;
+    let record = Registration::new(resource, stage, arch, version, &sealed, &key, &store);
+    let record = if local {
+        Registration {
+            cdn_url: artifact_uri,
+            ..record
+        }
+    } else {
+        record
+    };
+
+    let envelope_path = a.out.join("package.json");
+    let registration_path = a.out.join("registration.json");
+    out::write_atomic(&envelope_path, envelope.to_json().as_bytes(), false)?;
+    out::write_atomic(&registration_path, record.to_json().as_bytes(), true)?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| CliError::io(tmp.path(), e))?;
+    out::set_mode(tmp.path(), 0o644)?;
+    tmp.persist(&artifact)
+        .map_err(|e| CliError::io(&artifact, e.error))?;
+    Ok(Packed {
+        artifact,
+        envelope: envelope_path,
+        registration: registration_path,
+        package: verified,
+        record,
+    })
+}
+
+fn hash_file(path: &Path, size: u64, json: bool) -> Result<Sha256Digest, CliError> {
+    let bar = progress::bytes(size, "hashing", json);
+    let file = File::open(path).map_err(|e| CliError::io(path, e))?;
+    let mut r = progress::Reading {
+        inner: BufReader::with_capacity(1 << 20, file),
+        bar: bar.clone(),
+    };
+    let mut h = ota_core::chunk::ChunkHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(|e| CliError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    bar.finish_and_clear();
+    Ok(h.finish().sha256)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

@@ -1,0 +1,169 @@
+//! `ota verify`: the signature, then the artifact's size, sha256 and every chunk.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+
+use ota_core::chunk::{CHUNK_SIZE, ChunkHasher, ChunkTable};
+use serde_json::json;
+
+use crate::input;
+use crate::keys;
+use crate::out::{CliError, Outcome};
+use crate::progress;
+
+/// `ota verify`.
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The package envelope (`package.json` from `ota pack`).
+    #[arg(long)]
+    package: PathBuf,
+    /// The sealed artifact.
+    #[arg(long)]
+    artifact: PathBuf,
+    /// A trusted public key: a PEM file, or 64 hex characters (repeat for several).
+    #[arg(long = "trusted-key", required = true)]
+    trusted_keys: Vec<String>,
+    /// How many distinct trusted keys must have signed.
+    #[arg(long, default_value_t = 1)]
+    threshold: usize,
+    /// Also decrypt with this AES key (hex, or a file) and check the plaintext's digest.
+    #[arg(long)]
+    key: Option<String>,
+}
+
+/// How many bad chunks are listed by index.
+const LISTED: usize = 20;
+
+/// Exit 0 when everything matches; 1 naming the first failure (every bad chunk is listed).
+pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
+    let v = input::verified(&a.package, &a.trusted_keys, a.threshold)?;
+    let pkg = v.package();
+    let table = v.chunks();
+    let file = File::open(&a.artifact).map_err(|e| CliError::io(&a.artifact, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| CliError::io(&a.artifact, e))?
+        .len();
+    let bar = progress::bytes(size, "verifying", json);
+    let mut r = progress::Reading {
+        inner: file,
+        bar: bar.clone(),
+    };
+    let mut whole = ChunkHasher::new();
+    let mut bad = Vec::new();
+    let mut buf = vec![0u8; CHUNK_SIZE as usize];
+    let mut index = 0usize;
+    loop {
+        let n = read_full(&mut r, &mut buf).map_err(|e| CliError::io(&a.artifact, e))?;
+        if n == 0 {
+            break;
+        }
+        whole.update(&buf[..n]);
+        if index < table.len() && table.verify(index, pkg.size_bytes, &buf[..n]).is_err() {
+            bad.push(index);
+        }
+        index += 1;
+    }
+    bar.finish_and_clear();
+    let digests = whole.finish();
+    let file = a.artifact.display();
+    let fail = |message: String, extra: serde_json::Value| {
+        let mut j = json!({"ok": false, "artifact": file.to_string(), "package_id": v.id(), "error": message});
+        if let (Some(o), Some(e)) = (j.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        Ok(Outcome::failed(format!("{file}: {message}"), j))
+    };
+    if digests.size_bytes != pkg.size_bytes {
+        return fail(
+            format!(
+                "the artifact is {} bytes, the package declares {} ({} chunks, {} expected)",
+                digests.size_bytes,
+                pkg.size_bytes,
+                ChunkTable::count_for(digests.size_bytes),
+                table.len()
+            ),
+            json!({"size_bytes": digests.size_bytes, "expected_size_bytes": pkg.size_bytes}),
+        );
+    }
+    if !bad.is_empty() {
+        let range = ChunkTable::range(bad[0], pkg.size_bytes);
+        let listed: Vec<String> = bad.iter().take(LISTED).map(ToString::to_string).collect();
+        return fail(
+            format!(
+                "chunk {} (bytes {}..{}) does not match its signed digest; bad chunks: {}{}",
+                bad[0],
+                range.start,
+                range.end,
+                listed.join(", "),
+                if bad.len() > LISTED {
+                    format!(" and {} more", bad.len() - LISTED)
+                } else {
+                    String::new()
+                }
+            ),
+            json!({"bad_chunks": bad}),
+        );
+    }
+    if digests.sha256 != pkg.sha256 {
+        return fail(
+            "the artifact does not match the package's sha256".into(),
+            json!({}),
+        );
+    }
+    let mut opened = None;
+    if let Some(k) = &a.key {
+        let key = keys::seal_key(k)?;
+        let src = File::open(&a.artifact).map_err(|e| CliError::io(&a.artifact, e))?;
+        let expected = ota_core::seal::Expected {
+            size_bytes: pkg.size_bytes,
+            sha256: pkg.sha256,
+            plaintext_size: v.seal().map(|s| s.plaintext_size),
+            plaintext_sha256: v.seal().map(|s| s.plaintext_sha256),
+            max_plaintext: v.seal().map_or(0, |s| s.plaintext_size),
+        };
+        match ota_core::seal::open_chunked(src, &key, table, expected, std::io::sink()) {
+            Ok((o, _)) => opened = Some(o.plaintext_size),
+            Err(e) => {
+                return fail(
+                    format!("opening: {e}"),
+                    json!({"status": e.status().name()}),
+                );
+            }
+        }
+    }
+    let signers: Vec<String> = v.signed_by().iter().map(ToString::to_string).collect();
+    Ok(Outcome::ok(
+        format!(
+            "{file}: verified {} {} ({}): signed by {}; {} bytes, sha256 {}, all {} chunks match{}",
+            pkg.name,
+            pkg.version,
+            v.id(),
+            signers.join(", "),
+            pkg.size_bytes,
+            pkg.sha256,
+            table.len(),
+            opened
+                .map(|n| format!("; opens to {n} bytes matching the signed plaintext digest"))
+                .unwrap_or_default()
+        ),
+        json!({"ok": true, "artifact": file.to_string(), "package_id": v.id(), "signed_by": signers,
+               "size_bytes": pkg.size_bytes, "sha256": pkg.sha256, "chunks": table.len(),
+               "plaintext_size": opened}),
+    ))
+}
+
+/// Reads until `buf` is full or the input ends.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
