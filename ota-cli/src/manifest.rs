@@ -34,9 +34,9 @@ pub fn validate(a: &ValidateArgs) -> Result<Outcome, CliError> {
         Err(e) => {
             let faults = e.faults();
             let mut text = format!(
-                "{file}: invalid ({}): {} fault(s)\n",
-                e.status().name(),
-                faults.len()
+                "{file}: {} fault(s) ({})\n",
+                faults.len(),
+                e.status().name()
             );
             for f in &faults {
                 text.push_str(&format!("  {file}: {}: {}\n", f.path, f.message));

@@ -171,6 +171,13 @@ impl Target {
 
 /// Uploads and registers.
 pub fn publish(a: &PublishArgs, json: bool) -> Result<Outcome, CliError> {
+    // Usage first: nothing is read before the arguments are known to be whole.
+    let target = Target::parse(a)?;
+    if a.admin_api_url.is_some() && a.admin_api_token.is_none() {
+        return Err(CliError::usage(
+            "ADMIN_API_URL is set but ADMIN_API_TOKEN is not",
+        ));
+    }
     let reg_path = a.dir.join("registration.json");
     let env_path = a.dir.join("package.json");
     let record = Registration::from_json(&out::read(&reg_path)?)
@@ -180,13 +187,6 @@ pub fn publish(a: &PublishArgs, json: bool) -> Result<Outcome, CliError> {
     let key = record.object_key();
     let artifact = a.dir.join(&key);
     check_artifact(&artifact, &record, json)?;
-    if a.admin_api_url.is_some() && a.admin_api_token.is_none() {
-        return Err(CliError::usage(
-            "ADMIN_API_URL is set but ADMIN_API_TOKEN is not",
-        ));
-    }
-
-    let target = Target::parse(a)?;
     let store = target.open(a)?;
     let path = target.path(&key);
     let envelope_path = target.path(&format!("{}.package.json", key.trim_end_matches(".enc")));

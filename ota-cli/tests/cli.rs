@@ -1,0 +1,1070 @@
+//! The `ota` command end to end: every command, its failure exit codes (1 for a failed check,
+//! 2 for usage and I/O), the no-partial-output rule of `unpack`, publishing to a local store,
+//! to an S3-compatible server (moto, on loopback) and to an admin API (a local HTTP server),
+//! and the demo's summary under two seeds.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn fixture(rel: &str) -> String {
+    fixtures().join(rel).display().to_string()
+}
+
+/// The result of one run.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs `ota` with `args` and extra environment; the caller's S3 and admin API variables are
+/// removed so they cannot change the result.
+fn ota_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("ota");
+    for v in [
+        "S3_ENDPOINT",
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
+        "S3_BUCKET",
+        "CDN_PUBLIC_BASE_URL",
+        "ADMIN_API_URL",
+        "ADMIN_API_TOKEN",
+        "ADMIN_API_PUBLISH_PATH",
+        "AWS_REGION",
+    ] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.args(args).output().expect("running ota");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ota(args: &[&str]) -> Run {
+    ota_env(args, &[])
+}
+
+fn expect(r: &Run, code: i32) {
+    assert_eq!(
+        r.code, code,
+        "exit code\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Deterministic, poorly compressible bytes.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A key pair, a 300 KB engine, and `ota pack` of it into `dir/out`.
+struct Packed {
+    dir: tempfile::TempDir,
+    engine: Vec<u8>,
+    out: PathBuf,
+    artifact: PathBuf,
+    public: String,
+}
+
+fn keygen(dir: &Path) -> String {
+    let r = ota(&["keygen", "--out", &s(&dir.join("keys")), "--json"]);
+    expect(&r, 0);
+    s(&dir.join("keys/public.pem"))
+}
+
+fn pack(extra: &[&str]) -> Packed {
+    let dir = tmp();
+    let public = keygen(dir.path());
+    let engine = noise(300_000, 7);
+    std::fs::write(dir.path().join("model.engine"), &engine).unwrap();
+    let out = dir.path().join("out");
+    let mut args = vec![
+        "pack".to_string(),
+        "--file".into(),
+        s(&dir.path().join("model.engine")),
+        "--manifest".into(),
+        fixture("manifests/valid/tensorrt-orin-nx.json"),
+        "--key".into(),
+        s(&dir.path().join("keys/private.pem")),
+        "--resource-name".into(),
+        "yolo-v8n".into(),
+        "--dev-stage".into(),
+        "prod".into(),
+        "--architecture".into(),
+        "arm64".into(),
+        "--version".into(),
+        "2026-04-15".into(),
+        "--out".into(),
+        s(&out),
+        "--json".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = ota(&argv);
+    expect(&r, 0);
+    let j = r.json();
+    assert_eq!(j["object_key"], "prod/yolo-v8n-arm64-2026-04-15.enc");
+    let artifact = out.join("prod/yolo-v8n-arm64-2026-04-15.enc");
+    assert!(artifact.is_file());
+    Packed {
+        dir,
+        engine,
+        out,
+        artifact,
+        public,
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    expect(&ota(&[]), 2);
+    expect(&ota(&["frobnicate"]), 2);
+    expect(&ota(&["check", "--package", "x.json"]), 2); // neither --device nor --fleet
+    expect(&ota(&["--help"]), 0);
+    expect(&ota(&["demo", "--canary", "0"]), 2);
+    let r = ota(&["manifest", "validate", "/nonexistent/manifest.json"]);
+    expect(&r, 2);
+    assert!(
+        r.stderr.contains("/nonexistent/manifest.json"),
+        "{}",
+        r.stderr
+    );
+    let r = ota(&[
+        "manifest",
+        "validate",
+        "/nonexistent/manifest.json",
+        "--json",
+    ]);
+    assert_eq!(r.json()["exit_code"], 2);
+}
+
+#[test]
+fn keygen_writes_a_pair_and_will_not_overwrite_it() {
+    let dir = tmp();
+    let keys = s(&dir.path().join("k"));
+    let r = ota(&["keygen", "--out", &keys, "--json"]);
+    expect(&r, 0);
+    let j = r.json();
+    assert_eq!(j["key_id"].as_str().unwrap().len(), 64);
+    let pem = std::fs::read_to_string(dir.path().join("k/private.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("k/private.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the private key is owner-only");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("k/keyid"))
+            .unwrap()
+            .trim(),
+        j["key_id"].as_str().unwrap()
+    );
+    let again = ota(&["keygen", "--out", &keys]);
+    expect(&again, 2);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    expect(&ota(&["keygen", "--out", &keys, "--force"]), 0);
+}
+
+#[test]
+fn manifest_validate_lists_every_fault() {
+    let r = ota(&[
+        "manifest",
+        "validate",
+        &fixture("manifests/valid/tensorrt-orin-nx.json"),
+    ]);
+    expect(&r, 0);
+    assert!(
+        r.stdout.contains("valid: yolo-v8n 2.1.0 (tensorrt"),
+        "{}",
+        r.stdout
+    );
+    // A manifest with several rule faults: each is listed with its field.
+    let dir = tmp();
+    let mut m: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("manifests/valid/tensorrt-orin-nx.json")).unwrap(),
+    )
+    .unwrap();
+    m["targets"][0]["min_memory_mb"] = 0.into();
+    m["precision"] = serde_json::json!([]);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, m.to_string()).unwrap();
+    let r = ota(&["manifest", "validate", &s(&bad), "--json"]);
+    expect(&r, 1);
+    let faults = r.json()["faults"].as_array().unwrap().clone();
+    assert!(faults.len() >= 2, "{faults:?}");
+    let paths: Vec<&str> = faults.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["precision", "targets[0].min_memory_mb"]);
+    let r = ota(&[
+        "manifest",
+        "validate",
+        &fixture("manifests/invalid/channel-unknown.json"),
+    ]);
+    expect(&r, 1);
+    assert!(r.stdout.contains("channel"), "{}", r.stdout);
+}
+
+#[test]
+fn check_gives_the_verdict_with_every_reason_and_fleet_counts() {
+    let pkg = fixture("packages/valid/model-tensorrt-orin-nx.json");
+    let r = ota(&[
+        "check",
+        "--package",
+        &pkg,
+        "--device",
+        &fixture("profiles/valid/orin-nx-line-camera.json"),
+    ]);
+    expect(&r, 0);
+    assert!(r.stdout.contains("fits jetson-line7-01"), "{}", r.stdout);
+    let r = ota(&[
+        "check",
+        "--package",
+        &pkg,
+        "--device",
+        &fixture("profiles/valid/xavier-nx-one-dla.json"),
+        "--json",
+    ]);
+    expect(&r, 1);
+    let j = r.json();
+    assert_eq!(j["compatible"], false);
+    assert!(!j["rejections"].as_array().unwrap().is_empty());
+
+    let dir = tmp();
+    let fleet: Vec<Value> = [
+        "orin-nx-line-camera",
+        "xavier-nx-one-dla",
+        "custom-npu-board",
+    ]
+    .iter()
+    .map(|f| {
+        serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("profiles/valid/{f}.json"))).unwrap(),
+        )
+        .unwrap()
+    })
+    .collect();
+    let fleet_file = dir.path().join("fleet.json");
+    std::fs::write(&fleet_file, serde_json::to_string(&fleet).unwrap()).unwrap();
+    let r = ota(&[
+        "check",
+        "--package",
+        &pkg,
+        "--fleet",
+        &s(&fleet_file),
+        "--json",
+    ]);
+    expect(&r, 0);
+    let j = r.json();
+    assert_eq!(
+        (
+            j["total"].as_u64(),
+            j["eligible"].as_u64(),
+            j["rejected"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2))
+    );
+    assert!(!j["reasons"].as_object().unwrap().is_empty());
+    // A malformed profile names its field.
+    std::fs::write(&fleet_file, r#"[{"device_id": "x"}]"#).unwrap();
+    let r = ota(&["check", "--package", &pkg, "--fleet", &s(&fleet_file)]);
+    expect(&r, 1);
+    assert!(
+        r.stderr.contains("fleet.json") && r.stderr.contains("missing field"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn pack_verify_inspect_and_unpack_round_trip() {
+    let p = pack(&[]);
+    let env = s(&p.out.join("package.json"));
+    let art = s(&p.artifact);
+    // The registration record is seed 002's, owner-only.
+    let reg: Value =
+        serde_json::from_str(&std::fs::read_to_string(p.out.join("registration.json")).unwrap())
+            .unwrap();
+    for f in [
+        "resource_name",
+        "dev_stage",
+        "architecture",
+        "version",
+        "cdn_url",
+        "sha256",
+        "encryption_key",
+        "size_bytes",
+    ] {
+        assert!(reg.get(f).is_some(), "registration lacks {f}");
+    }
+    assert_eq!(
+        reg["size_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&p.artifact).unwrap().len()
+    );
+
+    let r = ota(&[
+        "verify",
+        "--package",
+        &env,
+        "--artifact",
+        &art,
+        "--trusted-key",
+        &p.public,
+        "--json",
+    ]);
+    expect(&r, 0);
+    assert_eq!(r.json()["chunks"], 5);
+    let key = reg["encryption_key"].as_str().unwrap();
+    expect(
+        &ota(&[
+            "verify",
+            "--package",
+            &env,
+            "--artifact",
+            &art,
+            "--trusted-key",
+            &p.public,
+            "--key",
+            key,
+        ]),
+        0,
+    );
+
+    let r = ota(&["inspect", &env]);
+    expect(&r, 0);
+    assert!(
+        r.stdout.contains("yolo-v8n 2.1.0") && r.stdout.contains("not verified"),
+        "{}",
+        r.stdout
+    );
+    let r = ota(&["inspect", &env, "--trusted-key", &p.public, "--json"]);
+    expect(&r, 0);
+    assert_eq!(r.json()["verified"], true);
+
+    // Unpack with the registration record alone, and with the signed package.
+    let plain = p.dir.path().join("plain.engine");
+    let r = ota(&[
+        "unpack",
+        "--registration",
+        &s(&p.out.join("registration.json")),
+        "--artifact",
+        &art,
+        "--out",
+        &s(&plain),
+    ]);
+    expect(&r, 0);
+    assert_eq!(std::fs::read(&plain).unwrap(), p.engine);
+    let plain2 = p.dir.path().join("plain2.engine");
+    let r = ota(&[
+        "unpack",
+        "--package",
+        &env,
+        "--trusted-key",
+        &p.public,
+        "--key",
+        key,
+        "--artifact",
+        &art,
+        "--out",
+        &s(&plain2),
+    ]);
+    expect(&r, 0);
+    assert_eq!(std::fs::read(&plain2).unwrap(), p.engine);
+}
+
+#[test]
+fn verify_names_the_bad_chunk_and_the_failed_signature() {
+    let p = pack(&[]);
+    let env = s(&p.out.join("package.json"));
+    let bad = p.dir.path().join("bad.enc");
+    let mut bytes = std::fs::read(&p.artifact).unwrap();
+    bytes[2 * 65536 + 100] ^= 1;
+    std::fs::write(&bad, &bytes).unwrap();
+    let r = ota(&[
+        "verify",
+        "--package",
+        &env,
+        "--artifact",
+        &s(&bad),
+        "--trusted-key",
+        &p.public,
+        "--json",
+    ]);
+    expect(&r, 1);
+    let j = r.json();
+    assert_eq!(j["bad_chunks"], serde_json::json!([2]));
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("chunk 2 (bytes 131072..196608)"),
+        "{j}"
+    );
+    // Truncated.
+    std::fs::write(&bad, &bytes[..100_000]).unwrap();
+    let r = ota(&[
+        "verify",
+        "--package",
+        &env,
+        "--artifact",
+        &s(&bad),
+        "--trusted-key",
+        &p.public,
+    ]);
+    expect(&r, 1);
+    assert!(r.stdout.contains("declares"), "{}", r.stdout);
+    // Another key: the threshold is not met.
+    let other = keygen(&p.dir.path().join("other"));
+    let r = ota(&[
+        "verify",
+        "--package",
+        &env,
+        "--artifact",
+        &s(&p.artifact),
+        "--trusted-key",
+        &other,
+    ]);
+    expect(&r, 1);
+    assert!(
+        r.stderr.contains("package.json") && r.stderr.contains("trusted keys needed"),
+        "{}",
+        r.stderr
+    );
+    let r = ota(&["inspect", &env, "--trusted-key", &other]);
+    expect(&r, 1);
+    // A key that is not a key is a usage error.
+    expect(
+        &ota(&[
+            "verify",
+            "--package",
+            &env,
+            "--artifact",
+            &s(&p.artifact),
+            "--trusted-key",
+            "beef",
+        ]),
+        2,
+    );
+}
+
+#[test]
+fn unpack_leaves_nothing_behind_on_any_failure() {
+    let p = pack(&[]);
+    let reg = s(&p.out.join("registration.json"));
+    let env = s(&p.out.join("package.json"));
+    let out = p.dir.path().join("plain.engine");
+    let mut bytes = std::fs::read(&p.artifact).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let bad = p.dir.path().join("bad.enc");
+    std::fs::write(&bad, &bytes).unwrap();
+    let entries = |d: &Path| std::fs::read_dir(d).unwrap().count();
+    let before = entries(p.dir.path());
+    for args in [
+        vec![
+            "unpack",
+            "--registration",
+            &reg,
+            "--artifact",
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec![
+            "unpack",
+            "--package",
+            &env,
+            "--trusted-key",
+            &p.public,
+            "--key",
+            &"11".repeat(32),
+            "--artifact",
+            p.artifact.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec![
+            "unpack",
+            "--package",
+            &env,
+            "--trusted-key",
+            &p.public,
+            "--key",
+            &"11".repeat(32),
+            "--artifact",
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let r = ota(&args);
+        expect(&r, 1);
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+        assert_eq!(
+            entries(p.dir.path()),
+            before,
+            "{args:?} left a temporary file"
+        );
+    }
+    // An existing output is not touched by a failure.
+    std::fs::write(&out, b"previous").unwrap();
+    let r = ota(&[
+        "unpack",
+        "--registration",
+        &reg,
+        "--artifact",
+        &s(&bad),
+        "--out",
+        &s(&out),
+    ]);
+    expect(&r, 1);
+    assert!(
+        r.stderr.contains("bad.enc") && r.stderr.contains("sha256"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+    // --package needs the key and a trusted key.
+    expect(
+        &ota(&[
+            "unpack",
+            "--package",
+            &env,
+            "--artifact",
+            &s(&p.artifact),
+            "--out",
+            &s(&out),
+        ]),
+        2,
+    );
+}
+
+#[test]
+fn pack_is_reproducible_with_a_seal_key_and_refuses_bad_input() {
+    let key = "42".repeat(32);
+    let a = pack(&["--reproducible", "--seal-key", &key]);
+    // Packed again into the same place (the artifact's URL is part of the statement).
+    let first = std::fs::read(&a.artifact).unwrap();
+    let first_env = std::fs::read(a.out.join("package.json")).unwrap();
+    std::fs::remove_dir_all(&a.out).unwrap();
+    let b_out = a.out.clone();
+    let r = ota(&[
+        "pack",
+        "--file",
+        &s(&a.dir.path().join("model.engine")),
+        "--manifest",
+        &fixture("manifests/valid/tensorrt-orin-nx.json"),
+        "--key",
+        &s(&a.dir.path().join("keys/private.pem")),
+        "--resource-name",
+        "yolo-v8n",
+        "--dev-stage",
+        "prod",
+        "--architecture",
+        "arm64",
+        "--version",
+        "2026-04-15",
+        "--out",
+        &s(&b_out),
+        "--reproducible",
+        "--seal-key",
+        &key,
+    ]);
+    expect(&r, 0);
+    assert!(
+        first == std::fs::read(&a.artifact).unwrap(),
+        "the same artifact"
+    );
+    assert!(
+        first_env == std::fs::read(b_out.join("package.json")).unwrap(),
+        "the same envelope"
+    );
+
+    let base = |manifest: &str, name: &str| {
+        vec![
+            "pack".to_string(),
+            "--file".into(),
+            s(&a.dir.path().join("model.engine")),
+            "--manifest".into(),
+            manifest.into(),
+            "--key".into(),
+            s(&a.dir.path().join("keys/private.pem")),
+            "--resource-name".into(),
+            name.into(),
+            "--dev-stage".into(),
+            "prod".into(),
+            "--architecture".into(),
+            "arm64".into(),
+            "--version".into(),
+            "1".into(),
+            "--out".into(),
+            s(&a.dir.path().join("out2")),
+        ]
+    };
+    let run = |args: Vec<String>| ota(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // --reproducible needs --seal-key.
+    let mut args = base(&fixture("manifests/valid/tensorrt-orin-nx.json"), "m");
+    args.push("--reproducible".into());
+    expect(&run(args), 2);
+    let r = run(base(
+        &fixture("manifests/valid/tensorrt-orin-nx.json"),
+        "has space",
+    ));
+    expect(&r, 2);
+    assert!(r.stderr.contains("--resource-name"), "{}", r.stderr);
+    let r = run(base(
+        &fixture("manifests/invalid/channel-unknown.json"),
+        "m",
+    ));
+    expect(&r, 1);
+    assert!(
+        r.stderr.contains("channel-unknown.json") && r.stderr.contains("channel"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !a.dir.path().join("out2").join("package.json").exists(),
+        "nothing written on failure"
+    );
+}
+
+/// What the HTTP server received: the request line, the headers (names lower case), the body.
+type Received = (String, Vec<(String, String)>, String);
+
+/// A one-shot HTTP server on loopback: answers `status` and sends the request it got.
+fn http_server(status: u16) -> (String, mpsc::Receiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let mut headers = Vec::new();
+        let mut length = 0;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).unwrap();
+            let h = h.trim_end().to_string();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap();
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap();
+            }
+            headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        let reply = if status == 200 {
+            "{\"ok\":true}"
+        } else {
+            "database on fire"
+        };
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+            reply.len()
+        )
+        .unwrap();
+        tx.send((
+            line.trim_end().to_string(),
+            headers,
+            String::from_utf8(body).unwrap(),
+        ))
+        .unwrap();
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[test]
+fn publish_to_a_local_store_and_register_with_the_admin_api() {
+    let p = pack(&[]);
+    let store = p.dir.path().join("store");
+    let (url, rx) = http_server(200);
+    let r = ota_env(
+        &[
+            "publish",
+            "--dir",
+            &s(&p.out),
+            "--store",
+            &s(&store),
+            "--json",
+        ],
+        &[("ADMIN_API_URL", &url), ("ADMIN_API_TOKEN", "s3cr3t")],
+    );
+    expect(&r, 0);
+    assert_eq!(
+        std::fs::read(store.join("prod/yolo-v8n-arm64-2026-04-15.enc")).unwrap(),
+        std::fs::read(&p.artifact).unwrap()
+    );
+    assert!(
+        store
+            .join("prod/yolo-v8n-arm64-2026-04-15.package.json")
+            .is_file()
+    );
+    assert!(
+        !store.join("registration.json").exists(),
+        "the key never goes to the store"
+    );
+    let (line, headers, body) = rx.recv().unwrap();
+    assert_eq!(line, "POST /internal/resources/publish HTTP/1.1");
+    assert!(
+        headers.contains(&("authorization".into(), "Bearer s3cr3t".into())),
+        "{headers:?}"
+    );
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let reg: Value =
+        serde_json::from_str(&std::fs::read_to_string(p.out.join("registration.json")).unwrap())
+            .unwrap();
+    assert_eq!(body, reg);
+    assert!(body["cdn_url"].as_str().unwrap().starts_with("file://"));
+    assert_eq!(r.json()["registered"]["http_status"], 200);
+
+    // A custom path; the API refuses: exit 2 with its answer.
+    let (url, rx) = http_server(500);
+    let r = ota_env(
+        &["publish", "--dir", &s(&p.out), "--store", &s(&store)],
+        &[
+            ("ADMIN_API_URL", &format!("{url}/")),
+            ("ADMIN_API_TOKEN", "t"),
+            ("ADMIN_API_PUBLISH_PATH", "/v2/publish"),
+        ],
+    );
+    expect(&r, 2);
+    assert!(
+        r.stderr.contains("HTTP 500") && r.stderr.contains("database on fire"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(rx.recv().unwrap().0, "POST /v2/publish HTTP/1.1");
+    // A token is required with the URL; an artifact that does not match is not uploaded.
+    expect(
+        &ota_env(
+            &["publish", "--dir", &s(&p.out), "--store", &s(&store)],
+            &[("ADMIN_API_URL", &url)],
+        ),
+        2,
+    );
+    let mut bytes = std::fs::read(&p.artifact).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&p.artifact, &bytes).unwrap();
+    let r = ota(&[
+        "publish",
+        "--dir",
+        &s(&p.out),
+        "--store",
+        &s(&p.dir.path().join("store2")),
+    ]);
+    expect(&r, 1);
+    assert!(!p.dir.path().join("store2/prod").exists());
+    expect(&ota(&["publish", "--dir", &s(&p.out)]), 2); // no store at all
+}
+
+/// moto's S3 server on a free loopback port, stopped on drop.
+struct Moto(std::process::Child, String);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn moto() -> Option<Moto> {
+    if std::env::var_os("OTA_SKIP_S3").is_some() {
+        return None;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(
+        std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
+    )
+    .args([
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("starting moto's server (pip install 'moto[server]'; OTA_SKIP_S3=1 skips this test)");
+    let m = Moto(child, format!("http://127.0.0.1:{port}"));
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(m);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("moto's server did not start on port {port}");
+}
+
+/// Runs boto3 (moto's dependency) against the server: an independent S3 client.
+fn boto3(endpoint: &str, script: &str) -> Vec<u8> {
+    let prelude = format!(
+        "import boto3, sys\ns3 = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', \
+         aws_secret_access_key='test', region_name='us-east-1')\n"
+    );
+    let out =
+        std::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .args(["-c", &(prelude + script)])
+            .output()
+            .expect("running python3");
+    assert!(
+        out.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn s3_get(endpoint: &str, bucket: &str, key: &str) -> Vec<u8> {
+    boto3(
+        endpoint,
+        &format!(
+            "sys.stdout.buffer.write(s3.get_object(Bucket='{bucket}', Key='{key}')['Body'].read())"
+        ),
+    )
+}
+
+#[test]
+fn publish_uploads_to_an_s3_compatible_server() {
+    let Some(server) = moto() else {
+        eprintln!("OTA_SKIP_S3 is set: not testing the S3 upload");
+        return;
+    };
+    boto3(&server.1, "s3.create_bucket(Bucket='models')");
+    let p = pack(&[]);
+    let env = [
+        ("S3_ENDPOINT", server.1.as_str()),
+        ("S3_ACCESS_KEY", "test"),
+        ("S3_SECRET_KEY", "test"),
+        ("S3_BUCKET", "models"),
+        ("CDN_PUBLIC_BASE_URL", "https://cdn.example.com/"),
+    ];
+    let r = ota_env(
+        &[
+            "publish",
+            "--dir",
+            &s(&p.out),
+            "--store",
+            "s3://models/releases",
+            "--json",
+        ],
+        &env,
+    );
+    expect(&r, 0);
+    let j = r.json();
+    assert_eq!(
+        j["object"],
+        "s3://models/releases/prod/yolo-v8n-arm64-2026-04-15.enc"
+    );
+    assert_eq!(
+        j["cdn_url"],
+        "https://cdn.example.com/releases/prod/yolo-v8n-arm64-2026-04-15.enc"
+    );
+    let object = s3_get(
+        &server.1,
+        "models",
+        "releases/prod/yolo-v8n-arm64-2026-04-15.enc",
+    );
+    assert!(
+        object == std::fs::read(&p.artifact).unwrap(),
+        "the stored object is the artifact"
+    );
+    let envelope = s3_get(
+        &server.1,
+        "models",
+        "releases/prod/yolo-v8n-arm64-2026-04-15.package.json",
+    );
+    assert!(
+        envelope == std::fs::read(p.out.join("package.json")).unwrap(),
+        "the envelope beside it"
+    );
+    // Without CDN_PUBLIC_BASE_URL, seed 002's default: {S3_ENDPOINT}/{S3_BUCKET}/{key}; the
+    // store defaults to s3://$S3_BUCKET.
+    let r = ota_env(&["publish", "--dir", &s(&p.out), "--json"], &env[..4]);
+    expect(&r, 0);
+    assert_eq!(
+        r.json()["cdn_url"],
+        format!("{}/models/prod/yolo-v8n-arm64-2026-04-15.enc", server.1)
+    );
+    // No credentials: usage.
+    let r = ota_env(&["publish", "--dir", &s(&p.out)], &env[..1]);
+    expect(&r, 2);
+    // A bucket that does not exist: the store's error, exit 2.
+    let r = ota_env(
+        &["publish", "--dir", &s(&p.out), "--store", "s3://nope"],
+        &env[..3],
+    );
+    expect(&r, 2);
+    assert!(r.stderr.contains("s3://nope"), "{}", r.stderr);
+}
+
+#[test]
+fn audit_verify_checks_the_demo_trail() {
+    let dir = tmp();
+    let keep = dir.path().join("demo");
+    let r = ota(&[
+        "demo",
+        "--devices",
+        "40",
+        "--model-mb",
+        "0.2",
+        "--keep",
+        &s(&keep),
+        "--json",
+    ]);
+    expect(&r, 0);
+    let trail = keep.join("audit.jsonl");
+    let r = ota(&["audit", "verify", &s(&trail), "--json"]);
+    expect(&r, 0);
+    let records = r.json()["records"].as_u64().unwrap();
+    assert!(records > 5);
+    let text = std::fs::read_to_string(&trail).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let dropped: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    std::fs::write(&trail, dropped).unwrap();
+    let r = ota(&["audit", "verify", &s(&trail)]);
+    expect(&r, 1);
+    assert!(r.stdout.contains("audit.jsonl"), "{}", r.stdout);
+    let edited = text.replacen("\"alice\"", "\"mallory\"", 1);
+    std::fs::write(&trail, edited).unwrap();
+    expect(&ota(&["audit", "verify", &s(&trail)]), 1);
+}
+
+fn demo(seed: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "demo",
+        "--seed",
+        seed,
+        "--devices",
+        "80",
+        "--model-mb",
+        "0.25",
+        "--json",
+    ];
+    args.extend(extra);
+    let r = ota(&args);
+    expect(&r, 0);
+    r.json()
+}
+
+#[test]
+fn the_demo_is_deterministic_per_seed_and_its_summary_adds_up() {
+    for seed in ["3", "11"] {
+        let a = demo(seed, &[]);
+        let b = demo(seed, &[]);
+        assert_eq!(a["summary"], b["summary"], "seed {seed}: same summary");
+        assert_eq!(
+            a["transcript"], b["transcript"],
+            "seed {seed}: same transcript"
+        );
+        let s = &a["summary"];
+        let n = |k: &str| s[k].as_u64().unwrap();
+        assert_eq!(n("eligible") + n("incompatible"), 80);
+        let by_reason: u64 = s["incompatible_by_reason"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(by_reason, n("incompatible"));
+        assert_eq!(n("fleet_impact"), 0);
+        assert_eq!(s["measured"]["down"], 0);
+        assert_eq!(s["audit"]["verified"], true);
+        assert_eq!(s["rollout"], "completed");
+        // Every device that failed its probe restored itself.
+        assert_eq!(n("restored"), n("failed"));
+    }
+    assert_ne!(demo("3", &[])["summary"], demo("11", &[])["summary"]);
+
+    // A seed whose canary catches a bad device: halt, pause, rollback, as in seed 000.
+    let j = demo("3", &["--failure-rate", "0.2"]);
+    let t: Vec<String> = j["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    let has = |p: &str| t.iter().any(|l| l.contains(p));
+    assert!(
+        has("canary") && has("probe failed") && has("recovered"),
+        "{t:#?}"
+    );
+    assert!(
+        has("halt rule tripped") && has("rollout paused") && has("roll back"),
+        "{t:#?}"
+    );
+    let s = &j["summary"];
+    assert!(s["failed"].as_u64().unwrap() >= 1);
+    assert_eq!(s["succeeded"], 0, "every updated device was rolled back");
+    assert_eq!(s["measured"]["on_new"], 0);
+
+    // A healthy fleet completes through every wave.
+    let j = demo("11", &["--failure-rate", "0"]);
+    let s = &j["summary"];
+    assert_eq!(s["succeeded"], s["eligible"]);
+    assert_eq!(s["measured"]["on_new"], s["eligible"]);
+    assert!(
+        j["transcript"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("wave 3/3"))
+    );
+}
