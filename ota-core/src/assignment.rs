@@ -56,14 +56,18 @@ pub struct Assignment {
 }
 
 impl Assignment {
-    /// The assignment of a DSSE-verified package.
+    /// The assignment of a DSSE-verified package (None for one verified through TUF).
     pub fn new(
         package: &VerifiedPackage,
         encryption_key: SealKey,
         rollout_id: Option<Name>,
         probe: Option<ProbeSpec>,
     ) -> Option<Self> {
-        let Provenance::Dsse { envelope } = package.provenance();
+        // A package verified through TUF has no envelope to carry: a device reaches it through
+        // its own TUF client instead.
+        let Provenance::Dsse { envelope } = package.provenance() else {
+            return None;
+        };
         let p = package.package();
         Some(Assignment {
             package_id: package.id().clone(),

@@ -55,6 +55,8 @@ pub mod sbom;
 pub mod seal;
 pub mod sign;
 pub mod status;
+#[cfg(feature = "tuf")]
+pub mod tuf;
 pub mod version;
 
 pub use compat::{FleetReport, Reason, Rejection, Report};

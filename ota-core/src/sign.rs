@@ -594,6 +594,17 @@ pub enum Provenance {
         /// The envelope.
         envelope: Envelope,
     },
+    /// A target of a TUF repository: the statement is the target's `custom.ota.package`,
+    /// signed by the targets role, reached through a verified timestamp, snapshot and root.
+    Tuf {
+        /// The target's name.
+        target: String,
+        /// The versions of the metadata it was verified with: root, timestamp, snapshot,
+        /// targets.
+        versions: [u64; 4],
+        /// The TUF key ids (hex) whose valid signatures on the targets metadata were counted.
+        tuf_keyids: Vec<String>,
+    },
 }
 
 /// A package whose signature was verified against trusted keys, sealed, with its chunk
@@ -655,7 +666,30 @@ impl VerifiedPackage {
     pub fn envelope_json(&self) -> Option<String> {
         match &self.provenance {
             Provenance::Dsse { envelope } => Some(envelope.to_json()),
+            Provenance::Tuf { .. } => None,
         }
+    }
+
+    /// A package verified through TUF: the caller (the TUF client) has checked the chain of
+    /// metadata; here the statement must be sealed, and its artifact must be the target.
+    #[cfg(feature = "tuf")]
+    pub(crate) fn from_tuf(
+        package: Package,
+        signed_by: Vec<KeyId>,
+        provenance: Provenance,
+    ) -> Result<Self, SignError> {
+        let package = json::check("package", package).map_err(SignError::Statement)?;
+        require_sealed(&package)?;
+        let id = PackageId::of(package.to_json().as_bytes());
+        let mut signed_by = signed_by;
+        signed_by.sort();
+        signed_by.dedup();
+        Ok(VerifiedPackage {
+            package,
+            id,
+            signed_by,
+            provenance,
+        })
     }
 }
 

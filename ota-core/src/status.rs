@@ -121,6 +121,40 @@ pub enum Status {
     AuditBroken = 703,
     /// Replaying the audit trail does not give the same rollout.
     ReplayMismatch = 704,
+
+    // 800..=899: TUF repositories.
+    /// A TUF role's metadata lacks its threshold of valid signatures.
+    TufThresholdNotMet = 800,
+    /// TUF metadata is signed only by keys its role does not trust.
+    TufUnknownKey = 801,
+    /// TUF metadata carries two signatures by one key.
+    TufDuplicateSignature = 802,
+    /// TUF metadata is older than the version already trusted.
+    TufRollback = 803,
+    /// TUF metadata has expired.
+    TufExpired = 804,
+    /// A TUF target's bytes differ from its targets metadata.
+    TufTargetMismatch = 805,
+    /// A TUF target is longer than its targets metadata says.
+    TufTargetTooLong = 806,
+    /// TUF metadata exceeds its size limit.
+    TufMetadataTooLarge = 807,
+    /// TUF metadata does not match the version or hash another role names.
+    TufMixAndMatch = 808,
+    /// A TUF target name is not a safe relative path.
+    TufUnsafeTargetName = 809,
+    /// The TUF repository has no such target.
+    TufTargetNotFound = 810,
+    /// A new TUF root is not signed by the threshold of the trusted root.
+    TufRootRotationRefused = 811,
+    /// The TUF repository could not be read.
+    TufFetch = 812,
+    /// TUF metadata is malformed.
+    TufMetadataInvalid = 813,
+    /// The TUF repository could not be built or signed.
+    TufRepository = 814,
+    /// A TUF target does not carry a valid package statement for its bytes.
+    TufPackageInvalid = 815,
 }
 
 impl Status {
@@ -174,6 +208,22 @@ impl Status {
         Status::RolloutNotFound,
         Status::AuditBroken,
         Status::ReplayMismatch,
+        Status::TufThresholdNotMet,
+        Status::TufUnknownKey,
+        Status::TufDuplicateSignature,
+        Status::TufRollback,
+        Status::TufExpired,
+        Status::TufTargetMismatch,
+        Status::TufTargetTooLong,
+        Status::TufMetadataTooLarge,
+        Status::TufMixAndMatch,
+        Status::TufUnsafeTargetName,
+        Status::TufTargetNotFound,
+        Status::TufRootRotationRefused,
+        Status::TufFetch,
+        Status::TufMetadataInvalid,
+        Status::TufRepository,
+        Status::TufPackageInvalid,
     ];
 
     /// The numeric code.
@@ -237,6 +287,30 @@ impl Status {
             Status::RolloutNotFound => "no such device, wave or package in the rollout",
             Status::AuditBroken => "the audit trail was altered or truncated",
             Status::ReplayMismatch => "replaying the audit trail gives another rollout",
+            Status::TufThresholdNotMet => {
+                "a TUF role's metadata lacks its threshold of valid signatures"
+            }
+            Status::TufUnknownKey => "TUF metadata is signed only by keys its role does not trust",
+            Status::TufDuplicateSignature => "TUF metadata carries two signatures by one key",
+            Status::TufRollback => "TUF metadata is older than the version already trusted",
+            Status::TufExpired => "TUF metadata has expired",
+            Status::TufTargetMismatch => "a TUF target's bytes differ from its targets metadata",
+            Status::TufTargetTooLong => "a TUF target is longer than its targets metadata says",
+            Status::TufMetadataTooLarge => "TUF metadata exceeds its size limit",
+            Status::TufMixAndMatch => {
+                "TUF metadata does not match the version or hash another role names"
+            }
+            Status::TufUnsafeTargetName => "a TUF target name is not a safe relative path",
+            Status::TufTargetNotFound => "the TUF repository has no such target",
+            Status::TufRootRotationRefused => {
+                "a new TUF root is not signed by the threshold of the trusted root"
+            }
+            Status::TufFetch => "the TUF repository could not be read",
+            Status::TufMetadataInvalid => "TUF metadata is malformed",
+            Status::TufRepository => "the TUF repository could not be built or signed",
+            Status::TufPackageInvalid => {
+                "a TUF target does not carry a valid package statement for its bytes"
+            }
         }
     }
 
@@ -292,6 +366,22 @@ impl Status {
             Status::RolloutNotFound => "rollout_not_found",
             Status::AuditBroken => "audit_broken",
             Status::ReplayMismatch => "replay_mismatch",
+            Status::TufThresholdNotMet => "tuf_threshold_not_met",
+            Status::TufUnknownKey => "tuf_unknown_key",
+            Status::TufDuplicateSignature => "tuf_duplicate_signature",
+            Status::TufRollback => "tuf_rollback",
+            Status::TufExpired => "tuf_expired",
+            Status::TufTargetMismatch => "tuf_target_mismatch",
+            Status::TufTargetTooLong => "tuf_target_too_long",
+            Status::TufMetadataTooLarge => "tuf_metadata_too_large",
+            Status::TufMixAndMatch => "tuf_mix_and_match",
+            Status::TufUnsafeTargetName => "tuf_unsafe_target_name",
+            Status::TufTargetNotFound => "tuf_target_not_found",
+            Status::TufRootRotationRefused => "tuf_root_rotation_refused",
+            Status::TufFetch => "tuf_fetch",
+            Status::TufMetadataInvalid => "tuf_metadata_invalid",
+            Status::TufRepository => "tuf_repository",
+            Status::TufPackageInvalid => "tuf_package_invalid",
         }
     }
 }

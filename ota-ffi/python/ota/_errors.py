@@ -76,6 +76,22 @@ STATUSES = {
     702: "rollout_not_found",
     703: "audit_broken",
     704: "replay_mismatch",
+    800: "tuf_threshold_not_met",
+    801: "tuf_unknown_key",
+    802: "tuf_duplicate_signature",
+    803: "tuf_rollback",
+    804: "tuf_expired",
+    805: "tuf_target_mismatch",
+    806: "tuf_target_too_long",
+    807: "tuf_metadata_too_large",
+    808: "tuf_mix_and_match",
+    809: "tuf_unsafe_target_name",
+    810: "tuf_target_not_found",
+    811: "tuf_root_rotation_refused",
+    812: "tuf_fetch",
+    813: "tuf_metadata_invalid",
+    814: "tuf_repository",
+    815: "tuf_package_invalid",
 }
 
 for _code, _name in STATUSES.items():

@@ -1,0 +1,707 @@
+//! The client's side: refresh from a trusted root, resolve targets to verified packages,
+//! download them, and show what was signed (the Trust Center).
+//!
+//! Time is an input: tough's own expiry checks (on the system clock) are off, and every role's
+//! expiry is checked against the `now` the caller gives. The trusted metadata lives in a state
+//! directory under its plain names (`root.json`, `timestamp.json`, `snapshot.json`,
+//! `targets.json`), read before a refresh (the trusted root and the versions a rollback is
+//! checked against) and replaced only after a refresh that passed every check.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use serde::Serialize;
+use tough::schema::{Role, RoleType, Root, Signed};
+use tough::{
+    DefaultTransport, ExpirationEnforcement, RepositoryLoader, TargetName, Transport,
+    TransportError, TransportStream, async_trait,
+};
+use url::Url;
+
+use super::{TufError, TufLimits, check_target_name, dir_url, runtime};
+use crate::digest::Sha256Digest;
+use crate::package::Package;
+use crate::sign::{KeyId, Provenance, VerifiedPackage};
+
+/// The trusted metadata files a state directory holds, and nothing else ending in `.json`.
+pub const STATE_FILES: [&str; 4] = [
+    "root.json",
+    "timestamp.json",
+    "snapshot.json",
+    "targets.json",
+];
+
+/// Where metadata or targets come from: an `http(s)://` or `file://` URL, or a directory.
+pub fn location(s: &str) -> Result<Url, TufError> {
+    if s.starts_with("http://") || s.starts_with("https://") || s.starts_with("file://") {
+        let mut url = Url::parse(s).map_err(|e| TufError::Fetch {
+            detail: format!("{s}: {e}"),
+        })?;
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(url)
+    } else {
+        dir_url(Path::new(s))
+    }
+}
+
+/// A TUF client configuration.
+#[derive(Debug, Clone)]
+pub struct Client {
+    root: Vec<u8>,
+    metadata: Url,
+    targets: Url,
+    state: Option<PathBuf>,
+    limits: TufLimits,
+}
+
+/// A verified package resolved from a target, with what its bytes must be.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The package, verified through TUF.
+    pub package: VerifiedPackage,
+    /// The target's length.
+    pub length: u64,
+    /// The target's SHA-256.
+    pub sha256: Sha256Digest,
+}
+
+/// One role in the Trust Center.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleInfo {
+    /// `root`, `timestamp`, `snapshot` or `targets`.
+    pub role: String,
+    /// The version trusted.
+    pub version: u64,
+    /// When it expires (RFC 3339).
+    pub expires: String,
+    /// How many signatures it needs.
+    pub threshold: u64,
+    /// The role's keys (TUF key ids).
+    pub keyids: Vec<String>,
+    /// The role's keys whose signatures on this metadata are valid.
+    pub signed_by: Vec<String>,
+}
+
+/// One target in the Trust Center.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetInfo {
+    /// Its name.
+    pub name: String,
+    /// Its length.
+    pub length: u64,
+    /// Its SHA-256 (hex).
+    pub sha256: String,
+    /// The package it carries (`name version`), if any.
+    pub package: Option<String>,
+    /// The package's id, if it carries one that parses.
+    pub package_id: Option<String>,
+}
+
+/// What the repository signed and by which keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustCenter {
+    /// The four top-level roles, root first.
+    pub roles: Vec<RoleInfo>,
+    /// Every target.
+    pub targets: Vec<TargetInfo>,
+}
+
+/// A refreshed, verified repository.
+pub struct Trusted {
+    repo: tough::Repository,
+    rt: tokio::runtime::Runtime,
+    now: u64,
+}
+
+impl std::fmt::Debug for Trusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Trusted(root v{})", self.repo.root().signed.version)
+    }
+}
+
+/// Which step failed, to tell an oversized target from oversized metadata.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Metadata,
+    Target,
+}
+
+impl Client {
+    /// A client trusting `root` (a root.json), reading metadata and targets from `metadata` and
+    /// `targets` (each an `http(s)://` or `file://` URL, or a directory).
+    pub fn new(root: Vec<u8>, metadata: &str, targets: &str) -> Result<Self, TufError> {
+        Ok(Client {
+            root,
+            metadata: location(metadata)?,
+            targets: location(targets)?,
+            state: None,
+            limits: TufLimits::default(),
+        })
+    }
+
+    /// Keeps the trusted metadata in `dir`: its `root.json`, when present, is trusted instead of
+    /// the root given to [`Client::new`], and after each successful refresh the four files are
+    /// replaced.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state = Some(dir.into());
+        self
+    }
+
+    /// Other size limits.
+    pub fn limits(mut self, limits: TufLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Refreshes the metadata at time `now` (Unix ms): root updates, timestamp, snapshot and
+    /// targets, each verified (signatures and thresholds, versions against rollback, hashes and
+    /// lengths against mix-and-match, sizes, expiry).
+    pub fn refresh(&self, now: u64) -> Result<Trusted, TufError> {
+        let rt = runtime()?;
+        let datastore = tempfile::tempdir().map_err(|e| TufError::Fetch {
+            detail: format!("a temporary directory: {e}"),
+        })?;
+        let mut root = self.root.clone();
+        if let Some(state) = &self.state {
+            for name in STATE_FILES {
+                let path = state.join(name);
+                match std::fs::read(&path) {
+                    Ok(bytes) if name == "root.json" => root = bytes,
+                    Ok(bytes) => {
+                        std::fs::write(datastore.path().join(name), bytes).map_err(|e| {
+                            TufError::Fetch {
+                                detail: format!("{}: {e}", datastore.path().display()),
+                            }
+                        })?
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(TufError::Fetch {
+                            detail: format!("{}: {e}", path.display()),
+                        });
+                    }
+                }
+            }
+        }
+        let recording = Recording::default();
+        let loaded = rt.block_on(
+            RepositoryLoader::new(&root, self.metadata.clone(), self.targets.clone())
+                .transport(recording.clone())
+                .datastore(datastore.path())
+                .expiration_enforcement(ExpirationEnforcement::Unsafe)
+                .limits(self.limits.tough())
+                .load(),
+        );
+        let repo = loaded.map_err(|e| classify(&e, Phase::Metadata, "", &root, &recording))?;
+        let trusted = Trusted { repo, rt, now };
+        trusted.check_expiry()?;
+        if let Some(state) = &self.state {
+            std::fs::create_dir_all(state).map_err(|e| TufError::Fetch {
+                detail: format!("{}: {e}", state.display()),
+            })?;
+            for name in STATE_FILES {
+                let bytes =
+                    std::fs::read(datastore.path().join(name)).map_err(|e| TufError::Fetch {
+                        detail: format!("{name} after the refresh: {e}"),
+                    })?;
+                write_atomically(&state.join(name), &bytes)?;
+            }
+        }
+        Ok(trusted)
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TufError> {
+    let fail = |e: &dyn std::fmt::Display| TufError::Fetch {
+        detail: format!("{}: {e}", path.display()),
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| fail(&e))?;
+    tmp.write_all(bytes).map_err(|e| fail(&e))?;
+    tmp.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
+}
+
+fn rfc3339(t: &jiff::Timestamp) -> String {
+    t.to_string()
+}
+
+fn millis(t: &jiff::Timestamp) -> u64 {
+    u64::try_from(t.as_millisecond()).unwrap_or(0)
+}
+
+impl Trusted {
+    fn check_expiry(&self) -> Result<(), TufError> {
+        let r = &self.repo;
+        for (role, expires) in [
+            ("timestamp", r.timestamp().signed.expires),
+            ("snapshot", r.snapshot().signed.expires),
+            ("targets", r.targets().signed.expires),
+            ("root", r.root().signed.expires),
+        ] {
+            if millis(&expires) <= self.now {
+                return Err(TufError::Expired {
+                    role: role.into(),
+                    expires: rfc3339(&expires),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of every target.
+    pub fn target_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .repo
+            .all_targets()
+            .map(|(n, _)| n.raw().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The versions trusted: root, timestamp, snapshot, targets.
+    pub fn versions(&self) -> [u64; 4] {
+        let r = &self.repo;
+        [
+            r.root().signed.version.get(),
+            r.timestamp().signed.version.get(),
+            r.snapshot().signed.version.get(),
+            r.targets().signed.version.get(),
+        ]
+    }
+
+    fn target(&self, name: &str) -> Result<(TargetName, &tough::schema::Target), TufError> {
+        check_target_name(name)?;
+        let tn = TargetName::new(name).map_err(|e| TufError::UnsafeTargetName {
+            name: name.into(),
+            why: e.to_string(),
+        })?;
+        let target = self
+            .repo
+            .targets()
+            .signed
+            .find_target(&tn, false)
+            .map_err(|_| TufError::TargetNotFound { name: name.into() })?;
+        Ok((tn, target))
+    }
+
+    /// Resolves a target to the package it carries, verified: the statement in its
+    /// `custom.ota.package` must be sealed and describe exactly the target's bytes.
+    pub fn resolve(&self, name: &str) -> Result<Resolved, TufError> {
+        let (_, target) = self.target(name)?;
+        let invalid = |detail: String| TufError::PackageInvalid {
+            name: name.into(),
+            detail,
+        };
+        let statement = target
+            .custom
+            .get("ota")
+            .and_then(|o| o.get("package"))
+            .ok_or_else(|| invalid("no custom.ota.package".into()))?;
+        let package = Package::from_json(statement.to_string().as_bytes())
+            .map_err(|e| invalid(e.to_string()))?;
+        let sha256: [u8; 32] = target
+            .hashes
+            .sha256
+            .as_ref()
+            .try_into()
+            .map_err(|_| invalid("the target's sha256 is not 32 bytes".into()))?;
+        let sha256 = Sha256Digest::from_bytes(sha256);
+        if package.size_bytes != target.length || package.sha256 != sha256 {
+            return Err(invalid(format!(
+                "the statement says {} bytes with sha256 {}, the target {} bytes with {}",
+                package.size_bytes, package.sha256, target.length, sha256
+            )));
+        }
+        let targets = &self.repo.targets();
+        let tuf_keyids = valid_signers(&self.repo.root().signed, targets);
+        let signed_by = tuf_keyids
+            .iter()
+            .filter_map(|id| public_key(&self.repo.root().signed, id))
+            .map(|k| KeyId::of(&k))
+            .collect();
+        let provenance = Provenance::Tuf {
+            target: name.to_string(),
+            versions: self.versions(),
+            tuf_keyids,
+        };
+        let package = VerifiedPackage::from_tuf(package, signed_by, provenance)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Resolved {
+            package,
+            length: target.length,
+            sha256,
+        })
+    }
+
+    /// Downloads a target into `out`, verified against its length and SHA-256 as it streams.
+    /// On an error, what was written must be discarded. Returns the bytes written.
+    pub fn download(&self, name: &str, out: &mut dyn Write) -> Result<u64, TufError> {
+        let (tn, target) = self.target(name)?;
+        let length = target.length;
+        self.check_expiry()?;
+        let root = self.repo.root().signed.clone();
+        self.rt.block_on(async {
+            let classify_target =
+                |e: &tough::error::Error| TufError::from_target(e, name, length, &root);
+            let stream = self
+                .repo
+                .read_target(&tn)
+                .await
+                .map_err(|e| classify_target(&e))?
+                .ok_or_else(|| TufError::TargetNotFound { name: name.into() })?;
+            let mut stream = std::pin::pin!(stream);
+            let mut n = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let bytes = chunk.map_err(|e| classify_target(&e))?;
+                out.write_all(&bytes).map_err(|e| TufError::Fetch {
+                    detail: format!("writing target {name}: {e}"),
+                })?;
+                n += bytes.len() as u64;
+            }
+            Ok(n)
+        })
+    }
+
+    /// The Trust Center: every role with its keys, threshold, version, expiry and valid
+    /// signers, and every target with its hashes, length and package.
+    pub fn trust_center(&self) -> TrustCenter {
+        let r = &self.repo;
+        let root = &r.root().signed;
+        let role =
+            |kind: RoleType, version: u64, expires: &jiff::Timestamp, signed_by: Vec<String>| {
+                let keys = root.roles.get(&kind);
+                RoleInfo {
+                    role: kind.to_string(),
+                    version,
+                    expires: rfc3339(expires),
+                    threshold: keys.map_or(0, |k| k.threshold.get()),
+                    keyids: keys
+                        .map(|k| k.keyids.iter().map(|id| hex::encode(&**id)).collect())
+                        .unwrap_or_default(),
+                    signed_by,
+                }
+            };
+        let roles = vec![
+            role(
+                RoleType::Root,
+                root.version.get(),
+                &root.expires,
+                valid_signers(root, r.root()),
+            ),
+            role(
+                RoleType::Timestamp,
+                r.timestamp().signed.version.get(),
+                &r.timestamp().signed.expires,
+                valid_signers(root, r.timestamp()),
+            ),
+            role(
+                RoleType::Snapshot,
+                r.snapshot().signed.version.get(),
+                &r.snapshot().signed.expires,
+                valid_signers(root, r.snapshot()),
+            ),
+            role(
+                RoleType::Targets,
+                r.targets().signed.version.get(),
+                &r.targets().signed.expires,
+                valid_signers(root, r.targets()),
+            ),
+        ];
+        let mut targets: Vec<TargetInfo> = r
+            .all_targets()
+            .map(|(name, t)| {
+                let statement = t.custom.get("ota").and_then(|o| o.get("package"));
+                let package =
+                    statement.and_then(|s| Package::from_json(s.to_string().as_bytes()).ok());
+                TargetInfo {
+                    name: name.raw().to_string(),
+                    length: t.length,
+                    sha256: hex::encode(&*t.hashes.sha256),
+                    package: package
+                        .as_ref()
+                        .map(|p| format!("{} {}", p.name, p.version)),
+                    package_id: package
+                        .map(|p| crate::sign::PackageId::of(p.to_json().as_bytes()).to_string()),
+                }
+            })
+            .collect();
+        targets.sort_by(|a, b| a.name.cmp(&b.name));
+        TrustCenter { roles, targets }
+    }
+}
+
+/// The role keys whose signatures on `signed` are valid, as TUF key ids (hex), in the order of
+/// the signatures: each signature is checked alone against a threshold of one.
+fn valid_signers<T: Role + Serialize + Clone>(root: &Root, signed: &Signed<T>) -> Vec<String> {
+    let mut one = root.clone();
+    if let Some(keys) = one.roles.get_mut(&T::TYPE) {
+        keys.threshold = std::num::NonZeroU64::MIN;
+    }
+    let mut out = Vec::new();
+    for sig in &signed.signatures {
+        let single = Signed {
+            signed: signed.signed.clone(),
+            signatures: vec![sig.clone()],
+        };
+        let id = hex::encode(&*sig.keyid);
+        if one.verify_role(&single).is_ok() && !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// The raw ed25519 public key of a TUF key id in `root`.
+fn public_key(root: &Root, keyid_hex: &str) -> Option<[u8; 32]> {
+    let (_, key) = root
+        .keys
+        .iter()
+        .find(|(id, _)| hex::encode(&***id) == keyid_hex)?;
+    match key {
+        tough::schema::key::Key::Ed25519 { keyval, .. } => keyval.public.as_ref().try_into().ok(),
+        _ => None,
+    }
+}
+
+/// A transport that keeps the first bytes of every file it fetched, to explain a signature
+/// failure (which keys signed the file tough refused).
+#[derive(Debug, Clone, Default)]
+struct Recording {
+    inner: DefaultTransport,
+    seen: Arc<Mutex<Vec<Fetched>>>,
+}
+
+/// A fetched file's name, and its first bytes.
+type Fetched = (String, Vec<u8>);
+
+/// How much of each fetched file is kept.
+const KEPT: usize = 1 << 20;
+
+#[async_trait]
+impl Transport for Recording {
+    async fn fetch(&self, url: Url) -> Result<TransportStream, TransportError> {
+        let stream = self.inner.fetch(url.clone()).await?;
+        let name = url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let index = {
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.push((name, Vec::new()));
+            seen.len() - 1
+        };
+        let seen = self.seen.clone();
+        Ok(Box::pin(stream.map(move |item| {
+            if let Ok(bytes) = &item {
+                let mut seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some((_, kept)) = seen.get_mut(index) {
+                    let room = KEPT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                }
+            }
+            item
+        })))
+    }
+}
+
+impl Recording {
+    /// The last fetched file of `role` (`timestamp.json`, `N.snapshot.json`, ...).
+    fn last(&self, role: &str) -> Option<Vec<u8>> {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let suffix = format!("{role}.json");
+        seen.iter()
+            .rev()
+            .find(|(name, _)| name == &suffix || name.ends_with(&format!(".{suffix}")))
+            .map(|(_, bytes)| bytes.clone())
+    }
+
+    /// Every root fetched.
+    fn roots(&self) -> Vec<Vec<u8>> {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.iter()
+            .filter(|(name, _)| name.ends_with(".root.json"))
+            .map(|(_, bytes)| bytes.clone())
+            .collect()
+    }
+}
+
+/// The key ids in a metadata file's `signatures`, and the keys a root file lists.
+fn signature_keyids(bytes: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("signatures").and_then(|s| s.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.get("keyid").and_then(|k| k.as_str()).map(str::to_string))
+        .collect()
+}
+
+fn root_keyids(bytes: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("signed")
+                .and_then(|s| s.get("keys"))
+                .and_then(|k| k.as_object())
+                .cloned()
+        })
+        .map(|keys| keys.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Turns tough's error into ours, looking through its whole chain of sources.
+fn classify(
+    e: &tough::error::Error,
+    phase: Phase,
+    name: &str,
+    trusted_root: &[u8],
+    rec: &Recording,
+) -> TufError {
+    use tough::error::Error as E;
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(next) = chain.last().and_then(|c| c.source()) {
+        chain.push(next);
+    }
+    let tough_errors: Vec<&E> = chain.iter().filter_map(|c| c.downcast_ref::<E>()).collect();
+    let schema_errors: Vec<&tough::schema::Error> = chain
+        .iter()
+        .filter_map(|c| c.downcast_ref::<tough::schema::Error>())
+        .collect();
+    let detail = e.to_string();
+    for t in &tough_errors {
+        match t {
+            E::MaxSizeExceeded {
+                max_size,
+                specifier,
+                ..
+            } => {
+                return if phase == Phase::Target {
+                    TufError::TargetTooLong {
+                        name: name.into(),
+                        length: *max_size,
+                    }
+                } else {
+                    TufError::MetadataTooLarge {
+                        detail: format!("more than {max_size} bytes ({specifier})"),
+                    }
+                };
+            }
+            E::HashMismatch { .. } => {
+                return if phase == Phase::Target {
+                    TufError::TargetMismatch {
+                        name: name.into(),
+                        detail: t.to_string(),
+                    }
+                } else {
+                    TufError::MixAndMatch { detail }
+                };
+            }
+            E::VersionMismatch { .. } => return TufError::MixAndMatch { detail },
+            E::OlderMetadata { .. }
+            | E::OlderSnapshotInTimestamp { .. }
+            | E::SnapshotRoleRollback { .. }
+            | E::SnapshotRoleMissing { .. } => return TufError::Rollback { detail },
+            _ => {}
+        }
+    }
+    if schema_errors
+        .iter()
+        .any(|s| matches!(s, tough::schema::Error::DuplicateKeyId { .. }))
+    {
+        let role = tough_errors
+            .iter()
+            .find_map(|t| match t {
+                E::VerifyMetadata { role, .. } => Some(role.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "root".into());
+        return TufError::DuplicateSignature { role, detail };
+    }
+    for t in &tough_errors {
+        match t {
+            E::VerifyMetadata { role, .. } => {
+                let role = role.to_string();
+                if role == "root" {
+                    return TufError::RootRotationRefused { detail };
+                }
+                let signers = rec
+                    .last(&role)
+                    .map(|b| signature_keyids(&b))
+                    .unwrap_or_default();
+                let mut known = root_keyids(trusted_root);
+                for r in rec.roots() {
+                    known.extend(root_keyids(&r));
+                }
+                if !signers.is_empty() && signers.iter().all(|s| !known.contains(s)) {
+                    return TufError::UnknownKey {
+                        role,
+                        keyids: signers.join(", "),
+                    };
+                }
+                return TufError::ThresholdNotMet { role, detail };
+            }
+            E::VerifyTrustedMetadata { .. } => {
+                return TufError::ThresholdNotMet {
+                    role: "trusted root".into(),
+                    detail,
+                };
+            }
+            E::ExpiredMetadata { role, .. } => {
+                return TufError::Expired {
+                    role: role.to_string(),
+                    expires: "before now".into(),
+                };
+            }
+            E::ParseMetadata { .. }
+            | E::ParseTrustedMetadata { .. }
+            | E::TimestampMetaLength { .. }
+            | E::MissingSnapshotMeta { .. }
+            | E::MetaMissing { .. }
+            | E::SnapshotTargetsMetaMissing { .. }
+            | E::SpecVersion { .. } => return TufError::MetadataInvalid { detail },
+            E::UnsafeTargetNameDotDot { .. }
+            | E::UnsafeTargetNameEmpty { .. }
+            | E::UnsafeTargetNameSlash { .. } => {
+                return TufError::UnsafeTargetName {
+                    name: name.into(),
+                    why: detail,
+                };
+            }
+            _ => {}
+        }
+    }
+    TufError::Fetch { detail }
+}
+
+impl TufError {
+    fn from_target(e: &tough::error::Error, name: &str, length: u64, _root: &Root) -> Self {
+        match classify(e, Phase::Target, name, &[], &Recording::default()) {
+            TufError::TargetTooLong { name, .. } => TufError::TargetTooLong { name, length },
+            other => other,
+        }
+    }
+}

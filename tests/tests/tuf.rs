@@ -1,0 +1,278 @@
+//! TUF end to end: a repository made with tough's editor, a client that refreshes from it (a
+//! directory and HTTP), resolves a target to the same `VerifiedPackage` the DSSE route gives,
+//! downloads it, feeds the device download, and shows the Trust Center; updates, a timestamp
+//! re-signed alone, root rotation; and the attack fixtures in `tests/fixtures/tuf/`.
+
+use std::path::{Path, PathBuf};
+
+use ota_core::Status;
+use ota_core::tuf::client::Client;
+use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
+use ota_tests::signing_key;
+
+/// 2026-04-15 07:32:37 UTC.
+const NOW: u64 = 1_776_238_357_000;
+const DAY: u64 = 86_400_000;
+
+fn role(keys: &[u8], threshold: u64) -> Role {
+    Role {
+        keys: keys.iter().map(|k| signing_key(*k).public_key()).collect(),
+        threshold,
+    }
+}
+
+/// Roles: root keys 1 and 2 (threshold 2), targets 3, snapshot 4, timestamp 5.
+fn roles() -> Roles {
+    Roles {
+        root: role(&[1, 2], 2),
+        targets: role(&[3], 1),
+        snapshot: role(&[4], 1),
+        timestamp: role(&[5], 1),
+    }
+}
+
+fn keys(ids: &[u8]) -> Vec<ota_core::sign::SigningKey> {
+    ids.iter().map(|k| signing_key(*k)).collect()
+}
+
+/// A sealed firmware package at `version` and its artifact, written to `dir`.
+fn package(dir: &Path, version: &str, size: usize) -> (ota_core::Package, PathBuf, Vec<u8>) {
+    let mut p = ota_tests::firmware_package();
+    p.version = version.parse().unwrap();
+    let plain = ota_tests::noise(size, size as u64 + 1);
+    let artifact = ota_tests::seal_into(&mut p, &plain);
+    let path = dir.join(format!("fw-{version}.enc"));
+    std::fs::write(&path, &artifact).unwrap();
+    (p, path, artifact)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ota-tuf-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn client(repo: &Repo, state: &Path) -> Client {
+    let root = std::fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
+    Client::new(
+        root,
+        repo.metadata_dir().to_str().unwrap(),
+        repo.targets_dir().to_str().unwrap(),
+    )
+    .unwrap()
+    .state_dir(state)
+}
+
+#[test]
+fn publish_refresh_resolve_download_and_trust_center() {
+    let dir = tmp("happy");
+    let repo = Repo::create(
+        dir.join("repo"),
+        &roles(),
+        &keys(&[1, 2, 3, 4, 5]),
+        &Expiries::from(NOW),
+    )
+    .unwrap();
+    let (pkg, artifact_path, artifact) = package(&dir, "2.0.0", 200_000);
+    repo.add_package(
+        "temp-sensor-fw/2.0.0/fw.enc",
+        &artifact_path,
+        &pkg,
+        &keys(&[3, 4, 5]),
+        &Expiries::from(NOW),
+    )
+    .unwrap();
+
+    let state = dir.join("state");
+    let trusted = client(&repo, &state).refresh(NOW + 1000).unwrap();
+    assert_eq!(trusted.versions(), [1, 2, 2, 2]);
+    // The state directory holds the four trusted files and nothing else.
+    let mut names: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "root.json",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ]
+    );
+
+    let r = trusted.resolve("temp-sensor-fw/2.0.0/fw.enc").unwrap();
+    assert_eq!(r.length, artifact.len() as u64);
+    assert_eq!(r.package.package(), &pkg);
+    // The same statement through DSSE gives the same package id.
+    let env = ota_core::sign::sign(&pkg, &[&signing_key(3)]).unwrap();
+    let trusted_keys = [signing_key(3).public_key()].into_iter().collect();
+    let via_dsse =
+        ota_core::sign::verify_envelope(env, &trusted_keys, 1, &ota_core::Limits::DEFAULT).unwrap();
+    assert_eq!(r.package.id(), via_dsse.id());
+    assert_eq!(
+        r.package.signed_by(),
+        via_dsse.signed_by(),
+        "signed by the targets key, as our key id"
+    );
+    match r.package.provenance() {
+        ota_core::sign::Provenance::Tuf {
+            target,
+            versions,
+            tuf_keyids,
+        } => {
+            assert_eq!(target, "temp-sensor-fw/2.0.0/fw.enc");
+            assert_eq!(versions, &[1, 2, 2, 2]);
+            assert_eq!(tuf_keyids.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The download is verified as it streams, and feeds the device download unchanged.
+    let mut got = Vec::new();
+    assert_eq!(
+        trusted
+            .download("temp-sensor-fw/2.0.0/fw.enc", &mut got)
+            .unwrap(),
+        artifact.len() as u64
+    );
+    assert_eq!(got, artifact);
+    let mut d = ota_core::download::Download::new(&r.package);
+    let mut staging = Vec::new();
+    for (i, chunk) in artifact.chunks(65536).enumerate() {
+        d.accept(i as u64 * 65536, chunk, &mut staging).unwrap();
+    }
+    assert!(d.is_complete());
+
+    let tc = trusted.trust_center();
+    let roles: Vec<(&str, u64, u64, usize)> = tc
+        .roles
+        .iter()
+        .map(|r| (r.role.as_str(), r.version, r.threshold, r.signed_by.len()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("root", 1, 2, 2),
+            ("timestamp", 2, 1, 1),
+            ("snapshot", 2, 1, 1),
+            ("targets", 2, 1, 1)
+        ]
+    );
+    assert_eq!(tc.targets.len(), 1);
+    assert_eq!(
+        tc.targets[0].package.as_deref(),
+        Some("temp-sensor-fw 2.0.0")
+    );
+    assert_eq!(
+        tc.targets[0].package_id.as_deref(),
+        Some(r.package.id().as_str())
+    );
+    assert_eq!(tc.targets[0].sha256, pkg.sha256.to_hex());
+
+    assert_eq!(
+        trusted.resolve("nope").unwrap_err().status(),
+        Status::TufTargetNotFound
+    );
+    assert_eq!(
+        trusted.resolve("../etc/passwd").unwrap_err().status(),
+        Status::TufUnsafeTargetName
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn updates_timestamp_only_resigning_and_root_rotation() {
+    let dir = tmp("update");
+    let repo = Repo::create(
+        dir.join("repo"),
+        &roles(),
+        &keys(&[1, 2, 3, 4, 5]),
+        &Expiries::from(NOW),
+    )
+    .unwrap();
+    let (p1, a1, _) = package(&dir, "2.0.0", 70_000);
+    repo.add_package(
+        "fw-2.0.0",
+        &a1,
+        &p1,
+        &keys(&[3, 4, 5]),
+        &Expiries::from(NOW),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    client(&repo, &state).refresh(NOW).unwrap();
+
+    // Without the snapshot key nothing is written.
+    let (p2, a2, _) = package(&dir, "2.1.0", 80_000);
+    let before = std::fs::read_dir(repo.metadata_dir()).unwrap().count();
+    let err = repo
+        .add_package("fw-2.1.0", &a2, &p2, &keys(&[3, 5]), &Expiries::from(NOW))
+        .unwrap_err();
+    assert_eq!(err.status(), Status::TufRepository, "{err}");
+    assert_eq!(
+        std::fs::read_dir(repo.metadata_dir()).unwrap().count(),
+        before
+    );
+    // A package whose artifact is not the file given is refused.
+    let err = repo
+        .add_package(
+            "fw-2.1.0",
+            &a1,
+            &p2,
+            &keys(&[3, 4, 5]),
+            &Expiries::from(NOW),
+        )
+        .unwrap_err();
+    assert_eq!(err.status(), Status::TufPackageInvalid, "{err}");
+
+    repo.add_package(
+        "fw-2.1.0",
+        &a2,
+        &p2,
+        &keys(&[3, 4, 5]),
+        &Expiries::from(NOW),
+    )
+    .unwrap();
+    let t = client(&repo, &state).refresh(NOW + 1).unwrap();
+    assert_eq!(t.target_names(), ["fw-2.0.0", "fw-2.1.0"]);
+    assert_eq!(t.versions(), [1, 3, 3, 3]);
+
+    // The timestamp alone, re-signed a week later: clients move on.
+    repo.refresh_timestamp(&keys(&[5]), NOW + 8 * DAY).unwrap();
+    let later = NOW + 2 * DAY;
+    let t = client(&repo, &state).refresh(later).unwrap();
+    assert_eq!(t.versions(), [1, 4, 3, 3]);
+    // Without the timestamp key, refused.
+    assert_eq!(
+        repo.refresh_timestamp(&keys(&[4]), NOW)
+            .unwrap_err()
+            .status(),
+        Status::TufRepository
+    );
+
+    // Rotating root key 1 out for key 6: needs two old (1, 2) and both new (2, 6).
+    let new_root = role(&[2, 6], 2);
+    let err = repo
+        .rotate_root(&new_root, &keys(&[2, 6]), NOW + 365 * DAY)
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Status::TufRepository,
+        "the old threshold is not met: {err}"
+    );
+    assert!(!repo.metadata_dir().join("2.root.json").exists());
+    repo.rotate_root(&new_root, &keys(&[1, 2, 6]), NOW + 365 * DAY)
+        .unwrap();
+    let t = client(&repo, &state).refresh(later).unwrap();
+    assert_eq!(t.versions()[0], 2);
+    let root = &t.trust_center().roles[0];
+    // Key 1 signed too (the old threshold), but is no longer a root key.
+    assert_eq!(
+        (root.version, root.threshold, root.signed_by.len()),
+        (2, 2, 2)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
