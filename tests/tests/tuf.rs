@@ -276,3 +276,92 @@ fn updates_timestamp_only_resigning_and_root_rotation() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A static file server on loopback for `root`, serving until the process ends.
+fn serve(root: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
+            let file = root.join(&path);
+            let ok = !path.contains("..") && file.is_file();
+            let body = if ok {
+                std::fs::read(&file).unwrap()
+            } else {
+                b"not found".to_vec()
+            };
+            let status = if ok { "200 OK" } else { "404 Not Found" };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn refresh_and_download_over_http() {
+    let dir = tmp("http");
+    let repo = Repo::create(
+        dir.join("repo"),
+        &roles(),
+        &keys(&[1, 2, 3, 4, 5]),
+        &Expiries::from(NOW),
+    )
+    .unwrap();
+    let (pkg, artifact_path, artifact) = package(&dir, "2.0.0", 150_000);
+    repo.add_package(
+        "fw.enc",
+        &artifact_path,
+        &pkg,
+        &keys(&[3, 4, 5]),
+        &Expiries::from(NOW),
+    )
+    .unwrap();
+    let base = serve(dir.join("repo"));
+    let root = std::fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
+    let state = dir.join("state");
+    let client = Client::new(
+        root,
+        &format!("{base}/metadata"),
+        &format!("{base}/targets"),
+    )
+    .unwrap()
+    .state_dir(&state);
+    let trusted = client.refresh(NOW).unwrap();
+    assert_eq!(trusted.resolve("fw.enc").unwrap().package.package(), &pkg);
+    let mut got = Vec::new();
+    trusted.download("fw.enc", &mut got).unwrap();
+    assert_eq!(got, artifact);
+    // A repository that is not there is a fetch error, and the trusted state stays.
+    let before = std::fs::read(state.join("timestamp.json")).unwrap();
+    let root = std::fs::read(state.join("root.json")).unwrap();
+    let gone = Client::new(root, &format!("{base}/nothing"), &format!("{base}/targets"))
+        .unwrap()
+        .state_dir(&state);
+    assert_eq!(gone.refresh(NOW).unwrap_err().status(), Status::TufFetch);
+    assert_eq!(std::fs::read(state.join("timestamp.json")).unwrap(), before);
+    std::fs::remove_dir_all(dir).unwrap();
+}
