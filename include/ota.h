@@ -11,6 +11,8 @@
  *   that is too small gives OTA_STATUS_INSUFFICIENT_SIZE and the needed length in *out_n.
  * - Every constructor has a _free that accepts NULL.
  * - No panic crosses the boundary: it becomes OTA_STATUS_PANIC (or NULL).
+ * - ota_probe_run needs the library's `probe-runners` feature and ota_tuf_* its `tuf` feature;
+ *   both are on in the default build.
  */
 
 #ifndef OTA_H
@@ -222,6 +224,70 @@ enum ota_status
    * Replaying the audit trail does not give the same rollout.
    */
   OTA_STATUS_REPLAY_MISMATCH = 704,
+  /**
+   * A TUF role's metadata lacks its threshold of valid signatures.
+   */
+  OTA_STATUS_TUF_THRESHOLD_NOT_MET = 800,
+  /**
+   * TUF metadata is signed only by keys its role does not trust.
+   */
+  OTA_STATUS_TUF_UNKNOWN_KEY = 801,
+  /**
+   * TUF metadata carries two signatures by one key.
+   */
+  OTA_STATUS_TUF_DUPLICATE_SIGNATURE = 802,
+  /**
+   * TUF metadata is older than the version already trusted.
+   */
+  OTA_STATUS_TUF_ROLLBACK = 803,
+  /**
+   * TUF metadata has expired.
+   */
+  OTA_STATUS_TUF_EXPIRED = 804,
+  /**
+   * A TUF target's bytes differ from its targets metadata.
+   */
+  OTA_STATUS_TUF_TARGET_MISMATCH = 805,
+  /**
+   * A TUF target is longer than its targets metadata says.
+   */
+  OTA_STATUS_TUF_TARGET_TOO_LONG = 806,
+  /**
+   * TUF metadata exceeds its size limit.
+   */
+  OTA_STATUS_TUF_METADATA_TOO_LARGE = 807,
+  /**
+   * TUF metadata does not match the version or hash another role names.
+   */
+  OTA_STATUS_TUF_MIX_AND_MATCH = 808,
+  /**
+   * A TUF target name is not a safe relative path.
+   */
+  OTA_STATUS_TUF_UNSAFE_TARGET_NAME = 809,
+  /**
+   * The TUF repository has no such target.
+   */
+  OTA_STATUS_TUF_TARGET_NOT_FOUND = 810,
+  /**
+   * A new TUF root is not signed by the threshold of the trusted root.
+   */
+  OTA_STATUS_TUF_ROOT_ROTATION_REFUSED = 811,
+  /**
+   * The TUF repository could not be read.
+   */
+  OTA_STATUS_TUF_FETCH = 812,
+  /**
+   * TUF metadata is malformed.
+   */
+  OTA_STATUS_TUF_METADATA_INVALID = 813,
+  /**
+   * The TUF repository could not be built or signed.
+   */
+  OTA_STATUS_TUF_REPOSITORY = 814,
+  /**
+   * A TUF target does not carry a valid package statement for its bytes.
+   */
+  OTA_STATUS_TUF_PACKAGE_INVALID = 815,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -346,6 +412,18 @@ typedef struct ota_signing_key ota_signing_key;
  * `ota_trusted_keys_free`.
  */
 typedef struct ota_trusted_keys ota_trusted_keys;
+
+/**
+ * A TUF client: a trusted root, where metadata and targets come from, and where the trusted
+ * metadata is kept. Made by `ota_tuf_client_new`, freed by `ota_tuf_client_free`.
+ */
+typedef struct ota_tuf_client ota_tuf_client;
+
+/**
+ * A refreshed, verified TUF repository. Made by `ota_tuf_refresh`, freed by
+ * `ota_tuf_repo_free`.
+ */
+typedef struct ota_tuf_repo ota_tuf_repo;
 
 /**
  * A package whose envelope was verified against trusted keys. Made by
@@ -1680,6 +1758,130 @@ ota_status ota_verified_package_to_json(const ota_verified_package *package,
  * `package` must be NULL or a verified package not freed before.
  */
 void ota_verified_package_free(ota_verified_package *package);
+
+/**
+ * Makes a TUF client. `root` is the trusted root.json; `metadata_url` and `targets_url` are
+ * `http(s)://` or `file://` URLs or directories; `state_dir` (may be NULL with length 0) is
+ * where the trusted metadata is kept under its plain names (`root.json`, `timestamp.json`,
+ * `snapshot.json`, `targets.json`): its `root.json`, when present, is trusted instead of
+ * `root`, and after each successful refresh the four files are replaced.
+ *
+ * Takes ownership of nothing. On success, `*client_out` receives a new client that the caller
+ * must free with `ota_tuf_client_free`.
+ *
+ * # Safety
+ *
+ * Each pointer must point to its length in readable bytes (`state_dir` may be NULL with
+ * length 0); `client_out` must point to a writable pointer.
+ */
+ota_status ota_tuf_client_new(const uint8_t *root,
+                              size_t root_len,
+                              const uint8_t *metadata_url,
+                              size_t metadata_url_len,
+                              const uint8_t *targets_url,
+                              size_t targets_url_len,
+                              const uint8_t *state_dir,
+                              size_t state_dir_len,
+                              ota_tuf_client **client_out);
+
+/**
+ * Refreshes at time `now` (Unix ms): root updates, timestamp, snapshot and targets, each
+ * verified (signatures and thresholds, rollback, mix-and-match, sizes, expiry). Each attack
+ * fails with its own `OTA_STATUS_TUF_*` status and leaves the trusted state as it was.
+ *
+ * Takes ownership of nothing. On success, `*repo_out` receives a new repository that the
+ * caller must free with `ota_tuf_repo_free`.
+ *
+ * # Safety
+ *
+ * `client` must be a live client; `repo_out` must point to a writable pointer.
+ */
+ota_status ota_tuf_refresh(const ota_tuf_client *client, uint64_t now, ota_tuf_repo **repo_out);
+
+/**
+ * Resolves target `name` to the package it carries, verified through TUF (it feeds
+ * `ota_download_new` and `ota_opener_new` like an envelope-verified one); `*length_out`
+ * receives the target's length.
+ *
+ * Takes ownership of nothing. On success, `*package_out` receives a new verified package that
+ * the caller must free with `ota_verified_package_free`.
+ *
+ * # Safety
+ *
+ * `repo` must be a live repository; `name` must point to `name_len` readable bytes;
+ * `package_out` to a writable pointer and `length_out` to a writable `uint64_t`.
+ */
+ota_status ota_tuf_resolve(const ota_tuf_repo *repo,
+                           const uint8_t *name,
+                           size_t name_len,
+                           ota_verified_package **package_out,
+                           uint64_t *length_out);
+
+/**
+ * Downloads target `name`, verified against its length and SHA-256 as it streams, handing the
+ * bytes to `write(ctx, data, len)`; `*written_out` receives the length. On any failure what
+ * was handed over must be discarded.
+ *
+ * # Safety
+ *
+ * `repo` must be a live repository; `name` must point to `name_len` readable bytes; `write`
+ * must be a valid callback; `written_out` must point to a writable `uint64_t`.
+ */
+ota_status ota_tuf_download(const ota_tuf_repo *repo,
+                            const uint8_t *name,
+                            size_t name_len,
+                            ota_write_fn write,
+                            void *ctx,
+                            uint64_t *written_out);
+
+/**
+ * Downloads target `name` into the file at `path`, written only when the whole target
+ * verified (a temporary file is renamed into place).
+ *
+ * # Safety
+ *
+ * `repo` must be a live repository; `name` and `path` must point to their lengths in
+ * readable bytes.
+ */
+ota_status ota_tuf_download_file(const ota_tuf_repo *repo,
+                                 const uint8_t *name,
+                                 size_t name_len,
+                                 const uint8_t *path,
+                                 size_t path_len);
+
+/**
+ * Writes the Trust Center as JSON into `buf`: `{"roles": [{"role", "version", "expires",
+ * "threshold", "keyids", "signed_by"}], "targets": [{"name", "length", "sha256", "package",
+ * "package_id"}]}`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `repo` must be a live repository; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_tuf_trust_center(const ota_tuf_repo *repo, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees a TUF client. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `client` must be NULL or a client not freed before.
+ */
+void ota_tuf_client_free(ota_tuf_client *client);
+
+/**
+ * Frees a TUF repository. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `repo` must be NULL or a repository not freed before.
+ */
+void ota_tuf_repo_free(ota_tuf_repo *repo);
 
 #ifdef __cplusplus
 }  // extern "C"

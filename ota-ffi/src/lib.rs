@@ -25,6 +25,8 @@ mod panic;
 mod rollout;
 mod seal;
 mod sign;
+#[cfg(feature = "tuf")]
+mod tuf;
 
 pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
 #[cfg(feature = "probe-runners")]
@@ -64,6 +66,12 @@ pub use sign::{
     ota_signing_key_to_der, ota_signing_key_to_pem, ota_trusted_keys, ota_trusted_keys_add,
     ota_trusted_keys_free, ota_trusted_keys_new, ota_verified_package, ota_verified_package_free,
     ota_verified_package_to_json,
+};
+#[cfg(feature = "tuf")]
+pub use tuf::{
+    ota_tuf_client, ota_tuf_client_free, ota_tuf_client_new, ota_tuf_download,
+    ota_tuf_download_file, ota_tuf_refresh, ota_tuf_repo, ota_tuf_repo_free, ota_tuf_resolve,
+    ota_tuf_trust_center,
 };
 
 /// The version of the library (`"0.1.0"`): a static string the caller must not free.

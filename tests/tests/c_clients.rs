@@ -197,3 +197,19 @@ fn control_plane_client_under_valgrind() {
     assert!(out.contains("seed 000: paused, fleet impact 0"), "{out}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn tuf_client_under_valgrind() {
+    let exe = compile_c("tuf");
+    let dir = tmp_dir("tuf");
+    let fixtures = fixture("tuf");
+    let state = dir.join("rollback-state");
+    std::fs::create_dir_all(&state).unwrap();
+    for e in std::fs::read_dir(fixtures.join("rollback-timestamp/trusted")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), state.join(e.file_name())).unwrap();
+    }
+    let out = run_c(&exe, &[fixtures.as_os_str(), dir.as_os_str()]);
+    assert!(out.contains("tuf: all checks passed"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -474,3 +474,9 @@ def probe_run(spec, allowlist, swapped_at_ms):
 from ._rollout import Rollout, audit_verify  # noqa: E402
 
 __all__ += ["Rollout", "audit_verify"]
+
+# --- TUF. ------------------------------------------------------------------------------------
+
+from ._tuf import TufClient, TufRepo  # noqa: E402
+
+__all__ += ["TufClient", "TufRepo"]

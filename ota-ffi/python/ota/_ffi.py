@@ -240,3 +240,15 @@ _declare("ota_rollout_snapshot", ota_status, HANDLE, BUF, c_size_t, size_p)
 _declare("ota_rollout_restore", ota_status, u8p, c_size_t, HANDLE, c_size_t, HANDLE_OUT)
 _declare("ota_rollout_free", None, HANDLE)
 _declare("ota_audit_verify", ota_status, u8p, c_size_t, POINTER(u64))
+
+
+# --- TUF. ----------------------------------------------------------------------------------
+
+_declare("ota_tuf_client_new", ota_status, u8p, c_size_t, u8p, c_size_t, u8p, c_size_t, u8p, c_size_t, HANDLE_OUT)
+_declare("ota_tuf_refresh", ota_status, HANDLE, u64, HANDLE_OUT)
+_declare("ota_tuf_resolve", ota_status, HANDLE, u8p, c_size_t, HANDLE_OUT, POINTER(u64))
+_declare("ota_tuf_download", ota_status, HANDLE, u8p, c_size_t, WRITE_FN, c_void_p, POINTER(u64))
+_declare("ota_tuf_download_file", ota_status, HANDLE, u8p, c_size_t, u8p, c_size_t)
+_declare("ota_tuf_trust_center", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_tuf_client_free", None, HANDLE)
+_declare("ota_tuf_repo_free", None, HANDLE)
