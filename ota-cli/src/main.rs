@@ -17,6 +17,7 @@ mod out;
 mod pack;
 mod progress;
 mod publish;
+mod tuf;
 mod unpack;
 mod verify;
 
@@ -61,6 +62,9 @@ enum Command {
     /// Rollout audit trails.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// TUF: a standard client (init, refresh, download), the Trust Center (inspect), and the
+    /// repository (create-repo, add-target, resign-timestamp, rotate-root). Exit 0 or 1.
+    Tuf(tuf::TufArgs),
 }
 
 #[derive(Subcommand)]
@@ -88,6 +92,7 @@ fn run(cli: &Cli, out: Out) -> Result<Outcome, CliError> {
         Command::Unpack(a) => unpack::unpack(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Audit(AuditCommand::Verify(a)) => audit::verify(a),
+        Command::Tuf(a) => tuf::tuf(a),
     }
 }
 

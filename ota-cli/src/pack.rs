@@ -82,6 +82,13 @@ pub struct PackArgs {
     /// The public CDN base, for the artifact's URL (seed 002).
     #[arg(long, env = "CDN_PUBLIC_BASE_URL")]
     pub(crate) cdn_base: Option<String>,
+    /// Also add the package to this TUF repository (`ota tuf create-repo`), as target
+    /// `{dev_stage}/{resource_name}-{architecture}-{version}.enc`.
+    #[arg(long)]
+    pub(crate) tuf_repo: Option<PathBuf>,
+    /// Keys for the TUF targets, snapshot and timestamp roles (repeat; default --key).
+    #[arg(long = "tuf-key")]
+    pub(crate) tuf_keys: Vec<PathBuf>,
 }
 
 fn name(value: &str, flag: &str) -> Result<Name, CliError> {
@@ -142,6 +149,7 @@ pub fn pack(a: &PackArgs, json: bool) -> Result<Outcome, CliError> {
             "chunks": p.package.chunks().len(),
             "cdn_url": p.record.cdn_url,
             "signed_by": p.package.signed_by(),
+            "tuf_target": a.tuf_repo.as_ref().map(|_| p.record.object_key()),
         }),
     ))
 }

@@ -657,6 +657,8 @@ fn publish_version(
             s3_endpoint: None,
             bucket: None,
             cdn_base: Some("https://cdn.demo.invalid".into()),
+            tuf_repo: None,
+            tuf_keys: Vec::new(),
         },
         true,
     )?;

@@ -705,3 +705,44 @@ impl TufError {
         }
     }
 }
+
+impl Client {
+    /// The trusted metadata of a state directory, verified again offline (no network): its
+    /// root, timestamp, snapshot and targets, laid out as a repository and loaded from its own
+    /// root. For the Trust Center of what a device trusts now.
+    pub fn offline(state: &Path, now: u64, limits: TufLimits) -> Result<Trusted, TufError> {
+        let read = |name: &str| {
+            std::fs::read(state.join(name)).map_err(|e| TufError::Fetch {
+                detail: format!("{}: {e}", state.join(name).display()),
+            })
+        };
+        let version = |bytes: &[u8], name: &str| -> Result<u64, TufError> {
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/signed/version")
+                        .and_then(serde_json::Value::as_u64)
+                })
+                .ok_or_else(|| TufError::MetadataInvalid {
+                    detail: format!("{name}: no signed.version"),
+                })
+        };
+        let layout = tempfile::tempdir().map_err(|e| TufError::Fetch {
+            detail: format!("a temporary directory: {e}"),
+        })?;
+        let root = read("root.json")?;
+        for name in ["timestamp.json", "snapshot.json", "targets.json"] {
+            let bytes = read(name)?;
+            let v = version(&bytes, name)?;
+            let write = |file: String| {
+                std::fs::write(layout.path().join(file), &bytes).map_err(|e| TufError::Fetch {
+                    detail: format!("{}: {e}", layout.path().display()),
+                })
+            };
+            write(name.to_string())?;
+            write(format!("{v}.{name}"))?;
+        }
+        let dir = layout.path().to_string_lossy().into_owned();
+        Client::new(root, &dir, &dir)?.limits(limits).refresh(now)
+    }
+}

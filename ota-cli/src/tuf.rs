@@ -1,0 +1,448 @@
+//! `ota tuf`: a standard TUF client command line, so any TUF test harness can drive it, the
+//! Trust Center, and the publisher's repository commands.
+//!
+//! The client contract:
+//! - `ota tuf --metadata-dir DIR init TRUSTED_ROOT_FILE`: copy the trusted root into DIR, with
+//!   no network request.
+//! - `ota tuf --metadata-url URL --metadata-dir DIR refresh`: update the top-level metadata in DIR.
+//! - `ota tuf --metadata-url URL --metadata-dir DIR --target-name NAME [--target-name NAME2 ...]
+//!   --target-dir TDIR --target-base-url TURL download`: refresh, then download each target in
+//!   order into TDIR under a stable file name (the name percent-encoded, every byte but
+//!   `A-Za-z0-9-._~`), stopping at the first failure.
+//!
+//! Exit status 0 on success, 1 on any failure. DIR holds the trusted metadata under their plain
+//! names (`root.json`, `timestamp.json`, `snapshot.json`, `targets.json`) and nothing else
+//! ending in `.json`.
+
+use std::path::{Path, PathBuf};
+
+use ota_core::tuf::client::{Client, STATE_FILES, TrustCenter, Trusted};
+use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
+use ota_core::tuf::{TufError, TufLimits};
+use serde_json::json;
+
+use crate::input;
+use crate::keys;
+use crate::out::{self, CliError, Outcome};
+
+/// `ota tuf`.
+#[derive(clap::Args)]
+pub struct TufArgs {
+    /// The directory holding the trusted metadata.
+    #[arg(long, global = true)]
+    metadata_dir: Option<PathBuf>,
+    /// Where the repository's metadata is (`http(s)://`, `file://`, or a directory).
+    #[arg(long, global = true)]
+    metadata_url: Option<String>,
+    /// A target to download (repeat, in order).
+    #[arg(long = "target-name", global = true)]
+    target_names: Vec<String>,
+    /// Where downloaded targets go.
+    #[arg(long, global = true)]
+    target_dir: Option<PathBuf>,
+    /// Where the repository's targets are.
+    #[arg(long, global = true)]
+    target_base_url: Option<String>,
+    #[command(subcommand)]
+    command: TufCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum TufCommand {
+    /// Copy the trusted root into the metadata directory (no network).
+    Init {
+        /// The trusted root.json, shipped out of band.
+        trusted_root: PathBuf,
+    },
+    /// Update the top-level metadata in the metadata directory.
+    Refresh,
+    /// Refresh, then download each --target-name into --target-dir.
+    Download,
+    /// The Trust Center: roles, keys, thresholds, versions, expiries, targets, and who signed
+    /// what. Offline from the metadata directory, or refreshed first with --metadata-url.
+    Inspect,
+    /// Create a repository: --key signs every role unless a role's own keys are given.
+    CreateRepo(CreateRepoArgs),
+    /// Add a packed package (its envelope and artifact) to a repository as a target.
+    AddTarget(AddTargetArgs),
+    /// Re-sign only the timestamp.
+    ResignTimestamp(ResignArgs),
+    /// Rotate the root keys: the new root is cross-signed by the old threshold.
+    RotateRoot(RotateArgs),
+}
+
+/// `ota tuf create-repo`.
+#[derive(clap::Args)]
+pub struct CreateRepoArgs {
+    /// The repository directory (`metadata/` and `targets/` are made in it).
+    #[arg(long)]
+    repo: PathBuf,
+    /// A private key (PKCS#8) for every role without its own.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Root keys (repeat).
+    #[arg(long = "root-key")]
+    root_keys: Vec<PathBuf>,
+    /// Targets keys (repeat).
+    #[arg(long = "targets-key")]
+    targets_keys: Vec<PathBuf>,
+    /// Snapshot keys (repeat).
+    #[arg(long = "snapshot-key")]
+    snapshot_keys: Vec<PathBuf>,
+    /// Timestamp keys (repeat).
+    #[arg(long = "timestamp-key")]
+    timestamp_keys: Vec<PathBuf>,
+    /// The root threshold (default: all root keys).
+    #[arg(long)]
+    root_threshold: Option<u64>,
+}
+
+/// `ota tuf add-target`.
+#[derive(clap::Args)]
+pub struct AddTargetArgs {
+    /// The repository directory.
+    #[arg(long)]
+    repo: PathBuf,
+    /// The package: the envelope `ota pack` wrote (verified against the targets keys).
+    #[arg(long)]
+    package: PathBuf,
+    /// The sealed artifact.
+    #[arg(long)]
+    artifact: PathBuf,
+    /// The target's name (default: the artifact's path under the pack output, its object key).
+    #[arg(long)]
+    name: Option<String>,
+    /// Private keys for targets, snapshot and timestamp (repeat).
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+}
+
+/// `ota tuf resign-timestamp`.
+#[derive(clap::Args)]
+pub struct ResignArgs {
+    /// The repository directory.
+    #[arg(long)]
+    repo: PathBuf,
+    /// Timestamp keys (repeat).
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    /// Days until it expires.
+    #[arg(long, default_value_t = 1)]
+    days: u64,
+}
+
+/// `ota tuf rotate-root`.
+#[derive(clap::Args)]
+pub struct RotateArgs {
+    /// The repository directory.
+    #[arg(long)]
+    repo: PathBuf,
+    /// The new root's public keys (PEM files or hex; repeat).
+    #[arg(long = "new-root-key", required = true)]
+    new_root_keys: Vec<String>,
+    /// The new root threshold (default: all new keys).
+    #[arg(long)]
+    threshold: Option<u64>,
+    /// Private keys: enough old root keys and new root keys (repeat).
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    /// Days until the new root expires.
+    #[arg(long, default_value_t = 365)]
+    days: u64,
+}
+
+const DAY: u64 = 86_400_000;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn tuf_err(e: TufError) -> CliError {
+    CliError::failure(Some(e.status()), e)
+}
+
+fn need<'a, T>(v: &'a Option<T>, flag: &str) -> Result<&'a T, CliError> {
+    v.as_ref()
+        .ok_or_else(|| CliError::usage(format!("give --{flag}")))
+}
+
+/// A target's file name in the target directory: percent-encoded, so it stays in the directory.
+pub fn file_name(target: &str) -> String {
+    let mut out = String::with_capacity(target.len());
+    for b in target.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Runs `ota tuf`.
+pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
+    match &a.command {
+        TufCommand::Init { trusted_root } => init(a, trusted_root),
+        TufCommand::Refresh => {
+            let t = refresh(a)?;
+            let v = t.versions();
+            Ok(Outcome::ok(
+                format!(
+                    "refreshed: root v{}, timestamp v{}, snapshot v{}, targets v{}",
+                    v[0], v[1], v[2], v[3]
+                ),
+                json!({"ok": true, "versions": {"root": v[0], "timestamp": v[1], "snapshot": v[2], "targets": v[3]}}),
+            ))
+        }
+        TufCommand::Download => download(a),
+        TufCommand::Inspect => inspect(a),
+        TufCommand::CreateRepo(c) => create_repo(c),
+        TufCommand::AddTarget(c) => add_target(c),
+        TufCommand::ResignTimestamp(c) => {
+            Repo::open(&c.repo)
+                .refresh_timestamp(&signing_keys(&c.keys)?, now() + c.days * DAY)
+                .map_err(tuf_err)?;
+            Ok(Outcome::ok(
+                format!("{}: timestamp re-signed", c.repo.display()),
+                json!({"ok": true}),
+            ))
+        }
+        TufCommand::RotateRoot(c) => {
+            let public: Vec<_> = c
+                .new_root_keys
+                .iter()
+                .map(|k| {
+                    let text = if Path::new(k).is_file() {
+                        out::read_text(Path::new(k))
+                    } else {
+                        Ok(k.clone())
+                    };
+                    text.and_then(|t| {
+                        ota_core::sign::PublicKey::parse(&t)
+                            .map_err(|e| CliError::usage(format!("{k}: {e}")))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let role = Role {
+                threshold: c.threshold.unwrap_or(public.len() as u64),
+                keys: public,
+            };
+            Repo::open(&c.repo)
+                .rotate_root(&role, &signing_keys(&c.keys)?, now() + c.days * DAY)
+                .map_err(tuf_err)?;
+            Ok(Outcome::ok(
+                format!("{}: root rotated", c.repo.display()),
+                json!({"ok": true}),
+            ))
+        }
+    }
+}
+
+fn init(a: &TufArgs, trusted_root: &Path) -> Result<Outcome, CliError> {
+    let dir = need(&a.metadata_dir, "metadata-dir")?;
+    let root = out::read(trusted_root)?;
+    serde_json::from_slice::<serde_json::Value>(&root)
+        .ok()
+        .filter(|v| v.pointer("/signed/_type").and_then(|t| t.as_str()) == Some("root"))
+        .ok_or_else(|| {
+            CliError::failure(
+                Some(ota_core::Status::TufMetadataInvalid),
+                format!(
+                    "{}: not a TUF root (signed._type is not \"root\")",
+                    trusted_root.display()
+                ),
+            )
+        })?;
+    std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+    for name in STATE_FILES.iter().skip(1) {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    out::write_atomic(&dir.join("root.json"), &root, false)?;
+    Ok(Outcome::ok(
+        format!("{}: trusting {}", dir.display(), trusted_root.display()),
+        json!({"ok": true, "metadata_dir": dir}),
+    ))
+}
+
+fn client(a: &TufArgs) -> Result<Client, CliError> {
+    let dir = need(&a.metadata_dir, "metadata-dir")?;
+    let url = need(&a.metadata_url, "metadata-url")?;
+    let root_path = dir.join("root.json");
+    let root = out::read(&root_path)?;
+    let targets = a.target_base_url.clone().unwrap_or_else(|| url.clone());
+    Ok(Client::new(root, url, &targets)
+        .map_err(tuf_err)?
+        .state_dir(dir))
+}
+
+fn refresh(a: &TufArgs) -> Result<Trusted, CliError> {
+    client(a)?.refresh(now()).map_err(tuf_err)
+}
+
+fn download(a: &TufArgs) -> Result<Outcome, CliError> {
+    let dir = need(&a.target_dir, "target-dir")?;
+    need(&a.target_base_url, "target-base-url")?;
+    if a.target_names.is_empty() {
+        return Err(CliError::usage("give at least one --target-name"));
+    }
+    let t = refresh(a)?;
+    std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+    let mut done = Vec::new();
+    for name in &a.target_names {
+        let path = dir.join(file_name(name));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::io(dir, e))?;
+        let n = t.download(name, &mut tmp).map_err(tuf_err)?;
+        tmp.persist(&path)
+            .map_err(|e| CliError::io(&path, e.error))?;
+        done.push(json!({"name": name, "file": path, "length": n}));
+    }
+    let text = done
+        .iter()
+        .map(|d| {
+            format!(
+                "{} -> {} ({} bytes)",
+                d["name"].as_str().unwrap_or(""),
+                d["file"].as_str().unwrap_or(""),
+                d["length"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Outcome::ok(text, json!({"ok": true, "targets": done})))
+}
+
+fn inspect(a: &TufArgs) -> Result<Outcome, CliError> {
+    let dir = need(&a.metadata_dir, "metadata-dir")?;
+    let t = match &a.metadata_url {
+        Some(_) => refresh(a)?,
+        None => Client::offline(dir, now(), TufLimits::default()).map_err(tuf_err)?,
+    };
+    let tc = t.trust_center();
+    Ok(Outcome::ok(
+        describe(&tc),
+        serde_json::to_value(&tc).unwrap_or_default(),
+    ))
+}
+
+fn describe(tc: &TrustCenter) -> String {
+    let short = |id: &str| id.chars().take(16).collect::<String>();
+    let mut s =
+        String::from("role       version  threshold  expires                 keys (signed)\n");
+    for r in &tc.roles {
+        let keys: Vec<String> = r
+            .keyids
+            .iter()
+            .map(|k| {
+                format!(
+                    "{}{}",
+                    short(k),
+                    if r.signed_by.contains(k) { " ✓" } else { "" }
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "{:<10} {:>7}  {:>9}  {:<22}  {}\n",
+            r.role,
+            r.version,
+            r.threshold,
+            r.expires,
+            keys.join(", ")
+        ));
+    }
+    s.push_str(&format!("\n{} target(s)\n", tc.targets.len()));
+    for t in &tc.targets {
+        s.push_str(&format!(
+            "  {}  {} bytes  sha256 {}{}\n",
+            t.name,
+            t.length,
+            short(&t.sha256),
+            t.package
+                .as_ref()
+                .map(|p| format!("  {p} ({})", t.package_id.as_deref().unwrap_or("?")))
+                .unwrap_or_default()
+        ));
+    }
+    s
+}
+
+fn signing_keys(paths: &[PathBuf]) -> Result<Vec<ota_core::sign::SigningKey>, CliError> {
+    paths.iter().map(|p| keys::signing_key(p)).collect()
+}
+
+fn create_repo(c: &CreateRepoArgs) -> Result<Outcome, CliError> {
+    let default = c.key.as_ref().map(|k| vec![k.clone()]).unwrap_or_default();
+    let pick =
+        |own: &Vec<PathBuf>, role: &str| -> Result<Vec<ota_core::sign::SigningKey>, CliError> {
+            let paths = if own.is_empty() { &default } else { own };
+            if paths.is_empty() {
+                return Err(CliError::usage(format!("give --{role}-key or --key")));
+            }
+            signing_keys(paths)
+        };
+    let (root, targets, snapshot, timestamp) = (
+        pick(&c.root_keys, "root")?,
+        pick(&c.targets_keys, "targets")?,
+        pick(&c.snapshot_keys, "snapshot")?,
+        pick(&c.timestamp_keys, "timestamp")?,
+    );
+    let role = |ks: &[ota_core::sign::SigningKey], threshold: Option<u64>| Role {
+        keys: ks.iter().map(|k| k.public_key()).collect(),
+        threshold: threshold.unwrap_or(ks.len() as u64),
+    };
+    let roles = Roles {
+        root: role(&root, c.root_threshold),
+        targets: role(&targets, None),
+        snapshot: role(&snapshot, None),
+        timestamp: role(&timestamp, None),
+    };
+    let all: Vec<_> = [root, targets, snapshot, timestamp].concat();
+    let repo = Repo::create(&c.repo, &roles, &all, &Expiries::from(now())).map_err(tuf_err)?;
+    let root_file = repo.root_path().map_err(tuf_err)?;
+    Ok(Outcome::ok(
+        format!(
+            "created {} (metadata/, targets/); give clients {}",
+            c.repo.display(),
+            root_file.display()
+        ),
+        json!({"ok": true, "repo": c.repo, "root": root_file}),
+    ))
+}
+
+fn add_target(c: &AddTargetArgs) -> Result<Outcome, CliError> {
+    let keys = signing_keys(&c.keys)?;
+    let trusted: Vec<String> = keys.iter().map(|k| k.public_key().to_hex()).collect();
+    let verified = input::verified(&c.package, &trusted, 1)?;
+    let name = match &c.name {
+        Some(n) => n.clone(),
+        None => c
+            .artifact
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| CliError::usage("give --name"))?,
+    };
+    add(&c.repo, &name, &c.artifact, verified.package(), &keys)?;
+    Ok(Outcome::ok(
+        format!(
+            "{}: target {name} added ({})",
+            c.repo.display(),
+            verified.id()
+        ),
+        json!({"ok": true, "target": name, "package_id": verified.id()}),
+    ))
+}
+
+/// Adds a package to a repository as a target (for `ota pack --tuf-repo` too).
+pub fn add(
+    repo: &Path,
+    name: &str,
+    artifact: &Path,
+    package: &ota_core::Package,
+    keys: &[ota_core::sign::SigningKey],
+) -> Result<(), CliError> {
+    Repo::open(repo)
+        .add_package(name, artifact, package, keys, &Expiries::from(now()))
+        .map_err(tuf_err)
+}
