@@ -160,6 +160,15 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     let manifest =
         ModelManifest::from_json(&manifest_bytes).map_err(|e| CliError::parse(&a.manifest, &e))?;
     let signer = keys::signing_key(&a.key)?;
+    let tuf_keys = match &a.tuf_repo {
+        None => Vec::new(),
+        Some(_) if a.tuf_keys.is_empty() => vec![signer.clone()],
+        Some(_) => a
+            .tuf_keys
+            .iter()
+            .map(|k| keys::signing_key(k))
+            .collect::<Result<_, _>>()?,
+    };
     let (resource, stage, arch, version) = (
         name(&a.resource_name, "resource-name")?,
         name(&a.dev_stage, "dev-stage")?,
@@ -255,6 +264,20 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     out::set_mode(tmp.path(), 0o644)?;
     tmp.persist(&artifact)
         .map_err(|e| CliError::io(&artifact, e.error))?;
+    if let Some(repo) = &a.tuf_repo {
+        let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
+        crate::tuf::add(repo, &object_key, &artifact, &package, &tuf_keys, now).map_err(|e| {
+            CliError {
+                message: format!(
+                    "packed into {}, but not added to {}: {}",
+                    a.out.display(),
+                    repo.display(),
+                    e.message
+                ),
+                ..e
+            }
+        })?;
+    }
     Ok(Packed {
         artifact,
         envelope: envelope_path,

@@ -43,6 +43,10 @@ pub struct TufArgs {
     /// Where the repository's targets are.
     #[arg(long, global = true)]
     target_base_url: Option<String>,
+    /// Judge expiries at this time (RFC 3339, e.g. `2026-04-15T07:32:37Z`) instead of the
+    /// system clock; new metadata expires relative to it too.
+    #[arg(long, global = true)]
+    now: Option<jiff::Timestamp>,
     #[command(subcommand)]
     command: TufCommand,
 }
@@ -153,11 +157,12 @@ pub struct RotateArgs {
 
 const DAY: u64 = 86_400_000;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+impl TufArgs {
+    /// The time to judge by, in milliseconds since the Unix epoch.
+    fn now(&self) -> u64 {
+        let t = self.now.unwrap_or_else(jiff::Timestamp::now);
+        u64::try_from(t.as_millisecond()).unwrap_or(0)
+    }
 }
 
 fn tuf_err(e: TufError) -> CliError {
@@ -184,6 +189,7 @@ pub fn file_name(target: &str) -> String {
 
 /// Runs `ota tuf`.
 pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
+    let now = a.now();
     match &a.command {
         TufCommand::Init { trusted_root } => init(a, trusted_root),
         TufCommand::Refresh => {
@@ -199,11 +205,11 @@ pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
         }
         TufCommand::Download => download(a),
         TufCommand::Inspect => inspect(a),
-        TufCommand::CreateRepo(c) => create_repo(c),
-        TufCommand::AddTarget(c) => add_target(c),
+        TufCommand::CreateRepo(c) => create_repo(c, now),
+        TufCommand::AddTarget(c) => add_target(c, now),
         TufCommand::ResignTimestamp(c) => {
             Repo::open(&c.repo)
-                .refresh_timestamp(&signing_keys(&c.keys)?, now() + c.days * DAY)
+                .refresh_timestamp(&signing_keys(&c.keys)?, now + c.days * DAY)
                 .map_err(tuf_err)?;
             Ok(Outcome::ok(
                 format!("{}: timestamp re-signed", c.repo.display()),
@@ -231,7 +237,7 @@ pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
                 keys: public,
             };
             Repo::open(&c.repo)
-                .rotate_root(&role, &signing_keys(&c.keys)?, now() + c.days * DAY)
+                .rotate_root(&role, &signing_keys(&c.keys)?, now + c.days * DAY)
                 .map_err(tuf_err)?;
             Ok(Outcome::ok(
                 format!("{}: root rotated", c.repo.display()),
@@ -279,7 +285,7 @@ fn client(a: &TufArgs) -> Result<Client, CliError> {
 }
 
 fn refresh(a: &TufArgs) -> Result<Trusted, CliError> {
-    client(a)?.refresh(now()).map_err(tuf_err)
+    client(a)?.refresh(a.now()).map_err(tuf_err)
 }
 
 fn download(a: &TufArgs) -> Result<Outcome, CliError> {
@@ -318,7 +324,7 @@ fn inspect(a: &TufArgs) -> Result<Outcome, CliError> {
     let dir = need(&a.metadata_dir, "metadata-dir")?;
     let t = match &a.metadata_url {
         Some(_) => refresh(a)?,
-        None => Client::offline(dir, now(), TufLimits::default()).map_err(tuf_err)?,
+        None => Client::offline(dir, a.now(), TufLimits::default()).map_err(tuf_err)?,
     };
     let tc = t.trust_center();
     Ok(Outcome::ok(
@@ -372,7 +378,7 @@ fn signing_keys(paths: &[PathBuf]) -> Result<Vec<ota_core::sign::SigningKey>, Cl
     paths.iter().map(|p| keys::signing_key(p)).collect()
 }
 
-fn create_repo(c: &CreateRepoArgs) -> Result<Outcome, CliError> {
+fn create_repo(c: &CreateRepoArgs, now: u64) -> Result<Outcome, CliError> {
     let default = c.key.as_ref().map(|k| vec![k.clone()]).unwrap_or_default();
     let pick =
         |own: &Vec<PathBuf>, role: &str| -> Result<Vec<ota_core::sign::SigningKey>, CliError> {
@@ -399,7 +405,7 @@ fn create_repo(c: &CreateRepoArgs) -> Result<Outcome, CliError> {
         timestamp: role(&timestamp, None),
     };
     let all: Vec<_> = [root, targets, snapshot, timestamp].concat();
-    let repo = Repo::create(&c.repo, &roles, &all, &Expiries::from(now())).map_err(tuf_err)?;
+    let repo = Repo::create(&c.repo, &roles, &all, &Expiries::from(now)).map_err(tuf_err)?;
     let root_file = repo.root_path().map_err(tuf_err)?;
     Ok(Outcome::ok(
         format!(
@@ -411,7 +417,7 @@ fn create_repo(c: &CreateRepoArgs) -> Result<Outcome, CliError> {
     ))
 }
 
-fn add_target(c: &AddTargetArgs) -> Result<Outcome, CliError> {
+fn add_target(c: &AddTargetArgs, now: u64) -> Result<Outcome, CliError> {
     let keys = signing_keys(&c.keys)?;
     let trusted: Vec<String> = keys.iter().map(|k| k.public_key().to_hex()).collect();
     let verified = input::verified(&c.package, &trusted, 1)?;
@@ -423,7 +429,7 @@ fn add_target(c: &AddTargetArgs) -> Result<Outcome, CliError> {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| CliError::usage("give --name"))?,
     };
-    add(&c.repo, &name, &c.artifact, verified.package(), &keys)?;
+    add(&c.repo, &name, &c.artifact, verified.package(), &keys, now)?;
     Ok(Outcome::ok(
         format!(
             "{}: target {name} added ({})",
@@ -441,8 +447,9 @@ pub fn add(
     artifact: &Path,
     package: &ota_core::Package,
     keys: &[ota_core::sign::SigningKey],
+    now: u64,
 ) -> Result<(), CliError> {
     Repo::open(repo)
-        .add_package(name, artifact, package, keys, &Expiries::from(now()))
+        .add_package(name, artifact, package, keys, &Expiries::from(now))
         .map_err(tuf_err)
 }

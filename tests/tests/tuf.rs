@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ota_core::Status;
+use ota_core::tuf::TufLimits;
 use ota_core::tuf::client::Client;
 use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
 use ota_tests::signing_key;
@@ -355,13 +356,31 @@ fn refresh_and_download_over_http() {
     let mut got = Vec::new();
     trusted.download("fw.enc", &mut got).unwrap();
     assert_eq!(got, artifact);
+    // The trusted state is kept byte for byte as signed, so it loads again offline.
+    let metadata = repo.metadata_dir();
+    for (kept, served) in [
+        ("root.json", "1.root.json"),
+        ("timestamp.json", "timestamp.json"),
+        ("snapshot.json", "2.snapshot.json"),
+        ("targets.json", "2.targets.json"),
+    ] {
+        assert_eq!(
+            std::fs::read(state.join(kept)).unwrap(),
+            std::fs::read(metadata.join(served)).unwrap(),
+            "{kept}"
+        );
+    }
+    let offline = Client::offline(&state, NOW, TufLimits::default()).unwrap();
+    assert_eq!(offline.versions(), trusted.versions());
+    assert_eq!(offline.resolve("fw.enc").unwrap().package.package(), &pkg);
     // A repository that is not there is a fetch error, and the trusted state stays.
     let before = std::fs::read(state.join("timestamp.json")).unwrap();
     let root = std::fs::read(state.join("root.json")).unwrap();
     let gone = Client::new(root, &format!("{base}/nothing"), &format!("{base}/targets"))
         .unwrap()
         .state_dir(&state);
-    assert_eq!(gone.refresh(NOW).unwrap_err().status(), Status::TufFetch);
+    let e = gone.refresh(NOW).unwrap_err();
+    assert_eq!(e.status(), Status::TufFetch, "{e}");
     assert_eq!(std::fs::read(state.join("timestamp.json")).unwrap(), before);
     std::fs::remove_dir_all(dir).unwrap();
 }

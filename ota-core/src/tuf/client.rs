@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -188,7 +189,7 @@ impl Client {
                 }
             }
         }
-        let recording = Recording::default();
+        let recording = Recording::new();
         let loaded = rt.block_on(
             RepositoryLoader::new(&root, self.metadata.clone(), self.targets.clone())
                 .transport(recording.clone())
@@ -197,6 +198,7 @@ impl Client {
                 .limits(self.limits.tough())
                 .load(),
         );
+        recording.keep_only(KEPT);
         let repo = loaded.map_err(|e| classify(&e, Phase::Metadata, "", &root, &recording))?;
         let trusted = Trusted { repo, rt, now };
         trusted.check_expiry()?;
@@ -204,11 +206,23 @@ impl Client {
             std::fs::create_dir_all(state).map_err(|e| TufError::Fetch {
                 detail: format!("{}: {e}", state.display()),
             })?;
+            // The files exactly as the repository signed them (the last of each fetched, all
+            // verified since the load succeeded), so hashes in the snapshot and timestamp
+            // still match them; tough's own datastore copies are re-serialized.
             for name in STATE_FILES {
-                let bytes =
-                    std::fs::read(datastore.path().join(name)).map_err(|e| TufError::Fetch {
-                        detail: format!("{name} after the refresh: {e}"),
-                    })?;
+                let role = name.trim_end_matches(".json");
+                let fetched = match role {
+                    "root" => Some(recording.last_root().unwrap_or_else(|| root.clone())),
+                    _ => recording.last(role),
+                };
+                let bytes = match fetched {
+                    Some(bytes) => bytes,
+                    None => {
+                        std::fs::read(datastore.path().join(name)).map_err(|e| TufError::Fetch {
+                            detail: format!("{name} after the refresh: {e}"),
+                        })?
+                    }
+                };
                 write_atomically(&state.join(name), &bytes)?;
             }
         }
@@ -303,12 +317,8 @@ impl Trusted {
             name: name.into(),
             detail,
         };
-        let statement = target
-            .custom
-            .get("ota")
-            .and_then(|o| o.get("package"))
-            .ok_or_else(|| invalid("no custom.ota.package".into()))?;
-        let package = Package::from_json(statement.to_string().as_bytes())
+        let package = statement(target)
+            .ok_or_else(|| invalid("no custom.ota.package".into()))?
             .map_err(|e| invalid(e.to_string()))?;
         let sha256: [u8; 32] = target
             .hashes
@@ -421,9 +431,7 @@ impl Trusted {
         let mut targets: Vec<TargetInfo> = r
             .all_targets()
             .map(|(name, t)| {
-                let statement = t.custom.get("ota").and_then(|o| o.get("package"));
-                let package =
-                    statement.and_then(|s| Package::from_json(s.to_string().as_bytes()).ok());
+                let package = statement(t).and_then(Result::ok);
                 TargetInfo {
                     name: name.raw().to_string(),
                     length: t.length,
@@ -439,6 +447,17 @@ impl Trusted {
         targets.sort_by(|a, b| a.name.cmp(&b.name));
         TrustCenter { roles, targets }
     }
+}
+
+/// The package statement a target carries in `custom.ota.package`: the statement's JSON text
+/// (as [`Repo::add_package`](super::repo::Repo::add_package) writes it, since canonical JSON
+/// has no floating-point numbers and manifests do), or the statement as a JSON object.
+fn statement(target: &tough::schema::Target) -> Option<Result<Package, crate::ParseError>> {
+    let value = target.custom.get("ota")?.get("package")?;
+    Some(match value.as_str() {
+        Some(text) => Package::from_json(text.as_bytes()),
+        None => Package::from_json(value.to_string().as_bytes()),
+    })
 }
 
 /// The role keys whose signatures on `signed` are valid, as TUF key ids (hex), in the order of
@@ -476,16 +495,25 @@ fn public_key(root: &Root, keyid_hex: &str) -> Option<[u8; 32]> {
 
 /// A transport that keeps the first bytes of every file it fetched, to explain a signature
 /// failure (which keys signed the file tough refused).
-#[derive(Debug, Clone, Default)]
+///
+/// While metadata loads, whole files are kept (tough's limits bound them), so the trusted state
+/// can be saved byte for byte as the repository signed it; then only each file's first bytes.
+#[derive(Debug, Clone)]
 struct Recording {
     inner: DefaultTransport,
     seen: Arc<Mutex<Vec<Fetched>>>,
+    cap: Arc<AtomicUsize>,
 }
 
-/// A fetched file's name, and its first bytes.
-type Fetched = (String, Vec<u8>);
+/// A fetched file: its name, its first bytes, and whether the transfer failed part-way.
+#[derive(Debug, Default)]
+struct Fetched {
+    name: String,
+    bytes: Vec<u8>,
+    failed: bool,
+}
 
-/// How much of each fetched file is kept.
+/// How much of each fetched file is kept after the metadata has loaded.
 const KEPT: usize = 1 << 20;
 
 #[async_trait]
@@ -503,18 +531,25 @@ impl Transport for Recording {
                 .seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            seen.push((name, Vec::new()));
+            seen.push(Fetched {
+                name,
+                ..Fetched::default()
+            });
             seen.len() - 1
         };
         let seen = self.seen.clone();
+        let cap = self.cap.clone();
         Ok(Box::pin(stream.map(move |item| {
-            if let Ok(bytes) = &item {
-                let mut seen = seen
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if let Some((_, kept)) = seen.get_mut(index) {
-                    let room = KEPT.saturating_sub(kept.len());
-                    kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            let mut seen = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(f) = seen.get_mut(index) {
+                match &item {
+                    Ok(bytes) => {
+                        let room = cap.load(Ordering::Relaxed).saturating_sub(f.bytes.len());
+                        f.bytes.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    }
+                    Err(_) => f.failed = true,
                 }
             }
             item
@@ -523,6 +558,19 @@ impl Transport for Recording {
 }
 
 impl Recording {
+    fn new() -> Self {
+        Recording {
+            inner: DefaultTransport::default(),
+            seen: Arc::default(),
+            cap: Arc::new(AtomicUsize::new(usize::MAX)),
+        }
+    }
+
+    /// From now on, keeps only the first `n` bytes of each file.
+    fn keep_only(&self, n: usize) {
+        self.cap.store(n, Ordering::Relaxed);
+    }
+
     /// The last fetched file of `role` (`timestamp.json`, `N.snapshot.json`, ...).
     fn last(&self, role: &str) -> Option<Vec<u8>> {
         let seen = self
@@ -532,8 +580,20 @@ impl Recording {
         let suffix = format!("{role}.json");
         seen.iter()
             .rev()
-            .find(|(name, _)| name == &suffix || name.ends_with(&format!(".{suffix}")))
-            .map(|(_, bytes)| bytes.clone())
+            .find(|f| f.name == suffix || f.name.ends_with(&format!(".{suffix}")))
+            .map(|f| f.bytes.clone())
+    }
+
+    /// The last root fetched whole (the probe for the next version fails: it is not there).
+    fn last_root(&self) -> Option<Vec<u8>> {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.iter()
+            .rev()
+            .find(|f| f.name.ends_with(".root.json") && !f.failed && !f.bytes.is_empty())
+            .map(|f| f.bytes.clone())
     }
 
     /// Every root fetched.
@@ -543,8 +603,8 @@ impl Recording {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         seen.iter()
-            .filter(|(name, _)| name.ends_with(".root.json"))
-            .map(|(_, bytes)| bytes.clone())
+            .filter(|f| f.name.ends_with(".root.json"))
+            .map(|f| f.bytes.clone())
             .collect()
     }
 }
@@ -699,7 +759,7 @@ fn classify(
 
 impl TufError {
     fn from_target(e: &tough::error::Error, name: &str, length: u64, _root: &Root) -> Self {
-        match classify(e, Phase::Target, name, &[], &Recording::default()) {
+        match classify(e, Phase::Target, name, &[], &Recording::new()) {
             TufError::TargetTooLong { name, .. } => TufError::TargetTooLong { name, length },
             other => other,
         }

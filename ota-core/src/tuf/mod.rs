@@ -291,11 +291,12 @@ pub(crate) fn key_sources(keys: &[SigningKey]) -> Vec<Box<dyn KeySource>> {
         .collect()
 }
 
-/// Unix milliseconds as tough's timestamp.
+/// Unix milliseconds as an expiry, in whole seconds: the specification's form
+/// (`YYYY-MM-DDTHH:MM:SSZ`), which other clients parse strictly.
 pub(crate) fn timestamp(ms: u64) -> Result<jiff::Timestamp, TufError> {
-    i64::try_from(ms)
+    i64::try_from(ms / 1000)
         .ok()
-        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
         .ok_or_else(|| TufError::repository(format!("time {ms} ms is out of range")))
 }
 

@@ -213,7 +213,8 @@ impl Repo {
     }
 
     /// Adds (or replaces) a package as target `name`: the sealed artifact at `artifact` is the
-    /// target file, and the statement and its model manifest go into `custom.ota`. Targets,
+    /// target file, and the statement and its model manifest go into `custom.ota` (`package`
+    /// and `manifest`, each as its JSON text). Targets,
     /// snapshot and timestamp are signed with the keys among `keys` and written, or nothing is.
     pub fn add_package(
         &self,
@@ -249,8 +250,12 @@ impl Repo {
                 "the artifact's chunks differ from the package's chunk table".into(),
             ));
         }
-        let statement: serde_json::Value =
-            serde_json::from_str(&package.to_json()).map_err(|e| invalid(e.to_string()))?;
+        // As text: canonical JSON, which TUF signs, has no floating-point numbers, and a
+        // manifest's metrics and preprocessing constants are.
+        let statement = package.to_json();
+        let manifest = serde_json::from_str::<serde_json::Value>(&statement)
+            .ok()
+            .and_then(|v| v.get("manifest").map(ToString::to_string));
         let target = Target {
             length: package.size_bytes,
             hashes: Hashes {
@@ -259,7 +264,7 @@ impl Repo {
             },
             custom: HashMap::from([(
                 "ota".to_string(),
-                json!({"package": statement, "manifest": statement.get("manifest")}),
+                json!({"package": statement, "manifest": manifest}),
             )]),
             _extra: HashMap::new(),
         };
