@@ -211,3 +211,48 @@ pub fn firmware_package() -> ota_core::Package {
     ota_core::Package::from_json(&read_fixture("packages/valid/seed-004-firmware.json"))
         .expect("fixture")
 }
+
+/// A static HTTP file server on loopback for `root`, serving until the process ends; its base
+/// URL. Paths with `..` and missing files are 404.
+pub fn serve_dir(root: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
+            let file = root.join(&path);
+            let ok = !path.contains("..") && file.is_file();
+            let body = if ok {
+                std::fs::read(&file).unwrap()
+            } else {
+                b"not found".to_vec()
+            };
+            let status = if ok { "200 OK" } else { "404 Not Found" };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}

@@ -96,14 +96,24 @@ fn run(cli: &Cli, out: Out) -> Result<Outcome, CliError> {
     }
 }
 
+/// Whether the command is `ota tuf`, whose contract (a standard TUF client's) is exit 1 for
+/// any failure, usage and I/O included.
+fn tuf_invoked() -> bool {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .is_some_and(|a| a == "tuf")
+}
+
 fn main() -> ExitCode {
+    let usage = if tuf_invoked() { 1 } else { 2 };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             // --help and --version are not errors; everything else clap refuses is usage.
             return if e.use_stderr() {
-                ExitCode::from(2)
+                ExitCode::from(usage)
             } else {
                 ExitCode::SUCCESS
             };
@@ -119,7 +129,8 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Err(e) => {
+        Err(mut e) => {
+            e.code = e.code.min(usage);
             out.error(&e);
             ExitCode::from(e.code)
         }

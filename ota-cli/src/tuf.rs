@@ -113,7 +113,8 @@ pub struct AddTargetArgs {
     /// The sealed artifact.
     #[arg(long)]
     artifact: PathBuf,
-    /// The target's name (default: the artifact's path under the pack output, its object key).
+    /// The target's name (default: the artifact's file name; `ota pack --tuf-repo` uses the
+    /// object key).
     #[arg(long)]
     name: Option<String>,
     /// Private keys for targets, snapshot and timestamp (repeat).

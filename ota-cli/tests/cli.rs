@@ -8,14 +8,11 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use ota_tests::noise;
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
-
 fn fixture(rel: &str) -> String {
-    fixtures().join(rel).display().to_string()
+    ota_tests::fixture(rel).display().to_string()
 }
 
 /// The result of one run.
@@ -81,18 +78,6 @@ fn s(p: &Path) -> String {
 }
 
 /// Deterministic, poorly compressible bytes.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// A key pair, a 300 KB engine, and `ota pack` of it into `dir/out`.
 struct Packed {
     dir: tempfile::TempDir,
@@ -1067,4 +1052,353 @@ fn the_demo_is_deterministic_per_seed_and_its_summary_adds_up() {
             .iter()
             .any(|l| l.as_str().unwrap().contains("wave 3/3"))
     );
+}
+
+/// The `.json` files in a metadata directory, sorted.
+fn json_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+fn tuf_version(file: &Path) -> u64 {
+    let v: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    v["signed"]["version"].as_u64().unwrap()
+}
+
+const FOUR: [&str; 4] = [
+    "root.json",
+    "snapshot.json",
+    "targets.json",
+    "timestamp.json",
+];
+
+#[test]
+fn tuf_publisher_and_client_contract_over_http() {
+    let p = pack(&[]);
+    let d = p.dir.path();
+    let key = s(&d.join("keys/private.pem"));
+    let repo = d.join("repo");
+
+    // The publisher: a repository, the packed package added as a target, and a second version
+    // packed straight into it.
+    let r = ota(&[
+        "tuf",
+        "create-repo",
+        "--repo",
+        &s(&repo),
+        "--key",
+        &key,
+        "--json",
+    ]);
+    expect(&r, 0);
+    let trusted_root = r.json()["root"].as_str().unwrap().to_string();
+    let r = ota(&[
+        "tuf",
+        "add-target",
+        "--repo",
+        &s(&repo),
+        "--package",
+        &s(&p.out.join("package.json")),
+        "--artifact",
+        &s(&p.artifact),
+        "--key",
+        &key,
+        "--json",
+    ]);
+    expect(&r, 0);
+    assert_eq!(r.json()["target"], "yolo-v8n-arm64-2026-04-15.enc");
+    let engine2 = noise(200_000, 9);
+    std::fs::write(d.join("v2.engine"), &engine2).unwrap();
+    let out2 = d.join("out2");
+    let r = ota(&[
+        "pack",
+        "--file",
+        &s(&d.join("v2.engine")),
+        "--manifest",
+        &fixture("manifests/valid/tensorrt-orin-nx.json"),
+        "--key",
+        &key,
+        "--resource-name",
+        "yolo-v8n",
+        "--dev-stage",
+        "prod",
+        "--architecture",
+        "arm64",
+        "--version",
+        "2026-05-01",
+        "--out",
+        &s(&out2),
+        "--tuf-repo",
+        &s(&repo),
+        "--json",
+    ]);
+    expect(&r, 0);
+    let second = "prod/yolo-v8n-arm64-2026-05-01.enc";
+    assert_eq!(r.json()["tuf_target"], second);
+    let base = ota_tests::serve_dir(repo.clone());
+    let murl = format!("{base}/metadata");
+    let turl = format!("{base}/targets");
+
+    // init: the trusted root, nothing else, no network.
+    let md = d.join("md");
+    let init = |root: &str| ota(&["tuf", "--metadata-dir", &s(&md), "init", root]);
+    expect(&init(&s(&p.out.join("package.json"))), 1);
+    expect(&init(&s(&d.join("missing.json"))), 1);
+    expect(&init(&trusted_root), 0);
+    assert_eq!(json_files(&md), ["root.json"]);
+
+    // refresh: the four files, byte for byte as served, and nothing else.
+    let refresh = |url: &str| {
+        ota(&[
+            "tuf",
+            "--metadata-url",
+            url,
+            "--metadata-dir",
+            &s(&md),
+            "refresh",
+            "--json",
+        ])
+    };
+    let r = refresh(&murl);
+    expect(&r, 0);
+    assert_eq!(r.json()["versions"]["targets"], 3);
+    assert_eq!(files_in(&md), FOUR);
+    assert_eq!(
+        std::fs::read(md.join("timestamp.json")).unwrap(),
+        std::fs::read(repo.join("metadata/timestamp.json")).unwrap()
+    );
+    // A repository that does not answer is a failure, and the trusted state stays.
+    let before = std::fs::read(md.join("timestamp.json")).unwrap();
+    expect(&refresh("http://127.0.0.1:1/metadata"), 1);
+    expect(&refresh(&format!("{base}/nowhere")), 1);
+    assert_eq!(std::fs::read(md.join("timestamp.json")).unwrap(), before);
+    // Missing flags are failures too (exit 1 for anything under `ota tuf`).
+    expect(&ota(&["tuf", "--metadata-dir", &s(&md), "refresh"]), 1);
+    expect(&ota(&["tuf", "--no-such-flag", "refresh"]), 1);
+
+    // download: each target in order, under a stable name, the bytes the publisher packed.
+    let download = |tdir: &Path, names: &[&str]| {
+        let mut args = vec![
+            "tuf".to_string(),
+            "--metadata-url".into(),
+            murl.clone(),
+            "--metadata-dir".into(),
+            s(&md),
+            "--target-dir".into(),
+            s(tdir),
+            "--target-base-url".into(),
+            turl.clone(),
+        ];
+        for n in names {
+            args.push("--target-name".into());
+            args.push(n.to_string());
+        }
+        args.push("download".into());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        ota(&argv)
+    };
+    let tdir = d.join("targets");
+    expect(
+        &download(&tdir, &["yolo-v8n-arm64-2026-04-15.enc", second]),
+        0,
+    );
+    assert_eq!(
+        files_in(&tdir),
+        [
+            "prod%2Fyolo-v8n-arm64-2026-05-01.enc",
+            "yolo-v8n-arm64-2026-04-15.enc"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(tdir.join("yolo-v8n-arm64-2026-04-15.enc")).unwrap(),
+        std::fs::read(&p.artifact).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(tdir.join("prod%2Fyolo-v8n-arm64-2026-05-01.enc")).unwrap(),
+        std::fs::read(out2.join(second)).unwrap()
+    );
+    // It stops at the first failure: the target after an unknown one is not fetched.
+    let tdir2 = d.join("targets2");
+    let r = download(
+        &tdir2,
+        &["yolo-v8n-arm64-2026-04-15.enc", "missing.enc", second],
+    );
+    expect(&r, 1);
+    assert!(r.stderr.contains("missing.enc"), "{}", r.stderr);
+    assert_eq!(files_in(&tdir2), ["yolo-v8n-arm64-2026-04-15.enc"]);
+    assert_eq!(files_in(&md), FOUR);
+
+    // The Trust Center: roles, keys, who signed, every target with its package.
+    let r = ota(&["tuf", "--metadata-dir", &s(&md), "inspect", "--json"]);
+    expect(&r, 0);
+    let tc = r.json();
+    let roles: Vec<&str> = tc["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["root", "timestamp", "snapshot", "targets"]);
+    for role in tc["roles"].as_array().unwrap() {
+        assert_eq!(role["threshold"], 1);
+        assert_eq!(role["signed_by"], role["keyids"]);
+    }
+    let targets = tc["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[0]["name"], second);
+    assert_eq!(targets[0]["package"], "yolo-v8n 2.1.0");
+    let r = ota(&["tuf", "--metadata-dir", &s(&md), "inspect"]);
+    expect(&r, 0);
+    assert!(r.stdout.contains("2 target(s)"), "{}", r.stdout);
+
+    // The timestamp re-signed alone, then the root rotated to a new key cross-signed by the
+    // old: the client follows both.
+    expect(
+        &ota(&[
+            "tuf",
+            "resign-timestamp",
+            "--repo",
+            &s(&repo),
+            "--key",
+            &key,
+        ]),
+        0,
+    );
+    expect(&refresh(&murl), 0);
+    assert_eq!(tuf_version(&md.join("timestamp.json")), 4);
+    let new_root = keygen(&d.join("root2"));
+    let new_key = s(&d.join("root2/keys/private.pem"));
+    // Without the old root key the rotation is refused and nothing changes.
+    let r = ota(&[
+        "tuf",
+        "rotate-root",
+        "--repo",
+        &s(&repo),
+        "--new-root-key",
+        &new_root,
+        "--key",
+        &new_key,
+    ]);
+    expect(&r, 1);
+    assert!(!repo.join("metadata/2.root.json").exists());
+    let r = ota(&[
+        "tuf",
+        "rotate-root",
+        "--repo",
+        &s(&repo),
+        "--new-root-key",
+        &new_root,
+        "--key",
+        &key,
+        "--key",
+        &new_key,
+    ]);
+    expect(&r, 0);
+    expect(&refresh(&murl), 0);
+    assert_eq!(tuf_version(&md.join("root.json")), 2);
+    assert_eq!(files_in(&md), FOUR);
+}
+
+/// A copy of an attack fixture's trusted state, as a metadata directory.
+fn attack_state(name: &str, into: &Path) -> PathBuf {
+    let md = into.join(format!("{name}-md"));
+    std::fs::create_dir_all(&md).unwrap();
+    for f in FOUR {
+        let from = ota_tests::fixture(&format!("tuf/{name}/trusted/{f}"));
+        if from.exists() {
+            std::fs::copy(from, md.join(f)).unwrap();
+        }
+    }
+    md
+}
+
+#[test]
+fn tuf_attacks_exit_1_and_leave_the_trusted_state() {
+    let d = tmp();
+    // The fixtures were signed at this time; their timestamps expire a day later.
+    let now = "2026-04-15T07:32:37Z";
+    for (attack, status, at) in [
+        ("rollback-timestamp", "tuf_rollback", now),
+        ("unknown-key", "tuf_unknown_key", now),
+        ("mix-and-match", "tuf_mix_and_match", now),
+        ("expired", "tuf_expired", "2026-04-17T07:32:37Z"),
+    ] {
+        let md = attack_state(attack, d.path());
+        let before: Vec<Vec<u8>> = FOUR
+            .iter()
+            .map(|f| std::fs::read(md.join(f)).unwrap_or_default())
+            .collect();
+        let base = ota_tests::serve_dir(ota_tests::fixture(&format!("tuf/{attack}/repo")));
+        let r = ota(&[
+            "tuf",
+            "--now",
+            at,
+            "--metadata-url",
+            &format!("{base}/metadata"),
+            "--metadata-dir",
+            &s(&md),
+            "refresh",
+            "--json",
+        ]);
+        expect(&r, 1);
+        assert_eq!(r.json()["status"], status, "{attack}: {}", r.stdout);
+        let after: Vec<Vec<u8>> = FOUR
+            .iter()
+            .map(|f| std::fs::read(md.join(f)).unwrap_or_default())
+            .collect();
+        assert_eq!(before, after, "{attack}: the trusted state changed");
+    }
+    // A target whose bytes differ from the metadata: exit 1 and no file.
+    let md = attack_state("target-bytes", d.path());
+    let repo = ota_tests::fixture("tuf/target-bytes/repo");
+    let tdir = d.path().join("t");
+    let r = ota(&[
+        "tuf",
+        "--now",
+        now,
+        "--metadata-url",
+        &format!("file://{}", repo.join("metadata").display()),
+        "--metadata-dir",
+        &s(&md),
+        "--target-dir",
+        &s(&tdir),
+        "--target-base-url",
+        &format!("file://{}", repo.join("targets").display()),
+        "--target-name",
+        "fw.enc",
+        "download",
+    ]);
+    expect(&r, 1);
+    assert_eq!(files_in(&tdir), Vec::<String>::new());
+    // The good rotation: the client moves to root v2.
+    let md = attack_state("rotation-good", d.path());
+    let repo = ota_tests::fixture("tuf/rotation-good/repo");
+    let r = ota(&[
+        "tuf",
+        "--now",
+        now,
+        "--metadata-url",
+        &s(&repo.join("metadata")),
+        "--metadata-dir",
+        &s(&md),
+        "refresh",
+    ]);
+    expect(&r, 0);
+    assert_eq!(tuf_version(&md.join("root.json")), 2);
 }

@@ -9,7 +9,7 @@ use ota_core::Status;
 use ota_core::tuf::TufLimits;
 use ota_core::tuf::client::Client;
 use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
-use ota_tests::signing_key;
+use ota_tests::{serve_dir, signing_key};
 
 /// 2026-04-15 07:32:37 UTC.
 const NOW: u64 = 1_776_238_357_000;
@@ -278,50 +278,6 @@ fn updates_timestamp_only_resigning_and_root_rotation() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A static file server on loopback for `root`, serving until the process ends.
-fn serve(root: PathBuf) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                    break;
-                }
-            }
-            let path = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("/")
-                .trim_start_matches('/')
-                .to_string();
-            let file = root.join(&path);
-            let ok = !path.contains("..") && file.is_file();
-            let body = if ok {
-                std::fs::read(&file).unwrap()
-            } else {
-                b"not found".to_vec()
-            };
-            let status = if ok { "200 OK" } else { "404 Not Found" };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(&body);
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[test]
 fn refresh_and_download_over_http() {
     let dir = tmp("http");
@@ -341,7 +297,7 @@ fn refresh_and_download_over_http() {
         &Expiries::from(NOW),
     )
     .unwrap();
-    let base = serve(dir.join("repo"));
+    let base = serve_dir(dir.join("repo"));
     let root = std::fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
     let state = dir.join("state");
     let client = Client::new(
