@@ -99,6 +99,15 @@ pub struct CreateRepoArgs {
     /// The root threshold (default: all root keys).
     #[arg(long)]
     root_threshold: Option<u64>,
+    /// The targets threshold (default: all targets keys).
+    #[arg(long)]
+    targets_threshold: Option<u64>,
+    /// The snapshot threshold (default: all snapshot keys).
+    #[arg(long)]
+    snapshot_threshold: Option<u64>,
+    /// The timestamp threshold (default: all timestamp keys).
+    #[arg(long)]
+    timestamp_threshold: Option<u64>,
 }
 
 /// `ota tuf add-target`.
@@ -401,9 +410,9 @@ fn create_repo(c: &CreateRepoArgs, now: u64) -> Result<Outcome, CliError> {
     };
     let roles = Roles {
         root: role(&root, c.root_threshold),
-        targets: role(&targets, None),
-        snapshot: role(&snapshot, None),
-        timestamp: role(&timestamp, None),
+        targets: role(&targets, c.targets_threshold),
+        snapshot: role(&snapshot, c.snapshot_threshold),
+        timestamp: role(&timestamp, c.timestamp_threshold),
     };
     let all: Vec<_> = [root, targets, snapshot, timestamp].concat();
     let repo = Repo::create(&c.repo, &roles, &all, &Expiries::from(now)).map_err(tuf_err)?;
