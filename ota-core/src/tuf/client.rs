@@ -189,7 +189,7 @@ impl Client {
                 }
             }
         }
-        let recording = Recording::new();
+        let recording = Recording::new(Some(self.targets.clone()));
         let loaded = rt.block_on(
             RepositoryLoader::new(&root, self.metadata.clone(), self.targets.clone())
                 .transport(recording.clone())
@@ -498,11 +498,16 @@ fn public_key(root: &Root, keyid_hex: &str) -> Option<[u8; 32]> {
 ///
 /// While metadata loads, whole files are kept (tough's limits bound them), so the trusted state
 /// can be saved byte for byte as the repository signed it; then only each file's first bytes.
+///
+/// It also asks for a target in a directory where the specification (and python-tuf, go-tuf)
+/// puts it under consistent snapshots, `dir/HASH.base`: tough 0.24 asks for `HASH.dir/base`.
+/// [`Repo`](super::repo::Repo) writes both.
 #[derive(Debug, Clone)]
 struct Recording {
     inner: DefaultTransport,
     seen: Arc<Mutex<Vec<Fetched>>>,
     cap: Arc<AtomicUsize>,
+    targets: Option<Url>,
 }
 
 /// A fetched file: its name, its first bytes, and whether the transfer failed part-way.
@@ -519,6 +524,7 @@ const KEPT: usize = 1 << 20;
 #[async_trait]
 impl Transport for Recording {
     async fn fetch(&self, url: Url) -> Result<TransportStream, TransportError> {
+        let url = self.spec_target_url(url);
         let stream = self.inner.fetch(url.clone()).await?;
         let name = url
             .path()
@@ -558,11 +564,34 @@ impl Transport for Recording {
 }
 
 impl Recording {
-    fn new() -> Self {
+    /// A recording transport; target URLs under `targets` are fetched at the specification's
+    /// path.
+    fn new(targets: Option<Url>) -> Self {
         Recording {
             inner: DefaultTransport::default(),
             seen: Arc::default(),
             cap: Arc::new(AtomicUsize::new(usize::MAX)),
+            targets,
+        }
+    }
+
+    /// `base/HASH.dir/name` as `base/dir/HASH.name`; any other URL as it is.
+    fn spec_target_url(&self, url: Url) -> Url {
+        let Some(base) = &self.targets else {
+            return url;
+        };
+        let Some(rel) = url.as_str().strip_prefix(base.as_str()) else {
+            return url;
+        };
+        let Some((hash, path)) = rel.split_once('.') else {
+            return url;
+        };
+        let is_hash = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        match path.rsplit_once('/') {
+            Some((dir, name)) if is_hash => {
+                base.join(&format!("{dir}/{hash}.{name}")).unwrap_or(url)
+            }
+            _ => url,
         }
     }
 
@@ -759,7 +788,7 @@ fn classify(
 
 impl TufError {
     fn from_target(e: &tough::error::Error, name: &str, length: u64, _root: &Root) -> Self {
-        match classify(e, Phase::Target, name, &[], &Recording::new()) {
+        match classify(e, Phase::Target, name, &[], &Recording::new(None)) {
             TufError::TargetTooLong { name, .. } => TufError::TargetTooLong { name, length },
             other => other,
         }

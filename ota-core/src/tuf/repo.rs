@@ -308,6 +308,7 @@ impl Repo {
                 )
                 .await
                 .map_err(TufError::repository)?;
+            spec_target_path(&self.targets_dir(), name, &package.sha256.to_hex())?;
             signed
                 .write(staging.path())
                 .await
@@ -402,6 +403,25 @@ impl Repo {
         }
         Ok(())
     }
+}
+
+/// Under consistent snapshots tough writes a target named `dir/name` at `HASH.dir/name`; the
+/// specification (and python-tuf, go-tuf) fetch `dir/HASH.name`. This links (or copies) the
+/// file there too, so clients of either kind find it.
+fn spec_target_path(targets: &Path, name: &str, sha256_hex: &str) -> Result<(), TufError> {
+    let Some((dir, base)) = name.rsplit_once('/') else {
+        return Ok(());
+    };
+    let tough_path = targets.join(format!("{sha256_hex}.{name}"));
+    let spec_dir = targets.join(dir);
+    let spec_path = spec_dir.join(format!("{sha256_hex}.{base}"));
+    if spec_path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&spec_dir).map_err(|e| io(&spec_dir, e))?;
+    std::fs::hard_link(&tough_path, &spec_path)
+        .or_else(|_| std::fs::copy(&tough_path, &spec_path).map(|_| ()))
+        .map_err(|e| io(&spec_path, e))
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), TufError> {
