@@ -256,3 +256,16 @@ pub fn serve_dir(root: PathBuf) -> String {
     });
     format!("http://{addr}")
 }
+
+/// 2026-04-15 07:32:37 UTC in Unix ms: the time the TUF tests and fixtures are signed at.
+#[cfg(feature = "tuf")]
+pub const TUF_NOW: u64 = 1_776_238_357_000;
+
+/// A TUF role of the fixed keys `keys` (see [`signing_key`]) with `threshold`.
+#[cfg(feature = "tuf")]
+pub fn tuf_role(keys: &[u8], threshold: u64) -> ota_core::tuf::repo::Role {
+    ota_core::tuf::repo::Role {
+        keys: keys.iter().map(|k| signing_key(*k).public_key()).collect(),
+        threshold,
+    }
+}

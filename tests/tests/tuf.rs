@@ -8,19 +8,10 @@ use std::path::{Path, PathBuf};
 use ota_core::Status;
 use ota_core::tuf::TufLimits;
 use ota_core::tuf::client::Client;
-use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
-use ota_tests::{serve_dir, signing_key};
+use ota_core::tuf::repo::{Expiries, Repo, Roles};
+use ota_tests::{TUF_NOW as NOW, serve_dir, signing_key, tuf_role as role};
 
-/// 2026-04-15 07:32:37 UTC.
-const NOW: u64 = 1_776_238_357_000;
 const DAY: u64 = 86_400_000;
-
-fn role(keys: &[u8], threshold: u64) -> Role {
-    Role {
-        keys: keys.iter().map(|k| signing_key(*k).public_key()).collect(),
-        threshold,
-    }
-}
 
 /// Roles: root keys 1 and 2 (threshold 2), targets 3, snapshot 4, timestamp 5.
 fn roles() -> Roles {
@@ -47,6 +38,22 @@ fn package(dir: &Path, version: &str, size: usize) -> (ota_core::Package, PathBu
     (p, path, artifact)
 }
 
+/// A repository in `dir/repo` with the roles above, holding a package at 2.0.0 (`size` bytes
+/// of plaintext) as target `name`; the package and its artifact's path and bytes.
+fn repo_with(dir: &Path, name: &str, size: usize) -> (Repo, ota_core::Package, PathBuf, Vec<u8>) {
+    let repo = Repo::create(
+        dir.join("repo"),
+        &roles(),
+        &keys(&[1, 2, 3, 4, 5]),
+        &Expiries::from(NOW),
+    )
+    .unwrap();
+    let (pkg, path, artifact) = package(dir, "2.0.0", size);
+    repo.add_package(name, &path, &pkg, &keys(&[3, 4, 5]), &Expiries::from(NOW))
+        .unwrap();
+    (repo, pkg, path, artifact)
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ota-tuf-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -68,22 +75,7 @@ fn client(repo: &Repo, state: &Path) -> Client {
 #[test]
 fn publish_refresh_resolve_download_and_trust_center() {
     let dir = tmp("happy");
-    let repo = Repo::create(
-        dir.join("repo"),
-        &roles(),
-        &keys(&[1, 2, 3, 4, 5]),
-        &Expiries::from(NOW),
-    )
-    .unwrap();
-    let (pkg, artifact_path, artifact) = package(&dir, "2.0.0", 200_000);
-    repo.add_package(
-        "temp-sensor-fw/2.0.0/fw.enc",
-        &artifact_path,
-        &pkg,
-        &keys(&[3, 4, 5]),
-        &Expiries::from(NOW),
-    )
-    .unwrap();
+    let (repo, pkg, _, artifact) = repo_with(&dir, "temp-sensor-fw/2.0.0/fw.enc", 200_000);
 
     let state = dir.join("state");
     let trusted = client(&repo, &state).refresh(NOW + 1000).unwrap();
@@ -187,22 +179,7 @@ fn publish_refresh_resolve_download_and_trust_center() {
 #[test]
 fn updates_timestamp_only_resigning_and_root_rotation() {
     let dir = tmp("update");
-    let repo = Repo::create(
-        dir.join("repo"),
-        &roles(),
-        &keys(&[1, 2, 3, 4, 5]),
-        &Expiries::from(NOW),
-    )
-    .unwrap();
-    let (p1, a1, _) = package(&dir, "2.0.0", 70_000);
-    repo.add_package(
-        "fw-2.0.0",
-        &a1,
-        &p1,
-        &keys(&[3, 4, 5]),
-        &Expiries::from(NOW),
-    )
-    .unwrap();
+    let (repo, _, a1, _) = repo_with(&dir, "fw-2.0.0", 70_000);
     let state = dir.join("state");
     client(&repo, &state).refresh(NOW).unwrap();
 
@@ -281,22 +258,7 @@ fn updates_timestamp_only_resigning_and_root_rotation() {
 #[test]
 fn refresh_and_download_over_http() {
     let dir = tmp("http");
-    let repo = Repo::create(
-        dir.join("repo"),
-        &roles(),
-        &keys(&[1, 2, 3, 4, 5]),
-        &Expiries::from(NOW),
-    )
-    .unwrap();
-    let (pkg, artifact_path, artifact) = package(&dir, "2.0.0", 150_000);
-    repo.add_package(
-        "fw.enc",
-        &artifact_path,
-        &pkg,
-        &keys(&[3, 4, 5]),
-        &Expiries::from(NOW),
-    )
-    .unwrap();
+    let (repo, pkg, _, artifact) = repo_with(&dir, "fw.enc", 150_000);
     let base = serve_dir(dir.join("repo"));
     let root = std::fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
     let state = dir.join("state");

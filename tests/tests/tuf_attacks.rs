@@ -11,24 +11,15 @@ use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use ota_core::tuf::client::Client;
-use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
-use ota_tests::{fixture, signing_key};
+use ota_core::tuf::repo::{Expiries, Repo, Roles};
+use ota_tests::{TUF_NOW as NOW, fixture, signing_key, tuf_role as role};
 use serde_json::{Value, json};
 use tough::editor::signed::SignedRole;
 use tough::schema::{
     Hashes, KeyHolder, Metafile, RoleType, Root, Signed, Snapshot, Targets, Timestamp,
 };
 
-/// 2026-04-15 07:32:37 UTC.
-const NOW: u64 = 1_776_238_357_000;
 const DAY: u64 = 86_400_000;
-
-fn role(keys: &[u8], threshold: u64) -> Role {
-    Role {
-        keys: keys.iter().map(|k| signing_key(*k).public_key()).collect(),
-        threshold,
-    }
-}
 
 fn keys(ids: &[u8]) -> Vec<ota_core::sign::SigningKey> {
     ids.iter().map(|k| signing_key(*k)).collect()

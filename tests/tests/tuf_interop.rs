@@ -11,12 +11,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use ota_core::tuf::client::Client;
-use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
-use ota_tests::{serve_dir, signing_key};
+use ota_core::tuf::repo::{Expiries, Repo, Roles};
+use ota_tests::{TUF_NOW as NOW, serve_dir, signing_key, tuf_role as role};
 use serde_json::Value;
-
-/// 2026-04-15 07:32:37 UTC.
-const NOW: u64 = 1_776_238_357_000;
 
 fn skip() -> bool {
     std::env::var_os("OTA_SKIP_PYTHON_TUF").is_some()
@@ -43,13 +40,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn role(keys: &[u8], threshold: u64) -> Role {
-    Role {
-        keys: keys.iter().map(|k| signing_key(*k).public_key()).collect(),
-        threshold,
-    }
 }
 
 const PY_CLIENT: &str = r#"
