@@ -1,10 +1,11 @@
 //! `ota`: the command for pipelines and operators — keys, manifests, compatibility, packing,
-//! publishing, verifying, unpacking, inspecting, audit trails, and `ota demo`, a whole rollout
-//! on a simulated fleet.
+//! publishing, verifying, unpacking, inspecting, audit trails, TUF, and `ota demo`, a whole
+//! rollout on a simulated fleet.
 //!
 //! Every command takes `--json`. Exit codes: 0 done; 1 a verification, validation,
-//! compatibility or policy failure; 2 a usage, I/O, key, store or network error. Each error is
-//! one line naming the file and the field.
+//! compatibility or policy failure; 2 a usage, I/O, key, store or network error (except under
+//! `ota tuf`, whose standard client contract is 1 for any failure). Each error is one line
+//! naming the file and the field.
 
 mod audit;
 mod check;
