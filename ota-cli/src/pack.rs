@@ -265,7 +265,7 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     tmp.persist(&artifact)
         .map_err(|e| CliError::io(&artifact, e.error))?;
     if let Some(repo) = &a.tuf_repo {
-        let now = jiff::Timestamp::now().as_millisecond().max(0) as u64;
+        let now = crate::tuf::millis(jiff::Timestamp::now());
         crate::tuf::add(repo, &object_key, &artifact, &package, &tuf_keys, now).map_err(|e| {
             CliError {
                 message: format!(

@@ -170,9 +170,13 @@ const DAY: u64 = 86_400_000;
 impl TufArgs {
     /// The time to judge by, in milliseconds since the Unix epoch.
     fn now(&self) -> u64 {
-        let t = self.now.unwrap_or_else(jiff::Timestamp::now);
-        u64::try_from(t.as_millisecond()).unwrap_or(0)
+        millis(self.now.unwrap_or_else(jiff::Timestamp::now))
     }
+}
+
+/// `t` in milliseconds since the Unix epoch (0 before it).
+pub fn millis(t: jiff::Timestamp) -> u64 {
+    u64::try_from(t.as_millisecond()).unwrap_or(0)
 }
 
 fn tuf_err(e: TufError) -> CliError {

@@ -151,45 +151,8 @@ fn ts(ms: u64) -> jiff::Timestamp {
     jiff::Timestamp::from_millisecond(ms as i64).unwrap()
 }
 
-/// Our signing keys as tough's key sources.
-#[derive(Debug)]
-struct Key(ota_core::sign::SigningKey);
-
-#[tough::async_trait]
-impl tough::sign::Sign for Key {
-    fn tuf_key(&self) -> tough::schema::key::Key {
-        ota_core::tuf::tuf_key(&self.0.public_key())
-    }
-    async fn sign(
-        &self,
-        msg: &[u8],
-        _rng: &(dyn aws_lc_rs::rand::SecureRandom + Sync),
-    ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync + 'static>> {
-        Ok(self.0.sign(msg).to_vec())
-    }
-}
-
-#[tough::async_trait]
-impl tough::key_source::KeySource for Key {
-    async fn as_sign(
-        &self,
-    ) -> Result<Box<dyn tough::sign::Sign>, Box<dyn std::error::Error + Send + Sync + 'static>>
-    {
-        Ok(Box::new(Key(self.0.clone())))
-    }
-    async fn write(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
-        Ok(())
-    }
-}
-
 fn sources(ids: &[u8]) -> Vec<Box<dyn tough::key_source::KeySource>> {
-    ids.iter()
-        .map(|k| Box::new(Key(signing_key(*k))) as Box<dyn tough::key_source::KeySource>)
-        .collect()
+    ota_core::tuf::key_sources(&keys(ids))
 }
 
 /// Signs `role` with the keys `ids`, as `holder` would check them (any threshold).

@@ -1165,37 +1165,7 @@ impl Rollout {
                     Ok(())
                 }
             },
-            Input::Verdict { wave, pass } => match self.waves.get(*wave).map(|w| w.opened_at) {
-                None => Err(RolloutError::NotFound(format!("no wave {wave}"))),
-                Some(None) => {
-                    self.waves[*wave].verdict = Some(*pass);
-                    let word = if *pass { "passed" } else { "failed" };
-                    self.effects
-                        .push(format!("external verdict on wave {wave}: {word}"));
-                    self.event(
-                        "verdict",
-                        now,
-                        serde_json::json!({"wave": wave, "pass": pass}),
-                    );
-                    Ok(())
-                }
-                // The wave is open: its verdict stays as it opened it. A failing verdict on the
-                // wave in progress is a monitor saying it is bad: the halt action.
-                Some(Some(_)) => {
-                    let word = if *pass { "passed" } else { "failed" };
-                    self.effects
-                        .push(format!("external verdict on open wave {wave}: {word}"));
-                    self.event(
-                        "verdict",
-                        now,
-                        serde_json::json!({"wave": wave, "pass": pass}),
-                    );
-                    if !*pass && *wave == self.open_wave && self.state == RolloutState::Active {
-                        self.trip(format!("the external verdict on wave {wave} failed"), now);
-                    }
-                    Ok(())
-                }
-            },
+            Input::Verdict { wave, pass } => self.verdict(*wave, *pass, now),
             Input::Join(p) => self.join(p, now),
             Input::Leave { device_id } => self.leave(device_id, now),
         };
@@ -1207,6 +1177,31 @@ impl Rollout {
         self.settle(now);
         self.record(now, cause, &input, always);
         r
+    }
+
+    /// An external verdict on `wave`. Before the wave opens it is the wave's gate; once the
+    /// wave is open its verdict stays as it opened it, and a failing verdict on the wave in
+    /// progress is a monitor saying it is bad: the halt action.
+    fn verdict(&mut self, wave: usize, pass: bool, now: u64) -> Result<(), RolloutError> {
+        let Some(open) = self.waves.get(wave).map(|w| w.opened_at.is_some()) else {
+            return Err(RolloutError::NotFound(format!("no wave {wave}")));
+        };
+        if !open {
+            self.waves[wave].verdict = Some(pass);
+        }
+        let word = if pass { "passed" } else { "failed" };
+        let which = if open { "open wave" } else { "wave" };
+        self.effects
+            .push(format!("external verdict on {which} {wave}: {word}"));
+        self.event(
+            "verdict",
+            now,
+            serde_json::json!({"wave": wave, "pass": pass}),
+        );
+        if open && !pass && wave == self.open_wave && self.state == RolloutState::Active {
+            self.trip(format!("the external verdict on wave {wave} failed"), now);
+        }
+        Ok(())
     }
 
     fn report(&mut self, r: &DeviceReport, now: u64) -> Result<(), RolloutError> {

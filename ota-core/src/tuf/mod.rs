@@ -4,9 +4,9 @@
 //! - [`repo`]: the publisher's side. A repository with ed25519 keys and a threshold per role,
 //!   consistent snapshots and an expiry per role; packages are added as targets (the sealed
 //!   artifact is the target file; the package statement and its model manifest ride in the
-//!   target's `custom.ota`); targets, snapshot and timestamp are signed; the timestamp can be
-//!   re-signed alone; the root key can be rotated (the new root cross-signed by the old
-//!   threshold). Nothing is written unless everything was signed.
+//!   target's `custom.ota` as JSON text); targets, snapshot and timestamp are signed; the
+//!   timestamp can be re-signed alone; the root key can be rotated (the new root cross-signed
+//!   by the old threshold). Nothing is written unless everything was signed.
 //! - [`client`]: the device's and the control plane's side. Starting from a trusted root, it
 //!   loads and refreshes from a local directory or an HTTP base URL, at a time given as input,
 //!   keeps the trusted metadata in a directory, resolves a target name to a `VerifiedPackage`
@@ -17,9 +17,10 @@
 //! runs a current-thread runtime inside.
 //!
 //! Layout of a repository directory: `metadata/` (`N.root.json`, `root.json`, `N.targets.json`,
-//! `N.snapshot.json`, `timestamp.json`) and `targets/` (`{sha256}.{name}`, consistent
-//! snapshots), so clients use `file://…/metadata` and `file://…/targets`, or the same under
-//! an HTTP server.
+//! `N.snapshot.json`, `timestamp.json`) and `targets/` (consistent snapshots: `{sha256}.{name}`;
+//! a name in a directory, `dir/{sha256}.{base}` as the specification has it and also
+//! `{sha256}.dir/{base}` as tough 0.24 asks for it), so clients use `file://…/metadata` and
+//! `file://…/targets`, or the same under an HTTP server.
 
 pub mod client;
 pub mod repo;
@@ -284,8 +285,9 @@ impl KeySource for OurKey {
     }
 }
 
-/// Our keys as tough's key sources.
-pub(crate) fn key_sources(keys: &[SigningKey]) -> Vec<Box<dyn KeySource>> {
+/// Our keys as tough's key sources, for signing metadata with tough directly (as the attack
+/// fixtures do for what [`repo::Repo`] refuses to make).
+pub fn key_sources(keys: &[SigningKey]) -> Vec<Box<dyn KeySource>> {
     keys.iter()
         .map(|k| Box::new(OurKey(k.clone())) as Box<dyn KeySource>)
         .collect()
