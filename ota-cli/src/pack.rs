@@ -12,14 +12,14 @@
 //! when complete.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use ota_core::name::Name;
 use ota_core::registration::{self, Registration, Store};
 use ota_core::seal::{SealKey, Sealer};
 use ota_core::sign;
-use ota_core::{ModelManifest, Package, Sha256Digest};
+use ota_core::{ModelManifest, Package};
 use serde_json::json;
 
 use crate::keys;
@@ -201,7 +201,7 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         .map_err(|e| CliError::io(&a.file, e))?
         .len();
     let sealer = if a.reproducible {
-        let digest = hash_file(&a.file, size, json)?;
+        let digest = progress::hash_file(&a.file, size, "hashing", json)?.sha256;
         Sealer::reproducible(&key, digest, tmp.as_file())
     } else {
         Sealer::new(&key, keys::random()?, tmp.as_file())
@@ -285,26 +285,6 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         package: verified,
         record,
     })
-}
-
-fn hash_file(path: &Path, size: u64, json: bool) -> Result<Sha256Digest, CliError> {
-    let bar = progress::bytes(size, "hashing", json);
-    let file = File::open(path).map_err(|e| CliError::io(path, e))?;
-    let mut r = progress::Reading {
-        inner: BufReader::with_capacity(1 << 20, file),
-        bar: bar.clone(),
-    };
-    let mut h = ota_core::chunk::ChunkHasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r.read(&mut buf).map_err(|e| CliError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    bar.finish_and_clear();
-    Ok(h.finish().sha256)
 }
 
 fn absolute(p: &Path) -> PathBuf {

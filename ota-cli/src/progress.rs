@@ -1,9 +1,14 @@
 //! Progress bars for long work: shown on a terminal, hidden under `--json` or when stderr is
 //! not a terminal.
 
+use std::fs::File;
 use std::io::{self, IsTerminal, Read};
+use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ota_core::chunk::{ChunkHasher, Digests};
+
+use crate::out::CliError;
 
 /// A byte-count bar of `total` bytes, labelled `what`.
 pub fn bytes(total: u64, what: &str, json: bool) -> ProgressBar {
@@ -40,4 +45,23 @@ impl<R: Read> Read for Reading<R> {
         self.bar.inc(n as u64);
         Ok(n)
     }
+}
+
+/// The digests of the file at `path` (`size` bytes expected, for the bar), under a bar
+/// labelled `what`.
+pub fn hash_file(path: &Path, size: u64, what: &str, json: bool) -> Result<Digests, CliError> {
+    let bar = bytes(size, what, json);
+    let mut file = File::open(path).map_err(|e| CliError::io(path, e))?;
+    let mut h = ChunkHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| CliError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        bar.inc(n as u64);
+        h.update(&buf[..n]);
+    }
+    bar.finish_and_clear();
+    Ok(h.finish())
 }

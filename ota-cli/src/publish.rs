@@ -17,7 +17,6 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use ota_core::chunk::ChunkHasher;
 use ota_core::registration::{Registration, Store};
 use ota_core::sign::Envelope;
 use ota_core::{Limits, Status};
@@ -243,20 +242,7 @@ pub fn publish(a: &PublishArgs, json: bool) -> Result<Outcome, CliError> {
 
 /// The artifact must be what the record says before it goes anywhere.
 fn check_artifact(path: &Path, record: &Registration, json: bool) -> Result<(), CliError> {
-    let mut file = File::open(path).map_err(|e| CliError::io(path, e))?;
-    let bar = progress::bytes(record.size_bytes, "checking", json);
-    let mut h = ChunkHasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| CliError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        bar.inc(n as u64);
-        h.update(&buf[..n]);
-    }
-    bar.finish_and_clear();
-    let d = h.finish();
+    let d = progress::hash_file(path, record.size_bytes, "checking", json)?;
     if d.size_bytes != record.size_bytes || d.sha256 != record.sha256 {
         return Err(CliError::failure(
             Some(Status::DigestMismatch),
