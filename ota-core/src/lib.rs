@@ -29,6 +29,7 @@
 //! - [`json`]: parsing with field paths in every error.
 //! - [`limits`]: every bound the parsers enforce, in one place.
 //! - [`status`]: the stable numeric status codes shared with the C ABI.
+//! - [`time`]: [`UnixMs`], the instant every state machine is given.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -55,6 +56,7 @@ pub mod sbom;
 pub mod seal;
 pub mod sign;
 pub mod status;
+pub mod time;
 #[cfg(feature = "tuf")]
 pub mod tuf;
 pub mod version;
@@ -69,6 +71,7 @@ pub use package::{Channel, Package, PackageType};
 pub use profile::DeviceProfile;
 pub use sign::{PackageId, VerifiedPackage};
 pub use status::Status;
+pub use time::UnixMs;
 pub use version::{RuntimeVersion, Version, VersionRange};
 
 /// The version of this library, as in its `Cargo.toml`.
