@@ -263,8 +263,8 @@ pub const TUF_NOW: u64 = 1_776_238_357_000;
 
 /// A TUF role of the fixed keys `keys` (see [`signing_key`]) with `threshold`.
 #[cfg(feature = "tuf")]
-pub fn tuf_role(keys: &[u8], threshold: u64) -> ota_core::tuf::repo::Role {
-    ota_core::tuf::repo::Role {
+pub fn tuf_role(keys: &[u8], threshold: u64) -> ota_host::tuf::repo::Role {
+    ota_host::tuf::repo::Role {
         keys: keys.iter().map(|k| signing_key(*k).public_key()).collect(),
         threshold,
     }

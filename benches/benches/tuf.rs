@@ -13,8 +13,8 @@ use criterion::Throughput;
 use ota_benches::{dense_weights, mean_ns, print_ratios, scratch_file, shell};
 use ota_core::seal::{self, SealKey};
 use ota_core::sign::SigningKey;
-use ota_core::tuf::client::Client;
-use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
+use ota_host::tuf::client::Client;
+use ota_host::tuf::repo::{Expiries, Repo, Role, Roles};
 
 const MB: usize = 1 << 20;
 const TARGETS: usize = 300;

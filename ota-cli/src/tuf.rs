@@ -16,9 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ota_core::tuf::client::{Client, STATE_FILES, TrustCenter, Trusted};
-use ota_core::tuf::repo::{Expiries, Repo, Role, Roles};
-use ota_core::tuf::{TufError, TufLimits};
+use ota_host::tuf::client::{Client, STATE_FILES, TrustCenter, Trusted};
+use ota_host::tuf::repo::{Expiries, Repo, Role, Roles};
+use ota_host::tuf::{TufError, TufLimits};
 use serde_json::json;
 
 use crate::input;

@@ -30,6 +30,8 @@
 //! - [`limits`]: every bound the parsers enforce, in one place.
 //! - [`status`]: the stable numeric status codes shared with the C ABI.
 //! - [`time`]: [`UnixMs`], the instant every state machine is given.
+//! - [`tuf`]: the check that makes a package signed into a TUF targets role a
+//!   [`VerifiedPackage`] (the TUF client itself, with its I/O, is in the host crate).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -57,7 +59,6 @@ pub mod seal;
 pub mod sign;
 pub mod status;
 pub mod time;
-#[cfg(feature = "tuf")]
 pub mod tuf;
 pub mod version;
 

@@ -17,6 +17,9 @@ pub struct Limits {
     /// The largest fleet document (a JSON array of device profiles) accepted, in bytes.
     /// Default: 2 GiB.
     pub max_fleet_bytes: usize,
+    /// The largest TUF root or targets metadata [`crate::tuf::verify_target`] reads, in bytes.
+    /// Default: 16 MiB (as tough's default for targets).
+    pub max_tuf_metadata_bytes: usize,
 }
 
 impl Limits {
@@ -25,6 +28,7 @@ impl Limits {
         max_document_bytes: 1 << 20,
         max_package_bytes: 16 << 20,
         max_fleet_bytes: 2 << 30,
+        max_tuf_metadata_bytes: 16 << 20,
     };
 }
 

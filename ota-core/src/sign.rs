@@ -672,7 +672,6 @@ impl VerifiedPackage {
 
     /// A package verified through TUF: the caller (the TUF client) has checked the chain of
     /// metadata; here the statement must be sealed, and its artifact must be the target.
-    #[cfg(feature = "tuf")]
     pub(crate) fn from_tuf(
         package: Package,
         signed_by: Vec<KeyId>,

@@ -851,7 +851,7 @@ pub unsafe extern "C" fn ota_probe_run(
             return Err(Failure::new(Status::NullPointer, "`healthy_out` is NULL"));
         }
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(swapped_at);
-        let r = ota_core::probe::runner::run(&spec, &allow, at);
+        let r = ota_host::probe::run(&spec, &allow, at);
         write_out(healthy_out, r.healthy)?;
         unsafe { write_text(&r.detail, buf, buf_len, out_n) }
     })

@@ -5,8 +5,8 @@ use std::ffi::{c_char, c_void};
 use std::io::Write;
 
 use ota_core::Status;
-use ota_core::tuf::TufError;
-use ota_core::tuf::client::{Client, Trusted};
+use ota_host::tuf::TufError;
+use ota_host::tuf::client::{Client, Trusted};
 
 use crate::error::{Failure, call};
 use crate::ffi::{

@@ -579,7 +579,7 @@ fn run_with_real_probe(spec: ProbeSpec, prepare: impl FnOnce()) -> (Vec<u8>, Rep
     let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
     let allow = config(sensor(), trusted()).exec_allowlist;
     let runner: ota_tests::device::ProbeOutcome = Box::new(move |spec: &ProbeSpec| {
-        ota_core::probe::runner::run(
+        ota_host::probe::run(
             spec,
             &allow,
             std::time::SystemTime::now() - std::time::Duration::from_secs(1),

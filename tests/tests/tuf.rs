@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use ota_core::Status;
-use ota_core::tuf::TufLimits;
-use ota_core::tuf::client::Client;
-use ota_core::tuf::repo::{Expiries, Repo, Roles};
+use ota_host::tuf::TufLimits;
+use ota_host::tuf::client::Client;
+use ota_host::tuf::repo::{Expiries, Repo, Roles};
 use ota_tests::{TUF_NOW as NOW, serve_dir, signing_key, tuf_role as role};
 
 const DAY: u64 = 86_400_000;
@@ -301,4 +301,69 @@ fn refresh_and_download_over_http() {
     assert_eq!(e.status(), Status::TufFetch, "{e}");
     assert_eq!(std::fs::read(state.join("timestamp.json")).unwrap(), before);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The core's own check of a TUF target (`ota_core::tuf::verify_target`), on the files a real
+/// repository wrote: it verifies as written, and refuses an edited target, a signature
+/// dropped, a key the root does not give the targets role, and a target that is not there.
+#[test]
+fn the_core_checks_the_targets_role_itself() {
+    use ota_core::tuf::{ChainVersions, TufTargetError, verify_target};
+    let dir = tmp("core-check");
+    let name = "temp-sensor-fw/2.0.0/fw.enc";
+    let (repo, pkg, _, _) = repo_with(&dir, name, 10_000);
+    let meta = repo.metadata_dir();
+    let root = std::fs::read(meta.join("1.root.json")).unwrap();
+    // The latest targets: create wrote version 1 (empty), adding the package version 2.
+    let targets = std::fs::read(meta.join("2.targets.json")).unwrap();
+    let limits = ota_core::Limits::DEFAULT;
+    let chain = ChainVersions {
+        timestamp: 1,
+        snapshot: 1,
+    };
+
+    let v = verify_target(&root, &targets, name, chain, &limits).unwrap();
+    assert_eq!(v.package(), &pkg);
+    assert_eq!(v.signed_by(), &[signing_key(3).public_key().key_id()]);
+
+    let doc: serde_json::Value = serde_json::from_slice(&targets).unwrap();
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut d = doc.clone();
+        f(&mut d);
+        serde_json::to_vec(&d).unwrap()
+    };
+    // The target's length edited after signing: the signature no longer covers it.
+    let edited = edit(&|d| d["signed"]["targets"][name]["length"] = 1.into());
+    assert!(matches!(
+        verify_target(&root, &edited, name, chain, &limits),
+        Err(TufTargetError::ThresholdNotMet {
+            valid: 0,
+            threshold: 1
+        })
+    ));
+    // No signature at all.
+    let unsigned = edit(&|d| d["signatures"] = serde_json::json!([]));
+    assert_eq!(
+        verify_target(&root, &unsigned, name, chain, &limits)
+            .unwrap_err()
+            .status(),
+        Status::TufThresholdNotMet
+    );
+    // The same signature presented under the key id of the root's own key: not a targets key.
+    let root_doc: serde_json::Value = serde_json::from_slice(&root).unwrap();
+    let root_keyid = root_doc["signed"]["roles"]["root"]["keyids"][0].clone();
+    let wrong_key = edit(&|d| d["signatures"][0]["keyid"] = root_keyid.clone());
+    assert!(matches!(
+        verify_target(&root, &wrong_key, name, chain, &limits),
+        Err(TufTargetError::ThresholdNotMet { valid: 0, .. })
+    ));
+    // A target the metadata does not list.
+    assert!(matches!(
+        verify_target(&root, &targets, "other/1.0.0/fw.enc", chain, &limits),
+        Err(TufTargetError::TargetNotFound { .. })
+    ));
+    // Malformed metadata names the field.
+    let e = verify_target(b"{}", &targets, name, chain, &limits).unwrap_err();
+    assert_eq!(e.to_string(), "root metadata: signed: missing");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
-use ota_core::tuf::client::Client;
-use ota_core::tuf::repo::{Expiries, Repo, Roles};
+use ota_host::tuf::client::Client;
+use ota_host::tuf::repo::{Expiries, Repo, Roles};
 use ota_tests::{TUF_NOW as NOW, fixture, signing_key, tuf_role as role};
 use serde_json::{Value, json};
 use tough::editor::signed::SignedRole;
@@ -152,7 +152,7 @@ fn ts(ms: u64) -> jiff::Timestamp {
 }
 
 fn sources(ids: &[u8]) -> Vec<Box<dyn tough::key_source::KeySource>> {
-    ota_core::tuf::key_sources(&keys(ids))
+    ota_host::tuf::key_sources(&keys(ids))
 }
 
 /// Signs `role` with the keys `ids`, as `holder` would check them (any threshold).
@@ -336,13 +336,13 @@ fn bless() {
     let root = root_of(&repo);
     let mut other = root.clone();
     other.keys.insert(
-        ota_core::tuf::tuf_key(&signing_key(9).public_key())
+        ota_host::tuf::tuf_key(&signing_key(9).public_key())
             .key_id()
             .unwrap(),
-        ota_core::tuf::tuf_key(&signing_key(9).public_key()),
+        ota_host::tuf::tuf_key(&signing_key(9).public_key()),
     );
     other.roles.get_mut(&RoleType::Timestamp).unwrap().keyids = vec![
-        ota_core::tuf::tuf_key(&signing_key(9).public_key())
+        ota_host::tuf::tuf_key(&signing_key(9).public_key())
             .key_id()
             .unwrap(),
     ];
@@ -521,8 +521,8 @@ fn bless() {
     let mut new = old.clone();
     new.version = NonZeroU64::new(2).unwrap();
     let (k2, k7) = (
-        ota_core::tuf::tuf_key(&signing_key(2).public_key()),
-        ota_core::tuf::tuf_key(&signing_key(7).public_key()),
+        ota_host::tuf::tuf_key(&signing_key(2).public_key()),
+        ota_host::tuf::tuf_key(&signing_key(7).public_key()),
     );
     new.keys.insert(k7.key_id().unwrap(), k7.clone());
     new.roles.get_mut(&RoleType::Root).unwrap().keyids =

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use ota_core::tuf::client::Client;
-use ota_core::tuf::repo::{Expiries, Repo, Roles};
+use ota_host::tuf::client::Client;
+use ota_host::tuf::repo::{Expiries, Repo, Roles};
 use ota_tests::{TUF_NOW as NOW, serve_dir, signing_key, tuf_role as role};
 use serde_json::Value;
 
@@ -191,7 +191,7 @@ fn we_read_a_repository_python_tuf_publishes() {
         std::fs::read(state.join("timestamp.json")).unwrap(),
         std::fs::read(dir.join("repo/metadata/timestamp.json")).unwrap()
     );
-    let offline = Client::offline(&state, NOW, ota_core::tuf::TufLimits::default()).unwrap();
+    let offline = Client::offline(&state, NOW, ota_host::tuf::TufLimits::default()).unwrap();
     assert_eq!(offline.target_names(), [name]);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -11,10 +11,11 @@ use std::time::{Duration, SystemTime};
 use ota_core::agent::{Agent, AgentConfig, Command, DeviceIo};
 use ota_core::assignment::Assignment;
 use ota_core::download::{ChunkRequest, Staging};
-use ota_core::probe::{ProbePolicy, ProbeSpec, runner};
+use ota_core::probe::{ProbePolicy, ProbeSpec};
 use ota_core::report::DeviceReport;
 use ota_core::sign::TrustedKeys;
 use ota_core::{DeviceProfile, Limits};
+use ota_host::probe as runner;
 
 use super::fleet::Rng;
 

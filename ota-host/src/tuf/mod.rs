@@ -1,5 +1,5 @@
 //! TUF: packages signed into TUF update metadata with tough, the second route to a
-//! [`VerifiedPackage`](crate::sign::VerifiedPackage) beside the DSSE envelope.
+//! [`VerifiedPackage`](ota_core::sign::VerifiedPackage) beside the DSSE envelope.
 //!
 //! - [`repo`]: the publisher's side. A repository with ed25519 keys and a threshold per role,
 //!   consistent snapshots and an expiry per role; packages are added as targets (the sealed
@@ -33,8 +33,8 @@ use tough::key_source::KeySource;
 use tough::schema::key::{Ed25519Key, Ed25519Scheme, Key};
 use tough::sign::Sign;
 
-use crate::sign::{PublicKey, SigningKey};
-use crate::status::Status;
+use ota_core::sign::{PublicKey, SigningKey};
+use ota_core::status::Status;
 
 /// A TUF operation failed. Each attack the client meets has its own variant and status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -212,6 +212,15 @@ impl Default for TufLimits {
 }
 
 impl TufLimits {
+    /// The core's limits for [`ota_core::tuf::verify_target`]: metadata as large as the
+    /// largest root or targets these limits let through.
+    pub fn core(&self) -> ota_core::Limits {
+        let mut limits = ota_core::Limits::DEFAULT;
+        let max = self.max_root_size.max(self.max_targets_size);
+        limits.max_tuf_metadata_bytes = usize::try_from(max).unwrap_or(usize::MAX);
+        limits
+    }
+
     fn tough(&self) -> tough::Limits {
         tough::Limits {
             max_root_size: self.max_root_size,

@@ -20,9 +20,9 @@ use super::{
     TufError, TufLimits, check_target_name, dir_url, key_sources, runtime, timestamp, tuf_key,
     tuf_keyid,
 };
-use crate::chunk::ChunkHasher;
-use crate::package::Package;
-use crate::sign::{PublicKey, SigningKey};
+use ota_core::chunk::ChunkHasher;
+use ota_core::package::Package;
+use ota_core::sign::{PublicKey, SigningKey};
 
 const SPEC_VERSION: &str = "1.0.0";
 
@@ -509,7 +509,7 @@ async fn sign_root(
         .map_err(TufError::repository)
 }
 
-fn hash_file(path: &Path) -> Result<crate::chunk::Digests, TufError> {
+fn hash_file(path: &Path) -> Result<ota_core::chunk::Digests, TufError> {
     let mut f = std::fs::File::open(path).map_err(|e| io(path, e))?;
     let mut h = ChunkHasher::new();
     let mut buf = vec![0u8; 1 << 20];

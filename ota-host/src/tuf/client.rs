@@ -22,9 +22,9 @@ use tough::{
 use url::Url;
 
 use super::{TufError, TufLimits, check_target_name, dir_url, runtime};
-use crate::digest::Sha256Digest;
-use crate::package::Package;
-use crate::sign::{KeyId, Provenance, VerifiedPackage};
+use ota_core::digest::Sha256Digest;
+use ota_core::package::Package;
+use ota_core::sign::VerifiedPackage;
 
 /// The trusted metadata files a state directory holds, and nothing else ending in `.json`.
 pub const STATE_FILES: [&str; 4] = [
@@ -117,6 +117,7 @@ pub struct Trusted {
     repo: tough::Repository,
     rt: tokio::runtime::Runtime,
     now: u64,
+    limits: TufLimits,
 }
 
 impl std::fmt::Debug for Trusted {
@@ -200,7 +201,12 @@ impl Client {
         );
         recording.keep_only(KEPT);
         let repo = loaded.map_err(|e| classify(&e, Phase::Metadata, "", &root, &recording))?;
-        let trusted = Trusted { repo, rt, now };
+        let trusted = Trusted {
+            repo,
+            rt,
+            now,
+            limits: self.limits,
+        };
         trusted.check_expiry()?;
         if let Some(state) = &self.state {
             std::fs::create_dir_all(state).map_err(|e| TufError::Fetch {
@@ -317,40 +323,33 @@ impl Trusted {
             name: name.into(),
             detail,
         };
-        let package = statement(target)
-            .ok_or_else(|| invalid("no custom.ota.package".into()))?
-            .map_err(|e| invalid(e.to_string()))?;
         let sha256: [u8; 32] = target
             .hashes
             .sha256
             .as_ref()
             .try_into()
             .map_err(|_| invalid("the target's sha256 is not 32 bytes".into()))?;
-        let sha256 = Sha256Digest::from_bytes(sha256);
-        if package.size_bytes != target.length || package.sha256 != sha256 {
-            return Err(invalid(format!(
-                "the statement says {} bytes with sha256 {}, the target {} bytes with {}",
-                package.size_bytes, package.sha256, target.length, sha256
-            )));
-        }
-        let targets = &self.repo.targets();
-        let tuf_keyids = valid_signers(&self.repo.root().signed, targets);
-        let signed_by = tuf_keyids
-            .iter()
-            .filter_map(|id| public_key(&self.repo.root().signed, id))
-            .map(|k| KeyId::of(&k))
-            .collect();
-        let provenance = Provenance::Tuf {
-            target: name.to_string(),
-            versions: self.versions(),
-            tuf_keyids,
-        };
-        let package = VerifiedPackage::from_tuf(package, signed_by, provenance)
-            .map_err(|e| invalid(e.to_string()))?;
+        // The core checks the targets role's signatures itself against the trusted root: a
+        // package is verified there or not at all.
+        let root = serde_json::to_vec(self.repo.root()).map_err(|e| invalid(e.to_string()))?;
+        let targets =
+            serde_json::to_vec(self.repo.targets()).map_err(|e| invalid(e.to_string()))?;
+        let [_, timestamp, snapshot, _] = self.versions();
+        let package = ota_core::tuf::verify_target(
+            &root,
+            &targets,
+            name,
+            ota_core::tuf::ChainVersions {
+                timestamp,
+                snapshot,
+            },
+            &self.limits.core(),
+        )
+        .map_err(|e| invalid(e.to_string()))?;
         Ok(Resolved {
             package,
             length: target.length,
-            sha256,
+            sha256: Sha256Digest::from_bytes(sha256),
         })
     }
 
@@ -439,7 +438,7 @@ impl Trusted {
                         .as_ref()
                         .map(|p| format!("{} {}", p.name, p.version)),
                     package_id: package
-                        .map(|p| crate::sign::PackageId::of(p.to_json().as_bytes()).to_string()),
+                        .map(|p| ota_core::sign::PackageId::of(p.to_json().as_bytes()).to_string()),
                 }
             })
             .collect();
@@ -451,7 +450,7 @@ impl Trusted {
 /// The package statement a target carries in `custom.ota.package`: the statement's JSON text
 /// (as [`Repo::add_package`](super::repo::Repo::add_package) writes it, since canonical JSON
 /// has no floating-point numbers and manifests do), or the statement as a JSON object.
-fn statement(target: &tough::schema::Target) -> Option<Result<Package, crate::ParseError>> {
+fn statement(target: &tough::schema::Target) -> Option<Result<Package, ota_core::ParseError>> {
     let value = target.custom.get("ota")?.get("package")?;
     Some(match value.as_str() {
         Some(text) => Package::from_json(text.as_bytes()),
@@ -478,18 +477,6 @@ fn valid_signers<T: Role + Serialize + Clone>(root: &Root, signed: &Signed<T>) -
         }
     }
     out
-}
-
-/// The raw ed25519 public key of a TUF key id in `root`.
-fn public_key(root: &Root, keyid_hex: &str) -> Option<[u8; 32]> {
-    let (_, key) = root
-        .keys
-        .iter()
-        .find(|(id, _)| hex::encode(&***id) == keyid_hex)?;
-    match key {
-        tough::schema::key::Key::Ed25519 { keyval, .. } => keyval.public.as_ref().try_into().ok(),
-        _ => None,
-    }
 }
 
 /// A transport that keeps the first bytes of every file it fetched, to explain a signature

@@ -1,0 +1,18 @@
+//! The I/O that [`ota_core`] leaves out, for the programs that host it: the C ABI, the `ota`
+//! command, the control-plane service and the device daemon.
+//!
+//! - [`probe`]: health-probe runners (spawn an allowlisted executable, a loopback HTTP GET,
+//!   a readiness file), behind the core's [`ota_core::probe`] decisions.
+//! - [`tuf`]: TUF repositories with tough (the publisher's side) and a blocking client over a
+//!   directory or HTTP (the device's and control plane's side). A target resolves to a
+//!   [`ota_core::VerifiedPackage`] only through the core's own check of the targets role
+//!   ([`ota_core::tuf::verify_target`]).
+//!
+//! The core stays free of tokio, HTTP clients, C crypto libraries, clocks, files, sockets and
+//! processes: `cargo tree -p ota-core -e normal` shows it.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod probe;
+#[cfg(feature = "tuf")]
+pub mod tuf;

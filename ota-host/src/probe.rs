@@ -1,0 +1,136 @@
+//! Health-probe runners: the I/O the core's [`ota_core::probe`] decisions leave out. They
+//! spawn the allowlisted executable (killed at its timeout), make a loopback HTTP GET, or
+//! stat a readiness file.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use ota_core::probe::{ProbeResult, ProbeSpec, parse_http_url};
+
+fn result(healthy: bool, detail: impl Into<String>) -> ProbeResult {
+    ProbeResult {
+        healthy,
+        detail: detail.into(),
+    }
+}
+
+/// Runs a probe that passed [`ProbeSpec::check`]. `swapped_at` is when the swap happened.
+pub fn run(spec: &ProbeSpec, allowlist: &[String], swapped_at: SystemTime) -> ProbeResult {
+    if let Err(e) = spec.check(allowlist) {
+        return result(false, e.to_string());
+    }
+    match spec {
+        ProbeSpec::Exec {
+            path,
+            args,
+            timeout_ms,
+        } => exec(path, args, Duration::from_millis(*timeout_ms)),
+        ProbeSpec::Http {
+            url, timeout_ms, ..
+        } => http(url, Duration::from_millis(*timeout_ms)),
+        ProbeSpec::File { path } => file(path, swapped_at),
+        other => result(false, format!("no runner for the probe {other:?}")),
+    }
+}
+
+/// Runs the executable; kills it when the timeout passes.
+pub fn exec(path: &str, args: &[String], timeout: Duration) -> ProbeResult {
+    let mut child = match Command::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return result(false, format!("cannot start {path}: {e}")),
+    };
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return result(true, "exit status 0"),
+            Ok(Some(status)) => return result(false, format!("{path}: {status}")),
+            Ok(None) if start.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return result(
+                    false,
+                    format!("{path}: timed out after {} ms, killed", timeout.as_millis()),
+                );
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return result(false, format!("{path}: {e}")),
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET: healthy on a 2xx status line within the timeout.
+pub fn http(url: &str, timeout: Duration) -> ProbeResult {
+    let t = match parse_http_url(url) {
+        Ok(t) => t,
+        Err(e) => return result(false, e.to_string()),
+    };
+    let host = t.host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match (host, t.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    {
+        Some(a) => a,
+        None => return result(false, format!("cannot resolve {}", t.host)),
+    };
+    let deadline = Instant::now() + timeout;
+    let mut stream = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => s,
+        Err(e) => return result(false, format!("GET {url}: {e}")),
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: ota-probe\r\n\r\n",
+        t.path, t.host
+    );
+    if let Err(e) = stream.write_all(request.as_bytes()) {
+        return result(false, format!("GET {url}: {e}"));
+    }
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        if Instant::now() >= deadline {
+            return result(
+                false,
+                format!("GET {url}: timed out after {} ms", timeout.as_millis()),
+            );
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return result(false, format!("GET {url}: {e}")),
+        }
+        if head.len() > 8192 {
+            break;
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
+    let code = line
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|c| c.parse::<u16>().ok());
+    match code {
+        Some(c) if (200..300).contains(&c) => result(true, format!("HTTP {c}")),
+        Some(c) => result(false, format!("GET {url}: HTTP {c}")),
+        None => result(false, format!("GET {url}: no HTTP status line")),
+    }
+}
+
+/// Healthy when the file exists and was modified after the swap.
+pub fn file(path: &str, swapped_at: SystemTime) -> ProbeResult {
+    match std::fs::metadata(path).and_then(|m| m.modified()) {
+        Err(e) => result(false, format!("{path}: {e}")),
+        Ok(modified) if modified > swapped_at => result(true, format!("{path} is ready")),
+        Ok(_) => result(false, format!("{path} is older than the swap")),
+    }
+}
