@@ -9,6 +9,9 @@ pub mod fleet;
 #[path = "src/device.rs"]
 pub mod device;
 
+/// Deterministic, poorly compressible bytes: shared with the benchmarks and the demo.
+pub use ota_sim::noise;
+
 /// The `tests/` directory of the workspace.
 pub fn tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -173,19 +176,6 @@ fn run_c_with(exe: &Path, args: &[&std::ffi::OsStr], valgrind: bool) -> String {
         out.status
     );
     stdout
-}
-
-/// Deterministic, poorly compressible bytes (xorshift), so artifacts span several chunks.
-pub fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// The fixed keys of the fixtures and tests: signing key `n` has secret `[n; 32]`.

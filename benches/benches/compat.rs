@@ -13,7 +13,7 @@ fn fleet_check(c: &mut Criterion) {
     group.sample_size(10);
     {
         let n = 1_000_000usize;
-        let fleet = ota_benches::fleet(n, 7);
+        let fleet = ota_sim::fleet::mixed_jetsons(n, 7);
         let eligible = compat::check_fleet(&package, &fleet).eligible.len();
         eprintln!("fleet of {n}: {eligible} eligible");
         group.throughput(Throughput::Elements(n as u64));

@@ -107,7 +107,7 @@ fn main() {
         let mut written = 0u64;
         let mut seed = 0;
         while written < GIB + GIB / 10 {
-            let piece = ota_benches::dense_weights(16 << 20, seed);
+            let piece = ota_sim::dense_weights(16 << 20, seed);
             sealer.write_all(&piece).unwrap();
             written += piece.len() as u64;
             seed += 1;

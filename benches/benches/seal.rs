@@ -14,9 +14,10 @@ use std::io::Write as _;
 
 use aes::cipher::{Array, BlockCipherDecrypt, BlockModeDecrypt, KeyInit, KeyIvInit};
 use criterion::{Criterion, Throughput};
-use ota_benches::{dense_weights, print_ratios, scratch_file, shell};
+use ota_benches::{print_ratios, scratch_file, shell};
 use ota_core::seal::{self, SealKey};
 use ota_core::sign::SigningKey;
+use ota_sim::dense_weights;
 
 const MB: usize = 1 << 20;
 const KEY: [u8; 32] = [0x42; 32];

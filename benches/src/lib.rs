@@ -1,92 +1,13 @@
 //! Inputs shared by the benchmarks: synthetic fleets and packages, generated deterministically
-//! from a seed.
+//! from a seed, and criterion helpers that report each benchmark against its reference.
+//!
+//! The generators and fleets come from `ota-sim`, shared with the tests and the demo.
 
-use ota_core::{DeviceProfile, Package};
+use ota_core::Package;
 use serde_json::json;
 
-/// A small, fast, deterministic generator (SplitMix64), so inputs are the same in every run.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// One of `items`.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[usize::try_from(self.below(items.len() as u64)).unwrap_or(0)]
-    }
-}
-
-/// A fleet of `n` devices of mixed Jetson profiles, runtimes and firmware, about a fifth of
-/// which fit [`yolo_package`].
-pub fn fleet(n: usize, seed: u64) -> Vec<DeviceProfile> {
-    fleet_with(n, seed, false)
-}
-
-/// A fleet of `n` mixed Jetson devices most of which (about 90 %) fit [`yolo_package`]:
-/// Orin NX and AGX Orin boards on the engine's TensorRT and JetPack, with a tenth of other
-/// boards and runtimes.
-pub fn compatible_fleet(n: usize, seed: u64) -> Vec<DeviceProfile> {
-    fleet_with(n, seed, true)
-}
-
-fn fleet_with(n: usize, seed: u64, mostly_compatible: bool) -> Vec<DeviceProfile> {
-    let mut rng = Rng::new(seed);
-    let compatible = [
-        ("nvidia-jetson-orin-nx", 16384),
-        ("nvidia-jetson-agx-orin", 65536),
-    ];
-    let boards = [
-        ("nvidia-jetson-orin-nx", 16384),
-        ("nvidia-jetson-orin-nx", 8192),
-        ("nvidia-jetson-agx-orin", 65536),
-        ("nvidia-jetson-orin-nano", 8192),
-        ("nvidia-jetson-xavier-nx", 8192),
-        ("nvidia-jetson-nano", 4096),
-    ];
-    let trt = ["8.6.2.3", "8.6.2.3", "8.6.2.3", "8.5.2.2", "10.3.0.26"];
-    let jetpack = ["6.0", "6.0", "6.1", "5.1.2"];
-    (0..n)
-        .map(|i| {
-            let fits = mostly_compatible && rng.below(10) != 0;
-            let (board, mem) = if fits {
-                *rng.pick(&compatible)
-            } else {
-                *rng.pick(&boards)
-            };
-            let trt = if fits { "8.6.2.3" } else { rng.pick(&trt) };
-            let jetpack = if fits { "6.0" } else { rng.pick(&jetpack) };
-            let v = json!({
-                "device_id": format!("dev-{i:07}"),
-                "device_type": if !fits && rng.below(20) == 0 { "doorbell" } else { "line-camera" },
-                "hardware_profile": board,
-                "arch": "arm64",
-                "memory_mb": mem,
-                "runtimes": {"tensorrt": trt, "cuda": "12.2"},
-                "firmware": {"name": "jetpack", "version": jetpack},
-                "installed": {"yolo-v8n": "2.0.4"},
-                "allowed_channels": ["stable"],
-            });
-            DeviceProfile::from_json(v.to_string().as_bytes()).expect("generated profile")
-        })
-        .collect()
-}
+pub use ota_sim::fleet::{mixed_jetsons as fleet, mostly_compatible_jetsons as compatible_fleet};
+pub use ota_sim::{Rng, dense_weights};
 
 /// The TensorRT model package for Orin NX used by the benchmarks.
 pub fn yolo_package() -> Package {
@@ -176,23 +97,6 @@ pub fn print_ratios(rows: &[(&str, &str, &str, u64)]) {
             b / a
         );
     }
-}
-
-/// `n` bytes that look like dense float32 model weights (small normal-ish values): they
-/// compress by about 7 %, like real weights.
-pub fn dense_weights(n: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
-    let mut out = Vec::with_capacity(n + 4);
-    while out.len() < n {
-        // Sum of uniforms: roughly normal around 0 with sigma ~0.05.
-        let s: f64 = (0..4)
-            .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-            .sum::<f64>()
-            - 2.0;
-        out.extend_from_slice(&((s * 0.05) as f32).to_le_bytes());
-    }
-    out.truncate(n);
-    out
 }
 
 /// Runs a shell pipeline and fails loudly if it does not succeed.

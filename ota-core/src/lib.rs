@@ -5,74 +5,109 @@
 //! `Read`/`Write` adapters, and randomness from a caller-supplied RNG. Every state machine is
 //! therefore a deterministic function of its inputs.
 //!
-//! The modules, one noun each:
+//! The modules, one noun each, in the order data flows through them:
 //!
+//! **Vocabulary**: the words every document is written in.
 //! - [`digest`]: [`Sha256Digest`], a SHA-256 that exists only when well formed.
 //! - [`name`]: [`Name`], the identifier used for packages, models, devices and profiles.
 //! - [`version`]: semantic versions (re-exported from `semver`), dotted runtime versions and
 //!   version ranges.
+//! - [`time`]: [`UnixMs`], the instant every state machine is given.
+//! - [`hardware`]: CPU architectures, accelerator kinds, compute capabilities, tensor types.
+//! - [`channel`]: release channels ([`Channel`]).
+//! - [`text`]: checked strings: relative paths, SPDX licenses, timestamps, artifact URIs.
+//! - [`limits`]: every bound the parsers enforce, in one place ([`Limits`]).
+//! - [`json`]: parsing with field paths in every error.
+//! - [`status`]: the stable numeric status codes shared with the C ABI.
+//!
+//! **Documents**: what publishers and devices write.
 //! - [`manifest`]: the model manifest ([`ModelManifest`]).
 //! - [`profile`]: device profiles and the built-in hardware profiles.
 //! - [`package`]: the package a publisher describes ([`Package`]).
-//! - [`compat`]: the compatibility engine, per device and per fleet.
+//! - [`sbom`]: minimal SPDX 2.3 / CycloneDX 1.5 validation and compliance coverage.
+//!
+//! **Publisher**: from an artifact to a signed, registered package.
+//! - [`seal`]: sealing artifacts (gzip, then AES-256-CBC), streamed.
+//! - [`open`]: opening sealed artifacts from verified bytes, streamed.
 //! - [`chunk`]: the chunk table and [`chunk::VerifiedBytes`], the only input of decryption.
-//! - [`seal`]: sealed artifacts (gzip, then AES-256-CBC), streamed both ways.
-//! - [`sign`]: Ed25519 keys, DSSE envelopes, and [`VerifiedPackage`], made only by verifying.
+//! - [`keys`]: Ed25519 signing keys, public keys, key ids and trusted key sets.
+//! - [`dsse`]: DSSE envelopes and their pre-authentication encoding.
+//! - [`sign`]: signing a package statement and threshold verification.
+//! - [`verified`]: [`VerifiedPackage`], made only by verifying.
 //! - [`registration`]: seed 002's registration record, object key and CDN URL.
-//! - [`catalog`]: the control plane's catalog: pending, available or rejected, by bytes.
+//!
+//! **Control plane**: what a fleet service decides.
+//! - [`catalog`]: pending, available or rejected packages, by bytes.
+//! - [`compat`]: the compatibility engine, per device and per fleet.
+//! - [`plan`] and [`rollout`]: the rollout engine, with its hash-chained [`audit`] trail.
+//!
+//! **Device**: what runs on the device.
 //! - [`download`]: any-order chunk download with per-chunk verification, and streaming install.
 //! - [`assignment`]: both ends of seed 004's device protocol.
 //! - [`agent`]: the device's crash-safe update agent, with [`probe`]s and automatic rollback.
 //! - [`report`]: seed 004's device report.
-//! - [`plan`] and [`rollout`]: the rollout engine, with its hash-chained [`audit`] trail.
-//! - [`sbom`]: minimal SPDX 2.3 / CycloneDX 1.5 validation and compliance coverage.
-//! - [`json`]: parsing with field paths in every error.
-//! - [`limits`]: every bound the parsers enforce, in one place.
-//! - [`status`]: the stable numeric status codes shared with the C ABI.
-//! - [`time`]: [`UnixMs`], the instant every state machine is given.
 //! - [`tuf`]: the check that makes a package signed into a TUF targets role a
-//!   [`VerifiedPackage`] (the TUF client itself, with its I/O, is in the host crate).
+//!   [`VerifiedPackage`] (the TUF client itself, with its I/O, is in the `ota-host` crate).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod agent;
-pub mod assignment;
-pub mod audit;
-pub mod catalog;
-pub mod chunk;
-pub mod compat;
+// Vocabulary.
 pub mod digest;
-pub mod download;
-pub mod json;
-pub mod limits;
-pub mod manifest;
 pub mod name;
-pub mod package;
-pub mod plan;
-pub mod probe;
-pub mod profile;
-pub mod registration;
-pub mod report;
-pub mod rollout;
-pub mod sbom;
-pub mod seal;
-pub mod sign;
-pub mod status;
-pub mod time;
-pub mod tuf;
 pub mod version;
+pub mod time;
+pub mod hardware;
+pub mod channel;
+pub mod text;
+pub mod limits;
+pub mod json;
+pub mod status;
 
+// Documents.
+pub mod manifest;
+pub mod profile;
+pub mod package;
+pub mod sbom;
+
+// Publisher.
+mod cbc_stream;
+pub mod seal;
+pub mod open;
+pub mod chunk;
+pub mod keys;
+pub mod dsse;
+pub mod sign;
+pub mod verified;
+pub mod registration;
+
+// Control plane.
+pub mod catalog;
+pub mod compat;
+pub mod plan;
+pub mod rollout;
+pub mod audit;
+
+// Device.
+pub mod download;
+pub mod assignment;
+pub mod agent;
+pub mod probe;
+pub mod report;
+
+pub mod tuf;
+
+pub use channel::Channel;
 pub use compat::{FleetReport, Reason, Rejection, Report};
 pub use digest::Sha256Digest;
 pub use json::{Fault, ParseError};
 pub use limits::Limits;
 pub use manifest::ModelManifest;
 pub use name::Name;
-pub use package::{Channel, Package, PackageType};
+pub use package::{Package, PackageType};
 pub use profile::DeviceProfile;
-pub use sign::{PackageId, VerifiedPackage};
 pub use status::Status;
 pub use time::UnixMs;
+pub use verified::{PackageId, VerifiedPackage};
 pub use version::{RuntimeVersion, Version, VersionRange};
 
 /// The version of this library, as in its `Cargo.toml`.

@@ -38,8 +38,8 @@ pub enum NameError {
 }
 
 impl Name {
-    /// The longest name accepted.
-    pub const MAX_LEN: usize = 128;
+    /// The longest name accepted: [`Limits::MAX_NAME_CHARS`](crate::Limits::MAX_NAME_CHARS).
+    pub const MAX_LEN: usize = crate::limits::Limits::MAX_NAME_CHARS;
 
     /// The name as text.
     pub fn as_str(&self) -> &str {

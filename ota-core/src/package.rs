@@ -16,6 +16,9 @@ use crate::sbom::SbomRef;
 use crate::seal::{SealInfo, Sealed};
 use crate::version::{Version, serde_via_str};
 
+pub use crate::channel::Channel;
+pub use crate::text::{ArtifactUri, UriError};
+
 /// A package.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,39 +118,6 @@ impl PackageType {
             PackageType::Sw => "sw",
             PackageType::Model => "model",
         }
-    }
-}
-
-/// A release channel.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Channel {
-    /// Production.
-    #[default]
-    Stable,
-    /// Candidates.
-    Beta,
-    /// The earliest builds.
-    Canary,
-}
-
-impl Channel {
-    /// The name as written in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Stable => "stable",
-            Channel::Beta => "beta",
-            Channel::Canary => "canary",
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -318,75 +288,7 @@ impl fmt::Debug for PinnedReference {
     }
 }
 
-/// Where an artifact lives: a URI with a scheme (`s3://`, `https://`, `file:`), no whitespace
-/// or control characters, at most 2048 bytes.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ArtifactUri(String);
-
-/// Text that is not an [`ArtifactUri`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid artifact uri {found:?}: {why}")]
-pub struct UriError {
-    /// The text.
-    pub found: String,
-    /// What is wrong.
-    pub why: &'static str,
-}
-
-impl ArtifactUri {
-    /// The URI as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for ArtifactUri {
-    type Err = UriError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why| UriError {
-            found: s.to_string(),
-            why,
-        };
-        if s.len() > 2048 {
-            return Err(err("it is longer than 2048 bytes"));
-        }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(err("it contains whitespace or a control character"));
-        }
-        let Some((scheme, rest)) = s.split_once(':') else {
-            return Err(err("it has no scheme (like s3:// or https://)"));
-        };
-        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_lowercase())
-            && scheme.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '-')
-            });
-        if !scheme_ok {
-            return Err(err(
-                "the scheme must be lowercase letters, digits, '+', '.' or '-'",
-            ));
-        }
-        if rest.trim_start_matches('/').is_empty() {
-            return Err(err("nothing follows the scheme"));
-        }
-        Ok(ArtifactUri(s.to_string()))
-    }
-}
-
-impl fmt::Display for ArtifactUri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for ArtifactUri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ArtifactUri({:?})", self.0)
-    }
-}
-
 serde_via_str!(PinnedReference);
-serde_via_str!(ArtifactUri);
 
 impl Validate for Package {
     fn validate_at(&self, path: &str, faults: &mut Vec<Fault>) {
@@ -520,20 +422,6 @@ mod tests {
         );
         assert!(format!("@sha256:{D}").parse::<PinnedReference>().is_err());
         assert!(format!("yolo@md5:{D}").parse::<PinnedReference>().is_err());
-    }
-
-    #[test]
-    fn artifact_uris() {
-        for ok in [
-            "s3://ota-artifacts/temp-sensor/fw-2.0.0.bin",
-            "https://cdn.example/x.enc",
-            "file:x",
-        ] {
-            assert!(ok.parse::<ArtifactUri>().is_ok(), "{ok:?}");
-        }
-        for bad in ["", "no-scheme", "s3://", "S3://x", "http://a b", "1s://x"] {
-            assert!(bad.parse::<ArtifactUri>().is_err(), "{bad:?}");
-        }
     }
 
     #[test]

@@ -7,17 +7,20 @@
 //! not built in is taken as reported.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::Channel;
+use crate::hardware::DType;
 use crate::json::{self, Fault, ParseError, Validate, duplicates, fault, field, index};
 use crate::limits::Limits;
-use crate::manifest::DType;
 use crate::name::Name;
-use crate::package::Channel;
-use crate::version::{RuntimeVersion, Version, serde_via_str};
+use crate::version::{RuntimeVersion, Version};
+
+pub use crate::hardware::{AcceleratorKind, Arch, ComputeCapability, ComputeCapabilityError};
+pub use builtin::{BUILTIN_PROFILES, HardwareProfile};
+
+mod builtin;
 
 /// What a device is and has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,143 +177,6 @@ impl Capabilities<'_> {
     }
 }
 
-/// A CPU architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Arch {
-    /// 64-bit ARM (`aarch64`).
-    Arm64,
-    /// 64-bit x86.
-    #[serde(rename = "x86_64")]
-    X86_64,
-    /// 32-bit ARMv7.
-    Armv7,
-    /// 64-bit RISC-V.
-    Riscv64,
-}
-
-impl Arch {
-    /// The name as written in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::Arm64 => "arm64",
-            Arch::X86_64 => "x86_64",
-            Arch::Armv7 => "armv7",
-            Arch::Riscv64 => "riscv64",
-        }
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A kind of accelerator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AcceleratorKind {
-    /// A GPU.
-    Gpu,
-    /// An NVIDIA Deep Learning Accelerator core.
-    Dla,
-    /// A neural processing unit.
-    Npu,
-}
-
-impl AcceleratorKind {
-    /// The name as written in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AcceleratorKind::Gpu => "gpu",
-            AcceleratorKind::Dla => "dla",
-            AcceleratorKind::Npu => "npu",
-        }
-    }
-}
-
-impl fmt::Display for AcceleratorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A CUDA compute capability, `major.minor` (`8.7`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ComputeCapability {
-    major: u8,
-    minor: u8,
-}
-
-/// Text that is not a compute capability.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid compute capability {found:?}: expected MAJOR.MINOR, like 8.7")]
-pub struct ComputeCapabilityError {
-    /// The text.
-    pub found: String,
-}
-
-impl ComputeCapability {
-    /// Ampere, the first generation of `ampere_plus` hardware compatibility.
-    pub const AMPERE: ComputeCapability = ComputeCapability::new(8, 0);
-
-    /// A compute capability.
-    pub const fn new(major: u8, minor: u8) -> Self {
-        ComputeCapability { major, minor }
-    }
-
-    /// The major version.
-    pub fn major(self) -> u8 {
-        self.major
-    }
-
-    /// The minor version.
-    pub fn minor(self) -> u8 {
-        self.minor
-    }
-}
-
-impl FromStr for ComputeCapability {
-    type Err = ComputeCapabilityError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ComputeCapabilityError {
-            found: s.to_string(),
-        };
-        let (major, minor) = s.split_once('.').ok_or_else(bad)?;
-        let num = |p: &str| -> Result<u8, ComputeCapabilityError> {
-            if p.is_empty()
-                || !p.bytes().all(|b| b.is_ascii_digit())
-                || (p.len() > 1 && p.starts_with('0'))
-            {
-                return Err(bad());
-            }
-            p.parse().map_err(|_| bad())
-        };
-        Ok(ComputeCapability {
-            major: num(major)?,
-            minor: num(minor)?,
-        })
-    }
-}
-
-impl fmt::Display for ComputeCapability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
-
-impl fmt::Debug for ComputeCapability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ComputeCapability({self})")
-    }
-}
-
-serde_via_str!(ComputeCapability);
-
 /// An accelerator a device has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -391,139 +257,6 @@ pub struct Firmware {
     pub name: Name,
     /// Its version (`6.0`).
     pub version: RuntimeVersion,
-}
-
-/// A built-in hardware profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct HardwareProfile {
-    /// Its id, as devices and model targets name it.
-    pub id: &'static str,
-    /// A human description.
-    pub description: &'static str,
-    /// The CPU architecture.
-    pub arch: Arch,
-    /// The integrated GPU's compute capability, if any.
-    pub gpu: Option<ComputeCapability>,
-    /// The number of DLA cores.
-    pub dla_cores: u32,
-    /// The memory of the smallest variant, in MiB (assumed when a device does not report it).
-    pub min_memory_mb: u64,
-    /// The memory of the largest variant, in MiB (a report above it is refused), if bounded.
-    pub max_memory_mb: Option<u64>,
-}
-
-macro_rules! jetson {
-    ($id:literal, $desc:literal, ($maj:literal, $min:literal), $dla:literal, $lo:literal, $hi:literal) => {
-        HardwareProfile {
-            id: $id,
-            description: $desc,
-            arch: Arch::Arm64,
-            gpu: Some(ComputeCapability::new($maj, $min)),
-            dla_cores: $dla,
-            min_memory_mb: $lo,
-            max_memory_mb: Some($hi),
-        }
-    };
-}
-
-/// The built-in hardware profiles.
-pub const BUILTIN_PROFILES: &[HardwareProfile] = &[
-    jetson!(
-        "nvidia-jetson-nano",
-        "NVIDIA Jetson Nano (Maxwell, CC 5.3)",
-        (5, 3),
-        0,
-        2048,
-        4096
-    ),
-    jetson!(
-        "nvidia-jetson-tx2",
-        "NVIDIA Jetson TX2 (Pascal, CC 6.2)",
-        (6, 2),
-        0,
-        4096,
-        8192
-    ),
-    jetson!(
-        "nvidia-jetson-xavier-nx",
-        "NVIDIA Jetson Xavier NX (Volta, CC 7.2, 2 DLA)",
-        (7, 2),
-        2,
-        8192,
-        16384
-    ),
-    jetson!(
-        "nvidia-jetson-agx-xavier",
-        "NVIDIA Jetson AGX Xavier (Volta, CC 7.2, 2 DLA)",
-        (7, 2),
-        2,
-        8192,
-        65536
-    ),
-    jetson!(
-        "nvidia-jetson-orin-nano",
-        "NVIDIA Jetson Orin Nano (Ampere, CC 8.7, no DLA)",
-        (8, 7),
-        0,
-        4096,
-        8192
-    ),
-    jetson!(
-        "nvidia-jetson-orin-nx",
-        "NVIDIA Jetson Orin NX (Ampere, CC 8.7, 2 DLA)",
-        (8, 7),
-        2,
-        8192,
-        16384
-    ),
-    jetson!(
-        "nvidia-jetson-agx-orin",
-        "NVIDIA Jetson AGX Orin (Ampere, CC 8.7, 2 DLA)",
-        (8, 7),
-        2,
-        32768,
-        65536
-    ),
-    jetson!(
-        "nvidia-jetson-thor",
-        "NVIDIA Jetson Thor (Blackwell, CC 11.0, no DLA)",
-        (11, 0),
-        0,
-        65536,
-        131072
-    ),
-    HardwareProfile {
-        id: "generic-arm64",
-        description: "Generic 64-bit ARM CPU board",
-        arch: Arch::Arm64,
-        gpu: None,
-        dla_cores: 0,
-        min_memory_mb: 0,
-        max_memory_mb: None,
-    },
-    HardwareProfile {
-        id: "generic-x86_64",
-        description: "Generic x86-64 CPU board",
-        arch: Arch::X86_64,
-        gpu: None,
-        dla_cores: 0,
-        min_memory_mb: 0,
-        max_memory_mb: None,
-    },
-];
-
-impl HardwareProfile {
-    /// The built-in profile with this id.
-    pub fn builtin(id: &str) -> Option<&'static HardwareProfile> {
-        BUILTIN_PROFILES.iter().find(|p| p.id == id)
-    }
-
-    /// Whether `id` names a generic profile (`generic-arm64`), which a model target uses to
-    /// mean every device of that architecture.
-    pub fn is_generic(id: &str) -> bool {
-        id.starts_with("generic-")
-    }
 }
 
 impl Validate for DeviceProfile {
@@ -677,48 +410,6 @@ impl Validate for Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn compute_capabilities() {
-        assert_eq!(
-            "8.7".parse::<ComputeCapability>().unwrap(),
-            ComputeCapability::new(8, 7)
-        );
-        assert_eq!(
-            "11.0".parse::<ComputeCapability>().unwrap().to_string(),
-            "11.0"
-        );
-        assert!(ComputeCapability::new(7, 2) < ComputeCapability::AMPERE);
-        for bad in ["8", "8.", ".7", "08.7", "8.7.1", "x.y", "256.0"] {
-            assert!(bad.parse::<ComputeCapability>().is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn builtins_cover_the_jetson_line() {
-        let cc = |id: &str| {
-            HardwareProfile::builtin(id)
-                .unwrap()
-                .gpu
-                .unwrap()
-                .to_string()
-        };
-        assert_eq!(cc("nvidia-jetson-nano"), "5.3");
-        assert_eq!(cc("nvidia-jetson-tx2"), "6.2");
-        assert_eq!(cc("nvidia-jetson-xavier-nx"), "7.2");
-        assert_eq!(cc("nvidia-jetson-agx-xavier"), "7.2");
-        assert_eq!(cc("nvidia-jetson-orin-nano"), "8.7");
-        assert_eq!(cc("nvidia-jetson-orin-nx"), "8.7");
-        assert_eq!(cc("nvidia-jetson-agx-orin"), "8.7");
-        assert_eq!(cc("nvidia-jetson-thor"), "11.0");
-        let dla = |id: &str| HardwareProfile::builtin(id).unwrap().dla_cores;
-        assert_eq!(dla("nvidia-jetson-xavier-nx"), 2);
-        assert_eq!(dla("nvidia-jetson-orin-nano"), 0);
-        assert_eq!(dla("nvidia-jetson-agx-orin"), 2);
-        assert_eq!(dla("nvidia-jetson-thor"), 0);
-        assert!(HardwareProfile::builtin("generic-arm64").is_some());
-        assert!(HardwareProfile::builtin("generic-x86_64").is_some());
-    }
 
     fn profile(extra: &str) -> Result<DeviceProfile, ParseError> {
         let json = format!(

@@ -107,9 +107,14 @@ impl Registration {
         )
     }
 
-    /// Parses and validates a record.
+    /// Parses and validates a record with the default [`Limits`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
-        json::parse("registration", bytes, Limits::DEFAULT.max_document_bytes)
+        Self::from_json_with_limits(bytes, &Limits::DEFAULT)
+    }
+
+    /// Parses and validates a record (bounded by [`Limits::max_document_bytes`]).
+    pub fn from_json_with_limits(bytes: &[u8], limits: &Limits) -> Result<Self, ParseError> {
+        json::parse("registration", bytes, limits.max_document_bytes)
     }
 
     /// The record as JSON (it contains the key: treat it as a secret).

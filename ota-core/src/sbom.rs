@@ -11,8 +11,7 @@ use serde_json::{Map, Value};
 use crate::digest::Sha256Digest;
 use crate::json::{Fault, ParseError, fault, field, index};
 use crate::limits::Limits;
-use crate::manifest::{RelativePath, Timestamp};
-use crate::package::{ArtifactUri, Package};
+use crate::text::{ArtifactUri, RelativePath, Timestamp};
 
 /// An SBOM format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,17 +115,22 @@ impl Coverage {
     }
 }
 
-/// Computes compliance coverage over packages, each with the bytes of its SBOM if fetched.
-pub fn coverage<'a>(items: impl IntoIterator<Item = (&'a Package, Option<&'a [u8]>)>) -> Coverage {
+/// Computes compliance coverage over packages: for each, its SBOM reference (a package's
+/// [`sbom`](crate::package::Package::sbom) field) and the bytes of that SBOM if fetched. Each
+/// document is validated within `limits`.
+pub fn coverage<'a>(
+    items: impl IntoIterator<Item = (Option<&'a SbomRef>, Option<&'a [u8]>)>,
+    limits: &Limits,
+) -> Coverage {
     let mut c = Coverage {
         total: 0,
         covered: 0,
     };
-    for (package, doc) in items {
+    for (sbom, doc) in items {
         c.total += 1;
-        if let (Some(r), Some(bytes)) = (&package.sbom, doc)
+        if let (Some(r), Some(bytes)) = (sbom, doc)
             && Sha256Digest::of(bytes) == r.sha256
-            && validate(r.format, bytes, &Limits::DEFAULT).is_ok()
+            && validate(r.format, bytes, limits).is_ok()
         {
             c.covered += 1;
         }

