@@ -2,9 +2,9 @@
 //!
 //! The table is part of the signed package, so a device can verify each chunk the moment it
 //! arrives, in any order. [`VerifiedBytes`] is the only input the decryptor
-//! ([`crate::seal::Opener`]) takes, and it can only be made by checking bytes against a
+//! ([`crate::open::Opener`]) takes, and it can only be made by checking bytes against a
 //! digest: [`ChunkTable::verify`] for a chunk, or the whole-file check of
-//! [`crate::seal::open_checked`].
+//! [`crate::open::open_checked`].
 
 use std::ops::Range;
 

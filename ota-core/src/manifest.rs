@@ -72,7 +72,7 @@ pub struct ModelManifest {
 }
 
 impl ModelManifest {
-    /// Parses and validates a manifest with the default [`Limits`].
+    /// Parses and validates a manifest with [`Limits::DEFAULT`]; see [`Self::from_json_with_limits`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
         Self::from_json_with_limits(bytes, &Limits::DEFAULT)
     }

@@ -71,7 +71,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl Package {
-    /// Parses and validates a package with the default [`Limits`].
+    /// Parses and validates a package with [`Limits::DEFAULT`]; see [`Self::from_json_with_limits`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
         Self::from_json_with_limits(bytes, &Limits::DEFAULT)
     }

@@ -62,7 +62,7 @@ fn default_channels() -> Vec<Channel> {
 }
 
 impl DeviceProfile {
-    /// Parses and validates one profile with the default [`Limits`].
+    /// Parses and validates one profile with [`Limits::DEFAULT`]; see [`Self::from_json_with_limits`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
         Self::from_json_with_limits(bytes, &Limits::DEFAULT)
     }

@@ -107,7 +107,7 @@ impl Registration {
         )
     }
 
-    /// Parses and validates a record with the default [`Limits`].
+    /// Parses and validates a record with [`Limits::DEFAULT`]; see [`Self::from_json_with_limits`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
         Self::from_json_with_limits(bytes, &Limits::DEFAULT)
     }

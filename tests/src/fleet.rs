@@ -6,26 +6,9 @@ use ota_core::rollout::{Create, Rollout, RolloutCommand};
 use ota_core::sign::{self, VerifiedPackage};
 use ota_core::{DeviceProfile, Limits};
 
-/// `n` temperature sensors of device profile `prof_temp_v2`, on firmware 1.2.0, named
-/// `dev-0000` and up; every `incompatible_every`-th one is a doorbell instead.
-pub fn sensors(n: usize, incompatible_every: usize) -> Vec<DeviceProfile> {
-    (0..n)
-        .map(|i| {
-            let ty = if incompatible_every > 0 && i % incompatible_every == incompatible_every - 1 {
-                "doorbell"
-            } else {
-                "temp-sensor"
-            };
-            let hw = ["acme-sensor-v2", "acme-sensor-v3", "acme-sensor-lite"][i % 3];
-            let json = format!(
-                r#"{{"device_id":"dev-{i:04}","device_type":"{ty}","hardware_profile":"{hw}","arch":"armv7",
-                    "installed":{{"temp-sensor-fw":"1.2.0"}},"labels":{{"profile":"prof_temp_v2","site":"plant-{}"}}}}"#,
-                i % 7
-            );
-            DeviceProfile::from_json(json.as_bytes()).expect("sensor profile")
-        })
-        .collect()
-}
+/// `n` temperature sensors of device profile `prof_temp_v2` (shared with the benchmarks
+/// and the demo in `ota-sim`).
+pub use ota_sim::fleet::sensors;
 
 /// The seed 004 firmware 2.0.0, sealed and signed by key 1.
 pub fn firmware(version: &str, rollback: bool) -> VerifiedPackage {
