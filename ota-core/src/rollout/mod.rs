@@ -209,7 +209,7 @@ impl Rollout {
             Input::Approve { wave, .. } => self.approve(*wave),
             Input::Verdict { wave, pass, .. } => self.verdict(*wave, *pass, now),
             Input::Join(p) => self.join(p),
-            Input::Leave { device_id } => self.leave(device_id),
+            Input::Leave { device_id } => self.leave(device_id, now),
         }
     }
 

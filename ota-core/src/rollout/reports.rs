@@ -207,7 +207,7 @@ impl Rollout {
         Ok(())
     }
 
-    pub(super) fn leave(&mut self, device_id: &Name) -> Result<(), RolloutError> {
+    pub(super) fn leave(&mut self, device_id: &Name, now: UnixMs) -> Result<(), RolloutError> {
         let Some(&i) = self.ix.by_id.get(device_id) else {
             return Err(RolloutError::UnknownDevice {
                 device_id: device_id.clone(),
@@ -228,6 +228,15 @@ impl Rollout {
         self.effect(Effect::DeviceLeft {
             device_id: device_id.clone(),
         });
+        // One device fewer in scope: the failures so far may now be over the threshold.
+        if matches!(
+            st,
+            DeviceState::Incompatible | DeviceState::AlreadyInstalled
+        ) {
+            return Ok(());
+        }
+        let wave = usize::from(self.slot(i).wave);
+        self.check_halt(wave, now);
         Ok(())
     }
 }
