@@ -14,6 +14,11 @@ use crate::json::{self, Fault, ParseError, Validate, fault, field, index};
 use crate::limits::Limits;
 use crate::name::Name;
 use crate::sign::PackageId;
+use crate::time::UnixMs;
+
+/// The most waves a rollout has, the canary and the implicit last wave included (a device's
+/// wave is kept in a byte).
+pub const MAX_WAVES: usize = 200;
 
 /// A rollout request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +39,9 @@ pub struct RolloutSpec {
     /// empty, the rest of the fleet is one wave that waits for an operator's approval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<Wave>,
-    /// The halt rule trips when failures exceed this share of the terminal devices in scope
-    /// (10 trips at 11 %, not at 10 %). Default 10.
+    /// The halt rule trips when failures exceed this share of the devices scheduled in scope
+    /// (10 trips at 11 %, not at 10 %; `halt.denominator` may name the terminal devices
+    /// instead). Default 10.
     #[serde(default = "d_threshold")]
     pub failure_threshold_percent: f64,
     /// The rest of the halt rule.
@@ -178,6 +184,10 @@ pub struct HaltRule {
     /// The rule cannot trip before this many devices in scope are terminal. Default 1.
     #[serde(default = "d_min_terminal")]
     pub min_terminal: u64,
+    /// What the threshold is a share of. Default `scheduled` (seed 004: "once 11 % of canary
+    /// devices report failure").
+    #[serde(default)]
+    pub denominator: Denominator,
     /// It also trips when failures in scope exceed this count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<u64>,
@@ -203,12 +213,27 @@ impl Default for HaltRule {
     fn default() -> Self {
         HaltRule {
             min_terminal: 1,
+            denominator: Denominator::Scheduled,
             max_failures: None,
             count_as_failure: d_kinds(),
             scope: Scope::Wave,
             action: HaltAction::Pause,
         }
     }
+}
+
+/// What the halt rule's threshold is a share of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Denominator {
+    /// The devices scheduled in scope, whether they finished or not: 11 failures of a
+    /// 100-device canary trip a 10 % threshold, however early they come.
+    #[default]
+    Scheduled,
+    /// The devices in scope with a final outcome: one early failure is 100 % (bound it with
+    /// `min_terminal`).
+    Terminal,
 }
 
 /// An outcome that may count as a failure.
@@ -396,10 +421,10 @@ pub struct Ramp {
 pub struct Window {
     /// Not before (Unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_at: Option<u64>,
+    pub start_at: Option<UnixMs>,
     /// Not after (Unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_at: Option<u64>,
+    pub end_at: Option<UnixMs>,
     /// Recurring maintenance windows; when any is given, only inside one of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maintenance: Vec<Maintenance>,
@@ -441,12 +466,12 @@ impl Maintenance {
         (h < 24 && m < 60 && self.start.len() == 5).then_some(h * 60 + m)
     }
 
-    /// Whether `now` (Unix ms) is inside this window.
-    pub fn contains(&self, now: u64) -> bool {
+    /// Whether `now` is inside this window.
+    pub fn contains(&self, now: UnixMs) -> bool {
         let Some(start) = self.start_minute() else {
             return false;
         };
-        let local_minutes = (now / 60_000) as i64 + i64::from(self.utc_offset_minutes);
+        let local_minutes = (now.get() / 60_000) as i64 + i64::from(self.utc_offset_minutes);
         let week = 7 * 24 * 60;
         // 1970-01-01 was a Thursday: minute 0 of the epoch is Thursday 00:00.
         let minute_of_week = (local_minutes + 3 * 24 * 60).rem_euclid(week);
@@ -460,7 +485,7 @@ impl Maintenance {
 
 impl Window {
     /// Whether commands may go out at `now`.
-    pub fn allows(&self, now: u64) -> bool {
+    pub fn allows(&self, now: UnixMs) -> bool {
         self.start_at.is_none_or(|s| now >= s)
             && self.end_at.is_none_or(|e| now < e)
             && (self.maintenance.is_empty() || self.maintenance.iter().any(|m| m.contains(now)))
@@ -469,12 +494,12 @@ impl Window {
 
 impl Pacing {
     /// The send limit per minute at `now`, for a rollout started at `started`.
-    pub fn limit_per_minute(&self, started: u64, now: u64) -> Option<u64> {
+    pub fn limit_per_minute(&self, started: UnixMs, now: UnixMs) -> Option<u64> {
         let max = self.per_minute?;
         Some(match self.ramp {
             None => max,
             Some(r) => {
-                let steps = now.saturating_sub(started) / r.double_every_ms.max(1);
+                let steps = (now - started) / r.double_every_ms.max(1);
                 let rate = r
                     .initial_per_minute
                     .max(1)
@@ -486,9 +511,9 @@ impl Pacing {
 }
 
 impl RolloutSpec {
-    /// Parses and validates a request.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
-        json::parse("rollout", bytes, Limits::DEFAULT.max_document_bytes)
+    /// Parses and validates a request, at most `limits.max_document_bytes` long.
+    pub fn from_json(bytes: &[u8], limits: &Limits) -> Result<Self, ParseError> {
+        json::parse("rollout", bytes, limits.max_document_bytes)
     }
 
     /// The request as JSON.
@@ -603,6 +628,13 @@ impl Validate for RolloutSpec {
                 );
             }
             last = w.percent;
+        }
+        if self.waves.len() + 2 > MAX_WAVES {
+            fault(
+                faults,
+                field(path, "waves"),
+                format!("at most {} waves after the canary", MAX_WAVES - 2),
+            );
         }
         if !self.waves.is_empty() && last < 100.0 {
             fault(
@@ -735,13 +767,17 @@ mod tests {
         let s = RolloutSpec::from_json(
             br#"{"package_id": "pkg_2a0f", "target_profile_id": "prof_temp_v2", "canary_percent": 5,
                 "failure_threshold_percent": 10, "rollback_package_id": "pkg_19b3"}"#,
+            &Limits::DEFAULT,
         )
         .unwrap();
         assert_eq!(s.halt.action, HaltAction::Pause);
         let waves = s.all_waves();
         assert_eq!(waves.len(), 2);
         assert_eq!((waves[1].percent, waves[1].gate), (100.0, Gate::Approval));
-        assert_eq!(RolloutSpec::from_json(s.to_json().as_bytes()).unwrap(), s);
+        assert_eq!(
+            RolloutSpec::from_json(s.to_json().as_bytes(), &Limits::DEFAULT).unwrap(),
+            s
+        );
     }
 
     #[test]
@@ -750,6 +786,7 @@ mod tests {
             br#"{"package_id":"pkg_2a0f","canary_percent":0,"waves":[{"percent":3},{"percent":50}],
                 "halt":{"action":"rollback","min_terminal":0},"pacing":{"max_in_flight":0,"ramp":{"initial_per_minute":1,"double_every_ms":1}},
                 "window":{"start_at":10,"end_at":5,"maintenance":[{"days":[],"start":"25:00","duration_minutes":0}]}}"#,
+            &Limits::DEFAULT,
         )
         .unwrap_err();
         let paths: Vec<String> = e.faults().into_iter().map(|f| f.path).collect();
@@ -773,7 +810,7 @@ mod tests {
     #[test]
     fn maintenance_windows_recur_weekly_in_local_time() {
         // 2026-11-23 is a Monday; 02:00 UTC+01:00 is 01:00 UTC.
-        let monday_0100_utc = 1_795_395_600_000u64;
+        let monday_0100_utc = UnixMs(1_795_395_600_000);
         let m = Maintenance {
             days: vec![Weekday::Mon],
             start: "02:00".into(),
@@ -783,7 +820,7 @@ mod tests {
         assert!(m.contains(monday_0100_utc));
         assert!(m.contains(monday_0100_utc + 59 * 60_000));
         assert!(!m.contains(monday_0100_utc + 60 * 60_000));
-        assert!(!m.contains(monday_0100_utc - 60_000));
+        assert!(!m.contains(UnixMs(monday_0100_utc.get() - 60_000)));
         assert!(m.contains(monday_0100_utc + 7 * 24 * 3_600_000));
         assert!(!m.contains(monday_0100_utc + 24 * 3_600_000));
         // A window that crosses midnight into Sunday-to-Monday.
@@ -793,7 +830,7 @@ mod tests {
             duration_minutes: 120,
             utc_offset_minutes: 0,
         };
-        assert!(late.contains(monday_0100_utc - 30 * 60_000));
+        assert!(late.contains(UnixMs(monday_0100_utc.get() - 30 * 60_000)));
         assert!(!late.contains(monday_0100_utc + 30 * 60_000));
     }
 
@@ -807,10 +844,13 @@ mod tests {
                 double_every_ms: 60_000,
             }),
         };
-        assert_eq!(p.limit_per_minute(0, 0), Some(10));
-        assert_eq!(p.limit_per_minute(0, 60_000), Some(20));
-        assert_eq!(p.limit_per_minute(0, 180_000), Some(80));
-        assert_eq!(p.limit_per_minute(0, 240_000), Some(100));
-        assert_eq!(Pacing::default().limit_per_minute(0, 0), None);
+        assert_eq!(p.limit_per_minute(UnixMs(0), UnixMs(0)), Some(10));
+        assert_eq!(p.limit_per_minute(UnixMs(0), UnixMs(60_000)), Some(20));
+        assert_eq!(p.limit_per_minute(UnixMs(0), UnixMs(180_000)), Some(80));
+        assert_eq!(p.limit_per_minute(UnixMs(0), UnixMs(240_000)), Some(100));
+        assert_eq!(
+            Pacing::default().limit_per_minute(UnixMs(0), UnixMs(0)),
+            None
+        );
     }
 }

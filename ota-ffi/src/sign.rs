@@ -26,12 +26,6 @@ pub struct ota_trusted_keys {
     inner: TrustedKeys,
 }
 
-impl ota_trusted_keys {
-    pub(crate) fn trusted(&self) -> &TrustedKeys {
-        &self.inner
-    }
-}
-
 /// A package whose envelope was verified against trusted keys. Made by
 /// `ota_envelope_verify`, freed by `ota_verified_package_free`.
 #[allow(non_camel_case_types)]
