@@ -328,7 +328,7 @@ static int write_out(void *ctx, const uint8_t *data, size_t len) {
 }
 
 static void download_and_install(void) {
-    size_t len = 0, klen = 0, alen = 0, n = 0, verified = 0, total = 0, installed = 0, i;
+    size_t len = 0, klen = 0, alen = 0, n = 0, verified = 0, total = 0, installed = 0, needed = 0, i;
     unsigned char *env = slurp("envelope-2.0.0.json", &len);
     unsigned char *trusted_hex = slurp("trusted.hex", &klen);
     unsigned char *key = slurp("key.bin", &n);
@@ -339,7 +339,7 @@ static void download_and_install(void) {
     ota_install *inst = NULL;
     uint64_t offsets[64];
     uint32_t lengths[64];
-    char state[4096], info[512], out_path[4096];
+    char state[4096], info[512], again_info[512], out_path[4096];
     out_file out;
     bool fresh = false;
 
@@ -379,9 +379,19 @@ static void download_and_install(void) {
     CHECK_STATUS(ota_download_accept(again, offsets[0], artifact + offsets[0], lengths[0], &io, NULL), OTA_STATUS_OK);
     CHECK_STATUS(ota_install_advance(inst, again, &io, &installed), OTA_STATUS_OK);
     CHECK(installed == 7);
-    CHECK_STATUS(ota_install_finish(inst, info, sizeof info, &n), OTA_STATUS_OK);
+    /* A buffer too small loses nothing: the install is finished, and the result waits for a
+     * larger buffer (NULL asks for the length alone). */
+    CHECK_STATUS(ota_install_finish(inst, info, 8, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK(n > 8 && n < sizeof info);
+    CHECK_STATUS(ota_install_finish(inst, NULL, 0, &needed), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK(needed == n);
+    CHECK_STATUS(ota_install_advance(inst, again, &io, &installed), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(ota_install_finish(inst, info, needed + 1, &n), OTA_STATUS_OK);
+    CHECK(n == needed && strlen(info) == n);
     CHECK(strstr(info, "\"plaintext_size\":400000") != NULL);
-    CHECK_STATUS(ota_install_finish(inst, info, sizeof info, &n), OTA_STATUS_INVALID_ARGUMENT);
+    /* Again: the same result. */
+    CHECK_STATUS(ota_install_finish(inst, again_info, sizeof again_info, &n), OTA_STATUS_OK);
+    CHECK(strcmp(info, again_info) == 0);
     fclose(out.f);
     {
         size_t a = 0, b = 0;

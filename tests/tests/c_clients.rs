@@ -99,8 +99,7 @@ fn agent_fixture(dir: &std::path::Path) {
             ota_tests::seal_key(),
             Some("rol_4c7e".parse().unwrap()),
             Some(probe),
-        )
-        .unwrap();
+        );
         std::fs::write(dir.join(format!("assign-{version}.json")), a.to_json()).unwrap();
         std::fs::write(
             dir.join(format!("envelope-{version}.json")),
