@@ -403,6 +403,20 @@ fn attacks_are_refused_before_the_active_slot_is_touched() {
         matches!(e, AgentError::Rejected(Rejection::Unverified { .. })),
         "{e:?}"
     );
+    // An envelope is verified by the agent itself; a package the host hands over with it
+    // must be the same one.
+    let (stray, _, _) = publish(b"another", "2.0.1", |_| {});
+    let e = attack(
+        "another package beside the envelope",
+        &mut d,
+        |d| d.assign_verified(assignment(&v, &key), stray.clone()),
+        false,
+    );
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::PackageMismatch { requested, given })
+            if requested == v.id() && given == stray.id()),
+        "{e:?}"
+    );
 
     // Incompatible hardware.
     let (wrong_type, _, _) = publish(&new, "2.0.0", |p| {
