@@ -4,7 +4,7 @@
 //! healthy), an HTTP GET (a 2xx within the timeout; loopback only unless explicitly allowed),
 //! or a readiness file that must exist and be newer than the swap. A [`ProbePolicy`] says
 //! when to probe and how to judge; [`decide`] is the pure decision, and the device agent
-//! drives it. The runners that really execute probes ([`runner`]) live behind the cargo
+//! drives it. The runners that really execute probes (`runner`) live behind the cargo
 //! feature `probe-runners`, off in the core's default build and on for the C ABI and CLI.
 
 use serde::{Deserialize, Serialize};

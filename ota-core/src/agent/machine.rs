@@ -3,32 +3,30 @@
 use std::collections::VecDeque;
 use std::io::Write;
 
-use crate::assignment::{Assignment, Proof};
-use crate::compat;
+use crate::assignment::Assignment;
 use crate::download::{Accepted, Download, DownloadError, DownloadState, Install};
-use crate::name::Name;
-use crate::probe::{self, Decision, ProbeProgress, ProbeResult, ProbeSpec};
+use crate::probe::{self, Decision, ProbeProgress, ProbeResult};
 use crate::report::{DeviceReport, ReportStatus};
-use crate::sign::{self, Provenance, VerifiedPackage};
+use crate::sign::VerifiedPackage;
 use crate::time::UnixMs;
 use crate::version::Version;
 
 use super::DeviceIo;
 use super::config::AgentConfig;
-use super::error::{AgentError, Rejection};
+use super::error::AgentError;
 use super::input::{ChunkProgress, Input};
 use super::output::Output;
 use super::record::{AgentRecord, AgentState, RecordError, UpdateRecord};
 
 /// The device's update agent. See the [module documentation](super) for the drive loop.
 pub struct Agent {
-    config: AgentConfig,
-    record: AgentRecord,
+    pub(super) config: AgentConfig,
+    pub(super) record: AgentRecord,
     verified: Option<VerifiedPackage>,
     download: Option<Download>,
     install: Option<Install<Box<dyn Write + Send>>>,
     probe_in_flight: bool,
-    outputs: VecDeque<Output>,
+    pub(super) outputs: VecDeque<Output>,
     since_persist: usize,
 }
 
@@ -241,115 +239,6 @@ impl Agent {
             .as_ref()
             .and_then(|d| d.plan(usize::MAX).into_iter().find(|r| r.index == index));
         self.outputs.extend(again.map(Output::Fetch));
-    }
-
-    /// The assignment's package, verified by its route: the agent verifies a DSSE envelope
-    /// itself; a TUF target needs the package the host's TUF client verified.
-    fn verify(
-        &self,
-        assignment: &Assignment,
-        package: Option<VerifiedPackage>,
-    ) -> Result<VerifiedPackage, Rejection> {
-        let v = match &assignment.proof {
-            Proof::Dsse(envelope) => {
-                let v = sign::verify_envelope(
-                    envelope.clone(),
-                    &self.config.trusted,
-                    self.config.threshold,
-                    &self.config.limits,
-                )?;
-                if let Some(p) = package
-                    && p.id() != v.id()
-                {
-                    return Err(Rejection::PackageMismatch {
-                        requested: v.id().clone(),
-                        given: p.id().clone(),
-                    });
-                }
-                v
-            }
-            Proof::Tuf { target } => match package {
-                Some(p) if matches!(p.provenance(), Provenance::Tuf { target: t, .. } if t == target) => {
-                    p
-                }
-                _ => {
-                    return Err(Rejection::Unverified {
-                        target: target.clone(),
-                    });
-                }
-            },
-        };
-        if &assignment.package_id != v.id() {
-            return Err(Rejection::PackageMismatch {
-                requested: assignment.package_id.clone(),
-                given: v.id().clone(),
-            });
-        }
-        if let Some(field) = assignment.mismatch(&v) {
-            return Err(Rejection::MetadataMismatch { field });
-        }
-        Ok(v)
-    }
-
-    /// Whether a verified package may be installed here: it fits, it is new, it is not a
-    /// downgrade, and its probe may run.
-    fn admit(
-        &self,
-        assignment: &Assignment,
-        verified: &VerifiedPackage,
-    ) -> Result<ProbeSpec, Rejection> {
-        let p = verified.package();
-        let report = compat::check(p, &self.config.device);
-        if !report.compatible {
-            return Err(Rejection::Incompatible {
-                reasons: report.rejections,
-            });
-        }
-        if self.record.installed.get(&p.name) == Some(&p.version) {
-            return Err(Rejection::AlreadyInstalled {
-                name: p.name.clone(),
-                version: p.version.clone(),
-            });
-        }
-        if let Some(highest) = self.record.highest.get(&p.name)
-            && p.version < *highest
-            && !p.rollback
-        {
-            return Err(Rejection::Downgrade {
-                name: p.name.clone(),
-                installed: highest.clone(),
-                offered: p.version.clone(),
-            });
-        }
-        let probe = assignment
-            .probe
-            .clone()
-            .or_else(|| self.config.default_probe.clone())
-            .ok_or(Rejection::NoProbe)?;
-        probe.check(&self.config.exec_allowlist)?;
-        Ok(probe)
-    }
-
-    /// Refuses an assignment: a `rejected` report (`success` when it is installed already)
-    /// naming the version of the package the device runs, if it is known.
-    fn refuse(
-        &mut self,
-        assignment: &Assignment,
-        name: Option<&Name>,
-        rejection: Rejection,
-    ) -> AgentError {
-        let status = match rejection {
-            Rejection::AlreadyInstalled { .. } => ReportStatus::Success,
-            _ => ReportStatus::Rejected,
-        };
-        self.outputs.push_back(Output::Report(DeviceReport {
-            device_id: self.config.device.device_id.clone(),
-            rollout_id: assignment.rollout_id.clone(),
-            firmware_version: name.and_then(|n| self.record.installed.get(n).cloned()),
-            status,
-            reason: Some(rejection.to_string()),
-        }));
-        rejection.into()
     }
 
     fn assign(

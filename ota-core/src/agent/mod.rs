@@ -54,10 +54,12 @@
 //! boots roll back.
 //!
 //! The rooms: [`config`] (the settings and their JSON), [`record`] (the one persisted type),
-//! [`input`], [`output`], [`error`] (why an input was refused), and the machine itself.
+//! [`input`], [`output`], [`error`] (why an input was refused), `admit` (what an assignment
+//! must pass) and `machine` (the transitions and the resume after a restart).
 //!
 //! [`VerifiedPackage`]: crate::sign::VerifiedPackage
 
+mod admit;
 pub mod config;
 pub mod error;
 pub mod input;
