@@ -540,9 +540,10 @@ ota_status ota_agent_new(const uint8_t *config,
 
 /**
  * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
- * "sha256", "envelope", "encryption_key", "rollout_id"?, "probe"?}`). It is refused — with
- * the status saying why, and a `rejected` report queued — unless its signature verifies,
- * it fits this device, and it is not a downgrade.
+ * "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
+ * refused — with the status saying why, and a `rejected` report queued — unless its
+ * signature verifies, it fits this device, and it is not a downgrade. An assignment that
+ * names a TUF target needs `ota_agent_handle_verified_assignment`.
  *
  * Takes ownership of nothing.
  *
@@ -554,6 +555,52 @@ ota_status ota_agent_handle_assignment(ota_agent *agent,
                                        const uint8_t *assignment,
                                        size_t assignment_len,
                                        uint64_t now);
+
+/**
+ * Makes the agent as `ota_agent_new` does from a persisted record (`record` not empty), with
+ * the update's package as the host verified it again after the restart: an update whose
+ * assignment names a TUF target needs it to resume a download (`ota_tuf_resolve` gives it);
+ * `package` may be NULL otherwise. Fails with `OTA_STATUS_RECORD_INVALID` when the package is
+ * not the record's update.
+ *
+ * Takes ownership of nothing; `package` is copied; `io` is copied, and its callbacks must
+ * stay usable while the agent lives. On success, `*agent_out` receives a new agent that the
+ * caller must free with `ota_agent_free`.
+ *
+ * # Safety
+ *
+ * `config` must point to `config_len` readable bytes and `record` to `record_len`; `package`
+ * must be NULL or a live verified package; `io` must point to a valid `ota_device_io`;
+ * `agent_out` to a writable pointer.
+ */
+ota_status ota_agent_restore(const uint8_t *config,
+                             size_t config_len,
+                             const uint8_t *record,
+                             size_t record_len,
+                             const ota_verified_package *package,
+                             uint64_t now,
+                             const ota_device_io *io,
+                             ota_agent **agent_out);
+
+/**
+ * Gives the agent an assignment with the package the host verified: the TUF route (the
+ * assignment names `"tuf_target"`, and `package` is what `ota_tuf_resolve` gave for it), or
+ * a DSSE envelope the agent verifies itself and then requires to be `package`. Refused as
+ * `ota_agent_handle_assignment` says, and with `OTA_STATUS_INVALID_ARGUMENT` when a TUF
+ * target's package was verified for another target or not through TUF.
+ *
+ * Takes ownership of nothing; `package` is copied.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes;
+ * `package` must be a live verified package.
+ */
+ota_status ota_agent_handle_verified_assignment(ota_agent *agent,
+                                                const uint8_t *assignment,
+                                                size_t assignment_len,
+                                                const ota_verified_package *package,
+                                                uint64_t now);
 
 /**
  * Gives the agent a fetched chunk. A chunk that does not match its signed digest is refused

@@ -13,6 +13,7 @@ use crate::error::{Failure, call};
 use crate::ffi::{
     free_handle, try_mut, try_ref, try_slice, try_str, write_handle, write_out, write_text,
 };
+use crate::sign::ota_verified_package;
 
 /// What the agent asks the host to do; see `ota_agent_poll_command`.
 #[repr(u32)]
@@ -115,9 +116,10 @@ pub unsafe extern "C" fn ota_agent_new(
 }
 
 /// Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
-/// "sha256", "envelope", "encryption_key", "rollout_id"?, "probe"?}`). It is refused — with
-/// the status saying why, and a `rejected` report queued — unless its signature verifies,
-/// it fits this device, and it is not a downgrade.
+/// "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
+/// refused — with the status saying why, and a `rejected` report queued — unless its
+/// signature verifies, it fits this device, and it is not a downgrade. An assignment that
+/// names a TUF target needs `ota_agent_handle_verified_assignment`.
 ///
 /// Takes ownership of nothing.
 ///
@@ -137,6 +139,87 @@ pub unsafe extern "C" fn ota_agent_handle_assignment(
             Assignment::from_json(try_slice!(assignment, assignment_len), &Limits::default())?;
         a.agent
             .handle(Input::assignment(assignment), UnixMs(now), &mut a.io)?;
+        Ok(())
+    })
+}
+
+/// Makes the agent as `ota_agent_new` does from a persisted record (`record` not empty), with
+/// the update's package as the host verified it again after the restart: an update whose
+/// assignment names a TUF target needs it to resume a download (`ota_tuf_resolve` gives it);
+/// `package` may be NULL otherwise. Fails with `OTA_STATUS_RECORD_INVALID` when the package is
+/// not the record's update.
+///
+/// Takes ownership of nothing; `package` is copied; `io` is copied, and its callbacks must
+/// stay usable while the agent lives. On success, `*agent_out` receives a new agent that the
+/// caller must free with `ota_agent_free`.
+///
+/// # Safety
+///
+/// `config` must point to `config_len` readable bytes and `record` to `record_len`; `package`
+/// must be NULL or a live verified package; `io` must point to a valid `ota_device_io`;
+/// `agent_out` to a writable pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_agent_restore(
+    config: *const u8,
+    config_len: usize,
+    record: *const u8,
+    record_len: usize,
+    package: *const ota_verified_package,
+    now: u64,
+    io: *const ota_device_io,
+    agent_out: *mut *mut ota_agent,
+) -> Status {
+    call(|| {
+        let limits = Limits::default();
+        let config = AgentConfig::from_json(try_str!(config, config_len).as_bytes(), &limits)?;
+        let record = AgentRecord::from_json(try_slice!(record, record_len), &limits)?;
+        let package = unsafe { package.as_ref() }.map(|p| p.inner.clone());
+        let mut io = HostIo::new(try_ref!(io))?;
+        if agent_out.is_null() {
+            return Err(Failure::new(Status::NullPointer, "`agent_out` is NULL"));
+        }
+        let agent = Agent::restore(config, record, package, UnixMs(now), &mut io)?;
+        write_handle(
+            agent_out,
+            ota_agent {
+                agent,
+                io,
+                text: String::new(),
+            },
+        )
+    })
+}
+
+/// Gives the agent an assignment with the package the host verified: the TUF route (the
+/// assignment names `"tuf_target"`, and `package` is what `ota_tuf_resolve` gave for it), or
+/// a DSSE envelope the agent verifies itself and then requires to be `package`. Refused as
+/// `ota_agent_handle_assignment` says, and with `OTA_STATUS_INVALID_ARGUMENT` when a TUF
+/// target's package was verified for another target or not through TUF.
+///
+/// Takes ownership of nothing; `package` is copied.
+///
+/// # Safety
+///
+/// `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes;
+/// `package` must be a live verified package.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_agent_handle_verified_assignment(
+    agent: *mut ota_agent,
+    assignment: *const u8,
+    assignment_len: usize,
+    package: *const ota_verified_package,
+    now: u64,
+) -> Status {
+    call(|| {
+        let a = try_mut!(agent);
+        let package = try_ref!(package).inner.clone();
+        let assignment =
+            Assignment::from_json(try_slice!(assignment, assignment_len), &Limits::default())?;
+        let input = Input::Assignment {
+            assignment,
+            package: Some(package),
+        };
+        a.agent.handle(input, UnixMs(now), &mut a.io)?;
         Ok(())
     })
 }
