@@ -135,8 +135,10 @@ pub unsafe extern "C" fn ota_agent_handle_assignment(
 ) -> Status {
     call(|| {
         let a = try_mut!(agent);
-        let assignment =
-            Assignment::from_json(try_slice!(assignment, assignment_len), &Limits::default())?;
+        let assignment = Assignment::from_json(
+            try_slice!(assignment, assignment_len),
+            &a.agent.config().limits,
+        )?;
         a.agent
             .handle(Input::assignment(assignment), UnixMs(now), &mut a.io)?;
         Ok(())
@@ -213,8 +215,10 @@ pub unsafe extern "C" fn ota_agent_handle_verified_assignment(
     call(|| {
         let a = try_mut!(agent);
         let package = try_ref!(package).inner.clone();
-        let assignment =
-            Assignment::from_json(try_slice!(assignment, assignment_len), &Limits::default())?;
+        let assignment = Assignment::from_json(
+            try_slice!(assignment, assignment_len),
+            &a.agent.config().limits,
+        )?;
         let input = Input::Assignment {
             assignment,
             package: Some(package),

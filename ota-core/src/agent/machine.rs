@@ -97,6 +97,11 @@ impl Agent {
         agent
     }
 
+    /// The settings, with the limits to parse what the agent is given by.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
     /// The state.
     pub fn state(&self) -> AgentState {
         self.record.state
@@ -192,6 +197,7 @@ impl Agent {
     }
 
     /// The next output, in order, if any.
+    #[must_use]
     pub fn poll(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
