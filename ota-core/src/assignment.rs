@@ -374,6 +374,48 @@ mod tests {
                 complete: true
             }
         );
-        assert!(clamp(200_000, 1, size).is_err());
+        assert_eq!(
+            clamp(200_000, 1, size),
+            Err(ProtocolError::OutOfRange {
+                offset: 200_000,
+                size
+            })
+        );
+    }
+
+    #[test]
+    fn an_assignment_has_exactly_one_proof() {
+        let limits = Limits::default();
+        let with = |proof: &str| {
+            format!(
+                r#"{{"package_id":"pkg_2a0f","type":"fw","version":"2.0.0","size_bytes":1,
+                    "sha256":"{}",{proof}"encryption_key":"{}"}}"#,
+                "ab".repeat(32),
+                "5e".repeat(32)
+            )
+        };
+        let envelope = r#""envelope":{"payloadType":"t","payload":"","signatures":[]},"#;
+        let tuf = r#""tuf_target":"fw/2.0.0/fw.enc","#;
+        let a = Assignment::from_json(with(envelope).as_bytes(), &limits).unwrap();
+        assert!(matches!(a.proof, Proof::Dsse(_)));
+        let a = Assignment::from_json(with(tuf).as_bytes(), &limits).unwrap();
+        assert_eq!(
+            a.proof,
+            Proof::Tuf {
+                target: "fw/2.0.0/fw.enc".into()
+            }
+        );
+        assert_eq!(
+            Assignment::from_json(a.to_json().as_bytes(), &limits).unwrap(),
+            a
+        );
+        for (proof, why) in [
+            ("", "needs `envelope` or `tuf_target`"),
+            (&*format!("{envelope}{tuf}"), "not both"),
+        ] {
+            let e = Assignment::from_json(with(proof).as_bytes(), &limits).unwrap_err();
+            assert_eq!(e.status(), Status::InvalidValue, "{e}");
+            assert!(e.to_string().contains(why), "{e}");
+        }
     }
 }

@@ -585,8 +585,12 @@ mod tests {
             timeout_ms: 1000,
         };
         assert!(exec("/usr/bin/healthcheck").check(&allow).is_ok());
-        assert!(exec("/bin/sh").check(&allow).is_err());
-        assert!(exec("healthcheck").check(&allow).is_err());
+        for path in ["/bin/sh", "healthcheck", "/usr/bin/../bin/healthcheck"] {
+            assert_eq!(
+                exec(path).check(&allow),
+                Err(ProbeError::NotAllowed { path: path.into() })
+            );
+        }
         let http = |u: &str, remote| ProbeSpec::Http {
             url: u.into(),
             timeout_ms: 1000,
@@ -607,15 +611,21 @@ mod tests {
             "http://127.0.0.1:99999/",
             "http://user@127.0.0.1/",
         ] {
-            assert!(http(bad, false).check(&allow).is_err(), "{bad}");
+            let e = http(bad, false).check(&allow).unwrap_err();
+            assert!(
+                matches!(&e, ProbeError::BadUrl { url, .. } if url == bad),
+                "{bad}: {e:?}"
+            );
         }
         assert!(http("http://10.0.0.1/healthz", true).check(&allow).is_ok());
-        assert!(
+        assert_eq!(
             ProbeSpec::File {
                 path: "ready".into()
             }
-            .check(&allow)
-            .is_err()
+            .check(&allow),
+            Err(ProbeError::Invalid {
+                why: "a readiness file path must be absolute"
+            })
         );
         let t = parse_http_url("http://127.0.0.1:8080/healthz?full=1").unwrap();
         assert_eq!(
