@@ -177,7 +177,7 @@ impl Agent {
             self.since_persist += 1;
         }
         if let Err(e) = self.advance(now, io) {
-            return Err(self.after_install_error(e, now));
+            return Err(self.after_install_error(e));
         }
         let (verified, total) = self
             .download
@@ -320,7 +320,7 @@ impl Agent {
         self.outputs.extend(plan.into_iter().map(Output::Fetch));
         // Chunks that survived a restart are installed at once.
         if let Err(e) = self.advance(now, io) {
-            self.after_install_error(e, now);
+            self.after_install_error(e);
         }
     }
 
@@ -354,7 +354,7 @@ impl Agent {
     }
 
     /// A stored chunk that went bad is fetched again; anything else fails the update.
-    fn after_install_error(&mut self, e: DownloadError, _now: UnixMs) -> AgentError {
+    fn after_install_error(&mut self, e: DownloadError) -> AgentError {
         if let DownloadError::StoredChunkCorrupt { index } = e {
             self.refetch(index);
         } else {
