@@ -550,77 +550,6 @@ extern "C" {
 const char *ota_version(void);
 
 /**
- * Checks whether `package` fits the device `profile`.
- *
- * Writes the report as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"device_id", "package", "version", "compatible", "rejections": [{"reason", "target"?,
- * "needed", "found"}]}`, with every rejection in a stable order. `*compatible_out` receives
- * whether the package fits. An incompatible package is a successful call.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and `*compatible_out` is not written.
- *
- * # Safety
- *
- * `package` and `profile` must be live handles; `buf` must point to `buf_len` writable
- * bytes; `out_n` to a writable `size_t`; `compatible_out` to a writable `bool`.
- */
-ota_status ota_compat_check(const ota_package *package,
-                            const ota_profile *profile,
-                            char *buf,
-                            size_t buf_len,
-                            size_t *out_n,
-                            bool *compatible_out);
-
-/**
- * Checks `package` against a fleet: a JSON array of device profiles with unique ids.
- *
- * Writes the fleet report as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"total", "eligible": [device ids], "rejected", "reasons": {reason: count}}`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that. A malformed fleet fails with the parse status, and
- * `ota_last_error_message` names the field (`[3].memory_mb: ...`).
- *
- * # Safety
- *
- * `package` must be a live handle; `fleet_json` must point to `fleet_json_len` readable
- * bytes; `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
- */
-ota_status ota_compat_check_fleet(const ota_package *package,
-                                  const uint8_t *fleet_json,
-                                  size_t fleet_json_len,
-                                  char *buf,
-                                  size_t buf_len,
-                                  size_t *out_n);
-
-/**
- * Validates an SBOM document. `format` is `"spdx-2.3"` or `"cyclonedx-1.5"`.
- *
- * Writes a summary as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"format", "name", "components"}`. An invalid document fails with `OTA_STATUS_INVALID`
- * (or a JSON status), and `ota_last_error_message` lists every fault with its path.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `format` must point to `format_len` readable bytes, `doc` to `doc_len`; `buf` to
- * `buf_len` writable bytes; `out_n` to a writable `size_t`.
- */
-ota_status ota_sbom_validate(const uint8_t *format,
-                             size_t format_len,
-                             const uint8_t *doc,
-                             size_t doc_len,
-                             char *buf,
-                             size_t buf_len,
-                             size_t *out_n);
-
-/**
  * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
  * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
  * resuming from the last persisted record after a restart (`record` NULL and
@@ -646,9 +575,10 @@ ota_status ota_agent_new(const uint8_t *config,
 
 /**
  * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
- * "sha256", "envelope", "encryption_key", "rollout_id"?, "probe"?}`). It is refused — with
- * the status saying why, and a `rejected` report queued — unless its signature verifies,
- * it fits this device, and it is not a downgrade.
+ * "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
+ * refused — with the status saying why, and a `rejected` report queued — unless its
+ * signature verifies, it fits this device, and it is not a downgrade. An assignment that
+ * names a TUF target needs `ota_agent_handle_verified_assignment`.
  *
  * Takes ownership of nothing.
  *
@@ -660,6 +590,52 @@ ota_status ota_agent_handle_assignment(ota_agent *agent,
                                        const uint8_t *assignment,
                                        size_t assignment_len,
                                        uint64_t now);
+
+/**
+ * Makes the agent as `ota_agent_new` does from a persisted record (`record` not empty), with
+ * the update's package as the host verified it again after the restart: an update whose
+ * assignment names a TUF target needs it to resume a download (`ota_tuf_resolve` gives it);
+ * `package` may be NULL otherwise. Fails with `OTA_STATUS_RECORD_INVALID` when the package is
+ * not the record's update.
+ *
+ * Takes ownership of nothing; `package` is copied; `io` is copied, and its callbacks must
+ * stay usable while the agent lives. On success, `*agent_out` receives a new agent that the
+ * caller must free with `ota_agent_free`.
+ *
+ * # Safety
+ *
+ * `config` must point to `config_len` readable bytes and `record` to `record_len`; `package`
+ * must be NULL or a live verified package; `io` must point to a valid `ota_device_io`;
+ * `agent_out` to a writable pointer.
+ */
+ota_status ota_agent_restore(const uint8_t *config,
+                             size_t config_len,
+                             const uint8_t *record,
+                             size_t record_len,
+                             const ota_verified_package *package,
+                             uint64_t now,
+                             const ota_device_io *io,
+                             ota_agent **agent_out);
+
+/**
+ * Gives the agent an assignment with the package the host verified: the TUF route (the
+ * assignment names `"tuf_target"`, and `package` is what `ota_tuf_resolve` gave for it), or
+ * a DSSE envelope the agent verifies itself and then requires to be `package`. Refused as
+ * `ota_agent_handle_assignment` says, and with `OTA_STATUS_INVALID_ARGUMENT` when a TUF
+ * target's package was verified for another target or not through TUF.
+ *
+ * Takes ownership of nothing; `package` is copied.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes;
+ * `package` must be a live verified package.
+ */
+ota_status ota_agent_handle_verified_assignment(ota_agent *agent,
+                                                const uint8_t *assignment,
+                                                size_t assignment_len,
+                                                const ota_verified_package *package,
+                                                uint64_t now);
 
 /**
  * Gives the agent a fetched chunk. A chunk that does not match its signed digest is refused
@@ -747,8 +723,9 @@ ota_status ota_agent_poll_command(ota_agent *agent, ota_command *command_out);
 ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_len, size_t *out_n);
 
 /**
- * When to call `ota_agent_handle_tick` next (Unix ms): `*at_out` receives the time, or
- * `UINT64_MAX` when the agent is not waiting on the clock.
+ * The earliest instant (Unix ms) at which to call `ota_agent_handle_tick`: `*at_out`
+ * receives it (an instant already past means now), or `UINT64_MAX` when the agent waits
+ * only on input.
  *
  * # Safety
  *
@@ -795,6 +772,195 @@ ota_status ota_agent_installed_version(const ota_agent *agent,
  * `agent` must be NULL or an agent not freed before.
  */
 void ota_agent_free(ota_agent *agent);
+
+/**
+ * Checks whether `package` fits the device `profile`.
+ *
+ * Writes the report as JSON into `buf` (NUL-terminated), its length in `*out_n`:
+ * `{"device_id", "package", "version", "compatible", "rejections": [{"reason", "target"?,
+ * "needed", "found"}]}`, with every rejection in a stable order. `*compatible_out` receives
+ * whether the package fits. An incompatible package is a successful call.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and `*compatible_out` is not written.
+ *
+ * # Safety
+ *
+ * `package` and `profile` must be live handles; `buf` must point to `buf_len` writable
+ * bytes; `out_n` to a writable `size_t`; `compatible_out` to a writable `bool`.
+ */
+ota_status ota_compat_check(const ota_package *package,
+                            const ota_profile *profile,
+                            char *buf,
+                            size_t buf_len,
+                            size_t *out_n,
+                            bool *compatible_out);
+
+/**
+ * Checks `package` against a fleet: a JSON array of device profiles with unique ids.
+ *
+ * Writes the fleet report as JSON into `buf` (NUL-terminated), its length in `*out_n`:
+ * `{"total", "eligible": [device ids], "rejected", "reasons": {reason: count}}`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that. A malformed fleet fails with the parse status, and
+ * `ota_last_error_message` names the field (`[3].memory_mb: ...`).
+ *
+ * # Safety
+ *
+ * `package` must be a live handle; `fleet_json` must point to `fleet_json_len` readable
+ * bytes; `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ */
+ota_status ota_compat_check_fleet(const ota_package *package,
+                                  const uint8_t *fleet_json,
+                                  size_t fleet_json_len,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Validates an SBOM document. `format` is `"spdx-2.3"` or `"cyclonedx-1.5"`.
+ *
+ * Writes a summary as JSON into `buf` (NUL-terminated), its length in `*out_n`:
+ * `{"format", "name", "components"}`. An invalid document fails with `OTA_STATUS_INVALID`
+ * (or a JSON status), and `ota_last_error_message` lists every fault with its path.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `format` must point to `format_len` readable bytes, `doc` to `doc_len`; `buf` to
+ * `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ */
+ota_status ota_sbom_validate(const uint8_t *format,
+                             size_t format_len,
+                             const uint8_t *doc,
+                             size_t doc_len,
+                             char *buf,
+                             size_t buf_len,
+                             size_t *out_n);
+
+/**
+ * Parses and validates a model manifest from UTF-8 JSON.
+ *
+ * Takes ownership of nothing. On success, `*manifest_out` receives a new manifest that the
+ * caller must free with `ota_manifest_free`. On failure nothing is written, and
+ * `ota_last_error_message` names the offending field (`io.inputs[2].shape: ...`) or lists
+ * every fault.
+ *
+ * # Safety
+ *
+ * `json` must point to `json_len` readable bytes; `manifest_out` to a writable pointer.
+ */
+ota_status ota_manifest_parse(const uint8_t *json, size_t json_len, ota_manifest **manifest_out);
+
+/**
+ * Writes the manifest as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `manifest` must be a live manifest; `buf` must point to `buf_len` writable bytes; `out_n`
+ * to a writable `size_t`.
+ */
+ota_status ota_manifest_to_json(const ota_manifest *manifest,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *out_n);
+
+/**
+ * Frees a manifest made by `ota_manifest_parse`. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `manifest` must be NULL or a manifest not freed before.
+ */
+void ota_manifest_free(ota_manifest *manifest);
+
+/**
+ * Parses and validates a package from UTF-8 JSON.
+ *
+ * Takes ownership of nothing. On success, `*package_out` receives a new package that the
+ * caller must free with `ota_package_free`. On failure nothing is written, and
+ * `ota_last_error_message` names the offending field or lists every fault.
+ *
+ * # Safety
+ *
+ * `json` must point to `json_len` readable bytes; `package_out` to a writable pointer.
+ */
+ota_status ota_package_parse(const uint8_t *json, size_t json_len, ota_package **package_out);
+
+/**
+ * Writes the package as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `package` must be a live package; `buf` must point to `buf_len` writable bytes; `out_n`
+ * to a writable `size_t`.
+ */
+ota_status ota_package_to_json(const ota_package *package,
+                               char *buf,
+                               size_t buf_len,
+                               size_t *out_n);
+
+/**
+ * Frees a package made by `ota_package_parse`. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `package` must be NULL or a package not freed before.
+ */
+void ota_package_free(ota_package *package);
+
+/**
+ * Parses and validates a device profile from UTF-8 JSON.
+ *
+ * Takes ownership of nothing. On success, `*profile_out` receives a new profile that the
+ * caller must free with `ota_profile_free`. On failure nothing is written, and
+ * `ota_last_error_message` names the offending field or lists every fault.
+ *
+ * # Safety
+ *
+ * `json` must point to `json_len` readable bytes; `profile_out` to a writable pointer.
+ */
+ota_status ota_profile_parse(const uint8_t *json, size_t json_len, ota_profile **profile_out);
+
+/**
+ * Writes the profile as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `profile` must be a live profile; `buf` must point to `buf_len` writable bytes; `out_n`
+ * to a writable `size_t`.
+ */
+ota_status ota_profile_to_json(const ota_profile *profile,
+                               char *buf,
+                               size_t buf_len,
+                               size_t *out_n);
+
+/**
+ * Frees a profile made by `ota_profile_parse`. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `profile` must be NULL or a profile not freed before.
+ */
+void ota_profile_free(ota_profile *profile);
 
 /**
  * Starts a download of a verified package's artifact: nothing verified yet.
@@ -939,9 +1105,13 @@ ota_status ota_install_advance(ota_install *install,
  * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
  * `buf`. Only success means the slot holds the complete new version.
  *
- * Takes ownership of nothing. When `buf_len` is too small, returns
- * `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the install is finished all
- * the same, and a second call fails.
+ * Calling it again returns the same JSON; after a failure it fails with
+ * `OTA_STATUS_INVALID_ARGUMENT`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the install stays finished: call again with a larger
+ * buffer.
  *
  * # Safety
  *
@@ -958,150 +1128,6 @@ ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, s
  * `install` must be NULL or an install not freed before.
  */
 void ota_install_free(ota_install *install);
-
-/**
- * Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable
- * (killed at its timeout), an HTTP GET to loopback, or a readiness file newer than
- * `swapped_at` (Unix ms). `allowlist` is a JSON array of the executables allowed.
- * `*healthy_out` receives the verdict and `buf` what the probe saw. A probe the allowlist
- * refuses is unhealthy.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n` (the probe ran).
- *
- * # Safety
- *
- * `spec` must point to `spec_len` readable bytes and `allowlist` to `allowlist_len`;
- * `healthy_out` must point to a writable `bool`; `buf` to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_probe_run(const uint8_t *spec,
-                         size_t spec_len,
-                         const uint8_t *allowlist,
-                         size_t allowlist_len,
-                         uint64_t swapped_at,
-                         bool *healthy_out,
-                         char *buf,
-                         size_t buf_len,
-                         size_t *out_n);
-
-/**
- * Parses and validates a model manifest from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*manifest_out` receives a new manifest that the
- * caller must free with `ota_manifest_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field (`io.inputs[2].shape: ...`) or lists
- * every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `manifest_out` to a writable pointer.
- */
-ota_status ota_manifest_parse(const uint8_t *json, size_t json_len, ota_manifest **manifest_out);
-
-/**
- * Writes the manifest as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `manifest` must be a live manifest; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_manifest_to_json(const ota_manifest *manifest,
-                                char *buf,
-                                size_t buf_len,
-                                size_t *out_n);
-
-/**
- * Frees a manifest made by `ota_manifest_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `manifest` must be NULL or a manifest not freed before.
- */
-void ota_manifest_free(ota_manifest *manifest);
-
-/**
- * Parses and validates a package from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*package_out` receives a new package that the
- * caller must free with `ota_package_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field or lists every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `package_out` to a writable pointer.
- */
-ota_status ota_package_parse(const uint8_t *json, size_t json_len, ota_package **package_out);
-
-/**
- * Writes the package as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `package` must be a live package; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_package_to_json(const ota_package *package,
-                               char *buf,
-                               size_t buf_len,
-                               size_t *out_n);
-
-/**
- * Frees a package made by `ota_package_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `package` must be NULL or a package not freed before.
- */
-void ota_package_free(ota_package *package);
-
-/**
- * Parses and validates a device profile from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*profile_out` receives a new profile that the
- * caller must free with `ota_profile_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field or lists every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `profile_out` to a writable pointer.
- */
-ota_status ota_profile_parse(const uint8_t *json, size_t json_len, ota_profile **profile_out);
-
-/**
- * Writes the profile as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `profile` must be a live profile; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_profile_to_json(const ota_profile *profile,
-                               char *buf,
-                               size_t buf_len,
-                               size_t *out_n);
-
-/**
- * Frees a profile made by `ota_profile_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `profile` must be NULL or a profile not freed before.
- */
-void ota_profile_free(ota_profile *profile);
 
 /**
  * A short description of `status`: a static string the caller must not free. An unknown code
@@ -1129,6 +1155,32 @@ const char *ota_status_name(uint32_t status);
  * to a writable `size_t`.
  */
 ota_status ota_last_error_message(char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable
+ * (killed at its timeout), an HTTP GET to loopback, or a readiness file newer than
+ * `swapped_at` (Unix ms). `allowlist` is a JSON array of the executables allowed.
+ * `*healthy_out` receives the verdict and `buf` what the probe saw. A probe the allowlist
+ * refuses is unhealthy.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n` (the probe ran).
+ *
+ * # Safety
+ *
+ * `spec` must point to `spec_len` readable bytes and `allowlist` to `allowlist_len`;
+ * `healthy_out` must point to a writable `bool`; `buf` to `buf_len` writable bytes; `out_n`
+ * to a writable `size_t`.
+ */
+ota_status ota_probe_run(const uint8_t *spec,
+                         size_t spec_len,
+                         const uint8_t *allowlist,
+                         size_t allowlist_len,
+                         uint64_t swapped_at,
+                         bool *healthy_out,
+                         char *buf,
+                         size_t buf_len,
+                         size_t *out_n);
 
 /**
  * Creates a rollout. `config` is JSON: `{"rollout_id", "tenant", "created_by", "spec"}`,
