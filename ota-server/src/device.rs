@@ -1,0 +1,338 @@
+//! The device side, each endpoint reachable only with that device's own credential:
+//! its assignment, the chunk protocol, its reports, and its persistent RPC records.
+
+use axum::Json as AxumJson;
+use axum::body::Body as HttpBody;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ota_core::assignment::{Assignment, clamp};
+use ota_core::chunk::CHUNK_SIZE;
+use ota_core::report::{DeviceReport, ReportStatus};
+use ota_core::rollout::{DeviceState, Input};
+use ota_core::{Limits, Name};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::auth::{Caller, Device};
+use crate::db::{i, u};
+use crate::engine;
+use crate::error::{ApiError, ApiResult};
+use crate::packages::{available, parse_id};
+use crate::state::{AppState, Body, LiveEvent, now, parse_json};
+
+/// The progress steps a device may report beside `in_progress`, for the live view.
+pub const STEPS: [&str; 5] = ["downloading", "verified", "installed", "swapped", "probing"];
+
+/// A device's assignment: (package id, rollout id), device-level first, then its profile's.
+async fn assigned(st: &AppState, d: &Device) -> ApiResult<Option<(String, Option<String>)>> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT package_id, rollout_id FROM assignments WHERE tenant = $1 AND device_id = $2",
+    )
+    .bind(d.tenant.to_string())
+    .bind(d.device_id.to_string())
+    .fetch_optional(&st.db)
+    .await?;
+    if let Some((p, r)) = row {
+        return Ok(Some((p, Some(r))));
+    }
+    let Some((Some(profile_id), _)) =
+        crate::fleet::device(st, d.tenant.as_str(), d.device_id.as_str()).await?
+    else {
+        return Ok(None);
+    };
+    let profile = crate::fleet::profile(st, d.tenant.as_str(), &profile_id).await?;
+    Ok(profile.and_then(|p| p.package_id).map(|p| (p, None)))
+}
+
+/// `GET /api/v1/devices/{device_id}/ota`: the assignment (the library's `Assignment`: seed
+/// 004's metadata, the signed envelope, the key), or 204 when there is none. Queued RPC
+/// records count as delivered.
+pub async fn ota(
+    State(st): State<AppState>,
+    dev: Device,
+    Path(device_id): Path<String>,
+) -> ApiResult<Response> {
+    dev.require(&device_id)?;
+    let Some((package_id, rollout_id)) = assigned(&st, &dev).await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let pkg = available(&st, dev.tenant.as_str(), &package_id).await?;
+    mark_sent(&st, &dev).await?;
+    let rollout: Option<Name> = rollout_id.and_then(|r| r.parse().ok());
+    let a = Assignment::new(&pkg.verified, pkg.encryption_key.clone(), rollout, None);
+    Ok(([(header::CONTENT_TYPE, "application/json")], a.to_json()).into_response())
+}
+
+async fn mark_sent(st: &AppState, dev: &Device) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE device_rpc SET state = 'sent', sent_at = $1 WHERE tenant = $2 AND device_id = $3 \
+         AND state = 'queued'",
+    )
+    .bind(i(now().get()))
+    .bind(dev.tenant.to_string())
+    .bind(dev.device_id.to_string())
+    .execute(&st.db)
+    .await?;
+    Ok(())
+}
+
+/// The chunk query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkQuery {
+    /// The package (must be the device's assignment).
+    pub package_id: String,
+    /// The first byte (default 0, or the `Range` header's).
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// How many bytes (clamped to the 64 KiB chunk the offset is in).
+    #[serde(default)]
+    pub length: Option<u64>,
+}
+
+fn range_header(h: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
+    let Some(v) = h.get(header::RANGE) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::invalid("range: expected `bytes=START-END` or `bytes=START-`");
+    let s = v.to_str().map_err(|_| bad())?;
+    let spec = s.strip_prefix("bytes=").ok_or_else(bad)?;
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let start: u64 = a.trim().parse().map_err(|_| bad())?;
+    let len = if b.trim().is_empty() {
+        u64::from(CHUNK_SIZE)
+    } else {
+        let end: u64 = b.trim().parse().map_err(|_| bad())?;
+        if end < start {
+            return Err(bad());
+        }
+        end - start + 1
+    };
+    Ok(Some((start, len)))
+}
+
+/// `GET /api/v1/devices/{device_id}/ota/chunk?package_id=&offset=&length=` (or a `Range`
+/// header): the bytes, clamped to the 64 KiB chunk, streamed from the store. Headers:
+/// `ota-offset`, `ota-length`, `ota-complete` (`true` on the last range), `content-range`.
+/// Any package but the device's own assignment answers `PERMISSION_DENIED`.
+pub async fn chunk(
+    State(st): State<AppState>,
+    dev: Device,
+    Path(device_id): Path<String>,
+    Query(q): Query<ChunkQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    dev.require(&device_id)?;
+    parse_id("package_id", &q.package_id)?;
+    let mine = assigned(&st, &dev).await?.map(|(p, _)| p);
+    if mine.as_deref() != Some(q.package_id.as_str()) {
+        return Err(ApiError::denied(format!(
+            "package_id: device {} may not fetch {}: it is not its assignment",
+            dev.device_id, q.package_id
+        )));
+    }
+    let pkg = available(&st, dev.tenant.as_str(), &q.package_id).await?;
+    let size = pkg.verified.package().size_bytes;
+    let range = range_header(&headers)?;
+    let (offset, length) = match range {
+        Some(r) => r,
+        None => (
+            q.offset.unwrap_or(0),
+            q.length.unwrap_or(u64::from(CHUNK_SIZE)),
+        ),
+    };
+    let grant =
+        clamp(offset, length, size).map_err(|e| ApiError::from_status(e.status(), "offset", e))?;
+    let mut file = tokio::fs::File::open(&pkg.path)
+        .await
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    file.seek(std::io::SeekFrom::Start(grant.offset))
+        .await
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    let stream = tokio_util::io::ReaderStream::new(file.take(u64::from(grant.length)));
+    let end = grant.offset + u64::from(grant.length) - 1;
+    let mut resp = Response::new(HttpBody::from_stream(stream));
+    *resp.status_mut() = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let h = resp.headers_mut();
+    let hv = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, hv(grant.length.to_string()));
+    h.insert(
+        header::CONTENT_RANGE,
+        hv(format!("bytes {}-{end}/{size}", grant.offset)),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert("ota-offset", hv(grant.offset.to_string()));
+    h.insert("ota-length", hv(grant.length.to_string()));
+    h.insert("ota-complete", hv(grant.complete.to_string()));
+    Ok(resp)
+}
+
+/// `POST /api/v1/devices/{device_id}/ota/report`: seed 004's report `{device_id, rollout_id,
+/// firmware_version, status, reason}`, plus an optional progress `step` (downloading,
+/// verified, installed, swapped, probing) with `status: in_progress`.
+pub async fn report(
+    State(st): State<AppState>,
+    dev: Device,
+    Path(device_id): Path<String>,
+    Body(body): Body,
+) -> ApiResult<AxumJson<Value>> {
+    dev.require(&device_id)?;
+    let mut v: Value = parse_json(&body)?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| ApiError::invalid("body: expected a JSON object"))?;
+    let step = match obj.remove("step") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if STEPS.contains(&s.as_str()) => Some(s),
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "step: expected one of {}",
+                STEPS.join(", ")
+            )));
+        }
+    };
+    let text = serde_json::to_vec(&v).unwrap_or_default();
+    let mut r = DeviceReport::from_json(&text, &Limits::DEFAULT)
+        .map_err(|e| ApiError::from_status(e.status(), "", e))?;
+    if step.is_some() && r.status != ReportStatus::InProgress {
+        return Err(ApiError::invalid(
+            "step: a progress step goes with status in_progress",
+        ));
+    }
+    if r.device_id != dev.device_id {
+        return Err(ApiError::invalid(format!(
+            "device_id: the report names {}, the path {}",
+            r.device_id, dev.device_id
+        )));
+    }
+    let assignment = assigned(&st, &dev).await?.and_then(|(_, r)| r);
+    let rid = match (&r.rollout_id, &assignment) {
+        (Some(b), _) => b.to_string(),
+        (None, Some(a)) => a.clone(),
+        (None, None) => {
+            return Err(ApiError::precondition(format!(
+                "rollout_id: device {} has no rollout assignment to report on",
+                dev.device_id
+            )));
+        }
+    };
+    let h = engine::lookup(&st, dev.tenant.as_str(), &rid)?;
+    let state = h.lock().await.rollout.device_state(dev.device_id.as_str());
+    let Some(state) = state else {
+        return Err(ApiError::precondition(format!(
+            "rollout_id: device {} is not in rollout {rid}",
+            dev.device_id
+        )));
+    };
+    if let Some(a) = &assignment
+        && *a != rid
+    {
+        return Err(ApiError::precondition(format!(
+            "rollout_id: device {} is assigned rollout {a}, not {rid}",
+            dev.device_id
+        )));
+    }
+    let reportable = matches!(
+        state,
+        DeviceState::Sent
+            | DeviceState::InProgress
+            | DeviceState::RollbackSent
+            | DeviceState::Cancelled
+            | DeviceState::Scheduled
+            | DeviceState::RollbackScheduled
+    );
+    if !reportable {
+        return Err(ApiError::precondition(format!(
+            "status: device {} is {state} in rollout {rid}: the report changes nothing",
+            dev.device_id
+        )));
+    }
+    let live = LiveEvent {
+        tenant: dev.tenant.to_string(),
+        rollout_id: rid.clone(),
+        id: format!("progress:{}:{}", dev.device_id, now().get()),
+        subject: format!("device.ota.progress.{}.{rid}", dev.tenant),
+        payload: json!({
+            "device_id": dev.device_id, "status": r.status,
+            "step": step, "firmware_version": r.firmware_version,
+        }),
+    };
+    // A further progress step of a device already in progress is for the live view only.
+    let progress_only = r.status == ReportStatus::InProgress
+        && matches!(state, DeviceState::InProgress | DeviceState::RollbackSent)
+        && step.is_some();
+    if !progress_only {
+        r.rollout_id = Some(
+            rid.parse()
+                .map_err(|e| ApiError::invalid(format!("rollout_id: {e}")))?,
+        );
+        engine::input(&st, Some(dev.tenant.as_str()), &rid, Input::Report(r)).await?;
+    }
+    let _ = st.events.send(live);
+    let after = h.lock().await.rollout.device_state(dev.device_id.as_str());
+    Ok(AxumJson(json!({
+        "device_id": dev.device_id,
+        "rollout_id": rid,
+        "state": after,
+        "recorded": !progress_only,
+    })))
+}
+
+/// `GET /api/v1/devices/{device_id}/rpc`: the device's persistent RPC records, newest last.
+/// When the device itself asks, queued records count as delivered.
+pub async fn rpc(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(device_id): Path<String>,
+) -> ApiResult<AxumJson<Value>> {
+    let tenant = match &caller {
+        Caller::Admin(a) => a.tenant.to_string(),
+        Caller::Device(d) => {
+            d.require(&device_id)?;
+            mark_sent(&st, d).await?;
+            d.tenant.to_string()
+        }
+    };
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        i64,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT rpc_id, rollout_id, method, params, state, created_at, sent_at, acked_at, \
+         expires_at FROM device_rpc WHERE tenant = $1 AND device_id = $2 \
+         ORDER BY created_at, rpc_id",
+    )
+    .bind(tenant)
+    .bind(device_id.clone())
+    .fetch_all(&st.db)
+    .await?;
+    let records: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.0, "rollout_id": r.1, "method": r.2,
+                "params": serde_json::from_str::<Value>(&r.3).unwrap_or(Value::Null),
+                "state": r.4, "created_at": u(r.5), "sent_at": r.6.map(u),
+                "acked_at": r.7.map(u), "expires_at": u(r.8),
+            })
+        })
+        .collect();
+    Ok(AxumJson(json!({ "device_id": device_id, "rpc": records })))
+}

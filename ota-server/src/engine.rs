@@ -1,0 +1,666 @@
+//! The host of the rollout engine: one [`Rollout`] per rollout in memory, driven by the HTTP
+//! handlers and the timer driver, each input committed with everything it produced in ONE
+//! transaction before the answer.
+//!
+//! The drive loop of the library, as this host carries it out:
+//!
+//! 1. lock the rollout; `handle(input, now)` — a refused input changes nothing and is answered
+//!    with its error;
+//! 2. drain `poll()` into one transaction, in order: each `Audit` record is appended to
+//!    `audit_records` (the write-ahead log) and its typed effects update the device rows (a
+//!    device that took the update gets its new version); each `Command` becomes a persistent
+//!    device RPC record (and the device-level assignment it implies); each `Event` an outbox
+//!    row. The rollout row gets the new state, audit head and `poll_timeout`, and every
+//!    `--snapshot-every` records a new snapshot;
+//! 3. commit, then publish the events to the live streams and re-arm the timer driver. When
+//!    the commit fails the in-memory rollout is restored from the database, so memory never
+//!    runs ahead of what was acknowledged.
+//!
+//! On start each rollout is restored from its latest snapshot plus the trail after it: every
+//! later record's input is handled again at its instant and must write exactly the stored
+//! record, and the trail must end at the stored head.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use ota_core::audit::AuditRecord;
+use ota_core::plan::RolloutSpec;
+use ota_core::report::DeviceReport;
+use ota_core::rollout::{Create, Effect, Input, Output, Rollout, RolloutCommand, Snapshot};
+use ota_core::{Limits, Name, UnixMs};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::db::{Tx, i, u};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, LiveEvent, now};
+
+/// How long a device RPC record waits for its device.
+pub const RPC_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// A rollout in memory.
+pub struct Hosted {
+    /// The engine.
+    pub rollout: Rollout,
+    /// Its tenant.
+    pub tenant: String,
+    /// The audit record the stored snapshot includes.
+    pub snapshot_seq: u64,
+}
+
+/// The rollouts being driven, and their timeouts.
+#[derive(Default)]
+pub struct Engines {
+    map: StdMutex<HashMap<String, Arc<Mutex<Hosted>>>>,
+    timeouts: StdMutex<HashMap<String, u64>>,
+}
+
+impl Engines {
+    /// A rollout, if it is loaded.
+    pub fn get(&self, id: &str) -> Option<Arc<Mutex<Hosted>>> {
+        self.map.lock().expect("engines lock").get(id).cloned()
+    }
+
+    fn insert(&self, id: String, h: Hosted) -> Arc<Mutex<Hosted>> {
+        let h = Arc::new(Mutex::new(h));
+        self.map.lock().expect("engines lock").insert(id, h.clone());
+        h
+    }
+
+    fn set_timeout(&self, id: &str, t: Option<UnixMs>) {
+        let mut m = self.timeouts.lock().expect("timeouts lock");
+        match t {
+            Some(t) => m.insert(id.to_string(), t.get()),
+            None => m.remove(id),
+        };
+    }
+
+    /// The earliest timeout.
+    pub fn next_timeout(&self) -> Option<u64> {
+        self.timeouts
+            .lock()
+            .expect("timeouts lock")
+            .values()
+            .min()
+            .copied()
+    }
+
+    /// Rollouts whose timeout has come.
+    pub fn due(&self, now: UnixMs) -> Vec<String> {
+        self.timeouts
+            .lock()
+            .expect("timeouts lock")
+            .iter()
+            .filter(|(_, t)| **t <= now.get())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The ids of a tenant's loaded rollouts.
+    pub fn ids(&self) -> Vec<String> {
+        self.map
+            .lock()
+            .expect("engines lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+fn engine_error(e: ota_core::rollout::RolloutError) -> ApiError {
+    ApiError::from_status(e.status(), "", e)
+}
+
+/// A tenant's rollout, or `NOT_FOUND` (another tenant's rollout is not found either).
+pub fn lookup(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<Mutex<Hosted>>> {
+    let not_found = || ApiError::not_found(format!("rollout_id: no rollout {id}"));
+    let h = st.engines.get(id).ok_or_else(not_found)?;
+    // The tenant never changes: a try_lock that fails only means someone drives it now.
+    match h.try_lock() {
+        Ok(g) if g.tenant != tenant => return Err(not_found()),
+        _ => {}
+    }
+    Ok(h)
+}
+
+/// The answer of a create.
+pub struct Created {
+    /// The rollout's id.
+    pub rollout_id: String,
+    /// Its status.
+    pub status: ota_core::rollout::RolloutStatus,
+}
+
+/// Creates a rollout over the tenant's fleet and commits its first record, commands and
+/// events.
+pub async fn create(
+    st: &AppState,
+    tenant: &Name,
+    by: &Name,
+    spec: RolloutSpec,
+) -> ApiResult<Created> {
+    let t = tenant.as_str();
+    let package = crate::packages::available(st, t, spec.package_id.as_str()).await?;
+    let rollback = match &spec.rollback_package_id {
+        Some(id) => Some(
+            crate::packages::available(st, t, id.as_str())
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        e.code,
+                        e.message.replacen("package_id", "rollback_package_id", 1),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    if let Some(p) = &spec.target_profile_id
+        && crate::fleet::profile(st, t, p.as_str()).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "target_profile_id: no profile {p}"
+        )));
+    }
+    let fleet = crate::fleet::fleet(st, t).await?;
+    let rollout_id: Name = format!("rol_{}", crate::auth::random_hex(6))
+        .parse()
+        .map_err(|e| ApiError::internal(format!("rollout id: {e}")))?;
+    let at = now();
+    let mut r = Rollout::create(Create {
+        rollout_id: rollout_id.clone(),
+        tenant: tenant.clone(),
+        spec,
+        package: &package.verified,
+        rollback: rollback.as_ref().map(|p| &p.verified),
+        fleet: &fleet,
+        by: by.clone(),
+        now: at,
+    })
+    .map_err(engine_error)?;
+    let outputs: Vec<Output> = std::iter::from_fn(|| r.poll()).collect();
+    let head = r.audit_head();
+    let mut tx = st.db.begin().await?;
+    sqlx::query(
+        "INSERT INTO rollouts (rollout_id, tenant, package_id, rollback_package_id, state, \
+         snapshot, snapshot_seq, head_seq, head_hash, next_timeout, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $10)",
+    )
+    .bind(rollout_id.to_string())
+    .bind(t.to_string())
+    .bind(r.package().id().to_string())
+    .bind(r.rollback_package().map(|p| p.id().to_string()))
+    .bind(r.state().as_str().to_string())
+    .bind(r.snapshot().to_json())
+    .bind(i(head.seq))
+    .bind(head.hash.to_hex())
+    .bind(r.poll_timeout().map(|t| i(t.get())))
+    .bind(i(at.get()))
+    .execute(&mut *tx)
+    .await?;
+    let mut hosted = Hosted {
+        rollout: r,
+        tenant: t.to_string(),
+        snapshot_seq: head.seq,
+    };
+    let live = persist(&mut tx, &hosted, outputs, at, None).await?;
+    tx.commit().await?;
+    let status = hosted.rollout.status();
+    let timeout = hosted.rollout.poll_timeout();
+    hosted.snapshot_seq = head.seq;
+    st.engines.insert(rollout_id.to_string(), hosted);
+    after_commit(st, rollout_id.as_str(), timeout, live);
+    Ok(Created {
+        rollout_id: rollout_id.to_string(),
+        status,
+    })
+}
+
+/// Feeds one input to a tenant's rollout and commits what it produced. Returns the status
+/// after it.
+pub async fn input(
+    st: &AppState,
+    tenant: Option<&str>,
+    rollout_id: &str,
+    input: Input,
+) -> ApiResult<ota_core::rollout::RolloutStatus> {
+    let h = match tenant {
+        Some(t) => lookup(st, t, rollout_id)?,
+        None => st
+            .engines
+            .get(rollout_id)
+            .ok_or_else(|| ApiError::not_found(format!("rollout_id: no rollout {rollout_id}")))?,
+    };
+    let mut g = h.lock().await;
+    let at = now();
+    let report = match &input {
+        Input::Report(r) => Some(r.clone()),
+        _ => None,
+    };
+    let is_tick = matches!(input, Input::Tick);
+    g.rollout.handle(input, at).map_err(engine_error)?;
+    let outputs: Vec<Output> = std::iter::from_fn(|| g.rollout.poll()).collect();
+    if outputs.is_empty() {
+        // Nothing recorded (a tick with nothing to do): nothing to commit.
+        let mut t = g.rollout.poll_timeout();
+        if is_tick && t.is_some_and(|t| t <= at) {
+            t = Some(at.saturating_add_ms(1000));
+        }
+        st.engines.set_timeout(rollout_id, t);
+        return Ok(g.rollout.status());
+    }
+    let result = async {
+        let mut tx = st.db.begin().await?;
+        let live = persist(&mut tx, &g, outputs, at, report.as_ref()).await?;
+        let head = g.rollout.audit_head();
+        let snapshot = head.seq.saturating_sub(g.snapshot_seq) >= st.config.snapshot_every;
+        sqlx::query(
+            "UPDATE rollouts SET state = $1, head_seq = $2, head_hash = $3, next_timeout = $4, \
+             updated_at = $5 WHERE rollout_id = $6",
+        )
+        .bind(g.rollout.state().as_str().to_string())
+        .bind(i(head.seq))
+        .bind(head.hash.to_hex())
+        .bind(g.rollout.poll_timeout().map(|t| i(t.get())))
+        .bind(i(at.get()))
+        .bind(rollout_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if snapshot {
+            sqlx::query(
+                "UPDATE rollouts SET snapshot = $1, snapshot_seq = $2 WHERE rollout_id = $3",
+            )
+            .bind(g.rollout.snapshot().to_json())
+            .bind(i(head.seq))
+            .bind(rollout_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, ApiError>((live, snapshot.then_some(head.seq)))
+    }
+    .await;
+    match result {
+        Ok((live, snap)) => {
+            if let Some(seq) = snap {
+                g.snapshot_seq = seq;
+            }
+            let timeout = g.rollout.poll_timeout();
+            let status = g.rollout.status();
+            drop(g);
+            after_commit(st, rollout_id, timeout, live);
+            Ok(status)
+        }
+        Err(e) => {
+            // Memory ran ahead of the database: take the rollout back from what is stored.
+            match load_one(st, rollout_id).await {
+                Ok(fresh) => *g = fresh,
+                Err(le) => tracing::error!(rollout_id, error = %le, "cannot reload rollout"),
+            }
+            Err(e)
+        }
+    }
+}
+
+fn after_commit(st: &AppState, rollout_id: &str, timeout: Option<UnixMs>, live: Vec<LiveEvent>) {
+    st.engines.set_timeout(rollout_id, timeout);
+    st.timer.notify_one();
+    for e in live {
+        let _ = st.events.send(e);
+    }
+}
+
+/// Writes a step's outputs, in order, into the transaction; returns the live events to
+/// publish after the commit.
+async fn persist(
+    tx: &mut Tx,
+    h: &Hosted,
+    outputs: Vec<Output>,
+    at: UnixMs,
+    report: Option<&DeviceReport>,
+) -> ApiResult<Vec<LiveEvent>> {
+    let r = &h.rollout;
+    let rid = r.id().to_string();
+    let tenant = h.tenant.clone();
+    let mut live = Vec::new();
+    let mut seq = 0u64;
+    let mut idx = 0u64;
+    for out in outputs {
+        match out {
+            Output::Audit(rec) => {
+                seq = rec.seq;
+                idx = 0;
+                sqlx::query(
+                    "INSERT INTO audit_records (rollout_id, seq, tenant, at, record) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(rid.clone())
+                .bind(i(rec.seq))
+                .bind(tenant.clone())
+                .bind(i(rec.at.get()))
+                .bind(rec.to_json())
+                .execute(&mut **tx)
+                .await?;
+                for e in &rec.effects {
+                    apply_effect(tx, h, e).await?;
+                }
+            }
+            Output::Command(RolloutCommand::Send {
+                device_id,
+                package_id,
+                rollback,
+            }) => {
+                let method = if rollback {
+                    "ota_rollback"
+                } else {
+                    "ota_start"
+                };
+                let rpc_id = format!("rpc_{rid}_{seq}_{idx}");
+                let params = json!({ "rollout_id": rid, "package_id": package_id.to_string() });
+                insert_rpc(
+                    tx,
+                    &rpc_id,
+                    &tenant,
+                    device_id.as_str(),
+                    &rid,
+                    method,
+                    &params,
+                    at,
+                )
+                .await?;
+                sqlx::query("DELETE FROM assignments WHERE tenant = $1 AND device_id = $2")
+                    .bind(tenant.clone())
+                    .bind(device_id.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO assignments (tenant, device_id, package_id, rollout_id, kind, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(tenant.clone())
+                .bind(device_id.to_string())
+                .bind(package_id.to_string())
+                .bind(rid.clone())
+                .bind(if rollback { "rollback" } else { "update" }.to_string())
+                .bind(i(at.get()))
+                .execute(&mut **tx)
+                .await?;
+                idx += 1;
+            }
+            Output::Command(RolloutCommand::Cancel { device_id, forced }) => {
+                let rpc_id = format!("rpc_{rid}_{seq}_{idx}");
+                sqlx::query(
+                    "UPDATE device_rpc SET state = 'cancelled' WHERE tenant = $1 AND \
+                     device_id = $2 AND rollout_id = $3 AND state = 'queued'",
+                )
+                .bind(tenant.clone())
+                .bind(device_id.to_string())
+                .bind(rid.clone())
+                .execute(&mut **tx)
+                .await?;
+                let params = json!({ "rollout_id": rid, "forced": forced });
+                insert_rpc(
+                    tx,
+                    &rpc_id,
+                    &tenant,
+                    device_id.as_str(),
+                    &rid,
+                    "ota_cancel",
+                    &params,
+                    at,
+                )
+                .await?;
+                clear_assignment(tx, &tenant, device_id.as_str(), &rid).await?;
+                idx += 1;
+            }
+            Output::Event(e) => {
+                let event_id = format!("{rid}:{seq}:{idx}");
+                let subject = r.subject(&e);
+                let mut payload = e.payload();
+                if let Some(o) = payload.as_object_mut() {
+                    o.insert("kind".into(), Value::String(e.kind().to_string()));
+                    o.insert("rollout_id".into(), Value::String(rid.clone()));
+                    o.insert("tenant".into(), Value::String(tenant.clone()));
+                }
+                sqlx::query(
+                    "INSERT INTO outbox (event_id, tenant, rollout_id, seq, idx, subject, \
+                     payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(event_id.clone())
+                .bind(tenant.clone())
+                .bind(rid.clone())
+                .bind(i(seq))
+                .bind(i(idx))
+                .bind(subject.clone())
+                .bind(payload.to_string())
+                .bind(i(at.get()))
+                .execute(&mut **tx)
+                .await?;
+                live.push(LiveEvent {
+                    tenant: tenant.clone(),
+                    rollout_id: rid.clone(),
+                    id: event_id,
+                    subject,
+                    payload,
+                });
+                idx += 1;
+            }
+            _ => {}
+        }
+    }
+    if let Some(rep) = report {
+        // The device answered its command: the update or rollback RPC is acknowledged.
+        sqlx::query(
+            "UPDATE device_rpc SET state = 'acked', acked_at = $1 WHERE tenant = $2 AND \
+             device_id = $3 AND rollout_id = $4 AND state IN ('queued', 'sent') AND \
+             method IN ('ota_start', 'ota_rollback')",
+        )
+        .bind(i(at.get()))
+        .bind(tenant.clone())
+        .bind(rep.device_id.to_string())
+        .bind(rid.clone())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(live)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_rpc(
+    tx: &mut Tx,
+    rpc_id: &str,
+    tenant: &str,
+    device_id: &str,
+    rollout_id: &str,
+    method: &str,
+    params: &Value,
+    at: UnixMs,
+) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO device_rpc (rpc_id, tenant, device_id, rollout_id, method, params, state, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)",
+    )
+    .bind(rpc_id.to_string())
+    .bind(tenant.to_string())
+    .bind(device_id.to_string())
+    .bind(rollout_id.to_string())
+    .bind(method.to_string())
+    .bind(params.to_string())
+    .bind(i(at.get()))
+    .bind(i(at.get().saturating_add(RPC_TTL_MS)))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn clear_assignment(tx: &mut Tx, tenant: &str, device_id: &str, rid: &str) -> ApiResult<()> {
+    sqlx::query("DELETE FROM assignments WHERE tenant = $1 AND device_id = $2 AND rollout_id = $3")
+        .bind(tenant.to_string())
+        .bind(device_id.to_string())
+        .bind(rid.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// What an effect changes outside the rollout: the device's installed version, and the end
+/// of its assignment.
+async fn apply_effect(tx: &mut Tx, h: &Hosted, e: &Effect) -> ApiResult<()> {
+    let r = &h.rollout;
+    let rid = r.id().to_string();
+    let (device_id, installed) = match e {
+        Effect::DeviceUpdated { device_id, version } => {
+            let p = r.package().package();
+            let v = version.clone().unwrap_or_else(|| p.version.clone());
+            (device_id, Some((p.name.clone(), v)))
+        }
+        Effect::DeviceRolledBack { device_id } => {
+            let installed = r
+                .rollback_package()
+                .map(|p| (p.package().name.clone(), p.package().version.clone()));
+            (device_id, installed)
+        }
+        Effect::DeviceFailed { device_id, .. }
+        | Effect::DeviceRejected { device_id, .. }
+        | Effect::DeviceTimedOut { device_id, .. }
+        | Effect::DeviceRollbackFailed { device_id } => (device_id, None),
+        _ => return Ok(()),
+    };
+    clear_assignment(tx, &h.tenant, device_id.as_str(), &rid).await?;
+    let Some((name, version)) = installed else {
+        return Ok(());
+    };
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT profile FROM devices WHERE tenant = $1 AND device_id = $2")
+            .bind(h.tenant.clone())
+            .bind(device_id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some((doc,)) = row else {
+        return Ok(());
+    };
+    let mut d: ota_core::DeviceProfile = serde_json::from_str(&doc)
+        .map_err(|e| ApiError::internal(format!("stored device {device_id}: {e}")))?;
+    d.installed.insert(name, version);
+    sqlx::query("UPDATE devices SET profile = $1 WHERE tenant = $2 AND device_id = $3")
+        .bind(serde_json::to_string(&d).unwrap_or_default())
+        .bind(h.tenant.clone())
+        .bind(device_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Restores one rollout from its snapshot and the trail after it.
+pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String> {
+    type Row = (String, String, i64, i64, String);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT tenant, snapshot, snapshot_seq, head_seq, head_hash FROM rollouts \
+         WHERE rollout_id = $1",
+    )
+    .bind(rollout_id.to_string())
+    .fetch_optional(&st.db)
+    .await
+    .map_err(|e| e.to_string())?;
+    let (tenant, snapshot, snapshot_seq, head_seq, head_hash) =
+        row.ok_or_else(|| format!("no rollout {rollout_id}"))?;
+    let snap =
+        Snapshot::from_json(snapshot.as_bytes(), &Limits::DEFAULT).map_err(|e| e.to_string())?;
+    let packages = st.packages.read().await;
+    let get = |id: &str| {
+        packages
+            .get(&(tenant.clone(), id.to_string()))
+            .cloned()
+            .ok_or_else(|| format!("package {id} is not available"))
+    };
+    let package = get(snap.package_id().as_str())?;
+    let rollback = match snap.rollback_package_id() {
+        Some(id) => Some(get(id.as_str())?),
+        None => None,
+    };
+    drop(packages);
+    let mut r = Rollout::restore(
+        snap,
+        &package.verified,
+        rollback.as_ref().map(|p| &p.verified),
+    )
+    .map_err(|e| e.to_string())?;
+    let trail: Vec<(String,)> = sqlx::query_as(
+        "SELECT record FROM audit_records WHERE rollout_id = $1 AND seq > $2 ORDER BY seq",
+    )
+    .bind(rollout_id.to_string())
+    .bind(snapshot_seq)
+    .fetch_all(&st.db)
+    .await
+    .map_err(|e| e.to_string())?;
+    for (text,) in trail {
+        let rec: AuditRecord = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        r.handle(rec.input.clone(), rec.at)
+            .map_err(|e| format!("replay of record {}: {e}", rec.seq))?;
+        let mut mine = None;
+        while let Some(o) = r.poll() {
+            if let Output::Audit(a) = o
+                && mine.is_none()
+            {
+                mine = Some(a);
+            }
+        }
+        if mine.as_ref() != Some(&rec) {
+            return Err(format!("replay diverges at audit record {}", rec.seq));
+        }
+    }
+    let head = r.audit_head();
+    if head.seq != u(head_seq) || head.hash.to_hex() != head_hash {
+        return Err(format!(
+            "the trail ends at {head}, the rollout row says {head_seq}:{head_hash}"
+        ));
+    }
+    Ok(Hosted {
+        rollout: r,
+        tenant,
+        snapshot_seq: u(snapshot_seq),
+    })
+}
+
+/// Restores every rollout at start.
+pub async fn load_all(st: &AppState) -> Result<usize, sqlx::Error> {
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT rollout_id FROM rollouts ORDER BY created_at")
+        .fetch_all(&st.db)
+        .await?;
+    let mut n = 0;
+    for (id,) in ids {
+        match load_one(st, &id).await {
+            Ok(h) => {
+                let t = h.rollout.poll_timeout();
+                st.engines.insert(id.clone(), h);
+                st.engines.set_timeout(&id, t);
+                n += 1;
+            }
+            Err(e) => tracing::error!(rollout_id = %id, error = %e, "rollout not restored"),
+        }
+    }
+    Ok(n)
+}
+
+/// The timer driver: feeds `Tick` to each rollout at its `poll_timeout`.
+pub async fn drive_timers(st: AppState) {
+    loop {
+        let at = now();
+        for id in st.engines.due(at) {
+            if let Err(e) = input(&st, None, &id, Input::Tick).await {
+                tracing::warn!(rollout_id = %id, error = %e, "tick failed");
+                st.engines
+                    .set_timeout(&id, Some(at.saturating_add_ms(1000)));
+            }
+        }
+        let wait = match st.engines.next_timeout() {
+            Some(t) => {
+                std::time::Duration::from_millis(t.saturating_sub(now().get()).clamp(1, 60_000))
+            }
+            None => std::time::Duration::from_secs(60),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = st.timer.notified() => {}
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `ota-server`: the control plane as a service. A thin host of the `ota-core` library —
+//! the catalog of verified packages, the compatibility engine, the rollout engine and the
+//! chunk protocol — behind seed 004's HTTP API, on SQLite (the default) or PostgreSQL.
+//!
+//! The library stays sans-IO; everything that reaches a socket, a clock or a database is
+//! here. See [`engine`] for the drive loop and how each input is committed.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod db;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod fleet;
+pub mod packages;
+pub mod rollouts;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use ota_core::sign::{PublicKey, TrustedKeys};
+use tokio::sync::{Notify, RwLock, broadcast};
+
+pub use error::{ApiError, Code};
+pub use state::{AppState, Config};
+
+/// The HTTP routes of the API.
+pub fn router(st: AppState) -> Router {
+    let limit = st.config.body_limit;
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/api/v1/ota/packages",
+            post(packages::upload).get(packages::list),
+        )
+        .route("/api/v1/ota/packages/{id}", get(packages::get))
+        .route(
+            "/api/v1/ota/profiles/{id}",
+            put(fleet::put_profile).get(fleet::get_profile),
+        )
+        .route(
+            "/api/v1/ota/rollouts",
+            post(rollouts::create).get(rollouts::list),
+        )
+        .route("/api/v1/ota/rollouts/{id}", get(rollouts::status))
+        .route("/api/v1/ota/rollouts/{id}/pause", post(rollouts::pause))
+        .route("/api/v1/ota/rollouts/{id}/resume", post(rollouts::resume))
+        .route(
+            "/api/v1/ota/rollouts/{id}/rollback",
+            post(rollouts::rollback),
+        )
+        .route("/api/v1/ota/rollouts/{id}/abort", post(rollouts::abort))
+        .route(
+            "/api/v1/ota/rollouts/{id}/waves/{n}/approve",
+            post(rollouts::approve),
+        )
+        .route("/api/v1/ota/rollouts/{id}/devices", get(rollouts::devices))
+        .route("/api/v1/ota/rollouts/{id}/audit", get(rollouts::audit))
+        .route("/api/v1/ota/rollouts/{id}/events", get(events::stream))
+        .route(
+            "/api/v1/devices/{device_id}",
+            put(fleet::put_device).get(fleet::get_device),
+        )
+        .route("/api/v1/devices/{device_id}/ota", get(device::ota))
+        .route("/api/v1/devices/{device_id}/ota/chunk", get(device::chunk))
+        .route(
+            "/api/v1/devices/{device_id}/ota/report",
+            post(device::report),
+        )
+        .route("/api/v1/devices/{device_id}/rpc", get(device::rpc))
+        .fallback(|| async { ApiError::not_found("path: no such endpoint") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(st)
+}
+
+/// Opens the database, restores every rollout, and builds the state (the timer driver is
+/// started by [`serve`]).
+pub async fn open(config: Config) -> Result<AppState, String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("--data-dir {}: {e}", config.data_dir.display()))?;
+    let db = db::connect(&config.database)
+        .await
+        .map_err(|e| format!("--database: {e}"))?;
+    let secret = auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)
+        .map_err(|e| format!("jwt secret: {e}"))?;
+    let mut trusted = TrustedKeys::new();
+    for k in &config.trusted_keys {
+        let text = match std::fs::read_to_string(k) {
+            Ok(t) => t,
+            Err(_) => k.clone(),
+        };
+        let key = PublicKey::parse(&text).map_err(|e| format!("--trusted-key {k}: {e}"))?;
+        trusted.add(key);
+    }
+    let store_dir = config.data_dir.join("artifacts");
+    std::fs::create_dir_all(&store_dir).map_err(|e| format!("{}: {e}", store_dir.display()))?;
+    let (events, _) = broadcast::channel(4096);
+    let st = AppState(Arc::new(state::Inner {
+        db,
+        jwt: auth::JwtKeys::from_secret(&secret)?,
+        trusted,
+        packages: RwLock::new(Default::default()),
+        engines: Default::default(),
+        events,
+        timer: Notify::new(),
+        store_dir,
+        config,
+    }));
+    packages::load(&st)
+        .await
+        .map_err(|e| format!("loading packages: {e}"))?;
+    let n = engine::load_all(&st)
+        .await
+        .map_err(|e| format!("restoring rollouts: {e}"))?;
+    tracing::info!(rollouts = n, "restored");
+    Ok(st)
+}
+
+/// A running server.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: AppState,
+    /// The server task.
+    pub task: tokio::task::JoinHandle<()>,
+    timer: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the server and its timer driver.
+    pub fn stop(self) {
+        self.task.abort();
+        self.timer.abort();
+    }
+}
+
+/// Opens the state, binds `config.listen` (port 0 picks one) and serves in the background.
+pub async fn serve(config: Config) -> Result<Running, String> {
+    let listen = config.listen;
+    let st = open(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let timer = tokio::spawn(engine::drive_timers(st.clone()));
+    let app = router(st.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    tracing::info!(%addr, "listening");
+    Ok(Running {
+        addr,
+        state: st,
+        task,
+        timer,
+    })
+}

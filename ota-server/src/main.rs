@@ -1,0 +1,161 @@
+//! The `ota-server` binary: `ota-server [serve]` runs the control plane; `ota-server token`
+//! prints an admin token for local use.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ota_server::Config;
+
+/// The ota control plane: seed 004's API over HTTP, on SQLite (default) or PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "ota-server", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Serve,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(Serve),
+    /// Print an admin bearer token for a tenant (signed with the server's secret).
+    Token(Token),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct Serve {
+    /// Address to listen on.
+    #[arg(long, env = "OTA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory of the local object store and the JWT secret file (`jwt-secret`).
+    #[arg(long, env = "OTA_DATA_DIR", default_value = "ota-data")]
+    data_dir: PathBuf,
+    /// `sqlite://PATH` (created on first start) or `postgres://USER@HOST/DB`.
+    /// Default: sqlite://DATA_DIR/ota.db.
+    #[arg(long, env = "OTA_DATABASE")]
+    database: Option<String>,
+    /// A directory `file://` artifact URIs may point into (repeat).
+    #[arg(
+        long = "artifact-root",
+        env = "OTA_ARTIFACT_ROOTS",
+        value_delimiter = ','
+    )]
+    artifact_roots: Vec<PathBuf>,
+    /// A trusted publisher key: 64 hex characters, a PEM public key, or a file holding
+    /// either (repeat).
+    #[arg(long = "trusted-key", env = "OTA_TRUSTED_KEYS", value_delimiter = ',')]
+    trusted_keys: Vec<String>,
+    /// Distinct trusted signatures a package needs.
+    #[arg(long, env = "OTA_THRESHOLD", default_value_t = 1)]
+    threshold: usize,
+    /// The HS256 secret of admin tokens. Default: the file DATA_DIR/jwt-secret, created on
+    /// first start.
+    #[arg(long, env = "OTA_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// The largest request body, in bytes.
+    #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]
+    body_limit: usize,
+    /// Rewrite a rollout's snapshot after this many audit records.
+    #[arg(long, env = "OTA_SNAPSHOT_EVERY", default_value_t = 64)]
+    snapshot_every: u64,
+    /// Log filter (tracing's EnvFilter syntax).
+    #[arg(long, env = "OTA_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct Token {
+    /// The tenant the token acts for.
+    #[arg(long, env = "OTA_TENANT")]
+    tenant: String,
+    /// `admin` (read and write) or `viewer` (read only).
+    #[arg(long, default_value = "admin")]
+    role: String,
+    /// Who the token names (recorded in the audit trail).
+    #[arg(long, default_value = "admin")]
+    subject: String,
+    /// Hours until it expires.
+    #[arg(long, default_value_t = 24)]
+    hours: u64,
+    /// The server's data directory (holds `jwt-secret`).
+    #[arg(long, env = "OTA_DATA_DIR", default_value = "ota-data")]
+    data_dir: PathBuf,
+    /// The HS256 secret, when the server is given one.
+    #[arg(long, env = "OTA_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+}
+
+fn config(s: Serve) -> Config {
+    let mut c = Config::new(s.data_dir);
+    c.listen = s.listen;
+    if let Some(db) = s.database {
+        c.database = db;
+    }
+    c.artifact_roots = s.artifact_roots;
+    c.trusted_keys = s.trusted_keys;
+    c.threshold = s.threshold;
+    c.jwt_secret = s.jwt_secret;
+    c.body_limit = s.body_limit;
+    c.snapshot_every = s.snapshot_every.max(1);
+    c
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(t)) => {
+            let secret = match ota_server::auth::load_secret(t.jwt_secret.as_deref(), &t.data_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("ota-server token: {}: {e}", t.data_dir.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let keys = match ota_server::auth::JwtKeys::from_secret(&secret) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("ota-server token: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!(
+                "{}",
+                keys.token(&t.subject, &t.tenant, &t.role, t.hours * 3600)
+            );
+            ExitCode::SUCCESS
+        }
+        command => {
+            let s = match command {
+                Some(Command::Serve(s)) => s,
+                _ => cli.serve,
+            };
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(&s.log))
+                .with_writer(std::io::stderr)
+                .init();
+            let running = match ota_server::serve(config(s)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("ota-server: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!("ota-server listening on http://{}", running.addr);
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                r = running.task => {
+                    if let Err(e) = r {
+                        eprintln!("ota-server: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! Packages: `POST /api/v1/ota/packages` verifies a DSSE envelope against the trusted
+//! publisher keys, fetches the artifact (`file://` inside an allowed root, or the local object
+//! store), checks its size, SHA-256 and chunk table while copying it into the store, and only
+//! then makes the package `available`. A mismatch answers `INVALID_ARGUMENT` and the package
+//! is kept as `rejected`: it can never be assigned.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Json as AxumJson;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use ota_core::chunk::ChunkHasher;
+use ota_core::seal::SealKey;
+use ota_core::sign::{self, VerifiedPackage};
+use ota_core::{Limits, PackageId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::auth::Admin;
+use crate::db::{i, u};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::state::{AppState, Body, now, parse_json};
+
+/// A verified, available package and what serving it needs.
+#[derive(Debug)]
+pub struct StoredPackage {
+    /// Its tenant.
+    pub tenant: String,
+    /// The verified statement.
+    pub verified: VerifiedPackage,
+    /// The key devices open the artifact with.
+    pub encryption_key: SealKey,
+    /// The artifact in the local store.
+    pub path: PathBuf,
+}
+
+/// The upload body of the DSSE form: the envelope `ota pack` writes (`package.json`), the
+/// AES key from its `registration.json`, and optionally where to fetch the artifact from
+/// (default: the statement's `artifact_uri`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsseUpload {
+    /// The DSSE envelope.
+    pub envelope: Value,
+    /// The 64-hex AES-256 key of the sealed artifact.
+    pub encryption_key: SealKey,
+    /// `file:///...` inside an allowed root, or `store://KEY` in the local object store.
+    #[serde(default)]
+    pub artifact_uri: Option<String>,
+}
+
+/// The answer of an upload (seed 004's shape, and more).
+#[derive(Debug, Serialize)]
+pub struct Uploaded {
+    /// The package id.
+    pub package_id: String,
+    /// `available`.
+    pub status: &'static str,
+    /// The artifact's size and SHA-256 (and chunk table) were checked.
+    pub checksum_verified: bool,
+    /// The package name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The key ids that signed it.
+    pub signed_by: Vec<String>,
+}
+
+/// `POST /api/v1/ota/packages`.
+pub async fn upload(
+    State(st): State<AppState>,
+    admin: Admin,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, AxumJson<Uploaded>)> {
+    admin.require_write()?;
+    let raw: Value = parse_json(&body)?;
+    if raw.get("signature").is_some() {
+        return Err(ApiError::new(
+            Code::Unimplemented,
+            "signature: the signed-digest form of seed 004 is not supported yet; upload the DSSE \
+             envelope `ota pack` writes as {\"envelope\", \"encryption_key\", \"artifact_uri\"}",
+        ));
+    }
+    let up: DsseUpload = parse_json(&body)?;
+    let envelope = serde_json::to_vec(&up.envelope).unwrap_or_default();
+    let verified = sign::verify(
+        &envelope,
+        &st.trusted,
+        st.config.threshold,
+        &Limits::DEFAULT,
+    )
+    .map_err(|e| ApiError::from_status(e.status(), "envelope", e))?;
+    let tenant = admin.tenant.to_string();
+    let id = verified.id().to_string();
+
+    let source = up
+        .artifact_uri
+        .clone()
+        .unwrap_or_else(|| verified.package().artifact_uri.as_str().to_string());
+    let src = resolve(&st, &source)?;
+    if let Some((status, reason)) = existing(&st, &tenant, &id).await? {
+        if status == "available" {
+            return Ok((StatusCode::OK, AxumJson(answer(&verified))));
+        }
+        return Err(ApiError::precondition(format!(
+            "package_id: {id} was rejected and is never assigned: {}",
+            reason.unwrap_or_default()
+        )));
+    }
+
+    let dir = st.store_dir.join(&tenant);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    let dest = dir.join(format!("{id}.enc"));
+    match fetch_and_check(&src, &dest, &verified).await {
+        Ok(()) => {}
+        Err(Fetch::Mismatch(message)) => {
+            insert(
+                &st,
+                &tenant,
+                &verified,
+                &up.encryption_key,
+                "rejected",
+                Some(&message),
+                None,
+            )
+            .await?;
+            return Err(ApiError::invalid(message));
+        }
+        Err(Fetch::Io(e)) => {
+            return Err(ApiError::invalid(format!(
+                "artifact_uri: cannot read {source}: {e}"
+            )));
+        }
+    }
+    let object_key = format!("{tenant}/{id}.enc");
+    insert(
+        &st,
+        &tenant,
+        &verified,
+        &up.encryption_key,
+        "available",
+        None,
+        Some(&object_key),
+    )
+    .await?;
+    let stored = Arc::new(StoredPackage {
+        tenant: tenant.clone(),
+        verified: verified.clone(),
+        encryption_key: up.encryption_key,
+        path: dest,
+    });
+    st.packages.write().await.insert((tenant, id), stored);
+    tracing::info!(package_id = %verified.id(), "package available");
+    Ok((StatusCode::CREATED, AxumJson(answer(&verified))))
+}
+
+fn answer(v: &VerifiedPackage) -> Uploaded {
+    Uploaded {
+        package_id: v.id().to_string(),
+        status: "available",
+        checksum_verified: true,
+        name: v.package().name.to_string(),
+        version: v.package().version.to_string(),
+        signed_by: v.signed_by().iter().map(ToString::to_string).collect(),
+    }
+}
+
+async fn existing(
+    st: &AppState,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<Option<(String, Option<String>)>> {
+    Ok(
+        sqlx::query_as("SELECT status, reason FROM packages WHERE tenant = $1 AND package_id = $2")
+            .bind(tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&st.db)
+            .await?,
+    )
+}
+
+async fn insert(
+    st: &AppState,
+    tenant: &str,
+    v: &VerifiedPackage,
+    key: &SealKey,
+    status: &str,
+    reason: Option<&str>,
+    object_key: Option<&str>,
+) -> ApiResult<()> {
+    let p = v.package();
+    let signed_by: Vec<String> = v.signed_by().iter().map(ToString::to_string).collect();
+    sqlx::query(
+        "INSERT INTO packages (tenant, package_id, status, reason, name, version, package_type, \
+         size_bytes, sha256, envelope, encryption_key, signed_by, object_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(tenant.to_string())
+    .bind(v.id().to_string())
+    .bind(status.to_string())
+    .bind(reason.map(str::to_string))
+    .bind(p.name.to_string())
+    .bind(p.version.to_string())
+    .bind(p.kind.as_str().to_string())
+    .bind(i(p.size_bytes))
+    .bind(p.sha256.to_hex())
+    .bind(v.envelope_json().unwrap_or_default())
+    .bind(key.to_hex())
+    .bind(serde_json::to_string(&signed_by).unwrap_or_default())
+    .bind(object_key.map(str::to_string))
+    .bind(i(now().get()))
+    .execute(&st.db)
+    .await?;
+    Ok(())
+}
+
+/// Where an artifact URI points, if the server may read it.
+fn resolve(st: &AppState, uri: &str) -> ApiResult<PathBuf> {
+    if let Some(key) = uri.strip_prefix("store://") {
+        if key.split('/').any(|p| p == ".." || p.is_empty()) {
+            return Err(ApiError::invalid(format!(
+                "artifact_uri: {uri:?} is not an object key of the store"
+            )));
+        }
+        return Ok(st.store_dir.join(key));
+    }
+    if let Some(path) = uri.strip_prefix("file://") {
+        let p = std::fs::canonicalize(path)
+            .map_err(|e| ApiError::invalid(format!("artifact_uri: cannot read {path}: {e}")))?;
+        let allowed = st
+            .config
+            .artifact_roots
+            .iter()
+            .any(|root| std::fs::canonicalize(root).is_ok_and(|r| p.starts_with(r)));
+        if !allowed {
+            return Err(ApiError::denied(format!(
+                "artifact_uri: {path} is outside the allowed artifact roots (--artifact-root)"
+            )));
+        }
+        return Ok(p);
+    }
+    Err(ApiError::new(
+        Code::Unimplemented,
+        format!(
+            "artifact_uri: only file:// (inside --artifact-root) and store:// are fetched so \
+             far, not {uri:?}"
+        ),
+    ))
+}
+
+enum Fetch {
+    Mismatch(String),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Fetch {
+    fn from(e: std::io::Error) -> Self {
+        Fetch::Io(e)
+    }
+}
+
+/// Streams `src` into `dest` (through a temporary file), checking what the statement signed.
+async fn fetch_and_check(src: &Path, dest: &Path, v: &VerifiedPackage) -> Result<(), Fetch> {
+    let p = v.package();
+    let mut input = tokio::fs::File::open(src).await?;
+    let tmp = dest.with_extension(format!("part-{}", crate::auth::random_hex(4)));
+    let mut out = tokio::fs::File::create(&tmp).await?;
+    let mut hasher = ChunkHasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    let result = async {
+        loop {
+            let n = input.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > p.size_bytes {
+                return Err(Fetch::Mismatch(format!(
+                    "size_bytes: the artifact is larger than the declared {} bytes",
+                    p.size_bytes
+                )));
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).await?;
+        }
+        out.flush().await?;
+        out.sync_all().await?;
+        let d = hasher.finish();
+        if d.size_bytes != p.size_bytes {
+            return Err(Fetch::Mismatch(format!(
+                "size_bytes: the artifact has {} bytes, the package declares {}",
+                d.size_bytes, p.size_bytes
+            )));
+        }
+        if d.sha256 != p.sha256 {
+            return Err(Fetch::Mismatch(format!(
+                "sha256: the artifact's checksum is {}, the package declares {}",
+                d.sha256.to_hex(),
+                p.sha256.to_hex()
+            )));
+        }
+        if Some(&d.chunks) != p.chunks.as_ref() {
+            return Err(Fetch::Mismatch(
+                "chunks: the artifact's chunk table differs from the signed one".to_string(),
+            ));
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tokio::fs::rename(&tmp, dest).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e)
+        }
+    }
+}
+
+/// One package as listed.
+#[derive(Debug, Serialize)]
+pub struct PackageView {
+    package_id: String,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    name: String,
+    version: String,
+    #[serde(rename = "type")]
+    kind: String,
+    size_bytes: u64,
+    sha256: String,
+    signed_by: Vec<String>,
+    created_at: u64,
+}
+
+type PackageRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+);
+
+fn view(r: PackageRow) -> PackageView {
+    PackageView {
+        package_id: r.0,
+        status: r.1,
+        reason: r.2,
+        name: r.3,
+        version: r.4,
+        kind: r.5,
+        size_bytes: u(r.6),
+        sha256: r.7,
+        signed_by: serde_json::from_str(&r.8).unwrap_or_default(),
+        created_at: u(r.9),
+    }
+}
+
+const COLUMNS: &str = "SELECT package_id, status, reason, name, version, package_type, size_bytes, \
+                       sha256, signed_by, created_at FROM packages";
+
+/// `GET /api/v1/ota/packages`: the tenant's packages and who signed them (the Trust Center).
+pub async fn list(State(st): State<AppState>, admin: Admin) -> ApiResult<AxumJson<Value>> {
+    let rows: Vec<PackageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{COLUMNS} WHERE tenant = $1 ORDER BY created_at, package_id"
+    )))
+    .bind(admin.tenant.to_string())
+    .fetch_all(&st.db)
+    .await?;
+    let packages: Vec<PackageView> = rows.into_iter().map(view).collect();
+    Ok(AxumJson(json!({ "packages": packages })))
+}
+
+/// `GET /api/v1/ota/packages/{id}`.
+pub async fn get(
+    State(st): State<AppState>,
+    admin: Admin,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<AxumJson<PackageView>> {
+    let row: Option<PackageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{COLUMNS} WHERE tenant = $1 AND package_id = $2"
+    )))
+    .bind(admin.tenant.to_string())
+    .bind(id.clone())
+    .fetch_optional(&st.db)
+    .await?;
+    row.map(|r| AxumJson(view(r)))
+        .ok_or_else(|| ApiError::not_found(format!("package_id: no package {id}")))
+}
+
+/// An available package of a tenant, or why not.
+pub async fn available(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<StoredPackage>> {
+    if let Some(p) = st
+        .packages
+        .read()
+        .await
+        .get(&(tenant.to_string(), id.to_string()))
+    {
+        return Ok(p.clone());
+    }
+    match existing(st, tenant, id).await? {
+        Some((status, reason)) => Err(ApiError::precondition(format!(
+            "package_id: {id} is {status}{}",
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ))),
+        None => Err(ApiError::not_found(format!("package_id: no package {id}"))),
+    }
+}
+
+/// Loads the available packages at start, verifying each envelope again with today's keys.
+pub async fn load(st: &AppState) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT tenant, package_id, envelope, encryption_key, object_key FROM packages \
+         WHERE status = 'available'",
+    )
+    .fetch_all(&st.db)
+    .await?;
+    let mut map = st.packages.write().await;
+    for (tenant, id, envelope, key, object_key) in rows {
+        let verified = match sign::verify(
+            envelope.as_bytes(),
+            &st.trusted,
+            st.config.threshold,
+            &Limits::DEFAULT,
+        ) {
+            Ok(v) if v.id().as_str() == id => v,
+            Ok(_) => {
+                tracing::warn!(%tenant, package_id = %id, "stored envelope has another id; skipped");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(%tenant, package_id = %id, error = %e, "package no longer verifies; skipped");
+                continue;
+            }
+        };
+        let Ok(key) = key.parse::<SealKey>() else {
+            tracing::warn!(%tenant, package_id = %id, "stored key unreadable; skipped");
+            continue;
+        };
+        let path = st.store_dir.join(object_key.unwrap_or_default());
+        map.insert(
+            (tenant.clone(), id),
+            Arc::new(StoredPackage {
+                tenant,
+                verified,
+                encryption_key: key,
+                path,
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// A package id from a path or query, or `INVALID_ARGUMENT` naming the field.
+pub fn parse_id(field: &str, s: &str) -> ApiResult<PackageId> {
+    s.parse()
+        .map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+}

@@ -1,0 +1,168 @@
+//! The server's shared state and its configuration.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use ota_core::UnixMs;
+use ota_core::sign::TrustedKeys;
+use serde::de::DeserializeOwned;
+use sqlx::AnyPool;
+use tokio::sync::{Notify, RwLock, broadcast};
+
+use crate::auth::JwtKeys;
+use crate::engine::Engines;
+use crate::error::{ApiError, Code};
+use crate::packages::StoredPackage;
+
+/// What the server is started with (the `serve` flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://...`.
+    pub database: String,
+    /// The local object store and the JWT secret file live here.
+    pub data_dir: PathBuf,
+    /// Directories `file://` artifact URIs may point into.
+    pub artifact_roots: Vec<PathBuf>,
+    /// Publisher keys (hex or PEM) whose signatures make a package available.
+    pub trusted_keys: Vec<String>,
+    /// Distinct trusted signatures a package needs.
+    pub threshold: usize,
+    /// The admin tokens' HS256 secret (default: `DATA_DIR/jwt-secret`).
+    pub jwt_secret: Option<String>,
+    /// The largest request body, in bytes.
+    pub body_limit: usize,
+    /// A rollout's snapshot is rewritten after this many audit records.
+    pub snapshot_every: u64,
+}
+
+impl Config {
+    /// A configuration for a data directory, with the defaults of the `serve` flags.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir = data_dir.into();
+        Config {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            database: format!("sqlite://{}", data_dir.join("ota.db").display()),
+            data_dir,
+            artifact_roots: Vec::new(),
+            trusted_keys: Vec::new(),
+            threshold: 1,
+            jwt_secret: None,
+            body_limit: 4 << 20,
+            snapshot_every: 64,
+        }
+    }
+}
+
+/// A live event for the SSE streams.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    /// The tenant.
+    pub tenant: String,
+    /// The rollout.
+    pub rollout_id: String,
+    /// Its id (`rollout:seq:index`, or a progress step's own).
+    pub id: String,
+    /// The subject (seed 004's, or `device.ota.progress...`).
+    pub subject: String,
+    /// The payload.
+    pub payload: serde_json::Value,
+}
+
+/// The state every handler shares.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    /// The database.
+    pub db: AnyPool,
+    /// The configuration.
+    pub config: Config,
+    /// Admin token keys.
+    pub jwt: JwtKeys,
+    /// The publisher keys.
+    pub trusted: TrustedKeys,
+    /// Verified packages, by (tenant, package id).
+    pub packages: RwLock<HashMap<(String, String), Arc<StoredPackage>>>,
+    /// The rollouts being driven.
+    pub engines: Engines,
+    /// Live events.
+    pub events: broadcast::Sender<LiveEvent>,
+    /// Wakes the timer driver when a rollout's timeout changes.
+    pub timer: Notify,
+    /// The local object store.
+    pub store_dir: PathBuf,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The wall clock, as the engine takes it.
+pub fn now() -> UnixMs {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    UnixMs(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// A request body read whole (within the body limit), for the handlers that parse it with
+/// the library's own parsers.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) => {
+                let too_large = e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+                Err(if too_large {
+                    ApiError::new(
+                        Code::ResourceExhausted,
+                        "body: larger than the server's body limit",
+                    )
+                } else {
+                    ApiError::invalid(format!("body: {e}"))
+                })
+            }
+        }
+    }
+}
+
+/// A JSON body parsed into `T` (whose unknown fields are refused); errors name the field.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Body(bytes) = Body::from_request(req, state).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Parses JSON into `T`; the error names the field path.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::invalid(format!("body: malformed JSON: {inner}"))
+        } else if path == "." || path.is_empty() {
+            ApiError::invalid(format!("body: {inner}"))
+        } else {
+            ApiError::invalid(format!("{path}: {inner}"))
+        }
+    })
+}

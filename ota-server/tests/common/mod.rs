@@ -1,0 +1,177 @@
+//! What the server tests share: a server in-process on 127.0.0.1 with an ephemeral port in a
+//! temporary directory, signed packages, and a small HTTP client.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use ota_core::Package;
+use ota_core::seal::SealKey;
+use ota_core::sign::{self, SigningKey};
+use ota_server::{Config, Running};
+use serde_json::{Value, json};
+
+/// The publisher key of the tests.
+pub fn publisher() -> SigningKey {
+    SigningKey::from_secret([1; 32])
+}
+
+/// The AES key of the tests' artifacts.
+pub fn seal_key() -> SealKey {
+    SealKey::from_bytes([0x5e; 32])
+}
+
+/// A fresh temporary directory.
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ota-server-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A sealed, signed firmware package: (upload body, package id, artifact bytes). The artifact
+/// is written to `dir/fw-VERSION.enc`; `plaintext_len` bytes of plaintext.
+pub fn firmware(
+    dir: &Path,
+    version: &str,
+    rollback: bool,
+    plaintext_len: usize,
+) -> (Value, String, Vec<u8>) {
+    let mut p = Package::from_json(
+        json!({
+            "type": "fw", "name": "temp-sensor-fw", "version": version,
+            "artifact_uri": format!("s3://ota-artifacts/temp-sensor/fw-{version}.enc"),
+            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "size_bytes": 1,
+            "compatibility": {"device_types": ["temp-sensor"], "min_version": "1.0.0"},
+            "release_notes": "Fix sensor drift above 60C; reduce idle current.",
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    p.rollback = rollback;
+    // Incompressible plaintext, so the artifact spans several 64 KiB chunks.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ version.len() as u64;
+    let plaintext: Vec<u8> = (0..plaintext_len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x as u8) ^ version.as_bytes()[i % version.len()]
+        })
+        .collect();
+    let (bytes, sealed) = ota_core::seal::seal_bytes(&seal_key(), [0x1f; 16], &plaintext).unwrap();
+    p.set_sealed(&sealed);
+    let env = sign::sign(&p, &[&publisher()]).unwrap();
+    let path = dir.join(format!("fw-{version}.enc"));
+    std::fs::write(&path, &bytes).unwrap();
+    let id = ota_core::PackageId::of(&env.payload).to_string();
+    let body = json!({
+        "envelope": serde_json::from_str::<Value>(&env.to_json()).unwrap(),
+        "encryption_key": seal_key().to_hex(),
+        "artifact_uri": format!("file://{}", path.display()),
+    });
+    (body, id, bytes)
+}
+
+/// The configuration of a test server over `dir`.
+pub fn config(dir: &Path) -> Config {
+    let mut c = Config::new(dir.join("data"));
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.artifact_roots = vec![dir.join("in")];
+    c.trusted_keys = vec![publisher().public_key().to_hex()];
+    c.jwt_secret = Some("test-secret-of-the-e2e".into());
+    c.body_limit = 1 << 20;
+    c.snapshot_every = 5;
+    c
+}
+
+/// A running server and a client of it.
+pub struct Srv {
+    /// The server.
+    pub running: Running,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The client.
+    pub http: reqwest::Client,
+}
+
+impl Srv {
+    /// Starts a server.
+    pub async fn start(config: Config) -> Srv {
+        let running = ota_server::serve(config).await.unwrap();
+        let base = format!("http://{}", running.addr);
+        Srv {
+            running,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// An admin token of `tenant`.
+    pub fn token(&self, tenant: &str, role: &str) -> String {
+        self.running.state.jwt.token("alice", tenant, role, 3600)
+    }
+
+    /// A request with a bearer token, JSON in, (status, JSON) out.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut rb = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    /// A request with a raw body.
+    pub async fn raw(&self, method: &str, path: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Stops the server.
+    pub fn stop(self) {
+        self.running.stop();
+    }
+}
+
+/// Asserts an error answer: status and code, and that the message names `field`.
+#[track_caller]
+pub fn assert_error(got: &(u16, Value), status: u16, code: &str, field: &str) {
+    assert_eq!(got.0, status, "{got:?}");
+    assert_eq!(got.1["code"], code, "{got:?}");
+    let msg = got.1["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(field), "message {msg:?} should name {field:?}");
+}
