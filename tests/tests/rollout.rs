@@ -1387,8 +1387,8 @@ fn snapshots_restore_to_the_same_rollout_with_the_callers_packages() {
 #[cfg(feature = "tuf")]
 #[test]
 fn a_rollout_of_a_tuf_verified_package_snapshots_and_restores() {
-    use ota_core::tuf::client::Client;
-    use ota_core::tuf::repo::{Expiries, Repo, Roles};
+    use ota_host::tuf::client::Client;
+    use ota_host::tuf::repo::{Expiries, Repo, Roles};
     use ota_tests::{TUF_NOW, signing_key, tuf_role};
     let dir = std::env::temp_dir().join(format!("ota-rollout-tuf-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

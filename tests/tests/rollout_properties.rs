@@ -300,7 +300,7 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
                 let _ = w.r.handle(
                     Input::Verdict {
                         wave: usize::from(wave),
-                        pass: pass,
+                        pass,
                         by: op.clone(),
                     },
                     UnixMs(w.now),

@@ -84,7 +84,8 @@
 //! devices scheduled in scope (seed 004: "once 11 % of canary devices report failure"); the
 //! named option `terminal` uses the devices with a final outcome instead. Only final failures
 //! count (after retries), and only the outcomes listed in `count_as_failure`. Resuming
-//! acknowledges the failures so far: only new ones can trip it again. A trip while paused is a
+//! acknowledges the failures so far: only new ones can trip it again. A device leaving its
+//! wave shrinks the denominator, so the rule is checked again then. A trip while paused is a
 //! no-op.
 
 use std::collections::VecDeque;

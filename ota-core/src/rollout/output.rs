@@ -21,6 +21,9 @@ use crate::version::Version;
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 #[non_exhaustive]
+// One record per step against many commands: boxing it would buy little, and cost the host a
+// `Box` to unwrap.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// Append this record to the rollout's trail.
     Audit(AuditRecord),
