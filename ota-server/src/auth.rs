@@ -87,21 +87,49 @@ pub fn load_secret(given: Option<&str>, data_dir: &Path) -> std::io::Result<Vec<
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok(s.trim().as_bytes().to_vec()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)?;
             let secret = random_hex(32);
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            use std::io::Write;
-            opts.open(&path)?.write_all(secret.as_bytes())?;
+            write_private(&path, secret.as_bytes())?;
             Ok(secret.into_bytes())
         }
         Err(e) => Err(e),
     }
+}
+
+/// The server's signing key: the PKCS#8 file given, else `DATA_DIR/signing-key.pem`,
+/// created on first start (owner-only).
+pub fn load_signing_key(
+    given: Option<&Path>,
+    data_dir: &Path,
+) -> Result<ota_core::sign::SigningKey, String> {
+    use ota_core::sign::SigningKey;
+    let path = given.map_or_else(|| data_dir.join("signing-key.pem"), Path::to_path_buf);
+    match std::fs::read(&path) {
+        Ok(bytes) => SigningKey::from_pkcs8(&bytes).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && given.is_none() => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| format!("random: {e}"))?;
+            let key = SigningKey::from_secret(secret);
+            write_private(&path, key.to_pkcs8_pem().as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    opts.open(path)?.write_all(bytes)
 }
 
 /// `n` random bytes as hex.

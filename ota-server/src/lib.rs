@@ -17,6 +17,7 @@ pub mod events;
 pub mod fleet;
 pub mod packages;
 pub mod rollouts;
+pub mod seed_form;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub fn router(st: AppState) -> Router {
             post(packages::upload).get(packages::list),
         )
         .route("/api/v1/ota/packages/{id}", get(packages::get))
+        .route("/api/v1/ota/keys", get(packages::keys))
         .route(
             "/api/v1/ota/profiles/{id}",
             put(fleet::put_profile).get(fleet::get_profile),
@@ -91,6 +93,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
     let secret = auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)
         .map_err(|e| format!("jwt secret: {e}"))?;
     let mut trusted = TrustedKeys::new();
+    let mut publisher_keys = Vec::new();
     for k in &config.trusted_keys {
         let text = match std::fs::read_to_string(k) {
             Ok(t) => t,
@@ -98,7 +101,10 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         };
         let key = PublicKey::parse(&text).map_err(|e| format!("--trusted-key {k}: {e}"))?;
         trusted.add(key);
+        publisher_keys.push(key);
     }
+    let signing_key = auth::load_signing_key(config.signing_key.as_deref(), &config.data_dir)?;
+    trusted.add(signing_key.public_key());
     let store_dir = config.data_dir.join("artifacts");
     std::fs::create_dir_all(&store_dir).map_err(|e| format!("{}: {e}", store_dir.display()))?;
     let (events, _) = broadcast::channel(4096);
@@ -106,6 +112,8 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         db,
         jwt: auth::JwtKeys::from_secret(&secret)?,
         trusted,
+        publisher_keys,
+        signing_key,
         packages: RwLock::new(Default::default()),
         engines: Default::default(),
         events,

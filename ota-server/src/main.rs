@@ -56,6 +56,11 @@ struct Serve {
     /// first start.
     #[arg(long, env = "OTA_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// The server's Ed25519 signing key (PKCS#8 PEM or DER), which signs the statements of
+    /// seed-form uploads; devices trust it. Default: DATA_DIR/signing-key.pem, created on
+    /// first start.
+    #[arg(long, env = "OTA_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
     /// The largest request body, in bytes.
     #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]
     body_limit: usize,
@@ -99,6 +104,7 @@ fn config(s: Serve) -> Config {
     c.trusted_keys = s.trusted_keys;
     c.threshold = s.threshold;
     c.jwt_secret = s.jwt_secret;
+    c.signing_key = s.signing_key;
     c.body_limit = s.body_limit;
     c.snapshot_every = s.snapshot_every.max(1);
     c

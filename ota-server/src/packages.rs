@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::auth::Admin;
 use crate::db::{i, u};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::seed_form;
 use crate::state::{AppState, Body, now, parse_json};
 
 /// A verified, available package and what serving it needs.
@@ -77,11 +78,7 @@ pub async fn upload(
     admin.require_write()?;
     let raw: Value = parse_json(&body)?;
     if raw.get("signature").is_some() {
-        return Err(ApiError::new(
-            Code::Unimplemented,
-            "signature: the signed-digest form of seed 004 is not supported yet; upload the DSSE \
-             envelope `ota pack` writes as {\"envelope\", \"encryption_key\", \"artifact_uri\"}",
-        ));
+        return seed_upload(&st, &admin, &body).await;
     }
     let up: DsseUpload = parse_json(&body)?;
     let envelope = serde_json::to_vec(&up.envelope).unwrap_or_default();
@@ -118,16 +115,9 @@ pub async fn upload(
     match fetch_and_check(&src, &dest, &verified).await {
         Ok(()) => {}
         Err(Fetch::Mismatch(message)) => {
-            insert(
-                &st,
-                &tenant,
-                &verified,
-                &up.encryption_key,
-                "rejected",
-                Some(&message),
-                None,
-            )
-            .await?;
+            let mut row = Row::of(&tenant, &verified, &up.encryption_key, "rejected");
+            row.reason = Some(&message);
+            row.insert(&st).await?;
             return Err(ApiError::invalid(message));
         }
         Err(Fetch::Io(e)) => {
@@ -137,16 +127,9 @@ pub async fn upload(
         }
     }
     let object_key = format!("{tenant}/{id}.enc");
-    insert(
-        &st,
-        &tenant,
-        &verified,
-        &up.encryption_key,
-        "available",
-        None,
-        Some(&object_key),
-    )
-    .await?;
+    let mut row = Row::of(&tenant, &verified, &up.encryption_key, "available");
+    row.object_key = Some(object_key);
+    row.insert(&st).await?;
     let stored = Arc::new(StoredPackage {
         tenant: tenant.clone(),
         verified: verified.clone(),
@@ -156,6 +139,79 @@ pub async fn upload(
     st.packages.write().await.insert((tenant, id), stored);
     tracing::info!(package_id = %verified.id(), "package available");
     Ok((StatusCode::CREATED, AxumJson(answer(&verified))))
+}
+
+/// The seed's own form (see [`crate::seed_form`]).
+async fn seed_upload(
+    st: &AppState,
+    admin: &Admin,
+    body: &[u8],
+) -> ApiResult<(StatusCode, AxumJson<Uploaded>)> {
+    let up = seed_form::parse(body)?;
+    let tenant = admin.tenant.to_string();
+    let src = resolve(st, &up.artifact_uri)?;
+    let (name, version, kind, size, sha) = (
+        up.name
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        up.version.to_string(),
+        up.kind.as_str(),
+        up.size_bytes,
+        up.sha256.to_hex(),
+    );
+    let c = match seed_form::check(st, &tenant, up, src, body).await {
+        Ok(c) => c,
+        Err(Ok(e)) => return Err(e),
+        Err(Err(r)) => {
+            if existing(st, &tenant, r.id.as_str()).await?.is_none() {
+                Row {
+                    tenant: &tenant,
+                    id: r.id.to_string(),
+                    status: "rejected",
+                    reason: Some(&r.error.message),
+                    name,
+                    version,
+                    kind,
+                    size_bytes: size,
+                    sha256: sha,
+                    envelope: String::new(),
+                    key: String::new(),
+                    signed_by: Vec::new(),
+                    object_key: None,
+                }
+                .insert(st)
+                .await?;
+            }
+            let mut e = r.error;
+            e.message = format!("{} (package {} rejected)", e.message, r.id);
+            return Err(e);
+        }
+    };
+    let v = &c.verified;
+    let object_key = format!("{tenant}/{}.enc", v.package().sha256.to_hex());
+    let dest = st.store_dir.join(&object_key);
+    tokio::fs::rename(&c.tmp, &dest)
+        .await
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    let mut row = Row::of(&tenant, v, &c.key, "available");
+    row.signed_by.insert(0, c.publisher.clone());
+    row.object_key = Some(object_key);
+    row.insert(st).await?;
+    let stored = Arc::new(StoredPackage {
+        tenant: tenant.clone(),
+        verified: v.clone(),
+        encryption_key: c.key.clone(),
+        path: dest,
+    });
+    st.packages
+        .write()
+        .await
+        .insert((tenant, v.id().to_string()), stored);
+    let mut a = answer(v);
+    a.signed_by.insert(0, c.publisher);
+    tracing::info!(package_id = %v.id(), "package available (seed form, sealed by the server)");
+    Ok((StatusCode::CREATED, AxumJson(a)))
 }
 
 fn answer(v: &VerifiedPackage) -> Uploaded {
@@ -183,39 +239,67 @@ async fn existing(
     )
 }
 
-async fn insert(
-    st: &AppState,
-    tenant: &str,
-    v: &VerifiedPackage,
-    key: &SealKey,
-    status: &str,
-    reason: Option<&str>,
-    object_key: Option<&str>,
-) -> ApiResult<()> {
-    let p = v.package();
-    let signed_by: Vec<String> = v.signed_by().iter().map(ToString::to_string).collect();
-    sqlx::query(
-        "INSERT INTO packages (tenant, package_id, status, reason, name, version, package_type, \
-         size_bytes, sha256, envelope, encryption_key, signed_by, object_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(tenant.to_string())
-    .bind(v.id().to_string())
-    .bind(status.to_string())
-    .bind(reason.map(str::to_string))
-    .bind(p.name.to_string())
-    .bind(p.version.to_string())
-    .bind(p.kind.as_str().to_string())
-    .bind(i(p.size_bytes))
-    .bind(p.sha256.to_hex())
-    .bind(v.envelope_json().unwrap_or_default())
-    .bind(key.to_hex())
-    .bind(serde_json::to_string(&signed_by).unwrap_or_default())
-    .bind(object_key.map(str::to_string))
-    .bind(i(now().get()))
-    .execute(&st.db)
-    .await?;
-    Ok(())
+/// A package row.
+struct Row<'a> {
+    tenant: &'a str,
+    id: String,
+    status: &'a str,
+    reason: Option<&'a str>,
+    name: String,
+    version: String,
+    kind: &'a str,
+    size_bytes: u64,
+    sha256: String,
+    envelope: String,
+    key: String,
+    signed_by: Vec<String>,
+    object_key: Option<String>,
+}
+
+impl<'a> Row<'a> {
+    fn of(tenant: &'a str, v: &VerifiedPackage, key: &SealKey, status: &'a str) -> Row<'a> {
+        let p = v.package();
+        Row {
+            tenant,
+            id: v.id().to_string(),
+            status,
+            reason: None,
+            name: p.name.to_string(),
+            version: p.version.to_string(),
+            kind: p.kind.as_str(),
+            size_bytes: p.size_bytes,
+            sha256: p.sha256.to_hex(),
+            envelope: v.envelope_json().unwrap_or_default(),
+            key: key.to_hex(),
+            signed_by: v.signed_by().iter().map(ToString::to_string).collect(),
+            object_key: None,
+        }
+    }
+
+    async fn insert(self, st: &AppState) -> ApiResult<()> {
+        sqlx::query(
+            "INSERT INTO packages (tenant, package_id, status, reason, name, version, package_type, \
+             size_bytes, sha256, envelope, encryption_key, signed_by, object_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(self.tenant.to_string())
+        .bind(self.id)
+        .bind(self.status.to_string())
+        .bind(self.reason.map(str::to_string))
+        .bind(self.name)
+        .bind(self.version)
+        .bind(self.kind.to_string())
+        .bind(i(self.size_bytes))
+        .bind(self.sha256)
+        .bind(self.envelope)
+        .bind(self.key)
+        .bind(serde_json::to_string(&self.signed_by).unwrap_or_default())
+        .bind(self.object_key)
+        .bind(i(now().get()))
+        .execute(&st.db)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Where an artifact URI points, if the server may read it.
@@ -468,4 +552,15 @@ pub async fn load(st: &AppState) -> Result<(), sqlx::Error> {
 pub fn parse_id(field: &str, s: &str) -> ApiResult<PackageId> {
     s.parse()
         .map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+}
+
+/// `GET /api/v1/ota/keys`: the keys a device trusts — the publishers' and the server's own
+/// (which signs the statements of seed-form uploads) — with the signature threshold.
+pub async fn keys(State(st): State<AppState>, _caller: crate::auth::Caller) -> AxumJson<Value> {
+    let key = |k: &ota_core::sign::PublicKey| json!({"key_id": k.key_id().to_string(), "public_key": k.to_hex()});
+    AxumJson(json!({
+        "server_key": key(&st.signing_key.public_key()),
+        "publisher_keys": st.publisher_keys.iter().map(key).collect::<Vec<_>>(),
+        "threshold": st.config.threshold,
+    }))
 }

@@ -35,6 +35,9 @@ pub struct Config {
     pub threshold: usize,
     /// The admin tokens' HS256 secret (default: `DATA_DIR/jwt-secret`).
     pub jwt_secret: Option<String>,
+    /// The server's Ed25519 signing key, PKCS#8 (default: `DATA_DIR/signing-key.pem`,
+    /// created on first start).
+    pub signing_key: Option<PathBuf>,
     /// The largest request body, in bytes.
     pub body_limit: usize,
     /// A rollout's snapshot is rewritten after this many audit records.
@@ -53,6 +56,7 @@ impl Config {
             trusted_keys: Vec::new(),
             threshold: 1,
             jwt_secret: None,
+            signing_key: None,
             body_limit: 4 << 20,
             snapshot_every: 64,
         }
@@ -86,8 +90,12 @@ pub struct Inner {
     pub config: Config,
     /// Admin token keys.
     pub jwt: JwtKeys,
-    /// The publisher keys.
+    /// The keys whose envelopes are accepted: the publishers' and the server's own.
     pub trusted: TrustedKeys,
+    /// The publisher keys (`--trusted-key`).
+    pub publisher_keys: Vec<ota_core::sign::PublicKey>,
+    /// The server's own key: it signs the statements of seed-form uploads.
+    pub signing_key: ota_core::sign::SigningKey,
     /// Verified packages, by (tenant, package id).
     pub packages: RwLock<HashMap<(String, String), Arc<StoredPackage>>>,
     /// The rollouts being driven.
