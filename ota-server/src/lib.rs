@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fleet;
+pub mod openapi;
 pub mod packages;
 pub mod rollouts;
 pub mod seed_form;
@@ -25,59 +26,73 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use ota_core::sign::{PublicKey, TrustedKeys};
 use tokio::sync::{Notify, RwLock, broadcast};
 
 pub use error::{ApiError, Code};
 pub use state::{AppState, Config};
 
+/// The routes of the API: each path and its handlers.
+fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/healthz", get(|| async { "ok\n" })),
+        (
+            "/api/v1/ota/packages",
+            post(packages::upload).get(packages::list),
+        ),
+        ("/api/v1/ota/packages/{id}", get(packages::get)),
+        ("/api/v1/ota/keys", get(packages::keys)),
+        (
+            "/api/v1/ota/profiles/{id}",
+            put(fleet::put_profile).get(fleet::get_profile),
+        ),
+        (
+            "/api/v1/ota/rollouts",
+            post(rollouts::create).get(rollouts::list),
+        ),
+        ("/api/v1/ota/rollouts/{id}", get(rollouts::status)),
+        ("/api/v1/ota/rollouts/{id}/pause", post(rollouts::pause)),
+        ("/api/v1/ota/rollouts/{id}/resume", post(rollouts::resume)),
+        (
+            "/api/v1/ota/rollouts/{id}/rollback",
+            post(rollouts::rollback),
+        ),
+        ("/api/v1/ota/rollouts/{id}/abort", post(rollouts::abort)),
+        (
+            "/api/v1/ota/rollouts/{id}/waves/{n}/approve",
+            post(rollouts::approve),
+        ),
+        ("/api/v1/ota/rollouts/{id}/devices", get(rollouts::devices)),
+        ("/api/v1/ota/rollouts/{id}/audit", get(rollouts::audit)),
+        ("/api/v1/ota/rollouts/{id}/events", get(events::stream)),
+        (
+            "/api/v1/devices/{device_id}",
+            put(fleet::put_device).get(fleet::get_device),
+        ),
+        ("/api/v1/devices/{device_id}/ota", get(device::ota)),
+        ("/api/v1/devices/{device_id}/ota/chunk", get(device::chunk)),
+        (
+            "/api/v1/devices/{device_id}/ota/report",
+            post(device::report),
+        ),
+        ("/api/v1/devices/{device_id}/rpc", get(device::rpc)),
+    ]
+}
+
+/// The paths the router serves (the OpenAPI test checks each is documented).
+pub fn routes() -> Vec<&'static str> {
+    table().into_iter().map(|(p, _)| p).collect()
+}
+
 /// The HTTP routes of the API.
 pub fn router(st: AppState) -> Router {
     let limit = st.config.body_limit;
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/api/v1/ota/packages",
-            post(packages::upload).get(packages::list),
-        )
-        .route("/api/v1/ota/packages/{id}", get(packages::get))
-        .route("/api/v1/ota/keys", get(packages::keys))
-        .route(
-            "/api/v1/ota/profiles/{id}",
-            put(fleet::put_profile).get(fleet::get_profile),
-        )
-        .route(
-            "/api/v1/ota/rollouts",
-            post(rollouts::create).get(rollouts::list),
-        )
-        .route("/api/v1/ota/rollouts/{id}", get(rollouts::status))
-        .route("/api/v1/ota/rollouts/{id}/pause", post(rollouts::pause))
-        .route("/api/v1/ota/rollouts/{id}/resume", post(rollouts::resume))
-        .route(
-            "/api/v1/ota/rollouts/{id}/rollback",
-            post(rollouts::rollback),
-        )
-        .route("/api/v1/ota/rollouts/{id}/abort", post(rollouts::abort))
-        .route(
-            "/api/v1/ota/rollouts/{id}/waves/{n}/approve",
-            post(rollouts::approve),
-        )
-        .route("/api/v1/ota/rollouts/{id}/devices", get(rollouts::devices))
-        .route("/api/v1/ota/rollouts/{id}/audit", get(rollouts::audit))
-        .route("/api/v1/ota/rollouts/{id}/events", get(events::stream))
-        .route(
-            "/api/v1/devices/{device_id}",
-            put(fleet::put_device).get(fleet::get_device),
-        )
-        .route("/api/v1/devices/{device_id}/ota", get(device::ota))
-        .route("/api/v1/devices/{device_id}/ota/chunk", get(device::chunk))
-        .route(
-            "/api/v1/devices/{device_id}/ota/report",
-            post(device::report),
-        )
-        .route("/api/v1/devices/{device_id}/rpc", get(device::rpc))
-        .fallback(|| async { ApiError::not_found("path: no such endpoint") })
+    let mut r = Router::new();
+    for (path, handlers) in table() {
+        r = r.route(path, handlers);
+    }
+    r.fallback(|| async { ApiError::not_found("path: no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(st)
 }

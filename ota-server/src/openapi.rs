@@ -1,0 +1,362 @@
+//! The OpenAPI document of every endpoint, generated with utoipa from the declarations below
+//! and checked in as `ota-server/openapi.json` (`tests/openapi.rs` fails on drift;
+//! `OTA_BLESS=1` rewrites it). The request and answer documents of the library (the rollout
+//! plan, the device profile, the assignment, the rollout status, audit records) are described
+//! as objects: their fields are documented in `ota-core`.
+#![allow(dead_code, missing_docs)]
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// An error answer.
+#[derive(Serialize, ToSchema)]
+pub struct Error {
+    /// `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, `NOT_FOUND`,
+    /// `ALREADY_EXISTS`, `FAILED_PRECONDITION` (409), `RESOURCE_EXHAUSTED` (413),
+    /// `UNIMPLEMENTED`, `UNAVAILABLE`, `INTERNAL`.
+    pub code: String,
+    /// One line, naming the field.
+    pub message: String,
+}
+
+/// The DSSE form of a package upload.
+#[derive(Serialize, ToSchema)]
+pub struct DsseUpload {
+    /// The DSSE envelope `ota pack` writes (`package.json`).
+    pub envelope: Value,
+    /// The 64-hex AES-256 key of the sealed artifact (from `registration.json`).
+    pub encryption_key: String,
+    /// `file:///...` inside an `--artifact-root`, or `store://KEY`; default the statement's.
+    pub artifact_uri: Option<String>,
+}
+
+/// Seed 004's compatibility block.
+#[derive(Serialize, ToSchema)]
+pub struct SeedCompatibility {
+    pub device_type: Option<String>,
+    pub device_types: Option<Vec<String>>,
+    pub hardware_profiles: Option<Vec<String>>,
+    pub min_version: Option<String>,
+    pub max_version: Option<String>,
+}
+
+/// Seed 004's form of a package upload.
+#[derive(Serialize, ToSchema)]
+pub struct SeedUpload {
+    /// `fw`, `sw` or `model`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Default `DEVICE_TYPE-TYPE`.
+    pub name: Option<String>,
+    pub version: String,
+    /// `file:///...` inside an `--artifact-root`, or `store://KEY`.
+    pub artifact_uri: String,
+    /// The plain artifact's SHA-256.
+    pub sha256: String,
+    /// Ed25519 over the SHA-256 (its 32 bytes or 64 hex characters), base64 or hex.
+    pub signature: String,
+    pub size_bytes: u64,
+    pub compatibility: Option<SeedCompatibility>,
+    pub release_notes: Option<String>,
+    pub rollback: Option<bool>,
+}
+
+/// A package upload, in either form.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PackageUpload {
+    Dsse(DsseUpload),
+    Seed(Box<SeedUpload>),
+}
+
+/// The answer of an upload.
+#[derive(Serialize, ToSchema)]
+pub struct Uploaded {
+    pub package_id: String,
+    /// `available`.
+    pub status: String,
+    pub checksum_verified: bool,
+    pub name: String,
+    pub version: String,
+    /// Key ids: the publisher's, and for the seed form the server's.
+    pub signed_by: Vec<String>,
+}
+
+/// A package as listed.
+#[derive(Serialize, ToSchema)]
+pub struct PackageView {
+    pub package_id: String,
+    /// `available` or `rejected`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub name: String,
+    pub version: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub signed_by: Vec<String>,
+    pub created_at: u64,
+}
+
+/// A device profile.
+#[derive(Serialize, ToSchema)]
+pub struct Profile {
+    pub description: Option<String>,
+    /// The profile-level assignment.
+    pub package_id: Option<String>,
+}
+
+/// The answer of a rollout creation (seed 004's shape).
+#[derive(Serialize, ToSchema)]
+pub struct RolloutCreated {
+    pub rollout_id: String,
+    /// `active`.
+    pub status: String,
+    pub canary_percent: f64,
+    pub scheduled_count: u64,
+}
+
+/// The answer of an operator command.
+#[derive(Serialize, ToSchema)]
+pub struct OperatorAnswer {
+    pub rollout_id: String,
+    /// `active`, `paused`, `rolling_back`, `completed`, `aborted`.
+    pub status: String,
+    pub halt_reason: Option<String>,
+    /// `SEQ:HASH`.
+    pub audit_head: String,
+}
+
+/// A device's report (seed 004's), with an optional progress step.
+#[derive(Serialize, ToSchema)]
+pub struct Report {
+    pub device_id: String,
+    pub rollout_id: Option<String>,
+    pub firmware_version: Option<String>,
+    /// `in_progress`, `success`, `failure`, `rejected`.
+    pub status: String,
+    pub reason: Option<String>,
+    /// With `in_progress`: `downloading`, `verified`, `installed`, `swapped`, `probing`.
+    pub step: Option<String>,
+}
+
+/// The answer of a report.
+#[derive(Serialize, ToSchema)]
+pub struct ReportAnswer {
+    pub device_id: String,
+    pub rollout_id: String,
+    /// The device's state in the rollout after the report.
+    pub state: String,
+    /// Whether the engine recorded it (a further progress step is for the live view only).
+    pub recorded: bool,
+}
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server is up", body = String)))]
+fn healthz() {}
+
+#[utoipa::path(post, path = "/api/v1/ota/packages", tag = "packages",
+    request_body = PackageUpload,
+    responses(
+        (status = 201, description = "Verified and available", body = Uploaded),
+        (status = 200, description = "The same package was available already", body = Uploaded),
+        (status = 400, description = "Malformed, unknown field, bad signature, or the artifact does not match (the package is then rejected for good)", body = Error),
+        (status = 403, description = "A viewer token, or an artifact outside the allowed roots", body = Error),
+        (status = 409, description = "The package was rejected before", body = Error),
+        (status = 413, description = "The body is larger than the limit", body = Error),
+        (status = 501, description = "An artifact scheme or signature kind not supported yet", body = Error)),
+    security(("bearer" = [])))]
+fn upload_package() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/packages", tag = "packages",
+    responses((status = 200, description = "The tenant's packages and their signers (the Trust Center): {\"packages\": [...]}", body = Vec<PackageView>)),
+    security(("bearer" = [])))]
+fn list_packages() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/packages/{id}", tag = "packages",
+    params(("id" = String, Path, description = "The package id")),
+    responses((status = 200, body = PackageView), (status = 404, body = Error)),
+    security(("bearer" = [])))]
+fn get_package() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/keys", tag = "packages",
+    responses((status = 200, description = "The server's key and the publisher keys devices trust, with the threshold", body = Object)),
+    security(("bearer" = [])))]
+fn keys() {}
+
+#[utoipa::path(put, path = "/api/v1/ota/profiles/{id}", tag = "fleet",
+    params(("id" = String, Path, description = "The profile id")),
+    request_body = Profile,
+    responses((status = 200, body = Object), (status = 400, body = Error), (status = 404, description = "Its package is not the tenant's", body = Error)),
+    security(("bearer" = [])))]
+fn put_profile() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/profiles/{id}", tag = "fleet",
+    params(("id" = String, Path, description = "The profile id")),
+    responses((status = 200, description = "{profile_id, profile, devices}", body = Object), (status = 404, body = Error)),
+    security(("bearer" = [])))]
+fn get_profile() {}
+
+#[utoipa::path(put, path = "/api/v1/devices/{device_id}", tag = "fleet",
+    params(("device_id" = String, Path)),
+    request_body(content = Object, description = "`profile_id` and the library's DeviceProfile fields (device_type, hardware_profile, arch, installed, ...)"),
+    responses(
+        (status = 201, description = "Registered: {device_id, profile_id, device, credential} (the credential is shown once)", body = Object),
+        (status = 200, description = "Updated", body = Object),
+        (status = 400, body = Error), (status = 404, description = "No such profile", body = Error)),
+    security(("bearer" = [])))]
+fn put_device() {}
+
+#[utoipa::path(get, path = "/api/v1/devices/{device_id}", tag = "fleet",
+    params(("device_id" = String, Path)),
+    responses((status = 200, description = "{device_id, profile_id, device}", body = Object), (status = 403, body = Error), (status = 404, body = Error)),
+    security(("bearer" = [])))]
+fn get_device() {}
+
+#[utoipa::path(post, path = "/api/v1/ota/rollouts", tag = "rollouts",
+    request_body(content = Object, description = "Seed 004's {package_id, target_profile_id, canary_percent, failure_threshold_percent, rollback_package_id}, plus any field of the library's RolloutSpec (waves, halt, timeouts, retries, pacing, window, target)"),
+    responses(
+        (status = 201, body = RolloutCreated),
+        (status = 400, body = Error), (status = 404, body = Error),
+        (status = 409, description = "A package not available", body = Error)),
+    security(("bearer" = [])))]
+fn create_rollout() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/rollouts", tag = "rollouts",
+    responses((status = 200, description = "{rollouts: [{rollout_id, package_id, status, created_at}]}", body = Object)),
+    security(("bearer" = [])))]
+fn list_rollouts() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/rollouts/{id}", tag = "rollouts",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The library's RolloutStatus: state, counts per device state and per wave, halt reason, audit head", body = Object), (status = 404, body = Error)),
+    security(("bearer" = [])))]
+fn rollout_status() {}
+
+#[utoipa::path(post, path = "/api/v1/ota/rollouts/{id}/pause", tag = "rollouts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OperatorAnswer), (status = 404, body = Error), (status = 409, body = Error)),
+    security(("bearer" = [])))]
+fn pause() {}
+
+#[utoipa::path(post, path = "/api/v1/ota/rollouts/{id}/resume", tag = "rollouts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OperatorAnswer), (status = 404, body = Error), (status = 409, body = Error)),
+    security(("bearer" = [])))]
+fn resume() {}
+
+#[utoipa::path(post, path = "/api/v1/ota/rollouts/{id}/rollback", tag = "rollouts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OperatorAnswer), (status = 404, body = Error), (status = 409, body = Error)),
+    security(("bearer" = [])))]
+fn rollback() {}
+
+#[utoipa::path(post, path = "/api/v1/ota/rollouts/{id}/abort", tag = "rollouts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OperatorAnswer), (status = 404, body = Error), (status = 409, body = Error)),
+    security(("bearer" = [])))]
+fn abort() {}
+
+#[utoipa::path(post, path = "/api/v1/ota/rollouts/{id}/waves/{n}/approve", tag = "rollouts",
+    params(("id" = String, Path), ("n" = usize, Path, description = "The wave (0 is the canary)")),
+    responses((status = 200, body = OperatorAnswer), (status = 400, body = Error), (status = 404, body = Error)),
+    security(("bearer" = [])))]
+fn approve() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/rollouts/{id}/devices", tag = "rollouts",
+    params(("id" = String, Path),
+        ("state" = Option<String>, Query, description = "Only devices in this state"),
+        ("page_size" = Option<usize>, Query, description = "Default 100, at most 1000"),
+        ("page_token" = Option<usize>, Query, description = "The previous page's next_page_token")),
+    responses((status = 200, description = "{devices: [{device_id, state, wave}], next_page_token}", body = Object), (status = 400, body = Error), (status = 404, body = Error)),
+    security(("bearer" = [])))]
+fn rollout_devices() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/rollouts/{id}/audit", tag = "rollouts",
+    params(("id" = String, Path),
+        ("after" = Option<u64>, Query, description = "Records after this sequence number"),
+        ("limit" = Option<u64>, Query, description = "Default 1000")),
+    responses((status = 200, description = "{head, records}: the hash-chained trail", body = Object), (status = 404, body = Error)),
+    security(("bearer" = [])))]
+fn audit() {}
+
+#[utoipa::path(get, path = "/api/v1/ota/rollouts/{id}/events", tag = "rollouts",
+    params(("id" = String, Path), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "text/event-stream: seed 004's subjects as SSE event names (profile.ota.rollout.KIND.TENANT.ROLLOUT), and device.ota.progress.TENANT.ROLLOUT", content_type = "text/event-stream", body = String), (status = 404, body = Error)),
+    security(("bearer" = [])))]
+fn events() {}
+
+#[utoipa::path(get, path = "/api/v1/devices/{device_id}/ota", tag = "device",
+    params(("device_id" = String, Path)),
+    responses(
+        (status = 200, description = "The library's Assignment: package_id, type, version, size_bytes, sha256, envelope, encryption_key, rollout_id", body = Object),
+        (status = 204, description = "Nothing to install"),
+        (status = 401, body = Error), (status = 403, description = "Another device's credential, or an admin token", body = Error)),
+    security(("bearer" = [])))]
+fn device_ota() {}
+
+#[utoipa::path(get, path = "/api/v1/devices/{device_id}/ota/chunk", tag = "device",
+    params(("device_id" = String, Path),
+        ("package_id" = String, Query, description = "The device's assigned package"),
+        ("offset" = Option<u64>, Query), ("length" = Option<u64>, Query, description = "Clamped to the 64 KiB chunk"),
+        ("Range" = Option<String>, Header, description = "bytes=START-END, instead of offset and length")),
+    responses(
+        (status = 200, description = "The bytes; headers ota-offset, ota-length, ota-complete (true on the last range), content-range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The same, for a Range request", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = Error), (status = 403, description = "Any package but the device's assignment", body = Error)),
+    security(("bearer" = [])))]
+fn device_chunk() {}
+
+#[utoipa::path(post, path = "/api/v1/devices/{device_id}/ota/report", tag = "device",
+    params(("device_id" = String, Path)),
+    request_body = Report,
+    responses(
+        (status = 200, body = ReportAnswer),
+        (status = 400, body = Error), (status = 403, body = Error), (status = 404, description = "No such rollout", body = Error),
+        (status = 409, description = "A replayed report, or one for another rollout", body = Error)),
+    security(("bearer" = [])))]
+fn device_report() {}
+
+#[utoipa::path(get, path = "/api/v1/devices/{device_id}/rpc", tag = "device",
+    params(("device_id" = String, Path)),
+    responses((status = 200, description = "{device_id, rpc: [{id, rollout_id, method, params, state, created_at, sent_at, acked_at, expires_at}]}; the device's own call marks queued records sent", body = Object), (status = 403, body = Error)),
+    security(("bearer" = [])))]
+fn device_rpc() {}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ota-server", description = "The ota control plane: seed 004's API. Admins use a bearer JWT (tenant and role); devices their own credential."),
+    paths(healthz, upload_package, list_packages, get_package, keys, put_profile, get_profile,
+        put_device, get_device, create_rollout, list_rollouts, rollout_status, pause, resume,
+        rollback, abort, approve, rollout_devices, audit, events, device_ota, device_chunk,
+        device_report, device_rpc),
+    components(schemas(Error, DsseUpload, SeedUpload, SeedCompatibility, PackageUpload, Uploaded,
+        PackageView, Profile, RolloutCreated, OperatorAnswer, Report, ReportAnswer)),
+    modifiers(&Bearer),
+)]
+struct Doc;
+
+/// The document, as checked in (pretty JSON, a newline at the end). The version is left
+/// out, so a release does not change it.
+pub fn document() -> String {
+    let mut doc = Doc::openapi();
+    doc.info.version = "1".into();
+    let mut s = doc.to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}
