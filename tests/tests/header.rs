@@ -81,35 +81,57 @@ fn the_header_leaks_no_rust_types() {
     }
 }
 
-/// Every function's comment ends with its ownership line, and no comment carries a Rust
-/// `# Safety` heading (the safety contract is stated once at the top).
+/// The functions of `ota-ffi/src/rollout.rs` and the device files, which take the ownership
+/// lines and drop their `# Safety` headings in the second phase of issue 11. Empty this list
+/// then; the test below covers every other function already.
+const NOT_YET: &[&str] = &[
+    "ota_rollout_",
+    "ota_audit_",
+    "ota_agent_",
+    "ota_download_",
+    "ota_install_",
+    "ota_probe_",
+];
+
+/// Every function's comment carries exactly one ownership line, in the same words each time
+/// ("Takes no ownership; ..." or "Takes ownership of `x`; ..."), and no comment carries a
+/// Rust `# Safety` heading (the safety contract is stated once at the top).
 #[test]
-#[ignore = "until rollout.rs and the device files take the ownership lines (phase 2 of issue 11)"]
 fn every_function_has_one_ownership_line_and_no_safety_heading() {
     let header = generate();
-    let mut missing = Vec::new();
+    let mut wrong = Vec::new();
     let mut comment = String::new();
+    let mut checked = 0;
     for line in header.lines() {
         if line.starts_with("/**") {
             comment.clear();
         }
         comment.push_str(line);
         comment.push('\n');
-        let is_function = line.contains(" ota_") && line.contains('(') && !line.starts_with(' ');
-        if is_function {
-            let takes = comment.matches("Takes no ownership;").count()
-                + comment.matches("Takes ownership of").count()
-                - comment.matches("Takes ownership of nothing").count();
-            if takes != 1 {
-                missing.push(line.to_string());
-            }
-            comment.clear();
+        if line.starts_with([' ', '#', '/']) || line.starts_with("typedef") {
+            continue;
         }
+        let Some(open) = line.find('(') else {
+            continue;
+        };
+        let name = line[..open].rsplit([' ', '*']).next().unwrap_or_default();
+        if !name.starts_with("ota_") {
+            continue;
+        }
+        if NOT_YET.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        checked += 1;
+        let takes = comment.matches("Takes no ownership; ").count()
+            + comment.matches("Takes ownership of `").count();
+        if takes != 1 || comment.contains("# Safety") {
+            wrong.push(name.to_string());
+        }
+        comment.clear();
     }
+    assert!(checked >= 50, "only {checked} functions found");
     assert!(
-        missing.is_empty(),
-        "functions without one ownership line:\n{}",
-        missing.join("\n")
+        wrong.is_empty(),
+        "functions without exactly one ownership line, or with a # Safety heading: {wrong:?}"
     );
-    assert!(!header.contains("# Safety"));
 }
