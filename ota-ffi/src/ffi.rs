@@ -20,10 +20,12 @@
 //!
 //! [`new_handle`] gives a value to C with a type tag in front of it; every function then takes
 //! the handle through [`try_handle!`] / [`try_handle_mut!`], which refuse NULL with
-//! `OTA_STATUS_NULL_POINTER` and a handle of another type (a package where a verified package
-//! belongs, a freed one, a pointer this library never made) with `OTA_STATUS_WRONG_HANDLE`,
-//! before reading anything but the tag. [`free`] checks the tag the same way and ignores a
-//! handle of another type (it sets the last error message; a `_free` returns nothing).
+//! `OTA_STATUS_NULL_POINTER` and a live handle of another type (a package where a verified
+//! package belongs) with `OTA_STATUS_WRONG_HANDLE`, before reading anything but the tag.
+//! [`free`] checks the tag the same way and ignores a handle of another type (it sets the last
+//! error message; a `_free` returns nothing). Freeing overwrites the tag, so a handle used
+//! after its `_free` is usually refused too; that is a diagnosis, not a guarantee (the memory
+//! may be reused), and a pointer this library never made is not checked at all.
 //!
 //! To move a file still on the untagged helpers (`into_handle`, `write_handle`,
 //! `free_handle`, `try_ref!` on a handle) to this: add `handle!(ota_x, ota_x_free);` beside
@@ -44,6 +46,7 @@
 //!   written only on success.
 //! - Output text goes through [`write_text`]: NUL-terminated, its length in `*out_n`, and
 //!   `OTA_STATUS_INSUFFICIENT_SIZE` with the needed length when the buffer is too small.
+//! - A bound (document sizes, fleet sizes) comes from [`LIMITS`], never from a literal.
 
 use std::ffi::c_char;
 use std::mem::MaybeUninit;
