@@ -82,6 +82,40 @@ class TypeGate(unittest.TestCase):
         self.assertIn("ota_signing_key", _ffi.last_error())
 
 
+class Layout(unittest.TestCase):
+    def test_the_package_init_only_re_exports(self):
+        # Every public name is defined in the module named after its capability.
+        for name in ota.__all__:
+            obj = getattr(ota, name)
+            module = getattr(obj, "__module__", None)
+            if module is not None:
+                self.assertNotEqual(module, "ota", name)
+        self.assertEqual(ota.Rollout.__module__, "ota._rollout")
+        self.assertEqual(ota.check.__module__, "ota._compat")
+        self.assertEqual(ota.Agent.__module__, "ota._device")
+        self.assertEqual(ota.Sealer.__module__, "ota._seal")
+        self.assertEqual(ota.SigningKey.__module__, "ota._sign")
+        self.assertEqual(ota.Package.__module__, "ota._documents")
+
+    def test_arg_names_the_argument_and_both_types(self):
+        from ota._managed import INT, arg
+
+        with self.assertRaises(TypeError) as cm:
+            arg("wave", "0", INT)
+        self.assertEqual(str(cm.exception), "wave must be int, not str")
+        with self.assertRaises(TypeError) as cm:
+            arg("now", True, INT)
+        self.assertEqual(str(cm.exception), "now must be int, not bool")
+        self.assertIsNone(arg("rollback", None, ota.VerifiedPackage, optional=True))
+        with self.assertRaises(TypeError):
+            arg("package", None, ota.VerifiedPackage)
+        self.assertEqual(arg("n", 5, INT), 5)
+        with ota.SigningKey.generate() as key:
+            self.assertEqual(arg("key", key, ota.SigningKey), key.handle)
+        with self.assertRaises(ValueError):
+            arg("key", key, ota.SigningKey)  # closed: no handle to give
+
+
 def _verified(package, key, trusted):
     """``package`` sealed, signed by ``key`` and verified against ``trusted``."""
     with ota.Sealer(ota.generate_seal_key(), lambda b: None) as s:
