@@ -225,6 +225,18 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     CHECK_STATUS(ota_envelope_verify(envelope, env_n, trusted, 1, &vp), OTA_STATUS_OK);
     CHECK_STATUS(ota_verified_package_to_json(vp, buf, 8, &n), OTA_STATUS_INSUFFICIENT_SIZE);
 
+    /* Handles of another type are refused by their tag: the unsigned package where the
+       verified one belongs, a trusted-key set among the signers, a sealer as a package. */
+    CHECK_STATUS(ota_opener_new((const ota_verified_package *)pkg, key, 32, discard, NULL, &o),
+                 OTA_STATUS_WRONG_HANDLE);
+    CHECK(o == NULL);
+    CHECK(strstr(last_error(), "ota_package, not an ota_verified_package") != NULL);
+    signers[0] = (const ota_signing_key *)trusted;
+    CHECK_STATUS(ota_envelope_sign(pkg, signers, 1, buf, sizeof buf, &n), OTA_STATUS_WRONG_HANDLE);
+    CHECK(strstr(last_error(), "`keys[0]`") != NULL);
+    signers[0] = signer;
+    CHECK_STATUS(ota_package_set_sealed((ota_package *)s, s), OTA_STATUS_WRONG_HANDLE);
+
     /* Open it in reads that do not line up with the 64 KiB chunks. */
     CHECK_STATUS(ota_opener_new(vp, key, 32, compare, &cmp, &o), OTA_STATUS_OK);
     CHECK_STATUS(open_file(o, path, 100003), OTA_STATUS_OK);
