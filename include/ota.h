@@ -1,15 +1,32 @@
 /*
  * ota: ship firmware, software and ML models to device fleets safely.
  *
+ * The declarations come in the order you meet them: status codes and errors, documents
+ * (manifests, packages, profiles, SBOMs), the publisher (keys, signing, sealing,
+ * registration), the control plane (compatibility, rollouts, the audit trail), the device
+ * (downloads, installs, the update agent, health probes), TUF.
+ *
  * Conventions, the same in every function:
  * - Functions are named ota_<object>_<verb>; the object comes first, then inputs, then
  *   outputs named *_out, written only on success.
  * - Every function that can fail returns an ota_status; OTA_STATUS_OK is 0. The detail of the
  *   last failure on the calling thread is in ota_last_error_message().
- * - Bytes and strings are a pointer and a size_t length; a zero-length input may be NULL.
- * - Output text goes into a caller buffer, NUL-terminated, with its length in *out_n; a buffer
- *   that is too small gives OTA_STATUS_INSUFFICIENT_SIZE and the needed length in *out_n.
- * - Every constructor has a _free that accepts NULL.
+ * - Inputs: bytes are a const uint8_t * and a size_t length, text a const char * (UTF-8, no
+ *   terminator needed) and its length. A zero-length input may be NULL.
+ * - Output buffers (buf, buf_len, out_n): the output is written into buf, NUL-terminated,
+ *   with its length (without the NUL) in *out_n. When buf_len is too small (or buf is NULL
+ *   and buf_len 0), the call returns OTA_STATUS_INSUFFICIENT_SIZE with the length in *out_n;
+ *   call again with a buffer of *out_n + 1 bytes: nothing is lost. Binary output is the same
+ *   without the NUL.
+ * - Handles (ota_package *, ...) are opaque and checked: NULL gives OTA_STATUS_NULL_POINTER,
+ *   a handle of another type OTA_STATUS_WRONG_HANDLE. Every constructor has a _free that
+ *   accepts NULL.
+ * - Ownership: each function says, in the same words each time, what it takes ownership of
+ *   ("Takes no ownership" or "Takes ownership of x") and what the caller frees ("the caller
+ *   frees *x_out with ota_x_free" or "nothing to free").
+ * - Safety, for every function: each pointer is NULL where that is allowed, or valid for its
+ *   documented length or type; handles are live; a callback stays callable as long as the
+ *   object it was given to.
  * - No panic crosses the boundary: it becomes OTA_STATUS_PANIC (or NULL).
  * - ota_probe_run needs the library's `probe-runners` feature and ota_tuf_* its `tuf` feature;
  *   both are on in the default build.
@@ -25,7 +42,8 @@
 #include <stdint.h>
 
 /**
- * A stable numeric status code. The C ABI returns it as `ota_status`.
+ * A stable numeric status code. Numbers are grouped by domain and never reused; a
+ * retired one is never returned.
  */
 enum ota_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -61,6 +79,11 @@ enum ota_status
    */
   OTA_STATUS_IO = 6,
   /**
+   * A handle argument is not a live handle of the type the function takes (an
+   * `ota_package` where an `ota_verified_package` was expected, say).
+   */
+  OTA_STATUS_WRONG_HANDLE = 7,
+  /**
    * The input is not well-formed JSON.
    */
   OTA_STATUS_JSON_SYNTAX = 100,
@@ -84,10 +107,6 @@ enum ota_status
    * The document is well formed but breaks a rule of the format (every fault is listed).
    */
   OTA_STATUS_INVALID = 105,
-  /**
-   * The package does not fit the device.
-   */
-  OTA_STATUS_INCOMPATIBLE = 200,
   /**
    * An encryption key is not 64 lowercase hex characters.
    */
@@ -297,6 +316,7 @@ typedef uint32_t ota_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+
 /**
  * What the agent asks the host to do; see `ota_agent_poll_command`.
  */
@@ -345,11 +365,6 @@ typedef enum ota_command_kind ota_command_kind;
 typedef uint32_t ota_command_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
-
-/**
- * Where a device stands in a rollout.
- */
-typedef struct DeviceState DeviceState;
 
 /**
  * A device's update agent. Made by `ota_agent_new`, freed by `ota_agent_free`.
@@ -426,8 +441,9 @@ typedef struct ota_tuf_client ota_tuf_client;
 typedef struct ota_tuf_repo ota_tuf_repo;
 
 /**
- * A package whose envelope was verified against trusted keys. Made by
- * `ota_envelope_verify`, freed by `ota_verified_package_free`.
+ * A package whose envelope was verified against trusted keys, or that was resolved through
+ * TUF. Made by `ota_envelope_verify` or `ota_tuf_resolve`, freed by
+ * `ota_verified_package_free`.
  */
 typedef struct ota_verified_package ota_verified_package;
 
@@ -505,26 +521,422 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The version of the library (`"0.1.0"`): a static string the caller must not free.
+ * The version of the library (`"0.1.0"`): a static string.
+ *
+ * Takes no ownership; nothing to free.
  */
 const char *ota_version(void);
 
 /**
+ * A short description of `status`: a static string. An unknown code gives
+ * `"unknown status"`. Never returns NULL.
+ *
+ * Takes no ownership; nothing to free.
+ */
+const char *ota_status_message(uint32_t status);
+
+/**
+ * The `snake_case` name of `status` (`"chunk_digest_mismatch"`): a static string, or NULL
+ * for an unknown code (a number never used, or a retired one). The C constant is
+ * `OTA_STATUS_` and this name in upper case.
+ *
+ * Takes no ownership; nothing to free.
+ */
+const char *ota_status_name(uint32_t status);
+
+/**
+ * Copies the message of the last failed call on this thread into `buf`. The message is
+ * empty after a call that succeeded, and asking for it does not change it.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_last_error_message(char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Parses and validates a model manifest from UTF-8 JSON. On failure,
+ * `ota_last_error_message` names the offending field (`io.inputs[2].shape: ...`) or lists
+ * every fault.
+ *
+ * Takes no ownership; the caller frees `*manifest_out` with `ota_manifest_free`.
+ */
+ota_status ota_manifest_parse(const char *json, size_t json_len, ota_manifest **manifest_out);
+
+/**
+ * Writes the manifest as compact JSON into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_manifest_to_json(const ota_manifest *manifest,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *out_n);
+
+/**
+ * Frees a manifest. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `manifest`; nothing to free.
+ */
+void ota_manifest_free(ota_manifest *manifest);
+
+/**
+ * Parses and validates a package from UTF-8 JSON. On failure, `ota_last_error_message`
+ * names the offending field or lists every fault.
+ *
+ * Takes no ownership; the caller frees `*package_out` with `ota_package_free`.
+ */
+ota_status ota_package_parse(const char *json, size_t json_len, ota_package **package_out);
+
+/**
+ * Writes the package as compact JSON into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_package_to_json(const ota_package *package,
+                               char *buf,
+                               size_t buf_len,
+                               size_t *out_n);
+
+/**
+ * Frees a package. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `package`; nothing to free.
+ */
+void ota_package_free(ota_package *package);
+
+/**
+ * Parses and validates a device profile from UTF-8 JSON. On failure,
+ * `ota_last_error_message` names the offending field or lists every fault.
+ *
+ * Takes no ownership; the caller frees `*profile_out` with `ota_profile_free`.
+ */
+ota_status ota_profile_parse(const char *json, size_t json_len, ota_profile **profile_out);
+
+/**
+ * Writes the profile as compact JSON into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_profile_to_json(const ota_profile *profile,
+                               char *buf,
+                               size_t buf_len,
+                               size_t *out_n);
+
+/**
+ * Frees a profile. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `profile`; nothing to free.
+ */
+void ota_profile_free(ota_profile *profile);
+
+/**
+ * Generates a signing key from the operating system's RNG.
+ *
+ * Takes no ownership; the caller frees `*key_out` with `ota_signing_key_free`.
+ */
+ota_status ota_signing_key_generate(ota_signing_key **key_out);
+
+/**
+ * Loads a PKCS#8 Ed25519 private key, PEM (`-----BEGIN PRIVATE KEY-----`) or DER.
+ *
+ * Takes no ownership; the caller frees `*key_out` with `ota_signing_key_free`.
+ */
+ota_status ota_signing_key_load(const uint8_t *pkcs8, size_t pkcs8_len, ota_signing_key **key_out);
+
+/**
+ * Writes the key as PKCS#8 PEM into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_signing_key_to_pem(const ota_signing_key *key,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes the key as PKCS#8 DER into `buf` (binary: no terminator, and a buffer of exactly
+ * `*out_n` bytes is enough).
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_signing_key_to_der(const ota_signing_key *key,
+                                  uint8_t *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes the key's public key as 64 lowercase hex characters into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_signing_key_public_key(const ota_signing_key *key,
+                                      char *buf,
+                                      size_t buf_len,
+                                      size_t *out_n);
+
+/**
+ * Writes the key id (hex SHA-256 of the raw public key) into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_signing_key_id(const ota_signing_key *key, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees a signing key. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `key`; nothing to free.
+ */
+void ota_signing_key_free(ota_signing_key *key);
+
+/**
+ * Makes an empty set of trusted keys.
+ *
+ * Takes no ownership; the caller frees `*keys_out` with `ota_trusted_keys_free`.
+ */
+ota_status ota_trusted_keys_new(ota_trusted_keys **keys_out);
+
+/**
+ * Trusts a public key: 64 hex characters or a PEM `PUBLIC KEY`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_trusted_keys_add(ota_trusted_keys *keys,
+                                const char *public_key,
+                                size_t public_key_len);
+
+/**
+ * Frees a set of trusted keys. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `keys`; nothing to free.
+ */
+void ota_trusted_keys_free(ota_trusted_keys *keys);
+
+/**
+ * Signs a sealed package statement with every key of the array `keys` (`keys_len` of them)
+ * and writes the DSSE envelope as JSON into `buf`. The package must carry its chunk table
+ * and seal information (`ota_package_set_sealed`), else `OTA_STATUS_NOT_SEALED`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_envelope_sign(const ota_package *package,
+                             const ota_signing_key *const *keys,
+                             size_t keys_len,
+                             char *buf,
+                             size_t buf_len,
+                             size_t *out_n);
+
+/**
+ * Verifies a DSSE envelope: at least `threshold` distinct trusted keys must have signed it
+ * validly (signatures by unknown keys are ignored, a key that signs twice counts once).
+ * Only then is the statement parsed. Fails with `OTA_STATUS_THRESHOLD_NOT_MET`,
+ * `OTA_STATUS_SIGNATURE_INVALID`, `OTA_STATUS_ENVELOPE_INVALID`,
+ * `OTA_STATUS_STATEMENT_INVALID` or `OTA_STATUS_NOT_SEALED`.
+ *
+ * Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
+ */
+ota_status ota_envelope_verify(const char *envelope,
+                               size_t envelope_len,
+                               const ota_trusted_keys *keys,
+                               size_t threshold,
+                               ota_verified_package **package_out);
+
+/**
+ * Writes the verified package as JSON into `buf`: `{"id", "signed_by": [key ids],
+ * "package": {...}}`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_to_json(const ota_verified_package *package,
+                                        char *buf,
+                                        size_t buf_len,
+                                        size_t *out_n);
+
+/**
+ * Frees a verified package. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `package`; nothing to free.
+ */
+void ota_verified_package_free(ota_verified_package *package);
+
+/**
+ * Fills `key_out` (`key_len` bytes, which must be 32) with a new encryption key from the
+ * operating system's RNG.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_seal_key_generate(uint8_t *key_out, size_t key_len);
+
+/**
+ * Makes a sealer with a random IV that writes the sealed artifact to `write(ctx, ...)`.
+ *
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the sealer is
+ * finished or freed.
+ *
+ * Takes no ownership; the caller frees `*sealer_out` with `ota_sealer_free`.
+ */
+ota_status ota_sealer_new(const uint8_t *key,
+                          size_t key_len,
+                          ota_write_fn write,
+                          void *ctx,
+                          ota_sealer **sealer_out);
+
+/**
+ * Makes a reproducible sealer: the IV is derived from the key and the plaintext's SHA-256
+ * (32 raw bytes, computed by the caller first), so the same input and key always give the
+ * same bytes. `ota_sealer_finish` fails with `OTA_STATUS_PLAINTEXT_MISMATCH` if the plaintext
+ * written has another digest.
+ *
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the sealer is
+ * finished or freed.
+ *
+ * Takes no ownership; the caller frees `*sealer_out` with `ota_sealer_free`.
+ */
+ota_status ota_sealer_new_reproducible(const uint8_t *key,
+                                       size_t key_len,
+                                       const uint8_t *plaintext_sha256,
+                                       size_t plaintext_sha256_len,
+                                       ota_write_fn write,
+                                       void *ctx,
+                                       ota_sealer **sealer_out);
+
+/**
+ * Seals the next plaintext bytes; sealed bytes go to the write callback as they are ready.
+ *
+ * After a failure the sealer refuses further calls.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_sealer_write(ota_sealer *sealer, const uint8_t *data, size_t data_len);
+
+/**
+ * Finishes sealing (the gzip trailer and the padding go to the write callback) and writes
+ * what was sealed as JSON into `buf`: `{"sha256", "size_bytes",
+ * "plaintext_size", "plaintext_sha256", "iv", "chunks"}`. Calling it again returns the same
+ * JSON.
+ *
+ * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the sealer stays finished, and the call can
+ * be repeated with a larger buffer.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_sealer_finish(ota_sealer *sealer, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees a sealer. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `sealer`; nothing to free.
+ */
+void ota_sealer_free(ota_sealer *sealer);
+
+/**
+ * Sets a package's artifact fields from a finished sealer: `sha256`, `size_bytes`, the
+ * chunk table and the seal information. The package can then be signed.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_package_set_sealed(ota_package *package, const ota_sealer *sealer);
+
+/**
+ * Makes an opener for a verified package's artifact, with its encryption key. Plaintext
+ * goes to `write(ctx, ...)`; it is complete only when `ota_opener_finish` succeeds.
+ *
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the opener is
+ * finished or freed.
+ *
+ * Takes no ownership; the caller frees `*opener_out` with `ota_opener_free`.
+ */
+ota_status ota_opener_new(const ota_verified_package *package,
+                          const uint8_t *key,
+                          size_t key_len,
+                          ota_write_fn write,
+                          void *ctx,
+                          ota_opener **opener_out);
+
+/**
+ * Takes the next bytes of the sealed artifact, in order. Each 64 KiB chunk is checked
+ * against the signed chunk table as soon as it is complete, and only then decrypted.
+ *
+ * After a failure (`OTA_STATUS_CHUNK_DIGEST_MISMATCH` naming the chunk,
+ * `OTA_STATUS_TOO_LONG`, `OTA_STATUS_PLAINTEXT_TOO_LARGE`, ...) the opener refuses further
+ * calls and the plaintext written so far must be discarded.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_opener_write(ota_opener *opener, const uint8_t *data, size_t data_len);
+
+/**
+ * Ends the artifact: checks its size and SHA-256, the padding, the gzip stream, and the
+ * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
+ * `buf`. Only success means the plaintext is complete. Calling it again
+ * returns the same JSON.
+ *
+ * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the opener stays finished, and the call can
+ * be repeated with a larger buffer.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_opener_finish(ota_opener *opener, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees an opener. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `opener`; nothing to free.
+ */
+void ota_opener_free(ota_opener *opener);
+
+/**
+ * Builds seed 002's registration record for an artifact a finished sealer produced with
+ * `key`, and writes it as JSON into `buf`. `params` is JSON:
+ * `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
+ * "cdn_base"?}`. The record holds the key: treat it as a secret.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_registration_build(const ota_sealer *sealer,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const char *params,
+                                  size_t params_len,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes a registration record's object key, `{dev_stage}/{resource_name}-{architecture}-
+ * {version}.enc`, into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_registration_object_key(const char *registration,
+                                       size_t registration_len,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *out_n);
+
+/**
+ * Opens a sealed artifact file known by its registration record alone (seed 002): checks its
+ * size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
+ * writes it to `out_path` through a temporary file renamed only on success, so a failure
+ * leaves no output file behind.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_registration_open_file(const char *registration,
+                                      size_t registration_len,
+                                      const char *artifact_path,
+                                      size_t artifact_path_len,
+                                      const char *out_path,
+                                      size_t out_path_len,
+                                      uint64_t max_plaintext);
+
+/**
  * Checks whether `package` fits the device `profile`.
  *
- * Writes the report as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"device_id", "package", "version", "compatible", "rejections": [{"reason", "target"?,
- * "needed", "found"}]}`, with every rejection in a stable order. `*compatible_out` receives
- * whether the package fits. An incompatible package is a successful call.
+ * Writes the report as JSON into `buf`: `{"device_id", "package", "version", "compatible",
+ * "rejections": [{"reason", "target"?, "needed", "found"}]}`, with every rejection in a
+ * stable order. `*compatible_out` receives whether the package fits (not written when the
+ * buffer is too small). An incompatible package is a successful call.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and `*compatible_out` is not written.
- *
- * # Safety
- *
- * `package` and `profile` must be live handles; `buf` must point to `buf_len` writable
- * bytes; `out_n` to a writable `size_t`; `compatible_out` to a writable `bool`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_compat_check(const ota_package *package,
                             const ota_profile *profile,
@@ -536,21 +948,14 @@ ota_status ota_compat_check(const ota_package *package,
 /**
  * Checks `package` against a fleet: a JSON array of device profiles with unique ids.
  *
- * Writes the fleet report as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"total", "eligible": [device ids], "rejected", "reasons": {reason: count}}`.
+ * Writes the fleet report as JSON into `buf`: `{"total", "eligible": [device ids],
+ * "rejected", "reasons": {reason: count}}`. A malformed fleet fails with the parse status,
+ * and `ota_last_error_message` names the field (`[3].memory_mb: ...`).
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that. A malformed fleet fails with the parse status, and
- * `ota_last_error_message` names the field (`[3].memory_mb: ...`).
- *
- * # Safety
- *
- * `package` must be a live handle; `fleet_json` must point to `fleet_json_len` readable
- * bytes; `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_compat_check_fleet(const ota_package *package,
-                                  const uint8_t *fleet_json,
+                                  const char *fleet_json,
                                   size_t fleet_json_len,
                                   char *buf,
                                   size_t buf_len,
@@ -559,9 +964,198 @@ ota_status ota_compat_check_fleet(const ota_package *package,
 /**
  * Validates an SBOM document. `format` is `"spdx-2.3"` or `"cyclonedx-1.5"`.
  *
- * Writes a summary as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"format", "name", "components"}`. An invalid document fails with `OTA_STATUS_INVALID`
- * (or a JSON status), and `ota_last_error_message` lists every fault with its path.
+ * Writes a summary as JSON into `buf`: `{"format", "name", "components"}`. An invalid
+ * document fails with `OTA_STATUS_INVALID` (or a JSON status), and `ota_last_error_message`
+ * lists every fault with its path.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_sbom_validate(const char *format,
+                             size_t format_len,
+                             const char *doc,
+                             size_t doc_len,
+                             char *buf,
+                             size_t buf_len,
+                             size_t *out_n);
+
+/**
+ * Creates a rollout. `config` is JSON: `{"rollout_id", "tenant", "created_by", "spec"}`,
+ * where `spec` is seed 004's rollout request (`package_id`, `target_profile_id` or `target`,
+ * `canary_percent`, `failure_threshold_percent`, `rollback_package_id`, and the optional
+ * waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
+ * profiles. `rollback` may be NULL when the request names no rollback package.
+ *
+ * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
+ * caller must free with `ota_rollout_free`; the canary's commands, the `started` event and
+ * the first audit record are waiting to be polled.
+ *
+ * # Safety
+ *
+ * `config` must point to `config_len` readable bytes and `fleet` to `fleet_len`; `package`
+ * must be a live verified package and `rollback` NULL or one; `rollout_out` must point to a
+ * writable pointer.
+ */
+ota_status ota_rollout_create(const uint8_t *config,
+                              size_t config_len,
+                              const ota_verified_package *package,
+                              const ota_verified_package *rollback,
+                              const uint8_t *fleet,
+                              size_t fleet_len,
+                              uint64_t now,
+                              ota_rollout **rollout_out);
+
+/**
+ * Rebuilds a rollout from the inputs it was created with (the same arguments as
+ * `ota_rollout_create`, `now` included) and its audit trail, one JSON record per line. The
+ * trail is verified first; every record the replay writes must equal the trail's, or the call
+ * fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs.
+ *
+ * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout, in exactly
+ * the state of the one that wrote the trail, that the caller must free with
+ * `ota_rollout_free`; nothing is pending on it.
+ *
+ * # Safety
+ *
+ * As for `ota_rollout_create`; `trail` must point to `trail_len` readable bytes.
+ */
+ota_status ota_rollout_replay(const uint8_t *config,
+                              size_t config_len,
+                              const ota_verified_package *package,
+                              const ota_verified_package *rollback,
+                              const uint8_t *fleet,
+                              size_t fleet_len,
+                              uint64_t now,
+                              const uint8_t *trail,
+                              size_t trail_len,
+                              ota_rollout **rollout_out);
+
+/**
+ * Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
+ * "firmware_version", "status", "reason"}`). A late report is recorded but changes nothing.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `report` must point to `report_len` readable bytes.
+ */
+ota_status ota_rollout_handle_report(ota_rollout *rollout,
+                                     const uint8_t *report,
+                                     size_t report_len,
+                                     uint64_t now);
+
+/**
+ * Tells the rollout the time: timers fire, soaked waves open, paced commands go out.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout.
+ */
+ota_status ota_rollout_handle_tick(ota_rollout *rollout, uint64_t now);
+
+/**
+ * An operator command on a rollout: `command` is `"pause"`, `"resume"`, `"abort"`,
+ * `"rollback"`, `"approve"` (of wave `wave`), `"pass"` or `"fail"` (an external verdict on
+ * wave `wave`); `by` names who gave it, for the audit trail. A command that does not fit the
+ * rollout's state fails with `OTA_STATUS_ROLLOUT_STATE`.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `command` must point to `command_len` readable bytes and
+ * `by` to `by_len`.
+ */
+ota_status ota_rollout_command(ota_rollout *rollout,
+                               const uint8_t *command,
+                               size_t command_len,
+                               size_t wave,
+                               const uint8_t *by,
+                               size_t by_len,
+                               uint64_t now);
+
+/**
+ * A device joined the fleet (its profile as JSON): if it is in the target it is placed by
+ * its bucket.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `profile` must point to `profile_len` readable bytes.
+ */
+ota_status ota_rollout_join(ota_rollout *rollout,
+                            const uint8_t *profile,
+                            size_t profile_len,
+                            uint64_t now);
+
+/**
+ * A device left the target: it becomes `removed`.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `device_id` must point to `device_id_len` readable bytes.
+ */
+ota_status ota_rollout_leave(ota_rollout *rollout,
+                             const uint8_t *device_id,
+                             size_t device_id_len,
+                             uint64_t now);
+
+/**
+ * Copies the next command into `buf` as JSON — `{"kind": "send", "device_id", "package_id",
+ * "rollback"}` (send as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`
+ * — or an empty string when there is none.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the command stays pending.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_poll_command(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Copies the next event into `buf` as JSON — `{"subject":
+ * "profile.ota.rollout.<what>.<tenant>.<rollout_id>", "kind", "at", "data"}` — or an empty
+ * string when there is none.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the event stays pending.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_poll_event(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Copies the next audit record into `buf` as one line of JSON, to append to the rollout's
+ * trail, or an empty string when there is none.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the record stays pending.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_poll_audit(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * When to call `ota_rollout_handle_tick` next: `*at_out` receives the time (Unix ms), or
+ * `UINT64_MAX` when nothing waits on the clock.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `at_out` must point to a writable `uint64_t`.
+ */
+ota_status ota_rollout_timeout(const ota_rollout *rollout, uint64_t *at_out);
+
+/**
+ * Writes where the rollout stands as JSON into `buf`: seed 004's `rollout_id`, `status`,
+ * `canary_percent` and `scheduled_count`, and the devices per state, the waves, the halt
+ * reason, the incompatibility reasons and the fleet impact.
  *
  * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
  * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
@@ -569,16 +1163,66 @@ ota_status ota_compat_check_fleet(const ota_package *package,
  *
  * # Safety
  *
- * `format` must point to `format_len` readable bytes, `doc` to `doc_len`; `buf` to
- * `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
  */
-ota_status ota_sbom_validate(const uint8_t *format,
-                             size_t format_len,
-                             const uint8_t *doc,
-                             size_t doc_len,
-                             char *buf,
-                             size_t buf_len,
-                             size_t *out_n);
+ota_status ota_rollout_status(const ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Writes the whole rollout state as JSON into `buf`, for persisting in any database. Poll
+ * every pending command, event and audit record first: they are not part of it.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
+ * a writable `size_t`.
+ */
+ota_status ota_rollout_snapshot(const ota_rollout *rollout,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *out_n);
+
+/**
+ * Restores a rollout from a snapshot; its packages' signatures are verified again against
+ * `keys` with `threshold`.
+ *
+ * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
+ * caller must free with `ota_rollout_free`.
+ *
+ * # Safety
+ *
+ * `snapshot` must point to `snapshot_len` readable bytes; `keys` must be a live set;
+ * `rollout_out` must point to a writable pointer.
+ */
+ota_status ota_rollout_restore(const uint8_t *snapshot,
+                               size_t snapshot_len,
+                               const ota_trusted_keys *keys,
+                               size_t threshold,
+                               ota_rollout **rollout_out);
+
+/**
+ * Frees a rollout. NULL is allowed and does nothing.
+ *
+ * # Safety
+ *
+ * `rollout` must be NULL or a rollout not freed before.
+ */
+void ota_rollout_free(ota_rollout *rollout);
+
+/**
+ * Verifies an audit trail stored one JSON record per line: every record's hash and every
+ * link. `*records_out` receives how many records it holds. An edited, dropped, inserted or
+ * reordered record fails with `OTA_STATUS_AUDIT_BROKEN`, and the last error names it.
+ *
+ * # Safety
+ *
+ * `trail` must point to `trail_len` readable bytes; `records_out` to a writable `uint64_t`.
+ */
+ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *records_out);
 
 /**
  * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
@@ -946,841 +1590,21 @@ ota_status ota_probe_run(const uint8_t *spec,
                          size_t *out_n);
 
 /**
- * Parses and validates a model manifest from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*manifest_out` receives a new manifest that the
- * caller must free with `ota_manifest_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field (`io.inputs[2].shape: ...`) or lists
- * every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `manifest_out` to a writable pointer.
- */
-ota_status ota_manifest_parse(const uint8_t *json, size_t json_len, ota_manifest **manifest_out);
-
-/**
- * Writes the manifest as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `manifest` must be a live manifest; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_manifest_to_json(const ota_manifest *manifest,
-                                char *buf,
-                                size_t buf_len,
-                                size_t *out_n);
-
-/**
- * Frees a manifest made by `ota_manifest_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `manifest` must be NULL or a manifest not freed before.
- */
-void ota_manifest_free(ota_manifest *manifest);
-
-/**
- * Parses and validates a package from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*package_out` receives a new package that the
- * caller must free with `ota_package_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field or lists every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `package_out` to a writable pointer.
- */
-ota_status ota_package_parse(const uint8_t *json, size_t json_len, ota_package **package_out);
-
-/**
- * Writes the package as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `package` must be a live package; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_package_to_json(const ota_package *package,
-                               char *buf,
-                               size_t buf_len,
-                               size_t *out_n);
-
-/**
- * Frees a package made by `ota_package_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `package` must be NULL or a package not freed before.
- */
-void ota_package_free(ota_package *package);
-
-/**
- * Parses and validates a device profile from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*profile_out` receives a new profile that the
- * caller must free with `ota_profile_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field or lists every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `profile_out` to a writable pointer.
- */
-ota_status ota_profile_parse(const uint8_t *json, size_t json_len, ota_profile **profile_out);
-
-/**
- * Writes the profile as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `profile` must be a live profile; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_profile_to_json(const ota_profile *profile,
-                               char *buf,
-                               size_t buf_len,
-                               size_t *out_n);
-
-/**
- * Frees a profile made by `ota_profile_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `profile` must be NULL or a profile not freed before.
- */
-void ota_profile_free(ota_profile *profile);
-
-/**
- * A short description of `status`: a static string the caller must not free. An unknown code
- * gives `"unknown status"`. Never returns NULL.
- */
-const char *ota_status_message(uint32_t status);
-
-/**
- * The `snake_case` name of `status` (`"chunk_digest_mismatch"`): a static string the caller
- * must not free, or NULL for an unknown code.
- */
-const char *ota_status_name(uint32_t status);
-
-/**
- * Copies the message of the last failed call on this thread into `buf` (NUL-terminated).
- * The message is empty after a call that succeeded.
- *
- * Writes the message's length (without the NUL) to `*out_n`. When `buf_len` is too small
- * (or `buf` is NULL and `buf_len` 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the
- * length in `*out_n`; the buffer needs one more byte than that.
- *
- * # Safety
- *
- * `buf` must point to `buf_len` writable bytes (or be NULL when `buf_len` is 0), and `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_last_error_message(char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Creates a rollout. `config` is JSON: `{"rollout_id", "tenant", "created_by", "spec"}`,
- * where `spec` is seed 004's rollout request (`package_id`, `target_profile_id` or `target`,
- * `canary_percent`, `failure_threshold_percent`, `rollback_package_id`, and the optional
- * waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
- * profiles. `rollback` may be NULL when the request names no rollback package.
- *
- * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
- * caller must free with `ota_rollout_free`; the canary's commands, the `started` event and
- * the first audit record are waiting to be polled.
- *
- * # Safety
- *
- * `config` must point to `config_len` readable bytes and `fleet` to `fleet_len`; `package`
- * must be a live verified package and `rollback` NULL or one; `rollout_out` must point to a
- * writable pointer.
- */
-ota_status ota_rollout_create(const uint8_t *config,
-                              size_t config_len,
-                              const ota_verified_package *package,
-                              const ota_verified_package *rollback,
-                              const uint8_t *fleet,
-                              size_t fleet_len,
-                              uint64_t now,
-                              ota_rollout **rollout_out);
-
-/**
- * Rebuilds a rollout from the inputs it was created with (the same arguments as
- * `ota_rollout_create`, `now` included) and its audit trail, one JSON record per line. The
- * trail is verified first; every record the replay writes must equal the trail's, or the call
- * fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs.
- *
- * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout, in exactly
- * the state of the one that wrote the trail, that the caller must free with
- * `ota_rollout_free`; nothing is pending on it.
- *
- * # Safety
- *
- * As for `ota_rollout_create`; `trail` must point to `trail_len` readable bytes.
- */
-ota_status ota_rollout_replay(const uint8_t *config,
-                              size_t config_len,
-                              const ota_verified_package *package,
-                              const ota_verified_package *rollback,
-                              const uint8_t *fleet,
-                              size_t fleet_len,
-                              uint64_t now,
-                              const uint8_t *trail,
-                              size_t trail_len,
-                              ota_rollout **rollout_out);
-
-/**
- * Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
- * "firmware_version", "status", "reason"}`). A late report is recorded but changes nothing.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `report` must point to `report_len` readable bytes.
- */
-ota_status ota_rollout_handle_report(ota_rollout *rollout,
-                                     const uint8_t *report,
-                                     size_t report_len,
-                                     uint64_t now);
-
-/**
- * Tells the rollout the time: timers fire, soaked waves open, paced commands go out.
- *
- * # Safety
- *
- * `rollout` must be a live rollout.
- */
-ota_status ota_rollout_handle_tick(ota_rollout *rollout, uint64_t now);
-
-/**
- * An operator command on a rollout: `command` is `"pause"`, `"resume"`, `"abort"`,
- * `"rollback"`, `"approve"` (of wave `wave`), `"pass"` or `"fail"` (an external verdict on
- * wave `wave`); `by` names who gave it, for the audit trail. A command that does not fit the
- * rollout's state fails with `OTA_STATUS_ROLLOUT_STATE`.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `command` must point to `command_len` readable bytes and
- * `by` to `by_len`.
- */
-ota_status ota_rollout_command(ota_rollout *rollout,
-                               const uint8_t *command,
-                               size_t command_len,
-                               size_t wave,
-                               const uint8_t *by,
-                               size_t by_len,
-                               uint64_t now);
-
-/**
- * A device joined the fleet (its profile as JSON): if it is in the target it is placed by
- * its bucket.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `profile` must point to `profile_len` readable bytes.
- */
-ota_status ota_rollout_join(ota_rollout *rollout,
-                            const uint8_t *profile,
-                            size_t profile_len,
-                            uint64_t now);
-
-/**
- * A device left the target: it becomes `removed`.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `device_id` must point to `device_id_len` readable bytes.
- */
-ota_status ota_rollout_leave(ota_rollout *rollout,
-                             const uint8_t *device_id,
-                             size_t device_id_len,
-                             uint64_t now);
-
-/**
- * Copies the next command into `buf` as JSON — `{"kind": "send", "device_id", "package_id",
- * "rollback"}` (send as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`
- * — or an empty string when there is none.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the command stays pending.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
- */
-ota_status ota_rollout_poll_command(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Copies the next event into `buf` as JSON — `{"subject":
- * "profile.ota.rollout.<what>.<tenant>.<rollout_id>", "kind", "at", "data"}` — or an empty
- * string when there is none.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the event stays pending.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
- */
-ota_status ota_rollout_poll_event(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Copies the next audit record into `buf` as one line of JSON, to append to the rollout's
- * trail, or an empty string when there is none.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the record stays pending.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
- */
-ota_status ota_rollout_poll_audit(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * When to call `ota_rollout_handle_tick` next: `*at_out` receives the time (Unix ms), or
- * `UINT64_MAX` when nothing waits on the clock.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `at_out` must point to a writable `uint64_t`.
- */
-ota_status ota_rollout_timeout(const ota_rollout *rollout, uint64_t *at_out);
-
-/**
- * Writes where the rollout stands as JSON into `buf`: seed 004's `rollout_id`, `status`,
- * `canary_percent` and `scheduled_count`, and the devices per state, the waves, the halt
- * reason, the incompatibility reasons and the fleet impact.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
- */
-ota_status ota_rollout_status(const ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Writes the whole rollout state as JSON into `buf`, for persisting in any database. Poll
- * every pending command, event and audit record first: they are not part of it.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
- */
-ota_status ota_rollout_snapshot(const ota_rollout *rollout,
-                                char *buf,
-                                size_t buf_len,
-                                size_t *out_n);
-
-/**
- * Restores a rollout from a snapshot; its packages' signatures are verified again against
- * `keys` with `threshold`.
- *
- * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
- * caller must free with `ota_rollout_free`.
- *
- * # Safety
- *
- * `snapshot` must point to `snapshot_len` readable bytes; `keys` must be a live set;
- * `rollout_out` must point to a writable pointer.
- */
-ota_status ota_rollout_restore(const uint8_t *snapshot,
-                               size_t snapshot_len,
-                               const ota_trusted_keys *keys,
-                               size_t threshold,
-                               ota_rollout **rollout_out);
-
-/**
- * Frees a rollout. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `rollout` must be NULL or a rollout not freed before.
- */
-void ota_rollout_free(ota_rollout *rollout);
-
-/**
- * Verifies an audit trail stored one JSON record per line: every record's hash and every
- * link. `*records_out` receives how many records it holds. An edited, dropped, inserted or
- * reordered record fails with `OTA_STATUS_AUDIT_BROKEN`, and the last error names it.
- *
- * # Safety
- *
- * `trail` must point to `trail_len` readable bytes; `records_out` to a writable `uint64_t`.
- */
-ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *records_out);
-
-/**
- * Fills `key_out` with a new 32-byte encryption key from the operating system's RNG.
- *
- * # Safety
- *
- * `key_out` must point to `key_len` writable bytes; `key_len` must be 32.
- */
-ota_status ota_seal_key_generate(uint8_t *key_out, size_t key_len);
-
-/**
- * Makes a sealer with a random IV that writes the sealed artifact to `write(ctx, ...)`.
- *
- * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
- * `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
- *
- * # Safety
- *
- * `key` must point to `key_len` (32) readable bytes; `write` must be callable with `ctx`
- * until the sealer is finished or freed; `sealer_out` must point to a writable pointer.
- */
-ota_status ota_sealer_new(const uint8_t *key,
-                          size_t key_len,
-                          ota_write_fn write,
-                          void *ctx,
-                          ota_sealer **sealer_out);
-
-/**
- * Makes a reproducible sealer: the IV is derived from the key and the plaintext's SHA-256
- * (32 raw bytes, computed by the caller first), so the same input and key always give the
- * same bytes. `ota_sealer_finish` fails with `OTA_STATUS_PLAINTEXT_MISMATCH` if the plaintext
- * written has another digest.
- *
- * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
- * `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
- *
- * # Safety
- *
- * `key` must point to `key_len` (32) readable bytes and `plaintext_sha256` to
- * `plaintext_sha256_len` (32); `write` must be callable with `ctx` until the sealer is
- * finished or freed; `sealer_out` must point to a writable pointer.
- */
-ota_status ota_sealer_new_reproducible(const uint8_t *key,
-                                       size_t key_len,
-                                       const uint8_t *plaintext_sha256,
-                                       size_t plaintext_sha256_len,
-                                       ota_write_fn write,
-                                       void *ctx,
-                                       ota_sealer **sealer_out);
-
-/**
- * Seals the next plaintext bytes; sealed bytes go to the write callback as they are ready.
- *
- * Takes ownership of nothing. After a failure the sealer refuses further calls.
- *
- * # Safety
- *
- * `sealer` must be a live sealer; `data` must point to `data_len` readable bytes.
- */
-ota_status ota_sealer_write(ota_sealer *sealer, const uint8_t *data, size_t data_len);
-
-/**
- * Finishes sealing (the gzip trailer and the padding go to the write callback) and writes
- * what was sealed as JSON into `buf` (NUL-terminated): `{"sha256", "size_bytes",
- * "plaintext_size", "plaintext_sha256", "iv", "chunks"}`. Calling it again returns the same
- * JSON.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the sealer is still finished.
- *
- * # Safety
- *
- * `sealer` must be a live sealer; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_sealer_finish(ota_sealer *sealer, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Frees a sealer. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `sealer` must be NULL or a sealer not freed before.
- */
-void ota_sealer_free(ota_sealer *sealer);
-
-/**
- * Sets a package's artifact fields from a finished sealer: `sha256`, `size_bytes`, the
- * chunk table and the seal information. The package can then be signed.
- *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `package` must be a live package and `sealer` a live, finished sealer.
- */
-ota_status ota_package_set_sealed(ota_package *package, const ota_sealer *sealer);
-
-/**
- * Makes an opener for a verified package's artifact, with its encryption key. Plaintext
- * goes to `write(ctx, ...)`; it is complete only when `ota_opener_finish` succeeds.
- *
- * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
- * `*opener_out` receives a new opener that the caller must free with `ota_opener_free`.
- *
- * # Safety
- *
- * `package` must be a live verified package; `key` must point to `key_len` (32) readable
- * bytes; `write` must be callable with `ctx` until the opener is finished or freed;
- * `opener_out` must point to a writable pointer.
- */
-ota_status ota_opener_new(const ota_verified_package *package,
-                          const uint8_t *key,
-                          size_t key_len,
-                          ota_write_fn write,
-                          void *ctx,
-                          ota_opener **opener_out);
-
-/**
- * Takes the next bytes of the sealed artifact, in order. Each 64 KiB chunk is checked
- * against the signed chunk table as soon as it is complete, and only then decrypted.
- *
- * Takes ownership of nothing. After a failure (`OTA_STATUS_CHUNK_DIGEST_MISMATCH` naming the
- * chunk, `OTA_STATUS_TOO_LONG`, `OTA_STATUS_PLAINTEXT_TOO_LARGE`, ...) the opener refuses
- * further calls and the plaintext written so far must be discarded.
- *
- * # Safety
- *
- * `opener` must be a live opener; `data` must point to `data_len` readable bytes.
- */
-ota_status ota_opener_write(ota_opener *opener, const uint8_t *data, size_t data_len);
-
-/**
- * Ends the artifact: checks its size and SHA-256, the padding, the gzip stream, and the
- * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
- * `buf` (NUL-terminated). Only success means the plaintext is complete. Calling it again
- * returns the same JSON.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the opener is still finished.
- *
- * # Safety
- *
- * `opener` must be a live opener; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_opener_finish(ota_opener *opener, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Frees an opener. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `opener` must be NULL or an opener not freed before.
- */
-void ota_opener_free(ota_opener *opener);
-
-/**
- * Builds seed 002's registration record for an artifact a finished sealer produced with
- * `key`, and writes it as JSON into `buf` (NUL-terminated). `params` is JSON:
- * `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
- * "cdn_base"?}`. The record holds the key: treat it as a secret.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `sealer` must be a live, finished sealer; `key` must point to `key_len` (32) readable
- * bytes; `params` to `params_len`; `buf` to `buf_len` writable bytes; `out_n` to a writable
- * `size_t`.
- */
-ota_status ota_registration_build(const ota_sealer *sealer,
-                                  const uint8_t *key,
-                                  size_t key_len,
-                                  const uint8_t *params,
-                                  size_t params_len,
-                                  char *buf,
-                                  size_t buf_len,
-                                  size_t *out_n);
-
-/**
- * Writes a registration record's object key, `{dev_stage}/{resource_name}-{architecture}-
- * {version}.enc`, into `buf` (NUL-terminated).
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `registration` must point to `registration_len` readable bytes; `buf` to `buf_len`
- * writable bytes; `out_n` to a writable `size_t`.
- */
-ota_status ota_registration_object_key(const uint8_t *registration,
-                                       size_t registration_len,
-                                       char *buf,
-                                       size_t buf_len,
-                                       size_t *out_n);
-
-/**
- * Opens a sealed artifact file known by its registration record alone (seed 002): checks its
- * size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
- * writes it to `out_path` through a temporary file renamed only on success, so a failure
- * leaves no output file behind.
- *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `registration` must point to `registration_len` readable bytes, `artifact_path` to
- * `artifact_path_len` and `out_path` to `out_path_len` (UTF-8 paths).
- */
-ota_status ota_registration_open_file(const uint8_t *registration,
-                                      size_t registration_len,
-                                      const uint8_t *artifact_path,
-                                      size_t artifact_path_len,
-                                      const uint8_t *out_path,
-                                      size_t out_path_len,
-                                      uint64_t max_plaintext);
-
-/**
- * Generates a signing key from the operating system's RNG.
- *
- * Takes ownership of nothing. On success, `*key_out` receives a new key that the caller must
- * free with `ota_signing_key_free`.
- *
- * # Safety
- *
- * `key_out` must point to a writable pointer.
- */
-ota_status ota_signing_key_generate(ota_signing_key **key_out);
-
-/**
- * Loads a PKCS#8 Ed25519 private key, PEM (`-----BEGIN PRIVATE KEY-----`) or DER.
- *
- * Takes ownership of nothing. On success, `*key_out` receives a new key that the caller must
- * free with `ota_signing_key_free`.
- *
- * # Safety
- *
- * `pkcs8` must point to `pkcs8_len` readable bytes; `key_out` to a writable pointer.
- */
-ota_status ota_signing_key_load(const uint8_t *pkcs8, size_t pkcs8_len, ota_signing_key **key_out);
-
-/**
- * Writes the key as PKCS#8 PEM into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_signing_key_to_pem(const ota_signing_key *key,
-                                  char *buf,
-                                  size_t buf_len,
-                                  size_t *out_n);
-
-/**
- * Writes the key as PKCS#8 DER into `buf`, its length in `*out_n` (binary, no terminator).
- *
- * Takes ownership of nothing. When `buf_len` is too small, returns
- * `OTA_STATUS_INSUFFICIENT_SIZE` with the length needed in `*out_n`.
- *
- * # Safety
- *
- * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_signing_key_to_der(const ota_signing_key *key,
-                                  uint8_t *buf,
-                                  size_t buf_len,
-                                  size_t *out_n);
-
-/**
- * Writes the key's public key as 64 lowercase hex characters into `buf` (NUL-terminated).
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_signing_key_public_key(const ota_signing_key *key,
-                                      char *buf,
-                                      size_t buf_len,
-                                      size_t *out_n);
-
-/**
- * Writes the key id (hex SHA-256 of the raw public key) into `buf` (NUL-terminated).
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_signing_key_id(const ota_signing_key *key, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Frees a signing key. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `key` must be NULL or a key not freed before.
- */
-void ota_signing_key_free(ota_signing_key *key);
-
-/**
- * Makes an empty set of trusted keys.
- *
- * Takes ownership of nothing. On success, `*keys_out` receives a new set that the caller
- * must free with `ota_trusted_keys_free`.
- *
- * # Safety
- *
- * `keys_out` must point to a writable pointer.
- */
-ota_status ota_trusted_keys_new(ota_trusted_keys **keys_out);
-
-/**
- * Trusts a public key: 64 hex characters or a PEM `PUBLIC KEY`.
- *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `keys` must be a live set; `public_key` must point to `public_key_len` readable bytes.
- */
-ota_status ota_trusted_keys_add(ota_trusted_keys *keys,
-                                const uint8_t *public_key,
-                                size_t public_key_len);
-
-/**
- * Frees a set of trusted keys. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `keys` must be NULL or a set not freed before.
- */
-void ota_trusted_keys_free(ota_trusted_keys *keys);
-
-/**
- * Signs a sealed package statement with every key: writes the DSSE envelope as JSON into
- * `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. The package must carry its chunk table and seal information
- * (`ota_package_set_sealed`), else `OTA_STATUS_NOT_SEALED`. When `buf_len` is too small (or
- * `buf` is NULL and `buf_len` 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in
- * `*out_n`; the buffer needs one more byte than that.
- *
- * # Safety
- *
- * `package` must be a live package; `keys` must point to `keys_len` live key pointers;
- * `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
- */
-ota_status ota_envelope_sign(const ota_package *package,
-                             const ota_signing_key *const *keys,
-                             size_t keys_len,
-                             char *buf,
-                             size_t buf_len,
-                             size_t *out_n);
-
-/**
- * Verifies a DSSE envelope: at least `threshold` distinct trusted keys must have signed it
- * validly (signatures by unknown keys are ignored, a key that signs twice counts once).
- * Only then is the statement parsed.
- *
- * Takes ownership of nothing. On success, `*package_out` receives a new verified package
- * that the caller must free with `ota_verified_package_free`. Fails with
- * `OTA_STATUS_THRESHOLD_NOT_MET`, `OTA_STATUS_SIGNATURE_INVALID`,
- * `OTA_STATUS_ENVELOPE_INVALID`, `OTA_STATUS_STATEMENT_INVALID` or `OTA_STATUS_NOT_SEALED`.
- *
- * # Safety
- *
- * `envelope` must point to `envelope_len` readable bytes; `keys` must be a live set;
- * `package_out` must point to a writable pointer.
- */
-ota_status ota_envelope_verify(const uint8_t *envelope,
-                               size_t envelope_len,
-                               const ota_trusted_keys *keys,
-                               size_t threshold,
-                               ota_verified_package **package_out);
-
-/**
- * Writes the verified package as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"id", "signed_by": [key ids], "package": {...}}`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `package` must be a live verified package; `buf` must point to `buf_len` writable bytes;
- * `out_n` to a writable `size_t`.
- */
-ota_status ota_verified_package_to_json(const ota_verified_package *package,
-                                        char *buf,
-                                        size_t buf_len,
-                                        size_t *out_n);
-
-/**
- * Frees a verified package. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `package` must be NULL or a verified package not freed before.
- */
-void ota_verified_package_free(ota_verified_package *package);
-
-/**
  * Makes a TUF client. `root` is the trusted root.json; `metadata_url` and `targets_url` are
  * `http(s)://` or `file://` URLs or directories; `state_dir` (may be NULL with length 0) is
  * where the trusted metadata is kept under its plain names (`root.json`, `timestamp.json`,
  * `snapshot.json`, `targets.json`): its `root.json`, when present, is trusted instead of
  * `root`, and after each successful refresh the four files are replaced.
  *
- * Takes ownership of nothing. On success, `*client_out` receives a new client that the caller
- * must free with `ota_tuf_client_free`.
- *
- * # Safety
- *
- * Each pointer must point to its length in readable bytes (`state_dir` may be NULL with
- * length 0); `client_out` must point to a writable pointer.
+ * Takes no ownership; the caller frees `*client_out` with `ota_tuf_client_free`.
  */
-ota_status ota_tuf_client_new(const uint8_t *root,
+ota_status ota_tuf_client_new(const char *root,
                               size_t root_len,
-                              const uint8_t *metadata_url,
+                              const char *metadata_url,
                               size_t metadata_url_len,
-                              const uint8_t *targets_url,
+                              const char *targets_url,
                               size_t targets_url_len,
-                              const uint8_t *state_dir,
+                              const char *state_dir,
                               size_t state_dir_len,
                               ota_tuf_client **client_out);
 
@@ -1789,12 +1613,7 @@ ota_status ota_tuf_client_new(const uint8_t *root,
  * verified (signatures and thresholds, rollback, mix-and-match, sizes, expiry). Each attack
  * fails with its own `OTA_STATUS_TUF_*` status and leaves the trusted state as it was.
  *
- * Takes ownership of nothing. On success, `*repo_out` receives a new repository that the
- * caller must free with `ota_tuf_repo_free`.
- *
- * # Safety
- *
- * `client` must be a live client; `repo_out` must point to a writable pointer.
+ * Takes no ownership; the caller frees `*repo_out` with `ota_tuf_repo_free`.
  */
 ota_status ota_tuf_refresh(const ota_tuf_client *client, uint64_t now, ota_tuf_repo **repo_out);
 
@@ -1803,16 +1622,10 @@ ota_status ota_tuf_refresh(const ota_tuf_client *client, uint64_t now, ota_tuf_r
  * `ota_download_new` and `ota_opener_new` like an envelope-verified one); `*length_out`
  * receives the target's length.
  *
- * Takes ownership of nothing. On success, `*package_out` receives a new verified package that
- * the caller must free with `ota_verified_package_free`.
- *
- * # Safety
- *
- * `repo` must be a live repository; `name` must point to `name_len` readable bytes;
- * `package_out` to a writable pointer and `length_out` to a writable `uint64_t`.
+ * Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
  */
 ota_status ota_tuf_resolve(const ota_tuf_repo *repo,
-                           const uint8_t *name,
+                           const char *name,
                            size_t name_len,
                            ota_verified_package **package_out,
                            uint64_t *length_out);
@@ -1822,13 +1635,10 @@ ota_status ota_tuf_resolve(const ota_tuf_repo *repo,
  * bytes to `write(ctx, data, len)`; `*written_out` receives the length. On any failure what
  * was handed over must be discarded.
  *
- * # Safety
- *
- * `repo` must be a live repository; `name` must point to `name_len` readable bytes; `write`
- * must be a valid callback; `written_out` must point to a writable `uint64_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_tuf_download(const ota_tuf_repo *repo,
-                            const uint8_t *name,
+                            const char *name,
                             size_t name_len,
                             ota_write_fn write,
                             void *ctx,
@@ -1838,15 +1648,12 @@ ota_status ota_tuf_download(const ota_tuf_repo *repo,
  * Downloads target `name` into the file at `path`, written only when the whole target
  * verified (a temporary file is renamed into place).
  *
- * # Safety
- *
- * `repo` must be a live repository; `name` and `path` must point to their lengths in
- * readable bytes.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_tuf_download_file(const ota_tuf_repo *repo,
-                                 const uint8_t *name,
+                                 const char *name,
                                  size_t name_len,
-                                 const uint8_t *path,
+                                 const char *path,
                                  size_t path_len);
 
 /**
@@ -1854,32 +1661,21 @@ ota_status ota_tuf_download_file(const ota_tuf_repo *repo,
  * "threshold", "keyids", "signed_by"}], "targets": [{"name", "length", "sha256", "package",
  * "package_id"}]}`.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `repo` must be a live repository; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_tuf_trust_center(const ota_tuf_repo *repo, char *buf, size_t buf_len, size_t *out_n);
 
 /**
  * Frees a TUF client. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `client` must be NULL or a client not freed before.
+ * Takes ownership of `client`; nothing to free.
  */
 void ota_tuf_client_free(ota_tuf_client *client);
 
 /**
  * Frees a TUF repository. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `repo` must be NULL or a repository not freed before.
+ * Takes ownership of `repo`; nothing to free.
  */
 void ota_tuf_repo_free(ota_tuf_repo *repo);
 

@@ -345,8 +345,8 @@ static void download_and_install(void) {
 
     CHECK(n == 32);
     CHECK_STATUS(ota_trusted_keys_new(&t), OTA_STATUS_OK);
-    CHECK_STATUS(ota_trusted_keys_add(t, trusted_hex, klen), OTA_STATUS_OK);
-    CHECK_STATUS(ota_envelope_verify(env, len, t, 1, &vp), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(t, (const char *)trusted_hex, klen), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify((const char *)env, len, t, 1, &vp), OTA_STATUS_OK);
     CHECK_STATUS(ota_download_new(vp, &d), OTA_STATUS_OK);
     CHECK_STATUS(ota_download_plan(d, offsets, lengths, 64, &n), OTA_STATUS_OK);
     CHECK(n == 7 && offsets[1] == 65536 && lengths[0] == 65536);
