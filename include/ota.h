@@ -1225,182 +1225,6 @@ void ota_rollout_free(ota_rollout *rollout);
 ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *records_out);
 
 /**
- * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
- * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
- * resuming from the last persisted record after a restart (`record` NULL and
- * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
- *
- * Takes ownership of nothing; `io` is copied, and its callbacks must stay usable while the
- * agent lives. On success, `*agent_out` receives a new agent that the caller must free with
- * `ota_agent_free`. Drain `ota_agent_poll_command` after this call and after every
- * `ota_agent_handle_*`.
- *
- * # Safety
- *
- * `config` must point to `config_len` readable bytes and `record` to `record_len`; `io` must
- * point to a valid `ota_device_io`; `agent_out` to a writable pointer.
- */
-ota_status ota_agent_new(const uint8_t *config,
-                         size_t config_len,
-                         const uint8_t *record,
-                         size_t record_len,
-                         uint64_t now,
-                         const ota_device_io *io,
-                         ota_agent **agent_out);
-
-/**
- * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
- * "sha256", "envelope", "encryption_key", "rollout_id"?, "probe"?}`). It is refused — with
- * the status saying why, and a `rejected` report queued — unless its signature verifies,
- * it fits this device, and it is not a downgrade.
- *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes.
- */
-ota_status ota_agent_handle_assignment(ota_agent *agent,
-                                       const uint8_t *assignment,
-                                       size_t assignment_len,
-                                       uint64_t now);
-
-/**
- * Gives the agent a fetched chunk. A chunk that does not match its signed digest is refused
- * with `OTA_STATUS_CHUNK_DIGEST_MISMATCH` and asked for again; a duplicate is harmless.
- * `*new_out` (may be NULL) says whether the chunk was new.
- *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `agent` must be a live agent; `data` must point to `data_len` readable bytes; `new_out`
- * must be NULL or point to a writable `bool`.
- */
-ota_status ota_agent_handle_chunk(ota_agent *agent,
-                                  uint64_t offset,
-                                  const uint8_t *data,
-                                  size_t data_len,
-                                  uint64_t now,
-                                  bool *new_out);
-
-/**
- * Tells the agent the host made the new slot active (after a reboot if it needed one).
- *
- * # Safety
- *
- * `agent` must be a live agent.
- */
-ota_status ota_agent_handle_swapped(ota_agent *agent, uint64_t now);
-
-/**
- * Gives the agent the result of the probe it asked for; `detail` says what the probe saw.
- *
- * # Safety
- *
- * `agent` must be a live agent; `detail` must point to `detail_len` readable bytes.
- */
-ota_status ota_agent_handle_probe_result(ota_agent *agent,
-                                         bool healthy,
-                                         const uint8_t *detail,
-                                         size_t detail_len,
-                                         uint64_t now);
-
-/**
- * Tells the agent the host made the previous slot active again.
- *
- * # Safety
- *
- * `agent` must be a live agent.
- */
-ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
-
-/**
- * Tells the agent the time: a probe may be due, or a deadline passed.
- *
- * # Safety
- *
- * `agent` must be a live agent.
- */
-ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
-
-/**
- * Takes the next command into `*command_out`; its kind is `OTA_COMMAND_KIND_NONE` when
- * there is none. The text of a persist, probe or report command is then in
- * `ota_agent_command_text`, until the next poll.
- *
- * # Safety
- *
- * `agent` must be a live agent; `command_out` must point to a writable `ota_command`.
- */
-ota_status ota_agent_poll_command(ota_agent *agent, ota_command *command_out);
-
-/**
- * Writes the text of the command last polled (the record of a persist, the probe of a
- * probe, the report of a report; empty otherwise) into `buf` (NUL-terminated).
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the text stays available.
- *
- * # Safety
- *
- * `agent` must be a live agent; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * When to call `ota_agent_handle_tick` next (Unix ms): `*at_out` receives the time, or
- * `UINT64_MAX` when the agent is not waiting on the clock.
- *
- * # Safety
- *
- * `agent` must be a live agent; `at_out` must point to a writable `uint64_t`.
- */
-ota_status ota_agent_timeout(const ota_agent *agent, uint64_t *at_out);
-
-/**
- * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...): a static string the
- * caller must not free, or NULL for a NULL agent.
- *
- * # Safety
- *
- * `agent` must be NULL or a live agent.
- */
-const char *ota_agent_state(const ota_agent *agent);
-
-/**
- * Writes the active version of package `name` into `buf` (NUL-terminated); empty when the
- * device has none.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `agent` must be a live agent; `name` must point to `name_len` readable bytes; `buf` to
- * `buf_len` writable bytes; `out_n` to a writable `size_t`.
- */
-ota_status ota_agent_installed_version(const ota_agent *agent,
-                                       const uint8_t *name,
-                                       size_t name_len,
-                                       char *buf,
-                                       size_t buf_len,
-                                       size_t *out_n);
-
-/**
- * Frees an agent. NULL is allowed and does nothing. Freeing an agent mid-update loses
- * nothing that was persisted: a new agent made from the last record resumes.
- *
- * # Safety
- *
- * `agent` must be NULL or an agent not freed before.
- */
-void ota_agent_free(ota_agent *agent);
-
-/**
  * Starts a download of a verified package's artifact: nothing verified yet.
  *
  * Takes ownership of nothing. On success, `*download_out` receives a new download that the
@@ -1543,9 +1367,13 @@ ota_status ota_install_advance(ota_install *install,
  * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
  * `buf`. Only success means the slot holds the complete new version.
  *
- * Takes ownership of nothing. When `buf_len` is too small, returns
- * `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the install is finished all
- * the same, and a second call fails.
+ * Calling it again returns the same JSON; after a failure it fails with
+ * `OTA_STATUS_INVALID_ARGUMENT`.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the install stays finished: call again with a larger
+ * buffer.
  *
  * # Safety
  *
@@ -1562,6 +1390,230 @@ ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, s
  * `install` must be NULL or an install not freed before.
  */
 void ota_install_free(ota_install *install);
+
+/**
+ * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
+ * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
+ * resuming from the last persisted record after a restart (`record` NULL and
+ * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
+ *
+ * Takes ownership of nothing; `io` is copied, and its callbacks must stay usable while the
+ * agent lives. On success, `*agent_out` receives a new agent that the caller must free with
+ * `ota_agent_free`. Drain `ota_agent_poll_command` after this call and after every
+ * `ota_agent_handle_*`.
+ *
+ * # Safety
+ *
+ * `config` must point to `config_len` readable bytes and `record` to `record_len`; `io` must
+ * point to a valid `ota_device_io`; `agent_out` to a writable pointer.
+ */
+ota_status ota_agent_new(const uint8_t *config,
+                         size_t config_len,
+                         const uint8_t *record,
+                         size_t record_len,
+                         uint64_t now,
+                         const ota_device_io *io,
+                         ota_agent **agent_out);
+
+/**
+ * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
+ * "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
+ * refused — with the status saying why, and a `rejected` report queued — unless its
+ * signature verifies, it fits this device, and it is not a downgrade. An assignment that
+ * names a TUF target needs `ota_agent_handle_verified_assignment`.
+ *
+ * Takes ownership of nothing.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes.
+ */
+ota_status ota_agent_handle_assignment(ota_agent *agent,
+                                       const uint8_t *assignment,
+                                       size_t assignment_len,
+                                       uint64_t now);
+
+/**
+ * Makes the agent as `ota_agent_new` does from a persisted record (`record` not empty), with
+ * the update's package as the host verified it again after the restart: an update whose
+ * assignment names a TUF target needs it to resume a download (`ota_tuf_resolve` gives it);
+ * `package` may be NULL otherwise. Fails with `OTA_STATUS_RECORD_INVALID` when the package is
+ * not the record's update.
+ *
+ * Takes ownership of nothing; `package` is copied; `io` is copied, and its callbacks must
+ * stay usable while the agent lives. On success, `*agent_out` receives a new agent that the
+ * caller must free with `ota_agent_free`.
+ *
+ * # Safety
+ *
+ * `config` must point to `config_len` readable bytes and `record` to `record_len`; `package`
+ * must be NULL or a live verified package; `io` must point to a valid `ota_device_io`;
+ * `agent_out` to a writable pointer.
+ */
+ota_status ota_agent_restore(const uint8_t *config,
+                             size_t config_len,
+                             const uint8_t *record,
+                             size_t record_len,
+                             const ota_verified_package *package,
+                             uint64_t now,
+                             const ota_device_io *io,
+                             ota_agent **agent_out);
+
+/**
+ * Gives the agent an assignment with the package the host verified: the TUF route (the
+ * assignment names `"tuf_target"`, and `package` is what `ota_tuf_resolve` gave for it), or
+ * a DSSE envelope the agent verifies itself and then requires to be `package`. Refused as
+ * `ota_agent_handle_assignment` says, and with `OTA_STATUS_INVALID_ARGUMENT` when a TUF
+ * target's package was verified for another target or not through TUF.
+ *
+ * Takes ownership of nothing; `package` is copied.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes;
+ * `package` must be a live verified package.
+ */
+ota_status ota_agent_handle_verified_assignment(ota_agent *agent,
+                                                const uint8_t *assignment,
+                                                size_t assignment_len,
+                                                const ota_verified_package *package,
+                                                uint64_t now);
+
+/**
+ * Gives the agent a fetched chunk. A chunk that does not match its signed digest is refused
+ * with `OTA_STATUS_CHUNK_DIGEST_MISMATCH` and asked for again; a duplicate is harmless.
+ * `*new_out` (may be NULL) says whether the chunk was new.
+ *
+ * Takes ownership of nothing.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `data` must point to `data_len` readable bytes; `new_out`
+ * must be NULL or point to a writable `bool`.
+ */
+ota_status ota_agent_handle_chunk(ota_agent *agent,
+                                  uint64_t offset,
+                                  const uint8_t *data,
+                                  size_t data_len,
+                                  uint64_t now,
+                                  bool *new_out);
+
+/**
+ * Tells the agent the host made the new slot active (after a reboot if it needed one).
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent.
+ */
+ota_status ota_agent_handle_swapped(ota_agent *agent, uint64_t now);
+
+/**
+ * Gives the agent the result of the probe it asked for; `detail` says what the probe saw.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `detail` must point to `detail_len` readable bytes.
+ */
+ota_status ota_agent_handle_probe_result(ota_agent *agent,
+                                         bool healthy,
+                                         const uint8_t *detail,
+                                         size_t detail_len,
+                                         uint64_t now);
+
+/**
+ * Tells the agent the host made the previous slot active again.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent.
+ */
+ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
+
+/**
+ * Tells the agent the time: a probe may be due, or a deadline passed.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent.
+ */
+ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
+
+/**
+ * Takes the next command into `*command_out`; its kind is `OTA_COMMAND_KIND_NONE` when
+ * there is none. The text of a persist, probe or report command is then in
+ * `ota_agent_command_text`, until the next poll.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `command_out` must point to a writable `ota_command`.
+ */
+ota_status ota_agent_poll_command(ota_agent *agent, ota_command *command_out);
+
+/**
+ * Writes the text of the command last polled (the record of a persist, the probe of a
+ * probe, the report of a report; empty otherwise) into `buf` (NUL-terminated).
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that, and the text stays available.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `buf` must point to `buf_len` writable bytes; `out_n` to a
+ * writable `size_t`.
+ */
+ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * The earliest instant (Unix ms) at which to call `ota_agent_handle_tick`: `*at_out`
+ * receives it (an instant already past means now), or `UINT64_MAX` when the agent waits
+ * only on input.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `at_out` must point to a writable `uint64_t`.
+ */
+ota_status ota_agent_timeout(const ota_agent *agent, uint64_t *at_out);
+
+/**
+ * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...): a static string the
+ * caller must not free, or NULL for a NULL agent.
+ *
+ * # Safety
+ *
+ * `agent` must be NULL or a live agent.
+ */
+const char *ota_agent_state(const ota_agent *agent);
+
+/**
+ * Writes the active version of package `name` into `buf` (NUL-terminated); empty when the
+ * device has none.
+ *
+ * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
+ * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
+ * one more byte than that.
+ *
+ * # Safety
+ *
+ * `agent` must be a live agent; `name` must point to `name_len` readable bytes; `buf` to
+ * `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ */
+ota_status ota_agent_installed_version(const ota_agent *agent,
+                                       const uint8_t *name,
+                                       size_t name_len,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *out_n);
+
+/**
+ * Frees an agent. NULL is allowed and does nothing. Freeing an agent mid-update loses
+ * nothing that was persisted: a new agent made from the last record resumes.
+ *
+ * # Safety
+ *
+ * `agent` must be NULL or an agent not freed before.
+ */
+void ota_agent_free(ota_agent *agent);
 
 /**
  * Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable

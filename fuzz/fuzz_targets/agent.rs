@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ota_core::assignment::Assignment;
+use ota_core::agent::Input;
 use ota_core::probe::ProbeResult;
 use ota_core::sign::{self, VerifiedPackage};
 use ota_core::{DeviceProfile, Limits};
@@ -37,7 +38,7 @@ fn publish(version: &str, signer: u8, size: usize, rollback: bool) -> (VerifiedP
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let assign = |v: &VerifiedPackage| Assignment::new(v, ota_tests::seal_key(), None, None).unwrap();
+        let assign = |v: &VerifiedPackage| Assignment::new(v, ota_tests::seal_key(), None, None);
         let (g, ga, gp) = publish("2.0.0", 1, 150_000, false);
         let mut versions = vec![OLD.to_vec(), gp.clone()];
         let others = [("1.0.0", 1, false), ("3.0.0", 9, false), ("1.5.0", 1, true)]
@@ -80,7 +81,6 @@ fuzz_target!(|ops: Vec<Op>| {
         if d.agent.is_none() {
             d.boot();
         }
-        let now = d.now;
         match op {
             Op::Assign { which } => {
                 let a = match usize::from(which) % (f.others.len() + 1) {
@@ -97,25 +97,23 @@ fuzz_target!(|ops: Vec<Op>| {
                 if flip {
                     data[0] ^= 1;
                 }
-                let agent = d.agent.as_mut().unwrap();
-                let _ = agent.handle_chunk(start as u64, &data, now, &mut d.disk);
+                let _ = d.chunk(start as u64, &data);
             }
             Op::Drain { budget } => {
                 let _ = d.drain(&mut Some(usize::from(budget)));
             }
             Op::Swapped => {
-                let _ = d.agent().handle_swapped(now);
+                let _ = d.handle(Input::Swapped);
             }
             Op::Probe { healthy } => {
-                let _ = d.agent().handle_probe_result(ProbeResult { healthy, detail: String::new() }, now);
+                let _ = d.handle(Input::ProbeResult(ProbeResult { healthy, detail: String::new() }));
             }
             Op::Restored => {
-                let _ = d.agent().handle_restored(now);
+                let _ = d.handle(Input::Restored);
             }
             Op::Tick { ms } => {
-                d.now += u64::from(ms) * 10;
-                let t = d.now;
-                d.agent().handle_tick(t);
+                d.now = d.now + u64::from(ms) * 10;
+                let _ = d.handle(Input::Tick);
             }
             Op::PowerCut => d.power_cut(),
         }

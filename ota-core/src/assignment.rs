@@ -7,9 +7,12 @@
 //! `complete: true`.
 //!
 //! The device receives an [`Assignment`] (`GET /devices/{id}/ota`): seed 004's metadata
-//! (`package_id`, `type`, `version`, `size_bytes`, `sha256`) plus the signed envelope, the
-//! encryption key, the rollout and the health probe. The agent trusts none of the metadata
-//! until the envelope verifies and the metadata matches the signed statement.
+//! (`package_id`, `type`, `version`, `size_bytes`, `sha256`) plus the [`Proof`] of the package
+//! statement, the encryption key, the rollout and the health probe. The proof is the route the
+//! package was verified by: a DSSE envelope (`"envelope"`), which the agent verifies against
+//! its own trusted keys, or a TUF target (`"tuf_target"`), which the device's TUF client
+//! resolves to a [`VerifiedPackage`] that the host hands the agent. The agent trusts none of
+//! the metadata until the proof verifies and the metadata matches the verified statement.
 
 use std::collections::BTreeMap;
 
@@ -28,14 +31,32 @@ use crate::sign::{Envelope, PackageId, Provenance, VerifiedPackage};
 use crate::status::Status;
 use crate::version::Version;
 
+/// What proves an assignment's package statement: the route it was verified by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Proof {
+    /// A DSSE envelope over the statement; the agent verifies it against its trusted keys.
+    Dsse(Envelope),
+    /// A target of a TUF repository; the device's TUF client resolves it to a
+    /// [`VerifiedPackage`] (`Provenance::Tuf` with this target), which the host hands the
+    /// agent with the assignment, and again when it restores the agent mid-download.
+    Tuf {
+        /// The target's name.
+        target: String,
+    },
+}
+
 /// What a device is told about its assigned package.
+///
+/// JSON: `{"package_id", "type", "version", "size_bytes", "sha256", "envelope" | "tuf_target",
+/// "encryption_key", "rollout_id"?, "probe"?}`, with exactly one of `envelope` and
+/// `tuf_target`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "AssignmentJson", into = "AssignmentJson")]
 pub struct Assignment {
     /// The package.
     pub package_id: PackageId,
     /// Its type.
-    #[serde(rename = "type")]
     pub kind: PackageType,
     /// Its version.
     pub version: Version,
@@ -43,52 +64,120 @@ pub struct Assignment {
     pub size_bytes: u64,
     /// The artifact's SHA-256.
     pub sha256: Sha256Digest,
-    /// The signed statement.
-    pub envelope: Envelope,
+    /// What proves the statement.
+    pub proof: Proof,
     /// The artifact's encryption key (sent over the device's authenticated channel).
     pub encryption_key: SealKey,
     /// The rollout this assignment belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_id: Option<Name>,
     /// The health probe to run after the swap (else the agent's default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeSpec>,
 }
 
+/// The wire form of [`Assignment`]: the proof as one of two fields.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentJson {
+    package_id: PackageId,
+    #[serde(rename = "type")]
+    kind: PackageType,
+    version: Version,
+    size_bytes: u64,
+    sha256: Sha256Digest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    envelope: Option<Envelope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tuf_target: Option<String>,
+    encryption_key: SealKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollout_id: Option<Name>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    probe: Option<ProbeSpec>,
+}
+
+impl TryFrom<AssignmentJson> for Assignment {
+    type Error = &'static str;
+    fn try_from(j: AssignmentJson) -> Result<Self, Self::Error> {
+        let proof = match (j.envelope, j.tuf_target) {
+            (Some(envelope), None) => Proof::Dsse(envelope),
+            (None, Some(target)) => Proof::Tuf { target },
+            (None, None) => return Err("an assignment needs `envelope` or `tuf_target`"),
+            (Some(_), Some(_)) => {
+                return Err("an assignment has `envelope` or `tuf_target`, not both");
+            }
+        };
+        Ok(Assignment {
+            package_id: j.package_id,
+            kind: j.kind,
+            version: j.version,
+            size_bytes: j.size_bytes,
+            sha256: j.sha256,
+            proof,
+            encryption_key: j.encryption_key,
+            rollout_id: j.rollout_id,
+            probe: j.probe,
+        })
+    }
+}
+
+impl From<Assignment> for AssignmentJson {
+    fn from(a: Assignment) -> Self {
+        let (envelope, tuf_target) = match a.proof {
+            Proof::Dsse(envelope) => (Some(envelope), None),
+            Proof::Tuf { target } => (None, Some(target)),
+        };
+        AssignmentJson {
+            package_id: a.package_id,
+            kind: a.kind,
+            version: a.version,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256,
+            envelope,
+            tuf_target,
+            encryption_key: a.encryption_key,
+            rollout_id: a.rollout_id,
+            probe: a.probe,
+        }
+    }
+}
+
 impl Assignment {
-    /// The assignment of a DSSE-verified package (None for one verified through TUF).
+    /// The assignment of a verified package, by the route it was verified by: its DSSE
+    /// envelope, or its TUF target.
     pub fn new(
         package: &VerifiedPackage,
         encryption_key: SealKey,
         rollout_id: Option<Name>,
         probe: Option<ProbeSpec>,
-    ) -> Option<Self> {
-        // A package verified through TUF has no envelope to carry: a device reaches it through
-        // its own TUF client instead.
-        let Provenance::Dsse { envelope } = package.provenance() else {
-            return None;
+    ) -> Self {
+        let proof = match package.provenance() {
+            Provenance::Dsse { envelope } => Proof::Dsse(envelope.clone()),
+            Provenance::Tuf { target, .. } => Proof::Tuf {
+                target: target.clone(),
+            },
         };
         let p = package.package();
-        Some(Assignment {
+        Assignment {
             package_id: package.id().clone(),
             kind: p.kind,
             version: p.version.clone(),
             size_bytes: p.size_bytes,
             sha256: p.sha256,
-            envelope: envelope.clone(),
+            proof,
             encryption_key,
             rollout_id,
             probe,
-        })
+        }
     }
 
-    /// Parses an assignment (bounded like an envelope).
-    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
-        json::parse(
-            "assignment",
-            bytes,
-            Limits::DEFAULT.max_envelope_bytes() + 4096,
-        )
+    /// The largest assignment accepted: an envelope and a few fields.
+    pub fn max_bytes(limits: &Limits) -> usize {
+        limits.max_envelope_bytes() + limits.max_document_bytes
+    }
+
+    /// Parses an assignment, bounded by [`Assignment::max_bytes`].
+    pub fn from_json(bytes: &[u8], limits: &Limits) -> Result<Self, ParseError> {
+        json::parse("assignment", bytes, Self::max_bytes(limits))
     }
 
     /// The assignment as JSON (it holds the key: send it only to its device).
@@ -96,14 +185,33 @@ impl Assignment {
         json::to_string(self)
     }
 
+    /// The first field of the unsigned metadata that disagrees with the verified statement
+    /// (`package_id`, `type`, `version`, `size_bytes`, `sha256`, `tuf_target`), if any.
+    pub fn mismatch(&self, package: &VerifiedPackage) -> Option<&'static str> {
+        let p = package.package();
+        if &self.package_id != package.id() {
+            Some("package_id")
+        } else if self.kind != p.kind {
+            Some("type")
+        } else if self.version != p.version {
+            Some("version")
+        } else if self.size_bytes != p.size_bytes {
+            Some("size_bytes")
+        } else if self.sha256 != p.sha256 {
+            Some("sha256")
+        } else {
+            match (&self.proof, package.provenance()) {
+                (Proof::Tuf { target }, Provenance::Tuf { target: t, .. }) if target != t => {
+                    Some("tuf_target")
+                }
+                _ => None,
+            }
+        }
+    }
+
     /// Whether the unsigned metadata agrees with the verified statement.
     pub fn matches(&self, package: &VerifiedPackage) -> bool {
-        let p = package.package();
-        &self.package_id == package.id()
-            && self.kind == p.kind
-            && self.version == p.version
-            && self.size_bytes == p.size_bytes
-            && self.sha256 == p.sha256
+        self.mismatch(package).is_none()
     }
 }
 
@@ -266,6 +374,48 @@ mod tests {
                 complete: true
             }
         );
-        assert!(clamp(200_000, 1, size).is_err());
+        assert_eq!(
+            clamp(200_000, 1, size),
+            Err(ProtocolError::OutOfRange {
+                offset: 200_000,
+                size
+            })
+        );
+    }
+
+    #[test]
+    fn an_assignment_has_exactly_one_proof() {
+        let limits = Limits::default();
+        let with = |proof: &str| {
+            format!(
+                r#"{{"package_id":"pkg_2a0f","type":"fw","version":"2.0.0","size_bytes":1,
+                    "sha256":"{}",{proof}"encryption_key":"{}"}}"#,
+                "ab".repeat(32),
+                "5e".repeat(32)
+            )
+        };
+        let envelope = r#""envelope":{"payloadType":"t","payload":"","signatures":[]},"#;
+        let tuf = r#""tuf_target":"fw/2.0.0/fw.enc","#;
+        let a = Assignment::from_json(with(envelope).as_bytes(), &limits).unwrap();
+        assert!(matches!(a.proof, Proof::Dsse(_)));
+        let a = Assignment::from_json(with(tuf).as_bytes(), &limits).unwrap();
+        assert_eq!(
+            a.proof,
+            Proof::Tuf {
+                target: "fw/2.0.0/fw.enc".into()
+            }
+        );
+        assert_eq!(
+            Assignment::from_json(a.to_json().as_bytes(), &limits).unwrap(),
+            a
+        );
+        for (proof, why) in [
+            ("", "needs `envelope` or `tuf_target`"),
+            (&*format!("{envelope}{tuf}"), "not both"),
+        ] {
+            let e = Assignment::from_json(with(proof).as_bytes(), &limits).unwrap_err();
+            assert_eq!(e.status(), Status::InvalidValue, "{e}");
+            assert!(e.to_string().contains(why), "{e}");
+        }
     }
 }

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunk::{CHUNK_SIZE, ChunkError, ChunkTable};
 use crate::digest::Sha256Digest;
+use crate::json::{self, Fault, ParseError, Validate};
+use crate::limits::Limits;
 use crate::seal::{Opened, Opener, SealError, SealKey};
 use crate::sign::{PackageId, VerifiedPackage};
 use crate::status::Status;
@@ -96,6 +98,26 @@ pub struct DownloadState {
     pub sha256: Sha256Digest,
     /// One bit per chunk (chunk i is bit i % 8 of byte i / 8), as hex.
     pub verified: String,
+}
+
+impl DownloadState {
+    /// Parses a saved state, bounded by `limits.max_document_bytes` (a bitmap of a 15 GiB
+    /// artifact is 60 KiB of hex).
+    pub fn from_json(bytes: &[u8], limits: &Limits) -> Result<Self, ParseError> {
+        json::parse("download state", bytes, limits.max_document_bytes)
+    }
+}
+
+impl Validate for DownloadState {
+    fn validate_at(&self, path: &str, faults: &mut Vec<Fault>) {
+        if hex::decode(&self.verified).is_err() {
+            json::fault(
+                faults,
+                json::field(path, "verified"),
+                "must be lowercase hex, two characters a byte",
+            );
+        }
+    }
 }
 
 /// A download or install failed.

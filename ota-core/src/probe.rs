@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::status::Status;
+use crate::time::UnixMs;
 
 /// A health probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,14 +243,14 @@ impl Default for ProbePolicy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeProgress {
-    /// When the swap happened (Unix ms).
-    pub swapped_at: u64,
+    /// When the swap happened.
+    pub swapped_at: UnixMs,
     /// Consecutive successes so far.
     pub successes: u32,
     /// Failures so far (a restart while probing counts as one).
     pub failures: u32,
     /// When the last probe was started, if any.
-    pub last_run_at: Option<u64>,
+    pub last_run_at: Option<UnixMs>,
     /// The last failure's detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
@@ -259,8 +260,8 @@ pub struct ProbeProgress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Decision {
-    /// Nothing to do before this time (Unix ms).
-    WaitUntil(u64),
+    /// Nothing to do before this instant.
+    WaitUntil(UnixMs),
     /// Run the probe now.
     Run,
     /// Enough consecutive successes: commit.
@@ -296,34 +297,54 @@ impl ProbeProgress {
     }
 }
 
-/// The pure decision: given the policy, the progress and the time, what to do.
-pub fn decide(policy: &ProbePolicy, p: &ProbeProgress, now: u64) -> Decision {
+/// Whether the policy has a verdict already, whatever the time.
+fn verdict(policy: &ProbePolicy, p: &ProbeProgress) -> Option<Decision> {
     if p.failures > policy.failures_tolerated {
         let last = p.last_failure.as_deref().unwrap_or("probe failed");
-        return Decision::Unhealthy {
+        return Some(Decision::Unhealthy {
             reason: format!(
                 "health probe failed {} time(s), {} tolerated: {last}",
                 p.failures, policy.failures_tolerated
             ),
-        };
+        });
     }
     if p.successes >= policy.successes_needed.max(1) {
-        return Decision::Healthy;
+        return Some(Decision::Healthy);
     }
-    let deadline = p.swapped_at.saturating_add(policy.deadline_ms);
+    None
+}
+
+/// The instant from which [`decide`] stops saying [`Decision::WaitUntil`]: the next probe or
+/// the deadline, whichever comes first; when there is a verdict already, the instant it was
+/// reached (the last probe, or the swap).
+pub fn due(policy: &ProbePolicy, p: &ProbeProgress) -> UnixMs {
+    if verdict(policy, p).is_some() {
+        return p.last_run_at.unwrap_or(p.swapped_at);
+    }
+    let deadline = p.swapped_at + policy.deadline_ms;
+    let next = match p.last_run_at {
+        None => p.swapped_at + policy.initial_delay_ms,
+        Some(t) => t + policy.interval_ms,
+    };
+    next.min(deadline)
+}
+
+/// The pure decision: given the policy, the progress and the time, what to do.
+pub fn decide(policy: &ProbePolicy, p: &ProbeProgress, now: UnixMs) -> Decision {
+    if let Some(v) = verdict(policy, p) {
+        return v;
+    }
+    let deadline = p.swapped_at + policy.deadline_ms;
     if now >= deadline {
         return Decision::Unhealthy {
             reason: format!("not healthy within {} ms of the swap", policy.deadline_ms),
         };
     }
-    let due = match p.last_run_at {
-        None => p.swapped_at.saturating_add(policy.initial_delay_ms),
-        Some(t) => t.saturating_add(policy.interval_ms),
-    };
-    if now >= due {
+    let at = due(policy, p);
+    if now >= at {
         Decision::Run
     } else {
-        Decision::WaitUntil(due.min(deadline))
+        Decision::WaitUntil(at)
     }
 }
 
@@ -352,39 +373,71 @@ mod tests {
     fn the_decision_follows_the_policy() {
         let p = policy();
         let mut s = ProbeProgress {
-            swapped_at: 100_000,
+            swapped_at: UnixMs(100_000),
             ..Default::default()
         };
-        assert_eq!(decide(&p, &s, 100_500), Decision::WaitUntil(101_000));
-        assert_eq!(decide(&p, &s, 101_000), Decision::Run);
-        s.last_run_at = Some(101_000);
+        assert_eq!(
+            decide(&p, &s, UnixMs(100_500)),
+            Decision::WaitUntil(UnixMs(101_000))
+        );
+        assert_eq!(decide(&p, &s, UnixMs(101_000)), Decision::Run);
+        s.last_run_at = Some(UnixMs(101_000));
         s.record(&ok(false));
-        assert_eq!(decide(&p, &s, 101_200), Decision::WaitUntil(101_500));
-        s.last_run_at = Some(101_500);
+        assert_eq!(
+            decide(&p, &s, UnixMs(101_200)),
+            Decision::WaitUntil(UnixMs(101_500))
+        );
+        s.last_run_at = Some(UnixMs(101_500));
         s.record(&ok(true));
-        assert_eq!(decide(&p, &s, 102_000), Decision::Run);
+        assert_eq!(decide(&p, &s, UnixMs(102_000)), Decision::Run);
         s.record(&ok(true));
-        assert_eq!(decide(&p, &s, 102_000), Decision::Healthy);
+        assert_eq!(decide(&p, &s, UnixMs(102_000)), Decision::Healthy);
         // A second failure is one more than tolerated.
         let mut s = ProbeProgress {
-            swapped_at: 0,
+            swapped_at: UnixMs(0),
             ..Default::default()
         };
         s.record(&ok(false));
         s.record(&ok(true));
         s.record(&ok(false));
         assert!(
-            matches!(decide(&p, &s, 1), Decision::Unhealthy { reason } if reason.contains("2 time(s), 1 tolerated"))
+            matches!(decide(&p, &s, UnixMs(1)), Decision::Unhealthy { reason } if reason.contains("2 time(s), 1 tolerated"))
         );
         // The deadline.
         let s = ProbeProgress {
-            swapped_at: 0,
+            swapped_at: UnixMs(0),
             successes: 1,
             ..Default::default()
         };
         assert!(
-            matches!(decide(&p, &s, 10_000), Decision::Unhealthy { reason } if reason.contains("within 10000 ms"))
+            matches!(decide(&p, &s, UnixMs(10_000)), Decision::Unhealthy { reason } if reason.contains("within 10000 ms"))
         );
+    }
+
+    #[test]
+    fn due_is_the_instant_the_decision_stops_waiting() {
+        let p = policy();
+        let mut s = ProbeProgress {
+            swapped_at: UnixMs(100_000),
+            ..Default::default()
+        };
+        for last_run in [None, Some(UnixMs(101_000)), Some(UnixMs(109_800))] {
+            s.last_run_at = last_run;
+            let at = due(&p, &s);
+            assert!(
+                matches!(decide(&p, &s, UnixMs(at.get() - 1)), Decision::WaitUntil(t) if t == at)
+            );
+            assert!(
+                !matches!(decide(&p, &s, at), Decision::WaitUntil(_)),
+                "{at}"
+            );
+        }
+        // The last run plus the interval is past the deadline: the deadline is due.
+        assert_eq!(due(&p, &s), UnixMs(110_000));
+        // A verdict is due the instant it was reached, never "0".
+        s.successes = 2;
+        assert_eq!(due(&p, &s), UnixMs(109_800));
+        assert_eq!(decide(&p, &s, UnixMs(109_800)), Decision::Healthy);
     }
 
     #[test]
@@ -396,8 +449,12 @@ mod tests {
             timeout_ms: 1000,
         };
         assert!(exec("/usr/bin/healthcheck").check(&allow).is_ok());
-        assert!(exec("/bin/sh").check(&allow).is_err());
-        assert!(exec("healthcheck").check(&allow).is_err());
+        for path in ["/bin/sh", "healthcheck", "/usr/bin/../bin/healthcheck"] {
+            assert_eq!(
+                exec(path).check(&allow),
+                Err(ProbeError::NotAllowed { path: path.into() })
+            );
+        }
         let http = |u: &str, remote| ProbeSpec::Http {
             url: u.into(),
             timeout_ms: 1000,
@@ -418,15 +475,21 @@ mod tests {
             "http://127.0.0.1:99999/",
             "http://user@127.0.0.1/",
         ] {
-            assert!(http(bad, false).check(&allow).is_err(), "{bad}");
+            let e = http(bad, false).check(&allow).unwrap_err();
+            assert!(
+                matches!(&e, ProbeError::BadUrl { url, .. } if url == bad),
+                "{bad}: {e:?}"
+            );
         }
         assert!(http("http://10.0.0.1/healthz", true).check(&allow).is_ok());
-        assert!(
+        assert_eq!(
             ProbeSpec::File {
                 path: "ready".into()
             }
-            .check(&allow)
-            .is_err()
+            .check(&allow),
+            Err(ProbeError::Invalid {
+                why: "a readiness file path must be absolute"
+            })
         );
         let t = parse_http_url("http://127.0.0.1:8080/healthz?full=1").unwrap();
         assert_eq!(

@@ -56,9 +56,9 @@ pub struct DeviceReport {
 }
 
 impl DeviceReport {
-    /// Parses and validates a report.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, ParseError> {
-        json::parse("report", bytes, Limits::DEFAULT.max_document_bytes)
+    /// Parses and validates a report, bounded by `limits.max_document_bytes`.
+    pub fn from_json(bytes: &[u8], limits: &Limits) -> Result<Self, ParseError> {
+        json::parse("report", bytes, limits.max_document_bytes)
     }
 
     /// The report as compact JSON.
@@ -77,12 +77,19 @@ mod tests {
 
     #[test]
     fn seed_004_report_parses() {
+        let limits = Limits::default();
         let r = DeviceReport::from_json(
             br#"{"device_id": "dev_8f3a", "rollout_id": "rol_4c7e", "firmware_version": "2.0.0", "status": "success"}"#,
+            &limits,
         )
         .unwrap();
         assert_eq!(r.status, ReportStatus::Success);
-        assert_eq!(DeviceReport::from_json(r.to_json().as_bytes()).unwrap(), r);
-        assert!(DeviceReport::from_json(br#"{"device_id":"d","status":"ok"}"#).is_err());
+        assert_eq!(
+            DeviceReport::from_json(r.to_json().as_bytes(), &limits).unwrap(),
+            r
+        );
+        let e =
+            DeviceReport::from_json(br#"{"device_id":"d","status":"ok"}"#, &limits).unwrap_err();
+        assert_eq!(e.status(), crate::Status::InvalidValue, "{e}");
     }
 }

@@ -47,31 +47,39 @@ mod compat;
 
 mod rollout;
 
-mod device;
+mod agent;
+mod device_io;
+mod download;
+#[cfg(feature = "probe-runners")]
+mod probe;
 
 #[cfg(feature = "tuf")]
 mod tuf;
 
-pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
-#[cfg(feature = "probe-runners")]
-pub use device::ota_probe_run;
-pub use device::{
+pub use agent::{
     ota_agent, ota_agent_command_text, ota_agent_free, ota_agent_handle_assignment,
     ota_agent_handle_chunk, ota_agent_handle_probe_result, ota_agent_handle_restored,
-    ota_agent_handle_swapped, ota_agent_handle_tick, ota_agent_installed_version, ota_agent_new,
-    ota_agent_poll_command, ota_agent_state, ota_agent_timeout, ota_command, ota_command_kind,
-    ota_device_io, ota_download, ota_download_accept, ota_download_free, ota_download_new,
-    ota_download_plan, ota_download_progress, ota_download_resume, ota_download_state, ota_install,
-    ota_install_advance, ota_install_finish, ota_install_free, ota_install_new,
+    ota_agent_handle_swapped, ota_agent_handle_tick, ota_agent_handle_verified_assignment,
+    ota_agent_installed_version, ota_agent_new, ota_agent_poll_command, ota_agent_restore,
+    ota_agent_state, ota_agent_timeout, ota_command, ota_command_kind,
 };
+pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
+pub use device_io::ota_device_io;
 pub use document::{
     ota_manifest, ota_manifest_free, ota_manifest_parse, ota_manifest_to_json, ota_package,
     ota_package_free, ota_package_parse, ota_package_to_json, ota_profile, ota_profile_free,
     ota_profile_parse, ota_profile_to_json,
 };
+pub use download::{
+    ota_download, ota_download_accept, ota_download_free, ota_download_new, ota_download_plan,
+    ota_download_progress, ota_download_resume, ota_download_state, ota_install,
+    ota_install_advance, ota_install_finish, ota_install_free, ota_install_new,
+};
 pub use error::{ota_last_error_message, ota_status_message, ota_status_name};
 pub use ffi::ota_write_fn;
 pub use ota_core::Status;
+#[cfg(feature = "probe-runners")]
+pub use probe::ota_probe_run;
 pub use rollout::{
     ota_audit_verify, ota_rollout, ota_rollout_command, ota_rollout_create, ota_rollout_free,
     ota_rollout_handle_report, ota_rollout_handle_tick, ota_rollout_join, ota_rollout_leave,

@@ -198,7 +198,7 @@ pub unsafe extern "C" fn ota_rollout_handle_report(
 ) -> Status {
     call(|| {
         let r = try_mut!(rollout);
-        let report = DeviceReport::from_json(try_slice!(report, report_len))?;
+        let report = DeviceReport::from_json(try_slice!(report, report_len), &Limits::DEFAULT)?;
         r.inner.handle_report(&report, now).map_err(rollout_error)
     })
 }

@@ -318,6 +318,75 @@ static void errors(ota_agent *agent) {
     ota_agent_free(NULL);
 }
 
+/* A package the host verified, from an envelope of the fixture. */
+static ota_verified_package *verified(const char *envelope_name) {
+    size_t len = 0, klen = 0;
+    unsigned char *env = slurp(envelope_name, &len);
+    unsigned char *trusted_hex = slurp("trusted.hex", &klen);
+    ota_trusted_keys *t = NULL;
+    ota_verified_package *vp = NULL;
+    CHECK_STATUS(ota_trusted_keys_new(&t), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(t, trusted_hex, klen), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify(env, len, t, 1, &vp), OTA_STATUS_OK);
+    ota_trusted_keys_free(t);
+    free(env);
+    free(trusted_hex);
+    return vp;
+}
+
+/* An assignment with the package the host verified (the TUF route's entry point), and a
+ * restore with it after a power cut. Returns the agent, which is a new one. */
+static ota_agent *verified_assignment(ota_agent *agent) {
+    ota_verified_package *v210 = verified("envelope-2.1.0.json");
+    ota_verified_package *v190 = verified("envelope-1.9.0.json");
+    ota_agent *none = NULL;
+    size_t len = 0, clen = 0, rlen = 0;
+    unsigned char *a = slurp("assign-2.1.0.json", &len);
+    unsigned char *tuf = NULL;
+    unsigned char *config = slurp("config.json", &clen);
+    unsigned char *record = NULL;
+
+    /* Another package than the envelope proves; a TUF target backed by no TUF client. */
+    CHECK_STATUS(ota_agent_handle_verified_assignment(agent, a, len, v190, now), OTA_STATUS_STATEMENT_INVALID);
+    CHECK_STATUS(ota_agent_handle_verified_assignment(agent, a, len, NULL, now), OTA_STATUS_NULL_POINTER);
+    free(a);
+    tuf = slurp("assign-tuf.json", &len);
+    CHECK_STATUS(ota_agent_handle_assignment(agent, tuf, len, now), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "temp-sensor-fw/2.1.0/fw.enc") != NULL);
+    CHECK_STATUS(ota_agent_handle_verified_assignment(agent, tuf, len, v210, now), OTA_STATUS_INVALID_ARGUMENT);
+    free(tuf);
+    drain(agent);
+    CHECK(strcmp(ota_agent_state(agent), "idle") == 0);
+
+    /* The same package as the envelope: taken. */
+    a = slurp("assign-2.1.0.json", &len);
+    CHECK_STATUS(ota_agent_handle_verified_assignment(agent, a, len, v210, now), OTA_STATUS_OK);
+    free(a);
+    drain(agent);
+    CHECK(strcmp(ota_agent_state(agent), "downloading") == 0);
+
+    /* The power goes; the host restores the agent with the package verified again. */
+    ota_agent_free(agent);
+    pending_n = 0;
+    record = slurp("record.json", &rlen);
+    CHECK_STATUS(ota_agent_restore(config, clen, record, rlen, v190, now, &io, &none), OTA_STATUS_RECORD_INVALID);
+    CHECK(none == NULL);
+    CHECK_STATUS(ota_agent_restore(config, clen, NULL, 0, NULL, now, &io, &none), OTA_STATUS_JSON_SYNTAX);
+    CHECK_STATUS(ota_agent_restore(config, clen, record, rlen, v210, now, &io, &agent), OTA_STATUS_OK);
+    CHECK(strcmp(ota_agent_state(agent), "downloading") == 0);
+    free(record);
+    free(config);
+    ota_verified_package_free(v210);
+    ota_verified_package_free(v190);
+
+    /* 2.1.0 fails its probe again: restored to 2.0.0. */
+    agent = run(agent, "artifact-2.1.0.enc", 0);
+    CHECK(strstr(last_report, "\"status\":\"failure\"") != NULL);
+    CHECK(active_slot_is("plain-2.0.0.bin"));
+    CHECK(strcmp(ota_agent_state(agent), "idle") == 0);
+    return agent;
+}
+
 /* The parts the agent is made of: a download in any order and an install of its prefix. */
 typedef struct {
     FILE *f;
@@ -328,7 +397,7 @@ static int write_out(void *ctx, const uint8_t *data, size_t len) {
 }
 
 static void download_and_install(void) {
-    size_t len = 0, klen = 0, alen = 0, n = 0, verified = 0, total = 0, installed = 0, i;
+    size_t len = 0, klen = 0, alen = 0, n = 0, verified = 0, total = 0, installed = 0, needed = 0, i;
     unsigned char *env = slurp("envelope-2.0.0.json", &len);
     unsigned char *trusted_hex = slurp("trusted.hex", &klen);
     unsigned char *key = slurp("key.bin", &n);
@@ -339,7 +408,7 @@ static void download_and_install(void) {
     ota_install *inst = NULL;
     uint64_t offsets[64];
     uint32_t lengths[64];
-    char state[4096], info[512], out_path[4096];
+    char state[4096], info[512], again_info[512], out_path[4096];
     out_file out;
     bool fresh = false;
 
@@ -379,9 +448,19 @@ static void download_and_install(void) {
     CHECK_STATUS(ota_download_accept(again, offsets[0], artifact + offsets[0], lengths[0], &io, NULL), OTA_STATUS_OK);
     CHECK_STATUS(ota_install_advance(inst, again, &io, &installed), OTA_STATUS_OK);
     CHECK(installed == 7);
-    CHECK_STATUS(ota_install_finish(inst, info, sizeof info, &n), OTA_STATUS_OK);
+    /* A buffer too small loses nothing: the install is finished, and the result waits for a
+     * larger buffer (NULL asks for the length alone). */
+    CHECK_STATUS(ota_install_finish(inst, info, 8, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK(n > 8 && n < sizeof info);
+    CHECK_STATUS(ota_install_finish(inst, NULL, 0, &needed), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK(needed == n);
+    CHECK_STATUS(ota_install_advance(inst, again, &io, &installed), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(ota_install_finish(inst, info, needed + 1, &n), OTA_STATUS_OK);
+    CHECK(n == needed && strlen(info) == n);
     CHECK(strstr(info, "\"plaintext_size\":400000") != NULL);
-    CHECK_STATUS(ota_install_finish(inst, info, sizeof info, &n), OTA_STATUS_INVALID_ARGUMENT);
+    /* Again: the same result. */
+    CHECK_STATUS(ota_install_finish(inst, again_info, sizeof again_info, &n), OTA_STATUS_OK);
+    CHECK(strcmp(info, again_info) == 0);
     fclose(out.f);
     {
         size_t a = 0, b = 0;
@@ -452,6 +531,7 @@ int main(int argc, char **argv) {
     drain(agent);
     assign(agent, "assign-1.9.0.json", OTA_STATUS_DOWNGRADE);
 
+    agent = verified_assignment(agent);
     errors(agent);
     ota_agent_free(agent);
     download_and_install();

@@ -5,13 +5,15 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
-use ota_core::agent::{Agent, AgentConfig, AgentRecord, AgentState, Command, DeviceIo};
+use ota_core::agent::{
+    Agent, AgentConfig, AgentError, AgentRecord, AgentState, DeviceIo, Input, Output,
+};
 use ota_core::assignment::Assignment;
 use ota_core::download::{ChunkRequest, Staging};
 use ota_core::probe::{ProbePolicy, ProbeResult, ProbeSpec};
 use ota_core::report::DeviceReport;
-use ota_core::sign::TrustedKeys;
-use ota_core::{DeviceProfile, Sha256Digest};
+use ota_core::sign::{TrustedKeys, VerifiedPackage};
+use ota_core::{DeviceProfile, Limits, Sha256Digest, UnixMs};
 
 /// A slot's bytes, shared with the writer the agent holds.
 pub type Slot = Arc<Mutex<Vec<u8>>>;
@@ -26,7 +28,7 @@ pub struct Disk {
     pub active: usize,
     /// The slot last opened for an install: the one a swap activates.
     pub target: usize,
-    /// The last persisted agent record.
+    /// The last persisted agent record, as JSON.
     pub record: Option<String>,
     /// Every report sent, in order.
     pub reports: Vec<DeviceReport>,
@@ -131,15 +133,15 @@ pub struct Device {
     pub disk: Disk,
     /// The agent (None while the power is off).
     pub agent: Option<Agent>,
-    /// The clock (Unix ms).
-    pub now: u64,
+    /// The clock.
+    pub now: UnixMs,
     /// Chunks the agent asked for, not yet delivered.
     pub wanted: VecDeque<ChunkRequest>,
     /// The probe's answers.
     pub probe: ProbeOutcome,
     /// The agent's configuration.
     pub config: AgentConfig,
-    /// Commands carried out, as names, in order.
+    /// Outputs carried out, as names, in order.
     pub log: Vec<String>,
 }
 
@@ -167,7 +169,7 @@ pub fn config(device: DeviceProfile, trusted: TrustedKeys) -> AgentConfig {
             "/bin/false".into(),
         ],
         max_boot_attempts: 3,
-        limits: ota_core::Limits::DEFAULT,
+        limits: Limits::default(),
     }
 }
 
@@ -191,11 +193,12 @@ impl Device {
     /// A device running `active` in slot A, with a fresh agent.
     pub fn new(config: AgentConfig, active: &[u8], probe: ProbeOutcome) -> Self {
         let mut disk = Disk::new(active);
-        let agent = Agent::new(config.clone(), None, 1_000_000, &mut disk);
+        let now = UnixMs(1_000_000);
+        let agent = Agent::new(config.clone(), None, now, &mut disk);
         Device {
             disk,
             agent: Some(agent),
-            now: 1_000_000,
+            now,
             wanted: VecDeque::new(),
             probe,
             config,
@@ -215,14 +218,18 @@ impl Device {
         *self.disk.cut_after.lock().unwrap() = None;
     }
 
+    /// The persisted record, parsed.
+    pub fn persisted(&self) -> Option<AgentRecord> {
+        self.disk.record.as_deref().map(|r| {
+            AgentRecord::from_json(r.as_bytes(), &self.config.limits)
+                .expect("persisted record parses")
+        })
+    }
+
     /// Boots: a new agent resumes from the persisted record.
     pub fn boot(&mut self) {
-        self.now += 5_000;
-        let record = self
-            .disk
-            .record
-            .as_deref()
-            .map(|r| AgentRecord::from_json(r.as_bytes()).expect("persisted record parses"));
+        self.now = self.now + 5_000;
+        let record = self.persisted();
         self.agent = Some(Agent::new(
             self.config.clone(),
             record,
@@ -231,16 +238,53 @@ impl Device {
         ));
     }
 
-    /// Hands the agent an assignment.
-    pub fn assign(&mut self, a: Assignment) -> Result<(), ota_core::agent::AgentError> {
-        let now = self.now;
-        let agent = self.agent.as_mut().expect("power");
-        agent.handle_assignment(a, now, &mut self.disk)
+    /// Boots with the package of the update in progress, verified again by the host (the
+    /// TUF route): [`Agent::restore`].
+    pub fn boot_with(&mut self, package: VerifiedPackage) -> Result<(), AgentError> {
+        self.now = self.now + 5_000;
+        let record = self.persisted().expect("a persisted record");
+        let agent = Agent::restore(
+            self.config.clone(),
+            record,
+            Some(package),
+            self.now,
+            &mut self.disk,
+        )?;
+        self.agent = Some(agent);
+        Ok(())
     }
 
-    /// Carries out the agent's commands until it has none, except that fetches are only
-    /// queued. Returns the number of commands carried out; stops early (returning None) if
-    /// `budget` commands were carried out.
+    /// Feeds the agent one input at the device's clock.
+    pub fn handle(&mut self, input: Input<'_>) -> Result<(), AgentError> {
+        let now = self.now;
+        let agent = self.agent.as_mut().expect("power");
+        agent.handle(input, now, &mut self.disk)
+    }
+
+    /// Hands the agent an assignment proved by a DSSE envelope.
+    pub fn assign(&mut self, a: Assignment) -> Result<(), AgentError> {
+        self.handle(Input::assignment(a))
+    }
+
+    /// Hands the agent an assignment with the package the host verified (the TUF route).
+    pub fn assign_verified(
+        &mut self,
+        a: Assignment,
+        package: VerifiedPackage,
+    ) -> Result<(), AgentError> {
+        self.handle(Input::Assignment {
+            assignment: a,
+            package: Some(package),
+        })
+    }
+
+    /// Feeds the agent a chunk at the device's clock.
+    pub fn chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), AgentError> {
+        self.handle(Input::Chunk { offset, data })
+    }
+
+    /// Carries out the agent's outputs until it has none, except that fetches are only
+    /// queued. Stops early (returning None) once `budget` outputs were carried out.
     pub fn drain(&mut self, budget: &mut Option<usize>) -> Option<()> {
         loop {
             if let Some(b) = budget {
@@ -248,39 +292,39 @@ impl Device {
                     return None;
                 }
             }
-            let Some(cmd) = self.agent.as_mut()?.poll_command() else {
+            let Some(out) = self.agent.as_mut()?.poll() else {
                 return Some(());
             };
             if let Some(b) = budget {
                 *b -= 1;
             }
-            let now = self.now;
-            match cmd {
-                Command::Persist { record } => {
+            match out {
+                Output::Persist(record) => {
                     self.log.push("persist".into());
-                    self.disk.record = Some(record)
+                    self.disk.record = Some(record.to_json())
                 }
-                Command::Fetch(r) => self.wanted.push_back(r),
-                Command::Swap => {
+                Output::Fetch(r) => self.wanted.push_back(r),
+                Output::Swap => {
                     self.log.push("swap".into());
                     self.disk.active = self.disk.target;
-                    let _ = self.agent().handle_swapped(now);
+                    // The fuzz target feeds inputs out of turn too: a refusal here is its business.
+                    let _ = self.handle(Input::Swapped);
                 }
-                Command::Probe { spec, .. } => {
+                Output::Probe { spec, .. } => {
                     self.log.push("probe".into());
                     let r = (self.probe)(&spec);
-                    let _ = self.agent().handle_probe_result(r, now);
+                    let _ = self.handle(Input::ProbeResult(r));
                 }
-                Command::RestorePrevious => {
+                Output::RestorePrevious => {
                     self.log.push("restore".into());
                     self.disk.active = 1 - self.disk.target;
-                    let _ = self.agent().handle_restored(now);
+                    let _ = self.handle(Input::Restored);
                 }
-                Command::Report(r) => {
+                Output::Report(r) => {
                     self.log.push(format!("report {}", r.status.as_str()));
                     self.disk.reports.push(r)
                 }
-                other => panic!("unknown command {other:?}"),
+                other => panic!("an output the simulation does not know: {other:?}"),
             }
         }
     }
@@ -291,8 +335,7 @@ impl Device {
             return false;
         };
         self.now = self.now.max(t);
-        let now = self.now;
-        self.agent().handle_tick(now);
+        self.handle(Input::Tick).expect("a tick is always taken");
         true
     }
 
@@ -308,9 +351,8 @@ impl Device {
         for _ in 0..1_000_000 {
             self.drain(&mut budget)?;
             if let Some((offset, data)) = deliver(&mut self.wanted, artifact) {
-                let now = self.now;
-                let agent = self.agent.as_mut()?;
-                let _ = agent.handle_chunk(offset, &data, now, &mut self.disk);
+                self.agent.as_ref()?;
+                let _ = self.chunk(offset, &data);
                 continue;
             }
             if self.agent.as_ref()?.state() == AgentState::Idle && self.wanted.is_empty() {

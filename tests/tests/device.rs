@@ -3,15 +3,15 @@
 
 use std::collections::VecDeque;
 
-use ota_core::agent::{AgentError, AgentRecord, AgentState};
-use ota_core::assignment::{Assignment, Assignments, ChunkFetch, ProtocolError};
+use ota_core::agent::{AgentError, AgentRecord, AgentState, Input, Output, RecordError, Rejection};
+use ota_core::assignment::{Assignment, Assignments, ChunkFetch, Proof, ProtocolError};
 use ota_core::catalog::Catalog;
 use ota_core::download::ChunkRequest;
 use ota_core::probe::{ProbeResult, ProbeSpec};
 use ota_core::report::ReportStatus;
 use ota_core::seal::SealKey;
 use ota_core::sign::{self, TrustedKeys, VerifiedPackage};
-use ota_core::{DeviceProfile, Limits, Package, Status};
+use ota_core::{DeviceProfile, Limits, Package, Status, UnixMs};
 use ota_tests::device::{Device, config, healthy, in_order, unhealthy};
 use ota_tests::{noise, signing_key};
 
@@ -50,9 +50,7 @@ fn publish(
 }
 
 fn assignment(v: &VerifiedPackage, key: &SealKey) -> Assignment {
-    let mut a = Assignment::new(v, key.clone(), Some("rol_4c7e".parse().unwrap()), None).unwrap();
-    a.probe = None;
-    a
+    Assignment::new(v, key.clone(), Some("rol_4c7e".parse().unwrap()), None)
 }
 
 fn device(probe: ota_tests::device::ProbeOutcome) -> Device {
@@ -276,9 +274,7 @@ fn a_flipped_byte_in_staging_is_found_on_resume_and_refetched() {
     // Deliver everything but the first chunk, so nothing is installed yet.
     let first = d.wanted.pop_front().unwrap();
     while let Some((o, data)) = in_order(&mut d.wanted, &artifact) {
-        let now = d.now;
-        let agent = d.agent.as_mut().unwrap();
-        agent.handle_chunk(o, &data, now, &mut d.disk).unwrap();
+        d.chunk(o, &data).unwrap();
     }
     // Persist the download state by hand: cut the power after a persisted record.
     let rec = d.agent().record().clone();
@@ -343,8 +339,18 @@ fn attacks_are_refused_before_the_active_slot_is_touched() {
     p.release_notes = "trojan".into();
     let stranger = sign::sign(&p, &[&signing_key(9)]).unwrap();
     let mut a = assignment(&v, &key);
-    a.envelope = stranger;
+    a.proof = Proof::Dsse(stranger);
     let e = attack("unknown key", &mut d, |d| d.assign(a), false);
+    assert!(
+        matches!(
+            e,
+            AgentError::Rejected(Rejection::Signature(sign::SignError::ThresholdNotMet {
+                needed: 1,
+                found: 0
+            }))
+        ),
+        "{e:?}"
+    );
     assert_eq!(e.status(), Status::ThresholdNotMet);
     assert_eq!(last_report(&d).status, ReportStatus::Rejected);
 
@@ -352,7 +358,65 @@ fn attacks_are_refused_before_the_active_slot_is_touched() {
     let mut a = assignment(&v, &key);
     a.size_bytes += 16;
     let e = attack("lying metadata", &mut d, |d| d.assign(a), false);
+    assert!(
+        matches!(
+            e,
+            AgentError::Rejected(Rejection::MetadataMismatch {
+                field: "size_bytes"
+            })
+        ),
+        "{e:?}"
+    );
     assert_eq!(e.status(), Status::StatementInvalid);
+    // An assignment that names another package than its envelope proves.
+    let mut a = assignment(&v, &key);
+    a.package_id = "pkg_0000000000000000".parse().unwrap();
+    let e = attack("another package id", &mut d, |d| d.assign(a), false);
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::PackageMismatch { requested, given })
+            if requested.as_str() == "pkg_0000000000000000" && given == v.id()),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Status::StatementInvalid);
+    // A TUF target that no TUF client verified.
+    let mut a = assignment(&v, &key);
+    a.proof = Proof::Tuf {
+        target: "temp-sensor-fw/2.0.0/fw.enc".into(),
+    };
+    let e = attack("unverified tuf target", &mut d, |d| d.assign(a), false);
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::Unverified { target }) if target == "temp-sensor-fw/2.0.0/fw.enc"),
+        "{e:?}"
+    );
+    // A DSSE package handed over by the host does not stand in for a TUF target's.
+    let mut a = assignment(&v, &key);
+    a.proof = Proof::Tuf {
+        target: "temp-sensor-fw/2.0.0/fw.enc".into(),
+    };
+    let e = attack(
+        "dsse package for a tuf target",
+        &mut d,
+        |d| d.assign_verified(a, v.clone()),
+        false,
+    );
+    assert!(
+        matches!(e, AgentError::Rejected(Rejection::Unverified { .. })),
+        "{e:?}"
+    );
+    // An envelope is verified by the agent itself; a package the host hands over with it
+    // must be the same one.
+    let (stray, _, _) = publish(b"another", "2.0.1", |_| {});
+    let e = attack(
+        "another package beside the envelope",
+        &mut d,
+        |d| d.assign_verified(assignment(&v, &key), stray.clone()),
+        false,
+    );
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::PackageMismatch { requested, given })
+            if requested == v.id() && given == stray.id()),
+        "{e:?}"
+    );
 
     // Incompatible hardware.
     let (wrong_type, _, _) = publish(&new, "2.0.0", |p| {
@@ -364,6 +428,11 @@ fn attacks_are_refused_before_the_active_slot_is_touched() {
         |d| d.assign(assignment(&wrong_type, &key)),
         false,
     );
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::Incompatible { reasons })
+            if reasons.len() == 1 && reasons[0].reason == ota_core::Reason::DeviceTypeMismatch),
+        "{e:?}"
+    );
     assert_eq!(e.status(), Status::NotCompatible);
     assert!(e.to_string().contains("device_type_mismatch"), "{e}");
 
@@ -372,52 +441,25 @@ fn attacks_are_refused_before_the_active_slot_is_touched() {
     let last = (artifact.len() / 65536 * 65536) as u64;
     let mut data = artifact[last as usize..].to_vec();
     data.extend_from_slice(&[0; 64]);
-    let e = attack(
-        "endless data",
-        &mut d,
-        |d| {
-            let now = d.now;
-            d.agent
-                .as_mut()
-                .unwrap()
-                .handle_chunk(last, &data, now, &mut d.disk)
-                .map(|_| ())
-        },
-        true,
-    );
+    let e = attack("endless data", &mut d, |d| d.chunk(last, &data), true);
     assert_eq!(e.status(), Status::TooLong);
     // A chunk from another artifact.
     let (_, other, _) = publish(&noise(300_000, 8), "2.0.0", |_| {});
     let e = attack(
         "mix and match",
         &mut d,
-        |d| {
-            let now = d.now;
-            d.agent
-                .as_mut()
-                .unwrap()
-                .handle_chunk(65536, &other[65536..131_072], now, &mut d.disk)
-                .map(|_| ())
-        },
+        |d| d.chunk(65536, &other[65536..131_072]),
         true,
     );
     assert_eq!(e.status(), Status::ChunkDigestMismatch);
     assert!(e.to_string().contains("chunk 1"), "{e}");
     // Misaligned and oversize data.
-    let now = d.now;
-    let agent = d.agent.as_mut().unwrap();
     assert_eq!(
-        agent
-            .handle_chunk(100, &artifact[100..200], now, &mut d.disk)
-            .unwrap_err()
-            .status(),
+        d.chunk(100, &artifact[100..200]).unwrap_err().status(),
         Status::ChunkMisaligned
     );
     assert_eq!(
-        agent
-            .handle_chunk(0, &artifact[..70_000], now, &mut d.disk)
-            .unwrap_err()
-            .status(),
+        d.chunk(0, &artifact[..70_000]).unwrap_err().status(),
         Status::ChunkOutOfRange
     );
     d.run(&artifact, &mut in_order, None).unwrap();
@@ -430,6 +472,16 @@ fn attacks_are_refused_before_the_active_slot_is_touched() {
         &mut d,
         |d| d.assign(assignment(&older, &key)),
         false,
+    );
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::Downgrade { name, installed, offered })
+            if name.as_str() == "temp-sensor-fw" && installed.to_string() == "2.0.0"
+                && offered.to_string() == "1.9.0"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "assignment refused: downgrade refused: temp-sensor-fw 1.9.0 is older than 2.0.0"
     );
     assert_eq!(e.status(), Status::Downgrade);
     d.power_cut();
@@ -447,6 +499,10 @@ fn attacks_are_refused_before_the_active_slot_is_touched() {
         &mut d,
         |d| d.assign(assignment(&v, &key)),
         false,
+    );
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::AlreadyInstalled { version, .. }) if version.to_string() == "2.0.0"),
+        "{e:?}"
     );
     assert_eq!(e.status(), Status::AlreadyInstalled);
     assert_eq!(last_report(&d).status, ReportStatus::Success);
@@ -546,12 +602,7 @@ fn restarting_while_probing_is_a_failed_probe_and_boots_are_counted() {
     let mut budget = None;
     d.drain(&mut budget).unwrap();
     while let Some((o, data)) = in_order(&mut d.wanted, &artifact) {
-        let now = d.now;
-        let _ = d
-            .agent
-            .as_mut()
-            .unwrap()
-            .handle_chunk(o, &data, now, &mut d.disk);
+        let _ = d.chunk(o, &data);
         d.drain(&mut budget).unwrap();
     }
     assert_eq!(d.agent().state(), AgentState::Probing);
@@ -687,6 +738,10 @@ fn a_probe_that_may_not_run_refuses_the_assignment() {
         let mut a = assignment(&v, &key);
         a.probe = Some(spec);
         let e = attack("bad probe", &mut d, |d| d.assign(a), false);
+        assert!(
+            matches!(e, AgentError::Rejected(Rejection::ProbeNotAllowed(_))),
+            "{e:?}"
+        );
         assert_eq!(e.status(), Status::ProbeRefused);
     }
 }
@@ -753,27 +808,151 @@ fn the_seed_004_protocol_end_to_end() {
 
 #[test]
 fn agent_records_round_trip_and_refuse_nonsense() {
+    let limits = Limits::default();
     let r =
         AgentRecord::new([("temp-sensor-fw".parse().unwrap(), "1.2.0".parse().unwrap())].into());
-    assert_eq!(AgentRecord::from_json(r.to_json().as_bytes()).unwrap(), r);
-    let e = AgentRecord::from_json(br#"{"state":"probing"}"#).unwrap_err();
-    assert!(e.to_string().contains("update"), "{e}");
+    assert_eq!(
+        AgentRecord::from_json(r.to_json().as_bytes(), &limits).unwrap(),
+        r
+    );
+    let e = AgentRecord::from_json(br#"{"state":"probing"}"#, &limits).unwrap_err();
+    assert_eq!(e.status(), Status::Invalid);
+    assert!(
+        e.to_string().contains("state probing needs the update"),
+        "{e}"
+    );
     let mut d = device(healthy());
-    assert_eq!(
-        d.agent().handle_swapped(0).unwrap_err().status(),
-        Status::WrongState
+    let e = d.handle(Input::Swapped).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AgentError::WrongState {
+                state: AgentState::Idle,
+                input: "a swap"
+            }
+        ),
+        "{e:?}"
     );
-    assert_eq!(
-        d.agent()
-            .handle_probe_result(
-                ProbeResult {
-                    healthy: true,
-                    detail: String::new()
-                },
-                0
-            )
-            .unwrap_err()
-            .status(),
-        Status::WrongState
+    assert_eq!(e.to_string(), "a swap in state idle");
+    let e = d
+        .handle(Input::ProbeResult(ProbeResult {
+            healthy: true,
+            detail: String::new(),
+        }))
+        .unwrap_err();
+    assert_eq!(e.status(), Status::WrongState);
+    let e = d.chunk(0, b"x").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AgentError::WrongState {
+                input: "a chunk",
+                ..
+            }
+        ),
+        "{e:?}"
     );
+    // A tick is harmless in any state.
+    d.handle(Input::Tick).unwrap();
+}
+
+#[test]
+fn every_persist_carries_the_typed_record_as_it_was_then() {
+    let (v, _, key) = publish(&noise(100_000, 14), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let mut states = Vec::new();
+    let agent = d.agent();
+    while let Some(out) = agent.poll() {
+        if let Output::Persist(record) = out {
+            states.push(record.state);
+            // The record round-trips through its JSON form unchanged.
+            let again = AgentRecord::from_json(record.to_json().as_bytes(), &Limits::default());
+            assert_eq!(again.unwrap(), *record);
+        }
+    }
+    assert_eq!(states, [AgentState::Assigned, AgentState::Downloading]);
+    assert_eq!(d.agent().record().state, AgentState::Downloading);
+}
+
+#[test]
+fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
+    let (v, artifact, key) = publish(&noise(70_000, 15), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    assert_eq!(d.agent().poll_timeout(), None, "downloading waits on input");
+    // Deliver every chunk; stop before the host carries out the swap.
+    let mut budget = None;
+    loop {
+        let out = d.agent().poll();
+        match out {
+            Some(Output::Fetch(r)) => d.wanted.push_back(r),
+            Some(Output::Swap) => break,
+            Some(_) => {}
+            None => {
+                let (o, data) = in_order(&mut d.wanted, &artifact).expect("a chunk to deliver");
+                d.chunk(o, &data).unwrap();
+            }
+        }
+    }
+    assert_eq!(d.agent().state(), AgentState::Swapped);
+    assert_eq!(
+        d.agent().poll_timeout(),
+        None,
+        "waiting for the host's swap"
+    );
+    let swapped_at = UnixMs(2_000_000);
+    d.now = swapped_at;
+    d.handle(Input::Swapped).unwrap();
+    d.drain(&mut budget).unwrap();
+    // The policy of `config`: the first probe 1 s after the swap.
+    assert_eq!(d.agent().poll_timeout(), Some(swapped_at + 1_000));
+    // Late: the instant it was due stays the answer (a past instant means now).
+    d.now = swapped_at + 30_000;
+    assert_eq!(d.agent().poll_timeout(), Some(swapped_at + 1_000));
+    d.handle(Input::Tick).unwrap();
+    // The probe is in flight: nothing to wait for but its result.
+    assert_eq!(d.agent().poll_timeout(), None);
+    let probe = d.agent().poll();
+    assert!(
+        matches!(&probe, Some(Output::Probe { swapped_at: at, .. }) if *at == swapped_at),
+        "{probe:?}"
+    );
+    d.handle(Input::ProbeResult(ProbeResult {
+        healthy: true,
+        detail: "ok".into(),
+    }))
+    .unwrap();
+    assert_eq!(
+        d.agent().poll_timeout(),
+        Some(swapped_at + 31_000),
+        "the next probe, one interval after the last"
+    );
+}
+
+#[test]
+fn restoring_with_another_package_is_refused() {
+    let (v, artifact, key) = publish(&noise(200_000, 16), "2.0.0", |_| {});
+    let (other, _, _) = publish(&noise(1000, 17), "2.0.1", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
+    d.chunk(o, &data).unwrap();
+    d.power_cut();
+    let e = match d.boot_with(other.clone()) {
+        Err(e) => e,
+        Ok(()) => panic!("restored with another package"),
+    };
+    assert!(
+        matches!(&e, AgentError::Record(RecordError::PackageMismatch { requested, given })
+            if requested == v.id() && given == other.id()),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Status::RecordInvalid);
+    // The right package resumes and finishes.
+    d.boot_with(v.clone()).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(last_report(&d).status, ReportStatus::Success);
 }

@@ -367,3 +367,116 @@ fn the_core_checks_the_targets_role_itself() {
     assert_eq!(e.to_string(), "root metadata: signed: missing");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The device of the agent tests: a sensor running 1.2.0 whose agent trusts no DSSE key of
+/// this repository (key 9), so only the TUF route can bring it a package.
+fn sensor_device() -> ota_tests::device::Device {
+    use ota_tests::device::{Device, config, healthy};
+    let profile = ota_core::DeviceProfile::from_json(
+        br#"{"device_id":"dev_8f3a","device_type":"temp-sensor","hardware_profile":"acme-sensor-v2","arch":"armv7",
+             "installed":{"temp-sensor-fw":"1.2.0"}}"#,
+    )
+    .unwrap();
+    let trusted = [signing_key(9).public_key()].into_iter().collect();
+    Device::new(config(profile, trusted), b"firmware 1.2.0", healthy())
+}
+
+#[test]
+fn a_tuf_verified_package_drives_the_agent_through_install_and_commit() {
+    use ota_core::agent::{AgentError, AgentState, Rejection};
+    use ota_core::assignment::{Assignment, Proof};
+    use ota_core::report::ReportStatus;
+    use ota_tests::device::in_order;
+
+    let dir = tmp("agent");
+    let size = 300_000;
+    let (repo, _, _, artifact) = repo_with(&dir, "temp-sensor-fw/2.0.0/fw.enc", size);
+    let plain = ota_tests::noise(size, size as u64 + 1);
+    let trusted = client(&repo, &dir.join("state"))
+        .refresh(NOW + 1000)
+        .unwrap();
+    let package = trusted
+        .resolve("temp-sensor-fw/2.0.0/fw.enc")
+        .unwrap()
+        .package;
+
+    // The control plane's assignment names the target; it survives its JSON form.
+    let a = Assignment::new(
+        &package,
+        ota_tests::seal_key(),
+        Some("rol_4c7e".parse().unwrap()),
+        None,
+    );
+    assert_eq!(
+        a.proof,
+        Proof::Tuf {
+            target: "temp-sensor-fw/2.0.0/fw.enc".into()
+        }
+    );
+    let json = a.to_json();
+    assert!(
+        json.contains(r#""tuf_target":"temp-sensor-fw/2.0.0/fw.enc""#)
+            && !json.contains("envelope"),
+        "{json}"
+    );
+    let a = Assignment::from_json(json.as_bytes(), &ota_core::Limits::default()).unwrap();
+
+    // Without the package the TUF client verified, the agent refuses it.
+    let mut d = sensor_device();
+    let e = d.assign(a.clone()).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::Unverified { target }) if target == "temp-sensor-fw/2.0.0/fw.enc"),
+        "{e:?}"
+    );
+
+    // With it: install, swap, probe, commit.
+    d.assign_verified(a.clone(), package.clone()).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), plain);
+    assert_eq!(d.agent().state(), AgentState::Idle);
+    assert_eq!(
+        d.agent().installed("temp-sensor-fw").unwrap().to_string(),
+        "2.0.0"
+    );
+    let r = d.disk.reports.last().unwrap();
+    assert_eq!(r.status, ReportStatus::Success);
+    assert_eq!(r.rollout_id.as_ref().unwrap().as_str(), "rol_4c7e");
+
+    // A power cut mid-download: the host resolves the target again and restores the agent
+    // with it; the download resumes and commits.
+    let mut d = sensor_device();
+    d.assign_verified(a.clone(), package.clone()).unwrap();
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    for _ in 0..2 {
+        let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
+        d.chunk(o, &data).unwrap();
+    }
+    d.power_cut();
+    let again = trusted
+        .resolve("temp-sensor-fw/2.0.0/fw.enc")
+        .unwrap()
+        .package;
+    d.boot_with(again).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Downloading);
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), plain);
+    assert_eq!(d.disk.reports.last().unwrap().status, ReportStatus::Success);
+
+    // Restarted without it, the agent cannot verify the target again: the update fails
+    // before anything was swapped, and the device stays on its version.
+    let mut d = sensor_device();
+    d.assign_verified(a, package).unwrap();
+    d.drain(&mut budget).unwrap();
+    d.power_cut();
+    d.boot();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), b"firmware 1.2.0");
+    let r = d.disk.reports.last().unwrap();
+    assert_eq!(r.status, ReportStatus::Failure);
+    assert!(
+        r.reason.as_deref().unwrap().contains("was not verified"),
+        "{r:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -8,7 +8,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use ota_core::agent::{Agent, AgentConfig, Command, DeviceIo};
+use ota_core::UnixMs;
+use ota_core::agent::{Agent, AgentConfig, DeviceIo, Input, Output};
 use ota_core::assignment::Assignment;
 use ota_core::download::{ChunkRequest, Staging};
 use ota_core::probe::{ProbePolicy, ProbeSpec};
@@ -120,9 +121,9 @@ impl Device {
             default_probe: None,
             exec_allowlist: Vec::new(),
             max_boot_attempts: 3,
-            limits: Limits::DEFAULT,
+            limits: Limits::default(),
         };
-        let agent = Agent::new(config, None, now, &mut storage);
+        let agent = Agent::new(config, None, UnixMs(now), &mut storage);
         Ok(Device {
             healthy,
             storage,
@@ -159,32 +160,37 @@ impl Device {
         let mut now = start;
         let mut wanted: Vec<ChunkRequest> = Vec::new();
         let mut swapped_at = SystemTime::now();
-        let _ = self
-            .agent
-            .handle_assignment(assignment, now, &mut self.storage);
+        let _ = self.agent.handle(
+            Input::assignment(assignment),
+            UnixMs(now),
+            &mut self.storage,
+        );
         for _ in 0..1_000_000 {
-            while let Some(cmd) = self.agent.poll_command() {
-                match cmd {
-                    Command::Persist { .. } => {}
-                    Command::Fetch(r) => wanted.push(r),
-                    Command::Swap => {
+            while let Some(out) = self.agent.poll() {
+                let at = UnixMs(now);
+                match out {
+                    Output::Persist(_) => {}
+                    Output::Fetch(r) => wanted.push(r),
+                    Output::Swap => {
                         self.storage.active = self.storage.target;
                         run.swapped = true;
                         swapped_at = SystemTime::now();
                         self.start_application(swapped_at, app_comes_up);
-                        let _ = self.agent.handle_swapped(now);
+                        let _ = self.agent.handle(Input::Swapped, at, &mut self.storage);
                     }
-                    Command::Probe { spec, .. } => {
+                    Output::Probe { spec, .. } => {
                         let result = runner::run(&spec, &self.allowlist, swapped_at);
                         run.probe = Some((result.healthy, result.detail.clone()));
-                        let _ = self.agent.handle_probe_result(result, now);
+                        let _ =
+                            self.agent
+                                .handle(Input::ProbeResult(result), at, &mut self.storage);
                     }
-                    Command::RestorePrevious => {
+                    Output::RestorePrevious => {
                         self.storage.active = 1 - self.storage.target;
                         run.restored = true;
-                        let _ = self.agent.handle_restored(now);
+                        let _ = self.agent.handle(Input::Restored, at, &mut self.storage);
                     }
-                    Command::Report(r) => run.reports.push(r),
+                    Output::Report(r) => run.reports.push(r),
                     _ => {}
                 }
             }
@@ -208,13 +214,15 @@ impl Device {
                 // A corrupt chunk is refused, and the agent asks for it again.
                 let _ = self
                     .agent
-                    .handle_chunk(r.offset, &data, now, &mut self.storage);
+                    .handle_chunk(r.offset, &data, UnixMs(now), &mut self.storage);
                 continue;
             }
             match self.agent.poll_timeout() {
                 Some(t) => {
-                    now = now.max(t);
-                    self.agent.handle_tick(now);
+                    now = now.max(t.get());
+                    let _ = self
+                        .agent
+                        .handle(Input::Tick, UnixMs(now), &mut self.storage);
                 }
                 None => break,
             }
