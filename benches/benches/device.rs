@@ -11,11 +11,12 @@ use std::hint::black_box;
 use std::io::Write as _;
 
 use criterion::Throughput;
-use ota_benches::{dense_weights, print_ratios, scratch_file, shell};
+use ota_benches::{print_ratios, scratch_file, shell};
 use ota_core::Limits;
 use ota_core::download::{Download, Install};
 use ota_core::seal::{self, SealKey};
 use ota_core::sign::{self, SigningKey};
+use ota_sim::dense_weights;
 
 const MB: usize = 1 << 20;
 

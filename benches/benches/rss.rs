@@ -59,14 +59,8 @@ fn child(dir: &std::path::Path) {
     let mut download = Download::new(&verified);
     let mut install = Install::new(&verified, &key, std::io::BufWriter::new(slot));
     // Shuffled, as a flaky link delivers: a deterministic permutation of the chunk indices.
-    let mut order: Vec<_> = download.plan(usize::MAX);
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    for i in (1..order.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        order.swap(i, (x % (i as u64 + 1)) as usize);
-    }
+    let mut order = download.plan(usize::MAX);
+    ota_sim::Rng::new(0x2545_f491_4f6c_dd1d).shuffle(&mut order);
     let mut buf = vec![0u8; 65536];
     let start = std::time::Instant::now();
     for r in order {

@@ -10,11 +10,12 @@ use std::hint::black_box;
 use std::process::Command;
 
 use criterion::Throughput;
-use ota_benches::{dense_weights, mean_ns, print_ratios, scratch_file, shell};
+use ota_benches::{mean_ns, print_ratios, scratch_file, shell};
 use ota_core::seal::{self, SealKey};
 use ota_core::sign::SigningKey;
 use ota_host::tuf::client::Client;
 use ota_host::tuf::repo::{Expiries, Repo, Role, Roles};
+use ota_sim::dense_weights;
 
 const MB: usize = 1 << 20;
 const TARGETS: usize = 300;

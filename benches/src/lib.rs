@@ -1,13 +1,11 @@
-//! Inputs shared by the benchmarks: synthetic fleets and packages, generated deterministically
-//! from a seed, and criterion helpers that report each benchmark against its reference.
+//! Inputs shared by the benchmarks: the model package they publish, and criterion helpers
+//! that report each benchmark against its reference.
 //!
-//! The generators and fleets come from `ota-sim`, shared with the tests and the demo.
+//! The seeded generators, synthetic weights and fleets are in `ota-sim`, shared with the
+//! tests and the demo: the benchmarks call it directly.
 
 use ota_core::Package;
 use serde_json::json;
-
-pub use ota_sim::fleet::{mixed_jetsons as fleet, mostly_compatible_jetsons as compatible_fleet};
-pub use ota_sim::{Rng, dense_weights};
 
 /// The TensorRT model package for Orin NX used by the benchmarks.
 pub fn yolo_package() -> Package {
