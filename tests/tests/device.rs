@@ -12,7 +12,7 @@ use ota_core::report::ReportStatus;
 use ota_core::seal::SealKey;
 use ota_core::sign::{self, TrustedKeys, VerifiedPackage};
 use ota_core::{DeviceProfile, Limits, Package, Status, UnixMs};
-use ota_sim::network::in_order;
+use ota_sim::network::{chunk, in_order};
 use ota_sim::{Rng, noise};
 use ota_tests::device::{Device, config, healthy, unhealthy};
 use ota_tests::signing_key;
@@ -132,16 +132,19 @@ fn chaos(
         if roll > 2 {
             wanted.remove(i); // delivered; corrupted ones (roll 1..=2) stay wanted
         }
-        let end = r.offset as usize + r.length as usize;
-        let mut data = artifact[r.offset as usize..end].to_vec();
+        let mut data = chunk(artifact, &r).to_vec();
         match roll {
             1 => {
                 let at = rng.index(data.len());
                 data[at] ^= 0x55;
             }
-            2 if other.len() >= end => {
-                // A chunk of another package at the same offset (mix-and-match).
-                data.copy_from_slice(&other[r.offset as usize..end]);
+            2 => {
+                // A chunk of another package at the same offset (mix-and-match), where it
+                // has one as long.
+                let theirs = chunk(&other, &r);
+                if theirs.len() == data.len() {
+                    data.copy_from_slice(theirs);
+                }
             }
             _ => {}
         }
@@ -321,11 +324,7 @@ fn attack(
         "{name}: the active slot changed"
     );
     if !writes_allowed {
-        assert_eq!(
-            d.disk.take_slot_writes(),
-            0,
-            "{name}: a slot was written"
-        );
+        assert_eq!(d.disk.take_slot_writes(), 0, "{name}: a slot was written");
     }
     err
 }
