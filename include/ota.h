@@ -1226,6 +1226,129 @@ void ota_rollout_free(ota_rollout *rollout);
 ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *records_out);
 
 /**
+ * Starts a download of a verified package's artifact: nothing verified yet.
+ *
+ * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
+ */
+ota_status ota_download_new(const ota_verified_package *package, ota_download **download_out);
+
+/**
+ * Resumes a download from its saved state (the JSON `ota_download_state` wrote): every chunk
+ * the state marks is read back through `io->stage_read` and checked again; one that no
+ * longer matches is missing again.
+ *
+ * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
+ */
+ota_status ota_download_resume(const ota_verified_package *package,
+                               const char *state,
+                               size_t state_len,
+                               const ota_device_io *io,
+                               ota_download **download_out);
+
+/**
+ * Lists up to `max` missing chunks, in order: their offsets into `offsets` and lengths into
+ * `lengths` (each `max` elements; NULL when `max` is 0); `*out_n` receives how many were
+ * written.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_download_plan(const ota_download *download,
+                             uint64_t *offsets,
+                             uint32_t *lengths,
+                             size_t max,
+                             size_t *out_n);
+
+/**
+ * Takes a chunk that arrived at `offset`: checks its place and its signed digest, then
+ * stores it through `io->stage_write`. A bad chunk is refused with its index in the last
+ * error and stays missing; `*new_out` (may be NULL) says whether the chunk was new.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_download_accept(ota_download *download,
+                               uint64_t offset,
+                               const uint8_t *data,
+                               size_t data_len,
+                               const ota_device_io *io,
+                               bool *new_out);
+
+/**
+ * Writes the download's state (which chunks are verified) as JSON into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_download_state(const ota_download *download,
+                              char *buf,
+                              size_t buf_len,
+                              size_t *out_n);
+
+/**
+ * How far the download is: `*verified_out` receives the chunks verified and `*total_out`
+ * the chunks in all.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_download_progress(const ota_download *download,
+                                 size_t *verified_out,
+                                 size_t *total_out);
+
+/**
+ * Frees a download. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `download`; nothing to free.
+ */
+void ota_download_free(ota_download *download);
+
+/**
+ * Starts installing a verified package's artifact, opened with `key` (32 bytes), into a
+ * slot written through `write(ctx, ...)` (which must start empty).
+ *
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the install
+ * is finished or freed.
+ *
+ * Takes no ownership; the caller frees `*install_out` with `ota_install_free`.
+ */
+ota_status ota_install_new(const ota_verified_package *package,
+                           const uint8_t *key,
+                           size_t key_len,
+                           ota_write_fn write,
+                           void *ctx,
+                           ota_install **install_out);
+
+/**
+ * Installs every verified chunk that continues the installed prefix, reading each back
+ * through `io->stage_read` and checking it again first. A stored chunk that went bad is
+ * marked missing in `download` (`OTA_STATUS_STORED_CHUNK_CORRUPT`, naming it).
+ * `*installed_out` (may be NULL) receives how many chunks are installed.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_install_advance(ota_install *install,
+                               ota_download *download,
+                               const ota_device_io *io,
+                               size_t *installed_out);
+
+/**
+ * Ends the install once every chunk is in: confirms the artifact's SHA-256 and the
+ * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
+ * `buf`. Only success means the slot holds the complete new version. Calling it again
+ * returns the same JSON; after a failure it fails with `OTA_STATUS_INVALID_ARGUMENT`.
+ *
+ * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the install stays finished, and the call
+ * can be repeated with a larger buffer.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees an install. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `install`; nothing to free.
+ */
+void ota_install_free(ota_install *install);
+
+/**
  * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
  * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
  * resuming from the last persisted record after a restart (`record` NULL and
@@ -1398,129 +1521,6 @@ ota_status ota_agent_installed_version(const ota_agent *agent,
  * Takes ownership of `agent`; nothing to free.
  */
 void ota_agent_free(ota_agent *agent);
-
-/**
- * Starts a download of a verified package's artifact: nothing verified yet.
- *
- * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
- */
-ota_status ota_download_new(const ota_verified_package *package, ota_download **download_out);
-
-/**
- * Resumes a download from its saved state (the JSON `ota_download_state` wrote): every chunk
- * the state marks is read back through `io->stage_read` and checked again; one that no
- * longer matches is missing again.
- *
- * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
- */
-ota_status ota_download_resume(const ota_verified_package *package,
-                               const char *state,
-                               size_t state_len,
-                               const ota_device_io *io,
-                               ota_download **download_out);
-
-/**
- * Lists up to `max` missing chunks, in order: their offsets into `offsets` and lengths into
- * `lengths` (each `max` elements; NULL when `max` is 0); `*out_n` receives how many were
- * written.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_download_plan(const ota_download *download,
-                             uint64_t *offsets,
-                             uint32_t *lengths,
-                             size_t max,
-                             size_t *out_n);
-
-/**
- * Takes a chunk that arrived at `offset`: checks its place and its signed digest, then
- * stores it through `io->stage_write`. A bad chunk is refused with its index in the last
- * error and stays missing; `*new_out` (may be NULL) says whether the chunk was new.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_download_accept(ota_download *download,
-                               uint64_t offset,
-                               const uint8_t *data,
-                               size_t data_len,
-                               const ota_device_io *io,
-                               bool *new_out);
-
-/**
- * Writes the download's state (which chunks are verified) as JSON into `buf`.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_download_state(const ota_download *download,
-                              char *buf,
-                              size_t buf_len,
-                              size_t *out_n);
-
-/**
- * How far the download is: `*verified_out` receives the chunks verified and `*total_out`
- * the chunks in all.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_download_progress(const ota_download *download,
-                                 size_t *verified_out,
-                                 size_t *total_out);
-
-/**
- * Frees a download. NULL is allowed and does nothing.
- *
- * Takes ownership of `download`; nothing to free.
- */
-void ota_download_free(ota_download *download);
-
-/**
- * Starts installing a verified package's artifact, opened with `key` (32 bytes), into a
- * slot written through `write(ctx, ...)` (which must start empty).
- *
- * `ctx` is passed back to `write` untouched; `write` must stay callable until the install
- * is finished or freed.
- *
- * Takes no ownership; the caller frees `*install_out` with `ota_install_free`.
- */
-ota_status ota_install_new(const ota_verified_package *package,
-                           const uint8_t *key,
-                           size_t key_len,
-                           ota_write_fn write,
-                           void *ctx,
-                           ota_install **install_out);
-
-/**
- * Installs every verified chunk that continues the installed prefix, reading each back
- * through `io->stage_read` and checking it again first. A stored chunk that went bad is
- * marked missing in `download` (`OTA_STATUS_STORED_CHUNK_CORRUPT`, naming it).
- * `*installed_out` (may be NULL) receives how many chunks are installed.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_install_advance(ota_install *install,
-                               ota_download *download,
-                               const ota_device_io *io,
-                               size_t *installed_out);
-
-/**
- * Ends the install once every chunk is in: confirms the artifact's SHA-256 and the
- * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
- * `buf`. Only success means the slot holds the complete new version. Calling it again
- * returns the same JSON; after a failure it fails with `OTA_STATUS_INVALID_ARGUMENT`.
- *
- * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the install stays finished, and the call
- * can be repeated with a larger buffer.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Frees an install. NULL is allowed and does nothing.
- *
- * Takes ownership of `install`; nothing to free.
- */
-void ota_install_free(ota_install *install);
 
 /**
  * Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable
