@@ -367,7 +367,8 @@ typedef uint32_t ota_command_kind;
 #endif // __cplusplus
 
 /**
- * A device's update agent. Made by `ota_agent_new`, freed by `ota_agent_free`.
+ * A device's update agent. Made by `ota_agent_new` or `ota_agent_restore`, freed by
+ * `ota_agent_free`.
  */
 typedef struct ota_agent ota_agent;
 
@@ -1227,43 +1228,29 @@ ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *re
 /**
  * Starts a download of a verified package's artifact: nothing verified yet.
  *
- * Takes ownership of nothing. On success, `*download_out` receives a new download that the
- * caller must free with `ota_download_free`.
- *
- * # Safety
- *
- * `package` must be a live verified package; `download_out` must point to a writable
- * pointer.
+ * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
  */
 ota_status ota_download_new(const ota_verified_package *package, ota_download **download_out);
 
 /**
- * Resumes a download from its saved state (`ota_download_state`): every chunk the state
- * marks is read back through `io->stage_read` and checked again; one that no longer matches
- * is missing again.
+ * Resumes a download from its saved state (the JSON `ota_download_state` wrote): every chunk
+ * the state marks is read back through `io->stage_read` and checked again; one that no
+ * longer matches is missing again.
  *
- * Takes ownership of nothing. On success, `*download_out` receives a new download that the
- * caller must free with `ota_download_free`.
- *
- * # Safety
- *
- * `package` must be a live verified package; `state` must point to `state_len` readable
- * bytes; `io` to a valid `ota_device_io`; `download_out` to a writable pointer.
+ * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
  */
 ota_status ota_download_resume(const ota_verified_package *package,
-                               const uint8_t *state,
+                               const char *state,
                                size_t state_len,
                                const ota_device_io *io,
                                ota_download **download_out);
 
 /**
  * Lists up to `max` missing chunks, in order: their offsets into `offsets` and lengths into
- * `lengths`; `*out_n` receives how many were written.
+ * `lengths` (each `max` elements; NULL when `max` is 0); `*out_n` receives how many were
+ * written.
  *
- * # Safety
- *
- * `download` must be a live download; `offsets` and `lengths` must each point to `max`
- * writable elements (or be NULL when `max` is 0); `out_n` to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_download_plan(const ota_download *download,
                              uint64_t *offsets,
@@ -1276,10 +1263,7 @@ ota_status ota_download_plan(const ota_download *download,
  * stores it through `io->stage_write`. A bad chunk is refused with its index in the last
  * error and stays missing; `*new_out` (may be NULL) says whether the chunk was new.
  *
- * # Safety
- *
- * `download` must be a live download; `data` must point to `data_len` readable bytes; `io`
- * to a valid `ota_device_io`; `new_out` must be NULL or point to a writable `bool`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_download_accept(ota_download *download,
                                uint64_t offset,
@@ -1291,14 +1275,7 @@ ota_status ota_download_accept(ota_download *download,
 /**
  * Writes the download's state (which chunks are verified) as JSON into `buf`.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `download` must be a live download; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_download_state(const ota_download *download,
                               char *buf,
@@ -1306,12 +1283,10 @@ ota_status ota_download_state(const ota_download *download,
                               size_t *out_n);
 
 /**
- * How far the download is: chunks verified and chunks in all.
+ * How far the download is: `*verified_out` receives the chunks verified and `*total_out`
+ * the chunks in all.
  *
- * # Safety
- *
- * `download` must be a live download; `verified_out` and `total_out` must point to writable
- * `size_t`s.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_download_progress(const ota_download *download,
                                  size_t *verified_out,
@@ -1320,24 +1295,18 @@ ota_status ota_download_progress(const ota_download *download,
 /**
  * Frees a download. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `download` must be NULL or a download not freed before.
+ * Takes ownership of `download`; nothing to free.
  */
 void ota_download_free(ota_download *download);
 
 /**
- * Starts installing a verified package's artifact, opened with `key`, into a slot written
- * through `write(ctx, ...)` (which must start empty).
+ * Starts installing a verified package's artifact, opened with `key` (32 bytes), into a
+ * slot written through `write(ctx, ...)` (which must start empty).
  *
- * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
- * `*install_out` receives a new install that the caller must free with `ota_install_free`.
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the install
+ * is finished or freed.
  *
- * # Safety
- *
- * `package` must be a live verified package; `key` must point to `key_len` (32) readable
- * bytes; `write` must be callable with `ctx` until the install is finished or freed;
- * `install_out` must point to a writable pointer.
+ * Takes no ownership; the caller frees `*install_out` with `ota_install_free`.
  */
 ota_status ota_install_new(const ota_verified_package *package,
                            const uint8_t *key,
@@ -1352,10 +1321,7 @@ ota_status ota_install_new(const ota_verified_package *package,
  * marked missing in `download` (`OTA_STATUS_STORED_CHUNK_CORRUPT`, naming it).
  * `*installed_out` (may be NULL) receives how many chunks are installed.
  *
- * # Safety
- *
- * `install` and `download` must be live; `io` must point to a valid `ota_device_io`;
- * `installed_out` must be NULL or point to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_install_advance(ota_install *install,
                                ota_download *download,
@@ -1365,29 +1331,20 @@ ota_status ota_install_advance(ota_install *install,
 /**
  * Ends the install once every chunk is in: confirms the artifact's SHA-256 and the
  * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
- * `buf`. Only success means the slot holds the complete new version.
+ * `buf`. Only success means the slot holds the complete new version. Calling it again
+ * returns the same JSON; after a failure it fails with `OTA_STATUS_INVALID_ARGUMENT`.
  *
- * Calling it again returns the same JSON; after a failure it fails with
- * `OTA_STATUS_INVALID_ARGUMENT`.
+ * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the install stays finished, and the call
+ * can be repeated with a larger buffer.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the install stays finished: call again with a larger
- * buffer.
- *
- * # Safety
- *
- * `install` must be live; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, size_t *out_n);
 
 /**
  * Frees an install. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `install` must be NULL or an install not freed before.
+ * Takes ownership of `install`; nothing to free.
  */
 void ota_install_free(ota_install *install);
 
@@ -1396,42 +1353,19 @@ void ota_install_free(ota_install *install);
  * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
  * resuming from the last persisted record after a restart (`record` NULL and
  * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
+ * Drain `ota_agent_poll_command` after this call and after every `ota_agent_handle_*`.
  *
- * Takes ownership of nothing; `io` is copied, and its callbacks must stay usable while the
- * agent lives. On success, `*agent_out` receives a new agent that the caller must free with
- * `ota_agent_free`. Drain `ota_agent_poll_command` after this call and after every
- * `ota_agent_handle_*`.
+ * `io` is copied; its callbacks must stay callable while the agent lives.
  *
- * # Safety
- *
- * `config` must point to `config_len` readable bytes and `record` to `record_len`; `io` must
- * point to a valid `ota_device_io`; `agent_out` to a writable pointer.
+ * Takes no ownership; the caller frees `*agent_out` with `ota_agent_free`.
  */
-ota_status ota_agent_new(const uint8_t *config,
+ota_status ota_agent_new(const char *config,
                          size_t config_len,
-                         const uint8_t *record,
+                         const char *record,
                          size_t record_len,
                          uint64_t now,
                          const ota_device_io *io,
                          ota_agent **agent_out);
-
-/**
- * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
- * "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
- * refused — with the status saying why, and a `rejected` report queued — unless its
- * signature verifies, it fits this device, and it is not a downgrade. An assignment that
- * names a TUF target needs `ota_agent_handle_verified_assignment`.
- *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes.
- */
-ota_status ota_agent_handle_assignment(ota_agent *agent,
-                                       const uint8_t *assignment,
-                                       size_t assignment_len,
-                                       uint64_t now);
 
 /**
  * Makes the agent as `ota_agent_new` does from a persisted record (`record` not empty), with
@@ -1440,24 +1374,33 @@ ota_status ota_agent_handle_assignment(ota_agent *agent,
  * `package` may be NULL otherwise. Fails with `OTA_STATUS_RECORD_INVALID` when the package is
  * not the record's update.
  *
- * Takes ownership of nothing; `package` is copied; `io` is copied, and its callbacks must
- * stay usable while the agent lives. On success, `*agent_out` receives a new agent that the
- * caller must free with `ota_agent_free`.
+ * `package` is copied. `io` is copied; its callbacks must stay callable while the agent
+ * lives.
  *
- * # Safety
- *
- * `config` must point to `config_len` readable bytes and `record` to `record_len`; `package`
- * must be NULL or a live verified package; `io` must point to a valid `ota_device_io`;
- * `agent_out` to a writable pointer.
+ * Takes no ownership; the caller frees `*agent_out` with `ota_agent_free`.
  */
-ota_status ota_agent_restore(const uint8_t *config,
+ota_status ota_agent_restore(const char *config,
                              size_t config_len,
-                             const uint8_t *record,
+                             const char *record,
                              size_t record_len,
                              const ota_verified_package *package,
                              uint64_t now,
                              const ota_device_io *io,
                              ota_agent **agent_out);
+
+/**
+ * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
+ * "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
+ * refused — with the status saying why, and a `rejected` report queued — unless its
+ * signature verifies, it fits this device, and it is not a downgrade. An assignment that
+ * names a TUF target needs `ota_agent_handle_verified_assignment`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_assignment(ota_agent *agent,
+                                       const char *assignment,
+                                       size_t assignment_len,
+                                       uint64_t now);
 
 /**
  * Gives the agent an assignment with the package the host verified: the TUF route (the
@@ -1466,15 +1409,12 @@ ota_status ota_agent_restore(const uint8_t *config,
  * `ota_agent_handle_assignment` says, and with `OTA_STATUS_INVALID_ARGUMENT` when a TUF
  * target's package was verified for another target or not through TUF.
  *
- * Takes ownership of nothing; `package` is copied.
+ * `package` is copied.
  *
- * # Safety
- *
- * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes;
- * `package` must be a live verified package.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_handle_verified_assignment(ota_agent *agent,
-                                                const uint8_t *assignment,
+                                                const char *assignment,
                                                 size_t assignment_len,
                                                 const ota_verified_package *package,
                                                 uint64_t now);
@@ -1484,12 +1424,7 @@ ota_status ota_agent_handle_verified_assignment(ota_agent *agent,
  * with `OTA_STATUS_CHUNK_DIGEST_MISMATCH` and asked for again; a duplicate is harmless.
  * `*new_out` (may be NULL) says whether the chunk was new.
  *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `agent` must be a live agent; `data` must point to `data_len` readable bytes; `new_out`
- * must be NULL or point to a writable `bool`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_handle_chunk(ota_agent *agent,
                                   uint64_t offset,
@@ -1501,40 +1436,33 @@ ota_status ota_agent_handle_chunk(ota_agent *agent,
 /**
  * Tells the agent the host made the new slot active (after a reboot if it needed one).
  *
- * # Safety
- *
- * `agent` must be a live agent.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_handle_swapped(ota_agent *agent, uint64_t now);
 
 /**
- * Gives the agent the result of the probe it asked for; `detail` says what the probe saw.
+ * Gives the agent the result of the probe it asked for; `detail` (text) says what the probe
+ * saw.
  *
- * # Safety
- *
- * `agent` must be a live agent; `detail` must point to `detail_len` readable bytes.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_handle_probe_result(ota_agent *agent,
                                          bool healthy,
-                                         const uint8_t *detail,
+                                         const char *detail,
                                          size_t detail_len,
                                          uint64_t now);
 
 /**
  * Tells the agent the host made the previous slot active again.
  *
- * # Safety
- *
- * `agent` must be a live agent.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
 
 /**
  * Tells the agent the time: a probe may be due, or a deadline passed.
  *
- * # Safety
- *
- * `agent` must be a live agent.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
 
@@ -1543,24 +1471,16 @@ ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
  * there is none. The text of a persist, probe or report command is then in
  * `ota_agent_command_text`, until the next poll.
  *
- * # Safety
- *
- * `agent` must be a live agent; `command_out` must point to a writable `ota_command`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_poll_command(ota_agent *agent, ota_command *command_out);
 
 /**
  * Writes the text of the command last polled (the record of a persist, the probe of a
- * probe, the report of a report; empty otherwise) into `buf` (NUL-terminated).
+ * probe, the report of a report; empty otherwise) into `buf`. A buffer too small loses
+ * nothing: the text stays until the next poll.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the text stays available.
- *
- * # Safety
- *
- * `agent` must be a live agent; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_len, size_t *out_n);
 
@@ -1569,37 +1489,25 @@ ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_
  * receives it (an instant already past means now), or `UINT64_MAX` when the agent waits
  * only on input.
  *
- * # Safety
- *
- * `agent` must be a live agent; `at_out` must point to a writable `uint64_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_timeout(const ota_agent *agent, uint64_t *at_out);
 
 /**
- * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...): a static string the
- * caller must not free, or NULL for a NULL agent.
+ * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...) as a static string, or
+ * NULL for a NULL agent or a handle of another type (the last error says which).
  *
- * # Safety
- *
- * `agent` must be NULL or a live agent.
+ * Takes no ownership; nothing to free.
  */
 const char *ota_agent_state(const ota_agent *agent);
 
 /**
- * Writes the active version of package `name` into `buf` (NUL-terminated); empty when the
- * device has none.
+ * Writes the active version of package `name` into `buf`; empty when the device has none.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `agent` must be a live agent; `name` must point to `name_len` readable bytes; `buf` to
- * `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_agent_installed_version(const ota_agent *agent,
-                                       const uint8_t *name,
+                                       const char *name,
                                        size_t name_len,
                                        char *buf,
                                        size_t buf_len,
@@ -1607,11 +1515,10 @@ ota_status ota_agent_installed_version(const ota_agent *agent,
 
 /**
  * Frees an agent. NULL is allowed and does nothing. Freeing an agent mid-update loses
- * nothing that was persisted: a new agent made from the last record resumes.
+ * nothing that was persisted: `ota_agent_new` (or `ota_agent_restore`) from the last record
+ * resumes.
  *
- * # Safety
- *
- * `agent` must be NULL or an agent not freed before.
+ * Takes ownership of `agent`; nothing to free.
  */
 void ota_agent_free(ota_agent *agent);
 
@@ -1622,18 +1529,14 @@ void ota_agent_free(ota_agent *agent);
  * `*healthy_out` receives the verdict and `buf` what the probe saw. A probe the allowlist
  * refuses is unhealthy.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n` (the probe ran).
+ * On `OTA_STATUS_INSUFFICIENT_SIZE` the probe ran and `*healthy_out` holds its verdict; a
+ * retry with a larger buffer runs it again.
  *
- * # Safety
- *
- * `spec` must point to `spec_len` readable bytes and `allowlist` to `allowlist_len`;
- * `healthy_out` must point to a writable `bool`; `buf` to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_probe_run(const uint8_t *spec,
+ota_status ota_probe_run(const char *spec,
                          size_t spec_len,
-                         const uint8_t *allowlist,
+                         const char *allowlist,
                          size_t allowlist_len,
                          uint64_t swapped_at,
                          bool *healthy_out,

@@ -47,9 +47,11 @@ mod compat;
 
 mod rollout;
 
-mod agent;
 mod device_io;
 mod download;
+
+mod agent;
+
 #[cfg(feature = "probe-runners")]
 mod probe;
 

@@ -4,8 +4,9 @@ import ctypes
 import json as _json
 
 from . import _errors, _lib
-from ._ffi import as_bytes, call, json_text, lib, text
-from ._managed import BYTES, INT, JSON, Managed, arg
+from ._ffi import as_bytes, as_text, call, json_text, lib, text
+from ._managed import INT, JSON, TEXT, Managed, arg
+from ._sign import VerifiedPackage
 
 __all__ = ["DeviceIo", "Agent", "COMMANDS", "probe_run"]
 
@@ -65,25 +66,61 @@ class Agent(Managed):
     """The device's update agent. After creating it and after every ``handle_*`` call, carry
     out ``commands()`` in order: ``persist`` (store ``text`` durably first), ``fetch``
     (``offset``/``length``), ``swap``, ``probe`` (``text`` is the probe), ``restore_previous``
-    and ``report`` (``text`` is the report)."""
+    and ``report`` (``text`` is the report).
+
+    ``Agent(config, io, now)`` starts a new device; ``record=`` (the text of the last
+    ``persist``) resumes after a restart. ``Agent.restore`` resumes with the update's package
+    verified again, which an update proved by a TUF target needs."""
 
     _free = lib.ota_agent_free
 
     def __init__(self, config, io, now, record=None):
         arg("io", io, DeviceIo)
         now = arg("now", now, INT)
-        cptr, cn, _c = as_bytes(json_text(arg("config", config, JSON)))
-        rptr, rn, _r = as_bytes(json_text(arg("record", record, JSON, optional=True)) if record else b"")
+        config, cn = as_text(json_text(arg("config", config, JSON)))
+        record, rn = as_text(json_text(arg("record", record, JSON, optional=True)) if record else b"")
+        self._open(io, lambda io_struct, out: lib.ota_agent_new(config, cn, record, rn, now, io_struct, out))
+
+    @classmethod
+    def restore(cls, config, io, now, record, package=None):
+        """The agent from its last persisted ``record``, with the update's package as the host
+        verified it again after the restart: a ``VerifiedPackage`` (``TufRepo.resolve`` gives
+        it for a TUF target; None is allowed for an envelope, which the agent verifies
+        itself). Raises ``RecordInvalidError`` when the package is not the record's update."""
+        arg("io", io, DeviceIo)
+        now = arg("now", now, INT)
+        config, cn = as_text(json_text(arg("config", config, JSON)))
+        record, rn = as_text(json_text(arg("record", record, JSON)))
+        p = arg("package", package, VerifiedPackage, optional=True)
+        agent = cls.__new__(cls)
+        agent._open(io, lambda io_struct, out: lib.ota_agent_restore(config, cn, record, rn, p, now, io_struct, out))
+        return agent
+
+    def _open(self, io, make):
+        """Makes the handle with ``make(io_struct, handle_out)``; ``io``'s callbacks live as long
+        as this object."""
+        Managed.__init__(self, None)
         self._io = io
         self._io_struct = io._struct()
         h = ctypes.c_void_p()
-        call(lib.ota_agent_new(cptr, cn, rptr, rn, now, ctypes.byref(self._io_struct), ctypes.byref(h)))
-        super().__init__(h.value)
+        call(make(ctypes.byref(self._io_struct), ctypes.byref(h)))
+        self._handle = h.value
 
     def handle_assignment(self, assignment, now):
-        """Takes an assignment; raises the refusal's exception (a rejected report is queued)."""
-        ptr, n, _k = as_bytes(json_text(arg("assignment", assignment, JSON)))
-        call(lib.ota_agent_handle_assignment(self.handle, ptr, n, arg("now", now, INT)))
+        """Takes an assignment; raises the refusal's exception (a rejected report is queued).
+        An assignment that names a TUF target needs ``handle_verified_assignment``."""
+        a, n = as_text(json_text(arg("assignment", assignment, JSON)))
+        call(lib.ota_agent_handle_assignment(self.handle, a, n, arg("now", now, INT)))
+
+    def handle_verified_assignment(self, assignment, verified_package, now):
+        """Takes an assignment with the ``VerifiedPackage`` the host verified for it: the
+        package ``TufRepo.resolve`` gave for the assignment's TUF target, or the package of
+        its envelope (which the agent verifies too, and then requires to be this one).
+        Raises as ``handle_assignment`` does, and ``InvalidArgumentError`` when a TUF
+        target's package was verified for another target or not through TUF."""
+        a, n = as_text(json_text(arg("assignment", assignment, JSON)))
+        p = arg("verified_package", verified_package, VerifiedPackage)
+        call(lib.ota_agent_handle_verified_assignment(self.handle, a, n, p, arg("now", now, INT)))
 
     def handle_chunk(self, offset, data, now):
         """Takes a fetched chunk; returns whether it was new."""
@@ -98,8 +135,8 @@ class Agent(Managed):
 
     def handle_probe_result(self, healthy, detail, now):
         healthy = arg("healthy", healthy, bool)
-        ptr, n, _k = as_bytes(arg("detail", detail, BYTES))
-        call(lib.ota_agent_handle_probe_result(self.handle, healthy, ptr, n, arg("now", now, INT)))
+        detail, n = as_text(arg("detail", detail, TEXT))
+        call(lib.ota_agent_handle_probe_result(self.handle, healthy, detail, n, arg("now", now, INT)))
 
     def handle_restored(self, now):
         call(lib.ota_agent_handle_restored(self.handle, arg("now", now, INT)))
@@ -140,19 +177,19 @@ class Agent(Managed):
 
     def installed_version(self, name):
         """The active version of a package, or None."""
-        ptr, n, _k = as_bytes(arg("name", name, BYTES))
-        return text(lib.ota_agent_installed_version, self.handle, ptr, n) or None
+        name, n = as_text(arg("name", name, TEXT))
+        return text(lib.ota_agent_installed_version, self.handle, name, n) or None
 
 
 def probe_run(spec, allowlist, swapped_at_ms):
     """Runs a health probe for real (each call runs it once): ``(healthy, detail)``."""
-    sptr, sn, _s = as_bytes(json_text(arg("spec", spec, JSON)))
-    aptr, an, _a = as_bytes(_json.dumps(list(arg("allowlist", allowlist, (list, tuple)))))
+    spec, sn = as_text(json_text(arg("spec", spec, JSON)))
+    allowlist, an = as_text(_json.dumps(list(arg("allowlist", allowlist, (list, tuple)))))
     swapped_at_ms = arg("swapped_at_ms", swapped_at_ms, INT)
     healthy = ctypes.c_bool(False)
     buf = ctypes.create_string_buffer(4096)
     n = ctypes.c_size_t(0)
-    status = lib.ota_probe_run(sptr, sn, aptr, an, swapped_at_ms, ctypes.byref(healthy), buf, len(buf), ctypes.byref(n))
+    status = lib.ota_probe_run(spec, sn, allowlist, an, swapped_at_ms, ctypes.byref(healthy), buf, len(buf), ctypes.byref(n))
     if status == _errors.INSUFFICIENT_SIZE:
         return healthy.value, "(the probe's detail is longer than 4 KiB)"
     call(status)

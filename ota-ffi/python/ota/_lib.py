@@ -137,20 +137,23 @@ class CommandStruct(ctypes.Structure):
     ]
 
 
-_declare("ota_agent_new", ota_status, u8p, c_size_t, u8p, c_size_t, ctypes.c_uint64, POINTER(DeviceIoStruct), HANDLE_OUT)
-_declare("ota_agent_handle_assignment", ota_status, HANDLE, u8p, c_size_t, ctypes.c_uint64)
+_declare("ota_agent_new", ota_status, TEXT, c_size_t, TEXT, c_size_t, ctypes.c_uint64, POINTER(DeviceIoStruct), HANDLE_OUT)
+_declare("ota_agent_restore", ota_status, TEXT, c_size_t, TEXT, c_size_t, HANDLE, ctypes.c_uint64, POINTER(DeviceIoStruct),
+         HANDLE_OUT)
+_declare("ota_agent_handle_assignment", ota_status, HANDLE, TEXT, c_size_t, ctypes.c_uint64)
+_declare("ota_agent_handle_verified_assignment", ota_status, HANDLE, TEXT, c_size_t, HANDLE, ctypes.c_uint64)
 _declare("ota_agent_handle_chunk", ota_status, HANDLE, ctypes.c_uint64, u8p, c_size_t, ctypes.c_uint64, POINTER(c_bool))
 _declare("ota_agent_handle_swapped", ota_status, HANDLE, ctypes.c_uint64)
-_declare("ota_agent_handle_probe_result", ota_status, HANDLE, c_bool, u8p, c_size_t, ctypes.c_uint64)
+_declare("ota_agent_handle_probe_result", ota_status, HANDLE, c_bool, TEXT, c_size_t, ctypes.c_uint64)
 _declare("ota_agent_handle_restored", ota_status, HANDLE, ctypes.c_uint64)
 _declare("ota_agent_handle_tick", ota_status, HANDLE, ctypes.c_uint64)
 _declare("ota_agent_poll_command", ota_status, HANDLE, POINTER(CommandStruct))
 _declare("ota_agent_command_text", ota_status, HANDLE, BUF, c_size_t, size_p)
 _declare("ota_agent_timeout", ota_status, HANDLE, POINTER(ctypes.c_uint64))
 _declare("ota_agent_state", c_char_p, HANDLE)
-_declare("ota_agent_installed_version", ota_status, HANDLE, u8p, c_size_t, BUF, c_size_t, size_p)
+_declare("ota_agent_installed_version", ota_status, HANDLE, TEXT, c_size_t, BUF, c_size_t, size_p)
 _declare("ota_agent_free", None, HANDLE)
-_declare("ota_probe_run", ota_status, u8p, c_size_t, u8p, c_size_t, ctypes.c_uint64, POINTER(c_bool), BUF, c_size_t, size_p)
+_declare("ota_probe_run", ota_status, TEXT, c_size_t, TEXT, c_size_t, ctypes.c_uint64, POINTER(c_bool), BUF, c_size_t, size_p)
 
 
 # --- The control plane. --------------------------------------------------------------------
