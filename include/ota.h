@@ -318,6 +318,41 @@ typedef uint32_t ota_status;
 
 
 /**
+ * What `ota_rollout_poll` wrote.
+ */
+enum ota_rollout_output
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing is pending; the text is empty.
+   */
+  OTA_ROLLOUT_OUTPUT_NONE = 0,
+  /**
+   * An audit record, one line of JSON: append it to the rollout's trail.
+   */
+  OTA_ROLLOUT_OUTPUT_AUDIT = 1,
+  /**
+   * A command for a device: `{"kind": "send", "device_id", "package_id", "rollback"}` (send
+   * as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`.
+   */
+  OTA_ROLLOUT_OUTPUT_COMMAND = 2,
+  /**
+   * An event for the message bus: `{"subject":
+   * "profile.ota.rollout.<kind>.<tenant>.<rollout_id>", "kind", "data"}`.
+   */
+  OTA_ROLLOUT_OUTPUT_EVENT = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ota_rollout_output ota_rollout_output;
+#else
+typedef uint32_t ota_rollout_output;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * What the agent asks the host to do; see `ota_agent_poll_command`.
  */
 enum ota_command_kind
@@ -1097,51 +1132,26 @@ ota_status ota_rollout_leave(ota_rollout *rollout,
                              uint64_t now);
 
 /**
- * Copies the next command into `buf` as JSON — `{"kind": "send", "device_id", "package_id",
- * "rollback"}` (send as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`
- * — or an empty string when there is none.
+ * Copies the rollout's next output into `buf` as JSON and its kind into `*kind_out`: after
+ * each input, call it until the kind is `OTA_ROLLOUT_OUTPUT_NONE`. Outputs come in the order
+ * to take them: a step's audit record (append it to the trail) before the commands (carry
+ * them out) and events (publish them) it caused, so a host that persists what it polls, in
+ * order, never acts before it has recorded.
  *
  * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
  * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the command stays pending.
+ * one more byte than that, and the output stays pending.
  *
  * # Safety
  *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
+ * `rollout` must be a live rollout; `kind_out` must point to a writable
+ * `ota_rollout_output`; `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
  */
-ota_status ota_rollout_poll_command(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Copies the next event into `buf` as JSON — `{"subject":
- * "profile.ota.rollout.<what>.<tenant>.<rollout_id>", "kind", "at", "data"}` — or an empty
- * string when there is none.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the event stays pending.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
- */
-ota_status ota_rollout_poll_event(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Copies the next audit record into `buf` as one line of JSON, to append to the rollout's
- * trail, or an empty string when there is none.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the record stays pending.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
- */
-ota_status ota_rollout_poll_audit(ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
+ota_status ota_rollout_poll(ota_rollout *rollout,
+                            ota_rollout_output *kind_out,
+                            char *buf,
+                            size_t buf_len,
+                            size_t *out_n);
 
 /**
  * When to call `ota_rollout_handle_tick` next: `*at_out` receives the time (Unix ms), or
@@ -1156,7 +1166,8 @@ ota_status ota_rollout_timeout(const ota_rollout *rollout, uint64_t *at_out);
 /**
  * Writes where the rollout stands as JSON into `buf`: seed 004's `rollout_id`, `status`,
  * `canary_percent` and `scheduled_count`, and the devices per state, the waves, the halt
- * reason, the incompatibility reasons and the fleet impact.
+ * reason, the incompatibility reasons, the fleet impact and the audit trail's head
+ * (`"audit_head": {"seq", "hash"}`; pass it as `SEQ:HASH` to `ota_audit_verify_head`).
  *
  * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
  * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
@@ -1170,8 +1181,8 @@ ota_status ota_rollout_timeout(const ota_rollout *rollout, uint64_t *at_out);
 ota_status ota_rollout_status(const ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
 
 /**
- * Writes the whole rollout state as JSON into `buf`, for persisting in any database. Poll
- * every pending command, event and audit record first: they are not part of it.
+ * Writes the whole rollout state as JSON into `buf`, for persisting in any database; it holds
+ * the audit trail's head. Poll every pending output first: they are not part of it.
  *
  * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
  * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
@@ -1188,21 +1199,23 @@ ota_status ota_rollout_snapshot(const ota_rollout *rollout,
                                 size_t *out_n);
 
 /**
- * Restores a rollout from a snapshot; its packages' signatures are verified again against
- * `keys` with `threshold`.
+ * Restores a rollout from a snapshot, with the packages the caller verified (by
+ * `ota_envelope_verify` or through TUF): `package` must be the snapshot's package and
+ * `rollback` its rollback package (NULL when it has none), or the call fails with
+ * `OTA_STATUS_PLAN_INVALID`.
  *
  * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
  * caller must free with `ota_rollout_free`.
  *
  * # Safety
  *
- * `snapshot` must point to `snapshot_len` readable bytes; `keys` must be a live set;
- * `rollout_out` must point to a writable pointer.
+ * `snapshot` must point to `snapshot_len` readable bytes; `package` must be a live verified
+ * package and `rollback` NULL or one; `rollout_out` must point to a writable pointer.
  */
 ota_status ota_rollout_restore(const uint8_t *snapshot,
                                size_t snapshot_len,
-                               const ota_trusted_keys *keys,
-                               size_t threshold,
+                               const ota_verified_package *package,
+                               const ota_verified_package *rollback,
                                ota_rollout **rollout_out);
 
 /**
@@ -1224,6 +1237,27 @@ void ota_rollout_free(ota_rollout *rollout);
  * `trail` must point to `trail_len` readable bytes; `records_out` to a writable `uint64_t`.
  */
 ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *records_out);
+
+/**
+ * Verifies an audit trail, as `ota_audit_verify` does, and that it ends at `head`: the
+ * rollout's head, `SEQ:HASH` (the last record's sequence number and hash, as the rollout's
+ * status and snapshot carry it). A trail whose last records were dropped still links; only
+ * the head shows it, and the call fails with `OTA_STATUS_AUDIT_BROKEN`. A malformed head
+ * fails with `OTA_STATUS_INVALID_ARGUMENT`. `*records_out` receives how many records the
+ * trail holds.
+ *
+ * Takes ownership of nothing.
+ *
+ * # Safety
+ *
+ * `trail` must point to `trail_len` readable bytes, `head` to `head_len`; `records_out` to a
+ * writable `uint64_t`.
+ */
+ota_status ota_audit_verify_head(const uint8_t *trail,
+                                 size_t trail_len,
+                                 const uint8_t *head,
+                                 size_t head_len,
+                                 uint64_t *records_out);
 
 /**
  * Starts a download of a verified package's artifact: nothing verified yet.

@@ -10,9 +10,9 @@
 use std::time::Instant;
 
 use ota_core::report::{DeviceReport, ReportStatus};
-use ota_core::rollout::{Create, Rollout, RolloutCommand, RolloutState};
+use ota_core::rollout::{Create, Input, Output, Rollout, RolloutCommand, RolloutState, Snapshot};
 use ota_core::sign::{self, SigningKey};
-use ota_core::{Limits, seal};
+use ota_core::{Limits, UnixMs, seal};
 
 fn main() {
     let n = std::env::var("OTA_FLEET")
@@ -45,6 +45,7 @@ fn main() {
         })
         .to_string()
         .as_bytes(),
+        &Limits::DEFAULT,
     )
     .unwrap();
 
@@ -57,7 +58,7 @@ fn main() {
         rollback: None,
         fleet: &fleet,
         by: "bench".parse().unwrap(),
-        now: 0,
+        now: UnixMs(0),
     })
     .unwrap();
     let create_s = t.elapsed().as_secs_f64();
@@ -78,27 +79,27 @@ fn main() {
     // Drive to completion: every device sent reports in progress, then success (2 reports).
     let mut reports = 0u64;
     let mut report_time = 0f64;
-    let mut now = 1;
+    let mut now = UnixMs(1);
     let mut audit_records = 0u64;
     let mut audit_bytes = 0u64;
     loop {
-        let sent: Vec<_> = std::iter::from_fn(|| r.poll_command())
-            .filter_map(|c| match c {
-                RolloutCommand::Send { device_id, .. } => Some(device_id),
-                _ => None,
-            })
-            .collect();
-        while r.poll_event().is_some() {}
-        for a in std::iter::from_fn(|| r.poll_audit()) {
-            audit_records += 1;
-            audit_bytes += a.to_json().len() as u64 + 1;
+        let mut sent = Vec::new();
+        while let Some(o) = r.poll() {
+            match o {
+                Output::Audit(a) => {
+                    audit_records += 1;
+                    audit_bytes += a.to_json().len() as u64 + 1;
+                }
+                Output::Command(RolloutCommand::Send { device_id, .. }) => sent.push(device_id),
+                _ => {}
+            }
         }
         if sent.is_empty() {
             if r.state() != RolloutState::Active {
                 break;
             }
-            now += 1000;
-            r.handle_tick(now);
+            now = now + 1000;
+            r.handle(Input::Tick, now).unwrap();
             continue;
         }
         let t = Instant::now();
@@ -111,7 +112,7 @@ fn main() {
                     status,
                     reason: None,
                 };
-                r.handle_report(&rep, now).unwrap();
+                r.handle(Input::Report(rep), now).unwrap();
                 reports += 1;
             }
         }
@@ -127,10 +128,11 @@ fn main() {
     );
 
     let t = Instant::now();
-    let snap = r.snapshot();
+    let snap = r.snapshot().to_json();
     let snap_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let restored = Rollout::restore(snap.as_bytes(), &trusted, 1).unwrap();
+    let state = Snapshot::from_json(snap.as_bytes(), &Limits::DEFAULT).unwrap();
+    let restored = Rollout::restore(state, &verified, None).unwrap();
     let restore_s = t.elapsed().as_secs_f64();
     assert!(restored.same_state(&r));
     println!(

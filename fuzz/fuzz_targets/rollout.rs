@@ -10,9 +10,9 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ota_core::plan::Gate;
 use ota_core::report::ReportStatus;
-use ota_core::rollout::{Create, Rollout, RolloutCommand, RolloutState};
+use ota_core::rollout::{Create, Input, Output, Rollout, RolloutCommand, RolloutState, Snapshot};
 use ota_core::sign::VerifiedPackage;
-use ota_core::DeviceProfile;
+use ota_core::{DeviceProfile, Limits, UnixMs};
 use ota_tests::fleet::{firmware, report, sensors, spec};
 
 struct Fixture {
@@ -112,7 +112,7 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
         rollback: Some(&f.rb),
         fleet,
         by: "op".parse().unwrap(),
-        now: 1_000_000,
+        now: UnixMs(1_000_000),
     };
     let mut r = Rollout::create(create(spec.clone())).unwrap();
     let mut trail = Vec::new();
@@ -121,14 +121,24 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
     let op: ota_core::name::Name = "op".parse().unwrap();
     let drain = |r: &mut Rollout, out: &mut Vec<String>, trail: &mut Vec<_>| {
         let mut sent = 0;
-        while let Some(c) = r.poll_command() {
-            if let RolloutCommand::Send { device_id, .. } = c {
-                sent += 1;
-                out.push(device_id.to_string());
+        let mut recorded = false;
+        while let Some(o) = r.poll() {
+            match o {
+                Output::Audit(a) => {
+                    recorded = true;
+                    trail.push(a);
+                }
+                Output::Command(c) => {
+                    assert!(recorded, "a command before its audit record");
+                    if let RolloutCommand::Send { device_id, .. } = c {
+                        sent += 1;
+                        out.push(device_id.to_string());
+                    }
+                }
+                Output::Event(_) => assert!(recorded, "an event before its audit record"),
+                _ => {}
             }
         }
-        while r.poll_event().is_some() {}
-        trail.extend(std::iter::from_fn(|| r.poll_audit()));
         sent
     };
     drain(&mut r, &mut out, &mut trail);
@@ -140,7 +150,7 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
                 if !out.is_empty() {
                     let d = out.swap_remove(usize::from(pick) % out.len());
                     let st = [ReportStatus::InProgress, ReportStatus::Success, ReportStatus::Failure, ReportStatus::Rejected][usize::from(status) % 4];
-                    let _ = r.handle_report(&report(&d, st, Some("2.0.0")), now);
+                    let _ = r.handle(Input::Report(report(&d, st, Some("2.0.0"))), UnixMs(now));
                     if st == ReportStatus::InProgress {
                         out.push(d);
                     }
@@ -148,22 +158,22 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
             }
             Op::Tick { ms } => {
                 now += u64::from(ms % 400_000);
-                r.handle_tick(now);
+                r.handle(Input::Tick, UnixMs(now)).expect("a tick is never refused");
             }
-            Op::Pause => drop(r.handle_pause(&op, now)),
+            Op::Pause => drop(r.handle(Input::Pause { by: op.clone() }, UnixMs(now))),
             Op::Resume => {
                 resumed = true;
-                drop(r.handle_resume(&op, now));
+                drop(r.handle(Input::Resume { by: op.clone() }, UnixMs(now)));
             }
-            Op::Abort => drop(r.handle_abort(&op, now)),
+            Op::Abort => drop(r.handle(Input::Abort { by: op.clone() }, UnixMs(now))),
             Op::Rollback => {
                 resumed = true;
-                drop(r.handle_rollback(&op, now));
+                drop(r.handle(Input::Rollback { by: op.clone() }, UnixMs(now)));
             }
-            Op::Approve { wave } => drop(r.handle_approve(usize::from(wave) % 6, &op, now)),
-            Op::Verdict { wave, pass } => drop(r.handle_verdict(usize::from(wave) % 6, pass, &op, now)),
-            Op::Join { n } => drop(r.handle_join(f.fleet[usize::from(n) % f.fleet.len()].clone(), now)),
-            Op::Leave { n } => drop(r.handle_leave(&f.fleet[usize::from(n) % f.fleet.len()].device_id, now)),
+            Op::Approve { wave } => drop(r.handle(Input::Approve { wave: usize::from(wave) % 6, by: op.clone() }, UnixMs(now))),
+            Op::Verdict { wave, pass } => drop(r.handle(Input::Verdict { wave: usize::from(wave) % 6, pass, by: op.clone() }, UnixMs(now))),
+            Op::Join { n } => drop(r.handle(Input::Join(Box::new(f.fleet[usize::from(n) % f.fleet.len()].clone())), UnixMs(now))),
+            Op::Leave { n } => drop(r.handle(Input::Leave { device_id: f.fleet[usize::from(n) % f.fleet.len()].device_id.clone() }, UnixMs(now))),
         }
         let sent = drain(&mut r, &mut out, &mut trail);
         if paused && !resumed {
@@ -189,4 +199,9 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
     ota_core::audit::verify(&trail).expect("the trail verifies");
     let replayed = Rollout::replay(create(spec), &trail).expect("the trail replays");
     assert!(replayed.same_state(&r), "the replay differs from the live rollout");
+    let snap = Snapshot::from_json(r.snapshot().to_json().as_bytes(), &Limits::DEFAULT)
+        .expect("the snapshot parses");
+    let restored = Rollout::restore(snap, &f.pkg, Some(&f.rb)).expect("the snapshot restores");
+    assert!(restored.same_state(&r), "the restored rollout differs");
+    ota_core::audit::verify_with_head(&trail, &r.audit_head()).expect("the trail ends at its head");
 });

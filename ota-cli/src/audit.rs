@@ -2,35 +2,61 @@
 
 use std::path::PathBuf;
 
-use ota_core::audit;
+use ota_core::audit::{self, AuditHead};
 use serde_json::json;
 
 use crate::out::{self, CliError, Outcome};
 
-/// `ota audit verify LOG`.
+/// `ota audit verify LOG [--head SEQ:HASH]`.
 #[derive(clap::Args)]
 pub struct VerifyArgs {
     /// The trail: one JSON record per line, as the rollout engine wrote them.
     log: PathBuf,
+    /// The head the trail must end at, `SEQ:HASH`: the last record's sequence number and
+    /// hash, as the rollout's status (`audit_head`) and snapshot carry it. A trail whose last
+    /// records were dropped still links; only its head shows the loss.
+    #[arg(long, value_name = "SEQ:HASH")]
+    head: Option<String>,
 }
 
-/// Exit 0 when every record's hash and link hold; 1 naming the first that does not.
+/// Exit 0 when every record's hash and link hold (and the trail ends at `--head`); 1 naming
+/// the first that does not; 2 for a malformed `--head`.
 pub fn verify(a: &VerifyArgs) -> Result<Outcome, CliError> {
+    let head: Option<AuditHead> = a
+        .head
+        .as_deref()
+        .map(|h| {
+            h.parse()
+                .map_err(|e| CliError::usage(format!("--head: {e}")))
+        })
+        .transpose()?;
     let text = out::read_text(&a.log)?;
     let file = a.log.display().to_string();
-    let checked =
-        audit::parse_lines(&text).and_then(|records| audit::verify(&records).map(|c| (records, c)));
+    let checked = audit::parse_lines(&text).and_then(|records| {
+        let chain = match &head {
+            Some(h) => audit::verify_with_head(&records, h),
+            None => audit::verify(&records),
+        };
+        chain.map(|c| (records, c))
+    });
     match checked {
         Ok((records, chain)) => {
             let first = records.first().map(|r| r.at);
             let last = records.last().map(|r| r.at);
+            let anchored = if head.is_some() {
+                ", ends at the given head"
+            } else {
+                ""
+            };
+            let head = chain.head().map(|h| h.to_string());
             Ok(Outcome::ok(
                 format!(
-                    "{file}: {} record(s), chain intact, head {}",
-                    chain.next_seq, chain.tip
+                    "{file}: {} record(s), chain intact{anchored}, head {}",
+                    chain.next_seq,
+                    head.as_deref().unwrap_or("(empty)")
                 ),
-                json!({"ok": true, "file": file, "records": chain.next_seq, "head": chain.tip,
-                       "first_at": first, "last_at": last}),
+                json!({"ok": true, "file": file, "records": chain.next_seq, "head": head,
+                       "anchored": !anchored.is_empty(), "first_at": first, "last_at": last}),
             ))
         }
         Err(e) => Ok(Outcome::failed(

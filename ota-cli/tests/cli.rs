@@ -936,27 +936,55 @@ fn publish_uploads_to_an_s3_compatible_server() {
 }
 
 #[test]
-fn audit_verify_checks_the_demo_trail() {
+fn audit_verify_checks_the_demo_trail_and_its_head_with_keep_relative() {
     let dir = tmp();
-    let keep = dir.path().join("demo");
-    let r = ota(&[
-        "demo",
-        "--devices",
-        "40",
-        "--model-mb",
-        "0.2",
-        "--keep",
-        &s(&keep),
-        "--json",
-    ]);
-    expect(&r, 0);
-    let trail = keep.join("audit.jsonl");
+    // `--keep` with a relative path: the devices' probes still find their files.
+    let out = assert_cmd::cargo::cargo_bin_cmd!("ota")
+        .current_dir(dir.path())
+        .args([
+            "demo",
+            "--devices",
+            "40",
+            "--model-mb",
+            "0.2",
+            "--keep",
+            "demo",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let j: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(j["summary"]["broken"], 0, "{stdout}");
+    assert_eq!(j["summary"]["measured"]["down"], 0);
+    let head = j["audit_head"].as_str().unwrap().to_string();
+    let trail = dir.path().join("demo").join("audit.jsonl");
     let r = ota(&["audit", "verify", &s(&trail), "--json"]);
     expect(&r, 0);
     let records = r.json()["records"].as_u64().unwrap();
     assert!(records > 5);
+    assert_eq!(r.json()["head"], head.as_str());
+    let r = ota(&["audit", "verify", &s(&trail), "--head", &head, "--json"]);
+    expect(&r, 0);
+    assert_eq!(r.json()["anchored"], true);
     let text = std::fs::read_to_string(&trail).unwrap();
     let lines: Vec<&str> = text.lines().collect();
+    // Without its last record the chain still links; only the head catches it.
+    let short: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&trail, &short).unwrap();
+    expect(&ota(&["audit", "verify", &s(&trail)]), 0);
+    let r = ota(&["audit", "verify", &s(&trail), "--head", &head]);
+    expect(&r, 1);
+    assert!(r.stdout.contains("anchored head"), "{}", r.stdout);
+    // A malformed head is a usage error.
+    let r = ota(&["audit", "verify", &s(&trail), "--head", "last"]);
+    expect(&r, 2);
+    assert!(r.stderr.contains("--head"), "{}", r.stderr);
+    // A record dropped from the middle, or edited, is caught without a head.
     let dropped: String = lines
         .iter()
         .enumerate()

@@ -2,16 +2,24 @@
 //!
 //! Every record carries its sequence number, time, cause, the input that caused it, what it
 //! changed, and the hash of the record before it; its own hash covers all of that. Editing,
-//! reordering or dropping any record breaks the chain, and [`verify`] says where. The rollout
-//! engine writes one record per state-changing input, so replaying a log's inputs rebuilds
-//! exactly the same rollout.
+//! reordering or dropping any record breaks the chain, and [`verify`] says where. Dropping
+//! the last records leaves a chain that still links: [`verify_with_head`] catches that against
+//! the head the rollout carries in its status and snapshot ([`AuditHead`], written
+//! `SEQ:HASH`). The rollout engine writes one record per state-changing input, its input and
+//! its effects typed ([`Input`], [`Effect`]), so replaying a trail's inputs rebuilds exactly
+//! the same rollout, and rewording a message never changes a stored record.
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
 use crate::json;
 use crate::name::Name;
+use crate::rollout::{Effect, Input};
 use crate::status::Status;
+use crate::time::UnixMs;
 
 /// Who or what caused a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,14 +53,14 @@ pub enum Cause {
 pub struct AuditRecord {
     /// Its position, from 0.
     pub seq: u64,
-    /// When (Unix ms).
-    pub at: u64,
+    /// When.
+    pub at: UnixMs,
     /// Who or what caused it.
     pub cause: Cause,
-    /// The input that was applied (JSON), so the trail can be replayed.
-    pub input: serde_json::Value,
-    /// What changed, in words (`published pkg_… signed by …`, `paused: halt rule tripped`).
-    pub effects: Vec<String>,
+    /// The input that was applied, so the trail can be replayed.
+    pub input: Input,
+    /// What changed (`published`, `device_updated`, `halt_tripped`, `paused`...).
+    pub effects: Vec<Effect>,
     /// The hash of the record before (zeros for the first).
     pub prev: Sha256Digest,
     /// The SHA-256 of this record's JSON without this field.
@@ -62,10 +70,10 @@ pub struct AuditRecord {
 #[derive(Serialize)]
 struct Hashed<'a> {
     seq: u64,
-    at: u64,
+    at: UnixMs,
     cause: &'a Cause,
-    input: &'a serde_json::Value,
-    effects: &'a [String],
+    input: &'a Input,
+    effects: &'a [Effect],
     prev: &'a Sha256Digest,
 }
 
@@ -91,6 +99,7 @@ impl AuditRecord {
 
 /// The head of a trail: where the next record goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Chain {
     /// The next sequence number.
     pub next_seq: u64,
@@ -111,10 +120,10 @@ impl Chain {
     /// Appends a record: numbers it, links it to the tip and hashes it.
     pub fn append(
         &mut self,
-        at: u64,
+        at: UnixMs,
         cause: Cause,
-        input: serde_json::Value,
-        effects: Vec<String>,
+        input: Input,
+        effects: Vec<Effect>,
     ) -> AuditRecord {
         let mut r = AuditRecord {
             seq: self.next_seq,
@@ -129,6 +138,57 @@ impl Chain {
         self.next_seq += 1;
         self.tip = r.hash;
         r
+    }
+
+    /// The last record written, or `None` before the first.
+    pub fn head(&self) -> Option<AuditHead> {
+        self.next_seq.checked_sub(1).map(|seq| AuditHead {
+            seq,
+            hash: self.tip,
+        })
+    }
+}
+
+/// The last record of a trail: its sequence number and hash. Kept apart from the trail (in the
+/// rollout's status and snapshot), it anchors the trail's end. Written `SEQ:HASH`
+/// (`41:9f86d0…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditHead {
+    /// The last record's sequence number.
+    pub seq: u64,
+    /// The last record's hash.
+    pub hash: Sha256Digest,
+}
+
+impl fmt::Display for AuditHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+/// Text that is not `SEQ:HASH`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "an audit head is SEQ:HASH (a record number and 64 lowercase hex characters), found {found:?}"
+)]
+pub struct AuditHeadError {
+    /// The text.
+    pub found: String,
+}
+
+impl FromStr for AuditHead {
+    type Err = AuditHeadError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || AuditHeadError {
+            found: s.to_string(),
+        };
+        let (seq, hash) = s.split_once(':').ok_or_else(bad)?;
+        Ok(AuditHead {
+            seq: seq.parse().map_err(|_| bad())?,
+            hash: hash.parse().map_err(|_| bad())?,
+        })
     }
 }
 
@@ -161,6 +221,17 @@ pub enum AuditError {
     /// The trail's first record is not where the trail starts.
     #[error("the audit trail does not start at record 0")]
     Truncated,
+    /// The trail links, but does not end at the head it was anchored to: records were dropped
+    /// from its end, or it is another trail.
+    #[error(
+        "the audit trail does not end at its anchored head, record {expected_seq}: it holds {records} record(s)"
+    )]
+    HeadMismatch {
+        /// The anchored head's sequence number.
+        expected_seq: u64,
+        /// How many records the trail holds.
+        records: u64,
+    },
 }
 
 impl AuditError {
@@ -192,6 +263,19 @@ pub fn verify(records: &[AuditRecord]) -> Result<Chain, AuditError> {
     Ok(chain)
 }
 
+/// Verifies a whole trail, as [`verify`] does, and that it ends at `head`: a trail whose last
+/// records were dropped still links, and only the head kept apart from it shows the loss.
+pub fn verify_with_head(records: &[AuditRecord], head: &AuditHead) -> Result<Chain, AuditError> {
+    let chain = verify(records)?;
+    if chain.head() != Some(*head) {
+        return Err(AuditError::HeadMismatch {
+            expected_seq: head.seq,
+            records: chain.next_seq,
+        });
+    }
+    Ok(chain)
+}
+
 /// Parses a trail stored one JSON record per line (blank lines ignored).
 pub fn parse_lines(text: &str) -> Result<Vec<AuditRecord>, AuditError> {
     text.lines()
@@ -215,10 +299,10 @@ mod tests {
         (0..5)
             .map(|i| {
                 c.append(
-                    1000 + i,
+                    UnixMs(1000 + i),
                     Cause::Timer,
-                    serde_json::json!({"tick": i}),
-                    vec![format!("effect {i}")],
+                    Input::Tick,
+                    vec![Effect::Sent { commands: i }],
                 )
             })
             .collect()
@@ -229,7 +313,7 @@ mod tests {
         let t = trail();
         assert_eq!(verify(&t).unwrap().next_seq, 5);
         let mut edited = t.clone();
-        edited[2].effects[0] = "nothing happened".into();
+        edited[2].effects[0] = Effect::Sent { commands: 99 };
         assert_eq!(verify(&edited), Err(AuditError::Altered { seq: 2 }));
         let mut rehashed = edited.clone();
         rehashed[2].hash = rehashed[2].compute_hash();
@@ -259,5 +343,47 @@ mod tests {
             parse_lines("{\n"),
             Err(AuditError::Malformed { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn dropping_the_last_record_is_caught_only_against_the_head() {
+        let t = trail();
+        let head = verify(&t).unwrap().head().unwrap();
+        assert_eq!(head.seq, 4);
+        assert_eq!(verify_with_head(&t, &head).unwrap().next_seq, 5);
+        // The shortened trail still links: only the head shows the loss.
+        assert!(verify(&t[..4]).is_ok());
+        assert_eq!(
+            verify_with_head(&t[..4], &head),
+            Err(AuditError::HeadMismatch {
+                expected_seq: 4,
+                records: 4
+            })
+        );
+        assert_eq!(
+            verify_with_head(&[], &head),
+            Err(AuditError::HeadMismatch {
+                expected_seq: 4,
+                records: 0
+            })
+        );
+        // The same length, another last record.
+        let mut other = t.clone();
+        other[4] = Chain {
+            next_seq: 4,
+            tip: t[3].hash,
+        }
+        .append(UnixMs(7), Cause::Timer, Input::Tick, Vec::new());
+        assert!(verify(&other).is_ok());
+        assert!(matches!(
+            verify_with_head(&other, &head),
+            Err(AuditError::HeadMismatch { .. })
+        ));
+        // The head's text form round-trips; malformed ones are refused.
+        let text = head.to_string();
+        assert_eq!(text.parse::<AuditHead>().unwrap(), head);
+        for bad in ["", "4", "x:00", "4:zz", &format!("-1:{}", head.hash)] {
+            assert!(bad.parse::<AuditHead>().is_err(), "{bad}");
+        }
     }
 }

@@ -83,9 +83,9 @@ pub use ota_core::Status;
 #[cfg(feature = "probe-runners")]
 pub use probe::ota_probe_run;
 pub use rollout::{
-    ota_audit_verify, ota_rollout, ota_rollout_command, ota_rollout_create, ota_rollout_free,
-    ota_rollout_handle_report, ota_rollout_handle_tick, ota_rollout_join, ota_rollout_leave,
-    ota_rollout_poll_audit, ota_rollout_poll_command, ota_rollout_poll_event, ota_rollout_replay,
+    ota_audit_verify, ota_audit_verify_head, ota_rollout, ota_rollout_command, ota_rollout_create,
+    ota_rollout_free, ota_rollout_handle_report, ota_rollout_handle_tick, ota_rollout_join,
+    ota_rollout_leave, ota_rollout_output, ota_rollout_poll, ota_rollout_replay,
     ota_rollout_restore, ota_rollout_snapshot, ota_rollout_status, ota_rollout_timeout,
 };
 pub use seal::{

@@ -2,28 +2,43 @@
 
 use std::ffi::c_char;
 
-use ota_core::audit;
+use ota_core::audit::{self, AuditHead};
 use ota_core::name::Name;
 use ota_core::plan::RolloutSpec;
 use ota_core::report::DeviceReport;
-use ota_core::rollout::{Create, Rollout};
-use ota_core::{DeviceProfile, Limits, Status};
+use ota_core::rollout::{Create, Input, Output, Rollout, Snapshot};
+use ota_core::{DeviceProfile, Limits, Status, UnixMs};
 
 use crate::error::{Failure, call};
 use crate::ffi::{
     free_handle, try_mut, try_ref, try_slice, try_str, write_handle, write_out, write_text,
 };
-use crate::sign::{ota_trusted_keys, ota_verified_package};
+use crate::sign::ota_verified_package;
 
 /// A rollout. Made by `ota_rollout_create`, `ota_rollout_replay` or `ota_rollout_restore`, freed by
 /// `ota_rollout_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_rollout {
     inner: Rollout,
-    /// Outputs taken from the engine but not yet copied out (the caller's buffer was small).
-    command: Option<String>,
-    event: Option<String>,
-    audit: Option<String>,
+    /// An output taken from the engine but not yet copied out (the caller's buffer was small).
+    pending: Option<(ota_rollout_output, String)>,
+}
+
+/// What `ota_rollout_poll` wrote.
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(non_camel_case_types)]
+pub enum ota_rollout_output {
+    /// Nothing is pending; the text is empty.
+    None = 0,
+    /// An audit record, one line of JSON: append it to the rollout's trail.
+    Audit = 1,
+    /// A command for a device: `{"kind": "send", "device_id", "package_id", "rollback"}` (send
+    /// as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`.
+    Command = 2,
+    /// An event for the message bus: `{"subject":
+    /// "profile.ota.rollout.<kind>.<tenant>.<rollout_id>", "kind", "data"}`.
+    Event = 3,
 }
 
 #[derive(serde::Deserialize)]
@@ -141,7 +156,7 @@ impl<'a> Inputs<'a> {
     ) -> Result<Inputs<'a>, Failure> {
         let config: CreateJson =
             ota_core::json::from_slice("rollout config", try_slice!(config, config_len), 1 << 20)?;
-        let spec = RolloutSpec::from_json(config.spec.to_string().as_bytes())?;
+        let spec = RolloutSpec::from_json(config.spec.to_string().as_bytes(), &Limits::DEFAULT)?;
         let package = &try_ref!(package).inner;
         let rollback = unsafe { rollback.as_ref() }.map(|r| &r.inner);
         let fleet = DeviceProfile::fleet_from_json(try_slice!(fleet, fleet_len), &Limits::DEFAULT)?;
@@ -163,7 +178,7 @@ impl<'a> Inputs<'a> {
             rollback: self.rollback,
             fleet: &self.fleet,
             by: self.config.created_by.clone(),
-            now,
+            now: UnixMs(now),
         }
     }
 }
@@ -172,9 +187,7 @@ impl ota_rollout {
     fn new(inner: Rollout) -> Self {
         ota_rollout {
             inner,
-            command: None,
-            event: None,
-            audit: None,
+            pending: None,
         }
     }
 }
@@ -199,7 +212,9 @@ pub unsafe extern "C" fn ota_rollout_handle_report(
     call(|| {
         let r = try_mut!(rollout);
         let report = DeviceReport::from_json(try_slice!(report, report_len), &Limits::DEFAULT)?;
-        r.inner.handle_report(&report, now).map_err(rollout_error)
+        r.inner
+            .handle(Input::Report(report), UnixMs(now))
+            .map_err(rollout_error)
     })
 }
 
@@ -211,8 +226,10 @@ pub unsafe extern "C" fn ota_rollout_handle_report(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_handle_tick(rollout: *mut ota_rollout, now: u64) -> Status {
     call(|| {
-        try_mut!(rollout).inner.handle_tick(now);
-        Ok(())
+        try_mut!(rollout)
+            .inner
+            .handle(Input::Tick, UnixMs(now))
+            .map_err(rollout_error)
     })
 }
 
@@ -238,14 +255,22 @@ pub unsafe extern "C" fn ota_rollout_command(
     call(|| {
         let r = try_mut!(rollout);
         let by = name(try_str!(by, by_len), "by")?;
-        let res = match try_str!(command, command_len) {
-            "pause" => r.inner.handle_pause(&by, now),
-            "resume" => r.inner.handle_resume(&by, now),
-            "abort" => r.inner.handle_abort(&by, now),
-            "rollback" => r.inner.handle_rollback(&by, now),
-            "approve" => r.inner.handle_approve(wave, &by, now),
-            "pass" => r.inner.handle_verdict(wave, true, &by, now),
-            "fail" => r.inner.handle_verdict(wave, false, &by, now),
+        let input = match try_str!(command, command_len) {
+            "pause" => Input::Pause { by },
+            "resume" => Input::Resume { by },
+            "abort" => Input::Abort { by },
+            "rollback" => Input::Rollback { by },
+            "approve" => Input::Approve { wave, by },
+            "pass" => Input::Verdict {
+                wave,
+                pass: true,
+                by,
+            },
+            "fail" => Input::Verdict {
+                wave,
+                pass: false,
+                by,
+            },
             other => {
                 return Err(Failure::new(
                     Status::InvalidArgument,
@@ -255,7 +280,7 @@ pub unsafe extern "C" fn ota_rollout_command(
                 ));
             }
         };
-        res.map_err(rollout_error)
+        r.inner.handle(input, UnixMs(now)).map_err(rollout_error)
     })
 }
 
@@ -275,7 +300,9 @@ pub unsafe extern "C" fn ota_rollout_join(
     call(|| {
         let r = try_mut!(rollout);
         let p = DeviceProfile::from_json(try_slice!(profile, profile_len))?;
-        r.inner.handle_join(p, now).map_err(rollout_error)
+        r.inner
+            .handle(Input::Join(Box::new(p)), UnixMs(now))
+            .map_err(rollout_error)
     })
 }
 
@@ -294,121 +321,66 @@ pub unsafe extern "C" fn ota_rollout_leave(
     call(|| {
         let r = try_mut!(rollout);
         let id = name(try_str!(device_id, device_id_len), "device_id")?;
-        r.inner.handle_leave(&id, now).map_err(rollout_error)
+        r.inner
+            .handle(Input::Leave { device_id: id }, UnixMs(now))
+            .map_err(rollout_error)
     })
 }
 
-/// Copies the next pending output (a command, an event or an audit record) as JSON into
-/// `buf`; an empty string means there is none. The output stays pending until it was copied,
-/// so a call that fails with `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing.
-fn poll(
-    slot: &mut Option<String>,
-    next: impl FnOnce() -> Option<String>,
-    buf: *mut c_char,
-    buf_len: usize,
-    out_n: *mut usize,
-) -> Result<(), Failure> {
-    if slot.is_none() {
-        *slot = next();
+/// The JSON text of an output, and its kind.
+fn output_text(r: &Rollout, o: Output) -> (ota_rollout_output, String) {
+    match o {
+        Output::Audit(a) => (ota_rollout_output::Audit, a.to_json()),
+        Output::Command(c) => (ota_rollout_output::Command, ota_core::json::to_string(&c)),
+        Output::Event(e) => (
+            ota_rollout_output::Event,
+            serde_json::json!({"subject": r.subject(&e), "kind": e.kind(), "data": e.payload()})
+                .to_string(),
+        ),
+        // A kind this binding does not know yet: dropped, as the core's enum is
+        // non-exhaustive.
+        _ => (ota_rollout_output::None, String::new()),
     }
-    let text = slot.as_deref().unwrap_or("");
-    unsafe { write_text(text, buf, buf_len, out_n)? };
-    *slot = None;
-    Ok(())
 }
 
-/// Copies the next command into `buf` as JSON — `{"kind": "send", "device_id", "package_id",
-/// "rollback"}` (send as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`
-/// — or an empty string when there is none.
+/// Copies the rollout's next output into `buf` as JSON and its kind into `*kind_out`: after
+/// each input, call it until the kind is `OTA_ROLLOUT_OUTPUT_NONE`. Outputs come in the order
+/// to take them: a step's audit record (append it to the trail) before the commands (carry
+/// them out) and events (publish them) it caused, so a host that persists what it polls, in
+/// order, never acts before it has recorded.
 ///
 /// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
 /// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that, and the command stays pending.
+/// one more byte than that, and the output stays pending.
 ///
 /// # Safety
 ///
-/// `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
-/// a writable `size_t`.
+/// `rollout` must be a live rollout; `kind_out` must point to a writable
+/// `ota_rollout_output`; `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ota_rollout_poll_command(
+pub unsafe extern "C" fn ota_rollout_poll(
     rollout: *mut ota_rollout,
+    kind_out: *mut ota_rollout_output,
     buf: *mut c_char,
     buf_len: usize,
     out_n: *mut usize,
 ) -> Status {
     call(|| {
         let r = try_mut!(rollout);
-        let inner = &mut r.inner;
-        poll(
-            &mut r.command,
-            || inner.poll_command().map(|c| ota_core::json::to_string(&c)),
-            buf,
-            buf_len,
-            out_n,
-        )
-    })
-}
-
-/// Copies the next event into `buf` as JSON — `{"subject":
-/// "profile.ota.rollout.<what>.<tenant>.<rollout_id>", "kind", "at", "data"}` — or an empty
-/// string when there is none.
-///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that, and the event stays pending.
-///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
-/// a writable `size_t`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ota_rollout_poll_event(
-    rollout: *mut ota_rollout,
-    buf: *mut c_char,
-    buf_len: usize,
-    out_n: *mut usize,
-) -> Status {
-    call(|| {
-        let r = try_mut!(rollout);
-        let inner = &mut r.inner;
-        poll(
-            &mut r.event,
-            || inner.poll_event().map(|e| ota_core::json::to_string(&e)),
-            buf,
-            buf_len,
-            out_n,
-        )
-    })
-}
-
-/// Copies the next audit record into `buf` as one line of JSON, to append to the rollout's
-/// trail, or an empty string when there is none.
-///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that, and the record stays pending.
-///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
-/// a writable `size_t`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ota_rollout_poll_audit(
-    rollout: *mut ota_rollout,
-    buf: *mut c_char,
-    buf_len: usize,
-    out_n: *mut usize,
-) -> Status {
-    call(|| {
-        let r = try_mut!(rollout);
-        let inner = &mut r.inner;
-        poll(
-            &mut r.audit,
-            || inner.poll_audit().map(|a| a.to_json()),
-            buf,
-            buf_len,
-            out_n,
-        )
+        if kind_out.is_null() {
+            return Err(Failure::new(Status::NullPointer, "`kind_out` is NULL"));
+        }
+        if r.pending.is_none() {
+            r.pending = r.inner.poll().map(|o| output_text(&r.inner, o));
+        }
+        let (kind, text) = r
+            .pending
+            .as_ref()
+            .map_or((ota_rollout_output::None, ""), |(k, t)| (*k, t.as_str()));
+        unsafe { write_text(text, buf, buf_len, out_n)? };
+        write_out(kind_out, kind)?;
+        r.pending = None;
+        Ok(())
     })
 }
 
@@ -425,13 +397,14 @@ pub unsafe extern "C" fn ota_rollout_timeout(
 ) -> Status {
     call(|| {
         let r = try_ref!(rollout);
-        write_out(at_out, r.inner.poll_timeout().unwrap_or(u64::MAX))
+        write_out(at_out, r.inner.poll_timeout().map_or(u64::MAX, UnixMs::get))
     })
 }
 
 /// Writes where the rollout stands as JSON into `buf`: seed 004's `rollout_id`, `status`,
 /// `canary_percent` and `scheduled_count`, and the devices per state, the waves, the halt
-/// reason, the incompatibility reasons and the fleet impact.
+/// reason, the incompatibility reasons, the fleet impact and the audit trail's head
+/// (`"audit_head": {"seq", "hash"}`; pass it as `SEQ:HASH` to `ota_audit_verify_head`).
 ///
 /// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
 /// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
@@ -461,8 +434,8 @@ pub unsafe extern "C" fn ota_rollout_status(
     })
 }
 
-/// Writes the whole rollout state as JSON into `buf`, for persisting in any database. Poll
-/// every pending command, event and audit record first: they are not part of it.
+/// Writes the whole rollout state as JSON into `buf`, for persisting in any database; it holds
+/// the audit trail's head. Poll every pending output first: they are not part of it.
 ///
 /// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
 /// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
@@ -481,35 +454,38 @@ pub unsafe extern "C" fn ota_rollout_snapshot(
 ) -> Status {
     call(|| {
         let r = try_ref!(rollout);
-        unsafe { write_text(&r.inner.snapshot(), buf, buf_len, out_n) }
+        unsafe { write_text(&r.inner.snapshot().to_json(), buf, buf_len, out_n) }
     })
 }
 
-/// Restores a rollout from a snapshot; its packages' signatures are verified again against
-/// `keys` with `threshold`.
+/// Restores a rollout from a snapshot, with the packages the caller verified (by
+/// `ota_envelope_verify` or through TUF): `package` must be the snapshot's package and
+/// `rollback` its rollback package (NULL when it has none), or the call fails with
+/// `OTA_STATUS_PLAN_INVALID`.
 ///
 /// Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
 /// caller must free with `ota_rollout_free`.
 ///
 /// # Safety
 ///
-/// `snapshot` must point to `snapshot_len` readable bytes; `keys` must be a live set;
-/// `rollout_out` must point to a writable pointer.
+/// `snapshot` must point to `snapshot_len` readable bytes; `package` must be a live verified
+/// package and `rollback` NULL or one; `rollout_out` must point to a writable pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_restore(
     snapshot: *const u8,
     snapshot_len: usize,
-    keys: *const ota_trusted_keys,
-    threshold: usize,
+    package: *const ota_verified_package,
+    rollback: *const ota_verified_package,
     rollout_out: *mut *mut ota_rollout,
 ) -> Status {
     call(|| {
-        let snapshot = try_slice!(snapshot, snapshot_len);
-        let keys = try_ref!(keys);
+        let snapshot = Snapshot::from_json(try_slice!(snapshot, snapshot_len), &Limits::DEFAULT)?;
+        let package = &try_ref!(package).inner;
+        let rollback = unsafe { rollback.as_ref() }.map(|r| &r.inner);
         if rollout_out.is_null() {
             return Err(Failure::new(Status::NullPointer, "`rollout_out` is NULL"));
         }
-        let inner = Rollout::restore(snapshot, keys.trusted(), threshold).map_err(rollout_error)?;
+        let inner = Rollout::restore(snapshot, package, rollback).map_err(rollout_error)?;
         write_handle(rollout_out, ota_rollout::new(inner))
     })
 }
@@ -544,6 +520,44 @@ pub unsafe extern "C" fn ota_audit_verify(
         }
         let records = audit::parse_lines(text).map_err(audit_error)?;
         let chain = audit::verify(&records).map_err(audit_error)?;
+        write_out(records_out, chain.next_seq)
+    })
+}
+
+/// Verifies an audit trail, as `ota_audit_verify` does, and that it ends at `head`: the
+/// rollout's head, `SEQ:HASH` (the last record's sequence number and hash, as the rollout's
+/// status and snapshot carry it). A trail whose last records were dropped still links; only
+/// the head shows it, and the call fails with `OTA_STATUS_AUDIT_BROKEN`. A malformed head
+/// fails with `OTA_STATUS_INVALID_ARGUMENT`. `*records_out` receives how many records the
+/// trail holds.
+///
+/// Takes ownership of nothing.
+///
+/// # Safety
+///
+/// `trail` must point to `trail_len` readable bytes, `head` to `head_len`; `records_out` to a
+/// writable `uint64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_audit_verify_head(
+    trail: *const u8,
+    trail_len: usize,
+    head: *const u8,
+    head_len: usize,
+    records_out: *mut u64,
+) -> Status {
+    call(|| {
+        let text = try_str!(trail, trail_len);
+        let head: AuditHead =
+            try_str!(head, head_len)
+                .parse()
+                .map_err(|e: audit::AuditHeadError| {
+                    Failure::new(Status::InvalidArgument, e.to_string())
+                })?;
+        if records_out.is_null() {
+            return Err(Failure::new(Status::NullPointer, "`records_out` is NULL"));
+        }
+        let records = audit::parse_lines(text).map_err(audit_error)?;
+        let chain = audit::verify_with_head(&records, &head).map_err(audit_error)?;
         write_out(records_out, chain.next_seq)
     })
 }

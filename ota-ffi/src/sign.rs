@@ -28,12 +28,6 @@ pub struct ota_trusted_keys {
 }
 handle!(ota_trusted_keys, ota_trusted_keys_free);
 
-impl ota_trusted_keys {
-    pub(crate) fn trusted(&self) -> &TrustedKeys {
-        &self.inner
-    }
-}
-
 /// A package whose envelope was verified against trusted keys, or that was resolved through
 /// TUF. Made by `ota_envelope_verify` or `ota_tuf_resolve`, freed by
 /// `ota_verified_package_free`.

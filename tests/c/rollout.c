@@ -31,40 +31,24 @@ static void text_append(text *t, const char *s, size_t n) {
     t->data[t->len] = 0;
 }
 
-/* Polls one output with `poll` into a malloc'd string, growing the buffer as the library
- * asks; returns NULL when nothing is pending. */
-typedef ota_status (*poll_fn)(ota_rollout *, char *, size_t, size_t *);
-
-static char *poll_one(ota_rollout *r, poll_fn poll) {
+/* Polls the next output into a malloc'd string, growing the buffer as the library asks; its
+ * kind in *kind. Returns NULL when nothing is pending (kind OTA_ROLLOUT_OUTPUT_NONE). */
+static char *poll_next(ota_rollout *r, ota_rollout_output *kind) {
     size_t n = 0;
     char *buf;
-    ota_status s = poll(r, NULL, 0, &n);
+    ota_status s = ota_rollout_poll(r, kind, NULL, 0, &n);
     if (s == OTA_STATUS_OK) {
-        return NULL; /* n == 0: an empty string, nothing pending */
+        CHECK(*kind == OTA_ROLLOUT_OUTPUT_NONE && n == 0);
+        return NULL;
     }
     CHECK(s == OTA_STATUS_INSUFFICIENT_SIZE);
     buf = malloc(n + 1);
-    CHECK_STATUS(poll(r, buf, n + 1, &n), OTA_STATUS_OK);
-    if (n == 0) {
+    CHECK_STATUS(ota_rollout_poll(r, kind, buf, n + 1, &n), OTA_STATUS_OK);
+    if (*kind == OTA_ROLLOUT_OUTPUT_NONE) {
         free(buf);
         return NULL;
     }
     return buf;
-}
-
-/* Moves every pending audit record to `trail` and every event to `events`. */
-static void drain(ota_rollout *r, text *trail, text *events) {
-    char *s;
-    while ((s = poll_one(r, ota_rollout_poll_audit)) != NULL) {
-        text_append(trail, s, strlen(s));
-        text_append(trail, "\n", 1);
-        free(s);
-    }
-    while ((s = poll_one(r, ota_rollout_poll_event)) != NULL) {
-        text_append(events, s, strlen(s));
-        text_append(events, "\n", 1);
-        free(s);
-    }
 }
 
 /* Copies the string value of "key" in a JSON object into out. */
@@ -86,23 +70,62 @@ static int json_string(const char *json, const char *key, char *out, size_t n) {
     return 1;
 }
 
-/* The devices sent the package, from sent[start] on; returns how many were sent. */
+/* The host drains the rollout's one queue in order: each audit record to the trail before
+ * the commands and events it caused, the devices sent the package to a queue, the events to
+ * a log. */
 #define MAX_SENT 512
 static char sent[MAX_SENT][32];
+static char queued[MAX_SENT][32];
+static int nqueued;
+static text *host_trail, *host_events;
+static int recorded; /* an audit record came first */
 
-static int poll_sends(ota_rollout *r, int start) {
-    int count = start;
-    char *c;
-    while ((c = poll_one(r, ota_rollout_poll_command)) != NULL) {
-        CHECK(strstr(c, "\"kind\":\"send\"") != NULL);
-        CHECK(count < MAX_SENT);
-        if (count < MAX_SENT) {
-            CHECK(json_string(c, "device_id", sent[count], sizeof sent[count]));
-            count++;
+static void host_begin(text *trail, text *events) {
+    host_trail = trail;
+    host_events = events;
+    nqueued = 0;
+    recorded = 0;
+}
+
+static void pump(ota_rollout *r) {
+    ota_rollout_output kind = OTA_ROLLOUT_OUTPUT_NONE;
+    char *s;
+    while ((s = poll_next(r, &kind)) != NULL) {
+        if (kind == OTA_ROLLOUT_OUTPUT_AUDIT) {
+            recorded = 1;
+            text_append(host_trail, s, strlen(s));
+            text_append(host_trail, "\n", 1);
+        } else if (kind == OTA_ROLLOUT_OUTPUT_EVENT) {
+            CHECK(recorded); /* never before its record */
+            text_append(host_events, s, strlen(s));
+            text_append(host_events, "\n", 1);
+        } else if (kind == OTA_ROLLOUT_OUTPUT_COMMAND) {
+            CHECK(recorded);
+            if (strstr(s, "\"kind\":\"send\"") != NULL && nqueued < MAX_SENT) {
+                CHECK(json_string(s, "device_id", queued[nqueued], sizeof queued[nqueued]));
+                nqueued++;
+            }
+        } else {
+            CHECK(0);
         }
-        free(c);
+        free(s);
     }
-    return count - start;
+}
+
+/* Moves every pending output to the host. */
+static void drain(ota_rollout *r) {
+    pump(r);
+}
+
+/* The devices sent the package since the last call, into sent[start] on; how many. */
+static int poll_sends(ota_rollout *r, int start) {
+    int i, count = 0;
+    pump(r);
+    for (i = 0; i < nqueued && start + count < MAX_SENT; i++, count++) {
+        memcpy(sent[start + count], queued[i], sizeof sent[0]);
+    }
+    nqueued = 0;
+    return count;
 }
 
 static void report(ota_rollout *r, const char *device, const char *status, const char *version,
@@ -188,8 +211,7 @@ static ota_rollout *create(const char *config_name, const char *fleet_name,
 
 /* Seed 004: 240 eligible of 260, a 5 % canary of 12; the rest waits for an approval. Drives the
  * rollout to completion, snapshotting and restoring it on the way, and checks its trail. */
-static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *pkg,
-                     const ota_verified_package *rb) {
+static void seed_004(const ota_verified_package *pkg, const ota_verified_package *rb) {
     text trail = {0}, events = {0};
     ota_rollout *r = create("config-004.json", "fleet-004.json", pkg, rb, OTA_STATUS_OK);
     ota_rollout *restored = NULL, *replayed = NULL;
@@ -206,21 +228,30 @@ static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *p
     CHECK(status_has(r, "\"scheduled_count\":12"));
     CHECK(status_has(r, "\"incompatible\":20"));
 
-    /* A buffer too small loses nothing: the same command comes with a bigger one. */
+    /* A buffer too small loses nothing: the same output comes with a bigger one. The first is
+     * the creation's audit record: a host records before it acts. */
+    host_begin(&trail, &events);
     {
-        char small[8], big[512], again[512];
-        CHECK_STATUS(ota_rollout_poll_command(r, small, sizeof small, &n), OTA_STATUS_INSUFFICIENT_SIZE);
-        CHECK_STATUS(ota_rollout_poll_command(r, big, sizeof big, &n), OTA_STATUS_OK);
-        CHECK(strstr(big, "\"kind\":\"send\"") != NULL);
-        CHECK(json_string(big, "device_id", sent[0], sizeof sent[0]));
-        CHECK_STATUS(ota_rollout_poll_command(r, again, sizeof again, &n), OTA_STATUS_OK);
-        CHECK(strcmp(big, again) != 0); /* the next one */
-        CHECK(json_string(again, "device_id", sent[1], sizeof sent[1]));
+        static char small[8], big[16384], again[16384];
+        ota_rollout_output kind = OTA_ROLLOUT_OUTPUT_NONE;
+        CHECK_STATUS(ota_rollout_poll(r, &kind, small, sizeof small, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+        CHECK(n > sizeof small);
+        CHECK_STATUS(ota_rollout_poll(r, &kind, big, sizeof big, &n), OTA_STATUS_OK);
+        CHECK(kind == OTA_ROLLOUT_OUTPUT_AUDIT);
+        CHECK(strstr(big, "\"create\"") != NULL);
+        text_append(&trail, big, strlen(big));
+        text_append(&trail, "\n", 1);
+        recorded = 1;
+        CHECK_STATUS(ota_rollout_poll(r, &kind, again, sizeof again, &n), OTA_STATUS_OK);
+        CHECK(strcmp(big, again) != 0); /* the next one: the `started` event */
+        CHECK(kind == OTA_ROLLOUT_OUTPUT_EVENT);
+        text_append(&events, again, strlen(again));
+        text_append(&events, "\n", 1);
     }
-    canary = 2 + poll_sends(r, 2);
+    canary = poll_sends(r, 0);
     CHECK(canary == 12);
     printf("seed 004: scheduled_count %d\n", canary);
-    drain(r, &trail, &events);
+    drain(r);
     CHECK(strstr(events.data, "\"subject\":\"profile.ota.rollout.started.acme.rol_4c7e\"") != NULL);
 
     /* The canary succeeds. */
@@ -229,13 +260,13 @@ static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *p
         report(r, sent[i], "in_progress", "1.2.0", now);
         report(r, sent[i], "success", "2.0.0", now + 1000);
     }
-    drain(r, &trail, &events);
+    drain(r);
     CHECK(poll_sends(r, 0) == 0); /* the next wave waits for its approval */
     CHECK(status_has(r, "\"succeeded\":12"));
 
     /* Persist, restore, and carry on with the restored rollout. */
     snap = snapshot_of(r);
-    CHECK_STATUS(ota_rollout_restore((const uint8_t *)snap, strlen(snap), keys, 1, &restored), OTA_STATUS_OK);
+    CHECK_STATUS(ota_rollout_restore((const uint8_t *)snap, strlen(snap), pkg, rb, &restored), OTA_STATUS_OK);
     snap2 = snapshot_of(restored);
     CHECK(strcmp(snap, snap2) == 0);
     free(snap2);
@@ -244,7 +275,7 @@ static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *p
 
     now += 3600000;
     CHECK_STATUS(command(r, "approve", 1, now), OTA_STATUS_OK);
-    drain(r, &trail, &events);
+    drain(r);
     CHECK(strstr(events.data, "\"kind\":\"approved\"") != NULL);
     rest = 0;
     for (round = 0; round < 100 && !status_contains(r, "\"status\":\"completed\"", 1); round++) {
@@ -253,7 +284,7 @@ static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *p
         for (i = 0; i < k; i++) {
             report(r, sent[i], "success", "2.0.0", now);
         }
-        drain(r, &trail, &events);
+        drain(r);
         CHECK_STATUS(ota_rollout_timeout(r, &at), OTA_STATUS_OK);
         if (k == 0 && at != UINT64_MAX) {
             now = at > now ? at : now;
@@ -262,7 +293,7 @@ static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *p
             break;
         }
     }
-    drain(r, &trail, &events);
+    drain(r);
     CHECK(rest == 240 - 12);
     CHECK(status_has(r, "\"status\":\"completed\""));
     CHECK(status_has(r, "\"succeeded\":240"));
@@ -272,7 +303,7 @@ static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *p
     CHECK(strstr(last_error(), "completed") != NULL);
     /* A late report is recorded, but changes nothing. */
     report(r, sent[0], "failure", "1.2.0", now + 5);
-    drain(r, &trail, &events);
+    drain(r);
     CHECK(status_has(r, "\"status\":\"completed\""));
 
     /* The trail verifies, and replaying it rebuilds the same rollout. */
@@ -302,6 +333,37 @@ static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *p
         free(fleet.data);
     }
 
+    /* The trail ends at the head the status carries; without its last record it does not,
+     * though its chain still links. */
+    {
+        char *st = status_of(r), head[160], hash[80];
+        const char *p = strstr(st, "\"audit_head\":{\"seq\":");
+        unsigned long long seq = 0;
+        char *last;
+        CHECK(p != NULL);
+        if (p) {
+            seq = strtoull(p + strlen("\"audit_head\":{\"seq\":"), NULL, 10);
+            CHECK(json_string(p, "hash", hash, sizeof hash));
+        }
+        snprintf(head, sizeof head, "%llu:%s", seq, hash);
+        CHECK(seq + 1 == records);
+        CHECK_STATUS(ota_audit_verify_head((const uint8_t *)trail.data, trail.len, (const uint8_t *)head,
+                                           strlen(head), &records),
+                     OTA_STATUS_OK);
+        trail.data[trail.len - 1] = 0; /* the last line, without its newline */
+        last = strrchr(trail.data, '\n') + 1;
+        trail.data[trail.len - 1] = '\n';
+        CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, (size_t)(last - trail.data), &records),
+                     OTA_STATUS_OK);
+        CHECK_STATUS(ota_audit_verify_head((const uint8_t *)trail.data, (size_t)(last - trail.data),
+                                           (const uint8_t *)head, strlen(head), &records),
+                     OTA_STATUS_AUDIT_BROKEN);
+        CHECK_STATUS(ota_audit_verify_head((const uint8_t *)trail.data, trail.len, (const uint8_t *)"7:zz", 4,
+                                           &records),
+                     OTA_STATUS_INVALID_ARGUMENT);
+        free(st);
+    }
+
     /* Editing one record, or dropping one, is caught. */
     c = strstr(trail.data, "\"status\":\"success\"");
     CHECK(c != NULL);
@@ -323,15 +385,17 @@ static void seed_004(const ota_trusted_keys *keys, const ota_verified_package *p
         free(dropped.data);
     }
 
-    /* A snapshot that was tampered with does not restore; nor does one under other keys. */
+    /* A snapshot restores only with its own packages, and only whole. */
     {
-        ota_trusted_keys *none = NULL;
         ota_rollout *bad = NULL;
-        CHECK_STATUS(ota_trusted_keys_new(&none), OTA_STATUS_OK);
-        CHECK(ota_rollout_restore((const uint8_t *)snap, strlen(snap), none, 1, &bad) != OTA_STATUS_OK);
+        CHECK_STATUS(ota_rollout_restore((const uint8_t *)snap, strlen(snap), rb, NULL, &bad),
+                     OTA_STATUS_PLAN_INVALID);
+        CHECK(strstr(last_error(), "package") != NULL);
         CHECK(bad == NULL);
-        ota_trusted_keys_free(none);
-        CHECK(ota_rollout_restore((const uint8_t *)snap, strlen(snap) / 2, keys, 1, &bad) != OTA_STATUS_OK);
+        CHECK_STATUS(ota_rollout_restore((const uint8_t *)snap, strlen(snap), pkg, NULL, &bad),
+                     OTA_STATUS_PLAN_INVALID);
+        CHECK(bad == NULL);
+        CHECK(ota_rollout_restore((const uint8_t *)snap, strlen(snap) / 2, pkg, rb, &bad) != OTA_STATUS_OK);
         CHECK(bad == NULL);
     }
     free(snap);
@@ -350,6 +414,7 @@ static void seed_000(const ota_verified_package *pkg) {
     if (!r) {
         return;
     }
+    host_begin(&trail, &events);
     canary = poll_sends(r, 0);
     CHECK(canary == 4);
     for (i = 0; i < canary; i++) {
@@ -360,7 +425,7 @@ static void seed_000(const ota_verified_package *pkg) {
             report(r, sent[i], "success", "2.1.0", now);
         }
     }
-    drain(r, &trail, &events);
+    drain(r);
     CHECK(status_has(r, "\"status\":\"paused\""));
     CHECK(status_has(r, "\"fleet_impact\":0"));
     CHECK(status_has(r, "in the canary"));
@@ -378,7 +443,7 @@ static void seed_000(const ota_verified_package *pkg) {
     CHECK_STATUS(command(r, "abort", 0, now + 3600001), OTA_STATUS_OK);
     CHECK(status_has(r, "\"status\":\"aborted\""));
     CHECK_STATUS(command(r, "resume", 0, now + 3600002), OTA_STATUS_ROLLOUT_STATE);
-    drain(r, &trail, &events);
+    drain(r);
     CHECK(strstr(events.data, "profile.ota.rollout.resumed.acme.rol_4c7e") != NULL);
     CHECK(strstr(events.data, "profile.ota.rollout.aborted.acme.rol_4c7e") != NULL);
     CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_OK);
@@ -416,6 +481,7 @@ static void bad_input(const ota_verified_package *pkg, const ota_verified_packag
         const char *unknown = "{\"device_id\":\"dev-9999\",\"rollout_id\":\"rol_4c7e\",\"status\":\"success\"}";
         const char *malformed = "{\"device_id\":\"dev-0001\",\"status\":\"exploded\"}";
         char *s;
+        text trail = {0}, events = {0};
         CHECK_STATUS(ota_rollout_handle_report(r, (const uint8_t *)unknown, strlen(unknown), T0),
                      OTA_STATUS_ROLLOUT_NOT_FOUND);
         CHECK(ota_rollout_handle_report(r, (const uint8_t *)malformed, strlen(malformed), T0) != OTA_STATUS_OK);
@@ -424,12 +490,13 @@ static void bad_input(const ota_verified_package *pkg, const ota_verified_packag
         CHECK_STATUS(command(r, "approve", 7, T0), OTA_STATUS_ROLLOUT_NOT_FOUND);
         CHECK_STATUS(ota_rollout_handle_tick(NULL, T0), OTA_STATUS_NULL_POINTER);
         /* Nothing above changed the rollout: its trail still holds only the creation. */
-        s = poll_one(r, ota_rollout_poll_audit);
-        CHECK(s != NULL && strstr(s, "\"create\"") != NULL);
-        free(s);
-        s = poll_one(r, ota_rollout_poll_audit);
-        CHECK(s == NULL);
-        free(s);
+        host_begin(&trail, &events);
+        drain(r);
+        CHECK(trail.data != NULL && strstr(trail.data, "\"create\"") != NULL);
+        s = trail.data ? strchr(trail.data, '\n') : NULL;
+        CHECK(s != NULL && s[1] == 0); /* one record */
+        free(trail.data);
+        free(events.data);
     }
     ota_rollout_free(r);
     ota_rollout_free(NULL);
@@ -452,7 +519,7 @@ int main(int argc, char **argv) {
     v210 = verified(keys, "envelope-2.1.0.json");
     v190 = verified(keys, "envelope-1.9.0.json");
 
-    seed_004(keys, v200, v190);
+    seed_004(v200, v190);
     seed_000(v210);
     bad_input(v200, v190);
 

@@ -104,7 +104,9 @@ class Seed004(unittest.TestCase):
         # Persisted and restored, it carries on where it was.
         snap = r.snapshot()
         r.close()
-        r = ota.Rollout.restore(snap, TRUSTED)
+        with self.assertRaises(ota.PlanInvalidError):
+            ota.Rollout.restore(snap, self.rb)  # another package than the snapshot's
+        r = ota.Rollout.restore(snap, self.pkg, self.rb)
         self.assertEqual(r.snapshot(), snap)
 
         now += 3_600_000
@@ -124,8 +126,16 @@ class Seed004(unittest.TestCase):
             r.pause("alice", now)
         self.assertIsNone(r.timeout())
 
-        # The trail verifies and replays into the same rollout.
+        # The trail verifies, ends at the head the rollout carries, and replays into the same
+        # rollout. Without its last record it still links, but misses the head.
         self.assertEqual(ota.audit_verify(self.trail), len(self.trail))
+        head = r.audit_head()
+        self.assertEqual(ota.audit_verify(self.trail, head=head), len(self.trail))
+        self.assertEqual(ota.audit_verify(self.trail[:-1]), len(self.trail) - 1)
+        with self.assertRaises(ota.AuditBrokenError):
+            ota.audit_verify(self.trail[:-1], head=head)
+        with self.assertRaises(ota.InvalidArgumentError):
+            ota.audit_verify(self.trail, head="not a head")
         self.assertIn('"approve"', "".join(self.trail))
         with ota.Rollout.replay(self.config, self.pkg, self.fleet, T0, self.trail, rollback=self.rb) as again:
             self.assertEqual(again.snapshot(), r.snapshot())
@@ -195,6 +205,21 @@ class Seed004(unittest.TestCase):
             r.status()
 
 
+class Outputs(unittest.TestCase):
+    def test_each_steps_audit_record_comes_before_what_it_caused(self):
+        with firmware("2.0.0") as pkg, ota.Rollout.create(
+                config(pkg, canary_percent=10), pkg, sensors(40), T0) as r:
+            kinds = [k for k, _ in r.outputs()]
+            self.assertEqual(kinds[0], "audit")
+            self.assertEqual(kinds.count("audit"), 1)
+            self.assertEqual(kinds.count("command"), 4)
+            r.pause("alice", T0 + 1)
+            out = r.outputs()
+            self.assertEqual([k for k, _ in out], ["audit", "event"])
+            self.assertEqual(out[1][1]["subject"], "profile.ota.rollout.paused.acme.rol_4c7e")
+            self.assertIsNone(r.poll())
+
+
 class Seed000(unittest.TestCase):
     def test_one_probe_failure_in_a_four_device_canary_pauses_with_no_device_down(self):
         with firmware("2.1.0") as pkg, ota.Rollout.create(
@@ -216,7 +241,12 @@ class Seed000(unittest.TestCase):
             causes = [json.loads(line)["cause"]["kind"] for line in trail]
             self.assertEqual(causes[0], "operator")  # published by alice
             self.assertIn("device", causes)
-            self.assertTrue(any("paused" in " ".join(json.loads(line)["effects"]) for line in trail))
+            # Effects are typed: a kind and its fields, never a sentence.
+            effects = [e for line in trail for e in json.loads(line)["effects"]]
+            self.assertIn("paused", [e["kind"] for e in effects])
+            tripped = next(e for e in effects if e["kind"] == "halt_tripped")
+            self.assertEqual(tripped["reason"]["failures"], 1)
+            self.assertEqual(tripped["reason"]["denominator"], "scheduled")
             self.assertEqual(ota.audit_verify(trail), len(trail))
 
             # Paused: nothing goes out however long it waits; pausing again changes nothing.

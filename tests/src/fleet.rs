@@ -1,10 +1,14 @@
 //! Fleets and packages for the rollout tests: seed 004's temperature sensors.
 
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+
+use ota_core::audit::AuditRecord;
 use ota_core::plan::RolloutSpec;
 use ota_core::report::{DeviceReport, ReportStatus};
-use ota_core::rollout::{Create, Rollout, RolloutCommand};
+use ota_core::rollout::{Create, Event, Output, Rollout, RolloutCommand};
 use ota_core::sign::{self, VerifiedPackage};
-use ota_core::{DeviceProfile, Limits};
+use ota_core::{DeviceProfile, Limits, UnixMs};
 
 /// `n` temperature sensors of device profile `prof_temp_v2` (shared with the benchmarks
 /// and the demo in `ota-sim`).
@@ -48,44 +52,133 @@ pub fn spec(
             obj.insert(k.clone(), x.clone());
         }
     }
-    RolloutSpec::from_json(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    RolloutSpec::from_json(v.to_string().as_bytes(), &Limits::DEFAULT)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Creates a rollout `rol_4c7e` for tenant `acme` at time `now`.
+/// A rollout and a host that drains its one output queue, in order, into the trail, the
+/// commands to carry out and the events to publish — checking on the way that each step's
+/// audit record comes before the commands and events it caused.
+pub struct Host {
+    /// The rollout (also reached through `Deref`).
+    pub r: Rollout,
+    /// The trail, as polled.
+    pub trail: Vec<AuditRecord>,
+    /// Commands not yet taken.
+    pub commands: VecDeque<RolloutCommand>,
+    /// Events not yet taken.
+    pub events: VecDeque<Event>,
+}
+
+impl Host {
+    /// A host for `r`.
+    pub fn new(r: Rollout) -> Host {
+        let mut h = Host {
+            r,
+            trail: Vec::new(),
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        h.pump();
+        h
+    }
+
+    /// Drains the rollout's queue.
+    pub fn pump(&mut self) {
+        let mut recorded = false;
+        while let Some(o) = self.r.poll() {
+            match o {
+                Output::Audit(a) => {
+                    recorded = true;
+                    self.trail.push(a);
+                }
+                Output::Command(c) => {
+                    assert!(recorded, "a command before its audit record: {c:?}");
+                    self.commands.push_back(c);
+                }
+                Output::Event(e) => {
+                    assert!(recorded, "an event before its audit record: {e:?}");
+                    self.events.push_back(e);
+                }
+                other => panic!("an output the host does not know: {other:?}"),
+            }
+        }
+    }
+
+    /// The commands since the last call.
+    pub fn take_commands(&mut self) -> Vec<RolloutCommand> {
+        self.pump();
+        self.commands.drain(..).collect()
+    }
+
+    /// The events since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.pump();
+        self.events.drain(..).collect()
+    }
+
+    /// The events' subjects since the last call.
+    pub fn subjects(&mut self) -> Vec<String> {
+        let events = self.take_events();
+        events.iter().map(|e| self.r.subject(e)).collect()
+    }
+
+    /// The audit records since the last call.
+    pub fn take_trail(&mut self) -> Vec<AuditRecord> {
+        self.pump();
+        std::mem::take(&mut self.trail)
+    }
+}
+
+impl Deref for Host {
+    type Target = Rollout;
+    fn deref(&self) -> &Rollout {
+        &self.r
+    }
+}
+
+impl DerefMut for Host {
+    fn deref_mut(&mut self) -> &mut Rollout {
+        &mut self.r
+    }
+}
+
+/// Creates a rollout `rol_4c7e` for tenant `acme` at time `now`, in a [`Host`].
 pub fn create(
     spec: RolloutSpec,
     package: &VerifiedPackage,
     rollback: Option<&VerifiedPackage>,
     fleet: &[DeviceProfile],
-    now: u64,
-) -> Rollout {
-    Rollout::create(Create {
-        rollout_id: "rol_4c7e".parse().expect("id"),
-        tenant: "acme".parse().expect("tenant"),
-        spec,
-        package,
-        rollback,
-        fleet,
-        by: "alice".parse().expect("name"),
-        now,
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
+    now: UnixMs,
+) -> Host {
+    Host::new(
+        Rollout::create(Create {
+            rollout_id: "rol_4c7e".parse().expect("id"),
+            tenant: "acme".parse().expect("tenant"),
+            spec,
+            package,
+            rollback,
+            fleet,
+            by: "alice".parse().expect("name"),
+            now,
+        })
+        .unwrap_or_else(|e| panic!("{e}")),
+    )
 }
 
 /// The devices sent a command since the last call, in order (rollback or not).
-pub fn sent(r: &mut Rollout) -> Vec<(String, bool)> {
-    let mut out = Vec::new();
-    while let Some(c) = r.poll_command() {
-        if let RolloutCommand::Send {
-            device_id,
-            rollback,
-            ..
-        } = c
-        {
-            out.push((device_id.to_string(), rollback));
-        }
-    }
-    out
+pub fn sent(h: &mut Host) -> Vec<(String, bool)> {
+    h.take_commands()
+        .into_iter()
+        .filter_map(|c| match c {
+            RolloutCommand::Send {
+                device_id,
+                rollback,
+                ..
+            } => Some((device_id.to_string(), rollback)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A report from `device` for rollout `rol_4c7e`.

@@ -5,24 +5,26 @@
 use ota_core::audit::{self, AuditRecord};
 use ota_core::name::Name;
 use ota_core::report::ReportStatus::{Failure, InProgress, Rejected, Success};
-use ota_core::rollout::{self, Create, DeviceState, Rollout, RolloutCommand, RolloutState};
-use ota_tests::fleet::{create, firmware, report, sensors, sent, spec, trusted};
+use ota_core::rollout::{
+    self, Create, DeviceState, Effect, Input, Output, Rollout, RolloutCommand, RolloutError,
+    RolloutState, Snapshot,
+};
+use ota_core::{Limits, UnixMs};
+use ota_tests::fleet::{Host, create, firmware, report, sensors, sent, spec};
 use serde_json::json;
 
-const T0: u64 = 1_800_000_000_000;
+const T0: UnixMs = UnixMs(1_800_000_000_000);
 
 fn alice() -> Name {
     "alice".parse().unwrap()
 }
 
-fn drain_audit(r: &mut Rollout) -> Vec<AuditRecord> {
-    std::iter::from_fn(|| r.poll_audit()).collect()
+fn drain_audit(r: &mut Host) -> Vec<AuditRecord> {
+    r.take_trail()
 }
 
-fn events(r: &mut Rollout) -> Vec<String> {
-    std::iter::from_fn(|| r.poll_event())
-        .map(|e| e.subject)
-        .collect()
+fn events(r: &mut Host) -> Vec<String> {
+    r.subjects()
 }
 
 #[test]
@@ -75,14 +77,14 @@ fn seed_000_a_four_device_canary_with_one_probe_failure_pauses_with_no_device_do
     assert_eq!(canary.len(), 4);
     let now = T0 + 1000;
     for (i, (d, _)) in canary.iter().enumerate() {
-        r.handle_report(&report(d, InProgress, Some("1.2.0")), now)
+        r.handle(Input::Report(report(d, InProgress, Some("1.2.0"))), now)
             .unwrap();
         if i == 2 {
             // The probe failed; the device restored 1.2.0 on its own and says so.
-            r.handle_report(&report(d, Failure, Some("1.2.0")), now)
+            r.handle(Input::Report(report(d, Failure, Some("1.2.0"))), now)
                 .unwrap();
         } else {
-            r.handle_report(&report(d, Success, Some("2.1.0")), now)
+            r.handle(Input::Report(report(d, Success, Some("2.1.0"))), now)
                 .unwrap();
         }
     }
@@ -101,94 +103,129 @@ fn seed_000_a_four_device_canary_with_one_probe_failure_pauses_with_no_device_do
     );
     assert!(ev.contains(&"profile.ota.rollout.halted.acme.rol_4c7e".to_string()));
     // Paused: nothing else goes out, even when time passes.
-    r.handle_tick(now + 3_600_000);
+    r.handle(Input::Tick, now + 3_600_000).unwrap();
     assert!(sent(&mut r).is_empty());
 }
 
 #[test]
-fn the_halt_boundary_is_strictly_greater_and_table_tested() {
+fn the_halt_boundary_is_strictly_greater_and_table_tested_for_both_denominators() {
+    use ota_core::plan::Denominator::{Scheduled, Terminal};
+    use rollout::{HaltCounts, HaltScope};
     let pkg = firmware("2.0.0", false);
     let base = spec(&pkg, None, json!({}));
-    // (threshold, min_terminal, max_failures, terminal, failures, trips)
-    type Row = (f64, u64, Option<u64>, u64, u64, bool);
+    assert_eq!(
+        base.halt.denominator, Scheduled,
+        "seed 004's reading is the default"
+    );
+    // (denominator, threshold, min_terminal, max_failures, scheduled, terminal, failures, trips)
+    type Row = (
+        ota_core::plan::Denominator,
+        f64,
+        u64,
+        Option<u64>,
+        u64,
+        u64,
+        u64,
+        bool,
+    );
     let table: &[Row] = &[
-        (10.0, 1, None, 10, 1, false), // exactly 10 %: no
-        (10.0, 1, None, 100, 10, false),
-        (10.0, 1, None, 100, 11, true), // 11 %: yes
-        (10.0, 1, None, 9, 1, true),    // 11.1 %
-        (10.0, 1, None, 1, 0, false),
-        (10.0, 1, None, 1, 1, true),
-        (10.0, 5, None, 4, 4, false), // not enough terminal devices yet
-        (10.0, 5, None, 5, 1, true),
-        (0.0, 1, None, 1000, 1, true), // zero tolerance
-        (0.0, 1, None, 1000, 0, false),
-        (100.0, 1, None, 10, 10, false),  // can never exceed 100 %
-        (100.0, 1, Some(2), 10, 3, true), // but the count can
-        (100.0, 1, Some(2), 10, 2, false),
-        (50.0, 1, None, 4, 2, false),
-        (50.0, 1, None, 4, 3, true),
+        // Scheduled: failures over the devices scheduled in scope, however many finished.
+        (Scheduled, 10.0, 1, None, 100, 1, 1, false), // one early failure of a 100-device canary
+        (Scheduled, 10.0, 1, None, 100, 10, 10, false), // exactly 10 %: no
+        (Scheduled, 10.0, 1, None, 100, 11, 11, true), // 11 %: yes
+        (Scheduled, 10.0, 1, None, 100, 100, 10, false),
+        (Scheduled, 10.0, 1, None, 100, 100, 11, true),
+        (Scheduled, 10.0, 1, None, 4, 1, 1, true), // seed 000: 1 of a 4-device canary
+        (Scheduled, 10.0, 1, None, 10, 1, 1, false), // 1 of 10 is exactly 10 %
+        (Scheduled, 10.0, 1, None, 9, 1, 1, true), // 11.1 %
+        (Scheduled, 10.0, 5, None, 20, 4, 4, false), // not enough terminal devices yet
+        (Scheduled, 10.0, 5, None, 20, 5, 3, true),
+        (Scheduled, 0.0, 1, None, 1000, 1, 1, true), // zero tolerance
+        (Scheduled, 0.0, 1, None, 1000, 1, 0, false),
+        (Scheduled, 100.0, 1, Some(2), 10, 3, 3, true), // the count trips
+        (Scheduled, 100.0, 1, Some(2), 10, 3, 2, false),
+        (Scheduled, 10.0, 1, None, 0, 0, 0, false), // nothing terminal: never
+        // Terminal: failures over the devices with a final outcome.
+        (Terminal, 10.0, 1, None, 100, 1, 1, true), // one early failure is 100 %
+        (Terminal, 10.0, 1, None, 100, 10, 1, false), // exactly 10 %
+        (Terminal, 10.0, 1, None, 100, 100, 10, false),
+        (Terminal, 10.0, 1, None, 100, 100, 11, true),
+        (Terminal, 10.0, 1, None, 100, 9, 1, true), // 11.1 %
+        (Terminal, 10.0, 5, None, 100, 4, 4, false),
+        (Terminal, 10.0, 5, None, 100, 5, 1, true),
+        (Terminal, 100.0, 1, None, 10, 10, 10, false), // never above 100 %
+        (Terminal, 50.0, 1, None, 10, 4, 2, false),
+        (Terminal, 50.0, 1, None, 10, 4, 3, true),
     ];
-    for &(threshold, min_terminal, max_failures, terminal, failures, trips) in table {
+    for &(
+        denominator,
+        threshold,
+        min_terminal,
+        max_failures,
+        scheduled,
+        terminal,
+        failures,
+        trips,
+    ) in table
+    {
         let mut s = base.clone();
         s.failure_threshold_percent = threshold;
+        s.halt.denominator = denominator;
         s.halt.min_terminal = min_terminal;
         s.halt.max_failures = max_failures;
+        let counts = HaltCounts {
+            scheduled,
+            terminal,
+            failures,
+        };
         assert_eq!(
-            rollout::halt_trips(&s, terminal, failures).is_some(),
+            rollout::halt_trips(&s, HaltScope::Wave { wave: 0 }, counts).is_some(),
             trips,
-            "threshold {threshold}, min {min_terminal}, max {max_failures:?}: {failures} of {terminal}"
+            "{denominator:?} {threshold}%, min {min_terminal}, max {max_failures:?}: {failures} failed, {terminal} terminal of {scheduled}"
         );
     }
-    // The engine applies the same rule: 10 of 100 canary failures keep it running, 11 stop it.
+    // The engine applies the same rule. Scheduled (the default): the first failures of a
+    // 100-device canary keep it running; 10 of 100 do; the 11th stops it.
     let fleet = sensors(1000, 0);
-    let mut r = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
-    let canary = sent(&mut r);
-    assert_eq!(canary.len(), 100);
-    for (i, (d, _)) in canary.iter().enumerate() {
-        let status = if i < 10 { Failure } else { Success };
-        // The failures come last, so the ratio never exceeds 10 % on the way.
-        let _ = status;
-        let _ = d;
-    }
-    for (d, _) in canary.iter().skip(10) {
-        r.handle_report(&report(d, Success, Some("2.0.0")), T0)
-            .unwrap();
-    }
-    for (d, _) in canary.iter().take(10) {
-        r.handle_report(&report(d, Failure, Some("1.2.0")), T0)
-            .unwrap();
-    }
-    assert_ne!(
-        r.state(),
-        RolloutState::Paused,
-        "10 of 100 is not more than 10 %"
-    );
-    let mut r2 = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
-    let canary = sent(&mut r2);
-    for (d, _) in canary.iter().skip(11) {
-        r2.handle_report(&report(d, Success, Some("2.0.0")), T0)
-            .unwrap();
-    }
-    for (d, _) in canary.iter().take(11) {
-        r2.handle_report(&report(d, Failure, Some("1.2.0")), T0)
-            .unwrap();
-    }
+    let run = |extra: serde_json::Value, failures: usize, then_successes: usize| {
+        let mut r = create(spec(&pkg, None, extra), &pkg, None, &fleet, T0);
+        let canary = sent(&mut r);
+        assert_eq!(canary.len(), 100);
+        for (d, _) in canary.iter().take(failures) {
+            r.handle(Input::Report(report(d, Failure, Some("1.2.0"))), T0)
+                .unwrap();
+        }
+        for (d, _) in canary.iter().skip(failures).take(then_successes) {
+            r.handle(Input::Report(report(d, Success, Some("2.0.0"))), T0)
+                .unwrap();
+        }
+        r.state()
+    };
+    let canary = json!({"canary_percent": 10});
     assert_eq!(
-        r2.state(),
+        run(canary.clone(), 1, 0),
+        RolloutState::Active,
+        "1 of 100 scheduled"
+    );
+    assert_eq!(
+        run(canary.clone(), 10, 90),
+        RolloutState::Active,
+        "10 of 100"
+    );
+    assert_eq!(
+        run(canary.clone(), 11, 0),
         RolloutState::Paused,
-        "11 of 100 is more than 10 %"
+        "11 of 100"
+    );
+    // Terminal, the named option: one early failure is 100 % of the terminal devices.
+    let terminal = json!({"canary_percent": 10, "halt": {"denominator": "terminal"}});
+    assert_eq!(run(terminal.clone(), 1, 0), RolloutState::Paused);
+    let late =
+        json!({"canary_percent": 10, "halt": {"denominator": "terminal", "min_terminal": 20}});
+    assert_eq!(
+        run(late, 2, 17),
+        RolloutState::Active,
+        "19 terminal: below min_terminal"
     );
 }
 
@@ -259,10 +296,11 @@ fn cohorts_are_reproducible_nested_and_stratified() {
     assert_eq!(profiles.len(), 3, "{canary:?}");
 }
 
-fn succeed_all(r: &mut Rollout, devices: &[(String, bool)], now: u64) {
+fn succeed_all(r: &mut Host, devices: &[(String, bool)], now: UnixMs) {
     for (d, rollback) in devices {
         let v = if *rollback { "1.9.0" } else { "2.0.0" };
-        r.handle_report(&report(d, Success, Some(v)), now).unwrap();
+        r.handle(Input::Report(report(d, Success, Some(v))), now)
+            .unwrap();
     }
 }
 
@@ -288,29 +326,43 @@ fn waves_open_by_their_gates_and_the_rollout_completes() {
     assert_eq!(w0.len(), 10);
     succeed_all(&mut r, &w0, T0 + 1);
     // Soak: the next wave waits a minute after the canary finished.
-    r.handle_tick(T0 + 59_000);
+    r.handle(Input::Tick, T0 + 59_000).unwrap();
     assert!(sent(&mut r).is_empty());
     assert_eq!(r.poll_timeout(), Some(T0 + 1 + 60_000));
-    r.handle_tick(T0 + 61_000);
+    r.handle(Input::Tick, T0 + 61_000).unwrap();
     let w1 = sent(&mut r);
     assert_eq!(w1.len(), 20);
     succeed_all(&mut r, &w1, T0 + 62_000);
     // Approval.
-    r.handle_tick(T0 + 70_000);
+    r.handle(Input::Tick, T0 + 70_000).unwrap();
     assert!(sent(&mut r).is_empty());
     assert!(
         events(&mut r)
             .iter()
             .any(|e| e.starts_with("profile.ota.rollout.gate_waiting."))
     );
-    r.handle_approve(2, &alice(), T0 + 80_000).unwrap();
+    r.handle(
+        Input::Approve {
+            wave: 2,
+            by: alice(),
+        },
+        T0 + 80_000,
+    )
+    .unwrap();
     let w2 = sent(&mut r);
     assert_eq!(w2.len(), 30);
     succeed_all(&mut r, &w2, T0 + 81_000);
     // External verdict.
     assert!(sent(&mut r).is_empty());
-    r.handle_verdict(3, true, &"monitor".parse().unwrap(), T0 + 90_000)
-        .unwrap();
+    r.handle(
+        Input::Verdict {
+            wave: 3,
+            pass: true,
+            by: "monitor".parse().unwrap(),
+        },
+        T0 + 90_000,
+    )
+    .unwrap();
     let w3 = sent(&mut r);
     assert_eq!(w3.len(), 40);
     succeed_all(&mut r, &w3, T0 + 91_000);
@@ -330,8 +382,15 @@ fn waves_open_by_their_gates_and_the_rollout_completes() {
     );
     let w0 = sent(&mut r);
     succeed_all(&mut r, &w0, T0);
-    r.handle_verdict(1, false, &"monitor".parse().unwrap(), T0 + 1)
-        .unwrap();
+    r.handle(
+        Input::Verdict {
+            wave: 1,
+            pass: false,
+            by: "monitor".parse().unwrap(),
+        },
+        T0 + 1,
+    )
+    .unwrap();
     assert_eq!(r.state(), RolloutState::Paused);
 }
 
@@ -353,7 +412,7 @@ fn a_success_gate_holds_the_next_wave_until_an_operator_overrides() {
     );
     let w0 = sent(&mut r);
     succeed_all(&mut r, &w0[1..], T0);
-    r.handle_report(&report(&w0[0].0, Failure, Some("1.2.0")), T0)
+    r.handle(Input::Report(report(&w0[0].0, Failure, Some("1.2.0"))), T0)
         .unwrap();
     assert_eq!(
         r.state(),
@@ -365,7 +424,14 @@ fn a_success_gate_holds_the_next_wave_until_an_operator_overrides() {
         "90 % succeeded, the gate needs 95 %"
     );
     events(&mut r);
-    r.handle_approve(1, &alice(), T0 + 1).unwrap();
+    r.handle(
+        Input::Approve {
+            wave: 1,
+            by: alice(),
+        },
+        T0 + 1,
+    )
+    .unwrap();
     assert_eq!(sent(&mut r).len(), 90);
     let ev = events(&mut r);
     assert_eq!(
@@ -378,37 +444,34 @@ fn a_success_gate_holds_the_next_wave_until_an_operator_overrides() {
 fn resume_acknowledges_the_failures_that_tripped_it() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(200, 0);
-    let mut r = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
+    // The terminal-devices denominator: the first failure trips at once.
+    let plan = json!({"canary_percent": 10, "halt": {"denominator": "terminal"}});
+    let mut r = create(spec(&pkg, None, plan.clone()), &pkg, None, &fleet, T0);
     let w0 = sent(&mut r);
-    r.handle_report(&report(&w0[0].0, Failure, Some("1.2.0")), T0)
+    r.handle(Input::Report(report(&w0[0].0, Failure, Some("1.2.0"))), T0)
         .unwrap();
     assert_eq!(r.state(), RolloutState::Paused);
     let trail_before = r.audit_chain().next_seq;
     // A second trip while paused is a no-op.
-    r.handle_report(&report(&w0[1].0, Failure, Some("1.2.0")), T0)
+    r.handle(Input::Report(report(&w0[1].0, Failure, Some("1.2.0"))), T0)
         .unwrap();
     assert_eq!(r.state(), RolloutState::Paused);
-    assert!(
-        !events(&mut r)
-            .iter()
-            .filter(|e| e.contains(".paused."))
-            .count()
-            > 1
-    );
+    let paused = events(&mut r)
+        .iter()
+        .filter(|e| e.contains(".paused."))
+        .count();
+    assert_eq!(paused, 1, "paused once");
     assert!(r.audit_chain().next_seq > trail_before);
-    r.handle_resume(&alice(), T0 + 1).unwrap();
+    r.handle(Input::Resume { by: alice() }, T0 + 1).unwrap();
     assert_eq!(r.state(), RolloutState::Active);
     // The two acknowledged failures no longer count; 17 successes and one new failure do
     // (1 of 18 is 5.6 %: below 10 %).
     succeed_all(&mut r, &w0[2..19], T0 + 2);
-    r.handle_report(&report(&w0[19].0, Failure, Some("1.2.0")), T0 + 3)
-        .unwrap();
+    r.handle(
+        Input::Report(report(&w0[19].0, Failure, Some("1.2.0"))),
+        T0 + 3,
+    )
+    .unwrap();
     assert_eq!(
         r.state(),
         RolloutState::Active,
@@ -416,7 +479,13 @@ fn resume_acknowledges_the_failures_that_tripped_it() {
         r.status().halt_reason
     );
     // Without the acknowledgement it would be 3 of 20 (15 %).
-    assert!(rollout::halt_trips(&spec(&pkg, None, json!({})), 20, 3).is_some());
+    let counts = rollout::HaltCounts {
+        scheduled: 20,
+        terminal: 20,
+        failures: 3,
+    };
+    let s = spec(&pkg, None, plan);
+    assert!(rollout::halt_trips(&s, rollout::HaltScope::Wave { wave: 0 }, counts).is_some());
 }
 
 #[test]
@@ -434,171 +503,359 @@ fn late_reports_are_recorded_but_never_reopen_a_finished_rollout() {
     succeed_all(&mut r, &all, T0);
     assert_eq!(r.state(), RolloutState::Completed);
     drain_audit(&mut r);
-    r.handle_report(&report(&all[0].0, Failure, Some("1.2.0")), T0 + 5)
-        .unwrap();
+    r.handle(
+        Input::Report(report(&all[0].0, Failure, Some("1.2.0"))),
+        T0 + 5,
+    )
+    .unwrap();
     assert_eq!(r.state(), RolloutState::Completed);
     assert_eq!(r.device_state(&all[0].0), Some(DeviceState::Succeeded));
     let rec = drain_audit(&mut r);
     assert_eq!(rec.len(), 1);
     assert!(
-        rec[0].effects[0].starts_with("late report from dev-"),
+        matches!(
+            &rec[0].effects[..],
+            [Effect::LateReport {
+                state: DeviceState::Succeeded,
+                ..
+            }]
+        ),
         "{:?}",
         rec[0].effects
     );
-    assert!(r.handle_pause(&alice(), T0 + 6).is_err());
+    assert!(matches!(
+        r.handle(Input::Pause { by: alice() }, T0 + 6),
+        Err(RolloutError::State {
+            input: "pause",
+            state: RolloutState::Completed
+        })
+    ));
+    let e = r
+        .handle(Input::Report(report("dev-9999", Success, None)), T0)
+        .unwrap_err();
     assert!(
-        r.handle_report(&report("dev-9999", Success, None), T0)
-            .is_err()
+        matches!(&e, RolloutError::UnknownDevice { device_id } if device_id.as_str() == "dev-9999")
+    );
+    // A report for another rollout names both, without Rust's debug formatting.
+    let mut other = report(&all[1].0, Success, None);
+    other.rollout_id = Some("rol_other".parse().unwrap());
+    let e = r.handle(Input::Report(other), T0).unwrap_err();
+    assert!(matches!(&e, RolloutError::WrongRollout { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "the report is for rollout rol_other, not rol_4c7e"
+    );
+    assert_eq!(e.status(), ota_core::Status::RolloutNotFound);
+    assert!(
+        drain_audit(&mut r).is_empty(),
+        "a refused input is not recorded"
     );
 }
 
-/// Puts a fresh rollout's first canary device into `state` (where reachable) and returns it.
-fn device_in(state: DeviceState, in_flight: &str) -> (Rollout, String) {
+/// A rollout of `policy` (cohort rollback scope, no halt) with a device in `state`, and the
+/// device. The rollout is active, or rolling back for the rollback states and `cancelled`.
+fn device_in(state: DeviceState, policy: &str) -> (Host, String) {
+    use DeviceState::*;
+    use ota_core::report::ReportStatus as R;
     let pkg = firmware("2.0.0", false);
     let rb = firmware("1.9.0", true);
-    let fleet = sensors(200, 13);
-    let s = spec(
-        &pkg,
-        Some(&rb),
-        json!({"canary_percent": 10, "failure_threshold_percent": 100,
-        "in_flight": in_flight, "rollback_scope": "cohort"}),
-    );
-    let mut r = create(s, &pkg, Some(&rb), &fleet, T0);
+    let mut fleet = sensors(200, 13);
+    fleet[0]
+        .installed
+        .insert(pkg.package().name.clone(), pkg.package().version.clone());
+    // One send a minute holds all but one canary device `scheduled`, and a rollback's devices
+    // `rollback_scheduled`.
+    let paced = matches!(state, Scheduled | RollbackScheduled);
+    let mut plan = json!({"canary_percent": 10, "failure_threshold_percent": 100,
+        "in_flight": policy, "rollback_scope": "cohort"});
+    if paced {
+        plan["pacing"] = json!({"per_minute": 1});
+    }
+    let mut r = create(spec(&pkg, Some(&rb), plan), &pkg, Some(&rb), &fleet, T0);
     let canary = sent(&mut r);
-    let d = canary[0].0.clone();
-    let pick = |st: DeviceState| r_device(&fleet, &pkg, st);
-    let (d, want) = match state {
-        DeviceState::Pending => (pick(DeviceState::Pending), state),
-        DeviceState::Incompatible => (pick(DeviceState::Incompatible), state),
-        DeviceState::Sent => (d, state),
-        DeviceState::InProgress => {
-            r.handle_report(&report(&d, InProgress, None), T0).unwrap();
-            (d, state)
+    let first = canary[0].0.clone();
+    let find = |r: &Host, st: DeviceState| {
+        r.devices()
+            .find(|(_, s)| *s == st)
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_else(|| panic!("no device {st:?}"))
+    };
+    let say = |r: &mut Host, d: &str, status| {
+        r.handle(Input::Report(report(d, status, Some("2.0.0"))), T0)
+            .unwrap()
+    };
+    let rollback = |r: &mut Host| r.handle(Input::Rollback { by: alice() }, T0 + 1).unwrap();
+    let d = match state {
+        Pending | Scheduled | Incompatible | AlreadyInstalled => find(&r, state),
+        Sent => first,
+        InProgress | Succeeded | Failed | Rejected => {
+            say(&mut r, &first, R::InProgress);
+            if state != InProgress {
+                let st = [R::Success, R::Failure, R::Rejected][[Succeeded, Failed, Rejected]
+                    .iter()
+                    .position(|s| *s == state)
+                    .unwrap()];
+                say(&mut r, &first, st);
+            }
+            first
         }
-        DeviceState::Succeeded => {
-            r.handle_report(&report(&d, Success, Some("2.0.0")), T0)
-                .unwrap();
-            (d, state)
+        TimedOut => {
+            say(&mut r, &first, R::InProgress);
+            r.handle(Input::Tick, T0 + 3_600_000).unwrap();
+            first
         }
-        DeviceState::Failed => {
-            r.handle_report(&report(&d, Failure, Some("1.2.0")), T0)
-                .unwrap();
-            (d, state)
+        Removed => {
+            r.handle(
+                Input::Leave {
+                    device_id: first.parse().unwrap(),
+                },
+                T0,
+            )
+            .unwrap();
+            first
         }
-        DeviceState::Rejected => {
-            r.handle_report(&report(&d, Rejected, Some("1.2.0")), T0)
-                .unwrap();
-            (d, state)
-        }
-        DeviceState::TimedOut => {
-            r.handle_report(&report(&d, InProgress, None), T0).unwrap();
-            r.handle_tick(T0 + 3_600_000 + 1);
-            (d, state)
-        }
-        DeviceState::Scheduled => {
-            // Held by max_in_flight: pause, and the scheduled devices of the canary stay held.
-            let d2 = canary[1].0.clone();
-            r.handle_pause(&alice(), T0).unwrap();
-            (d2, DeviceState::Sent)
+        Cancelled | RollbackScheduled | RollbackSent | RolledBack | RollbackFailed => {
+            // A second device rolling back keeps the rollout rolling back.
+            say(&mut r, &first, R::Success);
+            if let Some((second, _)) = canary.get(1) {
+                say(&mut r, second, R::Success);
+            }
+            rollback(&mut r);
+            match state {
+                RolledBack => say(&mut r, &first, R::Success),
+                RollbackFailed => say(&mut r, &first, R::Failure),
+                _ => {}
+            }
+            if state == Cancelled {
+                find(&r, Cancelled)
+            } else {
+                first
+            }
         }
         other => panic!("no recipe for {other:?}"),
     };
-    let _ = want;
-    let _ = sent(&mut r);
+    assert_eq!(r.device_state(&d), Some(state), "setup of {state:?}");
+    let _ = r.take_commands();
     (r, d)
 }
 
-fn r_device(
-    fleet: &[ota_core::DeviceProfile],
-    pkg: &ota_core::VerifiedPackage,
-    st: DeviceState,
-) -> String {
-    let spec = spec(pkg, None, json!({"canary_percent": 10}));
-    let r = create(spec, pkg, None, fleet, T0);
-    r.devices()
-        .find(|(_, s)| *s == st)
-        .map(|(d, _)| d.to_string())
-        .expect("a device in that state")
+/// What the module docs' table says a command does to a device in `state` under `policy`:
+/// the state after it (`None`: the command is refused in that rollout state), and whether the
+/// device is told to stop. `resume` is a pause and then a resume.
+fn documented(state: DeviceState, command: &str, policy: &str) -> (Option<DeviceState>, bool) {
+    use DeviceState::*;
+    let rolling_back = matches!(
+        state,
+        Cancelled | RollbackScheduled | RollbackSent | RolledBack | RollbackFailed
+    );
+    let (soft, forced) = (policy == "soft_cancel", policy == "forced_cancel");
+    let stops = match state {
+        Sent => soft || forced,
+        InProgress => forced,
+        _ => false,
+    };
+    match command {
+        "pause" | "resume" | "rollback" if rolling_back => (None, false),
+        "pause" => (Some(if stops { Scheduled } else { state }), stops),
+        "resume" => (Some(if stops { Sent } else { state }), stops),
+        "abort" => match state {
+            Pending | Scheduled | RollbackScheduled => (Some(Cancelled), false),
+            Sent | InProgress if stops => (Some(Cancelled), true),
+            // Sent and never said it started: soft cancel stops it too.
+            RollbackSent if soft || forced => (Some(Cancelled), true),
+            _ => (Some(state), false),
+        },
+        "rollback" => match state {
+            Pending | Scheduled => (Some(Cancelled), false),
+            Sent | InProgress if stops => (Some(Cancelled), true),
+            Succeeded | Failed | TimedOut | Rejected => (Some(RollbackSent), false),
+            _ => (Some(state), false),
+        },
+        _ => unreachable!(),
+    }
 }
 
 #[test]
-fn every_command_against_every_device_state_is_defined() {
-    use DeviceState::*;
-    // (device state, command, in-flight policy, the device's state after it)
-    let table: &[(DeviceState, &str, &str, DeviceState)] = &[
-        (Pending, "pause", "finish", Pending),
-        (Pending, "abort", "finish", Cancelled),
-        (Pending, "rollback", "finish", Cancelled),
-        (Sent, "pause", "finish", Sent),
-        (Sent, "pause", "soft_cancel", Scheduled),
-        (Sent, "pause", "forced_cancel", Scheduled),
-        (Sent, "abort", "finish", Sent),
-        (Sent, "abort", "soft_cancel", Cancelled),
-        (Sent, "rollback", "finish", Sent),
-        (Sent, "rollback", "forced_cancel", Cancelled),
-        (InProgress, "pause", "finish", InProgress),
-        (InProgress, "abort", "finish", InProgress),
-        (InProgress, "abort", "forced_cancel", Cancelled),
-        (InProgress, "rollback", "finish", InProgress),
-        (Succeeded, "pause", "finish", Succeeded),
-        (Succeeded, "abort", "finish", Succeeded),
-        (Succeeded, "rollback", "finish", RollbackSent),
-        (Failed, "pause", "finish", Failed),
-        (Failed, "abort", "finish", Failed),
-        (Failed, "rollback", "finish", RollbackSent),
-        (Rejected, "rollback", "finish", RollbackSent),
-        (TimedOut, "abort", "finish", TimedOut),
-        (TimedOut, "rollback", "finish", RollbackSent),
-        (Incompatible, "pause", "finish", Incompatible),
-        (Incompatible, "abort", "finish", Incompatible),
-        (Incompatible, "rollback", "finish", Incompatible),
-    ];
-    for &(state, command, policy, after) in table {
-        let (mut r, d) = device_in(state, policy);
-        assert_eq!(r.device_state(&d), Some(state), "setup {state:?}");
-        let res = match command {
-            "pause" => r.handle_pause(&alice(), T0 + 10),
-            "abort" => r.handle_abort(&alice(), T0 + 10),
-            "rollback" => r.handle_rollback(&alice(), T0 + 10),
-            _ => unreachable!(),
-        };
-        res.unwrap_or_else(|e| panic!("{state:?} {command}: {e}"));
-        assert_eq!(
-            r.device_state(&d),
-            Some(after),
-            "{state:?} × {command} ({policy})"
-        );
-        let cmds: Vec<RolloutCommand> = std::iter::from_fn(|| r.poll_command()).collect();
-        let cancelled = cmds.iter().any(
-            |c| matches!(c, RolloutCommand::Cancel { device_id, .. } if device_id.as_str() == d),
-        );
-        assert_eq!(
-            cancelled,
-            policy != "finish" && matches!(state, Sent | InProgress),
-            "{state:?} × {command} ({policy}): {cmds:?}"
-        );
-        // Resume where it is allowed: the held device goes out again.
-        if command == "pause" {
-            r.handle_resume(&alice(), T0 + 20).unwrap();
-            if after == Scheduled {
-                assert_eq!(
-                    r.device_state(&d),
-                    Some(Sent),
-                    "resume sends a held device again"
-                );
+fn every_command_against_every_device_state_under_every_policy_is_as_documented() {
+    let mut cells = 0;
+    for state in DeviceState::ALL {
+        for command in ["pause", "resume", "abort", "rollback"] {
+            for policy in ["finish", "soft_cancel", "forced_cancel"] {
+                let (mut r, d) = device_in(state, policy);
+                let (after, cancelled) = documented(state, command, policy);
+                let at = T0 + 10;
+                let res = match command {
+                    "pause" => r.handle(Input::Pause { by: alice() }, at),
+                    "resume" => r
+                        .handle(Input::Pause { by: alice() }, at)
+                        .and_then(|()| r.handle(Input::Resume { by: alice() }, at + 10)),
+                    "abort" => r.handle(Input::Abort { by: alice() }, at),
+                    "rollback" => r.handle(Input::Rollback { by: alice() }, at),
+                    _ => unreachable!(),
+                };
+                let cell = format!("{state:?} × {command} ({policy})");
+                match after {
+                    None => {
+                        assert!(
+                            matches!(res, Err(RolloutError::State { .. })),
+                            "{cell}: {res:?}"
+                        );
+                        assert_eq!(r.device_state(&d), Some(state), "{cell}: refused");
+                    }
+                    Some(after) => {
+                        res.unwrap_or_else(|e| panic!("{cell}: {e}"));
+                        assert_eq!(r.device_state(&d), Some(after), "{cell}");
+                    }
+                }
+                let cmds = r.take_commands();
+                let stopped = cmds.iter().any(|c| {
+                    matches!(c, RolloutCommand::Cancel { device_id, .. } if device_id.as_str() == d)
+                });
+                assert_eq!(stopped, cancelled, "{cell}: {cmds:?}");
+                cells += 1;
             }
         }
     }
-    // Commands that do not fit the rollout's state are refused.
-    let (mut r, _) = device_in(Succeeded, "finish");
-    r.handle_abort(&alice(), T0).unwrap();
-    for e in [
-        r.handle_pause(&alice(), T0),
-        r.handle_resume(&alice(), T0),
-        r.handle_rollback(&alice(), T0),
-        r.handle_abort(&alice(), T0),
+    assert_eq!(cells, 16 * 4 * 3);
+}
+
+#[test]
+fn soft_cancel_stops_only_devices_that_have_not_started_installing() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(100, 0);
+    let plan =
+        json!({"canary_percent": 10, "failure_threshold_percent": 100, "in_flight": "soft_cancel"});
+    let mut r = create(spec(&pkg, None, plan), &pkg, None, &fleet, T0);
+    let canary = sent(&mut r);
+    let (installing, waiting) = (&canary[0].0, &canary[1].0);
+    r.handle(Input::Report(report(installing, InProgress, None)), T0)
+        .unwrap();
+    r.handle(Input::Pause { by: alice() }, T0 + 1).unwrap();
+    let cancelled: Vec<String> = r
+        .take_commands()
+        .into_iter()
+        .filter_map(|c| match c {
+            RolloutCommand::Cancel { device_id, forced } => {
+                assert!(!forced);
+                Some(device_id.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(cancelled.contains(waiting));
+    assert!(!cancelled.contains(installing), "it had started installing");
+    assert_eq!(r.device_state(installing), Some(DeviceState::InProgress));
+    // Its outcome is real, and counts.
+    r.handle(
+        Input::Report(report(installing, Success, Some("2.0.0"))),
+        T0 + 2,
+    )
+    .unwrap();
+    assert_eq!(r.device_state(installing), Some(DeviceState::Succeeded));
+    assert_eq!(r.status().cumulative.succeeded, 1);
+}
+
+#[test]
+fn a_device_that_finishes_after_being_cancelled_counts_as_updated_and_is_rolled_back() {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let fleet = sensors(100, 0);
+    let plan = json!({"canary_percent": 10, "failure_threshold_percent": 100,
+        "in_flight": "forced_cancel", "rollback_scope": "updated_only"});
+    // Rolled back with forced cancel: the device was mid-install, finished anyway and says so.
+    let mut r = create(
+        spec(&pkg, Some(&rb), plan.clone()),
+        &pkg,
+        Some(&rb),
+        &fleet,
+        T0,
+    );
+    let canary = sent(&mut r);
+    let (done, late) = (&canary[0].0, &canary[1].0);
+    r.handle(Input::Report(report(done, Success, Some("2.0.0"))), T0)
+        .unwrap();
+    r.handle(Input::Report(report(late, InProgress, None)), T0)
+        .unwrap();
+    r.handle(Input::Rollback { by: alice() }, T0 + 1).unwrap();
+    assert_eq!(r.device_state(late), Some(DeviceState::Cancelled));
+    assert_eq!(sent(&mut r), vec![(done.clone(), true)]);
+    r.handle(Input::Report(report(late, Success, Some("2.0.0"))), T0 + 2)
+        .unwrap();
+    assert_eq!(
+        sent(&mut r),
+        vec![(late.clone(), true)],
+        "it runs the new version: the updated_only rollback reaches it"
+    );
+    assert_eq!(r.status().cumulative.succeeded, 2);
+    // Aborted with forced cancel: a device that finishes anyway counts as updated.
+    let mut r = create(spec(&pkg, Some(&rb), plan), &pkg, Some(&rb), &fleet, T0);
+    let canary = sent(&mut r);
+    let d = &canary[0].0;
+    r.handle(Input::Report(report(d, InProgress, None)), T0)
+        .unwrap();
+    r.handle(Input::Abort { by: alice() }, T0 + 1).unwrap();
+    assert_eq!(r.device_state(d), Some(DeviceState::Cancelled));
+    r.handle(Input::Report(report(d, Success, Some("2.0.0"))), T0 + 2)
+        .unwrap();
+    assert_eq!(r.device_state(d), Some(DeviceState::Succeeded));
+    assert_eq!(r.status().cumulative.succeeded, 1);
+    // A device that was never sent cannot have finished: its report changes nothing.
+    let never = r
+        .devices()
+        .find(|(_, s)| *s == DeviceState::Cancelled)
+        .map(|(d, _)| d.to_string())
+        .unwrap();
+    r.handle(
+        Input::Report(report(&never, Success, Some("2.0.0"))),
+        T0 + 3,
+    )
+    .unwrap();
+    assert_eq!(r.device_state(&never), Some(DeviceState::Cancelled));
+    assert_eq!(r.status().cumulative.succeeded, 1);
+}
+
+#[test]
+fn aborting_a_rollback_stops_the_rollback_devices_by_policy() {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let fleet = sensors(100, 0);
+    // (policy, device stopped that had not started, device stopped that had started)
+    for (policy, idle, started) in [
+        ("finish", false, false),
+        ("soft_cancel", true, false),
+        ("forced_cancel", true, true),
     ] {
-        assert_eq!(e.unwrap_err().status(), ota_core::Status::RolloutState);
+        let plan =
+            json!({"canary_percent": 10, "failure_threshold_percent": 100, "in_flight": policy});
+        let mut r = create(spec(&pkg, Some(&rb), plan), &pkg, Some(&rb), &fleet, T0);
+        let canary = sent(&mut r);
+        let (a, b) = (&canary[0].0, &canary[1].0);
+        succeed_all(&mut r, &canary[..2], T0);
+        r.handle(Input::Rollback { by: alice() }, T0 + 1).unwrap();
+        assert_eq!(sent(&mut r).len(), 2);
+        r.handle(Input::Report(report(b, InProgress, None)), T0 + 2)
+            .unwrap();
+        r.handle(Input::Abort { by: alice() }, T0 + 3).unwrap();
+        let cancelled: Vec<String> = r
+            .take_commands()
+            .into_iter()
+            .filter_map(|c| match c {
+                RolloutCommand::Cancel { device_id, .. } => Some(device_id.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cancelled.contains(a), idle, "{policy}: {cancelled:?}");
+        assert_eq!(cancelled.contains(b), started, "{policy}: {cancelled:?}");
+        let expect = |stopped| {
+            Some(if stopped {
+                DeviceState::Cancelled
+            } else {
+                DeviceState::RollbackSent
+            })
+        };
+        assert_eq!(r.device_state(a), expect(idle), "{policy}");
+        assert_eq!(r.device_state(b), expect(started), "{policy}");
+        assert_eq!(r.state(), RolloutState::Aborted);
     }
 }
 
@@ -621,10 +878,10 @@ fn rollback_goes_to_its_scope_with_pacing_and_tracks_each_device() {
         let w0b = sent(&mut r);
         succeed_all(&mut r, &w0b[..3], T0);
         for (d, _) in &w0b[3..] {
-            r.handle_report(&report(d, Failure, Some("1.2.0")), T0)
+            r.handle(Input::Report(report(d, Failure, Some("1.2.0"))), T0)
                 .unwrap();
         }
-        r.handle_rollback(&alice(), T0 + 1).unwrap();
+        r.handle(Input::Rollback { by: alice() }, T0 + 1).unwrap();
         assert_eq!(r.state(), RolloutState::RollingBack);
         let mut rolled = 0;
         loop {
@@ -660,33 +917,36 @@ fn timers_resend_time_out_and_expire_offline_devices() {
     let mut r = create(s, &pkg, None, &fleet, T0);
     let all = sent(&mut r);
     let (online, slow, offline) = (&all[0].0, &all[1].0, &all[2].0);
-    r.handle_report(&report(online, InProgress, None), T0 + 10)
+    r.handle(Input::Report(report(online, InProgress, None)), T0 + 10)
         .unwrap();
-    r.handle_report(&report(slow, InProgress, None), T0 + 10)
+    r.handle(Input::Report(report(slow, InProgress, None)), T0 + 10)
         .unwrap();
     for (d, _) in &all[3..] {
-        r.handle_report(&report(d, Success, Some("2.0.0")), T0 + 10)
+        r.handle(Input::Report(report(d, Success, Some("2.0.0"))), T0 + 10)
             .unwrap();
     }
-    r.handle_report(&report(online, Success, Some("2.0.0")), T0 + 20)
-        .unwrap();
+    r.handle(
+        Input::Report(report(online, Success, Some("2.0.0"))),
+        T0 + 20,
+    )
+    .unwrap();
     // No answer within ack_ms: sent again, twice, then it waits for the expiry.
-    r.handle_tick(T0 + 1000);
+    r.handle(Input::Tick, T0 + 1000).unwrap();
     assert_eq!(sent(&mut r), vec![(offline.clone(), false)]);
-    r.handle_tick(T0 + 2000);
-    r.handle_tick(T0 + 3000);
+    r.handle(Input::Tick, T0 + 2000).unwrap();
+    r.handle(Input::Tick, T0 + 3000).unwrap();
     assert_eq!(sent(&mut r).len(), 1, "only two resends");
     // The slow device times out in progress, is retried after its backoff, and times out again.
-    r.handle_tick(T0 + 5010);
+    r.handle(Input::Tick, T0 + 5010).unwrap();
     assert_eq!(r.device_state(slow), Some(DeviceState::Scheduled));
-    r.handle_tick(T0 + 5200);
+    r.handle(Input::Tick, T0 + 5200).unwrap();
     assert_eq!(sent(&mut r), vec![(slow.clone(), false)]);
-    r.handle_report(&report(slow, InProgress, None), T0 + 5300)
+    r.handle(Input::Report(report(slow, InProgress, None)), T0 + 5300)
         .unwrap();
-    r.handle_tick(T0 + 10_300);
+    r.handle(Input::Tick, T0 + 10_300).unwrap();
     assert_eq!(r.device_state(slow), Some(DeviceState::TimedOut));
     // The offline device expires: timed out, but not a failure (offline_is_failure is false).
-    r.handle_tick(T0 + 10_000);
+    r.handle(Input::Tick, T0 + 10_000).unwrap();
     assert_eq!(r.device_state(offline), Some(DeviceState::TimedOut));
     let s = r.status();
     assert_eq!(s.cumulative.failures, 1, "only the slow device counts");
@@ -706,25 +966,31 @@ fn retries_follow_their_class_and_refusals_are_never_retried() {
     let mut r = create(s, &pkg, None, &fleet, T0);
     let all = sent(&mut r);
     let (flaky, refuser) = (&all[0].0, &all[1].0);
-    r.handle_report(&report(flaky, Failure, Some("1.2.0")), T0)
+    r.handle(Input::Report(report(flaky, Failure, Some("1.2.0"))), T0)
         .unwrap();
     assert_eq!(r.device_state(flaky), Some(DeviceState::Scheduled));
-    r.handle_tick(T0 + 999);
+    r.handle(Input::Tick, T0 + 999).unwrap();
     assert!(sent(&mut r).is_empty(), "backoff");
-    r.handle_tick(T0 + 1000);
+    r.handle(Input::Tick, T0 + 1000).unwrap();
     assert_eq!(sent(&mut r), vec![(flaky.clone(), false)]);
-    r.handle_report(&report(flaky, Failure, Some("1.2.0")), T0 + 1500)
-        .unwrap();
-    r.handle_tick(T0 + 1500 + 2000);
+    r.handle(
+        Input::Report(report(flaky, Failure, Some("1.2.0"))),
+        T0 + 1500,
+    )
+    .unwrap();
+    r.handle(Input::Tick, T0 + 1500 + 2000).unwrap();
     assert_eq!(sent(&mut r).len(), 1, "the backoff doubles");
-    r.handle_report(&report(flaky, Failure, Some("1.2.0")), T0 + 4000)
-        .unwrap();
+    r.handle(
+        Input::Report(report(flaky, Failure, Some("1.2.0"))),
+        T0 + 4000,
+    )
+    .unwrap();
     assert_eq!(
         r.device_state(flaky),
         Some(DeviceState::Failed),
         "two retries, then final"
     );
-    r.handle_report(&report(refuser, Rejected, Some("1.2.0")), T0)
+    r.handle(Input::Report(report(refuser, Rejected, Some("1.2.0"))), T0)
         .unwrap();
     assert_eq!(r.device_state(refuser), Some(DeviceState::Rejected));
     assert_eq!(
@@ -748,9 +1014,9 @@ fn pacing_never_exceeds_its_limits_in_any_window() {
     let mut sends: Vec<u64> = Vec::new();
     let mut in_flight: Vec<String> = Vec::new();
     let mut now = T0;
-    let mut collect = |r: &mut Rollout, now: u64, in_flight: &mut Vec<String>| {
+    let mut collect = |r: &mut Host, now: UnixMs, in_flight: &mut Vec<String>| {
         for (d, _) in sent(r) {
-            sends.push(now);
+            sends.push(now.get());
             in_flight.push(d);
         }
     };
@@ -765,13 +1031,13 @@ fn pacing_never_exceeds_its_limits_in_any_window() {
         // Devices finish in batches of 20 once 40 are out.
         if in_flight.len() > 40 {
             for d in in_flight.drain(..20) {
-                r.handle_report(&report(&d, Success, Some("2.0.0")), now)
+                r.handle(Input::Report(report(&d, Success, Some("2.0.0"))), now)
                     .unwrap();
             }
             collect(&mut r, now, &mut in_flight);
         }
-        now += 1_000;
-        r.handle_tick(now);
+        now = now + 1_000;
+        r.handle(Input::Tick, now).unwrap();
         collect(&mut r, now, &mut in_flight);
         assert!(now < T0 + 4 * 3_600_000, "stuck");
     }
@@ -782,7 +1048,7 @@ fn pacing_never_exceeds_its_limits_in_any_window() {
         assert!(in_window <= 50, "{in_window} sends in the minute from {t}");
         // The ramp: 10 a minute, doubling every two minutes, up to 50 — counted over the
         // minute that ends with each send.
-        let limit = (10u64 << ((t - T0) / 120_000).min(10)).min(50) as usize;
+        let limit = (10u64 << ((t - T0.get()) / 120_000).min(10)).min(50) as usize;
         let before = sends[..=i]
             .iter()
             .rev()
@@ -794,7 +1060,7 @@ fn pacing_never_exceeds_its_limits_in_any_window() {
         );
     }
     // The ramp starts at 10 a minute.
-    assert_eq!(sends.iter().filter(|t| **t < T0 + 60_000).count(), 10);
+    assert_eq!(sends.iter().filter(|t| **t < T0.get() + 60_000).count(), 10);
 }
 
 #[test]
@@ -802,24 +1068,31 @@ fn nothing_goes_out_outside_the_windows() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(40, 0);
     // 2026-11-23T01:00Z is a Monday; the window is Mondays 02:00-03:00 at UTC+01:00.
-    let monday = 1_795_395_600_000u64;
+    let monday = UnixMs(1_795_395_600_000);
     let s = spec(
         &pkg,
         None,
-        json!({"canary_percent": 100, "window": {"start_at": monday - 3_600_000, "end_at": monday + 86_400_000,
+        json!({"canary_percent": 100, "window": {"start_at": UnixMs(monday.get() - 3_600_000), "end_at": monday + 86_400_000,
         "maintenance": [{"days": ["mon"], "start": "02:00", "duration_minutes": 60, "utc_offset_minutes": 60}]}}),
     );
-    let mut r = create(s.clone(), &pkg, None, &fleet, monday - 7_200_000);
+    let mut r = create(
+        s.clone(),
+        &pkg,
+        None,
+        &fleet,
+        UnixMs(monday.get() - 7_200_000),
+    );
     assert!(sent(&mut r).is_empty(), "before start_at");
-    r.handle_tick(monday - 60_000);
+    r.handle(Input::Tick, UnixMs(monday.get() - 60_000))
+        .unwrap();
     assert!(
         sent(&mut r).is_empty(),
         "inside start_at, outside maintenance"
     );
-    r.handle_tick(monday);
+    r.handle(Input::Tick, monday).unwrap();
     assert_eq!(sent(&mut r).len(), 40);
     let mut r = create(s, &pkg, None, &fleet, monday + 86_400_000 + 1);
-    r.handle_tick(monday + 7 * 86_400_000);
+    r.handle(Input::Tick, monday + 7 * 86_400_000).unwrap();
     assert!(sent(&mut r).is_empty(), "after end_at");
 }
 
@@ -834,7 +1107,7 @@ fn devices_that_join_are_placed_by_bucket_and_those_that_leave_are_removed() {
     let mut in_canary = 0;
     for p in newcomers.drain(..) {
         let id = p.device_id.to_string();
-        r.handle_join(p, T0 + 1).unwrap();
+        r.handle(Input::Join(Box::new(p)), T0 + 1).unwrap();
         let wave = r.device_wave(&id).unwrap();
         if wave == 0 {
             in_canary += 1;
@@ -851,42 +1124,64 @@ fn devices_that_join_are_placed_by_bucket_and_those_that_leave_are_removed() {
     let mut bell = sensors(1, 0)[0].clone();
     bell.device_id = "bell-1".parse().unwrap();
     bell.device_type = "doorbell".parse().unwrap();
-    r.handle_join(bell, T0 + 2).unwrap();
+    r.handle(Input::Join(Box::new(bell)), T0 + 2).unwrap();
     assert_eq!(r.device_state("bell-1"), Some(DeviceState::Incompatible));
     // A device outside the target cannot join.
     let mut stranger = sensors(1, 0)[0].clone();
     stranger.device_id = "x-1".parse().unwrap();
     stranger.labels.clear();
-    assert!(r.handle_join(stranger, T0).is_err());
+    assert!(matches!(
+        r.handle(Input::Join(Box::new(stranger)), T0),
+        Err(RolloutError::NotInTarget { device_id }) if device_id.as_str() == "x-1"
+    ));
     // Leaving: removed, a command in flight cancelled, and the canary no longer waits for it.
     let gone: Name = canary[0].0.parse().unwrap();
-    r.handle_leave(&gone, T0 + 3).unwrap();
+    r.handle(
+        Input::Leave {
+            device_id: gone.clone(),
+        },
+        T0 + 3,
+    )
+    .unwrap();
     assert_eq!(r.device_state(gone.as_str()), Some(DeviceState::Removed));
     assert!(
-        std::iter::from_fn(|| r.poll_command()).any(|c| matches!(c, RolloutCommand::Cancel { .. }))
+        r.take_commands()
+            .into_iter()
+            .any(|c| matches!(c, RolloutCommand::Cancel { device_id, .. } if device_id == gone))
     );
 }
 
-fn scenario() -> (Rollout, Vec<AuditRecord>) {
+fn scenario() -> (Host, Vec<AuditRecord>) {
     let pkg = firmware("2.0.0", false);
     let rb = firmware("1.9.0", true);
     let fleet = sensors(120, 11);
     let s = spec(
         &pkg,
         Some(&rb),
-        json!({"canary_percent": 10, "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
+        json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
+            "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
     );
     let mut r = create(s, &pkg, Some(&rb), &fleet, T0);
     let mut trail = drain_audit(&mut r);
     let w0 = sent(&mut r);
     succeed_all(&mut r, &w0, T0 + 1);
-    r.handle_approve(1, &alice(), T0 + 2).unwrap();
+    r.handle(
+        Input::Approve {
+            wave: 1,
+            by: alice(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
     let w1 = sent(&mut r);
-    r.handle_report(&report(&w1[0].0, Failure, Some("1.2.0")), T0 + 3)
-        .unwrap();
-    r.handle_resume(&alice(), T0 + 4).unwrap();
-    r.handle_tick(T0 + 5);
-    r.handle_rollback(&alice(), T0 + 6).unwrap();
+    r.handle(
+        Input::Report(report(&w1[0].0, Failure, Some("1.2.0"))),
+        T0 + 3,
+    )
+    .unwrap();
+    r.handle(Input::Resume { by: alice() }, T0 + 4).unwrap();
+    r.handle(Input::Tick, T0 + 5).unwrap();
+    r.handle(Input::Rollback { by: alice() }, T0 + 6).unwrap();
     let rb_sent = sent(&mut r);
     succeed_all(&mut r, &rb_sent, T0 + 7);
     trail.extend(drain_audit(&mut r));
@@ -897,28 +1192,29 @@ fn scenario() -> (Rollout, Vec<AuditRecord>) {
 fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
     let (live, trail) = scenario();
     assert!(audit::verify(&trail).is_ok());
-    let text: Vec<String> = trail.iter().flat_map(|r| r.effects.clone()).collect();
-    for phrase in [
-        "published pkg_",
-        "signed by",
-        "wave 1 approved",
-        "updated to 2.0.0",
-        "paused",
-        "rolling back",
-        "rolled back",
-    ] {
-        assert!(
-            text.iter().any(|e| e.contains(phrase)),
-            "no {phrase:?} in {text:?}"
-        );
-    }
+    let effects: Vec<&Effect> = trail.iter().flat_map(|r| &r.effects).collect();
+    let has = |f: &dyn Fn(&Effect) -> bool| effects.iter().any(|e| f(e));
+    assert!(has(
+        &|e| matches!(e, Effect::Published { signed_by, .. } if !signed_by.is_empty())
+    ));
+    assert!(has(&|e| matches!(e, Effect::Approved { wave: 1 })));
+    assert!(has(
+        &|e| matches!(e, Effect::DeviceUpdated { version: Some(v), .. } if v.to_string() == "2.0.0")
+    ));
+    assert!(has(&|e| matches!(e, Effect::Paused)));
+    assert!(has(&|e| matches!(e, Effect::RollingBack { .. })));
+    assert!(has(&|e| matches!(e, Effect::DeviceRolledBack { .. })));
+    // Effects are typed: their JSON names a kind, never a sentence.
+    let line = trail[0].to_json();
+    assert!(line.contains(r#""kind":"published""#), "{line}");
     let pkg = firmware("2.0.0", false);
     let rb = firmware("1.9.0", true);
     let fleet = sensors(120, 11);
     let s = spec(
         &pkg,
         Some(&rb),
-        json!({"canary_percent": 10, "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
+        json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
+            "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
     );
     let create = |s| Create {
         rollout_id: "rol_4c7e".parse().unwrap(),
@@ -932,13 +1228,24 @@ fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
     };
     let replayed = Rollout::replay(create(s.clone()), &trail).unwrap();
     assert!(replayed.same_state(&live));
-    // An edited record is caught by the chain; a trail from another fleet by the replay.
+    // An edited record is caught by the chain; a trail from another plan by the replay.
     let mut edited = trail.clone();
-    edited[3].effects[0] = "nothing to see".into();
-    assert!(Rollout::replay(create(s.clone()), &edited).is_err());
+    edited[3].effects[0] = Effect::Paused;
+    assert!(matches!(
+        Rollout::replay(create(s.clone()), &edited),
+        Err(RolloutError::TrailBroken(audit::AuditError::Altered {
+            seq: 3
+        }))
+    ));
     let mut dropped = trail.clone();
     dropped.remove(2);
-    assert!(audit::verify(&dropped).is_err());
+    assert!(matches!(
+        audit::verify(&dropped),
+        Err(audit::AuditError::Broken {
+            seq: 3,
+            expected: 2
+        })
+    ));
     let mut other = s.clone();
     other.canary_percent = 20.0;
     assert_eq!(
@@ -948,17 +1255,117 @@ fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
 }
 
 #[test]
-fn snapshots_restore_to_the_same_rollout() {
+fn the_status_and_snapshot_anchor_the_trail_head_so_a_dropped_last_record_is_caught() {
+    let (live, trail) = scenario();
+    let head = live.status().audit_head;
+    let last = trail.last().unwrap();
+    assert_eq!((head.seq, head.hash), (last.seq, last.hash));
+    assert_eq!(live.snapshot().audit_head(), head);
+    assert!(audit::verify_with_head(&trail, &head).is_ok());
+    let short = &trail[..trail.len() - 1];
+    assert!(
+        audit::verify(short).is_ok(),
+        "the shortened chain still links"
+    );
+    assert!(matches!(
+        audit::verify_with_head(short, &head),
+        Err(audit::AuditError::HeadMismatch { expected_seq, records })
+            if expected_seq == last.seq && records == last.seq
+    ));
+}
+
+#[test]
+fn each_steps_audit_record_comes_before_the_commands_and_events_it_caused() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(40, 0);
+    let mut r = Rollout::create(Create {
+        rollout_id: "rol_4c7e".parse().unwrap(),
+        tenant: "acme".parse().unwrap(),
+        spec: spec(&pkg, None, json!({"canary_percent": 10})),
+        package: &pkg,
+        rollback: None,
+        fleet: &fleet,
+        by: alice(),
+        now: T0,
+    })
+    .unwrap();
+    let kinds = |r: &mut Rollout| -> Vec<&'static str> {
+        std::iter::from_fn(|| r.poll())
+            .map(|o| match o {
+                Output::Audit(_) => "audit",
+                Output::Command(_) => "command",
+                Output::Event(_) => "event",
+                _ => "other",
+            })
+            .collect()
+    };
+    let created = kinds(&mut r);
+    assert_eq!(created[0], "audit");
+    assert_eq!(created.iter().filter(|k| **k == "audit").count(), 1);
+    assert_eq!(created.iter().filter(|k| **k == "command").count(), 4);
+    // A pause: its record, then its event.
+    r.handle(Input::Pause { by: alice() }, T0 + 1).unwrap();
+    assert_eq!(kinds(&mut r), ["audit", "event"]);
+    // A refused input leaves nothing to poll.
+    assert!(r.handle(Input::Pause { by: alice() }, T0 + 2).is_ok());
+    assert_eq!(kinds(&mut r), ["audit"], "a no-op pause is still recorded");
+    assert!(matches!(
+        r.handle(
+            Input::Approve {
+                wave: 9,
+                by: alice()
+            },
+            T0 + 3
+        ),
+        Err(RolloutError::UnknownWave { wave: 9 })
+    ));
+    assert!(kinds(&mut r).is_empty());
+    // Events carry seed 004's subject.
+    r.handle(Input::Resume { by: alice() }, T0 + 4).unwrap();
+    let outputs: Vec<Output> = std::iter::from_fn(|| r.poll()).collect();
+    let ev: Vec<String> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(r.subject(e)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ev, ["profile.ota.rollout.resumed.acme.rol_4c7e"]);
+}
+
+#[test]
+fn snapshots_restore_to_the_same_rollout_with_the_callers_packages() {
     let (live, _) = scenario();
-    let snap = live.snapshot();
-    let restored = Rollout::restore(snap.as_bytes(), &trusted(), 1).unwrap();
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let json = live.snapshot().to_json();
+    let snap = Snapshot::from_json(json.as_bytes(), &Limits::DEFAULT).unwrap();
+    assert_eq!(snap.package_id(), pkg.id());
+    let restored = Rollout::restore(snap.clone(), &pkg, Some(&rb)).unwrap();
     assert!(restored.same_state(&live));
     assert_eq!(restored.status(), live.status());
-    let e = Rollout::restore(snap.as_bytes(), &ota_core::sign::TrustedKeys::new(), 1).unwrap_err();
-    assert!(e.to_string().contains("signature"), "{e}");
-    assert!(Rollout::restore(b"{}", &trusted(), 1).is_err());
+    // Another package, or a missing rollback package, is refused by id.
+    let other = firmware("2.0.1", false);
+    assert!(matches!(
+        Rollout::restore(snap.clone(), &other, Some(&rb)),
+        Err(RolloutError::PackageMismatch { requested, given })
+            if requested == *pkg.id() && given == *other.id()
+    ));
+    assert!(matches!(
+        Rollout::restore(snap.clone(), &pkg, None),
+        Err(RolloutError::RollbackMissing { .. })
+    ));
+    // A snapshot whose parts disagree is refused.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["open_wave"] = json!(99);
+    let bad = Snapshot::from_json(v.to_string().as_bytes(), &Limits::DEFAULT).unwrap();
+    assert!(matches!(
+        Rollout::restore(bad, &pkg, Some(&rb)),
+        Err(RolloutError::SnapshotInvalid { .. })
+    ));
+    let e = Snapshot::from_json(b"{}", &Limits::DEFAULT).unwrap_err();
+    assert_eq!(e.status(), ota_core::Status::MissingField, "{e}");
     // A restored rollout carries on exactly like the live one.
-    let pkg = firmware("2.0.0", false);
     let fleet = sensors(100, 0);
     let s = spec(
         &pkg,
@@ -967,9 +1374,80 @@ fn snapshots_restore_to_the_same_rollout() {
     );
     let mut a = create(s, &pkg, None, &fleet, T0);
     let _ = sent(&mut a);
-    let mut b = Rollout::restore(a.snapshot().as_bytes(), &trusted(), 1).unwrap();
-    a.handle_tick(T0 + 1000);
-    b.handle_tick(T0 + 1000);
+    let snap = Snapshot::from_json(a.snapshot().to_json().as_bytes(), &Limits::DEFAULT).unwrap();
+    let mut b = Host::new(Rollout::restore(snap, &pkg, None).unwrap());
+    a.handle(Input::Tick, T0 + 1000).unwrap();
+    b.handle(Input::Tick, T0 + 1000).unwrap();
     assert_eq!(sent(&mut a), sent(&mut b));
     assert!(a.same_state(&b));
+}
+
+/// A rollout of a package that came through TUF, not DSSE: it snapshots and restores (the
+/// snapshot holds no envelope; the caller's verified package is checked by id).
+#[cfg(feature = "tuf")]
+#[test]
+fn a_rollout_of_a_tuf_verified_package_snapshots_and_restores() {
+    use ota_host::tuf::client::Client;
+    use ota_host::tuf::repo::{Expiries, Repo, Roles};
+    use ota_tests::{TUF_NOW, signing_key, tuf_role};
+    let dir = std::env::temp_dir().join(format!("ota-rollout-tuf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let roles = Roles {
+        root: tuf_role(&[1, 2], 2),
+        targets: tuf_role(&[3], 1),
+        snapshot: tuf_role(&[4], 1),
+        timestamp: tuf_role(&[5], 1),
+    };
+    let keys: Vec<_> = [1, 2, 3, 4, 5].iter().map(|k| signing_key(*k)).collect();
+    let repo = Repo::create(dir.join("repo"), &roles, &keys, &Expiries::from(TUF_NOW)).unwrap();
+    let mut p = ota_tests::firmware_package();
+    p.version = "2.0.0".parse().unwrap();
+    let artifact = ota_tests::seal_into(&mut p, b"firmware 2.0.0");
+    let path = dir.join("fw.enc");
+    std::fs::write(&path, artifact).unwrap();
+    repo.add_package(
+        "temp-sensor-fw/2.0.0/fw.enc",
+        &path,
+        &p,
+        &keys[2..],
+        &Expiries::from(TUF_NOW),
+    )
+    .unwrap();
+    let root = std::fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
+    let trusted = Client::new(
+        root,
+        repo.metadata_dir().to_str().unwrap(),
+        repo.targets_dir().to_str().unwrap(),
+    )
+    .unwrap()
+    .state_dir(dir.join("state"))
+    .refresh(TUF_NOW + 1000)
+    .unwrap();
+    let pkg = trusted
+        .resolve("temp-sensor-fw/2.0.0/fw.enc")
+        .unwrap()
+        .package;
+    assert!(matches!(
+        pkg.provenance(),
+        ota_core::sign::Provenance::Tuf { .. }
+    ));
+
+    let fleet = sensors(40, 0);
+    let mut r = create(
+        spec(&pkg, None, json!({"canary_percent": 10})),
+        &pkg,
+        None,
+        &fleet,
+        T0,
+    );
+    let canary = sent(&mut r);
+    succeed_all(&mut r, &canary[..2], T0 + 1);
+    let json = r.snapshot().to_json();
+    assert!(!json.contains("envelope"), "no envelope in the snapshot");
+    let snap = Snapshot::from_json(json.as_bytes(), &Limits::DEFAULT).unwrap();
+    let restored = Rollout::restore(snap, &pkg, None).unwrap();
+    assert!(restored.same_state(&r));
+    assert_eq!(restored.status().cumulative.succeeded, 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }

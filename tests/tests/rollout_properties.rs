@@ -7,7 +7,11 @@
 use ota_core::audit::AuditRecord;
 use ota_core::plan::{Gate, RolloutSpec, Scope};
 use ota_core::report::ReportStatus;
-use ota_core::rollout::{self, Create, DeviceState, Rollout, RolloutCommand, RolloutState};
+use ota_core::rollout::{
+    self, Create, DeviceState, HaltCounts, HaltScope, Input, Output, Rollout, RolloutCommand,
+    RolloutState, Snapshot,
+};
+use ota_core::{Limits, UnixMs};
 use ota_tests::fleet::{firmware, report, sensors, spec};
 use proptest::prelude::*;
 use serde_json::json;
@@ -52,9 +56,9 @@ fn plan() -> impl Strategy<Value = serde_json::Value> {
         proptest::option::of(1u64..20),
         proptest::option::of(1u64..30),
         (0u8..3, 0u8..2, 0u8..3, 0u8..3),
-        (0u8..3, 0u8..3),
+        (0u8..3, 0u8..3, any::<bool>()),
     )
-        .prop_map(|(canary, waves, threshold, min_terminal, max_in_flight, per_minute, (action, scope, in_flight, rb_scope), (r_failed, r_timed))| {
+        .prop_map(|(canary, waves, threshold, min_terminal, max_in_flight, per_minute, (action, scope, in_flight, rb_scope), (r_failed, r_timed, terminal))| {
             let mut pct = canary;
             let mut ws: Vec<serde_json::Value> = waves
                 .iter()
@@ -85,6 +89,7 @@ fn plan() -> impl Strategy<Value = serde_json::Value> {
                 "waves": ws,
                 "failure_threshold_percent": threshold,
                 "halt": {"min_terminal": min_terminal, "action": action, "scope": scope,
+                         "denominator": if terminal { "terminal" } else { "scheduled" },
                          "count_as_failure": ["failed", "timed_out", "rejected"]},
                 "in_flight": in_flight,
                 "rollback_scope": rb_scope,
@@ -107,22 +112,31 @@ struct World {
 impl World {
     fn drain(&mut self) -> usize {
         let mut n = 0;
-        while let Some(c) = self.r.poll_command() {
-            match c {
-                RolloutCommand::Send { device_id, .. } => {
-                    n += 1;
-                    self.sends.push(self.now);
-                    self.out.push(device_id.to_string());
+        let mut recorded = false;
+        while let Some(o) = self.r.poll() {
+            match o {
+                Output::Audit(a) => {
+                    recorded = true;
+                    self.trail.push(a);
                 }
-                RolloutCommand::Cancel { device_id, .. } => {
-                    self.out.retain(|d| *d != device_id.as_str())
+                Output::Command(c) => {
+                    assert!(recorded, "a command before its record");
+                    match c {
+                        RolloutCommand::Send { device_id, .. } => {
+                            n += 1;
+                            self.sends.push(self.now);
+                            self.out.push(device_id.to_string());
+                        }
+                        RolloutCommand::Cancel { device_id, .. } => {
+                            self.out.retain(|d| *d != device_id.as_str())
+                        }
+                        _ => {}
+                    }
                 }
+                Output::Event(_) => assert!(recorded, "an event before its record"),
                 _ => {}
             }
         }
-        while self.r.poll_event().is_some() {}
-        self.trail
-            .extend(std::iter::from_fn(|| self.r.poll_audit()));
         n
     }
 
@@ -147,7 +161,7 @@ impl World {
                 k - 1
             );
             prop_assert!(
-                opened >= done.unwrap_or(0) + waves[k].min_soak_ms,
+                opened >= done.unwrap_or(UnixMs::ZERO) + waves[k].min_soak_ms,
                 "wave {k} opened before its soak"
             );
             match waves[k].gate {
@@ -162,11 +176,13 @@ impl World {
         // An active rollout has no scope over its halt threshold.
         if s.status == RolloutState::Active && self.spec.halt.scope == Scope::Wave {
             for w in &s.waves {
-                let trips = rollout::halt_trips(
-                    &self.spec,
-                    w.counts.terminal - w.acknowledged.terminal,
-                    w.counts.failures - w.acknowledged.failures,
-                );
+                let counts = HaltCounts {
+                    scheduled: w.devices.saturating_sub(w.acknowledged.terminal),
+                    terminal: w.counts.terminal - w.acknowledged.terminal,
+                    failures: w.counts.failures - w.acknowledged.failures,
+                };
+                let scope = HaltScope::Wave { wave: w.index };
+                let trips = rollout::halt_trips(&self.spec, scope, counts);
                 prop_assert!(
                     trips.is_none(),
                     "active, but wave {} trips: {trips:?}",
@@ -176,11 +192,18 @@ impl World {
         }
         if s.status == RolloutState::Active && self.spec.halt.scope == Scope::Cumulative {
             let a = s.cumulative_acknowledged;
-            let trips = rollout::halt_trips(
-                &self.spec,
-                s.cumulative.terminal - a.terminal,
-                s.cumulative.failures - a.failures,
-            );
+            let scheduled: u64 = s
+                .waves
+                .iter()
+                .filter(|w| w.opened_at.is_some())
+                .map(|w| w.devices)
+                .sum();
+            let counts = HaltCounts {
+                scheduled: scheduled.saturating_sub(a.terminal),
+                terminal: s.cumulative.terminal - a.terminal,
+                failures: s.cumulative.failures - a.failures,
+            };
+            let trips = rollout::halt_trips(&self.spec, HaltScope::Rollout, counts);
             prop_assert!(trips.is_none(), "active, but the rollout trips: {trips:?}");
         }
         Ok(())
@@ -200,7 +223,7 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
         rollback: Some(&rb),
         fleet: &fleet,
         by: "alice".parse().unwrap(),
-        now: T0,
+        now: UnixMs(T0),
     };
     let r = Rollout::create(create(spec.clone())).unwrap();
     let mut w = World {
@@ -234,7 +257,8 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
                     } else {
                         "1.2.0"
                     };
-                    w.r.handle_report(&report(&d, st, Some(v)), w.now).unwrap();
+                    w.r.handle(Input::Report(report(&d, st, Some(v))), UnixMs(w.now))
+                        .unwrap();
                     if st != ReportStatus::InProgress {
                         w.out.retain(|x| *x != d);
                     }
@@ -242,40 +266,59 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
             }
             Step::Tick { ms } => {
                 w.now += u64::from(ms);
-                w.r.handle_tick(w.now);
+                w.r.handle(Input::Tick, UnixMs(w.now)).unwrap();
             }
             Step::Pause => {
                 operator = true;
-                let _ = w.r.handle_pause(&op, w.now);
+                let _ = w.r.handle(Input::Pause { by: op.clone() }, UnixMs(w.now));
             }
             Step::Resume => {
                 operator = true;
-                let _ = w.r.handle_resume(&op, w.now);
+                let _ = w.r.handle(Input::Resume { by: op.clone() }, UnixMs(w.now));
             }
             Step::Abort => {
                 operator = true;
-                let _ = w.r.handle_abort(&op, w.now);
+                let _ = w.r.handle(Input::Abort { by: op.clone() }, UnixMs(w.now));
             }
             Step::Rollback => {
                 operator = true;
-                let _ = w.r.handle_rollback(&op, w.now);
+                let _ =
+                    w.r.handle(Input::Rollback { by: op.clone() }, UnixMs(w.now));
             }
             Step::Approve { wave } => {
                 operator = true;
-                let _ = w.r.handle_approve(usize::from(wave), &op, w.now);
+                let _ = w.r.handle(
+                    Input::Approve {
+                        wave: usize::from(wave),
+                        by: op.clone(),
+                    },
+                    UnixMs(w.now),
+                );
             }
             Step::Verdict { wave, pass } => {
                 operator = true;
-                let _ = w.r.handle_verdict(usize::from(wave), pass, &op, w.now);
+                let _ = w.r.handle(
+                    Input::Verdict {
+                        wave: usize::from(wave),
+                        pass,
+                        by: op.clone(),
+                    },
+                    UnixMs(w.now),
+                );
             }
             Step::Join { n } => {
                 let p = joiners[fleet_size + usize::from(n) % 1000].clone();
-                let _ = w.r.handle_join(p, w.now);
+                let _ = w.r.handle(Input::Join(Box::new(p)), UnixMs(w.now));
             }
             Step::Leave { pick } => {
                 let ids: Vec<String> = w.r.devices().map(|(d, _)| d.to_string()).collect();
                 let d: ota_core::name::Name = ids[pick % ids.len()].parse().unwrap();
-                let _ = w.r.handle_leave(&d, w.now);
+                let _ = w.r.handle(
+                    Input::Leave {
+                        device_id: d.clone(),
+                    },
+                    UnixMs(w.now),
+                );
             }
         }
         let sent = w.drain();
@@ -311,23 +354,38 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
         match w.r.state() {
             RolloutState::Completed | RolloutState::Aborted if w.r.in_flight() == 0 => break,
             RolloutState::Paused => {
-                let _ = w.r.handle_resume(&op, w.now);
+                let _ = w.r.handle(Input::Resume { by: op.clone() }, UnixMs(w.now));
             }
             _ => {}
         }
         for k in 0..w.spec.all_waves().len() {
-            let _ = w.r.handle_approve(k, &op, w.now);
-            let _ = w.r.handle_verdict(k, true, &op, w.now);
+            let _ = w.r.handle(
+                Input::Approve {
+                    wave: k,
+                    by: op.clone(),
+                },
+                UnixMs(w.now),
+            );
+            let _ = w.r.handle(
+                Input::Verdict {
+                    wave: k,
+                    pass: true,
+                    by: op.clone(),
+                },
+                UnixMs(w.now),
+            );
         }
         let out = std::mem::take(&mut w.out);
         for d in out {
             let rolled = matches!(w.r.device_state(&d), Some(DeviceState::RollbackSent));
             let v = if rolled { "1.9.0" } else { "2.0.0" };
-            let _ =
-                w.r.handle_report(&report(&d, ReportStatus::Success, Some(v)), w.now);
+            let _ = w.r.handle(
+                Input::Report(report(&d, ReportStatus::Success, Some(v))),
+                UnixMs(w.now),
+            );
         }
         w.now += 600_000;
-        w.r.handle_tick(w.now);
+        w.r.handle(Input::Tick, UnixMs(w.now)).unwrap();
         w.drain();
         w.check()?;
     }
@@ -353,8 +411,8 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
         replayed.same_state(&w.r),
         "the replay differs from the live rollout"
     );
-    let restored =
-        Rollout::restore(w.r.snapshot().as_bytes(), &ota_tests::fleet::trusted(), 1).unwrap();
+    let snap = Snapshot::from_json(w.r.snapshot().to_json().as_bytes(), &Limits::DEFAULT).unwrap();
+    let restored = Rollout::restore(snap, &pkg, Some(&rb)).unwrap();
     prop_assert!(restored.same_state(&w.r));
     Ok(())
 }

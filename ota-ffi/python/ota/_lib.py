@@ -166,14 +166,14 @@ _declare("ota_rollout_handle_tick", ota_status, HANDLE, u64)
 _declare("ota_rollout_command", ota_status, HANDLE, u8p, c_size_t, c_size_t, u8p, c_size_t, u64)
 _declare("ota_rollout_join", ota_status, HANDLE, u8p, c_size_t, u64)
 _declare("ota_rollout_leave", ota_status, HANDLE, u8p, c_size_t, u64)
-for _what in ("command", "event", "audit"):
-    _declare(f"ota_rollout_poll_{_what}", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare("ota_rollout_poll", ota_status, HANDLE, POINTER(ctypes.c_uint32), BUF, c_size_t, size_p)
 _declare("ota_rollout_timeout", ota_status, HANDLE, POINTER(u64))
 _declare("ota_rollout_status", ota_status, HANDLE, BUF, c_size_t, size_p)
 _declare("ota_rollout_snapshot", ota_status, HANDLE, BUF, c_size_t, size_p)
-_declare("ota_rollout_restore", ota_status, u8p, c_size_t, HANDLE, c_size_t, HANDLE_OUT)
+_declare("ota_rollout_restore", ota_status, u8p, c_size_t, HANDLE, HANDLE, HANDLE_OUT)
 _declare("ota_rollout_free", None, HANDLE)
 _declare("ota_audit_verify", ota_status, u8p, c_size_t, POINTER(u64))
+_declare("ota_audit_verify_head", ota_status, u8p, c_size_t, u8p, c_size_t, POINTER(u64))
 
 
 # --- TUF. ----------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The control plane: the rollout engine and its audit trail."""
 
+import collections
 import ctypes
 import json as _json
 
 from ._ffi import as_bytes, call, lib, text
 from ._ffi import json_text as _json_text
 from ._managed import BYTES, INT, JSON, TEXT, Managed, arg
-from ._sign import TrustedKeys, VerifiedPackage
+from ._sign import VerifiedPackage
 
 __all__ = ["Rollout", "audit_verify"]
 
@@ -19,17 +20,28 @@ def _trail_text(trail):
     return "".join(arg(f"trail[{i}]", line, str) + "\n" for i, line in enumerate(trail))
 
 
+_KINDS = {1: "audit", 2: "command", 3: "event"}
+
+
 class Rollout(Managed):
     """A staged rollout, driven by its ``handle_*`` inputs and the operator commands. After
-    each input, carry out ``commands()`` (``{"kind": "send", "device_id", "package_id",
-    "rollback"}`` as a persistent command, or ``{"kind": "cancel", "device_id", "forced"}``),
-    publish ``events()`` (``{"subject": "profile.ota.rollout.<what>.<tenant>.<rollout_id>",
-    "kind", "at", "data"}``) and append ``audit_records()`` to the rollout's trail; call
-    ``handle_tick`` when ``timeout()`` says. Times are Unix milliseconds.
+    each input, take ``outputs()`` in order (or ``poll()`` one at a time): an ``("audit",
+    line)`` record to append to the rollout's trail comes first, then the ``("command",
+    dict)``s it caused (``{"kind": "send", "device_id", "package_id", "rollback"}`` as a
+    persistent command, or ``{"kind": "cancel", "device_id", "forced"}``) and the ``("event",
+    dict)``s (``{"subject": "profile.ota.rollout.<kind>.<tenant>.<rollout_id>", "kind",
+    "data"}``) — so a host that persists what it takes, in order, never acts before it has
+    recorded. ``commands()``, ``events()`` and ``audit_records()`` take the outputs of one kind
+    each, keeping the others for the next call. Call ``handle_tick`` when ``timeout()`` says.
+    Times are Unix milliseconds.
 
     Made by ``Rollout.create``, ``Rollout.replay`` or ``Rollout.restore``."""
 
     _free = lib.ota_rollout_free
+
+    def __init__(self, handle):
+        super().__init__(handle)
+        self._taken = {kind: collections.deque() for kind in _KINDS.values()}
 
     @classmethod
     def create(cls, config, package, fleet, now, rollback=None):
@@ -62,14 +74,15 @@ class Rollout(Managed):
         return cls(h.value)
 
     @classmethod
-    def restore(cls, snapshot, trusted, threshold=1):
-        """Restores a rollout from ``snapshot()``; its packages are verified again against the
-        ``TrustedKeys``."""
+    def restore(cls, snapshot, package, rollback=None):
+        """Restores a rollout from ``snapshot()`` with the packages the caller verified (DSSE
+        or TUF): ``package`` and ``rollback`` must be the ones the snapshot names, or it raises
+        ``PlanInvalidError``."""
         ptr, n, _k = as_bytes(arg("snapshot", snapshot, TEXT))
-        keys = arg("trusted", trusted, TrustedKeys)
-        threshold = arg("threshold", threshold, INT)
+        p = arg("package", package, VerifiedPackage)
+        r = arg("rollback", rollback, VerifiedPackage, optional=True)
         h = ctypes.c_void_p()
-        call(lib.ota_rollout_restore(ptr, n, keys, threshold, ctypes.byref(h)))
+        call(lib.ota_rollout_restore(ptr, n, p, r, ctypes.byref(h)))
         return cls(h.value)
 
     def handle_report(self, report, now):
@@ -122,31 +135,44 @@ class Rollout(Managed):
         ptr, n, _k = as_bytes(arg("device_id", device_id, BYTES))
         call(lib.ota_rollout_leave(self.handle, ptr, n, arg("now", now, INT)))
 
-    def poll_command(self):
-        """The next command as a dict, or None."""
-        t = text(lib.ota_rollout_poll_command, self.handle)
-        return _json.loads(t) if t else None
+    def poll(self):
+        """The next output as ``(kind, value)`` — ``("audit", line)``, ``("command", dict)`` or
+        ``("event", dict)`` — or None when nothing is pending."""
+        kind = ctypes.c_uint32(0)
+        t = text(lib.ota_rollout_poll, self.handle, ctypes.byref(kind))
+        name = _KINDS.get(kind.value)
+        if name is None:
+            return None
+        return name, (t if name == "audit" else _json.loads(t))
 
-    def poll_event(self):
-        """The next event as a dict, or None."""
-        t = text(lib.ota_rollout_poll_event, self.handle)
-        return _json.loads(t) if t else None
+    def outputs(self):
+        """Every pending output, in order."""
+        return list(iter(self.poll, None))
 
-    def poll_audit(self):
-        """The next audit record as one line of JSON text, or None."""
-        return text(lib.ota_rollout_poll_audit, self.handle) or None
+    def _take(self, kind):
+        for name, value in self.outputs():
+            self._taken[name].append(value)
+        taken = list(self._taken[kind])
+        self._taken[kind].clear()
+        return taken
 
     def commands(self):
-        """Every pending command, in order."""
-        return list(iter(self.poll_command, None))
+        """Every pending command, in order (the other outputs are kept)."""
+        return self._take("command")
 
     def events(self):
-        """Every pending event, in order."""
-        return list(iter(self.poll_event, None))
+        """Every pending event, in order (the other outputs are kept)."""
+        return self._take("event")
 
     def audit_records(self):
-        """Every pending audit record, in order."""
-        return list(iter(self.poll_audit, None))
+        """Every pending audit record, one JSON line each, in order (the other outputs are
+        kept)."""
+        return self._take("audit")
+
+    def audit_head(self):
+        """The last record of the rollout's trail, as ``SEQ:HASH`` for ``audit_verify``."""
+        head = self.status()["audit_head"]
+        return f"{head['seq']}:{head['hash']}"
 
     def timeout(self):
         """When to call ``handle_tick`` next (Unix ms), or None."""
@@ -161,16 +187,22 @@ class Rollout(Managed):
         return _json.loads(text(lib.ota_rollout_status, self.handle))
 
     def snapshot(self):
-        """The whole state as JSON text, for any database. Drain the commands, events and
-        audit records first: they are not part of it."""
+        """The whole state as JSON text, for any database; it holds the trail's head. Take the
+        outputs first: they are not part of it."""
         return text(lib.ota_rollout_snapshot, self.handle)
 
 
-def audit_verify(trail):
+def audit_verify(trail, head=None):
     """Verifies an audit trail (a list of JSON lines, or text with one record per line):
     returns how many records it holds; raises ``AuditBrokenError`` naming the first record
-    that was edited, dropped, inserted or reordered."""
+    that was edited, dropped, inserted or reordered. With ``head`` (``SEQ:HASH``, as
+    ``Rollout.audit_head()`` gives it), the trail must also end there: dropping its last
+    records is caught too."""
     ptr, n, _k = as_bytes(_trail_text(trail))
     records = ctypes.c_uint64(0)
-    call(lib.ota_audit_verify(ptr, n, ctypes.byref(records)))
+    if head is None:
+        call(lib.ota_audit_verify(ptr, n, ctypes.byref(records)))
+    else:
+        hptr, hn, _h = as_bytes(arg("head", head, TEXT))
+        call(lib.ota_audit_verify_head(ptr, n, hptr, hn, ctypes.byref(records)))
     return records.value

@@ -1,0 +1,224 @@
+//! Setting the demo up: keys, the two engines packed and published through the real `pack`
+//! and `publish` commands, the plant, and the rollout created over it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ota_core::name::Name;
+use ota_core::plan::RolloutSpec;
+use ota_core::rollout::{Create, Rollout};
+use ota_core::seal::SealKey;
+use ota_core::sign::{SigningKey, VerifiedPackage};
+use ota_core::{Limits, Sha256Digest};
+use serde_json::json;
+
+use super::fleet::{self, Rng};
+use super::{Demo, DemoArgs, NAME, NEW, OLD, T0, Totals};
+use crate::out::{self, CliError, Out};
+use crate::pack::{self, PackArgs};
+use crate::publish::{self, PublishArgs};
+
+/// What the publisher made.
+pub(super) struct Published {
+    pub package: VerifiedPackage,
+    pub key: SealKey,
+    pub artifact: Vec<u8>,
+    pub plaintext_sha256: Sha256Digest,
+}
+
+impl<'a> Demo<'a> {
+    pub(super) fn new(a: &'a DemoArgs, out: Out, work: &Path) -> Result<Self, CliError> {
+        let mut transcript = Vec::new();
+        let mut say = |line: String| {
+            if !out.json {
+                println!("{line}");
+            }
+            transcript.push(line);
+        };
+        // 1. Keys, the engines and their manifests.
+        let mut rng = Rng::new(a.seed, "publisher");
+        let signer = SigningKey::from_secret(rng.bytes32());
+        let keys = work.join("keys");
+        out::write_atomic(
+            &keys.join("private.pem"),
+            signer.to_pkcs8_pem().as_bytes(),
+            true,
+        )?;
+        out::write_atomic(
+            &keys.join("public.pem"),
+            signer.public_key().to_pem().as_bytes(),
+            false,
+        )?;
+        let size = (a.model_mb * 1024.0 * 1024.0) as usize;
+        let new_engine = fleet::engine(size, &mut rng);
+        let old_engine = fleet::engine(size, &mut rng);
+        say(format!(
+            "publisher   key {} · model {NAME} {NEW}, TensorRT 8.6 engine for Jetson Orin NX, {}",
+            &signer.key_id().to_string()[..12],
+            out::bytes(size as u64)
+        ));
+        // 2. Pack, sign and publish both versions.
+        let new = publish_version(work, NEW, &new_engine, false, &mut rng)?;
+        let old = publish_version(work, OLD, &old_engine, true, &mut rng)?;
+        say(format!(
+            "artifact    signed DSSE · {} ({}, {} chunks) · rollback {} signed as {}",
+            new.package.id(),
+            out::bytes(new.artifact.len() as u64),
+            new.package.chunks().len(),
+            OLD,
+            old.package.id()
+        ));
+        // 3. The plant.
+        let mut frng = Rng::new(a.seed, "fleet");
+        let plant = fleet::plant(a.devices, &mut frng);
+        let mut hrng = Rng::new(a.seed, "health");
+        let bad = plant
+            .iter()
+            .map(|d| (d.device_id.to_string(), hrng.chance(a.failure_rate)))
+            .collect();
+        // 4. The rollout.
+        let spec = json!({
+            "package_id": new.package.id(),
+            "target_profile_id": "prof_line_camera",
+            "canary_percent": a.canary,
+            "waves": [
+                {"percent": 30, "min_soak_ms": 900_000, "success_gate_percent": 90},
+                {"percent": 100, "min_soak_ms": 900_000, "success_gate_percent": 90},
+            ],
+            "failure_threshold_percent": a.threshold,
+                        "rollback_package_id": old.package.id(),
+            "pacing": {"max_in_flight": 50},
+        });
+        let spec = RolloutSpec::from_json(spec.to_string().as_bytes(), &Limits::DEFAULT)
+            .map_err(|e| CliError::usage(format!("the demo's rollout request: {e}")))?;
+        let waves = spec.all_waves().len();
+        let rollout = Rollout::create(Create {
+            rollout_id: name("rol_demo")?,
+            tenant: name("acme")?,
+            spec,
+            package: &new.package,
+            rollback: Some(&old.package),
+            fleet: &plant,
+            by: name("alice")?,
+            now: T0,
+        })
+        .map_err(|e| CliError::failure(Some(e.status()), e))?;
+        let status = rollout.status();
+        let reasons: Vec<String> = status
+            .incompatible_reasons
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let incompatible: u64 = status.incompatible_reasons.values().sum();
+        say(format!(
+            "fleet       {} line cameras at plant-7 · {} eligible · {incompatible} incompatible ({})",
+            plant.len(),
+            status.eligible,
+            if reasons.is_empty() {
+                "none".into()
+            } else {
+                reasons.join(", ")
+            }
+        ));
+        say(format!(
+            "rollout — {NAME}@{NEW} → plant-7 (canary {}%, halt above {}% failed)",
+            a.canary, a.threshold
+        ));
+        Ok(Demo {
+            args: a,
+            out,
+            work: work.to_path_buf(),
+            transcript,
+            new,
+            old,
+            old_engine,
+            signer,
+            fleet: plant,
+            bad,
+            devices: BTreeMap::new(),
+            rollout,
+            trail: Vec::new(),
+            now: T0,
+            rng: Rng::new(a.seed, "network"),
+            waves,
+            open_wave: 0,
+            approved: 0,
+            rolled_back: false,
+            totals: Totals::default(),
+        })
+    }
+}
+
+pub(super) fn name(s: &str) -> Result<Name, CliError> {
+    s.parse().map_err(|e| CliError::usage(format!("{s}: {e}")))
+}
+
+/// Packs and publishes one version through the real `pack` and `publish` commands.
+pub(super) fn publish_version(
+    work: &Path,
+    version: &str,
+    engine: &[u8],
+    rollback: bool,
+    rng: &mut Rng,
+) -> Result<Published, CliError> {
+    let model = work.join("model");
+    let engine_path = model.join(format!("{NAME}-{version}.engine"));
+    out::write_atomic(&engine_path, engine, false)?;
+    let sha = Sha256Digest::of(engine);
+    let manifest = fleet::manifest(version, engine.len() as u64, &sha.to_hex());
+    let manifest_path = model.join(format!("manifest-{version}.json"));
+    out::write_atomic(&manifest_path, manifest.to_string().as_bytes(), false)?;
+    let key = SealKey::from_bytes(rng.bytes32());
+    let out_dir = work.join(format!("out-{version}"));
+    let packed = pack::run(
+        &PackArgs {
+            file: engine_path,
+            manifest: manifest_path,
+            key: work.join("keys/private.pem"),
+            resource_name: NAME.into(),
+            dev_stage: "prod".into(),
+            architecture: "arm64".into(),
+            version: version.into(),
+            out: out_dir.clone(),
+            reproducible: true,
+            seal_key: Some(key.to_hex()),
+            device_types: vec!["line-camera".into()],
+            hardware_profiles: Vec::new(),
+            release_notes: if rollback {
+                format!("Rollback to {version}.")
+            } else {
+                "Retrained on plant-7 data.".into()
+            },
+            rollback,
+            s3_endpoint: None,
+            bucket: None,
+            cdn_base: Some("https://cdn.demo.invalid".into()),
+            tuf_repo: None,
+            tuf_keys: Vec::new(),
+        },
+        true,
+    )?;
+    publish::publish(
+        &PublishArgs {
+            dir: out_dir,
+            store: Some(work.join("store").display().to_string()),
+            s3_endpoint: None,
+            s3_access_key: None,
+            s3_secret_key: None,
+            bucket: None,
+            cdn_base: None,
+            region: "us-east-1".into(),
+            admin_api_url: None,
+            admin_api_token: None,
+            admin_api_publish_path: String::new(),
+        },
+        true,
+    )?;
+    let artifact = out::read(&work.join("store").join(packed.record.object_key()))?;
+    Ok(Published {
+        package: packed.package,
+        key,
+        artifact,
+        plaintext_sha256: sha,
+    })
+}

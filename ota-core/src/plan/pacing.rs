@@ -1,0 +1,177 @@
+//! How fast and when commands go out: pacing, ramps, and time windows.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::UnixMs;
+
+/// How fast commands go out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pacing {
+    /// At most this many devices in flight (sent or in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u64>,
+    /// At most this many sends in any 60-second window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u64>,
+    /// Start slower and double.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Ramp>,
+}
+
+/// An exponential ramp of the send rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    /// The rate at the start (sends per minute).
+    pub initial_per_minute: u64,
+    /// The rate doubles this often, up to `per_minute`.
+    pub double_every_ms: u64,
+}
+
+/// When commands may go out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Not before (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<UnixMs>,
+    /// Not after (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_at: Option<UnixMs>,
+    /// Recurring maintenance windows; when any is given, only inside one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<Maintenance>,
+}
+
+/// A recurring maintenance window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Maintenance {
+    /// The days it starts on.
+    pub days: Vec<Weekday>,
+    /// When it starts, local time, `HH:MM`.
+    pub start: String,
+    /// How long it lasts (1 to 10 080 minutes).
+    pub duration_minutes: u32,
+    /// The local time's offset from UTC, in minutes (−840 to 840).
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Maintenance {
+    pub(super) fn start_minute(&self) -> Option<u32> {
+        let (h, m) = self.start.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && self.start.len() == 5).then_some(h * 60 + m)
+    }
+
+    /// Whether `now` is inside this window.
+    pub fn contains(&self, now: UnixMs) -> bool {
+        let Some(start) = self.start_minute() else {
+            return false;
+        };
+        let local_minutes = (now.get() / 60_000) as i64 + i64::from(self.utc_offset_minutes);
+        let week = 7 * 24 * 60;
+        // 1970-01-01 was a Thursday: minute 0 of the epoch is Thursday 00:00.
+        let minute_of_week = (local_minutes + 3 * 24 * 60).rem_euclid(week);
+        self.days.iter().any(|d| {
+            let day_start = *d as i64 * 24 * 60 + i64::from(start);
+            let into = (minute_of_week - day_start).rem_euclid(week);
+            into < i64::from(self.duration_minutes)
+        })
+    }
+}
+
+impl Window {
+    /// Whether commands may go out at `now`.
+    pub fn allows(&self, now: UnixMs) -> bool {
+        self.start_at.is_none_or(|s| now >= s)
+            && self.end_at.is_none_or(|e| now < e)
+            && (self.maintenance.is_empty() || self.maintenance.iter().any(|m| m.contains(now)))
+    }
+}
+
+impl Pacing {
+    /// The send limit per minute at `now`, for a rollout started at `started`.
+    pub fn limit_per_minute(&self, started: UnixMs, now: UnixMs) -> Option<u64> {
+        let max = self.per_minute?;
+        Some(match self.ramp {
+            None => max,
+            Some(r) => {
+                let steps = (now - started) / r.double_every_ms.max(1);
+                let rate = r
+                    .initial_per_minute
+                    .max(1)
+                    .saturating_mul(1u64 << steps.min(40));
+                rate.min(max)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_windows_recur_weekly_in_local_time() {
+        // 2026-11-23 is a Monday; 02:00 UTC+01:00 is 01:00 UTC.
+        let monday_0100_utc = UnixMs(1_795_395_600_000);
+        let m = Maintenance {
+            days: vec![Weekday::Mon],
+            start: "02:00".into(),
+            duration_minutes: 60,
+            utc_offset_minutes: 60,
+        };
+        assert!(m.contains(monday_0100_utc));
+        assert!(m.contains(monday_0100_utc + 59 * 60_000));
+        assert!(!m.contains(monday_0100_utc + 60 * 60_000));
+        assert!(!m.contains(UnixMs(monday_0100_utc.get() - 60_000)));
+        assert!(m.contains(monday_0100_utc + 7 * 24 * 3_600_000));
+        assert!(!m.contains(monday_0100_utc + 24 * 3_600_000));
+        // A window that crosses midnight into Sunday-to-Monday.
+        let late = Maintenance {
+            days: vec![Weekday::Sun],
+            start: "23:30".into(),
+            duration_minutes: 120,
+            utc_offset_minutes: 0,
+        };
+        assert!(late.contains(UnixMs(monday_0100_utc.get() - 30 * 60_000)));
+        assert!(!late.contains(monday_0100_utc + 30 * 60_000));
+    }
+
+    #[test]
+    fn ramps_double_up_to_the_limit() {
+        let p = Pacing {
+            max_in_flight: None,
+            per_minute: Some(100),
+            ramp: Some(Ramp {
+                initial_per_minute: 10,
+                double_every_ms: 60_000,
+            }),
+        };
+        assert_eq!(p.limit_per_minute(UnixMs(0), UnixMs(0)), Some(10));
+        assert_eq!(p.limit_per_minute(UnixMs(0), UnixMs(60_000)), Some(20));
+        assert_eq!(p.limit_per_minute(UnixMs(0), UnixMs(180_000)), Some(80));
+        assert_eq!(p.limit_per_minute(UnixMs(0), UnixMs(240_000)), Some(100));
+        assert_eq!(
+            Pacing::default().limit_per_minute(UnixMs(0), UnixMs(0)),
+            None
+        );
+    }
+}

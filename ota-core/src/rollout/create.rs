@@ -1,0 +1,202 @@
+//! Creation: the compatibility engine over the fleet, the cohorts cut by bucket order, and the
+//! canary opened.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use sha2::{Digest as _, Sha256};
+
+use super::cohort::{order_key, share};
+use super::devices::{DeviceTable, Slot};
+use super::persist::{Snapshot, WaveProgress, check_packages};
+use super::{Create, DeviceState, Effect, Event, Input, Rollout, RolloutError, RolloutState};
+use crate::audit::Chain;
+use crate::compat::{self, Reason};
+use crate::digest::Sha256Digest;
+use crate::plan::MAX_WAVES;
+use crate::profile::DeviceProfile;
+
+impl Rollout {
+    /// Creates a rollout: checks the request against the packages, runs the compatibility
+    /// engine over the fleet, cuts the cohorts, and opens the canary. The creation's record,
+    /// the canary's commands and the `started` event wait in [`Rollout::poll`].
+    pub fn create(c: Create<'_>) -> Result<Rollout, RolloutError> {
+        let spec = c.spec;
+        check_packages(&spec, c.package, c.rollback)?;
+        let target = spec.resolved_target().ok_or(RolloutError::NoTarget)?;
+        let waves_spec = spec.all_waves();
+        if waves_spec.len() > MAX_WAVES {
+            return Err(RolloutError::TooManyWaves {
+                waves: waves_spec.len(),
+                max: MAX_WAVES,
+            });
+        }
+        let salt = spec
+            .salt
+            .clone()
+            .unwrap_or_else(|| c.rollout_id.to_string());
+        let pkg = c.package.package();
+        let k = waves_spec.len();
+
+        // Who is in the target, and who is eligible; strata by hardware profile.
+        let mut devices = DeviceTable::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut strata: BTreeMap<&str, Vec<(u64, u32)>> = BTreeMap::new();
+        let mut misfits = 0u64;
+        let mut first_misfit = None;
+        for d in c.fleet.iter().filter(|d| target.contains(d)) {
+            if !seen.insert(&d.device_id) {
+                return Err(RolloutError::DuplicateDevice {
+                    device_id: d.device_id.clone(),
+                });
+            }
+            let mut slot = Slot::new(DeviceState::Pending);
+            let eligible = if let Some(reason) = first_reason(pkg, d) {
+                slot.state = DeviceState::Incompatible;
+                slot.reason = Some(reason);
+                false
+            } else if d.installed.get(&pkg.name) == Some(&pkg.version) {
+                slot.state = DeviceState::AlreadyInstalled;
+                false
+            } else {
+                if let Some(rb) = c.rollback
+                    && !compat::fits(rb.package(), d)
+                {
+                    misfits += 1;
+                    first_misfit.get_or_insert_with(|| d.device_id.clone());
+                }
+                true
+            };
+            let i = devices.push(d.device_id.clone(), slot)?;
+            if eligible {
+                let key = if spec.stratify {
+                    d.hardware_profile.as_str()
+                } else {
+                    ""
+                };
+                strata
+                    .entry(key)
+                    .or_default()
+                    .push((order_key(&salt, d.device_id.as_str()), i));
+            }
+        }
+        if let Some(first) = first_misfit {
+            return Err(RolloutError::RollbackDoesNotFit {
+                devices: misfits,
+                first,
+            });
+        }
+
+        // Cut each stratum into the waves by bucket order.
+        let mut members = vec![Vec::new(); k];
+        let mut bounds = vec![0u64; k];
+        for stratum in strata.values_mut() {
+            stratum.sort_unstable();
+            let n = stratum.len() as u64;
+            let mut taken = 0u64;
+            for (w, wave) in waves_spec.iter().enumerate() {
+                let mut upto = share(n, wave.percent).max(taken);
+                if let Some(cap) = wave.max_devices {
+                    upto = upto.min(taken + cap);
+                }
+                if w + 1 == k {
+                    upto = n;
+                }
+                for &(key, i) in &stratum[taken as usize..upto as usize] {
+                    // MAX_WAVES keeps every wave index within a byte.
+                    devices.slots[i as usize].wave = w as u8;
+                    members[w].push(i);
+                    bounds[w] = bounds[w].max(key);
+                }
+                taken = upto;
+            }
+        }
+        for w in 1..k {
+            bounds[w] = bounds[w].max(bounds[w - 1]);
+        }
+        let table = device_table_digest(&devices);
+        let count = devices.len() as u64;
+
+        let s = Snapshot {
+            rollout_id: c.rollout_id,
+            tenant: c.tenant,
+            spec,
+            state: RolloutState::Active,
+            started_at: c.now,
+            devices,
+            bounds,
+            members,
+            waves: vec![WaveProgress::default(); k],
+            open_wave: 0,
+            cumulative: Default::default(),
+            cumulative_acknowledged: Default::default(),
+            halt: None,
+            fleet_impact: 0,
+            ready: VecDeque::new(),
+            sends: VecDeque::new(),
+            audit: Chain::default(),
+        };
+        let mut r = Rollout::assemble(s, c.package, c.rollback)?;
+
+        r.effect(Effect::Published {
+            package_id: c.package.id().clone(),
+            package_type: pkg.kind,
+            name: pkg.name.clone(),
+            version: pkg.version.clone(),
+            sha256: pkg.sha256,
+            signed_by: c
+                .package
+                .signed_by()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        });
+        r.effect(Effect::Created {
+            eligible: r.eligible(),
+            incompatible: r.ix.counts[DeviceState::Incompatible as usize],
+            already_installed: r.ix.counts[DeviceState::AlreadyInstalled as usize],
+        });
+        r.event(Event::Started {
+            package_id: c.package.id().clone(),
+            eligible: r.eligible(),
+        });
+        r.open(0, c.now);
+        r.settle(c.now);
+        let input = Input::Create {
+            rollout_id: r.s.rollout_id.clone(),
+            tenant: r.s.tenant.clone(),
+            package_id: c.package.id().clone(),
+            rollback_package_id: c.rollback.map(|p| p.id().clone()),
+            spec: Box::new(r.s.spec.clone()),
+            devices: count,
+            device_table: table,
+            by: c.by,
+        };
+        r.record(c.now, input, true);
+        Ok(r)
+    }
+}
+
+/// A digest of the device table as created: ids, states, waves and reasons.
+fn device_table_digest(t: &DeviceTable) -> Sha256Digest {
+    let mut h = Sha256::new();
+    for (id, s) in t.ids.iter().zip(&t.slots) {
+        h.update(id.as_str().as_bytes());
+        h.update([0, s.state as u8, s.wave, reason_byte(s.reason)]);
+    }
+    Sha256Digest::from_bytes(h.finalize().into())
+}
+
+fn reason_byte(r: Option<Reason>) -> u8 {
+    r.and_then(|r| Reason::ALL.iter().position(|x| *x == r))
+        .and_then(|p| u8::try_from(p).ok())
+        .unwrap_or(u8::MAX)
+}
+
+/// The first reason the package does not fit, without building a report when it fits.
+pub(super) fn first_reason(pkg: &crate::package::Package, d: &DeviceProfile) -> Option<Reason> {
+    if compat::fits(pkg, d) {
+        None
+    } else {
+        compat::check(pkg, d).rejections.first().map(|r| r.reason)
+    }
+}

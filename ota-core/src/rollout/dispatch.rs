@@ -1,0 +1,248 @@
+//! Dispatch: sending what is ready within the pacing limits and time windows, and the device
+//! timers (acknowledgement, in-progress, offline expiry, retry backoff).
+
+use std::cmp::Reverse;
+
+use super::{DeviceState, Effect, RetryKind, Rollout, RolloutCommand, RolloutState};
+use crate::plan::FailureKind;
+use crate::sign::PackageId;
+use crate::time::UnixMs;
+
+/// The pacing window.
+const MINUTE_MS: u64 = 60_000;
+
+impl Rollout {
+    /// Dispatches what may go out, opens waves whose gates allow, and completes.
+    pub(super) fn settle(&mut self, now: UnixMs) {
+        self.dispatch(now);
+        self.advance(now);
+        self.dispatch(now);
+        self.finish_rollback();
+    }
+
+    fn dispatch(&mut self, now: UnixMs) {
+        let rolling = self.s.state == RolloutState::RollingBack;
+        if !(self.s.state == RolloutState::Active || rolling) || !self.s.spec.window.allows(now) {
+            return;
+        }
+        let wanted = if rolling {
+            DeviceState::RollbackScheduled
+        } else {
+            DeviceState::Scheduled
+        };
+        while let Some(&i) = self.s.ready.front() {
+            let s = self.slot(i);
+            if s.state != wanted || s.timer > now {
+                self.s.ready.pop_front();
+                self.step.touched = true;
+                continue;
+            }
+            if self
+                .s
+                .spec
+                .pacing
+                .max_in_flight
+                .is_some_and(|m| self.ix.in_flight >= m)
+            {
+                return;
+            }
+            if self.take_rate(now).is_err() {
+                return;
+            }
+            self.s.ready.pop_front();
+            self.send(i, now, rolling);
+        }
+    }
+
+    /// Takes one send from the per-minute budget; when there is none left, says when the
+    /// oldest send of the window leaves it.
+    fn take_rate(&mut self, now: UnixMs) -> Result<(), UnixMs> {
+        let Some(limit) = self.s.spec.pacing.limit_per_minute(self.s.started_at, now) else {
+            return Ok(());
+        };
+        // The sends of the minute up to now; older ones are dropped only when one is added,
+        // so a refused send changes nothing.
+        let sends = &mut self.s.sends;
+        let recent = sends
+            .iter()
+            .rev()
+            .take_while(|t| **t + MINUTE_MS > now)
+            .count();
+        if recent as u64 >= limit {
+            return Err(sends[sends.len() - recent] + MINUTE_MS);
+        }
+        while sends.front().is_some_and(|t| *t + MINUTE_MS <= now) {
+            sends.pop_front();
+        }
+        sends.push_back(now);
+        Ok(())
+    }
+
+    fn package_for(&self, rolling: bool) -> Option<PackageId> {
+        if rolling {
+            self.rollback.as_ref().map(|p| p.id().clone())
+        } else {
+            Some(self.package.id().clone())
+        }
+    }
+
+    fn send(&mut self, i: u32, now: UnixMs, rolling: bool) {
+        let Some(package_id) = self.package_for(rolling) else {
+            return;
+        };
+        self.set(
+            i,
+            if rolling {
+                DeviceState::RollbackSent
+            } else {
+                DeviceState::Sent
+            },
+        );
+        let deadline = now + self.s.spec.timeouts.ack_ms;
+        let s = self.slot_mut(i);
+        if s.first_sent == UnixMs::ZERO || rolling {
+            s.first_sent = now;
+        }
+        s.rollback = rolling;
+        s.started = false;
+        self.set_timer(i, deadline);
+        self.step.sent += 1;
+        self.command(RolloutCommand::Send {
+            device_id: self.device_id(i),
+            package_id,
+            rollback: rolling,
+        });
+    }
+
+    /// Fires every timer due at `now`.
+    pub(super) fn fire_timers(&mut self, now: UnixMs) {
+        while let Some(Reverse((at, i))) = self.ix.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.ix.timers.pop();
+            if self.slot(i).timer == at {
+                self.fire(i, now);
+            }
+        }
+    }
+
+    fn fire(&mut self, i: u32, now: UnixMs) {
+        self.step.touched = true;
+        let s = *self.slot(i);
+        let t = self.s.spec.timeouts;
+        let device_id = self.device_id(i);
+        match s.state {
+            DeviceState::Scheduled | DeviceState::RollbackScheduled => {
+                // A retry's backoff ended.
+                self.clear_timer(i);
+                self.s.ready.push_back(i);
+            }
+            DeviceState::Sent | DeviceState::RollbackSent => {
+                let rolling = s.state == DeviceState::RollbackSent;
+                let expires = s.first_sent + t.offline_expiry_ms;
+                if now >= expires {
+                    self.slot_mut(i).offline = true;
+                    self.clear_timer(i);
+                    if rolling {
+                        self.set(i, DeviceState::RollbackFailed);
+                    } else {
+                        self.set(i, DeviceState::TimedOut);
+                        self.count(i, Some(FailureKind::TimedOut));
+                    }
+                    self.effect(Effect::DeviceTimedOut {
+                        device_id,
+                        offline: true,
+                    });
+                    if !rolling {
+                        self.check_halt(usize::from(s.wave), now);
+                        self.after_final(i);
+                    }
+                } else if !matches!(
+                    self.s.state,
+                    RolloutState::Active | RolloutState::RollingBack
+                ) {
+                    // Paused or aborted: nothing goes out, not even a resend; wait on.
+                    self.set_timer(i, (now + t.ack_ms).min(expires));
+                } else if s.retries.no_ack < self.s.spec.retries.no_ack.max {
+                    // A resend is a send: it waits for the per-minute budget like any other.
+                    if let Err(at) = self.take_rate(now) {
+                        self.set_timer(i, at.min(expires).max(now + 1));
+                        return;
+                    }
+                    self.slot_mut(i).retries.no_ack += 1;
+                    if let Some(package_id) = self.package_for(rolling) {
+                        self.command(RolloutCommand::Send {
+                            device_id: device_id.clone(),
+                            package_id,
+                            rollback: rolling,
+                        });
+                    }
+                    self.set_timer(i, (now + t.ack_ms).min(expires));
+                    self.effect(Effect::DeviceResent { device_id });
+                } else {
+                    self.set_timer(i, expires);
+                }
+            }
+            DeviceState::InProgress => {
+                let r = self.s.spec.retries.timed_out;
+                if s.retries.timed_out < r.max && self.can_retry() {
+                    let attempt = s.retries.timed_out + 1;
+                    self.slot_mut(i).retries.timed_out = attempt;
+                    self.set(i, DeviceState::Scheduled);
+                    let wait = r
+                        .backoff_ms
+                        .saturating_mul(1 << s.retries.timed_out.min(20));
+                    self.set_timer(i, now + wait.max(1));
+                    self.effect(Effect::DeviceRetry {
+                        device_id,
+                        after: RetryKind::TimedOut,
+                        attempt,
+                    });
+                } else {
+                    self.clear_timer(i);
+                    self.set(i, DeviceState::TimedOut);
+                    self.count(i, Some(FailureKind::TimedOut));
+                    self.effect(Effect::DeviceTimedOut {
+                        device_id,
+                        offline: false,
+                    });
+                    self.check_halt(usize::from(s.wave), now);
+                    self.after_final(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The next instant a tick has work: a device timer, a soak's end, a paced send.
+    pub(super) fn next_timeout(&self) -> Option<UnixMs> {
+        let mut next: Option<UnixMs> = self.ix.timers.peek().map(|Reverse((t, _))| *t);
+        let mut consider = |t: UnixMs| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.s.state == RolloutState::Active {
+            let k = self.s.open_wave;
+            if let (Some(done), Some(w)) =
+                (self.s.waves[k].completed_at, self.ix.waves_spec.get(k + 1))
+            {
+                consider(done + w.min_soak_ms);
+            }
+        }
+        if matches!(
+            self.s.state,
+            RolloutState::Active | RolloutState::RollingBack
+        ) && !self.s.ready.is_empty()
+        {
+            if let Some(t) = self.s.sends.front() {
+                consider(*t + MINUTE_MS);
+            }
+            if let Some(s) = self.s.spec.window.start_at {
+                consider(s);
+            }
+            if !self.s.spec.window.maintenance.is_empty() {
+                // Check again each minute until a maintenance window opens.
+                consider(self.s.sends.back().copied().unwrap_or(self.s.started_at) + MINUTE_MS);
+            }
+        }
+        next
+    }
+}

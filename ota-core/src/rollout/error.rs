@@ -1,0 +1,150 @@
+//! Why a rollout refused an input, a creation, a restore or a replay.
+
+use super::RolloutState;
+use crate::audit::AuditError;
+use crate::name::Name;
+use crate::sign::PackageId;
+use crate::status::Status;
+
+/// An input, a request or a snapshot the rollout could not take. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RolloutError {
+    /// The request names another package than the one given.
+    #[error("the request names package {requested}, the package given is {given}")]
+    PackageMismatch {
+        /// What the request (or the snapshot) names.
+        requested: PackageId,
+        /// What the caller gave.
+        given: PackageId,
+    },
+    /// The request names a rollback package that was not given.
+    #[error("the request names rollback package {requested}, none was given")]
+    RollbackMissing {
+        /// What the request names.
+        requested: PackageId,
+    },
+    /// A rollback package was given that the request does not name.
+    #[error("rollback package {given} was given, the request names none")]
+    RollbackNotRequested {
+        /// What the caller gave.
+        given: PackageId,
+    },
+    /// The request names another rollback package than the one given.
+    #[error("the request names rollback package {requested}, the one given is {given}")]
+    RollbackMismatch {
+        /// What the request names.
+        requested: PackageId,
+        /// What the caller gave.
+        given: PackageId,
+    },
+    /// The request has no target.
+    #[error("the request has no target")]
+    NoTarget,
+    /// The request has more waves than a rollout holds.
+    #[error("the request has {waves} waves, at most {max} are allowed")]
+    TooManyWaves {
+        /// Waves, the canary and the implicit last one included.
+        waves: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// A device appears twice in the fleet.
+    #[error("device {device_id} appears twice in the fleet")]
+    DuplicateDevice {
+        /// The device.
+        device_id: Name,
+    },
+    /// The fleet holds more devices than a rollout indexes.
+    #[error("the fleet holds more than {max} devices")]
+    TooManyDevices {
+        /// The most allowed.
+        max: u64,
+    },
+    /// The rollback package does not fit some eligible devices.
+    #[error("the rollback package does not fit {devices} eligible device(s), {first} among them")]
+    RollbackDoesNotFit {
+        /// How many.
+        devices: u64,
+        /// The first of them.
+        first: Name,
+    },
+    /// The input does not fit the rollout's state.
+    #[error("cannot {input} a rollout that is {state}")]
+    State {
+        /// The input (`pause`, `roll back`).
+        input: &'static str,
+        /// The rollout's state.
+        state: RolloutState,
+    },
+    /// A rollback was asked of a rollout that has no rollback package.
+    #[error("the rollout has no rollback package")]
+    NoRollbackPackage,
+    /// No such wave.
+    #[error("the rollout has no wave {wave}")]
+    UnknownWave {
+        /// The wave asked for.
+        wave: usize,
+    },
+    /// No such device in the rollout.
+    #[error("device {device_id} is not in the rollout")]
+    UnknownDevice {
+        /// The device.
+        device_id: Name,
+    },
+    /// A device outside the rollout's target tried to join.
+    #[error("device {device_id} is not in the rollout's target")]
+    NotInTarget {
+        /// The device.
+        device_id: Name,
+    },
+    /// A report for another rollout.
+    #[error("the report is for rollout {found}, not {expected}")]
+    WrongRollout {
+        /// This rollout.
+        expected: Name,
+        /// The rollout the report names.
+        found: Name,
+    },
+    /// A snapshot whose parts do not agree.
+    #[error("the snapshot is inconsistent: {what}")]
+    SnapshotInvalid {
+        /// What does not agree.
+        what: &'static str,
+    },
+    /// The trail to replay does not verify.
+    #[error("the trail to replay is broken: {0}")]
+    TrailBroken(#[from] AuditError),
+    /// Replaying the trail gave another rollout.
+    #[error("replay diverges at audit record {seq}")]
+    ReplayMismatch {
+        /// The first record that differs.
+        seq: u64,
+    },
+}
+
+impl RolloutError {
+    /// The stable status code of this error.
+    pub fn status(&self) -> Status {
+        match self {
+            RolloutError::PackageMismatch { .. }
+            | RolloutError::RollbackMissing { .. }
+            | RolloutError::RollbackNotRequested { .. }
+            | RolloutError::RollbackMismatch { .. }
+            | RolloutError::NoTarget
+            | RolloutError::TooManyWaves { .. }
+            | RolloutError::DuplicateDevice { .. }
+            | RolloutError::TooManyDevices { .. }
+            | RolloutError::RollbackDoesNotFit { .. }
+            | RolloutError::NoRollbackPackage => Status::PlanInvalid,
+            RolloutError::State { .. } => Status::RolloutState,
+            RolloutError::UnknownWave { .. }
+            | RolloutError::UnknownDevice { .. }
+            | RolloutError::NotInTarget { .. }
+            | RolloutError::WrongRollout { .. } => Status::RolloutNotFound,
+            RolloutError::SnapshotInvalid { .. } => Status::RecordInvalid,
+            RolloutError::TrailBroken(e) => e.status(),
+            RolloutError::ReplayMismatch { .. } => Status::ReplayMismatch,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! What a rollout is told: one [`Input`] enum, fed through [`super::Rollout::handle`] and
+//! written, as it was, to the audit trail that replays it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Cause;
+use crate::digest::Sha256Digest;
+use crate::name::Name;
+use crate::plan::RolloutSpec;
+use crate::profile::DeviceProfile;
+use crate::report::DeviceReport;
+use crate::sign::PackageId;
+
+/// An input to a rollout, as the audit trail records and replays it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Input {
+    /// The creation, as [`super::Rollout::create`] records it (the first record of every
+    /// trail). [`super::Rollout::handle`] refuses it.
+    Create {
+        /// The rollout.
+        rollout_id: Name,
+        /// Its tenant.
+        tenant: Name,
+        /// The package.
+        package_id: PackageId,
+        /// The rollback package.
+        rollback_package_id: Option<PackageId>,
+        /// The request.
+        spec: Box<RolloutSpec>,
+        /// Devices in the target.
+        devices: u64,
+        /// A digest of the device table as created: ids, states, waves and reasons.
+        device_table: Sha256Digest,
+        /// Who created it.
+        by: Name,
+    },
+    /// A device's report (seed 004's `{device_id, rollout_id, firmware_version, status,
+    /// reason}`). A late report is recorded but changes nothing.
+    Report(DeviceReport),
+    /// Time passed: timers fire, waves open after their soak, paced commands go out. Feed it
+    /// when [`super::Rollout::poll_timeout`] says.
+    Tick,
+    /// Pause: nothing new is sent.
+    Pause {
+        /// Who.
+        by: Name,
+    },
+    /// Resume a paused rollout; the failures so far are acknowledged.
+    Resume {
+        /// Who.
+        by: Name,
+    },
+    /// Abort for good.
+    Abort {
+        /// Who.
+        by: Name,
+    },
+    /// Roll back to the rollback package.
+    Rollback {
+        /// Who.
+        by: Name,
+    },
+    /// Approve a wave gated by `approval`, and let any wave past its success gate (an
+    /// `external` gate still needs its passing verdict).
+    Approve {
+        /// The wave (0 is the canary).
+        wave: usize,
+        /// Who.
+        by: Name,
+    },
+    /// An external verdict on a wave gated by `external`; a failing one on the wave in
+    /// progress trips the halt action.
+    Verdict {
+        /// The wave.
+        wave: usize,
+        /// Whether it passed.
+        pass: bool,
+        /// Who gave it.
+        by: Name,
+    },
+    /// A device joined the fleet: if it is in the target, it is placed by its bucket.
+    Join(Box<DeviceProfile>),
+    /// A device left the target: it becomes `removed`.
+    Leave {
+        /// The device.
+        device_id: Name,
+    },
+}
+
+impl Input {
+    /// Who or what caused the input, as the audit trail says.
+    pub fn cause(&self) -> Cause {
+        match self {
+            Input::Create { by, .. }
+            | Input::Pause { by }
+            | Input::Resume { by }
+            | Input::Abort { by }
+            | Input::Rollback { by }
+            | Input::Approve { by, .. } => Cause::Operator { by: by.clone() },
+            Input::Verdict { by, .. } => Cause::External { by: by.clone() },
+            Input::Tick => Cause::Timer,
+            Input::Report(r) => Cause::Device {
+                device_id: r.device_id.clone(),
+            },
+            Input::Join(p) => Cause::Device {
+                device_id: p.device_id.clone(),
+            },
+            Input::Leave { device_id } => Cause::Device {
+                device_id: device_id.clone(),
+            },
+        }
+    }
+
+    /// The input's name in messages (`pause`, `roll back`).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Input::Create { .. } => "create",
+            Input::Report(_) => "report to",
+            Input::Tick => "tick",
+            Input::Pause { .. } => "pause",
+            Input::Resume { .. } => "resume",
+            Input::Abort { .. } => "abort",
+            Input::Rollback { .. } => "roll back",
+            Input::Approve { .. } => "approve a wave of",
+            Input::Verdict { .. } => "give a verdict on",
+            Input::Join(_) => "join",
+            Input::Leave { .. } => "leave",
+        }
+    }
+}

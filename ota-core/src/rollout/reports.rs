@@ -1,0 +1,242 @@
+//! What devices say and do: reports, joining the target and leaving it.
+
+use super::cohort::order_key;
+use super::create::first_reason;
+use super::{
+    DeviceState, Effect, Placement, RetryKind, Rollout, RolloutCommand, RolloutError, RolloutState,
+};
+use crate::name::Name;
+use crate::plan::FailureKind;
+use crate::profile::DeviceProfile;
+use crate::report::{DeviceReport, ReportStatus};
+use crate::time::UnixMs;
+
+impl Rollout {
+    pub(super) fn report(&mut self, r: &DeviceReport, now: UnixMs) -> Result<(), RolloutError> {
+        if let Some(found) = r.rollout_id.as_ref().filter(|id| **id != self.s.rollout_id) {
+            return Err(RolloutError::WrongRollout {
+                expected: self.s.rollout_id.clone(),
+                found: found.clone(),
+            });
+        }
+        let Some(&i) = self.ix.by_id.get(&r.device_id) else {
+            return Err(RolloutError::UnknownDevice {
+                device_id: r.device_id.clone(),
+            });
+        };
+        let s = *self.slot(i);
+        let device_id = r.device_id.clone();
+        let state = self.s.state;
+        let over = state.is_over();
+        let wave = usize::from(s.wave);
+        let t = self.s.spec.timeouts;
+        match (s.state, r.status) {
+            (DeviceState::Sent, ReportStatus::InProgress) if !over => {
+                self.slot_mut(i).started = true;
+                self.set(i, DeviceState::InProgress);
+                self.set_timer(i, now + t.in_progress_ms);
+                self.effect(Effect::DeviceInProgress { device_id });
+            }
+            (DeviceState::RollbackSent, ReportStatus::InProgress) if !over => {
+                let slot = self.slot_mut(i);
+                slot.started = true;
+                slot.first_sent = now;
+                self.set_timer(i, now + t.in_progress_ms);
+                self.effect(Effect::DeviceRollingBack { device_id });
+            }
+            (DeviceState::Sent | DeviceState::InProgress, ReportStatus::Success) => {
+                self.updated(i, r, now);
+            }
+            // A device whose command was cancelled while out may have finished anyway: it runs
+            // what it says, so it counts (and an `updated_only` rollback reaches it).
+            (DeviceState::Cancelled, ReportStatus::Success)
+                if s.stopped && state != RolloutState::Completed =>
+            {
+                self.slot_mut(i).stopped = false;
+                if s.rollback {
+                    self.set(i, DeviceState::RolledBack);
+                    self.effect(Effect::DeviceRolledBack { device_id });
+                } else {
+                    self.updated(i, r, now);
+                }
+            }
+            (DeviceState::Sent | DeviceState::InProgress, ReportStatus::Failure) => {
+                let retry = self.s.spec.retries.failed;
+                if s.retries.failed < retry.max && self.can_retry() {
+                    let attempt = s.retries.failed + 1;
+                    self.slot_mut(i).retries.failed = attempt;
+                    self.set(i, DeviceState::Scheduled);
+                    let wait = retry
+                        .backoff_ms
+                        .saturating_mul(1 << s.retries.failed.min(20));
+                    self.set_timer(i, now + wait.max(1));
+                    self.effect(Effect::DeviceRetry {
+                        device_id,
+                        after: RetryKind::Failed,
+                        attempt,
+                    });
+                } else {
+                    self.clear_timer(i);
+                    self.set(i, DeviceState::Failed);
+                    self.count(i, Some(FailureKind::Failed));
+                    if r.firmware_version.is_none() {
+                        self.s.fleet_impact += 1;
+                    }
+                    self.effect(Effect::DeviceFailed {
+                        device_id,
+                        reason: r.reason.clone(),
+                    });
+                    self.check_halt(wave, now);
+                    self.after_final(i);
+                }
+            }
+            (DeviceState::Sent | DeviceState::InProgress, ReportStatus::Rejected) => {
+                self.clear_timer(i);
+                self.set(i, DeviceState::Rejected);
+                self.count(i, Some(FailureKind::Rejected));
+                self.effect(Effect::DeviceRejected {
+                    device_id,
+                    reason: r.reason.clone(),
+                });
+                self.check_halt(wave, now);
+                self.after_final(i);
+            }
+            (DeviceState::RollbackSent, ReportStatus::Success) => {
+                self.clear_timer(i);
+                self.set(i, DeviceState::RolledBack);
+                self.effect(Effect::DeviceRolledBack { device_id });
+            }
+            (DeviceState::RollbackSent, ReportStatus::Failure | ReportStatus::Rejected) => {
+                self.clear_timer(i);
+                self.set(i, DeviceState::RollbackFailed);
+                self.effect(Effect::DeviceRollbackFailed { device_id });
+            }
+            (state, status) => {
+                self.effect(Effect::LateReport {
+                    device_id,
+                    status,
+                    state,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A device reported that it runs the new version.
+    fn updated(&mut self, i: u32, r: &DeviceReport, now: UnixMs) {
+        let wave = usize::from(self.slot(i).wave);
+        self.slot_mut(i).updated = true;
+        self.clear_timer(i);
+        self.set(i, DeviceState::Succeeded);
+        self.count(i, None);
+        self.effect(Effect::DeviceUpdated {
+            device_id: r.device_id.clone(),
+            version: r.firmware_version.clone(),
+        });
+        // A success can bring the scope to `min_terminal` with failures already in it.
+        self.check_halt(wave, now);
+        self.after_final(i);
+    }
+
+    pub(super) fn join(&mut self, p: &DeviceProfile) -> Result<(), RolloutError> {
+        let target = self
+            .s
+            .spec
+            .resolved_target()
+            .ok_or(RolloutError::NoTarget)?;
+        let device_id = p.device_id.clone();
+        if !target.contains(p) {
+            return Err(RolloutError::NotInTarget { device_id });
+        }
+        let i = match self.ix.by_id.get(&device_id) {
+            Some(&i) if self.slot(i).state != DeviceState::Removed => {
+                self.effect(Effect::DeviceJoined {
+                    device_id,
+                    placed: Placement::AlreadyMember,
+                });
+                return Ok(());
+            }
+            Some(&i) => i,
+            None => {
+                let i = self.s.devices.push(
+                    device_id.clone(),
+                    super::devices::Slot::new(DeviceState::Removed),
+                )?;
+                self.ix.by_id.insert(device_id.clone(), i);
+                self.ix.counts[DeviceState::Removed as usize] += 1;
+                self.ix.wave_counts[0][DeviceState::Removed as usize] += 1;
+                i
+            }
+        };
+        let pkg = self.package.package();
+        let placed = if let Some(reason) = first_reason(pkg, p) {
+            self.slot_mut(i).reason = Some(reason);
+            self.set(i, DeviceState::Incompatible);
+            Placement::Incompatible { reason }
+        } else if p.installed.get(&pkg.name) == Some(&pkg.version) {
+            self.set(i, DeviceState::AlreadyInstalled);
+            Placement::AlreadyInstalled
+        } else if !matches!(self.s.state, RolloutState::Active | RolloutState::Paused) {
+            self.set(i, DeviceState::Cancelled);
+            Placement::Cancelled {
+                rollout: self.s.state,
+            }
+        } else {
+            let salt = self
+                .s
+                .spec
+                .salt
+                .clone()
+                .unwrap_or_else(|| self.s.rollout_id.to_string());
+            let key = order_key(&salt, device_id.as_str());
+            let last = self.s.bounds.len() - 1;
+            let wave = self.s.bounds.iter().position(|b| key <= *b).unwrap_or(last);
+            // Waves are at most MAX_WAVES, within a byte.
+            self.place(i, wave as u8);
+            if !self.s.members[wave].contains(&i) {
+                self.s.members[wave].push(i);
+            }
+            self.set(i, DeviceState::Pending);
+            let scheduled = wave <= self.s.open_wave;
+            if scheduled {
+                self.schedule(i);
+            }
+            Placement::Wave { wave, scheduled }
+        };
+        self.effect(Effect::DeviceJoined { device_id, placed });
+        Ok(())
+    }
+
+    pub(super) fn leave(&mut self, device_id: &Name, now: UnixMs) -> Result<(), RolloutError> {
+        let Some(&i) = self.ix.by_id.get(device_id) else {
+            return Err(RolloutError::UnknownDevice {
+                device_id: device_id.clone(),
+            });
+        };
+        let st = self.slot(i).state;
+        if st == DeviceState::Removed {
+            return Ok(());
+        }
+        if st.in_flight() {
+            self.command(RolloutCommand::Cancel {
+                device_id: device_id.clone(),
+                forced: false,
+            });
+        }
+        self.clear_timer(i);
+        self.set(i, DeviceState::Removed);
+        self.effect(Effect::DeviceLeft {
+            device_id: device_id.clone(),
+        });
+        // One device fewer in scope: the failures so far may now be over the threshold.
+        if matches!(
+            st,
+            DeviceState::Incompatible | DeviceState::AlreadyInstalled
+        ) {
+            return Ok(());
+        }
+        let wave = usize::from(self.slot(i).wave);
+        self.check_halt(wave, now);
+        Ok(())
+    }
+}
