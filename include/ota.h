@@ -1,15 +1,32 @@
 /*
  * ota: ship firmware, software and ML models to device fleets safely.
  *
+ * The declarations come in the order you meet them: status codes and errors, documents
+ * (manifests, packages, profiles, SBOMs), the publisher (keys, signing, sealing,
+ * registration), the control plane (compatibility, rollouts, the audit trail), the device
+ * (downloads, installs, the update agent, health probes), TUF.
+ *
  * Conventions, the same in every function:
  * - Functions are named ota_<object>_<verb>; the object comes first, then inputs, then
  *   outputs named *_out, written only on success.
  * - Every function that can fail returns an ota_status; OTA_STATUS_OK is 0. The detail of the
  *   last failure on the calling thread is in ota_last_error_message().
- * - Bytes and strings are a pointer and a size_t length; a zero-length input may be NULL.
- * - Output text goes into a caller buffer, NUL-terminated, with its length in *out_n; a buffer
- *   that is too small gives OTA_STATUS_INSUFFICIENT_SIZE and the needed length in *out_n.
- * - Every constructor has a _free that accepts NULL.
+ * - Inputs: bytes are a const uint8_t * and a size_t length, text a const char * (UTF-8, no
+ *   terminator needed) and its length. A zero-length input may be NULL.
+ * - Output buffers (buf, buf_len, out_n): the output is written into buf, NUL-terminated,
+ *   with its length (without the NUL) in *out_n. When buf_len is too small (or buf is NULL
+ *   and buf_len 0), the call returns OTA_STATUS_INSUFFICIENT_SIZE with the length in *out_n;
+ *   call again with a buffer of *out_n + 1 bytes: nothing is lost. Binary output is the same
+ *   without the NUL.
+ * - Handles (ota_package *, ...) are opaque and checked: NULL gives OTA_STATUS_NULL_POINTER,
+ *   a handle of another type OTA_STATUS_WRONG_HANDLE. Every constructor has a _free that
+ *   accepts NULL.
+ * - Ownership: each function says, in the same words each time, what it takes ownership of
+ *   ("Takes no ownership" or "Takes ownership of x") and what the caller frees ("the caller
+ *   frees *x_out with ota_x_free" or "nothing to free").
+ * - Safety, for every function: each pointer is NULL where that is allowed, or valid for its
+ *   documented length or type; handles are live; a callback stays callable as long as the
+ *   object it was given to.
  * - No panic crosses the boundary: it becomes OTA_STATUS_PANIC (or NULL).
  * - ota_probe_run needs the library's `probe-runners` feature and ota_tuf_* its `tuf` feature;
  *   both are on in the default build.
@@ -25,7 +42,8 @@
 #include <stdint.h>
 
 /**
- * A stable numeric status code. The C ABI returns it as `ota_status`.
+ * A stable numeric status code. Numbers are grouped by domain and never reused; a
+ * retired one is never returned.
  */
 enum ota_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -61,6 +79,11 @@ enum ota_status
    */
   OTA_STATUS_IO = 6,
   /**
+   * A handle argument is not a live handle of the type the function takes (an
+   * `ota_package` where an `ota_verified_package` was expected, say).
+   */
+  OTA_STATUS_WRONG_HANDLE = 7,
+  /**
    * The input is not well-formed JSON.
    */
   OTA_STATUS_JSON_SYNTAX = 100,
@@ -84,10 +107,6 @@ enum ota_status
    * The document is well formed but breaks a rule of the format (every fault is listed).
    */
   OTA_STATUS_INVALID = 105,
-  /**
-   * The package does not fit the device.
-   */
-  OTA_STATUS_INCOMPATIBLE = 200,
   /**
    * An encryption key is not 64 lowercase hex characters.
    */
@@ -297,6 +316,42 @@ typedef uint32_t ota_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+
+/**
+ * What `ota_rollout_poll` wrote.
+ */
+enum ota_rollout_output
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing is pending; the text is empty.
+   */
+  OTA_ROLLOUT_OUTPUT_NONE = 0,
+  /**
+   * An audit record, one line of JSON: append it to the rollout's trail.
+   */
+  OTA_ROLLOUT_OUTPUT_AUDIT = 1,
+  /**
+   * A command for a device: `{"kind": "send", "device_id", "package_id", "rollback"}` (send
+   * as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`.
+   */
+  OTA_ROLLOUT_OUTPUT_COMMAND = 2,
+  /**
+   * An event for the message bus: `{"subject":
+   * "profile.ota.rollout.<kind>.<tenant>.<rollout_id>", "kind", "data"}`.
+   */
+  OTA_ROLLOUT_OUTPUT_EVENT = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ota_rollout_output ota_rollout_output;
+#else
+typedef uint32_t ota_rollout_output;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 /**
  * What the agent asks the host to do; see `ota_agent_poll_command`.
  */
@@ -347,52 +402,8 @@ typedef uint32_t ota_command_kind;
 #endif // __cplusplus
 
 /**
- * What `ota_rollout_poll` wrote.
- */
-enum ota_rollout_output
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * Nothing is pending; the text is empty.
-   */
-  OTA_ROLLOUT_OUTPUT_NONE = 0,
-  /**
-   * An audit record, one line of JSON: append it to the rollout's trail.
-   */
-  OTA_ROLLOUT_OUTPUT_AUDIT = 1,
-  /**
-   * A command for a device: `{"kind": "send", "device_id", "package_id", "rollback"}` (send
-   * as a persistent command) or `{"kind": "cancel", "device_id", "forced"}`.
-   */
-  OTA_ROLLOUT_OUTPUT_COMMAND = 2,
-  /**
-   * An event for the message bus: `{"subject":
-   * "profile.ota.rollout.<kind>.<tenant>.<rollout_id>", "kind", "data"}`.
-   */
-  OTA_ROLLOUT_OUTPUT_EVENT = 3,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum ota_rollout_output ota_rollout_output;
-#else
-typedef uint32_t ota_rollout_output;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
- * Where a device stands in a rollout.
- */
-typedef struct DeviceState DeviceState;
-
-/**
- * An instant: milliseconds since 1970-01-01T00:00:00Z. Serialized as a plain integer.
- */
-typedef struct UnixMs UnixMs;
-
-/**
- * A device's update agent. Made by `ota_agent_new`, freed by `ota_agent_free`.
+ * A device's update agent. Made by `ota_agent_new` or `ota_agent_restore`, freed by
+ * `ota_agent_free`.
  */
 typedef struct ota_agent ota_agent;
 
@@ -466,8 +477,9 @@ typedef struct ota_tuf_client ota_tuf_client;
 typedef struct ota_tuf_repo ota_tuf_repo;
 
 /**
- * A package whose envelope was verified against trusted keys. Made by
- * `ota_envelope_verify`, freed by `ota_verified_package_free`.
+ * A package whose envelope was verified against trusted keys, or that was resolved through
+ * TUF. Made by `ota_envelope_verify` or `ota_tuf_resolve`, freed by
+ * `ota_verified_package_free`.
  */
 typedef struct ota_verified_package ota_verified_package;
 
@@ -545,250 +557,422 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The version of the library (`"0.1.0"`): a static string the caller must not free.
+ * The version of the library (`"0.1.0"`): a static string.
+ *
+ * Takes no ownership; nothing to free.
  */
 const char *ota_version(void);
 
 /**
- * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
- * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
- * resuming from the last persisted record after a restart (`record` NULL and
- * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
+ * A short description of `status`: a static string. An unknown code gives
+ * `"unknown status"`. Never returns NULL.
  *
- * Takes ownership of nothing; `io` is copied, and its callbacks must stay usable while the
- * agent lives. On success, `*agent_out` receives a new agent that the caller must free with
- * `ota_agent_free`. Drain `ota_agent_poll_command` after this call and after every
- * `ota_agent_handle_*`.
- *
- * # Safety
- *
- * `config` must point to `config_len` readable bytes and `record` to `record_len`; `io` must
- * point to a valid `ota_device_io`; `agent_out` to a writable pointer.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_agent_new(const uint8_t *config,
-                         size_t config_len,
-                         const uint8_t *record,
-                         size_t record_len,
-                         uint64_t now,
-                         const ota_device_io *io,
-                         ota_agent **agent_out);
+const char *ota_status_message(uint32_t status);
 
 /**
- * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
- * "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
- * refused — with the status saying why, and a `rejected` report queued — unless its
- * signature verifies, it fits this device, and it is not a downgrade. An assignment that
- * names a TUF target needs `ota_agent_handle_verified_assignment`.
+ * The `snake_case` name of `status` (`"chunk_digest_mismatch"`): a static string, or NULL
+ * for an unknown code (a number never used, or a retired one). The C constant is
+ * `OTA_STATUS_` and this name in upper case.
  *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_agent_handle_assignment(ota_agent *agent,
-                                       const uint8_t *assignment,
-                                       size_t assignment_len,
-                                       uint64_t now);
+const char *ota_status_name(uint32_t status);
 
 /**
- * Makes the agent as `ota_agent_new` does from a persisted record (`record` not empty), with
- * the update's package as the host verified it again after the restart: an update whose
- * assignment names a TUF target needs it to resume a download (`ota_tuf_resolve` gives it);
- * `package` may be NULL otherwise. Fails with `OTA_STATUS_RECORD_INVALID` when the package is
- * not the record's update.
+ * Copies the message of the last failed call on this thread into `buf`. The message is
+ * empty after a call that succeeded, and asking for it does not change it.
  *
- * Takes ownership of nothing; `package` is copied; `io` is copied, and its callbacks must
- * stay usable while the agent lives. On success, `*agent_out` receives a new agent that the
- * caller must free with `ota_agent_free`.
- *
- * # Safety
- *
- * `config` must point to `config_len` readable bytes and `record` to `record_len`; `package`
- * must be NULL or a live verified package; `io` must point to a valid `ota_device_io`;
- * `agent_out` to a writable pointer.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_agent_restore(const uint8_t *config,
-                             size_t config_len,
-                             const uint8_t *record,
-                             size_t record_len,
-                             const ota_verified_package *package,
-                             uint64_t now,
-                             const ota_device_io *io,
-                             ota_agent **agent_out);
+ota_status ota_last_error_message(char *buf, size_t buf_len, size_t *out_n);
 
 /**
- * Gives the agent an assignment with the package the host verified: the TUF route (the
- * assignment names `"tuf_target"`, and `package` is what `ota_tuf_resolve` gave for it), or
- * a DSSE envelope the agent verifies itself and then requires to be `package`. Refused as
- * `ota_agent_handle_assignment` says, and with `OTA_STATUS_INVALID_ARGUMENT` when a TUF
- * target's package was verified for another target or not through TUF.
+ * Parses and validates a model manifest from UTF-8 JSON. On failure,
+ * `ota_last_error_message` names the offending field (`io.inputs[2].shape: ...`) or lists
+ * every fault.
  *
- * Takes ownership of nothing; `package` is copied.
- *
- * # Safety
- *
- * `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes;
- * `package` must be a live verified package.
+ * Takes no ownership; the caller frees `*manifest_out` with `ota_manifest_free`.
  */
-ota_status ota_agent_handle_verified_assignment(ota_agent *agent,
-                                                const uint8_t *assignment,
-                                                size_t assignment_len,
-                                                const ota_verified_package *package,
-                                                uint64_t now);
+ota_status ota_manifest_parse(const char *json, size_t json_len, ota_manifest **manifest_out);
 
 /**
- * Gives the agent a fetched chunk. A chunk that does not match its signed digest is refused
- * with `OTA_STATUS_CHUNK_DIGEST_MISMATCH` and asked for again; a duplicate is harmless.
- * `*new_out` (may be NULL) says whether the chunk was new.
+ * Writes the manifest as compact JSON into `buf`.
  *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `agent` must be a live agent; `data` must point to `data_len` readable bytes; `new_out`
- * must be NULL or point to a writable `bool`.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_agent_handle_chunk(ota_agent *agent,
-                                  uint64_t offset,
-                                  const uint8_t *data,
-                                  size_t data_len,
-                                  uint64_t now,
-                                  bool *new_out);
+ota_status ota_manifest_to_json(const ota_manifest *manifest,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *out_n);
 
 /**
- * Tells the agent the host made the new slot active (after a reboot if it needed one).
+ * Frees a manifest. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `agent` must be a live agent.
+ * Takes ownership of `manifest`; nothing to free.
  */
-ota_status ota_agent_handle_swapped(ota_agent *agent, uint64_t now);
+void ota_manifest_free(ota_manifest *manifest);
 
 /**
- * Gives the agent the result of the probe it asked for; `detail` says what the probe saw.
+ * Parses and validates a package from UTF-8 JSON. On failure, `ota_last_error_message`
+ * names the offending field or lists every fault.
  *
- * # Safety
- *
- * `agent` must be a live agent; `detail` must point to `detail_len` readable bytes.
+ * Takes no ownership; the caller frees `*package_out` with `ota_package_free`.
  */
-ota_status ota_agent_handle_probe_result(ota_agent *agent,
-                                         bool healthy,
-                                         const uint8_t *detail,
-                                         size_t detail_len,
-                                         uint64_t now);
+ota_status ota_package_parse(const char *json, size_t json_len, ota_package **package_out);
 
 /**
- * Tells the agent the host made the previous slot active again.
+ * Writes the package as compact JSON into `buf`.
  *
- * # Safety
- *
- * `agent` must be a live agent.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
+ota_status ota_package_to_json(const ota_package *package,
+                               char *buf,
+                               size_t buf_len,
+                               size_t *out_n);
 
 /**
- * Tells the agent the time: a probe may be due, or a deadline passed.
+ * Frees a package. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `agent` must be a live agent.
+ * Takes ownership of `package`; nothing to free.
  */
-ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
+void ota_package_free(ota_package *package);
 
 /**
- * Takes the next command into `*command_out`; its kind is `OTA_COMMAND_KIND_NONE` when
- * there is none. The text of a persist, probe or report command is then in
- * `ota_agent_command_text`, until the next poll.
+ * Parses and validates a device profile from UTF-8 JSON. On failure,
+ * `ota_last_error_message` names the offending field or lists every fault.
  *
- * # Safety
- *
- * `agent` must be a live agent; `command_out` must point to a writable `ota_command`.
+ * Takes no ownership; the caller frees `*profile_out` with `ota_profile_free`.
  */
-ota_status ota_agent_poll_command(ota_agent *agent, ota_command *command_out);
+ota_status ota_profile_parse(const char *json, size_t json_len, ota_profile **profile_out);
 
 /**
- * Writes the text of the command last polled (the record of a persist, the probe of a
- * probe, the report of a report; empty otherwise) into `buf` (NUL-terminated).
+ * Writes the profile as compact JSON into `buf`.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the text stays available.
- *
- * # Safety
- *
- * `agent` must be a live agent; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_len, size_t *out_n);
+ota_status ota_profile_to_json(const ota_profile *profile,
+                               char *buf,
+                               size_t buf_len,
+                               size_t *out_n);
 
 /**
- * The earliest instant (Unix ms) at which to call `ota_agent_handle_tick`: `*at_out`
- * receives it (an instant already past means now), or `UINT64_MAX` when the agent waits
- * only on input.
+ * Frees a profile. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `agent` must be a live agent; `at_out` must point to a writable `uint64_t`.
+ * Takes ownership of `profile`; nothing to free.
  */
-ota_status ota_agent_timeout(const ota_agent *agent, uint64_t *at_out);
+void ota_profile_free(ota_profile *profile);
 
 /**
- * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...): a static string the
- * caller must not free, or NULL for a NULL agent.
+ * Generates a signing key from the operating system's RNG.
  *
- * # Safety
- *
- * `agent` must be NULL or a live agent.
+ * Takes no ownership; the caller frees `*key_out` with `ota_signing_key_free`.
  */
-const char *ota_agent_state(const ota_agent *agent);
+ota_status ota_signing_key_generate(ota_signing_key **key_out);
 
 /**
- * Writes the active version of package `name` into `buf` (NUL-terminated); empty when the
- * device has none.
+ * Loads a PKCS#8 Ed25519 private key, PEM (`-----BEGIN PRIVATE KEY-----`) or DER.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `agent` must be a live agent; `name` must point to `name_len` readable bytes; `buf` to
- * `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ * Takes no ownership; the caller frees `*key_out` with `ota_signing_key_free`.
  */
-ota_status ota_agent_installed_version(const ota_agent *agent,
-                                       const uint8_t *name,
-                                       size_t name_len,
+ota_status ota_signing_key_load(const uint8_t *pkcs8, size_t pkcs8_len, ota_signing_key **key_out);
+
+/**
+ * Writes the key as PKCS#8 PEM into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_signing_key_to_pem(const ota_signing_key *key,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes the key as PKCS#8 DER into `buf` (binary: no terminator, and a buffer of exactly
+ * `*out_n` bytes is enough).
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_signing_key_to_der(const ota_signing_key *key,
+                                  uint8_t *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes the key's public key as 64 lowercase hex characters into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_signing_key_public_key(const ota_signing_key *key,
+                                      char *buf,
+                                      size_t buf_len,
+                                      size_t *out_n);
+
+/**
+ * Writes the key id (hex SHA-256 of the raw public key) into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_signing_key_id(const ota_signing_key *key, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees a signing key. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `key`; nothing to free.
+ */
+void ota_signing_key_free(ota_signing_key *key);
+
+/**
+ * Makes an empty set of trusted keys.
+ *
+ * Takes no ownership; the caller frees `*keys_out` with `ota_trusted_keys_free`.
+ */
+ota_status ota_trusted_keys_new(ota_trusted_keys **keys_out);
+
+/**
+ * Trusts a public key: 64 hex characters or a PEM `PUBLIC KEY`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_trusted_keys_add(ota_trusted_keys *keys,
+                                const char *public_key,
+                                size_t public_key_len);
+
+/**
+ * Frees a set of trusted keys. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `keys`; nothing to free.
+ */
+void ota_trusted_keys_free(ota_trusted_keys *keys);
+
+/**
+ * Signs a sealed package statement with every key of the array `keys` (`keys_len` of them)
+ * and writes the DSSE envelope as JSON into `buf`. The package must carry its chunk table
+ * and seal information (`ota_package_set_sealed`), else `OTA_STATUS_NOT_SEALED`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_envelope_sign(const ota_package *package,
+                             const ota_signing_key *const *keys,
+                             size_t keys_len,
+                             char *buf,
+                             size_t buf_len,
+                             size_t *out_n);
+
+/**
+ * Verifies a DSSE envelope: at least `threshold` distinct trusted keys must have signed it
+ * validly (signatures by unknown keys are ignored, a key that signs twice counts once).
+ * Only then is the statement parsed. Fails with `OTA_STATUS_THRESHOLD_NOT_MET`,
+ * `OTA_STATUS_SIGNATURE_INVALID`, `OTA_STATUS_ENVELOPE_INVALID`,
+ * `OTA_STATUS_STATEMENT_INVALID` or `OTA_STATUS_NOT_SEALED`.
+ *
+ * Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
+ */
+ota_status ota_envelope_verify(const char *envelope,
+                               size_t envelope_len,
+                               const ota_trusted_keys *keys,
+                               size_t threshold,
+                               ota_verified_package **package_out);
+
+/**
+ * Writes the verified package as JSON into `buf`: `{"id", "signed_by": [key ids],
+ * "package": {...}}`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_to_json(const ota_verified_package *package,
+                                        char *buf,
+                                        size_t buf_len,
+                                        size_t *out_n);
+
+/**
+ * Frees a verified package. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `package`; nothing to free.
+ */
+void ota_verified_package_free(ota_verified_package *package);
+
+/**
+ * Fills `key_out` (`key_len` bytes, which must be 32) with a new encryption key from the
+ * operating system's RNG.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_seal_key_generate(uint8_t *key_out, size_t key_len);
+
+/**
+ * Makes a sealer with a random IV that writes the sealed artifact to `write(ctx, ...)`.
+ *
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the sealer is
+ * finished or freed.
+ *
+ * Takes no ownership; the caller frees `*sealer_out` with `ota_sealer_free`.
+ */
+ota_status ota_sealer_new(const uint8_t *key,
+                          size_t key_len,
+                          ota_write_fn write,
+                          void *ctx,
+                          ota_sealer **sealer_out);
+
+/**
+ * Makes a reproducible sealer: the IV is derived from the key and the plaintext's SHA-256
+ * (32 raw bytes, computed by the caller first), so the same input and key always give the
+ * same bytes. `ota_sealer_finish` fails with `OTA_STATUS_PLAINTEXT_MISMATCH` if the plaintext
+ * written has another digest.
+ *
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the sealer is
+ * finished or freed.
+ *
+ * Takes no ownership; the caller frees `*sealer_out` with `ota_sealer_free`.
+ */
+ota_status ota_sealer_new_reproducible(const uint8_t *key,
+                                       size_t key_len,
+                                       const uint8_t *plaintext_sha256,
+                                       size_t plaintext_sha256_len,
+                                       ota_write_fn write,
+                                       void *ctx,
+                                       ota_sealer **sealer_out);
+
+/**
+ * Seals the next plaintext bytes; sealed bytes go to the write callback as they are ready.
+ *
+ * After a failure the sealer refuses further calls.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_sealer_write(ota_sealer *sealer, const uint8_t *data, size_t data_len);
+
+/**
+ * Finishes sealing (the gzip trailer and the padding go to the write callback) and writes
+ * what was sealed as JSON into `buf`: `{"sha256", "size_bytes",
+ * "plaintext_size", "plaintext_sha256", "iv", "chunks"}`. Calling it again returns the same
+ * JSON.
+ *
+ * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the sealer stays finished, and the call can
+ * be repeated with a larger buffer.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_sealer_finish(ota_sealer *sealer, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees a sealer. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `sealer`; nothing to free.
+ */
+void ota_sealer_free(ota_sealer *sealer);
+
+/**
+ * Sets a package's artifact fields from a finished sealer: `sha256`, `size_bytes`, the
+ * chunk table and the seal information. The package can then be signed.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_package_set_sealed(ota_package *package, const ota_sealer *sealer);
+
+/**
+ * Makes an opener for a verified package's artifact, with its encryption key. Plaintext
+ * goes to `write(ctx, ...)`; it is complete only when `ota_opener_finish` succeeds.
+ *
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the opener is
+ * finished or freed.
+ *
+ * Takes no ownership; the caller frees `*opener_out` with `ota_opener_free`.
+ */
+ota_status ota_opener_new(const ota_verified_package *package,
+                          const uint8_t *key,
+                          size_t key_len,
+                          ota_write_fn write,
+                          void *ctx,
+                          ota_opener **opener_out);
+
+/**
+ * Takes the next bytes of the sealed artifact, in order. Each 64 KiB chunk is checked
+ * against the signed chunk table as soon as it is complete, and only then decrypted.
+ *
+ * After a failure (`OTA_STATUS_CHUNK_DIGEST_MISMATCH` naming the chunk,
+ * `OTA_STATUS_TOO_LONG`, `OTA_STATUS_PLAINTEXT_TOO_LARGE`, ...) the opener refuses further
+ * calls and the plaintext written so far must be discarded.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_opener_write(ota_opener *opener, const uint8_t *data, size_t data_len);
+
+/**
+ * Ends the artifact: checks its size and SHA-256, the padding, the gzip stream, and the
+ * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
+ * `buf`. Only success means the plaintext is complete. Calling it again
+ * returns the same JSON.
+ *
+ * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the opener stays finished, and the call can
+ * be repeated with a larger buffer.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_opener_finish(ota_opener *opener, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * Frees an opener. NULL is allowed and does nothing.
+ *
+ * Takes ownership of `opener`; nothing to free.
+ */
+void ota_opener_free(ota_opener *opener);
+
+/**
+ * Builds seed 002's registration record for an artifact a finished sealer produced with
+ * `key`, and writes it as JSON into `buf`. `params` is JSON:
+ * `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
+ * "cdn_base"?}`. The record holds the key: treat it as a secret.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_registration_build(const ota_sealer *sealer,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const char *params,
+                                  size_t params_len,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Writes a registration record's object key, `{dev_stage}/{resource_name}-{architecture}-
+ * {version}.enc`, into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_registration_object_key(const char *registration,
+                                       size_t registration_len,
                                        char *buf,
                                        size_t buf_len,
                                        size_t *out_n);
 
 /**
- * Frees an agent. NULL is allowed and does nothing. Freeing an agent mid-update loses
- * nothing that was persisted: a new agent made from the last record resumes.
+ * Opens a sealed artifact file known by its registration record alone (seed 002): checks its
+ * size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
+ * writes it to `out_path` through a temporary file renamed only on success, so a failure
+ * leaves no output file behind.
  *
- * # Safety
- *
- * `agent` must be NULL or an agent not freed before.
+ * Takes no ownership; nothing to free.
  */
-void ota_agent_free(ota_agent *agent);
+ota_status ota_registration_open_file(const char *registration,
+                                      size_t registration_len,
+                                      const char *artifact_path,
+                                      size_t artifact_path_len,
+                                      const char *out_path,
+                                      size_t out_path_len,
+                                      uint64_t max_plaintext);
 
 /**
  * Checks whether `package` fits the device `profile`.
  *
- * Writes the report as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"device_id", "package", "version", "compatible", "rejections": [{"reason", "target"?,
- * "needed", "found"}]}`, with every rejection in a stable order. `*compatible_out` receives
- * whether the package fits. An incompatible package is a successful call.
+ * Writes the report as JSON into `buf`: `{"device_id", "package", "version", "compatible",
+ * "rejections": [{"reason", "target"?, "needed", "found"}]}`, with every rejection in a
+ * stable order. `*compatible_out` receives whether the package fits (not written when the
+ * buffer is too small). An incompatible package is a successful call.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and `*compatible_out` is not written.
- *
- * # Safety
- *
- * `package` and `profile` must be live handles; `buf` must point to `buf_len` writable
- * bytes; `out_n` to a writable `size_t`; `compatible_out` to a writable `bool`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_compat_check(const ota_package *package,
                             const ota_profile *profile,
@@ -800,21 +984,14 @@ ota_status ota_compat_check(const ota_package *package,
 /**
  * Checks `package` against a fleet: a JSON array of device profiles with unique ids.
  *
- * Writes the fleet report as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"total", "eligible": [device ids], "rejected", "reasons": {reason: count}}`.
+ * Writes the fleet report as JSON into `buf`: `{"total", "eligible": [device ids],
+ * "rejected", "reasons": {reason: count}}`. A malformed fleet fails with the parse status,
+ * and `ota_last_error_message` names the field (`[3].memory_mb: ...`).
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that. A malformed fleet fails with the parse status, and
- * `ota_last_error_message` names the field (`[3].memory_mb: ...`).
- *
- * # Safety
- *
- * `package` must be a live handle; `fleet_json` must point to `fleet_json_len` readable
- * bytes; `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_compat_check_fleet(const ota_package *package,
-                                  const uint8_t *fleet_json,
+                                  const char *fleet_json,
                                   size_t fleet_json_len,
                                   char *buf,
                                   size_t buf_len,
@@ -823,364 +1000,19 @@ ota_status ota_compat_check_fleet(const ota_package *package,
 /**
  * Validates an SBOM document. `format` is `"spdx-2.3"` or `"cyclonedx-1.5"`.
  *
- * Writes a summary as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"format", "name", "components"}`. An invalid document fails with `OTA_STATUS_INVALID`
- * (or a JSON status), and `ota_last_error_message` lists every fault with its path.
+ * Writes a summary as JSON into `buf`: `{"format", "name", "components"}`. An invalid
+ * document fails with `OTA_STATUS_INVALID` (or a JSON status), and `ota_last_error_message`
+ * lists every fault with its path.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `format` must point to `format_len` readable bytes, `doc` to `doc_len`; `buf` to
- * `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_sbom_validate(const uint8_t *format,
+ota_status ota_sbom_validate(const char *format,
                              size_t format_len,
-                             const uint8_t *doc,
+                             const char *doc,
                              size_t doc_len,
                              char *buf,
                              size_t buf_len,
                              size_t *out_n);
-
-/**
- * Parses and validates a model manifest from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*manifest_out` receives a new manifest that the
- * caller must free with `ota_manifest_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field (`io.inputs[2].shape: ...`) or lists
- * every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `manifest_out` to a writable pointer.
- */
-ota_status ota_manifest_parse(const uint8_t *json, size_t json_len, ota_manifest **manifest_out);
-
-/**
- * Writes the manifest as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `manifest` must be a live manifest; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_manifest_to_json(const ota_manifest *manifest,
-                                char *buf,
-                                size_t buf_len,
-                                size_t *out_n);
-
-/**
- * Frees a manifest made by `ota_manifest_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `manifest` must be NULL or a manifest not freed before.
- */
-void ota_manifest_free(ota_manifest *manifest);
-
-/**
- * Parses and validates a package from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*package_out` receives a new package that the
- * caller must free with `ota_package_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field or lists every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `package_out` to a writable pointer.
- */
-ota_status ota_package_parse(const uint8_t *json, size_t json_len, ota_package **package_out);
-
-/**
- * Writes the package as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `package` must be a live package; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_package_to_json(const ota_package *package,
-                               char *buf,
-                               size_t buf_len,
-                               size_t *out_n);
-
-/**
- * Frees a package made by `ota_package_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `package` must be NULL or a package not freed before.
- */
-void ota_package_free(ota_package *package);
-
-/**
- * Parses and validates a device profile from UTF-8 JSON.
- *
- * Takes ownership of nothing. On success, `*profile_out` receives a new profile that the
- * caller must free with `ota_profile_free`. On failure nothing is written, and
- * `ota_last_error_message` names the offending field or lists every fault.
- *
- * # Safety
- *
- * `json` must point to `json_len` readable bytes; `profile_out` to a writable pointer.
- */
-ota_status ota_profile_parse(const uint8_t *json, size_t json_len, ota_profile **profile_out);
-
-/**
- * Writes the profile as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `profile` must be a live profile; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_profile_to_json(const ota_profile *profile,
-                               char *buf,
-                               size_t buf_len,
-                               size_t *out_n);
-
-/**
- * Frees a profile made by `ota_profile_parse`. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `profile` must be NULL or a profile not freed before.
- */
-void ota_profile_free(ota_profile *profile);
-
-/**
- * Starts a download of a verified package's artifact: nothing verified yet.
- *
- * Takes ownership of nothing. On success, `*download_out` receives a new download that the
- * caller must free with `ota_download_free`.
- *
- * # Safety
- *
- * `package` must be a live verified package; `download_out` must point to a writable
- * pointer.
- */
-ota_status ota_download_new(const ota_verified_package *package, ota_download **download_out);
-
-/**
- * Resumes a download from its saved state (`ota_download_state`): every chunk the state
- * marks is read back through `io->stage_read` and checked again; one that no longer matches
- * is missing again.
- *
- * Takes ownership of nothing. On success, `*download_out` receives a new download that the
- * caller must free with `ota_download_free`.
- *
- * # Safety
- *
- * `package` must be a live verified package; `state` must point to `state_len` readable
- * bytes; `io` to a valid `ota_device_io`; `download_out` to a writable pointer.
- */
-ota_status ota_download_resume(const ota_verified_package *package,
-                               const uint8_t *state,
-                               size_t state_len,
-                               const ota_device_io *io,
-                               ota_download **download_out);
-
-/**
- * Lists up to `max` missing chunks, in order: their offsets into `offsets` and lengths into
- * `lengths`; `*out_n` receives how many were written.
- *
- * # Safety
- *
- * `download` must be a live download; `offsets` and `lengths` must each point to `max`
- * writable elements (or be NULL when `max` is 0); `out_n` to a writable `size_t`.
- */
-ota_status ota_download_plan(const ota_download *download,
-                             uint64_t *offsets,
-                             uint32_t *lengths,
-                             size_t max,
-                             size_t *out_n);
-
-/**
- * Takes a chunk that arrived at `offset`: checks its place and its signed digest, then
- * stores it through `io->stage_write`. A bad chunk is refused with its index in the last
- * error and stays missing; `*new_out` (may be NULL) says whether the chunk was new.
- *
- * # Safety
- *
- * `download` must be a live download; `data` must point to `data_len` readable bytes; `io`
- * to a valid `ota_device_io`; `new_out` must be NULL or point to a writable `bool`.
- */
-ota_status ota_download_accept(ota_download *download,
-                               uint64_t offset,
-                               const uint8_t *data,
-                               size_t data_len,
-                               const ota_device_io *io,
-                               bool *new_out);
-
-/**
- * Writes the download's state (which chunks are verified) as JSON into `buf`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `download` must be a live download; `buf` must point to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_download_state(const ota_download *download,
-                              char *buf,
-                              size_t buf_len,
-                              size_t *out_n);
-
-/**
- * How far the download is: chunks verified and chunks in all.
- *
- * # Safety
- *
- * `download` must be a live download; `verified_out` and `total_out` must point to writable
- * `size_t`s.
- */
-ota_status ota_download_progress(const ota_download *download,
-                                 size_t *verified_out,
-                                 size_t *total_out);
-
-/**
- * Frees a download. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `download` must be NULL or a download not freed before.
- */
-void ota_download_free(ota_download *download);
-
-/**
- * Starts installing a verified package's artifact, opened with `key`, into a slot written
- * through `write(ctx, ...)` (which must start empty).
- *
- * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
- * `*install_out` receives a new install that the caller must free with `ota_install_free`.
- *
- * # Safety
- *
- * `package` must be a live verified package; `key` must point to `key_len` (32) readable
- * bytes; `write` must be callable with `ctx` until the install is finished or freed;
- * `install_out` must point to a writable pointer.
- */
-ota_status ota_install_new(const ota_verified_package *package,
-                           const uint8_t *key,
-                           size_t key_len,
-                           ota_write_fn write,
-                           void *ctx,
-                           ota_install **install_out);
-
-/**
- * Installs every verified chunk that continues the installed prefix, reading each back
- * through `io->stage_read` and checking it again first. A stored chunk that went bad is
- * marked missing in `download` (`OTA_STATUS_STORED_CHUNK_CORRUPT`, naming it).
- * `*installed_out` (may be NULL) receives how many chunks are installed.
- *
- * # Safety
- *
- * `install` and `download` must be live; `io` must point to a valid `ota_device_io`;
- * `installed_out` must be NULL or point to a writable `size_t`.
- */
-ota_status ota_install_advance(ota_install *install,
-                               ota_download *download,
-                               const ota_device_io *io,
-                               size_t *installed_out);
-
-/**
- * Ends the install once every chunk is in: confirms the artifact's SHA-256 and the
- * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
- * `buf`. Only success means the slot holds the complete new version.
- *
- * Calling it again returns the same JSON; after a failure it fails with
- * `OTA_STATUS_INVALID_ARGUMENT`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the install stays finished: call again with a larger
- * buffer.
- *
- * # Safety
- *
- * `install` must be live; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Frees an install. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `install` must be NULL or an install not freed before.
- */
-void ota_install_free(ota_install *install);
-
-/**
- * A short description of `status`: a static string the caller must not free. An unknown code
- * gives `"unknown status"`. Never returns NULL.
- */
-const char *ota_status_message(uint32_t status);
-
-/**
- * The `snake_case` name of `status` (`"chunk_digest_mismatch"`): a static string the caller
- * must not free, or NULL for an unknown code.
- */
-const char *ota_status_name(uint32_t status);
-
-/**
- * Copies the message of the last failed call on this thread into `buf` (NUL-terminated).
- * The message is empty after a call that succeeded.
- *
- * Writes the message's length (without the NUL) to `*out_n`. When `buf_len` is too small
- * (or `buf` is NULL and `buf_len` 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the
- * length in `*out_n`; the buffer needs one more byte than that.
- *
- * # Safety
- *
- * `buf` must point to `buf_len` writable bytes (or be NULL when `buf_len` is 0), and `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_last_error_message(char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable
- * (killed at its timeout), an HTTP GET to loopback, or a readiness file newer than
- * `swapped_at` (Unix ms). `allowlist` is a JSON array of the executables allowed.
- * `*healthy_out` receives the verdict and `buf` what the probe saw. A probe the allowlist
- * refuses is unhealthy.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n` (the probe ran).
- *
- * # Safety
- *
- * `spec` must point to `spec_len` readable bytes and `allowlist` to `allowlist_len`;
- * `healthy_out` must point to a writable `bool`; `buf` to `buf_len` writable bytes; `out_n`
- * to a writable `size_t`.
- */
-ota_status ota_probe_run(const uint8_t *spec,
-                         size_t spec_len,
-                         const uint8_t *allowlist,
-                         size_t allowlist_len,
-                         uint64_t swapped_at,
-                         bool *healthy_out,
-                         char *buf,
-                         size_t buf_len,
-                         size_t *out_n);
 
 /**
  * Creates a rollout. `config` is JSON: `{"rollout_id", "tenant", "created_by", "spec"}`,
@@ -1428,427 +1260,323 @@ ota_status ota_audit_verify_head(const uint8_t *trail,
                                  uint64_t *records_out);
 
 /**
- * Fills `key_out` with a new 32-byte encryption key from the operating system's RNG.
+ * Starts a download of a verified package's artifact: nothing verified yet.
  *
- * # Safety
- *
- * `key_out` must point to `key_len` writable bytes; `key_len` must be 32.
+ * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
  */
-ota_status ota_seal_key_generate(uint8_t *key_out, size_t key_len);
+ota_status ota_download_new(const ota_verified_package *package, ota_download **download_out);
 
 /**
- * Makes a sealer with a random IV that writes the sealed artifact to `write(ctx, ...)`.
+ * Resumes a download from its saved state (the JSON `ota_download_state` wrote): every chunk
+ * the state marks is read back through `io->stage_read` and checked again; one that no
+ * longer matches is missing again.
  *
- * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
- * `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
- *
- * # Safety
- *
- * `key` must point to `key_len` (32) readable bytes; `write` must be callable with `ctx`
- * until the sealer is finished or freed; `sealer_out` must point to a writable pointer.
+ * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
  */
-ota_status ota_sealer_new(const uint8_t *key,
-                          size_t key_len,
-                          ota_write_fn write,
-                          void *ctx,
-                          ota_sealer **sealer_out);
+ota_status ota_download_resume(const ota_verified_package *package,
+                               const char *state,
+                               size_t state_len,
+                               const ota_device_io *io,
+                               ota_download **download_out);
 
 /**
- * Makes a reproducible sealer: the IV is derived from the key and the plaintext's SHA-256
- * (32 raw bytes, computed by the caller first), so the same input and key always give the
- * same bytes. `ota_sealer_finish` fails with `OTA_STATUS_PLAINTEXT_MISMATCH` if the plaintext
- * written has another digest.
+ * Lists up to `max` missing chunks, in order: their offsets into `offsets` and lengths into
+ * `lengths` (each `max` elements; NULL when `max` is 0); `*out_n` receives how many were
+ * written.
  *
- * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
- * `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
- *
- * # Safety
- *
- * `key` must point to `key_len` (32) readable bytes and `plaintext_sha256` to
- * `plaintext_sha256_len` (32); `write` must be callable with `ctx` until the sealer is
- * finished or freed; `sealer_out` must point to a writable pointer.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_sealer_new_reproducible(const uint8_t *key,
-                                       size_t key_len,
-                                       const uint8_t *plaintext_sha256,
-                                       size_t plaintext_sha256_len,
-                                       ota_write_fn write,
-                                       void *ctx,
-                                       ota_sealer **sealer_out);
+ota_status ota_download_plan(const ota_download *download,
+                             uint64_t *offsets,
+                             uint32_t *lengths,
+                             size_t max,
+                             size_t *out_n);
 
 /**
- * Seals the next plaintext bytes; sealed bytes go to the write callback as they are ready.
+ * Takes a chunk that arrived at `offset`: checks its place and its signed digest, then
+ * stores it through `io->stage_write`. A bad chunk is refused with its index in the last
+ * error and stays missing; `*new_out` (may be NULL) says whether the chunk was new.
  *
- * Takes ownership of nothing. After a failure the sealer refuses further calls.
- *
- * # Safety
- *
- * `sealer` must be a live sealer; `data` must point to `data_len` readable bytes.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_sealer_write(ota_sealer *sealer, const uint8_t *data, size_t data_len);
+ota_status ota_download_accept(ota_download *download,
+                               uint64_t offset,
+                               const uint8_t *data,
+                               size_t data_len,
+                               const ota_device_io *io,
+                               bool *new_out);
 
 /**
- * Finishes sealing (the gzip trailer and the padding go to the write callback) and writes
- * what was sealed as JSON into `buf` (NUL-terminated): `{"sha256", "size_bytes",
- * "plaintext_size", "plaintext_sha256", "iv", "chunks"}`. Calling it again returns the same
- * JSON.
+ * Writes the download's state (which chunks are verified) as JSON into `buf`.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the sealer is still finished.
- *
- * # Safety
- *
- * `sealer` must be a live sealer; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_sealer_finish(ota_sealer *sealer, char *buf, size_t buf_len, size_t *out_n);
+ota_status ota_download_state(const ota_download *download,
+                              char *buf,
+                              size_t buf_len,
+                              size_t *out_n);
 
 /**
- * Frees a sealer. NULL is allowed and does nothing.
+ * How far the download is: `*verified_out` receives the chunks verified and `*total_out`
+ * the chunks in all.
  *
- * # Safety
- *
- * `sealer` must be NULL or a sealer not freed before.
+ * Takes no ownership; nothing to free.
  */
-void ota_sealer_free(ota_sealer *sealer);
+ota_status ota_download_progress(const ota_download *download,
+                                 size_t *verified_out,
+                                 size_t *total_out);
 
 /**
- * Sets a package's artifact fields from a finished sealer: `sha256`, `size_bytes`, the
- * chunk table and the seal information. The package can then be signed.
+ * Frees a download. NULL is allowed and does nothing.
  *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `package` must be a live package and `sealer` a live, finished sealer.
+ * Takes ownership of `download`; nothing to free.
  */
-ota_status ota_package_set_sealed(ota_package *package, const ota_sealer *sealer);
+void ota_download_free(ota_download *download);
 
 /**
- * Makes an opener for a verified package's artifact, with its encryption key. Plaintext
- * goes to `write(ctx, ...)`; it is complete only when `ota_opener_finish` succeeds.
+ * Starts installing a verified package's artifact, opened with `key` (32 bytes), into a
+ * slot written through `write(ctx, ...)` (which must start empty).
  *
- * Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
- * `*opener_out` receives a new opener that the caller must free with `ota_opener_free`.
+ * `ctx` is passed back to `write` untouched; `write` must stay callable until the install
+ * is finished or freed.
  *
- * # Safety
- *
- * `package` must be a live verified package; `key` must point to `key_len` (32) readable
- * bytes; `write` must be callable with `ctx` until the opener is finished or freed;
- * `opener_out` must point to a writable pointer.
+ * Takes no ownership; the caller frees `*install_out` with `ota_install_free`.
  */
-ota_status ota_opener_new(const ota_verified_package *package,
-                          const uint8_t *key,
-                          size_t key_len,
-                          ota_write_fn write,
-                          void *ctx,
-                          ota_opener **opener_out);
+ota_status ota_install_new(const ota_verified_package *package,
+                           const uint8_t *key,
+                           size_t key_len,
+                           ota_write_fn write,
+                           void *ctx,
+                           ota_install **install_out);
 
 /**
- * Takes the next bytes of the sealed artifact, in order. Each 64 KiB chunk is checked
- * against the signed chunk table as soon as it is complete, and only then decrypted.
+ * Installs every verified chunk that continues the installed prefix, reading each back
+ * through `io->stage_read` and checking it again first. A stored chunk that went bad is
+ * marked missing in `download` (`OTA_STATUS_STORED_CHUNK_CORRUPT`, naming it).
+ * `*installed_out` (may be NULL) receives how many chunks are installed.
  *
- * Takes ownership of nothing. After a failure (`OTA_STATUS_CHUNK_DIGEST_MISMATCH` naming the
- * chunk, `OTA_STATUS_TOO_LONG`, `OTA_STATUS_PLAINTEXT_TOO_LARGE`, ...) the opener refuses
- * further calls and the plaintext written so far must be discarded.
- *
- * # Safety
- *
- * `opener` must be a live opener; `data` must point to `data_len` readable bytes.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_opener_write(ota_opener *opener, const uint8_t *data, size_t data_len);
+ota_status ota_install_advance(ota_install *install,
+                               ota_download *download,
+                               const ota_device_io *io,
+                               size_t *installed_out);
 
 /**
- * Ends the artifact: checks its size and SHA-256, the padding, the gzip stream, and the
+ * Ends the install once every chunk is in: confirms the artifact's SHA-256 and the
  * plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
- * `buf` (NUL-terminated). Only success means the plaintext is complete. Calling it again
- * returns the same JSON.
+ * `buf`. Only success means the slot holds the complete new version. Calling it again
+ * returns the same JSON; after a failure it fails with `OTA_STATUS_INVALID_ARGUMENT`.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the opener is still finished.
+ * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the install stays finished, and the call
+ * can be repeated with a larger buffer.
  *
- * # Safety
- *
- * `opener` must be a live opener; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_opener_finish(ota_opener *opener, char *buf, size_t buf_len, size_t *out_n);
+ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, size_t *out_n);
 
 /**
- * Frees an opener. NULL is allowed and does nothing.
+ * Frees an install. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `opener` must be NULL or an opener not freed before.
+ * Takes ownership of `install`; nothing to free.
  */
-void ota_opener_free(ota_opener *opener);
+void ota_install_free(ota_install *install);
 
 /**
- * Builds seed 002's registration record for an artifact a finished sealer produced with
- * `key`, and writes it as JSON into `buf` (NUL-terminated). `params` is JSON:
- * `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
- * "cdn_base"?}`. The record holds the key: treat it as a secret.
+ * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
+ * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
+ * resuming from the last persisted record after a restart (`record` NULL and
+ * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
+ * Drain `ota_agent_poll_command` after this call and after every `ota_agent_handle_*`.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
+ * `io` is copied; its callbacks must stay callable while the agent lives.
  *
- * # Safety
- *
- * `sealer` must be a live, finished sealer; `key` must point to `key_len` (32) readable
- * bytes; `params` to `params_len`; `buf` to `buf_len` writable bytes; `out_n` to a writable
- * `size_t`.
+ * Takes no ownership; the caller frees `*agent_out` with `ota_agent_free`.
  */
-ota_status ota_registration_build(const ota_sealer *sealer,
-                                  const uint8_t *key,
-                                  size_t key_len,
-                                  const uint8_t *params,
-                                  size_t params_len,
-                                  char *buf,
-                                  size_t buf_len,
-                                  size_t *out_n);
+ota_status ota_agent_new(const char *config,
+                         size_t config_len,
+                         const char *record,
+                         size_t record_len,
+                         uint64_t now,
+                         const ota_device_io *io,
+                         ota_agent **agent_out);
 
 /**
- * Writes a registration record's object key, `{dev_stage}/{resource_name}-{architecture}-
- * {version}.enc`, into `buf` (NUL-terminated).
+ * Makes the agent as `ota_agent_new` does from a persisted record (`record` not empty), with
+ * the update's package as the host verified it again after the restart: an update whose
+ * assignment names a TUF target needs it to resume a download (`ota_tuf_resolve` gives it);
+ * `package` may be NULL otherwise. Fails with `OTA_STATUS_RECORD_INVALID` when the package is
+ * not the record's update.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
+ * `package` is copied. `io` is copied; its callbacks must stay callable while the agent
+ * lives.
  *
- * # Safety
- *
- * `registration` must point to `registration_len` readable bytes; `buf` to `buf_len`
- * writable bytes; `out_n` to a writable `size_t`.
+ * Takes no ownership; the caller frees `*agent_out` with `ota_agent_free`.
  */
-ota_status ota_registration_object_key(const uint8_t *registration,
-                                       size_t registration_len,
+ota_status ota_agent_restore(const char *config,
+                             size_t config_len,
+                             const char *record,
+                             size_t record_len,
+                             const ota_verified_package *package,
+                             uint64_t now,
+                             const ota_device_io *io,
+                             ota_agent **agent_out);
+
+/**
+ * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
+ * "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
+ * refused — with the status saying why, and a `rejected` report queued — unless its
+ * signature verifies, it fits this device, and it is not a downgrade. An assignment that
+ * names a TUF target needs `ota_agent_handle_verified_assignment`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_assignment(ota_agent *agent,
+                                       const char *assignment,
+                                       size_t assignment_len,
+                                       uint64_t now);
+
+/**
+ * Gives the agent an assignment with the package the host verified: the TUF route (the
+ * assignment names `"tuf_target"`, and `package` is what `ota_tuf_resolve` gave for it), or
+ * a DSSE envelope the agent verifies itself and then requires to be `package`. Refused as
+ * `ota_agent_handle_assignment` says, and with `OTA_STATUS_INVALID_ARGUMENT` when a TUF
+ * target's package was verified for another target or not through TUF.
+ *
+ * `package` is copied.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_verified_assignment(ota_agent *agent,
+                                                const char *assignment,
+                                                size_t assignment_len,
+                                                const ota_verified_package *package,
+                                                uint64_t now);
+
+/**
+ * Gives the agent a fetched chunk. A chunk that does not match its signed digest is refused
+ * with `OTA_STATUS_CHUNK_DIGEST_MISMATCH` and asked for again; a duplicate is harmless.
+ * `*new_out` (may be NULL) says whether the chunk was new.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_chunk(ota_agent *agent,
+                                  uint64_t offset,
+                                  const uint8_t *data,
+                                  size_t data_len,
+                                  uint64_t now,
+                                  bool *new_out);
+
+/**
+ * Tells the agent the host made the new slot active (after a reboot if it needed one).
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_swapped(ota_agent *agent, uint64_t now);
+
+/**
+ * Gives the agent the result of the probe it asked for; `detail` (text) says what the probe
+ * saw.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_probe_result(ota_agent *agent,
+                                         bool healthy,
+                                         const char *detail,
+                                         size_t detail_len,
+                                         uint64_t now);
+
+/**
+ * Tells the agent the host made the previous slot active again.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
+
+/**
+ * Tells the agent the time: a probe may be due, or a deadline passed.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
+
+/**
+ * Takes the next command into `*command_out`; its kind is `OTA_COMMAND_KIND_NONE` when
+ * there is none. The text of a persist, probe or report command is then in
+ * `ota_agent_command_text`, until the next poll.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_poll_command(ota_agent *agent, ota_command *command_out);
+
+/**
+ * Writes the text of the command last polled (the record of a persist, the probe of a
+ * probe, the report of a report; empty otherwise) into `buf`. A buffer too small loses
+ * nothing: the text stays until the next poll.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_len, size_t *out_n);
+
+/**
+ * The earliest instant (Unix ms) at which to call `ota_agent_handle_tick`: `*at_out`
+ * receives it (an instant already past means now), or `UINT64_MAX` when the agent waits
+ * only on input.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_timeout(const ota_agent *agent, uint64_t *at_out);
+
+/**
+ * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...) as a static string, or
+ * NULL for a NULL agent or a handle of another type (the last error says which).
+ *
+ * Takes no ownership; nothing to free.
+ */
+const char *ota_agent_state(const ota_agent *agent);
+
+/**
+ * Writes the active version of package `name` into `buf`; empty when the device has none.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_installed_version(const ota_agent *agent,
+                                       const char *name,
+                                       size_t name_len,
                                        char *buf,
                                        size_t buf_len,
                                        size_t *out_n);
 
 /**
- * Opens a sealed artifact file known by its registration record alone (seed 002): checks its
- * size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
- * writes it to `out_path` through a temporary file renamed only on success, so a failure
- * leaves no output file behind.
+ * Frees an agent. NULL is allowed and does nothing. Freeing an agent mid-update loses
+ * nothing that was persisted: `ota_agent_new` (or `ota_agent_restore`) from the last record
+ * resumes.
  *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `registration` must point to `registration_len` readable bytes, `artifact_path` to
- * `artifact_path_len` and `out_path` to `out_path_len` (UTF-8 paths).
+ * Takes ownership of `agent`; nothing to free.
  */
-ota_status ota_registration_open_file(const uint8_t *registration,
-                                      size_t registration_len,
-                                      const uint8_t *artifact_path,
-                                      size_t artifact_path_len,
-                                      const uint8_t *out_path,
-                                      size_t out_path_len,
-                                      uint64_t max_plaintext);
+void ota_agent_free(ota_agent *agent);
 
 /**
- * Generates a signing key from the operating system's RNG.
+ * Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable
+ * (killed at its timeout), an HTTP GET to loopback, or a readiness file newer than
+ * `swapped_at` (Unix ms). `allowlist` is a JSON array of the executables allowed.
+ * `*healthy_out` receives the verdict and `buf` what the probe saw. A probe the allowlist
+ * refuses is unhealthy.
  *
- * Takes ownership of nothing. On success, `*key_out` receives a new key that the caller must
- * free with `ota_signing_key_free`.
+ * On `OTA_STATUS_INSUFFICIENT_SIZE` the probe ran and `*healthy_out` holds its verdict; a
+ * retry with a larger buffer runs it again.
  *
- * # Safety
- *
- * `key_out` must point to a writable pointer.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_signing_key_generate(ota_signing_key **key_out);
-
-/**
- * Loads a PKCS#8 Ed25519 private key, PEM (`-----BEGIN PRIVATE KEY-----`) or DER.
- *
- * Takes ownership of nothing. On success, `*key_out` receives a new key that the caller must
- * free with `ota_signing_key_free`.
- *
- * # Safety
- *
- * `pkcs8` must point to `pkcs8_len` readable bytes; `key_out` to a writable pointer.
- */
-ota_status ota_signing_key_load(const uint8_t *pkcs8, size_t pkcs8_len, ota_signing_key **key_out);
-
-/**
- * Writes the key as PKCS#8 PEM into `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_signing_key_to_pem(const ota_signing_key *key,
-                                  char *buf,
-                                  size_t buf_len,
-                                  size_t *out_n);
-
-/**
- * Writes the key as PKCS#8 DER into `buf`, its length in `*out_n` (binary, no terminator).
- *
- * Takes ownership of nothing. When `buf_len` is too small, returns
- * `OTA_STATUS_INSUFFICIENT_SIZE` with the length needed in `*out_n`.
- *
- * # Safety
- *
- * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_signing_key_to_der(const ota_signing_key *key,
-                                  uint8_t *buf,
-                                  size_t buf_len,
-                                  size_t *out_n);
-
-/**
- * Writes the key's public key as 64 lowercase hex characters into `buf` (NUL-terminated).
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_signing_key_public_key(const ota_signing_key *key,
-                                      char *buf,
-                                      size_t buf_len,
-                                      size_t *out_n);
-
-/**
- * Writes the key id (hex SHA-256 of the raw public key) into `buf` (NUL-terminated).
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `key` must be a live key; `buf` must point to `buf_len` writable bytes; `out_n` to a
- * writable `size_t`.
- */
-ota_status ota_signing_key_id(const ota_signing_key *key, char *buf, size_t buf_len, size_t *out_n);
-
-/**
- * Frees a signing key. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `key` must be NULL or a key not freed before.
- */
-void ota_signing_key_free(ota_signing_key *key);
-
-/**
- * Makes an empty set of trusted keys.
- *
- * Takes ownership of nothing. On success, `*keys_out` receives a new set that the caller
- * must free with `ota_trusted_keys_free`.
- *
- * # Safety
- *
- * `keys_out` must point to a writable pointer.
- */
-ota_status ota_trusted_keys_new(ota_trusted_keys **keys_out);
-
-/**
- * Trusts a public key: 64 hex characters or a PEM `PUBLIC KEY`.
- *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `keys` must be a live set; `public_key` must point to `public_key_len` readable bytes.
- */
-ota_status ota_trusted_keys_add(ota_trusted_keys *keys,
-                                const uint8_t *public_key,
-                                size_t public_key_len);
-
-/**
- * Frees a set of trusted keys. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `keys` must be NULL or a set not freed before.
- */
-void ota_trusted_keys_free(ota_trusted_keys *keys);
-
-/**
- * Signs a sealed package statement with every key: writes the DSSE envelope as JSON into
- * `buf` (NUL-terminated), its length in `*out_n`.
- *
- * Takes ownership of nothing. The package must carry its chunk table and seal information
- * (`ota_package_set_sealed`), else `OTA_STATUS_NOT_SEALED`. When `buf_len` is too small (or
- * `buf` is NULL and `buf_len` 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in
- * `*out_n`; the buffer needs one more byte than that.
- *
- * # Safety
- *
- * `package` must be a live package; `keys` must point to `keys_len` live key pointers;
- * `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
- */
-ota_status ota_envelope_sign(const ota_package *package,
-                             const ota_signing_key *const *keys,
-                             size_t keys_len,
-                             char *buf,
-                             size_t buf_len,
-                             size_t *out_n);
-
-/**
- * Verifies a DSSE envelope: at least `threshold` distinct trusted keys must have signed it
- * validly (signatures by unknown keys are ignored, a key that signs twice counts once).
- * Only then is the statement parsed.
- *
- * Takes ownership of nothing. On success, `*package_out` receives a new verified package
- * that the caller must free with `ota_verified_package_free`. Fails with
- * `OTA_STATUS_THRESHOLD_NOT_MET`, `OTA_STATUS_SIGNATURE_INVALID`,
- * `OTA_STATUS_ENVELOPE_INVALID`, `OTA_STATUS_STATEMENT_INVALID` or `OTA_STATUS_NOT_SEALED`.
- *
- * # Safety
- *
- * `envelope` must point to `envelope_len` readable bytes; `keys` must be a live set;
- * `package_out` must point to a writable pointer.
- */
-ota_status ota_envelope_verify(const uint8_t *envelope,
-                               size_t envelope_len,
-                               const ota_trusted_keys *keys,
-                               size_t threshold,
-                               ota_verified_package **package_out);
-
-/**
- * Writes the verified package as JSON into `buf` (NUL-terminated), its length in `*out_n`:
- * `{"id", "signed_by": [key ids], "package": {...}}`.
- *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `package` must be a live verified package; `buf` must point to `buf_len` writable bytes;
- * `out_n` to a writable `size_t`.
- */
-ota_status ota_verified_package_to_json(const ota_verified_package *package,
-                                        char *buf,
-                                        size_t buf_len,
-                                        size_t *out_n);
-
-/**
- * Frees a verified package. NULL is allowed and does nothing.
- *
- * # Safety
- *
- * `package` must be NULL or a verified package not freed before.
- */
-void ota_verified_package_free(ota_verified_package *package);
+ota_status ota_probe_run(const char *spec,
+                         size_t spec_len,
+                         const char *allowlist,
+                         size_t allowlist_len,
+                         uint64_t swapped_at,
+                         bool *healthy_out,
+                         char *buf,
+                         size_t buf_len,
+                         size_t *out_n);
 
 /**
  * Makes a TUF client. `root` is the trusted root.json; `metadata_url` and `targets_url` are
@@ -1857,21 +1585,15 @@ void ota_verified_package_free(ota_verified_package *package);
  * `snapshot.json`, `targets.json`): its `root.json`, when present, is trusted instead of
  * `root`, and after each successful refresh the four files are replaced.
  *
- * Takes ownership of nothing. On success, `*client_out` receives a new client that the caller
- * must free with `ota_tuf_client_free`.
- *
- * # Safety
- *
- * Each pointer must point to its length in readable bytes (`state_dir` may be NULL with
- * length 0); `client_out` must point to a writable pointer.
+ * Takes no ownership; the caller frees `*client_out` with `ota_tuf_client_free`.
  */
-ota_status ota_tuf_client_new(const uint8_t *root,
+ota_status ota_tuf_client_new(const char *root,
                               size_t root_len,
-                              const uint8_t *metadata_url,
+                              const char *metadata_url,
                               size_t metadata_url_len,
-                              const uint8_t *targets_url,
+                              const char *targets_url,
                               size_t targets_url_len,
-                              const uint8_t *state_dir,
+                              const char *state_dir,
                               size_t state_dir_len,
                               ota_tuf_client **client_out);
 
@@ -1880,12 +1602,7 @@ ota_status ota_tuf_client_new(const uint8_t *root,
  * verified (signatures and thresholds, rollback, mix-and-match, sizes, expiry). Each attack
  * fails with its own `OTA_STATUS_TUF_*` status and leaves the trusted state as it was.
  *
- * Takes ownership of nothing. On success, `*repo_out` receives a new repository that the
- * caller must free with `ota_tuf_repo_free`.
- *
- * # Safety
- *
- * `client` must be a live client; `repo_out` must point to a writable pointer.
+ * Takes no ownership; the caller frees `*repo_out` with `ota_tuf_repo_free`.
  */
 ota_status ota_tuf_refresh(const ota_tuf_client *client, uint64_t now, ota_tuf_repo **repo_out);
 
@@ -1894,16 +1611,10 @@ ota_status ota_tuf_refresh(const ota_tuf_client *client, uint64_t now, ota_tuf_r
  * `ota_download_new` and `ota_opener_new` like an envelope-verified one); `*length_out`
  * receives the target's length.
  *
- * Takes ownership of nothing. On success, `*package_out` receives a new verified package that
- * the caller must free with `ota_verified_package_free`.
- *
- * # Safety
- *
- * `repo` must be a live repository; `name` must point to `name_len` readable bytes;
- * `package_out` to a writable pointer and `length_out` to a writable `uint64_t`.
+ * Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
  */
 ota_status ota_tuf_resolve(const ota_tuf_repo *repo,
-                           const uint8_t *name,
+                           const char *name,
                            size_t name_len,
                            ota_verified_package **package_out,
                            uint64_t *length_out);
@@ -1913,13 +1624,10 @@ ota_status ota_tuf_resolve(const ota_tuf_repo *repo,
  * bytes to `write(ctx, data, len)`; `*written_out` receives the length. On any failure what
  * was handed over must be discarded.
  *
- * # Safety
- *
- * `repo` must be a live repository; `name` must point to `name_len` readable bytes; `write`
- * must be a valid callback; `written_out` must point to a writable `uint64_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_tuf_download(const ota_tuf_repo *repo,
-                            const uint8_t *name,
+                            const char *name,
                             size_t name_len,
                             ota_write_fn write,
                             void *ctx,
@@ -1929,15 +1637,12 @@ ota_status ota_tuf_download(const ota_tuf_repo *repo,
  * Downloads target `name` into the file at `path`, written only when the whole target
  * verified (a temporary file is renamed into place).
  *
- * # Safety
- *
- * `repo` must be a live repository; `name` and `path` must point to their lengths in
- * readable bytes.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_tuf_download_file(const ota_tuf_repo *repo,
-                                 const uint8_t *name,
+                                 const char *name,
                                  size_t name_len,
-                                 const uint8_t *path,
+                                 const char *path,
                                  size_t path_len);
 
 /**
@@ -1945,32 +1650,21 @@ ota_status ota_tuf_download_file(const ota_tuf_repo *repo,
  * "threshold", "keyids", "signed_by"}], "targets": [{"name", "length", "sha256", "package",
  * "package_id"}]}`.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `repo` must be a live repository; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_tuf_trust_center(const ota_tuf_repo *repo, char *buf, size_t buf_len, size_t *out_n);
 
 /**
  * Frees a TUF client. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `client` must be NULL or a client not freed before.
+ * Takes ownership of `client`; nothing to free.
  */
 void ota_tuf_client_free(ota_tuf_client *client);
 
 /**
  * Frees a TUF repository. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `repo` must be NULL or a repository not freed before.
+ * Takes ownership of `repo`; nothing to free.
  */
 void ota_tuf_repo_free(ota_tuf_repo *repo);
 

@@ -11,11 +11,12 @@ use std::hint::black_box;
 use std::io::Write as _;
 
 use criterion::Throughput;
-use ota_benches::{dense_weights, print_ratios, scratch_file, shell};
+use ota_benches::{SEAL_IV, SEAL_KEY, print_ratios, scratch_file, sealed_package, shell};
 use ota_core::Limits;
 use ota_core::download::{Download, Install};
 use ota_core::seal::{self, SealKey};
 use ota_core::sign::{self, SigningKey};
+use ota_sim::dense_weights;
 
 const MB: usize = 1 << 20;
 
@@ -25,14 +26,8 @@ fn main() {
     // A verified package of dense float weights.
     let size = 64 * MB;
     let plain = dense_weights(size, 11);
-    let key = SealKey::from_bytes([0x42; 32]);
-    let iv = [0x24; 16];
-    let (artifact, sealed) = seal::seal_bytes(&key, iv, &plain).unwrap();
-    let mut package = ota_core::Package::from_json(
-        br#"{"type":"fw","name":"bench","version":"1.0.0","artifact_uri":"s3://b/x","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size_bytes":1}"#,
-    )
-    .unwrap();
-    package.set_sealed(&sealed);
+    let key = SealKey::from_bytes(SEAL_KEY);
+    let (package, artifact) = sealed_package(&plain);
     let signer = SigningKey::from_secret([1; 32]);
     let env = sign::sign(&package, &[&signer]).unwrap();
     let trusted = [signer.public_key()].into_iter().collect();
@@ -86,7 +81,7 @@ fn main() {
             shell(&format!(
                 "openssl enc -d -aes-256-cbc -K {} -iv {} -in {} | gzip -dc | sha256sum > /dev/null",
                 hex(key.as_bytes()),
-                hex(&iv),
+                hex(&SEAL_IV),
                 body_path.display()
             ))
         })

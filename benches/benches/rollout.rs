@@ -20,7 +20,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000usize);
     let t = Instant::now();
-    let fleet = ota_benches::compatible_fleet(n, 42);
+    let fleet = ota_sim::fleet::mostly_compatible_jetsons(n, 42);
     eprintln!(
         "built a fleet of {n} profiles in {:.1} s",
         t.elapsed().as_secs_f64()

@@ -43,7 +43,7 @@ fn child(dir: &std::path::Path) {
     let signer = SigningKey::from_secret([1; 32]);
     let trusted = [signer.public_key()].into_iter().collect();
     let verified = sign::verify(&envelope, &trusted, 1, &Limits::DEFAULT).unwrap();
-    let key = SealKey::from_bytes([0x42; 32]);
+    let key = SealKey::from_bytes(ota_benches::SEAL_KEY);
     let before = vm("VmRSS:");
     let mut source = File::open(dir.join("artifact.enc")).unwrap();
     let mut staging = FileStaging(
@@ -59,14 +59,8 @@ fn child(dir: &std::path::Path) {
     let mut download = Download::new(&verified);
     let mut install = Install::new(&verified, &key, std::io::BufWriter::new(slot));
     // Shuffled, as a flaky link delivers: a deterministic permutation of the chunk indices.
-    let mut order: Vec<_> = download.plan(usize::MAX);
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    for i in (1..order.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        order.swap(i, (x % (i as u64 + 1)) as usize);
-    }
+    let mut order = download.plan(usize::MAX);
+    ota_sim::Rng::new(0x2545_f491_4f6c_dd1d).shuffle(&mut order);
     let mut buf = vec![0u8; 65536];
     let start = std::time::Instant::now();
     for r in order {
@@ -100,9 +94,9 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     if !dir.join("envelope.json").exists() {
         eprintln!("sealing a 1 GiB artifact into {} (once)...", dir.display());
-        let key = SealKey::from_bytes([0x42; 32]);
+        let key = SealKey::from_bytes(ota_benches::SEAL_KEY);
         let out = std::io::BufWriter::new(File::create(dir.join("artifact.enc")).unwrap());
-        let mut sealer = Sealer::new(&key, [0x24; 16], out).unwrap();
+        let mut sealer = Sealer::new(&key, ota_benches::SEAL_IV, out).unwrap();
         // Dense float weights compress by about 7 %: 1.1 GiB of them seal to over 1 GiB.
         let mut written = 0u64;
         let mut seed = 0;
@@ -114,10 +108,7 @@ fn main() {
         }
         let (sealed, mut out) = sealer.finish().unwrap();
         out.flush().unwrap();
-        let mut p = ota_core::Package::from_json(
-            br#"{"type":"sw","name":"big","version":"1.0.0","artifact_uri":"s3://b/big","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size_bytes":1}"#,
-        )
-        .unwrap();
+        let mut p = ota_benches::firmware_package();
         p.set_sealed(&sealed);
         let env = sign::sign(&p, &[&SigningKey::from_secret([1; 32])]).unwrap();
         std::fs::write(dir.join("envelope.json"), env.to_json()).unwrap();

@@ -14,14 +14,12 @@ use std::io::Write as _;
 
 use aes::cipher::{Array, BlockCipherDecrypt, BlockModeDecrypt, KeyInit, KeyIvInit};
 use criterion::{Criterion, Throughput};
-use ota_benches::{print_ratios, scratch_file, shell};
+use ota_benches::{SEAL_IV, SEAL_KEY, print_ratios, scratch_file, shell};
 use ota_core::seal::{self, SealKey};
 use ota_core::sign::SigningKey;
 use ota_sim::dense_weights;
 
 const MB: usize = 1 << 20;
-const KEY: [u8; 32] = [0x42; 32];
-const IV: [u8; 16] = [0x24; 16];
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -31,17 +29,17 @@ fn seal_and_open(c: &mut Criterion) {
     let size = 32 * MB;
     let plain = dense_weights(size, 1);
     let plain_path = scratch_file("weights.bin", &plain);
-    let key = SealKey::from_bytes(KEY);
-    let (sealed_bytes, sealed) = seal::seal_bytes(&key, IV, &plain).unwrap();
+    let key = SealKey::from_bytes(SEAL_KEY);
+    let (sealed_bytes, sealed) = seal::seal_bytes(&key, SEAL_IV, &plain).unwrap();
     let body_path = scratch_file("weights.body", &sealed_bytes[16..]);
-    let k = hex(&KEY);
-    let iv = hex(&IV);
+    let k = hex(&SEAL_KEY);
+    let iv = hex(&SEAL_IV);
 
     let mut g = c.benchmark_group("seal");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(size as u64));
     g.bench_function("ota", |b| {
-        b.iter(|| seal::seal_bytes(&key, IV, black_box(&plain)).unwrap())
+        b.iter(|| seal::seal_bytes(&key, SEAL_IV, black_box(&plain)).unwrap())
     });
     g.bench_function("reference-gzip-openssl", |b| {
         b.iter(|| {
@@ -122,10 +120,10 @@ fn cbc_decrypt(c: &mut Criterion) {
     // Many blocks through AES at once, with the chaining done after: the path PERF-NOTES
     // suggested trying.
     g.bench_function("aes-blocks-then-xor", |b| {
-        let cipher = aes::Aes256::new(&KEY.into());
+        let cipher = aes::Aes256::new(&SEAL_KEY.into());
         let mut scratch = vec![0u8; 64 * 1024];
         b.iter(|| {
-            let mut prev = Block::from(IV);
+            let mut prev = Block::from(SEAL_IV);
             for piece in ct.chunks(64 * 1024) {
                 scratch[..piece.len()].copy_from_slice(piece);
                 let (blocks, _) = Block::slice_as_chunks_mut(&mut scratch[..piece.len()]);
@@ -145,7 +143,7 @@ fn cbc_decrypt(c: &mut Criterion) {
     g.bench_function("ota", |b| {
         let mut scratch = vec![0u8; 64 * 1024];
         b.iter(|| {
-            let mut d = cbc::Decryptor::<aes::Aes256>::new(&KEY.into(), &IV.into());
+            let mut d = cbc::Decryptor::<aes::Aes256>::new(&SEAL_KEY.into(), &SEAL_IV.into());
             for piece in ct.chunks(64 * 1024) {
                 let (input, _) = Block::slice_as_chunks(piece);
                 let (output, _) = Block::slice_as_chunks_mut(&mut scratch[..piece.len()]);
@@ -158,8 +156,8 @@ fn cbc_decrypt(c: &mut Criterion) {
         b.iter(|| {
             shell(&format!(
                 "openssl enc -d -nopad -aes-256-cbc -K {} -iv {} -in {} > /dev/null",
-                hex(&KEY),
-                hex(&IV),
+                hex(&SEAL_KEY),
+                hex(&SEAL_IV),
                 path.display()
             ))
         })

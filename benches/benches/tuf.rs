@@ -10,25 +10,14 @@ use std::hint::black_box;
 use std::process::Command;
 
 use criterion::Throughput;
-use ota_benches::{dense_weights, mean_ns, print_ratios, scratch_file, shell};
-use ota_core::seal::{self, SealKey};
+use ota_benches::{mean_ns, print_ratios, scratch_file, sealed_package, shell};
 use ota_core::sign::SigningKey;
 use ota_host::tuf::client::Client;
 use ota_host::tuf::repo::{Expiries, Repo, Role, Roles};
+use ota_sim::dense_weights;
 
 const MB: usize = 1 << 20;
 const TARGETS: usize = 300;
-
-fn package(plain: &[u8]) -> (ota_core::Package, Vec<u8>) {
-    let key = SealKey::from_bytes([0x42; 32]);
-    let (artifact, sealed) = seal::seal_bytes(&key, [0x24; 16], plain).unwrap();
-    let mut package = ota_core::Package::from_json(
-        br#"{"type":"fw","name":"bench","version":"1.0.0","artifact_uri":"s3://b/x","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size_bytes":1}"#,
-    )
-    .unwrap();
-    package.set_sealed(&sealed);
-    (package, artifact)
-}
 
 const PY_REFRESH: &str = r#"
 import shutil, sys, tempfile, time
@@ -81,11 +70,11 @@ fn main() {
     let repo = Repo::create(&dir, &roles, &keys, &Expiries::from(now)).unwrap();
 
     // One large target, and many small ones for the refresh.
-    let (big, big_artifact) = package(&dense_weights(64 * MB, 5));
+    let (big, big_artifact) = sealed_package(&dense_weights(64 * MB, 5));
     let big_path = scratch_file("tuf-big.enc", &big_artifact);
     repo.add_package("big.enc", &big_path, &big, &keys, &Expiries::from(now))
         .unwrap();
-    let (small, small_artifact) = package(&dense_weights(4096, 6));
+    let (small, small_artifact) = sealed_package(&dense_weights(4096, 6));
     let small_path = scratch_file("tuf-small.enc", &small_artifact);
     for i in 0..TARGETS - 1 {
         repo.add_package(

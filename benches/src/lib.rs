@@ -1,13 +1,36 @@
-//! Inputs shared by the benchmarks: synthetic fleets and packages, generated deterministically
-//! from a seed, and criterion helpers that report each benchmark against its reference.
+//! Inputs shared by the benchmarks: the model package they publish, and criterion helpers
+//! that report each benchmark against its reference.
 //!
-//! The generators and fleets come from `ota-sim`, shared with the tests and the demo.
+//! The seeded generators, synthetic weights and fleets are in `ota-sim`, shared with the
+//! tests and the demo: the benchmarks call it directly.
 
 use ota_core::Package;
 use serde_json::json;
 
-pub use ota_sim::fleet::{mixed_jetsons as fleet, mostly_compatible_jetsons as compatible_fleet};
-pub use ota_sim::{Rng, dense_weights};
+/// The encryption key the benchmarks seal with.
+pub const SEAL_KEY: [u8; 32] = [0x42; 32];
+
+/// The IV the benchmarks seal with.
+pub const SEAL_IV: [u8; 16] = [0x24; 16];
+
+/// A firmware package to seal an artifact into (its digest and size are placeholders until
+/// `set_sealed`).
+pub fn firmware_package() -> Package {
+    Package::from_json(
+        br#"{"type":"fw","name":"bench","version":"1.0.0","artifact_uri":"s3://b/x","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size_bytes":1}"#,
+    )
+    .expect("package")
+}
+
+/// `plain` sealed with [`SEAL_KEY`] and [`SEAL_IV`] into a [`firmware_package`]: the package
+/// and the artifact.
+pub fn sealed_package(plain: &[u8]) -> (Package, Vec<u8>) {
+    let key = ota_core::seal::SealKey::from_bytes(SEAL_KEY);
+    let (artifact, sealed) = ota_core::seal::seal_bytes(&key, SEAL_IV, plain).expect("sealing");
+    let mut package = firmware_package();
+    package.set_sealed(&sealed);
+    (package, artifact)
+}
 
 /// The TensorRT model package for Orin NX used by the benchmarks.
 pub fn yolo_package() -> Package {

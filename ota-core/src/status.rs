@@ -3,229 +3,213 @@
 //! Every error type in this crate maps to one of these codes through its `status()` method.
 //! The numbers are grouped by domain and never reused: a retired code stays here as a comment.
 //! `0` is success.
+//!
+//! The whole table is the one list given to `statuses!` below: each line is a variant with
+//! its documentation, its number, its `snake_case` name and its one-line message. Adding a
+//! status is adding one line at the end of its group; the enum, [`Status::ALL`],
+//! [`Status::name`], [`Status::message`] and [`Status::doc`] (and, through them, `ota_status`
+//! in `include/ota.h` and the Python exception classes) follow from it.
 
-/// A stable numeric status code. The C ABI returns it as `ota_status`.
-#[repr(u32)]
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Status {
+/// Declares [`Status`] and its tables from one list of
+/// `/// doc  Variant = code, "name", "message";` lines.
+macro_rules! statuses {
+    ($(
+        $(#[doc = $doc:literal])+
+        $variant:ident = $code:literal, $name:literal, $message:literal;
+    )+) => {
+        /// A stable numeric status code. The C ABI returns it as `ota_status`.
+        #[repr(u32)]
+        #[non_exhaustive]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Status {
+            $($(#[doc = $doc])+ $variant = $code,)+
+        }
+
+        impl Status {
+            /// Every status, in numeric order.
+            pub const ALL: &'static [Status] = &[$(Status::$variant),+];
+
+            /// A short, static description of the status, one line, lower case.
+            pub fn message(self) -> &'static str {
+                match self {
+                    $(Status::$variant => $message,)+
+                }
+            }
+
+            /// The name of the status in `snake_case` (`"chunk_digest_mismatch"`), as used in
+            /// JSON reports and by the Python exception classes. The C name is
+            /// `OTA_STATUS_` and this name in upper case.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Status::$variant => $name,)+
+                }
+            }
+
+            /// The status's documentation, as written on its variant (one line per line of
+            /// documentation); the generated C header carries it.
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $(Status::$variant => concat!($($doc, "\n"),+),)+
+                }
+            }
+        }
+    };
+}
+
+statuses! {
     /// Success.
-    Ok = 0,
+    Ok = 0, "ok", "ok";
 
     // 1..=99: the calling convention of the C ABI.
     /// A required pointer argument was NULL.
-    NullPointer = 1,
+    NullPointer = 1, "null_pointer", "a required pointer argument was null";
     /// A string argument was not valid UTF-8.
-    InvalidUtf8 = 2,
+    InvalidUtf8 = 2, "invalid_utf8", "a string argument is not valid utf-8";
     /// The caller's output buffer is too small; the required length was written to `out_n`.
-    InsufficientSize = 3,
+    InsufficientSize = 3, "insufficient_size", "the output buffer is too small";
     /// The library panicked; the call had no effect that can be relied on.
-    Panic = 4,
+    Panic = 4, "panic", "the library panicked";
     /// An argument is out of its documented range.
-    InvalidArgument = 5,
+    InvalidArgument = 5, "invalid_argument", "an argument is out of range";
     /// Reading or writing a file, process or socket failed.
-    Io = 6,
+    Io = 6, "io", "an i/o operation failed";
+    /// A handle argument is not a live handle of the type the function takes (an
+    /// `ota_package` where an `ota_verified_package` was expected, say).
+    WrongHandle = 7, "wrong_handle", "a handle argument is of another type";
 
     // 100..=199: parsing and validation of JSON documents.
     /// The input is not well-formed JSON.
-    JsonSyntax = 100,
+    JsonSyntax = 100, "json_syntax", "the input is not well-formed json";
     /// The input has a field that the format does not define.
-    UnknownField = 101,
+    UnknownField = 101, "unknown_field", "the input has an unknown field";
     /// A required field is missing.
-    MissingField = 102,
+    MissingField = 102, "missing_field", "a required field is missing";
     /// A field has the wrong type or a malformed value.
-    InvalidValue = 103,
+    InvalidValue = 103, "invalid_value", "a field has an invalid value";
     /// The input is larger than the configured limit.
-    TooLarge = 104,
+    TooLarge = 104, "too_large", "the input exceeds a configured limit";
     /// The document is well formed but breaks a rule of the format (every fault is listed).
-    Invalid = 105,
+    Invalid = 105, "invalid", "the document breaks a rule of its format";
 
     // 200..=299: compatibility.
-    /// The package does not fit the device.
-    Incompatible = 200,
+    // 200 was `Incompatible` ("the package does not fit the device"), never returned: an
+    // incompatible package is a successful check with `compatible: false`. Retired; the number
+    // is not reused.
 
     // 300..=399: artifacts, chunks, sealing and opening.
     /// An encryption key is not 64 lowercase hex characters.
-    InvalidKey = 300,
+    InvalidKey = 300, "invalid_key", "an encryption key is not 64 lowercase hex characters";
     /// The artifact does not match its declared SHA-256.
-    DigestMismatch = 301,
+    DigestMismatch = 301, "digest_mismatch", "the artifact does not match its declared sha256";
     /// A chunk does not match its signed digest.
-    ChunkDigestMismatch = 302,
+    ChunkDigestMismatch = 302, "chunk_digest_mismatch", "a chunk does not match its signed digest";
     /// A chunk's index, offset or length does not fit the chunk table.
-    ChunkOutOfRange = 303,
+    ChunkOutOfRange = 303, "chunk_out_of_range", "a chunk does not fit the chunk table";
     /// The artifact is shorter than declared.
-    Truncated = 304,
+    Truncated = 304, "truncated", "the artifact is shorter than declared";
     /// More bytes than the declared size were offered ("endless data").
-    TooLong = 305,
+    TooLong = 305, "too_long", "more bytes than the declared size were offered";
     /// Bytes were offered out of order.
-    OutOfOrder = 306,
+    OutOfOrder = 306, "out_of_order", "bytes were offered out of order";
     /// The artifact does not decrypt and decompress with this key.
-    DecryptionFailed = 307,
+    DecryptionFailed = 307, "decryption_failed", "the artifact does not open with this key";
     /// The plaintext would exceed its bound (a decompression bomb).
-    PlaintextTooLarge = 308,
+    PlaintextTooLarge = 308, "plaintext_too_large", "the plaintext exceeds its bound";
     /// The plaintext's size or digest differs from the declared one.
-    PlaintextMismatch = 309,
+    PlaintextMismatch = 309, "plaintext_mismatch", "the plaintext differs from what was declared";
     /// Bytes follow the gzip stream.
-    TrailingData = 310,
+    TrailingData = 310, "trailing_data", "the artifact has data after its gzip stream";
 
     // 400..=499: keys, signatures and envelopes.
     /// A key could not be read.
-    InvalidSigningKey = 400,
+    InvalidSigningKey = 400, "invalid_signing_key", "a key could not be read";
     /// The envelope is malformed or carries another payload type.
-    EnvelopeInvalid = 401,
+    EnvelopeInvalid = 401, "envelope_invalid", "the envelope is malformed";
     /// Too few distinct trusted keys signed validly.
-    ThresholdNotMet = 402,
+    ThresholdNotMet = 402, "threshold_not_met", "too few trusted keys signed validly";
     /// A trusted key's signature does not verify: the payload or signature was altered.
-    SignatureInvalid = 403,
+    SignatureInvalid = 403, "signature_invalid", "a trusted key's signature does not verify";
     /// The signed statement is not a valid package.
-    StatementInvalid = 404,
+    StatementInvalid = 404, "statement_invalid", "the signed statement is not a valid package";
     /// The package has no chunk table or seal information.
-    NotSealed = 405,
+    NotSealed = 405, "not_sealed", "the package has no chunk table or seal information";
 
     // 500..=599: the catalog.
     /// No package has this id.
-    PackageNotFound = 500,
+    PackageNotFound = 500, "package_not_found", "no package has this id";
     /// The package is not available (pending or rejected).
-    PackageNotAvailable = 501,
+    PackageNotAvailable = 501, "package_not_available", "the package is not available";
 
     // 600..=699: downloads, the chunk protocol, the device agent and health probes.
     /// A chunk does not start on a 64 KiB boundary.
-    ChunkMisaligned = 600,
+    ChunkMisaligned = 600, "chunk_misaligned", "a chunk does not start on a 64 kib boundary";
     /// A stored chunk no longer matches its digest; it must be fetched again.
-    StoredChunkCorrupt = 601,
+    StoredChunkCorrupt = 601, "stored_chunk_corrupt", "a stored chunk no longer matches its digest";
     /// Saved download state belongs to another package or table.
-    DownloadStateMismatch = 602,
+    DownloadStateMismatch = 602, "download_state_mismatch", "saved download state belongs to another package";
     /// A device asked for a package it is not assigned.
-    PermissionDenied = 603,
+    PermissionDenied = 603, "permission_denied", "the device is not assigned this package";
     /// The package does not fit this device.
-    NotCompatible = 604,
+    NotCompatible = 604, "not_compatible", "the package does not fit this device";
     /// The package is older than what the device has installed, and is not a signed rollback.
-    Downgrade = 605,
+    Downgrade = 605, "downgrade", "the package is older than the installed version";
     /// The package is the version the device runs already.
-    AlreadyInstalled = 606,
+    AlreadyInstalled = 606, "already_installed", "the package is already installed";
     /// The agent is busy with another update, or the input does not fit its state.
-    WrongState = 607,
+    WrongState = 607, "wrong_state", "the input does not fit the agent's state";
     /// A health probe may not run on this device.
-    ProbeRefused = 608,
+    ProbeRefused = 608, "probe_refused", "the health probe may not run on this device";
     /// A saved agent record is malformed or inconsistent.
-    RecordInvalid = 609,
+    RecordInvalid = 609, "record_invalid", "the saved agent record is invalid";
 
     // 700..=799: rollouts and the audit trail.
     /// The rollout's plan or target is invalid.
-    PlanInvalid = 700,
+    PlanInvalid = 700, "plan_invalid", "the rollout's plan or target is invalid";
     /// The input does not fit the rollout's state.
-    RolloutState = 701,
+    RolloutState = 701, "rollout_state", "the input does not fit the rollout's state";
     /// No device, wave or package with that id in this rollout.
-    RolloutNotFound = 702,
+    RolloutNotFound = 702, "rollout_not_found", "no such device, wave or package in the rollout";
     /// The audit trail was altered, reordered or truncated.
-    AuditBroken = 703,
+    AuditBroken = 703, "audit_broken", "the audit trail was altered or truncated";
     /// Replaying the audit trail does not give the same rollout.
-    ReplayMismatch = 704,
+    ReplayMismatch = 704, "replay_mismatch", "replaying the audit trail gives another rollout";
 
     // 800..=899: TUF repositories.
     /// A TUF role's metadata lacks its threshold of valid signatures.
-    TufThresholdNotMet = 800,
+    TufThresholdNotMet = 800, "tuf_threshold_not_met", "a TUF role's metadata lacks its threshold of valid signatures";
     /// TUF metadata is signed only by keys its role does not trust.
-    TufUnknownKey = 801,
+    TufUnknownKey = 801, "tuf_unknown_key", "TUF metadata is signed only by keys its role does not trust";
     /// TUF metadata carries two signatures by one key.
-    TufDuplicateSignature = 802,
+    TufDuplicateSignature = 802, "tuf_duplicate_signature", "TUF metadata carries two signatures by one key";
     /// TUF metadata is older than the version already trusted.
-    TufRollback = 803,
+    TufRollback = 803, "tuf_rollback", "TUF metadata is older than the version already trusted";
     /// TUF metadata has expired.
-    TufExpired = 804,
+    TufExpired = 804, "tuf_expired", "TUF metadata has expired";
     /// A TUF target's bytes differ from its targets metadata.
-    TufTargetMismatch = 805,
+    TufTargetMismatch = 805, "tuf_target_mismatch", "a TUF target's bytes differ from its targets metadata";
     /// A TUF target is longer than its targets metadata says.
-    TufTargetTooLong = 806,
+    TufTargetTooLong = 806, "tuf_target_too_long", "a TUF target is longer than its targets metadata says";
     /// TUF metadata exceeds its size limit.
-    TufMetadataTooLarge = 807,
+    TufMetadataTooLarge = 807, "tuf_metadata_too_large", "TUF metadata exceeds its size limit";
     /// TUF metadata does not match the version or hash another role names.
-    TufMixAndMatch = 808,
+    TufMixAndMatch = 808, "tuf_mix_and_match", "TUF metadata does not match the version or hash another role names";
     /// A TUF target name is not a safe relative path.
-    TufUnsafeTargetName = 809,
+    TufUnsafeTargetName = 809, "tuf_unsafe_target_name", "a TUF target name is not a safe relative path";
     /// The TUF repository has no such target.
-    TufTargetNotFound = 810,
+    TufTargetNotFound = 810, "tuf_target_not_found", "the TUF repository has no such target";
     /// A new TUF root is not signed by the threshold of the trusted root.
-    TufRootRotationRefused = 811,
+    TufRootRotationRefused = 811, "tuf_root_rotation_refused", "a new TUF root is not signed by the threshold of the trusted root";
     /// The TUF repository could not be read.
-    TufFetch = 812,
+    TufFetch = 812, "tuf_fetch", "the TUF repository could not be read";
     /// TUF metadata is malformed.
-    TufMetadataInvalid = 813,
+    TufMetadataInvalid = 813, "tuf_metadata_invalid", "TUF metadata is malformed";
     /// The TUF repository could not be built or signed.
-    TufRepository = 814,
+    TufRepository = 814, "tuf_repository", "the TUF repository could not be built or signed";
     /// A TUF target does not carry a valid package statement for its bytes.
-    TufPackageInvalid = 815,
+    TufPackageInvalid = 815, "tuf_package_invalid", "a TUF target does not carry a valid package statement for its bytes";
 }
 
 impl Status {
-    /// Every status, in numeric order.
-    pub const ALL: &'static [Status] = &[
-        Status::Ok,
-        Status::NullPointer,
-        Status::InvalidUtf8,
-        Status::InsufficientSize,
-        Status::Panic,
-        Status::InvalidArgument,
-        Status::Io,
-        Status::JsonSyntax,
-        Status::UnknownField,
-        Status::MissingField,
-        Status::InvalidValue,
-        Status::TooLarge,
-        Status::Invalid,
-        Status::Incompatible,
-        Status::InvalidKey,
-        Status::DigestMismatch,
-        Status::ChunkDigestMismatch,
-        Status::ChunkOutOfRange,
-        Status::Truncated,
-        Status::TooLong,
-        Status::OutOfOrder,
-        Status::DecryptionFailed,
-        Status::PlaintextTooLarge,
-        Status::PlaintextMismatch,
-        Status::TrailingData,
-        Status::InvalidSigningKey,
-        Status::EnvelopeInvalid,
-        Status::ThresholdNotMet,
-        Status::SignatureInvalid,
-        Status::StatementInvalid,
-        Status::NotSealed,
-        Status::PackageNotFound,
-        Status::PackageNotAvailable,
-        Status::ChunkMisaligned,
-        Status::StoredChunkCorrupt,
-        Status::DownloadStateMismatch,
-        Status::PermissionDenied,
-        Status::NotCompatible,
-        Status::Downgrade,
-        Status::AlreadyInstalled,
-        Status::WrongState,
-        Status::ProbeRefused,
-        Status::RecordInvalid,
-        Status::PlanInvalid,
-        Status::RolloutState,
-        Status::RolloutNotFound,
-        Status::AuditBroken,
-        Status::ReplayMismatch,
-        Status::TufThresholdNotMet,
-        Status::TufUnknownKey,
-        Status::TufDuplicateSignature,
-        Status::TufRollback,
-        Status::TufExpired,
-        Status::TufTargetMismatch,
-        Status::TufTargetTooLong,
-        Status::TufMetadataTooLarge,
-        Status::TufMixAndMatch,
-        Status::TufUnsafeTargetName,
-        Status::TufTargetNotFound,
-        Status::TufRootRotationRefused,
-        Status::TufFetch,
-        Status::TufMetadataInvalid,
-        Status::TufRepository,
-        Status::TufPackageInvalid,
-    ];
-
     /// The numeric code.
     pub fn code(self) -> u32 {
         self as u32
@@ -233,156 +217,10 @@ impl Status {
 
     /// The status with this numeric code, if there is one.
     pub fn from_code(code: u32) -> Option<Status> {
-        Status::ALL.iter().copied().find(|s| s.code() == code)
-    }
-
-    /// A short, static description of the status, one line, lower case.
-    pub fn message(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::NullPointer => "a required pointer argument was null",
-            Status::InvalidUtf8 => "a string argument is not valid utf-8",
-            Status::InsufficientSize => "the output buffer is too small",
-            Status::Panic => "the library panicked",
-            Status::InvalidArgument => "an argument is out of range",
-            Status::Io => "an i/o operation failed",
-            Status::JsonSyntax => "the input is not well-formed json",
-            Status::UnknownField => "the input has an unknown field",
-            Status::MissingField => "a required field is missing",
-            Status::InvalidValue => "a field has an invalid value",
-            Status::TooLarge => "the input exceeds a configured limit",
-            Status::Invalid => "the document breaks a rule of its format",
-            Status::Incompatible => "the package does not fit the device",
-            Status::InvalidKey => "an encryption key is not 64 lowercase hex characters",
-            Status::DigestMismatch => "the artifact does not match its declared sha256",
-            Status::ChunkDigestMismatch => "a chunk does not match its signed digest",
-            Status::ChunkOutOfRange => "a chunk does not fit the chunk table",
-            Status::Truncated => "the artifact is shorter than declared",
-            Status::TooLong => "more bytes than the declared size were offered",
-            Status::OutOfOrder => "bytes were offered out of order",
-            Status::DecryptionFailed => "the artifact does not open with this key",
-            Status::PlaintextTooLarge => "the plaintext exceeds its bound",
-            Status::PlaintextMismatch => "the plaintext differs from what was declared",
-            Status::TrailingData => "the artifact has data after its gzip stream",
-            Status::InvalidSigningKey => "a key could not be read",
-            Status::EnvelopeInvalid => "the envelope is malformed",
-            Status::ThresholdNotMet => "too few trusted keys signed validly",
-            Status::SignatureInvalid => "a trusted key's signature does not verify",
-            Status::StatementInvalid => "the signed statement is not a valid package",
-            Status::NotSealed => "the package has no chunk table or seal information",
-            Status::PackageNotFound => "no package has this id",
-            Status::PackageNotAvailable => "the package is not available",
-            Status::ChunkMisaligned => "a chunk does not start on a 64 kib boundary",
-            Status::StoredChunkCorrupt => "a stored chunk no longer matches its digest",
-            Status::DownloadStateMismatch => "saved download state belongs to another package",
-            Status::PermissionDenied => "the device is not assigned this package",
-            Status::NotCompatible => "the package does not fit this device",
-            Status::Downgrade => "the package is older than the installed version",
-            Status::AlreadyInstalled => "the package is already installed",
-            Status::WrongState => "the input does not fit the agent's state",
-            Status::ProbeRefused => "the health probe may not run on this device",
-            Status::RecordInvalid => "the saved agent record is invalid",
-            Status::PlanInvalid => "the rollout's plan or target is invalid",
-            Status::RolloutState => "the input does not fit the rollout's state",
-            Status::RolloutNotFound => "no such device, wave or package in the rollout",
-            Status::AuditBroken => "the audit trail was altered or truncated",
-            Status::ReplayMismatch => "replaying the audit trail gives another rollout",
-            Status::TufThresholdNotMet => {
-                "a TUF role's metadata lacks its threshold of valid signatures"
-            }
-            Status::TufUnknownKey => "TUF metadata is signed only by keys its role does not trust",
-            Status::TufDuplicateSignature => "TUF metadata carries two signatures by one key",
-            Status::TufRollback => "TUF metadata is older than the version already trusted",
-            Status::TufExpired => "TUF metadata has expired",
-            Status::TufTargetMismatch => "a TUF target's bytes differ from its targets metadata",
-            Status::TufTargetTooLong => "a TUF target is longer than its targets metadata says",
-            Status::TufMetadataTooLarge => "TUF metadata exceeds its size limit",
-            Status::TufMixAndMatch => {
-                "TUF metadata does not match the version or hash another role names"
-            }
-            Status::TufUnsafeTargetName => "a TUF target name is not a safe relative path",
-            Status::TufTargetNotFound => "the TUF repository has no such target",
-            Status::TufRootRotationRefused => {
-                "a new TUF root is not signed by the threshold of the trusted root"
-            }
-            Status::TufFetch => "the TUF repository could not be read",
-            Status::TufMetadataInvalid => "TUF metadata is malformed",
-            Status::TufRepository => "the TUF repository could not be built or signed",
-            Status::TufPackageInvalid => {
-                "a TUF target does not carry a valid package statement for its bytes"
-            }
-        }
-    }
-
-    /// The name of the status in `snake_case` (`"chunk_digest_mismatch"`), as used in JSON
-    /// reports and by the Python exception classes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::NullPointer => "null_pointer",
-            Status::InvalidUtf8 => "invalid_utf8",
-            Status::InsufficientSize => "insufficient_size",
-            Status::Panic => "panic",
-            Status::InvalidArgument => "invalid_argument",
-            Status::Io => "io",
-            Status::JsonSyntax => "json_syntax",
-            Status::UnknownField => "unknown_field",
-            Status::MissingField => "missing_field",
-            Status::InvalidValue => "invalid_value",
-            Status::TooLarge => "too_large",
-            Status::Invalid => "invalid",
-            Status::Incompatible => "incompatible",
-            Status::InvalidKey => "invalid_key",
-            Status::DigestMismatch => "digest_mismatch",
-            Status::ChunkDigestMismatch => "chunk_digest_mismatch",
-            Status::ChunkOutOfRange => "chunk_out_of_range",
-            Status::Truncated => "truncated",
-            Status::TooLong => "too_long",
-            Status::OutOfOrder => "out_of_order",
-            Status::DecryptionFailed => "decryption_failed",
-            Status::PlaintextTooLarge => "plaintext_too_large",
-            Status::PlaintextMismatch => "plaintext_mismatch",
-            Status::TrailingData => "trailing_data",
-            Status::InvalidSigningKey => "invalid_signing_key",
-            Status::EnvelopeInvalid => "envelope_invalid",
-            Status::ThresholdNotMet => "threshold_not_met",
-            Status::SignatureInvalid => "signature_invalid",
-            Status::StatementInvalid => "statement_invalid",
-            Status::NotSealed => "not_sealed",
-            Status::PackageNotFound => "package_not_found",
-            Status::PackageNotAvailable => "package_not_available",
-            Status::ChunkMisaligned => "chunk_misaligned",
-            Status::StoredChunkCorrupt => "stored_chunk_corrupt",
-            Status::DownloadStateMismatch => "download_state_mismatch",
-            Status::PermissionDenied => "permission_denied",
-            Status::NotCompatible => "not_compatible",
-            Status::Downgrade => "downgrade",
-            Status::AlreadyInstalled => "already_installed",
-            Status::WrongState => "wrong_state",
-            Status::ProbeRefused => "probe_refused",
-            Status::RecordInvalid => "record_invalid",
-            Status::PlanInvalid => "plan_invalid",
-            Status::RolloutState => "rollout_state",
-            Status::RolloutNotFound => "rollout_not_found",
-            Status::AuditBroken => "audit_broken",
-            Status::ReplayMismatch => "replay_mismatch",
-            Status::TufThresholdNotMet => "tuf_threshold_not_met",
-            Status::TufUnknownKey => "tuf_unknown_key",
-            Status::TufDuplicateSignature => "tuf_duplicate_signature",
-            Status::TufRollback => "tuf_rollback",
-            Status::TufExpired => "tuf_expired",
-            Status::TufTargetMismatch => "tuf_target_mismatch",
-            Status::TufTargetTooLong => "tuf_target_too_long",
-            Status::TufMetadataTooLarge => "tuf_metadata_too_large",
-            Status::TufMixAndMatch => "tuf_mix_and_match",
-            Status::TufUnsafeTargetName => "tuf_unsafe_target_name",
-            Status::TufTargetNotFound => "tuf_target_not_found",
-            Status::TufRootRotationRefused => "tuf_root_rotation_refused",
-            Status::TufFetch => "tuf_fetch",
-            Status::TufMetadataInvalid => "tuf_metadata_invalid",
-            Status::TufRepository => "tuf_repository",
-            Status::TufPackageInvalid => "tuf_package_invalid",
-        }
+        Status::ALL
+            .binary_search_by_key(&code, |s| s.code())
+            .ok()
+            .map(|i| Status::ALL[i])
     }
 }
 
@@ -397,15 +235,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_unique_and_round_trip() {
-        let mut seen = std::collections::BTreeSet::new();
+    fn codes_are_unique_in_order_and_round_trip() {
+        for pair in Status::ALL.windows(2) {
+            assert!(
+                pair[0].code() < pair[1].code(),
+                "{} is listed after {}",
+                pair[1].code(),
+                pair[0].code()
+            );
+        }
         for s in Status::ALL {
-            assert!(seen.insert(s.code()), "duplicate code {}", s.code());
             assert_eq!(Status::from_code(s.code()), Some(*s));
             assert!(!s.message().is_empty());
             assert!(!s.message().ends_with('.'));
+            assert!(!s.doc().trim().is_empty());
         }
         assert_eq!(Status::from_code(99_999), None);
+    }
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in Status::ALL {
+            assert!(seen.insert(s.name()), "duplicate name {}", s.name());
+            assert!(
+                s.name()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}",
+                s.name()
+            );
+        }
     }
 
     #[test]
@@ -415,8 +275,15 @@ mod tests {
         assert_eq!(Status::NullPointer.code(), 1);
         assert_eq!(Status::InsufficientSize.code(), 3);
         assert_eq!(Status::Panic.code(), 4);
+        assert_eq!(Status::WrongHandle.code(), 7);
         assert_eq!(Status::JsonSyntax.code(), 100);
         assert_eq!(Status::Invalid.code(), 105);
-        assert_eq!(Status::Incompatible.code(), 200);
+        assert_eq!(Status::InvalidKey.code(), 300);
+        assert_eq!(Status::TufPackageInvalid.code(), 815);
+    }
+
+    #[test]
+    fn the_retired_incompatible_code_is_not_reused() {
+        assert_eq!(Status::from_code(200), None);
     }
 }

@@ -6,12 +6,13 @@ use std::ffi::c_char;
 use ota_core::agent::{Agent, AgentConfig, AgentRecord, Input, Output};
 use ota_core::assignment::Assignment;
 use ota_core::probe::ProbeResult;
-use ota_core::{Limits, Status, UnixMs};
+use ota_core::{Status, UnixMs};
 
 use crate::device_io::{HostIo, ota_device_io};
-use crate::error::{Failure, call};
+use crate::error::{Failure, call, set_last_error};
 use crate::ffi::{
-    free_handle, try_mut, try_ref, try_slice, try_str, write_handle, write_out, write_text,
+    LIMITS, free, handle, handle_ref, new_handle, out_ref, try_handle, try_handle_mut, try_out,
+    try_ref, try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -57,7 +58,8 @@ pub struct ota_command {
     pub swapped_at: u64,
 }
 
-/// A device's update agent. Made by `ota_agent_new`, freed by `ota_agent_free`.
+/// A device's update agent. Made by `ota_agent_new` or `ota_agent_restore`, freed by
+/// `ota_agent_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_agent {
     agent: Agent,
@@ -65,82 +67,49 @@ pub struct ota_agent {
     /// The text of the command last polled.
     text: String,
 }
+handle!(ota_agent, ota_agent_free);
+
+/// The agent's settings (JSON), bounded by the library's limits; the agent keeps them for
+/// everything it parses later.
+fn config(json: &str) -> Result<AgentConfig, Failure> {
+    Ok(AgentConfig::from_json(json.as_bytes(), LIMITS)?)
+}
 
 /// Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
 /// "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
 /// resuming from the last persisted record after a restart (`record` NULL and
 /// `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
+/// Drain `ota_agent_poll_command` after this call and after every `ota_agent_handle_*`.
 ///
-/// Takes ownership of nothing; `io` is copied, and its callbacks must stay usable while the
-/// agent lives. On success, `*agent_out` receives a new agent that the caller must free with
-/// `ota_agent_free`. Drain `ota_agent_poll_command` after this call and after every
-/// `ota_agent_handle_*`.
+/// `io` is copied; its callbacks must stay callable while the agent lives.
 ///
-/// # Safety
-///
-/// `config` must point to `config_len` readable bytes and `record` to `record_len`; `io` must
-/// point to a valid `ota_device_io`; `agent_out` to a writable pointer.
+/// Takes no ownership; the caller frees `*agent_out` with `ota_agent_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_new(
-    config: *const u8,
+    config: *const c_char,
     config_len: usize,
-    record: *const u8,
+    record: *const c_char,
     record_len: usize,
     now: u64,
     io: *const ota_device_io,
     agent_out: *mut *mut ota_agent,
 ) -> Status {
     call(|| {
-        let limits = Limits::default();
-        let config = AgentConfig::from_json(try_str!(config, config_len).as_bytes(), &limits)?;
-        let record = try_slice!(record, record_len);
+        let out = try_out!(agent_out);
+        let config = self::config(try_str!(config, config_len))?;
+        let record = try_str!(record, record_len);
         let record = if record.is_empty() {
             None
         } else {
-            Some(AgentRecord::from_json(record, &limits)?)
+            Some(AgentRecord::from_json(record.as_bytes(), &config.limits)?)
         };
         let mut io = HostIo::new(try_ref!(io))?;
-        if agent_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`agent_out` is NULL"));
-        }
         let agent = Agent::new(config, record, UnixMs(now), &mut io);
-        write_handle(
-            agent_out,
-            ota_agent {
-                agent,
-                io,
-                text: String::new(),
-            },
-        )
-    })
-}
-
-/// Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
-/// "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
-/// refused — with the status saying why, and a `rejected` report queued — unless its
-/// signature verifies, it fits this device, and it is not a downgrade. An assignment that
-/// names a TUF target needs `ota_agent_handle_verified_assignment`.
-///
-/// Takes ownership of nothing.
-///
-/// # Safety
-///
-/// `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ota_agent_handle_assignment(
-    agent: *mut ota_agent,
-    assignment: *const u8,
-    assignment_len: usize,
-    now: u64,
-) -> Status {
-    call(|| {
-        let a = try_mut!(agent);
-        let assignment = Assignment::from_json(
-            try_slice!(assignment, assignment_len),
-            &a.agent.config().limits,
-        )?;
-        a.agent
-            .handle(Input::assignment(assignment), UnixMs(now), &mut a.io)?;
+        out.write(new_handle(ota_agent {
+            agent,
+            io,
+            text: String::new(),
+        }));
         Ok(())
     })
 }
@@ -151,20 +120,16 @@ pub unsafe extern "C" fn ota_agent_handle_assignment(
 /// `package` may be NULL otherwise. Fails with `OTA_STATUS_RECORD_INVALID` when the package is
 /// not the record's update.
 ///
-/// Takes ownership of nothing; `package` is copied; `io` is copied, and its callbacks must
-/// stay usable while the agent lives. On success, `*agent_out` receives a new agent that the
-/// caller must free with `ota_agent_free`.
+/// `package` is copied. `io` is copied; its callbacks must stay callable while the agent
+/// lives.
 ///
-/// # Safety
-///
-/// `config` must point to `config_len` readable bytes and `record` to `record_len`; `package`
-/// must be NULL or a live verified package; `io` must point to a valid `ota_device_io`;
-/// `agent_out` to a writable pointer.
+/// Takes no ownership; the caller frees `*agent_out` with `ota_agent_free`.
 #[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn ota_agent_restore(
-    config: *const u8,
+    config: *const c_char,
     config_len: usize,
-    record: *const u8,
+    record: *const c_char,
     record_len: usize,
     package: *const ota_verified_package,
     now: u64,
@@ -172,23 +137,49 @@ pub unsafe extern "C" fn ota_agent_restore(
     agent_out: *mut *mut ota_agent,
 ) -> Status {
     call(|| {
-        let limits = Limits::default();
-        let config = AgentConfig::from_json(try_str!(config, config_len).as_bytes(), &limits)?;
-        let record = AgentRecord::from_json(try_slice!(record, record_len), &limits)?;
-        let package = unsafe { package.as_ref() }.map(|p| p.inner.clone());
+        let out = try_out!(agent_out);
+        let config = self::config(try_str!(config, config_len))?;
+        let record =
+            AgentRecord::from_json(try_str!(record, record_len).as_bytes(), &config.limits)?;
+        let package = if package.is_null() {
+            None
+        } else {
+            Some(try_handle!(package).inner.clone())
+        };
         let mut io = HostIo::new(try_ref!(io))?;
-        if agent_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`agent_out` is NULL"));
-        }
         let agent = Agent::restore(config, record, package, UnixMs(now), &mut io)?;
-        write_handle(
-            agent_out,
-            ota_agent {
-                agent,
-                io,
-                text: String::new(),
-            },
-        )
+        out.write(new_handle(ota_agent {
+            agent,
+            io,
+            text: String::new(),
+        }));
+        Ok(())
+    })
+}
+
+/// Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
+/// "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
+/// refused — with the status saying why, and a `rejected` report queued — unless its
+/// signature verifies, it fits this device, and it is not a downgrade. An assignment that
+/// names a TUF target needs `ota_agent_handle_verified_assignment`.
+///
+/// Takes no ownership; nothing to free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_agent_handle_assignment(
+    agent: *mut ota_agent,
+    assignment: *const c_char,
+    assignment_len: usize,
+    now: u64,
+) -> Status {
+    call(|| {
+        let a = try_handle_mut!(agent);
+        let assignment = Assignment::from_json(
+            try_str!(assignment, assignment_len).as_bytes(),
+            &a.agent.config().limits,
+        )?;
+        a.agent
+            .handle(Input::assignment(assignment), UnixMs(now), &mut a.io)?;
+        Ok(())
     })
 }
 
@@ -198,25 +189,22 @@ pub unsafe extern "C" fn ota_agent_restore(
 /// `ota_agent_handle_assignment` says, and with `OTA_STATUS_INVALID_ARGUMENT` when a TUF
 /// target's package was verified for another target or not through TUF.
 ///
-/// Takes ownership of nothing; `package` is copied.
+/// `package` is copied.
 ///
-/// # Safety
-///
-/// `agent` must be a live agent; `assignment` must point to `assignment_len` readable bytes;
-/// `package` must be a live verified package.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_verified_assignment(
     agent: *mut ota_agent,
-    assignment: *const u8,
+    assignment: *const c_char,
     assignment_len: usize,
     package: *const ota_verified_package,
     now: u64,
 ) -> Status {
     call(|| {
-        let a = try_mut!(agent);
-        let package = try_ref!(package).inner.clone();
+        let a = try_handle_mut!(agent);
+        let package = try_handle!(package).inner.clone();
         let assignment = Assignment::from_json(
-            try_slice!(assignment, assignment_len),
+            try_str!(assignment, assignment_len).as_bytes(),
             &a.agent.config().limits,
         )?;
         let input = Input::Assignment {
@@ -232,12 +220,7 @@ pub unsafe extern "C" fn ota_agent_handle_verified_assignment(
 /// with `OTA_STATUS_CHUNK_DIGEST_MISMATCH` and asked for again; a duplicate is harmless.
 /// `*new_out` (may be NULL) says whether the chunk was new.
 ///
-/// Takes ownership of nothing.
-///
-/// # Safety
-///
-/// `agent` must be a live agent; `data` must point to `data_len` readable bytes; `new_out`
-/// must be NULL or point to a writable `bool`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_chunk(
     agent: *mut ota_agent,
@@ -248,11 +231,12 @@ pub unsafe extern "C" fn ota_agent_handle_chunk(
     new_out: *mut bool,
 ) -> Status {
     call(|| {
-        let a = try_mut!(agent);
+        let new_out = unsafe { out_ref(new_out) };
+        let a = try_handle_mut!(agent);
         let data = try_slice!(data, data_len);
         let progress = a.agent.handle_chunk(offset, data, UnixMs(now), &mut a.io)?;
-        if !new_out.is_null() {
-            write_out(new_out, progress.new)?;
+        if let Some(new_out) = new_out {
+            new_out.write(progress.new);
         }
         Ok(())
     })
@@ -260,33 +244,30 @@ pub unsafe extern "C" fn ota_agent_handle_chunk(
 
 /// Tells the agent the host made the new slot active (after a reboot if it needed one).
 ///
-/// # Safety
-///
-/// `agent` must be a live agent.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_swapped(agent: *mut ota_agent, now: u64) -> Status {
     call(|| {
-        let a = try_mut!(agent);
+        let a = try_handle_mut!(agent);
         a.agent.handle(Input::Swapped, UnixMs(now), &mut a.io)?;
         Ok(())
     })
 }
 
-/// Gives the agent the result of the probe it asked for; `detail` says what the probe saw.
+/// Gives the agent the result of the probe it asked for; `detail` (text) says what the probe
+/// saw.
 ///
-/// # Safety
-///
-/// `agent` must be a live agent; `detail` must point to `detail_len` readable bytes.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_probe_result(
     agent: *mut ota_agent,
     healthy: bool,
-    detail: *const u8,
+    detail: *const c_char,
     detail_len: usize,
     now: u64,
 ) -> Status {
     call(|| {
-        let a = try_mut!(agent);
+        let a = try_handle_mut!(agent);
         let detail = try_str!(detail, detail_len).to_string();
         let result = ProbeResult { healthy, detail };
         a.agent
@@ -297,13 +278,11 @@ pub unsafe extern "C" fn ota_agent_handle_probe_result(
 
 /// Tells the agent the host made the previous slot active again.
 ///
-/// # Safety
-///
-/// `agent` must be a live agent.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_restored(agent: *mut ota_agent, now: u64) -> Status {
     call(|| {
-        let a = try_mut!(agent);
+        let a = try_handle_mut!(agent);
         a.agent.handle(Input::Restored, UnixMs(now), &mut a.io)?;
         Ok(())
     })
@@ -311,13 +290,11 @@ pub unsafe extern "C" fn ota_agent_handle_restored(agent: *mut ota_agent, now: u
 
 /// Tells the agent the time: a probe may be due, or a deadline passed.
 ///
-/// # Safety
-///
-/// `agent` must be a live agent.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_tick(agent: *mut ota_agent, now: u64) -> Status {
     call(|| {
-        let a = try_mut!(agent);
+        let a = try_handle_mut!(agent);
         a.agent.handle(Input::Tick, UnixMs(now), &mut a.io)?;
         Ok(())
     })
@@ -327,19 +304,15 @@ pub unsafe extern "C" fn ota_agent_handle_tick(agent: *mut ota_agent, now: u64) 
 /// there is none. The text of a persist, probe or report command is then in
 /// `ota_agent_command_text`, until the next poll.
 ///
-/// # Safety
-///
-/// `agent` must be a live agent; `command_out` must point to a writable `ota_command`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_poll_command(
     agent: *mut ota_agent,
     command_out: *mut ota_command,
 ) -> Status {
     call(|| {
-        let a = try_mut!(agent);
-        if command_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`command_out` is NULL"));
-        }
+        let out = try_out!(command_out);
+        let a = try_handle_mut!(agent);
         let mut c = ota_command {
             kind: ota_command_kind::None,
             length: 0,
@@ -378,21 +351,16 @@ pub unsafe extern "C" fn ota_agent_poll_command(
                 ));
             }
         }
-        write_out(command_out, c)
+        out.write(c);
+        Ok(())
     })
 }
 
 /// Writes the text of the command last polled (the record of a persist, the probe of a
-/// probe, the report of a report; empty otherwise) into `buf` (NUL-terminated).
+/// probe, the report of a report; empty otherwise) into `buf`. A buffer too small loses
+/// nothing: the text stays until the next poll.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that, and the text stays available.
-///
-/// # Safety
-///
-/// `agent` must be a live agent; `buf` must point to `buf_len` writable bytes; `out_n` to a
-/// writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_command_text(
     agent: *const ota_agent,
@@ -401,7 +369,7 @@ pub unsafe extern "C" fn ota_agent_command_text(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let a = try_ref!(agent);
+        let a = try_handle!(agent);
         unsafe { write_text(&a.text, buf, buf_len, out_n) }
     })
 }
@@ -410,53 +378,46 @@ pub unsafe extern "C" fn ota_agent_command_text(
 /// receives it (an instant already past means now), or `UINT64_MAX` when the agent waits
 /// only on input.
 ///
-/// # Safety
-///
-/// `agent` must be a live agent; `at_out` must point to a writable `uint64_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_timeout(agent: *const ota_agent, at_out: *mut u64) -> Status {
     call(|| {
-        let a = try_ref!(agent);
-        write_out(at_out, a.agent.poll_timeout().map_or(u64::MAX, UnixMs::get))
+        let at = try_out!(at_out);
+        let a = try_handle!(agent);
+        at.write(a.agent.poll_timeout().map_or(u64::MAX, UnixMs::get));
+        Ok(())
     })
 }
 
-/// The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...): a static string the
-/// caller must not free, or NULL for a NULL agent.
+/// The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...) as a static string, or
+/// NULL for a NULL agent or a handle of another type (the last error says which).
 ///
-/// # Safety
-///
-/// `agent` must be NULL or a live agent.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_state(agent: *const ota_agent) -> *const c_char {
-    crate::panic::guard(|| match unsafe { agent.as_ref() } {
-        None => std::ptr::null(),
-        Some(a) => crate::error::static_cstr(a.agent.state().as_str()),
+    crate::panic::guard(|| match unsafe { handle_ref(agent, "agent") } {
+        Ok(a) => crate::error::static_cstr(a.agent.state().as_str()),
+        Err(f) => {
+            set_last_error(f.message);
+            std::ptr::null()
+        }
     })
 }
 
-/// Writes the active version of package `name` into `buf` (NUL-terminated); empty when the
-/// device has none.
+/// Writes the active version of package `name` into `buf`; empty when the device has none.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `agent` must be a live agent; `name` must point to `name_len` readable bytes; `buf` to
-/// `buf_len` writable bytes; `out_n` to a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_installed_version(
     agent: *const ota_agent,
-    name: *const u8,
+    name: *const c_char,
     name_len: usize,
     buf: *mut c_char,
     buf_len: usize,
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let a = try_ref!(agent);
+        let a = try_handle!(agent);
         let name = try_str!(name, name_len);
         let v = a
             .agent
@@ -468,12 +429,11 @@ pub unsafe extern "C" fn ota_agent_installed_version(
 }
 
 /// Frees an agent. NULL is allowed and does nothing. Freeing an agent mid-update loses
-/// nothing that was persisted: a new agent made from the last record resumes.
+/// nothing that was persisted: `ota_agent_new` (or `ota_agent_restore`) from the last record
+/// resumes.
 ///
-/// # Safety
-///
-/// `agent` must be NULL or an agent not freed before.
+/// Takes ownership of `agent`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_free(agent: *mut ota_agent) {
-    crate::panic::guard(|| unsafe { free_handle(agent) })
+    unsafe { free(agent) }
 }

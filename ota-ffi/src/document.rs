@@ -6,80 +6,56 @@ use std::ffi::c_char;
 use ota_core::{DeviceProfile, ModelManifest, Package, ParseError, Status};
 
 use crate::error::{Failure, call};
-use crate::ffi::{free_handle, try_ref, try_str, write_handle, write_text};
+use crate::ffi::{free, handle, new_handle, try_handle, try_out, try_str, write_text};
 
 /// A validated model manifest. Made by `ota_manifest_parse`, freed by `ota_manifest_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_manifest {
     pub(crate) inner: ModelManifest,
 }
+handle!(ota_manifest, ota_manifest_free);
 
 /// A validated package. Made by `ota_package_parse`, freed by `ota_package_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_package {
     pub(crate) inner: Package,
 }
+handle!(ota_package, ota_package_free);
 
 /// A validated device profile. Made by `ota_profile_parse`, freed by `ota_profile_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_profile {
     pub(crate) inner: DeviceProfile,
 }
+handle!(ota_profile, ota_profile_free);
 
-/// Parses UTF-8 JSON with `parse` and hands the result to C wrapped by `wrap`.
-fn parse_into<T, H>(
-    json: &str,
-    parse: fn(&[u8]) -> Result<T, ParseError>,
-    wrap: fn(T) -> H,
-    out: *mut *mut H,
-) -> Result<(), Failure> {
-    if out.is_null() {
-        return Err(Failure::new(
-            Status::NullPointer,
-            "the output handle pointer is NULL",
-        ));
-    }
-    let value = parse(json.as_bytes())?;
-    write_handle(out, wrap(value))
+/// Parses UTF-8 JSON with `parse`: the value to wrap in a new handle.
+fn parse<T>(json: &str, parse: fn(&[u8]) -> Result<T, ParseError>) -> Result<T, Failure> {
+    Ok(parse(json.as_bytes())?)
 }
 
-/// Parses and validates a model manifest from UTF-8 JSON.
-///
-/// Takes ownership of nothing. On success, `*manifest_out` receives a new manifest that the
-/// caller must free with `ota_manifest_free`. On failure nothing is written, and
+/// Parses and validates a model manifest from UTF-8 JSON. On failure,
 /// `ota_last_error_message` names the offending field (`io.inputs[2].shape: ...`) or lists
 /// every fault.
 ///
-/// # Safety
-///
-/// `json` must point to `json_len` readable bytes; `manifest_out` to a writable pointer.
+/// Takes no ownership; the caller frees `*manifest_out` with `ota_manifest_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_manifest_parse(
-    json: *const u8,
+    json: *const c_char,
     json_len: usize,
     manifest_out: *mut *mut ota_manifest,
 ) -> Status {
     call(|| {
-        let json = try_str!(json, json_len);
-        parse_into(
-            json,
-            ModelManifest::from_json,
-            |inner| ota_manifest { inner },
-            manifest_out,
-        )
+        let out = try_out!(manifest_out);
+        let inner = parse(try_str!(json, json_len), ModelManifest::from_json)?;
+        out.write(new_handle(ota_manifest { inner }));
+        Ok(())
     })
 }
 
-/// Writes the manifest as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
+/// Writes the manifest as compact JSON into `buf`.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `manifest` must be a live manifest; `buf` must point to `buf_len` writable bytes; `out_n`
-/// to a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_manifest_to_json(
     manifest: *const ota_manifest,
@@ -88,57 +64,40 @@ pub unsafe extern "C" fn ota_manifest_to_json(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let manifest = try_ref!(manifest);
+        let manifest = try_handle!(manifest);
         unsafe { write_text(&manifest.inner.to_json(), buf, buf_len, out_n) }
     })
 }
 
-/// Frees a manifest made by `ota_manifest_parse`. NULL is allowed and does nothing.
+/// Frees a manifest. NULL is allowed and does nothing.
 ///
-/// # Safety
-///
-/// `manifest` must be NULL or a manifest not freed before.
+/// Takes ownership of `manifest`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_manifest_free(manifest: *mut ota_manifest) {
-    crate::panic::guard(|| unsafe { free_handle(manifest) })
+    unsafe { free(manifest) }
 }
 
-/// Parses and validates a package from UTF-8 JSON.
+/// Parses and validates a package from UTF-8 JSON. On failure, `ota_last_error_message`
+/// names the offending field or lists every fault.
 ///
-/// Takes ownership of nothing. On success, `*package_out` receives a new package that the
-/// caller must free with `ota_package_free`. On failure nothing is written, and
-/// `ota_last_error_message` names the offending field or lists every fault.
-///
-/// # Safety
-///
-/// `json` must point to `json_len` readable bytes; `package_out` to a writable pointer.
+/// Takes no ownership; the caller frees `*package_out` with `ota_package_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_package_parse(
-    json: *const u8,
+    json: *const c_char,
     json_len: usize,
     package_out: *mut *mut ota_package,
 ) -> Status {
     call(|| {
-        let json = try_str!(json, json_len);
-        parse_into(
-            json,
-            Package::from_json,
-            |inner| ota_package { inner },
-            package_out,
-        )
+        let out = try_out!(package_out);
+        let inner = parse(try_str!(json, json_len), Package::from_json)?;
+        out.write(new_handle(ota_package { inner }));
+        Ok(())
     })
 }
 
-/// Writes the package as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
+/// Writes the package as compact JSON into `buf`.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `package` must be a live package; `buf` must point to `buf_len` writable bytes; `out_n`
-/// to a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_package_to_json(
     package: *const ota_package,
@@ -147,57 +106,40 @@ pub unsafe extern "C" fn ota_package_to_json(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let package = try_ref!(package);
+        let package = try_handle!(package);
         unsafe { write_text(&package.inner.to_json(), buf, buf_len, out_n) }
     })
 }
 
-/// Frees a package made by `ota_package_parse`. NULL is allowed and does nothing.
+/// Frees a package. NULL is allowed and does nothing.
 ///
-/// # Safety
-///
-/// `package` must be NULL or a package not freed before.
+/// Takes ownership of `package`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_package_free(package: *mut ota_package) {
-    crate::panic::guard(|| unsafe { free_handle(package) })
+    unsafe { free(package) }
 }
 
-/// Parses and validates a device profile from UTF-8 JSON.
-///
-/// Takes ownership of nothing. On success, `*profile_out` receives a new profile that the
-/// caller must free with `ota_profile_free`. On failure nothing is written, and
+/// Parses and validates a device profile from UTF-8 JSON. On failure,
 /// `ota_last_error_message` names the offending field or lists every fault.
 ///
-/// # Safety
-///
-/// `json` must point to `json_len` readable bytes; `profile_out` to a writable pointer.
+/// Takes no ownership; the caller frees `*profile_out` with `ota_profile_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_profile_parse(
-    json: *const u8,
+    json: *const c_char,
     json_len: usize,
     profile_out: *mut *mut ota_profile,
 ) -> Status {
     call(|| {
-        let json = try_str!(json, json_len);
-        parse_into(
-            json,
-            DeviceProfile::from_json,
-            |inner| ota_profile { inner },
-            profile_out,
-        )
+        let out = try_out!(profile_out);
+        let inner = parse(try_str!(json, json_len), DeviceProfile::from_json)?;
+        out.write(new_handle(ota_profile { inner }));
+        Ok(())
     })
 }
 
-/// Writes the profile as compact JSON into `buf` (NUL-terminated), its length in `*out_n`.
+/// Writes the profile as compact JSON into `buf`.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `profile` must be a live profile; `buf` must point to `buf_len` writable bytes; `out_n`
-/// to a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_profile_to_json(
     profile: *const ota_profile,
@@ -206,17 +148,15 @@ pub unsafe extern "C" fn ota_profile_to_json(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let profile = try_ref!(profile);
+        let profile = try_handle!(profile);
         unsafe { write_text(&profile.inner.to_json(), buf, buf_len, out_n) }
     })
 }
 
-/// Frees a profile made by `ota_profile_parse`. NULL is allowed and does nothing.
+/// Frees a profile. NULL is allowed and does nothing.
 ///
-/// # Safety
-///
-/// `profile` must be NULL or a profile not freed before.
+/// Takes ownership of `profile`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_profile_free(profile: *mut ota_profile) {
-    crate::panic::guard(|| unsafe { free_handle(profile) })
+    unsafe { free(profile) }
 }

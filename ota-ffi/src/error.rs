@@ -57,8 +57,10 @@ pub(crate) fn call(body: impl FnOnce() -> Result<(), Failure>) -> Status {
     })
 }
 
-/// A short description of `status`: a static string the caller must not free. An unknown code
-/// gives `"unknown status"`. Never returns NULL.
+/// A short description of `status`: a static string. An unknown code gives
+/// `"unknown status"`. Never returns NULL.
+///
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub extern "C" fn ota_status_message(status: u32) -> *const c_char {
     guard(|| match Status::from_code(status) {
@@ -67,8 +69,11 @@ pub extern "C" fn ota_status_message(status: u32) -> *const c_char {
     })
 }
 
-/// The `snake_case` name of `status` (`"chunk_digest_mismatch"`): a static string the caller
-/// must not free, or NULL for an unknown code.
+/// The `snake_case` name of `status` (`"chunk_digest_mismatch"`): a static string, or NULL
+/// for an unknown code (a number never used, or a retired one). The C constant is
+/// `OTA_STATUS_` and this name in upper case.
+///
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub extern "C" fn ota_status_name(status: u32) -> *const c_char {
     guard(|| match Status::from_code(status) {
@@ -96,17 +101,10 @@ fn leak_cstr(s: &'static str) -> *const c_char {
     c.as_ptr()
 }
 
-/// Copies the message of the last failed call on this thread into `buf` (NUL-terminated).
-/// The message is empty after a call that succeeded.
+/// Copies the message of the last failed call on this thread into `buf`. The message is
+/// empty after a call that succeeded, and asking for it does not change it.
 ///
-/// Writes the message's length (without the NUL) to `*out_n`. When `buf_len` is too small
-/// (or `buf` is NULL and `buf_len` 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the
-/// length in `*out_n`; the buffer needs one more byte than that.
-///
-/// # Safety
-///
-/// `buf` must point to `buf_len` writable bytes (or be NULL when `buf_len` is 0), and `out_n`
-/// to a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_last_error_message(
     buf: *mut c_char,

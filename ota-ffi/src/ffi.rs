@@ -1,20 +1,117 @@
-//! The conventions of the C ABI in one place: checked pointer access, owned handles, and text
-//! written into caller buffers.
+//! The conventions of the C ABI in one place: handles, checked pointer access, outputs, and
+//! text written into caller buffers.
 //!
-//! - A pointer argument goes through [`try_ref!`], [`try_mut!`], [`try_slice!`] or
-//!   [`try_str!`], which return `OTA_STATUS_NULL_POINTER` (or `OTA_STATUS_INVALID_UTF8`)
-//!   instead of dereferencing NULL. A zero-length slice may be NULL.
-//! - A handle is a `Box` given to C by [`into_handle`] and taken back by [`free_handle`].
+//! # Handles
+//!
+//! A handle is an opaque struct C only holds by pointer (`ota_package *`). Each is declared by
+//! three things side by side, the first two written out because cbindgen reads them:
+//!
+//! ```ignore
+//! /// A validated package. Made by `ota_package_parse`, freed by `ota_package_free`.
+//! pub struct ota_package { pub(crate) inner: Package }       // its C name and Rust contents
+//!
+//! #[unsafe(no_mangle)]
+//! pub unsafe extern "C" fn ota_package_free(package: *mut ota_package) {
+//!     unsafe { free::<ota_package>(package) }                // its _free
+//! }
+//!
+//! handle!(ota_package, ota_package_free);                    // ties them (checked at compile time)
+//! ```
+//!
+//! [`new_handle`] gives a value to C with a type tag in front of it; every function then takes
+//! the handle through [`try_handle!`] / [`try_handle_mut!`], which refuse NULL with
+//! `OTA_STATUS_NULL_POINTER` and a live handle of another type (a package where a verified
+//! package belongs) with `OTA_STATUS_WRONG_HANDLE`, before reading anything but the tag.
+//! [`free`] checks the tag the same way and ignores a handle of another type (it sets the last
+//! error message; a `_free` returns nothing). Freeing overwrites the tag, so a handle used
+//! after its `_free` is usually refused too; that is a diagnosis, not a guarantee (the memory
+//! may be reused), and a pointer this library never made is not checked at all.
+//!
+//! To move a file still on the untagged helpers (`into_handle`, `write_handle`,
+//! `free_handle`, `try_ref!` on a handle) to this: add `handle!(ota_x, ota_x_free);` beside
+//! the struct; make its `_free` body `unsafe { free::<ota_x>(x) }`; in constructors, take
+//! `let out = try_out!(x_out);` before doing any work and end with
+//! `out.write(new_handle(ota_x { .. }));`; and read every `ota_x *` argument with
+//! `try_handle!(x)` (or `try_handle_mut!(x)`). `try_ref!`/`try_mut!` stay for pointers to
+//! plain C structs (`ota_device_io`, `ota_command`). A handle made by [`new_handle`] must be
+//! freed by [`free`], never by `free_handle`.
+//!
+//! # Other pointers
+//!
+//! - A pointer argument to a C struct goes through [`try_ref!`] or [`try_mut!`]; a byte
+//!   input through [`try_slice!`], a text input (`const char *` and its length) through
+//!   [`try_str!`]; they fail with `OTA_STATUS_NULL_POINTER` (or `OTA_STATUS_INVALID_UTF8`)
+//!   naming the argument instead of dereferencing NULL. A zero-length input may be NULL.
+//! - An output pointer goes through [`try_out!`] before the function does any work, and is
+//!   written only on success.
 //! - Output text goes through [`write_text`]: NUL-terminated, its length in `*out_n`, and
 //!   `OTA_STATUS_INSUFFICIENT_SIZE` with the needed length when the buffer is too small.
+//! - A bound (document sizes, fleet sizes) comes from [`LIMITS`], never from a literal.
 
 use std::ffi::c_char;
+use std::mem::MaybeUninit;
 
 use ota_core::Status;
 
-use crate::error::Failure;
+use crate::error::{Failure, set_last_error};
 
-/// Dereferences a `*const T` argument, or fails with `NullPointer` naming it.
+/// A struct C holds only as a handle made by [`new_handle`]. Implemented by [`handle!`].
+pub(crate) trait Handle: Sized + 'static {
+    /// The C type name (`"ota_package"`): the handle's type tag, and how messages name it.
+    const C_NAME: &'static str;
+}
+
+/// Declares `$t` a handle freed by `$free`: `handle!(ota_package, ota_package_free);`. The
+/// struct and its `_free` are written out beside it (cbindgen reads them); this ties them
+/// together and fails to compile if `$free` does not take a `*mut $t`.
+macro_rules! handle {
+    ($t:ident, $free:ident) => {
+        impl $crate::ffi::Handle for $t {
+            const C_NAME: &'static str = stringify!($t);
+        }
+        const _: unsafe extern "C" fn(*mut $t) = $free;
+    };
+}
+
+/// A handle argument (`const ota_x *`) as a reference, or fails with `NullPointer` or
+/// `WrongHandle` naming it.
+macro_rules! try_handle {
+    ($p:ident) => {
+        match unsafe { $crate::ffi::handle_ref($p, stringify!($p)) } {
+            Ok(r) => r,
+            Err(f) => return Err(f),
+        }
+    };
+}
+
+/// A handle argument (`ota_x *`) as a mutable reference, or fails with `NullPointer` or
+/// `WrongHandle` naming it.
+macro_rules! try_handle_mut {
+    ($p:ident) => {
+        match unsafe { $crate::ffi::handle_mut($p, stringify!($p)) } {
+            Ok(r) => r,
+            Err(f) => return Err(f),
+        }
+    };
+}
+
+/// An output pointer (`T *x_out`) as a `&mut MaybeUninit<T>` to write on success, or fails
+/// with `NullPointer` naming it. Take it before doing any work.
+macro_rules! try_out {
+    ($p:ident) => {
+        match unsafe { $crate::ffi::out_ref($p) } {
+            Some(r) => r,
+            None => {
+                return Err($crate::error::Failure::new(
+                    ota_core::Status::NullPointer,
+                    concat!("`", stringify!($p), "` is NULL"),
+                ));
+            }
+        }
+    };
+}
+
+/// Dereferences a `*const T` argument that points to a plain C struct, or fails with `NullPointer` naming it.
 macro_rules! try_ref {
     ($p:ident) => {
         match unsafe { $p.as_ref() } {
@@ -29,7 +126,7 @@ macro_rules! try_ref {
     };
 }
 
-/// Dereferences a `*mut T` argument mutably, or fails with `NullPointer` naming it.
+/// Dereferences a `*mut T` argument that points to a plain C struct mutably, or fails with `NullPointer` naming it.
 macro_rules! try_mut {
     ($p:ident) => {
         match unsafe { $p.as_mut() } {
@@ -44,10 +141,11 @@ macro_rules! try_mut {
     };
 }
 
-/// A `(pointer, length)` argument as a byte slice; NULL is allowed when the length is 0.
+/// A `(pointer, length)` argument as a byte slice (from a `const uint8_t *` or a
+/// `const char *`); NULL is allowed when the length is 0.
 macro_rules! try_slice {
     ($p:ident, $n:ident) => {
-        match unsafe { $crate::ffi::slice($p, $n) } {
+        match unsafe { $crate::ffi::slice($p.cast::<u8>(), $n) } {
             Some(s) => s,
             None => {
                 return Err($crate::error::Failure::new(
@@ -65,7 +163,8 @@ macro_rules! try_slice {
     };
 }
 
-/// A `(pointer, length)` argument as UTF-8 text.
+/// A `(pointer, length)` argument as UTF-8 text; the pointer is a `const char *` or a
+/// `const uint8_t *`.
 macro_rules! try_str {
     ($p:ident, $n:ident) => {{
         let bytes = $crate::ffi::try_slice!($p, $n);
@@ -81,7 +180,9 @@ macro_rules! try_str {
     }};
 }
 
-pub(crate) use {try_mut, try_ref, try_slice, try_str};
+pub(crate) use {
+    handle, try_handle, try_handle_mut, try_mut, try_out, try_ref, try_slice, try_str,
+};
 
 /// The slice behind `(p, n)`: empty when `n` is 0, `None` when `p` is NULL otherwise.
 ///
@@ -98,12 +199,139 @@ pub(crate) unsafe fn slice<'a>(p: *const u8, n: usize) -> Option<&'a [u8]> {
     }
 }
 
-/// Gives `value` to C as a handle the caller must free.
+/// The bounds of every call of the C ABI. A C caller cannot choose other limits yet; each
+/// function that needs a bound takes it from here, never from a literal.
+pub(crate) const LIMITS: &ota_core::Limits = &ota_core::Limits::DEFAULT;
+
+/// The output behind `p`, or `None` when it is NULL. Use [`try_out!`].
+///
+/// # Safety
+///
+/// `p` must be NULL or point to a writable `T` that stays valid for `'a`.
+pub(crate) unsafe fn out_ref<'a, T>(p: *mut T) -> Option<&'a mut MaybeUninit<T>> {
+    unsafe { p.cast::<MaybeUninit<T>>().as_mut() }
+}
+
+/// The tag in front of every handle's value.
+#[repr(C, align(16))]
+struct Tag {
+    magic: u64,
+    name: &'static str,
+}
+
+/// What a live handle's tag starts with; a freed one has [`FREED`].
+const LIVE: u64 = u64::from_be_bytes(*b"ota-live");
+const FREED: u64 = u64::from_be_bytes(*b"ota-free");
+
+/// A handle as allocated: the tag, then the value C points to.
+#[repr(C)]
+struct Tagged<T> {
+    tag: Tag,
+    value: T,
+}
+
+/// Where the value sits after the tag: the same for every handle (checked in [`new_handle`]),
+/// so the tag of any handle can be read before knowing its type.
+const VALUE_OFFSET: usize = size_of::<Tag>();
+
+/// Gives `value` to C as a tagged handle the caller frees with its `_free`.
+pub(crate) fn new_handle<T: Handle>(value: T) -> *mut T {
+    const {
+        assert!(std::mem::offset_of!(Tagged<T>, value) == VALUE_OFFSET);
+    }
+    let raw = Box::into_raw(Box::new(Tagged {
+        tag: Tag {
+            magic: LIVE,
+            name: T::C_NAME,
+        },
+        value,
+    }));
+    unsafe { &raw mut (*raw).value }
+}
+
+/// Checks the tag in front of a non-NULL handle `p` of C type `T`.
+///
+/// # Safety
+///
+/// `p` must be NULL or a pointer from [`new_handle`] (of any handle type).
+unsafe fn check_tag<T: Handle>(p: *const T, arg: &str) -> Result<(), Failure> {
+    if p.is_null() {
+        return Err(Failure::new(
+            Status::NullPointer,
+            format!("`{arg}` is NULL"),
+        ));
+    }
+    let tag = unsafe { &*p.cast::<u8>().sub(VALUE_OFFSET).cast::<Tag>() };
+    if tag.magic != LIVE {
+        return Err(Failure::new(
+            Status::WrongHandle,
+            format!(
+                "`{arg}` is not a live {} (freed, or not made by this library)",
+                T::C_NAME
+            ),
+        ));
+    }
+    if tag.name != T::C_NAME {
+        return Err(Failure::new(
+            Status::WrongHandle,
+            format!("`{arg}` is an {}, not an {}", tag.name, T::C_NAME),
+        ));
+    }
+    Ok(())
+}
+
+/// The handle behind `p`, after [`check_tag`]. Use [`try_handle!`].
+///
+/// # Safety
+///
+/// `p` must be NULL or a pointer from [`new_handle`] not freed before.
+pub(crate) unsafe fn handle_ref<'a, T: Handle>(p: *const T, arg: &str) -> Result<&'a T, Failure> {
+    unsafe {
+        check_tag(p, arg)?;
+        Ok(&*p)
+    }
+}
+
+/// The handle behind `p`, mutably, after [`check_tag`]. Use [`try_handle_mut!`].
+///
+/// # Safety
+///
+/// `p` must be NULL or a pointer from [`new_handle`] not freed before.
+pub(crate) unsafe fn handle_mut<'a, T: Handle>(p: *mut T, arg: &str) -> Result<&'a mut T, Failure> {
+    unsafe {
+        check_tag(p, arg)?;
+        Ok(&mut *p)
+    }
+}
+
+/// Frees a handle made by [`new_handle`]; NULL is ignored, and so is a handle of another type
+/// (with a last error message saying so).
+///
+/// # Safety
+///
+/// `p` must be NULL or a pointer from [`new_handle`] not freed before.
+pub(crate) unsafe fn free<T: Handle>(p: *mut T) {
+    crate::panic::guard(|| {
+        if p.is_null() {
+            return;
+        }
+        if let Err(f) = unsafe { check_tag(p, "handle") } {
+            set_last_error(format!("not freed: {}", f.message));
+            return;
+        }
+        let raw = unsafe { p.cast::<u8>().sub(VALUE_OFFSET).cast::<Tagged<T>>() };
+        unsafe { (*raw).tag.magic = FREED };
+        drop(unsafe { Box::from_raw(raw) });
+    })
+}
+
+/// Gives `value` to C as an untagged handle the caller must free. Only for the handles not
+/// yet declared with [`handle!`] (see the module docs).
 pub(crate) fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))
 }
 
-/// Takes back and drops a handle; NULL is ignored.
+/// Takes back and drops an untagged handle from [`into_handle`]; NULL is ignored.
 ///
 /// # Safety
 ///
@@ -114,7 +342,7 @@ pub(crate) unsafe fn free_handle<T>(p: *mut T) {
     }
 }
 
-/// Gives `value` to C as a new handle through `out`, which must not be NULL (checked before
+/// Gives `value` to C as a new untagged handle through `out`, which must not be NULL (checked before
 /// anything is allocated).
 pub(crate) fn write_handle<T>(out: *mut *mut T, value: T) -> Result<(), Failure> {
     if out.is_null() {
@@ -271,4 +499,72 @@ pub(crate) fn key32(bytes: &[u8], what: &str) -> Result<[u8; 32], Failure> {
             format!("{what} is 32 bytes, found {}", bytes.len()),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(non_camel_case_types)]
+    struct ota_a(u32);
+    unsafe extern "C" fn ota_a_free(p: *mut ota_a) {
+        unsafe { free(p) }
+    }
+    handle!(ota_a, ota_a_free);
+
+    #[allow(non_camel_case_types)]
+    #[repr(align(16))]
+    struct ota_b(u8);
+    unsafe extern "C" fn ota_b_free(p: *mut ota_b) {
+        unsafe { free(p) }
+    }
+    handle!(ota_b, ota_b_free);
+
+    fn status<T>(r: Result<T, Failure>) -> Status {
+        r.err().map_or(Status::Ok, |f| f.status)
+    }
+
+    #[test]
+    fn a_handle_is_read_only_as_its_own_type() {
+        let a = new_handle(ota_a(7));
+        let b = new_handle(ota_b(9));
+        assert_eq!(unsafe { handle_ref(a, "a") }.unwrap().0, 7);
+        assert_eq!(unsafe { handle_mut(b, "b") }.unwrap().0, 9);
+        let wrong = unsafe { handle_ref(a.cast::<ota_b>(), "b") }.err().unwrap();
+        assert_eq!(wrong.status, Status::WrongHandle);
+        assert_eq!(wrong.message, "`b` is an ota_a, not an ota_b");
+        assert_eq!(
+            status(unsafe { handle_ref(b.cast::<ota_a>(), "a") }),
+            Status::WrongHandle
+        );
+        assert_eq!(
+            status(unsafe { handle_ref(std::ptr::null::<ota_a>(), "a") }),
+            Status::NullPointer
+        );
+        // Freeing through the wrong type frees nothing.
+        unsafe { ota_b_free(a.cast::<ota_b>()) };
+        assert!(crate::error::last_error().contains("not freed"));
+        assert_eq!(unsafe { handle_ref(a, "a") }.unwrap().0, 7);
+        unsafe {
+            ota_a_free(a);
+            ota_b_free(b);
+            ota_a_free(std::ptr::null_mut());
+        }
+    }
+
+    #[test]
+    fn try_out_refuses_null_before_any_work() {
+        fn make(out: *mut *mut ota_a) -> Result<(), Failure> {
+            let out = try_out!(out);
+            out.write(new_handle(ota_a(1)));
+            Ok(())
+        }
+        let failure = make(std::ptr::null_mut()).err().unwrap();
+        assert_eq!(failure.status, Status::NullPointer);
+        assert_eq!(failure.message, "`out` is NULL");
+        let mut h = std::ptr::null_mut();
+        make(&mut h).unwrap();
+        assert_eq!(unsafe { handle_ref(h, "h") }.unwrap().0, 1);
+        unsafe { ota_a_free(h) };
+    }
 }

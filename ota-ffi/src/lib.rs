@@ -6,29 +6,55 @@
 //!   outputs named `*_out`, written only on success.
 //! - Every function that can fail returns an `ota_status`; `OTA_STATUS_OK` is 0. The detail of
 //!   the last failure on the calling thread is in `ota_last_error_message`.
-//! - Bytes and strings are a pointer and a `size_t` length; a zero-length input may be NULL.
-//! - Output text goes into a caller buffer, NUL-terminated, with its length in `*out_n`; a
-//!   buffer that is too small gives `OTA_STATUS_INSUFFICIENT_SIZE` and the needed length.
-//! - Every constructor has a `_free` that accepts NULL.
+//! - Bytes are a `const uint8_t *` and a `size_t` length, text a `const char *` (UTF-8, no
+//!   terminator needed) and its length; a zero-length input may be NULL.
+//! - Output text goes into a caller buffer `(buf, buf_len, out_n)`: NUL-terminated, with its
+//!   length (without the NUL) in `*out_n`. A buffer that is too small (or NULL with
+//!   `buf_len` 0) gives `OTA_STATUS_INSUFFICIENT_SIZE` and the length in `*out_n`: call again
+//!   with `*out_n + 1` bytes; nothing is lost. Binary output is the same without the NUL.
+//! - Handles are opaque and type-checked: a NULL handle gives `OTA_STATUS_NULL_POINTER`, a
+//!   handle of another type `OTA_STATUS_WRONG_HANDLE`. Every constructor has a `_free` that
+//!   accepts NULL. Each function's documentation ends with what it takes ownership of and
+//!   what the caller frees, in the same words each time.
 //! - No panic crosses the boundary: it becomes `OTA_STATUS_PANIC` (or NULL).
+//!
+//! The safety contract is the same for every function and is stated here once, not per
+//! function: each pointer is NULL (where allowed) or valid for its documented length or
+//! type, handles are live (not freed) handles of this library, and a callback stays callable
+//! as long as the object it was given to.
 //!
 //! The Python module in `python/ota` wraps this library with ctypes.
 #![deny(missing_docs)]
+// The safety contract is stated once above, not in a `# Safety` section per function.
+#![allow(clippy::missing_safety_doc)]
 
-mod agent;
-mod compat;
-mod device_io;
-mod document;
-mod download;
-mod error;
+// The modules in the order `include/ota.h` presents them (cbindgen follows this order): the
+// machinery and errors, documents, the publisher, the control plane, the device, TUF. Each
+// group is its own block so rustfmt keeps the order.
 mod ffi;
 mod fs;
 mod panic;
+
+mod error;
+
+mod document;
+
+mod sign;
+
+mod seal;
+
+mod compat;
+
+mod rollout;
+
+mod device_io;
+mod download;
+
+mod agent;
+
 #[cfg(feature = "probe-runners")]
 mod probe;
-mod rollout;
-mod seal;
-mod sign;
+
 #[cfg(feature = "tuf")]
 mod tuf;
 
@@ -82,7 +108,9 @@ pub use tuf::{
     ota_tuf_trust_center,
 };
 
-/// The version of the library (`"0.1.0"`): a static string the caller must not free.
+/// The version of the library (`"0.1.0"`): a static string.
+///
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub extern "C" fn ota_version() -> *const std::ffi::c_char {
     panic::guard(|| {

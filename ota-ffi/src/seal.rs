@@ -12,8 +12,8 @@ use ota_core::seal::{self, ChunkedOpener, Opened, SealKey, Sealed, Sealer};
 use crate::document::ota_package;
 use crate::error::{Failure, call};
 use crate::ffi::{
-    CallbackWriter, free_handle, key32, ota_write_fn, random, try_mut, try_ref, try_slice, try_str,
-    write_handle, write_text,
+    CallbackWriter, LIMITS, free, handle, key32, new_handle, ota_write_fn, random, try_handle,
+    try_handle_mut, try_out, try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -23,6 +23,7 @@ use crate::sign::ota_verified_package;
 pub struct ota_sealer {
     state: SealerState,
 }
+handle!(ota_sealer, ota_sealer_free);
 
 enum SealerState {
     Sealing(Box<Sealer<CallbackWriter>>),
@@ -36,6 +37,7 @@ enum SealerState {
 pub struct ota_opener {
     state: OpenerState,
 }
+handle!(ota_opener, ota_opener_free);
 
 enum OpenerState {
     Opening(Box<ChunkedOpener<CallbackWriter>>),
@@ -43,11 +45,10 @@ enum OpenerState {
     Failed,
 }
 
-/// Fills `key_out` with a new 32-byte encryption key from the operating system's RNG.
+/// Fills `key_out` (`key_len` bytes, which must be 32) with a new encryption key from the
+/// operating system's RNG.
 ///
-/// # Safety
-///
-/// `key_out` must point to `key_len` writable bytes; `key_len` must be 32.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_seal_key_generate(key_out: *mut u8, key_len: usize) -> Status {
     call(|| {
@@ -72,13 +73,10 @@ fn seal_key(key: &[u8]) -> Result<SealKey, Failure> {
 
 /// Makes a sealer with a random IV that writes the sealed artifact to `write(ctx, ...)`.
 ///
-/// Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
-/// `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
+/// `ctx` is passed back to `write` untouched; `write` must stay callable until the sealer is
+/// finished or freed.
 ///
-/// # Safety
-///
-/// `key` must point to `key_len` (32) readable bytes; `write` must be callable with `ctx`
-/// until the sealer is finished or freed; `sealer_out` must point to a writable pointer.
+/// Takes no ownership; the caller frees `*sealer_out` with `ota_sealer_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_sealer_new(
     key: *const u8,
@@ -88,18 +86,14 @@ pub unsafe extern "C" fn ota_sealer_new(
     sealer_out: *mut *mut ota_sealer,
 ) -> Status {
     call(|| {
+        let handle_out = try_out!(sealer_out);
         let key = seal_key(try_slice!(key, key_len))?;
         let out = CallbackWriter::new(write, ctx)?;
-        if sealer_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`sealer_out` is NULL"));
-        }
         let sealer = Sealer::new(&key, random::<16>()?, out)?;
-        write_handle(
-            sealer_out,
-            ota_sealer {
-                state: SealerState::Sealing(Box::new(sealer)),
-            },
-        )
+        handle_out.write(new_handle(ota_sealer {
+            state: SealerState::Sealing(Box::new(sealer)),
+        }));
+        Ok(())
     })
 }
 
@@ -108,14 +102,10 @@ pub unsafe extern "C" fn ota_sealer_new(
 /// same bytes. `ota_sealer_finish` fails with `OTA_STATUS_PLAINTEXT_MISMATCH` if the plaintext
 /// written has another digest.
 ///
-/// Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
-/// `*sealer_out` receives a new sealer that the caller must free with `ota_sealer_free`.
+/// `ctx` is passed back to `write` untouched; `write` must stay callable until the sealer is
+/// finished or freed.
 ///
-/// # Safety
-///
-/// `key` must point to `key_len` (32) readable bytes and `plaintext_sha256` to
-/// `plaintext_sha256_len` (32); `write` must be callable with `ctx` until the sealer is
-/// finished or freed; `sealer_out` must point to a writable pointer.
+/// Takes no ownership; the caller frees `*sealer_out` with `ota_sealer_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_sealer_new_reproducible(
     key: *const u8,
@@ -127,6 +117,7 @@ pub unsafe extern "C" fn ota_sealer_new_reproducible(
     sealer_out: *mut *mut ota_sealer,
 ) -> Status {
     call(|| {
+        let handle_out = try_out!(sealer_out);
         let key = seal_key(try_slice!(key, key_len))?;
         let digest = try_slice!(plaintext_sha256, plaintext_sha256_len);
         let digest: [u8; 32] = digest.try_into().map_err(|_| {
@@ -136,26 +127,19 @@ pub unsafe extern "C" fn ota_sealer_new_reproducible(
             )
         })?;
         let out = CallbackWriter::new(write, ctx)?;
-        if sealer_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`sealer_out` is NULL"));
-        }
         let sealer = Sealer::reproducible(&key, Sha256Digest::from_bytes(digest), out)?;
-        write_handle(
-            sealer_out,
-            ota_sealer {
-                state: SealerState::Sealing(Box::new(sealer)),
-            },
-        )
+        handle_out.write(new_handle(ota_sealer {
+            state: SealerState::Sealing(Box::new(sealer)),
+        }));
+        Ok(())
     })
 }
 
 /// Seals the next plaintext bytes; sealed bytes go to the write callback as they are ready.
 ///
-/// Takes ownership of nothing. After a failure the sealer refuses further calls.
+/// After a failure the sealer refuses further calls.
 ///
-/// # Safety
-///
-/// `sealer` must be a live sealer; `data` must point to `data_len` readable bytes.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_sealer_write(
     sealer: *mut ota_sealer,
@@ -163,7 +147,7 @@ pub unsafe extern "C" fn ota_sealer_write(
     data_len: usize,
 ) -> Status {
     call(|| {
-        let sealer = try_mut!(sealer);
+        let sealer = try_handle_mut!(sealer);
         let data = try_slice!(data, data_len);
         let SealerState::Sealing(s) = &mut sealer.state else {
             return Err(Failure::new(
@@ -180,18 +164,14 @@ pub unsafe extern "C" fn ota_sealer_write(
 }
 
 /// Finishes sealing (the gzip trailer and the padding go to the write callback) and writes
-/// what was sealed as JSON into `buf` (NUL-terminated): `{"sha256", "size_bytes",
+/// what was sealed as JSON into `buf`: `{"sha256", "size_bytes",
 /// "plaintext_size", "plaintext_sha256", "iv", "chunks"}`. Calling it again returns the same
 /// JSON.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that, and the sealer is still finished.
+/// `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the sealer stays finished, and the call can
+/// be repeated with a larger buffer.
 ///
-/// # Safety
-///
-/// `sealer` must be a live sealer; `buf` must point to `buf_len` writable bytes; `out_n` to a
-/// writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_sealer_finish(
     sealer: *mut ota_sealer,
@@ -200,7 +180,7 @@ pub unsafe extern "C" fn ota_sealer_finish(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let sealer = try_mut!(sealer);
+        let sealer = try_handle_mut!(sealer);
         if let SealerState::Sealing(_) = sealer.state {
             let SealerState::Sealing(s) = std::mem::replace(&mut sealer.state, SealerState::Failed)
             else {
@@ -223,30 +203,24 @@ pub unsafe extern "C" fn ota_sealer_finish(
 
 /// Frees a sealer. NULL is allowed and does nothing.
 ///
-/// # Safety
-///
-/// `sealer` must be NULL or a sealer not freed before.
+/// Takes ownership of `sealer`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_sealer_free(sealer: *mut ota_sealer) {
-    crate::panic::guard(|| unsafe { free_handle(sealer) })
+    unsafe { free(sealer) }
 }
 
 /// Sets a package's artifact fields from a finished sealer: `sha256`, `size_bytes`, the
 /// chunk table and the seal information. The package can then be signed.
 ///
-/// Takes ownership of nothing.
-///
-/// # Safety
-///
-/// `package` must be a live package and `sealer` a live, finished sealer.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_package_set_sealed(
     package: *mut ota_package,
     sealer: *const ota_sealer,
 ) -> Status {
     call(|| {
-        let package = try_mut!(package);
-        let sealer = try_ref!(sealer);
+        let package = try_handle_mut!(package);
+        let sealer = try_handle!(sealer);
         let SealerState::Sealed(s) = &sealer.state else {
             return Err(Failure::new(
                 Status::InvalidArgument,
@@ -261,14 +235,10 @@ pub unsafe extern "C" fn ota_package_set_sealed(
 /// Makes an opener for a verified package's artifact, with its encryption key. Plaintext
 /// goes to `write(ctx, ...)`; it is complete only when `ota_opener_finish` succeeds.
 ///
-/// Takes ownership of nothing; `ctx` is passed back to `write` untouched. On success,
-/// `*opener_out` receives a new opener that the caller must free with `ota_opener_free`.
+/// `ctx` is passed back to `write` untouched; `write` must stay callable until the opener is
+/// finished or freed.
 ///
-/// # Safety
-///
-/// `package` must be a live verified package; `key` must point to `key_len` (32) readable
-/// bytes; `write` must be callable with `ctx` until the opener is finished or freed;
-/// `opener_out` must point to a writable pointer.
+/// Takes no ownership; the caller frees `*opener_out` with `ota_opener_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_opener_new(
     package: *const ota_verified_package,
@@ -279,32 +249,26 @@ pub unsafe extern "C" fn ota_opener_new(
     opener_out: *mut *mut ota_opener,
 ) -> Status {
     call(|| {
-        let package = &try_ref!(package).inner;
+        let handle_out = try_out!(opener_out);
+        let package = &try_handle!(package).inner;
         let key = seal_key(try_slice!(key, key_len))?;
         let out = CallbackWriter::new(write, ctx)?;
-        if opener_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`opener_out` is NULL"));
-        }
         let opener = ChunkedOpener::new(&key, package.chunks().clone(), package.expected(), out);
-        write_handle(
-            opener_out,
-            ota_opener {
-                state: OpenerState::Opening(Box::new(opener)),
-            },
-        )
+        handle_out.write(new_handle(ota_opener {
+            state: OpenerState::Opening(Box::new(opener)),
+        }));
+        Ok(())
     })
 }
 
 /// Takes the next bytes of the sealed artifact, in order. Each 64 KiB chunk is checked
 /// against the signed chunk table as soon as it is complete, and only then decrypted.
 ///
-/// Takes ownership of nothing. After a failure (`OTA_STATUS_CHUNK_DIGEST_MISMATCH` naming the
-/// chunk, `OTA_STATUS_TOO_LONG`, `OTA_STATUS_PLAINTEXT_TOO_LARGE`, ...) the opener refuses
-/// further calls and the plaintext written so far must be discarded.
+/// After a failure (`OTA_STATUS_CHUNK_DIGEST_MISMATCH` naming the chunk,
+/// `OTA_STATUS_TOO_LONG`, `OTA_STATUS_PLAINTEXT_TOO_LARGE`, ...) the opener refuses further
+/// calls and the plaintext written so far must be discarded.
 ///
-/// # Safety
-///
-/// `opener` must be a live opener; `data` must point to `data_len` readable bytes.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_opener_write(
     opener: *mut ota_opener,
@@ -312,7 +276,7 @@ pub unsafe extern "C" fn ota_opener_write(
     data_len: usize,
 ) -> Status {
     call(|| {
-        let opener = try_mut!(opener);
+        let opener = try_handle_mut!(opener);
         let data = try_slice!(data, data_len);
         let OpenerState::Opening(o) = &mut opener.state else {
             return Err(Failure::new(
@@ -330,17 +294,13 @@ pub unsafe extern "C" fn ota_opener_write(
 
 /// Ends the artifact: checks its size and SHA-256, the padding, the gzip stream, and the
 /// plaintext's size and digest, and writes `{"plaintext_size", "plaintext_sha256"}` into
-/// `buf` (NUL-terminated). Only success means the plaintext is complete. Calling it again
+/// `buf`. Only success means the plaintext is complete. Calling it again
 /// returns the same JSON.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that, and the opener is still finished.
+/// `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the opener stays finished, and the call can
+/// be repeated with a larger buffer.
 ///
-/// # Safety
-///
-/// `opener` must be a live opener; `buf` must point to `buf_len` writable bytes; `out_n` to a
-/// writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_opener_finish(
     opener: *mut ota_opener,
@@ -349,7 +309,7 @@ pub unsafe extern "C" fn ota_opener_finish(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let opener = try_mut!(opener);
+        let opener = try_handle_mut!(opener);
         if let OpenerState::Opening(_) = opener.state {
             let OpenerState::Opening(o) = std::mem::replace(&mut opener.state, OpenerState::Failed)
             else {
@@ -372,12 +332,10 @@ pub unsafe extern "C" fn ota_opener_finish(
 
 /// Frees an opener. NULL is allowed and does nothing.
 ///
-/// # Safety
-///
-/// `opener` must be NULL or an opener not freed before.
+/// Takes ownership of `opener`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_opener_free(opener: *mut ota_opener) {
-    crate::panic::guard(|| unsafe { free_handle(opener) })
+    unsafe { free(opener) }
 }
 
 #[derive(serde::Deserialize)]
@@ -394,36 +352,31 @@ struct RegistrationParams {
 }
 
 /// Builds seed 002's registration record for an artifact a finished sealer produced with
-/// `key`, and writes it as JSON into `buf` (NUL-terminated). `params` is JSON:
+/// `key`, and writes it as JSON into `buf`. `params` is JSON:
 /// `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
 /// "cdn_base"?}`. The record holds the key: treat it as a secret.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `sealer` must be a live, finished sealer; `key` must point to `key_len` (32) readable
-/// bytes; `params` to `params_len`; `buf` to `buf_len` writable bytes; `out_n` to a writable
-/// `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_registration_build(
     sealer: *const ota_sealer,
     key: *const u8,
     key_len: usize,
-    params: *const u8,
+    params: *const c_char,
     params_len: usize,
     buf: *mut c_char,
     buf_len: usize,
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let sealer = try_ref!(sealer);
+        let sealer = try_handle!(sealer);
         let key = seal_key(try_slice!(key, key_len))?;
         let params = try_str!(params, params_len);
-        let p: RegistrationParams =
-            ota_core::json::from_slice("registration parameters", params.as_bytes(), 1 << 16)?;
+        let p: RegistrationParams = ota_core::json::from_slice(
+            "registration parameters",
+            params.as_bytes(),
+            LIMITS.max_document_bytes,
+        )?;
         let SealerState::Sealed(sealed) = &sealer.state else {
             return Err(Failure::new(
                 Status::InvalidArgument,
@@ -449,19 +402,12 @@ pub unsafe extern "C" fn ota_registration_build(
 }
 
 /// Writes a registration record's object key, `{dev_stage}/{resource_name}-{architecture}-
-/// {version}.enc`, into `buf` (NUL-terminated).
+/// {version}.enc`, into `buf`.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `registration` must point to `registration_len` readable bytes; `buf` to `buf_len`
-/// writable bytes; `out_n` to a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_registration_object_key(
-    registration: *const u8,
+    registration: *const c_char,
     registration_len: usize,
     buf: *mut c_char,
     buf_len: usize,
@@ -479,19 +425,14 @@ pub unsafe extern "C" fn ota_registration_object_key(
 /// writes it to `out_path` through a temporary file renamed only on success, so a failure
 /// leaves no output file behind.
 ///
-/// Takes ownership of nothing.
-///
-/// # Safety
-///
-/// `registration` must point to `registration_len` readable bytes, `artifact_path` to
-/// `artifact_path_len` and `out_path` to `out_path_len` (UTF-8 paths).
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_registration_open_file(
-    registration: *const u8,
+    registration: *const c_char,
     registration_len: usize,
-    artifact_path: *const u8,
+    artifact_path: *const c_char,
     artifact_path_len: usize,
-    out_path: *const u8,
+    out_path: *const c_char,
     out_path_len: usize,
     max_plaintext: u64,
 ) -> Status {

@@ -10,8 +10,8 @@ use ota_host::tuf::client::{Client, Trusted};
 
 use crate::error::{Failure, call};
 use crate::ffi::{
-    CallbackWriter, free_handle, ota_write_fn, try_ref, try_slice, try_str, write_handle,
-    write_out, write_text,
+    CallbackWriter, free, handle, new_handle, ota_write_fn, try_handle, try_out, try_slice,
+    try_str, write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -21,6 +21,7 @@ use crate::sign::ota_verified_package;
 pub struct ota_tuf_client {
     inner: Client,
 }
+handle!(ota_tuf_client, ota_tuf_client_free);
 
 /// A refreshed, verified TUF repository. Made by `ota_tuf_refresh`, freed by
 /// `ota_tuf_repo_free`.
@@ -28,6 +29,7 @@ pub struct ota_tuf_client {
 pub struct ota_tuf_repo {
     inner: Trusted,
 }
+handle!(ota_tuf_repo, ota_tuf_repo_free);
 
 fn tuf_error(e: TufError) -> Failure {
     Failure::new(e.status(), e.to_string())
@@ -39,27 +41,22 @@ fn tuf_error(e: TufError) -> Failure {
 /// `snapshot.json`, `targets.json`): its `root.json`, when present, is trusted instead of
 /// `root`, and after each successful refresh the four files are replaced.
 ///
-/// Takes ownership of nothing. On success, `*client_out` receives a new client that the caller
-/// must free with `ota_tuf_client_free`.
-///
-/// # Safety
-///
-/// Each pointer must point to its length in readable bytes (`state_dir` may be NULL with
-/// length 0); `client_out` must point to a writable pointer.
+/// Takes no ownership; the caller frees `*client_out` with `ota_tuf_client_free`.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn ota_tuf_client_new(
-    root: *const u8,
+    root: *const c_char,
     root_len: usize,
-    metadata_url: *const u8,
+    metadata_url: *const c_char,
     metadata_url_len: usize,
-    targets_url: *const u8,
+    targets_url: *const c_char,
     targets_url_len: usize,
-    state_dir: *const u8,
+    state_dir: *const c_char,
     state_dir_len: usize,
     client_out: *mut *mut ota_tuf_client,
 ) -> Status {
     call(|| {
+        let out = try_out!(client_out);
         let root = try_slice!(root, root_len).to_vec();
         let metadata = try_str!(metadata_url, metadata_url_len);
         let targets = try_str!(targets_url, targets_url_len);
@@ -68,7 +65,8 @@ pub unsafe extern "C" fn ota_tuf_client_new(
         if !state.is_empty() {
             inner = inner.state_dir(state);
         }
-        write_handle(client_out, ota_tuf_client { inner })
+        out.write(new_handle(ota_tuf_client { inner }));
+        Ok(())
     })
 }
 
@@ -76,12 +74,7 @@ pub unsafe extern "C" fn ota_tuf_client_new(
 /// verified (signatures and thresholds, rollback, mix-and-match, sizes, expiry). Each attack
 /// fails with its own `OTA_STATUS_TUF_*` status and leaves the trusted state as it was.
 ///
-/// Takes ownership of nothing. On success, `*repo_out` receives a new repository that the
-/// caller must free with `ota_tuf_repo_free`.
-///
-/// # Safety
-///
-/// `client` must be a live client; `repo_out` must point to a writable pointer.
+/// Takes no ownership; the caller frees `*repo_out` with `ota_tuf_repo_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_refresh(
     client: *const ota_tuf_client,
@@ -89,12 +82,11 @@ pub unsafe extern "C" fn ota_tuf_refresh(
     repo_out: *mut *mut ota_tuf_repo,
 ) -> Status {
     call(|| {
-        let client = try_ref!(client);
-        if repo_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`repo_out` is NULL"));
-        }
+        let out = try_out!(repo_out);
+        let client = try_handle!(client);
         let inner = client.inner.refresh(now).map_err(tuf_error)?;
-        write_handle(repo_out, ota_tuf_repo { inner })
+        out.write(new_handle(ota_tuf_repo { inner }));
+        Ok(())
     })
 }
 
@@ -102,33 +94,24 @@ pub unsafe extern "C" fn ota_tuf_refresh(
 /// `ota_download_new` and `ota_opener_new` like an envelope-verified one); `*length_out`
 /// receives the target's length.
 ///
-/// Takes ownership of nothing. On success, `*package_out` receives a new verified package that
-/// the caller must free with `ota_verified_package_free`.
-///
-/// # Safety
-///
-/// `repo` must be a live repository; `name` must point to `name_len` readable bytes;
-/// `package_out` to a writable pointer and `length_out` to a writable `uint64_t`.
+/// Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_resolve(
     repo: *const ota_tuf_repo,
-    name: *const u8,
+    name: *const c_char,
     name_len: usize,
     package_out: *mut *mut ota_verified_package,
     length_out: *mut u64,
 ) -> Status {
     call(|| {
-        let repo = try_ref!(repo);
+        let package = try_out!(package_out);
+        let length = try_out!(length_out);
+        let repo = try_handle!(repo);
         let name = try_str!(name, name_len);
-        if package_out.is_null() || length_out.is_null() {
-            return Err(Failure::new(
-                Status::NullPointer,
-                "an output pointer is NULL",
-            ));
-        }
         let r = repo.inner.resolve(name).map_err(tuf_error)?;
-        write_out(length_out, r.length)?;
-        write_handle(package_out, ota_verified_package { inner: r.package })
+        length.write(r.length);
+        package.write(new_handle(ota_verified_package { inner: r.package }));
+        Ok(())
     })
 }
 
@@ -136,50 +119,43 @@ pub unsafe extern "C" fn ota_tuf_resolve(
 /// bytes to `write(ctx, data, len)`; `*written_out` receives the length. On any failure what
 /// was handed over must be discarded.
 ///
-/// # Safety
-///
-/// `repo` must be a live repository; `name` must point to `name_len` readable bytes; `write`
-/// must be a valid callback; `written_out` must point to a writable `uint64_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_download(
     repo: *const ota_tuf_repo,
-    name: *const u8,
+    name: *const c_char,
     name_len: usize,
     write: ota_write_fn,
     ctx: *mut c_void,
     written_out: *mut u64,
 ) -> Status {
     call(|| {
-        let repo = try_ref!(repo);
+        let written = try_out!(written_out);
+        let repo = try_handle!(repo);
         let name = try_str!(name, name_len);
-        if written_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`written_out` is NULL"));
-        }
         let mut w = CallbackWriter::new(write, ctx)?;
         let n = repo.inner.download(name, &mut w).map_err(tuf_error)?;
         w.flush()
             .map_err(|e| Failure::new(Status::Io, e.to_string()))?;
-        write_out(written_out, n)
+        written.write(n);
+        Ok(())
     })
 }
 
 /// Downloads target `name` into the file at `path`, written only when the whole target
 /// verified (a temporary file is renamed into place).
 ///
-/// # Safety
-///
-/// `repo` must be a live repository; `name` and `path` must point to their lengths in
-/// readable bytes.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_download_file(
     repo: *const ota_tuf_repo,
-    name: *const u8,
+    name: *const c_char,
     name_len: usize,
-    path: *const u8,
+    path: *const c_char,
     path_len: usize,
 ) -> Status {
     call(|| {
-        let repo = try_ref!(repo);
+        let repo = try_handle!(repo);
         let name = try_str!(name, name_len);
         let path = try_str!(path, path_len);
         crate::fs::write_atomically(std::path::Path::new(path), |out| {
@@ -195,14 +171,7 @@ pub unsafe extern "C" fn ota_tuf_download_file(
 /// "threshold", "keyids", "signed_by"}], "targets": [{"name", "length", "sha256", "package",
 /// "package_id"}]}`.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `repo` must be a live repository; `buf` must point to `buf_len` writable bytes; `out_n` to
-/// a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_trust_center(
     repo: *const ota_tuf_repo,
@@ -211,7 +180,7 @@ pub unsafe extern "C" fn ota_tuf_trust_center(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let repo = try_ref!(repo);
+        let repo = try_handle!(repo);
         let json = serde_json::to_string(&repo.inner.trust_center())
             .map_err(|e| Failure::new(Status::Panic, e.to_string()))?;
         unsafe { write_text(&json, buf, buf_len, out_n) }
@@ -220,20 +189,16 @@ pub unsafe extern "C" fn ota_tuf_trust_center(
 
 /// Frees a TUF client. NULL is allowed and does nothing.
 ///
-/// # Safety
-///
-/// `client` must be NULL or a client not freed before.
+/// Takes ownership of `client`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_client_free(client: *mut ota_tuf_client) {
-    crate::panic::guard(|| unsafe { free_handle(client) })
+    unsafe { free(client) }
 }
 
 /// Frees a TUF repository. NULL is allowed and does nothing.
 ///
-/// # Safety
-///
-/// `repo` must be NULL or a repository not freed before.
+/// Takes ownership of `repo`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_repo_free(repo: *mut ota_tuf_repo) {
-    crate::panic::guard(|| unsafe { free_handle(repo) })
+    unsafe { free(repo) }
 }

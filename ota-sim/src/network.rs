@@ -74,11 +74,7 @@ impl Network {
             wanted.push(r);
             return Some(Transit::Lost);
         }
-        let start = usize::try_from(r.offset)
-            .unwrap_or(usize::MAX)
-            .min(artifact.len());
-        let end = (start + r.length as usize).min(artifact.len());
-        let mut data = artifact[start..end].to_vec();
+        let mut data = chunk(artifact, &r).to_vec();
         let corrupted = self.rng.chance(self.corruption) && !data.is_empty();
         if corrupted {
             let i = self.rng.index(data.len());
@@ -106,11 +102,18 @@ pub fn in_order(
     artifact: &[u8],
 ) -> Option<(u64, Vec<u8>)> {
     let r = wanted.pop_front()?;
-    let start = usize::try_from(r.offset)
+    Some((r.offset, chunk(artifact, &r).to_vec()))
+}
+
+/// The bytes of `artifact` that `request` asks for, cut short where the artifact ends.
+pub fn chunk<'a>(artifact: &'a [u8], request: &ChunkRequest) -> &'a [u8] {
+    let start = usize::try_from(request.offset)
         .unwrap_or(usize::MAX)
         .min(artifact.len());
-    let end = (start + r.length as usize).min(artifact.len());
-    Some((r.offset, artifact[start..end].to_vec()))
+    let end = start
+        .saturating_add(request.length as usize)
+        .min(artifact.len());
+    &artifact[start..end]
 }
 
 #[cfg(test)]
@@ -154,6 +157,19 @@ mod tests {
         assert_eq!(got, (0..10).map(|i| i * 4).collect::<Vec<u64>>());
         assert_eq!(net.take_traffic().delivered, 10);
         assert_eq!(net.traffic, Traffic::default());
+    }
+
+    #[test]
+    fn a_chunk_past_the_end_is_cut_short() {
+        let artifact: Vec<u8> = (0..10).collect();
+        let at = |offset, length| ChunkRequest {
+            index: 0,
+            offset,
+            length,
+        };
+        assert_eq!(chunk(&artifact, &at(4, 4)), [4, 5, 6, 7]);
+        assert_eq!(chunk(&artifact, &at(8, 4)), [8, 9]);
+        assert!(chunk(&artifact, &at(u64::MAX, 4)).is_empty());
     }
 
     #[test]

@@ -46,6 +46,13 @@ impl Rng {
         &items[self.index(items.len())]
     }
 
+    /// Shuffles `items` in place (Fisher-Yates): every order equally likely.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.index(i + 1));
+        }
+    }
+
     /// A float in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -86,6 +93,20 @@ mod tests {
             Rng::stream(7, "fleet").next_u64(),
             Rng::stream(7, "network").next_u64()
         );
+    }
+
+    #[test]
+    fn a_shuffle_reorders_without_losing_or_repeating() {
+        let mut r = Rng::new(4);
+        let mut v: Vec<u32> = (0..100).collect();
+        r.shuffle(&mut v);
+        assert_ne!(v, (0..100).collect::<Vec<u32>>(), "not shuffled");
+        let mut again: Vec<u32> = (0..100).collect();
+        Rng::new(4).shuffle(&mut again);
+        assert_eq!(v, again, "another order from the same seed");
+        v.sort_unstable();
+        assert_eq!(v, (0..100).collect::<Vec<u32>>());
+        r.shuffle::<u32>(&mut []);
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub struct Slots {
     pub active: usize,
     /// The slot last opened for an install: the one a swap activates.
     pub target: usize,
-    /// Bytes written to any slot since the counter was last reset.
+    /// Bytes written to any slot since the counter was last reset
+    /// ([`Slots::take_slot_writes`]).
     pub slot_writes: Arc<Mutex<u64>>,
     /// Cut the power after this many more slot bytes: the slot writer then fails.
     pub cut_after: Arc<Mutex<Option<u64>>>,
@@ -63,6 +64,12 @@ impl Slots {
     /// Makes slot writes fail after `bytes` more bytes (`None`: never).
     pub fn cut_power_after(&self, bytes: Option<u64>) {
         *lock(&self.cut_after) = bytes;
+    }
+
+    /// The bytes written to any slot since the last call (or since the start), and starts
+    /// counting again.
+    pub fn take_slot_writes(&self) -> u64 {
+        std::mem::take(&mut *lock(&self.slot_writes))
     }
 
     /// The SHA-256 of the active slot.
@@ -148,7 +155,8 @@ mod tests {
         assert_eq!(s.active_digest(), Sha256Digest::of(b"new"));
         s.restore_previous();
         assert_eq!(s.active_bytes(), b"old");
-        assert_eq!(*lock(&s.slot_writes), 3);
+        assert_eq!(s.take_slot_writes(), 3);
+        assert_eq!(s.take_slot_writes(), 0);
     }
 
     #[test]

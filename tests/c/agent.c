@@ -19,6 +19,11 @@ static unsigned char *slurp(const char *name, size_t *len) {
     return read_file(dir, name, len);
 }
 
+/* A text file (JSON, hex): what the library takes as `const char *` and a length. */
+static char *slurp_text(const char *name, size_t *len) {
+    return read_text(dir, name, len);
+}
+
 static void spit(const char *name, const void *data, size_t len) {
     char p[4096], tmp[4200];
     FILE *f;
@@ -134,12 +139,12 @@ static int reports = 0;
 static ota_agent *boot(void) {
     ota_agent *agent = NULL;
     size_t len = 0, rlen = 0;
-    unsigned char *config = slurp("config.json", &len);
+    char *config = slurp_text("config.json", &len);
     char p[4096];
-    unsigned char *record = NULL;
+    char *record = NULL;
     path_of(p, sizeof p, "record.json");
     if (access(p, F_OK) == 0) {
-        record = slurp("record.json", &rlen);
+        record = slurp_text("record.json", &rlen);
     }
     now += 1000;
     CHECK_STATUS(ota_agent_new(config, len, record, rlen, now, &io, &agent), OTA_STATUS_OK);
@@ -179,10 +184,9 @@ static void drain(ota_agent *agent) {
             char detail[512];
             size_t dn = 0;
             const char *allow = "[\"/bin/true\",\"/bin/false\"]";
-            CHECK_STATUS(ota_probe_run((const uint8_t *)text, n, (const uint8_t *)allow, strlen(allow), c.swapped_at,
-                                       &healthy, detail, sizeof detail, &dn),
+            CHECK_STATUS(ota_probe_run(text, n, allow, strlen(allow), c.swapped_at, &healthy, detail, sizeof detail, &dn),
                          OTA_STATUS_OK);
-            CHECK_STATUS(ota_agent_handle_probe_result(agent, healthy, (const uint8_t *)detail, dn, now), OTA_STATUS_OK);
+            CHECK_STATUS(ota_agent_handle_probe_result(agent, healthy, detail, dn, now), OTA_STATUS_OK);
             break;
         }
         case OTA_COMMAND_KIND_RESTORE_PREVIOUS:
@@ -261,7 +265,7 @@ static int active_slot_is(const char *plain_name) {
 
 static void assign(ota_agent *agent, const char *name, ota_status expected) {
     size_t len = 0;
-    unsigned char *a = slurp(name, &len);
+    char *a = slurp_text(name, &len);
     CHECK_STATUS(ota_agent_handle_assignment(agent, a, len, now), expected);
     free(a);
 }
@@ -274,12 +278,12 @@ static void errors(ota_agent *agent) {
     uint64_t at = 0;
     ota_device_io broken = io;
     broken.slot_open = NULL;
-    CHECK_STATUS(ota_agent_new((const uint8_t *)"{}", 2, NULL, 0, now, &io, &none), OTA_STATUS_MISSING_FIELD);
+    CHECK_STATUS(ota_agent_new("{}", 2, NULL, 0, now, &io, &none), OTA_STATUS_MISSING_FIELD);
     CHECK_STATUS(ota_agent_new(NULL, 5, NULL, 0, now, &io, &none), OTA_STATUS_NULL_POINTER);
     {
         size_t len = 0;
-        unsigned char *config = slurp("config.json", &len);
-        CHECK_STATUS(ota_agent_new(config, len, (const uint8_t *)"{\"state\":\"probing\"}", 19, now, &io, &none),
+        char *config = slurp_text("config.json", &len);
+        CHECK_STATUS(ota_agent_new(config, len, "{\"state\":\"probing\"}", 19, now, &io, &none),
                      OTA_STATUS_INVALID);
         CHECK_STATUS(ota_agent_new(config, len, NULL, 0, now, &broken, &none), OTA_STATUS_NULL_POINTER);
         CHECK_STATUS(ota_agent_new(config, len, NULL, 0, now, NULL, &none), OTA_STATUS_NULL_POINTER);
@@ -291,29 +295,28 @@ static void errors(ota_agent *agent) {
     CHECK_STATUS(ota_agent_handle_restored(agent, now), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_probe_result(agent, true, NULL, 0, now), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_chunk(agent, 0, (const uint8_t *)"x", 1, now, NULL), OTA_STATUS_WRONG_STATE);
-    CHECK_STATUS(ota_agent_handle_assignment(agent, (const uint8_t *)"{", 1, now), OTA_STATUS_JSON_SYNTAX);
-    CHECK_STATUS(ota_agent_handle_assignment(NULL, (const uint8_t *)"{}", 2, now), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_agent_handle_assignment(agent, "{", 1, now), OTA_STATUS_JSON_SYNTAX);
+    CHECK_STATUS(ota_agent_handle_assignment(NULL, "{}", 2, now), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_agent_poll_command(agent, NULL), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_agent_poll_command(NULL, &c), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_agent_timeout(NULL, &at), OTA_STATUS_NULL_POINTER);
-    CHECK_STATUS(ota_agent_installed_version(agent, (const uint8_t *)"temp-sensor-fw", 14, buf, 2, &n),
+    CHECK_STATUS(ota_agent_installed_version(agent, "temp-sensor-fw", 14, buf, 2, &n),
                  OTA_STATUS_INSUFFICIENT_SIZE);
     CHECK(ota_agent_state(NULL) == NULL);
     {
         bool healthy = true;
         const char *spec = "{\"kind\":\"exec\",\"path\":\"/bin/sh\",\"timeout_ms\":1000}";
         const char *allow = "[\"/bin/true\"]";
-        CHECK_STATUS(ota_probe_run((const uint8_t *)spec, strlen(spec), (const uint8_t *)allow, strlen(allow), 0,
-                                   &healthy, buf, sizeof buf, &n),
+        CHECK_STATUS(ota_probe_run(spec, strlen(spec), allow, strlen(allow), 0, &healthy, buf, sizeof buf, &n),
                      OTA_STATUS_OK);
         CHECK(!healthy); /* not on the allowlist: unhealthy */
         CHECK(strstr(buf, "allowlist") != NULL);
-        CHECK_STATUS(ota_probe_run((const uint8_t *)spec, strlen(spec), (const uint8_t *)allow, strlen(allow), 0,
-                                   &healthy, buf, 4, &n),
+        CHECK_STATUS(ota_probe_run(spec, strlen(spec), allow, strlen(allow), 0, &healthy, buf, 4, &n),
                      OTA_STATUS_INSUFFICIENT_SIZE);
-        CHECK_STATUS(ota_probe_run((const uint8_t *)"{", 1, (const uint8_t *)allow, strlen(allow), 0, &healthy, buf,
-                                   sizeof buf, &n),
+        CHECK_STATUS(ota_probe_run("{", 1, allow, strlen(allow), 0, &healthy, buf, sizeof buf, &n),
                      OTA_STATUS_JSON_SYNTAX);
+        CHECK_STATUS(ota_probe_run(spec, strlen(spec), allow, strlen(allow), 0, NULL, buf, sizeof buf, &n),
+                     OTA_STATUS_NULL_POINTER);
     }
     ota_agent_free(NULL);
 }
@@ -321,8 +324,8 @@ static void errors(ota_agent *agent) {
 /* A package the host verified, from an envelope of the fixture. */
 static ota_verified_package *verified(const char *envelope_name) {
     size_t len = 0, klen = 0;
-    unsigned char *env = slurp(envelope_name, &len);
-    unsigned char *trusted_hex = slurp("trusted.hex", &klen);
+    char *env = slurp_text(envelope_name, &len);
+    char *trusted_hex = slurp_text("trusted.hex", &klen);
     ota_trusted_keys *t = NULL;
     ota_verified_package *vp = NULL;
     CHECK_STATUS(ota_trusted_keys_new(&t), OTA_STATUS_OK);
@@ -341,16 +344,23 @@ static ota_agent *verified_assignment(ota_agent *agent) {
     ota_verified_package *v190 = verified("envelope-1.9.0.json");
     ota_agent *none = NULL;
     size_t len = 0, clen = 0, rlen = 0;
-    unsigned char *a = slurp("assign-2.1.0.json", &len);
-    unsigned char *tuf = NULL;
-    unsigned char *config = slurp("config.json", &clen);
-    unsigned char *record = NULL;
+    char *a = slurp_text("assign-2.1.0.json", &len);
+    char *tuf = NULL;
+    char *config = slurp_text("config.json", &clen);
+    char *record = NULL;
 
     /* Another package than the envelope proves; a TUF target backed by no TUF client. */
     CHECK_STATUS(ota_agent_handle_verified_assignment(agent, a, len, v190, now), OTA_STATUS_STATEMENT_INVALID);
     CHECK_STATUS(ota_agent_handle_verified_assignment(agent, a, len, NULL, now), OTA_STATUS_NULL_POINTER);
+    /* A handle of another type is refused by its tag, not read. */
+    CHECK_STATUS(ota_agent_handle_verified_assignment(agent, a, len, (const ota_verified_package *)agent, now),
+                 OTA_STATUS_WRONG_HANDLE);
+    CHECK(strcmp(last_error(), "`package` is an ota_agent, not an ota_verified_package") == 0);
+    CHECK_STATUS(ota_agent_handle_verified_assignment((ota_agent *)v210, a, len, v210, now), OTA_STATUS_WRONG_HANDLE);
+    CHECK(ota_agent_state((const ota_agent *)v190) == NULL);
+    CHECK(strstr(last_error(), "ota_verified_package") != NULL);
     free(a);
-    tuf = slurp("assign-tuf.json", &len);
+    tuf = slurp_text("assign-tuf.json", &len);
     CHECK_STATUS(ota_agent_handle_assignment(agent, tuf, len, now), OTA_STATUS_INVALID_ARGUMENT);
     CHECK(strstr(last_error(), "temp-sensor-fw/2.1.0/fw.enc") != NULL);
     CHECK_STATUS(ota_agent_handle_verified_assignment(agent, tuf, len, v210, now), OTA_STATUS_INVALID_ARGUMENT);
@@ -359,19 +369,23 @@ static ota_agent *verified_assignment(ota_agent *agent) {
     CHECK(strcmp(ota_agent_state(agent), "idle") == 0);
 
     /* The same package as the envelope: taken. */
-    a = slurp("assign-2.1.0.json", &len);
+    a = slurp_text("assign-2.1.0.json", &len);
     CHECK_STATUS(ota_agent_handle_verified_assignment(agent, a, len, v210, now), OTA_STATUS_OK);
     free(a);
     drain(agent);
     CHECK(strcmp(ota_agent_state(agent), "downloading") == 0);
 
-    /* The power goes; the host restores the agent with the package verified again. */
+    /* The power goes; the host restores the agent with the package verified again. A live
+     * handle of another type in the package's place is refused. */
+    record = slurp_text("record.json", &rlen);
+    CHECK_STATUS(ota_agent_restore(config, clen, record, rlen, (const ota_verified_package *)agent, now, &io, &none),
+                 OTA_STATUS_WRONG_HANDLE);
     ota_agent_free(agent);
     pending_n = 0;
-    record = slurp("record.json", &rlen);
     CHECK_STATUS(ota_agent_restore(config, clen, record, rlen, v190, now, &io, &none), OTA_STATUS_RECORD_INVALID);
     CHECK(none == NULL);
     CHECK_STATUS(ota_agent_restore(config, clen, NULL, 0, NULL, now, &io, &none), OTA_STATUS_JSON_SYNTAX);
+    CHECK(none == NULL);
     CHECK_STATUS(ota_agent_restore(config, clen, record, rlen, v210, now, &io, &agent), OTA_STATUS_OK);
     CHECK(strcmp(ota_agent_state(agent), "downloading") == 0);
     free(record);
@@ -398,8 +412,8 @@ static int write_out(void *ctx, const uint8_t *data, size_t len) {
 
 static void download_and_install(void) {
     size_t len = 0, klen = 0, alen = 0, n = 0, verified = 0, total = 0, installed = 0, needed = 0, i;
-    unsigned char *env = slurp("envelope-2.0.0.json", &len);
-    unsigned char *trusted_hex = slurp("trusted.hex", &klen);
+    char *env = slurp_text("envelope-2.0.0.json", &len);
+    char *trusted_hex = slurp_text("trusted.hex", &klen);
     unsigned char *key = slurp("key.bin", &n);
     unsigned char *artifact = slurp("artifact-2.0.0.enc", &alen);
     ota_trusted_keys *t = NULL;
@@ -432,7 +446,7 @@ static void download_and_install(void) {
     CHECK_STATUS(ota_download_accept(d, (uint64_t)alen, artifact, 10, &io, NULL), OTA_STATUS_CHUNK_OUT_OF_RANGE);
     CHECK_STATUS(ota_download_accept(d, 65536, artifact, 65536, &io, NULL), OTA_STATUS_CHUNK_DIGEST_MISMATCH);
     CHECK_STATUS(ota_download_state(d, state, sizeof state, &n), OTA_STATUS_OK);
-    CHECK_STATUS(ota_download_resume(vp, (const uint8_t *)state, n, &io, &again), OTA_STATUS_OK);
+    CHECK_STATUS(ota_download_resume(vp, state, n, &io, &again), OTA_STATUS_OK);
     CHECK_STATUS(ota_download_progress(again, &verified, &total), OTA_STATUS_OK);
     CHECK(verified == 7);
 
@@ -473,6 +487,13 @@ static void download_and_install(void) {
     CHECK_STATUS(ota_download_new(NULL, &d), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_download_plan(again, NULL, lengths, 4, &n), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_install_new(vp, key, 31, write_out, &out, &inst), OTA_STATUS_INVALID_KEY);
+    CHECK_STATUS(ota_download_progress(again, NULL, &total), OTA_STATUS_NULL_POINTER);
+    /* Handles of another type are refused by their tags, not read. */
+    CHECK_STATUS(ota_download_new((const ota_verified_package *)again, &d), OTA_STATUS_WRONG_HANDLE);
+    CHECK_STATUS(ota_download_progress((const ota_download *)vp, &verified, &total), OTA_STATUS_WRONG_HANDLE);
+    CHECK_STATUS(ota_install_advance(inst, (ota_download *)inst, &io, &installed), OTA_STATUS_WRONG_HANDLE);
+    CHECK_STATUS(ota_install_finish((ota_install *)again, info, sizeof info, &n), OTA_STATUS_WRONG_HANDLE);
+    CHECK(strstr(last_error(), "ota_download, not an ota_install") != NULL);
     ota_install_free(inst);
     ota_install_free(NULL);
     ota_download_free(d);
@@ -514,7 +535,7 @@ int main(int argc, char **argv) {
     CHECK(strcmp(ota_agent_state(agent), "idle") == 0);
     CHECK(strstr(last_report, "\"status\":\"success\"") != NULL);
     CHECK(active_slot_is("plain-2.0.0.bin"));
-    CHECK_STATUS(ota_agent_installed_version(agent, (const uint8_t *)"temp-sensor-fw", 14, version, sizeof version, &n),
+    CHECK_STATUS(ota_agent_installed_version(agent, "temp-sensor-fw", 14, version, sizeof version, &n),
                  OTA_STATUS_OK);
     CHECK(strcmp(version, "2.0.0") == 0);
 

@@ -72,6 +72,12 @@ static unsigned char *read_file(const char *dir, const char *name, size_t *len) 
     return data;
 }
 
+/* Reads a whole text file (JSON, PEM, hex) into a malloc'd, NUL-terminated buffer; *len
+   receives its size. */
+static inline char *read_text(const char *dir, const char *name, size_t *len) {
+    return (char *)read_file(dir, name, len);
+}
+
 static int check_summary(const char *name) {
     if (check_failures) {
         fprintf(stderr, "%s: %d check(s) failed\n", name, check_failures);

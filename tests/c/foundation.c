@@ -18,7 +18,7 @@ static void last_error_buffer(void) {
     ota_manifest *m = NULL;
     size_t n = 0;
     char tiny[4];
-    CHECK_STATUS(ota_manifest_parse((const uint8_t *)"{", 1, &m), OTA_STATUS_JSON_SYNTAX);
+    CHECK_STATUS(ota_manifest_parse("{", 1, &m), OTA_STATUS_JSON_SYNTAX);
     /* Query the size with a NULL buffer, then with one too small, then read it. */
     CHECK_STATUS(ota_last_error_message(NULL, 0, &n), OTA_STATUS_INSUFFICIENT_SIZE);
     CHECK(n > 10);
@@ -31,8 +31,8 @@ static void last_error_buffer(void) {
 
 static void manifests(const char *dir) {
     size_t len = 0, n = 0;
-    unsigned char *json = read_file(dir, "manifests/valid/tensorrt-orin-nx.json", &len);
-    unsigned char *bad = read_file(dir, "manifests/invalid/io-dimension-below-minus-one.json", &len);
+    char *json = read_text(dir, "manifests/valid/tensorrt-orin-nx.json", &len);
+    char *bad = read_text(dir, "manifests/invalid/io-dimension-below-minus-one.json", &len);
     ota_manifest *m = NULL;
     char *out;
     size_t json_len = strlen((const char *)json);
@@ -51,7 +51,7 @@ static void manifests(const char *dir) {
     {
         /* What it wrote parses again. */
         ota_manifest *again = NULL;
-        CHECK_STATUS(ota_manifest_parse((const uint8_t *)out, n, &again), OTA_STATUS_OK);
+        CHECK_STATUS(ota_manifest_parse(out, n, &again), OTA_STATUS_OK);
         ota_manifest_free(again);
     }
     free(out);
@@ -62,9 +62,9 @@ static void manifests(const char *dir) {
         CHECK_STATUS(ota_manifest_parse(bad, strlen((const char *)bad), &none), OTA_STATUS_INVALID);
         CHECK(none == NULL);
         CHECK(strstr(last_error(), "io.outputs[0].shape[1]") != NULL);
-        CHECK_STATUS(ota_manifest_parse((const uint8_t *)"{\"name\":", 8, &none), OTA_STATUS_JSON_SYNTAX);
-        CHECK_STATUS(ota_manifest_parse((const uint8_t *)"[1]", 3, &none), OTA_STATUS_INVALID_VALUE);
-        CHECK_STATUS(ota_manifest_parse((const uint8_t *)"{\"name\":\"\xff\"}", 12, &none), OTA_STATUS_INVALID_UTF8);
+        CHECK_STATUS(ota_manifest_parse("{\"name\":", 8, &none), OTA_STATUS_JSON_SYNTAX);
+        CHECK_STATUS(ota_manifest_parse("[1]", 3, &none), OTA_STATUS_INVALID_VALUE);
+        CHECK_STATUS(ota_manifest_parse("{\"name\":\"\xff\"}", 12, &none), OTA_STATUS_INVALID_UTF8);
         CHECK_STATUS(ota_manifest_parse(NULL, 10, &none), OTA_STATUS_NULL_POINTER);
         CHECK_STATUS(ota_manifest_parse(NULL, 0, &none), OTA_STATUS_JSON_SYNTAX);
         CHECK_STATUS(ota_manifest_parse(json, json_len, NULL), OTA_STATUS_NULL_POINTER);
@@ -80,7 +80,7 @@ static void manifests(const char *dir) {
 
 static ota_package *load_package(const char *dir, const char *name) {
     size_t len = 0;
-    unsigned char *json = read_file(dir, name, &len);
+    char *json = read_text(dir, name, &len);
     ota_package *p = NULL;
     CHECK_STATUS(ota_package_parse(json, len, &p), OTA_STATUS_OK);
     free(json);
@@ -89,7 +89,7 @@ static ota_package *load_package(const char *dir, const char *name) {
 
 static ota_profile *load_profile(const char *dir, const char *name) {
     size_t len = 0;
-    unsigned char *json = read_file(dir, name, &len);
+    char *json = read_text(dir, name, &len);
     ota_profile *p = NULL;
     CHECK_STATUS(ota_profile_parse(json, len, &p), OTA_STATUS_OK);
     free(json);
@@ -99,8 +99,8 @@ static ota_profile *load_profile(const char *dir, const char *name) {
 static void packages_and_profiles(const char *dir) {
     size_t len = 0, n = 0;
     char buf[8192];
-    unsigned char *tag = read_file(dir, "packages/invalid/registry-tag-only.json", &len);
-    unsigned char *widen = read_file(dir, "profiles/invalid/widens-memory.json", &len);
+    char *tag = read_text(dir, "packages/invalid/registry-tag-only.json", &len);
+    char *widen = read_text(dir, "profiles/invalid/widens-memory.json", &len);
     ota_package *p = load_package(dir, "packages/valid/seed-004-firmware.json");
     ota_profile *d = load_profile(dir, "profiles/valid/orin-nx-line-camera.json");
     ota_package *none_p = NULL;
@@ -118,14 +118,14 @@ static void packages_and_profiles(const char *dir) {
     CHECK(strstr(last_error(), "pin the digest") != NULL);
     CHECK_STATUS(ota_profile_parse(widen, strlen((const char *)widen), &none_d), OTA_STATUS_INVALID);
     CHECK(strstr(last_error(), "memory_mb") != NULL);
-    CHECK_STATUS(ota_package_parse((const uint8_t *)"\xc3", 1, &none_p), OTA_STATUS_INVALID_UTF8);
-    CHECK_STATUS(ota_profile_parse((const uint8_t *)"\xc3", 1, &none_d), OTA_STATUS_INVALID_UTF8);
-    CHECK_STATUS(ota_package_parse((const uint8_t *)"{}", 2, &none_p), OTA_STATUS_MISSING_FIELD);
-    CHECK_STATUS(ota_profile_parse((const uint8_t *)"{\"x\":1}", 7, &none_d), OTA_STATUS_UNKNOWN_FIELD);
+    CHECK_STATUS(ota_package_parse("\xc3", 1, &none_p), OTA_STATUS_INVALID_UTF8);
+    CHECK_STATUS(ota_profile_parse("\xc3", 1, &none_d), OTA_STATUS_INVALID_UTF8);
+    CHECK_STATUS(ota_package_parse("{}", 2, &none_p), OTA_STATUS_MISSING_FIELD);
+    CHECK_STATUS(ota_profile_parse("{\"x\":1}", 7, &none_d), OTA_STATUS_UNKNOWN_FIELD);
     CHECK_STATUS(ota_package_parse(NULL, 5, &none_p), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_profile_parse(NULL, 5, &none_d), OTA_STATUS_NULL_POINTER);
-    CHECK_STATUS(ota_package_parse((const uint8_t *)"{}", 2, NULL), OTA_STATUS_NULL_POINTER);
-    CHECK_STATUS(ota_profile_parse((const uint8_t *)"{}", 2, NULL), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_package_parse("{}", 2, NULL), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_profile_parse("{}", 2, NULL), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_package_to_json(NULL, buf, sizeof buf, &n), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_profile_to_json(NULL, buf, sizeof buf, &n), OTA_STATUS_NULL_POINTER);
     CHECK(none_p == NULL && none_d == NULL);
@@ -145,7 +145,7 @@ static void compatibility(const char *dir) {
     ota_package *yolo = load_package(dir, "packages/valid/model-tensorrt-orin-nx.json");
     ota_profile *orin = load_profile(dir, "profiles/valid/orin-nx-line-camera.json");
     ota_profile *xavier = load_profile(dir, "profiles/valid/xavier-nx-one-dla.json");
-    unsigned char *widen = read_file(dir, "profiles/invalid/widens-memory.json", &len);
+    char *widen = read_text(dir, "profiles/invalid/widens-memory.json", &len);
     char fleet[16384];
 
     CHECK_STATUS(ota_compat_check(yolo, orin, buf, sizeof buf, &n, &ok), OTA_STATUS_OK);
@@ -167,6 +167,18 @@ static void compatibility(const char *dir) {
     CHECK_STATUS(ota_compat_check(yolo, orin, buf, sizeof buf, &n, NULL), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_compat_check(yolo, orin, buf, sizeof buf, NULL, &ok), OTA_STATUS_NULL_POINTER);
 
+    /* A handle of another type is refused by its tag, not read: a profile where the package
+       belongs, the two swapped, a package given to a profile's _to_json and _free. */
+    CHECK_STATUS(ota_compat_check((const ota_package *)orin, xavier, buf, sizeof buf, &n, &ok),
+                 OTA_STATUS_WRONG_HANDLE);
+    CHECK(strstr(last_error(), "ota_profile") != NULL && strstr(last_error(), "ota_package") != NULL);
+    CHECK_STATUS(ota_compat_check((const ota_package *)orin, (const ota_profile *)yolo, buf, sizeof buf, &n, &ok),
+                 OTA_STATUS_WRONG_HANDLE);
+    CHECK_STATUS(ota_profile_to_json((const ota_profile *)yolo, buf, sizeof buf, &n), OTA_STATUS_WRONG_HANDLE);
+    ota_profile_free((ota_profile *)yolo); /* refused: yolo stays live */
+    CHECK(strstr(last_error(), "not freed") != NULL);
+    CHECK_STATUS(ota_package_to_json(yolo, buf, sizeof buf, &n), OTA_STATUS_OK);
+
     /* A fleet of two: the Orin fits, the Xavier does not. */
     {
         char orin_json[4096], xavier_json[4096];
@@ -175,16 +187,16 @@ static void compatibility(const char *dir) {
         CHECK_STATUS(ota_profile_to_json(xavier, xavier_json, sizeof xavier_json, &b), OTA_STATUS_OK);
         snprintf(fleet, sizeof fleet, "[%s,%s]", orin_json, xavier_json);
     }
-    CHECK_STATUS(ota_compat_check_fleet(yolo, (const uint8_t *)fleet, strlen(fleet), buf, sizeof buf, &n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_compat_check_fleet(yolo, fleet, strlen(fleet), buf, sizeof buf, &n), OTA_STATUS_OK);
     CHECK(strstr(buf, "\"eligible\":[\"jetson-line7-01\"]") != NULL);
     CHECK(strstr(buf, "\"no_matching_target\":1") != NULL);
-    CHECK_STATUS(ota_compat_check_fleet(yolo, (const uint8_t *)fleet, strlen(fleet), buf, 4, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK_STATUS(ota_compat_check_fleet(yolo, fleet, strlen(fleet), buf, 4, &n), OTA_STATUS_INSUFFICIENT_SIZE);
     snprintf(fleet, sizeof fleet, "[%s]", (const char *)widen);
-    CHECK_STATUS(ota_compat_check_fleet(yolo, (const uint8_t *)fleet, strlen(fleet), buf, sizeof buf, &n), OTA_STATUS_INVALID);
+    CHECK_STATUS(ota_compat_check_fleet(yolo, fleet, strlen(fleet), buf, sizeof buf, &n), OTA_STATUS_INVALID);
     CHECK(strstr(last_error(), "[0].memory_mb") != NULL);
-    CHECK_STATUS(ota_compat_check_fleet(yolo, (const uint8_t *)"[\xff]", 3, buf, sizeof buf, &n), OTA_STATUS_INVALID_UTF8);
-    CHECK_STATUS(ota_compat_check_fleet(yolo, (const uint8_t *)"[", 1, buf, sizeof buf, &n), OTA_STATUS_JSON_SYNTAX);
-    CHECK_STATUS(ota_compat_check_fleet(NULL, (const uint8_t *)"[]", 2, buf, sizeof buf, &n), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_compat_check_fleet(yolo, "[\xff]", 3, buf, sizeof buf, &n), OTA_STATUS_INVALID_UTF8);
+    CHECK_STATUS(ota_compat_check_fleet(yolo, "[", 1, buf, sizeof buf, &n), OTA_STATUS_JSON_SYNTAX);
+    CHECK_STATUS(ota_compat_check_fleet(NULL, "[]", 2, buf, sizeof buf, &n), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_compat_check_fleet(yolo, NULL, 2, buf, sizeof buf, &n), OTA_STATUS_NULL_POINTER);
 
     ota_package_free(yolo);
@@ -196,19 +208,19 @@ static void compatibility(const char *dir) {
 static void sboms(const char *dir) {
     size_t n = 0, len = 0;
     char buf[1024];
-    unsigned char *spdx = read_file(dir, "sbom/valid-spdx-2.3.json", &len);
+    char *spdx = read_text(dir, "sbom/valid-spdx-2.3.json", &len);
     size_t spdx_len = len;
-    unsigned char *bad = read_file(dir, "sbom/invalid-cyclonedx-bad-hash.json", &len);
+    char *bad = read_text(dir, "sbom/invalid-cyclonedx-bad-hash.json", &len);
     size_t bad_len = len;
     const char *spdx_fmt = "spdx-2.3", *cdx_fmt = "cyclonedx-1.5";
 
-    CHECK_STATUS(ota_sbom_validate((const uint8_t *)spdx_fmt, strlen(spdx_fmt), spdx, spdx_len, buf, sizeof buf, &n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_sbom_validate(spdx_fmt, strlen(spdx_fmt), spdx, spdx_len, buf, sizeof buf, &n), OTA_STATUS_OK);
     CHECK(strstr(buf, "\"components\":2") != NULL);
-    CHECK_STATUS(ota_sbom_validate((const uint8_t *)cdx_fmt, strlen(cdx_fmt), bad, bad_len, buf, sizeof buf, &n), OTA_STATUS_INVALID);
+    CHECK_STATUS(ota_sbom_validate(cdx_fmt, strlen(cdx_fmt), bad, bad_len, buf, sizeof buf, &n), OTA_STATUS_INVALID);
     CHECK(strstr(last_error(), "components[0].hashes[0].content") != NULL);
-    CHECK_STATUS(ota_sbom_validate((const uint8_t *)"spdx", 4, spdx, spdx_len, buf, sizeof buf, &n), OTA_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(ota_sbom_validate((const uint8_t *)spdx_fmt, strlen(spdx_fmt), spdx, spdx_len, buf, 2, &n), OTA_STATUS_INSUFFICIENT_SIZE);
-    CHECK_STATUS(ota_sbom_validate((const uint8_t *)"\xff", 1, spdx, spdx_len, buf, sizeof buf, &n), OTA_STATUS_INVALID_UTF8);
+    CHECK_STATUS(ota_sbom_validate("spdx", 4, spdx, spdx_len, buf, sizeof buf, &n), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(ota_sbom_validate(spdx_fmt, strlen(spdx_fmt), spdx, spdx_len, buf, 2, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+    CHECK_STATUS(ota_sbom_validate("\xff", 1, spdx, spdx_len, buf, sizeof buf, &n), OTA_STATUS_INVALID_UTF8);
     CHECK_STATUS(ota_sbom_validate(NULL, 3, spdx, spdx_len, buf, sizeof buf, &n), OTA_STATUS_NULL_POINTER);
     free(spdx);
     free(bad);

@@ -104,10 +104,10 @@ static void keys(void) {
     CHECK_STATUS(ota_signing_key_id(NULL, id, sizeof id, &n), OTA_STATUS_NULL_POINTER);
 
     CHECK_STATUS(ota_trusted_keys_new(&t), OTA_STATUS_OK);
-    CHECK_STATUS(ota_trusted_keys_add(t, (const uint8_t *)hex, 64), OTA_STATUS_OK);
-    CHECK_STATUS(ota_trusted_keys_add(t, (const uint8_t *)"abcd", 4), OTA_STATUS_INVALID_SIGNING_KEY);
-    CHECK_STATUS(ota_trusted_keys_add(t, (const uint8_t *)"\xff", 1), OTA_STATUS_INVALID_UTF8);
-    CHECK_STATUS(ota_trusted_keys_add(NULL, (const uint8_t *)hex, 64), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_trusted_keys_add(t, hex, 64), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(t, "abcd", 4), OTA_STATUS_INVALID_SIGNING_KEY);
+    CHECK_STATUS(ota_trusted_keys_add(t, "\xff", 1), OTA_STATUS_INVALID_UTF8);
+    CHECK_STATUS(ota_trusted_keys_add(NULL, hex, 64), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_trusted_keys_new(NULL), OTA_STATUS_NULL_POINTER);
     ota_trusted_keys_free(t);
     ota_trusted_keys_free(NULL);
@@ -169,7 +169,7 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     uint8_t key[32], wrong[32];
     char path[4096], out_path[4096], info[1 << 16], envelope[1 << 17], buf[4096], pub[80], reg[2048];
     size_t n = 0, len = 0, env_n = 0;
-    unsigned char *pkg_json = read_file(fixtures, "packages/valid/seed-004-firmware.json", &len);
+    char *pkg_json = read_text(fixtures, "packages/valid/seed-004-firmware.json", &len);
     ota_package *pkg = NULL;
     ota_signing_key *signer = NULL, *stranger = NULL;
     ota_trusted_keys *trusted = NULL;
@@ -203,15 +203,15 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
 
     CHECK_STATUS(ota_trusted_keys_new(&trusted), OTA_STATUS_OK);
     CHECK_STATUS(ota_signing_key_public_key(stranger, pub, sizeof pub, &n), OTA_STATUS_OK);
-    CHECK_STATUS(ota_trusted_keys_add(trusted, (const uint8_t *)pub, n), OTA_STATUS_OK);
-    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, trusted, 1, &vp), OTA_STATUS_THRESHOLD_NOT_MET);
+    CHECK_STATUS(ota_trusted_keys_add(trusted, pub, n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify(envelope, env_n, trusted, 1, &vp), OTA_STATUS_THRESHOLD_NOT_MET);
     CHECK(vp == NULL);
     CHECK_STATUS(ota_signing_key_public_key(signer, pub, sizeof pub, &n), OTA_STATUS_OK);
-    CHECK_STATUS(ota_trusted_keys_add(trusted, (const uint8_t *)pub, n), OTA_STATUS_OK);
-    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, trusted, 2, &vp), OTA_STATUS_THRESHOLD_NOT_MET);
-    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, trusted, 0, &vp), OTA_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(ota_envelope_verify((const uint8_t *)"{}", 2, trusted, 1, &vp), OTA_STATUS_ENVELOPE_INVALID);
-    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, NULL, 1, &vp), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_trusted_keys_add(trusted, pub, n), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify(envelope, env_n, trusted, 2, &vp), OTA_STATUS_THRESHOLD_NOT_MET);
+    CHECK_STATUS(ota_envelope_verify(envelope, env_n, trusted, 0, &vp), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(ota_envelope_verify("{}", 2, trusted, 1, &vp), OTA_STATUS_ENVELOPE_INVALID);
+    CHECK_STATUS(ota_envelope_verify(envelope, env_n, NULL, 1, &vp), OTA_STATUS_NULL_POINTER);
     {
         /* Change one character of the base64 payload: the signature no longer verifies. */
         char *edited = malloc(env_n + 1);
@@ -219,11 +219,23 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
         memcpy(edited, envelope, env_n + 1);
         p = strstr(edited, "\"payload\":\"") + 20;
         *p = *p == 'A' ? 'B' : 'A';
-        CHECK_STATUS(ota_envelope_verify((const uint8_t *)edited, env_n, trusted, 1, &vp), OTA_STATUS_SIGNATURE_INVALID);
+        CHECK_STATUS(ota_envelope_verify(edited, env_n, trusted, 1, &vp), OTA_STATUS_SIGNATURE_INVALID);
         free(edited);
     }
-    CHECK_STATUS(ota_envelope_verify((const uint8_t *)envelope, env_n, trusted, 1, &vp), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify(envelope, env_n, trusted, 1, &vp), OTA_STATUS_OK);
     CHECK_STATUS(ota_verified_package_to_json(vp, buf, 8, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+
+    /* Handles of another type are refused by their tag: the unsigned package where the
+       verified one belongs, a trusted-key set among the signers, a sealer as a package. */
+    CHECK_STATUS(ota_opener_new((const ota_verified_package *)pkg, key, 32, discard, NULL, &o),
+                 OTA_STATUS_WRONG_HANDLE);
+    CHECK(o == NULL);
+    CHECK(strstr(last_error(), "ota_package, not an ota_verified_package") != NULL);
+    signers[0] = (const ota_signing_key *)trusted;
+    CHECK_STATUS(ota_envelope_sign(pkg, signers, 1, buf, sizeof buf, &n), OTA_STATUS_WRONG_HANDLE);
+    CHECK(strstr(last_error(), "`keys[0]`") != NULL);
+    signers[0] = signer;
+    CHECK_STATUS(ota_package_set_sealed((ota_package *)s, s), OTA_STATUS_WRONG_HANDLE);
 
     /* Open it in reads that do not line up with the 64 KiB chunks. */
     CHECK_STATUS(ota_opener_new(vp, key, 32, compare, &cmp, &o), OTA_STATUS_OK);
@@ -262,25 +274,25 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
         const char *params =
             "{\"resource_name\":\"my_model\",\"dev_stage\":\"dev\",\"architecture\":\"arm64\","
             "\"version\":\"2026-04-15\",\"s3_endpoint\":\"http://127.0.0.1:9000\",\"bucket\":\"artifacts\"}";
-        CHECK_STATUS(ota_registration_build(s, key, 32, (const uint8_t *)params, strlen(params), reg, sizeof reg, &n), OTA_STATUS_OK);
+        CHECK_STATUS(ota_registration_build(s, key, 32, params, strlen(params), reg, sizeof reg, &n), OTA_STATUS_OK);
         CHECK(strstr(reg, "\"cdn_url\":\"http://127.0.0.1:9000/artifacts/dev/my_model-arm64-2026-04-15.enc\"") != NULL);
-        CHECK_STATUS(ota_registration_object_key((const uint8_t *)reg, n, buf, sizeof buf, &n), OTA_STATUS_OK);
+        CHECK_STATUS(ota_registration_object_key(reg, n, buf, sizeof buf, &n), OTA_STATUS_OK);
         CHECK(strcmp(buf, "dev/my_model-arm64-2026-04-15.enc") == 0);
-        CHECK_STATUS(ota_registration_build(s, key, 32, (const uint8_t *)"{\"x\":1}", 7, reg, sizeof reg, &n), OTA_STATUS_UNKNOWN_FIELD);
-        CHECK_STATUS(ota_registration_build(s, key, 32, (const uint8_t *)params, strlen(params), reg, sizeof reg, &n), OTA_STATUS_OK);
+        CHECK_STATUS(ota_registration_build(s, key, 32, "{\"x\":1}", 7, reg, sizeof reg, &n), OTA_STATUS_UNKNOWN_FIELD);
+        CHECK_STATUS(ota_registration_build(s, key, 32, params, strlen(params), reg, sizeof reg, &n), OTA_STATUS_OK);
         snprintf(out_path, sizeof out_path, "%s/plain.bin", tmp);
-        CHECK_STATUS(ota_registration_open_file((const uint8_t *)reg, strlen(reg), (const uint8_t *)path, strlen(path),
-                                                (const uint8_t *)out_path, strlen(out_path), (uint64_t)megabytes << 20),
+        CHECK_STATUS(ota_registration_open_file(reg, strlen(reg), path, strlen(path),
+                                                out_path, strlen(out_path), (uint64_t)megabytes << 20),
                      OTA_STATUS_OK);
         CHECK(access(out_path, F_OK) == 0);
         remove(out_path);
         /* A bound below the plaintext: no output file is left behind. */
-        CHECK_STATUS(ota_registration_open_file((const uint8_t *)reg, strlen(reg), (const uint8_t *)path, strlen(path),
-                                                (const uint8_t *)out_path, strlen(out_path), 1000),
+        CHECK_STATUS(ota_registration_open_file(reg, strlen(reg), path, strlen(path),
+                                                out_path, strlen(out_path), 1000),
                      OTA_STATUS_PLAINTEXT_TOO_LARGE);
         CHECK(access(out_path, F_OK) != 0);
-        CHECK_STATUS(ota_registration_open_file((const uint8_t *)reg, strlen(reg), (const uint8_t *)"/nonexistent", 12,
-                                                (const uint8_t *)out_path, strlen(out_path), 1000),
+        CHECK_STATUS(ota_registration_open_file(reg, strlen(reg), "/nonexistent", 12,
+                                                out_path, strlen(out_path), 1000),
                      OTA_STATUS_IO);
     }
 
@@ -291,8 +303,8 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     CHECK(strstr(last_error(), "chunk 1 ") != NULL);
     ota_opener_free(o);
     o = NULL;
-    CHECK_STATUS(ota_registration_open_file((const uint8_t *)reg, strlen(reg), (const uint8_t *)path, strlen(path),
-                                            (const uint8_t *)out_path, strlen(out_path), (uint64_t)megabytes << 20),
+    CHECK_STATUS(ota_registration_open_file(reg, strlen(reg), path, strlen(path),
+                                            out_path, strlen(out_path), (uint64_t)megabytes << 20),
                  OTA_STATUS_DIGEST_MISMATCH);
     CHECK(access(out_path, F_OK) != 0);
 

@@ -192,7 +192,7 @@ static blob load(const char *name) {
 static ota_verified_package *verified(const ota_trusted_keys *keys, const char *name) {
     blob env = load(name);
     ota_verified_package *p = NULL;
-    CHECK_STATUS(ota_envelope_verify(env.data, env.len, keys, 1, &p), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify((const char *)env.data, env.len, keys, 1, &p), OTA_STATUS_OK);
     free(env.data);
     return p;
 }
@@ -513,7 +513,7 @@ int main(int argc, char **argv) {
     dir = argv[1];
     hex = load("trusted.hex");
     CHECK_STATUS(ota_trusted_keys_new(&keys), OTA_STATUS_OK);
-    CHECK_STATUS(ota_trusted_keys_add(keys, hex.data, hex.len), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(keys, (const char *)hex.data, hex.len), OTA_STATUS_OK);
     free(hex.data);
     v200 = verified(keys, "envelope-2.0.0.json");
     v210 = verified(keys, "envelope-2.1.0.json");

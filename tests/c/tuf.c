@@ -12,15 +12,15 @@ static const uint64_t NOW = 1776238357000ull;
 
 static ota_tuf_client *client_for(const char *fixtures, const char *name, const char *state) {
     char dir[4096], meta[4200], targets[4200];
-    unsigned char *root;
+    char *root;
     size_t root_len = 0;
     ota_tuf_client *c = NULL;
     snprintf(dir, sizeof dir, "%s/%s", fixtures, name);
     snprintf(meta, sizeof meta, "%s/repo/metadata", dir);
     snprintf(targets, sizeof targets, "%s/repo/targets", dir);
-    root = read_file(dir, "trusted/root.json", &root_len);
-    CHECK_STATUS(ota_tuf_client_new(root, root_len, (const uint8_t *)meta, strlen(meta), (const uint8_t *)targets,
-                                    strlen(targets), (const uint8_t *)state, strlen(state), &c),
+    root = read_text(dir, "trusted/root.json", &root_len);
+    CHECK_STATUS(ota_tuf_client_new(root, root_len, meta, strlen(meta), targets,
+                                    strlen(targets), state, strlen(state), &c),
                  OTA_STATUS_OK);
     free(root);
     return c;
@@ -60,13 +60,13 @@ int main(int argc, char **argv) {
     c = client_for(fixtures, "rotation-good", state);
     CHECK_STATUS(ota_tuf_refresh(c, NOW, &repo), OTA_STATUS_OK);
     CHECK(file_exists(state) && repo != NULL);
-    CHECK_STATUS(ota_tuf_resolve(repo, (const uint8_t *)"fw.enc", 6, &pkg, &length), OTA_STATUS_OK);
+    CHECK_STATUS(ota_tuf_resolve(repo, "fw.enc", 6, &pkg, &length), OTA_STATUS_OK);
     CHECK(length > 6000);
     CHECK_STATUS(ota_verified_package_to_json(pkg, json, sizeof json, &n), OTA_STATUS_OK);
     CHECK(strstr(json, "\"id\":\"pkg_") != NULL);
     CHECK(strstr(json, "\"name\":\"temp-sensor-fw\"") != NULL);
     snprintf(out, sizeof out, "%s/fw.enc", work);
-    CHECK_STATUS(ota_tuf_download_file(repo, (const uint8_t *)"fw.enc", 6, (const uint8_t *)out, strlen(out)),
+    CHECK_STATUS(ota_tuf_download_file(repo, "fw.enc", 6, out, strlen(out)),
                  OTA_STATUS_OK);
     {
         size_t got = 0;
@@ -76,16 +76,16 @@ int main(int argc, char **argv) {
     }
     {
         uint64_t counted = 0;
-        CHECK_STATUS(ota_tuf_download(repo, (const uint8_t *)"fw.enc", 6, count_bytes, &counted, &written),
+        CHECK_STATUS(ota_tuf_download(repo, "fw.enc", 6, count_bytes, &counted, &written),
                      OTA_STATUS_OK);
         CHECK(counted == length && written == length);
     }
     CHECK_STATUS(ota_tuf_trust_center(repo, json, sizeof json, &n), OTA_STATUS_OK);
     CHECK(strstr(json, "\"role\":\"root\",\"version\":2") != NULL);
     CHECK(strstr(json, "\"name\":\"fw.enc\"") != NULL);
-    CHECK_STATUS(ota_tuf_resolve(repo, (const uint8_t *)"../../etc/passwd", 16, &pkg, &length),
+    CHECK_STATUS(ota_tuf_resolve(repo, "../../etc/passwd", 16, &pkg, &length),
                  OTA_STATUS_TUF_UNSAFE_TARGET_NAME);
-    CHECK_STATUS(ota_tuf_resolve(repo, (const uint8_t *)"nope", 4, &pkg, &length), OTA_STATUS_TUF_TARGET_NOT_FOUND);
+    CHECK_STATUS(ota_tuf_resolve(repo, "nope", 4, &pkg, &length), OTA_STATUS_TUF_TARGET_NOT_FOUND);
     CHECK_STATUS(ota_tuf_refresh(c, NOW + 400ull * 86400000ull, &repo), OTA_STATUS_TUF_EXPIRED);
     ota_verified_package_free(pkg);
     ota_tuf_repo_free(repo);
@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
     c = client_for(fixtures, "target-bytes", state);
     CHECK_STATUS(ota_tuf_refresh(c, NOW, &repo), OTA_STATUS_OK);
     snprintf(out, sizeof out, "%s/bad.enc", work);
-    CHECK_STATUS(ota_tuf_download_file(repo, (const uint8_t *)"fw.enc", 6, (const uint8_t *)out, strlen(out)),
+    CHECK_STATUS(ota_tuf_download_file(repo, "fw.enc", 6, out, strlen(out)),
                  OTA_STATUS_TUF_TARGET_MISMATCH);
     CHECK(strstr(last_error(), "fw.enc") != NULL);
     CHECK(!file_exists(out));

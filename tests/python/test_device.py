@@ -1,6 +1,7 @@
 """The device path from Python: a firmware agent that updates from shuffled chunks with one
 corrupted and a power cut, probes with the real runner, commits or rolls back on its own,
-and refuses an unknown signer and a downgrade."""
+and refuses an unknown signer and a downgrade; an assignment with the package the host
+verified, and a restore with it after a power cut; wrong types and handles refused."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import time
 import unittest
 
 import ota
+from ota import _ffi
 from helpers import fixture  # noqa: F401  (the fixtures directory)
 
 
@@ -151,18 +153,30 @@ def publish(version, size, probe, signer, key):
     return assignment, artifact, plaintext
 
 
+def agent_config(signer):
+    """The seed 004 sensor, trusting ``signer``, probing at once."""
+    return {
+        "device": {"device_id": "dev_8f3a", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
+                   "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}},
+        "trusted_keys": [signer.public_key],
+        "probe_policy": {"initial_delay_ms": 0, "interval_ms": 0, "successes_needed": 1},
+        "exec_allowlist": ["/bin/true", "/bin/false"],
+    }
+
+
+def as_tuf_target(assignment, target):
+    """The same assignment naming a TUF target instead of carrying an envelope."""
+    tuf = {k: v for k, v in assignment.items() if k != "envelope"}
+    tuf["tuf_target"] = target
+    return tuf
+
+
 class FirmwareAgent(unittest.TestCase):
     def test_update_power_cut_probe_commit_and_rollback(self):
         key = ota.generate_seal_key()
         with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer, \
                 ota.SigningKey.generate() as stranger:
-            config = {
-                "device": {"device_id": "dev_8f3a", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
-                           "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}},
-                "trusted_keys": [signer.public_key],
-                "probe_policy": {"initial_delay_ms": 0, "interval_ms": 0, "successes_needed": 1},
-                "exec_allowlist": ["/bin/true", "/bin/false"],
-            }
+            config = agent_config(signer)
             d = Device(root, config)
             d.test = self
             self.assertEqual(d.agent.state, "idle")
@@ -195,6 +209,92 @@ class FirmwareAgent(unittest.TestCase):
                 d.agent.handle_assignment(old, d.now)
             with self.assertRaises(ota.WrongStateError):
                 d.agent.handle_swapped(d.now)
+            d.agent.close()
+
+    def test_a_verified_assignment_then_a_restore_with_the_package_verified_again(self):
+        key = ota.generate_seal_key()
+        with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer:
+            config = agent_config(signer)
+            d = Device(root, config)
+            d.test = self
+            good, artifact, plaintext = publish("2.0.0", 200_000, "/bin/true", signer, key)
+            other, _, _ = publish("2.1.0", 1000, "/bin/true", signer, key)
+            with ota.TrustedKeys([signer]) as trusted, \
+                    ota.verify(json.dumps(good["envelope"]), trusted) as v200, \
+                    ota.verify(json.dumps(other["envelope"]), trusted) as v210:
+                # Another package than the envelope proves: refused, with a rejected report.
+                with self.assertRaises(ota.StatementInvalidError):
+                    d.agent.handle_verified_assignment(good, v210, d.now)
+                d.drain()
+                self.assertEqual(d.reports[-1]["status"], "rejected")
+                # A TUF target: only a package a TUF client resolved may back it.
+                tuf = as_tuf_target(good, "temp-sensor-fw/2.0.0/fw.enc")
+                with self.assertRaises(ota.InvalidArgumentError) as cm:
+                    d.agent.handle_assignment(tuf, d.now)
+                self.assertIn("temp-sensor-fw/2.0.0/fw.enc", str(cm.exception))
+                with self.assertRaises(ota.InvalidArgumentError):
+                    d.agent.handle_verified_assignment(tuf, v200, d.now)
+                d.drain()
+                self.assertEqual(d.agent.state, "idle")
+
+                # The envelope's own package: taken.
+                d.agent.handle_verified_assignment(good, v200, d.now)
+                d.drain()
+                self.assertEqual(d.agent.state, "downloading")
+                self.assertIsNotNone(d.record)
+
+                # The power goes; the host restores the agent with the package verified again.
+                d.agent.close()
+                d.wanted = []
+                with self.assertRaises(ota.RecordInvalidError):
+                    ota.Agent.restore(config, d.io, d.now, d.record, package=v210)
+                d.agent = ota.Agent.restore(config, d.io, d.now, d.record, package=v200)
+                self.assertEqual(d.agent.state, "downloading")
+                d.run(artifact)
+                self.assertEqual(d.reports[-1]["status"], "success")
+                self.assertEqual(d.io.active_bytes(), plaintext)
+                self.assertEqual(d.agent.installed_version("temp-sensor-fw"), "2.0.0")
+            d.agent.close()
+
+    def test_wrong_types_raise_and_wrong_handles_are_refused_by_the_library(self):
+        key = ota.generate_seal_key()
+        with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer, \
+                ota.Package.from_json(fixture("packages/valid/seed-004-firmware.json")) as unsigned:
+            config = agent_config(signer)
+            d = Device(root, config)
+            good, _, _ = publish("2.0.0", 1000, "/bin/true", signer, key)
+            with self.assertRaises(TypeError) as cm:
+                d.agent.handle_verified_assignment(good, unsigned, d.now)
+            self.assertEqual(str(cm.exception), "verified_package must be ota.VerifiedPackage, not ota.Package")
+            with self.assertRaises(TypeError) as cm:
+                ota.Agent.restore(config, d.io, d.now, "{}", package=unsigned)
+            self.assertEqual(str(cm.exception), "package must be ota.VerifiedPackage, not ota.Package")
+            with self.assertRaises(TypeError) as cm:
+                ota.Agent.restore(config, {}, d.now, "{}")
+            self.assertIn("io must be ota.DeviceIo", str(cm.exception))
+            with self.assertRaises(TypeError) as cm:
+                d.agent.handle_assignment(7, d.now)
+            self.assertIn("assignment must be", str(cm.exception))
+            with self.assertRaises(TypeError) as cm:
+                d.agent.handle_probe_result(True, 7, d.now)
+            self.assertIn("detail must be", str(cm.exception))
+            with self.assertRaises(TypeError) as cm:
+                d.agent.installed_version(None)
+            self.assertIn("name must be", str(cm.exception))
+            with self.assertRaises(TypeError) as cm:
+                ota.probe_run({"kind": "file", "path": "/x"}, "/bin/true", 0)
+            self.assertIn("allowlist must be", str(cm.exception))
+
+            # Below the type gate: an unsigned package handed straight to C where a verified
+            # package belongs, and as the agent, is refused by its tag, not read.
+            a, n = _ffi.as_text(json.dumps(good))
+            status = _ffi.lib.ota_agent_handle_verified_assignment(d.agent.handle, a, n, unsigned.handle, d.now)
+            self.assertEqual(status, ota.WrongHandleError.status)
+            self.assertEqual(_ffi.last_error(), "`package` is an ota_package, not an ota_verified_package")
+            self.assertEqual(_ffi.lib.ota_agent_handle_tick(unsigned.handle, d.now), ota.WrongHandleError.status)
+            self.assertEqual(_ffi.last_error(), "`agent` is an ota_package, not an ota_agent")
+            self.assertIsNone(_ffi.lib.ota_agent_state(unsigned.handle))
+            self.assertEqual(d.agent.state, "idle")
             d.agent.close()
 
     def test_probe_runner(self):

@@ -1,123 +1,55 @@
-//! A simulated device for the agent tests: two slots, staging storage, a persisted record,
-//! a clock, a chunk server, and power cuts.
+//! A simulated device for the agent tests: the storage of `ota-sim` ([`Slots`]: staging, two
+//! slots and power cuts) with a persisted record and the reports sent, a clock, and a chunk
+//! server.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
+use std::ops::{Deref, DerefMut};
 
-use ota_core::agent::{
-    Agent, AgentConfig, AgentError, AgentRecord, AgentState, DeviceIo, Input, Output,
-};
+use ota_core::agent::{Agent, AgentConfig, AgentError, AgentRecord, AgentState, Input, Output};
 use ota_core::assignment::Assignment;
-use ota_core::download::{ChunkRequest, Staging};
+use ota_core::download::ChunkRequest;
 use ota_core::probe::{ProbePolicy, ProbeResult, ProbeSpec};
 use ota_core::report::DeviceReport;
 use ota_core::sign::{TrustedKeys, VerifiedPackage};
-use ota_core::{DeviceProfile, Limits, Sha256Digest, UnixMs};
+use ota_core::{DeviceProfile, Limits, UnixMs};
+use ota_sim::Slots;
 
-/// A slot's bytes, shared with the writer the agent holds.
-pub type Slot = Arc<Mutex<Vec<u8>>>;
+/// Delivers wanted chunks in order, faithfully (from `ota-sim`).
+pub use ota_sim::network::in_order;
 
-/// The storage that survives a power cut.
+/// The storage that survives a power cut: staging and the A/B slots ([`Slots`], which it
+/// derefs to), and what the device keeps besides: its agent record and the reports it sent.
 pub struct Disk {
-    /// Chunk staging.
-    pub staging: Vec<u8>,
-    /// Slots A and B.
-    pub slots: [Slot; 2],
-    /// Which slot is active.
-    pub active: usize,
-    /// The slot last opened for an install: the one a swap activates.
-    pub target: usize,
+    /// Staging, slots A and B, and the power switch.
+    pub slots: Slots,
     /// The last persisted agent record, as JSON.
     pub record: Option<String>,
     /// Every report sent, in order.
     pub reports: Vec<DeviceReport>,
-    /// Bytes written to any slot since the counter was reset.
-    pub slot_writes: Arc<Mutex<u64>>,
-    /// Cut the power after this many more slot bytes (the writer then fails).
-    pub cut_after: Arc<Mutex<Option<u64>>>,
 }
 
 impl Disk {
     /// A device running `active_content` in slot A.
     pub fn new(active_content: &[u8]) -> Self {
         Disk {
-            staging: Vec::new(),
-            slots: [
-                Arc::new(Mutex::new(active_content.to_vec())),
-                Arc::new(Mutex::new(Vec::new())),
-            ],
-            active: 0,
-            target: 1,
+            slots: Slots::new(active_content),
             record: None,
             reports: Vec::new(),
-            slot_writes: Arc::new(Mutex::new(0)),
-            cut_after: Arc::new(Mutex::new(None)),
         }
     }
+}
 
-    /// The SHA-256 of the active slot.
-    pub fn active_digest(&self) -> Sha256Digest {
-        Sha256Digest::of(&self.slots[self.active].lock().unwrap())
-    }
+impl Deref for Disk {
+    type Target = Slots;
 
-    /// The active slot's bytes.
-    pub fn active_bytes(&self) -> Vec<u8> {
-        self.slots[self.active].lock().unwrap().clone()
-    }
-
-    /// The inactive slot's length.
-    pub fn inactive_len(&self) -> usize {
-        self.slots[1 - self.active].lock().unwrap().len()
+    fn deref(&self) -> &Slots {
+        &self.slots
     }
 }
 
-struct SlotWriter {
-    slot: Slot,
-    writes: Arc<Mutex<u64>>,
-    cut_after: Arc<Mutex<Option<u64>>>,
-}
-
-impl Write for SlotWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut cut = self.cut_after.lock().unwrap();
-        let n = match *cut {
-            Some(0) => return Err(io::Error::other("power cut")),
-            Some(left) => {
-                let n = (left as usize).min(buf.len());
-                *cut = Some(left - n as u64);
-                n
-            }
-            None => buf.len(),
-        };
-        self.slot.lock().unwrap().extend_from_slice(&buf[..n]);
-        *self.writes.lock().unwrap() += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Staging for Disk {
-    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.staging.write_at(offset, data)
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.staging.read_at(offset, buf)
-    }
-}
-
-impl DeviceIo for Disk {
-    fn open_slot(&mut self) -> io::Result<Box<dyn Write + Send>> {
-        self.target = 1 - self.active;
-        let slot = self.slots[self.target].clone();
-        slot.lock().unwrap().clear();
-        Ok(Box::new(SlotWriter {
-            slot,
-            writes: self.slot_writes.clone(),
-            cut_after: self.cut_after.clone(),
-        }))
+impl DerefMut for Disk {
+    fn deref_mut(&mut self) -> &mut Slots {
+        &mut self.slots
     }
 }
 
@@ -194,7 +126,7 @@ impl Device {
     pub fn new(config: AgentConfig, active: &[u8], probe: ProbeOutcome) -> Self {
         let mut disk = Disk::new(active);
         let now = UnixMs(1_000_000);
-        let agent = Agent::new(config.clone(), None, now, &mut disk);
+        let agent = Agent::new(config.clone(), None, now, &mut disk.slots);
         Device {
             disk,
             agent: Some(agent),
@@ -215,7 +147,7 @@ impl Device {
     pub fn power_cut(&mut self) {
         self.agent = None;
         self.wanted.clear();
-        *self.disk.cut_after.lock().unwrap() = None;
+        self.disk.cut_power_after(None);
     }
 
     /// The persisted record, parsed.
@@ -234,7 +166,7 @@ impl Device {
             self.config.clone(),
             record,
             self.now,
-            &mut self.disk,
+            &mut self.disk.slots,
         ));
     }
 
@@ -248,7 +180,7 @@ impl Device {
             record,
             Some(package),
             self.now,
-            &mut self.disk,
+            &mut self.disk.slots,
         )?;
         self.agent = Some(agent);
         Ok(())
@@ -258,7 +190,7 @@ impl Device {
     pub fn handle(&mut self, input: Input<'_>) -> Result<(), AgentError> {
         let now = self.now;
         let agent = self.agent.as_mut().expect("power");
-        agent.handle(input, now, &mut self.disk)
+        agent.handle(input, now, &mut self.disk.slots)
     }
 
     /// Hands the agent an assignment proved by a DSSE envelope.
@@ -306,7 +238,7 @@ impl Device {
                 Output::Fetch(r) => self.wanted.push_back(r),
                 Output::Swap => {
                     self.log.push("swap".into());
-                    self.disk.active = self.disk.target;
+                    self.disk.swap();
                     // The fuzz target feeds inputs out of turn too: a refusal here is its business.
                     let _ = self.handle(Input::Swapped);
                 }
@@ -317,7 +249,7 @@ impl Device {
                 }
                 Output::RestorePrevious => {
                     self.log.push("restore".into());
-                    self.disk.active = 1 - self.disk.target;
+                    self.disk.restore_previous();
                     let _ = self.handle(Input::Restored);
                 }
                 Output::Report(r) => {
@@ -367,11 +299,4 @@ impl Device {
             self.agent.as_ref().map(Agent::state)
         );
     }
-}
-
-/// Delivers wanted chunks in order, faithfully.
-pub fn in_order(wanted: &mut VecDeque<ChunkRequest>, artifact: &[u8]) -> Option<(u64, Vec<u8>)> {
-    let r = wanted.pop_front()?;
-    let end = r.offset as usize + r.length as usize;
-    Some((r.offset, artifact[r.offset as usize..end].to_vec()))
 }

@@ -12,8 +12,10 @@ use ota_core::report::ReportStatus;
 use ota_core::seal::SealKey;
 use ota_core::sign::{self, TrustedKeys, VerifiedPackage};
 use ota_core::{DeviceProfile, Limits, Package, Status, UnixMs};
-use ota_tests::device::{Device, config, healthy, in_order, unhealthy};
-use ota_tests::{noise, signing_key};
+use ota_sim::network::{chunk, in_order};
+use ota_sim::{Rng, noise};
+use ota_tests::device::{Device, config, healthy, unhealthy};
+use ota_tests::signing_key;
 
 const OLD: &[u8] = b"firmware 1.2.0, the version the device runs";
 
@@ -109,7 +111,7 @@ fn chaos(
     seed: u64,
     other: Vec<u8>,
 ) -> impl FnMut(&mut VecDeque<ChunkRequest>, &[u8]) -> Option<(u64, Vec<u8>)> {
-    let mut rng = ota_benches::Rng::new(seed);
+    let mut rng = Rng::new(seed);
     let mut retry: Vec<ChunkRequest> = Vec::new();
     move |wanted: &mut VecDeque<ChunkRequest>, artifact: &[u8]| loop {
         if wanted.is_empty() {
@@ -118,7 +120,7 @@ fn chaos(
         if wanted.is_empty() {
             return None;
         }
-        let i = rng.below(wanted.len() as u64) as usize;
+        let i = rng.index(wanted.len());
         let r = wanted[i];
         let roll = rng.below(10);
         if roll == 0 {
@@ -130,16 +132,19 @@ fn chaos(
         if roll > 2 {
             wanted.remove(i); // delivered; corrupted ones (roll 1..=2) stay wanted
         }
-        let end = r.offset as usize + r.length as usize;
-        let mut data = artifact[r.offset as usize..end].to_vec();
+        let mut data = chunk(artifact, &r).to_vec();
         match roll {
             1 => {
-                let at = rng.below(data.len() as u64) as usize;
+                let at = rng.index(data.len());
                 data[at] ^= 0x55;
             }
-            2 if other.len() >= end => {
-                // A chunk of another package at the same offset (mix-and-match).
-                data.copy_from_slice(&other[r.offset as usize..end]);
+            2 => {
+                // A chunk of another package at the same offset (mix-and-match), where it
+                // has one as long.
+                let theirs = chunk(&other, &r);
+                if theirs.len() == data.len() {
+                    data.copy_from_slice(theirs);
+                }
             }
             _ => {}
         }
@@ -253,7 +258,7 @@ fn a_power_cut_in_the_middle_of_slot_writes_resumes_and_finishes() {
     for cut in [0u64, 1, 4096, 65_535, 65_536, 200_000, 499_999] {
         let mut d = device(healthy());
         d.assign(assignment(&v, &key)).unwrap();
-        *d.disk.cut_after.lock().unwrap() = Some(cut);
+        d.disk.cut_power_after(Some(cut));
         // Deliver chunks until the slot writer fails: the power is gone.
         let _ = d.run(&artifact, &mut in_order, None);
         d.power_cut();
@@ -309,7 +314,7 @@ fn attack(
     writes_allowed: bool,
 ) -> AgentError {
     let before = d.disk.active_digest();
-    *d.disk.slot_writes.lock().unwrap() = 0;
+    d.disk.take_slot_writes();
     let err = f(d).expect_err(name);
     let mut budget = None;
     d.drain(&mut budget);
@@ -319,11 +324,7 @@ fn attack(
         "{name}: the active slot changed"
     );
     if !writes_allowed {
-        assert_eq!(
-            *d.disk.slot_writes.lock().unwrap(),
-            0,
-            "{name}: a slot was written"
-        );
+        assert_eq!(d.disk.take_slot_writes(), 0, "{name}: a slot was written");
     }
     err
 }

@@ -1,7 +1,13 @@
-"""One exception class per ota_status, named after it."""
+"""One exception class per ota_status, named after it. The names come from the library
+(``ota_status_name``), so this module keeps no copy of the status table."""
+
+from ._lib import lib
 
 OK = 0
 INSUFFICIENT_SIZE = 3
+
+# Status codes are grouped by hundreds below this bound (ota-core/src/status.rs).
+_CODE_BOUND = 10_000
 
 
 class OtaError(Exception):
@@ -19,83 +25,33 @@ class OtaError(Exception):
 _BY_CODE = {}
 
 
+def _class_name(name):
+    return "".join(part.capitalize() for part in name.split("_")) + "Error"
+
+
 def _define(code, name):
-    cls_name = "".join(part.capitalize() for part in name.split("_")) + "Error"
-    cls = type(cls_name, (OtaError,), {"status": code, "name": name, "__doc__": f"ota_status {name} ({code})."})
+    cls_name = _class_name(name)
+    doc = f"ota_status {name} ({code}): {lib.ota_status_message(code).decode()}."
+    cls = type(cls_name, (OtaError,), {"status": code, "name": name, "__doc__": doc})
     _BY_CODE[code] = cls
     globals()[cls_name] = cls
     return cls
 
 
-# The statuses of include/ota.h; the tests check this table against the library.
-STATUSES = {
-    1: "null_pointer",
-    2: "invalid_utf8",
-    3: "insufficient_size",
-    4: "panic",
-    5: "invalid_argument",
-    6: "io",
-    100: "json_syntax",
-    101: "unknown_field",
-    102: "missing_field",
-    103: "invalid_value",
-    104: "too_large",
-    105: "invalid",
-    200: "incompatible",
-    300: "invalid_key",
-    301: "digest_mismatch",
-    302: "chunk_digest_mismatch",
-    303: "chunk_out_of_range",
-    304: "truncated",
-    305: "too_long",
-    306: "out_of_order",
-    307: "decryption_failed",
-    308: "plaintext_too_large",
-    309: "plaintext_mismatch",
-    310: "trailing_data",
-    400: "invalid_signing_key",
-    401: "envelope_invalid",
-    402: "threshold_not_met",
-    403: "signature_invalid",
-    404: "statement_invalid",
-    405: "not_sealed",
-    500: "package_not_found",
-    501: "package_not_available",
-    600: "chunk_misaligned",
-    601: "stored_chunk_corrupt",
-    602: "download_state_mismatch",
-    603: "permission_denied",
-    604: "not_compatible",
-    605: "downgrade",
-    606: "already_installed",
-    607: "wrong_state",
-    608: "probe_refused",
-    609: "record_invalid",
-    700: "plan_invalid",
-    701: "rollout_state",
-    702: "rollout_not_found",
-    703: "audit_broken",
-    704: "replay_mismatch",
-    800: "tuf_threshold_not_met",
-    801: "tuf_unknown_key",
-    802: "tuf_duplicate_signature",
-    803: "tuf_rollback",
-    804: "tuf_expired",
-    805: "tuf_target_mismatch",
-    806: "tuf_target_too_long",
-    807: "tuf_metadata_too_large",
-    808: "tuf_mix_and_match",
-    809: "tuf_unsafe_target_name",
-    810: "tuf_target_not_found",
-    811: "tuf_root_rotation_refused",
-    812: "tuf_fetch",
-    813: "tuf_metadata_invalid",
-    814: "tuf_repository",
-    815: "tuf_package_invalid",
-}
+def _statuses():
+    """``{code: name}`` for every status the library knows, success excluded."""
+    found = {}
+    for code in range(1, _CODE_BOUND):
+        name = lib.ota_status_name(code)
+        if name is not None:
+            found[code] = name.decode()
+    return found
 
-for _code, _name in STATUSES.items():
+
+for _code, _name in _statuses().items():
     _define(_code, _name)
+
+__all__ = ["OtaError"] + [cls.__name__ for cls in _BY_CODE.values()]
 
 
 def error_for(status, message):

@@ -1,4 +1,7 @@
-"""The base class of every object that owns a libota handle."""
+"""The base class of every object that owns a libota handle, and the one argument check every
+binding entry point uses."""
+
+import os
 
 
 class Managed:
@@ -34,3 +37,38 @@ class Managed:
             self.close()
         except Exception:  # interpreter shutdown
             pass
+
+
+# What the library takes as input, by kind, for ``arg``.
+BYTES = (bytes, bytearray, memoryview, str)
+TEXT = (str, bytes, bytearray, memoryview)
+PATH = (str, bytes, os.PathLike)
+JSON = (str, bytes, bytearray, memoryview, dict, list)
+INT = int
+
+
+def _name(cls):
+    """``ota.Package`` for the binding's classes, ``str`` for the others."""
+    return ("ota." if cls.__module__.split(".")[0] == "ota" else "") + cls.__name__
+
+
+def _describe(expected):
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(_name(k) for k in kinds)
+
+
+def arg(name, value, expected, optional=False):
+    """Checks argument ``name`` before anything reaches the library: ``value`` must be an
+    instance of ``expected`` (a class or a tuple of classes; ``None`` too when ``optional``).
+    Raises TypeError naming the argument otherwise, so a wrong object is never handed to C as
+    another's handle. Returns the handle of a ``Managed`` object (None for an optional None),
+    and any other value unchanged."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) and expected is int:
+        raise TypeError(f"{name} must be int, not bool")
+    if not isinstance(value, expected):
+        raise TypeError(f"{name} must be {_describe(expected)}, not {_name(type(value))}")
+    if isinstance(value, Managed):
+        return value.handle
+    return value

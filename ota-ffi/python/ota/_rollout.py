@@ -5,16 +5,19 @@ import ctypes
 import json as _json
 
 from ._ffi import as_bytes, call, lib, text
-from ._managed import Managed
+from ._ffi import json_text as _json_text
+from ._managed import BYTES, INT, JSON, TEXT, Managed, arg
+from ._sign import VerifiedPackage
+
+__all__ = ["Rollout", "audit_verify"]
 
 
-def _json_text(value):
-    """``value`` as JSON text: str and bytes pass through, anything else is dumped."""
-    return value if isinstance(value, (str, bytes)) else _json.dumps(value)
-
-
-def _opt_handle(verified):
-    return None if verified is None else verified.handle
+def _trail_text(trail):
+    """An audit trail as text: text passes through, a list of JSON lines is joined."""
+    if isinstance(trail, TEXT):
+        return trail
+    arg("trail", trail, (list, tuple))
+    return "".join(arg(f"trail[{i}]", line, str) + "\n" for i, line in enumerate(trail))
 
 
 _KINDS = {1: "audit", 2: "command", 3: "event"}
@@ -46,10 +49,13 @@ class Rollout(Managed):
         with ``spec`` seed 004's rollout request (and the optional waves, halt rule, timers,
         retries, pacing and windows); ``package`` and ``rollback`` are ``VerifiedPackage``;
         ``fleet`` is a list of device profiles (dicts) or its JSON text."""
-        cptr, cn, _c = as_bytes(_json_text(config))
-        fptr, fn, _f = as_bytes(_json_text(fleet))
+        cptr, cn, _c = as_bytes(_json_text(arg("config", config, JSON)))
+        p = arg("package", package, VerifiedPackage)
+        r = arg("rollback", rollback, VerifiedPackage, optional=True)
+        fptr, fn, _f = as_bytes(_json_text(arg("fleet", fleet, JSON)))
+        now = arg("now", now, INT)
         h = ctypes.c_void_p()
-        call(lib.ota_rollout_create(cptr, cn, package.handle, _opt_handle(rollback), fptr, fn, now, ctypes.byref(h)))
+        call(lib.ota_rollout_create(cptr, cn, p, r, fptr, fn, now, ctypes.byref(h)))
         return cls(h.value)
 
     @classmethod
@@ -57,12 +63,14 @@ class Rollout(Managed):
         """Rebuilds a rollout from its creation inputs and its audit trail (the records, one
         JSON line each, as a list or as text). Raises ``AuditBrokenError`` for a trail that
         was altered and ``ReplayMismatchError`` when the replay writes other records."""
-        cptr, cn, _c = as_bytes(_json_text(config))
-        fptr, fn, _f = as_bytes(_json_text(fleet))
-        tptr, tn, _t = as_bytes(trail if isinstance(trail, (str, bytes)) else "".join(line + "\n" for line in trail))
+        cptr, cn, _c = as_bytes(_json_text(arg("config", config, JSON)))
+        p = arg("package", package, VerifiedPackage)
+        r = arg("rollback", rollback, VerifiedPackage, optional=True)
+        fptr, fn, _f = as_bytes(_json_text(arg("fleet", fleet, JSON)))
+        now = arg("now", now, INT)
+        tptr, tn, _t = as_bytes(_trail_text(trail))
         h = ctypes.c_void_p()
-        call(lib.ota_rollout_replay(cptr, cn, package.handle, _opt_handle(rollback), fptr, fn, now, tptr, tn,
-                                    ctypes.byref(h)))
+        call(lib.ota_rollout_replay(cptr, cn, p, r, fptr, fn, now, tptr, tn, ctypes.byref(h)))
         return cls(h.value)
 
     @classmethod
@@ -70,25 +78,28 @@ class Rollout(Managed):
         """Restores a rollout from ``snapshot()`` with the packages the caller verified (DSSE
         or TUF): ``package`` and ``rollback`` must be the ones the snapshot names, or it raises
         ``PlanInvalidError``."""
-        ptr, n, _k = as_bytes(snapshot)
+        ptr, n, _k = as_bytes(arg("snapshot", snapshot, TEXT))
+        p = arg("package", package, VerifiedPackage)
+        r = arg("rollback", rollback, VerifiedPackage, optional=True)
         h = ctypes.c_void_p()
-        call(lib.ota_rollout_restore(ptr, n, package.handle, _opt_handle(rollback), ctypes.byref(h)))
+        call(lib.ota_rollout_restore(ptr, n, p, r, ctypes.byref(h)))
         return cls(h.value)
 
     def handle_report(self, report, now):
         """A device's report: ``{"device_id", "rollout_id", "firmware_version", "status",
         "reason"}``."""
-        ptr, n, _k = as_bytes(_json_text(report))
-        call(lib.ota_rollout_handle_report(self.handle, ptr, n, now))
+        ptr, n, _k = as_bytes(_json_text(arg("report", report, JSON)))
+        call(lib.ota_rollout_handle_report(self.handle, ptr, n, arg("now", now, INT)))
 
     def handle_tick(self, now):
         """Time passed: timers fire, soaked waves open, paced commands go out."""
-        call(lib.ota_rollout_handle_tick(self.handle, now))
+        call(lib.ota_rollout_handle_tick(self.handle, arg("now", now, INT)))
 
     def _command(self, command, by, now, wave=0):
         cptr, cn, _c = as_bytes(command)
-        bptr, bn, _b = as_bytes(by)
-        call(lib.ota_rollout_command(self.handle, cptr, cn, wave, bptr, bn, now))
+        bptr, bn, _b = as_bytes(arg("by", by, BYTES))
+        wave = arg("wave", wave, INT)
+        call(lib.ota_rollout_command(self.handle, cptr, cn, wave, bptr, bn, arg("now", now, INT)))
 
     def pause(self, by, now):
         """Pauses: nothing new is sent."""
@@ -116,13 +127,13 @@ class Rollout(Managed):
 
     def join(self, profile, now):
         """A device joined the fleet (its profile as a dict or JSON text)."""
-        ptr, n, _k = as_bytes(_json_text(profile))
-        call(lib.ota_rollout_join(self.handle, ptr, n, now))
+        ptr, n, _k = as_bytes(_json_text(arg("profile", profile, JSON)))
+        call(lib.ota_rollout_join(self.handle, ptr, n, arg("now", now, INT)))
 
     def leave(self, device_id, now):
         """A device left the target: it becomes ``removed``."""
-        ptr, n, _k = as_bytes(device_id)
-        call(lib.ota_rollout_leave(self.handle, ptr, n, now))
+        ptr, n, _k = as_bytes(arg("device_id", device_id, BYTES))
+        call(lib.ota_rollout_leave(self.handle, ptr, n, arg("now", now, INT)))
 
     def poll(self):
         """The next output as ``(kind, value)`` — ``("audit", line)``, ``("command", dict)`` or
@@ -187,11 +198,11 @@ def audit_verify(trail, head=None):
     that was edited, dropped, inserted or reordered. With ``head`` (``SEQ:HASH``, as
     ``Rollout.audit_head()`` gives it), the trail must also end there: dropping its last
     records is caught too."""
-    ptr, n, _k = as_bytes(trail if isinstance(trail, (str, bytes)) else "".join(line + "\n" for line in trail))
+    ptr, n, _k = as_bytes(_trail_text(trail))
     records = ctypes.c_uint64(0)
     if head is None:
         call(lib.ota_audit_verify(ptr, n, ctypes.byref(records)))
     else:
-        hptr, hn, _h = as_bytes(head)
+        hptr, hn, _h = as_bytes(arg("head", head, TEXT))
         call(lib.ota_audit_verify_head(ptr, n, hptr, hn, ctypes.byref(records)))
     return records.value

@@ -3,10 +3,12 @@ packages, downloads them, and shows the Trust Center."""
 
 import ctypes
 import json as _json
-import os
 
-from ._ffi import as_bytes, call, lib, text, writer
-from ._managed import Managed
+from ._ffi import as_text, call, lib, text, writer
+from ._managed import INT, PATH, TEXT, Managed, arg
+from ._sign import VerifiedPackage
+
+__all__ = ["TufClient", "TufRepo"]
 
 
 class TufClient(Managed):
@@ -17,19 +19,19 @@ class TufClient(Managed):
     _free = lib.ota_tuf_client_free
 
     def __init__(self, root, metadata_url, targets_url, state_dir=None):
-        rptr, rn, _r = as_bytes(root)
-        mptr, mn, _m = as_bytes(os.fspath(metadata_url))
-        tptr, tn, _t = as_bytes(os.fspath(targets_url))
-        sptr, sn, _s = as_bytes(os.fspath(state_dir) if state_dir is not None else b"")
+        r, rn = as_text(arg("root", root, TEXT))
+        m, mn = as_text(arg("metadata_url", metadata_url, PATH))
+        t, tn = as_text(arg("targets_url", targets_url, PATH))
+        s, sn = as_text(arg("state_dir", state_dir, PATH, optional=True) or b"")
         h = ctypes.c_void_p()
-        call(lib.ota_tuf_client_new(rptr, rn, mptr, mn, tptr, tn, sptr, sn, ctypes.byref(h)))
+        call(lib.ota_tuf_client_new(r, rn, m, mn, t, tn, s, sn, ctypes.byref(h)))
         super().__init__(h.value)
 
     def refresh(self, now):
         """Refreshes at ``now`` (Unix ms); raises ``TufRollbackError``, ``TufExpiredError``, ...
         for each attack, leaving the trusted state as it was."""
         h = ctypes.c_void_p()
-        call(lib.ota_tuf_refresh(self.handle, now, ctypes.byref(h)))
+        call(lib.ota_tuf_refresh(self.handle, arg("now", now, INT), ctypes.byref(h)))
         return TufRepo(h.value)
 
 
@@ -40,28 +42,28 @@ class TufRepo(Managed):
 
     def resolve(self, name):
         """``(VerifiedPackage, length)`` for target ``name``."""
-        from . import VerifiedPackage
-
-        nptr, nn, _n = as_bytes(name)
+        n, nn = as_text(arg("name", name, TEXT))
         h = ctypes.c_void_p()
         length = ctypes.c_uint64(0)
-        call(lib.ota_tuf_resolve(self.handle, nptr, nn, ctypes.byref(h), ctypes.byref(length)))
+        call(lib.ota_tuf_resolve(self.handle, n, nn, ctypes.byref(h), ctypes.byref(length)))
         return VerifiedPackage(h.value), length.value
 
     def download(self, name, sink):
         """Streams target ``name`` to ``sink(bytes)``, verified as it goes; on an exception
         what the sink got must be discarded. Returns the length."""
-        nptr, nn, _n = as_bytes(name)
+        n, nn = as_text(arg("name", name, TEXT))
+        if not callable(sink):
+            raise TypeError(f"sink must be callable, not {type(sink).__name__}")
         cb = writer(sink)
         written = ctypes.c_uint64(0)
-        call(lib.ota_tuf_download(self.handle, nptr, nn, cb, None, ctypes.byref(written)))
+        call(lib.ota_tuf_download(self.handle, n, nn, cb, None, ctypes.byref(written)))
         return written.value
 
     def download_file(self, name, path):
         """Downloads target ``name`` to ``path``, written only when it all verified."""
-        nptr, nn, _n = as_bytes(name)
-        pptr, pn, _p = as_bytes(os.fspath(path))
-        call(lib.ota_tuf_download_file(self.handle, nptr, nn, pptr, pn))
+        n, nn = as_text(arg("name", name, TEXT))
+        p, pn = as_text(arg("path", path, PATH))
+        call(lib.ota_tuf_download_file(self.handle, n, nn, p, pn))
 
     def trust_center(self):
         """``{"roles": [...], "targets": [...]}``: what was signed, and by which keys."""

@@ -1,0 +1,196 @@
+"""The device: the update agent over the device's storage, and health probes."""
+
+import ctypes
+import json as _json
+
+from . import _errors, _lib
+from ._ffi import as_bytes, as_text, call, json_text, lib, text
+from ._managed import INT, JSON, TEXT, Managed, arg
+from ._sign import VerifiedPackage
+
+__all__ = ["DeviceIo", "Agent", "COMMANDS", "probe_run"]
+
+COMMANDS = {0: None, 1: "persist", 2: "fetch", 3: "swap", 4: "probe", 5: "restore_previous", 6: "report"}
+
+
+class DeviceIo:
+    """The device's storage for the agent. Subclass it and implement ``stage_write(offset,
+    data)``, ``stage_read(offset, n) -> bytes``, ``slot_open()``, ``slot_write(data)`` and
+    ``slot_flush()``; an exception in any of them fails the operation that needed it."""
+
+    def stage_write(self, offset, data):
+        raise NotImplementedError
+
+    def stage_read(self, offset, n):
+        raise NotImplementedError
+
+    def slot_open(self):
+        raise NotImplementedError
+
+    def slot_write(self, data):
+        raise NotImplementedError
+
+    def slot_flush(self):
+        pass
+
+    def _struct(self):
+        """The ota_device_io for the library; the callbacks live as long as this object."""
+
+        def guard(f):
+            def call_(*a):
+                try:
+                    f(*a)
+                    return 0
+                except Exception:  # noqa: BLE001 - the library reports the failure
+                    return 1
+
+            return call_
+
+        def read(_ctx, offset, buf, n):
+            data = self.stage_read(offset, n)
+            if len(data) != n:
+                raise IOError("short read")
+            ctypes.memmove(buf, data, n)
+
+        self._callbacks = (
+            _lib.STAGE_WRITE(guard(lambda _c, o, d, n: self.stage_write(o, ctypes.string_at(d, n)))),
+            _lib.STAGE_READ(guard(read)),
+            _lib.SLOT_OPEN(guard(lambda _c: self.slot_open())),
+            _lib.WRITE_FN(guard(lambda _c, d, n: self.slot_write(ctypes.string_at(d, n)))),
+            _lib.SLOT_FLUSH(guard(lambda _c: self.slot_flush())),
+        )
+        return _lib.DeviceIoStruct(None, *self._callbacks)
+
+
+class Agent(Managed):
+    """The device's update agent. After creating it and after every ``handle_*`` call, carry
+    out ``commands()`` in order: ``persist`` (store ``text`` durably first), ``fetch``
+    (``offset``/``length``), ``swap``, ``probe`` (``text`` is the probe), ``restore_previous``
+    and ``report`` (``text`` is the report).
+
+    ``Agent(config, io, now)`` starts a new device; ``record=`` (the text of the last
+    ``persist``) resumes after a restart. ``Agent.restore`` resumes with the update's package
+    verified again, which an update proved by a TUF target needs."""
+
+    _free = lib.ota_agent_free
+
+    def __init__(self, config, io, now, record=None):
+        arg("io", io, DeviceIo)
+        now = arg("now", now, INT)
+        config, cn = as_text(json_text(arg("config", config, JSON)))
+        record, rn = as_text(json_text(arg("record", record, JSON, optional=True)) if record else b"")
+        self._open(io, lambda io_struct, out: lib.ota_agent_new(config, cn, record, rn, now, io_struct, out))
+
+    @classmethod
+    def restore(cls, config, io, now, record, package=None):
+        """The agent from its last persisted ``record``, with the update's package as the host
+        verified it again after the restart: a ``VerifiedPackage`` (``TufRepo.resolve`` gives
+        it for a TUF target; None is allowed for an envelope, which the agent verifies
+        itself). Raises ``RecordInvalidError`` when the package is not the record's update."""
+        arg("io", io, DeviceIo)
+        now = arg("now", now, INT)
+        config, cn = as_text(json_text(arg("config", config, JSON)))
+        record, rn = as_text(json_text(arg("record", record, JSON)))
+        p = arg("package", package, VerifiedPackage, optional=True)
+        agent = cls.__new__(cls)
+        agent._open(io, lambda io_struct, out: lib.ota_agent_restore(config, cn, record, rn, p, now, io_struct, out))
+        return agent
+
+    def _open(self, io, make):
+        """Makes the handle with ``make(io_struct, handle_out)``; ``io``'s callbacks live as long
+        as this object."""
+        Managed.__init__(self, None)
+        self._io = io
+        self._io_struct = io._struct()
+        h = ctypes.c_void_p()
+        call(make(ctypes.byref(self._io_struct), ctypes.byref(h)))
+        self._handle = h.value
+
+    def handle_assignment(self, assignment, now):
+        """Takes an assignment; raises the refusal's exception (a rejected report is queued).
+        An assignment that names a TUF target needs ``handle_verified_assignment``."""
+        a, n = as_text(json_text(arg("assignment", assignment, JSON)))
+        call(lib.ota_agent_handle_assignment(self.handle, a, n, arg("now", now, INT)))
+
+    def handle_verified_assignment(self, assignment, verified_package, now):
+        """Takes an assignment with the ``VerifiedPackage`` the host verified for it: the
+        package ``TufRepo.resolve`` gave for the assignment's TUF target, or the package of
+        its envelope (which the agent verifies too, and then requires to be this one).
+        Raises as ``handle_assignment`` does, and ``InvalidArgumentError`` when a TUF
+        target's package was verified for another target or not through TUF."""
+        a, n = as_text(json_text(arg("assignment", assignment, JSON)))
+        p = arg("verified_package", verified_package, VerifiedPackage)
+        call(lib.ota_agent_handle_verified_assignment(self.handle, a, n, p, arg("now", now, INT)))
+
+    def handle_chunk(self, offset, data, now):
+        """Takes a fetched chunk; returns whether it was new."""
+        offset = arg("offset", offset, INT)
+        ptr, n, _k = as_bytes(arg("data", data, (bytes, bytearray, memoryview)))
+        new = ctypes.c_bool(False)
+        call(lib.ota_agent_handle_chunk(self.handle, offset, ptr, n, arg("now", now, INT), ctypes.byref(new)))
+        return new.value
+
+    def handle_swapped(self, now):
+        call(lib.ota_agent_handle_swapped(self.handle, arg("now", now, INT)))
+
+    def handle_probe_result(self, healthy, detail, now):
+        healthy = arg("healthy", healthy, bool)
+        detail, n = as_text(arg("detail", detail, TEXT))
+        call(lib.ota_agent_handle_probe_result(self.handle, healthy, detail, n, arg("now", now, INT)))
+
+    def handle_restored(self, now):
+        call(lib.ota_agent_handle_restored(self.handle, arg("now", now, INT)))
+
+    def handle_tick(self, now):
+        call(lib.ota_agent_handle_tick(self.handle, arg("now", now, INT)))
+
+    def poll_command(self):
+        """The next command as a dict (``kind``, ``index``, ``offset``, ``length``,
+        ``swapped_at``, ``text``), or None."""
+        c = _lib.CommandStruct()
+        call(lib.ota_agent_poll_command(self.handle, ctypes.byref(c)))
+        kind = COMMANDS.get(c.kind)
+        if kind is None:
+            return None
+        return {
+            "kind": kind, "index": c.index, "offset": c.offset, "length": c.length,
+            "swapped_at": c.swapped_at, "text": text(lib.ota_agent_command_text, self.handle),
+        }
+
+    def commands(self):
+        """Every pending command, in order."""
+        while True:
+            c = self.poll_command()
+            if c is None:
+                return
+            yield c
+
+    def timeout(self):
+        """When to call ``handle_tick`` next (Unix ms), or None."""
+        at = ctypes.c_uint64(0)
+        call(lib.ota_agent_timeout(self.handle, ctypes.byref(at)))
+        return None if at.value == 2**64 - 1 else at.value
+
+    @property
+    def state(self):
+        return lib.ota_agent_state(self.handle).decode()
+
+    def installed_version(self, name):
+        """The active version of a package, or None."""
+        name, n = as_text(arg("name", name, TEXT))
+        return text(lib.ota_agent_installed_version, self.handle, name, n) or None
+
+
+def probe_run(spec, allowlist, swapped_at_ms):
+    """Runs a health probe for real (each call runs it once): ``(healthy, detail)``."""
+    spec, sn = as_text(json_text(arg("spec", spec, JSON)))
+    allowlist, an = as_text(_json.dumps(list(arg("allowlist", allowlist, (list, tuple)))))
+    swapped_at_ms = arg("swapped_at_ms", swapped_at_ms, INT)
+    healthy = ctypes.c_bool(False)
+    buf = ctypes.create_string_buffer(4096)
+    n = ctypes.c_size_t(0)
+    status = lib.ota_probe_run(spec, sn, allowlist, an, swapped_at_ms, ctypes.byref(healthy), buf, len(buf), ctypes.byref(n))
+    if status == _errors.INSUFFICIENT_SIZE:
+        return healthy.value, "(the probe's detail is longer than 4 KiB)"
+    call(status)
+    return healthy.value, buf.raw[: n.value].decode("utf-8", "replace")

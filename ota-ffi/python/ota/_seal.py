@@ -1,0 +1,145 @@
+"""Sealing and opening artifacts (gzip, AES-256-CBC, a chunk table), encryption keys, and seed
+002's registration record."""
+
+import ctypes
+import hashlib
+import json as _json
+
+from . import _ffi
+from ._ffi import as_bytes, as_text, call, json_text, lib, text
+from ._managed import BYTES, INT, JSON, PATH, Managed, arg
+from ._sign import VerifiedPackage
+
+__all__ = [
+    "generate_seal_key", "Sealer", "Opener", "seal", "open_sealed", "registration_build",
+    "registration_object_key", "registration_open_file",
+]
+
+
+def generate_seal_key():
+    """A new random 32-byte encryption key (from the operating system's RNG)."""
+    buf = (ctypes.c_uint8 * 32)()
+    call(lib.ota_seal_key_generate(buf, 32))
+    return bytes(buf)
+
+
+def _key32(key):
+    key = arg("key", key, BYTES)
+    if isinstance(key, str):
+        key = bytes.fromhex(key)
+    return as_bytes(key)
+
+
+class _Streaming(Managed):
+    """A sealer or opener: bytes in with ``write``, output to ``sink`` as it is ready."""
+
+    def __init__(self, sink):
+        if not callable(sink):
+            raise TypeError(f"sink must be callable, not {type(sink).__name__}")
+        self._callback = _ffi.writer(sink)  # kept alive as long as the handle
+        super().__init__(None)
+
+    def _start(self, handle):
+        self._handle = handle
+
+    def write(self, data):
+        """Takes the next input bytes."""
+        ptr, n, _keep = as_bytes(arg("data", data, BYTES))
+        call(self._write(self.handle, ptr, n))
+
+    def finish(self):
+        """Ends the stream and returns what it produced, as a dict. Calling it again returns
+        the same."""
+        return _json.loads(text(self._finish, self.handle))
+
+
+class Sealer(_Streaming):
+    """Seals plaintext written to it; the sealed artifact goes to ``sink(bytes)`` (for
+    example ``file.write``). With ``plaintext_sha256`` (32 raw bytes), the output is
+    reproducible."""
+
+    _free = lib.ota_sealer_free
+    _write = lib.ota_sealer_write
+    _finish = lib.ota_sealer_finish
+
+    def __init__(self, key, sink, plaintext_sha256=None):
+        super().__init__(sink)
+        kptr, kn, _k = _key32(key)
+        h = ctypes.c_void_p()
+        if plaintext_sha256 is None:
+            call(lib.ota_sealer_new(kptr, kn, self._callback, None, ctypes.byref(h)))
+        else:
+            dptr, dn, _d = as_bytes(arg("plaintext_sha256", plaintext_sha256, (bytes, bytearray, memoryview)))
+            call(lib.ota_sealer_new_reproducible(kptr, kn, dptr, dn, self._callback, None, ctypes.byref(h)))
+        self._start(h.value)
+
+
+class Opener(_Streaming):
+    """Opens a verified package's artifact written to it in order, checking every 64 KiB
+    chunk before decrypting it; the plaintext goes to ``sink(bytes)``. Only a successful
+    ``finish()`` means the plaintext is complete."""
+
+    _free = lib.ota_opener_free
+    _write = lib.ota_opener_write
+    _finish = lib.ota_opener_finish
+
+    def __init__(self, verified, key, sink):
+        v = arg("verified", verified, VerifiedPackage)
+        super().__init__(sink)
+        kptr, kn, _k = _key32(key)
+        h = ctypes.c_void_p()
+        call(lib.ota_opener_new(v, kptr, kn, self._callback, None, ctypes.byref(h)))
+        self._start(h.value)
+
+
+def seal(plaintext, key, reproducible=False):
+    """Seals bytes in memory: ``(sealed bytes, info dict)``. The info has ``sha256``,
+    ``size_bytes``, ``plaintext_size``, ``plaintext_sha256``, ``iv`` and ``chunks``."""
+    arg("plaintext", plaintext, (bytes, bytearray, memoryview))
+    out = []
+    digest = hashlib.sha256(plaintext).digest() if reproducible else None
+    with Sealer(key, out.append, digest) as s:
+        s.write(plaintext)
+        info = s.finish()
+    return b"".join(out), info
+
+
+def open_sealed(verified, key, artifact):
+    """Opens a verified package's artifact held in memory: the plaintext."""
+    arg("artifact", artifact, (bytes, bytearray, memoryview))
+    out = []
+    with Opener(verified, key, out.append) as o:
+        o.write(artifact)
+        o.finish()
+    return b"".join(out)
+
+
+def registration_build(sealer, key, resource_name, dev_stage, architecture, version, s3_endpoint, bucket, cdn_base=None):
+    """Seed 002's registration record for a finished ``Sealer``'s artifact, as a dict."""
+    s = arg("sealer", sealer, Sealer)
+    params = {
+        "resource_name": resource_name, "dev_stage": dev_stage, "architecture": architecture,
+        "version": version, "s3_endpoint": s3_endpoint, "bucket": bucket,
+    }
+    for name, value in params.items():
+        arg(name, value, str)
+    if cdn_base is not None:
+        params["cdn_base"] = arg("cdn_base", cdn_base, str)
+    kptr, kn, _k = _key32(key)
+    p, pn = as_text(_json.dumps(params))
+    return _json.loads(text(lib.ota_registration_build, s, kptr, kn, p, pn))
+
+
+def registration_object_key(registration):
+    """The object key ``{dev_stage}/{resource_name}-{architecture}-{version}.enc``."""
+    r, n = as_text(json_text(arg("registration", registration, JSON)))
+    return text(lib.ota_registration_object_key, r, n)
+
+
+def registration_open_file(registration, artifact_path, out_path, max_plaintext):
+    """Opens a sealed file known only by its registration record: checks its size and SHA-256
+    before decrypting, and writes ``out_path`` only on success."""
+    r, rn = as_text(json_text(arg("registration", registration, JSON)))
+    a, an = as_text(arg("artifact_path", artifact_path, PATH))
+    o, on = as_text(arg("out_path", out_path, PATH))
+    call(lib.ota_registration_open_file(r, rn, a, an, o, on, arg("max_plaintext", max_plaintext, INT)))

@@ -1,0 +1,102 @@
+"""Keys and signatures: Ed25519 signing keys, trusted key sets, DSSE envelopes and the
+packages verified from them."""
+
+import ctypes
+import json as _json
+
+from . import _ffi
+from ._documents import Package
+from ._ffi import as_bytes, as_text, call, lib, text
+from ._managed import BYTES, INT, TEXT, Managed, arg
+
+__all__ = ["SigningKey", "TrustedKeys", "sign", "verify", "VerifiedPackage"]
+
+
+class SigningKey(Managed):
+    """An Ed25519 signing key."""
+
+    _free = lib.ota_signing_key_free
+
+    @classmethod
+    def generate(cls):
+        """A new key from the operating system's RNG."""
+        h = ctypes.c_void_p()
+        call(lib.ota_signing_key_generate(ctypes.byref(h)))
+        return cls(h.value)
+
+    @classmethod
+    def load(cls, pkcs8):
+        """Loads a PKCS#8 private key, PEM (text or bytes) or DER."""
+        ptr, n, _keep = as_bytes(arg("pkcs8", pkcs8, BYTES))
+        h = ctypes.c_void_p()
+        call(lib.ota_signing_key_load(ptr, n, ctypes.byref(h)))
+        return cls(h.value)
+
+    def to_pem(self):
+        """The key as PKCS#8 PEM text."""
+        return text(lib.ota_signing_key_to_pem, self.handle)
+
+    def to_der(self):
+        """The key as PKCS#8 DER bytes."""
+        return _ffi.binary(lib.ota_signing_key_to_der, self.handle)
+
+    @property
+    def public_key(self):
+        """The raw public key as 64 hex characters."""
+        return text(lib.ota_signing_key_public_key, self.handle)
+
+    @property
+    def key_id(self):
+        """The key id: the hex SHA-256 of the raw public key."""
+        return text(lib.ota_signing_key_id, self.handle)
+
+
+class TrustedKeys(Managed):
+    """A set of trusted public keys (64 hex characters or PEM each)."""
+
+    _free = lib.ota_trusted_keys_free
+
+    def __init__(self, keys=()):
+        h = ctypes.c_void_p()
+        call(lib.ota_trusted_keys_new(ctypes.byref(h)))
+        super().__init__(h.value)
+        for k in keys:
+            self.add(k)
+
+    def add(self, public_key):
+        """Trusts a public key, or the public key of a ``SigningKey``."""
+        if isinstance(public_key, SigningKey):
+            public_key = public_key.public_key
+        key, n = as_text(arg("public_key", public_key, TEXT + (SigningKey,)))
+        call(lib.ota_trusted_keys_add(self.handle, key, n))
+
+
+def sign(package, keys):
+    """Signs a sealed ``Package`` with every key: the DSSE envelope as JSON text."""
+    p = arg("package", package, Package)
+    arg("keys", keys, (list, tuple))
+    handles = [arg(f"keys[{i}]", k, SigningKey) for i, k in enumerate(keys)]
+    arr = (ctypes.c_void_p * len(handles))(*handles)
+    return text(lib.ota_envelope_sign, p, arr, len(handles))
+
+
+class VerifiedPackage(Managed):
+    """A package whose envelope was verified against trusted keys, or that was resolved
+    through TUF."""
+
+    _free = lib.ota_verified_package_free
+
+    def to_dict(self):
+        """``{"id", "signed_by", "package"}``."""
+        return _json.loads(text(lib.ota_verified_package_to_json, self.handle))
+
+
+def verify(envelope, trusted, threshold=1):
+    """Verifies a DSSE envelope: at least ``threshold`` distinct trusted keys must have signed
+    it. Raises ``ThresholdNotMetError``, ``SignatureInvalidError``, ... otherwise."""
+    env, n = as_text(arg("envelope", envelope, TEXT))
+    keys = arg("trusted", trusted, TrustedKeys)
+    threshold = arg("threshold", threshold, INT)
+    h = ctypes.c_void_p()
+    call(lib.ota_envelope_verify(env, n, keys, threshold, ctypes.byref(h)))
+    return VerifiedPackage(h.value)
