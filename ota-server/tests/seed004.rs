@@ -67,12 +67,30 @@ async fn report(s: &Srv, device: &str, cred: &str, body: Value) -> (u16, Value) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_004_over_http_on_sqlite() {
-    let dir = tmp("seed004");
+    let dir = tmp("seed004-sqlite");
+    seed_004(&dir, config(&dir)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_004_over_http_on_postgresql() {
+    let Some(cluster) = common::pg::Cluster::start("seed004") else {
+        return;
+    };
+    let dir = tmp("seed004-pg");
+    let mut c = config(&dir);
+    c.database = cluster.url.clone();
+    seed_004(&dir, c).await;
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     let input = dir.join("in");
     std::fs::create_dir_all(&input).unwrap();
     let (fw, fw_id, fw_bytes) = firmware(&input, "2.0.0", false, 200_000);
     let (rb, rb_id, _) = firmware(&input, "1.2.0", true, 100_000);
-    let s = Srv::start(config(&dir)).await;
+    let s = Srv::start(cfg).await;
     let admin = s.token("acme", "admin");
     let other = s.token("globex", "admin");
     let viewer = s.token("acme", "viewer");
@@ -91,7 +109,7 @@ async fn seed_004_over_http_on_sqlite() {
     assert_eq!(code, 201, "{v}");
     // A statement whose artifact is not the file it points at: INVALID_ARGUMENT, and the
     // package is never assignable.
-    let (mut bad, bad_id, _) = firmware(&dir, "2.0.1", false, 200_000);
+    let (mut bad, bad_id, _) = firmware(dir, "2.0.1", false, 200_000);
     bad["artifact_uri"] = json!(format!("file://{}", input.join("fw-2.0.0.enc").display()));
     let got = s
         .call("POST", "/api/v1/ota/packages", &admin, Some(&bad))
@@ -624,5 +642,4 @@ async fn seed_004_over_http_on_sqlite() {
     .await;
     assert_error(&(code, v), 409, "FAILED_PRECONDITION", "status");
     s.stop();
-    let _ = std::fs::remove_dir_all(&dir);
 }
