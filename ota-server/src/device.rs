@@ -177,6 +177,15 @@ pub async fn chunk(
     Ok(resp)
 }
 
+/// The answer of a report.
+#[derive(Debug, serde::Serialize)]
+pub struct ReportAnswer {
+    device_id: Name,
+    rollout_id: String,
+    state: Option<DeviceState>,
+    recorded: bool,
+}
+
 /// `POST /api/v1/devices/{device_id}/ota/report`: seed 004's report `{device_id, rollout_id,
 /// firmware_version, status, reason}`, plus an optional progress `step` (downloading,
 /// verified, installed, swapped, probing) with `status: in_progress`.
@@ -185,7 +194,7 @@ pub async fn report(
     dev: Device,
     Path(device_id): Path<String>,
     Body(body): Body,
-) -> ApiResult<AxumJson<Value>> {
+) -> ApiResult<AxumJson<ReportAnswer>> {
     dev.require(&device_id)?;
     let mut v: Value = parse_json(&body)?;
     let obj = v
@@ -280,12 +289,12 @@ pub async fn report(
     }
     let _ = st.events.send(live);
     let after = h.lock().await.rollout.device_state(dev.device_id.as_str());
-    Ok(AxumJson(json!({
-        "device_id": dev.device_id,
-        "rollout_id": rid,
-        "state": after,
-        "recorded": !progress_only,
-    })))
+    Ok(AxumJson(ReportAnswer {
+        device_id: dev.device_id,
+        rollout_id: rid,
+        state: after,
+        recorded: !progress_only,
+    }))
 }
 
 /// `GET /api/v1/devices/{device_id}/rpc`: the device's persistent RPC records, newest last.

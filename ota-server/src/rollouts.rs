@@ -25,24 +25,42 @@ fn percent(p: f64) -> Value {
     }
 }
 
+/// The answer of a creation, in seed 004's order.
+#[derive(Debug, serde::Serialize)]
+pub struct Created {
+    rollout_id: String,
+    status: ota_core::rollout::RolloutState,
+    canary_percent: Value,
+    scheduled_count: u64,
+}
+
+/// The answer of an operator command.
+#[derive(Debug, serde::Serialize)]
+pub struct OperatorAnswer {
+    rollout_id: String,
+    status: ota_core::rollout::RolloutState,
+    halt_reason: Option<String>,
+    audit_head: String,
+}
+
 /// `POST /api/v1/ota/rollouts`.
 pub async fn create(
     State(st): State<AppState>,
     admin: Admin,
     Body(body): Body,
-) -> ApiResult<(StatusCode, AxumJson<Value>)> {
+) -> ApiResult<(StatusCode, AxumJson<Created>)> {
     admin.require_write()?;
     let spec = RolloutSpec::from_json(&body, &Limits::DEFAULT)
         .map_err(|e| ApiError::from_status(e.status(), "", e))?;
     let c = engine::create(&st, &admin.tenant, &admin.sub, spec).await?;
     Ok((
         StatusCode::CREATED,
-        AxumJson(json!({
-            "rollout_id": c.rollout_id,
-            "status": c.status.status,
-            "canary_percent": percent(c.status.canary_percent),
-            "scheduled_count": c.status.scheduled_count,
-        })),
+        AxumJson(Created {
+            rollout_id: c.rollout_id,
+            status: c.status.status,
+            canary_percent: percent(c.status.canary_percent),
+            scheduled_count: c.status.scheduled_count,
+        }),
     ))
 }
 
@@ -82,15 +100,15 @@ async fn operator(
     admin: &Admin,
     id: &str,
     input: Input,
-) -> ApiResult<AxumJson<Value>> {
+) -> ApiResult<AxumJson<OperatorAnswer>> {
     admin.require_write()?;
     let s = engine::input(st, Some(admin.tenant.as_str()), id, input).await?;
-    Ok(AxumJson(json!({
-        "rollout_id": id,
-        "status": s.status,
-        "halt_reason": s.halt_reason,
-        "audit_head": s.audit_head.to_string(),
-    })))
+    Ok(AxumJson(OperatorAnswer {
+        rollout_id: id.to_string(),
+        status: s.status,
+        halt_reason: s.halt_reason,
+        audit_head: s.audit_head.to_string(),
+    }))
 }
 
 /// `POST /api/v1/ota/rollouts/{id}/pause`.
@@ -98,7 +116,7 @@ pub async fn pause(
     State(st): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> ApiResult<AxumJson<Value>> {
+) -> ApiResult<AxumJson<OperatorAnswer>> {
     let by = admin.sub.clone();
     operator(&st, &admin, &id, Input::Pause { by }).await
 }
@@ -108,7 +126,7 @@ pub async fn resume(
     State(st): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> ApiResult<AxumJson<Value>> {
+) -> ApiResult<AxumJson<OperatorAnswer>> {
     let by = admin.sub.clone();
     operator(&st, &admin, &id, Input::Resume { by }).await
 }
@@ -118,7 +136,7 @@ pub async fn rollback(
     State(st): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> ApiResult<AxumJson<Value>> {
+) -> ApiResult<AxumJson<OperatorAnswer>> {
     let by = admin.sub.clone();
     operator(&st, &admin, &id, Input::Rollback { by }).await
 }
@@ -128,7 +146,7 @@ pub async fn abort(
     State(st): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> ApiResult<AxumJson<Value>> {
+) -> ApiResult<AxumJson<OperatorAnswer>> {
     let by = admin.sub.clone();
     operator(&st, &admin, &id, Input::Abort { by }).await
 }
@@ -138,7 +156,7 @@ pub async fn approve(
     State(st): State<AppState>,
     admin: Admin,
     Path((id, wave)): Path<(String, usize)>,
-) -> ApiResult<AxumJson<Value>> {
+) -> ApiResult<AxumJson<OperatorAnswer>> {
     let by = admin.sub.clone();
     operator(&st, &admin, &id, Input::Approve { wave, by }).await
 }
