@@ -48,22 +48,44 @@ pub struct Hosted {
     pub snapshot_seq: u64,
 }
 
+/// A loaded rollout: its tenant and the rollout.
+type Entry = (String, Arc<Mutex<Hosted>>);
+
 /// The rollouts being driven, and their timeouts.
 #[derive(Default)]
 pub struct Engines {
-    map: StdMutex<HashMap<String, Arc<Mutex<Hosted>>>>,
+    /// Each rollout with its tenant (kept outside the lock, so a tenant check never waits).
+    map: StdMutex<HashMap<String, Entry>>,
     timeouts: StdMutex<HashMap<String, u64>>,
 }
 
 impl Engines {
     /// A rollout, if it is loaded.
     pub fn get(&self, id: &str) -> Option<Arc<Mutex<Hosted>>> {
-        self.map.lock().expect("engines lock").get(id).cloned()
+        self.map
+            .lock()
+            .expect("engines lock")
+            .get(id)
+            .map(|(_, h)| h.clone())
+    }
+
+    /// A rollout of this tenant, if it is loaded.
+    pub fn get_for(&self, tenant: &str, id: &str) -> Option<Arc<Mutex<Hosted>>> {
+        self.map
+            .lock()
+            .expect("engines lock")
+            .get(id)
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, h)| h.clone())
     }
 
     fn insert(&self, id: String, h: Hosted) -> Arc<Mutex<Hosted>> {
+        let tenant = h.tenant.clone();
         let h = Arc::new(Mutex::new(h));
-        self.map.lock().expect("engines lock").insert(id, h.clone());
+        self.map
+            .lock()
+            .expect("engines lock")
+            .insert(id, (tenant, h.clone()));
         h
     }
 
@@ -113,14 +135,9 @@ fn engine_error(e: ota_core::rollout::RolloutError) -> ApiError {
 
 /// A tenant's rollout, or `NOT_FOUND` (another tenant's rollout is not found either).
 pub fn lookup(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<Mutex<Hosted>>> {
-    let not_found = || ApiError::not_found(format!("rollout_id: no rollout {id}"));
-    let h = st.engines.get(id).ok_or_else(not_found)?;
-    // The tenant never changes: a try_lock that fails only means someone drives it now.
-    match h.try_lock() {
-        Ok(g) if g.tenant != tenant => return Err(not_found()),
-        _ => {}
-    }
-    Ok(h)
+    st.engines
+        .get_for(tenant, id)
+        .ok_or_else(|| ApiError::not_found(format!("rollout_id: no rollout {id}")))
 }
 
 /// The answer of a create.

@@ -1,0 +1,289 @@
+//! A tenant sees and touches only its own packages, profiles, devices and rollouts, at every
+//! endpoint; a device reaches only its own endpoints; tokens are checked.
+
+mod common;
+
+use common::{Srv, assert_error, config, firmware, tmp};
+use serde_json::{Value, json};
+
+fn device(profile: &str) -> Value {
+    json!({"profile_id": profile, "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
+           "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_and_devices_reach_only_their_own() {
+    let dir = tmp("tenants");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
+    let s = Srv::start(config(&dir)).await;
+    let acme = s.token("acme", "admin");
+    let globex = s.token("globex", "admin");
+
+    // acme: a package, a profile, dev-1 in a rollout, dev-2 under a profile-level assignment.
+    assert_eq!(
+        s.call("POST", "/api/v1/ota/packages", &acme, Some(&fw))
+            .await
+            .0,
+        201
+    );
+    s.call("PUT", "/api/v1/ota/profiles/prof", &acme, Some(&json!({})))
+        .await;
+    let (code, v) = s
+        .call(
+            "PUT",
+            "/api/v1/ota/profiles/prof2",
+            &acme,
+            Some(&json!({"package_id": pkg})),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let (_, v) = s
+        .call("PUT", "/api/v1/devices/dev-1", &acme, Some(&device("prof")))
+        .await;
+    let acme1 = v["credential"].as_str().unwrap().to_string();
+    let (_, v) = s
+        .call(
+            "PUT",
+            "/api/v1/devices/dev-2",
+            &acme,
+            Some(&device("prof2")),
+        )
+        .await;
+    let acme2 = v["credential"].as_str().unwrap().to_string();
+    let (code, v) = s
+        .call(
+            "POST",
+            "/api/v1/ota/rollouts",
+            &acme,
+            Some(&json!({
+            "package_id": pkg, "target_profile_id": "prof", "canary_percent": 100})),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let rid = v["rollout_id"].as_str().unwrap().to_string();
+
+    // globex has a device of the same id: its own.
+    let (code, v) = s
+        .call(
+            "PUT",
+            "/api/v1/devices/dev-1",
+            &globex,
+            Some(&json!({
+        "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2", "arch": "armv7"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let globex1 = v["credential"].as_str().unwrap().to_string();
+    let (_, v) = s.call("GET", "/api/v1/devices/dev-1", &globex, None).await;
+    assert_eq!(
+        v["profile_id"],
+        Value::Null,
+        "globex sees its own dev-1: {v}"
+    );
+    let (_, v) = s
+        .call("GET", "/api/v1/devices/dev-1/rpc", &globex, None)
+        .await;
+    assert_eq!(v["rpc"], json!([]), "{v}");
+    let (_, v) = s
+        .call("GET", "/api/v1/devices/dev-1/rpc", &acme, None)
+        .await;
+    assert_eq!(v["rpc"][0]["method"], "ota_start", "{v}");
+
+    // Every admin endpoint, with globex's token, on acme's things.
+    for (method, path, field) in [
+        ("GET", format!("/api/v1/ota/packages/{pkg}"), "package_id"),
+        ("GET", "/api/v1/ota/profiles/prof".to_string(), "profile_id"),
+        ("GET", "/api/v1/devices/dev-2".to_string(), "device_id"),
+        ("GET", format!("/api/v1/ota/rollouts/{rid}"), "rollout_id"),
+        (
+            "POST",
+            format!("/api/v1/ota/rollouts/{rid}/pause"),
+            "rollout_id",
+        ),
+        (
+            "POST",
+            format!("/api/v1/ota/rollouts/{rid}/resume"),
+            "rollout_id",
+        ),
+        (
+            "POST",
+            format!("/api/v1/ota/rollouts/{rid}/rollback"),
+            "rollout_id",
+        ),
+        (
+            "POST",
+            format!("/api/v1/ota/rollouts/{rid}/abort"),
+            "rollout_id",
+        ),
+        (
+            "POST",
+            format!("/api/v1/ota/rollouts/{rid}/waves/1/approve"),
+            "rollout_id",
+        ),
+        (
+            "GET",
+            format!("/api/v1/ota/rollouts/{rid}/devices"),
+            "rollout_id",
+        ),
+        (
+            "GET",
+            format!("/api/v1/ota/rollouts/{rid}/audit"),
+            "rollout_id",
+        ),
+        (
+            "GET",
+            format!("/api/v1/ota/rollouts/{rid}/events"),
+            "rollout_id",
+        ),
+    ] {
+        let got = s.call(method, &path, &globex, None).await;
+        assert_error(&got, 404, "NOT_FOUND", field);
+    }
+    for (path, body, field) in [
+        (
+            "/api/v1/ota/rollouts",
+            json!({"package_id": pkg, "target_profile_id": "prof"}),
+            "package_id",
+        ),
+        (
+            "/api/v1/ota/profiles/mine",
+            json!({"package_id": pkg}),
+            "package_id",
+        ),
+    ] {
+        let method = if path.contains("profiles") {
+            "PUT"
+        } else {
+            "POST"
+        };
+        assert_error(
+            &s.call(method, path, &globex, Some(&body)).await,
+            404,
+            "NOT_FOUND",
+            field,
+        );
+    }
+    let (_, v) = s.call("GET", "/api/v1/ota/packages", &globex, None).await;
+    assert_eq!(v["packages"], json!([]));
+    let (_, v) = s.call("GET", "/api/v1/ota/rollouts", &globex, None).await;
+    assert_eq!(v["rollouts"], json!([]));
+
+    // Devices: each reaches its own endpoints, with its own credential only.
+    let (code, a) = s
+        .call("GET", "/api/v1/devices/dev-1/ota", &acme1, None)
+        .await;
+    assert_eq!((code, a["rollout_id"].as_str()), (200, Some(rid.as_str())));
+    let (code, _) = s
+        .call("GET", "/api/v1/devices/dev-1/ota", &globex1, None)
+        .await;
+    assert_eq!(code, 204, "globex's dev-1 has no assignment");
+    assert_error(
+        &s.call(
+            "GET",
+            &format!("/api/v1/devices/dev-1/ota/chunk?package_id={pkg}"),
+            &globex1,
+            None,
+        )
+        .await,
+        403,
+        "PERMISSION_DENIED",
+        "package_id",
+    );
+    assert_error(
+        &s.call(
+            "POST",
+            "/api/v1/devices/dev-1/ota/report",
+            &globex1,
+            Some(&json!({
+            "device_id": "dev-1", "rollout_id": rid, "status": "success"})),
+        )
+        .await,
+        404,
+        "NOT_FOUND",
+        "rollout_id",
+    );
+    for (method, path) in [
+        ("GET", "/api/v1/devices/dev-1/ota"),
+        ("GET", "/api/v1/devices/dev-1/rpc"),
+        ("GET", "/api/v1/devices/dev-1"),
+    ] {
+        assert_error(
+            &s.call(method, path, &acme2, None).await,
+            403,
+            "PERMISSION_DENIED",
+            "device_id",
+        );
+    }
+    assert_error(
+        &s.call("GET", "/api/v1/ota/packages", &acme1, None).await,
+        403,
+        "PERMISSION_DENIED",
+        "authorization",
+    );
+    assert_error(
+        &s.call("GET", "/api/v1/devices/dev-1/ota", &acme, None)
+            .await,
+        403,
+        "PERMISSION_DENIED",
+        "authorization",
+    );
+    // The profile-level assignment: dev-2 is in no rollout, and gets prof2's package.
+    let (code, a) = s
+        .call("GET", "/api/v1/devices/dev-2/ota", &acme2, None)
+        .await;
+    assert_eq!(
+        (code, a["package_id"].as_str()),
+        (200, Some(pkg.as_str())),
+        "{a}"
+    );
+    assert_eq!(a["rollout_id"], Value::Null);
+    let (code, _) = s
+        .call(
+            "GET",
+            &format!("/api/v1/devices/dev-2/ota/chunk?package_id={pkg}"),
+            &acme2,
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+
+    // Tokens: none, garbage, another secret, expired, an unknown role.
+    let r = s
+        .http
+        .get(format!("{}/api/v1/ota/packages", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let other = ota_server::auth::JwtKeys::from_secret(b"another secret").unwrap();
+    let expired = s.running.state.jwt.issue(&ota_server::auth::Claims {
+        sub: "alice".into(),
+        tenant: "acme".into(),
+        role: "admin".into(),
+        iat: 1,
+        exp: 2,
+    });
+    for bad in [
+        "garbage",
+        &other.token("alice", "acme", "admin", 3600),
+        &expired,
+    ] {
+        assert_error(
+            &s.call("GET", "/api/v1/ota/packages", bad, None).await,
+            401,
+            "UNAUTHENTICATED",
+            "authorization",
+        );
+    }
+    let root = s.running.state.jwt.token("alice", "acme", "root", 3600);
+    assert_error(
+        &s.call("GET", "/api/v1/ota/packages", &root, None).await,
+        403,
+        "PERMISSION_DENIED",
+        "role",
+    );
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
