@@ -152,6 +152,10 @@ pub async fn chunk(
         .await
         .map_err(|e| ApiError::internal(format!("store: {e}")))?;
     let stream = tokio_util::io::ReaderStream::new(file.take(u64::from(grant.length)));
+    st.metrics.chunk_bytes.fetch_add(
+        u64::from(grant.length),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let end = grant.offset + u64::from(grant.length) - 1;
     let mut resp = Response::new(HttpBody::from_stream(stream));
     *resp.status_mut() = if range.is_some() {

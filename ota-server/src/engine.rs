@@ -298,6 +298,11 @@ pub async fn input(
     .await;
     match result {
         Ok((live, snap)) => {
+            use std::sync::atomic::Ordering::Relaxed;
+            st.metrics.inputs.fetch_add(1, Relaxed);
+            if report.is_some() {
+                st.metrics.reports.fetch_add(1, Relaxed);
+            }
             if let Some(seq) = snap {
                 g.snapshot_seq = seq;
             }
@@ -308,6 +313,9 @@ pub async fn input(
             Ok(status)
         }
         Err(e) => {
+            st.metrics
+                .commit_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Memory ran ahead of the database: take the rollout back from what is stored.
             match load_one(st, rollout_id).await {
                 Ok(fresh) => *g = fresh,
@@ -321,6 +329,9 @@ pub async fn input(
 fn after_commit(st: &AppState, rollout_id: &str, timeout: Option<UnixMs>, live: Vec<LiveEvent>) {
     st.engines.set_timeout(rollout_id, timeout);
     st.timer.notify_one();
+    st.metrics
+        .events
+        .fetch_add(live.len() as u64, std::sync::atomic::Ordering::Relaxed);
     for e in live {
         let _ = st.events.send(e);
     }

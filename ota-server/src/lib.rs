@@ -37,6 +37,7 @@ pub use state::{AppState, Config};
 fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/healthz", get(|| async { "ok\n" })),
+        ("/metrics", get(metrics)),
         (
             "/api/v1/ota/packages",
             post(packages::upload).get(packages::list),
@@ -78,6 +79,81 @@ fn table() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/api/v1/devices/{device_id}/rpc", get(device::rpc)),
     ]
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(
+    axum::extract::State(st): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &st.metrics;
+    let packages = st.packages.read().await.len();
+    let rollouts = st.engines.ids().len();
+    let outbox: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&st.db)
+        .await
+        .unwrap_or(-1);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    metric(
+        "ota_engine_inputs_total",
+        "counter",
+        "Engine inputs committed.",
+        m.inputs.load(Relaxed).to_string(),
+    );
+    metric(
+        "ota_device_reports_total",
+        "counter",
+        "Device reports committed.",
+        m.reports.load(Relaxed).to_string(),
+    );
+    metric(
+        "ota_commit_failures_total",
+        "counter",
+        "Transactions that failed and reloaded their rollout.",
+        m.commit_failures.load(Relaxed).to_string(),
+    );
+    metric(
+        "ota_chunk_bytes_total",
+        "counter",
+        "Artifact bytes served in chunks.",
+        m.chunk_bytes.load(Relaxed).to_string(),
+    );
+    metric(
+        "ota_events_total",
+        "counter",
+        "Events published to the live streams.",
+        m.events.load(Relaxed).to_string(),
+    );
+    metric(
+        "ota_packages_available",
+        "gauge",
+        "Verified packages loaded.",
+        packages.to_string(),
+    );
+    metric(
+        "ota_rollouts_loaded",
+        "gauge",
+        "Rollouts driven by this server.",
+        rollouts.to_string(),
+    );
+    metric(
+        "ota_outbox_unpublished",
+        "gauge",
+        "Outbox events not yet published to the bus.",
+        outbox.to_string(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
 }
 
 /// The paths the router serves (the OpenAPI test checks each is documented).
@@ -135,6 +211,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         timer: Notify::new(),
         store_dir,
         config,
+        metrics: Default::default(),
     }));
     packages::load(&st)
         .await

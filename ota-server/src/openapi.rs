@@ -170,6 +170,9 @@ impl Modify for Bearer {
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server is up", body = String)))]
 fn healthz() {}
 
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text: engine inputs, reports, commit failures, chunk bytes, events, packages, rollouts, unpublished outbox events", content_type = "text/plain", body = String)))]
+fn metrics() {}
+
 #[utoipa::path(post, path = "/api/v1/ota/packages", tag = "packages",
     request_body = PackageUpload,
     responses(
@@ -341,7 +344,7 @@ fn device_rpc() {}
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ota-server", description = "The ota control plane: seed 004's API. Admins use a bearer JWT (tenant and role); devices their own credential."),
-    paths(healthz, upload_package, list_packages, get_package, keys, put_profile, get_profile,
+    paths(healthz, metrics, upload_package, list_packages, get_package, keys, put_profile, get_profile,
         put_device, get_device, create_rollout, list_rollouts, rollout_status, pause, resume,
         rollback, abort, approve, rollout_devices, audit, events, device_ota, device_chunk,
         device_report, device_rpc),

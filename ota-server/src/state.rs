@@ -106,6 +106,23 @@ pub struct Inner {
     pub timer: Notify,
     /// The local object store.
     pub store_dir: PathBuf,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+/// Counters for `GET /metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Engine inputs committed.
+    pub inputs: std::sync::atomic::AtomicU64,
+    /// Device reports committed.
+    pub reports: std::sync::atomic::AtomicU64,
+    /// Transactions that failed (the rollout was reloaded from the database).
+    pub commit_failures: std::sync::atomic::AtomicU64,
+    /// Chunk bytes served.
+    pub chunk_bytes: std::sync::atomic::AtomicU64,
+    /// Events published to the live streams.
+    pub events: std::sync::atomic::AtomicU64,
 }
 
 impl std::ops::Deref for AppState {

@@ -622,6 +622,25 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         "snapshots every 5 records leave a trail to replay"
     );
 
+    // Prometheus text.
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("\nota_rollouts_loaded 1\n"), "{metrics}");
+    let reports: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ota_device_reports_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reports >= 4, "{metrics}");
+
     // --- A restart restores the rollout from its snapshot plus the trail after it. ---------
     let state = s.running.state.clone();
     let cfg = state.config.clone();
