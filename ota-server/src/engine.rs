@@ -329,6 +329,9 @@ pub async fn input(
 fn after_commit(st: &AppState, rollout_id: &str, timeout: Option<UnixMs>, live: Vec<LiveEvent>) {
     st.engines.set_timeout(rollout_id, timeout);
     st.timer.notify_one();
+    if !live.is_empty() {
+        st.outbox.notify_one();
+    }
     st.metrics
         .events
         .fetch_add(live.len() as u64, std::sync::atomic::Ordering::Relaxed);

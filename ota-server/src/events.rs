@@ -1,6 +1,8 @@
 //! `GET /api/v1/ota/rollouts/{id}/events`: a live Server-Sent Events stream of a rollout —
 //! its outbox events so far (after `Last-Event-ID`, when given), then every new event and
-//! every device's progress step as it happens.
+//! every device's progress step as it happens. And the outbox publisher: with `--nats`, every
+//! committed event goes to NATS at least once (its id in `Nats-Msg-Id`), marked published only
+//! after the server acknowledged the flush; an event is never lost because NATS was down.
 
 use std::convert::Infallible;
 
@@ -83,4 +85,70 @@ pub async fn stream(
     });
     let past = stream::iter(past.into_iter().map(|e| Ok(sse(&e))));
     Ok(Sse::new(past.chain(live)).keep_alive(KeepAlive::default()))
+}
+
+/// Publishes the outbox to NATS, in commit order, until the server stops.
+pub async fn publish_outbox(st: AppState, url: String) {
+    let client = match async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(url.as_str())
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%url, error = %e, "--nats: cannot connect; events stay in the outbox");
+            return;
+        }
+    };
+    loop {
+        let rows: Vec<(String, String, String)> = match sqlx::query_as(
+            "SELECT event_id, subject, payload FROM outbox WHERE published_at IS NULL \
+             ORDER BY created_at, rollout_id, seq, idx LIMIT 256",
+        )
+        .fetch_all(&st.db)
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox read failed");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if rows.is_empty() {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), st.outbox.notified()).await;
+            continue;
+        }
+        let mut sent = Vec::new();
+        for (id, subject, payload) in rows {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            if client
+                .publish_with_headers(subject, headers, payload.into())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            sent.push(id);
+        }
+        let flushed = tokio::time::timeout(std::time::Duration::from_secs(5), client.flush()).await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            // Not acknowledged: published again later (at least once; the id de-duplicates).
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        let at = crate::db::i(crate::state::now().get());
+        for id in sent {
+            if let Err(e) = sqlx::query("UPDATE outbox SET published_at = $1 WHERE event_id = $2")
+                .bind(at)
+                .bind(id)
+                .execute(&st.db)
+                .await
+            {
+                tracing::warn!(error = %e, "marking an event published failed; it goes again");
+            }
+        }
+    }
 }

@@ -209,6 +209,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         engines: Default::default(),
         events,
         timer: Notify::new(),
+        outbox: Notify::new(),
         store_dir,
         config,
         metrics: Default::default(),
@@ -232,6 +233,7 @@ pub struct Running {
     /// The server task.
     pub task: tokio::task::JoinHandle<()>,
     timer: tokio::task::JoinHandle<()>,
+    publisher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -239,6 +241,9 @@ impl Running {
     pub fn stop(self) {
         self.task.abort();
         self.timer.abort();
+        if let Some(p) = self.publisher {
+            p.abort();
+        }
     }
 }
 
@@ -251,6 +256,11 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let timer = tokio::spawn(engine::drive_timers(st.clone()));
+    let publisher = st
+        .config
+        .nats
+        .clone()
+        .map(|url| tokio::spawn(events::publish_outbox(st.clone(), url)));
     let app = router(st.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -263,5 +273,6 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         state: st,
         task,
         timer,
+        publisher,
     })
 }

@@ -61,6 +61,10 @@ struct Serve {
     /// first start.
     #[arg(long, env = "OTA_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    /// Publish every event of the outbox to this NATS server (`nats://HOST:PORT`), at least
+    /// once, with its id in the `Nats-Msg-Id` header for de-duplication.
+    #[arg(long, env = "OTA_NATS")]
+    nats: Option<String>,
     /// The largest request body, in bytes.
     #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]
     body_limit: usize,
@@ -106,6 +110,7 @@ fn config(s: Serve) -> Config {
     c.jwt_secret = s.jwt_secret;
     c.signing_key = s.signing_key;
     c.body_limit = s.body_limit;
+    c.nats = s.nats;
     c.snapshot_every = s.snapshot_every.max(1);
     c
 }

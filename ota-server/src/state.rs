@@ -38,6 +38,8 @@ pub struct Config {
     /// The server's Ed25519 signing key, PKCS#8 (default: `DATA_DIR/signing-key.pem`,
     /// created on first start).
     pub signing_key: Option<PathBuf>,
+    /// The NATS server the outbox is published to, if any.
+    pub nats: Option<String>,
     /// The largest request body, in bytes.
     pub body_limit: usize,
     /// A rollout's snapshot is rewritten after this many audit records.
@@ -57,6 +59,7 @@ impl Config {
             threshold: 1,
             jwt_secret: None,
             signing_key: None,
+            nats: None,
             body_limit: 4 << 20,
             snapshot_every: 64,
         }
@@ -104,6 +107,8 @@ pub struct Inner {
     pub events: broadcast::Sender<LiveEvent>,
     /// Wakes the timer driver when a rollout's timeout changes.
     pub timer: Notify,
+    /// Wakes the outbox publisher when events were committed.
+    pub outbox: Notify,
     /// The local object store.
     pub store_dir: PathBuf,
     /// Counters for `/metrics`.

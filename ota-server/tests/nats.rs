@@ -1,0 +1,221 @@
+//! Events reach NATS: the 11 % failure pause arrives at a subscriber with its id in
+//! `Nats-Msg-Id`; an event committed while NATS is down stays in the outbox and is published
+//! when NATS is back (here, by the restarted server).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Srv, config, firmware, tmp};
+use futures::StreamExt;
+use serde_json::json;
+
+fn nats_server() -> Option<PathBuf> {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nats-server"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    candidates
+        .into_iter()
+        .chain([
+            PathBuf::from("/usr/sbin/nats-server"),
+            PathBuf::from("/usr/bin/nats-server"),
+        ])
+        .find(|p| p.is_file())
+}
+
+struct Nats(Child);
+
+impl Nats {
+    fn start(bin: &PathBuf, port: u16) -> Nats {
+        let nats = Nats(
+            Command::new(bin)
+                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return nats;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nats-server did not listen on {port}");
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn next_on(sub: &mut async_nats::Subscriber, subject: &str) -> async_nats::Message {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = tokio::time::timeout_at(deadline, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("{subject} within 20 s"))
+            .expect("the subscription stays open");
+        if m.subject.as_str() == subject {
+            return m;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_nats_and_survive_its_outage() {
+    let Some(bin) = nats_server() else {
+        assert!(
+            std::env::var_os("OTA_REQUIRE_NATS").is_none(),
+            "OTA_REQUIRE_NATS is set but nats-server is not installed"
+        );
+        eprintln!("nats-server is not installed: skipping");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let nats = Nats::start(&bin, port);
+    let watcher = async_nats::connect(url.as_str()).await.unwrap();
+    let mut sub = watcher.subscribe("profile.ota.rollout.>").await.unwrap();
+    watcher.flush().await.unwrap();
+
+    let dir = tmp("nats");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
+    let mut cfg = config(&dir);
+    cfg.nats = Some(url.clone());
+    let s = Srv::start(cfg.clone()).await;
+    let admin = s.token("acme", "admin");
+    assert_eq!(
+        s.call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
+            .await
+            .0,
+        201
+    );
+    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
+        .await;
+    let mut creds = Vec::new();
+    for i in 0..40 {
+        let (_, v) = s
+            .call("PUT", &format!("/api/v1/devices/d{i:02}"), &admin, Some(&json!({
+                "profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
+                "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})))
+            .await;
+        creds.push((
+            format!("d{i:02}"),
+            v["credential"].as_str().unwrap().to_string(),
+        ));
+    }
+    let (code, v) = s
+        .call(
+            "POST",
+            "/api/v1/ota/rollouts",
+            &admin,
+            Some(&json!({
+            "package_id": pkg, "target_profile_id": "p", "canary_percent": 25,
+            "failure_threshold_percent": 10})),
+        )
+        .await;
+    assert_eq!((code, &v["scheduled_count"]), (201, &json!(10)), "{v}");
+    let rid = v["rollout_id"].as_str().unwrap().to_string();
+    let m = next_on(&mut sub, &format!("profile.ota.rollout.started.acme.{rid}")).await;
+    assert_eq!(
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .map(|v| v.as_str()),
+        Some(format!("{rid}:0:0").as_str())
+    );
+
+    // Two failures of the 10 canary devices: the pause reaches the subscriber.
+    let (_, v) = s
+        .call(
+            "GET",
+            &format!("/api/v1/ota/rollouts/{rid}/devices?state=sent"),
+            &admin,
+            None,
+        )
+        .await;
+    let canary: Vec<String> = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap().to_string())
+        .collect();
+    for d in &canary[..2] {
+        let cred = &creds.iter().find(|(id, _)| id == d).unwrap().1;
+        let (code, v) = s
+            .call(
+                "POST",
+                &format!("/api/v1/devices/{d}/ota/report"),
+                cred,
+                Some(&json!({
+                "device_id": d, "rollout_id": rid, "status": "failure"})),
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+    }
+    let m = next_on(&mut sub, &format!("profile.ota.rollout.paused.acme.{rid}")).await;
+    let payload: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(payload["rollout_id"], rid.as_str());
+    assert_eq!(payload["kind"], "paused");
+
+    // NATS goes down; the resume is committed anyway and waits in the outbox.
+    drop(sub);
+    drop(watcher);
+    drop(nats);
+    let (code, _) = s
+        .call(
+            "POST",
+            &format!("/api/v1/ota/rollouts/{rid}/resume"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("\nota_outbox_unpublished 0\n"),
+        "{metrics}"
+    );
+    s.stop();
+
+    // NATS is back; the restarted server publishes what was waiting.
+    let nats = Nats::start(&bin, port);
+    let watcher = async_nats::connect(url.as_str()).await.unwrap();
+    let mut sub = watcher.subscribe("profile.ota.rollout.>").await.unwrap();
+    watcher.flush().await.unwrap();
+    let s = Srv::start(cfg).await;
+    let m = next_on(&mut sub, &format!("profile.ota.rollout.resumed.acme.{rid}")).await;
+    assert!(
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .is_some()
+    );
+    s.stop();
+    drop(nats);
+    let _ = std::fs::remove_dir_all(&dir);
+}
