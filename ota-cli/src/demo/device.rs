@@ -17,10 +17,11 @@ use ota_core::report::DeviceReport;
 use ota_core::sign::TrustedKeys;
 use ota_core::{DeviceProfile, Limits};
 use ota_host::probe as runner;
-use ota_sim::network::Traffic;
-use ota_sim::{Network, Transit};
+use ota_sim::{Network, Traffic, Transit};
 
-/// Staging (in memory) and two slot files.
+/// Staging (in memory) and two slot files. Files rather than `ota_sim::Slots`' memory on
+/// purpose: `--keep` leaves each device's slots to inspect, and the summary measures the fleet
+/// on the active slot files.
 struct Storage {
     dir: PathBuf,
     staging: Vec<u8>,
