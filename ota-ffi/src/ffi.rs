@@ -35,8 +35,9 @@
 //!
 //! - A pointer argument to a C struct goes through [`try_ref!`]; a byte input through
 //!   [`try_slice!`], a text input (`const char *` and its length) through [`try_str!`] (or
-//!   [`try_slice!`] when a parser checks the UTF-8 itself); they fail with `OTA_STATUS_NULL_POINTER` (or `OTA_STATUS_INVALID_UTF8`)
-//!   naming the argument instead of dereferencing NULL. A zero-length input may be NULL.
+//!   [`try_slice!`] when a parser checks the UTF-8 itself); they fail with
+//!   `OTA_STATUS_NULL_POINTER` (or `OTA_STATUS_INVALID_UTF8`) naming the argument instead of
+//!   dereferencing NULL. A zero-length input may be NULL.
 //! - An output pointer goes through [`try_out!`] before the function does any work, and is
 //!   written only on success.
 //! - Output text goes through [`write_text`]: NUL-terminated, its length in `*out_n`, and
