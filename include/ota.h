@@ -353,7 +353,7 @@ typedef uint32_t ota_rollout_output;
 #endif // __cplusplus
 
 /**
- * What the agent asks the host to do; see `ota_agent_poll_command`.
+ * What the agent asks the host to do; see `ota_agent_poll`.
  */
 enum ota_command_kind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -365,8 +365,8 @@ enum ota_command_kind
    */
   OTA_COMMAND_KIND_NONE = 0,
   /**
-   * Store the record (`ota_agent_command_text`) durably, replacing the previous one,
-   * before carrying out any later command.
+   * Store the record (the command's text) durably, replacing the previous one, before
+   * carrying out any later command.
    */
   OTA_COMMAND_KIND_PERSIST = 1,
   /**
@@ -379,8 +379,8 @@ enum ota_command_kind
    */
   OTA_COMMAND_KIND_SWAP = 3,
   /**
-   * Run the probe (JSON in `ota_agent_command_text`; `swapped_at` is the swap time) and
-   * give the result to `ota_agent_handle_probe_result`.
+   * Run the probe (the command's text; `swapped_at` is the swap time) and give the result
+   * to `ota_agent_handle_probe_result`.
    */
   OTA_COMMAND_KIND_PROBE = 4,
   /**
@@ -389,7 +389,7 @@ enum ota_command_kind
    */
   OTA_COMMAND_KIND_RESTORE_PREVIOUS = 5,
   /**
-   * Send the report (JSON in `ota_agent_command_text`) to the control plane.
+   * Send the report (the command's text) to the control plane.
    */
   OTA_COMMAND_KIND_REPORT = 6,
 };
@@ -527,7 +527,8 @@ typedef struct {
 } ota_device_io;
 
 /**
- * A command from the agent; fields that do not apply to its kind are 0.
+ * A command from the agent, as `ota_agent_poll` gives it with its text; fields that do not
+ * apply to its kind are 0.
  */
 typedef struct {
   /**
@@ -1021,21 +1022,16 @@ ota_status ota_sbom_validate(const char *format,
  * waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
  * profiles. `rollback` may be NULL when the request names no rollback package.
  *
- * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
- * caller must free with `ota_rollout_free`; the canary's commands, the `started` event and
- * the first audit record are waiting to be polled.
+ * The new rollout's first outputs (its audit record, the `started` event, the canary's
+ * commands) wait to be polled.
  *
- * # Safety
- *
- * `config` must point to `config_len` readable bytes and `fleet` to `fleet_len`; `package`
- * must be a live verified package and `rollback` NULL or one; `rollout_out` must point to a
- * writable pointer.
+ * Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
  */
-ota_status ota_rollout_create(const uint8_t *config,
+ota_status ota_rollout_create(const char *config,
                               size_t config_len,
                               const ota_verified_package *package,
                               const ota_verified_package *rollback,
-                              const uint8_t *fleet,
+                              const char *fleet,
                               size_t fleet_len,
                               uint64_t now,
                               ota_rollout **rollout_out);
@@ -1044,24 +1040,19 @@ ota_status ota_rollout_create(const uint8_t *config,
  * Rebuilds a rollout from the inputs it was created with (the same arguments as
  * `ota_rollout_create`, `now` included) and its audit trail, one JSON record per line. The
  * trail is verified first; every record the replay writes must equal the trail's, or the call
- * fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs.
+ * fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs. The new
+ * rollout is in exactly the state of the one that wrote the trail; nothing is pending on it.
  *
- * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout, in exactly
- * the state of the one that wrote the trail, that the caller must free with
- * `ota_rollout_free`; nothing is pending on it.
- *
- * # Safety
- *
- * As for `ota_rollout_create`; `trail` must point to `trail_len` readable bytes.
+ * Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
  */
-ota_status ota_rollout_replay(const uint8_t *config,
+ota_status ota_rollout_replay(const char *config,
                               size_t config_len,
                               const ota_verified_package *package,
                               const ota_verified_package *rollback,
-                              const uint8_t *fleet,
+                              const char *fleet,
                               size_t fleet_len,
                               uint64_t now,
-                              const uint8_t *trail,
+                              const char *trail,
                               size_t trail_len,
                               ota_rollout **rollout_out);
 
@@ -1069,21 +1060,17 @@ ota_status ota_rollout_replay(const uint8_t *config,
  * Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
  * "firmware_version", "status", "reason"}`). A late report is recorded but changes nothing.
  *
- * # Safety
- *
- * `rollout` must be a live rollout; `report` must point to `report_len` readable bytes.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_handle_report(ota_rollout *rollout,
-                                     const uint8_t *report,
+                                     const char *report,
                                      size_t report_len,
                                      uint64_t now);
 
 /**
  * Tells the rollout the time: timers fire, soaked waves open, paced commands go out.
  *
- * # Safety
- *
- * `rollout` must be a live rollout.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_handle_tick(ota_rollout *rollout, uint64_t now);
 
@@ -1093,16 +1080,13 @@ ota_status ota_rollout_handle_tick(ota_rollout *rollout, uint64_t now);
  * wave `wave`); `by` names who gave it, for the audit trail. A command that does not fit the
  * rollout's state fails with `OTA_STATUS_ROLLOUT_STATE`.
  *
- * # Safety
- *
- * `rollout` must be a live rollout; `command` must point to `command_len` readable bytes and
- * `by` to `by_len`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_command(ota_rollout *rollout,
-                               const uint8_t *command,
+                               const char *command,
                                size_t command_len,
                                size_t wave,
-                               const uint8_t *by,
+                               const char *by,
                                size_t by_len,
                                uint64_t now);
 
@@ -1110,42 +1094,34 @@ ota_status ota_rollout_command(ota_rollout *rollout,
  * A device joined the fleet (its profile as JSON): if it is in the target it is placed by
  * its bucket.
  *
- * # Safety
- *
- * `rollout` must be a live rollout; `profile` must point to `profile_len` readable bytes.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_join(ota_rollout *rollout,
-                            const uint8_t *profile,
+                            const char *profile,
                             size_t profile_len,
                             uint64_t now);
 
 /**
  * A device left the target: it becomes `removed`.
  *
- * # Safety
- *
- * `rollout` must be a live rollout; `device_id` must point to `device_id_len` readable bytes.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_leave(ota_rollout *rollout,
-                             const uint8_t *device_id,
+                             const char *device_id,
                              size_t device_id_len,
                              uint64_t now);
 
 /**
- * Copies the rollout's next output into `buf` as JSON and its kind into `*kind_out`: after
- * each input, call it until the kind is `OTA_ROLLOUT_OUTPUT_NONE`. Outputs come in the order
- * to take them: a step's audit record (append it to the trail) before the commands (carry
- * them out) and events (publish them) it caused, so a host that persists what it polls, in
- * order, never acts before it has recorded.
+ * Takes the rollout's next output: its kind into `*kind_out` and its text (JSON) into `buf`.
+ * The kind is `OTA_ROLLOUT_OUTPUT_NONE`, and the text empty, when nothing is pending: after
+ * creating the rollout and after every other call that gives it an input, call this until
+ * then. Outputs come in the order to act on them: a step's audit record (append it to the
+ * trail) before the commands (carry them out) and events (publish them) it caused, so a host
+ * that persists what it polls, in order, never acts before it has recorded. A buffer too
+ * small loses nothing: the call returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in
+ * `*out_n`, and the next call gives the same output.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that, and the output stays pending.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `kind_out` must point to a writable
- * `ota_rollout_output`; `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_poll(ota_rollout *rollout,
                             ota_rollout_output *kind_out,
@@ -1154,12 +1130,11 @@ ota_status ota_rollout_poll(ota_rollout *rollout,
                             size_t *out_n);
 
 /**
- * When to call `ota_rollout_handle_tick` next: `*at_out` receives the time (Unix ms), or
- * `UINT64_MAX` when nothing waits on the clock.
+ * The earliest instant (Unix ms) at which to call `ota_rollout_handle_tick`: `*at_out`
+ * receives it (an instant already past means now), or `UINT64_MAX` when the rollout waits
+ * only on input.
  *
- * # Safety
- *
- * `rollout` must be a live rollout; `at_out` must point to a writable `uint64_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_timeout(const ota_rollout *rollout, uint64_t *at_out);
 
@@ -1169,14 +1144,7 @@ ota_status ota_rollout_timeout(const ota_rollout *rollout, uint64_t *at_out);
  * reason, the incompatibility reasons, the fleet impact and the audit trail's head
  * (`"audit_head": {"seq", "hash"}`; pass it as `SEQ:HASH` to `ota_audit_verify_head`).
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_status(const ota_rollout *rollout, char *buf, size_t buf_len, size_t *out_n);
 
@@ -1184,14 +1152,7 @@ ota_status ota_rollout_status(const ota_rollout *rollout, char *buf, size_t buf_
  * Writes the whole rollout state as JSON into `buf`, for persisting in any database; it holds
  * the audit trail's head. Poll every pending output first: they are not part of it.
  *
- * Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
- * 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
- * one more byte than that.
- *
- * # Safety
- *
- * `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
- * a writable `size_t`.
+ * Takes no ownership; nothing to free.
  */
 ota_status ota_rollout_snapshot(const ota_rollout *rollout,
                                 char *buf,
@@ -1204,15 +1165,9 @@ ota_status ota_rollout_snapshot(const ota_rollout *rollout,
  * `rollback` its rollback package (NULL when it has none), or the call fails with
  * `OTA_STATUS_PLAN_INVALID`.
  *
- * Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
- * caller must free with `ota_rollout_free`.
- *
- * # Safety
- *
- * `snapshot` must point to `snapshot_len` readable bytes; `package` must be a live verified
- * package and `rollback` NULL or one; `rollout_out` must point to a writable pointer.
+ * Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
  */
-ota_status ota_rollout_restore(const uint8_t *snapshot,
+ota_status ota_rollout_restore(const char *snapshot,
                                size_t snapshot_len,
                                const ota_verified_package *package,
                                const ota_verified_package *rollback,
@@ -1221,9 +1176,7 @@ ota_status ota_rollout_restore(const uint8_t *snapshot,
 /**
  * Frees a rollout. NULL is allowed and does nothing.
  *
- * # Safety
- *
- * `rollout` must be NULL or a rollout not freed before.
+ * Takes ownership of `rollout`; nothing to free.
  */
 void ota_rollout_free(ota_rollout *rollout);
 
@@ -1232,11 +1185,9 @@ void ota_rollout_free(ota_rollout *rollout);
  * link. `*records_out` receives how many records it holds. An edited, dropped, inserted or
  * reordered record fails with `OTA_STATUS_AUDIT_BROKEN`, and the last error names it.
  *
- * # Safety
- *
- * `trail` must point to `trail_len` readable bytes; `records_out` to a writable `uint64_t`.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *records_out);
+ota_status ota_audit_verify(const char *trail, size_t trail_len, uint64_t *records_out);
 
 /**
  * Verifies an audit trail, as `ota_audit_verify` does, and that it ends at `head`: the
@@ -1246,16 +1197,11 @@ ota_status ota_audit_verify(const uint8_t *trail, size_t trail_len, uint64_t *re
  * fails with `OTA_STATUS_INVALID_ARGUMENT`. `*records_out` receives how many records the
  * trail holds.
  *
- * Takes ownership of nothing.
- *
- * # Safety
- *
- * `trail` must point to `trail_len` readable bytes, `head` to `head_len`; `records_out` to a
- * writable `uint64_t`.
+ * Takes no ownership; nothing to free.
  */
-ota_status ota_audit_verify_head(const uint8_t *trail,
+ota_status ota_audit_verify_head(const char *trail,
                                  size_t trail_len,
-                                 const uint8_t *head,
+                                 const char *head,
                                  size_t head_len,
                                  uint64_t *records_out);
 
@@ -1387,7 +1333,7 @@ void ota_install_free(ota_install *install);
  * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
  * resuming from the last persisted record after a restart (`record` NULL and
  * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
- * Drain `ota_agent_poll_command` after this call and after every `ota_agent_handle_*`.
+ * Drain `ota_agent_poll` after this call and after every `ota_agent_handle_*`.
  *
  * `io` is copied; its callbacks must stay callable while the agent lives.
  *
@@ -1501,22 +1447,23 @@ ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
 ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
 
 /**
- * Takes the next command into `*command_out`; its kind is `OTA_COMMAND_KIND_NONE` when
- * there is none. The text of a persist, probe or report command is then in
- * `ota_agent_command_text`, until the next poll.
+ * Takes the agent's next command: its kind and numbers into `*command_out` and its text
+ * (JSON: the record of a persist, the probe of a probe, the report of a report; empty
+ * otherwise) into `buf`. The kind is `OTA_COMMAND_KIND_NONE`, and the text empty, when
+ * nothing is pending: after creating the agent and after every other call that gives it an
+ * input, call this until then. Commands come in the order to carry them out: a persist
+ * before the commands that rely on its record, so a host that persists what it polls, in
+ * order, never acts before it has recorded. A buffer too small loses nothing: the call
+ * returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`, and the next call
+ * gives the same command.
  *
  * Takes no ownership; nothing to free.
  */
-ota_status ota_agent_poll_command(ota_agent *agent, ota_command *command_out);
-
-/**
- * Writes the text of the command last polled (the record of a persist, the probe of a
- * probe, the report of a report; empty otherwise) into `buf`. A buffer too small loses
- * nothing: the text stays until the next poll.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_agent_command_text(const ota_agent *agent, char *buf, size_t buf_len, size_t *out_n);
+ota_status ota_agent_poll(ota_agent *agent,
+                          ota_command *command_out,
+                          char *buf,
+                          size_t buf_len,
+                          size_t *out_n);
 
 /**
  * The earliest instant (Unix ms) at which to call `ota_agent_handle_tick`: `*at_out`

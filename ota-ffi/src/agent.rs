@@ -1,5 +1,5 @@
 //! The device's update agent: `ota_agent`, driven by `ota_agent_handle_*` and drained by
-//! `ota_agent_poll_command`.
+//! `ota_agent_poll`.
 
 use std::ffi::c_char;
 
@@ -16,32 +16,33 @@ use crate::ffi::{
 };
 use crate::sign::ota_verified_package;
 
-/// What the agent asks the host to do; see `ota_agent_poll_command`.
+/// What the agent asks the host to do; see `ota_agent_poll`.
 #[repr(u32)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[allow(non_camel_case_types)]
 pub enum ota_command_kind {
     /// No command is pending.
     None = 0,
-    /// Store the record (`ota_agent_command_text`) durably, replacing the previous one,
-    /// before carrying out any later command.
+    /// Store the record (the command's text) durably, replacing the previous one, before
+    /// carrying out any later command.
     Persist = 1,
     /// Fetch chunk `index` (`offset`, `length`), in any order, and give it to
     /// `ota_agent_handle_chunk`.
     Fetch = 2,
     /// Make the inactive slot active (idempotent), then call `ota_agent_handle_swapped`.
     Swap = 3,
-    /// Run the probe (JSON in `ota_agent_command_text`; `swapped_at` is the swap time) and
-    /// give the result to `ota_agent_handle_probe_result`.
+    /// Run the probe (the command's text; `swapped_at` is the swap time) and give the result
+    /// to `ota_agent_handle_probe_result`.
     Probe = 4,
     /// Make the previous slot active again (idempotent), then call
     /// `ota_agent_handle_restored`.
     RestorePrevious = 5,
-    /// Send the report (JSON in `ota_agent_command_text`) to the control plane.
+    /// Send the report (the command's text) to the control plane.
     Report = 6,
 }
 
-/// A command from the agent; fields that do not apply to its kind are 0.
+/// A command from the agent, as `ota_agent_poll` gives it with its text; fields that do not
+/// apply to its kind are 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 #[allow(non_camel_case_types)]
@@ -64,8 +65,8 @@ pub struct ota_command {
 pub struct ota_agent {
     agent: Agent,
     io: HostIo,
-    /// The text of the command last polled.
-    text: String,
+    /// A command taken from the agent but not yet given out (the caller's buffer was small).
+    pending: Option<(ota_command, String)>,
 }
 handle!(ota_agent, ota_agent_free);
 
@@ -79,7 +80,7 @@ fn config(json: &str) -> Result<AgentConfig, Failure> {
 /// "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
 /// resuming from the last persisted record after a restart (`record` NULL and
 /// `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
-/// Drain `ota_agent_poll_command` after this call and after every `ota_agent_handle_*`.
+/// Drain `ota_agent_poll` after this call and after every `ota_agent_handle_*`.
 ///
 /// `io` is copied; its callbacks must stay callable while the agent lives.
 ///
@@ -108,7 +109,7 @@ pub unsafe extern "C" fn ota_agent_new(
         out.write(new_handle(ota_agent {
             agent,
             io,
-            text: String::new(),
+            pending: None,
         }));
         Ok(())
     })
@@ -151,7 +152,7 @@ pub unsafe extern "C" fn ota_agent_restore(
         out.write(new_handle(ota_agent {
             agent,
             io,
-            text: String::new(),
+            pending: None,
         }));
         Ok(())
     })
@@ -300,77 +301,84 @@ pub unsafe extern "C" fn ota_agent_handle_tick(agent: *mut ota_agent, now: u64) 
     })
 }
 
-/// Takes the next command into `*command_out`; its kind is `OTA_COMMAND_KIND_NONE` when
-/// there is none. The text of a persist, probe or report command is then in
-/// `ota_agent_command_text`, until the next poll.
-///
-/// Takes no ownership; nothing to free.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ota_agent_poll_command(
-    agent: *mut ota_agent,
-    command_out: *mut ota_command,
-) -> Status {
-    call(|| {
-        let out = try_out!(command_out);
-        let a = try_handle_mut!(agent);
-        let mut c = ota_command {
-            kind: ota_command_kind::None,
-            length: 0,
-            index: 0,
-            offset: 0,
-            swapped_at: 0,
-        };
-        a.text.clear();
-        match a.agent.poll() {
-            None => {}
-            Some(Output::Persist(record)) => {
+/// The command of kind `None`, every field 0.
+fn no_command() -> ota_command {
+    ota_command {
+        kind: ota_command_kind::None,
+        length: 0,
+        index: 0,
+        offset: 0,
+        swapped_at: 0,
+    }
+}
+
+/// The agent's next command the binding knows, with its text; `None` when nothing is pending.
+fn next_command(agent: &mut Agent) -> Option<(ota_command, String)> {
+    loop {
+        let mut c = no_command();
+        let mut text = String::new();
+        match agent.poll()? {
+            Output::Persist(record) => {
                 c.kind = ota_command_kind::Persist;
-                a.text = record.to_json();
+                text = record.to_json();
             }
-            Some(Output::Fetch(r)) => {
+            Output::Fetch(r) => {
                 c.kind = ota_command_kind::Fetch;
                 c.index = r.index as u64;
                 c.offset = r.offset;
                 c.length = r.length;
             }
-            Some(Output::Swap) => c.kind = ota_command_kind::Swap,
-            Some(Output::Probe { spec, swapped_at }) => {
+            Output::Swap => c.kind = ota_command_kind::Swap,
+            Output::Probe { spec, swapped_at } => {
                 c.kind = ota_command_kind::Probe;
                 c.swapped_at = swapped_at.get();
-                a.text = ota_core::json::to_string(&spec);
+                text = ota_core::json::to_string(&spec);
             }
-            Some(Output::RestorePrevious) => c.kind = ota_command_kind::RestorePrevious,
-            Some(Output::Report(r)) => {
+            Output::RestorePrevious => c.kind = ota_command_kind::RestorePrevious,
+            Output::Report(r) => {
                 c.kind = ota_command_kind::Report;
-                a.text = r.to_json();
+                text = r.to_json();
             }
-            Some(other) => {
-                return Err(Failure::new(
-                    Status::InvalidArgument,
-                    format!("an output this library does not know: {other:?}"),
-                ));
-            }
+            // A kind this binding does not know yet (the core's enum is non-exhaustive): skipped.
+            _ => continue,
         }
-        out.write(c);
-        Ok(())
-    })
+        return Some((c, text));
+    }
 }
 
-/// Writes the text of the command last polled (the record of a persist, the probe of a
-/// probe, the report of a report; empty otherwise) into `buf`. A buffer too small loses
-/// nothing: the text stays until the next poll.
+/// Takes the agent's next command: its kind and numbers into `*command_out` and its text
+/// (JSON: the record of a persist, the probe of a probe, the report of a report; empty
+/// otherwise) into `buf`. The kind is `OTA_COMMAND_KIND_NONE`, and the text empty, when
+/// nothing is pending: after creating the agent and after every other call that gives it an
+/// input, call this until then. Commands come in the order to carry them out: a persist
+/// before the commands that rely on its record, so a host that persists what it polls, in
+/// order, never acts before it has recorded. A buffer too small loses nothing: the call
+/// returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`, and the next call
+/// gives the same command.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ota_agent_command_text(
-    agent: *const ota_agent,
+pub unsafe extern "C" fn ota_agent_poll(
+    agent: *mut ota_agent,
+    command_out: *mut ota_command,
     buf: *mut c_char,
     buf_len: usize,
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let a = try_handle!(agent);
-        unsafe { write_text(&a.text, buf, buf_len, out_n) }
+        let command_out = try_out!(command_out);
+        let a = try_handle_mut!(agent);
+        if a.pending.is_none() {
+            a.pending = next_command(&mut a.agent);
+        }
+        let (command, text) = a
+            .pending
+            .as_ref()
+            .map_or((no_command(), ""), |(c, t)| (*c, t.as_str()));
+        unsafe { write_text(text, buf, buf_len, out_n)? };
+        command_out.write(command);
+        a.pending = None;
+        Ok(())
     })
 }
 

@@ -27,21 +27,17 @@
 //! after its `_free` is usually refused too; that is a diagnosis, not a guarantee (the memory
 //! may be reused), and a pointer this library never made is not checked at all.
 //!
-//! To move a file still on the untagged helpers (`into_handle`, `write_handle`,
-//! `free_handle`, `try_ref!` on a handle) to this: add `handle!(ota_x, ota_x_free);` beside
-//! the struct; make its `_free` body `unsafe { free::<ota_x>(x) }`; in constructors, take
-//! `let out = try_out!(x_out);` before doing any work and end with
-//! `out.write(new_handle(ota_x { .. }));`; and read every `ota_x *` argument with
-//! `try_handle!(x)` (or `try_handle_mut!(x)`). `try_ref!`/`try_mut!` stay for pointers to
-//! plain C structs (`ota_device_io`, `ota_command`). A handle made by [`new_handle`] must be
-//! freed by [`free`], never by `free_handle`.
+//! A constructor takes `let out = try_out!(x_out);` before doing any work and ends with
+//! `out.write(new_handle(ota_x { .. }));`. [`try_ref!`] is only for pointers to plain C
+//! structs (`ota_device_io`), never for a handle.
 //!
 //! # Other pointers
 //!
-//! - A pointer argument to a C struct goes through [`try_ref!`] or [`try_mut!`]; a byte
-//!   input through [`try_slice!`], a text input (`const char *` and its length) through
-//!   [`try_str!`]; they fail with `OTA_STATUS_NULL_POINTER` (or `OTA_STATUS_INVALID_UTF8`)
-//!   naming the argument instead of dereferencing NULL. A zero-length input may be NULL.
+//! - A pointer argument to a C struct goes through [`try_ref!`]; a byte input through
+//!   [`try_slice!`], a text input (`const char *` and its length) through [`try_str!`] (or
+//!   [`try_slice!`] when a parser checks the UTF-8 itself); they fail with
+//!   `OTA_STATUS_NULL_POINTER` (or `OTA_STATUS_INVALID_UTF8`) naming the argument instead of
+//!   dereferencing NULL. A zero-length input may be NULL.
 //! - An output pointer goes through [`try_out!`] before the function does any work, and is
 //!   written only on success.
 //! - Output text goes through [`write_text`]: NUL-terminated, its length in `*out_n`, and
@@ -126,21 +122,6 @@ macro_rules! try_ref {
     };
 }
 
-/// Dereferences a `*mut T` argument that points to a plain C struct mutably, or fails with `NullPointer` naming it.
-macro_rules! try_mut {
-    ($p:ident) => {
-        match unsafe { $p.as_mut() } {
-            Some(r) => r,
-            None => {
-                return Err($crate::error::Failure::new(
-                    ota_core::Status::NullPointer,
-                    concat!("`", stringify!($p), "` is NULL"),
-                ));
-            }
-        }
-    };
-}
-
 /// A `(pointer, length)` argument as a byte slice (from a `const uint8_t *` or a
 /// `const char *`); NULL is allowed when the length is 0.
 macro_rules! try_slice {
@@ -180,9 +161,7 @@ macro_rules! try_str {
     }};
 }
 
-pub(crate) use {
-    handle, try_handle, try_handle_mut, try_mut, try_out, try_ref, try_slice, try_str,
-};
+pub(crate) use {handle, try_handle, try_handle_mut, try_out, try_ref, try_slice, try_str};
 
 /// The slice behind `(p, n)`: empty when `n` is 0, `None` when `p` is NULL otherwise.
 ///
@@ -323,48 +302,6 @@ pub(crate) unsafe fn free<T: Handle>(p: *mut T) {
         unsafe { (*raw).tag.magic = FREED };
         drop(unsafe { Box::from_raw(raw) });
     })
-}
-
-/// Gives `value` to C as an untagged handle the caller must free. Only for the handles not
-/// yet declared with [`handle!`] (see the module docs).
-pub(crate) fn into_handle<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
-}
-
-/// Takes back and drops an untagged handle from [`into_handle`]; NULL is ignored.
-///
-/// # Safety
-///
-/// `p` must be NULL or a handle from [`into_handle`] not freed before.
-pub(crate) unsafe fn free_handle<T>(p: *mut T) {
-    if !p.is_null() {
-        drop(unsafe { Box::from_raw(p) });
-    }
-}
-
-/// Gives `value` to C as a new untagged handle through `out`, which must not be NULL (checked before
-/// anything is allocated).
-pub(crate) fn write_handle<T>(out: *mut *mut T, value: T) -> Result<(), Failure> {
-    if out.is_null() {
-        return Err(Failure::new(
-            Status::NullPointer,
-            "the output handle pointer is NULL",
-        ));
-    }
-    unsafe { out.write(into_handle(value)) };
-    Ok(())
-}
-
-/// Writes `value` to the output pointer `out`, which must not be NULL.
-pub(crate) fn write_out<T>(out: *mut T, value: T) -> Result<(), Failure> {
-    if out.is_null() {
-        return Err(Failure::new(
-            Status::NullPointer,
-            "the output pointer is NULL",
-        ));
-    }
-    unsafe { out.write(value) };
-    Ok(())
 }
 
 /// Copies `text` into `buf` with a terminating NUL and writes its length (without the NUL)

@@ -59,11 +59,11 @@ mod probe;
 mod tuf;
 
 pub use agent::{
-    ota_agent, ota_agent_command_text, ota_agent_free, ota_agent_handle_assignment,
-    ota_agent_handle_chunk, ota_agent_handle_probe_result, ota_agent_handle_restored,
-    ota_agent_handle_swapped, ota_agent_handle_tick, ota_agent_handle_verified_assignment,
-    ota_agent_installed_version, ota_agent_new, ota_agent_poll_command, ota_agent_restore,
-    ota_agent_state, ota_agent_timeout, ota_command, ota_command_kind,
+    ota_agent, ota_agent_free, ota_agent_handle_assignment, ota_agent_handle_chunk,
+    ota_agent_handle_probe_result, ota_agent_handle_restored, ota_agent_handle_swapped,
+    ota_agent_handle_tick, ota_agent_handle_verified_assignment, ota_agent_installed_version,
+    ota_agent_new, ota_agent_poll, ota_agent_restore, ota_agent_state, ota_agent_timeout,
+    ota_command, ota_command_kind,
 };
 pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
 pub use device_io::ota_device_io;

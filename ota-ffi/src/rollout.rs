@@ -7,11 +7,12 @@ use ota_core::name::Name;
 use ota_core::plan::RolloutSpec;
 use ota_core::report::DeviceReport;
 use ota_core::rollout::{Create, Input, Output, Rollout, Snapshot};
-use ota_core::{DeviceProfile, Limits, Status, UnixMs};
+use ota_core::{DeviceProfile, Status, UnixMs};
 
 use crate::error::{Failure, call};
 use crate::ffi::{
-    free_handle, try_mut, try_ref, try_slice, try_str, write_handle, write_out, write_text,
+    LIMITS, free, handle, new_handle, try_handle, try_handle_mut, try_out, try_slice, try_str,
+    write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -23,6 +24,7 @@ pub struct ota_rollout {
     /// An output taken from the engine but not yet copied out (the caller's buffer was small).
     pending: Option<(ota_rollout_output, String)>,
 }
+handle!(ota_rollout, ota_rollout_free);
 
 /// What `ota_rollout_poll` wrote.
 #[repr(u32)]
@@ -66,73 +68,61 @@ fn name(bytes: &str, what: &str) -> Result<Name, Failure> {
 /// waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
 /// profiles. `rollback` may be NULL when the request names no rollback package.
 ///
-/// Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
-/// caller must free with `ota_rollout_free`; the canary's commands, the `started` event and
-/// the first audit record are waiting to be polled.
+/// The new rollout's first outputs (its audit record, the `started` event, the canary's
+/// commands) wait to be polled.
 ///
-/// # Safety
-///
-/// `config` must point to `config_len` readable bytes and `fleet` to `fleet_len`; `package`
-/// must be a live verified package and `rollback` NULL or one; `rollout_out` must point to a
-/// writable pointer.
+/// Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn ota_rollout_create(
-    config: *const u8,
+    config: *const c_char,
     config_len: usize,
     package: *const ota_verified_package,
     rollback: *const ota_verified_package,
-    fleet: *const u8,
+    fleet: *const c_char,
     fleet_len: usize,
     now: u64,
     rollout_out: *mut *mut ota_rollout,
 ) -> Status {
     call(|| {
+        let out = try_out!(rollout_out);
         let inputs =
             unsafe { Inputs::read(config, config_len, package, rollback, fleet, fleet_len)? };
-        if rollout_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`rollout_out` is NULL"));
-        }
         let inner = Rollout::create(inputs.create(now)).map_err(rollout_error)?;
-        write_handle(rollout_out, ota_rollout::new(inner))
+        out.write(new_handle(ota_rollout::new(inner)));
+        Ok(())
     })
 }
 
 /// Rebuilds a rollout from the inputs it was created with (the same arguments as
 /// `ota_rollout_create`, `now` included) and its audit trail, one JSON record per line. The
 /// trail is verified first; every record the replay writes must equal the trail's, or the call
-/// fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs.
+/// fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs. The new
+/// rollout is in exactly the state of the one that wrote the trail; nothing is pending on it.
 ///
-/// Takes ownership of nothing. On success, `*rollout_out` receives a new rollout, in exactly
-/// the state of the one that wrote the trail, that the caller must free with
-/// `ota_rollout_free`; nothing is pending on it.
-///
-/// # Safety
-///
-/// As for `ota_rollout_create`; `trail` must point to `trail_len` readable bytes.
+/// Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn ota_rollout_replay(
-    config: *const u8,
+    config: *const c_char,
     config_len: usize,
     package: *const ota_verified_package,
     rollback: *const ota_verified_package,
-    fleet: *const u8,
+    fleet: *const c_char,
     fleet_len: usize,
     now: u64,
-    trail: *const u8,
+    trail: *const c_char,
     trail_len: usize,
     rollout_out: *mut *mut ota_rollout,
 ) -> Status {
     call(|| {
+        let out = try_out!(rollout_out);
         let inputs =
             unsafe { Inputs::read(config, config_len, package, rollback, fleet, fleet_len)? };
         let records = audit::parse_lines(try_str!(trail, trail_len)).map_err(audit_error)?;
-        if rollout_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`rollout_out` is NULL"));
-        }
         let inner = Rollout::replay(inputs.create(now), &records).map_err(rollout_error)?;
-        write_handle(rollout_out, ota_rollout::new(inner))
+        out.write(new_handle(ota_rollout::new(inner)));
+        Ok(())
     })
 }
 
@@ -147,19 +137,21 @@ struct Inputs<'a> {
 
 impl<'a> Inputs<'a> {
     unsafe fn read(
-        config: *const u8,
+        config: *const c_char,
         config_len: usize,
         package: *const ota_verified_package,
         rollback: *const ota_verified_package,
-        fleet: *const u8,
+        fleet: *const c_char,
         fleet_len: usize,
     ) -> Result<Inputs<'a>, Failure> {
-        let config: CreateJson =
-            ota_core::json::from_slice("rollout config", try_slice!(config, config_len), 1 << 20)?;
-        let spec = RolloutSpec::from_json(config.spec.to_string().as_bytes(), &Limits::DEFAULT)?;
-        let package = &try_ref!(package).inner;
-        let rollback = unsafe { rollback.as_ref() }.map(|r| &r.inner);
-        let fleet = DeviceProfile::fleet_from_json(try_slice!(fleet, fleet_len), &Limits::DEFAULT)?;
+        let config: CreateJson = ota_core::json::from_slice(
+            "rollout config",
+            try_slice!(config, config_len),
+            LIMITS.max_document_bytes,
+        )?;
+        let spec = RolloutSpec::from_json(config.spec.to_string().as_bytes(), LIMITS)?;
+        let (package, rollback) = unsafe { packages(package, rollback)? };
+        let fleet = DeviceProfile::fleet_from_json(try_slice!(fleet, fleet_len), LIMITS)?;
         Ok(Inputs {
             config,
             spec,
@@ -183,6 +175,26 @@ impl<'a> Inputs<'a> {
     }
 }
 
+/// The package argument and the optional rollback package argument (NULL for none).
+unsafe fn packages<'a>(
+    package: *const ota_verified_package,
+    rollback: *const ota_verified_package,
+) -> Result<
+    (
+        &'a ota_core::sign::VerifiedPackage,
+        Option<&'a ota_core::sign::VerifiedPackage>,
+    ),
+    Failure,
+> {
+    let package = &try_handle!(package).inner;
+    let rollback = if rollback.is_null() {
+        None
+    } else {
+        Some(&try_handle!(rollback).inner)
+    };
+    Ok((package, rollback))
+}
+
 impl ota_rollout {
     fn new(inner: Rollout) -> Self {
         ota_rollout {
@@ -199,19 +211,17 @@ fn audit_error(e: ota_core::audit::AuditError) -> Failure {
 /// Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
 /// "firmware_version", "status", "reason"}`). A late report is recorded but changes nothing.
 ///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `report` must point to `report_len` readable bytes.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_handle_report(
     rollout: *mut ota_rollout,
-    report: *const u8,
+    report: *const c_char,
     report_len: usize,
     now: u64,
 ) -> Status {
     call(|| {
-        let r = try_mut!(rollout);
-        let report = DeviceReport::from_json(try_slice!(report, report_len), &Limits::DEFAULT)?;
+        let r = try_handle_mut!(rollout);
+        let report = DeviceReport::from_json(try_slice!(report, report_len), LIMITS)?;
         r.inner
             .handle(Input::Report(report), UnixMs(now))
             .map_err(rollout_error)
@@ -220,13 +230,11 @@ pub unsafe extern "C" fn ota_rollout_handle_report(
 
 /// Tells the rollout the time: timers fire, soaked waves open, paced commands go out.
 ///
-/// # Safety
-///
-/// `rollout` must be a live rollout.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_handle_tick(rollout: *mut ota_rollout, now: u64) -> Status {
     call(|| {
-        try_mut!(rollout)
+        try_handle_mut!(rollout)
             .inner
             .handle(Input::Tick, UnixMs(now))
             .map_err(rollout_error)
@@ -238,22 +246,19 @@ pub unsafe extern "C" fn ota_rollout_handle_tick(rollout: *mut ota_rollout, now:
 /// wave `wave`); `by` names who gave it, for the audit trail. A command that does not fit the
 /// rollout's state fails with `OTA_STATUS_ROLLOUT_STATE`.
 ///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `command` must point to `command_len` readable bytes and
-/// `by` to `by_len`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_command(
     rollout: *mut ota_rollout,
-    command: *const u8,
+    command: *const c_char,
     command_len: usize,
     wave: usize,
-    by: *const u8,
+    by: *const c_char,
     by_len: usize,
     now: u64,
 ) -> Status {
     call(|| {
-        let r = try_mut!(rollout);
+        let r = try_handle_mut!(rollout);
         let by = name(try_str!(by, by_len), "by")?;
         let input = match try_str!(command, command_len) {
             "pause" => Input::Pause { by },
@@ -287,19 +292,17 @@ pub unsafe extern "C" fn ota_rollout_command(
 /// A device joined the fleet (its profile as JSON): if it is in the target it is placed by
 /// its bucket.
 ///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `profile` must point to `profile_len` readable bytes.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_join(
     rollout: *mut ota_rollout,
-    profile: *const u8,
+    profile: *const c_char,
     profile_len: usize,
     now: u64,
 ) -> Status {
     call(|| {
-        let r = try_mut!(rollout);
-        let p = DeviceProfile::from_json(try_slice!(profile, profile_len))?;
+        let r = try_handle_mut!(rollout);
+        let p = DeviceProfile::from_json_with_limits(try_slice!(profile, profile_len), LIMITS)?;
         r.inner
             .handle(Input::Join(Box::new(p)), UnixMs(now))
             .map_err(rollout_error)
@@ -308,18 +311,16 @@ pub unsafe extern "C" fn ota_rollout_join(
 
 /// A device left the target: it becomes `removed`.
 ///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `device_id` must point to `device_id_len` readable bytes.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_leave(
     rollout: *mut ota_rollout,
-    device_id: *const u8,
+    device_id: *const c_char,
     device_id_len: usize,
     now: u64,
 ) -> Status {
     call(|| {
-        let r = try_mut!(rollout);
+        let r = try_handle_mut!(rollout);
         let id = name(try_str!(device_id, device_id_len), "device_id")?;
         r.inner
             .handle(Input::Leave { device_id: id }, UnixMs(now))
@@ -327,36 +328,35 @@ pub unsafe extern "C" fn ota_rollout_leave(
     })
 }
 
-/// The JSON text of an output, and its kind.
-fn output_text(r: &Rollout, o: Output) -> (ota_rollout_output, String) {
-    match o {
-        Output::Audit(a) => (ota_rollout_output::Audit, a.to_json()),
-        Output::Command(c) => (ota_rollout_output::Command, ota_core::json::to_string(&c)),
-        Output::Event(e) => (
-            ota_rollout_output::Event,
-            serde_json::json!({"subject": r.subject(&e), "kind": e.kind(), "data": e.payload()})
-                .to_string(),
-        ),
-        // A kind this binding does not know yet: dropped, as the core's enum is
-        // non-exhaustive.
-        _ => (ota_rollout_output::None, String::new()),
+/// The rollout's next output the binding knows, as its kind and JSON text; `None` when nothing
+/// is pending.
+fn next_output(r: &mut Rollout) -> Option<(ota_rollout_output, String)> {
+    loop {
+        let text = match r.poll()? {
+            Output::Audit(a) => (ota_rollout_output::Audit, a.to_json()),
+            Output::Command(c) => (ota_rollout_output::Command, ota_core::json::to_string(&c)),
+            Output::Event(e) => (
+                ota_rollout_output::Event,
+                serde_json::json!({"subject": r.subject(&e), "kind": e.kind(), "data": e.payload()})
+                    .to_string(),
+            ),
+            // A kind this binding does not know yet (the core's enum is non-exhaustive): skipped.
+            _ => continue,
+        };
+        return Some(text);
     }
 }
 
-/// Copies the rollout's next output into `buf` as JSON and its kind into `*kind_out`: after
-/// each input, call it until the kind is `OTA_ROLLOUT_OUTPUT_NONE`. Outputs come in the order
-/// to take them: a step's audit record (append it to the trail) before the commands (carry
-/// them out) and events (publish them) it caused, so a host that persists what it polls, in
-/// order, never acts before it has recorded.
+/// Takes the rollout's next output: its kind into `*kind_out` and its text (JSON) into `buf`.
+/// The kind is `OTA_ROLLOUT_OUTPUT_NONE`, and the text empty, when nothing is pending: after
+/// creating the rollout and after every other call that gives it an input, call this until
+/// then. Outputs come in the order to act on them: a step's audit record (append it to the
+/// trail) before the commands (carry them out) and events (publish them) it caused, so a host
+/// that persists what it polls, in order, never acts before it has recorded. A buffer too
+/// small loses nothing: the call returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in
+/// `*out_n`, and the next call gives the same output.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that, and the output stays pending.
-///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `kind_out` must point to a writable
-/// `ota_rollout_output`; `buf` to `buf_len` writable bytes; `out_n` to a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_poll(
     rollout: *mut ota_rollout,
@@ -366,38 +366,37 @@ pub unsafe extern "C" fn ota_rollout_poll(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let r = try_mut!(rollout);
-        if kind_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`kind_out` is NULL"));
-        }
+        let kind_out = try_out!(kind_out);
+        let r = try_handle_mut!(rollout);
         if r.pending.is_none() {
-            r.pending = r.inner.poll().map(|o| output_text(&r.inner, o));
+            r.pending = next_output(&mut r.inner);
         }
         let (kind, text) = r
             .pending
             .as_ref()
             .map_or((ota_rollout_output::None, ""), |(k, t)| (*k, t.as_str()));
         unsafe { write_text(text, buf, buf_len, out_n)? };
-        write_out(kind_out, kind)?;
+        kind_out.write(kind);
         r.pending = None;
         Ok(())
     })
 }
 
-/// When to call `ota_rollout_handle_tick` next: `*at_out` receives the time (Unix ms), or
-/// `UINT64_MAX` when nothing waits on the clock.
+/// The earliest instant (Unix ms) at which to call `ota_rollout_handle_tick`: `*at_out`
+/// receives it (an instant already past means now), or `UINT64_MAX` when the rollout waits
+/// only on input.
 ///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `at_out` must point to a writable `uint64_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_timeout(
     rollout: *const ota_rollout,
     at_out: *mut u64,
 ) -> Status {
     call(|| {
-        let r = try_ref!(rollout);
-        write_out(at_out, r.inner.poll_timeout().map_or(u64::MAX, UnixMs::get))
+        let at = try_out!(at_out);
+        let r = try_handle!(rollout);
+        at.write(r.inner.poll_timeout().map_or(u64::MAX, UnixMs::get));
+        Ok(())
     })
 }
 
@@ -406,14 +405,7 @@ pub unsafe extern "C" fn ota_rollout_timeout(
 /// reason, the incompatibility reasons, the fleet impact and the audit trail's head
 /// (`"audit_head": {"seq", "hash"}`; pass it as `SEQ:HASH` to `ota_audit_verify_head`).
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
-/// a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_status(
     rollout: *const ota_rollout,
@@ -422,7 +414,7 @@ pub unsafe extern "C" fn ota_rollout_status(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let r = try_ref!(rollout);
+        let r = try_handle!(rollout);
         unsafe {
             write_text(
                 &ota_core::json::to_string(&r.inner.status()),
@@ -437,14 +429,7 @@ pub unsafe extern "C" fn ota_rollout_status(
 /// Writes the whole rollout state as JSON into `buf`, for persisting in any database; it holds
 /// the audit trail's head. Poll every pending output first: they are not part of it.
 ///
-/// Takes ownership of nothing. When `buf_len` is too small (or `buf` is NULL and `buf_len`
-/// 0), returns `OTA_STATUS_INSUFFICIENT_SIZE` with the length in `*out_n`; the buffer needs
-/// one more byte than that.
-///
-/// # Safety
-///
-/// `rollout` must be a live rollout; `buf` must point to `buf_len` writable bytes; `out_n` to
-/// a writable `size_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_snapshot(
     rollout: *const ota_rollout,
@@ -453,7 +438,7 @@ pub unsafe extern "C" fn ota_rollout_snapshot(
     out_n: *mut usize,
 ) -> Status {
     call(|| {
-        let r = try_ref!(rollout);
+        let r = try_handle!(rollout);
         unsafe { write_text(&r.inner.snapshot().to_json(), buf, buf_len, out_n) }
     })
 }
@@ -463,64 +448,50 @@ pub unsafe extern "C" fn ota_rollout_snapshot(
 /// `rollback` its rollback package (NULL when it has none), or the call fails with
 /// `OTA_STATUS_PLAN_INVALID`.
 ///
-/// Takes ownership of nothing. On success, `*rollout_out` receives a new rollout that the
-/// caller must free with `ota_rollout_free`.
-///
-/// # Safety
-///
-/// `snapshot` must point to `snapshot_len` readable bytes; `package` must be a live verified
-/// package and `rollback` NULL or one; `rollout_out` must point to a writable pointer.
+/// Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_restore(
-    snapshot: *const u8,
+    snapshot: *const c_char,
     snapshot_len: usize,
     package: *const ota_verified_package,
     rollback: *const ota_verified_package,
     rollout_out: *mut *mut ota_rollout,
 ) -> Status {
     call(|| {
-        let snapshot = Snapshot::from_json(try_slice!(snapshot, snapshot_len), &Limits::DEFAULT)?;
-        let package = &try_ref!(package).inner;
-        let rollback = unsafe { rollback.as_ref() }.map(|r| &r.inner);
-        if rollout_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`rollout_out` is NULL"));
-        }
+        let out = try_out!(rollout_out);
+        let snapshot = Snapshot::from_json(try_slice!(snapshot, snapshot_len), LIMITS)?;
+        let (package, rollback) = unsafe { packages(package, rollback)? };
         let inner = Rollout::restore(snapshot, package, rollback).map_err(rollout_error)?;
-        write_handle(rollout_out, ota_rollout::new(inner))
+        out.write(new_handle(ota_rollout::new(inner)));
+        Ok(())
     })
 }
 
 /// Frees a rollout. NULL is allowed and does nothing.
 ///
-/// # Safety
-///
-/// `rollout` must be NULL or a rollout not freed before.
+/// Takes ownership of `rollout`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_rollout_free(rollout: *mut ota_rollout) {
-    crate::panic::guard(|| unsafe { free_handle(rollout) })
+    unsafe { free(rollout) }
 }
 
 /// Verifies an audit trail stored one JSON record per line: every record's hash and every
 /// link. `*records_out` receives how many records it holds. An edited, dropped, inserted or
 /// reordered record fails with `OTA_STATUS_AUDIT_BROKEN`, and the last error names it.
 ///
-/// # Safety
-///
-/// `trail` must point to `trail_len` readable bytes; `records_out` to a writable `uint64_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_audit_verify(
-    trail: *const u8,
+    trail: *const c_char,
     trail_len: usize,
     records_out: *mut u64,
 ) -> Status {
     call(|| {
-        let text = try_str!(trail, trail_len);
-        if records_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`records_out` is NULL"));
-        }
-        let records = audit::parse_lines(text).map_err(audit_error)?;
+        let out = try_out!(records_out);
+        let records = audit::parse_lines(try_str!(trail, trail_len)).map_err(audit_error)?;
         let chain = audit::verify(&records).map_err(audit_error)?;
-        write_out(records_out, chain.next_seq)
+        out.write(chain.next_seq);
+        Ok(())
     })
 }
 
@@ -531,21 +502,17 @@ pub unsafe extern "C" fn ota_audit_verify(
 /// fails with `OTA_STATUS_INVALID_ARGUMENT`. `*records_out` receives how many records the
 /// trail holds.
 ///
-/// Takes ownership of nothing.
-///
-/// # Safety
-///
-/// `trail` must point to `trail_len` readable bytes, `head` to `head_len`; `records_out` to a
-/// writable `uint64_t`.
+/// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_audit_verify_head(
-    trail: *const u8,
+    trail: *const c_char,
     trail_len: usize,
-    head: *const u8,
+    head: *const c_char,
     head_len: usize,
     records_out: *mut u64,
 ) -> Status {
     call(|| {
+        let out = try_out!(records_out);
         let text = try_str!(trail, trail_len);
         let head: AuditHead =
             try_str!(head, head_len)
@@ -553,11 +520,9 @@ pub unsafe extern "C" fn ota_audit_verify_head(
                 .map_err(|e: audit::AuditHeadError| {
                     Failure::new(Status::InvalidArgument, e.to_string())
                 })?;
-        if records_out.is_null() {
-            return Err(Failure::new(Status::NullPointer, "`records_out` is NULL"));
-        }
         let records = audit::parse_lines(text).map_err(audit_error)?;
         let chain = audit::verify_with_head(&records, &head).map_err(audit_error)?;
-        write_out(records_out, chain.next_seq)
+        out.write(chain.next_seq);
+        Ok(())
     })
 }

@@ -19,6 +19,6 @@ pub mod rng;
 pub mod slots;
 
 pub use bytes::{dense_weights, noise, weights};
-pub use network::{Network, Transit};
+pub use network::{Network, Traffic, Transit};
 pub use rng::Rng;
 pub use slots::Slots;

@@ -95,6 +95,28 @@ mod tests {
         );
     }
 
+    /// The demo's transcript for a seed depends on it: a stream is the seed XOR the FNV-1a
+    /// hash of its name (reference values computed apart from this code).
+    #[test]
+    fn a_named_stream_is_the_seed_mixed_with_the_fnv1a_hash_of_its_name() {
+        assert_eq!(
+            Rng::stream(3, "").next_u64(),
+            Rng::new(3 ^ 0xcbf2_9ce4_8422_2325).next_u64()
+        );
+        assert_eq!(
+            Rng::stream(3, "fleet").next_u64(),
+            Rng::new(3 ^ 0xf775_f8a9_7470_ae4f).next_u64()
+        );
+        assert_eq!(
+            Rng::stream(3, "fleet").next_u64(),
+            10_649_924_977_697_631_193
+        );
+        assert_eq!(
+            Rng::stream(3, "network").next_u64(),
+            1_804_925_045_939_812_499
+        );
+    }
+
     #[test]
     fn a_shuffle_reorders_without_losing_or_repeating() {
         let mut r = Rng::new(4);

@@ -154,17 +154,17 @@ static ota_agent *boot(void) {
     return agent;
 }
 
-/* Carries out every pending command. */
+/* Carries out every pending command, in order. */
 static void drain(ota_agent *agent) {
     ota_command c;
-    char text[1 << 18];
+    static char text[1 << 18];
     size_t n = 0;
     for (;;) {
-        CHECK_STATUS(ota_agent_poll_command(agent, &c), OTA_STATUS_OK);
+        CHECK_STATUS(ota_agent_poll(agent, &c, text, sizeof text, &n), OTA_STATUS_OK);
         if (c.kind == OTA_COMMAND_KIND_NONE) {
+            CHECK(n == 0);
             return;
         }
-        CHECK_STATUS(ota_agent_command_text(agent, text, sizeof text, &n), OTA_STATUS_OK);
         switch (c.kind) {
         case OTA_COMMAND_KIND_PERSIST:
             spit("record.json", text, n);
@@ -297,8 +297,9 @@ static void errors(ota_agent *agent) {
     CHECK_STATUS(ota_agent_handle_chunk(agent, 0, (const uint8_t *)"x", 1, now, NULL), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_assignment(agent, "{", 1, now), OTA_STATUS_JSON_SYNTAX);
     CHECK_STATUS(ota_agent_handle_assignment(NULL, "{}", 2, now), OTA_STATUS_NULL_POINTER);
-    CHECK_STATUS(ota_agent_poll_command(agent, NULL), OTA_STATUS_NULL_POINTER);
-    CHECK_STATUS(ota_agent_poll_command(NULL, &c), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_agent_poll(agent, NULL, buf, sizeof buf, &n), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_agent_poll(NULL, &c, buf, sizeof buf, &n), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_agent_poll(agent, &c, buf, sizeof buf, NULL), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_agent_timeout(NULL, &at), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_agent_installed_version(agent, "temp-sensor-fw", 14, buf, 2, &n),
                  OTA_STATUS_INSUFFICIENT_SIZE);
@@ -530,6 +531,18 @@ int main(int argc, char **argv) {
 
     /* 2.0.0: shuffled chunks, one corrupted and refetched, a power cut after 3 chunks. */
     assign(agent, "assign-2.0.0.json", OTA_STATUS_OK);
+    /* A buffer too small loses nothing: the same command, the record to persist before
+     * anything else, comes with a bigger one. */
+    {
+        ota_command c;
+        static char small[4], big[1 << 18];
+        size_t needed = 0;
+        CHECK_STATUS(ota_agent_poll(agent, &c, small, sizeof small, &needed), OTA_STATUS_INSUFFICIENT_SIZE);
+        CHECK(needed > sizeof small);
+        CHECK_STATUS(ota_agent_poll(agent, &c, big, sizeof big, &n), OTA_STATUS_OK);
+        CHECK(c.kind == OTA_COMMAND_KIND_PERSIST && n == needed && strlen(big) == n);
+        spit("record.json", big, n);
+    }
     agent = run(agent, "artifact-2.0.0.enc", 3);
     CHECK(corrupted_once);
     CHECK(strcmp(ota_agent_state(agent), "idle") == 0);

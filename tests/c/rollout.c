@@ -136,7 +136,7 @@ static void report(ota_rollout *r, const char *device, const char *status, const
                      "\"status\":\"%s\"%s}",
                      device, version, status,
                      strcmp(status, "failure") == 0 ? ",\"reason\":\"health probe failed\"" : "");
-    CHECK_STATUS(ota_rollout_handle_report(r, (const uint8_t *)buf, (size_t)n, now), OTA_STATUS_OK);
+    CHECK_STATUS(ota_rollout_handle_report(r, buf, (size_t)n, now), OTA_STATUS_OK);
 }
 
 static char *status_of(const ota_rollout *r) {
@@ -172,27 +172,28 @@ static char *snapshot_of(const ota_rollout *r) {
 }
 
 static ota_status command(ota_rollout *r, const char *what, size_t wave, uint64_t now) {
-    return ota_rollout_command(r, (const uint8_t *)what, strlen(what), wave, (const uint8_t *)"alice",
+    return ota_rollout_command(r, what, strlen(what), wave, "alice",
                                5, now);
 }
 
 /* --- Inputs from DIR. --- */
 
+/* A text file from DIR (JSON, hex), NUL-terminated. */
 typedef struct {
-    unsigned char *data;
+    char *data;
     size_t len;
 } blob;
 
 static blob load(const char *name) {
     blob b;
-    b.data = read_file(dir, name, &b.len);
+    b.data = read_text(dir, name, &b.len);
     return b;
 }
 
 static ota_verified_package *verified(const ota_trusted_keys *keys, const char *name) {
     blob env = load(name);
     ota_verified_package *p = NULL;
-    CHECK_STATUS(ota_envelope_verify((const char *)env.data, env.len, keys, 1, &p), OTA_STATUS_OK);
+    CHECK_STATUS(ota_envelope_verify(env.data, env.len, keys, 1, &p), OTA_STATUS_OK);
     free(env.data);
     return p;
 }
@@ -266,7 +267,7 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
 
     /* Persist, restore, and carry on with the restored rollout. */
     snap = snapshot_of(r);
-    CHECK_STATUS(ota_rollout_restore((const uint8_t *)snap, strlen(snap), pkg, rb, &restored), OTA_STATUS_OK);
+    CHECK_STATUS(ota_rollout_restore(snap, strlen(snap), pkg, rb, &restored), OTA_STATUS_OK);
     snap2 = snapshot_of(restored);
     CHECK(strcmp(snap, snap2) == 0);
     free(snap2);
@@ -307,13 +308,13 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
     CHECK(status_has(r, "\"status\":\"completed\""));
 
     /* The trail verifies, and replaying it rebuilds the same rollout. */
-    CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_OK);
+    CHECK_STATUS(ota_audit_verify(trail.data, trail.len, &records), OTA_STATUS_OK);
     CHECK(records > 240 + 12);
     CHECK(strstr(trail.data, "\"approve\"") != NULL);
     {
         blob config = load("config-004.json"), fleet = load("fleet-004.json");
         CHECK_STATUS(ota_rollout_replay(config.data, config.len, pkg, rb, fleet.data, fleet.len, T0,
-                                        (const uint8_t *)trail.data, trail.len, &replayed),
+                                        trail.data, trail.len, &replayed),
                      OTA_STATUS_OK);
         free(snap);
         snap = snapshot_of(r);
@@ -326,7 +327,7 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
         /* Replayed at another creation time, it diverges at once. */
         replayed = NULL;
         CHECK_STATUS(ota_rollout_replay(config.data, config.len, pkg, rb, fleet.data, fleet.len, T0 + 1,
-                                        (const uint8_t *)trail.data, trail.len, &replayed),
+                                        trail.data, trail.len, &replayed),
                      OTA_STATUS_REPLAY_MISMATCH);
         CHECK(replayed == NULL);
         free(config.data);
@@ -347,18 +348,18 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
         }
         snprintf(head, sizeof head, "%llu:%s", seq, hash);
         CHECK(seq + 1 == records);
-        CHECK_STATUS(ota_audit_verify_head((const uint8_t *)trail.data, trail.len, (const uint8_t *)head,
+        CHECK_STATUS(ota_audit_verify_head(trail.data, trail.len, head,
                                            strlen(head), &records),
                      OTA_STATUS_OK);
         trail.data[trail.len - 1] = 0; /* the last line, without its newline */
         last = strrchr(trail.data, '\n') + 1;
         trail.data[trail.len - 1] = '\n';
-        CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, (size_t)(last - trail.data), &records),
+        CHECK_STATUS(ota_audit_verify(trail.data, (size_t)(last - trail.data), &records),
                      OTA_STATUS_OK);
-        CHECK_STATUS(ota_audit_verify_head((const uint8_t *)trail.data, (size_t)(last - trail.data),
-                                           (const uint8_t *)head, strlen(head), &records),
+        CHECK_STATUS(ota_audit_verify_head(trail.data, (size_t)(last - trail.data),
+                                           head, strlen(head), &records),
                      OTA_STATUS_AUDIT_BROKEN);
-        CHECK_STATUS(ota_audit_verify_head((const uint8_t *)trail.data, trail.len, (const uint8_t *)"7:zz", 4,
+        CHECK_STATUS(ota_audit_verify_head(trail.data, trail.len, "7:zz", 4,
                                            &records),
                      OTA_STATUS_INVALID_ARGUMENT);
         free(st);
@@ -369,9 +370,9 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
     CHECK(c != NULL);
     if (c) {
         memcpy(c + 10, "failure", 7);
-        CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_AUDIT_BROKEN);
+        CHECK_STATUS(ota_audit_verify(trail.data, trail.len, &records), OTA_STATUS_AUDIT_BROKEN);
         memcpy(c + 10, "success", 7);
-        CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_OK);
+        CHECK_STATUS(ota_audit_verify(trail.data, trail.len, &records), OTA_STATUS_OK);
     }
     {
         char *second = strchr(trail.data, '\n') + 1;
@@ -379,7 +380,7 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
         text dropped = {0};
         text_append(&dropped, trail.data, (size_t)(second - trail.data));
         text_append(&dropped, third, strlen(third));
-        CHECK_STATUS(ota_audit_verify((const uint8_t *)dropped.data, dropped.len, &records),
+        CHECK_STATUS(ota_audit_verify(dropped.data, dropped.len, &records),
                      OTA_STATUS_AUDIT_BROKEN);
         CHECK(strstr(last_error(), "1") != NULL);
         free(dropped.data);
@@ -388,14 +389,14 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
     /* A snapshot restores only with its own packages, and only whole. */
     {
         ota_rollout *bad = NULL;
-        CHECK_STATUS(ota_rollout_restore((const uint8_t *)snap, strlen(snap), rb, NULL, &bad),
+        CHECK_STATUS(ota_rollout_restore(snap, strlen(snap), rb, NULL, &bad),
                      OTA_STATUS_PLAN_INVALID);
         CHECK(strstr(last_error(), "package") != NULL);
         CHECK(bad == NULL);
-        CHECK_STATUS(ota_rollout_restore((const uint8_t *)snap, strlen(snap), pkg, NULL, &bad),
+        CHECK_STATUS(ota_rollout_restore(snap, strlen(snap), pkg, NULL, &bad),
                      OTA_STATUS_PLAN_INVALID);
         CHECK(bad == NULL);
-        CHECK(ota_rollout_restore((const uint8_t *)snap, strlen(snap) / 2, pkg, rb, &bad) != OTA_STATUS_OK);
+        CHECK(ota_rollout_restore(snap, strlen(snap) / 2, pkg, rb, &bad) != OTA_STATUS_OK);
         CHECK(bad == NULL);
     }
     free(snap);
@@ -446,13 +447,13 @@ static void seed_000(const ota_verified_package *pkg) {
     drain(r);
     CHECK(strstr(events.data, "profile.ota.rollout.resumed.acme.rol_4c7e") != NULL);
     CHECK(strstr(events.data, "profile.ota.rollout.aborted.acme.rol_4c7e") != NULL);
-    CHECK_STATUS(ota_audit_verify((const uint8_t *)trail.data, trail.len, &records), OTA_STATUS_OK);
+    CHECK_STATUS(ota_audit_verify(trail.data, trail.len, &records), OTA_STATUS_OK);
     CHECK(records >= 11);
 
     /* Membership: a device that leaves is removed; one the rollout never knew is not found. */
-    CHECK_STATUS(ota_rollout_leave(r, (const uint8_t *)"dev-0001", 8, now), OTA_STATUS_OK);
+    CHECK_STATUS(ota_rollout_leave(r, "dev-0001", 8, now), OTA_STATUS_OK);
     CHECK(status_has(r, "\"removed\":1"));
-    CHECK_STATUS(ota_rollout_leave(r, (const uint8_t *)"dev-9999", 8, now), OTA_STATUS_ROLLOUT_NOT_FOUND);
+    CHECK_STATUS(ota_rollout_leave(r, "dev-9999", 8, now), OTA_STATUS_ROLLOUT_NOT_FOUND);
     free(trail.data);
     free(events.data);
     ota_rollout_free(r);
@@ -469,9 +470,9 @@ static void bad_input(const ota_verified_package *pkg, const ota_verified_packag
     /* The request names a rollback package that was not given. */
     r = create("config-004.json", "fleet-004.json", pkg, NULL, OTA_STATUS_PLAN_INVALID);
     CHECK(r == NULL);
-    CHECK_STATUS(ota_rollout_create((const uint8_t *)"{", 1, pkg, rb, (const uint8_t *)"[]", 2, T0, &r),
+    CHECK_STATUS(ota_rollout_create("{", 1, pkg, rb, "[]", 2, T0, &r),
                  OTA_STATUS_JSON_SYNTAX);
-    CHECK_STATUS(ota_rollout_create(NULL, 5, pkg, rb, (const uint8_t *)"[]", 2, T0, &r), OTA_STATUS_NULL_POINTER);
+    CHECK_STATUS(ota_rollout_create(NULL, 5, pkg, rb, "[]", 2, T0, &r), OTA_STATUS_NULL_POINTER);
 
     r = create("config-004.json", "fleet-004.json", pkg, rb, OTA_STATUS_OK);
     if (!r) {
@@ -482,13 +483,36 @@ static void bad_input(const ota_verified_package *pkg, const ota_verified_packag
         const char *malformed = "{\"device_id\":\"dev-0001\",\"status\":\"exploded\"}";
         char *s;
         text trail = {0}, events = {0};
-        CHECK_STATUS(ota_rollout_handle_report(r, (const uint8_t *)unknown, strlen(unknown), T0),
+        CHECK_STATUS(ota_rollout_handle_report(r, unknown, strlen(unknown), T0),
                      OTA_STATUS_ROLLOUT_NOT_FOUND);
-        CHECK(ota_rollout_handle_report(r, (const uint8_t *)malformed, strlen(malformed), T0) != OTA_STATUS_OK);
+        CHECK(ota_rollout_handle_report(r, malformed, strlen(malformed), T0) != OTA_STATUS_OK);
         CHECK(strstr(last_error(), "status") != NULL);
         CHECK_STATUS(command(r, "explode", 0, T0), OTA_STATUS_INVALID_ARGUMENT);
         CHECK_STATUS(command(r, "approve", 7, T0), OTA_STATUS_ROLLOUT_NOT_FOUND);
         CHECK_STATUS(ota_rollout_handle_tick(NULL, T0), OTA_STATUS_NULL_POINTER);
+        /* Handles of another type are refused by their tags, not read. */
+        {
+            size_t n = 0;
+            ota_rollout *none = NULL;
+            ota_rollout_output kind = OTA_ROLLOUT_OUTPUT_NONE;
+            CHECK_STATUS(ota_rollout_status((const ota_rollout *)pkg, NULL, 0, &n), OTA_STATUS_WRONG_HANDLE);
+            CHECK(strcmp(last_error(), "`rollout` is an ota_verified_package, not an ota_rollout") == 0);
+            CHECK_STATUS(ota_rollout_poll(r, NULL, NULL, 0, &n), OTA_STATUS_NULL_POINTER);
+            CHECK_STATUS(ota_rollout_poll((ota_rollout *)(void *)rb, &kind, NULL, 0, &n), OTA_STATUS_WRONG_HANDLE);
+            none = create("config-004.json", "fleet-004.json", (const ota_verified_package *)r, rb,
+                          OTA_STATUS_WRONG_HANDLE);
+            CHECK(strstr(last_error(), "`package` is an ota_rollout") != NULL);
+            none = create("config-004.json", "fleet-004.json", pkg, (const ota_verified_package *)r,
+                          OTA_STATUS_WRONG_HANDLE);
+            CHECK(strstr(last_error(), "`rollback` is an ota_rollout") != NULL);
+            {
+                char *snap = snapshot_of(r);
+                CHECK_STATUS(ota_rollout_restore(snap, strlen(snap), pkg, (const ota_verified_package *)r, &none),
+                             OTA_STATUS_WRONG_HANDLE);
+                free(snap);
+            }
+            CHECK(none == NULL);
+        }
         /* Nothing above changed the rollout: its trail still holds only the creation. */
         host_begin(&trail, &events);
         drain(r);
@@ -513,7 +537,7 @@ int main(int argc, char **argv) {
     dir = argv[1];
     hex = load("trusted.hex");
     CHECK_STATUS(ota_trusted_keys_new(&keys), OTA_STATUS_OK);
-    CHECK_STATUS(ota_trusted_keys_add(keys, (const char *)hex.data, hex.len), OTA_STATUS_OK);
+    CHECK_STATUS(ota_trusted_keys_add(keys, hex.data, hex.len), OTA_STATUS_OK);
     free(hex.data);
     v200 = verified(keys, "envelope-2.0.0.json");
     v210 = verified(keys, "envelope-2.1.0.json");

@@ -82,7 +82,7 @@ class Device:
         self.agent = ota.Agent(self.config, self.io, self.now, record=self.record)
 
     def drain(self):
-        for c in self.agent.commands():
+        for c in iter(self.agent.poll, None):
             kind = c["kind"]
             if kind == "persist":
                 self.record = c["text"]

@@ -47,8 +47,20 @@ class TypeGate(unittest.TestCase):
                                  ota.Rollout.replay, config, verified, [], 0, [], rollback=self.profile)
             self.assertTypeError("trail[0] must be str", "not int", ota.Rollout.replay, config, verified, [], 0, [1])
             self.assertTypeError("now must be int", "not str", ota.Rollout.create, config, verified, [], "now")
-        self.assertTypeError("trusted must be ota.TrustedKeys", "not ota.SigningKey",
+        self.assertTypeError("package must be ota.VerifiedPackage", "not ota.SigningKey",
                              ota.Rollout.restore, "{}", self.key)
+        self.assertTypeError("snapshot must be", "not dict", ota.Rollout.restore, {}, self.key)
+        self.assertTypeError("head must be", "not int", ota.audit_verify, [], head=7)
+        self.assertTypeError("trail must be list or tuple", "not int", ota.audit_verify, 7)
+
+    def test_rollout_inputs_check_their_arguments(self):
+        r = _closed_rollout()
+        self.assertTypeError("by must be", "not int", r.pause, 7, 0)
+        self.assertTypeError("wave must be int", "not str", r.approve, "1", "alice", 0)
+        self.assertTypeError("passed must be bool", "not str", r.verdict, 0, "yes", "alice", 0)
+        self.assertTypeError("device_id must be", "not int", r.leave, 42, 0)
+        self.assertTypeError("report must be", "not int", r.handle_report, 42, 0)
+        self.assertTypeError("profile must be", "not ota.Profile", r.join, self.profile, 0)
 
     def test_publisher_calls_check_their_handles(self):
         self.assertTypeError("package must be ota.Package", "not ota.Profile", ota.sign, self.profile, [self.key])
@@ -67,6 +79,17 @@ class TypeGate(unittest.TestCase):
     def test_device_and_tuf_calls_check_their_arguments(self):
         self.assertTypeError("io must be ota.DeviceIo", "not dict", ota.Agent, {}, {}, 0)
         self.assertTypeError("name must be", "not int", ota.TufRepo.resolve, _closed_repo(), 5)
+
+    def test_the_library_refuses_a_rollout_of_another_type_by_its_tag(self):
+        buf = ctypes.create_string_buffer(64)
+        n = ctypes.c_size_t(0)
+        kind = ctypes.c_uint32(0)
+        status = _ffi.lib.ota_rollout_status(self.package.handle, buf, 64, ctypes.byref(n))
+        self.assertEqual(status, ota.WrongHandleError.status)
+        self.assertEqual(_ffi.last_error(), "`rollout` is an ota_package, not an ota_rollout")
+        status = _ffi.lib.ota_rollout_poll(self.key.handle, ctypes.byref(kind), buf, 64, ctypes.byref(n))
+        self.assertEqual(status, ota.WrongHandleError.status)
+        self.assertIn("ota_signing_key", _ffi.last_error())
 
     def test_the_library_refuses_a_handle_of_another_type_by_its_tag(self):
         # Below the type gate: a profile handed straight to C where a package belongs.
@@ -123,6 +146,14 @@ def _verified(package, key, trusted):
         s.finish()
         package.set_sealed(s)
     return ota.verify(ota.sign(package, [key]), trusted)
+
+
+def _closed_rollout():
+    """A rollout without a handle: any call that got past the type gate would raise
+    ValueError, not TypeError."""
+    rollout = ota.Rollout.__new__(ota.Rollout)
+    rollout._handle = None
+    return rollout
 
 
 def _closed_repo():

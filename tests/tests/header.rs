@@ -81,11 +81,6 @@ fn the_header_leaks_no_rust_types() {
     }
 }
 
-/// The functions of `ota-ffi/src/rollout.rs`, which take the ownership lines and drop their
-/// `# Safety` headings in the second phase of issue 11. Empty this list then; the test below
-/// covers every other function already.
-const NOT_YET: &[&str] = &["ota_rollout_", "ota_audit_"];
-
 /// Every function's comment carries exactly one ownership line, in the same words each time
 /// ("Takes no ownership; ..." or "Takes ownership of `x`; ..."), and no comment carries a
 /// Rust `# Safety` heading (the safety contract is stated once at the top).
@@ -111,9 +106,6 @@ fn every_function_has_one_ownership_line_and_no_safety_heading() {
         if !name.starts_with("ota_") {
             continue;
         }
-        if NOT_YET.iter().any(|p| name.starts_with(p)) {
-            continue;
-        }
         checked += 1;
         let takes = comment.matches("Takes no ownership; ").count()
             + comment.matches("Takes ownership of `").count();
@@ -122,7 +114,7 @@ fn every_function_has_one_ownership_line_and_no_safety_heading() {
         }
         comment.clear();
     }
-    assert!(checked >= 50, "only {checked} functions found");
+    assert!(checked >= 90, "only {checked} functions found");
     assert!(
         wrong.is_empty(),
         "functions without exactly one ownership line, or with a # Safety heading: {wrong:?}"

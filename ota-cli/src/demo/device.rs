@@ -17,10 +17,11 @@ use ota_core::report::DeviceReport;
 use ota_core::sign::TrustedKeys;
 use ota_core::{DeviceProfile, Limits};
 use ota_host::probe as runner;
+use ota_sim::{Network, Traffic, Transit};
 
-use super::fleet::Rng;
-
-/// Staging (in memory) and two slot files.
+/// Staging (in memory) and two slot files. Files rather than `ota_sim::Slots`' memory on
+/// purpose: `--keep` leaves each device's slots to inspect, and the summary measures the fleet
+/// on the active slot files.
 struct Storage {
     dir: PathBuf,
     staging: Vec<u8>,
@@ -56,12 +57,10 @@ impl DeviceIo for Storage {
 /// What happened to one update on one device.
 #[derive(Debug, Default, Clone)]
 pub struct Run {
-    /// Chunks delivered (including those delivered again).
-    pub delivered: usize,
-    /// Chunks the agent refused as corrupt, and fetched again.
-    pub corrupted: usize,
-    /// Chunk responses lost in transit, and fetched again.
-    pub dropped: usize,
+    /// What the network carried: chunks delivered (including those delivered again), those
+    /// corrupted (the agent refused them and fetched them again), and those lost in transit
+    /// (fetched again).
+    pub traffic: Traffic,
     /// The chunks of the artifact.
     pub chunks: usize,
     /// Whether the device swapped to the new slot.
@@ -85,9 +84,10 @@ pub struct Device {
     allowlist: Vec<String>,
 }
 
-/// The chance a chunk arrives corrupted, and the chance one is lost.
-const CORRUPT: f64 = 0.01;
-const DROP: f64 = 0.01;
+/// The chance a chunk response is lost in transit.
+pub const LOSS: f64 = 0.01;
+/// The chance a chunk arrives corrupted.
+pub const CORRUPTION: f64 = 0.01;
 
 impl Device {
     /// A device in `dir` running `running` (its slot A), trusting `trusted`.
@@ -142,14 +142,14 @@ impl Device {
         std::fs::read(self.storage.slot(self.storage.active))
     }
 
-    /// Takes an assignment and runs it to the end: fetches in random order from `artifact`,
-    /// with some chunks corrupted or lost, then swap, probe, commit or restore. `app_comes_up`
+    /// Takes an assignment and runs it to the end: fetches from `artifact` over `net` (in
+    /// random order, some chunks corrupted or lost), then swap, probe, commit or restore. `app_comes_up`
     /// says whether the application runs with what is installed.
     pub fn update(
         &mut self,
         assignment: Assignment,
         artifact: &[u8],
-        rng: &mut Rng,
+        net: &mut Network,
         start: u64,
         app_comes_up: bool,
     ) -> Run {
@@ -194,27 +194,15 @@ impl Device {
                     _ => {}
                 }
             }
-            if !wanted.is_empty() {
-                let r = wanted.swap_remove(rng.below(wanted.len()));
+            if let Some(transit) = net.serve(&mut wanted, artifact) {
                 now += 20;
-                if rng.chance(DROP) {
-                    // Lost in transit: the transport asks again.
-                    run.dropped += 1;
-                    wanted.push(r);
-                    continue;
+                // A lost response is wanted again; a corrupt chunk is refused, and the agent
+                // asks for it again.
+                if let Transit::Arrived { offset, data, .. } = transit {
+                    let _ = self
+                        .agent
+                        .handle_chunk(offset, &data, UnixMs(now), &mut self.storage);
                 }
-                let end = (r.offset + u64::from(r.length)) as usize;
-                let mut data = artifact[r.offset as usize..end.min(artifact.len())].to_vec();
-                if rng.chance(CORRUPT) && !data.is_empty() {
-                    let i = rng.below(data.len());
-                    data[i] ^= 0x5a;
-                    run.corrupted += 1;
-                }
-                run.delivered += 1;
-                // A corrupt chunk is refused, and the agent asks for it again.
-                let _ = self
-                    .agent
-                    .handle_chunk(r.offset, &data, UnixMs(now), &mut self.storage);
                 continue;
             }
             match self.agent.poll_timeout() {
@@ -228,6 +216,7 @@ impl Device {
             }
         }
         self.storage.staging = Vec::new();
+        run.traffic = net.take_traffic();
         run.took_ms = now - start;
         run
     }

@@ -19,10 +19,10 @@
 //!
 //! The files: `setup` (keys, packages, plant, rollout), `service` (the control plane's drive
 //! loop over the rollout's one output queue, and the devices it commands), `transcript` (the
-//! lines and the summary); `fleet` and `device` are the simulated plant.
+//! lines and the summary); `device` is a simulated device. The plant, the synthetic engines and
+//! the network come from the `ota-sim` crate, as the tests' and benchmarks' do.
 
 mod device;
-mod fleet;
 mod service;
 mod setup;
 mod transcript;
@@ -35,9 +35,9 @@ use ota_core::audit::AuditRecord;
 use ota_core::rollout::Rollout;
 use ota_core::sign::SigningKey;
 use ota_core::{DeviceProfile, UnixMs};
+use ota_sim::Network;
 
 use self::device::Device;
-use self::fleet::Rng;
 use self::setup::Published;
 use crate::out::{CliError, Out, Outcome};
 
@@ -136,7 +136,8 @@ struct Demo<'a> {
     rollout: Rollout,
     trail: Vec<AuditRecord>,
     now: UnixMs,
-    rng: Rng,
+    /// The network between the store and every device.
+    net: Network,
     waves: usize,
     open_wave: usize,
     /// The last wave the operator approved past its gate.

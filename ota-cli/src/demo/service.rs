@@ -200,13 +200,13 @@ impl Demo<'_> {
         let run = device.update(
             assignment,
             &p.artifact,
-            &mut self.rng,
+            &mut self.net,
             start.get(),
             comes_up,
         );
-        self.totals.delivered += run.delivered;
-        self.totals.corrupted += run.corrupted;
-        self.totals.dropped += run.dropped;
+        self.totals.delivered += run.traffic.delivered;
+        self.totals.corrupted += run.traffic.corrupted;
+        self.totals.dropped += run.traffic.lost;
         self.totals.restored += usize::from(run.restored);
         self.totals.probe_failures += usize::from(run.probe.as_ref().is_some_and(|(ok, _)| !ok));
         // A device that refused its assignment, or never answered, shows the demo is broken

@@ -10,9 +10,10 @@ use ota_core::rollout::{Create, Rollout};
 use ota_core::seal::SealKey;
 use ota_core::sign::{SigningKey, VerifiedPackage};
 use ota_core::{Limits, Sha256Digest};
-use serde_json::json;
+use ota_sim::{Network, Rng};
+use serde_json::{Value, json};
 
-use super::fleet::{self, Rng};
+use super::device::{CORRUPTION, LOSS};
 use super::{Demo, DemoArgs, NAME, NEW, OLD, T0, Totals};
 use crate::out::{self, CliError, Out};
 use crate::pack::{self, PackArgs};
@@ -36,7 +37,7 @@ impl<'a> Demo<'a> {
             transcript.push(line);
         };
         // 1. Keys, the engines and their manifests.
-        let mut rng = Rng::new(a.seed, "publisher");
+        let mut rng = Rng::stream(a.seed, "publisher");
         let signer = SigningKey::from_secret(rng.bytes32());
         let keys = work.join("keys");
         out::write_atomic(
@@ -50,8 +51,8 @@ impl<'a> Demo<'a> {
             false,
         )?;
         let size = (a.model_mb * 1024.0 * 1024.0) as usize;
-        let new_engine = fleet::engine(size, &mut rng);
-        let old_engine = fleet::engine(size, &mut rng);
+        let new_engine = ota_sim::weights(size, &mut rng);
+        let old_engine = ota_sim::weights(size, &mut rng);
         say(format!(
             "publisher   key {} · model {NAME} {NEW}, TensorRT 8.6 engine for Jetson Orin NX, {}",
             &signer.key_id().to_string()[..12],
@@ -69,9 +70,8 @@ impl<'a> Demo<'a> {
             old.package.id()
         ));
         // 3. The plant.
-        let mut frng = Rng::new(a.seed, "fleet");
-        let plant = fleet::plant(a.devices, &mut frng);
-        let mut hrng = Rng::new(a.seed, "health");
+        let plant = ota_sim::fleet::plant(a.devices, &mut Rng::stream(a.seed, "fleet"));
+        let mut hrng = Rng::stream(a.seed, "health");
         let bad = plant
             .iter()
             .map(|d| (d.device_id.to_string(), hrng.chance(a.failure_rate)))
@@ -139,7 +139,7 @@ impl<'a> Demo<'a> {
             rollout,
             trail: Vec::new(),
             now: T0,
-            rng: Rng::new(a.seed, "network"),
+            net: Network::new(Rng::stream(a.seed, "network"), LOSS, CORRUPTION),
             waves,
             open_wave: 0,
             approved: 0,
@@ -165,7 +165,7 @@ pub(super) fn publish_version(
     let engine_path = model.join(format!("{NAME}-{version}.engine"));
     out::write_atomic(&engine_path, engine, false)?;
     let sha = Sha256Digest::of(engine);
-    let manifest = fleet::manifest(version, engine.len() as u64, &sha.to_hex());
+    let manifest = manifest(version, engine.len() as u64, &sha.to_hex());
     let manifest_path = model.join(format!("manifest-{version}.json"));
     out::write_atomic(&manifest_path, manifest.to_string().as_bytes(), false)?;
     let key = SealKey::from_bytes(rng.bytes32());
@@ -221,4 +221,15 @@ pub(super) fn publish_version(
         artifact,
         plaintext_sha256: sha,
     })
+}
+
+/// The manifest of the YOLOv8n TensorRT engine built for Jetson Orin NX, at `version`, listing
+/// the engine as its one file.
+fn manifest(version: &str, engine_size: u64, engine_sha256: &str) -> Value {
+    let mut m: Value =
+        serde_json::from_str(include_str!("yolo-v8n-orin-nx.json")).unwrap_or_default();
+    m["version"] = json!(version);
+    m["files"] = json!([{"path": "model/yolo-v8n.engine", "role": "engine",
+                         "size_bytes": engine_size, "sha256": engine_sha256}]);
+    m
 }

@@ -159,11 +159,11 @@ impl Demo<'_> {
 /// The transcript lines for one device's update.
 pub(super) fn device_lines(id: &str, run: &Run, rollback: bool) -> Vec<String> {
     let mut extra = Vec::new();
-    if run.corrupted > 0 {
-        extra.push(format!("{} corrupt", run.corrupted));
+    if run.traffic.corrupted > 0 {
+        extra.push(format!("{} corrupt", run.traffic.corrupted));
     }
-    if run.dropped > 0 {
-        extra.push(format!("{} lost", run.dropped));
+    if run.traffic.lost > 0 {
+        extra.push(format!("{} lost", run.traffic.lost));
     }
     let fetched = if extra.is_empty() {
         String::new()

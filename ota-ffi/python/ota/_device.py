@@ -63,10 +63,12 @@ class DeviceIo:
 
 
 class Agent(Managed):
-    """The device's update agent. After creating it and after every ``handle_*`` call, carry
-    out ``commands()`` in order: ``persist`` (store ``text`` durably first), ``fetch``
-    (``offset``/``length``), ``swap``, ``probe`` (``text`` is the probe), ``restore_previous``
-    and ``report`` (``text`` is the report).
+    """The device's update agent, driven by its ``handle_*`` inputs. After creating it and
+    after each input, take ``poll()`` until None (``iter(agent.poll, None)``) and carry out
+    each command in order: ``persist`` (store ``text``, the record, durably before anything
+    else), ``fetch`` (``offset``/``length``), ``swap``, ``probe`` (``text`` is the probe),
+    ``restore_previous`` and ``report`` (``text`` is the report). Call ``handle_tick`` when
+    ``timeout()`` says. Times are Unix milliseconds.
 
     ``Agent(config, io, now)`` starts a new device; ``record=`` (the text of the last
     ``persist``) resumes after a restart. ``Agent.restore`` resumes with the update's package
@@ -144,29 +146,23 @@ class Agent(Managed):
     def handle_tick(self, now):
         call(lib.ota_agent_handle_tick(self.handle, arg("now", now, INT)))
 
-    def poll_command(self):
-        """The next command as a dict (``kind``, ``index``, ``offset``, ``length``,
-        ``swapped_at``, ``text``), or None."""
+    def poll(self):
+        """Takes the next command as a dict (``kind``, ``index``, ``offset``, ``length``,
+        ``swapped_at``, ``text``), or None when nothing is pending. After each input, call it
+        until None (``iter(agent.poll, None)``)."""
         c = _lib.CommandStruct()
-        call(lib.ota_agent_poll_command(self.handle, ctypes.byref(c)))
+        t = text(lib.ota_agent_poll, self.handle, ctypes.byref(c))
         kind = COMMANDS.get(c.kind)
         if kind is None:
             return None
         return {
             "kind": kind, "index": c.index, "offset": c.offset, "length": c.length,
-            "swapped_at": c.swapped_at, "text": text(lib.ota_agent_command_text, self.handle),
+            "swapped_at": c.swapped_at, "text": t,
         }
 
-    def commands(self):
-        """Every pending command, in order."""
-        while True:
-            c = self.poll_command()
-            if c is None:
-                return
-            yield c
-
     def timeout(self):
-        """When to call ``handle_tick`` next (Unix ms), or None."""
+        """The earliest instant (Unix ms) at which to call ``handle_tick`` (an instant already
+        past means now), or None when the agent waits only on input."""
         at = ctypes.c_uint64(0)
         call(lib.ota_agent_timeout(self.handle, ctypes.byref(at)))
         return None if at.value == 2**64 - 1 else at.value

@@ -4,9 +4,9 @@ import collections
 import ctypes
 import json as _json
 
-from ._ffi import as_bytes, call, lib, text
+from ._ffi import as_text, call, lib, text
 from ._ffi import json_text as _json_text
-from ._managed import BYTES, INT, JSON, TEXT, Managed, arg
+from ._managed import INT, JSON, TEXT, Managed, arg
 from ._sign import VerifiedPackage
 
 __all__ = ["Rollout", "audit_verify"]
@@ -49,10 +49,10 @@ class Rollout(Managed):
         with ``spec`` seed 004's rollout request (and the optional waves, halt rule, timers,
         retries, pacing and windows); ``package`` and ``rollback`` are ``VerifiedPackage``;
         ``fleet`` is a list of device profiles (dicts) or its JSON text."""
-        cptr, cn, _c = as_bytes(_json_text(arg("config", config, JSON)))
+        cptr, cn = as_text(_json_text(arg("config", config, JSON)))
         p = arg("package", package, VerifiedPackage)
         r = arg("rollback", rollback, VerifiedPackage, optional=True)
-        fptr, fn, _f = as_bytes(_json_text(arg("fleet", fleet, JSON)))
+        fptr, fn = as_text(_json_text(arg("fleet", fleet, JSON)))
         now = arg("now", now, INT)
         h = ctypes.c_void_p()
         call(lib.ota_rollout_create(cptr, cn, p, r, fptr, fn, now, ctypes.byref(h)))
@@ -63,12 +63,12 @@ class Rollout(Managed):
         """Rebuilds a rollout from its creation inputs and its audit trail (the records, one
         JSON line each, as a list or as text). Raises ``AuditBrokenError`` for a trail that
         was altered and ``ReplayMismatchError`` when the replay writes other records."""
-        cptr, cn, _c = as_bytes(_json_text(arg("config", config, JSON)))
+        cptr, cn = as_text(_json_text(arg("config", config, JSON)))
         p = arg("package", package, VerifiedPackage)
         r = arg("rollback", rollback, VerifiedPackage, optional=True)
-        fptr, fn, _f = as_bytes(_json_text(arg("fleet", fleet, JSON)))
+        fptr, fn = as_text(_json_text(arg("fleet", fleet, JSON)))
         now = arg("now", now, INT)
-        tptr, tn, _t = as_bytes(_trail_text(trail))
+        tptr, tn = as_text(_trail_text(trail))
         h = ctypes.c_void_p()
         call(lib.ota_rollout_replay(cptr, cn, p, r, fptr, fn, now, tptr, tn, ctypes.byref(h)))
         return cls(h.value)
@@ -78,7 +78,7 @@ class Rollout(Managed):
         """Restores a rollout from ``snapshot()`` with the packages the caller verified (DSSE
         or TUF): ``package`` and ``rollback`` must be the ones the snapshot names, or it raises
         ``PlanInvalidError``."""
-        ptr, n, _k = as_bytes(arg("snapshot", snapshot, TEXT))
+        ptr, n = as_text(arg("snapshot", snapshot, TEXT))
         p = arg("package", package, VerifiedPackage)
         r = arg("rollback", rollback, VerifiedPackage, optional=True)
         h = ctypes.c_void_p()
@@ -88,7 +88,7 @@ class Rollout(Managed):
     def handle_report(self, report, now):
         """A device's report: ``{"device_id", "rollout_id", "firmware_version", "status",
         "reason"}``."""
-        ptr, n, _k = as_bytes(_json_text(arg("report", report, JSON)))
+        ptr, n = as_text(_json_text(arg("report", report, JSON)))
         call(lib.ota_rollout_handle_report(self.handle, ptr, n, arg("now", now, INT)))
 
     def handle_tick(self, now):
@@ -96,8 +96,8 @@ class Rollout(Managed):
         call(lib.ota_rollout_handle_tick(self.handle, arg("now", now, INT)))
 
     def _command(self, command, by, now, wave=0):
-        cptr, cn, _c = as_bytes(command)
-        bptr, bn, _b = as_bytes(arg("by", by, BYTES))
+        cptr, cn = as_text(command)
+        bptr, bn = as_text(arg("by", by, TEXT))
         wave = arg("wave", wave, INT)
         call(lib.ota_rollout_command(self.handle, cptr, cn, wave, bptr, bn, arg("now", now, INT)))
 
@@ -123,21 +123,22 @@ class Rollout(Managed):
 
     def verdict(self, wave, passed, by, now):
         """An external verdict on wave ``wave``."""
-        self._command("pass" if passed else "fail", by, now, wave)
+        self._command("pass" if arg("passed", passed, bool) else "fail", by, now, wave)
 
     def join(self, profile, now):
         """A device joined the fleet (its profile as a dict or JSON text)."""
-        ptr, n, _k = as_bytes(_json_text(arg("profile", profile, JSON)))
+        ptr, n = as_text(_json_text(arg("profile", profile, JSON)))
         call(lib.ota_rollout_join(self.handle, ptr, n, arg("now", now, INT)))
 
     def leave(self, device_id, now):
         """A device left the target: it becomes ``removed``."""
-        ptr, n, _k = as_bytes(arg("device_id", device_id, BYTES))
+        ptr, n = as_text(arg("device_id", device_id, TEXT))
         call(lib.ota_rollout_leave(self.handle, ptr, n, arg("now", now, INT)))
 
     def poll(self):
-        """The next output as ``(kind, value)`` — ``("audit", line)``, ``("command", dict)`` or
-        ``("event", dict)`` — or None when nothing is pending."""
+        """Takes the next output as ``(kind, value)`` — ``("audit", line)``, ``("command",
+        dict)`` or ``("event", dict)`` — or None when nothing is pending. After each input,
+        call it until None (``iter(rollout.poll, None)``)."""
         kind = ctypes.c_uint32(0)
         t = text(lib.ota_rollout_poll, self.handle, ctypes.byref(kind))
         name = _KINDS.get(kind.value)
@@ -175,7 +176,8 @@ class Rollout(Managed):
         return f"{head['seq']}:{head['hash']}"
 
     def timeout(self):
-        """When to call ``handle_tick`` next (Unix ms), or None."""
+        """The earliest instant (Unix ms) at which to call ``handle_tick`` (an instant already
+        past means now), or None when the rollout waits only on input."""
         at = ctypes.c_uint64(0)
         call(lib.ota_rollout_timeout(self.handle, ctypes.byref(at)))
         return None if at.value == 2**64 - 1 else at.value
@@ -198,11 +200,11 @@ def audit_verify(trail, head=None):
     that was edited, dropped, inserted or reordered. With ``head`` (``SEQ:HASH``, as
     ``Rollout.audit_head()`` gives it), the trail must also end there: dropping its last
     records is caught too."""
-    ptr, n, _k = as_bytes(_trail_text(trail))
+    ptr, n = as_text(_trail_text(trail))
     records = ctypes.c_uint64(0)
     if head is None:
         call(lib.ota_audit_verify(ptr, n, ctypes.byref(records)))
     else:
-        hptr, hn, _h = as_bytes(arg("head", head, TEXT))
+        hptr, hn = as_text(arg("head", head, TEXT))
         call(lib.ota_audit_verify_head(ptr, n, hptr, hn, ctypes.byref(records)))
     return records.value
