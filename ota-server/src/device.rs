@@ -240,7 +240,12 @@ pub async fn report(
         }
     };
     let h = engine::lookup(&st, dev.tenant.as_str(), &rid)?;
-    let state = h.lock().await.rollout.device_state(dev.device_id.as_str());
+    let state = h
+        .hosted
+        .lock()
+        .await
+        .rollout
+        .device_state(dev.device_id.as_str());
     let Some(state) = state else {
         return Err(ApiError::precondition(format!(
             "rollout_id: device {} is not in rollout {rid}",
@@ -284,15 +289,18 @@ pub async fn report(
     let progress_only = r.status == ReportStatus::InProgress
         && matches!(state, DeviceState::InProgress | DeviceState::RollbackSent)
         && step.is_some();
-    if !progress_only {
+    let after = if progress_only {
+        Some(state)
+    } else {
         r.rollout_id = Some(
             rid.parse()
                 .map_err(|e| ApiError::invalid(format!("rollout_id: {e}")))?,
         );
-        engine::input(&st, Some(dev.tenant.as_str()), &rid, Input::Report(r)).await?;
-    }
+        engine::input(&st, Some(dev.tenant.as_str()), &rid, Input::Report(r))
+            .await?
+            .device_state
+    };
     let _ = st.events.send(live);
-    let after = h.lock().await.rollout.device_state(dev.device_id.as_str());
     Ok(AxumJson(ReportAnswer {
         device_id: dev.device_id,
         rollout_id: rid,

@@ -29,7 +29,7 @@ use ota_core::report::DeviceReport;
 use ota_core::rollout::{Create, Effect, Input, Output, Rollout, RolloutCommand, Snapshot};
 use ota_core::{Limits, Name, UnixMs};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 
 use crate::db::{Tx, i, u};
 use crate::error::{ApiError, ApiResult};
@@ -49,7 +49,26 @@ pub struct Hosted {
 }
 
 /// A loaded rollout: its tenant and the rollout.
-type Entry = (String, Arc<Mutex<Hosted>>);
+type Entry = (String, Arc<Slot>);
+
+/// An input waiting for the next commit, and where its answer goes.
+type Queued = (Input, oneshot::Sender<ApiResult<Applied>>);
+
+/// A rollout and the inputs waiting for it. Whoever holds the lock takes every input queued
+/// so far and commits them in one transaction (group commit); each is answered only after
+/// that commit.
+pub struct Slot {
+    /// The rollout.
+    pub hosted: Mutex<Hosted>,
+    queue: StdMutex<Vec<Queued>>,
+}
+
+/// What an input did, once committed.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied {
+    /// For a report, the device's state after the commit.
+    pub device_state: Option<ota_core::rollout::DeviceState>,
+}
 
 /// The rollouts being driven, and their timeouts.
 #[derive(Default)]
@@ -61,7 +80,7 @@ pub struct Engines {
 
 impl Engines {
     /// A rollout, if it is loaded.
-    pub fn get(&self, id: &str) -> Option<Arc<Mutex<Hosted>>> {
+    pub fn get(&self, id: &str) -> Option<Arc<Slot>> {
         self.map
             .lock()
             .expect("engines lock")
@@ -70,7 +89,7 @@ impl Engines {
     }
 
     /// A rollout of this tenant, if it is loaded.
-    pub fn get_for(&self, tenant: &str, id: &str) -> Option<Arc<Mutex<Hosted>>> {
+    pub fn get_for(&self, tenant: &str, id: &str) -> Option<Arc<Slot>> {
         self.map
             .lock()
             .expect("engines lock")
@@ -79,9 +98,12 @@ impl Engines {
             .map(|(_, h)| h.clone())
     }
 
-    fn insert(&self, id: String, h: Hosted) -> Arc<Mutex<Hosted>> {
+    fn insert(&self, id: String, h: Hosted) -> Arc<Slot> {
         let tenant = h.tenant.clone();
-        let h = Arc::new(Mutex::new(h));
+        let h = Arc::new(Slot {
+            hosted: Mutex::new(h),
+            queue: StdMutex::new(Vec::new()),
+        });
         self.map
             .lock()
             .expect("engines lock")
@@ -134,7 +156,7 @@ fn engine_error(e: ota_core::rollout::RolloutError) -> ApiError {
 }
 
 /// A tenant's rollout, or `NOT_FOUND` (another tenant's rollout is not found either).
-pub fn lookup(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<Mutex<Hosted>>> {
+pub fn lookup(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<Slot>> {
     st.engines
         .get_for(tenant, id)
         .ok_or_else(|| ApiError::not_found(format!("rollout_id: no rollout {id}")))
@@ -232,14 +254,14 @@ pub async fn create(
     })
 }
 
-/// Feeds one input to a tenant's rollout and commits what it produced. Returns the status
-/// after it.
+/// Feeds one input to a tenant's rollout and commits what it produced (with whatever other
+/// inputs queued meanwhile, in one transaction) before it returns.
 pub async fn input(
     st: &AppState,
     tenant: Option<&str>,
     rollout_id: &str,
     input: Input,
-) -> ApiResult<ota_core::rollout::RolloutStatus> {
+) -> ApiResult<Applied> {
     let h = match tenant {
         Some(t) => lookup(st, t, rollout_id)?,
         None => st
@@ -247,27 +269,72 @@ pub async fn input(
             .get(rollout_id)
             .ok_or_else(|| ApiError::not_found(format!("rollout_id: no rollout {rollout_id}")))?,
     };
-    let mut g = h.lock().await;
+    let (tx, mut rx) = oneshot::channel();
+    h.queue.lock().expect("queue lock").push((input, tx));
+    let mut g = h.hosted.lock().await;
+    // A leader before us may have committed it already.
+    if let Ok(r) = rx.try_recv() {
+        return r;
+    }
+    let batch = std::mem::take(&mut *h.queue.lock().expect("queue lock"));
+    commit_batch(st, rollout_id, &mut g, batch).await;
+    drop(g);
+    rx.await
+        .unwrap_or_else(|_| Err(ApiError::internal("the input was dropped")))
+}
+
+/// Handles a batch of inputs and commits all they produced in one transaction; answers each.
+async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Vec<Queued>) {
     let at = now();
-    let report = match &input {
-        Input::Report(r) => Some(r.clone()),
-        _ => None,
-    };
-    let is_tick = matches!(input, Input::Tick);
-    g.rollout.handle(input, at).map_err(engine_error)?;
-    let outputs: Vec<Output> = std::iter::from_fn(|| g.rollout.poll()).collect();
-    if outputs.is_empty() {
+    let mut done: Vec<(oneshot::Sender<ApiResult<Applied>>, Option<DeviceReport>)> = Vec::new();
+    let mut steps: Vec<(Vec<Output>, Option<DeviceReport>)> = Vec::new();
+    let mut ticks_only = true;
+    for (input, tx) in batch {
+        let report = match &input {
+            Input::Report(r) => Some(r.clone()),
+            _ => None,
+        };
+        ticks_only &= matches!(input, Input::Tick);
+        match g.rollout.handle(input, at) {
+            // Refused: nothing changed, nothing to commit.
+            Err(e) => {
+                let _ = tx.send(Err(engine_error(e)));
+            }
+            Ok(()) => {
+                let outputs: Vec<Output> = std::iter::from_fn(|| g.rollout.poll()).collect();
+                if !outputs.is_empty() {
+                    steps.push((outputs, report.clone()));
+                }
+                done.push((tx, report));
+            }
+        }
+    }
+    let answer =
+        |g: &Hosted, done: Vec<(oneshot::Sender<ApiResult<Applied>>, Option<DeviceReport>)>| {
+            for (tx, report) in done {
+                let device_state =
+                    report.and_then(|r| g.rollout.device_state(r.device_id.as_str()));
+                let _ = tx.send(Ok(Applied { device_state }));
+            }
+        };
+    if steps.is_empty() {
         // Nothing recorded (a tick with nothing to do): nothing to commit.
         let mut t = g.rollout.poll_timeout();
-        if is_tick && t.is_some_and(|t| t <= at) {
+        if ticks_only && t.is_some_and(|t| t <= at) {
             t = Some(at.saturating_add_ms(1000));
         }
         st.engines.set_timeout(rollout_id, t);
-        return Ok(g.rollout.status());
+        answer(g, done);
+        return;
     }
+    let reports = steps.iter().filter(|(_, r)| r.is_some()).count() as u64;
+    let inputs = steps.len() as u64;
     let result = async {
         let mut tx = st.db.begin().await?;
-        let live = persist(&mut tx, &g, outputs, at, report.as_ref()).await?;
+        let mut live = Vec::new();
+        for (outputs, report) in steps {
+            live.extend(persist(&mut tx, g, outputs, at, report.as_ref()).await?);
+        }
         let head = g.rollout.audit_head();
         let snapshot = head.seq.saturating_sub(g.snapshot_seq) >= st.config.snapshot_every;
         sqlx::query(
@@ -299,18 +366,14 @@ pub async fn input(
     match result {
         Ok((live, snap)) => {
             use std::sync::atomic::Ordering::Relaxed;
-            st.metrics.inputs.fetch_add(1, Relaxed);
-            if report.is_some() {
-                st.metrics.reports.fetch_add(1, Relaxed);
-            }
+            st.metrics.inputs.fetch_add(inputs, Relaxed);
+            st.metrics.reports.fetch_add(reports, Relaxed);
             if let Some(seq) = snap {
                 g.snapshot_seq = seq;
             }
             let timeout = g.rollout.poll_timeout();
-            let status = g.rollout.status();
-            drop(g);
             after_commit(st, rollout_id, timeout, live);
-            Ok(status)
+            answer(g, done);
         }
         Err(e) => {
             st.metrics
@@ -321,7 +384,9 @@ pub async fn input(
                 Ok(fresh) => *g = fresh,
                 Err(le) => tracing::error!(rollout_id, error = %le, "cannot reload rollout"),
             }
-            Err(e)
+            for (tx, _) in done {
+                let _ = tx.send(Err(e.clone()));
+            }
         }
     }
 }

@@ -88,7 +88,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<Value>> {
     let h = engine::lookup(&st, admin.tenant.as_str(), &id)?;
-    let s = h.lock().await.rollout.status();
+    let s = h.hosted.lock().await.rollout.status();
     let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
     v["canary_percent"] = percent(s.canary_percent);
     v["audit_head"] = Value::String(s.audit_head.to_string());
@@ -102,7 +102,14 @@ async fn operator(
     input: Input,
 ) -> ApiResult<AxumJson<OperatorAnswer>> {
     admin.require_write()?;
-    let s = engine::input(st, Some(admin.tenant.as_str()), id, input).await?;
+    let tenant = admin.tenant.as_str();
+    engine::input(st, Some(tenant), id, input).await?;
+    let s = engine::lookup(st, tenant, id)?
+        .hosted
+        .lock()
+        .await
+        .rollout
+        .status();
     Ok(AxumJson(OperatorAnswer {
         rollout_id: id.to_string(),
         status: s.status,
@@ -195,7 +202,7 @@ pub async fn devices(
     let size = q.page_size.unwrap_or(100).clamp(1, 1000);
     let start = q.page_token.unwrap_or(0);
     let h = engine::lookup(&st, admin.tenant.as_str(), &id)?;
-    let g = h.lock().await;
+    let g = h.hosted.lock().await;
     let r = &g.rollout;
     let mut page = Vec::new();
     let mut next = None;
@@ -240,7 +247,7 @@ pub async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<AxumJson<Value>> {
     let h = engine::lookup(&st, admin.tenant.as_str(), &id)?;
-    let head = h.lock().await.rollout.audit_head();
+    let head = h.hosted.lock().await.rollout.audit_head();
     let after = q.after.map_or(-1, i);
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let rows: Vec<(String,)> = sqlx::query_as(
