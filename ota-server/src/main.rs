@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Print an admin bearer token for a tenant (signed with the server's secret).
     Token(Token),
 }
@@ -31,7 +31,8 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, env = "OTA_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Directory of the local object store and the JWT secret file (`jwt-secret`).
+    /// Directory of the local object store, the JWT secret (`jwt-secret`) and the server's
+    /// signing key (`signing-key.pem`).
     #[arg(long, env = "OTA_DATA_DIR", default_value = "ota-data")]
     data_dir: PathBuf,
     /// `sqlite://PATH` (created on first start) or `postgres://USER@HOST/DB`.
@@ -61,6 +62,19 @@ struct Serve {
     /// first start.
     #[arg(long, env = "OTA_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    /// The S3 endpoint `s3://` artifact URIs are fetched from (seed 002's variable; default
+    /// AWS).
+    #[arg(long, env = "S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// The S3 access key.
+    #[arg(long, env = "S3_ACCESS_KEY", hide_env_values = true)]
+    s3_access_key: Option<String>,
+    /// The S3 secret key.
+    #[arg(long, env = "S3_SECRET_KEY", hide_env_values = true)]
+    s3_secret_key: Option<String>,
+    /// The S3 region.
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    s3_region: String,
     /// Publish every event of the outbox to this NATS server (`nats://HOST:PORT`), at least
     /// once, with its id in the `Nats-Msg-Id` header for de-duplication.
     #[arg(long, env = "OTA_NATS")]
@@ -111,6 +125,10 @@ fn config(s: Serve) -> Config {
     c.signing_key = s.signing_key;
     c.body_limit = s.body_limit;
     c.nats = s.nats;
+    c.s3_endpoint = s.s3_endpoint;
+    c.s3_access_key = s.s3_access_key;
+    c.s3_secret_key = s.s3_secret_key;
+    c.s3_region = s.s3_region;
     c.snapshot_every = s.snapshot_every.max(1);
     c
 }
@@ -142,7 +160,7 @@ async fn main() -> ExitCode {
         }
         command => {
             let s = match command {
-                Some(Command::Serve(s)) => s,
+                Some(Command::Serve(s)) => *s,
                 _ => cli.serve,
             };
             tracing_subscriber::fmt()

@@ -96,8 +96,9 @@ pub async fn upload(
         .artifact_uri
         .clone()
         .unwrap_or_else(|| verified.package().artifact_uri.as_str().to_string());
-    let src = resolve(&st, &source)?;
+    let src = resolve(&st, &source, verified.package().size_bytes).await?;
     if let Some((status, reason)) = existing(&st, &tenant, &id).await? {
+        src.done().await;
         if status == "available" {
             return Ok((StatusCode::OK, AxumJson(answer(&verified))));
         }
@@ -108,11 +109,13 @@ pub async fn upload(
     }
 
     let dir = st.store_dir.join(&tenant);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
     let dest = dir.join(format!("{id}.enc"));
-    match fetch_and_check(&src, &dest, &verified).await {
+    let checked = match tokio::fs::create_dir_all(&dir).await {
+        Ok(()) => fetch_and_check(&src.path, &dest, &verified).await,
+        Err(e) => Err(Fetch::Io(e)),
+    };
+    src.done().await;
+    match checked {
         Ok(()) => {}
         Err(Fetch::Mismatch(message)) => {
             let mut row = Row::of(&tenant, &verified, &up.encryption_key, "rejected");
@@ -149,7 +152,7 @@ async fn seed_upload(
 ) -> ApiResult<(StatusCode, AxumJson<Uploaded>)> {
     let up = seed_form::parse(body)?;
     let tenant = admin.tenant.to_string();
-    let src = resolve(st, &up.artifact_uri)?;
+    let src = resolve(st, &up.artifact_uri, up.size_bytes).await?;
     let (name, version, kind, size, sha) = (
         up.name
             .as_ref()
@@ -160,7 +163,12 @@ async fn seed_upload(
         up.size_bytes,
         up.sha256.to_hex(),
     );
-    let c = match seed_form::check(st, &tenant, up, src, body).await {
+    let temp = src.temp.then(|| src.path.clone());
+    let checked = seed_form::check(st, &tenant, up, src.path, body).await;
+    if let Some(t) = temp {
+        let _ = tokio::fs::remove_file(t).await;
+    }
+    let c = match checked {
         Ok(c) => c,
         Err(Ok(e)) => return Err(e),
         Err(Err(r)) => {
@@ -302,8 +310,108 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Where an artifact URI points, if the server may read it.
-fn resolve(st: &AppState, uri: &str) -> ApiResult<PathBuf> {
+/// An artifact to read: a file in place, or one downloaded for the check (removed after).
+pub struct Source {
+    /// The file.
+    pub path: PathBuf,
+    /// Whether it is a download to remove.
+    pub temp: bool,
+}
+
+impl Source {
+    /// Removes a download.
+    pub async fn done(self) {
+        if self.temp {
+            let _ = tokio::fs::remove_file(&self.path).await;
+        }
+    }
+}
+
+/// Where an artifact URI points, if the server may read it; an `s3://bucket/key` object is
+/// streamed into a temporary file of the store first (at most `max` bytes plus one, so a
+/// longer object fails the size check without being read whole).
+pub async fn resolve(st: &AppState, uri: &str, max: u64) -> ApiResult<Source> {
+    if let Some(rest) = uri.strip_prefix("s3://") {
+        return s3_download(st, uri, rest, max).await;
+    }
+    resolve_local(st, uri).map(|path| Source { path, temp: false })
+}
+
+async fn s3_download(st: &AppState, uri: &str, rest: &str, max: u64) -> ApiResult<Source> {
+    use futures::StreamExt;
+    use object_store::ObjectStoreExt;
+    let (bucket, key) = rest
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(format!("artifact_uri: {uri:?} is not s3://BUCKET/KEY"))
+        })?;
+    let c = &st.config;
+    let (Some(access), Some(secret)) = (&c.s3_access_key, &c.s3_secret_key) else {
+        return Err(ApiError::precondition(
+            "artifact_uri: s3:// needs the server's S3_ACCESS_KEY and S3_SECRET_KEY",
+        ));
+    };
+    let mut b = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(&c.s3_region)
+        .with_access_key_id(access)
+        .with_secret_access_key(secret);
+    if let Some(endpoint) = &c.s3_endpoint {
+        b = b
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    let store = b
+        .build()
+        .map_err(|e| ApiError::invalid(format!("artifact_uri: {uri}: {e}")))?;
+    let fetch_err = |e: object_store::Error| match e {
+        object_store::Error::NotFound { .. } => {
+            ApiError::invalid(format!("artifact_uri: {uri} does not exist"))
+        }
+        e => ApiError::new(Code::Unavailable, format!("artifact_uri: {uri}: {e}")),
+    };
+    let got = store
+        .get(&object_store::path::Path::from(key))
+        .await
+        .map_err(fetch_err)?;
+    tokio::fs::create_dir_all(&st.store_dir)
+        .await
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    let path = st
+        .store_dir
+        .join(format!("download-{}.part", crate::auth::random_hex(6)));
+    let src = Source { path, temp: true };
+    let mut out = tokio::fs::File::create(&src.path)
+        .await
+        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    let mut stream = got.into_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                src.done().await;
+                return Err(fetch_err(e));
+            }
+        };
+        n += chunk.len() as u64;
+        if n > max.saturating_add(1) {
+            break;
+        }
+        if let Err(e) = out.write_all(&chunk).await {
+            src.done().await;
+            return Err(ApiError::internal(format!("store: {e}")));
+        }
+    }
+    if let Err(e) = out.flush().await {
+        src.done().await;
+        return Err(ApiError::internal(format!("store: {e}")));
+    }
+    Ok(src)
+}
+
+fn resolve_local(st: &AppState, uri: &str) -> ApiResult<PathBuf> {
     if let Some(key) = uri.strip_prefix("store://") {
         if key.split('/').any(|p| p == ".." || p.is_empty()) {
             return Err(ApiError::invalid(format!(
@@ -330,8 +438,8 @@ fn resolve(st: &AppState, uri: &str) -> ApiResult<PathBuf> {
     Err(ApiError::new(
         Code::Unimplemented,
         format!(
-            "artifact_uri: only file:// (inside --artifact-root) and store:// are fetched so \
-             far, not {uri:?}"
+            "artifact_uri: only s3://, file:// (inside --artifact-root) and store:// are \
+             fetched, not {uri:?}"
         ),
     ))
 }

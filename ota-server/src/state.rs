@@ -38,6 +38,14 @@ pub struct Config {
     /// The server's Ed25519 signing key, PKCS#8 (default: `DATA_DIR/signing-key.pem`,
     /// created on first start).
     pub signing_key: Option<PathBuf>,
+    /// The S3 endpoint of `s3://` artifact URIs (default AWS).
+    pub s3_endpoint: Option<String>,
+    /// Its access key.
+    pub s3_access_key: Option<String>,
+    /// Its secret key.
+    pub s3_secret_key: Option<String>,
+    /// Its region.
+    pub s3_region: String,
     /// The NATS server the outbox is published to, if any.
     pub nats: Option<String>,
     /// The largest request body, in bytes.
@@ -59,6 +67,10 @@ impl Config {
             threshold: 1,
             jwt_secret: None,
             signing_key: None,
+            s3_endpoint: None,
+            s3_access_key: None,
+            s3_secret_key: None,
+            s3_region: "us-east-1".into(),
             nats: None,
             body_limit: 4 << 20,
             snapshot_every: 64,
