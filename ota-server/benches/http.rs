@@ -5,7 +5,7 @@
 //! library's rollout engine alone on the same reports.
 //!
 //! `cargo bench -p ota-server --bench http` (N from `OTA_BENCH_DEVICES`, default 10000;
-//! concurrency from `OTA_BENCH_CLIENTS`, default 64).
+//! concurrency from `OTA_BENCH_CLIENTS`, default 64; `OTA_BENCH_SNAPSHOT_EVERY`, default 1000).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,6 +132,7 @@ async fn main() {
     cfg.artifact_roots = vec![dir.join("in")];
     cfg.trusted_keys = vec![SigningKey::from_secret([1; 32]).public_key().to_hex()];
     cfg.jwt_secret = Some("bench".into());
+    cfg.snapshot_every = env("OTA_BENCH_SNAPSHOT_EVERY", 1000) as u64;
     if let Ok(db) = std::env::var("OTA_BENCH_DATABASE") {
         cfg.database = db;
     }

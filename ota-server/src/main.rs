@@ -83,7 +83,7 @@ struct Serve {
     #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]
     body_limit: usize,
     /// Rewrite a rollout's snapshot after this many audit records.
-    #[arg(long, env = "OTA_SNAPSHOT_EVERY", default_value_t = 64)]
+    #[arg(long, env = "OTA_SNAPSHOT_EVERY", default_value_t = 1000)]
     snapshot_every: u64,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "OTA_LOG", default_value = "info")]

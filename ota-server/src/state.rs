@@ -73,7 +73,7 @@ impl Config {
             s3_region: "us-east-1".into(),
             nats: None,
             body_limit: 4 << 20,
-            snapshot_every: 64,
+            snapshot_every: 1000,
         }
     }
 }
