@@ -760,3 +760,30 @@ pub async fn drive_timers(st: AppState) {
         }
     }
 }
+
+/// A device registered while rollouts run: each of the tenant's rollouts that is not over
+/// takes it if it is in its target (`Input::Join`: placed by its bucket, scheduled when its
+/// wave is open). A rollout whose target it is not in refuses the input, and records nothing.
+pub async fn join(st: &AppState, tenant: &str, device: &ota_core::DeviceProfile) -> ApiResult<()> {
+    for id in st.engines.ids() {
+        let Some(slot) = st.engines.get_for(tenant, &id) else {
+            continue;
+        };
+        if slot.hosted.lock().await.rollout.state().is_over() {
+            continue;
+        }
+        match input(st, Some(tenant), &id, Input::Join(Box::new(device.clone()))).await {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.code,
+                    crate::error::Code::Unavailable | crate::error::Code::Internal
+                ) =>
+            {
+                return Err(e);
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}

@@ -185,6 +185,9 @@ pub async fn put_device(
         (StatusCode::OK, None)
     };
     tx.commit().await?;
+    if status == StatusCode::CREATED {
+        crate::engine::join(&st, admin.tenant.as_str(), &device).await?;
+    }
     let mut answer = json!({ "device_id": id, "profile_id": profile_id, "device": device });
     if let Some(c) = credential {
         answer["credential"] = Value::String(c);

@@ -64,6 +64,20 @@ async fn tenants_and_devices_reach_only_their_own() {
     assert_eq!(code, 201, "{v}");
     let rid = v["rollout_id"].as_str().unwrap().to_string();
 
+    // A device registered while the rollout runs joins it (its wave is open: it is sent).
+    let (_, v) = s
+        .call("PUT", "/api/v1/devices/dev-3", &acme, Some(&device("prof")))
+        .await;
+    let acme3 = v["credential"].as_str().unwrap().to_string();
+    let (code, a) = s
+        .call("GET", "/api/v1/devices/dev-3/ota", &acme3, None)
+        .await;
+    assert_eq!(
+        (code, a["rollout_id"].as_str()),
+        (200, Some(rid.as_str())),
+        "{a}"
+    );
+
     // globex has a device of the same id: its own.
     let (code, v) = s
         .call(
