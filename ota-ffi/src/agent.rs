@@ -174,14 +174,25 @@ pub unsafe extern "C" fn ota_agent_handle_assignment(
 ) -> Status {
     call(|| {
         let a = try_handle_mut!(agent);
-        let assignment = Assignment::from_json(
-            try_str!(assignment, assignment_len).as_bytes(),
-            &a.agent.config().limits,
-        )?;
-        a.agent
-            .handle(Input::assignment(assignment), UnixMs(now), &mut a.io)?;
-        Ok(())
+        assign(a, try_str!(assignment, assignment_len), None, now)
     })
+}
+
+/// Parses an assignment against the agent's limits and hands it, with the package the host
+/// verified if any, to the agent: the one step behind both assignment entry points.
+fn assign(
+    a: &mut ota_agent,
+    text: &str,
+    package: Option<ota_core::VerifiedPackage>,
+    now: u64,
+) -> Result<(), Failure> {
+    let assignment = Assignment::from_json(text.as_bytes(), &a.agent.config().limits)?;
+    let input = Input::Assignment {
+        assignment,
+        package,
+    };
+    a.agent.handle(input, UnixMs(now), &mut a.io)?;
+    Ok(())
 }
 
 /// Gives the agent an assignment with the package the host verified: the TUF route (the
@@ -204,16 +215,7 @@ pub unsafe extern "C" fn ota_agent_handle_verified_assignment(
     call(|| {
         let a = try_handle_mut!(agent);
         let package = try_handle!(package).inner.clone();
-        let assignment = Assignment::from_json(
-            try_str!(assignment, assignment_len).as_bytes(),
-            &a.agent.config().limits,
-        )?;
-        let input = Input::Assignment {
-            assignment,
-            package: Some(package),
-        };
-        a.agent.handle(input, UnixMs(now), &mut a.io)?;
-        Ok(())
+        assign(a, try_str!(assignment, assignment_len), Some(package), now)
     })
 }
 
