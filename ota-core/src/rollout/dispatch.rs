@@ -185,7 +185,8 @@ impl Rollout {
                 }
             }
             DeviceState::InProgress => {
-                if !self.retry(i, RetryKind::TimedOut, now) {
+                let retried = self.retry(i, RetryKind::TimedOut, now);
+                if !retried {
                     self.clear_timer(i);
                     self.set(i, DeviceState::TimedOut);
                     self.count(i, Some(FailureKind::TimedOut));
