@@ -11,8 +11,8 @@ use ota_core::{Status, UnixMs};
 use crate::device_io::{HostIo, ota_device_io};
 use crate::error::{Failure, call, set_last_error};
 use crate::ffi::{
-    LIMITS, free, handle, handle_ref, new_handle, out_ref, try_handle, try_handle_mut, try_out,
-    try_ref, try_slice, try_str, write_text,
+    LIMITS, free, handle, handle_ref, new_handle, out_ref, try_handle, try_handle_mut,
+    try_handle_opt, try_out, try_ref, try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -142,11 +142,7 @@ pub unsafe extern "C" fn ota_agent_restore(
         let config = self::config(try_str!(config, config_len))?;
         let record =
             AgentRecord::from_json(try_str!(record, record_len).as_bytes(), &config.limits)?;
-        let package = if package.is_null() {
-            None
-        } else {
-            Some(try_handle!(package).inner.clone())
-        };
+        let package = try_handle_opt!(package).map(|p| p.inner.clone());
         let mut io = HostIo::new(try_ref!(io))?;
         let agent = Agent::restore(config, record, package, UnixMs(now), &mut io)?;
         out.write(new_handle(ota_agent {
