@@ -335,7 +335,13 @@ mod tests {
         );
         let mut swapped = t.clone();
         swapped.swap(1, 2);
-        assert!(verify(&swapped).is_err());
+        assert_eq!(
+            verify(&swapped),
+            Err(AuditError::Broken {
+                seq: 2,
+                expected: 1
+            })
+        );
         assert_eq!(verify(&t[1..]), Err(AuditError::Truncated));
         let text: String = t.iter().map(|r| r.to_json() + "\n").collect();
         assert_eq!(parse_lines(&text).unwrap(), t);

@@ -18,6 +18,7 @@ use crate::name::Name;
 use crate::package::{Channel, PackageType};
 use crate::sign::{KeyId, PackageId, VerifiedPackage};
 use crate::status::Status;
+use crate::time::UnixMs;
 use crate::version::Version;
 
 /// Where a package stands.
@@ -29,13 +30,13 @@ pub enum State {
     Pending,
     /// Its bytes match what was signed; it may be assigned.
     Available {
-        /// When the bytes were checked (Unix ms).
-        checked_at: u64,
+        /// When the bytes were checked.
+        checked_at: UnixMs,
     },
     /// Its bytes do not match; it can never be assigned.
     Rejected {
-        /// When the bytes were checked (Unix ms).
-        checked_at: u64,
+        /// When the bytes were checked.
+        checked_at: UnixMs,
         /// What did not match.
         reason: String,
     },
@@ -48,8 +49,8 @@ pub struct Entry {
     pub package: VerifiedPackage,
     /// Where it stands.
     pub state: State,
-    /// When it was registered (Unix ms).
-    pub registered_at: u64,
+    /// When it was registered.
+    pub registered_at: UnixMs,
 }
 
 /// The Trust Center's line for one package: what was signed and by which keys.
@@ -169,7 +170,7 @@ impl Catalog {
 
     /// Registers a verified package as pending and returns its id. Registering the same
     /// statement again returns the same id and changes nothing.
-    pub fn register(&mut self, package: VerifiedPackage, now: u64) -> PackageId {
+    pub fn register(&mut self, package: VerifiedPackage, now: UnixMs) -> PackageId {
         let id = package.id().clone();
         self.entries.entry(id.clone()).or_insert(Entry {
             package,
@@ -203,7 +204,7 @@ impl Catalog {
 
     /// Ends a check: the package becomes available if everything matched, rejected
     /// otherwise (and the mismatch is returned).
-    pub fn finish_check(&mut self, check: ArtifactCheck, now: u64) -> Result<(), CatalogError> {
+    pub fn finish_check(&mut self, check: ArtifactCheck, now: UnixMs) -> Result<(), CatalogError> {
         let id = check.id;
         let entry = self
             .entries
@@ -251,7 +252,7 @@ impl Catalog {
         &mut self,
         id: &PackageId,
         mut artifact: impl std::io::Read,
-        now: u64,
+        now: UnixMs,
     ) -> Result<(), CatalogError> {
         let mut check = self.begin_check(id)?;
         let mut buf = vec![0u8; 64 * 1024];

@@ -121,8 +121,17 @@ mod tests {
             good.to_uppercase().parse::<Sha256Digest>(),
             Err(DigestError::NotLowercaseHex { position: 1, .. })
         ));
-        assert!("".parse::<Sha256Digest>().is_err());
-        assert!(format!("{good}0").parse::<Sha256Digest>().is_err());
-        assert!("é".repeat(32).parse::<Sha256Digest>().is_err());
+        assert_eq!(
+            "".parse::<Sha256Digest>(),
+            Err(DigestError::WrongLength { len: 0 })
+        );
+        assert_eq!(
+            format!("{good}0").parse::<Sha256Digest>(),
+            Err(DigestError::WrongLength { len: 65 })
+        );
+        assert!(matches!(
+            "é".repeat(32).parse::<Sha256Digest>(),
+            Err(DigestError::NotLowercaseHex { position: 0, .. })
+        ));
     }
 }

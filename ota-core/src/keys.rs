@@ -316,15 +316,18 @@ mod tests {
             SigningKey::from_pkcs8(pem.as_bytes()).unwrap().key_id(),
             k.key_id()
         );
-        assert!(SigningKey::from_pkcs8(b"garbage").is_err());
-        assert!(
-            SigningKey::from_pkcs8(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")
-                .is_err()
-        );
+        assert!(matches!(
+            SigningKey::from_pkcs8(b"garbage"),
+            Err(KeyError::PrivateKey { form: "der" })
+        ));
+        assert!(matches!(
+            SigningKey::from_pkcs8(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),
+            Err(KeyError::PrivateKey { form: "pem" })
+        ));
         let p = k.public_key();
         assert_eq!(PublicKey::parse(&p.to_hex()).unwrap(), p);
         assert_eq!(PublicKey::parse(&p.to_pem()).unwrap(), p);
-        assert!(PublicKey::parse("00").is_err());
+        assert!(matches!(PublicKey::parse("00"), Err(KeyError::PublicKey)));
         // The key id is the SHA-256 of the raw public key.
         assert_eq!(
             k.key_id().to_string(),

@@ -126,8 +126,12 @@ mod tests {
         ] {
             assert_eq!(ok.parse::<Name>().unwrap().as_str(), ok);
         }
-        for bad in ["", "-a", ".hidden", "a/b", "a b", "../x", "é", "a\0"] {
-            assert!(bad.parse::<Name>().is_err(), "{bad:?}");
+        assert_eq!("".parse::<Name>(), Err(NameError::Empty));
+        for bad in ["-a", ".hidden", "a/b", "a b", "../x", "é", "a\0"] {
+            assert!(
+                matches!(bad.parse::<Name>(), Err(NameError::InvalidCharacter { .. })),
+                "{bad:?}"
+            );
         }
         assert!("a".repeat(128).parse::<Name>().is_ok());
         assert_eq!(

@@ -344,7 +344,13 @@ mod tests {
             "-1",
             " 1",
         ] {
-            assert!(bad.parse::<RuntimeVersion>().is_err(), "{bad:?}");
+            assert!(
+                matches!(
+                    bad.parse::<RuntimeVersion>(),
+                    Err(VersionError::InvalidRuntimeVersion { .. })
+                ),
+                "{bad:?}"
+            );
         }
     }
 

@@ -11,8 +11,8 @@ use ota_core::{Status, UnixMs};
 use crate::device_io::{HostIo, ota_device_io};
 use crate::error::{Failure, call, set_last_error};
 use crate::ffi::{
-    LIMITS, free, handle, handle_ref, new_handle, out_ref, try_handle, try_handle_mut, try_out,
-    try_ref, try_slice, try_str, write_text,
+    LIMITS, free, handle, handle_ref, new_handle, out_ref, try_handle, try_handle_mut,
+    try_handle_opt, try_out, try_ref, try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -142,11 +142,7 @@ pub unsafe extern "C" fn ota_agent_restore(
         let config = self::config(try_str!(config, config_len))?;
         let record =
             AgentRecord::from_json(try_str!(record, record_len).as_bytes(), &config.limits)?;
-        let package = if package.is_null() {
-            None
-        } else {
-            Some(try_handle!(package).inner.clone())
-        };
+        let package = try_handle_opt!(package).map(|p| p.inner.clone());
         let mut io = HostIo::new(try_ref!(io))?;
         let agent = Agent::restore(config, record, package, UnixMs(now), &mut io)?;
         out.write(new_handle(ota_agent {
@@ -174,14 +170,25 @@ pub unsafe extern "C" fn ota_agent_handle_assignment(
 ) -> Status {
     call(|| {
         let a = try_handle_mut!(agent);
-        let assignment = Assignment::from_json(
-            try_str!(assignment, assignment_len).as_bytes(),
-            &a.agent.config().limits,
-        )?;
-        a.agent
-            .handle(Input::assignment(assignment), UnixMs(now), &mut a.io)?;
-        Ok(())
+        assign(a, try_str!(assignment, assignment_len), None, now)
     })
+}
+
+/// Parses an assignment against the agent's limits and hands it, with the package the host
+/// verified if any, to the agent: the one step behind both assignment entry points.
+fn assign(
+    a: &mut ota_agent,
+    text: &str,
+    package: Option<ota_core::VerifiedPackage>,
+    now: u64,
+) -> Result<(), Failure> {
+    let assignment = Assignment::from_json(text.as_bytes(), &a.agent.config().limits)?;
+    let input = Input::Assignment {
+        assignment,
+        package,
+    };
+    a.agent.handle(input, UnixMs(now), &mut a.io)?;
+    Ok(())
 }
 
 /// Gives the agent an assignment with the package the host verified: the TUF route (the
@@ -204,16 +211,7 @@ pub unsafe extern "C" fn ota_agent_handle_verified_assignment(
     call(|| {
         let a = try_handle_mut!(agent);
         let package = try_handle!(package).inner.clone();
-        let assignment = Assignment::from_json(
-            try_str!(assignment, assignment_len).as_bytes(),
-            &a.agent.config().limits,
-        )?;
-        let input = Input::Assignment {
-            assignment,
-            package: Some(package),
-        };
-        a.agent.handle(input, UnixMs(now), &mut a.io)?;
-        Ok(())
+        assign(a, try_str!(assignment, assignment_len), Some(package), now)
     })
 }
 

@@ -268,15 +268,13 @@ pub unsafe extern "C" fn ota_install_finish(
 ) -> Status {
     call(|| {
         let install = try_handle_mut!(install);
-        if let InstallState::Installing(_) = install.state {
-            let InstallState::Installing(inst) =
-                std::mem::replace(&mut install.state, InstallState::Failed)
-            else {
-                unreachable!()
-            };
-            // A failure leaves the install failed: it cannot be finished twice.
-            let (opened, _) = inst.finish()?;
-            install.state = InstallState::Finished(opened);
+        if matches!(install.state, InstallState::Installing(_)) {
+            // Taken out as failed: a failure leaves it so, and it cannot be finished twice.
+            let taken = std::mem::replace(&mut install.state, InstallState::Failed);
+            if let InstallState::Installing(inst) = taken {
+                let (opened, _) = inst.finish()?;
+                install.state = InstallState::Finished(opened);
+            }
         }
         match &install.state {
             InstallState::Finished(opened) => unsafe {

@@ -80,6 +80,18 @@ macro_rules! try_handle {
     };
 }
 
+/// An optional handle argument (`const ota_x *`, NULL for none) as an `Option` of a reference,
+/// or fails with `WrongHandle` naming it.
+macro_rules! try_handle_opt {
+    ($p:ident) => {
+        if $p.is_null() {
+            None
+        } else {
+            Some($crate::ffi::try_handle!($p))
+        }
+    };
+}
+
 /// A handle argument (`ota_x *`) as a mutable reference, or fails with `NullPointer` or
 /// `WrongHandle` naming it.
 macro_rules! try_handle_mut {
@@ -161,7 +173,9 @@ macro_rules! try_str {
     }};
 }
 
-pub(crate) use {handle, try_handle, try_handle_mut, try_out, try_ref, try_slice, try_str};
+pub(crate) use {
+    handle, try_handle, try_handle_mut, try_handle_opt, try_out, try_ref, try_slice, try_str,
+};
 
 /// The slice behind `(p, n)`: empty when `n` is 0, `None` when `p` is NULL otherwise.
 ///

@@ -11,8 +11,8 @@ use ota_core::{DeviceProfile, Status, UnixMs};
 
 use crate::error::{Failure, call};
 use crate::ffi::{
-    LIMITS, free, handle, new_handle, try_handle, try_handle_mut, try_out, try_slice, try_str,
-    write_text,
+    LIMITS, free, handle, new_handle, try_handle, try_handle_mut, try_handle_opt, try_out,
+    try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -187,11 +187,7 @@ unsafe fn packages<'a>(
     Failure,
 > {
     let package = &try_handle!(package).inner;
-    let rollback = if rollback.is_null() {
-        None
-    } else {
-        Some(&try_handle!(rollback).inner)
-    };
+    let rollback = try_handle_opt!(rollback).map(|r| &r.inner);
     Ok((package, rollback))
 }
 

@@ -753,9 +753,11 @@ fn the_seed_004_protocol_end_to_end() {
     let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
     let (other, _, _) = publish(&noise(150_000, 13), "2.0.1", |_| {});
     let mut catalog = Catalog::new();
-    let id = catalog.register(v.clone(), 0);
-    catalog.check_artifact(&id, artifact.as_slice(), 1).unwrap();
-    let other_id = catalog.register(other, 0);
+    let id = catalog.register(v.clone(), UnixMs(0));
+    catalog
+        .check_artifact(&id, artifact.as_slice(), UnixMs(1))
+        .unwrap();
+    let other_id = catalog.register(other, UnixMs(0));
     let mut assignments = Assignments::new();
     let dev = "dev_8f3a".parse().unwrap();
     let profile = "prof_temp_v2".parse().unwrap();

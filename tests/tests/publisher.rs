@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use ota_core::catalog::{Catalog, CatalogError, State};
 use ota_core::seal::{self, SealError};
 use ota_core::sign::{self, TrustedKeys};
-use ota_core::{Channel, Limits, Status};
+use ota_core::{Channel, Limits, Status, UnixMs};
 use ota_tests::{firmware_package, noise, seal_into, seal_key, signing_key};
 
 fn trusted(keys: &[u8]) -> TrustedKeys {
@@ -30,9 +30,9 @@ fn seal_sign_verify_register_check_and_open() {
     assert_eq!(verified.chunks().len(), artifact.len().div_ceil(65536));
 
     let mut catalog = Catalog::new();
-    let id = catalog.register(verified.clone(), 1_000);
+    let id = catalog.register(verified.clone(), UnixMs(1_000));
     assert_eq!(
-        catalog.register(verified.clone(), 2_000),
+        catalog.register(verified.clone(), UnixMs(2_000)),
         id,
         "registering twice is idempotent"
     );
@@ -45,11 +45,13 @@ fn seal_sign_verify_register_check_and_open() {
         })
     ));
     catalog
-        .check_artifact(&id, artifact.as_slice(), 3_000)
+        .check_artifact(&id, artifact.as_slice(), UnixMs(3_000))
         .unwrap();
     assert_eq!(
         catalog.get(&id).unwrap().state,
-        State::Available { checked_at: 3_000 }
+        State::Available {
+            checked_at: UnixMs(3_000)
+        }
     );
     assert_eq!(catalog.assignable(&id).unwrap().id(), &id);
     assert_eq!(
@@ -83,11 +85,11 @@ fn a_mismatched_artifact_is_rejected_for_good() {
     let env = sign::sign(&package, &[&signing_key(1)]).unwrap();
     let verified = sign::verify_envelope(env, &trusted(&[1]), 1, &Limits::DEFAULT).unwrap();
     let mut catalog = Catalog::new();
-    let id = catalog.register(verified, 0);
+    let id = catalog.register(verified, UnixMs(0));
     let mut tampered = artifact.clone();
     tampered[500] ^= 0x40;
     let err = catalog
-        .check_artifact(&id, tampered.as_slice(), 10)
+        .check_artifact(&id, tampered.as_slice(), UnixMs(10))
         .unwrap_err();
     assert_eq!(
         err,
@@ -110,7 +112,7 @@ fn a_mismatched_artifact_is_rejected_for_good() {
     ));
     // The right bytes afterwards do not resurrect it.
     assert!(matches!(
-        catalog.check_artifact(&id, artifact.as_slice(), 20),
+        catalog.check_artifact(&id, artifact.as_slice(), UnixMs(20)),
         Err(CatalogError::AlreadyChecked { .. })
     ));
     assert!(catalog.latest("temp-sensor-fw", Channel::Stable).is_none());
@@ -121,10 +123,10 @@ fn a_mismatched_artifact_is_rejected_for_good() {
     let env = sign::sign(&other, &[&signing_key(1)]).unwrap();
     let id = catalog.register(
         sign::verify_envelope(env, &trusted(&[1]), 1, &Limits::DEFAULT).unwrap(),
-        0,
+        UnixMs(0),
     );
     let err = catalog
-        .check_artifact(&id, &artifact[..artifact.len() - 1], 30)
+        .check_artifact(&id, &artifact[..artifact.len() - 1], UnixMs(30))
         .unwrap_err();
     assert_eq!(err, CatalogError::ArtifactMismatch { id, what: "size" });
 }
@@ -146,10 +148,12 @@ fn latest_is_the_highest_available_version_on_the_channel() {
         let env = sign::sign(&p, &[&signing_key(1)]).unwrap();
         let id = catalog.register(
             sign::verify_envelope(env, &trusted(&[1]), 1, &Limits::DEFAULT).unwrap(),
-            0,
+            UnixMs(0),
         );
         if version != "2.2.0" {
-            catalog.check_artifact(&id, artifact.as_slice(), 1).unwrap();
+            catalog
+                .check_artifact(&id, artifact.as_slice(), UnixMs(1))
+                .unwrap();
         }
         ids.push(id);
     }

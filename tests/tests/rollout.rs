@@ -9,7 +9,7 @@ use ota_core::rollout::{
     self, Create, DeviceState, Effect, Input, Output, Rollout, RolloutCommand, RolloutError,
     RolloutState, Snapshot,
 };
-use ota_core::{Limits, UnixMs};
+use ota_core::{Limits, UnixMs, VerifiedPackage};
 use ota_tests::fleet::{Host, create, firmware, report, sensors, sent, spec};
 use serde_json::json;
 
@@ -62,18 +62,24 @@ fn seed_004_240_eligible_devices_at_5_percent_schedule_12() {
     assert_eq!(s.incompatible_reasons.values().sum::<u64>(), 20);
 }
 
-#[test]
-fn seed_000_a_four_device_canary_with_one_probe_failure_pauses_with_no_device_down() {
-    let pkg = firmware("2.1.0", false);
+/// A rollout of `pkg` to 40 sensors with a 10% canary, and the canary's four sends.
+fn forty_sensors_with_a_ten_percent_canary(pkg: &VerifiedPackage) -> (Host, Vec<(String, bool)>) {
     let fleet = sensors(40, 0);
     let mut r = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
+        spec(pkg, None, json!({"canary_percent": 10})),
+        pkg,
         None,
         &fleet,
         T0,
     );
     let canary = sent(&mut r);
+    (r, canary)
+}
+
+#[test]
+fn seed_000_a_four_device_canary_with_one_probe_failure_pauses_with_no_device_down() {
+    let pkg = firmware("2.1.0", false);
+    let (mut r, canary) = forty_sensors_with_a_ten_percent_canary(&pkg);
     assert_eq!(canary.len(), 4);
     let now = T0 + 1000;
     for (i, (d, _)) in canary.iter().enumerate() {
@@ -1433,15 +1439,7 @@ fn a_rollout_of_a_tuf_verified_package_snapshots_and_restores() {
         ota_core::sign::Provenance::Tuf { .. }
     ));
 
-    let fleet = sensors(40, 0);
-    let mut r = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
-    let canary = sent(&mut r);
+    let (mut r, canary) = forty_sensors_with_a_ten_percent_canary(&pkg);
     succeed_all(&mut r, &canary[..2], T0 + 1);
     let json = r.snapshot().to_json();
     assert!(!json.contains("envelope"), "no envelope in the snapshot");

@@ -4,15 +4,14 @@
 //! trips exactly when its definition says; every device ends terminal; and replaying the
 //! audit trail gives the live state.
 
-use ota_core::audit::AuditRecord;
 use ota_core::plan::{Gate, RolloutSpec, Scope};
 use ota_core::report::ReportStatus;
 use ota_core::rollout::{
-    self, Create, DeviceState, HaltCounts, HaltScope, Input, Output, Rollout, RolloutCommand,
-    RolloutState, Snapshot,
+    self, Create, DeviceState, HaltCounts, HaltScope, Input, Rollout, RolloutCommand, RolloutState,
+    Snapshot,
 };
 use ota_core::{Limits, UnixMs};
-use ota_tests::fleet::{firmware, report, sensors, spec};
+use ota_tests::fleet::{Host, firmware, report, sensors, spec};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -101,42 +100,31 @@ fn plan() -> impl Strategy<Value = serde_json::Value> {
 }
 
 struct World {
-    r: Rollout,
+    /// The rollout, drained by the shared test host (which checks the output order).
+    r: Host,
     spec: RolloutSpec,
     now: u64,
     out: Vec<String>,
     sends: Vec<u64>,
-    trail: Vec<AuditRecord>,
 }
 
 impl World {
     fn drain(&mut self) -> usize {
         let mut n = 0;
-        let mut recorded = false;
-        while let Some(o) = self.r.poll() {
-            match o {
-                Output::Audit(a) => {
-                    recorded = true;
-                    self.trail.push(a);
+        for c in self.r.take_commands() {
+            match c {
+                RolloutCommand::Send { device_id, .. } => {
+                    n += 1;
+                    self.sends.push(self.now);
+                    self.out.push(device_id.to_string());
                 }
-                Output::Command(c) => {
-                    assert!(recorded, "a command before its record");
-                    match c {
-                        RolloutCommand::Send { device_id, .. } => {
-                            n += 1;
-                            self.sends.push(self.now);
-                            self.out.push(device_id.to_string());
-                        }
-                        RolloutCommand::Cancel { device_id, .. } => {
-                            self.out.retain(|d| *d != device_id.as_str())
-                        }
-                        _ => {}
-                    }
+                RolloutCommand::Cancel { device_id, .. } => {
+                    self.out.retain(|d| *d != device_id.as_str())
                 }
-                Output::Event(_) => assert!(recorded, "an event before its record"),
                 _ => {}
             }
         }
+        self.r.events.clear();
         n
     }
 
@@ -227,12 +215,11 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
     };
     let r = Rollout::create(create(spec.clone())).unwrap();
     let mut w = World {
-        r,
+        r: Host::new(r),
         spec: spec.clone(),
         now: T0,
         out: Vec::new(),
         sends: Vec::new(),
-        trail: Vec::new(),
     };
     w.drain();
     w.check()?;
@@ -405,10 +392,10 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
         );
     }
     // Replaying the trail gives the live state.
-    let replayed =
-        Rollout::replay(create(spec), &w.trail).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let replayed = Rollout::replay(create(spec), &w.r.trail)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert!(
-        replayed.same_state(&w.r),
+        replayed.same_state(&w.r.r),
         "the replay differs from the live rollout"
     );
     let snap = Snapshot::from_json(w.r.snapshot().to_json().as_bytes(), &Limits::DEFAULT).unwrap();

@@ -91,15 +91,16 @@ fn invalid_documents_name_the_field() {
         assert!(e.faults().iter().any(|f| f.path == path), "{name}: {e}");
     }
     // The wrong format for the document is caught too.
-    assert!(
-        sbom::validate(
-            SbomFormat::CycloneDx15,
-            &read_fixture("sbom/valid-spdx-2.3.json"),
-            &Limits::DEFAULT
-        )
-        .is_err()
-    );
-    assert!(sbom::validate(SbomFormat::Spdx23, b"[]", &Limits::DEFAULT).is_err());
+    let e = sbom::validate(
+        SbomFormat::CycloneDx15,
+        &read_fixture("sbom/valid-spdx-2.3.json"),
+        &Limits::DEFAULT,
+    )
+    .unwrap_err();
+    assert_eq!(e.status(), Status::Invalid, "{e}");
+    let e = sbom::validate(SbomFormat::Spdx23, b"[]", &Limits::DEFAULT).unwrap_err();
+    assert_eq!(e.status(), Status::Invalid, "{e}");
+    assert!(e.faults().iter().any(|f| f.path == "."), "{e}");
     assert_eq!(
         sbom::validate(SbomFormat::Spdx23, b"{", &Limits::DEFAULT)
             .unwrap_err()

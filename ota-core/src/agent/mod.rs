@@ -14,8 +14,8 @@
 //! ```
 //!
 //! **The drive loop** (the same in every state machine of this crate). Make the agent with
-//! [`Agent::new`] (or [`Agent::restore`] after a restart, with the last persisted record).
-//! Then, forever:
+//! [`Agent::new`] (after a restart, with the last persisted record; or [`Agent::restore`],
+//! which also takes the update's package as the host verified it again). Then, forever:
 //!
 //! 1. feed one [`Input`] to [`Agent::handle`] with the current time: an assignment, a
 //!    fetched chunk, the host's swap or restore done, a probe result, or

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::persist::Snapshot;
-use super::{DeviceState, Rollout, RolloutError, RolloutState};
+use super::{DeviceState, Effect, RetryKind, Rollout, RolloutError, RolloutState};
 use crate::compat::Reason;
 use crate::name::Name;
 use crate::plan::{FailureKind, RollbackScope, Wave};
@@ -329,9 +329,36 @@ impl Rollout {
         }
     }
 
-    /// Whether a failed device may be tried again: only while the rollout goes on.
-    pub(super) fn can_retry(&self) -> bool {
-        matches!(self.s.state, RolloutState::Active | RolloutState::Paused)
+    /// Schedules device `i` again after a failure of `kind`, once its backoff (doubling with
+    /// each attempt) ends, if retries of that class are left and the rollout goes on (active or
+    /// paused). `false` when the failure is final.
+    pub(super) fn retry(&mut self, i: u32, kind: RetryKind, now: UnixMs) -> bool {
+        let (class, used) = match kind {
+            RetryKind::Failed => (self.s.spec.retries.failed, self.slot(i).retries.failed),
+            RetryKind::TimedOut => (
+                self.s.spec.retries.timed_out,
+                self.slot(i).retries.timed_out,
+            ),
+        };
+        let goes_on = matches!(self.s.state, RolloutState::Active | RolloutState::Paused);
+        if used >= class.max || !goes_on {
+            return false;
+        }
+        let attempt = used + 1;
+        let retries = &mut self.slot_mut(i).retries;
+        match kind {
+            RetryKind::Failed => retries.failed = attempt,
+            RetryKind::TimedOut => retries.timed_out = attempt,
+        }
+        self.set(i, DeviceState::Scheduled);
+        let wait = class.backoff_ms.saturating_mul(1 << used.min(20));
+        self.set_timer(i, now + wait.max(1));
+        self.effect(Effect::DeviceRetry {
+            device_id: self.device_id(i),
+            after: kind,
+            attempt,
+        });
+        true
     }
 
     /// After a device's final update outcome while rolling back: it joins the rollback if it

@@ -185,21 +185,8 @@ impl Rollout {
                 }
             }
             DeviceState::InProgress => {
-                let r = self.s.spec.retries.timed_out;
-                if s.retries.timed_out < r.max && self.can_retry() {
-                    let attempt = s.retries.timed_out + 1;
-                    self.slot_mut(i).retries.timed_out = attempt;
-                    self.set(i, DeviceState::Scheduled);
-                    let wait = r
-                        .backoff_ms
-                        .saturating_mul(1 << s.retries.timed_out.min(20));
-                    self.set_timer(i, now + wait.max(1));
-                    self.effect(Effect::DeviceRetry {
-                        device_id,
-                        after: RetryKind::TimedOut,
-                        attempt,
-                    });
-                } else {
+                let retried = self.retry(i, RetryKind::TimedOut, now);
+                if !retried {
                     self.clear_timer(i);
                     self.set(i, DeviceState::TimedOut);
                     self.count(i, Some(FailureKind::TimedOut));

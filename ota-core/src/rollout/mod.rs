@@ -10,18 +10,22 @@
 //! `stratify`, each hardware profile is cut the same way, so every wave samples every kind of
 //! device. The canary opens at once.
 //!
-//! **The drive loop**, the same in every state machine of the crate:
+//! **The drive loop** (the same in every state machine of this crate). Make the rollout with
+//! [`Rollout::create`] (or [`Rollout::restore`] after a restart, with the last snapshot).
+//! Then, forever:
 //!
-//! 1. Feed one [`Input`] with [`Rollout::handle`]`(input, now)`: a device's report, an
-//!    operator command, a device joining or leaving, or [`Input::Tick`].
-//! 2. Drain [`Rollout::poll`] until it returns `None`, in order: an [`Output::Audit`] record
-//!    (append it to the rollout's trail), then the [`Output::Command`]s it caused (send the
-//!    update or the rollback to a device as a persistent command; cancel one) and the
-//!    [`Output::Event`]s (seed 004's `profile.ota.rollout.<kind>.<tenant>.<rollout_id>`). A
-//!    step's record always comes before what it caused, so a host that persists what it
-//!    polls, in order, never acts before it has recorded.
-//! 3. Feed [`Input::Tick`] at [`Rollout::poll_timeout`] (a past instant means now; `None`
-//!    means the rollout waits only on input).
+//! 1. feed one [`Input`] to [`Rollout::handle`] with the current time: a device's report, an
+//!    operator command, a device joining or leaving, or [`Input::Tick`];
+//! 2. drain [`Rollout::poll`] until it returns `None`, carrying out each [`Output`] in order:
+//!    an [`Output::Audit`] record (append it to the rollout's trail), then the
+//!    [`Output::Command`]s it caused (send the update or the rollback to a device as a
+//!    persistent command; cancel one) and the [`Output::Event`]s (seed 004's
+//!    `profile.ota.rollout.<kind>.<tenant>.<rollout_id>`). A step's record always comes
+//!    before what it caused, so a host that persists what it polls, in order, never acts
+//!    before it has recorded;
+//! 3. wait for the next input, but no later than [`Rollout::poll_timeout`] (the earliest
+//!    instant to feed [`Input::Tick`]; an instant already past means now; `None` when the
+//!    rollout waits only on input).
 //!
 //! Persist [`Rollout::snapshot`] (one serde type, everything the rollout holds) whenever it
 //! suits, after draining; [`Rollout::restore`] takes it back with the packages the caller
@@ -189,8 +193,9 @@ impl Rollout {
         self.out.pop_front()
     }
 
-    /// When to feed [`Input::Tick`] next: the next device timer, the end of a soak, or the
-    /// next paced send. `None` when the rollout waits only on input.
+    /// The earliest instant at which to feed [`Input::Tick`]: the next device timer, the end
+    /// of a soak, or the next paced send (an instant already past means now). `None` when the
+    /// rollout waits only on input.
     pub fn poll_timeout(&self) -> Option<UnixMs> {
         self.next_timeout()
     }

@@ -61,21 +61,7 @@ impl Rollout {
                 }
             }
             (DeviceState::Sent | DeviceState::InProgress, ReportStatus::Failure) => {
-                let retry = self.s.spec.retries.failed;
-                if s.retries.failed < retry.max && self.can_retry() {
-                    let attempt = s.retries.failed + 1;
-                    self.slot_mut(i).retries.failed = attempt;
-                    self.set(i, DeviceState::Scheduled);
-                    let wait = retry
-                        .backoff_ms
-                        .saturating_mul(1 << s.retries.failed.min(20));
-                    self.set_timer(i, now + wait.max(1));
-                    self.effect(Effect::DeviceRetry {
-                        device_id,
-                        after: RetryKind::Failed,
-                        attempt,
-                    });
-                } else {
+                if !self.retry(i, RetryKind::Failed, now) {
                     self.clear_timer(i);
                     self.set(i, DeviceState::Failed);
                     self.count(i, Some(FailureKind::Failed));

@@ -11,7 +11,8 @@
 //!   loads and refreshes from a local directory or an HTTP base URL, at a time given as input,
 //!   keeps the trusted metadata in a directory, resolves a target name to a `VerifiedPackage`
 //!   with its expected length and hashes, downloads targets, and lists what was signed and by
-//!   which key (the Trust Center).
+//!   which key (the Trust Center). Beside it, privately: `transport` (tough's transport,
+//!   recording what it fetched) and `classify` (tough's errors as one [`TufError`] per attack).
 //!
 //! Behind the `tuf` feature: tough brings tokio and aws-lc. The calls here are blocking; each
 //! runs a current-thread runtime inside.
@@ -22,8 +23,10 @@
 //! `{sha256}.dir/{base}` as tough 0.24 asks for it), so clients use `file://…/metadata` and
 //! `file://…/targets`, or the same under an HTTP server.
 
+mod classify;
 pub mod client;
 pub mod repo;
+mod transport;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
