@@ -249,7 +249,7 @@ pub fn serve_dir(root: PathBuf) -> String {
 
 /// 2026-04-15 07:32:37 UTC in Unix ms: the time the TUF tests and fixtures are signed at.
 #[cfg(feature = "tuf")]
-pub const TUF_NOW: u64 = 1_776_238_357_000;
+pub const TUF_NOW: ota_core::UnixMs = ota_core::UnixMs(1_776_238_357_000);
 
 /// A TUF role of the fixed keys `keys` (see [`signing_key`]) with `threshold`.
 #[cfg(feature = "tuf")]

@@ -60,10 +60,12 @@ fn main() {
         snapshot: role.clone(),
         timestamp: role,
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = ota_core::UnixMs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    );
     let keys = [key];
     let dir = scratch_file("tuf-placeholder", b"").with_file_name("tuf-repo");
     let _ = std::fs::remove_dir_all(&dir);

@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ota_core::UnixMs;
 use ota_host::tuf::client::{Client, STATE_FILES, TrustCenter, Trusted};
 use ota_host::tuf::repo::{Expiries, Repo, Role, Roles};
 use ota_host::tuf::{TufError, TufLimits};
@@ -169,14 +170,14 @@ const DAY: u64 = 86_400_000;
 
 impl TufArgs {
     /// The time to judge by, in milliseconds since the Unix epoch.
-    fn now(&self) -> u64 {
+    fn now(&self) -> UnixMs {
         millis(self.now.unwrap_or_else(jiff::Timestamp::now))
     }
 }
 
-/// `t` in milliseconds since the Unix epoch (0 before it).
-pub fn millis(t: jiff::Timestamp) -> u64 {
-    u64::try_from(t.as_millisecond()).unwrap_or(0)
+/// `t` as an instant (the epoch for anything before it).
+pub fn millis(t: jiff::Timestamp) -> UnixMs {
+    UnixMs(u64::try_from(t.as_millisecond()).unwrap_or(0))
 }
 
 fn tuf_err(e: TufError) -> CliError {
@@ -392,7 +393,7 @@ fn signing_keys(paths: &[PathBuf]) -> Result<Vec<ota_core::sign::SigningKey>, Cl
     paths.iter().map(|p| keys::signing_key(p)).collect()
 }
 
-fn create_repo(c: &CreateRepoArgs, now: u64) -> Result<Outcome, CliError> {
+fn create_repo(c: &CreateRepoArgs, now: UnixMs) -> Result<Outcome, CliError> {
     let default = c.key.as_ref().map(|k| vec![k.clone()]).unwrap_or_default();
     let pick =
         |own: &Vec<PathBuf>, role: &str| -> Result<Vec<ota_core::sign::SigningKey>, CliError> {
@@ -431,7 +432,7 @@ fn create_repo(c: &CreateRepoArgs, now: u64) -> Result<Outcome, CliError> {
     ))
 }
 
-fn add_target(c: &AddTargetArgs, now: u64) -> Result<Outcome, CliError> {
+fn add_target(c: &AddTargetArgs, now: UnixMs) -> Result<Outcome, CliError> {
     let keys = signing_keys(&c.keys)?;
     let trusted: Vec<String> = keys.iter().map(|k| k.public_key().to_hex()).collect();
     let verified = input::verified(&c.package, &trusted, 1)?;
@@ -461,7 +462,7 @@ pub fn add(
     artifact: &Path,
     package: &ota_core::Package,
     keys: &[ota_core::sign::SigningKey],
-    now: u64,
+    now: UnixMs,
 ) -> Result<(), CliError> {
     Repo::open(repo)
         .add_package(name, artifact, package, keys, &Expiries::from(now))

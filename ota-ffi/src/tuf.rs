@@ -84,7 +84,10 @@ pub unsafe extern "C" fn ota_tuf_refresh(
     call(|| {
         let out = try_out!(repo_out);
         let client = try_handle!(client);
-        let inner = client.inner.refresh(now).map_err(tuf_error)?;
+        let inner = client
+            .inner
+            .refresh(ota_core::UnixMs(now))
+            .map_err(tuf_error)?;
         out.write(new_handle(ota_tuf_repo { inner }));
         Ok(())
     })

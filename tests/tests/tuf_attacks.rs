@@ -72,7 +72,7 @@ fn every_attack_is_refused_with_its_own_error() {
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let e = expect(&dir);
-        let now = e["now"].as_u64().unwrap();
+        let now = ota_core::UnixMs(e["now"].as_u64().unwrap());
         let state =
             std::env::temp_dir().join(format!("ota-tuf-attack-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
@@ -147,8 +147,8 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn ts(ms: u64) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(ms as i64).unwrap()
+fn ts(at: ota_core::UnixMs) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(at.get() as i64).unwrap()
 }
 
 fn sources(ids: &[u8]) -> Vec<Box<dyn tough::key_source::KeySource>> {

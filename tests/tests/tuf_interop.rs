@@ -75,10 +75,12 @@ fn python_tuf_reads_a_repository_we_publish() {
     };
     let keys: Vec<_> = (1..=5).map(signing_key).collect();
     // python-tuf checks expiry against the clock, so these expire after it.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let now = ota_core::UnixMs(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    );
     let repo = Repo::create(dir.join("repo"), &roles, &keys, &Expiries::from(now)).unwrap();
     let mut pkg = ota_tests::firmware_package();
     let plain = ota_tests::noise(200_000, 5);

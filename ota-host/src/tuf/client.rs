@@ -19,6 +19,7 @@ use url::Url;
 use super::classify::{Phase, classify};
 use super::transport::{KEPT, Recording};
 use super::{TufError, TufLimits, check_target_name, dir_url, runtime};
+use ota_core::UnixMs;
 use ota_core::digest::Sha256Digest;
 use ota_core::package::Package;
 use ota_core::sign::VerifiedPackage;
@@ -113,7 +114,7 @@ pub struct TrustCenter {
 pub struct Trusted {
     repo: tough::Repository,
     rt: tokio::runtime::Runtime,
-    now: u64,
+    now: UnixMs,
     limits: TufLimits,
 }
 
@@ -153,7 +154,7 @@ impl Client {
     /// Refreshes the metadata at time `now` (Unix ms): root updates, timestamp, snapshot and
     /// targets, each verified (signatures and thresholds, versions against rollback, hashes and
     /// lengths against mix-and-match, sizes, expiry).
-    pub fn refresh(&self, now: u64) -> Result<Trusted, TufError> {
+    pub fn refresh(&self, now: UnixMs) -> Result<Trusted, TufError> {
         let rt = runtime()?;
         let datastore = tempfile::tempdir().map_err(|e| TufError::Fetch {
             detail: format!("a temporary directory: {e}"),
@@ -245,8 +246,8 @@ fn rfc3339(t: &jiff::Timestamp) -> String {
     t.to_string()
 }
 
-fn millis(t: &jiff::Timestamp) -> u64 {
-    u64::try_from(t.as_millisecond()).unwrap_or(0)
+fn millis(t: &jiff::Timestamp) -> UnixMs {
+    UnixMs(u64::try_from(t.as_millisecond()).unwrap_or(0))
 }
 
 impl Trusted {
@@ -471,7 +472,7 @@ impl Client {
     /// The trusted metadata of a state directory, verified again offline (no network): its
     /// root, timestamp, snapshot and targets, laid out as a repository and loaded from its own
     /// root. For the Trust Center of what a device trusts now.
-    pub fn offline(state: &Path, now: u64, limits: TufLimits) -> Result<Trusted, TufError> {
+    pub fn offline(state: &Path, now: UnixMs, limits: TufLimits) -> Result<Trusted, TufError> {
         let read = |name: &str| {
             std::fs::read(state.join(name)).map_err(|e| TufError::Fetch {
                 detail: format!("{}: {e}", state.join(name).display()),

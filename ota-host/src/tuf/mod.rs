@@ -305,9 +305,10 @@ pub fn key_sources(keys: &[SigningKey]) -> Vec<Box<dyn KeySource>> {
         .collect()
 }
 
-/// Unix milliseconds as an expiry, in whole seconds: the specification's form
+/// An instant as an expiry, in whole seconds: the specification's form
 /// (`YYYY-MM-DDTHH:MM:SSZ`), which other clients parse strictly.
-pub(crate) fn timestamp(ms: u64) -> Result<jiff::Timestamp, TufError> {
+pub(crate) fn timestamp(at: ota_core::UnixMs) -> Result<jiff::Timestamp, TufError> {
+    let ms = at.get();
     i64::try_from(ms / 1000)
         .ok()
         .and_then(|s| jiff::Timestamp::from_second(s).ok())

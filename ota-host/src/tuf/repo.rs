@@ -20,6 +20,7 @@ use super::{
     TufError, TufLimits, check_target_name, dir_url, key_sources, runtime, timestamp, tuf_key,
     tuf_keyid,
 };
+use ota_core::UnixMs;
 use ota_core::chunk::ChunkHasher;
 use ota_core::package::Package;
 use ota_core::sign::{PublicKey, SigningKey};
@@ -52,19 +53,19 @@ pub struct Roles {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiries {
     /// Root.
-    pub root: u64,
+    pub root: UnixMs,
     /// Targets.
-    pub targets: u64,
+    pub targets: UnixMs,
     /// Snapshot.
-    pub snapshot: u64,
+    pub snapshot: UnixMs,
     /// Timestamp.
-    pub timestamp: u64,
+    pub timestamp: UnixMs,
 }
 
 impl Expiries {
     /// The usual spread from `now` (Unix ms): root a year, targets three months, snapshot a
     /// week, timestamp a day.
-    pub fn from(now: u64) -> Self {
+    pub fn from(now: UnixMs) -> Self {
         const DAY: u64 = 86_400_000;
         Expiries {
             root: now + 365 * DAY,
@@ -319,7 +320,7 @@ impl Repo {
 
     /// Re-signs only the timestamp: a new version naming the same snapshot, expiring at
     /// `expires` (Unix ms), signed by the timestamp keys among `keys`.
-    pub fn refresh_timestamp(&self, keys: &[SigningKey], expires: u64) -> Result<(), TufError> {
+    pub fn refresh_timestamp(&self, keys: &[SigningKey], expires: UnixMs) -> Result<(), TufError> {
         let rt = runtime()?;
         let (_, current) = self.load(&rt)?;
         let old = &current.timestamp().signed;
@@ -354,7 +355,7 @@ impl Repo {
         &self,
         root: &Role,
         keys: &[SigningKey],
-        expires: u64,
+        expires: UnixMs,
     ) -> Result<(), TufError> {
         let rt = runtime()?;
         let (_, current) = self.load(&rt)?;
