@@ -16,8 +16,10 @@ use sqlx::{AnyConnection, Executor, SqlSafeStr};
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// The migrations, embedded in the binary, in order.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "leases", include_str!("../migrations/0002_leases.sql")),
+];
 
 /// The migrator of [`MIGRATIONS`].
 pub fn migrator() -> Migrator {

@@ -239,7 +239,7 @@ pub async fn report(
             )));
         }
     };
-    let h = engine::lookup(&st, dev.tenant.as_str(), &rid)?;
+    let h = engine::lookup(&st, dev.tenant.as_str(), &rid).await?;
     let state = h
         .hosted
         .lock()

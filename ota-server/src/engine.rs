@@ -76,6 +76,8 @@ pub struct Engines {
     /// Each rollout with its tenant (kept outside the lock, so a tenant check never waits).
     map: StdMutex<HashMap<String, Entry>>,
     timeouts: StdMutex<HashMap<String, u64>>,
+    /// The leases this replica holds, each until when (only with `--lease-ms`).
+    held: StdMutex<HashMap<String, u64>>,
 }
 
 impl Engines {
@@ -119,6 +121,24 @@ impl Engines {
         };
     }
 
+    /// Until when this replica holds the rollout's lease (0: it does not).
+    fn held_until(&self, id: &str) -> u64 {
+        self.held
+            .lock()
+            .expect("held lock")
+            .get(id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn set_held(&self, id: &str, until: Option<u64>) {
+        let mut m = self.held.lock().expect("held lock");
+        match until {
+            Some(t) => m.insert(id.to_string(), t),
+            None => m.remove(id),
+        };
+    }
+
     /// The earliest timeout.
     pub fn next_timeout(&self) -> Option<u64> {
         self.timeouts
@@ -156,10 +176,197 @@ fn engine_error(e: ota_core::rollout::RolloutError) -> ApiError {
 }
 
 /// A tenant's rollout, or `NOT_FOUND` (another tenant's rollout is not found either).
-pub fn lookup(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<Slot>> {
-    st.engines
-        .get_for(tenant, id)
-        .ok_or_else(|| ApiError::not_found(format!("rollout_id: no rollout {id}")))
+///
+/// With leases (several replicas), the rollout is this replica's to serve only while it holds
+/// its lease: a rollout another replica created is loaded from the database, a lease that is
+/// free (or expired) is taken and the rollout reloaded from its snapshot and trail, and a
+/// lease another live replica holds is answered with a retryable `UNAVAILABLE`.
+pub async fn lookup(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<Slot>> {
+    let slot = slot(st, Some(tenant), id).await?;
+    if st.config.lease_ms > 0 {
+        let mut g = slot.hosted.lock().await;
+        ensure_lease(st, id, &mut g).await?;
+    }
+    Ok(slot)
+}
+
+fn no_rollout(id: &str) -> ApiError {
+    ApiError::not_found(format!("rollout_id: no rollout {id}"))
+}
+
+/// The rollout in memory; with leases, one another replica created is loaded on first use.
+async fn slot(st: &AppState, tenant: Option<&str>, id: &str) -> ApiResult<Arc<Slot>> {
+    let found = match tenant {
+        Some(t) => st.engines.get_for(t, id),
+        None => st.engines.get(id),
+    };
+    if let Some(s) = found {
+        return Ok(s);
+    }
+    if st.config.lease_ms == 0 {
+        return Err(no_rollout(id));
+    }
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT tenant FROM rollouts WHERE rollout_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&st.db)
+            .await?;
+    match row {
+        Some((t,)) if tenant.is_none_or(|want| want == t) => {}
+        _ => return Err(no_rollout(id)),
+    }
+    let h = load_one(st, id).await.map_err(|e| {
+        ApiError::internal(format!("rollout_id: rollout {id} cannot be restored: {e}"))
+    })?;
+    // Whoever inserts first wins; the copy is cold (no lease) until `ensure_lease`.
+    let mut map = st.engines.map.lock().expect("engines lock");
+    let entry = map.entry(id.to_string()).or_insert_with(|| {
+        (
+            h.tenant.clone(),
+            Arc::new(Slot {
+                hosted: Mutex::new(h),
+                queue: StdMutex::new(Vec::new()),
+            }),
+        )
+    });
+    Ok(entry.1.clone())
+}
+
+/// The answer to an input for a rollout another replica drives.
+fn not_holder(id: &str) -> ApiError {
+    ApiError::new(
+        crate::error::Code::Unavailable,
+        format!(
+            "rollout_id: rollout {id} is driven by another replica until its lease expires; retry"
+        ),
+    )
+}
+
+/// Makes sure this replica holds the rollout's lease before it uses its copy: a lease held
+/// with a safe margin is used as is; otherwise the in-memory copy is stale by definition, so
+/// the lease is taken (when free or expired) and the rollout reloaded from the database.
+async fn ensure_lease(st: &AppState, id: &str, g: &mut Hosted) -> ApiResult<()> {
+    let lease = st.config.lease_ms;
+    if lease == 0 {
+        return Ok(());
+    }
+    let at = now().get();
+    if st.engines.held_until(id) > at.saturating_add(lease / 4) {
+        return Ok(());
+    }
+    st.engines.set_held(id, None);
+    let until = at.saturating_add(lease);
+    let taken = sqlx::query(
+        "INSERT INTO rollout_leases (rollout_id, holder, expires_at) VALUES ($1, $2, $3)          ON CONFLICT (rollout_id) DO UPDATE SET holder = excluded.holder,          expires_at = excluded.expires_at          WHERE rollout_leases.holder = excluded.holder OR rollout_leases.expires_at < $4",
+    )
+    .bind(id.to_string())
+    .bind(st.config.replica_id.clone())
+    .bind(i(until))
+    .bind(i(at))
+    .execute(&st.db)
+    .await?
+    .rows_affected()
+        == 1;
+    if !taken {
+        return Err(not_holder(id));
+    }
+    // Whatever this copy was, another replica may have driven the rollout since.
+    *g = load_one(st, id).await.map_err(|e| {
+        ApiError::internal(format!("rollout_id: rollout {id} cannot be restored: {e}"))
+    })?;
+    st.engines.set_held(id, Some(until));
+    st.engines.set_timeout(id, g.rollout.poll_timeout());
+    st.timer.notify_one();
+    Ok(())
+}
+
+/// With leases, the guard of every commit: extends this replica's lease in the same
+/// transaction, and fails it when the lease is no longer this replica's. The row stays
+/// locked until the commit, so no other replica can take the lease in between.
+async fn guard_lease(st: &AppState, tx: &mut Tx, id: &str, at: UnixMs) -> ApiResult<()> {
+    let lease = st.config.lease_ms;
+    if lease == 0 {
+        return Ok(());
+    }
+    let until = at.get().saturating_add(lease);
+    let n = sqlx::query(
+        "UPDATE rollout_leases SET expires_at = $1 WHERE rollout_id = $2 AND holder = $3          AND expires_at >= $4",
+    )
+    .bind(i(until))
+    .bind(id.to_string())
+    .bind(st.config.replica_id.clone())
+    .bind(i(at.get()))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        st.engines.set_held(id, None);
+        return Err(not_holder(id));
+    }
+    Ok(())
+}
+
+/// With leases: renews this replica's leases every third of `--lease-ms` (a lease that
+/// cannot be renewed is dropped, and the copy reloaded before its next use), and finds the
+/// rollouts whose lease has expired (their replica died) so the timer driver takes them over.
+pub async fn renew_leases(st: AppState) {
+    let lease = st.config.lease_ms;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis((lease / 3).max(10))).await;
+        let at = now().get();
+        let held: Vec<String> = st
+            .engines
+            .held
+            .lock()
+            .expect("held lock")
+            .keys()
+            .cloned()
+            .collect();
+        for id in held {
+            let until = at.saturating_add(lease);
+            let r = sqlx::query(
+                "UPDATE rollout_leases SET expires_at = $1 WHERE rollout_id = $2 AND \
+                 holder = $3 AND expires_at >= $4",
+            )
+            .bind(i(until))
+            .bind(id.clone())
+            .bind(st.config.replica_id.clone())
+            .bind(i(at))
+            .execute(&st.db)
+            .await;
+            match r {
+                Ok(r) if r.rows_affected() == 1 => {
+                    // Only extend what a commit may have extended further meanwhile.
+                    let mut m = st.engines.held.lock().expect("held lock");
+                    if let Some(t) = m.get_mut(&id) {
+                        *t = (*t).max(until);
+                    }
+                }
+                Ok(_) => {
+                    tracing::warn!(rollout_id = %id, "lease lost");
+                    st.engines.set_held(&id, None);
+                }
+                Err(e) => tracing::warn!(rollout_id = %id, error = %e, "lease not renewed"),
+            }
+        }
+        let expired: Result<Vec<(String,)>, _> =
+            sqlx::query_as("SELECT rollout_id FROM rollout_leases WHERE expires_at < $1")
+                .bind(i(at))
+                .fetch_all(&st.db)
+                .await;
+        let mut woke = false;
+        for (id,) in expired.unwrap_or_default() {
+            if slot(&st, None, &id).await.is_ok() {
+                let mut m = st.engines.timeouts.lock().expect("timeouts lock");
+                let t = m.entry(id).or_insert(at);
+                *t = (*t).min(at);
+                woke = true;
+            }
+        }
+        if woke {
+            st.timer.notify_one();
+        }
+    }
 }
 
 /// The answer of a create.
@@ -242,7 +449,21 @@ pub async fn create(
         snapshot_seq: head.seq,
     };
     let live = persist(&mut tx, &hosted, outputs, at, None).await?;
+    let lease_until = at.get().saturating_add(st.config.lease_ms);
+    if st.config.lease_ms > 0 {
+        sqlx::query(
+            "INSERT INTO rollout_leases (rollout_id, holder, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(rollout_id.to_string())
+        .bind(st.config.replica_id.clone())
+        .bind(i(lease_until))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
+    if st.config.lease_ms > 0 {
+        st.engines.set_held(rollout_id.as_str(), Some(lease_until));
+    }
     let status = hosted.rollout.status();
     let timeout = hosted.rollout.poll_timeout();
     hosted.snapshot_seq = head.seq;
@@ -262,13 +483,7 @@ pub async fn input(
     rollout_id: &str,
     input: Input,
 ) -> ApiResult<Applied> {
-    let h = match tenant {
-        Some(t) => lookup(st, t, rollout_id)?,
-        None => st
-            .engines
-            .get(rollout_id)
-            .ok_or_else(|| ApiError::not_found(format!("rollout_id: no rollout {rollout_id}")))?,
-    };
+    let h = slot(st, tenant, rollout_id).await?;
     let (tx, mut rx) = oneshot::channel();
     h.queue.lock().expect("queue lock").push((input, tx));
     let mut g = h.hosted.lock().await;
@@ -277,7 +492,15 @@ pub async fn input(
         return r;
     }
     let batch = std::mem::take(&mut *h.queue.lock().expect("queue lock"));
-    commit_batch(st, rollout_id, &mut g, batch).await;
+    // Never from stale memory: without the lease nothing is applied.
+    match ensure_lease(st, rollout_id, &mut g).await {
+        Ok(()) => commit_batch(st, rollout_id, &mut g, batch).await,
+        Err(e) => {
+            for (_, tx) in batch {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+    }
     drop(g);
     rx.await
         .unwrap_or_else(|_| Err(ApiError::internal("the input was dropped")))
@@ -331,6 +554,7 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
     let inputs = steps.len() as u64;
     let result = async {
         let mut tx = st.db.begin().await?;
+        guard_lease(st, &mut tx, rollout_id, at).await?;
         let mut live = Vec::new();
         for (outputs, report) in steps {
             live.extend(persist(&mut tx, g, outputs, at, report.as_ref()).await?);
@@ -661,6 +885,20 @@ pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String>
         row.ok_or_else(|| format!("no rollout {rollout_id}"))?;
     let snap =
         Snapshot::from_json(snapshot.as_bytes(), &Limits::DEFAULT).map_err(|e| e.to_string())?;
+    if st.config.lease_ms > 0 {
+        // Another replica may have taken packages since this one loaded them.
+        let missing = {
+            let p = st.packages.read().await;
+            let has = |id: &str| p.contains_key(&(tenant.clone(), id.to_string()));
+            !has(snap.package_id().as_str())
+                || snap
+                    .rollback_package_id()
+                    .is_some_and(|id| !has(id.as_str()))
+        };
+        if missing {
+            crate::packages::load(st).await.map_err(|e| e.to_string())?;
+        }
+    }
     let packages = st.packages.read().await;
     let get = |id: &str| {
         packages
@@ -726,7 +964,11 @@ pub async fn load_all(st: &AppState) -> Result<usize, sqlx::Error> {
     for (id,) in ids {
         match load_one(st, &id).await {
             Ok(h) => {
-                let t = h.rollout.poll_timeout();
+                let mut t = h.rollout.poll_timeout();
+                if st.config.lease_ms > 0 && !h.rollout.state().is_over() {
+                    // Whoever takes its lease first drives it.
+                    t = Some(now());
+                }
                 st.engines.insert(id.clone(), h);
                 st.engines.set_timeout(&id, t);
                 n += 1;
@@ -743,9 +985,11 @@ pub async fn drive_timers(st: AppState) {
         let at = now();
         for id in st.engines.due(at) {
             if let Err(e) = input(&st, None, &id, Input::Tick).await {
-                tracing::warn!(rollout_id = %id, error = %e, "tick failed");
+                tracing::debug!(rollout_id = %id, error = %e, "tick failed");
+                // Another replica's rollout: try again when its lease could have expired.
+                let retry = st.config.lease_ms.clamp(1000, 60_000);
                 st.engines
-                    .set_timeout(&id, Some(at.saturating_add_ms(1000)));
+                    .set_timeout(&id, Some(at.saturating_add_ms(retry)));
             }
         }
         let wait = match st.engines.next_timeout() {

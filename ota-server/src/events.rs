@@ -39,7 +39,7 @@ pub async fn stream(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    engine::lookup(&st, admin.tenant.as_str(), &id)?;
+    engine::lookup(&st, admin.tenant.as_str(), &id).await?;
     // Subscribe first, then read the outbox: nothing falls between the two.
     let live = BroadcastStream::new(st.events.subscribe());
     let after = headers

@@ -175,7 +175,11 @@ pub fn router(st: AppState) -> Router {
 
 /// Opens the database, restores every rollout, and builds the state (the timer driver is
 /// started by [`serve`]).
-pub async fn open(config: Config) -> Result<AppState, String> {
+pub async fn open(mut config: Config) -> Result<AppState, String> {
+    if db::Backend::of(&config.database) == Some(db::Backend::Sqlite) {
+        // SQLite is one replica: nobody else drives its rollouts.
+        config.lease_ms = 0;
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("--data-dir {}: {e}", config.data_dir.display()))?;
     let db = db::connect(&config.database)
@@ -234,6 +238,7 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<()>,
     timer: tokio::task::JoinHandle<()>,
     publisher: Option<tokio::task::JoinHandle<()>>,
+    leases: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -243,6 +248,9 @@ impl Running {
         self.timer.abort();
         if let Some(p) = self.publisher {
             p.abort();
+        }
+        if let Some(l) = self.leases {
+            l.abort();
         }
     }
 }
@@ -256,6 +264,7 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let timer = tokio::spawn(engine::drive_timers(st.clone()));
+    let leases = (st.config.lease_ms > 0).then(|| tokio::spawn(engine::renew_leases(st.clone())));
     let publisher = st
         .config
         .nats
@@ -274,5 +283,6 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         task,
         timer,
         publisher,
+        leases,
     })
 }

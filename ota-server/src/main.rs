@@ -85,6 +85,12 @@ struct Serve {
     /// Rewrite a rollout's snapshot after this many audit records.
     #[arg(long, env = "OTA_SNAPSHOT_EVERY", default_value_t = 1000)]
     snapshot_every: u64,
+    /// On PostgreSQL, how long a replica's lease on a rollout lasts, in milliseconds: one
+    /// replica drives each rollout and renews its lease; when it dies, another takes the
+    /// rollout over once the lease has expired. 0 turns leases off (a single replica).
+    /// SQLite is always a single replica and ignores it.
+    #[arg(long, env = "OTA_LEASE_MS", default_value_t = 10_000)]
+    lease_ms: u64,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "OTA_LOG", default_value = "info")]
     log: String,
@@ -130,6 +136,7 @@ fn config(s: Serve) -> Config {
     c.s3_secret_key = s.s3_secret_key;
     c.s3_region = s.s3_region;
     c.snapshot_every = s.snapshot_every.max(1);
+    c.lease_ms = s.lease_ms;
     c
 }
 

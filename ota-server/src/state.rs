@@ -52,6 +52,11 @@ pub struct Config {
     pub body_limit: usize,
     /// A rollout's snapshot is rewritten after this many audit records.
     pub snapshot_every: u64,
+    /// How long a replica's lease on a rollout lasts, in milliseconds; 0 turns leases off
+    /// (one replica). Only PostgreSQL takes leases: SQLite is always a single replica.
+    pub lease_ms: u64,
+    /// This replica's id, the holder of its leases (random at start).
+    pub replica_id: String,
 }
 
 impl Config {
@@ -74,6 +79,8 @@ impl Config {
             nats: None,
             body_limit: 4 << 20,
             snapshot_every: 1000,
+            lease_ms: 0,
+            replica_id: format!("replica_{}", crate::auth::random_hex(8)),
         }
     }
 }

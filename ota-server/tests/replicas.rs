@@ -1,0 +1,328 @@
+//! Two replicas on one PostgreSQL: each rollout is driven by one replica at a time (a lease
+//! per rollout), any replica takes requests, and when the driving replica is killed with
+//! SIGKILL the other takes the rollout over once the lease has expired. At the end the trail
+//! verifies to its head, no sequence number appears twice, and every acknowledged input is
+//! in the trail.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{firmware, publisher, tmp};
+use ota_core::audit::{AuditHead, AuditRecord};
+use ota_core::report::ReportStatus;
+use ota_core::rollout::Input;
+use serde_json::{Value, json};
+
+const DEVICES: usize = 24;
+const SECRET: &str = "replicas-test-secret";
+
+fn start(dir: &std::path::Path, database: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ota-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--snapshot-every",
+            "4",
+            "--lease-ms",
+            "1000",
+            "--log",
+            "warn",
+            "--database",
+            database,
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--artifact-root")
+        .arg(dir.join("in"))
+        .args(["--trusted-key", &publisher().public_key().to_hex()])
+        .env("OTA_JWT_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("ota-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, base)
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: &str,
+    url: String,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut rb = http
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(20));
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    match rb.send().await {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            let v = r.json().await.unwrap_or(Value::Null);
+            (code, v)
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// What the replicas answered to one request.
+#[derive(Default)]
+struct Tally {
+    /// Answers per replica (index 0 or 1) that were acknowledged.
+    acked: [usize; 2],
+    /// `UNAVAILABLE` answers: the other replica held the lease.
+    unavailable: usize,
+}
+
+/// Sends a request to replica `first`, then alternately to the other, while a replica
+/// answers `UNAVAILABLE` (it does not hold the rollout's lease) or is unreachable (killed);
+/// returns the first other answer.
+async fn send(
+    http: &reqwest::Client,
+    bases: &[String; 2],
+    first: usize,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+    tally: &mut Tally,
+) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut k = first;
+    loop {
+        let (code, v) = call(http, method, format!("{}{path}", bases[k]), token, body).await;
+        match code {
+            0 => {}
+            503 => {
+                assert_eq!(v["code"], "UNAVAILABLE", "{v}");
+                assert!(v["message"].as_str().unwrap_or("").contains("lease"), "{v}");
+                tally.unavailable += 1;
+            }
+            _ => {
+                if code == 200 {
+                    tally.acked[k] += 1;
+                }
+                return (code, v);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica took {method} {path} within 30 s"
+        );
+        k = 1 - k;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9() {
+    let Some(cluster) = common::pg::Cluster::start("replicas") else {
+        return;
+    };
+    let dir = tmp("replicas");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let (fw, fw_id, _) = firmware(&input, "2.0.0", false, 70_000);
+    let (mut a, base_a) = start(&dir, &cluster.url);
+    let (mut b, base_b) = start(&dir, &cluster.url);
+    let bases = [base_a.clone(), base_b.clone()];
+    let keys = ota_server::auth::JwtKeys::from_secret(SECRET.as_bytes()).unwrap();
+    let admin = keys.token("alice", "acme", "admin", 3600);
+    let http = reqwest::Client::new();
+
+    let (code, v) = call(
+        &http,
+        "POST",
+        format!("{base_a}/api/v1/ota/packages"),
+        &admin,
+        Some(&fw),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = call(
+        &http,
+        "PUT",
+        format!("{base_a}/api/v1/ota/profiles/p"),
+        &admin,
+        Some(&json!({})),
+    )
+    .await;
+    assert!(code == 200 || code == 201, "{code} {v}");
+    let mut creds = Vec::new();
+    for i in 0..DEVICES {
+        let d = format!("d{i:02}");
+        let (code, v) = call(
+            &http,
+            "PUT",
+            format!("{}/api/v1/devices/{d}", bases[i % 2]),
+            &admin,
+            Some(&json!({
+            "profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
+            "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})),
+        )
+        .await;
+        assert_eq!(code, 201, "{v}");
+        creds.push((d, v["credential"].as_str().unwrap().to_string()));
+    }
+    // Replica A creates the rollout, and so drives it.
+    let (code, v) = call(
+        &http,
+        "POST",
+        format!("{base_a}/api/v1/ota/rollouts"),
+        &admin,
+        Some(&json!({
+        "package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
+        "failure_threshold_percent": 100})),
+    )
+    .await;
+    assert_eq!((code, &v["scheduled_count"]), (201, &json!(DEVICES)), "{v}");
+    let rid = v["rollout_id"].as_str().unwrap().to_string();
+
+    // Reports and operator commands, alternately to both replicas; A is killed half-way.
+    let mut tally = Tally::default();
+    let mut acked_reports: Vec<(String, ReportStatus)> = Vec::new();
+    let mut acked_pauses = 0;
+    let mut acked_resumes = 0;
+    let mut killed_at = None;
+    for (n, (d, cred)) in creds.iter().enumerate() {
+        if n == DEVICES / 2 {
+            a.kill().unwrap();
+            a.wait().unwrap();
+            killed_at = Some(Instant::now());
+        }
+        let last = if n % 6 == 5 {
+            ReportStatus::Failure
+        } else {
+            ReportStatus::Success
+        };
+        for (k, status) in [ReportStatus::InProgress, last].into_iter().enumerate() {
+            let body = json!({"device_id": d, "rollout_id": rid, "status": status,
+                "firmware_version": "2.0.0"});
+            let (code, v) = send(
+                &http,
+                &bases,
+                (n + k) % 2,
+                "POST",
+                &format!("/api/v1/devices/{d}/ota/report"),
+                cred,
+                Some(&body),
+                &mut tally,
+            )
+            .await;
+            assert_eq!(code, 200, "{d} {status:?}: {v}");
+            acked_reports.push((d.clone(), status));
+        }
+        // (The last report completes the rollout: no command after it.)
+        if n % 4 == 3 && n + 1 < DEVICES {
+            for (op, count) in [("pause", &mut acked_pauses), ("resume", &mut acked_resumes)] {
+                let (code, v) = send(
+                    &http,
+                    &bases,
+                    (n / 4) % 2,
+                    "POST",
+                    &format!("/api/v1/ota/rollouts/{rid}/{op}"),
+                    &admin,
+                    Some(&json!({})),
+                    &mut tally,
+                )
+                .await;
+                assert_eq!(code, 200, "{op}: {v}");
+                *count += 1;
+            }
+        }
+    }
+    let took = killed_at.unwrap().elapsed();
+    eprintln!(
+        "acknowledged by A {}, by B {}; {} UNAVAILABLE answers; {took:?} after the kill",
+        tally.acked[0], tally.acked[1], tally.unavailable
+    );
+    assert!(
+        tally.acked[0] > 0,
+        "replica A drove the rollout before the kill"
+    );
+    assert!(
+        tally.acked[1] > 0,
+        "replica B took the rollout over after the kill"
+    );
+    assert!(
+        tally.unavailable > 0,
+        "the replica without the lease refused to apply inputs"
+    );
+
+    // The survivor's view: the trail verifies to its head, each seq once, every
+    // acknowledged input in it.
+    let (code, status) = call(
+        &http,
+        "GET",
+        format!("{base_b}/api/v1/ota/rollouts/{rid}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{status}");
+    let (code, trail) = call(
+        &http,
+        "GET",
+        format!("{base_b}/api/v1/ota/rollouts/{rid}/audit?limit=10000"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{trail}");
+    let records: Vec<AuditRecord> = serde_json::from_value(trail["records"].clone()).unwrap();
+    let head: AuditHead = status["audit_head"].as_str().unwrap().parse().unwrap();
+    ota_core::audit::verify_with_head(&records, &head).unwrap();
+    let mut seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "a sequence number appears twice");
+    for (d, s) in &acked_reports {
+        let found = records.iter().any(|r| {
+            matches!(&r.input, Input::Report(rep) if rep.device_id.as_str() == d && rep.status == *s)
+        });
+        assert!(
+            found,
+            "the acknowledged report {d} {s:?} is not in the trail"
+        );
+    }
+    let pauses = records
+        .iter()
+        .filter(|r| matches!(r.input, Input::Pause { .. }))
+        .count();
+    let resumes = records
+        .iter()
+        .filter(|r| matches!(r.input, Input::Resume { .. }))
+        .count();
+    assert!(
+        pauses >= acked_pauses && resumes >= acked_resumes,
+        "{pauses} {resumes}"
+    );
+    assert!(acked_pauses > 0);
+    assert_eq!(
+        status["devices"]["succeeded"],
+        json!(DEVICES - DEVICES / 6),
+        "{status}"
+    );
+
+    b.kill().unwrap();
+    b.wait().unwrap();
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
