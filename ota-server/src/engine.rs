@@ -19,6 +19,17 @@
 //! On start each rollout is restored from its latest snapshot plus the trail after it: every
 //! later record's input is handled again at its instant and must write exactly the stored
 //! record, and the trail must end at the stored head.
+//!
+//! Replicas (PostgreSQL with `--lease-ms`; SQLite is always one replica): each rollout is
+//! driven by the replica holding its row in `rollout_leases` (holder, expiry). A replica uses
+//! its in-memory copy only while it holds the lease with a margin; otherwise the copy is
+//! stale by definition, so before anything is applied (or read) the lease is taken — when it
+//! is free or expired — and the rollout reloaded from its snapshot and trail; a lease another
+//! live replica holds is answered with a retryable `UNAVAILABLE`. The holder renews its
+//! leases every third of the lease, and every commit checks and extends the lease in its own
+//! transaction (the row stays locked until the commit), so a replica that lost its lease can
+//! never append; the `(rollout_id, seq)` primary key of the trail is the last guard. Each
+//! replica also watches for expired leases, and its timer driver takes those rollouts over.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};

@@ -93,6 +93,7 @@ struct Tally {
 /// Sends a request to replica `first`, then alternately to the other, while a replica
 /// answers `UNAVAILABLE` (it does not hold the rollout's lease) or is unreachable (killed);
 /// returns the first other answer.
+#[allow(clippy::too_many_arguments)]
 async fn send(
     http: &reqwest::Client,
     bases: &[String; 2],
