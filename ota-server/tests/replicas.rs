@@ -327,3 +327,125 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The commit itself is guarded: a replica whose lease was taken over while its memory still
+/// says it holds it cannot append (its answer is a retryable `UNAVAILABLE`, the trail is
+/// unchanged), drops its copy, and the new holder applies the input from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_lost_its_lease_cannot_commit() {
+    let Some(cluster) = common::pg::Cluster::start("lease-guard") else {
+        return;
+    };
+    let dir = tmp("lease-guard");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let (fw, fw_id, _) = firmware(&input, "2.0.0", false, 70_000);
+    let mut c = common::config(&dir);
+    c.database = cluster.url.clone();
+    // Long enough that nothing expires during the test: only a takeover moves the lease.
+    c.lease_ms = 60_000;
+    let a = common::Srv::start(c.clone()).await;
+    let mut cb = c.clone();
+    cb.replica_id = "replica_b".into();
+    let b = common::Srv::start(cb).await;
+    assert_ne!(a.running.state.config.replica_id, "replica_b");
+    let admin = a.token("acme", "admin");
+
+    let (code, v) = a
+        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    a.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
+        .await;
+    let mut creds = Vec::new();
+    for d in ["d0", "d1"] {
+        let (code, v) = a
+            .call(
+                "PUT",
+                &format!("/api/v1/devices/{d}"),
+                &admin,
+                Some(&json!({
+                "profile_id": "p", "device_type": "temp-sensor",
+                "hardware_profile": "acme-sensor-v2", "arch": "armv7",
+                "installed": {"temp-sensor-fw": "1.2.0"}})),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        creds.push(v["credential"].as_str().unwrap().to_string());
+    }
+    let (code, v) = a
+        .call(
+            "POST",
+            "/api/v1/ota/rollouts",
+            &admin,
+            Some(
+                &json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
+                "failure_threshold_percent": 100}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let rid = v["rollout_id"].as_str().unwrap().to_string();
+    let report = |d: &str| {
+        json!({"device_id": d, "rollout_id": rid, "status": "in_progress",
+            "firmware_version": "2.0.0"})
+    };
+    let path = "/api/v1/devices/d0/ota/report";
+    let (code, v) = a.call("POST", path, &creds[0], Some(&report("d0"))).await;
+    assert_eq!(code, 200, "{v}");
+    // B does not hold the lease: it refuses, and applies nothing.
+    let path1 = "/api/v1/devices/d1/ota/report";
+    let (code, v) = b.call("POST", path1, &creds[1], Some(&report("d1"))).await;
+    assert_eq!((code, &v["code"]), (503, &json!("UNAVAILABLE")), "{v}");
+
+    // B takes the lease over behind A's back (as if A had stalled past its expiry).
+    let trail_len = |db: sqlx::AnyPool, rid: String| async move {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM audit_records WHERE rollout_id = $1")
+                .bind(rid)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        n
+    };
+    let db = a.running.state.db.clone();
+    sqlx::query("UPDATE rollout_leases SET holder = 'replica_b' WHERE rollout_id = $1")
+        .bind(rid.clone())
+        .execute(&db)
+        .await
+        .unwrap();
+    let before = trail_len(db.clone(), rid.clone()).await;
+    // A's memory still says it holds the lease; its commit is refused all the same.
+    let (code, v) = a.call("POST", path1, &creds[1], Some(&report("d1"))).await;
+    assert_eq!((code, &v["code"]), (503, &json!("UNAVAILABLE")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("lease"), "{v}");
+    assert_eq!(trail_len(db.clone(), rid.clone()).await, before);
+    // And it stays refused: A dropped its claim.
+    let (code, v) = a.call("POST", path1, &creds[1], Some(&report("d1"))).await;
+    assert_eq!((code, &v["code"]), (503, &json!("UNAVAILABLE")), "{v}");
+    // B reloads the rollout from the database (with A's report in it) and applies.
+    let (code, v) = b.call("POST", path1, &creds[1], Some(&report("d1"))).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(trail_len(db.clone(), rid.clone()).await, before + 1);
+    let (code, st) = b
+        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
+        .await;
+    assert_eq!(code, 200, "{st}");
+    assert_eq!(st["devices"]["in_progress"], json!(2), "{st}");
+    let (_, trail) = b
+        .call(
+            "GET",
+            &format!("/api/v1/ota/rollouts/{rid}/audit"),
+            &admin,
+            None,
+        )
+        .await;
+    let records: Vec<AuditRecord> = serde_json::from_value(trail["records"].clone()).unwrap();
+    let head: AuditHead = st["audit_head"].as_str().unwrap().parse().unwrap();
+    ota_core::audit::verify_with_head(&records, &head).unwrap();
+
+    a.stop();
+    b.stop();
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
