@@ -1016,6 +1016,26 @@ pub async fn drive_timers(st: AppState) {
     }
 }
 
+/// With leases, makes sure this replica holds the lease of each of the tenant's running
+/// rollouts (loading those another replica created), so a device registered now can join
+/// them all; `UNAVAILABLE` when another live replica drives one of them.
+pub async fn join_ready(st: &AppState, tenant: &str) -> ApiResult<()> {
+    if st.config.lease_ms == 0 {
+        return Ok(());
+    }
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "SELECT rollout_id FROM rollouts WHERE tenant = $1 AND state NOT IN ('completed', \
+         'aborted')",
+    )
+    .bind(tenant.to_string())
+    .fetch_all(&st.db)
+    .await?;
+    for (id,) in ids {
+        lookup(st, tenant, &id).await?;
+    }
+    Ok(())
+}
+
 /// A device registered while rollouts run: each of the tenant's rollouts that is not over
 /// takes it if it is in its target (`Input::Join`: placed by its bucket, scheduled when its
 /// wave is open). A rollout whose target it is not in refuses the input, and records nothing.

@@ -153,6 +153,17 @@ pub async fn put_device(
     }
     let doc = serde_json::to_string(&device).unwrap_or_default();
     let t = i(now().get());
+    let exists: Option<(String,)> =
+        sqlx::query_as("SELECT device_id FROM devices WHERE tenant = $1 AND device_id = $2")
+            .bind(admin.tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&st.db)
+            .await?;
+    if exists.is_none() {
+        // A new device joins the running rollouts: with replicas, this one must be able to
+        // drive them all, or nothing is created (a retryable `UNAVAILABLE`).
+        crate::engine::join_ready(&st, admin.tenant.as_str()).await?;
+    }
     let mut tx = st.db.begin().await?;
     let updated = sqlx::query(
         "UPDATE devices SET profile_id = $1, profile = $2, updated_at = $3 \

@@ -330,7 +330,8 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
 
 /// The commit itself is guarded: a replica whose lease was taken over while its memory still
 /// says it holds it cannot append (its answer is a retryable `UNAVAILABLE`, the trail is
-/// unchanged), drops its copy, and the new holder applies the input from the database.
+/// unchanged), drops its copy, and the new holder applies the input from the database. A new
+/// device is registered only through a replica that can drive the running rollouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_lost_its_lease_cannot_commit() {
     let Some(cluster) = common::pg::Cluster::start("lease-guard") else {
@@ -443,6 +444,20 @@ async fn a_replica_that_lost_its_lease_cannot_commit() {
     let records: Vec<AuditRecord> = serde_json::from_value(trail["records"].clone()).unwrap();
     let head: AuditHead = st["audit_head"].as_str().unwrap().parse().unwrap();
     ota_core::audit::verify_with_head(&records, &head).unwrap();
+
+    // A new device joins the running rollout: not through A, which cannot drive it (nothing
+    // is created), but through B.
+    let d2 = json!({"profile_id": "p", "device_type": "temp-sensor",
+        "hardware_profile": "acme-sensor-v2", "arch": "armv7",
+        "installed": {"temp-sensor-fw": "1.2.0"}});
+    let (code, v) = a.call("PUT", "/api/v1/devices/d2", &admin, Some(&d2)).await;
+    assert_eq!((code, &v["code"]), (503, &json!("UNAVAILABLE")), "{v}");
+    let (code, v) = b.call("PUT", "/api/v1/devices/d2", &admin, Some(&d2)).await;
+    assert_eq!(code, 201, "{v}");
+    let (_, st) = b
+        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
+        .await;
+    assert_eq!(st["scheduled_count"], json!(3), "{st}");
 
     a.stop();
     b.stop();
