@@ -604,6 +604,20 @@ pub async fn available(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<S
         return Ok(p.clone());
     }
     match existing(st, tenant, id).await? {
+        // Another replica took it since this one loaded the packages.
+        Some((status, _)) if status == "available" && st.config.lease_ms > 0 => {
+            load(st).await?;
+            st.packages
+                .read()
+                .await
+                .get(&(tenant.to_string(), id.to_string()))
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::precondition(format!(
+                        "package_id: {id} no longer verifies with this server's keys"
+                    ))
+                })
+        }
         Some((status, reason)) => Err(ApiError::precondition(format!(
             "package_id: {id} is {status}{}",
             reason.map(|r| format!(": {r}")).unwrap_or_default()

@@ -84,7 +84,7 @@ async fn call(
 /// What the replicas answered to one request.
 #[derive(Default)]
 struct Tally {
-    /// Answers per replica (index 0 or 1) that were acknowledged.
+    /// Acknowledged answers per replica (index 0 or 1).
     acked: [usize; 2],
     /// `UNAVAILABLE` answers: the other replica held the lease.
     unavailable: usize,
@@ -181,11 +181,11 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
         assert_eq!(code, 201, "{v}");
         creds.push((d, v["credential"].as_str().unwrap().to_string()));
     }
-    // Replica A creates the rollout, and so drives it.
+    // Replica B creates the rollout (with the package A took), and so drives it.
     let (code, v) = call(
         &http,
         "POST",
-        format!("{base_a}/api/v1/ota/rollouts"),
+        format!("{base_b}/api/v1/ota/rollouts"),
         &admin,
         Some(&json!({
         "package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
@@ -195,7 +195,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     assert_eq!((code, &v["scheduled_count"]), (201, &json!(DEVICES)), "{v}");
     let rid = v["rollout_id"].as_str().unwrap().to_string();
 
-    // Reports and operator commands, alternately to both replicas; A is killed half-way.
+    // Reports and operator commands, alternately to both replicas; B is killed half-way.
     let mut tally = Tally::default();
     let mut acked_reports: Vec<(String, ReportStatus)> = Vec::new();
     let mut acked_pauses = 0;
@@ -203,9 +203,9 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     let mut killed_at = None;
     for (n, (d, cred)) in creds.iter().enumerate() {
         if n == DEVICES / 2 {
-            a.kill().unwrap();
-            a.wait().unwrap();
-            killed_at = Some(Instant::now());
+            b.kill().unwrap();
+            b.wait().unwrap();
+            killed_at = Some((Instant::now(), tally.acked));
         }
         let last = if n % 6 == 5 {
             ReportStatus::Failure
@@ -248,18 +248,19 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
             }
         }
     }
-    let took = killed_at.unwrap().elapsed();
+    let (killed_at, before) = killed_at.unwrap();
+    let took = killed_at.elapsed();
     eprintln!(
         "acknowledged by A {}, by B {}; {} UNAVAILABLE answers; {took:?} after the kill",
         tally.acked[0], tally.acked[1], tally.unavailable
     );
     assert!(
-        tally.acked[0] > 0,
-        "replica A drove the rollout before the kill"
+        before[1] > 0 && before[0] == 0,
+        "replica B drove the rollout before the kill, alone"
     );
     assert!(
-        tally.acked[1] > 0,
-        "replica B took the rollout over after the kill"
+        tally.acked[0] > 0,
+        "replica A took the rollout over after the kill"
     );
     assert!(
         tally.unavailable > 0,
@@ -271,7 +272,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     let (code, status) = call(
         &http,
         "GET",
-        format!("{base_b}/api/v1/ota/rollouts/{rid}"),
+        format!("{base_a}/api/v1/ota/rollouts/{rid}"),
         &admin,
         None,
     )
@@ -280,7 +281,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     let (code, trail) = call(
         &http,
         "GET",
-        format!("{base_b}/api/v1/ota/rollouts/{rid}/audit?limit=10000"),
+        format!("{base_a}/api/v1/ota/rollouts/{rid}/audit?limit=10000"),
         &admin,
         None,
     )
@@ -322,8 +323,8 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
         "{status}"
     );
 
-    b.kill().unwrap();
-    b.wait().unwrap();
+    a.kill().unwrap();
+    a.wait().unwrap();
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
