@@ -5,47 +5,18 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{firmware, publisher, tmp};
+use common::{firmware, tmp};
 use serde_json::{Value, json};
 
 const DEVICES: usize = 120;
 const SECRET: &str = "kill-test-secret";
 
 fn start(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ota-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--snapshot-every",
-            "7",
-            "--log",
-            "warn",
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--artifact-root")
-        .arg(dir.join("in"))
-        .args(["--trusted-key", &publisher().public_key().to_hex()])
-        .env("OTA_JWT_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("ota-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, base)
+    common::spawn_server(dir, SECRET, &["--snapshot-every", "7"])
 }
 
 async fn call(

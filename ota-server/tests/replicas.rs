@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{firmware, publisher, tmp};
+use common::{firmware, tmp};
 use ota_core::audit::{AuditHead, AuditRecord};
 use ota_core::report::ReportStatus;
 use ota_core::rollout::Input;
@@ -20,39 +19,18 @@ const DEVICES: usize = 24;
 const SECRET: &str = "replicas-test-secret";
 
 fn start(dir: &std::path::Path, database: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ota-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
+    common::spawn_server(
+        dir,
+        SECRET,
+        &[
             "--snapshot-every",
             "4",
             "--lease-ms",
             "1000",
-            "--log",
-            "warn",
             "--database",
             database,
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--artifact-root")
-        .arg(dir.join("in"))
-        .args(["--trusted-key", &publisher().public_key().to_hex()])
-        .env("OTA_JWT_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("ota-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, base)
+        ],
+    )
 }
 
 async fn call(

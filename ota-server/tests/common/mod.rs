@@ -1,5 +1,5 @@
-//! What the server tests share: a server in-process on 127.0.0.1 with an ephemeral port in a
-//! temporary directory, signed packages, and a small HTTP client.
+//! What the server tests share: a server in-process (or as a process) on 127.0.0.1 with an
+//! ephemeral port in a temporary directory, signed packages, and a small HTTP client.
 
 #![allow(dead_code)]
 
@@ -14,6 +14,37 @@ use ota_server::{Config, Running};
 use serde_json::{Value, json};
 
 /// The publisher key of the tests.
+/// Starts the `ota-server` binary on an ephemeral loopback port, with `dir/data` as its data
+/// directory, `dir/in` as its artifact root, the test publisher trusted, `secret` as its JWT
+/// secret and `extra` flags; returns the process and its base URL (from its first line).
+pub fn spawn_server(dir: &Path, secret: &str, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ota-server"))
+        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--artifact-root")
+        .arg(dir.join("in"))
+        .args(["--trusted-key", &publisher().public_key().to_hex()])
+        .env("OTA_JWT_SECRET", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("ota-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, base)
+}
+
 pub fn publisher() -> SigningKey {
     SigningKey::from_secret([1; 32])
 }
