@@ -123,7 +123,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     let bases = [base_a.clone(), base_b.clone()];
     let keys = ota_server::auth::JwtKeys::from_secret(SECRET.as_bytes()).unwrap();
     let admin = keys.token("alice", "acme", "admin", 3600);
-    let http = reqwest::Client::new();
+    let http = common::http_client();
 
     let (code, v) = call(
         &http,

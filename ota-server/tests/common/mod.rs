@@ -45,6 +45,15 @@ pub fn spawn_server(dir: &Path, secret: &str, extra: &[&str]) -> (std::process::
     (child, base)
 }
 
+/// An HTTP client whose every request gives up after 30 s, so a test that loses its server
+/// fails instead of waiting forever.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 pub fn publisher() -> SigningKey {
     SigningKey::from_secret([1; 32])
 }
@@ -138,7 +147,7 @@ impl Srv {
         Srv {
             running,
             base,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 
