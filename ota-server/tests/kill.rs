@@ -9,39 +9,14 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{firmware, tmp};
-use serde_json::{Value, json};
+use common::{firmware, request, tmp};
+use serde_json::json;
 
 const DEVICES: usize = 120;
 const SECRET: &str = "kill-test-secret";
 
 fn start(dir: &std::path::Path) -> (Child, String) {
     common::spawn_server(dir, SECRET, &["--snapshot-every", "7"])
-}
-
-async fn call(
-    http: &reqwest::Client,
-    method: &str,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut rb = http
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    match rb.send().await {
-        Ok(r) => {
-            let code = r.status().as_u16();
-            let v = r.json().await.unwrap_or(Value::Null);
-            (code, v)
-        }
-        Err(_) => (0, Value::Null),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,33 +39,33 @@ async fn kill_and_restart() {
     let http = common::http_client();
 
     assert_eq!(
-        call(
+        request(
             &http,
             "POST",
             format!("{base}/api/v1/ota/packages"),
             &admin,
-            Some(fw)
+            Some(&fw)
         )
         .await
         .0,
         201
     );
-    call(
+    request(
         &http,
         "PUT",
         format!("{base}/api/v1/ota/profiles/p"),
         &admin,
-        Some(json!({})),
+        Some(&json!({})),
     )
     .await;
     let mut creds = HashMap::new();
     for i in 0..DEVICES {
-        let (code, v) = call(
+        let (code, v) = request(
             &http,
             "PUT",
             format!("{base}/api/v1/devices/d{i:03}"),
             &admin,
-            Some(json!({
+            Some(&json!({
             "profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
             "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})),
         )
@@ -101,12 +76,12 @@ async fn kill_and_restart() {
             v["credential"].as_str().unwrap().to_string(),
         );
     }
-    let (code, v) = call(
+    let (code, v) = request(
         &http,
         "POST",
         format!("{base}/api/v1/ota/rollouts"),
         &admin,
-        Some(json!({
+        Some(&json!({
         "package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
         "failure_threshold_percent": 100})),
     )
@@ -127,7 +102,7 @@ async fn kill_and_restart() {
                     // The final reports spread over about half a second.
                     tokio::time::sleep(Duration::from_millis(4 * n as u64)).await;
                 }
-                let (code, _) = call(&http, "POST", format!("{base}/api/v1/devices/{d}/ota/report"), &cred, Some(json!({
+                let (code, _) = request(&http, "POST", format!("{base}/api/v1/devices/{d}/ota/report"), &cred, Some(&json!({
                     "device_id": d, "rollout_id": rid, "status": status, "firmware_version": "2.0.0"}))).await;
                 if code != 200 {
                     return;
@@ -170,7 +145,7 @@ async fn kill_and_restart() {
     );
 
     let (mut child, base) = start(&dir);
-    let (_, status) = call(
+    let (_, status) = request(
         &http,
         "GET",
         format!("{base}/api/v1/ota/rollouts/{rid}"),
@@ -178,7 +153,7 @@ async fn kill_and_restart() {
         None,
     )
     .await;
-    let (_, devices) = call(
+    let (_, devices) = request(
         &http,
         "GET",
         format!("{base}/api/v1/ota/rollouts/{rid}/devices?page_size=1000"),
@@ -207,7 +182,7 @@ async fn kill_and_restart() {
         };
         assert!(ok, "{d}: acknowledged {last}, restored as {s}");
     }
-    let (_, trail) = call(
+    let (_, trail) = request(
         &http,
         "GET",
         format!("{base}/api/v1/ota/rollouts/{rid}/audit?limit=10000"),
@@ -225,12 +200,12 @@ async fn kill_and_restart() {
         .find(|d| !acked.contains_key(*d) || acked[*d] == "in_progress")
         .cloned();
     if let Some(d) = fresh {
-        let (code, v) = call(
+        let (code, v) = request(
             &http,
             "POST",
             format!("{base}/api/v1/devices/{d}/ota/report"),
             &creds[&d],
-            Some(json!({
+            Some(&json!({
             "device_id": d, "rollout_id": rid, "status": "success", "firmware_version": "2.0.0"})),
         )
         .await;

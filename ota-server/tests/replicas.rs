@@ -9,7 +9,7 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{firmware, tmp};
+use common::{firmware, request, tmp};
 use ota_core::audit::{AuditHead, AuditRecord};
 use ota_core::report::ReportStatus;
 use ota_core::rollout::Input;
@@ -31,32 +31,6 @@ fn start(dir: &std::path::Path, database: &str) -> (Child, String) {
             database,
         ],
     )
-}
-
-async fn call(
-    http: &reqwest::Client,
-    method: &str,
-    url: String,
-    token: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let mut rb = http
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(20));
-    if let Some(b) = body {
-        rb = rb
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    match rb.send().await {
-        Ok(r) => {
-            let code = r.status().as_u16();
-            let v = r.json().await.unwrap_or(Value::Null);
-            (code, v)
-        }
-        Err(_) => (0, Value::Null),
-    }
 }
 
 /// What the replicas answered to one request.
@@ -85,7 +59,7 @@ async fn send(
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut k = first;
     loop {
-        let (code, v) = call(http, method, format!("{}{path}", bases[k]), token, body).await;
+        let (code, v) = request(http, method, format!("{}{path}", bases[k]), token, body).await;
         match code {
             0 => {}
             503 => {
@@ -125,7 +99,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     let admin = keys.token("alice", "acme", "admin", 3600);
     let http = common::http_client();
 
-    let (code, v) = call(
+    let (code, v) = request(
         &http,
         "POST",
         format!("{base_a}/api/v1/ota/packages"),
@@ -134,7 +108,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     )
     .await;
     assert_eq!(code, 201, "{v}");
-    let (code, v) = call(
+    let (code, v) = request(
         &http,
         "PUT",
         format!("{base_a}/api/v1/ota/profiles/p"),
@@ -146,7 +120,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     let mut creds = Vec::new();
     for i in 0..DEVICES {
         let d = format!("d{i:02}");
-        let (code, v) = call(
+        let (code, v) = request(
             &http,
             "PUT",
             format!("{}/api/v1/devices/{d}", bases[i % 2]),
@@ -160,7 +134,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
         creds.push((d, v["credential"].as_str().unwrap().to_string()));
     }
     // Replica B creates the rollout (with the package A took), and so drives it.
-    let (code, v) = call(
+    let (code, v) = request(
         &http,
         "POST",
         format!("{base_b}/api/v1/ota/rollouts"),
@@ -247,7 +221,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
 
     // The survivor's view: the trail verifies to its head, each seq once, every
     // acknowledged input in it.
-    let (code, status) = call(
+    let (code, status) = request(
         &http,
         "GET",
         format!("{base_a}/api/v1/ota/rollouts/{rid}"),
@@ -256,7 +230,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     )
     .await;
     assert_eq!(code, 200, "{status}");
-    let (code, trail) = call(
+    let (code, trail) = request(
         &http,
         "GET",
         format!("{base_a}/api/v1/ota/rollouts/{rid}/audit?limit=10000"),

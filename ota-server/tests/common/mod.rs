@@ -54,6 +54,33 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// One request to a server started with [`spawn_server`]: its status and JSON body, or
+/// `(0, null)` when the server cannot be reached (it may have been killed on purpose).
+pub async fn request(
+    http: &reqwest::Client,
+    method: &str,
+    url: String,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut rb = http
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    match rb.send().await {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            let v = r.json().await.unwrap_or(Value::Null);
+            (code, v)
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
 pub fn publisher() -> SigningKey {
     SigningKey::from_secret([1; 32])
 }
