@@ -127,7 +127,11 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
     };
     assert_eq!(state("healthy"), "succeeded", "{listing}");
     assert_eq!(state("sick"), "failed", "{listing}");
-    eprintln!("{status}");
+    assert_eq!(
+        status["devices"],
+        json!({"succeeded": 1, "failed": 1, "in_progress": 1}),
+        "{status}"
+    );
     let (_, v) = s
         .call("GET", "/api/v1/devices/healthy", &admin, None)
         .await;
