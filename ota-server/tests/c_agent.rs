@@ -4,9 +4,9 @@
 //! previous slot and reports the failure; a device asking for another package's chunks is
 //! refused with PERMISSION_DENIED.
 
-mod common;
 #[path = "common/c_agent.rs"]
 mod c_agent;
+mod common;
 
 use c_agent::{CDevice, FACTORY, firmware_of, registration};
 use common::{Srv, config, tmp};
@@ -59,8 +59,10 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
             "POST",
             "/api/v1/ota/rollouts",
             &admin,
-            Some(&json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
-                         "failure_threshold_percent": 100})),
+            Some(
+                &json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
+                         "failure_threshold_percent": 100}),
+            ),
         )
         .await;
     assert_eq!((code, &v["scheduled_count"]), (201, &json!(3)), "{v}");
@@ -85,7 +87,10 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
     assert_eq!(code, 0, "{out}");
     assert_eq!(devices[0].active(), plaintext, "{out}");
     for step in ["downloading", "verified", "installed", "swapped", "probing"] {
-        assert!(out.contains(&format!("\"step\":\"{step}\"")), "{step}: {out}");
+        assert!(
+            out.contains(&format!("\"step\":\"{step}\"")),
+            "{step}: {out}"
+        );
     }
     assert!(out.contains("probe: healthy"), "{out}");
     assert!(out.contains("\"status\":\"success\""), "{out}");
@@ -93,7 +98,10 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
     // The sick device: its probe fails, slot A runs again, the failure is reported.
     assert_eq!(sick_code, 3, "{sick_out}");
     assert_eq!(devices[1].active(), FACTORY, "{sick_out}");
-    assert!(sick_out.contains("restored: slot-a is active"), "{sick_out}");
+    assert!(
+        sick_out.contains("restored: slot-a is active"),
+        "{sick_out}"
+    );
     assert!(sick_out.contains("\"status\":\"failure\""), "{sick_out}");
 
     // The nosy device asks for a package that is not its assignment: refused.
@@ -132,9 +140,7 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
         json!({"succeeded": 1, "failed": 1, "in_progress": 1}),
         "{status}"
     );
-    let (_, v) = s
-        .call("GET", "/api/v1/devices/healthy", &admin, None)
-        .await;
+    let (_, v) = s.call("GET", "/api/v1/devices/healthy", &admin, None).await;
     assert_eq!(v["device"]["installed"]["temp-sensor-fw"], "2.0.0", "{v}");
 
     // A second cycle: nothing more to do, and the slot stays.

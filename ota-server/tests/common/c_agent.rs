@@ -67,7 +67,10 @@ fn curl_flags() -> Option<(Vec<String>, Vec<String>)> {
     ) {
         return Some((c, l));
     }
-    let header = ["/usr/include/curl/curl.h", "/usr/include/x86_64-linux-gnu/curl/curl.h"];
+    let header = [
+        "/usr/include/curl/curl.h",
+        "/usr/include/x86_64-linux-gnu/curl/curl.h",
+    ];
     header
         .iter()
         .any(|h| Path::new(h).exists())
@@ -106,9 +109,21 @@ pub fn build(asan: bool) -> Option<PathBuf> {
     let lib = libota_dir();
     let out_dir = lib.parent().expect("target dir").join("c-agent");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let exe = out_dir.join(if asan { "ota-c-agent-asan" } else { "ota-c-agent" });
+    let exe = out_dir.join(if asan {
+        "ota-c-agent-asan"
+    } else {
+        "ota-c-agent"
+    });
     let mut cmd = Command::new(cc);
-    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-g", "-O1"]);
+    cmd.args([
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Wpedantic",
+        "-Werror",
+        "-g",
+        "-O1",
+    ]);
     if asan {
         cmd.args(["-fsanitize=address", "-fno-omit-frame-pointer"]);
     }
@@ -129,7 +144,10 @@ pub fn build(asan: bool) -> Option<PathBuf> {
         .args(["-lpthread", "-ldl", "-lm"])
         .status()
         .expect("running the C compiler");
-    assert!(status.success(), "compiling examples/c-agent/agent.c failed");
+    assert!(
+        status.success(),
+        "compiling examples/c-agent/agent.c failed"
+    );
     Some(exe)
 }
 
@@ -245,7 +263,10 @@ impl CDevice {
             .arg("--state")
             .arg(&self.state)
             .args(extra)
-            .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=98");
+            .env(
+                "ASAN_OPTIONS",
+                "detect_leaks=1:abort_on_error=0:exitcode=98",
+            );
         cmd
     }
 
