@@ -1266,9 +1266,17 @@ int main(int argc, char **argv) {
         return EXIT_STORAGE;
     }
     rc = open_device(&d, &s);
-    for (n = 0; rc == EXIT_DONE || rc == EXIT_RETRY || rc == EXIT_UPDATE_FAILED; n++) {
+    if (rc != EXIT_DONE) {
+        close_device(&d);
+        curl_global_cleanup();
+        return rc;
+    }
+    /* The loop goes on whatever a cycle ended with, bad arguments apart: a refusal or a
+     * storage error may pass (the server's assignment changes, a disk frees up), and the
+     * record keeps the progress. */
+    for (n = 0; rc != EXIT_USAGE; n++) {
         if (n > 0) {
-            /* The loop: the next poll after the interval, with jitter so a fleet spreads. */
+            /* The next poll after the interval, with jitter so a fleet spreads. */
             if (s.once || (s.max_cycles > 0 && n >= s.max_cycles)) {
                 break;
             }
