@@ -762,7 +762,7 @@ static int send_report(device *d, const char *report, size_t len, const char *st
     } else if (r.status == 409) {
         /* FAILED_PRECONDITION: the server already has the device's final word (an earlier
          * try of this report arrived, but its answer did not). */
-        printf("report: the server already has it (%s)\n", step ? step : "final");
+        printf("report (the server already had it): %.*s\n", (int)body_len, body);
     } else if (r.status < 200 || r.status >= 300) {
         print_refusal("report", &r);
         result = r.status == 401 || r.status == 403 ? EXIT_DENIED : EXIT_DONE;
@@ -1155,7 +1155,9 @@ static int cycle(device *d) {
     if (rc == EXIT_DONE) {
         rc = run(d, agent, &last, deadline);
     }
-    printf("state: %s\n", ota_agent_state(agent));
+    if (rc == EXIT_DONE) {
+        printf("state: %s\n", ota_agent_state(agent));
+    }
     ota_agent_free(agent);
     fflush(stdout);
     if (rc == EXIT_DONE && last == OUTCOME_FAILURE) {
