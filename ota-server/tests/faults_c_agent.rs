@@ -5,9 +5,9 @@
 //! and the server counts each exactly once as succeeded. Built with AddressSanitizer, so the
 //! agent's error paths run checked for memory errors and leaks.
 
-mod common;
 #[path = "common/c_agent.rs"]
 mod c_agent;
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -64,8 +64,10 @@ async fn c_agents_through_a_faulty_network_all_end_on_the_new_version() {
             "POST",
             "/api/v1/ota/rollouts",
             &admin,
-            Some(&json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
-                         "failure_threshold_percent": 100})),
+            Some(
+                &json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
+                         "failure_threshold_percent": 100}),
+            ),
         )
         .await;
     assert_eq!((code, &v["scheduled_count"]), (201, &json!(DEVICES)), "{v}");
@@ -94,8 +96,18 @@ async fn c_agents_through_a_faulty_network_all_end_on_the_new_version() {
                     &base,
                     false,
                     &[
-                        "--poll-ms", "100", "--max-cycles", "40", "--timeout-ms", "2000",
-                        "--attempts", "4", "--cycle-ms", "60000", "--seed", &seed,
+                        "--poll-ms",
+                        "100",
+                        "--max-cycles",
+                        "40",
+                        "--timeout-ms",
+                        "2000",
+                        "--attempts",
+                        "4",
+                        "--cycle-ms",
+                        "60000",
+                        "--seed",
+                        &seed,
                     ],
                 )
                 .stdout(std::process::Stdio::piped())
@@ -157,7 +169,11 @@ async fn c_agents_through_a_faulty_network_all_end_on_the_new_version() {
         .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
         .await;
     assert_eq!(status["devices"], json!({"succeeded": DEVICES}), "{status}");
-    assert_eq!(status["cumulative"]["succeeded"], json!(DEVICES), "{status}");
+    assert_eq!(
+        status["cumulative"]["succeeded"],
+        json!(DEVICES),
+        "{status}"
+    );
     assert_eq!(status["cumulative"]["failures"], json!(0), "{status}");
     for d in devices.iter() {
         let (_, v) = s
