@@ -1087,8 +1087,9 @@ static int run(device *d, ota_agent *agent, outcome *last, uint64_t deadline) {
             if (rc != EXIT_DONE) {
                 return rc;
             }
-            if (d->pending_n == 0 && strcmp(ota_agent_state(agent), "downloading") != 0) {
-                /* The last chunk is in: the whole artifact is verified and installed. */
+            if (d->pending_n == 0 && strcmp(ota_agent_state(agent), "swapped") == 0) {
+                /* The last chunk is in: the whole artifact is verified and installed, and
+                 * the agent asks for the swap (its next command). */
                 progress(d, "verified");
             }
             continue;
