@@ -670,6 +670,8 @@ static bool http_once(device *d, const char *url, const char *body, size_t body_
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
     rc = curl_easy_perform(c);
+    /* The handle keeps no pointer into `r` past this call. */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     if (rc != CURLE_OK) {
         if (r->error[0] == '\0') {
             snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
