@@ -1221,6 +1221,44 @@ mod tests {
     }
 
     #[test]
+    fn a_live_event_stream_is_relayed_as_it_comes_without_faults() {
+        // An upstream that sends one event, waits until the client saw it, then another.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut out = conn.try_clone().unwrap();
+            let mut r = BufReader::new(conn);
+            read_head(&mut r).unwrap().unwrap();
+            out.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n").unwrap();
+            seen_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+            out.write_all(b"9\r\ndata: 2\n\n\r\n0\r\n\r\n").unwrap();
+        });
+        let proxy = FaultProxy::start(addr, only(|f| f.duplicate = 1.0), 1).unwrap();
+        let mut c = Client::new(proxy.addr());
+        c.send("GET", "/events", b"");
+        let head = read_head(&mut c.r).unwrap().unwrap();
+        assert_eq!(head.status(), 200);
+        let mut line = String::new();
+        c.r.read_line(&mut line).unwrap(); // the chunk size
+        line.clear();
+        c.r.read_line(&mut line).unwrap();
+        assert_eq!(
+            line, "data: 1\n",
+            "the first event arrives before the stream ends"
+        );
+        seen_tx.send(()).unwrap();
+        let (rest, _) = c.rest();
+        assert_eq!(
+            rest, b"\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n",
+            "relayed once, untouched"
+        );
+        server.join().unwrap();
+        assert_eq!(proxy.counts().duplicated, 0);
+    }
+
+    #[test]
     fn bad_faults_are_refused_naming_the_field() {
         let up = upstream();
         let err = FaultProxy::start(up.addr, only(|f| f.truncate = 1.5), 1).unwrap_err();
