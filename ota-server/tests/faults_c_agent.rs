@@ -153,7 +153,14 @@ async fn c_agents_through_a_faulty_network_all_end_on_the_new_version() {
     drop(proxy);
 
     for (i, (d, (code, out))) in devices.iter().zip(&results).enumerate() {
-        assert_eq!(*code, Some(0), "{}: {out}", d.id);
+        // The loop's status is its last cycle's: 0, or a fault that hit that cycle (75: no
+        // answer after every attempt; 77: a stale error answer). Never a memory error (98)
+        // or a signal.
+        assert!(
+            matches!(code, Some(0 | 75 | 77)),
+            "{}: exit {code:?}: {out}",
+            d.id
+        );
         if i == DEVICES - 1 {
             assert!(out.contains("\"status\":\"failure\""), "{}: {out}", d.id);
             assert_eq!(
