@@ -1068,9 +1068,11 @@ static int run(device *d, ota_agent *agent, outcome *last, uint64_t deadline) {
         if (rc != EXIT_DONE) {
             return rc;
         }
-        if (now_ms() > deadline) {
-            fprintf(stderr, "ota-c-agent: the cycle ran past --cycle-ms; the record keeps the "
-                            "progress\n");
+        if (now_ms() > deadline && strcmp(ota_agent_state(agent), "downloading") == 0) {
+            /* Only a download stops at the deadline (its chunks stay staged): a probe cut
+             * short would count as a failed one. */
+            fprintf(stderr, "ota-c-agent: the download ran past --cycle-ms; the record keeps "
+                            "the progress\n");
             return EXIT_RETRY;
         }
         if (d->pending_n > 0) {
