@@ -85,7 +85,7 @@ typedef struct {
     long max_cycles;             /* stop after this many cycles (0: never) */
     long timeout_ms;             /* per HTTP request */
     long attempts;               /* tries per HTTP request before giving up the cycle */
-    long cycle_ms;               /* the longest a cycle may take */
+    long cycle_ms;               /* the longest a download may run in one cycle */
     uint64_t seed;               /* the shuffle's seed (0: from the clock) */
     const char *chunks_of;       /* test only: fetch another package's chunks */
 } settings;
@@ -100,7 +100,7 @@ static void usage(const char *argv0) {
             "  --max-cycles   stop the loop after N cycles (default: never)\n"
             "  --timeout-ms   per HTTP request (default 30000)\n"
             "  --attempts     tries per HTTP request before the cycle gives up (default 5)\n"
-            "  --cycle-ms     the longest one cycle may take (default 600000)\n"
+            "  --cycle-ms     the longest a download may run in one cycle (default 600000)\n"
             "  --seed         the seed of the chunk shuffle (default: from the clock)\n"
             "  --chunks-of    tests only: ask for another package's chunks (the server must\n"
             "                 refuse with PERMISSION_DENIED)\n",
@@ -1011,17 +1011,17 @@ static int drain(device *d, ota_agent *agent, outcome *last) {
             break;
         }
         case OTA_COMMAND_KIND_REPORT: {
-            /* The agent reports `in_progress` when it takes an assignment (the server's
-             * `downloading` step), and the outcome. An outcome that cannot be delivered stops
-             * the cycle *before* the record moves on, so the next start sends it again. */
-            bool progress = strstr(d->text, "\"status\":\"in_progress\"") != NULL;
-            int rc = send_report(d, d->text, n, progress ? "downloading" : NULL,
+            /* The agent reports `in_progress` when it takes an assignment (sent with the
+             * `downloading` step, best effort), and the outcome. An outcome that cannot be
+             * delivered stops the cycle *before* the record moves on, so the next start
+             * sends it again. */
+            bool in_progress = strstr(d->text, "\"status\":\"in_progress\"") != NULL;
+            int rc = send_report(d, d->text, n, in_progress ? "downloading" : NULL,
                                  d->s->attempts);
-            if (strstr(d->text, "\"status\":\"success\"")) {
-                *last = OUTCOME_SUCCESS;
-            } else if (!progress) {
-                *last = OUTCOME_FAILURE;
+            if (in_progress) {
+                break;
             }
+            *last = strstr(d->text, "\"status\":\"success\"") ? OUTCOME_SUCCESS : OUTCOME_FAILURE;
             if (rc != EXIT_DONE) {
                 return rc;
             }
