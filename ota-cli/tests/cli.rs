@@ -1,7 +1,8 @@
 //! The `ota` command end to end: every command, its failure exit codes (1 for a failed check,
 //! 2 for usage and I/O), the no-partial-output rule of `unpack`, publishing to a local store,
 //! to an S3-compatible server (moto, on loopback) and to an admin API (a local HTTP server),
-//! and the demo's summary under two seeds.
+//! the live demo (a server and real agents on loopback) and the simulated one, each
+//! deterministic in its counts per seed.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -1000,9 +1001,11 @@ fn audit_verify_checks_the_demo_trail_and_its_head_with_keep_relative() {
     expect(&ota(&["audit", "verify", &s(&trail)]), 1);
 }
 
+/// The simulation (`--simulate`) under `seed`: its JSON.
 fn demo(seed: &str, extra: &[&str]) -> Value {
     let mut args = vec![
         "demo",
+        "--simulate",
         "--seed",
         seed,
         "--devices",
@@ -1018,7 +1021,7 @@ fn demo(seed: &str, extra: &[&str]) -> Value {
 }
 
 #[test]
-fn the_demo_is_deterministic_per_seed_and_its_summary_adds_up() {
+fn the_simulated_demo_is_deterministic_per_seed_and_its_summary_adds_up() {
     for seed in ["3", "11"] {
         let a = demo(seed, &[]);
         let b = demo(seed, &[]);

@@ -282,7 +282,7 @@ pub async fn report(
         subject: format!("device.ota.progress.{}.{rid}", dev.tenant),
         payload: json!({
             "device_id": dev.device_id, "status": r.status,
-            "step": step, "firmware_version": r.firmware_version,
+            "step": step, "firmware_version": r.firmware_version, "reason": r.reason,
         }),
     };
     // A further progress step of a device already in progress is for the live view only.

@@ -2,15 +2,26 @@
 //! each run as a real agent with its own state directory, A/B slots and health probe.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use ota_core::DeviceProfile;
+use ota_core::{DeviceProfile, Sha256Digest};
+use ota_agent::{Config, Daemon, SlotsConfig};
+use ota_core::probe::{ProbePolicy, ProbeSpec};
 use ota_core::sign::PublicKey;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::server::Api;
 use crate::demo::publisher::Packed;
-use crate::out::CliError;
+use crate::out::{self, CliError};
+
+/// The engine's file name in a slot.
+const ENGINE: &str = "yolo-v8n.engine";
+/// The application's health check on a device where the model comes up: the engine is in the
+/// active slot (`test -s`).
+const HEALTH_CHECK: &str = "/usr/bin/test";
+/// The application's health check on a device where the model will not come up.
+const BROKEN_CHECK: &str = "/bin/false";
 
 /// One device of the plant.
 pub(super) struct Device {
@@ -84,8 +95,20 @@ impl Fleet {
         let (shutdown, rx) = tokio::sync::watch::channel(false);
         let mut tasks = JoinSet::new();
         for d in devices {
-            let _ = (publisher, running, poll_ms, &rx, base, d);
-            tasks.spawn(async { Ok(()) });
+            let config = agent_config(d, base, publisher, running, poll_ms)?;
+            let mut stop = rx.clone();
+            let id = d.id.clone();
+            tasks.spawn(async move {
+                let daemon = Daemon::open(config)
+                    .await
+                    .map_err(|e| format!("{id}: {e}"))?;
+                daemon
+                    .run(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+                    .map_err(|e| format!("{id}: {e}"))
+            });
         }
         Ok(Fleet { tasks, shutdown })
     }
@@ -116,8 +139,80 @@ pub(super) enum Running {
     Neither(String),
 }
 
-/// What `d`'s active slot holds, measured on its files.
+/// What `d`'s active slot holds, measured on its files: the slot the symlink `app/current`
+/// names, and the SHA-256 of the engine in it.
 pub(super) fn running(d: &Device, new: &Packed, old: &Packed) -> Running {
-    let _ = (d, new, old);
-    Running::Neither("not measured yet".into())
+    let slots = d.dir.join("app");
+    let current = slots.join("current");
+    let slot = match std::fs::read_link(&current) {
+        Ok(s) => s,
+        Err(e) => return Running::Neither(format!("{}: {e}", current.display())),
+    };
+    let engine = slots.join(slot).join(ENGINE);
+    match std::fs::read(&engine).map(|b| Sha256Digest::of(&b)) {
+        Ok(h) if h == new.plaintext_sha256 => Running::New,
+        Ok(h) if h == old.plaintext_sha256 => Running::Old,
+        Ok(_) => Running::Neither(format!("{}: neither version's engine", engine.display())),
+        Err(e) => Running::Neither(format!("{}: {e}", engine.display())),
+    }
+}
+
+/// A device's agent configuration, its directories made: the engine the plant runs in slot
+/// `a` (active), its credential, its probe — the application's health check, which passes
+/// when the engine is in the active slot, and fails on a device where the model will not come
+/// up.
+fn agent_config(
+    d: &Device,
+    base: &str,
+    publisher: &PublicKey,
+    running: &[u8],
+    poll_ms: u64,
+) -> Result<Config, CliError> {
+    let io = |p: &Path, e| CliError::io(p, e);
+    let slots = d.dir.join("app");
+    let a = slots.join("a");
+    std::fs::create_dir_all(&a).map_err(|e| io(&a, e))?;
+    let engine = a.join(ENGINE);
+    std::fs::write(&engine, running).map_err(|e| io(&engine, e))?;
+    let current = slots.join("current");
+    if std::fs::symlink_metadata(&current).is_err() {
+        std::os::unix::fs::symlink("a", &current).map_err(|e| io(&current, e))?;
+    }
+    let credential = d.dir.join("credential");
+    out::write_atomic(&credential, format!("{}\n", d.credential).as_bytes(), true)?;
+    let mut c = Config::new(
+        base,
+        d.profile.clone(),
+        d.dir.join("state"),
+        SlotsConfig::Directory {
+            root: slots.clone(),
+            file: ENGINE.into(),
+        },
+        [*publisher].into_iter().collect(),
+    );
+    c.credential_file = credential;
+    c.poll_interval = Duration::from_millis(poll_ms);
+    c.max_backoff = Duration::from_secs(2);
+    c.probe = Some(if d.healthy {
+        ProbeSpec::Exec {
+            path: HEALTH_CHECK.into(),
+            args: vec!["-s".into(), current.join(ENGINE).display().to_string()],
+            timeout_ms: 5_000,
+        }
+    } else {
+        ProbeSpec::Exec {
+            path: BROKEN_CHECK.into(),
+            args: Vec::new(),
+            timeout_ms: 5_000,
+        }
+    });
+    c.exec_allowlist = vec![HEALTH_CHECK.into(), BROKEN_CHECK.into()];
+    c.probe_policy = ProbePolicy {
+        initial_delay_ms: 100,
+        interval_ms: 100,
+        successes_needed: 2,
+        failures_tolerated: 0,
+        deadline_ms: 30_000,
+    };
+    Ok(c)
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ota_core::rollout::Event;
+use ota_core::rollout::{Event, HaltReason, HaltScope};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -25,6 +25,19 @@ const LISTED_WAVE: u64 = 20;
 
 /// How long the operator watches before calling the rollout stuck.
 const PATIENCE: Duration = Duration::from_secs(600);
+
+/// How long a rollout event waits for the device lines published just after it.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// The progress steps in the order a device goes through them, and how each is said; a step
+/// that arrives after a later one of the same device (they are sent concurrently) is not
+/// said again out of order.
+const STEPS: [(&str, &str); 4] = [
+    ("downloading", "assigned · fetching chunks in any order, verifying each"),
+    ("verified", "verified every chunk · installed in the inactive slot"),
+    ("swapped", "swapped"),
+    ("probing", "probing"),
+];
 
 /// The operator of one rollout.
 pub(super) struct Operator {
@@ -44,8 +57,10 @@ pub(super) struct Operator {
     pub rolled_back: bool,
     /// Devices that succeeded quietly since the last line about them.
     quiet: u64,
-    /// Every device's last report on the stream.
-    pub last: BTreeMap<String, Progress>,
+    /// Why the halt rule tripped, as the transcript said it.
+    pub halted: Option<String>,
+    /// Every device's last step said (its rank in [`STEPS`]).
+    said: BTreeMap<String, usize>,
 }
 
 impl Operator {
@@ -106,12 +121,18 @@ impl Operator {
             paused: false,
             rolled_back: false,
             quiet: 0,
-            last: BTreeMap::new(),
+            halted: None,
+            said: BTreeMap::new(),
         })
     }
 
     /// Watches the stream until the rollout is over: `Ok(true)`, or `Ok(false)` when it did
     /// not end within the operator's patience.
+    ///
+    /// The server publishes a report's progress right after the rollout events the report
+    /// caused (a wave opening, the halt, the end), so a rollout event is held for a moment
+    /// and the device lines that arrive meanwhile are said first: the transcript shows the
+    /// device whose report tripped the halt rule before the halt.
     pub async fn watch(
         &mut self,
         live: &mut Live<'_>,
@@ -123,9 +144,40 @@ impl Operator {
             tokio::select! {
                 m = rx.recv() => match m {
                     Some(Message::Rollout(e)) => {
-                        if self.event(live, e).await? {
-                            self.flush(live);
-                            return Ok(true);
+                        // Held for a moment: the final reports that arrive meanwhile are said
+                        // first, the other steps after the events.
+                        let mut held = vec![e];
+                        let mut steps = Vec::new();
+                        let mut closed = None;
+                        let until = tokio::time::Instant::now() + SETTLE;
+                        while let Ok(m) = tokio::time::timeout_at(until, rx.recv()).await {
+                            match m {
+                                Some(Message::Rollout(e)) => held.push(e),
+                                Some(Message::Progress(p)) if p.status == "in_progress" => {
+                                    steps.push(p);
+                                }
+                                Some(Message::Progress(p)) => self.progress(live, p),
+                                Some(Message::Closed(why)) => {
+                                    closed = Some(why);
+                                    break;
+                                }
+                                None => {
+                                    closed = Some("the event stream stopped".into());
+                                    break;
+                                }
+                            }
+                        }
+                        for e in held {
+                            if self.event(live, e).await? {
+                                self.flush(live);
+                                return Ok(true);
+                            }
+                        }
+                        for p in steps {
+                            self.progress(live, p);
+                        }
+                        if let Some(why) = closed {
+                            return Err(CliError::usage(why));
                         }
                     }
                     Some(Message::Progress(p)) => self.progress(live, p),
@@ -198,7 +250,11 @@ impl Operator {
                 say.line(format!("wave {} waits for an approval", wave + 1));
                 self.approve(live, wave).await?;
             }
-            Event::Halted { reason } => say.line(format!("halt rule tripped — {reason}")),
+            Event::Halted { reason } => {
+                let why = self.halt(&reason);
+                say.line(format!("halt rule tripped — {why}"));
+                self.halted = Some(why);
+            }
             Event::Paused { .. } => {
                 self.paused = true;
                 say.line("rollout paused                              halted".to_string());
@@ -261,46 +317,81 @@ impl Operator {
             String::new()
         };
         let id = p.device_id.clone();
-        let line = |s: String| format!("{id:<18}{what} {s}");
-        let lines: Vec<String> = match (p.status.as_str(), p.step.as_deref()) {
-            ("in_progress", None) => vec![line("assigned · fetching and verifying chunks".into())],
-            ("in_progress", Some("downloading")) => vec![line("downloading".into())],
-            ("in_progress", Some("verified")) => vec![line("verified every chunk".into())],
-            ("in_progress", Some("installed")) => {
-                vec![line("installed in the inactive slot".into())]
+        let line = |s: &str| format!("{id:<18}{what} {s}");
+        let mut lines: Vec<String> = Vec::new();
+        match (p.status.as_str(), p.step.as_deref()) {
+            ("in_progress", step) => {
+                // The report that starts an update carries no step: it is the download's.
+                let step = step.unwrap_or("downloading");
+                let rank = STEPS.iter().position(|(s, _)| *s == step);
+                let before = self.said.get(&id).copied();
+                if let Some(r) = rank
+                    && before.is_none_or(|b| r > b)
+                {
+                    self.said.insert(id.clone(), r);
+                    lines.push(line(STEPS[r].1));
+                }
             }
-            ("in_progress", Some("swapped")) => vec![line("swapped".into())],
-            ("in_progress", Some("probing")) => vec![line("probing".into())],
-            ("in_progress", Some(other)) => vec![line(other.to_string())],
             ("success", _) => {
+                self.said.remove(&id);
                 if !listed {
                     self.quiet += 1;
                 }
                 let v = p.firmware_version.as_deref().unwrap_or("?");
-                vec![line(format!("healthy · runs {v}"))]
+                lines.push(line(&format!("healthy · runs {v}")));
             }
             ("failure", _) => {
+                self.said.remove(&id);
                 let reason = p.reason.as_deref().unwrap_or("failed");
-                let mut v = vec![line(format!("{reason}   rolling back"))];
+                lines.push(line(&format!("{reason}   rolling back")));
                 if let Some(running) = &p.firmware_version {
-                    v.push(format!(
+                    lines.push(format!(
                         "{id:<18} restored {running}                                   recovered"
                     ));
                 }
-                v
             }
-            (status, _) => vec![line(format!(
-                "{status}: {}",
-                p.reason.as_deref().unwrap_or("no reason given")
-            ))],
-        };
+            (status, _) => {
+                self.said.remove(&id);
+                lines.push(line(&format!(
+                    "{status}: {}",
+                    p.reason.as_deref().unwrap_or("no reason given")
+                )));
+            }
+        }
         let bad = matches!(p.status.as_str(), "failure" | "rejected");
         if listed || bad {
             for l in lines {
                 live.say.line(l);
             }
         }
-        self.last.insert(p.device_id.clone(), p);
+    }
+
+    /// The halt rule's reason, its waves counted from 1 as the transcript does.
+    fn halt(&self, reason: &HaltReason) -> String {
+        match reason {
+            HaltReason::Threshold {
+                scope,
+                failures,
+                of,
+                threshold_percent,
+                ..
+            } => {
+                let pct = if *of == 0 {
+                    100.0
+                } else {
+                    *failures as f64 * 100.0 / *of as f64
+                };
+                let scope = match scope {
+                    HaltScope::Wave { wave: 0 } => "the canary".to_string(),
+                    HaltScope::Wave { wave } => format!("wave {}/{}", wave + 1, self.waves),
+                    _ => "the rollout".to_string(),
+                };
+                format!(
+                    "{failures} of {of} device(s) failed in {scope} ({pct:.1}%, above {threshold_percent}%)"
+                )
+            }
+            other => other.to_string(),
+        }
     }
 
     /// Says how many devices of a large wave came up quietly.

@@ -155,7 +155,7 @@ pub(super) async fn finish(
             format!("wave {}", k + 1)
         };
         rows.push((
-            format!("  {name} ({}%)", w["percent"]),
+            format!("  {name} ({}%)", w["percent"].as_f64().unwrap_or(0.0)),
             format!(
                 "{} devices, {} succeeded, {} failed",
                 w["devices"], w["succeeded"], w["failures"]
@@ -170,8 +170,8 @@ pub(super) async fn finish(
             if op.rolled_back { " (rolled back)" } else { "" }
         ),
     ));
-    if let Some(r) = status["halt_reason"].as_str() {
-        rows.push(("halt reason".into(), r.to_string()));
+    if let Some(r) = op.halted.clone().or(status["halt_reason"].as_str().map(str::to_string)) {
+        rows.push(("halt rule".into(), r));
     }
     rows.push((
         "fleet impact".into(),
