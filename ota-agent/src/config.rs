@@ -414,10 +414,10 @@ fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
         let msg = e.message().to_string();
         // A syntax error has no field; name the line instead.
         let field = match e.span() {
-            Some(span) => format!(
-                "line {}",
-                text[..span.start.min(text.len())].lines().count().max(1)
-            ),
+            Some(span) => {
+                let before = text.get(..span.start).unwrap_or(text);
+                format!("line {}", before.matches('\n').count() + 1)
+            }
             None => "config".into(),
         };
         ConfigError::invalid(field, msg)
@@ -425,12 +425,27 @@ fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
     let t: ConfigToml = serde_path_to_error::deserialize(table).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." || path.is_empty() {
-            "config".to_string()
+        let message = inner.message().to_string();
+        let prefix = if path == "." || path.is_empty() {
+            String::new()
         } else {
             path
         };
-        ConfigError::invalid(field, inner.message().to_string())
+        // An unknown or missing field is named itself, under its table.
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .or_else(|| message.strip_prefix("missing field `"))
+            .and_then(|r| r.split_once('`'))
+            .map(|(name, _)| name.to_string());
+        let field = match (unknown, prefix.is_empty()) {
+            (Some(u), true) => u,
+            (Some(u), false) if prefix != u && !prefix.ends_with(&format!(".{u}")) => {
+                format!("{prefix}.{u}")
+            }
+            (None, true) => "config".to_string(),
+            (_, false) => prefix,
+        };
+        ConfigError::invalid(field, message)
     })?;
     let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
     let device_id: Name = t
