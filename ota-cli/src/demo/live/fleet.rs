@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ota_core::{DeviceProfile, Sha256Digest};
 use ota_agent::{Config, Daemon, SlotsConfig};
 use ota_core::probe::{ProbePolicy, ProbeSpec};
 use ota_core::sign::PublicKey;
+use ota_core::{DeviceProfile, Sha256Digest};
 use serde_json::Value;
 use tokio::task::JoinSet;
 

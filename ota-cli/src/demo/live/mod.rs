@@ -102,7 +102,7 @@ pub(super) struct Live<'a> {
 
 impl Live<'_> {
     async fn go(mut self) -> Result<Outcome, CliError> {
-        let server = Server::start(&self.data_dir, &self.public_key).await?;
+        let server = Server::start(&self.data_dir, &self.public_key, self.args.poll_ms).await?;
         let result = self.with_server(&server).await;
         server.stop();
         result

@@ -33,8 +33,14 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// that arrives after a later one of the same device (they are sent concurrently) is not
 /// said again out of order.
 const STEPS: [(&str, &str); 4] = [
-    ("downloading", "assigned · fetching chunks in any order, verifying each"),
-    ("verified", "verified every chunk · installed in the inactive slot"),
+    (
+        "downloading",
+        "assigned · fetching chunks in any order, verifying each",
+    ),
+    (
+        "verified",
+        "verified every chunk · installed in the inactive slot",
+    ),
     ("swapped", "swapped"),
     ("probing", "probing"),
 ];

@@ -34,11 +34,17 @@ impl Server {
         data_dir.join("artifacts")
     }
 
-    /// Starts a server over `data_dir` on 127.0.0.1 (a free port), trusting `publisher`.
-    pub async fn start(data_dir: &Path, publisher: &PublicKey) -> Result<Server, CliError> {
+    /// Starts a server over `data_dir` on 127.0.0.1 (a free port), trusting `publisher`,
+    /// suggesting its devices poll every `poll_ms`.
+    pub async fn start(
+        data_dir: &Path,
+        publisher: &PublicKey,
+        poll_ms: u64,
+    ) -> Result<Server, CliError> {
         let mut c = ota_server::Config::new(data_dir);
         c.listen = ([127, 0, 0, 1], 0).into();
         c.trusted_keys = vec![publisher.to_hex()];
+        c.poll_interval_ms = poll_ms;
         let running = ota_server::serve(c)
             .await
             .map_err(|e| CliError::usage(format!("starting the in-process ota-server: {e}")))?;

@@ -170,7 +170,11 @@ pub(super) async fn finish(
             if op.rolled_back { " (rolled back)" } else { "" }
         ),
     ));
-    if let Some(r) = op.halted.clone().or(status["halt_reason"].as_str().map(str::to_string)) {
+    if let Some(r) = op
+        .halted
+        .clone()
+        .or(status["halt_reason"].as_str().map(str::to_string))
+    {
         rows.push(("halt rule".into(), r));
     }
     rows.push((
