@@ -23,6 +23,9 @@ const HEALTH_CHECK: &str = "/usr/bin/test";
 /// The application's health check on a device where the model will not come up.
 const BROKEN_CHECK: &str = "/bin/false";
 
+/// How long the agents have to stop once asked.
+const STOP_WITHIN: Duration = Duration::from_secs(30);
+
 /// One device of the plant.
 pub(super) struct Device {
     /// Its id.
@@ -113,16 +116,27 @@ impl Fleet {
         Ok(Fleet { tasks, shutdown })
     }
 
-    /// Stops every agent at its next safe point and waits for them; the errors they ended
-    /// with.
+    /// Stops every agent at its next safe point and waits for them (at most [`STOP_WITHIN`]);
+    /// the errors they ended with, and one for each agent that did not stop in time.
     pub async fn stop(mut self) -> Vec<String> {
         let _ = self.shutdown.send(true);
         let mut errors = Vec::new();
-        while let Some(r) = self.tasks.join_next().await {
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => errors.push(e),
-                Err(e) => errors.push(format!("an agent task: {e}")),
+        let deadline = tokio::time::Instant::now() + STOP_WITHIN;
+        loop {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(None) => break,
+                Ok(Some(Ok(Ok(())))) => {}
+                Ok(Some(Ok(Err(e)))) => errors.push(e),
+                Ok(Some(Err(e))) => errors.push(format!("an agent task: {e}")),
+                Err(_) => {
+                    errors.push(format!(
+                        "{} agent(s) did not stop within {} s",
+                        self.tasks.len(),
+                        STOP_WITHIN.as_secs()
+                    ));
+                    self.tasks.abort_all();
+                    break;
+                }
             }
         }
         errors
