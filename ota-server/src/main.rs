@@ -91,6 +91,10 @@ struct Serve {
     /// SQLite is always a single replica and ignores it.
     #[arg(long, env = "OTA_LEASE_MS", default_value_t = 10_000)]
     lease_ms: u64,
+    /// The poll interval suggested to devices (the `ota-poll-interval-ms` answer header),
+    /// in milliseconds.
+    #[arg(long, env = "OTA_POLL_INTERVAL_MS", default_value_t = 60_000)]
+    poll_interval_ms: u64,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "OTA_LOG", default_value = "info")]
     log: String,
@@ -137,6 +141,7 @@ fn config(s: Serve) -> Config {
     c.s3_region = s.s3_region;
     c.snapshot_every = s.snapshot_every.max(1);
     c.lease_ms = s.lease_ms;
+    c.poll_interval_ms = s.poll_interval_ms.max(1);
     c
 }
 

@@ -57,6 +57,8 @@ pub struct Config {
     pub lease_ms: u64,
     /// This replica's id, the holder of its leases (random at start).
     pub replica_id: String,
+    /// The poll interval suggested to devices (`ota-poll-interval-ms`), in milliseconds.
+    pub poll_interval_ms: u64,
 }
 
 impl Config {
@@ -81,6 +83,7 @@ impl Config {
             snapshot_every: 1000,
             lease_ms: 0,
             replica_id: format!("replica_{}", crate::auth::random_hex(8)),
+            poll_interval_ms: 60_000,
         }
     }
 }
