@@ -15,7 +15,7 @@ library's status table (``ota_status_name``), so none is missing or misnamed.
 
 from typing import Dict, List, Optional, Type
 
-__all__ = ["OtaError", "ValidationError", "VerificationError", "error_for", "status_class"]
+__all__ = ["OtaError", "ValidationError", "VerificationError"]
 
 OK = 0
 INSUFFICIENT_SIZE = 3

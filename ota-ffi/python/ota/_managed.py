@@ -8,9 +8,9 @@ import sys
 from types import TracebackType
 from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
-__all__ = ["JsonInput", "TextInput", "BytesInput", "PathInput"]
+__all__ = ["Managed", "JsonInput", "TextInput", "BytesInput", "PathInput"]
 
-JsonInput = Union[Mapping[str, Any], Sequence[Any], str, bytes, bytearray, memoryview, "os.PathLike[str]"]
+JsonInput = Union[Mapping[str, Any], Sequence[Any], str, bytes, bytearray, memoryview, os.PathLike[str]]
 """A JSON document: a dict (or list), its text as str or bytes, or the path of a file holding
 it as an ``os.PathLike`` (``pathlib.Path``). A str is always the text, never a path."""
 
@@ -20,7 +20,7 @@ TextInput = Union[str, bytes, bytearray, memoryview]
 BytesInput = Union[bytes, bytearray, memoryview]
 """Binary data."""
 
-PathInput = Union[str, bytes, "os.PathLike[str]"]
+PathInput = Union[str, bytes, os.PathLike[str]]
 """A file system path."""
 
 _Self = TypeVar("_Self", bound="Managed")

@@ -10,7 +10,7 @@ from ._ffi import as_text, call, lib, text
 from ._managed import INT, TEXT, JsonInput, Managed, TextInput, arg, json_arg
 from ._sign import VerifiedPackage
 
-Trail = Union[Sequence[str], TextInput, "os.PathLike[str]"]
+Trail = Union[Sequence[str], TextInput, os.PathLike[str]]
 """An audit trail: its records (one JSON line each) as a list, as text, or a file's path."""
 
 Output = Tuple[str, Any]
