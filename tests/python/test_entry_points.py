@@ -225,6 +225,43 @@ class EntryPoints(unittest.TestCase):
         self.assertGreater(checked, 500, checked)
         print(f"\n{len(entry_points())} entry points, {checked} wrong values refused by name", end=" ")
 
+    def test_every_json_parameter_takes_a_dict_str_bytes_or_path_alike(self):
+        """Each parameter hinted ``ota.JsonInput`` takes the same document as a dict, str,
+        bytes or ``pathlib.Path``: the library sees the same text, so any failure is the same
+        exception (a document that is wrong for the call fails as itself, never as a type)."""
+        import pathlib
+        samples = self.samples()
+        documents = {"data": fixture("profiles/valid/minimal.json")}
+        checked = 0
+        for qual, (fn, owner) in sorted(entry_points().items()):
+            if isinstance(fn, property) or qual in UNTYPED_TUF:
+                continue
+            target = self.bound(fn, owner, qual)
+            hints = typing.get_type_hints(fn.__init__ if isinstance(fn, type) else fn, localns=vars(ota))
+            signature = inspect.signature(target)
+            for param in signature.parameters.values():
+                if hints.get(param.name) not in (ota.JsonInput, typing.Optional[ota.JsonInput]):
+                    continue
+                text = documents.get(param.name, b'{"a": 1}')
+                path = pathlib.Path(self.work, f"{param.name}.json")
+                path.write_bytes(text)
+                outcomes = set()
+                for form in (json.loads(text), text.decode(), text, path):
+                    kwargs = {p: self.sample(samples, qual, p, hints[p]) for p in signature.parameters}
+                    kwargs[param.name] = form
+                    with self.subTest(entry_point=qual, parameter=param.name, form=type(form).__name__):
+                        try:
+                            result = target(**kwargs)
+                            outcomes.add("ok")
+                            if isinstance(result, ota.Managed):
+                                result.close()
+                        except ota.OtaError as e:
+                            outcomes.add(type(e).__name__)
+                        checked += 1
+                with self.subTest(entry_point=qual, parameter=param.name):
+                    self.assertEqual(len(outcomes), 1, outcomes)
+        self.assertGreater(checked, 40)
+
     def test_every_entry_point_has_a_return_type_and_a_docstring(self):
         for qual, (fn, _owner) in entry_points().items():
             if qual in UNTYPED_TUF:
