@@ -48,9 +48,13 @@ fn tool_present(present: bool, what: &str) -> bool {
         return true;
     }
     if std::env::var("OTA_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{what} is missing and OTA_REQUIRE_TOOLS=1: pip install --require-hashes -r tests/python/requirements.txt");
+        panic!(
+            "{what} is missing and OTA_REQUIRE_TOOLS=1: pip install --require-hashes -r tests/python/requirements.txt"
+        );
     }
-    eprintln!("skipped: {what} is missing (pip install --require-hashes -r tests/python/requirements.txt)");
+    eprintln!(
+        "skipped: {what} is missing (pip install --require-hashes -r tests/python/requirements.txt)"
+    );
     false
 }
 
@@ -120,10 +124,21 @@ fn the_package_installed_with_pip_into_a_fresh_venv_passes_the_suite() {
         .arg(&venv)
         .output()
         .expect("python -m venv");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let venv_python = venv.join("bin/python");
     let install = Command::new(&venv_python)
-        .args(["-m", "pip", "install", "--no-build-isolation", "--no-index", "--no-deps"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-build-isolation",
+            "--no-index",
+            "--no-deps",
+        ])
         .args(["--disable-pip-version-check", "--no-input", "--quiet"])
         .arg(&src)
         .env("OTA_PREBUILT_LIBOTA", libota_dir().join("libota.so"))
@@ -144,7 +159,8 @@ fn the_package_installed_with_pip_into_a_fresh_venv_passes_the_suite() {
     assert_suite_passed(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("test_the_package_is_the_installed_copy") && !stderr.contains("skipped 'not an installed"),
+        stderr.contains("test_the_package_is_the_installed_copy")
+            && !stderr.contains("skipped 'not an installed"),
         "{stderr}"
     );
 }
