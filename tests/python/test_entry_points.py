@@ -289,8 +289,13 @@ class EntryPoints(unittest.TestCase):
                     ota.Managed.__init__(obj, 0xDEAD0000)
                 self.assertIn("raw handle", str(cm.exception))
                 obj._handle = None
-        with self.assertRaises(TypeError):
-            ota.Package(0xDEAD0000)
+        made_from_handles = [cls for cls in self.instances if issubclass(cls, ota.Managed)
+                             and f"{cls.__name__}()" not in entry_points()]
+        self.assertIn(ota.Rollout, made_from_handles)
+        for cls in made_from_handles:
+            with self.subTest(cls=cls.__name__), self.assertRaises(TypeError) as cm:
+                cls(0xDEAD0000)
+            self.assertIn("raw handle", str(cm.exception))
 
     def test_a_method_called_on_another_class_s_object_is_refused_by_the_library(self):
         with self.assertRaises(ota.WrongHandleError) as cm:

@@ -57,7 +57,7 @@ class DeviceIo:
             data = self.stage_read(offset, n)
             if not isinstance(data, (bytes, bytearray)) or len(data) != n:
                 raise IOError("stage_read must return exactly n bytes")
-            ctypes.memmove(buf, data, n)
+            ctypes.memmove(buf, bytes(data), n)
 
         self._callbacks = (
             _lib.STAGE_WRITE(guard(lambda _c, o, d, n: self.stage_write(o, ctypes.string_at(d, n)))),

@@ -53,9 +53,14 @@ class Rollout(Managed):
 
     _free = lib.ota_rollout_free
 
-    def __init__(self, handle: Optional[int]) -> None:
-        super().__init__(handle)
-        self._taken: Dict[str, Deque[Any]] = {kind: collections.deque() for kind in _KINDS.values()}
+    _taken_by_kind: Optional[Dict[str, Deque[Any]]] = None
+
+    @property
+    def _taken(self) -> Dict[str, Deque[Any]]:
+        """The outputs taken by ``_take`` but not of the kind it was asked for."""
+        if self._taken_by_kind is None:
+            self._taken_by_kind = {kind: collections.deque() for kind in _KINDS.values()}
+        return self._taken_by_kind
 
     @classmethod
     def create(
