@@ -3,7 +3,7 @@ packages verified from them."""
 
 import ctypes
 import json as _json
-from typing import Any, Dict, Iterable, Sequence, Type, TypeVar, Union
+from typing import AbstractSet, Any, Dict, Sequence, Type, TypeVar, Union
 
 from . import _ffi
 from ._documents import Package
@@ -59,7 +59,9 @@ class TrustedKeys(Managed):
 
     _free = lib.ota_trusted_keys_free
 
-    def __init__(self, keys: Iterable[Union[str, bytes, "SigningKey"]] = ()) -> None:
+    def __init__(
+        self, keys: Union[Sequence[Union[TextInput, "SigningKey"]], AbstractSet[Union[str, bytes, "SigningKey"]]] = ()
+    ) -> None:
         arg("keys", keys, (list, tuple, set, frozenset))
         h = ctypes.c_void_p()
         call(lib.ota_trusted_keys_new(ctypes.byref(h)))
