@@ -5,8 +5,9 @@ use std::path::Path;
 use ota_core::sign::{self, Envelope, VerifiedPackage};
 use ota_core::{Limits, Package};
 
+use crate::doc;
 use crate::keys;
-use crate::out::{self, CliError};
+use crate::out::CliError;
 
 /// A package file: the statement, and the envelope it came in, if any (not verified).
 pub struct PackageFile {
@@ -24,7 +25,7 @@ fn is_envelope(bytes: &[u8]) -> bool {
 
 /// Reads a package statement or an envelope, without verifying any signature.
 pub fn package_file(path: &Path) -> Result<PackageFile, CliError> {
-    let bytes = out::read(path)?;
+    let bytes = doc::read(path)?;
     if is_envelope(&bytes) {
         let envelope =
             Envelope::from_json(&bytes, &Limits::DEFAULT).map_err(|e| CliError::parse(path, &e))?;
@@ -58,7 +59,7 @@ pub fn verified(
         return Err(CliError::usage("give at least one --trusted-key"));
     }
     let keys = keys::trusted(trusted)?;
-    let bytes = out::read(path)?;
+    let bytes = doc::read(path)?;
     sign::verify(&bytes, &keys, threshold, &Limits::DEFAULT)
         .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", path.display())))
 }

@@ -8,8 +8,10 @@
 //! naming the file and the field.
 
 mod audit;
+mod bundle;
 mod check;
 mod demo;
+mod doc;
 mod input;
 mod inspect;
 mod keys;

@@ -5,18 +5,19 @@ use std::path::PathBuf;
 use ota_core::ModelManifest;
 use serde_json::json;
 
-use crate::out::{self, CliError, Outcome};
+use crate::doc;
+use crate::out::{CliError, Outcome};
 
 /// `ota manifest validate FILE`.
 #[derive(clap::Args)]
 pub struct ValidateArgs {
-    /// The model manifest (JSON).
+    /// The model manifest (JSON or YAML).
     file: PathBuf,
 }
 
 /// Validates a model manifest and lists every fault.
 pub fn validate(a: &ValidateArgs) -> Result<Outcome, CliError> {
-    let bytes = out::read(&a.file)?;
+    let bytes = doc::read(&a.file)?;
     let file = a.file.display().to_string();
     match ModelManifest::from_json(&bytes) {
         Ok(m) => Ok(Outcome::ok(

@@ -173,7 +173,7 @@ pub(super) fn publish_version(
     let packed = pack::run(
         &PackArgs {
             file: engine_path,
-            manifest: manifest_path,
+            manifest: Some(manifest_path),
             key: work.join("keys/private.pem"),
             resource_name: NAME.into(),
             dev_stage: "prod".into(),
@@ -195,6 +195,7 @@ pub(super) fn publish_version(
             cdn_base: Some("https://cdn.demo.invalid".into()),
             tuf_repo: None,
             tuf_keys: Vec::new(),
+            ..PackArgs::default()
         },
         true,
     )?;
