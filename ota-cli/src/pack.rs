@@ -213,6 +213,12 @@ pub fn pack(a: &PackArgs, json: bool) -> Result<Outcome, CliError> {
 
 /// The work of `pack`, for the demo too.
 pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
+    let (resource, stage, arch, version) = (
+        name(&a.resource_name, "resource-name")?,
+        name(&a.dev_stage, "dev-stage")?,
+        name(&a.architecture, "architecture")?,
+        name(&a.version, "version")?,
+    );
     let manifest = match (a.kind, &a.manifest) {
         (Kind::Model, Some(path)) => {
             let bytes = doc::read(path)?;
@@ -264,12 +270,6 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
             .map(|k| keys::signing_key(k))
             .collect::<Result<_, _>>()?,
     };
-    let (resource, stage, arch, version) = (
-        name(&a.resource_name, "resource-name")?,
-        name(&a.dev_stage, "dev-stage")?,
-        name(&a.architecture, "architecture")?,
-        name(&a.version, "version")?,
-    );
     let key = match &a.seal_key {
         Some(k) => keys::seal_key(k)?,
         None => SealKey::from_bytes(keys::random()?),
