@@ -29,8 +29,7 @@ pub fn check(a: &CheckArgs) -> Result<Outcome, CliError> {
     let pkg = input::package_file(&a.package)?.package;
     let what = format!("{} {}", pkg.name, pkg.version);
     if let Some(path) = &a.device {
-        let device =
-            DeviceProfile::from_json(&doc::read(path)?).map_err(|e| CliError::parse(path, &e))?;
+        let device = doc::parse(path, DeviceProfile::from_json)?;
         let report = compat::check(&pkg, &device);
         let mut text = if report.compatible {
             format!("{what} fits {}", device.device_id)
@@ -51,8 +50,7 @@ pub fn check(a: &CheckArgs) -> Result<Outcome, CliError> {
         .fleet
         .as_ref()
         .ok_or_else(|| CliError::usage("give --device or --fleet"))?;
-    let fleet = DeviceProfile::fleet_from_json(&doc::read(path)?, &Limits::DEFAULT)
-        .map_err(|e| CliError::parse(path, &e))?;
+    let fleet = doc::parse(path, |b| DeviceProfile::fleet_from_json(b, &Limits::DEFAULT))?;
     let report = compat::check_fleet(&pkg, &fleet);
     let mut text = format!(
         "{what}: {} of {} device(s) eligible, {} rejected",

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use ota_core::Status;
+use ota_core::json::ParseError;
 
 use crate::out::{self, CliError};
 
@@ -38,18 +39,79 @@ pub fn form(path: &Path, bytes: &[u8]) -> Form {
     }
 }
 
-/// Reads a document and gives its JSON bytes: JSON as it is, YAML converted.
-pub fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+/// A document read from a file, as JSON bytes.
+pub struct Doc {
+    /// The JSON bytes (YAML converted).
+    pub bytes: Vec<u8>,
+    /// The form the file was written in.
+    pub form: Form,
+}
+
+impl Doc {
+    /// A parser's message about this document: for YAML, without the line and column of the
+    /// converted JSON, which would point nowhere in the file (the field path stays).
+    pub fn message(&self, message: &str) -> String {
+        match self.form {
+            Form::Json => message.to_string(),
+            Form::Yaml => strip_positions(message),
+        }
+    }
+
+    /// Exit 1 for a document that does not parse or validate, naming the file and the field.
+    pub fn error(&self, path: &Path, e: &ParseError) -> CliError {
+        CliError::failure(
+            Some(e.status()),
+            format!("{}: {}", path.display(), self.message(&e.to_string())),
+        )
+    }
+}
+
+/// Reads a document: JSON as it is, YAML converted to JSON.
+pub fn load(path: &Path) -> Result<Doc, CliError> {
     let bytes = out::read(path)?;
-    match form(path, &bytes) {
-        Form::Json => Ok(bytes),
+    let form = form(path, &bytes);
+    let bytes = match form {
+        Form::Json => bytes,
         Form::Yaml => yaml_to_json(&bytes).map_err(|e| {
             CliError::failure(
                 Some(Status::JsonSyntax),
                 format!("{}: not a YAML document: {e}", path.display()),
             )
-        }),
+        })?,
+    };
+    Ok(Doc { bytes, form })
+}
+
+/// Reads a document and parses it with one of the core's parsers.
+pub fn parse<T>(
+    path: &Path,
+    parser: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+) -> Result<T, CliError> {
+    let doc = load(path)?;
+    parser(&doc.bytes).map_err(|e| doc.error(path, &e))
+}
+
+/// Removes every ` at line N column M` from a message.
+fn strip_positions(message: &str) -> String {
+    let mut out = message.to_string();
+    let mut from = 0;
+    while let Some(i) = out[from..].find(" at line ").map(|i| i + from) {
+        let rest = &out[i + " at line ".len()..];
+        let line_digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let after = &rest[line_digits..];
+        let col_digits = after
+            .strip_prefix(" column ")
+            .map(|c| c.bytes().take_while(u8::is_ascii_digit).count())
+            .unwrap_or(0);
+        if line_digits > 0 && col_digits > 0 {
+            let end = i + " at line ".len() + line_digits + " column ".len() + col_digits;
+            out.replace_range(i..end, "");
+            from = i;
+        } else {
+            from = i + 1;
+        }
     }
+    out
 }
 
 /// Converts one YAML document to compact JSON. Mapping keys must be strings, as in JSON; tags
@@ -87,6 +149,14 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"name": "x", "size_bytes": 12, "list": ["a", "b"], "nested": {"ok": true}})
+        );
+    }
+
+    #[test]
+    fn positions_of_the_converted_json_are_stripped() {
+        assert_eq!(
+            strip_positions("files[0].sha256: too short at line 1 column 247; at line x"),
+            "files[0].sha256: too short; at line x"
         );
     }
 

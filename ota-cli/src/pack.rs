@@ -221,9 +221,9 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     );
     let manifest = match (a.kind, &a.manifest) {
         (Kind::Model, Some(path)) => {
-            let bytes = doc::read(path)?;
-            let m = ModelManifest::from_json(&bytes).map_err(|e| CliError::parse(path, &e))?;
-            let value: serde_json::Value = serde_json::from_slice(&bytes)
+            let d = doc::load(path)?;
+            let m = ModelManifest::from_json(&d.bytes).map_err(|e| d.error(path, &e))?;
+            let value: serde_json::Value = serde_json::from_slice(&d.bytes)
                 .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
             Some((m, value))
         }

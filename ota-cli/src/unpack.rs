@@ -62,7 +62,7 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
     };
     let (opened, how): (Opened, String) = if let Some(reg) = &a.registration {
         let record =
-            Registration::from_json(&doc::read(reg)?).map_err(|e| CliError::parse(reg, &e))?;
+            doc::parse(reg, Registration::from_json)?;
         let (o, mut w) = seal::open_checked(
             src,
             &record.encryption_key,
