@@ -18,6 +18,7 @@ mod keys;
 mod manifest;
 mod out;
 mod pack;
+mod pkcs11;
 mod progress;
 mod publish;
 mod shell;

@@ -88,7 +88,8 @@ pub struct PackArgs {
     /// The newest installed version this package upgrades from.
     #[arg(long)]
     pub(crate) max_version: Option<String>,
-    /// The signing key (PKCS#8, PEM or DER, as `ota keygen` writes).
+    /// The signing key: a PKCS#8 file (PEM or DER, as `ota keygen` writes), or a PKCS#11 URI
+    /// (`pkcs11:token=T;object=LABEL?module-path=...&pin-value=...`).
     #[arg(long)]
     pub(crate) key: PathBuf,
     /// Seed 002's resource name (`my_model`).
@@ -260,10 +261,12 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     if let Some((m, _)) = &manifest {
         bundle::check(m, &a.file, json)?;
     }
-    let signer = keys::signing_key(&a.key)?;
+    let signer = keys::signer(&a.key)?;
     let tuf_keys = match &a.tuf_repo {
         None => Vec::new(),
-        Some(_) if a.tuf_keys.is_empty() => vec![signer.clone()],
+        Some(_) if a.tuf_keys.is_empty() => vec![signer.file().cloned().ok_or_else(|| {
+            CliError::usage("--tuf-key: TUF metadata is signed with key files; give --tuf-key")
+        })?],
         Some(_) => a
             .tuf_keys
             .iter()
@@ -355,8 +358,7 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     let mut package = Package::from_json(statement.to_string().as_bytes())
         .map_err(|e| CliError::failure(Some(e.status()), format!("the package statement: {e}")))?;
     package.set_sealed(&sealed);
-    let envelope =
-        sign::sign(&package, &[&signer]).map_err(|e| CliError::failure(Some(e.status()), e))?;
+    let envelope = signer.envelope(&package)?;
     let trusted = [signer.public_key()].into_iter().collect();
     let verified = sign::verify_envelope(envelope.clone(), &trusted, 1, &ota_core::Limits::DEFAULT)
         .map_err(|e| CliError::failure(Some(e.status()), e))?;

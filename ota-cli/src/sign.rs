@@ -22,7 +22,8 @@ const EXAMPLES: &str = "Examples:
 pub struct SignArgs {
     /// The envelope to co-sign (with --add), or a sealed package statement (JSON or YAML).
     file: PathBuf,
-    /// The signing key (PKCS#8, PEM or DER, as `ota keygen` writes).
+    /// The signing key: a PKCS#8 file (PEM or DER, as `ota keygen` writes), or a PKCS#11 URI
+    /// (`pkcs11:token=T;object=LABEL?module-path=...&pin-value=...`).
     #[arg(long)]
     key: PathBuf,
     /// Add this key's signature to the envelope in FILE, keeping the others.
@@ -36,7 +37,7 @@ pub struct SignArgs {
 /// Signs or co-signs.
 pub fn sign(a: &SignArgs) -> Result<Outcome, CliError> {
     let f = input::package_file(&a.file)?;
-    let signer = keys::signing_key(&a.key)?;
+    let signer = keys::signer(&a.key)?;
     let shown = a.file.display();
     let (envelope, out_path) = match (f.envelope, a.add) {
         (Some(mut env), true) => {
@@ -46,7 +47,7 @@ pub fn sign(a: &SignArgs) -> Result<Outcome, CliError> {
                     "{shown}: key {id} has already signed this envelope"
                 )));
             }
-            sign::cosign(&mut env, &[&signer]);
+            signer.cosign(&mut env)?;
             (env, a.out.clone().unwrap_or_else(|| a.file.clone()))
         }
         (None, true) => {
@@ -63,8 +64,9 @@ pub fn sign(a: &SignArgs) -> Result<Outcome, CliError> {
             let out = a.out.clone().ok_or_else(|| {
                 CliError::usage("--out: where to write the envelope of a statement")
             })?;
-            let env = sign::sign(&f.package, &[&signer]).map_err(|e| {
-                CliError::failure(Some(e.status()), format!("{shown}: {e}"))
+            let env = signer.envelope(&f.package).map_err(|e| CliError {
+                message: format!("{shown}: {}", e.message),
+                ..e
             })?;
             (env, out)
         }

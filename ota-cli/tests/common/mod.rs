@@ -44,6 +44,11 @@ impl Run {
 
 /// Runs `ota` with `args`; the caller's S3 and admin API variables are removed.
 pub fn ota<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    ota_env(args, &[])
+}
+
+/// [`ota`] with more environment variables.
+pub fn ota_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Run {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("ota");
     for v in [
         "S3_ENDPOINT",
@@ -57,6 +62,9 @@ pub fn ota<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
         "AWS_REGION",
     ] {
         cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     let out = cmd.args(args).output().expect("running ota");
     Run {
