@@ -71,7 +71,13 @@ pub fn check(manifest: &ModelManifest, source: &Path, json: bool) -> Result<(), 
                     ),
                 ));
             };
-            compare(i, f, full, &format!("--file {shown}: files[{i}] ({})", f.path), json)?;
+            compare(
+                i,
+                f,
+                full,
+                &format!("--file {shown}: files[{i}] ({})", f.path),
+                json,
+            )?;
         }
         if let Some((rel, _)) = on_disk
             .iter()
@@ -79,13 +85,21 @@ pub fn check(manifest: &ModelManifest, source: &Path, json: bool) -> Result<(), 
         {
             return Err(CliError::failure(
                 Some(Status::Invalid),
-                format!("--file {shown}: {rel}: in the directory but not in the manifest's files[]"),
+                format!(
+                    "--file {shown}: {rel}: in the directory but not in the manifest's files[]"
+                ),
             ));
         }
         return Ok(());
     }
     match manifest.files.as_slice() {
-        [one] => compare(0, one, source, &format!("--file {shown}: files[0] ({})", one.path), json),
+        [one] => compare(
+            0,
+            one,
+            source,
+            &format!("--file {shown}: files[0] ({})", one.path),
+            json,
+        ),
         many => Err(CliError::failure(
             Some(Status::Invalid),
             format!(

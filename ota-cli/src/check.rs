@@ -50,7 +50,9 @@ pub fn check(a: &CheckArgs) -> Result<Outcome, CliError> {
         .fleet
         .as_ref()
         .ok_or_else(|| CliError::usage("give --device or --fleet"))?;
-    let fleet = doc::parse(path, |b| DeviceProfile::fleet_from_json(b, &Limits::DEFAULT))?;
+    let fleet = doc::parse(path, |b| {
+        DeviceProfile::fleet_from_json(b, &Limits::DEFAULT)
+    })?;
     let report = compat::check_fleet(&pkg, &fleet);
     let mut text = format!(
         "{what}: {} of {} device(s) eligible, {} rejected",

@@ -123,7 +123,10 @@ pub fn yaml_to_json(bytes: &[u8]) -> Result<Vec<u8>, String> {
 
 /// An error's text on one line.
 fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ota_core::seal::SealKey;
-use ota_core::dsse::{Envelope, Signature, pae};
 use ota_core::Package;
+use ota_core::dsse::{Envelope, Signature, pae};
+use ota_core::seal::SealKey;
 use ota_core::sign::{self, KeyId, PublicKey, SigningKey, TrustedKeys};
 use serde_json::json;
 
@@ -89,11 +89,13 @@ pub fn random<const N: usize>() -> Result<[u8; N], CliError> {
 }
 
 /// A key that signs: a PKCS#8 file, or a key on a PKCS#11 token.
+// One signer per command: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Signer {
     /// A private key read from a file.
     File(SigningKey),
     /// A key on a token; the private key stays there.
-    Token(Box<TokenKey>),
+    Token(TokenKey),
 }
 
 impl Signer {
@@ -159,7 +161,7 @@ impl Signer {
 /// Reads a signing key: a PKCS#11 URI (`pkcs11:...`), or a PKCS#8 file.
 pub fn signer(arg: &Path) -> Result<Signer, CliError> {
     match arg.to_str() {
-        Some(uri) if pkcs11::is_uri(uri) => Ok(Signer::Token(Box::new(TokenKey::open(uri)?))),
+        Some(uri) if pkcs11::is_uri(uri) => Ok(Signer::Token(TokenKey::open(uri)?)),
         _ => signing_key(arg).map(Signer::File),
     }
 }

@@ -59,7 +59,10 @@ enum Command {
     #[command(after_help = "Examples:\n  ota keygen --out keys/\n  ota keygen --out keys/ --force")]
     Keygen(keys::KeygenArgs),
     /// Model manifests.
-    #[command(subcommand, after_help = "Examples:\n  ota manifest validate model.yaml")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  ota manifest validate model.yaml"
+    )]
     Manifest(ManifestCommand),
     /// Check whether a package fits a device or a fleet, with every reason.
     #[command(
@@ -92,7 +95,10 @@ enum Command {
     )]
     Inspect(inspect::InspectArgs),
     /// Rollout audit trails.
-    #[command(subcommand, after_help = "Examples:\n  ota audit verify demo-out/audit.jsonl")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  ota audit verify demo-out/audit.jsonl"
+    )]
     Audit(AuditCommand),
     /// TUF: a standard client (init, refresh, download), the Trust Center (inspect), and the
     /// repository (create-repo, add-target, resign-timestamp, rotate-root). Exit 0 or 1.

@@ -40,7 +40,11 @@ pub fn validate(a: &ValidateArgs) -> Result<Outcome, CliError> {
                 e.status().name()
             );
             for f in &faults {
-                text.push_str(&format!("  {file}: {}: {}\n", f.path, doc.message(&f.message)));
+                text.push_str(&format!(
+                    "  {file}: {}: {}\n",
+                    f.path,
+                    doc.message(&f.message)
+                ));
             }
             Ok(Outcome::failed(
                 text,

@@ -20,8 +20,9 @@
 //!   none was recognised.
 //! - `ok`: true exactly when `exit_code` is 0.
 //! - `exit_code`: the process's exit code (0, 1 or 2; `ota tuf` uses only 0 and 1).
-//! - `error`: `null` when `ok`, otherwise one line naming the file and the field (the same
-//!   line as on stderr, without its `ota: error: ` prefix).
+//! - `error`: `null` when `ok`, otherwise one line naming the file and the field (for an error
+//!   that stops the command, the line printed on stderr, without its `ota: error: ` prefix;
+//!   for a failing report, its first line).
 //! - `status`: the library's status name when the library refused something
 //!   (`digest_mismatch`, `unknown_field`...), otherwise `null`.
 //!
@@ -158,7 +159,12 @@ impl Out {
             let mut j = shaped(command, code, None, o.json.clone());
             if !o.ok && j.get("error").is_none_or(Value::is_null) {
                 // A failing report's first line is its error.
-                let first = o.text.lines().next().unwrap_or("failed").trim_end_matches(':');
+                let first = o
+                    .text
+                    .lines()
+                    .next()
+                    .unwrap_or("failed")
+                    .trim_end_matches(':');
                 j["error"] = json!(first);
             }
             writeln!(stdout, "{j}")

@@ -261,6 +261,13 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     if let Some((m, _)) = &manifest {
         bundle::check(m, &a.file, json)?;
     }
+    if a.file.is_dir() && absolute(&a.out).starts_with(absolute(&a.file)) {
+        return Err(CliError::usage(format!(
+            "--out {}: inside --file {}, whose tar would then hold its own output",
+            a.out.display(),
+            a.file.display()
+        )));
+    }
     let signer = keys::signer(&a.key)?;
     let tuf_keys = match &a.tuf_repo {
         None => Vec::new(),
@@ -295,15 +302,7 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     let dir = out::parent(&artifact).to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| CliError::io(&dir, e))?;
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CliError::io(&dir, e))?;
-    let is_dir = a.file.is_dir();
-    let tar = if is_dir {
-        if absolute(&a.out).starts_with(absolute(&a.file)) {
-            return Err(CliError::usage(format!(
-                "--out {}: inside --file {}, whose tar would then hold its own output",
-                a.out.display(),
-                a.file.display()
-            )));
-        }
+    let tar = if a.file.is_dir() {
         let t = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CliError::io(&dir, e))?;
         bundle::write_tar(&a.file, t.as_file())?;
         Some(t)

@@ -120,7 +120,11 @@ pub struct TokenKey {
 }
 
 fn err(uri: &Uri, what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::usage(format!("pkcs11 {} (token {}): {what}: {e}", uri.module, uri.token.as_deref().unwrap_or("any")))
+    CliError::usage(format!(
+        "pkcs11 {} (token {}): {what}: {e}",
+        uri.module,
+        uri.token.as_deref().unwrap_or("any")
+    ))
 }
 
 /// Loads the module, finds the token, opens a session and logs in as the user.
@@ -155,7 +159,11 @@ fn session(uri: &Uri, read_write: bool) -> Result<Session, CliError> {
     Ok(session)
 }
 
-fn find(session: &Session, class: ObjectClass, label: &str) -> Result<Vec<ObjectHandle>, cryptoki::error::Error> {
+fn find(
+    session: &Session,
+    class: ObjectClass,
+    label: &str,
+) -> Result<Vec<ObjectHandle>, cryptoki::error::Error> {
     session.find_objects(&[
         Attribute::Class(class),
         Attribute::KeyType(KeyType::EC_EDWARDS),
@@ -179,9 +187,17 @@ fn public_key(session: &Session, uri: &Uri, object: ObjectHandle) -> Result<Publ
     let raw: &[u8] = match point.as_slice() {
         [0x04, 0x20, rest @ ..] if rest.len() == 32 => rest,
         p if p.len() == 32 => p,
-        p => return Err(err(uri, "reading CKA_EC_POINT", format!("{} bytes, not an Ed25519 point", p.len()))),
+        p => {
+            return Err(err(
+                uri,
+                "reading CKA_EC_POINT",
+                format!("{} bytes, not an Ed25519 point", p.len()),
+            ));
+        }
     };
-    let bytes: [u8; 32] = raw.try_into().map_err(|_| err(uri, "reading CKA_EC_POINT", "length"))?;
+    let bytes: [u8; 32] = raw
+        .try_into()
+        .map_err(|_| err(uri, "reading CKA_EC_POINT", "length"))?;
     PublicKey::from_bytes(&bytes).map_err(|e| err(uri, "reading CKA_EC_POINT", e))
 }
 
@@ -194,8 +210,16 @@ impl TokenKey {
             let found = find(&session, class, &uri.object).map_err(|e| err(&uri, what, e))?;
             match found.as_slice() {
                 [h] => Ok(*h),
-                [] => Err(err(&uri, what, format!("no Ed25519 key labelled {}", uri.object))),
-                _ => Err(err(&uri, what, format!("{} keys are labelled {}", found.len(), uri.object))),
+                [] => Err(err(
+                    &uri,
+                    what,
+                    format!("no Ed25519 key labelled {}", uri.object),
+                )),
+                _ => Err(err(
+                    &uri,
+                    what,
+                    format!("{} keys are labelled {}", found.len(), uri.object),
+                )),
             }
         };
         let private = one(ObjectClass::PRIVATE_KEY, "finding the private key")?;
@@ -211,7 +235,7 @@ impl TokenKey {
 
     /// The public key.
     pub fn public_key(&self) -> PublicKey {
-        self.public.clone()
+        self.public
     }
 
     /// Signs `message` on the token (pure Ed25519).
@@ -222,7 +246,11 @@ impl TokenKey {
             .sign(&mechanism, self.private, message)
             .map_err(|e| CliError::usage(format!("pkcs11 key {}: signing: {e}", self.label)))?;
         let sig: [u8; 64] = sig.try_into().map_err(|s: Vec<u8>| {
-            CliError::usage(format!("pkcs11 key {}: a {}-byte signature, not Ed25519's 64", self.label, s.len()))
+            CliError::usage(format!(
+                "pkcs11 key {}: a {}-byte signature, not Ed25519's 64",
+                self.label,
+                s.len()
+            ))
         })?;
         // A token that signs with another key or scheme is caught here, not by the devices.
         if !self.public.verify(message, &sig) {
@@ -243,7 +271,11 @@ pub fn generate(text: &str) -> Result<PublicKey, CliError> {
     let existing = find(&session, ObjectClass::PRIVATE_KEY, &uri.object)
         .map_err(|e| err(&uri, "looking for the label", e))?;
     if !existing.is_empty() {
-        return Err(err(&uri, "generating", format!("a key labelled {} is already there", uri.object)));
+        return Err(err(
+            &uri,
+            "generating",
+            format!("a key labelled {} is already there", uri.object),
+        ));
     }
     let label = Attribute::Label(uri.object.as_bytes().to_vec());
     let (public, _) = session
@@ -274,8 +306,10 @@ mod tests {
 
     #[test]
     fn a_uri_names_token_object_module_and_pin() {
-        let u = Uri::parse("pkcs11:token=my%20token;object=release?module-path=/lib/x.so&pin-value=12%3D4")
-            .expect("uri");
+        let u = Uri::parse(
+            "pkcs11:token=my%20token;object=release?module-path=/lib/x.so&pin-value=12%3D4",
+        )
+        .expect("uri");
         assert_eq!(
             u,
             Uri {
@@ -289,8 +323,13 @@ mod tests {
 
     #[test]
     fn a_uri_without_an_object_is_refused_without_showing_the_pin() {
-        let e = Uri::parse("pkcs11:token=t?module-path=/x.so&pin-value=secret").expect_err("no object");
-        assert!(e.message.contains("object=LABEL") && !e.message.contains("secret"), "{}", e.message);
+        let e =
+            Uri::parse("pkcs11:token=t?module-path=/x.so&pin-value=secret").expect_err("no object");
+        assert!(
+            e.message.contains("object=LABEL") && !e.message.contains("secret"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.code, 2);
     }
 }

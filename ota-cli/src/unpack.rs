@@ -61,8 +61,7 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
         e => CliError::failure(Some(e.status()), format!("{}: {e}", a.artifact.display())),
     };
     let (opened, how): (Opened, String) = if let Some(reg) = &a.registration {
-        let record =
-            doc::parse(reg, Registration::from_json)?;
+        let record = doc::parse(reg, Registration::from_json)?;
         let (o, mut w) = seal::open_checked(
             src,
             &record.encryption_key,

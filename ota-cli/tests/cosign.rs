@@ -20,8 +20,15 @@ fn packed(dir: &Path, key: &Path) -> (String, String) {
     let out = dir.join("out");
     let r = ota(&with(
         pack_args(key, &out),
-        &["--file", &s(&dir.join("m.engine")), "--manifest", &s(&manifest),
-          "--cdn-base", "https://cdn.example.com", "--json"],
+        &[
+            "--file",
+            &s(&dir.join("m.engine")),
+            "--manifest",
+            &s(&manifest),
+            "--cdn-base",
+            "https://cdn.example.com",
+            "--json",
+        ],
     ));
     r.expect(0);
     let artifact = out.join(r.json()["object_key"].as_str().unwrap());
@@ -32,11 +39,26 @@ fn packed(dir: &Path, key: &Path) -> (String, String) {
 fn sign_add_meets_a_threshold_of_two_signers() {
     let t = tempfile::tempdir().unwrap();
     let (k1, k2) = (keygen(t.path(), "k1"), keygen(t.path(), "k2"));
-    let (p1, p2) = (s(&t.path().join("k1/public.pem")), s(&t.path().join("k2/public.pem")));
+    let (p1, p2) = (
+        s(&t.path().join("k1/public.pem")),
+        s(&t.path().join("k2/public.pem")),
+    );
     let (envelope, artifact) = packed(t.path(), &k1);
     let verify = || {
-        ota(&["verify", "--package", &envelope, "--artifact", &artifact, "--trusted-key", &p1,
-              "--trusted-key", &p2, "--threshold", "2", "--json"])
+        ota(&[
+            "verify",
+            "--package",
+            &envelope,
+            "--artifact",
+            &artifact,
+            "--trusted-key",
+            &p1,
+            "--trusted-key",
+            &p2,
+            "--threshold",
+            "2",
+            "--json",
+        ])
     };
     let r = verify();
     r.expect(1).stderr_has(&["2 valid signature(s)", "1 found"]);
@@ -65,8 +87,20 @@ fn sign_add_to_another_file_keeps_the_original() {
     let (envelope, _) = packed(t.path(), &k1);
     let before = std::fs::read(&envelope).unwrap();
     let co = t.path().join("cosigned.json");
-    ota(&["sign", "--add", &envelope, "--key", &s(&k2), "--out", &s(&co)]).expect(0);
-    assert!(before == std::fs::read(&envelope).unwrap(), "the original is untouched");
+    ota(&[
+        "sign",
+        "--add",
+        &envelope,
+        "--key",
+        &s(&k2),
+        "--out",
+        &s(&co),
+    ])
+    .expect(0);
+    assert!(
+        before == std::fs::read(&envelope).unwrap(),
+        "the original is untouched"
+    );
     let r = ota(&["inspect", &s(&co), "--json"]);
     assert_eq!(r.json()["signatures"].as_array().map(Vec::len), Some(2));
 }
@@ -77,9 +111,16 @@ fn sign_refuses_the_wrong_kind_of_file_and_signs_a_sealed_statement() {
     let (k1, k2) = (keygen(t.path(), "k1"), keygen(t.path(), "k2"));
     let (envelope, artifact) = packed(t.path(), &k1);
     // Without --add, an envelope is refused.
-    ota(&["sign", &envelope, "--key", &s(&k2), "--out", &s(&t.path().join("x.json"))])
-        .expect(2)
-        .stderr_has(&["already an envelope", "--add"]);
+    ota(&[
+        "sign",
+        &envelope,
+        "--key",
+        &s(&k2),
+        "--out",
+        &s(&t.path().join("x.json")),
+    ])
+    .expect(2)
+    .stderr_has(&["already an envelope", "--add"]);
     // The statement inside, signed again by another key alone.
     let statement = ota(&["inspect", &envelope, "--json"]).json()["package"].clone();
     let bare = t.path().join("statement.json");
@@ -87,17 +128,34 @@ fn sign_refuses_the_wrong_kind_of_file_and_signs_a_sealed_statement() {
     ota(&["sign", "--add", &s(&bare), "--key", &s(&k2)])
         .expect(2)
         .stderr_has(&["statement.json", "not an envelope"]);
-    ota(&["sign", &s(&bare), "--key", &s(&k2)]).expect(2).stderr_has(&["--out"]);
+    ota(&["sign", &s(&bare), "--key", &s(&k2)])
+        .expect(2)
+        .stderr_has(&["--out"]);
     let env2 = t.path().join("env2.json");
     ota(&["sign", &s(&bare), "--key", &s(&k2), "--out", &s(&env2)]).expect(0);
-    ota(&["verify", "--package", &s(&env2), "--artifact", &artifact, "--trusted-key",
-          &s(&t.path().join("k2/public.pem"))])
+    ota(&[
+        "verify",
+        "--package",
+        &s(&env2),
+        "--artifact",
+        &artifact,
+        "--trusted-key",
+        &s(&t.path().join("k2/public.pem")),
+    ])
     .expect(0);
     // A statement that is not sealed cannot be signed.
     let mut unsealed = statement.clone();
     unsealed.as_object_mut().unwrap().remove("chunks");
     std::fs::write(&bare, unsealed.to_string()).unwrap();
-    let r = ota(&["sign", &s(&bare), "--key", &s(&k2), "--out", &s(&env2), "--json"]);
+    let r = ota(&[
+        "sign",
+        &s(&bare),
+        "--key",
+        &s(&k2),
+        "--out",
+        &s(&env2),
+        "--json",
+    ]);
     r.expect(1);
     assert_eq!(r.json()["status"], "not_sealed");
 }

@@ -56,10 +56,16 @@ fn completions_are_generated_for_each_shell() {
     ] {
         let r = ota(&["completions", shell]);
         r.expect(0);
-        assert!(r.stdout.contains(marker), "{shell}: {}", &r.stdout[..r.stdout.len().min(300)]);
+        assert!(
+            r.stdout.contains(marker),
+            "{shell}: {}",
+            &r.stdout[..r.stdout.len().min(300)]
+        );
         assert!(r.stdout.contains("pack"), "{shell} completes subcommands");
     }
-    ota(&["completions", "tcsh"]).expect(2).stderr_has(&["tcsh"]);
+    ota(&["completions", "tcsh"])
+        .expect(2)
+        .stderr_has(&["tcsh"]);
 }
 
 #[test]
@@ -67,11 +73,19 @@ fn bash_accepts_the_completion_script() {
     let t = tempfile::tempdir().unwrap();
     let script = t.path().join("ota.bash");
     std::fs::write(&script, ota(&["completions", "bash"]).stdout).unwrap();
-    let Ok(out) = std::process::Command::new("bash").arg("-n").arg(&script).output() else {
+    let Ok(out) = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+    else {
         println!("skipped: bash is not installed");
         return;
     };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -79,7 +93,10 @@ fn man_pages_cover_every_command() {
     let r = ota(&["man"]);
     r.expect(0);
     assert!(r.stdout.contains(".TH ota 1"), "{}", &r.stdout[..200]);
-    assert!(r.stdout.contains("completions"), "the page lists the commands");
+    assert!(
+        r.stdout.contains("completions"),
+        "the page lists the commands"
+    );
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("man1");
     let r = ota(&["man", "--out", &s(&dir), "--json"]);
@@ -90,10 +107,19 @@ fn man_pages_cover_every_command() {
         .iter()
         .map(|p| p.as_str().unwrap().to_string())
         .collect();
-    for p in ["ota.1", "ota-pack.1", "ota-sign.1", "ota-manifest-validate.1", "ota-tuf.1"] {
+    for p in [
+        "ota.1",
+        "ota-pack.1",
+        "ota-sign.1",
+        "ota-manifest-validate.1",
+        "ota-tuf.1",
+    ] {
         assert!(pages.contains(&p.to_string()), "{p} in {pages:?}");
         assert!(dir.join(p).is_file(), "{p} written");
     }
     let pack = std::fs::read_to_string(dir.join("ota-pack.1")).unwrap();
-    assert!(pack.contains("package\\-version") || pack.contains("package-version"), "ota-pack.1 documents its flags");
+    assert!(
+        pack.contains("package\\-version") || pack.contains("package-version"),
+        "ota-pack.1 documents its flags"
+    );
 }

@@ -19,7 +19,12 @@ fn as_yaml(rel: &str, dir: &Path, name: &str) -> PathBuf {
 #[test]
 fn a_yaml_manifest_validates_like_its_json_by_extension_or_by_content() {
     let t = tempfile::tempdir().unwrap();
-    let json = ota(&["manifest", "validate", &s(&fixture("manifests/valid/tensorrt-orin-nx.json")), "--json"]);
+    let json = ota(&[
+        "manifest",
+        "validate",
+        &s(&fixture("manifests/valid/tensorrt-orin-nx.json")),
+        "--json",
+    ]);
     json.expect(0);
     for name in ["m.yaml", "m.yml", "manifest"] {
         let yaml = as_yaml("manifests/valid/tensorrt-orin-nx.json", t.path(), name);
@@ -46,18 +51,40 @@ fn yaml_faults_name_the_same_field_paths_as_json() {
         let from_yaml = ota(&["manifest", "validate", &s(&yaml), "--json"]);
         from_yaml.expect(1);
         let faults = from_json.json()["faults"].clone();
-        assert!(faults.as_array().is_some_and(|f| !f.is_empty()), "{rel}: {faults}");
+        assert!(
+            faults.as_array().is_some_and(|f| !f.is_empty()),
+            "{rel}: {faults}"
+        );
         let yaml_faults = from_yaml.json()["faults"].clone();
         let paths = |f: &Value| -> Vec<Value> {
-            f.as_array().unwrap().iter().map(|f| f["path"].clone()).collect()
+            f.as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].clone())
+                .collect()
         };
         assert_eq!(paths(&yaml_faults), paths(&faults), "{rel}");
-        for (y, j) in yaml_faults.as_array().unwrap().iter().zip(faults.as_array().unwrap()) {
+        for (y, j) in yaml_faults
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(faults.as_array().unwrap())
+        {
             // The same message, without the line and column of the converted JSON.
-            let (y, j) = (y["message"].as_str().unwrap(), j["message"].as_str().unwrap());
-            assert!(!y.contains(" at line ") && j.starts_with(y), "{rel}: {y} / {j}");
+            let (y, j) = (
+                y["message"].as_str().unwrap(),
+                j["message"].as_str().unwrap(),
+            );
+            assert!(
+                !y.contains(" at line ") && j.starts_with(y),
+                "{rel}: {y} / {j}"
+            );
         }
-        assert_eq!(from_yaml.json()["status"], from_json.json()["status"], "{rel}");
+        assert_eq!(
+            from_yaml.json()["status"],
+            from_json.json()["status"],
+            "{rel}"
+        );
     }
 }
 
@@ -67,7 +94,8 @@ fn malformed_yaml_is_refused_naming_the_file_and_the_line() {
     let bad = t.path().join("broken.yaml");
     std::fs::write(&bad, "name: yolo\nfiles: [unclosed\nio: {}\n").unwrap();
     let r = ota(&["manifest", "validate", &s(&bad), "--json"]);
-    r.expect(1).stderr_has(&["broken.yaml: not a YAML document", "line"]);
+    r.expect(1)
+        .stderr_has(&["broken.yaml: not a YAML document", "line"]);
     assert_eq!(r.json()["status"], "json_syntax");
     // A YAML manifest whose values have the wrong types names the field, as JSON does.
     let typed = t.path().join("typed.yml");
@@ -86,8 +114,16 @@ fn malformed_yaml_is_refused_naming_the_file_and_the_line() {
 #[test]
 fn check_reads_a_yaml_package_and_a_yaml_device() {
     let t = tempfile::tempdir().unwrap();
-    let pkg = as_yaml("packages/valid/model-tensorrt-orin-nx.json", t.path(), "package.yaml");
-    let device = as_yaml("profiles/valid/orin-nx-line-camera.json", t.path(), "device.yml");
+    let pkg = as_yaml(
+        "packages/valid/model-tensorrt-orin-nx.json",
+        t.path(),
+        "package.yaml",
+    );
+    let device = as_yaml(
+        "profiles/valid/orin-nx-line-camera.json",
+        t.path(),
+        "device.yml",
+    );
     let from_json = ota(&[
         "check",
         "--package",
@@ -96,10 +132,23 @@ fn check_reads_a_yaml_package_and_a_yaml_device() {
         &s(&fixture("profiles/valid/orin-nx-line-camera.json")),
         "--json",
     ]);
-    let from_yaml = ota(&["check", "--package", &s(&pkg), "--device", &s(&device), "--json"]);
+    let from_yaml = ota(&[
+        "check",
+        "--package",
+        &s(&pkg),
+        "--device",
+        &s(&device),
+        "--json",
+    ]);
     assert_eq!(from_yaml.code, from_json.code, "{}", from_yaml.stderr);
-    assert_eq!(from_yaml.json()["compatible"], from_json.json()["compatible"]);
-    assert_eq!(from_yaml.json()["rejections"], from_json.json()["rejections"]);
+    assert_eq!(
+        from_yaml.json()["compatible"],
+        from_json.json()["compatible"]
+    );
+    assert_eq!(
+        from_yaml.json()["rejections"],
+        from_json.json()["rejections"]
+    );
 }
 
 #[test]
@@ -114,8 +163,14 @@ fn pack_signs_a_yaml_manifest_as_the_same_statement() {
     let out = t.path().join("out");
     ota(&with(
         pack_args(&key, &out),
-        &["--file", &s(&t.path().join("model.engine")), "--manifest", &s(&yaml),
-          "--cdn-base", "https://cdn.example.com"],
+        &[
+            "--file",
+            &s(&t.path().join("model.engine")),
+            "--manifest",
+            &s(&yaml),
+            "--cdn-base",
+            "https://cdn.example.com",
+        ],
     ))
     .expect(0);
     let r = ota(&["inspect", &s(&out.join("package.json")), "--json"]);

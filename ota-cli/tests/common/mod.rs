@@ -36,7 +36,11 @@ impl Run {
     /// Asserts that standard error holds every one of `parts`.
     pub fn stderr_has(&self, parts: &[&str]) -> &Self {
         for p in parts {
-            assert!(self.stderr.contains(p), "stderr lacks {p:?}: {}", self.stderr);
+            assert!(
+                self.stderr.contains(p),
+                "stderr lacks {p:?}: {}",
+                self.stderr
+            );
         }
         self
     }
