@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use ota_core::{DeviceProfile, Limits, compat};
 use serde_json::json;
 
+use crate::doc;
 use crate::input;
-use crate::out::{self, CliError, Outcome};
+use crate::out::{CliError, Outcome};
 
 /// `ota check --package P (--device D | --fleet F)`.
 #[derive(clap::Args)]
@@ -15,10 +16,10 @@ pub struct CheckArgs {
     /// The package: a statement, or the envelope `ota pack` wrote (not verified here).
     #[arg(long)]
     package: PathBuf,
-    /// One device profile (JSON).
+    /// One device profile (JSON or YAML).
     #[arg(long)]
     device: Option<PathBuf>,
-    /// Many device profiles (a JSON array).
+    /// Many device profiles (an array, JSON or YAML).
     #[arg(long)]
     fleet: Option<PathBuf>,
 }
@@ -28,8 +29,7 @@ pub fn check(a: &CheckArgs) -> Result<Outcome, CliError> {
     let pkg = input::package_file(&a.package)?.package;
     let what = format!("{} {}", pkg.name, pkg.version);
     if let Some(path) = &a.device {
-        let device =
-            DeviceProfile::from_json(&out::read(path)?).map_err(|e| CliError::parse(path, &e))?;
+        let device = doc::parse(path, DeviceProfile::from_json)?;
         let report = compat::check(&pkg, &device);
         let mut text = if report.compatible {
             format!("{what} fits {}", device.device_id)
@@ -50,8 +50,9 @@ pub fn check(a: &CheckArgs) -> Result<Outcome, CliError> {
         .fleet
         .as_ref()
         .ok_or_else(|| CliError::usage("give --device or --fleet"))?;
-    let fleet = DeviceProfile::fleet_from_json(&out::read(path)?, &Limits::DEFAULT)
-        .map_err(|e| CliError::parse(path, &e))?;
+    let fleet = doc::parse(path, |b| {
+        DeviceProfile::fleet_from_json(b, &Limits::DEFAULT)
+    })?;
     let report = compat::check_fleet(&pkg, &fleet);
     let mut text = format!(
         "{what}: {} of {} device(s) eligible, {} rejected",

@@ -5,8 +5,9 @@ use std::path::Path;
 use ota_core::sign::{self, Envelope, VerifiedPackage};
 use ota_core::{Limits, Package};
 
+use crate::doc;
 use crate::keys;
-use crate::out::{self, CliError};
+use crate::out::CliError;
 
 /// A package file: the statement, and the envelope it came in, if any (not verified).
 pub struct PackageFile {
@@ -24,10 +25,10 @@ fn is_envelope(bytes: &[u8]) -> bool {
 
 /// Reads a package statement or an envelope, without verifying any signature.
 pub fn package_file(path: &Path) -> Result<PackageFile, CliError> {
-    let bytes = out::read(path)?;
-    if is_envelope(&bytes) {
+    let doc = doc::load(path)?;
+    if is_envelope(&doc.bytes) {
         let envelope =
-            Envelope::from_json(&bytes, &Limits::DEFAULT).map_err(|e| CliError::parse(path, &e))?;
+            Envelope::from_json(&doc.bytes, &Limits::DEFAULT).map_err(|e| doc.error(path, &e))?;
         let package =
             Package::from_json_with_limits(&envelope.payload, &Limits::DEFAULT).map_err(|e| {
                 CliError::failure(
@@ -40,7 +41,7 @@ pub fn package_file(path: &Path) -> Result<PackageFile, CliError> {
             envelope: Some(envelope),
         })
     } else {
-        let package = Package::from_json(&bytes).map_err(|e| CliError::parse(path, &e))?;
+        let package = Package::from_json(&doc.bytes).map_err(|e| doc.error(path, &e))?;
         Ok(PackageFile {
             package,
             envelope: None,
@@ -58,7 +59,7 @@ pub fn verified(
         return Err(CliError::usage("give at least one --trusted-key"));
     }
     let keys = keys::trusted(trusted)?;
-    let bytes = out::read(path)?;
+    let bytes = doc::load(path)?.bytes;
     sign::verify(&bytes, &keys, threshold, &Limits::DEFAULT)
         .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", path.display())))
 }

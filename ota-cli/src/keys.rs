@@ -2,11 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use ota_core::Package;
+use ota_core::dsse::{Envelope, Signature, pae};
 use ota_core::seal::SealKey;
-use ota_core::sign::{PublicKey, SigningKey, TrustedKeys};
+use ota_core::sign::{self, KeyId, PublicKey, SigningKey, TrustedKeys};
 use serde_json::json;
 
 use crate::out::{self, CliError, Outcome};
+use crate::pkcs11::{self, TokenKey};
 
 /// `ota keygen`.
 #[derive(clap::Args)]
@@ -17,10 +20,33 @@ pub struct KeygenArgs {
     /// Replace keys already in the directory.
     #[arg(long)]
     force: bool,
+    /// Generate the pair on a PKCS#11 token instead (`pkcs11:token=T;object=LABEL?module-path=
+    /// ...&pin-value=...`); only `public.pem` and `keyid` are written.
+    #[arg(long, value_name = "URI")]
+    pkcs11: Option<String>,
 }
 
 /// Writes a new Ed25519 key pair.
 pub fn keygen(a: &KeygenArgs) -> Result<Outcome, CliError> {
+    if let Some(uri) = &a.pkcs11 {
+        let public = pkcs11::generate(uri)?;
+        let id = public.key_id();
+        out::write_atomic(&a.out.join("public.pem"), public.to_pem().as_bytes(), false)?;
+        out::write_atomic(&a.out.join("keyid"), format!("{id}\n").as_bytes(), false)?;
+        return Ok(Outcome::ok(
+            format!(
+                "key id      {id}\npublic key  {}\non token    {uri}\nwritten to  {}/{{public.pem,keyid}}",
+                public.to_hex(),
+                a.out.display()
+            ),
+            json!({
+                "key_id": id.to_string(),
+                "public_key": public.to_hex(),
+                "private_key_file": null,
+                "public_key_file": a.out.join("public.pem"),
+            }),
+        ));
+    }
     let private = a.out.join("private.pem");
     if private.exists() && !a.force {
         return Err(CliError::usage(format!(
@@ -60,6 +86,84 @@ pub fn random<const N: usize>() -> Result<[u8; N], CliError> {
     getrandom::fill(&mut b)
         .map_err(|e| CliError::usage(format!("the system random generator failed: {e}")))?;
     Ok(b)
+}
+
+/// A key that signs: a PKCS#8 file, or a key on a PKCS#11 token.
+// One signer per command: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Signer {
+    /// A private key read from a file.
+    File(SigningKey),
+    /// A key on a token; the private key stays there.
+    Token(TokenKey),
+}
+
+impl Signer {
+    /// The public key.
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            Signer::File(k) => k.public_key(),
+            Signer::Token(t) => t.public_key(),
+        }
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> KeyId {
+        self.public_key().key_id()
+    }
+
+    /// The file key, when it is one (TUF metadata is signed only with file keys).
+    pub fn file(&self) -> Option<&SigningKey> {
+        match self {
+            Signer::File(k) => Some(k),
+            Signer::Token(_) => None,
+        }
+    }
+
+    /// Signs a package statement: a DSSE envelope with this one signature.
+    pub fn envelope(&self, package: &Package) -> Result<Envelope, CliError> {
+        match self {
+            Signer::File(k) => {
+                sign::sign(package, &[k]).map_err(|e| CliError::failure(Some(e.status()), e))
+            }
+            Signer::Token(_) => {
+                let payload = package.to_json().into_bytes();
+                let mut env = Envelope {
+                    payload_type: sign::PAYLOAD_TYPE.to_string(),
+                    payload,
+                    signatures: Vec::new(),
+                };
+                self.cosign(&mut env)?;
+                Ok(env)
+            }
+        }
+    }
+
+    /// Adds this key's signature to an envelope.
+    pub fn cosign(&self, env: &mut Envelope) -> Result<(), CliError> {
+        match self {
+            Signer::File(k) => {
+                sign::cosign(env, &[k]);
+                Ok(())
+            }
+            Signer::Token(t) => {
+                let sig = t.sign(&pae(&env.payload_type, &env.payload))?;
+                env.signatures.push(Signature {
+                    keyid: self.key_id().to_string(),
+                    sig: sig.to_vec(),
+                });
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reads a signing key: a PKCS#11 URI (`pkcs11:...`), or a PKCS#8 file.
+pub fn signer(arg: &Path) -> Result<Signer, CliError> {
+    match arg.to_str() {
+        Some(uri) if pkcs11::is_uri(uri) => Ok(Signer::Token(TokenKey::open(uri)?)),
+        _ => signing_key(arg).map(Signer::File),
+    }
 }
 
 /// Reads a PKCS#8 private key (PEM or DER) from a file.

@@ -5,20 +5,21 @@ use std::path::PathBuf;
 use ota_core::ModelManifest;
 use serde_json::json;
 
-use crate::out::{self, CliError, Outcome};
+use crate::doc;
+use crate::out::{CliError, Outcome};
 
 /// `ota manifest validate FILE`.
 #[derive(clap::Args)]
 pub struct ValidateArgs {
-    /// The model manifest (JSON).
+    /// The model manifest (JSON or YAML).
     file: PathBuf,
 }
 
 /// Validates a model manifest and lists every fault.
 pub fn validate(a: &ValidateArgs) -> Result<Outcome, CliError> {
-    let bytes = out::read(&a.file)?;
+    let doc = doc::load(&a.file)?;
     let file = a.file.display().to_string();
-    match ModelManifest::from_json(&bytes) {
+    match ModelManifest::from_json(&doc.bytes) {
         Ok(m) => Ok(Outcome::ok(
             format!(
                 "{file}: valid: {} {} ({}, {} target(s), {} file(s))",
@@ -39,12 +40,16 @@ pub fn validate(a: &ValidateArgs) -> Result<Outcome, CliError> {
                 e.status().name()
             );
             for f in &faults {
-                text.push_str(&format!("  {file}: {}: {}\n", f.path, f.message));
+                text.push_str(&format!(
+                    "  {file}: {}: {}\n",
+                    f.path,
+                    doc.message(&f.message)
+                ));
             }
             Ok(Outcome::failed(
                 text,
                 json!({"ok": false, "file": file, "status": e.status().name(),
-                       "faults": faults.iter().map(|f| json!({"path": f.path, "message": f.message})).collect::<Vec<_>>()}),
+                       "faults": faults.iter().map(|f| json!({"path": f.path, "message": doc.message(&f.message)})).collect::<Vec<_>>()}),
             ))
         }
     }

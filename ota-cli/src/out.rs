@@ -4,6 +4,31 @@
 //! verification, compatibility or policy. Exit 2: the command could not do its job — bad
 //! arguments, a file that cannot be read or written, an unusable key, a store or network
 //! error. Every message is one line that names the file and, where there is one, the field.
+//!
+//! With `--json`, every command — usage errors included — prints exactly one JSON object on
+//! stdout, of one shape (schema version [`SCHEMA_VERSION`]):
+//!
+//! ```json
+//! {"schema_version": 1, "command": "verify", "ok": false, "exit_code": 1,
+//!  "error": "out/a.enc: chunk 2 (bytes 131072..196608) does not match its signed digest; ...",
+//!  "status": "chunk_digest_mismatch", "...": "the command's own fields"}
+//! ```
+//!
+//! - `schema_version`: this shape's version; it changes only when a field below changes
+//!   meaning or goes away.
+//! - `command`: the subcommand path (`pack`, `manifest validate`, `tuf refresh`), or `""` when
+//!   none was recognised.
+//! - `ok`: true exactly when `exit_code` is 0.
+//! - `exit_code`: the process's exit code (0, 1 or 2; `ota tuf` uses only 0 and 1).
+//! - `error`: `null` when `ok`, otherwise one line naming the file and the field (for an error
+//!   that stops the command, the line printed on stderr, without its `ota: error: ` prefix;
+//!   for a failing report, its first line).
+//! - `status`: the library's status name when the library refused something
+//!   (`digest_mismatch`, `unknown_field`...), otherwise `null`.
+//!
+//! The command's own fields (`package_id`, `faults`, `bad_chunks`...) sit beside these, in
+//! the same object; a command that fails with a report (`ota check`, `ota manifest validate`,
+//! `ota verify`) keeps its report's fields. `--help` and `--version` print text.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -84,6 +109,40 @@ impl CliError {
     }
 }
 
+/// The version of the `--json` shape (see the module documentation).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The `--json` object: the command's own fields with the common ones set.
+pub fn shaped(command: &str, exit_code: u8, error: Option<&CliError>, own: Value) -> Value {
+    let mut o = match own {
+        Value::Object(o) => o,
+        Value::Null => serde_json::Map::new(),
+        other => {
+            let mut o = serde_json::Map::new();
+            o.insert("result".into(), other);
+            o
+        }
+    };
+    o.insert("schema_version".into(), json!(SCHEMA_VERSION));
+    o.insert("command".into(), json!(command));
+    o.insert("ok".into(), json!(exit_code == 0));
+    o.insert("exit_code".into(), json!(exit_code));
+    match error {
+        Some(e) => {
+            o.insert("error".into(), json!(e.message));
+            o.insert("status".into(), json!(e.status));
+        }
+        None if exit_code == 0 => {
+            o.insert("error".into(), Value::Null);
+            o.entry("status").or_insert(Value::Null);
+        }
+        None => {
+            o.entry("status").or_insert(Value::Null);
+        }
+    }
+    Value::Object(o)
+}
+
 /// Prints outcomes and errors, as text or as JSON.
 #[derive(Clone, Copy)]
 pub struct Out {
@@ -92,26 +151,36 @@ pub struct Out {
 }
 
 impl Out {
-    /// Prints a command's outcome on stdout.
-    pub fn outcome(&self, o: &Outcome) {
+    /// Prints a command's outcome on stdout; gives the exit code (0 when it passed, else 1).
+    pub fn outcome(&self, command: &str, o: &Outcome) -> u8 {
+        let code = u8::from(!o.ok);
         let mut stdout = std::io::stdout().lock();
         let _ = if self.json {
-            writeln!(stdout, "{}", o.json)
+            let mut j = shaped(command, code, None, o.json.clone());
+            if !o.ok && j.get("error").is_none_or(Value::is_null) {
+                // A failing report's first line is its error.
+                let first = o
+                    .text
+                    .lines()
+                    .next()
+                    .unwrap_or("failed")
+                    .trim_end_matches(':');
+                j["error"] = json!(first);
+            }
+            writeln!(stdout, "{j}")
         } else if o.text.is_empty() {
             Ok(())
         } else {
             writeln!(stdout, "{}", o.text.trim_end())
         };
+        code
     }
 
-    /// Prints an error: one line on stderr, and with `--json` an object on stdout too.
-    pub fn error(&self, e: &CliError) {
+    /// Prints an error: one line on stderr, and with `--json` the object on stdout too.
+    pub fn error(&self, command: &str, e: &CliError) {
         eprintln!("ota: error: {}", e.message);
         if self.json {
-            println!(
-                "{}",
-                json!({"ok": false, "exit_code": e.code, "status": e.status, "error": e.message})
-            );
+            println!("{}", shaped(command, e.code, Some(e), Value::Null));
         }
     }
 }

@@ -22,20 +22,74 @@ use ota_core::sign;
 use ota_core::{ModelManifest, Package};
 use serde_json::json;
 
+use crate::bundle;
+use crate::doc;
 use crate::keys;
 use crate::out::{self, CliError, Outcome};
 use crate::progress;
 
+const EXAMPLES: &str = "Examples:
+  ota pack --file model/ --manifest model.yaml --key keys/private.pem \\
+    --resource-name yolo --dev-stage prod --architecture arm64 --version 2026-04-15 \\
+    --cdn-base https://cdn.example.com --out out/
+  ota pack --type fw --file image.tar --package-version 1.4.0 --device-type gateway \\
+    --min-version 1.2.0 --key keys/private.pem --resource-name gw-fw --dev-stage prod \\
+    --architecture arm64 --version 1.4.0 --bucket fw --out out/";
+
+/// What a package carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// An ML model, described by its manifest (--manifest).
+    #[default]
+    Model,
+    /// Firmware (no manifest: --package-version).
+    Fw,
+    /// Software (no manifest: --package-version).
+    Sw,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Model => "model",
+            Kind::Fw => "fw",
+            Kind::Sw => "sw",
+        }
+    }
+}
+
 /// `ota pack`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
+#[command(after_help = EXAMPLES)]
 pub struct PackArgs {
-    /// The file to ship (a model engine, a firmware image, a tarball).
+    /// The file to ship (a model engine, a firmware image, a tarball), or a directory (a
+    /// multi-file model), packed as a reproducible tar.
     #[arg(long)]
     pub(crate) file: PathBuf,
-    /// Its model manifest (JSON); the package takes its name and version from it.
+    /// What the package carries.
+    #[arg(long = "type", value_enum, default_value_t = Kind::Model)]
+    pub(crate) kind: Kind,
+    /// The model manifest (JSON or YAML), required for a model: --file must be exactly its
+    /// files[] (path, size, sha256); the package takes its name and version from it.
     #[arg(long)]
-    pub(crate) manifest: PathBuf,
-    /// The signing key (PKCS#8, PEM or DER, as `ota keygen` writes).
+    pub(crate) manifest: Option<PathBuf>,
+    /// The package's name, for fw and sw (default: --resource-name).
+    #[arg(long, conflicts_with = "manifest")]
+    pub(crate) name: Option<String>,
+    /// The package's semantic version, for fw and sw (`1.4.0`).
+    #[arg(long, conflicts_with = "manifest")]
+    pub(crate) package_version: Option<String>,
+    /// The release channel, for fw and sw (default `stable`; a model's is its manifest's).
+    #[arg(long, conflicts_with = "manifest")]
+    pub(crate) channel: Option<String>,
+    /// The oldest installed version this package upgrades from.
+    #[arg(long)]
+    pub(crate) min_version: Option<String>,
+    /// The newest installed version this package upgrades from.
+    #[arg(long)]
+    pub(crate) max_version: Option<String>,
+    /// The signing key: a PKCS#8 file (PEM or DER, as `ota keygen` writes), or a PKCS#11 URI
+    /// (`pkcs11:token=T;object=LABEL?module-path=...&pin-value=...`).
     #[arg(long)]
     pub(crate) key: PathBuf,
     /// Seed 002's resource name (`my_model`).
@@ -109,6 +163,8 @@ pub struct Packed {
     pub package: sign::VerifiedPackage,
     /// The registration record.
     pub record: Registration,
+    /// What the publisher should know (a local artifact URI), also printed on stderr.
+    pub warnings: Vec<String>,
 }
 
 /// Seals, signs and writes the three files.
@@ -150,31 +206,80 @@ pub fn pack(a: &PackArgs, json: bool) -> Result<Outcome, CliError> {
             "cdn_url": p.record.cdn_url,
             "signed_by": p.package.signed_by(),
             "tuf_target": a.tuf_repo.as_ref().map(|_| p.record.object_key()),
+            "type": a.kind.as_str(),
+            "warnings": p.warnings,
         }),
     ))
 }
 
 /// The work of `pack`, for the demo too.
 pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
-    let manifest_bytes = out::read(&a.manifest)?;
-    let manifest =
-        ModelManifest::from_json(&manifest_bytes).map_err(|e| CliError::parse(&a.manifest, &e))?;
-    let signer = keys::signing_key(&a.key)?;
-    let tuf_keys = match &a.tuf_repo {
-        None => Vec::new(),
-        Some(_) if a.tuf_keys.is_empty() => vec![signer.clone()],
-        Some(_) => a
-            .tuf_keys
-            .iter()
-            .map(|k| keys::signing_key(k))
-            .collect::<Result<_, _>>()?,
-    };
     let (resource, stage, arch, version) = (
         name(&a.resource_name, "resource-name")?,
         name(&a.dev_stage, "dev-stage")?,
         name(&a.architecture, "architecture")?,
         name(&a.version, "version")?,
     );
+    let manifest = match (a.kind, &a.manifest) {
+        (Kind::Model, Some(path)) => {
+            let d = doc::load(path)?;
+            let m = ModelManifest::from_json(&d.bytes).map_err(|e| d.error(path, &e))?;
+            let value: serde_json::Value = serde_json::from_slice(&d.bytes)
+                .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
+            Some((m, value))
+        }
+        (Kind::Model, None) => {
+            return Err(CliError::usage(
+                "--manifest: a model package needs its manifest (or give --type fw or --type sw)",
+            ));
+        }
+        (k, Some(_)) => {
+            return Err(CliError::usage(format!(
+                "--manifest: a {} package has no model manifest (give --package-version)",
+                k.as_str()
+            )));
+        }
+        (_, None) => None,
+    };
+    let (package_name, package_version, channel) = match &manifest {
+        Some((m, _)) => (
+            m.name.to_string(),
+            m.version.to_string(),
+            m.channel.to_string(),
+        ),
+        None => (
+            a.name.clone().unwrap_or_else(|| a.resource_name.clone()),
+            a.package_version.clone().ok_or_else(|| {
+                CliError::usage(format!(
+                    "--package-version: a {} package needs its semantic version",
+                    a.kind.as_str()
+                ))
+            })?,
+            a.channel.clone().unwrap_or_else(|| "stable".into()),
+        ),
+    };
+    if let Some((m, _)) = &manifest {
+        bundle::check(m, &a.file, json)?;
+    }
+    if a.file.is_dir() && absolute(&a.out).starts_with(absolute(&a.file)) {
+        return Err(CliError::usage(format!(
+            "--out {}: inside --file {}, whose tar would then hold its own output",
+            a.out.display(),
+            a.file.display()
+        )));
+    }
+    let signer = keys::signer(&a.key)?;
+    let tuf_keys = match &a.tuf_repo {
+        None => Vec::new(),
+        Some(_) if a.tuf_keys.is_empty() => vec![signer.file().cloned().ok_or_else(|| {
+            CliError::usage("--tuf-key: TUF metadata is signed with key files; give --tuf-key")
+        })?],
+        Some(_) => a
+            .tuf_keys
+            .iter()
+            .map(|k| keys::signing_key(k))
+            .collect::<Result<_, _>>()?,
+    };
     let key = match &a.seal_key {
         Some(k) => keys::seal_key(k)?,
         None => SealKey::from_bytes(keys::random()?),
@@ -197,54 +302,75 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     let dir = out::parent(&artifact).to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| CliError::io(&dir, e))?;
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CliError::io(&dir, e))?;
-    let size = std::fs::metadata(&a.file)
-        .map_err(|e| CliError::io(&a.file, e))?
+    let tar = if a.file.is_dir() {
+        let t = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CliError::io(&dir, e))?;
+        bundle::write_tar(&a.file, t.as_file())?;
+        Some(t)
+    } else {
+        None
+    };
+    let source = tar.as_ref().map_or(a.file.as_path(), |t| t.path());
+    let size = std::fs::metadata(source)
+        .map_err(|e| CliError::io(source, e))?
         .len();
     let sealer = if a.reproducible {
-        let digest = progress::hash_file(&a.file, size, "hashing", json)?.sha256;
+        let digest = progress::hash_file(source, size, "hashing", json)?.sha256;
         Sealer::reproducible(&key, digest, tmp.as_file())
     } else {
         Sealer::new(&key, keys::random()?, tmp.as_file())
     }
     .map_err(|e| CliError::io(tmp.path(), e))?;
     let bar = progress::bytes(size, "sealing", json);
-    let file = File::open(&a.file).map_err(|e| CliError::io(&a.file, e))?;
+    let file = File::open(source).map_err(|e| CliError::io(source, e))?;
     let mut reader = progress::Reading {
         inner: BufReader::with_capacity(1 << 20, file),
         bar: bar.clone(),
     };
     let mut sealer = sealer;
-    std::io::copy(&mut reader, &mut sealer).map_err(|e| CliError::io(&a.file, e))?;
+    std::io::copy(&mut reader, &mut sealer).map_err(|e| CliError::io(source, e))?;
     let (sealed, _) = sealer
         .finish()
         .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", a.file.display())))?;
     bar.finish_and_clear();
+    drop(tar);
 
     let mut statement = json!({
-        "type": "model",
-        "name": manifest.name,
-        "version": manifest.version.to_string(),
+        "type": a.kind.as_str(),
+        "name": package_name,
+        "version": package_version,
         "artifact_uri": artifact_uri,
         "sha256": sealed.sha256,
         "size_bytes": sealed.size_bytes,
-        "compatibility": {"device_types": a.device_types, "hardware_profiles": a.hardware_profiles},
+        "compatibility": {"device_types": a.device_types, "hardware_profiles": a.hardware_profiles,
+                          "min_version": a.min_version, "max_version": a.max_version},
         "release_notes": a.release_notes,
-        "channel": manifest.channel,
-        "manifest": serde_json::from_slice::<serde_json::Value>(&manifest_bytes).unwrap_or_default(),
+        "channel": channel,
+        "manifest": manifest.map(|(_, v)| v),
         "rollback": a.rollback,
     });
     if let Some(obj) = statement.as_object_mut() {
         obj.retain(|_, v| !v.is_null());
+        if let Some(c) = obj.get_mut("compatibility").and_then(|c| c.as_object_mut()) {
+            c.retain(|_, v| !v.is_null());
+        }
     }
     let mut package = Package::from_json(statement.to_string().as_bytes())
         .map_err(|e| CliError::failure(Some(e.status()), format!("the package statement: {e}")))?;
     package.set_sealed(&sealed);
-    let envelope =
-        sign::sign(&package, &[&signer]).map_err(|e| CliError::failure(Some(e.status()), e))?;
+    let envelope = signer.envelope(&package)?;
     let trusted = [signer.public_key()].into_iter().collect();
     let verified = sign::verify_envelope(envelope.clone(), &trusted, 1, &ota_core::Limits::DEFAULT)
         .map_err(|e| CliError::failure(Some(e.status()), e))?;
     let record = Registration::new(resource, stage, arch, version, &sealed, &key, &store);
+    let mut warnings = Vec::new();
+    if local {
+        let w = format!(
+            "the artifact URI is a local path ({}) that devices elsewhere cannot fetch; give --cdn-base, --bucket or --s3-endpoint",
+            artifact_uri
+        );
+        eprintln!("ota: warning: {w}");
+        warnings.push(w);
+    }
     let record = if local {
         Registration {
             cdn_url: artifact_uri,
@@ -284,6 +410,7 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         registration: registration_path,
         package: verified,
         record,
+        warnings,
     })
 }
 

@@ -9,6 +9,7 @@ use ota_core::registration::Registration;
 use ota_core::seal::{self, Opened, SealError};
 use serde_json::json;
 
+use crate::doc;
 use crate::input;
 use crate::keys;
 use crate::out::{self, CliError, Outcome};
@@ -60,8 +61,7 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
         e => CliError::failure(Some(e.status()), format!("{}: {e}", a.artifact.display())),
     };
     let (opened, how): (Opened, String) = if let Some(reg) = &a.registration {
-        let record =
-            Registration::from_json(&out::read(reg)?).map_err(|e| CliError::parse(reg, &e))?;
+        let record = doc::parse(reg, Registration::from_json)?;
         let (o, mut w) = seal::open_checked(
             src,
             &record.encryption_key,

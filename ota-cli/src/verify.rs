@@ -69,7 +69,8 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
     let digests = whole.finish();
     let file = a.artifact.display();
     let fail = |message: String, extra: serde_json::Value| {
-        let mut j = json!({"ok": false, "artifact": file.to_string(), "package_id": v.id(), "error": message});
+        let mut j = json!({"ok": false, "artifact": file.to_string(), "package_id": v.id(),
+                           "error": format!("{file}: {message}")});
         if let (Some(o), Some(e)) = (j.as_object_mut(), extra.as_object()) {
             o.extend(e.clone());
         }

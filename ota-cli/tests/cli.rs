@@ -94,6 +94,22 @@ fn keygen(dir: &Path) -> String {
     s(&dir.join("keys/public.pem"))
 }
 
+/// A manifest for `file` alone: the TensorRT fixture with `files[]` describing `file`'s bytes
+/// (`ota pack` refuses a file its manifest does not describe). Written beside `file`.
+fn manifest_for(file: &Path) -> String {
+    let bytes = std::fs::read(file).unwrap();
+    let mut m: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("manifests/valid/tensorrt-orin-nx.json")).unwrap(),
+    )
+    .unwrap();
+    m["files"] = serde_json::json!([{"path": "model/yolo-v8n.engine", "role": "engine",
+        "size_bytes": bytes.len(), "sha256": ota_core::digest::Sha256Digest::of(&bytes).to_hex()}]);
+    m.as_object_mut().unwrap().remove("sbom");
+    let path = file.with_extension("manifest.json");
+    std::fs::write(&path, m.to_string()).unwrap();
+    s(&path)
+}
+
 fn pack(extra: &[&str]) -> Packed {
     let dir = tmp();
     let public = keygen(dir.path());
@@ -105,7 +121,7 @@ fn pack(extra: &[&str]) -> Packed {
         "--file".into(),
         s(&dir.path().join("model.engine")),
         "--manifest".into(),
-        fixture("manifests/valid/tensorrt-orin-nx.json"),
+        manifest_for(&dir.path().join("model.engine")),
         "--key".into(),
         s(&dir.path().join("keys/private.pem")),
         "--resource-name".into(),
@@ -585,7 +601,7 @@ fn pack_is_reproducible_with_a_seal_key_and_refuses_bad_input() {
         "--file",
         &s(&a.dir.path().join("model.engine")),
         "--manifest",
-        &fixture("manifests/valid/tensorrt-orin-nx.json"),
+        &manifest_for(&a.dir.path().join("model.engine")),
         "--key",
         &s(&a.dir.path().join("keys/private.pem")),
         "--resource-name",
@@ -1263,7 +1279,7 @@ fn tuf_publisher_and_client_contract_over_http() {
         "--file",
         &s(&d.join("v2.engine")),
         "--manifest",
-        &fixture("manifests/valid/tensorrt-orin-nx.json"),
+        &manifest_for(&d.join("v2.engine")),
         "--key",
         &key,
         "--resource-name",

@@ -67,7 +67,7 @@ pub(super) fn pack(
     let packed = pack::run(
         &PackArgs {
             file: engine_path,
-            manifest: manifest_path,
+            manifest: Some(manifest_path),
             key: work.join("keys/private.pem"),
             resource_name: NAME.into(),
             dev_stage: "prod".into(),
@@ -89,6 +89,7 @@ pub(super) fn pack(
             cdn_base: Some("https://cdn.demo.invalid".into()),
             tuf_repo: None,
             tuf_keys: Vec::new(),
+            ..PackArgs::default()
         },
         true,
     )?;

@@ -1,0 +1,172 @@
+//! Reading documents (manifests, packages, envelopes, device profiles, fleets) as JSON or YAML.
+//!
+//! A file is YAML when its name ends in `.yaml` or `.yml`, or, whatever its name, when its first
+//! non-blank character does not open a JSON object or array. YAML is converted to JSON bytes
+//! here, before the core's parsers, so every rule and every field path in their errors is the
+//! same for both forms (`files[0].sha256`, not a line of the YAML).
+
+use std::path::Path;
+
+use ota_core::Status;
+use ota_core::json::ParseError;
+
+use crate::out::{self, CliError};
+
+/// The form a document was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// JSON.
+    Json,
+    /// YAML (1.2, as `serde_norway` reads it).
+    Yaml,
+}
+
+/// Which form `bytes`, read from `path`, are in.
+pub fn form(path: &Path, bytes: &[u8]) -> Form {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("yaml" | "yml") => Form::Yaml,
+        Some("json") => Form::Json,
+        _ => match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{' | b'[') | None => Form::Json,
+            // A UTF-8 byte-order mark before JSON is still JSON to the core's parser.
+            Some(0xEF) => Form::Json,
+            Some(_) => Form::Yaml,
+        },
+    }
+}
+
+/// A document read from a file, as JSON bytes.
+pub struct Doc {
+    /// The JSON bytes (YAML converted).
+    pub bytes: Vec<u8>,
+    /// The form the file was written in.
+    pub form: Form,
+}
+
+impl Doc {
+    /// A parser's message about this document: for YAML, without the line and column of the
+    /// converted JSON, which would point nowhere in the file (the field path stays).
+    pub fn message(&self, message: &str) -> String {
+        match self.form {
+            Form::Json => message.to_string(),
+            Form::Yaml => strip_positions(message),
+        }
+    }
+
+    /// Exit 1 for a document that does not parse or validate, naming the file and the field.
+    pub fn error(&self, path: &Path, e: &ParseError) -> CliError {
+        CliError::failure(
+            Some(e.status()),
+            format!("{}: {}", path.display(), self.message(&e.to_string())),
+        )
+    }
+}
+
+/// Reads a document: JSON as it is, YAML converted to JSON.
+pub fn load(path: &Path) -> Result<Doc, CliError> {
+    let bytes = out::read(path)?;
+    let form = form(path, &bytes);
+    let bytes = match form {
+        Form::Json => bytes,
+        Form::Yaml => yaml_to_json(&bytes).map_err(|e| {
+            CliError::failure(
+                Some(Status::JsonSyntax),
+                format!("{}: not a YAML document: {e}", path.display()),
+            )
+        })?,
+    };
+    Ok(Doc { bytes, form })
+}
+
+/// Reads a document and parses it with one of the core's parsers.
+pub fn parse<T>(
+    path: &Path,
+    parser: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+) -> Result<T, CliError> {
+    let doc = load(path)?;
+    parser(&doc.bytes).map_err(|e| doc.error(path, &e))
+}
+
+/// Removes every ` at line N column M` from a message.
+fn strip_positions(message: &str) -> String {
+    let mut out = message.to_string();
+    let mut from = 0;
+    while let Some(i) = out[from..].find(" at line ").map(|i| i + from) {
+        let rest = &out[i + " at line ".len()..];
+        let line_digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let after = &rest[line_digits..];
+        let col_digits = after
+            .strip_prefix(" column ")
+            .map(|c| c.bytes().take_while(u8::is_ascii_digit).count())
+            .unwrap_or(0);
+        if line_digits > 0 && col_digits > 0 {
+            let end = i + " at line ".len() + line_digits + " column ".len() + col_digits;
+            out.replace_range(i..end, "");
+            from = i;
+        } else {
+            from = i + 1;
+        }
+    }
+    out
+}
+
+/// Converts one YAML document to compact JSON. Mapping keys must be strings, as in JSON; tags
+/// and aliases to non-JSON values are refused by the conversion.
+pub fn yaml_to_json(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let value: serde_json::Value = serde_norway::from_slice(bytes).map_err(|e| one_line(&e))?;
+    serde_json::to_vec(&value).map_err(|e| e.to_string())
+}
+
+/// An error's text on one line.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_follows_the_extension_then_the_content() {
+        assert_eq!(form(Path::new("m.yaml"), b"{}"), Form::Yaml);
+        assert_eq!(form(Path::new("m.YML"), b"{}"), Form::Yaml);
+        assert_eq!(form(Path::new("m.json"), b"name: x"), Form::Json);
+        assert_eq!(form(Path::new("m"), b"  \n{\"a\": 1}"), Form::Json);
+        assert_eq!(form(Path::new("m"), b"[1]"), Form::Json);
+        assert_eq!(form(Path::new("m"), b"name: x\n"), Form::Yaml);
+        assert_eq!(form(Path::new("m"), b"---\nname: x\n"), Form::Yaml);
+    }
+
+    #[test]
+    fn yaml_converts_to_the_same_json_values() {
+        let json = yaml_to_json(b"name: x\nsize_bytes: 12\nlist: [a, b]\nnested: {ok: true}\n")
+            .expect("yaml");
+        let v: serde_json::Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"name": "x", "size_bytes": 12, "list": ["a", "b"], "nested": {"ok": true}})
+        );
+    }
+
+    #[test]
+    fn positions_of_the_converted_json_are_stripped() {
+        assert_eq!(
+            strip_positions("files[0].sha256: too short at line 1 column 247; at line x"),
+            "files[0].sha256: too short; at line x"
+        );
+    }
+
+    #[test]
+    fn malformed_yaml_is_refused_on_one_line_with_its_position() {
+        let e = yaml_to_json(b"name: [unclosed\nother: 1\n").expect_err("malformed");
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("line"), "{e}");
+    }
+}
