@@ -1,7 +1,7 @@
-//! The core's part of TUF: the only way a package signed into a TUF repository becomes a
-//! [`VerifiedPackage`].
+//! The only ways a package signed into a TUF repository becomes a [`VerifiedPackage`]:
+//! [`verify_target`], and [`Updater::package`] for a target the updater found.
 //!
-//! A TUF client (the host crate's, over files or HTTP) walks the chain: it rotates the root,
+//! A TUF client (the core's [`Updater`], driven over files or HTTP) walks the chain: it rotates the root,
 //! checks the timestamp, snapshot and targets versions, hashes and expiries. What it hands
 //! here is the trusted root and the targets metadata, byte for byte as it trusts them, and a
 //! target name. [`verify_target`] checks, with no I/O and no trust in the caller beyond the
@@ -25,6 +25,9 @@ use crate::limits::Limits;
 use crate::package::Package;
 use crate::sign::{KeyId, Provenance, VerifiedPackage};
 use crate::status::Status;
+
+use super::metadata;
+use super::updater::{FoundTarget, Updater};
 
 /// Why a TUF target did not verify as a package.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +172,41 @@ pub fn verify_target(
             detail: e.to_string(),
         }
     })
+}
+
+impl Updater {
+    /// The package target `found` carries (its `custom.ota.package` statement must be sealed
+    /// and describe exactly its bytes), verified by this updater: the role that lists it is
+    /// trusted, through the chain from the root. Its `signed_by` are the Ed25519 keys whose
+    /// signatures on that role counted.
+    pub fn package(&self, found: &FoundTarget) -> Result<VerifiedPackage, TufTargetError> {
+        let held = self
+            .targets(&found.role)
+            .ok_or_else(|| TufTargetError::TargetNotFound {
+                name: found.target.name.clone(),
+            })?;
+        let env = metadata::open(&found.role, "targets", &held.bytes).map_err(|e| {
+            TufTargetError::Metadata {
+                role: "targets",
+                field: ".".into(),
+                detail: e.to_string(),
+            }
+        })?;
+        let package = target_package(&env.signed, &found.target.name)?;
+        let [root, timestamp, snapshot, _] = self.versions();
+        let provenance = Provenance::Tuf {
+            target: found.target.name.clone(),
+            versions: [root, timestamp, snapshot, held.meta.common.version],
+            tuf_keyids: held.signers.clone(),
+        };
+        let signed_by = held.signer_keys.iter().map(KeyId::of).collect();
+        VerifiedPackage::from_tuf(package, signed_by, provenance).map_err(|e| {
+            TufTargetError::PackageInvalid {
+                name: found.target.name.clone(),
+                detail: e.to_string(),
+            }
+        })
+    }
 }
 
 /// The targets role's keys (TUF key id, raw Ed25519 public key) and threshold in a root.
