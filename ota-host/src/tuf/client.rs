@@ -224,6 +224,12 @@ fn config(limits: TufLimits) -> Config {
 
 fn refresh(root: &[u8], io: Io, limits: TufLimits, now: UnixMs) -> Result<Trusted, TufError> {
     let mut updater = Updater::new(root, config(limits)).map_err(TufError::from)?;
+    // The trusted root is kept with the rest from the start.
+    if let (true, Some(dir)) = (io.persist, &io.load) {
+        if !dir.join("root.json").exists() {
+            write_atomically(&dir.join("root.json"), root)?;
+        }
+    }
     match drive(&mut updater, &io, Input::Refresh, now)? {
         Output::Refreshed => Ok(Trusted {
             updater: Mutex::new(updater),
@@ -481,12 +487,22 @@ impl From<UpdateError> for TufError {
     fn from(e: UpdateError) -> Self {
         let detail = e.to_string();
         match e {
-            UpdateError::ThresholdNotMet { role, .. } => TufError::ThresholdNotMet { role, detail },
+            UpdateError::ThresholdNotMet {
+                role,
+                valid,
+                threshold,
+            } => TufError::ThresholdNotMet {
+                role,
+                detail: format!("{valid} valid signatures by trusted keys, threshold {threshold}"),
+            },
             UpdateError::UnknownKey { role, keyids } => TufError::UnknownKey { role, keyids },
-            UpdateError::DuplicateSignature { role, .. } => {
-                TufError::DuplicateSignature { role, detail }
-            }
-            UpdateError::RootRotation { .. } => TufError::RootRotationRefused { detail },
+            UpdateError::DuplicateSignature { role, keyid } => TufError::DuplicateSignature {
+                role,
+                detail: format!("two signatures by key {keyid}"),
+            },
+            UpdateError::RootRotation { version, detail } => TufError::RootRotationRefused {
+                detail: format!("root v{version}: {detail}"),
+            },
             UpdateError::Rollback { detail } => TufError::Rollback { detail },
             UpdateError::Expired { role, expires } => TufError::Expired { role, expires },
             UpdateError::VersionMismatch { .. } | UpdateError::MetaMismatch { .. } => {

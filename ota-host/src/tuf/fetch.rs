@@ -87,7 +87,11 @@ impl Fetcher {
             Source::Http(s) => match self.rt.block_on(s.next()) {
                 None => Ok(None),
                 Some(Ok(b)) => Ok(Some(b.to_vec())),
-                Some(Err(e)) => Err(fail(e.to_string())),
+                // tough's HTTP stream reports the status with the first chunk.
+                Some(Err(e)) => Err(FetchError {
+                    not_found: matches!(e.kind(), TransportErrorKind::FileNotFound),
+                    detail: e.to_string(),
+                }),
             },
         }
     }
