@@ -370,6 +370,53 @@ def ecdsa_and_rsa_keys(out):
     r.write(f"{out}/step0")
 
 
+def bench_300_targets(out):
+    """The refresh measurement: 300 targets, each with a custom statement."""
+    r = Repo()
+    for i in range(300):
+        data = f"model {i}".encode() * 64
+        r.add_target("targets", f"fleet/model-{i:04}.enc", data)
+        r.md["targets"].signed.targets[f"fleet/model-{i:04}.enc"].unrecognized_fields["custom"] = {
+            "ota": {"package": "x" * 600}
+        }
+    r.publish(bump=False)
+    r.write(f"{out}/step0")
+
+
+def bench_1000_hashed_bins(out):
+    """The delegation measurement: targets delegates to 1,000 bins by path_hash_prefixes
+    (each bin the 3-hex-digit prefixes p with p % 1000 == its number, one key shared by all),
+    each bin listing one target."""
+    r = Repo()
+    s = CryptoSigner.generate_ed25519()
+    t = r.md["targets"].signed
+    t.delegations = Delegations(keys={}, roles={})
+    prefixes = {i: [] for i in range(1000)}
+    for p in range(4096):
+        prefixes[p % 1000].append(f"{p:03x}")
+    for i in range(1000):
+        name = f"bin-{i:03}"
+        t.delegations.roles[name] = DelegatedRole(name, [], 1, False, None, prefixes[i])
+        t.add_key(s.public_key, name)
+        r.md[name] = Metadata(Targets(expires=FAR))
+        r.signers[name] = [s]
+    placed = set()
+    n = 0
+    while len(placed) < 1000:
+        path = f"fleet/model-{n:05}.enc"
+        n += 1
+        b = int(hashlib.sha256(path.encode()).hexdigest()[:3], 16) % 1000
+        if b in placed:
+            continue
+        placed.add(b)
+        r.add_target(f"bin-{b:03}", path, path.encode() * 16)
+    r.publish(bump=False)
+    r.write(f"{out}/step0")
+    # The target the measurement searches for.
+    with open(f"{out}/target", "w") as f:
+        f.write(path)
+
+
 SCENARIOS = {
     f.__name__: f
     for f in [
@@ -389,6 +436,8 @@ SCENARIOS = {
         role_names_that_need_quoting,
         consistent_snapshot_targets_by_hash,
         ecdsa_and_rsa_keys,
+        bench_300_targets,
+        bench_1000_hashed_bins,
     ]
 }
 for _role in TOP:
