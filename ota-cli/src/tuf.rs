@@ -312,7 +312,9 @@ fn download(a: &TufArgs) -> Result<Outcome, CliError> {
         // The artifact cache: a target already there with the right length and hashes is not
         // downloaded again.
         if t.is_cached(&found, &path) {
-            done.push(json!({"name": name, "file": path, "length": found.target.length, "cached": true}));
+            done.push(
+                json!({"name": name, "file": path, "length": found.target.length, "cached": true}),
+            );
             continue;
         }
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::io(dir, e))?;

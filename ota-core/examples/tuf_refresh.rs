@@ -37,14 +37,16 @@ fn drive(u: &mut Updater, input: Input, metadata: &Path, state: &Path, now: Unix
             }
             concluded => return concluded,
         };
-        u.handle(next, now).expect("an answer the updater asked for");
+        u.handle(next, now)
+            .expect("an answer the updater asked for");
     }
     panic!("the updater did not conclude");
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(metadata), Some(runs)) = (args.get(1), args.get(2).and_then(|r| r.parse::<u32>().ok()))
+    let (Some(metadata), Some(runs)) =
+        (args.get(1), args.get(2).and_then(|r| r.parse::<u32>().ok()))
     else {
         eprintln!("usage: tuf_refresh METADATA_DIR RUNS [TARGET]");
         std::process::exit(2);
@@ -58,7 +60,8 @@ fn main() {
     );
     let mut total = 0u128;
     for run in 0..runs {
-        let state = std::env::temp_dir().join(format!("ota-tuf-bench-{}-{run}", std::process::id()));
+        let state =
+            std::env::temp_dir().join(format!("ota-tuf-bench-{}-{run}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).expect("a state directory");
         let t = Instant::now();
@@ -67,7 +70,13 @@ fn main() {
         let out = drive(&mut u, Input::Refresh, metadata, &state, now);
         assert_eq!(out, Output::Refreshed, "the refresh");
         if let Some(name) = args.get(3) {
-            let out = drive(&mut u, Input::FindTarget { name: name.clone() }, metadata, &state, now);
+            let out = drive(
+                &mut u,
+                Input::FindTarget { name: name.clone() },
+                metadata,
+                &state,
+                now,
+            );
             assert!(matches!(out, Output::Found(_)), "the search: {out:?}");
         }
         total += t.elapsed().as_nanos();

@@ -63,7 +63,11 @@ impl Run {
     }
 
     fn updater(&self) -> Updater {
-        Updater::new(&std::fs::read(self.state().join("root.json")).unwrap(), self.config).unwrap()
+        Updater::new(
+            &std::fs::read(self.state().join("root.json")).unwrap(),
+            self.config,
+        )
+        .unwrap()
     }
 
     /// Feeds `input`, then answers the updater from step `step` of the repository and the
@@ -126,7 +130,11 @@ impl Run {
     fn roles_fetched(&self) -> Vec<String> {
         self.fetched
             .iter()
-            .filter(|p| !["root", "timestamp", "snapshot", "targets"].iter().any(|r| p.ends_with(&format!("{r}.json"))))
+            .filter(|p| {
+                !["root", "timestamp", "snapshot", "targets"]
+                    .iter()
+                    .any(|r| p.ends_with(&format!("{r}.json")))
+            })
             .cloned()
             .collect()
     }
@@ -157,9 +165,18 @@ fn persists_each_role_as_it_verifies() {
     let snapshot_before = run.state_file("snapshot.json").unwrap();
     // Step 1: a new root and timestamp that verify, then a snapshot signed by a stranger.
     let e = failed(run.refresh(1));
-    assert!(matches!(&e, UpdateError::UnknownKey { role, .. } if role == "snapshot"), "{e}");
-    assert_eq!(run.state_file("root.json").unwrap(), run.repo_file(1, "2.root.json"));
-    assert_eq!(run.state_file("timestamp.json").unwrap(), run.repo_file(1, "timestamp.json"));
+    assert!(
+        matches!(&e, UpdateError::UnknownKey { role, .. } if role == "snapshot"),
+        "{e}"
+    );
+    assert_eq!(
+        run.state_file("root.json").unwrap(),
+        run.repo_file(1, "2.root.json")
+    );
+    assert_eq!(
+        run.state_file("timestamp.json").unwrap(),
+        run.repo_file(1, "timestamp.json")
+    );
     assert_eq!(run.state_file("snapshot.json").unwrap(), snapshot_before);
 }
 
@@ -172,9 +189,15 @@ fn root_rotation_stops_at_a_root_with_too_few_signatures() {
     let mut run = Run::new(&dir);
     assert_eq!(run.refresh(0), Output::Refreshed);
     let e = failed(run.refresh(1));
-    assert!(matches!(e, UpdateError::RootRotation { version: 3, .. }), "{e}");
+    assert!(
+        matches!(e, UpdateError::RootRotation { version: 3, .. }),
+        "{e}"
+    );
     // Version 2 verified and is kept.
-    assert_eq!(run.state_file("root.json").unwrap(), run.repo_file(1, "2.root.json"));
+    assert_eq!(
+        run.state_file("root.json").unwrap(),
+        run.repo_file(1, "2.root.json")
+    );
 }
 
 #[test]
@@ -186,9 +209,15 @@ fn root_rotation_to_an_expired_root() {
     let mut run = Run::new(&dir);
     assert_eq!(run.refresh(0), Output::Refreshed);
     let e = failed(run.refresh(1));
-    assert!(matches!(&e, UpdateError::Expired { role, .. } if role == "root"), "{e}");
+    assert!(
+        matches!(&e, UpdateError::Expired { role, .. } if role == "root"),
+        "{e}"
+    );
     // The chain was walked (version 2 kept), and nothing after the root was fetched.
-    assert_eq!(run.state_file("root.json").unwrap(), run.repo_file(1, "2.root.json"));
+    assert_eq!(
+        run.state_file("root.json").unwrap(),
+        run.repo_file(1, "2.root.json")
+    );
     assert_eq!(run.fetched, ["2.root.json", "3.root.json"]);
 }
 
@@ -201,9 +230,18 @@ fn root_rotation_then_snapshot_not_found() {
     let mut run = Run::new(&dir);
     assert_eq!(run.refresh(0), Output::Refreshed);
     let e = failed(run.refresh(1));
-    assert!(matches!(&e, UpdateError::Fetch { url_path, .. } if url_path == "2.snapshot.json"), "{e}");
-    assert_eq!(run.state_file("root.json").unwrap(), run.repo_file(1, "2.root.json"));
-    assert_eq!(run.state_file("timestamp.json").unwrap(), run.repo_file(1, "timestamp.json"));
+    assert!(
+        matches!(&e, UpdateError::Fetch { url_path, .. } if url_path == "2.snapshot.json"),
+        "{e}"
+    );
+    assert_eq!(
+        run.state_file("root.json").unwrap(),
+        run.repo_file(1, "2.root.json")
+    );
+    assert_eq!(
+        run.state_file("timestamp.json").unwrap(),
+        run.repo_file(1, "timestamp.json")
+    );
 }
 
 #[test]
@@ -244,7 +282,10 @@ fn snapshot_hash_mismatch() {
     }
     let dir = scenario("snapshot_hash_mismatch");
     let e = failed(Run::new(&dir).refresh(0));
-    assert!(matches!(&e, UpdateError::MetaMismatch { role, .. } if role == "snapshot"), "{e}");
+    assert!(
+        matches!(&e, UpdateError::MetaMismatch { role, .. } if role == "snapshot"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -255,7 +296,10 @@ fn targets_hash_mismatch() {
     let dir = scenario("targets_hash_mismatch");
     let run = &mut Run::new(&dir);
     let e = failed(run.refresh(0));
-    assert!(matches!(&e, UpdateError::MetaMismatch { role, .. } if role == "targets"), "{e}");
+    assert!(
+        matches!(&e, UpdateError::MetaMismatch { role, .. } if role == "targets"),
+        "{e}"
+    );
     assert_eq!(run.state_file("targets.json"), None);
     assert!(run.state_file("snapshot.json").is_some());
 }
@@ -281,7 +325,10 @@ fn expired_roles_are_refused_at_the_time_given() {
     for role in ["root", "timestamp", "snapshot", "targets"] {
         let dir = scenario(&format!("expired_{role}"));
         let e = failed(Run::new(&dir).refresh(0));
-        assert!(matches!(&e, UpdateError::Expired { role: r, .. } if r == role), "{role}: {e}");
+        assert!(
+            matches!(&e, UpdateError::Expired { role: r, .. } if r == role),
+            "{role}: {e}"
+        );
     }
 }
 
@@ -362,7 +409,11 @@ fn a_terminating_delegation_ends_the_search() {
     let mut run = Run::new(&scenario("delegation_tree"));
     let e = failed(run.find("term/x"));
     assert!(matches!(e, UpdateError::TargetNotFound { .. }), "{e}");
-    assert_eq!(run.roles_fetched(), ["1.T.json"], "U, after the terminating T, is not visited");
+    assert_eq!(
+        run.roles_fetched(),
+        ["1.T.json"],
+        "U, after the terminating T, is not visited"
+    );
 }
 
 #[test]
@@ -373,7 +424,11 @@ fn path_patterns_star_does_not_match_a_slash() {
     let mut run = Run::new(&scenario("delegation_tree"));
     let e = failed(run.find("dir/sub/f"));
     assert!(matches!(e, UpdateError::TargetNotFound { .. }), "{e}");
-    assert_eq!(run.roles_fetched(), Vec::<String>::new(), "dir/* does not cover dir/sub/f");
+    assert_eq!(
+        run.roles_fetched(),
+        Vec::<String>::new(),
+        "dir/* does not cover dir/sub/f"
+    );
 }
 
 #[test]
@@ -383,7 +438,10 @@ fn path_hash_prefixes_pick_the_role() {
     }
     let mut run = Run::new(&scenario("delegation_tree"));
     assert_eq!(found_in(run.find("hashed.txt")), "H");
-    assert_eq!(run.roles_fetched(), ["1.A.json", "1.C.json", "1.B.json", "1.H.json"]);
+    assert_eq!(
+        run.roles_fetched(),
+        ["1.A.json", "1.C.json", "1.B.json", "1.H.json"]
+    );
 }
 
 #[test]
@@ -396,7 +454,11 @@ fn the_search_visits_at_most_max_delegations_roles() {
     assert_eq!(found_in(run.find("near.txt")), "R2");
     let e = failed(run.find("far.txt"));
     assert!(matches!(e, UpdateError::TargetNotFound { .. }), "{e}");
-    assert_eq!(run.roles_fetched().len(), 32 - 3, "R3..R31 (R0..R2 were loaded locally)");
+    assert_eq!(
+        run.roles_fetched().len(),
+        32 - 3,
+        "R3..R31 (R0..R2 were loaded locally)"
+    );
     run.config.max_delegations = 64;
     assert_eq!(found_in(run.find("far.txt")), "R39");
 }
@@ -408,7 +470,10 @@ fn a_delegated_role_missing_from_the_snapshot_is_an_error() {
     }
     let mut run = Run::new(&scenario("delegated_role_missing_from_snapshot"));
     let e = failed(run.find("a.txt"));
-    assert!(matches!(&e, UpdateError::NotInSnapshot { role } if role == "A"), "{e}");
+    assert!(
+        matches!(&e, UpdateError::NotInSnapshot { role } if role == "A"),
+        "{e}"
+    );
     assert_eq!(run.roles_fetched(), Vec::<String>::new());
 }
 
@@ -420,16 +485,29 @@ fn role_names_that_need_quoting_are_percent_encoded_and_stored_as_one_file() {
     let dir = scenario("role_names_that_need_quoting");
     let mut run = Run::new(&dir);
     let mut fetched = Vec::new();
-    for (i, role) in ["?", "#", "/delegatedrole", "../delegatedrole"].iter().enumerate() {
+    for (i, role) in ["?", "#", "/delegatedrole", "../delegatedrole"]
+        .iter()
+        .enumerate()
+    {
         assert_eq!(found_in(run.find(&format!("t{i}"))), *role);
         fetched.extend(run.roles_fetched());
     }
     fetched.sort();
     assert_eq!(
         fetched,
-        ["1.%23.json", "1.%2Fdelegatedrole.json", "1.%3F.json", "1...%2Fdelegatedrole.json"]
+        [
+            "1.%23.json",
+            "1.%2Fdelegatedrole.json",
+            "1.%3F.json",
+            "1...%2Fdelegatedrole.json"
+        ]
     );
-    for file in ["%3F.json", "%23.json", "%2Fdelegatedrole.json", "..%2Fdelegatedrole.json"] {
+    for file in [
+        "%3F.json",
+        "%23.json",
+        "%2Fdelegatedrole.json",
+        "..%2Fdelegatedrole.json",
+    ] {
         assert!(run.state_file(file).is_some(), "{file}");
     }
     assert!(!dir.join("delegatedrole.json").exists());
@@ -456,7 +534,11 @@ fn consistent_snapshot_targets_are_fetched_as_dir_hash_name() {
     )
     .unwrap();
     let mut got = Vec::new();
-    client.refresh(NOW).unwrap().download("dir/sub/file.txt", &mut got).unwrap();
+    client
+        .refresh(NOW)
+        .unwrap()
+        .download("dir/sub/file.txt", &mut got)
+        .unwrap();
     assert_eq!(got, b"a target in a directory");
 }
 
@@ -471,5 +553,9 @@ fn ecdsa_and_rsa_keys_sign_roles() {
     assert_eq!(run.drive(&mut u, Input::Refresh, 0), Output::Refreshed);
     assert_eq!(u.timestamp().unwrap().signers.len(), 1, "ECDSA P-256");
     assert_eq!(u.snapshot().unwrap().signers.len(), 1, "RSA-PSS-SHA256");
-    assert_eq!(u.targets("targets").unwrap().signers.len(), 1, "ECDSA P-256");
+    assert_eq!(
+        u.targets("targets").unwrap().signers.len(),
+        1,
+        "ECDSA P-256"
+    );
 }

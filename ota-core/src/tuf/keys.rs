@@ -31,7 +31,8 @@ impl Key {
     /// Reads a key from its metadata form.
     pub fn from_json(key: &Value) -> Result<Key, KeyError> {
         let text = |f: &str| key.get(f).and_then(Value::as_str);
-        let keytype = text("keytype").ok_or_else(|| KeyError("keytype: must be a string".into()))?;
+        let keytype =
+            text("keytype").ok_or_else(|| KeyError("keytype: must be a string".into()))?;
         let scheme = text("scheme").ok_or_else(|| KeyError("scheme: must be a string".into()))?;
         let public = key
             .get("keyval")
@@ -57,10 +58,12 @@ impl Key {
             }
             ("rsa", "rsassa-pss-sha256" | "rsa-pkcs1v15-sha256") => {
                 use rsa::pkcs8::DecodePublicKey;
-                let key = rsa::PublicKey::from_public_key_pem(public.trim())
-                    .map_err(|e| bad(&e))?;
+                let key =
+                    rsa::PublicKey::from_public_key_pem(public.trim()).map_err(|e| bad(&e))?;
                 Ok(if scheme == "rsassa-pss-sha256" {
-                    Key::RsaPss(Box::new(rsa::pss::VerifyingKey::new_with_auto_salt_len(key)))
+                    Key::RsaPss(Box::new(rsa::pss::VerifyingKey::new_with_auto_salt_len(
+                        key,
+                    )))
                 } else {
                     Key::RsaPkcs1(Box::new(rsa::pkcs1v15::VerifyingKey::new(key)))
                 })

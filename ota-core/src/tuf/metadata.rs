@@ -35,7 +35,8 @@ fn invalid(role: &str, field: &str, detail: impl Into<String>) -> UpdateError {
 
 /// Opens a metadata file of `role`, whose `signed._type` must be `expected`.
 pub fn open(role: &str, expected: &'static str, bytes: &[u8]) -> Result<Envelope, UpdateError> {
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| invalid(role, ".", e.to_string()))?;
+    let doc: Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(role, ".", e.to_string()))?;
     let signed = doc
         .get("signed")
         .filter(|s| s.is_object())
@@ -200,13 +201,17 @@ impl Common {
 }
 
 fn parse_time(text: &str) -> Option<UnixMs> {
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     let ms = t.unix_timestamp_nanos() / 1_000_000;
     Some(UnixMs(u64::try_from(ms).unwrap_or(0)))
 }
 
-fn object<'a>(role: &str, v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, UpdateError> {
+fn object<'a>(
+    role: &str,
+    v: &'a Value,
+    field: &str,
+) -> Result<&'a Map<String, Value>, UpdateError> {
     v.get(field.rsplit('.').next().unwrap_or(field))
         .and_then(Value::as_object)
         .ok_or_else(|| invalid(role, field, "must be an object"))
@@ -339,7 +344,13 @@ fn meta_file(role: &str, v: &Value, field: &str) -> Result<MetaFile, UpdateError
         .get("version")
         .and_then(Value::as_u64)
         .filter(|v| *v >= 1)
-        .ok_or_else(|| invalid(role, &format!("{field}.version"), "must be an integer of at least 1"))?;
+        .ok_or_else(|| {
+            invalid(
+                role,
+                &format!("{field}.version"),
+                "must be an integer of at least 1",
+            )
+        })?;
     Ok(MetaFile {
         version,
         length: length(role, v.get("length"), &format!("{field}.length"))?,
@@ -536,7 +547,11 @@ impl Targets {
                 .ok_or_else(|| invalid(role, &format!("{field}.length"), "missing"))?;
             let h = hashes(role, t.get("hashes"), &format!("{field}.hashes"))?;
             if h.is_empty() {
-                return Err(invalid(role, &format!("{field}.hashes"), "must list a hash"));
+                return Err(invalid(
+                    role,
+                    &format!("{field}.hashes"),
+                    "must list a hash",
+                ));
             }
             targets.insert(
                 name.clone(),
@@ -561,7 +576,11 @@ impl Targets {
 
     fn delegations(role: &str, d: &Value) -> Result<Delegations, UpdateError> {
         let f = "signed.delegations";
-        let keys = key_ring(role, object(role, d, &format!("{f}.keys"))?, &format!("{f}.keys"))?;
+        let keys = key_ring(
+            role,
+            object(role, d, &format!("{f}.keys"))?,
+            &format!("{f}.keys"),
+        )?;
         let mut roles = Vec::new();
         let mut succinct = None;
         match (d.get("roles"), d.get("succinct_roles")) {
@@ -571,12 +590,15 @@ impl Targets {
                     .ok_or_else(|| invalid(role, &format!("{f}.roles"), "must be an array"))?;
                 for (i, r) in list.iter().enumerate() {
                     let field = format!("{f}.roles[{i}]");
-                    let name = r
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| invalid(role, &format!("{field}.name"), "must be a string"))?;
+                    let name = r.get("name").and_then(Value::as_str).ok_or_else(|| {
+                        invalid(role, &format!("{field}.name"), "must be a string")
+                    })?;
                     if roles.iter().any(|d: &DelegatedRole| d.name == name) {
-                        return Err(invalid(role, &format!("{field}.name"), format!("{name:?} is delegated twice")));
+                        return Err(invalid(
+                            role,
+                            &format!("{field}.name"),
+                            format!("{name:?} is delegated twice"),
+                        ));
                     }
                     let strings = |k: &str| -> Result<Option<Vec<String>>, UpdateError> {
                         r.get(k)
@@ -588,7 +610,11 @@ impl Targets {
                                             .collect::<Option<Vec<_>>>()
                                     })
                                     .ok_or_else(|| {
-                                        invalid(role, &format!("{field}.{k}"), "must be an array of strings")
+                                        invalid(
+                                            role,
+                                            &format!("{field}.{k}"),
+                                            "must be an array of strings",
+                                        )
                                     })
                             })
                             .transpose()
@@ -605,7 +631,10 @@ impl Targets {
                     roles.push(DelegatedRole {
                         name: name.into(),
                         keys: role_keys(role, r, &field)?,
-                        terminating: r.get("terminating").and_then(Value::as_bool).unwrap_or(false),
+                        terminating: r
+                            .get("terminating")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
                         paths,
                         path_hash_prefixes,
                     });
@@ -617,11 +646,15 @@ impl Targets {
                     .get("bit_length")
                     .and_then(Value::as_u64)
                     .filter(|b| (1..=32).contains(b))
-                    .ok_or_else(|| invalid(role, &format!("{field}.bit_length"), "must be 1 to 32"))?;
-                let name_prefix = s
-                    .get("name_prefix")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid(role, &format!("{field}.name_prefix"), "must be a string"))?;
+                    .ok_or_else(|| {
+                        invalid(role, &format!("{field}.bit_length"), "must be 1 to 32")
+                    })?;
+                let name_prefix =
+                    s.get("name_prefix")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            invalid(role, &format!("{field}.name_prefix"), "must be a string")
+                        })?;
                 succinct = Some(SuccinctRoles {
                     keys: role_keys(role, s, &field)?,
                     bit_length: bit_length as u32,

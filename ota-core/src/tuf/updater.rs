@@ -180,13 +180,25 @@ pub struct Held<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Wait {
     Idle,
-    Root { version: u64, url_path: String },
+    Root {
+        version: u64,
+        url_path: String,
+    },
     TimestampLocal,
     TimestampRemote,
     SnapshotLocal,
-    SnapshotRemote { url_path: String },
-    TargetsLocal { role: String, parent: String },
-    TargetsRemote { role: String, parent: String, url_path: String },
+    SnapshotRemote {
+        url_path: String,
+    },
+    TargetsLocal {
+        role: String,
+        parent: String,
+    },
+    TargetsRemote {
+        role: String,
+        parent: String,
+        url_path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,7 +416,11 @@ impl Updater {
 
     fn next_root(&mut self) {
         let version = self.root.meta.common.version + 1;
-        if version > self.first_root.saturating_add(self.config.max_root_rotations) {
+        if version
+            > self
+                .first_root
+                .saturating_add(self.config.max_root_rotations)
+        {
             self.root_done();
             return;
         }
@@ -474,7 +490,11 @@ impl Updater {
         self.wait = Wait::TimestampRemote;
     }
 
-    fn update_timestamp(&mut self, bytes: &[u8], remote: bool) -> Result<TimestampUpdate, UpdateError> {
+    fn update_timestamp(
+        &mut self,
+        bytes: &[u8],
+        remote: bool,
+    ) -> Result<TimestampUpdate, UpdateError> {
         if remote {
             too_large("timestamp", bytes, self.config.timestamp_max_length)?;
         }
@@ -565,7 +585,13 @@ impl Updater {
             if listed.length.is_none() {
                 too_large("snapshot", bytes, self.config.snapshot_max_length)?;
             }
-            check_listed("snapshot", "the timestamp", bytes, listed.length, &listed.hashes)?;
+            check_listed(
+                "snapshot",
+                "the timestamp",
+                bytes,
+                listed.length,
+                &listed.hashes,
+            )?;
         }
         let env = metadata::open("snapshot", "snapshot", bytes)?;
         let root = &self.root.meta;
@@ -634,7 +660,10 @@ impl Updater {
                 return;
             }
         }
-        let listed = self.snapshot.as_ref().and_then(|s| s.meta.role(&role).cloned());
+        let listed = self
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.meta.role(&role).cloned());
         let Some(listed) = listed else {
             self.fail(UpdateError::NotInSnapshot { role });
             return;
@@ -652,7 +681,12 @@ impl Updater {
         };
     }
 
-    fn update_targets(&mut self, role: &str, parent: &str, bytes: &[u8]) -> Result<(), UpdateError> {
+    fn update_targets(
+        &mut self,
+        role: &str,
+        parent: &str,
+        bytes: &[u8],
+    ) -> Result<(), UpdateError> {
         let Some(snapshot) = &self.snapshot else {
             return Err(UpdateError::Misuse {
                 detail: "no trusted snapshot".into(),
@@ -701,7 +735,11 @@ impl Updater {
         Ok(())
     }
 
-    fn delegator_keys(&self, role: &str, parent: &str) -> Result<(&KeyRing, &RoleKeys), UpdateError> {
+    fn delegator_keys(
+        &self,
+        role: &str,
+        parent: &str,
+    ) -> Result<(&KeyRing, &RoleKeys), UpdateError> {
         if parent == "root" {
             let root = &self.root.meta;
             return Ok((&root.keys, root.role("targets")));
@@ -847,7 +885,9 @@ impl Updater {
             self.root.meta.common.version,
             self.timestamp.as_ref().map_or(0, |t| t.meta.common.version),
             self.snapshot.as_ref().map_or(0, |t| t.meta.common.version),
-            self.targets.get("targets").map_or(0, |t| t.meta.common.version),
+            self.targets
+                .get("targets")
+                .map_or(0, |t| t.meta.common.version),
         ]
     }
 }
@@ -882,4 +922,3 @@ fn check_listed(
         detail: e.to_string(),
     })
 }
-

@@ -253,7 +253,10 @@ fn drive(updater: &mut Updater, io: &Io, input: Input, now: UnixMs) -> Result<Ou
         };
         let next = match output {
             Output::Load { role_file } => {
-                let bytes = io.load.as_ref().and_then(|d| std::fs::read(d.join(&role_file)).ok());
+                let bytes = io
+                    .load
+                    .as_ref()
+                    .and_then(|d| std::fs::read(d.join(&role_file)).ok());
                 Input::Loaded { role_file, bytes }
             }
             Output::Fetch {
@@ -392,7 +395,11 @@ impl Trusted {
     }
 
     /// Downloads a target a search found (see [`Trusted::download`]).
-    pub fn download_found(&self, found: &FoundTarget, out: &mut dyn Write) -> Result<u64, TufError> {
+    pub fn download_found(
+        &self,
+        found: &FoundTarget,
+        out: &mut dyn Write,
+    ) -> Result<u64, TufError> {
         let name = &found.target.name;
         let length = found.target.length;
         let mismatch = |e: Mismatch| match e {
@@ -448,21 +455,38 @@ impl Trusted {
             &u.root().signers,
         )];
         if let Some(t) = u.timestamp() {
-            roles.push(role("timestamp", t.meta.common.version, &t.meta.common.expires_text, &t.signers));
+            roles.push(role(
+                "timestamp",
+                t.meta.common.version,
+                &t.meta.common.expires_text,
+                &t.signers,
+            ));
         }
         if let Some(t) = u.snapshot() {
-            roles.push(role("snapshot", t.meta.common.version, &t.meta.common.expires_text, &t.signers));
+            roles.push(role(
+                "snapshot",
+                t.meta.common.version,
+                &t.meta.common.expires_text,
+                &t.signers,
+            ));
         }
         let mut targets = Vec::new();
         if let Some(t) = u.targets("targets") {
-            roles.push(role("targets", t.meta.common.version, &t.meta.common.expires_text, &t.signers));
+            roles.push(role(
+                "targets",
+                t.meta.common.version,
+                &t.meta.common.expires_text,
+                &t.signers,
+            ));
             for (name, target) in &t.meta.targets {
                 let package = statement(target.custom.as_ref()).and_then(Result::ok);
                 targets.push(TargetInfo {
                     name: name.clone(),
                     length: target.length,
                     sha256: target.hashes.get("sha256").unwrap_or_default().to_string(),
-                    package: package.as_ref().map(|p| format!("{} {}", p.name, p.version)),
+                    package: package
+                        .as_ref()
+                        .map(|p| format!("{} {}", p.name, p.version)),
                     package_id: package
                         .map(|p| ota_core::sign::PackageId::of(p.to_json().as_bytes()).to_string()),
                 });

@@ -54,10 +54,12 @@ impl Fetcher {
         };
         if base.scheme() == "file" {
             let path = local_path(base, url_path).map_err(fail)?;
-            return std::fs::File::open(&path).map(Source::File).map_err(|e| FetchError {
-                not_found: e.kind() == std::io::ErrorKind::NotFound,
-                detail: format!("{}: {e}", path.display()),
-            });
+            return std::fs::File::open(&path)
+                .map(Source::File)
+                .map_err(|e| FetchError {
+                    not_found: e.kind() == std::io::ErrorKind::NotFound,
+                    detail: format!("{}: {e}", path.display()),
+                });
         }
         let url = base
             .join(url_path)
