@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::UpdateError;
@@ -35,12 +34,8 @@ fn invalid(role: &str, field: &str, detail: impl Into<String>) -> UpdateError {
 
 /// Opens a metadata file of `role`, whose `signed._type` must be `expected`.
 pub fn open(role: &str, expected: &'static str, bytes: &[u8]) -> Result<Envelope, UpdateError> {
-    let doc: Value =
+    let mut doc: Value =
         serde_json::from_slice(bytes).map_err(|e| invalid(role, ".", e.to_string()))?;
-    let signed = doc
-        .get("signed")
-        .filter(|s| s.is_object())
-        .ok_or_else(|| invalid(role, "signed", "must be an object"))?;
     let sigs = doc
         .get("signatures")
         .and_then(Value::as_array)
@@ -64,6 +59,11 @@ pub fn open(role: &str, expected: &'static str, bytes: &[u8]) -> Result<Envelope
         }
         signatures.push((keyid.into(), sig.into()));
     }
+    let signed = doc
+        .as_object_mut()
+        .and_then(|d| d.remove("signed"))
+        .filter(Value::is_object)
+        .ok_or_else(|| invalid(role, "signed", "must be an object"))?;
     let found = signed.get("_type").and_then(Value::as_str).unwrap_or("");
     if found != expected {
         return Err(UpdateError::WrongType {
@@ -73,20 +73,67 @@ pub fn open(role: &str, expected: &'static str, bytes: &[u8]) -> Result<Envelope
         });
     }
     Ok(Envelope {
-        canonical: canonical(signed),
-        signed: signed.clone(),
+        canonical: canonical(&signed),
+        signed,
         signatures,
     })
 }
 
-/// The canonical JSON (OLPC) of a value: what TUF signatures cover.
+/// The canonical JSON of a value, what TUF signatures cover, as securesystemslib writes it:
+/// object keys sorted, no whitespace, strings with only `"` and `\` escaped (and no Unicode
+/// normalization), integers as they are. (A float cannot be canonical: it is written as
+/// serde_json writes it, and no signature made by another client will match.)
 pub fn canonical(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut ser =
-        serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
-    // Serializing a `Value` into a Vec cannot fail.
-    let _ = value.serialize(&mut ser);
+    let mut out = Vec::with_capacity(1024);
+    write_canonical(value, &mut out);
     out
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            // Sorted by the keys' bytes, whatever order the map keeps (serde_json's
+            // `preserve_order`, if another crate turns it on, keeps insertion order).
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(k, out);
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for b in s.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// Which keys a role trusts and how many must sign.
@@ -674,5 +721,20 @@ impl Targets {
             roles,
             succinct,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_and_escapes_only_quote_and_backslash() {
+        let v: Value =
+            serde_json::from_str(r#"{"b": [1, true, null], "a": "q\"b\\e\u0301\n"}"#).unwrap();
+        assert_eq!(
+            String::from_utf8(canonical(&v)).unwrap(),
+            "{\"a\":\"q\\\"b\\\\e\u{301}\n\",\"b\":[1,true,null]}"
+        );
     }
 }

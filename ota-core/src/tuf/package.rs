@@ -17,7 +17,6 @@
 //! envelope.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::digest::Sha256Digest;
@@ -114,7 +113,7 @@ pub fn verify_target(
     let targets = parse("targets", targets, limits)?;
     let keys = role_keys(&root)?;
     let signed = field(&targets, "targets", "signed")?;
-    let message = canonical(signed);
+    let message = metadata::canonical(signed);
     let mut signers: Vec<[u8; 32]> = Vec::new();
     let mut tuf_keyids = Vec::new();
     let sigs = field(&targets, "targets", "signatures")?
@@ -325,14 +324,4 @@ fn bad(role: &'static str, field: &str, detail: &str) -> TufTargetError {
         field: field.into(),
         detail: detail.into(),
     }
-}
-
-/// The canonical JSON (OLPC) of a value: what TUF signatures cover.
-fn canonical(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut ser =
-        serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
-    // Serializing a `Value` into a Vec cannot fail.
-    let _ = value.serialize(&mut ser);
-    out
 }
