@@ -640,6 +640,16 @@ impl Targets {
                     let name = r.get("name").and_then(Value::as_str).ok_or_else(|| {
                         invalid(role, &format!("{field}.name"), "must be a string")
                     })?;
+                    // A delegated role named like a top-level one would share its file.
+                    if name.is_empty()
+                        || ["root", "timestamp", "snapshot", "targets"].contains(&name)
+                    {
+                        return Err(invalid(
+                            role,
+                            &format!("{field}.name"),
+                            format!("{name:?} cannot be a delegated role's name"),
+                        ));
+                    }
                     if roles.iter().any(|d: &DelegatedRole| d.name == name) {
                         return Err(invalid(
                             role,
