@@ -1084,6 +1084,5 @@ mod tests {
             u.poll(),
             Some(Output::Failed(UpdateError::Expired { .. }))
         ));
-        let _ = timestamp;
     }
 }
