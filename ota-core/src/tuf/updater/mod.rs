@@ -44,7 +44,11 @@
 //!    after [`Config::max_delegations`] roles. A delegated role the snapshot does not list is
 //!    an error.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+mod search;
+
+use search::Walk;
 
 use super::error::UpdateError;
 use super::hashes;
@@ -206,13 +210,6 @@ enum Job {
     None,
     Refresh,
     Find(String),
-}
-
-#[derive(Debug, Clone)]
-struct Walk {
-    name: String,
-    stack: Vec<(String, String)>,
-    visited: BTreeSet<(String, String)>,
 }
 
 /// The TUF client workflow, sans IO (see the module docs).
@@ -771,85 +768,6 @@ impl Updater {
         if self.examine(&role, &parent) {
             self.walk_on();
         }
-    }
-
-    // --- 5.7: the target search. --------------------------------------------------------------
-
-    fn start_walk(&mut self, name: String) {
-        self.walk = Some(Walk {
-            name,
-            stack: vec![("targets".into(), "root".into())],
-            visited: BTreeSet::new(),
-        });
-        self.walk_on();
-    }
-
-    /// Goes on with the search until it needs a role loaded or concludes.
-    fn walk_on(&mut self) {
-        loop {
-            let Some(walk) = &mut self.walk else {
-                return;
-            };
-            let next = if walk.visited.len() > self.config.max_delegations {
-                None
-            } else {
-                walk.stack.pop()
-            };
-            let Some((role, parent)) = next else {
-                let name = walk.name.clone();
-                self.fail(UpdateError::TargetNotFound { name });
-                return;
-            };
-            if walk.visited.contains(&(role.clone(), parent.clone())) {
-                continue;
-            }
-            if !self.targets.contains_key(&role) {
-                self.load_role(role, parent);
-                return;
-            }
-            if !self.examine(&role, &parent) {
-                return;
-            }
-        }
-    }
-
-    /// Looks for the target in a trusted role; pushes the roles to visit next. Returns
-    /// whether the search goes on.
-    fn examine(&mut self, role: &str, parent: &str) -> bool {
-        let (Some(walk), Some(held)) = (&mut self.walk, self.targets.get(role)) else {
-            return false;
-        };
-        if let Some(target) = held.meta.targets.get(&walk.name) {
-            let hash = self
-                .root
-                .meta
-                .consistent_snapshot
-                .then(|| target.hashes.for_url())
-                .flatten();
-            let found = FoundTarget {
-                url_path: paths::target_url_path(&target.name, hash),
-                target: target.clone(),
-                role: role.into(),
-            };
-            self.walk = None;
-            self.job = Job::None;
-            self.out.push_back(Output::Found(found));
-            return false;
-        }
-        walk.visited.insert((role.into(), parent.into()));
-        if let Some(d) = &held.meta.delegations {
-            let mut children = Vec::new();
-            for (child, terminating) in d.roles_for(&walk.name) {
-                children.push((child, role.to_string()));
-                if terminating {
-                    walk.stack.clear();
-                    break;
-                }
-            }
-            children.reverse();
-            walk.stack.extend(children);
-        }
-        true
     }
 
     // --- What is trusted. ---------------------------------------------------------------------
