@@ -10,9 +10,11 @@
 //!   order into TDIR under a stable file name (the name percent-encoded, every byte but
 //!   `A-Za-z0-9-._~`), stopping at the first failure.
 //!
-//! Exit status 0 on success, 1 on any failure. DIR holds the trusted metadata under their plain
-//! names (`root.json`, `timestamp.json`, `snapshot.json`, `targets.json`) and nothing else
-//! ending in `.json`.
+//! Exit status 0 on success, 1 on any failure. DIR holds the trusted metadata, each role in a
+//! file named after it, quoted as in a URL (`root.json`, `timestamp.json`, `snapshot.json`,
+//! `targets.json`, and each delegated role a target search visited), written as soon as the
+//! role verified. A target already in TDIR with the right length and hashes is not downloaded
+//! again.
 
 use std::path::{Path, PathBuf};
 
@@ -191,15 +193,7 @@ fn need<'a, T>(v: &'a Option<T>, flag: &str) -> Result<&'a T, CliError> {
 
 /// A target's file name in the target directory: percent-encoded, so it stays in the directory.
 pub fn file_name(target: &str) -> String {
-    let mut out = String::with_capacity(target.len());
-    for b in target.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    ota_core::tuf::paths::quote(target)
 }
 
 /// Runs `ota tuf`.
@@ -314,11 +308,20 @@ fn download(a: &TufArgs) -> Result<Outcome, CliError> {
     let mut done = Vec::new();
     for name in &a.target_names {
         let path = dir.join(file_name(name));
+        let found = t.find(name).map_err(tuf_err)?;
+        // The artifact cache: a target already there with the right length and hashes is not
+        // downloaded again.
+        if t.is_cached(&found, &path) {
+            done.push(
+                json!({"name": name, "file": path, "length": found.target.length, "cached": true}),
+            );
+            continue;
+        }
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::io(dir, e))?;
-        let n = t.download(name, &mut tmp).map_err(tuf_err)?;
+        let n = t.download_found(&found, &mut tmp).map_err(tuf_err)?;
         tmp.persist(&path)
             .map_err(|e| CliError::io(&path, e.error))?;
-        done.push(json!({"name": name, "file": path, "length": n}));
+        done.push(json!({"name": name, "file": path, "length": n, "cached": false}));
     }
     let text = done
         .iter()

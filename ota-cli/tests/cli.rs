@@ -1381,6 +1381,30 @@ fn tuf_publisher_and_client_contract_over_http() {
         std::fs::read(tdir.join("prod%2Fyolo-v8n-arm64-2026-05-01.enc")).unwrap(),
         std::fs::read(out2.join(second)).unwrap()
     );
+    // The artifact cache: a target already there with the right length and hashes is not
+    // downloaded again (the file is the same one); one with other bytes is.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (first, other) = (
+            "yolo-v8n-arm64-2026-04-15.enc",
+            "prod%2Fyolo-v8n-arm64-2026-05-01.enc",
+        );
+        let ino = |n: &str| std::fs::metadata(tdir.join(n)).unwrap().ino();
+        let kept = ino(first);
+        let len = std::fs::metadata(tdir.join(other)).unwrap().len() as usize;
+        std::fs::write(tdir.join(other), vec![0u8; len]).unwrap();
+        let tampered = ino(other);
+        expect(
+            &download(&tdir, &["yolo-v8n-arm64-2026-04-15.enc", second]),
+            0,
+        );
+        assert_eq!(ino(first), kept, "a cached target was downloaded again");
+        assert_ne!(ino(other), tampered, "a wrong cached target was kept");
+        assert_eq!(
+            std::fs::read(tdir.join(other)).unwrap(),
+            std::fs::read(out2.join(second)).unwrap()
+        );
+    }
     // It stops at the first failure: the target after an unknown one is not fetched.
     let tdir2 = d.join("targets2");
     let r = download(

@@ -46,8 +46,9 @@
 //! - [`assignment`]: both ends of seed 004's device protocol.
 //! - [`agent`]: the device's crash-safe update agent, with [`probe`]s and automatic rollback.
 //! - [`report`]: seed 004's device report.
-//! - [`tuf`]: the check that makes a package signed into a TUF targets role a
-//!   [`VerifiedPackage`] (the TUF client itself, with its I/O, is in the `ota-host` crate).
+//! - [`tuf`]: the TUF specification's client workflow as a sans-IO state machine
+//!   ([`tuf::Updater`]), and the checks that make a package signed into a TUF targets role a
+//!   [`VerifiedPackage`] (the host crate `ota-host` drives the updater over files and HTTP).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -37,9 +37,10 @@ fn tuf_error(e: TufError) -> Failure {
 
 /// Makes a TUF client. `root` is the trusted root.json; `metadata_url` and `targets_url` are
 /// `http(s)://` or `file://` URLs or directories; `state_dir` (may be NULL with length 0) is
-/// where the trusted metadata is kept under its plain names (`root.json`, `timestamp.json`,
-/// `snapshot.json`, `targets.json`): its `root.json`, when present, is trusted instead of
-/// `root`, and after each successful refresh the four files are replaced.
+/// where the trusted metadata is kept, each role in a file named after it (`root.json`,
+/// `timestamp.json`, `snapshot.json`, `targets.json`, and each delegated role a search
+/// visited, its name percent-encoded): its `root.json`, when present, is trusted instead of
+/// `root`, and each role's file is replaced as soon as the role verified.
 ///
 /// Takes no ownership; the caller frees `*client_out` with `ota_tuf_client_free`.
 #[unsafe(no_mangle)]
@@ -70,9 +71,10 @@ pub unsafe extern "C" fn ota_tuf_client_new(
     })
 }
 
-/// Refreshes at time `now` (Unix ms): root updates, timestamp, snapshot and targets, each
-/// verified (signatures and thresholds, rollback, mix-and-match, sizes, expiry). Each attack
-/// fails with its own `OTA_STATUS_TUF_*` status and leaves the trusted state as it was.
+/// Refreshes at time `now` (Unix ms), as the TUF specification's client workflow says: root
+/// updates, timestamp, snapshot and targets, each verified (signatures and thresholds,
+/// rollback, mix-and-match, sizes, expiry). Each attack fails with its own `OTA_STATUS_TUF_*`
+/// status; the roles that verified before it stay trusted, and nothing after it is kept.
 ///
 /// Takes no ownership; the caller frees `*repo_out` with `ota_tuf_repo_free`.
 #[unsafe(no_mangle)]
@@ -93,7 +95,8 @@ pub unsafe extern "C" fn ota_tuf_refresh(
     })
 }
 
-/// Resolves target `name` to the package it carries, verified through TUF (it feeds
+/// Resolves target `name` to the package it carries, verified through TUF, searching the
+/// delegations that cover its name and loading only those roles (it feeds
 /// `ota_download_new` and `ota_opener_new` like an envelope-verified one); `*length_out`
 /// receives the target's length.
 ///

@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
     c = client_for(fixtures, "rollback-timestamp", rollback_state);
     CHECK_STATUS(ota_tuf_refresh(c, NOW, &repo), OTA_STATUS_TUF_ROLLBACK);
     CHECK(repo == NULL);
-    CHECK(strstr(last_error(), "version 2") != NULL);
+    CHECK(strstr(last_error(), "timestamp v2") != NULL);
     after = read_file(rollback_state, "timestamp.json", &after_len);
     CHECK(before_len == after_len && memcmp(before, after, before_len) == 0);
     free(before);

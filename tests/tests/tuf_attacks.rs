@@ -64,6 +64,7 @@ fn every_attack_is_refused_with_its_own_error() {
     }
     let root = fixture("tuf");
     let mut seen = Vec::new();
+    let mut wrong: Vec<String> = Vec::new();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -107,11 +108,26 @@ fn every_attack_is_refused_with_its_own_error() {
                     "{name}: {err:?} lacks {needle:?}"
                 );
                 if e["target"].is_null() {
-                    assert_eq!(
-                        snapshot_of(&state),
-                        before,
-                        "{name}: the trusted state changed"
-                    );
+                    // Each role that verified before the refusal is kept (and only those):
+                    // the fixture lists the files it expects written.
+                    let after = snapshot_of(&state);
+                    let changed: Vec<&str> = after
+                        .iter()
+                        .filter(|f| !before.contains(f))
+                        .map(|(n, _)| n.as_str())
+                        .collect();
+                    let persisted: Vec<&str> = e["persisted"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    eprintln!("{name}: persisted {changed:?}");
+                    if changed != persisted {
+                        wrong.push(format!("{name}: wrote {changed:?}, expected {persisted:?}"));
+                    }
+                    let kept: Vec<&str> = before.iter().map(|(n, _)| n.as_str()).collect();
+                    for n in kept {
+                        assert!(after.iter().any(|(a, _)| a == n), "{name}: {n} was removed");
+                    }
                 }
             }
             (Ok(()), want) => panic!("{name}: accepted, expected {want}"),
@@ -119,6 +135,7 @@ fn every_attack_is_refused_with_its_own_error() {
         std::fs::remove_dir_all(&state).unwrap();
         seen.push((name, want.to_string()));
     }
+    assert!(wrong.is_empty(), "{wrong:#?}");
     let statuses: std::collections::BTreeSet<&str> = seen.iter().map(|(_, s)| s.as_str()).collect();
     for s in [
         "tuf_unknown_key",
@@ -369,7 +386,7 @@ fn bless() {
     publish_chain(&repo.metadata_dir(), &root, &sign(t, &root, &[3]), 3, 3);
     set_expect(
         &d,
-        json!({"now": NOW, "status": "tuf_threshold_not_met", "message": "targets"}),
+        json!({"now": NOW, "status": "tuf_threshold_not_met", "message": "targets", "persisted": ["snapshot.json", "timestamp.json"]}),
     );
 
     // Two signatures by one key do not make a threshold of two.
@@ -383,7 +400,7 @@ fn bless() {
     publish_chain(&repo.metadata_dir(), &root, &signed, 3, 3);
     set_expect(
         &d,
-        json!({"now": NOW, "status": "tuf_duplicate_signature", "message": "targets"}),
+        json!({"now": NOW, "status": "tuf_duplicate_signature", "message": "targets", "persisted": ["snapshot.json", "timestamp.json"]}),
     );
 
     // Rollbacks: the client trusts version 3 of everything.
@@ -427,7 +444,9 @@ fn bless() {
         }
         set_expect(
             &d,
-            json!({"now": NOW, "status": "tuf_rollback", "message": "rollback"}),
+            // The new timestamp of the targets rollback verified, and is kept (5.4.6).
+            json!({"now": NOW, "status": "tuf_rollback", "message": "rollback",
+                   "persisted": if what == "targets" { vec!["timestamp.json"] } else { vec![] }}),
         );
     }
 
@@ -487,7 +506,7 @@ fn bless() {
     .unwrap();
     set_expect(
         &d,
-        json!({"now": NOW, "status": "tuf_mix_and_match", "message": "targets"}),
+        json!({"now": NOW, "status": "tuf_mix_and_match", "message": "targets", "persisted": ["snapshot.json", "timestamp.json"]}),
     );
 
     // A target name that climbs out of the download directory.

@@ -14,7 +14,9 @@ __all__ = ["TufClient", "TufRepo"]
 class TufClient(Managed):
     """A trusted root, where metadata and targets come from (``http(s)://`` or ``file://`` URLs,
     or directories), and optionally a state directory that keeps the trusted metadata under
-    its plain names (``root.json``, ``timestamp.json``, ``snapshot.json``, ``targets.json``)."""
+    the name of its role (``root.json``, ``timestamp.json``, ``snapshot.json``,
+    ``targets.json``, and each delegated role a search visited, percent-encoded), each written
+    as soon as its role verified."""
 
     _free = lib.ota_tuf_client_free
 
@@ -29,7 +31,7 @@ class TufClient(Managed):
 
     def refresh(self, now):
         """Refreshes at ``now`` (Unix ms); raises ``TufRollbackError``, ``TufExpiredError``, ...
-        for each attack, leaving the trusted state as it was."""
+        for each attack, keeping the roles that verified before it."""
         h = ctypes.c_void_p()
         call(lib.ota_tuf_refresh(self.handle, arg("now", now, INT), ctypes.byref(h)))
         return TufRepo(h.value)
@@ -41,7 +43,8 @@ class TufRepo(Managed):
     _free = lib.ota_tuf_repo_free
 
     def resolve(self, name):
-        """``(VerifiedPackage, length)`` for target ``name``."""
+        """``(VerifiedPackage, length)`` for target ``name``, searching the delegations that
+        cover it (only those roles are loaded)."""
         n, nn = as_text(arg("name", name, TEXT))
         h = ctypes.c_void_p()
         length = ctypes.c_uint64(0)

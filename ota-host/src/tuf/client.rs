@@ -1,36 +1,41 @@
-//! The client's side: refresh from a trusted root, resolve targets to verified packages,
-//! download them, and show what was signed (the Trust Center).
+//! The client's side: the core's [`Updater`] driven over files and HTTP, from a trusted root;
+//! targets resolved to verified packages (searching delegations lazily), downloaded, and shown
+//! (the Trust Center).
 //!
-//! Time is an input: tough's own expiry checks (on the system clock) are off, and every role's
-//! expiry is checked against the `now` the caller gives. The trusted metadata lives in a state
-//! directory under its plain names (`root.json`, `timestamp.json`, `snapshot.json`,
-//! `targets.json`), read before a refresh (the trusted root and the versions a rollback is
-//! checked against) and replaced only after a refresh that passed every check.
+//! Time is an input: every role's expiry is judged at the `now` the caller gives. The trusted
+//! metadata lives in a state directory, each role in its own file named after it, quoted
+//! (`root.json`, `timestamp.json`, `snapshot.json`, `targets.json`, and `ROLE.json` for each
+//! delegated role a search visited): each file is replaced as soon as its role verified, so a
+//! refresh that fails part-way keeps what it verified before the failure (the specification's
+//! 5.3.8, 5.4.6, 5.5.7, 5.6.6).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use futures::StreamExt;
 use serde::Serialize;
-use tough::schema::{Role, RoleType, Root, Signed};
-use tough::{ExpirationEnforcement, RepositoryLoader, TargetName};
 use url::Url;
 
-use super::classify::{Phase, classify};
-use super::transport::{KEPT, Recording};
-use super::{TufError, TufLimits, check_target_name, dir_url, runtime};
+use super::fetch::Fetcher;
+use super::{TufError, TufLimits, dir_url};
 use ota_core::UnixMs;
 use ota_core::digest::Sha256Digest;
 use ota_core::package::Package;
 use ota_core::sign::VerifiedPackage;
+use ota_core::tuf::hashes::{Mismatch, Verifier};
+use ota_core::tuf::{Config, FoundTarget, Input, Output, UpdateError, Updater};
 
-/// The trusted metadata files a state directory holds, and nothing else ending in `.json`.
+/// The top-level metadata files a state directory holds (delegated roles add their own).
 pub const STATE_FILES: [&str; 4] = [
     "root.json",
     "timestamp.json",
     "snapshot.json",
     "targets.json",
 ];
+
+/// The most outputs one drive of the updater carries out: a bound far above any real
+/// repository (a root chain of `max_root_updates`, and `max_delegations` roles).
+const MAX_STEPS: usize = 1 << 20;
 
 /// Where metadata or targets come from: an `http(s)://` or `file://` URL, or a directory.
 pub fn location(s: &str) -> Result<Url, TufError> {
@@ -76,7 +81,7 @@ pub struct RoleInfo {
     pub role: String,
     /// The version trusted.
     pub version: u64,
-    /// When it expires (RFC 3339).
+    /// When it expires (as the metadata writes it, RFC 3339).
     pub expires: String,
     /// How many signatures it needs.
     pub threshold: u64,
@@ -93,7 +98,7 @@ pub struct TargetInfo {
     pub name: String,
     /// Its length.
     pub length: u64,
-    /// Its SHA-256 (hex).
+    /// Its SHA-256 (hex; empty when it lists none).
     pub sha256: String,
     /// The package it carries (`name version`), if any.
     pub package: Option<String>,
@@ -106,22 +111,28 @@ pub struct TargetInfo {
 pub struct TrustCenter {
     /// The four top-level roles, root first.
     pub roles: Vec<RoleInfo>,
-    /// Every target.
+    /// Every target of the top-level targets role.
     pub targets: Vec<TargetInfo>,
 }
 
-/// A refreshed, verified repository.
-pub struct Trusted {
-    repo: tough::Repository,
-    rt: tokio::runtime::Runtime,
-    now: UnixMs,
-    limits: TufLimits,
+/// How the updater's requests are carried out.
+#[derive(Debug)]
+struct Io {
+    fetcher: Fetcher,
+    metadata: Url,
+    targets: Url,
+    /// Where local copies are read from.
+    load: Option<PathBuf>,
+    /// Whether verified roles are written there.
+    persist: bool,
 }
 
-impl std::fmt::Debug for Trusted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Trusted(root v{})", self.repo.root().signed.version)
-    }
+/// A refreshed, verified repository. Target searches load delegated roles as they need them.
+#[derive(Debug)]
+pub struct Trusted {
+    updater: Mutex<Updater>,
+    io: Io,
+    now: UnixMs,
 }
 
 impl Client {
@@ -138,8 +149,8 @@ impl Client {
     }
 
     /// Keeps the trusted metadata in `dir`: its `root.json`, when present, is trusted instead of
-    /// the root given to [`Client::new`], and after each successful refresh the four files are
-    /// replaced.
+    /// the root given to [`Client::new`], its other files guard against rollback, and each
+    /// role is written there as soon as it verified.
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state = Some(dir.into());
         self
@@ -151,80 +162,128 @@ impl Client {
         self
     }
 
-    /// Refreshes the metadata at time `now` (Unix ms): root updates, timestamp, snapshot and
-    /// targets, each verified (signatures and thresholds, versions against rollback, hashes and
-    /// lengths against mix-and-match, sizes, expiry).
+    /// Refreshes the top-level metadata at time `now` (Unix ms), as the specification's client
+    /// workflow says (see [`ota_core::tuf::updater`]).
     pub fn refresh(&self, now: UnixMs) -> Result<Trusted, TufError> {
-        let rt = runtime()?;
-        let datastore = tempfile::tempdir().map_err(|e| TufError::Fetch {
-            detail: format!("a temporary directory: {e}"),
-        })?;
         let mut root = self.root.clone();
-        if let Some(state) = &self.state {
-            for name in STATE_FILES {
-                let path = state.join(name);
-                match std::fs::read(&path) {
-                    Ok(bytes) if name == "root.json" => root = bytes,
-                    Ok(bytes) => {
-                        std::fs::write(datastore.path().join(name), bytes).map_err(|e| {
-                            TufError::Fetch {
-                                detail: format!("{}: {e}", datastore.path().display()),
-                            }
-                        })?
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(TufError::Fetch {
-                            detail: format!("{}: {e}", path.display()),
-                        });
-                    }
-                }
-            }
-        }
-        let recording = Recording::new(Some(self.targets.clone()));
-        let loaded = rt.block_on(
-            RepositoryLoader::new(&root, self.metadata.clone(), self.targets.clone())
-                .transport(recording.clone())
-                .datastore(datastore.path())
-                .expiration_enforcement(ExpirationEnforcement::Unsafe)
-                .limits(self.limits.tough())
-                .load(),
-        );
-        recording.keep_only(KEPT);
-        let repo = loaded.map_err(|e| classify(&e, Phase::Metadata, "", &root, &recording))?;
-        let trusted = Trusted {
-            repo,
-            rt,
-            now,
-            limits: self.limits,
-        };
-        trusted.check_expiry()?;
         if let Some(state) = &self.state {
             std::fs::create_dir_all(state).map_err(|e| TufError::Fetch {
                 detail: format!("{}: {e}", state.display()),
             })?;
-            // The files exactly as the repository signed them (the last of each fetched, all
-            // verified since the load succeeded), so hashes in the snapshot and timestamp
-            // still match them; tough's own datastore copies are re-serialized.
-            for name in STATE_FILES {
-                let role = name.trim_end_matches(".json");
-                let fetched = match role {
-                    "root" => Some(recording.last_root().unwrap_or_else(|| root.clone())),
-                    _ => recording.last(role),
-                };
-                let bytes = match fetched {
-                    Some(bytes) => bytes,
-                    None => {
-                        std::fs::read(datastore.path().join(name)).map_err(|e| TufError::Fetch {
-                            detail: format!("{name} after the refresh: {e}"),
-                        })?
-                    }
-                };
-                write_atomically(&state.join(name), &bytes)?;
+            match std::fs::read(state.join("root.json")) {
+                Ok(bytes) => root = bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(TufError::Fetch {
+                        detail: format!("{}: {e}", state.join("root.json").display()),
+                    });
+                }
             }
         }
-        Ok(trusted)
+        let io = Io {
+            fetcher: Fetcher::new()?,
+            metadata: self.metadata.clone(),
+            targets: self.targets.clone(),
+            load: self.state.clone(),
+            persist: self.state.is_some(),
+        };
+        refresh(&root, io, self.limits, now)
     }
+
+    /// The trusted metadata of a state directory, verified again offline (no network): its
+    /// root, timestamp, snapshot and targets, each checked as a refresh checks them. For the
+    /// Trust Center of what a device trusts now.
+    pub fn offline(state: &Path, now: UnixMs, limits: TufLimits) -> Result<Trusted, TufError> {
+        let root = std::fs::read(state.join("root.json")).map_err(|e| TufError::Fetch {
+            detail: format!("{}: {e}", state.join("root.json").display()),
+        })?;
+        // The state directory as the repository: no newer root is there, the timestamp is the
+        // one trusted (the same version, so kept), and the snapshot and targets load locally.
+        let url = dir_url(state)?;
+        let io = Io {
+            fetcher: Fetcher::new()?,
+            metadata: url.clone(),
+            targets: url,
+            load: Some(state.to_path_buf()),
+            persist: false,
+        };
+        refresh(&root, io, limits, now)
+    }
+}
+
+fn config(limits: TufLimits) -> Config {
+    Config {
+        max_root_rotations: limits.max_root_updates,
+        max_delegations: limits.max_delegations,
+        root_max_length: limits.max_root_size,
+        timestamp_max_length: limits.max_timestamp_size,
+        snapshot_max_length: limits.max_snapshot_size,
+        targets_max_length: limits.max_targets_size,
+    }
+}
+
+fn refresh(root: &[u8], io: Io, limits: TufLimits, now: UnixMs) -> Result<Trusted, TufError> {
+    let mut updater = Updater::new(root, config(limits)).map_err(TufError::from)?;
+    // The trusted root is kept with the rest from the start.
+    if let (true, Some(dir)) = (io.persist, &io.load) {
+        if !dir.join("root.json").exists() {
+            write_atomically(&dir.join("root.json"), root)?;
+        }
+    }
+    match drive(&mut updater, &io, Input::Refresh, now)? {
+        Output::Refreshed => Ok(Trusted {
+            updater: Mutex::new(updater),
+            io,
+            now,
+        }),
+        other => Err(TufError::MetadataInvalid {
+            detail: format!("the refresh concluded {other:?}"),
+        }),
+    }
+}
+
+/// Feeds `input`, then carries out the updater's outputs until it concludes.
+fn drive(updater: &mut Updater, io: &Io, input: Input, now: UnixMs) -> Result<Output, TufError> {
+    updater.handle(input, now).map_err(TufError::from)?;
+    for _ in 0..MAX_STEPS {
+        let Some(output) = updater.poll() else {
+            return Err(TufError::MetadataInvalid {
+                detail: "the updater stopped without concluding".into(),
+            });
+        };
+        let next = match output {
+            Output::Load { role_file } => {
+                let bytes = io
+                    .load
+                    .as_ref()
+                    .and_then(|d| std::fs::read(d.join(&role_file)).ok());
+                Input::Loaded { role_file, bytes }
+            }
+            Output::Fetch {
+                url_path,
+                max_length,
+            } => match io.fetcher.get(&io.metadata, &url_path, max_length) {
+                Ok(bytes) => Input::Fetched { url_path, bytes },
+                Err(e) => Input::FetchFailed {
+                    url_path,
+                    not_found: e.not_found,
+                    detail: e.detail,
+                },
+            },
+            Output::Persist { role_file, bytes } => {
+                if let (true, Some(dir)) = (io.persist, &io.load) {
+                    write_atomically(&dir.join(&role_file), &bytes)?;
+                }
+                continue;
+            }
+            Output::Failed(e) => return Err(e.into()),
+            concluded => return Ok(concluded),
+        };
+        updater.handle(next, now).map_err(TufError::from)?;
+    }
+    Err(TufError::MetadataInvalid {
+        detail: format!("the updater took more than {MAX_STEPS} steps"),
+    })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TufError> {
@@ -242,196 +301,197 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TufError> {
     Ok(())
 }
 
-fn rfc3339(t: &jiff::Timestamp) -> String {
-    t.to_string()
-}
-
-fn millis(t: &jiff::Timestamp) -> UnixMs {
-    UnixMs(u64::try_from(t.as_millisecond()).unwrap_or(0))
-}
-
 impl Trusted {
-    fn check_expiry(&self) -> Result<(), TufError> {
-        let r = &self.repo;
-        for (role, expires) in [
-            ("timestamp", r.timestamp().signed.expires),
-            ("snapshot", r.snapshot().signed.expires),
-            ("targets", r.targets().signed.expires),
-            ("root", r.root().signed.expires),
-        ] {
-            if millis(&expires) <= self.now {
-                return Err(TufError::Expired {
-                    role: role.into(),
-                    expires: rfc3339(&expires),
-                });
-            }
-        }
-        Ok(())
+    fn updater(&self) -> std::sync::MutexGuard<'_, Updater> {
+        self.updater
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The names of every target.
+    /// Finds a target: in the top-level targets, else through the delegations that cover
+    /// its name, loading (and persisting) each role the search visits.
+    pub fn find(&self, name: &str) -> Result<FoundTarget, TufError> {
+        let mut updater = self.updater();
+        match drive(
+            &mut updater,
+            &self.io,
+            Input::FindTarget { name: name.into() },
+            self.now,
+        )? {
+            Output::Found(found) => Ok(found),
+            other => Err(TufError::MetadataInvalid {
+                detail: format!("the search concluded {other:?}"),
+            }),
+        }
+    }
+
+    /// The names of every target of the top-level targets role.
     pub fn target_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .repo
-            .all_targets()
-            .map(|(n, _)| n.raw().to_string())
-            .collect();
-        names.sort();
-        names
+        let updater = self.updater();
+        updater
+            .targets("targets")
+            .map(|t| t.meta.targets.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The versions trusted: root, timestamp, snapshot, targets.
     pub fn versions(&self) -> [u64; 4] {
-        let r = &self.repo;
-        [
-            r.root().signed.version.get(),
-            r.timestamp().signed.version.get(),
-            r.snapshot().signed.version.get(),
-            r.targets().signed.version.get(),
-        ]
-    }
-
-    fn target(&self, name: &str) -> Result<(TargetName, &tough::schema::Target), TufError> {
-        check_target_name(name)?;
-        let tn = TargetName::new(name).map_err(|e| TufError::UnsafeTargetName {
-            name: name.into(),
-            why: e.to_string(),
-        })?;
-        let target = self
-            .repo
-            .targets()
-            .signed
-            .find_target(&tn, false)
-            .map_err(|_| TufError::TargetNotFound { name: name.into() })?;
-        Ok((tn, target))
+        self.updater().versions()
     }
 
     /// Resolves a target to the package it carries, verified: the statement in its
     /// `custom.ota.package` must be sealed and describe exactly the target's bytes.
     pub fn resolve(&self, name: &str) -> Result<Resolved, TufError> {
-        let (_, target) = self.target(name)?;
+        let found = self.find(name)?;
         let invalid = |detail: String| TufError::PackageInvalid {
             name: name.into(),
             detail,
         };
-        let sha256: [u8; 32] = target
+        let package = self
+            .updater()
+            .package(&found)
+            .map_err(|e| invalid(e.to_string()))?;
+        let sha256 = found
+            .target
             .hashes
-            .sha256
-            .as_ref()
-            .try_into()
-            .map_err(|_| invalid("the target's sha256 is not 32 bytes".into()))?;
-        // The core checks the targets role's signatures itself against the trusted root: a
-        // package is verified there or not at all.
-        let root = serde_json::to_vec(self.repo.root()).map_err(|e| invalid(e.to_string()))?;
-        let targets =
-            serde_json::to_vec(self.repo.targets()).map_err(|e| invalid(e.to_string()))?;
-        let [_, timestamp, snapshot, _] = self.versions();
-        let package = ota_core::tuf::verify_target(
-            &root,
-            &targets,
-            name,
-            ota_core::tuf::ChainVersions {
-                timestamp,
-                snapshot,
-            },
-            &self.limits.core(),
-        )
-        .map_err(|e| invalid(e.to_string()))?;
+            .get("sha256")
+            .and_then(|h| h.parse::<Sha256Digest>().ok())
+            .ok_or_else(|| invalid("the target lists no sha256".into()))?;
         Ok(Resolved {
             package,
-            length: target.length,
-            sha256: Sha256Digest::from_bytes(sha256),
+            length: found.target.length,
+            sha256,
         })
     }
 
-    /// Downloads a target into `out`, verified against its length and SHA-256 as it streams.
-    /// On an error, what was written must be discarded. Returns the bytes written.
-    pub fn download(&self, name: &str, out: &mut dyn Write) -> Result<u64, TufError> {
-        let (tn, target) = self.target(name)?;
-        let length = target.length;
-        self.rt.block_on(async {
-            let classify_target = |e: &tough::error::Error| TufError::from_target(e, name, length);
-            let stream = self
-                .repo
-                .read_target(&tn)
-                .await
-                .map_err(|e| classify_target(&e))?
-                .ok_or_else(|| TufError::TargetNotFound { name: name.into() })?;
-            let mut stream = std::pin::pin!(stream);
-            let mut n = 0u64;
-            while let Some(chunk) = stream.next().await {
-                let bytes = chunk.map_err(|e| classify_target(&e))?;
-                out.write_all(&bytes).map_err(|e| TufError::Fetch {
-                    detail: format!("writing target {name}: {e}"),
-                })?;
-                n += bytes.len() as u64;
-            }
-            Ok(n)
-        })
-    }
-
-    /// The Trust Center: every role with its keys, threshold, version, expiry and valid
-    /// signers, and every target with its hashes, length and package.
-    pub fn trust_center(&self) -> TrustCenter {
-        let r = &self.repo;
-        let root = &r.root().signed;
-        let role =
-            |kind: RoleType, version: u64, expires: &jiff::Timestamp, signed_by: Vec<String>| {
-                let keys = root.roles.get(&kind);
-                RoleInfo {
-                    role: kind.to_string(),
-                    version,
-                    expires: rfc3339(expires),
-                    threshold: keys.map_or(0, |k| k.threshold.get()),
-                    keyids: keys
-                        .map(|k| k.keyids.iter().map(|id| hex::encode(&**id)).collect())
-                        .unwrap_or_default(),
-                    signed_by,
+    /// Whether `path` already holds target `found`: its length and every hash it lists match
+    /// (the artifact cache: such a target is not downloaded again).
+    pub fn is_cached(&self, found: &FoundTarget, path: &Path) -> bool {
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return false;
+        };
+        let Ok(mut v) = Verifier::new(Some(found.target.length), &found.target.hashes) else {
+            return false;
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match std::io::Read::read(&mut file, &mut buf) {
+                Ok(0) => return v.finish().is_ok(),
+                Ok(n) => {
+                    if v.update(&buf[..n]).is_err() {
+                        return false;
+                    }
                 }
-            };
-        let roles = vec![
-            role(
-                RoleType::Root,
-                root.version.get(),
-                &root.expires,
-                valid_signers(root, r.root()),
-            ),
-            role(
-                RoleType::Timestamp,
-                r.timestamp().signed.version.get(),
-                &r.timestamp().signed.expires,
-                valid_signers(root, r.timestamp()),
-            ),
-            role(
-                RoleType::Snapshot,
-                r.snapshot().signed.version.get(),
-                &r.snapshot().signed.expires,
-                valid_signers(root, r.snapshot()),
-            ),
-            role(
-                RoleType::Targets,
-                r.targets().signed.version.get(),
-                &r.targets().signed.expires,
-                valid_signers(root, r.targets()),
-            ),
-        ];
-        let mut targets: Vec<TargetInfo> = r
-            .all_targets()
-            .map(|(name, t)| {
-                let package = statement(t).and_then(Result::ok);
-                TargetInfo {
-                    name: name.raw().to_string(),
-                    length: t.length,
-                    sha256: hex::encode(&*t.hashes.sha256),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Downloads a target into `out`, verified against its length and every hash it lists as
+    /// it streams. On an error, what was written must be discarded. Returns the bytes written.
+    pub fn download(&self, name: &str, out: &mut dyn Write) -> Result<u64, TufError> {
+        let found = self.find(name)?;
+        self.download_found(&found, out)
+    }
+
+    /// Downloads a target a search found (see [`Trusted::download`]).
+    pub fn download_found(
+        &self,
+        found: &FoundTarget,
+        out: &mut dyn Write,
+    ) -> Result<u64, TufError> {
+        let name = &found.target.name;
+        let length = found.target.length;
+        let mismatch = |e: Mismatch| match e {
+            Mismatch::TooLong { .. } => TufError::TargetTooLong {
+                name: name.clone(),
+                length,
+            },
+            other => TufError::TargetMismatch {
+                name: name.clone(),
+                detail: other.to_string(),
+            },
+        };
+        let mut v = Verifier::new(Some(length), &found.target.hashes).map_err(mismatch)?;
+        let fetch = |e: super::fetch::FetchError| TufError::Fetch {
+            detail: format!("target {name}: {}", e.detail),
+        };
+        let mut source = self
+            .io
+            .fetcher
+            .open(&self.io.targets, &found.url_path)
+            .map_err(fetch)?;
+        while let Some(chunk) = self.io.fetcher.next(&mut source).map_err(fetch)? {
+            v.update(&chunk).map_err(mismatch)?;
+            out.write_all(&chunk).map_err(|e| TufError::Fetch {
+                detail: format!("writing target {name}: {e}"),
+            })?;
+        }
+        let n = v.seen();
+        v.finish().map_err(mismatch)?;
+        Ok(n)
+    }
+
+    /// The Trust Center: every top-level role with its keys, threshold, version, expiry and
+    /// valid signers, and every top-level target with its hashes, length and package.
+    pub fn trust_center(&self) -> TrustCenter {
+        let u = self.updater();
+        let root = &u.root().meta;
+        let role = |name: &str, version: u64, expires: &str, signed_by: &[String]| {
+            let keys = root.role(name);
+            RoleInfo {
+                role: name.into(),
+                version,
+                expires: expires.into(),
+                threshold: keys.threshold,
+                keyids: keys.keyids.clone(),
+                signed_by: signed_by.to_vec(),
+            }
+        };
+        let mut roles = vec![role(
+            "root",
+            root.common.version,
+            &root.common.expires_text,
+            &u.root().signers,
+        )];
+        if let Some(t) = u.timestamp() {
+            roles.push(role(
+                "timestamp",
+                t.meta.common.version,
+                &t.meta.common.expires_text,
+                &t.signers,
+            ));
+        }
+        if let Some(t) = u.snapshot() {
+            roles.push(role(
+                "snapshot",
+                t.meta.common.version,
+                &t.meta.common.expires_text,
+                &t.signers,
+            ));
+        }
+        let mut targets = Vec::new();
+        if let Some(t) = u.targets("targets") {
+            roles.push(role(
+                "targets",
+                t.meta.common.version,
+                &t.meta.common.expires_text,
+                &t.signers,
+            ));
+            for (name, target) in &t.meta.targets {
+                let package = statement(target.custom.as_ref()).and_then(Result::ok);
+                targets.push(TargetInfo {
+                    name: name.clone(),
+                    length: target.length,
+                    sha256: target.hashes.get("sha256").unwrap_or_default().to_string(),
                     package: package
                         .as_ref()
                         .map(|p| format!("{} {}", p.name, p.version)),
                     package_id: package
                         .map(|p| ota_core::sign::PackageId::of(p.to_json().as_bytes()).to_string()),
-                }
-            })
-            .collect();
-        targets.sort_by(|a, b| a.name.cmp(&b.name));
+                });
+            }
+        }
         TrustCenter { roles, targets }
     }
 }
@@ -439,72 +499,47 @@ impl Trusted {
 /// The package statement a target carries in `custom.ota.package`: the statement's JSON text
 /// (as [`Repo::add_package`](super::repo::Repo::add_package) writes it, since canonical JSON
 /// has no floating-point numbers and manifests do), or the statement as a JSON object.
-fn statement(target: &tough::schema::Target) -> Option<Result<Package, ota_core::ParseError>> {
-    let value = target.custom.get("ota")?.get("package")?;
+fn statement(custom: Option<&serde_json::Value>) -> Option<Result<Package, ota_core::ParseError>> {
+    let value = custom?.get("ota")?.get("package")?;
     Some(match value.as_str() {
         Some(text) => Package::from_json(text.as_bytes()),
         None => Package::from_json(value.to_string().as_bytes()),
     })
 }
 
-/// The role keys whose signatures on `signed` are valid, as TUF key ids (hex), in the order of
-/// the signatures: each signature is checked alone against a threshold of one.
-fn valid_signers<T: Role + Serialize + Clone>(root: &Root, signed: &Signed<T>) -> Vec<String> {
-    let mut one = root.clone();
-    if let Some(keys) = one.roles.get_mut(&T::TYPE) {
-        keys.threshold = std::num::NonZeroU64::MIN;
-    }
-    let mut out = Vec::new();
-    for sig in &signed.signatures {
-        let single = Signed {
-            signed: signed.signed.clone(),
-            signatures: vec![sig.clone()],
-        };
-        let id = hex::encode(&*sig.keyid);
-        if one.verify_role(&single).is_ok() && !out.contains(&id) {
-            out.push(id);
+impl From<UpdateError> for TufError {
+    fn from(e: UpdateError) -> Self {
+        let detail = e.to_string();
+        match e {
+            UpdateError::ThresholdNotMet {
+                role,
+                valid,
+                threshold,
+            } => TufError::ThresholdNotMet {
+                role,
+                detail: format!("{valid} valid signatures by trusted keys, threshold {threshold}"),
+            },
+            UpdateError::UnknownKey { role, keyids } => TufError::UnknownKey { role, keyids },
+            UpdateError::DuplicateSignature { role, keyid } => TufError::DuplicateSignature {
+                role,
+                detail: format!("two signatures by key {keyid}"),
+            },
+            UpdateError::RootRotation { version, detail } => TufError::RootRotationRefused {
+                detail: format!("root v{version}: {detail}"),
+            },
+            UpdateError::Rollback { detail } => TufError::Rollback { detail },
+            UpdateError::Expired { role, expires } => TufError::Expired { role, expires },
+            UpdateError::VersionMismatch { .. } | UpdateError::MetaMismatch { .. } => {
+                TufError::MixAndMatch { detail }
+            }
+            UpdateError::TooLarge { .. } => TufError::MetadataTooLarge { detail },
+            UpdateError::Fetch { .. } => TufError::Fetch { detail },
+            UpdateError::UnsafeTargetName { name, why } => TufError::UnsafeTargetName {
+                name,
+                why: why.into(),
+            },
+            UpdateError::TargetNotFound { name } => TufError::TargetNotFound { name },
+            _ => TufError::MetadataInvalid { detail },
         }
-    }
-    out
-}
-
-impl Client {
-    /// The trusted metadata of a state directory, verified again offline (no network): its
-    /// root, timestamp, snapshot and targets, laid out as a repository and loaded from its own
-    /// root. For the Trust Center of what a device trusts now.
-    pub fn offline(state: &Path, now: UnixMs, limits: TufLimits) -> Result<Trusted, TufError> {
-        let read = |name: &str| {
-            std::fs::read(state.join(name)).map_err(|e| TufError::Fetch {
-                detail: format!("{}: {e}", state.join(name).display()),
-            })
-        };
-        let version = |bytes: &[u8], name: &str| -> Result<u64, TufError> {
-            serde_json::from_slice::<serde_json::Value>(bytes)
-                .ok()
-                .and_then(|v| {
-                    v.pointer("/signed/version")
-                        .and_then(serde_json::Value::as_u64)
-                })
-                .ok_or_else(|| TufError::MetadataInvalid {
-                    detail: format!("{name}: no signed.version"),
-                })
-        };
-        let layout = tempfile::tempdir().map_err(|e| TufError::Fetch {
-            detail: format!("a temporary directory: {e}"),
-        })?;
-        let root = read("root.json")?;
-        for name in ["timestamp.json", "snapshot.json", "targets.json"] {
-            let bytes = read(name)?;
-            let v = version(&bytes, name)?;
-            let write = |file: String| {
-                std::fs::write(layout.path().join(file), &bytes).map_err(|e| TufError::Fetch {
-                    detail: format!("{}: {e}", layout.path().display()),
-                })
-            };
-            write(name.to_string())?;
-            write(format!("{v}.{name}"))?;
-        }
-        let dir = layout.path().to_string_lossy().into_owned();
-        Client::new(root, &dir, &dir)?.limits(limits).refresh(now)
     }
 }

@@ -7,15 +7,17 @@
 //!   target's `custom.ota` as JSON text); targets, snapshot and timestamp are signed; the
 //!   timestamp can be re-signed alone; the root key can be rotated (the new root cross-signed
 //!   by the old threshold). Nothing is written unless everything was signed.
-//! - [`client`]: the device's and the control plane's side. Starting from a trusted root, it
-//!   loads and refreshes from a local directory or an HTTP base URL, at a time given as input,
-//!   keeps the trusted metadata in a directory, resolves a target name to a `VerifiedPackage`
-//!   with its expected length and hashes, downloads targets, and lists what was signed and by
-//!   which key (the Trust Center). Beside it, privately: `transport` (tough's transport,
-//!   recording what it fetched) and `classify` (tough's errors as one [`TufError`] per attack).
+//! - [`client`]: the device's and the control plane's side: the core's sans-IO
+//!   [`Updater`](ota_core::tuf::Updater) driven over a local directory or an HTTP base URL,
+//!   at a time given as input. It keeps the trusted metadata in a directory (each role as soon
+//!   as it verified), resolves a target name to a `VerifiedPackage` with its expected length
+//!   and hashes (searching delegations lazily), downloads targets, and lists what was signed
+//!   and by which key (the Trust Center). Beside it, privately: `fetch` (files, and HTTP
+//!   through tough's transport, in bounded reads).
 //!
-//! Behind the `tuf` feature: tough brings tokio and aws-lc. The calls here are blocking; each
-//! runs a current-thread runtime inside.
+//! Behind the `tuf` feature: tough brings tokio and aws-lc (the publisher signs with tough's
+//! editor; the client verifies in the core, pure Rust). The calls here are blocking; each runs
+//! a current-thread runtime inside.
 //!
 //! Layout of a repository directory: `metadata/` (`N.root.json`, `root.json`, `N.targets.json`,
 //! `N.snapshot.json`, `timestamp.json`) and `targets/` (consistent snapshots: `{sha256}.{name}`;
@@ -23,10 +25,9 @@
 //! `{sha256}.dir/{base}` as tough 0.24 asks for it), so clients use `file://…/metadata` and
 //! `file://…/targets`, or the same under an HTTP server.
 
-mod classify;
 pub mod client;
+mod fetch;
 pub mod repo;
-mod transport;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -200,6 +201,8 @@ pub struct TufLimits {
     pub max_snapshot_size: u64,
     /// The most root versions one refresh walks through. Default 1024.
     pub max_root_updates: u64,
+    /// The most targets roles one target search visits. Default 32.
+    pub max_delegations: usize,
 }
 
 impl Default for TufLimits {
@@ -210,6 +213,7 @@ impl Default for TufLimits {
             max_timestamp_size: 16 * 1024,
             max_snapshot_size: 1024 * 1024,
             max_root_updates: 1024,
+            max_delegations: 32,
         }
     }
 }

@@ -1,7 +1,7 @@
-//! The core's part of TUF: the only way a package signed into a TUF repository becomes a
-//! [`VerifiedPackage`].
+//! The only ways a package signed into a TUF repository becomes a [`VerifiedPackage`]:
+//! [`verify_target`], and [`Updater::package`] for a target the updater found.
 //!
-//! A TUF client (the host crate's, over files or HTTP) walks the chain: it rotates the root,
+//! A TUF client (the core's [`Updater`], driven over files or HTTP) walks the chain: it rotates the root,
 //! checks the timestamp, snapshot and targets versions, hashes and expiries. What it hands
 //! here is the trusted root and the targets metadata, byte for byte as it trusts them, and a
 //! target name. [`verify_target`] checks, with no I/O and no trust in the caller beyond the
@@ -17,7 +17,6 @@
 //! envelope.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::digest::Sha256Digest;
@@ -25,6 +24,9 @@ use crate::limits::Limits;
 use crate::package::Package;
 use crate::sign::{KeyId, Provenance, VerifiedPackage};
 use crate::status::Status;
+
+use super::metadata;
+use super::updater::{FoundTarget, Updater};
 
 /// Why a TUF target did not verify as a package.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,7 +113,7 @@ pub fn verify_target(
     let targets = parse("targets", targets, limits)?;
     let keys = role_keys(&root)?;
     let signed = field(&targets, "targets", "signed")?;
-    let message = canonical(signed);
+    let message = metadata::canonical(signed);
     let mut signers: Vec<[u8; 32]> = Vec::new();
     let mut tuf_keyids = Vec::new();
     let sigs = field(&targets, "targets", "signatures")?
@@ -169,6 +171,41 @@ pub fn verify_target(
             detail: e.to_string(),
         }
     })
+}
+
+impl Updater {
+    /// The package target `found` carries (its `custom.ota.package` statement must be sealed
+    /// and describe exactly its bytes), verified by this updater: the role that lists it is
+    /// trusted, through the chain from the root. Its `signed_by` are the Ed25519 keys whose
+    /// signatures on that role counted.
+    pub fn package(&self, found: &FoundTarget) -> Result<VerifiedPackage, TufTargetError> {
+        let held = self
+            .targets(&found.role)
+            .ok_or_else(|| TufTargetError::TargetNotFound {
+                name: found.target.name.clone(),
+            })?;
+        let env = metadata::open(&found.role, "targets", &held.bytes).map_err(|e| {
+            TufTargetError::Metadata {
+                role: "targets",
+                field: ".".into(),
+                detail: e.to_string(),
+            }
+        })?;
+        let package = target_package(&env.signed, &found.target.name)?;
+        let [root, timestamp, snapshot, _] = self.versions();
+        let provenance = Provenance::Tuf {
+            target: found.target.name.clone(),
+            versions: [root, timestamp, snapshot, held.meta.common.version],
+            tuf_keyids: held.signers.clone(),
+        };
+        let signed_by = held.signer_keys.iter().map(KeyId::of).collect();
+        VerifiedPackage::from_tuf(package, signed_by, provenance).map_err(|e| {
+            TufTargetError::PackageInvalid {
+                name: found.target.name.clone(),
+                detail: e.to_string(),
+            }
+        })
+    }
 }
 
 /// The targets role's keys (TUF key id, raw Ed25519 public key) and threshold in a root.
@@ -287,14 +324,4 @@ fn bad(role: &'static str, field: &str, detail: &str) -> TufTargetError {
         field: field.into(),
         detail: detail.into(),
     }
-}
-
-/// The canonical JSON (OLPC) of a value: what TUF signatures cover.
-fn canonical(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut ser =
-        serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
-    // Serializing a `Value` into a Vec cannot fail.
-    let _ = value.serialize(&mut ser);
-    out
 }

@@ -1,0 +1,1006 @@
+//! The client workflow of the TUF specification (section 5), as a sans-IO state machine.
+//!
+//! **The drive loop** (the same as every state machine of this crate). Make the updater with
+//! [`Updater::new`] and the trusted root. Then feed one [`Input`] to [`Updater::handle`] with
+//! the current time ([`Input::Refresh`], or [`Input::FindTarget`], which refreshes first when
+//! needed), drain [`Updater::poll`] carrying out each [`Output`] in order, and answer what it
+//! asked for:
+//!
+//! - [`Output::Load`]: read the role's file from the metadata directory and feed
+//!   [`Input::Loaded`] (`None` when there is none);
+//! - [`Output::Fetch`]: fetch the path under the metadata base URL, reading at most
+//!   `max_length + 1` bytes, and feed [`Input::Fetched`], or [`Input::FetchFailed`] (with
+//!   `not_found` for an HTTP 403 or 404, or a missing file);
+//! - [`Output::Persist`]: replace the role's file in the metadata directory with the bytes,
+//!   atomically, before carrying out any later output;
+//! - a conclusion: [`Output::Refreshed`], [`Output::Found`] or [`Output::Failed`].
+//!
+//! [`Updater::poll_timeout`] is always `None`: the updater waits only on input (the host
+//! bounds each fetch).
+//!
+//! **The steps**, each refusing with its own [`UpdateError`]:
+//!
+//! 1. The trusted root must be signed by its own threshold (5.2). Then `N.root.json` for
+//!    N = version + 1, … (at most [`Config::max_root_rotations`]): each signed by the
+//!    threshold of the trusted root and of its own, of type `root`, with version N; each
+//!    becomes trusted and is persisted at once (5.3.8). A missing file ends the walk. Then the
+//!    final root must not have expired (5.3.10).
+//! 2. The local timestamp is loaded (when it verifies, it guards against rollback even
+//!    expired). `timestamp.json` (5.4): signed by the root's timestamp threshold, of type
+//!    `timestamp`, not older than the trusted one, naming a snapshot not older than the
+//!    trusted one names. One of the same version as the trusted one is not used and not
+//!    persisted (the trusted one stays, so nothing is fetched for it). Persisted, then it must
+//!    not have expired.
+//! 3. The local snapshot is used as it is when it verifies and is the version the timestamp
+//!    names. Otherwise (5.5) `snapshot.json` (`N.snapshot.json` under consistent snapshots):
+//!    the length and hashes the timestamp lists, when it lists them, the root's snapshot
+//!    threshold, type `snapshot`, no targets role missing or older than in the trusted
+//!    snapshot; persisted; not expired, and the version the timestamp names.
+//! 4. `targets` the same way (5.6), against the snapshot: length and hashes when listed,
+//!    version, threshold, type, expiry; persisted.
+//! 5. A target search (5.7) walks the delegations lazily, pre-order and depth first in the
+//!    order listed, loading (or fetching, checked as in 4 against its delegator's keys and
+//!    persisted) only the roles that cover the name, ending at a terminating delegation and
+//!    after [`Config::max_delegations`] roles. A delegated role the snapshot does not list is
+//!    an error.
+
+use std::collections::{BTreeMap, VecDeque};
+
+mod search;
+
+use search::Walk;
+
+use super::error::UpdateError;
+use super::hashes;
+use super::metadata::{self, KeyRing, RoleKeys, Root, Snapshot, TargetFile, Targets, Timestamp};
+use super::paths;
+use crate::UnixMs;
+
+/// The updater's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The most root versions one refresh walks through. Default 256.
+    pub max_root_rotations: u64,
+    /// The most targets roles one search visits. Default 32.
+    pub max_delegations: usize,
+    /// The largest root. Default 512 000 bytes.
+    pub root_max_length: u64,
+    /// The largest timestamp. Default 16 384 bytes.
+    pub timestamp_max_length: u64,
+    /// The largest snapshot when the timestamp gives no length. Default 2 000 000 bytes.
+    pub snapshot_max_length: u64,
+    /// The largest targets role when the snapshot gives no length. Default 5 000 000 bytes.
+    pub targets_max_length: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_root_rotations: 256,
+            max_delegations: 32,
+            root_max_length: 512_000,
+            timestamp_max_length: 16_384,
+            snapshot_max_length: 2_000_000,
+            targets_max_length: 5_000_000,
+        }
+    }
+}
+
+/// What the updater takes in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Input {
+    /// Refresh the top-level metadata (once per updater).
+    Refresh,
+    /// Find a target (refreshing first if not yet done).
+    FindTarget {
+        /// The target's name.
+        name: String,
+    },
+    /// The answer to [`Output::Load`].
+    Loaded {
+        /// The file asked for.
+        role_file: String,
+        /// Its bytes, `None` when there is no such file.
+        bytes: Option<Vec<u8>>,
+    },
+    /// The answer to [`Output::Fetch`].
+    Fetched {
+        /// The path asked for.
+        url_path: String,
+        /// The bytes (at most `max_length + 1` of them).
+        bytes: Vec<u8>,
+    },
+    /// The fetch asked for failed.
+    FetchFailed {
+        /// The path asked for.
+        url_path: String,
+        /// The file is not there (HTTP 403 or 404, or no such file).
+        not_found: bool,
+        /// What failed.
+        detail: String,
+    },
+    /// Time passed.
+    Tick,
+}
+
+/// What the updater asks for or concludes.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Read a role's file from the metadata directory; answer [`Input::Loaded`].
+    Load {
+        /// The file name (a quoted role name, `.json`).
+        role_file: String,
+    },
+    /// Fetch a path under the metadata base URL; answer [`Input::Fetched`] or
+    /// [`Input::FetchFailed`].
+    Fetch {
+        /// The path, relative to the base URL (quoted).
+        url_path: String,
+        /// The most bytes it may have.
+        max_length: u64,
+    },
+    /// Replace a role's file in the metadata directory (atomically) before going on.
+    Persist {
+        /// The file name (a quoted role name, `.json`).
+        role_file: String,
+        /// Its bytes, as the repository signed them.
+        bytes: Vec<u8>,
+    },
+    /// The refresh is done: the top-level metadata is trusted.
+    Refreshed,
+    /// The target searched for, found.
+    Found(FoundTarget),
+    /// The refresh or the search stopped.
+    Failed(UpdateError),
+}
+
+/// A target a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundTarget {
+    /// The target.
+    pub target: TargetFile,
+    /// The targets role that lists it.
+    pub role: String,
+    /// Where to fetch it, relative to the targets base URL (`dir/HASH.name` under consistent
+    /// snapshots).
+    pub url_path: String,
+}
+
+/// A trusted role: what it says, its bytes, and the keys whose signatures on it are valid.
+#[derive(Debug, Clone)]
+pub struct Held<T> {
+    /// What it says.
+    pub meta: T,
+    /// Its file, as the repository signed it.
+    pub bytes: Vec<u8>,
+    /// The key ids whose signatures are valid.
+    pub signers: Vec<String>,
+    /// Those of them that are Ed25519 keys, raw (a package's `signed_by`).
+    pub signer_keys: Vec<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wait {
+    Idle,
+    Root {
+        version: u64,
+        url_path: String,
+    },
+    TimestampLocal,
+    TimestampRemote,
+    SnapshotLocal,
+    SnapshotRemote {
+        url_path: String,
+    },
+    TargetsLocal {
+        role: String,
+        parent: String,
+    },
+    TargetsRemote {
+        role: String,
+        parent: String,
+        url_path: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Job {
+    None,
+    Refresh,
+    Find(String),
+}
+
+/// The TUF client workflow, sans IO (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Updater {
+    config: Config,
+    now: UnixMs,
+    root: Held<Root>,
+    first_root: u64,
+    timestamp: Option<Held<Timestamp>>,
+    snapshot: Option<Held<Snapshot>>,
+    targets: BTreeMap<String, Held<Targets>>,
+    out: VecDeque<Output>,
+    wait: Wait,
+    job: Job,
+    refreshed: bool,
+    walk: Option<Walk>,
+}
+
+enum TimestampUpdate {
+    New,
+    SameVersion,
+}
+
+impl Updater {
+    /// An updater trusting `root` (a root.json, which must be signed by its own threshold).
+    pub fn new(root: &[u8], config: Config) -> Result<Updater, UpdateError> {
+        let env = metadata::open("root", "root", root)?;
+        let meta = Root::read(&env.signed)?;
+        let signers = metadata::verify("root", &env, &meta.keys, meta.role("root"))?;
+        let signer_keys = metadata::ed25519_of(&meta.keys, &signers);
+        Ok(Updater {
+            config,
+            now: UnixMs(0),
+            first_root: meta.common.version,
+            root: Held {
+                meta,
+                bytes: root.to_vec(),
+                signers,
+                signer_keys,
+            },
+            timestamp: None,
+            snapshot: None,
+            targets: BTreeMap::new(),
+            out: VecDeque::new(),
+            wait: Wait::Idle,
+            job: Job::None,
+            refreshed: false,
+            walk: None,
+        })
+    }
+
+    /// Takes one input at time `now`. An input the updater did not ask for is refused (and
+    /// changes nothing).
+    pub fn handle(&mut self, input: Input, now: UnixMs) -> Result<(), UpdateError> {
+        self.now = now;
+        let misuse = |detail: String| Err(UpdateError::Misuse { detail });
+        match input {
+            Input::Tick => Ok(()),
+            Input::Refresh | Input::FindTarget { .. } if self.job != Job::None => {
+                misuse("a refresh or search is already under way".into())
+            }
+            Input::Refresh if self.refreshed => misuse("this updater has refreshed already".into()),
+            Input::Refresh => {
+                self.job = Job::Refresh;
+                self.next_root();
+                Ok(())
+            }
+            Input::FindTarget { name } => {
+                if let Some(why) = paths::unsafe_target_name(&name) {
+                    self.out
+                        .push_back(Output::Failed(UpdateError::UnsafeTargetName { name, why }));
+                } else if self.refreshed {
+                    self.job = Job::Find(name.clone());
+                    self.start_walk(name);
+                } else {
+                    self.job = Job::Find(name);
+                    self.next_root();
+                }
+                Ok(())
+            }
+            Input::Loaded { role_file, bytes } => {
+                match std::mem::replace(&mut self.wait, Wait::Idle) {
+                    Wait::TimestampLocal if role_file == "timestamp.json" => {
+                        self.timestamp_loaded(bytes)
+                    }
+                    Wait::SnapshotLocal if role_file == "snapshot.json" => {
+                        self.snapshot_loaded(bytes)
+                    }
+                    Wait::TargetsLocal { role, parent } if role_file == paths::role_file(&role) => {
+                        self.targets_loaded(role, parent, bytes)
+                    }
+                    other => {
+                        self.wait = other;
+                        return misuse(format!("{role_file} was not asked for"));
+                    }
+                }
+                Ok(())
+            }
+            Input::Fetched { url_path, bytes } => self.fetched(url_path, Ok(bytes)),
+            Input::FetchFailed {
+                url_path,
+                not_found,
+                detail,
+            } => self.fetched(url_path, Err((not_found, detail))),
+        }
+    }
+
+    /// The next output, in order.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Always `None`: the updater waits only on input.
+    pub fn poll_timeout(&self) -> Option<UnixMs> {
+        None
+    }
+
+    fn fetched(
+        &mut self,
+        url_path: String,
+        result: Result<Vec<u8>, (bool, String)>,
+    ) -> Result<(), UpdateError> {
+        let expected = match &self.wait {
+            Wait::Root { url_path, .. }
+            | Wait::SnapshotRemote { url_path }
+            | Wait::TargetsRemote { url_path, .. } => url_path.clone(),
+            Wait::TimestampRemote => "timestamp.json".into(),
+            _ => String::new(),
+        };
+        if expected.is_empty() || expected != url_path {
+            return Err(UpdateError::Misuse {
+                detail: format!("{url_path} was not asked for"),
+            });
+        }
+        let wait = std::mem::replace(&mut self.wait, Wait::Idle);
+        let bytes = match (result, &wait) {
+            (Ok(bytes), _) => bytes,
+            (Err((true, _)), Wait::Root { .. }) => {
+                self.root_done();
+                return Ok(());
+            }
+            (Err((_, detail)), _) => {
+                self.fail(UpdateError::Fetch { url_path, detail });
+                return Ok(());
+            }
+        };
+        let step = match wait {
+            Wait::Root { version, .. } => self.update_root(&bytes, version).map(|()| {
+                self.out.push_back(Output::Persist {
+                    role_file: "root.json".into(),
+                    bytes: bytes.clone(),
+                });
+                self.next_root();
+            }),
+            Wait::TimestampRemote => self.update_timestamp(&bytes, true).and_then(|u| {
+                // An expired timestamp is trusted (it guards the next refresh against
+                // rollback) but not persisted, as python-tuf does.
+                self.check_expired_timestamp()?;
+                if let TimestampUpdate::New = u {
+                    self.out.push_back(Output::Persist {
+                        role_file: "timestamp.json".into(),
+                        bytes: bytes.clone(),
+                    });
+                }
+                self.load_snapshot();
+                Ok(())
+            }),
+            Wait::SnapshotRemote { .. } => self.update_snapshot(&bytes, false).map(|()| {
+                self.out.push_back(Output::Persist {
+                    role_file: "snapshot.json".into(),
+                    bytes: bytes.clone(),
+                });
+                self.load_role("targets".into(), "root".into());
+            }),
+            Wait::TargetsRemote { role, parent, .. } => {
+                self.update_targets(&role, &parent, &bytes).map(|()| {
+                    self.out.push_back(Output::Persist {
+                        role_file: paths::role_file(&role),
+                        bytes: bytes.clone(),
+                    });
+                    self.role_ready(role, parent);
+                })
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = step {
+            self.fail(e);
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: UpdateError) {
+        self.wait = Wait::Idle;
+        self.job = Job::None;
+        self.walk = None;
+        self.out.push_back(Output::Failed(e));
+    }
+
+    // --- 5.3: the root. -----------------------------------------------------------------------
+
+    fn next_root(&mut self) {
+        let version = self.root.meta.common.version + 1;
+        if version
+            > self
+                .first_root
+                .saturating_add(self.config.max_root_rotations)
+        {
+            self.root_done();
+            return;
+        }
+        let url_path = paths::role_url_path("root", Some(version));
+        self.out.push_back(Output::Fetch {
+            url_path: url_path.clone(),
+            max_length: self.config.root_max_length,
+        });
+        self.wait = Wait::Root { version, url_path };
+    }
+
+    fn update_root(&mut self, bytes: &[u8], version: u64) -> Result<(), UpdateError> {
+        too_large("root", bytes, self.config.root_max_length)?;
+        let env = metadata::open("root", "root", bytes)?;
+        let refused = |e: UpdateError| UpdateError::RootRotation {
+            version,
+            detail: e.to_string(),
+        };
+        let old = &self.root.meta;
+        metadata::verify("root", &env, &old.keys, old.role("root")).map_err(refused)?;
+        let meta = Root::read(&env.signed)?;
+        if meta.common.version != version {
+            return Err(UpdateError::VersionMismatch {
+                role: "root".into(),
+                expected: version,
+                got: meta.common.version,
+                named_by: "the URL",
+            });
+        }
+        let signers =
+            metadata::verify("root", &env, &meta.keys, meta.role("root")).map_err(refused)?;
+        let signer_keys = metadata::ed25519_of(&meta.keys, &signers);
+        self.root = Held {
+            meta,
+            bytes: bytes.to_vec(),
+            signers,
+            signer_keys,
+        };
+        Ok(())
+    }
+
+    fn root_done(&mut self) {
+        let c = &self.root.meta.common;
+        if c.expired(self.now) {
+            let e = expired("root", c);
+            self.fail(e);
+            return;
+        }
+        self.out.push_back(Output::Load {
+            role_file: "timestamp.json".into(),
+        });
+        self.wait = Wait::TimestampLocal;
+    }
+
+    // --- 5.4: the timestamp. ------------------------------------------------------------------
+
+    fn timestamp_loaded(&mut self, bytes: Option<Vec<u8>>) {
+        if let Some(bytes) = bytes {
+            // A local timestamp that verifies guards against rollback, even expired; one
+            // that does not is ignored.
+            let _ = self.update_timestamp(&bytes, false);
+        }
+        self.out.push_back(Output::Fetch {
+            url_path: "timestamp.json".into(),
+            max_length: self.config.timestamp_max_length,
+        });
+        self.wait = Wait::TimestampRemote;
+    }
+
+    fn update_timestamp(
+        &mut self,
+        bytes: &[u8],
+        remote: bool,
+    ) -> Result<TimestampUpdate, UpdateError> {
+        if remote {
+            too_large("timestamp", bytes, self.config.timestamp_max_length)?;
+        }
+        let env = metadata::open("timestamp", "timestamp", bytes)?;
+        let root = &self.root.meta;
+        let signers = metadata::verify("timestamp", &env, &root.keys, root.role("timestamp"))?;
+        let signer_keys = metadata::ed25519_of(&root.keys, &signers);
+        let meta = Timestamp::read(&env.signed)?;
+        if let Some(old) = &self.timestamp {
+            let (new_v, old_v) = (meta.common.version, old.meta.common.version);
+            if new_v < old_v {
+                return Err(UpdateError::Rollback {
+                    detail: format!("timestamp v{new_v} is older than the trusted v{old_v}"),
+                });
+            }
+            if new_v == old_v {
+                return Ok(TimestampUpdate::SameVersion);
+            }
+            let (new_s, old_s) = (meta.snapshot.version, old.meta.snapshot.version);
+            if new_s < old_s {
+                return Err(UpdateError::Rollback {
+                    detail: format!(
+                        "timestamp v{new_v} names snapshot v{new_s}, older than the trusted v{old_s}"
+                    ),
+                });
+            }
+        }
+        self.timestamp = Some(Held {
+            meta,
+            bytes: bytes.to_vec(),
+            signers,
+            signer_keys,
+        });
+        Ok(TimestampUpdate::New)
+    }
+
+    fn check_expired_timestamp(&self) -> Result<(), UpdateError> {
+        match &self.timestamp {
+            Some(t) if t.meta.common.expired(self.now) => Err(expired("timestamp", &t.meta.common)),
+            Some(_) => Ok(()),
+            None => Err(UpdateError::Misuse {
+                detail: "no trusted timestamp".into(),
+            }),
+        }
+    }
+
+    // --- 5.5: the snapshot. -------------------------------------------------------------------
+
+    fn load_snapshot(&mut self) {
+        self.out.push_back(Output::Load {
+            role_file: "snapshot.json".into(),
+        });
+        self.wait = Wait::SnapshotLocal;
+    }
+
+    fn snapshot_loaded(&mut self, bytes: Option<Vec<u8>>) {
+        if let Some(bytes) = bytes {
+            if self.update_snapshot(&bytes, true).is_ok() {
+                self.load_role("targets".into(), "root".into());
+                return;
+            }
+        }
+        let Some(ts) = &self.timestamp else {
+            self.fail(UpdateError::Misuse {
+                detail: "no trusted timestamp".into(),
+            });
+            return;
+        };
+        let meta = &ts.meta.snapshot;
+        let version = self.root.meta.consistent_snapshot.then_some(meta.version);
+        let url_path = paths::role_url_path("snapshot", version);
+        self.out.push_back(Output::Fetch {
+            url_path: url_path.clone(),
+            max_length: meta.length.unwrap_or(self.config.snapshot_max_length),
+        });
+        self.wait = Wait::SnapshotRemote { url_path };
+    }
+
+    fn update_snapshot(&mut self, bytes: &[u8], local: bool) -> Result<(), UpdateError> {
+        self.check_expired_timestamp()?;
+        let Some(ts) = &self.timestamp else {
+            return Err(UpdateError::Misuse {
+                detail: "no trusted timestamp".into(),
+            });
+        };
+        let listed = ts.meta.snapshot.clone();
+        if !local {
+            if listed.length.is_none() {
+                too_large("snapshot", bytes, self.config.snapshot_max_length)?;
+            }
+            check_listed(
+                "snapshot",
+                "the timestamp",
+                bytes,
+                listed.length,
+                &listed.hashes,
+            )?;
+        }
+        let env = metadata::open("snapshot", "snapshot", bytes)?;
+        let root = &self.root.meta;
+        let signers = metadata::verify("snapshot", &env, &root.keys, root.role("snapshot"))?;
+        let signer_keys = metadata::ed25519_of(&root.keys, &signers);
+        let meta = Snapshot::read(&env.signed)?;
+        if let Some(old) = &self.snapshot {
+            for (file, info) in &old.meta.meta {
+                match meta.meta.get(file) {
+                    None => {
+                        return Err(UpdateError::Rollback {
+                            detail: format!("{file} is missing from the new snapshot"),
+                        });
+                    }
+                    Some(new) if new.version < info.version => {
+                        return Err(UpdateError::Rollback {
+                            detail: format!(
+                                "the new snapshot names {file} v{}, older than the trusted v{}",
+                                new.version, info.version
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let (common, got) = (meta.common.clone(), meta.common.version);
+        self.snapshot = Some(Held {
+            meta,
+            bytes: bytes.to_vec(),
+            signers,
+            signer_keys,
+        });
+        if common.expired(self.now) {
+            return Err(expired("snapshot", &common));
+        }
+        if got != listed.version {
+            return Err(UpdateError::VersionMismatch {
+                role: "snapshot".into(),
+                expected: listed.version,
+                got,
+                named_by: "the timestamp",
+            });
+        }
+        Ok(())
+    }
+
+    // --- 5.6: targets, top-level and delegated. ------------------------------------------------
+
+    /// Loads a targets role unless it is trusted already; then goes on.
+    fn load_role(&mut self, role: String, parent: String) {
+        if self.targets.contains_key(&role) {
+            self.role_ready(role, parent);
+            return;
+        }
+        self.out.push_back(Output::Load {
+            role_file: paths::role_file(&role),
+        });
+        self.wait = Wait::TargetsLocal { role, parent };
+    }
+
+    fn targets_loaded(&mut self, role: String, parent: String, bytes: Option<Vec<u8>>) {
+        if let Some(bytes) = bytes {
+            if self.update_targets(&role, &parent, &bytes).is_ok() {
+                self.role_ready(role, parent);
+                return;
+            }
+        }
+        let listed = self
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.meta.role(&role).cloned());
+        let Some(listed) = listed else {
+            self.fail(UpdateError::NotInSnapshot { role });
+            return;
+        };
+        let version = self.root.meta.consistent_snapshot.then_some(listed.version);
+        let url_path = paths::role_url_path(&role, version);
+        self.out.push_back(Output::Fetch {
+            url_path: url_path.clone(),
+            max_length: listed.length.unwrap_or(self.config.targets_max_length),
+        });
+        self.wait = Wait::TargetsRemote {
+            role,
+            parent,
+            url_path,
+        };
+    }
+
+    fn update_targets(
+        &mut self,
+        role: &str,
+        parent: &str,
+        bytes: &[u8],
+    ) -> Result<(), UpdateError> {
+        let Some(snapshot) = &self.snapshot else {
+            return Err(UpdateError::Misuse {
+                detail: "no trusted snapshot".into(),
+            });
+        };
+        if snapshot.meta.common.expired(self.now) {
+            return Err(expired("snapshot", &snapshot.meta.common));
+        }
+        let listed = snapshot
+            .meta
+            .role(role)
+            .cloned()
+            .ok_or_else(|| UpdateError::NotInSnapshot { role: role.into() })?;
+        if listed.length.is_none() {
+            too_large(role, bytes, self.config.targets_max_length)?;
+        }
+        check_listed(role, "the snapshot", bytes, listed.length, &listed.hashes)?;
+        let env = metadata::open(role, "targets", bytes)?;
+        let (signers, signer_keys) = {
+            let (ring, keys) = self.delegator_keys(role, parent)?;
+            let signers = metadata::verify(role, &env, ring, keys)?;
+            let signer_keys = metadata::ed25519_of(ring, &signers);
+            (signers, signer_keys)
+        };
+        let meta = Targets::read(role, &env.signed)?;
+        if meta.common.version != listed.version {
+            return Err(UpdateError::VersionMismatch {
+                role: role.into(),
+                expected: listed.version,
+                got: meta.common.version,
+                named_by: "the snapshot",
+            });
+        }
+        if meta.common.expired(self.now) {
+            return Err(expired(role, &meta.common));
+        }
+        self.targets.insert(
+            role.into(),
+            Held {
+                meta,
+                bytes: bytes.to_vec(),
+                signers,
+                signer_keys,
+            },
+        );
+        Ok(())
+    }
+
+    fn delegator_keys(
+        &self,
+        role: &str,
+        parent: &str,
+    ) -> Result<(&KeyRing, &RoleKeys), UpdateError> {
+        if parent == "root" {
+            let root = &self.root.meta;
+            return Ok((&root.keys, root.role("targets")));
+        }
+        self.targets
+            .get(parent)
+            .and_then(|p| p.meta.delegations.as_ref())
+            .and_then(|d| d.role_keys(role).map(|k| (&d.keys, k)))
+            .ok_or_else(|| UpdateError::Invalid {
+                role: role.into(),
+                field: "delegations".into(),
+                detail: format!("{parent} does not delegate to it"),
+            })
+    }
+
+    /// A targets role is trusted: the refresh is done, or the search goes on.
+    fn role_ready(&mut self, role: String, parent: String) {
+        if !self.refreshed {
+            self.refreshed = true;
+            match std::mem::replace(&mut self.job, Job::None) {
+                Job::Find(name) => {
+                    self.job = Job::Find(name.clone());
+                    self.start_walk(name);
+                }
+                _ => self.out.push_back(Output::Refreshed),
+            }
+            return;
+        }
+        if self.examine(&role, &parent) {
+            self.walk_on();
+        }
+    }
+
+    // --- What is trusted. ---------------------------------------------------------------------
+
+    /// The trusted root.
+    pub fn root(&self) -> &Held<Root> {
+        &self.root
+    }
+
+    /// The trusted timestamp, once refreshed.
+    pub fn timestamp(&self) -> Option<&Held<Timestamp>> {
+        self.timestamp.as_ref()
+    }
+
+    /// The trusted snapshot, once refreshed.
+    pub fn snapshot(&self) -> Option<&Held<Snapshot>> {
+        self.snapshot.as_ref()
+    }
+
+    /// A trusted targets role (`targets`, or a delegated role the search loaded).
+    pub fn targets(&self, role: &str) -> Option<&Held<Targets>> {
+        self.targets.get(role)
+    }
+
+    /// Whether the refresh is done.
+    pub fn refreshed(&self) -> bool {
+        self.refreshed
+    }
+
+    /// The trusted versions of root, timestamp, snapshot and targets (0 for none).
+    pub fn versions(&self) -> [u64; 4] {
+        [
+            self.root.meta.common.version,
+            self.timestamp.as_ref().map_or(0, |t| t.meta.common.version),
+            self.snapshot.as_ref().map_or(0, |t| t.meta.common.version),
+            self.targets
+                .get("targets")
+                .map_or(0, |t| t.meta.common.version),
+        ]
+    }
+}
+
+fn expired(role: &str, c: &metadata::Common) -> UpdateError {
+    UpdateError::Expired {
+        role: role.into(),
+        expires: c.expires_text.clone(),
+    }
+}
+
+fn too_large(role: &str, bytes: &[u8], max: u64) -> Result<(), UpdateError> {
+    if bytes.len() as u64 > max {
+        return Err(UpdateError::TooLarge {
+            role: role.into(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn check_listed(
+    role: &str,
+    named_by: &'static str,
+    bytes: &[u8],
+    length: Option<u64>,
+    hashes: &hashes::Hashes,
+) -> Result<(), UpdateError> {
+    hashes::check(bytes, length, hashes).map_err(|e| UpdateError::MetaMismatch {
+        role: role.into(),
+        named_by,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::Signer;
+    use serde_json::{Value, json};
+
+    const NOW: UnixMs = UnixMs(1_776_211_200_000); // 2026-04-15
+    const EXPIRES: &str = "2027-01-01T00:00:00Z";
+
+    fn signed(key: &ed25519_dalek::SigningKey, keyid: &str, body: Value) -> Vec<u8> {
+        let sig = key.sign(&metadata::canonical(&body));
+        serde_json::to_vec(&json!({
+            "signed": body,
+            "signatures": [{"keyid": keyid, "sig": hex::encode(sig.to_bytes())}],
+        }))
+        .unwrap()
+    }
+
+    /// A repository with one Ed25519 key for every role: root, timestamp, snapshot, targets.
+    fn repo() -> [Vec<u8>; 4] {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let id = "k1";
+        let role = json!({"keyids": [id], "threshold": 1});
+        let root = json!({
+            "_type": "root", "spec_version": "1.0.31", "version": 1, "expires": EXPIRES,
+            "consistent_snapshot": false,
+            "keys": {id: {"keytype": "ed25519", "scheme": "ed25519",
+                          "keyval": {"public": hex::encode(key.verifying_key().to_bytes())}}},
+            "roles": {"root": role, "timestamp": role, "snapshot": role, "targets": role},
+        });
+        let targets = json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
+            "expires": EXPIRES, "targets": {}});
+        let snapshot = json!({"_type": "snapshot", "spec_version": "1.0.31", "version": 1,
+            "expires": EXPIRES, "meta": {"targets.json": {"version": 1}}});
+        let timestamp = json!({"_type": "timestamp", "spec_version": "1.0.31", "version": 1,
+            "expires": EXPIRES, "meta": {"snapshot.json": {"version": 1}}});
+        [root, timestamp, snapshot, targets].map(|b| signed(&key, id, b))
+    }
+
+    fn fetch(u: &mut Updater) -> String {
+        match u.poll() {
+            Some(Output::Fetch { url_path, .. }) => url_path,
+            other => panic!("expected a fetch, got {other:?}"),
+        }
+    }
+
+    fn load(u: &mut Updater) -> String {
+        match u.poll() {
+            Some(Output::Load { role_file }) => role_file,
+            other => panic!("expected a load, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refresh_asks_in_the_specification_order_and_persists_each_role() {
+        let [root, timestamp, snapshot, targets] = repo();
+        let mut u = Updater::new(&root, Config::default()).unwrap();
+        u.handle(Input::Refresh, NOW).unwrap();
+        assert_eq!(fetch(&mut u), "2.root.json");
+        let not_found = |url_path: &str| Input::FetchFailed {
+            url_path: url_path.into(),
+            not_found: true,
+            detail: "404".into(),
+        };
+        u.handle(not_found("2.root.json"), NOW).unwrap();
+        assert_eq!(load(&mut u), "timestamp.json");
+        let none = |role_file: &str| Input::Loaded {
+            role_file: role_file.into(),
+            bytes: None,
+        };
+        u.handle(none("timestamp.json"), NOW).unwrap();
+        assert_eq!(fetch(&mut u), "timestamp.json");
+        let fetched = |url_path: &str, bytes: &[u8]| Input::Fetched {
+            url_path: url_path.into(),
+            bytes: bytes.to_vec(),
+        };
+        u.handle(fetched("timestamp.json", &timestamp), NOW)
+            .unwrap();
+        assert!(
+            matches!(u.poll(), Some(Output::Persist { role_file, .. }) if role_file == "timestamp.json")
+        );
+        assert_eq!(load(&mut u), "snapshot.json");
+        u.handle(none("snapshot.json"), NOW).unwrap();
+        assert_eq!(fetch(&mut u), "snapshot.json");
+        u.handle(fetched("snapshot.json", &snapshot), NOW).unwrap();
+        assert!(
+            matches!(u.poll(), Some(Output::Persist { role_file, .. }) if role_file == "snapshot.json")
+        );
+        assert_eq!(load(&mut u), "targets.json");
+        // An answer to something not asked for is refused, and changes nothing.
+        assert!(matches!(
+            u.handle(fetched("targets.json", &targets), NOW),
+            Err(UpdateError::Misuse { .. })
+        ));
+        u.handle(none("targets.json"), NOW).unwrap();
+        assert_eq!(fetch(&mut u), "targets.json");
+        u.handle(fetched("targets.json", &targets), NOW).unwrap();
+        assert!(
+            matches!(u.poll(), Some(Output::Persist { role_file, .. }) if role_file == "targets.json")
+        );
+        assert_eq!(u.poll(), Some(Output::Refreshed));
+        assert_eq!(u.poll(), None);
+        assert_eq!(u.versions(), [1, 1, 1, 1]);
+        assert_eq!(u.poll_timeout(), None);
+        // A second refresh of the same updater is refused.
+        assert!(matches!(
+            u.handle(Input::Refresh, NOW),
+            Err(UpdateError::Misuse { .. })
+        ));
+        // An unsafe target name is refused before anything is asked for.
+        u.handle(
+            Input::FindTarget {
+                name: "../x".into(),
+            },
+            NOW,
+        )
+        .unwrap();
+        assert!(matches!(
+            u.poll(),
+            Some(Output::Failed(UpdateError::UnsafeTargetName { .. }))
+        ));
+    }
+
+    #[test]
+    fn the_final_root_is_expired_from_the_instant_it_names() {
+        let [root, ..] = repo();
+        let mut u = Updater::new(&root, Config::default()).unwrap();
+        let later = UnixMs(1_900_000_000_000); // 2030
+        u.handle(Input::Refresh, later).unwrap();
+        assert_eq!(fetch(&mut u), "2.root.json");
+        u.handle(
+            Input::FetchFailed {
+                url_path: "2.root.json".into(),
+                not_found: true,
+                detail: "404".into(),
+            },
+            later,
+        )
+        .unwrap();
+        // The root itself has expired by then.
+        assert!(
+            matches!(u.poll(), Some(Output::Failed(UpdateError::Expired { role, .. })) if role == "root")
+        );
+        let mut u = Updater::new(&root, Config::default()).unwrap();
+        let late = UnixMs(1_798_761_600_000 - 1); // just before 2027-01-01
+        u.handle(Input::Refresh, late).unwrap();
+        fetch(&mut u);
+        u.handle(
+            Input::FetchFailed {
+                url_path: "2.root.json".into(),
+                not_found: true,
+                detail: "404".into(),
+            },
+            late + 1,
+        )
+        .unwrap();
+        // At exactly the expiry instant the root has expired.
+        assert!(matches!(
+            u.poll(),
+            Some(Output::Failed(UpdateError::Expired { .. }))
+        ));
+    }
+}
