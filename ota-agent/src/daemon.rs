@@ -427,7 +427,9 @@ impl Daemon {
             let step = (r.status == ReportStatus::InProgress).then_some("downloading");
             match self.client.report(r, step).await {
                 Ok(()) => {}
-                Err(DaemonError::Status { status, .. }) if (400..500).contains(&status) => {}
+                Err(e @ DaemonError::Status { status, .. }) if (400..500).contains(&status) => {
+                    tracing::warn!(device = %self.config.device_id(), error = %e, "report refused, dropped");
+                }
                 Err(e) => return Err(e),
             }
             self.outbox.remove(0);

@@ -90,8 +90,7 @@ fn script(path: &std::path::Path, body: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on_the_next_poll()
-{
+async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on_the_next_poll() {
     let dir = tmp("block-update");
     let w = World::start(&dir, 60_000).await;
     let (pkg, plain) = w.upload("2.0.0", 250_000).await;
@@ -104,7 +103,10 @@ async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on
     std::fs::write(&bootenv, "a\n").unwrap();
     let (switch, confirm) = (dir.join("switch.sh"), dir.join("confirm.sh"));
     script(&switch, &format!("echo \"$1\" > {}", bootenv.display()));
-    script(&confirm, &format!("echo good > {}", dir.join("confirmed").display()));
+    script(
+        &confirm,
+        &format!("echo good > {}", dir.join("confirmed").display()),
+    );
     let toml = agent_toml(
         &w.base,
         "dev-block-1",
@@ -121,7 +123,9 @@ async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on
         "/bin/true",
         "",
     );
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap()).await.unwrap();
+    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
+        .await
+        .unwrap();
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     let rid = w.rollout(&pkg, "prof-block").await;
     assert!(
@@ -133,7 +137,9 @@ async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on
     assert_eq!(std::fs::read(&a).unwrap(), factory);
     assert_eq!(std::fs::read_to_string(&bootenv).unwrap().trim(), "b");
     assert_eq!(
-        std::fs::read_to_string(dir.join("confirmed")).unwrap().trim(),
+        std::fs::read_to_string(dir.join("confirmed"))
+            .unwrap()
+            .trim(),
         "good"
     );
     assert_eq!(w.device_state(&rid, "dev-block-1").await, "succeeded");
@@ -167,7 +173,9 @@ async fn a_failing_probe_rolls_back_and_the_next_poll_tells_the_real_version() {
         "/bin/false",
         "",
     );
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap()).await.unwrap();
+    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
+        .await
+        .unwrap();
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     let rid = w.rollout(&pkg, "prof-bad").await;
     match d.cycle().await.unwrap() {
