@@ -168,3 +168,28 @@ fn every_config_error_names_its_field() {
     let e = Config::from_toml(&profile).unwrap_err();
     assert_eq!(e.field(), "device.profile_file", "{e}");
 }
+
+#[test]
+fn the_example_configuration_and_the_systemd_unit_agree() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let path = std::path::Path::new(dir).join("agent.example.toml");
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.device_id().as_str(), "dev-0001");
+    assert_eq!(c.concurrency, 4);
+    assert_eq!(c.bandwidth, None);
+    let unit = std::fs::read_to_string(std::path::Path::new(dir).join("../dist/ota-agent.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/ota-agent --config /etc/ota-agent/agent.toml"));
+    assert!(unit.contains("StateDirectory=ota-agent"));
+    assert_eq!(c.state_dir, std::path::Path::new("/var/lib/ota-agent"));
+    // The commented block backend is a valid configuration too: it replaces the directory.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let commented = &text[text.find("# [slots]\n").unwrap()..];
+    let commented = &commented[..commented.find("\n\n").unwrap()];
+    let uncommented: Vec<&str> = commented.lines().map(|l| l.trim_start_matches("# ")).collect();
+    let dir_start = text.find("[slots]\nkind = \"directory\"").unwrap();
+    let dir_end = dir_start + text[dir_start..].find("\n\n").unwrap();
+    let block = format!("{}{}{}", &text[..dir_start], uncommented.join("\n"), &text[dir_end..])
+        .replace(commented, "");
+    let c = Config::from_toml(&block).unwrap();
+    assert!(matches!(c.slots, SlotsConfig::Block { ref reboot, .. } if reboot.is_some()), "{:?}", c.slots);
+}
