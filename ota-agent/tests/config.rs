@@ -177,7 +177,8 @@ fn the_example_configuration_and_the_systemd_unit_agree() {
     assert_eq!(c.device_id().as_str(), "dev-0001");
     assert_eq!(c.concurrency, 4);
     assert_eq!(c.bandwidth, None);
-    let unit = std::fs::read_to_string(std::path::Path::new(dir).join("../dist/ota-agent.service")).unwrap();
+    let unit = std::fs::read_to_string(std::path::Path::new(dir).join("../dist/ota-agent.service"))
+        .unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/ota-agent --config /etc/ota-agent/agent.toml"));
     assert!(unit.contains("StateDirectory=ota-agent"));
     assert_eq!(c.state_dir, std::path::Path::new("/var/lib/ota-agent"));
@@ -185,11 +186,23 @@ fn the_example_configuration_and_the_systemd_unit_agree() {
     let text = std::fs::read_to_string(&path).unwrap();
     let commented = &text[text.find("# [slots]\n").unwrap()..];
     let commented = &commented[..commented.find("\n\n").unwrap()];
-    let uncommented: Vec<&str> = commented.lines().map(|l| l.trim_start_matches("# ")).collect();
+    let uncommented: Vec<&str> = commented
+        .lines()
+        .map(|l| l.trim_start_matches("# "))
+        .collect();
     let dir_start = text.find("[slots]\nkind = \"directory\"").unwrap();
     let dir_end = dir_start + text[dir_start..].find("\n\n").unwrap();
-    let block = format!("{}{}{}", &text[..dir_start], uncommented.join("\n"), &text[dir_end..])
-        .replace(commented, "");
+    let block = format!(
+        "{}{}{}",
+        &text[..dir_start],
+        uncommented.join("\n"),
+        &text[dir_end..]
+    )
+    .replace(commented, "");
     let c = Config::from_toml(&block).unwrap();
-    assert!(matches!(c.slots, SlotsConfig::Block { ref reboot, .. } if reboot.is_some()), "{:?}", c.slots);
+    assert!(
+        matches!(c.slots, SlotsConfig::Block { ref reboot, .. } if reboot.is_some()),
+        "{:?}",
+        c.slots
+    );
 }
