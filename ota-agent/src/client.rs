@@ -286,6 +286,19 @@ impl Client {
         Ok(body.freeze())
     }
 
+    /// A progress step (`in_progress` with `step`): like [`Client::report`], but given up
+    /// after 2 s, so a slow server delays no update.
+    pub async fn report_step(&self, report: &DeviceReport, step: &str) -> Result<(), DaemonError> {
+        tokio::time::timeout(Duration::from_secs(2), self.report(report, Some(step)))
+            .await
+            .unwrap_or_else(|_| {
+                Err(DaemonError::Http {
+                    what: "report".into(),
+                    message: format!("step {step}: no answer within 2 s"),
+                })
+            })
+    }
+
     /// `POST /api/v1/devices/{id}/ota/report`, with a progress `step` for an `in_progress`
     /// report.
     pub async fn report(

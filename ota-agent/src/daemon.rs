@@ -531,7 +531,7 @@ impl Daemon {
                     match result {
                         Ok(bytes) => {
                             failures = 0;
-                            self.take_chunk(req, &bytes)?;
+                            self.take_chunk(req, &bytes).await?;
                         }
                         Err(e) if e.is_refusal() => return Err(e),
                         Err(e) => {
@@ -592,14 +592,14 @@ impl Daemon {
         }
     }
 
-    fn take_chunk(&mut self, req: ChunkRequest, data: &[u8]) -> Result<(), DaemonError> {
+    async fn take_chunk(&mut self, req: ChunkRequest, data: &[u8]) -> Result<(), DaemonError> {
         match self
             .agent
             .handle_chunk(req.offset, data, now(), &mut self.io)
         {
             Ok(p) => {
                 if p.verified == p.total {
-                    self.step("verified");
+                    self.step("verified").await;
                 }
                 Ok(())
             }
@@ -630,7 +630,7 @@ impl Daemon {
     }
 
     async fn run_probe(&mut self, spec: ProbeSpec, swapped_at: UnixMs) -> ProbeResult {
-        self.step("probing");
+        self.step("probing").await;
         let expected = self.current.as_ref().map(label);
         match self.io.slots.active_label() {
             Ok(active) if active == expected => {}
@@ -662,8 +662,9 @@ impl Daemon {
             })
     }
 
-    /// A progress step for the live view, sent once per update, best effort.
-    fn step(&mut self, step: &'static str) {
+    /// A progress step for the live view, sent once per update, in order, best effort (a
+    /// step the server does not take in time is skipped).
+    async fn step(&mut self, step: &'static str) {
         if !self.steps.insert(step) {
             return;
         }
@@ -678,12 +679,11 @@ impl Daemon {
             status: ReportStatus::InProgress,
             reason: None,
         };
-        let client = self.client.clone();
         // In order after the report that started the update: only when nothing waits.
-        if self.outbox.is_empty() {
-            tokio::spawn(async move {
-                let _ = client.report(&report, Some(step)).await;
-            });
+        if self.outbox.is_empty()
+            && let Err(e) = self.client.report_step(&report, step).await
+        {
+            tracing::debug!(device = %self.config.device_id(), step, error = %e, "step not reported");
         }
     }
 
@@ -695,7 +695,7 @@ impl Daemon {
                     self.current = Some(u.clone());
                 }
                 match record.state {
-                    AgentState::Installed => self.step("installed"),
+                    AgentState::Installed => self.step("installed").await,
                     AgentState::Committed => self.io.slots.confirm()?,
                     AgentState::Idle => {
                         self.current = None;
@@ -717,7 +717,7 @@ impl Daemon {
                 }
                 self.refresh_running()?;
                 self.agent.handle(Input::Swapped, now(), &mut self.io)?;
-                self.step("swapped");
+                self.step("swapped").await;
             }
             Output::Probe { spec, swapped_at } => self.probe = Some((spec, swapped_at)),
             Output::RestorePrevious => {

@@ -43,6 +43,7 @@ async fn a_directory_slot_update_goes_from_poll_to_commit() {
     assert_eq!(d.poll_interval(), std::time::Duration::from_millis(1234));
 
     let rid = w.rollout(&pkg, "prof-dir").await;
+    let mut live = w.running.state.events.subscribe();
     let c = d.cycle().await.unwrap();
     assert_eq!(
         c,
@@ -58,6 +59,30 @@ async fn a_directory_slot_update_goes_from_poll_to_commit() {
     assert_eq!(std::fs::read(root.join("a/payload")).unwrap(), factory);
     assert_eq!(w.device_state(&rid, "dev-dir-1").await, "succeeded");
     assert_eq!(w.installed("dev-dir-1").await, "2.0.0");
+    // The live view saw every progress step, in order, then the success.
+    let mut seen = Vec::new();
+    while let Ok(e) = live.try_recv() {
+        if e.subject.starts_with("device.ota.progress") {
+            seen.push(
+                e.payload["step"]
+                    .as_str()
+                    .unwrap_or(e.payload["status"].as_str().unwrap())
+                    .to_string(),
+            );
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "downloading",
+            "verified",
+            "installed",
+            "swapped",
+            "probing",
+            "success"
+        ],
+        "{seen:?}"
+    );
     // Nothing more to do; a reopened daemon (a restart) agrees on what runs.
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     drop(d);
