@@ -24,7 +24,8 @@ use crate::pace::{Limiter, backoff, jitter};
 use crate::slots::{SlotLabel, Slots, Switched};
 use crate::store::{self, StateDir};
 
-/// How many times one chunk may fail its digest in a cycle before the cycle gives up.
+/// How many times one chunk may fail its digest in an update before each further failure
+/// ends the cycle (the chunk is asked for again in the next one).
 const MAX_BAD_CHUNK: u32 = 5;
 /// How many fetches in a row may fail (connection errors, 5xx) before the cycle gives up.
 const MAX_FETCH_FAILURES: u32 = 8;
@@ -261,7 +262,11 @@ impl Daemon {
     /// assigned, through the swap and the probes to the commit or the rollback.
     pub async fn cycle(&mut self) -> Result<Cycle, DaemonError> {
         self.ensure_credential().await?;
-        self.flush_outbox().await?;
+        // A server out of reach does not hold up what needs none of it (a swap, a probe, a
+        // restore after a restart); the poll below finds out.
+        if let Err(e) = self.flush_outbox().await {
+            tracing::debug!(device = %self.config.device_id(), error = %e, "reports kept for later");
+        }
         if let Some(c) = self.drive().await? {
             return Ok(c);
         }
