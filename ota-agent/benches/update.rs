@@ -110,6 +110,16 @@ fn library(dir: &Path, envelope: &str) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// The CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -249,6 +259,7 @@ successes_needed = 1
         ),
     )
     .unwrap();
+    let server_cpu = cpu_secs("self").unwrap_or(0.0);
     let t = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ota-agent"))
         .arg("--config")
@@ -259,16 +270,21 @@ successes_needed = 1
         .unwrap();
     let pid = child.id();
     let mut peak = 0;
+    let mut agent_cpu = 0.0;
     let status = loop {
         if let Some(h) = vm_hwm_kib(pid) {
             peak = peak.max(h);
         }
+        if let Some(c) = cpu_secs(&pid.to_string()) {
+            agent_cpu = c;
+        }
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(5));
     };
     let daemon_secs = t.elapsed().as_secs_f64();
+    let server_cpu = cpu_secs("self").unwrap_or(0.0) - server_cpu;
     let mut out = String::new();
     child
         .stdout
@@ -295,6 +311,13 @@ successes_needed = 1
         "agent-update ratios: daemon / library {:.2}x (goal >= 0.8), daemon / curl pipeline {:.2}x",
         lib_secs / daemon_secs,
         curl_secs / daemon_secs
+    );
+    println!(
+        "agent-update CPU: daemon {agent_cpu:.2} s, the server serving it {server_cpu:.2} s, \
+         library {lib_secs:.2} s (one core); load average {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     println!(
         "agent-update daemon peak RSS {:.1} MiB (VmHWM; goal <= 16 MiB)",
