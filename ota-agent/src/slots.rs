@@ -278,7 +278,7 @@ impl SyncWriter {
     /// A writer over `file`.
     pub fn new(file: std::fs::File) -> Self {
         SyncWriter {
-            inner: io::BufWriter::with_capacity(256 << 10, file),
+            inner: io::BufWriter::with_capacity(64 << 10, file),
         }
     }
 }
