@@ -100,6 +100,11 @@ impl Client {
         self.credential = Some(credential);
     }
 
+    /// Forgets the credential (the server no longer knows it).
+    pub fn clear_credential(&mut self) {
+        self.credential = None;
+    }
+
     /// Whether the client has a credential.
     pub fn has_credential(&self) -> bool {
         self.credential.is_some()

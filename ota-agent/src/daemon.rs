@@ -274,10 +274,25 @@ impl Daemon {
             return Ok(Cycle::Stopped);
         }
         self.reconcile()?;
-        let poll = self
+        let poll = match self
             .client
             .poll(&self.agent.record().installed, &self.config.limits)
-            .await?;
+            .await
+        {
+            Err(e @ DaemonError::Status { status: 401, .. })
+                if self.config.enrollment_token_file.is_some() =>
+            {
+                // The server no longer knows the credential (revoked, or its database was
+                // rebuilt): the next cycle registers again with the enrollment token.
+                self.client.clear_credential();
+                let path = &self.config.credential_file;
+                if let Err(io) = std::fs::remove_file(path) {
+                    tracing::warn!(device = %self.config.device_id(), error = %io, "cannot remove the credential");
+                }
+                return Err(e);
+            }
+            r => r?,
+        };
         if let Some(i) = poll.interval {
             self.interval = i;
         }

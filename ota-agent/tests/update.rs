@@ -239,3 +239,56 @@ async fn a_failing_probe_rolls_back_and_the_next_poll_tells_the_real_version() {
     w.running.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_credential_is_replaced_through_the_enrollment_token() {
+    let dir = tmp("revoked");
+    let w = World::start(&dir, 60_000).await;
+    w.profile("prof-rev").await;
+    let root = dir.join("app");
+    factory_dir_slots(&root);
+    let toml = agent_toml(
+        &w.base,
+        "dev-rev-1",
+        "prof-rev",
+        &dir.join("state"),
+        &w.enrollment_token(),
+        Slots::Directory(&root),
+        "/bin/true",
+        "",
+    );
+    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
+    let first = std::fs::read_to_string(dir.join("state/credential")).unwrap();
+    // An operator issues the device a new credential: the one the agent holds is revoked.
+    let (code, v) = w
+        .call(
+            "PUT",
+            "/api/v1/devices/dev-rev-1",
+            Some(&serde_json::json!({
+                "profile_id": "prof-rev", "device_type": "temp-sensor",
+                "hardware_profile": "acme-sensor-v2", "arch": "armv7",
+                "installed": {common::FW: FACTORY}, "issue_credential": true,
+            })),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        v["credential"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("otad_")),
+        "{v}"
+    );
+    let e = d.cycle().await.unwrap_err();
+    assert!(
+        matches!(e, ota_agent::DaemonError::Status { status: 401, .. }),
+        "{e}"
+    );
+    assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
+    let second = std::fs::read_to_string(dir.join("state/credential")).unwrap();
+    assert_ne!(first, second);
+    w.running.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
