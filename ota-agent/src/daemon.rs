@@ -505,6 +505,7 @@ impl Daemon {
         inflight: &mut BTreeMap<u64, ChunkRequest>,
     ) -> Result<(), DaemonError> {
         let mut failures = 0u32;
+        let mut replanned = false;
         loop {
             while let Some(out) = self.agent.poll() {
                 self.carry_out(out).await?;
@@ -530,7 +531,20 @@ impl Daemon {
                     }
                     self.start_fetches(fetches, inflight);
                     if fetches.is_empty() {
-                        return Err(DaemonError::Stuck { state });
+                        if replanned {
+                            return Err(DaemonError::Stuck { state });
+                        }
+                        // Nothing left to fetch, yet the download is not done: start the agent
+                        // again from its record, which plans every chunk still missing.
+                        replanned = true;
+                        let record = self.agent.record().clone();
+                        self.agent = Agent::new(
+                            agent_config(&self.config),
+                            Some(record),
+                            now(),
+                            &mut self.io,
+                        );
+                        continue;
                     }
                     let joined = tokio::select! {
                         j = fetches.join_next() => j,
