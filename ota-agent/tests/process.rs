@@ -35,7 +35,7 @@ async fn finish(mut child: Child, limit: Duration) -> (bool, String, String) {
             return (
                 status.success(),
                 String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
+                format!("{status}: {}", String::from_utf8_lossy(&out.stderr)),
             );
         }
         if Instant::now() >= deadline {
