@@ -212,15 +212,18 @@ async fn sigterm_stops_at_a_safe_point_and_the_download_resumes() {
 
     // Between polls: a device with nothing to do stops at once.
     let idle = device(&w, &dir, "dev-term-idle", "/bin/true", "").await;
+    assert!(!idle.state.join("credential").exists());
+    let started = Instant::now();
     let child = agent(&idle.config, false);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !idle.state.join("credential").exists() {
         assert!(Instant::now() < deadline, "the agent never registered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let waited = started.elapsed();
     sigterm(&child);
     let (ok, _, err) = finish(child, Duration::from_secs(10)).await;
-    assert!(ok, "{err}");
+    assert!(ok, "{err} (SIGTERM {waited:?} after the start)");
 
     // Mid-download: a capped download (about 8 s) stops at the next chunk boundary.
     let dev = device(
