@@ -78,12 +78,15 @@ pub fn installed_header(installed: &BTreeMap<Name, Version>) -> String {
 impl Client {
     /// A client of the server at `base` for `device_id`.
     pub fn new(base: &str, device_id: Name, timeout: Duration) -> Result<Client, DaemonError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(16)
-            .build()
-            .map_err(|e| transport("http client", &e))?;
+            .pool_max_idle_per_host(16);
+        if base.starts_with("http://") {
+            // Plain HTTP: no certificate store to load (it costs memory a device may not have).
+            builder = builder.tls_certs_only(Vec::new());
+        }
+        let http = builder.build().map_err(|e| transport("http client", &e))?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -95,6 +98,11 @@ impl Client {
     /// Uses this credential from now on.
     pub fn set_credential(&mut self, credential: String) {
         self.credential = Some(credential);
+    }
+
+    /// Forgets the credential (the server no longer knows it).
+    pub fn clear_credential(&mut self) {
+        self.credential = None;
     }
 
     /// Whether the client has a credential.
@@ -284,6 +292,19 @@ impl Client {
             });
         }
         Ok(body.freeze())
+    }
+
+    /// A progress step (`in_progress` with `step`): like [`Client::report`], but given up
+    /// after 2 s, so a slow server delays no update.
+    pub async fn report_step(&self, report: &DeviceReport, step: &str) -> Result<(), DaemonError> {
+        tokio::time::timeout(Duration::from_secs(2), self.report(report, Some(step)))
+            .await
+            .unwrap_or_else(|_| {
+                Err(DaemonError::Http {
+                    what: "report".into(),
+                    message: format!("step {step}: no answer within 2 s"),
+                })
+            })
     }
 
     /// `POST /api/v1/devices/{id}/ota/report`, with a progress `step` for an `in_progress`

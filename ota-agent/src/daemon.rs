@@ -24,7 +24,8 @@ use crate::pace::{Limiter, backoff, jitter};
 use crate::slots::{SlotLabel, Slots, Switched};
 use crate::store::{self, StateDir};
 
-/// How many times one chunk may fail its digest in a cycle before the cycle gives up.
+/// How many times one chunk may fail its digest in an update before each further failure
+/// ends the cycle (the chunk is asked for again in the next one).
 const MAX_BAD_CHUNK: u32 = 5;
 /// How many fetches in a row may fail (connection errors, 5xx) before the cycle gives up.
 const MAX_FETCH_FAILURES: u32 = 8;
@@ -261,7 +262,11 @@ impl Daemon {
     /// assigned, through the swap and the probes to the commit or the rollback.
     pub async fn cycle(&mut self) -> Result<Cycle, DaemonError> {
         self.ensure_credential().await?;
-        self.flush_outbox().await?;
+        // A server out of reach does not hold up what needs none of it (a swap, a probe, a
+        // restore after a restart); the poll below finds out.
+        if let Err(e) = self.flush_outbox().await {
+            tracing::debug!(device = %self.config.device_id(), error = %e, "reports kept for later");
+        }
         if let Some(c) = self.drive().await? {
             return Ok(c);
         }
@@ -269,10 +274,25 @@ impl Daemon {
             return Ok(Cycle::Stopped);
         }
         self.reconcile()?;
-        let poll = self
+        let poll = match self
             .client
             .poll(&self.agent.record().installed, &self.config.limits)
-            .await?;
+            .await
+        {
+            Err(e @ DaemonError::Status { status: 401, .. })
+                if self.config.enrollment_token_file.is_some() =>
+            {
+                // The server no longer knows the credential (revoked, or its database was
+                // rebuilt): the next cycle registers again with the enrollment token.
+                self.client.clear_credential();
+                let path = &self.config.credential_file;
+                if let Err(io) = std::fs::remove_file(path) {
+                    tracing::warn!(device = %self.config.device_id(), error = %io, "cannot remove the credential");
+                }
+                return Err(e);
+            }
+            r => r?,
+        };
         if let Some(i) = poll.interval {
             self.interval = i;
         }
@@ -427,7 +447,9 @@ impl Daemon {
             let step = (r.status == ReportStatus::InProgress).then_some("downloading");
             match self.client.report(r, step).await {
                 Ok(()) => {}
-                Err(DaemonError::Status { status, .. }) if (400..500).contains(&status) => {}
+                Err(e @ DaemonError::Status { status, .. }) if (400..500).contains(&status) => {
+                    tracing::warn!(device = %self.config.device_id(), error = %e, "report refused, dropped");
+                }
                 Err(e) => return Err(e),
             }
             self.outbox.remove(0);
@@ -483,6 +505,7 @@ impl Daemon {
         inflight: &mut BTreeMap<u64, ChunkRequest>,
     ) -> Result<(), DaemonError> {
         let mut failures = 0u32;
+        let mut replanned = false;
         loop {
             while let Some(out) = self.agent.poll() {
                 self.carry_out(out).await?;
@@ -508,7 +531,20 @@ impl Daemon {
                     }
                     self.start_fetches(fetches, inflight);
                     if fetches.is_empty() {
-                        return Err(DaemonError::Stuck { state });
+                        if replanned {
+                            return Err(DaemonError::Stuck { state });
+                        }
+                        // Nothing left to fetch, yet the download is not done: start the agent
+                        // again from its record, which plans every chunk still missing.
+                        replanned = true;
+                        let record = self.agent.record().clone();
+                        self.agent = Agent::new(
+                            agent_config(&self.config),
+                            Some(record),
+                            now(),
+                            &mut self.io,
+                        );
+                        continue;
                     }
                     let joined = tokio::select! {
                         j = fetches.join_next() => j,
@@ -529,7 +565,7 @@ impl Daemon {
                     match result {
                         Ok(bytes) => {
                             failures = 0;
-                            self.take_chunk(req, &bytes)?;
+                            self.take_chunk(req, &bytes).await?;
                         }
                         Err(e) if e.is_refusal() => return Err(e),
                         Err(e) => {
@@ -590,14 +626,14 @@ impl Daemon {
         }
     }
 
-    fn take_chunk(&mut self, req: ChunkRequest, data: &[u8]) -> Result<(), DaemonError> {
+    async fn take_chunk(&mut self, req: ChunkRequest, data: &[u8]) -> Result<(), DaemonError> {
         match self
             .agent
             .handle_chunk(req.offset, data, now(), &mut self.io)
         {
             Ok(p) => {
                 if p.verified == p.total {
-                    self.step("verified");
+                    self.step("verified").await;
                 }
                 Ok(())
             }
@@ -628,7 +664,7 @@ impl Daemon {
     }
 
     async fn run_probe(&mut self, spec: ProbeSpec, swapped_at: UnixMs) -> ProbeResult {
-        self.step("probing");
+        self.step("probing").await;
         let expected = self.current.as_ref().map(label);
         match self.io.slots.active_label() {
             Ok(active) if active == expected => {}
@@ -660,8 +696,9 @@ impl Daemon {
             })
     }
 
-    /// A progress step for the live view, sent once per update, best effort.
-    fn step(&mut self, step: &'static str) {
+    /// A progress step for the live view, sent once per update, in order, best effort (a
+    /// step the server does not take in time is skipped).
+    async fn step(&mut self, step: &'static str) {
         if !self.steps.insert(step) {
             return;
         }
@@ -676,12 +713,11 @@ impl Daemon {
             status: ReportStatus::InProgress,
             reason: None,
         };
-        let client = self.client.clone();
         // In order after the report that started the update: only when nothing waits.
-        if self.outbox.is_empty() {
-            tokio::spawn(async move {
-                let _ = client.report(&report, Some(step)).await;
-            });
+        if self.outbox.is_empty()
+            && let Err(e) = self.client.report_step(&report, step).await
+        {
+            tracing::debug!(device = %self.config.device_id(), step, error = %e, "step not reported");
         }
     }
 
@@ -693,7 +729,7 @@ impl Daemon {
                     self.current = Some(u.clone());
                 }
                 match record.state {
-                    AgentState::Installed => self.step("installed"),
+                    AgentState::Installed => self.step("installed").await,
                     AgentState::Committed => self.io.slots.confirm()?,
                     AgentState::Idle => {
                         self.current = None;
@@ -715,7 +751,7 @@ impl Daemon {
                 }
                 self.refresh_running()?;
                 self.agent.handle(Input::Swapped, now(), &mut self.io)?;
-                self.step("swapped");
+                self.step("swapped").await;
             }
             Output::Probe { spec, swapped_at } => self.probe = Some((spec, swapped_at)),
             Output::RestorePrevious => {

@@ -28,19 +28,22 @@ struct Cli {
     log: String,
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown() {
+/// Installs the SIGTERM and SIGINT handlers now (inside the runtime, before anything else
+/// starts), and answers a future that resolves when either arrives.
+fn shutdown() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
+    async move {
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {}
+                    _ = i.recv() => {}
+                }
             }
+            _ => std::future::pending().await,
         }
-        _ => std::future::pending().await,
     }
 }
 
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        let shutdown = shutdown();
         let config = match Config::load(&cli.config) {
             Ok(c) => c,
             Err(e) => {
@@ -77,7 +81,7 @@ fn main() -> ExitCode {
             }
         };
         if cli.once {
-            match daemon.cycle_until(shutdown()).await {
+            match daemon.cycle_until(shutdown).await {
                 Ok(c) => {
                     println!("{c:?}");
                     ExitCode::SUCCESS
@@ -88,7 +92,7 @@ fn main() -> ExitCode {
                 }
             }
         } else {
-            match daemon.run(shutdown()).await {
+            match daemon.run(shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ota-agent: {e}");

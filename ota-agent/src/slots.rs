@@ -278,7 +278,7 @@ impl SyncWriter {
     /// A writer over `file`.
     pub fn new(file: std::fs::File) -> Self {
         SyncWriter {
-            inner: io::BufWriter::with_capacity(256 << 10, file),
+            inner: io::BufWriter::with_capacity(64 << 10, file),
         }
     }
 }
@@ -327,4 +327,66 @@ pub fn run_command(
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(v: &str) -> SlotLabel {
+        SlotLabel {
+            package_id: Some(ota_core::PackageId::of(v.as_bytes())),
+            name: "fw".parse().unwrap(),
+            version: v.parse().unwrap(),
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ota-agent-slots-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn write(slots: &mut Slots, bytes: &[u8]) {
+        let mut w = slots.open_inactive().unwrap();
+        w.write_all(bytes).unwrap();
+        w.flush().unwrap();
+    }
+
+    #[test]
+    fn directory_swap_and_restore_are_idempotent_across_restarts() {
+        let d = tmp("dir");
+        let config = SlotsConfig::Directory {
+            root: d.join("app"),
+            file: "payload".into(),
+        };
+        let factory = Some(("fw".parse().unwrap(), "1.0.0".parse().unwrap()));
+        let mut s = Slots::open(&config, d.join("slots.json"), factory.clone()).unwrap();
+        // A fresh device without `current`: nothing runs, slot a is written first.
+        assert_eq!(s.active().unwrap(), None);
+        write(&mut s, b"v2");
+        let l2 = label("2.0.0");
+        assert_eq!(s.swap(&l2).unwrap(), Switched::Done);
+        assert_eq!(s.active().unwrap(), Some(Slot::A));
+        // A second swap after a restart (the record still said swapped) changes nothing.
+        let mut s = Slots::open(&config, d.join("slots.json"), factory.clone()).unwrap();
+        assert_eq!(s.swap(&l2).unwrap(), Switched::Done);
+        assert_eq!(s.active().unwrap(), Some(Slot::A));
+        assert_eq!(s.active_label().unwrap(), Some(l2.clone()));
+        // The next version goes to b; a restore goes back to a, twice is once.
+        write(&mut s, b"v3");
+        let l3 = label("3.0.0");
+        s.swap(&l3).unwrap();
+        assert_eq!(s.active().unwrap(), Some(Slot::B));
+        assert_eq!(std::fs::read(d.join("app/current/payload")).unwrap(), b"v3");
+        s.restore(&l3).unwrap();
+        s.restore(&l3).unwrap();
+        assert_eq!(s.active().unwrap(), Some(Slot::A));
+        assert_eq!(std::fs::read(d.join("app/current/payload")).unwrap(), b"v2");
+        // Writing the inactive slot never touches the running one.
+        write(&mut s, b"v4");
+        assert_eq!(std::fs::read(d.join("app/current/payload")).unwrap(), b"v2");
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

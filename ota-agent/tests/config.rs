@@ -46,7 +46,10 @@ fn a_good_configuration_reads_as_written() {
     assert_eq!(c.device.arch.as_str(), "armv7");
     assert_eq!(c.device.memory_mb, Some(512));
     assert_eq!(c.profile_id.as_ref().unwrap().as_str(), "prof_temp_v2");
-    assert_eq!(c.credential_file, std::path::Path::new("/var/lib/ota-agent/credential"));
+    assert_eq!(
+        c.credential_file,
+        std::path::Path::new("/var/lib/ota-agent/credential")
+    );
     assert_eq!(c.bandwidth, Some(1_000_000));
     assert_eq!(c.concurrency, 8);
     assert_eq!(c.probe_policy.successes_needed, 1);
@@ -63,34 +66,87 @@ fn a_good_configuration_reads_as_written() {
         .replace("arch = \"armv7\"\n", "");
     let c = Config::from_toml(&detected).unwrap();
     assert_eq!(c.device.arch, ota_agent::hardware::arch());
-    assert!(c.device.hardware_profile.as_str().starts_with("generic-") || c.device.builtin().is_some());
+    assert!(
+        c.device.hardware_profile.as_str().starts_with("generic-") || c.device.builtin().is_some()
+    );
 }
 
 #[test]
 fn every_config_error_names_its_field() {
     let b = base();
     let cases: Vec<(String, &str)> = vec![
-        (b.replace("server = \"http://127.0.0.1:8080/\"\n", ""), "server"),
-        (b.replace("http://127.0.0.1:8080/", "ftp://127.0.0.1"), "server"),
-        (b.replace("\"dev-0001\"", "\"dev 0001!\""), "device_id"),
-        (b.replace("trusted_keys = [\"", "trusted_keys = [\"zz"), "trusted_keys[0]"),
-        (b.replace("trusted_keys = [", "threshold = 2\ntrusted_keys = ["), "threshold"),
-        (b.replace("concurrency = 8", "concurrency = 0"), "concurrency"),
-        (b.replace("concurrency = 8", "concurrency = \"many\""), "concurrency"),
-        (b.replace("concurrency = 8", "colour = \"red\""), "colour"),
-        (b.replace("kind = \"directory\"", "kind = \"floppy\""), "slots.kind"),
-        (b.replace("root = \"/var/lib/app\"", "rot = \"/var/lib/app\""), "slots.rot"),
         (
-            b.replace("kind = \"directory\"\nroot = \"/var/lib/app\"", "kind = \"block\"\na = \"/dev/a\"\nb = \"/dev/b\"\nswitch = []"),
+            b.replace("server = \"http://127.0.0.1:8080/\"\n", ""),
+            "server",
+        ),
+        (
+            b.replace("http://127.0.0.1:8080/", "ftp://127.0.0.1"),
+            "server",
+        ),
+        (b.replace("\"dev-0001\"", "\"dev 0001!\""), "device_id"),
+        (
+            b.replace("trusted_keys = [\"", "trusted_keys = [\"zz"),
+            "trusted_keys[0]",
+        ),
+        (
+            b.replace("trusted_keys = [", "threshold = 2\ntrusted_keys = ["),
+            "threshold",
+        ),
+        (
+            b.replace("concurrency = 8", "concurrency = 0"),
+            "concurrency",
+        ),
+        (
+            b.replace("concurrency = 8", "concurrency = \"many\""),
+            "concurrency",
+        ),
+        (b.replace("concurrency = 8", "colour = \"red\""), "colour"),
+        (
+            b.replace("kind = \"directory\"", "kind = \"floppy\""),
+            "slots.kind",
+        ),
+        (
+            b.replace("root = \"/var/lib/app\"", "rot = \"/var/lib/app\""),
+            "slots.rot",
+        ),
+        (
+            b.replace(
+                "kind = \"directory\"\nroot = \"/var/lib/app\"",
+                "kind = \"block\"\na = \"/dev/a\"\nb = \"/dev/b\"\nswitch = []",
+            ),
             "slots.switch",
         ),
-        (b.replace("root = \"/var/lib/app\"", "root = \"/var/lib/app\"\nfile = \"../x\""), "slots.file"),
-        (b.replace("device_type = \"temp-sensor\"\n", ""), "device.device_type"),
-        (b.replace("arch = \"armv7\"", "arch = \"sparc\""), "device.arch"),
+        (
+            b.replace(
+                "root = \"/var/lib/app\"",
+                "root = \"/var/lib/app\"\nfile = \"../x\"",
+            ),
+            "slots.file",
+        ),
+        (
+            b.replace("device_type = \"temp-sensor\"\n", ""),
+            "device.device_type",
+        ),
+        (
+            b.replace("arch = \"armv7\"", "arch = \"sparc\""),
+            "device.arch",
+        ),
         (b.replace("\"1.2.0\"", "\"one\""), "device"),
-        (b.replace("path = \"/usr/bin/app-health\"", "path = \"/bin/sh\""), "probe"),
-        (b.replace("successes_needed = 1", "successes_needed = -1"), "probe_policy.successes_needed"),
-        (b.replace("bandwidth_bytes_per_sec = 1000000", "bandwidth_bytes_per_sec = 1.5"), "bandwidth_bytes_per_sec"),
+        (
+            b.replace("path = \"/usr/bin/app-health\"", "path = \"/bin/sh\""),
+            "probe",
+        ),
+        (
+            b.replace("successes_needed = 1", "successes_needed = -1"),
+            "probe_policy.successes_needed",
+        ),
+        (
+            b.replace(
+                "bandwidth_bytes_per_sec = 1000000",
+                "bandwidth_bytes_per_sec = 1.5",
+            ),
+            "bandwidth_bytes_per_sec",
+        ),
         (b.replace("[slots]", "[slots"), "line 17"),
     ];
     let mut wrong = Vec::new();
@@ -111,4 +167,42 @@ fn every_config_error_names_its_field() {
     );
     let e = Config::from_toml(&profile).unwrap_err();
     assert_eq!(e.field(), "device.profile_file", "{e}");
+}
+
+#[test]
+fn the_example_configuration_and_the_systemd_unit_agree() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let path = std::path::Path::new(dir).join("agent.example.toml");
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.device_id().as_str(), "dev-0001");
+    assert_eq!(c.concurrency, 4);
+    assert_eq!(c.bandwidth, None);
+    let unit = std::fs::read_to_string(std::path::Path::new(dir).join("../dist/ota-agent.service"))
+        .unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/ota-agent --config /etc/ota-agent/agent.toml"));
+    assert!(unit.contains("StateDirectory=ota-agent"));
+    assert_eq!(c.state_dir, std::path::Path::new("/var/lib/ota-agent"));
+    // The commented block backend is a valid configuration too: it replaces the directory.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let commented = &text[text.find("# [slots]\n").unwrap()..];
+    let commented = &commented[..commented.find("\n\n").unwrap()];
+    let uncommented: Vec<&str> = commented
+        .lines()
+        .map(|l| l.trim_start_matches("# "))
+        .collect();
+    let dir_start = text.find("[slots]\nkind = \"directory\"").unwrap();
+    let dir_end = dir_start + text[dir_start..].find("\n\n").unwrap();
+    let block = format!(
+        "{}{}{}",
+        &text[..dir_start],
+        uncommented.join("\n"),
+        &text[dir_end..]
+    )
+    .replace(commented, "");
+    let c = Config::from_toml(&block).unwrap();
+    assert!(
+        matches!(c.slots, SlotsConfig::Block { ref reboot, .. } if reboot.is_some()),
+        "{:?}",
+        c.slots
+    );
 }

@@ -78,10 +78,19 @@ fn serve(lie: Lie, assignment: String, artifact: Vec<u8>) -> Tiny {
             }
             let mut body = vec![0; length];
             let _ = r.read_exact(&mut body);
-            let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
             let size = artifact.len() as u64;
             if path.ends_with("/ota") {
-                answer(&mut s, "200 OK", &[("content-type", "application/json".into())], assignment.as_bytes());
+                answer(
+                    &mut s,
+                    "200 OK",
+                    &[("content-type", "application/json".into())],
+                    assignment.as_bytes(),
+                );
             } else if path.contains("/ota/chunk") {
                 let (a, b) = range.unwrap();
                 let n = {
@@ -96,7 +105,12 @@ fn serve(lie: Lie, assignment: String, artifact: Vec<u8>) -> Tiny {
                     Lie::IgnoresRanges => answer(&mut s, "200 OK", &[], &artifact),
                     Lie::LongerBody => {
                         bytes.extend_from_slice(&[0; 100]);
-                        answer(&mut s, "206 Partial Content", &[("content-range", range)], &bytes)
+                        answer(
+                            &mut s,
+                            "206 Partial Content",
+                            &[("content-range", range)],
+                            &bytes,
+                        )
                     }
                     Lie::WrongRange => answer(
                         &mut s,
@@ -108,11 +122,21 @@ fn serve(lie: Lie, assignment: String, artifact: Vec<u8>) -> Tiny {
                         if a == 0 && n == 1 {
                             bytes[1000] ^= 0x40;
                         }
-                        answer(&mut s, "206 Partial Content", &[("content-range", range)], &bytes)
+                        answer(
+                            &mut s,
+                            "206 Partial Content",
+                            &[("content-range", range)],
+                            &bytes,
+                        )
                     }
                 }
             } else if path.ends_with("/ota/report") {
-                answer(&mut s, "200 OK", &[("content-type", "application/json".into())], b"{}");
+                answer(
+                    &mut s,
+                    "200 OK",
+                    &[("content-type", "application/json".into())],
+                    b"{}",
+                );
             } else {
                 answer(&mut s, "404 Not Found", &[], b"{}");
             }
@@ -127,7 +151,8 @@ async fn daemon(dir: &Path, lie: Lie) -> (Daemon, Tiny, Vec<u8>, Vec<u8>) {
     let (body, _, artifact, plain) = firmware(dir, "2.0.0", 300_000);
     let envelope = body["envelope"].to_string();
     let trusted = [publisher().public_key()].into_iter().collect();
-    let verified = ota_core::sign::verify(envelope.as_bytes(), &trusted, 1, &Limits::DEFAULT).unwrap();
+    let verified =
+        ota_core::sign::verify(envelope.as_bytes(), &trusted, 1, &Limits::DEFAULT).unwrap();
     let assignment = Assignment::new(&verified, common::seal_key(), None, None).to_json();
     let tiny = serve(lie, assignment, artifact);
     let root = dir.join("app");
@@ -145,7 +170,9 @@ async fn daemon(dir: &Path, lie: Lie) -> (Daemon, Tiny, Vec<u8>, Vec<u8>) {
         "/bin/true",
         "",
     );
-    let d = Daemon::open(Config::from_toml(&toml).unwrap()).await.unwrap();
+    let d = Daemon::open(Config::from_toml(&toml).unwrap())
+        .await
+        .unwrap();
     (d, tiny, factory, plain)
 }
 
@@ -154,7 +181,10 @@ async fn a_server_that_ignores_ranges_is_refused() {
     let dir = tmp("ignores-ranges");
     let (mut d, _tiny, factory, _) = daemon(&dir, Lie::IgnoresRanges).await;
     let e = d.cycle().await.unwrap_err();
-    assert!(matches!(e, DaemonError::RangeIgnored { status: 200, .. }), "{e}");
+    assert!(
+        matches!(e, DaemonError::RangeIgnored { status: 200, .. }),
+        "{e}"
+    );
     // Nothing was installed; the download waits for a server that keeps to ranges.
     assert_eq!(active_payload(&dir.join("app")), ("a".into(), factory));
     assert_eq!(d.state(), ota_core::agent::AgentState::Downloading);
@@ -180,7 +210,14 @@ async fn a_server_that_answers_another_range_is_refused() {
     let (mut d, _tiny, factory, _) = daemon(&dir, Lie::WrongRange).await;
     let e = d.cycle().await.unwrap_err();
     assert!(
-        matches!(e, DaemonError::LengthMismatch { what: "content-range", found: 100, .. }),
+        matches!(
+            e,
+            DaemonError::LengthMismatch {
+                what: "content-range",
+                found: 100,
+                ..
+            }
+        ),
         "{e}"
     );
     assert_eq!(active_payload(&dir.join("app")), ("a".into(), factory));

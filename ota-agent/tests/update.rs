@@ -43,6 +43,7 @@ async fn a_directory_slot_update_goes_from_poll_to_commit() {
     assert_eq!(d.poll_interval(), std::time::Duration::from_millis(1234));
 
     let rid = w.rollout(&pkg, "prof-dir").await;
+    let mut live = w.running.state.events.subscribe();
     let c = d.cycle().await.unwrap();
     assert_eq!(
         c,
@@ -58,6 +59,30 @@ async fn a_directory_slot_update_goes_from_poll_to_commit() {
     assert_eq!(std::fs::read(root.join("a/payload")).unwrap(), factory);
     assert_eq!(w.device_state(&rid, "dev-dir-1").await, "succeeded");
     assert_eq!(w.installed("dev-dir-1").await, "2.0.0");
+    // The live view saw every progress step, in order, then the success.
+    let mut seen = Vec::new();
+    while let Ok(e) = live.try_recv() {
+        if e.subject.starts_with("device.ota.progress") {
+            seen.push(
+                e.payload["step"]
+                    .as_str()
+                    .unwrap_or(e.payload["status"].as_str().unwrap())
+                    .to_string(),
+            );
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "downloading",
+            "verified",
+            "installed",
+            "swapped",
+            "probing",
+            "success"
+        ],
+        "{seen:?}"
+    );
     // Nothing more to do; a reopened daemon (a restart) agrees on what runs.
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     drop(d);
@@ -90,8 +115,7 @@ fn script(path: &std::path::Path, body: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on_the_next_poll()
-{
+async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on_the_next_poll() {
     let dir = tmp("block-update");
     let w = World::start(&dir, 60_000).await;
     let (pkg, plain) = w.upload("2.0.0", 250_000).await;
@@ -104,7 +128,10 @@ async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on
     std::fs::write(&bootenv, "a\n").unwrap();
     let (switch, confirm) = (dir.join("switch.sh"), dir.join("confirm.sh"));
     script(&switch, &format!("echo \"$1\" > {}", bootenv.display()));
-    script(&confirm, &format!("echo good > {}", dir.join("confirmed").display()));
+    script(
+        &confirm,
+        &format!("echo good > {}", dir.join("confirmed").display()),
+    );
     let toml = agent_toml(
         &w.base,
         "dev-block-1",
@@ -121,7 +148,9 @@ async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on
         "/bin/true",
         "",
     );
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap()).await.unwrap();
+    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
+        .await
+        .unwrap();
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     let rid = w.rollout(&pkg, "prof-block").await;
     assert!(
@@ -133,7 +162,9 @@ async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on
     assert_eq!(std::fs::read(&a).unwrap(), factory);
     assert_eq!(std::fs::read_to_string(&bootenv).unwrap().trim(), "b");
     assert_eq!(
-        std::fs::read_to_string(dir.join("confirmed")).unwrap().trim(),
+        std::fs::read_to_string(dir.join("confirmed"))
+            .unwrap()
+            .trim(),
         "good"
     );
     assert_eq!(w.device_state(&rid, "dev-block-1").await, "succeeded");
@@ -167,7 +198,9 @@ async fn a_failing_probe_rolls_back_and_the_next_poll_tells_the_real_version() {
         "/bin/false",
         "",
     );
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap()).await.unwrap();
+    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
+        .await
+        .unwrap();
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     let rid = w.rollout(&pkg, "prof-bad").await;
     match d.cycle().await.unwrap() {
@@ -203,6 +236,59 @@ async fn a_failing_probe_rolls_back_and_the_next_poll_tells_the_real_version() {
     assert_eq!(w.installed("dev-bad-1").await, "2.0.0");
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     assert_eq!(w.installed("dev-bad-1").await, FACTORY);
+    w.running.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_credential_is_replaced_through_the_enrollment_token() {
+    let dir = tmp("revoked");
+    let w = World::start(&dir, 60_000).await;
+    w.profile("prof-rev").await;
+    let root = dir.join("app");
+    factory_dir_slots(&root);
+    let toml = agent_toml(
+        &w.base,
+        "dev-rev-1",
+        "prof-rev",
+        &dir.join("state"),
+        &w.enrollment_token(),
+        Slots::Directory(&root),
+        "/bin/true",
+        "",
+    );
+    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
+    let first = std::fs::read_to_string(dir.join("state/credential")).unwrap();
+    // An operator issues the device a new credential: the one the agent holds is revoked.
+    let (code, v) = w
+        .call(
+            "PUT",
+            "/api/v1/devices/dev-rev-1",
+            Some(&serde_json::json!({
+                "profile_id": "prof-rev", "device_type": "temp-sensor",
+                "hardware_profile": "acme-sensor-v2", "arch": "armv7",
+                "installed": {common::FW: FACTORY}, "issue_credential": true,
+            })),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        v["credential"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("otad_")),
+        "{v}"
+    );
+    let e = d.cycle().await.unwrap_err();
+    assert!(
+        matches!(e, ota_agent::DaemonError::Status { status: 401, .. }),
+        "{e}"
+    );
+    assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
+    let second = std::fs::read_to_string(dir.join("state/credential")).unwrap();
+    assert_ne!(first, second);
     w.running.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

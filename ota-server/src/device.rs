@@ -13,7 +13,6 @@ use ota_core::rollout::{DeviceState, Input};
 use ota_core::{Limits, Name};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::{Caller, Device};
 use crate::db::{i, u};
@@ -223,19 +222,27 @@ pub async fn chunk(
     };
     let grant =
         clamp(offset, length, size).map_err(|e| ApiError::from_status(e.status(), "offset", e))?;
-    let mut file = tokio::fs::File::open(&pkg.path)
-        .await
-        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
-    file.seek(std::io::SeekFrom::Start(grant.offset))
-        .await
-        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
-    let stream = tokio_util::io::ReaderStream::new(file.take(u64::from(grant.length)));
+    // One chunk (64 KiB at most), read whole in one blocking call: a stream over the file
+    // would cost a trip to the blocking pool for every 4 KiB.
+    let path = pkg.path.clone();
+    let (offset, len) = (grant.offset, grant.length as usize);
+    let bytes = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek};
+        let mut f = std::fs::File::open(&path)?;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact(&mut buf)?;
+        Ok::<_, std::io::Error>(buf)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("store: {e}")))?
+    .map_err(|e| ApiError::internal(format!("store: {e}")))?;
     st.metrics.chunk_bytes.fetch_add(
         u64::from(grant.length),
         std::sync::atomic::Ordering::Relaxed,
     );
     let end = grant.offset + u64::from(grant.length) - 1;
-    let mut resp = Response::new(HttpBody::from_stream(stream));
+    let mut resp = Response::new(HttpBody::from(bytes));
     *resp.status_mut() = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {

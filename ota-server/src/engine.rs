@@ -487,8 +487,26 @@ pub async fn create(
 }
 
 /// Feeds one input to a tenant's rollout and commits what it produced (with whatever other
-/// inputs queued meanwhile, in one transaction) before it returns.
+/// inputs queued meanwhile, in one transaction) before it returns. The work runs as its own
+/// task: a client that hangs up (a device killed mid-report) drops the request, never a
+/// commit whose inputs memory has already applied.
 pub async fn input(
+    st: &AppState,
+    tenant: Option<&str>,
+    rollout_id: &str,
+    input: Input,
+) -> ApiResult<Applied> {
+    let (st, tenant, rollout_id) = (
+        st.clone(),
+        tenant.map(str::to_string),
+        rollout_id.to_string(),
+    );
+    tokio::spawn(async move { input_now(&st, tenant.as_deref(), &rollout_id, input).await })
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("engine input: {e}"))))
+}
+
+async fn input_now(
     st: &AppState,
     tenant: Option<&str>,
     rollout_id: &str,

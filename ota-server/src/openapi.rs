@@ -217,10 +217,10 @@ fn get_profile() {}
 
 #[utoipa::path(put, path = "/api/v1/devices/{device_id}", tag = "fleet",
     params(("device_id" = String, Path)),
-    request_body(content = Object, description = "`profile_id` and the library's DeviceProfile fields (device_type, hardware_profile, arch, installed, ...)"),
+    request_body(content = Object, description = "`profile_id` and the library's DeviceProfile fields (device_type, hardware_profile, arch, installed, ...); `issue_credential: true` issues a registered device a new credential (the old one is revoked)"),
     responses(
         (status = 201, description = "Registered: {device_id, profile_id, device, credential} (the credential is shown once)", body = Object),
-        (status = 200, description = "Updated", body = Object),
+        (status = 200, description = "Updated (with a new credential when issue_credential was asked)", body = Object),
         (status = 400, body = Error), (status = 404, description = "No such profile", body = Error)),
     security(("bearer" = [])))]
 fn put_device() {}
@@ -305,10 +305,11 @@ fn audit() {}
 fn events() {}
 
 #[utoipa::path(get, path = "/api/v1/devices/{device_id}/ota", tag = "device",
-    params(("device_id" = String, Path)),
+    params(("device_id" = String, Path),
+        ("ota-installed" = Option<String>, Header, description = "The versions the device really runs, name=version, comma separated: recorded into its row (the truth after a local rollback)")),
     responses(
-        (status = 200, description = "The library's Assignment: package_id, type, version, size_bytes, sha256, envelope, encryption_key, rollout_id", body = Object),
-        (status = 204, description = "Nothing to install"),
+        (status = 200, description = "The library's Assignment: package_id, type, version, size_bytes, sha256, envelope, encryption_key, rollout_id; header ota-poll-interval-ms suggests when to poll again", body = Object),
+        (status = 204, description = "Nothing to install; header ota-poll-interval-ms suggests when to poll again"),
         (status = 401, body = Error), (status = 403, description = "Another device's credential, or an admin token", body = Error)),
     security(("bearer" = [])))]
 fn device_ota() {}

@@ -233,7 +233,9 @@ pub enum Slots<'a> {
 }
 
 /// The TOML configuration of an agent under test: a quick probe policy, `probe` as its exec
-/// probe (`/bin/true` or `/bin/false`).
+/// probe (`/bin/true` or `/bin/false`), `extra` top-level lines.
+// The tests read best with the whole configuration in one call.
+#[allow(clippy::too_many_arguments)]
 pub fn agent_toml(
     server: &str,
     device: &str,
