@@ -2,6 +2,7 @@
 //! a device with the credential it was issued at registration (`otad_...`, stored as its
 //! SHA-256).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use axum::extract::FromRequestParts;
@@ -218,21 +219,37 @@ fn bearer(parts: &Parts) -> ApiResult<&str> {
         .ok_or_else(|| ApiError::unauthenticated("authorization: expected `Bearer <token>`"))
 }
 
+/// The device credentials this server has already found in the database, by hash. A
+/// credential is issued once, with its device, and never changes, so an entry stays true;
+/// only a credential found is remembered (an unknown one is looked up every time).
+#[derive(Default)]
+pub struct Credentials(std::sync::Mutex<HashMap<[u8; 32], Device>>);
+
 async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
     let token = bearer(parts)?;
     if token.starts_with(DEVICE_PREFIX) {
-        let hash = credential_hash(token);
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(d) = state.credentials.0.lock().expect("credentials lock").get(&digest) {
+            return Ok(Caller::Device(d.clone()));
+        }
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT tenant, device_id FROM devices WHERE credential_hash = $1")
-                .bind(hash)
+                .bind(hex::encode(digest))
                 .fetch_optional(&state.db)
                 .await?;
         let (tenant, device_id) = row
             .ok_or_else(|| ApiError::unauthenticated("authorization: unknown device credential"))?;
-        return Ok(Caller::Device(Device {
+        let d = Device {
             tenant: name(&tenant)?,
             device_id: name(&device_id)?,
-        }));
+        };
+        state
+            .credentials
+            .0
+            .lock()
+            .expect("credentials lock")
+            .insert(digest, d.clone());
+        return Ok(Caller::Device(d));
     }
     let claims = state.jwt.check(token)?;
     let write = match claims.role.as_str() {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::{Caller, Device};
-use crate::db::{i, u};
+use crate::db::u;
 use crate::engine;
 use crate::error::{ApiError, ApiResult};
 use crate::packages::{available, parse_id};
@@ -27,13 +27,7 @@ pub const STEPS: [&str; 5] = ["downloading", "verified", "installed", "swapped",
 
 /// A device's assignment: (package id, rollout id), device-level first, then its profile's.
 async fn assigned(st: &AppState, d: &Device) -> ApiResult<Option<(String, Option<String>)>> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT package_id, rollout_id FROM assignments WHERE tenant = $1 AND device_id = $2",
-    )
-    .bind(d.tenant.to_string())
-    .bind(d.device_id.to_string())
-    .fetch_optional(&st.db)
-    .await?;
+    let row = crate::assignments::get(st, d.tenant.as_str(), d.device_id.as_str()).await?;
     if let Some((p, r)) = row {
         return Ok(Some((p, Some(r))));
     }
@@ -66,16 +60,7 @@ pub async fn ota(
 }
 
 async fn mark_sent(st: &AppState, dev: &Device) -> ApiResult<()> {
-    sqlx::query(
-        "UPDATE device_rpc SET state = 'sent', sent_at = $1 WHERE tenant = $2 AND device_id = $3 \
-         AND state = 'queued'",
-    )
-    .bind(i(now().get()))
-    .bind(dev.tenant.to_string())
-    .bind(dev.device_id.to_string())
-    .execute(&st.db)
-    .await?;
-    Ok(())
+    crate::rpc::mark_sent(st, dev.tenant.as_str(), dev.device_id.as_str()).await
 }
 
 /// The chunk query.

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod assignments;
 pub mod auth;
 pub mod db;
 pub mod device;
@@ -18,8 +19,10 @@ pub mod fleet;
 pub mod openapi;
 pub mod packages;
 pub mod rollouts;
+pub mod rpc;
 pub mod seed_form;
 pub mod state;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -203,6 +206,9 @@ pub async fn open(mut config: Config) -> Result<AppState, String> {
     let store_dir = config.data_dir.join("artifacts");
     std::fs::create_dir_all(&store_dir).map_err(|e| format!("{}: {e}", store_dir.display()))?;
     let (events, _) = broadcast::channel(4096);
+    let assignments = assignments::Assignments::load(&db, config.lease_ms == 0)
+        .await
+        .map_err(|e| format!("loading assignments: {e}"))?;
     let st = AppState(Arc::new(state::Inner {
         db,
         jwt: auth::JwtKeys::from_secret(&secret)?,
@@ -211,6 +217,9 @@ pub async fn open(mut config: Config) -> Result<AppState, String> {
         signing_key,
         packages: RwLock::new(Default::default()),
         engines: Default::default(),
+        assignments,
+        deliveries: Default::default(),
+        credentials: Default::default(),
         events,
         timer: Notify::new(),
         outbox: Notify::new(),
@@ -239,6 +248,7 @@ pub struct Running {
     timer: tokio::task::JoinHandle<()>,
     publisher: Option<tokio::task::JoinHandle<()>>,
     leases: Option<tokio::task::JoinHandle<()>>,
+    expiry: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -246,6 +256,7 @@ impl Running {
     pub fn stop(self) {
         self.task.abort();
         self.timer.abort();
+        self.expiry.abort();
         if let Some(p) = self.publisher {
             p.abort();
         }
@@ -264,6 +275,7 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let timer = tokio::spawn(engine::drive_timers(st.clone()));
+    let expiry = tokio::spawn(rpc::expire_forever(st.clone()));
     let leases = (st.config.lease_ms > 0).then(|| tokio::spawn(engine::renew_leases(st.clone())));
     let publisher = st
         .config
@@ -284,5 +296,6 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         timer,
         publisher,
         leases,
+        expiry,
     })
 }

@@ -91,6 +91,10 @@ struct Serve {
     /// SQLite is always a single replica and ignores it.
     #[arg(long, env = "OTA_LEASE_MS", default_value_t = 10_000)]
     lease_ms: u64,
+    /// How long a device RPC record (a command to a device) waits for its device, in
+    /// milliseconds; past it the record is `expired` and never delivered.
+    #[arg(long, env = "OTA_RPC_TTL_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    rpc_ttl_ms: u64,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "OTA_LOG", default_value = "info")]
     log: String,
@@ -137,6 +141,7 @@ fn config(s: Serve) -> Config {
     c.s3_region = s.s3_region;
     c.snapshot_every = s.snapshot_every.max(1);
     c.lease_ms = s.lease_ms;
+    c.rpc_ttl_ms = s.rpc_ttl_ms.max(1);
     c
 }
 

@@ -57,6 +57,9 @@ pub struct Config {
     pub lease_ms: u64,
     /// This replica's id, the holder of its leases (random at start).
     pub replica_id: String,
+    /// How long a device RPC record waits for its device before it expires, in
+    /// milliseconds.
+    pub rpc_ttl_ms: u64,
 }
 
 impl Config {
@@ -81,6 +84,7 @@ impl Config {
             snapshot_every: 1000,
             lease_ms: 0,
             replica_id: format!("replica_{}", crate::auth::random_hex(8)),
+            rpc_ttl_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }
@@ -122,6 +126,12 @@ pub struct Inner {
     pub packages: RwLock<HashMap<(String, String), Arc<StoredPackage>>>,
     /// The rollouts being driven.
     pub engines: Engines,
+    /// Device-level assignments (in memory on a single replica).
+    pub assignments: crate::assignments::Assignments,
+    /// Device RPC deliveries waiting for their commit.
+    pub deliveries: crate::rpc::Deliveries,
+    /// Device credentials already checked: the credential's hash, its tenant and device.
+    pub credentials: crate::auth::Credentials,
     /// Live events.
     pub events: broadcast::Sender<LiveEvent>,
     /// Wakes the timer driver when a rollout's timeout changes.
