@@ -19,6 +19,11 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "leases", include_str!("../migrations/0002_leases.sql")),
+    (
+        3,
+        "snapshots",
+        include_str!("../migrations/0003_snapshots.sql"),
+    ),
 ];
 
 /// The migrator of [`MIGRATIONS`].
@@ -89,6 +94,9 @@ pub async fn connect(url: &str) -> Result<AnyPool, sqlx::Error> {
                     // requests).
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
                     conn.execute("PRAGMA synchronous = FULL").await?;
+                    // Pages are read from the mapped file rather than copied in by a read
+                    // call each (SQLite still writes through the WAL).
+                    conn.execute("PRAGMA mmap_size = 1073741824").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                 }
                 Ok(())

@@ -136,7 +136,10 @@ pub async fn chunk(
     file.seek(std::io::SeekFrom::Start(grant.offset))
         .await
         .map_err(|e| ApiError::internal(format!("store: {e}")))?;
-    let stream = tokio_util::io::ReaderStream::new(file.take(u64::from(grant.length)));
+    let stream = tokio_util::io::ReaderStream::with_capacity(
+        file.take(u64::from(grant.length)),
+        grant.length as usize,
+    );
     st.metrics.chunk_bytes.fetch_add(
         u64::from(grant.length),
         std::sync::atomic::Ordering::Relaxed,

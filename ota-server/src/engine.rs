@@ -434,22 +434,30 @@ pub async fn create(
     .map_err(engine_error)?;
     let outputs: Vec<Output> = std::iter::from_fn(|| r.poll()).collect();
     let head = r.audit_head();
+    let turn = st.write_turn().await;
     let mut tx = st.db.begin().await?;
     sqlx::query(
         "INSERT INTO rollouts (rollout_id, tenant, package_id, rollback_package_id, state, \
          snapshot, snapshot_seq, head_seq, head_hash, next_timeout, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $10)",
+         VALUES ($1, $2, $3, $4, $5, '', $6, $6, $7, $8, $9, $9)",
     )
     .bind(rollout_id.to_string())
     .bind(t.to_string())
     .bind(r.package().id().to_string())
     .bind(r.rollback_package().map(|p| p.id().to_string()))
     .bind(r.state().as_str().to_string())
-    .bind(r.snapshot().to_json())
     .bind(i(head.seq))
     .bind(head.hash.to_hex())
     .bind(r.poll_timeout().map(|t| i(t.get())))
     .bind(i(at.get()))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO rollout_snapshots (rollout_id, snapshot_seq, snapshot) VALUES ($1, $2, $3)",
+    )
+    .bind(rollout_id.to_string())
+    .bind(i(head.seq))
+    .bind(r.snapshot().to_json())
     .execute(&mut *tx)
     .await?;
     let mut hosted = Hosted {
@@ -473,6 +481,7 @@ pub async fn create(
         .await?;
     }
     tx.commit().await?;
+    drop(turn);
     st.assignments.apply(t, rollout_id.as_str(), &w.assign);
     if st.config.lease_ms > 0 {
         st.engines.set_held(rollout_id.as_str(), Some(lease_until));
@@ -576,6 +585,7 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         live.extend(persist(&mut w, g, outputs, report.as_ref(), ack));
     }
     let result = async {
+        let _turn = st.write_turn().await;
         let mut tx = st.db.begin().await?;
         guard_lease(st, &mut tx, rollout_id, at).await?;
         w.flush(&mut tx, &g.tenant, rollout_id, at.get(), st.config.rpc_ttl_ms)
@@ -596,7 +606,8 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         .await?;
         if snapshot {
             sqlx::query(
-                "UPDATE rollouts SET snapshot = $1, snapshot_seq = $2 WHERE rollout_id = $3",
+                "UPDATE rollout_snapshots SET snapshot = $1, snapshot_seq = $2 \
+                 WHERE rollout_id = $3",
             )
             .bind(g.rollout.snapshot().to_json())
             .bind(i(head.seq))
@@ -774,8 +785,9 @@ fn apply_effect(w: &mut Writes, h: &Hosted, e: &Effect) {
 pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String> {
     type Row = (String, String, i64, i64, String);
     let row: Option<Row> = sqlx::query_as(
-        "SELECT tenant, snapshot, snapshot_seq, head_seq, head_hash FROM rollouts \
-         WHERE rollout_id = $1",
+        "SELECT r.tenant, s.snapshot, s.snapshot_seq, r.head_seq, r.head_hash \
+         FROM rollouts r JOIN rollout_snapshots s ON s.rollout_id = r.rollout_id \
+         WHERE r.rollout_id = $1",
     )
     .bind(rollout_id.to_string())
     .fetch_optional(&st.db)

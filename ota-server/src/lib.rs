@@ -179,7 +179,8 @@ pub fn router(st: AppState) -> Router {
 /// Opens the database, restores every rollout, and builds the state (the timer driver is
 /// started by [`serve`]).
 pub async fn open(mut config: Config) -> Result<AppState, String> {
-    if db::Backend::of(&config.database) == Some(db::Backend::Sqlite) {
+    let sqlite = db::Backend::of(&config.database) == Some(db::Backend::Sqlite);
+    if sqlite {
         // SQLite is one replica: nobody else drives its rollouts.
         config.lease_ms = 0;
     }
@@ -226,6 +227,7 @@ pub async fn open(mut config: Config) -> Result<AppState, String> {
         store_dir,
         config,
         metrics: Default::default(),
+        writer: sqlite.then(|| tokio::sync::Mutex::new(())),
     }));
     packages::load(&st)
         .await

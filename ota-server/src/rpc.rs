@@ -56,6 +56,7 @@ async fn write(st: &AppState, batch: &[Queued]) -> ApiResult<()> {
         by_tenant.entry(t).or_default().push(d);
     }
     let at = i(now().get());
+    let _turn = st.write_turn().await;
     let mut tx = st.db.begin().await?;
     for (tenant, devices) in by_tenant {
         for devices in devices.chunks(200) {

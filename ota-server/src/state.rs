@@ -142,6 +142,21 @@ pub struct Inner {
     pub store_dir: PathBuf,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// On SQLite, the turn of this process's write transactions (see [`Inner::write_turn`]).
+    pub writer: Option<tokio::sync::Mutex<()>>,
+}
+
+impl Inner {
+    /// On SQLite, waits for this process's turn to write: SQLite takes one writer at a time
+    /// and makes the others retry in its busy handler, which sleeps; queueing here instead
+    /// lets the next group commit start the moment the previous one ends. `None` on
+    /// PostgreSQL, where transactions run side by side.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
 }
 
 /// Counters for `GET /metrics`.
