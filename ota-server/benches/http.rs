@@ -10,7 +10,8 @@
 //!
 //! `cargo bench -p ota-server --bench http` (N from `OTA_BENCH_DEVICES`, default 10000;
 //! concurrency from `OTA_BENCH_CLIENTS`, default 64; `OTA_BENCH_SNAPSHOT_EVERY`, default 1000).
-//! The clients share the machine's cores with the server.
+//! `OTA_BENCH_SERVER=PATH` runs another build of the binary. The clients share the
+//! machine's cores with the server.
 
 #[path = "../tests/common/pg.rs"]
 #[allow(dead_code)]
@@ -226,7 +227,10 @@ async fn main() {
     };
     let sqlite = database.starts_with("sqlite:");
     let secret = "bench";
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_ota-server"))
+    // `OTA_BENCH_SERVER`: another build of the binary (e.g. an older one, to compare).
+    let binary = std::env::var("OTA_BENCH_SERVER")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ota-server").to_string());
+    let mut server = std::process::Command::new(binary)
         .args(["--listen", "127.0.0.1:0", "--log", "warn", "--lease-ms", "0"])
         .arg("--data-dir")
         .arg(dir.join("data"))

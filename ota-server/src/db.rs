@@ -94,9 +94,6 @@ pub async fn connect(url: &str) -> Result<AnyPool, sqlx::Error> {
                     // requests).
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
                     conn.execute("PRAGMA synchronous = FULL").await?;
-                    // Pages are read from the mapped file rather than copied in by a read
-                    // call each (SQLite still writes through the WAL).
-                    conn.execute("PRAGMA mmap_size = 1073741824").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                 }
                 Ok(())

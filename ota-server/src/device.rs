@@ -13,7 +13,6 @@ use ota_core::rollout::{DeviceState, Input};
 use ota_core::{Limits, Name};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::{Caller, Device};
 use crate::db::u;
@@ -130,22 +129,13 @@ pub async fn chunk(
     };
     let grant =
         clamp(offset, length, size).map_err(|e| ApiError::from_status(e.status(), "offset", e))?;
-    let mut file = tokio::fs::File::open(&pkg.path)
-        .await
-        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
-    file.seek(std::io::SeekFrom::Start(grant.offset))
-        .await
-        .map_err(|e| ApiError::internal(format!("store: {e}")))?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(
-        file.take(u64::from(grant.length)),
-        grant.length as usize,
-    );
+    let bytes = crate::packages::read_range(&pkg.path, grant.offset, grant.length).await?;
     st.metrics.chunk_bytes.fetch_add(
         u64::from(grant.length),
         std::sync::atomic::Ordering::Relaxed,
     );
     let end = grant.offset + u64::from(grant.length) - 1;
-    let mut resp = Response::new(HttpBody::from_stream(stream));
+    let mut resp = Response::new(HttpBody::from(bytes));
     *resp.status_mut() = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {

@@ -686,3 +686,21 @@ pub async fn keys(State(st): State<AppState>, _caller: crate::auth::Caller) -> A
         "threshold": st.config.threshold,
     }))
 }
+
+/// The bytes `[offset, offset + length)` of a stored artifact: one chunk (at most 64 KiB),
+/// read in one call on the blocking pool rather than an open, a seek and reads each of
+/// their own.
+pub async fn read_range(path: &Path, offset: u64, length: u32) -> ApiResult<axum::body::Bytes> {
+    let path = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&path)?;
+        let mut buf = vec![0u8; length as usize];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok::<_, std::io::Error>(buf)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    read.map(axum::body::Bytes::from)
+        .map_err(|e| ApiError::internal(format!("store: {e}")))
+}
