@@ -18,6 +18,7 @@ pub mod events;
 pub mod fleet;
 pub mod openapi;
 pub mod packages;
+pub mod publishers;
 pub mod rollouts;
 pub mod rpc;
 pub mod seed_form;
@@ -193,14 +194,26 @@ pub async fn open(mut config: Config) -> Result<AppState, String> {
         .map_err(|e| format!("jwt secret: {e}"))?;
     let mut trusted = TrustedKeys::new();
     let mut publisher_keys = Vec::new();
+    let mut ecdsa_keys = Vec::new();
     for k in &config.trusted_keys {
         let text = match std::fs::read_to_string(k) {
             Ok(t) => t,
             Err(_) => k.clone(),
         };
-        let key = PublicKey::parse(&text).map_err(|e| format!("--trusted-key {k}: {e}"))?;
-        trusted.add(key);
-        publisher_keys.push(key);
+        match PublicKey::parse(&text) {
+            Ok(key) => {
+                trusted.add(key);
+                publisher_keys.push(key);
+            }
+            Err(e) => match publishers::EcdsaKey::parse(&text) {
+                Some(key) => ecdsa_keys.push(key),
+                None => {
+                    return Err(format!(
+                        "--trusted-key {k}: {e}, nor an ECDSA P-256 PEM public key"
+                    ));
+                }
+            },
+        }
     }
     let signing_key = auth::load_signing_key(config.signing_key.as_deref(), &config.data_dir)?;
     trusted.add(signing_key.public_key());
@@ -215,6 +228,7 @@ pub async fn open(mut config: Config) -> Result<AppState, String> {
         jwt: auth::JwtKeys::from_secret(&secret)?,
         trusted,
         publisher_keys,
+        ecdsa_keys,
         signing_key,
         packages: RwLock::new(Default::default()),
         engines: Default::default(),

@@ -46,8 +46,9 @@ struct Serve {
         value_delimiter = ','
     )]
     artifact_roots: Vec<PathBuf>,
-    /// A trusted publisher key: 64 hex characters, a PEM public key, or a file holding
-    /// either (repeat).
+    /// A trusted publisher key: Ed25519 as 64 hex characters or a PEM public key, or ECDSA
+    /// P-256 as a PEM public key (SPKI; it verifies seed 004's upload form only), or a file
+    /// holding one (repeat).
     #[arg(long = "trusted-key", env = "OTA_TRUSTED_KEYS", value_delimiter = ',')]
     trusted_keys: Vec<String>,
     /// Distinct trusted signatures a package needs.

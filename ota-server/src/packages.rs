@@ -679,10 +679,14 @@ pub fn parse_id(field: &str, s: &str) -> ApiResult<PackageId> {
 /// `GET /api/v1/ota/keys`: the keys a device trusts — the publishers' and the server's own
 /// (which signs the statements of seed-form uploads) — with the signature threshold.
 pub async fn keys(State(st): State<AppState>, _caller: crate::auth::Caller) -> AxumJson<Value> {
-    let key = |k: &ota_core::sign::PublicKey| json!({"key_id": k.key_id().to_string(), "public_key": k.to_hex()});
+    let key = |k: &ota_core::sign::PublicKey| json!({"key_id": k.key_id().to_string(), "algorithm": "ed25519", "public_key": k.to_hex()});
+    let mut publishers: Vec<Value> = st.publisher_keys.iter().map(key).collect();
+    publishers.extend(st.ecdsa_keys.iter().map(|k| {
+        json!({"key_id": k.key_id(), "algorithm": "ecdsa-p256", "public_key": k.to_pem()})
+    }));
     AxumJson(json!({
         "server_key": key(&st.signing_key.public_key()),
-        "publisher_keys": st.publisher_keys.iter().map(key).collect::<Vec<_>>(),
+        "publisher_keys": publishers,
         "threshold": st.config.threshold,
     }))
 }

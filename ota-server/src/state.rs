@@ -118,8 +118,10 @@ pub struct Inner {
     pub jwt: JwtKeys,
     /// The keys whose envelopes are accepted: the publishers' and the server's own.
     pub trusted: TrustedKeys,
-    /// The publisher keys (`--trusted-key`).
+    /// The Ed25519 publisher keys (`--trusted-key`).
     pub publisher_keys: Vec<ota_core::sign::PublicKey>,
+    /// The ECDSA P-256 publisher keys (`--trusted-key` PEM), for the seed form only.
+    pub ecdsa_keys: Vec<crate::publishers::EcdsaKey>,
     /// The server's own key: it signs the statements of seed-form uploads.
     pub signing_key: ota_core::sign::SigningKey,
     /// Verified packages, by (tenant, package id).
