@@ -55,6 +55,16 @@ pub struct Hosted {
     pub tenant: String,
     /// The audit record the stored snapshot includes.
     pub snapshot_seq: u64,
+    /// How many records after it the next snapshot is taken (see [`snapshot_span`]).
+    pub snapshot_span: u64,
+}
+
+/// How many audit records a rollout's snapshot waits for: `--snapshot-every`, or a quarter
+/// of the rollout's devices when that is more. A snapshot's size grows with the fleet (100k
+/// devices make megabytes, rewritten whole), so its cost per record stays bounded; a
+/// restore still replays at most that many records.
+pub fn snapshot_span(every: u64, r: &Rollout) -> u64 {
+    every.max(r.devices().count() as u64 / 4)
 }
 
 /// A loaded rollout: its tenant and the rollout.
@@ -461,6 +471,7 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     let mut hosted = Hosted {
+        snapshot_span: snapshot_span(st.config.snapshot_every, &r),
         rollout: r,
         tenant: t.to_string(),
         snapshot_seq: head.seq,
@@ -591,7 +602,7 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         w.flush(&mut tx, &g.tenant, rollout_id, at.get(), st.config.rpc_ttl_ms)
             .await?;
         let head = g.rollout.audit_head();
-        let snapshot = head.seq.saturating_sub(g.snapshot_seq) >= st.config.snapshot_every;
+        let snapshot = head.seq.saturating_sub(g.snapshot_seq) >= g.snapshot_span;
         sqlx::query(
             "UPDATE rollouts SET state = $1, head_seq = $2, head_hash = $3, next_timeout = $4, \
              updated_at = $5 WHERE rollout_id = $6",
@@ -627,6 +638,7 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
             st.metrics.reports.fetch_add(reports, Relaxed);
             if let Some(seq) = snap {
                 g.snapshot_seq = seq;
+                g.snapshot_span = snapshot_span(st.config.snapshot_every, &g.rollout);
             }
             let timeout = g.rollout.poll_timeout();
             after_commit(st, rollout_id, timeout, live);
@@ -861,6 +873,7 @@ pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String>
         ));
     }
     Ok(Hosted {
+        snapshot_span: snapshot_span(st.config.snapshot_every, &r),
         rollout: r,
         tenant,
         snapshot_seq: u(snapshot_seq),

@@ -83,7 +83,8 @@ struct Serve {
     /// The largest request body, in bytes.
     #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]
     body_limit: usize,
-    /// Rewrite a rollout's snapshot after this many audit records.
+    /// Rewrite a rollout's snapshot after this many audit records, or after a quarter of
+    /// its device count when that is more (a snapshot grows with the fleet).
     #[arg(long, env = "OTA_SNAPSHOT_EVERY", default_value_t = 1000)]
     snapshot_every: u64,
     /// On PostgreSQL, how long a replica's lease on a rollout lasts, in milliseconds: one

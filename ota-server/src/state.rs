@@ -50,7 +50,8 @@ pub struct Config {
     pub nats: Option<String>,
     /// The largest request body, in bytes.
     pub body_limit: usize,
-    /// A rollout's snapshot is rewritten after this many audit records.
+    /// A rollout's snapshot is rewritten after this many audit records (or a quarter of its
+    /// devices, when that is more: see [`crate::engine::snapshot_span`]).
     pub snapshot_every: u64,
     /// How long a replica's lease on a rollout lasts, in milliseconds; 0 turns leases off
     /// (one replica). Only PostgreSQL takes leases: SQLite is always a single replica.
