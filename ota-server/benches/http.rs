@@ -53,7 +53,9 @@ fn cpu_secs(pid: u32) -> f64 {
         .split_whitespace()
         .map(|x| x.parse().unwrap_or(0))
         .collect();
-    f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) as f64 / 100.0)
+    f.get(11)
+        .zip(f.get(12))
+        .map_or(0.0, |(u, s)| (u + s) as f64 / 100.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -231,14 +233,27 @@ async fn main() {
     let binary = std::env::var("OTA_BENCH_SERVER")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ota-server").to_string());
     let mut server = std::process::Command::new(binary)
-        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--lease-ms", "0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--lease-ms",
+            "0",
+        ])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(["--database", &database])
         .arg("--artifact-root")
         .arg(dir.join("in"))
-        .args(["--trusted-key", &SigningKey::from_secret([1; 32]).public_key().to_hex()])
-        .args(["--snapshot-every", &env("OTA_BENCH_SNAPSHOT_EVERY", 1000).to_string()])
+        .args([
+            "--trusted-key",
+            &SigningKey::from_secret([1; 32]).public_key().to_hex(),
+        ])
+        .args([
+            "--snapshot-every",
+            &env("OTA_BENCH_SNAPSHOT_EVERY", 1000).to_string(),
+        ])
         .env("OTA_JWT_SECRET", secret)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -268,15 +283,25 @@ async fn main() {
             .header("content-type", "application/json")
             .body(body)
     };
-    let r = send(reqwest::Method::POST, "/api/v1/ota/packages", &admin, upload.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v1/ota/packages",
+        &admin,
+        upload.to_string(),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 201);
-    let r = send(reqwest::Method::PUT, "/api/v1/ota/profiles/p", &admin, "{}".into())
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        reqwest::Method::PUT,
+        "/api/v1/ota/profiles/p",
+        &admin,
+        "{}".into(),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     let rss0 = rss_kib(pid);
 
@@ -334,7 +359,13 @@ async fn main() {
 
     // The devices: poll and one chunk each, then two reports each.
     let creds = Arc::new(creds.lock().await.clone());
-    let ctx = Arc::new((http.clone(), base.clone(), rid, verified.id().to_string(), creds));
+    let ctx = Arc::new((
+        http.clone(),
+        base.clone(),
+        rid,
+        verified.id().to_string(),
+        creds,
+    ));
     let c1 = ctx.clone();
     let polls = phase("poll + chunk", pid, n, clients, move |i| {
         let c = c1.clone();
@@ -343,10 +374,17 @@ async fn main() {
             let d = format!("d{i:06}");
             let cred = &creds[i];
             vec![
-                timed(http.get(format!("{base}/api/v1/devices/{d}/ota")).bearer_auth(cred), 200).await,
                 timed(
-                    http.get(format!("{base}/api/v1/devices/{d}/ota/chunk?package_id={pkg}&offset=0"))
+                    http.get(format!("{base}/api/v1/devices/{d}/ota"))
                         .bearer_auth(cred),
+                    200,
+                )
+                .await,
+                timed(
+                    http.get(format!(
+                        "{base}/api/v1/devices/{d}/ota/chunk?package_id={pkg}&offset=0"
+                    ))
+                    .bearer_auth(cred),
                     200,
                 )
                 .await,
@@ -393,7 +431,9 @@ async fn main() {
     println!(
         "device reports per server CPU second: {:.0} (the load average was {})",
         (2 * n) as f64 / reports.cpu,
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     let rss1 = rss_kib(pid);
     println!(

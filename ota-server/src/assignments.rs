@@ -29,11 +29,10 @@ impl Assignments {
     pub async fn load(db: &sqlx::AnyPool, single_replica: bool) -> Result<Self, sqlx::Error> {
         let mut map: HashMap<String, HashMap<String, Entry>> = HashMap::new();
         if single_replica {
-            let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-                "SELECT tenant, device_id, package_id, rollout_id FROM assignments",
-            )
-            .fetch_all(db)
-            .await?;
+            let rows: Vec<(String, String, String, String)> =
+                sqlx::query_as("SELECT tenant, device_id, package_id, rollout_id FROM assignments")
+                    .fetch_all(db)
+                    .await?;
             for (t, d, p, r) in rows {
                 map.entry(t).or_default().insert(d, (p.into(), r.into()));
             }
@@ -92,7 +91,11 @@ impl Assignments {
 }
 
 /// A device's device-level assignment: (package id, rollout id).
-pub async fn get(st: &AppState, tenant: &str, device_id: &str) -> ApiResult<Option<(String, String)>> {
+pub async fn get(
+    st: &AppState,
+    tenant: &str,
+    device_id: &str,
+) -> ApiResult<Option<(String, String)>> {
     let a = &st.assignments;
     if a.authoritative {
         let map = a.map.lock().expect("assignments lock");

@@ -229,7 +229,13 @@ async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
     let token = bearer(parts)?;
     if token.starts_with(DEVICE_PREFIX) {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(d) = state.credentials.0.lock().expect("credentials lock").get(&digest) {
+        if let Some(d) = state
+            .credentials
+            .0
+            .lock()
+            .expect("credentials lock")
+            .get(&digest)
+        {
             return Ok(Caller::Device(d.clone()));
         }
         let row: Option<(String, String)> =

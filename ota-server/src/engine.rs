@@ -43,9 +43,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 
 use crate::db::{Tx, i, u};
-use crate::writes::Writes;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, LiveEvent, now};
+use crate::writes::Writes;
 
 /// A rollout in memory.
 pub struct Hosted {
@@ -478,8 +478,14 @@ pub async fn create(
     };
     let mut w = Writes::default();
     let live = persist(&mut w, &hosted, outputs, None, false);
-    w.flush(&mut tx, t, rollout_id.as_str(), at.get(), st.config.rpc_ttl_ms)
-        .await?;
+    w.flush(
+        &mut tx,
+        t,
+        rollout_id.as_str(),
+        at.get(),
+        st.config.rpc_ttl_ms,
+    )
+    .await?;
     let lease_until = at.get().saturating_add(st.config.lease_ms);
     if st.config.lease_ms > 0 {
         sqlx::query(
@@ -599,8 +605,14 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         let _turn = st.write_turn().await;
         let mut tx = st.db.begin().await?;
         guard_lease(st, &mut tx, rollout_id, at).await?;
-        w.flush(&mut tx, &g.tenant, rollout_id, at.get(), st.config.rpc_ttl_ms)
-            .await?;
+        w.flush(
+            &mut tx,
+            &g.tenant,
+            rollout_id,
+            at.get(),
+            st.config.rpc_ttl_ms,
+        )
+        .await?;
         let head = g.rollout.audit_head();
         let snapshot = head.seq.saturating_sub(g.snapshot_seq) >= g.snapshot_span;
         sqlx::query(

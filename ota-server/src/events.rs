@@ -137,10 +137,7 @@ pub async fn stream(
     };
     // Each stored event once, in order (the outbox read of a subscription may already hold an
     // event the live channel then repeats). Progress steps have no position.
-    let mut last = past
-        .last()
-        .and_then(|e| position(&e.id))
-        .or(after);
+    let mut last = past.last().and_then(|e| position(&e.id)).or(after);
     let new = stream::select(local, tailed).filter_map(move |e| {
         let keep = match position(&e.id) {
             Some(p) if Some(p) <= last => None,

@@ -681,9 +681,9 @@ pub fn parse_id(field: &str, s: &str) -> ApiResult<PackageId> {
 pub async fn keys(State(st): State<AppState>, _caller: crate::auth::Caller) -> AxumJson<Value> {
     let key = |k: &ota_core::sign::PublicKey| json!({"key_id": k.key_id().to_string(), "algorithm": "ed25519", "public_key": k.to_hex()});
     let mut publishers: Vec<Value> = st.publisher_keys.iter().map(key).collect();
-    publishers.extend(st.ecdsa_keys.iter().map(|k| {
-        json!({"key_id": k.key_id(), "algorithm": "ecdsa-p256", "public_key": k.to_pem()})
-    }));
+    publishers.extend(st.ecdsa_keys.iter().map(
+        |k| json!({"key_id": k.key_id(), "algorithm": "ecdsa-p256", "public_key": k.to_pem()}),
+    ));
     AxumJson(json!({
         "server_key": key(&st.signing_key.public_key()),
         "publisher_keys": publishers,

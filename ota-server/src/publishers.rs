@@ -34,9 +34,7 @@ impl EcdsaKey {
     pub fn parse(text: &str) -> Option<EcdsaKey> {
         let key = VerifyingKey::from_public_key_pem(text.trim()).ok()?;
         let der = key.to_public_key_der().ok()?;
-        let pem = key
-            .to_public_key_pem(p256::pkcs8::LineEnding::LF)
-            .ok()?;
+        let pem = key.to_public_key_pem(p256::pkcs8::LineEnding::LF).ok()?;
         Some(EcdsaKey {
             key,
             id: hex::encode(Sha256::digest(der.as_bytes())),

@@ -106,7 +106,8 @@ enum Signature {
 }
 
 fn decode_signature(s: &str) -> ApiResult<Signature> {
-    let hex_form = s.len() % 2 == 0 && s.len() >= 128 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex_form =
+        s.len().is_multiple_of(2) && s.len() >= 128 && s.bytes().all(|b| b.is_ascii_hexdigit());
     let bytes = if hex_form {
         hex::decode(s).ok()
     } else {
@@ -152,9 +153,7 @@ pub fn check_signature(
             .find(|k| k.verify(&up.sha256, &der))
             .map(|k| k.key_id().to_string()),
     };
-    found.ok_or_else(|| {
-        ApiError::invalid("signature: no trusted publisher key signed this sha256")
-    })
+    found.ok_or_else(|| ApiError::invalid("signature: no trusted publisher key signed this sha256"))
 }
 
 /// Parses the body.

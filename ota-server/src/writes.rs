@@ -85,7 +85,14 @@ impl Writes {
     }
 
     /// An outbox row.
-    pub fn outbox(&mut self, event_id: String, seq: u64, idx: u64, subject: String, payload: &Value) {
+    pub fn outbox(
+        &mut self,
+        event_id: String,
+        seq: u64,
+        idx: u64,
+        subject: String,
+        payload: &Value,
+    ) {
         self.outbox
             .push((event_id, seq, idx, subject, payload.to_string()));
     }
@@ -113,7 +120,13 @@ impl Writes {
     }
 
     /// A new queued RPC record for a device.
-    pub fn rpc_insert(&mut self, device: &str, rpc_id: String, method: &'static str, params: &Value) {
+    pub fn rpc_insert(
+        &mut self,
+        device: &str,
+        rpc_id: String,
+        method: &'static str,
+        params: &Value,
+    ) {
         self.rpc_op(
             device,
             RpcOp::Insert {
@@ -168,8 +181,9 @@ impl Writes {
         rpc_ttl_ms: u64,
     ) -> ApiResult<()> {
         for rows in self.audit.chunks(ROWS) {
-            let mut sql =
-                String::from("INSERT INTO audit_records (rollout_id, seq, tenant, at, record) VALUES ");
+            let mut sql = String::from(
+                "INSERT INTO audit_records (rollout_id, seq, tenant, at, record) VALUES ",
+            );
             for k in 0..rows.len() {
                 let b = 3 + 3 * k;
                 sep(&mut sql, k);
@@ -223,7 +237,13 @@ impl Writes {
         Ok(())
     }
 
-    async fn flush_assignments(&self, tx: &mut Tx, tenant: &str, rid: &str, at: u64) -> ApiResult<()> {
+    async fn flush_assignments(
+        &self,
+        tx: &mut Tx,
+        tenant: &str,
+        rid: &str,
+        at: u64,
+    ) -> ApiResult<()> {
         let mut all: Vec<&String> = Vec::new();
         let mut mine: Vec<&String> = Vec::new();
         let mut set: Vec<(&String, &String, &'static str)> = Vec::new();
@@ -276,7 +296,10 @@ impl Writes {
                 .bind(rid.to_string())
                 .bind(i(at));
             for (d, p, kind) in rows {
-                q = q.bind((*d).clone()).bind((*p).clone()).bind(kind.to_string());
+                q = q
+                    .bind((*d).clone())
+                    .bind((*p).clone())
+                    .bind(kind.to_string());
             }
             q.execute(&mut **tx).await?;
         }
@@ -312,12 +335,12 @@ impl Writes {
         }
         for (d, name, version) in &self.installed {
             if let Some(p) = docs.get_mut(d) {
-                let name = name.parse().map_err(|e| {
-                    ApiError::internal(format!("package name {name}: {e}"))
-                })?;
-                let version = version.parse().map_err(|e| {
-                    ApiError::internal(format!("package version {version}: {e}"))
-                })?;
+                let name = name
+                    .parse()
+                    .map_err(|e| ApiError::internal(format!("package name {name}: {e}")))?;
+                let version = version
+                    .parse()
+                    .map_err(|e| ApiError::internal(format!("package version {version}: {e}")))?;
                 p.installed.insert(name, version);
             }
         }

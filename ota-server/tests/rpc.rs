@@ -47,8 +47,10 @@ async fn rpc_records_past_their_expiry_are_expired_and_never_delivered() {
             "POST",
             "/api/v1/ota/rollouts",
             &admin,
-            Some(&json!({"package_id": pkg, "target_profile_id": "p", "canary_percent": 100,
-                         "failure_threshold_percent": 100})),
+            Some(
+                &json!({"package_id": pkg, "target_profile_id": "p", "canary_percent": 100,
+                         "failure_threshold_percent": 100}),
+            ),
         )
         .await;
     assert_eq!(code, 201, "{r}");
@@ -80,8 +82,10 @@ async fn rpc_records_past_their_expiry_are_expired_and_never_delivered() {
             "POST",
             "/api/v1/devices/dev-0/ota/report",
             &creds[0],
-            Some(&json!({"device_id": "dev-0", "rollout_id": rid, "status": "in_progress",
-                         "firmware_version": "1.2.0"})),
+            Some(
+                &json!({"device_id": "dev-0", "rollout_id": rid, "status": "in_progress",
+                         "firmware_version": "1.2.0"}),
+            ),
         )
         .await;
     assert_eq!(code, 200, "{v}");
@@ -141,9 +145,12 @@ async fn rpc_records_within_their_ttl_are_delivered() {
         .call("GET", "/api/v1/devices/dev-0/rpc", &admin, None)
         .await;
     assert_eq!(v["rpc"][0]["state"], "queued", "{v}");
-    let ttl = v["rpc"][0]["expires_at"].as_u64().unwrap() - v["rpc"][0]["created_at"].as_u64().unwrap();
+    let ttl =
+        v["rpc"][0]["expires_at"].as_u64().unwrap() - v["rpc"][0]["created_at"].as_u64().unwrap();
     assert_eq!(ttl, 7 * 24 * 3600 * 1000, "the default TTL is a week");
-    let (code, _) = s.call("GET", "/api/v1/devices/dev-0/ota", &cred, None).await;
+    let (code, _) = s
+        .call("GET", "/api/v1/devices/dev-0/ota", &cred, None)
+        .await;
     assert_eq!(code, 200);
     let (_, v) = s
         .call("GET", "/api/v1/devices/dev-0/rpc", &admin, None)

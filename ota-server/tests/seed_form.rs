@@ -303,7 +303,8 @@ async fn an_ecdsa_p256_der_signature_by_a_trusted_pem_key_is_accepted() {
 async fn a_trusted_key_that_is_neither_ed25519_nor_p256_stops_the_start() {
     let dir = tmp("seedform-badkey");
     let mut cfg = config(&dir);
-    cfg.trusted_keys.push("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into());
+    cfg.trusted_keys
+        .push("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into());
     let err = ota_server::open(cfg).await.err().expect("refused");
     assert!(err.starts_with("--trusted-key"), "{err}");
     assert!(err.contains("P-256"), "{err}");
