@@ -705,6 +705,13 @@ fn persist(
     let mut live = Vec::new();
     let mut seq = 0u64;
     let mut idx = 0u64;
+    if let Some(rep) = report
+        && ack
+    {
+        // The device answered its command: the update or rollback RPC sent before this
+        // report is acknowledged (not one the report itself makes the engine send).
+        w.rpc_ack(rep.device_id.as_str());
+    }
     for out in outputs {
         match out {
             Output::Audit(rec) => {
@@ -764,12 +771,6 @@ fn persist(
             }
             _ => {}
         }
-    }
-    if let Some(rep) = report
-        && ack
-    {
-        // The device answered its command: the update or rollback RPC is acknowledged.
-        w.rpc_ack(rep.device_id.as_str());
     }
     live
 }
