@@ -465,3 +465,59 @@ async fn rpc_run(
     q.execute(&mut **tx).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(w: &Writes) -> Vec<(u8, Vec<&str>)> {
+        w.rpc
+            .iter()
+            .map(|(k, ops)| (*k, ops.iter().map(|(d, _)| d.as_str()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn rpc_operations_merge_across_devices_and_keep_each_devices_order() {
+        let mut w = Writes::default();
+        let p = serde_json::json!({});
+        // An abort of two devices: cancel then a cancel record each.
+        w.rpc_cancel("d1");
+        w.rpc_insert("d1", "r1".into(), "ota_cancel", &p);
+        w.rpc_cancel("d2");
+        w.rpc_insert("d2", "r2".into(), "ota_cancel", &p);
+        // d1 acks after its insert; d3 acks with nothing before it.
+        w.rpc_ack("d1");
+        w.rpc_ack("d3");
+        // d1 gets a new record after its ack: a run after the ack's.
+        w.rpc_insert("d1", "r3".into(), "ota_start", &p);
+        assert_eq!(
+            runs(&w),
+            vec![
+                (1, vec!["d1", "d2"]),
+                (0, vec!["d1", "d2"]),
+                (2, vec!["d1", "d3"]),
+                (0, vec!["d1"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_assignment_reduces_to_its_net_effect() {
+        let mut w = Writes::default();
+        w.assign("d1", "pkg_a".into(), "update");
+        w.unassign("d1");
+        w.unassign("d2");
+        w.unassign("d3");
+        w.assign("d3", "pkg_b".into(), "rollback");
+        assert_eq!(w.assign["d1"], Assign::Removed);
+        assert_eq!(w.assign["d2"], Assign::RemovedIfMine);
+        assert_eq!(
+            w.assign["d3"],
+            Assign::Set {
+                package_id: "pkg_b".into(),
+                kind: "rollback"
+            }
+        );
+    }
+}
