@@ -98,7 +98,8 @@ fn range_header(h: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
 }
 
 /// `GET /api/v1/devices/{device_id}/ota/chunk?package_id=&offset=&length=` (or a `Range`
-/// header): the bytes, clamped to the 64 KiB chunk, streamed from the store. Headers:
+/// header): the bytes, clamped to the 64 KiB chunk, read from the store in one call (never
+/// the whole artifact). Headers:
 /// `ota-offset`, `ota-length`, `ota-complete` (`true` on the last range), `content-range`.
 /// Any package but the device's own assignment answers `PERMISSION_DENIED`.
 pub async fn chunk(
