@@ -220,10 +220,22 @@ fn bearer(parts: &Parts) -> ApiResult<&str> {
 }
 
 /// The device credentials this server has already found in the database, by hash. A
-/// credential is issued once, with its device, and never changes, so an entry stays true;
-/// only a credential found is remembered (an unknown one is looked up every time).
+/// credential is issued once, with its device, and does not change, so an entry stays true
+/// (code that rotates or revokes one calls [`Credentials::forget`]); only a credential found
+/// is remembered (an unknown one is looked up every time).
 #[derive(Default)]
 pub struct Credentials(std::sync::Mutex<HashMap<[u8; 32], Device>>);
+
+impl Credentials {
+    /// Forgets a device's remembered credentials: whoever rotates or revokes a credential,
+    /// or removes a device, calls it after the commit.
+    pub fn forget(&self, tenant: &str, device_id: &str) {
+        self.0
+            .lock()
+            .expect("credentials lock")
+            .retain(|_, d| !(d.tenant.as_str() == tenant && d.device_id.as_str() == device_id));
+    }
+}
 
 async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
     let token = bearer(parts)?;
