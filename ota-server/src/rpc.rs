@@ -27,8 +27,16 @@ pub struct Deliveries {
 }
 
 /// Marks a device's queued, unexpired records `sent` (and its records past their expiry
-/// `expired`), committed before it returns.
+/// `expired`), committed before it returns. The work runs as its own task: a client that
+/// hangs up drops its request, never a flush other polls wait for.
 pub async fn mark_sent(st: &AppState, tenant: &str, device_id: &str) -> ApiResult<()> {
+    let (st, tenant, device_id) = (st.clone(), tenant.to_string(), device_id.to_string());
+    tokio::spawn(async move { mark_sent_now(&st, &tenant, &device_id).await })
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("delivery: {e}"))))
+}
+
+async fn mark_sent_now(st: &AppState, tenant: &str, device_id: &str) -> ApiResult<()> {
     let d = &st.deliveries;
     let (tx, mut rx) = oneshot::channel();
     d.queue
