@@ -1,6 +1,6 @@
 //! `ota`: the command for pipelines and operators — keys, manifests, compatibility, packing,
 //! publishing, verifying, unpacking, inspecting, audit trails, TUF, and `ota demo`, a whole
-//! rollout on a simulated fleet.
+//! rollout live on loopback (a server and real agents), or simulated.
 //!
 //! Every command takes `--json`. Exit codes: 0 done; 1 a verification, validation,
 //! compatibility or policy failure; 2 a usage, I/O, key, store or network error (except under
@@ -41,7 +41,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a whole rollout on a simulated fleet: pack, publish, canary, halt, rollback.
+    /// Run a whole rollout live on loopback (an in-process server, a fleet of real agents):
+    /// pack, upload, canary, probe failure, halt, rollback. `--simulate` for huge fleets.
     Demo(demo::DemoArgs),
     /// Make an Ed25519 signing key pair.
     Keygen(keys::KeygenArgs),

@@ -1,7 +1,8 @@
 //! The `ota` command end to end: every command, its failure exit codes (1 for a failed check,
 //! 2 for usage and I/O), the no-partial-output rule of `unpack`, publishing to a local store,
 //! to an S3-compatible server (moto, on loopback) and to an admin API (a local HTTP server),
-//! and the demo's summary under two seeds.
+//! the live demo (a server and real agents on loopback) and the simulated one, each
+//! deterministic in its counts per seed.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -143,6 +144,14 @@ fn usage_errors_exit_2_and_help_exits_0() {
     expect(&ota(&["check", "--package", "x.json"]), 2); // neither --device nor --fleet
     expect(&ota(&["--help"]), 0);
     expect(&ota(&["demo", "--canary", "0"]), 2);
+    // More real agents than the live demo runs: a usage error that names the flag.
+    let r = ota(&["demo", "--devices", "5000"]);
+    expect(&r, 2);
+    assert!(
+        r.stderr.contains("--devices") && r.stderr.contains("--simulate"),
+        "{}",
+        r.stderr
+    );
     let r = ota(&["manifest", "validate", "/nonexistent/manifest.json"]);
     expect(&r, 2);
     assert!(
@@ -1000,9 +1009,11 @@ fn audit_verify_checks_the_demo_trail_and_its_head_with_keep_relative() {
     expect(&ota(&["audit", "verify", &s(&trail)]), 1);
 }
 
+/// The simulation (`--simulate`) under `seed`: its JSON.
 fn demo(seed: &str, extra: &[&str]) -> Value {
     let mut args = vec![
         "demo",
+        "--simulate",
         "--seed",
         seed,
         "--devices",
@@ -1018,7 +1029,7 @@ fn demo(seed: &str, extra: &[&str]) -> Value {
 }
 
 #[test]
-fn the_demo_is_deterministic_per_seed_and_its_summary_adds_up() {
+fn the_simulated_demo_is_deterministic_per_seed_and_its_summary_adds_up() {
     for seed in ["3", "11"] {
         let a = demo(seed, &[]);
         let b = demo(seed, &[]);
@@ -1080,6 +1091,99 @@ fn the_demo_is_deterministic_per_seed_and_its_summary_adds_up() {
             .iter()
             .any(|l| l.as_str().unwrap().contains("wave 3/3"))
     );
+}
+
+/// The live demo (an in-process server and 40 real agents on loopback) under `seed`: its JSON
+/// (it must exit 0: no device left down or broken).
+fn live_demo(seed: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "demo",
+        "--seed",
+        seed,
+        "--devices",
+        "40",
+        "--model-mb",
+        "0.2",
+        "--json",
+    ];
+    args.extend(extra);
+    let r = ota(&args);
+    expect(&r, 0);
+    r.json()
+}
+
+fn transcript(j: &Value) -> Vec<String> {
+    j["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Seed 2 with a fifth of the devices bad: the canary passes, the second wave trips the halt
+/// rule with devices still in flight; they finish, the operator rolls back. Run twice, the
+/// counts are the same although 40 agents run concurrently and report in any order.
+#[test]
+fn the_live_demo_halts_and_rolls_back_with_the_same_counts_each_run() {
+    let a = live_demo("2", &["--failure-rate", "0.2"]);
+    let b = live_demo("2", &["--failure-rate", "0.2"]);
+    assert_eq!(a["summary"], b["summary"], "same counts for the same seed");
+    assert_eq!(a["live"], true);
+    let s = &a["summary"];
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert_eq!(n("eligible") + n("incompatible"), 40);
+    let by_reason: u64 = s["incompatible_by_reason"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_reason, n("incompatible"));
+    assert!(s["halt_reason"].as_str().is_some(), "{s}");
+    assert_eq!(s["rolled_back_by_operator"], true);
+    assert_eq!(s["rollout"], "completed");
+    assert!(n("failed") >= 2, "{s}");
+    // Every device whose probe failed restored itself; every updated one was rolled back.
+    assert_eq!(n("restored"), n("failed"));
+    assert_eq!(n("succeeded"), 0);
+    assert!(n("rolled_back") >= 1, "{s}");
+    assert_eq!(n("fleet_impact"), 0);
+    assert_eq!(s["measured"]["on_new"], 0);
+    assert_eq!(s["measured"]["on_previous"], 40);
+    assert_eq!(s["measured"]["down"], 0);
+    assert_eq!(n("broken"), 0);
+    assert_eq!(a["audit"]["verified"], true);
+    let t = transcript(&a);
+    let has = |p: &str| t.iter().any(|l| l.contains(p));
+    for p in [
+        "wave 1/3 → 2 devices canary",
+        "swapped",
+        "probing",
+        "/bin/false",
+        "recovered",
+        "halt rule tripped",
+        "rollout paused",
+        "operator alice: roll back",
+        "rolled back",
+        "closed after the rollback",
+    ] {
+        assert!(has(p), "{p:?} missing from {t:#?}");
+    }
+}
+
+/// A healthy fleet takes the update through every wave; the devices' own slots say so.
+#[test]
+fn the_live_demo_completes_every_wave_on_a_healthy_fleet() {
+    let j = live_demo("11", &["--failure-rate", "0"]);
+    let s = &j["summary"];
+    assert_eq!(s["succeeded"], s["eligible"], "{s}");
+    assert_eq!(s["measured"]["on_new"], s["eligible"]);
+    assert_eq!(s["measured"]["on_previous"], s["incompatible"]);
+    assert_eq!(s["rollout"], "completed");
+    assert_eq!(s["rolled_back_by_operator"], false);
+    assert!(s["halt_reason"].is_null(), "{s}");
+    assert!(transcript(&j).iter().any(|l| l.contains("wave 3/3")));
 }
 
 /// The `.json` files in a metadata directory, sorted.

@@ -224,15 +224,23 @@ fn bearer(parts: &Parts) -> ApiResult<&str> {
 /// (code that rotates or revokes one calls [`Credentials::forget`]); only a credential found
 /// is remembered (an unknown one is looked up every time).
 #[derive(Default)]
-pub struct Credentials(std::sync::Mutex<HashMap<[u8; 32], Device>>);
+pub struct Credentials(std::sync::Mutex<Remembered>);
+
+/// The credentials found, and how many times some were forgotten (a lookup that began
+/// before a forget does not remember what it found).
+#[derive(Default)]
+struct Remembered {
+    forgotten: u64,
+    map: HashMap<[u8; 32], Device>,
+}
 
 impl Credentials {
     /// Forgets a device's remembered credentials: whoever rotates or revokes a credential,
     /// or removes a device, calls it after the commit.
     pub fn forget(&self, tenant: &str, device_id: &str) {
-        self.0
-            .lock()
-            .expect("credentials lock")
+        let mut r = self.0.lock().expect("credentials lock");
+        r.forgotten += 1;
+        r.map
             .retain(|_, d| !(d.tenant.as_str() == tenant && d.device_id.as_str() == device_id));
     }
 }
@@ -241,15 +249,13 @@ async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
     let token = bearer(parts)?;
     if token.starts_with(DEVICE_PREFIX) {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(d) = state
-            .credentials
-            .0
-            .lock()
-            .expect("credentials lock")
-            .get(&digest)
-        {
-            return Ok(Caller::Device(d.clone()));
-        }
+        let forgotten = {
+            let r = state.credentials.0.lock().expect("credentials lock");
+            if let Some(d) = r.map.get(&digest) {
+                return Ok(Caller::Device(d.clone()));
+            }
+            r.forgotten
+        };
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT tenant, device_id FROM devices WHERE credential_hash = $1")
                 .bind(hex::encode(digest))
@@ -261,12 +267,11 @@ async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
             tenant: name(&tenant)?,
             device_id: name(&device_id)?,
         };
-        state
-            .credentials
-            .0
-            .lock()
-            .expect("credentials lock")
-            .insert(digest, d.clone());
+        let mut r = state.credentials.0.lock().expect("credentials lock");
+        if r.forgotten == forgotten {
+            r.map.insert(digest, d.clone());
+        }
+        drop(r);
         return Ok(Caller::Device(d));
     }
     let claims = state.jwt.check(token)?;

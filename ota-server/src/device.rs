@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Device};
-use crate::db::u;
+use crate::db::{i, u};
 use crate::engine;
 use crate::error::{ApiError, ApiResult};
 use crate::packages::{available, parse_id};
@@ -39,23 +39,101 @@ async fn assigned(st: &AppState, d: &Device) -> ApiResult<Option<(String, Option
     Ok(profile.and_then(|p| p.package_id).map(|p| (p, None)))
 }
 
+/// The header in which a device tells, on each poll, the version it really runs:
+/// `name=version`, comma separated (after a local rollback, the server learns the truth).
+pub const INSTALLED_HEADER: &str = "ota-installed";
+/// The header in which the server suggests how long a device waits between polls, in
+/// milliseconds (`--poll-interval-ms`).
+pub const POLL_INTERVAL_HEADER: &str = "ota-poll-interval-ms";
+
+/// The versions an `ota-installed` header names.
+fn parse_installed(v: &HeaderValue) -> ApiResult<Vec<(Name, ota_core::Version)>> {
+    let bad = |why: String| ApiError::invalid(format!("{INSTALLED_HEADER}: {why}"));
+    let s = v
+        .to_str()
+        .map_err(|_| bad("expected `name=version`, comma separated".into()))?;
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (n, ver) = item
+            .split_once('=')
+            .ok_or_else(|| bad(format!("expected `name=version`, found {item:?}")))?;
+        let n: Name = n.trim().parse().map_err(|e| bad(format!("{e}")))?;
+        let ver: ota_core::Version = ver.trim().parse().map_err(|e| bad(format!("{e}")))?;
+        out.push((n, ver));
+    }
+    Ok(out)
+}
+
+/// Records what the device says it runs into its row, when that differs.
+async fn record_installed(
+    st: &AppState,
+    dev: &Device,
+    installed: &[(Name, ota_core::Version)],
+) -> ApiResult<()> {
+    if installed.is_empty() {
+        return Ok(());
+    }
+    let Some((_, mut profile)) =
+        crate::fleet::device(st, dev.tenant.as_str(), dev.device_id.as_str()).await?
+    else {
+        return Ok(());
+    };
+    let mut changed = false;
+    for (n, v) in installed {
+        if profile.installed.get(n) != Some(v) {
+            profile.installed.insert(n.clone(), v.clone());
+            changed = true;
+        }
+    }
+    if changed {
+        sqlx::query(
+            "UPDATE devices SET profile = $1, updated_at = $2 WHERE tenant = $3 AND device_id = $4",
+        )
+        .bind(serde_json::to_string(&profile).unwrap_or_default())
+        .bind(i(now().get()))
+        .bind(dev.tenant.to_string())
+        .bind(dev.device_id.to_string())
+        .execute(&st.db)
+        .await?;
+    }
+    Ok(())
+}
+
 /// `GET /api/v1/devices/{device_id}/ota`: the assignment (the library's `Assignment`: seed
 /// 004's metadata, the signed envelope, the key), or 204 when there is none. Queued RPC
-/// records count as delivered.
+/// records count as delivered. The device may tell the versions it runs in an
+/// `ota-installed: name=version` header, recorded into its row; the answer suggests the
+/// poll interval in `ota-poll-interval-ms`.
 pub async fn ota(
     State(st): State<AppState>,
     dev: Device,
     Path(device_id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     dev.require(&device_id)?;
+    if let Some(v) = headers.get(INSTALLED_HEADER) {
+        let installed = parse_installed(v)?;
+        record_installed(&st, &dev, &installed).await?;
+    }
+    let interval = (POLL_INTERVAL_HEADER, st.config.poll_interval_ms.to_string());
     let Some((package_id, rollout_id)) = assigned(&st, &dev).await? else {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok((StatusCode::NO_CONTENT, [interval]).into_response());
     };
     let pkg = available(&st, dev.tenant.as_str(), &package_id).await?;
     mark_sent(&st, &dev).await?;
     let rollout: Option<Name> = rollout_id.and_then(|r| r.parse().ok());
     let a = Assignment::new(&pkg.verified, pkg.encryption_key.clone(), rollout, None);
-    Ok(([(header::CONTENT_TYPE, "application/json")], a.to_json()).into_response())
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE.as_str(),
+                "application/json".to_string(),
+            ),
+            interval,
+        ],
+        a.to_json(),
+    )
+        .into_response())
 }
 
 async fn mark_sent(st: &AppState, dev: &Device) -> ApiResult<()> {
@@ -261,7 +339,7 @@ pub async fn report(
         subject: format!("device.ota.progress.{}.{rid}", dev.tenant),
         payload: json!({
             "device_id": dev.device_id, "status": r.status,
-            "step": step, "firmware_version": r.firmware_version,
+            "step": step, "firmware_version": r.firmware_version, "reason": r.reason,
         }),
     };
     // A further progress step of a device already in progress is for the live view only.

@@ -102,7 +102,8 @@ pub async fn get_profile(
 /// `PUT /api/v1/devices/{device_id}`: `{"profile_id": "prof_temp_v2", "device_type": ...,
 /// "hardware_profile": ..., "arch": ..., "installed": {...}}` — the device profile it belongs
 /// to, and the library's `DeviceProfile` fields (`device_id` may be left out). The first
-/// registration answers 201 with the device's `credential`, shown once.
+/// registration answers 201 with the device's `credential`, shown once; `"issue_credential":
+/// true` issues a registered device a new one (answered once, the old one revoked).
 pub async fn put_device(
     State(st): State<AppState>,
     admin: Admin,
@@ -119,6 +120,15 @@ pub async fn put_device(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(name("profile_id", &s)?),
         Some(_) => return Err(ApiError::invalid("profile_id: expected a string")),
+    };
+    let reissue = match obj.remove("issue_credential") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "issue_credential: expected true or false",
+            ));
+        }
     };
     match obj.get("device_id") {
         None => {
@@ -192,10 +202,25 @@ pub async fn put_device(
         .execute(&mut *tx)
         .await?;
         (StatusCode::CREATED, Some(credential))
+    } else if reissue {
+        // A device that lost its credential (its agent was killed between the registration
+        // and saving it) gets a new one; the old one stops working.
+        let credential = new_device_credential();
+        sqlx::query("UPDATE devices SET credential_hash = $1 WHERE tenant = $2 AND device_id = $3")
+            .bind(credential_hash(&credential))
+            .bind(admin.tenant.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        (StatusCode::OK, Some(credential))
     } else {
         (StatusCode::OK, None)
     };
     tx.commit().await?;
+    if status == StatusCode::OK && credential.is_some() {
+        // The old credential stops working here too, not only in the database.
+        st.credentials.forget(admin.tenant.as_str(), id.as_str());
+    }
     if status == StatusCode::CREATED {
         crate::engine::join(&st, admin.tenant.as_str(), &device).await?;
     }

@@ -97,6 +97,10 @@ struct Serve {
     /// milliseconds; past it the record is `expired` and never delivered.
     #[arg(long, env = "OTA_RPC_TTL_MS", default_value_t = 7 * 24 * 3600 * 1000)]
     rpc_ttl_ms: u64,
+    /// The poll interval suggested to devices (the `ota-poll-interval-ms` answer header),
+    /// in milliseconds.
+    #[arg(long, env = "OTA_POLL_INTERVAL_MS", default_value_t = 60_000)]
+    poll_interval_ms: u64,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "OTA_LOG", default_value = "info")]
     log: String,
@@ -144,6 +148,7 @@ fn config(s: Serve) -> Config {
     c.snapshot_every = s.snapshot_every.max(1);
     c.lease_ms = s.lease_ms;
     c.rpc_ttl_ms = s.rpc_ttl_ms.max(1);
+    c.poll_interval_ms = s.poll_interval_ms.max(1);
     c
 }
 

@@ -61,6 +61,8 @@ pub struct Config {
     /// How long a device RPC record waits for its device before it expires, in
     /// milliseconds.
     pub rpc_ttl_ms: u64,
+    /// The poll interval suggested to devices (`ota-poll-interval-ms`), in milliseconds.
+    pub poll_interval_ms: u64,
 }
 
 impl Config {
@@ -86,6 +88,7 @@ impl Config {
             lease_ms: 0,
             replica_id: format!("replica_{}", crate::auth::random_hex(8)),
             rpc_ttl_ms: 7 * 24 * 3600 * 1000,
+            poll_interval_ms: 60_000,
         }
     }
 }

@@ -49,7 +49,7 @@ class TypeGate(unittest.TestCase):
             self.assertTypeError("now must be int", "not str", ota.Rollout.create, config, verified, [], "now")
         self.assertTypeError("package must be ota.VerifiedPackage", "not ota.SigningKey",
                              ota.Rollout.restore, "{}", self.key)
-        self.assertTypeError("snapshot must be", "not dict", ota.Rollout.restore, {}, self.key)
+        self.assertTypeError("snapshot must be", "not int", ota.Rollout.restore, 7, self.key)
         self.assertTypeError("head must be", "not int", ota.audit_verify, [], head=7)
         self.assertTypeError("trail must be list or tuple", "not int", ota.audit_verify, 7)
 

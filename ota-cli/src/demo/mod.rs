@@ -1,51 +1,60 @@
-//! `ota demo`: the whole job on built-in defaults, offline, in a temporary directory.
+//! `ota demo`: the whole job on built-in defaults, offline, in a temporary directory — by
+//! default as the live system on loopback.
 //!
-//! 1. Keys are made; a synthetic TensorRT engine for Jetson Orin NX (a few MB of float
-//!    weights) gets its manifest.
-//! 2. `ota pack` seals and signs it (2.1.0), and the version the plant runs (2.0.4) as the
-//!    signed rollback package; `ota publish` puts both in a local store.
-//! 3. A plant of line cameras of mixed Jetson profiles: some do not fit the engine, a few will
-//!    not come up with it.
-//! 4. The real rollout engine runs a canary and widening waves; every device runs the real
-//!    device path (chunks in random order, some corrupted or lost and fetched again, an
-//!    install into a slot file, a swap, the real readiness-file probe, a restore on failure).
-//! 5. A live transcript in the style of seed 000; when the halt rule trips, the rollout
-//!    pauses and the operator rolls the updated devices back.
-//! 6. A summary: eligible, incompatible by reason, succeeded, failed, restored, rolled back,
-//!    and the fleet impact, measured on the devices' active slots.
+//! 1. Keys are made; a synthetic TensorRT engine for Jetson Orin NX (float weights, 1 MiB by
+//!    default) gets its manifest. `ota pack` seals and signs it (2.1.0), and the version the
+//!    plant runs (2.0.4) as the signed rollback package.
+//! 2. An `ota-server` starts in process on a free port of 127.0.0.1, with SQLite and its local
+//!    object store in the working directory. `ota publish` puts both artifacts in that store,
+//!    and the publisher uploads each signed envelope through `POST /api/v1/ota/packages` with
+//!    a tenant admin token minted in process; the server checks every chunk before the
+//!    package is available.
+//! 3. A device profile and a plant of line cameras of mixed Jetson profiles are registered
+//!    through the API, each device with its own credential. Each device is a real agent — the
+//!    `ota-agent` daemon, as a task of this process's runtime — with its own state directory,
+//!    A/B slot directories and local health probe. Some do not fit the engine; on some (chosen
+//!    by `--seed`) the new model will not come up: their probe fails.
+//! 4. A canary rollout with widening waves and a halt rule is created through
+//!    `POST /api/v1/ota/rollouts`. The agents poll, download chunks over HTTP, verify,
+//!    install, swap, probe, and report; a device whose probe fails restores its previous slot
+//!    on its own. When the halt rule trips the rollout pauses; once the devices in flight have
+//!    finished, the operator rolls the updated devices back through the API.
+//! 5. The transcript, in the style of seed 000, is printed from the server's live event
+//!    stream (`GET /api/v1/ota/rollouts/{id}/events`, Server-Sent Events), not from inside any
+//!    device. It ends with a summary from the server's API — devices per state, per wave,
+//!    the halt reason, the audit trail verified against its head — and the versions the
+//!    devices' own slots hold.
 //!
-//! Everything follows from `--seed`: the same seed prints the same transcript and summary.
-//! The demo exits 1 when a device is left down or broken (its update refused or silent).
+//! Deterministic in its counts: `--seed` fixes the plant, the devices that fail, and the
+//! cohorts (the plan's salt), and the plan makes the outcome independent of timing — every
+//! device of an opened wave is sent at once, devices in flight finish when the rollout
+//! pauses, the threshold is a share of the wave's scheduled devices (so it trips on the same
+//! failure whatever order the reports come in), and the operator rolls back only once nothing
+//! is in flight. The order of the transcript's device lines follows the devices' real timing.
 //!
-//! The files: `setup` (keys, packages, plant, rollout), `service` (the control plane's drive
-//! loop over the rollout's one output queue, and the devices it commands), `transcript` (the
-//! lines and the summary); `device` is a simulated device. The plant, the synthetic engines and
-//! the network come from the `ota-sim` crate, as the tests' and benchmarks' do.
+//! `--simulate` runs the earlier in-process simulation instead (the rollout engine driven on
+//! a simulated clock, devices simulated on the real device path), for fleets too large for
+//! real agents; it is deterministic in its transcript too.
+//!
+//! The demo exits 1 when a device is left down or broken (its update refused, or silent).
+//!
+//! The files: `publisher` (keys, packing, publishing; shared), `live` (the live system) and
+//! `sim` (the simulation).
 
-mod device;
-mod service;
-mod setup;
-mod transcript;
+mod live;
+mod publisher;
+mod sim;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use ota_core::audit::AuditRecord;
-use ota_core::rollout::Rollout;
-use ota_core::sign::SigningKey;
-use ota_core::{DeviceProfile, UnixMs};
-use ota_sim::Network;
-
-use self::device::Device;
-use self::setup::Published;
 use crate::out::{CliError, Out, Outcome};
 
 /// `ota demo`.
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Everything random follows from it.
-    #[arg(long, default_value_t = 3)]
+    /// Everything random follows from it: the plant, the devices that fail, the cohorts.
+    /// The default's canary catches a bad device, as in seed 000.
+    #[arg(long, default_value_t = 6)]
     seed: u64,
     /// Line cameras in the plant.
     #[arg(long, default_value_t = 200)]
@@ -60,26 +69,38 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 0.05)]
     failure_rate: f64,
     /// The engine's size in MiB.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 1.0)]
     model_mb: f64,
-    /// Keep the working directory (keys, store, devices, audit trail) here; a relative path is
-    /// taken from the current directory.
+    /// Keep the working directory (keys, server data, devices, audit trail) here; a relative
+    /// path is taken from the current directory.
     #[arg(long)]
     keep: Option<PathBuf>,
+    /// Run the in-process simulation instead of the live system (for very large fleets).
+    #[arg(long)]
+    simulate: bool,
+    /// How often each live agent polls the server, in milliseconds (jitter is added).
+    #[arg(long, default_value_t = POLL_MS)]
+    poll_ms: u64,
 }
 
-/// The simulated clock starts here: 2026-04-15 07:32:37 UTC.
-const T0: UnixMs = UnixMs(1_776_238_357_000);
+/// The agents' default poll interval, in milliseconds.
+const POLL_MS: u64 = 250;
 const NAME: &str = "yolo-v8n";
 const NEW: &str = "2.1.0";
 const OLD: &str = "2.0.4";
-/// A rollback of at most this many devices prints one line per device.
-const LISTED_WAVE: usize = 20;
+/// The most devices of the live system: each is a real agent with its own directories.
+const MAX_LIVE_DEVICES: usize = 2_000;
 
 fn check_args(a: &DemoArgs) -> Result<(), CliError> {
     let bad = |flag: &str, why: &str| Err(CliError::usage(format!("--{flag}: {why}")));
     if !(1..=100_000).contains(&a.devices) {
         return bad("devices", "from 1 to 100000");
+    }
+    if !a.simulate && a.devices > MAX_LIVE_DEVICES {
+        return bad(
+            "devices",
+            "at most 2000 real agents; add --simulate for larger fleets",
+        );
     }
     if !(a.canary > 0.0 && a.canary <= 100.0) {
         return bad("canary", "a percentage above 0, at most 100");
@@ -93,18 +114,20 @@ fn check_args(a: &DemoArgs) -> Result<(), CliError> {
     if !(a.model_mb > 0.0 && a.model_mb <= 256.0) {
         return bad("model-mb", "above 0, at most 256");
     }
+    if !(10..=60_000).contains(&a.poll_ms) {
+        return bad("poll-ms", "from 10 to 60000");
+    }
     Ok(())
 }
 
 /// Runs the demo.
 pub fn demo(a: &DemoArgs, out: Out) -> Result<Outcome, CliError> {
     check_args(a)?;
-    let started = Instant::now();
     let tmp;
     let work: PathBuf = match &a.keep {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
-            // The devices' probes name files by absolute path.
+            // The devices' probes and slots name files by absolute path.
             std::path::absolute(dir).map_err(|e| CliError::io(dir, e))?
         }
         None => {
@@ -113,93 +136,9 @@ pub fn demo(a: &DemoArgs, out: Out) -> Result<Outcome, CliError> {
             tmp.path().to_path_buf()
         }
     };
-    let mut demo = Demo::new(a, out, &work)?;
-    demo.run()?;
-    Ok(demo.finish(
-        started.elapsed().as_secs_f64(),
-        a.keep.is_some().then_some(&work),
-    ))
-}
-
-struct Demo<'a> {
-    args: &'a DemoArgs,
-    out: Out,
-    work: PathBuf,
-    transcript: Vec<String>,
-    new: Published,
-    old: Published,
-    old_engine: Vec<u8>,
-    signer: SigningKey,
-    fleet: Vec<DeviceProfile>,
-    bad: BTreeMap<String, bool>,
-    devices: BTreeMap<String, Device>,
-    rollout: Rollout,
-    trail: Vec<AuditRecord>,
-    now: UnixMs,
-    /// The network between the store and every device.
-    net: Network,
-    waves: usize,
-    open_wave: usize,
-    /// The last wave the operator approved past its gate.
-    approved: usize,
-    rolled_back: bool,
-    totals: Totals,
-}
-
-#[derive(Default)]
-struct Totals {
-    delivered: usize,
-    corrupted: usize,
-    dropped: usize,
-    restored: usize,
-    probe_failures: usize,
-    /// Devices whose update was refused or never answered: the demo itself is broken.
-    broken: usize,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(keep: Option<PathBuf>) -> DemoArgs {
-        DemoArgs {
-            seed: 3,
-            devices: 30,
-            canary: 10.0,
-            threshold: 10.0,
-            failure_rate: 0.0,
-            model_mb: 0.1,
-            keep,
-        }
-    }
-
-    /// Devices whose probe names a relative readiness file refuse their assignment: the demo
-    /// is broken, and says so with its exit code instead of reporting success.
-    #[test]
-    fn a_demo_whose_devices_break_fails() {
-        let rel = PathBuf::from(format!("../target/demo-broken-{}", std::process::id()));
-        let a = args(None);
-        let mut d = Demo::new(&a, Out { json: true }, &rel).unwrap();
-        d.run().unwrap();
-        let o = d.finish(0.0, None);
-        let _ = std::fs::remove_dir_all(&rel);
-        assert!(!o.ok, "{}", o.text);
-        assert!(
-            o.json["summary"]["broken"].as_u64().unwrap() > 0,
-            "{}",
-            o.text
-        );
-    }
-
-    /// `--keep` with a relative path works: it is made absolute first.
-    #[test]
-    fn keep_accepts_a_relative_directory() {
-        let rel = PathBuf::from(format!("../target/demo-keep-{}", std::process::id()));
-        let o = demo(&args(Some(rel.clone())), Out { json: true }).unwrap();
-        let kept = rel.join("audit.jsonl").exists();
-        let _ = std::fs::remove_dir_all(&rel);
-        assert!(o.ok, "{}", o.text);
-        assert_eq!(o.json["summary"]["broken"], 0);
-        assert!(kept);
+    if a.simulate {
+        sim::run(a, out, &work)
+    } else {
+        live::run(a, out, &work)
     }
 }

@@ -11,7 +11,8 @@ the data flows:
 
 - ``_lib``: finds and loads libota, declares every function; ``_ffi``: how bindings call it;
   ``_managed``: the base class of handle owners and the one argument check (``arg``)
-- ``_errors``: ``OtaError`` and one exception class per ``ota_status``
+- ``_errors``: ``OtaError``, ``ValidationError``, ``VerificationError`` and one exception class
+  per ``ota_status`` under them
 - ``_documents``: ``Manifest``, ``Package``, ``Profile``, ``validate_sbom``
 - ``_sign``: ``SigningKey``, ``TrustedKeys``, ``sign``, ``verify``, ``VerifiedPackage``
 - ``_seal``: ``Sealer``, ``Opener``, ``seal``, ``open_sealed``, seal keys, registration
@@ -21,18 +22,21 @@ the data flows:
 - ``_tuf``: ``TufClient``, ``TufRepo``
 """
 
-from . import _compat, _device, _documents, _errors, _rollout, _seal, _sign, _tuf
+from typing import List
+
+from . import _compat, _device, _documents, _errors, _managed, _rollout, _seal, _sign, _tuf
 from ._compat import *  # noqa: F401,F403
 from ._device import *  # noqa: F401,F403
 from ._documents import *  # noqa: F401,F403
 from ._errors import *  # noqa: F401,F403
 from ._ffi import version
+from ._managed import *  # noqa: F401,F403
 from ._rollout import *  # noqa: F401,F403
 from ._seal import *  # noqa: F401,F403
 from ._sign import *  # noqa: F401,F403
 from ._tuf import *  # noqa: F401,F403
 
-__all__ = ["version"]
-for _module in (_errors, _documents, _sign, _seal, _compat, _rollout, _device, _tuf):
+__all__: List[str] = ["version"]
+for _module in (_managed, _errors, _documents, _sign, _seal, _compat, _rollout, _device, _tuf):
     __all__ += _module.__all__
 del _module

@@ -5,6 +5,7 @@ import ctypes
 import json as _json
 import os
 from ctypes import c_size_t
+from typing import Any, Callable, Optional, Tuple
 
 from . import _errors
 from ._lib import WRITE_FN, lib, u8p
@@ -12,7 +13,7 @@ from ._lib import WRITE_FN, lib, u8p
 __all__ = ["lib", "version", "call", "last_error", "as_bytes", "as_text", "json_text", "text", "binary", "writer"]
 
 
-def last_error():
+def last_error() -> str:
     """The last error message on this thread."""
     n = c_size_t(0)
     lib.ota_last_error_message(None, 0, ctypes.byref(n))
@@ -21,13 +22,13 @@ def last_error():
     return buf.value.decode("utf-8", "replace")
 
 
-def call(status):
+def call(status: int) -> None:
     """Raises the exception named after ``status`` unless it is OTA_STATUS_OK."""
     if status != 0:
         raise _errors.error_for(status, last_error())
 
 
-def as_bytes(data):
+def as_bytes(data: Any) -> Tuple[Optional[Any], int, bytes]:
     """``(pointer, length, keep)`` for a ``const uint8_t *`` input from bytes, bytearray,
     memoryview or str (as UTF-8); ``keep`` must stay alive for the call."""
     if isinstance(data, str):
@@ -36,7 +37,7 @@ def as_bytes(data):
     return (ctypes.cast(ctypes.c_char_p(data), u8p) if data else None), len(data), data
 
 
-def as_text(data):
+def as_text(data: Any) -> Tuple[bytes, int]:
     """``(bytes, length)`` for a ``const char *`` input from str (as UTF-8), a path, bytes,
     bytearray or memoryview."""
     if isinstance(data, os.PathLike):
@@ -47,12 +48,12 @@ def as_text(data):
     return data, len(data)
 
 
-def json_text(value):
+def json_text(value: Any) -> Any:
     """``value`` as JSON text: str and bytes pass through, anything else is dumped."""
     return value if isinstance(value, (str, bytes, bytearray, memoryview)) else _json.dumps(value)
 
 
-def binary(fn, *args):
+def binary(fn: Any, *args: Any) -> bytes:
     """Calls ``fn(*args, buf, buf_len, &out_n)`` for binary output, growing the buffer once."""
     size = 4096
     for _ in range(2):
@@ -67,11 +68,11 @@ def binary(fn, *args):
     raise _errors.error_for(_errors.INSUFFICIENT_SIZE, "the output kept growing")
 
 
-def writer(sink):
+def writer(sink: Callable[[bytes], Any]) -> Any:
     """A write callback that hands each piece to ``sink(bytes)``; an exception in the sink
     stops the library's operation (which then fails with IoError)."""
 
-    def write(_ctx, data, n):
+    def write(_ctx: Any, data: Any, n: int) -> int:
         try:
             sink(ctypes.string_at(data, n))
             return 0
@@ -81,7 +82,7 @@ def writer(sink):
     return WRITE_FN(write)
 
 
-def text(fn, *args, extra=()):
+def text(fn: Any, *args: Any, extra: Tuple[Any, ...] = ()) -> str:
     """Calls ``fn(*args, buf, buf_len, &out_n, *extra)``, growing the buffer once if the
     library says it is too small, and returns the text."""
     size = 4096
@@ -97,6 +98,7 @@ def text(fn, *args, extra=()):
     raise _errors.error_for(_errors.INSUFFICIENT_SIZE, "the output kept growing")
 
 
-def version():
+def version() -> str:
     """The library's version string."""
-    return lib.ota_version().decode()
+    v: bytes = lib.ota_version()
+    return v.decode()

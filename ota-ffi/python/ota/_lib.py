@@ -5,9 +5,10 @@ import ctypes
 import os
 import sys
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_size_t, c_uint32, c_void_p
+from typing import Any, Iterator, List
 
 
-def _candidates():
+def _candidates() -> Iterator[str]:
     env = os.environ.get("OTA_LIBRARY")
     if env:
         yield env
@@ -23,8 +24,8 @@ def _candidates():
     yield name  # the system's library search path
 
 
-def _load():
-    errors = []
+def _load() -> ctypes.CDLL:
+    errors: List[str] = []
     for path in _candidates():
         if os.sep in path and not os.path.exists(path):
             continue
@@ -36,6 +37,8 @@ def _load():
 
 
 lib = _load()
+path: str = lib._name
+"""The path libota was loaded from."""
 
 ota_status = c_uint32
 u8p = POINTER(ctypes.c_uint8)
@@ -46,7 +49,7 @@ class Opaque(ctypes.Structure):
     """An opaque handle type (ota_manifest, ota_package, ...)."""
 
 
-def _declare(name, restype, *argtypes):
+def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
     fn = getattr(lib, name)
     fn.restype = restype
     fn.argtypes = list(argtypes)

@@ -3,21 +3,35 @@
 import collections
 import ctypes
 import json as _json
+import os
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from ._ffi import as_text, call, lib, text
-from ._ffi import json_text as _json_text
-from ._managed import INT, JSON, TEXT, Managed, arg
+from ._managed import INT, TEXT, JsonInput, Managed, TextInput, arg, json_arg
 from ._sign import VerifiedPackage
+
+Trail = Union[Sequence[str], TextInput, os.PathLike[str]]
+"""An audit trail: its records (one JSON line each) as a list, as text, or a file's path."""
+
+Output = Tuple[str, Any]
+"""A rollout output: ``("audit", line)``, ``("command", dict)`` or ``("event", dict)``."""
+
+_R = TypeVar("_R", bound="Rollout")
 
 __all__ = ["Rollout", "audit_verify"]
 
 
-def _trail_text(trail):
-    """An audit trail as text: text passes through, a list of JSON lines is joined."""
+def _trail_text(trail: Trail) -> Tuple[bytes, int]:
+    """An audit trail as text: text passes through, a file is read, a list of JSON lines is
+    joined."""
     if isinstance(trail, TEXT):
-        return trail
-    arg("trail", trail, (list, tuple))
-    return "".join(arg(f"trail[{i}]", line, str) + "\n" for i, line in enumerate(trail))
+        return as_text(trail)
+    if isinstance(trail, os.PathLike):
+        with open(trail, "rb") as f:
+            data = f.read()
+        return data, len(data)
+    arg("trail", trail, (list, tuple, os.PathLike) + TEXT)
+    return as_text("".join(arg(f"trail[{i}]", line, str) + "\n" for i, line in enumerate(trail)))
 
 
 _KINDS = {1: "audit", 2: "command", 3: "event"}
@@ -39,103 +53,125 @@ class Rollout(Managed):
 
     _free = lib.ota_rollout_free
 
-    def __init__(self, handle):
-        super().__init__(handle)
-        self._taken = {kind: collections.deque() for kind in _KINDS.values()}
+    _taken_by_kind: Optional[Dict[str, Deque[Any]]] = None
+
+    @property
+    def _taken(self) -> Dict[str, Deque[Any]]:
+        """The outputs taken by ``_take`` but not of the kind it was asked for."""
+        if self._taken_by_kind is None:
+            self._taken_by_kind = {kind: collections.deque() for kind in _KINDS.values()}
+        return self._taken_by_kind
 
     @classmethod
-    def create(cls, config, package, fleet, now, rollback=None):
+    def create(
+        cls: Type[_R],
+        config: JsonInput,
+        package: VerifiedPackage,
+        fleet: JsonInput,
+        now: int,
+        rollback: Optional[VerifiedPackage] = None,
+    ) -> _R:
         """Creates a rollout. ``config`` is ``{"rollout_id", "tenant", "created_by", "spec"}``
         with ``spec`` seed 004's rollout request (and the optional waves, halt rule, timers,
         retries, pacing and windows); ``package`` and ``rollback`` are ``VerifiedPackage``;
         ``fleet`` is a list of device profiles (dicts) or its JSON text."""
-        cptr, cn = as_text(_json_text(arg("config", config, JSON)))
+        cptr, cn = json_arg("config", config)
         p = arg("package", package, VerifiedPackage)
         r = arg("rollback", rollback, VerifiedPackage, optional=True)
-        fptr, fn = as_text(_json_text(arg("fleet", fleet, JSON)))
+        fptr, fn = json_arg("fleet", fleet)
         now = arg("now", now, INT)
         h = ctypes.c_void_p()
         call(lib.ota_rollout_create(cptr, cn, p, r, fptr, fn, now, ctypes.byref(h)))
         return cls(h.value)
 
     @classmethod
-    def replay(cls, config, package, fleet, now, trail, rollback=None):
+    def replay(
+        cls: Type[_R],
+        config: JsonInput,
+        package: VerifiedPackage,
+        fleet: JsonInput,
+        now: int,
+        trail: Trail,
+        rollback: Optional[VerifiedPackage] = None,
+    ) -> _R:
         """Rebuilds a rollout from its creation inputs and its audit trail (the records, one
         JSON line each, as a list or as text). Raises ``AuditBrokenError`` for a trail that
         was altered and ``ReplayMismatchError`` when the replay writes other records."""
-        cptr, cn = as_text(_json_text(arg("config", config, JSON)))
+        cptr, cn = json_arg("config", config)
         p = arg("package", package, VerifiedPackage)
         r = arg("rollback", rollback, VerifiedPackage, optional=True)
-        fptr, fn = as_text(_json_text(arg("fleet", fleet, JSON)))
+        fptr, fn = json_arg("fleet", fleet)
         now = arg("now", now, INT)
-        tptr, tn = as_text(_trail_text(trail))
+        tptr, tn = _trail_text(trail)
         h = ctypes.c_void_p()
         call(lib.ota_rollout_replay(cptr, cn, p, r, fptr, fn, now, tptr, tn, ctypes.byref(h)))
         return cls(h.value)
 
     @classmethod
-    def restore(cls, snapshot, package, rollback=None):
+    def restore(
+        cls: Type[_R], snapshot: JsonInput, package: VerifiedPackage, rollback: Optional[VerifiedPackage] = None
+    ) -> _R:
         """Restores a rollout from ``snapshot()`` with the packages the caller verified (DSSE
         or TUF): ``package`` and ``rollback`` must be the ones the snapshot names, or it raises
         ``PlanInvalidError``."""
-        ptr, n = as_text(arg("snapshot", snapshot, TEXT))
+        ptr, n = json_arg("snapshot", snapshot)
         p = arg("package", package, VerifiedPackage)
         r = arg("rollback", rollback, VerifiedPackage, optional=True)
         h = ctypes.c_void_p()
         call(lib.ota_rollout_restore(ptr, n, p, r, ctypes.byref(h)))
         return cls(h.value)
 
-    def handle_report(self, report, now):
+    def handle_report(self, report: JsonInput, now: int) -> None:
         """A device's report: ``{"device_id", "rollout_id", "firmware_version", "status",
         "reason"}``."""
-        ptr, n = as_text(_json_text(arg("report", report, JSON)))
+        ptr, n = json_arg("report", report)
         call(lib.ota_rollout_handle_report(self.handle, ptr, n, arg("now", now, INT)))
 
-    def handle_tick(self, now):
+    def handle_tick(self, now: int) -> None:
         """Time passed: timers fire, soaked waves open, paced commands go out."""
         call(lib.ota_rollout_handle_tick(self.handle, arg("now", now, INT)))
 
-    def _command(self, command, by, now, wave=0):
+    def _command(self, command: str, by: TextInput, now: int, wave: int = 0) -> None:
         cptr, cn = as_text(command)
         bptr, bn = as_text(arg("by", by, TEXT))
         wave = arg("wave", wave, INT)
         call(lib.ota_rollout_command(self.handle, cptr, cn, wave, bptr, bn, arg("now", now, INT)))
 
-    def pause(self, by, now):
+    def pause(self, by: TextInput, now: int) -> None:
         """Pauses: nothing new is sent."""
         self._command("pause", by, now)
 
-    def resume(self, by, now):
+    def resume(self, by: TextInput, now: int) -> None:
         """Resumes, acknowledging the failures so far."""
         self._command("resume", by, now)
 
-    def abort(self, by, now):
+    def abort(self, by: TextInput, now: int) -> None:
         """Aborts for good."""
         self._command("abort", by, now)
 
-    def rollback(self, by, now):
+    def rollback(self, by: TextInput, now: int) -> None:
         """Rolls back to the rollback package."""
         self._command("rollback", by, now)
 
-    def approve(self, wave, by, now):
+    def approve(self, wave: int, by: TextInput, now: int) -> None:
         """Approves wave ``wave`` (0 is the canary)."""
         self._command("approve", by, now, wave)
 
-    def verdict(self, wave, passed, by, now):
+    def verdict(self, wave: int, passed: bool, by: TextInput, now: int) -> None:
         """An external verdict on wave ``wave``."""
         self._command("pass" if arg("passed", passed, bool) else "fail", by, now, wave)
 
-    def join(self, profile, now):
-        """A device joined the fleet (its profile as a dict or JSON text)."""
-        ptr, n = as_text(_json_text(arg("profile", profile, JSON)))
+    def join(self, profile: JsonInput, now: int) -> None:
+        """A device joined the fleet (its profile as a dict, JSON text or a path)."""
+        ptr, n = json_arg("profile", profile)
         call(lib.ota_rollout_join(self.handle, ptr, n, arg("now", now, INT)))
 
-    def leave(self, device_id, now):
+    def leave(self, device_id: TextInput, now: int) -> None:
         """A device left the target: it becomes ``removed``."""
         ptr, n = as_text(arg("device_id", device_id, TEXT))
         call(lib.ota_rollout_leave(self.handle, ptr, n, arg("now", now, INT)))
 
-    def poll(self):
+    def poll(self) -> Optional[Output]:
         """Takes the next output as ``(kind, value)`` — ``("audit", line)``, ``("command",
         dict)`` or ``("event", dict)`` — or None when nothing is pending. After each input,
         call it until None (``iter(rollout.poll, None)``)."""
@@ -146,61 +182,62 @@ class Rollout(Managed):
             return None
         return name, (t if name == "audit" else _json.loads(t))
 
-    def outputs(self):
+    def outputs(self) -> List[Output]:
         """Every pending output, in order."""
         return list(iter(self.poll, None))
 
-    def _take(self, kind):
+    def _take(self, kind: str) -> List[Any]:
         for name, value in self.outputs():
             self._taken[name].append(value)
         taken = list(self._taken[kind])
         self._taken[kind].clear()
         return taken
 
-    def commands(self):
+    def commands(self) -> List[Dict[str, Any]]:
         """Every pending command, in order (the other outputs are kept)."""
         return self._take("command")
 
-    def events(self):
+    def events(self) -> List[Dict[str, Any]]:
         """Every pending event, in order (the other outputs are kept)."""
         return self._take("event")
 
-    def audit_records(self):
+    def audit_records(self) -> List[str]:
         """Every pending audit record, one JSON line each, in order (the other outputs are
         kept)."""
         return self._take("audit")
 
-    def audit_head(self):
+    def audit_head(self) -> str:
         """The last record of the rollout's trail, as ``SEQ:HASH`` for ``audit_verify``."""
         head = self.status()["audit_head"]
         return f"{head['seq']}:{head['hash']}"
 
-    def timeout(self):
+    def timeout(self) -> Optional[int]:
         """The earliest instant (Unix ms) at which to call ``handle_tick`` (an instant already
         past means now), or None when the rollout waits only on input."""
         at = ctypes.c_uint64(0)
         call(lib.ota_rollout_timeout(self.handle, ctypes.byref(at)))
         return None if at.value == 2**64 - 1 else at.value
 
-    def status(self):
+    def status(self) -> Dict[str, Any]:
         """Where the rollout stands: seed 004's ``rollout_id``, ``status``, ``canary_percent``
         and ``scheduled_count``, the devices per state, the waves, the halt reason, the
         incompatibility reasons and the fleet impact."""
-        return _json.loads(text(lib.ota_rollout_status, self.handle))
+        status: Dict[str, Any] = _json.loads(text(lib.ota_rollout_status, self.handle))
+        return status
 
-    def snapshot(self):
+    def snapshot(self) -> str:
         """The whole state as JSON text, for any database; it holds the trail's head. Take the
         outputs first: they are not part of it."""
         return text(lib.ota_rollout_snapshot, self.handle)
 
 
-def audit_verify(trail, head=None):
+def audit_verify(trail: Trail, head: Optional[TextInput] = None) -> int:
     """Verifies an audit trail (a list of JSON lines, or text with one record per line):
     returns how many records it holds; raises ``AuditBrokenError`` naming the first record
     that was edited, dropped, inserted or reordered. With ``head`` (``SEQ:HASH``, as
     ``Rollout.audit_head()`` gives it), the trail must also end there: dropping its last
     records is caught too."""
-    ptr, n = as_text(_trail_text(trail))
+    ptr, n = _trail_text(trail)
     records = ctypes.c_uint64(0)
     if head is None:
         call(lib.ota_audit_verify(ptr, n, ctypes.byref(records)))

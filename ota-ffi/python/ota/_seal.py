@@ -4,11 +4,18 @@
 import ctypes
 import hashlib
 import json as _json
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _ffi
-from ._ffi import as_bytes, as_text, call, json_text, lib, text
-from ._managed import BYTES, INT, JSON, PATH, Managed, arg
+from ._ffi import as_bytes, as_text, call, lib, text
+from ._managed import BYTES, INT, PATH, BytesInput, JsonInput, Managed, PathInput, arg, json_arg
 from ._sign import VerifiedPackage
+
+Sink = Callable[[bytes], Any]
+"""Where output goes: called with each piece, in order (``file.write``, ``list.append``)."""
+
+SealKey = Union[bytes, bytearray, memoryview, str]
+"""A 32-byte encryption key: the raw bytes, or 64 hex characters."""
 
 __all__ = [
     "generate_seal_key", "Sealer", "Opener", "seal", "open_sealed", "registration_build",
@@ -16,41 +23,48 @@ __all__ = [
 ]
 
 
-def generate_seal_key():
+def generate_seal_key() -> bytes:
     """A new random 32-byte encryption key (from the operating system's RNG)."""
     buf = (ctypes.c_uint8 * 32)()
     call(lib.ota_seal_key_generate(buf, 32))
     return bytes(buf)
 
 
-def _key32(key):
+def _key32(key: SealKey) -> Tuple[Optional[Any], int, bytes]:
     key = arg("key", key, BYTES)
     if isinstance(key, str):
-        key = bytes.fromhex(key)
+        try:
+            key = bytes.fromhex(key)
+        except ValueError:
+            raise ValueError("key must be 32 bytes or 64 hex characters") from None
     return as_bytes(key)
 
 
 class _Streaming(Managed):
     """A sealer or opener: bytes in with ``write``, output to ``sink`` as it is ready."""
 
-    def __init__(self, sink):
+    _write: Any
+    _finish: Any
+
+    def __init__(self, sink: Sink) -> None:
         if not callable(sink):
             raise TypeError(f"sink must be callable, not {type(sink).__name__}")
         self._callback = _ffi.writer(sink)  # kept alive as long as the handle
         super().__init__(None)
 
-    def _start(self, handle):
+    def _start(self, handle: Optional[int]) -> None:
         self._handle = handle
 
-    def write(self, data):
+    def write(self, data: Union[BytesInput, str]) -> None:
         """Takes the next input bytes."""
         ptr, n, _keep = as_bytes(arg("data", data, BYTES))
-        call(self._write(self.handle, ptr, n))
+        call(type(self)._write(self.handle, ptr, n))
 
-    def finish(self):
+    def finish(self) -> Dict[str, Any]:
         """Ends the stream and returns what it produced, as a dict. Calling it again returns
         the same."""
-        return _json.loads(text(self._finish, self.handle))
+        info: Dict[str, Any] = _json.loads(text(type(self)._finish, self.handle))
+        return info
 
 
 class Sealer(_Streaming):
@@ -62,7 +76,7 @@ class Sealer(_Streaming):
     _write = lib.ota_sealer_write
     _finish = lib.ota_sealer_finish
 
-    def __init__(self, key, sink, plaintext_sha256=None):
+    def __init__(self, key: SealKey, sink: Sink, plaintext_sha256: Optional[BytesInput] = None) -> None:
         super().__init__(sink)
         kptr, kn, _k = _key32(key)
         h = ctypes.c_void_p()
@@ -83,7 +97,7 @@ class Opener(_Streaming):
     _write = lib.ota_opener_write
     _finish = lib.ota_opener_finish
 
-    def __init__(self, verified, key, sink):
+    def __init__(self, verified: VerifiedPackage, key: SealKey, sink: Sink) -> None:
         v = arg("verified", verified, VerifiedPackage)
         super().__init__(sink)
         kptr, kn, _k = _key32(key)
@@ -92,11 +106,12 @@ class Opener(_Streaming):
         self._start(h.value)
 
 
-def seal(plaintext, key, reproducible=False):
+def seal(plaintext: BytesInput, key: SealKey, reproducible: bool = False) -> Tuple[bytes, Dict[str, Any]]:
     """Seals bytes in memory: ``(sealed bytes, info dict)``. The info has ``sha256``,
     ``size_bytes``, ``plaintext_size``, ``plaintext_sha256``, ``iv`` and ``chunks``."""
     arg("plaintext", plaintext, (bytes, bytearray, memoryview))
-    out = []
+    arg("reproducible", reproducible, bool)
+    out: List[bytes] = []
     digest = hashlib.sha256(plaintext).digest() if reproducible else None
     with Sealer(key, out.append, digest) as s:
         s.write(plaintext)
@@ -104,17 +119,27 @@ def seal(plaintext, key, reproducible=False):
     return b"".join(out), info
 
 
-def open_sealed(verified, key, artifact):
+def open_sealed(verified: VerifiedPackage, key: SealKey, artifact: BytesInput) -> bytes:
     """Opens a verified package's artifact held in memory: the plaintext."""
     arg("artifact", artifact, (bytes, bytearray, memoryview))
-    out = []
+    out: List[bytes] = []
     with Opener(verified, key, out.append) as o:
         o.write(artifact)
         o.finish()
     return b"".join(out)
 
 
-def registration_build(sealer, key, resource_name, dev_stage, architecture, version, s3_endpoint, bucket, cdn_base=None):
+def registration_build(
+    sealer: Sealer,
+    key: SealKey,
+    resource_name: str,
+    dev_stage: str,
+    architecture: str,
+    version: str,
+    s3_endpoint: str,
+    bucket: str,
+    cdn_base: Optional[str] = None,
+) -> Dict[str, Any]:
     """Seed 002's registration record for a finished ``Sealer``'s artifact, as a dict."""
     s = arg("sealer", sealer, Sealer)
     params = {
@@ -127,19 +152,20 @@ def registration_build(sealer, key, resource_name, dev_stage, architecture, vers
         params["cdn_base"] = arg("cdn_base", cdn_base, str)
     kptr, kn, _k = _key32(key)
     p, pn = as_text(_json.dumps(params))
-    return _json.loads(text(lib.ota_registration_build, s, kptr, kn, p, pn))
+    record: Dict[str, Any] = _json.loads(text(lib.ota_registration_build, s, kptr, kn, p, pn))
+    return record
 
 
-def registration_object_key(registration):
+def registration_object_key(registration: JsonInput) -> str:
     """The object key ``{dev_stage}/{resource_name}-{architecture}-{version}.enc``."""
-    r, n = as_text(json_text(arg("registration", registration, JSON)))
+    r, n = json_arg("registration", registration)
     return text(lib.ota_registration_object_key, r, n)
 
 
-def registration_open_file(registration, artifact_path, out_path, max_plaintext):
+def registration_open_file(registration: JsonInput, artifact_path: PathInput, out_path: PathInput, max_plaintext: int) -> None:
     """Opens a sealed file known only by its registration record: checks its size and SHA-256
     before decrypting, and writes ``out_path`` only on success."""
-    r, rn = as_text(json_text(arg("registration", registration, JSON)))
+    r, rn = json_arg("registration", registration)
     a, an = as_text(arg("artifact_path", artifact_path, PATH))
     o, on = as_text(arg("out_path", out_path, PATH))
     call(lib.ota_registration_open_file(r, rn, a, an, o, on, arg("max_plaintext", max_plaintext, INT)))

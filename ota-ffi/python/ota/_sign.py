@@ -3,11 +3,14 @@ packages verified from them."""
 
 import ctypes
 import json as _json
+from typing import AbstractSet, Any, Dict, Sequence, Type, TypeVar, Union
 
 from . import _ffi
 from ._documents import Package
 from ._ffi import as_bytes, as_text, call, lib, text
-from ._managed import BYTES, INT, TEXT, Managed, arg
+from ._managed import BYTES, INT, TEXT, JsonInput, Managed, TextInput, arg, json_arg
+
+_K = TypeVar("_K", bound="SigningKey")
 
 __all__ = ["SigningKey", "TrustedKeys", "sign", "verify", "VerifiedPackage"]
 
@@ -18,35 +21,35 @@ class SigningKey(Managed):
     _free = lib.ota_signing_key_free
 
     @classmethod
-    def generate(cls):
+    def generate(cls: Type[_K]) -> _K:
         """A new key from the operating system's RNG."""
         h = ctypes.c_void_p()
         call(lib.ota_signing_key_generate(ctypes.byref(h)))
         return cls(h.value)
 
     @classmethod
-    def load(cls, pkcs8):
+    def load(cls: Type[_K], pkcs8: Union[TextInput, bytes]) -> _K:
         """Loads a PKCS#8 private key, PEM (text or bytes) or DER."""
         ptr, n, _keep = as_bytes(arg("pkcs8", pkcs8, BYTES))
         h = ctypes.c_void_p()
         call(lib.ota_signing_key_load(ptr, n, ctypes.byref(h)))
         return cls(h.value)
 
-    def to_pem(self):
+    def to_pem(self) -> str:
         """The key as PKCS#8 PEM text."""
         return text(lib.ota_signing_key_to_pem, self.handle)
 
-    def to_der(self):
+    def to_der(self) -> bytes:
         """The key as PKCS#8 DER bytes."""
         return _ffi.binary(lib.ota_signing_key_to_der, self.handle)
 
     @property
-    def public_key(self):
+    def public_key(self) -> str:
         """The raw public key as 64 hex characters."""
         return text(lib.ota_signing_key_public_key, self.handle)
 
     @property
-    def key_id(self):
+    def key_id(self) -> str:
         """The key id: the hex SHA-256 of the raw public key."""
         return text(lib.ota_signing_key_id, self.handle)
 
@@ -56,14 +59,17 @@ class TrustedKeys(Managed):
 
     _free = lib.ota_trusted_keys_free
 
-    def __init__(self, keys=()):
+    def __init__(
+        self, keys: Union[Sequence[Union[TextInput, "SigningKey"]], AbstractSet[Union[str, bytes, "SigningKey"]]] = ()
+    ) -> None:
+        arg("keys", keys, (list, tuple, set, frozenset))
         h = ctypes.c_void_p()
         call(lib.ota_trusted_keys_new(ctypes.byref(h)))
         super().__init__(h.value)
         for k in keys:
             self.add(k)
 
-    def add(self, public_key):
+    def add(self, public_key: Union[TextInput, "SigningKey"]) -> None:
         """Trusts a public key, or the public key of a ``SigningKey``."""
         if isinstance(public_key, SigningKey):
             public_key = public_key.public_key
@@ -71,7 +77,7 @@ class TrustedKeys(Managed):
         call(lib.ota_trusted_keys_add(self.handle, key, n))
 
 
-def sign(package, keys):
+def sign(package: Package, keys: Sequence[SigningKey]) -> str:
     """Signs a sealed ``Package`` with every key: the DSSE envelope as JSON text."""
     p = arg("package", package, Package)
     arg("keys", keys, (list, tuple))
@@ -86,15 +92,17 @@ class VerifiedPackage(Managed):
 
     _free = lib.ota_verified_package_free
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         """``{"id", "signed_by", "package"}``."""
-        return _json.loads(text(lib.ota_verified_package_to_json, self.handle))
+        value: Dict[str, Any] = _json.loads(text(lib.ota_verified_package_to_json, self.handle))
+        return value
 
 
-def verify(envelope, trusted, threshold=1):
-    """Verifies a DSSE envelope: at least ``threshold`` distinct trusted keys must have signed
-    it. Raises ``ThresholdNotMetError``, ``SignatureInvalidError``, ... otherwise."""
-    env, n = as_text(arg("envelope", envelope, TEXT))
+def verify(envelope: JsonInput, trusted: TrustedKeys, threshold: int = 1) -> VerifiedPackage:
+    """Verifies a DSSE envelope (a dict, its JSON text, or a path): at least ``threshold``
+    distinct trusted keys must have signed it. Raises a ``VerificationError``
+    (``ThresholdNotMetError``, ``SignatureInvalidError``, ...) otherwise."""
+    env, n = json_arg("envelope", envelope)
     keys = arg("trusted", trusted, TrustedKeys)
     threshold = arg("threshold", threshold, INT)
     h = ctypes.c_void_p()

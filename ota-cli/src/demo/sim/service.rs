@@ -11,7 +11,8 @@ use ota_core::rollout::{DeviceState, Input, Output, RolloutCommand, RolloutState
 use super::device::{Device, Run};
 use super::setup::name;
 use super::transcript::device_lines;
-use super::{Demo, LISTED_WAVE, OLD};
+use super::{Demo, LISTED_WAVE};
+use crate::demo::OLD;
 use crate::out::CliError;
 
 impl Demo<'_> {

@@ -4,20 +4,20 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ota_core::Limits;
+use ota_core::Sha256Digest;
 use ota_core::name::Name;
 use ota_core::plan::RolloutSpec;
 use ota_core::rollout::{Create, Rollout};
 use ota_core::seal::SealKey;
-use ota_core::sign::{SigningKey, VerifiedPackage};
-use ota_core::{Limits, Sha256Digest};
+use ota_core::sign::VerifiedPackage;
 use ota_sim::{Network, Rng};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::device::{CORRUPTION, LOSS};
-use super::{Demo, DemoArgs, NAME, NEW, OLD, T0, Totals};
+use super::{Demo, T0, Totals};
+use crate::demo::{DemoArgs, NAME, NEW, OLD, publisher};
 use crate::out::{self, CliError, Out};
-use crate::pack::{self, PackArgs};
-use crate::publish::{self, PublishArgs};
 
 /// What the publisher made.
 pub(super) struct Published {
@@ -38,18 +38,7 @@ impl<'a> Demo<'a> {
         };
         // 1. Keys, the engines and their manifests.
         let mut rng = Rng::stream(a.seed, "publisher");
-        let signer = SigningKey::from_secret(rng.bytes32());
-        let keys = work.join("keys");
-        out::write_atomic(
-            &keys.join("private.pem"),
-            signer.to_pkcs8_pem().as_bytes(),
-            true,
-        )?;
-        out::write_atomic(
-            &keys.join("public.pem"),
-            signer.public_key().to_pem().as_bytes(),
-            false,
-        )?;
+        let signer = publisher::signer(work, &mut rng)?;
         let size = (a.model_mb * 1024.0 * 1024.0) as usize;
         let new_engine = ota_sim::weights(size, &mut rng);
         let old_engine = ota_sim::weights(size, &mut rng);
@@ -153,83 +142,23 @@ pub(super) fn name(s: &str) -> Result<Name, CliError> {
     s.parse().map_err(|e| CliError::usage(format!("{s}: {e}")))
 }
 
-/// Packs and publishes one version through the real `pack` and `publish` commands.
-pub(super) fn publish_version(
+/// Packs and publishes one version through the real `pack` and `publish` commands, into the
+/// local store `work/store`.
+fn publish_version(
     work: &Path,
     version: &str,
     engine: &[u8],
     rollback: bool,
     rng: &mut Rng,
 ) -> Result<Published, CliError> {
-    let model = work.join("model");
-    let engine_path = model.join(format!("{NAME}-{version}.engine"));
-    out::write_atomic(&engine_path, engine, false)?;
-    let sha = Sha256Digest::of(engine);
-    let manifest = manifest(version, engine.len() as u64, &sha.to_hex());
-    let manifest_path = model.join(format!("manifest-{version}.json"));
-    out::write_atomic(&manifest_path, manifest.to_string().as_bytes(), false)?;
-    let key = SealKey::from_bytes(rng.bytes32());
-    let out_dir = work.join(format!("out-{version}"));
-    let packed = pack::run(
-        &PackArgs {
-            file: engine_path,
-            manifest: manifest_path,
-            key: work.join("keys/private.pem"),
-            resource_name: NAME.into(),
-            dev_stage: "prod".into(),
-            architecture: "arm64".into(),
-            version: version.into(),
-            out: out_dir.clone(),
-            reproducible: true,
-            seal_key: Some(key.to_hex()),
-            device_types: vec!["line-camera".into()],
-            hardware_profiles: Vec::new(),
-            release_notes: if rollback {
-                format!("Rollback to {version}.")
-            } else {
-                "Retrained on plant-7 data.".into()
-            },
-            rollback,
-            s3_endpoint: None,
-            bucket: None,
-            cdn_base: Some("https://cdn.demo.invalid".into()),
-            tuf_repo: None,
-            tuf_keys: Vec::new(),
-        },
-        true,
-    )?;
-    publish::publish(
-        &PublishArgs {
-            dir: out_dir,
-            store: Some(work.join("store").display().to_string()),
-            s3_endpoint: None,
-            s3_access_key: None,
-            s3_secret_key: None,
-            bucket: None,
-            cdn_base: None,
-            region: "us-east-1".into(),
-            admin_api_url: None,
-            admin_api_token: None,
-            admin_api_publish_path: String::new(),
-        },
-        true,
-    )?;
-    let artifact = out::read(&work.join("store").join(packed.record.object_key()))?;
+    let packed = publisher::pack(work, version, engine, rollback, rng)?;
+    let store = work.join("store");
+    publisher::publish(&packed, &store)?;
+    let artifact = out::read(&store.join(&packed.object_key))?;
     Ok(Published {
         package: packed.package,
-        key,
+        key: packed.key,
         artifact,
-        plaintext_sha256: sha,
+        plaintext_sha256: packed.plaintext_sha256,
     })
-}
-
-/// The manifest of the YOLOv8n TensorRT engine built for Jetson Orin NX, at `version`, listing
-/// the engine as its one file.
-fn manifest(version: &str, engine_size: u64, engine_sha256: &str) -> Value {
-    let mut m: Value =
-        serde_json::from_str(include_str!("yolo-v8n-orin-nx.json")).unwrap_or_default();
-    m["version"] = json!(version);
-    m["files"] = json!([{"path": "model/yolo-v8n.engine", "role": "engine",
-                         "size_bytes": engine_size, "sha256": engine_sha256}]);
-    m
 }

@@ -9,8 +9,9 @@ use ota_core::audit;
 use ota_core::rollout::{DeviceState as S, Event};
 use serde_json::json;
 
+use super::Demo;
 use super::device::Run;
-use super::{Demo, NEW, OLD};
+use crate::demo::{NEW, OLD};
 use crate::out::{self, Outcome};
 
 impl Demo<'_> {

@@ -1,0 +1,322 @@
+//! The daemon's side of seed 004's device API: registration, the poll, chunks by range, and
+//! reports. Every answer is checked before it is used: a chunk must be exactly the range
+//! asked for, or the server is refused.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ota_core::assignment::Assignment;
+use ota_core::download::ChunkRequest;
+use ota_core::report::DeviceReport;
+use ota_core::{DeviceProfile, Limits, Name, PackageId, Version};
+use serde_json::Value;
+
+use crate::error::DaemonError;
+
+/// The header in which the server suggests the poll interval, in milliseconds.
+pub const POLL_INTERVAL_HEADER: &str = "ota-poll-interval-ms";
+/// The header in which the device tells the version it really runs: `name=version`, comma
+/// separated.
+pub const INSTALLED_HEADER: &str = "ota-installed";
+
+/// What a poll answered.
+#[derive(Debug)]
+pub struct Poll {
+    /// The assignment, if any.
+    pub assignment: Option<Assignment>,
+    /// The interval the server suggests.
+    pub interval: Option<Duration>,
+}
+
+/// An HTTP client of one device.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    device_id: Name,
+    credential: Option<String>,
+}
+
+fn transport(what: impl Into<String>, e: &reqwest::Error) -> DaemonError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    DaemonError::Http {
+        what: what.into(),
+        message,
+    }
+}
+
+async fn status_error(what: impl Into<String>, r: reqwest::Response) -> DaemonError {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or(text);
+    DaemonError::Status {
+        what: what.into(),
+        status,
+        message: message.chars().take(500).collect(),
+    }
+}
+
+/// `name=version,name=version`.
+pub fn installed_header(installed: &BTreeMap<Name, Version>) -> String {
+    installed
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Client {
+    /// A client of the server at `base` for `device_id`.
+    pub fn new(base: &str, device_id: Name, timeout: Duration) -> Result<Client, DaemonError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(16)
+            .build()
+            .map_err(|e| transport("http client", &e))?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            device_id,
+            credential: None,
+        })
+    }
+
+    /// Uses this credential from now on.
+    pub fn set_credential(&mut self, credential: String) {
+        self.credential = Some(credential);
+    }
+
+    /// Whether the client has a credential.
+    pub fn has_credential(&self) -> bool {
+        self.credential.is_some()
+    }
+
+    fn device_url(&self, rest: &str) -> String {
+        format!("{}/api/v1/devices/{}{rest}", self.base, self.device_id)
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credential {
+            Some(c) => rb.bearer_auth(c),
+            None => rb,
+        }
+    }
+
+    /// Registers the device with a tenant admin token (`PUT /api/v1/devices/{id}`); answers
+    /// the credential the server issued.
+    pub async fn register(
+        &self,
+        token: &str,
+        device: &DeviceProfile,
+        profile_id: Option<&Name>,
+    ) -> Result<String, DaemonError> {
+        let mut body: Value = serde_json::from_str(&device.to_json()).unwrap_or(Value::Null);
+        if let Some(obj) = body.as_object_mut() {
+            if let Some(p) = profile_id {
+                obj.insert("profile_id".into(), Value::String(p.to_string()));
+            }
+            // A device registered before whose credential was lost gets a new one.
+            obj.insert("issue_credential".into(), Value::Bool(true));
+        }
+        let r = self
+            .http
+            .put(self.device_url(""))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| transport("register", &e))?;
+        let code = r.status().as_u16();
+        let issued = matches!(code, 200 | 201);
+        match code {
+            _ if issued => {
+                let bytes = r.bytes().await.map_err(|e| transport("register", &e))?;
+                let v: Value =
+                    serde_json::from_slice(&bytes).map_err(|e| DaemonError::Protocol {
+                        what: "registration",
+                        message: e.to_string(),
+                    })?;
+                v["credential"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or(DaemonError::AlreadyRegistered {
+                        device_id: self.device_id.to_string(),
+                    })
+            }
+            _ => Err(status_error("register", r).await),
+        }
+    }
+
+    /// `GET /api/v1/devices/{id}/ota`, telling the versions the device really runs.
+    pub async fn poll(
+        &self,
+        installed: &BTreeMap<Name, Version>,
+        limits: &Limits,
+    ) -> Result<Poll, DaemonError> {
+        let r = self
+            .auth(self.http.get(self.device_url("/ota")))
+            .header(INSTALLED_HEADER, installed_header(installed))
+            .send()
+            .await
+            .map_err(|e| transport("poll", &e))?;
+        let interval = r
+            .headers()
+            .get(POLL_INTERVAL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        match r.status().as_u16() {
+            204 => Ok(Poll {
+                assignment: None,
+                interval,
+            }),
+            200 => {
+                let bytes = r.bytes().await.map_err(|e| transport("poll", &e))?;
+                let a =
+                    Assignment::from_json(&bytes, limits).map_err(|e| DaemonError::Protocol {
+                        what: "assignment",
+                        message: e.to_string(),
+                    })?;
+                Ok(Poll {
+                    assignment: Some(a),
+                    interval,
+                })
+            }
+            _ => Err(status_error("poll", r).await),
+        }
+    }
+
+    /// One chunk, by a `Range` request: the answer must be `206` with the exact
+    /// `Content-Range` and `Content-Length` asked for, and exactly that many bytes.
+    pub async fn chunk(
+        &self,
+        package_id: &PackageId,
+        req: ChunkRequest,
+        size: u64,
+    ) -> Result<Bytes, DaemonError> {
+        let what = || format!("chunk {}", req.index);
+        let len = u64::from(req.length);
+        let last = req.offset + len - 1;
+        let mut r = self
+            .auth(
+                self.http
+                    .get(self.device_url(&format!("/ota/chunk?package_id={package_id}"))),
+            )
+            .header("range", format!("bytes={}-{last}", req.offset))
+            .send()
+            .await
+            .map_err(|e| transport(what(), &e))?;
+        let status = r.status().as_u16();
+        if status == 200 {
+            return Err(DaemonError::RangeIgnored {
+                offset: req.offset,
+                status,
+                detail: "200 instead of 206".into(),
+            });
+        }
+        if status != 206 {
+            return Err(status_error(what(), r).await);
+        }
+        let range = r
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let expected = format!("bytes {}-{last}/{size}", req.offset);
+        if range != expected {
+            let found = parse_range_len(&range).unwrap_or(0);
+            if found != len {
+                return Err(DaemonError::LengthMismatch {
+                    offset: req.offset,
+                    what: "content-range",
+                    expected: len,
+                    found,
+                });
+            }
+            return Err(DaemonError::RangeIgnored {
+                offset: req.offset,
+                status,
+                detail: format!("content-range {range:?}, expected {expected:?}"),
+            });
+        }
+        if let Some(cl) = r.content_length()
+            && cl != len
+        {
+            return Err(DaemonError::LengthMismatch {
+                offset: req.offset,
+                what: "content-length",
+                expected: len,
+                found: cl,
+            });
+        }
+        let mut body = BytesMut::with_capacity(req.length as usize);
+        while let Some(piece) = r.chunk().await.map_err(|e| transport(what(), &e))? {
+            if body.len() as u64 + piece.len() as u64 > len {
+                return Err(DaemonError::LengthMismatch {
+                    offset: req.offset,
+                    what: "body",
+                    expected: len,
+                    found: body.len() as u64 + piece.len() as u64,
+                });
+            }
+            body.extend_from_slice(&piece);
+        }
+        if body.len() as u64 != len {
+            return Err(DaemonError::LengthMismatch {
+                offset: req.offset,
+                what: "body",
+                expected: len,
+                found: body.len() as u64,
+            });
+        }
+        Ok(body.freeze())
+    }
+
+    /// `POST /api/v1/devices/{id}/ota/report`, with a progress `step` for an `in_progress`
+    /// report.
+    pub async fn report(
+        &self,
+        report: &DeviceReport,
+        step: Option<&str>,
+    ) -> Result<(), DaemonError> {
+        let mut body: Value = serde_json::from_str(&report.to_json()).unwrap_or(Value::Null);
+        if let (Some(obj), Some(s)) = (body.as_object_mut(), step) {
+            obj.insert("step".into(), Value::String(s.to_string()));
+        }
+        let r = self
+            .auth(self.http.post(self.device_url("/ota/report")))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| transport("report", &e))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error("report", r).await)
+        }
+    }
+}
+
+/// The length of `bytes START-END/SIZE`.
+fn parse_range_len(range: &str) -> Option<u64> {
+    let spec = range.strip_prefix("bytes ")?;
+    let (span, _) = spec.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    Some(b.checked_sub(a)? + 1)
+}

@@ -1,0 +1,782 @@
+//! The daemon: [`Daemon`] drives the core's [`Agent`] against the control plane, the slots
+//! and the probes. See the [crate documentation](crate) for the cycle.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ota_core::agent::{
+    Agent, AgentConfig, AgentError, AgentRecord, AgentState, Input, Output, Rejection, UpdateRecord,
+};
+use ota_core::download::{ChunkRequest, DownloadError};
+use ota_core::probe::{ProbeResult, ProbeSpec};
+use ota_core::report::{DeviceReport, ReportStatus};
+use ota_core::{Name, UnixMs, Version};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::client::Client;
+use crate::config::Config;
+use crate::error::DaemonError;
+use crate::io::DeviceStore;
+use crate::pace::{Limiter, backoff, jitter};
+use crate::slots::{SlotLabel, Slots, Switched};
+use crate::store::{self, StateDir};
+
+/// How many times one chunk may fail its digest in a cycle before the cycle gives up.
+const MAX_BAD_CHUNK: u32 = 5;
+/// How many fetches in a row may fail (connection errors, 5xx) before the cycle gives up.
+const MAX_FETCH_FAILURES: u32 = 8;
+
+/// What one cycle did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cycle {
+    /// Nothing was assigned.
+    Idle,
+    /// A new version was installed, found healthy and committed.
+    Updated {
+        /// The package.
+        name: Name,
+        /// The version that runs now.
+        version: Version,
+        /// The version that ran before.
+        previous: Option<Version>,
+    },
+    /// The new version failed after the swap (its probe, or its boots), and the previous
+    /// one runs again.
+    RolledBack {
+        /// The package.
+        name: Name,
+        /// The version that failed.
+        version: Version,
+        /// The version that runs again.
+        running: Option<Version>,
+        /// Why.
+        reason: String,
+    },
+    /// The update failed before the swap (the install); nothing changed.
+    Failed {
+        /// The package.
+        name: Name,
+        /// The version that failed.
+        version: Version,
+        /// Why.
+        reason: String,
+    },
+    /// The assignment was refused before anything was written.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// The assigned version runs already (reported as a success).
+    Current {
+        /// The package.
+        name: Name,
+        /// Its version.
+        version: Version,
+    },
+    /// A shutdown was asked for; the download stopped at a safe point and resumes later.
+    Stopped,
+}
+
+/// The device daemon. Many can run as tasks of one runtime: it holds no process-wide
+/// state (signals are the binary's business).
+pub struct Daemon {
+    config: Config,
+    state: StateDir,
+    client: Client,
+    agent: Agent,
+    io: DeviceStore,
+    /// Chunks to fetch.
+    pending: VecDeque<ChunkRequest>,
+    /// Reports not yet acknowledged.
+    outbox: Vec<DeviceReport>,
+    /// The poll interval the server suggested last.
+    interval: Duration,
+    stop: Option<watch::Receiver<bool>>,
+    /// The update in progress, as last persisted.
+    current: Option<UpdateRecord>,
+    /// A probe the agent asked for.
+    probe: Option<(ProbeSpec, UnixMs)>,
+    /// The progress steps reported for the update in progress.
+    steps: BTreeSet<&'static str>,
+    bad: HashMap<usize, u32>,
+    limiter: Arc<Limiter>,
+    running: Option<Version>,
+    outcome: Option<Cycle>,
+}
+
+/// The wall clock, as the agent takes it.
+pub fn now() -> UnixMs {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    UnixMs(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+fn system_time(t: UnixMs) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(t.get())
+}
+
+fn agent_config(c: &Config) -> AgentConfig {
+    AgentConfig {
+        device: c.device.clone(),
+        trusted: c.trusted.clone(),
+        threshold: c.threshold,
+        policy: c.probe_policy,
+        default_probe: c.probe.clone(),
+        exec_allowlist: c.exec_allowlist.clone(),
+        max_boot_attempts: c.max_boot_attempts,
+        limits: c.limits,
+    }
+}
+
+fn label(u: &UpdateRecord) -> SlotLabel {
+    SlotLabel {
+        package_id: Some(u.assignment.package_id.clone()),
+        name: u.name.clone(),
+        version: u.version.clone(),
+    }
+}
+
+/// Resolves when `stop` says so; never, without a stop channel.
+async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    match stop {
+        Some(r) => {
+            if r.wait_for(|v| *v).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+impl Daemon {
+    /// Opens the daemon: checks the configuration, restores the agent's record from the
+    /// state directory (resuming an update in progress, re-verifying what it staged), and
+    /// reads the credential if there is one. Touches no network.
+    pub async fn open(config: Config) -> Result<Daemon, DaemonError> {
+        config.check()?;
+        let state = StateDir::open(&config.state_dir)?;
+        let factory = (config.device.installed.len() == 1)
+            .then(|| config.device.installed.iter().next())
+            .flatten()
+            .map(|(n, v)| (n.clone(), v.clone()));
+        let slots = Slots::open(&config.slots, state.path("slots.json"), factory)?;
+        let mut io = DeviceStore::open(state.path("staging"), slots)?;
+        let mut record = state
+            .load_record(&config.limits)?
+            .unwrap_or_else(|| AgentRecord::new(config.device.installed.clone()));
+        if record.state == AgentState::Idle
+            && let Some(l) = io.slots.active_label()?
+            && record.installed.get(&l.name) != Some(&l.version)
+        {
+            // The slots are the truth of what runs (a bootloader may have fallen back).
+            record.installed.insert(l.name, l.version);
+            state.save_record(&record)?;
+        }
+        let current = record.update.clone();
+        let agent = Agent::new(agent_config(&config), Some(record), now(), &mut io);
+        let mut client = Client::new(
+            &config.server,
+            config.device_id().clone(),
+            config.request_timeout,
+        )?;
+        if let Some(c) = store::load_credential(&config.credential_file)? {
+            client.set_credential(c);
+        }
+        let outbox = state.load_outbox(&config.limits)?;
+        let mut d = Daemon {
+            interval: config.poll_interval,
+            limiter: Arc::new(Limiter::new(config.bandwidth)),
+            config,
+            state,
+            client,
+            agent,
+            io,
+            pending: VecDeque::new(),
+            outbox,
+            stop: None,
+            current,
+            probe: None,
+            steps: BTreeSet::new(),
+            bad: HashMap::new(),
+            running: None,
+            outcome: None,
+        };
+        d.refresh_running()?;
+        Ok(d)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The version the active slot holds (when the daemon installed it), else the one the
+    /// record says the device runs when it runs one package.
+    pub fn running_version(&self) -> Option<&Version> {
+        self.running.as_ref()
+    }
+
+    /// The agent's state.
+    pub fn state(&self) -> AgentState {
+        self.agent.state()
+    }
+
+    /// The agent's record, as last changed.
+    pub fn record(&self) -> &AgentRecord {
+        self.agent.record()
+    }
+
+    /// The poll interval in force: the server's suggestion, else the configuration's.
+    pub fn poll_interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn refresh_running(&mut self) -> Result<(), DaemonError> {
+        self.running = match self.io.slots.active_label()? {
+            Some(l) => Some(l.version),
+            None => {
+                let installed = &self.agent.record().installed;
+                if installed.len() == 1 {
+                    installed.values().next().cloned()
+                } else {
+                    None
+                }
+            }
+        };
+        Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|r| *r.borrow())
+    }
+
+    /// One poll-and-update cycle (what `--once` does): registers if needed, sends reports
+    /// left over, finishes an update in progress, or polls and carries out what is
+    /// assigned, through the swap and the probes to the commit or the rollback.
+    pub async fn cycle(&mut self) -> Result<Cycle, DaemonError> {
+        self.ensure_credential().await?;
+        self.flush_outbox().await?;
+        if let Some(c) = self.drive().await? {
+            return Ok(c);
+        }
+        if self.stopping() {
+            return Ok(Cycle::Stopped);
+        }
+        self.reconcile()?;
+        let poll = self
+            .client
+            .poll(&self.agent.record().installed, &self.config.limits)
+            .await?;
+        if let Some(i) = poll.interval {
+            self.interval = i;
+        }
+        let Some(assignment) = poll.assignment else {
+            return Ok(Cycle::Idle);
+        };
+        match self
+            .agent
+            .handle(Input::assignment(assignment), now(), &mut self.io)
+        {
+            Ok(()) => Ok(self.drive().await?.unwrap_or(Cycle::Idle)),
+            Err(AgentError::Rejected(r)) => {
+                self.drive().await?;
+                Ok(match r {
+                    Rejection::AlreadyInstalled { name, version } => {
+                        Cycle::Current { name, version }
+                    }
+                    other => Cycle::Rejected {
+                        reason: other.to_string(),
+                    },
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`Daemon::cycle`] that stops at the next safe point once `shutdown` resolves
+    /// (answering [`Cycle::Stopped`] when it stopped a download).
+    pub async fn cycle_until(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Cycle, DaemonError> {
+        let (tx, rx) = watch::channel(false);
+        self.stop = Some(rx);
+        let r = {
+            let work = self.cycle();
+            tokio::pin!(work);
+            tokio::pin!(shutdown);
+            let mut signalled = false;
+            loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    () = &mut shutdown, if !signalled => {
+                        signalled = true;
+                        let _ = tx.send(true);
+                    }
+                }
+            }
+        };
+        self.stop = None;
+        r
+    }
+
+    /// Runs until `shutdown` resolves: a cycle, then the server's poll interval (with
+    /// jitter), or an exponential backoff after errors. A shutdown stops at the next safe
+    /// point: between polls, or between chunks of a download; a swap, probe or restore in
+    /// progress is finished first. Fails only on what retrying cannot fix (no credential,
+    /// no way to register).
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        let (tx, rx) = watch::channel(false);
+        self.stop = Some(rx);
+        let work = self.run_loop();
+        tokio::pin!(work);
+        tokio::pin!(shutdown);
+        let mut signalled = false;
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                () = &mut shutdown, if !signalled => {
+                    signalled = true;
+                    let _ = tx.send(true);
+                }
+            }
+        }
+    }
+
+    async fn run_loop(&mut self) -> Result<(), DaemonError> {
+        let mut errors = 0u32;
+        loop {
+            let delay = match self.cycle().await {
+                Ok(Cycle::Stopped) => return Ok(()),
+                Ok(c) => {
+                    errors = 0;
+                    if c != Cycle::Idle {
+                        tracing::info!(device = %self.config.device_id(), cycle = ?c, "cycle");
+                    }
+                    jitter(self.interval)
+                }
+                Err(
+                    e @ (DaemonError::NotRegistered { .. }
+                    | DaemonError::AlreadyRegistered { .. }
+                    | DaemonError::Config(_)),
+                ) => return Err(e),
+                Err(DaemonError::Rebooting) => {
+                    tracing::info!(device = %self.config.device_id(), "waiting for the reboot");
+                    stopped(&mut self.stop).await;
+                    return Ok(());
+                }
+                Err(e) => {
+                    errors += 1;
+                    tracing::warn!(device = %self.config.device_id(), error = %e, errors, "cycle failed");
+                    backoff(errors, self.config.max_backoff)
+                }
+            };
+            if self.stopping() {
+                return Ok(());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stopped(&mut self.stop) => return Ok(()),
+            }
+        }
+    }
+
+    /// The credential: from its file, or by registering with the enrollment token.
+    async fn ensure_credential(&mut self) -> Result<(), DaemonError> {
+        if self.client.has_credential() {
+            return Ok(());
+        }
+        let path = &self.config.credential_file;
+        if let Some(c) = store::load_credential(path)? {
+            self.client.set_credential(c);
+            return Ok(());
+        }
+        let Some(token_path) = &self.config.enrollment_token_file else {
+            return Err(DaemonError::NotRegistered {
+                device_id: self.config.device_id().to_string(),
+                path: path.clone(),
+            });
+        };
+        let token = std::fs::read_to_string(token_path)
+            .map_err(|e| DaemonError::io("enrollment_token_file", token_path, e))?;
+        let credential = self
+            .client
+            .register(
+                token.trim(),
+                &self.config.device,
+                self.config.profile_id.as_ref(),
+            )
+            .await?;
+        store::save_credential(path, &credential)?;
+        self.client.set_credential(credential);
+        tracing::info!(device = %self.config.device_id(), "registered");
+        Ok(())
+    }
+
+    /// Sends the reports not yet acknowledged, in order. A report the server refuses (4xx:
+    /// it changes nothing any more) is dropped; a connection error or a 5xx keeps the rest
+    /// for later.
+    async fn flush_outbox(&mut self) -> Result<(), DaemonError> {
+        while let Some(r) = self.outbox.first() {
+            let step = (r.status == ReportStatus::InProgress).then_some("downloading");
+            match self.client.report(r, step).await {
+                Ok(()) => {}
+                Err(DaemonError::Status { status, .. }) if (400..500).contains(&status) => {}
+                Err(e) => return Err(e),
+            }
+            self.outbox.remove(0);
+            self.state.save_outbox(&self.outbox)?;
+        }
+        Ok(())
+    }
+
+    /// Fixes the record when the slots say another version runs (a bootloader fell back, or
+    /// someone switched by hand): the slots are the truth, and the next poll tells it.
+    fn reconcile(&mut self) -> Result<(), DaemonError> {
+        self.refresh_running()?;
+        if self.agent.state() != AgentState::Idle {
+            return Ok(());
+        }
+        let Some(l) = self.io.slots.active_label()? else {
+            return Ok(());
+        };
+        if self.agent.record().installed.get(&l.name) == Some(&l.version) {
+            return Ok(());
+        }
+        let mut record = self.agent.record().clone();
+        record.installed.insert(l.name, l.version);
+        self.state.save_record(&record)?;
+        self.agent = Agent::new(
+            agent_config(&self.config),
+            Some(record),
+            now(),
+            &mut self.io,
+        );
+        Ok(())
+    }
+
+    /// Carries out what the agent asks until it is idle again (or a shutdown stops a
+    /// download); answers what the update came to, if anything happened.
+    async fn drive(&mut self) -> Result<Option<Cycle>, DaemonError> {
+        self.outcome = None;
+        let mut fetches: JoinSet<(ChunkRequest, Result<bytes::Bytes, DaemonError>)> =
+            JoinSet::new();
+        let mut inflight: BTreeMap<u64, ChunkRequest> = BTreeMap::new();
+        let r = self.drive_loop(&mut fetches, &mut inflight).await;
+        fetches.abort_all();
+        for (_, req) in inflight.into_iter().rev() {
+            self.pending.push_front(req);
+        }
+        r?;
+        Ok(self.outcome.take())
+    }
+
+    async fn drive_loop(
+        &mut self,
+        fetches: &mut JoinSet<(ChunkRequest, Result<bytes::Bytes, DaemonError>)>,
+        inflight: &mut BTreeMap<u64, ChunkRequest>,
+    ) -> Result<(), DaemonError> {
+        let mut failures = 0u32;
+        loop {
+            while let Some(out) = self.agent.poll() {
+                self.carry_out(out).await?;
+            }
+            let state = self.agent.state();
+            if state != AgentState::Downloading {
+                self.pending.clear();
+                inflight.clear();
+                fetches.abort_all();
+            }
+            if let Some((spec, swapped_at)) = self.probe.take() {
+                let result = self.run_probe(spec, swapped_at).await;
+                self.agent
+                    .handle(Input::ProbeResult(result), now(), &mut self.io)?;
+                continue;
+            }
+            match state {
+                AgentState::Idle => return Ok(()),
+                AgentState::Downloading => {
+                    if self.stopping() {
+                        self.outcome = Some(Cycle::Stopped);
+                        return Ok(());
+                    }
+                    self.start_fetches(fetches, inflight);
+                    if fetches.is_empty() {
+                        return Err(DaemonError::Stuck { state });
+                    }
+                    let joined = tokio::select! {
+                        j = fetches.join_next() => j,
+                        () = stopped(&mut self.stop) => continue,
+                    };
+                    let Some(joined) = joined else { continue };
+                    let (req, result) = match joined {
+                        Ok(x) => x,
+                        Err(e) if e.is_cancelled() => continue,
+                        Err(e) => {
+                            return Err(DaemonError::Http {
+                                what: "chunk".into(),
+                                message: e.to_string(),
+                            });
+                        }
+                    };
+                    inflight.remove(&req.offset);
+                    match result {
+                        Ok(bytes) => {
+                            failures = 0;
+                            self.take_chunk(req, &bytes)?;
+                        }
+                        Err(e) if e.is_refusal() => return Err(e),
+                        Err(e) => {
+                            self.pending.push_front(req);
+                            failures += 1;
+                            tracing::debug!(device = %self.config.device_id(), error = %e, failures, "fetch failed");
+                            if failures >= MAX_FETCH_FAILURES {
+                                return Err(e);
+                            }
+                            let wait = Duration::from_millis(50u64 << failures.min(6));
+                            tokio::select! {
+                                () = tokio::time::sleep(wait) => {}
+                                () = stopped(&mut self.stop) => {}
+                            }
+                        }
+                    }
+                }
+                _ => match self.agent.poll_timeout() {
+                    Some(t) => {
+                        let wait = t.saturating_ms_since(now());
+                        if wait > 0 {
+                            tokio::time::sleep(Duration::from_millis(wait)).await;
+                        }
+                        self.agent.handle(Input::Tick, now(), &mut self.io)?;
+                    }
+                    None => return Err(DaemonError::Stuck { state }),
+                },
+            }
+        }
+    }
+
+    fn start_fetches(
+        &mut self,
+        fetches: &mut JoinSet<(ChunkRequest, Result<bytes::Bytes, DaemonError>)>,
+        inflight: &mut BTreeMap<u64, ChunkRequest>,
+    ) {
+        let Some(u) = &self.current else {
+            return;
+        };
+        let package_id = u.assignment.package_id.clone();
+        let size = u.assignment.size_bytes;
+        while fetches.len() < self.config.concurrency {
+            let Some(req) = self.pending.pop_front() else {
+                break;
+            };
+            if inflight.contains_key(&req.offset) {
+                continue;
+            }
+            inflight.insert(req.offset, req);
+            let client = self.client.clone();
+            let limiter = self.limiter.clone();
+            let package_id = package_id.clone();
+            fetches.spawn(async move {
+                limiter.wait(u64::from(req.length)).await;
+                let r = client.chunk(&package_id, req, size).await;
+                (req, r)
+            });
+        }
+    }
+
+    fn take_chunk(&mut self, req: ChunkRequest, data: &[u8]) -> Result<(), DaemonError> {
+        match self
+            .agent
+            .handle_chunk(req.offset, data, now(), &mut self.io)
+        {
+            Ok(p) => {
+                if p.verified == p.total {
+                    self.step("verified");
+                }
+                Ok(())
+            }
+            Err(AgentError::Download(DownloadError::Chunk(e))) => {
+                // The agent asks for a chunk that failed its digest again; anything else
+                // about the chunk is fetched again here.
+                let n = self.bad.entry(req.index).or_default();
+                *n += 1;
+                tracing::warn!(device = %self.config.device_id(), chunk = req.index, error = %e, "bad chunk");
+                if *n >= MAX_BAD_CHUNK {
+                    return Err(DaemonError::BadChunk {
+                        index: req.index,
+                        attempts: *n,
+                    });
+                }
+                if !matches!(e, ota_core::chunk::ChunkError::DigestMismatch { .. }) {
+                    self.pending.push_back(req);
+                }
+                Ok(())
+            }
+            Err(AgentError::WrongState { .. }) => Ok(()),
+            Err(e) => {
+                // An install failure: the agent failed the update and queued its outputs.
+                tracing::warn!(device = %self.config.device_id(), error = %e, "install");
+                Ok(())
+            }
+        }
+    }
+
+    async fn run_probe(&mut self, spec: ProbeSpec, swapped_at: UnixMs) -> ProbeResult {
+        self.step("probing");
+        let expected = self.current.as_ref().map(label);
+        match self.io.slots.active_label() {
+            Ok(active) if active == expected => {}
+            Ok(active) => {
+                return ProbeResult {
+                    healthy: false,
+                    detail: format!(
+                        "the running slot holds {}, not the new version",
+                        active.map_or("nothing installed by the agent".into(), |l| l
+                            .version
+                            .to_string())
+                    ),
+                };
+            }
+            Err(e) => {
+                return ProbeResult {
+                    healthy: false,
+                    detail: e.to_string(),
+                };
+            }
+        }
+        let allow = self.config.exec_allowlist.clone();
+        let at = system_time(swapped_at);
+        tokio::task::spawn_blocking(move || ota_host::probe::run(&spec, &allow, at))
+            .await
+            .unwrap_or_else(|e| ProbeResult {
+                healthy: false,
+                detail: format!("the probe runner failed: {e}"),
+            })
+    }
+
+    /// A progress step for the live view, sent once per update, best effort.
+    fn step(&mut self, step: &'static str) {
+        if !self.steps.insert(step) {
+            return;
+        }
+        let Some(u) = &self.current else { return };
+        let Some(rollout_id) = u.assignment.rollout_id.clone() else {
+            return;
+        };
+        let report = DeviceReport {
+            device_id: self.config.device_id().clone(),
+            rollout_id: Some(rollout_id),
+            firmware_version: self.agent.record().installed.get(&u.name).cloned(),
+            status: ReportStatus::InProgress,
+            reason: None,
+        };
+        let client = self.client.clone();
+        // In order after the report that started the update: only when nothing waits.
+        if self.outbox.is_empty() {
+            tokio::spawn(async move {
+                let _ = client.report(&report, Some(step)).await;
+            });
+        }
+    }
+
+    async fn carry_out(&mut self, out: Output) -> Result<(), DaemonError> {
+        match out {
+            Output::Persist(record) => {
+                self.state.save_record(&record)?;
+                if let Some(u) = &record.update {
+                    self.current = Some(u.clone());
+                }
+                match record.state {
+                    AgentState::Installed => self.step("installed"),
+                    AgentState::Committed => self.io.slots.confirm()?,
+                    AgentState::Idle => {
+                        self.current = None;
+                        self.steps.clear();
+                        self.bad.clear();
+                        self.pending.clear();
+                        self.io.clear_staging()?;
+                        self.refresh_running()?;
+                    }
+                    _ => {}
+                }
+            }
+            Output::Fetch(req) => self.pending.push_back(req),
+            Output::Swap => {
+                let l = self.current_label()?;
+                if self.io.slots.swap(&l)? == Switched::NeedsReboot {
+                    self.io.slots.reboot()?;
+                    return Err(DaemonError::Rebooting);
+                }
+                self.refresh_running()?;
+                self.agent.handle(Input::Swapped, now(), &mut self.io)?;
+                self.step("swapped");
+            }
+            Output::Probe { spec, swapped_at } => self.probe = Some((spec, swapped_at)),
+            Output::RestorePrevious => {
+                let l = self.current_label()?;
+                if self.io.slots.restore(&l)? == Switched::NeedsReboot {
+                    self.io.slots.reboot()?;
+                    return Err(DaemonError::Rebooting);
+                }
+                self.refresh_running()?;
+                self.agent.handle(Input::Restored, now(), &mut self.io)?;
+            }
+            Output::Report(r) => {
+                self.note(&r);
+                self.outbox.push(r);
+                self.state.save_outbox(&self.outbox)?;
+                if let Err(e) = self.flush_outbox().await {
+                    tracing::debug!(device = %self.config.device_id(), error = %e, "report kept for later");
+                }
+            }
+            other => {
+                tracing::warn!(device = %self.config.device_id(), output = ?other, "unknown agent output");
+            }
+        }
+        Ok(())
+    }
+
+    fn current_label(&self) -> Result<SlotLabel, DaemonError> {
+        self.current.as_ref().map(label).ok_or(DaemonError::Stuck {
+            state: self.agent.state(),
+        })
+    }
+
+    /// What a final report says the update came to.
+    fn note(&mut self, r: &DeviceReport) {
+        let reason = r.reason.clone().unwrap_or_default();
+        let Some(u) = &self.current else {
+            if r.status == ReportStatus::Rejected {
+                self.outcome = Some(Cycle::Rejected { reason });
+            }
+            return;
+        };
+        let (name, version) = (u.name.clone(), u.version.clone());
+        self.outcome = match r.status {
+            ReportStatus::Success => Some(Cycle::Updated {
+                name,
+                version,
+                previous: u.previous.clone(),
+            }),
+            ReportStatus::Failure if u.swapped => Some(Cycle::RolledBack {
+                name,
+                version,
+                running: r.firmware_version.clone(),
+                reason,
+            }),
+            ReportStatus::Failure => Some(Cycle::Failed {
+                name,
+                version,
+                reason,
+            }),
+            ReportStatus::Rejected => Some(Cycle::Rejected { reason }),
+            _ => self.outcome.take(),
+        };
+    }
+}

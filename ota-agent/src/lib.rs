@@ -1,0 +1,37 @@
+//! `ota-agent`: the device daemon. It wraps the core's sans-IO [`Agent`](ota_core::agent::Agent)
+//! with what a device needs to update itself from the control plane (`ota-server`) over HTTP:
+//!
+//! - a TOML [`Config`] (server, device id, credential, state directory, slots, probe, poll
+//!   interval, bandwidth cap, concurrency), the hardware profile from a file or detected
+//!   ([`hardware`]);
+//! - registration with an enrollment token when there is no credential yet;
+//! - a [`Daemon`] whose [`cycle`](Daemon::cycle) polls `GET /api/v1/devices/{id}/ota`
+//!   (telling the version the device really runs), fetches the assigned chunks by range,
+//!   several in flight and in any order, feeds them to the agent, swaps the [`slots`], runs
+//!   the real probes (`ota_host::probe::run`), commits or restores, and reports seed 004's
+//!   result with its progress steps; [`run`](Daemon::run) repeats it at the interval the
+//!   server suggests, with jitter, backing off after errors.
+//!
+//! Every output of the agent is carried out in order; its record is written with fsync and
+//! an atomic rename before the step it guards ([`store`]), so a `kill -9` anywhere is
+//! recovered on the next start: the update resumes where the record says, re-verifying every
+//! staged chunk. A report is kept in an outbox on disk until the server acknowledges it.
+//!
+//! Many daemons can run as tasks of one tokio runtime: nothing here is process-wide.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod hardware;
+pub mod io;
+pub mod pace;
+pub mod slots;
+pub mod store;
+
+pub use config::{Config, ConfigError, SlotsConfig};
+pub use daemon::{Cycle, Daemon};
+pub use error::DaemonError;

@@ -1,0 +1,330 @@
+//! Where updates are installed: two slots, `a` and `b`, one active. The agent writes the
+//! inactive one, then asks for a swap; a failed probe asks for the previous one back.
+//!
+//! [`Slots`] is the part both backends share: the slot table (`STATE_DIR/slots.json`: which
+//! package version each slot holds), and the idempotent swap and restore the agent needs
+//! after a restart. A [`SlotBackend`] says which slot runs and switches: [`dir`] with a
+//! symlink, [`block`] with a command and boot counting.
+
+pub mod block;
+pub mod dir;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use ota_core::{Name, PackageId, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::config::SlotsConfig;
+use crate::error::DaemonError;
+use crate::store::{read_optional, write_atomic};
+
+/// One of the two slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Slot {
+    /// Slot `a`.
+    A,
+    /// Slot `b`.
+    B,
+}
+
+impl Slot {
+    /// `a` or `b`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::A => "a",
+            Slot::B => "b",
+        }
+    }
+
+    /// The other slot.
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
+    }
+
+    /// Parses `a` or `b`.
+    pub fn parse(s: &str) -> Option<Slot> {
+        match s.trim() {
+            "a" | "A" => Some(Slot::A),
+            "b" | "B" => Some(Slot::B),
+            _ => None,
+        }
+    }
+}
+
+/// What a slot holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotLabel {
+    /// The package; `None` for what the device shipped with.
+    #[serde(default)]
+    pub package_id: Option<PackageId>,
+    /// Its name.
+    pub name: Name,
+    /// Its version.
+    pub version: Version,
+}
+
+/// What each slot holds, as the daemon last wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlotTable {
+    #[serde(default)]
+    a: Option<SlotLabel>,
+    #[serde(default)]
+    b: Option<SlotLabel>,
+    /// The slot last switched to (the block backend's answer when nothing reports the
+    /// booted slot).
+    #[serde(default)]
+    active: Option<Slot>,
+}
+
+impl SlotTable {
+    fn get(&self, s: Slot) -> Option<&SlotLabel> {
+        match s {
+            Slot::A => self.a.as_ref(),
+            Slot::B => self.b.as_ref(),
+        }
+    }
+
+    fn set(&mut self, s: Slot, label: Option<SlotLabel>) {
+        match s {
+            Slot::A => self.a = label,
+            Slot::B => self.b = label,
+        }
+    }
+}
+
+/// Whether a switch took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switched {
+    /// The slot runs now.
+    Done,
+    /// The slot runs after a reboot.
+    NeedsReboot,
+}
+
+/// A way of keeping two slots.
+pub trait SlotBackend: Send {
+    /// The slot that runs, if any. `last` is the slot last switched to.
+    fn active(&mut self, last: Option<Slot>) -> Result<Option<Slot>, DaemonError>;
+    /// Empties `slot` and returns a writer for it whose `flush` makes what was written
+    /// durable.
+    fn open(&mut self, slot: Slot) -> io::Result<Box<dyn Write + Send>>;
+    /// Makes `slot` the one that runs (idempotent).
+    fn switch(&mut self, slot: Slot) -> Result<Switched, DaemonError>;
+    /// Tells the bootloader the running slot is good (after a commit).
+    fn confirm(&mut self) -> Result<(), DaemonError>;
+    /// Reboots (when a switch needs it).
+    fn reboot(&mut self) -> Result<(), DaemonError>;
+}
+
+/// The two slots, their table, and a backend.
+pub struct Slots {
+    backend: Box<dyn SlotBackend>,
+    table: SlotTable,
+    path: PathBuf,
+}
+
+impl Slots {
+    /// The slots of a configuration, their table kept in `table_path`. On the first start
+    /// (no table yet), the running slot is labelled with what the device shipped with
+    /// (`factory`), so that a fall back to it is recognized later.
+    pub fn open(
+        config: &SlotsConfig,
+        table_path: PathBuf,
+        factory: Option<(Name, Version)>,
+    ) -> Result<Slots, DaemonError> {
+        let backend: Box<dyn SlotBackend> = match config {
+            SlotsConfig::Directory { root, file } => {
+                Box::new(dir::DirSlots::new(root.clone(), file.clone())?)
+            }
+            SlotsConfig::Block {
+                a,
+                b,
+                switch,
+                booted,
+                confirm,
+                reboot,
+            } => Box::new(block::BlockSlots {
+                a: a.clone(),
+                b: b.clone(),
+                switch: switch.clone(),
+                booted: booted.clone(),
+                confirm: confirm.clone(),
+                reboot: reboot.clone(),
+            }),
+        };
+        let (table, new) = match read_optional(&table_path)
+            .map_err(|e| DaemonError::io("slots", &table_path, e))?
+        {
+            Some(bytes) => (
+                serde_json::from_slice(&bytes).map_err(|e| DaemonError::Record {
+                    path: table_path.clone(),
+                    message: e.to_string(),
+                })?,
+                false,
+            ),
+            None => (SlotTable::default(), true),
+        };
+        let mut slots = Slots {
+            backend,
+            table,
+            path: table_path,
+        };
+        if new {
+            if let (Some(s), Some((name, version))) = (slots.active()?, factory) {
+                slots.table.set(
+                    s,
+                    Some(SlotLabel {
+                        package_id: None,
+                        name,
+                        version,
+                    }),
+                );
+            }
+            slots.save()?;
+        }
+        Ok(slots)
+    }
+
+    fn save(&self) -> Result<(), DaemonError> {
+        let text = serde_json::to_vec(&self.table).unwrap_or_default();
+        write_atomic(&self.path, &text, false).map_err(|e| DaemonError::io("slots", &self.path, e))
+    }
+
+    /// The slot that runs, if any.
+    pub fn active(&mut self) -> Result<Option<Slot>, DaemonError> {
+        self.backend.active(self.table.active)
+    }
+
+    /// What the running slot holds, when the daemon installed it.
+    pub fn active_label(&mut self) -> Result<Option<SlotLabel>, DaemonError> {
+        Ok(self.active()?.and_then(|s| self.table.get(s).cloned()))
+    }
+
+    fn inactive(&mut self) -> Result<Slot, DaemonError> {
+        Ok(self.active()?.map_or(Slot::A, Slot::other))
+    }
+
+    /// Empties the inactive slot and returns its writer.
+    pub fn open_inactive(&mut self) -> io::Result<Box<dyn Write + Send>> {
+        let target = self.inactive().map_err(io::Error::other)?;
+        if self.table.get(target).is_some() {
+            self.table.set(target, None);
+            self.save().map_err(io::Error::other)?;
+        }
+        self.backend.open(target)
+    }
+
+    /// Makes the slot holding `label` run: the inactive one, labelled first, then switched.
+    /// Idempotent: when the running slot holds `label` already, nothing happens.
+    pub fn swap(&mut self, label: &SlotLabel) -> Result<Switched, DaemonError> {
+        let active = self.active()?;
+        if let Some(s) = active
+            && self.table.get(s) == Some(label)
+        {
+            return Ok(Switched::Done);
+        }
+        let target = active.map_or(Slot::A, Slot::other);
+        if self.table.get(target) == Some(label) && self.table.active == Some(target) {
+            // Switched to already, and the bootloader booted the other slot: it fell back.
+            // The probe finds that the new version does not run.
+            return Ok(Switched::Done);
+        }
+        self.table.set(target, Some(label.clone()));
+        self.save()?;
+        self.switch(target)
+    }
+
+    /// Makes the previous slot run again when the running one holds the failed `label`.
+    /// Idempotent: when it does not (restored already, or the bootloader fell back), nothing
+    /// happens.
+    pub fn restore(&mut self, failed: &SlotLabel) -> Result<Switched, DaemonError> {
+        match self.active()? {
+            Some(s) if self.table.get(s) == Some(failed) => self.switch(s.other()),
+            _ => Ok(Switched::Done),
+        }
+    }
+
+    fn switch(&mut self, target: Slot) -> Result<Switched, DaemonError> {
+        let r = self.backend.switch(target)?;
+        self.table.active = Some(target);
+        self.save()?;
+        Ok(r)
+    }
+
+    /// Tells the bootloader the running slot is good.
+    pub fn confirm(&mut self) -> Result<(), DaemonError> {
+        self.backend.confirm()
+    }
+
+    /// Reboots.
+    pub fn reboot(&mut self) -> Result<(), DaemonError> {
+        self.backend.reboot()
+    }
+}
+
+/// A slot writer over a file: `flush` writes the buffer out and fsyncs.
+pub struct SyncWriter {
+    inner: io::BufWriter<std::fs::File>,
+}
+
+impl SyncWriter {
+    /// A writer over `file`.
+    pub fn new(file: std::fs::File) -> Self {
+        SyncWriter {
+            inner: io::BufWriter::with_capacity(256 << 10, file),
+        }
+    }
+}
+
+impl Write for SyncWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()?;
+        self.inner.get_ref().sync_all()
+    }
+}
+
+/// Runs a configured command (`{slot}` and `{device}` replaced); an exit status other than 0
+/// is an error naming the command and its stderr.
+pub fn run_command(
+    field: &str,
+    argv: &[String],
+    slot: Option<(Slot, &std::path::Path)>,
+) -> Result<String, DaemonError> {
+    let args: Vec<String> = argv
+        .iter()
+        .map(|a| match slot {
+            Some((s, dev)) => a
+                .replace("{slot}", s.as_str())
+                .replace("{device}", &dev.display().to_string()),
+            None => a.clone(),
+        })
+        .collect();
+    let Some((program, rest)) = args.split_first() else {
+        return Err(DaemonError::Slot(format!("{field}: no command")));
+    };
+    let out = std::process::Command::new(program)
+        .args(rest)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| DaemonError::Slot(format!("{field}: cannot run {program}: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(DaemonError::Slot(format!(
+            "{field}: {program} {}: {}",
+            out.status,
+            stderr.trim().chars().take(300).collect::<String>()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,142 @@
+//! What the daemon keeps on disk, each file replaced whole with fsync and an atomic rename:
+//! the agent's record, the credential, the report outbox and the slot table.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use ota_core::Limits;
+use ota_core::agent::AgentRecord;
+use ota_core::report::DeviceReport;
+
+use crate::error::DaemonError;
+
+/// Replaces `path` with `bytes`: written to `path.tmp`, fsynced, renamed over `path`, and the
+/// directory fsynced, so a crash leaves the old file or the new one, never a mix. `private`
+/// makes the file owner-only (0600).
+pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = dir.join(name);
+    {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        if private {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}
+
+/// Makes a directory's entries (a rename, a new file) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reads a file, `None` when it does not exist.
+pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The files of the state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// The state directory, created if missing.
+    pub fn open(dir: &Path) -> Result<StateDir, DaemonError> {
+        std::fs::create_dir_all(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// A file in it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The agent's last persisted record, if any.
+    pub fn load_record(&self, limits: &Limits) -> Result<Option<AgentRecord>, DaemonError> {
+        let path = self.path("record.json");
+        let Some(bytes) = read_optional(&path).map_err(|e| DaemonError::io("record", &path, e))?
+        else {
+            return Ok(None);
+        };
+        AgentRecord::from_json(&bytes, limits)
+            .map(Some)
+            .map_err(|e| DaemonError::Record {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// Persists the agent's record (before the step it guards).
+    pub fn save_record(&self, record: &AgentRecord) -> Result<(), DaemonError> {
+        let path = self.path("record.json");
+        write_atomic(&path, record.to_json().as_bytes(), false)
+            .map_err(|e| DaemonError::io("record", &path, e))
+    }
+
+    /// The reports not yet acknowledged by the server, oldest first.
+    pub fn load_outbox(&self, limits: &Limits) -> Result<Vec<DeviceReport>, DaemonError> {
+        let path = self.path("reports.json");
+        let Some(bytes) = read_optional(&path).map_err(|e| DaemonError::io("outbox", &path, e))?
+        else {
+            return Ok(Vec::new());
+        };
+        let docs: Vec<serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|e| DaemonError::Record {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        docs.iter()
+            .map(|d| {
+                DeviceReport::from_json(d.to_string().as_bytes(), limits).map_err(|e| {
+                    DaemonError::Record {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the outbox.
+    pub fn save_outbox(&self, reports: &[DeviceReport]) -> Result<(), DaemonError> {
+        let path = self.path("reports.json");
+        let text = serde_json::to_vec(reports).unwrap_or_default();
+        write_atomic(&path, &text, false).map_err(|e| DaemonError::io("outbox", &path, e))
+    }
+}
+
+/// The device credential in `path`, if the file exists (trimmed; an empty file is none).
+pub fn load_credential(path: &Path) -> Result<Option<String>, DaemonError> {
+    let bytes = read_optional(path).map_err(|e| DaemonError::io("credential_file", path, e))?;
+    Ok(bytes
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|s| !s.is_empty()))
+}
+
+/// Stores the device credential (0600, fsync, atomic rename).
+pub fn save_credential(path: &Path, credential: &str) -> Result<(), DaemonError> {
+    write_atomic(path, format!("{credential}\n").as_bytes(), true)
+        .map_err(|e| DaemonError::io("credential_file", path, e))
+}

@@ -1,0 +1,170 @@
+//! Every configuration error names its field, and a good configuration reads as written.
+
+use ota_agent::{Config, ConfigError, SlotsConfig};
+
+fn base() -> String {
+    format!(
+        r#"server = "http://127.0.0.1:8080/"
+device_id = "dev-0001"
+state_dir = "/var/lib/ota-agent"
+trusted_keys = ["{}"]
+exec_allowlist = ["/usr/bin/app-health"]
+bandwidth_bytes_per_sec = 1000000
+concurrency = 8
+
+[device]
+profile_id = "prof_temp_v2"
+device_type = "temp-sensor"
+hardware_profile = "acme-sensor-v2"
+arch = "armv7"
+memory_mb = 512
+installed = {{ temp-sensor-fw = "1.2.0" }}
+
+[slots]
+kind = "directory"
+root = "/var/lib/app"
+
+[probe]
+kind = "exec"
+path = "/usr/bin/app-health"
+timeout_ms = 5000
+
+[probe_policy]
+successes_needed = 1
+"#,
+        ota_core::sign::SigningKey::from_secret([1; 32])
+            .public_key()
+            .to_hex()
+    )
+}
+
+#[test]
+fn a_good_configuration_reads_as_written() {
+    let c = Config::from_toml(&base()).unwrap();
+    assert_eq!(c.server, "http://127.0.0.1:8080");
+    assert_eq!(c.device_id().as_str(), "dev-0001");
+    assert_eq!(c.device.arch.as_str(), "armv7");
+    assert_eq!(c.device.memory_mb, Some(512));
+    assert_eq!(c.profile_id.as_ref().unwrap().as_str(), "prof_temp_v2");
+    assert_eq!(
+        c.credential_file,
+        std::path::Path::new("/var/lib/ota-agent/credential")
+    );
+    assert_eq!(c.bandwidth, Some(1_000_000));
+    assert_eq!(c.concurrency, 8);
+    assert_eq!(c.probe_policy.successes_needed, 1);
+    assert_eq!(
+        c.slots,
+        SlotsConfig::Directory {
+            root: "/var/lib/app".into(),
+            file: "payload".into()
+        }
+    );
+    // Left out: the machine's architecture and a generic profile.
+    let detected = base()
+        .replace("hardware_profile = \"acme-sensor-v2\"\n", "")
+        .replace("arch = \"armv7\"\n", "");
+    let c = Config::from_toml(&detected).unwrap();
+    assert_eq!(c.device.arch, ota_agent::hardware::arch());
+    assert!(
+        c.device.hardware_profile.as_str().starts_with("generic-") || c.device.builtin().is_some()
+    );
+}
+
+#[test]
+fn every_config_error_names_its_field() {
+    let b = base();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            b.replace("server = \"http://127.0.0.1:8080/\"\n", ""),
+            "server",
+        ),
+        (
+            b.replace("http://127.0.0.1:8080/", "ftp://127.0.0.1"),
+            "server",
+        ),
+        (b.replace("\"dev-0001\"", "\"dev 0001!\""), "device_id"),
+        (
+            b.replace("trusted_keys = [\"", "trusted_keys = [\"zz"),
+            "trusted_keys[0]",
+        ),
+        (
+            b.replace("trusted_keys = [", "threshold = 2\ntrusted_keys = ["),
+            "threshold",
+        ),
+        (
+            b.replace("concurrency = 8", "concurrency = 0"),
+            "concurrency",
+        ),
+        (
+            b.replace("concurrency = 8", "concurrency = \"many\""),
+            "concurrency",
+        ),
+        (b.replace("concurrency = 8", "colour = \"red\""), "colour"),
+        (
+            b.replace("kind = \"directory\"", "kind = \"floppy\""),
+            "slots.kind",
+        ),
+        (
+            b.replace("root = \"/var/lib/app\"", "rot = \"/var/lib/app\""),
+            "slots.rot",
+        ),
+        (
+            b.replace(
+                "kind = \"directory\"\nroot = \"/var/lib/app\"",
+                "kind = \"block\"\na = \"/dev/a\"\nb = \"/dev/b\"\nswitch = []",
+            ),
+            "slots.switch",
+        ),
+        (
+            b.replace(
+                "root = \"/var/lib/app\"",
+                "root = \"/var/lib/app\"\nfile = \"../x\"",
+            ),
+            "slots.file",
+        ),
+        (
+            b.replace("device_type = \"temp-sensor\"\n", ""),
+            "device.device_type",
+        ),
+        (
+            b.replace("arch = \"armv7\"", "arch = \"sparc\""),
+            "device.arch",
+        ),
+        (b.replace("\"1.2.0\"", "\"one\""), "device"),
+        (
+            b.replace("path = \"/usr/bin/app-health\"", "path = \"/bin/sh\""),
+            "probe",
+        ),
+        (
+            b.replace("successes_needed = 1", "successes_needed = -1"),
+            "probe_policy.successes_needed",
+        ),
+        (
+            b.replace(
+                "bandwidth_bytes_per_sec = 1000000",
+                "bandwidth_bytes_per_sec = 1.5",
+            ),
+            "bandwidth_bytes_per_sec",
+        ),
+        (b.replace("[slots]", "[slots"), "line 17"),
+    ];
+    let mut wrong = Vec::new();
+    for (text, field) in cases {
+        match Config::from_toml(&text) {
+            Err(e @ ConfigError::Invalid { .. })
+                if e.field() == field && e.to_string().starts_with(field) => {}
+            other => wrong.push(format!("{field}: {other:?}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    let e = Config::load(std::path::Path::new("/nonexistent/agent.toml")).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+    assert_eq!(e.field(), "config");
+    let profile = b.replace(
+        "device_type = \"temp-sensor\"",
+        "profile_file = \"/nonexistent/device.json\"",
+    );
+    let e = Config::from_toml(&profile).unwrap_err();
+    assert_eq!(e.field(), "device.profile_file", "{e}");
+}
