@@ -2,6 +2,7 @@
 //! a device with the credential it was issued at registration (`otad_...`, stored as its
 //! SHA-256).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use axum::extract::FromRequestParts;
@@ -218,21 +219,60 @@ fn bearer(parts: &Parts) -> ApiResult<&str> {
         .ok_or_else(|| ApiError::unauthenticated("authorization: expected `Bearer <token>`"))
 }
 
+/// The device credentials this server has already found in the database, by hash. A
+/// credential is issued once, with its device, and does not change, so an entry stays true
+/// (code that rotates or revokes one calls [`Credentials::forget`]); only a credential found
+/// is remembered (an unknown one is looked up every time).
+#[derive(Default)]
+pub struct Credentials(std::sync::Mutex<Remembered>);
+
+/// The credentials found, and how many times some were forgotten (a lookup that began
+/// before a forget does not remember what it found).
+#[derive(Default)]
+struct Remembered {
+    forgotten: u64,
+    map: HashMap<[u8; 32], Device>,
+}
+
+impl Credentials {
+    /// Forgets a device's remembered credentials: whoever rotates or revokes a credential,
+    /// or removes a device, calls it after the commit.
+    pub fn forget(&self, tenant: &str, device_id: &str) {
+        let mut r = self.0.lock().expect("credentials lock");
+        r.forgotten += 1;
+        r.map
+            .retain(|_, d| !(d.tenant.as_str() == tenant && d.device_id.as_str() == device_id));
+    }
+}
+
 async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
     let token = bearer(parts)?;
     if token.starts_with(DEVICE_PREFIX) {
-        let hash = credential_hash(token);
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let forgotten = {
+            let r = state.credentials.0.lock().expect("credentials lock");
+            if let Some(d) = r.map.get(&digest) {
+                return Ok(Caller::Device(d.clone()));
+            }
+            r.forgotten
+        };
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT tenant, device_id FROM devices WHERE credential_hash = $1")
-                .bind(hash)
+                .bind(hex::encode(digest))
                 .fetch_optional(&state.db)
                 .await?;
         let (tenant, device_id) = row
             .ok_or_else(|| ApiError::unauthenticated("authorization: unknown device credential"))?;
-        return Ok(Caller::Device(Device {
+        let d = Device {
             tenant: name(&tenant)?,
             device_id: name(&device_id)?,
-        }));
+        };
+        let mut r = state.credentials.0.lock().expect("credentials lock");
+        if r.forgotten == forgotten {
+            r.map.insert(digest, d.clone());
+        }
+        drop(r);
+        return Ok(Caller::Device(d));
     }
     let claims = state.jwt.check(token)?;
     let write = match claims.role.as_str() {

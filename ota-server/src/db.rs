@@ -19,6 +19,11 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "leases", include_str!("../migrations/0002_leases.sql")),
+    (
+        3,
+        "snapshots",
+        include_str!("../migrations/0003_snapshots.sql"),
+    ),
 ];
 
 /// The migrator of [`MIGRATIONS`].
@@ -83,9 +88,12 @@ pub async fn connect(url: &str) -> Result<AnyPool, sqlx::Error> {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
                     // A writer waits for another rather than failing; WAL lets readers run
-                    // beside it; NORMAL syncs at checkpoints, which a process crash survives.
+                    // beside it; FULL syncs the WAL at every commit, so what was acknowledged
+                    // survives a power loss too, not only a process crash (the group commits
+                    // of the engine and of RPC deliveries share each sync among many
+                    // requests).
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                 }
                 Ok(())

@@ -26,13 +26,7 @@ pub const STEPS: [&str; 5] = ["downloading", "verified", "installed", "swapped",
 
 /// A device's assignment: (package id, rollout id), device-level first, then its profile's.
 async fn assigned(st: &AppState, d: &Device) -> ApiResult<Option<(String, Option<String>)>> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT package_id, rollout_id FROM assignments WHERE tenant = $1 AND device_id = $2",
-    )
-    .bind(d.tenant.to_string())
-    .bind(d.device_id.to_string())
-    .fetch_optional(&st.db)
-    .await?;
+    let row = crate::assignments::get(st, d.tenant.as_str(), d.device_id.as_str()).await?;
     if let Some((p, r)) = row {
         return Ok(Some((p, Some(r))));
     }
@@ -143,16 +137,7 @@ pub async fn ota(
 }
 
 async fn mark_sent(st: &AppState, dev: &Device) -> ApiResult<()> {
-    sqlx::query(
-        "UPDATE device_rpc SET state = 'sent', sent_at = $1 WHERE tenant = $2 AND device_id = $3 \
-         AND state = 'queued'",
-    )
-    .bind(i(now().get()))
-    .bind(dev.tenant.to_string())
-    .bind(dev.device_id.to_string())
-    .execute(&st.db)
-    .await?;
-    Ok(())
+    crate::rpc::mark_sent(st, dev.tenant.as_str(), dev.device_id.as_str()).await
 }
 
 /// The chunk query.
@@ -191,7 +176,8 @@ fn range_header(h: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
 }
 
 /// `GET /api/v1/devices/{device_id}/ota/chunk?package_id=&offset=&length=` (or a `Range`
-/// header): the bytes, clamped to the 64 KiB chunk, streamed from the store. Headers:
+/// header): the bytes, clamped to the 64 KiB chunk, read from the store in one call (never
+/// the whole artifact). Headers:
 /// `ota-offset`, `ota-length`, `ota-complete` (`true` on the last range), `content-range`.
 /// Any package but the device's own assignment answers `PERMISSION_DENIED`.
 pub async fn chunk(
@@ -222,21 +208,7 @@ pub async fn chunk(
     };
     let grant =
         clamp(offset, length, size).map_err(|e| ApiError::from_status(e.status(), "offset", e))?;
-    // One chunk (64 KiB at most), read whole in one blocking call: a stream over the file
-    // would cost a trip to the blocking pool for every 4 KiB.
-    let path = pkg.path.clone();
-    let (offset, len) = (grant.offset, grant.length as usize);
-    let bytes = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Seek};
-        let mut f = std::fs::File::open(&path)?;
-        f.seek(std::io::SeekFrom::Start(offset))?;
-        let mut buf = vec![0u8; len];
-        f.read_exact(&mut buf)?;
-        Ok::<_, std::io::Error>(buf)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("store: {e}")))?
-    .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    let bytes = crate::packages::read_range(&pkg.path, grant.offset, grant.length).await?;
     st.metrics.chunk_bytes.fetch_add(
         u64::from(grant.length),
         std::sync::atomic::Ordering::Relaxed,

@@ -45,9 +45,7 @@ use tokio::sync::{Mutex, oneshot};
 use crate::db::{Tx, i, u};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, LiveEvent, now};
-
-/// How long a device RPC record waits for its device.
-pub const RPC_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+use crate::writes::Writes;
 
 /// A rollout in memory.
 pub struct Hosted {
@@ -57,6 +55,16 @@ pub struct Hosted {
     pub tenant: String,
     /// The audit record the stored snapshot includes.
     pub snapshot_seq: u64,
+    /// How many records after it the next snapshot is taken (see [`snapshot_span`]).
+    pub snapshot_span: u64,
+}
+
+/// How many audit records a rollout's snapshot waits for: `--snapshot-every`, or a quarter
+/// of the rollout's devices when that is more. A snapshot's size grows with the fleet (100k
+/// devices make megabytes, rewritten whole), so its cost per record stays bounded; a
+/// restore still replays at most that many records.
+pub fn snapshot_span(every: u64, r: &Rollout) -> u64 {
+    every.max(r.devices().count() as u64 / 4)
 }
 
 /// A loaded rollout: its tenant and the rollout.
@@ -436,30 +444,48 @@ pub async fn create(
     .map_err(engine_error)?;
     let outputs: Vec<Output> = std::iter::from_fn(|| r.poll()).collect();
     let head = r.audit_head();
+    let turn = st.write_turn().await;
     let mut tx = st.db.begin().await?;
     sqlx::query(
         "INSERT INTO rollouts (rollout_id, tenant, package_id, rollback_package_id, state, \
          snapshot, snapshot_seq, head_seq, head_hash, next_timeout, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $10)",
+         VALUES ($1, $2, $3, $4, $5, '', $6, $6, $7, $8, $9, $9)",
     )
     .bind(rollout_id.to_string())
     .bind(t.to_string())
     .bind(r.package().id().to_string())
     .bind(r.rollback_package().map(|p| p.id().to_string()))
     .bind(r.state().as_str().to_string())
-    .bind(r.snapshot().to_json())
     .bind(i(head.seq))
     .bind(head.hash.to_hex())
     .bind(r.poll_timeout().map(|t| i(t.get())))
     .bind(i(at.get()))
     .execute(&mut *tx)
     .await?;
+    sqlx::query(
+        "INSERT INTO rollout_snapshots (rollout_id, snapshot_seq, snapshot) VALUES ($1, $2, $3)",
+    )
+    .bind(rollout_id.to_string())
+    .bind(i(head.seq))
+    .bind(r.snapshot().to_json())
+    .execute(&mut *tx)
+    .await?;
     let mut hosted = Hosted {
+        snapshot_span: snapshot_span(st.config.snapshot_every, &r),
         rollout: r,
         tenant: t.to_string(),
         snapshot_seq: head.seq,
     };
-    let live = persist(&mut tx, &hosted, outputs, at, None).await?;
+    let mut w = Writes::default();
+    let live = persist(&mut w, &hosted, outputs, None, false);
+    w.flush(
+        &mut tx,
+        t,
+        rollout_id.as_str(),
+        at.get(),
+        st.config.rpc_ttl_ms,
+    )
+    .await?;
     let lease_until = at.get().saturating_add(st.config.lease_ms);
     if st.config.lease_ms > 0 {
         sqlx::query(
@@ -472,6 +498,8 @@ pub async fn create(
         .await?;
     }
     tx.commit().await?;
+    drop(turn);
+    st.assignments.apply(t, rollout_id.as_str(), &w.assign);
     if st.config.lease_ms > 0 {
         st.engines.set_held(rollout_id.as_str(), Some(lease_until));
     }
@@ -539,13 +567,18 @@ async fn input_now(
 async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Vec<Queued>) {
     let at = now();
     let mut done: Vec<(oneshot::Sender<ApiResult<Applied>>, Option<DeviceReport>)> = Vec::new();
-    let mut steps: Vec<(Vec<Output>, Option<DeviceReport>)> = Vec::new();
+    let mut steps: Vec<(Vec<Output>, Option<DeviceReport>, bool)> = Vec::new();
     let mut ticks_only = true;
     for (input, tx) in batch {
         let report = match &input {
             Input::Report(r) => Some(r.clone()),
             _ => None,
         };
+        // A device already in progress acknowledged its command with its first report.
+        let ack = report.as_ref().is_some_and(|r| {
+            g.rollout.device_state(r.device_id.as_str())
+                != Some(ota_core::rollout::DeviceState::InProgress)
+        });
         ticks_only &= matches!(input, Input::Tick);
         match g.rollout.handle(input, at) {
             // Refused: nothing changed, nothing to commit.
@@ -555,7 +588,7 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
             Ok(()) => {
                 let outputs: Vec<Output> = std::iter::from_fn(|| g.rollout.poll()).collect();
                 if !outputs.is_empty() {
-                    steps.push((outputs, report.clone()));
+                    steps.push((outputs, report.clone(), ack));
                 }
                 done.push((tx, report));
             }
@@ -579,17 +612,27 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         answer(g, done);
         return;
     }
-    let reports = steps.iter().filter(|(_, r)| r.is_some()).count() as u64;
+    let reports = steps.iter().filter(|(_, r, _)| r.is_some()).count() as u64;
     let inputs = steps.len() as u64;
+    let mut w = Writes::default();
+    let mut live = Vec::new();
+    for (outputs, report, ack) in steps {
+        live.extend(persist(&mut w, g, outputs, report.as_ref(), ack));
+    }
     let result = async {
+        let _turn = st.write_turn().await;
         let mut tx = st.db.begin().await?;
         guard_lease(st, &mut tx, rollout_id, at).await?;
-        let mut live = Vec::new();
-        for (outputs, report) in steps {
-            live.extend(persist(&mut tx, g, outputs, at, report.as_ref()).await?);
-        }
+        w.flush(
+            &mut tx,
+            &g.tenant,
+            rollout_id,
+            at.get(),
+            st.config.rpc_ttl_ms,
+        )
+        .await?;
         let head = g.rollout.audit_head();
-        let snapshot = head.seq.saturating_sub(g.snapshot_seq) >= st.config.snapshot_every;
+        let snapshot = head.seq.saturating_sub(g.snapshot_seq) >= g.snapshot_span;
         sqlx::query(
             "UPDATE rollouts SET state = $1, head_seq = $2, head_hash = $3, next_timeout = $4, \
              updated_at = $5 WHERE rollout_id = $6",
@@ -604,7 +647,8 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         .await?;
         if snapshot {
             sqlx::query(
-                "UPDATE rollouts SET snapshot = $1, snapshot_seq = $2 WHERE rollout_id = $3",
+                "UPDATE rollout_snapshots SET snapshot = $1, snapshot_seq = $2 \
+                 WHERE rollout_id = $3",
             )
             .bind(g.rollout.snapshot().to_json())
             .bind(i(head.seq))
@@ -613,16 +657,18 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
             .await?;
         }
         tx.commit().await?;
-        Ok::<_, ApiError>((live, snapshot.then_some(head.seq)))
+        Ok::<_, ApiError>(snapshot.then_some(head.seq))
     }
     .await;
     match result {
-        Ok((live, snap)) => {
+        Ok(snap) => {
             use std::sync::atomic::Ordering::Relaxed;
+            st.assignments.apply(&g.tenant, rollout_id, &w.assign);
             st.metrics.inputs.fetch_add(inputs, Relaxed);
             st.metrics.reports.fetch_add(reports, Relaxed);
             if let Some(seq) = snap {
                 g.snapshot_seq = seq;
+                g.snapshot_span = snapshot_span(st.config.snapshot_every, &g.rollout);
             }
             let timeout = g.rollout.poll_timeout();
             after_commit(st, rollout_id, timeout, live);
@@ -633,6 +679,9 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
                 .commit_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Memory ran ahead of the database: take the rollout back from what is stored.
+            if let Err(ae) = st.assignments.reload(&st.db).await {
+                tracing::error!(rollout_id, error = %ae, "cannot reload assignments");
+            }
             match load_one(st, rollout_id).await {
                 Ok(fresh) => *g = fresh,
                 Err(le) => tracing::error!(rollout_id, error = %le, "cannot reload rollout"),
@@ -658,39 +707,37 @@ fn after_commit(st: &AppState, rollout_id: &str, timeout: Option<UnixMs>, live: 
     }
 }
 
-/// Writes a step's outputs, in order, into the transaction; returns the live events to
-/// publish after the commit.
-async fn persist(
-    tx: &mut Tx,
+/// Gathers a step's outputs, in order, into the batch's writes; returns the live events to
+/// publish after the commit. `ack`: the step is a report that answers the device's update or
+/// rollback command.
+fn persist(
+    w: &mut Writes,
     h: &Hosted,
     outputs: Vec<Output>,
-    at: UnixMs,
     report: Option<&DeviceReport>,
-) -> ApiResult<Vec<LiveEvent>> {
+    ack: bool,
+) -> Vec<LiveEvent> {
     let r = &h.rollout;
     let rid = r.id().to_string();
     let tenant = h.tenant.clone();
     let mut live = Vec::new();
     let mut seq = 0u64;
     let mut idx = 0u64;
+    if let Some(rep) = report
+        && ack
+    {
+        // The device answered its command: the update or rollback RPC sent before this
+        // report is acknowledged (not one the report itself makes the engine send).
+        w.rpc_ack(rep.device_id.as_str());
+    }
     for out in outputs {
         match out {
             Output::Audit(rec) => {
                 seq = rec.seq;
                 idx = 0;
-                sqlx::query(
-                    "INSERT INTO audit_records (rollout_id, seq, tenant, at, record) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(rid.clone())
-                .bind(i(rec.seq))
-                .bind(tenant.clone())
-                .bind(i(rec.at.get()))
-                .bind(rec.to_json())
-                .execute(&mut **tx)
-                .await?;
+                w.audit(rec.seq, rec.at.get(), rec.to_json());
                 for e in &rec.effects {
-                    apply_effect(tx, h, e).await?;
+                    apply_effect(w, h, e);
                 }
             }
             Output::Command(RolloutCommand::Send {
@@ -705,60 +752,20 @@ async fn persist(
                 };
                 let rpc_id = format!("rpc_{rid}_{seq}_{idx}");
                 let params = json!({ "rollout_id": rid, "package_id": package_id.to_string() });
-                insert_rpc(
-                    tx,
-                    &rpc_id,
-                    &tenant,
+                w.rpc_insert(device_id.as_str(), rpc_id, method, &params);
+                w.assign(
                     device_id.as_str(),
-                    &rid,
-                    method,
-                    &params,
-                    at,
-                )
-                .await?;
-                sqlx::query("DELETE FROM assignments WHERE tenant = $1 AND device_id = $2")
-                    .bind(tenant.clone())
-                    .bind(device_id.to_string())
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO assignments (tenant, device_id, package_id, rollout_id, kind, \
-                     updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(tenant.clone())
-                .bind(device_id.to_string())
-                .bind(package_id.to_string())
-                .bind(rid.clone())
-                .bind(if rollback { "rollback" } else { "update" }.to_string())
-                .bind(i(at.get()))
-                .execute(&mut **tx)
-                .await?;
+                    package_id.to_string(),
+                    if rollback { "rollback" } else { "update" },
+                );
                 idx += 1;
             }
             Output::Command(RolloutCommand::Cancel { device_id, forced }) => {
                 let rpc_id = format!("rpc_{rid}_{seq}_{idx}");
-                sqlx::query(
-                    "UPDATE device_rpc SET state = 'cancelled' WHERE tenant = $1 AND \
-                     device_id = $2 AND rollout_id = $3 AND state = 'queued'",
-                )
-                .bind(tenant.clone())
-                .bind(device_id.to_string())
-                .bind(rid.clone())
-                .execute(&mut **tx)
-                .await?;
+                w.rpc_cancel(device_id.as_str());
                 let params = json!({ "rollout_id": rid, "forced": forced });
-                insert_rpc(
-                    tx,
-                    &rpc_id,
-                    &tenant,
-                    device_id.as_str(),
-                    &rid,
-                    "ota_cancel",
-                    &params,
-                    at,
-                )
-                .await?;
-                clear_assignment(tx, &tenant, device_id.as_str(), &rid).await?;
+                w.rpc_insert(device_id.as_str(), rpc_id, "ota_cancel", &params);
+                w.unassign(device_id.as_str());
                 idx += 1;
             }
             Output::Event(e) => {
@@ -770,20 +777,7 @@ async fn persist(
                     o.insert("rollout_id".into(), Value::String(rid.clone()));
                     o.insert("tenant".into(), Value::String(tenant.clone()));
                 }
-                sqlx::query(
-                    "INSERT INTO outbox (event_id, tenant, rollout_id, seq, idx, subject, \
-                     payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(event_id.clone())
-                .bind(tenant.clone())
-                .bind(rid.clone())
-                .bind(i(seq))
-                .bind(i(idx))
-                .bind(subject.clone())
-                .bind(payload.to_string())
-                .bind(i(at.get()))
-                .execute(&mut **tx)
-                .await?;
+                w.outbox(event_id.clone(), seq, idx, subject.clone(), &payload);
                 live.push(LiveEvent {
                     tenant: tenant.clone(),
                     rollout_id: rid.clone(),
@@ -796,115 +790,47 @@ async fn persist(
             _ => {}
         }
     }
-    if let Some(rep) = report {
-        // The device answered its command: the update or rollback RPC is acknowledged.
-        sqlx::query(
-            "UPDATE device_rpc SET state = 'acked', acked_at = $1 WHERE tenant = $2 AND \
-             device_id = $3 AND rollout_id = $4 AND state IN ('queued', 'sent') AND \
-             method IN ('ota_start', 'ota_rollback')",
-        )
-        .bind(i(at.get()))
-        .bind(tenant.clone())
-        .bind(rep.device_id.to_string())
-        .bind(rid.clone())
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(live)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_rpc(
-    tx: &mut Tx,
-    rpc_id: &str,
-    tenant: &str,
-    device_id: &str,
-    rollout_id: &str,
-    method: &str,
-    params: &Value,
-    at: UnixMs,
-) -> ApiResult<()> {
-    sqlx::query(
-        "INSERT INTO device_rpc (rpc_id, tenant, device_id, rollout_id, method, params, state, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8)",
-    )
-    .bind(rpc_id.to_string())
-    .bind(tenant.to_string())
-    .bind(device_id.to_string())
-    .bind(rollout_id.to_string())
-    .bind(method.to_string())
-    .bind(params.to_string())
-    .bind(i(at.get()))
-    .bind(i(at.get().saturating_add(RPC_TTL_MS)))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn clear_assignment(tx: &mut Tx, tenant: &str, device_id: &str, rid: &str) -> ApiResult<()> {
-    sqlx::query("DELETE FROM assignments WHERE tenant = $1 AND device_id = $2 AND rollout_id = $3")
-        .bind(tenant.to_string())
-        .bind(device_id.to_string())
-        .bind(rid.to_string())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    live
 }
 
 /// What an effect changes outside the rollout: the device's installed version, and the end
 /// of its assignment.
-async fn apply_effect(tx: &mut Tx, h: &Hosted, e: &Effect) -> ApiResult<()> {
+fn apply_effect(w: &mut Writes, h: &Hosted, e: &Effect) {
     let r = &h.rollout;
-    let rid = r.id().to_string();
     let (device_id, installed) = match e {
         Effect::DeviceUpdated { device_id, version } => {
             let p = r.package().package();
             let v = version.clone().unwrap_or_else(|| p.version.clone());
-            (device_id, Some((p.name.clone(), v)))
+            (device_id, Some((p.name.to_string(), v.to_string())))
         }
         Effect::DeviceRolledBack { device_id } => {
-            let installed = r
-                .rollback_package()
-                .map(|p| (p.package().name.clone(), p.package().version.clone()));
+            let installed = r.rollback_package().map(|p| {
+                (
+                    p.package().name.to_string(),
+                    p.package().version.to_string(),
+                )
+            });
             (device_id, installed)
         }
         Effect::DeviceFailed { device_id, .. }
         | Effect::DeviceRejected { device_id, .. }
         | Effect::DeviceTimedOut { device_id, .. }
         | Effect::DeviceRollbackFailed { device_id } => (device_id, None),
-        _ => return Ok(()),
+        _ => return,
     };
-    clear_assignment(tx, &h.tenant, device_id.as_str(), &rid).await?;
-    let Some((name, version)) = installed else {
-        return Ok(());
-    };
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT profile FROM devices WHERE tenant = $1 AND device_id = $2")
-            .bind(h.tenant.clone())
-            .bind(device_id.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
-    let Some((doc,)) = row else {
-        return Ok(());
-    };
-    let mut d: ota_core::DeviceProfile = serde_json::from_str(&doc)
-        .map_err(|e| ApiError::internal(format!("stored device {device_id}: {e}")))?;
-    d.installed.insert(name, version);
-    sqlx::query("UPDATE devices SET profile = $1 WHERE tenant = $2 AND device_id = $3")
-        .bind(serde_json::to_string(&d).unwrap_or_default())
-        .bind(h.tenant.clone())
-        .bind(device_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    w.unassign(device_id.as_str());
+    if let Some((name, version)) = installed {
+        w.installed(device_id.as_str(), name, version);
+    }
 }
 
 /// Restores one rollout from its snapshot and the trail after it.
 pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String> {
     type Row = (String, String, i64, i64, String);
     let row: Option<Row> = sqlx::query_as(
-        "SELECT tenant, snapshot, snapshot_seq, head_seq, head_hash FROM rollouts \
-         WHERE rollout_id = $1",
+        "SELECT r.tenant, s.snapshot, s.snapshot_seq, r.head_seq, r.head_hash \
+         FROM rollouts r JOIN rollout_snapshots s ON s.rollout_id = r.rollout_id \
+         WHERE r.rollout_id = $1",
     )
     .bind(rollout_id.to_string())
     .fetch_optional(&st.db)
@@ -978,6 +904,7 @@ pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String>
         ));
     }
     Ok(Hosted {
+        snapshot_span: snapshot_span(st.config.snapshot_every, &r),
         rollout: r,
         tenant,
         snapshot_seq: u(snapshot_seq),

@@ -1,6 +1,12 @@
 //! `GET /api/v1/ota/rollouts/{id}/events`: a live Server-Sent Events stream of a rollout —
 //! its outbox events so far (after `Last-Event-ID`, when given), then every new event and
-//! every device's progress step as it happens. And the outbox publisher: with `--nats`, every
+//! every device's progress step as it happens. Any replica serves it: the replica driving
+//! the rollout publishes each committed event the moment it commits, and with several
+//! replicas (`--lease-ms`) every stream instead tails the rollout's outbox rows (each
+//! rollout's events are committed in `(seq, idx)` order, whichever replica drives it), so a
+//! stream on any replica gets every event, in order, within [`TAIL_MS`]. A
+//! device's progress step is not stored: it reaches the streams of the replica the device
+//! reported to. And the outbox publisher: with `--nats`, every
 //! committed event goes to NATS at least once (its id in `Nats-Msg-Id`), marked published only
 //! after the server acknowledged the flush; an event is never lost because NATS was down.
 
@@ -13,9 +19,29 @@ use futures::stream::{self, Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::auth::Admin;
-use crate::engine;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, LiveEvent};
+
+/// With several replicas, how often a stream reads the rollout's outbox for events another
+/// replica committed, in milliseconds.
+pub const TAIL_MS: u64 = 250;
+
+/// An outbox row: event id, subject, payload.
+type Row = (String, String, String);
+
+/// The rollout's outbox rows after `after` (all when `None`), in order.
+async fn rows_after(st: &AppState, rid: &str, after: Option<(u64, u64)>) -> ApiResult<Vec<Row>> {
+    let (seq, idx) = after.map_or((-1, -1), |(s, i)| (crate::db::i(s), crate::db::i(i)));
+    Ok(sqlx::query_as(
+        "SELECT event_id, subject, payload FROM outbox WHERE rollout_id = $1 AND \
+         (seq > $2 OR (seq = $2 AND idx > $3)) ORDER BY seq, idx",
+    )
+    .bind(rid.to_string())
+    .bind(seq)
+    .bind(idx)
+    .fetch_all(&st.db)
+    .await?)
+}
 
 /// `(seq, idx)` of an outbox event id `rollout:seq:idx`.
 fn position(id: &str) -> Option<(u64, u64)> {
@@ -39,52 +65,92 @@ pub async fn stream(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    engine::lookup(&st, admin.tenant.as_str(), &id).await?;
+    // Any replica serves the stream: the rollout need not be driven here.
+    let owner: Option<(String,)> =
+        sqlx::query_as("SELECT tenant FROM rollouts WHERE rollout_id = $1")
+            .bind(id.clone())
+            .fetch_optional(&st.db)
+            .await?;
+    if owner.is_none_or(|(t,)| t != admin.tenant.as_str()) {
+        return Err(ApiError::not_found(format!("rollout_id: no rollout {id}")));
+    }
     // Subscribe first, then read the outbox: nothing falls between the two.
     let live = BroadcastStream::new(st.events.subscribe());
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(position);
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT event_id, subject, payload FROM outbox WHERE rollout_id = $1 ORDER BY seq, idx",
-    )
-    .bind(id.clone())
-    .fetch_all(&st.db)
-    .await?;
-    let mut last = after;
-    let mut past = Vec::new();
-    for (event_id, subject, payload) in rows {
-        let pos = position(&event_id);
-        if after.is_some() && pos <= after {
-            continue;
-        }
-        last = last.max(pos);
-        past.push(LiveEvent {
-            tenant: admin.tenant.to_string(),
-            rollout_id: id.clone(),
+    let tenant = admin.tenant.to_string();
+    let event = {
+        let (tenant, rid) = (tenant.clone(), id.clone());
+        move |(event_id, subject, payload): Row| LiveEvent {
+            tenant: tenant.clone(),
+            rollout_id: rid.clone(),
             id: event_id,
             subject,
             payload: serde_json::from_str(&payload).unwrap_or_default(),
-        });
-    }
-    let tenant = admin.tenant.to_string();
+        }
+    };
+    let past: Vec<LiveEvent> = rows_after(&st, &id, after)
+        .await?
+        .into_iter()
+        .map(&event)
+        .collect();
     let rid = id.clone();
-    let live = live.filter_map(move |m| {
+    let tail = st.config.lease_ms > 0;
+    let local = live.filter_map(move |m| {
         let keep = match m {
+            // With replicas the stored events come from the outbox alone, in commit order
+            // (at a lease handover, this replica's next event may come before the other's
+            // last one is read); progress steps are never stored.
             Ok(e) if e.tenant == tenant && e.rollout_id == rid => {
-                // Skip what the outbox read already gave.
-                match position(&e.id) {
-                    Some(p) if Some(p) <= last => None,
-                    _ => Some(e),
-                }
+                (!tail || position(&e.id).is_none()).then_some(e)
             }
             _ => None,
+        };
+        async move { keep }
+    });
+    // With replicas, every committed row, read from the outbox.
+    let tailed = if tail {
+        let (st, rid) = (st.clone(), id.clone());
+        let start = past.last().and_then(|e| position(&e.id)).or(after);
+        stream::unfold(start, move |from| {
+            let (st, rid, event) = (st.clone(), rid.clone(), event.clone());
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(TAIL_MS)).await;
+                let rows = match rows_after(&st, &rid, from).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(rollout_id = %rid, error = %e.message, "outbox tail failed");
+                        Vec::new()
+                    }
+                };
+                let to = rows.last().and_then(|(id, _, _)| position(id)).or(from);
+                let events: Vec<LiveEvent> = rows.into_iter().map(event).collect();
+                Some((stream::iter(events), to))
+            }
+        })
+        .flatten()
+        .boxed()
+    } else {
+        stream::empty().boxed()
+    };
+    // Each stored event once, in order (the outbox read of a subscription may already hold an
+    // event the live channel then repeats). Progress steps have no position.
+    let mut last = past.last().and_then(|e| position(&e.id)).or(after);
+    let new = stream::select(local, tailed).filter_map(move |e| {
+        let keep = match position(&e.id) {
+            Some(p) if Some(p) <= last => None,
+            Some(p) => {
+                last = Some(p);
+                Some(e)
+            }
+            None => Some(e),
         };
         async move { keep.map(|e| Ok(sse(&e))) }
     });
     let past = stream::iter(past.into_iter().map(|e| Ok(sse(&e))));
-    Ok(Sse::new(past.chain(live)).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(past.chain(new)).keep_alive(KeepAlive::default()))
 }
 
 /// Publishes the outbox to NATS, in commit order, until the server stops.

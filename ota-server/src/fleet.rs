@@ -217,6 +217,10 @@ pub async fn put_device(
         (StatusCode::OK, None)
     };
     tx.commit().await?;
+    if status == StatusCode::OK && credential.is_some() {
+        // The old credential stops working here too, not only in the database.
+        st.credentials.forget(admin.tenant.as_str(), id.as_str());
+    }
     if status == StatusCode::CREATED {
         crate::engine::join(&st, admin.tenant.as_str(), &device).await?;
     }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod assignments;
 pub mod auth;
 pub mod db;
 pub mod device;
@@ -17,9 +18,12 @@ pub mod events;
 pub mod fleet;
 pub mod openapi;
 pub mod packages;
+pub mod publishers;
 pub mod rollouts;
+pub mod rpc;
 pub mod seed_form;
 pub mod state;
+pub mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -176,7 +180,8 @@ pub fn router(st: AppState) -> Router {
 /// Opens the database, restores every rollout, and builds the state (the timer driver is
 /// started by [`serve`]).
 pub async fn open(mut config: Config) -> Result<AppState, String> {
-    if db::Backend::of(&config.database) == Some(db::Backend::Sqlite) {
+    let sqlite = db::Backend::of(&config.database) == Some(db::Backend::Sqlite);
+    if sqlite {
         // SQLite is one replica: nobody else drives its rollouts.
         config.lease_ms = 0;
     }
@@ -189,34 +194,54 @@ pub async fn open(mut config: Config) -> Result<AppState, String> {
         .map_err(|e| format!("jwt secret: {e}"))?;
     let mut trusted = TrustedKeys::new();
     let mut publisher_keys = Vec::new();
+    let mut ecdsa_keys = Vec::new();
     for k in &config.trusted_keys {
         let text = match std::fs::read_to_string(k) {
             Ok(t) => t,
             Err(_) => k.clone(),
         };
-        let key = PublicKey::parse(&text).map_err(|e| format!("--trusted-key {k}: {e}"))?;
-        trusted.add(key);
-        publisher_keys.push(key);
+        match PublicKey::parse(&text) {
+            Ok(key) => {
+                trusted.add(key);
+                publisher_keys.push(key);
+            }
+            Err(e) => match publishers::EcdsaKey::parse(&text) {
+                Some(key) => ecdsa_keys.push(key),
+                None => {
+                    return Err(format!(
+                        "--trusted-key {k}: {e}, nor an ECDSA P-256 PEM public key"
+                    ));
+                }
+            },
+        }
     }
     let signing_key = auth::load_signing_key(config.signing_key.as_deref(), &config.data_dir)?;
     trusted.add(signing_key.public_key());
     let store_dir = config.data_dir.join("artifacts");
     std::fs::create_dir_all(&store_dir).map_err(|e| format!("{}: {e}", store_dir.display()))?;
     let (events, _) = broadcast::channel(4096);
+    let assignments = assignments::Assignments::load(&db, config.lease_ms == 0)
+        .await
+        .map_err(|e| format!("loading assignments: {e}"))?;
     let st = AppState(Arc::new(state::Inner {
         db,
         jwt: auth::JwtKeys::from_secret(&secret)?,
         trusted,
         publisher_keys,
+        ecdsa_keys,
         signing_key,
         packages: RwLock::new(Default::default()),
         engines: Default::default(),
+        assignments,
+        deliveries: Default::default(),
+        credentials: Default::default(),
         events,
         timer: Notify::new(),
         outbox: Notify::new(),
         store_dir,
         config,
         metrics: Default::default(),
+        writer: sqlite.then(|| tokio::sync::Mutex::new(())),
     }));
     packages::load(&st)
         .await
@@ -239,6 +264,7 @@ pub struct Running {
     timer: tokio::task::JoinHandle<()>,
     publisher: Option<tokio::task::JoinHandle<()>>,
     leases: Option<tokio::task::JoinHandle<()>>,
+    expiry: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -246,6 +272,7 @@ impl Running {
     pub fn stop(self) {
         self.task.abort();
         self.timer.abort();
+        self.expiry.abort();
         if let Some(p) = self.publisher {
             p.abort();
         }
@@ -264,6 +291,7 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let timer = tokio::spawn(engine::drive_timers(st.clone()));
+    let expiry = tokio::spawn(rpc::expire_forever(st.clone()));
     let leases = (st.config.lease_ms > 0).then(|| tokio::spawn(engine::renew_leases(st.clone())));
     let publisher = st
         .config
@@ -284,5 +312,6 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         timer,
         publisher,
         leases,
+        expiry,
     })
 }

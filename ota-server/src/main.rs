@@ -46,8 +46,9 @@ struct Serve {
         value_delimiter = ','
     )]
     artifact_roots: Vec<PathBuf>,
-    /// A trusted publisher key: 64 hex characters, a PEM public key, or a file holding
-    /// either (repeat).
+    /// A trusted publisher key: Ed25519 as 64 hex characters or a PEM public key, or ECDSA
+    /// P-256 as a PEM public key (SPKI; it verifies seed 004's upload form only), or a file
+    /// holding one (repeat).
     #[arg(long = "trusted-key", env = "OTA_TRUSTED_KEYS", value_delimiter = ',')]
     trusted_keys: Vec<String>,
     /// Distinct trusted signatures a package needs.
@@ -82,7 +83,8 @@ struct Serve {
     /// The largest request body, in bytes.
     #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]
     body_limit: usize,
-    /// Rewrite a rollout's snapshot after this many audit records.
+    /// Rewrite a rollout's snapshot after this many audit records, or after a quarter of
+    /// its device count when that is more (a snapshot grows with the fleet).
     #[arg(long, env = "OTA_SNAPSHOT_EVERY", default_value_t = 1000)]
     snapshot_every: u64,
     /// On PostgreSQL, how long a replica's lease on a rollout lasts, in milliseconds: one
@@ -91,6 +93,10 @@ struct Serve {
     /// SQLite is always a single replica and ignores it.
     #[arg(long, env = "OTA_LEASE_MS", default_value_t = 10_000)]
     lease_ms: u64,
+    /// How long a device RPC record (a command to a device) waits for its device, in
+    /// milliseconds; past it the record is `expired` and never delivered.
+    #[arg(long, env = "OTA_RPC_TTL_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    rpc_ttl_ms: u64,
     /// The poll interval suggested to devices (the `ota-poll-interval-ms` answer header),
     /// in milliseconds.
     #[arg(long, env = "OTA_POLL_INTERVAL_MS", default_value_t = 60_000)]
@@ -141,6 +147,7 @@ fn config(s: Serve) -> Config {
     c.s3_region = s.s3_region;
     c.snapshot_every = s.snapshot_every.max(1);
     c.lease_ms = s.lease_ms;
+    c.rpc_ttl_ms = s.rpc_ttl_ms.max(1);
     c.poll_interval_ms = s.poll_interval_ms.max(1);
     c
 }

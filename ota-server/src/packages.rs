@@ -679,10 +679,32 @@ pub fn parse_id(field: &str, s: &str) -> ApiResult<PackageId> {
 /// `GET /api/v1/ota/keys`: the keys a device trusts — the publishers' and the server's own
 /// (which signs the statements of seed-form uploads) — with the signature threshold.
 pub async fn keys(State(st): State<AppState>, _caller: crate::auth::Caller) -> AxumJson<Value> {
-    let key = |k: &ota_core::sign::PublicKey| json!({"key_id": k.key_id().to_string(), "public_key": k.to_hex()});
+    let key = |k: &ota_core::sign::PublicKey| json!({"key_id": k.key_id().to_string(), "algorithm": "ed25519", "public_key": k.to_hex()});
+    let mut publishers: Vec<Value> = st.publisher_keys.iter().map(key).collect();
+    publishers.extend(st.ecdsa_keys.iter().map(
+        |k| json!({"key_id": k.key_id(), "algorithm": "ecdsa-p256", "public_key": k.to_pem()}),
+    ));
     AxumJson(json!({
         "server_key": key(&st.signing_key.public_key()),
-        "publisher_keys": st.publisher_keys.iter().map(key).collect::<Vec<_>>(),
+        "publisher_keys": publishers,
         "threshold": st.config.threshold,
     }))
+}
+
+/// The bytes `[offset, offset + length)` of a stored artifact: one chunk (at most 64 KiB),
+/// read in one call on the blocking pool rather than an open, a seek and reads each of
+/// their own.
+pub async fn read_range(path: &Path, offset: u64, length: u32) -> ApiResult<axum::body::Bytes> {
+    let path = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&path)?;
+        let mut buf = vec![0u8; length as usize];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok::<_, std::io::Error>(buf)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    read.map(axum::body::Bytes::from)
+        .map_err(|e| ApiError::internal(format!("store: {e}")))
 }

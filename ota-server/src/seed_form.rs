@@ -1,7 +1,8 @@
 //! The package upload of seed 004 as written: `{type, version, artifact_uri, sha256,
 //! signature, size_bytes, compatibility: {device_type, min_version}, release_notes}`, the
-//! `signature` an Ed25519 signature by a trusted publisher key over the artifact's SHA-256
-//! (the 32 bytes, or their 64 lowercase hex characters), base64 or hex.
+//! `signature` by a trusted publisher key over the artifact's SHA-256, base64 or hex:
+//! - Ed25519 (64 bytes) over the 32 digest bytes, or over their 64 lowercase hex characters;
+//! - ECDSA P-256 in DER (seed 004's `MEUCIQD...`), see [`crate::publishers`] for the forms.
 //!
 //! The library's `VerifiedPackage` is a sealed DSSE (or TUF) statement, and the seed's plain
 //! artifact has neither a seal nor a chunk table. So the server, after checking the
@@ -98,48 +99,61 @@ pub struct Rejected {
     pub error: ApiError,
 }
 
-fn decode_signature(s: &str) -> ApiResult<Vec<u8>> {
-    let bytes = if s.len() == 128 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+/// A decoded signature: Ed25519 (64 bytes) or DER ECDSA P-256.
+enum Signature {
+    Ed25519(Vec<u8>),
+    EcdsaDer(Vec<u8>),
+}
+
+fn decode_signature(s: &str) -> ApiResult<Signature> {
+    let hex_form =
+        s.len().is_multiple_of(2) && s.len() >= 128 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let bytes = if hex_form {
         hex::decode(s).ok()
     } else {
         base64::engine::general_purpose::STANDARD.decode(s).ok()
     };
-    let bytes = bytes
-        .ok_or_else(|| ApiError::invalid("signature: expected base64 or 128 hex characters"))?;
-    if bytes.first() == Some(&0x30) && bytes.len() != 64 {
-        return Err(ApiError::new(
-            Code::Unimplemented,
-            "signature: ECDSA P-256 (DER) signatures are not supported yet; sign the sha256 with Ed25519",
-        ));
+    let bytes = bytes.ok_or_else(|| {
+        ApiError::invalid("signature: expected base64 or hex (Ed25519, or ECDSA P-256 in DER)")
+    })?;
+    if bytes.len() == 64 {
+        return Ok(Signature::Ed25519(bytes));
     }
-    if bytes.len() != 64 {
-        return Err(ApiError::invalid(format!(
-            "signature: an Ed25519 signature is 64 bytes, found {}",
-            bytes.len()
-        )));
+    if crate::publishers::is_der(&bytes) {
+        return Ok(Signature::EcdsaDer(bytes));
     }
-    Ok(bytes)
+    Err(ApiError::invalid(format!(
+        "signature: neither an Ed25519 signature (64 bytes) nor a DER ECDSA P-256 signature \
+         ({} bytes)",
+        bytes.len()
+    )))
 }
 
-/// The trusted publisher key whose signature over the digest verifies.
+/// The trusted publisher key whose signature over the digest verifies: an Ed25519 key of
+/// `keys` (still in `trusted`), or one of the ECDSA P-256 keys.
 pub fn check_signature(
     trusted: &TrustedKeys,
     keys: &[ota_core::sign::PublicKey],
+    ecdsa: &[crate::publishers::EcdsaKey],
     up: &SeedUpload,
 ) -> ApiResult<String> {
-    let sig = decode_signature(&up.signature)?;
-    let raw = *up.sha256.as_bytes();
-    let text = up.sha256.to_hex();
-    for k in keys {
-        if trusted.get(&k.key_id()).is_some()
-            && (k.verify(&raw, &sig) || k.verify(text.as_bytes(), &sig))
-        {
-            return Ok(k.key_id().to_string());
+    let found = match decode_signature(&up.signature)? {
+        Signature::Ed25519(sig) => {
+            let raw = *up.sha256.as_bytes();
+            let text = up.sha256.to_hex();
+            keys.iter()
+                .find(|k| {
+                    trusted.get(&k.key_id()).is_some()
+                        && (k.verify(&raw, &sig) || k.verify(text.as_bytes(), &sig))
+                })
+                .map(|k| k.key_id().to_string())
         }
-    }
-    Err(ApiError::invalid(
-        "signature: no trusted publisher key signed this sha256",
-    ))
+        Signature::EcdsaDer(der) => ecdsa
+            .iter()
+            .find(|k| k.verify(&up.sha256, &der))
+            .map(|k| k.key_id().to_string()),
+    };
+    found.ok_or_else(|| ApiError::invalid("signature: no trusted publisher key signed this sha256"))
 }
 
 /// Parses the body.
@@ -223,7 +237,8 @@ pub async fn check(
     src: PathBuf,
     body: &[u8],
 ) -> Result<Checked, Result<ApiError, Rejected>> {
-    let publisher = check_signature(&st.trusted, &st.publisher_keys, &up).map_err(Ok)?;
+    let publisher =
+        check_signature(&st.trusted, &st.publisher_keys, &st.ecdsa_keys, &up).map_err(Ok)?;
     let dir = st.store_dir.join(tenant);
     tokio::fs::create_dir_all(&dir)
         .await

@@ -50,13 +50,17 @@ pub struct Config {
     pub nats: Option<String>,
     /// The largest request body, in bytes.
     pub body_limit: usize,
-    /// A rollout's snapshot is rewritten after this many audit records.
+    /// A rollout's snapshot is rewritten after this many audit records (or a quarter of its
+    /// devices, when that is more: see [`crate::engine::snapshot_span`]).
     pub snapshot_every: u64,
     /// How long a replica's lease on a rollout lasts, in milliseconds; 0 turns leases off
     /// (one replica). Only PostgreSQL takes leases: SQLite is always a single replica.
     pub lease_ms: u64,
     /// This replica's id, the holder of its leases (random at start).
     pub replica_id: String,
+    /// How long a device RPC record waits for its device before it expires, in
+    /// milliseconds.
+    pub rpc_ttl_ms: u64,
     /// The poll interval suggested to devices (`ota-poll-interval-ms`), in milliseconds.
     pub poll_interval_ms: u64,
 }
@@ -83,6 +87,7 @@ impl Config {
             snapshot_every: 1000,
             lease_ms: 0,
             replica_id: format!("replica_{}", crate::auth::random_hex(8)),
+            rpc_ttl_ms: 7 * 24 * 3600 * 1000,
             poll_interval_ms: 60_000,
         }
     }
@@ -117,14 +122,22 @@ pub struct Inner {
     pub jwt: JwtKeys,
     /// The keys whose envelopes are accepted: the publishers' and the server's own.
     pub trusted: TrustedKeys,
-    /// The publisher keys (`--trusted-key`).
+    /// The Ed25519 publisher keys (`--trusted-key`).
     pub publisher_keys: Vec<ota_core::sign::PublicKey>,
+    /// The ECDSA P-256 publisher keys (`--trusted-key` PEM), for the seed form only.
+    pub ecdsa_keys: Vec<crate::publishers::EcdsaKey>,
     /// The server's own key: it signs the statements of seed-form uploads.
     pub signing_key: ota_core::sign::SigningKey,
     /// Verified packages, by (tenant, package id).
     pub packages: RwLock<HashMap<(String, String), Arc<StoredPackage>>>,
     /// The rollouts being driven.
     pub engines: Engines,
+    /// Device-level assignments (in memory on a single replica).
+    pub assignments: crate::assignments::Assignments,
+    /// Device RPC deliveries waiting for their commit.
+    pub deliveries: crate::rpc::Deliveries,
+    /// Device credentials already checked: the credential's hash, its tenant and device.
+    pub credentials: crate::auth::Credentials,
     /// Live events.
     pub events: broadcast::Sender<LiveEvent>,
     /// Wakes the timer driver when a rollout's timeout changes.
@@ -135,6 +148,21 @@ pub struct Inner {
     pub store_dir: PathBuf,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// On SQLite, the turn of this process's write transactions (see [`Inner::write_turn`]).
+    pub writer: Option<tokio::sync::Mutex<()>>,
+}
+
+impl Inner {
+    /// On SQLite, waits for this process's turn to write: SQLite takes one writer at a time
+    /// and makes the others retry in its busy handler, which sleeps; queueing here instead
+    /// lets the next group commit start the moment the previous one ends. `None` on
+    /// PostgreSQL, where transactions run side by side.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(m) => Some(m.lock().await),
+            None => None,
+        }
+    }
 }
 
 /// Counters for `GET /metrics`.

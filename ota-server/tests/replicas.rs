@@ -417,3 +417,107 @@ async fn a_replica_that_lost_its_lease_cannot_commit() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The live stream of a rollout is served by any replica: on the replica that does not drive
+/// the rollout it tails the outbox, so an operator watching there sees each transition the
+/// driving replica commits, in order, without taking the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_on_a_replica_that_does_not_drive_the_rollout_gets_its_events() {
+    use futures::StreamExt;
+    let Some(cluster) = common::pg::Cluster::start("sse-replica") else {
+        return;
+    };
+    let dir = tmp("sse-replica");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let (fw, fw_id, _) = firmware(&input, "2.0.0", false, 70_000);
+    let mut c = common::config(&dir);
+    c.database = cluster.url.clone();
+    // Long enough that nothing expires during the test: A drives the rollout throughout.
+    c.lease_ms = 60_000;
+    let a = common::Srv::start(c.clone()).await;
+    let mut cb = c.clone();
+    cb.replica_id = "replica_b".into();
+    let b = common::Srv::start(cb).await;
+    let admin = a.token("acme", "admin");
+    let (code, v) = a
+        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    a.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
+        .await;
+    for i in 0..4 {
+        let (code, v) = a
+            .call(
+                "PUT",
+                &format!("/api/v1/devices/d{i}"),
+                &admin,
+                Some(&json!({"profile_id": "p", "device_type": "temp-sensor",
+                    "hardware_profile": "acme-sensor-v2", "arch": "armv7",
+                    "installed": {"temp-sensor-fw": "1.2.0"}})),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+    }
+    let (code, v) = a
+        .call(
+            "POST",
+            "/api/v1/ota/rollouts",
+            &admin,
+            Some(&json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100})),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let rid = v["rollout_id"].as_str().unwrap().to_string();
+
+    // The stream on B, which does not drive the rollout.
+    let r = b
+        .http
+        .get(format!("{}/api/v1/ota/rollouts/{rid}/events", b.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut events = r.bytes_stream();
+    // A drives it: the pause is committed there (B never took the lease).
+    let (code, v) = a
+        .call(
+            "POST",
+            &format!("/api/v1/ota/rollouts/{rid}/pause"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let started = format!("event: profile.ota.rollout.started.acme.{rid}");
+    let paused = format!("event: profile.ota.rollout.paused.acme.{rid}");
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.contains(&paused) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("no pause on replica B's stream within 30 s: {seen}"))
+            .expect("the stream stays open")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let (s_at, p_at) = (seen.find(&started).unwrap(), seen.find(&paused).unwrap());
+    assert!(s_at < p_at, "in commit order: {seen}");
+    assert_eq!(seen.matches(&paused).count(), 1, "once: {seen}");
+    // A still drives the rollout: resuming through A is accepted.
+    let (code, v) = a
+        .call(
+            "POST",
+            &format!("/api/v1/ota/rollouts/{rid}/resume"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    a.stop();
+    b.stop();
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

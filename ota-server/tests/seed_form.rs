@@ -1,5 +1,5 @@
-//! Seed 004's own package form: an Ed25519 signature by a trusted publisher over the plain
-//! artifact's SHA-256. The server checks the signature and the artifact, seals it and signs
+//! Seed 004's own package form: an Ed25519 or ECDSA P-256 (DER) signature by a trusted
+//! publisher over the plain artifact's SHA-256. The server checks the signature and the artifact, seals it and signs
 //! the statement with its own key; a device verifies the assignment against that key and
 //! opens what it downloaded.
 
@@ -55,8 +55,8 @@ async fn the_seed_form_is_checked_sealed_and_served() {
     assert_error(
         &s.call("POST", "/api/v1/ota/packages", &admin, Some(&body))
             .await,
-        501,
-        "UNIMPLEMENTED",
+        400,
+        "INVALID_ARGUMENT",
         "signature",
     );
     // A declared digest, validly signed, that the artifact does not have: rejected for good.
@@ -176,5 +176,137 @@ async fn the_seed_form_is_checked_sealed_and_served() {
         .await;
     assert_eq!(code, 200);
     s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The ECDSA P-256 publisher of the tests, and its public key as PEM.
+fn ecdsa_publisher() -> (p256::ecdsa::SigningKey, String) {
+    use p256::pkcs8::EncodePublicKey;
+    let key = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    (key, pem)
+}
+
+/// A DER ECDSA signature whose hash is `digest` (`openssl dgst -sha256 -sign`'s form).
+fn ecdsa_sign_prehash(key: &p256::ecdsa::SigningKey, digest: &[u8]) -> Vec<u8> {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    let sig: p256::ecdsa::Signature = key.sign_prehash(digest).unwrap();
+    sig.to_der().as_bytes().to_vec()
+}
+
+/// A DER ECDSA-SHA256 signature of `message`.
+fn ecdsa_sign(key: &p256::ecdsa::SigningKey, message: &[u8]) -> Vec<u8> {
+    use p256::ecdsa::signature::Signer;
+    let sig: p256::ecdsa::Signature = key.sign(message);
+    sig.to_der().as_bytes().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecdsa_p256_der_signature_by_a_trusted_pem_key_is_accepted() {
+    let dir = tmp("seedform-ecdsa");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let plain: Vec<u8> = (0..70_000u32).map(|i| (i * 13 + i / 97) as u8).collect();
+    let path = input.join("fw-2.0.0.bin");
+    std::fs::write(&path, &plain).unwrap();
+    let (key, pem) = ecdsa_publisher();
+    // The PEM key given in a file, as `--trusted-key /etc/ota/publisher.pem` would.
+    let pem_file = dir.join("publisher.pem");
+    std::fs::write(&pem_file, &pem).unwrap();
+    let mut cfg = config(&dir);
+    cfg.trusted_keys.push(pem_file.display().to_string());
+    let s = Srv::start(cfg).await;
+    let admin = s.token("acme", "admin");
+    let digest = ota_core::Sha256Digest::of(&plain);
+    let mut body = seed_body(&path, &plain, &publisher());
+
+    // The key is listed with its algorithm.
+    let (_, keys) = s.call("GET", "/api/v1/ota/keys", &admin, None).await;
+    let listed = keys["publisher_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["algorithm"] == "ecdsa-p256")
+        .cloned()
+        .unwrap_or_else(|| panic!("no P-256 key in {keys}"));
+    assert_eq!(listed["public_key"].as_str().unwrap().trim(), pem.trim());
+    let key_id = listed["key_id"].as_str().unwrap().to_string();
+
+    // A DER signature over another digest is refused, naming the field, and nothing is kept.
+    let other = ota_core::Sha256Digest::of(b"another artifact");
+    body["signature"] = json!(b64(&ecdsa_sign_prehash(&key, other.as_bytes())));
+    assert_error(
+        &s.call("POST", "/api/v1/ota/packages", &admin, Some(&body))
+            .await,
+        400,
+        "INVALID_ARGUMENT",
+        "signature",
+    );
+    // So is a valid signature by an untrusted P-256 key.
+    let stranger = p256::ecdsa::SigningKey::from_slice(&[6; 32]).unwrap();
+    body["signature"] = json!(b64(&ecdsa_sign_prehash(&stranger, digest.as_bytes())));
+    assert_error(
+        &s.call("POST", "/api/v1/ota/packages", &admin, Some(&body))
+            .await,
+        400,
+        "INVALID_ARGUMENT",
+        "signature",
+    );
+    // And a DER signature whose bytes were altered.
+    let mut bad = ecdsa_sign_prehash(&key, digest.as_bytes());
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    body["signature"] = json!(b64(&bad));
+    assert_error(
+        &s.call("POST", "/api/v1/ota/packages", &admin, Some(&body))
+            .await,
+        400,
+        "INVALID_ARGUMENT",
+        "signature",
+    );
+    let (_, list) = s.call("GET", "/api/v1/ota/packages", &admin, None).await;
+    assert_eq!(list["packages"], json!([]), "{list}");
+
+    // The seed's form: `MEUCIQD...`-like base64 DER, the digest as the ECDSA hash.
+    let der = ecdsa_sign_prehash(&key, digest.as_bytes());
+    assert_eq!(der[0], 0x30, "a DER SEQUENCE");
+    body["signature"] = json!(b64(&der));
+    let (code, v) = s
+        .call("POST", "/api/v1/ota/packages", &admin, Some(&body))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["status"], "available");
+    assert_eq!(v["checksum_verified"], true);
+    assert_eq!(v["signed_by"][0], json!(key_id), "{v}");
+
+    // ECDSA-SHA256 over the 32 digest bytes, hex-encoded, for another build.
+    let plain2: Vec<u8> = plain.iter().map(|b| b ^ 0x5a).collect();
+    let path2 = input.join("fw-2.0.1.bin");
+    std::fs::write(&path2, &plain2).unwrap();
+    let digest2 = ota_core::Sha256Digest::of(&plain2);
+    let mut body2 = seed_body(&path2, &plain2, &publisher());
+    body2["version"] = json!("2.0.1");
+    body2["signature"] = json!(hex::encode(ecdsa_sign(&key, digest2.as_bytes())));
+    let (code, v) = s
+        .call("POST", "/api/v1/ota/packages", &admin, Some(&body2))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["signed_by"][0], json!(key_id), "{v}");
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_key_that_is_neither_ed25519_nor_p256_stops_the_start() {
+    let dir = tmp("seedform-badkey");
+    let mut cfg = config(&dir);
+    cfg.trusted_keys
+        .push("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into());
+    let err = ota_server::open(cfg).await.err().expect("refused");
+    assert!(err.starts_with("--trusted-key"), "{err}");
+    assert!(err.contains("P-256"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

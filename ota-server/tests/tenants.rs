@@ -301,3 +301,37 @@ async fn tenants_and_devices_reach_only_their_own() {
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reissued credential replaces the old one at once: the old one, though it was just used
+/// (and remembered by the server), is refused afterwards, and the new one works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reissued_credential_revokes_the_old_one_at_once() {
+    let dir = common::tmp("reissue");
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    let s = common::Srv::start(common::config(&dir)).await;
+    let admin = s.token("acme", "admin");
+    let device = serde_json::json!({"device_type": "temp-sensor",
+        "hardware_profile": "acme-sensor-v2", "arch": "armv7",
+        "installed": {"temp-sensor-fw": "1.2.0"}});
+    let (code, v) = s
+        .call("PUT", "/api/v1/devices/dev-1", &admin, Some(&device))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let old = v["credential"].as_str().unwrap().to_string();
+    let (code, _) = s.call("GET", "/api/v1/devices/dev-1", &old, None).await;
+    assert_eq!(code, 200);
+    let mut again = device.clone();
+    again["issue_credential"] = serde_json::json!(true);
+    let (code, v) = s
+        .call("PUT", "/api/v1/devices/dev-1", &admin, Some(&again))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let new = v["credential"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    let got = s.call("GET", "/api/v1/devices/dev-1", &old, None).await;
+    common::assert_error(&got, 401, "UNAUTHENTICATED", "authorization");
+    let (code, _) = s.call("GET", "/api/v1/devices/dev-1", &new, None).await;
+    assert_eq!(code, 200);
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

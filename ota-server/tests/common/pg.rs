@@ -55,6 +55,12 @@ impl Cluster {
     /// Starts a cluster, or `None` when PostgreSQL is not installed (and
     /// `OTA_REQUIRE_POSTGRES` is not set: CI sets it, and then a missing PostgreSQL fails).
     pub fn start(name: &str) -> Option<Cluster> {
+        Self::start_with(name, false)
+    }
+
+    /// [`Cluster::start`], with `fsync` on when `durable` (the benches measure with it; the
+    /// tests run without, which only matters if the machine itself crashes).
+    pub fn start_with(name: &str, durable: bool) -> Option<Cluster> {
         let (Some(initdb), Some(pg_ctl)) = (bin("initdb"), bin("pg_ctl")) else {
             assert!(
                 std::env::var_os("OTA_REQUIRE_POSTGRES").is_none(),
@@ -100,7 +106,8 @@ impl Cluster {
             .local_addr()
             .unwrap()
             .port();
-        let opts = format!("-h 127.0.0.1 -p {port} -k {} -F", dir.display());
+        let fsync = if durable { "" } else { " -F" };
+        let opts = format!("-h 127.0.0.1 -p {port} -k {}{fsync}", dir.display());
         let out = run(
             as_postgres,
             &pg_ctl,

@@ -1,0 +1,114 @@
+//! Device-level assignments: the package each device is to install and the rollout that
+//! assigned it. Only the engine writes them (in the transaction of the input that decided
+//! them), so a single replica (SQLite, or PostgreSQL without leases) keeps all of them in
+//! memory, loaded at start and updated after each commit, and answers a device's poll, chunk
+//! or report without a query. With several replicas another replica may have changed them,
+//! so every lookup reads the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+use crate::writes::Assign;
+
+/// A device's assignment: (package id, rollout id).
+type Entry = (Arc<str>, Arc<str>);
+
+/// The assignments in memory (authoritative on a single replica).
+#[derive(Default)]
+pub struct Assignments {
+    /// Whether the map holds every assignment (a single replica).
+    authoritative: bool,
+    /// By tenant, then device.
+    map: Mutex<HashMap<String, HashMap<String, Entry>>>,
+}
+
+impl Assignments {
+    /// Loads every assignment when this server is the only replica.
+    pub async fn load(db: &sqlx::AnyPool, single_replica: bool) -> Result<Self, sqlx::Error> {
+        let mut map: HashMap<String, HashMap<String, Entry>> = HashMap::new();
+        if single_replica {
+            let rows: Vec<(String, String, String, String)> =
+                sqlx::query_as("SELECT tenant, device_id, package_id, rollout_id FROM assignments")
+                    .fetch_all(db)
+                    .await?;
+            for (t, d, p, r) in rows {
+                map.entry(t).or_default().insert(d, (p.into(), r.into()));
+            }
+        }
+        Ok(Assignments {
+            authoritative: single_replica,
+            map: Mutex::new(map),
+        })
+    }
+
+    /// Applies a committed batch's net changes for rollout `rid`.
+    pub fn apply(&self, tenant: &str, rid: &str, changes: &HashMap<String, Assign>) {
+        if !self.authoritative || changes.is_empty() {
+            return;
+        }
+        let mut map = self.map.lock().expect("assignments lock");
+        let devices = map.entry(tenant.to_string()).or_default();
+        let rid: Arc<str> = rid.into();
+        let mut package: Option<Arc<str>> = None;
+        for (d, a) in changes {
+            match a {
+                Assign::Set { package_id, .. } => {
+                    // One rollout assigns one or two packages: share their text.
+                    let p = match &package {
+                        Some(p) if **p == **package_id => p.clone(),
+                        _ => {
+                            let p: Arc<str> = package_id.as_str().into();
+                            package = Some(p.clone());
+                            p
+                        }
+                    };
+                    devices.insert(d.clone(), (p, rid.clone()));
+                }
+                Assign::Removed => {
+                    devices.remove(d);
+                }
+                Assign::RemovedIfMine => {
+                    if devices.get(d).is_some_and(|(_, r)| *r == rid) {
+                        devices.remove(d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reloads everything from the database (after a commit whose outcome is unknown).
+    pub async fn reload(&self, db: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
+        if !self.authoritative {
+            return Ok(());
+        }
+        let fresh = Self::load(db, true).await?;
+        *self.map.lock().expect("assignments lock") =
+            fresh.map.into_inner().expect("assignments lock");
+        Ok(())
+    }
+}
+
+/// A device's device-level assignment: (package id, rollout id).
+pub async fn get(
+    st: &AppState,
+    tenant: &str,
+    device_id: &str,
+) -> ApiResult<Option<(String, String)>> {
+    let a = &st.assignments;
+    if a.authoritative {
+        let map = a.map.lock().expect("assignments lock");
+        return Ok(map
+            .get(tenant)
+            .and_then(|m| m.get(device_id))
+            .map(|(p, r)| (p.to_string(), r.to_string())));
+    }
+    Ok(sqlx::query_as(
+        "SELECT package_id, rollout_id FROM assignments WHERE tenant = $1 AND device_id = $2",
+    )
+    .bind(tenant.to_string())
+    .bind(device_id.to_string())
+    .fetch_optional(&st.db)
+    .await?)
+}
