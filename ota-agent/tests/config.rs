@@ -177,8 +177,8 @@ fn the_example_configuration_and_the_systemd_unit_agree() {
     assert_eq!(c.device_id().as_str(), "dev-0001");
     assert_eq!(c.concurrency, 4);
     assert_eq!(c.bandwidth, None);
-    let unit = std::fs::read_to_string(std::path::Path::new(dir).join("../dist/ota-agent.service"))
-        .unwrap();
+    let unit =
+        std::fs::read_to_string(std::path::Path::new(dir).join("dist/ota-agent.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/ota-agent --config /etc/ota-agent/agent.toml"));
     assert!(unit.contains("StateDirectory=ota-agent"));
     assert_eq!(c.state_dir, std::path::Path::new("/var/lib/ota-agent"));
