@@ -329,8 +329,7 @@ const KILL_DEVICES: usize = 6;
 async fn a_kill_9_of_the_server_mid_rollout_loses_no_progress() {
     let dir = tmp("faults-kill");
     std::fs::create_dir_all(dir.join("in")).unwrap();
-    let mut server =
-        ServerProcess::spawn("server_process_entry", &dir, "127.0.0.1:0".parse().unwrap());
+    let server = ServerProcess::spawn("server_process_entry", &dir, "127.0.0.1:0".parse().unwrap());
     let addr = server.addr;
     let admin = Admin::new(&server.base);
     let (body, pkg, _, plain) = common::firmware(&dir.join("in"), NEW, 500_000);
@@ -381,27 +380,45 @@ async fn a_kill_9_of_the_server_mid_rollout_loses_no_progress() {
     );
     let rid = v["rollout_id"].as_str().unwrap().to_string();
     let status_path = format!("/api/v1/ota/rollouts/{rid}");
-    // Kill the server as soon as it has counted a device (bounded).
+    // Kill the server as soon as it has counted a device, restart it, and kill it again once
+    // it has counted half of them (each wait bounded). The first kill lands mid-rollout; the
+    // second may land anywhere.
     let deadline = Instant::now() + LIMIT;
-    let mut before = Value::Null;
-    while Instant::now() < deadline {
-        before = admin.call("GET", &status_path, None).await.1;
-        if before["cumulative"]["terminal"].as_u64().unwrap_or(0) > 0 {
-            break;
+    let mut server = Some(server);
+    for (kill, counted) in [(1, 1), (2, KILL_DEVICES as u64 / 2)] {
+        let mut before = Value::Null;
+        while Instant::now() < deadline {
+            before = admin.call("GET", &status_path, None).await.1;
+            if before["cumulative"]["terminal"].as_u64().unwrap_or(0) >= counted {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(server.take()); // kill -9
+        let terminal_before = before["cumulative"]["terminal"].as_u64().unwrap_or(0);
+        eprintln!("counted before kill {kill}: {}", before["cumulative"]);
+        assert!(terminal_before >= counted, "{before}");
+        if kill == 1 {
+            assert!(
+                terminal_before < KILL_DEVICES as u64,
+                "the kill came in the middle of the rollout: {before}"
+            );
+        }
+        // The daemons find no server for a while, then the same database on the same port.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let restarted = ServerProcess::spawn("server_process_entry", &dir, addr);
+        assert_eq!(restarted.addr, addr);
+        server = Some(restarted);
+        // Nothing counted before the kill is lost.
+        let (code, after) = admin.call("GET", &status_path, None).await;
+        assert_eq!(code, 200, "{after}");
+        for key in ["terminal", "succeeded", "failures"] {
+            assert!(
+                after["cumulative"][key].as_u64() >= before["cumulative"][key].as_u64(),
+                "{key} went back after kill {kill}: {before} then {after}"
+            );
+        }
     }
-    server.kill9();
-    let terminal_before = before["cumulative"]["terminal"].as_u64().unwrap_or(0);
-    eprintln!("counted before the kill: {}", before["cumulative"]);
-    assert!(
-        terminal_before > 0 && terminal_before < KILL_DEVICES as u64,
-        "the kill came in the middle of the rollout: {before}"
-    );
-    // The daemons find no server for a while, then the same database on the same port.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let server = ServerProcess::spawn("server_process_entry", &dir, addr);
-    assert_eq!(server.addr, addr);
 
     // Until the server has every device terminal and knows the version each runs (bounded).
     let mut status = Value::Null;
