@@ -207,7 +207,15 @@ fn check_devices(devices: &[Device], runs: &[Run], new_plain: &[u8]) {
 }
 
 const FAULT_DEVICES: usize = 8;
+/// The proxy's seed; `OTA_FAULTS_SEED` overrides it, to replay or explore.
 const FAULT_SEED: u64 = 2026;
+
+fn fault_seed() -> u64 {
+    std::env::var("OTA_FAULTS_SEED")
+        .ok()
+        .map(|s| s.parse().expect("OTA_FAULTS_SEED: an unsigned integer"))
+        .unwrap_or(FAULT_SEED)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemons_through_a_faulty_network_all_end_on_a_good_version_counted_once() {
@@ -222,8 +230,9 @@ async fn daemons_through_a_faulty_network_all_end_on_a_good_version_counted_once
         stall_for: Duration::from_millis(2500),
         ..Faults::each(0.04)
     };
-    let proxy = FaultProxy::start(w.running.addr, faults, FAULT_SEED).unwrap();
-    eprintln!("fault proxy seed {FAULT_SEED}: {}", proxy.url());
+    let seed = fault_seed();
+    let proxy = FaultProxy::start(w.running.addr, faults, seed).unwrap();
+    eprintln!("fault proxy seed {seed}: {}", proxy.url());
     let devs = devices(
         &dir,
         "fd",
