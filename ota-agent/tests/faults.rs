@@ -240,7 +240,11 @@ async fn daemons_through_a_faulty_network_all_end_on_a_good_version_counted_once
         &proxy.url(),
         "prof-faults",
         &w.enrollment_token(),
-        |_, t| t.replace("request_timeout_ms = 10000", "request_timeout_ms = 2000"),
+        |_, t| {
+            // A stall (2.5 s) outlasts the request timeout.
+            assert!(t.contains("request_timeout_ms = 10000"), "{t}");
+            t.replace("request_timeout_ms = 10000", "request_timeout_ms = 2000")
+        },
     );
     let done = Arc::new(AtomicBool::new(false));
     let running: Arc<Mutex<HashMap<String, String>>> = Arc::default();
