@@ -174,11 +174,21 @@ struct Step {
 
 impl Rollout {
     /// Handles one input; then drain [`Rollout::poll`]. An input that does not fit changes
-    /// nothing, is not recorded, and says why.
+    /// nothing, is not recorded, and says why — except a report of one of the rollout's
+    /// devices that does not match the rollout, the package or the attempt: it changes
+    /// nothing either, but its refusal is recorded ([`RolloutError::is_recorded`]), so drain
+    /// [`Rollout::poll`] after such an error too.
     pub fn handle(&mut self, input: Input, now: UnixMs) -> Result<(), RolloutError> {
         let always = !matches!(input, Input::Tick);
         if let Err(e) = self.apply(&input, now) {
             self.step = Step::default();
+            if let Some(device_id) = self.refused_report(&input, &e) {
+                self.effect(Effect::ReportRefused {
+                    device_id,
+                    reason: e.to_string(),
+                });
+                self.record(now, input, true);
+            }
             return Err(e);
         }
         self.settle(now);
@@ -207,7 +217,8 @@ impl Rollout {
                 self.fire_timers(now);
                 Ok(())
             }
-            Input::Report(r) => self.report(r, now),
+            Input::Report(r) => self.report(r, 1, now),
+            Input::AttemptReport { report, attempt } => self.report(report, *attempt, now),
             Input::Pause { .. } => self.operator_pause(input, now),
             Input::Resume { .. } => self.operator_resume(input, now),
             Input::Abort { .. } => self.operator_abort(input, now),
@@ -217,6 +228,12 @@ impl Rollout {
             Input::Join(p) => self.join(p),
             Input::Leave { device_id } => self.leave(device_id, now),
         }
+    }
+
+    /// The device of a refused report whose refusal is recorded.
+    fn refused_report(&self, input: &Input, e: &RolloutError) -> Option<Name> {
+        let (r, _) = input.report()?;
+        (e.is_recorded() && self.ix.by_id.contains_key(&r.device_id)).then(|| r.device_id.clone())
     }
 
     fn refuse(&self, input: &Input) -> RolloutError {
@@ -303,6 +320,13 @@ impl Rollout {
     /// The devices and their states, in creation order.
     pub fn devices(&self) -> impl Iterator<Item = (&Name, DeviceState)> {
         self.s.devices.iter()
+    }
+
+    /// The attempt of the device's current command (1 is the first; each retry after a
+    /// failure or a timeout adds one; a rollback command starts again at 1). A host that
+    /// retries tells the device, which says it back: [`Input::AttemptReport`].
+    pub fn attempt(&self, device_id: &str) -> Option<u32> {
+        self.ix.by_id.get(device_id).map(|i| self.current_attempt(*i))
     }
 
     /// How many commands are out.

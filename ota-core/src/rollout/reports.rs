@@ -12,8 +12,17 @@ use crate::report::{DeviceReport, ReportStatus};
 use crate::time::UnixMs;
 
 impl Rollout {
-    pub(super) fn report(&mut self, r: &DeviceReport, now: UnixMs) -> Result<(), RolloutError> {
-        if let Some(found) = r.rollout_id.as_ref().filter(|id| **id != self.s.rollout_id) {
+    /// A device's report on `attempt`: it must name this rollout, the version of the
+    /// package the device was last sent (when it reports success), and the device's current
+    /// attempt.
+    pub(super) fn report(
+        &mut self,
+        r: &DeviceReport,
+        attempt: u32,
+        now: UnixMs,
+    ) -> Result<(), RolloutError> {
+        let found = r.rollout_id.as_ref();
+        if let Some(found) = found.filter(|id| **id != self.s.rollout_id) {
             return Err(RolloutError::WrongRollout {
                 expected: self.s.rollout_id.clone(),
                 found: found.clone(),
@@ -24,6 +33,36 @@ impl Rollout {
                 device_id: r.device_id.clone(),
             });
         };
+        if found.is_none() {
+            return Err(RolloutError::ReportWithoutRollout {
+                device_id: r.device_id.clone(),
+                expected: self.s.rollout_id.clone(),
+            });
+        }
+        if r.status == ReportStatus::Success {
+            let expected = if self.slot(i).rollback {
+                self.rollback.as_ref().map(|p| &p.package().version)
+            } else {
+                Some(&self.package.package().version)
+            };
+            if let (Some(expected), Some(found)) = (expected, &r.firmware_version)
+                && expected != found
+            {
+                return Err(RolloutError::WrongVersion {
+                    device_id: r.device_id.clone(),
+                    expected: expected.clone(),
+                    found: found.clone(),
+                });
+            }
+        }
+        let current = self.current_attempt(i);
+        if attempt != current {
+            return Err(RolloutError::StaleAttempt {
+                device_id: r.device_id.clone(),
+                reported: attempt,
+                current,
+            });
+        }
         let s = *self.slot(i);
         let device_id = r.device_id.clone();
         let state = self.s.state;
@@ -106,6 +145,17 @@ impl Rollout {
             }
         }
         Ok(())
+    }
+
+    /// The attempt of device `i`'s current command: 1, plus the retries after failures and
+    /// timeouts for an update (a rollback command is not retried).
+    pub(super) fn current_attempt(&self, i: u32) -> u32 {
+        let s = self.slot(i);
+        if s.rollback {
+            1
+        } else {
+            1 + u32::from(s.retries.failed) + u32::from(s.retries.timed_out)
+        }
     }
 
     /// A device reported that it runs the new version.
