@@ -5,8 +5,8 @@
 use ota_core::audit;
 use ota_core::report::DeviceReport;
 use ota_core::report::ReportStatus::{Failure, InProgress, Success};
-use ota_core::rollout::{DeviceState, Effect, Input, Rollout, RolloutError, Snapshot};
-use ota_core::{Limits, Status, UnixMs, VerifiedPackage};
+use ota_core::rollout::{DeviceState, Effect, Input, Rollout, RolloutError};
+use ota_core::{Status, UnixMs, VerifiedPackage};
 use ota_tests::fleet::{Host, create, firmware, report, sensors, sent, spec};
 use serde_json::{Value, json};
 
@@ -192,4 +192,57 @@ fn a_report_of_a_device_outside_the_rollout_is_not_recorded() {
     let e = h.handle(Input::Report(stranger), T0 + 1).unwrap_err();
     assert!(matches!(e, RolloutError::UnknownDevice { .. }), "{e}");
     assert!(h.take_trail().is_empty());
+}
+
+// --- Item 9: extreme numbers and large groups. ---------------------------------------------
+
+#[test]
+fn a_huge_max_devices_creates_without_overflow() {
+    let pkg = firmware("2.0.0", false);
+    let (h, canary) = canary_of_four(
+        &pkg,
+        None,
+        json!({"waves": [{"percent": 50, "max_devices": u64::MAX}, {"percent": 100, "max_devices": u64::MAX}]}),
+    );
+    assert_eq!(canary.len(), 4);
+    let s = h.status();
+    assert_eq!(
+        s.waves.iter().map(|w| w.devices).collect::<Vec<_>>(),
+        vec![4, 16, 20],
+        "a cap above the fleet caps nothing"
+    );
+}
+
+#[test]
+fn a_static_group_target_is_tested_as_a_set() {
+    use ota_core::plan::{Membership, Target};
+    let fleet = sensors(5000, 0);
+    // Every other device, listed in reverse: membership does not depend on the list's order.
+    let group: Vec<_> = fleet.iter().step_by(2).rev().map(|d| d.device_id.clone()).collect();
+    let target = Target::Group { devices: group.clone() };
+    let m = target.membership();
+    assert!(matches!(&m, Membership::Group(set) if set.len() == group.len()));
+    let members = fleet.iter().filter(|d| m.contains(d)).count();
+    assert_eq!(members, 2500);
+    assert!(fleet.iter().all(|d| m.contains(d) == target.contains(d)));
+
+    // A rollout to the group takes exactly its devices, and a device joining is tested
+    // against the same set.
+    let pkg = firmware("2.0.0", false);
+    let plan = spec(
+        &pkg,
+        None,
+        json!({"target": {"kind": "group", "devices": group}, "target_profile_id": null}),
+    );
+    let mut h = create(plan, &pkg, None, &fleet, T0);
+    assert_eq!(h.status().eligible, 2500);
+    let e = h
+        .handle(Input::Join(Box::new(fleet[1].clone())), T0 + 1)
+        .unwrap_err();
+    assert!(matches!(e, RolloutError::NotInTarget { .. }), "{e}");
+    h.handle(Input::Leave { device_id: fleet[0].device_id.clone() }, T0 + 2)
+        .unwrap();
+    h.handle(Input::Join(Box::new(fleet[0].clone())), T0 + 3)
+        .unwrap();
+    assert_ne!(h.device_state(fleet[0].device_id.as_str()), Some(DeviceState::Removed));
 }

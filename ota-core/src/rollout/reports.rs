@@ -175,11 +175,7 @@ impl Rollout {
     }
 
     pub(super) fn join(&mut self, p: &DeviceProfile) -> Result<(), RolloutError> {
-        let target = self
-            .s
-            .spec
-            .resolved_target()
-            .ok_or(RolloutError::NoTarget)?;
+        let target = self.ix.target.as_ref().ok_or(RolloutError::NoTarget)?;
         let device_id = p.device_id.clone();
         if !target.contains(p) {
             return Err(RolloutError::NotInTarget { device_id });
