@@ -5,8 +5,8 @@
 use ota_core::audit;
 use ota_core::report::DeviceReport;
 use ota_core::report::ReportStatus::{Failure, InProgress, Success};
-use ota_core::rollout::{DeviceState, Effect, Input, Rollout, RolloutError};
-use ota_core::{Status, UnixMs, VerifiedPackage};
+use ota_core::rollout::{DeviceState, Effect, Input, Rollout, RolloutError, Snapshot};
+use ota_core::{Limits, Status, UnixMs, VerifiedPackage};
 use ota_tests::fleet::{Host, create, firmware, report, sensors, sent, spec};
 use serde_json::{Value, json};
 
@@ -245,4 +245,178 @@ fn a_static_group_target_is_tested_as_a_set() {
     h.handle(Input::Join(Box::new(fleet[0].clone())), T0 + 3)
         .unwrap();
     assert_ne!(h.device_state(fleet[0].device_id.as_str()), Some(DeviceState::Removed));
+}
+
+// --- Item 8: restore validates every invariant the engine relies on. -----------------------
+
+/// A rollout in the middle of things, with retries, a rollback package and devices in many
+/// states, as snapshot JSON; and its packages.
+fn busy_snapshot() -> (Value, VerifiedPackage, VerifiedPackage) {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let plan = json!({"failure_threshold_percent": 50,
+        "waves": [{"percent": 50, "min_soak_ms": 10}, {"percent": 100, "gate": "approval"}],
+        "retries": {"failed": {"max": 1, "backoff_ms": 100}},
+        "pacing": {"per_minute": 30}});
+    let (mut h, canary) = canary_of_four(&pkg, Some(&rb), plan);
+    h.handle(Input::Report(report(&canary[0], Success, Some("2.0.0"))), T0 + 1)
+        .unwrap();
+    h.handle(Input::Report(report(&canary[1], Failure, Some("1.2.0"))), T0 + 2)
+        .unwrap();
+    h.handle(Input::Report(report(&canary[2], InProgress, None)), T0 + 3)
+        .unwrap();
+    h.handle(Input::Report(report(&canary[3], Success, Some("2.0.0"))), T0 + 4)
+        .unwrap();
+    h.handle(Input::Tick, T0 + 200).unwrap();
+    h.take_trail();
+    let v = serde_json::from_str(&h.snapshot().to_json()).unwrap();
+    (v, pkg, rb)
+}
+
+fn restore(v: &Value, pkg: &VerifiedPackage, rb: &VerifiedPackage) -> Result<Rollout, RolloutError> {
+    let snap = Snapshot::from_json(v.to_string().as_bytes(), &Limits::DEFAULT)
+        .unwrap_or_else(|e| panic!("the mutated snapshot still parses: {e}"));
+    Rollout::restore(snap, pkg, Some(rb))
+}
+
+/// Feeds a restored rollout every kind of input, and reads everything it offers.
+fn drive(r: Rollout) {
+    let mut h = Host::new(r);
+    let ids: Vec<String> = h.devices().map(|(d, _)| d.to_string()).collect();
+    let alice: ota_core::name::Name = "alice".parse().unwrap();
+    let mut now = T0.get() + 300;
+    let _ = h.status();
+    let _ = h.poll_timeout();
+    for (n, d) in ids.iter().enumerate() {
+        for st in [InProgress, Success, Failure] {
+            let attempt = h.attempt(d).unwrap_or(1);
+            let v = if st == Success { "2.0.0" } else { "1.2.0" };
+            let input = Input::AttemptReport { report: report(d, st, Some(v)), attempt };
+            let _ = h.handle(input, UnixMs(now));
+        }
+        if n % 7 == 0 {
+            now += 60_000;
+            let _ = h.handle(Input::Tick, UnixMs(now));
+        }
+    }
+    for input in [
+        Input::Approve { wave: 1, by: alice.clone() },
+        Input::Verdict { wave: 2, pass: false, by: alice.clone() },
+        Input::Pause { by: alice.clone() },
+        Input::Resume { by: alice.clone() },
+        Input::Leave { device_id: ids[0].parse().unwrap() },
+        Input::Join(Box::new(sensors(41, 0)[40].clone())),
+        Input::Rollback { by: alice.clone() },
+        Input::Tick,
+        Input::Abort { by: alice },
+    ] {
+        now += 3_600_000;
+        let _ = h.handle(input, UnixMs(now));
+        let _ = h.handle(Input::Tick, UnixMs(now + 1));
+    }
+    let _ = h.status();
+    let _ = h.take_trail();
+}
+
+#[test]
+fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
+    let (v, pkg, rb) = busy_snapshot();
+    drive(restore(&v, &pkg, &rb).expect("the snapshot as written restores"));
+    let n = v["devices"]["ids"].as_array().unwrap().len();
+    type Mutation = (&'static str, fn(&mut Value, usize));
+    let mutations: [Mutation; 15] = [
+        ("a device's wave out of range", |v, _| v["devices"]["slots"][0]["wave"] = json!(9)),
+        ("the open wave out of range", |v, _| v["open_wave"] = json!(7)),
+        ("a ready index out of range", |v, n| v["ready"] = json!([n])),
+        ("a wave member out of range", |v, n| v["members"][0] = json!([0, n + 5])),
+        ("empty bounds", |v, _| v["bounds"] = json!([])),
+        ("bounds out of order", |v, _| v["bounds"] = json!([u64::MAX, 1, 2])),
+        ("acknowledged above counted", |v, _| v["waves"][0]["acknowledged"]["failures"] = json!(3)),
+        ("cumulative acknowledged above cumulative", |v, _| {
+            v["cumulative_acknowledged"]["terminal"] = json!(99)
+        }),
+        ("failures above terminal", |v, _| v["waves"][0]["counts"]["failures"] = json!(5)),
+        ("counts that overflow their sum", |v, _| {
+            v["waves"][0]["counts"]["terminal"] = json!(u64::MAX);
+            v["waves"][1]["counts"]["terminal"] = json!(u64::MAX);
+        }),
+        ("cumulative other than the waves' sum", |v, _| v["cumulative"]["succeeded"] = json!(0)),
+        ("a wave opened beyond the open wave", |v, _| v["waves"][2]["opened_at"] = json!(5)),
+        ("a device in two waves' members", |v, _| {
+            let first = v["members"][0][0].clone();
+            v["members"][1].as_array_mut().unwrap().push(first);
+        }),
+        ("an audit chain at its end", |v, _| v["audit"]["next_seq"] = json!(u64::MAX)),
+        ("an audit chain with no record", |v, _| v["audit"]["next_seq"] = json!(0)),
+    ];
+    for (what, mutate) in mutations {
+        let mut bad = v.clone();
+        mutate(&mut bad, n);
+        match restore(&bad, &pkg, &rb) {
+            Err(RolloutError::SnapshotInvalid { .. }) => {}
+            Err(e) => panic!("{what}: refused with another error: {e}"),
+            Ok(_) => panic!("{what}: restored"),
+        }
+    }
+}
+
+/// Every number of the snapshot set to each extreme: the restore refuses it with a typed
+/// error, or the rollout it gives takes every kind of input without a panic.
+#[test]
+fn a_restored_snapshot_never_panics_whatever_its_numbers() {
+    let (v, pkg, rb) = busy_snapshot();
+    let mut paths = Vec::new();
+    numbers(&v, &mut Vec::new(), &mut paths);
+    assert!(paths.len() > 40, "{}", paths.len());
+    let mut restored = 0;
+    for path in &paths {
+        for x in [0, 1, 2, 3, 41, 1 << 32, u64::MAX] {
+            let mut bad = v.clone();
+            *at(&mut bad, path) = json!(x);
+            let Ok(snap) = Snapshot::from_json(bad.to_string().as_bytes(), &Limits::DEFAULT)
+            else {
+                continue;
+            };
+            let outcome = std::panic::catch_unwind(|| match Rollout::restore(snap, &pkg, Some(&rb)) {
+                Ok(r) => {
+                    drive(r);
+                    true
+                }
+                Err(_) => false,
+            });
+            match outcome {
+                Ok(ok) => restored += usize::from(ok),
+                Err(_) => panic!("{} = {x}: panicked", path.join(".")),
+            }
+        }
+    }
+    assert!(restored > 0);
+}
+
+fn numbers(v: &Value, here: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        Value::Number(_) => out.push(here.clone()),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                here.push(i.to_string());
+                numbers(x, here, out);
+                here.pop();
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                here.push(k.clone());
+                numbers(x, here, out);
+                here.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn at<'a>(v: &'a mut Value, path: &[String]) -> &'a mut Value {
+    path.iter().fold(v, |v, k| match v {
+        Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+        other => &mut other[k.as_str()],
+    })
 }

@@ -322,12 +322,13 @@ impl Rollout {
             &mut self.s.waves[usize::from(s.wave)].counts,
             &mut self.s.cumulative,
         ] {
-            c.terminal += 1;
+            // Saturating: a restored snapshot may hold any count.
+            c.terminal = c.terminal.saturating_add(1);
             if kind.is_none() {
-                c.succeeded += 1;
+                c.succeeded = c.succeeded.saturating_add(1);
             }
             if counted {
-                c.failures += 1;
+                c.failures = c.failures.saturating_add(1);
             }
         }
     }

@@ -105,7 +105,7 @@ impl Rollout {
                     self.set(i, DeviceState::Failed);
                     self.count(i, Some(FailureKind::Failed));
                     if r.firmware_version.is_none() {
-                        self.s.fleet_impact += 1;
+                        self.s.fleet_impact = self.s.fleet_impact.saturating_add(1);
                     }
                     self.effect(Effect::DeviceFailed {
                         device_id,
