@@ -158,11 +158,34 @@ fn refused_reports_replay_from_the_trail() {
     let d = sent(&mut h)[0].0.clone();
     h.handle(Input::Report(report(&d, InProgress, Some("1.2.0"))), T0 + 1)
         .unwrap();
+    h.pump();
+    let before = h.snapshot().clone();
     let _ = h.handle(Input::Report(report(&d, Success, Some("9.9.9"))), T0 + 2);
     h.handle(Input::Report(report(&d, Success, Some("2.0.0"))), T0 + 3)
         .unwrap();
     let trail = h.take_trail();
     audit::verify_with_head(&trail, &h.audit_head()).unwrap();
+    // The refusal is recorded as a refused report, which a host replaying the records after
+    // a snapshot takes without error.
+    let after: Vec<_> = trail
+        .iter()
+        .filter(|rec| rec.seq >= before.audit_head().seq + 1)
+        .collect();
+    assert!(matches!(after[0].input, Input::RefusedReport { attempt: 1, .. }), "{:?}", after[0]);
+    let mut tail = Host::new(Rollout::restore(before, &pkg, None).unwrap());
+    for rec in &after {
+        tail.handle(rec.input.clone(), rec.at).unwrap();
+    }
+    assert_eq!(tail.take_trail(), after.into_iter().cloned().collect::<Vec<_>>());
+    assert!(tail.same_state(&h));
+    // A report that would be taken is no refusal to record.
+    let ok = report(&d, Success, Some("2.0.0"));
+    let mut fresh = create(plan.clone(), &pkg, None, &fleet, T0);
+    sent(&mut fresh);
+    let e = fresh
+        .handle(Input::RefusedReport { report: ok, attempt: 1 }, T0 + 1)
+        .unwrap_err();
+    assert!(matches!(e, RolloutError::NotRefused { .. }), "{e}");
     let replayed = Rollout::replay(
         ota_core::rollout::Create {
             rollout_id: "rol_4c7e".parse().unwrap(),

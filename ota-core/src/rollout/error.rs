@@ -139,6 +139,12 @@ pub enum RolloutError {
         /// The device's current attempt.
         current: u32,
     },
+    /// A refused report to record that this rollout would take: only a refusal is recorded.
+    #[error("the report of device {device_id} is not refused: it is no refusal to record")]
+    NotRefused {
+        /// The device.
+        device_id: Name,
+    },
     /// A snapshot whose parts do not agree.
     #[error("the snapshot is inconsistent: {what}")]
     SnapshotInvalid {
@@ -192,6 +198,7 @@ impl RolloutError {
             RolloutError::ReportWithoutRollout { .. } => Status::MissingField,
             RolloutError::WrongVersion { .. } => Status::InvalidValue,
             RolloutError::StaleAttempt { .. } => Status::RolloutState,
+            RolloutError::NotRefused { .. } => Status::InvalidArgument,
             RolloutError::SnapshotInvalid { .. } => Status::RecordInvalid,
             RolloutError::TrailBroken(e) => e.status(),
             RolloutError::ReplayMismatch { .. } => Status::ReplayMismatch,

@@ -53,6 +53,17 @@ pub enum Input {
         /// went out (1 is the first).
         attempt: u32,
     },
+    /// A report that was refused ([`super::RolloutError::is_recorded`]), as the trail records
+    /// it: handling it records the refusal again and changes nothing else, so a trail
+    /// replays (and a host that replays records after a snapshot takes them) without error.
+    /// A report that would be taken is not a refusal: handling it fails with
+    /// [`super::RolloutError::NotRefused`].
+    RefusedReport {
+        /// The report.
+        report: DeviceReport,
+        /// The attempt it was about.
+        attempt: u32,
+    },
     /// Time passed: timers fire, waves open after their soak, paced commands go out. Feed it
     /// when [`super::Rollout::poll_timeout`] says.
     Tick,
@@ -104,7 +115,7 @@ pub enum Input {
 }
 
 impl Input {
-    /// The report, and the attempt it is about, of a report input.
+    /// The report, and the attempt it is about, of a report input (not of a refused one).
     pub fn report(&self) -> Option<(&DeviceReport, u32)> {
         match self {
             Input::Report(r) => Some((r, 1)),
@@ -124,7 +135,9 @@ impl Input {
             | Input::Approve { by, .. } => Cause::Operator { by: by.clone() },
             Input::Verdict { by, .. } => Cause::External { by: by.clone() },
             Input::Tick => Cause::Timer,
-            Input::Report(r) | Input::AttemptReport { report: r, .. } => Cause::Device {
+            Input::Report(r)
+            | Input::AttemptReport { report: r, .. }
+            | Input::RefusedReport { report: r, .. } => Cause::Device {
                 device_id: r.device_id.clone(),
             },
             Input::Join(p) => Cause::Device {
@@ -141,6 +154,7 @@ impl Input {
         match self {
             Input::Create { .. } => "create",
             Input::Report(_) | Input::AttemptReport { .. } => "report to",
+            Input::RefusedReport { .. } => "record a refused report in",
             Input::Tick => "tick",
             Input::Pause { .. } => "pause",
             Input::Resume { .. } => "resume",

@@ -98,6 +98,7 @@ use crate::audit::{AuditHead, Chain};
 use crate::name::Name;
 use crate::plan::RolloutSpec;
 use crate::profile::DeviceProfile;
+use crate::report::DeviceReport;
 use crate::sign::VerifiedPackage;
 use crate::time::UnixMs;
 
@@ -176,18 +177,19 @@ impl Rollout {
     /// Handles one input; then drain [`Rollout::poll`]. An input that does not fit changes
     /// nothing, is not recorded, and says why — except a report of one of the rollout's
     /// devices that does not match the rollout, the package or the attempt: it changes
-    /// nothing either, but its refusal is recorded ([`RolloutError::is_recorded`]), so drain
-    /// [`Rollout::poll`] after such an error too.
+    /// nothing either, but its refusal is recorded ([`RolloutError::is_recorded`]) as an
+    /// [`Input::RefusedReport`] (which replays without error), so drain [`Rollout::poll`]
+    /// after such an error too (or with the next step: the order holds).
     pub fn handle(&mut self, input: Input, now: UnixMs) -> Result<(), RolloutError> {
         let always = !matches!(input, Input::Tick);
         if let Err(e) = self.apply(&input, now) {
             self.step = Step::default();
-            if let Some(device_id) = self.refused_report(&input, &e) {
+            if let Some((report, attempt)) = self.refused_report(&input, &e) {
                 self.effect(Effect::ReportRefused {
-                    device_id,
+                    device_id: report.device_id.clone(),
                     reason: e.to_string(),
                 });
-                self.record(now, input, true);
+                self.record(now, Input::RefusedReport { report, attempt }, true);
             }
             return Err(e);
         }
@@ -219,6 +221,19 @@ impl Rollout {
             }
             Input::Report(r) => self.report(r, 1, now),
             Input::AttemptReport { report, attempt } => self.report(report, *attempt, now),
+            Input::RefusedReport { report, attempt } => match self.check_report(report, *attempt) {
+                Err(e) if e.is_recorded() => {
+                    self.effect(Effect::ReportRefused {
+                        device_id: report.device_id.clone(),
+                        reason: e.to_string(),
+                    });
+                    Ok(())
+                }
+                Err(e) => Err(e),
+                Ok(_) => Err(RolloutError::NotRefused {
+                    device_id: report.device_id.clone(),
+                }),
+            },
             Input::Pause { .. } => self.operator_pause(input, now),
             Input::Resume { .. } => self.operator_resume(input, now),
             Input::Abort { .. } => self.operator_abort(input, now),
@@ -230,10 +245,10 @@ impl Rollout {
         }
     }
 
-    /// The device of a refused report whose refusal is recorded.
-    fn refused_report(&self, input: &Input, e: &RolloutError) -> Option<Name> {
-        let (r, _) = input.report()?;
-        (e.is_recorded() && self.ix.by_id.contains_key(&r.device_id)).then(|| r.device_id.clone())
+    /// The report and attempt of a refused report whose refusal is recorded.
+    fn refused_report(&self, input: &Input, e: &RolloutError) -> Option<(DeviceReport, u32)> {
+        let (r, attempt) = input.report()?;
+        (e.is_recorded() && self.ix.by_id.contains_key(&r.device_id)).then(|| (r.clone(), attempt))
     }
 
     fn refuse(&self, input: &Input) -> RolloutError {

@@ -14,55 +14,14 @@ use crate::time::UnixMs;
 impl Rollout {
     /// A device's report on `attempt`: it must name this rollout, the version of the
     /// package the device was last sent (when it reports success), and the device's current
-    /// attempt.
+    /// attempt ([`Rollout::check_report`]).
     pub(super) fn report(
         &mut self,
         r: &DeviceReport,
         attempt: u32,
         now: UnixMs,
     ) -> Result<(), RolloutError> {
-        let found = r.rollout_id.as_ref();
-        if let Some(found) = found.filter(|id| **id != self.s.rollout_id) {
-            return Err(RolloutError::WrongRollout {
-                expected: self.s.rollout_id.clone(),
-                found: found.clone(),
-            });
-        }
-        let Some(&i) = self.ix.by_id.get(&r.device_id) else {
-            return Err(RolloutError::UnknownDevice {
-                device_id: r.device_id.clone(),
-            });
-        };
-        if found.is_none() {
-            return Err(RolloutError::ReportWithoutRollout {
-                device_id: r.device_id.clone(),
-                expected: self.s.rollout_id.clone(),
-            });
-        }
-        if r.status == ReportStatus::Success {
-            let expected = if self.slot(i).rollback {
-                self.rollback.as_ref().map(|p| &p.package().version)
-            } else {
-                Some(&self.package.package().version)
-            };
-            if let (Some(expected), Some(found)) = (expected, &r.firmware_version)
-                && expected != found
-            {
-                return Err(RolloutError::WrongVersion {
-                    device_id: r.device_id.clone(),
-                    expected: expected.clone(),
-                    found: found.clone(),
-                });
-            }
-        }
-        let current = self.current_attempt(i);
-        if attempt != current {
-            return Err(RolloutError::StaleAttempt {
-                device_id: r.device_id.clone(),
-                reported: attempt,
-                current,
-            });
-        }
+        let i = self.check_report(r, attempt)?;
         let s = *self.slot(i);
         let device_id = r.device_id.clone();
         let state = self.s.state;
@@ -145,6 +104,55 @@ impl Rollout {
             }
         }
         Ok(())
+    }
+
+    /// Whether a report on `attempt` is one this rollout takes: it names this rollout, one of
+    /// its devices, the version of the package the device was last sent (when it reports
+    /// success) and the device's current attempt. The device's index.
+    pub(super) fn check_report(&self, r: &DeviceReport, attempt: u32) -> Result<u32, RolloutError> {
+        let found = r.rollout_id.as_ref();
+        if let Some(found) = found.filter(|id| **id != self.s.rollout_id) {
+            return Err(RolloutError::WrongRollout {
+                expected: self.s.rollout_id.clone(),
+                found: found.clone(),
+            });
+        }
+        let Some(&i) = self.ix.by_id.get(&r.device_id) else {
+            return Err(RolloutError::UnknownDevice {
+                device_id: r.device_id.clone(),
+            });
+        };
+        if found.is_none() {
+            return Err(RolloutError::ReportWithoutRollout {
+                device_id: r.device_id.clone(),
+                expected: self.s.rollout_id.clone(),
+            });
+        }
+        if r.status == ReportStatus::Success {
+            let expected = if self.slot(i).rollback {
+                self.rollback.as_ref().map(|p| &p.package().version)
+            } else {
+                Some(&self.package.package().version)
+            };
+            if let (Some(expected), Some(found)) = (expected, &r.firmware_version)
+                && expected != found
+            {
+                return Err(RolloutError::WrongVersion {
+                    device_id: r.device_id.clone(),
+                    expected: expected.clone(),
+                    found: found.clone(),
+                });
+            }
+        }
+        let current = self.current_attempt(i);
+        if attempt != current {
+            return Err(RolloutError::StaleAttempt {
+                device_id: r.device_id.clone(),
+                reported: attempt,
+                current,
+            });
+        }
+        Ok(i)
     }
 
     /// The attempt of device `i`'s current command: 1, plus the retries after failures and
