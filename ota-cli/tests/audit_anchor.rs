@@ -69,7 +69,10 @@ fn a_truncated_trail_is_never_reported_intact() {
     assert!(r.stdout.contains("not anchored"), "{}", r.stdout);
     let r = verify(&[&short, "--json"]);
     let j: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    assert_eq!((j["anchored"].as_bool(), j["intact"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(
+        (j["anchored"].as_bool(), j["intact"].as_bool()),
+        (Some(false), Some(false))
+    );
     // Against its head, the cut is caught.
     let r = verify(&[&short, "--head", &head]);
     assert_eq!(r.code, 1, "{}", r.stdout);

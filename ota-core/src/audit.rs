@@ -367,7 +367,10 @@ mod tests {
     #[test]
     fn an_empty_trail_does_not_verify() {
         assert_eq!(verify(&[]), Err(AuditError::Empty));
-        assert_eq!(parse_lines("\n\n").map(|t| verify(&t)), Ok(Err(AuditError::Empty)));
+        assert_eq!(
+            parse_lines("\n\n").map(|t| verify(&t)),
+            Ok(Err(AuditError::Empty))
+        );
         let head = AuditHead {
             seq: 0,
             hash: Sha256Digest::from_bytes([0; 32]),

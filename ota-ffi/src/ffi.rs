@@ -141,9 +141,8 @@ macro_rules! try_ref {
 /// (above `PTRDIFF_MAX`) fails with `InvalidArgument`.
 macro_rules! try_slice {
     ($p:ident, $n:ident) => {
-        match unsafe {
-            $crate::ffi::slice_of($p.cast::<u8>(), $n, stringify!($p), stringify!($n))
-        } {
+        match unsafe { $crate::ffi::slice_of($p.cast::<u8>(), $n, stringify!($p), stringify!($n)) }
+        {
             Ok(s) => s,
             Err(f) => return Err(f),
         }
@@ -296,9 +295,7 @@ unsafe fn check_tag<T: Handle>(p: *const T, arg: &str) -> Result<(), Failure> {
     if tag.poisoned.load(Ordering::SeqCst) {
         return Err(Failure::new(
             Status::Panic,
-            format!(
-                "`{arg}` is unusable: an earlier call panicked while using it (free it)"
-            ),
+            format!("`{arg}` is unusable: an earlier call panicked while using it (free it)"),
         ));
     }
     TAKEN.with(|t| t.borrow_mut().push(std::ptr::from_ref(tag)));
@@ -591,7 +588,11 @@ mod tests {
         // Every later call refuses both handles it held, by status, without reading them.
         for _ in 0..2 {
             assert_eq!(touch(h), Status::Panic);
-            assert!(last_error().contains("an earlier call panicked"), "{}", last_error());
+            assert!(
+                last_error().contains("an earlier call panicked"),
+                "{}",
+                last_error()
+            );
             assert_eq!(touch(other), Status::Panic);
         }
         // A handle the panicking call did not take stays usable, and a call that only

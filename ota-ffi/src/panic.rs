@@ -116,7 +116,10 @@ mod tests {
             let s: Status = guard(|| panic!("secret detail"));
             assert_eq!(s, Status::Panic);
             let e = crate::error::last_error();
-            assert!(e.contains("secret detail") && e.contains("panic.rs:"), "{e}");
+            assert!(
+                e.contains("secret detail") && e.contains("panic.rs:"),
+                "{e}"
+            );
             return;
         }
         // Run this test alone in a child process, and read its stderr.
@@ -133,7 +136,10 @@ mod tests {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stdout}\n{stderr}");
-        assert!(stdout.contains("1 passed"), "the child ran the test: {stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran the test: {stdout}"
+        );
         assert!(!stderr.contains("secret detail"), "stderr: {stderr}");
         assert!(!stderr.contains("panicked"), "stderr: {stderr}");
     }

@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 const T0: UnixMs = UnixMs(1_800_000_000_000);
 
 /// 40 sensors, a 10 % canary (four devices sent), with `extra` plan fields.
-fn canary_of_four(pkg: &VerifiedPackage, rb: Option<&VerifiedPackage>, extra: Value) -> (Host, Vec<String>) {
+fn canary_of_four(
+    pkg: &VerifiedPackage,
+    rb: Option<&VerifiedPackage>,
+    extra: Value,
+) -> (Host, Vec<String>) {
     let fleet = sensors(40, 0);
     let mut plan = json!({"canary_percent": 10});
     if let (Some(p), Some(e)) = (plan.as_object_mut(), extra.as_object()) {
@@ -30,9 +34,9 @@ fn effects(h: &mut Host) -> Vec<Effect> {
 }
 
 fn refused(effects: &[Effect], device: &str) -> bool {
-    effects.iter().any(|e| {
-        matches!(e, Effect::ReportRefused { device_id, .. } if device_id.as_str() == device)
-    })
+    effects.iter().any(
+        |e| matches!(e, Effect::ReportRefused { device_id, .. } if device_id.as_str() == device),
+    )
 }
 
 // --- Item 7: a report must match the rollout, the package and the attempt. ----------------
@@ -70,8 +74,13 @@ fn an_update_success_after_the_rollback_went_out_is_not_a_rollback() {
     let d = &canary[0];
     h.handle(Input::Report(report(d, Success, Some("2.0.0"))), T0 + 1)
         .unwrap();
-    h.handle(Input::Rollback { by: "alice".parse().unwrap() }, T0 + 2)
-        .unwrap();
+    h.handle(
+        Input::Rollback {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
     assert_eq!(h.device_state(d), Some(DeviceState::RollbackSent));
     h.take_trail();
     // The update's success, replayed: the device was last sent 1.9.0.
@@ -110,7 +119,14 @@ fn a_replayed_first_failure_does_not_fail_the_retry() {
     ] {
         let e = h.handle(replay, T0 + 1002).unwrap_err();
         assert!(
-            matches!(e, RolloutError::StaleAttempt { reported: 1, current: 2, .. }),
+            matches!(
+                e,
+                RolloutError::StaleAttempt {
+                    reported: 1,
+                    current: 2,
+                    ..
+                }
+            ),
             "{e}"
         );
         assert_eq!(e.status(), Status::RolloutState);
@@ -169,21 +185,34 @@ fn refused_reports_replay_from_the_trail() {
     // a snapshot takes without error.
     let after: Vec<_> = trail
         .iter()
-        .filter(|rec| rec.seq >= before.audit_head().seq + 1)
+        .filter(|rec| rec.seq > before.audit_head().seq)
         .collect();
-    assert!(matches!(after[0].input, Input::RefusedReport { attempt: 1, .. }), "{:?}", after[0]);
+    assert!(
+        matches!(after[0].input, Input::RefusedReport { attempt: 1, .. }),
+        "{:?}",
+        after[0]
+    );
     let mut tail = Host::new(Rollout::restore(before, &pkg, None).unwrap());
     for rec in &after {
         tail.handle(rec.input.clone(), rec.at).unwrap();
     }
-    assert_eq!(tail.take_trail(), after.into_iter().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        tail.take_trail(),
+        after.into_iter().cloned().collect::<Vec<_>>()
+    );
     assert!(tail.same_state(&h));
     // A report that would be taken is no refusal to record.
     let ok = report(&d, Success, Some("2.0.0"));
     let mut fresh = create(plan.clone(), &pkg, None, &fleet, T0);
     sent(&mut fresh);
     let e = fresh
-        .handle(Input::RefusedReport { report: ok, attempt: 1 }, T0 + 1)
+        .handle(
+            Input::RefusedReport {
+                report: ok,
+                attempt: 1,
+            },
+            T0 + 1,
+        )
         .unwrap_err();
     assert!(matches!(e, RolloutError::NotRefused { .. }), "{e}");
     let replayed = Rollout::replay(
@@ -241,8 +270,15 @@ fn a_static_group_target_is_tested_as_a_set() {
     use ota_core::plan::{Membership, Target};
     let fleet = sensors(5000, 0);
     // Every other device, listed in reverse: membership does not depend on the list's order.
-    let group: Vec<_> = fleet.iter().step_by(2).rev().map(|d| d.device_id.clone()).collect();
-    let target = Target::Group { devices: group.clone() };
+    let group: Vec<_> = fleet
+        .iter()
+        .step_by(2)
+        .rev()
+        .map(|d| d.device_id.clone())
+        .collect();
+    let target = Target::Group {
+        devices: group.clone(),
+    };
     let m = target.membership();
     assert!(matches!(&m, Membership::Group(set) if set.len() == group.len()));
     let members = fleet.iter().filter(|d| m.contains(d)).count();
@@ -263,11 +299,19 @@ fn a_static_group_target_is_tested_as_a_set() {
         .handle(Input::Join(Box::new(fleet[1].clone())), T0 + 1)
         .unwrap_err();
     assert!(matches!(e, RolloutError::NotInTarget { .. }), "{e}");
-    h.handle(Input::Leave { device_id: fleet[0].device_id.clone() }, T0 + 2)
-        .unwrap();
+    h.handle(
+        Input::Leave {
+            device_id: fleet[0].device_id.clone(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
     h.handle(Input::Join(Box::new(fleet[0].clone())), T0 + 3)
         .unwrap();
-    assert_ne!(h.device_state(fleet[0].device_id.as_str()), Some(DeviceState::Removed));
+    assert_ne!(
+        h.device_state(fleet[0].device_id.as_str()),
+        Some(DeviceState::Removed)
+    );
 }
 
 // --- Item 8: restore validates every invariant the engine relies on. -----------------------
@@ -282,21 +326,34 @@ fn busy_snapshot() -> (Value, VerifiedPackage, VerifiedPackage) {
         "retries": {"failed": {"max": 1, "backoff_ms": 100}},
         "pacing": {"per_minute": 30}});
     let (mut h, canary) = canary_of_four(&pkg, Some(&rb), plan);
-    h.handle(Input::Report(report(&canary[0], Success, Some("2.0.0"))), T0 + 1)
-        .unwrap();
-    h.handle(Input::Report(report(&canary[1], Failure, Some("1.2.0"))), T0 + 2)
-        .unwrap();
+    h.handle(
+        Input::Report(report(&canary[0], Success, Some("2.0.0"))),
+        T0 + 1,
+    )
+    .unwrap();
+    h.handle(
+        Input::Report(report(&canary[1], Failure, Some("1.2.0"))),
+        T0 + 2,
+    )
+    .unwrap();
     h.handle(Input::Report(report(&canary[2], InProgress, None)), T0 + 3)
         .unwrap();
-    h.handle(Input::Report(report(&canary[3], Success, Some("2.0.0"))), T0 + 4)
-        .unwrap();
+    h.handle(
+        Input::Report(report(&canary[3], Success, Some("2.0.0"))),
+        T0 + 4,
+    )
+    .unwrap();
     h.handle(Input::Tick, T0 + 200).unwrap();
     h.take_trail();
     let v = serde_json::from_str(&h.snapshot().to_json()).unwrap();
     (v, pkg, rb)
 }
 
-fn restore(v: &Value, pkg: &VerifiedPackage, rb: &VerifiedPackage) -> Result<Rollout, RolloutError> {
+fn restore(
+    v: &Value,
+    pkg: &VerifiedPackage,
+    rb: &VerifiedPackage,
+) -> Result<Rollout, RolloutError> {
     let snap = Snapshot::from_json(v.to_string().as_bytes(), &Limits::DEFAULT)
         .unwrap_or_else(|e| panic!("the mutated snapshot still parses: {e}"));
     Rollout::restore(snap, pkg, Some(rb))
@@ -314,7 +371,10 @@ fn drive(r: Rollout) {
         for st in [InProgress, Success, Failure] {
             let attempt = h.attempt(d).unwrap_or(1);
             let v = if st == Success { "2.0.0" } else { "1.2.0" };
-            let input = Input::AttemptReport { report: report(d, st, Some(v)), attempt };
+            let input = Input::AttemptReport {
+                report: report(d, st, Some(v)),
+                attempt,
+            };
             let _ = h.handle(input, UnixMs(now));
         }
         if n % 7 == 0 {
@@ -323,11 +383,20 @@ fn drive(r: Rollout) {
         }
     }
     for input in [
-        Input::Approve { wave: 1, by: alice.clone() },
-        Input::Verdict { wave: 2, pass: false, by: alice.clone() },
+        Input::Approve {
+            wave: 1,
+            by: alice.clone(),
+        },
+        Input::Verdict {
+            wave: 2,
+            pass: false,
+            by: alice.clone(),
+        },
         Input::Pause { by: alice.clone() },
         Input::Resume { by: alice.clone() },
-        Input::Leave { device_id: ids[0].parse().unwrap() },
+        Input::Leave {
+            device_id: ids[0].parse().unwrap(),
+        },
         Input::Join(Box::new(sensors(41, 0)[40].clone())),
         Input::Rollback { by: alice.clone() },
         Input::Tick,
@@ -348,29 +417,49 @@ fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
     let n = v["devices"]["ids"].as_array().unwrap().len();
     type Mutation = (&'static str, fn(&mut Value, usize));
     let mutations: [Mutation; 15] = [
-        ("a device's wave out of range", |v, _| v["devices"]["slots"][0]["wave"] = json!(9)),
-        ("the open wave out of range", |v, _| v["open_wave"] = json!(7)),
+        ("a device's wave out of range", |v, _| {
+            v["devices"]["slots"][0]["wave"] = json!(9)
+        }),
+        ("the open wave out of range", |v, _| {
+            v["open_wave"] = json!(7)
+        }),
         ("a ready index out of range", |v, n| v["ready"] = json!([n])),
-        ("a wave member out of range", |v, n| v["members"][0] = json!([0, n + 5])),
+        ("a wave member out of range", |v, n| {
+            v["members"][0] = json!([0, n + 5])
+        }),
         ("empty bounds", |v, _| v["bounds"] = json!([])),
-        ("bounds out of order", |v, _| v["bounds"] = json!([u64::MAX, 1, 2])),
-        ("acknowledged above counted", |v, _| v["waves"][0]["acknowledged"]["failures"] = json!(3)),
+        ("bounds out of order", |v, _| {
+            v["bounds"] = json!([u64::MAX, 1, 2])
+        }),
+        ("acknowledged above counted", |v, _| {
+            v["waves"][0]["acknowledged"]["failures"] = json!(3)
+        }),
         ("cumulative acknowledged above cumulative", |v, _| {
             v["cumulative_acknowledged"]["terminal"] = json!(99)
         }),
-        ("failures above terminal", |v, _| v["waves"][0]["counts"]["failures"] = json!(5)),
+        ("failures above terminal", |v, _| {
+            v["waves"][0]["counts"]["failures"] = json!(5)
+        }),
         ("counts that overflow their sum", |v, _| {
             v["waves"][0]["counts"]["terminal"] = json!(u64::MAX);
             v["waves"][1]["counts"]["terminal"] = json!(u64::MAX);
         }),
-        ("cumulative other than the waves' sum", |v, _| v["cumulative"]["succeeded"] = json!(0)),
-        ("a wave opened beyond the open wave", |v, _| v["waves"][2]["opened_at"] = json!(5)),
+        ("cumulative other than the waves' sum", |v, _| {
+            v["cumulative"]["succeeded"] = json!(0)
+        }),
+        ("a wave opened beyond the open wave", |v, _| {
+            v["waves"][2]["opened_at"] = json!(5)
+        }),
         ("a device in two waves' members", |v, _| {
             let first = v["members"][0][0].clone();
             v["members"][1].as_array_mut().unwrap().push(first);
         }),
-        ("an audit chain at its end", |v, _| v["audit"]["next_seq"] = json!(u64::MAX)),
-        ("an audit chain with no record", |v, _| v["audit"]["next_seq"] = json!(0)),
+        ("an audit chain at its end", |v, _| {
+            v["audit"]["next_seq"] = json!(u64::MAX)
+        }),
+        ("an audit chain with no record", |v, _| {
+            v["audit"]["next_seq"] = json!(0)
+        }),
     ];
     for (what, mutate) in mutations {
         let mut bad = v.clone();
@@ -396,17 +485,17 @@ fn a_restored_snapshot_never_panics_whatever_its_numbers() {
         for x in [0, 1, 2, 3, 41, 1 << 32, u64::MAX] {
             let mut bad = v.clone();
             *at(&mut bad, path) = json!(x);
-            let Ok(snap) = Snapshot::from_json(bad.to_string().as_bytes(), &Limits::DEFAULT)
-            else {
+            let Ok(snap) = Snapshot::from_json(bad.to_string().as_bytes(), &Limits::DEFAULT) else {
                 continue;
             };
-            let outcome = std::panic::catch_unwind(|| match Rollout::restore(snap, &pkg, Some(&rb)) {
-                Ok(r) => {
-                    drive(r);
-                    true
-                }
-                Err(_) => false,
-            });
+            let outcome =
+                std::panic::catch_unwind(|| match Rollout::restore(snap, &pkg, Some(&rb)) {
+                    Ok(r) => {
+                        drive(r);
+                        true
+                    }
+                    Err(_) => false,
+                });
             match outcome {
                 Ok(ok) => restored += usize::from(ok),
                 Err(_) => panic!("{} = {x}: panicked", path.join(".")),

@@ -130,7 +130,9 @@ pub enum RolloutError {
     /// A report about an attempt that is not the device's current one: a replayed or late
     /// report of an attempt a retry replaced (a report that names no attempt is about the
     /// first).
-    #[error("attempt: device {device_id} reports on attempt {reported}, its current attempt is {current}")]
+    #[error(
+        "attempt: device {device_id} reports on attempt {reported}, its current attempt is {current}"
+    )]
     StaleAttempt {
         /// The device.
         device_id: Name,

@@ -341,7 +341,10 @@ impl Rollout {
     /// failure or a timeout adds one; a rollback command starts again at 1). A host that
     /// retries tells the device, which says it back: [`Input::AttemptReport`].
     pub fn attempt(&self, device_id: &str) -> Option<u32> {
-        self.ix.by_id.get(device_id).map(|i| self.current_attempt(*i))
+        self.ix
+            .by_id
+            .get(device_id)
+            .map(|i| self.current_attempt(*i))
     }
 
     /// How many commands are out.
