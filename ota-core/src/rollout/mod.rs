@@ -81,6 +81,17 @@
 //! counts as `succeeded` (and an `updated_only` rollback reaches it), unless the rollout
 //! completed.
 //!
+//! **A report must match** the rollout (its `rollout_id`, required), the package the device
+//! was last sent (a success names that package's version, or none) and the device's current
+//! attempt ([`Rollout::attempt`]: a retry after a failure or a timeout is a new attempt; a
+//! host that retries tells the device and feeds [`Input::AttemptReport`]; a plain
+//! [`Input::Report`] is about the first). A report of one of the rollout's devices that does
+//! not match is refused with a typed error ([`RolloutError::WrongRollout`],
+//! [`RolloutError::ReportWithoutRollout`], [`RolloutError::WrongVersion`],
+//! [`RolloutError::StaleAttempt`]) and the refusal is recorded, as an
+//! [`Input::RefusedReport`] that replays without error; nothing else changes. So a replayed
+//! first failure cannot fail a retry, and a success on another version counts for nothing.
+//!
 //! **The halt rule** ([`halt_trips`]) trips when, among the devices in scope (the reporting
 //! device's wave, or all waves opened), `failures × 100 > threshold × denominator` — strictly,
 //! so 10 % trips at 11 % and not at 10 % — once at least `min_terminal` devices in scope are
