@@ -107,7 +107,7 @@ fn main() {
             for status in [ReportStatus::InProgress, ReportStatus::Success] {
                 let rep = DeviceReport {
                     device_id: d.clone(),
-                    rollout_id: None,
+                    rollout_id: Some(r.id().clone()),
                     firmware_version: None,
                     status,
                     reason: None,

@@ -116,10 +116,10 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
     };
     let mut r = Rollout::create(create(spec.clone())).unwrap();
     let mut trail = Vec::new();
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<(String, &'static str)> = Vec::new();
     let mut now = 1_000_000u64;
     let op: ota_core::name::Name = "op".parse().unwrap();
-    let drain = |r: &mut Rollout, out: &mut Vec<String>, trail: &mut Vec<_>| {
+    let drain = |r: &mut Rollout, out: &mut Vec<(String, &'static str)>, trail: &mut Vec<_>| {
         let mut sent = 0;
         let mut recorded = false;
         while let Some(o) = r.poll() {
@@ -130,9 +130,11 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
                 }
                 Output::Command(c) => {
                     assert!(recorded, "a command before its audit record");
-                    if let RolloutCommand::Send { device_id, .. } = c {
+                    if let RolloutCommand::Send { device_id, rollback, .. } = c {
                         sent += 1;
-                        out.push(device_id.to_string());
+                        // A device answers with the version it was sent.
+                        let v = if rollback { "1.9.0" } else { "2.0.0" };
+                        out.push((device_id.to_string(), v));
                     }
                 }
                 Output::Event(_) => assert!(recorded, "an event before its audit record"),
@@ -148,11 +150,14 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
         match o {
             Op::Report { pick, status } => {
                 if !out.is_empty() {
-                    let d = out.swap_remove(usize::from(pick) % out.len());
+                    let (d, v) = out.swap_remove(usize::from(pick) % out.len());
                     let st = [ReportStatus::InProgress, ReportStatus::Success, ReportStatus::Failure, ReportStatus::Rejected][usize::from(status) % 4];
-                    let _ = r.handle(Input::Report(report(&d, st, Some("2.0.0"))), UnixMs(now));
+                    // On its current attempt, or (one time in eight) a replay of the first.
+                    let attempt = if status >= 224 { 1 } else { r.attempt(&d).unwrap_or(1) };
+                    let input = Input::AttemptReport { report: report(&d, st, Some(v)), attempt };
+                    let _ = r.handle(input, UnixMs(now));
                     if st == ReportStatus::InProgress {
-                        out.push(d);
+                        out.push((d, v));
                     }
                 }
             }

@@ -20,7 +20,8 @@ pub struct VerifyArgs {
 }
 
 /// Exit 0 when every record's hash and link hold (and the trail ends at `--head`); 1 naming
-/// the first that does not; 2 for a malformed `--head`.
+/// the first that does not, or for an empty trail; 2 for a malformed `--head`. Only with
+/// `--head` is the trail called intact: without it, records dropped from the end go unseen.
 pub fn verify(a: &VerifyArgs) -> Result<Outcome, CliError> {
     let head: Option<AuditHead> = a
         .head
@@ -43,20 +44,26 @@ pub fn verify(a: &VerifyArgs) -> Result<Outcome, CliError> {
         Ok((records, chain)) => {
             let first = records.first().map(|r| r.at);
             let last = records.last().map(|r| r.at);
-            let anchored = if head.is_some() {
-                ", ends at the given head"
-            } else {
-                ""
-            };
+            let anchored = head.is_some();
             let head = chain.head().map(|h| h.to_string());
+            let head = head.as_deref().unwrap_or("(empty)");
+            // Without the head kept apart from the trail, a trail cut short links as well as
+            // a whole one: only an anchored trail is called intact.
+            let verdict = if anchored {
+                "chain intact, ends at the given head".to_string()
+            } else {
+                "the records link, but the trail is not anchored: records dropped from its \
+                 end go unseen without --head SEQ:HASH (the rollout's audit_head)"
+                    .to_string()
+            };
             Ok(Outcome::ok(
                 format!(
-                    "{file}: {} record(s), chain intact{anchored}, head {}",
-                    chain.next_seq,
-                    head.as_deref().unwrap_or("(empty)")
+                    "{file}: {} record(s), {verdict}, head {head}",
+                    chain.next_seq
                 ),
                 json!({"ok": true, "file": file, "records": chain.next_seq, "head": head,
-                       "anchored": !anchored.is_empty(), "first_at": first, "last_at": last}),
+                       "anchored": anchored, "intact": anchored,
+                       "first_at": first, "last_at": last}),
             ))
         }
         Err(e) => Ok(Outcome::failed(

@@ -218,6 +218,10 @@ pub enum AuditError {
         /// What is wrong.
         message: String,
     },
+    /// The trail holds no record: a rollout's trail always starts with its creation's, so an
+    /// empty one is a trail lost, not one verified.
+    #[error("the audit trail is empty: a rollout's trail starts with its creation record")]
+    Empty,
     /// The trail's first record is not where the trail starts.
     #[error("the audit trail does not start at record 0")]
     Truncated,
@@ -241,8 +245,17 @@ impl AuditError {
     }
 }
 
-/// Verifies a whole trail: every record's hash, and every link. Returns the chain's head.
+/// Verifies a trail from its first record: every record's hash, and every link. Returns the
+/// chain's head. An empty trail fails ([`AuditError::Empty`]).
+///
+/// This proves the records given are an unaltered start of the trail, not that none was
+/// dropped from its end: a trail cut short still links. Only [`verify_with_head`], against
+/// the head kept apart from the trail (the rollout's status and snapshot carry it), proves
+/// the trail whole.
 pub fn verify(records: &[AuditRecord]) -> Result<Chain, AuditError> {
+    if records.is_empty() {
+        return Err(AuditError::Empty);
+    }
     let mut chain = Chain::default();
     for (i, r) in records.iter().enumerate() {
         if i == 0 && r.seq != 0 {
@@ -352,6 +365,21 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_trail_does_not_verify() {
+        assert_eq!(verify(&[]), Err(AuditError::Empty));
+        assert_eq!(
+            parse_lines("\n\n").map(|t| verify(&t)),
+            Ok(Err(AuditError::Empty))
+        );
+        let head = AuditHead {
+            seq: 0,
+            hash: Sha256Digest::from_bytes([0; 32]),
+        };
+        assert_eq!(verify_with_head(&[], &head), Err(AuditError::Empty));
+        assert_eq!(AuditError::Empty.status(), Status::AuditBroken);
+    }
+
+    #[test]
     fn dropping_the_last_record_is_caught_only_against_the_head() {
         let t = trail();
         let head = verify(&t).unwrap().head().unwrap();
@@ -366,13 +394,7 @@ mod tests {
                 records: 4
             })
         );
-        assert_eq!(
-            verify_with_head(&[], &head),
-            Err(AuditError::HeadMismatch {
-                expected_seq: 4,
-                records: 0
-            })
-        );
+        assert_eq!(verify_with_head(&[], &head), Err(AuditError::Empty));
         // The same length, another last record.
         let mut other = t.clone();
         other[4] = Chain {

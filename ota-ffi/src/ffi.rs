@@ -44,8 +44,10 @@
 //!   `OTA_STATUS_INSUFFICIENT_SIZE` with the needed length when the buffer is too small.
 //! - A bound (document sizes, fleet sizes) comes from [`LIMITS`], never from a literal.
 
+use std::cell::RefCell;
 use std::ffi::c_char;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ota_core::Status;
 
@@ -135,23 +137,14 @@ macro_rules! try_ref {
 }
 
 /// A `(pointer, length)` argument as a byte slice (from a `const uint8_t *` or a
-/// `const char *`); NULL is allowed when the length is 0.
+/// `const char *`); NULL is allowed when the length is 0, and a length no object can have
+/// (above `PTRDIFF_MAX`) fails with `InvalidArgument`.
 macro_rules! try_slice {
     ($p:ident, $n:ident) => {
-        match unsafe { $crate::ffi::slice($p.cast::<u8>(), $n) } {
-            Some(s) => s,
-            None => {
-                return Err($crate::error::Failure::new(
-                    ota_core::Status::NullPointer,
-                    concat!(
-                        "`",
-                        stringify!($p),
-                        "` is NULL but `",
-                        stringify!($n),
-                        "` is not 0"
-                    ),
-                ));
-            }
+        match unsafe { $crate::ffi::slice_of($p.cast::<u8>(), $n, stringify!($p), stringify!($n)) }
+        {
+            Ok(s) => s,
+            Err(f) => return Err(f),
         }
     };
 }
@@ -177,19 +170,39 @@ pub(crate) use {
     handle, try_handle, try_handle_mut, try_handle_opt, try_out, try_ref, try_slice, try_str,
 };
 
-/// The slice behind `(p, n)`: empty when `n` is 0, `None` when `p` is NULL otherwise.
+/// The slice of `n` values behind `p` (argument `arg`, its length `len`): empty when `n` is
+/// 0; `NullPointer` when `p` is NULL otherwise; `InvalidArgument` when `n` values would span
+/// more than `isize::MAX` bytes, which no object can (making such a slice is undefined
+/// behaviour, and Rust's check of it aborts the process).
 ///
 /// # Safety
 ///
-/// When not NULL, `p` must point to `n` readable bytes that stay valid for `'a`.
-pub(crate) unsafe fn slice<'a>(p: *const u8, n: usize) -> Option<&'a [u8]> {
+/// When not NULL, `p` must point to `n` readable values that stay valid for `'a`.
+pub(crate) unsafe fn slice_of<'a, T>(
+    p: *const T,
+    n: usize,
+    arg: &str,
+    len: &str,
+) -> Result<&'a [T], Failure> {
     if n == 0 {
-        Some(&[])
-    } else if p.is_null() {
-        None
-    } else {
-        Some(unsafe { std::slice::from_raw_parts(p, n) })
+        return Ok(&[]);
     }
+    if p.is_null() {
+        return Err(Failure::new(
+            Status::NullPointer,
+            format!("`{arg}` is NULL but `{len}` is not 0"),
+        ));
+    }
+    let fits = n
+        .checked_mul(size_of::<T>())
+        .is_some_and(|bytes| bytes <= isize::MAX as usize);
+    if !fits {
+        return Err(Failure::new(
+            Status::InvalidArgument,
+            format!("`{len}` is {n}, more than any object holds"),
+        ));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
 /// The bounds of every call of the C ABI. A C caller cannot choose other limits yet; each
@@ -210,6 +223,35 @@ pub(crate) unsafe fn out_ref<'a, T>(p: *mut T) -> Option<&'a mut MaybeUninit<T>>
 struct Tag {
     magic: u64,
     name: &'static str,
+    /// A call panicked while it held the handle: its value may be half-changed, so every
+    /// later call refuses it with `OTA_STATUS_PANIC` (only its `_free` still takes it).
+    poisoned: AtomicBool,
+}
+
+thread_local! {
+    /// The tags of the handles the guarded calls running on this thread took, innermost
+    /// last: a panic poisons those its call took ([`poison_since`]).
+    static TAKEN: RefCell<Vec<*const Tag>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where the current call's handles start in the list of taken handles.
+pub(crate) fn taken_mark() -> usize {
+    TAKEN.with(|t| t.borrow().len())
+}
+
+/// The call that started at `mark` returned: its handles are no longer taken.
+pub(crate) fn release_since(mark: usize) {
+    TAKEN.with(|t| t.borrow_mut().truncate(mark));
+}
+
+/// The call that started at `mark` panicked: poisons every handle it took.
+pub(crate) fn poison_since(mark: usize) {
+    let taken: Vec<*const Tag> = TAKEN.with(|t| t.borrow_mut().drain(mark..).collect());
+    for tag in taken {
+        // The handles were live when taken, and a call cannot free a handle it holds (a
+        // `_free` takes its handle untracked).
+        unsafe { (*tag).poisoned.store(true, Ordering::SeqCst) };
+    }
 }
 
 /// What a live handle's tag starts with; a freed one has [`FREED`].
@@ -236,6 +278,7 @@ pub(crate) fn new_handle<T: Handle>(value: T) -> *mut T {
         tag: Tag {
             magic: LIVE,
             name: T::C_NAME,
+            poisoned: AtomicBool::new(false),
         },
         value,
     }));
@@ -248,6 +291,23 @@ pub(crate) fn new_handle<T: Handle>(value: T) -> *mut T {
 ///
 /// `p` must be NULL or a pointer from [`new_handle`] (of any handle type).
 unsafe fn check_tag<T: Handle>(p: *const T, arg: &str) -> Result<(), Failure> {
+    let tag = unsafe { live_tag(p, arg) }?;
+    if tag.poisoned.load(Ordering::SeqCst) {
+        return Err(Failure::new(
+            Status::Panic,
+            format!("`{arg}` is unusable: an earlier call panicked while using it (free it)"),
+        ));
+    }
+    TAKEN.with(|t| t.borrow_mut().push(std::ptr::from_ref(tag)));
+    Ok(())
+}
+
+/// The tag of a non-NULL live handle `p` of C type `T`, poisoned or not.
+///
+/// # Safety
+///
+/// `p` must be NULL or a pointer from [`new_handle`] (of any handle type).
+unsafe fn live_tag<'a, T: Handle>(p: *const T, arg: &str) -> Result<&'a Tag, Failure> {
     if p.is_null() {
         return Err(Failure::new(
             Status::NullPointer,
@@ -270,7 +330,7 @@ unsafe fn check_tag<T: Handle>(p: *const T, arg: &str) -> Result<(), Failure> {
             format!("`{arg}` is an {}, not an {}", tag.name, T::C_NAME),
         ));
     }
-    Ok(())
+    Ok(tag)
 }
 
 /// The handle behind `p`, after [`check_tag`]. Use [`try_handle!`].
@@ -308,7 +368,7 @@ pub(crate) unsafe fn free<T: Handle>(p: *mut T) {
         if p.is_null() {
             return;
         }
-        if let Err(f) = unsafe { check_tag(p, "handle") } {
+        if let Err(f) = unsafe { live_tag(p, "handle") } {
             set_last_error(format!("not freed: {}", f.message));
             return;
         }
@@ -501,6 +561,79 @@ mod tests {
             ota_b_free(b);
             ota_a_free(std::ptr::null_mut());
         }
+    }
+
+    #[test]
+    fn a_handle_that_saw_a_panic_refuses_every_later_call() {
+        use crate::error::{call, last_error};
+        let h = new_handle(ota_a(1));
+        let other = new_handle(ota_a(2));
+        let touch = |h: *mut ota_a| {
+            call(|| {
+                let a = try_handle!(h);
+                assert!(a.0 < 100);
+                Ok(())
+            })
+        };
+        assert_eq!(touch(h), Status::Ok);
+        // A call panics half-way through changing the handle.
+        let s = call(|| {
+            let a = try_handle_mut!(h);
+            let _ = try_handle!(other);
+            a.0 = 100;
+            panic!("half-way")
+        });
+        assert_eq!(s, Status::Panic);
+        assert!(last_error().contains("half-way"), "{}", last_error());
+        // Every later call refuses both handles it held, by status, without reading them.
+        for _ in 0..2 {
+            assert_eq!(touch(h), Status::Panic);
+            assert!(
+                last_error().contains("an earlier call panicked"),
+                "{}",
+                last_error()
+            );
+            assert_eq!(touch(other), Status::Panic);
+        }
+        // A handle the panicking call did not take stays usable, and a call that only
+        // failed poisons nothing.
+        let fresh = new_handle(ota_a(3));
+        let s = call(|| {
+            let _ = try_handle!(fresh);
+            Err(Failure::new(Status::Invalid, "no"))
+        });
+        assert_eq!(s, Status::Invalid);
+        assert_eq!(touch(fresh), Status::Ok);
+        // Their `_free` still frees them.
+        unsafe {
+            ota_a_free(h);
+            ota_a_free(other);
+            ota_a_free(fresh);
+        }
+    }
+
+    #[test]
+    fn a_length_above_isize_max_is_refused_with_a_status() {
+        let byte = 0u8;
+        for n in [isize::MAX as usize + 1, usize::MAX] {
+            let f = unsafe { slice_of(&raw const byte, n, "p", "n") }.unwrap_err();
+            assert_eq!(f.status, Status::InvalidArgument);
+            assert_eq!(f.message, format!("`n` is {n}, more than any object holds"));
+        }
+        // A count of values is bounded by their size.
+        let word = 0u64;
+        let n = isize::MAX as usize / 8 + 1;
+        let f = unsafe { slice_of(&raw const word, n, "p", "n") }.unwrap_err();
+        assert_eq!(f.status, Status::InvalidArgument);
+        // Through an exported function, as C calls it: a status, not an abort.
+        let mut out = std::ptr::null_mut();
+        let s = unsafe { crate::ota_package_parse(c"{}".as_ptr(), usize::MAX, &mut out) };
+        assert_eq!(s, Status::InvalidArgument);
+        assert!(out.is_null());
+        assert_eq!(
+            unsafe { slice_of(&raw const byte, 1, "p", "n") }.unwrap(),
+            &[0]
+        );
     }
 
     #[test]

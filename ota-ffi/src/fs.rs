@@ -1,4 +1,5 @@
-//! File output that is never left half-written.
+//! File output that is never left half-written, and never written anywhere but where it was
+//! asked to go.
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -9,6 +10,11 @@ use crate::error::Failure;
 
 /// Writes `path` through a temporary file beside it, renamed over `path` only when `fill`
 /// succeeds; on any failure the temporary file is removed and `path` is untouched.
+///
+/// The temporary file has an unpredictable name and is created exclusively (`O_EXCL`), so a
+/// symlink planted in the directory is never followed, and two writers of one path never
+/// share a file: each renames a whole file of its own, the last one wins. The file is synced
+/// before the rename, and the directory after it, so the new name survives a power cut.
 pub(crate) fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<(), Failure>,
@@ -16,25 +22,136 @@ pub(crate) fn write_atomically(
     let io = |what: &str, e: std::io::Error| {
         Failure::new(Status::Io, format!("{what} {}: {e}", path.display()))
     };
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".partial-{}", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let result = (|| {
-        let file =
-            std::fs::File::create(&tmp).map_err(|e| io("creating a temporary file for", e))?;
-        let mut out = BufWriter::new(file);
-        fill(&mut out)?;
-        let file = out
-            .into_inner()
-            .map_err(|e| io("writing", e.into_error()))?;
-        file.sync_all().map_err(|e| io("syncing", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io("renaming into", e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".partial");
+    #[cfg(unix)]
+    {
+        // As `File::create` would: the process's umask applies.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    result
+    let tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| io("creating a temporary file for", e))?;
+    // On any failure below, dropping `tmp` removes the temporary file.
+    let (file, tmp_path) = tmp.into_parts();
+    let mut out = BufWriter::new(file);
+    fill(&mut out)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io("writing", e.into_error()))?;
+    file.sync_all().map_err(|e| io("syncing", e))?;
+    drop(file);
+    tmp_path
+        .persist(path)
+        .map_err(|e| io("renaming into", e.error))?;
+    sync_dir(dir).map_err(|e| io("syncing the directory of", e))
+}
+
+/// Syncs a directory, so a rename in it is durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+        write_atomically(path, |out| {
+            out.write_all(bytes)
+                .map_err(|e| Failure::new(Status::Io, e.to_string()))
+        })
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_never_redirects_the_write() {
+        let d = dir();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let out = d.path().join("out.bin");
+        // The temporary names an attacker could predict, before and now, all lead to the
+        // victim.
+        for name in [
+            format!("out.bin.partial-{}", std::process::id()),
+            ".out.bin.partial".to_string(),
+        ] {
+            std::os::unix::fs::symlink(&victim, d.path().join(name)).unwrap();
+        }
+        write(&out, b"plaintext").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(&out).unwrap(), b"plaintext");
+    }
+
+    #[test]
+    fn two_writers_of_one_path_each_write_a_whole_file() {
+        let d = dir();
+        let out = d.path().join("out.bin");
+        let a = vec![b'a'; 1 << 20];
+        let b = vec![b'b'; 1 << 20];
+        std::thread::scope(|s| {
+            for bytes in [&a, &b] {
+                let out = &out;
+                s.spawn(move || {
+                    for _ in 0..4 {
+                        write_atomically(out, |w| {
+                            for chunk in bytes.chunks(4096) {
+                                w.write_all(chunk)
+                                    .and_then(|()| w.flush())
+                                    .map_err(|e| Failure::new(Status::Io, e.to_string()))?;
+                                std::thread::yield_now();
+                            }
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        let got = std::fs::read(&out).unwrap();
+        assert!(got == a || got == b, "a mixed file of {} bytes", got.len());
+        // Nothing is left beside it.
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.bin")]);
+    }
+
+    #[test]
+    fn a_failed_fill_leaves_the_old_file_and_no_temporary() {
+        let d = dir();
+        let out = d.path().join("out.bin");
+        std::fs::write(&out, b"old").unwrap();
+        let e = write_atomically(&out, |w| {
+            w.write_all(b"half").unwrap();
+            Err(Failure::new(Status::DecryptionFailed, "bad key"))
+        })
+        .unwrap_err();
+        assert_eq!(e.status, Status::DecryptionFailed);
+        assert_eq!(std::fs::read(&out).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
 }

@@ -473,7 +473,9 @@ pub unsafe extern "C" fn ota_rollout_free(rollout: *mut ota_rollout) {
 
 /// Verifies an audit trail stored one JSON record per line: every record's hash and every
 /// link. `*records_out` receives how many records it holds. An edited, dropped, inserted or
-/// reordered record fails with `OTA_STATUS_AUDIT_BROKEN`, and the last error names it.
+/// reordered record, or an empty trail, fails with `OTA_STATUS_AUDIT_BROKEN`, and the last
+/// error names it. A trail whose last records were dropped still passes: to prove the trail
+/// whole, verify it against its head with `ota_audit_verify_head`.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]

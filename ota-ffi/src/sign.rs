@@ -6,7 +6,7 @@ use ota_core::Status;
 use ota_core::sign::{self, PublicKey, SigningKey, TrustedKeys, VerifiedPackage};
 
 use crate::document::ota_package;
-use crate::error::{Failure, call};
+use crate::error::call;
 use crate::ffi::{
     LIMITS, free, handle, handle_ref, new_handle, random, try_handle, try_handle_mut, try_out,
     try_slice, try_str, write_bytes, write_text,
@@ -195,14 +195,7 @@ pub unsafe extern "C" fn ota_envelope_sign(
 ) -> Status {
     call(|| {
         let package = try_handle!(package);
-        if keys.is_null() && keys_len > 0 {
-            return Err(Failure::new(Status::NullPointer, "`keys` is NULL"));
-        }
-        let ptrs = if keys_len == 0 {
-            &[][..]
-        } else {
-            unsafe { std::slice::from_raw_parts(keys, keys_len) }
-        };
+        let ptrs = unsafe { crate::ffi::slice_of(keys, keys_len, "keys", "keys_len") }?;
         let mut signers = Vec::with_capacity(ptrs.len());
         for (i, p) in ptrs.iter().enumerate() {
             let k = unsafe { handle_ref(*p, &format!("keys[{i}]")) }?;

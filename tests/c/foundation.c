@@ -226,6 +226,17 @@ static void sboms(const char *dir) {
     free(bad);
 }
 
+/* A length no object can have (above PTRDIFF_MAX) is refused with a status naming it; it
+ * used to abort the process. */
+static void impossible_lengths(void) {
+    ota_package *p = NULL;
+    CHECK_STATUS(ota_package_parse("{}", SIZE_MAX, &p), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK(p == NULL);
+    CHECK(strstr(last_error(), "json_len") != NULL);
+    CHECK_STATUS(ota_package_parse("{}", (size_t)PTRDIFF_MAX + 1, &p), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK(p == NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -237,5 +248,6 @@ int main(int argc, char **argv) {
     packages_and_profiles(argv[1]);
     compatibility(argv[1]);
     sboms(argv[1]);
+    impossible_lengths();
     return check_summary("foundation");
 }

@@ -255,6 +255,22 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
     drain(r);
     CHECK(strstr(events.data, "\"subject\":\"profile.ota.rollout.started.acme.rol_4c7e\"") != NULL);
 
+    /* A success naming another version than the package is refused, and recorded; so is a
+     * report that names no rollout. */
+    {
+        char buf[256];
+        int n = snprintf(buf, sizeof buf,
+                         "{\"device_id\":\"%s\",\"rollout_id\":\"rol_4c7e\","
+                         "\"firmware_version\":\"1.2.0\",\"status\":\"success\"}", sent[0]);
+        CHECK_STATUS(ota_rollout_handle_report(r, buf, (size_t)n, now), OTA_STATUS_INVALID_VALUE);
+        CHECK(strncmp(last_error(), "firmware_version: ", 18) == 0);
+        n = snprintf(buf, sizeof buf, "{\"device_id\":\"%s\",\"status\":\"failure\"}", sent[0]);
+        CHECK_STATUS(ota_rollout_handle_report(r, buf, (size_t)n, now), OTA_STATUS_MISSING_FIELD);
+        CHECK(strncmp(last_error(), "rollout_id: ", 12) == 0);
+        drain(r);
+        CHECK(strstr(trail.data, "\"report_refused\"") != NULL);
+    }
+
     /* The canary succeeds. */
     now += 60000;
     for (i = 0; i < canary; i++) {

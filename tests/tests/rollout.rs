@@ -552,9 +552,15 @@ fn late_reports_are_recorded_but_never_reopen_a_finished_rollout() {
         "the report is for rollout rol_other, not rol_4c7e"
     );
     assert_eq!(e.status(), ota_core::Status::RolloutNotFound);
+    // A report of one of its devices for another rollout is refused, and the refusal
+    // recorded; a report of a device it does not have is not.
+    let refusals: Vec<_> = drain_audit(&mut r)
+        .into_iter()
+        .flat_map(|rec| rec.effects)
+        .collect();
     assert!(
-        drain_audit(&mut r).is_empty(),
-        "a refused input is not recorded"
+        matches!(&refusals[..], [Effect::ReportRefused { device_id, .. }] if device_id.as_str() == all[1].0),
+        "{refusals:?}"
     );
 }
 
@@ -628,7 +634,9 @@ fn device_in(state: DeviceState, policy: &str) -> (Host, String) {
             }
             rollback(&mut r);
             match state {
-                RolledBack => say(&mut r, &first, R::Success),
+                RolledBack => r
+                    .handle(Input::Report(report(&first, R::Success, Some("1.9.0"))), T0)
+                    .unwrap(),
                 RollbackFailed => say(&mut r, &first, R::Failure),
                 _ => {}
             }
@@ -947,8 +955,12 @@ fn timers_resend_time_out_and_expire_offline_devices() {
     assert_eq!(r.device_state(slow), Some(DeviceState::Scheduled));
     r.handle(Input::Tick, T0 + 5200).unwrap();
     assert_eq!(sent(&mut r), vec![(slow.clone(), false)]);
-    r.handle(Input::Report(report(slow, InProgress, None)), T0 + 5300)
-        .unwrap();
+    // The retry's report names its attempt.
+    let retried = |d: &str, status| Input::AttemptReport {
+        report: report(d, status, None),
+        attempt: 2,
+    };
+    r.handle(retried(slow, InProgress), T0 + 5300).unwrap();
     r.handle(Input::Tick, T0 + 10_300).unwrap();
     assert_eq!(r.device_state(slow), Some(DeviceState::TimedOut));
     // The offline device expires: timed out, but not a failure (offline_is_failure is false).
@@ -979,18 +991,14 @@ fn retries_follow_their_class_and_refusals_are_never_retried() {
     assert!(sent(&mut r).is_empty(), "backoff");
     r.handle(Input::Tick, T0 + 1000).unwrap();
     assert_eq!(sent(&mut r), vec![(flaky.clone(), false)]);
-    r.handle(
-        Input::Report(report(flaky, Failure, Some("1.2.0"))),
-        T0 + 1500,
-    )
-    .unwrap();
+    let on = |attempt| Input::AttemptReport {
+        report: report(flaky, Failure, Some("1.2.0")),
+        attempt,
+    };
+    r.handle(on(2), T0 + 1500).unwrap();
     r.handle(Input::Tick, T0 + 1500 + 2000).unwrap();
     assert_eq!(sent(&mut r).len(), 1, "the backoff doubles");
-    r.handle(
-        Input::Report(report(flaky, Failure, Some("1.2.0"))),
-        T0 + 4000,
-    )
-    .unwrap();
+    r.handle(on(3), T0 + 4000).unwrap();
     assert_eq!(
         r.device_state(flaky),
         Some(DeviceState::Failed),

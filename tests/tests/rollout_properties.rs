@@ -106,6 +106,8 @@ struct World {
     now: u64,
     out: Vec<String>,
     sends: Vec<u64>,
+    /// Devices sent the rollback package.
+    rollback: std::collections::HashSet<String>,
 }
 
 impl World {
@@ -113,9 +115,16 @@ impl World {
         let mut n = 0;
         for c in self.r.take_commands() {
             match c {
-                RolloutCommand::Send { device_id, .. } => {
+                RolloutCommand::Send {
+                    device_id,
+                    rollback,
+                    ..
+                } => {
                     n += 1;
                     self.sends.push(self.now);
+                    if rollback {
+                        self.rollback.insert(device_id.to_string());
+                    }
                     self.out.push(device_id.to_string());
                 }
                 RolloutCommand::Cancel { device_id, .. } => {
@@ -219,6 +228,7 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
         spec: spec.clone(),
         now: T0,
         out: Vec::new(),
+        rollback: Default::default(),
         sends: Vec::new(),
     };
     w.drain();
@@ -239,13 +249,18 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
                         ReportStatus::Failure,
                         ReportStatus::Rejected,
                     ][status as usize];
-                    let v = if st == ReportStatus::Success {
-                        "2.0.0"
-                    } else {
-                        "1.2.0"
+                    // A device says what it was sent, on the attempt it was sent.
+                    let v = match (st, w.rollback.contains(&d)) {
+                        (ReportStatus::Success, false) => "2.0.0",
+                        (ReportStatus::Success, true) => "1.9.0",
+                        _ => "1.2.0",
                     };
-                    w.r.handle(Input::Report(report(&d, st, Some(v))), UnixMs(w.now))
-                        .unwrap();
+                    let attempt = w.r.attempt(&d).expect("a device of the rollout");
+                    let input = Input::AttemptReport {
+                        report: report(&d, st, Some(v)),
+                        attempt,
+                    };
+                    w.r.handle(input, UnixMs(w.now)).unwrap();
                     if st != ReportStatus::InProgress {
                         w.out.retain(|x| *x != d);
                     }

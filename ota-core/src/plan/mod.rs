@@ -9,7 +9,7 @@
 //! The files: this one (the request, its target and waves), `halt` (the halt rule), `policy`
 //! (devices in flight, timers, retries), `pacing` (send rates and time windows), `validate`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -131,7 +131,16 @@ pub enum Target {
 pub const PROFILE_LABEL: &str = "profile";
 
 impl Target {
-    /// Whether a device belongs to the target.
+    /// The target made ready to test many devices: a static group as a set. Test a fleet
+    /// with it, not with [`Target::contains`], which scans a group's list.
+    pub fn membership(&self) -> Membership {
+        match self {
+            Target::Group { devices } => Membership::Group(devices.iter().cloned().collect()),
+            other => Membership::Rule(other.clone()),
+        }
+    }
+
+    /// Whether a device belongs to the target (one device: a group's list is scanned).
     pub fn contains(&self, d: &crate::profile::DeviceProfile) -> bool {
         match self {
             Target::Group { devices } => devices.contains(&d.device_id),
@@ -149,6 +158,27 @@ impl Target {
                         || hardware_profiles.contains(&d.hardware_profile))
                     && (device_types.is_empty() || device_types.contains(&d.device_type))
             }
+        }
+    }
+}
+
+/// A [`Target`] ready to test many devices ([`Target::membership`]): a static group is a set,
+/// so testing a fleet against it takes time in proportion to the fleet, not its square.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Membership {
+    /// A static group's devices.
+    Group(HashSet<Name>),
+    /// A profile or a selector, tested device by device.
+    Rule(Target),
+}
+
+impl Membership {
+    /// Whether a device belongs to the target.
+    pub fn contains(&self, d: &crate::profile::DeviceProfile) -> bool {
+        match self {
+            Membership::Group(devices) => devices.contains(&d.device_id),
+            Membership::Rule(t) => t.contains(d),
         }
     }
 }

@@ -22,7 +22,10 @@ impl Rollout {
     pub fn create(c: Create<'_>) -> Result<Rollout, RolloutError> {
         let spec = c.spec;
         check_packages(&spec, c.package, c.rollback)?;
-        let target = spec.resolved_target().ok_or(RolloutError::NoTarget)?;
+        let target = spec
+            .resolved_target()
+            .ok_or(RolloutError::NoTarget)?
+            .membership();
         let waves_spec = spec.all_waves();
         if waves_spec.len() > MAX_WAVES {
             return Err(RolloutError::TooManyWaves {
@@ -96,7 +99,7 @@ impl Rollout {
             for (w, wave) in waves_spec.iter().enumerate() {
                 let mut upto = share(n, wave.percent).max(taken);
                 if let Some(cap) = wave.max_devices {
-                    upto = upto.min(taken + cap);
+                    upto = upto.min(taken.saturating_add(cap));
                 }
                 if w + 1 == k {
                     upto = n;

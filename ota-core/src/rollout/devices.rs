@@ -11,7 +11,7 @@ use super::persist::Snapshot;
 use super::{DeviceState, Effect, RetryKind, Rollout, RolloutError, RolloutState};
 use crate::compat::Reason;
 use crate::name::Name;
-use crate::plan::{FailureKind, RollbackScope, Wave};
+use crate::plan::{FailureKind, Membership, RollbackScope, Wave};
 use crate::time::UnixMs;
 
 /// Retries used per class.
@@ -163,6 +163,8 @@ pub(super) struct Index {
     pub in_flight: u64,
     /// Device deadlines; an entry whose device's deadline moved is stale and skipped.
     pub timers: BinaryHeap<Reverse<(UnixMs, u32)>>,
+    /// The target, for devices that join (a static group as a set).
+    pub target: Option<Membership>,
 }
 
 impl Index {
@@ -193,6 +195,7 @@ impl Index {
             wave_counts: vec![[0; 16]; k],
             in_flight: 0,
             timers: BinaryHeap::new(),
+            target: s.spec.resolved_target().map(|t| t.membership()),
         };
         for (i, (id, slot)) in s.devices.ids.iter().zip(&s.devices.slots).enumerate() {
             let i = i as u32;
@@ -319,12 +322,13 @@ impl Rollout {
             &mut self.s.waves[usize::from(s.wave)].counts,
             &mut self.s.cumulative,
         ] {
-            c.terminal += 1;
+            // Saturating: a restored snapshot may hold any count.
+            c.terminal = c.terminal.saturating_add(1);
             if kind.is_none() {
-                c.succeeded += 1;
+                c.succeeded = c.succeeded.saturating_add(1);
             }
             if counted {
-                c.failures += 1;
+                c.failures = c.failures.saturating_add(1);
             }
         }
     }

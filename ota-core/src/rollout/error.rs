@@ -5,6 +5,7 @@ use crate::audit::AuditError;
 use crate::name::Name;
 use crate::sign::PackageId;
 use crate::status::Status;
+use crate::version::Version;
 
 /// An input, a request or a snapshot the rollout could not take. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +107,46 @@ pub enum RolloutError {
         /// The rollout the report names.
         found: Name,
     },
+    /// A report that names no rollout: a rollout takes only its own reports.
+    #[error("rollout_id: the report of device {device_id} names no rollout, expected {expected}")]
+    ReportWithoutRollout {
+        /// The device.
+        device_id: Name,
+        /// This rollout.
+        expected: Name,
+    },
+    /// A success report naming another version than the package the device was last sent.
+    #[error(
+        "firmware_version: device {device_id} reports success on {found}, it was sent {expected}"
+    )]
+    WrongVersion {
+        /// The device.
+        device_id: Name,
+        /// The version of the package last sent to it.
+        expected: Version,
+        /// The version the report names.
+        found: Version,
+    },
+    /// A report about an attempt that is not the device's current one: a replayed or late
+    /// report of an attempt a retry replaced (a report that names no attempt is about the
+    /// first).
+    #[error(
+        "attempt: device {device_id} reports on attempt {reported}, its current attempt is {current}"
+    )]
+    StaleAttempt {
+        /// The device.
+        device_id: Name,
+        /// The attempt the report is about.
+        reported: u32,
+        /// The device's current attempt.
+        current: u32,
+    },
+    /// A refused report to record that this rollout would take: only a refusal is recorded.
+    #[error("the report of device {device_id} is not refused: it is no refusal to record")]
+    NotRefused {
+        /// The device.
+        device_id: Name,
+    },
     /// A snapshot whose parts do not agree.
     #[error("the snapshot is inconsistent: {what}")]
     SnapshotInvalid {
@@ -124,6 +165,20 @@ pub enum RolloutError {
 }
 
 impl RolloutError {
+    /// Whether a refused input is still written to the audit trail: a report of a device of
+    /// the rollout that does not match it (no rollout, another rollout, another version,
+    /// another attempt) is refused and recorded, so the trail shows every attempt to count
+    /// a wrong report.
+    pub fn is_recorded(&self) -> bool {
+        matches!(
+            self,
+            RolloutError::ReportWithoutRollout { .. }
+                | RolloutError::WrongRollout { .. }
+                | RolloutError::WrongVersion { .. }
+                | RolloutError::StaleAttempt { .. }
+        )
+    }
+
     /// The stable status code of this error.
     pub fn status(&self) -> Status {
         match self {
@@ -142,6 +197,10 @@ impl RolloutError {
             | RolloutError::UnknownDevice { .. }
             | RolloutError::NotInTarget { .. }
             | RolloutError::WrongRollout { .. } => Status::RolloutNotFound,
+            RolloutError::ReportWithoutRollout { .. } => Status::MissingField,
+            RolloutError::WrongVersion { .. } => Status::InvalidValue,
+            RolloutError::StaleAttempt { .. } => Status::RolloutState,
+            RolloutError::NotRefused { .. } => Status::InvalidArgument,
             RolloutError::SnapshotInvalid { .. } => Status::RecordInvalid,
             RolloutError::TrailBroken(e) => e.status(),
             RolloutError::ReplayMismatch { .. } => Status::ReplayMismatch,

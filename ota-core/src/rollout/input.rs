@@ -38,7 +38,32 @@ pub enum Input {
     },
     /// A device's report (seed 004's `{device_id, rollout_id, firmware_version, status,
     /// reason}`). A late report is recorded but changes nothing.
+    ///
+    /// A report names no attempt: it is about the device's first attempt, and is refused
+    /// ([`super::RolloutError::StaleAttempt`]) once a retry went out. A host that retries
+    /// tells the device its attempt ([`super::Rollout::attempt`]) and feeds
+    /// [`Input::AttemptReport`].
     Report(DeviceReport),
+    /// A device's report on a given attempt of its current command: refused when a retry
+    /// replaced that attempt, so a replayed report of an earlier attempt counts for nothing.
+    AttemptReport {
+        /// The report.
+        report: DeviceReport,
+        /// The attempt it is about, as [`super::Rollout::attempt`] said when the command
+        /// went out (1 is the first).
+        attempt: u32,
+    },
+    /// A report that was refused ([`super::RolloutError::is_recorded`]), as the trail records
+    /// it: handling it records the refusal again and changes nothing else, so a trail
+    /// replays (and a host that replays records after a snapshot takes them) without error.
+    /// A report that would be taken is not a refusal: handling it fails with
+    /// [`super::RolloutError::NotRefused`].
+    RefusedReport {
+        /// The report.
+        report: DeviceReport,
+        /// The attempt it was about.
+        attempt: u32,
+    },
     /// Time passed: timers fire, waves open after their soak, paced commands go out. Feed it
     /// when [`super::Rollout::poll_timeout`] says.
     Tick,
@@ -90,6 +115,15 @@ pub enum Input {
 }
 
 impl Input {
+    /// The report, and the attempt it is about, of a report input (not of a refused one).
+    pub fn report(&self) -> Option<(&DeviceReport, u32)> {
+        match self {
+            Input::Report(r) => Some((r, 1)),
+            Input::AttemptReport { report, attempt } => Some((report, *attempt)),
+            _ => None,
+        }
+    }
+
     /// Who or what caused the input, as the audit trail says.
     pub fn cause(&self) -> Cause {
         match self {
@@ -101,7 +135,9 @@ impl Input {
             | Input::Approve { by, .. } => Cause::Operator { by: by.clone() },
             Input::Verdict { by, .. } => Cause::External { by: by.clone() },
             Input::Tick => Cause::Timer,
-            Input::Report(r) => Cause::Device {
+            Input::Report(r)
+            | Input::AttemptReport { report: r, .. }
+            | Input::RefusedReport { report: r, .. } => Cause::Device {
                 device_id: r.device_id.clone(),
             },
             Input::Join(p) => Cause::Device {
@@ -117,7 +153,8 @@ impl Input {
     pub fn verb(&self) -> &'static str {
         match self {
             Input::Create { .. } => "create",
-            Input::Report(_) => "report to",
+            Input::Report(_) | Input::AttemptReport { .. } => "report to",
+            Input::RefusedReport { .. } => "record a refused report in",
             Input::Tick => "tick",
             Input::Pause { .. } => "pause",
             Input::Resume { .. } => "resume",

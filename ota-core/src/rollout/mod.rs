@@ -81,6 +81,17 @@
 //! counts as `succeeded` (and an `updated_only` rollback reaches it), unless the rollout
 //! completed.
 //!
+//! **A report must match** the rollout (its `rollout_id`, required), the package the device
+//! was last sent (a success names that package's version, or none) and the device's current
+//! attempt ([`Rollout::attempt`]: a retry after a failure or a timeout is a new attempt; a
+//! host that retries tells the device and feeds [`Input::AttemptReport`]; a plain
+//! [`Input::Report`] is about the first). A report of one of the rollout's devices that does
+//! not match is refused with a typed error ([`RolloutError::WrongRollout`],
+//! [`RolloutError::ReportWithoutRollout`], [`RolloutError::WrongVersion`],
+//! [`RolloutError::StaleAttempt`]) and the refusal is recorded, as an
+//! [`Input::RefusedReport`] that replays without error; nothing else changes. So a replayed
+//! first failure cannot fail a retry, and a success on another version counts for nothing.
+//!
 //! **The halt rule** ([`halt_trips`]) trips when, among the devices in scope (the reporting
 //! device's wave, or all waves opened), `failures × 100 > threshold × denominator` — strictly,
 //! so 10 % trips at 11 % and not at 10 % — once at least `min_terminal` devices in scope are
@@ -98,6 +109,7 @@ use crate::audit::{AuditHead, Chain};
 use crate::name::Name;
 use crate::plan::RolloutSpec;
 use crate::profile::DeviceProfile;
+use crate::report::DeviceReport;
 use crate::sign::VerifiedPackage;
 use crate::time::UnixMs;
 
@@ -174,11 +186,22 @@ struct Step {
 
 impl Rollout {
     /// Handles one input; then drain [`Rollout::poll`]. An input that does not fit changes
-    /// nothing, is not recorded, and says why.
+    /// nothing, is not recorded, and says why — except a report of one of the rollout's
+    /// devices that does not match the rollout, the package or the attempt: it changes
+    /// nothing either, but its refusal is recorded ([`RolloutError::is_recorded`]) as an
+    /// [`Input::RefusedReport`] (which replays without error), so drain [`Rollout::poll`]
+    /// after such an error too (or with the next step: the order holds).
     pub fn handle(&mut self, input: Input, now: UnixMs) -> Result<(), RolloutError> {
         let always = !matches!(input, Input::Tick);
         if let Err(e) = self.apply(&input, now) {
             self.step = Step::default();
+            if let Some((report, attempt)) = self.refused_report(&input, &e) {
+                self.effect(Effect::ReportRefused {
+                    device_id: report.device_id.clone(),
+                    reason: e.to_string(),
+                });
+                self.record(now, Input::RefusedReport { report, attempt }, true);
+            }
             return Err(e);
         }
         self.settle(now);
@@ -207,7 +230,21 @@ impl Rollout {
                 self.fire_timers(now);
                 Ok(())
             }
-            Input::Report(r) => self.report(r, now),
+            Input::Report(r) => self.report(r, 1, now),
+            Input::AttemptReport { report, attempt } => self.report(report, *attempt, now),
+            Input::RefusedReport { report, attempt } => match self.check_report(report, *attempt) {
+                Err(e) if e.is_recorded() => {
+                    self.effect(Effect::ReportRefused {
+                        device_id: report.device_id.clone(),
+                        reason: e.to_string(),
+                    });
+                    Ok(())
+                }
+                Err(e) => Err(e),
+                Ok(_) => Err(RolloutError::NotRefused {
+                    device_id: report.device_id.clone(),
+                }),
+            },
             Input::Pause { .. } => self.operator_pause(input, now),
             Input::Resume { .. } => self.operator_resume(input, now),
             Input::Abort { .. } => self.operator_abort(input, now),
@@ -217,6 +254,12 @@ impl Rollout {
             Input::Join(p) => self.join(p),
             Input::Leave { device_id } => self.leave(device_id, now),
         }
+    }
+
+    /// The report and attempt of a refused report whose refusal is recorded.
+    fn refused_report(&self, input: &Input, e: &RolloutError) -> Option<(DeviceReport, u32)> {
+        let (r, attempt) = input.report()?;
+        (e.is_recorded() && self.ix.by_id.contains_key(&r.device_id)).then(|| (r.clone(), attempt))
     }
 
     fn refuse(&self, input: &Input) -> RolloutError {
@@ -303,6 +346,16 @@ impl Rollout {
     /// The devices and their states, in creation order.
     pub fn devices(&self) -> impl Iterator<Item = (&Name, DeviceState)> {
         self.s.devices.iter()
+    }
+
+    /// The attempt of the device's current command (1 is the first; each retry after a
+    /// failure or a timeout adds one; a rollback command starts again at 1). A host that
+    /// retries tells the device, which says it back: [`Input::AttemptReport`].
+    pub fn attempt(&self, device_id: &str) -> Option<u32> {
+        self.ix
+            .by_id
+            .get(device_id)
+            .map(|i| self.current_attempt(*i))
     }
 
     /// How many commands are out.

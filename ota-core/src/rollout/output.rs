@@ -379,6 +379,14 @@ pub enum Effect {
         /// The device.
         device_id: Name,
     },
+    /// A report refused because it does not match the rollout, the package the device was
+    /// sent, or its current attempt (see [`super::RolloutError::is_recorded`]).
+    ReportRefused {
+        /// The device.
+        device_id: Name,
+        /// Why, as the error says it.
+        reason: String,
+    },
     /// A report that changes nothing: the device is terminal, or the rollout is over.
     LateReport {
         /// The device.

@@ -118,12 +118,17 @@ impl Rollout {
     }
 
     /// Restores a snapshot with the packages the caller verified (by DSSE or TUF): their ids
-    /// must be the ones the snapshot names.
+    /// must be the ones the snapshot names, and its parts must agree (the plan keeps its
+    /// rules; the waves, their bounds and members, the ready queue and the counts are
+    /// consistent; the audit chain has its creation record): a snapshot that does not is
+    /// refused with [`RolloutError::SnapshotInvalid`], so no state can panic later.
     pub fn restore(
         state: Snapshot,
         package: &VerifiedPackage,
         rollback: Option<&VerifiedPackage>,
     ) -> Result<Rollout, RolloutError> {
+        check_packages(&state.spec, package, rollback)?;
+        check(&state)?;
         Rollout::assemble(state, package, rollback)
     }
 
@@ -161,6 +166,105 @@ impl Rollout {
         }
         Ok(())
     }
+}
+
+/// The invariants the engine relies on that [`Index::build`] does not check on its way (the
+/// table, the waves' lengths, the open wave and the device indexes): a snapshot that breaks
+/// one is refused, never used to panic later.
+fn check(s: &Snapshot) -> Result<(), RolloutError> {
+    let bad = |what| Err(RolloutError::SnapshotInvalid { what });
+    if !json::Validate::faults(&s.spec).is_empty() {
+        return bad("the plan breaks a rule of rollout plans");
+    }
+    let k = s.spec.all_waves().len();
+    if k > crate::plan::MAX_WAVES {
+        return bad("the plan has more waves than a rollout holds");
+    }
+    if s.bounds.len() != k || s.waves.len() != k || s.members.len() != k {
+        return bad("the waves do not match the plan");
+    }
+    if s.bounds.windows(2).any(|b| b[0] > b[1]) {
+        return bad("the waves' bounds are out of order");
+    }
+    if s.open_wave >= k {
+        return bad("the open wave is not a wave of the plan");
+    }
+    for (w, p) in s.waves.iter().enumerate() {
+        // The open wave itself opens only once the creation is assembled.
+        let opened = p.opened_at.is_some();
+        if (w < s.open_wave && !opened) || (w > s.open_wave && opened) {
+            return bad("the waves opened are not the waves up to the open wave");
+        }
+        if p.completed_at.is_some() && p.opened_at.is_none() {
+            return bad("a wave completed that never opened");
+        }
+    }
+    let n = s.devices.slots.len();
+    let mut member = vec![false; n];
+    for (w, members) in s.members.iter().enumerate() {
+        for &i in members {
+            let Some(slot) = s.devices.slots.get(i as usize) else {
+                return bad("a wave names a device that is not in the table");
+            };
+            if usize::from(slot.wave) != w {
+                return bad("a wave names a device of another wave");
+            }
+            if std::mem::replace(&mut member[i as usize], true) {
+                return bad("a device is a member of a wave twice");
+            }
+        }
+    }
+    let mut total = Counts::default();
+    let mut acknowledged = Counts::default();
+    for p in &s.waves {
+        counts_agree(&p.counts, &p.acknowledged)?;
+        total = add(total, p.counts).ok_or(RolloutError::SnapshotInvalid {
+            what: "the waves' counts overflow",
+        })?;
+        acknowledged = add(acknowledged, p.acknowledged).ok_or(RolloutError::SnapshotInvalid {
+            what: "the waves' counts overflow",
+        })?;
+    }
+    counts_agree(&s.cumulative, &s.cumulative_acknowledged)?;
+    if total != s.cumulative || acknowledged != s.cumulative_acknowledged {
+        return bad("the cumulative counts are not the sum of the waves'");
+    }
+    // Every record of a rollout follows its creation's; the count leaves room to go on.
+    if s.audit.next_seq == 0 || s.audit.next_seq > MAX_SEQ {
+        return bad("the audit chain's next record number is out of range");
+    }
+    Ok(())
+}
+
+/// The highest audit record number a restored rollout may go on from.
+const MAX_SEQ: u64 = 1 << 62;
+
+/// A scope's counts: failures and successes are among the terminal devices, and what was
+/// acknowledged was counted.
+fn counts_agree(c: &Counts, ack: &Counts) -> Result<(), RolloutError> {
+    let within = |a: &Counts, b: &Counts| {
+        a.terminal <= b.terminal && a.failures <= b.failures && a.succeeded <= b.succeeded
+    };
+    let parts = c.failures.checked_add(c.succeeded);
+    if parts.is_none_or(|p| p > c.terminal) {
+        return Err(RolloutError::SnapshotInvalid {
+            what: "a scope counts more failures and successes than terminal devices",
+        });
+    }
+    if !within(ack, c) {
+        return Err(RolloutError::SnapshotInvalid {
+            what: "a scope acknowledges more than it counted",
+        });
+    }
+    Ok(())
+}
+
+fn add(a: Counts, b: Counts) -> Option<Counts> {
+    Some(Counts {
+        terminal: a.terminal.checked_add(b.terminal)?,
+        failures: a.failures.checked_add(b.failures)?,
+        succeeded: a.succeeded.checked_add(b.succeeded)?,
+    })
 }
 
 /// The packages must be the ones the request names.

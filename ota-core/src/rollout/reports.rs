@@ -12,18 +12,16 @@ use crate::report::{DeviceReport, ReportStatus};
 use crate::time::UnixMs;
 
 impl Rollout {
-    pub(super) fn report(&mut self, r: &DeviceReport, now: UnixMs) -> Result<(), RolloutError> {
-        if let Some(found) = r.rollout_id.as_ref().filter(|id| **id != self.s.rollout_id) {
-            return Err(RolloutError::WrongRollout {
-                expected: self.s.rollout_id.clone(),
-                found: found.clone(),
-            });
-        }
-        let Some(&i) = self.ix.by_id.get(&r.device_id) else {
-            return Err(RolloutError::UnknownDevice {
-                device_id: r.device_id.clone(),
-            });
-        };
+    /// A device's report on `attempt`: it must name this rollout, the version of the
+    /// package the device was last sent (when it reports success), and the device's current
+    /// attempt ([`Rollout::check_report`]).
+    pub(super) fn report(
+        &mut self,
+        r: &DeviceReport,
+        attempt: u32,
+        now: UnixMs,
+    ) -> Result<(), RolloutError> {
+        let i = self.check_report(r, attempt)?;
         let s = *self.slot(i);
         let device_id = r.device_id.clone();
         let state = self.s.state;
@@ -66,7 +64,7 @@ impl Rollout {
                     self.set(i, DeviceState::Failed);
                     self.count(i, Some(FailureKind::Failed));
                     if r.firmware_version.is_none() {
-                        self.s.fleet_impact += 1;
+                        self.s.fleet_impact = self.s.fleet_impact.saturating_add(1);
                     }
                     self.effect(Effect::DeviceFailed {
                         device_id,
@@ -108,6 +106,66 @@ impl Rollout {
         Ok(())
     }
 
+    /// Whether a report on `attempt` is one this rollout takes: it names this rollout, one of
+    /// its devices, the version of the package the device was last sent (when it reports
+    /// success) and the device's current attempt. The device's index.
+    pub(super) fn check_report(&self, r: &DeviceReport, attempt: u32) -> Result<u32, RolloutError> {
+        let found = r.rollout_id.as_ref();
+        if let Some(found) = found.filter(|id| **id != self.s.rollout_id) {
+            return Err(RolloutError::WrongRollout {
+                expected: self.s.rollout_id.clone(),
+                found: found.clone(),
+            });
+        }
+        let Some(&i) = self.ix.by_id.get(&r.device_id) else {
+            return Err(RolloutError::UnknownDevice {
+                device_id: r.device_id.clone(),
+            });
+        };
+        if found.is_none() {
+            return Err(RolloutError::ReportWithoutRollout {
+                device_id: r.device_id.clone(),
+                expected: self.s.rollout_id.clone(),
+            });
+        }
+        if r.status == ReportStatus::Success {
+            let expected = if self.slot(i).rollback {
+                self.rollback.as_ref().map(|p| &p.package().version)
+            } else {
+                Some(&self.package.package().version)
+            };
+            if let (Some(expected), Some(found)) = (expected, &r.firmware_version)
+                && expected != found
+            {
+                return Err(RolloutError::WrongVersion {
+                    device_id: r.device_id.clone(),
+                    expected: expected.clone(),
+                    found: found.clone(),
+                });
+            }
+        }
+        let current = self.current_attempt(i);
+        if attempt != current {
+            return Err(RolloutError::StaleAttempt {
+                device_id: r.device_id.clone(),
+                reported: attempt,
+                current,
+            });
+        }
+        Ok(i)
+    }
+
+    /// The attempt of device `i`'s current command: 1, plus the retries after failures and
+    /// timeouts for an update (a rollback command is not retried).
+    pub(super) fn current_attempt(&self, i: u32) -> u32 {
+        let s = self.slot(i);
+        if s.rollback {
+            1
+        } else {
+            1 + u32::from(s.retries.failed) + u32::from(s.retries.timed_out)
+        }
+    }
+
     /// A device reported that it runs the new version.
     fn updated(&mut self, i: u32, r: &DeviceReport, now: UnixMs) {
         let wave = usize::from(self.slot(i).wave);
@@ -125,11 +183,7 @@ impl Rollout {
     }
 
     pub(super) fn join(&mut self, p: &DeviceProfile) -> Result<(), RolloutError> {
-        let target = self
-            .s
-            .spec
-            .resolved_target()
-            .ok_or(RolloutError::NoTarget)?;
+        let target = self.ix.target.as_ref().ok_or(RolloutError::NoTarget)?;
         let device_id = p.device_id.clone();
         if !target.contains(p) {
             return Err(RolloutError::NotInTarget { device_id });
