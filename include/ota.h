@@ -375,7 +375,10 @@ enum ota_command_kind
    */
   OTA_COMMAND_KIND_FETCH = 2,
   /**
-   * Make the inactive slot active (idempotent), then call `ota_agent_handle_swapped`.
+   * Make the slot holding the update active, then call `ota_agent_handle_swapped`. The
+   * command's text (JSON `{"name","version"}`) names the update. Never a toggle: when the
+   * active slot's label is that text already (the swap was done before a power cut), do
+   * nothing; otherwise label the inactive slot with the text, durably, then activate it.
    */
   OTA_COMMAND_KIND_SWAP = 3,
   /**
@@ -384,8 +387,10 @@ enum ota_command_kind
    */
   OTA_COMMAND_KIND_PROBE = 4,
   /**
-   * Make the previous slot active again (idempotent), then call
-   * `ota_agent_handle_restored`.
+   * Make the previous slot active again, then call `ota_agent_handle_restored`. The
+   * command's text (JSON `{"name","version"}`) names the failed update. Never a toggle:
+   * only when the active slot's label is that text is the other slot activated; otherwise
+   * (restored already before a power cut) do nothing.
    */
   OTA_COMMAND_KIND_RESTORE_PREVIOUS = 5,
   /**
@@ -1448,8 +1453,8 @@ ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
 
 /**
  * Takes the agent's next command: its kind and numbers into `*command_out` and its text
- * (JSON: the record of a persist, the probe of a probe, the report of a report; empty
- * otherwise) into `buf`. The kind is `OTA_COMMAND_KIND_NONE`, and the text empty, when
+ * (JSON: the record of a persist, the update of a swap or a restore, the probe of a probe,
+ * the report of a report; empty otherwise) into `buf`. The kind is `OTA_COMMAND_KIND_NONE`, and the text empty, when
  * nothing is pending: after creating the agent and after every other call that gives it an
  * input, call this until then. Commands come in the order to carry them out: a persist
  * before the commands that rely on its record, so a host that persists what it polls, in

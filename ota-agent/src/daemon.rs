@@ -13,6 +13,7 @@ use ota_core::download::{ChunkRequest, DownloadError};
 use ota_core::probe::{ProbeResult, ProbeSpec};
 use ota_core::report::{DeviceReport, ReportStatus};
 use ota_core::{Name, UnixMs, Version};
+use ota_core::agent::SlotContent;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -133,6 +134,18 @@ fn agent_config(c: &Config) -> AgentConfig {
         max_boot_attempts: c.max_boot_attempts,
         limits: c.limits,
     }
+}
+
+/// Checks that a swap or restore names the update the daemon carries out (its label has the
+/// package id too, which the agent's command does not).
+fn check_label(l: &SlotLabel, named: &SlotContent) -> Result<(), DaemonError> {
+    if l.name != named.name || l.version != named.version {
+        return Err(DaemonError::Slot(format!(
+            "the agent names {} {}, but the update in progress is {} {}",
+            named.name, named.version, l.name, l.version
+        )));
+    }
+    Ok(())
 }
 
 fn label(u: &UpdateRecord) -> SlotLabel {
@@ -743,8 +756,9 @@ impl Daemon {
                 }
             }
             Output::Fetch(req) => self.pending.push_back(req),
-            Output::Swap => {
+            Output::Swap { to } => {
                 let l = self.current_label()?;
+                check_label(&l, &to)?;
                 if self.io.slots.swap(&l)? == Switched::NeedsReboot {
                     self.io.slots.reboot()?;
                     return Err(DaemonError::Rebooting);
@@ -754,8 +768,9 @@ impl Daemon {
                 self.step("swapped").await;
             }
             Output::Probe { spec, swapped_at } => self.probe = Some((spec, swapped_at)),
-            Output::RestorePrevious => {
+            Output::RestorePrevious { from } => {
                 let l = self.current_label()?;
+                check_label(&l, &from)?;
                 if self.io.slots.restore(&l)? == Switched::NeedsReboot {
                     self.io.slots.reboot()?;
                     return Err(DaemonError::Rebooting);

@@ -890,7 +890,7 @@ fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
         let out = d.agent().poll();
         match out {
             Some(Output::Fetch(r)) => d.wanted.push_back(r),
-            Some(Output::Swap) => break,
+            Some(Output::Swap { .. }) => break,
             Some(_) => {}
             None => {
                 let (o, data) = in_order(&mut d.wanted, &artifact).expect("a chunk to deliver");

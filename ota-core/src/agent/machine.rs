@@ -15,7 +15,7 @@ use super::DeviceIo;
 use super::config::AgentConfig;
 use super::error::AgentError;
 use super::input::{ChunkProgress, Input};
-use super::output::Output;
+use super::output::{Output, SlotContent};
 use super::record::{AgentRecord, AgentState, RecordError, UpdateRecord};
 
 /// The device's update agent. See the [module documentation](super) for the drive loop.
@@ -374,7 +374,27 @@ impl Agent {
             };
         }
         self.set(AgentState::Swapped);
-        self.outputs.push_back(Output::Swap);
+        self.push_swap();
+    }
+
+    /// What the update installs, as a slot's label; `None` without an update.
+    fn update_content(&self) -> Option<SlotContent> {
+        self.record.update.as_ref().map(|u| SlotContent {
+            name: u.name.clone(),
+            version: u.version.clone(),
+        })
+    }
+
+    fn push_swap(&mut self) {
+        if let Some(to) = self.update_content() {
+            self.outputs.push_back(Output::Swap { to });
+        }
+    }
+
+    fn push_restore(&mut self) {
+        if let Some(from) = self.update_content() {
+            self.outputs.push_back(Output::RestorePrevious { from });
+        }
     }
 
     fn swapped(&mut self, now: UnixMs) -> Result<(), AgentError> {
@@ -464,7 +484,7 @@ impl Agent {
         self.set(AgentState::Failed);
         if swapped {
             self.set(AgentState::RollingBack);
-            self.outputs.push_back(Output::RestorePrevious);
+            self.push_restore();
         } else {
             self.report(ReportStatus::Failure, Some(reason));
             self.finish_update();
@@ -510,7 +530,7 @@ impl Agent {
                 }
             }
             AgentState::Installed => self.swap(now),
-            AgentState::Swapped => self.outputs.push_back(Output::Swap),
+            AgentState::Swapped => self.push_swap(),
             AgentState::Probing => {
                 let max = self.config.max_boot_attempts.max(1);
                 let mut too_many = false;
@@ -546,7 +566,7 @@ impl Agent {
                     .unwrap_or_else(|| "failed".into());
                 self.fail(reason);
             }
-            AgentState::RollingBack => self.outputs.push_back(Output::RestorePrevious),
+            AgentState::RollingBack => self.push_restore(),
             AgentState::Restored => {
                 let reason = self.record.update.as_ref().and_then(|u| u.failure.clone());
                 self.report(ReportStatus::Failure, reason);

@@ -171,7 +171,7 @@ impl Device {
                 match out {
                     Output::Persist(_) => {}
                     Output::Fetch(r) => wanted.push(r),
-                    Output::Swap => {
+                    Output::Swap { .. } => {
                         self.storage.active = self.storage.target;
                         run.swapped = true;
                         swapped_at = SystemTime::now();
@@ -185,7 +185,7 @@ impl Device {
                             self.agent
                                 .handle(Input::ProbeResult(result), at, &mut self.storage);
                     }
-                    Output::RestorePrevious => {
+                    Output::RestorePrevious { .. } => {
                         self.storage.active = 1 - self.storage.target;
                         run.restored = true;
                         let _ = self.agent.handle(Input::Restored, at, &mut self.storage);
