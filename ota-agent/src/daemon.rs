@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ota_core::agent::SlotContent;
 use ota_core::agent::{
     Agent, AgentConfig, AgentError, AgentRecord, AgentState, Input, Output, Rejection, UpdateRecord,
 };
@@ -13,7 +14,6 @@ use ota_core::download::{ChunkRequest, DownloadError};
 use ota_core::probe::{ProbeResult, ProbeSpec};
 use ota_core::report::{DeviceReport, ReportStatus};
 use ota_core::{Name, UnixMs, Version};
-use ota_core::agent::SlotContent;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 

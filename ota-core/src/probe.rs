@@ -141,6 +141,19 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 impl ProbeSpec {
+    /// The probe with its timeout lowered to `max_ms` when it is longer (a readiness file has
+    /// none).
+    #[must_use]
+    pub fn with_timeout_at_most(mut self, max_ms: u64) -> Self {
+        match &mut self {
+            ProbeSpec::Exec { timeout_ms, .. } | ProbeSpec::Http { timeout_ms, .. } => {
+                *timeout_ms = (*timeout_ms).min(max_ms);
+            }
+            ProbeSpec::File { .. } => {}
+        }
+        self
+    }
+
     /// Checks that the probe may run on this device: an executable must be absolute and on
     /// `allowlist`; an HTTP host must be loopback unless `allow_remote`.
     pub fn check(&self, allowlist: &[String]) -> Result<(), ProbeError> {

@@ -878,6 +878,121 @@ fn every_persist_carries_the_typed_record_as_it_was_then() {
     assert_eq!(d.agent().record().state, AgentState::Downloading);
 }
 
+/// Runs an update until the agent asks for the swap; returns the instant it asked.
+fn until_swap(d: &mut Device, artifact: &[u8]) -> (UnixMs, ota_core::agent::SlotContent) {
+    for _ in 0..100_000 {
+        match d.agent().poll() {
+            Some(Output::Fetch(r)) => d.wanted.push_back(r),
+            Some(Output::Swap { to }) => return (d.now, to),
+            Some(Output::Persist(r)) => d.disk.record = Some(r.to_json()),
+            Some(_) => {}
+            None => {
+                let (o, data) = in_order(&mut d.wanted, artifact).expect("a chunk to deliver");
+                d.chunk(o, &data).unwrap();
+            }
+        }
+    }
+    panic!("no swap asked for");
+}
+
+#[test]
+fn a_swap_or_restore_repeated_after_a_power_cut_names_the_same_slot_content() {
+    let (v, artifact, key) = publish(&noise(70_000, 16), "2.0.0", |_| {});
+    let mut d = device(unhealthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let (_, to) = until_swap(&mut d, &artifact);
+    assert_eq!(to.version.to_string(), "2.0.0");
+    assert_eq!(
+        to.to_json(),
+        r#"{"name":"temp-sensor-fw","version":"2.0.0"}"#
+    );
+    // The host swapped; the power goes before the agent hears of it. On resume the command
+    // names the same content, so a host that labels its slots does nothing twice.
+    d.disk.swap();
+    d.power_cut();
+    d.boot();
+    let again = d.agent().poll();
+    assert_eq!(again, Some(Output::Swap { to: to.clone() }));
+    d.handle(Input::Swapped).unwrap();
+    // The probe fails: the restore names the failed content, again after a cut.
+    let mut restore = None;
+    for _ in 0..100 {
+        match d.agent().poll() {
+            Some(Output::Probe { .. }) => d
+                .handle(Input::ProbeResult(ProbeResult {
+                    healthy: false,
+                    detail: "exit status 1".into(),
+                }))
+                .unwrap(),
+            Some(Output::RestorePrevious { from }) => {
+                restore = Some(from);
+                break;
+            }
+            Some(Output::Persist(r)) => d.disk.record = Some(r.to_json()),
+            Some(_) => {}
+            None => {
+                d.now = d.agent().poll_timeout().expect("a probe is due");
+                d.handle(Input::Tick).unwrap();
+            }
+        }
+    }
+    assert_eq!(restore.as_ref(), Some(&to));
+    d.disk.restore_previous();
+    d.power_cut();
+    d.boot();
+    assert_eq!(d.agent().poll(), Some(Output::RestorePrevious { from: to }));
+}
+
+#[test]
+fn a_readiness_file_is_judged_against_the_instant_of_the_swap_not_when_the_agent_hears_of_it() {
+    let (v, artifact, key) = publish(&noise(70_000, 17), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let (asked, _) = until_swap(&mut d, &artifact);
+    // The device reboots into the new version, which writes its readiness file during boot;
+    // the agent hears of the swap half a minute later.
+    d.now = asked + 30_000;
+    d.handle(Input::Swapped).unwrap();
+    d.now = d.now + 1_000;
+    d.handle(Input::Tick).unwrap();
+    let mut probe = None;
+    while let Some(out) = d.agent().poll() {
+        if let Output::Probe { swapped_at, .. } = out {
+            probe = Some(swapped_at);
+        }
+    }
+    assert_eq!(probe, Some(asked), "the instant the swap was asked for");
+}
+
+#[test]
+fn a_probe_timeout_is_bounded_by_the_policy_deadline() {
+    let (v, artifact, key) = publish(&noise(70_000, 18), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    let mut a = assignment(&v, &key);
+    a.probe = Some(ProbeSpec::Exec {
+        path: "/bin/true".into(),
+        args: vec![],
+        timeout_ms: u64::MAX,
+    });
+    d.assign(a).unwrap();
+    let (asked, _) = until_swap(&mut d, &artifact);
+    d.handle(Input::Swapped).unwrap();
+    let deadline = asked + d.config.policy.deadline_ms;
+    d.now = asked + 2_000;
+    d.handle(Input::Tick).unwrap();
+    let mut timeout = None;
+    while let Some(out) = d.agent().poll() {
+        if let Output::Probe {
+            spec: ProbeSpec::Exec { timeout_ms, .. },
+            ..
+        } = out
+        {
+            timeout = Some(timeout_ms);
+        }
+    }
+    assert_eq!(timeout, Some(deadline.get() - d.now.get()));
+}
+
 #[test]
 fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
     let (v, artifact, key) = publish(&noise(70_000, 15), "2.0.0", |_| {});
@@ -904,8 +1019,9 @@ fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
         None,
         "waiting for the host's swap"
     );
-    let swapped_at = UnixMs(2_000_000);
-    d.now = swapped_at;
+    // The swap's instant is when it was asked for; the host reports it a little later.
+    let swapped_at = d.now;
+    d.now = swapped_at + 500;
     d.handle(Input::Swapped).unwrap();
     d.drain(&mut budget).unwrap();
     // The policy of `config`: the first probe 1 s after the swap.

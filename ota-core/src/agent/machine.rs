@@ -404,8 +404,10 @@ impl Agent {
                 input: "a swap",
             });
         }
+        // `swapped_at` stays the instant the swap was asked for (persisted before it): the new
+        // version may have run, and written its readiness file, long before the agent hears of
+        // the swap (after a reboot, say), and must not be judged older than the swap.
         if let Some(u) = self.record.update.as_mut() {
-            u.progress.swapped_at = now;
             u.boot_attempts = u.boot_attempts.max(1);
         }
         self.set(AgentState::Probing);
@@ -424,8 +426,13 @@ impl Agent {
             Decision::WaitUntil(_) => {}
             Decision::Run => {
                 u.progress.last_run_at = Some(now);
+                // A probe may not outlast the policy's deadline.
+                let left = (u.progress.swapped_at + self.config.policy.deadline_ms)
+                    .get()
+                    .saturating_sub(now.get())
+                    .max(1);
                 let out = Output::Probe {
-                    spec: u.probe.clone(),
+                    spec: u.probe.clone().with_timeout_at_most(left),
                     swapped_at: u.progress.swapped_at,
                 };
                 self.probe_in_flight = true;
