@@ -1445,6 +1445,15 @@ ota_status ota_agent_handle_probe_result(ota_agent *agent,
 ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
 
 /**
+ * The control plane cancelled the update in progress: before the swap it fails at once
+ * (nothing active was touched); after it, the agent restores the previous version. Harmless
+ * when nothing is in progress.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_cancel(ota_agent *agent, uint64_t now);
+
+/**
  * Tells the agent the time: a probe may be due, or a deadline passed.
  *
  * Takes no ownership; nothing to free.

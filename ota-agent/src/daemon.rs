@@ -132,6 +132,7 @@ fn agent_config(c: &Config) -> AgentConfig {
         default_probe: c.probe.clone(),
         exec_allowlist: c.exec_allowlist.clone(),
         max_boot_attempts: c.max_boot_attempts,
+        download_deadline_ms: ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
         limits: c.limits,
     }
 }
@@ -541,6 +542,15 @@ impl Daemon {
                     if self.stopping() {
                         self.outcome = Some(Cycle::Stopped);
                         return Ok(());
+                    }
+                    // The download deadline: past it, the agent fails the update.
+                    if self
+                        .agent
+                        .poll_timeout()
+                        .is_some_and(|t| t.saturating_ms_since(now()) == 0)
+                    {
+                        self.agent.handle(Input::Tick, now(), &mut self.io)?;
+                        continue;
                     }
                     self.start_fetches(fetches, inflight);
                     if fetches.is_empty() {

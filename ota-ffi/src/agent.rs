@@ -292,6 +292,20 @@ pub unsafe extern "C" fn ota_agent_handle_restored(agent: *mut ota_agent, now: u
     })
 }
 
+/// The control plane cancelled the update in progress: before the swap it fails at once
+/// (nothing active was touched); after it, the agent restores the previous version. Harmless
+/// when nothing is in progress.
+///
+/// Takes no ownership; nothing to free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_agent_handle_cancel(agent: *mut ota_agent, now: u64) -> Status {
+    call(|| {
+        let a = try_handle_mut!(agent);
+        a.agent.handle(Input::Cancel, UnixMs(now), &mut a.io)?;
+        Ok(())
+    })
+}
+
 /// Tells the agent the time: a probe may be due, or a deadline passed.
 ///
 /// Takes no ownership; nothing to free.

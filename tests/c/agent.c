@@ -351,6 +351,9 @@ static void errors(ota_agent *agent) {
     CHECK(none == NULL);
     CHECK_STATUS(ota_agent_handle_swapped(agent, now), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_restored(agent, now), OTA_STATUS_WRONG_STATE);
+    /* Nothing in progress: a cancel is harmless. */
+    CHECK_STATUS(ota_agent_handle_cancel(agent, now), OTA_STATUS_OK);
+    CHECK_STATUS(ota_agent_handle_cancel(NULL, now), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_agent_handle_probe_result(agent, true, NULL, 0, now), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_chunk(agent, 0, (const uint8_t *)"x", 1, now, NULL), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_assignment(agent, "{", 1, now), OTA_STATUS_JSON_SYNTAX);

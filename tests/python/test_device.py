@@ -260,6 +260,28 @@ class FirmwareAgent(unittest.TestCase):
             self.assertEqual(d.io.active_bytes(), plaintext)
             d.agent.close()
 
+    def test_a_cancel_ends_a_download_and_leaves_the_active_slot(self):
+        key = ota.generate_seal_key()
+        with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer:
+            d = Device(root, agent_config(signer))
+            good, artifact, plaintext = publish("2.0.0", 200_000, "/bin/true", signer, key)
+            d.agent.handle_assignment(good, d.now)
+            d.drain()
+            offset, length = d.wanted.pop(0)
+            d.agent.handle_chunk(offset, artifact[offset:offset + length], d.now)
+            self.assertEqual(d.agent.state, "downloading")
+            self.assertIsNotNone(d.agent.timeout())  # the download deadline
+            d.agent.handle_cancel(d.now)
+            d.drain()
+            self.assertEqual(d.agent.state, "idle")
+            self.assertEqual(d.reports[-1]["status"], "failure")
+            self.assertIn("cancelled", d.reports[-1]["reason"])
+            self.assertEqual(d.io.active_bytes(), b"firmware 1.2.0")
+            d.agent.handle_cancel(d.now)  # nothing in progress: harmless
+            with self.assertRaises(TypeError):
+                d.agent.handle_cancel("now")  # type: ignore[arg-type]
+            d.agent.close()
+
     def test_a_verified_assignment_then_a_restore_with_the_package_verified_again(self):
         key = ota.generate_seal_key()
         with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer:

@@ -101,6 +101,7 @@ pub fn config(device: DeviceProfile, trusted: TrustedKeys) -> AgentConfig {
             "/bin/false".into(),
         ],
         max_boot_attempts: 3,
+        download_deadline_ms: ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
         limits: Limits::default(),
     }
 }

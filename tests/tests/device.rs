@@ -944,6 +944,89 @@ fn a_swap_or_restore_repeated_after_a_power_cut_names_the_same_slot_content() {
 }
 
 #[test]
+fn a_cancel_ends_a_download_and_the_next_assignment_is_taken() {
+    let (v, artifact, key) = publish(&noise(200_000, 19), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    // A few chunks, then the artifact disappears: the control plane cancels.
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
+    d.chunk(o, &data).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Downloading);
+    d.handle(Input::Cancel).unwrap();
+    d.drain(&mut budget).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Idle);
+    assert_eq!(last_report(&d).status, ReportStatus::Failure);
+    assert!(
+        last_report(&d)
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cancelled")
+    );
+    assert_eq!(d.disk.active_bytes(), OLD);
+    // Nothing in progress: a cancel is harmless; the next assignment is taken.
+    d.handle(Input::Cancel).unwrap();
+    d.wanted.clear();
+    d.assign(assignment(&v, &key)).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(last_report(&d).status, ReportStatus::Success);
+    assert_eq!(d.disk.active_bytes(), noise(200_000, 19));
+}
+
+#[test]
+fn a_cancel_after_the_swap_restores_the_previous_version() {
+    let (v, artifact, key) = publish(&noise(70_000, 20), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let (_, to) = until_swap(&mut d, &artifact);
+    d.handle(Input::Swapped).unwrap();
+    d.handle(Input::Cancel).unwrap();
+    let outs: Vec<Output> = std::iter::from_fn(|| d.agent().poll()).collect();
+    assert!(
+        outs.iter()
+            .any(|o| *o == Output::RestorePrevious { from: to.clone() }),
+        "{outs:?}"
+    );
+    assert_eq!(d.agent().state(), AgentState::RollingBack);
+}
+
+#[test]
+fn a_download_that_does_not_finish_by_its_deadline_fails_even_across_restarts() {
+    let (v, _artifact, key) = publish(&noise(200_000, 21), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    let assigned = d.now;
+    d.assign(assignment(&v, &key)).unwrap();
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    let deadline = assigned + d.config.download_deadline_ms;
+    assert_eq!(d.agent().poll_timeout(), Some(deadline));
+    // The artifact never comes; the device restarts: the deadline still counts from the
+    // assignment.
+    d.power_cut();
+    d.boot();
+    d.drain(&mut budget).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Downloading);
+    assert_eq!(d.agent().poll_timeout(), Some(deadline));
+    d.now = deadline;
+    d.handle(Input::Tick).unwrap();
+    d.drain(&mut budget).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Idle);
+    assert_eq!(last_report(&d).status, ReportStatus::Failure);
+    assert!(
+        last_report(&d)
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did not finish"),
+        "{:?}",
+        last_report(&d)
+    );
+    assert_eq!(d.disk.active_bytes(), OLD);
+}
+
+#[test]
 fn a_readiness_file_is_judged_against_the_instant_of_the_swap_not_when_the_agent_hears_of_it() {
     let (v, artifact, key) = publish(&noise(70_000, 17), "2.0.0", |_| {});
     let mut d = device(healthy());
@@ -998,7 +1081,11 @@ fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
     let (v, artifact, key) = publish(&noise(70_000, 15), "2.0.0", |_| {});
     let mut d = device(healthy());
     d.assign(assignment(&v, &key)).unwrap();
-    assert_eq!(d.agent().poll_timeout(), None, "downloading waits on input");
+    assert_eq!(
+        d.agent().poll_timeout(),
+        Some(d.now + d.config.download_deadline_ms),
+        "downloading waits on input, or for the download deadline"
+    );
     // Deliver every chunk; stop before the host carries out the swap.
     let mut budget = None;
     loop {

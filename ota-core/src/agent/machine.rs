@@ -136,9 +136,15 @@ impl Agent {
             Input::ProbeResult(result) => self.probe_result(result, now),
             Input::Restored => self.restored(),
             Input::Tick => {
-                if self.record.state == AgentState::Probing {
-                    self.tick(now);
+                match self.record.state {
+                    AgentState::Probing => self.tick(now),
+                    AgentState::Assigned | AgentState::Downloading => self.download_tick(now),
+                    _ => {}
                 }
+                Ok(())
+            }
+            Input::Cancel => {
+                self.cancel();
                 Ok(())
             }
         }
@@ -207,6 +213,14 @@ impl Agent {
     /// on input.
     pub fn poll_timeout(&self) -> Option<UnixMs> {
         let u = self.record.update.as_ref()?;
+        if matches!(
+            self.record.state,
+            AgentState::Assigned | AgentState::Downloading
+        ) {
+            return u
+                .assigned_at
+                .map(|at| at + self.config.download_deadline_ms);
+        }
         if self.record.state != AgentState::Probing || self.probe_in_flight {
             return None;
         }
@@ -277,6 +291,7 @@ impl Agent {
             version: p.version.clone(),
             previous: self.record.installed.get(&p.name).cloned(),
             assignment,
+            assigned_at: Some(now),
             download: None,
             probe,
             progress: ProbeProgress::default(),
@@ -321,6 +336,36 @@ impl Agent {
         // Chunks that survived a restart are installed at once.
         if let Err(e) = self.advance(now, io) {
             self.after_install_error(e);
+        }
+    }
+
+    /// Past the download deadline, the update fails (nothing active was touched).
+    fn download_tick(&mut self, now: UnixMs) {
+        let Some(at) = self.record.update.as_ref().and_then(|u| u.assigned_at) else {
+            return;
+        };
+        let deadline = self.config.download_deadline_ms;
+        if now >= at + deadline {
+            self.install = None;
+            self.download = None;
+            self.fail(format!("the download did not finish within {deadline} ms"));
+        }
+    }
+
+    /// The control plane cancelled the update: before the swap it fails at once; after it,
+    /// the previous version is restored. Nothing to do when idle or already ending.
+    fn cancel(&mut self) {
+        match self.record.state {
+            AgentState::Assigned
+            | AgentState::Downloading
+            | AgentState::Installed
+            | AgentState::Swapped
+            | AgentState::Probing => {
+                self.install = None;
+                self.download = None;
+                self.fail("cancelled by the control plane".into());
+            }
+            _ => {}
         }
     }
 
@@ -523,6 +568,12 @@ impl Agent {
         match state {
             AgentState::Idle => {}
             AgentState::Assigned | AgentState::Downloading => {
+                // A record from before the deadline was kept: it counts from now.
+                if let Some(u) = self.record.update.as_mut()
+                    && u.assigned_at.is_none()
+                {
+                    u.assigned_at = Some(now);
+                }
                 let Some(assignment) = self.record.update.as_ref().map(|u| u.assignment.clone())
                 else {
                     return;

@@ -15,6 +15,7 @@ use crate::name::Name;
 use crate::probe::{ProbeProgress, ProbeSpec};
 use crate::sign::PackageId;
 use crate::status::Status;
+use crate::time::UnixMs;
 use crate::version::Version;
 
 /// Where the agent stands.
@@ -80,6 +81,10 @@ pub struct UpdateRecord {
     pub version: Version,
     /// The version that was active before, if any.
     pub previous: Option<Version>,
+    /// When the assignment was taken (the download deadline counts from it); `None` in a
+    /// record written before it was kept, counted from the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<UnixMs>,
     /// Which chunks are verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<DownloadState>,

@@ -166,6 +166,11 @@ class Agent(Managed):
         """The ``restore_previous`` command was carried out."""
         call(lib.ota_agent_handle_restored(self.handle, arg("now", now, INT)))
 
+    def handle_cancel(self, now: int) -> None:
+        """The control plane cancelled the update: before the swap it fails at once; after
+        it, the previous version is restored. Harmless when nothing is in progress."""
+        call(lib.ota_agent_handle_cancel(self.handle, arg("now", now, INT)))
+
     def handle_tick(self, now: int) -> None:
         """Time passed: timers fire."""
         call(lib.ota_agent_handle_tick(self.handle, arg("now", now, INT)))

@@ -121,6 +121,7 @@ impl Device {
             default_probe: None,
             exec_allowlist: Vec::new(),
             max_boot_attempts: 3,
+            download_deadline_ms: ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
             limits: Limits::default(),
         };
         let agent = Agent::new(config, None, UnixMs(now), &mut storage);
