@@ -7,7 +7,7 @@ use ota_core::agent::{AgentError, AgentRecord, AgentState, Input, Output, Record
 use ota_core::assignment::{Assignment, Assignments, ChunkFetch, Proof, ProtocolError};
 use ota_core::catalog::Catalog;
 use ota_core::download::ChunkRequest;
-use ota_core::probe::{ProbeResult, ProbeSpec};
+use ota_core::probe::{ProbeError, ProbeResult, ProbeSpec};
 use ota_core::report::ReportStatus;
 use ota_core::seal::SealKey;
 use ota_core::sign::{self, TrustedKeys, VerifiedPackage};
@@ -637,11 +637,12 @@ fn run_with_real_probe(spec: ProbeSpec, prepare: impl FnOnce()) -> (Vec<u8>, Rep
             std::time::SystemTime::now() - std::time::Duration::from_secs(1),
         )
     });
-    let mut d = device(runner);
+    // The device's own policy: a readiness file, arguments and remote hosts come only from it.
+    let mut c = config(sensor(), trusted());
+    c.default_probe = Some(spec);
+    let mut d = Device::new(c, OLD, runner);
     prepare();
-    let mut a = assignment(&v, &key);
-    a.probe = Some(spec);
-    d.assign(a).unwrap();
+    d.assign(assignment(&v, &key)).unwrap();
     d.run(&artifact, &mut in_order, None).unwrap();
     (d.disk.active_bytes(), last_report(&d).status)
 }
@@ -745,6 +746,58 @@ fn a_probe_that_may_not_run_refuses_the_assignment() {
         );
         assert_eq!(e.status(), Status::ProbeRefused);
     }
+}
+
+#[test]
+fn an_unsigned_probe_may_not_carry_arguments_a_remote_host_or_a_readiness_file() {
+    let (v, _, key) = publish(b"x", "2.0.0", |_| {});
+    let mut d = device(healthy());
+    for (spec, why) in [
+        // Allowlisted, but its arguments make it any command.
+        (
+            ProbeSpec::Exec {
+                path: "/usr/bin/healthcheck".into(),
+                args: vec!["sh".into(), "-c".into(), "reboot".into()],
+                timeout_ms: 1000,
+            },
+            "arguments",
+        ),
+        (
+            ProbeSpec::Http {
+                url: "http://10.1.2.3/healthz".into(),
+                timeout_ms: 1000,
+                allow_remote: true,
+            },
+            "allow_remote",
+        ),
+        // Always there: always healthy.
+        (
+            ProbeSpec::File {
+                path: "/proc/self/stat".into(),
+            },
+            "readiness file",
+        ),
+    ] {
+        let mut a = assignment(&v, &key);
+        a.probe = Some(spec);
+        let e = attack("unsigned probe", &mut d, |d| d.assign(a), false);
+        assert!(
+            matches!(
+                &e,
+                AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Unsigned { .. }))
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(why), "{e}");
+        assert_eq!(e.status(), Status::ProbeRefused);
+    }
+    // The same probes are the device's to choose: its own policy may use them.
+    let mut c = config(sensor(), trusted());
+    c.default_probe = Some(ProbeSpec::File {
+        path: "/var/run/app.ready".into(),
+    });
+    let mut d = Device::new(c, OLD, healthy());
+    d.assign(assignment(&v, &key)).unwrap();
 }
 
 #[test]

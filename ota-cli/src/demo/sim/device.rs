@@ -118,7 +118,10 @@ impl Device {
                 failures_tolerated: 0,
                 deadline_ms: 120_000,
             },
-            default_probe: None,
+            // The device's own policy: its application's readiness file.
+            default_probe: Some(ProbeSpec::File {
+                path: dir.join("ready").display().to_string(),
+            }),
             exec_allowlist: Vec::new(),
             max_boot_attempts: 3,
             download_deadline_ms: ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
@@ -220,13 +223,6 @@ impl Device {
         run.traffic = net.take_traffic();
         run.took_ms = now - start;
         run
-    }
-
-    /// The probe for this device's application: its readiness file.
-    pub fn probe(&self) -> ProbeSpec {
-        ProbeSpec::File {
-            path: self.ready_file().display().to_string(),
-        }
     }
 
     /// After a swap the application starts from the new slot; a healthy one marks itself
