@@ -560,6 +560,41 @@ fn a_signed_rollback_may_go_back_a_version() {
 }
 
 #[test]
+fn a_replayed_rollback_package_is_not_a_permanent_downgrade_pass() {
+    let (v2, a2, key) = publish(b"firmware 2.0.0", "2.0.0", |_| {});
+    let (v3, a3, _) = publish(b"firmware 3.0.0", "3.0.0", |_| {});
+    let (old, _, _) = publish(b"firmware 0.0.1", "0.0.1", |p| p.rollback = true);
+    let (back, _, _) = publish(b"firmware 1.5.0", "1.5.0", |p| p.rollback = true);
+    let mut d = device(healthy());
+    d.assign(assignment(&v2, &key)).unwrap();
+    d.run(&a2, &mut in_order, None).unwrap();
+    // Older than what ran before 2.0.0 (1.2.0): not a rollback of this upgrade.
+    let e = d.assign(assignment(&old, &key)).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::RollbackTooFar { floor, .. }) if floor == "1.2.0"),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Status::Downgrade);
+    // After another upgrade, the rollback signed for 2.0.0 is replayed: refused too.
+    d.assign(assignment(&v3, &key)).unwrap();
+    d.run(&a3, &mut in_order, None).unwrap();
+    let e = d.assign(assignment(&back, &key)).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::RollbackTooFar { .. })),
+        "{e:?}"
+    );
+    // It survives a restart.
+    d.power_cut();
+    d.boot();
+    let e = d.assign(assignment(&back, &key)).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::RollbackTooFar { .. })),
+        "{e:?}"
+    );
+    assert_eq!(d.disk.active_bytes(), b"firmware 3.0.0");
+}
+
+#[test]
 fn a_failed_probe_restores_the_previous_version_on_its_own() {
     let new = noise(100_000, 9);
     let (v, artifact, key) = publish(&new, "2.0.0", |_| {});

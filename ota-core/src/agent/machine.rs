@@ -510,6 +510,17 @@ impl Agent {
             let higher = self.record.highest.get(&name).is_none_or(|h| *h < version);
             if higher {
                 self.record.highest.insert(name.clone(), version.clone());
+                // A rollback may go back to what ran before this upgrade, no further.
+                match &u.previous {
+                    Some(prev) => {
+                        self.record
+                            .rollback_floor
+                            .insert(name.clone(), prev.clone());
+                    }
+                    None => {
+                        self.record.rollback_floor.remove(&name);
+                    }
+                }
             }
             self.record.installed.insert(name.clone(), version.clone());
             self.config.device.installed.insert(name, version);

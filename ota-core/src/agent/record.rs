@@ -116,6 +116,12 @@ pub struct AgentRecord {
     /// The highest version of each package ever committed (downgrade protection).
     #[serde(default)]
     pub highest: BTreeMap<Name, Version>,
+    /// The oldest version of each package a signed rollback may go back to: the version
+    /// that ran before the last upgrade committed (the shipped version on a new device). A
+    /// rollback package is bound to what it rolls back from this way: replayed later, after
+    /// another upgrade, it is refused. No entry: no rollback below `highest`.
+    #[serde(default)]
+    pub rollback_floor: BTreeMap<Name, Version>,
     /// The update in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateRecord>,
@@ -158,6 +164,7 @@ impl AgentRecord {
         AgentRecord {
             state: AgentState::Idle,
             highest: installed.clone(),
+            rollback_floor: installed.clone(),
             installed,
             update: None,
         }
