@@ -156,7 +156,6 @@ pub fn file(path: &str, swapped_at: SystemTime) -> ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
     use std::net::TcpListener;
 
     /// A server on 127.0.0.1 that answers one GET with `status_line`; returns its URL.
