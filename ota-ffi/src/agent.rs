@@ -82,7 +82,8 @@ fn config(json: &str) -> Result<AgentConfig, Failure> {
 }
 
 /// Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
-/// "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
+/// "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts",
+/// "download_deadline_ms"}`),
 /// resuming from the last persisted record after a restart (`record` NULL and
 /// `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
 /// Drain `ota_agent_poll` after this call and after every `ota_agent_handle_*`.
