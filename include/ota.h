@@ -375,7 +375,10 @@ enum ota_command_kind
    */
   OTA_COMMAND_KIND_FETCH = 2,
   /**
-   * Make the inactive slot active (idempotent), then call `ota_agent_handle_swapped`.
+   * Make the slot holding the update active, then call `ota_agent_handle_swapped`. The
+   * command's text (JSON `{"name","version"}`) names the update. Never a toggle: when the
+   * active slot's label is that text already (the swap was done before a power cut), do
+   * nothing; otherwise label the inactive slot with the text, durably, then activate it.
    */
   OTA_COMMAND_KIND_SWAP = 3,
   /**
@@ -384,8 +387,10 @@ enum ota_command_kind
    */
   OTA_COMMAND_KIND_PROBE = 4,
   /**
-   * Make the previous slot active again (idempotent), then call
-   * `ota_agent_handle_restored`.
+   * Make the previous slot active again, then call `ota_agent_handle_restored`. The
+   * command's text (JSON `{"name","version"}`) names the failed update. Never a toggle:
+   * only when the active slot's label is that text is the other slot activated; otherwise
+   * (restored already before a power cut) do nothing.
    */
   OTA_COMMAND_KIND_RESTORE_PREVIOUS = 5,
   /**
@@ -1332,7 +1337,8 @@ void ota_install_free(ota_install *install);
 
 /**
  * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
- * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
+ * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts",
+ * "download_deadline_ms"}`),
  * resuming from the last persisted record after a restart (`record` NULL and
  * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
  * Drain `ota_agent_poll` after this call and after every `ota_agent_handle_*`.
@@ -1442,6 +1448,15 @@ ota_status ota_agent_handle_probe_result(ota_agent *agent,
 ota_status ota_agent_handle_restored(ota_agent *agent, uint64_t now);
 
 /**
+ * The control plane cancelled the update in progress: before the swap it fails at once
+ * (nothing active was touched); after it, the agent restores the previous version. Harmless
+ * when nothing is in progress.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_agent_handle_cancel(ota_agent *agent, uint64_t now);
+
+/**
  * Tells the agent the time: a probe may be due, or a deadline passed.
  *
  * Takes no ownership; nothing to free.
@@ -1450,8 +1465,8 @@ ota_status ota_agent_handle_tick(ota_agent *agent, uint64_t now);
 
 /**
  * Takes the agent's next command: its kind and numbers into `*command_out` and its text
- * (JSON: the record of a persist, the probe of a probe, the report of a report; empty
- * otherwise) into `buf`. The kind is `OTA_COMMAND_KIND_NONE`, and the text empty, when
+ * (JSON: the record of a persist, the update of a swap or a restore, the probe of a probe,
+ * the report of a report; empty otherwise) into `buf`. The kind is `OTA_COMMAND_KIND_NONE`, and the text empty, when
  * nothing is pending: after creating the agent and after every other call that gives it an
  * input, call this until then. Commands come in the order to carry them out: a persist
  * before the commands that rely on its record, so a host that persists what it polls, in

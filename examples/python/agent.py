@@ -28,12 +28,28 @@ class SlotStorage(ota.DeviceIo):
     def __init__(self, root: Path) -> None:
         self.root = root
         self.active = "a"
+        self.labels: Dict[str, str] = {}  # what each slot holds: the text of the swap to it
         self._writer: Optional[BinaryIO] = None
         root.mkdir(parents=True, exist_ok=True)
         (root / "staging.bin").touch()
 
     def inactive(self) -> str:
         return "b" if self.active == "a" else "a"
+
+    def swap_to(self, update: str) -> None:
+        """Makes the slot holding ``update`` active. Never a toggle, so that a swap carried out
+        again after a power cut is harmless: when the active slot holds it already, nothing
+        happens; otherwise the inactive slot is labelled first, then activated (a real device
+        keeps the labels and the active slot durably, as the bootloader's environment)."""
+        if self.labels.get(self.active) == update:
+            return
+        self.labels[self.inactive()] = update
+        self.active = self.inactive()
+
+    def restore_from(self, failed: str) -> None:
+        """Makes the previous slot active again, only while the failed update's slot runs."""
+        if self.labels.get(self.active) == failed:
+            self.active = self.inactive()
 
     def stage_write(self, offset: int, data: bytes) -> None:
         with open(self.root / "staging.bin", "r+b") as f:
@@ -110,13 +126,13 @@ def main(argv: List[str]) -> int:
                 elif kind == "fetch":
                     fetches.append((command["offset"], command["length"]))
                 elif kind == "swap":
-                    storage.active = storage.inactive()  # the bootloader switches slots and restarts
+                    storage.swap_to(command["text"])  # the bootloader switches slots and restarts
                     agent.handle_swapped(now)
                 elif kind == "probe":
                     healthy, detail = ota.probe_run(command["text"], [probe_program], command["swapped_at"])
                     agent.handle_probe_result(healthy, detail, now)
                 elif kind == "restore_previous":
-                    storage.active = storage.inactive()
+                    storage.restore_from(command["text"])
                     agent.handle_restored(now)
                 elif kind == "report":
                     reports.append(json.loads(command["text"]))  # send it to the control plane

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ota_core::agent::SlotContent;
 use ota_core::agent::{
     Agent, AgentConfig, AgentError, AgentRecord, AgentState, Input, Output, Rejection, UpdateRecord,
 };
@@ -131,8 +132,21 @@ fn agent_config(c: &Config) -> AgentConfig {
         default_probe: c.probe.clone(),
         exec_allowlist: c.exec_allowlist.clone(),
         max_boot_attempts: c.max_boot_attempts,
+        download_deadline_ms: ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
         limits: c.limits,
     }
+}
+
+/// Checks that a swap or restore names the update the daemon carries out (its label has the
+/// package id too, which the agent's command does not).
+fn check_label(l: &SlotLabel, named: &SlotContent) -> Result<(), DaemonError> {
+    if l.name != named.name || l.version != named.version {
+        return Err(DaemonError::Slot(format!(
+            "the agent names {} {}, but the update in progress is {} {}",
+            named.name, named.version, l.name, l.version
+        )));
+    }
+    Ok(())
 }
 
 fn label(u: &UpdateRecord) -> SlotLabel {
@@ -529,6 +543,15 @@ impl Daemon {
                         self.outcome = Some(Cycle::Stopped);
                         return Ok(());
                     }
+                    // The download deadline: past it, the agent fails the update.
+                    if self
+                        .agent
+                        .poll_timeout()
+                        .is_some_and(|t| t.saturating_ms_since(now()) == 0)
+                    {
+                        self.agent.handle(Input::Tick, now(), &mut self.io)?;
+                        continue;
+                    }
                     self.start_fetches(fetches, inflight);
                     if fetches.is_empty() {
                         if replanned {
@@ -743,8 +766,9 @@ impl Daemon {
                 }
             }
             Output::Fetch(req) => self.pending.push_back(req),
-            Output::Swap => {
+            Output::Swap { to } => {
                 let l = self.current_label()?;
+                check_label(&l, &to)?;
                 if self.io.slots.swap(&l)? == Switched::NeedsReboot {
                     self.io.slots.reboot()?;
                     return Err(DaemonError::Rebooting);
@@ -754,8 +778,9 @@ impl Daemon {
                 self.step("swapped").await;
             }
             Output::Probe { spec, swapped_at } => self.probe = Some((spec, swapped_at)),
-            Output::RestorePrevious => {
+            Output::RestorePrevious { from } => {
                 let l = self.current_label()?;
+                check_label(&l, &from)?;
                 if self.io.slots.restore(&l)? == Switched::NeedsReboot {
                     self.io.slots.reboot()?;
                     return Err(DaemonError::Rebooting);

@@ -63,6 +63,14 @@ pub enum ProbeError {
         /// Why.
         why: &'static str,
     },
+    /// The assignment's probe (unsigned metadata) asks for more than the device's own
+    /// policy grants: arguments, a remote host, or a readiness file. Those come only from the
+    /// device's configuration.
+    #[error("the assignment's probe may not {why}: only the device's own policy may")]
+    Unsigned {
+        /// What it asked for.
+        why: &'static str,
+    },
     /// A timeout of zero, or a path that is not absolute.
     #[error("invalid probe: {why}")]
     Invalid {
@@ -141,6 +149,40 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 impl ProbeSpec {
+    /// Checks a probe that came from unsigned metadata (an assignment): it may only pick an
+    /// allowlisted executable without arguments (an argument can turn `/usr/bin/env` or a
+    /// shell into any command), or a loopback URL. Arguments, `allow_remote` and readiness
+    /// files (any existing file passes, `/proc/self/stat` always) are the device's policy.
+    pub fn check_unsigned(&self, allowlist: &[String]) -> Result<(), ProbeError> {
+        match self {
+            ProbeSpec::Exec { args, .. } if !args.is_empty() => Err(ProbeError::Unsigned {
+                why: "pass arguments to an executable",
+            }),
+            ProbeSpec::Http {
+                allow_remote: true, ..
+            } => Err(ProbeError::Unsigned {
+                why: "set allow_remote",
+            }),
+            ProbeSpec::File { .. } => Err(ProbeError::Unsigned {
+                why: "name a readiness file",
+            }),
+            _ => self.check(allowlist),
+        }
+    }
+
+    /// The probe with its timeout lowered to `max_ms` when it is longer (a readiness file has
+    /// none).
+    #[must_use]
+    pub fn with_timeout_at_most(mut self, max_ms: u64) -> Self {
+        match &mut self {
+            ProbeSpec::Exec { timeout_ms, .. } | ProbeSpec::Http { timeout_ms, .. } => {
+                *timeout_ms = (*timeout_ms).min(max_ms);
+            }
+            ProbeSpec::File { .. } => {}
+        }
+        self
+    }
+
     /// Checks that the probe may run on this device: an executable must be absolute and on
     /// `allowlist`; an HTTP host must be loopback unless `allow_remote`.
     pub fn check(&self, allowlist: &[String]) -> Result<(), ProbeError> {

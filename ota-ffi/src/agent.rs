@@ -29,13 +29,18 @@ pub enum ota_command_kind {
     /// Fetch chunk `index` (`offset`, `length`), in any order, and give it to
     /// `ota_agent_handle_chunk`.
     Fetch = 2,
-    /// Make the inactive slot active (idempotent), then call `ota_agent_handle_swapped`.
+    /// Make the slot holding the update active, then call `ota_agent_handle_swapped`. The
+    /// command's text (JSON `{"name","version"}`) names the update. Never a toggle: when the
+    /// active slot's label is that text already (the swap was done before a power cut), do
+    /// nothing; otherwise label the inactive slot with the text, durably, then activate it.
     Swap = 3,
     /// Run the probe (the command's text; `swapped_at` is the swap time) and give the result
     /// to `ota_agent_handle_probe_result`.
     Probe = 4,
-    /// Make the previous slot active again (idempotent), then call
-    /// `ota_agent_handle_restored`.
+    /// Make the previous slot active again, then call `ota_agent_handle_restored`. The
+    /// command's text (JSON `{"name","version"}`) names the failed update. Never a toggle:
+    /// only when the active slot's label is that text is the other slot activated; otherwise
+    /// (restored already before a power cut) do nothing.
     RestorePrevious = 5,
     /// Send the report (the command's text) to the control plane.
     Report = 6,
@@ -77,7 +82,8 @@ fn config(json: &str) -> Result<AgentConfig, Failure> {
 }
 
 /// Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
-/// "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts"}`),
+/// "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts",
+/// "download_deadline_ms"}`),
 /// resuming from the last persisted record after a restart (`record` NULL and
 /// `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
 /// Drain `ota_agent_poll` after this call and after every `ota_agent_handle_*`.
@@ -287,6 +293,20 @@ pub unsafe extern "C" fn ota_agent_handle_restored(agent: *mut ota_agent, now: u
     })
 }
 
+/// The control plane cancelled the update in progress: before the swap it fails at once
+/// (nothing active was touched); after it, the agent restores the previous version. Harmless
+/// when nothing is in progress.
+///
+/// Takes no ownership; nothing to free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_agent_handle_cancel(agent: *mut ota_agent, now: u64) -> Status {
+    call(|| {
+        let a = try_handle_mut!(agent);
+        a.agent.handle(Input::Cancel, UnixMs(now), &mut a.io)?;
+        Ok(())
+    })
+}
+
 /// Tells the agent the time: a probe may be due, or a deadline passed.
 ///
 /// Takes no ownership; nothing to free.
@@ -326,13 +346,19 @@ fn next_command(agent: &mut Agent) -> Option<(ota_command, String)> {
                 c.offset = r.offset;
                 c.length = r.length;
             }
-            Output::Swap => c.kind = ota_command_kind::Swap,
+            Output::Swap { to } => {
+                c.kind = ota_command_kind::Swap;
+                text = to.to_json();
+            }
             Output::Probe { spec, swapped_at } => {
                 c.kind = ota_command_kind::Probe;
                 c.swapped_at = swapped_at.get();
                 text = ota_core::json::to_string(&spec);
             }
-            Output::RestorePrevious => c.kind = ota_command_kind::RestorePrevious,
+            Output::RestorePrevious { from } => {
+                c.kind = ota_command_kind::RestorePrevious;
+                text = from.to_json();
+            }
             Output::Report(r) => {
                 c.kind = ota_command_kind::Report;
                 text = r.to_json();
@@ -345,8 +371,8 @@ fn next_command(agent: &mut Agent) -> Option<(ota_command, String)> {
 }
 
 /// Takes the agent's next command: its kind and numbers into `*command_out` and its text
-/// (JSON: the record of a persist, the probe of a probe, the report of a report; empty
-/// otherwise) into `buf`. The kind is `OTA_COMMAND_KIND_NONE`, and the text empty, when
+/// (JSON: the record of a persist, the update of a swap or a restore, the probe of a probe,
+/// the report of a report; empty otherwise) into `buf`. The kind is `OTA_COMMAND_KIND_NONE`, and the text empty, when
 /// nothing is pending: after creating the agent and after every other call that gives it an
 /// input, call this until then. Commands come in the order to carry them out: a persist
 /// before the commands that rely on its record, so a host that persists what it polls, in

@@ -115,15 +115,33 @@ pub fn http(url: &str, timeout: Duration) -> ProbeResult {
     }
     let line = String::from_utf8_lossy(&head);
     let line = line.lines().next().unwrap_or_default();
-    let code = line
-        .strip_prefix("HTTP/1.")
-        .and_then(|r| r.get(2..5))
-        .and_then(|c| c.parse::<u16>().ok());
+    let code = status_code(line);
     match code {
         Some(c) if (200..300).contains(&c) => result(true, format!("HTTP {c}")),
         Some(c) => result(false, format!("GET {url}: HTTP {c}")),
         None => result(false, format!("GET {url}: no HTTP status line")),
     }
+}
+
+/// The status of an `HTTP/1.x DDD reason` line: exactly three digits, then a space or the
+/// end of the line (`HTTP/1.1 2999` has none).
+fn status_code(line: &str) -> Option<u16> {
+    let rest = line.strip_prefix("HTTP/1.")?;
+    let mut chars = rest.chars();
+    if !chars.next()?.is_ascii_digit() || chars.next()? != ' ' {
+        return None;
+    }
+    let rest = chars.as_str();
+    let digits = rest.get(..3)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match rest.get(3..)? {
+        "" => {}
+        after if after.starts_with(' ') => {}
+        _ => return None,
+    }
+    digits.parse().ok()
 }
 
 /// Healthy when the file exists and was modified after the swap.
@@ -132,5 +150,45 @@ pub fn file(path: &str, swapped_at: SystemTime) -> ProbeResult {
         Err(e) => result(false, format!("{path}: {e}")),
         Ok(modified) if modified > swapped_at => result(true, format!("{path} is ready")),
         Ok(_) => result(false, format!("{path} is older than the swap")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A server on 127.0.0.1 that answers one GET with `status_line`; returns its URL.
+    fn answering(status_line: &'static str) -> (String, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = write!(s, "{status_line}\r\ncontent-length: 0\r\n\r\n");
+        });
+        (url, server)
+    }
+
+    #[test]
+    fn a_status_that_is_not_exactly_three_digits_is_not_healthy() {
+        for (line, healthy) in [
+            ("HTTP/1.1 200 OK", true),
+            ("HTTP/1.1 204", true),
+            ("HTTP/1.1 2999 OK", false),
+            ("HTTP/1.1 2999", false),
+            ("HTTP/1.1 +20 OK", false),
+            ("HTTP/1.1 20 OK", false),
+            ("HTTP/1.1  200 OK", false),
+            ("HTTP/1.1 503 Busy", false),
+        ] {
+            let (url, server) = answering(line);
+            let r = http(&url, Duration::from_secs(5));
+            server.join().unwrap();
+            assert_eq!(r.healthy, healthy, "{line}: {}", r.detail);
+        }
+        assert_eq!(status_code("HTTP/1.1 2999"), None);
+        assert_eq!(status_code("HTTP/1.0 299 x"), Some(299));
     }
 }

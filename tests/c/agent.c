@@ -54,6 +54,47 @@ static const char *slot_name(int slot) {
     return slot ? "slot-b.bin" : "slot-a.bin";
 }
 
+/* What a slot holds: the text of the swap that activated it ({"name","version"}). */
+static int active_label_is(const char *text, size_t n) {
+    size_t m = 0;
+    const char *name = active_slot() ? "label-b" : "label-a";
+    char p[4096];
+    unsigned char *l = NULL;
+    int same;
+    path_of(p, sizeof p, name);
+    if (access(p, F_OK) != 0) {
+        return 0; /* unlabelled: what the device shipped with */
+    }
+    l = slurp(name, &m);
+    same = m == n && memcmp(l, text, n) == 0;
+    free(l);
+    return same;
+}
+
+/* A swap names what to activate: never a toggle. Done already (a power cut came after it):
+ * nothing to do. Otherwise the inactive slot is labelled first, then activated. */
+static void swap_to(const char *text, size_t n) {
+    int target = !active_slot();
+    if (active_label_is(text, n)) {
+        return;
+    }
+    spit(target ? "label-b" : "label-a", text, n);
+    set_active(target);
+}
+
+/* A restore names the failed update: only while its slot is active is the other one
+ * activated. */
+static void restore_from(const char *text, size_t n) {
+    if (active_label_is(text, n)) {
+        set_active(!active_slot());
+    }
+}
+
+/* The power goes right after the host's next swap (1) or restore (2), before the agent
+ * hears of it; `power_went` tells `run` to boot again. */
+static int cut_after_switch = 0;
+static int power_went = 0;
+
 static int stage_write(void *ctx, uint64_t offset, const uint8_t *data, size_t len) {
     char p[4096];
     FILE *f;
@@ -176,7 +217,12 @@ static void drain(ota_agent *agent) {
             pending_n++;
             break;
         case OTA_COMMAND_KIND_SWAP:
-            set_active(!active_slot());
+            swap_to(text, n);
+            if (cut_after_switch == 1) {
+                cut_after_switch = 0;
+                power_went = 1;
+                return;
+            }
             CHECK_STATUS(ota_agent_handle_swapped(agent, now), OTA_STATUS_OK);
             break;
         case OTA_COMMAND_KIND_PROBE: {
@@ -190,7 +236,12 @@ static void drain(ota_agent *agent) {
             break;
         }
         case OTA_COMMAND_KIND_RESTORE_PREVIOUS:
-            set_active(!active_slot());
+            restore_from(text, n);
+            if (cut_after_switch == 2) {
+                cut_after_switch = 0;
+                power_went = 1;
+                return;
+            }
             CHECK_STATUS(ota_agent_handle_restored(agent, now), OTA_STATUS_OK);
             break;
         case OTA_COMMAND_KIND_REPORT:
@@ -215,6 +266,13 @@ static ota_agent *run(ota_agent *agent, const char *artifact_name, size_t cut_af
     for (;;) {
         uint64_t at = 0;
         drain(agent);
+        if (power_went) {
+            printf("power cut right after the host switched slots, state %s\n", ota_agent_state(agent));
+            power_went = 0;
+            ota_agent_free(agent);
+            agent = boot();
+            continue;
+        }
         if (pending_n > 0) {
             /* Serve a random pending chunk. */
             i = (size_t)(next_rand() % pending_n);
@@ -293,6 +351,9 @@ static void errors(ota_agent *agent) {
     CHECK(none == NULL);
     CHECK_STATUS(ota_agent_handle_swapped(agent, now), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_restored(agent, now), OTA_STATUS_WRONG_STATE);
+    /* Nothing in progress: a cancel is harmless. */
+    CHECK_STATUS(ota_agent_handle_cancel(agent, now), OTA_STATUS_OK);
+    CHECK_STATUS(ota_agent_handle_cancel(NULL, now), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_agent_handle_probe_result(agent, true, NULL, 0, now), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_chunk(agent, 0, (const uint8_t *)"x", 1, now, NULL), OTA_STATUS_WRONG_STATE);
     CHECK_STATUS(ota_agent_handle_assignment(agent, "{", 1, now), OTA_STATUS_JSON_SYNTAX);
@@ -529,7 +590,8 @@ int main(int argc, char **argv) {
     CHECK(strstr(last_report, "\"status\":\"rejected\"") != NULL);
     CHECK(active_slot_is("plain-1.2.0.bin"));
 
-    /* 2.0.0: shuffled chunks, one corrupted and refetched, a power cut after 3 chunks. */
+    /* 2.0.0: shuffled chunks, one corrupted and refetched, a power cut after 3 chunks, and
+     * another right after the host swaps: the swap carried out again on resume is harmless. */
     assign(agent, "assign-2.0.0.json", OTA_STATUS_OK);
     /* A buffer too small loses nothing: the same command, the record to persist before
      * anything else, comes with a bigger one. */
@@ -543,7 +605,9 @@ int main(int argc, char **argv) {
         CHECK(c.kind == OTA_COMMAND_KIND_PERSIST && n == needed && strlen(big) == n);
         spit("record.json", big, n);
     }
+    cut_after_switch = 1;
     agent = run(agent, "artifact-2.0.0.enc", 3);
+    CHECK(cut_after_switch == 0);
     CHECK(corrupted_once);
     CHECK(strcmp(ota_agent_state(agent), "idle") == 0);
     CHECK(strstr(last_report, "\"status\":\"success\"") != NULL);
@@ -552,9 +616,12 @@ int main(int argc, char **argv) {
                  OTA_STATUS_OK);
     CHECK(strcmp(version, "2.0.0") == 0);
 
-    /* 2.1.0 fails its probe: the agent restores 2.0.0 on its own. */
+    /* 2.1.0 fails its probe: the agent restores 2.0.0 on its own. The power goes right after
+     * the host restores: the restore carried out again on resume is harmless. */
     assign(agent, "assign-2.1.0.json", OTA_STATUS_OK);
+    cut_after_switch = 2;
     agent = run(agent, "artifact-2.1.0.enc", 0);
+    CHECK(cut_after_switch == 0);
     CHECK(strstr(last_report, "\"status\":\"failure\"") != NULL);
     CHECK(strstr(last_report, "\"firmware_version\":\"2.0.0\"") != NULL);
     CHECK(active_slot_is("plain-2.0.0.bin"));

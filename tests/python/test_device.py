@@ -21,9 +21,23 @@ class Storage(ota.DeviceIo):
     def __init__(self, root):
         self.root = root
         self.active = "a"
+        self.labels = {}  # what each slot holds: the text of the swap that activated it
         with open(self.slot(self.active), "wb") as f:
             f.write(b"firmware 1.2.0")
         self._writer = None
+
+    def swap_to(self, update):
+        """Makes the slot holding ``update`` active: never a toggle. Done already (the power
+        went after it): nothing to do; otherwise the inactive slot is labelled, then activated."""
+        if self.labels.get(self.active) == update:
+            return
+        self.labels[self.inactive()] = update
+        self.active = self.inactive()
+
+    def restore_from(self, failed):
+        """Only while the failed update's slot is active is the other one activated."""
+        if self.labels.get(self.active) == failed:
+            self.active = self.inactive()
 
     def slot(self, name):
         return os.path.join(self.root, f"slot-{name}.bin")
@@ -74,6 +88,8 @@ class Device:
         self.wanted = []
         self.agent = ota.Agent(config, self.io, self.now)
         self.corrupted = False
+        self.cut_after_switch = None  # "swap" or "restore_previous": the power goes right after
+        self.cuts = 0
 
     def boot(self):
         self.agent.close()
@@ -89,16 +105,27 @@ class Device:
             elif kind == "fetch":
                 self.wanted.append((c["offset"], c["length"]))
             elif kind == "swap":
-                self.io.active = self.io.inactive()
+                self.io.swap_to(c["text"])
+                if self.cut_after_switch == kind:
+                    return self.power_cut()
                 self.agent.handle_swapped(self.now)
             elif kind == "probe":
                 healthy, detail = ota.probe_run(c["text"], ["/bin/true", "/bin/false"], c["swapped_at"])
                 self.agent.handle_probe_result(healthy, detail, self.now)
             elif kind == "restore_previous":
-                self.io.active = self.io.inactive()
+                self.io.restore_from(c["text"])
+                if self.cut_after_switch == kind:
+                    return self.power_cut()
                 self.agent.handle_restored(self.now)
             elif kind == "report":
                 self.reports.append(json.loads(c["text"]))
+
+    def power_cut(self):
+        """The power goes before the agent hears of the switch; the device boots again."""
+        self.cut_after_switch = None
+        self.cuts += 1
+        self.boot()
+        self.drain()
 
     def run(self, artifact, cut_after=None, seed=0):
         rng = random.Random(seed)
@@ -209,6 +236,50 @@ class FirmwareAgent(unittest.TestCase):
                 d.agent.handle_assignment(old, d.now)
             with self.assertRaises(ota.WrongStateError):
                 d.agent.handle_swapped(d.now)
+            d.agent.close()
+
+    def test_a_power_cut_right_after_the_host_swaps_or_restores_does_not_toggle_back(self):
+        key = ota.generate_seal_key()
+        with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer:
+            d = Device(root, agent_config(signer))
+            d.test = self
+            good, artifact, plaintext = publish("2.0.0", 100_000, "/bin/true", signer, key)
+            d.agent.handle_assignment(good, d.now)
+            d.cut_after_switch = "swap"
+            d.run(artifact)
+            self.assertEqual(d.cuts, 1)
+            self.assertEqual(d.reports[-1]["status"], "success")
+            self.assertEqual(d.io.active_bytes(), plaintext)
+
+            sick, artifact2, _ = publish("2.1.0", 50_000, "/bin/false", signer, key)
+            d.agent.handle_assignment(sick, d.now)
+            d.cut_after_switch = "restore_previous"
+            d.run(artifact2)
+            self.assertEqual(d.cuts, 2)
+            self.assertEqual(d.reports[-1]["status"], "failure")
+            self.assertEqual(d.io.active_bytes(), plaintext)
+            d.agent.close()
+
+    def test_a_cancel_ends_a_download_and_leaves_the_active_slot(self):
+        key = ota.generate_seal_key()
+        with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer:
+            d = Device(root, agent_config(signer))
+            good, artifact, plaintext = publish("2.0.0", 200_000, "/bin/true", signer, key)
+            d.agent.handle_assignment(good, d.now)
+            d.drain()
+            offset, length = d.wanted.pop(0)
+            d.agent.handle_chunk(offset, artifact[offset:offset + length], d.now)
+            self.assertEqual(d.agent.state, "downloading")
+            self.assertIsNotNone(d.agent.timeout())  # the download deadline
+            d.agent.handle_cancel(d.now)
+            d.drain()
+            self.assertEqual(d.agent.state, "idle")
+            self.assertEqual(d.reports[-1]["status"], "failure")
+            self.assertIn("cancelled", d.reports[-1]["reason"])
+            self.assertEqual(d.io.active_bytes(), b"firmware 1.2.0")
+            d.agent.handle_cancel(d.now)  # nothing in progress: harmless
+            with self.assertRaises(TypeError):
+                d.agent.handle_cancel("now")  # type: ignore[arg-type]
             d.agent.close()
 
     def test_a_verified_assignment_then_a_restore_with_the_package_verified_again(self):

@@ -101,6 +101,7 @@ pub fn config(device: DeviceProfile, trusted: TrustedKeys) -> AgentConfig {
             "/bin/false".into(),
         ],
         max_boot_attempts: 3,
+        download_deadline_ms: ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
         limits: Limits::default(),
     }
 }
@@ -236,7 +237,7 @@ impl Device {
                     self.disk.record = Some(record.to_json())
                 }
                 Output::Fetch(r) => self.wanted.push_back(r),
-                Output::Swap => {
+                Output::Swap { .. } => {
                     self.log.push("swap".into());
                     self.disk.swap();
                     // The fuzz target feeds inputs out of turn too: a refusal here is its business.
@@ -247,7 +248,7 @@ impl Device {
                     let r = (self.probe)(&spec);
                     let _ = self.handle(Input::ProbeResult(r));
                 }
-                Output::RestorePrevious => {
+                Output::RestorePrevious { .. } => {
                     self.log.push("restore".into());
                     self.disk.restore_previous();
                     let _ = self.handle(Input::Restored);

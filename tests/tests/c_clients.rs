@@ -127,6 +127,14 @@ fn firmware_agent_client_under_valgrind() {
     let out = run_c(&exe, &[dir.as_os_str()]);
     assert!(out.contains("agent: all checks passed"), "{out}");
     assert!(out.contains("power cut after 3 chunks"), "{out}");
+    // A cut right after the host swaps (2.0.0) and right after it restores (2.1.0): the
+    // command carried out again on resume names its slot, and does not toggle back.
+    assert_eq!(
+        out.matches("power cut right after the host switched slots")
+            .count(),
+        2,
+        "{out}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

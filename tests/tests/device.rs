@@ -7,7 +7,7 @@ use ota_core::agent::{AgentError, AgentRecord, AgentState, Input, Output, Record
 use ota_core::assignment::{Assignment, Assignments, ChunkFetch, Proof, ProtocolError};
 use ota_core::catalog::Catalog;
 use ota_core::download::ChunkRequest;
-use ota_core::probe::{ProbeResult, ProbeSpec};
+use ota_core::probe::{ProbeError, ProbeResult, ProbeSpec};
 use ota_core::report::ReportStatus;
 use ota_core::seal::SealKey;
 use ota_core::sign::{self, TrustedKeys, VerifiedPackage};
@@ -560,6 +560,41 @@ fn a_signed_rollback_may_go_back_a_version() {
 }
 
 #[test]
+fn a_replayed_rollback_package_is_not_a_permanent_downgrade_pass() {
+    let (v2, a2, key) = publish(b"firmware 2.0.0", "2.0.0", |_| {});
+    let (v3, a3, _) = publish(b"firmware 3.0.0", "3.0.0", |_| {});
+    let (old, _, _) = publish(b"firmware 0.0.1", "0.0.1", |p| p.rollback = true);
+    let (back, _, _) = publish(b"firmware 1.5.0", "1.5.0", |p| p.rollback = true);
+    let mut d = device(healthy());
+    d.assign(assignment(&v2, &key)).unwrap();
+    d.run(&a2, &mut in_order, None).unwrap();
+    // Older than what ran before 2.0.0 (1.2.0): not a rollback of this upgrade.
+    let e = d.assign(assignment(&old, &key)).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::RollbackTooFar { floor, .. }) if floor == "1.2.0"),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Status::Downgrade);
+    // After another upgrade, the rollback signed for 2.0.0 is replayed: refused too.
+    d.assign(assignment(&v3, &key)).unwrap();
+    d.run(&a3, &mut in_order, None).unwrap();
+    let e = d.assign(assignment(&back, &key)).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::RollbackTooFar { .. })),
+        "{e:?}"
+    );
+    // It survives a restart.
+    d.power_cut();
+    d.boot();
+    let e = d.assign(assignment(&back, &key)).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::RollbackTooFar { .. })),
+        "{e:?}"
+    );
+    assert_eq!(d.disk.active_bytes(), b"firmware 3.0.0");
+}
+
+#[test]
 fn a_failed_probe_restores_the_previous_version_on_its_own() {
     let new = noise(100_000, 9);
     let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
@@ -637,11 +672,12 @@ fn run_with_real_probe(spec: ProbeSpec, prepare: impl FnOnce()) -> (Vec<u8>, Rep
             std::time::SystemTime::now() - std::time::Duration::from_secs(1),
         )
     });
-    let mut d = device(runner);
+    // The device's own policy: a readiness file, arguments and remote hosts come only from it.
+    let mut c = config(sensor(), trusted());
+    c.default_probe = Some(spec);
+    let mut d = Device::new(c, OLD, runner);
     prepare();
-    let mut a = assignment(&v, &key);
-    a.probe = Some(spec);
-    d.assign(a).unwrap();
+    d.assign(assignment(&v, &key)).unwrap();
     d.run(&artifact, &mut in_order, None).unwrap();
     (d.disk.active_bytes(), last_report(&d).status)
 }
@@ -745,6 +781,58 @@ fn a_probe_that_may_not_run_refuses_the_assignment() {
         );
         assert_eq!(e.status(), Status::ProbeRefused);
     }
+}
+
+#[test]
+fn an_unsigned_probe_may_not_carry_arguments_a_remote_host_or_a_readiness_file() {
+    let (v, _, key) = publish(b"x", "2.0.0", |_| {});
+    let mut d = device(healthy());
+    for (spec, why) in [
+        // Allowlisted, but its arguments make it any command.
+        (
+            ProbeSpec::Exec {
+                path: "/usr/bin/healthcheck".into(),
+                args: vec!["sh".into(), "-c".into(), "reboot".into()],
+                timeout_ms: 1000,
+            },
+            "arguments",
+        ),
+        (
+            ProbeSpec::Http {
+                url: "http://10.1.2.3/healthz".into(),
+                timeout_ms: 1000,
+                allow_remote: true,
+            },
+            "allow_remote",
+        ),
+        // Always there: always healthy.
+        (
+            ProbeSpec::File {
+                path: "/proc/self/stat".into(),
+            },
+            "readiness file",
+        ),
+    ] {
+        let mut a = assignment(&v, &key);
+        a.probe = Some(spec);
+        let e = attack("unsigned probe", &mut d, |d| d.assign(a), false);
+        assert!(
+            matches!(
+                &e,
+                AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Unsigned { .. }))
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(why), "{e}");
+        assert_eq!(e.status(), Status::ProbeRefused);
+    }
+    // The same probes are the device's to choose: its own policy may use them.
+    let mut c = config(sensor(), trusted());
+    c.default_probe = Some(ProbeSpec::File {
+        path: "/var/run/app.ready".into(),
+    });
+    let mut d = Device::new(c, OLD, healthy());
+    d.assign(assignment(&v, &key)).unwrap();
 }
 
 #[test]
@@ -878,19 +966,221 @@ fn every_persist_carries_the_typed_record_as_it_was_then() {
     assert_eq!(d.agent().record().state, AgentState::Downloading);
 }
 
+/// Runs an update until the agent asks for the swap; returns the instant it asked.
+fn until_swap(d: &mut Device, artifact: &[u8]) -> (UnixMs, ota_core::agent::SlotContent) {
+    for _ in 0..100_000 {
+        match d.agent().poll() {
+            Some(Output::Fetch(r)) => d.wanted.push_back(r),
+            Some(Output::Swap { to }) => return (d.now, to),
+            Some(Output::Persist(r)) => d.disk.record = Some(r.to_json()),
+            Some(_) => {}
+            None => {
+                let (o, data) = in_order(&mut d.wanted, artifact).expect("a chunk to deliver");
+                d.chunk(o, &data).unwrap();
+            }
+        }
+    }
+    panic!("no swap asked for");
+}
+
+#[test]
+fn a_swap_or_restore_repeated_after_a_power_cut_names_the_same_slot_content() {
+    let (v, artifact, key) = publish(&noise(70_000, 16), "2.0.0", |_| {});
+    let mut d = device(unhealthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let (_, to) = until_swap(&mut d, &artifact);
+    assert_eq!(to.version.to_string(), "2.0.0");
+    assert_eq!(
+        to.to_json(),
+        r#"{"name":"temp-sensor-fw","version":"2.0.0"}"#
+    );
+    // The host swapped; the power goes before the agent hears of it. On resume the command
+    // names the same content, so a host that labels its slots does nothing twice.
+    d.disk.swap();
+    d.power_cut();
+    d.boot();
+    let again = d.agent().poll();
+    assert_eq!(again, Some(Output::Swap { to: to.clone() }));
+    d.handle(Input::Swapped).unwrap();
+    // The probe fails: the restore names the failed content, again after a cut.
+    let mut restore = None;
+    for _ in 0..100 {
+        match d.agent().poll() {
+            Some(Output::Probe { .. }) => d
+                .handle(Input::ProbeResult(ProbeResult {
+                    healthy: false,
+                    detail: "exit status 1".into(),
+                }))
+                .unwrap(),
+            Some(Output::RestorePrevious { from }) => {
+                restore = Some(from);
+                break;
+            }
+            Some(Output::Persist(r)) => d.disk.record = Some(r.to_json()),
+            Some(_) => {}
+            None => {
+                d.now = d.agent().poll_timeout().expect("a probe is due");
+                d.handle(Input::Tick).unwrap();
+            }
+        }
+    }
+    assert_eq!(restore.as_ref(), Some(&to));
+    d.disk.restore_previous();
+    d.power_cut();
+    d.boot();
+    assert_eq!(d.agent().poll(), Some(Output::RestorePrevious { from: to }));
+}
+
+#[test]
+fn a_cancel_ends_a_download_and_the_next_assignment_is_taken() {
+    let (v, artifact, key) = publish(&noise(200_000, 19), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    // A few chunks, then the artifact disappears: the control plane cancels.
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
+    d.chunk(o, &data).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Downloading);
+    d.handle(Input::Cancel).unwrap();
+    d.drain(&mut budget).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Idle);
+    assert_eq!(last_report(&d).status, ReportStatus::Failure);
+    assert!(
+        last_report(&d)
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cancelled")
+    );
+    assert_eq!(d.disk.active_bytes(), OLD);
+    // Nothing in progress: a cancel is harmless; the next assignment is taken.
+    d.handle(Input::Cancel).unwrap();
+    d.wanted.clear();
+    d.assign(assignment(&v, &key)).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(last_report(&d).status, ReportStatus::Success);
+    assert_eq!(d.disk.active_bytes(), noise(200_000, 19));
+}
+
+#[test]
+fn a_cancel_after_the_swap_restores_the_previous_version() {
+    let (v, artifact, key) = publish(&noise(70_000, 20), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let (_, to) = until_swap(&mut d, &artifact);
+    d.handle(Input::Swapped).unwrap();
+    d.handle(Input::Cancel).unwrap();
+    let outs: Vec<Output> = std::iter::from_fn(|| d.agent().poll()).collect();
+    assert!(
+        outs.iter()
+            .any(|o| *o == Output::RestorePrevious { from: to.clone() }),
+        "{outs:?}"
+    );
+    assert_eq!(d.agent().state(), AgentState::RollingBack);
+}
+
+#[test]
+fn a_download_that_does_not_finish_by_its_deadline_fails_even_across_restarts() {
+    let (v, _artifact, key) = publish(&noise(200_000, 21), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    let assigned = d.now;
+    d.assign(assignment(&v, &key)).unwrap();
+    let mut budget = None;
+    d.drain(&mut budget).unwrap();
+    let deadline = assigned + d.config.download_deadline_ms;
+    assert_eq!(d.agent().poll_timeout(), Some(deadline));
+    // The artifact never comes; the device restarts: the deadline still counts from the
+    // assignment.
+    d.power_cut();
+    d.boot();
+    d.drain(&mut budget).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Downloading);
+    assert_eq!(d.agent().poll_timeout(), Some(deadline));
+    d.now = deadline;
+    d.handle(Input::Tick).unwrap();
+    d.drain(&mut budget).unwrap();
+    assert_eq!(d.agent().state(), AgentState::Idle);
+    assert_eq!(last_report(&d).status, ReportStatus::Failure);
+    assert!(
+        last_report(&d)
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did not finish"),
+        "{:?}",
+        last_report(&d)
+    );
+    assert_eq!(d.disk.active_bytes(), OLD);
+}
+
+#[test]
+fn a_readiness_file_is_judged_against_the_instant_of_the_swap_not_when_the_agent_hears_of_it() {
+    let (v, artifact, key) = publish(&noise(70_000, 17), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let (asked, _) = until_swap(&mut d, &artifact);
+    // The device reboots into the new version, which writes its readiness file during boot;
+    // the agent hears of the swap half a minute later.
+    d.now = asked + 30_000;
+    d.handle(Input::Swapped).unwrap();
+    d.now = d.now + 1_000;
+    d.handle(Input::Tick).unwrap();
+    let mut probe = None;
+    while let Some(out) = d.agent().poll() {
+        if let Output::Probe { swapped_at, .. } = out {
+            probe = Some(swapped_at);
+        }
+    }
+    assert_eq!(probe, Some(asked), "the instant the swap was asked for");
+}
+
+#[test]
+fn a_probe_timeout_is_bounded_by_the_policy_deadline() {
+    let (v, artifact, key) = publish(&noise(70_000, 18), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    let mut a = assignment(&v, &key);
+    a.probe = Some(ProbeSpec::Exec {
+        path: "/bin/true".into(),
+        args: vec![],
+        timeout_ms: u64::MAX,
+    });
+    d.assign(a).unwrap();
+    let (asked, _) = until_swap(&mut d, &artifact);
+    d.handle(Input::Swapped).unwrap();
+    let deadline = asked + d.config.policy.deadline_ms;
+    d.now = asked + 2_000;
+    d.handle(Input::Tick).unwrap();
+    let mut timeout = None;
+    while let Some(out) = d.agent().poll() {
+        if let Output::Probe {
+            spec: ProbeSpec::Exec { timeout_ms, .. },
+            ..
+        } = out
+        {
+            timeout = Some(timeout_ms);
+        }
+    }
+    assert_eq!(timeout, Some(deadline.get() - d.now.get()));
+}
+
 #[test]
 fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
     let (v, artifact, key) = publish(&noise(70_000, 15), "2.0.0", |_| {});
     let mut d = device(healthy());
     d.assign(assignment(&v, &key)).unwrap();
-    assert_eq!(d.agent().poll_timeout(), None, "downloading waits on input");
+    assert_eq!(
+        d.agent().poll_timeout(),
+        Some(d.now + d.config.download_deadline_ms),
+        "downloading waits on input, or for the download deadline"
+    );
     // Deliver every chunk; stop before the host carries out the swap.
     let mut budget = None;
     loop {
         let out = d.agent().poll();
         match out {
             Some(Output::Fetch(r)) => d.wanted.push_back(r),
-            Some(Output::Swap) => break,
+            Some(Output::Swap { .. }) => break,
             Some(_) => {}
             None => {
                 let (o, data) = in_order(&mut d.wanted, &artifact).expect("a chunk to deliver");
@@ -904,8 +1194,9 @@ fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
         None,
         "waiting for the host's swap"
     );
-    let swapped_at = UnixMs(2_000_000);
-    d.now = swapped_at;
+    // The swap's instant is when it was asked for; the host reports it a little later.
+    let swapped_at = d.now;
+    d.now = swapped_at + 500;
     d.handle(Input::Swapped).unwrap();
     d.drain(&mut budget).unwrap();
     // The policy of `config`: the first probe 1 s after the swap.

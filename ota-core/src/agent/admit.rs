@@ -92,12 +92,36 @@ impl Agent {
                 offered: p.version.clone(),
             });
         }
-        let probe = assignment
-            .probe
-            .clone()
-            .or_else(|| self.config.default_probe.clone())
-            .ok_or(Rejection::NoProbe)?;
-        probe.check(&self.config.exec_allowlist)?;
+        // The assignment is unsigned: its probe may only choose among what the device's
+        // policy allows as is; the device's own probe may do more.
+        if p.rollback
+            && let Some(highest) = self.record.highest.get(&p.name)
+            && p.version < *highest
+        {
+            let floor = self.record.rollback_floor.get(&p.name);
+            if floor.is_none_or(|f| p.version < *f) {
+                return Err(Rejection::RollbackTooFar {
+                    name: p.name.clone(),
+                    floor: floor.map_or_else(|| "none".to_string(), ToString::to_string),
+                    offered: p.version.clone(),
+                });
+            }
+        }
+        let probe = match &assignment.probe {
+            Some(p) if Some(p) != self.config.default_probe.as_ref() => {
+                p.check_unsigned(&self.config.exec_allowlist)?;
+                p.clone()
+            }
+            _ => {
+                let p = self
+                    .config
+                    .default_probe
+                    .clone()
+                    .ok_or(Rejection::NoProbe)?;
+                p.check(&self.config.exec_allowlist)?;
+                p
+            }
+        };
         Ok(probe)
     }
 

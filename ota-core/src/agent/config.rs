@@ -25,6 +25,9 @@ pub struct AgentConfig {
     pub exec_allowlist: Vec<String>,
     /// How many boots into a new version before it is rolled back. Default 3.
     pub max_boot_attempts: u32,
+    /// How long a download may take from the assignment (across restarts) before the update
+    /// fails; an artifact that disappeared does not keep the device downloading forever.
+    pub download_deadline_ms: u64,
     /// The bounds of every document the agent parses or verifies.
     pub limits: Limits,
 }
@@ -32,7 +35,7 @@ pub struct AgentConfig {
 /// The JSON form of [`AgentConfig`]:
 /// `{"device": {profile}, "trusted_keys": ["hex or PEM", ...], "threshold": 1,
 /// "probe_policy": {...}, "default_probe": {...}, "exec_allowlist": [...],
-/// "max_boot_attempts": 3}`.
+/// "max_boot_attempts": 3, "download_deadline_ms": 86400000}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigJson {
@@ -48,6 +51,15 @@ struct ConfigJson {
     exec_allowlist: Vec<String>,
     #[serde(default = "three")]
     max_boot_attempts: u32,
+    #[serde(default = "one_day")]
+    download_deadline_ms: u64,
+}
+
+/// The default download deadline: a day.
+pub const DEFAULT_DOWNLOAD_DEADLINE_MS: u64 = 86_400_000;
+
+fn one_day() -> u64 {
+    DEFAULT_DOWNLOAD_DEADLINE_MS
 }
 
 fn one() -> usize {
@@ -88,6 +100,13 @@ impl Validate for ConfigJson {
                 ),
             );
         }
+        if self.download_deadline_ms == 0 {
+            json::fault(
+                faults,
+                json::field(path, "download_deadline_ms"),
+                "must be above 0",
+            );
+        }
         if let Some(p) = &self.default_probe
             && let Err(e) = p.check(&self.exec_allowlist)
         {
@@ -114,6 +133,7 @@ impl AgentConfig {
             default_probe: c.default_probe,
             exec_allowlist: c.exec_allowlist,
             max_boot_attempts: c.max_boot_attempts,
+            download_deadline_ms: c.download_deadline_ms,
             limits: *limits,
         })
     }

@@ -64,6 +64,19 @@ pub enum Rejection {
         /// The version offered.
         offered: Version,
     },
+    /// A signed rollback that goes back further than the version that ran before the last
+    /// upgrade (a rollback package replayed after another upgrade).
+    #[error(
+        "rollback refused: {name} {offered} is older than {floor}, the oldest version a rollback may go back to here"
+    )]
+    RollbackTooFar {
+        /// The package.
+        name: Name,
+        /// The oldest version a rollback may go back to (`none`: no rollback is allowed).
+        floor: String,
+        /// The version offered.
+        offered: Version,
+    },
     /// Neither the assignment nor the agent's configuration names a health probe.
     #[error("no health probe is configured")]
     NoProbe,
@@ -91,7 +104,7 @@ impl Rejection {
             }
             Rejection::Incompatible { .. } => Status::NotCompatible,
             Rejection::AlreadyInstalled { .. } => Status::AlreadyInstalled,
-            Rejection::Downgrade { .. } => Status::Downgrade,
+            Rejection::Downgrade { .. } | Rejection::RollbackTooFar { .. } => Status::Downgrade,
             Rejection::NoProbe => Status::ProbeRefused,
             Rejection::ProbeNotAllowed(e) => e.status(),
         }

@@ -39,8 +39,13 @@ pub enum Input<'a> {
     ProbeResult(ProbeResult),
     /// The host made the previous slot active again.
     Restored,
-    /// Time passed: a probe may be due, or the deadline passed. Harmless in any state.
+    /// Time passed: a probe may be due, or a deadline passed (the probing deadline, or the
+    /// download deadline). Harmless in any state.
     Tick,
+    /// The control plane cancelled the update in progress. Before the swap the update fails
+    /// at once (nothing active was touched); after it, the previous version is restored.
+    /// Harmless when nothing is in progress, or the update is already ending.
+    Cancel,
 }
 
 impl Input<'_> {
@@ -61,6 +66,7 @@ impl Input<'_> {
             Input::ProbeResult(_) => "a probe result",
             Input::Restored => "a restore",
             Input::Tick => "a tick",
+            Input::Cancel => "a cancel",
         }
     }
 }

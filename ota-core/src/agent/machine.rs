@@ -15,7 +15,7 @@ use super::DeviceIo;
 use super::config::AgentConfig;
 use super::error::AgentError;
 use super::input::{ChunkProgress, Input};
-use super::output::Output;
+use super::output::{Output, SlotContent};
 use super::record::{AgentRecord, AgentState, RecordError, UpdateRecord};
 
 /// The device's update agent. See the [module documentation](super) for the drive loop.
@@ -136,9 +136,15 @@ impl Agent {
             Input::ProbeResult(result) => self.probe_result(result, now),
             Input::Restored => self.restored(),
             Input::Tick => {
-                if self.record.state == AgentState::Probing {
-                    self.tick(now);
+                match self.record.state {
+                    AgentState::Probing => self.tick(now),
+                    AgentState::Assigned | AgentState::Downloading => self.download_tick(now),
+                    _ => {}
                 }
+                Ok(())
+            }
+            Input::Cancel => {
+                self.cancel();
                 Ok(())
             }
         }
@@ -207,6 +213,14 @@ impl Agent {
     /// on input.
     pub fn poll_timeout(&self) -> Option<UnixMs> {
         let u = self.record.update.as_ref()?;
+        if matches!(
+            self.record.state,
+            AgentState::Assigned | AgentState::Downloading
+        ) {
+            return u
+                .assigned_at
+                .map(|at| at + self.config.download_deadline_ms);
+        }
         if self.record.state != AgentState::Probing || self.probe_in_flight {
             return None;
         }
@@ -277,6 +291,7 @@ impl Agent {
             version: p.version.clone(),
             previous: self.record.installed.get(&p.name).cloned(),
             assignment,
+            assigned_at: Some(now),
             download: None,
             probe,
             progress: ProbeProgress::default(),
@@ -321,6 +336,36 @@ impl Agent {
         // Chunks that survived a restart are installed at once.
         if let Err(e) = self.advance(now, io) {
             self.after_install_error(e);
+        }
+    }
+
+    /// Past the download deadline, the update fails (nothing active was touched).
+    fn download_tick(&mut self, now: UnixMs) {
+        let Some(at) = self.record.update.as_ref().and_then(|u| u.assigned_at) else {
+            return;
+        };
+        let deadline = self.config.download_deadline_ms;
+        if now >= at + deadline {
+            self.install = None;
+            self.download = None;
+            self.fail(format!("the download did not finish within {deadline} ms"));
+        }
+    }
+
+    /// The control plane cancelled the update: before the swap it fails at once; after it,
+    /// the previous version is restored. Nothing to do when idle or already ending.
+    fn cancel(&mut self) {
+        match self.record.state {
+            AgentState::Assigned
+            | AgentState::Downloading
+            | AgentState::Installed
+            | AgentState::Swapped
+            | AgentState::Probing => {
+                self.install = None;
+                self.download = None;
+                self.fail("cancelled by the control plane".into());
+            }
+            _ => {}
         }
     }
 
@@ -374,7 +419,27 @@ impl Agent {
             };
         }
         self.set(AgentState::Swapped);
-        self.outputs.push_back(Output::Swap);
+        self.push_swap();
+    }
+
+    /// What the update installs, as a slot's label; `None` without an update.
+    fn update_content(&self) -> Option<SlotContent> {
+        self.record.update.as_ref().map(|u| SlotContent {
+            name: u.name.clone(),
+            version: u.version.clone(),
+        })
+    }
+
+    fn push_swap(&mut self) {
+        if let Some(to) = self.update_content() {
+            self.outputs.push_back(Output::Swap { to });
+        }
+    }
+
+    fn push_restore(&mut self) {
+        if let Some(from) = self.update_content() {
+            self.outputs.push_back(Output::RestorePrevious { from });
+        }
     }
 
     fn swapped(&mut self, now: UnixMs) -> Result<(), AgentError> {
@@ -384,8 +449,10 @@ impl Agent {
                 input: "a swap",
             });
         }
+        // `swapped_at` stays the instant the swap was asked for (persisted before it): the new
+        // version may have run, and written its readiness file, long before the agent hears of
+        // the swap (after a reboot, say), and must not be judged older than the swap.
         if let Some(u) = self.record.update.as_mut() {
-            u.progress.swapped_at = now;
             u.boot_attempts = u.boot_attempts.max(1);
         }
         self.set(AgentState::Probing);
@@ -404,8 +471,13 @@ impl Agent {
             Decision::WaitUntil(_) => {}
             Decision::Run => {
                 u.progress.last_run_at = Some(now);
+                // A probe may not outlast the policy's deadline.
+                let left = (u.progress.swapped_at + self.config.policy.deadline_ms)
+                    .get()
+                    .saturating_sub(now.get())
+                    .max(1);
                 let out = Output::Probe {
-                    spec: u.probe.clone(),
+                    spec: u.probe.clone().with_timeout_at_most(left),
                     swapped_at: u.progress.swapped_at,
                 };
                 self.probe_in_flight = true;
@@ -438,6 +510,17 @@ impl Agent {
             let higher = self.record.highest.get(&name).is_none_or(|h| *h < version);
             if higher {
                 self.record.highest.insert(name.clone(), version.clone());
+                // A rollback may go back to what ran before this upgrade, no further.
+                match &u.previous {
+                    Some(prev) => {
+                        self.record
+                            .rollback_floor
+                            .insert(name.clone(), prev.clone());
+                    }
+                    None => {
+                        self.record.rollback_floor.remove(&name);
+                    }
+                }
             }
             self.record.installed.insert(name.clone(), version.clone());
             self.config.device.installed.insert(name, version);
@@ -464,7 +547,7 @@ impl Agent {
         self.set(AgentState::Failed);
         if swapped {
             self.set(AgentState::RollingBack);
-            self.outputs.push_back(Output::RestorePrevious);
+            self.push_restore();
         } else {
             self.report(ReportStatus::Failure, Some(reason));
             self.finish_update();
@@ -496,6 +579,12 @@ impl Agent {
         match state {
             AgentState::Idle => {}
             AgentState::Assigned | AgentState::Downloading => {
+                // A record from before the deadline was kept: it counts from now.
+                if let Some(u) = self.record.update.as_mut()
+                    && u.assigned_at.is_none()
+                {
+                    u.assigned_at = Some(now);
+                }
                 let Some(assignment) = self.record.update.as_ref().map(|u| u.assignment.clone())
                 else {
                     return;
@@ -510,7 +599,7 @@ impl Agent {
                 }
             }
             AgentState::Installed => self.swap(now),
-            AgentState::Swapped => self.outputs.push_back(Output::Swap),
+            AgentState::Swapped => self.push_swap(),
             AgentState::Probing => {
                 let max = self.config.max_boot_attempts.max(1);
                 let mut too_many = false;
@@ -546,7 +635,7 @@ impl Agent {
                     .unwrap_or_else(|| "failed".into());
                 self.fail(reason);
             }
-            AgentState::RollingBack => self.outputs.push_back(Output::RestorePrevious),
+            AgentState::RollingBack => self.push_restore(),
             AgentState::Restored => {
                 let reason = self.record.update.as_ref().and_then(|u| u.failure.clone());
                 self.report(ReportStatus::Failure, reason);

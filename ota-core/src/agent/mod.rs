@@ -32,11 +32,13 @@
 //!   guards.
 //! - [`Output::Fetch`]: fetch that chunk, in any order, and feed it as [`Input::Chunk`]. A
 //!   rejected chunk is asked for again.
-//! - [`Output::Swap`]: make the inactive slot active (idempotent), then feed
-//!   [`Input::Swapped`] — after a reboot if the swap needs one.
+//! - [`Output::Swap`]: make the slot holding the update (its [`SlotContent`]) active, then
+//!   feed [`Input::Swapped`] — after a reboot if the swap needs one. Never a toggle: when the
+//!   active slot holds it already (a power cut came after the swap), do nothing; otherwise
+//!   label the inactive slot with it, durably, then switch.
 //! - [`Output::Probe`]: run the health probe and feed the result as [`Input::ProbeResult`].
-//! - [`Output::RestorePrevious`]: make the previous slot active again (idempotent), then
-//!   feed [`Input::Restored`].
+//! - [`Output::RestorePrevious`]: when the active slot holds the failed update (`from`),
+//!   make the other slot active; otherwise do nothing. Then feed [`Input::Restored`].
 //! - [`Output::Report`]: send the report to the control plane.
 //!
 //! Probes are scheduled on the clock you pass in. Data goes through a [`DeviceIo`] the host
@@ -73,7 +75,7 @@ pub use config::AgentConfig;
 pub use error::{AgentError, Rejection};
 pub use input::{ChunkProgress, Input};
 pub use machine::Agent;
-pub use output::Output;
+pub use output::{Output, SlotContent};
 pub use record::{AgentRecord, AgentState, RecordError, UpdateRecord};
 
 use crate::download::Staging;

@@ -15,6 +15,7 @@ use crate::name::Name;
 use crate::probe::{ProbeProgress, ProbeSpec};
 use crate::sign::PackageId;
 use crate::status::Status;
+use crate::time::UnixMs;
 use crate::version::Version;
 
 /// Where the agent stands.
@@ -80,6 +81,10 @@ pub struct UpdateRecord {
     pub version: Version,
     /// The version that was active before, if any.
     pub previous: Option<Version>,
+    /// When the assignment was taken (the download deadline counts from it); `None` in a
+    /// record written before it was kept, counted from the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<UnixMs>,
     /// Which chunks are verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<DownloadState>,
@@ -111,6 +116,12 @@ pub struct AgentRecord {
     /// The highest version of each package ever committed (downgrade protection).
     #[serde(default)]
     pub highest: BTreeMap<Name, Version>,
+    /// The oldest version of each package a signed rollback may go back to: the version
+    /// that ran before the last upgrade committed (the shipped version on a new device). A
+    /// rollback package is bound to what it rolls back from this way: replayed later, after
+    /// another upgrade, it is refused. No entry: no rollback below `highest`.
+    #[serde(default)]
+    pub rollback_floor: BTreeMap<Name, Version>,
     /// The update in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateRecord>,
@@ -153,6 +164,7 @@ impl AgentRecord {
         AgentRecord {
             state: AgentState::Idle,
             highest: installed.clone(),
+            rollback_floor: installed.clone(),
             installed,
             update: None,
         }

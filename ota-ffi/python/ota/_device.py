@@ -73,8 +73,12 @@ class Agent(Managed):
     """The device's update agent, driven by its ``handle_*`` inputs. After creating it and
     after each input, take ``poll()`` until None (``iter(agent.poll, None)``) and carry out
     each command in order: ``persist`` (store ``text``, the record, durably before anything
-    else), ``fetch`` (``offset``/``length``), ``swap``, ``probe`` (``text`` is the probe),
-    ``restore_previous`` and ``report`` (``text`` is the report). Call ``handle_tick`` when
+    else), ``fetch`` (``offset``/``length``), ``swap`` (``text`` names the update: make the
+    slot holding it active; when the active slot holds it already, do nothing — never a
+    toggle, so a swap carried out again after a power cut is harmless), ``probe`` (``text`` is
+    the probe), ``restore_previous`` (``text`` names the failed update: only while its slot is
+    active, make the other one active) and ``report`` (``text`` is the report). Call
+    ``handle_tick`` when
     ``timeout()`` says. Times are Unix milliseconds.
 
     ``Agent(config, io, now)`` starts a new device; ``record=`` (the text of the last
@@ -161,6 +165,11 @@ class Agent(Managed):
     def handle_restored(self, now: int) -> None:
         """The ``restore_previous`` command was carried out."""
         call(lib.ota_agent_handle_restored(self.handle, arg("now", now, INT)))
+
+    def handle_cancel(self, now: int) -> None:
+        """The control plane cancelled the update: before the swap it fails at once; after
+        it, the previous version is restored. Harmless when nothing is in progress."""
+        call(lib.ota_agent_handle_cancel(self.handle, arg("now", now, INT)))
 
     def handle_tick(self, now: int) -> None:
         """Time passed: timers fire."""

@@ -118,9 +118,13 @@ impl Device {
                 failures_tolerated: 0,
                 deadline_ms: 120_000,
             },
-            default_probe: None,
+            // The device's own policy: its application's readiness file.
+            default_probe: Some(ProbeSpec::File {
+                path: dir.join("ready").display().to_string(),
+            }),
             exec_allowlist: Vec::new(),
             max_boot_attempts: 3,
+            download_deadline_ms: ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
             limits: Limits::default(),
         };
         let agent = Agent::new(config, None, UnixMs(now), &mut storage);
@@ -171,7 +175,7 @@ impl Device {
                 match out {
                     Output::Persist(_) => {}
                     Output::Fetch(r) => wanted.push(r),
-                    Output::Swap => {
+                    Output::Swap { .. } => {
                         self.storage.active = self.storage.target;
                         run.swapped = true;
                         swapped_at = SystemTime::now();
@@ -185,7 +189,7 @@ impl Device {
                             self.agent
                                 .handle(Input::ProbeResult(result), at, &mut self.storage);
                     }
-                    Output::RestorePrevious => {
+                    Output::RestorePrevious { .. } => {
                         self.storage.active = 1 - self.storage.target;
                         run.restored = true;
                         let _ = self.agent.handle(Input::Restored, at, &mut self.storage);
@@ -219,13 +223,6 @@ impl Device {
         run.traffic = net.take_traffic();
         run.took_ms = now - start;
         run
-    }
-
-    /// The probe for this device's application: its readiness file.
-    pub fn probe(&self) -> ProbeSpec {
-        ProbeSpec::File {
-            path: self.ready_file().display().to_string(),
-        }
     }
 
     /// After a swap the application starts from the new slot; a healthy one marks itself

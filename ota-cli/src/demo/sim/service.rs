@@ -191,12 +191,7 @@ impl Demo<'_> {
         let Some(device) = self.devices.get_mut(&key) else {
             return Err(CliError::usage(format!("device {id} vanished")));
         };
-        let assignment = Assignment::new(
-            &p.package,
-            p.key.clone(),
-            Some(name("rol_demo")?),
-            Some(device.probe()),
-        );
+        let assignment = Assignment::new(&p.package, p.key.clone(), Some(name("rol_demo")?), None);
         let comes_up = rollback || device.healthy;
         let run = device.update(
             assignment,
