@@ -1550,7 +1550,10 @@ fn tuf_attacks_exit_1_and_keep_only_the_roles_that_verified() {
         changed.sort_unstable();
         let mut persisted = persisted;
         persisted.sort_unstable();
-        assert_eq!(changed, persisted, "{attack}: the roles written after the refusal");
+        assert_eq!(
+            changed, persisted,
+            "{attack}: the roles written after the refusal"
+        );
     }
     // A target whose bytes differ from the metadata: exit 1 and no file.
     let md = attack_state("target-bytes", d.path());
