@@ -48,7 +48,12 @@ pub fn spawn_server(dir: &Path, secret: &str, extra: &[&str]) -> (std::process::
 /// An HTTP client whose every request gives up after 30 s, so a test that loses its server
 /// fails instead of waiting forever.
 pub fn http_client() -> reqwest::Client {
+    // No idle connections kept: a server that answers before reading a request's body (a
+    // refused oversized body) closes that connection afterwards, and a pooled connection
+    // picked up in that instant fails the next request with `IncompleteMessage` (seen once
+    // in CI on the PostgreSQL seed 004 run).
     reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap()
