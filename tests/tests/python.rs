@@ -109,7 +109,10 @@ fn copy_package(from: &Path, to: &Path) {
 fn the_package_installed_with_pip_into_a_fresh_venv_passes_the_suite() {
     if !tool_present(
         python_succeeds(
-            "import pip, setuptools, sys; sys.exit(tuple(map(int, setuptools.__version__.split('.')[:2])) < (70, 1))",
+            // Versions from the installed metadata: importing pip before setuptools trips
+            // setuptools' distutils hack on some interpreters.
+            "import sys, importlib.metadata as m; m.version('pip'); \
+             sys.exit(tuple(map(int, m.version('setuptools').split('.')[:2])) < (70, 1))",
         ),
         "pip, or setuptools >= 70.1 (to build the wheel offline),",
     ) {
