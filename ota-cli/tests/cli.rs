@@ -9,57 +9,14 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+mod common;
+
+use common::{Run, ota, ota_env};
 use ota_tests::noise;
 use serde_json::Value;
 
 fn fixture(rel: &str) -> String {
     ota_tests::fixture(rel).display().to_string()
-}
-
-/// The result of one run.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
-    }
-}
-
-/// Runs `ota` with `args` and extra environment; the caller's S3 and admin API variables are
-/// removed so they cannot change the result.
-fn ota_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("ota");
-    for v in [
-        "S3_ENDPOINT",
-        "S3_ACCESS_KEY",
-        "S3_SECRET_KEY",
-        "S3_BUCKET",
-        "CDN_PUBLIC_BASE_URL",
-        "ADMIN_API_URL",
-        "ADMIN_API_TOKEN",
-        "ADMIN_API_PUBLISH_PATH",
-        "AWS_REGION",
-    ] {
-        cmd.env_remove(v);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.args(args).output().expect("running ota");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn ota(args: &[&str]) -> Run {
-    ota_env(args, &[])
 }
 
 fn expect(r: &Run, code: i32) {
@@ -155,7 +112,7 @@ fn pack(extra: &[&str]) -> Packed {
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
-    expect(&ota(&[]), 2);
+    expect(&ota::<&str>(&[]), 2);
     expect(&ota(&["frobnicate"]), 2);
     expect(&ota(&["check", "--package", "x.json"]), 2); // neither --device nor --fleet
     expect(&ota(&["--help"]), 0);
