@@ -25,20 +25,6 @@ NOT_ENTRY_POINTS = {"DeviceIo.stage_write", "DeviceIo.stage_read", "DeviceIo.slo
                     "DeviceIo.slot_flush"}
 
 
-# ota/_tuf.py is not typed yet (it belongs to the TUF work of issue 16): its parameters' types
-# are given here until it is. Delete this table when its definitions carry hints.
-_PATH = typing.Union[str, bytes, os.PathLike]
-UNTYPED_TUF = {
-    "TufClient()": {"root": ota.TextInput, "metadata_url": _PATH, "targets_url": _PATH,
-                    "state_dir": typing.Optional[_PATH]},
-    "TufClient.refresh": {"now": int},
-    "TufRepo.resolve": {"name": ota.TextInput},
-    "TufRepo.download": {"name": ota.TextInput, "sink": typing.Callable[[bytes], None]},
-    "TufRepo.download_file": {"name": ota.TextInput, "path": _PATH},
-    "TufRepo.trust_center": {},
-}
-
-
 class Storage(ota.DeviceIo):
     """Device storage in memory."""
 
@@ -205,7 +191,7 @@ class EntryPoints(unittest.TestCase):
             if isinstance(fn, property):
                 continue  # no parameters; see test_properties_and_methods_refuse_a_closed_object
             signature = inspect.signature(target)
-            hints = UNTYPED_TUF.get(qual) or typing.get_type_hints(
+            hints = typing.get_type_hints(
                 fn.__init__ if isinstance(fn, type) else fn, localns=vars(ota))
             for param in signature.parameters.values():
                 if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -234,7 +220,7 @@ class EntryPoints(unittest.TestCase):
         documents = {"data": fixture("profiles/valid/minimal.json")}
         checked = 0
         for qual, (fn, owner) in sorted(entry_points().items()):
-            if isinstance(fn, property) or qual in UNTYPED_TUF:
+            if isinstance(fn, property):
                 continue
             target = self.bound(fn, owner, qual)
             hints = typing.get_type_hints(fn.__init__ if isinstance(fn, type) else fn, localns=vars(ota))
@@ -264,8 +250,6 @@ class EntryPoints(unittest.TestCase):
 
     def test_every_entry_point_has_a_return_type_and_a_docstring(self):
         for qual, (fn, _owner) in entry_points().items():
-            if qual in UNTYPED_TUF:
-                continue
             with self.subTest(entry_point=qual):
                 target = fn.fget if isinstance(fn, property) else fn.__init__ if isinstance(fn, type) else fn
                 self.assertIn("return", typing.get_type_hints(target, localns=vars(ota)), qual)

@@ -3,9 +3,10 @@ packages, downloads them, and shows the Trust Center."""
 
 import ctypes
 import json as _json
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ._ffi import as_text, call, lib, text, writer
-from ._managed import INT, PATH, TEXT, Managed, arg
+from ._managed import INT, PATH, TEXT, Managed, PathInput, TextInput, arg
 from ._sign import VerifiedPackage
 
 __all__ = ["TufClient", "TufRepo"]
@@ -20,7 +21,13 @@ class TufClient(Managed):
 
     _free = lib.ota_tuf_client_free
 
-    def __init__(self, root, metadata_url, targets_url, state_dir=None):
+    def __init__(
+        self,
+        root: TextInput,
+        metadata_url: PathInput,
+        targets_url: PathInput,
+        state_dir: Optional[PathInput] = None,
+    ) -> None:
         r, rn = as_text(arg("root", root, TEXT))
         m, mn = as_text(arg("metadata_url", metadata_url, PATH))
         t, tn = as_text(arg("targets_url", targets_url, PATH))
@@ -29,7 +36,7 @@ class TufClient(Managed):
         call(lib.ota_tuf_client_new(r, rn, m, mn, t, tn, s, sn, ctypes.byref(h)))
         super().__init__(h.value)
 
-    def refresh(self, now):
+    def refresh(self, now: int) -> "TufRepo":
         """Refreshes at ``now`` (Unix ms); raises ``TufRollbackError``, ``TufExpiredError``, ...
         for each attack, keeping the roles that verified before it."""
         h = ctypes.c_void_p()
@@ -42,7 +49,7 @@ class TufRepo(Managed):
 
     _free = lib.ota_tuf_repo_free
 
-    def resolve(self, name):
+    def resolve(self, name: TextInput) -> Tuple[VerifiedPackage, int]:
         """``(VerifiedPackage, length)`` for target ``name``, searching the delegations that
         cover it (only those roles are loaded)."""
         n, nn = as_text(arg("name", name, TEXT))
@@ -51,7 +58,7 @@ class TufRepo(Managed):
         call(lib.ota_tuf_resolve(self.handle, n, nn, ctypes.byref(h), ctypes.byref(length)))
         return VerifiedPackage(h.value), length.value
 
-    def download(self, name, sink):
+    def download(self, name: TextInput, sink: Callable[[bytes], Any]) -> int:
         """Streams target ``name`` to ``sink(bytes)``, verified as it goes; on an exception
         what the sink got must be discarded. Returns the length."""
         n, nn = as_text(arg("name", name, TEXT))
@@ -62,12 +69,13 @@ class TufRepo(Managed):
         call(lib.ota_tuf_download(self.handle, n, nn, cb, None, ctypes.byref(written)))
         return written.value
 
-    def download_file(self, name, path):
+    def download_file(self, name: TextInput, path: PathInput) -> None:
         """Downloads target ``name`` to ``path``, written only when it all verified."""
         n, nn = as_text(arg("name", name, TEXT))
         p, pn = as_text(arg("path", path, PATH))
         call(lib.ota_tuf_download_file(self.handle, n, nn, p, pn))
 
-    def trust_center(self):
+    def trust_center(self) -> Dict[str, Any]:
         """``{"roles": [...], "targets": [...]}``: what was signed, and by which keys."""
-        return _json.loads(text(lib.ota_tuf_trust_center, self.handle))
+        center: Dict[str, Any] = _json.loads(text(lib.ota_tuf_trust_center, self.handle))
+        return center
