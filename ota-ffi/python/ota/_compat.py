@@ -7,11 +7,12 @@ from typing import Any, Dict, Mapping, Sequence, Union
 
 from ._documents import Package, Profile
 from ._ffi import lib, text
-from ._managed import JsonInput, arg, json_arg
+from ._managed import JsonInput, arg, holding, json_arg
 
 __all__ = ["check", "check_fleet"]
 
 
+@holding
 def check(package: Package, profile: Profile) -> Dict[str, Any]:
     """The compatibility report of ``package`` on the device ``profile``: a dict with
     ``compatible`` and every rejection (``reason``, ``target``, ``needed``, ``found``)."""
@@ -24,6 +25,7 @@ def check(package: Package, profile: Profile) -> Dict[str, Any]:
     return result
 
 
+@holding
 def check_fleet(
     package: Package, profiles: Union[Sequence[Union[Profile, Mapping[str, Any]]], JsonInput]
 ) -> Dict[str, Any]:

@@ -1,12 +1,18 @@
-"""The base class of every object that owns a libota handle, and the argument checks every
-binding entry point uses: ``arg`` for one value of given classes, ``json_arg`` for a JSON
-document in any of the forms the package accepts."""
+"""The base class of every object that owns a libota handle, with the lock that makes it safe
+across threads (``holding``), and the argument checks every binding entry point uses: ``arg``
+for one value of given classes, ``json_arg`` for a JSON document in any of the forms the
+package accepts."""
 
+import functools
 import json as _json
 import os
 import sys
+import threading
+import types
 from types import TracebackType
-from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import (
+    Any, Callable, ClassVar, Iterable, List, Mapping, Optional, ParamSpec, Sequence, Tuple, Type, TypeVar, Union
+)
 
 __all__ = ["Managed", "JsonInput", "TextInput", "BytesInput", "PathInput"]
 
@@ -24,15 +30,112 @@ PathInput = Union[str, bytes, os.PathLike[str]]
 """A file system path."""
 
 _Self = TypeVar("_Self", bound="Managed")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class _Guard:
+    """Who is using one handle: at most one thread at a time, through any number of nested
+    calls (the lock is re-entrant, so a callback may call its own object again)."""
+
+    __slots__ = ("_lock", "_owner", "_depth")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._owner: Optional[int] = None
+        self._depth = 0
+
+    def acquire(self) -> None:
+        """Waits until no other thread is using the handle, then takes it."""
+        self._lock.acquire()
+        if self._depth == 0:
+            self._owner = threading.get_ident()
+        self._depth += 1
+
+    def release(self) -> None:
+        """Gives back one ``acquire``."""
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+        self._lock.release()
+
+    def held_here(self) -> bool:
+        """Whether this thread is inside a call that uses the handle."""
+        return self._owner == threading.get_ident()
+
+
+def _handles_in(values: Iterable[Any]) -> List["Managed"]:
+    """The handle owners among ``values`` and in the lists, tuples and sets among them, each
+    once, in one global order (by ``id``): taking their locks in that order, two calls that
+    share objects cannot wait on each other."""
+    found = {}
+    for value in values:
+        for each in value if isinstance(value, (list, tuple, set, frozenset)) else (value,):
+            if isinstance(each, Managed):
+                found[id(each)] = each
+    return [found[k] for k in sorted(found)]
+
+
+def holding(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` holding the lock of every handle owner among its arguments (``self`` too) for
+    the whole call: a call into libota never runs beside another call on the same object, nor
+    beside its ``close()``. Every public method of a ``Managed`` subclass gets this by
+    itself; the package's functions that take handle owners are decorated with it."""
+
+    @functools.wraps(fn)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        taken: List[_Guard] = []
+        try:
+            for managed in _handles_in((*args, *kwargs.values())):
+                managed._guard.acquire()
+                taken.append(managed._guard)
+            return fn(*args, **kwargs)
+        finally:
+            for guard in reversed(taken):
+                guard.release()
+
+    call._holds_handles = True  # type: ignore[attr-defined]
+    return call
+
+
+def _hold_members(cls: type) -> None:
+    """Wraps each public method, class method, static method and property getter that ``cls``
+    defines, and its ``__init__``, with ``holding``."""
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") and name != "__init__":
+            continue
+        if isinstance(member, property) and member.fget is not None:
+            setattr(cls, name, property(holding(member.fget), member.fset, member.fdel, member.__doc__))
+        elif isinstance(member, classmethod):
+            setattr(cls, name, classmethod(holding(member.__func__)))
+        elif isinstance(member, staticmethod):
+            setattr(cls, name, staticmethod(holding(member.__func__)))
+        elif isinstance(member, types.FunctionType):
+            setattr(cls, name, holding(member))
 
 
 class Managed:
     """Owns one handle and frees it exactly once: on ``close()``, at the end of a ``with``
     block, or when garbage-collected. Objects come only from the package's functions and
     constructors: a raw handle from outside the package is refused, since the library could
-    not tell a stray address from a handle without reading it."""
+    not tell a stray address from a handle without reading it.
+
+    Safe across threads: each object has a lock, held by every call that uses the object
+    (as ``self`` or as an argument), so calls on one object from several threads run one at
+    a time, and ``close()`` waits for the call under way (see the package's README)."""
 
     _free: ClassVar[Callable[[int], None]]  # set by subclasses: the library's ota_<object>_free
+    _handle: Optional[int] = None
+    _guard: _Guard
+
+    def __new__(cls: Type[_Self], *args: Any, **kwargs: Any) -> _Self:
+        self = super().__new__(cls)
+        self._guard = _Guard()
+        return self
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _hold_members(cls)
 
     def __init__(self, handle: Optional[int]) -> None:
         if handle is not None:
@@ -56,10 +159,18 @@ class Managed:
         return self._handle is None
 
     def close(self) -> None:
-        """Frees the handle. Closing twice is harmless."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            type(self)._free(handle)
+        """Frees the handle, once the call another thread is making with it returns. Closing
+        twice is harmless. Raises RuntimeError when called from inside a call that uses the
+        object (from one of its callbacks): that call still needs the handle."""
+        if self._guard.held_here():
+            raise RuntimeError(f"{type(self).__name__}.close() inside a call that uses it: close it after the call returns")
+        self._guard.acquire()
+        try:
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                type(self)._free(handle)
+        finally:
+            self._guard.release()
 
     def __enter__(self: _Self) -> _Self:
         return self

@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _ffi
 from ._ffi import as_bytes, as_text, call, lib, text
-from ._managed import BYTES, INT, PATH, BytesInput, JsonInput, Managed, PathInput, arg, json_arg
+from ._managed import BYTES, INT, PATH, BytesInput, JsonInput, Managed, PathInput, arg, holding, json_arg
 from ._sign import VerifiedPackage
 
 Sink = Callable[[bytes], Any]
@@ -119,6 +119,7 @@ def seal(plaintext: BytesInput, key: SealKey, reproducible: bool = False) -> Tup
     return b"".join(out), info
 
 
+@holding
 def open_sealed(verified: VerifiedPackage, key: SealKey, artifact: BytesInput) -> bytes:
     """Opens a verified package's artifact held in memory: the plaintext."""
     arg("artifact", artifact, (bytes, bytearray, memoryview))
@@ -129,6 +130,7 @@ def open_sealed(verified: VerifiedPackage, key: SealKey, artifact: BytesInput) -
     return b"".join(out)
 
 
+@holding
 def registration_build(
     sealer: Sealer,
     key: SealKey,

@@ -8,7 +8,7 @@ from typing import AbstractSet, Any, Dict, Sequence, Type, TypeVar, Union
 from . import _ffi
 from ._documents import Package
 from ._ffi import as_bytes, as_text, call, lib, text
-from ._managed import BYTES, INT, TEXT, JsonInput, Managed, TextInput, arg, json_arg
+from ._managed import BYTES, INT, TEXT, JsonInput, Managed, TextInput, arg, holding, json_arg
 
 _K = TypeVar("_K", bound="SigningKey")
 
@@ -77,6 +77,7 @@ class TrustedKeys(Managed):
         call(lib.ota_trusted_keys_add(self.handle, key, n))
 
 
+@holding
 def sign(package: Package, keys: Sequence[SigningKey]) -> str:
     """Signs a sealed ``Package`` with every key: the DSSE envelope as JSON text."""
     p = arg("package", package, Package)
@@ -98,6 +99,7 @@ class VerifiedPackage(Managed):
         return value
 
 
+@holding
 def verify(envelope: JsonInput, trusted: TrustedKeys, threshold: int = 1) -> VerifiedPackage:
     """Verifies a DSSE envelope (a dict, its JSON text, or a path): at least ``threshold``
     distinct trusted keys must have signed it. Raises a ``VerificationError``
