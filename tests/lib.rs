@@ -9,6 +9,9 @@ pub mod fleet;
 #[path = "src/device.rs"]
 pub mod device;
 
+#[path = "src/http.rs"]
+pub mod http;
+
 /// Deterministic, poorly compressible bytes: shared with the benchmarks and the demo.
 pub use ota_sim::noise;
 
@@ -258,4 +261,32 @@ pub fn tuf_role(keys: &[u8], threshold: u64) -> ota_host::tuf::repo::Role {
         keys: keys.iter().map(|k| signing_key(*k).public_key()).collect(),
         threshold,
     }
+}
+
+/// A TUF repository in `dir/repo` (one key per role: root 1, targets 3, snapshot 4,
+/// timestamp 5) holding one sealed firmware package of about `size` bytes as target `name`:
+/// the repository, its trusted root (`1.root.json`) and the target's bytes.
+#[cfg(feature = "tuf")]
+pub fn tuf_repo_with_target(
+    dir: &Path,
+    name: &str,
+    size: usize,
+) -> (ota_host::tuf::repo::Repo, Vec<u8>, Vec<u8>) {
+    use ota_host::tuf::repo::{Expiries, Repo, Roles};
+    let roles = Roles {
+        root: tuf_role(&[1], 1),
+        targets: tuf_role(&[3], 1),
+        snapshot: tuf_role(&[4], 1),
+        timestamp: tuf_role(&[5], 1),
+    };
+    let keys: Vec<_> = [1, 3, 4, 5].into_iter().map(signing_key).collect();
+    let repo = Repo::create(dir.join("repo"), &roles, &keys, &Expiries::from(TUF_NOW)).unwrap();
+    let mut package = firmware_package();
+    let artifact = seal_into(&mut package, &noise(size, size as u64));
+    let path = dir.join("artifact.enc");
+    std::fs::write(&path, &artifact).unwrap();
+    repo.add_package(name, &path, &package, &keys[1..], &Expiries::from(TUF_NOW))
+        .unwrap();
+    let root = std::fs::read(repo.metadata_dir().join("1.root.json")).unwrap();
+    (repo, root, artifact)
 }

@@ -6,12 +6,12 @@ use std::io::Write;
 
 use ota_core::Status;
 use ota_host::tuf::TufError;
-use ota_host::tuf::client::{Client, Trusted};
+use ota_host::tuf::client::{Client, Transport, Trusted};
 
 use crate::error::{Failure, call};
 use crate::ffi::{
-    CallbackWriter, free, handle, new_handle, ota_write_fn, try_handle, try_out, try_slice,
-    try_str, write_text,
+    CallbackWriter, free, handle, new_handle, ota_write_fn, try_handle, try_handle_mut, try_out,
+    try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
 
@@ -71,6 +71,38 @@ pub unsafe extern "C" fn ota_tuf_client_new(
     })
 }
 
+/// Sets how `client` bears a slow or broken link over HTTP: a try fails when it makes no progress
+/// for `timeout_ms` (connecting and getting the answer's head, or between two pieces of its
+/// body), never for the total time of a transfer; a download that stalls or breaks off is
+/// resumed where it stopped (`Range: bytes=N-`, the resumed bytes verified with the rest), and
+/// a fetch fails after 4 tries in a row without progress, with `OTA_STATUS_TUF_FETCH` and a
+/// message saying so. The default is 30000 ms; 0 is refused with
+/// `OTA_STATUS_INVALID_ARGUMENT`. Applies to the refreshes made after it (and to their
+/// repositories' downloads).
+///
+/// Takes no ownership; nothing to free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_tuf_client_set_progress_timeout(
+    client: *mut ota_tuf_client,
+    timeout_ms: u64,
+) -> Status {
+    call(|| {
+        let client = try_handle_mut!(client);
+        if timeout_ms == 0 {
+            return Err(Failure::new(
+                Status::InvalidArgument,
+                "timeout_ms must be above 0",
+            ));
+        }
+        let transport = Transport {
+            progress_timeout: std::time::Duration::from_millis(timeout_ms),
+            ..Transport::default()
+        };
+        client.inner = client.inner.clone().transport(transport);
+        Ok(())
+    })
+}
+
 /// Refreshes at time `now` (Unix ms), as the TUF specification's client workflow says: root
 /// updates, timestamp, snapshot and targets, each verified (signatures and thresholds,
 /// rollback, mix-and-match, sizes, expiry). Each attack fails with its own `OTA_STATUS_TUF_*`
@@ -123,7 +155,9 @@ pub unsafe extern "C" fn ota_tuf_resolve(
 
 /// Downloads target `name`, verified against its length and SHA-256 as it streams, handing the
 /// bytes to `write(ctx, data, len)`; `*written_out` receives the length. On any failure what
-/// was handed over must be discarded.
+/// was handed over must be discarded. A `write` that returns non-zero stops the download with
+/// `OTA_STATUS_IO`. Over HTTP a download that stalls or breaks off is resumed where it stopped
+/// (see `ota_tuf_client_set_progress_timeout`).
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]

@@ -162,7 +162,8 @@ class EntryPoints(unittest.TestCase):
             "assignment": "{}", "verified_package": self.verified, "offset": 0, "healthy": True,
             "detail": "ok", "name": "fw.enc", "spec": "{}", "allowlist": [], "swapped_at_ms": 0,
             "root": self.tuf_root, "metadata_url": self.tuf_metadata, "targets_url": self.tuf_targets,
-            "state_dir": None, "path": os.path.join(self.work, "p"), "Agent.handle_chunk.data": b"",
+            "state_dir": None, "progress_timeout_ms": None, "path": os.path.join(self.work, "p"),
+            "Agent.handle_chunk.data": b"",
         }
 
     def sample(self, samples, qual, name, hint):

@@ -182,6 +182,7 @@ _declare("ota_audit_verify_head", ota_status, TEXT, c_size_t, TEXT, c_size_t, PO
 # --- TUF. ----------------------------------------------------------------------------------
 
 _declare("ota_tuf_client_new", ota_status, TEXT, c_size_t, TEXT, c_size_t, TEXT, c_size_t, TEXT, c_size_t, HANDLE_OUT)
+_declare("ota_tuf_client_set_progress_timeout", ota_status, HANDLE, u64)
 _declare("ota_tuf_refresh", ota_status, HANDLE, u64, HANDLE_OUT)
 _declare("ota_tuf_resolve", ota_status, HANDLE, TEXT, c_size_t, HANDLE_OUT, POINTER(u64))
 _declare("ota_tuf_download", ota_status, HANDLE, TEXT, c_size_t, WRITE_FN, c_void_p, POINTER(u64))

@@ -17,7 +17,12 @@ class TufClient(Managed):
     or directories), and optionally a state directory that keeps the trusted metadata under
     the name of its role (``root.json``, ``timestamp.json``, ``snapshot.json``,
     ``targets.json``, and each delegated role a search visited, percent-encoded), each written
-    as soon as its role verified."""
+    as soon as its role verified.
+
+    Over HTTP a try fails when it makes no progress for ``progress_timeout_ms`` (default
+    30000: no answer, or no body bytes, for that long), never for the total time of a
+    transfer; a download that stalls or breaks off is resumed where it stopped, and a fetch
+    fails (``TufFetchError``) after 4 tries in a row without progress."""
 
     _free = lib.ota_tuf_client_free
 
@@ -27,14 +32,18 @@ class TufClient(Managed):
         metadata_url: PathInput,
         targets_url: PathInput,
         state_dir: Optional[PathInput] = None,
+        progress_timeout_ms: Optional[int] = None,
     ) -> None:
         r, rn = as_text(arg("root", root, TEXT))
         m, mn = as_text(arg("metadata_url", metadata_url, PATH))
         t, tn = as_text(arg("targets_url", targets_url, PATH))
         s, sn = as_text(arg("state_dir", state_dir, PATH, optional=True) or b"")
+        timeout = arg("progress_timeout_ms", progress_timeout_ms, INT, optional=True)
         h = ctypes.c_void_p()
         call(lib.ota_tuf_client_new(r, rn, m, mn, t, tn, s, sn, ctypes.byref(h)))
         super().__init__(h.value)
+        if timeout is not None:
+            call(lib.ota_tuf_client_set_progress_timeout(self.handle, timeout))
 
     def refresh(self, now: int) -> "TufRepo":
         """Refreshes at ``now`` (Unix ms); raises ``TufRollbackError``, ``TufExpiredError``, ...
@@ -60,7 +69,8 @@ class TufRepo(Managed):
 
     def download(self, name: TextInput, sink: Callable[[bytes], Any]) -> int:
         """Streams target ``name`` to ``sink(bytes)``, verified as it goes; on an exception
-        what the sink got must be discarded. Returns the length."""
+        what the sink got must be discarded, and an exception in the sink raises ``IoError``.
+        Returns the length."""
         n, nn = as_text(arg("name", name, TEXT))
         if not callable(sink):
             raise TypeError(f"sink must be callable, not {type(sink).__name__}")

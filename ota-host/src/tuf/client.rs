@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use url::Url;
 
-use super::fetch::Fetcher;
+use super::fetch::{Fetcher, Flow, Stopped};
 use super::{TufError, TufLimits, dir_url};
 use ota_core::UnixMs;
 use ota_core::digest::Sha256Digest;
@@ -24,6 +24,8 @@ use ota_core::package::Package;
 use ota_core::sign::VerifiedPackage;
 use ota_core::tuf::hashes::{Mismatch, Verifier};
 use ota_core::tuf::{Config, FoundTarget, Input, Output, UpdateError, Updater};
+
+pub use super::fetch::Transport;
 
 /// The top-level metadata files a state directory holds (delegated roles add their own).
 pub const STATE_FILES: [&str; 4] = [
@@ -61,6 +63,7 @@ pub struct Client {
     targets: Url,
     state: Option<PathBuf>,
     limits: TufLimits,
+    transport: Transport,
 }
 
 /// A verified package resolved from a target, with what its bytes must be.
@@ -145,6 +148,7 @@ impl Client {
             targets: location(targets)?,
             state: None,
             limits: TufLimits::default(),
+            transport: Transport::default(),
         })
     }
 
@@ -159,6 +163,13 @@ impl Client {
     /// Other size limits.
     pub fn limits(mut self, limits: TufLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Another HTTP transport: the progress timeout, and how many tries in a row may fail
+    /// (see [`Transport`]).
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -181,7 +192,7 @@ impl Client {
             }
         }
         let io = Io {
-            fetcher: Fetcher::new()?,
+            fetcher: Fetcher::new(self.transport)?,
             metadata: self.metadata.clone(),
             targets: self.targets.clone(),
             load: self.state.clone(),
@@ -201,7 +212,7 @@ impl Client {
         // one trusted (the same version, so kept), and the snapshot and targets load locally.
         let url = dir_url(state)?;
         let io = Io {
-            fetcher: Fetcher::new()?,
+            fetcher: Fetcher::new(Transport::default())?,
             metadata: url.clone(),
             targets: url,
             load: Some(state.to_path_buf()),
@@ -388,7 +399,9 @@ impl Trusted {
     }
 
     /// Downloads a target into `out`, verified against its length and every hash it lists as
-    /// it streams. On an error, what was written must be discarded. Returns the bytes written.
+    /// it streams. Over HTTP a download that stalls or breaks off is resumed where it stopped
+    /// (see [`Transport`]); the resumed bytes are verified with the rest. On an error, what was
+    /// written must be discarded. Returns the bytes written.
     pub fn download(&self, name: &str, out: &mut dyn Write) -> Result<u64, TufError> {
         let found = self.find(name)?;
         self.download_found(&found, out)
@@ -413,19 +426,26 @@ impl Trusted {
             },
         };
         let mut v = Verifier::new(Some(length), &found.target.hashes).map_err(mismatch)?;
-        let fetch = |e: super::fetch::FetchError| TufError::Fetch {
-            detail: format!("target {name}: {}", e.detail),
+        let mut sink = |piece: &[u8]| -> Result<Flow, TufError> {
+            v.update(piece).map_err(mismatch)?;
+            out.write_all(piece).map_err(|e| TufError::Write {
+                name: name.clone(),
+                detail: e.to_string(),
+            })?;
+            Ok(Flow::More)
         };
-        let mut source = self
+        match self
             .io
             .fetcher
-            .open(&self.io.targets, &found.url_path)
-            .map_err(fetch)?;
-        while let Some(chunk) = self.io.fetcher.next(&mut source).map_err(fetch)? {
-            v.update(&chunk).map_err(mismatch)?;
-            out.write_all(&chunk).map_err(|e| TufError::Fetch {
-                detail: format!("writing target {name}: {e}"),
-            })?;
+            .fetch(&self.io.targets, &found.url_path, &mut sink)
+        {
+            Ok(_) => {}
+            Err(Stopped::Sink(e)) => return Err(e),
+            Err(Stopped::Fetch(e)) => {
+                return Err(TufError::Fetch {
+                    detail: format!("target {name}: {}", e.detail),
+                });
+            }
         }
         let n = v.seen();
         v.finish().map_err(mismatch)?;

@@ -12,12 +12,12 @@
 //!   at a time given as input. It keeps the trusted metadata in a directory (each role as soon
 //!   as it verified), resolves a target name to a `VerifiedPackage` with its expected length
 //!   and hashes (searching delegations lazily), downloads targets, and lists what was signed
-//!   and by which key (the Trust Center). Beside it, privately: `fetch` (files, and HTTP
-//!   through tough's transport, in bounded reads).
+//!   and by which key (the Trust Center). Beside it, privately: `fetch` (files, and HTTP with
+//!   reqwest: progress timeouts, not whole-transfer ones, and downloads resumed by range).
 //!
 //! Behind the `tuf` feature: tough brings tokio and aws-lc (the publisher signs with tough's
-//! editor; the client verifies in the core, pure Rust). The calls here are blocking; each runs
-//! a current-thread runtime inside.
+//! editor; the client verifies in the core, pure Rust, and fetches with reqwest). The calls here
+//! are blocking; each runs a current-thread runtime inside.
 //!
 //! Layout of a repository directory: `metadata/` (`N.root.json`, `root.json`, `N.targets.json`,
 //! `N.snapshot.json`, `timestamp.json`) and `targets/` (consistent snapshots: `{sha256}.{name}`;
@@ -130,9 +130,19 @@ pub enum TufError {
         /// tough's account.
         detail: String,
     },
-    /// The repository could not be read (a missing file, a network error).
+    /// The repository could not be read (a missing file, a network error, a timeout, an
+    /// HTTP status other than success).
     #[error("fetching: {detail}")]
     Fetch {
+        /// What failed.
+        detail: String,
+    },
+    /// A target's bytes could not be written where the caller asked (its write callback or
+    /// file refused them).
+    #[error("writing target {name}: {detail}")]
+    Write {
+        /// The target.
+        name: String,
         /// What failed.
         detail: String,
     },
@@ -175,6 +185,7 @@ impl TufError {
             TufError::TargetNotFound { .. } => Status::TufTargetNotFound,
             TufError::RootRotationRefused { .. } => Status::TufRootRotationRefused,
             TufError::Fetch { .. } => Status::TufFetch,
+            TufError::Write { .. } => Status::Io,
             TufError::MetadataInvalid { .. } => Status::TufMetadataInvalid,
             TufError::Repository { .. } => Status::TufRepository,
             TufError::PackageInvalid { .. } => Status::TufPackageInvalid,
