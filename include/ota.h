@@ -1563,6 +1563,20 @@ ota_status ota_tuf_client_new(const char *root,
                               ota_tuf_client **client_out);
 
 /**
+ * Sets how `client` bears a slow or broken link over HTTP: a try fails when it makes no progress
+ * for `timeout_ms` (connecting and getting the answer's head, or between two pieces of its
+ * body), never for the total time of a transfer; a download that stalls or breaks off is
+ * resumed where it stopped (`Range: bytes=N-`, the resumed bytes verified with the rest), and
+ * a fetch fails after 4 tries in a row without progress, with `OTA_STATUS_TUF_FETCH` and a
+ * message saying so. The default is 30000 ms; 0 is refused with
+ * `OTA_STATUS_INVALID_ARGUMENT`. Applies to the refreshes made after it (and to their
+ * repositories' downloads).
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_tuf_client_set_progress_timeout(ota_tuf_client *client, uint64_t timeout_ms);
+
+/**
  * Refreshes at time `now` (Unix ms), as the TUF specification's client workflow says: root
  * updates, timestamp, snapshot and targets, each verified (signatures and thresholds,
  * rollback, mix-and-match, sizes, expiry). Each attack fails with its own `OTA_STATUS_TUF_*`
@@ -1589,7 +1603,9 @@ ota_status ota_tuf_resolve(const ota_tuf_repo *repo,
 /**
  * Downloads target `name`, verified against its length and SHA-256 as it streams, handing the
  * bytes to `write(ctx, data, len)`; `*written_out` receives the length. On any failure what
- * was handed over must be discarded.
+ * was handed over must be discarded. A `write` that returns non-zero stops the download with
+ * `OTA_STATUS_IO`. Over HTTP a download that stalls or breaks off is resumed where it stopped
+ * (see `ota_tuf_client_set_progress_timeout`).
  *
  * Takes no ownership; nothing to free.
  */

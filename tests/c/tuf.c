@@ -1,7 +1,7 @@
 /* A TUF client in C: refresh a repository (with a root rotation) from a trusted root, resolve a
  * target to a verified package, download it (to a file, and through a callback), read the
- * Trust Center; then two attacks: a target whose bytes were changed, and a rollback of the
- * timestamp. Usage: tuf FIXTURES_TUF_DIR WORK_DIR
+ * Trust Center; a write callback that refuses the bytes (an I/O error, not a fetch error); then
+ * two attacks: a target whose bytes were changed, and a rollback of the timestamp. Usage: tuf FIXTURES_TUF_DIR WORK_DIR
  * (WORK_DIR/rollback-state holds a copy of rollback-timestamp/trusted.) */
 #include "check.h"
 
@@ -32,6 +32,13 @@ static int count_bytes(void *ctx, const uint8_t *data, size_t len) {
     return 0;
 }
 
+static int refuse_bytes(void *ctx, const uint8_t *data, size_t len) {
+    (void)ctx;
+    (void)data;
+    (void)len;
+    return 1;
+}
+
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -58,6 +65,10 @@ int main(int argc, char **argv) {
     /* The happy path, through a root rotation (version 1 trusted, version 2 served). */
     snprintf(state, sizeof state, "%s/state", work);
     c = client_for(fixtures, "rotation-good", state);
+    CHECK_STATUS(ota_tuf_client_set_progress_timeout(c, 0), OTA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "timeout_ms") != NULL);
+    CHECK_STATUS(ota_tuf_client_set_progress_timeout(c, 5000), OTA_STATUS_OK);
+    CHECK_STATUS(ota_tuf_client_set_progress_timeout(NULL, 5000), OTA_STATUS_NULL_POINTER);
     CHECK_STATUS(ota_tuf_refresh(c, NOW, &repo), OTA_STATUS_OK);
     CHECK(file_exists(state) && repo != NULL);
     CHECK_STATUS(ota_tuf_resolve(repo, "fw.enc", 6, &pkg, &length), OTA_STATUS_OK);
@@ -80,6 +91,10 @@ int main(int argc, char **argv) {
                      OTA_STATUS_OK);
         CHECK(counted == length && written == length);
     }
+    /* A write callback that refuses the bytes stops the download with an I/O error. */
+    CHECK_STATUS(ota_tuf_download(repo, "fw.enc", 6, refuse_bytes, NULL, &written),
+                 OTA_STATUS_IO);
+    CHECK(strstr(last_error(), "writing target fw.enc") != NULL);
     CHECK_STATUS(ota_tuf_trust_center(repo, json, sizeof json, &n), OTA_STATUS_OK);
     CHECK(strstr(json, "\"role\":\"root\",\"version\":2") != NULL);
     CHECK(strstr(json, "\"name\":\"fw.enc\"") != NULL);

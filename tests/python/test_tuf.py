@@ -1,10 +1,15 @@
 """TUF from Python: refresh through a root rotation, resolve a target to a verified package,
 download it and read the Trust Center; a changed target and a timestamp rollback are refused,
-the trusted state unchanged."""
+the trusted state unchanged. Over HTTP (a server in the test): a sink that raises is an
+``IoError``, a stalled server a ``TufFetchError`` that names the progress timeout, an
+unfollowed redirect one that names its status and ``Location``."""
 
+import functools
+import http.server
 import os
 import shutil
 import tempfile
+import threading
 import unittest
 
 import ota
@@ -18,6 +23,49 @@ def client(name, state):
     with open(os.path.join(d, "trusted", "root.json"), "rb") as f:
         root = f.read()
     return ota.TufClient(root, os.path.join(d, "repo", "metadata"), os.path.join(d, "repo", "targets"), state)
+
+
+class Repository(http.server.SimpleHTTPRequestHandler):
+    """Serves a repository directory; ``redirect`` answers ``timestamp.json`` with a 300 and a
+    Location instead, and ``stall`` sends a target's head and part of its body, then nothing
+    until ``release`` is set."""
+
+    redirect = False
+    stall = False
+    release = threading.Event()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.redirect and self.path.endswith("/timestamp.json"):
+            self.send_response(300)
+            self.send_header("Location", "http://mirror.invalid/timestamp.json")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.stall and "/targets/" in self.path:
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(bytes(1000))
+            self.wfile.flush()
+            self.release.wait(60)
+        else:
+            super().do_GET()
+
+
+def serving(directory, **behaviour):
+    """A server for ``directory`` on loopback, in a thread: ``(server, base URL)``."""
+    handler = type("Handler", (Repository,), {**behaviour, "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=directory))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def root_of(name):
+    with open(os.path.join(FIXTURES, "tuf", name, "trusted", "root.json"), "rb") as f:
+        return f.read()
 
 
 class Tuf(unittest.TestCase):
@@ -73,6 +121,59 @@ class Tuf(unittest.TestCase):
                 client("rotation-good", os.path.join(self.work, "other")).refresh(NOW + 2 * 365 * 86_400_000)
         with open(os.path.join(state, "timestamp.json"), "rb") as f:
             self.assertEqual(f.read(), before)
+
+    def http_client(self, base, **kwargs):
+        return ota.TufClient(root_of("rotation-good"), f"{base}/metadata", f"{base}/targets", **kwargs)
+
+    def test_a_sink_that_raises_is_an_io_error(self):
+        server, base = serving(os.path.join(FIXTURES, "tuf", "rotation-good", "repo"))
+        try:
+            with self.http_client(base) as c, c.refresh(NOW) as repo:
+
+                def full(data):
+                    raise OSError("no space left")
+
+                with self.assertRaises(ota.IoError) as e:
+                    repo.download("fw.enc", full)
+                self.assertNotIsInstance(e.exception, ota.TufFetchError)
+                self.assertIn("writing target fw.enc", str(e.exception))
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def test_a_stalled_server_is_a_fetch_error_naming_the_progress_timeout(self):
+        server, base = serving(os.path.join(FIXTURES, "tuf", "rotation-good", "repo"), stall=True)
+        try:
+            with self.http_client(base, progress_timeout_ms=300) as c, c.refresh(NOW) as repo:
+                got = []
+                with self.assertRaises(ota.TufFetchError) as e:
+                    repo.download("fw.enc", got.append)
+                message = str(e.exception)
+                self.assertIn("no progress for 0.3 s (the progress timeout)", message)
+                self.assertIn("4 tries in a row failed", message)
+                self.assertNotIn("decoding", message)
+                self.assertEqual(sum(map(len, got)), 1000)
+        finally:
+            server.RequestHandlerClass.func.release.set()
+            server.shutdown()
+            server.server_close()
+
+    def test_an_unfollowed_redirect_is_a_fetch_error_naming_its_status_and_location(self):
+        server, base = serving(os.path.join(FIXTURES, "tuf", "rotation-good", "repo"), redirect=True)
+        try:
+            with self.http_client(base) as c:
+                with self.assertRaises(ota.TufFetchError) as e:
+                    c.refresh(NOW)
+                self.assertIn("HTTP 300 Multiple Choices, not followed (Location: http://mirror.invalid/timestamp.json)",
+                              str(e.exception))
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def test_a_progress_timeout_of_zero_is_refused(self):
+        with self.assertRaises(ota.InvalidArgumentError):
+            client_ = self.http_client("http://127.0.0.1:9", progress_timeout_ms=0)
+            client_.close()
 
 
 if __name__ == "__main__":
