@@ -49,8 +49,41 @@
 //! - [`tuf`]: the TUF specification's client workflow as a sans-IO state machine
 //!   ([`tuf::Updater`]), and the checks that make a package signed into a TUF targets role a
 //!   [`VerifiedPackage`] (the host crate `ota-host` drives the updater over files and HTTP).
+//!
+//! # Examples, by role
+//!
+//! Each is a complete program (also in `ota-core/examples/`, run with
+//! `cargo run -p ota-core --example NAME`), run as a test.
+//!
+//! ## Publisher: seal, sign, verify, check, open
+//!
+//! ```
+#![doc = include_str!("../examples/publisher.rs")]
+//! ```
+//!
+//! ## Device: the update agent, from assignment to committed update
+//!
+//! ```
+#![doc = include_str!("../examples/device.rs")]
+//! ```
+//!
+//! ## Control plane: a rollout in waves, its snapshot and its audit trail
+//!
+//! ```
+#![doc = include_str!("../examples/control_plane.rs")]
+//! ```
+//!
+//! # Feature flags
+//!
+//! `ota-core` has none: everything above is always there, and nothing in it does I/O. What
+//! does I/O is optional in the crates around it:
+//! - `ota-host`: `tuf` (default), the TUF repository and client over files and HTTP; without
+//!   it, the health-probe runners alone.
+//! - `ota-ffi` (the C ABI): `probe-runners` (default) exports `ota_probe_run`; `tuf` (default)
+//!   exports `ota_tuf_*`. A minimal firmware build disables both.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Vocabulary.
 pub mod digest;

@@ -10,9 +10,16 @@
 //!
 //! The core stays free of tokio, HTTP clients, C crypto libraries, clocks, files, sockets and
 //! processes: `cargo tree -p ota-core -e normal` shows it.
+//!
+//! # Feature flags
+//!
+//! - `tuf` (default): the [`tuf`] module, with tough, tokio and aws-lc. Off, the crate is the
+//!   probe runners alone, for a firmware build of the C ABI.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod probe;
 #[cfg(feature = "tuf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tuf")))]
 pub mod tuf;
