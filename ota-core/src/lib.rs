@@ -27,7 +27,8 @@
 //! - [`sbom`]: minimal SPDX 2.3 / CycloneDX 1.5 validation and compliance coverage.
 //!
 //! **Publisher**: from an artifact to a signed, registered package.
-//! - [`seal`]: sealing artifacts (gzip, then AES-256-CBC), streamed.
+//! - [`seal`]: sealing artifacts (gzip, then AES-256-CBC), streamed; [`deflate`] its gzip,
+//!   in independent blocks that several threads may compress.
 //! - [`open`]: opening sealed artifacts from verified bytes, streamed.
 //! - [`chunk`]: the chunk table and [`chunk::VerifiedBytes`], the only input of decryption.
 //! - [`keys`]: Ed25519 signing keys, public keys, key ids and trusted key sets.
@@ -105,6 +106,7 @@ pub mod sbom;
 
 // Publisher.
 mod cbc_stream;
+pub mod deflate;
 pub mod seal;
 pub mod open;
 pub mod chunk;
