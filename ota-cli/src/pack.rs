@@ -326,10 +326,9 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         inner: BufReader::with_capacity(1 << 20, file),
         bar: bar.clone(),
     };
-    let mut sealer = sealer;
-    std::io::copy(&mut reader, &mut sealer).map_err(|e| CliError::io(source, e))?;
-    let (sealed, _) = sealer
-        .finish()
+    // Compression on every core; the bytes do not depend on how many there are.
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let (sealed, _) = ota_host::seal::seal_parallel(sealer, &mut reader, threads)
         .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", a.file.display())))?;
     bar.finish_and_clear();
     drop(tar);

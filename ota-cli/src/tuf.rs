@@ -28,59 +28,215 @@ use crate::input;
 use crate::keys;
 use crate::out::{self, CliError, Outcome};
 
-/// `ota tuf`.
+/// `ota tuf`. The client's flags may come before the subcommand, as the standard client
+/// contract above has them, or after it; each subcommand's help shows only its own.
 #[derive(clap::Args)]
 pub struct TufArgs {
-    /// The directory holding the trusted metadata.
-    #[arg(long, global = true)]
-    metadata_dir: Option<PathBuf>,
-    /// Where the repository's metadata is (`http(s)://`, `file://`, or a directory).
-    #[arg(long, global = true)]
-    metadata_url: Option<String>,
-    /// A target to download (repeat, in order).
-    #[arg(long = "target-name", global = true)]
-    target_names: Vec<String>,
-    /// Where downloaded targets go.
-    #[arg(long, global = true)]
-    target_dir: Option<PathBuf>,
-    /// Where the repository's targets are.
-    #[arg(long, global = true)]
-    target_base_url: Option<String>,
-    /// Judge expiries at this time (RFC 3339, e.g. `2026-04-15T07:32:37Z`) instead of the
-    /// system clock; new metadata expires relative to it too.
-    #[arg(long, global = true)]
-    now: Option<jiff::Timestamp>,
+    #[command(flatten)]
+    dir: Dir,
+    #[command(flatten)]
+    remote: Remote,
+    #[command(flatten)]
+    targets: Targets,
     #[command(subcommand)]
     command: TufCommand,
+}
+
+/// The trusted metadata's directory.
+#[derive(clap::Args, Clone, Default)]
+struct Dir {
+    /// The directory holding the trusted metadata.
+    #[arg(long)]
+    metadata_dir: Option<PathBuf>,
+}
+
+/// Where the repository is, and the time to judge it by.
+#[derive(clap::Args, Clone, Default)]
+struct Remote {
+    /// Where the repository's metadata is (`http(s)://`, `file://`, or a directory).
+    #[arg(long)]
+    metadata_url: Option<String>,
+    #[command(flatten)]
+    clock: Clock,
+}
+
+/// The time to judge by.
+#[derive(clap::Args, Clone, Default)]
+struct Clock {
+    /// Judge expiries at this time (RFC 3339, e.g. `2026-04-15T07:32:37Z`) instead of the
+    /// system clock; new metadata expires relative to it too.
+    #[arg(long)]
+    now: Option<jiff::Timestamp>,
+}
+
+/// The targets to download, and where.
+#[derive(clap::Args, Clone, Default)]
+struct Targets {
+    /// A target to download (repeat, in order).
+    #[arg(long = "target-name")]
+    target_names: Vec<String>,
+    /// Where downloaded targets go.
+    #[arg(long)]
+    target_dir: Option<PathBuf>,
+    /// Where the repository's targets are (default: --metadata-url).
+    #[arg(long)]
+    target_base_url: Option<String>,
 }
 
 #[derive(clap::Subcommand)]
 enum TufCommand {
     /// Copy the trusted root into the metadata directory (no network).
+    #[command(after_help = "Examples:\n  ota tuf init --metadata-dir state root.json")]
     Init {
+        #[command(flatten)]
+        dir: Dir,
         /// The trusted root.json, shipped out of band.
         trusted_root: PathBuf,
     },
     /// Update the top-level metadata in the metadata directory.
-    Refresh,
+    #[command(
+        after_help = "Examples:\n  ota tuf refresh --metadata-dir state --metadata-url https://tuf.example.com/metadata"
+    )]
+    Refresh {
+        #[command(flatten)]
+        dir: Dir,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Refresh, then download each --target-name into --target-dir.
-    Download,
+    #[command(
+        after_help = "Examples:\n  ota tuf download --metadata-dir state --metadata-url https://tuf.example.com/metadata \\\n      --target-base-url https://tuf.example.com/targets --target-name fw/2.0.0.enc --target-dir out"
+    )]
+    Download {
+        #[command(flatten)]
+        dir: Dir,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        targets: Targets,
+    },
     /// The Trust Center: roles, keys, thresholds, versions, expiries, targets, and who signed
     /// what. Offline from the metadata directory, or refreshed first with --metadata-url.
-    Inspect,
+    #[command(after_help = "Examples:\n  ota tuf inspect --metadata-dir state --json")]
+    Inspect {
+        #[command(flatten)]
+        dir: Dir,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Create a repository: --key signs every role unless a role's own keys are given.
+    #[command(
+        after_help = "Examples:\n  ota tuf create-repo --repo repo/ --key keys/private.pem\n  ota tuf create-repo --repo repo/ --root-key r1.pem --root-key r2.pem --root-threshold 2 --key online.pem"
+    )]
     CreateRepo(CreateRepoArgs),
     /// Add a packed package (its envelope and artifact) to a repository as a target.
+    #[command(
+        after_help = "Examples:\n  ota tuf add-target --repo repo/ --package out/package.json --artifact out/prod/fw-arm64-1.4.0.enc --key keys/private.pem"
+    )]
     AddTarget(AddTargetArgs),
     /// Re-sign only the timestamp.
+    #[command(
+        after_help = "Examples:\n  ota tuf resign-timestamp --repo repo/ --key keys/timestamp.pem --days 1"
+    )]
     ResignTimestamp(ResignArgs),
     /// Rotate the root keys: the new root is cross-signed by the old threshold.
+    #[command(
+        after_help = "Examples:\n  ota tuf rotate-root --repo repo/ --new-root-key new/public.pem --key old/private.pem --key new/private.pem"
+    )]
     RotateRoot(RotateArgs),
+}
+
+/// The client's flags as given, before the subcommand or after it (after wins).
+#[derive(Default)]
+struct Flags {
+    metadata_dir: Option<PathBuf>,
+    metadata_url: Option<String>,
+    now: Option<jiff::Timestamp>,
+    target_names: Vec<String>,
+    target_dir: Option<PathBuf>,
+    target_base_url: Option<String>,
+}
+
+impl Flags {
+    /// The flags given before the subcommand `name`, which takes `dir`, `remote` and
+    /// `targets` (each `None` when it does not take them), merged with those given after it.
+    fn merge(
+        top: &TufArgs,
+        name: &str,
+        dir: Option<&Dir>,
+        remote: Option<&Remote>,
+        targets: Option<&Targets>,
+    ) -> Result<Flags, CliError> {
+        let given_top = [
+            (
+                "metadata-dir",
+                top.dir.metadata_dir.is_some(),
+                dir.is_some(),
+            ),
+            (
+                "metadata-url",
+                top.remote.metadata_url.is_some(),
+                remote.is_some(),
+            ),
+            // Every subcommand but init judges or signs at a time.
+            ("now", top.remote.clock.now.is_some(), name != "init"),
+            (
+                "target-name",
+                !top.targets.target_names.is_empty(),
+                targets.is_some(),
+            ),
+            (
+                "target-dir",
+                top.targets.target_dir.is_some(),
+                targets.is_some(),
+            ),
+            (
+                "target-base-url",
+                top.targets.target_base_url.is_some(),
+                targets.is_some(),
+            ),
+        ];
+        if let Some((flag, ..)) = given_top.iter().find(|(_, given, takes)| *given && !takes) {
+            return Err(CliError::usage(format!(
+                "--{flag} is not a flag of `ota tuf {name}`"
+            )));
+        }
+        let or = |a: &Option<String>, b: Option<&Option<String>>| {
+            b.and_then(|b| b.clone()).or_else(|| a.clone())
+        };
+        let sub_targets = targets.cloned().unwrap_or_default();
+        Ok(Flags {
+            metadata_dir: dir
+                .and_then(|d| d.metadata_dir.clone())
+                .or_else(|| top.dir.metadata_dir.clone()),
+            metadata_url: or(&top.remote.metadata_url, remote.map(|r| &r.metadata_url)),
+            now: remote.and_then(|r| r.clock.now).or(top.remote.clock.now),
+            target_names: if sub_targets.target_names.is_empty() {
+                top.targets.target_names.clone()
+            } else {
+                sub_targets.target_names
+            },
+            target_dir: sub_targets
+                .target_dir
+                .or_else(|| top.targets.target_dir.clone()),
+            target_base_url: or(
+                &top.targets.target_base_url,
+                targets.map(|t| &t.target_base_url),
+            ),
+        })
+    }
+
+    /// The time to judge by, in milliseconds since the Unix epoch.
+    fn now(&self) -> UnixMs {
+        clock(self.now)
+    }
 }
 
 /// `ota tuf create-repo`.
 #[derive(clap::Args)]
 pub struct CreateRepoArgs {
+    #[command(flatten)]
+    clock: Clock,
     /// The repository directory (`metadata/` and `targets/` are made in it).
     #[arg(long)]
     repo: PathBuf,
@@ -116,6 +272,8 @@ pub struct CreateRepoArgs {
 /// `ota tuf add-target`.
 #[derive(clap::Args)]
 pub struct AddTargetArgs {
+    #[command(flatten)]
+    clock: Clock,
     /// The repository directory.
     #[arg(long)]
     repo: PathBuf,
@@ -137,6 +295,8 @@ pub struct AddTargetArgs {
 /// `ota tuf resign-timestamp`.
 #[derive(clap::Args)]
 pub struct ResignArgs {
+    #[command(flatten)]
+    clock: Clock,
     /// The repository directory.
     #[arg(long)]
     repo: PathBuf,
@@ -151,6 +311,8 @@ pub struct ResignArgs {
 /// `ota tuf rotate-root`.
 #[derive(clap::Args)]
 pub struct RotateArgs {
+    #[command(flatten)]
+    clock: Clock,
     /// The repository directory.
     #[arg(long)]
     repo: PathBuf,
@@ -170,11 +332,9 @@ pub struct RotateArgs {
 
 const DAY: u64 = 86_400_000;
 
-impl TufArgs {
-    /// The time to judge by, in milliseconds since the Unix epoch.
-    fn now(&self) -> UnixMs {
-        millis(self.now.unwrap_or_else(jiff::Timestamp::now))
-    }
+/// `now`, or the system clock's, in milliseconds since the Unix epoch.
+fn clock(now: Option<jiff::Timestamp>) -> UnixMs {
+    millis(now.unwrap_or_else(jiff::Timestamp::now))
 }
 
 /// `t` as an instant (the epoch for anything before it).
@@ -198,11 +358,25 @@ pub fn file_name(target: &str) -> String {
 
 /// Runs `ota tuf`.
 pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
-    let now = a.now();
+    let (name, dir, remote, targets) = match &a.command {
+        TufCommand::Init { dir, .. } => ("init", Some(dir), None, None),
+        TufCommand::Refresh { dir, remote } => ("refresh", Some(dir), Some(remote), None),
+        TufCommand::Download {
+            dir,
+            remote,
+            targets,
+        } => ("download", Some(dir), Some(remote), Some(targets)),
+        TufCommand::Inspect { dir, remote } => ("inspect", Some(dir), Some(remote), None),
+        TufCommand::CreateRepo(_) => ("create-repo", None, None, None),
+        TufCommand::AddTarget(_) => ("add-target", None, None, None),
+        TufCommand::ResignTimestamp(_) => ("resign-timestamp", None, None, None),
+        TufCommand::RotateRoot(_) => ("rotate-root", None, None, None),
+    };
+    let flags = &Flags::merge(a, name, dir, remote, targets)?;
     match &a.command {
-        TufCommand::Init { trusted_root } => init(a, trusted_root),
-        TufCommand::Refresh => {
-            let t = refresh(a)?;
+        TufCommand::Init { trusted_root, .. } => init(flags, trusted_root),
+        TufCommand::Refresh { .. } => {
+            let t = refresh(flags)?;
             let v = t.versions();
             Ok(Outcome::ok(
                 format!(
@@ -212,11 +386,12 @@ pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
                 json!({"ok": true, "versions": {"root": v[0], "timestamp": v[1], "snapshot": v[2], "targets": v[3]}}),
             ))
         }
-        TufCommand::Download => download(a),
-        TufCommand::Inspect => inspect(a),
-        TufCommand::CreateRepo(c) => create_repo(c, now),
-        TufCommand::AddTarget(c) => add_target(c, now),
+        TufCommand::Download { .. } => download(flags),
+        TufCommand::Inspect { .. } => inspect(flags),
+        TufCommand::CreateRepo(c) => create_repo(c, clock(c.clock.now.or(a.remote.clock.now))),
+        TufCommand::AddTarget(c) => add_target(c, clock(c.clock.now.or(a.remote.clock.now))),
         TufCommand::ResignTimestamp(c) => {
+            let now = clock(c.clock.now.or(a.remote.clock.now));
             Repo::open(&c.repo)
                 .refresh_timestamp(&signing_keys(&c.keys)?, now + c.days * DAY)
                 .map_err(tuf_err)?;
@@ -226,6 +401,7 @@ pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
             ))
         }
         TufCommand::RotateRoot(c) => {
+            let now = clock(c.clock.now.or(a.remote.clock.now));
             let public: Vec<_> = c
                 .new_root_keys
                 .iter()
@@ -256,7 +432,7 @@ pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
     }
 }
 
-fn init(a: &TufArgs, trusted_root: &Path) -> Result<Outcome, CliError> {
+fn init(a: &Flags, trusted_root: &Path) -> Result<Outcome, CliError> {
     let dir = need(&a.metadata_dir, "metadata-dir")?;
     let root = out::read(trusted_root)?;
     serde_json::from_slice::<serde_json::Value>(&root)
@@ -282,7 +458,7 @@ fn init(a: &TufArgs, trusted_root: &Path) -> Result<Outcome, CliError> {
     ))
 }
 
-fn client(a: &TufArgs) -> Result<Client, CliError> {
+fn client(a: &Flags) -> Result<Client, CliError> {
     let dir = need(&a.metadata_dir, "metadata-dir")?;
     let url = need(&a.metadata_url, "metadata-url")?;
     let root_path = dir.join("root.json");
@@ -293,11 +469,11 @@ fn client(a: &TufArgs) -> Result<Client, CliError> {
         .state_dir(dir))
 }
 
-fn refresh(a: &TufArgs) -> Result<Trusted, CliError> {
+fn refresh(a: &Flags) -> Result<Trusted, CliError> {
     client(a)?.refresh(a.now()).map_err(tuf_err)
 }
 
-fn download(a: &TufArgs) -> Result<Outcome, CliError> {
+fn download(a: &Flags) -> Result<Outcome, CliError> {
     let dir = need(&a.target_dir, "target-dir")?;
     need(&a.target_base_url, "target-base-url")?;
     if a.target_names.is_empty() {
@@ -338,7 +514,7 @@ fn download(a: &TufArgs) -> Result<Outcome, CliError> {
     Ok(Outcome::ok(text, json!({"ok": true, "targets": done})))
 }
 
-fn inspect(a: &TufArgs) -> Result<Outcome, CliError> {
+fn inspect(a: &Flags) -> Result<Outcome, CliError> {
     let dir = need(&a.metadata_dir, "metadata-dir")?;
     let t = match &a.metadata_url {
         Some(_) => refresh(a)?,

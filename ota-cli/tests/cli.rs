@@ -790,21 +790,22 @@ fn moto() -> Option<Moto> {
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(
-        std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()),
-    )
-    .args([
-        "-m",
-        "moto.server",
-        "-H",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .expect("starting moto's server (pip install 'moto[server]'; OTA_SKIP_S3=1 skips this test)");
+    let child =
+        std::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "starting moto's server (tests/setup installs it; OTA_SKIP_S3=1 skips this test)",
+            );
     let m = Moto(child, format!("http://127.0.0.1:{port}"));
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -27,7 +27,8 @@
 //! - [`sbom`]: minimal SPDX 2.3 / CycloneDX 1.5 validation and compliance coverage.
 //!
 //! **Publisher**: from an artifact to a signed, registered package.
-//! - [`seal`]: sealing artifacts (gzip, then AES-256-CBC), streamed.
+//! - [`seal`]: sealing artifacts (gzip, then AES-256-CBC), streamed; [`deflate`] its gzip,
+//!   in independent blocks that several threads may compress.
 //! - [`open`]: opening sealed artifacts from verified bytes, streamed.
 //! - [`chunk`]: the chunk table and [`chunk::VerifiedBytes`], the only input of decryption.
 //! - [`keys`]: Ed25519 signing keys, public keys, key ids and trusted key sets.
@@ -49,8 +50,41 @@
 //! - [`tuf`]: the TUF specification's client workflow as a sans-IO state machine
 //!   ([`tuf::Updater`]), and the checks that make a package signed into a TUF targets role a
 //!   [`VerifiedPackage`] (the host crate `ota-host` drives the updater over files and HTTP).
+//!
+//! # Examples, by role
+//!
+//! Each is a complete program (also in `ota-core/examples/`, run with
+//! `cargo run -p ota-core --example NAME`), run as a test.
+//!
+//! ## Publisher: seal, sign, verify, check, open
+//!
+//! ```
+#![doc = include_str!("../examples/publisher.rs")]
+//! ```
+//!
+//! ## Device: the update agent, from assignment to committed update
+//!
+//! ```
+#![doc = include_str!("../examples/device.rs")]
+//! ```
+//!
+//! ## Control plane: a rollout in waves, its snapshot and its audit trail
+//!
+//! ```
+#![doc = include_str!("../examples/control_plane.rs")]
+//! ```
+//!
+//! # Feature flags
+//!
+//! `ota-core` has none: everything above is always there, and nothing in it does I/O. What
+//! does I/O is optional in the crates around it:
+//! - `ota-host`: `tuf` (default), the TUF repository and client over files and HTTP; without
+//!   it, the health-probe runners alone.
+//! - `ota-ffi` (the C ABI): `probe-runners` (default) exports `ota_probe_run`; `tuf` (default)
+//!   exports `ota_tuf_*`. A minimal firmware build disables both.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Vocabulary.
 pub mod digest;
@@ -72,6 +106,7 @@ pub mod sbom;
 
 // Publisher.
 mod cbc_stream;
+pub mod deflate;
 pub mod seal;
 pub mod open;
 pub mod chunk;

@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cbc_stream::CbcEncrypt;
 use crate::chunk::{ChunkHasher, ChunkTable};
+use crate::deflate;
 use crate::digest::Sha256Digest;
 use crate::status::Status;
 
@@ -279,14 +280,29 @@ pub fn derive_iv(key: &SealKey, plaintext_sha256: &Sha256Digest) -> [u8; 16] {
 /// Streams plaintext into a sealed artifact written to `W`.
 ///
 /// Write the plaintext with `Write`, then call [`Sealer::finish`]. Memory stays bounded
-/// (about 300 KiB) whatever the size.
+/// (about 300 KiB) whatever the size. The gzip stream is one member made of independent
+/// blocks ([`crate::deflate`]): the sealer compresses them in turn, or a host compresses them
+/// on several threads and hands them over with [`Sealer::push_block`]; the bytes are the same.
 pub struct Sealer<W: Write> {
-    gz: flate2::write::GzEncoder<CbcEncrypt<Tally<W>>>,
+    cbc: CbcEncrypt<Tally<W>>,
+    /// The plaintext of the block being filled.
+    pending: Vec<u8>,
+    /// The dictionary of that block: the plaintext before it, up to a window.
+    window: Vec<u8>,
+    /// Compressed bytes on their way to the cipher.
+    deflated: Vec<u8>,
+    /// A block shorter than [`deflate::BLOCK`] was pushed: it was the last.
+    short_pushed: bool,
+    crc: crc32fast::Hasher,
     plain: Sha256,
     plain_size: u64,
     expected_plain: Option<Sha256Digest>,
     iv: [u8; 16],
 }
+
+/// The gzip header: no name, mtime 0, no extra flags, OS 255 (unknown), so equal inputs
+/// give equal bytes.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 impl<W: Write> Sealer<W> {
     /// A sealer with the given IV (take it from a cryptographic RNG).
@@ -296,13 +312,15 @@ impl<W: Write> Sealer<W> {
             inner: out,
         };
         tally.write_all(&iv)?;
-        let cbc = CbcEncrypt::new(key, iv, tally);
-        let gz = flate2::GzBuilder::new()
-            .mtime(0)
-            .operating_system(255)
-            .write(cbc, flate2::Compression::new(6));
+        let mut cbc = CbcEncrypt::new(key, iv, tally);
+        cbc.write_all(&GZIP_HEADER)?;
         Ok(Sealer {
-            gz,
+            cbc,
+            pending: Vec::with_capacity(deflate::BLOCK),
+            window: Vec::with_capacity(deflate::WINDOW),
+            deflated: Vec::new(),
+            short_pushed: false,
+            crc: crc32fast::Hasher::new(),
             plain: Sha256::new(),
             plain_size: 0,
             expected_plain: None,
@@ -334,10 +352,59 @@ impl<W: Write> Sealer<W> {
         Ok(s)
     }
 
+    /// Appends a block that the host compressed: `deflated` must be
+    /// [`deflate::compress_block`] of `plain` with the dictionary of the plaintext before it,
+    /// and the blocks must come in order, each of [`deflate::BLOCK`] bytes but the last. The
+    /// plaintext is hashed here, so the package describes `plain`; a `deflated` that is not
+    /// its compression would make an artifact that opens to something else, which the
+    /// opener's plaintext checks then refuse. Not to be mixed with `write` in one artifact.
+    pub fn push_block(&mut self, plain: &[u8], deflated: &[u8]) -> Result<(), SealError> {
+        if !self.pending.is_empty() || self.short_pushed || plain.len() > deflate::BLOCK {
+            return Err(SealError::Io {
+                message: "push_block: blocks come in order, each of deflate::BLOCK bytes but \
+                          the last, and not after write"
+                    .into(),
+            });
+        }
+        self.short_pushed = plain.len() < deflate::BLOCK;
+        self.absorb(plain);
+        self.cbc.write_all(deflated)?;
+        self.window.clear();
+        self.window.extend_from_slice(deflate::dictionary(plain));
+        Ok(())
+    }
+
+    /// Hashes and counts plaintext.
+    fn absorb(&mut self, plain: &[u8]) {
+        self.plain.update(plain);
+        self.crc.update(plain);
+        self.plain_size += plain.len() as u64;
+    }
+
+    /// Compresses the pending block and sends it on.
+    fn flush_block(&mut self) -> io::Result<()> {
+        deflate::compress_block(&self.window, &self.pending, &mut self.deflated)?;
+        self.cbc.write_all(&self.deflated)?;
+        self.deflated.clear();
+        self.window.clear();
+        self.window
+            .extend_from_slice(deflate::dictionary(&self.pending));
+        self.pending.clear();
+        Ok(())
+    }
+
     /// Finishes the gzip stream and the padding, and returns what was sealed and the writer.
-    pub fn finish(self) -> Result<(Sealed, W), SealError> {
-        let cbc = self.gz.finish()?;
-        let tally = cbc.finish()?;
+    pub fn finish(mut self) -> Result<(Sealed, W), SealError> {
+        if !self.pending.is_empty() {
+            self.flush_block()?;
+        }
+        self.cbc.write_all(&deflate::FINAL_BLOCK)?;
+        let crc = self.crc.clone().finalize();
+        self.cbc.write_all(&crc.to_le_bytes())?;
+        // ISIZE: the size modulo 2^32, as gzip has it.
+        self.cbc
+            .write_all(&((self.plain_size & 0xffff_ffff) as u32).to_le_bytes())?;
+        let tally = self.cbc.finish()?;
         let digests = tally.hasher.finish();
         let plaintext_sha256 = Sha256Digest::from_bytes(self.plain.finalize().into());
         if let Some(expected) = self.expected_plain
@@ -361,14 +428,25 @@ impl<W: Write> Sealer<W> {
 
 impl<W: Write> Write for Sealer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.gz.write(buf)?;
-        self.plain.update(&buf[..n]);
-        self.plain_size += n as u64;
+        if self.short_pushed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "write after the last pushed block",
+            ));
+        }
+        let n = buf.len().min(deflate::BLOCK - self.pending.len());
+        self.pending.extend_from_slice(&buf[..n]);
+        self.absorb(&buf[..n]);
+        if self.pending.len() == deflate::BLOCK {
+            self.flush_block()?;
+        }
         Ok(n)
     }
 
+    /// Flushes what was compressed so far to the writer; the pending block stays pending,
+    /// so flushing never changes the artifact's bytes.
     fn flush(&mut self) -> io::Result<()> {
-        self.gz.flush()
+        self.cbc.flush()
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`probe`]: health-probe runners (spawn an allowlisted executable, a loopback HTTP GET,
 //!   a readiness file), behind the core's [`ota_core::probe`] decisions.
+//! - [`seal`]: sealing with compression on several threads, byte for byte what the core's
+//!   single-threaded sealer makes.
 //! - [`tuf`]: TUF repositories with tough (the publisher's side) and a blocking client over a
 //!   directory or HTTP (the device's and control plane's side) that drives the core's sans-IO
 //!   [`ota_core::tuf::Updater`]. A target resolves to a [`ota_core::VerifiedPackage`] only
@@ -10,9 +12,17 @@
 //!
 //! The core stays free of tokio, HTTP clients, C crypto libraries, clocks, files, sockets and
 //! processes: `cargo tree -p ota-core -e normal` shows it.
+//!
+//! # Feature flags
+//!
+//! - `tuf` (default): the [`tuf`] module, with tough, tokio and aws-lc. Off, the crate is the
+//!   probe runners alone, for a firmware build of the C ABI.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod probe;
+pub mod seal;
 #[cfg(feature = "tuf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tuf")))]
 pub mod tuf;

@@ -29,7 +29,7 @@ async fn an_s3_artifact_is_fetched_and_checked() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_moto || std::env::var_os("OTA_SKIP_S3").is_some() {
-        eprintln!("moto's server is not installed (pip install 'moto[server]'): skipping");
+        eprintln!("moto's server is not installed (tests/setup installs it): skipping");
         return;
     }
     let port = TcpListener::bind("127.0.0.1:0")
