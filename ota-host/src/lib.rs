@@ -15,7 +15,7 @@
 //!
 //! # Feature flags
 //!
-//! - `tuf` (default): the [`tuf`] module, with tough, tokio and aws-lc. Off, the crate is the
+//! - `tuf` (default): the [`tuf`] module, with tough, reqwest, tokio and aws-lc. Off, the crate is the
 //!   probe runners alone, for a firmware build of the C ABI.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
