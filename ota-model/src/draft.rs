@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 
 use ota_core::manifest::{
-    Framework, IoSpec, License, ModelFile, OnnxInfo, Precision, Target, TfliteInfo, Timestamp,
+    Delegate, Framework, IoSpec, License, Metric, ModelFile, OnnxInfo, Precision, Target, Timestamp,
 };
 use ota_core::{Channel, ModelManifest, Name, ParseError, RuntimeVersion, Version};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::onnx::OnnxModel;
 use crate::safetensors::SafetensorsFile;
@@ -139,43 +140,34 @@ impl Draft {
         &self.files
     }
 
-    /// The manifest document: everything read from the model and given in `meta`, in the
-    /// manifest's field order, without the fields [`Self::to_complete`] lists.
+    /// The manifest document: everything read from the model and given in `meta`, without
+    /// the fields [`Self::to_complete`] lists. Serialize it with serde (JSON, YAML): its fields
+    /// come in the manifest's order.
+    pub fn document<'a>(&'a self, meta: &'a DraftMeta) -> Document<'a> {
+        Document {
+            name: &meta.name,
+            version: &meta.version,
+            license: meta.license.as_ref(),
+            created_at: &meta.created_at,
+            channel: meta.channel,
+            description: meta.description.as_deref(),
+            framework: self.framework,
+            onnx: self.onnx.as_ref(),
+            tflite: (self.framework == Framework::Tflite).then_some(TfliteBlock {
+                min_runtime: self.tflite_min_runtime,
+                delegates: Vec::new(),
+            }),
+            precision: &self.precision,
+            files: &self.files,
+            io: &self.io,
+            metrics: Vec::new(),
+            targets: &meta.targets,
+        }
+    }
+
+    /// [`Self::document`] as a JSON value.
     pub fn manifest(&self, meta: &DraftMeta) -> Value {
-        let mut m = Map::new();
-        m.insert("name".into(), json!(meta.name));
-        m.insert("version".into(), json!(meta.version.to_string()));
-        if let Some(l) = &meta.license {
-            m.insert("license".into(), json!(l));
-        }
-        m.insert("created_at".into(), json!(meta.created_at));
-        m.insert("channel".into(), json!(meta.channel));
-        if let Some(d) = &meta.description {
-            m.insert("description".into(), json!(d));
-        }
-        m.insert("framework".into(), json!(self.framework));
-        match self.framework {
-            Framework::Onnx => {
-                m.insert("onnx".into(), json!(self.onnx));
-            }
-            Framework::Tflite => {
-                let block = match self.tflite_min_runtime {
-                    Some(min_runtime) => json!(TfliteInfo {
-                        min_runtime,
-                        delegates: Vec::new(),
-                    }),
-                    None => json!({"delegates": []}),
-                };
-                m.insert("tflite".into(), block);
-            }
-            _ => {}
-        }
-        m.insert("precision".into(), json!(self.precision));
-        m.insert("files".into(), json!(self.files));
-        m.insert("io".into(), json!(self.io));
-        m.insert("metrics".into(), json!([]));
-        m.insert("targets".into(), json!(meta.targets));
-        Value::Object(m)
+        serde_json::to_value(self.document(meta)).unwrap_or_default()
     }
 
     /// What the user still has to fill in before the manifest is valid, in field order.
@@ -219,4 +211,35 @@ impl Draft {
     pub fn into_manifest(&self, meta: &DraftMeta) -> Result<ModelManifest, ParseError> {
         ModelManifest::from_json(self.manifest(meta).to_string().as_bytes())
     }
+}
+
+/// A draft's manifest document, in the manifest's field order (see [`Draft::document`]).
+#[derive(Debug, Serialize)]
+pub struct Document<'a> {
+    name: &'a Name,
+    version: &'a Version,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license: Option<&'a License>,
+    created_at: &'a Timestamp,
+    channel: Channel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    framework: Framework,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onnx: Option<&'a OnnxInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tflite: Option<TfliteBlock>,
+    precision: &'a BTreeSet<Precision>,
+    files: &'a [ModelFile],
+    io: &'a IoSpec,
+    metrics: Vec<Metric>,
+    targets: &'a [Target],
+}
+
+/// The `tflite` block, whose `min_runtime` may be left to complete.
+#[derive(Debug, Serialize)]
+struct TfliteBlock {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_runtime: Option<RuntimeVersion>,
+    delegates: Vec<Delegate>,
 }

@@ -22,7 +22,9 @@ pub enum ModelError {
         detail: String,
     },
     /// A tensor's element type has no manifest dtype.
-    #[error("{tensor}: element type {found} has no manifest dtype (bool, uint8, int8, int16, int32, int64, fp8, fp16, bf16, fp32, fp64, string)")]
+    #[error(
+        "{tensor}: element type {found} has no manifest dtype (bool, uint8, int8, int16, int32, int64, fp8, fp16, bf16, fp32, fp64, string)"
+    )]
     UnsupportedDtype {
         /// The tensor (`graph.input[0] (x)`, `subgraphs[0].inputs[1] (image)`).
         tensor: String,

@@ -95,7 +95,7 @@ mod tflite;
 )]
 mod tflite_generated;
 
-pub use draft::{Draft, DraftMeta, ToComplete};
+pub use draft::{Document, Draft, DraftMeta, ToComplete};
 pub use error::ModelError;
 pub use onnx::OnnxModel;
 pub use safetensors::SafetensorsFile;

@@ -333,8 +333,7 @@ mod tests {
     #[test]
     fn an_unknown_dimension_is_dynamic() {
         let mut x = value("x", DataType::Float, Some(vec![Dim::DimValue(2)]));
-        if let Some(TypeValue::TensorType(t)) = x.r#type.as_mut().and_then(|t| t.value.as_mut())
-        {
+        if let Some(TypeValue::TensorType(t)) = x.r#type.as_mut().and_then(|t| t.value.as_mut()) {
             t.shape.as_mut().unwrap().dim.push(Default::default());
         }
         let m = OnnxModel::from_bytes(&model(vec![x], vec![])).unwrap();
@@ -365,7 +364,10 @@ mod tests {
     fn an_input_without_a_shape_is_refused_naming_it() {
         let bytes = model(vec![value("s", DataType::Float, None)], vec![]);
         let e = OnnxModel::from_bytes(&bytes).unwrap_err().to_string();
-        assert!(e.starts_with("graph.input[0] (s): its rank is unknown"), "{e}");
+        assert!(
+            e.starts_with("graph.input[0] (s): its rank is unknown"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -391,7 +393,10 @@ mod tests {
     #[test]
     fn garbage_is_refused_as_malformed() {
         let e = OnnxModel::from_bytes(b"\xff\xff\xff").unwrap_err();
-        assert!(matches!(e, ModelError::Malformed { format: "onnx", .. }), "{e}");
+        assert!(
+            matches!(e, ModelError::Malformed { format: "onnx", .. }),
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ impl SafetensorsFile {
         let json = head
             .get(PREFIX..end)
             .ok_or_else(|| malformed("the file ends inside its header"))?;
-        let metadata: Metadata = serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
+        let metadata: Metadata =
+            serde_json::from_slice(json).map_err(|e| malformed(e.to_string()))?;
         let data = u64::try_from(metadata.data_len())
             .ok()
             .and_then(|d| d.checked_add(end as u64));
@@ -166,7 +167,8 @@ mod tests {
         let n = SafetensorsFile::header_len(&bytes).unwrap();
         let e = SafetensorsFile::from_header(&bytes[..n], bytes.len() as u64).unwrap_err();
         assert!(
-            e.to_string().starts_with("tensor ids: element type U32 has no manifest dtype"),
+            e.to_string()
+                .starts_with("tensor ids: element type U32 has no manifest dtype"),
             "{e}"
         );
     }

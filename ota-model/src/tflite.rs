@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use ota_core::RuntimeVersion;
-use planus::ReadAsRoot;
 use ota_core::manifest::{DType, IoSpec, Precision, Tensor};
+use planus::ReadAsRoot;
 
 use crate::error::ModelError;
 use crate::tflite_generated::tflite::{ModelRef, SubGraphRef, TensorType};
@@ -106,10 +106,13 @@ fn io(sg: &SubGraphRef<'_>, precision: &mut BTreeSet<Precision>) -> Result<IoSpe
             // shape_signature has -1 where a dimension is dynamic; shape has 1 there.
             let dims = match t.shape_signature().map_err(bad)? {
                 Some(sig) if !sig.is_empty() => sig,
-                _ => t.shape().map_err(bad)?.ok_or_else(|| ModelError::UnsupportedShape {
-                    tensor: at.clone(),
-                    detail: "its rank is unknown (no shape): the manifest needs one".into(),
-                })?,
+                _ => t
+                    .shape()
+                    .map_err(bad)?
+                    .ok_or_else(|| ModelError::UnsupportedShape {
+                        tensor: at.clone(),
+                        detail: "its rank is unknown (no shape): the manifest needs one".into(),
+                    })?,
             };
             if dims.is_empty() {
                 return Err(ModelError::UnsupportedShape {
@@ -169,8 +172,8 @@ fn min_runtime(model: &ModelRef<'_>) -> Result<Option<RuntimeVersion>, ModelErro
             .map_err(bad)?
             .ok_or_else(|| ModelError::field(at(), format!("buffer {index} is empty")))?;
         let text: Vec<u8> = data.iter().copied().take_while(|b| *b != 0).collect();
-        let text = std::str::from_utf8(&text)
-            .map_err(|_| ModelError::field(at(), "not UTF-8 text"))?;
+        let text =
+            std::str::from_utf8(&text).map_err(|_| ModelError::field(at(), "not UTF-8 text"))?;
         return text
             .parse()
             .map(Some)
@@ -214,12 +217,30 @@ mod tests {
     #[test]
     fn bytes_without_the_identifier_are_refused() {
         let e = TfliteModel::from_bytes(b"\0\0\0\0ONNX and more").unwrap_err();
-        assert!(matches!(e, ModelError::Malformed { format: "tflite", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ModelError::Malformed {
+                    format: "tflite",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_truncated_model_is_refused_not_a_panic() {
         let e = TfliteModel::from_bytes(b"\x10\0\0\0TFL3").unwrap_err();
-        assert!(matches!(e, ModelError::Malformed { format: "tflite", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ModelError::Malformed {
+                    format: "tflite",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

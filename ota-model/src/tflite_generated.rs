@@ -530,12 +530,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<u32, u32>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAs<::planus::Offset<Tensor>> for TensorBuilder<(T0, T1, T2, T3, T4)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<u32, u32>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAs<::planus::Offset<Tensor>> for TensorBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<Tensor>;
 
@@ -546,12 +546,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<u32, u32>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAsOptional<::planus::Offset<Tensor>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<u32, u32>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAsOptional<::planus::Offset<Tensor>>
             for TensorBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<Tensor>;
@@ -566,12 +566,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<u32, u32>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAsOffset<Tensor> for TensorBuilder<(T0, T1, T2, T3, T4)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<u32, u32>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAsOffset<Tensor> for TensorBuilder<(T0, T1, T2, T3, T4)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<Tensor> {
@@ -968,11 +968,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAs<::planus::Offset<SubGraph>> for SubGraphBuilder<(T0, T1, T2, T3)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAs<::planus::Offset<SubGraph>> for SubGraphBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<SubGraph>;
 
@@ -983,11 +983,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAsOptional<::planus::Offset<SubGraph>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAsOptional<::planus::Offset<SubGraph>>
             for SubGraphBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<SubGraph>;
@@ -1002,11 +1002,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAsOffset<SubGraph> for SubGraphBuilder<(T0, T1, T2, T3)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAsOffset<SubGraph> for SubGraphBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<SubGraph> {
@@ -1588,9 +1588,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAs<::planus::Offset<Metadata>> for MetadataBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAs<::planus::Offset<Metadata>> for MetadataBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<Metadata>;
 
@@ -1601,9 +1601,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAsOptional<::planus::Offset<Metadata>> for MetadataBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAsOptional<::planus::Offset<Metadata>> for MetadataBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<Metadata>;
 
@@ -1617,9 +1617,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAsOffset<Metadata> for MetadataBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAsOffset<Metadata> for MetadataBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<Metadata> {
@@ -2011,12 +2011,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
-            > ::planus::WriteAs<::planus::Offset<Model>> for ModelBuilder<(T0, T1, T2, T3, T4)>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
+        > ::planus::WriteAs<::planus::Offset<Model>> for ModelBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<Model>;
 
@@ -2027,12 +2027,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
-            > ::planus::WriteAsOptional<::planus::Offset<Model>>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
+        > ::planus::WriteAsOptional<::planus::Offset<Model>>
             for ModelBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<Model>;
@@ -2047,12 +2047,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
-            > ::planus::WriteAsOffset<Model> for ModelBuilder<(T0, T1, T2, T3, T4)>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
+        > ::planus::WriteAsOffset<Model> for ModelBuilder<(T0, T1, T2, T3, T4)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<Model> {

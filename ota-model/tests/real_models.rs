@@ -187,7 +187,10 @@ fn every_onnx_backend_model_reads_as_onnx_load_declares_it() {
                     "{at}: {e}"
                 );
                 let tensor = why.split(':').next().unwrap();
-                assert!(e.to_string().contains(tensor), "{at}: {e} does not name {tensor}");
+                assert!(
+                    e.to_string().contains(tensor),
+                    "{at}: {e} does not name {tensor}"
+                );
                 refused += 1;
             }
         }
@@ -265,7 +268,9 @@ fn an_onnx_backend_model_is_refused_where_onnx_runtime_is_too_old_for_its_opset(
     let manifest = draft.into_manifest(&meta).expect("a valid manifest");
     let pkg = package(serde_json::to_value(&manifest).unwrap());
 
-    let runs = device(json!({"onnxruntime": {"version": "1.17.1", "max_opset": opset, "max_ir_version": 9}}));
+    let runs = device(
+        json!({"onnxruntime": {"version": "1.17.1", "max_opset": opset, "max_ir_version": 9}}),
+    );
     assert!(compat::check(&pkg, &runs).compatible);
     let too_old = device(
         json!({"onnxruntime": {"version": "1.0.0", "max_opset": opset - 1, "max_ir_version": 9}}),
@@ -311,7 +316,10 @@ fn tempfile(member: &str) -> PathBuf {
 }
 
 /// What the tflite package's reader says the model declares, as manifest tensors.
-fn expected_tflite(bytes: &[u8], member: &str) -> Option<(Vec<Tensor>, Vec<Tensor>, Option<String>)> {
+fn expected_tflite(
+    bytes: &[u8],
+    member: &str,
+) -> Option<(Vec<Tensor>, Vec<Tensor>, Option<String>)> {
     let path = tempfile(member);
     std::fs::write(&path, bytes).unwrap();
     let line = reference(&["tflite", path.to_str().unwrap()])?;
