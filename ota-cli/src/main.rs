@@ -16,6 +16,7 @@ mod input;
 mod inspect;
 mod keys;
 mod manifest;
+mod manifest_init;
 mod out;
 mod pack;
 mod pkcs11;
@@ -62,7 +63,7 @@ enum Command {
     /// Model manifests.
     #[command(
         subcommand,
-        after_help = "Examples:\n  ota manifest validate model.yaml"
+        after_help = "Examples:\n  ota manifest init --from model.onnx --out model.yaml\n  ota manifest validate model.yaml"
     )]
     Manifest(ManifestCommand),
     /// Check whether a package fits a device or a fleet, with every reason.
@@ -115,6 +116,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ManifestCommand {
+    /// Start a manifest from the model itself (.onnx, .tflite, or a directory holding one and
+    /// its other files, safetensors included): framework block, inputs and outputs, precision,
+    /// files with size and sha256. Lists what is left to complete (licence, targets).
+    #[command(
+        after_help = "Examples:\n  ota manifest init --from model.onnx --out manifest.yaml\n  ota manifest init --from model/ --name yolo --model-version 1.2.0 --license Apache-2.0 --target generic-arm64 --out model/manifest.json\n  ota manifest init --from detector.tflite --json"
+    )]
+    Init(manifest_init::InitArgs),
     /// Validate a model manifest (JSON or YAML) and list every fault.
     #[command(
         after_help = "Examples:\n  ota manifest validate model.json\n  ota manifest validate model.yaml --json"
@@ -137,6 +145,7 @@ fn run(cli: &Cli, out: Out) -> Result<Outcome, CliError> {
         Command::Demo(a) => demo::demo(a, out),
         Command::Keygen(a) => keys::keygen(a),
         Command::Manifest(ManifestCommand::Validate(a)) => manifest::validate(a),
+        Command::Manifest(ManifestCommand::Init(a)) => manifest_init::init(a, json),
         Command::Check(a) => check::check(a),
         Command::Pack(a) => pack::pack(a, json),
         Command::Publish(a) => publish::publish(a, json),

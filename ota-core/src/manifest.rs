@@ -277,6 +277,12 @@ pub struct ModelFile {
     pub size_bytes: u64,
     /// Its SHA-256.
     pub sha256: Sha256Digest,
+    /// For a file of named tensors (safetensors): how many tensors it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor_count: Option<u64>,
+    /// For a file of named tensors: the element types of its tensors (no duplicates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dtypes: Vec<DType>,
 }
 
 /// What a model file is.

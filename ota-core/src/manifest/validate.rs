@@ -28,13 +28,22 @@ impl Validate for ModelManifest {
             fault(faults, p.clone(), "at least one file is required");
         }
         for (i, f) in self.files.iter().enumerate() {
+            let at = index(&p, i);
             if f.size_bytes == 0 {
                 fault(
                     faults,
-                    field(&index(&p, i), "size_bytes"),
+                    field(&at, "size_bytes"),
                     "a file's size must be more than 0",
                 );
             }
+            if f.tensor_count == Some(0) {
+                fault(
+                    faults,
+                    field(&at, "tensor_count"),
+                    "must be more than 0 when given",
+                );
+            }
+            duplicates(faults, &field(&at, "dtypes"), None, &f.dtypes);
         }
         duplicates(faults, &p, Some("path"), self.files.iter().map(|f| &f.path));
 
