@@ -40,6 +40,7 @@ mod error;
 mod document;
 
 mod sign;
+mod verified;
 
 mod seal;
 
@@ -48,9 +49,11 @@ mod compat;
 mod rollout;
 
 mod device_io;
+mod file_device;
 mod download;
 
 mod agent;
+mod report;
 
 #[cfg(feature = "probe-runners")]
 mod probe;
@@ -67,6 +70,11 @@ pub use agent::{
 };
 pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
 pub use device_io::ota_device_io;
+pub use file_device::{
+    ota_file_device, ota_file_device_active_file, ota_file_device_free, ota_file_device_io,
+    ota_file_device_open, ota_file_device_persist, ota_file_device_record,
+    ota_file_device_restore, ota_file_device_swap,
+};
 pub use document::{
     ota_manifest, ota_manifest_free, ota_manifest_parse, ota_manifest_to_json, ota_package,
     ota_package_free, ota_package_parse, ota_package_to_json, ota_profile, ota_profile_free,
@@ -101,12 +109,25 @@ pub use sign::{
     ota_trusted_keys_free, ota_trusted_keys_new, ota_verified_package, ota_verified_package_free,
     ota_verified_package_to_json,
 };
+pub use report::{ota_report_parse_status, ota_report_status};
+pub use verified::{
+    ota_verified_package_chunk_count, ota_verified_package_id, ota_verified_package_name,
+    ota_verified_package_sha256, ota_verified_package_size, ota_verified_package_version,
+};
 #[cfg(feature = "tuf")]
 pub use tuf::{
     ota_tuf_client, ota_tuf_client_free, ota_tuf_client_new, ota_tuf_download,
     ota_tuf_download_file, ota_tuf_refresh, ota_tuf_repo, ota_tuf_repo_free, ota_tuf_resolve,
     ota_tuf_trust_center,
 };
+
+/// `ota_build.h` of this build: its version and feature macros (`OTA_VERSION_MAJOR`, ...,
+/// `OTA_HAS_TUF`, `OTA_HAS_PROBE_RUNNERS`), as the build script wrote it from Cargo's
+/// metadata. `include/ota_build.h` is the default build's.
+pub const BUILD_HEADER: &str = include_str!(concat!(env!("OUT_DIR"), "/ota_build.h"));
+
+/// The SONAME of `libota.so` (`libota.so.0.1`: the ABI part of the version).
+pub const SONAME: &str = env!("OTA_SONAME");
 
 /// The version of the library (`"0.1.0"`): a static string.
 ///
