@@ -181,10 +181,5 @@ int main(int argc, char **argv) {
     ota_file_device_free(dev);
     ota_file_device_free(NULL);
     printf("reports: %d\n", reports);
-    if (check_failures) {
-        fprintf(stderr, "file_device: %d checks failed\n", check_failures);
-        return 1;
-    }
-    printf("file_device: all checks passed\n");
-    return 0;
+    return check_summary("file_device");
 }
