@@ -161,3 +161,89 @@ impl DeviceIo for FileDevice {
         Ok(Box::new(self.open_inactive()?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ota-host-file-device-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn install(dev: &mut FileDevice, bytes: &[u8]) {
+        let mut w = dev.open_slot().unwrap();
+        w.write_all(bytes).unwrap();
+        w.flush().unwrap();
+    }
+
+    fn running(dev: &FileDevice) -> Vec<u8> {
+        std::fs::read(dev.active_file().unwrap().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn swaps_and_restores_are_idempotent_and_survive_a_reopen() {
+        let d = tmp("swap");
+        let mut dev = FileDevice::open(&d, "payload").unwrap();
+        assert_eq!(dev.active().unwrap(), None);
+        install(&mut dev, b"v2");
+        dev.swap(b"{\"version\":\"2\"}").unwrap();
+        dev.swap(b"{\"version\":\"2\"}").unwrap();
+        assert_eq!(dev.active().unwrap(), Some(Slot::A));
+        // Reopened after a power cut: the same state, and the swap repeated changes nothing.
+        let mut dev = FileDevice::open(&d, "payload").unwrap();
+        dev.swap(b"{\"version\":\"2\"}").unwrap();
+        assert_eq!(running(&dev), b"v2");
+        install(&mut dev, b"v3");
+        // Writing the inactive slot never touches the running one.
+        assert_eq!(running(&dev), b"v2");
+        dev.swap(b"{\"version\":\"3\"}").unwrap();
+        assert_eq!(running(&dev), b"v3");
+        dev.restore(b"{\"version\":\"3\"}").unwrap();
+        dev.restore(b"{\"version\":\"3\"}").unwrap();
+        assert_eq!(running(&dev), b"v2");
+        // A restore naming an update that does not run does nothing.
+        dev.restore(b"{\"version\":\"9\"}").unwrap();
+        assert_eq!(running(&dev), b"v2");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_slot_being_written_loses_its_old_label() {
+        let d = tmp("label");
+        let mut dev = FileDevice::open(&d, "payload").unwrap();
+        install(&mut dev, b"v2");
+        dev.swap(b"2").unwrap();
+        install(&mut dev, b"v3");
+        dev.swap(b"3").unwrap();
+        dev.restore(b"3").unwrap();
+        // Slot b held 3; it is emptied for 4, so a swap to 3 must not find it there.
+        install(&mut dev, b"half of v4");
+        assert!(!d.join("label-b").exists());
+        dev.swap(b"3").unwrap();
+        assert_eq!(
+            std::fs::read(d.join("label-b")).unwrap(),
+            b"3",
+            "labelled again, as a new swap"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_record_and_staging_persist() {
+        let d = tmp("record");
+        let mut dev = FileDevice::open(&d, "payload").unwrap();
+        assert_eq!(dev.record().unwrap(), None);
+        dev.persist(b"{\"state\":\"downloading\"}").unwrap();
+        dev.write_at(65536, b"chunk 1").unwrap();
+        let mut dev = FileDevice::open(&d, "payload").unwrap();
+        assert_eq!(dev.record().unwrap().unwrap(), b"{\"state\":\"downloading\"}");
+        let mut buf = [0u8; 7];
+        dev.read_at(65536, &mut buf).unwrap();
+        assert_eq!(&buf, b"chunk 1");
+        assert!(dev.read_at(1 << 20, &mut buf).is_err(), "nothing staged there");
+        assert!(FileDevice::open(&d, "../escape").is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
