@@ -67,7 +67,9 @@ fn main() {
     // ELF platforms: the SONAME a program records, so an incompatible libota is never loaded
     // in its place. `cargo xtask install` installs libota.so.X.Y.Z with the links to it.
     let os = env("CARGO_CFG_TARGET_OS");
-    if env("CARGO_CFG_TARGET_FAMILY").split(',').any(|f| f == "unix")
+    if env("CARGO_CFG_TARGET_FAMILY")
+        .split(',')
+        .any(|f| f == "unix")
         && !matches!(os.as_str(), "macos" | "ios")
     {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libota.so.{abi}");

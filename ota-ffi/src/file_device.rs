@@ -12,8 +12,7 @@ use ota_host::file_device::FileDevice;
 use crate::device_io::ota_device_io;
 use crate::error::{Failure, call};
 use crate::ffi::{
-    free, handle, handle_mut, new_handle, try_handle, try_handle_mut, try_out, try_str,
-    write_text,
+    free, handle, handle_mut, new_handle, try_handle, try_handle_mut, try_out, try_str, write_text,
 };
 
 /// A device over plain files under one directory: staging, two slots, their labels and the
@@ -103,20 +102,32 @@ pub unsafe extern "C" fn ota_file_device_io(
 
 /// Runs a callback's body on the device behind `ctx`: 0 on success, 1 on failure (the
 /// agent's call then fails, naming the callback), -1 after a panic.
-fn with_device(ctx: *mut c_void, body: impl FnOnce(&mut ota_file_device) -> std::io::Result<()>) -> c_int {
-    crate::panic::guard(|| {
-        match unsafe { handle_mut(ctx.cast::<ota_file_device>(), "ctx") } {
+fn with_device(
+    ctx: *mut c_void,
+    body: impl FnOnce(&mut ota_file_device) -> std::io::Result<()>,
+) -> c_int {
+    crate::panic::guard(
+        || match unsafe { handle_mut(ctx.cast::<ota_file_device>(), "ctx") } {
             Ok(d) => c_int::from(body(d).is_err()),
             Err(_) => 1,
-        }
-    })
+        },
+    )
 }
 
-unsafe extern "C" fn stage_write(ctx: *mut c_void, offset: u64, data: *const u8, len: usize) -> c_int {
+unsafe extern "C" fn stage_write(
+    ctx: *mut c_void,
+    offset: u64,
+    data: *const u8,
+    len: usize,
+) -> c_int {
     if data.is_null() && len > 0 {
         return 1;
     }
-    let data = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
+    let data = if len == 0 {
+        &[][..]
+    } else {
+        unsafe { std::slice::from_raw_parts(data, len) }
+    };
     with_device(ctx, |d| d.inner.write_at(offset, data))
 }
 
@@ -144,7 +155,11 @@ unsafe extern "C" fn slot_write(ctx: *mut c_void, data: *const u8, len: usize) -
     if data.is_null() && len > 0 {
         return 1;
     }
-    let data = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
+    let data = if len == 0 {
+        &[][..]
+    } else {
+        unsafe { std::slice::from_raw_parts(data, len) }
+    };
     with_device(ctx, |d| match d.slot.as_mut() {
         Some(w) => w.write_all(data),
         None => Err(std::io::Error::other("slot_write before slot_open")),
@@ -171,7 +186,10 @@ pub unsafe extern "C" fn ota_file_device_record(
 ) -> Status {
     call(|| {
         let d = try_handle!(device);
-        let record = d.inner.record().map_err(io_failure("reading record.json"))?;
+        let record = d
+            .inner
+            .record()
+            .map_err(io_failure("reading record.json"))?;
         let text = String::from_utf8(record.unwrap_or_default())
             .map_err(|_| Failure::new(Status::RecordInvalid, "record.json is not UTF-8"))?;
         unsafe { write_text(&text, buf, buf_len, out_n) }

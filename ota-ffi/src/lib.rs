@@ -49,8 +49,8 @@ mod compat;
 mod rollout;
 
 mod device_io;
-mod file_device;
 mod download;
+mod file_device;
 
 mod agent;
 mod report;
@@ -70,11 +70,6 @@ pub use agent::{
 };
 pub use compat::{ota_compat_check, ota_compat_check_fleet, ota_sbom_validate};
 pub use device_io::ota_device_io;
-pub use file_device::{
-    ota_file_device, ota_file_device_active_file, ota_file_device_free, ota_file_device_io,
-    ota_file_device_open, ota_file_device_persist, ota_file_device_record,
-    ota_file_device_restore, ota_file_device_swap,
-};
 pub use document::{
     ota_manifest, ota_manifest_free, ota_manifest_parse, ota_manifest_to_json, ota_package,
     ota_package_free, ota_package_parse, ota_package_to_json, ota_profile, ota_profile_free,
@@ -87,9 +82,15 @@ pub use download::{
 };
 pub use error::{ota_last_error_message, ota_status_message, ota_status_name};
 pub use ffi::ota_write_fn;
+pub use file_device::{
+    ota_file_device, ota_file_device_active_file, ota_file_device_free, ota_file_device_io,
+    ota_file_device_open, ota_file_device_persist, ota_file_device_record, ota_file_device_restore,
+    ota_file_device_swap,
+};
 pub use ota_core::Status;
 #[cfg(feature = "probe-runners")]
 pub use probe::ota_probe_run;
+pub use report::{ota_report_parse_status, ota_report_status};
 pub use rollout::{
     ota_audit_verify, ota_audit_verify_head, ota_rollout, ota_rollout_command, ota_rollout_create,
     ota_rollout_free, ota_rollout_handle_report, ota_rollout_handle_tick, ota_rollout_join,
@@ -109,16 +110,15 @@ pub use sign::{
     ota_trusted_keys_free, ota_trusted_keys_new, ota_verified_package, ota_verified_package_free,
     ota_verified_package_to_json,
 };
-pub use report::{ota_report_parse_status, ota_report_status};
-pub use verified::{
-    ota_verified_package_chunk_count, ota_verified_package_id, ota_verified_package_name,
-    ota_verified_package_sha256, ota_verified_package_size, ota_verified_package_version,
-};
 #[cfg(feature = "tuf")]
 pub use tuf::{
     ota_tuf_client, ota_tuf_client_free, ota_tuf_client_new, ota_tuf_download,
     ota_tuf_download_file, ota_tuf_refresh, ota_tuf_repo, ota_tuf_repo_free, ota_tuf_resolve,
     ota_tuf_trust_center,
+};
+pub use verified::{
+    ota_verified_package_chunk_count, ota_verified_package_id, ota_verified_package_name,
+    ota_verified_package_sha256, ota_verified_package_size, ota_verified_package_version,
 };
 
 /// `ota_build.h` of this build: its version and feature macros (`OTA_VERSION_MAJOR`, ...,

@@ -33,7 +33,10 @@ impl ota_report_status {
             other => {
                 return Err(Failure::new(
                     Status::InvalidValue,
-                    format!("report: status: {:?} is unknown to this binding", other.as_str()),
+                    format!(
+                        "report: status: {:?} is unknown to this binding",
+                        other.as_str()
+                    ),
                 ));
             }
         })

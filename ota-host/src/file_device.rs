@@ -167,7 +167,10 @@ mod tests {
     use super::*;
 
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ota-host-file-device-{name}-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!(
+            "ota-host-file-device-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&d);
         d
     }
@@ -238,11 +241,17 @@ mod tests {
         dev.persist(b"{\"state\":\"downloading\"}").unwrap();
         dev.write_at(65536, b"chunk 1").unwrap();
         let mut dev = FileDevice::open(&d, "payload").unwrap();
-        assert_eq!(dev.record().unwrap().unwrap(), b"{\"state\":\"downloading\"}");
+        assert_eq!(
+            dev.record().unwrap().unwrap(),
+            b"{\"state\":\"downloading\"}"
+        );
         let mut buf = [0u8; 7];
         dev.read_at(65536, &mut buf).unwrap();
         assert_eq!(&buf, b"chunk 1");
-        assert!(dev.read_at(1 << 20, &mut buf).is_err(), "nothing staged there");
+        assert!(
+            dev.read_at(1 << 20, &mut buf).is_err(),
+            "nothing staged there"
+        );
         assert!(FileDevice::open(&d, "../escape").is_err());
         let _ = std::fs::remove_dir_all(&d);
     }

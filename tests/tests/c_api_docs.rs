@@ -65,7 +65,10 @@ fn signed_firmware() -> ota_core::VerifiedPackage {
 }
 
 /// An agent from `config`, over a file device in a temporary directory; its status.
-fn new_agent(config: &str, dir: &std::path::Path) -> (Status, *mut ota_agent, *mut ota_file_device) {
+fn new_agent(
+    config: &str,
+    dir: &std::path::Path,
+) -> (Status, *mut ota_agent, *mut ota_file_device) {
     let mut dev = ptr::null_mut();
     let d = dir.display().to_string();
     let (dp, dn) = text(&d);
@@ -132,7 +135,11 @@ fn every_json_example_of_the_c_api_page_is_accepted_by_the_library() {
         c["default_probe"] = json(&page, name);
         let d = tmp(name);
         let (s, agent, dev) = new_agent(&c.to_string(), &d);
-        expect(s, Status::Ok, &format!("the {name} example as default_probe"));
+        expect(
+            s,
+            Status::Ok,
+            &format!("the {name} example as default_probe"),
+        );
         unsafe {
             ota_agent_free(agent);
             ota_file_device_free(dev);
@@ -163,7 +170,11 @@ fn every_json_example_of_the_c_api_page_is_accepted_by_the_library() {
     unsafe {
         expect(ota_trusted_keys_new(&mut keys), Status::Ok, "keys");
         let (k, kn) = text(&key);
-        expect(ota_trusted_keys_add(keys, k, kn), Status::Ok, "the trusted key");
+        expect(
+            ota_trusted_keys_add(keys, k, kn),
+            Status::Ok,
+            "the trusted key",
+        );
         let (e, en) = text(&env);
         expect(
             ota_envelope_verify(e, en, keys, 1, &mut package),
@@ -226,9 +237,18 @@ fn the_header_names_every_field_of_every_example() {
     ] {
         check(name, &json(&page, name));
     }
-    check("rollout-config spec", &json(&page, "rollout-config")["spec"]);
-    check("agent-config probe_policy", &json(&page, "agent-config")["probe_policy"]);
-    assert!(missing.is_empty(), "fields the header does not name: {missing:?}");
+    check(
+        "rollout-config spec",
+        &json(&page, "rollout-config")["spec"],
+    );
+    check(
+        "agent-config probe_policy",
+        &json(&page, "agent-config")["probe_policy"],
+    );
+    assert!(
+        missing.is_empty(),
+        "fields the header does not name: {missing:?}"
+    );
 }
 
 /// With neither a default probe nor a probe in the assignment, the agent refuses the update,
@@ -251,10 +271,14 @@ fn an_agent_without_a_probe_says_what_to_add() {
     }
     assert_eq!(s, Status::ProbeRefused, "{msg}");
     for needed in ["\"default_probe\"", "\"exec_allowlist\"", "docs/c-api.md"] {
-        assert!(msg.contains(needed), "the error does not say {needed}: {msg}");
+        assert!(
+            msg.contains(needed),
+            "the error does not say {needed}: {msg}"
+        );
     }
     // What it says to add, added, is accepted.
-    c["default_probe"] = serde_json::json!({"kind": "exec", "path": "/usr/bin/selftest", "timeout_ms": 10000});
+    c["default_probe"] =
+        serde_json::json!({"kind": "exec", "path": "/usr/bin/selftest", "timeout_ms": 10000});
     c["exec_allowlist"] = serde_json::json!(["/usr/bin/selftest"]);
     let (s, agent, dev) = new_agent(&c.to_string(), &tmp("no-probe-fixed"));
     expect(s, Status::Ok, "the configuration the error asks for");

@@ -56,7 +56,10 @@ fn this_build() -> xtask::Built {
         staticlib: lib.join("libota.a"),
         build_header: ota::BUILD_HEADER.to_string(),
         soname: ota::SONAME.to_string(),
-        native_static_libs: ota_tests::C_SYSTEM_LIBS.iter().map(|l| l.to_string()).collect(),
+        native_static_libs: ota_tests::C_SYSTEM_LIBS
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
     }
 }
 
@@ -102,12 +105,7 @@ fn check_output(out: &str, v: &ota_core::VerifiedPackage, tuf: bool, runners: bo
 
 /// Builds examples/c-verify against the tree under `prefix` with its Makefile (pkg-config)
 /// and its CMakeLists.txt (find_package), shared and, when `static_too`, static; runs each.
-fn build_and_run_the_example(
-    prefix: &Path,
-    work: &Path,
-    built: &xtask::Built,
-    static_too: bool,
-) {
+fn build_and_run_the_example(prefix: &Path, work: &Path, built: &xtask::Built, static_too: bool) {
     let (key, env, v) = fixture(work);
     let example = ota_tests::workspace_dir().join("examples/c-verify");
     let pkgconfig = prefix.join("lib/pkgconfig");
@@ -164,7 +162,10 @@ fn build_and_run_the_example(
             .arg("-B")
             .arg(&build)
             .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
-            .arg(format!("-DOTA_STATIC={}", if is_static { "ON" } else { "OFF" })));
+            .arg(format!(
+                "-DOTA_STATIC={}",
+                if is_static { "ON" } else { "OFF" }
+            )));
         run(Command::new("cmake").arg("--build").arg(&build));
         let exe = build.join("verify");
         assert_eq!(

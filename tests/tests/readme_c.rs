@@ -29,7 +29,15 @@ fn every_c_snippet_of_the_readme_compiles_and_links() {
         let src = dir.join(format!("snippet-{i}.c"));
         std::fs::write(&src, code).unwrap();
         let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fPIC", "-shared"])
+            .args([
+                "-std=c11",
+                "-Wall",
+                "-Wextra",
+                "-Wpedantic",
+                "-Werror",
+                "-fPIC",
+                "-shared",
+            ])
             .arg("-I")
             .arg(ota_tests::workspace_dir().join("include"))
             .arg(&src)

@@ -77,10 +77,7 @@ pub fn build(options: &Options) -> Result<Built, String> {
         .arg("--manifest-path")
         .arg(workspace_dir().join("ota-ffi/Cargo.toml"))
         .args(["--lib", "--message-format=json"])
-        .args([
-            "--profile",
-            options.profile.as_deref().unwrap_or("release"),
-        ]);
+        .args(["--profile", options.profile.as_deref().unwrap_or("release")]);
     if options.no_default_features {
         cmd.arg("--no-default-features");
     }
@@ -106,7 +103,9 @@ pub fn build(options: &Options) -> Result<Built, String> {
         let line = line.map_err(|e| format!("reading cargo's output: {e}"))?;
         found.read(&line);
     }
-    let status = child.wait().map_err(|e| format!("waiting for cargo: {e}"))?;
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo: {e}"))?;
     if !status.success() {
         let log = options.log.as_ref().map_or(String::new(), |l| {
             format!(": {}", std::fs::read_to_string(l).unwrap_or_default())

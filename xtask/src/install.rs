@@ -85,7 +85,10 @@ pub fn install(built: &Built, layout: &Layout) -> Result<Installed, String> {
             layout.prefix.display()
         ));
     }
-    for (what, rel) in [("--libdir", &layout.libdir), ("--includedir", &layout.includedir)] {
+    for (what, rel) in [
+        ("--libdir", &layout.libdir),
+        ("--includedir", &layout.includedir),
+    ] {
         if rel.is_absolute() || rel.components().any(|c| c.as_os_str() == "..") {
             return Err(format!(
                 "{what} must be relative to the prefix, found {}",
