@@ -28,8 +28,33 @@
  *   documented length or type; handles are live; a callback stays callable as long as the
  *   object it was given to.
  * - No panic crosses the boundary: it becomes OTA_STATUS_PANIC (or NULL).
- * - ota_probe_run needs the library's `probe-runners` feature and ota_tuf_* its `tuf` feature;
- *   both are on in the default build.
+ *
+ * Version and features: ota_build.h, included here, is written by the build of the library
+ * it was installed with. OTA_VERSION_MAJOR, OTA_VERSION_MINOR, OTA_VERSION_PATCH,
+ * OTA_VERSION_STRING and OTA_VERSION_NUM (0xMMmmpp) give the version; ota_version() the one
+ * linked at run time. OTA_HAS_TUF is 1 when the library exports ota_tuf_* (its `tuf`
+ * feature), OTA_HAS_PROBE_RUNNERS is 1 when it exports ota_probe_run (`probe-runners`); both
+ * are 1 in the default build and 0 in the minimal firmware build (`cargo xtask install
+ * --no-default-features`), whose programs test them with #if before calling those functions.
+ * Everything else is in every build.
+ *
+ * JSON documents: the shape of each document a caller passes in (agent configuration, probe,
+ * assignment, device profile, rollout configuration, ...) is given with the function that
+ * takes it; docs/c-api.md has a complete example of each, which the tests feed to the
+ * library.
+ *
+ * Threads (the rules for every handle and callback, stated here once):
+ * - The library keeps no global state but the per-thread last error: any number of threads
+ *   may call it at once, each with its own handles.
+ * - A handle is not locked: it may be used from any thread, one call at a time. Calls that
+ *   take it as `const` only read it and may run on several threads at once; a call that
+ *   takes it non-const needs it to itself (lock around it when threads share it). Free a
+ *   handle when no call is using it.
+ * - ota_last_error_message reads the message of the calling thread's last failure.
+ * - A callback (ota_write_fn, the ota_device_io callbacks) runs on the thread of the call that
+ *   invokes it, during that call, never later and never on a thread of the library's. It may
+ *   call the library, but not with the handle whose call invoked it. Returning nonzero fails
+ *   the call that invoked it (the last error names the callback).
  */
 
 #ifndef OTA_H
@@ -40,6 +65,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "ota_build.h"
 
 /**
  * A stable numeric status code. Numbers are grouped by domain and never reused; a
@@ -407,6 +433,39 @@ typedef uint32_t ota_command_kind;
 #endif // __cplusplus
 
 /**
+ * What a device report says about an update (its `"status"`).
+ */
+enum ota_report_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * `"in_progress"`: the device accepted the assignment and is downloading or installing.
+   */
+  OTA_REPORT_STATUS_IN_PROGRESS = 1,
+  /**
+   * `"success"`: the new version is installed, healthy and committed.
+   */
+  OTA_REPORT_STATUS_SUCCESS = 2,
+  /**
+   * `"failure"`: the update failed; the device is on its previous version.
+   */
+  OTA_REPORT_STATUS_FAILURE = 3,
+  /**
+   * `"rejected"`: the device refused the assignment before writing anything.
+   */
+  OTA_REPORT_STATUS_REJECTED = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ota_report_status ota_report_status;
+#else
+typedef uint32_t ota_report_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A device's update agent. Made by `ota_agent_new` or `ota_agent_restore`, freed by
  * `ota_agent_free`.
  */
@@ -417,6 +476,21 @@ typedef struct ota_agent ota_agent;
  * `ota_download_new` or `ota_download_resume`, freed by `ota_download_free`.
  */
 typedef struct ota_download ota_download;
+
+/**
+ * A device over plain files under one directory: staging, two slots, their labels and the
+ * agent's record, written with fsync and atomic renames. Made by `ota_file_device_open`,
+ * freed by `ota_file_device_free`.
+ *
+ * ```text
+ * DIR/record.json        the agent's record (ota_file_device_persist)
+ * DIR/staging.bin        verified chunks at their offsets
+ * DIR/slots/a/FILE       slot a's installed file; DIR/slots/b/FILE slot b's
+ * DIR/slots/current      symlink to the active slot, switched by an atomic rename
+ * DIR/label-a, label-b   what each slot holds: the text of the swap that activated it
+ * ```
+ */
+typedef struct ota_file_device ota_file_device;
 
 /**
  * An install of a download's verified prefix into a slot. Made by `ota_install_new`, freed
@@ -649,6 +723,12 @@ void ota_package_free(ota_package *package);
  * Parses and validates a device profile from UTF-8 JSON. On failure,
  * `ota_last_error_message` names the offending field or lists every fault.
  *
+ * The profile (docs/c-api.md has a complete example): `"device_id"`, `"device_type"`,
+ * `"hardware_profile"` (names), `"arch"` (`arm64`, `armv7`, `x86_64`, `riscv64`),
+ * `"accelerators"?`, `"memory_mb"?`, `"runtimes"?`, `"firmware"?`, `"installed"?` (package
+ * name to installed version), `"allowed_channels"?` (default `["stable"]`), `"labels"?`
+ * (name to text; a rollout's `target_profile_id` matches the label `profile`).
+ *
  * Takes no ownership; the caller frees `*profile_out` with `ota_profile_free`.
  */
 ota_status ota_profile_parse(const char *json, size_t json_len, ota_profile **profile_out);
@@ -798,6 +878,64 @@ ota_status ota_verified_package_to_json(const ota_verified_package *package,
  * Takes ownership of `package`; nothing to free.
  */
 void ota_verified_package_free(ota_verified_package *package);
+
+/**
+ * Writes the package's id (`pkg_` and 16 hex digits: what assignments, reports and the
+ * control plane name it by) into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_id(const ota_verified_package *package,
+                                   char *buf,
+                                   size_t buf_len,
+                                   size_t *out_n);
+
+/**
+ * Writes the package's name (`temp-sensor-fw`) into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_name(const ota_verified_package *package,
+                                     char *buf,
+                                     size_t buf_len,
+                                     size_t *out_n);
+
+/**
+ * Writes the package's version (`2.0.0`, semver) into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_version(const ota_verified_package *package,
+                                        char *buf,
+                                        size_t buf_len,
+                                        size_t *out_n);
+
+/**
+ * Writes the signed SHA-256 of the artifact (64 lowercase hex digits: a `char[65]` holds
+ * it) into `buf`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_sha256(const ota_verified_package *package,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *out_n);
+
+/**
+ * The signed size of the artifact in bytes, into `*size_out`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_size(const ota_verified_package *package, uint64_t *size_out);
+
+/**
+ * The number of 64 KiB chunks in the artifact's signed chunk table (what an agent fetches),
+ * into `*count_out`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_chunk_count(const ota_verified_package *package,
+                                            uint64_t *count_out);
 
 /**
  * Fills `key_out` (`key_len` bytes, which must be 32) with a new encryption key from the
@@ -1027,6 +1165,13 @@ ota_status ota_sbom_validate(const char *format,
  * waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
  * profiles. `rollback` may be NULL when the request names no rollback package.
  *
+ * The request's fields (docs/c-api.md has a complete example): `"package_id"` (the id of
+ * `package`), `"target_profile_id"` or `"target"`, `"canary_percent"?` (5),
+ * `"waves"?` (`[{"percent", "max_devices"?, "min_soak_ms"?, "success_gate_percent"?,
+ * "gate"?}]`), `"failure_threshold_percent"?` (10), `"halt"?`, `"rollback_package_id"?`,
+ * `"rollback_scope"?`, `"in_flight"?`, `"timeouts"?`, `"retries"?`, `"pacing"?`,
+ * `"window"?`, `"stratify"?`, `"salt"?`.
+ *
  * The new rollout's first outputs (its audit record, the `started` event, the canary's
  * commands) wait to be polled.
  *
@@ -1213,6 +1358,83 @@ ota_status ota_audit_verify_head(const char *trail,
                                  uint64_t *records_out);
 
 /**
+ * Opens the device under the directory `dir` (text; created if missing), each slot holding
+ * a file named `slot_file` (text, a plain file name; `payload` when empty).
+ *
+ * Takes no ownership; the caller frees `*device_out` with `ota_file_device_free`.
+ */
+ota_status ota_file_device_open(const char *dir,
+                                size_t dir_len,
+                                const char *slot_file,
+                                size_t slot_file_len,
+                                ota_file_device **device_out);
+
+/**
+ * Fills `*io_out` with callbacks over the device's staging file and inactive slot, for
+ * `ota_agent_new` and `ota_agent_restore`. Their `ctx` is `device`, which must outlive the
+ * agent.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_io(ota_file_device *device, ota_device_io *io_out);
+
+/**
+ * Writes the agent's record as last persisted into `buf`: empty on a new device. Give it to
+ * `ota_agent_new` (its `record`) after a restart.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_record(const ota_file_device *device,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Carries out `OTA_COMMAND_KIND_PERSIST`: stores the record (the command's text) durably,
+ * replacing the previous one (a temporary file, fsync, rename, fsync of the directory).
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_persist(ota_file_device *device, const char *record, size_t record_len);
+
+/**
+ * Carries out `OTA_COMMAND_KIND_SWAP` (the command's text names the update): makes the slot
+ * holding it active, durably; does nothing when it is active already (the swap was done
+ * before a power cut). Then call `ota_agent_handle_swapped`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_swap(ota_file_device *device, const char *update, size_t update_len);
+
+/**
+ * Carries out `OTA_COMMAND_KIND_RESTORE_PREVIOUS` (the command's text names the failed
+ * update): while the active slot holds it, makes the other slot active again, durably;
+ * otherwise (restored already) does nothing. Then call `ota_agent_handle_restored`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_restore(ota_file_device *device, const char *update, size_t update_len);
+
+/**
+ * Writes the path of the active slot's file (what the device runs) into `buf`: empty
+ * before the first swap.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_active_file(const ota_file_device *device,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *out_n);
+
+/**
+ * Frees a file device. NULL is allowed and does nothing. Free it only after the agent whose
+ * `io` it gave.
+ *
+ * Takes ownership of `device`; nothing to free.
+ */
+void ota_file_device_free(ota_file_device *device);
+
+/**
  * Starts a download of a verified package's artifact: nothing verified yet.
  *
  * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
@@ -1336,12 +1558,24 @@ ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, s
 void ota_install_free(ota_install *install);
 
 /**
- * Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
- * "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts",
- * "download_deadline_ms"}`),
- * resuming from the last persisted record after a restart (`record` NULL and
- * `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
- * Drain `ota_agent_poll` after this call and after every `ota_agent_handle_*`.
+ * Makes the device's update agent from its configuration, resuming from the last persisted
+ * record after a restart (`record` NULL and `record_len` 0 for a new device). Resuming
+ * re-verifies the staged chunks through `io`. Drain `ota_agent_poll` after this call and
+ * after every `ota_agent_handle_*`.
+ *
+ * The configuration (JSON; docs/c-api.md has a complete example; `?`: optional):
+ * - `"device"`: this device's profile (see `ota_profile_parse`);
+ * - `"trusted_keys"`: the publishers' Ed25519 public keys (hex or PEM), at least one;
+ * - `"threshold"?`: how many distinct trusted keys must sign (default 1);
+ * - `"probe_policy"?`: `{"initial_delay_ms"? (2000), "interval_ms"? (2000),
+ *   "successes_needed"? (3), "failures_tolerated"? (0), "deadline_ms"? (120000)}`: these
+ *   defaults are the policy when it is left out;
+ * - `"default_probe"?`: the probe when an assignment names none (see `ota_probe_run`);
+ *   without it and without an assignment's `"probe"`, an assignment is refused with
+ *   `OTA_STATUS_PROBE_REFUSED` and a message saying what to add;
+ * - `"exec_allowlist"?`: the executables a probe may run (default none);
+ * - `"max_boot_attempts"?`: boots into a new version before it is rolled back (default 3);
+ * - `"download_deadline_ms"?`: how long a download may take (default a day).
  *
  * `io` is copied; its callbacks must stay callable while the agent lives.
  *
@@ -1377,11 +1611,17 @@ ota_status ota_agent_restore(const char *config,
                              ota_agent **agent_out);
 
 /**
- * Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
- * "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
- * refused — with the status saying why, and a `rejected` report queued — unless its
- * signature verifies, it fits this device, and it is not a downgrade. An assignment that
- * names a TUF target needs `ota_agent_handle_verified_assignment`.
+ * Gives the agent an assignment. It is refused — with the status saying why, and a
+ * `rejected` report queued — unless its signature verifies, it fits this device, and it is
+ * not a downgrade. An assignment that names a TUF target needs
+ * `ota_agent_handle_verified_assignment`.
+ *
+ * The assignment (JSON, as the control plane sends it; docs/c-api.md has a complete
+ * example): `"package_id"` (`pkg_...`), `"type"` (`fw`, `sw` or `model`), `"version"`,
+ * `"size_bytes"`, `"sha256"` (hex), exactly one of `"envelope"` (the package's DSSE
+ * envelope) and `"tuf_target"` (a TUF target's name), `"encryption_key"` (64 hex digits),
+ * `"rollout_id"?`, `"probe"?` (only an allowlisted executable without arguments, or a
+ * loopback URL: the rest is the device's own policy).
  *
  * Takes no ownership; nothing to free.
  */
@@ -1521,9 +1761,27 @@ ota_status ota_agent_installed_version(const ota_agent *agent,
 void ota_agent_free(ota_agent *agent);
 
 /**
+ * Parses a device report (JSON, as an agent's `OTA_COMMAND_KIND_REPORT` command gives it:
+ * `{"device_id", "rollout_id"?, "firmware_version"?, "status", "reason"?}`) and gives its
+ * status in `*status_out`. A malformed report fails with the status and the field that is
+ * wrong (`OTA_STATUS_INVALID_VALUE`, ...).
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_report_parse_status(const char *report,
+                                   size_t report_len,
+                                   ota_report_status *status_out);
+
+/**
  * Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable
  * (killed at its timeout), an HTTP GET to loopback, or a readiness file newer than
  * `swapped_at` (Unix ms). `allowlist` is a JSON array of the executables allowed.
+ *
+ * A probe (also the agent configuration's `default_probe` and an assignment's `probe`;
+ * docs/c-api.md has an example of each kind), by `"kind"`:
+ * `{"kind": "exec", "path", "args"?, "timeout_ms"}` (exit 0 is healthy),
+ * `{"kind": "http", "url", "timeout_ms", "allow_remote"?}` (a 2xx is healthy), or
+ * `{"kind": "file", "path"}` (a readiness file modified after the swap).
  * `*healthy_out` receives the verdict and `buf` what the probe saw. A probe the allowlist
  * refuses is unhealthy.
  *

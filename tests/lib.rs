@@ -67,8 +67,44 @@ pub fn libota_dir() -> PathBuf {
         "libota.so is not in {}: build it with `cargo test --workspace`",
         dir.display()
     );
+    link_soname(&dir);
     dir
 }
+
+/// The SONAME a shared library carries (`libota.so.0.1`), as `readelf -d` prints it.
+pub fn soname_of(lib: &Path) -> Option<String> {
+    let out = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(lib)
+        .output()
+        .expect("running readelf (binutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text.find("Library soname: [")? + "Library soname: [".len();
+    let end = text[start..].find(']')?;
+    Some(text[start..start + end].to_string())
+}
+
+/// libota.so carries a SONAME (`libota.so.0.1`), which is what a program linked with `-lota`
+/// asks the loader for: cargo builds the file as `libota.so` only, so the link from the
+/// SONAME to it is made beside it (as `cargo xtask install` makes it in an installed tree).
+fn link_soname(dir: &Path) {
+    let Some(soname) = soname_of(&dir.join("libota.so")) else {
+        return;
+    };
+    let link = dir.join(&soname);
+    if std::fs::read_link(&link).is_ok_and(|t| t == Path::new("libota.so")) {
+        return;
+    }
+    // Another test may be making it at the same time: a link of our own, renamed over.
+    let tmp = dir.join(format!("{soname}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink("libota.so", &tmp).expect("linking the SONAME to libota.so");
+    std::fs::rename(&tmp, &link).expect("linking the SONAME to libota.so");
+}
+
+/// The system libraries the C clients link besides libota (what a static link of it needs,
+/// and harmless for a shared one).
+pub const C_SYSTEM_LIBS: &[&str] = &["-lpthread", "-ldl", "-lm"];
 
 /// Where the C clients are compiled to.
 pub fn c_build_dir() -> PathBuf {
@@ -118,7 +154,8 @@ fn compile_c_with(name: &str, extra: &[&str], exe: &str) -> PathBuf {
         // at target/debug too, where an older libota.so from `cargo build` may lie.
         .arg("-Wl,--disable-new-dtags")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-lota", "-lpthread", "-ldl", "-lm"])
+        .arg("-lota")
+        .args(C_SYSTEM_LIBS)
         .status()
         .expect("running the C compiler");
     assert!(status.success(), "compiling tests/c/{name}.c failed");

@@ -19,42 +19,8 @@ use crate::config::SlotsConfig;
 use crate::error::DaemonError;
 use crate::store::{read_optional, write_atomic};
 
-/// One of the two slots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Slot {
-    /// Slot `a`.
-    A,
-    /// Slot `b`.
-    B,
-}
-
-impl Slot {
-    /// `a` or `b`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Slot::A => "a",
-            Slot::B => "b",
-        }
-    }
-
-    /// The other slot.
-    pub fn other(self) -> Slot {
-        match self {
-            Slot::A => Slot::B,
-            Slot::B => Slot::A,
-        }
-    }
-
-    /// Parses `a` or `b`.
-    pub fn parse(s: &str) -> Option<Slot> {
-        match s.trim() {
-            "a" | "A" => Some(Slot::A),
-            "b" | "B" => Some(Slot::B),
-            _ => None,
-        }
-    }
-}
+/// One of the two slots (shared with the reference file device of `ota-host`).
+pub use ota_host::dir_slots::Slot;
 
 /// What a slot holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,29 +236,7 @@ impl Slots {
 }
 
 /// A slot writer over a file: `flush` writes the buffer out and fsyncs.
-pub struct SyncWriter {
-    inner: io::BufWriter<std::fs::File>,
-}
-
-impl SyncWriter {
-    /// A writer over `file`.
-    pub fn new(file: std::fs::File) -> Self {
-        SyncWriter {
-            inner: io::BufWriter::with_capacity(64 << 10, file),
-        }
-    }
-}
-
-impl Write for SyncWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()?;
-        self.inner.get_ref().sync_all()
-    }
-}
+pub use ota_host::durable::SyncWriter;
 
 /// Runs a configured command (`{slot}` and `{device}` replaced); an exit status other than 0
 /// is an error naming the command and its stderr.

@@ -1,8 +1,6 @@
 //! What the daemon keeps on disk, each file replaced whole with fsync and an atomic rename:
 //! the agent's record, the credential, the report outbox and the slot table.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use ota_core::Limits;
@@ -11,47 +9,8 @@ use ota_core::report::DeviceReport;
 
 use crate::error::DaemonError;
 
-/// Replaces `path` with `bytes`: written to `path.tmp`, fsynced, renamed over `path`, and the
-/// directory fsynced, so a crash leaves the old file or the new one, never a mix. `private`
-/// makes the file owner-only (0600).
-pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = dir.join(name);
-    {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        if private {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        if private {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
-}
-
-/// Makes a directory's entries (a rename, a new file) durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Reads a file, `None` when it does not exist.
-pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
+/// The durable file primitives, shared with `ota-host`'s reference file device.
+pub use ota_host::durable::{read_optional, sync_dir, write_atomic};
 
 /// The files of the state directory.
 #[derive(Debug, Clone)]

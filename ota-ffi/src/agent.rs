@@ -81,12 +81,24 @@ fn config(json: &str) -> Result<AgentConfig, Failure> {
     Ok(AgentConfig::from_json(json.as_bytes(), LIMITS)?)
 }
 
-/// Makes the device's update agent from its configuration (JSON: `{"device", "trusted_keys",
-/// "threshold", "probe_policy", "default_probe", "exec_allowlist", "max_boot_attempts",
-/// "download_deadline_ms"}`),
-/// resuming from the last persisted record after a restart (`record` NULL and
-/// `record_len` 0 for a new device). Resuming re-verifies the staged chunks through `io`.
-/// Drain `ota_agent_poll` after this call and after every `ota_agent_handle_*`.
+/// Makes the device's update agent from its configuration, resuming from the last persisted
+/// record after a restart (`record` NULL and `record_len` 0 for a new device). Resuming
+/// re-verifies the staged chunks through `io`. Drain `ota_agent_poll` after this call and
+/// after every `ota_agent_handle_*`.
+///
+/// The configuration (JSON; docs/c-api.md has a complete example; `?`: optional):
+/// - `"device"`: this device's profile (see `ota_profile_parse`);
+/// - `"trusted_keys"`: the publishers' Ed25519 public keys (hex or PEM), at least one;
+/// - `"threshold"?`: how many distinct trusted keys must sign (default 1);
+/// - `"probe_policy"?`: `{"initial_delay_ms"? (2000), "interval_ms"? (2000),
+///   "successes_needed"? (3), "failures_tolerated"? (0), "deadline_ms"? (120000)}`: these
+///   defaults are the policy when it is left out;
+/// - `"default_probe"?`: the probe when an assignment names none (see `ota_probe_run`);
+///   without it and without an assignment's `"probe"`, an assignment is refused with
+///   `OTA_STATUS_PROBE_REFUSED` and a message saying what to add;
+/// - `"exec_allowlist"?`: the executables a probe may run (default none);
+/// - `"max_boot_attempts"?`: boots into a new version before it is rolled back (default 3);
+/// - `"download_deadline_ms"?`: how long a download may take (default a day).
 ///
 /// `io` is copied; its callbacks must stay callable while the agent lives.
 ///
@@ -160,11 +172,17 @@ pub unsafe extern "C" fn ota_agent_restore(
     })
 }
 
-/// Gives the agent an assignment (JSON: `{"package_id", "type", "version", "size_bytes",
-/// "sha256", "envelope" | "tuf_target", "encryption_key", "rollout_id"?, "probe"?}`). It is
-/// refused — with the status saying why, and a `rejected` report queued — unless its
-/// signature verifies, it fits this device, and it is not a downgrade. An assignment that
-/// names a TUF target needs `ota_agent_handle_verified_assignment`.
+/// Gives the agent an assignment. It is refused — with the status saying why, and a
+/// `rejected` report queued — unless its signature verifies, it fits this device, and it is
+/// not a downgrade. An assignment that names a TUF target needs
+/// `ota_agent_handle_verified_assignment`.
+///
+/// The assignment (JSON, as the control plane sends it; docs/c-api.md has a complete
+/// example): `"package_id"` (`pkg_...`), `"type"` (`fw`, `sw` or `model`), `"version"`,
+/// `"size_bytes"`, `"sha256"` (hex), exactly one of `"envelope"` (the package's DSSE
+/// envelope) and `"tuf_target"` (a TUF target's name), `"encryption_key"` (64 hex digits),
+/// `"rollout_id"?`, `"probe"?` (only an allowlisted executable without arguments, or a
+/// loopback URL: the rest is the device's own policy).
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]

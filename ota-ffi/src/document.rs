@@ -122,6 +122,12 @@ pub unsafe extern "C" fn ota_package_free(package: *mut ota_package) {
 /// Parses and validates a device profile from UTF-8 JSON. On failure,
 /// `ota_last_error_message` names the offending field or lists every fault.
 ///
+/// The profile (docs/c-api.md has a complete example): `"device_id"`, `"device_type"`,
+/// `"hardware_profile"` (names), `"arch"` (`arm64`, `armv7`, `x86_64`, `riscv64`),
+/// `"accelerators"?`, `"memory_mb"?`, `"runtimes"?`, `"firmware"?`, `"installed"?` (package
+/// name to installed version), `"allowed_channels"?` (default `["stable"]`), `"labels"?`
+/// (name to text; a rollout's `target_profile_id` matches the label `profile`).
+///
 /// Takes no ownership; the caller frees `*profile_out` with `ota_profile_free`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_profile_parse(

@@ -40,6 +40,7 @@ mod error;
 mod document;
 
 mod sign;
+mod verified;
 
 mod seal;
 
@@ -49,8 +50,10 @@ mod rollout;
 
 mod device_io;
 mod download;
+mod file_device;
 
 mod agent;
+mod report;
 
 #[cfg(feature = "probe-runners")]
 mod probe;
@@ -79,9 +82,15 @@ pub use download::{
 };
 pub use error::{ota_last_error_message, ota_status_message, ota_status_name};
 pub use ffi::ota_write_fn;
+pub use file_device::{
+    ota_file_device, ota_file_device_active_file, ota_file_device_free, ota_file_device_io,
+    ota_file_device_open, ota_file_device_persist, ota_file_device_record, ota_file_device_restore,
+    ota_file_device_swap,
+};
 pub use ota_core::Status;
 #[cfg(feature = "probe-runners")]
 pub use probe::ota_probe_run;
+pub use report::{ota_report_parse_status, ota_report_status};
 pub use rollout::{
     ota_audit_verify, ota_audit_verify_head, ota_rollout, ota_rollout_command, ota_rollout_create,
     ota_rollout_free, ota_rollout_handle_report, ota_rollout_handle_tick, ota_rollout_join,
@@ -107,6 +116,18 @@ pub use tuf::{
     ota_tuf_download_file, ota_tuf_refresh, ota_tuf_repo, ota_tuf_repo_free, ota_tuf_resolve,
     ota_tuf_trust_center,
 };
+pub use verified::{
+    ota_verified_package_chunk_count, ota_verified_package_id, ota_verified_package_name,
+    ota_verified_package_sha256, ota_verified_package_size, ota_verified_package_version,
+};
+
+/// `ota_build.h` of this build: its version and feature macros (`OTA_VERSION_MAJOR`, ...,
+/// `OTA_HAS_TUF`, `OTA_HAS_PROBE_RUNNERS`), as the build script wrote it from Cargo's
+/// metadata. `include/ota_build.h` is the default build's.
+pub const BUILD_HEADER: &str = include_str!(concat!(env!("OUT_DIR"), "/ota_build.h"));
+
+/// The SONAME of `libota.so` (`libota.so.0.1`: the ABI part of the version).
+pub const SONAME: &str = env!("OTA_SONAME");
 
 /// The version of the library (`"0.1.0"`): a static string.
 ///

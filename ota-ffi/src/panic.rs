@@ -36,6 +36,13 @@ impl PanicOrDefault for () {
     fn on_panic() -> Self {}
 }
 
+/// A C callback's status: nonzero is a failure.
+impl PanicOrDefault for std::ffi::c_int {
+    fn on_panic() -> Self {
+        -1
+    }
+}
+
 impl PanicOrDefault for bool {
     fn on_panic() -> Self {
         false

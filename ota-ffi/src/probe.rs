@@ -10,6 +10,12 @@ use crate::ffi::{LIMITS, try_out, try_str, write_text};
 /// Runs a health probe (JSON, as in a probe command) for real: an allowlisted executable
 /// (killed at its timeout), an HTTP GET to loopback, or a readiness file newer than
 /// `swapped_at` (Unix ms). `allowlist` is a JSON array of the executables allowed.
+///
+/// A probe (also the agent configuration's `default_probe` and an assignment's `probe`;
+/// docs/c-api.md has an example of each kind), by `"kind"`:
+/// `{"kind": "exec", "path", "args"?, "timeout_ms"}` (exit 0 is healthy),
+/// `{"kind": "http", "url", "timeout_ms", "allow_remote"?}` (a 2xx is healthy), or
+/// `{"kind": "file", "path"}` (a readiness file modified after the swap).
 /// `*healthy_out` receives the verdict and `buf` what the probe saw. A probe the allowlist
 /// refuses is unhealthy.
 ///

@@ -68,6 +68,13 @@ fn name(bytes: &str, what: &str) -> Result<Name, Failure> {
 /// waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
 /// profiles. `rollback` may be NULL when the request names no rollback package.
 ///
+/// The request's fields (docs/c-api.md has a complete example): `"package_id"` (the id of
+/// `package`), `"target_profile_id"` or `"target"`, `"canary_percent"?` (5),
+/// `"waves"?` (`[{"percent", "max_devices"?, "min_soak_ms"?, "success_gate_percent"?,
+/// "gate"?}]`), `"failure_threshold_percent"?` (10), `"halt"?`, `"rollback_package_id"?`,
+/// `"rollback_scope"?`, `"in_flight"?`, `"timeouts"?`, `"retries"?`, `"pacing"?`,
+/// `"window"?`, `"stratify"?`, `"salt"?`.
+///
 /// The new rollout's first outputs (its audit record, the `started` event, the canary's
 /// commands) wait to be polled.
 ///

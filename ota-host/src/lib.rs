@@ -9,6 +9,10 @@
 //!   directory or HTTP (the device's and control plane's side) that drives the core's sans-IO
 //!   [`ota_core::tuf::Updater`]. A target resolves to a [`ota_core::VerifiedPackage`] only
 //!   through the core ([`ota_core::tuf::Updater::package`]).
+//! - [`file_device`]: the reference device over plain files (staging, A/B slots, the agent's
+//!   record, all with fsync), the agent's [`ota_core::agent::DeviceIo`]; the C ABI exports it
+//!   as `ota_file_device`. [`dir_slots`] and [`durable`] are its parts, which the device
+//!   daemon shares.
 //!
 //! The core stays free of tokio, HTTP clients, C crypto libraries, clocks, files, sockets and
 //! processes: `cargo tree -p ota-core -e normal` shows it.
@@ -21,6 +25,9 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod dir_slots;
+pub mod durable;
+pub mod file_device;
 pub mod probe;
 pub mod seal;
 #[cfg(feature = "tuf")]

@@ -213,12 +213,14 @@ class FirmwareAgent(unittest.TestCase):
                 d.agent.handle_assignment(evil, d.now)
             d.drain()
             self.assertEqual(d.reports[-1]["status"], "rejected")
+            self.assertIs(ota.report_status(d.reports[-1]), ota.ReportStatus.REJECTED)
 
             good, artifact, plaintext = publish("2.0.0", 300_000, "/bin/true", signer, key)
             d.agent.handle_assignment(good, d.now)
             d.run(artifact, cut_after=2)
             self.assertTrue(d.corrupted)
             self.assertEqual(d.reports[-1]["status"], "success")
+            self.assertIs(ota.report_status(json.dumps(d.reports[-1])), ota.ReportStatus.SUCCESS)
             self.assertEqual(d.io.active_bytes(), plaintext)
             self.assertEqual(d.agent.installed_version("temp-sensor-fw"), "2.0.0")
 
@@ -226,6 +228,7 @@ class FirmwareAgent(unittest.TestCase):
             d.agent.handle_assignment(sick, d.now)
             d.run(artifact2)
             self.assertEqual(d.reports[-1]["status"], "failure")
+            self.assertIs(ota.report_status(d.reports[-1]), ota.ReportStatus.FAILURE)
             self.assertEqual(d.reports[-1]["firmware_version"], "2.0.0")
             self.assertEqual(d.io.active_bytes(), plaintext)
 
@@ -382,5 +385,19 @@ class FirmwareAgent(unittest.TestCase):
             self.assertTrue(ota.probe_run({"kind": "file", "path": f.name}, [], now_ms - 60_000)[0])
 
 
+class ReportStatusTest(unittest.TestCase):
+    def test_report_status_reads_every_status_and_names_a_bad_field(self):
+        for member in ota.ReportStatus:
+            got = ota.report_status({"device_id": "dev-1", "status": member.value})
+            self.assertIs(got, member)
+            self.assertEqual(got, member.value)
+        with self.assertRaises(ValueError) as e:
+            ota.report_status({"device_id": "dev-1", "status": "ok"})
+        self.assertIn("status", str(e.exception))
+        with self.assertRaises(TypeError):
+            ota.report_status(42)  # type: ignore[arg-type]
+
+
 if __name__ == "__main__":
     unittest.main()
+

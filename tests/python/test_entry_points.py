@@ -6,6 +6,7 @@ interpreter. Objects cannot be made from raw handles either."""
 
 import base64
 import collections.abc
+import enum
 import hashlib
 import inspect
 import json
@@ -51,8 +52,8 @@ def entry_points():
     found = {}
     for name in ota.__all__:
         obj = getattr(ota, name)
-        if isinstance(obj, type) and issubclass(obj, BaseException):
-            continue
+        if isinstance(obj, type) and issubclass(obj, (BaseException, enum.Enum)):
+            continue  # exceptions and enumerations (ReportStatus) are values, not entry points
         if inspect.isfunction(obj):
             found[name] = (obj, None)
         elif isinstance(obj, type) and obj is not ota.Managed:  # its methods: under each subclass

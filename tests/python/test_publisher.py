@@ -90,6 +90,24 @@ class SealAndOpen(unittest.TestCase):
             self.assertTrue(d["id"].startswith("pkg_"))
             self.assertEqual(ota.open_sealed(v, self.key, artifact), plaintext)
 
+    def test_a_verified_package_s_fields_come_from_accessors_without_json(self):
+        plaintext = noise(300_000)
+        statement, env, artifact = sealed_package(plaintext, self.key, self.signer)
+        with ota.verify(env, self.trusted) as v:
+            d = v.to_dict()
+            self.assertEqual(v.id, d["id"])
+            self.assertEqual(v.name, statement["name"])
+            self.assertEqual(v.version, statement["version"])
+            self.assertEqual(v.sha256, statement["sha256"])
+            self.assertEqual(v.sha256, hashlib.sha256(artifact).hexdigest())
+            self.assertIsInstance(v.size, int)
+            self.assertEqual(v.size, len(artifact))
+            self.assertEqual(v.chunk_count, (len(artifact) + 65535) // 65536)
+            self.assertEqual(v.chunk_count, len(statement["chunks"]["sha256"]))
+        # A closed package answers with an error, not a crash.
+        with self.assertRaises(ValueError):
+            _ = v.id
+
     def test_reproducible_sealing(self):
         a, ia = ota.seal(b"model bytes" * 1000, self.key, reproducible=True)
         b, ib = ota.seal(b"model bytes" * 1000, self.key, reproducible=True)

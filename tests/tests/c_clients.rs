@@ -228,3 +228,24 @@ fn tuf_client_under_valgrind() {
     assert!(out.contains("tuf: all checks passed"), "{out}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn file_device_client_updates_resumes_and_rolls_back_under_valgrind() {
+    let exe = compile_c("file_device");
+    let fixtures = tmp_dir("file-device-fixtures");
+    agent_fixture(&fixtures);
+    let state = tmp_dir("file-device-state");
+    let out = run_c(&exe, &[fixtures.as_os_str(), state.as_os_str()]);
+    assert!(out.contains("file_device: all checks passed"), "{out}");
+    assert!(out.contains("power cut after 3 chunks"), "{out}");
+    // What the device left on disk: the record, the two slots, and `current` naming 2.0.0's.
+    let current = std::fs::read_link(state.join("slots/current")).unwrap();
+    let active = state.join("slots").join(&current).join("firmware.bin");
+    assert_eq!(
+        std::fs::read(active).unwrap(),
+        std::fs::read(fixtures.join("plain-2.0.0.bin")).unwrap()
+    );
+    assert!(state.join("record.json").is_file());
+    std::fs::remove_dir_all(fixtures).unwrap();
+    std::fs::remove_dir_all(state).unwrap();
+}

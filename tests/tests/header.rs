@@ -59,6 +59,47 @@ fn header_matches_the_code() {
     );
 }
 
+/// `include/ota_build.h` (the version and feature macros `include/ota.h` includes) is the one
+/// ota-ffi's build script writes for the default build, from Cargo's metadata.
+#[test]
+fn build_header_matches_the_default_build() {
+    let path = ota_tests::workspace_dir().join("include/ota_build.h");
+    if std::env::var_os("OTA_BLESS").is_some() {
+        std::fs::write(&path, ota::BUILD_HEADER).expect("writing include/ota_build.h");
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == ota::BUILD_HEADER,
+        "include/ota_build.h does not match the default build: run `OTA_BLESS=1 cargo test -p ota-tests --test header` and commit it"
+    );
+    let version = |name: &str| {
+        let line = format!("#define {name} ");
+        checked_in
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .unwrap_or_else(|| panic!("no {name}"))
+            .to_string()
+    };
+    let expected = ota_core::VERSION.split('.').collect::<Vec<_>>();
+    assert_eq!(version("OTA_VERSION_MAJOR"), expected[0]);
+    assert_eq!(version("OTA_VERSION_MINOR"), expected[1]);
+    assert_eq!(version("OTA_VERSION_PATCH"), expected[2]);
+    assert_eq!(
+        version("OTA_VERSION_STRING"),
+        format!("\"{}\"", ota_core::VERSION)
+    );
+    assert_eq!(version("OTA_HAS_TUF"), "1");
+    assert_eq!(version("OTA_HAS_PROBE_RUNNERS"), "1");
+}
+
+#[test]
+fn the_header_includes_the_build_header_and_states_the_thread_rules_once() {
+    let header = generate();
+    assert!(header.contains("#include \"ota_build.h\""));
+    assert_eq!(header.matches(" * Threads (").count(), 1);
+}
+
 #[test]
 fn the_header_declares_every_status_and_no_retired_one() {
     let header = generate();

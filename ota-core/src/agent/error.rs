@@ -78,7 +78,9 @@ pub enum Rejection {
         offered: Version,
     },
     /// Neither the assignment nor the agent's configuration names a health probe.
-    #[error("no health probe is configured")]
+    #[error(
+        "no health probe is configured: add \"default_probe\" to the agent config, e.g. \"default_probe\": {{\"kind\": \"exec\", \"path\": \"/usr/bin/selftest\", \"timeout_ms\": 10000}} with \"exec_allowlist\": [\"/usr/bin/selftest\"] (or an http or file probe; see docs/c-api.md), or send a \"probe\" with the assignment"
+    )]
     NoProbe,
     /// The assignment's health probe may not run on this device.
     #[error(transparent)]

@@ -19,24 +19,26 @@ the data flows:
 - ``_compat``: ``check``, ``check_fleet``
 - ``_rollout``: ``Rollout``, ``audit_verify``
 - ``_device``: ``DeviceIo``, ``Agent``, ``probe_run``
+- ``_report``: ``ReportStatus``, ``report_status``
 - ``_tuf``: ``TufClient``, ``TufRepo``
 """
 
 from typing import List
 
-from . import _compat, _device, _documents, _errors, _managed, _rollout, _seal, _sign, _tuf
+from . import _compat, _device, _documents, _errors, _managed, _report, _rollout, _seal, _sign, _tuf
 from ._compat import *  # noqa: F401,F403
 from ._device import *  # noqa: F401,F403
 from ._documents import *  # noqa: F401,F403
 from ._errors import *  # noqa: F401,F403
 from ._ffi import version
 from ._managed import *  # noqa: F401,F403
+from ._report import *  # noqa: F401,F403
 from ._rollout import *  # noqa: F401,F403
 from ._seal import *  # noqa: F401,F403
 from ._sign import *  # noqa: F401,F403
 from ._tuf import *  # noqa: F401,F403
 
 __all__: List[str] = ["version"]
-for _module in (_managed, _errors, _documents, _sign, _seal, _compat, _rollout, _device, _tuf):
+for _module in (_managed, _errors, _documents, _sign, _seal, _compat, _rollout, _device, _report, _tuf):
     __all__ += _module.__all__
 del _module

@@ -98,6 +98,40 @@ class VerifiedPackage(Managed):
         value: Dict[str, Any] = _json.loads(text(lib.ota_verified_package_to_json, self.handle))
         return value
 
+    @property
+    def id(self) -> str:
+        """The package's id: ``pkg_`` and hex digits."""
+        return text(lib.ota_verified_package_id, self.handle)
+
+    @property
+    def name(self) -> str:
+        """The package's name."""
+        return text(lib.ota_verified_package_name, self.handle)
+
+    @property
+    def version(self) -> str:
+        """The package's version (semver)."""
+        return text(lib.ota_verified_package_version, self.handle)
+
+    @property
+    def sha256(self) -> str:
+        """The signed SHA-256 of the artifact: 64 lowercase hex digits."""
+        return text(lib.ota_verified_package_sha256, self.handle)
+
+    @property
+    def size(self) -> int:
+        """The signed size of the artifact in bytes."""
+        out = ctypes.c_uint64(0)
+        call(lib.ota_verified_package_size(self.handle, ctypes.byref(out)))
+        return out.value
+
+    @property
+    def chunk_count(self) -> int:
+        """The number of 64 KiB chunks in the artifact's signed chunk table."""
+        out = ctypes.c_uint64(0)
+        call(lib.ota_verified_package_chunk_count(self.handle, ctypes.byref(out)))
+        return out.value
+
 
 @holding
 def verify(envelope: JsonInput, trusted: TrustedKeys, threshold: int = 1) -> VerifiedPackage:

@@ -37,6 +37,16 @@ fn libota_dir() -> PathBuf {
         "libota.so is not in {}: ota-ffi is a dev-dependency of ota-server, so cargo builds it",
         dir.display()
     );
+    // A program linked with -lota asks the loader for libota's SONAME: cargo builds the file
+    // as libota.so only, so the link from the SONAME is made beside it (another test may be
+    // making it too: a link of our own, renamed over).
+    let link = dir.join(ota::SONAME);
+    if !std::fs::read_link(&link).is_ok_and(|t| t == Path::new("libota.so")) {
+        let tmp = dir.join(format!("{}.{}.tmp", ota::SONAME, std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink("libota.so", &tmp).expect("linking libota's SONAME");
+        std::fs::rename(&tmp, &link).expect("linking libota's SONAME");
+    }
     dir
 }
 
