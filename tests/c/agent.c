@@ -632,6 +632,23 @@ int main(int argc, char **argv) {
     drain(agent);
     assign(agent, "assign-1.9.0.json", OTA_STATUS_DOWNGRADE);
 
+    /* A signed rollback downgrades only a device on the version it replaces, before it
+     * expires: one of 2.1.0 and an expired one of 2.0.0 are refused here (on 2.0.0). */
+    assign(agent, "assign-1.5.0-from-2.1.0.json", OTA_STATUS_DOWNGRADE);
+    drain(agent);
+    CHECK(strstr(last_report, "replaces 2.1.0, but the device runs 2.0.0") != NULL);
+    assign(agent, "assign-1.5.0-expired.json", OTA_STATUS_DOWNGRADE);
+    drain(agent);
+    CHECK(strstr(last_report, "expired at 2020-01-01T00:00:00Z") != NULL);
+    CHECK(active_slot_is("plain-2.0.0.bin"));
+
+    /* 2.2.0's signed probe (/bin/false) is run, not the assignment's (/bin/true): it fails
+     * and 2.0.0 is restored. */
+    assign(agent, "assign-2.2.0-signed-probe.json", OTA_STATUS_OK);
+    agent = run(agent, "artifact-2.2.0-signed-probe.enc", 0);
+    CHECK(strstr(last_report, "\"status\":\"failure\"") != NULL);
+    CHECK(active_slot_is("plain-2.0.0.bin"));
+
     agent = verified_assignment(agent);
     errors(agent);
     ota_agent_free(agent);
