@@ -367,12 +367,23 @@ static void errors(ota_agent *agent) {
     CHECK(ota_agent_state(NULL) == NULL);
     {
         bool healthy = true;
-        const char *spec = "{\"kind\":\"exec\",\"path\":\"/bin/sh\",\"timeout_ms\":1000}";
+        const char *spec = "{\"kind\":\"exec\",\"path\":\"/usr/bin/other\",\"timeout_ms\":1000}";
         const char *allow = "[\"/bin/true\"]";
+        /* An allowlisted launcher never runs: its arguments would be any command. */
+        const char *shell = "{\"kind\":\"exec\",\"path\":\"/usr/bin/env\",\"args\":[\"sh\",\"-c\",\"exit 0\"],"
+                            "\"timeout_ms\":1000}";
+        const char *allow_env = "[\"/usr/bin/env\"]";
+        char detail[512];
         CHECK_STATUS(ota_probe_run(spec, strlen(spec), allow, strlen(allow), 0, &healthy, buf, sizeof buf, &n),
                      OTA_STATUS_OK);
         CHECK(!healthy); /* not on the allowlist: unhealthy */
         CHECK(strstr(buf, "allowlist") != NULL);
+        healthy = true;
+        CHECK_STATUS(ota_probe_run(shell, strlen(shell), allow_env, strlen(allow_env), 0, &healthy, detail,
+                                   sizeof detail, &n),
+                     OTA_STATUS_OK);
+        CHECK(!healthy);
+        CHECK(strstr(detail, "interpreter or launcher") != NULL);
         CHECK_STATUS(ota_probe_run(spec, strlen(spec), allow, strlen(allow), 0, &healthy, buf, 4, &n),
                      OTA_STATUS_INSUFFICIENT_SIZE);
         CHECK_STATUS(ota_probe_run("{", 1, allow, strlen(allow), 0, &healthy, buf, sizeof buf, &n),
