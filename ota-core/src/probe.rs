@@ -163,12 +163,67 @@ pub fn is_loopback(host: &str) -> bool {
 /// launchers, script interpreters, multi-call binaries. Compared with the file name, less any
 /// version suffix (`python3.11` is `python`).
 pub const INTERPRETERS: &[&str] = &[
-    "sh", "ash", "dash", "bash", "rbash", "zsh", "ksh", "mksh", "pdksh", "csh", "tcsh", "fish",
-    "busybox", "toybox", "env", "xargs", "nice", "nohup", "timeout", "stdbuf", "setsid", "sudo",
-    "su", "doas", "runuser", "chroot", "unshare", "nsenter", "flock", "watch", "script",
-    "systemd-run", "ssh", "find", "python", "pypy", "perl", "ruby", "irb", "node", "nodejs",
-    "deno", "bun", "lua", "luajit", "php", "tclsh", "wish", "expect", "awk", "gawk", "mawk",
-    "nawk", "sed", "pwsh", "gdb", "strace", "ltrace", "vi", "vim", "emacs",
+    "sh",
+    "ash",
+    "dash",
+    "bash",
+    "rbash",
+    "zsh",
+    "ksh",
+    "mksh",
+    "pdksh",
+    "csh",
+    "tcsh",
+    "fish",
+    "busybox",
+    "toybox",
+    "env",
+    "xargs",
+    "nice",
+    "nohup",
+    "timeout",
+    "stdbuf",
+    "setsid",
+    "sudo",
+    "su",
+    "doas",
+    "runuser",
+    "chroot",
+    "unshare",
+    "nsenter",
+    "flock",
+    "watch",
+    "script",
+    "systemd-run",
+    "ssh",
+    "find",
+    "python",
+    "pypy",
+    "perl",
+    "ruby",
+    "irb",
+    "node",
+    "nodejs",
+    "deno",
+    "bun",
+    "lua",
+    "luajit",
+    "php",
+    "tclsh",
+    "wish",
+    "expect",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "sed",
+    "pwsh",
+    "gdb",
+    "strace",
+    "ltrace",
+    "vi",
+    "vim",
+    "emacs",
 ];
 
 /// The interpreter or launcher `path` names (see [`INTERPRETERS`]), if it names one.
@@ -551,7 +606,10 @@ mod tests {
                 timeout_ms: 1000,
             };
             let e = spec.check(&[path.to_string()]).unwrap_err();
-            assert!(matches!(&e, ProbeError::Interpreter { .. }), "{path}: {e:?}");
+            assert!(
+                matches!(&e, ProbeError::Interpreter { .. }),
+                "{path}: {e:?}"
+            );
         }
         for path in ["/usr/bin/healthcheck", "/bin/true", "/opt/app/env-check"] {
             assert_eq!(interpreter(path), None, "{path}");
@@ -567,7 +625,11 @@ mod tests {
             timeout_ms: 1000,
         };
         assert!(exec("/usr/bin/healthcheck").check(&allow).is_ok());
-        for path in ["/usr/bin/other", "healthcheck", "/usr/bin/../bin/healthcheck"] {
+        for path in [
+            "/usr/bin/other",
+            "healthcheck",
+            "/usr/bin/../bin/healthcheck",
+        ] {
             assert_eq!(
                 exec(path).check(&allow),
                 Err(ProbeError::NotAllowed { path: path.into() })

@@ -145,13 +145,19 @@ mod tests {
     #[test]
     fn timestamps_keep_their_text_and_instant() {
         let t: Timestamp = "1970-01-01T00:00:01.5Z".parse().unwrap();
-        assert_eq!((t.at(), t.as_str()), (UnixMs(1_500), "1970-01-01T00:00:01.5Z"));
+        assert_eq!(
+            (t.at(), t.as_str()),
+            (UnixMs(1_500), "1970-01-01T00:00:01.5Z")
+        );
         let t: Timestamp = "1970-01-01T01:00:02+01:00".parse().unwrap();
         assert_eq!(t.at(), UnixMs(2_000));
         for bad in ["1969-12-31T23:59:59Z", "2027-01-31", "tomorrow", ""] {
             assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
         }
-        assert_eq!(serde_json::to_string(&t).unwrap(), "\"1970-01-01T01:00:02+01:00\"");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"1970-01-01T01:00:02+01:00\""
+        );
     }
 
     #[test]

@@ -915,11 +915,12 @@ fn a_signed_probe_is_run_in_preference_to_the_assignments() {
     let mut d = device(Box::new(move |spec: &ProbeSpec| {
         seen.borrow_mut().push(spec.clone());
         ProbeResult {
-            healthy: spec.clone() != ProbeSpec::Exec {
-                path: "/bin/false".into(),
-                args: vec!["--signed".into()],
-                timeout_ms: 1000,
-            },
+            healthy: spec.clone()
+                != ProbeSpec::Exec {
+                    path: "/bin/false".into(),
+                    args: vec!["--signed".into()],
+                    timeout_ms: 1000,
+                },
             detail: "ran".into(),
         }
     }));
@@ -933,7 +934,11 @@ fn a_signed_probe_is_run_in_preference_to_the_assignments() {
     d.assign(a).unwrap();
     d.run(&artifact, &mut in_order, None).unwrap();
     assert!(!ran.borrow().is_empty());
-    assert!(ran.borrow().iter().all(|p| *p == signed), "{:?}", ran.borrow());
+    assert!(
+        ran.borrow().iter().all(|p| *p == signed),
+        "{:?}",
+        ran.borrow()
+    );
     assert_eq!(last_report(&d).status, ReportStatus::Failure);
     assert_eq!(d.disk.active_bytes(), OLD);
     // The device's allowlist still bounds it: a signed probe it does not allow is refused.
@@ -944,9 +949,17 @@ fn a_signed_probe_is_run_in_preference_to_the_assignments() {
             timeout_ms: 1000,
         });
     });
-    let e = attack("signed probe", &mut d, |d| d.assign(assignment(&v, &key)), false);
+    let e = attack(
+        "signed probe",
+        &mut d,
+        |d| d.assign(assignment(&v, &key)),
+        false,
+    );
     assert!(
-        matches!(&e, AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::NotAllowed { .. }))),
+        matches!(
+            &e,
+            AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::NotAllowed { .. }))
+        ),
         "{e:?}"
     );
 }
@@ -976,7 +989,10 @@ fn an_allowlisted_interpreter_never_runs_as_a_probe() {
         });
         let e = attack("interpreter", &mut d, |d| d.assign(a), false);
         assert!(
-            matches!(&e, AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))),
+            matches!(
+                &e,
+                AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))
+            ),
             "{path}: {e:?}"
         );
         assert_eq!(e.status(), Status::ProbeRefused);
@@ -988,9 +1004,17 @@ fn an_allowlisted_interpreter_never_runs_as_a_probe() {
             timeout_ms: 1000,
         });
         let mut own = Device::new(c, OLD, healthy());
-        let e = attack("interpreter", &mut own, |d| d.assign(assignment(&v, &key)), false);
+        let e = attack(
+            "interpreter",
+            &mut own,
+            |d| d.assign(assignment(&v, &key)),
+            false,
+        );
         assert!(
-            matches!(&e, AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))),
+            matches!(
+                &e,
+                AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))
+            ),
             "{path}: {e:?}"
         );
         // ... or signed into the package: refused when it is signed or read.

@@ -132,7 +132,6 @@ impl Common {
     }
 }
 
-
 fn object<'a>(
     role: &str,
     v: &'a Value,
