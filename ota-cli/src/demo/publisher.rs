@@ -47,8 +47,7 @@ pub(super) fn signer(work: &Path, rng: &mut Rng) -> Result<SigningKey, CliError>
 }
 
 /// Seals and signs `engine` as `version` through the real `pack` command (the key in
-/// `work/keys`); a rollback version is signed as a rollback from `rollback_from`, valid for
-/// 30 days.
+/// `work/keys`); a rollback version is signed as a rollback from `rollback_from`.
 pub(super) fn pack(
     work: &Path,
     version: &str,
@@ -86,9 +85,8 @@ pub(super) fn pack(
                 "Retrained on plant-7 data.".into()
             },
             rollback_from: rollback_from.map(str::to_string),
-            rollback_expires: rollback_from.map(|_| {
-                (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(30 * 24)).to_string()
-            }),
+            // Fixed, so that a seed gives the same packages (and transcript) every run.
+            rollback_expires: rollback_from.map(|_| "2100-01-01T00:00:00Z".to_string()),
             s3_endpoint: None,
             bucket: None,
             cdn_base: Some("https://cdn.demo.invalid".into()),
