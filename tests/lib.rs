@@ -236,6 +236,15 @@ pub fn seal_into(package: &mut ota_core::Package, plaintext: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// A signed rollback from `from`, expiring in 2100: what [`firmware_package`] carries to be a
+/// rollback of `from`.
+pub fn rollback_from(from: &str) -> ota_core::package::Rollback {
+    ota_core::package::Rollback {
+        from: from.parse().expect("version"),
+        expires: "2100-01-01T00:00:00Z".parse().expect("time"),
+    }
+}
+
 /// The seed 004 firmware package fixture.
 pub fn firmware_package() -> ota_core::Package {
     ota_core::Package::from_json(&read_fixture("packages/valid/seed-004-firmware.json"))

@@ -27,7 +27,7 @@ fn publish(version: &str, signer: u8, size: usize, rollback: bool) -> (VerifiedP
     let plaintext = ota_tests::noise(size, size as u64 + signer as u64);
     let mut p = ota_tests::firmware_package();
     p.version = version.parse().unwrap();
-    p.rollback = rollback;
+    p.rollback = rollback.then(|| ota_tests::rollback_from("2.0.0"));
     let artifact = ota_tests::seal_into(&mut p, &plaintext);
     let key = ota_tests::signing_key(signer);
     let env = sign::sign(&p, &[&key]).unwrap();

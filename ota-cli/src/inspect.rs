@@ -116,8 +116,17 @@ fn describe(p: &Package) -> String {
             ));
         }
     }
-    if p.rollback {
-        s.push_str("\nrollback      yes: signed for downgrading devices");
+    if let Some(r) = &p.rollback {
+        s.push_str(&format!(
+            "\nrollback      from {} until {}: signed for downgrading devices that run {}",
+            r.from, r.expires, r.from
+        ));
+    }
+    if let Some(probe) = &p.probe {
+        s.push_str(&format!(
+            "\nprobe         {} (signed)",
+            serde_json::to_string(probe).unwrap_or_default()
+        ));
     }
     s
 }

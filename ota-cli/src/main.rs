@@ -73,7 +73,7 @@ enum Command {
     Check(check::CheckArgs),
     /// Seal a file or a model's directory, sign its package, and write seed 002's artifact and
     /// registration.
-    Pack(pack::PackArgs),
+    Pack(Box<pack::PackArgs>),
     /// Add a signature to a package envelope (co-signing), or sign a sealed statement.
     Sign(sign::SignArgs),
     /// Upload a packed artifact to a store and register it with the admin API.

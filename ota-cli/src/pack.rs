@@ -124,9 +124,17 @@ pub struct PackArgs {
     /// A change summary.
     #[arg(long, default_value = "")]
     pub(crate) release_notes: String,
-    /// Sign it as a rollback: devices accept it although it is older than what they run.
+    /// Sign it as a rollback of this version: a device running it accepts the package
+    /// although it is older than what it ran (needs --rollback-expires).
+    #[arg(long, requires = "rollback_expires")]
+    pub(crate) rollback_from: Option<String>,
+    /// When the rollback stops being valid (RFC 3339, `2027-01-31T00:00:00Z`).
+    #[arg(long, requires = "rollback_from")]
+    pub(crate) rollback_expires: Option<String>,
+    /// A health probe to sign into the package (JSON or YAML, `{"kind": "exec", "path": ...}`):
+    /// devices run it in preference to the assignment's, if their allowlist lets them.
     #[arg(long)]
-    pub(crate) rollback: bool,
+    pub(crate) probe: Option<PathBuf>,
     /// The S3-compatible endpoint, for the artifact's URL (seed 002).
     #[arg(long, env = "S3_ENDPOINT")]
     pub(crate) s3_endpoint: Option<String>,
@@ -149,6 +157,30 @@ fn name(value: &str, flag: &str) -> Result<Name, CliError> {
     value
         .parse()
         .map_err(|e| CliError::usage(format!("--{flag}: {e}")))
+}
+
+/// The signed rollback of `--rollback-from` and `--rollback-expires`, if given.
+fn rollback(a: &PackArgs) -> Result<Option<serde_json::Value>, CliError> {
+    let (Some(from), Some(expires)) = (&a.rollback_from, &a.rollback_expires) else {
+        return Ok(None);
+    };
+    let from: ota_core::Version = from
+        .parse()
+        .map_err(|e| CliError::usage(format!("--rollback-from: {e}")))?;
+    let expires: ota_core::time::Timestamp = expires
+        .parse()
+        .map_err(|e| CliError::usage(format!("--rollback-expires: {e}")))?;
+    Ok(Some(json!({"from": from, "expires": expires})))
+}
+
+/// The health probe in `path`, checked.
+fn probe(path: &Path) -> Result<serde_json::Value, CliError> {
+    let d = doc::load(path)?;
+    let spec: ota_core::probe::ProbeSpec = serde_json::from_slice(&d.bytes)
+        .map_err(|e| CliError::usage(format!("--probe {}: {e}", path.display())))?;
+    spec.check_form()
+        .map_err(|e| CliError::usage(format!("--probe {}: {e}", path.display())))?;
+    Ok(json!(spec))
 }
 
 /// What `pack` wrote.
@@ -345,7 +377,8 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         "release_notes": a.release_notes,
         "channel": channel,
         "manifest": manifest.map(|(_, v)| v),
-        "rollback": a.rollback,
+        "rollback": rollback(a)?,
+        "probe": a.probe.as_deref().map(probe).transpose()?,
     });
     if let Some(obj) = statement.as_object_mut() {
         obj.retain(|_, v| !v.is_null());

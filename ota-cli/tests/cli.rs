@@ -545,6 +545,97 @@ fn unpack_leaves_nothing_behind_on_any_failure() {
 }
 
 #[test]
+fn pack_signs_a_bound_rollback_and_a_probe_that_inspect_shows() {
+    let probes = tmp();
+    let probe = probes.path().join("probe.json");
+    std::fs::write(
+        &probe,
+        r#"{"kind": "exec", "path": "/usr/bin/app-health", "args": ["--deep"], "timeout_ms": 5000}"#,
+    )
+    .unwrap();
+    let p = pack(&[
+        "--rollback-from",
+        "3.0.0",
+        "--rollback-expires",
+        "2030-01-31T00:00:00Z",
+        "--probe",
+        &s(&probe),
+    ]);
+    let env = s(&p.out.join("package.json"));
+    let r = ota(&["inspect", &env, "--trusted-key", &p.public]);
+    expect(&r, 0);
+    assert!(
+        r.stdout
+            .contains("rollback      from 3.0.0 until 2030-01-31T00:00:00Z"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("probe") && r.stdout.contains("/usr/bin/app-health"),
+        "{}",
+        r.stdout
+    );
+    let r = ota(&["inspect", &env, "--json"]);
+    let j = r.json();
+    assert_eq!(j["package"]["rollback"]["from"], "3.0.0");
+    assert_eq!(j["package"]["probe"]["args"][0], "--deep");
+
+    // Each flag's mistake is named; a launcher is no probe.
+    let shell = probes.path().join("shell.json");
+    std::fs::write(
+        &shell,
+        r#"{"kind": "exec", "path": "/usr/bin/env", "args": ["sh", "-c", "reboot"], "timeout_ms": 5000}"#,
+    )
+    .unwrap();
+    for (extra, flag) in [
+        (vec!["--rollback-from", "3.0.0"], "--rollback-expires"),
+        (
+            vec![
+                "--rollback-from",
+                "3.0.0",
+                "--rollback-expires",
+                "next week",
+            ],
+            "--rollback-expires",
+        ),
+        (
+            vec![
+                "--rollback-from",
+                "three",
+                "--rollback-expires",
+                "2030-01-31T00:00:00Z",
+            ],
+            "--rollback-from",
+        ),
+        (vec!["--probe", &s(&shell)], "interpreter"),
+    ] {
+        let mut args = vec![
+            "pack".to_string(),
+            "--file".into(),
+            s(&p.dir.path().join("model.engine")),
+            "--manifest".into(),
+            manifest_for(&p.dir.path().join("model.engine")),
+            "--key".into(),
+            s(&p.dir.path().join("keys/private.pem")),
+            "--resource-name".into(),
+            "m".into(),
+            "--dev-stage".into(),
+            "prod".into(),
+            "--architecture".into(),
+            "arm64".into(),
+            "--version".into(),
+            "1".into(),
+            "--out".into(),
+            s(&p.dir.path().join("out3")),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let r = ota(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        expect(&r, 2);
+        assert!(r.stderr.contains(flag), "{flag}: {}", r.stderr);
+    }
+}
+
+#[test]
 fn pack_is_reproducible_with_a_seal_key_and_refuses_bad_input() {
     let key = "42".repeat(32);
     let a = pack(&["--reproducible", "--seal-key", &key]);

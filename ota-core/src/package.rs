@@ -12,8 +12,10 @@ use crate::json::{self, Fault, ParseError, Validate, duplicates, fault, field};
 use crate::limits::Limits;
 use crate::manifest::ModelManifest;
 use crate::name::Name;
+use crate::probe::ProbeSpec;
 use crate::sbom::SbomRef;
 use crate::seal::{SealInfo, Sealed};
+use crate::time::{Timestamp, UnixMs};
 use crate::version::{Version, serde_via_str};
 
 pub use crate::channel::Channel;
@@ -60,14 +62,51 @@ pub struct Package {
     /// How the artifact is sealed (required to sign).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<SealInfo>,
-    /// A rollback the control plane signed explicitly: the only package a device accepts
-    /// although it is older than the highest version it has installed.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub rollback: bool,
+    /// A rollback the publisher signed explicitly: the only package a device accepts
+    /// although it is older than the highest version it has installed, and only from the
+    /// version it names, until it expires.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "rollback_field"
+    )]
+    pub rollback: Option<Rollback>,
+    /// The health probe the publisher signed for this build: a device runs it in preference
+    /// to the (unsigned) assignment's, if its own allowlist lets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeSpec>,
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
+/// What a signed rollback is bound to, so that a replayed rollback package is no permanent
+/// downgrade pass: a device downgrades with it only while it runs `from`, before `expires`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// The version this rollback replaces (the release being rolled back).
+    pub from: Version,
+    /// When it stops being valid (RFC 3339, `2027-01-31T00:00:00Z`).
+    pub expires: Timestamp,
+}
+
+impl Rollback {
+    /// Whether it has expired at `now` (expired from the instant it names).
+    pub fn expired(&self, now: UnixMs) -> bool {
+        now >= self.expires.at()
+    }
+}
+
+/// Reads `rollback`: an object, or `false`/`null` for none. The `true` of packages signed
+/// before rollbacks were bound is refused: it would be a downgrade pass forever.
+fn rollback_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Rollback>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Bool(false)) => Ok(None),
+        Some(serde_json::Value::Bool(true)) => Err(serde::de::Error::custom(
+            "an unbound rollback (true) is a downgrade pass forever: sign it as {\"from\": the version it replaces, \"expires\": an RFC 3339 time}",
+        )),
+        Some(v) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 impl Package {
@@ -348,6 +387,23 @@ impl Validate for Package {
                 );
             }
         }
+        if let Some(probe) = &self.probe
+            && let Err(e) = probe.check_form()
+        {
+            fault(faults, field(path, "probe"), e.to_string());
+        }
+        if let Some(r) = &self.rollback
+            && r.from <= self.version
+        {
+            fault(
+                faults,
+                field(&field(path, "rollback"), "from"),
+                format!(
+                    "a rollback replaces a newer version: from {} is not above {}",
+                    r.from, self.version
+                ),
+            );
+        }
         if self.seal.is_some()
             && let Some(why) = crate::seal::size_fault(self.size_bytes)
         {
@@ -452,6 +508,48 @@ mod tests {
         );
         let e = Package::from_json(with_sig.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("unknown field `signature`"), "{e}");
+    }
+
+    #[test]
+    fn an_unbound_rollback_is_refused_and_a_bound_one_names_what_it_replaces() {
+        let base = format!(
+            r#"{{"type":"fw","name":"fw","version":"1.5.0","artifact_uri":"https://cdn/fw",
+            "sha256":"{D}","size_bytes":10"#
+        );
+        let with = |extra: &str| format!("{base},{extra}}}");
+        let e = Package::from_json(with(r#""rollback":true"#).as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("rollback"), "{e}");
+        assert!(e.to_string().contains("downgrade pass forever"), "{e}");
+        let p = Package::from_json(with(r#""rollback":false"#).as_bytes()).unwrap();
+        assert_eq!(p.rollback, None);
+        let p = Package::from_json(
+            with(r#""rollback":{"from":"2.0.0","expires":"2027-01-31T00:00:00Z"}"#).as_bytes(),
+        )
+        .unwrap();
+        let r = p.rollback.clone().unwrap();
+        assert_eq!(r.from.to_string(), "2.0.0");
+        assert!(!r.expired(UnixMs(r.expires.at().get() - 1)));
+        assert!(r.expired(r.expires.at()));
+        assert_eq!(Package::from_json(p.to_json().as_bytes()).unwrap(), p);
+        for (bad, why) in [
+            (
+                r#""rollback":{"from":"1.5.0","expires":"2027-01-31T00:00:00Z"}"#,
+                "rollback.from",
+            ),
+            (r#""rollback":{"from":"2.0.0"}"#, "expires"),
+            (
+                r#""rollback":{"from":"2.0.0","expires":"next week"}"#,
+                "RFC 3339",
+            ),
+            (
+                r#""probe":{"kind":"exec","path":"/usr/bin/env","args":["sh"],"timeout_ms":5}"#,
+                "interpreter",
+            ),
+            (r#""probe":{"kind":"file","path":"ready"}"#, "probe"),
+        ] {
+            let e = Package::from_json(with(bad).as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -71,6 +71,17 @@ pub enum ProbeError {
         /// What it asked for.
         why: &'static str,
     },
+    /// An executable probe names an interpreter or a launcher (a shell, `env`, `python`,
+    /// `busybox`...): its arguments would be any command, so no allowlist admits it.
+    #[error(
+        "probe executable {path:?} is an interpreter or launcher ({name}): it runs whatever its arguments say, so no allowlist admits it"
+    )]
+    Interpreter {
+        /// The path.
+        path: String,
+        /// The program it names, without a version suffix.
+        name: String,
+    },
     /// A timeout of zero, or a path that is not absolute.
     #[error("invalid probe: {why}")]
     Invalid {
@@ -148,6 +159,84 @@ pub fn is_loopback(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Programs that run their arguments as code or as another command: shells, `env` and other
+/// launchers, script interpreters, multi-call binaries. Compared with the file name, less any
+/// version suffix (`python3.11` is `python`).
+pub const INTERPRETERS: &[&str] = &[
+    "sh",
+    "ash",
+    "dash",
+    "bash",
+    "rbash",
+    "zsh",
+    "ksh",
+    "mksh",
+    "pdksh",
+    "csh",
+    "tcsh",
+    "fish",
+    "busybox",
+    "toybox",
+    "env",
+    "xargs",
+    "nice",
+    "nohup",
+    "timeout",
+    "stdbuf",
+    "setsid",
+    "sudo",
+    "su",
+    "doas",
+    "runuser",
+    "chroot",
+    "unshare",
+    "nsenter",
+    "flock",
+    "watch",
+    "script",
+    "systemd-run",
+    "ssh",
+    "find",
+    "python",
+    "pypy",
+    "perl",
+    "ruby",
+    "irb",
+    "node",
+    "nodejs",
+    "deno",
+    "bun",
+    "lua",
+    "luajit",
+    "php",
+    "tclsh",
+    "wish",
+    "expect",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "sed",
+    "pwsh",
+    "gdb",
+    "strace",
+    "ltrace",
+    "vi",
+    "vim",
+    "emacs",
+];
+
+/// The interpreter or launcher `path` names (see [`INTERPRETERS`]), if it names one.
+pub fn interpreter(path: &str) -> Option<&'static str> {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let bare = file.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let bare = bare.strip_suffix('-').unwrap_or(bare);
+    INTERPRETERS
+        .iter()
+        .find(|i| i.eq_ignore_ascii_case(bare) || i.eq_ignore_ascii_case(file))
+        .copied()
+}
+
 impl ProbeSpec {
     /// Checks a probe that came from unsigned metadata (an assignment): it may only pick an
     /// allowlisted executable without arguments (an argument can turn `/usr/bin/env` or a
@@ -183,9 +272,23 @@ impl ProbeSpec {
         self
     }
 
-    /// Checks that the probe may run on this device: an executable must be absolute and on
-    /// `allowlist`; an HTTP host must be loopback unless `allow_remote`.
+    /// Checks that the probe may run on this device: [`Self::check_form`], and an executable
+    /// must be on `allowlist`.
     pub fn check(&self, allowlist: &[String]) -> Result<(), ProbeError> {
+        self.check_form()?;
+        match self {
+            ProbeSpec::Exec { path, .. } if !allowlist.iter().any(|a| a == path) => {
+                Err(ProbeError::NotAllowed { path: path.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks what holds on any device (a signed package's probe is checked so when it is
+    /// parsed): an executable is absolute and no interpreter or launcher (see
+    /// [`interpreter`]); an HTTP host is loopback unless `allow_remote`; a readiness file is
+    /// absolute; a timeout is not zero.
+    pub fn check_form(&self) -> Result<(), ProbeError> {
         match self {
             ProbeSpec::Exec {
                 path, timeout_ms, ..
@@ -195,11 +298,14 @@ impl ProbeSpec {
                         why: "a timeout of 0",
                     });
                 }
-                if !path.starts_with('/')
-                    || path.split('/').any(|c| c == "..")
-                    || !allowlist.iter().any(|a| a == path)
-                {
+                if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
                     return Err(ProbeError::NotAllowed { path: path.clone() });
+                }
+                if let Some(name) = interpreter(path) {
+                    return Err(ProbeError::Interpreter {
+                        path: path.clone(),
+                        name: name.to_string(),
+                    });
                 }
                 Ok(())
             }
@@ -483,6 +589,34 @@ mod tests {
     }
 
     #[test]
+    fn interpreters_and_launchers_are_never_allowed_whatever_the_allowlist() {
+        for (path, name) in [
+            ("/usr/bin/env", "env"),
+            ("/bin/sh", "sh"),
+            ("/usr/bin/python3", "python"),
+            ("/usr/bin/python3.11", "python"),
+            ("/usr/bin/perl5.36.0", "perl"),
+            ("/bin/busybox", "busybox"),
+            ("/usr/local/bin/BASH", "bash"),
+        ] {
+            assert_eq!(interpreter(path), Some(name), "{path}");
+            let spec = ProbeSpec::Exec {
+                path: path.into(),
+                args: vec!["sh".into(), "-c".into(), "reboot".into()],
+                timeout_ms: 1000,
+            };
+            let e = spec.check(&[path.to_string()]).unwrap_err();
+            assert!(
+                matches!(&e, ProbeError::Interpreter { .. }),
+                "{path}: {e:?}"
+            );
+        }
+        for path in ["/usr/bin/healthcheck", "/bin/true", "/opt/app/env-check"] {
+            assert_eq!(interpreter(path), None, "{path}");
+        }
+    }
+
+    #[test]
     fn specs_are_checked_against_the_allowlist_and_loopback() {
         let allow = vec!["/usr/bin/healthcheck".to_string()];
         let exec = |p: &str| ProbeSpec::Exec {
@@ -491,7 +625,11 @@ mod tests {
             timeout_ms: 1000,
         };
         assert!(exec("/usr/bin/healthcheck").check(&allow).is_ok());
-        for path in ["/bin/sh", "healthcheck", "/usr/bin/../bin/healthcheck"] {
+        for path in [
+            "/usr/bin/other",
+            "healthcheck",
+            "/usr/bin/../bin/healthcheck",
+        ] {
             assert_eq!(
                 exec(path).check(&allow),
                 Err(ProbeError::NotAllowed { path: path.into() })

@@ -71,6 +71,66 @@ impl fmt::Display for UnixMs {
     }
 }
 
+/// An instant written as RFC 3339 text (`2027-01-31T00:00:00Z`) in a signed document: the
+/// text as signed, and its instant. Serialized as the text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    text: String,
+    at: UnixMs,
+}
+
+/// Text that is not an RFC 3339 instant at or after the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{found:?} is not an RFC 3339 time at or after 1970 (like 2027-01-31T00:00:00Z)")]
+pub struct TimestampError {
+    /// The text.
+    pub found: String,
+}
+
+impl Timestamp {
+    /// The instant.
+    pub fn at(&self) -> UnixMs {
+        self.at
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Parses RFC 3339 text (`2027-01-31T00:00:00Z`, `2027-01-31T01:00:00+01:00`) into the
+/// instant it names; `None` when it is not RFC 3339 or before the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<UnixMs> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .ok()
+        .map(UnixMs)
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = TimestampError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let at = parse_rfc3339(s).ok_or_else(|| TimestampError {
+            found: s.to_string(),
+        })?;
+        Ok(Timestamp {
+            text: s.to_string(),
+            at,
+        })
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+crate::version::serde_via_str!(Timestamp);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +140,24 @@ mod tests {
         assert_eq!(UnixMs(u64::MAX) + 5, UnixMs(u64::MAX));
         assert_eq!(UnixMs(3) - UnixMs(5), 0);
         assert_eq!(UnixMs(5) - UnixMs(3), 2);
+    }
+
+    #[test]
+    fn timestamps_keep_their_text_and_instant() {
+        let t: Timestamp = "1970-01-01T00:00:01.5Z".parse().unwrap();
+        assert_eq!(
+            (t.at(), t.as_str()),
+            (UnixMs(1_500), "1970-01-01T00:00:01.5Z")
+        );
+        let t: Timestamp = "1970-01-01T01:00:02+01:00".parse().unwrap();
+        assert_eq!(t.at(), UnixMs(2_000));
+        for bad in ["1969-12-31T23:59:59Z", "2027-01-31", "tomorrow", ""] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"1970-01-01T01:00:02+01:00\""
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use ota_core::probe::{ProbeResult, ProbeSpec, parse_http_url};
+use ota_core::probe::{ProbeError, ProbeResult, ProbeSpec, interpreter, parse_http_url};
 
 fn result(healthy: bool, detail: impl Into<String>) -> ProbeResult {
     ProbeResult {
@@ -17,8 +17,10 @@ fn result(healthy: bool, detail: impl Into<String>) -> ProbeResult {
 }
 
 /// Runs a probe that passed [`ProbeSpec::check`]. `swapped_at` is when the swap happened.
+/// An executable that resolves (through symbolic links) to an interpreter or launcher is
+/// refused like one named so (`/usr/local/bin/health -> /bin/busybox`).
 pub fn run(spec: &ProbeSpec, allowlist: &[String], swapped_at: SystemTime) -> ProbeResult {
-    if let Err(e) = spec.check(allowlist) {
+    if let Err(e) = spec.check(allowlist).and_then(|()| resolved(spec)) {
         return result(false, e.to_string());
     }
     match spec {
@@ -32,6 +34,26 @@ pub fn run(spec: &ProbeSpec, allowlist: &[String], swapped_at: SystemTime) -> Pr
         } => http(url, Duration::from_millis(*timeout_ms)),
         ProbeSpec::File { path } => file(path, swapped_at),
         other => result(false, format!("no runner for the probe {other:?}")),
+    }
+}
+
+/// Refuses an executable probe whose file, links resolved, is an interpreter or launcher. A
+/// multi-call binary (`busybox`) behind a link runs the applet the link's own name says,
+/// which [`ProbeSpec::check`] judged already.
+fn resolved(spec: &ProbeSpec) -> Result<(), ProbeError> {
+    let ProbeSpec::Exec { path, .. } = spec else {
+        return Ok(());
+    };
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return Ok(());
+    };
+    let target = target.to_string_lossy();
+    match interpreter(&target) {
+        Some("busybox" | "toybox") | None => Ok(()),
+        Some(name) => Err(ProbeError::Interpreter {
+            path: format!("{path} (-> {target})"),
+            name: name.to_string(),
+        }),
     }
 }
 
@@ -169,6 +191,22 @@ mod tests {
             let _ = write!(s, "{status_line}\r\ncontent-length: 0\r\n\r\n");
         });
         (url, server)
+    }
+
+    #[test]
+    fn an_allowlisted_link_to_a_shell_does_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("health");
+        std::os::unix::fs::symlink("/bin/sh", &link).unwrap();
+        let path = link.display().to_string();
+        let spec = ProbeSpec::Exec {
+            path: path.clone(),
+            args: vec!["-c".into(), "exit 0".into()],
+            timeout_ms: 2_000,
+        };
+        let r = run(&spec, &[path], SystemTime::now());
+        assert!(!r.healthy, "{}", r.detail);
+        assert!(r.detail.contains("interpreter"), "{}", r.detail);
     }
 
     #[test]

@@ -60,7 +60,18 @@ pub struct SeedUpload {
     pub size_bytes: u64,
     pub compatibility: Option<SeedCompatibility>,
     pub release_notes: Option<String>,
-    pub rollback: Option<bool>,
+    /// A rollback build, bound to what it replaces.
+    pub rollback: Option<RollbackBinding>,
+}
+
+/// What a signed rollback is bound to: devices downgrade with it only while they run `from`,
+/// before `expires`.
+#[derive(Serialize, ToSchema)]
+pub struct RollbackBinding {
+    /// The version the rollback replaces.
+    pub from: String,
+    /// When it stops being valid (RFC 3339).
+    pub expires: String,
 }
 
 /// A package upload, in either form.
@@ -349,7 +360,7 @@ fn device_rpc() {}
         put_device, get_device, create_rollout, list_rollouts, rollout_status, pause, resume,
         rollback, abort, approve, rollout_devices, audit, events, device_ota, device_chunk,
         device_report, device_rpc),
-    components(schemas(Error, DsseUpload, SeedUpload, SeedCompatibility, PackageUpload, Uploaded,
+    components(schemas(Error, DsseUpload, SeedUpload, SeedCompatibility, RollbackBinding, PackageUpload, Uploaded,
         PackageView, Profile, RolloutCreated, OperatorAnswer, Report, ReportAnswer)),
     modifiers(&Bearer),
 )]

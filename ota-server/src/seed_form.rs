@@ -52,9 +52,10 @@ pub struct SeedUpload {
     /// The change summary.
     #[serde(default)]
     pub release_notes: String,
-    /// A rollback build (the one devices accept although it is older).
+    /// A rollback build (the one devices accept although it is older), bound to what it
+    /// replaces: `{"from": VERSION, "expires": RFC 3339}`, signed into the statement as is.
     #[serde(default)]
-    pub rollback: bool,
+    pub rollback: Option<serde_json::Value>,
 }
 
 /// Seed 004's compatibility block (the library's field names are accepted too).

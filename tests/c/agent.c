@@ -367,12 +367,23 @@ static void errors(ota_agent *agent) {
     CHECK(ota_agent_state(NULL) == NULL);
     {
         bool healthy = true;
-        const char *spec = "{\"kind\":\"exec\",\"path\":\"/bin/sh\",\"timeout_ms\":1000}";
+        const char *spec = "{\"kind\":\"exec\",\"path\":\"/usr/bin/other\",\"timeout_ms\":1000}";
         const char *allow = "[\"/bin/true\"]";
+        /* An allowlisted launcher never runs: its arguments would be any command. */
+        const char *shell = "{\"kind\":\"exec\",\"path\":\"/usr/bin/env\",\"args\":[\"sh\",\"-c\",\"exit 0\"],"
+                            "\"timeout_ms\":1000}";
+        const char *allow_env = "[\"/usr/bin/env\"]";
+        char detail[512];
         CHECK_STATUS(ota_probe_run(spec, strlen(spec), allow, strlen(allow), 0, &healthy, buf, sizeof buf, &n),
                      OTA_STATUS_OK);
         CHECK(!healthy); /* not on the allowlist: unhealthy */
         CHECK(strstr(buf, "allowlist") != NULL);
+        healthy = true;
+        CHECK_STATUS(ota_probe_run(shell, strlen(shell), allow_env, strlen(allow_env), 0, &healthy, detail,
+                                   sizeof detail, &n),
+                     OTA_STATUS_OK);
+        CHECK(!healthy);
+        CHECK(strstr(detail, "interpreter or launcher") != NULL);
         CHECK_STATUS(ota_probe_run(spec, strlen(spec), allow, strlen(allow), 0, &healthy, buf, 4, &n),
                      OTA_STATUS_INSUFFICIENT_SIZE);
         CHECK_STATUS(ota_probe_run("{", 1, allow, strlen(allow), 0, &healthy, buf, sizeof buf, &n),
@@ -631,6 +642,23 @@ int main(int argc, char **argv) {
     agent = boot();
     drain(agent);
     assign(agent, "assign-1.9.0.json", OTA_STATUS_DOWNGRADE);
+
+    /* A signed rollback downgrades only a device on the version it replaces, before it
+     * expires: one of 2.1.0 and an expired one of 2.0.0 are refused here (on 2.0.0). */
+    assign(agent, "assign-1.5.0-from-2.1.0.json", OTA_STATUS_DOWNGRADE);
+    drain(agent);
+    CHECK(strstr(last_report, "replaces 2.1.0, but the device runs 2.0.0") != NULL);
+    assign(agent, "assign-1.5.0-expired.json", OTA_STATUS_DOWNGRADE);
+    drain(agent);
+    CHECK(strstr(last_report, "expired at 2020-01-01T00:00:00Z") != NULL);
+    CHECK(active_slot_is("plain-2.0.0.bin"));
+
+    /* 2.2.0's signed probe (/bin/false) is run, not the assignment's (/bin/true): it fails
+     * and 2.0.0 is restored. */
+    assign(agent, "assign-2.2.0-signed-probe.json", OTA_STATUS_OK);
+    agent = run(agent, "artifact-2.2.0-signed-probe.enc", 0);
+    CHECK(strstr(last_report, "\"status\":\"failure\"") != NULL);
+    CHECK(active_slot_is("plain-2.0.0.bin"));
 
     agent = verified_assignment(agent);
     errors(agent);

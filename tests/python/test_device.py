@@ -154,8 +154,10 @@ class Device:
             self.agent.handle_tick(self.now)
 
 
-def publish(version, size, probe, signer, key):
-    """(assignment, artifact, plaintext) for the seed 004 firmware at ``version``."""
+def publish(version, size, probe, signer, key, signed=None):
+    """(assignment, artifact, plaintext) for the seed 004 firmware at ``version``, the
+    assignment asking for ``probe``; the ``signed`` dict's fields (``rollback``, ``probe``)
+    go into the signed package statement."""
     plaintext = os.urandom(size)
     out = []
     with ota.Sealer(key, out.append) as s:
@@ -163,6 +165,7 @@ def publish(version, size, probe, signer, key):
         s.finish()
         d = json.loads(fixture("packages/valid/seed-004-firmware.json"))
         d["version"] = version
+        d.update(signed or {})
         with ota.Package.from_json(json.dumps(d)) as p:
             p.set_sealed(s)
             envelope = json.loads(ota.sign(p, [signer]))
@@ -240,6 +243,66 @@ class FirmwareAgent(unittest.TestCase):
             with self.assertRaises(ota.WrongStateError):
                 d.agent.handle_swapped(d.now)
             d.agent.close()
+
+    def test_a_signed_rollback_downgrades_only_from_the_version_it_replaces_until_it_expires(self):
+        key = ota.generate_seal_key()
+        with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer:
+            d = Device(root, agent_config(signer))
+            d.test = self
+            good, artifact, plaintext = publish("2.0.0", 70_000, "/bin/true", signer, key)
+            d.agent.handle_assignment(good, d.now)
+            d.run(artifact)
+            self.assertEqual(d.io.active_bytes(), plaintext)
+
+            later = "2100-01-01T00:00:00Z"
+            other, _, _ = publish("1.5.0", 1000, "/bin/true", signer, key,
+                                  signed={"rollback": {"from": "2.1.0", "expires": later}})
+            with self.assertRaises(ota.DowngradeError) as e:
+                d.agent.handle_assignment(other, d.now)
+            self.assertIn("replaces 2.1.0, but the device runs 2.0.0", str(e.exception))
+            expired, _, _ = publish("1.5.0", 1000, "/bin/true", signer, key,
+                                    signed={"rollback": {"from": "2.0.0", "expires": "2020-01-01T00:00:00Z"}})
+            with self.assertRaises(ota.DowngradeError) as e:
+                d.agent.handle_assignment(expired, d.now)
+            self.assertIn("expired at 2020-01-01T00:00:00Z", str(e.exception))
+            d.drain()
+            self.assertEqual(d.io.active_bytes(), plaintext)
+
+            back, artifact2, plaintext2 = publish("1.5.0", 1000, "/bin/true", signer, key,
+                                                  signed={"rollback": {"from": "2.0.0", "expires": later}})
+            d.agent.handle_assignment(back, d.now)
+            d.run(artifact2)
+            self.assertEqual(d.reports[-1]["status"], "success")
+            self.assertEqual(d.io.active_bytes(), plaintext2)
+            d.agent.close()
+
+            # The unbound rollback of old is no package at all: a downgrade pass forever.
+            with self.assertRaises(ota.OtaError) as e:
+                publish("1.5.0", 1000, "/bin/true", signer, key, signed={"rollback": True})
+            self.assertIn("rollback", str(e.exception))
+            self.assertIn("downgrade pass forever", str(e.exception))
+
+    def test_a_signed_probe_is_run_instead_of_the_assignments_and_interpreters_never_run(self):
+        key = ota.generate_seal_key()
+        with tempfile.TemporaryDirectory() as root, ota.SigningKey.generate() as signer:
+            d = Device(root, agent_config(signer))
+            d.test = self
+            signed = {"kind": "exec", "path": "/bin/false", "args": ["--signed"], "timeout_ms": 5000}
+            sick, artifact, _ = publish("2.0.0", 1000, "/bin/true", signer, key, signed={"probe": signed})
+            d.agent.handle_assignment(sick, d.now)
+            d.run(artifact)
+            self.assertEqual(d.reports[-1]["status"], "failure")
+            self.assertEqual(d.io.active_bytes(), b"firmware 1.2.0")
+            d.agent.close()
+
+            shell = {"kind": "exec", "path": "/usr/bin/env", "args": ["sh", "-c", "exit 0"], "timeout_ms": 2000}
+            healthy, detail = ota.probe_run(shell, ["/usr/bin/env"], 0)
+            self.assertFalse(healthy)
+            self.assertIn("interpreter", detail)
+            with self.assertRaises(ota.OtaError) as e:
+                publish("2.0.1", 1000, "/bin/true", signer, key, signed={"probe": shell})
+            self.assertIn("probe", str(e.exception))
+            self.assertIn("interpreter", str(e.exception))
 
     def test_a_power_cut_right_after_the_host_swaps_or_restores_does_not_toggle_back(self):
         key = ota.generate_seal_key()

@@ -15,10 +15,12 @@ TRUSTED = ota.TrustedKeys([SIGNER])
 
 
 def firmware(version, rollback=False):
-    """Seed 004's firmware at ``version``, sealed, signed and verified."""
+    """Seed 004's firmware at ``version``, sealed, signed and verified; with ``rollback``, as
+    a rollback of 2.0.0."""
     d = json.loads(fixture("packages/valid/seed-004-firmware.json"))
     d["version"] = version
-    d["rollback"] = rollback
+    if rollback:
+        d["rollback"] = {"from": "2.0.0", "expires": "2100-01-01T00:00:00Z"}
     out = []
     with ota.Sealer(ota.generate_seal_key(), out.append) as s:
         s.write(version.encode() * 100)

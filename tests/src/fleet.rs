@@ -14,11 +14,12 @@ use ota_core::{DeviceProfile, Limits, UnixMs};
 /// and the demo in `ota-sim`).
 pub use ota_sim::fleet::sensors;
 
-/// The seed 004 firmware 2.0.0, sealed and signed by key 1.
+/// The seed 004 firmware at `version`, sealed and signed by key 1; with `rollback`, signed as
+/// a rollback from 2.0.0 (the version the rollouts of these tests send).
 pub fn firmware(version: &str, rollback: bool) -> VerifiedPackage {
     let mut p = crate::firmware_package();
     p.version = version.parse().expect("version");
-    p.rollback = rollback;
+    p.rollback = rollback.then(|| crate::rollback_from("2.0.0"));
     crate::seal_into(&mut p, version.as_bytes());
     let key = crate::signing_key(1);
     let env = sign::sign(&p, &[&key]).expect("sign");

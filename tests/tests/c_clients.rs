@@ -66,17 +66,43 @@ fn agent_fixture(dir: &std::path::Path) {
     )
     .unwrap();
     std::fs::write(dir.join("key.bin"), ota_tests::seal_key().as_bytes()).unwrap();
+    let rollback = |from: &str, expires: &str| ota_core::package::Rollback {
+        from: from.parse().unwrap(),
+        expires: expires.parse().unwrap(),
+    };
     for (version, probe, signer, size) in [
         ("2.0.0", "/bin/true", 1, 400_000),
         ("2.1.0", "/bin/false", 1, 150_000),
         ("1.9.0", "/bin/true", 1, 1000),
         ("evil", "/bin/true", 9, 1000),
+        // Its signed probe fails, whatever the assignment's says.
+        ("2.2.0-signed-probe", "/bin/true", 1, 1000),
+        // Rollbacks: of 2.1.0 (the device runs 2.0.0), expired, and of 2.0.0.
+        ("1.5.0-from-2.1.0", "/bin/true", 1, 1000),
+        ("1.5.0-expired", "/bin/true", 1, 1000),
+        ("1.5.0", "/bin/true", 1, 1000),
     ] {
         let plain = ota_tests::noise(size, size as u64);
         let mut p = ota_tests::firmware_package();
-        p.version = if version == "evil" { "3.0.0" } else { version }
-            .parse()
-            .unwrap();
+        let semver = match version.split_once('-') {
+            _ if version == "evil" => "3.0.0",
+            Some((v, _)) => v,
+            None => version,
+        };
+        p.version = semver.parse().unwrap();
+        p.rollback = match version {
+            "1.5.0-from-2.1.0" => Some(rollback("2.1.0", "2100-01-01T00:00:00Z")),
+            "1.5.0-expired" => Some(rollback("2.0.0", "2020-01-01T00:00:00Z")),
+            "1.5.0" => Some(rollback("2.0.0", "2100-01-01T00:00:00Z")),
+            _ => None,
+        };
+        if version == "2.2.0-signed-probe" {
+            p.probe = Some(ProbeSpec::Exec {
+                path: "/bin/false".into(),
+                args: vec!["--signed".into()],
+                timeout_ms: 5_000,
+            });
+        }
         let artifact = ota_tests::seal_into(&mut p, &plain);
         let env = sign::sign(&p, &[&ota_tests::signing_key(signer)]).unwrap();
         let all: sign::TrustedKeys = [ota_tests::signing_key(signer).public_key()]

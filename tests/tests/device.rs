@@ -15,7 +15,7 @@ use ota_core::{DeviceProfile, Limits, Package, Status, UnixMs};
 use ota_sim::network::{chunk, in_order};
 use ota_sim::{Rng, noise};
 use ota_tests::device::{Device, config, healthy, unhealthy};
-use ota_tests::signing_key;
+use ota_tests::{rollback_from, signing_key};
 
 const OLD: &[u8] = b"firmware 1.2.0, the version the device runs";
 
@@ -545,7 +545,9 @@ fn a_decompression_bomb_with_a_valid_signature_is_stopped_at_its_declared_size()
 #[test]
 fn a_signed_rollback_may_go_back_a_version() {
     let (v2, a2, key) = publish(b"firmware 2.0.0", "2.0.0", |_| {});
-    let (v1, a1, _) = publish(b"firmware 1.5.0", "1.5.0", |p| p.rollback = true);
+    let (v1, a1, _) = publish(b"firmware 1.5.0", "1.5.0", |p| {
+        p.rollback = Some(rollback_from("2.0.0"));
+    });
     let mut d = device(healthy());
     d.assign(assignment(&v2, &key)).unwrap();
     d.run(&a2, &mut in_order, None).unwrap();
@@ -563,8 +565,9 @@ fn a_signed_rollback_may_go_back_a_version() {
 fn a_replayed_rollback_package_is_not_a_permanent_downgrade_pass() {
     let (v2, a2, key) = publish(b"firmware 2.0.0", "2.0.0", |_| {});
     let (v3, a3, _) = publish(b"firmware 3.0.0", "3.0.0", |_| {});
-    let (old, _, _) = publish(b"firmware 0.0.1", "0.0.1", |p| p.rollback = true);
-    let (back, _, _) = publish(b"firmware 1.5.0", "1.5.0", |p| p.rollback = true);
+    let from_2 = |p: &mut Package| p.rollback = Some(rollback_from("2.0.0"));
+    let (old, _, _) = publish(b"firmware 0.0.1", "0.0.1", from_2);
+    let (back, _, _) = publish(b"firmware 1.5.0", "1.5.0", from_2);
     let mut d = device(healthy());
     d.assign(assignment(&v2, &key)).unwrap();
     d.run(&a2, &mut in_order, None).unwrap();
@@ -578,20 +581,82 @@ fn a_replayed_rollback_package_is_not_a_permanent_downgrade_pass() {
     // After another upgrade, the rollback signed for 2.0.0 is replayed: refused too.
     d.assign(assignment(&v3, &key)).unwrap();
     d.run(&a3, &mut in_order, None).unwrap();
+    let not_from = |e: &AgentError| {
+        matches!(e, AgentError::Rejected(Rejection::RollbackNotFrom { from, running, .. })
+            if from.to_string() == "2.0.0" && running == "3.0.0")
+    };
     let e = d.assign(assignment(&back, &key)).unwrap_err();
-    assert!(
-        matches!(&e, AgentError::Rejected(Rejection::RollbackTooFar { .. })),
-        "{e:?}"
-    );
+    assert!(not_from(&e), "{e:?}");
     // It survives a restart.
     d.power_cut();
     d.boot();
     let e = d.assign(assignment(&back, &key)).unwrap_err();
+    assert!(not_from(&e), "{e:?}");
+    assert_eq!(d.disk.active_bytes(), b"firmware 3.0.0");
+}
+
+#[test]
+fn a_rollback_package_downgrades_only_a_device_on_the_version_it_replaces() {
+    let (v2, a2, key) = publish(b"firmware 2.0.0", "2.0.0", |_| {});
+    let (v21, a21, _) = publish(b"firmware 2.1.0", "2.1.0", |_| {});
+    // Signed to roll back 2.1.0, offered to a device that runs 2.0.0: no downgrade.
+    let (back, _, _) = publish(b"firmware 1.5.0", "1.5.0", |p| {
+        p.rollback = Some(rollback_from("2.1.0"));
+    });
+    let mut d = device(healthy());
+    d.assign(assignment(&v2, &key)).unwrap();
+    d.run(&a2, &mut in_order, None).unwrap();
+    let e = d.assign(assignment(&back, &key)).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::RollbackNotFrom { running, .. }) if running == "2.0.0"),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Status::Downgrade);
+    assert!(e.to_string().contains("replaces 2.1.0"), "{e}");
+    assert_eq!(d.disk.active_bytes(), b"firmware 2.0.0");
+    // On 2.1.0 (floor 2.0.0), it is the rollback it was signed as, down to the floor only:
+    // 1.5.0 is below it.
+    d.assign(assignment(&v21, &key)).unwrap();
+    d.run(&a21, &mut in_order, None).unwrap();
+    let e = d.assign(assignment(&back, &key)).unwrap_err();
     assert!(
         matches!(&e, AgentError::Rejected(Rejection::RollbackTooFar { .. })),
         "{e:?}"
     );
-    assert_eq!(d.disk.active_bytes(), b"firmware 3.0.0");
+    let (to_2, a_to_2, _) = publish(b"firmware 2.0.0, again", "2.0.0", |p| {
+        p.rollback = Some(rollback_from("2.1.0"));
+    });
+    d.assign(assignment(&to_2, &key)).unwrap();
+    d.run(&a_to_2, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), b"firmware 2.0.0, again");
+}
+
+#[test]
+fn an_expired_rollback_package_is_refused() {
+    let (v2, a2, key) = publish(b"firmware 2.0.0", "2.0.0", |_| {});
+    let (back, a_back, _) = publish(b"firmware 1.5.0", "1.5.0", |p| {
+        p.rollback = Some(ota_core::package::Rollback {
+            from: "2.0.0".parse().unwrap(),
+            // 1970-01-01T00:30:00Z: the simulated clock starts at 00:16:40.
+            expires: "1970-01-01T00:30:00Z".parse().unwrap(),
+        });
+    });
+    let mut d = device(healthy());
+    d.assign(assignment(&v2, &key)).unwrap();
+    d.run(&a2, &mut in_order, None).unwrap();
+    d.now = UnixMs(30 * 60_000);
+    let e = d.assign(assignment(&back, &key)).unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Rejected(Rejection::RollbackExpired { expires, .. }) if expires == "1970-01-01T00:30:00Z"),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Status::Downgrade);
+    assert_eq!(d.disk.active_bytes(), b"firmware 2.0.0");
+    // A millisecond earlier it was a rollback.
+    d.now = UnixMs(30 * 60_000 - 1);
+    d.assign(assignment(&back, &key)).unwrap();
+    d.run(&a_back, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), b"firmware 1.5.0");
 }
 
 #[test]
@@ -833,6 +898,137 @@ fn an_unsigned_probe_may_not_carry_arguments_a_remote_host_or_a_readiness_file()
     });
     let mut d = Device::new(c, OLD, healthy());
     d.assign(assignment(&v, &key)).unwrap();
+}
+
+#[test]
+fn a_signed_probe_is_run_in_preference_to_the_assignments() {
+    let signed = ProbeSpec::Exec {
+        path: "/bin/false".into(),
+        args: vec!["--signed".into()],
+        timeout_ms: 1000,
+    };
+    let s = signed.clone();
+    let new = noise(70_000, 3);
+    let (v, artifact, key) = publish(&new, "2.0.0", |p| p.probe = Some(s));
+    let ran = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = ran.clone();
+    let mut d = device(Box::new(move |spec: &ProbeSpec| {
+        seen.borrow_mut().push(spec.clone());
+        ProbeResult {
+            healthy: spec.clone()
+                != ProbeSpec::Exec {
+                    path: "/bin/false".into(),
+                    args: vec!["--signed".into()],
+                    timeout_ms: 1000,
+                },
+            detail: "ran".into(),
+        }
+    }));
+    // The assignment asks for an always-healthy probe; the signed one decides.
+    let mut a = assignment(&v, &key);
+    a.probe = Some(ProbeSpec::Exec {
+        path: "/bin/true".into(),
+        args: vec![],
+        timeout_ms: 1000,
+    });
+    d.assign(a).unwrap();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert!(!ran.borrow().is_empty());
+    assert!(
+        ran.borrow().iter().all(|p| *p == signed),
+        "{:?}",
+        ran.borrow()
+    );
+    assert_eq!(last_report(&d).status, ReportStatus::Failure);
+    assert_eq!(d.disk.active_bytes(), OLD);
+    // The device's allowlist still bounds it: a signed probe it does not allow is refused.
+    let (v, _, key) = publish(b"x", "2.0.1", |p| {
+        p.probe = Some(ProbeSpec::Exec {
+            path: "/usr/bin/other-health".into(),
+            args: vec![],
+            timeout_ms: 1000,
+        });
+    });
+    let e = attack(
+        "signed probe",
+        &mut d,
+        |d| d.assign(assignment(&v, &key)),
+        false,
+    );
+    assert!(
+        matches!(
+            &e,
+            AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::NotAllowed { .. }))
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_allowlisted_interpreter_never_runs_as_a_probe() {
+    let (v, _, key) = publish(b"x", "2.0.0", |_| {});
+    let mut c = config(sensor(), trusted());
+    let launchers = [
+        "/usr/bin/env",
+        "/bin/sh",
+        "/bin/bash",
+        "/usr/bin/python3.11",
+        "/usr/bin/perl",
+        "/bin/busybox",
+    ];
+    c.exec_allowlist
+        .extend(launchers.iter().map(|p| p.to_string()));
+    let mut d = Device::new(c.clone(), OLD, healthy());
+    for path in launchers {
+        // From the assignment, without arguments, ...
+        let mut a = assignment(&v, &key);
+        a.probe = Some(ProbeSpec::Exec {
+            path: path.into(),
+            args: vec![],
+            timeout_ms: 1000,
+        });
+        let e = attack("interpreter", &mut d, |d| d.assign(a), false);
+        assert!(
+            matches!(
+                &e,
+                AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))
+            ),
+            "{path}: {e:?}"
+        );
+        assert_eq!(e.status(), Status::ProbeRefused);
+        // ... from the device's own policy, with them, ...
+        let mut c = c.clone();
+        c.default_probe = Some(ProbeSpec::Exec {
+            path: path.into(),
+            args: vec!["sh".into(), "-c".into(), "reboot".into()],
+            timeout_ms: 1000,
+        });
+        let mut own = Device::new(c, OLD, healthy());
+        let e = attack(
+            "interpreter",
+            &mut own,
+            |d| d.assign(assignment(&v, &key)),
+            false,
+        );
+        assert!(
+            matches!(
+                &e,
+                AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))
+            ),
+            "{path}: {e:?}"
+        );
+        // ... or signed into the package: refused when it is signed or read.
+        let mut p = v.package().clone();
+        p.probe = Some(ProbeSpec::Exec {
+            path: path.into(),
+            args: vec!["-c".into(), "reboot".into()],
+            timeout_ms: 1000,
+        });
+        let e = Package::from_json(p.to_json().as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("probe"), "{e}");
+        assert!(e.to_string().contains("interpreter"), "{e}");
+        assert!(sign::sign(&p, &[&signing_key(1)]).is_err(), "{path}");
+    }
 }
 
 #[test]

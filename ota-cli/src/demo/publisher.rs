@@ -47,14 +47,15 @@ pub(super) fn signer(work: &Path, rng: &mut Rng) -> Result<SigningKey, CliError>
 }
 
 /// Seals and signs `engine` as `version` through the real `pack` command (the key in
-/// `work/keys`); a rollback version is signed as one.
+/// `work/keys`); a rollback version is signed as a rollback from `rollback_from`.
 pub(super) fn pack(
     work: &Path,
     version: &str,
     engine: &[u8],
-    rollback: bool,
+    rollback_from: Option<&str>,
     rng: &mut Rng,
 ) -> Result<Packed, CliError> {
+    let rollback = rollback_from.is_some();
     let model = work.join("model");
     let engine_path = model.join(format!("{NAME}-{version}.engine"));
     out::write_atomic(&engine_path, engine, false)?;
@@ -83,7 +84,9 @@ pub(super) fn pack(
             } else {
                 "Retrained on plant-7 data.".into()
             },
-            rollback,
+            rollback_from: rollback_from.map(str::to_string),
+            // Fixed, so that a seed gives the same packages (and transcript) every run.
+            rollback_expires: rollback_from.map(|_| "2100-01-01T00:00:00Z".to_string()),
             s3_endpoint: None,
             bucket: None,
             cdn_base: Some("https://cdn.demo.invalid".into()),

@@ -5,9 +5,12 @@
 use crate::assignment::{Assignment, Proof};
 use crate::compat;
 use crate::name::Name;
+use crate::package::Package;
 use crate::probe::ProbeSpec;
 use crate::report::{DeviceReport, ReportStatus};
 use crate::sign::{self, Provenance, VerifiedPackage};
+use crate::time::UnixMs;
+use crate::version::Version;
 
 use super::error::{AgentError, Rejection};
 use super::machine::Agent;
@@ -62,12 +65,14 @@ impl Agent {
         Ok(v)
     }
 
-    /// Whether a verified package may be installed here: it fits, it is new, it is not a
-    /// downgrade, and its probe may run.
+    /// Whether a verified package may be installed here at `now`: it fits, it is new, it is
+    /// not a downgrade (a signed rollback bound to this device's version excepted), and its
+    /// probe (the signed one, else the assignment's, else the device's) may run.
     pub(super) fn admit(
         &self,
         assignment: &Assignment,
         verified: &VerifiedPackage,
+        now: UnixMs,
     ) -> Result<ProbeSpec, Rejection> {
         let p = verified.package();
         let report = compat::check(p, &self.config.device);
@@ -84,45 +89,74 @@ impl Agent {
         }
         if let Some(highest) = self.record.highest.get(&p.name)
             && p.version < *highest
-            && !p.rollback
         {
+            self.admit_downgrade(p, highest, now)?;
+        }
+        // The package's probe is signed: the device's allowlist is all it must pass. The
+        // assignment's is unsigned: it may only choose among what the device's policy allows
+        // as is; the device's own probe may do more.
+        let probe = match (&p.probe, &assignment.probe) {
+            (Some(signed), _) => {
+                signed.check(&self.config.exec_allowlist)?;
+                signed.clone()
+            }
+            (None, Some(a)) if Some(a) != self.config.default_probe.as_ref() => {
+                a.check_unsigned(&self.config.exec_allowlist)?;
+                a.clone()
+            }
+            _ => {
+                let d = self
+                    .config
+                    .default_probe
+                    .clone()
+                    .ok_or(Rejection::NoProbe)?;
+                d.check(&self.config.exec_allowlist)?;
+                d
+            }
+        };
+        Ok(probe)
+    }
+
+    /// Whether `p`, older than `highest` (the highest version committed), may downgrade this
+    /// device: only as a signed rollback that replaces the version the device runs, before
+    /// it expires, and not below the version that ran before the last upgrade.
+    fn admit_downgrade(
+        &self,
+        p: &Package,
+        highest: &Version,
+        now: UnixMs,
+    ) -> Result<(), Rejection> {
+        let Some(rollback) = &p.rollback else {
             return Err(Rejection::Downgrade {
                 name: p.name.clone(),
                 installed: highest.clone(),
                 offered: p.version.clone(),
             });
-        }
-        // The assignment is unsigned: its probe may only choose among what the device's
-        // policy allows as is; the device's own probe may do more.
-        if p.rollback
-            && let Some(highest) = self.record.highest.get(&p.name)
-            && p.version < *highest
-        {
-            let floor = self.record.rollback_floor.get(&p.name);
-            if floor.is_none_or(|f| p.version < *f) {
-                return Err(Rejection::RollbackTooFar {
-                    name: p.name.clone(),
-                    floor: floor.map_or_else(|| "none".to_string(), ToString::to_string),
-                    offered: p.version.clone(),
-                });
-            }
-        }
-        let probe = match &assignment.probe {
-            Some(p) if Some(p) != self.config.default_probe.as_ref() => {
-                p.check_unsigned(&self.config.exec_allowlist)?;
-                p.clone()
-            }
-            _ => {
-                let p = self
-                    .config
-                    .default_probe
-                    .clone()
-                    .ok_or(Rejection::NoProbe)?;
-                p.check(&self.config.exec_allowlist)?;
-                p
-            }
         };
-        Ok(probe)
+        let running = self.record.installed.get(&p.name);
+        if running != Some(&rollback.from) {
+            return Err(Rejection::RollbackNotFrom {
+                name: p.name.clone(),
+                from: rollback.from.clone(),
+                running: running.map_or_else(|| "nothing".to_string(), ToString::to_string),
+            });
+        }
+        if rollback.expired(now) {
+            return Err(Rejection::RollbackExpired {
+                name: p.name.clone(),
+                offered: p.version.clone(),
+                expires: rollback.expires.to_string(),
+            });
+        }
+        let floor = self.record.rollback_floor.get(&p.name);
+        if floor.is_none_or(|f| p.version < *f) {
+            return Err(Rejection::RollbackTooFar {
+                name: p.name.clone(),
+                floor: floor.map_or_else(|| "none".to_string(), ToString::to_string),
+                offered: p.version.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Refuses an assignment: a `rejected` report (`success` when it is installed already)

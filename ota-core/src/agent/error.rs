@@ -77,12 +77,36 @@ pub enum Rejection {
         /// The version offered.
         offered: Version,
     },
-    /// Neither the assignment nor the agent's configuration names a health probe.
+    /// A signed rollback that replaces another version than the one this device runs (a
+    /// rollback package replayed on a device it was not signed for).
     #[error(
-        "no health probe is configured: add \"default_probe\" to the agent config, e.g. \"default_probe\": {{\"kind\": \"exec\", \"path\": \"/usr/bin/selftest\", \"timeout_ms\": 10000}} with \"exec_allowlist\": [\"/usr/bin/selftest\"] (or an http or file probe; see docs/c-api.md), or send a \"probe\" with the assignment"
+        "rollback refused: this {name} rollback replaces {from}, but the device runs {running}"
+    )]
+    RollbackNotFrom {
+        /// The package.
+        name: Name,
+        /// The version the rollback replaces, as signed.
+        from: Version,
+        /// The version the device runs (`nothing` when none).
+        running: String,
+    },
+    /// A signed rollback past its expiry.
+    #[error("rollback refused: this rollback to {name} {offered} expired at {expires}")]
+    RollbackExpired {
+        /// The package.
+        name: Name,
+        /// The version offered.
+        offered: Version,
+        /// When it expired, as signed.
+        expires: String,
+    },
+    /// Neither the package, the assignment nor the agent's configuration names a health
+    /// probe.
+    #[error(
+        "no health probe is configured: add \"default_probe\" to the agent config, e.g. \"default_probe\": {{\"kind\": \"exec\", \"path\": \"/usr/bin/selftest\", \"timeout_ms\": 10000}} with \"exec_allowlist\": [\"/usr/bin/selftest\"] (or an http or file probe; see docs/c-api.md), or sign a \"probe\" into the package, or send one with the assignment"
     )]
     NoProbe,
-    /// The assignment's health probe may not run on this device.
+    /// The health probe may not run on this device.
     #[error(transparent)]
     ProbeNotAllowed(#[from] ProbeError),
 }
@@ -106,7 +130,10 @@ impl Rejection {
             }
             Rejection::Incompatible { .. } => Status::NotCompatible,
             Rejection::AlreadyInstalled { .. } => Status::AlreadyInstalled,
-            Rejection::Downgrade { .. } | Rejection::RollbackTooFar { .. } => Status::Downgrade,
+            Rejection::Downgrade { .. }
+            | Rejection::RollbackTooFar { .. }
+            | Rejection::RollbackNotFrom { .. }
+            | Rejection::RollbackExpired { .. } => Status::Downgrade,
             Rejection::NoProbe => Status::ProbeRefused,
             Rejection::ProbeNotAllowed(e) => e.status(),
         }

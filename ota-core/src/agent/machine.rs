@@ -278,7 +278,7 @@ impl Agent {
             Ok(v) => v,
             Err(r) => return Err(self.refuse(&assignment, None, r)),
         };
-        let probe = match self.admit(&assignment, &verified) {
+        let probe = match self.admit(&assignment, &verified, now) {
             Ok(probe) => probe,
             Err(r) => {
                 let name = verified.package().name.clone();

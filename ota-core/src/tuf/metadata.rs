@@ -117,7 +117,7 @@ impl Common {
             .get("expires")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid(role, "signed.expires", "must be a string"))?;
-        let expires = parse_time(expires_text)
+        let expires = crate::time::parse_rfc3339(expires_text)
             .ok_or_else(|| invalid(role, "signed.expires", "must be YYYY-MM-DDTHH:MM:SSZ"))?;
         Ok(Common {
             version,
@@ -130,13 +130,6 @@ impl Common {
     pub fn expired(&self, now: UnixMs) -> bool {
         now >= self.expires
     }
-}
-
-fn parse_time(text: &str) -> Option<UnixMs> {
-    let t =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    let ms = t.unix_timestamp_nanos() / 1_000_000;
-    Some(UnixMs(u64::try_from(ms).unwrap_or(0)))
 }
 
 fn object<'a>(

@@ -104,7 +104,8 @@ pub fn tmp(name: &str) -> PathBuf {
 }
 
 /// A sealed, signed firmware package: (upload body, package id, artifact bytes). The artifact
-/// is written to `dir/fw-VERSION.enc`; `plaintext_len` bytes of plaintext.
+/// is written to `dir/fw-VERSION.enc`; `plaintext_len` bytes of plaintext. With `rollback`,
+/// it is signed as a rollback of 2.0.0, valid until 2100.
 pub fn firmware(
     dir: &Path,
     version: &str,
@@ -124,7 +125,10 @@ pub fn firmware(
         .as_bytes(),
     )
     .unwrap();
-    p.rollback = rollback;
+    p.rollback = rollback.then(|| ota_core::package::Rollback {
+        from: "2.0.0".parse().unwrap(),
+        expires: "2100-01-01T00:00:00Z".parse().unwrap(),
+    });
     // Incompressible plaintext, so the artifact spans several 64 KiB chunks.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ version.len() as u64;
     let plaintext: Vec<u8> = (0..plaintext_len)

@@ -46,8 +46,8 @@ pub(super) fn run(a: &DemoArgs, out: Out, work: &Path) -> Result<Outcome, CliErr
         &signer.key_id().to_string()[..12],
         out::bytes(size as u64)
     ));
-    let new = publisher::pack(work, NEW, &new_engine, false, &mut rng)?;
-    let old = publisher::pack(work, OLD, &old_engine, true, &mut rng)?;
+    let new = publisher::pack(work, NEW, &new_engine, None, &mut rng)?;
+    let old = publisher::pack(work, OLD, &old_engine, Some(NEW), &mut rng)?;
     let data_dir = work.join("server");
     let store = Server::store_dir(&data_dir).join("uploads");
     publisher::publish(&new, &store)?;

@@ -48,8 +48,8 @@ impl<'a> Demo<'a> {
             out::bytes(size as u64)
         ));
         // 2. Pack, sign and publish both versions.
-        let new = publish_version(work, NEW, &new_engine, false, &mut rng)?;
-        let old = publish_version(work, OLD, &old_engine, true, &mut rng)?;
+        let new = publish_version(work, NEW, &new_engine, None, &mut rng)?;
+        let old = publish_version(work, OLD, &old_engine, Some(NEW), &mut rng)?;
         say(format!(
             "artifact    signed DSSE · {} ({}, {} chunks) · rollback {} signed as {}",
             new.package.id(),
@@ -148,10 +148,10 @@ fn publish_version(
     work: &Path,
     version: &str,
     engine: &[u8],
-    rollback: bool,
+    rollback_from: Option<&str>,
     rng: &mut Rng,
 ) -> Result<Published, CliError> {
-    let packed = publisher::pack(work, version, engine, rollback, rng)?;
+    let packed = publisher::pack(work, version, engine, rollback_from, rng)?;
     let store = work.join("store");
     publisher::publish(&packed, &store)?;
     let artifact = out::read(&store.join(&packed.object_key))?;
