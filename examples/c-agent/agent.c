@@ -1034,18 +1034,14 @@ static int drain(device *d, ota_agent *agent, outcome *last) {
     }
 }
 
-/* The package the update in progress downloads: the record's update.assignment.package_id
- * (the record is persisted before the agent asks for any chunk), or --chunks-of. */
-static bool package_of(device *d, char *out, size_t n) {
+/* The package of the update in progress: the record's update.assignment.package_id (the
+ * record is persisted before the agent asks for any chunk). */
+static bool record_package(device *d, char *out, size_t n) {
     char path[4096];
     char *record;
     size_t len = 0, ulen = 0, alen = 0;
     const char *update, *assignment;
     bool ok;
-    if (d->s->chunks_of) {
-        snprintf(out, n, "%s", d->s->chunks_of);
-        return true;
-    }
     join_path(path, sizeof path, d->s->state_dir, "record.json");
     record = read_file(path, &len);
     if (!record) {
@@ -1058,14 +1054,27 @@ static bool package_of(device *d, char *out, size_t n) {
     return ok;
 }
 
+/* The package the update in progress downloads: the record's, or --chunks-of. */
+static bool package_of(device *d, char *out, size_t n) {
+    if (d->s->chunks_of) {
+        snprintf(out, n, "%s", d->s->chunks_of);
+        return true;
+    }
+    return record_package(d, out, n);
+}
+
 /* A chunk was refused: does the server still assign the update being downloaded? When its
  * assignment is gone (the rollout cancelled the device's command) or names another package,
  * the agent is told the update was cancelled: nothing active was touched, it reports the
  * failure and is free for the next assignment. */
-static int check_withdrawn(device *d, ota_agent *agent, const char *package_id) {
-    char *assignment = NULL, current[256] = "";
+static int check_withdrawn(device *d, ota_agent *agent) {
+    char *assignment = NULL, current[256] = "", package_id[256] = "";
     size_t len = 0;
-    int rc = poll_assignment(d, &assignment, &len);
+    int rc;
+    if (!record_package(d, package_id, sizeof package_id)) {
+        return EXIT_DENIED;
+    }
+    rc = poll_assignment(d, &assignment, &len);
     if (rc != EXIT_DONE) {
         return rc;
     }
@@ -1128,7 +1137,7 @@ static int run(device *d, ota_agent *agent, outcome *last, uint64_t deadline) {
             }
             rc = fetch_chunk(d, agent, package_id, offset, length);
             if (rc == EXIT_DENIED) {
-                rc = check_withdrawn(d, agent, package_id);
+                rc = check_withdrawn(d, agent);
             }
             if (rc != EXIT_DONE) {
                 return rc;
