@@ -43,7 +43,11 @@ impl RpcRecord {
 /// an `ota_cancel`, or a command for another package.
 pub fn withdrawn(records: &[RpcRecord], package_id: &PackageId) -> Option<String> {
     let latest = records.iter().rev().find(|r| {
-        r.in_force() && matches!(r.method.as_str(), "ota_start" | "ota_rollback" | "ota_cancel")
+        r.in_force()
+            && matches!(
+                r.method.as_str(),
+                "ota_start" | "ota_rollback" | "ota_cancel"
+            )
     })?;
     if latest.method == "ota_cancel" {
         return Some(format!(

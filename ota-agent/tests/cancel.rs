@@ -136,7 +136,10 @@ async fn takes_the_next_assignment(
     next: &str,
     next_plain: &[u8],
 ) {
-    assert_eq!(active_payload(&dev.root), ("a".to_string(), factory.to_vec()));
+    assert_eq!(
+        active_payload(&dev.root),
+        ("a".to_string(), factory.to_vec())
+    );
     assert_eq!(record(dev)["installed"][common::FW], FACTORY);
     let rid = w.rollout(next, &dev.profile).await;
     until(dev, "the next update", Duration::from_secs(60), || async {
@@ -224,9 +227,7 @@ async fn an_artifact_that_disappears_ends_the_download_at_its_deadline() {
     })
     .await;
     // The artifact disappears from the server's store; the assignment stays.
-    let stored = dir
-        .join("data/artifacts/acme")
-        .join(format!("{big}.enc"));
+    let stored = dir.join("data/artifacts/acme").join(format!("{big}.enc"));
     std::fs::remove_file(&stored).unwrap();
     until(&dev, "the deadline", Duration::from_secs(30), || async {
         w.device_state(&rid, &dev.id).await == "failed"

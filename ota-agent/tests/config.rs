@@ -62,7 +62,10 @@ fn a_good_configuration_reads_as_written() {
         "concurrency = 8\ndownload_deadline_ms = 3000",
     ))
     .unwrap();
-    assert_eq!(short.download_deadline, std::time::Duration::from_millis(3000));
+    assert_eq!(
+        short.download_deadline,
+        std::time::Duration::from_millis(3000)
+    );
     assert_eq!(
         c.slots,
         SlotsConfig::Directory {

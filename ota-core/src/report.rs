@@ -119,8 +119,11 @@ mod tests {
         .unwrap();
         assert_eq!(r.attempt, Some(2));
         assert!(r.to_json().contains(r#""attempt":2"#));
-        let e = DeviceReport::from_json(br#"{"device_id":"d","status":"failure","attempt":0}"#, &limits)
-            .unwrap_err();
+        let e = DeviceReport::from_json(
+            br#"{"device_id":"d","status":"failure","attempt":0}"#,
+            &limits,
+        )
+        .unwrap_err();
         assert_eq!(e.status(), crate::Status::InvalidValue, "{e}");
         assert!(e.to_string().contains("attempt"), "{e}");
     }

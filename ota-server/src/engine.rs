@@ -573,7 +573,12 @@ type Done = Vec<(
 
 /// One input's outputs and what `persist` needs beside them: its report, whether it answers
 /// the device's command, and the attempt of each command it sent.
-type Step = (Vec<Output>, Option<DeviceReport>, bool, HashMap<String, u32>);
+type Step = (
+    Vec<Output>,
+    Option<DeviceReport>,
+    bool,
+    HashMap<String, u32>,
+);
 
 /// The attempt of each device the outputs send a command to, as the rollout says right after
 /// the input that sent it (an input sends a device one command at most).

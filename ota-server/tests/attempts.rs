@@ -31,13 +31,23 @@ async fn assignment_on(s: &Srv, cred: &str, attempt: u64) -> Value {
 }
 
 async fn report(s: &Srv, cred: &str, body: Value) -> (u16, Value) {
-    s.call("POST", "/api/v1/devices/dev-0/ota/report", cred, Some(&body))
-        .await
+    s.call(
+        "POST",
+        "/api/v1/devices/dev-0/ota/report",
+        cred,
+        Some(&body),
+    )
+    .await
 }
 
 async fn refusals(s: &Srv, admin: &str, rid: &str) -> usize {
     let (code, v) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}/audit"), admin, None)
+        .call(
+            "GET",
+            &format!("/api/v1/ota/rollouts/{rid}/audit"),
+            admin,
+            None,
+        )
         .await;
     assert_eq!(code, 200, "{v}");
     v.to_string().matches("\"report_refused\"").count()
@@ -67,9 +77,11 @@ async fn the_attempt_travels_to_the_device_and_back() {
             "POST",
             "/api/v1/ota/rollouts",
             &admin,
-            Some(&json!({"package_id": pkg, "target_profile_id": "p", "canary_percent": 100,
+            Some(
+                &json!({"package_id": pkg, "target_profile_id": "p", "canary_percent": 100,
                          "failure_threshold_percent": 100,
-                         "retries": {"failed": {"max": 1, "backoff_ms": 50}}})),
+                         "retries": {"failed": {"max": 1, "backoff_ms": 50}}}),
+            ),
         )
         .await;
     assert_eq!(code, 201, "{r}");
@@ -89,7 +101,12 @@ async fn the_attempt_travels_to_the_device_and_back() {
     assert_eq!(rpc["rpc"][0]["method"], "ota_start", "{rpc}");
     assert_eq!(rpc["rpc"][0]["params"]["attempt"], 1, "{rpc}");
     let (code, _) = s
-        .call("GET", "/api/v1/devices/dev-0/rpc?rollout_id=bad id", &cred, None)
+        .call(
+            "GET",
+            "/api/v1/devices/dev-0/rpc?rollout_id=bad id",
+            &cred,
+            None,
+        )
         .await;
     assert_eq!(code, 400);
 

@@ -127,7 +127,10 @@ fn a_report_saying_its_attempt_back_is_about_that_attempt() {
         let e = h
             .handle(Input::device_report(stale), T0 + 1002)
             .unwrap_err();
-        assert!(matches!(e, RolloutError::StaleAttempt { current: 2, .. }), "{e}");
+        assert!(
+            matches!(e, RolloutError::StaleAttempt { current: 2, .. }),
+            "{e}"
+        );
     }
     assert!(refused(&effects(&mut h), d));
     h.handle(
