@@ -641,7 +641,8 @@ impl Daemon {
     /// Why the control plane withdrew the update being downloaded, if it did: its rollout's
     /// RPC records ([`crate::rpc::withdrawn`]). An update that names no rollout, or records
     /// that cannot be read now, count as not withdrawn (the download deadline still holds).
-    async fn withdrawn(&self) -> Option<String> {
+    /// (`&mut self`: the daemon's future stays `Send` without the daemon being `Sync`.)
+    async fn withdrawn(&mut self) -> Option<String> {
         let u = self.current.as_ref()?;
         let rollout_id = u.assignment.rollout_id.as_ref()?;
         match self.client.rpc(rollout_id, &self.config.limits).await {

@@ -124,7 +124,7 @@ mod tests {
             &limits,
         )
         .unwrap_err();
-        assert_eq!(e.status(), crate::Status::InvalidValue, "{e}");
+        assert_eq!(e.status(), crate::Status::Invalid, "{e}");
         assert!(e.to_string().contains("attempt"), "{e}");
     }
 }

@@ -231,7 +231,8 @@ class Attempts(unittest.TestCase):
             r.handle_tick(T0 + 1001)
             self.assertEqual(sends(r), [d])
             self.assertEqual(r.attempt(d), 2)
-            r.outputs()
+            r.audit_records()
+            r.events()
             # The first attempt's failure, replayed: by the call's attempt, by the report's own,
             # or naming none (about the first).
             first = report(d, "failure", "1.2.0")
