@@ -1208,7 +1208,12 @@ ota_status ota_rollout_replay(const char *config,
 
 /**
  * Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
- * "firmware_version", "status", "reason"}`). A late report is recorded but changes nothing.
+ * "firmware_version", "status", "reason"}`, and the `"attempt"` the device says back). A
+ * late report is recorded but changes nothing. A report must match the rollout, the
+ * package's version (a success names it) and the device's current attempt; one that does
+ * not is refused with its error and recorded (poll its audit record). A report naming no
+ * attempt is about the first: once a retry went out it is refused with
+ * `OTA_STATUS_ROLLOUT_STATE`.
  *
  * Takes no ownership; nothing to free.
  */
@@ -1216,6 +1221,36 @@ ota_status ota_rollout_handle_report(ota_rollout *rollout,
                                      const char *report,
                                      size_t report_len,
                                      uint64_t now);
+
+/**
+ * `ota_rollout_handle_report` for a report about `attempt` of the device's command (1 is the
+ * first; `ota_rollout_attempt` says the current one when the command goes out), for a host
+ * that tells the device its attempt by other means than the report: refused with
+ * `OTA_STATUS_ROLLOUT_STATE` when a retry replaced that attempt, so a replayed report of an
+ * earlier attempt counts for nothing. An attempt of 0, or a report naming another attempt,
+ * fails with `OTA_STATUS_INVALID_ARGUMENT`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_rollout_handle_report_attempt(ota_rollout *rollout,
+                                             const char *report,
+                                             size_t report_len,
+                                             uint32_t attempt,
+                                             uint64_t now);
+
+/**
+ * The attempt of a device's current command: `*attempt_out` receives it (1 is the first;
+ * each retry after a failure or a timeout adds one). Tell it to the device with the command
+ * a `send` output asks for (read it right after polling that output); the device says it
+ * back in its report's `"attempt"`. A device the rollout does not have fails with
+ * `OTA_STATUS_ROLLOUT_NOT_FOUND`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_rollout_attempt(const ota_rollout *rollout,
+                               const char *device_id,
+                               size_t device_id_len,
+                               uint32_t *attempt_out);
 
 /**
  * Tells the rollout the time: timers fire, soaked waves open, paced commands go out.

@@ -108,9 +108,11 @@ fn main() {
                 let rep = DeviceReport {
                     device_id: d.clone(),
                     rollout_id: Some(r.id().clone()),
-                    firmware_version: None,
+                    firmware_version: (status == ReportStatus::Success)
+                        .then(|| r.package().package().version.clone()),
                     status,
                     reason: None,
+                    attempt: None,
                 };
                 r.handle(Input::Report(rep), now).unwrap();
                 reports += 1;

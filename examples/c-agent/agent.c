@@ -1034,18 +1034,14 @@ static int drain(device *d, ota_agent *agent, outcome *last) {
     }
 }
 
-/* The package the update in progress downloads: the record's update.assignment.package_id
- * (the record is persisted before the agent asks for any chunk), or --chunks-of. */
-static bool package_of(device *d, char *out, size_t n) {
+/* The package of the update in progress: the record's update.assignment.package_id (the
+ * record is persisted before the agent asks for any chunk). */
+static bool record_package(device *d, char *out, size_t n) {
     char path[4096];
     char *record;
     size_t len = 0, ulen = 0, alen = 0;
     const char *update, *assignment;
     bool ok;
-    if (d->s->chunks_of) {
-        snprintf(out, n, "%s", d->s->chunks_of);
-        return true;
-    }
     join_path(path, sizeof path, d->s->state_dir, "record.json");
     record = read_file(path, &len);
     if (!record) {
@@ -1058,8 +1054,50 @@ static bool package_of(device *d, char *out, size_t n) {
     return ok;
 }
 
+/* The package the update in progress downloads: the record's, or --chunks-of. */
+static bool package_of(device *d, char *out, size_t n) {
+    if (d->s->chunks_of) {
+        snprintf(out, n, "%s", d->s->chunks_of);
+        return true;
+    }
+    return record_package(d, out, n);
+}
+
+/* A chunk was refused: does the server still assign the update being downloaded? When its
+ * assignment is gone (the rollout cancelled the device's command) or names another package,
+ * the agent is told the update was cancelled: nothing active was touched, it reports the
+ * failure and is free for the next assignment. */
+static int check_withdrawn(device *d, ota_agent *agent) {
+    char *assignment = NULL, current[256] = "", package_id[256] = "";
+    size_t len = 0;
+    int rc;
+    if (!record_package(d, package_id, sizeof package_id)) {
+        return EXIT_DENIED;
+    }
+    rc = poll_assignment(d, &assignment, &len);
+    if (rc != EXIT_DONE) {
+        return rc;
+    }
+    if (assignment != NULL) {
+        json_string(assignment, len, "package_id", current, sizeof current);
+        free(assignment);
+    }
+    if (strcmp(current, package_id) == 0) {
+        return EXIT_DENIED; /* still assigned, yet refused: try again later */
+    }
+    fprintf(stderr, "ota-c-agent: the server no longer assigns %s: the update is cancelled\n",
+            package_id);
+    if (ota_agent_handle_cancel(agent, now_ms()) != OTA_STATUS_OK) {
+        fprintf(stderr, "ota-c-agent: cancel: %s\n", ota_error());
+        return EXIT_STORAGE;
+    }
+    d->pending_n = 0;
+    return EXIT_DONE;
+}
+
 /* Runs the agent until it rests (idle, or waiting on nothing): carries out its commands,
- * fetches the chunks it asks for in random order, and ticks it when a probe is due. */
+ * fetches the chunks it asks for in random order, and ticks it when a probe or the download
+ * deadline is due. */
 static int run(device *d, ota_agent *agent, outcome *last, uint64_t deadline) {
     char package_id[256] = "";
     for (;;) {
@@ -1067,6 +1105,16 @@ static int run(device *d, ota_agent *agent, outcome *last, uint64_t deadline) {
         int rc = drain(d, agent, last);
         if (rc != EXIT_DONE) {
             return rc;
+        }
+        if (d->pending_n > 0 && ota_agent_timeout(agent, &at) == OTA_STATUS_OK &&
+            at <= now_ms()) {
+            /* The download deadline passed (download_deadline_ms in the configuration): the
+             * agent fails the update, and what is left to fetch is dropped. */
+            d->pending_n = 0;
+            if (ota_agent_handle_tick(agent, now_ms()) != OTA_STATUS_OK) {
+                fprintf(stderr, "ota-c-agent: tick: %s\n", ota_error());
+            }
+            continue;
         }
         if (now_ms() > deadline && strcmp(ota_agent_state(agent), "downloading") == 0) {
             /* Only a download stops at the deadline (its chunks stay staged): a probe cut
@@ -1088,6 +1136,9 @@ static int run(device *d, ota_agent *agent, outcome *last, uint64_t deadline) {
                 return EXIT_STORAGE;
             }
             rc = fetch_chunk(d, agent, package_id, offset, length);
+            if (rc == EXIT_DENIED) {
+                rc = check_withdrawn(d, agent);
+            }
             if (rc != EXIT_DONE) {
                 return rc;
             }

@@ -1,5 +1,5 @@
-//! The daemon's side of seed 004's device API: registration, the poll, chunks by range, and
-//! reports. Every answer is checked before it is used: a chunk must be exactly the range
+//! The daemon's side of seed 004's device API: registration, the poll, chunks by range,
+//! reports, and the persistent RPC records of a rollout. Every answer is checked before it is used: a chunk must be exactly the range
 //! asked for, or the server is refused.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use ota_core::{DeviceProfile, Limits, Name, PackageId, Version};
 use serde_json::Value;
 
 use crate::error::DaemonError;
+use crate::rpc::RpcRecord;
 
 /// The header in which the server suggests the poll interval, in milliseconds.
 pub const POLL_INTERVAL_HEADER: &str = "ota-poll-interval-ms";
@@ -292,6 +293,45 @@ impl Client {
             });
         }
         Ok(body.freeze())
+    }
+
+    /// `GET /api/v1/devices/{id}/rpc?rollout_id=`: the device's RPC records of one rollout,
+    /// oldest first (an answer larger than `limits.max_document_bytes` is refused).
+    pub async fn rpc(
+        &self,
+        rollout_id: &Name,
+        limits: &Limits,
+    ) -> Result<Vec<RpcRecord>, DaemonError> {
+        let r = self
+            .auth(
+                self.http
+                    .get(self.device_url(&format!("/rpc?rollout_id={rollout_id}"))),
+            )
+            .send()
+            .await
+            .map_err(|e| transport("rpc", &e))?;
+        if r.status().as_u16() != 200 {
+            return Err(status_error("rpc", r).await);
+        }
+        let bytes = r.bytes().await.map_err(|e| transport("rpc", &e))?;
+        let protocol = |message: String| DaemonError::Protocol {
+            what: "rpc records",
+            message,
+        };
+        if bytes.len() > limits.max_document_bytes {
+            return Err(protocol(format!(
+                "{} bytes exceeds the limit of {} bytes",
+                bytes.len(),
+                limits.max_document_bytes
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Records {
+            rpc: Vec<RpcRecord>,
+        }
+        serde_json::from_slice::<Records>(&bytes)
+            .map(|r| r.rpc)
+            .map_err(|e| protocol(e.to_string()))
     }
 
     /// A progress step (`in_progress` with `step`): like [`Client::report`], but given up

@@ -12,6 +12,7 @@
 //! bandwidth_bytes_per_sec = 0                # 0: no cap
 //! concurrency = 4                            # chunks in flight
 //! exec_allowlist = ["/usr/bin/app-health"]
+//! download_deadline_ms = 86400000            # a download not done by then fails (default a day)
 //!
 //! [device]                                   # or profile_file = "device.json"
 //! profile_id = "prof_temp_v2"                # the server's device profile to register under
@@ -149,6 +150,10 @@ pub struct Config {
     pub exec_allowlist: Vec<String>,
     /// Boots into a new version before it is rolled back (default 3).
     pub max_boot_attempts: u32,
+    /// How long a download may take from the assignment, across restarts, before the update
+    /// fails and the device is free for its next assignment (default a day): an artifact that
+    /// disappeared, or a server that never answers, does not keep it downloading for ever.
+    pub download_deadline: Duration,
     /// The publisher keys whose signatures the device trusts.
     pub trusted: TrustedKeys,
     /// Distinct trusted signatures a package needs (default 1).
@@ -190,6 +195,9 @@ impl Config {
             probe_policy: ProbePolicy::default(),
             exec_allowlist: Vec::new(),
             max_boot_attempts: 3,
+            download_deadline: Duration::from_millis(
+                ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
+            ),
             trusted,
             threshold: 1,
             poll_interval: Duration::from_secs(60),
@@ -281,6 +289,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.download_deadline.is_zero() {
+            return Err(ConfigError::invalid(
+                "download_deadline_ms",
+                "must be at least 1: no download could ever finish",
+            ));
+        }
         if let Some(p) = &self.probe
             && let Err(e) = p.check(&self.exec_allowlist)
         {
@@ -356,6 +370,8 @@ struct ConfigToml {
     exec_allowlist: Vec<String>,
     #[serde(default)]
     max_boot_attempts: Option<u32>,
+    #[serde(default)]
+    download_deadline_ms: Option<u64>,
     #[serde(default)]
     device: DeviceToml,
     slots: SlotsToml,
@@ -512,6 +528,9 @@ fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
     c.exec_allowlist = t.exec_allowlist;
     if let Some(n) = t.max_boot_attempts {
         c.max_boot_attempts = n;
+    }
+    if let Some(ms) = t.download_deadline_ms {
+        c.download_deadline = Duration::from_millis(ms);
     }
     c.probe = t.probe;
     if let Some(p) = t.probe_policy {

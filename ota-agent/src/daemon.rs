@@ -132,7 +132,7 @@ fn agent_config(c: &Config) -> AgentConfig {
         default_probe: c.probe.clone(),
         exec_allowlist: c.exec_allowlist.clone(),
         max_boot_attempts: c.max_boot_attempts,
-        download_deadline_ms: ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS,
+        download_deadline_ms: u64::try_from(c.download_deadline.as_millis()).unwrap_or(u64::MAX),
         limits: c.limits,
     }
 }
@@ -520,6 +520,8 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let mut failures = 0u32;
         let mut replanned = false;
+        // When the rollout's RPC records were last read (a download reads them at once).
+        let mut checked: Option<tokio::time::Instant> = None;
         loop {
             while let Some(out) = self.agent.poll() {
                 self.carry_out(out).await?;
@@ -551,6 +553,16 @@ impl Daemon {
                     {
                         self.agent.handle(Input::Tick, now(), &mut self.io)?;
                         continue;
+                    }
+                    // The control plane may have withdrawn the update: asked every poll
+                    // interval, and at once after a refused chunk.
+                    if checked.is_none_or(|t| t.elapsed() >= self.interval) {
+                        checked = Some(tokio::time::Instant::now());
+                        if let Some(why) = self.withdrawn().await {
+                            tracing::info!(device = %self.config.device_id(), reason = %why, "update cancelled");
+                            self.agent.handle(Input::Cancel, now(), &mut self.io)?;
+                            continue;
+                        }
                     }
                     self.start_fetches(fetches, inflight);
                     if fetches.is_empty() {
@@ -594,6 +606,12 @@ impl Daemon {
                         Err(e) => {
                             self.pending.push_front(req);
                             failures += 1;
+                            if matches!(e, DaemonError::Status { status, .. } if (400..500).contains(&status))
+                            {
+                                // Refused (the artifact is gone, or no longer this device's
+                                // assignment): has the update been withdrawn?
+                                checked = None;
+                            }
                             tracing::debug!(device = %self.config.device_id(), error = %e, failures, "fetch failed");
                             if failures >= MAX_FETCH_FAILURES {
                                 return Err(e);
@@ -616,6 +634,22 @@ impl Daemon {
                     }
                     None => return Err(DaemonError::Stuck { state }),
                 },
+            }
+        }
+    }
+
+    /// Why the control plane withdrew the update being downloaded, if it did: its rollout's
+    /// RPC records ([`crate::rpc::withdrawn`]). An update that names no rollout, or records
+    /// that cannot be read now, count as not withdrawn (the download deadline still holds).
+    /// (`&mut self`: the daemon's future stays `Send` without the daemon being `Sync`.)
+    async fn withdrawn(&mut self) -> Option<String> {
+        let u = self.current.as_ref()?;
+        let rollout_id = u.assignment.rollout_id.as_ref()?;
+        match self.client.rpc(rollout_id, &self.config.limits).await {
+            Ok(records) => crate::rpc::withdrawn(&records, &u.assignment.package_id),
+            Err(e) => {
+                tracing::debug!(device = %self.config.device_id(), error = %e, "rpc records not read");
+                None
             }
         }
     }
@@ -735,6 +769,7 @@ impl Daemon {
             firmware_version: self.agent.record().installed.get(&u.name).cloned(),
             status: ReportStatus::InProgress,
             reason: None,
+            attempt: u.assignment.attempt,
         };
         // In order after the report that started the update: only when nothing waits.
         if self.outbox.is_empty()

@@ -9,8 +9,14 @@
 //!   (telling the version the device really runs), fetches the assigned chunks by range,
 //!   several in flight and in any order, feeds them to the agent, swaps the [`slots`], runs
 //!   the real probes (`ota_host::probe::run`), commits or restores, and reports seed 004's
-//!   result with its progress steps; [`run`](Daemon::run) repeats it at the interval the
-//!   server suggests, with jitter, backing off after errors.
+//!   result with its progress steps, saying back the `attempt` its assignment named;
+//!   [`run`](Daemon::run) repeats it at the interval the server suggests, with jitter,
+//!   backing off after errors;
+//! - while it downloads, it reads its rollout's persistent RPC records (every poll interval,
+//!   and when a chunk is refused): a cancel, or a command for another package, stops the
+//!   update through the agent's `Input::Cancel` ([`rpc`]), so the device stays on its version
+//!   and takes its next assignment; the download deadline (`download_deadline_ms`) ends one
+//!   the server never answers.
 //!
 //! Every output of the agent is carried out in order; its record is written with fsync and
 //! an atomic rename before the step it guards ([`store`]), so a `kill -9` anywhere is
@@ -29,6 +35,7 @@ pub mod error;
 pub mod hardware;
 pub mod io;
 pub mod pace;
+pub mod rpc;
 pub mod slots;
 pub mod store;
 

@@ -54,6 +54,19 @@ fn a_good_configuration_reads_as_written() {
     assert_eq!(c.concurrency, 8);
     assert_eq!(c.probe_policy.successes_needed, 1);
     assert_eq!(
+        c.download_deadline,
+        std::time::Duration::from_millis(ota_core::agent::config::DEFAULT_DOWNLOAD_DEADLINE_MS)
+    );
+    let short = Config::from_toml(&base().replace(
+        "concurrency = 8",
+        "concurrency = 8\ndownload_deadline_ms = 3000",
+    ))
+    .unwrap();
+    assert_eq!(
+        short.download_deadline,
+        std::time::Duration::from_millis(3000)
+    );
+    assert_eq!(
         c.slots,
         SlotsConfig::Directory {
             root: "/var/lib/app".into(),
@@ -101,6 +114,14 @@ fn every_config_error_names_its_field() {
             "concurrency",
         ),
         (b.replace("concurrency = 8", "colour = \"red\""), "colour"),
+        (
+            b.replace("concurrency = 8", "download_deadline_ms = 0"),
+            "download_deadline_ms",
+        ),
+        (
+            b.replace("concurrency = 8", "download_deadline_ms = \"soon\""),
+            "download_deadline_ms",
+        ),
         (
             b.replace("kind = \"directory\"", "kind = \"floppy\""),
             "slots.kind",

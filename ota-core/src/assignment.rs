@@ -49,7 +49,7 @@ pub enum Proof {
 /// What a device is told about its assigned package.
 ///
 /// JSON: `{"package_id", "type", "version", "size_bytes", "sha256", "envelope" | "tuf_target",
-/// "encryption_key", "rollout_id"?, "probe"?}`, with exactly one of `envelope` and
+/// "encryption_key", "rollout_id"?, "attempt"?, "probe"?}`, with exactly one of `envelope` and
 /// `tuf_target`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "AssignmentJson", into = "AssignmentJson")]
@@ -70,6 +70,10 @@ pub struct Assignment {
     pub encryption_key: SealKey,
     /// The rollout this assignment belongs to.
     pub rollout_id: Option<Name>,
+    /// The attempt of the rollout's command (1 is the first; a retry adds one), which the
+    /// agent says back in its reports so the rollout can tell a retry's outcome from an
+    /// earlier attempt's.
+    pub attempt: Option<u32>,
     /// The health probe to run after the swap (else the agent's default).
     pub probe: Option<ProbeSpec>,
 }
@@ -92,12 +96,17 @@ struct AssignmentJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rollout_id: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     probe: Option<ProbeSpec>,
 }
 
 impl TryFrom<AssignmentJson> for Assignment {
     type Error = &'static str;
     fn try_from(j: AssignmentJson) -> Result<Self, Self::Error> {
+        if j.attempt == Some(0) {
+            return Err("attempt: an attempt counts from 1");
+        }
         let proof = match (j.envelope, j.tuf_target) {
             (Some(envelope), None) => Proof::Dsse(envelope),
             (None, Some(target)) => Proof::Tuf { target },
@@ -115,6 +124,7 @@ impl TryFrom<AssignmentJson> for Assignment {
             proof,
             encryption_key: j.encryption_key,
             rollout_id: j.rollout_id,
+            attempt: j.attempt,
             probe: j.probe,
         })
     }
@@ -136,6 +146,7 @@ impl From<Assignment> for AssignmentJson {
             tuf_target,
             encryption_key: a.encryption_key,
             rollout_id: a.rollout_id,
+            attempt: a.attempt,
             probe: a.probe,
         }
     }
@@ -166,8 +177,16 @@ impl Assignment {
             proof,
             encryption_key,
             rollout_id,
+            attempt: None,
             probe,
         }
+    }
+
+    /// The assignment naming the attempt of the rollout's command ([`Assignment::attempt`]).
+    #[must_use]
+    pub fn with_attempt(mut self, attempt: Option<u32>) -> Self {
+        self.attempt = attempt;
+        self
     }
 
     /// The largest assignment accepted: an envelope and a few fields.

@@ -1,5 +1,6 @@
 //! The device report of seed 004: `{device_id, rollout_id, firmware_version, status,
-//! reason}`, sent by the device agent and consumed by the rollout engine.
+//! reason}`, sent by the device agent and consumed by the rollout engine, plus the `attempt`
+//! of the command it answers, which the agent says back as its assignment told it.
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,12 @@ pub struct DeviceReport {
     /// Why, for a failure or rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The attempt of the command the report answers, as the device's assignment named it
+    /// (1 is the first; each retry of the rollout adds one). `None` from an agent that does
+    /// not say it: the rollout takes such a report as one about the first attempt
+    /// ([`crate::rollout::Input::device_report`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 impl DeviceReport {
@@ -68,7 +75,15 @@ impl DeviceReport {
 }
 
 impl Validate for DeviceReport {
-    fn validate_at(&self, _: &str, _: &mut Vec<Fault>) {}
+    fn validate_at(&self, path: &str, faults: &mut Vec<Fault>) {
+        if self.attempt == Some(0) {
+            json::fault(
+                faults,
+                json::field(path, "attempt"),
+                "an attempt counts from 1",
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -88,8 +103,28 @@ mod tests {
             DeviceReport::from_json(r.to_json().as_bytes(), &limits).unwrap(),
             r
         );
+        assert_eq!(r.attempt, None);
         let e =
             DeviceReport::from_json(br#"{"device_id":"d","status":"ok"}"#, &limits).unwrap_err();
         assert_eq!(e.status(), crate::Status::InvalidValue, "{e}");
+    }
+
+    #[test]
+    fn a_report_says_back_its_attempt_counted_from_one() {
+        let limits = Limits::default();
+        let r = DeviceReport::from_json(
+            br#"{"device_id": "dev_8f3a", "rollout_id": "rol_4c7e", "status": "failure", "attempt": 2}"#,
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(r.attempt, Some(2));
+        assert!(r.to_json().contains(r#""attempt":2"#));
+        let e = DeviceReport::from_json(
+            br#"{"device_id":"d","status":"failure","attempt":0}"#,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), crate::Status::Invalid, "{e}");
+        assert!(e.to_string().contains("attempt"), "{e}");
     }
 }

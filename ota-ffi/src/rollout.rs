@@ -212,7 +212,12 @@ fn audit_error(e: ota_core::audit::AuditError) -> Failure {
 }
 
 /// Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
-/// "firmware_version", "status", "reason"}`). A late report is recorded but changes nothing.
+/// "firmware_version", "status", "reason"}`, and the `"attempt"` the device says back). A
+/// late report is recorded but changes nothing. A report must match the rollout, the
+/// package's version (a success names it) and the device's current attempt; one that does
+/// not is refused with its error and recorded (poll its audit record). A report naming no
+/// attempt is about the first: once a retry went out it is refused with
+/// `OTA_STATUS_ROLLOUT_STATE`.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
@@ -226,8 +231,76 @@ pub unsafe extern "C" fn ota_rollout_handle_report(
         let r = try_handle_mut!(rollout);
         let report = DeviceReport::from_json(try_slice!(report, report_len), LIMITS)?;
         r.inner
-            .handle(Input::Report(report), UnixMs(now))
+            .handle(Input::device_report(report), UnixMs(now))
             .map_err(rollout_error)
+    })
+}
+
+/// `ota_rollout_handle_report` for a report about `attempt` of the device's command (1 is the
+/// first; `ota_rollout_attempt` says the current one when the command goes out), for a host
+/// that tells the device its attempt by other means than the report: refused with
+/// `OTA_STATUS_ROLLOUT_STATE` when a retry replaced that attempt, so a replayed report of an
+/// earlier attempt counts for nothing. An attempt of 0, or a report naming another attempt,
+/// fails with `OTA_STATUS_INVALID_ARGUMENT`.
+///
+/// Takes no ownership; nothing to free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_rollout_handle_report_attempt(
+    rollout: *mut ota_rollout,
+    report: *const c_char,
+    report_len: usize,
+    attempt: u32,
+    now: u64,
+) -> Status {
+    call(|| {
+        let r = try_handle_mut!(rollout);
+        let mut report = DeviceReport::from_json(try_slice!(report, report_len), LIMITS)?;
+        if attempt == 0 {
+            return Err(Failure::new(
+                Status::InvalidArgument,
+                "attempt: an attempt counts from 1",
+            ));
+        }
+        if let Some(said) = report.attempt.take()
+            && said != attempt
+        {
+            return Err(Failure::new(
+                Status::InvalidArgument,
+                format!("attempt: the report names attempt {said}, the call {attempt}"),
+            ));
+        }
+        r.inner
+            .handle(Input::AttemptReport { report, attempt }, UnixMs(now))
+            .map_err(rollout_error)
+    })
+}
+
+/// The attempt of a device's current command: `*attempt_out` receives it (1 is the first;
+/// each retry after a failure or a timeout adds one). Tell it to the device with the command
+/// a `send` output asks for (read it right after polling that output); the device says it
+/// back in its report's `"attempt"`. A device the rollout does not have fails with
+/// `OTA_STATUS_ROLLOUT_NOT_FOUND`.
+///
+/// Takes no ownership; nothing to free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_rollout_attempt(
+    rollout: *const ota_rollout,
+    device_id: *const c_char,
+    device_id_len: usize,
+    attempt_out: *mut u32,
+) -> Status {
+    call(|| {
+        let out = try_out!(attempt_out);
+        let r = try_handle!(rollout);
+        let id = try_str!(device_id, device_id_len);
+        let attempt = r.inner.attempt(id).ok_or_else(|| {
+            Failure::new(
+                Status::RolloutNotFound,
+                format!("device_id: the rollout has no device {id}"),
+            )
+        })?;
+        out.write(attempt);
+        Ok(())
     })
 }
 

@@ -1,5 +1,5 @@
-//! Device-level assignments: the package each device is to install and the rollout that
-//! assigned it. Only the engine writes them (in the transaction of the input that decided
+//! Device-level assignments: the package each device is to install, the rollout that
+//! assigned it and the attempt of that rollout's command. Only the engine writes them (in the transaction of the input that decided
 //! them), so a single replica (SQLite, or PostgreSQL without leases) keeps all of them in
 //! memory, loaded at start and updated after each commit, and answers a device's poll, chunk
 //! or report without a query. With several replicas another replica may have changed them,
@@ -12,8 +12,8 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::writes::Assign;
 
-/// A device's assignment: (package id, rollout id).
-type Entry = (Arc<str>, Arc<str>);
+/// A device's assignment: (package id, rollout id, attempt).
+type Entry = (Arc<str>, Arc<str>, u32);
 
 /// The assignments in memory (authoritative on a single replica).
 #[derive(Default)]
@@ -29,12 +29,15 @@ impl Assignments {
     pub async fn load(db: &sqlx::AnyPool, single_replica: bool) -> Result<Self, sqlx::Error> {
         let mut map: HashMap<String, HashMap<String, Entry>> = HashMap::new();
         if single_replica {
-            let rows: Vec<(String, String, String, String)> =
-                sqlx::query_as("SELECT tenant, device_id, package_id, rollout_id FROM assignments")
-                    .fetch_all(db)
-                    .await?;
-            for (t, d, p, r) in rows {
-                map.entry(t).or_default().insert(d, (p.into(), r.into()));
+            let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+                "SELECT tenant, device_id, package_id, rollout_id, attempt FROM assignments",
+            )
+            .fetch_all(db)
+            .await?;
+            for (t, d, p, r, a) in rows {
+                map.entry(t)
+                    .or_default()
+                    .insert(d, (p.into(), r.into(), attempt(a)));
             }
         }
         Ok(Assignments {
@@ -54,7 +57,11 @@ impl Assignments {
         let mut package: Option<Arc<str>> = None;
         for (d, a) in changes {
             match a {
-                Assign::Set { package_id, .. } => {
+                Assign::Set {
+                    package_id,
+                    attempt,
+                    ..
+                } => {
                     // One rollout assigns one or two packages: share their text.
                     let p = match &package {
                         Some(p) if **p == **package_id => p.clone(),
@@ -64,13 +71,13 @@ impl Assignments {
                             p
                         }
                     };
-                    devices.insert(d.clone(), (p, rid.clone()));
+                    devices.insert(d.clone(), (p, rid.clone(), *attempt));
                 }
                 Assign::Removed => {
                     devices.remove(d);
                 }
                 Assign::RemovedIfMine => {
-                    if devices.get(d).is_some_and(|(_, r)| *r == rid) {
+                    if devices.get(d).is_some_and(|(_, r, _)| *r == rid) {
                         devices.remove(d);
                     }
                 }
@@ -90,25 +97,32 @@ impl Assignments {
     }
 }
 
-/// A device's device-level assignment: (package id, rollout id).
+/// A stored attempt (the column counts from 1).
+fn attempt(a: i64) -> u32 {
+    u32::try_from(a).unwrap_or(u32::MAX).max(1)
+}
+
+/// A device's device-level assignment: (package id, rollout id, attempt).
 pub async fn get(
     st: &AppState,
     tenant: &str,
     device_id: &str,
-) -> ApiResult<Option<(String, String)>> {
+) -> ApiResult<Option<(String, String, u32)>> {
     let a = &st.assignments;
     if a.authoritative {
         let map = a.map.lock().expect("assignments lock");
         return Ok(map
             .get(tenant)
             .and_then(|m| m.get(device_id))
-            .map(|(p, r)| (p.to_string(), r.to_string())));
+            .map(|(p, r, n)| (p.to_string(), r.to_string(), *n)));
     }
-    Ok(sqlx::query_as(
-        "SELECT package_id, rollout_id FROM assignments WHERE tenant = $1 AND device_id = $2",
+    let row: Option<(String, String, i64)> = sqlx::query_as(
+        "SELECT package_id, rollout_id, attempt FROM assignments WHERE tenant = $1 AND \
+         device_id = $2",
     )
     .bind(tenant.to_string())
     .bind(device_id.to_string())
     .fetch_optional(&st.db)
-    .await?)
+    .await?;
+    Ok(row.map(|(p, r, n)| (p, r, attempt(n))))
 }

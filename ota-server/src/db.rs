@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "snapshots",
         include_str!("../migrations/0003_snapshots.sql"),
     ),
+    (
+        4,
+        "attempts",
+        include_str!("../migrations/0004_attempts.sql"),
+    ),
 ];
 
 /// The migrator of [`MIGRATIONS`].

@@ -24,11 +24,21 @@ use crate::state::{AppState, Body, LiveEvent, now, parse_json};
 /// The progress steps a device may report beside `in_progress`, for the live view.
 pub const STEPS: [&str; 5] = ["downloading", "verified", "installed", "swapped", "probing"];
 
-/// A device's assignment: (package id, rollout id), device-level first, then its profile's.
-async fn assigned(st: &AppState, d: &Device) -> ApiResult<Option<(String, Option<String>)>> {
+/// A device's assignment: the package, and the rollout and attempt of the command behind
+/// it; device-level first, then its profile's (which no rollout sent).
+struct Assigned {
+    package_id: String,
+    rollout: Option<(String, u32)>,
+}
+
+/// A device's assignment, device-level first, then its profile's.
+async fn assigned(st: &AppState, d: &Device) -> ApiResult<Option<Assigned>> {
     let row = crate::assignments::get(st, d.tenant.as_str(), d.device_id.as_str()).await?;
-    if let Some((p, r)) = row {
-        return Ok(Some((p, Some(r))));
+    if let Some((package_id, r, attempt)) = row {
+        return Ok(Some(Assigned {
+            package_id,
+            rollout: Some((r, attempt)),
+        }));
     }
     let Some((Some(profile_id), _)) =
         crate::fleet::device(st, d.tenant.as_str(), d.device_id.as_str()).await?
@@ -36,7 +46,12 @@ async fn assigned(st: &AppState, d: &Device) -> ApiResult<Option<(String, Option
         return Ok(None);
     };
     let profile = crate::fleet::profile(st, d.tenant.as_str(), &profile_id).await?;
-    Ok(profile.and_then(|p| p.package_id).map(|p| (p, None)))
+    Ok(profile
+        .and_then(|p| p.package_id)
+        .map(|package_id| Assigned {
+            package_id,
+            rollout: None,
+        }))
 }
 
 /// The header in which a device tells, on each poll, the version it really runs:
@@ -100,7 +115,8 @@ async fn record_installed(
 }
 
 /// `GET /api/v1/devices/{device_id}/ota`: the assignment (the library's `Assignment`: seed
-/// 004's metadata, the signed envelope, the key), or 204 when there is none. Queued RPC
+/// 004's metadata, the signed envelope, the key, and the rollout and `attempt` of the command
+/// behind it, which the device says back in its reports), or 204 when there is none. Queued RPC
 /// records count as delivered. The device may tell the versions it runs in an
 /// `ota-installed: name=version` header, recorded into its row; the answer suggests the
 /// poll interval in `ota-poll-interval-ms`.
@@ -116,13 +132,21 @@ pub async fn ota(
         record_installed(&st, &dev, &installed).await?;
     }
     let interval = (POLL_INTERVAL_HEADER, st.config.poll_interval_ms.to_string());
-    let Some((package_id, rollout_id)) = assigned(&st, &dev).await? else {
+    let Some(Assigned {
+        package_id,
+        rollout,
+    }) = assigned(&st, &dev).await?
+    else {
         return Ok((StatusCode::NO_CONTENT, [interval]).into_response());
     };
     let pkg = available(&st, dev.tenant.as_str(), &package_id).await?;
     mark_sent(&st, &dev).await?;
-    let rollout: Option<Name> = rollout_id.and_then(|r| r.parse().ok());
-    let a = Assignment::new(&pkg.verified, pkg.encryption_key.clone(), rollout, None);
+    let (rollout_id, attempt) = match rollout {
+        Some((r, attempt)) => (r.parse().ok(), Some(attempt)),
+        None => (None, None),
+    };
+    let a = Assignment::new(&pkg.verified, pkg.encryption_key.clone(), rollout_id, None)
+        .with_attempt(attempt);
     Ok((
         [
             (
@@ -189,7 +213,7 @@ pub async fn chunk(
 ) -> ApiResult<Response> {
     dev.require(&device_id)?;
     parse_id("package_id", &q.package_id)?;
-    let mine = assigned(&st, &dev).await?.map(|(p, _)| p);
+    let mine = assigned(&st, &dev).await?.map(|a| a.package_id);
     if mine.as_deref() != Some(q.package_id.as_str()) {
         return Err(ApiError::denied(format!(
             "package_id: device {} may not fetch {}: it is not its assignment",
@@ -248,8 +272,16 @@ pub struct ReportAnswer {
 }
 
 /// `POST /api/v1/devices/{device_id}/ota/report`: seed 004's report `{device_id, rollout_id,
-/// firmware_version, status, reason}`, plus an optional progress `step` (downloading,
-/// verified, installed, swapped, probing) with `status: in_progress`.
+/// firmware_version, status, reason}`, plus the `attempt` the assignment named, and an
+/// optional progress `step` (downloading, verified, installed, swapped, probing) with
+/// `status: in_progress`.
+///
+/// A report must match the rollout, the package version (a success names it) and the
+/// attempt; one that does not is refused with its reason and recorded in the rollout's
+/// audit trail. A report without `rollout_id` is about the device's own assignment. A report
+/// without `attempt` (an agent that does not say it back) is about the first attempt: taken
+/// while the device is on its first, refused (`attempt`) once a retry went out, since it
+/// cannot be told from a replay of the first attempt's report.
 pub async fn report(
     State(st): State<AppState>,
     dev: Device,
@@ -285,7 +317,10 @@ pub async fn report(
             r.device_id, dev.device_id
         )));
     }
-    let assignment = assigned(&st, &dev).await?.and_then(|(_, r)| r);
+    let assignment = assigned(&st, &dev)
+        .await?
+        .and_then(|a| a.rollout)
+        .map(|(r, _)| r);
     let rid = match (&r.rollout_id, &assignment) {
         (Some(b), _) => b.to_string(),
         (None, Some(a)) => a.clone(),
@@ -353,9 +388,14 @@ pub async fn report(
             rid.parse()
                 .map_err(|e| ApiError::invalid(format!("rollout_id: {e}")))?,
         );
-        engine::input(&st, Some(dev.tenant.as_str()), &rid, Input::Report(r))
-            .await?
-            .device_state
+        engine::input(
+            &st,
+            Some(dev.tenant.as_str()),
+            &rid,
+            Input::device_report(r),
+        )
+        .await?
+        .device_state
     };
     let _ = st.events.send(live);
     Ok(AxumJson(ReportAnswer {
@@ -366,13 +406,30 @@ pub async fn report(
     }))
 }
 
-/// `GET /api/v1/devices/{device_id}/rpc`: the device's persistent RPC records, newest last.
-/// When the device itself asks, queued records count as delivered.
+/// The RPC query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcQuery {
+    /// Only this rollout's records.
+    #[serde(default)]
+    pub rollout_id: Option<String>,
+}
+
+/// `GET /api/v1/devices/{device_id}/rpc[?rollout_id=]`: the device's persistent RPC records
+/// (of one rollout, with `rollout_id`), newest last: `ota_start` and `ota_rollback` with
+/// `{rollout_id, package_id, attempt}`, `ota_cancel` with `{rollout_id, forced}`. When the
+/// device itself asks, queued records count as delivered. A device that downloads asks for
+/// its rollout's records: when the latest is an `ota_cancel`, its update was cancelled.
 pub async fn rpc(
     State(st): State<AppState>,
     caller: Caller,
     Path(device_id): Path<String>,
+    Query(q): Query<RpcQuery>,
 ) -> ApiResult<AxumJson<Value>> {
+    if let Some(r) = &q.rollout_id {
+        r.parse::<Name>()
+            .map_err(|e| ApiError::invalid(format!("rollout_id: {e}")))?;
+    }
     let tenant = match &caller {
         Caller::Admin(a) => a.tenant.to_string(),
         Caller::Device(d) => {
@@ -392,15 +449,20 @@ pub async fn rpc(
         Option<i64>,
         i64,
     );
-    let rows: Vec<Row> = sqlx::query_as(
+    let sql = if q.rollout_id.is_some() {
+        "SELECT rpc_id, rollout_id, method, params, state, created_at, sent_at, acked_at, \
+         expires_at FROM device_rpc WHERE tenant = $1 AND device_id = $2 AND rollout_id = $3 \
+         ORDER BY created_at, rpc_id"
+    } else {
         "SELECT rpc_id, rollout_id, method, params, state, created_at, sent_at, acked_at, \
          expires_at FROM device_rpc WHERE tenant = $1 AND device_id = $2 \
-         ORDER BY created_at, rpc_id",
-    )
-    .bind(tenant)
-    .bind(device_id.clone())
-    .fetch_all(&st.db)
-    .await?;
+         ORDER BY created_at, rpc_id"
+    };
+    let mut query = sqlx::query_as(sql).bind(tenant).bind(device_id.clone());
+    if let Some(r) = q.rollout_id {
+        query = query.bind(r);
+    }
+    let rows: Vec<Row> = query.fetch_all(&st.db).await?;
     let records: Vec<Value> = rows
         .into_iter()
         .map(|r| {

@@ -477,7 +477,8 @@ pub async fn create(
         snapshot_seq: head.seq,
     };
     let mut w = Writes::default();
-    let live = persist(&mut w, &hosted, outputs, None, false);
+    let attempts = attempts(&hosted.rollout, &outputs);
+    let live = persist(&mut w, &hosted, outputs, None, false, &attempts);
     w.flush(
         &mut tx,
         t,
@@ -563,17 +564,46 @@ async fn input_now(
         .unwrap_or_else(|_| Err(ApiError::internal("the input was dropped")))
 }
 
+/// What each input of a batch is answered, once the batch is committed: the report whose
+/// device's state to tell, or the error that refused it.
+type Done = Vec<(
+    oneshot::Sender<ApiResult<Applied>>,
+    ApiResult<Option<DeviceReport>>,
+)>;
+
+/// One input's outputs and what `persist` needs beside them: its report, whether it answers
+/// the device's command, and the attempt of each command it sent.
+type Step = (
+    Vec<Output>,
+    Option<DeviceReport>,
+    bool,
+    HashMap<String, u32>,
+);
+
+/// The attempt of each device the outputs send a command to, as the rollout says right after
+/// the input that sent it (an input sends a device one command at most).
+fn attempts(r: &Rollout, outputs: &[Output]) -> HashMap<String, u32> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Command(RolloutCommand::Send { device_id, .. }) => r
+                .attempt(device_id.as_str())
+                .map(|a| (device_id.to_string(), a)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Handles a batch of inputs and commits all they produced in one transaction; answers each.
+/// A refused report whose refusal the rollout records (it does not match the rollout, the
+/// package or the attempt) is committed with the rest, and then answered with its error.
 async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Vec<Queued>) {
     let at = now();
-    let mut done: Vec<(oneshot::Sender<ApiResult<Applied>>, Option<DeviceReport>)> = Vec::new();
-    let mut steps: Vec<(Vec<Output>, Option<DeviceReport>, bool)> = Vec::new();
+    let mut done: Done = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
     let mut ticks_only = true;
     for (input, tx) in batch {
-        let report = match &input {
-            Input::Report(r) => Some(r.clone()),
-            _ => None,
-        };
+        let report = input.report().map(|(r, _)| r.clone());
         // A device already in progress acknowledged its command with its first report.
         let ack = report.as_ref().is_some_and(|r| {
             g.rollout.device_state(r.device_id.as_str())
@@ -581,27 +611,36 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         });
         ticks_only &= matches!(input, Input::Tick);
         match g.rollout.handle(input, at) {
-            // Refused: nothing changed, nothing to commit.
+            // Refused: nothing changed; only a recorded refusal has something to commit.
             Err(e) => {
-                let _ = tx.send(Err(engine_error(e)));
+                if e.is_recorded() {
+                    let outputs: Vec<Output> = std::iter::from_fn(|| g.rollout.poll()).collect();
+                    if !outputs.is_empty() {
+                        steps.push((outputs, None, false, HashMap::new()));
+                    }
+                    done.push((tx, Err(engine_error(e))));
+                } else {
+                    let _ = tx.send(Err(engine_error(e)));
+                }
             }
             Ok(()) => {
                 let outputs: Vec<Output> = std::iter::from_fn(|| g.rollout.poll()).collect();
                 if !outputs.is_empty() {
-                    steps.push((outputs, report.clone(), ack));
+                    let attempts = attempts(&g.rollout, &outputs);
+                    steps.push((outputs, report.clone(), ack, attempts));
                 }
-                done.push((tx, report));
+                done.push((tx, Ok(report)));
             }
         }
     }
-    let answer =
-        |g: &Hosted, done: Vec<(oneshot::Sender<ApiResult<Applied>>, Option<DeviceReport>)>| {
-            for (tx, report) in done {
-                let device_state =
-                    report.and_then(|r| g.rollout.device_state(r.device_id.as_str()));
-                let _ = tx.send(Ok(Applied { device_state }));
-            }
-        };
+    let answer = |g: &Hosted, done: Done| {
+        for (tx, report) in done {
+            let answer = report.map(|report| Applied {
+                device_state: report.and_then(|r| g.rollout.device_state(r.device_id.as_str())),
+            });
+            let _ = tx.send(answer);
+        }
+    };
     if steps.is_empty() {
         // Nothing recorded (a tick with nothing to do): nothing to commit.
         let mut t = g.rollout.poll_timeout();
@@ -612,12 +651,12 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         answer(g, done);
         return;
     }
-    let reports = steps.iter().filter(|(_, r, _)| r.is_some()).count() as u64;
+    let reports = steps.iter().filter(|(_, r, _, _)| r.is_some()).count() as u64;
     let inputs = steps.len() as u64;
     let mut w = Writes::default();
     let mut live = Vec::new();
-    for (outputs, report, ack) in steps {
-        live.extend(persist(&mut w, g, outputs, report.as_ref(), ack));
+    for (outputs, report, ack, attempts) in steps {
+        live.extend(persist(&mut w, g, outputs, report.as_ref(), ack, &attempts));
     }
     let result = async {
         let _turn = st.write_turn().await;
@@ -709,13 +748,15 @@ fn after_commit(st: &AppState, rollout_id: &str, timeout: Option<UnixMs>, live: 
 
 /// Gathers a step's outputs, in order, into the batch's writes; returns the live events to
 /// publish after the commit. `ack`: the step is a report that answers the device's update or
-/// rollback command.
+/// rollback command. `attempts`: the attempt of each command the step sent ([`attempts`]),
+/// told to the device in the `ota_start` or `ota_rollback` record and with its assignment.
 fn persist(
     w: &mut Writes,
     h: &Hosted,
     outputs: Vec<Output>,
     report: Option<&DeviceReport>,
     ack: bool,
+    attempts: &HashMap<String, u32>,
 ) -> Vec<LiveEvent> {
     let r = &h.rollout;
     let rid = r.id().to_string();
@@ -750,18 +791,22 @@ fn persist(
                 } else {
                     "ota_start"
                 };
-                let rpc_id = format!("rpc_{rid}_{seq}_{idx}");
-                let params = json!({ "rollout_id": rid, "package_id": package_id.to_string() });
+                let rpc_id = rpc_id(&rid, seq, idx);
+                let attempt = attempts.get(device_id.as_str()).copied().unwrap_or(1);
+                let params = json!({
+                    "rollout_id": rid, "package_id": package_id.to_string(), "attempt": attempt,
+                });
                 w.rpc_insert(device_id.as_str(), rpc_id, method, &params);
                 w.assign(
                     device_id.as_str(),
                     package_id.to_string(),
                     if rollback { "rollback" } else { "update" },
+                    attempt,
                 );
                 idx += 1;
             }
             Output::Command(RolloutCommand::Cancel { device_id, forced }) => {
-                let rpc_id = format!("rpc_{rid}_{seq}_{idx}");
+                let rpc_id = rpc_id(&rid, seq, idx);
                 w.rpc_cancel(device_id.as_str());
                 let params = json!({ "rollout_id": rid, "forced": forced });
                 w.rpc_insert(device_id.as_str(), rpc_id, "ota_cancel", &params);
@@ -791,6 +836,12 @@ fn persist(
         }
     }
     live
+}
+
+/// The id of the RPC record of output `idx` of audit record `seq`: zero-padded, so the ids of
+/// one rollout sort in the engine's order (records of one commit share their `created_at`).
+fn rpc_id(rid: &str, seq: u64, idx: u64) -> String {
+    format!("rpc_{rid}_{seq:012}_{idx:08}")
 }
 
 /// What an effect changes outside the rollout: the device's installed version, and the end

@@ -146,10 +146,13 @@ pub struct OperatorAnswer {
 pub struct Report {
     pub device_id: String,
     pub rollout_id: Option<String>,
+    /// The version the device runs; required with `success` (the package's version).
     pub firmware_version: Option<String>,
     /// `in_progress`, `success`, `failure`, `rejected`.
     pub status: String,
     pub reason: Option<String>,
+    /// The attempt the assignment named, said back (none: the first attempt).
+    pub attempt: Option<u32>,
     /// With `in_progress`: `downloading`, `verified`, `installed`, `swapped`, `probing`.
     pub step: Option<String>,
 }
@@ -319,7 +322,7 @@ fn events() {}
     params(("device_id" = String, Path),
         ("ota-installed" = Option<String>, Header, description = "The versions the device really runs, name=version, comma separated: recorded into its row (the truth after a local rollback)")),
     responses(
-        (status = 200, description = "The library's Assignment: package_id, type, version, size_bytes, sha256, envelope, encryption_key, rollout_id; header ota-poll-interval-ms suggests when to poll again", body = Object),
+        (status = 200, description = "The library's Assignment: package_id, type, version, size_bytes, sha256, envelope, encryption_key, rollout_id, attempt (of the rollout's command, said back in reports); header ota-poll-interval-ms suggests when to poll again", body = Object),
         (status = 204, description = "Nothing to install; header ota-poll-interval-ms suggests when to poll again"),
         (status = 401, body = Error), (status = 403, description = "Another device's credential, or an admin token", body = Error)),
     security(("bearer" = [])))]
@@ -342,14 +345,15 @@ fn device_chunk() {}
     request_body = Report,
     responses(
         (status = 200, body = ReportAnswer),
-        (status = 400, body = Error), (status = 403, body = Error), (status = 404, description = "No such rollout", body = Error),
-        (status = 409, description = "A replayed report, or one for another rollout", body = Error)),
+        (status = 400, description = "A malformed report, or a success naming no version or another version than the package's (refused, and recorded in the audit trail)", body = Error), (status = 403, body = Error), (status = 404, description = "No such rollout", body = Error),
+        (status = 409, description = "A replayed report, one for another rollout, or one about an attempt a retry replaced (refused, and recorded in the audit trail)", body = Error)),
     security(("bearer" = [])))]
 fn device_report() {}
 
 #[utoipa::path(get, path = "/api/v1/devices/{device_id}/rpc", tag = "device",
-    params(("device_id" = String, Path)),
-    responses((status = 200, description = "{device_id, rpc: [{id, rollout_id, method, params, state, created_at, sent_at, acked_at, expires_at}]}; the device's own call marks queued records sent", body = Object), (status = 403, body = Error)),
+    params(("device_id" = String, Path),
+        ("rollout_id" = Option<String>, Query, description = "Only this rollout's records")),
+    responses((status = 200, description = "{device_id, rpc: [{id, rollout_id, method, params, state, created_at, sent_at, acked_at, expires_at}]}, oldest first: ota_start and ota_rollback (params rollout_id, package_id, attempt), ota_cancel (params rollout_id, forced); the device's own call marks queued records sent", body = Object), (status = 400, body = Error), (status = 403, body = Error)),
     security(("bearer" = [])))]
 fn device_rpc() {}
 

@@ -56,6 +56,8 @@ pub enum Assign {
         package_id: String,
         /// `update` or `rollback`.
         kind: &'static str,
+        /// The attempt of the rollout's command (1 is the first).
+        attempt: u32,
     },
     /// The device has no assignment any more.
     Removed,
@@ -147,10 +149,16 @@ impl Writes {
         self.rpc_op(device, RpcOp::Ack);
     }
 
-    /// The device is assigned a package by this rollout.
-    pub fn assign(&mut self, device: &str, package_id: String, kind: &'static str) {
-        self.assign
-            .insert(device.to_string(), Assign::Set { package_id, kind });
+    /// The device is assigned a package by this rollout, on the command's `attempt`.
+    pub fn assign(&mut self, device: &str, package_id: String, kind: &'static str, attempt: u32) {
+        self.assign.insert(
+            device.to_string(),
+            Assign::Set {
+                package_id,
+                kind,
+                attempt,
+            },
+        );
     }
 
     /// The device's assignment by this rollout ends.
@@ -246,12 +254,16 @@ impl Writes {
     ) -> ApiResult<()> {
         let mut all: Vec<&String> = Vec::new();
         let mut mine: Vec<&String> = Vec::new();
-        let mut set: Vec<(&String, &String, &'static str)> = Vec::new();
+        let mut set: Vec<(&String, &String, &'static str, u32)> = Vec::new();
         for (d, a) in &self.assign {
             match a {
-                Assign::Set { package_id, kind } => {
+                Assign::Set {
+                    package_id,
+                    kind,
+                    attempt,
+                } => {
                     all.push(d);
-                    set.push((d, package_id, kind));
+                    set.push((d, package_id, kind, *attempt));
                 }
                 Assign::Removed => all.push(d),
                 Assign::RemovedIfMine => mine.push(d),
@@ -284,22 +296,28 @@ impl Writes {
         for rows in set.chunks(ROWS) {
             let mut sql = String::from(
                 "INSERT INTO assignments (tenant, device_id, package_id, rollout_id, kind, \
-                 updated_at) VALUES ",
+                 attempt, updated_at) VALUES ",
             );
             for k in 0..rows.len() {
-                let b = 4 + 3 * k;
+                let b = 4 + 4 * k;
                 sep(&mut sql, k);
-                sql.push_str(&format!("($1, ${b}, ${}, $2, ${}, $3)", b + 1, b + 2));
+                sql.push_str(&format!(
+                    "($1, ${b}, ${}, $2, ${}, ${}, $3)",
+                    b + 1,
+                    b + 2,
+                    b + 3
+                ));
             }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.to_string())
                 .bind(rid.to_string())
                 .bind(i(at));
-            for (d, p, kind) in rows {
+            for (d, p, kind, attempt) in rows {
                 q = q
                     .bind((*d).clone())
                     .bind((*p).clone())
-                    .bind(kind.to_string());
+                    .bind(kind.to_string())
+                    .bind(i64::from(*attempt));
             }
             q.execute(&mut **tx).await?;
         }
@@ -505,18 +523,19 @@ mod tests {
     #[test]
     fn an_assignment_reduces_to_its_net_effect() {
         let mut w = Writes::default();
-        w.assign("d1", "pkg_a".into(), "update");
+        w.assign("d1", "pkg_a".into(), "update", 1);
         w.unassign("d1");
         w.unassign("d2");
         w.unassign("d3");
-        w.assign("d3", "pkg_b".into(), "rollback");
+        w.assign("d3", "pkg_b".into(), "rollback", 1);
         assert_eq!(w.assign["d1"], Assign::Removed);
         assert_eq!(w.assign["d2"], Assign::RemovedIfMine);
         assert_eq!(
             w.assign["d3"],
             Assign::Set {
                 package_id: "pkg_b".into(),
-                kind: "rollback"
+                kind: "rollback",
+                attempt: 1
             }
         );
     }

@@ -271,6 +271,51 @@ static void seed_004(const ota_verified_package *pkg, const ota_verified_package
         CHECK(strstr(trail.data, "\"report_refused\"") != NULL);
     }
 
+    /* A success naming no version is refused too. The attempt travels: the rollout says each
+     * device's current attempt, and a report about another attempt counts for nothing. */
+    {
+        char buf[256];
+        uint32_t attempt = 0;
+        size_t before = trail.len;
+        int n = snprintf(buf, sizeof buf,
+                         "{\"device_id\":\"%s\",\"rollout_id\":\"rol_4c7e\",\"status\":\"success\"}",
+                         sent[0]);
+        CHECK_STATUS(ota_rollout_handle_report(r, buf, (size_t)n, now), OTA_STATUS_MISSING_FIELD);
+        CHECK(strncmp(last_error(), "firmware_version: ", 18) == 0);
+        CHECK_STATUS(ota_rollout_attempt(r, sent[0], strlen(sent[0]), &attempt), OTA_STATUS_OK);
+        CHECK(attempt == 1);
+        CHECK_STATUS(ota_rollout_attempt(r, "dev-nobody", 10, &attempt),
+                     OTA_STATUS_ROLLOUT_NOT_FOUND);
+        CHECK_STATUS(ota_rollout_attempt(r, sent[0], strlen(sent[0]), NULL),
+                     OTA_STATUS_NULL_POINTER);
+        n = snprintf(buf, sizeof buf,
+                     "{\"device_id\":\"%s\",\"rollout_id\":\"rol_4c7e\",\"status\":\"failure\"}",
+                     sent[0]);
+        CHECK_STATUS(ota_rollout_handle_report_attempt(r, buf, (size_t)n, 2, now),
+                     OTA_STATUS_ROLLOUT_STATE);
+        CHECK(strncmp(last_error(), "attempt: ", 9) == 0);
+        CHECK_STATUS(ota_rollout_handle_report_attempt(r, buf, (size_t)n, 0, now),
+                     OTA_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(ota_rollout_handle_report_attempt(NULL, buf, (size_t)n, 1, now),
+                     OTA_STATUS_NULL_POINTER);
+        /* The report says attempt 2 back, the call says 1: which is it? */
+        n = snprintf(buf, sizeof buf,
+                     "{\"device_id\":\"%s\",\"rollout_id\":\"rol_4c7e\",\"status\":\"failure\","
+                     "\"attempt\":2}", sent[0]);
+        CHECK_STATUS(ota_rollout_handle_report_attempt(r, buf, (size_t)n, 1, now),
+                     OTA_STATUS_INVALID_ARGUMENT);
+        /* Said back in the report itself, the stale attempt is refused the same way. */
+        CHECK_STATUS(ota_rollout_handle_report(r, buf, (size_t)n, now), OTA_STATUS_ROLLOUT_STATE);
+        drain(r);
+        CHECK(strstr(trail.data + before, "\"report_refused\"") != NULL);
+        /* The current attempt's report counts. */
+        n = snprintf(buf, sizeof buf,
+                     "{\"device_id\":\"%s\",\"rollout_id\":\"rol_4c7e\",\"status\":\"in_progress\"}",
+                     sent[0]);
+        CHECK_STATUS(ota_rollout_handle_report_attempt(r, buf, (size_t)n, 1, now), OTA_STATUS_OK);
+        drain(r);
+    }
+
     /* The canary succeeds. */
     now += 60000;
     for (i = 0; i < canary; i++) {

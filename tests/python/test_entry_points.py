@@ -158,7 +158,7 @@ class EntryPoints(unittest.TestCase):
             "architecture": "armv7", "version": "1.0.0", "s3_endpoint": "https://s3", "bucket": "b",
             "cdn_base": "https://cdn", "registration": "{}", "artifact_path": os.path.join(self.work, "a"),
             "out_path": os.path.join(self.work, "o"), "max_plaintext": 10, "config": "{}", "fleet": [], "now": 0,
-            "rollback": None, "trail": [], "snapshot": "{}", "report": "{}", "by": "alice", "wave": 0,
+            "rollback": None, "trail": [], "snapshot": "{}", "report": "{}", "attempt": 1, "by": "alice", "wave": 0,
             "passed": True, "device_id": "dev-1", "head": None, "io": self.io, "record": "{}",
             "assignment": "{}", "verified_package": self.verified, "offset": 0, "healthy": True,
             "detail": "ok", "name": "fw.enc", "spec": "{}", "allowlist": [], "swapped_at_ms": 0,

@@ -222,6 +222,58 @@ class Outputs(unittest.TestCase):
             self.assertIsNone(r.poll())
 
 
+class Attempts(unittest.TestCase):
+    def test_a_report_about_an_attempt_a_retry_replaced_counts_for_nothing(self):
+        retries = {"retries": {"failed": {"max": 1, "backoff_ms": 1000}}}
+        with firmware("2.0.0") as pkg, ota.Rollout.create(
+                config(pkg, canary_percent=10, **retries), pkg, sensors(40), T0) as r:
+            d = sends(r)[0]
+            self.assertEqual(r.attempt(d), 1)
+            r.handle_report(report(d, "failure", "1.2.0"), T0 + 1, attempt=1)
+            r.handle_tick(T0 + 1001)
+            self.assertEqual(sends(r), [d])
+            self.assertEqual(r.attempt(d), 2)
+            r.audit_records()
+            r.events()
+            # The first attempt's failure, replayed: by the call's attempt, by the report's own,
+            # or naming none (about the first).
+            first = report(d, "failure", "1.2.0")
+            for replay in (lambda: r.handle_report(first, T0 + 1002, attempt=1),
+                           lambda: r.handle_report(dict(first, attempt=1), T0 + 1002),
+                           lambda: r.handle_report(first, T0 + 1002)):
+                with self.assertRaises(ota.RolloutStateError) as e:
+                    replay()
+                self.assertIn("attempt", str(e.exception))
+            refused = [e for line in r.audit_records() for e in json.loads(line)["effects"]]
+            self.assertEqual([e["kind"] for e in refused], ["report_refused"] * 3)
+            # A success naming no version is refused too.
+            with self.assertRaises(ota.MissingFieldError):
+                r.handle_report({"device_id": d, "rollout_id": "rol_4c7e", "status": "success"}, T0 + 1003,
+                                attempt=2)
+            r.handle_report(report(d, "success", "2.0.0"), T0 + 1004, attempt=2)
+            self.assertEqual(r.status()["devices"]["succeeded"], 1)
+
+    def test_attempt_arguments_are_checked(self):
+        with firmware("2.0.0") as pkg, ota.Rollout.create(
+                config(pkg, canary_percent=10), pkg, sensors(40), T0) as r:
+            d = sends(r)[0]
+            for bad, error in ((0, ValueError), (2**32, ValueError), (-1, ValueError), ("1", TypeError),
+                               (True, TypeError), (1.0, TypeError)):
+                with self.assertRaises(error, msg=repr(bad)) as e:
+                    r.handle_report(report(d, "in_progress", "1.2.0"), T0 + 1, attempt=bad)
+                self.assertIn("attempt", str(e.exception))
+            with self.assertRaises(ota.InvalidArgumentError) as e:
+                r.handle_report(dict(report(d, "in_progress", "1.2.0"), attempt=2), T0 + 1, attempt=1)
+            self.assertIn("attempt", str(e.exception))
+            for bad in (None, 7, b"\xff"):
+                with self.assertRaises((TypeError, ota.OtaError), msg=repr(bad)):
+                    r.attempt(bad)  # type: ignore[arg-type]
+            with self.assertRaises(ota.RolloutNotFoundError):
+                r.attempt("dev-9999")
+            r.handle_report(report(d, "in_progress", "1.2.0"), T0 + 1, attempt=1)
+            self.assertEqual(r.status()["devices"]["in_progress"], 1)
+
+
 class Seed000(unittest.TestCase):
     def test_one_probe_failure_in_a_four_device_canary_pauses_with_no_device_down(self):
         with firmware("2.1.0") as pkg, ota.Rollout.create(

@@ -190,5 +190,6 @@ pub fn report(device: &str, status: ReportStatus, version: Option<&str>) -> Devi
         firmware_version: version.map(|v| v.parse().expect("version")),
         status,
         reason: (status == ReportStatus::Failure).then(|| "health probe failed".to_string()),
+        attempt: None,
     }
 }

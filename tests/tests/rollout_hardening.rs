@@ -67,6 +67,81 @@ fn a_success_naming_another_version_is_refused_and_recorded() {
 }
 
 #[test]
+fn a_success_naming_no_version_is_refused_and_recorded() {
+    let pkg = firmware("2.0.0", false);
+    let (mut h, canary) = canary_of_four(&pkg, None, json!({}));
+    h.take_trail();
+    let d = &canary[0];
+    let e = h
+        .handle(Input::Report(report(d, Success, None)), T0 + 1)
+        .unwrap_err();
+    assert!(
+        matches!(&e, RolloutError::SuccessWithoutVersion { expected, .. }
+            if expected.to_string() == "2.0.0"),
+        "{e}"
+    );
+    assert_eq!(e.status(), Status::MissingField);
+    assert!(e.to_string().starts_with("firmware_version: "), "{e}");
+    assert_eq!(h.device_state(d), Some(DeviceState::Sent));
+    assert_eq!(h.status().cumulative.succeeded, 0);
+    assert!(refused(&effects(&mut h), d), "the refusal is recorded");
+    // A failure need not name a version (the device may not know what runs).
+    h.handle(Input::Report(report(d, Failure, None)), T0 + 2)
+        .unwrap();
+    assert_eq!(h.device_state(d), Some(DeviceState::Failed));
+}
+
+#[test]
+fn a_report_saying_its_attempt_back_is_about_that_attempt() {
+    let pkg = firmware("2.0.0", false);
+    let retries = json!({"retries": {"failed": {"max": 1, "backoff_ms": 1000}}});
+    let (mut h, canary) = canary_of_four(&pkg, None, retries);
+    let d = &canary[0];
+    let said = |status, version, attempt| DeviceReport {
+        attempt,
+        ..report(d, status, version)
+    };
+    // The device says back attempt 1: a plain report would be the same.
+    assert!(matches!(
+        Input::device_report(said(Failure, Some("1.2.0"), Some(1))),
+        Input::AttemptReport { attempt: 1, ref report } if report.attempt.is_none()
+    ));
+    assert!(matches!(
+        Input::device_report(said(Failure, Some("1.2.0"), None)),
+        Input::Report(_)
+    ));
+    h.handle(
+        Input::device_report(said(Failure, Some("1.2.0"), Some(1))),
+        T0 + 1,
+    )
+    .unwrap();
+    h.handle(Input::Tick, T0 + 1001).unwrap();
+    assert_eq!(sent(&mut h), vec![(d.clone(), false)], "the retry went out");
+    assert_eq!(h.attempt(d), Some(2));
+    h.take_trail();
+    // Attempt 1 said back, or none said (ambiguous: it may be a replay): refused.
+    for stale in [
+        said(Failure, Some("1.2.0"), Some(1)),
+        said(Success, Some("2.0.0"), None),
+    ] {
+        let e = h
+            .handle(Input::device_report(stale), T0 + 1002)
+            .unwrap_err();
+        assert!(
+            matches!(e, RolloutError::StaleAttempt { current: 2, .. }),
+            "{e}"
+        );
+    }
+    assert!(refused(&effects(&mut h), d));
+    h.handle(
+        Input::device_report(said(Success, Some("2.0.0"), Some(2))),
+        T0 + 1003,
+    )
+    .unwrap();
+    assert_eq!(h.device_state(d), Some(DeviceState::Succeeded));
+}
+
+#[test]
 fn an_update_success_after_the_rollback_went_out_is_not_a_rollback() {
     let pkg = firmware("2.0.0", false);
     let rb = firmware("1.9.0", true);

@@ -177,6 +177,7 @@ impl Agent {
             firmware_version: name.and_then(|n| self.record.installed.get(n).cloned()),
             status,
             reason: Some(rejection.to_string()),
+            attempt: assignment.attempt,
         }));
         rejection.into()
     }

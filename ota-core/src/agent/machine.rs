@@ -239,9 +239,13 @@ impl Agent {
     }
 
     fn report(&mut self, status: ReportStatus, reason: Option<String>) {
-        let (rollout_id, name) = match &self.record.update {
-            Some(u) => (u.assignment.rollout_id.clone(), Some(u.name.clone())),
-            None => (None, None),
+        let (rollout_id, attempt, name) = match &self.record.update {
+            Some(u) => (
+                u.assignment.rollout_id.clone(),
+                u.assignment.attempt,
+                Some(u.name.clone()),
+            ),
+            None => (None, None, None),
         };
         let firmware_version = name.and_then(|n| self.record.installed.get(&n).cloned());
         self.outputs.push_back(Output::Report(DeviceReport {
@@ -250,6 +254,7 @@ impl Agent {
             firmware_version,
             status,
             reason,
+            attempt,
         }));
     }
 

@@ -39,7 +39,8 @@
 //! - [`Output::Probe`]: run the health probe and feed the result as [`Input::ProbeResult`].
 //! - [`Output::RestorePrevious`]: when the active slot holds the failed update (`from`),
 //!   make the other slot active; otherwise do nothing. Then feed [`Input::Restored`].
-//! - [`Output::Report`]: send the report to the control plane.
+//! - [`Output::Report`]: send the report to the control plane. It says back the rollout and
+//!   the attempt its assignment named, so the control plane can tell which command it answers.
 //!
 //! Probes are scheduled on the clock you pass in. Data goes through a [`DeviceIo`] the host
 //! implements: staging storage for chunks, and the inactive slot.

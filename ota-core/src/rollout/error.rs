@@ -127,6 +127,17 @@ pub enum RolloutError {
         /// The version the report names.
         found: Version,
     },
+    /// A success report naming no version: a success counts only for the version of the
+    /// package the device was last sent, so it must say which version it runs.
+    #[error(
+        "firmware_version: device {device_id} reports success without naming a version, it was sent {expected}"
+    )]
+    SuccessWithoutVersion {
+        /// The device.
+        device_id: Name,
+        /// The version of the package last sent to it.
+        expected: Version,
+    },
     /// A report about an attempt that is not the device's current one: a replayed or late
     /// report of an attempt a retry replaced (a report that names no attempt is about the
     /// first).
@@ -166,8 +177,8 @@ pub enum RolloutError {
 
 impl RolloutError {
     /// Whether a refused input is still written to the audit trail: a report of a device of
-    /// the rollout that does not match it (no rollout, another rollout, another version,
-    /// another attempt) is refused and recorded, so the trail shows every attempt to count
+    /// the rollout that does not match it (no rollout, another rollout, another version or
+    /// none, another attempt) is refused and recorded, so the trail shows every attempt to count
     /// a wrong report.
     pub fn is_recorded(&self) -> bool {
         matches!(
@@ -175,6 +186,7 @@ impl RolloutError {
             RolloutError::ReportWithoutRollout { .. }
                 | RolloutError::WrongRollout { .. }
                 | RolloutError::WrongVersion { .. }
+                | RolloutError::SuccessWithoutVersion { .. }
                 | RolloutError::StaleAttempt { .. }
         )
     }
@@ -199,6 +211,7 @@ impl RolloutError {
             | RolloutError::WrongRollout { .. } => Status::RolloutNotFound,
             RolloutError::ReportWithoutRollout { .. } => Status::MissingField,
             RolloutError::WrongVersion { .. } => Status::InvalidValue,
+            RolloutError::SuccessWithoutVersion { .. } => Status::MissingField,
             RolloutError::StaleAttempt { .. } => Status::RolloutState,
             RolloutError::NotRefused { .. } => Status::InvalidArgument,
             RolloutError::SnapshotInvalid { .. } => Status::RecordInvalid,

@@ -115,6 +115,18 @@ pub enum Input {
 }
 
 impl Input {
+    /// A device's report as the rollout takes it: about the attempt the report names
+    /// ([`DeviceReport::attempt`], moved into [`Input::AttemptReport`]), or, when it names
+    /// none (an agent that does not say it back), a plain [`Input::Report`] about the first
+    /// attempt — which a rollout refuses once a retry went out, since it cannot tell that
+    /// report from a replayed one.
+    pub fn device_report(mut report: DeviceReport) -> Input {
+        match report.attempt.take() {
+            Some(attempt) => Input::AttemptReport { report, attempt },
+            None => Input::Report(report),
+        }
+    }
+
     /// The report, and the attempt it is about, of a report input (not of a refused one).
     pub fn report(&self) -> Option<(&DeviceReport, u32)> {
         match self {

@@ -82,13 +82,14 @@
 //! completed.
 //!
 //! **A report must match** the rollout (its `rollout_id`, required), the package the device
-//! was last sent (a success names that package's version, or none) and the device's current
+//! was last sent (a success must name that package's version) and the device's current
 //! attempt ([`Rollout::attempt`]: a retry after a failure or a timeout is a new attempt; a
-//! host that retries tells the device and feeds [`Input::AttemptReport`]; a plain
-//! [`Input::Report`] is about the first). A report of one of the rollout's devices that does
-//! not match is refused with a typed error ([`RolloutError::WrongRollout`],
+//! host that retries tells the device, which says it back in its report's `attempt`, and
+//! feeds [`Input::device_report`], an [`Input::AttemptReport`]; a plain [`Input::Report`] is
+//! about the first). A report of one of the rollout's devices that does not match is refused
+//! with a typed error ([`RolloutError::WrongRollout`],
 //! [`RolloutError::ReportWithoutRollout`], [`RolloutError::WrongVersion`],
-//! [`RolloutError::StaleAttempt`]) and the refusal is recorded, as an
+//! [`RolloutError::SuccessWithoutVersion`], [`RolloutError::StaleAttempt`]) and the refusal is recorded, as an
 //! [`Input::RefusedReport`] that replays without error; nothing else changes. So a replayed
 //! first failure cannot fail a retry, and a success on another version counts for nothing.
 //!

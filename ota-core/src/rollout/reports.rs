@@ -13,7 +13,7 @@ use crate::time::UnixMs;
 
 impl Rollout {
     /// A device's report on `attempt`: it must name this rollout, the version of the
-    /// package the device was last sent (when it reports success), and the device's current
+    /// package the device was last sent (a success must name it), and the device's current
     /// attempt ([`Rollout::check_report`]).
     pub(super) fn report(
         &mut self,
@@ -107,8 +107,8 @@ impl Rollout {
     }
 
     /// Whether a report on `attempt` is one this rollout takes: it names this rollout, one of
-    /// its devices, the version of the package the device was last sent (when it reports
-    /// success) and the device's current attempt. The device's index.
+    /// its devices, the version of the package the device was last sent (a success must
+    /// name it) and the device's current attempt. The device's index.
     pub(super) fn check_report(&self, r: &DeviceReport, attempt: u32) -> Result<u32, RolloutError> {
         let found = r.rollout_id.as_ref();
         if let Some(found) = found.filter(|id| **id != self.s.rollout_id) {
@@ -134,14 +134,21 @@ impl Rollout {
             } else {
                 Some(&self.package.package().version)
             };
-            if let (Some(expected), Some(found)) = (expected, &r.firmware_version)
-                && expected != found
-            {
-                return Err(RolloutError::WrongVersion {
-                    device_id: r.device_id.clone(),
-                    expected: expected.clone(),
-                    found: found.clone(),
-                });
+            match (expected, &r.firmware_version) {
+                (Some(expected), Some(found)) if expected != found => {
+                    return Err(RolloutError::WrongVersion {
+                        device_id: r.device_id.clone(),
+                        expected: expected.clone(),
+                        found: found.clone(),
+                    });
+                }
+                (Some(expected), None) => {
+                    return Err(RolloutError::SuccessWithoutVersion {
+                        device_id: r.device_id.clone(),
+                        expected: expected.clone(),
+                    });
+                }
+                _ => {}
             }
         }
         let current = self.current_attempt(i);

@@ -172,6 +172,8 @@ u64 = ctypes.c_uint64
 _declare("ota_rollout_create", ota_status, TEXT, c_size_t, HANDLE, HANDLE, TEXT, c_size_t, u64, HANDLE_OUT)
 _declare("ota_rollout_replay", ota_status, TEXT, c_size_t, HANDLE, HANDLE, TEXT, c_size_t, u64, TEXT, c_size_t, HANDLE_OUT)
 _declare("ota_rollout_handle_report", ota_status, HANDLE, TEXT, c_size_t, u64)
+_declare("ota_rollout_handle_report_attempt", ota_status, HANDLE, TEXT, c_size_t, c_uint32, u64)
+_declare("ota_rollout_attempt", ota_status, HANDLE, TEXT, c_size_t, POINTER(c_uint32))
 _declare("ota_rollout_handle_tick", ota_status, HANDLE, u64)
 _declare("ota_rollout_command", ota_status, HANDLE, TEXT, c_size_t, c_size_t, TEXT, c_size_t, u64)
 _declare("ota_rollout_join", ota_status, HANDLE, TEXT, c_size_t, u64)

@@ -121,11 +121,34 @@ class Rollout(Managed):
         call(lib.ota_rollout_restore(ptr, n, p, r, ctypes.byref(h)))
         return cls(h.value)
 
-    def handle_report(self, report: JsonInput, now: int) -> None:
+    def handle_report(self, report: JsonInput, now: int, attempt: Optional[int] = None) -> None:
         """A device's report: ``{"device_id", "rollout_id", "firmware_version", "status",
-        "reason"}``."""
+        "reason"}``, and the ``"attempt"`` the device says back. ``attempt`` (from 1) names
+        the attempt of the device's command the report is about, when the host knows it by
+        other means than the report (``attempt()`` says the current one as the command goes
+        out). A report must match the rollout, the package's version (a success names it) and
+        the device's current attempt: one that does not raises (``RolloutStateError`` for an
+        attempt a retry replaced) and is recorded. A report naming no attempt is about the
+        first."""
         ptr, n = json_arg("report", report)
-        call(lib.ota_rollout_handle_report(self.handle, ptr, n, arg("now", now, INT)))
+        now = arg("now", now, INT)
+        if attempt is None:
+            call(lib.ota_rollout_handle_report(self.handle, ptr, n, now))
+            return
+        attempt = arg("attempt", attempt, INT)
+        if not 1 <= attempt < 2**32:
+            raise ValueError(f"attempt must be between 1 and 2**32 - 1, not {attempt}")
+        call(lib.ota_rollout_handle_report_attempt(self.handle, ptr, n, attempt, now))
+
+    def attempt(self, device_id: TextInput) -> int:
+        """The attempt of the device's current command (1 is the first; each retry after a
+        failure or a timeout adds one): tell it to the device with the ``send`` command, read
+        right after taking that command; the device says it back in its report. Raises
+        ``RolloutNotFoundError`` for a device the rollout does not have."""
+        ptr, n = as_text(arg("device_id", device_id, TEXT))
+        out = ctypes.c_uint32(0)
+        call(lib.ota_rollout_attempt(self.handle, ptr, n, ctypes.byref(out)))
+        return out.value
 
     def handle_tick(self, now: int) -> None:
         """Time passed: timers fire, soaked waves open, paced commands go out."""

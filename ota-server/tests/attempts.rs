@@ -1,0 +1,182 @@
+//! The attempt travels (issue 15, item 7): the server tells each device the attempt of its
+//! command (in the assignment and in the `ota_start` record), takes the device's report about
+//! it, refuses — and records — a report about an attempt a retry replaced, a report naming no
+//! attempt once a retry went out, and a success naming no version; and a restart replays the
+//! recorded refusals.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Srv, assert_error, config, firmware, tmp};
+use serde_json::{Value, json};
+
+fn device() -> Value {
+    json!({"profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
+           "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}, "device_id": "dev-0"})
+}
+
+/// The device's assignment, once it names `attempt` (bounded wait: the retry's backoff).
+async fn assignment_on(s: &Srv, cred: &str, attempt: u64) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (code, v) = s.call("GET", "/api/v1/devices/dev-0/ota", cred, None).await;
+        if code == 200 && v["attempt"] == attempt {
+            return v;
+        }
+        last = v;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the assignment never named attempt {attempt}: {last}");
+}
+
+async fn report(s: &Srv, cred: &str, body: Value) -> (u16, Value) {
+    s.call(
+        "POST",
+        "/api/v1/devices/dev-0/ota/report",
+        cred,
+        Some(&body),
+    )
+    .await
+}
+
+async fn refusals(s: &Srv, admin: &str, rid: &str) -> usize {
+    let (code, v) = s
+        .call(
+            "GET",
+            &format!("/api/v1/ota/rollouts/{rid}/audit"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    v.to_string().matches("\"report_refused\"").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attempt_travels_to_the_device_and_back() {
+    let dir = tmp("attempts");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let s = Srv::start(config(&dir)).await;
+    let admin = s.token("acme", "admin");
+    let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
+    let (code, v) = s
+        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
+        .await;
+    let (code, d) = s
+        .call("PUT", "/api/v1/devices/dev-0", &admin, Some(&device()))
+        .await;
+    assert_eq!(code, 201, "{d}");
+    let cred = d["credential"].as_str().unwrap().to_string();
+    let (code, r) = s
+        .call(
+            "POST",
+            "/api/v1/ota/rollouts",
+            &admin,
+            Some(
+                &json!({"package_id": pkg, "target_profile_id": "p", "canary_percent": 100,
+                         "failure_threshold_percent": 100,
+                         "retries": {"failed": {"max": 1, "backoff_ms": 50}}}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 201, "{r}");
+    let rid = r["rollout_id"].as_str().unwrap().to_string();
+
+    // The first command: attempt 1, in the assignment and in its RPC record.
+    let a = assignment_on(&s, &cred, 1).await;
+    assert_eq!(a["rollout_id"], rid.as_str(), "{a}");
+    let (_, rpc) = s
+        .call(
+            "GET",
+            &format!("/api/v1/devices/dev-0/rpc?rollout_id={rid}"),
+            &cred,
+            None,
+        )
+        .await;
+    assert_eq!(rpc["rpc"][0]["method"], "ota_start", "{rpc}");
+    assert_eq!(rpc["rpc"][0]["params"]["attempt"], 1, "{rpc}");
+    let (code, _) = s
+        .call(
+            "GET",
+            "/api/v1/devices/dev-0/rpc?rollout_id=bad id",
+            &cred,
+            None,
+        )
+        .await;
+    assert_eq!(code, 400);
+
+    // Attempt 1 fails; the retry goes out as attempt 2.
+    let first = json!({"device_id": "dev-0", "rollout_id": rid, "firmware_version": "1.2.0",
+                       "status": "failure", "reason": "probe failed", "attempt": 1});
+    let (code, v) = report(&s, &cred, first.clone()).await;
+    assert_eq!(code, 200, "{v}");
+    assignment_on(&s, &cred, 2).await;
+    let (_, rpc) = s
+        .call(
+            "GET",
+            &format!("/api/v1/devices/dev-0/rpc?rollout_id={rid}"),
+            &cred,
+            None,
+        )
+        .await;
+    let last = rpc["rpc"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["method"], &last["params"]["attempt"]),
+        (&json!("ota_start"), &json!(2)),
+        "{rpc}"
+    );
+    assert_eq!(refusals(&s, &admin, &rid).await, 0);
+
+    // The first failure, replayed: refused, and recorded. A report naming no attempt is about
+    // the first, so it is refused too (it cannot be told from a replay).
+    let got = report(&s, &cred, first.clone()).await;
+    assert_error(&got, 409, "FAILED_PRECONDITION", "attempt");
+    let mut plain = first.clone();
+    plain.as_object_mut().unwrap().remove("attempt");
+    assert_error(
+        &report(&s, &cred, plain).await,
+        409,
+        "FAILED_PRECONDITION",
+        "attempt",
+    );
+    // A success naming no version counts for nothing either.
+    let got = report(
+        &s,
+        &cred,
+        json!({"device_id": "dev-0", "rollout_id": rid, "status": "success", "attempt": 2}),
+    )
+    .await;
+    assert_error(&got, 400, "INVALID_ARGUMENT", "firmware_version");
+    assert_eq!(refusals(&s, &admin, &rid).await, 3);
+
+    // The retry's own success counts.
+    let (code, v) = report(
+        &s,
+        &cred,
+        json!({"device_id": "dev-0", "rollout_id": rid, "firmware_version": "2.0.0",
+               "status": "success", "attempt": 2}),
+    )
+    .await;
+    assert_eq!((code, &v["state"]), (200, &json!("succeeded")), "{v}");
+
+    // A restart replays the trail, refusals included, to the same head.
+    let (_, before) = s
+        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
+        .await;
+    s.stop();
+    let s = Srv::start(config(&dir)).await;
+    let (code, after) = s
+        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
+        .await;
+    assert_eq!(code, 200, "{after}");
+    assert_eq!(after["audit_head"], before["audit_head"]);
+    assert_eq!(after["devices"]["succeeded"], 1, "{after}");
+    assert_eq!(refusals(&s, &admin, &rid).await, 3);
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
