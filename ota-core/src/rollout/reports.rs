@@ -2,6 +2,7 @@
 
 use super::cohort::order_key;
 use super::create::first_reason;
+use super::devices::Slot;
 use super::{
     DeviceState, Effect, Placement, RetryKind, Rollout, RolloutCommand, RolloutError, RolloutState,
 };
@@ -30,14 +31,14 @@ impl Rollout {
         let t = self.s.spec.timeouts;
         match (s.state, r.status) {
             (DeviceState::Sent, ReportStatus::InProgress) if !over => {
-                self.slot_mut(i).started = true;
+                self.slot_mut(i).set(Slot::STARTED, true);
                 self.set(i, DeviceState::InProgress);
                 self.set_timer(i, now + t.in_progress_ms);
                 self.effect(Effect::DeviceInProgress { device_id });
             }
             (DeviceState::RollbackSent, ReportStatus::InProgress) if !over => {
                 let slot = self.slot_mut(i);
-                slot.started = true;
+                slot.set(Slot::STARTED, true);
                 slot.first_sent = now;
                 self.set_timer(i, now + t.in_progress_ms);
                 self.effect(Effect::DeviceRollingBack { device_id });
@@ -48,10 +49,10 @@ impl Rollout {
             // A device whose command was cancelled while out may have finished anyway: it runs
             // what it says, so it counts (and an `updated_only` rollback reaches it).
             (DeviceState::Cancelled, ReportStatus::Success)
-                if s.stopped && state != RolloutState::Completed =>
+                if s.has(Slot::STOPPED) && state != RolloutState::Completed =>
             {
-                self.slot_mut(i).stopped = false;
-                if s.rollback {
+                self.slot_mut(i).set(Slot::STOPPED, false);
+                if s.has(Slot::ROLLBACK) {
                     self.set(i, DeviceState::RolledBack);
                     self.effect(Effect::DeviceRolledBack { device_id });
                 } else {
@@ -117,7 +118,7 @@ impl Rollout {
                 found: found.clone(),
             });
         }
-        let Some(&i) = self.ix.by_id.get(&r.device_id) else {
+        let Some(i) = self.ix.by_id.get(&self.s.devices.ids, r.device_id.as_str()) else {
             return Err(RolloutError::UnknownDevice {
                 device_id: r.device_id.clone(),
             });
@@ -129,7 +130,7 @@ impl Rollout {
             });
         }
         if r.status == ReportStatus::Success {
-            let expected = if self.slot(i).rollback {
+            let expected = if self.slot(i).has(Slot::ROLLBACK) {
                 self.rollback.as_ref().map(|p| &p.package().version)
             } else {
                 Some(&self.package.package().version)
@@ -159,7 +160,7 @@ impl Rollout {
     /// timeouts for an update (a rollback command is not retried).
     pub(super) fn current_attempt(&self, i: u32) -> u32 {
         let s = self.slot(i);
-        if s.rollback {
+        if s.has(Slot::ROLLBACK) {
             1
         } else {
             1 + u32::from(s.retries.failed) + u32::from(s.retries.timed_out)
@@ -169,7 +170,7 @@ impl Rollout {
     /// A device reported that it runs the new version.
     fn updated(&mut self, i: u32, r: &DeviceReport, now: UnixMs) {
         let wave = usize::from(self.slot(i).wave);
-        self.slot_mut(i).updated = true;
+        self.slot_mut(i).set(Slot::UPDATED, true);
         self.clear_timer(i);
         self.set(i, DeviceState::Succeeded);
         self.count(i, None);
@@ -188,21 +189,21 @@ impl Rollout {
         if !target.contains(p) {
             return Err(RolloutError::NotInTarget { device_id });
         }
-        let i = match self.ix.by_id.get(&device_id) {
-            Some(&i) if self.slot(i).state != DeviceState::Removed => {
+        let i = match self.ix.by_id.get(&self.s.devices.ids, device_id.as_str()) {
+            Some(i) if self.slot(i).state != DeviceState::Removed => {
                 self.effect(Effect::DeviceJoined {
                     device_id,
                     placed: Placement::AlreadyMember,
                 });
                 return Ok(());
             }
-            Some(&i) => i,
+            Some(i) => i,
             None => {
-                let i = self.s.devices.push(
-                    device_id.clone(),
-                    super::devices::Slot::new(DeviceState::Removed),
-                )?;
-                self.ix.by_id.insert(device_id.clone(), i);
+                let i = self
+                    .s
+                    .devices
+                    .push(device_id.as_str(), Slot::new(DeviceState::Removed))?;
+                self.ix.by_id.insert(&self.s.devices.ids, i);
                 self.ix.counts[DeviceState::Removed as usize] += 1;
                 self.ix.wave_counts[0][DeviceState::Removed as usize] += 1;
                 i
@@ -248,7 +249,7 @@ impl Rollout {
     }
 
     pub(super) fn leave(&mut self, device_id: &Name, now: UnixMs) -> Result<(), RolloutError> {
-        let Some(&i) = self.ix.by_id.get(device_id) else {
+        let Some(i) = self.ix.by_id.get(&self.s.devices.ids, device_id.as_str()) else {
             return Err(RolloutError::UnknownDevice {
                 device_id: device_id.clone(),
             });
