@@ -129,7 +129,7 @@ mod waves;
 
 pub use cohort::{bucket, order_key};
 pub use error::RolloutError;
-pub use input::Input;
+pub use input::{BatchedReport, Input, ReportBatch};
 pub use output::{Effect, Event, Output, Placement, RetryKind, RolloutCommand};
 pub use persist::Snapshot;
 pub use states::{DeviceState, RolloutState};
@@ -240,6 +240,7 @@ impl Rollout {
             }
             Input::Report(r) => self.report(r, 1, now),
             Input::AttemptReport { report, attempt } => self.report(report, *attempt, now),
+            Input::Reports(batch) => self.reports(batch, now),
             Input::RefusedReport { report, attempt } => match self.check_report(report, *attempt) {
                 Err(e) if e.is_recorded() => {
                     self.effect(Effect::ReportRefused {

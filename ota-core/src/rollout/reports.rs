@@ -6,7 +6,9 @@ use super::devices::Slot;
 use super::{
     DeviceState, Effect, Placement, RetryKind, Rollout, RolloutCommand, RolloutError, RolloutState,
 };
+use super::input::ReportBatch;
 use crate::name::Name;
+use crate::version::Version;
 use crate::plan::FailureKind;
 use crate::profile::DeviceProfile;
 use crate::report::{DeviceReport, ReportStatus};
@@ -104,6 +106,65 @@ impl Rollout {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// A batch of reports, in order, as one step: refused whole when it names another rollout
+    /// or a device the rollout does not hold; otherwise each report is taken, or refused and
+    /// its refusal recorded. The devices that started installing or took the update are
+    /// recorded together ([`Effect::DevicesInProgress`], [`Effect::DevicesUpdated`]).
+    pub(super) fn reports(&mut self, b: &ReportBatch, now: UnixMs) -> Result<(), RolloutError> {
+        if b.rollout_id != self.s.rollout_id {
+            return Err(RolloutError::WrongRollout {
+                expected: self.s.rollout_id.clone(),
+                found: b.rollout_id.clone(),
+            });
+        }
+        if let Some(r) = b.reports.iter().find(|r| self.index_of(r.device_id.as_str()).is_none()) {
+            return Err(RolloutError::UnknownDevice {
+                device_id: r.device_id.clone(),
+            });
+        }
+        let start = self.step.effects.len();
+        for item in &b.reports {
+            let r = item.report(&b.rollout_id);
+            match self.report(&r, item.attempt, now) {
+                Ok(()) => {}
+                // Every device is known and the rollout named: each refusal is one the trail
+                // records.
+                Err(e) => self.effect(Effect::ReportRefused {
+                    device_id: r.device_id,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        // The routine outcomes, grouped: the devices in progress, then those updated, by
+        // version in order of first appearance; every other effect after them, in order.
+        let mine = self.step.effects.split_off(start);
+        let mut in_progress = Vec::new();
+        let mut updated: Vec<(Option<Version>, Vec<Name>)> = Vec::new();
+        let mut rest = Vec::new();
+        for e in mine {
+            match e {
+                Effect::DeviceInProgress { device_id } => in_progress.push(device_id),
+                Effect::DeviceUpdated { device_id, version } => {
+                    match updated.iter_mut().find(|(v, _)| *v == version) {
+                        Some((_, d)) => d.push(device_id),
+                        None => updated.push((version, vec![device_id])),
+                    }
+                }
+                e => rest.push(e),
+            }
+        }
+        if !in_progress.is_empty() {
+            self.effect(Effect::DevicesInProgress {
+                devices: in_progress,
+            });
+        }
+        for (version, devices) in updated {
+            self.effect(Effect::DevicesUpdated { version, devices });
+        }
+        self.step.effects.extend(rest);
         Ok(())
     }
 
