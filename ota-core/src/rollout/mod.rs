@@ -14,8 +14,9 @@
 //! [`Rollout::create`] (or [`Rollout::restore`] after a restart, with the last snapshot).
 //! Then, forever:
 //!
-//! 1. feed one [`Input`] to [`Rollout::handle`] with the current time: a device's report, an
-//!    operator command, a device joining or leaving, or [`Input::Tick`];
+//! 1. feed one [`Input`] to [`Rollout::handle`] with the current time: a device's report (or
+//!    a burst of them as one [`Input::Reports`]: one step, one audit record), an operator
+//!    command, a device joining or leaving, or [`Input::Tick`];
 //! 2. drain [`Rollout::poll`] until it returns `None`, carrying out each [`Output`] in order:
 //!    an [`Output::Audit`] record (append it to the rollout's trail), then the
 //!    [`Output::Command`]s it caused (send the update or the rollback to a device as a
