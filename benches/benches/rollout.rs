@@ -25,8 +25,7 @@ use std::time::Instant;
 use ota_core::audit::AuditRecord;
 use ota_core::report::ReportStatus;
 use ota_core::rollout::{
-    BatchedReport, Create, DeviceState, Input, Output, ReportBatch, Rollout, RolloutState,
-    Snapshot,
+    BatchedReport, Create, DeviceState, Input, Output, ReportBatch, Rollout, RolloutState, Snapshot,
 };
 use ota_core::sign::{self, SigningKey};
 use ota_core::{Limits, UnixMs, seal};
@@ -163,7 +162,14 @@ fn main() {
     );
 
     // Drive to completion, twice: one report per input, then the same in batches.
-    let single = drive(&mut r, false, base, created_bytes, &mut records, &mut block_rates);
+    let single = drive(
+        &mut r,
+        false,
+        base,
+        created_bytes,
+        &mut records,
+        &mut block_rates,
+    );
     let rates = std::mem::take(&mut block_rates);
     let after_bytes = live() - base;
     let per_report = |d: &Drive| d.audit_bytes as f64 / d.reports as f64;
@@ -190,7 +196,14 @@ fn main() {
     let mut b = create();
     while b.poll().is_some() {}
     drop(fleet);
-    let batched = drive(&mut b, true, base, created_bytes, &mut records, &mut block_rates);
+    let batched = drive(
+        &mut b,
+        true,
+        base,
+        created_bytes,
+        &mut records,
+        &mut block_rates,
+    );
     assert!(b.status().cumulative.succeeded == s.cumulative.succeeded);
     drop(b);
     println!(
@@ -313,7 +326,8 @@ fn drive(
             } else {
                 // In progress, then success, device by device.
                 for rep in todo {
-                    r.handle(Input::Report(rep.report(&rollout_id)), now).unwrap();
+                    r.handle(Input::Report(rep.report(&rollout_id)), now)
+                        .unwrap();
                     while let Some(o) = r.poll() {
                         if let Output::Audit(a) = o {
                             records.push(a);

@@ -1521,8 +1521,14 @@ fn a_batch_of_reports_is_one_step_with_one_record_that_replays() {
     assert_eq!(r.device_state(last), Some(DeviceState::Sent));
     // The report arrays are short in the trail: trailing defaults left out.
     let line = rec.to_json();
-    assert!(line.contains(&format!(r#"["{}","in_progress"]"#, done[0])), "{line}");
-    assert!(line.contains(&format!(r#"["{last}","in_progress",2]"#)), "{line}");
+    assert!(
+        line.contains(&format!(r#"["{}","in_progress"]"#, done[0])),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(r#"["{last}","in_progress",2]"#)),
+        "{line}"
+    );
     assert_eq!(audit::parse_lines(&line).unwrap(), records);
     trail.extend(records);
     trail.extend(drain_audit(&mut r));
@@ -1561,7 +1567,10 @@ fn a_batch_naming_another_rollout_or_an_unknown_device_changes_nothing() {
     ));
     let unknown = ReportBatch {
         rollout_id: "rol_4c7e".parse().unwrap(),
-        reports: vec![batched(&d, InProgress, 1), batched("dev-nobody", InProgress, 1)],
+        reports: vec![
+            batched(&d, InProgress, 1),
+            batched("dev-nobody", InProgress, 1),
+        ],
     };
     assert!(matches!(
         r.handle(Input::Reports(unknown), T0 + 1),
@@ -1581,16 +1590,23 @@ fn a_snapshot_keeps_its_devices_column_wise_and_refuses_a_broken_or_old_table() 
     let v: serde_json::Value = serde_json::from_str(&r.snapshot().to_json()).unwrap();
     assert_eq!(v["devices"]["ids"].as_array().unwrap().len(), 40);
     assert_eq!(v["devices"]["state"].as_array().unwrap().len(), 40);
-    let parse = |v: &serde_json::Value| Snapshot::from_json(v.to_string().as_bytes(), &Limits::DEFAULT);
+    let parse =
+        |v: &serde_json::Value| Snapshot::from_json(v.to_string().as_bytes(), &Limits::DEFAULT);
     assert!(parse(&v).is_ok());
     let mut short = v.clone();
     short["devices"]["timer"].as_array_mut().unwrap().pop();
     let e = parse(&short).unwrap_err().to_string();
-    assert!(e.contains("devices.timer: 39 entries for 40 device ids"), "{e}");
+    assert!(
+        e.contains("devices.timer: 39 entries for 40 device ids"),
+        "{e}"
+    );
     let mut state = v.clone();
     state["devices"]["state"][3] = json!(16);
     let e = parse(&state).unwrap_err().to_string();
-    assert!(e.contains("devices.state[3]: 16 is not a device state"), "{e}");
+    assert!(
+        e.contains("devices.state[3]: 16 is not a device state"),
+        "{e}"
+    );
     // The format before the columns: one object per device.
     let mut old = v.clone();
     old["devices"] = json!({"ids": ["dev-0000"], "slots": [{"state": "pending"}]});

@@ -129,7 +129,6 @@ impl Ids {
         self.ends.reserve(devices);
         self.text.reserve(text);
     }
-
 }
 
 /// The devices, in creation order: ids and records side by side. Persisted column-wise (see
@@ -246,20 +245,22 @@ impl TryFrom<Columns> for DeviceTable {
             ("first_sent", c.first_sent.len()),
         ];
         if let Some((field, len)) = lens.iter().find(|(_, len)| *len != n) {
-            return Err(format!(
-                "devices.{field}: {len} entries for {n} device ids"
-            ));
+            return Err(format!("devices.{field}: {len} entries for {n} device ids"));
         }
         let mut slots = Vec::with_capacity(n);
         for i in 0..n {
             let state = *DeviceState::ALL
                 .get(usize::from(c.state[i]))
-                .ok_or_else(|| format!("devices.state[{i}]: {} is not a device state", c.state[i]))?;
+                .ok_or_else(|| {
+                    format!("devices.state[{i}]: {} is not a device state", c.state[i])
+                })?;
             let reason = match c.reason[i] {
                 NO_REASON => None,
-                r => Some(*Reason::ALL.get(usize::from(r)).ok_or_else(|| {
-                    format!("devices.reason[{i}]: {r} is not a reason")
-                })?),
+                r => Some(
+                    *Reason::ALL
+                        .get(usize::from(r))
+                        .ok_or_else(|| format!("devices.reason[{i}]: {r} is not a reason"))?,
+                ),
             };
             if c.flags[i] & !Slot::ALL_FLAGS != 0 {
                 return Err(format!("devices.flags[{i}]: unknown flags {}", c.flags[i]));
@@ -499,7 +500,8 @@ impl Index {
         self.timers
             .retain(|Reverse((at, i))| slots[*i as usize].timer == *at);
         if self.timers.capacity() > 2 * self.timers.len() + 1024 {
-            self.timers.shrink_to(self.timers.len() + self.timers.len() / 2);
+            self.timers
+                .shrink_to(self.timers.len() + self.timers.len() / 2);
         }
     }
 

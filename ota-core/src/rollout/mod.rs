@@ -269,7 +269,8 @@ impl Rollout {
     /// The report and attempt of a refused report whose refusal is recorded.
     fn refused_report(&self, input: &Input, e: &RolloutError) -> Option<(DeviceReport, u32)> {
         let (r, attempt) = input.report()?;
-        (e.is_recorded() && self.index_of(r.device_id.as_str()).is_some()).then(|| (r.clone(), attempt))
+        (e.is_recorded() && self.index_of(r.device_id.as_str()).is_some())
+            .then(|| (r.clone(), attempt))
     }
 
     fn refuse(&self, input: &Input) -> RolloutError {
@@ -440,5 +441,4 @@ impl Rollout {
             verdict: w.verdict,
         }
     }
-
 }

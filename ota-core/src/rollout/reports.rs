@@ -3,16 +3,16 @@
 use super::cohort::order_key;
 use super::create::first_reason;
 use super::devices::Slot;
+use super::input::ReportBatch;
 use super::{
     DeviceState, Effect, Placement, RetryKind, Rollout, RolloutCommand, RolloutError, RolloutState,
 };
-use super::input::ReportBatch;
 use crate::name::Name;
-use crate::version::Version;
 use crate::plan::FailureKind;
 use crate::profile::DeviceProfile;
 use crate::report::{DeviceReport, ReportStatus};
 use crate::time::UnixMs;
+use crate::version::Version;
 
 impl Rollout {
     /// A device's report on `attempt`: it must name this rollout, the version of the
@@ -120,7 +120,11 @@ impl Rollout {
                 found: b.rollout_id.clone(),
             });
         }
-        if let Some(r) = b.reports.iter().find(|r| self.index_of(r.device_id.as_str()).is_none()) {
+        if let Some(r) = b
+            .reports
+            .iter()
+            .find(|r| self.index_of(r.device_id.as_str()).is_none())
+        {
             return Err(RolloutError::UnknownDevice {
                 device_id: r.device_id.clone(),
             });
