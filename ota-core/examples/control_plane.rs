@@ -11,7 +11,8 @@ use ota_core::rollout::{Create, RolloutState};
 use ota_core::sign::{self, TrustedKeys};
 use ota_core::{DeviceProfile, Limits, Package, UnixMs, VerifiedPackage, seal};
 
-/// Firmware `version`, sealed and signed; `rollback` marks a signed rollback package.
+/// Firmware `version`, sealed and signed; `rollback` makes it a signed rollback package
+/// that replaces 2.0.0.
 fn firmware(
     version: &str,
     rollback: bool,
@@ -23,7 +24,12 @@ fn firmware(
         "../../tests/fixtures/packages/valid/seed-004-firmware.json"
     ))?;
     p.version = version.parse()?;
-    p.rollback = rollback;
+    if rollback {
+        p.rollback = Some(ota_core::package::Rollback {
+            from: "2.0.0".parse()?,
+            expires: "2100-01-01T00:00:00Z".parse()?,
+        });
+    }
     p.set_sealed(&sealed);
     let trusted: TrustedKeys = [signer.public_key()].into_iter().collect();
     Ok(sign::verify_envelope(
@@ -63,7 +69,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let limits = Limits::DEFAULT;
     let mut now = UnixMs(1_800_000_000_000);
     let mut trail: Vec<AuditRecord> = Vec::new();
-    let mut sent: Vec<(DeviceReport, u32)> = Vec::new();
+    let mut sent: Vec<DeviceReport> = Vec::new();
     let create_inputs = || Create {
         rollout_id: "rol_4c7e".parse().expect("id"),
         tenant: "acme".parse().expect("tenant"),
@@ -102,8 +108,9 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
                         firmware_version: Some("2.0.0".parse()?),
                         status: ReportStatus::Success,
                         reason: None,
+                        attempt: Some(attempt),
                     };
-                    sent.push((report, attempt)); // what the device will answer
+                    sent.push(report); // what the device will answer
                 }
                 Output::Event(e) => println!("{}", r.subject(&e)), // profile.ota.rollout.started.acme.rol_4c7e
                 _ => {}
@@ -112,8 +119,8 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         if r.state() != RolloutState::Active {
             break; // completed (or paused, aborted, rolled back)
         }
-        for (report, attempt) in sent.drain(..) {
-            r.handle(Input::AttemptReport { report, attempt }, now)?;
+        for report in sent.drain(..) {
+            r.handle(Input::device_report(report), now)?; // about the attempt it names
         }
         now = r.poll_timeout().unwrap_or(now).max(now); // then Input::Tick at that instant
         r.handle(Input::Tick, now)?; // (Pause, Resume, Approve, Rollback... too)

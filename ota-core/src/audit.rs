@@ -13,6 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::digest::Sha256Digest;
 use crate::json;
@@ -35,6 +36,8 @@ pub enum Cause {
     Rule,
     /// A timer on the injected clock.
     Timer,
+    /// The devices whose reports a batch holds ([`crate::rollout::ReportBatch`]).
+    Devices,
     /// A device's report, join or leave.
     Device {
         /// Which device.
@@ -67,6 +70,21 @@ pub struct AuditRecord {
     pub hash: Sha256Digest,
 }
 
+/// Feeds what is written to a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a record's hash covers: the record without its hash, fields in this order.
 #[derive(Serialize)]
 struct Hashed<'a> {
     seq: u64,
@@ -88,7 +106,12 @@ impl AuditRecord {
             effects: &self.effects,
             prev: &self.prev,
         };
-        Sha256Digest::of(json::to_string(&h).as_bytes())
+        // The record's JSON, written straight into the hash: no text is built.
+        let mut w = HashWriter(Sha256::new());
+        if serde_json::to_writer(&mut w, &h).is_err() {
+            return Sha256Digest::of(json::to_string(&h).as_bytes());
+        }
+        Sha256Digest::from_bytes(w.0.finalize().into())
     }
 
     /// The record as one line of JSON (the trail is stored one record per line).

@@ -51,6 +51,21 @@ impl FromStr for Name {
     type Err = NameError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Name::check(s)?;
+        Ok(Name(s.to_string()))
+    }
+}
+
+impl Name {
+    /// A name from a table that checked it on its way in ([`Name::check`]).
+    pub(crate) fn from_table(s: &str) -> Name {
+        debug_assert!(Name::check(s).is_ok());
+        Name(s.to_string())
+    }
+
+    /// Checks that `s` is a valid name without making one (for tables that keep names as
+    /// text side by side).
+    pub(crate) fn check(s: &str) -> Result<(), NameError> {
         if s.is_empty() {
             return Err(NameError::Empty);
         }
@@ -67,7 +82,7 @@ impl FromStr for Name {
                 });
             }
         }
-        Ok(Name(s.to_string()))
+        Ok(())
     }
 }
 

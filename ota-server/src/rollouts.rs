@@ -220,7 +220,7 @@ pub async fn devices(
         page.push(json!({
             "device_id": device_id,
             "state": state,
-            "wave": r.device_wave(device_id.as_str()),
+            "wave": r.device_wave(device_id),
         }));
     }
     Ok(AxumJson(

@@ -6,8 +6,8 @@ use ota_core::audit::{self, AuditRecord};
 use ota_core::name::Name;
 use ota_core::report::ReportStatus::{Failure, InProgress, Rejected, Success};
 use ota_core::rollout::{
-    self, Create, DeviceState, Effect, Input, Output, Rollout, RolloutCommand, RolloutError,
-    RolloutState, Snapshot,
+    self, BatchedReport, Create, DeviceState, Effect, Input, Output, ReportBatch, Rollout,
+    RolloutCommand, RolloutError, RolloutState, Snapshot,
 };
 use ota_core::{Limits, UnixMs, VerifiedPackage};
 use ota_tests::fleet::{Host, create, firmware, report, sensors, sent, spec};
@@ -1456,4 +1456,160 @@ fn a_rollout_of_a_tuf_verified_package_snapshots_and_restores() {
     assert!(restored.same_state(&r));
     assert_eq!(restored.status().cumulative.succeeded, 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn batched(device: &str, status: ota_core::report::ReportStatus, attempt: u32) -> BatchedReport {
+    BatchedReport {
+        device_id: device.parse().unwrap(),
+        status,
+        attempt,
+        firmware_version: (status == Success).then(|| "2.0.0".parse().unwrap()),
+        reason: None,
+    }
+}
+
+#[test]
+fn a_batch_of_reports_is_one_step_with_one_record_that_replays() {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let fleet = sensors(120, 11);
+    let s = spec(&pkg, Some(&rb), json!({"canary_percent": 10}));
+    let mut r = create(s.clone(), &pkg, Some(&rb), &fleet, T0);
+    let mut trail = drain_audit(&mut r);
+    let canary: Vec<String> = sent(&mut r).into_iter().map(|(d, _)| d).collect();
+    assert!(canary.len() >= 3);
+    // Each device in progress then succeeded; the last one's report names a stale attempt.
+    let mut reports = Vec::new();
+    for d in &canary[..canary.len() - 1] {
+        reports.push(batched(d, InProgress, 1));
+        reports.push(batched(d, Success, 1));
+    }
+    let last = &canary[canary.len() - 1];
+    reports.push(batched(last, InProgress, 2));
+    let batch = ReportBatch {
+        rollout_id: "rol_4c7e".parse().unwrap(),
+        reports,
+    };
+    r.handle(Input::Reports(batch.clone()), T0 + 1).unwrap();
+    let records = drain_audit(&mut r);
+    assert_eq!(records.len(), 1, "one record for the batch");
+    let rec = &records[0];
+    assert_eq!(rec.cause, ota_core::audit::Cause::Devices);
+    assert_eq!(rec.input, Input::Reports(batch));
+    let done: Vec<Name> = canary[..canary.len() - 1]
+        .iter()
+        .map(|d| d.parse().unwrap())
+        .collect();
+    assert_eq!(
+        rec.effects[..2],
+        [
+            Effect::DevicesInProgress {
+                devices: done.clone()
+            },
+            Effect::DevicesUpdated {
+                version: Some("2.0.0".parse().unwrap()),
+                devices: done.clone()
+            },
+        ]
+    );
+    assert!(rec.effects[2..].iter().any(
+        |e| matches!(e, Effect::ReportRefused { device_id, .. } if device_id.as_str() == last.as_str())
+    ));
+    for d in &done {
+        assert_eq!(r.device_state(d.as_str()), Some(DeviceState::Succeeded));
+    }
+    assert_eq!(r.device_state(last), Some(DeviceState::Sent));
+    // The report arrays are short in the trail: trailing defaults left out.
+    let line = rec.to_json();
+    assert!(
+        line.contains(&format!(r#"["{}","in_progress"]"#, done[0])),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(r#"["{last}","in_progress",2]"#)),
+        "{line}"
+    );
+    assert_eq!(audit::parse_lines(&line).unwrap(), records);
+    trail.extend(records);
+    trail.extend(drain_audit(&mut r));
+    let replayed = Rollout::replay(
+        Create {
+            rollout_id: "rol_4c7e".parse().unwrap(),
+            tenant: "acme".parse().unwrap(),
+            spec: s,
+            package: &pkg,
+            rollback: Some(&rb),
+            fleet: &fleet,
+            by: alice(),
+            now: T0,
+        },
+        &trail,
+    )
+    .unwrap();
+    assert!(replayed.same_state(&r));
+}
+
+#[test]
+fn a_batch_naming_another_rollout_or_an_unknown_device_changes_nothing() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(40, 0);
+    let mut r = create(spec(&pkg, None, json!({})), &pkg, None, &fleet, T0);
+    let _ = drain_audit(&mut r);
+    let d = sent(&mut r)[0].0.clone();
+    let before = r.snapshot().clone();
+    let other = ReportBatch {
+        rollout_id: "rol_other".parse().unwrap(),
+        reports: vec![batched(&d, InProgress, 1)],
+    };
+    assert!(matches!(
+        r.handle(Input::Reports(other), T0 + 1),
+        Err(RolloutError::WrongRollout { .. })
+    ));
+    let unknown = ReportBatch {
+        rollout_id: "rol_4c7e".parse().unwrap(),
+        reports: vec![
+            batched(&d, InProgress, 1),
+            batched("dev-nobody", InProgress, 1),
+        ],
+    };
+    assert!(matches!(
+        r.handle(Input::Reports(unknown), T0 + 1),
+        Err(RolloutError::UnknownDevice { device_id }) if device_id.as_str() == "dev-nobody"
+    ));
+    assert!(drain_audit(&mut r).is_empty());
+    assert_eq!(*r.snapshot(), before);
+    assert_eq!(r.device_state(&d), Some(DeviceState::Sent));
+}
+
+#[test]
+fn a_snapshot_keeps_its_devices_column_wise_and_refuses_a_broken_or_old_table() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(40, 0);
+    let mut r = create(spec(&pkg, None, json!({})), &pkg, None, &fleet, T0);
+    let _ = drain_audit(&mut r);
+    let v: serde_json::Value = serde_json::from_str(&r.snapshot().to_json()).unwrap();
+    assert_eq!(v["devices"]["ids"].as_array().unwrap().len(), 40);
+    assert_eq!(v["devices"]["state"].as_array().unwrap().len(), 40);
+    let parse =
+        |v: &serde_json::Value| Snapshot::from_json(v.to_string().as_bytes(), &Limits::DEFAULT);
+    assert!(parse(&v).is_ok());
+    let mut short = v.clone();
+    short["devices"]["timer"].as_array_mut().unwrap().pop();
+    let e = parse(&short).unwrap_err().to_string();
+    assert!(
+        e.contains("devices.timer: 39 entries for 40 device ids"),
+        "{e}"
+    );
+    let mut state = v.clone();
+    state["devices"]["state"][3] = json!(16);
+    let e = parse(&state).unwrap_err().to_string();
+    assert!(
+        e.contains("devices.state[3]: 16 is not a device state"),
+        "{e}"
+    );
+    // The format before the columns: one object per device.
+    let mut old = v.clone();
+    old["devices"] = json!({"ids": ["dev-0000"], "slots": [{"state": "pending"}]});
+    let e = parse(&old).unwrap_err().to_string();
+    assert!(e.contains("slots"), "{e}");
 }

@@ -493,7 +493,7 @@ fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
     type Mutation = (&'static str, fn(&mut Value, usize));
     let mutations: [Mutation; 15] = [
         ("a device's wave out of range", |v, _| {
-            v["devices"]["slots"][0]["wave"] = json!(9)
+            v["devices"]["wave"][0] = json!(9)
         }),
         ("the open wave out of range", |v, _| {
             v["open_wave"] = json!(7)

@@ -1,6 +1,7 @@
 //! Operator commands — pause, resume, abort, rollback, approve — and external verdicts, with
 //! what each does to the devices in flight.
 
+use super::devices::Slot;
 use super::waves::HaltReason;
 use super::{
     DeviceState, Effect, Event, Input, Rollout, RolloutCommand, RolloutError, RolloutState,
@@ -129,7 +130,7 @@ impl Rollout {
             let stop = match s.state {
                 DeviceState::Sent => true,
                 DeviceState::InProgress => forced,
-                DeviceState::RollbackSent => forced || !s.started,
+                DeviceState::RollbackSent => forced || !s.has(Slot::STARTED),
                 _ => false,
             };
             if !stop {
@@ -141,12 +142,13 @@ impl Rollout {
                 forced,
             });
             self.clear_timer(i);
-            let to = if hold && !self.slot(i).rollback {
+            let to = if hold && !self.slot(i).has(Slot::ROLLBACK) {
                 DeviceState::Scheduled
             } else {
                 DeviceState::Cancelled
             };
-            self.slot_mut(i).stopped = to == DeviceState::Cancelled;
+            self.slot_mut(i)
+                .set(Slot::STOPPED, to == DeviceState::Cancelled);
             self.set(i, to);
         }
         if n > 0 {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use sha2::{Digest as _, Sha256};
 
 use super::cohort::{order_key, share};
-use super::devices::{DeviceTable, Slot};
+use super::devices::{ById, DeviceTable, Slot, reason_byte};
 use super::persist::{Snapshot, WaveProgress, check_packages};
 use super::{Create, DeviceState, Effect, Event, Input, Rollout, RolloutError, RolloutState};
 use crate::audit::Chain;
@@ -41,17 +41,12 @@ impl Rollout {
         let k = waves_spec.len();
 
         // Who is in the target, and who is eligible; strata by hardware profile.
-        let mut devices = DeviceTable::default();
-        let mut seen = std::collections::HashSet::new();
+        let mut devices = DeviceTable::with_capacity(c.fleet.len(), c.fleet.len() * 16);
+        let mut by_id = ById::with_capacity(c.fleet.len());
         let mut strata: BTreeMap<&str, Vec<(u64, u32)>> = BTreeMap::new();
         let mut misfits = 0u64;
         let mut first_misfit = None;
         for d in c.fleet.iter().filter(|d| target.contains(d)) {
-            if !seen.insert(&d.device_id) {
-                return Err(RolloutError::DuplicateDevice {
-                    device_id: d.device_id.clone(),
-                });
-            }
             let mut slot = Slot::new(DeviceState::Pending);
             let eligible = if let Some(reason) = first_reason(pkg, d) {
                 slot.state = DeviceState::Incompatible;
@@ -69,7 +64,12 @@ impl Rollout {
                 }
                 true
             };
-            let i = devices.push(d.device_id.clone(), slot)?;
+            let i = devices.push(d.device_id.as_str(), slot)?;
+            if !by_id.insert(&devices.ids, i) {
+                return Err(RolloutError::DuplicateDevice {
+                    device_id: d.device_id.clone(),
+                });
+            }
             if eligible {
                 let key = if spec.stratify {
                     d.hardware_profile.as_str()
@@ -138,7 +138,7 @@ impl Rollout {
             sends: VecDeque::new(),
             audit: Chain::default(),
         };
-        let mut r = Rollout::assemble(s, c.package, c.rollback)?;
+        let mut r = Rollout::assemble(s, c.package, c.rollback, Some(by_id))?;
 
         r.effect(Effect::Published {
             package_id: c.package.id().clone(),
@@ -183,16 +183,10 @@ impl Rollout {
 fn device_table_digest(t: &DeviceTable) -> Sha256Digest {
     let mut h = Sha256::new();
     for (id, s) in t.ids.iter().zip(&t.slots) {
-        h.update(id.as_str().as_bytes());
+        h.update(id.as_bytes());
         h.update([0, s.state as u8, s.wave, reason_byte(s.reason)]);
     }
     Sha256Digest::from_bytes(h.finalize().into())
-}
-
-fn reason_byte(r: Option<Reason>) -> u8 {
-    r.and_then(|r| Reason::ALL.iter().position(|x| *x == r))
-        .and_then(|p| u8::try_from(p).ok())
-        .unwrap_or(u8::MAX)
 }
 
 /// The first reason the package does not fit, without building a report when it fits.

@@ -3,8 +3,10 @@
 //! by one function, [`Index::build`], for create, restore and replay alike.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::hash::BuildHasher as _;
 
+use hashbrown::hash_table::{Entry, HashTable};
 use serde::{Deserialize, Serialize};
 
 use super::persist::Snapshot;
@@ -15,115 +17,154 @@ use crate::plan::{FailureKind, Membership, RollbackScope, Wave};
 use crate::time::UnixMs;
 
 /// Retries used per class.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct RetriesUsed {
     /// After failure reports.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub failed: u8,
     /// After in-progress timeouts.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub timed_out: u8,
     /// Resends after no answer.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub no_ack: u8,
 }
 
-fn is_zero(n: &u8) -> bool {
-    *n == 0
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-fn is_unset(t: &UnixMs) -> bool {
-    *t == UnixMs::ZERO
-}
-
-impl RetriesUsed {
-    fn is_none(&self) -> bool {
-        *self == RetriesUsed::default()
-    }
-}
-
-/// One device's compact record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One device's compact record (24 bytes: five bytes of state, one of flags, two instants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Slot {
     pub state: DeviceState,
     /// The wave the device belongs to.
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub wave: u8,
-    #[serde(default, skip_serializing_if = "RetriesUsed::is_none")]
     pub retries: RetriesUsed,
     /// Why the package does not fit it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
-    /// It timed out without ever coming online.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub offline: bool,
-    /// It took the update.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub updated: bool,
-    /// Its last command was the rollback package.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub rollback: bool,
-    /// It said it started installing what it was last sent.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub started: bool,
-    /// Its command was cancelled while out (it may still have finished).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub stopped: bool,
+    /// [`Slot::OFFLINE`], [`Slot::UPDATED`], [`Slot::ROLLBACK`], [`Slot::STARTED`],
+    /// [`Slot::STOPPED`].
+    flags: u8,
     /// The deadline of the state's timer (zero: none).
-    #[serde(default, skip_serializing_if = "is_unset")]
     pub timer: UnixMs,
     /// When its first command went out (zero: never).
-    #[serde(default, skip_serializing_if = "is_unset")]
     pub first_sent: UnixMs,
 }
 
 impl Slot {
+    /// It timed out without ever coming online.
+    pub const OFFLINE: u8 = 1;
+    /// It took the update.
+    pub const UPDATED: u8 = 2;
+    /// Its last command was the rollback package.
+    pub const ROLLBACK: u8 = 4;
+    /// It said it started installing what it was last sent.
+    pub const STARTED: u8 = 8;
+    /// Its command was cancelled while out (it may still have finished).
+    pub const STOPPED: u8 = 16;
+    const ALL_FLAGS: u8 = 31;
+
     pub fn new(state: DeviceState) -> Slot {
         Slot {
             state,
             wave: 0,
             retries: RetriesUsed::default(),
             reason: None,
-            offline: false,
-            updated: false,
-            rollback: false,
-            started: false,
-            stopped: false,
+            flags: 0,
             timer: UnixMs::ZERO,
             first_sent: UnixMs::ZERO,
         }
     }
+
+    /// Whether `flag` is set.
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Sets or clears `flag`.
+    pub fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
 }
 
-/// The devices, in creation order: ids and records side by side.
+/// The device ids, in creation order, as one text arena: id `i` is
+/// `text[ends[i - 1]..ends[i]]`. No allocation per device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Ids {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Ids {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn get(&self, i: u32) -> &str {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&e| {
+            let s = &self.text[start..e as usize];
+            start = e as usize;
+            s
+        })
+    }
+
+    /// Adds a valid name; `false` when the arena is full.
+    fn push(&mut self, id: &str) -> bool {
+        match u32::try_from(self.text.len() + id.len()) {
+            Ok(end) => {
+                self.text.push_str(id);
+                self.ends.push(end);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn reserve(&mut self, devices: usize, text: usize) {
+        self.ends.reserve(devices);
+        self.text.reserve(text);
+    }
+}
+
+/// The devices, in creation order: ids and records side by side. Persisted column-wise (see
+/// [`Columns`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(into = "Columns", try_from = "Columns")]
 pub(super) struct DeviceTable {
-    pub ids: Vec<Name>,
+    pub ids: Ids,
     pub slots: Vec<Slot>,
 }
 
 impl DeviceTable {
+    pub fn with_capacity(devices: usize, text: usize) -> DeviceTable {
+        let mut t = DeviceTable::default();
+        t.ids.reserve(devices, text);
+        t.slots.reserve(devices);
+        t
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Name, DeviceState)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, DeviceState)> {
         self.ids.iter().zip(self.slots.iter().map(|s| s.state))
     }
 
     /// Adds a device; its index.
-    pub fn push(&mut self, id: Name, slot: Slot) -> Result<u32, RolloutError> {
-        let i = u32::try_from(self.ids.len()).map_err(|_| RolloutError::TooManyDevices {
+    pub fn push(&mut self, id: &str, slot: Slot) -> Result<u32, RolloutError> {
+        let too_many = RolloutError::TooManyDevices {
             max: u64::from(u32::MAX),
-        })?;
-        self.ids.push(id);
+        };
+        let i = u32::try_from(self.ids.len()).map_err(|_| too_many.clone())?;
+        if !self.ids.push(id) {
+            return Err(too_many);
+        }
         self.slots.push(slot);
         Ok(i)
     }
@@ -138,39 +179,224 @@ impl DeviceTable {
         }
         m
     }
+}
 
-    pub fn heap_bytes(&self) -> usize {
-        let ids: usize = self
-            .ids
-            .iter()
-            .map(|n| std::mem::size_of::<Name>() + n.as_str().len())
-            .sum();
-        ids + self.slots.len() * std::mem::size_of::<Slot>()
+/// The device table as a snapshot holds it: one array per field, each as long as `ids`.
+/// States, reasons and flags are small numbers (a state is its position in
+/// [`DeviceState::ALL`], a reason its position in [`Reason::ALL`] or 255 for none, flags the
+/// bits of [`Slot`]); instants are Unix milliseconds, 0 for none.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Columns {
+    ids: Ids,
+    state: Vec<u8>,
+    wave: Vec<u8>,
+    retries_failed: Vec<u8>,
+    retries_timed_out: Vec<u8>,
+    retries_no_ack: Vec<u8>,
+    reason: Vec<u8>,
+    flags: Vec<u8>,
+    timer: Vec<u64>,
+    first_sent: Vec<u64>,
+}
+
+/// No reason, in the `reason` column.
+const NO_REASON: u8 = u8::MAX;
+
+/// A reason's number in the `reason` column.
+pub(super) fn reason_byte(r: Option<Reason>) -> u8 {
+    r.and_then(|r| Reason::ALL.iter().position(|x| *x == r))
+        .and_then(|p| u8::try_from(p).ok())
+        .unwrap_or(NO_REASON)
+}
+
+impl From<DeviceTable> for Columns {
+    fn from(t: DeviceTable) -> Columns {
+        let col = |f: &dyn Fn(&Slot) -> u8| t.slots.iter().map(f).collect::<Vec<u8>>();
+        Columns {
+            state: col(&|s| s.state as u8),
+            wave: col(&|s| s.wave),
+            retries_failed: col(&|s| s.retries.failed),
+            retries_timed_out: col(&|s| s.retries.timed_out),
+            retries_no_ack: col(&|s| s.retries.no_ack),
+            reason: col(&|s| reason_byte(s.reason)),
+            flags: col(&|s| s.flags),
+            timer: t.slots.iter().map(|s| s.timer.get()).collect(),
+            first_sent: t.slots.iter().map(|s| s.first_sent.get()).collect(),
+            ids: t.ids,
+        }
     }
 }
+
+impl TryFrom<Columns> for DeviceTable {
+    type Error = String;
+
+    fn try_from(c: Columns) -> Result<DeviceTable, String> {
+        let n = c.ids.len();
+        let lens = [
+            ("state", c.state.len()),
+            ("wave", c.wave.len()),
+            ("retries_failed", c.retries_failed.len()),
+            ("retries_timed_out", c.retries_timed_out.len()),
+            ("retries_no_ack", c.retries_no_ack.len()),
+            ("reason", c.reason.len()),
+            ("flags", c.flags.len()),
+            ("timer", c.timer.len()),
+            ("first_sent", c.first_sent.len()),
+        ];
+        if let Some((field, len)) = lens.iter().find(|(_, len)| *len != n) {
+            return Err(format!("devices.{field}: {len} entries for {n} device ids"));
+        }
+        let mut slots = Vec::with_capacity(n);
+        for i in 0..n {
+            let state = *DeviceState::ALL
+                .get(usize::from(c.state[i]))
+                .ok_or_else(|| {
+                    format!("devices.state[{i}]: {} is not a device state", c.state[i])
+                })?;
+            let reason = match c.reason[i] {
+                NO_REASON => None,
+                r => Some(
+                    *Reason::ALL
+                        .get(usize::from(r))
+                        .ok_or_else(|| format!("devices.reason[{i}]: {r} is not a reason"))?,
+                ),
+            };
+            if c.flags[i] & !Slot::ALL_FLAGS != 0 {
+                return Err(format!("devices.flags[{i}]: unknown flags {}", c.flags[i]));
+            }
+            slots.push(Slot {
+                state,
+                wave: c.wave[i],
+                retries: RetriesUsed {
+                    failed: c.retries_failed[i],
+                    timed_out: c.retries_timed_out[i],
+                    no_ack: c.retries_no_ack[i],
+                },
+                reason,
+                flags: c.flags[i],
+                timer: UnixMs(c.timer[i]),
+                first_sent: UnixMs(c.first_sent[i]),
+            });
+        }
+        Ok(DeviceTable { ids: c.ids, slots })
+    }
+}
+
+impl Serialize for Ids {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ids {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ids, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ids;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of device ids")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Ids, A::Error> {
+                let mut ids = Ids::default();
+                ids.reserve(a.size_hint().unwrap_or(0).min(1 << 20), 0);
+                while let Some(id) = a.next_element::<std::borrow::Cow<'de, str>>()? {
+                    Name::check(&id).map_err(serde::de::Error::custom)?;
+                    if !ids.push(&id) {
+                        return Err(serde::de::Error::custom("too many device ids"));
+                    }
+                }
+                Ok(ids)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The device index: each device's position, found by its id's text with a fast hasher (the
+/// table holds 4 bytes a device, the ids stay in the [`Ids`] arena).
+#[derive(Clone, Default)]
+pub(super) struct ById {
+    table: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl std::fmt::Debug for ById {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ById({} devices)", self.table.len())
+    }
+}
+
+impl ById {
+    pub fn with_capacity(n: usize) -> ById {
+        ById {
+            table: HashTable::with_capacity(n),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// The device named `id`.
+    pub fn get(&self, ids: &Ids, id: &str) -> Option<u32> {
+        self.table
+            .find(self.hash(id), |&i| ids.get(i) == id)
+            .copied()
+    }
+
+    /// Indexes device `i` (already in `ids`); `false` when its id is there already.
+    pub fn insert(&mut self, ids: &Ids, i: u32) -> bool {
+        let id = ids.get(i);
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hasher.hash_one(id),
+            |&j| ids.get(j) == id,
+            |&j| hasher.hash_one(ids.get(j)),
+        ) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(i);
+                true
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+/// A device timer in the heap: its deadline and the device.
+type Timer = Reverse<(UnixMs, u32)>;
 
 /// What is derived from the persisted state, never persisted itself.
 #[derive(Debug, Clone)]
 pub(super) struct Index {
     /// The plan's waves, the canary and the implicit last one included.
     pub waves_spec: Vec<Wave>,
-    pub by_id: HashMap<Name, u32>,
+    pub by_id: ById,
     /// Devices per state.
     pub counts: [u64; 16],
     /// Devices per state, per wave.
     pub wave_counts: Vec<[u64; 16]>,
     /// Devices with a command out.
     pub in_flight: u64,
-    /// Device deadlines; an entry whose device's deadline moved is stale and skipped.
-    pub timers: BinaryHeap<Reverse<(UnixMs, u32)>>,
+    /// Device deadlines; an entry whose device's deadline moved is stale and skipped, and
+    /// dropped when stale entries outnumber live ones ([`Index::compact_timers`]).
+    pub timers: BinaryHeap<Timer>,
+    /// Devices with a timer set (the live entries of `timers`).
+    pub live_timers: u64,
     /// The target, for devices that join (a static group as a set).
     pub target: Option<Membership>,
 }
 
 impl Index {
     /// Rebuilds every index from the persisted state, checking that its parts agree. The one
-    /// place create, restore and replay get their indexes from.
-    pub fn build(s: &Snapshot) -> Result<Index, RolloutError> {
+    /// place create, restore and replay get their indexes from (create passes the id index
+    /// it built while checking for duplicates).
+    pub fn build(s: &Snapshot, by_id: Option<ById>) -> Result<Index, RolloutError> {
         let bad = |what| Err(RolloutError::SnapshotInvalid { what });
         let waves_spec = s.spec.all_waves();
         let n = s.devices.len();
@@ -188,28 +414,36 @@ impl Index {
         if !s.members.iter().flatten().all(in_range) || !s.ready.iter().all(in_range) {
             return bad("a wave or the ready queue names a device that is not in the table");
         }
+        let indexed = by_id.is_some();
         let mut ix = Index {
             waves_spec,
-            by_id: HashMap::with_capacity(n),
+            by_id: by_id.unwrap_or_else(|| ById::with_capacity(n)),
             counts: [0; 16],
             wave_counts: vec![[0; 16]; k],
             in_flight: 0,
             timers: BinaryHeap::new(),
+            live_timers: 0,
             target: s.spec.resolved_target().map(|t| t.membership()),
         };
-        for (i, (id, slot)) in s.devices.ids.iter().zip(&s.devices.slots).enumerate() {
+        let mut timers = Vec::new();
+        for (i, slot) in s.devices.slots.iter().enumerate() {
             let i = i as u32;
             if usize::from(slot.wave) >= k {
                 return bad("a device's wave is not a wave of the plan");
             }
-            if ix.by_id.insert(id.clone(), i).is_some() {
+            if !indexed && !ix.by_id.insert(&s.devices.ids, i) {
                 return bad("a device appears twice");
             }
             ix.add(slot, 1);
             if slot.timer != UnixMs::ZERO {
-                ix.timers.push(Reverse((slot.timer, i)));
+                timers.push(Reverse((slot.timer, i)));
             }
         }
+        if ix.by_id.len() != n {
+            return bad("the device index does not match the table");
+        }
+        ix.live_timers = timers.len() as u64;
+        ix.timers = BinaryHeap::from(timers);
         Ok(ix)
     }
 
@@ -255,12 +489,26 @@ impl Index {
             .sum()
     }
 
-    pub fn heap_bytes(&self) -> usize {
-        // A hash map entry: the key, the value and about one control byte per bucket, at 7/8
-        // load; the key's text is shared with the table in spirit, counted once more here.
-        let entries = self.by_id.len() * (std::mem::size_of::<Name>() + 4 + 1) * 8 / 7;
-        let text: usize = self.by_id.keys().map(|n| n.as_str().len()).sum();
-        entries + text
+    /// Drops the stale entries of the timer heap once they outnumber the live ones (so the
+    /// heap stays within twice the timers set, whatever the bursts), and gives back the
+    /// memory of a burst that has passed.
+    fn compact_timers(&mut self, slots: &[Slot]) {
+        let len = self.timers.len() as u64;
+        if len <= 2 * self.live_timers + 1024 {
+            return;
+        }
+        self.timers
+            .retain(|Reverse((at, i))| slots[*i as usize].timer == *at);
+        if self.timers.capacity() > 2 * self.timers.len() + 1024 {
+            self.timers
+                .shrink_to(self.timers.len() + self.timers.len() / 2);
+        }
+    }
+
+    /// Empties the timer heap (every device is terminal) and gives its memory back.
+    pub fn clear_timers(&mut self) {
+        self.timers = BinaryHeap::new();
+        self.live_timers = 0;
     }
 }
 
@@ -276,7 +524,7 @@ impl Rollout {
     }
 
     pub(super) fn device_id(&self, i: u32) -> Name {
-        self.s.devices.ids[i as usize].clone()
+        Name::from_table(self.s.devices.ids.get(i))
     }
 
     pub(super) fn eligible(&self) -> u64 {
@@ -312,7 +560,7 @@ impl Rollout {
         let counted = match kind {
             None => false,
             Some(FailureKind::TimedOut)
-                if s.offline && !self.s.spec.timeouts.offline_is_failure =>
+                if s.has(Slot::OFFLINE) && !self.s.spec.timeouts.offline_is_failure =>
             {
                 false
             }
@@ -377,7 +625,7 @@ impl Rollout {
     pub(super) fn in_rollback_scope(&self, i: u32) -> bool {
         let s = self.slot(i);
         match self.s.spec.rollback_scope {
-            RollbackScope::UpdatedOnly => s.updated,
+            RollbackScope::UpdatedOnly => s.has(Slot::UPDATED),
             RollbackScope::Cohort => {
                 usize::from(s.wave) <= self.s.open_wave && s.state != DeviceState::Cancelled
             }
@@ -386,14 +634,25 @@ impl Rollout {
     }
 
     pub(super) fn set_timer(&mut self, i: u32, at: UnixMs) {
-        self.slot_mut(i).timer = at;
+        let before = std::mem::replace(&mut self.slot_mut(i).timer, at);
+        self.count_timer(before, at);
         if at != UnixMs::ZERO {
             self.ix.timers.push(Reverse((at, i)));
+            self.ix.compact_timers(&self.s.devices.slots);
         }
     }
 
     pub(super) fn clear_timer(&mut self, i: u32) {
-        self.slot_mut(i).timer = UnixMs::ZERO;
+        self.set_timer(i, UnixMs::ZERO);
+    }
+
+    /// Keeps the count of timers set as a device's timer goes from `before` to `after`.
+    fn count_timer(&mut self, before: UnixMs, after: UnixMs) {
+        match (before == UnixMs::ZERO, after == UnixMs::ZERO) {
+            (true, false) => self.ix.live_timers += 1,
+            (false, true) => self.ix.live_timers = self.ix.live_timers.saturating_sub(1),
+            _ => {}
+        }
     }
 
     pub(super) fn schedule(&mut self, i: u32) {

@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 
+use super::devices::Slot;
 use super::{DeviceState, Effect, RetryKind, Rollout, RolloutCommand, RolloutState};
 use crate::plan::FailureKind;
 use crate::sign::PackageId;
@@ -103,8 +104,8 @@ impl Rollout {
         if s.first_sent == UnixMs::ZERO || rolling {
             s.first_sent = now;
         }
-        s.rollback = rolling;
-        s.started = false;
+        s.set(Slot::ROLLBACK, rolling);
+        s.set(Slot::STARTED, false);
         self.set_timer(i, deadline);
         self.step.sent += 1;
         self.command(RolloutCommand::Send {
@@ -142,7 +143,7 @@ impl Rollout {
                 let rolling = s.state == DeviceState::RollbackSent;
                 let expires = s.first_sent + t.offline_expiry_ms;
                 if now >= expires {
-                    self.slot_mut(i).offline = true;
+                    self.slot_mut(i).set(Slot::OFFLINE, true);
                     self.clear_timer(i);
                     if rolling {
                         self.set(i, DeviceState::RollbackFailed);

@@ -8,8 +8,9 @@ use crate::digest::Sha256Digest;
 use crate::name::Name;
 use crate::plan::RolloutSpec;
 use crate::profile::DeviceProfile;
-use crate::report::DeviceReport;
+use crate::report::{DeviceReport, ReportStatus};
 use crate::sign::PackageId;
+use crate::version::Version;
 
 /// An input to a rollout, as the audit trail records and replays it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +54,13 @@ pub enum Input {
         /// went out (1 is the first).
         attempt: u32,
     },
+    /// Reports of this rollout's devices that arrived together, handled in order as one step
+    /// with one audit record (see [`ReportBatch`]): the way to feed a burst of reports. A
+    /// batch that names another rollout, or a device the rollout does not hold, is refused
+    /// whole and changes nothing; a report of the batch that does not match the package or
+    /// the device's attempt is refused alone, and its refusal recorded as an
+    /// [`Effect::ReportRefused`](super::Effect::ReportRefused) of the batch's record.
+    Reports(ReportBatch),
     /// A report that was refused ([`super::RolloutError::is_recorded`]), as the trail records
     /// it: handling it records the refusal again and changes nothing else, so a trail
     /// replays (and a host that replays records after a snapshot takes them) without error.
@@ -152,6 +160,7 @@ impl Input {
             | Input::RefusedReport { report: r, .. } => Cause::Device {
                 device_id: r.device_id.clone(),
             },
+            Input::Reports(_) => Cause::Devices,
             Input::Join(p) => Cause::Device {
                 device_id: p.device_id.clone(),
             },
@@ -165,7 +174,7 @@ impl Input {
     pub fn verb(&self) -> &'static str {
         match self {
             Input::Create { .. } => "create",
-            Input::Report(_) | Input::AttemptReport { .. } => "report to",
+            Input::Report(_) | Input::AttemptReport { .. } | Input::Reports(_) => "report to",
             Input::RefusedReport { .. } => "record a refused report in",
             Input::Tick => "tick",
             Input::Pause { .. } => "pause",
@@ -177,5 +186,113 @@ impl Input {
             Input::Join(_) => "join",
             Input::Leave { .. } => "leave",
         }
+    }
+}
+
+/// Reports of one rollout's devices that arrived together. In the trail, each report is a short
+/// array, `[device_id, status, attempt, firmware_version, reason]`, its trailing defaults
+/// (attempt 1, no version, no reason) left out: `["dev-0042","success"]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBatch {
+    /// The rollout every report names.
+    pub rollout_id: Name,
+    /// The reports, in the order they are handled.
+    pub reports: Vec<BatchedReport>,
+}
+
+/// One report of a [`ReportBatch`]: seed 004's report without its `rollout_id` (the batch's),
+/// and the attempt it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchedReport {
+    /// The device.
+    pub device_id: Name,
+    /// What happened.
+    pub status: ReportStatus,
+    /// The attempt it is about ([`super::Rollout::attempt`]; 1 is the first).
+    pub attempt: u32,
+    /// The version the device runs now, if it said.
+    pub firmware_version: Option<Version>,
+    /// Why, for a failure or rejection.
+    pub reason: Option<String>,
+}
+
+impl BatchedReport {
+    /// The device report it stands for, naming `rollout_id`.
+    pub fn report(&self, rollout_id: &Name) -> DeviceReport {
+        DeviceReport {
+            device_id: self.device_id.clone(),
+            rollout_id: Some(rollout_id.clone()),
+            firmware_version: self.firmware_version.clone(),
+            status: self.status,
+            reason: self.reason.clone(),
+            attempt: Some(self.attempt),
+        }
+    }
+}
+
+impl Serialize for BatchedReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let len = if self.reason.is_some() {
+            5
+        } else if self.firmware_version.is_some() {
+            4
+        } else if self.attempt != 1 {
+            3
+        } else {
+            2
+        };
+        let mut seq = s.serialize_seq(Some(len))?;
+        seq.serialize_element(&self.device_id)?;
+        seq.serialize_element(&self.status)?;
+        if len > 2 {
+            seq.serialize_element(&self.attempt)?;
+        }
+        if len > 3 {
+            seq.serialize_element(&self.firmware_version)?;
+        }
+        if len > 4 {
+            seq.serialize_element(&self.reason)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchedReport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<BatchedReport, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BatchedReport;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[device_id, status, attempt, firmware_version, reason], the last three optional")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<BatchedReport, A::Error> {
+                use serde::de::Error as _;
+                let device_id = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let status = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let attempt = a.next_element()?.unwrap_or(1);
+                let firmware_version = a.next_element()?.flatten();
+                let reason = a.next_element()?.flatten();
+                if a.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::invalid_length(6, &self));
+                }
+                Ok(BatchedReport {
+                    device_id,
+                    status,
+                    attempt,
+                    firmware_version,
+                    reason,
+                })
+            }
+        }
+        d.deserialize_seq(V)
     }
 }

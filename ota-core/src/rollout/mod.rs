@@ -14,8 +14,9 @@
 //! [`Rollout::create`] (or [`Rollout::restore`] after a restart, with the last snapshot).
 //! Then, forever:
 //!
-//! 1. feed one [`Input`] to [`Rollout::handle`] with the current time: a device's report, an
-//!    operator command, a device joining or leaving, or [`Input::Tick`];
+//! 1. feed one [`Input`] to [`Rollout::handle`] with the current time: a device's report (or
+//!    a burst of them as one [`Input::Reports`]: one step, one audit record), an operator
+//!    command, a device joining or leaving, or [`Input::Tick`];
 //! 2. drain [`Rollout::poll`] until it returns `None`, carrying out each [`Output`] in order:
 //!    an [`Output::Audit`] record (append it to the rollout's trail), then the
 //!    [`Output::Command`]s it caused (send the update or the rollback to a device as a
@@ -130,7 +131,7 @@ mod waves;
 
 pub use cohort::{bucket, order_key};
 pub use error::RolloutError;
-pub use input::Input;
+pub use input::{BatchedReport, Input, ReportBatch};
 pub use output::{Effect, Event, Output, Placement, RetryKind, RolloutCommand};
 pub use persist::Snapshot;
 pub use states::{DeviceState, RolloutState};
@@ -138,6 +139,9 @@ pub use status::{Counts, RolloutStatus, WaveStatus};
 pub use waves::{HaltCounts, HaltReason, HaltScope, halt_trips};
 
 use devices::Index;
+
+/// The outputs a drained queue keeps room for; past that, draining it frees it.
+const MAX_IDLE_OUTPUTS: usize = 256;
 
 /// What creating a rollout needs.
 pub struct Create<'a> {
@@ -214,7 +218,12 @@ impl Rollout {
     /// caused.
     #[must_use]
     pub fn poll(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        let o = self.out.pop_front();
+        if o.is_none() && self.out.capacity() > MAX_IDLE_OUTPUTS {
+            // A burst has been drained: give its memory back.
+            self.out = VecDeque::new();
+        }
+        o
     }
 
     /// The earliest instant at which to feed [`Input::Tick`]: the next device timer, the end
@@ -233,6 +242,7 @@ impl Rollout {
             }
             Input::Report(r) => self.report(r, 1, now),
             Input::AttemptReport { report, attempt } => self.report(report, *attempt, now),
+            Input::Reports(batch) => self.reports(batch, now),
             Input::RefusedReport { report, attempt } => match self.check_report(report, *attempt) {
                 Err(e) if e.is_recorded() => {
                     self.effect(Effect::ReportRefused {
@@ -260,7 +270,8 @@ impl Rollout {
     /// The report and attempt of a refused report whose refusal is recorded.
     fn refused_report(&self, input: &Input, e: &RolloutError) -> Option<(DeviceReport, u32)> {
         let (r, attempt) = input.report()?;
-        (e.is_recorded() && self.ix.by_id.contains_key(&r.device_id)).then(|| (r.clone(), attempt))
+        (e.is_recorded() && self.index_of(r.device_id.as_str()).is_some())
+            .then(|| (r.clone(), attempt))
     }
 
     fn refuse(&self, input: &Input) -> RolloutError {
@@ -331,21 +342,24 @@ impl Rollout {
         self.rollback.as_ref()
     }
 
+    /// The position of a device in the table.
+    fn index_of(&self, device_id: &str) -> Option<u32> {
+        self.ix.by_id.get(&self.s.devices.ids, device_id)
+    }
+
     /// A device's state.
     pub fn device_state(&self, device_id: &str) -> Option<DeviceState> {
-        self.ix.by_id.get(device_id).map(|i| self.slot(*i).state)
+        self.index_of(device_id).map(|i| self.slot(i).state)
     }
 
     /// A device's wave.
     pub fn device_wave(&self, device_id: &str) -> Option<usize> {
-        self.ix
-            .by_id
-            .get(device_id)
-            .map(|i| usize::from(self.slot(*i).wave))
+        self.index_of(device_id)
+            .map(|i| usize::from(self.slot(i).wave))
     }
 
     /// The devices and their states, in creation order.
-    pub fn devices(&self) -> impl Iterator<Item = (&Name, DeviceState)> {
+    pub fn devices(&self) -> impl Iterator<Item = (&str, DeviceState)> {
         self.s.devices.iter()
     }
 
@@ -353,10 +367,7 @@ impl Rollout {
     /// failure or a timeout adds one; a rollback command starts again at 1). A host that
     /// retries tells the device, which says it back: [`Input::AttemptReport`].
     pub fn attempt(&self, device_id: &str) -> Option<u32> {
-        self.ix
-            .by_id
-            .get(device_id)
-            .map(|i| self.current_attempt(*i))
+        self.index_of(device_id).map(|i| self.current_attempt(i))
     }
 
     /// How many commands are out.
@@ -430,17 +441,5 @@ impl Rollout {
             approved: w.approved,
             verdict: w.verdict,
         }
-    }
-
-    /// An estimate of the memory the device table takes, per device, in bytes.
-    pub fn bytes_per_device(&self) -> f64 {
-        let n = self.s.devices.len();
-        if n == 0 {
-            return 0.0;
-        }
-        let table = self.s.devices.heap_bytes();
-        let index = self.ix.heap_bytes();
-        let members: usize = self.s.members.iter().map(|m| m.len() * 4).sum();
-        (table + index + members) as f64 / n as f64
     }
 }

@@ -322,6 +322,18 @@ pub enum Effect {
         /// The device.
         device_id: Name,
     },
+    /// Devices of a batch of reports started installing.
+    DevicesInProgress {
+        /// The devices, in the batch's order.
+        devices: Vec<Name>,
+    },
+    /// Devices of a batch of reports run the new version, and say so with the same version.
+    DevicesUpdated {
+        /// The version they say they run.
+        version: Option<Version>,
+        /// The devices, in the batch's order.
+        devices: Vec<Name>,
+    },
     /// A device started installing the rollback package.
     DeviceRollingBack {
         /// The device.

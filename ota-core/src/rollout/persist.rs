@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::devices::{DeviceTable, Index};
+use super::devices::{ById, DeviceTable, Index};
 use super::waves::HaltReason;
 use super::{Counts, Create, Output, Rollout, RolloutError, RolloutState, Step};
 use crate::audit::{self, AuditHead, AuditRecord, Chain};
@@ -104,9 +104,10 @@ impl Rollout {
         s: Snapshot,
         package: &VerifiedPackage,
         rollback: Option<&VerifiedPackage>,
+        by_id: Option<ById>,
     ) -> Result<Rollout, RolloutError> {
         check_packages(&s.spec, package, rollback)?;
-        let ix = Index::build(&s)?;
+        let ix = Index::build(&s, by_id)?;
         Ok(Rollout {
             s,
             ix,
@@ -129,7 +130,7 @@ impl Rollout {
     ) -> Result<Rollout, RolloutError> {
         check_packages(&state.spec, package, rollback)?;
         check(&state)?;
-        Rollout::assemble(state, package, rollback)
+        Rollout::assemble(state, package, rollback, None)
     }
 
     /// Rebuilds a rollout from its creation inputs and its audit trail: the trail is verified,

@@ -2,6 +2,8 @@
 
 use super::cohort::order_key;
 use super::create::first_reason;
+use super::devices::Slot;
+use super::input::ReportBatch;
 use super::{
     DeviceState, Effect, Placement, RetryKind, Rollout, RolloutCommand, RolloutError, RolloutState,
 };
@@ -10,6 +12,7 @@ use crate::plan::FailureKind;
 use crate::profile::DeviceProfile;
 use crate::report::{DeviceReport, ReportStatus};
 use crate::time::UnixMs;
+use crate::version::Version;
 
 impl Rollout {
     /// A device's report on `attempt`: it must name this rollout, the version of the
@@ -30,14 +33,14 @@ impl Rollout {
         let t = self.s.spec.timeouts;
         match (s.state, r.status) {
             (DeviceState::Sent, ReportStatus::InProgress) if !over => {
-                self.slot_mut(i).started = true;
+                self.slot_mut(i).set(Slot::STARTED, true);
                 self.set(i, DeviceState::InProgress);
                 self.set_timer(i, now + t.in_progress_ms);
                 self.effect(Effect::DeviceInProgress { device_id });
             }
             (DeviceState::RollbackSent, ReportStatus::InProgress) if !over => {
                 let slot = self.slot_mut(i);
-                slot.started = true;
+                slot.set(Slot::STARTED, true);
                 slot.first_sent = now;
                 self.set_timer(i, now + t.in_progress_ms);
                 self.effect(Effect::DeviceRollingBack { device_id });
@@ -48,10 +51,10 @@ impl Rollout {
             // A device whose command was cancelled while out may have finished anyway: it runs
             // what it says, so it counts (and an `updated_only` rollback reaches it).
             (DeviceState::Cancelled, ReportStatus::Success)
-                if s.stopped && state != RolloutState::Completed =>
+                if s.has(Slot::STOPPED) && state != RolloutState::Completed =>
             {
-                self.slot_mut(i).stopped = false;
-                if s.rollback {
+                self.slot_mut(i).set(Slot::STOPPED, false);
+                if s.has(Slot::ROLLBACK) {
                     self.set(i, DeviceState::RolledBack);
                     self.effect(Effect::DeviceRolledBack { device_id });
                 } else {
@@ -106,6 +109,69 @@ impl Rollout {
         Ok(())
     }
 
+    /// A batch of reports, in order, as one step: refused whole when it names another rollout
+    /// or a device the rollout does not hold; otherwise each report is taken, or refused and
+    /// its refusal recorded. The devices that started installing or took the update are
+    /// recorded together ([`Effect::DevicesInProgress`], [`Effect::DevicesUpdated`]).
+    pub(super) fn reports(&mut self, b: &ReportBatch, now: UnixMs) -> Result<(), RolloutError> {
+        if b.rollout_id != self.s.rollout_id {
+            return Err(RolloutError::WrongRollout {
+                expected: self.s.rollout_id.clone(),
+                found: b.rollout_id.clone(),
+            });
+        }
+        if let Some(r) = b
+            .reports
+            .iter()
+            .find(|r| self.index_of(r.device_id.as_str()).is_none())
+        {
+            return Err(RolloutError::UnknownDevice {
+                device_id: r.device_id.clone(),
+            });
+        }
+        let start = self.step.effects.len();
+        for item in &b.reports {
+            let r = item.report(&b.rollout_id);
+            match self.report(&r, item.attempt, now) {
+                Ok(()) => {}
+                // Every device is known and the rollout named: each refusal is one the trail
+                // records.
+                Err(e) => self.effect(Effect::ReportRefused {
+                    device_id: r.device_id,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        // The routine outcomes, grouped: the devices in progress, then those updated, by
+        // version in order of first appearance; every other effect after them, in order.
+        let mine = self.step.effects.split_off(start);
+        let mut in_progress = Vec::new();
+        let mut updated: Vec<(Option<Version>, Vec<Name>)> = Vec::new();
+        let mut rest = Vec::new();
+        for e in mine {
+            match e {
+                Effect::DeviceInProgress { device_id } => in_progress.push(device_id),
+                Effect::DeviceUpdated { device_id, version } => {
+                    match updated.iter_mut().find(|(v, _)| *v == version) {
+                        Some((_, d)) => d.push(device_id),
+                        None => updated.push((version, vec![device_id])),
+                    }
+                }
+                e => rest.push(e),
+            }
+        }
+        if !in_progress.is_empty() {
+            self.effect(Effect::DevicesInProgress {
+                devices: in_progress,
+            });
+        }
+        for (version, devices) in updated {
+            self.effect(Effect::DevicesUpdated { version, devices });
+        }
+        self.step.effects.extend(rest);
+        Ok(())
+    }
+
     /// Whether a report on `attempt` is one this rollout takes: it names this rollout, one of
     /// its devices, the version of the package the device was last sent (a success must
     /// name it) and the device's current attempt. The device's index.
@@ -117,7 +183,7 @@ impl Rollout {
                 found: found.clone(),
             });
         }
-        let Some(&i) = self.ix.by_id.get(&r.device_id) else {
+        let Some(i) = self.ix.by_id.get(&self.s.devices.ids, r.device_id.as_str()) else {
             return Err(RolloutError::UnknownDevice {
                 device_id: r.device_id.clone(),
             });
@@ -129,7 +195,7 @@ impl Rollout {
             });
         }
         if r.status == ReportStatus::Success {
-            let expected = if self.slot(i).rollback {
+            let expected = if self.slot(i).has(Slot::ROLLBACK) {
                 self.rollback.as_ref().map(|p| &p.package().version)
             } else {
                 Some(&self.package.package().version)
@@ -166,7 +232,7 @@ impl Rollout {
     /// timeouts for an update (a rollback command is not retried).
     pub(super) fn current_attempt(&self, i: u32) -> u32 {
         let s = self.slot(i);
-        if s.rollback {
+        if s.has(Slot::ROLLBACK) {
             1
         } else {
             1 + u32::from(s.retries.failed) + u32::from(s.retries.timed_out)
@@ -176,7 +242,7 @@ impl Rollout {
     /// A device reported that it runs the new version.
     fn updated(&mut self, i: u32, r: &DeviceReport, now: UnixMs) {
         let wave = usize::from(self.slot(i).wave);
-        self.slot_mut(i).updated = true;
+        self.slot_mut(i).set(Slot::UPDATED, true);
         self.clear_timer(i);
         self.set(i, DeviceState::Succeeded);
         self.count(i, None);
@@ -195,21 +261,21 @@ impl Rollout {
         if !target.contains(p) {
             return Err(RolloutError::NotInTarget { device_id });
         }
-        let i = match self.ix.by_id.get(&device_id) {
-            Some(&i) if self.slot(i).state != DeviceState::Removed => {
+        let i = match self.ix.by_id.get(&self.s.devices.ids, device_id.as_str()) {
+            Some(i) if self.slot(i).state != DeviceState::Removed => {
                 self.effect(Effect::DeviceJoined {
                     device_id,
                     placed: Placement::AlreadyMember,
                 });
                 return Ok(());
             }
-            Some(&i) => i,
+            Some(i) => i,
             None => {
-                let i = self.s.devices.push(
-                    device_id.clone(),
-                    super::devices::Slot::new(DeviceState::Removed),
-                )?;
-                self.ix.by_id.insert(device_id.clone(), i);
+                let i = self
+                    .s
+                    .devices
+                    .push(device_id.as_str(), Slot::new(DeviceState::Removed))?;
+                self.ix.by_id.insert(&self.s.devices.ids, i);
                 self.ix.counts[DeviceState::Removed as usize] += 1;
                 self.ix.wave_counts[0][DeviceState::Removed as usize] += 1;
                 i
@@ -255,7 +321,7 @@ impl Rollout {
     }
 
     pub(super) fn leave(&mut self, device_id: &Name, now: UnixMs) -> Result<(), RolloutError> {
-        let Some(&i) = self.ix.by_id.get(device_id) else {
+        let Some(i) = self.ix.by_id.get(&self.s.devices.ids, device_id.as_str()) else {
             return Err(RolloutError::UnknownDevice {
                 device_id: device_id.clone(),
             });

@@ -228,7 +228,7 @@ impl Rollout {
         self.s.state = RolloutState::Completed;
         self.s.ready.clear();
         // Every device is terminal: what is left in the heap is stale.
-        self.ix.timers.clear();
+        self.ix.clear_timers();
         self.effect(Effect::Completed);
         let c = self.s.cumulative;
         self.event(Event::Completed {
@@ -247,7 +247,7 @@ impl Rollout {
             return;
         }
         self.s.state = RolloutState::Completed;
-        self.ix.timers.clear();
+        self.ix.clear_timers();
         let rolled = self.ix.counts[DeviceState::RolledBack as usize];
         self.effect(Effect::RolledBack { devices: rolled });
         self.event(Event::RolledBack { devices: rolled });

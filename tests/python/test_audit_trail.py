@@ -1,0 +1,66 @@
+"""The audit trail checked by a verifier that shares no code with ota (audit_trail.py: only
+hashlib and json, from docs/audit-trail.md): it reproduces every record's hash from the
+stored line, agrees with ``ota.audit_verify`` and the rollout's head, and catches what the
+library catches."""
+
+import json
+import unittest
+
+import audit_trail
+import ota
+from test_rollout import T0, config, firmware, report, sends, sensors
+
+
+class IndependentVerifier(unittest.TestCase):
+    def setUp(self):
+        self.pkg, self.rb = firmware("2.0.0"), firmware("1.9.0", rollback=True)
+        r = ota.Rollout.create(config(self.pkg, self.rb), self.pkg, sensors(60, 7), T0, rollback=self.rb)
+        trail = r.audit_records()
+        now = T0 + 1000
+        for n, d in enumerate(sends(r)):
+            r.handle_report(report(d, "in_progress", "1.2.0"), now)
+            if n == 0:
+                # Text that JSON escapes, and text it does not.
+                failed = report(d, "failure", "1.2.0")
+                failed["reason"] = 'flash "bank" ü\tπ\n\u0001/ok'
+                r.handle_report(failed, now + 1)
+            else:
+                r.handle_report(report(d, "success", "2.0.0"), now + 1)
+            trail += r.audit_records()
+        r.pause("alice", now + 2)
+        trail += r.audit_records()
+        self.trail, self.head = trail, r.audit_head()
+        r.close()
+
+    def tearDown(self):
+        self.pkg.close()
+        self.rb.close()
+
+    def test_the_independent_verifier_reproduces_every_hash_and_the_head(self):
+        self.assertGreater(len(self.trail), 5)
+        self.assertIn("\\u0001", "".join(self.trail))
+        self.assertEqual(audit_trail.verify(self.trail, head=self.head), self.head)
+        self.assertEqual(ota.audit_verify(self.trail, head=self.head), len(self.trail))
+        for line in self.trail:
+            self.assertEqual(audit_trail.record_hash(line.encode()), json.loads(line)["hash"])
+
+    def test_the_independent_verifier_catches_edits_drops_reorders_and_a_short_trail(self):
+        edited = list(self.trail)
+        edited[2] = edited[2].replace('"at":', '"at":1', 1)
+        swapped = self.trail[:2] + [self.trail[3], self.trail[2]] + self.trail[4:]
+        for bad, what in ((edited, "altered"), (self.trail[:2] + self.trail[3:], "does not follow"),
+                          (swapped, "does not follow")):
+            with self.assertRaisesRegex(audit_trail.TrailError, what):
+                audit_trail.verify(bad)
+            with self.assertRaises(ota.AuditBrokenError):
+                ota.audit_verify(bad)
+        # Cut short, it still links: only the head shows the loss.
+        audit_trail.verify(self.trail[:-1])
+        with self.assertRaisesRegex(audit_trail.TrailError, "anchored head"):
+            audit_trail.verify(self.trail[:-1], head=self.head)
+        with self.assertRaisesRegex(audit_trail.TrailError, "empty"):
+            audit_trail.verify([])
+
+
+if __name__ == "__main__":
+    unittest.main()
