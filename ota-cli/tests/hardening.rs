@@ -392,7 +392,7 @@ fn unpack_from_fifo(t: &Path, p: &Packed, plain: &Path) -> (Child, std::fs::File
     );
     let reg: Value =
         serde_json::from_slice(&std::fs::read(p.out.join("registration.json")).unwrap()).unwrap();
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args([
             "unpack",
             "--package",
@@ -409,11 +409,40 @@ fn unpack_from_fifo(t: &Path, p: &Packed, plain: &Path) -> (Child, std::fs::File
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let mut w = writer(&fifo, &mut child);
     let bytes = std::fs::read(&p.artifact).unwrap();
     // The pipe holds 64 KiB: past that, ota has read what was written.
     w.write_all(&bytes[..bytes.len() / 2]).unwrap();
     (child, w)
+}
+
+/// The writing end of `fifo`, once `child` opened it for reading (bounded: a child that ends
+/// first fails the test instead of blocking it).
+fn writer(fifo: &Path, child: &mut Child) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    const O_NONBLOCK: i32 = 0o4000;
+    let start = Instant::now();
+    loop {
+        // Without a reader, a non-blocking open fails (ENXIO) instead of waiting.
+        if let Ok(probe) = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(fifo)
+        {
+            // Kept open until the blocking end is: the reader never sees no writer (EOF).
+            let w = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            drop(probe);
+            return w;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("ota unpack ended before reading its artifact: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "ota unpack never read"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
