@@ -103,7 +103,7 @@ pub fn parse<T>(
 }
 
 /// Removes every ` at line N column M` from a message.
-fn strip_positions(message: &str) -> String {
+pub fn strip_positions(message: &str) -> String {
     let mut out = message.to_string();
     let mut from = 0;
     while let Some(i) = out[from..].find(" at line ").map(|i| i + from) {

@@ -220,7 +220,8 @@ fn profile_error(index: usize, e: &ParseError) -> CliError {
                 "." | "" => format!("[{index}]"),
                 p => format!("[{index}].{p}"),
             };
-            format!("{at}: {}", f.message)
+            // Positions would point into the profile, not the file.
+            format!("{at}: {}", doc::strip_positions(&f.message))
         })
         .collect();
     CliError::failure(Some(e.status()), format!("fleet: {}", faults.join("; ")))

@@ -230,6 +230,13 @@ pub fn seal_key_from(
     }
 }
 
+/// Whether [`seal_key_from`] has a key to read (`value`, `file`, or the environment).
+pub fn seal_key_given(value: Option<&str>, file: Option<&Path>) -> bool {
+    value.is_some()
+        || file.is_some()
+        || std::env::var_os(SEAL_KEY_ENV).is_some_and(|v| !v.is_empty())
+}
+
 /// A sealing key given as `flag`'s argument: 64 hex characters, or a file holding them.
 pub fn seal_key(arg: &str, flag: &str) -> Result<SealKey, CliError> {
     let path = Path::new(arg);

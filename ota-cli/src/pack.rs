@@ -227,6 +227,12 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         name(&a.architecture, "architecture")?,
         name(&a.version, "version")?,
     );
+    if a.reproducible && !keys::seal_key_given(a.seal_key.as_deref(), a.seal_key_file.as_deref()) {
+        return Err(CliError::usage(format!(
+            "--reproducible needs the key: --seal-key, --seal-key-file or {}",
+            keys::SEAL_KEY_ENV
+        )));
+    }
     let manifest = match (a.kind, &a.manifest) {
         (Kind::Model, Some(path)) => {
             let d = doc::load(path)?;
@@ -293,12 +299,6 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         "--seal-key",
     )? {
         Some(k) => k,
-        None if a.reproducible => {
-            return Err(CliError::usage(format!(
-                "--reproducible needs the key: --seal-key, --seal-key-file or {}",
-                keys::SEAL_KEY_ENV
-            )));
-        }
         None => SealKey::from_bytes(keys::random()?),
     };
     let object_key = registration::object_key(&stage, &resource, &arch, &version);
