@@ -2,6 +2,7 @@
 //! binary: endless and oversized inputs, redirects of the admin API, failed and interrupted
 //! runs, special files at `--out`, a full disk, the umask, and key material off the command
 //! line.
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
