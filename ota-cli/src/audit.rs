@@ -31,7 +31,7 @@ pub fn verify(a: &VerifyArgs) -> Result<Outcome, CliError> {
                 .map_err(|e| CliError::usage(format!("--head: {e}")))
         })
         .transpose()?;
-    let text = out::read_text(&a.log)?;
+    let text = out::read_text(&a.log, ota_core::Limits::DEFAULT.max_fleet_bytes)?;
     let file = a.log.display().to_string();
     let checked = audit::parse_lines(&text).and_then(|records| {
         let chain = match &head {

@@ -6,6 +6,7 @@ use ota_core::{DeviceProfile, Limits, compat};
 use serde_json::json;
 
 use crate::doc;
+use crate::fleet;
 use crate::input;
 use crate::out::{CliError, Outcome};
 
@@ -19,7 +20,8 @@ pub struct CheckArgs {
     /// One device profile (JSON or YAML).
     #[arg(long)]
     device: Option<PathBuf>,
-    /// Many device profiles (an array, JSON or YAML).
+    /// Many device profiles: a JSON array, JSON Lines, or a YAML sequence (read as a stream,
+    /// within the limits: 2 GiB in all, 1 MiB per profile).
     #[arg(long)]
     fleet: Option<PathBuf>,
 }
@@ -50,10 +52,7 @@ pub fn check(a: &CheckArgs) -> Result<Outcome, CliError> {
         .fleet
         .as_ref()
         .ok_or_else(|| CliError::usage("give --device or --fleet"))?;
-    let fleet = doc::parse(path, |b| {
-        DeviceProfile::fleet_from_json(b, &Limits::DEFAULT)
-    })?;
-    let report = compat::check_fleet(&pkg, &fleet);
+    let report = fleet::check(path, &pkg, &Limits::DEFAULT)?;
     let mut text = format!(
         "{what}: {} of {} device(s) eligible, {} rejected",
         report.eligible.len(),

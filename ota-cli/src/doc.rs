@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use ota_core::Status;
 use ota_core::json::ParseError;
+use ota_core::{Limits, Status};
 
 use crate::out::{self, CliError};
 
@@ -32,8 +32,6 @@ pub fn form(path: &Path, bytes: &[u8]) -> Form {
         Some("json") => Form::Json,
         _ => match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{' | b'[') | None => Form::Json,
-            // A UTF-8 byte-order mark before JSON is still JSON to the core's parser.
-            Some(0xEF) => Form::Json,
             Some(_) => Form::Yaml,
         },
     }
@@ -66,9 +64,19 @@ impl Doc {
     }
 }
 
-/// Reads a document: JSON as it is, YAML converted to JSON.
+/// Reads a document of at most [`Limits::max_document_bytes`] (a manifest, a profile, a
+/// registration record): JSON as it is, YAML converted to JSON.
 pub fn load(path: &Path) -> Result<Doc, CliError> {
-    let bytes = out::read(path)?;
+    load_bounded(path, Limits::DEFAULT.max_document_bytes)
+}
+
+/// Reads a document of at most `max` bytes, refused as soon as it passes the bound: JSON as
+/// it is, YAML converted to JSON. A leading UTF-8 byte-order mark is dropped, in both forms.
+pub fn load_bounded(path: &Path, max: usize) -> Result<Doc, CliError> {
+    let mut bytes = out::read(path, max)?;
+    if bytes.starts_with(BOM) {
+        bytes.drain(..BOM.len());
+    }
     let form = form(path, &bytes);
     let bytes = match form {
         Form::Json => bytes,
@@ -82,7 +90,10 @@ pub fn load(path: &Path) -> Result<Doc, CliError> {
     Ok(Doc { bytes, form })
 }
 
-/// Reads a document and parses it with one of the core's parsers.
+/// The UTF-8 byte-order mark some editors put first.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads a document (see [`load`]) and parses it with one of the core's parsers.
 pub fn parse<T>(
     path: &Path,
     parser: impl FnOnce(&[u8]) -> Result<T, ParseError>,
@@ -92,7 +103,7 @@ pub fn parse<T>(
 }
 
 /// Removes every ` at line N column M` from a message.
-fn strip_positions(message: &str) -> String {
+pub fn strip_positions(message: &str) -> String {
     let mut out = message.to_string();
     let mut from = 0;
     while let Some(i) = out[from..].find(" at line ").map(|i| i + from) {

@@ -25,7 +25,7 @@ fn is_envelope(bytes: &[u8]) -> bool {
 
 /// Reads a package statement or an envelope, without verifying any signature.
 pub fn package_file(path: &Path) -> Result<PackageFile, CliError> {
-    let doc = doc::load(path)?;
+    let doc = doc::load_bounded(path, Limits::DEFAULT.max_envelope_bytes())?;
     if is_envelope(&doc.bytes) {
         let envelope =
             Envelope::from_json(&doc.bytes, &Limits::DEFAULT).map_err(|e| doc.error(path, &e))?;
@@ -59,7 +59,7 @@ pub fn verified(
         return Err(CliError::usage("give at least one --trusted-key"));
     }
     let keys = keys::trusted(trusted)?;
-    let bytes = doc::load(path)?.bytes;
+    let bytes = doc::load_bounded(path, Limits::DEFAULT.max_envelope_bytes())?.bytes;
     sign::verify(&bytes, &keys, threshold, &Limits::DEFAULT)
         .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", path.display())))
 }

@@ -9,12 +9,14 @@ use ota_core::sign::{self, KeyId, PublicKey, SigningKey, TrustedKeys};
 use serde_json::json;
 
 use crate::out::{self, CliError, Outcome};
+use crate::outputs::Outputs;
 use crate::pkcs11::{self, TokenKey};
 
 /// `ota keygen`.
 #[derive(clap::Args)]
 pub struct KeygenArgs {
-    /// Where to write `private.pem` (PKCS#8, owner-only), `public.pem` and `keyid`.
+    /// Where to write `private.pem` (PKCS#8, 0600), `public.pem` and `keyid`; a directory
+    /// it creates is owner-only (0700), whatever the umask.
     #[arg(long)]
     out: PathBuf,
     /// Replace keys already in the directory.
@@ -31,8 +33,10 @@ pub fn keygen(a: &KeygenArgs) -> Result<Outcome, CliError> {
     if let Some(uri) = &a.pkcs11 {
         let public = pkcs11::generate(uri)?;
         let id = public.key_id();
-        out::write_atomic(&a.out.join("public.pem"), public.to_pem().as_bytes(), false)?;
-        out::write_atomic(&a.out.join("keyid"), format!("{id}\n").as_bytes(), false)?;
+        let mut outputs = Outputs::new();
+        outputs.bytes(&a.out.join("public.pem"), public.to_pem().as_bytes(), 0o644)?;
+        outputs.bytes(&a.out.join("keyid"), format!("{id}\n").as_bytes(), 0o644)?;
+        outputs.commit()?;
         return Ok(Outcome::ok(
             format!(
                 "key id      {id}\npublic key  {}\non token    {uri}\nwritten to  {}/{{public.pem,keyid}}",
@@ -56,13 +60,17 @@ pub fn keygen(a: &KeygenArgs) -> Result<Outcome, CliError> {
     }
     let key = SigningKey::from_secret(random()?);
     let public = key.public_key();
-    out::write_atomic(&private, key.to_pkcs8_pem().as_bytes(), true)?;
-    out::write_atomic(&a.out.join("public.pem"), public.to_pem().as_bytes(), false)?;
-    out::write_atomic(
+    // The directory is owner-only (0700) and the private key 0600, whatever the umask; the
+    // three files appear together or not at all.
+    let mut outputs = Outputs::new();
+    outputs.bytes(&private, key.to_pkcs8_pem().as_bytes(), 0o600)?;
+    outputs.bytes(&a.out.join("public.pem"), public.to_pem().as_bytes(), 0o644)?;
+    outputs.bytes(
         &a.out.join("keyid"),
         format!("{}\n", key.key_id()).as_bytes(),
-        false,
+        0o644,
     )?;
+    outputs.commit()?;
     Ok(Outcome::ok(
         format!(
             "key id      {}\npublic key  {}\nwritten to  {}/{{private.pem,public.pem,keyid}}",
@@ -168,7 +176,7 @@ pub fn signer(arg: &Path) -> Result<Signer, CliError> {
 
 /// Reads a PKCS#8 private key (PEM or DER) from a file.
 pub fn signing_key(path: &Path) -> Result<SigningKey, CliError> {
-    SigningKey::from_pkcs8(&out::read(path)?)
+    SigningKey::from_pkcs8(&out::read(path, out::MAX_KEY_FILE_BYTES)?)
         .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
 }
 
@@ -178,7 +186,12 @@ pub fn trusted(args: &[String]) -> Result<TrustedKeys, CliError> {
     for a in args {
         let path = Path::new(a);
         let (text, origin) = if path.is_file() {
-            (out::read_text(path)?, path.display().to_string())
+            (
+                out::read_text(path, out::MAX_KEY_FILE_BYTES)?,
+                path.display().to_string(),
+            )
+        } else if !looks_hex(a) {
+            return Err(not_a_key("--trusted-key", a));
         } else {
             (a.clone(), "--trusted-key".to_string())
         };
@@ -192,15 +205,71 @@ pub fn trusted(args: &[String]) -> Result<TrustedKeys, CliError> {
     Ok(keys)
 }
 
-/// A sealing key: 64 hex characters, or a file holding them.
-pub fn seal_key(arg: &str) -> Result<SealKey, CliError> {
+/// The environment variable that may hold the AES-256 sealing key (64 hex characters), so
+/// that it is not on the command line, where other users see it in `/proc/PID/cmdline`.
+pub const SEAL_KEY_ENV: &str = "OTA_SEAL_KEY";
+
+/// The sealing key, from the first that is given: `value` (the `flag`'s argument: 64 hex
+/// characters, or a file holding them), `file` (a file holding them), or the environment
+/// variable [`SEAL_KEY_ENV`]. `None` when none is.
+pub fn seal_key_from(
+    value: Option<&str>,
+    file: Option<&Path>,
+    flag: &str,
+) -> Result<Option<SealKey>, CliError> {
+    if let Some(v) = value {
+        return seal_key(v, flag).map(Some);
+    }
+    if let Some(path) = file {
+        let text = out::read_text(path, out::MAX_KEY_FILE_BYTES)?;
+        return parse_seal_key(&text, &format!("{flag}-file {}", path.display())).map(Some);
+    }
+    match std::env::var(SEAL_KEY_ENV) {
+        Ok(v) if !v.trim().is_empty() => parse_seal_key(&v, SEAL_KEY_ENV).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Whether [`seal_key_from`] has a key to read (`value`, `file`, or the environment).
+pub fn seal_key_given(value: Option<&str>, file: Option<&Path>) -> bool {
+    value.is_some()
+        || file.is_some()
+        || std::env::var_os(SEAL_KEY_ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// A sealing key given as `flag`'s argument: 64 hex characters, or a file holding them.
+pub fn seal_key(arg: &str, flag: &str) -> Result<SealKey, CliError> {
     let path = Path::new(arg);
-    let text = if path.is_file() {
-        out::read_text(path)?
+    if path.is_file() {
+        let text = out::read_text(path, out::MAX_KEY_FILE_BYTES)?;
+        parse_seal_key(&text, &format!("{flag} {}", path.display()))
+    } else if looks_hex(arg) {
+        parse_seal_key(arg, flag)
     } else {
-        arg.to_string()
-    };
+        Err(not_a_key(flag, arg))
+    }
+}
+
+fn parse_seal_key(text: &str, origin: &str) -> Result<SealKey, CliError> {
     text.trim()
         .parse()
-        .map_err(|e| CliError::usage(format!("--key: {e}")))
+        .map_err(|e| CliError::usage(format!("{origin}: {e}")))
+}
+
+/// Whether `arg` is meant as a key written inline (hex digits only) rather than a file name.
+fn looks_hex(arg: &str) -> bool {
+    let t = arg.trim();
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `arg` is neither a key file nor an inline key: say which file was not found.
+fn not_a_key(flag: &str, arg: &str) -> CliError {
+    let why = match std::fs::metadata(arg) {
+        Ok(m) if m.is_dir() => "a directory, not a key file".to_string(),
+        Ok(_) => "not a regular file".to_string(),
+        Err(e) => e.to_string(),
+    };
+    CliError::usage(format!(
+        "{flag} {arg}: {why} (give a key file, or the key as 64 hex characters)"
+    ))
 }

@@ -12,19 +12,23 @@ mod bundle;
 mod check;
 mod demo;
 mod doc;
+mod fleet;
 mod input;
 mod inspect;
 mod keys;
 mod manifest;
 mod manifest_init;
 mod out;
+mod outputs;
 mod pack;
 mod pkcs11;
 mod progress;
 mod publish;
 mod shell;
 mod sign;
+mod signals;
 mod tuf;
+mod unnamed;
 mod unpack;
 mod verify;
 
@@ -51,6 +55,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a whole rollout live on loopback (an in-process server, a fleet of real agents):

@@ -11,6 +11,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// The largest model graph read whole: protobuf's and flatbuffers' 2 GiB.
+const MAX_GRAPH_BYTES: usize = 2 << 30;
+
 use ota_core::manifest::{FileRole, License, ModelFile, Target, Timestamp};
 use ota_core::{Channel, Name, Sha256Digest, Version};
 use ota_model::{Draft, DraftMeta, FileKind, OnnxModel, SafetensorsFile, TfliteModel, ToComplete};
@@ -85,7 +88,9 @@ pub fn init(a: &InitArgs, json: bool) -> Result<Outcome, CliError> {
     let graph = graph(&a.from, &files)?;
     let meta = meta(a)?;
     let (graph_rel, graph_path) = &files[graph];
-    let bytes = out::read(graph_path)?;
+    // An ONNX graph is one protobuf message, which protobuf bounds at 2 GiB; a TFLite
+    // flatbuffer too. Weights beyond that live in files of their own.
+    let bytes = out::read(graph_path, MAX_GRAPH_BYTES)?;
     let entry = |rel: &str, role: FileRole, size: u64, sha256: Sha256Digest| {
         rel.parse()
             .map(|path| ModelFile {

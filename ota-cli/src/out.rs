@@ -31,11 +31,13 @@
 //! `ota verify`) keeps its report's fields. `--help` and `--version` print text.
 
 use std::fmt::Display;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use ota_core::json::ParseError;
 use serde_json::{Value, json};
+
+use crate::outputs::Outputs;
 
 /// A command's result: what to print, and whether it passed (exit 0) or failed (exit 1).
 pub struct Outcome {
@@ -185,31 +187,70 @@ impl Out {
     }
 }
 
-/// Reads a whole file.
-pub fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| CliError::io(path, e))
+/// Reads a whole file of at most `max` bytes; a larger one (or an endless one, `/dev/zero`) is
+/// refused as soon as it passes the bound, without reading further.
+pub fn read(path: &Path, max: usize) -> Result<Vec<u8>, CliError> {
+    let file = std::fs::File::open(path).map_err(|e| CliError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take((max as u64).saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::io(path, e))?;
+    if bytes.len() > max {
+        return Err(CliError::failure(
+            Some(ota_core::Status::TooLarge),
+            format!("{}: larger than the limit of {max} bytes", path.display()),
+        ));
+    }
+    Ok(bytes)
 }
 
-/// Reads a whole file as UTF-8 text.
-pub fn read_text(path: &Path) -> Result<String, CliError> {
-    String::from_utf8(read(path)?)
+/// Reads a whole file of at most `max` bytes as UTF-8 text.
+pub fn read_text(path: &Path, max: usize) -> Result<String, CliError> {
+    String::from_utf8(read(path, max)?)
         .map_err(|_| CliError::usage(format!("{}: not UTF-8 text", path.display())))
 }
 
-/// Writes a file atomically: a temporary file in the same directory, renamed over `path` only
-/// when complete. `private` makes it readable by its owner only.
-pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), CliError> {
-    let dir = parent(path);
-    std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::io(dir, e))?;
-    if !private {
-        set_mode(tmp.path(), 0o644)?;
+/// A writer that remembers whether a write to it failed, so that an error surfacing later
+/// (through a library's error type) can be blamed on the output rather than the input.
+pub struct Watched<W> {
+    inner: W,
+    failed: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<W> Watched<W> {
+    /// Watches `inner`; the flag turns true on its first failed write or flush.
+    pub fn new(inner: W) -> (Self, std::rc::Rc<std::cell::Cell<bool>>) {
+        let failed = std::rc::Rc::new(std::cell::Cell::new(false));
+        (
+            Watched {
+                inner,
+                failed: failed.clone(),
+            },
+            failed,
+        )
     }
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| CliError::io(path, e))?;
-    tmp.persist(path).map_err(|e| CliError::io(path, e.error))?;
-    Ok(())
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed.set(true))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed.set(true))
+    }
+}
+
+/// The most a key file (a PEM key, a hex key, a key id) may hold: 64 KiB.
+pub const MAX_KEY_FILE_BYTES: usize = 64 << 10;
+
+/// Writes a file atomically: a temporary file in the same directory, renamed over `path` only
+/// when complete. `private` makes it readable by its owner only (0600, else 0644). Directories
+/// it creates are owner-only, and removed again on failure (see [`crate::outputs`]).
+pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), CliError> {
+    let mut outs = Outputs::new();
+    outs.bytes(path, bytes, if private { 0o600 } else { 0o644 })?;
+    outs.commit()
 }
 
 /// The directory a file is in (`.` for a bare name).

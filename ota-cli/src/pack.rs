@@ -8,8 +8,9 @@
 //!   artifact's sha256, size and 64 KiB chunk table, and the seal);
 //! - `DIR/registration.json`: seed 002's registration record (it holds the AES key: owner-only).
 //!
-//! Nothing is left behind on failure: each file is written to a temporary name and renamed
-//! when complete.
+//! Nothing is left behind on failure, and nothing old is lost: each file is written to a
+//! temporary name, and all are renamed into place together, the artifact first, when complete
+//! (see [`crate::outputs`]). New directories are owner-only.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use ota_core::name::Name;
 use ota_core::registration::{self, Registration, Store};
-use ota_core::seal::{SealKey, Sealer};
+use ota_core::seal::{SealError, SealKey, Sealer};
 use ota_core::sign;
 use ota_core::{ModelManifest, Package};
 use serde_json::json;
@@ -26,6 +27,7 @@ use crate::bundle;
 use crate::doc;
 use crate::keys;
 use crate::out::{self, CliError, Outcome};
+use crate::outputs::Outputs;
 use crate::progress;
 
 const EXAMPLES: &str = "Examples:
@@ -109,12 +111,17 @@ pub struct PackArgs {
     #[arg(long)]
     pub(crate) out: PathBuf,
     /// Derive the IV from the key and the plaintext, so the same inputs give the same bytes
-    /// (needs --seal-key).
-    #[arg(long, requires = "seal_key")]
-    pub(crate) reproducible: bool,
-    /// The AES-256 key (64 hex characters, or a file holding them); random when absent.
+    /// (needs the key: --seal-key, --seal-key-file or OTA_SEAL_KEY).
     #[arg(long)]
+    pub(crate) reproducible: bool,
+    /// The AES-256 key (64 hex characters, or a file holding them); random when no key is
+    /// given. Prefer --seal-key-file or OTA_SEAL_KEY: a command line is visible to other
+    /// users.
+    #[arg(long, conflicts_with = "seal_key_file")]
     pub(crate) seal_key: Option<String>,
+    /// A file holding the AES-256 key (64 hex characters).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) seal_key_file: Option<PathBuf>,
     /// Device types the package may go to (repeat; default: any).
     #[arg(long = "device-type")]
     pub(crate) device_types: Vec<String>,
@@ -252,6 +259,12 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         name(&a.architecture, "architecture")?,
         name(&a.version, "version")?,
     );
+    if a.reproducible && !keys::seal_key_given(a.seal_key.as_deref(), a.seal_key_file.as_deref()) {
+        return Err(CliError::usage(format!(
+            "--reproducible needs the key: --seal-key, --seal-key-file or {}",
+            keys::SEAL_KEY_ENV
+        )));
+    }
     let manifest = match (a.kind, &a.manifest) {
         (Kind::Model, Some(path)) => {
             let d = doc::load(path)?;
@@ -312,8 +325,12 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
             .map(|k| keys::signing_key(k))
             .collect::<Result<_, _>>()?,
     };
-    let key = match &a.seal_key {
-        Some(k) => keys::seal_key(k)?,
+    let key = match keys::seal_key_from(
+        a.seal_key.as_deref(),
+        a.seal_key_file.as_deref(),
+        "--seal-key",
+    )? {
+        Some(k) => k,
         None => SealKey::from_bytes(keys::random()?),
     };
     let object_key = registration::object_key(&stage, &resource, &arch, &version);
@@ -330,12 +347,12 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         _ => store.cdn_url(&object_key),
     };
 
-    // Seal into a temporary file beside the artifact; it is renamed only when all is signed.
-    let dir = out::parent(&artifact).to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::io(&dir, e))?;
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CliError::io(&dir, e))?;
+    // Seal into a temporary file beside the artifact; every output is renamed into place
+    // only when all is signed, and a failure leaves no new directory.
+    let mut outputs = Outputs::new();
+    let tmp = outputs.temp(&artifact)?;
     let tar = if a.file.is_dir() {
-        let t = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CliError::io(&dir, e))?;
+        let t = outputs.temp(&artifact)?;
         bundle::write_tar(&a.file, t.as_file())?;
         Some(t)
     } else {
@@ -358,10 +375,19 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         inner: BufReader::with_capacity(1 << 20, file),
         bar: bar.clone(),
     };
-    // Compression on every core; the bytes do not depend on how many there are.
+    // Compression on every core; the bytes do not depend on how many there are. A read that
+    // fails is the input's fault, any other I/O failure the output's (a full disk).
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let (sealed, _) = ota_host::seal::seal_parallel(sealer, &mut reader, threads)
-        .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", a.file.display())))?;
+    let mut reading = ReadFailure {
+        inner: &mut reader,
+        failed: None,
+    };
+    let sealed = ota_host::seal::seal_parallel(sealer, &mut reading, threads);
+    let (sealed, _) = sealed.map_err(|e| match (reading.failed.take(), e) {
+        (Some(read), _) => CliError::io(source, read),
+        (None, SealError::Io { message }) => CliError::io(&artifact, message),
+        (None, e) => CliError::failure(Some(e.status()), format!("{}: {e}", a.file.display())),
+    })?;
     bar.finish_and_clear();
     drop(tar);
 
@@ -414,14 +440,12 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
 
     let envelope_path = a.out.join("package.json");
     let registration_path = a.out.join("registration.json");
-    out::write_atomic(&envelope_path, envelope.to_json().as_bytes(), false)?;
-    out::write_atomic(&registration_path, record.to_json().as_bytes(), true)?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| CliError::io(tmp.path(), e))?;
-    out::set_mode(tmp.path(), 0o644)?;
-    tmp.persist(&artifact)
-        .map_err(|e| CliError::io(&artifact, e.error))?;
+    // The artifact first: the package and the record (its key) never name an artifact that is
+    // not there, and what they replace comes back if a later rename fails.
+    outputs.stage(tmp, &artifact, 0o644)?;
+    outputs.bytes(&envelope_path, envelope.to_json().as_bytes(), 0o644)?;
+    outputs.bytes(&registration_path, record.to_json().as_bytes(), 0o600)?;
+    outputs.commit()?;
     if let Some(repo) = &a.tuf_repo {
         let now = crate::tuf::millis(jiff::Timestamp::now());
         crate::tuf::add(repo, &object_key, &artifact, &package, &tuf_keys, now).map_err(|e| {
@@ -448,4 +472,20 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// A reader that keeps the error of a failed read, so the failure is blamed on the input.
+struct ReadFailure<R> {
+    inner: R,
+    failed: Option<std::io::Error>,
+}
+
+impl<R: std::io::Read> std::io::Read for ReadFailure<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
 }

@@ -6,7 +6,8 @@
 //! (`{dev_stage}/{resource_name}-{architecture}-{version}.package.json`); the registration
 //! record (which holds the AES key) is never uploaded. Then, when `ADMIN_API_URL` is set, the
 //! record is POSTed to `{ADMIN_API_URL}/{ADMIN_API_PUBLISH_PATH}` with
-//! `Authorization: Bearer {ADMIN_API_TOKEN}`.
+//! `Authorization: Bearer {ADMIN_API_TOKEN}`. A redirect is followed only to the same origin:
+//! one elsewhere is refused and named, for the record holds the AES key.
 
 use std::fs::File;
 use std::io::Read;
@@ -179,10 +180,14 @@ pub fn publish(a: &PublishArgs, json: bool) -> Result<Outcome, CliError> {
     }
     let reg_path = a.dir.join("registration.json");
     let env_path = a.dir.join("package.json");
-    let record = Registration::from_json(&out::read(&reg_path)?)
-        .map_err(|e| CliError::parse(&reg_path, &e))?;
-    let envelope = Envelope::from_json(&out::read(&env_path)?, &Limits::DEFAULT)
-        .map_err(|e| CliError::parse(&env_path, &e))?;
+    let record =
+        Registration::from_json(&out::read(&reg_path, Limits::DEFAULT.max_document_bytes)?)
+            .map_err(|e| CliError::parse(&reg_path, &e))?;
+    let envelope = Envelope::from_json(
+        &out::read(&env_path, Limits::DEFAULT.max_envelope_bytes())?,
+        &Limits::DEFAULT,
+    )
+    .map_err(|e| CliError::parse(&env_path, &e))?;
     let key = record.object_key();
     let artifact = a.dir.join(&key);
     check_artifact(&artifact, &record, json)?;
@@ -311,7 +316,25 @@ async fn register(
         path.trim_start_matches('/')
     );
     let fail = |e: reqwest::Error| CliError::usage(format!("POST {url}: {e}"));
-    let response = reqwest::Client::new()
+    // The request carries the token and the AES key: it follows a redirect only to the same
+    // origin (scheme, host and port), and reports any other.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let same = attempt
+                .previous()
+                .first()
+                .is_some_and(|first| first.origin() == attempt.url().origin());
+            if attempt.previous().len() > 10 {
+                attempt.error("too many redirects")
+            } else if same {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))
+        .build()
+        .map_err(fail)?;
+    let response = client
         .post(&url)
         .bearer_auth(token)
         .header("content-type", "application/json")
@@ -320,6 +343,23 @@ async fn register(
         .await
         .map_err(fail)?;
     let status = response.status();
+    if status.is_redirection() {
+        let to = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(|l| {
+                response
+                    .url()
+                    .join(l)
+                    .map_or_else(|_| l.to_string(), |u| u.to_string())
+            })
+            .unwrap_or_else(|| "nowhere (no Location)".into());
+        return Err(CliError::usage(format!(
+            "POST {url}: HTTP {status} redirects to {to}, another origin; the registration \
+             (with the AES key and the token) is not sent there"
+        )));
+    }
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
         let body: String = body.chars().take(200).collect();

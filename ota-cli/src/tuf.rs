@@ -407,7 +407,7 @@ pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
                 .iter()
                 .map(|k| {
                     let text = if Path::new(k).is_file() {
-                        out::read_text(Path::new(k))
+                        out::read_text(Path::new(k), out::MAX_KEY_FILE_BYTES)
                     } else {
                         Ok(k.clone())
                     };
@@ -434,7 +434,10 @@ pub fn tuf(a: &TufArgs) -> Result<Outcome, CliError> {
 
 fn init(a: &Flags, trusted_root: &Path) -> Result<Outcome, CliError> {
     let dir = need(&a.metadata_dir, "metadata-dir")?;
-    let root = out::read(trusted_root)?;
+    let root = out::read(
+        trusted_root,
+        ota_core::Limits::DEFAULT.max_tuf_metadata_bytes,
+    )?;
     serde_json::from_slice::<serde_json::Value>(&root)
         .ok()
         .filter(|v| v.pointer("/signed/_type").and_then(|t| t.as_str()) == Some("root"))
@@ -462,7 +465,7 @@ fn client(a: &Flags) -> Result<Client, CliError> {
     let dir = need(&a.metadata_dir, "metadata-dir")?;
     let url = need(&a.metadata_url, "metadata-url")?;
     let root_path = dir.join("root.json");
-    let root = out::read(&root_path)?;
+    let root = out::read(&root_path, ota_core::Limits::DEFAULT.max_tuf_metadata_bytes)?;
     let targets = a.target_base_url.clone().unwrap_or_else(|| url.clone());
     Ok(Client::new(root, url, &targets)
         .map_err(tuf_err)?

@@ -1,9 +1,14 @@
 //! `ota unpack`: open a sealed artifact, verifying before decrypting, with nothing left at
 //! `--out` unless everything checked out.
+//!
+//! The plaintext goes to a file with no name (`O_TMPFILE`, see [`crate::unnamed`]) beside
+//! `--out`, linked over `--out` only when complete: an interrupted or killed run leaves no
+//! partial plaintext, and a failed one no new directory. `--out` must be a regular file or
+//! nothing (not a device, a FIFO or a symbolic link) unless `--force`.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ota_core::registration::Registration;
 use ota_core::seal::{self, Opened, SealError};
@@ -12,7 +17,10 @@ use serde_json::json;
 use crate::doc;
 use crate::input;
 use crate::keys;
-use crate::out::{self, CliError, Outcome};
+use crate::out::{self, CliError, Outcome, Watched};
+use crate::outputs::Outputs;
+use crate::signals::Stop;
+use crate::unnamed::Unnamed;
 
 /// `ota unpack`.
 #[derive(clap::Args)]
@@ -23,12 +31,16 @@ pub struct UnpackArgs {
     #[arg(long)]
     registration: Option<PathBuf>,
     /// Or the signed package envelope: each 64 KiB chunk is checked before it is decrypted
-    /// (needs --key and --trusted-key).
-    #[arg(long, requires_all = ["key", "trusted_keys"])]
+    /// (needs the AES key: --key, --key-file or OTA_SEAL_KEY; and --trusted-key).
+    #[arg(long, requires = "trusted_keys")]
     package: Option<PathBuf>,
-    /// The AES-256 key with --package: 64 hex characters, or a file holding them.
-    #[arg(long)]
+    /// The AES-256 key with --package: 64 hex characters, or a file holding them. Prefer
+    /// --key-file or OTA_SEAL_KEY: a command line is visible to other users.
+    #[arg(long, conflicts_with = "key_file")]
     key: Option<String>,
+    /// A file holding the AES-256 key (64 hex characters), with --package.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
     /// A trusted public key with --package (repeat for several).
     #[arg(long = "trusted-key")]
     trusted_keys: Vec<String>,
@@ -38,23 +50,35 @@ pub struct UnpackArgs {
     /// The sealed artifact.
     #[arg(long)]
     artifact: PathBuf,
-    /// Where the plaintext goes (written only when complete and verified).
+    /// Where the plaintext goes (written only when complete and verified): a regular file, or
+    /// nothing yet.
     #[arg(long)]
     out: PathBuf,
+    /// Replace --out even when it is not a regular file (a symbolic link, a device, a FIFO).
+    #[arg(long)]
+    force: bool,
     /// With --registration, the most plaintext accepted (the record does not declare its size):
     /// a decompression bomb stops here.
     #[arg(long, default_value_t = 16 << 30)]
     max_plaintext: u64,
 }
 
-/// Opens the artifact into a temporary file beside `--out`, renamed over it only on success.
+/// Opens the artifact into a file with no name beside `--out`, linked over it only on
+/// success.
 pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
+    refuse_special(&a.out, a.force)?;
+    let stop = Stop::on_signals()?;
+    let mut outputs = Outputs::new();
     let dir = out::parent(&a.out);
-    std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::io(dir, e))?;
-    let sink = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    outputs.dir(dir)?;
+    let tmp = Unnamed::new_in(dir)?;
+    let (watched, write_failed) = Watched::new(tmp.file());
+    let sink = BufWriter::with_capacity(1 << 20, watched);
     let src = File::open(&a.artifact).map_err(|e| CliError::io(&a.artifact, e))?;
+    let src = stop.reader(src);
     let fail = |e: SealError| match e {
+        // A write that failed (a full disk) is the output's fault, not the artifact's.
+        SealError::Io { message } if write_failed.get() => CliError::io(&a.out, message),
         SealError::Io { message } => {
             CliError::usage(format!("{}: {message}", a.artifact.display()))
         }
@@ -69,7 +93,7 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
             sink,
         )
         .map_err(fail)?;
-        w.flush().map_err(|e| CliError::io(tmp.path(), e))?;
+        w.flush().map_err(|e| CliError::io(&a.out, e))?;
         (o, format!("registration {}", reg.display()))
     } else {
         let path = a
@@ -77,7 +101,13 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
             .as_ref()
             .ok_or_else(|| CliError::usage("give --registration or --package"))?;
         let v = input::verified(path, &a.trusted_keys, a.threshold)?;
-        let key = keys::seal_key(a.key.as_deref().unwrap_or_default())?;
+        let key = keys::seal_key_from(a.key.as_deref(), a.key_file.as_deref(), "--key")?
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "--package needs the AES key: --key, --key-file or {}",
+                    keys::SEAL_KEY_ENV
+                ))
+            })?;
         let pkg = v.package();
         let seal_info = v
             .seal()
@@ -97,15 +127,16 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
             sink,
         )
         .map_err(fail)?;
-        w.flush().map_err(|e| CliError::io(tmp.path(), e))?;
+        w.flush().map_err(|e| CliError::io(&a.out, e))?;
         (o, format!("package {} ({})", path.display(), v.id()))
     };
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| CliError::io(tmp.path(), e))?;
-    out::set_mode(tmp.path(), 0o644)?;
-    tmp.persist(&a.out)
-        .map_err(|e| CliError::io(&a.out, e.error))?;
+    if stop.stopped() {
+        return Err(CliError::usage("interrupted by a signal"));
+    }
+    // Checked again: the target may have changed while the artifact was read.
+    refuse_special(&a.out, a.force)?;
+    tmp.persist(&a.out, 0o644)?;
+    outputs.keep();
     Ok(Outcome::ok(
         format!(
             "{}: {} bytes, sha256 {}, verified against the {how}",
@@ -116,4 +147,35 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
         json!({"ok": true, "out": a.out, "plaintext_size": opened.plaintext_size,
                "plaintext_sha256": opened.plaintext_sha256}),
     ))
+}
+
+/// Refuses to replace what is not a regular file at `out` (a device, a FIFO, a symbolic link,
+/// a directory) unless `force`.
+fn refuse_special(out: &Path, force: bool) -> Result<(), CliError> {
+    let Ok(m) = std::fs::symlink_metadata(out) else {
+        return Ok(());
+    };
+    let kind = m.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "a device, FIFO or socket"
+    };
+    if force && !kind.is_dir() {
+        return Ok(());
+    }
+    Err(CliError::usage(format!(
+        "--out {}: {what}, not a regular file; it is not replaced{}",
+        out.display(),
+        if kind.is_dir() {
+            ""
+        } else {
+            " (give --force to replace it)"
+        }
+    )))
 }

@@ -28,8 +28,11 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 1)]
     threshold: usize,
     /// Also decrypt with this AES key (hex, or a file) and check the plaintext's digest.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "key_file")]
     key: Option<String>,
+    /// Also decrypt with the AES key in this file (64 hex characters).
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
 }
 
 /// How many bad chunks are listed by index.
@@ -54,9 +57,15 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
     let mut bad = Vec::new();
     let mut buf = vec![0u8; CHUNK_SIZE as usize];
     let mut index = 0usize;
+    let mut read = 0u64;
     loop {
         let n = read_full(&mut r, &mut buf).map_err(|e| CliError::io(&a.artifact, e))?;
         if n == 0 {
+            break;
+        }
+        read += n as u64;
+        if read > pkg.size_bytes {
+            // Longer than declared: no need to read the rest (which may never end).
             break;
         }
         whole.update(&buf[..n]);
@@ -66,6 +75,7 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
         index += 1;
     }
     bar.finish_and_clear();
+    let longer = read > pkg.size_bytes;
     let digests = whole.finish();
     let file = a.artifact.display();
     let fail = |message: String, extra: serde_json::Value| {
@@ -76,6 +86,15 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
         }
         Ok(Outcome::failed(format!("{file}: {message}"), j))
     };
+    if longer {
+        return fail(
+            format!(
+                "the artifact is longer than the {} bytes the package declares (read no further)",
+                pkg.size_bytes
+            ),
+            json!({"size_bytes": null, "expected_size_bytes": pkg.size_bytes}),
+        );
+    }
     if digests.size_bytes != pkg.size_bytes {
         return fail(
             format!(
@@ -114,8 +133,13 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
         );
     }
     let mut opened = None;
-    if let Some(k) = &a.key {
-        let key = keys::seal_key(k)?;
+    // Only when asked on the command line: OTA_SEAL_KEY alone does not make verify decrypt.
+    let asked = a.key.is_some() || a.key_file.is_some();
+    let key = match asked {
+        true => keys::seal_key_from(a.key.as_deref(), a.key_file.as_deref(), "--key")?,
+        false => None,
+    };
+    if let Some(key) = key {
         let src = File::open(&a.artifact).map_err(|e| CliError::io(&a.artifact, e))?;
         let expected = ota_core::seal::Expected {
             size_bytes: pkg.size_bytes,

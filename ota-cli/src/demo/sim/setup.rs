@@ -154,7 +154,7 @@ fn publish_version(
     let packed = publisher::pack(work, version, engine, rollback_from, rng)?;
     let store = work.join("store");
     publisher::publish(&packed, &store)?;
-    let artifact = out::read(&store.join(&packed.object_key))?;
+    let artifact = out::read(&store.join(&packed.object_key), usize::MAX)?;
     Ok(Published {
         package: packed.package,
         key: packed.key,
