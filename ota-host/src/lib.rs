@@ -1,6 +1,8 @@
 //! The I/O that [`ota_core`] leaves out, for the programs that host it: the C ABI, the `ota`
 //! command, the control-plane service and the device daemon.
 //!
+//! - [`pipeline`]: the device's data path (verify every chunk, decrypt, inflate) on two
+//!   threads, driving the core's sans-IO stages.
 //! - [`probe`]: health-probe runners (spawn an allowlisted executable, a loopback HTTP GET,
 //!   a readiness file), behind the core's [`ota_core::probe`] decisions.
 //! - [`tuf`]: TUF repositories with tough (the publisher's side) and a blocking client over a
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod pipeline;
 pub mod probe;
 #[cfg(feature = "tuf")]
 pub mod tuf;
