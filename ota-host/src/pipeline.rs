@@ -151,7 +151,6 @@ where
             Ok(()) if !block.is_empty() => send(&mut block).map_err(E::from),
             other => other,
         };
-        drop(send);
         drop(full_tx);
         let second = second.join().unwrap_or_else(|_| {
             Err(SealError::Io {
