@@ -36,7 +36,10 @@ fn shell(pipeline: &str, input: &std::path::Path) -> (f64, u64) {
         .expect("sh");
     let t = start.elapsed().as_secs_f64();
     assert!(out.status.success(), "{pipeline} failed");
-    let n = String::from_utf8_lossy(&out.stdout).trim().parse().expect("wc -c");
+    let n = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("wc -c");
     (t, n)
 }
 
@@ -46,8 +49,12 @@ fn ours(input: &std::path::Path, threads: usize) -> (f64, u64) {
     let file = std::fs::File::open(input).expect("input");
     let key = SealKey::from_bytes(ota_benches::SEAL_KEY);
     let sealer = Sealer::new(&key, ota_benches::SEAL_IV, std::io::sink()).expect("sealer");
-    let (sealed, _) = seal_parallel(sealer, std::io::BufReader::with_capacity(1 << 20, file), threads)
-        .expect("seal");
+    let (sealed, _) = seal_parallel(
+        sealer,
+        std::io::BufReader::with_capacity(1 << 20, file),
+        threads,
+    )
+    .expect("seal");
     (start.elapsed().as_secs_f64(), sealed.size_bytes)
 }
 
@@ -97,13 +104,21 @@ fn main() {
         sizes.2 = n;
     }
     let mb = (mib << 20) as f64 / 1e6;
-    let (o2, o1, p, g) = (median(t_ours2), median(t_ours1), median(t_pigz), median(t_gzip));
+    let (o2, o1, p, g) = (
+        median(t_ours2),
+        median(t_ours1),
+        median(t_pigz),
+        median(t_gzip),
+    );
     println!("pack {mib} MiB of dense float32 weights, median of {runs} interleaved runs:");
     println!("  ota seal, 2 threads          {:7.1} MB/s", mb / o2);
     println!("  pigz -6 -p 2 | openssl enc   {:7.1} MB/s", mb / p);
     println!("  ota seal, 1 thread           {:7.1} MB/s", mb / o1);
     println!("  gzip -6 | openssl enc        {:7.1} MB/s", mb / g);
-    println!("  ratio, 2 threads vs pigz:     {:.2}x (goal >= 1.0)", p / o2);
+    println!(
+        "  ratio, 2 threads vs pigz:     {:.2}x (goal >= 1.0)",
+        p / o2
+    );
     println!("  ratio, 1 thread vs gzip:      {:.2}x", g / o1);
     println!(
         "  size: ota {} B, pigz {} B ({:+.2} %), gzip {} B ({:+.2} %)",

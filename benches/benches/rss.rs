@@ -1,10 +1,13 @@
-//! Peak resident memory of the device path on a 1 GiB artifact.
+//! Peak resident memory of the device path, at 256 MiB and 1 GiB: is it constant whatever
+//! the artifact's size?
 //!
-//! The parent seals 1 GiB of model-like data into a file (once, cached under `target/`),
-//! then runs a child process that does exactly what a device does: accepts every chunk in
-//! shuffled order into staging on disk, verifying each against the signed table, and installs
-//! the verified prefix as it grows into a slot file. The child reports its peak RSS (VmHWM)
-//! and, as the baseline measured in the same run, its RSS before the download started.
+//! The parent seals model-like data into a file per size (once, cached under `target/`),
+//! then runs a child process per size and mode that does exactly what a device does:
+//! accepts every chunk in shuffled order into staging on disk, verifying each against the
+//! signed table, and installs into a slot file — either the verified prefix as it grows, on
+//! one thread, or once everything is staged, on two threads. The child reports its peak RSS
+//! (VmHWM) and, as the baseline measured in the same run, its RSS before the envelope was
+//! read, so the package and its chunk table count against the device path.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,6 +17,7 @@ use ota_core::Limits;
 use ota_core::download::{Download, Install, Staging};
 use ota_core::seal::{SealKey, Sealer};
 use ota_core::sign::{self, SigningKey};
+use ota_host::pipeline;
 
 const GIB: u64 = 1 << 30;
 
@@ -38,13 +42,25 @@ impl Staging for FileStaging {
     }
 }
 
-fn child(dir: &std::path::Path) {
+/// How the child installs.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Accept each chunk and install the prefix as it grows, on one thread.
+    Overlapped,
+    /// Accept every chunk, then install on two threads (`ota_host::pipeline::install`).
+    StagedTwoThreads,
+}
+
+fn child(dir: &std::path::Path, mode: Mode) {
+    // The baseline comes first, before the envelope is read or parsed: what the package and
+    // its chunk table cost counts against the device path.
+    let before = vm("VmRSS:");
     let envelope = std::fs::read(dir.join("envelope.json")).unwrap();
     let signer = SigningKey::from_secret([1; 32]);
     let trusted = [signer.public_key()].into_iter().collect();
     let verified = sign::verify(&envelope, &trusted, 1, &Limits::DEFAULT).unwrap();
+    drop(envelope);
     let key = SealKey::from_bytes(ota_benches::SEAL_KEY);
-    let before = vm("VmRSS:");
     let mut source = File::open(dir.join("artifact.enc")).unwrap();
     let mut staging = FileStaging(
         OpenOptions::new()
@@ -55,67 +71,104 @@ fn child(dir: &std::path::Path) {
             .open(dir.join("staging"))
             .unwrap(),
     );
-    let slot = File::create(dir.join("slot")).unwrap();
+    let slot = std::io::BufWriter::new(File::create(dir.join("slot")).unwrap());
     let mut download = Download::new(&verified);
-    let mut install = Install::new(&verified, &key, std::io::BufWriter::new(slot));
     // Shuffled, as a flaky link delivers: a deterministic permutation of the chunk indices.
     let mut order = download.plan(usize::MAX);
     ota_sim::Rng::new(0x2545_f491_4f6c_dd1d).shuffle(&mut order);
     let mut buf = vec![0u8; 65536];
     let start = std::time::Instant::now();
+    let mut install = match mode {
+        Mode::Overlapped => Some(Install::new(&verified, &key, slot)),
+        Mode::StagedTwoThreads => None,
+    };
     for r in order {
         let chunk = &mut buf[..r.length as usize];
         source.seek(SeekFrom::Start(r.offset)).unwrap();
         source.read_exact(chunk).unwrap();
         download.accept(r.offset, chunk, &mut staging).unwrap();
-        install.advance(&mut download, &mut staging).unwrap();
+        if let Some(install) = &mut install {
+            install.advance(&mut download, &mut staging).unwrap();
+        }
     }
-    let (opened, _) = install.finish().unwrap();
+    let opened = match install {
+        Some(install) => install.finish().unwrap().0,
+        None => {
+            let slot = std::io::BufWriter::new(File::create(dir.join("slot")).unwrap());
+            pipeline::install(&verified, &key, &mut download, &mut staging, slot, 2)
+                .unwrap()
+                .0
+        }
+    };
     let secs = start.elapsed().as_secs_f64();
     let size = verified.package().size_bytes;
+    let peak = vm("VmHWM:");
     println!(
-        "device path, {} MiB artifact ({} MiB plaintext), shuffled chunks, staging and slot on disk: \
-         peak RSS {} KiB (VmHWM), {} KiB before the download; {:.1} s, {:.0} MiB/s of artifact",
+        "{:>5} MiB artifact ({:>5} MiB plaintext), {:<34} peak RSS {:>6} KiB, {:>6} KiB before the envelope was read: {:>6} KiB for the device path; {:.1} s",
         size >> 20,
         opened.plaintext_size >> 20,
-        vm("VmHWM:"),
+        match mode {
+            Mode::Overlapped => "install as chunks arrive, 1 thread:",
+            Mode::StagedTwoThreads => "stage, then install on 2 threads:",
+        },
+        peak,
         before,
+        peak.saturating_sub(before),
         secs,
-        size as f64 / (1 << 20) as f64 / secs
     );
-    assert!(size >= GIB, "the artifact is smaller than 1 GiB");
+}
+
+/// Seals about `size` bytes of dense float weights into `dir` (once: cached).
+fn seal_once(dir: &std::path::Path, size: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    if dir.join("envelope.json").exists() {
+        return;
+    }
+    eprintln!(
+        "sealing a {} MiB artifact into {} (once)...",
+        size >> 20,
+        dir.display()
+    );
+    let key = SealKey::from_bytes(ota_benches::SEAL_KEY);
+    let out = std::io::BufWriter::new(File::create(dir.join("artifact.enc")).unwrap());
+    let mut sealer = Sealer::new(&key, ota_benches::SEAL_IV, out).unwrap();
+    // Dense float weights compress by about 7 %: 1.1 times the size seals to more than it.
+    let mut written = 0u64;
+    let mut seed = 0;
+    while written < size + size / 10 {
+        let piece = ota_sim::dense_weights(16 << 20, seed);
+        sealer.write_all(&piece).unwrap();
+        written += piece.len() as u64;
+        seed += 1;
+    }
+    let (sealed, mut out) = sealer.finish().unwrap();
+    out.flush().unwrap();
+    let mut p = ota_benches::firmware_package();
+    p.set_sealed(&sealed);
+    let env = sign::sign(&p, &[&SigningKey::from_secret([1; 32])]).unwrap();
+    std::fs::write(dir.join("envelope.json"), env.to_json()).unwrap();
 }
 
 fn main() {
-    let dir = ota_benches::criterion_dir().with_file_name("bench-rss");
-    if std::env::var_os("OTA_RSS_CHILD").is_some() {
-        return child(&dir);
+    let root = ota_benches::criterion_dir().with_file_name("bench-rss");
+    if let Some(dir) = std::env::var_os("OTA_RSS_CHILD") {
+        let mode = match std::env::var("OTA_RSS_MODE").as_deref() {
+            Ok("staged") => Mode::StagedTwoThreads,
+            _ => Mode::Overlapped,
+        };
+        return child(std::path::Path::new(&dir), mode);
     }
-    std::fs::create_dir_all(&dir).unwrap();
-    if !dir.join("envelope.json").exists() {
-        eprintln!("sealing a 1 GiB artifact into {} (once)...", dir.display());
-        let key = SealKey::from_bytes(ota_benches::SEAL_KEY);
-        let out = std::io::BufWriter::new(File::create(dir.join("artifact.enc")).unwrap());
-        let mut sealer = Sealer::new(&key, ota_benches::SEAL_IV, out).unwrap();
-        // Dense float weights compress by about 7 %: 1.1 GiB of them seal to over 1 GiB.
-        let mut written = 0u64;
-        let mut seed = 0;
-        while written < GIB + GIB / 10 {
-            let piece = ota_sim::dense_weights(16 << 20, seed);
-            sealer.write_all(&piece).unwrap();
-            written += piece.len() as u64;
-            seed += 1;
+    println!("peak RSS of the device path, one child process per run (VmHWM - VmRSS at start):");
+    for size in [GIB / 4, GIB] {
+        let dir = root.join(format!("{}MiB", size >> 20));
+        seal_once(&dir, size);
+        for mode in ["overlapped", "staged"] {
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .env("OTA_RSS_CHILD", &dir)
+                .env("OTA_RSS_MODE", mode)
+                .status()
+                .unwrap();
+            assert!(status.success());
         }
-        let (sealed, mut out) = sealer.finish().unwrap();
-        out.flush().unwrap();
-        let mut p = ota_benches::firmware_package();
-        p.set_sealed(&sealed);
-        let env = sign::sign(&p, &[&SigningKey::from_secret([1; 32])]).unwrap();
-        std::fs::write(dir.join("envelope.json"), env.to_json()).unwrap();
     }
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .env("OTA_RSS_CHILD", "1")
-        .status()
-        .unwrap();
-    assert!(status.success());
 }

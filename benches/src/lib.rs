@@ -94,15 +94,54 @@ pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
     v["mean"]["point_estimate"].as_f64()
 }
 
+/// The median time of a benchmark in nanoseconds, from criterion's estimates of this run
+/// (the median, not the mean: one slow sample on a shared machine moves the mean).
+pub fn median_ns(group: &str, id: &str) -> Option<f64> {
+    let path = criterion_dir()
+        .join(group)
+        .join(id)
+        .join("new/estimates.json");
+    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if modified < *START.get_or_init(std::time::SystemTime::now) {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+/// Runs each case once per round, in turn, for `rounds` rounds (so a change in the machine's
+/// load hits every case alike) after one warm-up round, and returns each case's median wall
+/// time in nanoseconds.
+pub fn interleaved(rounds: usize, cases: &mut [(&str, &mut dyn FnMut())]) -> Vec<f64> {
+    let mut times = vec![Vec::with_capacity(rounds); cases.len()];
+    for round in 0..=rounds {
+        for (i, (_, run)) in cases.iter_mut().enumerate() {
+            let start = std::time::Instant::now();
+            run();
+            if round > 0 {
+                times[i].push(start.elapsed().as_nanos() as f64);
+            }
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect()
+}
+
 /// Prints, for each `(group, ours, reference, bytes)`, both throughputs (MiB/s, or
-/// operations/s when `bytes` is 0) and the ratio ours / reference.
+/// operations/s when `bytes` is 0) and the ratio ours / reference, from criterion's medians.
 pub fn print_ratios(rows: &[(&str, &str, &str, u64)]) {
     println!(
         "\n{:<14} {:<28} {:>12} {:<34} {:>12} {:>8}",
         "group", "ota", "", "reference", "", "ratio"
     );
     for (group, ours, reference, bytes) in rows {
-        let (Some(a), Some(b)) = (mean_ns(group, ours), mean_ns(group, reference)) else {
+        let (Some(a), Some(b)) = (median_ns(group, ours), median_ns(group, reference)) else {
             println!("{group:<14} {ours:<28} (not measured in this run)");
             continue;
         };

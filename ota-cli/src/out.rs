@@ -33,6 +33,8 @@
 use std::fmt::Display;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ota_core::json::ParseError;
 use serde_json::{Value, json};
@@ -214,13 +216,14 @@ pub fn read_text(path: &Path, max: usize) -> Result<String, CliError> {
 /// (through a library's error type) can be blamed on the output rather than the input.
 pub struct Watched<W> {
     inner: W,
-    failed: std::rc::Rc<std::cell::Cell<bool>>,
+    failed: Arc<AtomicBool>,
 }
 
 impl<W> Watched<W> {
     /// Watches `inner`; the flag turns true on its first failed write or flush.
-    pub fn new(inner: W) -> (Self, std::rc::Rc<std::cell::Cell<bool>>) {
-        let failed = std::rc::Rc::new(std::cell::Cell::new(false));
+    /// (An atomic flag: the writer may be on another thread, as the two-thread pipeline's is.)
+    pub fn new(inner: W) -> (Self, Arc<AtomicBool>) {
+        let failed = Arc::new(AtomicBool::new(false));
         (
             Watched {
                 inner,
@@ -233,11 +236,15 @@ impl<W> Watched<W> {
 
 impl<W: Write> Write for Watched<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.write(buf).inspect_err(|_| self.failed.set(true))
+        self.inner
+            .write(buf)
+            .inspect_err(|_| self.failed.store(true, Ordering::SeqCst))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush().inspect_err(|_| self.failed.set(true))
+        self.inner
+            .flush()
+            .inspect_err(|_| self.failed.store(true, Ordering::SeqCst))
     }
 }
 

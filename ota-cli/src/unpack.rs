@@ -7,11 +7,12 @@
 //! nothing (not a device, a FIFO or a symbolic link) unless `--force`.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use ota_core::registration::Registration;
 use ota_core::seal::{self, Opened, SealError};
+use ota_host::pipeline;
 use serde_json::json;
 
 use crate::doc;
@@ -61,6 +62,11 @@ pub struct UnpackArgs {
     /// a decompression bomb stops here.
     #[arg(long, default_value_t = 16 << 30)]
     max_plaintext: u64,
+    /// With --package, how many threads open the artifact: 2 verifies and decrypts on one
+    /// while the other inflates; 1 does it all on one (default: 2 on a machine with two
+    /// cores or more).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    threads: Option<u8>,
 }
 
 /// Opens the artifact into a file with no name beside `--out`, linked over it only on
@@ -78,7 +84,9 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
     let src = stop.reader(src);
     let fail = |e: SealError| match e {
         // A write that failed (a full disk) is the output's fault, not the artifact's.
-        SealError::Io { message } if write_failed.get() => CliError::io(&a.out, message),
+        SealError::Io { message } if write_failed.load(std::sync::atomic::Ordering::SeqCst) => {
+            CliError::io(&a.out, message)
+        }
         SealError::Io { message } => {
             CliError::usage(format!("{}: {message}", a.artifact.display()))
         }
@@ -119,14 +127,11 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
             plaintext_sha256: Some(seal_info.plaintext_sha256),
             max_plaintext: seal_info.plaintext_size,
         };
-        let (o, mut w) = seal::open_chunked(
-            BufReader::with_capacity(1 << 20, src),
-            &key,
-            v.chunks(),
-            expected,
-            sink,
-        )
-        .map_err(fail)?;
+        let threads = a
+            .threads
+            .map_or_else(pipeline::default_threads, usize::from);
+        let (o, mut w) =
+            pipeline::open_chunked(src, &key, v.chunks(), expected, sink, threads).map_err(fail)?;
         w.flush().map_err(|e| CliError::io(&a.out, e))?;
         (o, format!("package {} ({})", path.display(), v.id()))
     };

@@ -1,10 +1,11 @@
-//! `ota verify`: the signature, then the artifact's size, sha256 and every chunk.
+//! `ota verify`: the signature, then the artifact's size and every chunk against the signed
+//! chunk table, in one pass (the table covers every byte, so the whole artifact is not
+//! hashed again).
 
 use std::fs::File;
-use std::io::Read;
 use std::path::PathBuf;
 
-use ota_core::chunk::{CHUNK_SIZE, ChunkHasher, ChunkTable};
+use ota_core::chunk::ChunkTable;
 use serde_json::json;
 
 use crate::input;
@@ -53,30 +54,13 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
         inner: file,
         bar: bar.clone(),
     };
-    let mut whole = ChunkHasher::new();
-    let mut bad = Vec::new();
-    let mut buf = vec![0u8; CHUNK_SIZE as usize];
-    let mut index = 0usize;
-    let mut read = 0u64;
-    loop {
-        let n = read_full(&mut r, &mut buf).map_err(|e| CliError::io(&a.artifact, e))?;
-        if n == 0 {
-            break;
-        }
-        read += n as u64;
-        if read > pkg.size_bytes {
-            // Longer than declared: no need to read the rest (which may never end).
-            break;
-        }
-        whole.update(&buf[..n]);
-        if index < table.len() && table.verify(index, pkg.size_bytes, &buf[..n]).is_err() {
-            bad.push(index);
-        }
-        index += 1;
-    }
+    // One pass: each chunk's digest against the signed table, which covers every byte (the
+    // whole artifact is not hashed again), and the size.
+    let check = table
+        .check_stream(pkg.size_bytes, &mut r)
+        .map_err(|e| CliError::io(&a.artifact, e))?;
+    let (size_bytes, bad) = (check.size_bytes, check.bad);
     bar.finish_and_clear();
-    let longer = read > pkg.size_bytes;
-    let digests = whole.finish();
     let file = a.artifact.display();
     let fail = |message: String, extra: serde_json::Value| {
         let mut j = json!({"ok": false, "artifact": file.to_string(), "package_id": v.id(),
@@ -86,7 +70,7 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
         }
         Ok(Outcome::failed(format!("{file}: {message}"), j))
     };
-    if longer {
+    if size_bytes > pkg.size_bytes {
         return fail(
             format!(
                 "the artifact is longer than the {} bytes the package declares (read no further)",
@@ -95,16 +79,16 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
             json!({"size_bytes": null, "expected_size_bytes": pkg.size_bytes}),
         );
     }
-    if digests.size_bytes != pkg.size_bytes {
+    if size_bytes != pkg.size_bytes {
         return fail(
             format!(
                 "the artifact is {} bytes, the package declares {} ({} chunks, {} expected)",
-                digests.size_bytes,
+                size_bytes,
                 pkg.size_bytes,
-                ChunkTable::count_for(digests.size_bytes),
+                ChunkTable::count_for(size_bytes),
                 table.len()
             ),
-            json!({"size_bytes": digests.size_bytes, "expected_size_bytes": pkg.size_bytes}),
+            json!({"size_bytes": size_bytes, "expected_size_bytes": pkg.size_bytes}),
         );
     }
     if !bad.is_empty() {
@@ -126,12 +110,6 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
             json!({"bad_chunks": bad}),
         );
     }
-    if digests.sha256 != pkg.sha256 {
-        return fail(
-            "the artifact does not match the package's sha256".into(),
-            json!({}),
-        );
-    }
     let mut opened = None;
     // Only when asked on the command line: OTA_SEAL_KEY alone does not make verify decrypt.
     let asked = a.key.is_some() || a.key_file.is_some();
@@ -148,7 +126,9 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
             plaintext_sha256: v.seal().map(|s| s.plaintext_sha256),
             max_plaintext: v.seal().map_or(0, |s| s.plaintext_size),
         };
-        match ota_core::seal::open_chunked(src, &key, table, expected, std::io::sink()) {
+        let threads = ota_host::pipeline::default_threads();
+        match ota_host::pipeline::open_chunked(src, &key, table, expected, std::io::sink(), threads)
+        {
             Ok((o, _)) => opened = Some(o.plaintext_size),
             Err(e) => {
                 return fail(
@@ -177,18 +157,4 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
                "size_bytes": pkg.size_bytes, "sha256": pkg.sha256, "chunks": table.len(),
                "plaintext_size": opened}),
     ))
-}
-
-/// Reads until `buf` is full or the input ends.
-pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

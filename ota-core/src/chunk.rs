@@ -6,7 +6,9 @@
 //! digest: [`ChunkTable::verify`] for a chunk, or the whole-file check of
 //! [`crate::open::open_checked`].
 
+use std::io;
 use std::ops::Range;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -23,8 +25,9 @@ pub const CHUNK_SIZE: u32 = 64 * 1024;
 pub struct ChunkTable {
     /// The chunk size in bytes (always [`CHUNK_SIZE`]).
     pub chunk_size: u32,
-    /// The digest of each chunk, in order.
-    pub sha256: Vec<Sha256Digest>,
+    /// The digest of each chunk, in order. Shared, not copied: the openers, downloads and
+    /// installs of one package all hold the same table.
+    pub sha256: Arc<[Sha256Digest]>,
 }
 
 /// Bytes that were checked against a signed digest, with their offset in the artifact.
@@ -145,6 +148,59 @@ impl ChunkTable {
     }
 }
 
+/// What [`ChunkTable::check_stream`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCheck {
+    /// How many bytes the stream held.
+    pub size_bytes: u64,
+    /// The indices of the chunks that do not match the table (or are past its end).
+    pub bad: Vec<usize>,
+}
+
+impl StreamCheck {
+    /// Whether the stream is exactly the signed artifact of `size` bytes.
+    pub fn matches(&self, size: u64) -> bool {
+        self.bad.is_empty() && self.size_bytes == size
+    }
+}
+
+impl ChunkTable {
+    /// Reads a whole artifact of signed size `size` from `source` and checks every chunk
+    /// against the table in one pass, hashing each byte once (the table covers every byte,
+    /// so the whole artifact is not hashed again). Every bad chunk is listed, not only the
+    /// first. Memory is one chunk. Reading stops as soon as the source is longer than `size`
+    /// (its `size_bytes` is then above `size`), so an endless source ends.
+    pub fn check_stream<R: io::Read>(&self, size: u64, mut source: R) -> io::Result<StreamCheck> {
+        let mut buf = vec![0u8; CHUNK_SIZE as usize];
+        let mut check = StreamCheck {
+            size_bytes: 0,
+            bad: Vec::new(),
+        };
+        for index in 0.. {
+            let mut n = 0;
+            while n < buf.len() {
+                match source.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            check.size_bytes += n as u64;
+            if check.size_bytes > size {
+                break; // longer than signed: read no further
+            }
+            if self.verify(index, size, &buf[..n]).is_err() {
+                check.bad.push(index);
+            }
+        }
+        Ok(check)
+    }
+}
+
 /// Computes an artifact's SHA-256, size and chunk table from its bytes, in order, in one pass.
 #[derive(Clone, Default)]
 pub struct ChunkHasher {
@@ -201,7 +257,7 @@ impl ChunkHasher {
             size_bytes: self.size,
             chunks: ChunkTable {
                 chunk_size: CHUNK_SIZE,
-                sha256: self.table,
+                sha256: self.table.into(),
             },
         }
     }
@@ -247,5 +303,27 @@ mod tests {
         h.update(&data[..131_072]);
         assert_eq!(h.finish().chunks.len(), 2);
         assert_eq!(ChunkHasher::new().finish().chunks.len(), 0);
+    }
+
+    #[test]
+    fn a_stream_check_lists_every_bad_chunk_and_the_size() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 13 + i / 999) as u8).collect();
+        let mut h = ChunkHasher::new();
+        h.update(&data);
+        let table = h.finish().chunks;
+        let check = table.check_stream(200_000, data.as_slice()).unwrap();
+        assert!(check.matches(200_000));
+        let mut bad = data.clone();
+        bad[10] ^= 1;
+        bad[140_000] ^= 1;
+        let check = table.check_stream(200_000, bad.as_slice()).unwrap();
+        assert_eq!(check.bad, vec![0, 2]);
+        assert!(!check.matches(200_000));
+        // Short: the last chunk is the wrong length; long: a chunk past the table.
+        let check = table.check_stream(200_000, &data[..199_999]).unwrap();
+        assert_eq!((check.size_bytes, check.bad), (199_999, vec![3]));
+        let long = [data.as_slice(), b"x"].concat();
+        let check = table.check_stream(200_000, long.as_slice()).unwrap();
+        assert_eq!((check.size_bytes, check.bad), (200_001, vec![3]));
     }
 }

@@ -15,9 +15,12 @@
 //!
 //! [`Install`] decrypts and decompresses the contiguous verified prefix into a slot writer
 //! as it grows, so installing overlaps downloading. It re-reads each chunk from staging and
-//! checks it again before decrypting it, so no unverified byte is ever decrypted; the whole
-//! artifact's SHA-256 and the plaintext's size and digest are confirmed at the end. Memory
-//! stays at one chunk plus the decoder's buffers whatever the artifact's size.
+//! checks it again before decrypting it, so no unverified byte is ever decrypted; the size,
+//! the padding, gzip's CRC-32 and the plaintext's size are confirmed at the end (the signed
+//! chunk table covers every byte, so the whole artifact is not hashed again). Memory stays
+//! at one chunk plus the decoder's buffers whatever the artifact's size, and the chunk
+//! table is shared with the package, not copied. Its two stages, [`StagedDecrypt`] and
+//! [`Inflate`], can run on two threads (`ota_host::pipeline`).
 
 use std::io::{self, Write};
 
@@ -27,7 +30,7 @@ use crate::chunk::{CHUNK_SIZE, ChunkError, ChunkTable};
 use crate::digest::Sha256Digest;
 use crate::json::{self, Fault, ParseError, Validate};
 use crate::limits::Limits;
-use crate::seal::{Opened, Opener, SealError, SealKey};
+use crate::seal::{Decrypt, Inflate, Opened, SealError, SealKey};
 use crate::sign::{PackageId, VerifiedPackage};
 use crate::status::Status;
 
@@ -391,21 +394,23 @@ impl Download {
     }
 }
 
-/// Installs a download into a slot as its verified contiguous prefix grows.
-pub struct Install<W: Write> {
-    opener: Opener<W>,
+/// The first stage of installing: reads each chunk of the verified prefix back from staging,
+/// checks it against the signed table again (storage is not trusted), and decrypts it
+/// ([`Decrypt`]), passing the gzip stream on. [`Install`] joins it to an [`Inflate`] on one
+/// thread; `ota_host::pipeline` runs the two on two threads.
+pub struct StagedDecrypt {
+    decrypt: Decrypt,
     table: ChunkTable,
     size: u64,
     next: usize,
     buf: Vec<u8>,
 }
 
-impl<W: Write> Install<W> {
-    /// An install of `package`'s artifact, opened with `key`, into `slot` (which must start
-    /// empty).
-    pub fn new(package: &VerifiedPackage, key: &SealKey, slot: W) -> Self {
-        Install {
-            opener: Opener::new(key, package.expected(), slot),
+impl StagedDecrypt {
+    /// The first stage of installing `package`'s artifact, opened with `key`.
+    pub fn new(package: &VerifiedPackage, key: &SealKey) -> Self {
+        StagedDecrypt {
+            decrypt: Decrypt::chunked(key, &package.expected()),
             table: package.chunks().clone(),
             size: package.package().size_bytes,
             next: 0,
@@ -418,18 +423,15 @@ impl<W: Write> Install<W> {
         self.next
     }
 
-    /// How much plaintext is in the slot.
-    pub fn plaintext_written(&self) -> u64 {
-        self.opener.plaintext_written()
-    }
-
-    /// Installs every verified chunk that continues the installed prefix, reading each back
-    /// from staging and checking it again first. A chunk whose stored copy no longer matches
-    /// is marked missing in `download`, and the error names it.
+    /// Decrypts every verified chunk that continues the installed prefix, reading each back
+    /// from staging and checking it again first, and passes the gzip stream to `emit`. A
+    /// chunk whose stored copy no longer matches is marked missing in `download`, and the
+    /// error names it.
     pub fn advance(
         &mut self,
         download: &mut Download,
         staging: &mut dyn Staging,
+        mut emit: impl FnMut(&[u8]) -> Result<(), SealError>,
     ) -> Result<usize, DownloadError> {
         let start = self.next;
         while self.next < self.table.len() && download.is_verified(self.next) {
@@ -447,22 +449,70 @@ impl<W: Write> Install<W> {
                     return Err(DownloadError::StoredChunkCorrupt { index });
                 }
             };
-            self.opener.push(verified)?;
+            self.decrypt.push(verified, &mut emit)?;
             self.next += 1;
         }
         Ok(self.next - start)
     }
 
-    /// Ends the install once every chunk is in: confirms the artifact's SHA-256 and the
-    /// plaintext's size and digest, flushes the slot, and returns it.
-    pub fn finish(self) -> Result<(Opened, W), DownloadError> {
+    /// Ends the first stage once every chunk is in: checks the size and padding, and returns
+    /// the last bytes of the gzip stream.
+    pub fn finish(self) -> Result<Vec<u8>, DownloadError> {
         if self.next < self.table.len() {
             return Err(DownloadError::Incomplete {
                 installed: self.next,
                 total: self.table.len(),
             });
         }
-        let (opened, mut slot) = self.opener.finish()?;
+        Ok(self.decrypt.finish()?)
+    }
+}
+
+/// Installs a download into a slot as its verified contiguous prefix grows: a
+/// [`StagedDecrypt`] and an [`Inflate`] on the caller's thread.
+pub struct Install<W: Write> {
+    decrypt: StagedDecrypt,
+    inflate: Inflate<W>,
+}
+
+impl<W: Write> Install<W> {
+    /// An install of `package`'s artifact, opened with `key`, into `slot` (which must start
+    /// empty).
+    pub fn new(package: &VerifiedPackage, key: &SealKey, slot: W) -> Self {
+        Install {
+            decrypt: StagedDecrypt::new(package, key),
+            inflate: Inflate::new(&package.expected(), slot),
+        }
+    }
+
+    /// How many chunks are installed.
+    pub fn installed(&self) -> usize {
+        self.decrypt.installed()
+    }
+
+    /// How much plaintext is in the slot.
+    pub fn plaintext_written(&self) -> u64 {
+        self.inflate.plaintext_written()
+    }
+
+    /// Installs every verified chunk that continues the installed prefix: see
+    /// [`StagedDecrypt::advance`].
+    pub fn advance(
+        &mut self,
+        download: &mut Download,
+        staging: &mut dyn Staging,
+    ) -> Result<usize, DownloadError> {
+        let inflate = &mut self.inflate;
+        self.decrypt
+            .advance(download, staging, |gz| inflate.write(gz))
+    }
+
+    /// Ends the install once every chunk is in: confirms the size, the padding and the
+    /// plaintext's size (and digest), flushes the slot, and returns it.
+    pub fn finish(mut self) -> Result<(Opened, W), DownloadError> {
+        let last = self.decrypt.finish()?;
+        self.inflate.write(&last)?;
+        let (opened, mut slot) = self.inflate.finish()?;
         slot.flush().map_err(|e| DownloadError::Seal(e.into()))?;
         Ok((opened, slot))
     }

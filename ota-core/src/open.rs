@@ -5,7 +5,13 @@
 //! declared plaintext size (decompression bombs), trailing data after the gzip stream, and
 //! any size or digest that differs from what was declared; [`Opener::finish`] is what says
 //! the output is complete. [`ChunkedOpener`] and [`open_chunked`] check raw bytes against the
-//! signed chunk table as they arrive. [`open_checked`] opens a whole file known only by its
+//! signed chunk table as they arrive.
+//!
+//! Each byte is hashed once: a chunk against the signed table, which covers every byte, so
+//! the chunked paths do not hash the whole artifact again, and a declared plaintext digest
+//! is not recomputed (see [`Inflate`]). Opening is two sans-IO stages, [`Decrypt`] (or
+//! [`ChunkedDecrypt`]: verify, then decrypt) and [`Inflate`]; the openers here run both on
+//! the caller's thread, and `ota_host::pipeline` runs them on two threads. [`open_checked`] opens a whole file known only by its
 //! SHA-256 and size (seed 002's registration record): it checks the digest in a first pass
 //! before decrypting anything in a second.
 
@@ -50,12 +56,13 @@ pub struct Opened {
     pub plaintext_sha256: Sha256Digest,
 }
 
-/// Counts, hashes and bounds the plaintext on its way to the output.
+/// Counts and bounds the plaintext on its way to the output, hashing it when its digest was
+/// not declared.
 struct Bounded<W> {
     inner: W,
     written: u64,
     max: u64,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     exceeded: bool,
     failed: Option<String>,
 }
@@ -70,7 +77,9 @@ impl<W: Write> Write for Bounded<W> {
             .inner
             .write(buf)
             .inspect_err(|e| self.failed = Some(e.to_string()))?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.written += n as u64;
         Ok(n)
     }
@@ -82,44 +91,50 @@ impl<W: Write> Write for Bounded<W> {
     }
 }
 
-/// Opens a sealed artifact from verified bytes, streaming the plaintext into `W`.
+/// The first stage of opening: verified artifact bytes, in order, to the gzip stream inside
+/// them (decrypted, the padding removed). It does no I/O and holds one batch.
 ///
-/// Feed [`VerifiedBytes`] in order with [`Opener::push`], then call [`Opener::finish`]:
-/// only a successful `finish` means the output is the complete, declared plaintext. On any
-/// error the output is incomplete and must be discarded.
-pub struct Opener<W: Write> {
+/// Made with [`Decrypt::chunked`], it takes bytes checked chunk by chunk against the signed
+/// chunk table ([`ChunkTable::verify`]): the table covers every byte, so the whole
+/// artifact is not hashed again, and [`Decrypt::finish`] checks that every byte up to the
+/// signed size came. Made with [`Decrypt::whole`], it hashes what it is given and checks the
+/// artifact's SHA-256 at the end (for a file known only by that digest, [`open_checked`]).
+pub struct Decrypt {
     key: SealKey,
     /// The decryptor, made once the IV (the first 16 bytes) is complete.
     cbc: Option<CbcDecrypt>,
-    expected: Expected,
+    size: u64,
+    sha256: Sha256Digest,
     iv: [u8; BLOCK],
     /// Bytes of the IV seen so far.
     iv_len: usize,
     consumed: u64,
-    hasher: Sha256,
-    gz: flate2::write::GzDecoder<Bounded<W>>,
+    /// The whole artifact's hash, when its bytes were not checked chunk by chunk.
+    whole: Option<Sha256>,
 }
 
-impl<W: Write> Opener<W> {
-    /// An opener for an artifact that must match `expected`.
-    pub fn new(key: &SealKey, expected: Expected, out: W) -> Self {
-        let max = expected.plaintext_bound();
-        Opener {
+impl Decrypt {
+    /// A decryptor for bytes each checked against the signed chunk table of an artifact that
+    /// must match `expected`.
+    pub fn chunked(key: &SealKey, expected: &Expected) -> Self {
+        Decrypt {
             key: key.clone(),
             cbc: None,
-            expected,
+            size: expected.size_bytes,
+            sha256: expected.sha256,
             iv: [0; BLOCK],
             iv_len: 0,
             consumed: 0,
-            hasher: Sha256::new(),
-            gz: flate2::write::GzDecoder::new(Bounded {
-                inner: out,
-                written: 0,
-                max,
-                hasher: Sha256::new(),
-                exceeded: false,
-                failed: None,
-            }),
+            whole: None,
+        }
+    }
+
+    /// A decryptor that hashes the whole artifact and checks its SHA-256 on
+    /// [`Decrypt::finish`].
+    pub fn whole(key: &SealKey, expected: &Expected) -> Self {
+        Decrypt {
+            whole: Some(Sha256::new()),
+            ..Self::chunked(key, expected)
         }
     }
 
@@ -128,13 +143,13 @@ impl<W: Write> Opener<W> {
         self.consumed
     }
 
-    /// How much plaintext has been written.
-    pub fn plaintext_written(&self) -> u64 {
-        self.gz.get_ref().written
-    }
-
-    /// Decrypts and decompresses the next verified bytes.
-    pub fn push(&mut self, bytes: VerifiedBytes<'_>) -> Result<(), SealError> {
+    /// Decrypts the next verified bytes, passing the gzip stream to `emit` in batches of up
+    /// to 64 KiB; the first error `emit` returns stops it and is returned.
+    pub fn push(
+        &mut self,
+        bytes: VerifiedBytes<'_>,
+        mut emit: impl FnMut(&[u8]) -> Result<(), SealError>,
+    ) -> Result<(), SealError> {
         if bytes.offset() != self.consumed {
             return Err(SealError::OutOfOrder {
                 expected: self.consumed,
@@ -142,12 +157,14 @@ impl<W: Write> Opener<W> {
             });
         }
         let mut data = bytes.data();
-        if self.consumed + data.len() as u64 > self.expected.size_bytes {
+        if self.consumed + data.len() as u64 > self.size {
             return Err(SealError::TooLong {
-                expected: self.expected.size_bytes,
+                expected: self.size,
             });
         }
-        self.hasher.update(data);
+        if let Some(h) = &mut self.whole {
+            h.update(data);
+        }
         self.consumed += data.len() as u64;
         if self.iv_len < BLOCK {
             let take = (BLOCK - self.iv_len).min(data.len());
@@ -158,49 +175,101 @@ impl<W: Write> Opener<W> {
                 self.cbc = Some(CbcDecrypt::new(&self.key, self.iv));
             }
         }
-        let Opener {
-            cbc: Some(cbc), gz, ..
-        } = self
-        else {
+        let Some(cbc) = &mut self.cbc else {
             return Ok(());
         };
         let mut result = Ok(());
         cbc.update(data, |plain| {
             if result.is_ok() {
-                result = inflate(gz, plain);
+                result = emit(plain);
             }
         });
         result
     }
 
-    /// Checks that everything declared was received and matches, removes the padding, ends
-    /// the gzip stream, and returns the plaintext's size and digest with the writer.
-    pub fn finish(mut self) -> Result<(Opened, W), SealError> {
-        if self.consumed < self.expected.size_bytes {
+    /// Checks that every byte up to the signed size came (and the whole digest, if hashed),
+    /// removes the padding and returns the last bytes of the gzip stream.
+    pub fn finish(self) -> Result<Vec<u8>, SealError> {
+        if self.consumed < self.size {
             return Err(SealError::Truncated {
-                expected: self.expected.size_bytes,
+                expected: self.size,
                 found: self.consumed,
             });
         }
-        let digest = Sha256Digest::from_bytes(std::mem::take(&mut self.hasher).finalize().into());
-        if digest != self.expected.sha256 {
+        if let Some(h) = self.whole
+            && Sha256Digest::from_bytes(h.finalize().into()) != self.sha256
+        {
             return Err(SealError::DigestMismatch);
         }
-        let last = self
-            .cbc
-            .take()
-            .ok_or(SealError::DecryptionFailed)?
-            .finish()?;
-        inflate(&mut self.gz, &last)?;
+        self.cbc.ok_or(SealError::DecryptionFailed)?.finish()
+    }
+}
+
+/// The second stage of opening: the gzip stream to the plaintext, bounded by its declared
+/// size (decompression bombs) and refusing trailing data. It does no I/O but `W`'s.
+///
+/// The plaintext is hashed only when its digest was not declared. A declared digest is not
+/// recomputed: the signed chunk table (or whole digest) fixes every byte of the gzip stream,
+/// gzip's CRC-32 and length confirm the inflated output is what was compressed, and the
+/// declared digest is the one the sealer computed of that same plaintext.
+pub struct Inflate<W: Write> {
+    gz: flate2::write::GzDecoder<Bounded<W>>,
+    plaintext_size: Option<u64>,
+    plaintext_sha256: Option<Sha256Digest>,
+}
+
+impl<W: Write> Inflate<W> {
+    /// An inflater for an artifact that must match `expected`, writing to `out`.
+    pub fn new(expected: &Expected, out: W) -> Self {
+        Inflate {
+            gz: flate2::write::GzDecoder::new(Bounded {
+                inner: out,
+                written: 0,
+                max: expected.plaintext_bound(),
+                hasher: expected.plaintext_sha256.is_none().then(Sha256::new),
+                exceeded: false,
+                failed: None,
+            }),
+            plaintext_size: expected.plaintext_size,
+            plaintext_sha256: expected.plaintext_sha256,
+        }
+    }
+
+    /// How much plaintext has been written.
+    pub fn plaintext_written(&self) -> u64 {
+        self.gz.get_ref().written
+    }
+
+    /// Inflates the next bytes of the gzip stream; a decoder that takes no more has ended its
+    /// stream, and more is trailing data.
+    pub fn write(&mut self, mut gz: &[u8]) -> Result<(), SealError> {
+        while !gz.is_empty() {
+            match self.gz.write(gz) {
+                Ok(0) => return Err(SealError::TrailingData),
+                Ok(n) => gz = &gz[n..],
+                Err(_) => return Err(inflate_error(&self.gz)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the gzip stream, checks the plaintext's size and digest, and returns them with
+    /// the writer.
+    pub fn finish(mut self) -> Result<(Opened, W), SealError> {
         if self.gz.try_finish().is_err() {
             return Err(inflate_error(&self.gz));
         }
         let bounded = self.gz.finish().map_err(SealError::from)?;
+        let plaintext_sha256 = match (bounded.hasher, self.plaintext_sha256) {
+            (Some(h), _) => Sha256Digest::from_bytes(h.finalize().into()),
+            (None, Some(declared)) => declared,
+            (None, None) => return Err(SealError::PlaintextDigestMismatch),
+        };
         let opened = Opened {
             plaintext_size: bounded.written,
-            plaintext_sha256: Sha256Digest::from_bytes(bounded.hasher.finalize().into()),
+            plaintext_sha256,
         };
-        if let Some(expected) = self.expected.plaintext_size
+        if let Some(expected) = self.plaintext_size
             && expected != opened.plaintext_size
         {
             return Err(SealError::PlaintextSizeMismatch {
@@ -208,7 +277,7 @@ impl<W: Write> Opener<W> {
                 found: opened.plaintext_size,
             });
         }
-        if let Some(expected) = self.expected.plaintext_sha256
+        if let Some(expected) = self.plaintext_sha256
             && expected != opened.plaintext_sha256
         {
             return Err(SealError::PlaintextDigestMismatch);
@@ -217,19 +286,59 @@ impl<W: Write> Opener<W> {
     }
 }
 
-/// Writes plaintext into the gzip decoder; a decoder that takes no more has ended its stream.
-fn inflate<W: Write>(
-    gz: &mut flate2::write::GzDecoder<Bounded<W>>,
-    mut plain: &[u8],
-) -> Result<(), SealError> {
-    while !plain.is_empty() {
-        match gz.write(plain) {
-            Ok(0) => return Err(SealError::TrailingData),
-            Ok(n) => plain = &plain[n..],
-            Err(_) => return Err(inflate_error(gz)),
+/// Opens a sealed artifact from verified bytes, streaming the plaintext into `W`: the two
+/// stages, [`Decrypt`] and [`Inflate`], on the caller's thread.
+///
+/// Feed [`VerifiedBytes`] in order with [`Opener::push`], then call [`Opener::finish`]:
+/// only a successful `finish` means the output is the complete, declared plaintext. On any
+/// error the output is incomplete and must be discarded.
+pub struct Opener<W: Write> {
+    decrypt: Decrypt,
+    inflate: Inflate<W>,
+}
+
+impl<W: Write> Opener<W> {
+    /// An opener for an artifact that must match `expected`; it hashes the whole artifact
+    /// and checks its SHA-256 on [`Opener::finish`].
+    pub fn new(key: &SealKey, expected: Expected, out: W) -> Self {
+        Opener {
+            decrypt: Decrypt::whole(key, &expected),
+            inflate: Inflate::new(&expected, out),
         }
     }
-    Ok(())
+
+    /// An opener for bytes each checked against the signed chunk table (see
+    /// [`Decrypt::chunked`]).
+    pub fn chunked(key: &SealKey, expected: Expected, out: W) -> Self {
+        Opener {
+            decrypt: Decrypt::chunked(key, &expected),
+            inflate: Inflate::new(&expected, out),
+        }
+    }
+
+    /// How many artifact bytes have been consumed: the offset the next push must start at.
+    pub fn consumed(&self) -> u64 {
+        self.decrypt.consumed()
+    }
+
+    /// How much plaintext has been written.
+    pub fn plaintext_written(&self) -> u64 {
+        self.inflate.plaintext_written()
+    }
+
+    /// Decrypts and decompresses the next verified bytes.
+    pub fn push(&mut self, bytes: VerifiedBytes<'_>) -> Result<(), SealError> {
+        let inflate = &mut self.inflate;
+        self.decrypt.push(bytes, |gz| inflate.write(gz))
+    }
+
+    /// Checks that everything declared was received and matches, removes the padding, ends
+    /// the gzip stream, and returns the plaintext's size and digest with the writer.
+    pub fn finish(mut self) -> Result<(Opened, W), SealError> {
+        let last = self.decrypt.finish()?;
+        self.inflate.write(&last)?;
+        self.inflate.finish()
+    }
 }
 
 /// Why the decoder failed: the bound, the output writer, or the data itself.
@@ -294,7 +403,8 @@ pub fn open_checked<R: Read + Seek, W: Write>(
 }
 
 /// Opens a sealed artifact from a stream, checking each 64 KiB chunk against its signed
-/// digest before decrypting it: one pass.
+/// digest before decrypting it: one pass, on the caller's thread. `ota_host::pipeline` runs
+/// the same stages on two threads.
 pub fn open_chunked<R: Read, W: Write>(
     mut source: R,
     key: &SealKey,
@@ -314,32 +424,36 @@ pub fn open_chunked<R: Read, W: Write>(
     opener.finish()
 }
 
-/// Opens a sealed artifact from raw bytes in order: each 64 KiB chunk is checked against the
-/// signed chunk table as soon as it is complete, and only then decrypted. Memory stays at
-/// one chunk plus the decoder's buffers.
-pub struct ChunkedOpener<W: Write> {
+/// The first stage of opening raw bytes in order: each 64 KiB chunk is checked against the
+/// signed chunk table as soon as it is complete, and only then decrypted ([`Decrypt`]).
+/// Memory stays at one chunk whatever the artifact's size; the table is shared, not copied.
+pub struct ChunkedDecrypt {
     chunks: ChunkTable,
     size: u64,
     index: usize,
     buf: Vec<u8>,
-    opener: Opener<W>,
+    decrypt: Decrypt,
 }
 
-impl<W: Write> ChunkedOpener<W> {
-    /// An opener for an artifact with this signed chunk table.
-    pub fn new(key: &SealKey, chunks: ChunkTable, expected: Expected, out: W) -> Self {
-        let size = expected.size_bytes;
-        ChunkedOpener {
+impl ChunkedDecrypt {
+    /// A first stage for an artifact with this signed chunk table.
+    pub fn new(key: &SealKey, chunks: ChunkTable, expected: &Expected) -> Self {
+        ChunkedDecrypt {
             chunks,
-            size,
+            size: expected.size_bytes,
             index: 0,
             buf: Vec::with_capacity(crate::chunk::CHUNK_SIZE as usize),
-            opener: Opener::new(key, expected, out),
+            decrypt: Decrypt::chunked(key, expected),
         }
     }
 
-    /// Takes the next bytes of the artifact.
-    pub fn update(&mut self, mut data: &[u8]) -> Result<(), SealError> {
+    /// Takes the next bytes of the artifact, passing the gzip stream of each verified chunk
+    /// to `emit`.
+    pub fn update(
+        &mut self,
+        mut data: &[u8],
+        mut emit: impl FnMut(&[u8]) -> Result<(), SealError>,
+    ) -> Result<(), SealError> {
         while !data.is_empty() {
             let range = ChunkTable::range(self.index, self.size);
             let len = usize::try_from(range.end - range.start).unwrap_or(0);
@@ -348,12 +462,20 @@ impl<W: Write> ChunkedOpener<W> {
                     expected: self.size,
                 });
             }
+            if self.buf.is_empty() && data.len() >= len {
+                // A whole chunk in the input: checked where it lies, not copied.
+                let verified = self.chunks.verify(self.index, self.size, &data[..len])?;
+                self.decrypt.push(verified, &mut emit)?;
+                self.index += 1;
+                data = &data[len..];
+                continue;
+            }
             let take = (len - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.buf.len() == len {
                 let verified = self.chunks.verify(self.index, self.size, &self.buf)?;
-                self.opener.push(verified)?;
+                self.decrypt.push(verified, &mut emit)?;
                 self.buf.clear();
                 self.index += 1;
             }
@@ -361,13 +483,9 @@ impl<W: Write> ChunkedOpener<W> {
         Ok(())
     }
 
-    /// How much plaintext has been written.
-    pub fn plaintext_written(&self) -> u64 {
-        self.opener.plaintext_written()
-    }
-
-    /// Ends the artifact: see [`Opener::finish`].
-    pub fn finish(self) -> Result<(Opened, W), SealError> {
+    /// Ends the artifact: checks that it is complete, removes the padding and returns the
+    /// last bytes of the gzip stream.
+    pub fn finish(self) -> Result<Vec<u8>, SealError> {
         if !self.buf.is_empty() {
             let start = ChunkTable::range(self.index, self.size).start;
             return Err(SealError::Truncated {
@@ -375,7 +493,42 @@ impl<W: Write> ChunkedOpener<W> {
                 found: start + self.buf.len() as u64,
             });
         }
-        self.opener.finish()
+        self.decrypt.finish()
+    }
+}
+
+/// Opens a sealed artifact from raw bytes in order: [`ChunkedDecrypt`] then [`Inflate`], on
+/// the caller's thread. Memory stays at one chunk plus the decoder's buffers.
+pub struct ChunkedOpener<W: Write> {
+    decrypt: ChunkedDecrypt,
+    inflate: Inflate<W>,
+}
+
+impl<W: Write> ChunkedOpener<W> {
+    /// An opener for an artifact with this signed chunk table.
+    pub fn new(key: &SealKey, chunks: ChunkTable, expected: Expected, out: W) -> Self {
+        ChunkedOpener {
+            decrypt: ChunkedDecrypt::new(key, chunks, &expected),
+            inflate: Inflate::new(&expected, out),
+        }
+    }
+
+    /// Takes the next bytes of the artifact.
+    pub fn update(&mut self, data: &[u8]) -> Result<(), SealError> {
+        let inflate = &mut self.inflate;
+        self.decrypt.update(data, |gz| inflate.write(gz))
+    }
+
+    /// How much plaintext has been written.
+    pub fn plaintext_written(&self) -> u64 {
+        self.inflate.plaintext_written()
+    }
+
+    /// Ends the artifact: see [`Opener::finish`].
+    pub fn finish(mut self) -> Result<(Opened, W), SealError> {
+        let last = self.decrypt.finish()?;
+        self.inflate.write(&last)?;
+        self.inflate.finish()
     }
 }
 
@@ -540,6 +693,75 @@ mod tests {
                 open_checked(std::io::Cursor::new(&bytes), &key(), e, Vec::new()).unwrap_err();
             assert_eq!(err, SealError::TrailingData);
         }
+    }
+
+    #[test]
+    fn the_two_stages_fed_apart_open_what_the_opener_opens() {
+        let pt = data(300_000);
+        let (bytes, sealed) = seal_bytes(&key(), [6; 16], &pt).unwrap();
+        let e = expected(&sealed);
+        let mut first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &e);
+        let mut gz = Vec::new();
+        // Odd pieces: partial chunks, whole chunks in place, and runs of several.
+        let mut rest = bytes.as_slice();
+        for len in [7usize, 65_529, 65_536, 140_000, 3].into_iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, tail) = rest.split_at(len.min(rest.len()));
+            first
+                .update(piece, |b| {
+                    gz.extend_from_slice(b);
+                    Ok(())
+                })
+                .unwrap();
+            rest = tail;
+        }
+        gz.extend(first.finish().unwrap());
+        let mut second = Inflate::new(&e, Vec::new());
+        for piece in gz.chunks(1000) {
+            second.write(piece).unwrap();
+        }
+        let (opened, out) = second.finish().unwrap();
+        assert_eq!(out, pt);
+        assert_eq!(opened.plaintext_sha256, Sha256Digest::of(&pt));
+        // Without a declared digest the plaintext is hashed: the same digest.
+        let mut e = e;
+        e.plaintext_sha256 = None;
+        let mut second = Inflate::new(&e, Vec::new());
+        second.write(&gz).unwrap();
+        assert_eq!(second.finish().unwrap().0, opened);
+    }
+
+    #[test]
+    fn no_byte_of_a_chunk_that_fails_its_digest_is_decrypted() {
+        let pt = data(300_000);
+        let (mut bytes, sealed) = seal_bytes(&key(), [7; 16], &pt).unwrap();
+        bytes[65_536 + 10] ^= 1;
+        let mut first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &expected(&sealed));
+        let mut emitted = 0usize;
+        let err = first
+            .update(&bytes, |b| {
+                emitted += b.len();
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SealError::Chunk(crate::chunk::ChunkError::DigestMismatch { index: 1 })
+        );
+        // Chunk 0 less its IV and the block held back for the padding; nothing of chunk 1.
+        assert_eq!(emitted, 65_536 - 16 - 16);
+    }
+
+    #[test]
+    fn the_chunk_table_is_shared_not_copied() {
+        let (_, sealed) = seal_bytes(&key(), [8; 16], &data(200_000)).unwrap();
+        let first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &expected(&sealed));
+        assert!(std::sync::Arc::ptr_eq(
+            &first.chunks.sha256,
+            &sealed.chunks.sha256
+        ));
     }
 
     #[test]

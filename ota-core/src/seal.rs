@@ -26,7 +26,10 @@ use crate::deflate;
 use crate::digest::Sha256Digest;
 use crate::status::Status;
 
-pub use crate::open::{ChunkedOpener, Expected, Opened, Opener, open_checked, open_chunked};
+pub use crate::open::{
+    ChunkedDecrypt, ChunkedOpener, Decrypt, Expected, Inflate, Opened, Opener, open_checked,
+    open_chunked,
+};
 
 /// An AES-256 key: 32 bytes, written as 64 lowercase hex characters. Zeroed when dropped.
 #[derive(Clone, PartialEq, Eq)]

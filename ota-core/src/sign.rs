@@ -220,7 +220,7 @@ mod tests {
         .unwrap();
         p.chunks = Some(ChunkTable {
             chunk_size: CHUNK_SIZE,
-            sha256: vec![Sha256Digest::of(b"x")],
+            sha256: vec![Sha256Digest::of(b"x")].into(),
         });
         p.seal = Some(SealInfo {
             cipher: Cipher::Aes256Cbc,

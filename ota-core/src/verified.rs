@@ -144,7 +144,7 @@ impl VerifiedPackage {
     /// The signed chunk table of the artifact.
     pub fn chunks(&self) -> &ChunkTable {
         // `verify` refuses a statement without one.
-        self.package.chunks.as_ref().unwrap_or(&EMPTY_TABLE)
+        self.package.chunks.as_ref().unwrap_or(&*EMPTY_TABLE)
     }
 
     /// The signed seal information.
@@ -204,10 +204,10 @@ impl VerifiedPackage {
     }
 }
 
-static EMPTY_TABLE: ChunkTable = ChunkTable {
+static EMPTY_TABLE: std::sync::LazyLock<ChunkTable> = std::sync::LazyLock::new(|| ChunkTable {
     chunk_size: crate::chunk::CHUNK_SIZE,
-    sha256: Vec::new(),
-};
+    sha256: std::sync::Arc::from([]),
+});
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
 //! The I/O that [`ota_core`] leaves out, for the programs that host it: the C ABI, the `ota`
 //! command, the control-plane service and the device daemon.
 //!
+//! - [`pipeline`]: the device's data path (verify every chunk, decrypt, inflate) on two
+//!   threads, driving the core's sans-IO stages.
 //! - [`probe`]: health-probe runners (spawn an allowlisted executable, a loopback HTTP GET,
 //!   a readiness file), behind the core's [`ota_core::probe`] decisions.
 //! - [`seal`]: sealing with compression on several threads, byte for byte what the core's
@@ -28,6 +30,7 @@
 pub mod dir_slots;
 pub mod durable;
 pub mod file_device;
+pub mod pipeline;
 pub mod probe;
 pub mod seal;
 #[cfg(feature = "tuf")]

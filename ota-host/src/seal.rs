@@ -175,7 +175,11 @@ mod tests {
             }
             let key = SealKey::from_bytes([9; 32]);
             let (core, sealed) = ota_core::seal::seal_bytes(&key, [3; 16], &plain).unwrap();
-            assert_eq!((sealed, core), (one, bytes), "{n} bytes: as the core's own sealer");
+            assert_eq!(
+                (sealed, core),
+                (one, bytes),
+                "{n} bytes: as the core's own sealer"
+            );
         }
     }
 

@@ -34,15 +34,26 @@ fn open(dir: &Path) -> Result<Vec<u8>, (Status, String)> {
     )
     .map_err(|e| fail(e.status(), e.to_string()))?;
     let artifact = read("artifact.enc");
-    seal::open_chunked(
+    let one = seal::open_chunked(
         artifact.as_slice(),
         &key,
         verified.chunks(),
         verified.expected(),
         Vec::new(),
     )
-    .map(|(_, out)| out)
-    .map_err(|e| fail(e.status(), e.to_string()))
+    .map(|(_, out)| out);
+    // The two-thread driver refuses every fixture exactly as the core's one-thread path does.
+    let two = ota_host::pipeline::open_chunked(
+        artifact.as_slice(),
+        &key,
+        verified.chunks(),
+        verified.expected(),
+        Vec::new(),
+        2,
+    )
+    .map(|(_, out)| out);
+    assert_eq!(one, two, "{}: two threads differ from one", dir.display());
+    one.map_err(|e| fail(e.status(), e.to_string()))
 }
 
 struct Case {

@@ -1,0 +1,176 @@
+//! The device's data path on two threads: the driver for the core's opening stages.
+//!
+//! The core offers each path as two sans-IO stages: a first that verifies every chunk
+//! against the signed table and decrypts it ([`ChunkedDecrypt`] for a stream,
+//! [`StagedDecrypt`] for a download's staged chunks), and a second that only inflates
+//! ([`Inflate`]). Here the first runs on the caller's thread and the second on its own,
+//! joined by a bounded queue of [`BLOCK`]-byte buffers that are recycled, so memory stays at
+//! [`DEPTH`] + 2 blocks whatever the artifact's size. With `threads` below 2 (a one-core
+//! device) both stages run on the caller's thread, as the core's own [`open_chunked`] and
+//! [`Install`] do.
+//!
+//! Every security property is the core's: no byte is decrypted before its chunk matched the
+//! signed table, and only a successful return means the output is the complete, declared
+//! plaintext. On an error from either stage the other stops, and the output must be
+//! discarded.
+//!
+//! [`open_chunked`]: ota_core::seal::open_chunked
+//! [`Install`]: ota_core::download::Install
+
+use std::io::{self, Read, Write};
+use std::sync::mpsc;
+
+use ota_core::VerifiedPackage;
+use ota_core::chunk::ChunkTable;
+use ota_core::download::{Download, DownloadError, StagedDecrypt, Staging};
+use ota_core::seal::{self, ChunkedDecrypt, Expected, Inflate, Opened, SealError, SealKey};
+
+/// The size of a block passed between the threads.
+pub const BLOCK: usize = 128 * 1024;
+
+/// How many blocks the queue holds.
+pub const DEPTH: usize = 4;
+
+/// How many threads the device pipeline should use here: 2 when the machine has two cores or
+/// more, else 1.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
+/// Opens a sealed artifact read in order from `source`, each 64 KiB chunk checked against
+/// `chunks` before it is decrypted, the plaintext inflated into `out`: on two threads when
+/// `threads` is 2 or more, else as [`seal::open_chunked`].
+pub fn open_chunked<R: Read, W: Write + Send>(
+    mut source: R,
+    key: &SealKey,
+    chunks: &ChunkTable,
+    expected: Expected,
+    out: W,
+    threads: usize,
+) -> Result<(Opened, W), SealError> {
+    if threads < 2 {
+        return seal::open_chunked(source, key, chunks, expected, out);
+    }
+    let mut stage = ChunkedDecrypt::new(key, chunks.clone(), &expected);
+    two_threads(Inflate::new(&expected, out), |emit| {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            stage.update(&buf[..n], &mut *emit)?;
+        }
+        emit(&stage.finish()?)
+    })
+}
+
+/// Installs a download whose chunks are all verified and staged into `slot`: each chunk is
+/// read back from `staging` and checked again before it is decrypted, as
+/// [`ota_core::download::Install`] does, on two threads when `threads` is 2 or more. A
+/// chunk whose stored copy no longer matches is marked missing in `download`.
+pub fn install<W: Write + Send>(
+    package: &VerifiedPackage,
+    key: &SealKey,
+    download: &mut Download,
+    staging: &mut dyn Staging,
+    slot: W,
+    threads: usize,
+) -> Result<(Opened, W), DownloadError> {
+    let mut stage = StagedDecrypt::new(package, key);
+    let inflate = Inflate::new(&package.expected(), slot);
+    let (opened, mut slot) = if threads < 2 {
+        let mut inflate = inflate;
+        stage.advance(download, staging, |gz| inflate.write(gz))?;
+        inflate.write(&stage.finish()?)?;
+        inflate.finish()?
+    } else {
+        two_threads(inflate, |emit| -> Result<(), DownloadError> {
+            stage.advance(download, staging, &mut *emit)?;
+            Ok(emit(&stage.finish()?)?)
+        })?
+    };
+    slot.flush().map_err(|e| DownloadError::Seal(e.into()))?;
+    Ok((opened, slot))
+}
+
+/// What the first stage hands the second.
+type Emit<'a> = dyn FnMut(&[u8]) -> Result<(), SealError> + 'a;
+
+/// Runs `first` on this thread, passing its gzip stream through a bounded queue to `inflate`
+/// on a second thread. The first error wins; the inflater's, if the first stage stopped
+/// only because the inflater had.
+fn two_threads<W, E>(
+    mut inflate: Inflate<W>,
+    first: impl FnOnce(&mut Emit<'_>) -> Result<(), E>,
+) -> Result<(Opened, W), E>
+where
+    W: Write + Send,
+    E: From<SealError>,
+{
+    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        let second = s.spawn(move || {
+            for block in full_rx {
+                inflate.write(&block)?;
+                // The first stage may have finished; a buffer it will not reuse is dropped.
+                let _ = empty_tx.send(block);
+            }
+            inflate.finish()
+        });
+        let mut block = Vec::with_capacity(BLOCK);
+        let mut stopped = false;
+        let mut send = |block: &mut Vec<u8>| {
+            let next = empty_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+            if full_tx.send(std::mem::replace(block, next)).is_err() {
+                stopped = true;
+                return Err(SealError::Io {
+                    message: "the inflating thread stopped".into(),
+                });
+            }
+            block.clear();
+            Ok(())
+        };
+        let result = first(&mut |mut gz: &[u8]| {
+            while !gz.is_empty() {
+                let take = (BLOCK - block.len()).min(gz.len());
+                block.extend_from_slice(&gz[..take]);
+                gz = &gz[take..];
+                if block.len() == BLOCK {
+                    send(&mut block)?;
+                }
+            }
+            Ok(())
+        });
+        let result = match result {
+            Ok(()) if !block.is_empty() => send(&mut block).map_err(E::from),
+            other => other,
+        };
+        drop(full_tx);
+        let second = second.join().unwrap_or_else(|_| {
+            Err(SealError::Io {
+                message: "the inflating thread panicked".into(),
+            })
+        });
+        match (result, second) {
+            (Ok(()), second) => second.map_err(E::from),
+            (Err(_), Err(e)) if stopped => Err(E::from(e)),
+            (Err(e), _) => Err(e),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_threads_is_one_or_two() {
+        assert!((1..=2).contains(&default_threads()));
+    }
+}

@@ -1,0 +1,221 @@
+//! The device pipeline on two threads (`ota_host::pipeline`) against the core's one-thread
+//! path: the same output, the same errors, and nothing decrypted that was not verified.
+
+use ota_core::download::{Download, DownloadError, Install};
+use ota_core::seal::{self, Expected, SealError};
+use ota_core::sign::{self, VerifiedPackage};
+use ota_core::{Limits, Status};
+use ota_host::pipeline;
+use ota_tests::{firmware_package, noise, seal_into, seal_key, signing_key};
+
+/// A signed, sealed package of `plaintext`, verified, and its artifact.
+fn package(plaintext: &[u8]) -> (VerifiedPackage, Vec<u8>) {
+    let mut p = firmware_package();
+    let artifact = seal_into(&mut p, plaintext);
+    let env = sign::sign(&p, &[&signing_key(1)]).unwrap();
+    let trusted = [signing_key(1).public_key()].into_iter().collect();
+    let v = sign::verify_envelope(env, &trusted, 1, &Limits::DEFAULT).unwrap();
+    (v, artifact)
+}
+
+fn open(v: &VerifiedPackage, artifact: &[u8], threads: usize) -> Result<Vec<u8>, SealError> {
+    open_expecting(v, artifact, v.expected(), threads)
+}
+
+fn open_expecting(
+    v: &VerifiedPackage,
+    artifact: &[u8],
+    expected: Expected,
+    threads: usize,
+) -> Result<Vec<u8>, SealError> {
+    pipeline::open_chunked(
+        artifact,
+        &seal_key(),
+        v.chunks(),
+        expected,
+        Vec::new(),
+        threads,
+    )
+    .map(|(_, out)| out)
+}
+
+/// Stages every chunk (last first), then installs on `threads` threads.
+fn stage_and_install(
+    v: &VerifiedPackage,
+    artifact: &[u8],
+    threads: usize,
+    corrupt: Option<usize>,
+) -> (Result<Vec<u8>, DownloadError>, Download) {
+    let mut staging = Vec::new();
+    let mut d = Download::new(v);
+    for req in d.plan(usize::MAX).into_iter().rev() {
+        let end = req.offset as usize + req.length as usize;
+        d.accept(
+            req.offset,
+            &artifact[req.offset as usize..end],
+            &mut staging,
+        )
+        .unwrap();
+    }
+    if let Some(at) = corrupt {
+        staging[at] ^= 1;
+    }
+    let r = pipeline::install(v, &seal_key(), &mut d, &mut staging, Vec::new(), threads)
+        .map(|(_, out)| out);
+    (r, d)
+}
+
+#[test]
+fn two_threads_open_what_one_thread_opens_at_every_size() {
+    // Around the queue's 128 KiB blocks and the 64 KiB chunks; incompressible, so the
+    // artifact is about as long as the plaintext.
+    for n in [0, 1, 15, 16, 65_536, 131_071, 131_072, 131_073, 600_001] {
+        let plain = noise(n, n as u64 + 1);
+        let (v, artifact) = package(&plain);
+        for threads in [1, 2] {
+            assert_eq!(open(&v, &artifact, threads).unwrap(), plain, "n = {n}");
+            let (installed, d) = stage_and_install(&v, &artifact, threads, None);
+            assert_eq!(installed.unwrap(), plain, "n = {n}");
+            assert!(d.is_complete());
+        }
+        let (opened, _) = pipeline::open_chunked(
+            artifact.as_slice(),
+            &seal_key(),
+            v.chunks(),
+            v.expected(),
+            std::io::sink(),
+            2,
+        )
+        .unwrap();
+        assert_eq!(opened.plaintext_size, n as u64);
+        assert_eq!(opened.plaintext_sha256, v.seal().unwrap().plaintext_sha256);
+    }
+}
+
+#[test]
+fn two_threads_refuse_a_tampered_truncated_or_long_artifact_as_one_does() {
+    let plain = noise(300_000, 9);
+    let (v, artifact) = package(&plain);
+    let mut flipped = artifact.clone();
+    flipped[200_000] ^= 1;
+    let mut long = artifact.clone();
+    long.extend_from_slice(b"endless");
+    let short = &artifact[..artifact.len() - 16];
+    for bad in [flipped.as_slice(), long.as_slice(), short] {
+        let one = open(&v, bad, 1).unwrap_err();
+        assert_eq!(open(&v, bad, 2).unwrap_err(), one);
+    }
+    assert_eq!(
+        open(&v, &flipped, 2).unwrap_err().status(),
+        Status::ChunkDigestMismatch
+    );
+    assert!(matches!(
+        open(&v, short, 2).unwrap_err(),
+        SealError::Truncated { .. }
+    ));
+}
+
+#[test]
+fn a_decompression_bomb_stops_at_its_bound_on_two_threads() {
+    let plain = vec![0u8; 4 << 20];
+    let (v, artifact) = package(&plain);
+    let mut e = v.expected();
+    e.plaintext_size = Some(1 << 20);
+    e.max_plaintext = 1 << 20;
+    for threads in [1, 2] {
+        assert_eq!(
+            open_expecting(&v, &artifact, e.clone(), threads).unwrap_err(),
+            SealError::PlaintextTooLarge { max: 1 << 20 }
+        );
+    }
+}
+
+/// A slot that fails after `room` bytes.
+struct FullDisk {
+    room: usize,
+}
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.room {
+            return Err(std::io::Error::other("no space left on device"));
+        }
+        self.room -= buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_slot_writers_error_is_the_one_reported_on_two_threads() {
+    let plain = noise(2 << 20, 3);
+    let (v, artifact) = package(&plain);
+    let err = pipeline::open_chunked(
+        artifact.as_slice(),
+        &seal_key(),
+        v.chunks(),
+        v.expected(),
+        FullDisk { room: 100_000 },
+        2,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&err, SealError::Io { message } if message.contains("no space left")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_staged_chunk_corrupted_in_storage_is_found_and_refetched_on_two_threads() {
+    let plain = noise(400_000, 5);
+    let (v, artifact) = package(&plain);
+    for threads in [1, 2] {
+        let (r, d) = stage_and_install(&v, &artifact, threads, Some(70_000));
+        assert_eq!(
+            r.unwrap_err(),
+            DownloadError::StoredChunkCorrupt { index: 1 }
+        );
+        assert!(!d.is_verified(1), "chunk 1 must be fetched again");
+        assert_eq!(d.plan(usize::MAX).len(), 1);
+    }
+}
+
+#[test]
+fn the_chunk_table_is_shared_with_the_package_not_copied() {
+    let (v, artifact) = package(&noise(200_000, 8));
+    let table = v.chunks().clone();
+    assert!(std::sync::Arc::ptr_eq(&table.sha256, &v.chunks().sha256));
+    // The core's one-thread install and the two-thread driver open the same bytes.
+    let mut staging = Vec::new();
+    let mut d = Download::new(&v);
+    for req in d.plan(usize::MAX) {
+        let end = req.offset as usize + req.length as usize;
+        d.accept(
+            req.offset,
+            &artifact[req.offset as usize..end],
+            &mut staging,
+        )
+        .unwrap();
+    }
+    let mut install = Install::new(&v, &seal_key(), Vec::new());
+    install.advance(&mut d, &mut staging).unwrap();
+    let (_, one) = install.finish().unwrap();
+    let (two, _) = stage_and_install(&v, &artifact, 2, None);
+    assert_eq!(one, two.unwrap());
+    assert_eq!(
+        seal::open_chunked(
+            artifact.as_slice(),
+            &seal_key(),
+            v.chunks(),
+            v.expected(),
+            Vec::new()
+        )
+        .unwrap()
+        .1,
+        one
+    );
+}
