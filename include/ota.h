@@ -1393,83 +1393,6 @@ ota_status ota_audit_verify_head(const char *trail,
                                  uint64_t *records_out);
 
 /**
- * Opens the device under the directory `dir` (text; created if missing), each slot holding
- * a file named `slot_file` (text, a plain file name; `payload` when empty).
- *
- * Takes no ownership; the caller frees `*device_out` with `ota_file_device_free`.
- */
-ota_status ota_file_device_open(const char *dir,
-                                size_t dir_len,
-                                const char *slot_file,
-                                size_t slot_file_len,
-                                ota_file_device **device_out);
-
-/**
- * Fills `*io_out` with callbacks over the device's staging file and inactive slot, for
- * `ota_agent_new` and `ota_agent_restore`. Their `ctx` is `device`, which must outlive the
- * agent.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_file_device_io(ota_file_device *device, ota_device_io *io_out);
-
-/**
- * Writes the agent's record as last persisted into `buf`: empty on a new device. Give it to
- * `ota_agent_new` (its `record`) after a restart.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_file_device_record(const ota_file_device *device,
-                                  char *buf,
-                                  size_t buf_len,
-                                  size_t *out_n);
-
-/**
- * Carries out `OTA_COMMAND_KIND_PERSIST`: stores the record (the command's text) durably,
- * replacing the previous one (a temporary file, fsync, rename, fsync of the directory).
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_file_device_persist(ota_file_device *device, const char *record, size_t record_len);
-
-/**
- * Carries out `OTA_COMMAND_KIND_SWAP` (the command's text names the update): makes the slot
- * holding it active, durably; does nothing when it is active already (the swap was done
- * before a power cut). Then call `ota_agent_handle_swapped`.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_file_device_swap(ota_file_device *device, const char *update, size_t update_len);
-
-/**
- * Carries out `OTA_COMMAND_KIND_RESTORE_PREVIOUS` (the command's text names the failed
- * update): while the active slot holds it, makes the other slot active again, durably;
- * otherwise (restored already) does nothing. Then call `ota_agent_handle_restored`.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_file_device_restore(ota_file_device *device, const char *update, size_t update_len);
-
-/**
- * Writes the path of the active slot's file (what the device runs) into `buf`: empty
- * before the first swap.
- *
- * Takes no ownership; nothing to free.
- */
-ota_status ota_file_device_active_file(const ota_file_device *device,
-                                       char *buf,
-                                       size_t buf_len,
-                                       size_t *out_n);
-
-/**
- * Frees a file device. NULL is allowed and does nothing. Free it only after the agent whose
- * `io` it gave.
- *
- * Takes ownership of `device`; nothing to free.
- */
-void ota_file_device_free(ota_file_device *device);
-
-/**
  * Starts a download of a verified package's artifact: nothing verified yet.
  *
  * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
@@ -1591,6 +1514,83 @@ ota_status ota_install_finish(ota_install *install, char *buf, size_t buf_len, s
  * Takes ownership of `install`; nothing to free.
  */
 void ota_install_free(ota_install *install);
+
+/**
+ * Opens the device under the directory `dir` (text; created if missing), each slot holding
+ * a file named `slot_file` (text, a plain file name; `payload` when empty).
+ *
+ * Takes no ownership; the caller frees `*device_out` with `ota_file_device_free`.
+ */
+ota_status ota_file_device_open(const char *dir,
+                                size_t dir_len,
+                                const char *slot_file,
+                                size_t slot_file_len,
+                                ota_file_device **device_out);
+
+/**
+ * Fills `*io_out` with callbacks over the device's staging file and inactive slot, for
+ * `ota_agent_new` and `ota_agent_restore`. Their `ctx` is `device`, which must outlive the
+ * agent.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_io(ota_file_device *device, ota_device_io *io_out);
+
+/**
+ * Writes the agent's record as last persisted into `buf`: empty on a new device. Give it to
+ * `ota_agent_new` (its `record`) after a restart.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_record(const ota_file_device *device,
+                                  char *buf,
+                                  size_t buf_len,
+                                  size_t *out_n);
+
+/**
+ * Carries out `OTA_COMMAND_KIND_PERSIST`: stores the record (the command's text) durably,
+ * replacing the previous one (a temporary file, fsync, rename, fsync of the directory).
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_persist(ota_file_device *device, const char *record, size_t record_len);
+
+/**
+ * Carries out `OTA_COMMAND_KIND_SWAP` (the command's text names the update): makes the slot
+ * holding it active, durably; does nothing when it is active already (the swap was done
+ * before a power cut). Then call `ota_agent_handle_swapped`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_swap(ota_file_device *device, const char *update, size_t update_len);
+
+/**
+ * Carries out `OTA_COMMAND_KIND_RESTORE_PREVIOUS` (the command's text names the failed
+ * update): while the active slot holds it, makes the other slot active again, durably;
+ * otherwise (restored already) does nothing. Then call `ota_agent_handle_restored`.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_restore(ota_file_device *device, const char *update, size_t update_len);
+
+/**
+ * Writes the path of the active slot's file (what the device runs) into `buf`: empty
+ * before the first swap.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_file_device_active_file(const ota_file_device *device,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *out_n);
+
+/**
+ * Frees a file device. NULL is allowed and does nothing. Free it only after the agent whose
+ * `io` it gave.
+ *
+ * Takes ownership of `device`; nothing to free.
+ */
+void ota_file_device_free(ota_file_device *device);
 
 /**
  * Makes the device's update agent from its configuration, resuming from the last persisted

@@ -191,7 +191,8 @@ impl ChunkTable {
             }
             check.size_bytes += n as u64;
             if check.size_bytes > size {
-                break; // longer than signed: read no further
+                check.bad.push(index); // it carries bytes past the signed size
+                break; // read no further
             }
             if self.verify(index, size, &buf[..n]).is_err() {
                 check.bad.push(index);
