@@ -109,12 +109,25 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     assert_eq!(code, 201, "{v}");
     // A statement whose artifact is not the file it points at: INVALID_ARGUMENT, and the
     // package is never assignable.
-    let (mut bad, bad_id, _) = firmware(dir, "2.0.1", false, 200_000);
-    bad["artifact_uri"] = json!(format!("file://{}", input.join("fw-2.0.0.enc").display()));
+    // Its own artifact with one byte flipped: the size is right, the digest is not.
+    let (mut bad, bad_id, mut bad_bytes) = firmware(dir, "2.0.1", false, 200_000);
+    bad_bytes[1000] ^= 1;
+    std::fs::write(input.join("fw-2.0.1-flipped.enc"), &bad_bytes).unwrap();
+    bad["artifact_uri"] = json!(format!(
+        "file://{}",
+        input.join("fw-2.0.1-flipped.enc").display()
+    ));
     let got = s
         .call("POST", "/api/v1/ota/packages", &admin, Some(&bad))
         .await;
     assert_error(&got, 400, "INVALID_ARGUMENT", "sha256");
+    // Another package's artifact, of another size: the size is named first.
+    let (mut other_size, _, _) = firmware(dir, "2.0.2", false, 150_000);
+    other_size["artifact_uri"] = json!(format!("file://{}", input.join("fw-2.0.0.enc").display()));
+    let got = s
+        .call("POST", "/api/v1/ota/packages", &admin, Some(&other_size))
+        .await;
+    assert_error(&got, 400, "INVALID_ARGUMENT", "size_bytes");
     let (_, v) = s
         .call(
             "GET",
@@ -155,7 +168,7 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         "package_id",
     );
     let (_, list) = s.call("GET", "/api/v1/ota/packages", &admin, None).await;
-    assert_eq!(list["packages"].as_array().unwrap().len(), 3, "{list}");
+    assert_eq!(list["packages"].as_array().unwrap().len(), 4, "{list}");
     assert_eq!(
         list["packages"][0]["signed_by"][0],
         common::publisher().key_id().to_string()
