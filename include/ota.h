@@ -1064,7 +1064,7 @@ ota_status ota_opener_finish(ota_opener *opener, char *buf, size_t buf_len, size
 void ota_opener_free(ota_opener *opener);
 
 /**
- * Builds seed 002's registration record for an artifact a finished sealer produced with
+ * Builds publish_artifact.py's registration record for an artifact a finished sealer produced with
  * `key`, and writes it as JSON into `buf`. `params` is JSON:
  * `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
  * "cdn_base"?}`. The record holds the key: treat it as a secret.
@@ -1093,7 +1093,7 @@ ota_status ota_registration_object_key(const char *registration,
                                        size_t *out_n);
 
 /**
- * Opens a sealed artifact file known by its registration record alone (seed 002): checks its
+ * Opens a sealed artifact file known by its registration record alone (as in publish_artifact.py): checks its
  * size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
  * writes it to `out_path` through a temporary file renamed only on success, so a failure
  * leaves no output file behind.
@@ -1160,7 +1160,7 @@ ota_status ota_sbom_validate(const char *format,
 
 /**
  * Creates a rollout. `config` is JSON: `{"rollout_id", "tenant", "created_by", "spec"}`,
- * where `spec` is seed 004's rollout request (`package_id`, `target_profile_id` or `target`,
+ * where `spec` is the OTA API's rollout request (`package_id`, `target_profile_id` or `target`,
  * `canary_percent`, `failure_threshold_percent`, `rollback_package_id`, and the optional
  * waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
  * profiles. `rollback` may be NULL when the request names no rollback package.
@@ -1207,7 +1207,7 @@ ota_status ota_rollout_replay(const char *config,
                               ota_rollout **rollout_out);
 
 /**
- * Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
+ * Gives the rollout a device's report (the OTA API: `{"device_id", "rollout_id",
  * "firmware_version", "status", "reason"}`, and the `"attempt"` the device says back). A
  * late report is recorded but changes nothing. A report must match the rollout, the
  * package's version (a success names it) and the device's current attempt; one that does
@@ -1324,7 +1324,7 @@ ota_status ota_rollout_poll(ota_rollout *rollout,
 ota_status ota_rollout_timeout(const ota_rollout *rollout, uint64_t *at_out);
 
 /**
- * Writes where the rollout stands as JSON into `buf`: seed 004's `rollout_id`, `status`,
+ * Writes where the rollout stands as JSON into `buf`: the OTA API's `rollout_id`, `status`,
  * `canary_percent` and `scheduled_count`, and the devices per state, the waves, the halt
  * reason, the incompatibility reasons, the fleet impact and the audit trail's head
  * (`"audit_head": {"seq", "hash"}`; pass it as `SEQ:HASH` to `ota_audit_verify_head`).

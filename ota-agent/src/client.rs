@@ -1,4 +1,4 @@
-//! The daemon's side of seed 004's device API: registration, the poll, chunks by range,
+//! The daemon's side of the OTA API's device side: registration, the poll, chunks by range,
 //! reports, and the persistent RPC records of a rollout. Every answer is checked before it is used: a chunk must be exactly the range
 //! asked for, or the server is refused.
 

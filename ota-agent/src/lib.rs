@@ -8,7 +8,7 @@
 //! - a [`Daemon`] whose [`cycle`](Daemon::cycle) polls `GET /api/v1/devices/{id}/ota`
 //!   (telling the version the device really runs), fetches the assigned chunks by range,
 //!   several in flight and in any order, feeds them to the agent, swaps the [`slots`], runs
-//!   the real probes (`ota_host::probe::run`), commits or restores, and reports seed 004's
+//!   the real probes (`ota_host::probe::run`), commits or restores, and reports the OTA API's
 //!   result with its progress steps, saying back the `attempt` its assignment named;
 //!   [`run`](Daemon::run) repeats it at the interval the server suggests, with jitter,
 //!   backing off after errors;

@@ -77,7 +77,7 @@ enum Command {
         after_help = "Examples:\n  ota check --package out/package.json --device orin-nx.json\n  ota check --package package.yaml --fleet fleet.yaml --json"
     )]
     Check(check::CheckArgs),
-    /// Seal a file or a model's directory, sign its package, and write seed 002's artifact and
+    /// Seal a file or a model's directory, sign its package, and write publish_artifact.py's artifact and
     /// registration.
     Pack(Box<pack::PackArgs>),
     /// Add a signature to a package envelope (co-signing), or sign a sealed statement.

@@ -1,12 +1,12 @@
-//! `ota pack`: seal a file, sign its package statement, and write what seed 002's publish
+//! `ota pack`: seal a file, sign its package statement, and write what publish_artifact.py's publish
 //! script uploads and registers.
 //!
 //! Output in `--out DIR`:
 //! - `DIR/{dev_stage}/{resource_name}-{architecture}-{version}.enc`: the sealed artifact
-//!   (gzip, then AES-256-CBC with the IV prefixed), at seed 002's object key;
+//!   (gzip, then AES-256-CBC with the IV prefixed), at publish_artifact.py's object key;
 //! - `DIR/package.json`: the DSSE envelope of the package statement (the model manifest, the
 //!   artifact's sha256, size and 64 KiB chunk table, and the seal);
-//! - `DIR/registration.json`: seed 002's registration record (it holds the AES key: owner-only).
+//! - `DIR/registration.json`: publish_artifact.py's registration record (it holds the AES key: owner-only).
 //!
 //! Nothing is left behind on failure, and nothing old is lost: each file is written to a
 //! temporary name, and all are renamed into place together, the artifact first, when complete
@@ -94,16 +94,16 @@ pub struct PackArgs {
     /// (`pkcs11:token=T;object=LABEL?module-path=...&pin-value=...`).
     #[arg(long)]
     pub(crate) key: PathBuf,
-    /// Seed 002's resource name (`my_model`).
+    /// publish_artifact.py's resource name (`my_model`).
     #[arg(long)]
     pub(crate) resource_name: String,
-    /// Seed 002's stage (`dev`, `prod`).
+    /// publish_artifact.py's stage (`dev`, `prod`).
     #[arg(long)]
     pub(crate) dev_stage: String,
-    /// Seed 002's architecture (`arm64`).
+    /// publish_artifact.py's architecture (`arm64`).
     #[arg(long)]
     pub(crate) architecture: String,
-    /// Seed 002's free-form version (`2026-04-15`); the package's semantic version is the
+    /// publish_artifact.py's free-form version (`2026-04-15`); the package's semantic version is the
     /// manifest's.
     #[arg(long)]
     pub(crate) version: String,
@@ -142,13 +142,13 @@ pub struct PackArgs {
     /// devices run it in preference to the assignment's, if their allowlist lets them.
     #[arg(long)]
     pub(crate) probe: Option<PathBuf>,
-    /// The S3-compatible endpoint, for the artifact's URL (seed 002).
+    /// The S3-compatible endpoint, for the artifact's URL (as in publish_artifact.py).
     #[arg(long, env = "S3_ENDPOINT")]
     pub(crate) s3_endpoint: Option<String>,
-    /// The bucket, for the artifact's URL (seed 002).
+    /// The bucket, for the artifact's URL (as in publish_artifact.py).
     #[arg(long, env = "S3_BUCKET")]
     pub(crate) bucket: Option<String>,
-    /// The public CDN base, for the artifact's URL (seed 002).
+    /// The public CDN base, for the artifact's URL (as in publish_artifact.py).
     #[arg(long, env = "CDN_PUBLIC_BASE_URL")]
     pub(crate) cdn_base: Option<String>,
     /// Also add the package to this TUF repository (`ota tuf create-repo`), as target

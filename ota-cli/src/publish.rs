@@ -1,4 +1,4 @@
-//! `ota publish`: upload what `ota pack` wrote and register it, as seed 002's publish script
+//! `ota publish`: upload what `ota pack` wrote and register it, as publish_artifact.py
 //! does.
 //!
 //! The artifact is checked against its registration record first. It goes to the store at its
@@ -35,31 +35,31 @@ pub struct PublishArgs {
     /// Where to upload: a local directory, or `s3://bucket[/prefix]` (default `s3://$S3_BUCKET`).
     #[arg(long)]
     pub(crate) store: Option<String>,
-    /// The S3-compatible endpoint (seed 002).
+    /// The S3-compatible endpoint (as in publish_artifact.py).
     #[arg(long, env = "S3_ENDPOINT")]
     pub(crate) s3_endpoint: Option<String>,
-    /// The upload access key (seed 002).
+    /// The upload access key (as in publish_artifact.py).
     #[arg(long, env = "S3_ACCESS_KEY", hide_env_values = true)]
     pub(crate) s3_access_key: Option<String>,
-    /// The upload secret key (seed 002).
+    /// The upload secret key (as in publish_artifact.py).
     #[arg(long, env = "S3_SECRET_KEY", hide_env_values = true)]
     pub(crate) s3_secret_key: Option<String>,
-    /// The bucket, when --store is not given (seed 002).
+    /// The bucket, when --store is not given (as in publish_artifact.py).
     #[arg(long, env = "S3_BUCKET")]
     pub(crate) bucket: Option<String>,
-    /// The public CDN base for the registered `cdn_url` (seed 002).
+    /// The public CDN base for the registered `cdn_url` (as in publish_artifact.py).
     #[arg(long, env = "CDN_PUBLIC_BASE_URL")]
     pub(crate) cdn_base: Option<String>,
     /// The S3 region.
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub(crate) region: String,
-    /// The admin API's base URL; the record is registered only when it is set (seed 002).
+    /// The admin API's base URL; the record is registered only when it is set (as in publish_artifact.py).
     #[arg(long, env = "ADMIN_API_URL")]
     pub(crate) admin_api_url: Option<String>,
-    /// The bearer token for the admin API (seed 002).
+    /// The bearer token for the admin API (as in publish_artifact.py).
     #[arg(long, env = "ADMIN_API_TOKEN", hide_env_values = true)]
     pub(crate) admin_api_token: Option<String>,
-    /// The publish path under the admin API (seed 002).
+    /// The publish path under the admin API (as in publish_artifact.py).
     #[arg(
         long,
         env = "ADMIN_API_PUBLISH_PATH",
@@ -150,7 +150,7 @@ impl Target {
         }
     }
 
-    /// The registered `cdn_url` (seed 002's rule for S3 stores).
+    /// The registered `cdn_url` (publish_artifact.py's rule for S3 stores).
     fn cdn_url(&self, a: &PublishArgs, path: &str) -> String {
         match self {
             Target::Local(dir) => format!(

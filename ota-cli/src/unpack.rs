@@ -27,7 +27,7 @@ use crate::unnamed::Unnamed;
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["registration", "package"])))]
 pub struct UnpackArgs {
-    /// Seed 002's registration record: its sha256, size_bytes and encryption_key are all that is
+    /// publish_artifact.py's registration record: its sha256, size_bytes and encryption_key are all that is
     /// needed. The whole file is hashed before anything is decrypted.
     #[arg(long)]
     registration: Option<PathBuf>,

@@ -1,4 +1,4 @@
-//! Both ends of seed 004's device protocol.
+//! Both ends of the OTA API's device protocol.
 //!
 //! The control plane keeps [`Assignments`]: a package per device and per device profile,
 //! the device-level one winning. [`Assignments::authorize`] answers a chunk request: a device
@@ -6,7 +6,7 @@
 //! `PermissionDenied`), the range is clamped to one 64 KiB chunk, and the last chunk says
 //! `complete: true`.
 //!
-//! The device receives an [`Assignment`] (`GET /devices/{id}/ota`): seed 004's metadata
+//! The device receives an [`Assignment`] (`GET /devices/{id}/ota`): the OTA API's metadata
 //! (`package_id`, `type`, `version`, `size_bytes`, `sha256`) plus the [`Proof`] of the package
 //! statement, the encryption key, the rollout and the health probe. The proof is the route the
 //! package was verified by: a DSSE envelope (`"envelope"`), which the agent verifies against

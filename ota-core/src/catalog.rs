@@ -3,10 +3,10 @@
 //! A package enters as a [`VerifiedPackage`] and is `pending`. The control plane then streams
 //! the artifact's bytes through an [`ArtifactCheck`]; only if their size, SHA-256 and chunk
 //! table all match what was signed does the package become `available`. A mismatch makes it
-//! `rejected` for good, with an invalid-argument error (seed 004): it can never be assigned.
+//! `rejected` for good, with an invalid-argument error (the OTA API): it can never be assigned.
 //!
 //! The catalog answers "the latest available version of X on channel Y", and records which
-//! keys signed each package, for the Trust Center view (seed 000). Time is an argument.
+//! keys signed each package, for the Trust Center view (the push-a-model-bundle guide). Time is an argument.
 
 use std::collections::BTreeMap;
 
@@ -115,7 +115,7 @@ pub enum CatalogError {
 
 impl CatalogError {
     /// The stable status code of this error: a mismatch is of the invalid-argument class,
-    /// as in seed 004.
+    /// as in the OTA API.
     pub fn status(&self) -> Status {
         match self {
             CatalogError::NotFound { .. } => Status::PackageNotFound,

@@ -35,7 +35,7 @@
 //! - [`dsse`]: DSSE envelopes and their pre-authentication encoding.
 //! - [`sign`]: signing a package statement and threshold verification.
 //! - [`verified`]: [`VerifiedPackage`], made only by verifying.
-//! - [`registration`]: seed 002's registration record, object key and CDN URL.
+//! - [`registration`]: publish_artifact.py's registration record, object key and CDN URL.
 //!
 //! **Control plane**: what a fleet service decides.
 //! - [`catalog`]: pending, available or rejected packages, by bytes.
@@ -44,9 +44,9 @@
 //!
 //! **Device**: what runs on the device.
 //! - [`download`]: any-order chunk download with per-chunk verification, and streaming install.
-//! - [`assignment`]: both ends of seed 004's device protocol.
+//! - [`assignment`]: both ends of the OTA API's device protocol.
 //! - [`agent`]: the device's crash-safe update agent, with [`probe`]s and automatic rollback.
-//! - [`report`]: seed 004's device report.
+//! - [`report`]: the OTA API's device report.
 //! - [`tuf`]: the TUF specification's client workflow as a sans-IO state machine
 //!   ([`tuf::Updater`]), and the checks that make a package signed into a TUF targets role a
 //!   [`VerifiedPackage`] (the host crate `ota-host` drives the updater over files and HTTP).

@@ -12,7 +12,7 @@
 //! is not recomputed (see [`Inflate`]). Opening is two sans-IO stages, [`Decrypt`] (or
 //! [`ChunkedDecrypt`]: verify, then decrypt) and [`Inflate`]; the openers here run both on
 //! the caller's thread, and `ota_host::pipeline` runs them on two threads. [`open_checked`] opens a whole file known only by its
-//! SHA-256 and size (seed 002's registration record): it checks the digest in a first pass
+//! SHA-256 and size (publish_artifact.py's registration record): it checks the digest in a first pass
 //! before decrypting anything in a second.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -355,7 +355,7 @@ fn inflate_error<W: Write>(gz: &flate2::write::GzDecoder<Bounded<W>>) -> SealErr
     }
 }
 
-/// Opens a sealed artifact known only by its SHA-256 and size (seed 002's registration
+/// Opens a sealed artifact known only by its SHA-256 and size (publish_artifact.py's registration
 /// record), from a seekable source: the first pass checks size and digest and decrypts
 /// nothing; the second decrypts, hashing again so a change between the passes is caught.
 pub fn open_checked<R: Read + Seek, W: Write>(

@@ -1,5 +1,5 @@
 //! The package a publisher describes: the artifact plus what a control plane needs to verify
-//! it, decide compatibility and present it to devices (the fields of seed 004).
+//! it, decide compatibility and present it to devices (the fields of the OTA API).
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,6 +1,6 @@
 //! Health probes: what to run after a swap, when, and what the results mean.
 //!
-//! A [`ProbeSpec`] is one of seed 000's three kinds: an allowlisted executable (exit 0 is
+//! A [`ProbeSpec`] is one of the push-a-model-bundle guide's three kinds: an allowlisted executable (exit 0 is
 //! healthy), an HTTP GET (a 2xx within the timeout; loopback only unless explicitly allowed),
 //! or a readiness file that must exist and be newer than the swap. A [`ProbePolicy`] says
 //! when to probe and how to judge; [`decide`] is the pure decision, and the device agent

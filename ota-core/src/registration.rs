@@ -1,4 +1,4 @@
-//! The registration record of seed 002: what a publish script sends to the admin API after
+//! The registration record of publish_artifact.py: what a publish script sends to the admin API after
 //! uploading a sealed artifact, and what a loader needs to fetch and open it.
 //!
 //! The object key is `{dev_stage}/{resource_name}-{architecture}-{version}.enc`. The
@@ -15,7 +15,7 @@ use crate::limits::Limits;
 use crate::name::Name;
 use crate::seal::{Expected, SealKey, Sealed};
 
-/// The registration record (seed 002's admin API body).
+/// The registration record (publish_artifact.py's admin API body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
@@ -37,7 +37,7 @@ pub struct Registration {
     pub size_bytes: u64,
 }
 
-/// Where sealed artifacts are stored (seed 002's `S3_ENDPOINT`, `S3_BUCKET` and
+/// Where sealed artifacts are stored (publish_artifact.py's `S3_ENDPOINT`, `S3_BUCKET` and
 /// `CDN_PUBLIC_BASE_URL`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Store {

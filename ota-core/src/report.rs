@@ -1,4 +1,4 @@
-//! The device report of seed 004: `{device_id, rollout_id, firmware_version, status,
+//! The device report of the OTA API: `{device_id, rollout_id, firmware_version, status,
 //! reason}`, sent by the device agent and consumed by the rollout engine, plus the `attempt`
 //! of the command it answers, which the agent says back as its assignment told it.
 

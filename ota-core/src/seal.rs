@@ -1,5 +1,5 @@
 //! Sealing: `IV (16 bytes) || AES-256-CBC-PKCS#7(gzip(plaintext))`, byte-compatible with
-//! seed 002, in one streaming pass with bounded memory.
+//! publish_artifact.py, in one streaming pass with bounded memory.
 //!
 //! [`Sealer`] is a `Write` for the plaintext. In the same pass it computes the sealed
 //! artifact's SHA-256, size and chunk table (IV included), and the plaintext's size and

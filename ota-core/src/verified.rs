@@ -29,7 +29,7 @@ pub(crate) fn require_sealed(package: &Package) -> Result<(&ChunkTable, &SealInf
 
 /// A package id: `pkg_` and hex characters. Ids made here are the first 16 hex characters of
 /// the SHA-256 of the signed statement, so the same statement always has the same id; ids of
-/// 4 to 64 hex characters (seed 004's `pkg_2a0f`) are accepted as references.
+/// 4 to 64 hex characters (the OTA API's `pkg_2a0f`) are accepted as references.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PackageId(String);
 

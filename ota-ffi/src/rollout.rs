@@ -63,7 +63,7 @@ fn name(bytes: &str, what: &str) -> Result<Name, Failure> {
 }
 
 /// Creates a rollout. `config` is JSON: `{"rollout_id", "tenant", "created_by", "spec"}`,
-/// where `spec` is seed 004's rollout request (`package_id`, `target_profile_id` or `target`,
+/// where `spec` is the OTA API's rollout request (`package_id`, `target_profile_id` or `target`,
 /// `canary_percent`, `failure_threshold_percent`, `rollback_package_id`, and the optional
 /// waves, halt rule, timeouts, retries, pacing and windows). `fleet` is a JSON array of device
 /// profiles. `rollback` may be NULL when the request names no rollback package.
@@ -211,7 +211,7 @@ fn audit_error(e: ota_core::audit::AuditError) -> Failure {
     Failure::new(e.status(), e.to_string())
 }
 
-/// Gives the rollout a device's report (seed 004: `{"device_id", "rollout_id",
+/// Gives the rollout a device's report (the OTA API: `{"device_id", "rollout_id",
 /// "firmware_version", "status", "reason"}`, and the `"attempt"` the device says back). A
 /// late report is recorded but changes nothing. A report must match the rollout, the
 /// package's version (a success names it) and the device's current attempt; one that does
@@ -476,7 +476,7 @@ pub unsafe extern "C" fn ota_rollout_timeout(
     })
 }
 
-/// Writes where the rollout stands as JSON into `buf`: seed 004's `rollout_id`, `status`,
+/// Writes where the rollout stands as JSON into `buf`: the OTA API's `rollout_id`, `status`,
 /// `canary_percent` and `scheduled_count`, and the devices per state, the waves, the halt
 /// reason, the incompatibility reasons, the fleet impact and the audit trail's head
 /// (`"audit_head": {"seq", "hash"}`; pass it as `SEQ:HASH` to `ota_audit_verify_head`).

@@ -1,4 +1,4 @@
-//! Streaming seal and open, encryption keys, and seed 002's registration record.
+//! Streaming seal and open, encryption keys, and publish_artifact.py's registration record.
 
 use std::ffi::{c_char, c_void};
 use std::io::Write as _;
@@ -351,7 +351,7 @@ struct RegistrationParams {
     cdn_base: Option<String>,
 }
 
-/// Builds seed 002's registration record for an artifact a finished sealer produced with
+/// Builds publish_artifact.py's registration record for an artifact a finished sealer produced with
 /// `key`, and writes it as JSON into `buf`. `params` is JSON:
 /// `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",
 /// "cdn_base"?}`. The record holds the key: treat it as a secret.
@@ -420,7 +420,7 @@ pub unsafe extern "C" fn ota_registration_object_key(
     })
 }
 
-/// Opens a sealed artifact file known by its registration record alone (seed 002): checks its
+/// Opens a sealed artifact file known by its registration record alone (as in publish_artifact.py): checks its
 /// size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
 /// writes it to `out_path` through a temporary file renamed only on success, so a failure
 /// leaves no output file behind.

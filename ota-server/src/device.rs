@@ -271,7 +271,7 @@ pub struct ReportAnswer {
     recorded: bool,
 }
 
-/// `POST /api/v1/devices/{device_id}/ota/report`: seed 004's report `{device_id, rollout_id,
+/// `POST /api/v1/devices/{device_id}/ota/report`: the OTA API's report `{device_id, rollout_id,
 /// firmware_version, status, reason}`, plus the `attempt` the assignment named, and an
 /// optional progress `step` (downloading, verified, installed, swapped, probing) with
 /// `status: in_progress`.

@@ -1,6 +1,6 @@
 //! `ota-server`: the control plane as a service. A thin host of the `ota-core` library —
 //! the catalog of verified packages, the compatibility engine, the rollout engine and the
-//! chunk protocol — behind seed 004's HTTP API, on SQLite (the default) or PostgreSQL.
+//! chunk protocol — behind the OTA HTTP API, on SQLite (the default) or PostgreSQL.
 //!
 //! The library stays sans-IO; everything that reaches a socket, a clock or a database is
 //! here. See [`engine`] for the drive loop and how each input is committed.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ota_server::Config;
 
-/// The ota control plane: seed 004's API over HTTP, on SQLite (default) or PostgreSQL.
+/// The ota control plane: the OTA API over HTTP, on SQLite (default) or PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(name = "ota-server", version)]
 struct Cli {
@@ -47,7 +47,7 @@ struct Serve {
     )]
     artifact_roots: Vec<PathBuf>,
     /// A trusted publisher key: Ed25519 as 64 hex characters or a PEM public key, or ECDSA
-    /// P-256 as a PEM public key (SPKI; it verifies seed 004's upload form only), or a file
+    /// P-256 as a PEM public key (SPKI; it verifies the OTA API's upload form only), or a file
     /// holding one (repeat).
     #[arg(long = "trusted-key", env = "OTA_TRUSTED_KEYS", value_delimiter = ',')]
     trusted_keys: Vec<String>,
@@ -63,7 +63,7 @@ struct Serve {
     /// first start.
     #[arg(long, env = "OTA_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
-    /// The S3 endpoint `s3://` artifact URIs are fetched from (seed 002's variable; default
+    /// The S3 endpoint `s3://` artifact URIs are fetched from (publish_artifact.py's variable; default
     /// AWS).
     #[arg(long, env = "S3_ENDPOINT")]
     s3_endpoint: Option<String>,

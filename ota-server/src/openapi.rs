@@ -32,7 +32,7 @@ pub struct DsseUpload {
     pub artifact_uri: Option<String>,
 }
 
-/// Seed 004's compatibility block.
+/// The OTA API's compatibility block.
 #[derive(Serialize, ToSchema)]
 pub struct SeedCompatibility {
     pub device_type: Option<String>,
@@ -42,7 +42,7 @@ pub struct SeedCompatibility {
     pub max_version: Option<String>,
 }
 
-/// Seed 004's form of a package upload.
+/// The OTA API's form of a package upload.
 #[derive(Serialize, ToSchema)]
 pub struct SeedUpload {
     /// `fw`, `sw` or `model`.
@@ -120,7 +120,7 @@ pub struct Profile {
     pub package_id: Option<String>,
 }
 
-/// The answer of a rollout creation (seed 004's shape).
+/// The answer of a rollout creation (the OTA API's shape).
 #[derive(Serialize, ToSchema)]
 pub struct RolloutCreated {
     pub rollout_id: String,
@@ -141,7 +141,7 @@ pub struct OperatorAnswer {
     pub audit_head: String,
 }
 
-/// A device's report (seed 004's), with an optional progress step.
+/// A device's report (the OTA API's), with an optional progress step.
 #[derive(Serialize, ToSchema)]
 pub struct Report {
     pub device_id: String,
@@ -246,7 +246,7 @@ fn put_device() {}
 fn get_device() {}
 
 #[utoipa::path(post, path = "/api/v1/ota/rollouts", tag = "rollouts",
-    request_body(content = Object, description = "Seed 004's {package_id, target_profile_id, canary_percent, failure_threshold_percent, rollback_package_id}, plus any field of the library's RolloutSpec (waves, halt, timeouts, retries, pacing, window, target)"),
+    request_body(content = Object, description = "The OTA API's {package_id, target_profile_id, canary_percent, failure_threshold_percent, rollback_package_id}, plus any field of the library's RolloutSpec (waves, halt, timeouts, retries, pacing, window, target)"),
     responses(
         (status = 201, body = RolloutCreated),
         (status = 400, body = Error), (status = 404, body = Error),
@@ -314,7 +314,7 @@ fn audit() {}
 
 #[utoipa::path(get, path = "/api/v1/ota/rollouts/{id}/events", tag = "rollouts",
     params(("id" = String, Path), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "text/event-stream: seed 004's subjects as SSE event names (profile.ota.rollout.KIND.TENANT.ROLLOUT), and device.ota.progress.TENANT.ROLLOUT", content_type = "text/event-stream", body = String), (status = 404, body = Error)),
+    responses((status = 200, description = "text/event-stream: the OTA API's subjects as SSE event names (profile.ota.rollout.KIND.TENANT.ROLLOUT), and device.ota.progress.TENANT.ROLLOUT", content_type = "text/event-stream", body = String), (status = 404, body = Error)),
     security(("bearer" = [])))]
 fn events() {}
 
@@ -359,7 +359,7 @@ fn device_rpc() {}
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ota-server", description = "The ota control plane: seed 004's API. Admins use a bearer JWT (tenant and role); devices their own credential."),
+    info(title = "ota-server", description = "The ota control plane: the OTA API. Admins use a bearer JWT (tenant and role); devices their own credential."),
     paths(healthz, metrics, upload_package, list_packages, get_package, keys, put_profile, get_profile,
         put_device, get_device, create_rollout, list_rollouts, rollout_status, pause, resume,
         rollback, abort, approve, rollout_devices, audit, events, device_ota, device_chunk,

@@ -52,7 +52,7 @@ pub struct DsseUpload {
     pub artifact_uri: Option<String>,
 }
 
-/// The answer of an upload (seed 004's shape, and more).
+/// The answer of an upload (the OTA API's shape, and more).
 #[derive(Debug, Serialize)]
 pub struct Uploaded {
     /// The package id.

@@ -1,4 +1,4 @@
-//! The ECDSA P-256 publisher keys of seed 004's upload form (the seed's `signature:
+//! The ECDSA P-256 publisher keys of the OTA API's upload form (the seed's `signature:
 //! "MEUCIQD..."` is a DER ECDSA signature), beside the Ed25519 keys the library knows.
 //!
 //! A key is given to `--trusted-key` as a PEM `PUBLIC KEY` (SPKI, `id-ecPublicKey` on

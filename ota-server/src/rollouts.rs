@@ -1,4 +1,4 @@
-//! The operator's rollout API: create (seed 004's body, or any field of the library's plan),
+//! The operator's rollout API: create (the OTA API's body, or any field of the library's plan),
 //! pause, resume, rollback, abort, approve a wave, status, devices, audit trail.
 
 use axum::Json as AxumJson;
@@ -16,7 +16,7 @@ use crate::engine;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Body};
 
-/// A percentage as seed 004 writes it: `5`, not `5.0`, when whole.
+/// A percentage as the OTA API writes it: `5`, not `5.0`, when whole.
 fn percent(p: f64) -> Value {
     if p.fract() == 0.0 && p.abs() < 1e15 {
         json!(p as i64)
@@ -25,7 +25,7 @@ fn percent(p: f64) -> Value {
     }
 }
 
-/// The answer of a creation, in seed 004's order.
+/// The answer of a creation, in the OTA API's order.
 #[derive(Debug, serde::Serialize)]
 pub struct Created {
     rollout_id: String,

@@ -1,8 +1,8 @@
-//! The package upload of seed 004 as written: `{type, version, artifact_uri, sha256,
+//! The package upload of the OTA API as written: `{type, version, artifact_uri, sha256,
 //! signature, size_bytes, compatibility: {device_type, min_version}, release_notes}`, the
 //! `signature` by a trusted publisher key over the artifact's SHA-256, base64 or hex:
 //! - Ed25519 (64 bytes) over the 32 digest bytes, or over their 64 lowercase hex characters;
-//! - ECDSA P-256 in DER (seed 004's `MEUCIQD...`), see [`crate::publishers`] for the forms.
+//! - ECDSA P-256 in DER (the OTA API's `MEUCIQD...`), see [`crate::publishers`] for the forms.
 //!
 //! The library's `VerifiedPackage` is a sealed DSSE (or TUF) statement, and the seed's plain
 //! artifact has neither a seal nor a chunk table. So the server, after checking the
@@ -26,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::{AppState, parse_json};
 
-/// Seed 004's upload body.
+/// The OTA API's upload body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedUpload {
@@ -58,7 +58,7 @@ pub struct SeedUpload {
     pub rollback: Option<serde_json::Value>,
 }
 
-/// Seed 004's compatibility block (the library's field names are accepted too).
+/// The OTA API's compatibility block (the library's field names are accepted too).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedCompatibility {

@@ -102,7 +102,7 @@ pub struct LiveEvent {
     pub rollout_id: String,
     /// Its id (`rollout:seq:index`, or a progress step's own).
     pub id: String,
-    /// The subject (seed 004's, or `device.ota.progress...`).
+    /// The subject (the OTA API's, or `device.ota.progress...`).
     pub subject: String,
     /// The payload.
     pub payload: serde_json::Value,

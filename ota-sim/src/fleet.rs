@@ -1,9 +1,9 @@
 //! Simulated fleets: device profiles generated from a seed.
 //!
-//! - [`sensors`]: seed 004's temperature sensors, for the rollout tests.
+//! - [`sensors`]: the OTA API's temperature sensors, for the rollout tests.
 //! - [`mixed_jetsons`] and [`mostly_compatible_jetsons`]: Jetson fleets of any size, for the
 //!   benchmarks of the compatibility engine and the rollout.
-//! - [`plant`]: seed 000's line cameras, for the demo.
+//! - [`plant`]: the push-a-model-bundle guide's line cameras, for the demo.
 
 use ota_core::DeviceProfile;
 use serde_json::json;
@@ -145,7 +145,7 @@ const KINDS: [Kind; 6] = [
     },
 ];
 
-/// The plant: `n` line cameras named like seed 000's (`jetson-line7-001`), running
+/// The plant: `n` line cameras named like the push-a-model-bundle guide's (`jetson-line7-001`), running
 /// yolo-v8n 2.0.4, in the device profile `prof_line_camera`.
 pub fn plant(n: usize, rng: &mut Rng) -> Vec<DeviceProfile> {
     let total: usize = KINDS.iter().map(|k| k.weight).sum();

@@ -19,7 +19,7 @@
 //!    install, swap, probe, and report; a device whose probe fails restores its previous slot
 //!    on its own. When the halt rule trips the rollout pauses; once the devices in flight have
 //!    finished, the operator rolls the updated devices back through the API.
-//! 5. The transcript, in the style of seed 000, is printed from the server's live event
+//! 5. The transcript, in the style of the push-a-model-bundle guide, is printed from the server's live event
 //!    stream (`GET /api/v1/ota/rollouts/{id}/events`, Server-Sent Events), not from inside any
 //!    device. It ends with a summary from the server's API — devices per state, per wave,
 //!    the halt reason, the audit trail verified against its head — and the versions the
@@ -53,7 +53,7 @@ use crate::out::{CliError, Out, Outcome};
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// Everything random follows from it: the plant, the devices that fail, the cohorts.
-    /// The default's canary catches a bad device, as in seed 000.
+    /// The default's canary catches a bad device, as in the push-a-model-bundle guide.
     #[arg(long, default_value_t = 6)]
     seed: u64,
     /// Line cameras in the plant.

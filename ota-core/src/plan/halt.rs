@@ -9,7 +9,7 @@ pub struct HaltRule {
     /// The rule cannot trip before this many devices in scope are terminal. Default 1.
     #[serde(default = "d_min_terminal")]
     pub min_terminal: u64,
-    /// What the threshold is a share of. Default `scheduled` (seed 004: "once 11 % of canary
+    /// What the threshold is a share of. Default `scheduled` (the OTA API: "once 11 % of canary
     /// devices report failure").
     #[serde(default)]
     pub denominator: Denominator,
@@ -22,7 +22,7 @@ pub struct HaltRule {
     /// The devices it looks at. Default `wave`.
     #[serde(default)]
     pub scope: Scope,
-    /// What it does. Default `pause` (seed 004).
+    /// What it does. Default `pause` (the OTA API).
     #[serde(default)]
     pub action: HaltAction,
 }

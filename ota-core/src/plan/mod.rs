@@ -1,4 +1,4 @@
-//! What a rollout is asked to do: seed 004's rollout request, extended with widening waves,
+//! What a rollout is asked to do: the OTA API's rollout request, extended with widening waves,
 //! a full halt rule, timers, retries, pacing and time windows.
 //!
 //! The seed's request parses as it is:
@@ -37,7 +37,7 @@ pub const MAX_WAVES: usize = 200;
 pub struct RolloutSpec {
     /// The package to roll out.
     pub package_id: PackageId,
-    /// Seed 004's target: the devices of this device profile (their label `profile`).
+    /// The OTA API's target: the devices of this device profile (their label `profile`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_profile_id: Option<Name>,
     /// Any other target (exactly one of `target` and `target_profile_id`).

@@ -37,7 +37,7 @@ pub enum Input {
         /// Who created it.
         by: Name,
     },
-    /// A device's report (seed 004's `{device_id, rollout_id, firmware_version, status,
+    /// A device's report (the OTA API's `{device_id, rollout_id, firmware_version, status,
     /// reason}`). A late report is recorded but changes nothing.
     ///
     /// A report names no attempt: it is about the device's first attempt, and is refused
@@ -201,7 +201,7 @@ pub struct ReportBatch {
     pub reports: Vec<BatchedReport>,
 }
 
-/// One report of a [`ReportBatch`]: seed 004's report without its `rollout_id` (the batch's),
+/// One report of a [`ReportBatch`]: the OTA API's report without its `rollout_id` (the batch's),
 /// and the attempt it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchedReport {

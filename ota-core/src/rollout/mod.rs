@@ -6,7 +6,7 @@
 //! the reason) and are left out of every denominator. The eligible devices are ordered by a
 //! fixed hash of (salt, device id) — their bucket, `mod 10 000` — and wave k takes the first
 //! `ceil(percent_k × eligible)` of them, so cohorts are reproducible, nested (the 10 % cohort
-//! contains the 5 % cohort) and exact (240 devices at 5 % schedule 12, as seed 004 says). With
+//! contains the 5 % cohort) and exact (240 devices at 5 % schedule 12, as the OTA API says). With
 //! `stratify`, each hardware profile is cut the same way, so every wave samples every kind of
 //! device. The canary opens at once.
 //!
@@ -20,7 +20,7 @@
 //! 2. drain [`Rollout::poll`] until it returns `None`, carrying out each [`Output`] in order:
 //!    an [`Output::Audit`] record (append it to the rollout's trail), then the
 //!    [`Output::Command`]s it caused (send the update or the rollback to a device as a
-//!    persistent command; cancel one) and the [`Output::Event`]s (seed 004's
+//!    persistent command; cancel one) and the [`Output::Event`]s (the OTA API's
 //!    `profile.ota.rollout.<kind>.<tenant>.<rollout_id>`). A step's record always comes
 //!    before what it caused, so a host that persists what it polls, in order, never acts
 //!    before it has recorded;
@@ -34,7 +34,7 @@
 //! trail. The trail's last record — the head, in [`RolloutStatus::audit_head`] and in the
 //! snapshot — anchors the trail ([`crate::audit::verify_with_head`]).
 //!
-//! **Rollout states**, after seed 004's diagram:
+//! **Rollout states**, after the OTA API's diagram:
 //!
 //! | from | input | to |
 //! |---|---|---|
@@ -98,7 +98,7 @@
 //! device's wave, or all waves opened), `failures × 100 > threshold × denominator` — strictly,
 //! so 10 % trips at 11 % and not at 10 % — once at least `min_terminal` devices in scope are
 //! terminal, or when failures exceed `max_failures`. The denominator is, by default, the
-//! devices scheduled in scope (seed 004: "once 11 % of canary devices report failure"); the
+//! devices scheduled in scope (the OTA API: "once 11 % of canary devices report failure"); the
 //! named option `terminal` uses the devices with a final outcome instead. Only final failures
 //! count (after retries), and only the outcomes listed in `count_as_failure`. Resuming
 //! acknowledges the failures so far: only new ones can trip it again. A device leaving its
@@ -322,7 +322,7 @@ impl Rollout {
         &self.s.tenant
     }
 
-    /// Seed 004's subject of an event of this rollout.
+    /// The OTA API's subject of an event of this rollout.
     pub fn subject(&self, event: &Event) -> String {
         event.subject(&self.s.tenant, &self.s.rollout_id)
     }

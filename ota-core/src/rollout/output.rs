@@ -39,7 +39,7 @@ pub enum Output {
 #[must_use]
 #[non_exhaustive]
 pub enum RolloutCommand {
-    /// Send the package to the device as a persistent command (seed 004's `ota_start`).
+    /// Send the package to the device as a persistent command (the OTA API's `ota_start`).
     Send {
         /// The device.
         device_id: Name,
@@ -57,7 +57,7 @@ pub enum RolloutCommand {
     },
 }
 
-/// An event for the message bus, one per transition. Its subject is seed 004's
+/// An event for the message bus, one per transition. Its subject is the OTA API's
 /// `profile.ota.rollout.<kind>.<tenant>.<rollout_id>` ([`Event::subject`]); its payload is
 /// the variant's fields as JSON ([`Event::payload`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,7 +159,7 @@ impl Event {
         }
     }
 
-    /// Seed 004's subject: `profile.ota.rollout.<kind>.<tenant>.<rollout_id>`.
+    /// The OTA API's subject: `profile.ota.rollout.<kind>.<tenant>.<rollout_id>`.
     pub fn subject(&self, tenant: &Name, rollout_id: &Name) -> String {
         format!("profile.ota.rollout.{}.{tenant}.{rollout_id}", self.kind())
     }

@@ -51,7 +51,7 @@ pub struct WaveStatus {
     pub verdict: Option<bool>,
 }
 
-/// Where a rollout stands, for an operator or an API (seed 004's `rollout_id`, `status`,
+/// Where a rollout stands, for an operator or an API (the OTA API's `rollout_id`, `status`,
 /// `canary_percent`, `scheduled_count`, and more).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RolloutStatus {

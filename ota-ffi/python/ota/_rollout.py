@@ -72,7 +72,7 @@ class Rollout(Managed):
         rollback: Optional[VerifiedPackage] = None,
     ) -> _R:
         """Creates a rollout. ``config`` is ``{"rollout_id", "tenant", "created_by", "spec"}``
-        with ``spec`` seed 004's rollout request (and the optional waves, halt rule, timers,
+        with ``spec`` the OTA API's rollout request (and the optional waves, halt rule, timers,
         retries, pacing and windows); ``package`` and ``rollback`` are ``VerifiedPackage``;
         ``fleet`` is a list of device profiles (dicts) or its JSON text."""
         cptr, cn = json_arg("config", config)
@@ -242,7 +242,7 @@ class Rollout(Managed):
         return None if at.value == 2**64 - 1 else at.value
 
     def status(self) -> Dict[str, Any]:
-        """Where the rollout stands: seed 004's ``rollout_id``, ``status``, ``canary_percent``
+        """Where the rollout stands: the OTA API's ``rollout_id``, ``status``, ``canary_percent``
         and ``scheduled_count``, the devices per state, the waves, the halt reason, the
         incompatibility reasons and the fleet impact."""
         status: Dict[str, Any] = _json.loads(text(lib.ota_rollout_status, self.handle))

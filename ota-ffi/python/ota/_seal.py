@@ -142,7 +142,7 @@ def registration_build(
     bucket: str,
     cdn_base: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Seed 002's registration record for a finished ``Sealer``'s artifact, as a dict."""
+    """publish_artifact.py's registration record for a finished ``Sealer``'s artifact, as a dict."""
     s = arg("sealer", sealer, Sealer)
     params = {
         "resource_name": resource_name, "dev_stage": dev_stage, "architecture": architecture,

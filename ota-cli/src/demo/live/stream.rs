@@ -1,5 +1,5 @@
 //! The server's live event stream of a rollout (`GET /api/v1/ota/rollouts/{id}/events`,
-//! Server-Sent Events), read into typed messages: the rollout's own events (seed 004's
+//! Server-Sent Events), read into typed messages: the rollout's own events (the OTA API's
 //! `profile.ota.rollout.<kind>...` subjects, parsed back into the library's `Event`) and the
 //! devices' progress reports (`device.ota.progress...`).
 
