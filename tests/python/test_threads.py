@@ -66,8 +66,11 @@ class Threads(unittest.TestCase):
         sealer = ota.Sealer(ota.generate_seal_key(), sink)
         closer = threading.Thread(target=close)
         closer.start()
-        armed.set()  # the sealer wrote its header already, in the constructor
+        # The sink may be called during write (a full block is sealed as soon as it is in) and
+        # always during finish (the last block and the padding): armed for finish, the call the
+        # closer must wait for.
         sealer.write(bytes(range(256)) * 4096)
+        armed.set()
         info = sealer.finish()
         closer.join(60)
         self.assertFalse(closer.is_alive())

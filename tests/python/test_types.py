@@ -53,6 +53,15 @@ class TypeGate(unittest.TestCase):
         self.assertTypeError("head must be", "not int", ota.audit_verify, [], head=7)
         self.assertTypeError("trail must be list or tuple", "not int", ota.audit_verify, 7)
 
+    def test_a_streaming_write_of_an_int_raises_instead_of_sealing_zero_bytes(self):
+        # bytes(10_000_000) is ten million zero bytes: a write must never take an int for data.
+        out = []
+        with ota.Sealer(bytes(32), out.append) as s:
+            self.assertTypeError("data must be", "not int", s.write, 10_000_000)
+            self.assertTypeError("data must be", "not bool", s.write, True)
+            s.write(b"")
+        self.assertLess(sum(map(len, out)), 1_000)
+
     def test_rollout_inputs_check_their_arguments(self):
         r = _closed_rollout()
         self.assertTypeError("by must be", "not int", r.pause, 7, 0)
