@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -66,6 +67,9 @@ pub struct PublishArgs {
         default_value = "internal/resources/publish"
     )]
     pub(crate) admin_api_publish_path: String,
+    /// Seconds the registration may take, from connecting to the last byte of the answer.
+    #[arg(long, env = "ADMIN_API_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) admin_api_timeout: u64,
 }
 
 /// Where the artifact goes.
@@ -217,6 +221,7 @@ pub fn publish(a: &PublishArgs, json: bool) -> Result<Outcome, CliError> {
             &a.admin_api_publish_path,
             a.admin_api_token.as_deref().unwrap_or_default(),
             &record,
+            Duration::from_secs(a.admin_api_timeout),
         ))?),
         None => None,
     };
@@ -309,13 +314,24 @@ async fn register(
     path: &str,
     token: &str,
     record: &Registration,
+    timeout: Duration,
 ) -> Result<(String, u16), CliError> {
     let url = format!(
         "{}/{}",
         base.trim_end_matches('/'),
         path.trim_start_matches('/')
     );
-    let fail = |e: reqwest::Error| CliError::usage(format!("POST {url}: {e}"));
+    let fail = |e: reqwest::Error| {
+        if e.is_timeout() {
+            CliError::usage(format!(
+                "POST {url}: no answer within {} s (--admin-api-timeout); the package is \
+                 uploaded but not registered",
+                timeout.as_secs()
+            ))
+        } else {
+            CliError::usage(format!("POST {url}: {e}"))
+        }
+    };
     // The request carries the token and the AES key: it follows a redirect only to the same
     // origin (scheme, host and port), and reports any other.
     let client = reqwest::Client::builder()
@@ -332,6 +348,8 @@ async fn register(
                 attempt.stop()
             }
         }))
+        .connect_timeout(timeout)
+        .timeout(timeout)
         .build()
         .map_err(fail)?;
     let response = client

@@ -274,6 +274,41 @@ fn publish_refuses_a_redirect_to_another_origin_and_names_it() {
     );
 }
 
+#[test]
+fn publish_gives_up_on_a_silent_admin_api_and_says_after_how_long() {
+    let t = tempfile::tempdir().unwrap();
+    let p = packed(t.path(), 10_000, "1");
+    // It accepts the connection and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let (held_tx, held) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if held_tx.send(stream).is_err() {
+                return;
+            }
+        }
+    });
+    let r = ota_env(
+        &[
+            "publish",
+            "--dir",
+            &s(&p.out),
+            "--store",
+            &s(&t.path().join("store")),
+            "--admin-api-timeout",
+            "1",
+        ],
+        &[("ADMIN_API_URL", &api), ("ADMIN_API_TOKEN", "t")],
+    );
+    r.expect(2).stderr_has(&[
+        "no answer within 1 s",
+        "--admin-api-timeout",
+        "not registered",
+    ]);
+    assert!(held.try_recv().is_ok(), "it never connected");
+}
+
 // Item 17.
 
 #[test]

@@ -121,6 +121,7 @@ pub(super) fn publish(packed: &Packed, store: &Path) -> Result<(), CliError> {
             admin_api_url: None,
             admin_api_token: None,
             admin_api_publish_path: String::new(),
+            admin_api_timeout: 60,
         },
         true,
     )?;
