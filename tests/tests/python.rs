@@ -6,7 +6,8 @@
 //! The install runs offline (`--no-build-isolation --no-index`): the build backend is this
 //! interpreter's setuptools (>= 70.1, from `tests/python/requirements.txt`), seen from the
 //! environment through `--system-site-packages` with the suite's other dependencies, and the
-//! wheel carries this run's `libota.so` (`OTA_PREBUILT_LIBOTA`) instead of a second cargo build.
+//! wheel carries this run's `libota.so` (`OTA_PREBUILT_LIBOTA`); a second install, from the
+//! checkout itself with nothing prebuilt, has the package's setup.py build libota with cargo.
 //! A missing setuptools or mypy skips its test with the reason printed, unless
 //! `OTA_REQUIRE_TOOLS=1` (CI) makes it a failure.
 
@@ -107,53 +108,17 @@ fn copy_package(from: &Path, to: &Path) {
 
 #[test]
 fn the_package_installed_with_pip_into_a_fresh_venv_passes_the_suite() {
-    if !tool_present(
-        python_succeeds(
-            // Versions from the installed metadata: importing pip before setuptools trips
-            // setuptools' distutils hack on some interpreters.
-            "import sys, importlib.metadata as m; m.version('pip'); \
-             sys.exit(tuple(map(int, m.version('setuptools').split('.')[:2])) < (70, 1))",
-        ),
-        "pip, or setuptools >= 70.1 (to build the wheel offline),",
-    ) {
+    if !setuptools_present() {
         return;
     }
     let dir = Scratch::new("venv");
     let src = dir.path().join("src");
     copy_package(&workspace_dir().join("ota-ffi/python"), &src);
     let venv = dir.path().join("venv");
-    let made = Command::new(python())
-        .args(["-m", "venv", "--system-site-packages", "--without-pip"])
-        .arg(&venv)
-        .output()
-        .expect("python -m venv");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let venv_python = venv.join("bin/python");
-    let install = Command::new(&venv_python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--no-build-isolation",
-            "--no-index",
-            "--no-deps",
-        ])
-        .args(["--disable-pip-version-check", "--no-input", "--quiet"])
-        .arg(&src)
-        .env("OTA_PREBUILT_LIBOTA", libota_dir().join("libota.so"))
-        .env_remove("PYTHONPATH")
-        .output()
-        .expect("pip install");
-    assert!(
-        install.status.success(),
-        "pip install failed:\n{}{}",
-        String::from_utf8_lossy(&install.stdout),
-        String::from_utf8_lossy(&install.stderr)
-    );
+    let venv_python = make_venv(&venv);
+    let mut install = pip_install(&venv_python, &src);
+    install.env("OTA_PREBUILT_LIBOTA", libota_dir().join("libota.so"));
+    assert_installed(install);
     let mut cmd = Command::new(&venv_python);
     cmd.env_remove("OTA_LIBRARY")
         .env_remove("PYTHONPATH")
@@ -165,6 +130,100 @@ fn the_package_installed_with_pip_into_a_fresh_venv_passes_the_suite() {
         stderr.contains("test_the_package_is_the_installed_copy")
             && !stderr.contains("skipped 'not an installed"),
         "{stderr}"
+    );
+}
+
+/// A virtual environment at `venv` that sees this interpreter's packages; its python.
+fn make_venv(venv: &Path) -> PathBuf {
+    let made = Command::new(python())
+        .args(["-m", "venv", "--system-site-packages", "--without-pip"])
+        .arg(venv)
+        .output()
+        .expect("python -m venv");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    venv.join("bin/python")
+}
+
+/// `pip install SRC` into the environment of `venv_python`, offline.
+fn pip_install(venv_python: &Path, src: &Path) -> Command {
+    let mut cmd = Command::new(venv_python);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--no-build-isolation",
+        "--no-index",
+        "--no-deps",
+    ])
+    .args(["--disable-pip-version-check", "--no-input", "--quiet"])
+    .arg(src)
+    .env_remove("PYTHONPATH")
+    .env_remove("OTA_PREBUILT_LIBOTA");
+    cmd
+}
+
+fn assert_installed(mut install: Command) {
+    let out = install.output().expect("pip install");
+    assert!(
+        out.status.success(),
+        "pip install failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn setuptools_present() -> bool {
+    tool_present(
+        python_succeeds(
+            // Versions from the installed metadata: importing pip before setuptools trips
+            // setuptools' distutils hack on some interpreters.
+            "import sys, importlib.metadata as m; m.version('pip'); \
+             sys.exit(tuple(map(int, m.version('setuptools').split('.')[:2])) < (70, 1))",
+        ),
+        "pip, or setuptools >= 70.1 (to build the wheel offline),",
+    )
+}
+
+/// `pip install ota-ffi/python` as a user runs it in a checkout, with nothing prebuilt: the
+/// package's setup.py builds libota with cargo and the wheel carries it. The nested cargo
+/// builds in a target directory of its own (`target/ota-minimal`, shared with the C install
+/// test's minimal build), since this run holds the workspace's.
+#[test]
+fn pip_install_of_the_checkout_builds_libota_with_cargo() {
+    if !setuptools_present() {
+        return;
+    }
+    let dir = Scratch::new("venv-cargo");
+    let venv = dir.path().join("venv");
+    let venv_python = make_venv(&venv);
+    let mut install = pip_install(&venv_python, &workspace_dir().join("ota-ffi/python"));
+    install
+        .env("OTA_CARGO_PROFILE", "dev")
+        .env("CARGO_TARGET_DIR", libota_dir().join("../../ota-minimal"));
+    assert_installed(install);
+    // The installed copy loads the libota it carries, and works.
+    let out = Command::new(&venv_python)
+        .args([
+            "-c",
+            "import os, sys, ota; from ota import _lib; \
+             here = os.path.realpath(sys.prefix) + os.sep; \
+             assert os.path.realpath(ota.__file__).startswith(here), ota.__file__; \
+             assert os.path.realpath(_lib.path).startswith(here), _lib.path; \
+             k = ota.SigningKey.generate(); print(ota.version(), k.key_id)",
+        ])
+        .current_dir(dir.path())
+        .env_remove("OTA_LIBRARY")
+        .env_remove("PYTHONPATH")
+        .output()
+        .expect("running the installed package");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
