@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 17's table in one run: every path measured with its reference on this machine, now,
 # and printed as one Markdown table (path | measured | reference | goal | met?) at the end.
-# Outside CI: it takes about 15 minutes on two cores and wants ~4 GB of free disk.
+# Outside CI: it takes about 8 minutes on two (busy) cores and wants ~4 GB of free disk.
 #
 #   benches/table.sh
 #
@@ -313,7 +313,7 @@ p1g=$(dev "ota, one thread" 2)
 gz=$(dev "gunzip alone (flate2 + zlib-rs)" 1) sh_r=$(dev "openssl enc -d | gzip -d | sha256sum" 1)
 a2g=$(dev "any-order stage+install, two threads" 2) a1g=$(dev "any-order stage+install, one thread" 2)
 dmib=$(grab "$d" '^device pipeline, ([0-9]+) MiB artifact.*')
-row "device pipeline: verify every chunk, decrypt, gunzip (2 threads, ${dmib:-?} MiB)" \
+row "device pipeline: verify every chunk, decrypt, gunzip (2 threads, ${dmib:-?} MiB artifact)" \
     "$(x "$p2g") gunzip alone, $(x "$p2s") the shell (${p2r:-?} MiB/s; 1 thread $(x "$p1g"))" \
     "gunzip alone, flate2 + zlib-rs in process: ${gz:-?} MiB/s; \`openssl enc -d \\| gzip -d \\| sha256sum\`: ${sh_r:-?} MiB/s" \
     "≥ 0.95× gunzip alone; ≥ 3× the shell" "$(met "$p2g" '>=' 0.95 "$p2s" '>=' 3)"
@@ -443,8 +443,11 @@ say "## Issue 17's table, measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) 
 say "## commit $(git rev-parse --short HEAD 2> /dev/null)$(git diff --quiet 2> /dev/null || echo ' (with local changes)'); load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ ${#missing[@]} -gt 0 ] && say "## MISSING reference tools: ${missing[*]}"
 say ""
-say "| path | measured | reference | goal | met? |"
-say "|---|---|---|---|---|"
-printf '%s\n' "${rows[@]}"
+{
+    say "| path | measured | reference | goal | met? |"
+    say "|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+} | tee "$out/table.md"
 say ""
+say "This table: $out/table.md"
 say "Each bench's full output: $out/*.log"
