@@ -59,6 +59,7 @@ bin=$target/release
 # Criterion's benches (device, seal, compat, tuf): shorter than its defaults, still medians.
 crit=(--warm-up-time 1 --measurement-time 3)
 started=$(date +%s)
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$out"
 work=$(mktemp -d "$out/work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -297,7 +298,8 @@ met() {
     done
     [ $ok = 1 ] && echo "**met**" || echo "not met"
 }
-x() { [ -n "$1" ] && printf '%.2f×' "$1" || printf '—'; }
+# A ratio to three significant digits (the judgement above uses it unrounded).
+x() { [ -n "$1" ] && printf '%.3g×' "$1" || printf '—'; }
 
 # Device pipeline (device bench).
 d=$out/device.log
@@ -440,7 +442,7 @@ row "for information: TUF verified download, 64 MiB (tuf bench)" "$(x "$tdl")" "
 
 say ""
 say "## Issue 17's table, measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores, in $(($(date +%s) - started)) s"
-say "## commit $(git rev-parse --short HEAD 2> /dev/null)$(git diff --quiet 2> /dev/null || echo ' (with local changes)'); load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "## commit $(git rev-parse --short HEAD 2> /dev/null)$(git diff --quiet 2> /dev/null || echo ' (with local changes)'); load average at the start $load_at_start, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 [ ${#missing[@]} -gt 0 ] && say "## MISSING reference tools: ${missing[*]}"
 say ""
 {
