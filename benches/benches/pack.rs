@@ -25,12 +25,13 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Runs `sh -c pipeline` with `input` on stdin; the time and the output's size.
+/// Runs `sh -c pipeline` with `input` on the pipeline's stdin (the redirection comes first, so
+/// it feeds the first command, not the last); the time and the output's size.
 fn shell(pipeline: &str, input: &std::path::Path) -> (f64, u64) {
     let start = Instant::now();
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("{pipeline} < '{}' | wc -c", input.display()))
+        .arg(format!("< '{}' {pipeline} | wc -c", input.display()))
         .stderr(Stdio::inherit())
         .output()
         .expect("sh");

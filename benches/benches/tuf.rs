@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::process::Command;
 
 use criterion::Throughput;
-use ota_benches::{mean_ns, print_ratios, scratch_file, sealed_package, shell};
+use ota_benches::{median_ns, print_ratios, scratch_file, sealed_package, shell};
 use ota_core::sign::SigningKey;
 use ota_host::tuf::client::Client;
 use ota_host::tuf::repo::{Expiries, Repo, Role, Roles};
@@ -131,7 +131,7 @@ fn main() {
             .parse::<f64>()
             .ok()
     });
-    match (mean_ns("tuf-refresh", "ota"), py_ns) {
+    match (median_ns("tuf-refresh", "ota"), py_ns) {
         (Some(ours), Some(theirs)) => println!(
             "tuf-refresh    ota {:.1} ms  python-tuf {:.1} ms  ({TARGETS} targets)  {:.2}x",
             ours / 1e6,

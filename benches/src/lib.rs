@@ -78,22 +78,6 @@ pub fn criterion() -> criterion::Criterion {
         .configure_from_args()
 }
 
-/// The mean time of a benchmark in nanoseconds, from criterion's estimates of this run.
-pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
-    let path = criterion_dir()
-        .join(group)
-        .join(id)
-        .join("new/estimates.json");
-    // Only what this run measured: criterion keeps the results of earlier runs.
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < *START.get_or_init(std::time::SystemTime::now) {
-        return None;
-    }
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
-}
-
 /// The median time of a benchmark in nanoseconds, from criterion's estimates of this run
 /// (the median, not the mean: one slow sample on a shared machine moves the mean).
 pub fn median_ns(group: &str, id: &str) -> Option<f64> {
