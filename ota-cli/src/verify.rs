@@ -55,9 +55,9 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
         bar: bar.clone(),
     };
     // One pass: each chunk's digest against the signed table, which covers every byte (the
-    // whole artifact is not hashed again), and the size.
-    let check = table
-        .check_stream(pkg.size_bytes, &mut r)
+    // whole artifact is not hashed again), and the size; the chunks hashed on every core.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let check = ota_host::check::check_stream(table, pkg.size_bytes, &mut r, threads)
         .map_err(|e| CliError::io(&a.artifact, e))?;
     let (size_bytes, bad) = (check.size_bytes, check.bad);
     bar.finish_and_clear();

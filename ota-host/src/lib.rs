@@ -1,6 +1,7 @@
 //! The I/O that [`ota_core`] leaves out, for the programs that host it: the C ABI, the `ota`
 //! command, the control-plane service and the device daemon.
 //!
+//! - [`check`]: a whole artifact checked against its signed chunk table on several threads.
 //! - [`pipeline`]: the device's data path (verify every chunk, decrypt, inflate) on two
 //!   threads, driving the core's sans-IO stages.
 //! - [`probe`]: health-probe runners (spawn an allowlisted executable, a loopback HTTP GET,
@@ -27,6 +28,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod check;
 pub mod dir_slots;
 pub mod durable;
 pub mod file_device;
