@@ -177,15 +177,7 @@ impl ChunkTable {
             bad: Vec::new(),
         };
         for index in 0.. {
-            let mut n = 0;
-            while n < buf.len() {
-                match source.read(&mut buf[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let n = read_chunk(&mut source, &mut buf)?;
             if n == 0 {
                 break;
             }
@@ -200,6 +192,21 @@ impl ChunkTable {
         }
         Ok(check)
     }
+}
+
+/// Reads into `buf` (one chunk's room) until it is full or `source` ends, retrying an
+/// interrupted read; the bytes read. Below `buf.len()` only at the end of the source.
+pub fn read_chunk<R: io::Read>(source: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match source.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Computes an artifact's SHA-256, size and chunk table from its bytes, in order, in one pass.

@@ -10,7 +10,7 @@
 use std::io::{self, Read};
 use std::sync::{Mutex, mpsc};
 
-use ota_core::chunk::{CHUNK_SIZE, ChunkTable, StreamCheck};
+use ota_core::chunk::{CHUNK_SIZE, ChunkTable, StreamCheck, read_chunk};
 
 /// How many chunks a batch holds (1 MiB).
 pub const BATCH: usize = 16;
@@ -116,7 +116,7 @@ fn read_batches<R: Read>(
         let mut end = false;
         let mut overflow = None;
         while batch.lens.len() < BATCH {
-            let n = fill(source, &mut batch.bytes[at..at + CHUNK])?;
+            let n = read_chunk(source, &mut batch.bytes[at..at + CHUNK])?;
             if n == 0 {
                 end = true;
                 break;
@@ -142,20 +142,6 @@ fn read_batches<R: Read>(
             return Ok((total, overflow));
         }
     }
-}
-
-/// Reads into `buf` until it is full or the source ends; the bytes read.
-fn fill<R: Read>(source: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match source.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
