@@ -68,11 +68,12 @@ pub fn check(a: &CheckArgs) -> Result<Outcome, CliError> {
         "eligible": report.eligible.len(),
         "rejected": report.rejected,
         "reasons": report.reasons,
-        "eligible_devices": report.eligible,
     });
-    Ok(if report.eligible.is_empty() {
+    let outcome = if report.eligible.is_empty() {
         Outcome::failed(text, json)
     } else {
         Outcome::ok(text, json)
-    })
+    };
+    // The list is on disk, copied into the output in place.
+    Ok(outcome.streamed("eligible_devices", Box::new(report.eligible)))
 }

@@ -49,6 +49,15 @@ pub struct Outcome {
     pub text: String,
     /// The `--json` form (stdout).
     pub json: Value,
+    /// A field of the `--json` form too large to hold (its key, and what writes its value in
+    /// place when the object is printed); `json` holds `null` under that key.
+    pub streamed: Option<(&'static str, Box<dyn Streamed>)>,
+}
+
+/// A JSON value written straight to the output instead of held in memory.
+pub trait Streamed {
+    /// Writes the value as compact JSON.
+    fn write_json(&self, w: &mut dyn Write) -> std::io::Result<()>;
 }
 
 impl Outcome {
@@ -58,6 +67,7 @@ impl Outcome {
             ok: true,
             text: text.into(),
             json,
+            streamed: None,
         }
     }
 
@@ -67,7 +77,17 @@ impl Outcome {
             ok: false,
             text: text.into(),
             json,
+            streamed: None,
         }
+    }
+
+    /// The same outcome, with the `--json` field `key` written by `value` when printed.
+    pub fn streamed(mut self, key: &'static str, value: Box<dyn Streamed>) -> Self {
+        if let Value::Object(o) = &mut self.json {
+            o.insert(key.into(), Value::Null);
+        }
+        self.streamed = Some((key, value));
+        self
     }
 }
 
@@ -171,7 +191,12 @@ impl Out {
                     .trim_end_matches(':');
                 j["error"] = json!(first);
             }
-            writeln!(stdout, "{j}")
+            match (&o.streamed, &j) {
+                (Some((key, value)), Value::Object(fields)) => {
+                    write_streamed(&mut stdout, fields, key, value.as_ref())
+                }
+                _ => writeln!(stdout, "{j}"),
+            }
         } else if o.text.is_empty() {
             Ok(())
         } else {
@@ -187,6 +212,32 @@ impl Out {
             println!("{}", shaped(command, e.code, Some(e), Value::Null));
         }
     }
+}
+
+/// Writes `fields` as one line of compact JSON (as `Value`'s `Display` does), the value under
+/// `key` written by `value`.
+fn write_streamed(
+    w: &mut impl Write,
+    fields: &serde_json::Map<String, Value>,
+    key: &str,
+    value: &dyn Streamed,
+) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+    w.write_all(b"{")?;
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut w, k)?;
+        w.write_all(b":")?;
+        if k == key {
+            value.write_json(&mut w)?;
+        } else {
+            serde_json::to_writer(&mut w, v)?;
+        }
+    }
+    w.write_all(b"}\n")?;
+    w.flush()
 }
 
 /// Reads a whole file of at most `max` bytes; a larger one (or an endless one, `/dev/zero`) is

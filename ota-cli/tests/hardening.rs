@@ -201,6 +201,139 @@ fn a_fleet_is_read_as_a_stream_within_its_limits() {
     r.expect(1).stderr_has(&["[1].device_id: duplicate value"]);
 }
 
+/// The three fixture profiles (one fits the package, two do not) as `n` devices of distinct
+/// ids `dev-0`, `dev-1`...
+fn many_profiles(n: usize) -> Vec<Value> {
+    let base: Vec<Value> = [
+        "orin-nx-line-camera",
+        "xavier-nx-one-dla",
+        "custom-npu-board",
+    ]
+    .iter()
+    .map(|f| {
+        serde_json::from_slice(
+            &std::fs::read(common::fixture(&format!("profiles/valid/{f}.json"))).unwrap(),
+        )
+        .unwrap()
+    })
+    .collect();
+    (0..n)
+        .map(|i| {
+            let mut p = base[(i * 7 + i / 5) % 3].clone();
+            p["device_id"] = Value::String(format!("dev-{i}"));
+            p
+        })
+        .collect()
+}
+
+/// More profiles than the uniqueness check keeps in one sorted run (32768), and than a batch
+/// or a read block holds.
+const BIG_FLEET: usize = 40_000;
+
+#[test]
+fn the_output_of_a_fleet_larger_than_one_run_is_the_fleet_held_whole() {
+    let t = tempfile::tempdir().unwrap();
+    let pkg_path = common::fixture("packages/valid/model-tensorrt-orin-nx.json");
+    let pkg = s(&pkg_path);
+    let profiles = many_profiles(BIG_FLEET);
+    let array = serde_json::to_string_pretty(&profiles).unwrap();
+    // What the core's fleet check gives on the fleet held whole.
+    let package = ota_core::Package::from_json(&std::fs::read(&pkg_path).unwrap()).unwrap();
+    let whole =
+        ota_core::DeviceProfile::fleet_from_json(array.as_bytes(), &ota_core::Limits::DEFAULT)
+            .unwrap();
+    let expected = ota_core::compat::check_fleet(&package, &whole);
+    assert!(expected.eligible.len() > 1000 && expected.rejected > 1000);
+    let lines: String = profiles.iter().map(|p| format!("{p}\n")).collect();
+    for (name, text) in [("fleet.json", array), ("fleet.jsonl", lines)] {
+        let f = t.path().join(name);
+        std::fs::write(&f, text).unwrap();
+        let r = ota(&["check", "--package", &pkg, "--fleet", &s(&f), "--json"]);
+        r.expect(0);
+        let j = r.json();
+        assert_eq!(j["total"], BIG_FLEET, "{name}");
+        assert_eq!(j["eligible"], expected.eligible.len(), "{name}");
+        assert_eq!(j["rejected"], expected.rejected, "{name}");
+        assert_eq!(
+            j["reasons"],
+            serde_json::to_value(&expected.reasons).unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            j["eligible_devices"],
+            serde_json::to_value(&expected.eligible).unwrap(),
+            "{name}"
+        );
+        // The text form gives the same counts.
+        let r = ota(&["check", "--package", &pkg, "--fleet", &s(&f)]);
+        r.expect(0);
+        assert!(
+            r.stdout.contains(&format!(
+                "{} of {BIG_FLEET} device(s) eligible, {} rejected",
+                expected.eligible.len(),
+                expected.rejected
+            )),
+            "{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn a_duplicate_id_found_across_spilled_runs_is_still_refused_and_named() {
+    let t = tempfile::tempdir().unwrap();
+    let pkg = s(&common::fixture(
+        "packages/valid/model-tensorrt-orin-nx.json",
+    ));
+    let f = t.path().join("fleet.json");
+    let check = |profiles: &[Value]| {
+        std::fs::write(&f, serde_json::to_string(profiles).unwrap()).unwrap();
+        ota(&["check", "--package", &pkg, "--fleet", &s(&f), "--json"])
+    };
+    // dev-5 again far past the first run: refused, by the repeat's index.
+    let mut profiles = many_profiles(BIG_FLEET);
+    profiles[39_000]["device_id"] = Value::String("dev-5".into());
+    let r = check(&profiles);
+    r.expect(1)
+        .stderr_has(&["fleet.json", "[39000].device_id: duplicate value \"dev-5\""]);
+    assert_eq!(r.json()["status"], "invalid");
+    // Of two repeats, the first in file order.
+    profiles[36_000]["device_id"] = Value::String("dev-35000".into());
+    check(&profiles)
+        .expect(1)
+        .stderr_has(&["[36000].device_id: duplicate value \"dev-35000\""]);
+    // A faulty profile after the repeat: the repeat is reported; before it: the fault.
+    profiles[39_500]["arch"] = Value::String("sparc".into());
+    check(&profiles)
+        .expect(1)
+        .stderr_has(&["[36000].device_id: duplicate value"]);
+    profiles[100]["arch"] = Value::String("sparc".into());
+    check(&profiles).expect(1).stderr_has(&["[100].arch"]);
+}
+
+#[test]
+fn a_fleet_that_is_not_json_is_refused_with_its_line_and_column() {
+    let t = tempfile::tempdir().unwrap();
+    let pkg = s(&common::fixture(
+        "packages/valid/model-tensorrt-orin-nx.json",
+    ));
+    let profiles = many_profiles(2);
+    let f = t.path().join("fleet.json");
+    let cases = [
+        (format!("[\n{},\n{}\n x]", profiles[0], profiles[1]), "expected `,` or `]` at line 4 column 2"),
+        (format!("[\n{},\n]", profiles[0]), "trailing comma at line 3 column 1"),
+        (format!("[\n{}", profiles[0]), "EOF while parsing a list"),
+        (format!("[\n{}] x", profiles[0]), "trailing characters at line 2"),
+        (format!("[\n  {{\"device_id\": tru}}]"), "at line 2 column"),
+        (String::new(), "EOF while parsing a value"),
+    ];
+    for (text, message) in cases {
+        std::fs::write(&f, &text).unwrap();
+        let r = ota(&["check", "--package", &pkg, "--fleet", &s(&f)]);
+        r.expect(1).stderr_has(&["fleet.json: fleet: ", message]);
+    }
+}
+
 // Item 16.
 
 /// An HTTP server on loopback answering every request with `reply`; sends each request line.
