@@ -320,12 +320,27 @@ fn a_fleet_that_is_not_json_is_refused_with_its_line_and_column() {
     let profiles = many_profiles(2);
     let f = t.path().join("fleet.json");
     let cases = [
-        (format!("[\n{},\n{}\n x]", profiles[0], profiles[1]), "expected `,` or `]` at line 4 column 2"),
-        (format!("[\n{},\n]", profiles[0]), "trailing comma at line 3 column 1"),
+        (
+            format!("[\n{},\n{}\n x]", profiles[0], profiles[1]),
+            "expected `,` or `]` at line 4 column 2",
+        ),
+        (
+            format!("[\n{},\n]", profiles[0]),
+            "trailing comma at line 3 column 1",
+        ),
         (format!("[\n{}", profiles[0]), "EOF while parsing a list"),
-        (format!("[\n{}] x", profiles[0]), "trailing characters at line 2"),
-        (format!("[\n  {{\"device_id\": tru}}]"), "at line 2 column"),
-        (String::new(), "EOF while parsing a value"),
+        (
+            format!("[\n{}] x", profiles[0]),
+            "trailing characters at line 2",
+        ),
+        (
+            "[\n  {\"device_id\": tru}]".to_string(),
+            "expected ident at line 2 column 20",
+        ),
+        (
+            String::new(),
+            "EOF while parsing a value at line 1 column 0",
+        ),
     ];
     for (text, message) in cases {
         std::fs::write(&f, &text).unwrap();

@@ -36,7 +36,10 @@ impl Eligible {
 
     /// The finished list.
     pub fn finish(self) -> io::Result<EligibleList> {
-        let file = self.file.into_inner().map_err(io::IntoInnerError::into_error)?;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
         Ok(EligibleList {
             file,
             count: self.count,

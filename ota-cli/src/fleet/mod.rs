@@ -61,7 +61,10 @@ pub fn check(path: &Path, package: &Package, limits: &Limits) -> Result<Verdict,
     let counted = Counted::new(
         file,
         limits.max_fleet_bytes as u64,
-        format!("the fleet exceeds the limit of {} bytes", limits.max_fleet_bytes),
+        format!(
+            "the fleet exceeds the limit of {} bytes",
+            limits.max_fleet_bytes
+        ),
     );
     let mut scanner = Scanner::new(counted, limits.max_document_bytes);
     let first = scanner

@@ -112,8 +112,8 @@ impl<R: Read> Scanner<R> {
                 return match self.state {
                     _ if !self.array => Ok(None),
                     State::Done => Ok(None),
-                    State::Open => Err(self.syntax("EOF while parsing a value")),
-                    _ => Err(self.syntax("EOF while parsing a list")),
+                    State::Open => Err(self.syntax("EOF while parsing a value", 0)),
+                    _ => Err(self.syntax("EOF while parsing a list", 0)),
                 };
             };
             if !self.array {
@@ -124,12 +124,12 @@ impl<R: Read> Scanner<R> {
                     self.pos += 1;
                     self.state = State::First;
                 }
-                (State::Open, _) => return Err(self.syntax("expected `[`")),
+                (State::Open, _) => return Err(self.syntax("expected `[`", 1)),
                 (State::First | State::Next, b']') => {
                     self.pos += 1;
                     self.state = State::Done;
                 }
-                (State::Comma, b']') => return Err(self.syntax("trailing comma")),
+                (State::Comma, b']') => return Err(self.syntax("trailing comma", 1)),
                 (State::First | State::Comma, _) => {
                     let r = self.value()?;
                     self.state = State::Next;
@@ -139,8 +139,8 @@ impl<R: Read> Scanner<R> {
                     self.pos += 1;
                     self.state = State::Comma;
                 }
-                (State::Next, _) => return Err(self.syntax("expected `,` or `]`")),
-                (State::Done, _) => return Err(self.syntax("trailing characters")),
+                (State::Next, _) => return Err(self.syntax("expected `,` or `]`", 1)),
+                (State::Done, _) => return Err(self.syntax("trailing characters", 1)),
             }
         }
     }
@@ -261,9 +261,10 @@ impl<R: Read> Scanner<R> {
         }
     }
 
-    /// A syntax error at `pos`.
-    fn syntax(&self, what: &str) -> Fault {
+    /// A syntax error at `pos`, its column counted as serde_json does (the byte at `pos`
+    /// counts, `past` 1; at the end, `past` 0).
+    fn syntax(&self, what: &str, past: u64) -> Fault {
         let (line, col) = self.position(self.pos);
-        Fault::Syntax(format!("{what} at line {line} column {}", col + 1))
+        Fault::Syntax(format!("{what} at line {line} column {}", col + past))
     }
 }

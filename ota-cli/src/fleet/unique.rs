@@ -9,8 +9,8 @@
 //! fleet held whole would report it. The memory is one run and the merge's budget, whatever
 //! the fleet's size; the disk is 24 bytes and the id per device.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 
@@ -110,7 +110,10 @@ impl Unique {
     /// The first id (in file order) that repeats an earlier one, if any.
     pub fn finish(mut self) -> io::Result<Option<Duplicate>> {
         self.spill()?;
-        let runs = self.runs.into_inner().map_err(io::IntoInnerError::into_error)?;
+        let runs = self
+            .runs
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
         let each = (MERGE_BUDGET / self.lengths.len().max(1) / RECORD).max(64) * RECORD;
         let mut readers = Vec::with_capacity(self.lengths.len());
         let mut offset = 0u64;
@@ -146,7 +149,10 @@ impl Unique {
         let Some(index) = first_repeat else {
             return Ok(None);
         };
-        let ids = self.ids.into_inner().map_err(io::IntoInnerError::into_error)?;
+        let ids = self
+            .ids
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
         let id = id_at(ids, index)?;
         Ok(Some(Duplicate { index, id }))
     }
