@@ -39,7 +39,7 @@ use crate::out::CliError;
 /// Profiles per batch handed to a worker.
 const BATCH: usize = 2048;
 /// Batches in flight (queued or being checked): with [`BATCH`], what bounds the memory.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 4;
 /// What a YAML fleet may hold beyond a profile's limit (it is read whole).
 const YAML_SLACK: usize = 512 << 10;
 
