@@ -11,7 +11,7 @@
 #   2. runs the benches, each printing its figures beside its reference measured in the same
 #      run: device (pipeline, any-order path, chunk hashing vs `openssl speed`), pack (vs pigz
 #      and gzip), rollout (1M devices: create, reports, live state counted on the heap, audit
-#      bytes, restore), rss (the device path's peak RSS at 256 MiB and 1 GiB), seal (only its
+#      bytes, restore), service (ota-server's report path over HTTP, many clients against one), rss (the device path's peak RSS at 256 MiB and 1 GiB), seal (only its
 #      AES-256-CBC and Ed25519 groups, vs `openssl speed`), compat (check_fleet, 1M) and tuf
 #      (a 64 MiB verified download vs sha256sum);
 #   3. measures, here, what no bench measures as a whole process:
@@ -41,7 +41,7 @@
 # OTA_TABLE_UNPACK_MIB (the whole-process unpack/verify size, 256), OTA_TABLE_BIG_MIB (the
 # larger artifact of `ota unpack`'s memory, 1024), OTA_TABLE_OUT (logs, target/bench-table),
 # CARGO_TARGET_DIR, OTA_TABLE_SKIP (steps left out, for a partial rerun: any of device pack
-# rollout rss seal compat tuf unpack tuf-refresh fleet; their rows say "not measured"). A missing reference tool (pigz, openssl, gzip,
+# rollout service rss seal compat tuf unpack tuf-refresh fleet; their rows say "not measured"). A missing reference tool (pigz, openssl, gzip,
 # python-tuf, GNU time) is named at the start; its rows say "not measured" and the rest runs.
 set -uo pipefail
 
@@ -141,6 +141,7 @@ else
     OTA_BENCH_MIB=$mib OTA_BENCH_RUNS=$rounds bench pack
 fi
 OTA_REPEAT=$repeat bench rollout
+bench service
 bench rss
 if lacks openssl; then
     say "== bench seal: skipped (openssl is missing)"
@@ -372,6 +373,18 @@ row "rollout live state (counted on the heap)" \
 row "rollout restore, ${dev_n:-?} devices" "$(s_ "$rs") (median of $repeat; snapshot ${snap:-?})" "—" "< 0.5 s" "$(met "$rs" '<' 0.5)"
 row "audit trail, one report per input" "${a1:-?} B per report (${a1m:-?})" "—" "≤ 64 B per device report" "$(met "$a1" '<=' 64)"
 row "audit trail, 4,096 reports per input" "${ab:-?} B per report (${abm:-?})" "—" "≤ 64 B per device report" "$(met "$ab" '<=' 64)"
+
+# The service's report path (service bench): for information, no goal of its own.
+o=$out/service.log
+sv1=$(grab "$o" '^service reports, one client: .* ([0-9]+) reports/s;.*')
+svn=$(grab "$o" '^service reports, [0-9]+ clients: .* ([0-9]+) reports/s .*')
+svc=$(grab "$o" '^service reports, ([0-9]+) clients:.*')
+svr=$(grab "$o" '^service reports, [0-9]+ clients: .*\(([0-9.]+)x one client\).*')
+sb1=$(grab "$o" '^service reports, one client: .* ([0-9.]+) bytes per report.*')
+sbn=$(grab "$o" '^service reports, [0-9]+ clients: .* ([0-9.]+) bytes per report.*')
+row "for information: \`ota-server\`'s report path over HTTP (SQLite), ${svc:-?} devices reporting at once" \
+    "${svn:-?} reports/s, $(x "$svr") one client; trail ${sbn:-?} B per report (one client: ${sb1:-?})" \
+    "the same reports one at a time: ${sv1:-?} reports/s" "— (no goal)" "—"
 
 # Device memory (rss bench; ota unpack's peak RSS measured above).
 m=$out/rss.log
