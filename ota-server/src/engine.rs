@@ -37,7 +37,9 @@ use std::sync::{Arc, Mutex as StdMutex};
 use ota_core::audit::AuditRecord;
 use ota_core::plan::RolloutSpec;
 use ota_core::report::DeviceReport;
-use ota_core::rollout::{Create, Effect, Input, Output, Rollout, RolloutCommand, Snapshot};
+use ota_core::rollout::{
+    BatchedReport, Create, Effect, Input, Output, ReportBatch, Rollout, RolloutCommand, Snapshot,
+};
 use ota_core::{Limits, Name, UnixMs};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
@@ -80,6 +82,14 @@ pub struct Slot {
     /// The rollout.
     pub hosted: Mutex<Hosted>,
     queue: StdMutex<Vec<Queued>>,
+}
+
+impl Slot {
+    /// How many inputs wait for the next commit (the next holder of the lock takes them all,
+    /// and hands the engine the reports among them as batches).
+    pub fn queued(&self) -> usize {
+        self.queue.lock().expect("queue lock").len()
+    }
 }
 
 /// What an input did, once committed.
@@ -477,8 +487,13 @@ pub async fn create(
         snapshot_seq: head.seq,
     };
     let mut w = Writes::default();
-    let attempts = attempts(&hosted.rollout, &outputs);
-    let live = persist(&mut w, &hosted, outputs, None, false, &attempts);
+    let step = Step {
+        attempts: attempts(&hosted.rollout, &outputs),
+        outputs,
+        reports: 0,
+        acks: Vec::new(),
+    };
+    let live = persist(&mut w, &hosted, step);
     w.flush(
         &mut tx,
         t,
@@ -571,14 +586,14 @@ type Done = Vec<(
     ApiResult<Option<DeviceReport>>,
 )>;
 
-/// One input's outputs and what `persist` needs beside them: its report, whether it answers
-/// the device's command, and the attempt of each command it sent.
-type Step = (
-    Vec<Output>,
-    Option<DeviceReport>,
-    bool,
-    HashMap<String, u32>,
-);
+/// One engine step's outputs and what `persist` needs beside them: the reports it took, the
+/// devices whose command those reports answer, and the attempt of each command it sent.
+struct Step {
+    outputs: Vec<Output>,
+    reports: u64,
+    acks: Vec<String>,
+    attempts: HashMap<String, u32>,
+}
 
 /// The attempt of each device the outputs send a command to, as the rollout says right after
 /// the input that sent it (an input sends a device one command at most).
@@ -594,45 +609,183 @@ fn attempts(r: &Rollout, outputs: &[Output]) -> HashMap<String, u32> {
         .collect()
 }
 
-/// Handles a batch of inputs and commits all they produced in one transaction; answers each.
-/// A refused report whose refusal the rollout records (it does not match the rollout, the
-/// package or the attempt) is committed with the rest, and then answered with its error.
-async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Vec<Queued>) {
-    let at = now();
-    let mut done: Done = Vec::new();
-    let mut steps: Vec<Step> = Vec::new();
-    let mut ticks_only = true;
-    for (input, tx) in batch {
+/// What one commit gathers as its inputs are handled: the steps to persist, the answers to
+/// give after it, and whether every input was a tick.
+struct Batch {
+    at: UnixMs,
+    steps: Vec<Step>,
+    done: Done,
+    ticks_only: bool,
+}
+
+impl Batch {
+    /// Whether a device's report answers the command it was sent (its first report does; a
+    /// device already in progress acknowledged it before).
+    fn acks(g: &Hosted, r: &DeviceReport) -> bool {
+        g.rollout.device_state(r.device_id.as_str())
+            != Some(ota_core::rollout::DeviceState::InProgress)
+    }
+
+    /// The step's outputs, drained.
+    fn drain(g: &mut Hosted) -> Vec<Output> {
+        std::iter::from_fn(|| g.rollout.poll()).collect()
+    }
+
+    /// Handles one input alone.
+    fn one(&mut self, g: &mut Hosted, input: Input, tx: oneshot::Sender<ApiResult<Applied>>) {
         let report = input.report().map(|(r, _)| r.clone());
-        // A device already in progress acknowledged its command with its first report.
-        let ack = report.as_ref().is_some_and(|r| {
-            g.rollout.device_state(r.device_id.as_str())
-                != Some(ota_core::rollout::DeviceState::InProgress)
-        });
-        ticks_only &= matches!(input, Input::Tick);
-        match g.rollout.handle(input, at) {
+        let ack = report.as_ref().is_some_and(|r| Self::acks(g, r));
+        self.ticks_only &= matches!(input, Input::Tick);
+        match g.rollout.handle(input, self.at) {
             // Refused: nothing changed; only a recorded refusal has something to commit.
             Err(e) => {
                 if e.is_recorded() {
-                    let outputs: Vec<Output> = std::iter::from_fn(|| g.rollout.poll()).collect();
+                    let outputs = Self::drain(g);
                     if !outputs.is_empty() {
-                        steps.push((outputs, None, false, HashMap::new()));
+                        self.steps.push(Step {
+                            outputs,
+                            reports: 0,
+                            acks: Vec::new(),
+                            attempts: HashMap::new(),
+                        });
                     }
-                    done.push((tx, Err(engine_error(e))));
+                    self.done.push((tx, Err(engine_error(e))));
                 } else {
                     let _ = tx.send(Err(engine_error(e)));
                 }
             }
             Ok(()) => {
-                let outputs: Vec<Output> = std::iter::from_fn(|| g.rollout.poll()).collect();
+                let outputs = Self::drain(g);
                 if !outputs.is_empty() {
-                    let attempts = attempts(&g.rollout, &outputs);
-                    steps.push((outputs, report.clone(), ack, attempts));
+                    let acks = match (&report, ack) {
+                        (Some(r), true) => vec![r.device_id.to_string()],
+                        _ => Vec::new(),
+                    };
+                    self.steps.push(Step {
+                        attempts: attempts(&g.rollout, &outputs),
+                        outputs,
+                        reports: u64::from(report.is_some()),
+                        acks,
+                    });
                 }
-                done.push((tx, Ok(report)));
+                self.done.push((tx, Ok(report)));
             }
         }
     }
+
+    /// Handles reports of distinct devices that arrived together as one engine step
+    /// ([`Rollout::handle_reports`]): one audit record for all of them, each answered with
+    /// what became of it. A batch the engine refuses whole (it changes nothing) is handled
+    /// report by report, so each gets its own answer.
+    fn reports(&mut self, g: &mut Hosted, run: Vec<Queued>) {
+        let mut reports = Vec::with_capacity(run.len());
+        let mut acks = Vec::with_capacity(run.len());
+        let mut items = Vec::with_capacity(run.len());
+        for (input, _) in &run {
+            let (r, attempt) = input.report().expect("a run holds reports");
+            acks.push(Self::acks(g, r));
+            items.push(BatchedReport {
+                device_id: r.device_id.clone(),
+                status: r.status,
+                attempt,
+                firmware_version: r.firmware_version.clone(),
+                reason: r.reason.clone(),
+            });
+            reports.push(r.clone());
+        }
+        let batch = ReportBatch {
+            rollout_id: g.rollout.id().clone(),
+            reports: items,
+        };
+        let Ok(each) = g.rollout.handle_reports(batch, self.at) else {
+            for (input, tx) in run {
+                self.one(g, input, tx);
+            }
+            return;
+        };
+        self.ticks_only = false;
+        let outputs = Self::drain(g);
+        let mut step = Step {
+            attempts: attempts(&g.rollout, &outputs),
+            outputs,
+            reports: 0,
+            acks: Vec::new(),
+        };
+        for ((((_, tx), result), report), ack) in run.into_iter().zip(each).zip(reports).zip(acks) {
+            match result {
+                Ok(()) => {
+                    step.reports += 1;
+                    if ack {
+                        step.acks.push(report.device_id.to_string());
+                    }
+                    self.done.push((tx, Ok(Some(report))));
+                }
+                Err(e) => self.done.push((tx, Err(engine_error(e)))),
+            }
+        }
+        if !step.outputs.is_empty() {
+            self.steps.push(step);
+        }
+    }
+}
+
+/// Splits the queued inputs, in order, into what the engine takes as one step: a run of
+/// consecutive reports of distinct devices naming `rollout_id` (taken as one batch), or one
+/// other input.
+fn runs(rollout_id: &Name, queued: Vec<Queued>) -> Vec<Vec<Queued>> {
+    let device = |input: &Input| {
+        input
+            .report()
+            .filter(|(r, _)| r.rollout_id.as_ref() == Some(rollout_id))
+            .map(|(r, _)| r.device_id.clone())
+    };
+    let mut runs: Vec<Vec<Queued>> = Vec::new();
+    // The devices of the last run, when it is a run of reports.
+    let mut devices = std::collections::HashSet::new();
+    for q in queued {
+        let d = device(&q.0);
+        let joins = match (&d, runs.last()) {
+            (Some(d), Some(run)) => device(&run[0].0).is_some() && !devices.contains(d),
+            _ => false,
+        };
+        if !joins {
+            devices.clear();
+            runs.push(Vec::new());
+        }
+        if let Some(d) = d {
+            devices.insert(d);
+        }
+        runs.last_mut().expect("a run was started").push(q);
+    }
+    runs
+}
+
+/// Handles a batch of inputs and commits all they produced in one transaction; answers each.
+/// Reports of distinct devices queued together go to the engine as one batch ([`runs`]). A
+/// refused report whose refusal the rollout records (it does not match the rollout, the
+/// package or the attempt) is committed with the rest, and then answered with its error.
+async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, queued: Vec<Queued>) {
+    let at = now();
+    let mut b = Batch {
+        at,
+        steps: Vec::new(),
+        done: Vec::new(),
+        ticks_only: true,
+    };
+    let id = g.rollout.id().clone();
+    for mut run in runs(&id, queued) {
+        if run.len() > 1 {
+            b.reports(g, run);
+        } else if let Some((input, tx)) = run.pop() {
+            b.one(g, input, tx);
+        }
+    }
+    let Batch {
+        steps,
+        done,
+        ticks_only,
+        ..
+    } = b;
     let answer = |g: &Hosted, done: Done| {
         for (tx, report) in done {
             let answer = report.map(|report| Applied {
@@ -651,12 +804,12 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, batch: Ve
         answer(g, done);
         return;
     }
-    let reports = steps.iter().filter(|(_, r, _, _)| r.is_some()).count() as u64;
+    let reports = steps.iter().map(|s| s.reports).sum::<u64>();
     let inputs = steps.len() as u64;
     let mut w = Writes::default();
     let mut live = Vec::new();
-    for (outputs, report, ack, attempts) in steps {
-        live.extend(persist(&mut w, g, outputs, report.as_ref(), ack, &attempts));
+    for step in steps {
+        live.extend(persist(&mut w, g, step));
     }
     let result = async {
         let _turn = st.write_turn().await;
@@ -747,29 +900,27 @@ fn after_commit(st: &AppState, rollout_id: &str, timeout: Option<UnixMs>, live: 
 }
 
 /// Gathers a step's outputs, in order, into the batch's writes; returns the live events to
-/// publish after the commit. `ack`: the step is a report that answers the device's update or
-/// rollback command. `attempts`: the attempt of each command the step sent ([`attempts`]),
-/// told to the device in the `ota_start` or `ota_rollback` record and with its assignment.
-fn persist(
-    w: &mut Writes,
-    h: &Hosted,
-    outputs: Vec<Output>,
-    report: Option<&DeviceReport>,
-    ack: bool,
-    attempts: &HashMap<String, u32>,
-) -> Vec<LiveEvent> {
+/// publish after the commit. The step's `acks`: the devices whose reports answer their update
+/// or rollback command. Its `attempts`: the attempt of each command the step sent
+/// ([`attempts`]), told to the device in the `ota_start` or `ota_rollback` record and with its
+/// assignment.
+fn persist(w: &mut Writes, h: &Hosted, step: Step) -> Vec<LiveEvent> {
+    let Step {
+        outputs,
+        acks,
+        attempts,
+        ..
+    } = step;
     let r = &h.rollout;
     let rid = r.id().to_string();
     let tenant = h.tenant.clone();
     let mut live = Vec::new();
     let mut seq = 0u64;
     let mut idx = 0u64;
-    if let Some(rep) = report
-        && ack
-    {
-        // The device answered its command: the update or rollback RPC sent before this
+    for device in &acks {
+        // The device answered its command: the update or rollback RPC sent before its
         // report is acknowledged (not one the report itself makes the engine send).
-        w.rpc_ack(rep.device_id.as_str());
+        w.rpc_ack(device);
     }
     for out in outputs {
         match out {

@@ -1550,6 +1550,76 @@ fn a_batch_of_reports_is_one_step_with_one_record_that_replays() {
 }
 
 #[test]
+fn handle_reports_says_which_report_of_a_batch_was_refused_and_why() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(120, 11);
+    let mut r = create(
+        spec(&pkg, None, json!({"canary_percent": 10})),
+        &pkg,
+        None,
+        &fleet,
+        T0,
+    );
+    let _ = drain_audit(&mut r);
+    let canary: Vec<String> = sent(&mut r).into_iter().map(|(d, _)| d).collect();
+    let mut wrong = batched(&canary[2], Success, 1);
+    wrong.firmware_version = Some("9.9.9".parse().unwrap());
+    let batch = ReportBatch {
+        rollout_id: "rol_4c7e".parse().unwrap(),
+        reports: vec![
+            batched(&canary[0], Success, 1),
+            batched(&canary[1], InProgress, 2),
+            wrong,
+            batched(&canary[3], InProgress, 1),
+        ],
+    };
+    let each = r.handle_reports(batch.clone(), T0 + 1).unwrap();
+    assert_eq!(each.len(), 4, "one result per report");
+    assert!(each[0].is_ok() && each[3].is_ok());
+    assert!(
+        matches!(
+            &each[1],
+            Err(RolloutError::StaleAttempt {
+                reported: 2,
+                current: 1,
+                ..
+            })
+        ),
+        "{:?}",
+        each[1]
+    );
+    assert!(
+        matches!(&each[2], Err(RolloutError::WrongVersion { .. })),
+        "{:?}",
+        each[2]
+    );
+    // The same refusals the record says, and the same state as `handle` reaches.
+    let rec = drain_audit(&mut r).remove(0);
+    let refused: Vec<&str> = rec
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::ReportRefused { device_id, .. } => Some(device_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, [canary[1].as_str(), canary[2].as_str()]);
+    let mut by_handle = create(
+        spec(&pkg, None, json!({"canary_percent": 10})),
+        &pkg,
+        None,
+        &fleet,
+        T0,
+    );
+    let _ = drain_audit(&mut by_handle);
+    let _ = sent(&mut by_handle);
+    by_handle.handle(Input::Reports(batch), T0 + 1).unwrap();
+    assert!(by_handle.same_state(&r));
+    assert_eq!(r.device_state(&canary[0]), Some(DeviceState::Succeeded));
+    assert_eq!(r.device_state(&canary[3]), Some(DeviceState::InProgress));
+}
+
+#[test]
 fn a_batch_naming_another_rollout_or_an_unknown_device_changes_nothing() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(40, 0);

@@ -197,6 +197,10 @@ impl Rollout {
     /// [`Input::RefusedReport`] (which replays without error), so drain [`Rollout::poll`]
     /// after such an error too (or with the next step: the order holds).
     pub fn handle(&mut self, input: Input, now: UnixMs) -> Result<(), RolloutError> {
+        let input = match input {
+            Input::Reports(batch) => return self.handle_reports(batch, now).map(drop),
+            input => input,
+        };
         let always = !matches!(input, Input::Tick);
         if let Err(e) = self.apply(&input, now) {
             self.step = Step::default();
@@ -212,6 +216,33 @@ impl Rollout {
         self.settle(now);
         self.record(now, input, always);
         Ok(())
+    }
+
+    /// Handles a burst of reports as one [`Input::Reports`] step (one audit record), and says
+    /// what became of each report, in the batch's order: taken (`Ok`), or refused with the
+    /// error it would have had alone (its refusal is recorded in the step's record as an
+    /// [`Effect::ReportRefused`]). The batch is refused whole, changing nothing, when it names
+    /// another rollout or a device the rollout does not hold. Then drain [`Rollout::poll`].
+    ///
+    /// A host that takes reports one by one from many devices (a service answering each
+    /// device's request) gathers those that arrived together into one batch: the rollout's
+    /// work and its trail per report shrink several times over. Other languages feed
+    /// [`Input::Reports`] and read the refusals from the record's effects.
+    pub fn handle_reports(
+        &mut self,
+        batch: ReportBatch,
+        now: UnixMs,
+    ) -> Result<Vec<Result<(), RolloutError>>, RolloutError> {
+        let each = match self.reports(&batch, now) {
+            Ok(each) => each,
+            Err(e) => {
+                self.step = Step::default();
+                return Err(e);
+            }
+        };
+        self.settle(now);
+        self.record(now, Input::Reports(batch), true);
+        Ok(each)
     }
 
     /// The next output, in order: a step's audit record, then the commands and events it
@@ -242,7 +273,7 @@ impl Rollout {
             }
             Input::Report(r) => self.report(r, 1, now),
             Input::AttemptReport { report, attempt } => self.report(report, *attempt, now),
-            Input::Reports(batch) => self.reports(batch, now),
+            Input::Reports(batch) => self.reports(batch, now).map(drop),
             Input::RefusedReport { report, attempt } => match self.check_report(report, *attempt) {
                 Err(e) if e.is_recorded() => {
                     self.effect(Effect::ReportRefused {

@@ -113,7 +113,12 @@ impl Rollout {
     /// or a device the rollout does not hold; otherwise each report is taken, or refused and
     /// its refusal recorded. The devices that started installing or took the update are
     /// recorded together ([`Effect::DevicesInProgress`], [`Effect::DevicesUpdated`]).
-    pub(super) fn reports(&mut self, b: &ReportBatch, now: UnixMs) -> Result<(), RolloutError> {
+    /// What became of each report, in order.
+    pub(super) fn reports(
+        &mut self,
+        b: &ReportBatch,
+        now: UnixMs,
+    ) -> Result<Vec<Result<(), RolloutError>>, RolloutError> {
         if b.rollout_id != self.s.rollout_id {
             return Err(RolloutError::WrongRollout {
                 expected: self.s.rollout_id.clone(),
@@ -130,17 +135,19 @@ impl Rollout {
             });
         }
         let start = self.step.effects.len();
+        let mut each = Vec::with_capacity(b.reports.len());
         for item in &b.reports {
             let r = item.report(&b.rollout_id);
-            match self.report(&r, item.attempt, now) {
-                Ok(()) => {}
-                // Every device is known and the rollout named: each refusal is one the trail
-                // records.
-                Err(e) => self.effect(Effect::ReportRefused {
+            let result = self.report(&r, item.attempt, now);
+            // Every device is known and the rollout named: each refusal is one the trail
+            // records.
+            if let Err(e) = &result {
+                self.effect(Effect::ReportRefused {
                     device_id: r.device_id,
                     reason: e.to_string(),
-                }),
+                });
             }
+            each.push(result);
         }
         // The routine outcomes, grouped: the devices in progress, then those updated, by
         // version in order of first appearance; every other effect after them, in order.
@@ -169,7 +176,7 @@ impl Rollout {
             self.effect(Effect::DevicesUpdated { version, devices });
         }
         self.step.effects.extend(rest);
-        Ok(())
+        Ok(each)
     }
 
     /// Whether a report on `attempt` is one this rollout takes: it names this rollout, one of
