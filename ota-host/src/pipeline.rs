@@ -68,9 +68,10 @@ pub fn open_chunked<R: Read, W: Write + Send>(
 }
 
 /// Installs a download whose chunks are all verified and staged into `slot`: each chunk is
-/// read back from `staging` and checked again before it is decrypted, as
-/// [`ota_core::download::Install`] does, on two threads when `threads` is 2 or more. A
-/// chunk whose stored copy no longer matches is marked missing in `download`.
+/// read back from `staging` and decrypted, as [`ota_core::download::Install`] does, on two
+/// threads when `threads` is 2 or more. A chunk `download` accepted in this session is not
+/// hashed again; one that came back from storage after a restart is checked again first,
+/// and if its stored copy no longer matches it is marked missing in `download`.
 pub fn install<W: Write + Send>(
     package: &VerifiedPackage,
     key: &SealKey,
