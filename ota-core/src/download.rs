@@ -391,41 +391,132 @@ impl Download {
     }
 
     /// Takes a chunk that arrived at `offset`: checks where it goes and that it matches its
-    /// signed digest, then stores it.
+    /// signed digest, then stores it ([`ChunkCheck::check`], then [`Download::store`]).
     pub fn accept(
         &mut self,
         offset: u64,
         data: &[u8],
         staging: &mut dyn Staging,
     ) -> Result<Accepted, DownloadError> {
-        if offset >= self.size {
-            return Err(DownloadError::OutOfRange {
-                offset,
-                size: self.size,
+        let index = check_chunk(&self.table, self.size, offset, data)?;
+        self.store_checked(index, data, staging)
+    }
+
+    /// What chunks of this download are checked against, for checking them on other threads
+    /// while this download stores others ([`Download::store`]): the signed table is shared,
+    /// not copied.
+    pub fn checker(&self) -> ChunkCheck {
+        ChunkCheck {
+            package_id: self.package_id.clone(),
+            sha256: self.sha256,
+            size: self.size,
+            table: self.table.clone(),
+        }
+    }
+
+    /// Stores a chunk [`ChunkCheck::check`] verified, as [`Download::accept`] would; a chunk
+    /// checked for another download is refused.
+    pub fn store(
+        &mut self,
+        chunk: CheckedChunk<'_>,
+        staging: &mut dyn Staging,
+    ) -> Result<Accepted, DownloadError> {
+        if chunk.package_id != self.package_id || chunk.sha256 != self.sha256 {
+            return Err(DownloadError::PackageMismatch {
+                expected: self.package_id.clone(),
+                found: chunk.package_id.clone(),
             });
         }
-        if offset % u64::from(CHUNK_SIZE) != 0 {
-            return Err(DownloadError::Misaligned { offset });
-        }
-        if data.len() > CHUNK_SIZE as usize {
-            return Err(DownloadError::Oversize { length: data.len() });
-        }
-        let end = offset + data.len() as u64;
-        if end > self.size {
-            return Err(DownloadError::TooLong {
-                end,
-                size: self.size,
-            });
-        }
-        let index = usize::try_from(offset / u64::from(CHUNK_SIZE)).unwrap_or(usize::MAX);
-        self.table.verify(index, self.size, data)?;
+        self.store_checked(chunk.index, chunk.data, staging)
+    }
+
+    fn store_checked(
+        &mut self,
+        index: usize,
+        data: &[u8],
+        staging: &mut dyn Staging,
+    ) -> Result<Accepted, DownloadError> {
         if self.is_verified(index) {
             return Ok(Accepted::Duplicate { index });
         }
-        staging.write_at(offset, data).map_err(staging_error)?;
+        staging
+            .write_at(self.offset(index), data)
+            .map_err(staging_error)?;
         self.mark(index);
         self.in_session[index / 8] |= 1 << (index % 8);
         Ok(Accepted::New { index })
+    }
+}
+
+/// Checks where a chunk that arrived at `offset` goes and that it matches its signed digest;
+/// its index.
+fn check_chunk(
+    table: &ChunkTable,
+    size: u64,
+    offset: u64,
+    data: &[u8],
+) -> Result<usize, DownloadError> {
+    if offset >= size {
+        return Err(DownloadError::OutOfRange { offset, size });
+    }
+    if offset % u64::from(CHUNK_SIZE) != 0 {
+        return Err(DownloadError::Misaligned { offset });
+    }
+    if data.len() > CHUNK_SIZE as usize {
+        return Err(DownloadError::Oversize { length: data.len() });
+    }
+    let end = offset + data.len() as u64;
+    if end > size {
+        return Err(DownloadError::TooLong { end, size });
+    }
+    let index = usize::try_from(offset / u64::from(CHUNK_SIZE)).unwrap_or(usize::MAX);
+    table.verify(index, size, data)?;
+    Ok(index)
+}
+
+/// What a download's chunks are checked against ([`Download::checker`]): hashing, the costly
+/// part of taking a chunk, needs no access to the download, so a host may check chunks on
+/// several threads and store them on one (`ota_host::pipeline::stage`).
+#[derive(Debug, Clone)]
+pub struct ChunkCheck {
+    package_id: PackageId,
+    sha256: Sha256Digest,
+    size: u64,
+    table: ChunkTable,
+}
+
+impl ChunkCheck {
+    /// Checks a chunk that arrived at `offset` as [`Download::accept`] does: where it goes and
+    /// that it matches its signed digest.
+    pub fn check<'a>(
+        &self,
+        offset: u64,
+        data: &'a [u8],
+    ) -> Result<CheckedChunk<'a>, DownloadError> {
+        let index = check_chunk(&self.table, self.size, offset, data)?;
+        Ok(CheckedChunk {
+            package_id: self.package_id.clone(),
+            sha256: self.sha256,
+            index,
+            data,
+        })
+    }
+}
+
+/// A chunk that matched its signed digest ([`ChunkCheck::check`]), to be stored by its
+/// download ([`Download::store`]).
+#[derive(Debug, Clone)]
+pub struct CheckedChunk<'a> {
+    package_id: PackageId,
+    sha256: Sha256Digest,
+    index: usize,
+    data: &'a [u8],
+}
+
+impl CheckedChunk<'_> {
+    /// The chunk's index.
+    pub fn index(&self) -> usize {
+        self.index
     }
 }
 

@@ -1,7 +1,8 @@
 //! The device pipeline on two threads (`ota_host::pipeline`) against the core's one-thread
 //! path: the same output, the same errors, and nothing decrypted that was not verified.
 
-use ota_core::download::{Download, DownloadError, Install};
+use ota_core::chunk::ChunkError;
+use ota_core::download::{Accepted, Download, DownloadError, Install};
 use ota_core::seal::{self, Expected, SealError};
 use ota_core::sign::{self, VerifiedPackage};
 use ota_core::{Limits, Status};
@@ -254,6 +255,81 @@ fn an_install_refuses_the_download_of_another_package() {
     // Its own download installs.
     let (mut d, mut staging) = stage(&v, &artifact);
     assert!(pipeline::install(&v, &seal_key(), &mut d, &mut staging, Vec::new(), 2).is_ok());
+}
+
+#[test]
+fn chunks_staged_on_two_threads_are_each_checked_and_stored_as_accept_does_one_by_one() {
+    let plain = noise(700_000, 15);
+    let (v, artifact) = package(&plain);
+    let piece = |i: usize| {
+        let start = i * 65_536;
+        (
+            start as u64,
+            &artifact[start..(start + 65_536).min(artifact.len())],
+        )
+    };
+    let mut bad = piece(3).1.to_vec();
+    bad[9] ^= 1;
+    for threads in [1, 2] {
+        let mut staging = Vec::new();
+        let mut d = Download::new(&v);
+        // Chunk 0 came earlier; in this batch: the rest last first, chunk 0 again, a bad
+        // copy of chunk 3, a misaligned piece and one past the end.
+        d.accept(0, piece(0).1, &mut staging).unwrap();
+        let mut batch: Vec<(u64, &[u8])> = (1..d.chunk_count()).rev().map(piece).collect();
+        batch.push(piece(0));
+        batch.push((3 * 65_536, &bad));
+        batch.push((7, &artifact[..100]));
+        batch.push((artifact.len() as u64, &artifact[..100]));
+        let results = pipeline::stage(&mut d, &batch, &mut staging, threads);
+        let one_by_one: Vec<_> = {
+            let mut again = Download::new(&v);
+            let mut staging = Vec::new();
+            again.accept(0, piece(0).1, &mut staging).unwrap();
+            batch
+                .iter()
+                .map(|(o, data)| again.accept(*o, data, &mut staging))
+                .collect()
+        };
+        assert_eq!(results, one_by_one, "{threads} thread(s)");
+        assert!(matches!(
+            results[results.len() - 3],
+            Err(DownloadError::Chunk(ChunkError::DigestMismatch {
+                index: 3
+            }))
+        ));
+        assert!(d.is_complete());
+        assert!((0..d.chunk_count()).all(|i| d.is_verified_in_session(i)));
+        let (_, out) =
+            pipeline::install(&v, &seal_key(), &mut d, &mut staging, Vec::new(), threads).unwrap();
+        assert_eq!(out, plain);
+    }
+}
+
+#[test]
+fn a_chunk_checked_for_another_download_is_not_stored() {
+    let (v, artifact) = package(&noise(200_000, 16));
+    let (other, _) = package(&noise(200_000, 18));
+    assert_ne!(v.id(), other.id());
+    let checked = Download::new(&v)
+        .checker()
+        .check(0, &artifact[..65_536])
+        .unwrap();
+    let mut d = Download::new(&other);
+    let mut staging = Vec::new();
+    let err = d.store(checked.clone(), &mut staging).unwrap_err();
+    assert!(
+        matches!(&err, DownloadError::PackageMismatch { expected, found }
+            if expected == other.id() && found == v.id()),
+        "{err:?}"
+    );
+    assert!(staging.is_empty() && d.verified_count() == 0);
+    // Its own download stores it.
+    let mut d = Download::new(&v);
+    assert_eq!(
+        d.store(checked, &mut staging).unwrap(),
+        Accepted::New { index: 0 }
+    );
 }
 
 #[test]
