@@ -15,18 +15,18 @@
 //!
 //! [`Install`] decrypts and decompresses the contiguous verified prefix into a slot writer
 //! as it grows, so installing overlaps downloading. Each byte is hashed once on its way in:
-//! a chunk this [`Download`] verified in [`Download::accept`] is read back from staging and
-//! decrypted without being hashed again ([`Download::is_verified_in_session`]), while a
-//! chunk that came back from storage after a restart ([`Download::resume`]) is checked
-//! against the signed table again as it is read for installing, so no byte that changed in
-//! storage across a restart is ever decrypted. Staging must not be written by anyone else
-//! while a download is installed; bytes changed there in the same session are not hashed
-//! again, but gzip's CRC-32 and the sizes still fail the install at the end, so the device
-//! stays on its previous version. The size, the padding, gzip's CRC-32 and the plaintext's
-//! size are confirmed at the end (the signed chunk table covers every byte, so the whole
-//! artifact is not hashed again). Memory stays
-//! at one chunk plus the decoder's buffers whatever the artifact's size, and the chunk
-//! table is shared with the package, not copied. Its two stages, [`StagedDecrypt`] and
+//! a chunk this [`Download`] verified itself ([`Download::accept`], or [`ChunkCheck::check`]
+//! on any thread then [`Download::store`]) is read back from staging and decrypted without
+//! being hashed again ([`Download::is_verified_in_session`]), while a chunk that came back
+//! from storage after a restart ([`Download::resume`]) is checked against the signed table
+//! again as the install reads it, so no byte that changed in storage across a restart is
+//! ever decrypted. Staging must not be written by anyone else while a download is
+//! installed: bytes changed there in the same session are not hashed again, but gzip's
+//! CRC-32 and the sizes still fail the install at the end, so the device stays on its
+//! previous version. The size, the padding, gzip's CRC-32 and the plaintext's size are
+//! confirmed at the end (the signed chunk table covers every byte, so the whole artifact is
+//! not hashed again). Memory stays at one chunk plus the decoder's buffers whatever the
+//! artifact's size, and the chunk table is shared with the package, not copied. Its two stages, [`StagedDecrypt`] and
 //! [`Inflate`], can run on two threads (`ota_host::pipeline`).
 
 use std::io::{self, Write};
@@ -242,7 +242,8 @@ pub struct Download {
     table: ChunkTable,
     verified: Vec<u8>,
     /// The chunks whose staged bytes this download verified on their way in
-    /// ([`Download::accept`]): the same bitmap layout as `verified`, never persisted.
+    /// ([`Download::accept`], [`Download::store`]): the same bitmap layout as `verified`,
+    /// never persisted.
     in_session: Vec<u8>,
     count: usize,
 }
@@ -343,7 +344,7 @@ impl Download {
     }
 
     /// Whether chunk `index`'s staged bytes were verified by this download on their way in
-    /// ([`Download::accept`]), so installing it need not hash them again. False for a chunk
+    /// ([`Download::accept`], [`Download::store`]), so installing it need not hash them again. False for a chunk
     /// that came back from storage after a restart ([`Download::resume`]): the install checks
     /// that one as it reads it.
     pub fn is_verified_in_session(&self, index: usize) -> bool {
