@@ -1402,7 +1402,8 @@ ota_status ota_download_new(const ota_verified_package *package, ota_download **
 /**
  * Resumes a download from its saved state (the JSON `ota_download_state` wrote): every chunk
  * the state marks is read back through `io->stage_read` and checked again; one that no
- * longer matches is missing again.
+ * longer matches is missing again. The chunks kept came back from storage, so
+ * `ota_install_advance` checks each again as it installs it.
  *
  * Takes no ownership; the caller frees `*download_out` with `ota_download_free`.
  */
@@ -1484,8 +1485,12 @@ ota_status ota_install_new(const ota_verified_package *package,
 
 /**
  * Installs every verified chunk that continues the installed prefix, reading each back
- * through `io->stage_read` and checking it again first. A stored chunk that went bad is
- * marked missing in `download` (`OTA_STATUS_STORED_CHUNK_CORRUPT`, naming it).
+ * through `io->stage_read` (the storage `ota_download_accept` wrote it to). Each byte is
+ * hashed once: a chunk `download` accepted in this session is not hashed again, while one
+ * that came back from storage after a restart (`ota_download_resume`) is checked again
+ * first, and one that went bad is marked missing in `download`
+ * (`OTA_STATUS_STORED_CHUNK_CORRUPT`, naming it). The download of another package fails
+ * with `OTA_STATUS_DOWNLOAD_STATE_MISMATCH`.
  * `*installed_out` (may be NULL) receives how many chunks are installed.
  *
  * Takes no ownership; nothing to free.

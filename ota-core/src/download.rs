@@ -14,19 +14,26 @@
 //! trusting it again, so a byte that flipped in storage is found and that chunk refetched.
 //!
 //! [`Install`] decrypts and decompresses the contiguous verified prefix into a slot writer
-//! as it grows, so installing overlaps downloading. It re-reads each chunk from staging and
-//! checks it again before decrypting it, so no unverified byte is ever decrypted; the size,
-//! the padding, gzip's CRC-32 and the plaintext's size are confirmed at the end (the signed
-//! chunk table covers every byte, so the whole artifact is not hashed again). Memory stays
-//! at one chunk plus the decoder's buffers whatever the artifact's size, and the chunk
-//! table is shared with the package, not copied. Its two stages, [`StagedDecrypt`] and
+//! as it grows, so installing overlaps downloading. Each byte is hashed once on its way in:
+//! a chunk this [`Download`] verified itself ([`Download::accept`], or [`ChunkCheck::check`]
+//! on any thread then [`Download::store`]) is read back from staging and decrypted without
+//! being hashed again ([`Download::is_verified_in_session`]), while a chunk that came back
+//! from storage after a restart ([`Download::resume`]) is checked against the signed table
+//! again as the install reads it, so no byte that changed in storage across a restart is
+//! ever decrypted. Staging must not be written by anyone else while a download is
+//! installed: bytes changed there in the same session are not hashed again, but gzip's
+//! CRC-32 and the sizes still fail the install at the end, so the device stays on its
+//! previous version. The size, the padding, gzip's CRC-32 and the plaintext's size are
+//! confirmed at the end (the signed chunk table covers every byte, so the whole artifact is
+//! not hashed again). Memory stays at one chunk plus the decoder's buffers whatever the
+//! artifact's size, and the chunk table is shared with the package, not copied. Its two stages, [`StagedDecrypt`] and
 //! [`Inflate`], can run on two threads (`ota_host::pipeline`).
 
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::{CHUNK_SIZE, ChunkError, ChunkTable};
+use crate::chunk::{CHUNK_SIZE, ChunkError, ChunkTable, VerifiedBytes};
 use crate::digest::Sha256Digest;
 use crate::json::{self, Fault, ParseError, Validate};
 use crate::limits::Limits;
@@ -172,6 +179,14 @@ pub enum DownloadError {
         /// The package the state is for.
         found: PackageId,
     },
+    /// An install was given the download of another package.
+    #[error("the download is of {found}, but the install is of {expected}")]
+    PackageMismatch {
+        /// The package being installed.
+        expected: PackageId,
+        /// The package the download is of.
+        found: PackageId,
+    },
     /// The staging storage failed.
     #[error("staging storage: {message}")]
     Staging {
@@ -202,7 +217,9 @@ impl DownloadError {
             DownloadError::TooLong { .. } => Status::TooLong,
             DownloadError::Chunk(e) => e.status(),
             DownloadError::StoredChunkCorrupt { .. } => Status::StoredChunkCorrupt,
-            DownloadError::StateMismatch { .. } => Status::DownloadStateMismatch,
+            DownloadError::StateMismatch { .. } | DownloadError::PackageMismatch { .. } => {
+                Status::DownloadStateMismatch
+            }
             DownloadError::Staging { .. } => Status::Io,
             DownloadError::Seal(e) => e.status(),
             DownloadError::Incomplete { .. } => Status::Truncated,
@@ -224,6 +241,10 @@ pub struct Download {
     size: u64,
     table: ChunkTable,
     verified: Vec<u8>,
+    /// The chunks whose staged bytes this download verified on their way in
+    /// ([`Download::accept`], [`Download::store`]): the same bitmap layout as `verified`,
+    /// never persisted.
+    in_session: Vec<u8>,
     count: usize,
 }
 
@@ -236,6 +257,7 @@ impl Download {
             sha256: package.package().sha256,
             size: package.package().size_bytes,
             verified: vec![0; table.len().div_ceil(8)],
+            in_session: vec![0; table.len().div_ceil(8)],
             table,
             count: 0,
         }
@@ -243,7 +265,9 @@ impl Download {
 
     /// Resumes a download from its saved state: every chunk the state marks verified is read
     /// back from staging and checked again; one that no longer matches is missing again.
-    /// Returns the download and the indices that must be refetched.
+    /// Returns the download and the indices that must be refetched. The chunks it keeps came
+    /// back from storage, so the install checks each of them again as it reads it
+    /// ([`Download::is_verified_in_session`] is false for them).
     pub fn resume(
         package: &VerifiedPackage,
         state: &DownloadState,
@@ -319,6 +343,16 @@ impl Download {
             .is_some_and(|b| b & (1 << (index % 8)) != 0)
     }
 
+    /// Whether chunk `index`'s staged bytes were verified by this download on their way in
+    /// ([`Download::accept`], [`Download::store`]), so installing it need not hash them again. False for a chunk
+    /// that came back from storage after a restart ([`Download::resume`]): the install checks
+    /// that one as it reads it.
+    pub fn is_verified_in_session(&self, index: usize) -> bool {
+        self.in_session
+            .get(index / 8)
+            .is_some_and(|b| b & (1 << (index % 8)) != 0)
+    }
+
     fn mark(&mut self, index: usize) {
         if !self.is_verified(index) {
             self.verified[index / 8] |= 1 << (index % 8);
@@ -330,6 +364,7 @@ impl Download {
     pub fn invalidate(&mut self, index: usize) {
         if self.is_verified(index) {
             self.verified[index / 8] &= !(1 << (index % 8));
+            self.in_session[index / 8] &= !(1 << (index % 8));
             self.count -= 1;
         }
     }
@@ -357,49 +392,144 @@ impl Download {
     }
 
     /// Takes a chunk that arrived at `offset`: checks where it goes and that it matches its
-    /// signed digest, then stores it.
+    /// signed digest, then stores it ([`ChunkCheck::check`], then [`Download::store`]).
     pub fn accept(
         &mut self,
         offset: u64,
         data: &[u8],
         staging: &mut dyn Staging,
     ) -> Result<Accepted, DownloadError> {
-        if offset >= self.size {
-            return Err(DownloadError::OutOfRange {
-                offset,
-                size: self.size,
+        let index = check_chunk(&self.table, self.size, offset, data)?;
+        self.store_checked(index, data, staging)
+    }
+
+    /// What chunks of this download are checked against, for checking them on other threads
+    /// while this download stores others ([`Download::store`]): the signed table is shared,
+    /// not copied.
+    pub fn checker(&self) -> ChunkCheck {
+        ChunkCheck {
+            package_id: self.package_id.clone(),
+            sha256: self.sha256,
+            size: self.size,
+            table: self.table.clone(),
+        }
+    }
+
+    /// Stores a chunk [`ChunkCheck::check`] verified, as [`Download::accept`] would; a chunk
+    /// checked for another download is refused.
+    pub fn store(
+        &mut self,
+        chunk: CheckedChunk<'_>,
+        staging: &mut dyn Staging,
+    ) -> Result<Accepted, DownloadError> {
+        if chunk.package_id != self.package_id || chunk.sha256 != self.sha256 {
+            return Err(DownloadError::PackageMismatch {
+                expected: self.package_id.clone(),
+                found: chunk.package_id.clone(),
             });
         }
-        if offset % u64::from(CHUNK_SIZE) != 0 {
-            return Err(DownloadError::Misaligned { offset });
-        }
-        if data.len() > CHUNK_SIZE as usize {
-            return Err(DownloadError::Oversize { length: data.len() });
-        }
-        let end = offset + data.len() as u64;
-        if end > self.size {
-            return Err(DownloadError::TooLong {
-                end,
-                size: self.size,
-            });
-        }
-        let index = usize::try_from(offset / u64::from(CHUNK_SIZE)).unwrap_or(usize::MAX);
-        self.table.verify(index, self.size, data)?;
+        self.store_checked(chunk.index, chunk.data, staging)
+    }
+
+    fn store_checked(
+        &mut self,
+        index: usize,
+        data: &[u8],
+        staging: &mut dyn Staging,
+    ) -> Result<Accepted, DownloadError> {
         if self.is_verified(index) {
             return Ok(Accepted::Duplicate { index });
         }
-        staging.write_at(offset, data).map_err(staging_error)?;
+        staging
+            .write_at(self.offset(index), data)
+            .map_err(staging_error)?;
         self.mark(index);
+        self.in_session[index / 8] |= 1 << (index % 8);
         Ok(Accepted::New { index })
     }
 }
 
+/// Checks where a chunk that arrived at `offset` goes and that it matches its signed digest;
+/// its index.
+fn check_chunk(
+    table: &ChunkTable,
+    size: u64,
+    offset: u64,
+    data: &[u8],
+) -> Result<usize, DownloadError> {
+    if offset >= size {
+        return Err(DownloadError::OutOfRange { offset, size });
+    }
+    if offset % u64::from(CHUNK_SIZE) != 0 {
+        return Err(DownloadError::Misaligned { offset });
+    }
+    if data.len() > CHUNK_SIZE as usize {
+        return Err(DownloadError::Oversize { length: data.len() });
+    }
+    let end = offset + data.len() as u64;
+    if end > size {
+        return Err(DownloadError::TooLong { end, size });
+    }
+    let index = usize::try_from(offset / u64::from(CHUNK_SIZE)).unwrap_or(usize::MAX);
+    table.verify(index, size, data)?;
+    Ok(index)
+}
+
+/// What a download's chunks are checked against ([`Download::checker`]): hashing, the costly
+/// part of taking a chunk, needs no access to the download, so a host may check chunks on
+/// several threads and store them on one (`ota_host::pipeline::stage`).
+#[derive(Debug, Clone)]
+pub struct ChunkCheck {
+    package_id: PackageId,
+    sha256: Sha256Digest,
+    size: u64,
+    table: ChunkTable,
+}
+
+impl ChunkCheck {
+    /// Checks a chunk that arrived at `offset` as [`Download::accept`] does: where it goes and
+    /// that it matches its signed digest.
+    pub fn check<'a>(
+        &self,
+        offset: u64,
+        data: &'a [u8],
+    ) -> Result<CheckedChunk<'a>, DownloadError> {
+        let index = check_chunk(&self.table, self.size, offset, data)?;
+        Ok(CheckedChunk {
+            package_id: self.package_id.clone(),
+            sha256: self.sha256,
+            index,
+            data,
+        })
+    }
+}
+
+/// A chunk that matched its signed digest ([`ChunkCheck::check`]), to be stored by its
+/// download ([`Download::store`]).
+#[derive(Debug, Clone)]
+pub struct CheckedChunk<'a> {
+    package_id: PackageId,
+    sha256: Sha256Digest,
+    index: usize,
+    data: &'a [u8],
+}
+
+impl CheckedChunk<'_> {
+    /// The chunk's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
 /// The first stage of installing: reads each chunk of the verified prefix back from staging,
-/// checks it against the signed table again (storage is not trusted), and decrypts it
+/// checks it against the signed table again if it came back from storage after a restart
+/// (one verified on its way in this session is not hashed twice), and decrypts it
 /// ([`Decrypt`]), passing the gzip stream on. [`Install`] joins it to an [`Inflate`] on one
 /// thread; `ota_host::pipeline` runs the two on two threads.
 pub struct StagedDecrypt {
     decrypt: Decrypt,
+    package_id: PackageId,
+    sha256: Sha256Digest,
     table: ChunkTable,
     size: u64,
     next: usize,
@@ -411,6 +541,8 @@ impl StagedDecrypt {
     pub fn new(package: &VerifiedPackage, key: &SealKey) -> Self {
         StagedDecrypt {
             decrypt: Decrypt::chunked(key, &package.expected()),
+            package_id: package.id().clone(),
+            sha256: package.package().sha256,
             table: package.chunks().clone(),
             size: package.package().size_bytes,
             next: 0,
@@ -424,15 +556,22 @@ impl StagedDecrypt {
     }
 
     /// Decrypts every verified chunk that continues the installed prefix, reading each back
-    /// from staging and checking it again first, and passes the gzip stream to `emit`. A
-    /// chunk whose stored copy no longer matches is marked missing in `download`, and the
-    /// error names it.
+    /// from staging (and checking it again first unless this download verified it on its way
+    /// in, [`Download::is_verified_in_session`]), and passes the gzip stream to `emit`. A
+    /// chunk from a previous session whose stored copy no longer matches is marked missing in
+    /// `download`, and the error names it. The download of another package is refused.
     pub fn advance(
         &mut self,
         download: &mut Download,
         staging: &mut dyn Staging,
         mut emit: impl FnMut(&[u8]) -> Result<(), SealError>,
     ) -> Result<usize, DownloadError> {
+        if download.package_id != self.package_id || download.sha256 != self.sha256 {
+            return Err(DownloadError::PackageMismatch {
+                expected: self.package_id.clone(),
+                found: download.package_id.clone(),
+            });
+        }
         let start = self.next;
         while self.next < self.table.len() && download.is_verified(self.next) {
             let index = self.next;
@@ -442,11 +581,16 @@ impl StagedDecrypt {
             staging
                 .read_at(range.start, &mut self.buf)
                 .map_err(staging_error)?;
-            let verified = match self.table.verify(index, self.size, &self.buf) {
-                Ok(v) => v,
-                Err(_) => {
-                    download.invalidate(index);
-                    return Err(DownloadError::StoredChunkCorrupt { index });
+            let verified = if download.is_verified_in_session(index) {
+                // Hashed against the signed table in `accept`, in this process.
+                VerifiedBytes::new(range.start, &self.buf)
+            } else {
+                match self.table.verify(index, self.size, &self.buf) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        download.invalidate(index);
+                        return Err(DownloadError::StoredChunkCorrupt { index });
+                    }
                 }
             };
             self.decrypt.push(verified, &mut emit)?;

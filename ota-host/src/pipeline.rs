@@ -7,7 +7,9 @@
 //! joined by a bounded queue of [`BLOCK`]-byte buffers that are recycled, so memory stays at
 //! [`DEPTH`] + 2 blocks whatever the artifact's size. With `threads` below 2 (a one-core
 //! device) both stages run on the caller's thread, as the core's own [`open_chunked`] and
-//! [`Install`] do.
+//! [`Install`] do. Staging a batch of chunks that arrived in any order ([`stage`]) hashes
+//! them on both threads the same way: the core's [`Download::checker`] checks on either
+//! thread, and [`Download::store`] stores on the caller's.
 //!
 //! Every security property is the core's: no byte is decrypted before its chunk matched the
 //! signed table, and only a successful return means the output is the complete, declared
@@ -18,11 +20,12 @@
 //! [`Install`]: ota_core::download::Install
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use ota_core::VerifiedPackage;
 use ota_core::chunk::ChunkTable;
-use ota_core::download::{Download, DownloadError, StagedDecrypt, Staging};
+use ota_core::download::{Accepted, CheckedChunk, Download, DownloadError, StagedDecrypt, Staging};
 use ota_core::seal::{self, ChunkedDecrypt, Expected, Inflate, Opened, SealError, SealKey};
 
 /// The size of a block passed between the threads.
@@ -67,10 +70,76 @@ pub fn open_chunked<R: Read, W: Write + Send>(
     })
 }
 
+/// Accepts chunks that arrived together, in any order (`(offset, bytes)` each), into
+/// `staging`, as [`Download::accept`] does one by one: each checked against the signed table,
+/// then stored and marked verified. With `threads` 2 or more a second thread checks chunks
+/// too ([`Download::checker`]), handing them through a bounded queue to this one, which
+/// stores them; hashing, the costly part, is shared between both. Returns what each chunk
+/// did, in the order given: a bad chunk's error names it and leaves it missing.
+pub fn stage(
+    download: &mut Download,
+    chunks: &[(u64, &[u8])],
+    staging: &mut dyn Staging,
+    threads: usize,
+) -> Vec<Result<Accepted, DownloadError>> {
+    if threads < 2 || chunks.len() < 2 {
+        return chunks
+            .iter()
+            .map(|(offset, data)| download.accept(*offset, data, staging))
+            .collect();
+    }
+    let check = download.checker();
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<Accepted, DownloadError>>> = vec![None; chunks.len()];
+    let (tx, rx) = mpsc::sync_channel::<(usize, Result<CheckedChunk<'_>, DownloadError>)>(DEPTH);
+    std::thread::scope(|s| {
+        let (check, next) = (&check, &next);
+        s.spawn(move || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((offset, data)) = chunks.get(i) else {
+                    break;
+                };
+                if tx.send((i, check.check(*offset, data))).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut store = |i: usize, checked: Result<CheckedChunk<'_>, DownloadError>| {
+            results[i] = Some(checked.and_then(|c| download.store(c, staging)));
+        };
+        loop {
+            while let Ok((i, checked)) = rx.try_recv() {
+                store(i, checked);
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((offset, data)) = chunks.get(i) else {
+                break;
+            };
+            store(i, check.check(*offset, data));
+        }
+        // The rest the other thread checked; the queue ends when it does.
+        for (i, checked) in rx {
+            store(i, checked);
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(DownloadError::Staging {
+                    message: "the checking thread stopped".into(),
+                })
+            })
+        })
+        .collect()
+}
+
 /// Installs a download whose chunks are all verified and staged into `slot`: each chunk is
-/// read back from `staging` and checked again before it is decrypted, as
-/// [`ota_core::download::Install`] does, on two threads when `threads` is 2 or more. A
-/// chunk whose stored copy no longer matches is marked missing in `download`.
+/// read back from `staging` and decrypted, as [`ota_core::download::Install`] does, on two
+/// threads when `threads` is 2 or more. A chunk `download` accepted in this session is not
+/// hashed again; one that came back from storage after a restart is checked again first,
+/// and if its stored copy no longer matches it is marked missing in `download`.
 pub fn install<W: Write + Send>(
     package: &VerifiedPackage,
     key: &SealKey,
