@@ -180,3 +180,54 @@ async fn the_attempt_travels_to_the_device_and_back() {
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_package_no_device_would_take_is_refused_when_the_rollout_is_created() {
+    let dir = tmp("rollback-binding");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let s = Srv::start(config(&dir)).await;
+    let admin = s.token("acme", "admin");
+    let mut ids = Vec::new();
+    // 2.0.0 to send; 1.9.0 signed as a rollback of 2.0.0; 1.8.0 not signed as a rollback.
+    for (version, rollback) in [("2.0.0", false), ("1.9.0", true), ("1.8.0", false)] {
+        let (fw, pkg, _) = firmware(&input, version, rollback, 70_000);
+        let (code, v) = s
+            .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
+            .await;
+        assert_eq!(code, 201, "{v}");
+        ids.push(pkg);
+    }
+    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
+        .await;
+    let (code, d) = s
+        .call("PUT", "/api/v1/devices/dev-0", &admin, Some(&device()))
+        .await;
+    assert_eq!(code, 201, "{d}");
+    let create = |rollback: &str| json!({"package_id": ids[0], "target_profile_id": "p", "rollback_package_id": rollback});
+    let got = s
+        .call(
+            "POST",
+            "/api/v1/ota/rollouts",
+            &admin,
+            Some(&create(&ids[2])),
+        )
+        .await;
+    assert_error(&got, 400, "INVALID_ARGUMENT", "rollback_package_id");
+    assert!(
+        got.1.to_string().contains("not signed as a rollback"),
+        "{}",
+        got.1
+    );
+    let (code, v) = s
+        .call(
+            "POST",
+            "/api/v1/ota/rollouts",
+            &admin,
+            Some(&create(&ids[1])),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

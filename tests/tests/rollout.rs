@@ -1683,3 +1683,63 @@ fn a_snapshot_keeps_its_devices_column_wise_and_refuses_a_broken_or_old_table() 
     let e = parse(&old).unwrap_err().to_string();
     assert!(e.contains("slots"), "{e}");
 }
+
+/// A rollback package signed and verified here, with the signed `rollback` given.
+fn rollback_package(
+    version: &str,
+    rollback: Option<ota_core::package::Rollback>,
+) -> VerifiedPackage {
+    let mut p = ota_tests::firmware_package();
+    p.version = version.parse().unwrap();
+    p.rollback = rollback;
+    ota_tests::seal_into(&mut p, version.as_bytes());
+    let key = ota_tests::signing_key(1);
+    let env = ota_core::sign::sign(&p, &[&key]).unwrap();
+    let trusted = [key.public_key()].into_iter().collect();
+    ota_core::sign::verify_envelope(env, &trusted, 1, &Limits::DEFAULT).unwrap()
+}
+
+#[test]
+fn a_rollback_package_every_device_would_refuse_is_refused_at_creation() {
+    let fleet = sensors(40, 0);
+    let try_create = |pkg: &VerifiedPackage, rb: &VerifiedPackage| {
+        Rollout::create(Create {
+            rollout_id: "rol_4c7e".parse().unwrap(),
+            tenant: "acme".parse().unwrap(),
+            spec: spec(pkg, Some(rb), json!({})),
+            package: pkg,
+            rollback: Some(rb),
+            fleet: &fleet,
+            by: alice(),
+            now: T0,
+        })
+    };
+    let pkg = firmware("2.0.0", false);
+    // Signed as a rollback of the version the rollout sends: taken.
+    assert!(try_create(&pkg, &firmware("1.9.0", true)).is_ok());
+    // A rollback of another version, no rollback at all, or one expired: refused, named.
+    let newer = firmware("2.1.0", false);
+    let e = try_create(&newer, &firmware("1.9.0", true)).unwrap_err();
+    assert!(matches!(&e, RolloutError::RollbackNotBound { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("rollback_package_id: ")
+            && text.contains("1.9.0")
+            && text.contains("rollback of 2.0.0"),
+        "{text}"
+    );
+    assert_eq!(e.status(), ota_core::Status::PlanInvalid);
+    let e = try_create(&pkg, &firmware("1.9.0", false)).unwrap_err();
+    assert!(
+        e.to_string().contains("not signed as a rollback at all"),
+        "{e}"
+    );
+    let expired = ota_core::package::Rollback {
+        from: "2.0.0".parse().unwrap(),
+        expires: "2020-01-01T00:00:00Z".parse().unwrap(),
+    };
+    let e = try_create(&pkg, &rollback_package("1.9.0", Some(expired))).unwrap_err();
+    assert!(e.to_string().contains("expired"), "{e}");
+    // Not a downgrade (a fix rolled forward as the "rollback"): not checked.
+    assert!(try_create(&pkg, &firmware("2.0.1", false)).is_ok());
+}

@@ -14,6 +14,8 @@ use crate::compat::{self, Reason};
 use crate::digest::Sha256Digest;
 use crate::plan::MAX_WAVES;
 use crate::profile::DeviceProfile;
+use crate::sign::VerifiedPackage;
+use crate::time::UnixMs;
 
 impl Rollout {
     /// Creates a rollout: checks the request against the packages, runs the compatibility
@@ -22,6 +24,7 @@ impl Rollout {
     pub fn create(c: Create<'_>) -> Result<Rollout, RolloutError> {
         let spec = c.spec;
         check_packages(&spec, c.package, c.rollback)?;
+        check_rollback_binding(c.package, c.rollback, c.now)?;
         let target = spec
             .resolved_target()
             .ok_or(RolloutError::NoTarget)?
@@ -196,4 +199,35 @@ pub(super) fn first_reason(pkg: &crate::package::Package, d: &DeviceProfile) -> 
     } else {
         compat::check(pkg, d).rejections.first().map(|r| r.reason)
     }
+}
+
+/// A rollback package that takes the package's software back to an older version must be
+/// signed as a rollback of the package's version, and not expired at creation: a device admits
+/// a downgrade only then, so any other would fail on every device it is sent to. A rollback
+/// package of other software, or of a version not below the package's, is not a downgrade of
+/// it and is not checked.
+fn check_rollback_binding(
+    package: &VerifiedPackage,
+    rollback: Option<&VerifiedPackage>,
+    now: UnixMs,
+) -> Result<(), RolloutError> {
+    let Some(rb) = rollback else {
+        return Ok(());
+    };
+    let (p, r) = (package.package(), rb.package());
+    if r.name != p.name || r.version >= p.version {
+        return Ok(());
+    }
+    let found = match &r.rollback {
+        Some(b) if b.from == p.version && !b.expired(now) => return Ok(()),
+        Some(b) if b.from == p.version => format!("its rollback expired at {}", b.expires),
+        Some(b) => format!("it is signed as a rollback of {}", b.from),
+        None => "it is not signed as a rollback at all".to_string(),
+    };
+    Err(RolloutError::RollbackNotBound {
+        name: p.name.clone(),
+        rollback: r.version.clone(),
+        package: p.version.clone(),
+        found,
+    })
 }

@@ -62,6 +62,22 @@ pub enum RolloutError {
         /// The most allowed.
         max: u64,
     },
+    /// The rollback package is an older version of the package's software that is not signed
+    /// as a rollback of the package's version, unexpired: every device would refuse it (a
+    /// device takes a downgrade only when its signed `rollback.from` names what it runs).
+    #[error(
+        "rollback_package_id: {name} {rollback} is not signed as a rollback of {package} ({found}); every device would refuse it"
+    )]
+    RollbackNotBound {
+        /// The software's name.
+        name: Name,
+        /// The rollback package's version.
+        rollback: Version,
+        /// The version it must replace: the package's.
+        package: Version,
+        /// What its signed `rollback` says instead.
+        found: String,
+    },
     /// The rollback package does not fit some eligible devices.
     #[error("the rollback package does not fit {devices} eligible device(s), {first} among them")]
     RollbackDoesNotFit {
@@ -203,6 +219,7 @@ impl RolloutError {
             | RolloutError::DuplicateDevice { .. }
             | RolloutError::TooManyDevices { .. }
             | RolloutError::RollbackDoesNotFit { .. }
+            | RolloutError::RollbackNotBound { .. }
             | RolloutError::NoRollbackPackage => Status::PlanInvalid,
             RolloutError::State { .. } => Status::RolloutState,
             RolloutError::UnknownWave { .. }
