@@ -228,6 +228,6 @@ fn check_rollback_binding(
         name: p.name.clone(),
         rollback: r.version.clone(),
         package: p.version.clone(),
-        found,
+        found: found.into(),
     })
 }

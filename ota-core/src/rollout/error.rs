@@ -76,7 +76,7 @@ pub enum RolloutError {
         /// The version it must replace: the package's.
         package: Version,
         /// What its signed `rollback` says instead.
-        found: String,
+        found: Box<str>,
     },
     /// The rollback package does not fit some eligible devices.
     #[error("the rollback package does not fit {devices} eligible device(s), {first} among them")]
