@@ -26,8 +26,8 @@
 //! previous version. The size, the padding, gzip's CRC-32 and the plaintext's size are
 //! confirmed at the end (the signed chunk table covers every byte, so the whole artifact is
 //! not hashed again). Memory stays at one chunk plus the decoder's buffers whatever the
-//! artifact's size, and the chunk table is shared with the package, not copied. Its two stages, [`StagedDecrypt`] and
-//! [`Inflate`], can run on two threads (`ota_host::pipeline`).
+//! artifact's size, and the chunk table is shared with the package, not copied. Its two
+//! stages, [`StagedDecrypt`] and [`Inflate`], can run on two threads (`ota_host::pipeline`).
 
 use std::io::{self, Write};
 
@@ -344,9 +344,9 @@ impl Download {
     }
 
     /// Whether chunk `index`'s staged bytes were verified by this download on their way in
-    /// ([`Download::accept`], [`Download::store`]), so installing it need not hash them again. False for a chunk
-    /// that came back from storage after a restart ([`Download::resume`]): the install checks
-    /// that one as it reads it.
+    /// ([`Download::accept`], [`Download::store`]), so installing it need not hash them
+    /// again. False for a chunk that came back from storage after a restart
+    /// ([`Download::resume`]): the install checks that one as it reads it.
     pub fn is_verified_in_session(&self, index: usize) -> bool {
         self.in_session
             .get(index / 8)
