@@ -489,9 +489,18 @@ fn drive(r: Rollout) {
 fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
     let (v, pkg, rb) = busy_snapshot();
     drive(restore(&v, &pkg, &rb).expect("the snapshot as written restores"));
+    // The waves opened keep no list of their devices; those still closed do.
+    let open = v["open_wave"].as_u64().unwrap() as usize;
+    for (w, list) in v["members"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(
+            list.as_array().unwrap().is_empty(),
+            w <= open,
+            "wave {w}: {list}"
+        );
+    }
     let n = v["devices"]["ids"].as_array().unwrap().len();
     type Mutation = (&'static str, fn(&mut Value, usize));
-    let mutations: [Mutation; 15] = [
+    let mutations: [Mutation; 16] = [
         ("a device's wave out of range", |v, _| {
             v["devices"]["wave"][0] = json!(9)
         }),
@@ -526,7 +535,13 @@ fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
             v["waves"][2]["opened_at"] = json!(5)
         }),
         ("a device in two waves' members", |v, _| {
-            let first = v["members"][0][0].clone();
+            // The last wave has not opened: its list still stands.
+            let first = v["members"][2][0].clone();
+            assert!(first.is_u64(), "{}", v["members"]);
+            v["members"][2].as_array_mut().unwrap().push(first);
+        }),
+        ("a device listed in another wave", |v, _| {
+            let first = v["members"][2][0].clone();
             v["members"][1].as_array_mut().unwrap().push(first);
         }),
         ("an audit chain at its end", |v, _| {

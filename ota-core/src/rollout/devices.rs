@@ -2,14 +2,14 @@
 //! persisted state (by id, counts per state and per wave, in flight, the timer heap), rebuilt
 //! by one function, [`Index::build`], for create, restore and replay alike.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::hash::BuildHasher as _;
 
 use hashbrown::hash_table::{Entry, HashTable};
 use serde::{Deserialize, Serialize};
 
 use super::persist::Snapshot;
+use super::timers::Timers;
 use super::{DeviceState, Effect, RetryKind, Rollout, RolloutError, RolloutState};
 use crate::compat::Reason;
 use crate::name::Name;
@@ -368,9 +368,6 @@ impl ById {
     }
 }
 
-/// A device timer in the heap: its deadline and the device.
-type Timer = Reverse<(UnixMs, u32)>;
-
 /// What is derived from the persisted state, never persisted itself.
 #[derive(Debug, Clone)]
 pub(super) struct Index {
@@ -383,11 +380,8 @@ pub(super) struct Index {
     pub wave_counts: Vec<[u64; 16]>,
     /// Devices with a command out.
     pub in_flight: u64,
-    /// Device deadlines; an entry whose device's deadline moved is stale and skipped, and
-    /// dropped when stale entries outnumber live ones ([`Index::compact_timers`]).
-    pub timers: BinaryHeap<Timer>,
-    /// Devices with a timer set (the live entries of `timers`).
-    pub live_timers: u64,
+    /// When to look at each device with a deadline again.
+    pub timers: Timers,
     /// The target, for devices that join (a static group as a set).
     pub target: Option<Membership>,
 }
@@ -421,11 +415,9 @@ impl Index {
             counts: [0; 16],
             wave_counts: vec![[0; 16]; k],
             in_flight: 0,
-            timers: BinaryHeap::new(),
-            live_timers: 0,
+            timers: Timers::default(),
             target: s.spec.resolved_target().map(|t| t.membership()),
         };
-        let mut timers = Vec::new();
         for (i, slot) in s.devices.slots.iter().enumerate() {
             let i = i as u32;
             if usize::from(slot.wave) >= k {
@@ -435,15 +427,11 @@ impl Index {
                 return bad("a device appears twice");
             }
             ix.add(slot, 1);
-            if slot.timer != UnixMs::ZERO {
-                timers.push(Reverse((slot.timer, i)));
-            }
         }
         if ix.by_id.len() != n {
             return bad("the device index does not match the table");
         }
-        ix.live_timers = timers.len() as u64;
-        ix.timers = BinaryHeap::from(timers);
+        ix.timers = Timers::build((0..).zip(s.devices.slots.iter().map(|s| s.timer)));
         Ok(ix)
     }
 
@@ -487,28 +475,6 @@ impl Index {
             .filter(|(s, _)| s.is_open())
             .map(|(_, n)| n)
             .sum()
-    }
-
-    /// Drops the stale entries of the timer heap once they outnumber the live ones (so the
-    /// heap stays within twice the timers set, whatever the bursts), and gives back the
-    /// memory of a burst that has passed.
-    fn compact_timers(&mut self, slots: &[Slot]) {
-        let len = self.timers.len() as u64;
-        if len <= 2 * self.live_timers + 1024 {
-            return;
-        }
-        self.timers
-            .retain(|Reverse((at, i))| slots[*i as usize].timer == *at);
-        if self.timers.capacity() > 2 * self.timers.len() + 1024 {
-            self.timers
-                .shrink_to(self.timers.len() + self.timers.len() / 2);
-        }
-    }
-
-    /// Empties the timer heap (every device is terminal) and gives its memory back.
-    pub fn clear_timers(&mut self) {
-        self.timers = BinaryHeap::new();
-        self.live_timers = 0;
     }
 }
 
@@ -635,24 +601,14 @@ impl Rollout {
 
     pub(super) fn set_timer(&mut self, i: u32, at: UnixMs) {
         let before = std::mem::replace(&mut self.slot_mut(i).timer, at);
-        self.count_timer(before, at);
-        if at != UnixMs::ZERO {
-            self.ix.timers.push(Reverse((at, i)));
-            self.ix.compact_timers(&self.s.devices.slots);
-        }
+        let slots = &self.s.devices.slots;
+        self.ix
+            .timers
+            .set(i, before, at, |j| slots[j as usize].timer);
     }
 
     pub(super) fn clear_timer(&mut self, i: u32) {
         self.set_timer(i, UnixMs::ZERO);
-    }
-
-    /// Keeps the count of timers set as a device's timer goes from `before` to `after`.
-    fn count_timer(&mut self, before: UnixMs, after: UnixMs) {
-        match (before == UnixMs::ZERO, after == UnixMs::ZERO) {
-            (true, false) => self.ix.live_timers += 1,
-            (false, true) => self.ix.live_timers = self.ix.live_timers.saturating_sub(1),
-            _ => {}
-        }
     }
 
     pub(super) fn schedule(&mut self, i: u32) {

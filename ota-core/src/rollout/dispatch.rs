@@ -1,7 +1,7 @@
 //! Dispatch: sending what is ready within the pacing limits and time windows, and the device
 //! timers (acknowledgement, in-progress, offline expiry, retry backoff).
 
-use std::cmp::Reverse;
+use std::collections::VecDeque;
 
 use super::devices::Slot;
 use super::{DeviceState, Effect, RetryKind, Rollout, RolloutCommand, RolloutState};
@@ -52,6 +52,10 @@ impl Rollout {
             }
             self.s.ready.pop_front();
             self.send(i, now, rolling);
+        }
+        // All sent: a burst's queue gives its memory back.
+        if self.s.ready.capacity() > 1024 {
+            self.s.ready = VecDeque::new();
         }
     }
 
@@ -117,14 +121,12 @@ impl Rollout {
 
     /// Fires every timer due at `now`.
     pub(super) fn fire_timers(&mut self, now: UnixMs) {
-        while let Some(Reverse((at, i))) = self.ix.timers.peek().copied() {
-            if at > now {
+        loop {
+            let slots = &self.s.devices.slots;
+            let Some(i) = self.ix.timers.pop_due(now, |j| slots[j as usize].timer) else {
                 break;
-            }
-            self.ix.timers.pop();
-            if self.slot(i).timer == at {
-                self.fire(i, now);
-            }
+            };
+            self.fire(i, now);
         }
     }
 
@@ -205,7 +207,7 @@ impl Rollout {
 
     /// The next instant a tick has work: a device timer, a soak's end, a paced send.
     pub(super) fn next_timeout(&self) -> Option<UnixMs> {
-        let mut next: Option<UnixMs> = self.ix.timers.peek().map(|Reverse((t, _))| *t);
+        let mut next: Option<UnixMs> = self.ix.timers.peek();
         let mut consider = |t: UnixMs| next = Some(next.map_or(t, |n| n.min(t)));
         if self.s.state == RolloutState::Active {
             let k = self.s.open_wave;

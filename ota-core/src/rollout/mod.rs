@@ -127,6 +127,7 @@ mod persist;
 mod reports;
 mod states;
 mod status;
+mod timers;
 mod waves;
 
 pub use cohort::{bucket, order_key};

@@ -31,7 +31,8 @@ pub struct Snapshot {
     pub(super) devices: DeviceTable,
     /// The highest order key of each wave (for placing devices that join).
     pub(super) bounds: Vec<u64>,
-    /// The devices of each wave, in the order they are scheduled.
+    /// The devices of each wave not yet opened, in the order they will be scheduled (a
+    /// wave's list is dropped when it opens: its devices are in `ready` or under way).
     pub(super) members: Vec<Vec<u32>>,
     pub(super) waves: Vec<WaveProgress>,
     pub(super) open_wave: usize,

@@ -313,7 +313,7 @@ impl Rollout {
             let wave = self.s.bounds.iter().position(|b| key <= *b).unwrap_or(last);
             // Waves are at most MAX_WAVES, within a byte.
             self.place(i, wave as u8);
-            if !self.s.members[wave].contains(&i) {
+            if wave > self.s.open_wave && !self.s.members[wave].contains(&i) {
                 self.s.members[wave].push(i);
             }
             self.set(i, DeviceState::Pending);

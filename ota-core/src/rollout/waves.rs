@@ -139,15 +139,15 @@ impl Rollout {
     pub(super) fn open(&mut self, k: usize, now: UnixMs) {
         self.s.open_wave = k;
         self.s.waves[k].opened_at = Some(now);
+        // An open wave's list is done with: its devices are scheduled from here on.
         let members = std::mem::take(&mut self.s.members[k]);
         let mut n = 0;
-        for &i in &members {
+        for i in members {
             if self.slot(i).state == DeviceState::Pending {
                 self.schedule(i);
                 n += 1;
             }
         }
-        self.s.members[k] = members;
         self.effect(Effect::WaveOpened {
             wave: k,
             devices: n,
@@ -228,7 +228,7 @@ impl Rollout {
         self.s.state = RolloutState::Completed;
         self.s.ready.clear();
         // Every device is terminal: what is left in the heap is stale.
-        self.ix.clear_timers();
+        self.ix.timers.clear();
         self.effect(Effect::Completed);
         let c = self.s.cumulative;
         self.event(Event::Completed {
@@ -247,7 +247,7 @@ impl Rollout {
             return;
         }
         self.s.state = RolloutState::Completed;
-        self.ix.clear_timers();
+        self.ix.timers.clear();
         let rolled = self.ix.counts[DeviceState::RolledBack as usize];
         self.effect(Effect::RolledBack { devices: rolled });
         self.event(Event::RolledBack { devices: rolled });
