@@ -6,11 +6,11 @@ use ota_core::audit::{self, AuditRecord};
 use ota_core::name::Name;
 use ota_core::report::ReportStatus::{Failure, InProgress, Rejected, Success};
 use ota_core::rollout::{
-    self, BatchedReport, Create, DeviceState, Effect, Input, Output, ReportBatch, Rollout,
-    RolloutCommand, RolloutError, RolloutState, Snapshot,
+    self, BatchedReport, DeviceState, Effect, Input, Output, ReportBatch, Rollout, RolloutCommand,
+    RolloutError, RolloutState, Snapshot,
 };
 use ota_core::{Limits, UnixMs, VerifiedPackage};
-use ota_tests::fleet::{Host, create, firmware, report, sensors, sent, spec};
+use ota_tests::fleet::{Host, create, creation, firmware, report, sensors, sent, spec};
 use serde_json::json;
 
 const T0: UnixMs = UnixMs(1_800_000_000_000);
@@ -1230,16 +1230,7 @@ fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
         json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
             "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
     );
-    let create = |s| Create {
-        rollout_id: "rol_4c7e".parse().unwrap(),
-        tenant: "acme".parse().unwrap(),
-        spec: s,
-        package: &pkg,
-        rollback: Some(&rb),
-        fleet: &fleet,
-        by: alice(),
-        now: T0,
-    };
+    let create = |s| creation(s, &pkg, Some(&rb), &fleet, T0);
     let replayed = Rollout::replay(create(s.clone()), &trail).unwrap();
     assert!(replayed.same_state(&live));
     // An edited record is caught by the chain; a trail from another plan by the replay.
@@ -1292,17 +1283,8 @@ fn the_status_and_snapshot_anchor_the_trail_head_so_a_dropped_last_record_is_cau
 fn each_steps_audit_record_comes_before_the_commands_and_events_it_caused() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(40, 0);
-    let mut r = Rollout::create(Create {
-        rollout_id: "rol_4c7e".parse().unwrap(),
-        tenant: "acme".parse().unwrap(),
-        spec: spec(&pkg, None, json!({"canary_percent": 10})),
-        package: &pkg,
-        rollback: None,
-        fleet: &fleet,
-        by: alice(),
-        now: T0,
-    })
-    .unwrap();
+    let s = spec(&pkg, None, json!({"canary_percent": 10}));
+    let mut r = Rollout::create(creation(s, &pkg, None, &fleet, T0)).unwrap();
     let kinds = |r: &mut Rollout| -> Vec<&'static str> {
         std::iter::from_fn(|| r.poll())
             .map(|o| match o {
@@ -1532,20 +1514,7 @@ fn a_batch_of_reports_is_one_step_with_one_record_that_replays() {
     assert_eq!(audit::parse_lines(&line).unwrap(), records);
     trail.extend(records);
     trail.extend(drain_audit(&mut r));
-    let replayed = Rollout::replay(
-        Create {
-            rollout_id: "rol_4c7e".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
-            spec: s,
-            package: &pkg,
-            rollback: Some(&rb),
-            fleet: &fleet,
-            by: alice(),
-            now: T0,
-        },
-        &trail,
-    )
-    .unwrap();
+    let replayed = Rollout::replay(creation(s, &pkg, Some(&rb), &fleet, T0), &trail).unwrap();
     assert!(replayed.same_state(&r));
 }
 
@@ -1703,16 +1672,13 @@ fn rollback_package(
 fn a_rollback_package_every_device_would_refuse_is_refused_at_creation() {
     let fleet = sensors(40, 0);
     let try_create = |pkg: &VerifiedPackage, rb: &VerifiedPackage| {
-        Rollout::create(Create {
-            rollout_id: "rol_4c7e".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
-            spec: spec(pkg, Some(rb), json!({})),
-            package: pkg,
-            rollback: Some(rb),
-            fleet: &fleet,
-            by: alice(),
-            now: T0,
-        })
+        Rollout::create(creation(
+            spec(pkg, Some(rb), json!({})),
+            pkg,
+            Some(rb),
+            &fleet,
+            T0,
+        ))
     };
     let pkg = firmware("2.0.0", false);
     // Signed as a rollback of the version the rollout sends: taken.
