@@ -9,7 +9,7 @@ use ota_core::rollout::{
     self, BatchedReport, DeviceState, Effect, Input, Output, ReportBatch, Rollout, RolloutCommand,
     RolloutError, RolloutState, Snapshot,
 };
-use ota_core::{Limits, UnixMs, VerifiedPackage};
+use ota_core::{DeviceProfile, Limits, UnixMs, VerifiedPackage};
 use ota_tests::fleet::{Host, create, creation, firmware, report, sensors, sent, spec};
 use serde_json::json;
 
@@ -25,6 +25,11 @@ fn drain_audit(r: &mut Host) -> Vec<AuditRecord> {
 
 fn events(r: &mut Host) -> Vec<String> {
     r.subjects()
+}
+
+/// A rollout of `pkg` to `fleet` at [`T0`] with no rollback package, planned by `plan`.
+fn start(pkg: &VerifiedPackage, fleet: &[DeviceProfile], plan: serde_json::Value) -> Host {
+    create(spec(pkg, None, plan), pkg, None, fleet, T0)
 }
 
 #[test]
@@ -314,19 +319,13 @@ fn succeed_all(r: &mut Host, devices: &[(String, bool)], now: UnixMs) {
 fn waves_open_by_their_gates_and_the_rollout_completes() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(100, 0);
-    let mut r = create(
-        spec(
-            &pkg,
-            None,
-            json!({"canary_percent": 10, "waves": [
+    let mut r = start(
+        &pkg,
+        &fleet,
+        json!({"canary_percent": 10, "waves": [
             {"percent": 30, "min_soak_ms": 60000},
             {"percent": 60, "gate": "approval"},
             {"percent": 100, "gate": "external"}]}),
-        ),
-        &pkg,
-        None,
-        &fleet,
-        T0,
     );
     let w0 = sent(&mut r);
     assert_eq!(w0.len(), 10);
@@ -375,16 +374,10 @@ fn waves_open_by_their_gates_and_the_rollout_completes() {
     assert_eq!(r.state(), RolloutState::Completed);
     assert!(events(&mut r).contains(&"profile.ota.rollout.completed.acme.rol_4c7e".to_string()));
     // A failing external verdict trips the halt action instead.
-    let mut r = create(
-        spec(
-            &pkg,
-            None,
-            json!({"canary_percent": 10, "waves": [{"percent": 100, "gate": "external"}]}),
-        ),
+    let mut r = start(
         &pkg,
-        None,
         &fleet,
-        T0,
+        json!({"canary_percent": 10, "waves": [{"percent": 100, "gate": "external"}]}),
     );
     let w0 = sent(&mut r);
     succeed_all(&mut r, &w0, T0);
@@ -404,17 +397,11 @@ fn waves_open_by_their_gates_and_the_rollout_completes() {
 fn a_success_gate_holds_the_next_wave_until_an_operator_overrides() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(100, 0);
-    let mut r = create(
-        spec(
-            &pkg,
-            None,
-            json!({"canary_percent": 10, "failure_threshold_percent": 50,
-            "waves": [{"percent": 100, "success_gate_percent": 95}]}),
-        ),
+    let mut r = start(
         &pkg,
-        None,
         &fleet,
-        T0,
+        json!({"canary_percent": 10, "failure_threshold_percent": 50,
+            "waves": [{"percent": 100, "success_gate_percent": 95}]}),
     );
     let w0 = sent(&mut r);
     succeed_all(&mut r, &w0[1..], T0);
@@ -498,13 +485,7 @@ fn resume_acknowledges_the_failures_that_tripped_it() {
 fn late_reports_are_recorded_but_never_reopen_a_finished_rollout() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(20, 0);
-    let mut r = create(
-        spec(&pkg, None, json!({"canary_percent": 100})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
+    let mut r = start(&pkg, &fleet, json!({"canary_percent": 100}));
     let all = sent(&mut r);
     succeed_all(&mut r, &all, T0);
     assert_eq!(r.state(), RolloutState::Completed);
@@ -1522,13 +1503,7 @@ fn a_batch_of_reports_is_one_step_with_one_record_that_replays() {
 fn handle_reports_says_which_report_of_a_batch_was_refused_and_why() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(120, 11);
-    let mut r = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
+    let mut r = start(&pkg, &fleet, json!({"canary_percent": 10}));
     let _ = drain_audit(&mut r);
     let canary: Vec<String> = sent(&mut r).into_iter().map(|(d, _)| d).collect();
     let mut wrong = batched(&canary[2], Success, 1);
@@ -1573,13 +1548,7 @@ fn handle_reports_says_which_report_of_a_batch_was_refused_and_why() {
         })
         .collect();
     assert_eq!(refused, [canary[1].as_str(), canary[2].as_str()]);
-    let mut by_handle = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
+    let mut by_handle = start(&pkg, &fleet, json!({"canary_percent": 10}));
     let _ = drain_audit(&mut by_handle);
     let _ = sent(&mut by_handle);
     by_handle.handle(Input::Reports(batch), T0 + 1).unwrap();
@@ -1592,7 +1561,7 @@ fn handle_reports_says_which_report_of_a_batch_was_refused_and_why() {
 fn a_batch_naming_another_rollout_or_an_unknown_device_changes_nothing() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(40, 0);
-    let mut r = create(spec(&pkg, None, json!({})), &pkg, None, &fleet, T0);
+    let mut r = start(&pkg, &fleet, json!({}));
     let _ = drain_audit(&mut r);
     let d = sent(&mut r)[0].0.clone();
     let before = r.snapshot().clone();
@@ -1624,7 +1593,7 @@ fn a_batch_naming_another_rollout_or_an_unknown_device_changes_nothing() {
 fn a_snapshot_keeps_its_devices_column_wise_and_refuses_a_broken_or_old_table() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(40, 0);
-    let mut r = create(spec(&pkg, None, json!({})), &pkg, None, &fleet, T0);
+    let mut r = start(&pkg, &fleet, json!({}));
     let _ = drain_audit(&mut r);
     let v: serde_json::Value = serde_json::from_str(&r.snapshot().to_json()).unwrap();
     assert_eq!(v["devices"]["ids"].as_array().unwrap().len(), 40);
