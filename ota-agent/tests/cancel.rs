@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{FACTORY, Slots, World, active_payload, agent_toml, factory_dir_slots, tmp};
+use common::{FACTORY, World, active_payload, directory_agent, tmp};
 use serde_json::{Value, json};
 
 /// A bandwidth cap that makes the first package's download last about ten seconds.
@@ -56,21 +56,11 @@ async fn device(w: &World, dir: &Path, id: &str, extra: &str) -> Device {
     let profile = format!("prof-{id}");
     w.profile(&profile).await;
     let d = dir.join(id);
-    let root = d.join("app");
-    factory_dir_slots(&root);
-    let state = d.join("state");
-    let toml = agent_toml(
-        &w.base,
-        id,
-        &profile,
-        &state,
-        &w.enrollment_token(),
-        Slots::Directory(&root),
-        "/bin/true",
-        extra,
-    );
+    let enroll = w.enrollment_token();
+    let (toml, _) = directory_agent(&d, &w.base, id, &profile, &enroll, "/bin/true", extra);
     let config = d.join("agent.toml");
     std::fs::write(&config, toml).unwrap();
+    let (root, state) = (d.join("app"), d.join("state"));
     Device {
         id: id.to_string(),
         profile,
@@ -107,6 +97,17 @@ where
         record(dev),
         std::fs::read_to_string(&dev.log).unwrap_or_default()
     );
+}
+
+/// Waits (at most 30 s) until the server knows `dev`: its daemon has registered.
+async fn until_registered(w: &World, dev: &Device) {
+    until(dev, "registration", Duration::from_secs(30), || async {
+        w.call("GET", &format!("/api/v1/devices/{}", dev.id), None)
+            .await
+            .0
+            == 200
+    })
+    .await;
 }
 
 /// A rollout of `package_id` to the device's profile, stopping devices in flight when it
@@ -160,13 +161,7 @@ async fn a_cancelled_rollout_ends_the_download_and_the_device_takes_the_next_ass
     let factory = active_payload(&dev.root).1;
     let _agent = Agent::start(&dev.config, &dev.log);
     // Registered and idle, then the slow update.
-    until(&dev, "registration", Duration::from_secs(30), || async {
-        w.call("GET", &format!("/api/v1/devices/{}", dev.id), None)
-            .await
-            .0
-            == 200
-    })
-    .await;
+    until_registered(&w, &dev).await;
     let rid = forced_rollout(&w, &big, &dev.profile).await;
     until(&dev, "the download", Duration::from_secs(30), || async {
         w.device_state(&rid, &dev.id).await == "in_progress"
@@ -214,13 +209,7 @@ async fn an_artifact_that_disappears_ends_the_download_at_its_deadline() {
     .await;
     let factory = active_payload(&dev.root).1;
     let _agent = Agent::start(&dev.config, &dev.log);
-    until(&dev, "registration", Duration::from_secs(30), || async {
-        w.call("GET", &format!("/api/v1/devices/{}", dev.id), None)
-            .await
-            .0
-            == 200
-    })
-    .await;
+    until_registered(&w, &dev).await;
     let rid = w.rollout(&big, &dev.profile).await;
     until(&dev, "the download", Duration::from_secs(30), || async {
         record(&dev)["state"] == "downloading"

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{FACTORY, Slots, World, active_payload, agent_toml, factory_dir_slots, tmp};
-use ota_agent::{Config, Cycle, Daemon};
+use common::{FACTORY, World, active_payload, directory_agent, open, tmp};
+use ota_agent::Cycle;
 use ota_sim::proxy::{FaultProxy, Faults};
 use serde_json::{Value, json};
 use server_process::{Admin, ServerProcess};
@@ -80,19 +80,11 @@ fn devices(
     (0..n)
         .map(|i| {
             let id = format!("{prefix}{i}");
-            let root = dir.join(&id).join("app");
-            factory_dir_slots(&root);
+            let home = dir.join(&id);
             let sick = i == n - 1;
-            let toml = agent_toml(
-                server,
-                &id,
-                profile,
-                &dir.join(&id).join("state"),
-                enroll,
-                Slots::Directory(&root),
-                if sick { "/bin/false" } else { "/bin/true" },
-                "",
-            );
+            let probe = if sick { "/bin/false" } else { "/bin/true" };
+            let (toml, _) = directory_agent(&home, server, &id, profile, enroll, probe, "");
+            let root = home.join("app");
             Device {
                 id,
                 toml: tune(i, toml),
@@ -113,9 +105,7 @@ fn spawn_daemon(
 ) -> tokio::task::JoinHandle<Run> {
     let (id, toml) = (dev.id.clone(), dev.toml.clone());
     tokio::spawn(async move {
-        let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
-            .await
-            .unwrap();
+        let mut d = open(&toml).await;
         let deadline = Instant::now() + LIMIT;
         let mut run = Run {
             id: id.clone(),
@@ -156,6 +146,43 @@ async fn registered(running: &Mutex<HashMap<String, String>>, n: usize) {
     }
     let seen = running.lock().unwrap().len();
     assert_eq!(seen, n, "every daemon registered within {LIMIT:?}");
+}
+
+/// The daemons of some devices, each a task ([`spawn_daemon`]).
+struct Fleet {
+    /// Tells them to stop.
+    done: Arc<AtomicBool>,
+    /// The version each runs, by device id, once it has registered.
+    running: Arc<Mutex<HashMap<String, String>>>,
+    tasks: Vec<tokio::task::JoinHandle<Run>>,
+}
+
+impl Fleet {
+    /// Spawns a daemon for each of `devs` and waits until every one has registered.
+    async fn registered(devs: &[Device]) -> Fleet {
+        let done = Arc::new(AtomicBool::new(false));
+        let running: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let tasks = devs
+            .iter()
+            .map(|d| spawn_daemon(d, done.clone(), running.clone()))
+            .collect();
+        registered(&running, devs.len()).await;
+        Fleet {
+            done,
+            running,
+            tasks,
+        }
+    }
+
+    /// Stops the daemons; their runs, in the devices' order.
+    async fn stop(self) -> Vec<Run> {
+        self.done.store(true, Ordering::SeqCst);
+        let mut runs = Vec::new();
+        for t in self.tasks {
+            runs.push(t.await.unwrap());
+        }
+        runs
+    }
 }
 
 /// A rollout of `package` to every device of `profile` at once, which no failure halts.
@@ -246,14 +273,8 @@ async fn daemons_through_a_faulty_network_all_end_on_a_good_version_counted_once
             t.replace("request_timeout_ms = 10000", "request_timeout_ms = 2000")
         },
     );
-    let done = Arc::new(AtomicBool::new(false));
-    let running: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-    let tasks: Vec<_> = devs
-        .iter()
-        .map(|d| spawn_daemon(d, done.clone(), running.clone()))
-        .collect();
     // The daemons register through the faults, then the rollout targets them all.
-    registered(&running, FAULT_DEVICES).await;
+    let fleet = Fleet::registered(&devs).await;
     let (code, v) = w
         .call(
             "POST",
@@ -276,7 +297,7 @@ async fn daemons_through_a_faulty_network_all_end_on_a_good_version_counted_once
             .await
             .1;
         if status["cumulative"]["terminal"] == json!(FAULT_DEVICES) {
-            let seen = running.lock().unwrap().clone();
+            let seen = fleet.running.lock().unwrap().clone();
             let mut agree = true;
             for d in &devs {
                 let installed = w.installed(&d.id).await;
@@ -288,11 +309,7 @@ async fn daemons_through_a_faulty_network_all_end_on_a_good_version_counted_once
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    done.store(true, Ordering::SeqCst);
-    let mut runs = Vec::new();
-    for t in tasks {
-        runs.push(t.await.unwrap());
-    }
+    let runs = fleet.stop().await;
     let counts = proxy.counts();
     eprintln!("injected: {counts:?}");
     for r in &runs {
@@ -372,13 +389,7 @@ async fn a_kill_9_of_the_server_mid_rollout_loses_no_progress() {
         &enroll,
         |i, t| format!("bandwidth_bytes_per_sec = {}\n{t}", 800_000 / (2 + i)),
     );
-    let done = Arc::new(AtomicBool::new(false));
-    let running: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-    let tasks: Vec<_> = devs
-        .iter()
-        .map(|d| spawn_daemon(d, done.clone(), running.clone()))
-        .collect();
-    registered(&running, KILL_DEVICES).await;
+    let fleet = Fleet::registered(&devs).await;
     let (code, v) = admin
         .call(
             "POST",
@@ -439,7 +450,7 @@ async fn a_kill_9_of_the_server_mid_rollout_loses_no_progress() {
     while Instant::now() < deadline {
         status = admin.call("GET", &status_path, None).await.1;
         if status["cumulative"]["terminal"] == json!(KILL_DEVICES) {
-            let seen = running.lock().unwrap().clone();
+            let seen = fleet.running.lock().unwrap().clone();
             installed.clear();
             for d in &devs {
                 let (_, v) = admin
@@ -457,11 +468,7 @@ async fn a_kill_9_of_the_server_mid_rollout_loses_no_progress() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    done.store(true, Ordering::SeqCst);
-    let mut runs = Vec::new();
-    for t in tasks {
-        runs.push(t.await.unwrap());
-    }
+    let runs = fleet.stop().await;
     for r in &runs {
         eprintln!("{}: {} failed cycles", r.id, r.errors.len());
     }

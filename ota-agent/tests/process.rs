@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Slots, World, active_payload, agent_toml, factory_dir_slots, tmp};
+use common::{World, active_payload, directory_agent, tmp};
 
 /// Kill iterations, and the bound on the whole test.
 const KILLS: usize = 100;
@@ -67,22 +67,12 @@ async fn device(w: &World, dir: &Path, id: &str, probe: &str, extra: &str) -> De
     let profile = format!("prof-{id}");
     w.profile(&profile).await;
     let d = dir.join(id);
-    let root = d.join("app");
-    factory_dir_slots(&root);
-    let state = d.join("state");
-    let toml = agent_toml(
-        &w.base,
-        id,
-        &profile,
-        &state,
-        &w.enrollment_token(),
-        Slots::Directory(&root),
-        probe,
-        extra,
-    )
-    .replace("failures_tolerated = 0", "failures_tolerated = 3");
+    let enroll = w.enrollment_token();
+    let (toml, _) = directory_agent(&d, &w.base, id, &profile, &enroll, probe, extra);
+    let toml = toml.replace("failures_tolerated = 0", "failures_tolerated = 3");
     let config = d.join("agent.toml");
     std::fs::write(&config, toml).unwrap();
+    let (root, state) = (d.join("app"), d.join("state"));
     Device {
         id: id.to_string(),
         config,

@@ -11,8 +11,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use common::{Slots, active_payload, agent_toml, factory_dir_slots, firmware, publisher, tmp};
-use ota_agent::{Config, Cycle, Daemon, DaemonError};
+use common::{active_payload, directory_agent, firmware, open, publisher, tmp};
+use ota_agent::{Cycle, Daemon, DaemonError};
 use ota_core::Limits;
 use ota_core::assignment::Assignment;
 
@@ -155,24 +155,20 @@ async fn daemon(dir: &Path, lie: Lie) -> (Daemon, Tiny, Vec<u8>, Vec<u8>) {
         ota_core::sign::verify(envelope.as_bytes(), &trusted, 1, &Limits::DEFAULT).unwrap();
     let assignment = Assignment::new(&verified, common::seal_key(), None, None).to_json();
     let tiny = serve(lie, assignment, artifact);
-    let root = dir.join("app");
-    let factory = factory_dir_slots(&root);
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("credential"), "otad_test").unwrap();
-    let toml = agent_toml(
+    let enroll = dir.join("no-token");
+    let (toml, factory) = directory_agent(
+        dir,
         &tiny.base,
         "dev-tiny",
         "prof-tiny",
-        &state,
-        &dir.join("no-token"),
-        Slots::Directory(&root),
+        &enroll,
         "/bin/true",
         "",
     );
-    let d = Daemon::open(Config::from_toml(&toml).unwrap())
-        .await
-        .unwrap();
+    let d = open(&toml).await;
     (d, tiny, factory, plain)
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{FACTORY, Slots, World, active_payload, agent_toml, factory_dir_slots, tmp};
+use common::{FACTORY, Slots, World, active_payload, agent_toml, directory_agent, open, tmp};
 use ota_agent::{Config, Cycle, Daemon};
 
 fn v(s: &str) -> ota_core::Version {
@@ -19,20 +19,16 @@ async fn a_directory_slot_update_goes_from_poll_to_commit() {
     let (pkg, plain) = w.upload("2.0.0", 300_000).await;
     w.profile("prof-dir").await;
     let root = dir.join("app");
-    let factory = factory_dir_slots(&root);
-    let toml = agent_toml(
+    let (toml, factory) = directory_agent(
+        &dir,
         &w.base,
         "dev-dir-1",
         "prof-dir",
-        &dir.join("state"),
         &w.enrollment_token(),
-        Slots::Directory(&root),
         "/bin/true",
         "",
     );
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
-        .await
-        .unwrap();
+    let mut d = open(&toml).await;
     assert_eq!(d.running_version(), Some(&v(FACTORY)));
     // The first cycle registers (the credential is stored owner-only) and finds nothing.
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
@@ -86,9 +82,7 @@ async fn a_directory_slot_update_goes_from_poll_to_commit() {
     // Nothing more to do; a reopened daemon (a restart) agrees on what runs.
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     drop(d);
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
-        .await
-        .unwrap();
+    let mut d = open(&toml).await;
     assert_eq!(d.running_version(), Some(&v("2.0.0")));
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     w.running.stop();
@@ -148,9 +142,7 @@ async fn a_block_slot_update_switches_with_the_command_and_a_fallback_is_told_on
         "/bin/true",
         "",
     );
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
-        .await
-        .unwrap();
+    let mut d = open(&toml).await;
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     let rid = w.rollout(&pkg, "prof-block").await;
     assert!(
@@ -187,20 +179,16 @@ async fn a_failing_probe_rolls_back_and_the_next_poll_tells_the_real_version() {
     let (pkg, _) = w.upload("2.0.0", 200_000).await;
     w.profile("prof-bad").await;
     let root = dir.join("app");
-    let factory = factory_dir_slots(&root);
-    let toml = agent_toml(
+    let (toml, factory) = directory_agent(
+        &dir,
         &w.base,
         "dev-bad-1",
         "prof-bad",
-        &dir.join("state"),
         &w.enrollment_token(),
-        Slots::Directory(&root),
         "/bin/false",
         "",
     );
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
-        .await
-        .unwrap();
+    let mut d = open(&toml).await;
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     let rid = w.rollout(&pkg, "prof-bad").await;
     match d.cycle().await.unwrap() {
@@ -245,21 +233,16 @@ async fn a_revoked_credential_is_replaced_through_the_enrollment_token() {
     let dir = tmp("revoked");
     let w = World::start(&dir, 60_000).await;
     w.profile("prof-rev").await;
-    let root = dir.join("app");
-    factory_dir_slots(&root);
-    let toml = agent_toml(
+    let (toml, _) = directory_agent(
+        &dir,
         &w.base,
         "dev-rev-1",
         "prof-rev",
-        &dir.join("state"),
         &w.enrollment_token(),
-        Slots::Directory(&root),
         "/bin/true",
         "",
     );
-    let mut d = Daemon::open(Config::from_toml(&toml).unwrap())
-        .await
-        .unwrap();
+    let mut d = open(&toml).await;
     assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
     let first = std::fs::read_to_string(dir.join("state/credential")).unwrap();
     // An operator issues the device a new credential: the one the agent holds is revoked.

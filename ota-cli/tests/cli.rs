@@ -45,6 +45,46 @@ struct Packed {
     public: String,
 }
 
+/// `ota verify` of the package `env` and its `artifact` against the key `trusted`, then
+/// `extra`.
+fn verify(env: &str, artifact: &str, trusted: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "verify",
+        "--package",
+        env,
+        "--artifact",
+        artifact,
+        "--trusted-key",
+        trusted,
+    ];
+    args.extend(extra);
+    ota(&args)
+}
+
+/// The arguments of `ota unpack` of the package `env`, signed by `trusted` and sealed with
+/// `key`, from `artifact` into `out`.
+fn unpack_package<'a>(
+    env: &'a str,
+    trusted: &'a str,
+    key: &'a str,
+    artifact: &'a str,
+    out: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "unpack",
+        "--package",
+        env,
+        "--trusted-key",
+        trusted,
+        "--key",
+        key,
+        "--artifact",
+        artifact,
+        "--out",
+        out,
+    ]
+}
+
 fn keygen(dir: &Path) -> String {
     let r = ota(&["keygen", "--out", &s(&dir.join("keys")), "--json"]);
     expect(&r, 0);
@@ -307,33 +347,11 @@ fn pack_verify_inspect_and_unpack_round_trip() {
         std::fs::metadata(&p.artifact).unwrap().len()
     );
 
-    let r = ota(&[
-        "verify",
-        "--package",
-        &env,
-        "--artifact",
-        &art,
-        "--trusted-key",
-        &p.public,
-        "--json",
-    ]);
+    let r = verify(&env, &art, &p.public, &["--json"]);
     expect(&r, 0);
     assert_eq!(r.json()["chunks"], 5);
     let key = reg["encryption_key"].as_str().unwrap();
-    expect(
-        &ota(&[
-            "verify",
-            "--package",
-            &env,
-            "--artifact",
-            &art,
-            "--trusted-key",
-            &p.public,
-            "--key",
-            key,
-        ]),
-        0,
-    );
+    expect(&verify(&env, &art, &p.public, &["--key", key]), 0);
 
     let r = ota(&["inspect", &env]);
     expect(&r, 0);
@@ -360,19 +378,7 @@ fn pack_verify_inspect_and_unpack_round_trip() {
     expect(&r, 0);
     assert_eq!(std::fs::read(&plain).unwrap(), p.engine);
     let plain2 = p.dir.path().join("plain2.engine");
-    let r = ota(&[
-        "unpack",
-        "--package",
-        &env,
-        "--trusted-key",
-        &p.public,
-        "--key",
-        key,
-        "--artifact",
-        &art,
-        "--out",
-        &s(&plain2),
-    ]);
+    let r = ota(&unpack_package(&env, &p.public, key, &art, &s(&plain2)));
     expect(&r, 0);
     assert_eq!(std::fs::read(&plain2).unwrap(), p.engine);
 }
@@ -385,16 +391,7 @@ fn verify_names_the_bad_chunk_and_the_failed_signature() {
     let mut bytes = std::fs::read(&p.artifact).unwrap();
     bytes[2 * 65536 + 100] ^= 1;
     std::fs::write(&bad, &bytes).unwrap();
-    let r = ota(&[
-        "verify",
-        "--package",
-        &env,
-        "--artifact",
-        &s(&bad),
-        "--trusted-key",
-        &p.public,
-        "--json",
-    ]);
+    let r = verify(&env, &s(&bad), &p.public, &["--json"]);
     expect(&r, 1);
     let j = r.json();
     assert_eq!(j["bad_chunks"], serde_json::json!([2]));
@@ -407,28 +404,12 @@ fn verify_names_the_bad_chunk_and_the_failed_signature() {
     );
     // Truncated.
     std::fs::write(&bad, &bytes[..100_000]).unwrap();
-    let r = ota(&[
-        "verify",
-        "--package",
-        &env,
-        "--artifact",
-        &s(&bad),
-        "--trusted-key",
-        &p.public,
-    ]);
+    let r = verify(&env, &s(&bad), &p.public, &[]);
     expect(&r, 1);
     assert!(r.stdout.contains("declares"), "{}", r.stdout);
     // Another key: the threshold is not met.
     let other = keygen(&p.dir.path().join("other"));
-    let r = ota(&[
-        "verify",
-        "--package",
-        &env,
-        "--artifact",
-        &s(&p.artifact),
-        "--trusted-key",
-        &other,
-    ]);
+    let r = verify(&env, &s(&p.artifact), &other, &[]);
     expect(&r, 1);
     assert!(
         r.stderr.contains("package.json") && r.stderr.contains("trusted keys needed"),
@@ -438,18 +419,7 @@ fn verify_names_the_bad_chunk_and_the_failed_signature() {
     let r = ota(&["inspect", &env, "--trusted-key", &other]);
     expect(&r, 1);
     // A key that is not a key is a usage error.
-    expect(
-        &ota(&[
-            "verify",
-            "--package",
-            &env,
-            "--artifact",
-            &s(&p.artifact),
-            "--trusted-key",
-            "beef",
-        ]),
-        2,
-    );
+    expect(&verify(&env, &s(&p.artifact), "beef", &[]), 2);
 }
 
 #[test]
@@ -475,32 +445,20 @@ fn unpack_leaves_nothing_behind_on_any_failure() {
             "--out",
             out.to_str().unwrap(),
         ],
-        vec![
-            "unpack",
-            "--package",
+        unpack_package(
             &env,
-            "--trusted-key",
             &p.public,
-            "--key",
             &"11".repeat(32),
-            "--artifact",
             p.artifact.to_str().unwrap(),
-            "--out",
             out.to_str().unwrap(),
-        ],
-        vec![
-            "unpack",
-            "--package",
+        ),
+        unpack_package(
             &env,
-            "--trusted-key",
             &p.public,
-            "--key",
             &"11".repeat(32),
-            "--artifact",
             bad.to_str().unwrap(),
-            "--out",
             out.to_str().unwrap(),
-        ],
+        ),
     ] {
         let r = ota(&args);
         expect(&r, 1);

@@ -75,6 +75,23 @@ pub struct ota_agent {
 }
 handle!(ota_agent, ota_agent_free);
 
+impl ota_agent {
+    /// The handle of a new or restored agent driving `io`, no command pending.
+    fn new(agent: Agent, io: HostIo) -> Self {
+        ota_agent {
+            agent,
+            io,
+            pending: None,
+        }
+    }
+
+    /// Gives the agent `input` at `now` (Unix ms), with the host's `io`.
+    fn handle(&mut self, input: Input, now: u64) -> Result<(), Failure> {
+        self.agent.handle(input, UnixMs(now), &mut self.io)?;
+        Ok(())
+    }
+}
+
 /// The agent's settings (JSON), bounded by the library's limits; the agent keeps them for
 /// everything it parses later.
 fn config(json: &str) -> Result<AgentConfig, Failure> {
@@ -124,11 +141,7 @@ pub unsafe extern "C" fn ota_agent_new(
         };
         let mut io = HostIo::new(try_ref!(io))?;
         let agent = Agent::new(config, record, UnixMs(now), &mut io);
-        out.write(new_handle(ota_agent {
-            agent,
-            io,
-            pending: None,
-        }));
+        out.write(new_handle(ota_agent::new(agent, io)));
         Ok(())
     })
 }
@@ -163,11 +176,7 @@ pub unsafe extern "C" fn ota_agent_restore(
         let package = try_handle_opt!(package).map(|p| p.inner.clone());
         let mut io = HostIo::new(try_ref!(io))?;
         let agent = Agent::restore(config, record, package, UnixMs(now), &mut io)?;
-        out.write(new_handle(ota_agent {
-            agent,
-            io,
-            pending: None,
-        }));
+        out.write(new_handle(ota_agent::new(agent, io)));
         Ok(())
     })
 }
@@ -207,12 +216,13 @@ fn assign(
     now: u64,
 ) -> Result<(), Failure> {
     let assignment = Assignment::from_json(text.as_bytes(), &a.agent.config().limits)?;
-    let input = Input::Assignment {
-        assignment,
-        package,
-    };
-    a.agent.handle(input, UnixMs(now), &mut a.io)?;
-    Ok(())
+    a.handle(
+        Input::Assignment {
+            assignment,
+            package,
+        },
+        now,
+    )
 }
 
 /// Gives the agent an assignment with the package the host verified: the TUF route (the
@@ -270,11 +280,7 @@ pub unsafe extern "C" fn ota_agent_handle_chunk(
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_swapped(agent: *mut ota_agent, now: u64) -> Status {
-    call(|| {
-        let a = try_handle_mut!(agent);
-        a.agent.handle(Input::Swapped, UnixMs(now), &mut a.io)?;
-        Ok(())
-    })
+    unsafe { handle_input(agent, Input::Swapped, now) }
 }
 
 /// Gives the agent the result of the probe it asked for; `detail` (text) says what the probe
@@ -293,10 +299,13 @@ pub unsafe extern "C" fn ota_agent_handle_probe_result(
         let a = try_handle_mut!(agent);
         let detail = try_str!(detail, detail_len).to_string();
         let result = ProbeResult { healthy, detail };
-        a.agent
-            .handle(Input::ProbeResult(result), UnixMs(now), &mut a.io)?;
-        Ok(())
+        a.handle(Input::ProbeResult(result), now)
     })
+}
+
+/// The body of the `ota_agent_handle_*` calls whose input carries nothing but the time.
+unsafe fn handle_input(agent: *mut ota_agent, input: Input, now: u64) -> Status {
+    call(|| try_handle_mut!(agent).handle(input, now))
 }
 
 /// Tells the agent the host made the previous slot active again.
@@ -304,11 +313,7 @@ pub unsafe extern "C" fn ota_agent_handle_probe_result(
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_restored(agent: *mut ota_agent, now: u64) -> Status {
-    call(|| {
-        let a = try_handle_mut!(agent);
-        a.agent.handle(Input::Restored, UnixMs(now), &mut a.io)?;
-        Ok(())
-    })
+    unsafe { handle_input(agent, Input::Restored, now) }
 }
 
 /// The control plane cancelled the update in progress: before the swap it fails at once
@@ -318,11 +323,7 @@ pub unsafe extern "C" fn ota_agent_handle_restored(agent: *mut ota_agent, now: u
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_cancel(agent: *mut ota_agent, now: u64) -> Status {
-    call(|| {
-        let a = try_handle_mut!(agent);
-        a.agent.handle(Input::Cancel, UnixMs(now), &mut a.io)?;
-        Ok(())
-    })
+    unsafe { handle_input(agent, Input::Cancel, now) }
 }
 
 /// Tells the agent the time: a probe may be due, or a deadline passed.
@@ -330,11 +331,7 @@ pub unsafe extern "C" fn ota_agent_handle_cancel(agent: *mut ota_agent, now: u64
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_agent_handle_tick(agent: *mut ota_agent, now: u64) -> Status {
-    call(|| {
-        let a = try_handle_mut!(agent);
-        a.agent.handle(Input::Tick, UnixMs(now), &mut a.io)?;
-        Ok(())
-    })
+    unsafe { handle_input(agent, Input::Tick, now) }
 }
 
 /// The command of kind `None`, every field 0.

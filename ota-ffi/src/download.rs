@@ -14,6 +14,7 @@ use crate::ffi::{
     try_handle_mut, try_out, try_ref, try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
+use crate::stream::Stream;
 
 /// A download of a verified package's artifact, any order, every chunk verified. Made by
 /// `ota_download_new` or `ota_download_resume`, freed by `ota_download_free`.
@@ -176,17 +177,11 @@ pub unsafe extern "C" fn ota_download_free(download: *mut ota_download) {
 /// by `ota_install_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_install {
-    state: InstallState,
+    /// Like the sealer's and the opener's: a finished install keeps its result, so a buffer
+    /// that was too small can be retried.
+    state: Stream<Install<CallbackWriter>, Opened>,
 }
 handle!(ota_install, ota_install_free);
-
-/// Like the sealer's and the opener's: a finished install keeps its result, so a buffer
-/// that was too small can be retried.
-enum InstallState {
-    Installing(Box<Install<CallbackWriter>>),
-    Finished(Opened),
-    Failed,
-}
 
 /// Starts installing a verified package's artifact, opened with `key` (32 bytes), into a
 /// slot written through `write(ctx, ...)` (which must start empty).
@@ -213,7 +208,7 @@ pub unsafe extern "C" fn ota_install_new(
         )?);
         let slot = CallbackWriter::new(write, ctx)?;
         out.write(new_handle(ota_install {
-            state: InstallState::Installing(Box::new(Install::new(&package.inner, &key, slot))),
+            state: Stream::new(Install::new(&package.inner, &key, slot)),
         }));
         Ok(())
     })
@@ -241,12 +236,9 @@ pub unsafe extern "C" fn ota_install_advance(
         let install = try_handle_mut!(install);
         let download = try_handle_mut!(download);
         let mut io = HostIo::new(try_ref!(io))?;
-        let InstallState::Installing(inst) = &mut install.state else {
-            return Err(Failure::new(
-                Status::InvalidArgument,
-                "the install is finished or failed",
-            ));
-        };
+        // A failed advance leaves the install running: a chunk that went bad is marked
+        // missing, and the install goes on once it is fetched again.
+        let inst = install.state.running("install")?;
         inst.advance(&mut download.inner, &mut io)?;
         if let Some(installed_out) = installed_out {
             installed_out.write(inst.installed());
@@ -273,23 +265,8 @@ pub unsafe extern "C" fn ota_install_finish(
 ) -> Status {
     call(|| {
         let install = try_handle_mut!(install);
-        if matches!(install.state, InstallState::Installing(_)) {
-            // Taken out as failed: a failure leaves it so, and it cannot be finished twice.
-            let taken = std::mem::replace(&mut install.state, InstallState::Failed);
-            if let InstallState::Installing(inst) = taken {
-                let (opened, _) = inst.finish()?;
-                install.state = InstallState::Finished(opened);
-            }
-        }
-        match &install.state {
-            InstallState::Finished(opened) => unsafe {
-                write_text(&ota_core::json::to_string(opened), buf, buf_len, out_n)
-            },
-            _ => Err(Failure::new(
-                Status::InvalidArgument,
-                "the install failed earlier",
-            )),
-        }
+        let opened = install.state.finish("install", |i| Ok(i.finish()?.0))?;
+        unsafe { write_text(&ota_core::json::to_string(opened), buf, buf_len, out_n) }
     })
 }
 

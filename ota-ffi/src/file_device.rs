@@ -196,6 +196,21 @@ pub unsafe extern "C" fn ota_file_device_record(
     })
 }
 
+/// The body of the calls that carry out a command with its text (persist, swap, restore):
+/// `command` on the device and the text `text` gives once the device is taken, its failure
+/// described by `what`.
+unsafe fn carry_out<'a>(
+    device: *mut ota_file_device,
+    text: impl FnOnce() -> Result<&'a str, Failure>,
+    command: fn(&mut FileDevice, &[u8]) -> std::io::Result<()>,
+    what: &str,
+) -> Status {
+    call(|| {
+        let d = try_handle_mut!(device);
+        command(&mut d.inner, text()?.as_bytes()).map_err(io_failure(what))
+    })
+}
+
 /// Carries out `OTA_COMMAND_KIND_PERSIST`: stores the record (the command's text) durably,
 /// replacing the previous one (a temporary file, fsync, rename, fsync of the directory).
 ///
@@ -206,13 +221,8 @@ pub unsafe extern "C" fn ota_file_device_persist(
     record: *const c_char,
     record_len: usize,
 ) -> Status {
-    call(|| {
-        let d = try_handle_mut!(device);
-        let record = try_str!(record, record_len);
-        d.inner
-            .persist(record.as_bytes())
-            .map_err(io_failure("writing record.json"))
-    })
+    let record = || Ok(try_str!(record, record_len));
+    unsafe { carry_out(device, record, FileDevice::persist, "writing record.json") }
 }
 
 /// Carries out `OTA_COMMAND_KIND_SWAP` (the command's text names the update): makes the slot
@@ -226,13 +236,8 @@ pub unsafe extern "C" fn ota_file_device_swap(
     update: *const c_char,
     update_len: usize,
 ) -> Status {
-    call(|| {
-        let d = try_handle_mut!(device);
-        let update = try_str!(update, update_len);
-        d.inner
-            .swap(update.as_bytes())
-            .map_err(io_failure("swapping slots"))
-    })
+    let update = || Ok(try_str!(update, update_len));
+    unsafe { carry_out(device, update, FileDevice::swap, "swapping slots") }
 }
 
 /// Carries out `OTA_COMMAND_KIND_RESTORE_PREVIOUS` (the command's text names the failed
@@ -246,13 +251,15 @@ pub unsafe extern "C" fn ota_file_device_restore(
     update: *const c_char,
     update_len: usize,
 ) -> Status {
-    call(|| {
-        let d = try_handle_mut!(device);
-        let update = try_str!(update, update_len);
-        d.inner
-            .restore(update.as_bytes())
-            .map_err(io_failure("restoring the previous slot"))
-    })
+    let update = || Ok(try_str!(update, update_len));
+    unsafe {
+        carry_out(
+            device,
+            update,
+            FileDevice::restore,
+            "restoring the previous slot",
+        )
+    }
 }
 
 /// Writes the path of the active slot's file (what the device runs) into `buf`: empty

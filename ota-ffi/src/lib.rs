@@ -34,6 +34,7 @@
 mod ffi;
 mod fs;
 mod panic;
+mod stream;
 
 mod error;
 

@@ -16,34 +16,23 @@ use crate::ffi::{
     try_handle_mut, try_out, try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
+use crate::stream::Stream;
 
 /// A streaming sealer. Made by `ota_sealer_new` or `ota_sealer_new_reproducible`, freed by
 /// `ota_sealer_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_sealer {
-    state: SealerState,
+    state: Stream<Sealer<CallbackWriter>, Sealed>,
 }
 handle!(ota_sealer, ota_sealer_free);
-
-enum SealerState {
-    Sealing(Box<Sealer<CallbackWriter>>),
-    Sealed(Sealed),
-    Failed,
-}
 
 /// A streaming opener that checks every chunk against a verified package's chunk table
 /// before decrypting it. Made by `ota_opener_new`, freed by `ota_opener_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_opener {
-    state: OpenerState,
+    state: Stream<ChunkedOpener<CallbackWriter>, Opened>,
 }
 handle!(ota_opener, ota_opener_free);
-
-enum OpenerState {
-    Opening(Box<ChunkedOpener<CallbackWriter>>),
-    Opened(Opened),
-    Failed,
-}
 
 /// Fills `key_out` (`key_len` bytes, which must be 32) with a new encryption key from the
 /// operating system's RNG.
@@ -91,7 +80,7 @@ pub unsafe extern "C" fn ota_sealer_new(
         let out = CallbackWriter::new(write, ctx)?;
         let sealer = Sealer::new(&key, random::<16>()?, out)?;
         handle_out.write(new_handle(ota_sealer {
-            state: SealerState::Sealing(Box::new(sealer)),
+            state: Stream::new(sealer),
         }));
         Ok(())
     })
@@ -129,7 +118,7 @@ pub unsafe extern "C" fn ota_sealer_new_reproducible(
         let out = CallbackWriter::new(write, ctx)?;
         let sealer = Sealer::reproducible(&key, Sha256Digest::from_bytes(digest), out)?;
         handle_out.write(new_handle(ota_sealer {
-            state: SealerState::Sealing(Box::new(sealer)),
+            state: Stream::new(sealer),
         }));
         Ok(())
     })
@@ -149,17 +138,10 @@ pub unsafe extern "C" fn ota_sealer_write(
     call(|| {
         let sealer = try_handle_mut!(sealer);
         let data = try_slice!(data, data_len);
-        let SealerState::Sealing(s) = &mut sealer.state else {
-            return Err(Failure::new(
-                Status::InvalidArgument,
-                "the sealer is finished or failed",
-            ));
-        };
-        if let Err(e) = s.write_all(data) {
-            sealer.state = SealerState::Failed;
-            return Err(Failure::from(seal::SealError::from(e)));
-        }
-        Ok(())
+        sealer.state.step("sealer", |s| {
+            s.write_all(data)
+                .map_err(|e| Failure::from(seal::SealError::from(e)))
+        })
     })
 }
 
@@ -181,23 +163,8 @@ pub unsafe extern "C" fn ota_sealer_finish(
 ) -> Status {
     call(|| {
         let sealer = try_handle_mut!(sealer);
-        if let SealerState::Sealing(_) = sealer.state {
-            let SealerState::Sealing(s) = std::mem::replace(&mut sealer.state, SealerState::Failed)
-            else {
-                unreachable!()
-            };
-            let (sealed, _) = s.finish()?;
-            sealer.state = SealerState::Sealed(sealed);
-        }
-        match &sealer.state {
-            SealerState::Sealed(s) => unsafe {
-                write_text(&ota_core::json::to_string(s), buf, buf_len, out_n)
-            },
-            _ => Err(Failure::new(
-                Status::InvalidArgument,
-                "the sealer failed earlier",
-            )),
-        }
+        let sealed = sealer.state.finish("sealer", |s| Ok(s.finish()?.0))?;
+        unsafe { write_text(&ota_core::json::to_string(sealed), buf, buf_len, out_n) }
     })
 }
 
@@ -221,13 +188,7 @@ pub unsafe extern "C" fn ota_package_set_sealed(
     call(|| {
         let package = try_handle_mut!(package);
         let sealer = try_handle!(sealer);
-        let SealerState::Sealed(s) = &sealer.state else {
-            return Err(Failure::new(
-                Status::InvalidArgument,
-                "the sealer is not finished",
-            ));
-        };
-        package.inner.set_sealed(s);
+        package.inner.set_sealed(sealer.state.finished("sealer")?);
         Ok(())
     })
 }
@@ -255,7 +216,7 @@ pub unsafe extern "C" fn ota_opener_new(
         let out = CallbackWriter::new(write, ctx)?;
         let opener = ChunkedOpener::new(&key, package.chunks().clone(), package.expected(), out);
         handle_out.write(new_handle(ota_opener {
-            state: OpenerState::Opening(Box::new(opener)),
+            state: Stream::new(opener),
         }));
         Ok(())
     })
@@ -278,17 +239,9 @@ pub unsafe extern "C" fn ota_opener_write(
     call(|| {
         let opener = try_handle_mut!(opener);
         let data = try_slice!(data, data_len);
-        let OpenerState::Opening(o) = &mut opener.state else {
-            return Err(Failure::new(
-                Status::InvalidArgument,
-                "the opener is finished or failed",
-            ));
-        };
-        if let Err(e) = o.update(data) {
-            opener.state = OpenerState::Failed;
-            return Err(e.into());
-        }
-        Ok(())
+        opener
+            .state
+            .step("opener", |o| o.update(data).map_err(Failure::from))
     })
 }
 
@@ -310,23 +263,8 @@ pub unsafe extern "C" fn ota_opener_finish(
 ) -> Status {
     call(|| {
         let opener = try_handle_mut!(opener);
-        if let OpenerState::Opening(_) = opener.state {
-            let OpenerState::Opening(o) = std::mem::replace(&mut opener.state, OpenerState::Failed)
-            else {
-                unreachable!()
-            };
-            let (opened, _) = o.finish()?;
-            opener.state = OpenerState::Opened(opened);
-        }
-        match &opener.state {
-            OpenerState::Opened(o) => unsafe {
-                write_text(&ota_core::json::to_string(o), buf, buf_len, out_n)
-            },
-            _ => Err(Failure::new(
-                Status::InvalidArgument,
-                "the opener failed earlier",
-            )),
-        }
+        let opened = opener.state.finish("opener", |o| Ok(o.finish()?.0))?;
+        unsafe { write_text(&ota_core::json::to_string(opened), buf, buf_len, out_n) }
     })
 }
 
@@ -377,12 +315,7 @@ pub unsafe extern "C" fn ota_registration_build(
             params.as_bytes(),
             LIMITS.max_document_bytes,
         )?;
-        let SealerState::Sealed(sealed) = &sealer.state else {
-            return Err(Failure::new(
-                Status::InvalidArgument,
-                "the sealer is not finished",
-            ));
-        };
+        let sealed = sealer.state.finished("sealer")?;
         let store = Store {
             s3_endpoint: p.s3_endpoint,
             bucket: p.bucket,

@@ -3,11 +3,25 @@
 
 use std::ffi::c_char;
 
-use ota_core::Status;
+use ota_core::{Status, VerifiedPackage};
 
 use crate::error::call;
 use crate::ffi::{try_handle, try_out, write_text};
 use crate::sign::ota_verified_package;
+
+/// The body of the text accessors: writes what `field` gives of the package into `buf`.
+unsafe fn write_field(
+    package: *const ota_verified_package,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_n: *mut usize,
+    field: impl FnOnce(&VerifiedPackage) -> String,
+) -> Status {
+    call(|| {
+        let v = &try_handle!(package).inner;
+        unsafe { write_text(&field(v), buf, buf_len, out_n) }
+    })
+}
 
 /// Writes the package's id (`pkg_` and 16 hex digits: what assignments, reports and the
 /// control plane name it by) into `buf`.
@@ -20,10 +34,7 @@ pub unsafe extern "C" fn ota_verified_package_id(
     buf_len: usize,
     out_n: *mut usize,
 ) -> Status {
-    call(|| {
-        let v = &try_handle!(package).inner;
-        unsafe { write_text(v.id().as_str(), buf, buf_len, out_n) }
-    })
+    unsafe { write_field(package, buf, buf_len, out_n, |v| v.id().to_string()) }
 }
 
 /// Writes the package's name (`temp-sensor-fw`) into `buf`.
@@ -36,10 +47,11 @@ pub unsafe extern "C" fn ota_verified_package_name(
     buf_len: usize,
     out_n: *mut usize,
 ) -> Status {
-    call(|| {
-        let v = &try_handle!(package).inner;
-        unsafe { write_text(v.package().name.as_str(), buf, buf_len, out_n) }
-    })
+    unsafe {
+        write_field(package, buf, buf_len, out_n, |v| {
+            v.package().name.to_string()
+        })
+    }
 }
 
 /// Writes the package's version (`2.0.0`, semver) into `buf`.
@@ -52,10 +64,11 @@ pub unsafe extern "C" fn ota_verified_package_version(
     buf_len: usize,
     out_n: *mut usize,
 ) -> Status {
-    call(|| {
-        let v = &try_handle!(package).inner;
-        unsafe { write_text(&v.package().version.to_string(), buf, buf_len, out_n) }
-    })
+    unsafe {
+        write_field(package, buf, buf_len, out_n, |v| {
+            v.package().version.to_string()
+        })
+    }
 }
 
 /// Writes the signed SHA-256 of the artifact (64 lowercase hex digits: a `char[65]` holds
@@ -69,10 +82,11 @@ pub unsafe extern "C" fn ota_verified_package_sha256(
     buf_len: usize,
     out_n: *mut usize,
 ) -> Status {
-    call(|| {
-        let v = &try_handle!(package).inner;
-        unsafe { write_text(&v.package().sha256.to_hex(), buf, buf_len, out_n) }
-    })
+    unsafe {
+        write_field(package, buf, buf_len, out_n, |v| {
+            v.package().sha256.to_hex()
+        })
+    }
 }
 
 /// The signed size of the artifact in bytes, into `*size_out`.

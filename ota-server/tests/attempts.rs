@@ -8,19 +8,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Srv, assert_error, config, firmware, tmp};
+use common::{
+    Srv, assert_error, config, firmware, registration_naming, rollout_to_all, tmp_with_input,
+};
 use serde_json::{Value, json};
-
-fn device() -> Value {
-    json!({"profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
-           "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}, "device_id": "dev-0"})
-}
 
 /// The device's assignment, once it names `attempt` (bounded wait: the retry's backoff).
 async fn assignment_on(s: &Srv, cred: &str, attempt: u64) -> Value {
     let mut last = Value::Null;
     for _ in 0..200 {
-        let (code, v) = s.call("GET", "/api/v1/devices/dev-0/ota", cred, None).await;
+        let (code, v) = s.get("/api/v1/devices/dev-0/ota", cred).await;
         if code == 200 && v["attempt"] == attempt {
             return v;
         }
@@ -31,82 +28,43 @@ async fn assignment_on(s: &Srv, cred: &str, attempt: u64) -> Value {
 }
 
 async fn report(s: &Srv, cred: &str, body: Value) -> (u16, Value) {
-    s.call(
-        "POST",
-        "/api/v1/devices/dev-0/ota/report",
-        cred,
-        Some(&body),
-    )
-    .await
+    s.report("dev-0", cred, &body).await
 }
 
 async fn refusals(s: &Srv, admin: &str, rid: &str) -> usize {
-    let (code, v) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/audit"),
-            admin,
-            None,
-        )
-        .await;
-    assert_eq!(code, 200, "{v}");
-    v.to_string().matches("\"report_refused\"").count()
+    let trail = s.audit(admin, rid).await;
+    trail.to_string().matches("\"report_refused\"").count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_attempt_travels_to_the_device_and_back() {
-    let dir = tmp("attempts");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("attempts");
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
     let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
+    s.upload(&admin, &fw).await;
+    s.empty_profile(&admin, "p").await;
+    let cred = s
+        .register(&admin, "dev-0", &registration_naming("dev-0"))
         .await;
-    assert_eq!(code, 201, "{v}");
-    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
-    let (code, d) = s
-        .call("PUT", "/api/v1/devices/dev-0", &admin, Some(&device()))
-        .await;
-    assert_eq!(code, 201, "{d}");
-    let cred = d["credential"].as_str().unwrap().to_string();
-    let (code, r) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &admin,
-            Some(
-                &json!({"package_id": pkg, "target_profile_id": "p", "canary_percent": 100,
-                         "failure_threshold_percent": 100,
-                         "retries": {"failed": {"max": 1, "backoff_ms": 50}}}),
-            ),
-        )
-        .await;
-    assert_eq!(code, 201, "{r}");
+    let mut create = rollout_to_all(&pkg);
+    create["retries"] = json!({"failed": {"max": 1, "backoff_ms": 50}});
+    let r = s.create_rollout(&admin, &create).await;
     let rid = r["rollout_id"].as_str().unwrap().to_string();
 
     // The first command: attempt 1, in the assignment and in its RPC record.
     let a = assignment_on(&s, &cred, 1).await;
     assert_eq!(a["rollout_id"], rid.as_str(), "{a}");
     let (_, rpc) = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/devices/dev-0/rpc?rollout_id={rid}"),
             &cred,
-            None,
         )
         .await;
     assert_eq!(rpc["rpc"][0]["method"], "ota_start", "{rpc}");
     assert_eq!(rpc["rpc"][0]["params"]["attempt"], 1, "{rpc}");
     let (code, _) = s
-        .call(
-            "GET",
-            "/api/v1/devices/dev-0/rpc?rollout_id=bad id",
-            &cred,
-            None,
-        )
+        .get("/api/v1/devices/dev-0/rpc?rollout_id=bad id", &cred)
         .await;
     assert_eq!(code, 400);
 
@@ -117,11 +75,9 @@ async fn the_attempt_travels_to_the_device_and_back() {
     assert_eq!(code, 200, "{v}");
     assignment_on(&s, &cred, 2).await;
     let (_, rpc) = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/devices/dev-0/rpc?rollout_id={rid}"),
             &cred,
-            None,
         )
         .await;
     let last = rpc["rpc"].as_array().unwrap().last().unwrap().clone();
@@ -165,14 +121,10 @@ async fn the_attempt_travels_to_the_device_and_back() {
     assert_eq!((code, &v["state"]), (200, &json!("succeeded")), "{v}");
 
     // A restart replays the trail, refusals included, to the same head.
-    let (_, before) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, before) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     s.stop();
     let s = Srv::start(config(&dir)).await;
-    let (code, after) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (code, after) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(code, 200, "{after}");
     assert_eq!(after["audit_head"], before["audit_head"]);
     assert_eq!(after["devices"]["succeeded"], 1, "{after}");
@@ -183,27 +135,19 @@ async fn the_attempt_travels_to_the_device_and_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_package_no_device_would_take_is_refused_when_the_rollout_is_created() {
-    let dir = tmp("rollback-binding");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("rollback-binding");
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
     let mut ids = Vec::new();
     // 2.0.0 to send; 1.9.0 signed as a rollback of 2.0.0; 1.8.0 not signed as a rollback.
     for (version, rollback) in [("2.0.0", false), ("1.9.0", true), ("1.8.0", false)] {
         let (fw, pkg, _) = firmware(&input, version, rollback, 70_000);
-        let (code, v) = s
-            .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
-            .await;
-        assert_eq!(code, 201, "{v}");
+        s.upload(&admin, &fw).await;
         ids.push(pkg);
     }
-    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
+    s.empty_profile(&admin, "p").await;
+    s.register(&admin, "dev-0", &registration_naming("dev-0"))
         .await;
-    let (code, d) = s
-        .call("PUT", "/api/v1/devices/dev-0", &admin, Some(&device()))
-        .await;
-    assert_eq!(code, 201, "{d}");
     let create = |rollback: &str| json!({"package_id": ids[0], "target_profile_id": "p", "rollback_package_id": rollback});
     let got = s
         .call(
@@ -219,15 +163,7 @@ async fn a_rollback_package_no_device_would_take_is_refused_when_the_rollout_is_
         "{}",
         got.1
     );
-    let (code, v) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &admin,
-            Some(&create(&ids[1])),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
+    s.create_rollout(&admin, &create(&ids[1])).await;
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

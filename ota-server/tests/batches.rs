@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Srv, config, firmware, tmp};
+use common::{Srv, config, firmware, registration_naming, rollout_to_all, tmp_with_input};
 use ota_core::report::DeviceReport;
 use ota_core::rollout::{DeviceState, Input};
 use ota_server::Code;
@@ -15,17 +15,10 @@ use serde_json::{Value, json};
 
 const DEVICES: usize = 8;
 
-fn device(id: &str) -> Value {
-    json!({"profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
-           "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}, "device_id": id})
-}
-
 /// Waits (bounded) until the device's assignment names the rollout: its command is out.
 async fn sent(s: &Srv, id: &str, cred: &str, rid: &str) {
     for _ in 0..200 {
-        let (code, v) = s
-            .call("GET", &format!("/api/v1/devices/{id}/ota"), cred, None)
-            .await;
+        let (code, v) = s.get(&format!("/api/v1/devices/{id}/ota"), cred).await;
         if code == 200 && v["rollout_id"] == rid {
             return;
         }
@@ -45,56 +38,23 @@ fn report(rid: &str, id: &str, status: &str, version: Option<&str>, attempt: u32
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_that_arrive_together_are_one_record_and_each_is_answered_alone() {
-    let dir = tmp("batches");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("batches");
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
     let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
-        .await;
-    assert_eq!(code, 201, "{v}");
-    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
+    s.upload(&admin, &fw).await;
+    s.empty_profile(&admin, "p").await;
     let mut creds = Vec::new();
     for k in 0..DEVICES {
         let id = format!("dev-{k}");
-        let (code, d) = s
-            .call(
-                "PUT",
-                &format!("/api/v1/devices/{id}"),
-                &admin,
-                Some(&device(&id)),
-            )
-            .await;
-        assert_eq!(code, 201, "{d}");
-        creds.push(d["credential"].as_str().unwrap().to_string());
+        creds.push(s.register(&admin, &id, &registration_naming(&id)).await);
     }
-    let (code, r) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &admin,
-            Some(
-                &json!({"package_id": pkg, "target_profile_id": "p", "canary_percent": 100,
-                         "failure_threshold_percent": 100}),
-            ),
-        )
-        .await;
-    assert_eq!(code, 201, "{r}");
+    let r = s.create_rollout(&admin, &rollout_to_all(&pkg)).await;
     let rid = r["rollout_id"].as_str().unwrap().to_string();
     for (k, cred) in creds.iter().enumerate() {
         sent(&s, &format!("dev-{k}"), cred, &rid).await;
     }
-    let (_, before) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/audit"),
-            &admin,
-            None,
-        )
-        .await;
+    let before = s.audit(&admin, &rid).await;
     let records_before = before["records"].as_array().unwrap().len();
 
     // Hold the rollout while the reports queue: the next commit takes them all together.
@@ -142,14 +102,7 @@ async fn reports_that_arrive_together_are_one_record_and_each_is_answered_alone(
     assert!(e.message.contains("attempt"), "{}", e.message);
 
     // One record for the eight reports, the refusal in it.
-    let (_, after) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/audit"),
-            &admin,
-            None,
-        )
-        .await;
+    let after = s.audit(&admin, &rid).await;
     let records = after["records"].as_array().unwrap();
     let new = &records[records_before..];
     let batch: Vec<&Value> = new
@@ -185,11 +138,9 @@ async fn reports_that_arrive_together_are_one_record_and_each_is_answered_alone(
         let rid = rid.clone();
         async move {
             let (_, v) = s
-                .call(
-                    "GET",
+                .get(
                     &format!("/api/v1/devices/dev-{k}/rpc?rollout_id={rid}"),
                     &admin,
-                    None,
                 )
                 .await;
             v["rpc"][0]["state"]
@@ -203,14 +154,10 @@ async fn reports_that_arrive_together_are_one_record_and_each_is_answered_alone(
     assert_ne!(rpc_state(7).await, "acked");
 
     // A restart replays the batch to the same head and the same devices.
-    let (_, status) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, status) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     s.stop();
     let s = Srv::start(config(&dir)).await;
-    let (code, again) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (code, again) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(code, 200, "{again}");
     assert_eq!(again["audit_head"], status["audit_head"]);
     assert_eq!(again["devices"]["succeeded"], 6, "{again}");

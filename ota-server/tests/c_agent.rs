@@ -8,8 +8,8 @@
 mod c_agent;
 mod common;
 
-use c_agent::{CDevice, FACTORY, firmware_of, registration};
-use common::{Srv, config, tmp};
+use c_agent::{CDevice, FACTORY, firmware_of};
+use common::{Srv, config, registration, rollout_to_all, state_in, tmp_with_input};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,9 +17,7 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
     let Some(exe) = c_agent::build(false) else {
         return;
     };
-    let dir = tmp("c-agent");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("c-agent");
     // 300 000 bytes of noise: five 64 KiB chunks, fetched in shuffled order.
     let plaintext = ota_sim::noise(300_000, 13);
     let (fw, fw_id) = firmware_of(&input, "2.0.0", &plaintext);
@@ -27,45 +25,20 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
     for body in [&fw, &other] {
-        let (code, v) = s
-            .call("POST", "/api/v1/ota/packages", &admin, Some(body))
-            .await;
-        assert_eq!(code, 201, "{v}");
+        s.upload(&admin, body).await;
     }
-    let (code, _) = s
-        .call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
-    assert_eq!(code, 200);
+    s.empty_profile(&admin, "p").await;
     let mut devices = Vec::new();
     for (id, probe) in [
         ("healthy", "/bin/true"),
         ("sick", "/bin/false"),
         ("nosy", "/bin/true"),
     ] {
-        let (code, v) = s
-            .call(
-                "PUT",
-                &format!("/api/v1/devices/{id}"),
-                &admin,
-                Some(&registration("p")),
-            )
-            .await;
-        assert_eq!(code, 201, "{v}");
-        let cred = v["credential"].as_str().unwrap();
-        devices.push(CDevice::new(&dir, id, cred, probe));
+        let cred = s.register(&admin, id, &registration("p")).await;
+        devices.push(CDevice::new(&dir, id, &cred, probe));
     }
-    let (code, v) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &admin,
-            Some(
-                &json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
-                         "failure_threshold_percent": 100}),
-            ),
-        )
-        .await;
-    assert_eq!((code, &v["scheduled_count"]), (201, &json!(3)), "{v}");
+    let v = s.create_rollout(&admin, &rollout_to_all(&fw_id)).await;
+    assert_eq!(v["scheduled_count"], json!(3), "{v}");
     let rid = v["rollout_id"].as_str().unwrap().to_string();
 
     // Each device runs one cycle of the agent under valgrind, as a process.
@@ -113,26 +86,11 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
     assert_eq!(devices[2].active(), FACTORY, "{nosy_out}");
 
     // The server agrees: one success, one failure; the healthy device runs 2.0.0.
-    let (_, status) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, status) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     let (_, listing) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/devices"),
-            &admin,
-            None,
-        )
+        .get(&format!("/api/v1/ota/rollouts/{rid}/devices"), &admin)
         .await;
-    let state = |id: &str| -> Value {
-        listing["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["device_id"] == id)
-            .map(|d| d["state"].clone())
-            .unwrap_or(Value::Null)
-    };
+    let state = |id: &str| state_in(&listing, id);
     assert_eq!(state("healthy"), "succeeded", "{listing}");
     assert_eq!(state("sick"), "failed", "{listing}");
     assert_eq!(
@@ -140,7 +98,7 @@ async fn c_agent_updates_rolls_back_and_is_refused_another_package_under_valgrin
         json!({"succeeded": 1, "failed": 1, "in_progress": 1}),
         "{status}"
     );
-    let (_, v) = s.call("GET", "/api/v1/devices/healthy", &admin, None).await;
+    let (_, v) = s.get("/api/v1/devices/healthy", &admin).await;
     assert_eq!(v["device"]["installed"]["temp-sensor-fw"], "2.0.0", "{v}");
 
     // A second cycle: nothing more to do, and the slot stays.
@@ -170,49 +128,19 @@ async fn c_agent_killed_at_random_points_ends_on_a_version_the_server_agrees_wit
     let Some(exe) = c_agent::build(true) else {
         return;
     };
-    let dir = tmp("c-agent-kill");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("c-agent-kill");
     let plaintext = ota_sim::noise(500_000, 21);
     let (fw, fw_id) = firmware_of(&input, "2.0.0", &plaintext);
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
-        .await;
-    assert_eq!(code, 201, "{v}");
-    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
+    s.upload(&admin, &fw).await;
+    s.empty_profile(&admin, "p").await;
     let mut devices = Vec::new();
     for (id, probe) in [("steady", "/bin/true"), ("sick", "/bin/false")] {
-        let (code, v) = s
-            .call(
-                "PUT",
-                &format!("/api/v1/devices/{id}"),
-                &admin,
-                Some(&registration("p")),
-            )
-            .await;
-        assert_eq!(code, 201, "{v}");
-        devices.push(CDevice::new(
-            &dir,
-            id,
-            v["credential"].as_str().unwrap(),
-            probe,
-        ));
+        let cred = s.register(&admin, id, &registration("p")).await;
+        devices.push(CDevice::new(&dir, id, &cred, probe));
     }
-    let (code, v) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &admin,
-            Some(
-                &json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
-                         "failure_threshold_percent": 100}),
-            ),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
+    let v = s.create_rollout(&admin, &rollout_to_all(&fw_id)).await;
     let rid = v["rollout_id"].as_str().unwrap().to_string();
     let slow = Faults {
         stall: 1.0,
@@ -258,22 +186,9 @@ async fn c_agent_killed_at_random_points_ends_on_a_version_the_server_agrees_wit
     drop(proxy);
 
     let (_, listing) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/devices"),
-            &admin,
-            None,
-        )
+        .get(&format!("/api/v1/ota/rollouts/{rid}/devices"), &admin)
         .await;
-    let state = |id: &str| -> Value {
-        listing["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["device_id"] == id)
-            .map(|d| d["state"].clone())
-            .unwrap_or(Value::Null)
-    };
+    let state = |id: &str| state_in(&listing, id);
     for (d, (code, out)) in devices.iter().zip(&finals) {
         assert!(*code == 0 || *code == 3, "{}: {out}", d.id);
         let server = state(&d.id);

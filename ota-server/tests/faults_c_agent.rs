@@ -12,8 +12,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use c_agent::{CDevice, firmware_of, registration};
-use common::{Srv, config, tmp};
+use c_agent::{CDevice, firmware_of};
+use common::{Srv, config, registration, rollout_to_all, tmp_with_input};
 use ota_sim::proxy::{FaultProxy, Faults};
 use serde_json::json;
 
@@ -25,39 +25,23 @@ async fn c_agents_through_a_faulty_network_all_end_on_the_new_version() {
     let Some(exe) = c_agent::build(true) else {
         return;
     };
-    let dir = tmp("faults-c-agent");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("faults-c-agent");
     // Eight 64 KiB chunks: enough exchanges per device for every kind of fault to land.
     let plaintext = ota_sim::noise(500_000, 5);
     let (fw, fw_id) = firmware_of(&input, "2.0.0", &plaintext);
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
-        .await;
-    assert_eq!(code, 201, "{v}");
-    let (code, _) = s
-        .call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
-    assert_eq!(code, 200);
+    s.upload(&admin, &fw).await;
+    s.empty_profile(&admin, "p").await;
     // The last device's probe always fails: it must end restored, counted failed once.
     let mut devices = Vec::new();
     for i in 0..DEVICES {
         let id = format!("d{i}");
-        let (code, v) = s
-            .call(
-                "PUT",
-                &format!("/api/v1/devices/{id}"),
-                &admin,
-                Some(&registration("p")),
-            )
-            .await;
-        assert_eq!(code, 201, "{v}");
+        let cred = s.register(&admin, &id, &registration("p")).await;
         devices.push(CDevice::new(
             &dir,
             &id,
-            v["credential"].as_str().unwrap(),
+            &cred,
             if i == DEVICES - 1 {
                 "/bin/false"
             } else {
@@ -65,18 +49,8 @@ async fn c_agents_through_a_faulty_network_all_end_on_the_new_version() {
             },
         ));
     }
-    let (code, v) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &admin,
-            Some(
-                &json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
-                         "failure_threshold_percent": 100}),
-            ),
-        )
-        .await;
-    assert_eq!((code, &v["scheduled_count"]), (201, &json!(DEVICES)), "{v}");
+    let v = s.create_rollout(&admin, &rollout_to_all(&fw_id)).await;
+    assert_eq!(v["scheduled_count"], json!(DEVICES), "{v}");
     let rid = v["rollout_id"].as_str().unwrap().to_string();
 
     // Each kind on 4 % of the exchanges (a third of them get a fault); a stall outlasts the
@@ -190,9 +164,7 @@ async fn c_agents_through_a_faulty_network_all_end_on_the_new_version() {
 
     // The server counts every device once: the healthy ones succeeded on 2.0.0, the sick
     // one failed and runs 1.2.0.
-    let (_, status) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, status) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(
         status["devices"],
         json!({"succeeded": DEVICES - 1, "failed": 1}),

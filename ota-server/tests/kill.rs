@@ -9,7 +9,7 @@ use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{firmware, request, tmp};
+use common::{firmware, registration, request, rollout_to_all, tmp_with_input};
 use serde_json::json;
 
 const DEVICES: usize = 120;
@@ -29,9 +29,7 @@ async fn a_kill_9_loses_no_acknowledged_report() {
 }
 
 async fn kill_and_restart() {
-    let dir = tmp("kill");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("kill");
     let (fw, fw_id, _) = firmware(&input, "2.0.0", false, 70_000);
     let (mut child, base) = start(&dir);
     let keys = ota_server::auth::JwtKeys::from_secret(SECRET.as_bytes()).unwrap();
@@ -65,9 +63,7 @@ async fn kill_and_restart() {
             "PUT",
             format!("{base}/api/v1/devices/d{i:03}"),
             &admin,
-            Some(&json!({
-            "profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
-            "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})),
+            Some(&registration("p")),
         )
         .await;
         assert_eq!(code, 201, "{v}");
@@ -81,9 +77,7 @@ async fn kill_and_restart() {
         "POST",
         format!("{base}/api/v1/ota/rollouts"),
         &admin,
-        Some(&json!({
-        "package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
-        "failure_threshold_percent": 100})),
+        Some(&rollout_to_all(&fw_id)),
     )
     .await;
     assert_eq!((code, &v["scheduled_count"]), (201, &json!(DEVICES)), "{v}");

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Srv, config, firmware, tmp};
+use common::{Srv, config, firmware, registration, tmp_with_input};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -92,9 +92,7 @@ async fn events_reach_nats_and_survive_its_outage() {
     let mut sub = watcher.subscribe("profile.ota.rollout.>").await.unwrap();
     watcher.flush().await.unwrap();
 
-    let dir = tmp("nats");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("nats");
     let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
     let mut cfg = config(&dir);
     cfg.nats = Some(url.clone());
@@ -106,31 +104,31 @@ async fn events_reach_nats_and_survive_its_outage() {
             .0,
         201
     );
-    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
+    s.empty_profile(&admin, "p").await;
     let mut creds = Vec::new();
     for i in 0..40 {
         let (_, v) = s
-            .call("PUT", &format!("/api/v1/devices/d{i:02}"), &admin, Some(&json!({
-                "profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
-                "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})))
+            .call(
+                "PUT",
+                &format!("/api/v1/devices/d{i:02}"),
+                &admin,
+                Some(&registration("p")),
+            )
             .await;
         creds.push((
             format!("d{i:02}"),
             v["credential"].as_str().unwrap().to_string(),
         ));
     }
-    let (code, v) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
+    let v = s
+        .create_rollout(
             &admin,
-            Some(&json!({
+            &json!({
             "package_id": pkg, "target_profile_id": "p", "canary_percent": 25,
-            "failure_threshold_percent": 10})),
+            "failure_threshold_percent": 10}),
         )
         .await;
-    assert_eq!((code, &v["scheduled_count"]), (201, &json!(10)), "{v}");
+    assert_eq!(v["scheduled_count"], json!(10), "{v}");
     let rid = v["rollout_id"].as_str().unwrap().to_string();
     let m = next_on(&mut sub, &format!("profile.ota.rollout.started.acme.{rid}")).await;
     assert_eq!(
@@ -142,20 +140,7 @@ async fn events_reach_nats_and_survive_its_outage() {
     );
 
     // Two failures of the 10 canary devices: the pause reaches the subscriber.
-    let (_, v) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/devices?state=sent"),
-            &admin,
-            None,
-        )
-        .await;
-    let canary: Vec<String> = v["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap().to_string())
-        .collect();
+    let canary = s.devices_in(&admin, &rid, "sent").await;
     for d in &canary[..2] {
         let cred = &creds.iter().find(|(id, _)| id == d).unwrap().1;
         let (code, v) = s
@@ -178,24 +163,9 @@ async fn events_reach_nats_and_survive_its_outage() {
     drop(sub);
     drop(watcher);
     drop(nats);
-    let (code, _) = s
-        .call(
-            "POST",
-            &format!("/api/v1/ota/rollouts/{rid}/resume"),
-            &admin,
-            None,
-        )
-        .await;
+    let (code, _) = s.act(&admin, &rid, "resume").await;
     assert_eq!(code, 200);
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         !metrics.contains("\nota_outbox_unpublished 0\n"),
         "{metrics}"

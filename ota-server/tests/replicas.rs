@@ -9,7 +9,7 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{firmware, request, tmp};
+use common::{firmware, registration, request, rollout_to_all, tmp_with_input};
 use ota_core::audit::{AuditHead, AuditRecord};
 use ota_core::report::ReportStatus;
 use ota_core::rollout::Input;
@@ -88,9 +88,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     let Some(cluster) = common::pg::Cluster::start("replicas") else {
         return;
     };
-    let dir = tmp("replicas");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("replicas");
     let (fw, fw_id, _) = firmware(&input, "2.0.0", false, 70_000);
     let (mut a, base_a) = start(&dir, &cluster.url);
     let (mut b, base_b) = start(&dir, &cluster.url);
@@ -125,9 +123,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
             "PUT",
             format!("{}/api/v1/devices/{d}", bases[i % 2]),
             &admin,
-            Some(&json!({
-            "profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
-            "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})),
+            Some(&registration("p")),
         )
         .await;
         assert_eq!(code, 201, "{v}");
@@ -139,9 +135,7 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
         "POST",
         format!("{base_b}/api/v1/ota/rollouts"),
         &admin,
-        Some(&json!({
-        "package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
-        "failure_threshold_percent": 100})),
+        Some(&rollout_to_all(&fw_id)),
     )
     .await;
     assert_eq!((code, &v["scheduled_count"]), (201, &json!(DEVICES)), "{v}");
@@ -281,6 +275,18 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Two replicas in this process over `dir` and the database at `url`: A, then B
+/// (`replica_b`), each holding a lease for 60 s, long enough that none expires during a test.
+async fn two_replicas(dir: &std::path::Path, url: &str) -> (common::Srv, common::Srv) {
+    let mut c = common::config(dir);
+    c.database = url.to_string();
+    c.lease_ms = 60_000;
+    let a = common::Srv::start(c.clone()).await;
+    c.replica_id = "replica_b".into();
+    let b = common::Srv::start(c).await;
+    (a, b)
+}
+
 /// The commit itself is guarded: a replica whose lease was taken over while its memory still
 /// says it holds it cannot append (its answer is a retryable `UNAVAILABLE`, the trail is
 /// unchanged), drops its copy, and the new holder applies the input from the database. A new
@@ -290,55 +296,20 @@ async fn a_replica_that_lost_its_lease_cannot_commit() {
     let Some(cluster) = common::pg::Cluster::start("lease-guard") else {
         return;
     };
-    let dir = tmp("lease-guard");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("lease-guard");
     let (fw, fw_id, _) = firmware(&input, "2.0.0", false, 70_000);
-    let mut c = common::config(&dir);
-    c.database = cluster.url.clone();
-    // Long enough that nothing expires during the test: only a takeover moves the lease.
-    c.lease_ms = 60_000;
-    let a = common::Srv::start(c.clone()).await;
-    let mut cb = c.clone();
-    cb.replica_id = "replica_b".into();
-    let b = common::Srv::start(cb).await;
+    // Nothing expires during the test: only a takeover moves the lease.
+    let (a, b) = two_replicas(&dir, &cluster.url).await;
     assert_ne!(a.running.state.config.replica_id, "replica_b");
     let admin = a.token("acme", "admin");
 
-    let (code, v) = a
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
-        .await;
-    assert_eq!(code, 201, "{v}");
-    a.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
+    a.upload(&admin, &fw).await;
+    a.empty_profile(&admin, "p").await;
     let mut creds = Vec::new();
     for d in ["d0", "d1"] {
-        let (code, v) = a
-            .call(
-                "PUT",
-                &format!("/api/v1/devices/{d}"),
-                &admin,
-                Some(&json!({
-                "profile_id": "p", "device_type": "temp-sensor",
-                "hardware_profile": "acme-sensor-v2", "arch": "armv7",
-                "installed": {"temp-sensor-fw": "1.2.0"}})),
-            )
-            .await;
-        assert_eq!(code, 201, "{v}");
-        creds.push(v["credential"].as_str().unwrap().to_string());
+        creds.push(a.register(&admin, d, &registration("p")).await);
     }
-    let (code, v) = a
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &admin,
-            Some(
-                &json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100,
-                "failure_threshold_percent": 100}),
-            ),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
+    let v = a.create_rollout(&admin, &rollout_to_all(&fw_id)).await;
     let rid = v["rollout_id"].as_str().unwrap().to_string();
     let report = |d: &str| {
         json!({"device_id": d, "rollout_id": rid, "status": "in_progress",
@@ -381,35 +352,22 @@ async fn a_replica_that_lost_its_lease_cannot_commit() {
     let (code, v) = b.call("POST", path1, &creds[1], Some(&report("d1"))).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(trail_len(db.clone(), rid.clone()).await, before + 1);
-    let (code, st) = b
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (code, st) = b.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(code, 200, "{st}");
     assert_eq!(st["devices"]["in_progress"], json!(2), "{st}");
-    let (_, trail) = b
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/audit"),
-            &admin,
-            None,
-        )
-        .await;
+    let trail = b.audit(&admin, &rid).await;
     let records: Vec<AuditRecord> = serde_json::from_value(trail["records"].clone()).unwrap();
     let head: AuditHead = st["audit_head"].as_str().unwrap().parse().unwrap();
     ota_core::audit::verify_with_head(&records, &head).unwrap();
 
     // A new device joins the running rollout: not through A, which cannot drive it (nothing
     // is created), but through B.
-    let d2 = json!({"profile_id": "p", "device_type": "temp-sensor",
-        "hardware_profile": "acme-sensor-v2", "arch": "armv7",
-        "installed": {"temp-sensor-fw": "1.2.0"}});
+    let d2 = registration("p");
     let (code, v) = a.call("PUT", "/api/v1/devices/d2", &admin, Some(&d2)).await;
     assert_eq!((code, &v["code"]), (503, &json!("UNAVAILABLE")), "{v}");
     let (code, v) = b.call("PUT", "/api/v1/devices/d2", &admin, Some(&d2)).await;
     assert_eq!(code, 201, "{v}");
-    let (_, st) = b
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, st) = b.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(st["scheduled_count"], json!(3), "{st}");
 
     a.stop();
@@ -427,47 +385,23 @@ async fn the_event_stream_on_a_replica_that_does_not_drive_the_rollout_gets_its_
     let Some(cluster) = common::pg::Cluster::start("sse-replica") else {
         return;
     };
-    let dir = tmp("sse-replica");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("sse-replica");
     let (fw, fw_id, _) = firmware(&input, "2.0.0", false, 70_000);
-    let mut c = common::config(&dir);
-    c.database = cluster.url.clone();
-    // Long enough that nothing expires during the test: A drives the rollout throughout.
-    c.lease_ms = 60_000;
-    let a = common::Srv::start(c.clone()).await;
-    let mut cb = c.clone();
-    cb.replica_id = "replica_b".into();
-    let b = common::Srv::start(cb).await;
+    // Nothing expires during the test: A drives the rollout throughout.
+    let (a, b) = two_replicas(&dir, &cluster.url).await;
     let admin = a.token("acme", "admin");
-    let (code, v) = a
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
-        .await;
-    assert_eq!(code, 201, "{v}");
-    a.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
+    a.upload(&admin, &fw).await;
+    a.empty_profile(&admin, "p").await;
     for i in 0..4 {
-        let (code, v) = a
-            .call(
-                "PUT",
-                &format!("/api/v1/devices/d{i}"),
-                &admin,
-                Some(&json!({"profile_id": "p", "device_type": "temp-sensor",
-                    "hardware_profile": "acme-sensor-v2", "arch": "armv7",
-                    "installed": {"temp-sensor-fw": "1.2.0"}})),
-            )
+        a.register(&admin, &format!("d{i}"), &registration("p"))
             .await;
-        assert_eq!(code, 201, "{v}");
     }
-    let (code, v) = a
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
+    let v = a
+        .create_rollout(
             &admin,
-            Some(&json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100})),
+            &json!({"package_id": fw_id, "target_profile_id": "p", "canary_percent": 100}),
         )
         .await;
-    assert_eq!(code, 201, "{v}");
     let rid = v["rollout_id"].as_str().unwrap().to_string();
 
     // The stream on B, which does not drive the rollout.
@@ -481,14 +415,7 @@ async fn the_event_stream_on_a_replica_that_does_not_drive_the_rollout_gets_its_
     assert_eq!(r.status(), 200);
     let mut events = r.bytes_stream();
     // A drives it: the pause is committed there (B never took the lease).
-    let (code, v) = a
-        .call(
-            "POST",
-            &format!("/api/v1/ota/rollouts/{rid}/pause"),
-            &admin,
-            None,
-        )
-        .await;
+    let (code, v) = a.act(&admin, &rid, "pause").await;
     assert_eq!(code, 200, "{v}");
     let started = format!("event: profile.ota.rollout.started.acme.{rid}");
     let paused = format!("event: profile.ota.rollout.paused.acme.{rid}");
@@ -507,14 +434,7 @@ async fn the_event_stream_on_a_replica_that_does_not_drive_the_rollout_gets_its_
     assert!(s_at < p_at, "in commit order: {seen}");
     assert_eq!(seen.matches(&paused).count(), 1, "once: {seen}");
     // A still drives the rollout: resuming through A is accepted.
-    let (code, v) = a
-        .call(
-            "POST",
-            &format!("/api/v1/ota/rollouts/{rid}/resume"),
-            &admin,
-            None,
-        )
-        .await;
+    let (code, v) = a.act(&admin, &rid, "resume").await;
     assert_eq!(code, 200, "{v}");
     a.stop();
     b.stop();

@@ -6,7 +6,7 @@ mod common;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 
-use common::{Srv, assert_error, config, firmware, tmp};
+use common::{Srv, assert_error, config, firmware, tmp_with_input};
 use serde_json::json;
 
 struct Moto(Child);
@@ -59,9 +59,7 @@ async fn an_s3_artifact_is_fetched_and_checked() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let dir = tmp("s3");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("s3");
     let (mut fw, pkg, _) = firmware(&input, "2.0.0", false, 150_000);
     // An independent client puts the artifact in a bucket.
     let put = Command::new(python())
@@ -95,10 +93,7 @@ async fn an_s3_artifact_is_fetched_and_checked() {
     );
     // The statement's own artifact_uri is s3://ota-artifacts/temp-sensor/fw-2.0.0.enc.
     fw.as_object_mut().unwrap().remove("artifact_uri");
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
-        .await;
-    assert_eq!(code, 201, "{v}");
+    let v = s.upload(&admin, &fw).await;
     assert_eq!(v["package_id"], pkg.as_str());
     assert_eq!(v["checksum_verified"], true);
     // No download is left behind.

@@ -56,13 +56,7 @@ async fn download(s: &Srv, device: &str, cred: &str, package_id: &str) -> Vec<u8
 }
 
 async fn report(s: &Srv, device: &str, cred: &str, body: Value) -> (u16, Value) {
-    s.call(
-        "POST",
-        &format!("/api/v1/devices/{device}/ota/report"),
-        cred,
-        Some(&body),
-    )
-    .await
+    s.report(device, cred, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,17 +90,11 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     let viewer = s.token("acme", "viewer");
 
     // --- Packages: uploaded, verified, available. ---------------------------------------
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&fw))
-        .await;
-    assert_eq!(code, 201, "{v}");
+    let v = s.upload(&admin, &fw).await;
     assert_eq!(v["package_id"], fw_id.as_str());
     assert_eq!(v["status"], "available");
     assert_eq!(v["checksum_verified"], true);
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&rb))
-        .await;
-    assert_eq!(code, 201, "{v}");
+    s.upload(&admin, &rb).await;
     // A statement whose artifact is not the file it points at: INVALID_ARGUMENT, and the
     // package is never assignable.
     // Its own artifact with one byte flipped: the size is right, the digest is not.
@@ -129,12 +117,7 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         .await;
     assert_error(&got, 400, "INVALID_ARGUMENT", "size_bytes");
     let (_, v) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/packages/{bad_id}"),
-            &admin,
-            None,
-        )
+        .get(&format!("/api/v1/ota/packages/{bad_id}"), &admin)
         .await;
     assert_eq!(v["status"], "rejected", "{v}");
     // Outside the allowed roots: refused before reading.
@@ -156,18 +139,13 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         "authorization",
     );
     assert_error(
-        &s.call(
-            "GET",
-            &format!("/api/v1/ota/packages/{fw_id}"),
-            &other,
-            None,
-        )
-        .await,
+        &s.get(&format!("/api/v1/ota/packages/{fw_id}"), &other)
+            .await,
         404,
         "NOT_FOUND",
         "package_id",
     );
-    let (_, list) = s.call("GET", "/api/v1/ota/packages", &admin, None).await;
+    let (_, list) = s.get("/api/v1/ota/packages", &admin).await;
     assert_eq!(list["packages"].as_array().unwrap().len(), 4, "{list}");
     assert_eq!(
         list["packages"][0]["signed_by"][0],
@@ -186,16 +164,8 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     assert_eq!(code, 200);
     let mut creds = Vec::new();
     for i in 0..DEVICES {
-        let (code, v) = s
-            .call(
-                "PUT",
-                &format!("/api/v1/devices/dev-{i:04}"),
-                &admin,
-                Some(&device_body(i)),
-            )
-            .await;
-        assert_eq!(code, 201, "{v}");
-        creds.push(v["credential"].as_str().unwrap().to_string());
+        let id = format!("dev-{i:04}");
+        creds.push(s.register(&admin, &id, &device_body(i)).await);
     }
     let cred = |d: &str| creds[d[4..].parse::<usize>().unwrap()].clone();
 
@@ -216,53 +186,31 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         "package_id": fw_id, "target_profile_id": "prof_temp_v2", "canary_percent": 5,
         "failure_threshold_percent": 10, "rollback_package_id": rb_id,
     });
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/rollouts", &admin, Some(&body))
-        .await;
-    assert_eq!(code, 201, "{v}");
+    let v = s.create_rollout(&admin, &body).await;
     assert_eq!(v["status"], "active");
     assert_eq!(v["canary_percent"], 5);
     assert_eq!(v["scheduled_count"], 12);
     let rid = v["rollout_id"].as_str().unwrap().to_string();
 
     let (_, v) = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/ota/rollouts/{rid}/devices?state=sent&page_size=5"),
             &admin,
-            None,
         )
         .await;
     assert_eq!(v["devices"].as_array().unwrap().len(), 5, "{v}");
-    let (_, v) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/devices?state=sent"),
-            &admin,
-            None,
-        )
-        .await;
-    let canary: Vec<String> = v["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap().to_string())
-        .collect();
+    let canary = s.devices_in(&admin, &rid, "sent").await;
     assert_eq!(canary.len(), 12);
 
     // --- The device side. -------------------------------------------------------------------
     let d0 = &canary[0];
-    let (code, a) = s
-        .call("GET", &format!("/api/v1/devices/{d0}/ota"), &cred(d0), None)
-        .await;
+    let (code, a) = s.get(&format!("/api/v1/devices/{d0}/ota"), &cred(d0)).await;
     assert_eq!(code, 200, "{a}");
     let assignment = Assignment::from_json(a.to_string().as_bytes(), &Limits::DEFAULT).unwrap();
     assert_eq!(assignment.package_id.as_str(), fw_id);
     assert_eq!(assignment.rollout_id.as_ref().unwrap().as_str(), rid);
     // Its persistent RPC record was delivered with the poll.
-    let (_, v) = s
-        .call("GET", &format!("/api/v1/devices/{d0}/rpc"), &cred(d0), None)
-        .await;
+    let (_, v) = s.get(&format!("/api/v1/devices/{d0}/rpc"), &cred(d0)).await;
     assert_eq!(v["rpc"][0]["method"], "ota_start", "{v}");
     assert_eq!(v["rpc"][0]["state"], "sent", "{v}");
     // A device outside the canary has nothing to do.
@@ -271,12 +219,7 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         .find(|d| !canary.contains(d))
         .unwrap();
     let (code, _) = s
-        .call(
-            "GET",
-            &format!("/api/v1/devices/{idle}/ota"),
-            &cred(&idle),
-            None,
-        )
+        .get(&format!("/api/v1/devices/{idle}/ota"), &cred(&idle))
         .await;
     assert_eq!(code, 204);
     // The chunk protocol: the whole artifact, chunk by chunk.
@@ -301,11 +244,9 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     assert_eq!(r.bytes().await.unwrap().as_ref(), &fw_bytes[65530..65536]);
     // Any other package, another device's endpoints, an admin token: refused.
     assert_error(
-        &s.call(
-            "GET",
+        &s.get(
             &format!("/api/v1/devices/{d0}/ota/chunk?package_id={rb_id}&offset=0"),
             &cred(d0),
-            None,
         )
         .await,
         403,
@@ -313,11 +254,9 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         "package_id",
     );
     assert_error(
-        &s.call(
-            "GET",
+        &s.get(
             &format!("/api/v1/devices/{idle}/ota/chunk?package_id={fw_id}&offset=0"),
             &cred(&idle),
-            None,
         )
         .await,
         403,
@@ -325,32 +264,21 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         "package_id",
     );
     assert_error(
-        &s.call(
-            "GET",
-            &format!("/api/v1/devices/{d0}/ota"),
-            &cred(&idle),
-            None,
-        )
-        .await,
+        &s.get(&format!("/api/v1/devices/{d0}/ota"), &cred(&idle))
+            .await,
         403,
         "PERMISSION_DENIED",
         "device_id",
     );
     assert_error(
-        &s.call("GET", &format!("/api/v1/devices/{d0}/ota"), &admin, None)
-            .await,
+        &s.get(&format!("/api/v1/devices/{d0}/ota"), &admin).await,
         403,
         "PERMISSION_DENIED",
         "authorization",
     );
     assert_error(
-        &s.call(
-            "GET",
-            &format!("/api/v1/devices/{d0}/ota"),
-            "otad_0000",
-            None,
-        )
-        .await,
+        &s.get(&format!("/api/v1/devices/{d0}/ota"), "otad_0000")
+            .await,
         401,
         "UNAUTHENTICATED",
         "authorization",
@@ -382,24 +310,16 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["state"], "succeeded");
     // The device's firmware field follows; its assignment is done.
-    let (_, v) = s
-        .call("GET", &format!("/api/v1/devices/{d0}"), &admin, None)
-        .await;
+    let (_, v) = s.get(&format!("/api/v1/devices/{d0}"), &admin).await;
     assert_eq!(v["device"]["installed"]["temp-sensor-fw"], "2.0.0", "{v}");
-    let (code, _) = s
-        .call("GET", &format!("/api/v1/devices/{d0}/ota"), &cred(d0), None)
-        .await;
+    let (code, _) = s.get(&format!("/api/v1/devices/{d0}/ota"), &cred(d0)).await;
     assert_eq!(code, 204);
-    let (_, v) = s
-        .call("GET", &format!("/api/v1/devices/{d0}/rpc"), &admin, None)
-        .await;
+    let (_, v) = s.get(&format!("/api/v1/devices/{d0}/rpc"), &admin).await;
     assert_eq!(v["rpc"][0]["state"], "acked", "{v}");
 
     // --- Bad inputs: clear errors, nothing changed. ------------------------------------------
     let head = |v: &Value| v["audit_head"].as_str().unwrap().to_string();
-    let (_, before) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, before) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     let d1 = &canary[1];
     assert_error(
         &report(&s, d0, &cred(d0), ok.clone()).await,
@@ -502,27 +422,18 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         );
     }
     assert_error(
-        &s.call("GET", &format!("/api/v1/devices/{d0}"), &other, None)
-            .await,
+        &s.get(&format!("/api/v1/devices/{d0}"), &other).await,
         404,
         "NOT_FOUND",
         "device_id",
     );
     assert_error(
-        &s.call(
-            "POST",
-            &format!("/api/v1/ota/rollouts/{rid}/pause"),
-            &viewer,
-            None,
-        )
-        .await,
+        &s.act(&viewer, &rid, "pause").await,
         403,
         "PERMISSION_DENIED",
         "authorization",
     );
-    let (_, after) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, after) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(head(&after), head(&before));
     assert_eq!(after["devices"], before["devices"]);
 
@@ -530,16 +441,12 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     let fail = |d: &str| json!({"device_id": d, "rollout_id": rid, "firmware_version": "1.2.0", "status": "failure", "reason": "probe failed"});
     let (code, v) = report(&s, d1, &cred(d1), fail(d1)).await;
     assert_eq!((code, &v["state"]), (200, &json!("failed")), "{v}");
-    let (_, v) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, v) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(v["status"], "active");
     let d2 = &canary[2];
     let (code, _) = report(&s, d2, &cred(d2), fail(d2)).await;
     assert_eq!(code, 200);
-    let (_, v) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, v) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(v["status"], "paused", "{v}");
     assert!(
         v["halt_reason"].as_str().is_some_and(|r| !r.is_empty()),
@@ -566,33 +473,15 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     drop(events);
 
     // --- Resume, then roll back. -------------------------------------------------------------
-    let (code, v) = s
-        .call(
-            "POST",
-            &format!("/api/v1/ota/rollouts/{rid}/resume"),
-            &admin,
-            None,
-        )
-        .await;
+    let (code, v) = s.act(&admin, &rid, "resume").await;
     assert_eq!((code, &v["status"]), (200, &json!("active")), "{v}");
-    let (code, v) = s
-        .call(
-            "POST",
-            &format!("/api/v1/ota/rollouts/{rid}/rollback"),
-            &admin,
-            None,
-        )
-        .await;
+    let (code, v) = s.act(&admin, &rid, "rollback").await;
     assert_eq!((code, &v["status"]), (200, &json!("rolling_back")), "{v}");
     // The device that took 2.0.0 gets the rollback package, through a new RPC record.
-    let (code, a) = s
-        .call("GET", &format!("/api/v1/devices/{d0}/ota"), &cred(d0), None)
-        .await;
+    let (code, a) = s.get(&format!("/api/v1/devices/{d0}/ota"), &cred(d0)).await;
     assert_eq!(code, 200);
     assert_eq!(a["package_id"], rb_id.as_str());
-    let (_, v) = s
-        .call("GET", &format!("/api/v1/devices/{d0}/rpc"), &cred(d0), None)
-        .await;
+    let (_, v) = s.get(&format!("/api/v1/devices/{d0}/rpc"), &cred(d0)).await;
     let methods: Vec<&str> = v["rpc"]
         .as_array()
         .unwrap()
@@ -609,23 +498,12 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     )
     .await;
     assert_eq!((code, &v["state"]), (200, &json!("rolled_back")), "{v}");
-    let (_, v) = s
-        .call("GET", &format!("/api/v1/devices/{d0}"), &admin, None)
-        .await;
+    let (_, v) = s.get(&format!("/api/v1/devices/{d0}"), &admin).await;
     assert_eq!(v["device"]["installed"]["temp-sensor-fw"], "1.2.0", "{v}");
 
     // The trail is hash-chained and ends at the head the status gives.
-    let (_, status) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
-    let (_, trail) = s
-        .call(
-            "GET",
-            &format!("/api/v1/ota/rollouts/{rid}/audit"),
-            &admin,
-            None,
-        )
-        .await;
+    let (_, status) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
+    let trail = s.audit(&admin, &rid).await;
     let records: Vec<ota_core::audit::AuditRecord> =
         serde_json::from_value(trail["records"].clone()).unwrap();
     let h: ota_core::audit::AuditHead = head(&status).parse().unwrap();
@@ -636,15 +514,7 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     );
 
     // Prometheus text.
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains("\nota_rollouts_loaded 1\n"), "{metrics}");
     let reports: u64 = metrics
         .lines()
@@ -660,9 +530,7 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     s.stop();
     drop(state);
     let s = Srv::start(cfg).await;
-    let (_, again) = s
-        .call("GET", &format!("/api/v1/ota/rollouts/{rid}"), &admin, None)
-        .await;
+    let (_, again) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     assert_eq!(again, status);
     let (code, v) = report(
         &s,

@@ -8,7 +8,7 @@ mod common;
 use std::io::Cursor;
 
 use base64::Engine as _;
-use common::{Srv, assert_error, config, publisher, tmp};
+use common::{Srv, assert_error, config, publisher, registration, tmp, tmp_with_input};
 use ota_core::Limits;
 use ota_core::assignment::{Assignment, Proof};
 use ota_core::sign::{self, PublicKey, SigningKey};
@@ -33,9 +33,7 @@ fn seed_body(path: &std::path::Path, bytes: &[u8], key: &SigningKey) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_form_is_checked_sealed_and_served() {
-    let dir = tmp("seedform");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("seedform");
     let plain: Vec<u8> = (0..150_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
     let path = input.join("fw-2.0.0.bin");
     std::fs::write(&path, &plain).unwrap();
@@ -66,7 +64,7 @@ async fn the_seed_form_is_checked_sealed_and_served() {
         .call("POST", "/api/v1/ota/packages", &admin, Some(&wrong))
         .await;
     assert_error(&got, 400, "INVALID_ARGUMENT", "sha256");
-    let (_, list) = s.call("GET", "/api/v1/ota/packages", &admin, None).await;
+    let (_, list) = s.get("/api/v1/ota/packages", &admin).await;
     assert_eq!(list["packages"][0]["status"], "rejected", "{list}");
     // An unknown field is named.
     let mut extra = seed_body(&path, &plain, &publisher());
@@ -92,7 +90,7 @@ async fn the_seed_form_is_checked_sealed_and_served() {
     assert_eq!(v["status"], "available");
     assert_eq!(v["checksum_verified"], true);
     assert_eq!(v["name"], "temp-sensor-fw");
-    let (_, keys) = s.call("GET", "/api/v1/ota/keys", &admin, None).await;
+    let (_, keys) = s.get("/api/v1/ota/keys", &admin).await;
     let server_key = PublicKey::parse(keys["server_key"]["public_key"].as_str().unwrap()).unwrap();
     assert_eq!(
         v["signed_by"],
@@ -105,32 +103,17 @@ async fn the_seed_form_is_checked_sealed_and_served() {
 
     // A device assigned the package verifies its envelope with the server's key and opens
     // the sealed bytes back into the publisher's artifact.
-    s.call("PUT", "/api/v1/ota/profiles/p", &admin, Some(&json!({})))
-        .await;
-    let (_, d) = s
-        .call(
-            "PUT",
-            "/api/v1/devices/dev-1",
+    s.empty_profile(&admin, "p").await;
+    let cred = s.register(&admin, "dev-1", &registration("p")).await;
+    let r = s
+        .create_rollout(
             &admin,
-            Some(&json!({
-            "profile_id": "p", "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
-            "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})),
+            &json!({
+            "package_id": pkg, "target_profile_id": "p", "canary_percent": 100}),
         )
         .await;
-    let cred = d["credential"].as_str().unwrap().to_string();
-    let (code, r) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &admin,
-            Some(&json!({
-            "package_id": pkg, "target_profile_id": "p", "canary_percent": 100})),
-        )
-        .await;
-    assert_eq!((code, &r["scheduled_count"]), (201, &json!(1)), "{r}");
-    let (code, a) = s
-        .call("GET", "/api/v1/devices/dev-1/ota", &cred, None)
-        .await;
+    assert_eq!(r["scheduled_count"], json!(1), "{r}");
+    let (code, a) = s.get("/api/v1/devices/dev-1/ota", &cred).await;
     assert_eq!(code, 200, "{a}");
     let a = Assignment::from_json(a.to_string().as_bytes(), &Limits::DEFAULT).unwrap();
     let Proof::Dsse(env) = &a.proof else {
@@ -171,9 +154,7 @@ async fn the_seed_form_is_checked_sealed_and_served() {
     let cfg = s.running.state.config.clone();
     s.stop();
     let s = Srv::start(cfg).await;
-    let (code, _) = s
-        .call("GET", "/api/v1/devices/dev-1/ota", &cred, None)
-        .await;
+    let (code, _) = s.get("/api/v1/devices/dev-1/ota", &cred).await;
     assert_eq!(code, 200);
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
@@ -206,9 +187,7 @@ fn ecdsa_sign(key: &p256::ecdsa::SigningKey, message: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ecdsa_p256_der_signature_by_a_trusted_pem_key_is_accepted() {
-    let dir = tmp("seedform-ecdsa");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("seedform-ecdsa");
     let plain: Vec<u8> = (0..70_000u32).map(|i| (i * 13 + i / 97) as u8).collect();
     let path = input.join("fw-2.0.0.bin");
     std::fs::write(&path, &plain).unwrap();
@@ -224,7 +203,7 @@ async fn an_ecdsa_p256_der_signature_by_a_trusted_pem_key_is_accepted() {
     let mut body = seed_body(&path, &plain, &publisher());
 
     // The key is listed with its algorithm.
-    let (_, keys) = s.call("GET", "/api/v1/ota/keys", &admin, None).await;
+    let (_, keys) = s.get("/api/v1/ota/keys", &admin).await;
     let listed = keys["publisher_keys"]
         .as_array()
         .unwrap()
@@ -267,17 +246,14 @@ async fn an_ecdsa_p256_der_signature_by_a_trusted_pem_key_is_accepted() {
         "INVALID_ARGUMENT",
         "signature",
     );
-    let (_, list) = s.call("GET", "/api/v1/ota/packages", &admin, None).await;
+    let (_, list) = s.get("/api/v1/ota/packages", &admin).await;
     assert_eq!(list["packages"], json!([]), "{list}");
 
     // The seed's form: `MEUCIQD...`-like base64 DER, the digest as the ECDSA hash.
     let der = ecdsa_sign_prehash(&key, digest.as_bytes());
     assert_eq!(der[0], 0x30, "a DER SEQUENCE");
     body["signature"] = json!(b64(&der));
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&body))
-        .await;
-    assert_eq!(code, 201, "{v}");
+    let v = s.upload(&admin, &body).await;
     assert_eq!(v["status"], "available");
     assert_eq!(v["checksum_verified"], true);
     assert_eq!(v["signed_by"][0], json!(key_id), "{v}");
@@ -290,10 +266,7 @@ async fn an_ecdsa_p256_der_signature_by_a_trusted_pem_key_is_accepted() {
     let mut body2 = seed_body(&path2, &plain2, &publisher());
     body2["version"] = json!("2.0.1");
     body2["signature"] = json!(hex::encode(ecdsa_sign(&key, digest2.as_bytes())));
-    let (code, v) = s
-        .call("POST", "/api/v1/ota/packages", &admin, Some(&body2))
-        .await;
-    assert_eq!(code, 201, "{v}");
+    let v = s.upload(&admin, &body2).await;
     assert_eq!(v["signed_by"][0], json!(key_id), "{v}");
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);

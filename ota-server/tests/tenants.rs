@@ -3,19 +3,12 @@
 
 mod common;
 
-use common::{Srv, assert_error, config, firmware, tmp};
+use common::{Srv, assert_error, config, firmware, registration, tmp_with_input};
 use serde_json::{Value, json};
-
-fn device(profile: &str) -> Value {
-    json!({"profile_id": profile, "device_type": "temp-sensor", "hardware_profile": "acme-sensor-v2",
-           "arch": "armv7", "installed": {"temp-sensor-fw": "1.2.0"}})
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_and_devices_reach_only_their_own() {
-    let dir = tmp("tenants");
-    let input = dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (dir, input) = tmp_with_input("tenants");
     let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
     let s = Srv::start(config(&dir)).await;
     let acme = s.token("acme", "admin");
@@ -28,8 +21,7 @@ async fn tenants_and_devices_reach_only_their_own() {
             .0,
         201
     );
-    s.call("PUT", "/api/v1/ota/profiles/prof", &acme, Some(&json!({})))
-        .await;
+    s.empty_profile(&acme, "prof").await;
     let (code, v) = s
         .call(
             "PUT",
@@ -39,39 +31,20 @@ async fn tenants_and_devices_reach_only_their_own() {
         )
         .await;
     assert_eq!(code, 200, "{v}");
-    let (_, v) = s
-        .call("PUT", "/api/v1/devices/dev-1", &acme, Some(&device("prof")))
-        .await;
-    let acme1 = v["credential"].as_str().unwrap().to_string();
-    let (_, v) = s
-        .call(
-            "PUT",
-            "/api/v1/devices/dev-2",
+    let acme1 = s.register(&acme, "dev-1", &registration("prof")).await;
+    let acme2 = s.register(&acme, "dev-2", &registration("prof2")).await;
+    let v = s
+        .create_rollout(
             &acme,
-            Some(&device("prof2")),
+            &json!({
+            "package_id": pkg, "target_profile_id": "prof", "canary_percent": 100}),
         )
         .await;
-    let acme2 = v["credential"].as_str().unwrap().to_string();
-    let (code, v) = s
-        .call(
-            "POST",
-            "/api/v1/ota/rollouts",
-            &acme,
-            Some(&json!({
-            "package_id": pkg, "target_profile_id": "prof", "canary_percent": 100})),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
     let rid = v["rollout_id"].as_str().unwrap().to_string();
 
     // A device registered while the rollout runs joins it (its wave is open: it is sent).
-    let (_, v) = s
-        .call("PUT", "/api/v1/devices/dev-3", &acme, Some(&device("prof")))
-        .await;
-    let acme3 = v["credential"].as_str().unwrap().to_string();
-    let (code, a) = s
-        .call("GET", "/api/v1/devices/dev-3/ota", &acme3, None)
-        .await;
+    let acme3 = s.register(&acme, "dev-3", &registration("prof")).await;
+    let (code, a) = s.get("/api/v1/devices/dev-3/ota", &acme3).await;
     assert_eq!(
         (code, a["rollout_id"].as_str()),
         (200, Some(rid.as_str())),
@@ -90,19 +63,15 @@ async fn tenants_and_devices_reach_only_their_own() {
         .await;
     assert_eq!(code, 201, "{v}");
     let globex1 = v["credential"].as_str().unwrap().to_string();
-    let (_, v) = s.call("GET", "/api/v1/devices/dev-1", &globex, None).await;
+    let (_, v) = s.get("/api/v1/devices/dev-1", &globex).await;
     assert_eq!(
         v["profile_id"],
         Value::Null,
         "globex sees its own dev-1: {v}"
     );
-    let (_, v) = s
-        .call("GET", "/api/v1/devices/dev-1/rpc", &globex, None)
-        .await;
+    let (_, v) = s.get("/api/v1/devices/dev-1/rpc", &globex).await;
     assert_eq!(v["rpc"], json!([]), "{v}");
-    let (_, v) = s
-        .call("GET", "/api/v1/devices/dev-1/rpc", &acme, None)
-        .await;
+    let (_, v) = s.get("/api/v1/devices/dev-1/rpc", &acme).await;
     assert_eq!(v["rpc"][0]["method"], "ota_start", "{v}");
 
     // Every admin endpoint, with globex's token, on acme's things.
@@ -179,26 +148,20 @@ async fn tenants_and_devices_reach_only_their_own() {
             field,
         );
     }
-    let (_, v) = s.call("GET", "/api/v1/ota/packages", &globex, None).await;
+    let (_, v) = s.get("/api/v1/ota/packages", &globex).await;
     assert_eq!(v["packages"], json!([]));
-    let (_, v) = s.call("GET", "/api/v1/ota/rollouts", &globex, None).await;
+    let (_, v) = s.get("/api/v1/ota/rollouts", &globex).await;
     assert_eq!(v["rollouts"], json!([]));
 
     // Devices: each reaches its own endpoints, with its own credential only.
-    let (code, a) = s
-        .call("GET", "/api/v1/devices/dev-1/ota", &acme1, None)
-        .await;
+    let (code, a) = s.get("/api/v1/devices/dev-1/ota", &acme1).await;
     assert_eq!((code, a["rollout_id"].as_str()), (200, Some(rid.as_str())));
-    let (code, _) = s
-        .call("GET", "/api/v1/devices/dev-1/ota", &globex1, None)
-        .await;
+    let (code, _) = s.get("/api/v1/devices/dev-1/ota", &globex1).await;
     assert_eq!(code, 204, "globex's dev-1 has no assignment");
     assert_error(
-        &s.call(
-            "GET",
+        &s.get(
             &format!("/api/v1/devices/dev-1/ota/chunk?package_id={pkg}"),
             &globex1,
-            None,
         )
         .await,
         403,
@@ -231,22 +194,19 @@ async fn tenants_and_devices_reach_only_their_own() {
         );
     }
     assert_error(
-        &s.call("GET", "/api/v1/ota/packages", &acme1, None).await,
+        &s.get("/api/v1/ota/packages", &acme1).await,
         403,
         "PERMISSION_DENIED",
         "authorization",
     );
     assert_error(
-        &s.call("GET", "/api/v1/devices/dev-1/ota", &acme, None)
-            .await,
+        &s.get("/api/v1/devices/dev-1/ota", &acme).await,
         403,
         "PERMISSION_DENIED",
         "authorization",
     );
     // The profile-level assignment: dev-2 is in no rollout, and gets prof2's package.
-    let (code, a) = s
-        .call("GET", "/api/v1/devices/dev-2/ota", &acme2, None)
-        .await;
+    let (code, a) = s.get("/api/v1/devices/dev-2/ota", &acme2).await;
     assert_eq!(
         (code, a["package_id"].as_str()),
         (200, Some(pkg.as_str())),
@@ -254,11 +214,9 @@ async fn tenants_and_devices_reach_only_their_own() {
     );
     assert_eq!(a["rollout_id"], Value::Null);
     let (code, _) = s
-        .call(
-            "GET",
+        .get(
             &format!("/api/v1/devices/dev-2/ota/chunk?package_id={pkg}"),
             &acme2,
-            None,
         )
         .await;
     assert_eq!(code, 200);
@@ -285,7 +243,7 @@ async fn tenants_and_devices_reach_only_their_own() {
         &expired,
     ] {
         assert_error(
-            &s.call("GET", "/api/v1/ota/packages", bad, None).await,
+            &s.get("/api/v1/ota/packages", bad).await,
             401,
             "UNAUTHENTICATED",
             "authorization",
@@ -293,7 +251,7 @@ async fn tenants_and_devices_reach_only_their_own() {
     }
     let root = s.running.state.jwt.token("alice", "acme", "root", 3600);
     assert_error(
-        &s.call("GET", "/api/v1/ota/packages", &root, None).await,
+        &s.get("/api/v1/ota/packages", &root).await,
         403,
         "PERMISSION_DENIED",
         "role",
@@ -318,7 +276,7 @@ async fn a_reissued_credential_revokes_the_old_one_at_once() {
         .await;
     assert_eq!(code, 201, "{v}");
     let old = v["credential"].as_str().unwrap().to_string();
-    let (code, _) = s.call("GET", "/api/v1/devices/dev-1", &old, None).await;
+    let (code, _) = s.get("/api/v1/devices/dev-1", &old).await;
     assert_eq!(code, 200);
     let mut again = device.clone();
     again["issue_credential"] = serde_json::json!(true);
@@ -328,9 +286,9 @@ async fn a_reissued_credential_revokes_the_old_one_at_once() {
     assert_eq!(code, 200, "{v}");
     let new = v["credential"].as_str().unwrap().to_string();
     assert_ne!(new, old);
-    let got = s.call("GET", "/api/v1/devices/dev-1", &old, None).await;
+    let got = s.get("/api/v1/devices/dev-1", &old).await;
     common::assert_error(&got, 401, "UNAUTHENTICATED", "authorization");
-    let (code, _) = s.call("GET", "/api/v1/devices/dev-1", &new, None).await;
+    let (code, _) = s.get("/api/v1/devices/dev-1", &new).await;
     assert_eq!(code, 200);
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);

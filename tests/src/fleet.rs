@@ -144,6 +144,27 @@ impl DerefMut for Host {
     }
 }
 
+/// The creation of rollout `rol_4c7e` for tenant `acme` by `alice` at time `now`: what
+/// [`create`] creates, and what a replay of its trail starts from.
+pub fn creation<'a>(
+    spec: RolloutSpec,
+    package: &'a VerifiedPackage,
+    rollback: Option<&'a VerifiedPackage>,
+    fleet: &'a [DeviceProfile],
+    now: UnixMs,
+) -> Create<'a> {
+    Create {
+        rollout_id: "rol_4c7e".parse().expect("id"),
+        tenant: "acme".parse().expect("tenant"),
+        spec,
+        package,
+        rollback,
+        fleet,
+        by: "alice".parse().expect("name"),
+        now,
+    }
+}
+
 /// Creates a rollout `rol_4c7e` for tenant `acme` at time `now`, in a [`Host`].
 pub fn create(
     spec: RolloutSpec,
@@ -152,19 +173,8 @@ pub fn create(
     fleet: &[DeviceProfile],
     now: UnixMs,
 ) -> Host {
-    Host::new(
-        Rollout::create(Create {
-            rollout_id: "rol_4c7e".parse().expect("id"),
-            tenant: "acme".parse().expect("tenant"),
-            spec,
-            package,
-            rollback,
-            fleet,
-            by: "alice".parse().expect("name"),
-            now,
-        })
-        .unwrap_or_else(|e| panic!("{e}")),
-    )
+    let creation = creation(spec, package, rollback, fleet, now);
+    Host::new(Rollout::create(creation).unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// The devices sent a command since the last call, in order (rollback or not).

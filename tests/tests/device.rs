@@ -59,8 +59,44 @@ fn device(probe: ota_tests::device::ProbeOutcome) -> Device {
     Device::new(config(sensor(), trusted()), OLD, probe)
 }
 
+/// An exec probe of `path` with `args` that may take a second.
+fn exec_probe(path: &str, args: &[&str]) -> ProbeSpec {
+    ProbeSpec::Exec {
+        path: path.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        timeout_ms: 1000,
+    }
+}
+
 fn last_report(d: &Device) -> &ota_core::report::DeviceReport {
     d.disk.reports.last().expect("a report")
+}
+
+/// Asserts the device's last report is a failure whose reason says `why`.
+#[track_caller]
+fn assert_failed_because(d: &Device, why: &str) {
+    let report = last_report(d);
+    assert_eq!(report.status, ReportStatus::Failure, "{report:?}");
+    let reason = report.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains(why), "{report:?}");
+}
+
+/// A healthy device that took the assignment of `v` and the first chunk of its `artifact`.
+fn downloading(v: &VerifiedPackage, key: &SealKey, artifact: &[u8]) -> Device {
+    let mut d = device(healthy());
+    d.assign(assignment(v, key)).unwrap();
+    d.drain(&mut None).unwrap();
+    let (o, data) = in_order(&mut d.wanted, artifact).unwrap();
+    d.chunk(o, &data).unwrap();
+    d
+}
+
+/// Whether `e` refuses a probe for running an interpreter.
+fn refuses_interpreter(e: &AgentError) -> bool {
+    matches!(
+        e,
+        AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))
+    )
 }
 
 #[test]
@@ -826,11 +862,7 @@ fn a_probe_that_may_not_run_refuses_the_assignment() {
     let (v, _, key) = publish(b"x", "2.0.0", |_| {});
     let mut d = device(healthy());
     for spec in [
-        ProbeSpec::Exec {
-            path: "/bin/sh".into(),
-            args: vec!["-c".into(), "reboot".into()],
-            timeout_ms: 1000,
-        },
+        exec_probe("/bin/sh", &["-c", "reboot"]),
         ProbeSpec::Http {
             url: "http://10.1.2.3/healthz".into(),
             timeout_ms: 1000,
@@ -855,11 +887,7 @@ fn an_unsigned_probe_may_not_carry_arguments_a_remote_host_or_a_readiness_file()
     for (spec, why) in [
         // Allowlisted, but its arguments make it any command.
         (
-            ProbeSpec::Exec {
-                path: "/usr/bin/healthcheck".into(),
-                args: vec!["sh".into(), "-c".into(), "reboot".into()],
-                timeout_ms: 1000,
-            },
+            exec_probe("/usr/bin/healthcheck", &["sh", "-c", "reboot"]),
             "arguments",
         ),
         (
@@ -902,11 +930,7 @@ fn an_unsigned_probe_may_not_carry_arguments_a_remote_host_or_a_readiness_file()
 
 #[test]
 fn a_signed_probe_is_run_in_preference_to_the_assignments() {
-    let signed = ProbeSpec::Exec {
-        path: "/bin/false".into(),
-        args: vec!["--signed".into()],
-        timeout_ms: 1000,
-    };
+    let signed = exec_probe("/bin/false", &["--signed"]);
     let s = signed.clone();
     let new = noise(70_000, 3);
     let (v, artifact, key) = publish(&new, "2.0.0", |p| p.probe = Some(s));
@@ -915,22 +939,13 @@ fn a_signed_probe_is_run_in_preference_to_the_assignments() {
     let mut d = device(Box::new(move |spec: &ProbeSpec| {
         seen.borrow_mut().push(spec.clone());
         ProbeResult {
-            healthy: spec.clone()
-                != ProbeSpec::Exec {
-                    path: "/bin/false".into(),
-                    args: vec!["--signed".into()],
-                    timeout_ms: 1000,
-                },
+            healthy: *spec != exec_probe("/bin/false", &["--signed"]),
             detail: "ran".into(),
         }
     }));
     // The assignment asks for an always-healthy probe; the signed one decides.
     let mut a = assignment(&v, &key);
-    a.probe = Some(ProbeSpec::Exec {
-        path: "/bin/true".into(),
-        args: vec![],
-        timeout_ms: 1000,
-    });
+    a.probe = Some(exec_probe("/bin/true", &[]));
     d.assign(a).unwrap();
     d.run(&artifact, &mut in_order, None).unwrap();
     assert!(!ran.borrow().is_empty());
@@ -943,11 +958,7 @@ fn a_signed_probe_is_run_in_preference_to_the_assignments() {
     assert_eq!(d.disk.active_bytes(), OLD);
     // The device's allowlist still bounds it: a signed probe it does not allow is refused.
     let (v, _, key) = publish(b"x", "2.0.1", |p| {
-        p.probe = Some(ProbeSpec::Exec {
-            path: "/usr/bin/other-health".into(),
-            args: vec![],
-            timeout_ms: 1000,
-        });
+        p.probe = Some(exec_probe("/usr/bin/other-health", &[]));
     });
     let e = attack(
         "signed probe",
@@ -982,27 +993,13 @@ fn an_allowlisted_interpreter_never_runs_as_a_probe() {
     for path in launchers {
         // From the assignment, without arguments, ...
         let mut a = assignment(&v, &key);
-        a.probe = Some(ProbeSpec::Exec {
-            path: path.into(),
-            args: vec![],
-            timeout_ms: 1000,
-        });
+        a.probe = Some(exec_probe(path, &[]));
         let e = attack("interpreter", &mut d, |d| d.assign(a), false);
-        assert!(
-            matches!(
-                &e,
-                AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))
-            ),
-            "{path}: {e:?}"
-        );
+        assert!(refuses_interpreter(&e), "{path}: {e:?}");
         assert_eq!(e.status(), Status::ProbeRefused);
         // ... from the device's own policy, with them, ...
         let mut c = c.clone();
-        c.default_probe = Some(ProbeSpec::Exec {
-            path: path.into(),
-            args: vec!["sh".into(), "-c".into(), "reboot".into()],
-            timeout_ms: 1000,
-        });
+        c.default_probe = Some(exec_probe(path, &["sh", "-c", "reboot"]));
         let mut own = Device::new(c, OLD, healthy());
         let e = attack(
             "interpreter",
@@ -1010,20 +1007,10 @@ fn an_allowlisted_interpreter_never_runs_as_a_probe() {
             |d| d.assign(assignment(&v, &key)),
             false,
         );
-        assert!(
-            matches!(
-                &e,
-                AgentError::Rejected(Rejection::ProbeNotAllowed(ProbeError::Interpreter { .. }))
-            ),
-            "{path}: {e:?}"
-        );
+        assert!(refuses_interpreter(&e), "{path}: {e:?}");
         // ... or signed into the package: refused when it is signed or read.
         let mut p = v.package().clone();
-        p.probe = Some(ProbeSpec::Exec {
-            path: path.into(),
-            args: vec!["-c".into(), "reboot".into()],
-            timeout_ms: 1000,
-        });
+        p.probe = Some(exec_probe(path, &["-c", "reboot"]));
         let e = Package::from_json(p.to_json().as_bytes()).unwrap_err();
         assert!(e.to_string().contains("probe"), "{e}");
         assert!(e.to_string().contains("interpreter"), "{e}");
@@ -1230,25 +1217,13 @@ fn a_swap_or_restore_repeated_after_a_power_cut_names_the_same_slot_content() {
 #[test]
 fn a_cancel_ends_a_download_and_the_next_assignment_is_taken() {
     let (v, artifact, key) = publish(&noise(200_000, 19), "2.0.0", |_| {});
-    let mut d = device(healthy());
-    d.assign(assignment(&v, &key)).unwrap();
-    // A few chunks, then the artifact disappears: the control plane cancels.
-    let mut budget = None;
-    d.drain(&mut budget).unwrap();
-    let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
-    d.chunk(o, &data).unwrap();
+    // A chunk, then the artifact disappears: the control plane cancels.
+    let mut d = downloading(&v, &key, &artifact);
     assert_eq!(d.agent().state(), AgentState::Downloading);
     d.handle(Input::Cancel).unwrap();
-    d.drain(&mut budget).unwrap();
+    d.drain(&mut None).unwrap();
     assert_eq!(d.agent().state(), AgentState::Idle);
-    assert_eq!(last_report(&d).status, ReportStatus::Failure);
-    assert!(
-        last_report(&d)
-            .reason
-            .as_deref()
-            .unwrap_or_default()
-            .contains("cancelled")
-    );
+    assert_failed_because(&d, "cancelled");
     assert_eq!(d.disk.active_bytes(), OLD);
     // Nothing in progress: a cancel is harmless; the next assignment is taken.
     d.handle(Input::Cancel).unwrap();
@@ -1297,16 +1272,7 @@ fn a_download_that_does_not_finish_by_its_deadline_fails_even_across_restarts() 
     d.handle(Input::Tick).unwrap();
     d.drain(&mut budget).unwrap();
     assert_eq!(d.agent().state(), AgentState::Idle);
-    assert_eq!(last_report(&d).status, ReportStatus::Failure);
-    assert!(
-        last_report(&d)
-            .reason
-            .as_deref()
-            .unwrap_or_default()
-            .contains("did not finish"),
-        "{:?}",
-        last_report(&d)
-    );
+    assert_failed_because(&d, "did not finish");
     assert_eq!(d.disk.active_bytes(), OLD);
 }
 
@@ -1424,12 +1390,7 @@ fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
 fn restoring_with_another_package_is_refused() {
     let (v, artifact, key) = publish(&noise(200_000, 16), "2.0.0", |_| {});
     let (other, _, _) = publish(&noise(1000, 17), "2.0.1", |_| {});
-    let mut d = device(healthy());
-    d.assign(assignment(&v, &key)).unwrap();
-    let mut budget = None;
-    d.drain(&mut budget).unwrap();
-    let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
-    d.chunk(o, &data).unwrap();
+    let mut d = downloading(&v, &key, &artifact);
     d.power_cut();
     let e = match d.boot_with(other.clone()) {
         Err(e) => e,

@@ -6,11 +6,11 @@ use ota_core::audit::{self, AuditRecord};
 use ota_core::name::Name;
 use ota_core::report::ReportStatus::{Failure, InProgress, Rejected, Success};
 use ota_core::rollout::{
-    self, BatchedReport, Create, DeviceState, Effect, Input, Output, ReportBatch, Rollout,
-    RolloutCommand, RolloutError, RolloutState, Snapshot,
+    self, BatchedReport, DeviceState, Effect, Input, Output, ReportBatch, Rollout, RolloutCommand,
+    RolloutError, RolloutState, Snapshot,
 };
-use ota_core::{Limits, UnixMs, VerifiedPackage};
-use ota_tests::fleet::{Host, create, firmware, report, sensors, sent, spec};
+use ota_core::{DeviceProfile, Limits, UnixMs, VerifiedPackage};
+use ota_tests::fleet::{Host, create, creation, firmware, report, sensors, sent, spec};
 use serde_json::json;
 
 const T0: UnixMs = UnixMs(1_800_000_000_000);
@@ -25,6 +25,11 @@ fn drain_audit(r: &mut Host) -> Vec<AuditRecord> {
 
 fn events(r: &mut Host) -> Vec<String> {
     r.subjects()
+}
+
+/// A rollout of `pkg` to `fleet` at [`T0`] with no rollback package, planned by `plan`.
+fn start(pkg: &VerifiedPackage, fleet: &[DeviceProfile], plan: serde_json::Value) -> Host {
+    create(spec(pkg, None, plan), pkg, None, fleet, T0)
 }
 
 #[test]
@@ -314,19 +319,13 @@ fn succeed_all(r: &mut Host, devices: &[(String, bool)], now: UnixMs) {
 fn waves_open_by_their_gates_and_the_rollout_completes() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(100, 0);
-    let mut r = create(
-        spec(
-            &pkg,
-            None,
-            json!({"canary_percent": 10, "waves": [
+    let mut r = start(
+        &pkg,
+        &fleet,
+        json!({"canary_percent": 10, "waves": [
             {"percent": 30, "min_soak_ms": 60000},
             {"percent": 60, "gate": "approval"},
             {"percent": 100, "gate": "external"}]}),
-        ),
-        &pkg,
-        None,
-        &fleet,
-        T0,
     );
     let w0 = sent(&mut r);
     assert_eq!(w0.len(), 10);
@@ -375,16 +374,10 @@ fn waves_open_by_their_gates_and_the_rollout_completes() {
     assert_eq!(r.state(), RolloutState::Completed);
     assert!(events(&mut r).contains(&"profile.ota.rollout.completed.acme.rol_4c7e".to_string()));
     // A failing external verdict trips the halt action instead.
-    let mut r = create(
-        spec(
-            &pkg,
-            None,
-            json!({"canary_percent": 10, "waves": [{"percent": 100, "gate": "external"}]}),
-        ),
+    let mut r = start(
         &pkg,
-        None,
         &fleet,
-        T0,
+        json!({"canary_percent": 10, "waves": [{"percent": 100, "gate": "external"}]}),
     );
     let w0 = sent(&mut r);
     succeed_all(&mut r, &w0, T0);
@@ -404,17 +397,11 @@ fn waves_open_by_their_gates_and_the_rollout_completes() {
 fn a_success_gate_holds_the_next_wave_until_an_operator_overrides() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(100, 0);
-    let mut r = create(
-        spec(
-            &pkg,
-            None,
-            json!({"canary_percent": 10, "failure_threshold_percent": 50,
-            "waves": [{"percent": 100, "success_gate_percent": 95}]}),
-        ),
+    let mut r = start(
         &pkg,
-        None,
         &fleet,
-        T0,
+        json!({"canary_percent": 10, "failure_threshold_percent": 50,
+            "waves": [{"percent": 100, "success_gate_percent": 95}]}),
     );
     let w0 = sent(&mut r);
     succeed_all(&mut r, &w0[1..], T0);
@@ -498,13 +485,7 @@ fn resume_acknowledges_the_failures_that_tripped_it() {
 fn late_reports_are_recorded_but_never_reopen_a_finished_rollout() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(20, 0);
-    let mut r = create(
-        spec(&pkg, None, json!({"canary_percent": 100})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
+    let mut r = start(&pkg, &fleet, json!({"canary_percent": 100}));
     let all = sent(&mut r);
     succeed_all(&mut r, &all, T0);
     assert_eq!(r.state(), RolloutState::Completed);
@@ -1230,16 +1211,7 @@ fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
         json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
             "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
     );
-    let create = |s| Create {
-        rollout_id: "rol_4c7e".parse().unwrap(),
-        tenant: "acme".parse().unwrap(),
-        spec: s,
-        package: &pkg,
-        rollback: Some(&rb),
-        fleet: &fleet,
-        by: alice(),
-        now: T0,
-    };
+    let create = |s| creation(s, &pkg, Some(&rb), &fleet, T0);
     let replayed = Rollout::replay(create(s.clone()), &trail).unwrap();
     assert!(replayed.same_state(&live));
     // An edited record is caught by the chain; a trail from another plan by the replay.
@@ -1292,17 +1264,8 @@ fn the_status_and_snapshot_anchor_the_trail_head_so_a_dropped_last_record_is_cau
 fn each_steps_audit_record_comes_before_the_commands_and_events_it_caused() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(40, 0);
-    let mut r = Rollout::create(Create {
-        rollout_id: "rol_4c7e".parse().unwrap(),
-        tenant: "acme".parse().unwrap(),
-        spec: spec(&pkg, None, json!({"canary_percent": 10})),
-        package: &pkg,
-        rollback: None,
-        fleet: &fleet,
-        by: alice(),
-        now: T0,
-    })
-    .unwrap();
+    let s = spec(&pkg, None, json!({"canary_percent": 10}));
+    let mut r = Rollout::create(creation(s, &pkg, None, &fleet, T0)).unwrap();
     let kinds = |r: &mut Rollout| -> Vec<&'static str> {
         std::iter::from_fn(|| r.poll())
             .map(|o| match o {
@@ -1532,20 +1495,7 @@ fn a_batch_of_reports_is_one_step_with_one_record_that_replays() {
     assert_eq!(audit::parse_lines(&line).unwrap(), records);
     trail.extend(records);
     trail.extend(drain_audit(&mut r));
-    let replayed = Rollout::replay(
-        Create {
-            rollout_id: "rol_4c7e".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
-            spec: s,
-            package: &pkg,
-            rollback: Some(&rb),
-            fleet: &fleet,
-            by: alice(),
-            now: T0,
-        },
-        &trail,
-    )
-    .unwrap();
+    let replayed = Rollout::replay(creation(s, &pkg, Some(&rb), &fleet, T0), &trail).unwrap();
     assert!(replayed.same_state(&r));
 }
 
@@ -1553,13 +1503,7 @@ fn a_batch_of_reports_is_one_step_with_one_record_that_replays() {
 fn handle_reports_says_which_report_of_a_batch_was_refused_and_why() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(120, 11);
-    let mut r = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
+    let mut r = start(&pkg, &fleet, json!({"canary_percent": 10}));
     let _ = drain_audit(&mut r);
     let canary: Vec<String> = sent(&mut r).into_iter().map(|(d, _)| d).collect();
     let mut wrong = batched(&canary[2], Success, 1);
@@ -1604,13 +1548,7 @@ fn handle_reports_says_which_report_of_a_batch_was_refused_and_why() {
         })
         .collect();
     assert_eq!(refused, [canary[1].as_str(), canary[2].as_str()]);
-    let mut by_handle = create(
-        spec(&pkg, None, json!({"canary_percent": 10})),
-        &pkg,
-        None,
-        &fleet,
-        T0,
-    );
+    let mut by_handle = start(&pkg, &fleet, json!({"canary_percent": 10}));
     let _ = drain_audit(&mut by_handle);
     let _ = sent(&mut by_handle);
     by_handle.handle(Input::Reports(batch), T0 + 1).unwrap();
@@ -1623,7 +1561,7 @@ fn handle_reports_says_which_report_of_a_batch_was_refused_and_why() {
 fn a_batch_naming_another_rollout_or_an_unknown_device_changes_nothing() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(40, 0);
-    let mut r = create(spec(&pkg, None, json!({})), &pkg, None, &fleet, T0);
+    let mut r = start(&pkg, &fleet, json!({}));
     let _ = drain_audit(&mut r);
     let d = sent(&mut r)[0].0.clone();
     let before = r.snapshot().clone();
@@ -1655,7 +1593,7 @@ fn a_batch_naming_another_rollout_or_an_unknown_device_changes_nothing() {
 fn a_snapshot_keeps_its_devices_column_wise_and_refuses_a_broken_or_old_table() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(40, 0);
-    let mut r = create(spec(&pkg, None, json!({})), &pkg, None, &fleet, T0);
+    let mut r = start(&pkg, &fleet, json!({}));
     let _ = drain_audit(&mut r);
     let v: serde_json::Value = serde_json::from_str(&r.snapshot().to_json()).unwrap();
     assert_eq!(v["devices"]["ids"].as_array().unwrap().len(), 40);
@@ -1703,16 +1641,13 @@ fn rollback_package(
 fn a_rollback_package_every_device_would_refuse_is_refused_at_creation() {
     let fleet = sensors(40, 0);
     let try_create = |pkg: &VerifiedPackage, rb: &VerifiedPackage| {
-        Rollout::create(Create {
-            rollout_id: "rol_4c7e".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
-            spec: spec(pkg, Some(rb), json!({})),
-            package: pkg,
-            rollback: Some(rb),
-            fleet: &fleet,
-            by: alice(),
-            now: T0,
-        })
+        Rollout::create(creation(
+            spec(pkg, Some(rb), json!({})),
+            pkg,
+            Some(rb),
+            &fleet,
+            T0,
+        ))
     };
     let pkg = firmware("2.0.0", false);
     // Signed as a rollback of the version the rollout sends: taken.

@@ -7,7 +7,7 @@ use ota_core::report::DeviceReport;
 use ota_core::report::ReportStatus::{Failure, InProgress, Success};
 use ota_core::rollout::{DeviceState, Effect, Input, Rollout, RolloutError, Snapshot};
 use ota_core::{Limits, Status, UnixMs, VerifiedPackage};
-use ota_tests::fleet::{Host, create, firmware, report, sensors, sent, spec};
+use ota_tests::fleet::{Host, create, creation, firmware, report, sensors, sent, spec};
 use serde_json::{Value, json};
 
 const T0: UnixMs = UnixMs(1_800_000_000_000);
@@ -290,20 +290,7 @@ fn refused_reports_replay_from_the_trail() {
         )
         .unwrap_err();
     assert!(matches!(e, RolloutError::NotRefused { .. }), "{e}");
-    let replayed = Rollout::replay(
-        ota_core::rollout::Create {
-            rollout_id: "rol_4c7e".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
-            spec: plan,
-            package: &pkg,
-            rollback: None,
-            fleet: &fleet,
-            by: "alice".parse().unwrap(),
-            now: T0,
-        },
-        &trail,
-    )
-    .unwrap();
+    let replayed = Rollout::replay(creation(plan, &pkg, None, &fleet, T0), &trail).unwrap();
     assert!(replayed.same_state(&h));
 }
 

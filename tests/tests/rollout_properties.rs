@@ -7,11 +7,11 @@
 use ota_core::plan::{Gate, RolloutSpec, Scope};
 use ota_core::report::ReportStatus;
 use ota_core::rollout::{
-    self, Create, DeviceState, HaltCounts, HaltScope, Input, Rollout, RolloutCommand, RolloutState,
+    self, DeviceState, HaltCounts, HaltScope, Input, Rollout, RolloutCommand, RolloutState,
     Snapshot,
 };
 use ota_core::{Limits, UnixMs};
-use ota_tests::fleet::{Host, firmware, report, sensors, spec};
+use ota_tests::fleet::{Host, creation, firmware, report, sensors, spec};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -212,16 +212,7 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
     let rb = firmware("1.9.0", true);
     let fleet = sensors(fleet_size, 7);
     let spec = spec(&pkg, Some(&rb), plan);
-    let create = |spec: RolloutSpec| Create {
-        rollout_id: "rol_4c7e".parse().unwrap(),
-        tenant: "acme".parse().unwrap(),
-        spec,
-        package: &pkg,
-        rollback: Some(&rb),
-        fleet: &fleet,
-        by: "alice".parse().unwrap(),
-        now: UnixMs(T0),
-    };
+    let create = |spec: RolloutSpec| creation(spec, &pkg, Some(&rb), &fleet, UnixMs(T0));
     let r = Rollout::create(create(spec.clone())).unwrap();
     let mut w = World {
         r: Host::new(r),

@@ -296,6 +296,33 @@ deadline_ms = 30000
     )
 }
 
+/// The configuration of an agent under test with A/B directory slots under `home/app`, made
+/// with the factory version active in `a` ([`factory_dir_slots`]), and its state in
+/// `home/state`: [`agent_toml`] for `device` of `profile`, talking to `server` and enrolling
+/// with the token in `enroll`. Returns the TOML and the factory payload.
+pub fn directory_agent(
+    home: &Path,
+    server: &str,
+    device: &str,
+    profile: &str,
+    enroll: &Path,
+    probe: &str,
+    extra: &str,
+) -> (String, Vec<u8>) {
+    let root = home.join("app");
+    let factory = factory_dir_slots(&root);
+    let state = home.join("state");
+    let slots = Slots::Directory(&root);
+    let toml = agent_toml(server, device, profile, &state, enroll, slots, probe, extra);
+    (toml, factory)
+}
+
+/// The daemon of the configuration `toml`, opened.
+pub async fn open(toml: &str) -> ota_agent::Daemon {
+    let config = ota_agent::Config::from_toml(toml).unwrap();
+    ota_agent::Daemon::open(config).await.unwrap()
+}
+
 /// A directory slot root holding the factory version in `a`, active.
 pub fn factory_dir_slots(root: &Path) -> Vec<u8> {
     let plain = plaintext(FACTORY, 10_000);

@@ -9,11 +9,14 @@
 - Some also derive from the built-in that fits: ``IoError`` and ``TufFetchError`` from
   ``OSError``, ``WrongHandleError`` from ``TypeError``, the not-found errors from ``LookupError``.
 
-The classes are written out here; tests/python/test_errors.py checks them against the
-library's status table (``ota_status_name``), so none is missing or misnamed.
+The classes are written out here, each naming its status in its header
+(``class TruncatedError(VerificationError, status=304, name="truncated")``, taken by
+``OtaError.__init_subclass__``), so type checkers see every one; tests/python/test_errors.py
+checks them against the library's status table (``ota_status_name``), so none is missing or
+misnamed.
 """
 
-from typing import Dict, List, Optional, Type
+from typing import Any, Dict, List, Optional, Type
 
 __all__ = ["OtaError", "ValidationError", "VerificationError"]
 
@@ -29,6 +32,14 @@ class OtaError(Exception):
     status: Optional[int] = None
     name: str = "unknown"
 
+    def __init_subclass__(cls, *, status: Optional[int] = None, name: Optional[str] = None, **kwargs: Any) -> None:
+        """Gives a class of one status its ``status`` and ``name``, from its header."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if name is not None:
+            cls.name = name
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -42,445 +53,256 @@ class VerificationError(OtaError):
     """A signature, digest, seal, chunk, audit chain or TUF metadata does not verify."""
 
 
-class NullPointerError(OtaError):
+class NullPointerError(OtaError, status=1, name="null_pointer"):
     """A required pointer argument was null (``null_pointer``, 1)."""
 
-    status = 1
-    name = "null_pointer"
 
-
-class InvalidUtf8Error(ValidationError):
+class InvalidUtf8Error(ValidationError, status=2, name="invalid_utf8"):
     """A string argument is not valid utf-8 (``invalid_utf8``, 2)."""
 
-    status = 2
-    name = "invalid_utf8"
 
-
-class InsufficientSizeError(OtaError):
+class InsufficientSizeError(OtaError, status=3, name="insufficient_size"):
     """The output buffer is too small (``insufficient_size``, 3)."""
 
-    status = 3
-    name = "insufficient_size"
 
-
-class PanicError(OtaError):
+class PanicError(OtaError, status=4, name="panic"):
     """The library panicked (``panic``, 4)."""
 
-    status = 4
-    name = "panic"
 
-
-class InvalidArgumentError(ValidationError):
+class InvalidArgumentError(ValidationError, status=5, name="invalid_argument"):
     """An argument is out of range (``invalid_argument``, 5)."""
 
-    status = 5
-    name = "invalid_argument"
 
-
-class IoError(OtaError, OSError):
+class IoError(OtaError, OSError, status=6, name="io"):
     """An i/o operation failed (``io``, 6)."""
 
-    status = 6
-    name = "io"
 
-
-class WrongHandleError(OtaError, TypeError):
+class WrongHandleError(OtaError, TypeError, status=7, name="wrong_handle"):
     """A handle argument is of another type (``wrong_handle``, 7)."""
 
-    status = 7
-    name = "wrong_handle"
 
-
-class JsonSyntaxError(ValidationError):
+class JsonSyntaxError(ValidationError, status=100, name="json_syntax"):
     """The input is not well-formed json (``json_syntax``, 100)."""
 
-    status = 100
-    name = "json_syntax"
 
-
-class UnknownFieldError(ValidationError):
+class UnknownFieldError(ValidationError, status=101, name="unknown_field"):
     """The input has an unknown field (``unknown_field``, 101)."""
 
-    status = 101
-    name = "unknown_field"
 
-
-class MissingFieldError(ValidationError):
+class MissingFieldError(ValidationError, status=102, name="missing_field"):
     """A required field is missing (``missing_field``, 102)."""
 
-    status = 102
-    name = "missing_field"
 
-
-class InvalidValueError(ValidationError):
+class InvalidValueError(ValidationError, status=103, name="invalid_value"):
     """A field has an invalid value (``invalid_value``, 103)."""
 
-    status = 103
-    name = "invalid_value"
 
-
-class TooLargeError(ValidationError):
+class TooLargeError(ValidationError, status=104, name="too_large"):
     """The input exceeds a configured limit (``too_large``, 104)."""
 
-    status = 104
-    name = "too_large"
 
-
-class InvalidError(ValidationError):
+class InvalidError(ValidationError, status=105, name="invalid"):
     """The document breaks a rule of its format (``invalid``, 105)."""
 
-    status = 105
-    name = "invalid"
 
-
-class InvalidKeyError(ValidationError):
+class InvalidKeyError(ValidationError, status=300, name="invalid_key"):
     """An encryption key is not 64 lowercase hex characters (``invalid_key``, 300)."""
 
-    status = 300
-    name = "invalid_key"
 
-
-class DigestMismatchError(VerificationError):
+class DigestMismatchError(VerificationError, status=301, name="digest_mismatch"):
     """The artifact does not match its declared sha256 (``digest_mismatch``, 301)."""
 
-    status = 301
-    name = "digest_mismatch"
 
-
-class ChunkDigestMismatchError(VerificationError):
+class ChunkDigestMismatchError(VerificationError, status=302, name="chunk_digest_mismatch"):
     """A chunk does not match its signed digest (``chunk_digest_mismatch``, 302)."""
 
-    status = 302
-    name = "chunk_digest_mismatch"
 
-
-class ChunkOutOfRangeError(VerificationError):
+class ChunkOutOfRangeError(VerificationError, status=303, name="chunk_out_of_range"):
     """A chunk does not fit the chunk table (``chunk_out_of_range``, 303)."""
 
-    status = 303
-    name = "chunk_out_of_range"
 
-
-class TruncatedError(VerificationError):
+class TruncatedError(VerificationError, status=304, name="truncated"):
     """The artifact is shorter than declared (``truncated``, 304)."""
 
-    status = 304
-    name = "truncated"
 
-
-class TooLongError(VerificationError):
+class TooLongError(VerificationError, status=305, name="too_long"):
     """More bytes than the declared size were offered (``too_long``, 305)."""
 
-    status = 305
-    name = "too_long"
 
-
-class OutOfOrderError(OtaError):
+class OutOfOrderError(OtaError, status=306, name="out_of_order"):
     """Bytes were offered out of order (``out_of_order``, 306)."""
 
-    status = 306
-    name = "out_of_order"
 
-
-class DecryptionFailedError(VerificationError):
+class DecryptionFailedError(VerificationError, status=307, name="decryption_failed"):
     """The artifact does not open with this key (``decryption_failed``, 307)."""
 
-    status = 307
-    name = "decryption_failed"
 
-
-class PlaintextTooLargeError(VerificationError):
+class PlaintextTooLargeError(VerificationError, status=308, name="plaintext_too_large"):
     """The plaintext exceeds its bound (``plaintext_too_large``, 308)."""
 
-    status = 308
-    name = "plaintext_too_large"
 
-
-class PlaintextMismatchError(VerificationError):
+class PlaintextMismatchError(VerificationError, status=309, name="plaintext_mismatch"):
     """The plaintext differs from what was declared (``plaintext_mismatch``, 309)."""
 
-    status = 309
-    name = "plaintext_mismatch"
 
-
-class TrailingDataError(VerificationError):
+class TrailingDataError(VerificationError, status=310, name="trailing_data"):
     """The artifact has data after its gzip stream (``trailing_data``, 310)."""
 
-    status = 310
-    name = "trailing_data"
 
-
-class InvalidSigningKeyError(ValidationError):
+class InvalidSigningKeyError(ValidationError, status=400, name="invalid_signing_key"):
     """A key could not be read (``invalid_signing_key``, 400)."""
 
-    status = 400
-    name = "invalid_signing_key"
 
-
-class EnvelopeInvalidError(VerificationError):
+class EnvelopeInvalidError(VerificationError, status=401, name="envelope_invalid"):
     """The envelope is malformed (``envelope_invalid``, 401)."""
 
-    status = 401
-    name = "envelope_invalid"
 
-
-class ThresholdNotMetError(VerificationError):
+class ThresholdNotMetError(VerificationError, status=402, name="threshold_not_met"):
     """Too few trusted keys signed validly (``threshold_not_met``, 402)."""
 
-    status = 402
-    name = "threshold_not_met"
 
-
-class SignatureInvalidError(VerificationError):
+class SignatureInvalidError(VerificationError, status=403, name="signature_invalid"):
     """A trusted key's signature does not verify (``signature_invalid``, 403)."""
 
-    status = 403
-    name = "signature_invalid"
 
-
-class StatementInvalidError(VerificationError):
+class StatementInvalidError(VerificationError, status=404, name="statement_invalid"):
     """The signed statement is not a valid package (``statement_invalid``, 404)."""
 
-    status = 404
-    name = "statement_invalid"
 
-
-class NotSealedError(OtaError):
+class NotSealedError(OtaError, status=405, name="not_sealed"):
     """The package has no chunk table or seal information (``not_sealed``, 405)."""
 
-    status = 405
-    name = "not_sealed"
 
-
-class PackageNotFoundError(OtaError, LookupError):
+class PackageNotFoundError(OtaError, LookupError, status=500, name="package_not_found"):
     """No package has this id (``package_not_found``, 500)."""
 
-    status = 500
-    name = "package_not_found"
 
-
-class PackageNotAvailableError(OtaError):
+class PackageNotAvailableError(OtaError, status=501, name="package_not_available"):
     """The package is not available (``package_not_available``, 501)."""
 
-    status = 501
-    name = "package_not_available"
 
-
-class ChunkMisalignedError(OtaError):
+class ChunkMisalignedError(OtaError, status=600, name="chunk_misaligned"):
     """A chunk does not start on a 64 kib boundary (``chunk_misaligned``, 600)."""
 
-    status = 600
-    name = "chunk_misaligned"
 
-
-class StoredChunkCorruptError(VerificationError):
+class StoredChunkCorruptError(VerificationError, status=601, name="stored_chunk_corrupt"):
     """A stored chunk no longer matches its digest (``stored_chunk_corrupt``, 601)."""
 
-    status = 601
-    name = "stored_chunk_corrupt"
 
-
-class DownloadStateMismatchError(OtaError):
+class DownloadStateMismatchError(OtaError, status=602, name="download_state_mismatch"):
     """Saved download state belongs to another package (``download_state_mismatch``, 602)."""
 
-    status = 602
-    name = "download_state_mismatch"
 
-
-class PermissionDeniedError(OtaError):
+class PermissionDeniedError(OtaError, status=603, name="permission_denied"):
     """The device is not assigned this package (``permission_denied``, 603)."""
 
-    status = 603
-    name = "permission_denied"
 
-
-class NotCompatibleError(OtaError):
+class NotCompatibleError(OtaError, status=604, name="not_compatible"):
     """The package does not fit this device (``not_compatible``, 604)."""
 
-    status = 604
-    name = "not_compatible"
 
-
-class DowngradeError(OtaError):
+class DowngradeError(OtaError, status=605, name="downgrade"):
     """The package is older than the installed version (``downgrade``, 605)."""
 
-    status = 605
-    name = "downgrade"
 
-
-class AlreadyInstalledError(OtaError):
+class AlreadyInstalledError(OtaError, status=606, name="already_installed"):
     """The package is already installed (``already_installed``, 606)."""
 
-    status = 606
-    name = "already_installed"
 
-
-class WrongStateError(OtaError):
+class WrongStateError(OtaError, status=607, name="wrong_state"):
     """The input does not fit the agent's state (``wrong_state``, 607)."""
 
-    status = 607
-    name = "wrong_state"
 
-
-class ProbeRefusedError(OtaError):
+class ProbeRefusedError(OtaError, status=608, name="probe_refused"):
     """The health probe may not run on this device (``probe_refused``, 608)."""
 
-    status = 608
-    name = "probe_refused"
 
-
-class RecordInvalidError(ValidationError):
+class RecordInvalidError(ValidationError, status=609, name="record_invalid"):
     """The saved agent record is invalid (``record_invalid``, 609)."""
 
-    status = 609
-    name = "record_invalid"
 
-
-class PlanInvalidError(ValidationError):
+class PlanInvalidError(ValidationError, status=700, name="plan_invalid"):
     """The rollout's plan or target is invalid (``plan_invalid``, 700)."""
 
-    status = 700
-    name = "plan_invalid"
 
-
-class RolloutStateError(OtaError):
+class RolloutStateError(OtaError, status=701, name="rollout_state"):
     """The input does not fit the rollout's state (``rollout_state``, 701)."""
 
-    status = 701
-    name = "rollout_state"
 
-
-class RolloutNotFoundError(OtaError, LookupError):
+class RolloutNotFoundError(OtaError, LookupError, status=702, name="rollout_not_found"):
     """No such device, wave or package in the rollout (``rollout_not_found``, 702)."""
 
-    status = 702
-    name = "rollout_not_found"
 
-
-class AuditBrokenError(VerificationError):
+class AuditBrokenError(VerificationError, status=703, name="audit_broken"):
     """The audit trail was altered or truncated (``audit_broken``, 703)."""
 
-    status = 703
-    name = "audit_broken"
 
-
-class ReplayMismatchError(VerificationError):
+class ReplayMismatchError(VerificationError, status=704, name="replay_mismatch"):
     """Replaying the audit trail gives another rollout (``replay_mismatch``, 704)."""
 
-    status = 704
-    name = "replay_mismatch"
 
-
-class TufThresholdNotMetError(VerificationError):
+class TufThresholdNotMetError(VerificationError, status=800, name="tuf_threshold_not_met"):
     """A TUF role's metadata lacks its threshold of valid signatures (``tuf_threshold_not_met``, 800)."""
 
-    status = 800
-    name = "tuf_threshold_not_met"
 
-
-class TufUnknownKeyError(VerificationError):
+class TufUnknownKeyError(VerificationError, status=801, name="tuf_unknown_key"):
     """TUF metadata is signed only by keys its role does not trust (``tuf_unknown_key``, 801)."""
 
-    status = 801
-    name = "tuf_unknown_key"
 
-
-class TufDuplicateSignatureError(VerificationError):
+class TufDuplicateSignatureError(VerificationError, status=802, name="tuf_duplicate_signature"):
     """TUF metadata carries two signatures by one key (``tuf_duplicate_signature``, 802)."""
 
-    status = 802
-    name = "tuf_duplicate_signature"
 
-
-class TufRollbackError(VerificationError):
+class TufRollbackError(VerificationError, status=803, name="tuf_rollback"):
     """TUF metadata is older than the version already trusted (``tuf_rollback``, 803)."""
 
-    status = 803
-    name = "tuf_rollback"
 
-
-class TufExpiredError(VerificationError):
+class TufExpiredError(VerificationError, status=804, name="tuf_expired"):
     """TUF metadata has expired (``tuf_expired``, 804)."""
 
-    status = 804
-    name = "tuf_expired"
 
-
-class TufTargetMismatchError(VerificationError):
+class TufTargetMismatchError(VerificationError, status=805, name="tuf_target_mismatch"):
     """A TUF target's bytes differ from its targets metadata (``tuf_target_mismatch``, 805)."""
 
-    status = 805
-    name = "tuf_target_mismatch"
 
-
-class TufTargetTooLongError(VerificationError):
+class TufTargetTooLongError(VerificationError, status=806, name="tuf_target_too_long"):
     """A TUF target is longer than its targets metadata says (``tuf_target_too_long``, 806)."""
 
-    status = 806
-    name = "tuf_target_too_long"
 
-
-class TufMetadataTooLargeError(VerificationError):
+class TufMetadataTooLargeError(VerificationError, status=807, name="tuf_metadata_too_large"):
     """TUF metadata exceeds its size limit (``tuf_metadata_too_large``, 807)."""
 
-    status = 807
-    name = "tuf_metadata_too_large"
 
-
-class TufMixAndMatchError(VerificationError):
+class TufMixAndMatchError(VerificationError, status=808, name="tuf_mix_and_match"):
     """TUF metadata does not match the version or hash another role names (``tuf_mix_and_match``, 808)."""
 
-    status = 808
-    name = "tuf_mix_and_match"
 
-
-class TufUnsafeTargetNameError(ValidationError):
+class TufUnsafeTargetNameError(ValidationError, status=809, name="tuf_unsafe_target_name"):
     """A TUF target name is not a safe relative path (``tuf_unsafe_target_name``, 809)."""
 
-    status = 809
-    name = "tuf_unsafe_target_name"
 
-
-class TufTargetNotFoundError(OtaError, LookupError):
+class TufTargetNotFoundError(OtaError, LookupError, status=810, name="tuf_target_not_found"):
     """The TUF repository has no such target (``tuf_target_not_found``, 810)."""
 
-    status = 810
-    name = "tuf_target_not_found"
 
-
-class TufRootRotationRefusedError(VerificationError):
+class TufRootRotationRefusedError(VerificationError, status=811, name="tuf_root_rotation_refused"):
     """A new TUF root is not signed by the threshold of the trusted root (``tuf_root_rotation_refused``, 811)."""
 
-    status = 811
-    name = "tuf_root_rotation_refused"
 
-
-class TufFetchError(OtaError, OSError):
+class TufFetchError(OtaError, OSError, status=812, name="tuf_fetch"):
     """The TUF repository could not be read (``tuf_fetch``, 812)."""
 
-    status = 812
-    name = "tuf_fetch"
 
-
-class TufMetadataInvalidError(VerificationError):
+class TufMetadataInvalidError(VerificationError, status=813, name="tuf_metadata_invalid"):
     """TUF metadata is malformed (``tuf_metadata_invalid``, 813)."""
 
-    status = 813
-    name = "tuf_metadata_invalid"
 
-
-class TufRepositoryError(OtaError):
+class TufRepositoryError(OtaError, status=814, name="tuf_repository"):
     """The TUF repository could not be built or signed (``tuf_repository``, 814)."""
 
-    status = 814
-    name = "tuf_repository"
 
-
-class TufPackageInvalidError(VerificationError):
+class TufPackageInvalidError(VerificationError, status=815, name="tuf_package_invalid"):
     """A TUF target does not carry a valid package statement for its bytes (``tuf_package_invalid``, 815)."""
-
-    status = 815
-    name = "tuf_package_invalid"
 
 
 __all__ += [

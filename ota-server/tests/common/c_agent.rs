@@ -11,11 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use ota_core::Package;
-use ota_core::sign;
 use serde_json::{Value, json};
 
-use crate::common::{publisher, seal_key};
+use crate::common::{firmware_package, publisher, registration, seal_and_sign};
 
 /// The installed firmware of a device out of the factory.
 pub const FACTORY: &[u8] = b"firmware 1.2.0";
@@ -169,40 +167,9 @@ pub fn have_valgrind() -> bool {
 /// A sealed, signed firmware package of `plaintext`, written to `dir/fw-VERSION.enc`: its
 /// upload body and package id.
 pub fn firmware_of(dir: &Path, version: &str, plaintext: &[u8]) -> (Value, String) {
-    let mut p = Package::from_json(
-        json!({
-            "type": "fw", "name": "temp-sensor-fw", "version": version,
-            "artifact_uri": format!("s3://ota-artifacts/temp-sensor/fw-{version}.enc"),
-            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-            "size_bytes": 1,
-            "compatibility": {"device_types": ["temp-sensor"], "min_version": "1.0.0"},
-            "release_notes": "Fix sensor drift above 60C.",
-        })
-        .to_string()
-        .as_bytes(),
-    )
-    .unwrap();
-    let (bytes, sealed) = ota_core::seal::seal_bytes(&seal_key(), [0x2e; 16], plaintext).unwrap();
-    p.set_sealed(&sealed);
-    let env = sign::sign(&p, &[&publisher()]).unwrap();
-    let path = dir.join(format!("fw-{version}.enc"));
-    std::fs::write(&path, &bytes).unwrap();
-    let id = ota_core::PackageId::of(&env.payload).to_string();
-    let body = json!({
-        "envelope": serde_json::from_str::<Value>(&env.to_json()).unwrap(),
-        "encryption_key": seal_key().to_hex(),
-        "artifact_uri": format!("file://{}", path.display()),
-    });
+    let p = firmware_package(version, "Fix sensor drift above 60C.");
+    let (body, id, _) = seal_and_sign(dir, version, p, plaintext, [0x2e; 16]);
     (body, id)
-}
-
-/// The body that registers a device of the tests (`PUT /api/v1/devices/{id}`).
-pub fn registration(profile: &str) -> Value {
-    json!({
-        "profile_id": profile, "device_type": "temp-sensor",
-        "hardware_profile": "acme-sensor-v2", "arch": "armv7",
-        "installed": {"temp-sensor-fw": "1.2.0"},
-    })
 }
 
 /// A device run by the C agent: its files.

@@ -103,6 +103,93 @@ pub fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// A fresh temporary directory for a test server ([`config`], [`spawn_server`]) and its
+/// artifact root `in/` inside it, made: `(dir, dir/in)`.
+pub fn tmp_with_input(name: &str) -> (PathBuf, PathBuf) {
+    let dir = tmp(name);
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    (dir, input)
+}
+
+/// The body that registers a device of the tests (`PUT /api/v1/devices/{id}`): a
+/// temp-sensor (acme-sensor-v2, armv7) of profile `profile` running firmware 1.2.0.
+pub fn registration(profile: &str) -> Value {
+    json!({
+        "profile_id": profile, "device_type": "temp-sensor",
+        "hardware_profile": "acme-sensor-v2", "arch": "armv7",
+        "installed": {"temp-sensor-fw": "1.2.0"},
+    })
+}
+
+/// [`registration`] of profile `p` naming the device `id` in the body too, as a device that
+/// registers itself would.
+pub fn registration_naming(id: &str) -> Value {
+    let mut body = registration("p");
+    body["device_id"] = json!(id);
+    body
+}
+
+/// The body that creates a rollout of `package_id` to every device of profile `p` at once
+/// (`canary_percent` 100) that no share of failures halts (`failure_threshold_percent` 100).
+pub fn rollout_to_all(package_id: &str) -> Value {
+    json!({"package_id": package_id, "target_profile_id": "p", "canary_percent": 100,
+           "failure_threshold_percent": 100})
+}
+
+/// The `state` of device `id` in a rollout's device listing
+/// (`GET /api/v1/ota/rollouts/{id}/devices`), or null when it is not listed.
+pub fn state_in(listing: &Value, id: &str) -> Value {
+    listing["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device_id"] == id)
+        .map(|d| d["state"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// The unsealed temp-sensor firmware package `version`, with `release_notes`.
+pub fn firmware_package(version: &str, release_notes: &str) -> Package {
+    Package::from_json(
+        json!({
+            "type": "fw", "name": "temp-sensor-fw", "version": version,
+            "artifact_uri": format!("s3://ota-artifacts/temp-sensor/fw-{version}.enc"),
+            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "size_bytes": 1,
+            "compatibility": {"device_types": ["temp-sensor"], "min_version": "1.0.0"},
+            "release_notes": release_notes,
+        })
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+/// Seals `plaintext` for package `p` of version `version` (with the IV `iv`), signs `p` by
+/// the test publisher and writes the artifact to `dir/fw-VERSION.enc`: (upload body, package
+/// id, artifact bytes).
+pub fn seal_and_sign(
+    dir: &Path,
+    version: &str,
+    mut p: Package,
+    plaintext: &[u8],
+    iv: [u8; 16],
+) -> (Value, String, Vec<u8>) {
+    let (bytes, sealed) = ota_core::seal::seal_bytes(&seal_key(), iv, plaintext).unwrap();
+    p.set_sealed(&sealed);
+    let env = sign::sign(&p, &[&publisher()]).unwrap();
+    let path = dir.join(format!("fw-{version}.enc"));
+    std::fs::write(&path, &bytes).unwrap();
+    let id = ota_core::PackageId::of(&env.payload).to_string();
+    let body = json!({
+        "envelope": serde_json::from_str::<Value>(&env.to_json()).unwrap(),
+        "encryption_key": seal_key().to_hex(),
+        "artifact_uri": format!("file://{}", path.display()),
+    });
+    (body, id, bytes)
+}
+
 /// A sealed, signed firmware package: (upload body, package id, artifact bytes). The artifact
 /// is written to `dir/fw-VERSION.enc`; `plaintext_len` bytes of plaintext. With `rollback`,
 /// it is signed as a rollback of 2.0.0, valid until 2100.
@@ -112,19 +199,7 @@ pub fn firmware(
     rollback: bool,
     plaintext_len: usize,
 ) -> (Value, String, Vec<u8>) {
-    let mut p = Package::from_json(
-        json!({
-            "type": "fw", "name": "temp-sensor-fw", "version": version,
-            "artifact_uri": format!("s3://ota-artifacts/temp-sensor/fw-{version}.enc"),
-            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-            "size_bytes": 1,
-            "compatibility": {"device_types": ["temp-sensor"], "min_version": "1.0.0"},
-            "release_notes": "Fix sensor drift above 60C; reduce idle current.",
-        })
-        .to_string()
-        .as_bytes(),
-    )
-    .unwrap();
+    let mut p = firmware_package(version, "Fix sensor drift above 60C; reduce idle current.");
     p.rollback = rollback.then(|| ota_core::package::Rollback {
         from: "2.0.0".parse().unwrap(),
         expires: "2100-01-01T00:00:00Z".parse().unwrap(),
@@ -139,18 +214,7 @@ pub fn firmware(
             (x as u8) ^ version.as_bytes()[i % version.len()]
         })
         .collect();
-    let (bytes, sealed) = ota_core::seal::seal_bytes(&seal_key(), [0x1f; 16], &plaintext).unwrap();
-    p.set_sealed(&sealed);
-    let env = sign::sign(&p, &[&publisher()]).unwrap();
-    let path = dir.join(format!("fw-{version}.enc"));
-    std::fs::write(&path, &bytes).unwrap();
-    let id = ota_core::PackageId::of(&env.payload).to_string();
-    let body = json!({
-        "envelope": serde_json::from_str::<Value>(&env.to_json()).unwrap(),
-        "encryption_key": seal_key().to_hex(),
-        "artifact_uri": format!("file://{}", path.display()),
-    });
-    (body, id, bytes)
+    seal_and_sign(dir, version, p, &plaintext, [0x1f; 16])
 }
 
 /// The configuration of a test server over `dir`.
@@ -218,6 +282,89 @@ impl Srv {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, v)
+    }
+
+    /// A `GET` with a bearer token: (status, JSON).
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call("GET", path, token, None).await
+    }
+
+    /// Uploads a package (`POST /api/v1/ota/packages`) and asserts it was created; returns
+    /// the answer.
+    pub async fn upload(&self, admin: &str, body: &Value) -> Value {
+        let (code, v) = self
+            .call("POST", "/api/v1/ota/packages", admin, Some(body))
+            .await;
+        assert_eq!(code, 201, "{v}");
+        v
+    }
+
+    /// Stores profile `id` with no fields set and asserts it was stored.
+    pub async fn empty_profile(&self, admin: &str, id: &str) {
+        let path = format!("/api/v1/ota/profiles/{id}");
+        let (code, v) = self.call("PUT", &path, admin, Some(&json!({}))).await;
+        assert_eq!(code, 200, "{v}");
+    }
+
+    /// Registers device `id` with `body` and asserts it was created; returns its credential.
+    pub async fn register(&self, admin: &str, id: &str, body: &Value) -> String {
+        let path = format!("/api/v1/devices/{id}");
+        let (code, v) = self.call("PUT", &path, admin, Some(body)).await;
+        assert_eq!(code, 201, "{v}");
+        v["credential"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a rollout (`POST /api/v1/ota/rollouts`) and asserts it was created; returns
+    /// the answer (its `rollout_id`, `scheduled_count`, ...).
+    pub async fn create_rollout(&self, admin: &str, body: &Value) -> Value {
+        let (code, v) = self
+            .call("POST", "/api/v1/ota/rollouts", admin, Some(body))
+            .await;
+        assert_eq!(code, 201, "{v}");
+        v
+    }
+
+    /// A rollout's audit trail (`GET /api/v1/ota/rollouts/{rid}/audit`), asserted served.
+    pub async fn audit(&self, admin: &str, rid: &str) -> Value {
+        let (code, v) = self
+            .get(&format!("/api/v1/ota/rollouts/{rid}/audit"), admin)
+            .await;
+        assert_eq!(code, 200, "{v}");
+        v
+    }
+
+    /// The ids of the devices of rollout `rid` in state `state` (`GET
+    /// /api/v1/ota/rollouts/{rid}/devices?state=...`, one page).
+    pub async fn devices_in(&self, admin: &str, rid: &str, state: &str) -> Vec<String> {
+        let path = format!("/api/v1/ota/rollouts/{rid}/devices?state={state}");
+        let (code, v) = self.get(&path, admin).await;
+        assert_eq!(code, 200, "{v}");
+        v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["device_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// An operator's `action` on rollout `rid` (`pause`, `resume`, `rollback`, `abort`:
+    /// `POST /api/v1/ota/rollouts/{rid}/{action}`) with `token`: (status, JSON).
+    pub async fn act(&self, token: &str, rid: &str, action: &str) -> (u16, Value) {
+        let path = format!("/api/v1/ota/rollouts/{rid}/{action}");
+        self.call("POST", &path, token, None).await
+    }
+
+    /// The server's Prometheus text (`GET /metrics`, no token).
+    pub async fn metrics(&self) -> String {
+        let r = self.http.get(format!("{}/metrics", self.base)).send();
+        r.await.unwrap().text().await.unwrap()
+    }
+
+    /// Device `device`'s report (`POST /api/v1/devices/{device}/ota/report`) with its
+    /// credential: (status, JSON).
+    pub async fn report(&self, device: &str, cred: &str, body: &Value) -> (u16, Value) {
+        let path = format!("/api/v1/devices/{device}/ota/report");
+        self.call("POST", &path, cred, Some(body)).await
     }
 
     /// A request with a raw body.
