@@ -318,7 +318,7 @@ gz=$(dev "gunzip alone (flate2 + zlib-rs)" 1) sh_r=$(dev "openssl enc -d | gzip 
 a2g=$(dev "any-order stage+install, two threads" 2) a1g=$(dev "any-order stage+install, one thread" 2)
 dmib=$(grab "$d" '^device pipeline, ([0-9]+) MiB artifact.*')
 row "device pipeline: verify every chunk, decrypt, gunzip (2 threads, ${dmib:-?} MiB artifact)" \
-    "$(x "$p2g") gunzip alone, $(x "$p2s") the shell (${p2r:-?} MiB/s; 1 thread $(x "$p1g"))" \
+    "$(x "$p2g") gunzip alone, $(x "$p2s") the shell (${p2r:-?} MiB/s; 1 thread $(x "$p1g")); the ceiling, gunzip alone against the shell: $(x "$( [ -n "$gz" ] && [ -n "$sh_r" ] && calc "$gz / $sh_r")")" \
     "gunzip alone, flate2 + zlib-rs in process: ${gz:-?} MiB/s; \`openssl enc -d \\| gzip -d \\| sha256sum\`: ${sh_r:-?} MiB/s" \
     "≥ 0.95× gunzip alone; ≥ 3× the shell" "$(met "$p2g" '>=' 0.95 "$p2s" '>=' 3)"
 row "the agent's any-order path: stage, then install (2 threads)" \
