@@ -389,6 +389,49 @@ fn a_static_group_target_is_tested_as_a_set() {
     );
 }
 
+/// 20 000 devices that never answer, with an offline expiry of 120 days: past two of the
+/// timer heap's 32-bit windows (49.7 days each). Each device times out at its expiry, and the
+/// ticks at the windows' ends, which only put the waiting devices back, are cheap: the heap is
+/// not rebuilt once for each device (which took minutes at this size).
+#[test]
+fn an_offline_expiry_past_two_timer_windows_times_out_every_device_without_quadratic_ticks() {
+    const DAY: u64 = 86_400_000;
+    const N: usize = 20_000;
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(N, 0);
+    let plan = json!({"canary_percent": 100,
+        "retries": {"no_ack": {"max": 0}},
+        "timeouts": {"offline_expiry_ms": 120 * DAY}});
+    let mut h = create(spec(&pkg, None, plan), &pkg, None, &fleet, T0);
+    assert_eq!(sent(&mut h).len(), N);
+    // The acknowledgements are overdue and no resend is left: each device waits for its expiry.
+    h.handle(Input::Tick, T0 + 600_000).unwrap();
+    let expiry = T0 + 120 * DAY;
+    let mut ticks = 0;
+    loop {
+        let at = h.poll_timeout().expect("a timer is set");
+        assert!(at <= expiry, "{at} is past the expiry {expiry}");
+        if at == expiry {
+            break;
+        }
+        let start = std::time::Instant::now();
+        h.handle(Input::Tick, at).unwrap();
+        let took = start.elapsed();
+        assert!(took.as_secs() < 5, "the tick at {at} took {took:?}");
+        assert!(h.devices().all(|(_, s)| s == DeviceState::Sent));
+        ticks += 1;
+        assert!(ticks < 10, "{ticks} ticks before the expiry");
+    }
+    h.take_trail();
+    h.handle(Input::Tick, expiry).unwrap();
+    assert!(h.devices().all(|(_, s)| s == DeviceState::TimedOut));
+    let timed_out = effects(&mut h)
+        .iter()
+        .filter(|e| matches!(e, Effect::DeviceTimedOut { offline: true, .. }))
+        .count();
+    assert_eq!(timed_out, N, "each device times out once");
+}
+
 // --- Item 8: restore validates every invariant the engine relies on. -----------------------
 
 /// A rollout in the middle of things, with retries, a rollback package and devices in many

@@ -38,6 +38,9 @@ pub(super) struct Timers {
     queued: Vec<u64>,
     /// Devices with a timer set.
     live: u64,
+    /// Times the heap was rebuilt on a new base (each costs every entry).
+    #[cfg(test)]
+    rebases: usize,
 }
 
 impl Timers {
@@ -159,6 +162,10 @@ impl Timers {
     /// Counts offsets from `base` instead, at or before every entry's instant (an entry that
     /// then lies past the window waits at its end: earlier, which is safe).
     fn rebase(&mut self, base: u64) {
+        #[cfg(test)]
+        {
+            self.rebases += 1;
+        }
         let entries: Vec<(u32, u64)> = std::mem::take(&mut self.heap)
             .into_iter()
             .map(|Reverse(e)| self.decode(e))
@@ -317,5 +324,90 @@ mod tests {
         }
         assert_eq!(t.live(), 0);
         assert!(t.len() <= SLACK as usize + 2, "{} entries", t.len());
+    }
+
+    /// Sets `n` devices' deadlines with `at(i)`, device `n` at `start` first (the base).
+    fn far(t: &mut Timers, d: &mut Vec<UnixMs>, start: u64, n: u32, at: impl Fn(u32) -> u64) {
+        d.resize(n as usize + 1, UnixMs::ZERO);
+        d[n as usize] = UnixMs(start);
+        t.set(n, UnixMs::ZERO, UnixMs(start), |_| UnixMs::ZERO);
+        for i in 0..n {
+            d[i as usize] = UnixMs(at(i));
+            t.set(i, UnixMs::ZERO, d[i as usize], |_| UnixMs::ZERO);
+        }
+    }
+
+    /// Pops every device due at `now`, clearing each as it fires.
+    fn fire_all(t: &mut Timers, d: &mut [UnixMs], now: u64) -> Vec<(u64, u32)> {
+        let mut fired = Vec::new();
+        loop {
+            let dd = d.to_vec();
+            let Some(i) = t.pop_due(UnixMs(now), |j| dd[j as usize]) else {
+                return fired;
+            };
+            fired.push((d[i as usize].get(), i));
+            let before = std::mem::replace(&mut d[i as usize], UnixMs::ZERO);
+            t.set(i, before, UnixMs::ZERO, |_| UnixMs::ZERO);
+        }
+    }
+
+    #[test]
+    fn devices_waiting_at_the_window_end_move_on_with_one_rebase_not_one_each() {
+        // 2000 devices due more than two windows past the base all wait at the first
+        // window's end; popping them there must not rebuild the heap once per device (a
+        // million devices with an offline expiry of 120 days would take hours).
+        let (start, n) = (1_800_000_000_000, 2000);
+        let (mut t, mut d) = (Timers::default(), Vec::new());
+        far(&mut t, &mut d, start, n, |i| {
+            start + 3 * WINDOW + u64::from(i)
+        });
+        assert_eq!(fire_all(&mut t, &mut d, start + WINDOW), vec![(start, n)]);
+        assert!(
+            t.rebases <= 1,
+            "{} rebases at the first window's end",
+            t.rebases
+        );
+        assert_eq!(fire_all(&mut t, &mut d, start + 2 * WINDOW), vec![]);
+        assert!(t.rebases <= 2, "{} rebases by the second", t.rebases);
+        let fired = fire_all(&mut t, &mut d, start + 3 * WINDOW + u64::from(n));
+        let want: Vec<_> = (0..n)
+            .map(|i| (start + 3 * WINDOW + u64::from(i), i))
+            .collect();
+        assert_eq!(fired, want);
+    }
+
+    #[test]
+    fn early_entries_of_deadlines_moved_past_the_window_wait_at_its_end_without_a_rebase_each() {
+        // Deadlines moved later by more than a window push nothing; their entries come up one
+        // by one, each must not rebuild the heap (a retry backoff past 49.7 days did).
+        let (start, n) = (1_800_000_000_000, 2000);
+        let (mut t, mut d) = (Timers::default(), Vec::new());
+        far(&mut t, &mut d, start, n, |i| start + 10 + u64::from(i));
+        for i in 0..n {
+            let later = UnixMs(start + 2 * WINDOW + u64::from(n - i));
+            let before = std::mem::replace(&mut d[i as usize], later);
+            let dd = d.clone();
+            t.set(i, before, later, |j| dd[j as usize]);
+        }
+        assert_eq!(
+            t.len(),
+            n as usize + 1,
+            "a deadline moved later pushes nothing"
+        );
+        assert_eq!(
+            fire_all(&mut t, &mut d, start + 10 + u64::from(n)),
+            vec![(start, n)]
+        );
+        assert!(
+            t.rebases <= 1,
+            "{} rebases for {n} early entries",
+            t.rebases
+        );
+        let fired = fire_all(&mut t, &mut d, start + 3 * WINDOW);
+        let want: Vec<_> = (0..n)
+            .rev()
+            .map(|i| (start + 2 * WINDOW + u64::from(n - i), i))
+            .collect();
+        assert_eq!(fired, want);
     }
 }
