@@ -122,8 +122,11 @@ impl Timers {
                 self.unmark(i);
                 return Some(i);
             } else if due > at {
-                // Early: back at its deadline, past the window's end if need be.
-                if due - self.base > WINDOW {
+                // Early: back at its deadline, or at the window's end if it lies past it. Only
+                // an entry already at the end moves the base there, once (the entries waiting
+                // with it are then at the base): a rebase for each would cost every entry, for
+                // each.
+                if due - self.base > WINDOW && at - self.base == WINDOW {
                     self.rebase(at);
                 }
                 self.push(i, due);
