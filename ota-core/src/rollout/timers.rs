@@ -413,4 +413,21 @@ mod tests {
             .collect();
         assert_eq!(fired, want);
     }
+
+    #[test]
+    fn a_clock_jumping_a_thousand_windows_fires_every_device_without_stepping_each_window() {
+        // A host's clock jumping years ahead (or a restored deadline years away): the devices
+        // due fire in order, and the heap does not walk the windows one by one with a rebase
+        // of every entry each (to u64::MAX, four billion of them).
+        let (start, n) = (1_800_000_000_000, 100);
+        let (mut t, mut d) = (Timers::default(), Vec::new());
+        far(&mut t, &mut d, start, n, |i| {
+            start + 1000 * WINDOW + u64::from(i)
+        });
+        let fired = fire_all(&mut t, &mut d, u64::MAX);
+        let mut want = vec![(start, n)];
+        want.extend((0..n).map(|i| (start + 1000 * WINDOW + u64::from(i), i)));
+        assert_eq!(fired, want);
+        assert!(t.rebases <= 2, "{} rebases", t.rebases);
+    }
 }
