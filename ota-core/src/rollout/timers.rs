@@ -123,11 +123,10 @@ impl Timers {
                 return Some(i);
             } else if due > at {
                 // Early: back at its deadline, or at the window's end if it lies past it. Only
-                // an entry already at the end moves the base there, once (the entries waiting
-                // with it are then at the base): a rebase for each would cost every entry, for
-                // each.
+                // an entry already at the end moves the window, once (the entries waiting with
+                // it are then within it): a rebase for each would cost every entry, for each.
                 if due - self.base > WINDOW && at - self.base == WINDOW {
-                    self.rebase(at);
+                    self.move_window(due, &deadline);
                 }
                 self.push(i, due);
             }
@@ -177,6 +176,30 @@ impl Timers {
         self.heap = entries
             .into_iter()
             .map(|(i, at)| Reverse(self.entry(i, at.max(base))))
+            .collect();
+    }
+
+    /// Moves the window past its end: every entry is put at its device's deadline (one whose
+    /// deadline was cleared or moved before it is dropped), and offsets count from the earliest
+    /// of these and `due` (about to be pushed); so a clock that jumps years ahead moves the
+    /// window once, not 49.7 days at a time.
+    fn move_window(&mut self, due: u64, deadline: impl Fn(u32) -> UnixMs) {
+        #[cfg(test)]
+        {
+            self.rebases += 1;
+        }
+        let mut entries = Vec::with_capacity(self.heap.len());
+        for Reverse(e) in std::mem::take(&mut self.heap) {
+            let (i, at) = self.decode(e);
+            let d = deadline(i).get();
+            if d != 0 && d >= at {
+                entries.push((i, d));
+            }
+        }
+        self.base = entries.iter().map(|&(_, d)| d).fold(due, u64::min);
+        self.heap = entries
+            .into_iter()
+            .map(|(i, d)| Reverse(self.entry(i, d)))
             .collect();
     }
 
@@ -260,7 +283,14 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         // Spans that cross the 49.7-day window now and then.
-        let span = prop_oneof![0..100u64, 0..5_000_000_000u64, 0..20_000_000_000u64];
+        let span = prop_oneof![
+            0..100u64,
+            0..5_000_000_000u64,
+            0..20_000_000_000u64,
+            // A clock jumping millions of windows ahead (not to the end of time: a deadline
+            // set there would be due at once, again and again).
+            0..1u64 << 55,
+        ];
         prop_oneof![
             (0..40u32, span.clone()).prop_map(|(i, d)| Op::Set(i, d)),
             (span.clone(), span).prop_map(|(a, d)| Op::Advance(a, d)),
@@ -429,5 +459,12 @@ mod tests {
         want.extend((0..n).map(|i| (start + 1000 * WINDOW + u64::from(i), i)));
         assert_eq!(fired, want);
         assert!(t.rebases <= 2, "{} rebases", t.rebases);
+        // Timers set at the end of time, and a tick there.
+        let (mut t, mut d) = (Timers::default(), Vec::new());
+        far(&mut t, &mut d, start, n, |_| u64::MAX);
+        let fired = fire_all(&mut t, &mut d, u64::MAX);
+        let mut want = vec![(start, n)];
+        want.extend((0..n).map(|i| (u64::MAX, i)));
+        assert_eq!(fired, want);
     }
 }
