@@ -307,6 +307,60 @@ fn refused_reports_replay_from_the_trail() {
     assert!(replayed.same_state(&h));
 }
 
+/// ota-server stores each audit record as JSON and, on restart, reads them back and replays
+/// them against the records the rollout writes again. A success rate such as 11 of 12
+/// (91.66666666666667 %) in a held wave's record must read back as the same number, or the
+/// record no longer matches its hash and the replay diverges.
+#[test]
+fn a_trail_read_back_from_json_verifies_and_replays_whatever_its_success_rate() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(120, 0);
+    let plan = spec(
+        &pkg,
+        None,
+        json!({"canary_percent": 10, "failure_threshold_percent": 100,
+            "waves": [{"percent": 100, "success_gate_percent": 100}]}),
+    );
+    let mut h = create(plan.clone(), &pkg, None, &fleet, T0);
+    let canary = sent(&mut h);
+    assert_eq!(canary.len(), 12);
+    for (n, (d, _)) in canary.iter().enumerate() {
+        let r = if n == 0 {
+            report(d, Failure, Some("1.2.0"))
+        } else {
+            report(d, Success, Some("2.0.0"))
+        };
+        h.handle(Input::Report(r), T0 + 1 + n as u64).unwrap();
+    }
+    let trail = h.take_trail();
+    let held = trail.iter().flat_map(|r| &r.effects).find_map(|e| match e {
+        Effect::WaveHeld {
+            success_percent, ..
+        } => Some(*success_percent),
+        _ => None,
+    });
+    assert_eq!(held, Some(1100.0 / 12.0));
+    let text = serde_json::to_string(&trail).unwrap();
+    let back: Vec<audit::AuditRecord> = serde_json::from_str(&text).unwrap();
+    audit::verify(&back).unwrap_or_else(|e| panic!("the trail read back: {e}"));
+    assert_eq!(back, trail);
+    let replayed = Rollout::replay(
+        ota_core::rollout::Create {
+            rollout_id: "rol_4c7e".parse().unwrap(),
+            tenant: "acme".parse().unwrap(),
+            spec: plan,
+            package: &pkg,
+            rollback: None,
+            fleet: &fleet,
+            by: "alice".parse().unwrap(),
+            now: T0,
+        },
+        &back,
+    )
+    .unwrap_or_else(|e| panic!("the trail read back replays: {e}"));
+    assert!(replayed.same_state(&h));
+}
+
 #[test]
 fn a_report_of_a_device_outside_the_rollout_is_not_recorded() {
     let pkg = firmware("2.0.0", false);
