@@ -294,6 +294,60 @@ fn refused_reports_replay_from_the_trail() {
     assert!(replayed.same_state(&h));
 }
 
+/// ota-server stores each audit record as JSON and, on restart, reads them back and replays
+/// them against the records the rollout writes again. A success rate such as 11 of 12
+/// (91.66666666666667 %) in a held wave's record must read back as the same number, or the
+/// record no longer matches its hash and the replay diverges.
+#[test]
+fn a_trail_read_back_from_json_verifies_and_replays_whatever_its_success_rate() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(120, 0);
+    let plan = spec(
+        &pkg,
+        None,
+        json!({"canary_percent": 10, "failure_threshold_percent": 100,
+            "waves": [{"percent": 100, "success_gate_percent": 100}]}),
+    );
+    let mut h = create(plan.clone(), &pkg, None, &fleet, T0);
+    let canary = sent(&mut h);
+    assert_eq!(canary.len(), 12);
+    for (n, (d, _)) in canary.iter().enumerate() {
+        let r = if n == 0 {
+            report(d, Failure, Some("1.2.0"))
+        } else {
+            report(d, Success, Some("2.0.0"))
+        };
+        h.handle(Input::Report(r), T0 + 1 + n as u64).unwrap();
+    }
+    let trail = h.take_trail();
+    let held = trail.iter().flat_map(|r| &r.effects).find_map(|e| match e {
+        Effect::WaveHeld {
+            success_percent, ..
+        } => Some(*success_percent),
+        _ => None,
+    });
+    assert_eq!(held, Some(1100.0 / 12.0));
+    let text = serde_json::to_string(&trail).unwrap();
+    let back: Vec<audit::AuditRecord> = serde_json::from_str(&text).unwrap();
+    audit::verify(&back).unwrap_or_else(|e| panic!("the trail read back: {e}"));
+    assert_eq!(back, trail);
+    let replayed = Rollout::replay(
+        ota_core::rollout::Create {
+            rollout_id: "rol_4c7e".parse().unwrap(),
+            tenant: "acme".parse().unwrap(),
+            spec: plan,
+            package: &pkg,
+            rollback: None,
+            fleet: &fleet,
+            by: "alice".parse().unwrap(),
+            now: T0,
+        },
+        &back,
+    )
+    .unwrap_or_else(|e| panic!("the trail read back replays: {e}"));
+    assert!(replayed.same_state(&h));
+}
+
 #[test]
 fn a_report_of_a_device_outside_the_rollout_is_not_recorded() {
     let pkg = firmware("2.0.0", false);
@@ -374,6 +428,91 @@ fn a_static_group_target_is_tested_as_a_set() {
         h.device_state(fleet[0].device_id.as_str()),
         Some(DeviceState::Removed)
     );
+}
+
+/// 20 000 devices that never answer, with an offline expiry of 120 days: past two of the
+/// timer heap's 32-bit windows (49.7 days each). Each device times out at its expiry, and the
+/// ticks at the windows' ends, which only put the waiting devices back, are cheap: the heap is
+/// not rebuilt once for each device (which took minutes at this size).
+#[test]
+fn an_offline_expiry_past_two_timer_windows_times_out_every_device_without_quadratic_ticks() {
+    const DAY: u64 = 86_400_000;
+    const N: usize = 20_000;
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(N, 0);
+    let plan = json!({"canary_percent": 100,
+        "retries": {"no_ack": {"max": 0}},
+        "timeouts": {"offline_expiry_ms": 120 * DAY}});
+    let mut h = create(spec(&pkg, None, plan), &pkg, None, &fleet, T0);
+    assert_eq!(sent(&mut h).len(), N);
+    // The acknowledgements are overdue and no resend is left: each device waits for its expiry.
+    h.handle(Input::Tick, T0 + 600_000).unwrap();
+    let expiry = T0 + 120 * DAY;
+    let mut ticks = 0;
+    loop {
+        let at = h.poll_timeout().expect("a timer is set");
+        assert!(at <= expiry, "{at} is past the expiry {expiry}");
+        if at == expiry {
+            break;
+        }
+        let start = std::time::Instant::now();
+        h.handle(Input::Tick, at).unwrap();
+        let took = start.elapsed();
+        assert!(took.as_secs() < 5, "the tick at {at} took {took:?}");
+        assert!(h.devices().all(|(_, s)| s == DeviceState::Sent));
+        ticks += 1;
+        assert!(ticks < 10, "{ticks} ticks before the expiry");
+    }
+    h.take_trail();
+    h.handle(Input::Tick, expiry).unwrap();
+    assert!(h.devices().all(|(_, s)| s == DeviceState::TimedOut));
+    let timed_out = effects(&mut h)
+        .iter()
+        .filter(|e| matches!(e, Effect::DeviceTimedOut { offline: true, .. }))
+        .count();
+    assert_eq!(timed_out, N, "each device times out once");
+}
+
+/// Devices of a wave not yet opened leave and join again. With strata, a device's order key
+/// may fall within an earlier wave's bound (another stratum's), so it joins that wave: the
+/// rollout it leaves must still restore from its snapshot, the device listed nowhere else.
+#[test]
+fn devices_that_leave_and_rejoin_into_another_wave_leave_a_snapshot_that_restores() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(200, 0);
+    let plan = spec(
+        &pkg,
+        None,
+        json!({"canary_percent": 10, "stratify": true,
+            "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
+    );
+    let mut h = create(plan, &pkg, None, &fleet, T0);
+    h.take_trail();
+    let waiting: Vec<_> = h
+        .devices()
+        .filter(|(_, s)| *s == DeviceState::Pending)
+        .map(|(d, _)| d.to_string())
+        .collect();
+    assert!(!waiting.is_empty());
+    let mut moved = 0;
+    for (n, d) in waiting.iter().enumerate() {
+        let p = fleet.iter().find(|p| p.device_id.as_str() == d).unwrap();
+        let at = T0 + 1 + 2 * n as u64;
+        h.handle(
+            Input::Leave {
+                device_id: p.device_id.clone(),
+            },
+            at,
+        )
+        .unwrap();
+        h.handle(Input::Join(Box::new(p.clone())), at + 1).unwrap();
+        moved += usize::from(h.device_state(d) != Some(DeviceState::Pending));
+    }
+    assert!(moved > 0, "no device joined an opened wave");
+    let snap = Snapshot::from_json(h.snapshot().to_json().as_bytes(), &Limits::DEFAULT).unwrap();
+    let back = Rollout::restore(snap, &pkg, None)
+        .unwrap_or_else(|e| panic!("{moved} device(s) moved wave: {e}"));
+    assert!(back.same_state(&h));
 }
 
 // --- Item 8: restore validates every invariant the engine relies on. -----------------------

@@ -38,6 +38,9 @@ pub(super) struct Timers {
     queued: Vec<u64>,
     /// Devices with a timer set.
     live: u64,
+    /// Times the heap was rebuilt on a new base (each costs every entry).
+    #[cfg(test)]
+    rebases: usize,
 }
 
 impl Timers {
@@ -119,9 +122,11 @@ impl Timers {
                 self.unmark(i);
                 return Some(i);
             } else if due > at {
-                // Early: back at its deadline, past the window's end if need be.
-                if due - self.base > WINDOW {
-                    self.rebase(at);
+                // Early: back at its deadline, or at the window's end if it lies past it. Only
+                // an entry already at the end moves the window, once (the entries waiting with
+                // it are then within it): a rebase for each would cost every entry, for each.
+                if due - self.base > WINDOW && at - self.base == WINDOW {
+                    self.move_window(due, &deadline);
                 }
                 self.push(i, due);
             }
@@ -159,6 +164,10 @@ impl Timers {
     /// Counts offsets from `base` instead, at or before every entry's instant (an entry that
     /// then lies past the window waits at its end: earlier, which is safe).
     fn rebase(&mut self, base: u64) {
+        #[cfg(test)]
+        {
+            self.rebases += 1;
+        }
         let entries: Vec<(u32, u64)> = std::mem::take(&mut self.heap)
             .into_iter()
             .map(|Reverse(e)| self.decode(e))
@@ -167,6 +176,30 @@ impl Timers {
         self.heap = entries
             .into_iter()
             .map(|(i, at)| Reverse(self.entry(i, at.max(base))))
+            .collect();
+    }
+
+    /// Moves the window past its end: every entry is put at its device's deadline (one whose
+    /// deadline was cleared or moved before it is dropped), and offsets count from the earliest
+    /// of these and `due` (about to be pushed); so a clock that jumps years ahead moves the
+    /// window once, not 49.7 days at a time.
+    fn move_window(&mut self, due: u64, deadline: impl Fn(u32) -> UnixMs) {
+        #[cfg(test)]
+        {
+            self.rebases += 1;
+        }
+        let mut entries = Vec::with_capacity(self.heap.len());
+        for Reverse(e) in std::mem::take(&mut self.heap) {
+            let (i, at) = self.decode(e);
+            let d = deadline(i).get();
+            if d != 0 && d >= at {
+                entries.push((i, d));
+            }
+        }
+        self.base = entries.iter().map(|&(_, d)| d).fold(due, u64::min);
+        self.heap = entries
+            .into_iter()
+            .map(|(i, d)| Reverse(self.entry(i, d)))
             .collect();
     }
 
@@ -250,7 +283,14 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         // Spans that cross the 49.7-day window now and then.
-        let span = prop_oneof![0..100u64, 0..5_000_000_000u64, 0..20_000_000_000u64];
+        let span = prop_oneof![
+            0..100u64,
+            0..5_000_000_000u64,
+            0..20_000_000_000u64,
+            // A clock jumping millions of windows ahead (not to the end of time: a deadline
+            // set there would be due at once, again and again).
+            0..1u64 << 55,
+        ];
         prop_oneof![
             (0..40u32, span.clone()).prop_map(|(i, d)| Op::Set(i, d)),
             (span.clone(), span).prop_map(|(a, d)| Op::Advance(a, d)),
@@ -317,5 +357,114 @@ mod tests {
         }
         assert_eq!(t.live(), 0);
         assert!(t.len() <= SLACK as usize + 2, "{} entries", t.len());
+    }
+
+    /// Sets `n` devices' deadlines with `at(i)`, device `n` at `start` first (the base).
+    fn far(t: &mut Timers, d: &mut Vec<UnixMs>, start: u64, n: u32, at: impl Fn(u32) -> u64) {
+        d.resize(n as usize + 1, UnixMs::ZERO);
+        d[n as usize] = UnixMs(start);
+        t.set(n, UnixMs::ZERO, UnixMs(start), |_| UnixMs::ZERO);
+        for i in 0..n {
+            d[i as usize] = UnixMs(at(i));
+            t.set(i, UnixMs::ZERO, d[i as usize], |_| UnixMs::ZERO);
+        }
+    }
+
+    /// Pops every device due at `now`, clearing each as it fires.
+    fn fire_all(t: &mut Timers, d: &mut [UnixMs], now: u64) -> Vec<(u64, u32)> {
+        let mut fired = Vec::new();
+        loop {
+            let dd = d.to_vec();
+            let Some(i) = t.pop_due(UnixMs(now), |j| dd[j as usize]) else {
+                return fired;
+            };
+            fired.push((d[i as usize].get(), i));
+            let before = std::mem::replace(&mut d[i as usize], UnixMs::ZERO);
+            t.set(i, before, UnixMs::ZERO, |_| UnixMs::ZERO);
+        }
+    }
+
+    #[test]
+    fn devices_waiting_at_the_window_end_move_on_with_one_rebase_not_one_each() {
+        // 2000 devices due more than two windows past the base all wait at the first
+        // window's end; popping them there must not rebuild the heap once per device (a
+        // million devices with an offline expiry of 120 days would take hours).
+        let (start, n) = (1_800_000_000_000, 2000);
+        let (mut t, mut d) = (Timers::default(), Vec::new());
+        far(&mut t, &mut d, start, n, |i| {
+            start + 3 * WINDOW + u64::from(i)
+        });
+        assert_eq!(fire_all(&mut t, &mut d, start + WINDOW), vec![(start, n)]);
+        assert!(
+            t.rebases <= 1,
+            "{} rebases at the first window's end",
+            t.rebases
+        );
+        assert_eq!(fire_all(&mut t, &mut d, start + 2 * WINDOW), vec![]);
+        assert!(t.rebases <= 2, "{} rebases by the second", t.rebases);
+        let fired = fire_all(&mut t, &mut d, start + 3 * WINDOW + u64::from(n));
+        let want: Vec<_> = (0..n)
+            .map(|i| (start + 3 * WINDOW + u64::from(i), i))
+            .collect();
+        assert_eq!(fired, want);
+    }
+
+    #[test]
+    fn early_entries_of_deadlines_moved_past_the_window_wait_at_its_end_without_a_rebase_each() {
+        // Deadlines moved later by more than a window push nothing; their entries come up one
+        // by one, each must not rebuild the heap (a retry backoff past 49.7 days did).
+        let (start, n) = (1_800_000_000_000, 2000);
+        let (mut t, mut d) = (Timers::default(), Vec::new());
+        far(&mut t, &mut d, start, n, |i| start + 10 + u64::from(i));
+        for i in 0..n {
+            let later = UnixMs(start + 2 * WINDOW + u64::from(n - i));
+            let before = std::mem::replace(&mut d[i as usize], later);
+            let dd = d.clone();
+            t.set(i, before, later, |j| dd[j as usize]);
+        }
+        assert_eq!(
+            t.len(),
+            n as usize + 1,
+            "a deadline moved later pushes nothing"
+        );
+        assert_eq!(
+            fire_all(&mut t, &mut d, start + 10 + u64::from(n)),
+            vec![(start, n)]
+        );
+        assert!(
+            t.rebases <= 1,
+            "{} rebases for {n} early entries",
+            t.rebases
+        );
+        let fired = fire_all(&mut t, &mut d, start + 3 * WINDOW);
+        let want: Vec<_> = (0..n)
+            .rev()
+            .map(|i| (start + 2 * WINDOW + u64::from(n - i), i))
+            .collect();
+        assert_eq!(fired, want);
+    }
+
+    #[test]
+    fn a_clock_jumping_a_thousand_windows_fires_every_device_without_stepping_each_window() {
+        // A host's clock jumping years ahead (or a restored deadline years away): the devices
+        // due fire in order, and the heap does not walk the windows one by one with a rebase
+        // of every entry each (to u64::MAX, four billion of them).
+        let (start, n) = (1_800_000_000_000, 100);
+        let (mut t, mut d) = (Timers::default(), Vec::new());
+        far(&mut t, &mut d, start, n, |i| {
+            start + 1000 * WINDOW + u64::from(i)
+        });
+        let fired = fire_all(&mut t, &mut d, u64::MAX);
+        let mut want = vec![(start, n)];
+        want.extend((0..n).map(|i| (start + 1000 * WINDOW + u64::from(i), i)));
+        assert_eq!(fired, want);
+        assert!(t.rebases <= 2, "{} rebases", t.rebases);
+        // Timers set at the end of time, and a tick there.
+        let (mut t, mut d) = (Timers::default(), Vec::new());
+        far(&mut t, &mut d, start, n, |_| u64::MAX);
+        let fired = fire_all(&mut t, &mut d, u64::MAX);
+        let mut want = vec![(start, n)];
+        want.extend((0..n).map(|i| (u64::MAX, i)));
+        assert_eq!(fired, want);
     }
 }
