@@ -431,9 +431,9 @@ fn a_static_group_target_is_tested_as_a_set() {
 }
 
 /// 20 000 devices that never answer, with an offline expiry of 120 days: past two of the
-/// timer heap's 32-bit windows (49.7 days each). Each device times out at its expiry, and the
-/// ticks at the windows' ends, which only put the waiting devices back, are cheap: the heap is
-/// not rebuilt once for each device (which took minutes at this size).
+/// timer heap's 32-bit windows (49.7 days each). Each device times out once, at its expiry;
+/// the ticks at the windows' ends only put the waiting devices back. (That the heap is not
+/// rebuilt once for each of them, which took minutes at this size, the timers' own tests count.)
 #[test]
 fn an_offline_expiry_past_two_timer_windows_times_out_every_device_without_quadratic_ticks() {
     const DAY: u64 = 86_400_000;
@@ -455,10 +455,7 @@ fn an_offline_expiry_past_two_timer_windows_times_out_every_device_without_quadr
         if at == expiry {
             break;
         }
-        let start = std::time::Instant::now();
         h.handle(Input::Tick, at).unwrap();
-        let took = start.elapsed();
-        assert!(took.as_secs() < 5, "the tick at {at} took {took:?}");
         assert!(h.devices().all(|(_, s)| s == DeviceState::Sent));
         ticks += 1;
         assert!(ticks < 10, "{ticks} ticks before the expiry");

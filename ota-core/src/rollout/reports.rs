@@ -311,6 +311,12 @@ impl Rollout {
             let key = order_key(&salt, device_id.as_str());
             let last = self.s.bounds.len() - 1;
             let wave = self.s.bounds.iter().position(|b| key <= *b).unwrap_or(last);
+            // A device that left a wave not yet opened leaves its list too: it goes out with
+            // the wave it joins, not with the one it left.
+            let left = usize::from(self.slot(i).wave);
+            if left != wave && left > self.s.open_wave {
+                self.s.members[left].retain(|&j| j != i);
+            }
             // Waves are at most MAX_WAVES, within a byte.
             self.place(i, wave as u8);
             if wave > self.s.open_wave && !self.s.members[wave].contains(&i) {
