@@ -15,6 +15,11 @@ class Statuses(unittest.TestCase):
     def test_version(self):
         self.assertEqual(ota.version(), "0.1.0")
 
+    def test_the_default_build_has_every_optional_feature(self):
+        # The suite runs on the workspace's default build; the pip test in tests/python.rs
+        # installs a build without them and checks what calling them raises.
+        self.assertEqual(ota.features(), frozenset({"tuf", "probe-runners"}))
+
     def test_exception_classes_come_from_the_library(self):
         # Every status the library knows has a class named after it, and no other: the
         # binding reads the names through ota_status_name instead of keeping a table.

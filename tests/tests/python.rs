@@ -189,9 +189,13 @@ fn setuptools_present() -> bool {
 }
 
 /// `pip install ota-ffi/python` as a user runs it in a checkout, with nothing prebuilt: the
-/// package's setup.py builds libota with cargo and the wheel carries it. The nested cargo
-/// builds in a target directory of its own (`target/ota-minimal`, shared with the C install
-/// test's minimal build), since this run holds the workspace's.
+/// package's setup.py builds libota with cargo and the wheel carries it. It builds the firmware
+/// build (`OTA_CARGO_FEATURES=""`: no TUF client, no probe runners) in the target directory the
+/// C install test's minimal build uses (`target/ota-minimal`), so only ota-ffi itself is
+/// compiled again: the default build's TUF client (tough, reqwest, aws-lc) took minutes more
+/// to compile in a directory of its own, and the workspace's holds the libota other tests load.
+/// The installed package then loads without the optional functions and says which feature a
+/// call lacks.
 #[test]
 fn pip_install_of_the_checkout_builds_libota_with_cargo() {
     if !setuptools_present() {
@@ -203,17 +207,33 @@ fn pip_install_of_the_checkout_builds_libota_with_cargo() {
     let mut install = pip_install(&venv_python, &workspace_dir().join("ota-ffi/python"));
     install
         .env("OTA_CARGO_PROFILE", "dev")
+        .env("OTA_CARGO_FEATURES", "")
         .env("CARGO_TARGET_DIR", libota_dir().join("../../ota-minimal"));
     assert_installed(install);
     // The installed copy loads the libota it carries, and works.
     let out = Command::new(&venv_python)
         .args([
             "-c",
-            "import os, sys, ota; from ota import _lib; \
-             here = os.path.realpath(sys.prefix) + os.sep; \
-             assert os.path.realpath(ota.__file__).startswith(here), ota.__file__; \
-             assert os.path.realpath(_lib.path).startswith(here), _lib.path; \
-             k = ota.SigningKey.generate(); print(ota.version(), k.key_id)",
+            r#"
+import os, sys, ota
+from ota import _lib
+here = os.path.realpath(sys.prefix) + os.sep
+assert os.path.realpath(ota.__file__).startswith(here), ota.__file__
+assert os.path.realpath(_lib.path).startswith(here), _lib.path
+k = ota.SigningKey.generate()
+print(ota.version(), k.key_id)
+# The firmware build: what it lacks says so when called, and nothing else is missing.
+assert ota.features() == frozenset(), ota.features()
+for name, call in (
+    ("ota_tuf_client_new", lambda: ota.TufClient("{}", "http://127.0.0.1:9/m", "http://127.0.0.1:9/t")),
+    ("ota_probe_run", lambda: ota.probe_run({"kind": "file", "path": "/"}, [], 0)),
+):
+    try:
+        call()
+        raise AssertionError(name + " raised nothing")
+    except NotImplementedError as e:
+        assert name in str(e) and "feature" in str(e), e
+"#,
         ])
         .current_dir(dir.path())
         .env_remove("OTA_LIBRARY")

@@ -30,7 +30,7 @@ from ._compat import *  # noqa: F401,F403
 from ._device import *  # noqa: F401,F403
 from ._documents import *  # noqa: F401,F403
 from ._errors import *  # noqa: F401,F403
-from ._ffi import version
+from ._ffi import features, version
 from ._managed import *  # noqa: F401,F403
 from ._report import *  # noqa: F401,F403
 from ._rollout import *  # noqa: F401,F403
@@ -38,7 +38,7 @@ from ._seal import *  # noqa: F401,F403
 from ._sign import *  # noqa: F401,F403
 from ._tuf import *  # noqa: F401,F403
 
-__all__: List[str] = ["version"]
+__all__: List[str] = ["version", "features"]
 for _module in (_managed, _errors, _documents, _sign, _seal, _compat, _rollout, _device, _report, _tuf):
     __all__ += _module.__all__
 del _module

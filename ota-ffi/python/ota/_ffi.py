@@ -5,12 +5,13 @@ import ctypes
 import json as _json
 import os
 from ctypes import c_size_t
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, FrozenSet, Optional, Tuple
 
 from . import _errors
+from . import _lib
 from ._lib import WRITE_FN, lib, u8p
 
-__all__ = ["lib", "version", "call", "last_error", "as_bytes", "as_text", "json_text", "text", "binary", "writer"]
+__all__ = ["lib", "version", "features", "call", "last_error", "as_bytes", "as_text", "json_text", "text", "binary", "writer"]
 
 
 def last_error() -> str:
@@ -102,3 +103,11 @@ def version() -> str:
     """The library's version string."""
     v: bytes = lib.ota_version()
     return v.decode()
+
+
+def features() -> FrozenSet[str]:
+    """The optional cargo features of ota-ffi the loaded libota was built with: ``"tuf"``
+    (``TufClient``, ``TufRepo``) and ``"probe-runners"`` (``probe_run``). The default build has
+    both; a firmware build (``--no-default-features``) neither, and calling what it lacks raises
+    ``NotImplementedError``."""
+    return frozenset(_lib.features)

@@ -5,7 +5,7 @@ import ctypes
 import os
 import sys
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_size_t, c_uint32, c_void_p
-from typing import Any, Iterator, List
+from typing import Any, Iterator, List, Set
 
 
 def _candidates() -> Iterator[str]:
@@ -54,6 +54,28 @@ def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
     fn.restype = restype
     fn.argtypes = list(argtypes)
     return fn
+
+
+features: Set[str] = {"probe-runners", "tuf"}
+"""The cargo features of ota-ffi this libota was built with: the optional ones whose functions
+it exports (a firmware build, ``--no-default-features``, has neither)."""
+
+
+def _declare_optional(feature: str, name: str, restype: Any, *argtypes: Any) -> None:
+    """Declares a function only ota-ffi's cargo ``feature`` exports. A libota built without it
+    still loads; calling the function raises ``NotImplementedError`` naming the feature."""
+    try:
+        _declare(name, restype, *argtypes)
+    except AttributeError:
+        features.discard(feature)
+
+        def missing(*_args: Any) -> Any:
+            raise NotImplementedError(
+                f"{name}: the libota loaded from {path} was built without ota-ffi's `{feature}` "
+                f"feature (ota.features() lists what it has)"
+            )
+
+        setattr(lib, name, missing)
 
 
 HANDLE = c_void_p
@@ -163,7 +185,7 @@ _declare("ota_agent_timeout", ota_status, HANDLE, POINTER(ctypes.c_uint64))
 _declare("ota_agent_state", c_char_p, HANDLE)
 _declare("ota_agent_installed_version", ota_status, HANDLE, TEXT, c_size_t, BUF, c_size_t, size_p)
 _declare("ota_agent_free", None, HANDLE)
-_declare("ota_probe_run", ota_status, TEXT, c_size_t, TEXT, c_size_t, ctypes.c_uint64, POINTER(c_bool), BUF, c_size_t, size_p)
+_declare_optional("probe-runners", "ota_probe_run", ota_status, TEXT, c_size_t, TEXT, c_size_t, ctypes.c_uint64, POINTER(c_bool), BUF, c_size_t, size_p)
 
 
 # --- The control plane. --------------------------------------------------------------------
@@ -190,12 +212,12 @@ _declare("ota_audit_verify_head", ota_status, TEXT, c_size_t, TEXT, c_size_t, PO
 
 # --- TUF. ----------------------------------------------------------------------------------
 
-_declare("ota_tuf_client_new", ota_status, TEXT, c_size_t, TEXT, c_size_t, TEXT, c_size_t, TEXT, c_size_t, HANDLE_OUT)
-_declare("ota_tuf_client_set_progress_timeout", ota_status, HANDLE, u64)
-_declare("ota_tuf_refresh", ota_status, HANDLE, u64, HANDLE_OUT)
-_declare("ota_tuf_resolve", ota_status, HANDLE, TEXT, c_size_t, HANDLE_OUT, POINTER(u64))
-_declare("ota_tuf_download", ota_status, HANDLE, TEXT, c_size_t, WRITE_FN, c_void_p, POINTER(u64))
-_declare("ota_tuf_download_file", ota_status, HANDLE, TEXT, c_size_t, TEXT, c_size_t)
-_declare("ota_tuf_trust_center", ota_status, HANDLE, BUF, c_size_t, size_p)
-_declare("ota_tuf_client_free", None, HANDLE)
-_declare("ota_tuf_repo_free", None, HANDLE)
+_declare_optional("tuf", "ota_tuf_client_new", ota_status, TEXT, c_size_t, TEXT, c_size_t, TEXT, c_size_t, TEXT, c_size_t, HANDLE_OUT)
+_declare_optional("tuf", "ota_tuf_client_set_progress_timeout", ota_status, HANDLE, u64)
+_declare_optional("tuf", "ota_tuf_refresh", ota_status, HANDLE, u64, HANDLE_OUT)
+_declare_optional("tuf", "ota_tuf_resolve", ota_status, HANDLE, TEXT, c_size_t, HANDLE_OUT, POINTER(u64))
+_declare_optional("tuf", "ota_tuf_download", ota_status, HANDLE, TEXT, c_size_t, WRITE_FN, c_void_p, POINTER(u64))
+_declare_optional("tuf", "ota_tuf_download_file", ota_status, HANDLE, TEXT, c_size_t, TEXT, c_size_t)
+_declare_optional("tuf", "ota_tuf_trust_center", ota_status, HANDLE, BUF, c_size_t, size_p)
+_declare_optional("tuf", "ota_tuf_client_free", None, HANDLE)
+_declare_optional("tuf", "ota_tuf_repo_free", None, HANDLE)
