@@ -110,4 +110,4 @@ def features() -> FrozenSet[str]:
     (``TufClient``, ``TufRepo``) and ``"probe-runners"`` (``probe_run``). The default build has
     both; a firmware build (``--no-default-features``) neither, and calling what it lacks raises
     ``NotImplementedError``."""
-    return frozenset(_lib.features)
+    return _lib.features

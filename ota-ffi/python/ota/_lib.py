@@ -5,7 +5,7 @@ import ctypes
 import os
 import sys
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_size_t, c_uint32, c_void_p
-from typing import Any, Iterator, List, Set
+from typing import Any, FrozenSet, Iterator, List, NoReturn
 
 
 def _candidates() -> Iterator[str]:
@@ -56,26 +56,29 @@ def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
     return fn
 
 
-features: Set[str] = {"probe-runners", "tuf"}
+# Each optional cargo feature of ota-ffi, and the function whose presence says it was built.
+_FEATURE_MARKS = {"probe-runners": "ota_probe_run", "tuf": "ota_tuf_client_new"}
+
+features: FrozenSet[str] = frozenset(f for f, mark in _FEATURE_MARKS.items() if hasattr(lib, mark))
 """The cargo features of ota-ffi this libota was built with: the optional ones whose functions
 it exports (a firmware build, ``--no-default-features``, has neither)."""
 
 
 def _declare_optional(feature: str, name: str, restype: Any, *argtypes: Any) -> None:
-    """Declares a function only ota-ffi's cargo ``feature`` exports. A libota built without it
-    still loads; calling the function raises ``NotImplementedError`` naming the feature."""
-    try:
+    """Declares a function only ota-ffi's cargo ``feature`` exports. A libota built without the
+    feature still loads, and calling the function raises ``NotImplementedError`` naming it; one
+    built with it must have every function of it, as ``_declare`` requires."""
+    if feature in features:
         _declare(name, restype, *argtypes)
-    except AttributeError:
-        features.discard(feature)
+        return
 
-        def missing(*_args: Any) -> Any:
-            raise NotImplementedError(
-                f"{name}: the libota loaded from {path} was built without ota-ffi's `{feature}` "
-                f"feature (ota.features() lists what it has)"
-            )
+    def missing(*_args: Any) -> NoReturn:
+        raise NotImplementedError(
+            f"{name}: the libota loaded from {path} was built without ota-ffi's `{feature}` "
+            f"feature (ota.features() lists what it has)"
+        )
 
-        setattr(lib, name, missing)
+    setattr(lib, name, missing)
 
 
 HANDLE = c_void_p
