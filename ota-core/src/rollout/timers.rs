@@ -164,19 +164,11 @@ impl Timers {
     /// Counts offsets from `base` instead, at or before every entry's instant (an entry that
     /// then lies past the window waits at its end: earlier, which is safe).
     fn rebase(&mut self, base: u64) {
-        #[cfg(test)]
-        {
-            self.rebases += 1;
-        }
-        let entries: Vec<(u32, u64)> = std::mem::take(&mut self.heap)
+        let entries = std::mem::take(&mut self.heap)
             .into_iter()
             .map(|Reverse(e)| self.decode(e))
             .collect();
-        self.base = base;
-        self.heap = entries
-            .into_iter()
-            .map(|(i, at)| Reverse(self.entry(i, at.max(base))))
-            .collect();
+        self.refill(base, entries);
     }
 
     /// Moves the window past its end: every entry is put at its device's deadline (one whose
@@ -184,10 +176,6 @@ impl Timers {
     /// of these and `due` (about to be pushed); so a clock that jumps years ahead moves the
     /// window once, not 49.7 days at a time.
     fn move_window(&mut self, due: u64, deadline: impl Fn(u32) -> UnixMs) {
-        #[cfg(test)]
-        {
-            self.rebases += 1;
-        }
         let mut entries = Vec::with_capacity(self.heap.len());
         for Reverse(e) in std::mem::take(&mut self.heap) {
             let (i, at) = self.decode(e);
@@ -196,10 +184,21 @@ impl Timers {
                 entries.push((i, d));
             }
         }
-        self.base = entries.iter().map(|&(_, d)| d).fold(due, u64::min);
+        let base = entries.iter().map(|&(_, d)| d).fold(due, u64::min);
+        self.refill(base, entries);
+    }
+
+    /// Rebuilds the heap of `entries` (device, instant), counting offsets from `base`; an
+    /// instant before it is put at it, one past the window at the window's end.
+    fn refill(&mut self, base: u64, entries: Vec<(u32, u64)>) {
+        #[cfg(test)]
+        {
+            self.rebases += 1;
+        }
+        self.base = base;
         self.heap = entries
             .into_iter()
-            .map(|(i, d)| Reverse(self.entry(i, d)))
+            .map(|(i, at)| Reverse(self.entry(i, at.max(base))))
             .collect();
     }
 
@@ -374,8 +373,7 @@ mod tests {
     fn fire_all(t: &mut Timers, d: &mut [UnixMs], now: u64) -> Vec<(u64, u32)> {
         let mut fired = Vec::new();
         loop {
-            let dd = d.to_vec();
-            let Some(i) = t.pop_due(UnixMs(now), |j| dd[j as usize]) else {
+            let Some(i) = t.pop_due(UnixMs(now), |j| d[j as usize]) else {
                 return fired;
             };
             fired.push((d[i as usize].get(), i));
@@ -419,8 +417,7 @@ mod tests {
         for i in 0..n {
             let later = UnixMs(start + 2 * WINDOW + u64::from(n - i));
             let before = std::mem::replace(&mut d[i as usize], later);
-            let dd = d.clone();
-            t.set(i, before, later, |j| dd[j as usize]);
+            t.set(i, before, later, |j| d[j as usize]);
         }
         assert_eq!(
             t.len(),
