@@ -62,6 +62,7 @@ fn seal_and_open(c: &mut Criterion) {
         plaintext_size: Some(sealed.plaintext_size),
         plaintext_sha256: Some(sealed.plaintext_sha256),
         max_plaintext: 0,
+        segments: sealed.segments.clone(),
     };
     g.bench_function("ota", |b| {
         b.iter(|| {

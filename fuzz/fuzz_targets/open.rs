@@ -1,13 +1,16 @@
 //! `open` on arbitrary bytes: the input is the gzip layer of a sealed artifact (encrypted here
 //! with a fixed key and IV, so the fuzzer explores the decompressor, the padding and the
 //! bounds rather than AES). It never panics, never writes more than its bound, and fails
-//! whenever the output is not exactly what a gzip decoder makes of the input.
+//! whenever the output is not exactly what a gzip decoder makes of the input. The same bytes
+//! as one segment inflated apart ([`ota_core::segment::inflate`]) never panic either, and
+//! succeed only with the plaintext the segment claims (the last segment: at most that).
 #![no_main]
 
 use aes::cipher::{Array, BlockModeEncrypt, KeyIvInit};
 use libfuzzer_sys::fuzz_target;
 use ota_core::digest::Sha256Digest;
 use ota_core::seal::{self, Expected, SealKey};
+use ota_core::segment::{self, Segment};
 
 const MAX: u64 = 1 << 20;
 
@@ -42,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         plaintext_size: None,
         plaintext_sha256: None,
         max_plaintext: MAX,
+        segments: None,
     };
     let key = SealKey::from_bytes(key);
     let r = seal::open_checked(std::io::Cursor::new(&artifact), &key, expected.clone(), Bounded(0));
@@ -56,4 +60,19 @@ fuzz_target!(|data: &[u8]| {
         ..expected
     };
     let _ = seal::open_checked(std::io::Cursor::new(data), &key, raw, Bounded(0));
+    // The same bytes as a segment: the first byte says which and how long.
+    let flags = data.first().copied().unwrap_or(0);
+    let claimed = usize::from(flags >> 2) * 1024;
+    let segment = Segment {
+        index: usize::from(flags & 1),
+        start: 0,
+        data: data.to_vec(),
+        plaintext: claimed,
+        last: flags & 2 != 0,
+    };
+    let mut out = Vec::new();
+    if segment::inflate(&segment, &mut out).is_ok() {
+        assert!(out.len() <= claimed, "a segment inflated past what it claims");
+        assert!(segment.last || out.len() == claimed, "a segment gave less than it claims");
+    }
 });

@@ -63,8 +63,8 @@ pub struct UnpackArgs {
     #[arg(long, default_value_t = 16 << 30)]
     max_plaintext: u64,
     /// With --package, how many threads open the artifact: 2 verifies and decrypts on one
-    /// while the other inflates; 1 does it all on one (default: 2 on a machine with two
-    /// cores or more).
+    /// while the other inflates (a package with segments: while two inflate its segments);
+    /// 1 does it all on one (default: 2 on a machine with two cores or more).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
     threads: Option<u8>,
 }
@@ -116,17 +116,13 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
                     keys::SEAL_KEY_ENV
                 ))
             })?;
-        let pkg = v.package();
-        let seal_info = v
-            .seal()
-            .ok_or_else(|| CliError::failure(None, format!("{}: not sealed", path.display())))?;
-        let expected = seal::Expected {
-            size_bytes: pkg.size_bytes,
-            sha256: pkg.sha256,
-            plaintext_size: Some(seal_info.plaintext_size),
-            plaintext_sha256: Some(seal_info.plaintext_sha256),
-            max_plaintext: seal_info.plaintext_size,
-        };
+        if v.seal().is_none() {
+            return Err(CliError::failure(
+                None,
+                format!("{}: not sealed", path.display()),
+            ));
+        }
+        let expected = v.expected();
         let threads = a
             .threads
             .map_or_else(pipeline::default_threads, usize::from);

@@ -119,13 +119,7 @@ pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
     };
     if let Some(key) = key {
         let src = File::open(&a.artifact).map_err(|e| CliError::io(&a.artifact, e))?;
-        let expected = ota_core::seal::Expected {
-            size_bytes: pkg.size_bytes,
-            sha256: pkg.sha256,
-            plaintext_size: v.seal().map(|s| s.plaintext_size),
-            plaintext_sha256: v.seal().map(|s| s.plaintext_sha256),
-            max_plaintext: v.seal().map_or(0, |s| s.plaintext_size),
-        };
+        let expected = v.expected();
         let threads = ota_host::pipeline::default_threads();
         match ota_host::pipeline::open_chunked(src, &key, table, expected, std::io::sink(), threads)
         {

@@ -108,9 +108,14 @@ fn manifest_for(file: &Path) -> String {
 }
 
 fn pack(extra: &[&str]) -> Packed {
+    pack_sized(300_000, extra)
+}
+
+/// `ota pack` of an engine of `size` bytes of noise, then `extra`.
+fn pack_sized(size: usize, extra: &[&str]) -> Packed {
     let dir = tmp();
     let public = keygen(dir.path());
-    let engine = noise(300_000, 7);
+    let engine = noise(size, 7);
     std::fs::write(dir.path().join("model.engine"), &engine).unwrap();
     let out = dir.path().join("out");
     let mut args = vec![
@@ -381,6 +386,34 @@ fn pack_verify_inspect_and_unpack_round_trip() {
     let r = ota(&unpack_package(&env, &p.public, key, &art, &s(&plain2)));
     expect(&r, 0);
     assert_eq!(std::fs::read(&plain2).unwrap(), p.engine);
+}
+
+#[test]
+fn a_package_of_several_segments_unpacks_on_one_thread_or_two() {
+    let p = pack_sized(2_500_000, &[]);
+    let env = s(&p.out.join("package.json"));
+    let statement = ota(&["inspect", &env, "--trusted-key", &p.public, "--json"]);
+    expect(&statement, 0);
+    let reg: Value =
+        serde_json::from_str(&std::fs::read_to_string(p.out.join("registration.json")).unwrap())
+            .unwrap();
+    let key = reg["encryption_key"].as_str().unwrap();
+    for threads in ["1", "2"] {
+        let plain = p.dir.path().join(format!("plain-{threads}.engine"));
+        let mut args = unpack_package(&env, &p.public, key, &s(&p.artifact), &s(&plain)).to_vec();
+        args.extend(["--threads", threads]);
+        let r = ota(&args);
+        expect(&r, 0);
+        assert_eq!(
+            std::fs::read(&plain).unwrap(),
+            p.engine,
+            "--threads {threads}"
+        );
+    }
+    // The signed statement says where its three segments start.
+    let segments = &statement.json()["package"]["seal"]["segments"];
+    assert_eq!(segments["plaintext_size"], 1 << 20);
+    assert_eq!(segments["offsets"].as_array().unwrap().len(), 2);
 }
 
 #[test]

@@ -5,14 +5,21 @@
 //! Each block is compressed on its own as raw deflate at level 6, primed with the
 //! [`WINDOW`] bytes of plaintext before it as the dictionary, and ended with a sync flush
 //! (an empty stored block), so the compressed blocks concatenate into one deflate stream;
-//! [`FINAL_BLOCK`] ends it. Because a block's bytes depend only on the block and the bytes
+//! [`FINAL_BLOCK`] ends it.
+//!
+//! Every [`SEGMENT_BLOCKS`]th block is not primed: it starts a *segment* ([`SEGMENT`] bytes
+//! of plaintext) that refers to nothing before it, so a device with several cores can
+//! inflate segments apart (`crate::segment`) once it knows where each starts, which the
+//! sealer records in the signed package. To every other decoder the stream is the same one
+//! deflate stream. Because a block's bytes depend only on the block and the bytes
 //! before it, the output is the same whatever the number of threads, and whichever thread
 //! compressed which block: [`crate::seal::Sealer`] compresses them in turn on one thread, a
 //! host may compress them on several (`ota-host`'s `seal::seal_parallel`) and hand them over
 //! in order with [`crate::seal::Sealer::push_block`].
 //!
-//! The price against one deflate stream is the sync flush (5 bytes per 128 KiB) and the
-//! matches a block cannot make across a dictionary boundary: well under 1 % of the output.
+//! The price against one deflate stream is the sync flush (5 bytes per 128 KiB), the
+//! matches a block cannot make across a dictionary boundary, and the 32 KiB of context a
+//! segment's first block goes without: well under 1 % of the output.
 
 use flate2::{Compress, Compression, FlushCompress};
 
@@ -28,9 +35,18 @@ pub const LEVEL: u32 = 6;
 /// The end of the deflate stream: an empty final block with fixed codes.
 pub const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
 
-/// The dictionary of the block that follows `before` (the plaintext before it): its last
-/// [`WINDOW`] bytes.
-pub fn dictionary(before: &[u8]) -> &[u8] {
+/// The blocks in a segment: 8.
+pub const SEGMENT_BLOCKS: u64 = 8;
+
+/// The plaintext in a segment (but the last, which may be shorter): 1 MiB.
+pub const SEGMENT: u64 = BLOCK as u64 * SEGMENT_BLOCKS;
+
+/// The dictionary of block `index` (from 0), `before` being the plaintext before it: none
+/// when the block starts a segment, else the last [`WINDOW`] bytes of `before`.
+pub fn dictionary(index: u64, before: &[u8]) -> &[u8] {
+    if index % SEGMENT_BLOCKS == 0 {
+        return &[];
+    }
     &before[before.len().saturating_sub(WINDOW)..]
 }
 
@@ -86,7 +102,7 @@ mod tests {
     fn blocks(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         for (i, b) in data.chunks(BLOCK).enumerate() {
-            compress_block(dictionary(&data[..i * BLOCK]), b, &mut out).unwrap();
+            compress_block(dictionary(i as u64, &data[..i * BLOCK]), b, &mut out).unwrap();
         }
         out.extend_from_slice(&FINAL_BLOCK);
         out

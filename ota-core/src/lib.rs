@@ -109,6 +109,7 @@ mod cbc_stream;
 pub mod deflate;
 pub mod seal;
 pub mod open;
+pub mod segment;
 pub mod chunk;
 pub mod keys;
 pub mod dsse;

@@ -38,6 +38,9 @@ pub struct Expected {
     pub plaintext_sha256: Option<Sha256Digest>,
     /// The most plaintext accepted when its size is not declared.
     pub max_plaintext: u64,
+    /// Where the gzip stream's segments start, if declared: a host with several cores may
+    /// inflate them apart ([`crate::segment`]).
+    pub segments: Option<crate::segment::Segments>,
 }
 
 impl Expected {
@@ -558,6 +561,7 @@ mod tests {
             plaintext_size: Some(sealed.plaintext_size),
             plaintext_sha256: Some(sealed.plaintext_sha256),
             max_plaintext: 0,
+            segments: sealed.info().segments,
         }
     }
 
@@ -688,6 +692,7 @@ mod tests {
                 plaintext_size: None,
                 plaintext_sha256: None,
                 max_plaintext: 1 << 20,
+                segments: None,
             };
             let err =
                 open_checked(std::io::Cursor::new(&bytes), &key(), e, Vec::new()).unwrap_err();

@@ -409,6 +409,13 @@ impl Validate for Package {
         {
             fault(faults, field(path, "size_bytes"), why);
         }
+        if let Some(seal) = &self.seal
+            && let Some(segments) = &seal.segments
+            && let Some((member, why)) = segments.fault(seal.plaintext_size, self.size_bytes)
+        {
+            let at = field(&field(&field(path, "seal"), "segments"), member);
+            fault(faults, at, why);
+        }
         let m = field(path, "manifest");
         match (self.kind, &self.manifest) {
             (PackageType::Model, None) => {
@@ -508,6 +515,52 @@ mod tests {
         );
         let e = Package::from_json(with_sig.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("unknown field `signature`"), "{e}");
+    }
+
+    #[test]
+    fn segments_that_cannot_be_the_artifacts_are_refused_naming_the_member() {
+        let with = |segments: &str| {
+            format!(
+                r#"{{"type":"fw","name":"fw","version":"1.5.0","artifact_uri":"https://cdn/fw",
+                "sha256":"{D}","size_bytes":3145760,"seal":{{"cipher":"aes-256-cbc",
+                "compression":"gzip","plaintext_size":3000000,"plaintext_sha256":"{D}",
+                "segments":{segments}}}}}"#
+            )
+        };
+        let p = Package::from_json(
+            with(r#"{"plaintext_size":1048576,"offsets":[1000000,2000000]}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            p.seal.as_ref().unwrap().segments.as_ref().unwrap().offsets,
+            [1_000_000, 2_000_000]
+        );
+        assert_eq!(Package::from_json(p.to_json().as_bytes()).unwrap(), p);
+        for (bad, at) in [
+            (
+                r#"{"plaintext_size":1048576,"offsets":[1000000]}"#,
+                "seal.segments.offsets",
+            ),
+            (
+                r#"{"plaintext_size":1048576,"offsets":[1000000,900000]}"#,
+                "offsets[1]",
+            ),
+            (
+                r#"{"plaintext_size":1048576,"offsets":[1000000,4000000]}"#,
+                "offsets[1]",
+            ),
+            (
+                r#"{"plaintext_size":5,"offsets":[]}"#,
+                "seal.segments.plaintext_size",
+            ),
+            (
+                r#"{"plaintext_size":1048576,"offsets":[1,2],"x":1}"#,
+                "unknown field `x`",
+            ),
+        ] {
+            let e = Package::from_json(with(bad).as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(at), "{bad}: {e}");
+        }
     }
 
     #[test]

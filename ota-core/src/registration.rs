@@ -131,6 +131,7 @@ impl Registration {
             plaintext_size: None,
             plaintext_sha256: None,
             max_plaintext,
+            segments: None,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::cbc_stream::CbcEncrypt;
 use crate::chunk::{ChunkHasher, ChunkTable};
 use crate::deflate;
 use crate::digest::Sha256Digest;
+use crate::segment::{GZIP_HEADER, Segments};
 use crate::status::Status;
 
 pub use crate::open::{
@@ -109,6 +110,11 @@ pub struct SealInfo {
     pub plaintext_size: u64,
     /// The SHA-256 of the plaintext.
     pub plaintext_sha256: Sha256Digest,
+    /// Where the gzip stream's segments start, so a device may inflate them apart on several
+    /// cores ([`crate::segment`]); absent for a plaintext of one segment, and in packages
+    /// sealed before segments were recorded (which open on one core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Segments>,
 }
 
 /// The cipher of a sealed artifact.
@@ -145,6 +151,9 @@ pub struct Sealed {
     /// The IV (hex in JSON).
     #[serde(serialize_with = "hex_bytes")]
     pub iv: [u8; 16],
+    /// Where the gzip stream's segments start; `None` for a plaintext of one segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Segments>,
 }
 
 fn hex_bytes<S: serde::Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
@@ -159,6 +168,7 @@ impl Sealed {
             compression: Compression::Gzip,
             plaintext_size: self.plaintext_size,
             plaintext_sha256: self.plaintext_sha256,
+            segments: self.segments.clone(),
         }
     }
 }
@@ -296,16 +306,18 @@ pub struct Sealer<W: Write> {
     deflated: Vec<u8>,
     /// A block shorter than [`deflate::BLOCK`] was pushed: it was the last.
     short_pushed: bool,
+    /// Blocks compressed so far.
+    blocks: u64,
+    /// Bytes of the gzip stream so far, header included.
+    gz_size: u64,
+    /// Where each segment after the first starts in the gzip stream.
+    offsets: Vec<u64>,
     crc: crc32fast::Hasher,
     plain: Sha256,
     plain_size: u64,
     expected_plain: Option<Sha256Digest>,
     iv: [u8; 16],
 }
-
-/// The gzip header: no name, mtime 0, no extra flags, OS 255 (unknown), so equal inputs
-/// give equal bytes.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
 impl<W: Write> Sealer<W> {
     /// A sealer with the given IV (take it from a cryptographic RNG).
@@ -323,6 +335,9 @@ impl<W: Write> Sealer<W> {
             window: Vec::with_capacity(deflate::WINDOW),
             deflated: Vec::new(),
             short_pushed: false,
+            blocks: 0,
+            gz_size: GZIP_HEADER.len() as u64,
+            offsets: Vec::new(),
             crc: crc32fast::Hasher::new(),
             plain: Sha256::new(),
             plain_size: 0,
@@ -371,9 +386,22 @@ impl<W: Write> Sealer<W> {
         }
         self.short_pushed = plain.len() < deflate::BLOCK;
         self.absorb(plain);
+        self.append_block(plain, deflated)?;
+        Ok(())
+    }
+
+    /// Sends a compressed block on, recording where a segment starts, and keeps the
+    /// dictionary of the block after it.
+    fn append_block(&mut self, plain: &[u8], deflated: &[u8]) -> io::Result<()> {
+        if self.blocks > 0 && self.blocks % deflate::SEGMENT_BLOCKS == 0 {
+            self.offsets.push(self.gz_size);
+        }
         self.cbc.write_all(deflated)?;
+        self.gz_size += deflated.len() as u64;
+        self.blocks += 1;
         self.window.clear();
-        self.window.extend_from_slice(deflate::dictionary(plain));
+        self.window
+            .extend_from_slice(deflate::dictionary(self.blocks, plain));
         Ok(())
     }
 
@@ -387,13 +415,15 @@ impl<W: Write> Sealer<W> {
     /// Compresses the pending block and sends it on.
     fn flush_block(&mut self) -> io::Result<()> {
         deflate::compress_block(&self.window, &self.pending, &mut self.deflated)?;
-        self.cbc.write_all(&self.deflated)?;
-        self.deflated.clear();
-        self.window.clear();
-        self.window
-            .extend_from_slice(deflate::dictionary(&self.pending));
+        let (pending, deflated) = (
+            std::mem::take(&mut self.pending),
+            std::mem::take(&mut self.deflated),
+        );
+        let r = self.append_block(&pending, &deflated);
+        (self.pending, self.deflated) = (pending, deflated);
         self.pending.clear();
-        Ok(())
+        self.deflated.clear();
+        r
     }
 
     /// Finishes the gzip stream and the padding, and returns what was sealed and the writer.
@@ -423,6 +453,10 @@ impl<W: Write> Sealer<W> {
                 plaintext_size: self.plain_size,
                 plaintext_sha256,
                 iv: self.iv,
+                segments: (!self.offsets.is_empty()).then(|| Segments {
+                    plaintext_size: deflate::SEGMENT,
+                    offsets: self.offsets,
+                }),
             },
             tally.inner,
         ))

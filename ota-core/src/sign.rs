@@ -227,6 +227,7 @@ mod tests {
             compression: Compression::Gzip,
             plaintext_size: 5,
             plaintext_sha256: Sha256Digest::of(b"hello"),
+            segments: None,
         });
         p
     }

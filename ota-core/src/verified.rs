@@ -161,6 +161,7 @@ impl VerifiedPackage {
             plaintext_size: seal.map(|s| s.plaintext_size),
             plaintext_sha256: seal.map(|s| s.plaintext_sha256),
             max_plaintext: seal.map_or(0, |s| s.plaintext_size),
+            segments: seal.and_then(|s| s.segments.clone()),
         }
     }
 

@@ -16,17 +16,26 @@
 //! plaintext. On an error from either stage the other stops, and the output must be
 //! discarded.
 //!
+//! A package that declares segments (`seal.segments`, [`ota_core::segment`]) is inflated
+//! on every thread instead: the caller's thread verifies, decrypts and cuts the gzip stream
+//! into segments, `threads` workers inflate them apart, and the caller's thread writes their
+//! plaintext out in order, hashing it against its declared digest. At most `threads + 1`
+//! segments (1 MiB of plaintext each) are in flight, so memory stays at a few MiB whatever
+//! the artifact's size.
+//!
 //! [`open_chunked`]: ota_core::seal::open_chunked
 //! [`Install`]: ota_core::download::Install
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 
 use ota_core::VerifiedPackage;
 use ota_core::chunk::ChunkTable;
 use ota_core::download::{Accepted, CheckedChunk, Download, DownloadError, StagedDecrypt, Staging};
 use ota_core::seal::{self, ChunkedDecrypt, Expected, Inflate, Opened, SealError, SealKey};
+use ota_core::segment::{self, Joiner, Segment, Segmenter, Segments};
 
 /// The size of a block passed between the threads.
 pub const BLOCK: usize = 128 * 1024;
@@ -55,7 +64,7 @@ pub fn open_chunked<R: Read, W: Write + Send>(
         return seal::open_chunked(source, key, chunks, expected, out);
     }
     let mut stage = ChunkedDecrypt::new(key, chunks.clone(), &expected);
-    two_threads(Inflate::new(&expected, out), |emit| {
+    inflate_on(&expected, out, threads, |emit| {
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = match source.read(&mut buf) {
@@ -149,17 +158,22 @@ pub fn install<W: Write + Send>(
     threads: usize,
 ) -> Result<(Opened, W), DownloadError> {
     let mut stage = StagedDecrypt::new(package, key);
-    let inflate = Inflate::new(&package.expected(), slot);
+    let expected = package.expected();
     let (opened, mut slot) = if threads < 2 {
-        let mut inflate = inflate;
+        let mut inflate = Inflate::new(&expected, slot);
         stage.advance(download, staging, |gz| inflate.write(gz))?;
         inflate.write(&stage.finish()?)?;
         inflate.finish()?
     } else {
-        two_threads(inflate, |emit| -> Result<(), DownloadError> {
-            stage.advance(download, staging, &mut *emit)?;
-            Ok(emit(&stage.finish()?)?)
-        })?
+        inflate_on(
+            &expected,
+            slot,
+            threads,
+            |emit| -> Result<(), DownloadError> {
+                stage.advance(download, staging, &mut *emit)?;
+                Ok(emit(&stage.finish()?)?)
+            },
+        )?
     };
     slot.flush().map_err(|e| DownloadError::Seal(e.into()))?;
     Ok((opened, slot))
@@ -167,6 +181,172 @@ pub fn install<W: Write + Send>(
 
 /// What the first stage hands the second.
 type Emit<'a> = dyn FnMut(&[u8]) -> Result<(), SealError> + 'a;
+
+/// Runs `first` on this thread and inflates the gzip stream it emits on the others: in
+/// segments on `threads` workers when the package declares them, else on one.
+fn inflate_on<W, E>(
+    expected: &Expected,
+    out: W,
+    threads: usize,
+    first: impl FnOnce(&mut Emit<'_>) -> Result<(), E>,
+) -> Result<(Opened, W), E>
+where
+    W: Write + Send,
+    E: From<SealError>,
+{
+    match &expected.segments {
+        // Segments that do not fit what is expected (a bound below the signed size) are not
+        // used: the stream inflates in one piece, with that path's checks.
+        Some(segments)
+            if segments
+                .fault(expected.plaintext_bound(), expected.size_bytes)
+                .is_none() =>
+        {
+            apart(segments, expected, out, threads, first)
+        }
+        _ => two_threads(Inflate::new(expected, out), first),
+    }
+}
+
+/// A segment's number and its compressed bytes (given back to be refilled), and its
+/// plaintext or why it did not inflate.
+type Inflated = (usize, Vec<u8>, Result<Vec<u8>, SealError>);
+
+/// Runs `first` on this thread, cutting the gzip stream it emits into segments that
+/// `threads` workers inflate apart, and writes their plaintext out in order on this thread.
+fn apart<W, E>(
+    segments: &Segments,
+    expected: &Expected,
+    out: W,
+    threads: usize,
+    first: impl FnOnce(&mut Emit<'_>) -> Result<(), E>,
+) -> Result<(Opened, W), E>
+where
+    W: Write,
+    E: From<SealError>,
+{
+    let mut cut = Segmenter::new(segments, expected.plaintext_bound());
+    let (job_tx, job_rx) = mpsc::sync_channel::<Segment>(threads);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Inflated>();
+    // Plaintext buffers written out, for the workers to fill again.
+    let written = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (jobs, done, written) = (&job_rx, done_tx.clone(), &written);
+            s.spawn(move || inflate_segments(jobs, &done, written));
+        }
+        drop(done_tx);
+        let mut flow = Flow {
+            jobs: Some(job_tx),
+            done: done_rx,
+            ready: BTreeMap::new(),
+            in_flight: 0,
+            limit: 2 * threads + 1,
+            join: Joiner::new(expected, out),
+            spare: Vec::new(),
+            written: &written,
+        };
+        first(&mut |gz: &[u8]| {
+            for buf in flow.spare.drain(..) {
+                cut.recycle(buf);
+            }
+            cut.push(gz, |segment| flow.send(segment))
+        })?;
+        let (last, trailer) = cut.finish()?;
+        flow.send(last)?;
+        // No more segments: the workers end once they have inflated what they hold.
+        flow.jobs = None;
+        while flow.in_flight > 0 {
+            flow.take_one()?;
+        }
+        Ok(flow.join.finish(trailer)?)
+    })
+}
+
+/// Inflates segments until the queue closes, each into a buffer written out before, or a
+/// new one.
+fn inflate_segments(
+    jobs: &Mutex<mpsc::Receiver<Segment>>,
+    done: &mpsc::Sender<Inflated>,
+    written: &Mutex<Vec<Vec<u8>>>,
+) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let mut plain = written
+            .lock()
+            .ok()
+            .and_then(|mut w| w.pop())
+            .unwrap_or_default();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            segment::inflate(&job, &mut plain)
+        }))
+        .unwrap_or_else(|_| {
+            Err(SealError::Io {
+                message: "an inflating thread panicked".into(),
+            })
+        });
+        if done.send((job.index, job.data, r.map(|()| plain))).is_err() {
+            return;
+        }
+    }
+}
+
+/// The segments between this thread and the workers, and their plaintext on its way out.
+struct Flow<'a, W: Write> {
+    jobs: Option<mpsc::SyncSender<Segment>>,
+    done: mpsc::Receiver<Inflated>,
+    /// Inflated segments waiting for one before them.
+    ready: BTreeMap<usize, Vec<u8>>,
+    /// Segments handed out and not yet written.
+    in_flight: usize,
+    limit: usize,
+    join: Joiner<W>,
+    /// Compressed buffers to refill.
+    spare: Vec<Vec<u8>>,
+    /// Plaintext buffers written out, shared with the workers.
+    written: &'a Mutex<Vec<Vec<u8>>>,
+}
+
+impl<W: Write> Flow<'_, W> {
+    /// Hands a segment to the workers, once fewer than the limit are in flight.
+    fn send(&mut self, segment: Segment) -> Result<(), SealError> {
+        while self.in_flight >= self.limit {
+            self.take_one()?;
+        }
+        let stopped = || SealError::Io {
+            message: "the inflating threads stopped".into(),
+        };
+        self.jobs
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(segment)
+            .map_err(|_| stopped())?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Waits for one inflated segment, and writes out every one that is next in order.
+    fn take_one(&mut self) -> Result<(), SealError> {
+        let (index, data, plain) = self.done.recv().map_err(|_| SealError::Io {
+            message: "the inflating threads stopped".into(),
+        })?;
+        self.spare.push(data);
+        self.ready.insert(index, plain?);
+        while let Some(plain) = self.ready.remove(&self.join.next()) {
+            self.join.write(self.join.next(), &plain)?;
+            self.in_flight -= 1;
+            if let Ok(mut w) = self.written.lock() {
+                w.push(plain);
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Runs `first` on this thread, passing its gzip stream through a bounded queue to `inflate`
 /// on a second thread. The first error wins; the inflater's, if the first stage stopped

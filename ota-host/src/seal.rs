@@ -91,7 +91,7 @@ fn drive<R: Read, W: Write>(
             if block.is_empty() {
                 break;
             }
-            let next_dictionary = deflate::dictionary(&block).to_vec();
+            let next_dictionary = deflate::dictionary(next_read + 1, &block).to_vec();
             let job = Job {
                 index: next_read,
                 plain: Arc::new(block),

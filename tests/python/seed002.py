@@ -19,12 +19,17 @@ def seal(plaintext, key, iv=None):
     return iv + enc.update(padded) + enc.finalize()
 
 
-def open_(artifact, key):
-    """The plaintext of a sealed artifact."""
+def decrypt(artifact, key):
+    """The gzip stream inside a sealed artifact."""
     dec = Cipher(algorithms.AES(key), modes.CBC(artifact[:16])).decryptor()
     padded = dec.update(artifact[16:]) + dec.finalize()
     unpadder = padding.PKCS7(128).unpadder()
-    return gzip.decompress(unpadder.update(padded) + unpadder.finalize())
+    return unpadder.update(padded) + unpadder.finalize()
+
+
+def open_(artifact, key):
+    """The plaintext of a sealed artifact."""
+    return gzip.decompress(decrypt(artifact, key))
 
 
 def registration(artifact, key, resource_name, dev_stage, architecture, version, cdn_base):

@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import unittest
+import zlib
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
@@ -195,6 +196,30 @@ class Seed002Interop(unittest.TestCase):
         self.assertEqual(seed002.open_(artifact, key), plaintext)
         self.assertEqual(reg, seed002.registration(artifact, key, "my_model", "dev", "arm64", "2026-04-15", "https://cdn.example"))
         self.assertEqual(info["sha256"], hashlib.sha256(artifact).hexdigest())
+
+    def test_each_signed_segment_inflates_on_its_own_with_zlib(self):
+        # Checked with the cryptography package and zlib only: every segment the sealer
+        # declares inflates apart, from its offset, to its 1 MiB of plaintext, and the
+        # whole is still one gzip member that gzip.decompress reads.
+        key = os.urandom(32)
+        seg = 1 << 20
+        plaintext = noise(2 * seg + 12_345, 5)
+        artifact, info = ota.seal(plaintext, key)
+        self.assertEqual(info["segments"]["plaintext_size"], seg)
+        offsets = info["segments"]["offsets"]
+        self.assertEqual(len(offsets), 2)
+        self.assertEqual(seed002.open_(artifact, key), plaintext)
+        gz = seed002.decrypt(artifact, key)
+        starts = [10] + offsets
+        ends = offsets + [len(gz) - 8]
+        for i, (start, end) in enumerate(zip(starts, ends)):
+            d = zlib.decompressobj(-15)
+            part = d.decompress(gz[start:end])
+            self.assertEqual(part, plaintext[i * seg:(i + 1) * seg], f"segment {i}")
+            self.assertEqual(d.eof, i == 2, f"segment {i}")
+        # One segment or less: none declared.
+        _, small = ota.seal(plaintext[:seg], key)
+        self.assertNotIn("segments", small)
 
 
 class DsseInterop(unittest.TestCase):

@@ -104,6 +104,104 @@ fn two_threads_open_what_one_thread_opens_at_every_size() {
     }
 }
 
+/// A signed, sealed package of `plaintext` whose seal information `edit` changed before it
+/// was signed, verified, and its artifact.
+fn package_edited(
+    plaintext: &[u8],
+    edit: impl FnOnce(&mut ota_core::seal::SealInfo),
+) -> (VerifiedPackage, Vec<u8>) {
+    let mut p = firmware_package();
+    let artifact = seal_into(&mut p, plaintext);
+    edit(p.seal.as_mut().unwrap());
+    let env = sign::sign(&p, &[&signing_key(1)]).unwrap();
+    let trusted = [signing_key(1).public_key()].into_iter().collect();
+    let v = sign::verify_envelope(env, &trusted, 1, &Limits::DEFAULT).unwrap();
+    (v, artifact)
+}
+
+/// Half noise, half a repeated pattern: it compresses, so segments differ in size.
+fn mixed(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = noise(n, seed);
+    for (i, b) in v.iter_mut().enumerate().filter(|(i, _)| i % 2 == 1) {
+        *b = (i % 13) as u8;
+    }
+    v
+}
+
+#[test]
+fn segments_inflated_on_every_thread_open_what_one_thread_opens() {
+    let seg = ota_core::deflate::SEGMENT as usize;
+    for n in [seg + 1, 2 * seg, 3 * seg + 4321] {
+        let plain = mixed(n, n as u64);
+        let (v, artifact) = package(&plain);
+        let segments = v.seal().unwrap().segments.as_ref().unwrap();
+        assert_eq!(segments.offsets.len(), n.div_ceil(seg) - 1, "n = {n}");
+        for threads in [1, 2, 3] {
+            assert_eq!(open(&v, &artifact, threads).unwrap(), plain, "n = {n}");
+            let (installed, d) = stage_and_install(&v, &artifact, threads, None);
+            assert_eq!(installed.unwrap(), plain, "n = {n}, {threads} threads");
+            assert!(d.is_complete());
+        }
+    }
+}
+
+#[test]
+fn segments_refuse_a_tampered_truncated_or_long_artifact_as_one_thread_does() {
+    let plain = mixed(3 << 20, 4);
+    let (v, artifact) = package(&plain);
+    assert!(v.seal().unwrap().segments.is_some());
+    let mut flipped = artifact.clone();
+    flipped[2 << 20] ^= 1;
+    let mut long = artifact.clone();
+    long.extend_from_slice(b"endless");
+    let short = &artifact[..artifact.len() - 16];
+    for bad in [flipped.as_slice(), long.as_slice(), short] {
+        let one = open(&v, bad, 1).unwrap_err();
+        assert_eq!(open(&v, bad, 2).unwrap_err(), one);
+    }
+}
+
+#[test]
+fn a_declared_size_that_differs_is_refused_on_every_thread_count() {
+    // One byte more or less than sealed, in the same three segments.
+    let plain = mixed((2 << 20) + 5000, 6);
+    for declared in [plain.len() as u64 + 1, plain.len() as u64 - 1] {
+        let (v, artifact) = package_edited(&plain, |s| s.plaintext_size = declared);
+        assert!(v.seal().unwrap().segments.is_some());
+        let one = open(&v, &artifact, 1).unwrap_err();
+        assert_eq!(
+            open(&v, &artifact, 2).unwrap_err(),
+            one,
+            "declared {declared}"
+        );
+    }
+    let (v, artifact) = package_edited(&plain, |s| s.plaintext_size += 1);
+    assert!(v.seal().unwrap().segments.is_some());
+    let one = open(&v, &artifact, 1).unwrap_err();
+    assert!(
+        matches!(one, SealError::PlaintextSizeMismatch { .. }),
+        "{one:?}"
+    );
+    assert_eq!(open(&v, &artifact, 2).unwrap_err(), one);
+}
+
+#[test]
+fn a_signed_offset_that_is_not_where_a_segment_starts_does_not_open_on_several_threads() {
+    let plain = mixed(3 << 20, 8);
+    for shift in [1u64, 1000] {
+        let (v, artifact) = package_edited(&plain, |s| {
+            s.segments.as_mut().unwrap().offsets[0] += shift;
+        });
+        assert_eq!(
+            open(&v, &artifact, 2).unwrap_err(),
+            SealError::DecryptionFailed,
+            "shifted by {shift}"
+        );
+        // One thread does not read the offsets: the stream is one gzip member all the same.
+        assert_eq!(open(&v, &artifact, 1).unwrap(), plain);
+    }
+}
+
 #[test]
 fn two_threads_refuse_a_tampered_truncated_or_long_artifact_as_one_does() {
     let plain = noise(300_000, 9);

@@ -108,7 +108,8 @@ class Opener(_Streaming):
 
 def seal(plaintext: BytesInput, key: SealKey, reproducible: bool = False) -> Tuple[bytes, Dict[str, Any]]:
     """Seals bytes in memory: ``(sealed bytes, info dict)``. The info has ``sha256``,
-    ``size_bytes``, ``plaintext_size``, ``plaintext_sha256``, ``iv`` and ``chunks``."""
+    ``size_bytes``, ``plaintext_size``, ``plaintext_sha256``, ``iv`` and ``chunks``, and
+    ``segments`` when the plaintext is longer than one 1 MiB segment."""
     arg("plaintext", plaintext, (bytes, bytearray, memoryview))
     arg("reproducible", reproducible, bool)
     out: List[bytes] = []
