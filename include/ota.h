@@ -990,8 +990,9 @@ ota_status ota_sealer_write(ota_sealer *sealer, const uint8_t *data, size_t data
 /**
  * Finishes sealing (the gzip trailer and the padding go to the write callback) and writes
  * what was sealed as JSON into `buf`: `{"sha256", "size_bytes",
- * "plaintext_size", "plaintext_sha256", "iv", "chunks"}`. Calling it again returns the same
- * JSON.
+ * "plaintext_size", "plaintext_sha256", "iv", "chunks"}`, and `"segments"` when the
+ * plaintext is longer than one 1 MiB segment (where each starts in the gzip stream).
+ * Calling it again returns the same JSON.
  *
  * `OTA_STATUS_INSUFFICIENT_SIZE` loses nothing: the sealer stays finished, and the call can
  * be repeated with a larger buffer.

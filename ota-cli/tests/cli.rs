@@ -400,7 +400,8 @@ fn a_package_of_several_segments_unpacks_on_one_thread_or_two() {
     let key = reg["encryption_key"].as_str().unwrap();
     for threads in ["1", "2"] {
         let plain = p.dir.path().join(format!("plain-{threads}.engine"));
-        let mut args = unpack_package(&env, &p.public, key, &s(&p.artifact), &s(&plain)).to_vec();
+        let (artifact, out) = (s(&p.artifact), s(&plain));
+        let mut args = unpack_package(&env, &p.public, key, &artifact, &out);
         args.extend(["--threads", threads]);
         let r = ota(&args);
         expect(&r, 0);

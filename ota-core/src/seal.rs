@@ -393,6 +393,9 @@ impl<W: Write> Sealer<W> {
     /// Sends a compressed block on, recording where a segment starts, and keeps the
     /// dictionary of the block after it.
     fn append_block(&mut self, plain: &[u8], deflated: &[u8]) -> io::Result<()> {
+        if plain.is_empty() {
+            return Ok(());
+        }
         if self.blocks > 0 && self.blocks % deflate::SEGMENT_BLOCKS == 0 {
             self.offsets.push(self.gz_size);
         }
@@ -453,7 +456,7 @@ impl<W: Write> Sealer<W> {
                 plaintext_size: self.plain_size,
                 plaintext_sha256,
                 iv: self.iv,
-                segments: (!self.offsets.is_empty()).then(|| Segments {
+                segments: (!self.offsets.is_empty()).then_some(Segments {
                     plaintext_size: deflate::SEGMENT,
                     offsets: self.offsets,
                 }),

@@ -11,18 +11,23 @@
 //! - [`Segmenter`] cuts the decrypted gzip stream, fed in order, into [`Segment`]s at the
 //!   signed offsets, and keeps the gzip trailer;
 //! - [`inflate`] inflates one segment on its own: it must give exactly its plaintext size,
-//!   consume exactly its bytes, end (but the last) with the sync flush every block of the
-//!   sealer ends with, and only the last may end the deflate stream;
+//!   consume exactly its bytes, and end (but the last) at a block boundary with no bits
+//!   pending, which a final empty block appended then proves ([`END_PROBE`]); only the last
+//!   may end the deflate stream;
 //! - [`Joiner`] takes the segments' plaintext back in order, writes it out, and at the end
 //!   checks gzip's CRC-32 and length over the joined plaintext and its declared size.
 //!
-//! As in [`crate::open::Inflate`], a declared plaintext digest is not recomputed (it is,
-//! when none was declared): the signed chunk table fixes every byte of the gzip stream, the
-//! signed offsets fix where each segment starts, each segment must inflate to exactly its
-//! share of the declared size, and gzip's CRC-32 and length confirm that the joined output
-//! is what was compressed, the plaintext the sealer hashed. Recomputing it costs a SHA-256
-//! of every plaintext byte on the one thread that joins, which measured as the bottleneck
-//! of the whole path (`benches/benches/device.rs`).
+//! The segments' plaintext joined is exactly what one decoder reading the whole stream makes
+//! of it, so every device opens a package to the same bytes, whatever its number of cores,
+//! and so does `gzip -d`: a decoder that starts a segment afresh is where one reading from
+//! the start would be (at a block boundary, no bits pending: the probe above), and it has no
+//! window, so a segment that refers to bytes before its start fails to inflate
+//! ("distance too far back") instead of giving other bytes. Then, as in
+//! [`crate::open::Inflate`], a declared plaintext digest is not recomputed (it is when none
+//! was declared): the signed chunk table fixes every byte of the gzip stream, and gzip's
+//! CRC-32 and length confirm that the joined output is what was compressed. Recomputing it
+//! would cost a SHA-256 of every plaintext byte on the one thread that joins, measured as
+//! the bottleneck of the whole path (`benches/benches/device.rs`).
 //!
 //! Memory is a few segments, whatever the artifact's size: a segment's compressed bytes are
 //! bounded by [`max_compressed`], and the host bounds how many are in flight.
@@ -40,8 +45,8 @@ use crate::seal::SealError;
 /// fields, mtime 0, OS 255 (unknown), so equal inputs give equal bytes.
 pub const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
-/// The largest segment a package may declare: 16 MiB of plaintext (a device holds a few).
-pub const MAX_SEGMENT: u64 = 16 << 20;
+/// The largest segment a package may declare: 4 MiB of plaintext (a device holds a few).
+pub const MAX_SEGMENT: u64 = 4 << 20;
 
 /// The smallest: 64 KiB.
 pub const MIN_SEGMENT: u64 = 64 << 10;
@@ -230,20 +235,25 @@ impl Segmenter {
     }
 }
 
-/// The end of every block the sealer compresses, so of every segment but the last: the
-/// sync flush's empty stored block (its length and the length's complement).
-pub const SYNC_FLUSH: [u8; 4] = [0, 0, 0xff, 0xff];
+/// What [`inflate`] appends to a segment but the last to prove it ended at a block boundary
+/// with no bits pending: a final empty block with fixed codes (header bits 1, 1, 0, then the
+/// 7-bit end of block). Only from that state do these 16 bits end the stream with no output:
+/// inside a stored block they are data, inside a Huffman block they are symbols, and after
+/// pending bits the final header cannot start at the probe's first bit, the only place its
+/// bits spell one.
+pub const END_PROBE: [u8; 2] = [0x03, 0x00];
+
+/// How much the output grows at a time, so a segment that claims more plaintext than it has
+/// reserves no more than it gives.
+const GROW: usize = 256 << 10;
 
 /// Inflates one segment on its own into `out` (cleared first): exactly its plaintext (the
-/// last: at most), from exactly its bytes, a segment but the last ending with
-/// [`SYNC_FLUSH`]; only the last segment may end the deflate stream, and it must. A segment
+/// last: at most), from exactly its bytes, a segment but the last ending at a block boundary
+/// ([`END_PROBE`]); only the last segment may end the deflate stream, and it must. A segment
 /// that does not is [`SealError::DecryptionFailed`], as for a stream that does not inflate;
 /// a last segment that gives more than its plaintext is [`SealError::PlaintextTooLarge`],
 /// bounded where its plaintext would end (a decompression bomb).
 pub fn inflate(segment: &Segment, out: &mut Vec<u8>) -> Result<(), SealError> {
-    if !segment.last && !segment.data.ends_with(&SYNC_FLUSH) {
-        return Err(SealError::DecryptionFailed);
-    }
     let input = if segment.index == 0 {
         segment
             .data
@@ -253,10 +263,13 @@ pub fn inflate(segment: &Segment, out: &mut Vec<u8>) -> Result<(), SealError> {
         &segment.data[..]
     };
     out.clear();
-    // One byte of room more than declared, to see a segment that gives too much.
-    out.reserve_exact(segment.plaintext + 1);
+    // Room for one byte more than declared, to see a segment that gives too much.
+    let room = segment.plaintext.saturating_add(1);
     let mut d = flate2::Decompress::new(false);
     loop {
+        if out.len() == out.capacity() {
+            out.reserve_exact((room - out.len()).min(GROW));
+        }
         let consumed = d.total_in() as usize;
         let written = out.len();
         let status = d
@@ -265,7 +278,7 @@ pub fn inflate(segment: &Segment, out: &mut Vec<u8>) -> Result<(), SealError> {
         if out.len() > segment.plaintext {
             return Err(match segment.last {
                 true => SealError::PlaintextTooLarge {
-                    max: segment.start + segment.plaintext as u64,
+                    max: segment.start.saturating_add(segment.plaintext as u64),
                 },
                 false => SealError::DecryptionFailed,
             });
@@ -274,13 +287,25 @@ pub fn inflate(segment: &Segment, out: &mut Vec<u8>) -> Result<(), SealError> {
         if ended || (d.total_in() as usize == consumed && out.len() == written) {
             let size = out.len() == segment.plaintext || (segment.last && ended);
             let whole = d.total_in() as usize == input.len() && size;
-            return if whole && ended == segment.last {
+            return if whole && ended == segment.last && (ended || at_block_end(&mut d, out)) {
                 Ok(())
             } else {
                 Err(SealError::DecryptionFailed)
             };
         }
     }
+}
+
+/// Whether `d`, having taken a whole segment, stopped at a block boundary with no bits
+/// pending: [`END_PROBE`] then ends its stream, consumed whole, with no output.
+fn at_block_end(d: &mut flate2::Decompress, out: &mut Vec<u8>) -> bool {
+    let (before_in, before_out) = (d.total_in(), out.len());
+    out.reserve(1);
+    let ended = d.decompress_vec(&END_PROBE, out, flate2::FlushDecompress::Finish);
+    let taken = d.total_in() - before_in;
+    let grew = out.len() != before_out;
+    out.truncate(before_out);
+    matches!(ended, Ok(flate2::Status::StreamEnd)) && taken == END_PROBE.len() as u64 && !grew
 }
 
 /// Takes segments' plaintext back in order and writes it out, checking at the end what
@@ -564,6 +589,48 @@ mod tests {
             open_apart_with(&gz, &sealed, &whole, 65536).unwrap(),
             compressible(2 * deflate::SEGMENT as usize + 1)
         );
+    }
+
+    #[test]
+    fn a_segment_that_ends_inside_a_block_is_refused() {
+        // A stored block of 8 bytes whose first 4, the segment's end, look like a sync
+        // flush: alone it gives exactly 4 bytes from exactly its input, but a decoder reading
+        // on would take the next 4 bytes as data, not as the next segment's first block.
+        let mut data = GZIP_HEADER.to_vec();
+        data.extend_from_slice(&[0x00, 8, 0, !8, 0xff, 0, 0, 0xff, 0xff]);
+        let s = Segment {
+            index: 0,
+            start: 0,
+            data,
+            plaintext: 4,
+            last: false,
+        };
+        assert_eq!(
+            inflate(&s, &mut Vec::new()),
+            Err(SealError::DecryptionFailed)
+        );
+        // The same 4 bytes in a stored block of their own, then a sync flush: a boundary.
+        let mut data = GZIP_HEADER.to_vec();
+        data.extend_from_slice(&[
+            0x00, 4, 0, !4, 0xff, 0, 0, 0xff, 0xff, 0x00, 0, 0, 0xff, 0xff,
+        ]);
+        let mut out = Vec::new();
+        inflate(&Segment { data, ..s }, &mut out).unwrap();
+        assert_eq!(out, [0, 0, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn a_segment_claiming_more_than_it_has_reserves_only_what_it_gives() {
+        let (_, sealed, gz) = sealed(2 * deflate::SEGMENT as usize + 1);
+        let segments = sealed.info().segments.unwrap();
+        let mut cut = Segmenter::new(&segments, sealed.plaintext_size);
+        cut.push(&gz, |_| Ok(())).unwrap();
+        let (mut last, _) = cut.finish().unwrap();
+        last.plaintext = usize::MAX;
+        let mut out = Vec::new();
+        inflate(&last, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(out.capacity() <= GROW, "{}", out.capacity());
     }
 
     #[test]

@@ -17,11 +17,13 @@
 //! discarded.
 //!
 //! A package that declares segments (`seal.segments`, [`ota_core::segment`]) is inflated
-//! on every thread instead: the caller's thread verifies, decrypts and cuts the gzip stream
-//! into segments, `threads` workers inflate them apart, and the caller's thread writes their
-//! plaintext out in order, hashing it against its declared digest. At most `threads + 1`
-//! segments (1 MiB of plaintext each) are in flight, so memory stays at a few MiB whatever
-//! the artifact's size.
+//! on `threads` workers instead: the caller's thread verifies, decrypts and cuts the gzip
+//! stream into segments, the workers inflate them apart, and the caller's thread writes their
+//! plaintext out in order, checking gzip's CRC-32 and length and the declared size (the
+//! output is byte for byte the one-thread path's: see [`ota_core::segment`]). At most
+//! `2 × threads + 1` segments are in flight, each held compressed and inflated (1 MiB of
+//! plaintext as sealed, at most [`ota_core::segment::MAX_SEGMENT`]), so memory stays at about
+//! 10 MiB on two threads whatever the artifact's size.
 //!
 //! [`open_chunked`]: ota_core::seal::open_chunked
 //! [`Install`]: ota_core::download::Install
@@ -51,7 +53,8 @@ pub fn default_threads() -> usize {
 
 /// Opens a sealed artifact read in order from `source`, each 64 KiB chunk checked against
 /// `chunks` before it is decrypted, the plaintext inflated into `out`: on two threads when
-/// `threads` is 2 or more, else as [`seal::open_chunked`].
+/// `threads` is 2 or more (a package with segments: this thread and `threads` inflating),
+/// else as [`seal::open_chunked`].
 pub fn open_chunked<R: Read, W: Write + Send>(
     mut source: R,
     key: &SealKey,
