@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ota_core::registration::Registration;
 use ota_core::seal::{self, Opened, SealError};
+use ota_host::durable::SyncBehind;
 use ota_host::pipeline;
 use serde_json::json;
 
@@ -78,7 +79,9 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
     let dir = out::parent(&a.out);
     outputs.dir(dir)?;
     let tmp = Unnamed::new_in(dir)?;
-    let (watched, write_failed) = Watched::new(tmp.file());
+    // The disk writes behind the output as it grows, so the fsync before the rename waits
+    // only for the tail.
+    let (watched, write_failed) = Watched::new(SyncBehind::new(tmp.file()));
     let sink = BufWriter::with_capacity(1 << 20, watched);
     let src = File::open(&a.artifact).map_err(|e| CliError::io(&a.artifact, e))?;
     let src = stop.reader(src);
