@@ -263,30 +263,44 @@ impl<W: Write> Inflate<W> {
             return Err(inflate_error(&self.gz));
         }
         let bounded = self.gz.finish().map_err(SealError::from)?;
-        let plaintext_sha256 = match (bounded.hasher, self.plaintext_sha256) {
-            (Some(h), _) => Sha256Digest::from_bytes(h.finalize().into()),
-            (None, Some(declared)) => declared,
-            (None, None) => return Err(SealError::PlaintextDigestMismatch),
-        };
-        let opened = Opened {
-            plaintext_size: bounded.written,
-            plaintext_sha256,
-        };
-        if let Some(expected) = self.plaintext_size
-            && expected != opened.plaintext_size
-        {
-            return Err(SealError::PlaintextSizeMismatch {
-                expected,
-                found: opened.plaintext_size,
-            });
-        }
-        if let Some(expected) = self.plaintext_sha256
-            && expected != opened.plaintext_sha256
-        {
-            return Err(SealError::PlaintextDigestMismatch);
-        }
+        let opened = conclude(
+            bounded.written,
+            bounded.hasher,
+            self.plaintext_size,
+            self.plaintext_sha256,
+        )?;
         Ok((opened, bounded.inner))
     }
+}
+
+/// What an inflater concludes from `written` bytes of plaintext, hashed by `hasher` when no
+/// digest was declared: their size and digest, checked against the declared ones.
+pub(crate) fn conclude(
+    written: u64,
+    hasher: Option<Sha256>,
+    plaintext_size: Option<u64>,
+    plaintext_sha256: Option<Sha256Digest>,
+) -> Result<Opened, SealError> {
+    if let Some(expected) = plaintext_size
+        && expected != written
+    {
+        return Err(SealError::PlaintextSizeMismatch {
+            expected,
+            found: written,
+        });
+    }
+    let digest = match (hasher, plaintext_sha256) {
+        (Some(h), _) => Sha256Digest::from_bytes(h.finalize().into()),
+        (None, Some(declared)) => declared,
+        (None, None) => return Err(SealError::PlaintextDigestMismatch),
+    };
+    if plaintext_sha256.is_some_and(|declared| declared != digest) {
+        return Err(SealError::PlaintextDigestMismatch);
+    }
+    Ok(Opened {
+        plaintext_size: written,
+        plaintext_sha256: digest,
+    })
 }
 
 /// Opens a sealed artifact from verified bytes, streaming the plaintext into `W`: the two

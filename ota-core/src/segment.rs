@@ -372,23 +372,12 @@ impl<W: Write> Joiner<W> {
         if crc != self.crc.finalize() || isize != (self.written & 0xffff_ffff) as u32 {
             return Err(SealError::DecryptionFailed);
         }
-        if let Some(expected) = self.plaintext_size
-            && expected != self.written
-        {
-            return Err(SealError::PlaintextSizeMismatch {
-                expected,
-                found: self.written,
-            });
-        }
-        let plaintext_sha256 = match (self.sha, self.plaintext_sha256) {
-            (Some(h), _) => Sha256Digest::from_bytes(h.finalize().into()),
-            (None, Some(declared)) => declared,
-            (None, None) => return Err(SealError::PlaintextDigestMismatch),
-        };
-        let opened = Opened {
-            plaintext_size: self.written,
-            plaintext_sha256,
-        };
+        let opened = crate::open::conclude(
+            self.written,
+            self.sha,
+            self.plaintext_size,
+            self.plaintext_sha256,
+        )?;
         Ok((opened, self.out))
     }
 }

@@ -129,7 +129,8 @@ impl<F: Borrow<File>> SyncBehind<F> {
 
 impl<F: Borrow<File>> Write for SyncBehind<F> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = (&*self.file.borrow()).write(buf)?;
+        let mut file: &File = self.file.borrow();
+        let n = file.write(buf)?;
         self.since += n as u64;
         let idle = self.sync.as_ref().is_none_or(JoinHandle::is_finished);
         if self.since >= SYNC_BEHIND && idle {
@@ -144,7 +145,8 @@ impl<F: Borrow<File>> Write for SyncBehind<F> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.wait()?;
-        (&*self.file.borrow()).flush()
+        let mut file: &File = self.file.borrow();
+        file.flush()
     }
 }
 
