@@ -56,14 +56,7 @@ fn seal_and_open(c: &mut Criterion) {
     let mut g = c.benchmark_group("open");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(size as u64));
-    let expected = seal::Expected {
-        size_bytes: sealed.size_bytes,
-        sha256: sealed.sha256,
-        plaintext_size: Some(sealed.plaintext_size),
-        plaintext_sha256: Some(sealed.plaintext_sha256),
-        max_plaintext: 0,
-        segments: sealed.segments.clone(),
-    };
+    let expected = sealed.expected();
     g.bench_function("ota", |b| {
         b.iter(|| {
             seal::open_chunked(

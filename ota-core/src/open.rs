@@ -568,19 +568,8 @@ mod tests {
     use crate::seal::tests::{data, key};
     use crate::seal::{Sealed, seal_bytes};
 
-    fn expected(sealed: &Sealed) -> Expected {
-        Expected {
-            size_bytes: sealed.size_bytes,
-            sha256: sealed.sha256,
-            plaintext_size: Some(sealed.plaintext_size),
-            plaintext_sha256: Some(sealed.plaintext_sha256),
-            max_plaintext: 0,
-            segments: sealed.info().segments,
-        }
-    }
-
     fn open(bytes: &[u8], key: &SealKey, sealed: &Sealed) -> Result<Vec<u8>, SealError> {
-        open_chunked(bytes, key, &sealed.chunks, expected(sealed), Vec::new()).map(|(_, out)| out)
+        open_chunked(bytes, key, &sealed.chunks, sealed.expected(), Vec::new()).map(|(_, out)| out)
     }
 
     #[test]
@@ -603,7 +592,7 @@ mod tests {
             let (opened, out) = open_checked(
                 std::io::Cursor::new(&bytes),
                 &key(),
-                expected(&sealed),
+                sealed.expected(),
                 Vec::new(),
             )
             .unwrap();
@@ -628,7 +617,7 @@ mod tests {
                 open_checked(
                     std::io::Cursor::new(&bad),
                     &key(),
-                    expected(&sealed),
+                    sealed.expected(),
                     Vec::new()
                 )
                 .unwrap_err(),
@@ -650,7 +639,7 @@ mod tests {
             open_checked(
                 std::io::Cursor::new(&long),
                 &key(),
-                expected(&sealed),
+                sealed.expected(),
                 Vec::new()
             )
             .unwrap_err(),
@@ -667,7 +656,7 @@ mod tests {
         // A megabyte of zeros seals to about a kilobyte; declare far less.
         let pt = vec![0u8; 1 << 20];
         let (bytes, sealed) = seal_bytes(&key(), [5; 16], &pt).unwrap();
-        let mut e = expected(&sealed);
+        let mut e = sealed.expected();
         e.plaintext_size = Some(4096);
         let err = open_chunked(
             bytes.as_slice(),
@@ -683,7 +672,7 @@ mod tests {
         let _ = opener.push(VerifiedBytes::new(0, &bytes));
         assert!(opener.plaintext_written() <= 4096);
         // Without a declared size, the caller's maximum is the bound.
-        let mut e = expected(&sealed);
+        let mut e = sealed.expected();
         e.plaintext_size = None;
         e.max_plaintext = 1000;
         let err = open_checked(std::io::Cursor::new(&bytes), &key(), e, Vec::new()).unwrap_err();
@@ -718,7 +707,7 @@ mod tests {
     fn the_two_stages_fed_apart_open_what_the_opener_opens() {
         let pt = data(300_000);
         let (bytes, sealed) = seal_bytes(&key(), [6; 16], &pt).unwrap();
-        let e = expected(&sealed);
+        let e = sealed.expected();
         let mut first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &e);
         let mut gz = Vec::new();
         // Odd pieces: partial chunks, whole chunks in place, and runs of several.
@@ -757,7 +746,7 @@ mod tests {
         let pt = data(300_000);
         let (mut bytes, sealed) = seal_bytes(&key(), [7; 16], &pt).unwrap();
         bytes[65_536 + 10] ^= 1;
-        let mut first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &expected(&sealed));
+        let mut first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &sealed.expected());
         let mut emitted = 0usize;
         let err = first
             .update(&bytes, |b| {
@@ -776,7 +765,7 @@ mod tests {
     #[test]
     fn the_chunk_table_is_shared_not_copied() {
         let (_, sealed) = seal_bytes(&key(), [8; 16], &data(200_000)).unwrap();
-        let first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &expected(&sealed));
+        let first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &sealed.expected());
         assert!(std::sync::Arc::ptr_eq(
             &first.chunks.sha256,
             &sealed.chunks.sha256
@@ -786,7 +775,7 @@ mod tests {
     #[test]
     fn bytes_must_come_in_order() {
         let (bytes, sealed) = seal_bytes(&key(), [2; 16], &data(1000)).unwrap();
-        let mut opener = Opener::new(&key(), expected(&sealed), Vec::new());
+        let mut opener = Opener::new(&key(), sealed.expected(), Vec::new());
         let err = opener
             .push(VerifiedBytes::new(16, &bytes[16..]))
             .unwrap_err();

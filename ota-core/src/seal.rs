@@ -171,6 +171,19 @@ impl Sealed {
             segments: self.segments.clone(),
         }
     }
+
+    /// What this artifact must be to open it: its size and digest, and its plaintext's
+    /// declared size, digest and segments.
+    pub fn expected(&self) -> Expected {
+        Expected {
+            size_bytes: self.size_bytes,
+            sha256: self.sha256,
+            plaintext_size: Some(self.plaintext_size),
+            plaintext_sha256: Some(self.plaintext_sha256),
+            max_plaintext: self.plaintext_size,
+            segments: self.segments.clone(),
+        }
+    }
 }
 
 /// Sealing or opening failed.

@@ -412,17 +412,6 @@ mod tests {
         v
     }
 
-    fn expected(sealed: &Sealed) -> Expected {
-        Expected {
-            size_bytes: sealed.size_bytes,
-            sha256: sealed.sha256,
-            plaintext_size: Some(sealed.plaintext_size),
-            plaintext_sha256: Some(sealed.plaintext_sha256),
-            max_plaintext: sealed.plaintext_size,
-            segments: sealed.info().segments,
-        }
-    }
-
     /// Cuts `gz` in pieces of `piece` bytes, inflates every segment apart and joins them.
     fn open_apart(gz: &[u8], sealed: &Sealed, piece: usize) -> Result<Vec<u8>, SealError> {
         open_apart_with(gz, sealed, &sealed.info().segments.unwrap(), piece)
@@ -476,7 +465,7 @@ mod tests {
         }
         let (last, trailer) = cut.finish()?;
         all.push(last);
-        let mut join = Joiner::new(&expected(sealed), Vec::new());
+        let mut join = Joiner::new(&sealed.expected(), Vec::new());
         let mut out = Vec::new();
         for s in &all {
             inflate(s, &mut out)?;
@@ -498,7 +487,7 @@ mod tests {
         .unwrap();
         let (last, trailer) = cut.finish().unwrap();
         all.push(last);
-        let mut undeclared = expected(&sealed);
+        let mut undeclared = sealed.expected();
         undeclared.plaintext_sha256 = None;
         let mut join = Joiner::new(&undeclared, Vec::new());
         let mut out = Vec::new();
@@ -625,7 +614,7 @@ mod tests {
     #[test]
     fn segments_out_of_order_are_refused() {
         let (_, sealed, _) = sealed(2 * deflate::SEGMENT as usize + 1);
-        let mut join = Joiner::new(&expected(&sealed), Vec::new());
+        let mut join = Joiner::new(&sealed.expected(), Vec::new());
         assert_eq!(
             join.write(1, b"x"),
             Err(SealError::OutOfOrder {

@@ -11,12 +11,7 @@ use ota_tests::{firmware_package, noise, seal_into, seal_key, signing_key};
 
 /// A signed, sealed package of `plaintext`, verified, and its artifact.
 fn package(plaintext: &[u8]) -> (VerifiedPackage, Vec<u8>) {
-    let mut p = firmware_package();
-    let artifact = seal_into(&mut p, plaintext);
-    let env = sign::sign(&p, &[&signing_key(1)]).unwrap();
-    let trusted = [signing_key(1).public_key()].into_iter().collect();
-    let v = sign::verify_envelope(env, &trusted, 1, &Limits::DEFAULT).unwrap();
-    (v, artifact)
+    package_edited(plaintext, |_| {})
 }
 
 fn open(v: &VerifiedPackage, artifact: &[u8], threads: usize) -> Result<Vec<u8>, SealError> {
