@@ -126,7 +126,7 @@ enum ManifestCommand {
     /// its other files, safetensors included): framework block, inputs and outputs, precision,
     /// files with size and sha256. Lists what is left to complete (licence, targets).
     #[command(
-        after_help = "Examples:\n  ota manifest init --from model.onnx --out manifest.yaml\n  ota manifest init --from model/ --name yolo --model-version 1.2.0 --license Apache-2.0 --target generic-arm64 --out model/manifest.json\n  ota manifest init --from detector.tflite --json"
+        after_help = "Examples:\n  ota manifest init --from model.onnx --out manifest.yaml\n  ota manifest init --from model/ --name yolo --model-version 1.2.0 --license Apache-2.0 --target generic-arm64 --out manifest.json\n  ota manifest init --from detector.tflite --json"
     )]
     Init(manifest_init::InitArgs),
     /// Validate a model manifest (JSON or YAML) and list every fault.
