@@ -1065,6 +1065,30 @@ ota_status ota_opener_finish(ota_opener *opener, char *buf, size_t buf_len, size
 void ota_opener_free(ota_opener *opener);
 
 /**
+ * Opens a verified package's sealed artifact file into `out_path`, as `ota unpack` does: every
+ * 64 KiB chunk is checked against the signed chunk table before it is decrypted, and the
+ * plaintext (its size and digest checked) is written through a temporary file beside
+ * `out_path`, synced and renamed over it only on success. A failure leaves no output file
+ * behind and an existing `out_path` untouched.
+ *
+ * `threads` is how many threads open it: 1 does everything on the calling thread; 2 or more
+ * verify and decrypt on the calling thread while that many others inflate the package's
+ * segments (a package sealed with segments; others open on two threads); 0 chooses for
+ * this machine (2 with two cores or more, else 1). More than 16 is
+ * `OTA_STATUS_INVALID_ARGUMENT`. The output is the same bytes whatever the thread count.
+ *
+ * Takes no ownership; nothing to free.
+ */
+ota_status ota_verified_package_open_file(const ota_verified_package *package,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          const char *artifact_path,
+                                          size_t artifact_path_len,
+                                          const char *out_path,
+                                          size_t out_path_len,
+                                          uint64_t threads);
+
+/**
  * Builds publish_artifact.py's registration record for an artifact a finished sealer produced with
  * `key`, and writes it as JSON into `buf`. `params` is JSON:
  * `{"resource_name", "dev_stage", "architecture", "version", "s3_endpoint", "bucket",

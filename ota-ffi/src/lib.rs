@@ -103,6 +103,7 @@ pub use seal::{
     ota_package_set_sealed, ota_registration_build, ota_registration_object_key,
     ota_registration_open_file, ota_seal_key_generate, ota_sealer, ota_sealer_finish,
     ota_sealer_free, ota_sealer_new, ota_sealer_new_reproducible, ota_sealer_write,
+    ota_verified_package_open_file,
 };
 pub use sign::{
     ota_envelope_sign, ota_envelope_verify, ota_signing_key, ota_signing_key_free,

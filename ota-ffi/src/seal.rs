@@ -8,6 +8,7 @@ use ota_core::digest::Sha256Digest;
 use ota_core::name::Name;
 use ota_core::registration::{Registration, Store};
 use ota_core::seal::{self, ChunkedOpener, Opened, SealKey, Sealed, Sealer};
+use ota_host::pipeline;
 
 use crate::document::ota_package;
 use crate::error::{Failure, call};
@@ -275,6 +276,66 @@ pub unsafe extern "C" fn ota_opener_finish(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_opener_free(opener: *mut ota_opener) {
     unsafe { free(opener) }
+}
+
+/// The most threads `ota_verified_package_open_file` takes: each inflating thread holds about
+/// 2 MiB of segments in flight.
+const MAX_OPEN_THREADS: u64 = 16;
+
+/// Opens a verified package's sealed artifact file into `out_path`, as `ota unpack` does: every
+/// 64 KiB chunk is checked against the signed chunk table before it is decrypted, and the
+/// plaintext (its size and digest checked) is written through a temporary file beside
+/// `out_path`, synced and renamed over it only on success. A failure leaves no output file
+/// behind and an existing `out_path` untouched.
+///
+/// `threads` is how many threads open it: 1 does everything on the calling thread; 2 or more
+/// verify and decrypt on the calling thread while that many others inflate the package's
+/// segments (a package sealed with segments; others open on two threads); 0 chooses for
+/// this machine (2 with two cores or more, else 1). More than 16 is
+/// `OTA_STATUS_INVALID_ARGUMENT`. The output is the same bytes whatever the thread count.
+///
+/// Takes no ownership; nothing to free.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_verified_package_open_file(
+    package: *const ota_verified_package,
+    key: *const u8,
+    key_len: usize,
+    artifact_path: *const c_char,
+    artifact_path_len: usize,
+    out_path: *const c_char,
+    out_path_len: usize,
+    threads: u64,
+) -> Status {
+    call(|| {
+        let package = &try_handle!(package).inner;
+        let key = seal_key(try_slice!(key, key_len))?;
+        let artifact_path = try_str!(artifact_path, artifact_path_len);
+        let out_path = try_str!(out_path, out_path_len);
+        let threads = match threads {
+            0 => pipeline::default_threads(),
+            n if n <= MAX_OPEN_THREADS => n as usize,
+            n => {
+                return Err(Failure::new(
+                    Status::InvalidArgument,
+                    format!("threads: {n} is more than {MAX_OPEN_THREADS}"),
+                ));
+            }
+        };
+        let source = std::fs::File::open(artifact_path)
+            .map_err(|e| Failure::new(Status::Io, format!("{artifact_path}: {e}")))?;
+        crate::fs::write_atomically(std::path::Path::new(out_path), |out| {
+            pipeline::open_chunked(
+                source,
+                &key,
+                package.chunks(),
+                package.expected(),
+                out,
+                threads,
+            )
+            .map(|_| ())
+            .map_err(Failure::from)
+        })
+    })
 }
 
 #[derive(serde::Deserialize)]

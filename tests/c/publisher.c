@@ -154,6 +154,20 @@ static ota_status open_file(ota_opener *o, const char *path, size_t step) {
     return st;
 }
 
+/* Feeds the file at `path` to `compare`; returns how many bytes it held. */
+static uint64_t compare_file(compare_t *c, const char *path) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf = malloc(1 << 20);
+    size_t got;
+    CHECK(f != NULL && buf != NULL);
+    while ((got = fread(buf, 1, 1 << 20, f)) > 0) {
+        compare(c, buf, got);
+    }
+    fclose(f);
+    free(buf);
+    return c->seen;
+}
+
 static void flip_byte(const char *path, long offset) {
     FILE *f = fopen(path, "r+b");
     int c;
@@ -269,6 +283,47 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     CHECK_STATUS(ota_opener_new(vp, key, 16, discard, NULL, &o), OTA_STATUS_INVALID_KEY);
     CHECK_STATUS(ota_opener_new(NULL, key, 32, discard, NULL, &o), OTA_STATUS_NULL_POINTER);
 
+    /* The artifact file opened into a file: the same bytes on one thread or several (0: this
+     * machine's choice). A wrong key fails as the opener does; more than 16 threads is
+     * refused, naming them. */
+    snprintf(out_path, sizeof out_path, "%s/plain-threads.bin", tmp);
+    {
+        uint64_t threads;
+        for (threads = 0; threads <= 3; threads++) {
+            compare_t c = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
+            CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path,
+                                                        strlen(out_path), threads),
+                         OTA_STATUS_OK);
+            CHECK(compare_file(&c, out_path) == (uint64_t)megabytes << 20);
+            CHECK(!c.mismatch);
+        }
+        remove(out_path);
+        for (threads = 1; threads <= 2; threads++) {
+            CHECK_STATUS(ota_verified_package_open_file(vp, wrong, 32, path, strlen(path), out_path,
+                                                        strlen(out_path), threads),
+                         OTA_STATUS_DECRYPTION_FAILED);
+            CHECK(access(out_path, F_OK) != 0);
+        }
+        CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path,
+                                                    strlen(out_path), 17),
+                     OTA_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(last_error(), "threads") != NULL);
+        CHECK_STATUS(ota_verified_package_open_file(vp, key, 16, path, strlen(path), out_path,
+                                                    strlen(out_path), 1),
+                     OTA_STATUS_INVALID_KEY);
+        CHECK_STATUS(ota_verified_package_open_file(NULL, key, 32, path, strlen(path), out_path,
+                                                    strlen(out_path), 1),
+                     OTA_STATUS_NULL_POINTER);
+        CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, "/nonexistent", 12, out_path,
+                                                    strlen(out_path), 1),
+                     OTA_STATUS_IO);
+        CHECK(access(out_path, F_OK) != 0);
+        /* A good output, kept for the flipped byte below. */
+        CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path,
+                                                    strlen(out_path), 2),
+                     OTA_STATUS_OK);
+    }
+
     /* The registration record, and opening by it alone into a file. */
     {
         const char *params =
@@ -307,6 +362,21 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
                                             out_path, strlen(out_path), (uint64_t)megabytes << 20),
                  OTA_STATUS_DIGEST_MISMATCH);
     CHECK(access(out_path, F_OK) != 0);
+    /* Opened into a file on one thread or two: refused, the previous output left whole. */
+    snprintf(out_path, sizeof out_path, "%s/plain-threads.bin", tmp);
+    {
+        uint64_t threads;
+        for (threads = 1; threads <= 2; threads++) {
+            compare_t c = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
+            CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path,
+                                                        strlen(out_path), threads),
+                         OTA_STATUS_CHUNK_DIGEST_MISMATCH);
+            CHECK(strstr(last_error(), "chunk 1 ") != NULL);
+            CHECK(compare_file(&c, out_path) == (uint64_t)megabytes << 20);
+            CHECK(!c.mismatch);
+        }
+        remove(out_path);
+    }
 
     /* Truncated: the opener says so at the end. */
     CHECK_STATUS(ota_opener_new(vp, key, 32, discard, NULL, &o), OTA_STATUS_OK);

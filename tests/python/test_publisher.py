@@ -91,6 +91,42 @@ class SealAndOpen(unittest.TestCase):
             self.assertTrue(d["id"].startswith("pkg_"))
             self.assertEqual(ota.open_sealed(v, self.key, artifact), plaintext)
 
+    def test_open_file_writes_the_same_bytes_on_any_thread_count_and_nothing_on_failure(self):
+        # Three segments and a bit: with threads >= 2 they inflate on other threads.
+        plaintext = noise(3 * (1 << 20) + 12_345, 7)
+        statement, env, artifact = sealed_package(plaintext, self.key, self.signer)
+        self.assertEqual(len(statement["seal"]["segments"]["offsets"]), 3)
+        with tempfile.TemporaryDirectory() as d, ota.verify(env, self.trusted) as v:
+            src, dst = os.path.join(d, "a.enc"), os.path.join(d, "a.bin")
+            with open(src, "wb") as f:
+                f.write(artifact)
+            for threads in (0, 1, 2, 3):
+                ota.open_file(v, self.key, src, dst, threads=threads)
+                with open(dst, "rb") as f:
+                    self.assertEqual(f.read(), plaintext, f"threads={threads}")
+            # A flipped byte in the third segment, on one thread or several: an error naming
+            # the chunk, the previous output untouched, no temporary file left.
+            bad = bytearray(artifact)
+            bad[(2 << 20) + 70_000] ^= 1
+            with open(src, "wb") as f:
+                f.write(bad)
+            for threads in (1, 2):
+                with self.assertRaises(ota.ChunkDigestMismatchError) as cm:
+                    ota.open_file(v, self.key, src, dst, threads=threads)
+                self.assertIn("chunk 33", str(cm.exception))
+                with open(dst, "rb") as f:
+                    self.assertEqual(f.read(), plaintext)
+                self.assertEqual(sorted(os.listdir(d)), ["a.bin", "a.enc"])
+            with self.assertRaises(ota.InvalidArgumentError) as cm:
+                ota.open_file(v, self.key, src, dst, threads=17)
+            self.assertIn("threads", str(cm.exception))
+            with self.assertRaises(ValueError):
+                ota.open_file(v, self.key, src, dst, threads=-1)
+            with self.assertRaises(TypeError):
+                ota.open_file(v, self.key, src, dst, threads=True)
+            with self.assertRaises(ota.IoError):
+                ota.open_file(v, self.key, os.path.join(d, "missing.enc"), dst)
+
     def test_a_verified_package_s_fields_come_from_accessors_without_json(self):
         plaintext = noise(300_000)
         statement, env, artifact = sealed_package(plaintext, self.key, self.signer)

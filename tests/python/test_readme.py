@@ -55,6 +55,8 @@ class Readme(unittest.TestCase):
                     warnings.simplefilter("ignore", ResourceWarning)
                     for i, snippet in enumerate(snippets):
                         exec(compile(snippet, f"<README.md, Python snippet {i + 1}>", "exec"), names)  # noqa: S102
+                with open("model.out", "rb") as f:
+                    self.assertEqual(f.read(), model)
             finally:
                 os.chdir(cwd)
                 if "storage" in names and names["storage"]._writer:

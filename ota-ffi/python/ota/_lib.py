@@ -137,6 +137,7 @@ _declare("ota_opener_free", None, HANDLE)
 _declare("ota_registration_build", ota_status, HANDLE, u8p, c_size_t, TEXT, c_size_t, BUF, c_size_t, size_p)
 _declare("ota_registration_object_key", ota_status, TEXT, c_size_t, BUF, c_size_t, size_p)
 _declare("ota_registration_open_file", ota_status, TEXT, c_size_t, TEXT, c_size_t, TEXT, c_size_t, ctypes.c_uint64)
+_declare("ota_verified_package_open_file", ota_status, HANDLE, u8p, c_size_t, TEXT, c_size_t, TEXT, c_size_t, ctypes.c_uint64)
 
 
 # --- The device path. ----------------------------------------------------------------------

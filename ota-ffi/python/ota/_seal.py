@@ -18,7 +18,7 @@ SealKey = Union[bytes, bytearray, memoryview, str]
 """A 32-byte encryption key: the raw bytes, or 64 hex characters."""
 
 __all__ = [
-    "generate_seal_key", "Sealer", "Opener", "seal", "open_sealed", "registration_build",
+    "generate_seal_key", "Sealer", "Opener", "seal", "open_sealed", "open_file", "registration_build",
     "registration_object_key", "registration_open_file",
 ]
 
@@ -129,6 +129,20 @@ def open_sealed(verified: VerifiedPackage, key: SealKey, artifact: BytesInput) -
         o.write(artifact)
         o.finish()
     return b"".join(out)
+
+
+@holding
+def open_file(verified: VerifiedPackage, key: SealKey, artifact_path: PathInput, out_path: PathInput, threads: int = 0) -> None:
+    """Opens a verified package's sealed artifact file into ``out_path``, as ``ota unpack`` does:
+    every chunk checked before it is decrypted, ``out_path`` written only on success. ``threads``
+    inflate the package's segments beside the verifying thread (1: all on one thread; 0: chosen
+    for this machine; at most 16); the bytes are the same whatever the count. The GIL is
+    released for the whole call."""
+    v = arg("verified", verified, VerifiedPackage)
+    kptr, kn, _k = _key32(key)
+    a, an = as_text(arg("artifact_path", artifact_path, PATH))
+    o, on = as_text(arg("out_path", out_path, PATH))
+    call(lib.ota_verified_package_open_file(v, kptr, kn, a, an, o, on, arg("threads", threads, INT)))
 
 
 @holding
