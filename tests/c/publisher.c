@@ -154,18 +154,26 @@ static ota_status open_file(ota_opener *o, const char *path, size_t step) {
     return st;
 }
 
-/* Feeds the file at `path` to `compare`; returns how many bytes it held. */
-static uint64_t compare_file(compare_t *c, const char *path) {
+/* Whether the file at `path` holds exactly `megabytes` of the generated stream. */
+static int holds_the_stream(const char *path, size_t megabytes) {
+    compare_t c = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
     FILE *f = fopen(path, "rb");
     uint8_t *buf = malloc(1 << 20);
     size_t got;
     CHECK(f != NULL && buf != NULL);
     while ((got = fread(buf, 1, 1 << 20, f)) > 0) {
-        compare(c, buf, got);
+        compare(&c, buf, got);
     }
     fclose(f);
     free(buf);
-    return c->seen;
+    return !c.mismatch && c.seen == (uint64_t)megabytes << 20;
+}
+
+/* ota_verified_package_open_file of `path` into `out_path` on `threads`, with a 32-byte key. */
+static ota_status open_into(const ota_verified_package *vp, const uint8_t *key, const char *path,
+                            const char *out_path, uint64_t threads) {
+    return ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path, strlen(out_path),
+                                          threads);
 }
 
 static void flip_byte(const char *path, long offset) {
@@ -290,38 +298,24 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     {
         uint64_t threads;
         for (threads = 0; threads <= 3; threads++) {
-            compare_t c = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
-            CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path,
-                                                        strlen(out_path), threads),
-                         OTA_STATUS_OK);
-            CHECK(compare_file(&c, out_path) == (uint64_t)megabytes << 20);
-            CHECK(!c.mismatch);
+            CHECK_STATUS(open_into(vp, key, path, out_path, threads), OTA_STATUS_OK);
+            CHECK(holds_the_stream(out_path, megabytes));
         }
         remove(out_path);
         for (threads = 1; threads <= 2; threads++) {
-            CHECK_STATUS(ota_verified_package_open_file(vp, wrong, 32, path, strlen(path), out_path,
-                                                        strlen(out_path), threads),
-                         OTA_STATUS_DECRYPTION_FAILED);
+            CHECK_STATUS(open_into(vp, wrong, path, out_path, threads), OTA_STATUS_DECRYPTION_FAILED);
             CHECK(access(out_path, F_OK) != 0);
         }
-        CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path,
-                                                    strlen(out_path), 17),
-                     OTA_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(open_into(vp, key, path, out_path, 17), OTA_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(last_error(), "threads") != NULL);
         CHECK_STATUS(ota_verified_package_open_file(vp, key, 16, path, strlen(path), out_path,
                                                     strlen(out_path), 1),
                      OTA_STATUS_INVALID_KEY);
-        CHECK_STATUS(ota_verified_package_open_file(NULL, key, 32, path, strlen(path), out_path,
-                                                    strlen(out_path), 1),
-                     OTA_STATUS_NULL_POINTER);
-        CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, "/nonexistent", 12, out_path,
-                                                    strlen(out_path), 1),
-                     OTA_STATUS_IO);
+        CHECK_STATUS(open_into(NULL, key, path, out_path, 1), OTA_STATUS_NULL_POINTER);
+        CHECK_STATUS(open_into(vp, key, "/nonexistent", out_path, 1), OTA_STATUS_IO);
         CHECK(access(out_path, F_OK) != 0);
         /* A good output, kept for the flipped byte below. */
-        CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path,
-                                                    strlen(out_path), 2),
-                     OTA_STATUS_OK);
+        CHECK_STATUS(open_into(vp, key, path, out_path, 2), OTA_STATUS_OK);
     }
 
     /* The registration record, and opening by it alone into a file. */
@@ -367,13 +361,9 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     {
         uint64_t threads;
         for (threads = 1; threads <= 2; threads++) {
-            compare_t c = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
-            CHECK_STATUS(ota_verified_package_open_file(vp, key, 32, path, strlen(path), out_path,
-                                                        strlen(out_path), threads),
-                         OTA_STATUS_CHUNK_DIGEST_MISMATCH);
+            CHECK_STATUS(open_into(vp, key, path, out_path, threads), OTA_STATUS_CHUNK_DIGEST_MISMATCH);
             CHECK(strstr(last_error(), "chunk 1 ") != NULL);
-            CHECK(compare_file(&c, out_path) == (uint64_t)megabytes << 20);
-            CHECK(!c.mismatch);
+            CHECK(holds_the_stream(out_path, megabytes));
         }
         remove(out_path);
     }
