@@ -1118,8 +1118,8 @@ ota_status ota_registration_object_key(const char *registration,
                                        size_t *out_n);
 
 /**
- * Opens a sealed artifact file known by its registration record alone (as in publish_artifact.py): checks its
- * size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
+ * Opens a sealed artifact file known by its registration record alone (as in
+ * publish_artifact.py): checks its size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
  * writes it to `out_path` through a temporary file renamed only on success, so a failure
  * leaves no output file behind.
  *

@@ -415,8 +415,8 @@ pub unsafe extern "C" fn ota_registration_object_key(
     })
 }
 
-/// Opens a sealed artifact file known by its registration record alone (as in publish_artifact.py): checks its
-/// size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
+/// Opens a sealed artifact file known by its registration record alone (as in
+/// publish_artifact.py): checks its size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
 /// writes it to `out_path` through a temporary file renamed only on success, so a failure
 /// leaves no output file behind.
 ///
