@@ -1066,16 +1066,19 @@ void ota_opener_free(ota_opener *opener);
 
 /**
  * Opens a verified package's sealed artifact file into `out_path`, as `ota unpack` does: every
- * 64 KiB chunk is checked against the signed chunk table before it is decrypted, and the
- * plaintext (its size and digest checked) is written through a temporary file beside
- * `out_path`, synced and renamed over it only on success. A failure leaves no output file
- * behind and an existing `out_path` untouched.
+ * 64 KiB chunk is checked against the signed chunk table before it is decrypted, the
+ * plaintext's length, gzip CRC-32 and declared size are checked (its declared SHA-256 is not
+ * recomputed: the signed chunk table fixes every byte), and it is written through a temporary
+ * file beside `out_path`, synced and renamed over it only on success. A failure leaves no
+ * output file behind and an existing `out_path` untouched. A symbolic link at `out_path` is
+ * replaced, never followed; a directory, or a path with no file name, is
+ * `OTA_STATUS_INVALID_ARGUMENT` before anything is read.
  *
- * `threads` is how many threads open it: 1 does everything on the calling thread; 2 or more
- * verify and decrypt on the calling thread while that many others inflate the package's
- * segments (a package sealed with segments; others open on two threads); 0 chooses for
- * this machine (2 with two cores or more, else 1). More than 16 is
- * `OTA_STATUS_INVALID_ARGUMENT`. The output is the same bytes whatever the thread count.
+ * `threads`: 1 opens on the calling thread alone; 2 or more verify and decrypt on the calling
+ * thread while that many others inflate the package's segments (a package sealed without
+ * segments: one other thread inflates); 0 chooses for this machine (2 with two cores or
+ * more, else 1). More than 16 is `OTA_STATUS_INVALID_ARGUMENT`. The output is the same bytes
+ * whatever the count. A read error names `artifact_path`, a write error `out_path`.
  *
  * Takes no ownership; nothing to free.
  */
@@ -1119,9 +1122,9 @@ ota_status ota_registration_object_key(const char *registration,
 
 /**
  * Opens a sealed artifact file known by its registration record alone (as in
- * publish_artifact.py): checks its size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
- * writes it to `out_path` through a temporary file renamed only on success, so a failure
- * leaves no output file behind.
+ * publish_artifact.py): checks its size and SHA-256 before decrypting anything, bounds the
+ * plaintext by `max_plaintext`, and writes it to `out_path` through a temporary file renamed
+ * only on success, so a failure leaves no output file behind.
  *
  * Takes no ownership; nothing to free.
  */

@@ -1,27 +1,42 @@
 //! File output that is never left half-written, and never written anywhere but where it was
 //! asked to go.
 
-use std::io::BufWriter;
+use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 use ota_core::Status;
 
 use crate::error::Failure;
 
-/// Writes `path` through a temporary file beside it, renamed over `path` only when `fill`
-/// succeeds; on any failure the temporary file is removed and `path` is untouched.
+/// Writes `path` (the argument `arg`) through a temporary file beside it, renamed over `path`
+/// only when `fill` succeeds; on any failure the temporary file is removed and `path` is
+/// untouched. A path that names no file, or names a directory, is refused before `fill` runs.
+/// What `fill` writes fails naming `path`.
 ///
 /// The temporary file has an unpredictable name and is created exclusively (`O_EXCL`), so a
 /// symlink planted in the directory is never followed, and two writers of one path never
 /// share a file: each renames a whole file of its own, the last one wins. The file is synced
 /// before the rename, and the directory after it, so the new name survives a power cut.
 pub(crate) fn write_atomically(
+    arg: &str,
     path: &Path,
-    fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> Result<(), Failure>,
+    fill: impl FnOnce(&mut BufWriter<Named<'_, std::fs::File>>) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let io = |what: &str, e: std::io::Error| {
         Failure::new(Status::Io, format!("{what} {}: {e}", path.display()))
     };
+    let refuse = |why: &str| {
+        Failure::new(
+            Status::InvalidArgument,
+            format!("{arg}: {} {why}", path.display()),
+        )
+    };
+    if path.file_name().is_none() {
+        return Err(refuse("names no file"));
+    }
+    if path.is_dir() {
+        return Err(refuse("is a directory"));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -42,17 +57,58 @@ pub(crate) fn write_atomically(
         .map_err(|e| io("creating a temporary file for", e))?;
     // On any failure below, dropping `tmp` removes the temporary file.
     let (file, tmp_path) = tmp.into_parts();
-    let mut out = BufWriter::new(file);
+    let shown = path.display().to_string();
+    let mut out = BufWriter::new(Named::new(&shown, file));
     fill(&mut out)?;
     let file = out
         .into_inner()
-        .map_err(|e| io("writing", e.into_error()))?;
+        .map_err(|e| io("writing", e.into_error()))?
+        .inner;
     file.sync_all().map_err(|e| io("syncing", e))?;
     drop(file);
     tmp_path
         .persist(path)
         .map_err(|e| io("renaming into", e.error))?;
     sync_dir(dir).map_err(|e| io("syncing the directory of", e))
+}
+
+/// A file whose errors name it: `PATH: error`, of the same kind.
+pub(crate) struct Named<'a, F> {
+    path: &'a str,
+    inner: F,
+}
+
+impl<'a, F> Named<'a, F> {
+    /// `inner`, its errors naming `path`.
+    pub(crate) fn new(path: &'a str, inner: F) -> Self {
+        Named { path, inner }
+    }
+
+    fn name(&self, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("{}: {e}", self.path))
+    }
+}
+
+impl<F: Read> Read for Named<'_, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| self.name(e))
+    }
+}
+
+impl<F: io::Seek> io::Seek for Named<'_, F> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos).map_err(|e| self.name(e))
+    }
+}
+
+impl<F: Write> Write for Named<'_, F> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.name(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().map_err(|e| self.name(e))
+    }
 }
 
 /// Syncs a directory, so a rename in it is durable.
@@ -79,7 +135,7 @@ mod tests {
     }
 
     fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-        write_atomically(path, |out| {
+        write_atomically("path", path, |out| {
             out.write_all(bytes)
                 .map_err(|e| Failure::new(Status::Io, e.to_string()))
         })
@@ -116,7 +172,7 @@ mod tests {
                 let out = &out;
                 s.spawn(move || {
                     for _ in 0..4 {
-                        write_atomically(out, |w| {
+                        write_atomically("path", out, |w| {
                             for chunk in bytes.chunks(4096) {
                                 w.write_all(chunk)
                                     .and_then(|()| w.flush())
@@ -145,7 +201,7 @@ mod tests {
         let d = dir();
         let out = d.path().join("out.bin");
         std::fs::write(&out, b"old").unwrap();
-        let e = write_atomically(&out, |w| {
+        let e = write_atomically("path", &out, |w| {
             w.write_all(b"half").unwrap();
             Err(Failure::new(Status::DecryptionFailed, "bad key"))
         })

@@ -16,6 +16,7 @@ use crate::ffi::{
     CallbackWriter, LIMITS, free, handle, key32, new_handle, ota_write_fn, random, try_handle,
     try_handle_mut, try_out, try_slice, try_str, write_text,
 };
+use crate::fs::Named;
 use crate::sign::ota_verified_package;
 use crate::stream::Stream;
 
@@ -278,21 +279,24 @@ pub unsafe extern "C" fn ota_opener_free(opener: *mut ota_opener) {
     unsafe { free(opener) }
 }
 
-/// The most threads `ota_verified_package_open_file` takes: each inflating thread holds about
-/// 2 MiB of segments in flight.
+/// The most inflating threads `ota_verified_package_open_file` takes: each holds about two
+/// segments in flight (4 MiB for the 1 MiB segments `ota` seals).
 const MAX_OPEN_THREADS: u64 = 16;
 
 /// Opens a verified package's sealed artifact file into `out_path`, as `ota unpack` does: every
-/// 64 KiB chunk is checked against the signed chunk table before it is decrypted, and the
-/// plaintext (its size and digest checked) is written through a temporary file beside
-/// `out_path`, synced and renamed over it only on success. A failure leaves no output file
-/// behind and an existing `out_path` untouched.
+/// 64 KiB chunk is checked against the signed chunk table before it is decrypted, the
+/// plaintext's length, gzip CRC-32 and declared size are checked (its declared SHA-256 is not
+/// recomputed: the signed chunk table fixes every byte), and it is written through a temporary
+/// file beside `out_path`, synced and renamed over it only on success. A failure leaves no
+/// output file behind and an existing `out_path` untouched. A symbolic link at `out_path` is
+/// replaced, never followed; a directory, or a path with no file name, is
+/// `OTA_STATUS_INVALID_ARGUMENT` before anything is read.
 ///
-/// `threads` is how many threads open it: 1 does everything on the calling thread; 2 or more
-/// verify and decrypt on the calling thread while that many others inflate the package's
-/// segments (a package sealed with segments; others open on two threads); 0 chooses for
-/// this machine (2 with two cores or more, else 1). More than 16 is
-/// `OTA_STATUS_INVALID_ARGUMENT`. The output is the same bytes whatever the thread count.
+/// `threads`: 1 opens on the calling thread alone; 2 or more verify and decrypt on the calling
+/// thread while that many others inflate the package's segments (a package sealed without
+/// segments: one other thread inflates); 0 chooses for this machine (2 with two cores or
+/// more, else 1). More than 16 is `OTA_STATUS_INVALID_ARGUMENT`. The output is the same bytes
+/// whatever the count. A read error names `artifact_path`, a write error `out_path`.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
@@ -323,9 +327,9 @@ pub unsafe extern "C" fn ota_verified_package_open_file(
         };
         let source = std::fs::File::open(artifact_path)
             .map_err(|e| Failure::new(Status::Io, format!("{artifact_path}: {e}")))?;
-        crate::fs::write_atomically(std::path::Path::new(out_path), |out| {
+        crate::fs::write_atomically("out_path", std::path::Path::new(out_path), |out| {
             pipeline::open_chunked(
-                source,
+                Named::new(artifact_path, source),
                 &key,
                 package.chunks(),
                 package.expected(),
@@ -416,9 +420,9 @@ pub unsafe extern "C" fn ota_registration_object_key(
 }
 
 /// Opens a sealed artifact file known by its registration record alone (as in
-/// publish_artifact.py): checks its size and SHA-256 before decrypting anything, bounds the plaintext by `max_plaintext`, and
-/// writes it to `out_path` through a temporary file renamed only on success, so a failure
-/// leaves no output file behind.
+/// publish_artifact.py): checks its size and SHA-256 before decrypting anything, bounds the
+/// plaintext by `max_plaintext`, and writes it to `out_path` through a temporary file renamed
+/// only on success, so a failure leaves no output file behind.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
@@ -437,10 +441,15 @@ pub unsafe extern "C" fn ota_registration_open_file(
         let out_path = try_str!(out_path, out_path_len);
         let io = |what: &str, e: std::io::Error| Failure::new(Status::Io, format!("{what}: {e}"));
         let source = std::fs::File::open(artifact_path).map_err(|e| io(artifact_path, e))?;
-        crate::fs::write_atomically(std::path::Path::new(out_path), |out| {
-            seal::open_checked(source, &r.encryption_key, r.expected(max_plaintext), out)
-                .map(|_| ())
-                .map_err(Failure::from)
+        crate::fs::write_atomically("out_path", std::path::Path::new(out_path), |out| {
+            seal::open_checked(
+                Named::new(artifact_path, source),
+                &r.encryption_key,
+                r.expected(max_plaintext),
+                out,
+            )
+            .map(|_| ())
+            .map_err(Failure::from)
         })
     })
 }

@@ -198,7 +198,7 @@ pub unsafe extern "C" fn ota_tuf_download_file(
         let repo = try_handle!(repo);
         let name = try_str!(name, name_len);
         let path = try_str!(path, path_len);
-        crate::fs::write_atomically(std::path::Path::new(path), |out| {
+        crate::fs::write_atomically("path", std::path::Path::new(path), |out| {
             repo.inner
                 .download(name, out)
                 .map(|_| ())

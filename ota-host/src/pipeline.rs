@@ -237,17 +237,32 @@ where
     // Plaintext buffers written out, for the workers to fill again.
     let written = Mutex::new(Vec::new());
     std::thread::scope(|s| {
+        // A thread the system refuses (a thread limit, no memory) is an error, not a panic:
+        // the segments go to the workers that did start, and with none the open fails.
+        let mut started = 0;
+        let mut refused = None;
         for _ in 0..threads {
             let (jobs, done, written) = (&job_rx, done_tx.clone(), &written);
-            s.spawn(move || inflate_segments(jobs, &done, written));
+            match std::thread::Builder::new()
+                .spawn_scoped(s, move || inflate_segments(jobs, &done, written))
+            {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
         }
         drop(done_tx);
+        if let (0, Some(e)) = (started, refused) {
+            return Err(not_started(e).into());
+        }
         let mut flow = Flow {
             jobs: Some(job_tx),
             done: done_rx,
             ready: BTreeMap::new(),
             in_flight: 0,
-            limit: 2 * threads + 1,
+            limit: 2 * started + 1,
             join: Joiner::new(expected, out),
             spare: Vec::new(),
             written: &written,
@@ -267,6 +282,13 @@ where
         }
         Ok(flow.join.finish(trailer)?)
     })
+}
+
+/// The error of a thread the system would not start.
+fn not_started(e: io::Error) -> SealError {
+    SealError::Io {
+        message: format!("starting an inflating thread: {e}"),
+    }
 }
 
 /// Inflates segments until the queue closes, each into a buffer written out before, or a
@@ -367,14 +389,16 @@ where
     let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(DEPTH);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|s| {
-        let second = s.spawn(move || {
-            for block in full_rx {
-                inflate.write(&block)?;
-                // The first stage may have finished; a buffer it will not reuse is dropped.
-                let _ = empty_tx.send(block);
-            }
-            inflate.finish()
-        });
+        let second = std::thread::Builder::new()
+            .spawn_scoped(s, move || {
+                for block in full_rx {
+                    inflate.write(&block)?;
+                    // The first stage may have finished; a buffer it will not reuse is dropped.
+                    let _ = empty_tx.send(block);
+                }
+                inflate.finish()
+            })
+            .map_err(not_started)?;
         let mut block = Vec::with_capacity(BLOCK);
         let mut stopped = false;
         let mut send = |block: &mut Vec<u8>| {

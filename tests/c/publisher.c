@@ -306,8 +306,14 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
             CHECK_STATUS(open_into(vp, wrong, path, out_path, threads), OTA_STATUS_DECRYPTION_FAILED);
             CHECK(access(out_path, F_OK) != 0);
         }
+        CHECK_STATUS(open_into(vp, key, path, out_path, 16), OTA_STATUS_OK);
+        CHECK(holds_the_stream(out_path, megabytes));
+        remove(out_path);
         CHECK_STATUS(open_into(vp, key, path, out_path, 17), OTA_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(last_error(), "threads") != NULL);
+        CHECK_STATUS(open_into(vp, key, path, out_path, UINT64_MAX), OTA_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(open_into(vp, key, path, tmp, 1), OTA_STATUS_INVALID_ARGUMENT);
+        CHECK(strstr(last_error(), "out_path") != NULL);
         CHECK_STATUS(ota_verified_package_open_file(vp, key, 16, path, strlen(path), out_path,
                                                     strlen(out_path), 1),
                      OTA_STATUS_INVALID_KEY);

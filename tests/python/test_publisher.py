@@ -100,10 +100,22 @@ class SealAndOpen(unittest.TestCase):
             src, dst = os.path.join(d, "a.enc"), os.path.join(d, "a.bin")
             with open(src, "wb") as f:
                 f.write(artifact)
-            for threads in (0, 1, 2, 3):
+            for threads in (0, 1, 2, 3, 16):
                 ota.open_file(v, self.key, src, dst, threads=threads)
                 with open(dst, "rb") as f:
                     self.assertEqual(f.read(), plaintext, f"threads={threads}")
+            # The thread count reaches the pipeline: a statement whose first segment offset is
+            # one byte off, signed all the same, opens on one thread (which reads the stream as
+            # one gzip member) and is refused on two (which inflate from the offsets).
+            shifted = json.loads(json.dumps(statement))
+            shifted["seal"]["segments"]["offsets"][0] += 1
+            with ota.Package.from_json(shifted) as p:
+                with ota.verify(ota.sign(p, [self.signer]), self.trusted) as off:
+                    ota.open_file(off, self.key, src, dst, threads=1)
+                    with self.assertRaises(ota.DecryptionFailedError):
+                        ota.open_file(off, self.key, src, dst, threads=2)
+            with open(dst, "rb") as f:
+                self.assertEqual(f.read(), plaintext)
             # A flipped byte in the third segment, on one thread or several: an error naming
             # the chunk, the previous output untouched, no temporary file left.
             bad = bytearray(artifact)
@@ -124,8 +136,15 @@ class SealAndOpen(unittest.TestCase):
                 ota.open_file(v, self.key, src, dst, threads=-1)
             with self.assertRaises(TypeError):
                 ota.open_file(v, self.key, src, dst, threads=True)
-            with self.assertRaises(ota.IoError):
+            with self.assertRaises(ota.IoError) as cm:
                 ota.open_file(v, self.key, os.path.join(d, "missing.enc"), dst)
+            self.assertIn("missing.enc", str(cm.exception))
+            # A directory, or a path naming no file, is refused before anything is read.
+            for bad in (d, os.path.join(d, "")):
+                with self.assertRaises(ota.InvalidArgumentError) as cm:
+                    ota.open_file(v, self.key, src, bad)
+                self.assertIn("out_path", str(cm.exception))
+            self.assertEqual(sorted(os.listdir(d)), ["a.bin", "a.enc"])
 
     def test_a_verified_package_s_fields_come_from_accessors_without_json(self):
         plaintext = noise(300_000)

@@ -15,7 +15,7 @@ the data flows:
   per ``ota_status`` under them
 - ``_documents``: ``Manifest``, ``Package``, ``Profile``, ``validate_sbom``
 - ``_sign``: ``SigningKey``, ``TrustedKeys``, ``sign``, ``verify``, ``VerifiedPackage``
-- ``_seal``: ``Sealer``, ``Opener``, ``seal``, ``open_sealed``, seal keys, registration
+- ``_seal``: ``Sealer``, ``Opener``, ``seal``, ``open_sealed``, ``open_file``, seal keys, registration
 - ``_compat``: ``check``, ``check_fleet``
 - ``_rollout``: ``Rollout``, ``audit_verify``
 - ``_device``: ``DeviceIo``, ``Agent``, ``probe_run``
