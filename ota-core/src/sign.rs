@@ -158,6 +158,8 @@ pub fn verify_envelope(
             found: env.payload_type,
         });
     }
+    // The signed message is a copy of the payload: it is dropped before the payload is parsed,
+    // so the two are never held beside the parsed chunk table.
     let message = pae(&env.payload_type, &env.payload);
     let mut good = BTreeSet::new();
     let mut bad = BTreeSet::new();
@@ -177,6 +179,7 @@ pub fn verify_envelope(
             bad.insert(id);
         }
     }
+    drop(message);
     if good.len() < threshold {
         let bad: Vec<KeyId> = bad.difference(&good).copied().collect();
         return Err(if bad.is_empty() {
