@@ -45,6 +45,10 @@ pub const BLOCK: usize = 128 * 1024;
 /// How many blocks the queue holds.
 pub const DEPTH: usize = 4;
 
+/// The name of the threads that inflate: a panic on one is caught and becomes the open's
+/// error, so a host that keeps panics off its stderr (the C ABI) can recognise them.
+pub const INFLATE_THREAD: &str = "ota-inflate";
+
 /// How many threads the device pipeline should use here: 2 when the machine has two cores or
 /// more, else 1.
 pub fn default_threads() -> usize {
@@ -244,6 +248,7 @@ where
         for _ in 0..threads {
             let (jobs, done, written) = (&job_rx, done_tx.clone(), &written);
             match std::thread::Builder::new()
+                .name(INFLATE_THREAD.into())
                 .spawn_scoped(s, move || inflate_segments(jobs, &done, written))
             {
                 Ok(_) => started += 1,
@@ -390,6 +395,7 @@ where
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|s| {
         let second = std::thread::Builder::new()
+            .name(INFLATE_THREAD.into())
             .spawn_scoped(s, move || {
                 for block in full_rx {
                     inflate.write(&block)?;
