@@ -1,27 +1,29 @@
-"""The Python snippets of README.md ("Use it from Python") run as written, in order, against
-the real module: a renamed method or a changed shape fails here, not in a reader's hands."""
+"""The Python snippets of README.md ("Use it from Python", and the TUF section's) run as
+written, in order, against the real module: a renamed method or a changed shape fails here,
+not in a reader's hands."""
 
 import contextlib
 import io
 import os
 import re
+import shutil
 import tempfile
 import unittest
 import warnings
 
 import ota
-from helpers import fixture
+from helpers import FIXTURES, fixture
 from test_device import Storage, agent_config, publish
 from test_rollout import sensors
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")
 
 
-def python_snippets():
-    """The ```python blocks of the README's "Use it from Python" section, in order."""
+def python_snippets(heading="Use it from Python"):
+    """The ```python blocks of the README's section ``heading``, in order."""
     with open(README, encoding="utf-8") as f:
         text = f.read()
-    section = text.split("## Use it from Python", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, re.S)
 
 
@@ -70,6 +72,30 @@ class Readme(unittest.TestCase):
         names["agent"].close()
         names["pkg"].close()
         names["verified"].close()
+
+    def test_the_tuf_python_snippet_runs_as_written(self):
+        # Against a repository of the fixtures whose root rotated once (as test_tuf.py).
+        [snippet] = python_snippets("TUF: the second route to a verified package")
+        repo = os.path.join(FIXTURES, "tuf", "rotation-good")
+        cwd = os.getcwd()
+        with tempfile.TemporaryDirectory() as root:
+            os.chdir(root)
+            try:
+                shutil.copy(os.path.join(repo, "trusted", "root.json"), "root.json")
+                names = {
+                    "ota": ota, "now_ms": 1_776_238_357_000, "state_dir": os.path.join(root, "state"),
+                    "metadata_url": os.path.join(repo, "repo", "metadata"),
+                    "targets_url": os.path.join(repo, "repo", "targets"),
+                }
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    exec(compile(snippet, "<README.md, TUF Python snippet>", "exec"), names)  # noqa: S102
+                self.assertEqual(os.path.getsize("fw.enc"), names["length"])
+                self.assertIn("'role': 'root'", out.getvalue())
+                names["client"].close()
+                names["verified"].close()
+            finally:
+                os.chdir(cwd)
 
 
 if __name__ == "__main__":
