@@ -365,6 +365,23 @@ fn a_report_of_a_device_outside_the_rollout_is_not_recorded() {
 // --- Item 9: extreme numbers and large groups. ---------------------------------------------
 
 #[test]
+fn a_fleet_naming_a_device_twice_is_refused_naming_the_first_named_again() {
+    let pkg = firmware("2.0.0", false);
+    let mut fleet = sensors(40, 0);
+    // Device 30 is named again at 35, device 10 at 38: the first named again, in the fleet's
+    // order, is device 30.
+    fleet[35].device_id = fleet[30].device_id.clone();
+    fleet[38].device_id = fleet[10].device_id.clone();
+    let plan = spec(&pkg, None, json!({"canary_percent": 10}));
+    match Rollout::create(creation(plan, &pkg, None, &fleet, T0)) {
+        Err(RolloutError::DuplicateDevice { device_id }) => {
+            assert_eq!(device_id, fleet[30].device_id)
+        }
+        other => panic!("{:?}", other.map(|r| r.status())),
+    }
+}
+
+#[test]
 fn a_huge_max_devices_creates_without_overflow() {
     let pkg = firmware("2.0.0", false);
     let (h, canary) = canary_of_four(
@@ -623,7 +640,7 @@ fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
     }
     let n = v["devices"]["ids"].as_array().unwrap().len();
     type Mutation = (&'static str, fn(&mut Value, usize));
-    let mutations: [Mutation; 16] = [
+    let mutations: [Mutation; 17] = [
         ("a device's wave out of range", |v, _| {
             v["devices"]["wave"][0] = json!(9)
         }),
@@ -656,6 +673,9 @@ fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
         }),
         ("a wave opened beyond the open wave", |v, _| {
             v["waves"][2]["opened_at"] = json!(5)
+        }),
+        ("a device named twice", |v, _| {
+            v["devices"]["ids"][3] = v["devices"]["ids"][1].clone()
         }),
         ("a device in two waves' members", |v, _| {
             // The last wave has not opened: its list still stands.

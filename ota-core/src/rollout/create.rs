@@ -45,7 +45,6 @@ impl Rollout {
 
         // Who is in the target, and who is eligible; strata by hardware profile.
         let mut devices = DeviceTable::with_capacity(c.fleet.len(), c.fleet.len() * 16);
-        let mut by_id = ById::with_capacity(c.fleet.len());
         let mut strata: BTreeMap<&str, Vec<(u64, u32)>> = BTreeMap::new();
         let mut misfits = 0u64;
         let mut first_misfit = None;
@@ -68,11 +67,6 @@ impl Rollout {
                 true
             };
             let i = devices.push(d.device_id.as_str(), slot)?;
-            if !by_id.insert(&devices.ids, i) {
-                return Err(RolloutError::DuplicateDevice {
-                    device_id: d.device_id.clone(),
-                });
-            }
             if eligible {
                 let key = if spec.stratify {
                     d.hardware_profile.as_str()
@@ -85,6 +79,18 @@ impl Rollout {
                     .push((order_key(&salt, d.device_id.as_str()), i));
             }
         }
+        // The id index, all at once (see `ById::build`): a device named twice fails here, the
+        // first one named again, in the fleet's order.
+        let by_id = ById::build(&devices.ids).map_err(|i| RolloutError::DuplicateDevice {
+            device_id: c
+                .fleet
+                .iter()
+                .filter(|d| target.contains(d))
+                .nth(i as usize)
+                .map(|d| d.device_id.clone())
+                // Device `i` of the table is the `i`th device of the target: always there.
+                .unwrap_or_else(|| c.rollout_id.clone()),
+        })?;
         if let Some(first) = first_misfit {
             return Err(RolloutError::RollbackDoesNotFit {
                 devices: misfits,

@@ -346,6 +346,55 @@ impl ById {
             .copied()
     }
 
+    /// The index of every id in `ids`. `Err(i)`: device `i` has the id of a device before it
+    /// (the first such device).
+    ///
+    /// At a million devices the table is larger than the cache, so inserting the ids in their
+    /// order would touch it at random, a cache miss or two each. They are inserted in the
+    /// order of their home buckets instead (a counting sort on the hashes' bucket bits), so
+    /// the inserts walk the table from one end to the other. The sort is stable: of two equal
+    /// ids the earlier is inserted first, and the later is the one found twice.
+    pub fn build(ids: &Ids) -> Result<ById, u32> {
+        let mut by_id = ById::with_capacity(ids.len());
+        // The table's buckets: a power of two above its capacity (at least 7/8 full), its
+        // home bucket the hash's low bits.
+        let buckets = (by_id.table.capacity() as u64 + 1).next_power_of_two();
+        let shift = buckets.trailing_zeros().saturating_sub(16);
+        let part = |h: u64| ((h & (buckets - 1)) >> shift) as usize;
+        let mut starts = vec![0usize; ((buckets - 1) >> shift) as usize + 2];
+        for id in ids.iter() {
+            starts[part(by_id.hash(id)) + 1] += 1;
+        }
+        for p in 1..starts.len() {
+            starts[p] += starts[p - 1];
+        }
+        let mut order = vec![(0u64, 0u32); ids.len()];
+        for (id, i) in ids.iter().zip(0u32..) {
+            let h = by_id.hash(id);
+            let at = &mut starts[part(h)];
+            order[*at] = (h, i);
+            *at += 1;
+        }
+        let mut twice: Option<u32> = None;
+        let hasher = &by_id.hasher;
+        for (h, i) in order {
+            let id = ids.get(i);
+            match by_id
+                .table
+                .entry(h, |&j| ids.get(j) == id, |&j| hasher.hash_one(ids.get(j)))
+            {
+                Entry::Occupied(_) => twice = Some(twice.map_or(i, |t| t.min(i))),
+                Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+            }
+        }
+        match twice {
+            Some(i) => Err(i),
+            None => Ok(by_id),
+        }
+    }
+
     /// Indexes device `i` (already in `ids`); `false` when its id is there already.
     pub fn insert(&mut self, ids: &Ids, i: u32) -> bool {
         let id = ids.get(i);
@@ -389,7 +438,7 @@ pub(super) struct Index {
 impl Index {
     /// Rebuilds every index from the persisted state, checking that its parts agree. The one
     /// place create, restore and replay get their indexes from (create passes the id index
-    /// it built while checking for duplicates).
+    /// it built to check for duplicates).
     pub fn build(s: &Snapshot, by_id: Option<ById>) -> Result<Index, RolloutError> {
         let bad = |what| Err(RolloutError::SnapshotInvalid { what });
         let waves_spec = s.spec.all_waves();
@@ -408,23 +457,24 @@ impl Index {
         if !s.members.iter().flatten().all(in_range) || !s.ready.iter().all(in_range) {
             return bad("a wave or the ready queue names a device that is not in the table");
         }
-        let indexed = by_id.is_some();
+        let by_id = match by_id {
+            Some(b) => b,
+            None => ById::build(&s.devices.ids).map_err(|_| RolloutError::SnapshotInvalid {
+                what: "a device appears twice",
+            })?,
+        };
         let mut ix = Index {
             waves_spec,
-            by_id: by_id.unwrap_or_else(|| ById::with_capacity(n)),
+            by_id,
             counts: [0; 16],
             wave_counts: vec![[0; 16]; k],
             in_flight: 0,
             timers: Timers::default(),
             target: s.spec.resolved_target().map(|t| t.membership()),
         };
-        for (i, slot) in s.devices.slots.iter().enumerate() {
-            let i = i as u32;
+        for slot in &s.devices.slots {
             if usize::from(slot.wave) >= k {
                 return bad("a device's wave is not a wave of the plan");
-            }
-            if !indexed && !ix.by_id.insert(&s.devices.ids, i) {
-                return bad("a device appears twice");
             }
             ix.add(slot, 1);
         }
@@ -614,5 +664,45 @@ impl Rollout {
     pub(super) fn schedule(&mut self, i: u32) {
         self.set(i, DeviceState::Scheduled);
         self.s.ready.push_back(i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(names: &[String]) -> Ids {
+        let mut ids = Ids::default();
+        for n in names {
+            assert!(ids.push(n));
+        }
+        ids
+    }
+
+    #[test]
+    fn the_id_index_built_in_bucket_order_finds_every_device() {
+        for n in [0, 1, 7, 8, 1000, 70_000] {
+            let names: Vec<String> = (0..n).map(|i| format!("dev-{i:06}")).collect();
+            let ids = ids(&names);
+            let by_id = ById::build(&ids).unwrap();
+            assert_eq!(by_id.len(), n);
+            for (i, name) in names.iter().enumerate() {
+                assert_eq!(by_id.get(&ids, name), Some(i as u32), "{name} of {n}");
+            }
+            assert_eq!(by_id.get(&ids, "dev-x"), None);
+        }
+    }
+
+    #[test]
+    fn the_first_device_named_again_is_the_one_reported() {
+        let names: Vec<String> = ["a", "b", "c", "b", "a", "d", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(ById::build(&ids(&names)).unwrap_err(), 3);
+        let mut many: Vec<String> = (0..5000).map(|i| format!("dev-{i}")).collect();
+        many.push("dev-4321".into());
+        many.push("dev-17".into());
+        assert_eq!(ById::build(&ids(&many)).unwrap_err(), 5000);
     }
 }
