@@ -200,6 +200,7 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     ota_sealer *s;
     compare_t cmp = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
     const ota_signing_key *signers[1];
+    uint64_t threads;
 
     snprintf(path, sizeof path, "%s/artifact.enc", tmp);
     CHECK_STATUS(ota_seal_key_generate(key, 32), OTA_STATUS_OK);
@@ -291,24 +292,19 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     CHECK_STATUS(ota_opener_new(vp, key, 16, discard, NULL, &o), OTA_STATUS_INVALID_KEY);
     CHECK_STATUS(ota_opener_new(NULL, key, 32, discard, NULL, &o), OTA_STATUS_NULL_POINTER);
 
-    /* The artifact file opened into a file: the same bytes on one thread or several (0: this
-     * machine's choice). A wrong key fails as the opener does; more than 16 threads is
-     * refused, naming them. */
+    /* The artifact file opened into a file. Every thread count gives the same bytes:
+     * tests/python/test_publisher.py opens on 0-3 and 16 threads and shows the count reaches
+     * the pipeline. Here one count a run: the small run (under valgrind, which runs threads
+     * one at a time, slowly) on one thread, the large one (under ASan) on this machine's
+     * choice (0). A wrong key fails as the opener does, the output left whole; more than 16
+     * threads is refused, naming them. */
     snprintf(out_path, sizeof out_path, "%s/plain-threads.bin", tmp);
+    threads = megabytes <= 8 ? 1 : 0;
     {
-        uint64_t threads;
-        for (threads = 0; threads <= 3; threads++) {
-            CHECK_STATUS(open_into(vp, key, path, out_path, threads), OTA_STATUS_OK);
-            CHECK(holds_the_stream(out_path, megabytes));
-        }
-        remove(out_path);
-        for (threads = 1; threads <= 2; threads++) {
-            CHECK_STATUS(open_into(vp, wrong, path, out_path, threads), OTA_STATUS_DECRYPTION_FAILED);
-            CHECK(access(out_path, F_OK) != 0);
-        }
-        CHECK_STATUS(open_into(vp, key, path, out_path, 16), OTA_STATUS_OK);
+        CHECK_STATUS(open_into(vp, key, path, out_path, threads), OTA_STATUS_OK);
         CHECK(holds_the_stream(out_path, megabytes));
-        remove(out_path);
+        CHECK_STATUS(open_into(vp, wrong, path, out_path, threads), OTA_STATUS_DECRYPTION_FAILED);
+        CHECK(holds_the_stream(out_path, megabytes));
         CHECK_STATUS(open_into(vp, key, path, out_path, 17), OTA_STATUS_INVALID_ARGUMENT);
         CHECK(strstr(last_error(), "threads") != NULL);
         CHECK_STATUS(open_into(vp, key, path, out_path, UINT64_MAX), OTA_STATUS_INVALID_ARGUMENT);
@@ -319,9 +315,8 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
                      OTA_STATUS_INVALID_KEY);
         CHECK_STATUS(open_into(NULL, key, path, out_path, 1), OTA_STATUS_NULL_POINTER);
         CHECK_STATUS(open_into(vp, key, "/nonexistent", out_path, 1), OTA_STATUS_IO);
-        CHECK(access(out_path, F_OK) != 0);
-        /* A good output, kept for the flipped byte below. */
-        CHECK_STATUS(open_into(vp, key, path, out_path, 2), OTA_STATUS_OK);
+        /* The output stays for the flipped byte below. */
+        CHECK(holds_the_stream(out_path, megabytes));
     }
 
     /* The registration record, and opening by it alone into a file. */
@@ -362,17 +357,12 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
                                             out_path, strlen(out_path), (uint64_t)megabytes << 20),
                  OTA_STATUS_DIGEST_MISMATCH);
     CHECK(access(out_path, F_OK) != 0);
-    /* Opened into a file on one thread or two: refused, the previous output left whole. */
+    /* Opened into a file: refused, the previous output left whole. */
     snprintf(out_path, sizeof out_path, "%s/plain-threads.bin", tmp);
-    {
-        uint64_t threads;
-        for (threads = 1; threads <= 2; threads++) {
-            CHECK_STATUS(open_into(vp, key, path, out_path, threads), OTA_STATUS_CHUNK_DIGEST_MISMATCH);
-            CHECK(strstr(last_error(), "chunk 1 ") != NULL);
-            CHECK(holds_the_stream(out_path, megabytes));
-        }
-        remove(out_path);
-    }
+    CHECK_STATUS(open_into(vp, key, path, out_path, threads), OTA_STATUS_CHUNK_DIGEST_MISMATCH);
+    CHECK(strstr(last_error(), "chunk 1 ") != NULL);
+    CHECK(holds_the_stream(out_path, megabytes));
+    remove(out_path);
 
     /* Truncated: the opener says so at the end. */
     CHECK_STATUS(ota_opener_new(vp, key, 32, discard, NULL, &o), OTA_STATUS_OK);
