@@ -12,6 +12,7 @@ use super::{Create, DeviceState, Effect, Event, Input, Rollout, RolloutError, Ro
 use crate::audit::Chain;
 use crate::compat::{self, Reason};
 use crate::digest::Sha256Digest;
+use crate::name::Name;
 use crate::plan::MAX_WAVES;
 use crate::profile::DeviceProfile;
 use crate::sign::VerifiedPackage;
@@ -82,14 +83,7 @@ impl Rollout {
         // The id index, all at once (see `ById::build`): a device named twice fails here, the
         // first one named again, in the fleet's order.
         let by_id = ById::build(&devices.ids).map_err(|i| RolloutError::DuplicateDevice {
-            device_id: c
-                .fleet
-                .iter()
-                .filter(|d| target.contains(d))
-                .nth(i as usize)
-                .map(|d| d.device_id.clone())
-                // Device `i` of the table is the `i`th device of the target: always there.
-                .unwrap_or_else(|| c.rollout_id.clone()),
+            device_id: Name::from_table(devices.ids.get(i)),
         })?;
         if let Some(first) = first_misfit {
             return Err(RolloutError::RollbackDoesNotFit {
