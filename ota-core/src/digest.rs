@@ -48,7 +48,32 @@ impl Sha256Digest {
 
     /// The 64 lowercase hex characters.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex().to_string()
+    }
+
+    /// The 64 lowercase hex characters, on the stack: written for every audit record, so
+    /// built without allocating.
+    fn hex(&self) -> Hex {
+        let mut text = [0u8; 64];
+        for (pair, b) in text.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+            pair[1] = HEX_DIGITS[usize::from(b & 0xf)];
+        }
+        Hex(text)
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// A digest's hex text (see [`Sha256Digest::hex`]).
+struct Hex([u8; 64]);
+
+impl std::ops::Deref for Hex {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII hex digits are ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -74,7 +99,7 @@ impl FromStr for Sha256Digest {
 
 impl fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(&self.hex())
     }
 }
 
@@ -90,7 +115,7 @@ impl From<[u8; 32]> for Sha256Digest {
     }
 }
 
-crate::version::serde_via_str!(Sha256Digest);
+crate::version::serde_via_str!(Sha256Digest, hex);
 
 #[cfg(test)]
 mod tests {

@@ -123,7 +123,7 @@ impl fmt::Debug for Name {
     }
 }
 
-crate::version::serde_via_str!(Name);
+crate::version::serde_via_str!(Name, as_str);
 
 #[cfg(test)]
 mod tests {

@@ -84,7 +84,7 @@ impl fmt::Debug for PackageId {
     }
 }
 
-crate::version::serde_via_str!(PackageId);
+crate::version::serde_via_str!(PackageId, as_str);
 
 /// How a package's signature was verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -295,20 +295,33 @@ impl fmt::Debug for VersionRange {
     }
 }
 
+/// Serde as text: written as its `Display` (or, given a method returning its text, as that
+/// text directly, without the formatting machinery: names and digests are written for every
+/// audit record), read through `FromStr`.
 macro_rules! serde_via_str {
-    ($t:ty) => {
-        impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-
+    (@de $t:ty) => {
         impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+    };
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        $crate::version::serde_via_str!(@de $t);
+    };
+    ($t:ty, $text:ident) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.$text())
+            }
+        }
+        $crate::version::serde_via_str!(@de $t);
     };
 }
 pub(crate) use serde_via_str;

@@ -378,11 +378,13 @@ impl ById {
         let mut twice: Option<u32> = None;
         let hasher = &by_id.hasher;
         for (h, i) in order {
-            let id = ids.get(i);
-            match by_id
-                .table
-                .entry(h, |&j| ids.get(j) == id, |&j| hasher.hash_one(ids.get(j)))
-            {
+            // The id itself is read only when a bucket's tag matches its hash: reading it for
+            // every insert was a cache miss each, most of a restore's rebuild.
+            match by_id.table.entry(
+                h,
+                |&j| ids.get(j) == ids.get(i),
+                |&j| hasher.hash_one(ids.get(j)),
+            ) {
                 Entry::Occupied(_) => twice = Some(twice.map_or(i, |t| t.min(i))),
                 Entry::Vacant(v) => {
                     v.insert(i);

@@ -25,6 +25,12 @@ impl Rollout {
         now: UnixMs,
     ) -> Result<(), RolloutError> {
         let i = self.check_report(r, attempt)?;
+        self.take_report(i, r, now);
+        Ok(())
+    }
+
+    /// Device `i`'s report, checked ([`Rollout::check_report`]): what it changes.
+    fn take_report(&mut self, i: u32, r: &DeviceReport, now: UnixMs) {
         let s = *self.slot(i);
         let device_id = r.device_id.clone();
         let state = self.s.state;
@@ -106,7 +112,6 @@ impl Rollout {
                 });
             }
         }
-        Ok(())
     }
 
     /// A batch of reports, in order, as one step: refused whole when it names another rollout
@@ -125,20 +130,26 @@ impl Rollout {
                 found: b.rollout_id.clone(),
             });
         }
-        if let Some(r) = b
-            .reports
-            .iter()
-            .find(|r| self.index_of(r.device_id.as_str()).is_none())
-        {
-            return Err(RolloutError::UnknownDevice {
-                device_id: r.device_id.clone(),
-            });
+        // Each device is looked up once, here: the batch is refused whole before any report
+        // is taken.
+        let mut at = Vec::with_capacity(b.reports.len());
+        for r in &b.reports {
+            match self.index_of(r.device_id.as_str()) {
+                Some(i) => at.push(i),
+                None => {
+                    return Err(RolloutError::UnknownDevice {
+                        device_id: r.device_id.clone(),
+                    });
+                }
+            }
         }
         let start = self.step.effects.len();
         let mut each = Vec::with_capacity(b.reports.len());
-        for item in &b.reports {
+        for (item, i) in b.reports.iter().zip(at) {
             let r = item.report(&b.rollout_id);
-            let result = self.report(&r, item.attempt, now);
+            let result = self
+                .check_at(i, &r, item.attempt)
+                .map(|()| self.take_report(i, &r, now));
             // Every device is known and the rollout named: each refusal is one the trail
             // records.
             if let Err(e) = &result {
@@ -195,7 +206,13 @@ impl Rollout {
                 device_id: r.device_id.clone(),
             });
         };
-        if found.is_none() {
+        self.check_at(i, r, attempt)?;
+        Ok(i)
+    }
+
+    /// [`Rollout::check_report`] once the report's device is found: device `i`.
+    fn check_at(&self, i: u32, r: &DeviceReport, attempt: u32) -> Result<(), RolloutError> {
+        if r.rollout_id.is_none() {
             return Err(RolloutError::ReportWithoutRollout {
                 device_id: r.device_id.clone(),
                 expected: self.s.rollout_id.clone(),
@@ -232,7 +249,7 @@ impl Rollout {
                 current,
             });
         }
-        Ok(i)
+        Ok(())
     }
 
     /// The attempt of device `i`'s current command: 1, plus the retries after failures and
