@@ -2,7 +2,9 @@
 //!
 //! Measures, in one process:
 //! - creation (compatibility filtering and cohorts included): the median of `OTA_REPEAT`
-//!   creations;
+//!   creations as the service makes them, the compatibility pass on two threads
+//!   (`ota_host::rollout::create`), and beside it, interleaved, on the calling thread alone
+//!   (`Rollout::create`);
 //! - reports: the rollout is driven through its waves to completion, every device sent
 //!   reporting `in_progress` then `success`, the host's loop as the engine documents it (one
 //!   `handle`, then `poll` until `None`). Timed in blocks of 4,096 reports; the figure is the
@@ -118,33 +120,45 @@ fn main() {
         &Limits::DEFAULT,
     )
     .unwrap();
-    let create = || {
-        Rollout::create(Create {
-            rollout_id: "rol_scale".parse().unwrap(),
-            tenant: "acme".parse().unwrap(),
-            spec: spec.clone(),
-            package: &verified,
-            rollback: None,
-            fleet: &fleet,
-            by: "bench".parse().unwrap(),
-            now: UnixMs(0),
-        })
+    // `threads` judge the fleet's compatibility (`ota_host::rollout::create`, as the service
+    // does); 1 is `Rollout::create` on the calling thread.
+    let create = |threads: usize| {
+        ota_host::rollout::create(
+            Create {
+                rollout_id: "rol_scale".parse().unwrap(),
+                tenant: "acme".parse().unwrap(),
+                spec: spec.clone(),
+                package: &verified,
+                rollback: None,
+                fleet: &fleet,
+                by: "bench".parse().unwrap(),
+                now: UnixMs(0),
+            },
+            threads,
+        )
         .unwrap()
     };
 
+    // Two threads and one, interleaved.
     let mut creates = Vec::new();
+    let mut creates_one = Vec::new();
     for _ in 1..repeat {
-        let t = Instant::now();
-        let r = create();
-        creates.push(t.elapsed().as_secs_f64());
-        drop(r);
+        for (threads, times) in [(2, &mut creates), (1, &mut creates_one)] {
+            let t = Instant::now();
+            let r = create(threads);
+            times.push(t.elapsed().as_secs_f64());
+            drop(r);
+        }
     }
+    let t = Instant::now();
+    drop(create(1));
+    creates_one.push(t.elapsed().as_secs_f64());
     // Allocated before the count starts: the bench's buffer of a block's records.
     let mut records = Vec::with_capacity(2 * BLOCK);
     let mut block_rates = Vec::with_capacity(1 << 12);
     let base = live();
     let t = Instant::now();
-    let mut r = create();
+    let mut r = create(2);
     creates.push(t.elapsed().as_secs_f64());
     while r.poll().is_some() {}
     let created_bytes = live() - base;
@@ -152,13 +166,15 @@ fn main() {
     let targeted: u64 = s.devices.values().sum();
     let per = |bytes: usize| bytes as f64 / targeted as f64;
     println!(
-        "create: {targeted} devices in the target ({} eligible, {} incompatible, {} already installed): median {:.3} s of {repeat} (min {:.3}, max {:.3})",
+        "create: {targeted} devices in the target ({} eligible, {} incompatible, {} already installed): median {:.3} s of {repeat} (min {:.3}, max {:.3}) with the compatibility pass on 2 threads; on one thread median {:.3} s ({:.2}x)",
         s.eligible,
         s.devices.get(&DeviceState::Incompatible).unwrap_or(&0),
         s.devices.get(&DeviceState::AlreadyInstalled).unwrap_or(&0),
         median(creates.clone()),
         creates.iter().copied().fold(f64::MAX, f64::min),
         creates.iter().copied().fold(0.0, f64::max),
+        median(creates_one.clone()),
+        median(creates_one.clone()) / median(creates.clone()),
     );
 
     // Drive to completion, twice: one report per input, then the same in batches.
@@ -193,7 +209,7 @@ fn main() {
         s.status,
         s.cumulative.succeeded
     );
-    let mut b = create();
+    let mut b = create(2);
     while b.poll().is_some() {}
     drop(fleet);
     let batched = drive(

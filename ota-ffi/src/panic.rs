@@ -58,8 +58,8 @@ thread_local! {
 
 /// Installs, once, a panic hook that keeps a panic inside a guarded call off the host's
 /// stderr: its message goes to the last-error message only. A panic on a thread a guarded call
-/// started to inflate is kept off stderr too; the call fails saying an inflating thread
-/// panicked. A panic elsewhere in the process
+/// started (to inflate, or to judge a fleet's compatibility) is kept off stderr too; the call
+/// fails with it. A panic elsewhere in the process
 /// goes to the hook that was there before.
 fn install_hook() {
     static ONCE: Once = Once::new();
@@ -68,7 +68,10 @@ fn install_hook() {
         std::panic::set_hook(Box::new(move |info| {
             // The pipeline's inflating threads run for a guarded call, which gets their panic
             // back as its error.
-            let worker = std::thread::current().name() == Some(ota_host::pipeline::INFLATE_THREAD);
+            let worker = matches!(
+                std::thread::current().name(),
+                Some(ota_host::pipeline::INFLATE_THREAD | ota_host::rollout::JUDGE_THREAD)
+            );
             let inside = worker || DEPTH.try_with(Cell::get).unwrap_or(0) > 0;
             if !inside {
                 return before(info);

@@ -95,7 +95,8 @@ pub unsafe extern "C" fn ota_rollout_create(
         let out = try_out!(rollout_out);
         let inputs =
             unsafe { Inputs::read(config, config_len, package, rollback, fleet, fleet_len)? };
-        let inner = Rollout::create(inputs.create(now)).map_err(rollout_error)?;
+        // A large fleet is judged on the machine's cores (`ota_host::rollout::create`).
+        let inner = ota_host::rollout::create(inputs.create(now), 0).map_err(rollout_error)?;
         out.write(new_handle(ota_rollout::new(inner)));
         Ok(())
     })

@@ -4,6 +4,8 @@
 //! - [`check`]: a whole artifact checked against its signed chunk table on several threads.
 //! - [`pipeline`]: the device's data path (verify every chunk, decrypt, inflate) on two
 //!   threads, driving the core's sans-IO stages.
+//! - [`rollout`]: creating a rollout with its compatibility pass on several threads, driving
+//!   the core's [`ota_core::rollout::Judge`].
 //! - [`probe`]: health-probe runners (spawn an allowlisted executable, a loopback HTTP GET,
 //!   a readiness file), behind the core's [`ota_core::probe`] decisions.
 //! - [`seal`]: sealing with compression on several threads, byte for byte what the core's
@@ -34,6 +36,7 @@ pub mod durable;
 pub mod file_device;
 pub mod pipeline;
 pub mod probe;
+pub mod rollout;
 pub mod seal;
 #[cfg(feature = "tuf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tuf")))]

@@ -441,16 +441,20 @@ pub async fn create(
         .parse()
         .map_err(|e| ApiError::internal(format!("rollout id: {e}")))?;
     let at = now();
-    let mut r = Rollout::create(Create {
-        rollout_id: rollout_id.clone(),
-        tenant: tenant.clone(),
-        spec,
-        package: &package.verified,
-        rollback: rollback.as_ref().map(|p| &p.verified),
-        fleet: &fleet,
-        by: by.clone(),
-        now: at,
-    })
+    // A large fleet is judged on the machine's cores (`ota_host::rollout::create`).
+    let mut r = ota_host::rollout::create(
+        Create {
+            rollout_id: rollout_id.clone(),
+            tenant: tenant.clone(),
+            spec,
+            package: &package.verified,
+            rollback: rollback.as_ref().map(|p| &p.verified),
+            fleet: &fleet,
+            by: by.clone(),
+            now: at,
+        },
+        0,
+    )
     .map_err(engine_error)?;
     let outputs: Vec<Output> = std::iter::from_fn(|| r.poll()).collect();
     let head = r.audit_head();

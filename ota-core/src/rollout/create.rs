@@ -5,16 +5,15 @@ use std::collections::{BTreeMap, VecDeque};
 
 use sha2::{Digest as _, Sha256};
 
-use super::cohort::{order_key, share};
+use super::cohort::share;
 use super::devices::{ById, DeviceTable, Slot, reason_byte};
+use super::judge::{Judge, Verdict};
 use super::persist::{Snapshot, WaveProgress, check_packages};
 use super::{Create, DeviceState, Effect, Event, Input, Rollout, RolloutError, RolloutState};
 use crate::audit::Chain;
-use crate::compat::{self, Reason};
 use crate::digest::Sha256Digest;
 use crate::name::Name;
 use crate::plan::MAX_WAVES;
-use crate::profile::DeviceProfile;
 use crate::sign::VerifiedPackage;
 use crate::time::UnixMs;
 
@@ -22,25 +21,28 @@ impl Rollout {
     /// Creates a rollout: checks the request against the packages, runs the compatibility
     /// engine over the fleet, cuts the cohorts, and opens the canary. The creation's record,
     /// the canary's commands and the `started` event wait in [`Rollout::poll`].
+    ///
+    /// The compatibility pass runs on the calling thread; a host with cores to spare runs it
+    /// on several ([`Judge`], [`Rollout::create_judged`]; `ota_host::rollout::create`).
     pub fn create(c: Create<'_>) -> Result<Rollout, RolloutError> {
-        let spec = c.spec;
-        check_packages(&spec, c.package, c.rollback)?;
-        check_rollback_binding(c.package, c.rollback, c.now)?;
-        let target = spec
-            .resolved_target()
-            .ok_or(RolloutError::NoTarget)?
-            .membership();
-        let waves_spec = spec.all_waves();
-        if waves_spec.len() > MAX_WAVES {
-            return Err(RolloutError::TooManyWaves {
-                waves: waves_spec.len(),
-                max: MAX_WAVES,
+        let verdicts = Judge::new(&c)?.verdicts(0..c.fleet.len());
+        Rollout::create_judged(c, verdicts)
+    }
+
+    /// [`Rollout::create`], given the verdicts on `c`'s fleet ([`Judge::verdicts`] over the
+    /// whole fleet, in order, perhaps in parts on several threads). The same request and
+    /// verdicts make the same rollout as [`Rollout::create`]. Verdicts of another length than
+    /// the fleet are refused ([`RolloutError::VerdictsMismatch`]).
+    pub fn create_judged(c: Create<'_>, verdicts: Vec<Verdict>) -> Result<Rollout, RolloutError> {
+        check_request(&c)?;
+        if verdicts.len() != c.fleet.len() {
+            return Err(RolloutError::VerdictsMismatch {
+                verdicts: verdicts.len() as u64,
+                devices: c.fleet.len() as u64,
             });
         }
-        let salt = spec
-            .salt
-            .clone()
-            .unwrap_or_else(|| c.rollout_id.to_string());
+        let spec = c.spec;
+        let waves_spec = spec.all_waves();
         let pkg = c.package.package();
         let k = waves_spec.len();
 
@@ -49,35 +51,33 @@ impl Rollout {
         let mut strata: BTreeMap<&str, Vec<(u64, u32)>> = BTreeMap::new();
         let mut misfits = 0u64;
         let mut first_misfit = None;
-        for d in c.fleet.iter().filter(|d| target.contains(d)) {
+        for (d, verdict) in c.fleet.iter().zip(verdicts) {
             let mut slot = Slot::new(DeviceState::Pending);
-            let eligible = if let Some(reason) = first_reason(pkg, d) {
-                slot.state = DeviceState::Incompatible;
-                slot.reason = Some(reason);
-                false
-            } else if d.installed.get(&pkg.name) == Some(&pkg.version) {
-                slot.state = DeviceState::AlreadyInstalled;
-                false
-            } else {
-                if let Some(rb) = c.rollback
-                    && !compat::fits(rb.package(), d)
-                {
+            match verdict {
+                Verdict::Outside => continue,
+                Verdict::Incompatible(reason) => {
+                    slot.state = DeviceState::Incompatible;
+                    slot.reason = Some(reason);
+                }
+                Verdict::AlreadyInstalled => slot.state = DeviceState::AlreadyInstalled,
+                Verdict::Eligible { .. } => {}
+            }
+            let i = devices.push(d.device_id.as_str(), slot)?;
+            if let Verdict::Eligible {
+                order_key,
+                rollback_fits,
+            } = verdict
+            {
+                if !rollback_fits {
                     misfits += 1;
                     first_misfit.get_or_insert_with(|| d.device_id.clone());
                 }
-                true
-            };
-            let i = devices.push(d.device_id.as_str(), slot)?;
-            if eligible {
                 let key = if spec.stratify {
                     d.hardware_profile.as_str()
                 } else {
                     ""
                 };
-                strata
-                    .entry(key)
-                    .or_default()
-                    .push((order_key(&salt, d.device_id.as_str()), i));
+                strata.entry(key).or_default().push((order_key, i));
             }
         }
         // The id index, all at once (see `ById::build`): a device named twice fails here, the
@@ -182,6 +182,22 @@ impl Rollout {
     }
 }
 
+/// What is checked of a request before its fleet is judged: the packages, the rollback's
+/// binding, the target, the waves.
+pub(super) fn check_request(c: &Create<'_>) -> Result<(), RolloutError> {
+    check_packages(&c.spec, c.package, c.rollback)?;
+    check_rollback_binding(c.package, c.rollback, c.now)?;
+    c.spec.resolved_target().ok_or(RolloutError::NoTarget)?;
+    let waves = c.spec.all_waves().len();
+    if waves > MAX_WAVES {
+        return Err(RolloutError::TooManyWaves {
+            waves,
+            max: MAX_WAVES,
+        });
+    }
+    Ok(())
+}
+
 /// A digest of the device table as created: ids, states, waves and reasons.
 fn device_table_digest(t: &DeviceTable) -> Sha256Digest {
     let mut h = Sha256::new();
@@ -190,15 +206,6 @@ fn device_table_digest(t: &DeviceTable) -> Sha256Digest {
         h.update([0, s.state as u8, s.wave, reason_byte(s.reason)]);
     }
     Sha256Digest::from_bytes(h.finalize().into())
-}
-
-/// The first reason the package does not fit, without building a report when it fits.
-pub(super) fn first_reason(pkg: &crate::package::Package, d: &DeviceProfile) -> Option<Reason> {
-    if compat::fits(pkg, d) {
-        None
-    } else {
-        compat::check(pkg, d).rejections.first().map(|r| r.reason)
-    }
 }
 
 /// A rollback package that takes the package's software back to an older version must be

@@ -56,6 +56,15 @@ pub enum RolloutError {
         /// The device.
         device_id: Name,
     },
+    /// Verdicts given for a creation ([`super::Rollout::create_judged`]) are not one per
+    /// device of its fleet: the host judged another fleet, or part of it.
+    #[error("{verdicts} verdicts were given for a fleet of {devices} devices")]
+    VerdictsMismatch {
+        /// The verdicts given.
+        verdicts: u64,
+        /// The devices of the fleet.
+        devices: u64,
+    },
     /// The fleet holds more devices than a rollout indexes.
     #[error("the fleet holds more than {max} devices")]
     TooManyDevices {
@@ -230,7 +239,9 @@ impl RolloutError {
             RolloutError::WrongVersion { .. } => Status::InvalidValue,
             RolloutError::SuccessWithoutVersion { .. } => Status::MissingField,
             RolloutError::StaleAttempt { .. } => Status::RolloutState,
-            RolloutError::NotRefused { .. } => Status::InvalidArgument,
+            RolloutError::NotRefused { .. } | RolloutError::VerdictsMismatch { .. } => {
+                Status::InvalidArgument
+            }
             RolloutError::SnapshotInvalid { .. } => Status::RecordInvalid,
             RolloutError::TrailBroken(e) => e.status(),
             RolloutError::ReplayMismatch { .. } => Status::ReplayMismatch,

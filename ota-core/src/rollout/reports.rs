@@ -1,9 +1,9 @@
 //! What devices say and do: reports, joining the target and leaving it.
 
 use super::cohort::order_key;
-use super::create::first_reason;
 use super::devices::Slot;
 use super::input::ReportBatch;
+use super::judge::first_reason;
 use super::{
     DeviceState, Effect, Placement, RetryKind, Rollout, RolloutCommand, RolloutError, RolloutState,
 };
