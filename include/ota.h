@@ -1203,6 +1203,10 @@ ota_status ota_sbom_validate(const char *format,
  * The new rollout's first outputs (its audit record, the `started` event, the canary's
  * commands) wait to be polled.
  *
+ * A fleet of 16,384 devices or more has its compatibility judged on two threads when the
+ * machine has two cores (the calling thread and one the call starts and joins before it
+ * returns); the rollout is the same as on one.
+ *
  * Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
  */
 ota_status ota_rollout_create(const char *config,

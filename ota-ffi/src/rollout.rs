@@ -78,6 +78,10 @@ fn name(bytes: &str, what: &str) -> Result<Name, Failure> {
 /// The new rollout's first outputs (its audit record, the `started` event, the canary's
 /// commands) wait to be polled.
 ///
+/// A fleet of 16,384 devices or more has its compatibility judged on two threads when the
+/// machine has two cores (the calling thread and one the call starts and joins before it
+/// returns); the rollout is the same as on one.
+///
 /// Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]

@@ -155,6 +155,22 @@ class Seed004(unittest.TestCase):
                 ota.Rollout.replay(self.config, self.pkg, self.fleet, T0, bad, rollback=self.rb)
         r.close()
 
+    def test_a_fleet_judged_on_threads_makes_the_rollout_a_one_thread_replay_makes(self):
+        # 20,000 devices: above the size at which the C ABI judges a fleet's compatibility on
+        # the machine's cores (ota_host::rollout::MIN_PARALLEL, 16,384). A replay creates it
+        # again on one thread and checks the creation record's device table against its own.
+        fleet = sensors(20_000, 13)
+        with ota.Rollout.create(config(self.pkg), self.pkg, fleet, T0) as r:
+            s = r.status()
+            self.assertEqual((s["eligible"], s["devices"]["incompatible"]), (20_000 - 1538, 1538))
+            self.assertEqual(s["scheduled_count"], 924)  # 5 % of 18,462, rounded up
+            trail = r.audit_records()
+            with ota.Rollout.replay(config(self.pkg), self.pkg, fleet, T0, trail) as again:
+                self.assertEqual(again.snapshot(), r.snapshot())
+            fleet[7]["device_type"] = "doorbell"  # another fleet: another device table
+            with self.assertRaises(ota.ReplayMismatchError):
+                ota.Rollout.replay(config(self.pkg), self.pkg, fleet, T0, trail)
+
     def test_rollback_goes_to_the_updated_devices_only(self):
         r = ota.Rollout.create(self.config, self.pkg, self.fleet, T0, rollback=self.rb)
         canary = sends(r)

@@ -74,7 +74,9 @@ class Rollout(Managed):
         """Creates a rollout. ``config`` is ``{"rollout_id", "tenant", "created_by", "spec"}``
         with ``spec`` the OTA API's rollout request (and the optional waves, halt rule, timers,
         retries, pacing and windows); ``package`` and ``rollback`` are ``VerifiedPackage``;
-        ``fleet`` is a list of device profiles (dicts) or its JSON text."""
+        ``fleet`` is a list of device profiles (dicts) or its JSON text. A fleet of 16,384
+        devices or more is judged on two threads on a machine with two cores (the GIL is
+        released); the rollout is the same as on one."""
         cptr, cn = json_arg("config", config)
         p = arg("package", package, VerifiedPackage)
         r = arg("rollback", rollback, VerifiedPackage, optional=True)
