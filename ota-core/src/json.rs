@@ -307,6 +307,8 @@ mod tests {
     fn a_document_parses_whole_and_a_bad_one_names_the_field_and_the_fault() {
         let ok: Doc = from_slice("doc", br#"{"items":[{"n":1},{"n":2}]}"#, 100).unwrap();
         assert_eq!(ok.items, [Item { n: 1 }, Item { n: 2 }]);
+        let spaced: Doc = from_slice("doc", b" {\"items\":[]} \n\t", 100).unwrap();
+        assert!(spaced.items.is_empty());
         // Each error comes from the second, path-tracking parse: the path is the value's.
         let cases: [(&[u8], JsonFault, &str); 5] = [
             (
@@ -340,6 +342,12 @@ mod tests {
                 other => panic!("{}: {other:?}", String::from_utf8_lossy(text)),
             }
         }
+        // The message is serde_json's, with where it was found.
+        let e = from_slice::<Doc>("doc", br#"{"items":[{"n":300}]}"#, 100).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "doc: items[0].n: invalid value: integer `300`, expected u8 at line 1 column 18"
+        );
         assert!(matches!(
             from_slice::<Doc>("doc", &[b' '; 101], 100),
             Err(ParseError::TooLarge { size: 101, .. })

@@ -12,10 +12,15 @@ pub const JUDGE_THREAD: &str = "ota-judge";
 /// the part of the pass it would take.
 pub const MIN_PARALLEL: usize = 16_384;
 
+/// The fewest devices a thread judges: more threads than the fleet has parts of this size are
+/// not started.
+const MIN_PART: usize = MIN_PARALLEL / 2;
+
 /// Creates a rollout as [`Rollout::create`] does, its compatibility pass on `threads` threads,
 /// the calling one among them: 1 keeps it on the calling thread, 0 chooses for the machine
 /// ([`crate::pipeline::default_threads`]). A fleet under [`MIN_PARALLEL`] devices stays on the
-/// calling thread.
+/// calling thread, and no thread judges fewer than 8,192 devices (more threads than that
+/// allows are not started).
 ///
 /// The rollout is the same whatever the thread count: each thread judges a part of the fleet,
 /// and the parts are joined in the fleet's order. A thread the system will not start leaves
@@ -26,6 +31,7 @@ pub fn create(c: Create<'_>, threads: usize) -> Result<Rollout, RolloutError> {
         n => n,
     };
     let n = c.fleet.len();
+    let threads = threads.min(n / MIN_PART);
     if threads < 2 || n < MIN_PARALLEL {
         return Rollout::create(c);
     }
@@ -45,7 +51,8 @@ pub fn create(c: Create<'_>, threads: usize) -> Result<Rollout, RolloutError> {
                 (range, worker)
             })
             .collect();
-        let mut all = judge.verdicts(0..part);
+        let mut all = Vec::with_capacity(n);
+        all.extend(judge.verdicts(0..part));
         for (range, worker) in workers {
             match worker {
                 Ok(w) => match w.join() {

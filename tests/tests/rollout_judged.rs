@@ -113,3 +113,65 @@ fn a_request_refused_before_the_fleet_is_judged_is_refused_alike_on_threads() {
         "the request is checked before the verdicts' count"
     );
 }
+
+/// Firmware 1.9.0 signed as a rollback from 2.0.0 that fits only the v2 and v3 sensor boards,
+/// not `acme-sensor-lite`.
+fn rollback_without_lite() -> ota_core::VerifiedPackage {
+    let mut p = ota_tests::firmware_package();
+    p.version = "1.9.0".parse().unwrap();
+    p.rollback = Some(ota_tests::rollback_from("2.0.0"));
+    p.compatibility.hardware_profiles = vec![
+        "acme-sensor-v2".parse().unwrap(),
+        "acme-sensor-v3".parse().unwrap(),
+    ];
+    ota_tests::seal_into(&mut p, b"1.9.0");
+    let key = ota_tests::signing_key(1);
+    let env = ota_core::sign::sign(&p, &[&key]).unwrap();
+    let trusted = [key.public_key()].into_iter().collect();
+    ota_core::sign::verify_envelope(env, &trusted, 1, &ota_core::Limits::DEFAULT).unwrap()
+}
+
+#[test]
+fn a_fleet_refused_for_a_device_in_a_later_part_is_refused_alike_on_any_number_of_threads() {
+    let pkg = firmware("2.0.0", false);
+    let rb = rollback_without_lite();
+    // The rollback fits no lite board, and the first lite board is past the middle: the
+    // refusal names it, and counts them all, whichever thread judged them.
+    let mut misfits = fleet();
+    for d in &mut misfits[..25_000] {
+        if d.hardware_profile.as_str() == "acme-sensor-lite" {
+            d.hardware_profile = "acme-sensor-v2".parse().unwrap();
+        }
+    }
+    let make = |f| creation(spec(&pkg, Some(&rb), json!({})), &pkg, Some(&rb), f, T0);
+    let one = Rollout::create(make(&misfits)).unwrap_err();
+    let RolloutError::RollbackDoesNotFit { devices, first } = &one else {
+        panic!("{one}");
+    };
+    assert_eq!(first.as_str(), "dev-25001");
+    assert!(*devices > 3_000, "{devices}");
+    for threads in [3, usize::MAX] {
+        assert_eq!(
+            ota_host::rollout::create(make(&misfits), threads).unwrap_err(),
+            one,
+            "{threads} threads"
+        );
+    }
+    // A device named twice, the second time in the last part: the one named again is reported.
+    let mut twice = fleet();
+    twice[39_000].device_id = twice[5].device_id.clone();
+    let one = Rollout::create(make(&twice)).unwrap_err();
+    assert_eq!(
+        one,
+        RolloutError::DuplicateDevice {
+            device_id: "dev-0005".parse().unwrap()
+        }
+    );
+    for threads in [3, usize::MAX] {
+        assert_eq!(
+            ota_host::rollout::create(make(&twice), threads).unwrap_err(),
+            one,
+            "{threads} threads"
+        );
+    }
+}

@@ -134,7 +134,10 @@ fn evaluate_target(
             let built = t
                 .compute_capability
                 .unwrap_or(trt.built_on.compute_capability);
-            let ampere_plus = trt.hardware_compat == HardwareCompat::AmperePlus;
+            let ampere_plus = match trt.hardware_compat {
+                HardwareCompat::AmperePlus => true,
+                HardwareCompat::None | HardwareCompat::SameComputeCapability => false,
+            };
             let ok = if ampere_plus {
                 cc >= ComputeCapability::AMPERE
             } else {

@@ -31,8 +31,10 @@ impl Rollout {
 
     /// [`Rollout::create`], given the verdicts on `c`'s fleet ([`Judge::verdicts`] over the
     /// whole fleet, in order, perhaps in parts on several threads). The same request and
-    /// verdicts make the same rollout as [`Rollout::create`]. Verdicts of another length than
-    /// the fleet are refused ([`RolloutError::VerdictsMismatch`]).
+    /// verdicts make the same rollout as [`Rollout::create`]. The verdicts are trusted: they
+    /// must be a [`Judge`] of this very request's, in the fleet's order (a replay of the trail
+    /// would show others up). Verdicts of another length than the fleet are refused
+    /// ([`RolloutError::VerdictsMismatch`]).
     pub fn create_judged(c: Create<'_>, verdicts: Vec<Verdict>) -> Result<Rollout, RolloutError> {
         check_request(&c)?;
         if verdicts.len() != c.fleet.len() {

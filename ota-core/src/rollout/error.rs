@@ -57,7 +57,9 @@ pub enum RolloutError {
         device_id: Name,
     },
     /// Verdicts given for a creation ([`super::Rollout::create_judged`]) are not one per
-    /// device of its fleet: the host judged another fleet, or part of it.
+    /// device of its fleet: the host judged a fleet of another length, or a part of it. (Only
+    /// the count is checked: the verdicts are the host's, trusted as its [`super::Judge`]
+    /// gave them.)
     #[error("{verdicts} verdicts were given for a fleet of {devices} devices")]
     VerdictsMismatch {
         /// The verdicts given.

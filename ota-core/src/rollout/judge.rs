@@ -37,13 +37,24 @@ pub enum Verdict {
 
 /// Judges the devices of one creation. It holds what every verdict needs (the target as a
 /// set, the packages, the salt) and is `Sync`: threads share one.
-#[derive(Debug)]
 pub struct Judge<'a> {
     target: Membership,
     package: &'a Package,
     rollback: Option<&'a Package>,
     salt: String,
     fleet: &'a [DeviceProfile],
+}
+
+impl std::fmt::Debug for Judge<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Judge({} {} for {} devices)",
+            self.package.name,
+            self.package.version,
+            self.fleet.len()
+        )
+    }
 }
 
 impl<'a> Judge<'a> {
