@@ -235,7 +235,7 @@ fn check_batch(package: &Package, limits: &Limits, batch: &Batch) -> Checked {
     let mut error = None;
     let mut start = 0;
     for (i, &end) in batch.ends.iter().enumerate() {
-        match parse_profile(&batch.bytes[start..end], limits) {
+        match DeviceProfile::from_json_with_limits(&batch.bytes[start..end], limits) {
             Ok(p) => profiles.push(p),
             Err(e) => {
                 let at = batch.first + i;
@@ -282,19 +282,6 @@ fn check_batch(package: &Package, limits: &Limits, batch: &Batch) -> Checked {
         digests,
         error: None,
     }
-}
-
-/// Parses and validates one profile as [`DeviceProfile::from_json_with_limits`] does, by serde
-/// alone first (the core's parser tracks the path of every field for its errors, which costs
-/// as much as the parsing); a profile that fails is parsed again by the core, for its error.
-fn parse_profile(bytes: &[u8], limits: &Limits) -> Result<DeviceProfile, ParseError> {
-    if bytes.first() == Some(&b'{')
-        && bytes.len() <= limits.max_document_bytes
-        && let Ok(p) = serde_json::from_slice::<DeviceProfile>(bytes)
-    {
-        return ota_core::json::check("profile", p);
-    }
-    DeviceProfile::from_json_with_limits(bytes, limits)
 }
 
 /// A profile's parse error, its fields under `[index]` as in the core's fleet parser.
