@@ -66,8 +66,8 @@ fn install_hook() {
     ONCE.call_once(|| {
         let before = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            // The pipeline's inflating threads run for a guarded call, which gets their panic
-            // back as its error.
+            // The pipeline's inflating threads and a creation's judging threads run for a
+            // guarded call, which gets their panic back as its error.
             let worker = matches!(
                 std::thread::current().name(),
                 Some(ota_host::pipeline::INFLATE_THREAD | ota_host::rollout::JUDGE_THREAD)

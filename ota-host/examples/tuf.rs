@@ -4,8 +4,6 @@
 //! `cargo run -p ota-host --example tuf` runs it in a temporary directory, the repository's
 //! own directories standing for the HTTP base URLs a device would be given.
 
-use std::path::Path;
-
 use ota_core::{Limits, Package, UnixMs, seal, sign};
 use ota_host::tuf::repo::{Role, Roles};
 
@@ -78,7 +76,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(resolved.length, sealed_bytes.len() as u64);
     assert_eq!(std::fs::read(dir.join("fw.download"))?, sealed_bytes);
     assert_eq!(tc.roles.len(), 4, "the four top-level roles");
-    assert!(Path::new(&state_dir).join("timestamp.json").exists());
+    assert!(state_dir.join("timestamp.json").exists());
     println!("{}", serde_json::to_string(&tc)?);
     std::fs::remove_dir_all(&dir)?;
     Ok(())
