@@ -47,7 +47,11 @@ pub struct DeviceReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_id: Option<Name>,
     /// The version the device runs now (after the attempt), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::version::serialize_option"
+    )]
     pub firmware_version: Option<Version>,
     /// What happened.
     pub status: ReportStatus,

@@ -338,6 +338,44 @@ mod tests {
     }
 
     #[test]
+    fn a_versions_text_is_what_semver_writes() {
+        for text in [
+            "0.0.0",
+            "1.2.3",
+            "10.200.3000",
+            "18446744073709551615.18446744073709551615.18446744073709551615",
+            "1.0.0-rc.1",
+            "1.0.0+build.7",
+            "2.1.0-alpha.beta+exp.sha.5114f85",
+        ] {
+            let version: Version = text.parse().unwrap();
+            let written = serde_json::to_string(&VersionText(&version)).unwrap();
+            assert_eq!(written, serde_json::to_string(&version).unwrap());
+            assert_eq!(written, format!("\"{text}\""));
+            let some = Some(version);
+            let mut out = Vec::new();
+            serialize_option(&some, &mut serde_json::Serializer::new(&mut out)).unwrap();
+            assert_eq!(out, written.as_bytes());
+        }
+        let mut out = Vec::new();
+        serialize_option(&None, &mut serde_json::Serializer::new(&mut out)).unwrap();
+        assert_eq!(out, b"null");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_release_versions_text_is_what_semver_writes(
+            major: u64, minor: u64, patch: u64,
+        ) {
+            let version = Version::new(major, minor, patch);
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&VersionText(&version)).unwrap(),
+                format!("\"{version}\"")
+            );
+        }
+    }
+
+    #[test]
     fn runtime_versions() {
         assert_eq!(v("8.6.1.6").parts(), &[8, 6, 1, 6]);
         assert_eq!(v("6.0"), v("6.0.0"));
@@ -409,5 +447,47 @@ mod tests {
             assert!(bad.parse::<Version>().is_err(), "{bad:?}");
         }
         assert!("2.1.0-rc.1+build.5".parse::<Version>().is_ok());
+    }
+}
+
+/// A [`Version`] written as semver writes it (`1.2.3-rc.1+b7`), its common form (no
+/// pre-release, no build) without the formatting machinery: the audit trail writes one for every
+/// successful report.
+pub(crate) struct VersionText<'a>(pub &'a Version);
+
+impl serde::Serialize for VersionText<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if !v.pre.is_empty() || !v.build.is_empty() {
+            return serde::Serialize::serialize(v, s);
+        }
+        // Three u64s of at most 20 digits and two dots.
+        let mut text = [0u8; 62];
+        let mut n = 0;
+        for (k, part) in [v.major, v.minor, v.patch].into_iter().enumerate() {
+            if k > 0 {
+                text[n] = b'.';
+                n += 1;
+            }
+            let mut digits = itoa::Buffer::new();
+            let d = digits.format(part).as_bytes();
+            text[n..n + d.len()].copy_from_slice(d);
+            n += d.len();
+        }
+        match std::str::from_utf8(&text[..n]) {
+            Ok(t) => s.serialize_str(t),
+            Err(_) => serde::Serialize::serialize(v, s),
+        }
+    }
+}
+
+/// serde's `serialize_with` for an optional [`Version`], through [`VersionText`].
+pub(crate) fn serialize_option<S: serde::Serializer>(
+    v: &Option<Version>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(&VersionText(v)),
+        None => s.serialize_none(),
     }
 }

@@ -10,7 +10,7 @@ use crate::plan::RolloutSpec;
 use crate::profile::DeviceProfile;
 use crate::report::{DeviceReport, ReportStatus};
 use crate::sign::PackageId;
-use crate::version::Version;
+use crate::version::{Version, VersionText};
 
 /// An input to a rollout, as the audit trail records and replays it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,7 +250,7 @@ impl Serialize for BatchedReport {
             seq.serialize_element(&self.attempt)?;
         }
         if len > 3 {
-            seq.serialize_element(&self.firmware_version)?;
+            seq.serialize_element(&self.firmware_version.as_ref().map(VersionText))?;
         }
         if len > 4 {
             seq.serialize_element(&self.reason)?;

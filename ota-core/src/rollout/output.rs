@@ -330,6 +330,7 @@ pub enum Effect {
     /// Devices of a batch of reports run the new version, and say so with the same version.
     DevicesUpdated {
         /// The version they say they run.
+        #[serde(serialize_with = "crate::version::serialize_option")]
         version: Option<Version>,
         /// The devices, in the batch's order.
         devices: Vec<Name>,
@@ -344,6 +345,7 @@ pub enum Effect {
         /// The device.
         device_id: Name,
         /// The version it says it runs.
+        #[serde(serialize_with = "crate::version::serialize_option")]
         version: Option<Version>,
     },
     /// A device failed and will be tried again.

@@ -2,7 +2,7 @@
 
 use super::cohort::order_key;
 use super::devices::Slot;
-use super::input::ReportBatch;
+use super::input::{BatchedReport, ReportBatch};
 use super::judge::first_reason;
 use super::{
     DeviceState, Effect, Placement, RetryKind, Rollout, RolloutCommand, RolloutError, RolloutState,
@@ -13,6 +13,42 @@ use crate::profile::DeviceProfile;
 use crate::report::{DeviceReport, ReportStatus};
 use crate::time::UnixMs;
 use crate::version::Version;
+
+/// A report as the checks read it, borrowed: from a [`DeviceReport`], or from a batch's
+/// [`BatchedReport`] and the batch's rollout, without building a report of its own for each.
+#[derive(Clone, Copy)]
+struct Said<'a> {
+    device_id: &'a Name,
+    rollout_id: Option<&'a Name>,
+    status: ReportStatus,
+    firmware_version: Option<&'a Version>,
+    reason: Option<&'a String>,
+}
+
+impl<'a> From<&'a DeviceReport> for Said<'a> {
+    fn from(r: &'a DeviceReport) -> Said<'a> {
+        Said {
+            device_id: &r.device_id,
+            rollout_id: r.rollout_id.as_ref(),
+            status: r.status,
+            firmware_version: r.firmware_version.as_ref(),
+            reason: r.reason.as_ref(),
+        }
+    }
+}
+
+impl<'a> Said<'a> {
+    /// What [`BatchedReport::report`] would say, naming `rollout_id`.
+    fn batched(r: &'a BatchedReport, rollout_id: &'a Name) -> Said<'a> {
+        Said {
+            device_id: &r.device_id,
+            rollout_id: Some(rollout_id),
+            status: r.status,
+            firmware_version: r.firmware_version.as_ref(),
+            reason: r.reason.as_ref(),
+        }
+    }
+}
 
 impl Rollout {
     /// A device's report on `attempt`: it must name this rollout, the version of the
@@ -25,12 +61,12 @@ impl Rollout {
         now: UnixMs,
     ) -> Result<(), RolloutError> {
         let i = self.check_report(r, attempt)?;
-        self.take_report(i, r, now);
+        self.take_report(i, Said::from(r), now);
         Ok(())
     }
 
     /// Device `i`'s report, checked ([`Rollout::check_report`]): what it changes.
-    fn take_report(&mut self, i: u32, r: &DeviceReport, now: UnixMs) {
+    fn take_report(&mut self, i: u32, r: Said<'_>, now: UnixMs) {
         let s = *self.slot(i);
         let device_id = r.device_id.clone();
         let state = self.s.state;
@@ -77,7 +113,7 @@ impl Rollout {
                     }
                     self.effect(Effect::DeviceFailed {
                         device_id,
-                        reason: r.reason.clone(),
+                        reason: r.reason.cloned(),
                     });
                     self.check_halt(wave, now);
                     self.after_final(i);
@@ -89,7 +125,7 @@ impl Rollout {
                 self.count(i, Some(FailureKind::Rejected));
                 self.effect(Effect::DeviceRejected {
                     device_id,
-                    reason: r.reason.clone(),
+                    reason: r.reason.cloned(),
                 });
                 self.check_halt(wave, now);
                 self.after_final(i);
@@ -146,15 +182,15 @@ impl Rollout {
         let start = self.step.effects.len();
         let mut each = Vec::with_capacity(b.reports.len());
         for (item, i) in b.reports.iter().zip(at) {
-            let r = item.report(&b.rollout_id);
+            let r = Said::batched(item, &b.rollout_id);
             let result = self
-                .check_at(i, &r, item.attempt)
-                .map(|()| self.take_report(i, &r, now));
+                .check_at(i, r, item.attempt)
+                .map(|()| self.take_report(i, r, now));
             // Every device is known and the rollout named: each refusal is one the trail
             // records.
             if let Err(e) = &result {
                 self.effect(Effect::ReportRefused {
-                    device_id: r.device_id,
+                    device_id: item.device_id.clone(),
                     reason: e.to_string(),
                 });
             }
@@ -162,11 +198,10 @@ impl Rollout {
         }
         // The routine outcomes, grouped: the devices in progress, then those updated, by
         // version in order of first appearance; every other effect after them, in order.
-        let mine = self.step.effects.split_off(start);
         let mut in_progress = Vec::new();
         let mut updated: Vec<(Option<Version>, Vec<Name>)> = Vec::new();
         let mut rest = Vec::new();
-        for e in mine {
+        for e in self.step.effects.drain(start..) {
             match e {
                 Effect::DeviceInProgress { device_id } => in_progress.push(device_id),
                 Effect::DeviceUpdated { device_id, version } => {
@@ -206,12 +241,12 @@ impl Rollout {
                 device_id: r.device_id.clone(),
             });
         };
-        self.check_at(i, r, attempt)?;
+        self.check_at(i, Said::from(r), attempt)?;
         Ok(i)
     }
 
     /// [`Rollout::check_report`] once the report's device is found: device `i`.
-    fn check_at(&self, i: u32, r: &DeviceReport, attempt: u32) -> Result<(), RolloutError> {
+    fn check_at(&self, i: u32, r: Said<'_>, attempt: u32) -> Result<(), RolloutError> {
         if r.rollout_id.is_none() {
             return Err(RolloutError::ReportWithoutRollout {
                 device_id: r.device_id.clone(),
@@ -224,7 +259,7 @@ impl Rollout {
             } else {
                 Some(&self.package.package().version)
             };
-            match (expected, &r.firmware_version) {
+            match (expected, r.firmware_version) {
                 (Some(expected), Some(found)) if expected != found => {
                     return Err(RolloutError::WrongVersion {
                         device_id: r.device_id.clone(),
@@ -264,7 +299,7 @@ impl Rollout {
     }
 
     /// A device reported that it runs the new version.
-    fn updated(&mut self, i: u32, r: &DeviceReport, now: UnixMs) {
+    fn updated(&mut self, i: u32, r: Said<'_>, now: UnixMs) {
         let wave = usize::from(self.slot(i).wave);
         self.slot_mut(i).set(Slot::UPDATED, true);
         self.clear_timer(i);
@@ -272,7 +307,7 @@ impl Rollout {
         self.count(i, None);
         self.effect(Effect::DeviceUpdated {
             device_id: r.device_id.clone(),
-            version: r.firmware_version.clone(),
+            version: r.firmware_version.cloned(),
         });
         // A success can bring the scope to `min_terminal` with failures already in it.
         self.check_halt(wave, now);
