@@ -329,6 +329,48 @@ pub(crate) use serde_via_str;
 serde_via_str!(RuntimeVersion);
 serde_via_str!(VersionRange);
 
+/// A [`Version`] written as semver writes it (`1.2.3-rc.1+b7`), its common form (no
+/// pre-release, no build) without the formatting machinery: the audit trail writes one for every
+/// successful report.
+pub(crate) struct VersionText<'a>(pub &'a Version);
+
+impl serde::Serialize for VersionText<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if !v.pre.is_empty() || !v.build.is_empty() {
+            return serde::Serialize::serialize(v, s);
+        }
+        // Three u64s of at most 20 digits and two dots.
+        let mut text = [0u8; 62];
+        let mut n = 0;
+        for (k, part) in [v.major, v.minor, v.patch].into_iter().enumerate() {
+            if k > 0 {
+                text[n] = b'.';
+                n += 1;
+            }
+            let mut digits = itoa::Buffer::new();
+            let d = digits.format(part).as_bytes();
+            text[n..n + d.len()].copy_from_slice(d);
+            n += d.len();
+        }
+        match std::str::from_utf8(&text[..n]) {
+            Ok(t) => s.serialize_str(t),
+            Err(_) => serde::Serialize::serialize(v, s),
+        }
+    }
+}
+
+/// serde's `serialize_with` for an optional [`Version`], through [`VersionText`].
+pub(crate) fn serialize_option<S: serde::Serializer>(
+    v: &Option<Version>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(&VersionText(v)),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,47 +489,5 @@ mod tests {
             assert!(bad.parse::<Version>().is_err(), "{bad:?}");
         }
         assert!("2.1.0-rc.1+build.5".parse::<Version>().is_ok());
-    }
-}
-
-/// A [`Version`] written as semver writes it (`1.2.3-rc.1+b7`), its common form (no
-/// pre-release, no build) without the formatting machinery: the audit trail writes one for every
-/// successful report.
-pub(crate) struct VersionText<'a>(pub &'a Version);
-
-impl serde::Serialize for VersionText<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = self.0;
-        if !v.pre.is_empty() || !v.build.is_empty() {
-            return serde::Serialize::serialize(v, s);
-        }
-        // Three u64s of at most 20 digits and two dots.
-        let mut text = [0u8; 62];
-        let mut n = 0;
-        for (k, part) in [v.major, v.minor, v.patch].into_iter().enumerate() {
-            if k > 0 {
-                text[n] = b'.';
-                n += 1;
-            }
-            let mut digits = itoa::Buffer::new();
-            let d = digits.format(part).as_bytes();
-            text[n..n + d.len()].copy_from_slice(d);
-            n += d.len();
-        }
-        match std::str::from_utf8(&text[..n]) {
-            Ok(t) => s.serialize_str(t),
-            Err(_) => serde::Serialize::serialize(v, s),
-        }
-    }
-}
-
-/// serde's `serialize_with` for an optional [`Version`], through [`VersionText`].
-pub(crate) fn serialize_option<S: serde::Serializer>(
-    v: &Option<Version>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.serialize_some(&VersionText(v)),
-        None => s.serialize_none(),
     }
 }
