@@ -8,7 +8,8 @@
 //! - reports: the rollout is driven through its waves to completion, every device sent
 //!   reporting `in_progress` then `success`, the host's loop as the engine documents it (one
 //!   `handle`, then `poll` until `None`). Timed in blocks of 4,096 reports; the figure is the
-//!   median block rate, with the overall rate beside it. The audit records are serialized
+//!   median block rate, with the overall rate beside it, and the allocations a report costs
+//!   in the timed blocks (counted, so free of the machine's noise). The audit records are serialized
 //!   (as a host stores them, one JSON line each) outside the timed blocks, to measure the
 //!   trail;
 //! - the live state, counted on the heap by a counting global allocator (not estimated): the
@@ -36,12 +37,15 @@ use ota_core::{Limits, UnixMs, seal};
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Allocations made (reallocations included), counted the same way.
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: every call is passed through to the system allocator unchanged; only a counter is
 // kept beside it.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller's layout, passed through.
         unsafe { System.alloc(l) }
     }
@@ -54,12 +58,14 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller's layout, passed through.
         unsafe { System.alloc_zeroed(l) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         LIVE.fetch_add(new, Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         LIVE.fetch_sub(l.size(), Ordering::Relaxed);
         // SAFETY: the caller's pointer, layout and size, passed through.
         unsafe { System.realloc(p, l, new) }
@@ -190,7 +196,7 @@ fn main() {
     let after_bytes = live() - base;
     let per_report = |d: &Drive| d.audit_bytes as f64 / d.reports as f64;
     println!(
-        "reports, one per input: {} in {:.2} s: median {:.3} M reports/s over {} blocks of {BLOCK} (overall {:.3} M/s); audit trail {} records, {:.1} MiB as JSON lines, {:.1} bytes per report",
+        "reports, one per input: {} in {:.2} s: median {:.3} M reports/s over {} blocks of {BLOCK} (overall {:.3} M/s); audit trail {} records, {:.1} MiB as JSON lines, {:.1} bytes per report; {:.2} allocations per report",
         single.reports,
         single.time,
         median(rates.clone()) / 1e6,
@@ -199,6 +205,7 @@ fn main() {
         single.records,
         single.audit_bytes as f64 / (1 << 20) as f64,
         per_report(&single),
+        single.allocs as f64 / single.reports as f64,
     );
     let s = r.status();
     println!(
@@ -223,7 +230,7 @@ fn main() {
     assert!(b.status().cumulative.succeeded == s.cumulative.succeeded);
     drop(b);
     println!(
-        "reports, {BLOCK} per input (Input::Reports): {} in {:.2} s: median {:.3} M reports/s over {} batches (overall {:.3} M/s); audit trail {} records, {:.1} MiB as JSON lines, {:.1} bytes per report",
+        "reports, {BLOCK} per input (Input::Reports): {} in {:.2} s: median {:.3} M reports/s over {} batches (overall {:.3} M/s); audit trail {} records, {:.1} MiB as JSON lines, {:.1} bytes per report; {:.2} allocations per report",
         batched.reports,
         batched.time,
         median(block_rates.clone()) / 1e6,
@@ -232,6 +239,7 @@ fn main() {
         batched.records,
         batched.audit_bytes as f64 / (1 << 20) as f64,
         per_report(&batched),
+        batched.allocs as f64 / batched.reports as f64,
     );
 
     let t = Instant::now();
@@ -264,6 +272,8 @@ struct Drive {
     time: f64,
     records: u64,
     audit_bytes: u64,
+    /// Allocations in the timed blocks: a figure the machine's noise does not move.
+    allocs: u64,
     /// The most bytes the rollout held, sampled after each block.
     peak: usize,
 }
@@ -284,6 +294,7 @@ fn drive(
         time: 0.0,
         records: 0,
         audit_bytes: 0,
+        allocs: 0,
         peak: created_bytes,
     };
     let mut now = UnixMs(1);
@@ -330,6 +341,7 @@ fn drive(
                 }
             }
             let n = todo.len();
+            let allocs = ALLOCS.load(Ordering::Relaxed);
             let t = Instant::now();
             if batched {
                 let batch = ReportBatch {
@@ -355,6 +367,7 @@ fn drive(
                 }
             }
             let dt = t.elapsed().as_secs_f64();
+            d.allocs += (ALLOCS.load(Ordering::Relaxed) - allocs) as u64;
             d.time += dt;
             d.reports += n as u64;
             block_rates.push(n as f64 / dt);

@@ -2,12 +2,16 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// An identifier: 1 to 128 characters of ASCII letters, digits, `.`, `_` and `-`, starting
 /// with a letter or digit. Package, model, device, device-type and hardware-profile names are
 /// all `Name`s, so none of them can smuggle a path separator, whitespace or control character.
+///
+/// A name is immutable text shared by its clones: a rollout names the same device in its
+/// input, its effects and its commands, and cloning one costs no allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(String);
+pub struct Name(Arc<str>);
 
 /// A string that is not a valid [`Name`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +56,7 @@ impl FromStr for Name {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Name::check(s)?;
-        Ok(Name(s.to_string()))
+        Ok(Name(Arc::from(s)))
     }
 }
 
@@ -60,7 +64,7 @@ impl Name {
     /// A name from a table that checked it on its way in ([`Name::check`]).
     pub(crate) fn from_table(s: &str) -> Name {
         debug_assert!(Name::check(s).is_ok());
-        Name(s.to_string())
+        Name(Arc::from(s))
     }
 
     /// Checks that `s` is a valid name without making one (for tables that keep names as
@@ -95,7 +99,7 @@ impl TryFrom<String> for Name {
 
 impl From<Name> for String {
     fn from(n: Name) -> String {
-        n.0
+        n.0.to_string()
     }
 }
 
