@@ -29,9 +29,10 @@ pub(crate) fn require_sealed(package: &Package) -> Result<(&ChunkTable, &SealInf
 
 /// A package id: `pkg_` and hex characters. Ids made here are the first 16 hex characters of
 /// the SHA-256 of the signed statement, so the same statement always has the same id; ids of
-/// 4 to 64 hex characters (the OTA API's `pkg_2a0f`) are accepted as references.
+/// 4 to 64 hex characters (the OTA API's `pkg_2a0f`) are accepted as references. Immutable
+/// text shared by its clones, like [`crate::Name`]: every command a rollout sends names it.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PackageId(String);
+pub struct PackageId(std::sync::Arc<str>);
 
 /// Text that is not a package id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,10 +45,7 @@ pub struct PackageIdError {
 impl PackageId {
     /// The id of a signed statement.
     pub fn of(statement: &[u8]) -> Self {
-        PackageId(format!(
-            "pkg_{}",
-            &Sha256Digest::of(statement).to_hex()[..16]
-        ))
+        PackageId(format!("pkg_{}", &Sha256Digest::of(statement).to_hex()[..16]).into())
     }
 
     /// The id as text.
@@ -63,7 +61,7 @@ impl FromStr for PackageId {
             (4..=64).contains(&h.len()) && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         });
         if ok {
-            Ok(PackageId(s.to_string()))
+            Ok(PackageId(s.into()))
         } else {
             Err(PackageIdError {
                 found: s.to_string(),
