@@ -10,7 +10,7 @@
 #      and the benches' input writers (benches/examples/{fleet_file,weights_file}.rs);
 #   2. runs the benches, each printing its figures beside its reference measured in the same
 #      run: device (pipeline, any-order path, chunk hashing vs `openssl speed`), pack (vs pigz
-#      and gzip), rollout (1M devices: create, reports, live state counted on the heap, audit
+#      and gzip), rollout (1M devices: create, reports and their allocations, live state counted on the heap, audit
 #      bytes, restore), service (ota-server's report path over HTTP, many clients against one), rss (the device path's peak RSS at 256 MiB and 1 GiB), seal (only its
 #      AES-256-CBC and Ed25519 groups, vs `openssl speed`), compat (check_fleet, 1M) and tuf
 #      (a 64 MiB verified download vs sha256sum);
@@ -357,6 +357,8 @@ a1=$(grab "$o" '^reports, one per input: .* ([0-9.]+) bytes per report.*')
 ab=$(grab "$o" '^reports, [0-9]+ per input .* ([0-9.]+) bytes per report.*')
 a1m=$(grab "$o" '^reports, one per input: .*audit trail ([0-9]+ records, [0-9.]+ MiB).*')
 abm=$(grab "$o" '^reports, [0-9]+ per input .*audit trail ([0-9]+ records, [0-9.]+ MiB).*')
+al1=$(grab "$o" '^reports, one per input: .* ([0-9.]+) allocations per report.*')
+alb=$(grab "$o" '^reports, [0-9]+ per input .* ([0-9.]+) allocations per report.*')
 lc=$(grab "$o" '^live state [^:]*: ([0-9.]+) bytes/device after create.*')
 lp=$(grab "$o" '^live state .*, ([0-9.]+) at the peak.*')
 la=$(grab "$o" '^live state .*, ([0-9.]+) after it.*')
@@ -365,8 +367,8 @@ snap=$(grab "$o" '^snapshot: ([0-9.]+ MiB \([0-9]+ bytes/device\)).*')
 s_() { [ -n "$1" ] && printf '%s s' "$1" || printf '—'; }
 cr1=$(grab "$o" '^create: .*on one thread median ([0-9.]+) s.*')
 row "rollout create, ${dev_n:-?} devices with compatibility (its pass on 2 threads)" "$(s_ "$cr") (median of $repeat; on one thread $(s_ "$cr1"))" "—" "< 1 s" "$(met "$cr" '<' 1)"
-row "rollout reports, one per input" "${r1:-?} M reports/s (median of 4,096-report blocks)" "—" "≥ 2M reports/s" "$(met "$r1" '>=' 2)"
-row "rollout reports, 4,096 per input (\`Input::Reports\`)" "${rb:-?} M reports/s" "—" "≥ 2M reports/s" "$(met "$rb" '>=' 2)"
+row "rollout reports, one per input" "${r1:-?} M reports/s (median of 4,096-report blocks; ${al1:-?} allocations per report)" "—" "≥ 2M reports/s" "$(met "$r1" '>=' 2)"
+row "rollout reports, 4,096 per input (\`Input::Reports\`)" "${rb:-?} M reports/s (${alb:-?} allocations per report)" "—" "≥ 2M reports/s" "$(met "$rb" '>=' 2)"
 lmax=$( [ -n "$lc" ] && [ -n "$lp" ] && [ -n "$la" ] && calc "($lc > $lp ? ($lc > $la ? $lc : $la) : ($lp > $la ? $lp : $la))")
 row "rollout live state (counted on the heap)" \
     "${lc:-?} B/device after create, ${lp:-?} at the drive's peak, ${la:-?} after the burst" \

@@ -97,6 +97,7 @@ impl TryFrom<String> for Name {
     }
 }
 
+/// The name's text, copied (a name's text is shared by its clones).
 impl From<Name> for String {
     fn from(n: Name) -> String {
         n.0.to_string()

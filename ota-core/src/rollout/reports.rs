@@ -22,7 +22,7 @@ struct Said<'a> {
     rollout_id: Option<&'a Name>,
     status: ReportStatus,
     firmware_version: Option<&'a Version>,
-    reason: Option<&'a String>,
+    reason: Option<&'a str>,
 }
 
 impl<'a> From<&'a DeviceReport> for Said<'a> {
@@ -32,7 +32,7 @@ impl<'a> From<&'a DeviceReport> for Said<'a> {
             rollout_id: r.rollout_id.as_ref(),
             status: r.status,
             firmware_version: r.firmware_version.as_ref(),
-            reason: r.reason.as_ref(),
+            reason: r.reason.as_deref(),
         }
     }
 }
@@ -45,7 +45,7 @@ impl<'a> Said<'a> {
             rollout_id: Some(rollout_id),
             status: r.status,
             firmware_version: r.firmware_version.as_ref(),
-            reason: r.reason.as_ref(),
+            reason: r.reason.as_deref(),
         }
     }
 }
@@ -113,7 +113,7 @@ impl Rollout {
                     }
                     self.effect(Effect::DeviceFailed {
                         device_id,
-                        reason: r.reason.cloned(),
+                        reason: r.reason.map(str::to_owned),
                     });
                     self.check_halt(wave, now);
                     self.after_final(i);
@@ -125,7 +125,7 @@ impl Rollout {
                 self.count(i, Some(FailureKind::Rejected));
                 self.effect(Effect::DeviceRejected {
                     device_id,
-                    reason: r.reason.cloned(),
+                    reason: r.reason.map(str::to_owned),
                 });
                 self.check_halt(wave, now);
                 self.after_final(i);
