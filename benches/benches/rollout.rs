@@ -9,10 +9,9 @@
 //!   reporting `in_progress` then `success`, the host's loop as the engine documents it (one
 //!   `handle`, then `poll` until `None`). Timed in blocks of 4,096 reports; the figure is the
 //!   median block rate, with the overall rate beside it, and the allocations a report costs
-//!   in the timed blocks (counted, so free of the machine's noise; they include the sends a
-//!   wave's opening makes, and the bench's own report of each input when one report is one
-//!   input). The audit records are serialized (as a host stores them, one JSON line each)
-//!   outside the timed blocks, to measure the trail;
+//!   in the timed blocks (counted, so free of the machine's noise; they include the commands
+//!   a wave's opening sends). The audit records are serialized (as a host stores them, one
+//!   JSON line each) outside the timed blocks, to measure the trail;
 //! - the live state, counted on the heap by a counting global allocator (not estimated): the
 //!   bytes the rollout holds per device after creation, at its peak during the drive (sampled
 //!   after every block), and after the burst, once the rollout completed;

@@ -93,7 +93,7 @@ impl AuditRecord {
         };
         // The record's JSON, written into one buffer and hashed at once: written straight
         // into the hash, token by token, it took longer than the hashing itself.
-        // A batch's record takes about 40 bytes a report (see docs/audit-trail.md): sized for
+        // A batch's record takes about 47 bytes a report (see docs/audit-trail.md): sized for
         // 64 up front, it is written without being copied as it grows.
         let reports = match &self.input {
             Input::Reports(b) => b.reports.len(),
