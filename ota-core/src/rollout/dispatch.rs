@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::devices::Slot;
+use super::devices::{Slot, WARM};
 use super::{DeviceState, Effect, RetryKind, Rollout, RolloutCommand, RolloutState};
 use crate::plan::FailureKind;
 use crate::sign::PackageId;
@@ -31,7 +31,15 @@ impl Rollout {
         } else {
             DeviceState::Scheduled
         };
+        // The devices ahead are read in groups first ([`Rollout::warm`]): a wave's devices are
+        // spread over the whole fleet.
+        let mut warm = 0;
         while let Some(&i) = self.s.ready.front() {
+            if warm == 0 {
+                self.warm(self.s.ready.iter().take(WARM).copied());
+                warm = WARM;
+            }
+            warm -= 1;
             let s = self.slot(i);
             if s.state != wanted || s.timer > now {
                 self.s.ready.pop_front();

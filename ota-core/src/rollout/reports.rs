@@ -1,7 +1,7 @@
 //! What devices say and do: reports, joining the target and leaving it.
 
 use super::cohort::order_key;
-use super::devices::Slot;
+use super::devices::{Slot, WARM};
 use super::input::{BatchedReport, ReportBatch};
 use super::judge::first_reason;
 use super::{
@@ -168,17 +168,24 @@ impl Rollout {
         }
         // Each device is looked up once, here: the batch is refused whole before any report
         // is taken.
+        // The lookups of a group are made once without keeping anything first
+        // ([`ById::warm`]): a batch's devices are spread over the whole fleet.
         let mut at = Vec::with_capacity(b.reports.len());
-        for r in &b.reports {
-            match self.index_of(r.device_id.as_str()) {
-                Some(i) => at.push(i),
-                None => {
-                    return Err(RolloutError::UnknownDevice {
-                        device_id: r.device_id.clone(),
-                    });
+        for group in b.reports.chunks(WARM) {
+            let keys = group.iter().map(|r| r.device_id.as_str());
+            self.ix.by_id.warm(&self.s.devices.ids, keys);
+            for r in group {
+                match self.index_of(r.device_id.as_str()) {
+                    Some(i) => at.push(i),
+                    None => {
+                        return Err(RolloutError::UnknownDevice {
+                            device_id: r.device_id.clone(),
+                        });
+                    }
                 }
             }
         }
+        self.warm(at.iter().copied());
         let start = self.step.effects.len();
         let mut each = Vec::with_capacity(b.reports.len());
         for (item, i) in b.reports.iter().zip(at) {

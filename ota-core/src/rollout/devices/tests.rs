@@ -1,5 +1,5 @@
 //! The id index's tests: built in bucket order, it finds every device and reports the first
-//! named again.
+//! named again; warming it changes nothing.
 
 use super::*;
 
@@ -36,4 +36,24 @@ fn the_first_device_named_again_is_the_one_reported() {
     many.push("dev-4321".into());
     many.push("dev-17".into());
     assert_eq!(ById::build(&ids(&many)).unwrap_err(), 5000);
+}
+
+#[test]
+fn warming_the_index_reads_any_id_and_finds_the_same_devices() {
+    let names: Vec<String> = (0..3000).map(|i| format!("dev-{i}")).collect();
+    let ids = ids(&names);
+    let by_id = ById::build(&ids).unwrap();
+    // Known ids, unknown ones and the empty id, in groups larger and smaller than WARM.
+    let mut keys: Vec<&str> = names.iter().rev().map(String::as_str).collect();
+    keys.extend(["", "dev-x", "dev-3000"]);
+    for group in keys.chunks(WARM + 1) {
+        by_id.warm(&ids, group.iter().copied());
+    }
+    by_id.warm(&ids, std::iter::empty());
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(by_id.get(&ids, name), Some(i as u32));
+    }
+    assert_eq!(by_id.get(&ids, "dev-x"), None);
+    assert_eq!(ids.first_byte(0), b'd');
+    assert_eq!(ids.first_byte(u32::MAX), 0, "past the end reads nothing");
 }
