@@ -1,6 +1,7 @@
 //! File output that is never left half-written, and never written anywhere but where it was
 //! asked to go.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -8,19 +9,15 @@ use ota_core::Status;
 
 use crate::error::Failure;
 
-/// Writes `path` (the argument `arg`) through a temporary file beside it, renamed over `path`
-/// only when `fill` succeeds; on any failure the temporary file is removed and `path` is
-/// untouched. A path that names no file, or names a directory, is refused before `fill` runs.
-/// What `fill` writes fails naming `path`.
-///
-/// The temporary file has an unpredictable name and is created exclusively (`O_EXCL`), so a
-/// symlink planted in the directory is never followed, and two writers of one path never
-/// share a file: each renames a whole file of its own, the last one wins. The file is synced
-/// before the rename, and the directory after it, so the new name survives a power cut.
+/// Writes `path` (the argument `arg`) as [`ota_host::durable::replace_with`] does: through an
+/// exclusively created temporary file beside it, renamed over `path` only when `fill`
+/// succeeds; on any failure the temporary file is removed and `path` is untouched. A path
+/// that names no file, or names a directory, is refused before `fill` runs. What `fill`
+/// writes fails naming `path`.
 pub(crate) fn write_atomically(
     arg: &str,
     path: &Path,
-    fill: impl FnOnce(&mut BufWriter<Named<'_, std::fs::File>>) -> Result<(), Failure>,
+    fill: impl FnOnce(&mut BufWriter<Named<'_, &mut File>>) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let io = |what: &str, e: std::io::Error| {
         Failure::new(Status::Io, format!("{what} {}: {e}", path.display()))
@@ -37,39 +34,19 @@ pub(crate) fn write_atomically(
     if path.is_dir() {
         return Err(refuse("is a directory"));
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(path.file_name().unwrap_or_default());
-    prefix.push(".");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".partial");
-    #[cfg(unix)]
-    {
-        // As `File::create` would: the process's umask applies.
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| io("creating a temporary file for", e))?;
-    // On any failure below, dropping `tmp` removes the temporary file.
-    let (file, tmp_path) = tmp.into_parts();
     let shown = path.display().to_string();
-    let mut out = BufWriter::new(Named::new(&shown, file));
-    fill(&mut out)?;
-    let file = out
-        .into_inner()
-        .map_err(|e| io("writing", e.into_error()))?
-        .inner;
-    file.sync_all().map_err(|e| io("syncing", e))?;
-    drop(file);
-    tmp_path
-        .persist(path)
-        .map_err(|e| io("renaming into", e.error))?;
-    sync_dir(dir).map_err(|e| io("syncing the directory of", e))
+    ota_host::durable::replace_with(
+        path,
+        false,
+        |file| {
+            let mut out = BufWriter::new(Named::new(&shown, file));
+            fill(&mut out)?;
+            out.into_inner()
+                .map(drop)
+                .map_err(|e| io("writing", e.into_error()))
+        },
+        io,
+    )
 }
 
 /// A file whose errors name it: `PATH: error`, of the same kind.
@@ -108,19 +85,6 @@ impl<F: Write> Write for Named<'_, F> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush().map_err(|e| self.name(e))
-    }
-}
-
-/// Syncs a directory, so a rename in it is durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
     }
 }
 

@@ -1,42 +1,76 @@
-//! Files that survive a power cut: replaced whole (a temporary file, fsync, an atomic rename,
-//! fsync of the directory), and slot writers whose `flush` reaches the disk, the disk
+//! Files that survive a power cut: replaced whole (a temporary file of its own, fsync, an
+//! atomic rename, fsync of the directory), and slot writers whose `flush` reaches the disk, the disk
 //! writing behind them as they go ([`SyncBehind`]).
 
 use std::borrow::Borrow;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::thread::JoinHandle;
 
-/// Replaces `path` with `bytes`: written to `path.tmp`, fsynced, renamed over `path`, and the
-/// directory fsynced, so a crash leaves the old file or the new one, never a mix. `private`
-/// makes the file owner-only (0600).
+/// Replaces `path` with `bytes`, as [`replace_with`] does (a crash leaves the old file or the
+/// new one, never a mix), creating its directory first if it is missing. `private` makes the
+/// file owner-only (0600). An error is the file system's, as it came.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
-    let dir = match path.parent() {
+    std::fs::create_dir_all(parent(path))?;
+    replace_with(path, private, |f| f.write_all(bytes), |_, e| e)
+}
+
+/// Replaces `path` whole with what `fill` writes, through a temporary file beside it that is
+/// renamed over `path` only when `fill` succeeds. On any failure the temporary file is
+/// removed and `path` is untouched.
+///
+/// The temporary file has an unpredictable hidden name (`.NAME.XXXXXX.partial`) and is
+/// created exclusively (`O_EXCL`), so a symlink planted in the directory is never followed,
+/// and two writers of one path never share a file: each renames a whole file of its own, the
+/// last one wins. The file is synced before the rename, and the directory after it, so the
+/// new name survives a power cut. `private` makes it owner-only (0600); otherwise it is
+/// created as [`File::create`] would (0666 less the umask).
+///
+/// `fill`'s error is returned as it is; a failure of the file system becomes
+/// `io_error(step, error)`, the step being one of "creating a temporary file for",
+/// "syncing", "renaming into" and "syncing the directory of" (each reads well before the
+/// path).
+pub fn replace_with<E>(
+    path: &Path,
+    private: bool,
+    fill: impl FnOnce(&mut File) -> Result<(), E>,
+    io_error: impl Fn(&'static str, io::Error) -> E,
+) -> Result<(), E> {
+    let dir = parent(path);
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".partial");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(if private {
+            0o600
+        } else {
+            0o666
+        }));
+    }
+    let tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| io_error("creating a temporary file for", e))?;
+    // On any failure below, dropping `tmp` (or its path) removes the temporary file.
+    let (mut file, tmp_path) = tmp.into_parts();
+    fill(&mut file)?;
+    file.sync_all().map_err(|e| io_error("syncing", e))?;
+    drop(file);
+    tmp_path
+        .persist(path)
+        .map_err(|e| io_error("renaming into", e.error))?;
+    sync_dir(dir).map_err(|e| io_error("syncing the directory of", e))
+}
+
+/// The directory a file is in (`.` for a bare name).
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = dir.join(name);
-    {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        if private {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        if private {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        f.write_all(bytes)?;
-        f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
 }
 
 /// Makes a directory's entries (a rename, a new file) durable.
@@ -160,6 +194,62 @@ impl<F: Borrow<File>> Drop for SyncBehind<F> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn a_planted_symlink_never_redirects_a_replace() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let out = d.path().join("record.json");
+        // The temporary names an attacker could predict, before and now, all lead to the
+        // victim.
+        for name in ["record.json.tmp", ".record.json.partial"] {
+            std::os::unix::fs::symlink(&victim, d.path().join(name)).unwrap();
+        }
+        write_atomic(&out, b"new", false).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(&out).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_failed_replace_leaves_the_old_file_and_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("record.json");
+        std::fs::write(&out, b"old").unwrap();
+        let e = replace_with(
+            &out,
+            false,
+            |f| {
+                f.write_all(b"half")?;
+                Err(io::Error::other("the writer gave up"))
+            },
+            |_, e| e,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "the writer gave up");
+        assert_eq!(std::fs::read(&out).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        // A directory that does not exist fails at the first step, and says which.
+        let e = replace_with(
+            &d.path().join("missing/record.json"),
+            false,
+            |_| Ok(()),
+            |step, e| format!("{step}: {e}"),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("creating a temporary file for: "), "{e}");
+    }
+
+    #[test]
+    fn a_private_file_is_owner_only_and_a_missing_directory_is_made() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("a/b/credential");
+        write_atomic(&secret, b"s3cret\n", true).unwrap();
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read(&secret).unwrap(), b"s3cret\n");
+    }
 
     #[test]
     fn sync_behind_writes_every_byte_and_syncs_as_it_goes() {

@@ -297,19 +297,21 @@ fn drive(updater: &mut Updater, io: &Io, input: Input, now: UnixMs) -> Result<Ou
     })
 }
 
+/// Replaces a metadata file durably ([`crate::durable::replace_with`]): a power cut leaves the
+/// old role or the new one, never an empty or half-written file that would stop every later
+/// refresh. Owner-only (0600), as before.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TufError> {
-    let fail = |e: &dyn std::fmt::Display| TufError::Fetch {
-        detail: format!("{}: {e}", path.display()),
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(|e| fail(&e))?;
-    tmp.write_all(bytes).map_err(|e| fail(&e))?;
-    tmp.persist(path).map_err(|e| fail(&e.error))?;
-    Ok(())
+    let shown = path.display();
+    crate::durable::replace_with(
+        path,
+        true,
+        |f| {
+            f.write_all(bytes)
+                .map_err(|e| format!("writing {shown}: {e}"))
+        },
+        |step, e| format!("{step} {shown}: {e}"),
+    )
+    .map_err(|detail| TufError::Fetch { detail })
 }
 
 impl Trusted {
