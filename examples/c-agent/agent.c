@@ -36,7 +36,7 @@
  *      the progress);
  *   77 the server refused a request (the message says which and why).
  */
-#define _DEFAULT_SOURCE /* fsync, symlink, readlink, nanosleep, strncasecmp */
+#define _DEFAULT_SOURCE /* fsync, mkstemp, symlink, readlink, nanosleep, strncasecmp */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -277,14 +277,16 @@ static bool sync_dir(const char *dir) {
 
 /* Replaces `dir/name` with `data` atomically and durably: write a temporary file, fsync it,
  * rename it over the old one, fsync the directory. A power cut leaves the old or the new
- * file, never a mix. */
+ * file, never a mix. The temporary file has a name of its own (`mkstemp`: unpredictable,
+ * created exclusively, 0600), so a symlink planted beside the file is never followed; on
+ * failure it is removed. */
 static bool write_atomically(const char *dir, const char *name, const char *data, size_t len) {
     char path[4096], tmp[4200];
     int fd;
     size_t done = 0;
     join_path(path, sizeof path, dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    fd = mkstemp(tmp);
     if (fd < 0) {
         return false;
     }
@@ -295,14 +297,21 @@ static bool write_atomically(const char *dir, const char *name, const char *data
         }
         if (w <= 0) {
             close(fd);
+            unlink(tmp);
             return false;
         }
         done += (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (fsync(fd) != 0) {
+        close(fd);
+        unlink(tmp);
         return false;
     }
-    return rename(tmp, path) == 0 && sync_dir(dir);
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return false;
+    }
+    return sync_dir(dir);
 }
 
 /* ------------------------------------------------------------------------------------------

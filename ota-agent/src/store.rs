@@ -10,7 +10,7 @@ use ota_core::report::DeviceReport;
 use crate::error::DaemonError;
 
 /// The durable file primitives, shared with `ota-host`'s reference file device.
-pub use ota_host::durable::{read_optional, sync_dir, write_atomic};
+pub use ota_host::durable::{read_optional, remove_partials, sync_dir, write_atomic};
 
 /// The files of the state directory.
 #[derive(Debug, Clone)]
@@ -19,9 +19,11 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// The state directory, created if missing.
+    /// The state directory, created if missing, without what a crash while replacing one of
+    /// its files left behind ([`remove_partials`]).
     pub fn open(dir: &Path) -> Result<StateDir, DaemonError> {
         std::fs::create_dir_all(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
+        remove_partials(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
         Ok(StateDir {
             dir: dir.to_path_buf(),
         })

@@ -496,10 +496,17 @@ fn download(a: &Flags) -> Result<Outcome, CliError> {
             );
             continue;
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::io(dir, e))?;
-        let n = t.download_found(&found, &mut tmp).map_err(tuf_err)?;
-        tmp.persist(&path)
-            .map_err(|e| CliError::io(&path, e.error))?;
+        // Replaced whole and durably, as the C ABI's download is.
+        let mut n = 0;
+        ota_host::durable::replace_with(
+            &path,
+            false,
+            |f| {
+                n = t.download_found(&found, f).map_err(tuf_err)?;
+                Ok(())
+            },
+            |_, e| CliError::io(&path, e),
+        )?;
         done.push(json!({"name": name, "file": path, "length": n, "cached": false}));
     }
     let text = done

@@ -1,6 +1,6 @@
 //! Files that survive a power cut: replaced whole (a temporary file of its own, fsync, an
-//! atomic rename, fsync of the directory), and slot writers whose `flush` reaches the disk, the disk
-//! writing behind them as they go ([`SyncBehind`]).
+//! atomic rename, fsync of the directory), and slot writers whose `flush` reaches the disk,
+//! the disk writing behind them as they go ([`SyncBehind`]).
 
 use std::borrow::Borrow;
 use std::fs::File;
@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 
 /// Replaces `path` with `bytes`, as [`replace_with`] does (a crash leaves the old file or the
 /// new one, never a mix), creating its directory first if it is missing. `private` makes the
-/// file owner-only (0600). An error is the file system's, as it came.
+/// file owner-only (0600). An error is the file system's `io::Error` as it came (one from
+/// creating the temporary file names it).
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
     std::fs::create_dir_all(parent(path))?;
     replace_with(path, private, |f| f.write_all(bytes), |_, e| e)
@@ -63,6 +64,26 @@ pub fn replace_with<E>(
         .persist(path)
         .map_err(|e| io_error("renaming into", e.error))?;
     sync_dir(dir).map_err(|e| io_error("syncing the directory of", e))
+}
+
+/// Removes the temporary files [`replace_with`] leaves in `dir` when its process dies while
+/// writing (hidden, named `.NAME.XXXXXX.partial`) and says how many. For a directory whose
+/// files one process writes, when it starts: another writer's file in progress would go too.
+pub fn remove_partials(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".partial") && entry.file_type()?.is_file() {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// The directory a file is in (`.` for a bare name).
@@ -238,6 +259,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.starts_with("creating a temporary file for: "), "{e}");
+    }
+
+    #[test]
+    fn what_a_crash_left_of_a_replace_is_removed_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n);
+        // A writer that died before its rename leaves a hidden temporary file.
+        let tmp = tempfile::Builder::new()
+            .prefix(".record.json.")
+            .suffix(".partial")
+            .tempfile_in(d.path())
+            .unwrap();
+        let (_file, left) = tmp.into_parts();
+        let left = left.keep().unwrap();
+        write_atomic(&p("record.json"), b"kept", false).unwrap();
+        std::fs::write(p("notes.partial"), b"not hidden").unwrap();
+        std::fs::write(p(".hidden"), b"not a temporary").unwrap();
+        std::fs::create_dir(p(".dir.partial")).unwrap();
+        assert_eq!(remove_partials(d.path()).unwrap(), 1);
+        assert!(!left.exists());
+        assert_eq!(std::fs::read(p("record.json")).unwrap(), b"kept");
+        for kept in ["notes.partial", ".hidden", ".dir.partial"] {
+            assert!(p(kept).exists(), "{kept} was removed");
+        }
+        assert_eq!(remove_partials(d.path()).unwrap(), 0);
     }
 
     #[test]

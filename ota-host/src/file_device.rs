@@ -47,7 +47,7 @@ use ota_core::agent::DeviceIo;
 use ota_core::download::Staging;
 
 use crate::dir_slots::{DirSlots, Slot};
-use crate::durable::{read_optional, write_atomic};
+use crate::durable::{read_optional, remove_partials, write_atomic};
 
 /// The reference file-backed device: staging, two slots, their labels and the agent's
 /// record under one directory.
@@ -62,6 +62,8 @@ impl FileDevice {
     /// The device under `dir` (created if missing), each slot holding `slot_file`.
     pub fn open(dir: &Path, slot_file: &str) -> io::Result<FileDevice> {
         std::fs::create_dir_all(dir)?;
+        // What a crash while persisting the record left behind.
+        remove_partials(dir)?;
         let slots = DirSlots::new(dir.join("slots"), slot_file.to_string())?;
         let staging = std::fs::OpenOptions::new()
             .read(true)

@@ -1584,9 +1584,77 @@ fn a_batch_naming_another_rollout_or_an_unknown_device_changes_nothing() {
         r.handle(Input::Reports(unknown), T0 + 1),
         Err(RolloutError::UnknownDevice { device_id }) if device_id.as_str() == "dev-nobody"
     ));
+    // Longer than the groups the engine looks devices up in (256): the first unknown device
+    // is the one named, wherever it lies, and still nothing changes.
+    let mut reports: Vec<BatchedReport> = (0..300).map(|_| batched(&d, InProgress, 1)).collect();
+    reports.push(batched("dev-nobody", InProgress, 1));
+    reports.extend((0..300).map(|_| batched(&d, InProgress, 1)));
+    reports.push(batched("dev-nobody-either", InProgress, 1));
+    let long = ReportBatch {
+        rollout_id: "rol_4c7e".parse().unwrap(),
+        reports,
+    };
+    assert!(matches!(
+        r.handle(Input::Reports(long), T0 + 1),
+        Err(RolloutError::UnknownDevice { device_id }) if device_id.as_str() == "dev-nobody"
+    ));
     assert!(drain_audit(&mut r).is_empty());
     assert_eq!(*r.snapshot(), before);
     assert_eq!(r.device_state(&d), Some(DeviceState::Sent));
+}
+
+#[test]
+fn a_batch_longer_than_a_read_ahead_group_replays_and_ends_where_its_reports_one_by_one_do() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(1200, 0);
+    let s = spec(&pkg, None, json!({"canary_percent": 60}));
+    let mut r = create(s.clone(), &pkg, None, &fleet, T0);
+    let mut trail = drain_audit(&mut r);
+    let devices: Vec<String> = sent(&mut r).into_iter().map(|(d, _)| d).collect();
+    assert!(devices.len() > 600, "{} sent", devices.len());
+    // Every device in progress, then most of them succeeded, a few failed: 2,000 or so
+    // reports in one batch, over several groups.
+    let mut reports = Vec::new();
+    for d in &devices {
+        reports.push(batched(d, InProgress, 1));
+    }
+    for (k, d) in devices.iter().enumerate() {
+        reports.push(batched(d, if k % 97 == 0 { Failure } else { Success }, 1));
+    }
+    let batch = ReportBatch {
+        rollout_id: "rol_4c7e".parse().unwrap(),
+        reports,
+    };
+    let mut one_by_one = create(s.clone(), &pkg, None, &fleet, T0);
+    let _ = drain_audit(&mut one_by_one);
+    let _ = sent(&mut one_by_one);
+    for item in &batch.reports {
+        one_by_one
+            .handle(
+                Input::AttemptReport {
+                    report: item.report(&batch.rollout_id),
+                    attempt: item.attempt,
+                },
+                T0 + 1,
+            )
+            .unwrap();
+    }
+    r.handle(Input::Reports(batch), T0 + 1).unwrap();
+    // The same devices in the same states, the same counts; only the trails differ (one
+    // record against one a report).
+    let (mut batched_status, by_one) = (r.status(), one_by_one.status());
+    assert_eq!(batched_status.audit_head.seq, 1);
+    assert_eq!(by_one.audit_head.seq, 1440);
+    batched_status.audit_head = by_one.audit_head.clone();
+    assert_eq!(batched_status, by_one);
+    for d in &devices {
+        assert_eq!(r.device_state(d), one_by_one.device_state(d), "{d}");
+    }
+    assert_eq!(r.device_state(&devices[0]), Some(DeviceState::Failed));
+    assert_eq!(r.device_state(&devices[1]), Some(DeviceState::Succeeded));
+    trail.extend(drain_audit(&mut r));
+    let replayed = Rollout::replay(creation(s, &pkg, None, &fleet, T0), &trail).unwrap();
+    assert!(replayed.same_state(&r));
 }
 
 #[test]

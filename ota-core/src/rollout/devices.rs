@@ -408,9 +408,10 @@ impl ById {
         }
     }
 
-    /// Looks up each of `keys` as [`ById::get`] does, keeping nothing: what the lookups read
-    /// (the table's group and bucket, the matching device's id) is then in the cache, and the
-    /// misses of all of them overlapped here ([`Rollout::warm`] does the same for slots).
+    /// Walks each of `keys`' probe sequence in the table, reading every candidate's bucket and
+    /// the first byte of its id, and keeps nothing: what [`ById::get`] then reads for the same
+    /// keys is in the cache, the misses of all of them overlapped here ([`Rollout::warm`] does
+    /// the same for slots).
     pub fn warm<'a>(&self, ids: &Ids, keys: impl IntoIterator<Item = &'a str>) {
         let mut seen = 0u8;
         for key in keys {

@@ -31,15 +31,11 @@ impl Rollout {
         } else {
             DeviceState::Scheduled
         };
-        // The devices ahead are read in groups first ([`Rollout::warm`]): a wave's devices are
-        // spread over the whole fleet.
-        let mut warm = 0;
+        // The devices about to be sent are read in groups first ([`Rollout::warm`]): a wave's
+        // devices are spread over the whole fleet. Only once one may go, and no more than
+        // the in-flight cap lets go: a paced rollout reads ahead only what it sends.
+        let mut ahead = 0;
         while let Some(&i) = self.s.ready.front() {
-            if warm == 0 {
-                self.warm(self.s.ready.iter().take(WARM).copied());
-                warm = WARM;
-            }
-            warm -= 1;
             let s = self.slot(i);
             if s.state != wanted || s.timer > now {
                 self.s.ready.pop_front();
@@ -58,6 +54,14 @@ impl Rollout {
             if self.take_rate(now).is_err() {
                 return;
             }
+            if ahead == 0 {
+                let room = self.s.spec.pacing.max_in_flight.map_or(WARM as u64, |m| {
+                    m.saturating_sub(self.ix.in_flight).min(WARM as u64)
+                });
+                ahead = usize::try_from(room).unwrap_or(WARM).max(1);
+                self.warm(self.s.ready.iter().take(ahead).copied());
+            }
+            ahead -= 1;
             self.s.ready.pop_front();
             self.send(i, now, rolling);
         }

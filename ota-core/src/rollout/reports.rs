@@ -166,10 +166,9 @@ impl Rollout {
                 found: b.rollout_id.clone(),
             });
         }
-        // Each device is looked up once, here: the batch is refused whole before any report
-        // is taken.
-        // The lookups of a group are made once without keeping anything first
-        // ([`ById::warm`]): a batch's devices are spread over the whole fleet.
+        // Every device is found here, in order, before any report is taken: the batch is
+        // refused whole when one is unknown. A group's lookups are made once first, keeping
+        // nothing ([`ById::warm`]): a batch's devices are spread over the whole fleet.
         let mut at = Vec::with_capacity(b.reports.len());
         for group in b.reports.chunks(WARM) {
             let keys = group.iter().map(|r| r.device_id.as_str());
@@ -185,10 +184,13 @@ impl Rollout {
                 }
             }
         }
-        self.warm(at.iter().copied());
         let start = self.step.effects.len();
         let mut each = Vec::with_capacity(b.reports.len());
-        for (item, i) in b.reports.iter().zip(at) {
+        for (k, (item, &i)) in b.reports.iter().zip(&at).enumerate() {
+            // Their slots, a group at a time ([`Rollout::warm`]).
+            if k % WARM == 0 {
+                self.warm(at[k..].iter().take(WARM).copied());
+            }
             let r = Said::batched(item, &b.rollout_id);
             let result = self
                 .check_at(i, r, item.attempt)
