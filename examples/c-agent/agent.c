@@ -10,9 +10,9 @@
  *     `POST /api/v1/devices/{id}/ota/report`. Every request carries the device's credential
  *     as a bearer token.
  *   - storage, as files in a state directory:
- *         record.json     the agent's record: written to a temporary file, fsync'ed, renamed
- *                         over the old one (and the directory fsync'ed) before the step it
- *                         guards, so a power cut at any point resumes from it;
+ *         record.json     the agent's record: written to a hidden temporary file, fsync'ed,
+ *                         renamed over the old one (and the directory fsync'ed) before the
+ *                         step it guards, so a power cut at any point resumes from it;
  *         staging.bin     verified chunks at their offsets, re-verified after a restart;
  *         slot-a, slot-b  the two slots (A/B files): the new version is written into the
  *                         inactive one;
@@ -38,6 +38,7 @@
  */
 #define _DEFAULT_SOURCE /* fsync, mkstemp, symlink, readlink, nanosleep, strncasecmp */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -277,15 +278,17 @@ static bool sync_dir(const char *dir) {
 
 /* Replaces `dir/name` with `data` atomically and durably: write a temporary file, fsync it,
  * rename it over the old one, fsync the directory. A power cut leaves the old or the new
- * file, never a mix. The temporary file has a name of its own (`mkstemp`: unpredictable,
- * created exclusively, 0600), so a symlink planted beside the file is never followed; on
- * failure it is removed. */
+ * file, never a mix. The temporary file has a hidden name of its own (`.NAME.XXXXXX`, made
+ * by `mkstemp`: unpredictable, created exclusively, 0600), so a symlink planted beside the
+ * file is never followed; on failure it is removed, and what a crash leaves of it is removed
+ * at the next start (remove_leftovers). */
 static bool write_atomically(const char *dir, const char *name, const char *data, size_t len) {
-    char path[4096], tmp[4200];
+    char path[4096], tmp[4200], hidden[300];
     int fd;
     size_t done = 0;
     join_path(path, sizeof path, dir, name);
-    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    snprintf(hidden, sizeof hidden, ".%s.XXXXXX", name);
+    join_path(tmp, sizeof tmp, dir, hidden);
     fd = mkstemp(tmp);
     if (fd < 0) {
         return false;
@@ -312,6 +315,26 @@ static bool write_atomically(const char *dir, const char *name, const char *data
         return false;
     }
     return sync_dir(dir);
+}
+
+/* Removes what a crash while replacing `dir/name` left: its hidden temporary files
+ * (`.NAME.` and six more characters, write_atomically). Only this process writes there. */
+static void remove_leftovers(const char *dir, const char *name) {
+    char prefix[300], path[4096];
+    size_t n;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (d == NULL) {
+        return;
+    }
+    n = (size_t)snprintf(prefix, sizeof prefix, ".%s.", name);
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, n) == 0 && strlen(e->d_name) == n + 6) {
+            join_path(path, sizeof path, dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1187,6 +1210,7 @@ static int cycle(device *d) {
 
     d->pending_n = 0; /* what was asked before a restart is asked again */
     d->probing_reported = false;
+    remove_leftovers(d->s->state_dir, "record.json");
     join_path(path, sizeof path, d->s->state_dir, "record.json");
     record = read_file(path, &record_len); /* NULL: a new device */
     /* ota_agent_new re-verifies what was staged. (An update proved by TUF would use

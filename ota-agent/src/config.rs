@@ -138,7 +138,8 @@ pub struct Config {
     pub credential_file: PathBuf,
     /// A tenant admin token to register with when there is no credential yet.
     pub enrollment_token_file: Option<PathBuf>,
-    /// The agent's record, staged chunks and report outbox live here.
+    /// The agent's record, staged chunks and report outbox live here. The daemon's alone:
+    /// what a crash left of a file replaced in it (hidden `.*.partial`) is removed at start.
     pub state_dir: PathBuf,
     /// Where updates are installed.
     pub slots: SlotsConfig,

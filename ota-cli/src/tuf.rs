@@ -505,7 +505,7 @@ fn download(a: &Flags) -> Result<Outcome, CliError> {
                 n = t.download_found(&found, f).map_err(tuf_err)?;
                 Ok(())
             },
-            |_, e| CliError::io(&path, e),
+            |step, e| CliError::io(&path, format!("{step} it: {e}")),
         )?;
         done.push(json!({"name": name, "file": path, "length": n, "cached": false}));
     }

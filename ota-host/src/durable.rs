@@ -69,18 +69,19 @@ pub fn replace_with<E>(
 /// Removes the temporary files [`replace_with`] leaves in `dir` when its process dies while
 /// writing (hidden, named `.NAME.XXXXXX.partial`) and says how many. For a directory whose
 /// files one process writes, when it starts: another writer's file in progress would go too.
+/// A leftover is harmless, so one that cannot be inspected or removed is left where it is;
+/// only a directory that cannot be read is an error.
 pub fn remove_partials(dir: &Path) -> io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+        let Ok(entry) = entry else { continue };
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".partial") && entry.file_type()?.is_file() {
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        let leftover = name.starts_with('.')
+            && name.ends_with(".partial")
+            && entry.file_type().is_ok_and(|t| t.is_file());
+        if leftover && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
         }
     }
     Ok(removed)

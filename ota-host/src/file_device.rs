@@ -59,7 +59,9 @@ pub struct FileDevice {
 }
 
 impl FileDevice {
-    /// The device under `dir` (created if missing), each slot holding `slot_file`.
+    /// The device under `dir` (created if missing), each slot holding `slot_file`. The
+    /// directory is the device's alone: what a crash left of a file replaced in it (hidden
+    /// `.*.partial` files, [`crate::durable::remove_partials`]) is removed here.
     pub fn open(dir: &Path, slot_file: &str) -> io::Result<FileDevice> {
         std::fs::create_dir_all(dir)?;
         // What a crash while persisting the record left behind.

@@ -177,7 +177,16 @@ async fn c_agent_killed_at_random_points_ends_on_a_version_the_server_agrees_wit
                 }
             }
             eprintln!("{}: killed in states {seen:?}", d.id);
+            // What a power cut in the middle of a record's write leaves: the next start
+            // removes it (and any a kill above left).
+            std::fs::write(d.state.join(".record.json.AbC123"), b"{\"half").unwrap();
             finals.push(d.run(&exe, &base, false, &["--once"]));
+            let left: Vec<String> = std::fs::read_dir(&d.state)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".record.json."))
+                .collect();
+            assert!(left.is_empty(), "{}: left {left:?}", d.id);
         }
         finals
     })

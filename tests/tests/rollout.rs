@@ -1645,7 +1645,7 @@ fn a_batch_longer_than_a_read_ahead_group_replays_and_ends_where_its_reports_one
     let (mut batched_status, by_one) = (r.status(), one_by_one.status());
     assert_eq!(batched_status.audit_head.seq, 1);
     assert_eq!(by_one.audit_head.seq, 1440);
-    batched_status.audit_head = by_one.audit_head.clone();
+    batched_status.audit_head = by_one.audit_head;
     assert_eq!(batched_status, by_one);
     for d in &devices {
         assert_eq!(r.device_state(d), one_by_one.device_state(d), "{d}");

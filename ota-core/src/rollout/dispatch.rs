@@ -33,7 +33,7 @@ impl Rollout {
         };
         // The devices about to be sent are read in groups first ([`Rollout::warm`]): a wave's
         // devices are spread over the whole fleet. Only once one may go, and no more than
-        // the in-flight cap lets go: a paced rollout reads ahead only what it sends.
+        // the in-flight cap lets go (a per-minute rate may still send fewer).
         let mut ahead = 0;
         while let Some(&i) = self.s.ready.front() {
             let s = self.slot(i);
