@@ -53,8 +53,13 @@
  * - ota_last_error_message reads the message of the calling thread's last failure.
  * - A callback (ota_write_fn, the ota_device_io callbacks) runs on the thread of the call that
  *   invokes it, during that call, never later and never on a thread of the library's. It may
- *   call the library, but not with the handle whose call invoked it. Returning nonzero fails
- *   the call that invoked it (the last error names the callback).
+ *   call the library, but not with the handle whose call invoked it: such a call fails with
+ *   OTA_STATUS_INVALID_ARGUMENT, and such a _free frees nothing. Nor may a TUF download's
+ *   callback call another ota_tuf_* function. Returning nonzero fails the call that invoked
+ *   it (the last error names the callback).
+ * - Freeing an opener, an install or an agent whose install is under way may write the
+ *   plaintext it still holds to its write callback: keep the callback's ctx valid until the
+ *   _free returns.
  */
 
 #ifndef OTA_H
@@ -661,8 +666,9 @@ const char *ota_status_message(uint32_t status);
 const char *ota_status_name(uint32_t status);
 
 /**
- * Copies the message of the last failed call on this thread into `buf`. The message is
- * empty after a call that succeeded, and asking for it does not change it.
+ * Copies the message of the last failed call on this thread into `buf`. A call that returns
+ * an `ota_status` empties it when it succeeds; the others (`_free`, `ota_agent_state`,
+ * `ota_version`, ...) set it only when they fail. Asking for it does not change it.
  *
  * Takes no ownership; nothing to free.
  */
@@ -1805,7 +1811,8 @@ ota_status ota_agent_timeout(const ota_agent *agent, uint64_t *at_out);
 
 /**
  * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...) as a static string, or
- * NULL for a NULL agent or a handle of another type (the last error says which).
+ * NULL for a NULL agent, a handle of another type, or an agent an earlier call panicked
+ * while using (the last error says which).
  *
  * Takes no ownership; nothing to free.
  */

@@ -101,8 +101,9 @@ fn leak_cstr(s: &'static str) -> *const c_char {
     c.as_ptr()
 }
 
-/// Copies the message of the last failed call on this thread into `buf`. The message is
-/// empty after a call that succeeded, and asking for it does not change it.
+/// Copies the message of the last failed call on this thread into `buf`. A call that returns
+/// an `ota_status` empties it when it succeeds; the others (`_free`, `ota_agent_state`,
+/// `ota_version`, ...) set it only when they fail. Asking for it does not change it.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]

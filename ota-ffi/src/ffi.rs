@@ -230,8 +230,10 @@ struct Tag {
 
 thread_local! {
     /// The tags of the handles the guarded calls running on this thread took, innermost
-    /// last: a panic poisons those its call took ([`poison_since`]).
-    static TAKEN: RefCell<Vec<*const Tag>> = const { RefCell::new(Vec::new()) };
+    /// last, each with whether it was taken to change it: a panic poisons those its call
+    /// took ([`poison_since`]), and a callback's call cannot take again a handle an
+    /// enclosing call holds ([`check_tag`]).
+    static TAKEN: RefCell<Vec<(*const Tag, bool)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Where the current call's handles start in the list of taken handles.
@@ -246,8 +248,8 @@ pub(crate) fn release_since(mark: usize) {
 
 /// The call that started at `mark` panicked: poisons every handle it took.
 pub(crate) fn poison_since(mark: usize) {
-    let taken: Vec<*const Tag> = TAKEN.with(|t| t.borrow_mut().drain(mark..).collect());
-    for tag in taken {
+    let taken: Vec<(*const Tag, bool)> = TAKEN.with(|t| t.borrow_mut().drain(mark..).collect());
+    for (tag, _) in taken {
         // The handles were live when taken, and a call cannot free a handle it holds (a
         // `_free` takes its handle untracked).
         unsafe { (*tag).poisoned.store(true, Ordering::SeqCst) };
@@ -290,7 +292,7 @@ pub(crate) fn new_handle<T: Handle>(value: T) -> *mut T {
 /// # Safety
 ///
 /// `p` must be NULL or a pointer from [`new_handle`] (of any handle type).
-unsafe fn check_tag<T: Handle>(p: *const T, arg: &str) -> Result<(), Failure> {
+unsafe fn check_tag<T: Handle>(p: *const T, arg: &str, change: bool) -> Result<(), Failure> {
     let tag = unsafe { live_tag(p, arg) }?;
     if tag.poisoned.load(Ordering::SeqCst) {
         return Err(Failure::new(
@@ -298,8 +300,31 @@ unsafe fn check_tag<T: Handle>(p: *const T, arg: &str) -> Result<(), Failure> {
             format!("`{arg}` is unusable: an earlier call panicked while using it (free it)"),
         ));
     }
-    TAKEN.with(|t| t.borrow_mut().push(std::ptr::from_ref(tag)));
+    let this = std::ptr::from_ref(tag);
+    // A call on this thread that holds the handle is still running: this call comes from
+    // one of its callbacks. Changing the handle under it (or reading it while it changes
+    // it) would pull its state from under it, and freeing it, its memory.
+    if held(this, change) {
+        return Err(Failure::new(
+            Status::InvalidArgument,
+            format!(
+                "`{arg}` is in use by the call whose callback this is: a callback may not \
+                 call the handle whose call invoked it"
+            ),
+        ));
+    }
+    TAKEN.with(|t| t.borrow_mut().push((this, change)));
     Ok(())
+}
+
+/// Whether a call running on this thread holds `tag`: at all when `change` (or to free it),
+/// else only to change it (two calls may read one handle).
+fn held(tag: *const Tag, change: bool) -> bool {
+    TAKEN.with(|t| {
+        t.borrow()
+            .iter()
+            .any(|&(taken, changing)| taken == tag && (change || changing))
+    })
 }
 
 /// The tag of a non-NULL live handle `p` of C type `T`, poisoned or not.
@@ -340,7 +365,7 @@ unsafe fn live_tag<'a, T: Handle>(p: *const T, arg: &str) -> Result<&'a Tag, Fai
 /// `p` must be NULL or a pointer from [`new_handle`] not freed before.
 pub(crate) unsafe fn handle_ref<'a, T: Handle>(p: *const T, arg: &str) -> Result<&'a T, Failure> {
     unsafe {
-        check_tag(p, arg)?;
+        check_tag(p, arg, false)?;
         Ok(&*p)
     }
 }
@@ -352,7 +377,7 @@ pub(crate) unsafe fn handle_ref<'a, T: Handle>(p: *const T, arg: &str) -> Result
 /// `p` must be NULL or a pointer from [`new_handle`] not freed before.
 pub(crate) unsafe fn handle_mut<'a, T: Handle>(p: *mut T, arg: &str) -> Result<&'a mut T, Failure> {
     unsafe {
-        check_tag(p, arg)?;
+        check_tag(p, arg, true)?;
         Ok(&mut *p)
     }
 }
@@ -368,8 +393,19 @@ pub(crate) unsafe fn free<T: Handle>(p: *mut T) {
         if p.is_null() {
             return;
         }
-        if let Err(f) = unsafe { live_tag(p, "handle") } {
-            set_last_error(format!("not freed: {}", f.message));
+        let tag = match unsafe { live_tag(p, "handle") } {
+            Ok(tag) => std::ptr::from_ref(tag),
+            Err(f) => {
+                set_last_error(format!("not freed: {}", f.message));
+                return;
+            }
+        };
+        if held(tag, true) {
+            set_last_error(
+                "not freed: `handle` is in use by the call whose callback this is (free it \
+                 after that call returns)"
+                    .to_string(),
+            );
             return;
         }
         let raw = unsafe { p.cast::<u8>().sub(VALUE_OFFSET).cast::<Tagged<T>>() };
@@ -556,6 +592,8 @@ mod tests {
         unsafe { ota_b_free(a.cast::<ota_b>()) };
         assert!(crate::error::last_error().contains("not freed"));
         assert_eq!(unsafe { handle_ref(a, "a") }.unwrap().0, 7);
+        // Taken outside any guarded call: nothing released them.
+        release_since(0);
         unsafe {
             ota_a_free(a);
             ota_b_free(b);
@@ -649,6 +687,69 @@ mod tests {
         let mut h = std::ptr::null_mut();
         make(&mut h).unwrap();
         assert_eq!(unsafe { handle_ref(h, "h") }.unwrap().0, 1);
+        release_since(0);
         unsafe { ota_a_free(h) };
+    }
+
+    #[test]
+    fn a_callback_cannot_take_or_free_the_handle_its_call_holds() {
+        use crate::error::{call, last_error};
+        let h = new_handle(ota_a(1));
+        let other = new_handle(ota_a(2));
+        // What a callback does, run inside a call that holds `h` to change it.
+        let inner = |h: *mut ota_a| -> Vec<Status> {
+            vec![
+                call(|| {
+                    try_handle_mut!(h).0 += 1;
+                    Ok(())
+                }),
+                call(|| {
+                    let _ = try_handle!(h);
+                    Ok(())
+                }),
+            ]
+        };
+        let mut seen = Vec::new();
+        let mut message = String::new();
+        let s = call(|| {
+            let a = try_handle_mut!(h);
+            seen = inner(h);
+            message = last_error();
+            // `_free` of the held handle frees nothing (its memory is still in use here).
+            unsafe { ota_a_free(h) };
+            message.push('|');
+            message.push_str(&last_error());
+            a.0 += 10;
+            // Another handle is the callback's to use.
+            assert_eq!(inner(other), vec![Status::Ok, Status::Ok]);
+            Ok(())
+        });
+        assert_eq!(s, Status::Ok);
+        assert_eq!(seen, vec![Status::InvalidArgument, Status::InvalidArgument]);
+        assert!(
+            message.contains("`h` is in use by the call whose callback this is"),
+            "{message}"
+        );
+        assert!(
+            message.contains("not freed: `handle` is in use"),
+            "{message}"
+        );
+        assert_eq!(unsafe { handle_ref(h, "h") }.unwrap().0, 11);
+        assert_eq!(unsafe { handle_ref(other, "other") }.unwrap().0, 3);
+        // Held only to be read, it may be read again (one package passed twice), not changed.
+        let s = call(|| {
+            let _ = try_handle!(h);
+            let _ = try_handle!(h);
+            assert_eq!(inner(h)[0], Status::InvalidArgument);
+            Ok(())
+        });
+        assert_eq!(s, Status::Ok);
+        // Once the call returned, the handle is free to take and to free.
+        release_since(0);
+        assert_eq!(inner(h), vec![Status::Ok, Status::Ok]);
+        unsafe {
+            ota_a_free(h);
+            ota_a_free(other);
+        }
     }
 }

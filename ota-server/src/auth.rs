@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -219,19 +220,22 @@ fn bearer(parts: &Parts) -> ApiResult<&str> {
         .ok_or_else(|| ApiError::unauthenticated("authorization: expected `Bearer <token>`"))
 }
 
-/// The device credentials this server has already found in the database, by hash. A
-/// credential is issued once, with its device, and does not change, so an entry stays true
-/// (code that rotates or revokes one calls [`Credentials::forget`]); only a credential found
-/// is remembered (an unknown one is looked up every time).
+/// The device credentials this server has already found in the database, by hash; only a
+/// credential found is remembered (an unknown one is looked up every time). This replica
+/// forgets a device's entries when it reissues its credential ([`Credentials::forget`]).
+/// Another replica cannot tell it, so with replicas (leases on) an entry is trusted for one
+/// lease period (`--lease-ms`) after it was found, then looked up again: a credential
+/// replaced on one replica stops working on every replica within that time. A single
+/// replica (leases off) remembers an entry until it forgets it.
 #[derive(Default)]
 pub struct Credentials(std::sync::Mutex<Remembered>);
 
-/// The credentials found, and how many times some were forgotten (a lookup that began
-/// before a forget does not remember what it found).
+/// The credentials found (each with when it was found), and how many times some were
+/// forgotten (a lookup that began before a forget does not remember what it found).
 #[derive(Default)]
 struct Remembered {
     forgotten: u64,
-    map: HashMap<[u8; 32], Device>,
+    map: HashMap<[u8; 32], (Device, Instant)>,
 }
 
 impl Credentials {
@@ -240,8 +244,28 @@ impl Credentials {
     pub fn forget(&self, tenant: &str, device_id: &str) {
         let mut r = self.0.lock().expect("credentials lock");
         r.forgotten += 1;
-        r.map
-            .retain(|_, d| !(d.tenant.as_str() == tenant && d.device_id.as_str() == device_id));
+        r.map.retain(|_, (d, _)| {
+            !(d.tenant.as_str() == tenant && d.device_id.as_str() == device_id)
+        });
+    }
+
+    /// The device of a remembered credential, when it may still be trusted: always with
+    /// `lease_ms` 0 (one replica), else for `lease_ms` after it was found.
+    fn remembered(&self, digest: &[u8; 32], lease_ms: u64) -> Result<Device, u64> {
+        let mut r = self.0.lock().expect("credentials lock");
+        let fresh = match r.map.get(digest) {
+            Some((d, found))
+                if lease_ms == 0 || found.elapsed() < Duration::from_millis(lease_ms) =>
+            {
+                return Ok(d.clone());
+            }
+            Some(_) => false,
+            None => true,
+        };
+        if !fresh {
+            r.map.remove(digest);
+        }
+        Err(r.forgotten)
     }
 }
 
@@ -249,12 +273,9 @@ async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
     let token = bearer(parts)?;
     if token.starts_with(DEVICE_PREFIX) {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let forgotten = {
-            let r = state.credentials.0.lock().expect("credentials lock");
-            if let Some(d) = r.map.get(&digest) {
-                return Ok(Caller::Device(d.clone()));
-            }
-            r.forgotten
+        let forgotten = match state.credentials.remembered(&digest, state.config.lease_ms) {
+            Ok(d) => return Ok(Caller::Device(d)),
+            Err(forgotten) => forgotten,
         };
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT tenant, device_id FROM devices WHERE credential_hash = $1")
@@ -269,7 +290,7 @@ async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
         };
         let mut r = state.credentials.0.lock().expect("credentials lock");
         if r.forgotten == forgotten {
-            r.map.insert(digest, d.clone());
+            r.map.insert(digest, (d.clone(), Instant::now()));
         }
         drop(r);
         return Ok(Caller::Device(d));

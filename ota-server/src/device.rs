@@ -3,7 +3,7 @@
 
 use axum::Json as AxumJson;
 use axum::body::Body as HttpBody;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ota_core::assignment::{Assignment, clamp};
@@ -19,7 +19,7 @@ use crate::db::{i, u};
 use crate::engine;
 use crate::error::{ApiError, ApiResult};
 use crate::packages::{available, parse_id};
-use crate::state::{AppState, Body, LiveEvent, now, parse_json};
+use crate::state::{AppState, Body, LiveEvent, Path, Query, now, parse_json};
 
 /// The progress steps a device may report beside `in_progress`, for the live view.
 pub const STEPS: [&str; 5] = ["downloading", "verified", "installed", "swapped", "probing"];
@@ -79,7 +79,10 @@ fn parse_installed(v: &HeaderValue) -> ApiResult<Vec<(Name, ota_core::Version)>>
     Ok(out)
 }
 
-/// Records what the device says it runs into its row, when that differs.
+/// Records what the device says it runs into its row, when that differs. The row is
+/// replaced only if it is still the one read (an admin's `PUT /devices` in between is never
+/// overwritten with the old document): on such a race it is read again, a few times at most
+/// (the device says it again at its next poll).
 async fn record_installed(
     st: &AppState,
     dev: &Device,
@@ -88,28 +91,43 @@ async fn record_installed(
     if installed.is_empty() {
         return Ok(());
     }
-    let Some((_, mut profile)) =
-        crate::fleet::device(st, dev.tenant.as_str(), dev.device_id.as_str()).await?
-    else {
-        return Ok(());
-    };
-    let mut changed = false;
-    for (n, v) in installed {
-        if profile.installed.get(n) != Some(v) {
-            profile.installed.insert(n.clone(), v.clone());
-            changed = true;
+    for _ in 0..4 {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT profile FROM devices WHERE tenant = $1 AND device_id = $2")
+                .bind(dev.tenant.to_string())
+                .bind(dev.device_id.to_string())
+                .fetch_optional(&st.db)
+                .await?;
+        let Some((read,)) = row else {
+            return Ok(());
+        };
+        let mut profile: ota_core::DeviceProfile = serde_json::from_str(&read)
+            .map_err(|e| ApiError::internal(format!("stored device {}: {e}", dev.device_id)))?;
+        let mut changed = false;
+        for (n, v) in installed {
+            if profile.installed.get(n) != Some(v) {
+                profile.installed.insert(n.clone(), v.clone());
+                changed = true;
+            }
         }
-    }
-    if changed {
-        sqlx::query(
-            "UPDATE devices SET profile = $1, updated_at = $2 WHERE tenant = $3 AND device_id = $4",
+        if !changed {
+            return Ok(());
+        }
+        let replaced = sqlx::query(
+            "UPDATE devices SET profile = $1, updated_at = $2 \
+             WHERE tenant = $3 AND device_id = $4 AND profile = $5",
         )
         .bind(serde_json::to_string(&profile).unwrap_or_default())
         .bind(i(now().get()))
         .bind(dev.tenant.to_string())
         .bind(dev.device_id.to_string())
+        .bind(read)
         .execute(&st.db)
-        .await?;
+        .await?
+        .rows_affected();
+        if replaced > 0 {
+            return Ok(());
+        }
     }
     Ok(())
 }
@@ -194,7 +212,8 @@ fn range_header(h: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
         if end < start {
             return Err(bad());
         }
-        end - start + 1
+        // `bytes=0-18446744073709551615` is every byte; the grant is clamped to a chunk.
+        (end - start).saturating_add(1)
     };
     Ok(Some((start, len)))
 }
@@ -230,8 +249,9 @@ pub async fn chunk(
             q.length.unwrap_or(u64::from(CHUNK_SIZE)),
         ),
     };
+    let field = if range.is_some() { "range" } else { "offset" };
     let grant =
-        clamp(offset, length, size).map_err(|e| ApiError::from_status(e.status(), "offset", e))?;
+        clamp(offset, length, size).map_err(|e| ApiError::from_status(e.status(), field, e))?;
     let bytes = crate::packages::read_range(&pkg.path, grant.offset, grant.length).await?;
     st.metrics.chunk_bytes.fetch_add(
         u64::from(grant.length),

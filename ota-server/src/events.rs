@@ -12,7 +12,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream, StreamExt};
@@ -20,7 +20,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, LiveEvent};
+use crate::state::{AppState, LiveEvent, Path};
 
 /// With several replicas, how often a stream reads the rollout's outbox for events another
 /// replica committed, in milliseconds.

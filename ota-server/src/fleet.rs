@@ -4,7 +4,7 @@
 //! credential is issued when it is first registered and stored hashed.
 
 use axum::Json as AxumJson;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ota_core::plan::PROFILE_LABEL;
 use ota_core::{DeviceProfile, Limits, Name};
@@ -15,7 +15,7 @@ use crate::auth::{Admin, Caller, credential_hash, new_device_credential};
 use crate::db::{i, u};
 use crate::error::{ApiError, ApiResult};
 use crate::packages::parse_id;
-use crate::state::{AppState, Body, Json, now, parse_json};
+use crate::state::{AppState, Body, Json, Path, now, parse_json};
 
 /// A device profile: the rollout target, and the OTA policy its devices inherit.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Json as AxumJson;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ota_core::chunk::ChunkHasher;
 use ota_core::seal::SealKey;
@@ -22,7 +22,7 @@ use crate::auth::Admin;
 use crate::db::{i, u};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::seed_form;
-use crate::state::{AppState, Body, now, parse_json};
+use crate::state::{AppState, Body, Path as UrlPath, now, parse_json};
 
 /// A verified, available package and what serving it needs.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ pub async fn upload(
         .artifact_uri
         .clone()
         .unwrap_or_else(|| verified.package().artifact_uri.as_str().to_string());
-    let src = resolve(&st, &source, verified.package().size_bytes).await?;
+    let src = resolve(&st, &tenant, &source, verified.package().size_bytes).await?;
     if let Some((status, reason)) = existing(&st, &tenant, &id).await? {
         src.done().await;
         if status == "available" {
@@ -152,7 +152,7 @@ async fn seed_upload(
 ) -> ApiResult<(StatusCode, AxumJson<Uploaded>)> {
     let up = seed_form::parse(body)?;
     let tenant = admin.tenant.to_string();
-    let src = resolve(st, &up.artifact_uri, up.size_bytes).await?;
+    let src = resolve(st, &tenant, &up.artifact_uri, up.size_bytes).await?;
     let (name, version, kind, size, sha) = (
         up.name
             .as_ref()
@@ -327,14 +327,14 @@ impl Source {
     }
 }
 
-/// Where an artifact URI points, if the server may read it; an `s3://bucket/key` object is
-/// streamed into a temporary file of the store first (at most `max` bytes plus one, so a
-/// longer object fails the size check without being read whole).
-pub async fn resolve(st: &AppState, uri: &str, max: u64) -> ApiResult<Source> {
+/// Where an artifact URI points, if `tenant`'s admin may have the server read it; an
+/// `s3://bucket/key` object is streamed into a temporary file of the store first (at most
+/// `max` bytes plus one, so a longer object fails the size check without being read whole).
+pub async fn resolve(st: &AppState, tenant: &str, uri: &str, max: u64) -> ApiResult<Source> {
     if let Some(rest) = uri.strip_prefix("s3://") {
         return s3_download(st, uri, rest, max).await;
     }
-    resolve_local(st, uri).map(|path| Source { path, temp: false })
+    resolve_local(st, tenant, uri).map(|path| Source { path, temp: false })
 }
 
 async fn s3_download(st: &AppState, uri: &str, rest: &str, max: u64) -> ApiResult<Source> {
@@ -411,11 +411,19 @@ async fn s3_download(st: &AppState, uri: &str, rest: &str, max: u64) -> ApiResul
     Ok(src)
 }
 
-fn resolve_local(st: &AppState, uri: &str) -> ApiResult<PathBuf> {
+/// A `store://` key is the tenant's own (`store://TENANT/...`, where the server keeps what a
+/// tenant uploaded): one tenant never has the server read, size or hash another's objects.
+fn resolve_local(st: &AppState, tenant: &str, uri: &str) -> ApiResult<PathBuf> {
     if let Some(key) = uri.strip_prefix("store://") {
         if key.split('/').any(|p| p == ".." || p.is_empty()) {
             return Err(ApiError::invalid(format!(
                 "artifact_uri: {uri:?} is not an object key of the store"
+            )));
+        }
+        if key.split_once('/').is_none_or(|(owner, _)| owner != tenant) {
+            return Err(ApiError::denied(format!(
+                "artifact_uri: {uri:?} is not in this tenant's part of the store \
+                 (store://{tenant}/...)"
             )));
         }
         return Ok(st.store_dir.join(key));

@@ -2,7 +2,7 @@
 //! pause, resume, rollback, abort, approve a wave, status, devices, audit trail.
 
 use axum::Json as AxumJson;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ota_core::Limits;
 use ota_core::plan::RolloutSpec;
@@ -14,7 +14,7 @@ use crate::auth::Admin;
 use crate::db::{i, u};
 use crate::engine;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, Body};
+use crate::state::{AppState, Body, Path, Query};
 
 /// A percentage as the OTA API writes it: `5`, not `5.0`, when whole.
 fn percent(p: f64) -> Value {

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use ota_core::UnixMs;
 use ota_core::sign::TrustedKeys;
 use serde::de::DeserializeOwned;
@@ -231,10 +233,86 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// The URL's path parameters parsed into `T`. A malformed one (text that is not UTF-8, a
+/// number that does not parse) is refused with the API's error shape, naming the parameter.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(p) => Ok(Path(p.0)),
+            Err(e) => {
+                // The parameters' names, for an error that gives only a position (a tuple).
+                let names =
+                    match axum::extract::RawPathParams::from_request_parts(parts, state).await {
+                        Ok(raw) => raw.iter().map(|(k, _)| k.to_string()).collect(),
+                        Err(_) => Vec::new(),
+                    };
+                Err(path_error(&e, &names))
+            }
+        }
+    }
+}
+
+fn path_error(e: &PathRejection, names: &[String]) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    if let PathRejection::FailedToDeserializePathParams(f) = e {
+        match f.kind() {
+            ErrorKind::ParseErrorAtKey {
+                key,
+                value,
+                expected_type,
+            } => {
+                return ApiError::invalid(format!(
+                    "{key}: cannot read {value:?} as {expected_type}"
+                ));
+            }
+            ErrorKind::ParseErrorAtIndex {
+                index,
+                value,
+                expected_type,
+            } => {
+                let key = names.get(*index).map_or("path", String::as_str);
+                return ApiError::invalid(format!(
+                    "{key}: cannot read {value:?} as {expected_type}"
+                ));
+            }
+            ErrorKind::InvalidUtf8InPathParam { key } => {
+                return ApiError::invalid(format!("{key}: not UTF-8 once percent-decoded"));
+            }
+            _ => {}
+        }
+    }
+    ApiError::invalid(format!("path: {}", e.body_text()))
+}
+
+/// The URL's query parsed into `T` (whose unknown parameters are refused). A malformed one
+/// is refused with the API's error shape, naming the parameter (`query: page_size: ...`).
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(q) => Ok(Query(q.0)),
+            Err(e) => Err(query_error(&e)),
+        }
+    }
+}
+
+fn query_error(e: &QueryRejection) -> ApiError {
+    let text = e.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    ApiError::invalid(format!("query: {detail}"))
+}
+
 /// Parses JSON into `T`; the error names the field path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -244,5 +322,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ApiError::invalid(format!("{path}: {inner}"))
         }
-    })
+    })?;
+    // One document: `{...} junk` or `{...}{...}` is refused, not read up to its first value.
+    de.end()
+        .map_err(|e| ApiError::invalid(format!("body: malformed JSON: {e}")))?;
+    Ok(value)
 }

@@ -336,6 +336,19 @@ impl Writes {
         }
         let mut docs: HashMap<String, ota_core::DeviceProfile> = HashMap::new();
         for devices in order.chunks(ROWS) {
+            // The rows are locked before they are read (PostgreSQL's READ COMMITTED would
+            // otherwise let an admin's `PUT /devices` committed in between be overwritten
+            // below with the document read before it); an update that changes nothing is the
+            // one way to lock rows that both databases take.
+            let sql = format!(
+                "UPDATE devices SET updated_at = updated_at WHERE tenant = $1 AND device_id IN ({})",
+                params(2, devices.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.to_string());
+            for d in devices {
+                q = q.bind((*d).clone());
+            }
+            q.execute(&mut **tx).await?;
             let sql = format!(
                 "SELECT device_id, profile FROM devices WHERE tenant = $1 AND device_id IN ({})",
                 params(2, devices.len())

@@ -293,3 +293,62 @@ async fn a_reissued_credential_revokes_the_old_one_at_once() {
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With replicas, a credential reissued on one replica stops working on the other too,
+/// although the other remembered it: within a lease period (`--lease-ms`), after which a
+/// replica looks a remembered credential up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_reissued_on_one_replica_is_refused_by_the_other_within_a_lease() {
+    let Some(cluster) = common::pg::Cluster::start("reissue-replicas") else {
+        return;
+    };
+    let dir = common::tmp("reissue-replicas");
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    let start = |name: &str| {
+        let mut c = common::config(&dir.join(name));
+        c.database = cluster.url.clone();
+        c.lease_ms = 400;
+        common::Srv::start(c)
+    };
+    let a = start("a").await;
+    let b = start("b").await;
+    let admin = a.token("acme", "admin");
+    let device = serde_json::json!({"device_type": "temp-sensor",
+        "hardware_profile": "acme-sensor-v2", "arch": "armv7",
+        "installed": {"temp-sensor-fw": "1.2.0"}});
+    let old = a.register(&admin, "dev-1", &device).await;
+    // Replica b finds the credential and remembers it.
+    let (code, _) = b.get("/api/v1/devices/dev-1", &old).await;
+    assert_eq!(code, 200);
+    let mut again = device.clone();
+    again["issue_credential"] = serde_json::json!(true);
+    let (code, v) = a
+        .call("PUT", "/api/v1/devices/dev-1", &admin, Some(&again))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let new = v["credential"].as_str().unwrap().to_string();
+    // Refused at once by the replica that reissued it...
+    let got = a.get("/api/v1/devices/dev-1", &old).await;
+    common::assert_error(&got, 401, "UNAUTHENTICATED", "authorization");
+    // ...and by the other once a lease period has passed (bounded: 20 lease periods).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    loop {
+        let got = b.get("/api/v1/devices/dev-1", &old).await;
+        if got.0 == 401 {
+            common::assert_error(&got, 401, "UNAUTHENTICATED", "authorization");
+            break;
+        }
+        assert_eq!(got.0, 200, "{got:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica b still takes the replaced credential"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (code, _) = b.get("/api/v1/devices/dev-1", &new).await;
+    assert_eq!(code, 200);
+    a.stop();
+    b.stop();
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,8 +2,11 @@
 releases the GIL, so without the object's lock they would run inside libota together), and
 ``close()`` waits for the call under way; from inside that call it is refused."""
 
+import copy
 import inspect
 import json
+import os
+import pickle
 import threading
 import typing
 import unittest
@@ -100,6 +103,54 @@ class Threads(unittest.TestCase):
         self.assertFalse(sealer.closed)
         sealer.close()
         self.assertTrue(sealer.closed)
+
+    def test_a_callback_calling_its_own_object_fails_the_call_and_crashes_nothing(self):
+        # The sink finishes the sealer whose write is under way: the library refuses, so the
+        # write fails instead of going on with a sealer freed under it.
+        refused = []
+        armed = threading.Event()
+
+        def sink(data):
+            if armed.is_set():
+                try:
+                    sealer.finish()
+                except ota.OtaError as e:
+                    refused.append(e)
+                    raise
+
+        sealer = ota.Sealer(ota.generate_seal_key(), sink)
+        armed.set()
+        with self.assertRaises(ota.IoError):
+            sealer.write(os.urandom(2 << 20))
+        self.assertIsInstance(refused[0], ota.InvalidArgumentError)
+        self.assertIn("in use by the call whose callback this is", refused[0].message)
+        sealer.close()
+        self.assertTrue(sealer.closed)
+
+    def test_a_keyboard_interrupt_in_a_callback_is_raised_not_taken_for_success(self):
+        armed = threading.Event()
+
+        def sink(data):
+            if armed.is_set():
+                raise KeyboardInterrupt
+
+        sealer = ota.Sealer(ota.generate_seal_key(), sink)
+        armed.set()
+        with self.assertRaises(KeyboardInterrupt):
+            sealer.write(os.urandom(2 << 20))
+        # The write failed; the sealer refuses to go on rather than end a truncated artifact.
+        with self.assertRaises(ota.OtaError):
+            sealer.finish()
+        sealer.close()
+
+    def test_objects_cannot_be_copied_or_pickled(self):
+        with ota.Sealer(ota.generate_seal_key(), lambda data: None) as sealer:
+            for attempt in (copy.copy, copy.deepcopy, pickle.dumps):
+                with self.subTest(attempt=attempt.__name__):
+                    with self.assertRaisesRegex(TypeError, "Sealer objects cannot be"):
+                        attempt(sealer)
+            sealer.write(b"still usable")
+            sealer.finish()
 
     def test_every_entry_point_that_can_take_a_handle_holds_its_lock(self):
         def managed(hint):

@@ -5,7 +5,7 @@ import json as _json
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from . import _errors, _lib
-from ._ffi import as_bytes, as_text, call, lib, text
+from ._ffi import as_bytes, as_text, call, last_error, lib, stop_for, text
 from ._managed import INT, TEXT, BytesInput, JsonInput, Managed, TextInput, arg, json_arg
 from ._sign import VerifiedPackage
 
@@ -48,8 +48,8 @@ class DeviceIo:
                 try:
                     f(*a)
                     return 0
-                except Exception:  # noqa: BLE001 - the library reports the failure
-                    return 1
+                except BaseException as e:  # noqa: BLE001 - the library reports the failure
+                    return stop_for(e)
 
             return call_
 
@@ -199,7 +199,9 @@ class Agent(Managed):
     @property
     def state(self) -> str:
         """The agent's state, by name (``idle``, ``downloading``, ...)."""
-        state: bytes = lib.ota_agent_state(self.handle)
+        state: Optional[bytes] = lib.ota_agent_state(self.handle)
+        if state is None:  # an earlier call panicked while using the agent
+            raise _errors.error_for(_errors.PANIC, last_error())
         return state.decode()
 
     def installed_version(self, name: TextInput) -> Optional[str]:

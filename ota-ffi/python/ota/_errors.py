@@ -22,6 +22,7 @@ __all__ = ["OtaError", "ValidationError", "VerificationError"]
 
 OK = 0
 INSUFFICIENT_SIZE = 3
+PANIC = 4
 
 
 class OtaError(Exception):

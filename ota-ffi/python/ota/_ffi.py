@@ -4,6 +4,7 @@ an exception by one function, ``call``, and output buffers grown as the library 
 import ctypes
 import json as _json
 import os
+import threading
 from ctypes import c_size_t
 from typing import Any, Callable, FrozenSet, Optional, Tuple
 
@@ -11,7 +12,7 @@ from . import _errors
 from . import _lib
 from ._lib import WRITE_FN, lib, u8p
 
-__all__ = ["lib", "version", "features", "call", "last_error", "as_bytes", "as_text", "json_text", "text", "binary", "writer"]
+__all__ = ["lib", "version", "features", "call", "stop_for", "last_error", "as_bytes", "as_text", "json_text", "text", "binary", "writer"]
 
 
 def last_error() -> str:
@@ -23,8 +24,26 @@ def last_error() -> str:
     return buf.value.decode("utf-8", "replace")
 
 
+_stopped = threading.local()
+
+
+def stop_for(exc: BaseException) -> int:
+    """What a callback answers when it raised ``exc``: 1, which fails the library's call. An
+    exception that is not an ``Exception`` (``KeyboardInterrupt``, ``SystemExit``) is kept,
+    and ``call`` raises it when the failed call returns, instead of the library's error: it
+    is never lost, and never taken for success."""
+    if not isinstance(exc, Exception):
+        _stopped.exc = exc
+    return 1
+
+
 def call(status: int) -> None:
-    """Raises the exception named after ``status`` unless it is OTA_STATUS_OK."""
+    """Raises the exception named after ``status`` unless it is OTA_STATUS_OK; first, one a
+    callback of the call stopped with (``stop_for``)."""
+    exc = getattr(_stopped, "exc", None)
+    if exc is not None:
+        _stopped.exc = None
+        raise exc
     if status != 0:
         raise _errors.error_for(status, last_error())
 
@@ -77,8 +96,8 @@ def writer(sink: Callable[[bytes], Any]) -> Any:
         try:
             sink(ctypes.string_at(data, n))
             return 0
-        except Exception:  # noqa: BLE001 - any failure of the sink stops the operation
-            return 1
+        except BaseException as e:  # noqa: BLE001 - any failure of the sink stops the operation
+            return stop_for(e)
 
     return WRITE_FN(write)
 

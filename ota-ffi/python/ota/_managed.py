@@ -36,7 +36,8 @@ _R = TypeVar("_R")
 
 class _Guard:
     """Who is using one handle: at most one thread at a time, through any number of nested
-    calls (the lock is re-entrant, so a callback may call its own object again)."""
+    calls (the lock is re-entrant; the library itself refuses a callback's call of the object
+    whose call invoked it, with ``InvalidArgumentError``)."""
 
     __slots__ = ("_lock", "_owner", "_depth")
 
@@ -171,6 +172,15 @@ class Managed:
                 type(self)._free(handle)
         finally:
             self._guard.release()
+
+    def __copy__(self) -> Any:
+        raise TypeError(f"{type(self).__name__} objects cannot be copied: each owns its handle alone")
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} objects cannot be copied: each owns its handle alone")
+
+    def __reduce__(self) -> Any:
+        raise TypeError(f"{type(self).__name__} objects cannot be pickled: each owns a handle of this process")
 
     def __enter__(self: _Self) -> _Self:
         return self
