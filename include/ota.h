@@ -53,10 +53,12 @@
  * - ota_last_error_message reads the message of the calling thread's last failure.
  * - A callback (ota_write_fn, the ota_device_io callbacks) runs on the thread of the call that
  *   invokes it, during that call, never later and never on a thread of the library's. It may
- *   call the library, but not with the handle whose call invoked it: such a call fails with
- *   OTA_STATUS_INVALID_ARGUMENT, and such a _free frees nothing. Nor may a TUF download's
- *   callback call another ota_tuf_* function. Returning nonzero fails the call that invoked
- *   it (the last error names the callback).
+ *   call the library, but not to change or free a handle the calls it runs inside hold, nor
+ *   to read one they change: such a call fails with OTA_STATUS_INVALID_ARGUMENT (a function
+ *   that returns a pointer returns NULL) and such a _free frees nothing. Nor may a TUF
+ *   download's callback call another ota_tuf_* function (it runs inside the download's own
+ *   I/O). Returning nonzero fails the call that invoked it (the last error names the
+ *   callback).
  * - Freeing an opener, an install or an agent whose install is under way may write the
  *   plaintext it still holds to its write callback: keep the callback's ctx valid until the
  *   _free returns.
@@ -1811,8 +1813,8 @@ ota_status ota_agent_timeout(const ota_agent *agent, uint64_t *at_out);
 
 /**
  * The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...) as a static string, or
- * NULL for a NULL agent, a handle of another type, or an agent an earlier call panicked
- * while using (the last error says which).
+ * NULL for a NULL agent, a handle of another type, an agent an earlier call panicked while
+ * using, or one the call whose callback this is changes (the last error says which).
  *
  * Takes no ownership; nothing to free.
  */

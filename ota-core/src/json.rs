@@ -246,6 +246,17 @@ pub(crate) fn index(parent: &str, index: usize) -> String {
 
 /// Pushes a fault at `path`.
 pub(crate) fn fault(faults: &mut Vec<Fault>, path: String, message: impl Into<String>) {
+    // A hostile document (a fleet of millions naming one device id) would otherwise make
+    // one fault per element: the first ones are listed, and a last fault says there are more.
+    if faults.len() >= MAX_FAULTS {
+        if faults.len() == MAX_FAULTS {
+            faults.push(Fault {
+                path: ".".into(),
+                message: format!("more faults follow; the first {MAX_FAULTS} are listed"),
+            });
+        }
+        return;
+    }
     let path = if path.is_empty() {
         ".".to_string()
     } else {
@@ -256,6 +267,9 @@ pub(crate) fn fault(faults: &mut Vec<Fault>, path: String, message: impl Into<St
         message: message.into(),
     });
 }
+
+/// How many faults a document's error lists at most (then one saying more follow).
+pub const MAX_FAULTS: usize = 100;
 
 /// Pushes a fault for every value that appears more than once in `items`, at the later one.
 pub(crate) fn duplicates<'a, T: Ord + std::fmt::Display + 'a>(
@@ -289,6 +303,17 @@ pub fn to_string<T: serde::Serialize>(value: &T) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_document_full_of_faults_lists_the_first_and_says_more_follow() {
+        let ids = vec!["dev-1".to_string(); 100_000];
+        let mut faults = Vec::new();
+        duplicates(&mut faults, "", Some("device_id"), &ids);
+        assert_eq!(faults.len(), MAX_FAULTS + 1);
+        assert_eq!(faults[0].path, "[1].device_id");
+        assert_eq!(faults[MAX_FAULTS].path, ".");
+        assert!(faults[MAX_FAULTS].message.contains("more faults follow"));
+    }
     use super::*;
 
     #[derive(Debug, PartialEq, serde::Deserialize)]

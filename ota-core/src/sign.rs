@@ -170,7 +170,10 @@ pub fn verify_envelope(
         let Some(key) = trusted.get(&id) else {
             continue;
         };
-        if good.contains(&id) {
+        // Each trusted key is tried once, on its first signature: more signatures naming it
+        // cost no more hashing of the payload (an envelope of thousands of bad signatures by
+        // one trusted key id would otherwise hash the whole payload thousands of times).
+        if good.contains(&id) || bad.contains(&id) {
             continue;
         }
         if key.verify(&message, &s.sig) {
@@ -181,7 +184,7 @@ pub fn verify_envelope(
     }
     drop(message);
     if good.len() < threshold {
-        let bad: Vec<KeyId> = bad.difference(&good).copied().collect();
+        let bad: Vec<KeyId> = bad.into_iter().collect();
         return Err(if bad.is_empty() {
             SignError::ThresholdNotMet {
                 needed: threshold,
@@ -245,6 +248,30 @@ mod tests {
         threshold: usize,
     ) -> Result<VerifiedPackage, SignError> {
         verify(env.to_json().as_bytes(), t, threshold, &Limits::DEFAULT)
+    }
+
+    #[test]
+    fn a_trusted_key_is_tried_once_on_its_first_signature() {
+        let p = package();
+        let good = sign(&p, &[&key(1)]).unwrap();
+        // Thousands of bad signatures naming one trusted key cost one check, not thousands
+        // of hashings of the payload: the key is judged on its first, and fails.
+        let mut flood = good.clone();
+        let mut forged = flood.signatures[0].clone();
+        forged.sig[0] ^= 1;
+        flood.signatures = vec![forged; 5000];
+        flood.signatures.push(good.signatures[0].clone());
+        let err = verify_env(&flood, &trusted(&[1]), 1).unwrap_err();
+        assert!(
+            matches!(&err, SignError::SignatureInvalid { keyids } if keyids.len() == 1),
+            "{err:?}"
+        );
+        // Its first signature good, the bad ones after it change nothing.
+        let mut first_good = good.clone();
+        first_good
+            .signatures
+            .extend(flood.signatures[..100].iter().cloned());
+        assert!(verify_env(&first_good, &trusted(&[1]), 1).is_ok());
     }
 
     #[test]

@@ -437,8 +437,8 @@ pub unsafe extern "C" fn ota_agent_timeout(agent: *const ota_agent, at_out: *mut
 }
 
 /// The agent's state (`"idle"`, `"downloading"`, `"probing"`, ...) as a static string, or
-/// NULL for a NULL agent, a handle of another type, or an agent an earlier call panicked
-/// while using (the last error says which).
+/// NULL for a NULL agent, a handle of another type, an agent an earlier call panicked while
+/// using, or one the call whose callback this is changes (the last error says which).
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]

@@ -309,10 +309,12 @@ async fn caller(parts: &Parts, state: &AppState) -> ApiResult<Caller> {
         .tenant
         .parse::<Name>()
         .map_err(|e| ApiError::unauthenticated(format!("authorization: tenant: {e}")))?;
+    // Who the audit trail records: a token naming no valid subject is refused, never
+    // recorded as someone else.
     let sub = claims
         .sub
         .parse::<Name>()
-        .unwrap_or_else(|_| "admin".parse().expect("a valid name"));
+        .map_err(|e| ApiError::unauthenticated(format!("authorization: sub: {e}")))?;
     Ok(Caller::Admin(Admin { tenant, sub, write }))
 }
 

@@ -1188,15 +1188,22 @@ pub async fn join_ready(st: &AppState, tenant: &str) -> ApiResult<()> {
 }
 
 /// A device registered while rollouts run: each of the tenant's rollouts that is not over
-/// takes it if it is in its target (`Input::Join`: placed by its bucket, scheduled when its
-/// wave is open). A rollout whose target it is not in refuses the input, and records nothing.
+/// and does not know it yet takes it if it is in its target (`Input::Join`: placed by its
+/// bucket, scheduled when its wave is open). A rollout whose target it is not in refuses the
+/// input, and records nothing. Run at every registration, a first or a repeated one: a
+/// repeated `PUT` joins what the first could not (its process died after its commit, or a
+/// rollout's replica was unavailable), and changes nothing in a rollout that has it.
 pub async fn join(st: &AppState, tenant: &str, device: &ota_core::DeviceProfile) -> ApiResult<()> {
     for id in st.engines.ids() {
         let Some(slot) = st.engines.get_for(tenant, &id) else {
             continue;
         };
-        if slot.hosted.lock().await.rollout.state().is_over() {
-            continue;
+        {
+            let hosted = slot.hosted.lock().await;
+            let r = &hosted.rollout;
+            if r.state().is_over() || r.device_state(device.device_id.as_str()).is_some() {
+                continue;
+            }
         }
         match input(st, Some(tenant), &id, Input::Join(Box::new(device.clone()))).await {
             Ok(_) => {}

@@ -163,17 +163,10 @@ pub async fn put_device(
     }
     let doc = serde_json::to_string(&device).unwrap_or_default();
     let t = i(now().get());
-    let exists: Option<(String,)> =
-        sqlx::query_as("SELECT device_id FROM devices WHERE tenant = $1 AND device_id = $2")
-            .bind(admin.tenant.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&st.db)
-            .await?;
-    if exists.is_none() {
-        // A new device joins the running rollouts: with replicas, this one must be able to
-        // drive them all, or nothing is created (a retryable `UNAVAILABLE`).
-        crate::engine::join_ready(&st, admin.tenant.as_str()).await?;
-    }
+    // The device joins the running rollouts that do not have it yet (below): with replicas,
+    // this one must be able to drive them all, or nothing is written (a retryable
+    // `UNAVAILABLE`).
+    crate::engine::join_ready(&st, admin.tenant.as_str()).await?;
     let mut tx = st.db.begin().await?;
     let updated = sqlx::query(
         "UPDATE devices SET profile_id = $1, profile = $2, updated_at = $3 \
@@ -221,9 +214,7 @@ pub async fn put_device(
         // The old credential stops working here too, not only in the database.
         st.credentials.forget(admin.tenant.as_str(), id.as_str());
     }
-    if status == StatusCode::CREATED {
-        crate::engine::join(&st, admin.tenant.as_str(), &device).await?;
-    }
+    crate::engine::join(&st, admin.tenant.as_str(), &device).await?;
     let mut answer = json!({ "device_id": id, "profile_id": profile_id, "device": device });
     if let Some(c) = credential {
         answer["credential"] = Value::String(c);

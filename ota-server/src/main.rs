@@ -108,15 +108,16 @@ struct Serve {
 
 #[derive(Debug, Clone, clap::Args)]
 struct Token {
-    /// The tenant the token acts for.
+    /// The tenant the token acts for (a name: letters, digits, `.`, `_`, `-`).
     #[arg(long, env = "OTA_TENANT")]
-    tenant: String,
+    tenant: ota_core::Name,
     /// `admin` (read and write) or `viewer` (read only).
-    #[arg(long, default_value = "admin")]
+    #[arg(long, default_value = "admin", value_parser = ["admin", "viewer"])]
     role: String,
-    /// Who the token names (recorded in the audit trail).
+    /// Who the token names, recorded in the audit trail (a name: letters, digits, `.`, `_`,
+    /// `-`; `alice.example.com`, not `alice@example.com`).
     #[arg(long, default_value = "admin")]
-    subject: String,
+    subject: ota_core::Name,
     /// Hours until it expires.
     #[arg(long, default_value_t = 24)]
     hours: u64,
@@ -173,7 +174,12 @@ async fn main() -> ExitCode {
             };
             println!(
                 "{}",
-                keys.token(&t.subject, &t.tenant, &t.role, t.hours * 3600)
+                keys.token(
+                    t.subject.as_str(),
+                    t.tenant.as_str(),
+                    &t.role,
+                    t.hours * 3600
+                )
             );
             ExitCode::SUCCESS
         }

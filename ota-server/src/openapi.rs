@@ -28,7 +28,8 @@ pub struct DsseUpload {
     pub envelope: Value,
     /// The 64-hex AES-256 key of the sealed artifact (from `registration.json`).
     pub encryption_key: String,
-    /// `file:///...` inside an `--artifact-root`, or `store://KEY`; default the statement's.
+    /// `file:///...` inside an `--artifact-root`, or `store://TENANT/KEY` (the caller's own
+    /// tenant); default the statement's.
     pub artifact_uri: Option<String>,
 }
 
@@ -51,7 +52,8 @@ pub struct SeedUpload {
     /// Default `DEVICE_TYPE-TYPE`.
     pub name: Option<String>,
     pub version: String,
-    /// `file:///...` inside an `--artifact-root`, or `store://KEY`.
+    /// `file:///...` inside an `--artifact-root`, or `store://TENANT/KEY` (the caller's own
+    /// tenant).
     pub artifact_uri: String,
     /// The plain artifact's SHA-256.
     pub sha256: String,

@@ -47,7 +47,8 @@ pub struct DsseUpload {
     pub envelope: Value,
     /// The 64-hex AES-256 key of the sealed artifact.
     pub encryption_key: SealKey,
-    /// `file:///...` inside an allowed root, or `store://KEY` in the local object store.
+    /// `file:///...` inside an allowed root, or `store://TENANT/KEY` in the caller's part of
+    /// the local object store.
     #[serde(default)]
     pub artifact_uri: Option<String>,
 }
@@ -412,7 +413,8 @@ async fn s3_download(st: &AppState, uri: &str, rest: &str, max: u64) -> ApiResul
 }
 
 /// A `store://` key is the tenant's own (`store://TENANT/...`, where the server keeps what a
-/// tenant uploaded): one tenant never has the server read, size or hash another's objects.
+/// tenant uploaded): one tenant never has the server read, size or hash another's stored
+/// objects. (`file://` roots and S3 buckets are the operator's to share or not.)
 fn resolve_local(st: &AppState, tenant: &str, uri: &str) -> ApiResult<PathBuf> {
     if let Some(key) = uri.strip_prefix("store://") {
         if key.split('/').any(|p| p == ".." || p.is_empty()) {

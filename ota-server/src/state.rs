@@ -257,6 +257,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 
 fn path_error(e: &PathRejection, names: &[String]) -> ApiError {
     use axum::extract::path::ErrorKind;
+    if e.status().is_server_error() {
+        // A route and its handler disagree (axum's own `500`): a bug, not the caller's.
+        return ApiError::internal(format!("path: {}", e.body_text()));
+    }
     if let PathRejection::FailedToDeserializePathParams(f) = e {
         match f.kind() {
             ErrorKind::ParseErrorAtKey {

@@ -328,12 +328,11 @@ impl Writes {
         if self.installed.is_empty() {
             return Ok(());
         }
-        let mut order: Vec<&String> = Vec::new();
-        for (d, _, _) in &self.installed {
-            if !order.contains(&d) {
-                order.push(d);
-            }
-        }
+        // Sorted: two commits lock the rows they share in the same order, so neither waits on
+        // the other's lock while holding one it needs.
+        let mut order: Vec<&String> = self.installed.iter().map(|(d, _, _)| d).collect();
+        order.sort_unstable();
+        order.dedup();
         let mut docs: HashMap<String, ota_core::DeviceProfile> = HashMap::new();
         for devices in order.chunks(ROWS) {
             // The rows are locked before they are read (PostgreSQL's READ COMMITTED would

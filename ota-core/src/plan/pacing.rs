@@ -75,9 +75,18 @@ pub enum Weekday {
 
 impl Maintenance {
     pub(super) fn start_minute(&self) -> Option<u32> {
-        let (h, m) = self.start.split_once(':')?;
-        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-        (h < 24 && m < 60 && self.start.len() == 5).then_some(h * 60 + m)
+        // Exactly `HH:MM`, two digits each (not `+1:00`, not `1:000`).
+        let b = self.start.as_bytes();
+        let digit = |i: usize| {
+            b.get(i)
+                .filter(|c| c.is_ascii_digit())
+                .map(|c| u32::from(c - b'0'))
+        };
+        if b.len() != 5 || b[2] != b':' {
+            return None;
+        }
+        let (h, m) = (digit(0)? * 10 + digit(1)?, digit(3)? * 10 + digit(4)?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
     }
 
     /// Whether `now` is inside this window.
@@ -153,6 +162,34 @@ mod tests {
         };
         assert!(late.contains(UnixMs(monday_0100_utc.get() - 30 * 60_000)));
         assert!(!late.contains(monday_0100_utc + 30 * 60_000));
+    }
+
+    #[test]
+    fn a_start_is_exactly_two_digits_colon_two_digits() {
+        let at = |start: &str| {
+            Maintenance {
+                days: vec![Weekday::Mon],
+                start: start.into(),
+                duration_minutes: 60,
+                utc_offset_minutes: 0,
+            }
+            .start_minute()
+        };
+        assert_eq!(at("00:00"), Some(0));
+        assert_eq!(at("23:59"), Some(23 * 60 + 59));
+        for bad in [
+            "+1:00",
+            "1:000",
+            "24:00",
+            "12:60",
+            "1:00",
+            "12-00",
+            "１２:00",
+            "",
+            "12:0a",
+        ] {
+            assert_eq!(at(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub fn open(role: &str, expected: &'static str, bytes: &[u8]) -> Result<Envelope
         .and_then(Value::as_array)
         .ok_or_else(|| invalid(role, "signatures", "must be an array"))?;
     let mut signatures: Vec<(String, String)> = Vec::with_capacity(sigs.len());
+    // Each key id once, found in constant time: a role of many signatures costs linear time.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (i, s) in sigs.iter().enumerate() {
         let at = |f: &str| format!("signatures[{i}].{f}");
         let keyid = s
@@ -45,7 +47,7 @@ pub fn open(role: &str, expected: &'static str, bytes: &[u8]) -> Result<Envelope
             .get("sig")
             .and_then(Value::as_str)
             .ok_or_else(|| invalid(role, &at("sig"), "must be a string"))?;
-        if signatures.iter().any(|(k, _)| k == keyid) {
+        if !seen.insert(keyid) {
             return Err(UpdateError::DuplicateSignature {
                 role: role.into(),
                 keyid: keyid.into(),

@@ -28,6 +28,29 @@ pub enum Key {
 pub struct KeyError(pub String);
 
 impl Key {
+    /// Whether `other` is this key: the same public key, whatever id or RSA scheme names it.
+    /// A threshold counts keys, not the ids that name them (one key listed under two ids
+    /// signs once).
+    pub fn is(&self, other: &Key) -> bool {
+        match (self, other) {
+            (Key::Ed25519(a), Key::Ed25519(b)) => a == b,
+            (Key::EcdsaP256(a), Key::EcdsaP256(b)) => a == b,
+            _ => match (self.rsa(), other.rsa()) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            },
+        }
+    }
+
+    /// The RSA public key of either RSA scheme.
+    fn rsa(&self) -> Option<&rsa::PublicKey> {
+        match self {
+            Key::RsaPss(k) => Some(k.as_ref().as_ref()),
+            Key::RsaPkcs1(k) => Some(k.as_ref().as_ref()),
+            _ => None,
+        }
+    }
+
     /// Reads a key from its metadata form.
     pub fn from_json(key: &Value) -> Result<Key, KeyError> {
         let text = |f: &str| key.get(f).and_then(Value::as_str);

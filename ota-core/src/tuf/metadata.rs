@@ -42,6 +42,8 @@ pub fn verify(
     keys: &RoleKeys,
 ) -> Result<Vec<String>, UpdateError> {
     let mut valid = Vec::new();
+    // The keys that signed: one key listed under two ids counts once.
+    let mut signed_by: Vec<&Key> = Vec::new();
     for id in &keys.keyids {
         if valid.contains(id) {
             continue;
@@ -49,11 +51,15 @@ pub fn verify(
         let Some(Some(key)) = ring.get(id) else {
             continue;
         };
+        if signed_by.iter().any(|k| k.is(key)) {
+            continue;
+        }
         let Some((_, sig)) = env.signatures.iter().find(|(k, _)| k == id) else {
             continue;
         };
         if key.verify(&env.canonical, sig) {
             valid.push(id.clone());
+            signed_by.push(key);
         }
     }
     if (valid.len() as u64) < keys.threshold {
@@ -609,5 +615,50 @@ impl Targets {
             roles,
             succinct,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::Signer;
+
+    #[test]
+    fn one_key_listed_under_two_ids_signs_once() {
+        let secret = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+        let canonical = b"{\"_type\":\"targets\"}".to_vec();
+        let sig = |k: &ed25519_dalek::SigningKey| hex::encode(k.sign(&canonical).to_bytes());
+        let env = |sigs: &[(&str, String)]| Envelope {
+            signed: serde_json::json!({"_type": "targets"}),
+            canonical: canonical.clone(),
+            signatures: sigs.iter().map(|(k, s)| ((*k).into(), s.clone())).collect(),
+        };
+        let keys = RoleKeys {
+            keyids: vec!["a".into(), "b".into(), "c".into()],
+            threshold: 2,
+        };
+        let ring: KeyRing = [
+            ("a", &secret),
+            ("b", &secret), // the same key again, under another id
+            ("c", &other),
+        ]
+        .into_iter()
+        .map(|(id, k)| (id.to_string(), Some(Key::Ed25519(k.verifying_key()))))
+        .collect();
+        let twice = env(&[("a", sig(&secret)), ("b", sig(&secret))]);
+        assert!(matches!(
+            verify("targets", &twice, &ring, &keys),
+            Err(UpdateError::ThresholdNotMet {
+                valid: 1,
+                threshold: 2,
+                ..
+            })
+        ));
+        let two_keys = env(&[("a", sig(&secret)), ("c", sig(&other))]);
+        assert_eq!(
+            verify("targets", &two_keys, &ring, &keys).unwrap(),
+            vec!["a".to_string(), "c".to_string()]
+        );
     }
 }

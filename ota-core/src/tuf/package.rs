@@ -116,6 +116,7 @@ pub fn verify_target(
     let message = metadata::canonical(signed);
     let mut signers: Vec<[u8; 32]> = Vec::new();
     let mut tuf_keyids = Vec::new();
+    let mut tried: Vec<[u8; 32]> = Vec::new();
     let sigs = field(&targets, "targets", "signatures")?
         .as_array()
         .ok_or_else(|| bad("targets", "signatures", "must be an array"))?;
@@ -132,6 +133,12 @@ pub fn verify_target(
         let Some((_, public)) = keys.keys.iter().find(|(id, _)| id == keyid) else {
             continue;
         };
+        // Each key once, on its first signature (whatever id names it): more signatures by it
+        // cost no more hashing.
+        if tried.contains(public) {
+            continue;
+        }
+        tried.push(*public);
         let Some(sig) = hex::decode(sig)
             .ok()
             .and_then(|b| <[u8; 64]>::try_from(b).ok())
@@ -141,7 +148,7 @@ pub fn verify_target(
         let valid = VerifyingKey::from_bytes(public)
             .and_then(|k| k.verify_strict(&message, &Signature::from_bytes(&sig)))
             .is_ok();
-        if valid && !signers.contains(public) {
+        if valid {
             signers.push(*public);
             tuf_keyids.push(keyid.to_string());
         }

@@ -125,8 +125,9 @@ class Agent(Managed):
         self._io = io
         self._io_struct = io._struct()
         h = ctypes.c_void_p()
-        call(make(ctypes.byref(self._io_struct), ctypes.byref(h)))
-        self._handle = h.value
+        status = make(ctypes.byref(self._io_struct), ctypes.byref(h))
+        self._handle = h.value  # owned (and freed) even if a callback's exception is raised
+        call(status)
 
     def handle_assignment(self, assignment: JsonInput, now: int) -> None:
         """Takes an assignment; raises the refusal's exception (a rejected report is queued).
@@ -200,8 +201,11 @@ class Agent(Managed):
     def state(self) -> str:
         """The agent's state, by name (``idle``, ``downloading``, ...)."""
         state: Optional[bytes] = lib.ota_agent_state(self.handle)
-        if state is None:  # an earlier call panicked while using the agent
-            raise _errors.error_for(_errors.PANIC, last_error())
+        if state is None:
+            # Read from inside a call that changes the agent (one of its callbacks), or an
+            # earlier call panicked while using it.
+            status = _errors.INVALID_ARGUMENT if self._guard.held_here() else _errors.PANIC
+            raise _errors.error_for(status, last_error())
         return state.decode()
 
     def installed_version(self, name: TextInput) -> Optional[str]:

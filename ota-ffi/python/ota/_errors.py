@@ -23,6 +23,7 @@ __all__ = ["OtaError", "ValidationError", "VerificationError"]
 OK = 0
 INSUFFICIENT_SIZE = 3
 PANIC = 4
+INVALID_ARGUMENT = 5
 
 
 class OtaError(Exception):

@@ -12,7 +12,7 @@ from . import _errors
 from . import _lib
 from ._lib import WRITE_FN, lib, u8p
 
-__all__ = ["lib", "version", "features", "call", "stop_for", "last_error", "as_bytes", "as_text", "json_text", "text", "binary", "writer"]
+__all__ = ["lib", "version", "features", "call", "stop_for", "raise_stopped", "last_error", "as_bytes", "as_text", "json_text", "text", "binary", "writer"]
 
 
 def last_error() -> str:
@@ -37,13 +37,19 @@ def stop_for(exc: BaseException) -> int:
     return 1
 
 
-def call(status: int) -> None:
-    """Raises the exception named after ``status`` unless it is OTA_STATUS_OK; first, one a
-    callback of the call stopped with (``stop_for``)."""
+def raise_stopped() -> None:
+    """Raises the exception a callback stopped with (``stop_for``), if one is kept: for the
+    calls that return no status (a ``_free``)."""
     exc = getattr(_stopped, "exc", None)
     if exc is not None:
         _stopped.exc = None
         raise exc
+
+
+def call(status: int) -> None:
+    """Raises the exception named after ``status`` unless it is OTA_STATUS_OK; first, one a
+    callback of the call stopped with (``stop_for``)."""
+    raise_stopped()
     if status != 0:
         raise _errors.error_for(status, last_error())
 

@@ -14,6 +14,8 @@ from typing import (
     Any, Callable, ClassVar, Iterable, List, Mapping, Optional, ParamSpec, Sequence, Tuple, Type, TypeVar, Union
 )
 
+from ._ffi import raise_stopped
+
 __all__ = ["Managed", "JsonInput", "TextInput", "BytesInput", "PathInput"]
 
 JsonInput = Union[Mapping[str, Any], Sequence[Any], str, bytes, bytearray, memoryview, os.PathLike[str]]
@@ -169,7 +171,10 @@ class Managed:
         try:
             handle, self._handle = self._handle, None
             if handle is not None:
+                # Freeing an opener, an install or an agent under way may hand its callback
+                # the plaintext it still holds: a KeyboardInterrupt raised there is raised here.
                 type(self)._free(handle)
+                raise_stopped()
         finally:
             self._guard.release()
 
@@ -196,7 +201,7 @@ class Managed:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # interpreter shutdown
+        except BaseException:  # interpreter shutdown, or a callback's exception: nowhere to raise it
             pass
 
 

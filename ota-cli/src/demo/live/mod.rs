@@ -49,7 +49,10 @@ pub(super) fn run(a: &DemoArgs, out: Out, work: &Path) -> Result<Outcome, CliErr
     let new = publisher::pack(work, NEW, &new_engine, None, &mut rng)?;
     let old = publisher::pack(work, OLD, &old_engine, Some(NEW), &mut rng)?;
     let data_dir = work.join("server");
-    let store = Server::store_dir(&data_dir).join("uploads");
+    // A tenant names only its own part of the store (`store://TENANT/...`).
+    let store = Server::store_dir(&data_dir)
+        .join(server::TENANT)
+        .join("uploads");
     publisher::publish(&new, &store)?;
     publisher::publish(&old, &store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -122,7 +125,7 @@ impl Live<'_> {
                 "envelope": serde_json::from_str::<serde_json::Value>(&p.package.envelope_json().unwrap_or_default())
                     .unwrap_or_default(),
                 "encryption_key": p.key.to_hex(),
-                "artifact_uri": format!("store://uploads/{}", p.object_key),
+                "artifact_uri": format!("store://{}/uploads/{}", server::TENANT, p.object_key),
             });
             let v = api
                 .call("POST", "/api/v1/ota/packages", Some(&body))

@@ -307,7 +307,11 @@ impl Updater {
     // --- 5.3: the root. -----------------------------------------------------------------------
 
     fn next_root(&mut self) {
-        let version = self.root.meta.common.version + 1;
+        // A root at the last version there is has no next one.
+        let Some(version) = self.root.meta.common.version.checked_add(1) else {
+            self.root_done();
+            return;
+        };
         if version
             > self
                 .first_root

@@ -1,16 +1,20 @@
-//! Malformed requests get the API's error shape (`{"code","message"}`, the message naming the
-//! parameter or field), never a plain-text answer or a panic: path and query parameters that
-//! do not parse, a body with more than one JSON document, a `Range` header at the edge of
-//! `u64`. And a tenant's `store://` artifact URI reaches only its own part of the store.
+//! What a hostile or unlucky client meets. Malformed requests get the API's error shape
+//! (`{"code","message"}`, the message naming the parameter or field), never a plain-text
+//! answer or a panic: path and query parameters that do not parse, a body with more than one
+//! JSON document, a `Range` header at the edge of `u64`, a token naming no valid subject. A
+//! tenant's `store://` artifact URI reaches only its own part of the store. A registration
+//! repeated after its join was lost joins the running rollout.
 
 mod common;
 
-use common::{Srv, assert_error, config, firmware, registration, tmp_with_input};
+use common::{
+    Srv, assert_error, config, firmware, registration, rollout_to_all, state_in, tmp_with_input,
+};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_path_query_and_body_are_refused_naming_what_is_wrong() {
-    let (dir, input) = tmp_with_input("malformed");
+    let (dir, input) = tmp_with_input("hardening");
     let (fw, _, _) = firmware(&input, "2.0.0", false, 70_000);
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
@@ -58,7 +62,7 @@ async fn malformed_path_query_and_body_are_refused_naming_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_at_the_edge_of_u64_is_clamped_and_one_past_the_end_names_the_range() {
-    let (dir, input) = tmp_with_input("malformed-range");
+    let (dir, input) = tmp_with_input("hardening-range");
     let (fw, pkg, artifact) = firmware(&input, "2.0.0", false, 70_000);
     let size = artifact.len();
     assert!(size > 65536, "{size}");
@@ -109,7 +113,7 @@ async fn a_range_at_the_edge_of_u64_is_clamped_and_one_past_the_end_names_the_ra
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_cannot_point_the_server_at_another_tenants_stored_artifact() {
-    let (dir, input) = tmp_with_input("malformed-store");
+    let (dir, input) = tmp_with_input("hardening-store");
     let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
     let s = Srv::start(config(&dir)).await;
     let acme = s.token("acme", "admin");
@@ -140,6 +144,126 @@ async fn a_tenant_cannot_point_the_server_at_another_tenants_stored_artifact() {
         .call("POST", "/api/v1/ota/packages", &acme, Some(&own))
         .await;
     assert_eq!(got.0, 200, "{got:?}");
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_naming_no_valid_subject_is_refused_not_recorded_as_someone_else() {
+    let dir = common::tmp("hardening-sub");
+    let s = Srv::start(config(&dir)).await;
+    let token = s
+        .running
+        .state
+        .jwt
+        .token("alice@example.com", "acme", "admin", 3600);
+    let got = s.get("/api/v1/ota/packages", &token).await;
+    assert_error(&got, 401, "UNAUTHENTICATED", "authorization: sub:");
+    let token = s
+        .running
+        .state
+        .jwt
+        .token("alice.example.com", "acme", "admin", 3600);
+    assert_eq!(s.get("/api/v1/ota/packages", &token).await.0, 200);
+    s.stop();
+
+    // `ota-server token` mints no such token: the flag is named.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ota-server"))
+        .args([
+            "token",
+            "--tenant",
+            "acme",
+            "--subject",
+            "alice@example.com",
+        ])
+        .args(["--jwt-secret", "a-secret-of-the-test-long-enough-to-use"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--subject"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ota-server"))
+        .args([
+            "token",
+            "--tenant",
+            "acme",
+            "--subject",
+            "alice.example.com",
+        ])
+        .args(["--jwt-secret", "a-secret-of-the-test-long-enough-to-use"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_repeated_after_its_join_was_lost_joins_the_running_rollout() {
+    let (dir, input) = tmp_with_input("hardening-join");
+    let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
+    let s = Srv::start(config(&dir)).await;
+    let admin = s.token("acme", "admin");
+    s.upload(&admin, &fw).await;
+    s.empty_profile(&admin, "p").await;
+    s.register(&admin, "dev-1", &registration("p")).await;
+    let v = s.create_rollout(&admin, &rollout_to_all(&pkg)).await;
+    let rid = v["rollout_id"].as_str().unwrap();
+    // dev-2's registration committed its row, then its process died before the device
+    // joined the rollout: the row as a registration writes it, and nothing else.
+    let mut body = registration("p");
+    body["device_id"] = json!("dev-2");
+    body["labels"] = json!({"profile": "p"});
+    body.as_object_mut().unwrap().remove("profile_id");
+    let profile = ota_core::DeviceProfile::from_json_with_limits(
+        body.to_string().as_bytes(),
+        &ota_core::Limits::DEFAULT,
+    )
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO devices (tenant, device_id, profile_id, profile, credential_hash, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind("acme")
+    .bind("dev-2")
+    .bind("p")
+    .bind(serde_json::to_string(&profile).unwrap())
+    .bind("0".repeat(64))
+    .bind(1_i64)
+    .execute(&s.running.state.db)
+    .await
+    .unwrap();
+    let listing = format!("/api/v1/ota/rollouts/{rid}/devices");
+    let (code, before) = s.get(&listing, &admin).await;
+    assert_eq!(code, 200, "{before}");
+    assert!(state_in(&before, "dev-2").is_null(), "{before}");
+    // The retry finds the row (200, no credential) and joins what the first could not.
+    let (code, v) = s
+        .call(
+            "PUT",
+            "/api/v1/devices/dev-2",
+            &admin,
+            Some(&registration("p")),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let (_, after) = s.get(&listing, &admin).await;
+    assert!(!state_in(&after, "dev-2").is_null(), "{after}");
+    // Repeated again, it changes nothing in a rollout that has it: no new record.
+    let trail = s.audit(&admin, rid).await;
+    let (code, _) = s
+        .call(
+            "PUT",
+            "/api/v1/devices/dev-2",
+            &admin,
+            Some(&registration("p")),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(s.audit(&admin, rid).await, trail);
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
