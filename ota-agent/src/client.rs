@@ -15,8 +15,13 @@ use serde_json::Value;
 use crate::error::DaemonError;
 use crate::rpc::RpcRecord;
 
-/// The header in which the server suggests the poll interval, in milliseconds.
+/// The header in which the server suggests the poll interval, in milliseconds (taken within
+/// [`MIN_POLL_INTERVAL`] and [`MAX_POLL_INTERVAL`], see [`suggested_interval`]).
 pub const POLL_INTERVAL_HEADER: &str = "ota-poll-interval-ms";
+/// The shortest poll interval a server may suggest: 100 ms.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest poll interval a server may suggest: 24 hours.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// The header in which the device tells the version it really runs: `name=version`, comma
 /// separated.
 pub const INSTALLED_HEADER: &str = "ota-installed";
@@ -26,7 +31,7 @@ pub const INSTALLED_HEADER: &str = "ota-installed";
 pub struct Poll {
     /// The assignment, if any.
     pub assignment: Option<Assignment>,
-    /// The interval the server suggests.
+    /// The interval the server suggests ([`suggested_interval`]).
     pub interval: Option<Duration>,
 }
 
@@ -67,6 +72,14 @@ async fn status_error(what: impl Into<String>, r: reqwest::Response) -> DaemonEr
     }
 }
 
+/// The poll interval a [`POLL_INTERVAL_HEADER`] value suggests: its milliseconds, brought
+/// within [`MIN_POLL_INTERVAL`] and [`MAX_POLL_INTERVAL`] (100 ms to 24 h); `None` when it is
+/// not a number of milliseconds, or 0.
+pub fn suggested_interval(value: &str) -> Option<Duration> {
+    let ms = value.trim().parse::<u64>().ok().filter(|ms| *ms > 0)?;
+    Some(Duration::from_millis(ms).clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL))
+}
+
 /// `name=version,name=version`.
 pub fn installed_header(installed: &BTreeMap<Name, Version>) -> String {
     installed
@@ -104,6 +117,11 @@ impl Client {
     /// Forgets the credential (the server no longer knows it).
     pub fn clear_credential(&mut self) {
         self.credential = None;
+    }
+
+    /// Forgets the credential and answers it, if there was one.
+    pub fn take_credential(&mut self) -> Option<String> {
+        self.credential.take()
     }
 
     /// Whether the client has a credential.
@@ -184,9 +202,7 @@ impl Client {
             .headers()
             .get(POLL_INTERVAL_HEADER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis);
+            .and_then(suggested_interval);
         match r.status().as_u16() {
             204 => Ok(Poll {
                 assignment: None,
@@ -380,4 +396,23 @@ fn parse_range_len(range: &str) -> Option<u64> {
     let (a, b) = span.split_once('-')?;
     let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
     Some(b.checked_sub(a)? + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suggested_poll_interval_is_kept_between_100_ms_and_a_day() {
+        let ms = Duration::from_millis;
+        assert_eq!(suggested_interval(" 1234 "), Some(ms(1234)));
+        assert_eq!(suggested_interval("1"), Some(MIN_POLL_INTERVAL));
+        assert_eq!(
+            suggested_interval(&u64::MAX.to_string()),
+            Some(MAX_POLL_INTERVAL)
+        );
+        assert_eq!(suggested_interval("86400001"), Some(ms(86_400_000)));
+        assert_eq!(suggested_interval("0"), None);
+        assert_eq!(suggested_interval("soon"), None);
+    }
 }

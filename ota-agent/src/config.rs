@@ -34,9 +34,11 @@
 //! initial_delay_ms = 2000
 //! ```
 //!
-//! A block backend instead names its two partitions and the commands that switch them:
-//! `kind = "block"`, `a`, `b`, `switch = ["fw_setenv", "ota_slot", "{slot}"]`, and optionally
-//! `booted` (prints the slot that runs), `confirm` (marks the boot good after a commit) and
+//! A block backend instead names its two partitions and the commands that switch them and say
+//! which one runs: `kind = "block"`, `a`, `b`, `switch = ["fw_setenv", "ota_slot", "{slot}"]`,
+//! `booted = ["fw_printenv", "-n", "ota_slot"]` (prints the slot that runs; required, since
+//! only it tells whether a switch took effect, and the probe must judge the new slot, not the
+//! old one still running), and optionally `confirm` (marks the boot good after a commit) and
 //! `reboot`.
 
 use std::collections::BTreeMap;
@@ -114,8 +116,10 @@ pub enum SlotsConfig {
         /// The command that makes a slot the boot slot; `{slot}` becomes `a` or `b`,
         /// `{device}` its path.
         switch: Vec<String>,
-        /// A command printing the slot that runs (`a` or `b`), when the bootloader may
-        /// choose (boot counting); without it, the last slot switched to is taken as running.
+        /// The command printing the slot that runs (`a` or `b`). Required ([`Config::check`]
+        /// refuses a block backend without it): a switch takes effect only once the device
+        /// boots the slot, or the bootloader may fall back (boot counting), and only this
+        /// command tells; the probe must judge the new slot, never the old one still running.
         booted: Option<Vec<String>>,
         /// A command run after a commit, to tell the bootloader the new slot is good.
         confirm: Option<Vec<String>>,
@@ -336,6 +340,14 @@ impl Config {
                             "expected a command: a non-empty list whose first item is the program",
                         ));
                     }
+                }
+                if booted.is_none() {
+                    return Err(ConfigError::invalid(
+                        "slots.booted",
+                        "a block backend needs the command printing the slot that runs: \
+                         without it a switch cannot be told from one that has not taken effect, \
+                         and the probe would judge the old slot",
+                    ));
                 }
             }
         }

@@ -95,6 +95,15 @@ pub struct Daemon {
     pending: VecDeque<ChunkRequest>,
     /// Reports not yet acknowledged.
     outbox: Vec<DeviceReport>,
+    /// An output of the agent whose step failed (or a restart found undone): carried out
+    /// again before any other, so that nothing the agent asked for is lost and nothing after
+    /// it runs first.
+    held: Option<Output>,
+    /// The credential the server answered 401 to: kept in its file until a new one replaces
+    /// it, but not used again.
+    refused: Option<String>,
+    /// A switch needs a reboot that this process has not outlived yet.
+    reboot_pending: bool,
     /// The poll interval the server suggested last.
     interval: Duration,
     stop: Option<watch::Receiver<bool>>,
@@ -157,6 +166,14 @@ fn label(u: &UpdateRecord) -> SlotLabel {
     }
 }
 
+/// Whether the server's answer `status` to a report refuses it for good: 400 (the report is
+/// malformed, or names another device), 409 (the rollout, the attempt or the device's state
+/// leaves it nothing to change) and 413 (too large). Sending it again cannot help; every other
+/// answer may (a revoked credential is replaced, a proxy or the server recovers).
+pub fn report_refused(status: u16) -> bool {
+    matches!(status, 400 | 409 | 413)
+}
+
 /// Resolves when `stop` says so; never, without a stop channel.
 async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
     match stop {
@@ -194,6 +211,11 @@ impl Daemon {
             state.save_record(&record)?;
         }
         let current = record.update.clone();
+        // A record that says committed may have been written before the bootloader was told
+        // (by an older daemon, or a confirm that did not last): the confirm is idempotent, and
+        // runs again before the success is reported.
+        let held = (record.state == AgentState::Committed)
+            .then(|| Output::Persist(Box::new(record.clone())));
         let agent = Agent::new(agent_config(&config), Some(record), now(), &mut io);
         let mut client = Client::new(
             &config.server,
@@ -214,6 +236,9 @@ impl Daemon {
             io,
             pending: VecDeque::new(),
             outbox,
+            held,
+            refused: None,
+            reboot_pending: false,
             stop: None,
             current,
             probe: None,
@@ -297,12 +322,10 @@ impl Daemon {
                 if self.config.enrollment_token_file.is_some() =>
             {
                 // The server no longer knows the credential (revoked, or its database was
-                // rebuilt): the next cycle registers again with the enrollment token.
-                self.client.clear_credential();
-                let path = &self.config.credential_file;
-                if let Err(io) = std::fs::remove_file(path) {
-                    tracing::warn!(device = %self.config.device_id(), error = %io, "cannot remove the credential");
-                }
+                // rebuilt): the next cycle registers again with the enrollment token. Its file
+                // keeps it until the new one replaces it, so a registration that fails (or a
+                // restart) leaves the device no worse off.
+                self.refused = self.client.take_credential();
                 return Err(e);
             }
             r => r?,
@@ -421,13 +444,16 @@ impl Daemon {
         }
     }
 
-    /// The credential: from its file, or by registering with the enrollment token.
+    /// The credential: from its file (unless the server refused it), or by registering with
+    /// the enrollment token, the new credential then replacing the file's atomically.
     async fn ensure_credential(&mut self) -> Result<(), DaemonError> {
         if self.client.has_credential() {
             return Ok(());
         }
         let path = &self.config.credential_file;
-        if let Some(c) = store::load_credential(path)? {
+        if let Some(c) = store::load_credential(path)?
+            && self.refused.as_ref() != Some(&c)
+        {
             self.client.set_credential(c);
             return Ok(());
         }
@@ -449,19 +475,21 @@ impl Daemon {
             .await?;
         store::save_credential(path, &credential)?;
         self.client.set_credential(credential);
+        self.refused = None;
         tracing::info!(device = %self.config.device_id(), "registered");
         Ok(())
     }
 
-    /// Sends the reports not yet acknowledged, in order. A report the server refuses (4xx:
-    /// it changes nothing any more) is dropped; a connection error or a 5xx keeps the rest
-    /// for later.
+    /// Sends the reports not yet acknowledged, in order. A report the server refuses for
+    /// good ([`report_refused`]: it changes nothing, and never will) is dropped; any other
+    /// answer (a connection error, a 5xx, a 401 of a credential being replaced, a proxy's
+    /// 403, 404, 408 or 429) keeps it and the rest for later.
     async fn flush_outbox(&mut self) -> Result<(), DaemonError> {
         while let Some(r) = self.outbox.first() {
             let step = (r.status == ReportStatus::InProgress).then_some("downloading");
             match self.client.report(r, step).await {
                 Ok(()) => {}
-                Err(e @ DaemonError::Status { status, .. }) if (400..500).contains(&status) => {
+                Err(e @ DaemonError::Status { status, .. }) if report_refused(status) => {
                     tracing::warn!(device = %self.config.device_id(), error = %e, "report refused, dropped");
                 }
                 Err(e) => return Err(e),
@@ -523,8 +551,12 @@ impl Daemon {
         // When the rollout's RPC records were last read (a download reads them at once).
         let mut checked: Option<tokio::time::Instant> = None;
         loop {
-            while let Some(out) = self.agent.poll() {
-                self.carry_out(out).await?;
+            while let Some(out) = self.held.take().or_else(|| self.agent.poll()) {
+                if let Err(e) = self.carry_out(&out).await {
+                    // Carried out again first in the next cycle: the agent does not ask twice.
+                    self.held = Some(out);
+                    return Err(e);
+                }
             }
             let state = self.agent.state();
             if state != AgentState::Downloading {
@@ -779,16 +811,22 @@ impl Daemon {
         }
     }
 
-    async fn carry_out(&mut self, out: Output) -> Result<(), DaemonError> {
+    /// Carries out one output of the agent. Each step is idempotent, so that an output whose
+    /// step failed part way is carried out again whole.
+    async fn carry_out(&mut self, out: &Output) -> Result<(), DaemonError> {
         match out {
             Output::Persist(record) => {
-                self.state.save_record(&record)?;
+                if record.state == AgentState::Committed {
+                    // Before the record says committed: a restart after it reports the
+                    // success without asking the bootloader again.
+                    self.io.slots.confirm()?;
+                }
+                self.state.save_record(record)?;
                 if let Some(u) = &record.update {
                     self.current = Some(u.clone());
                 }
                 match record.state {
                     AgentState::Installed => self.step("installed").await,
-                    AgentState::Committed => self.io.slots.confirm()?,
                     AgentState::Idle => {
                         self.current = None;
                         self.steps.clear();
@@ -800,33 +838,35 @@ impl Daemon {
                     _ => {}
                 }
             }
-            Output::Fetch(req) => self.pending.push_back(req),
+            Output::Fetch(req) => self.pending.push_back(*req),
             Output::Swap { to } => {
                 let l = self.current_label()?;
-                check_label(&l, &to)?;
-                if self.io.slots.swap(&l)? == Switched::NeedsReboot {
-                    self.io.slots.reboot()?;
-                    return Err(DaemonError::Rebooting);
+                check_label(&l, to)?;
+                if self.reboot_pending || self.io.slots.swap(&l)? == Switched::NeedsReboot {
+                    return self.reboot();
                 }
                 self.refresh_running()?;
                 self.agent.handle(Input::Swapped, now(), &mut self.io)?;
                 self.step("swapped").await;
             }
-            Output::Probe { spec, swapped_at } => self.probe = Some((spec, swapped_at)),
+            Output::Probe { spec, swapped_at } => self.probe = Some((spec.clone(), *swapped_at)),
             Output::RestorePrevious { from } => {
                 let l = self.current_label()?;
-                check_label(&l, &from)?;
-                if self.io.slots.restore(&l)? == Switched::NeedsReboot {
-                    self.io.slots.reboot()?;
-                    return Err(DaemonError::Rebooting);
+                check_label(&l, from)?;
+                if self.reboot_pending || self.io.slots.restore(&l)? == Switched::NeedsReboot {
+                    return self.reboot();
                 }
                 self.refresh_running()?;
                 self.agent.handle(Input::Restored, now(), &mut self.io)?;
             }
             Output::Report(r) => {
-                self.note(&r);
-                self.outbox.push(r);
-                self.state.save_outbox(&self.outbox)?;
+                self.outbox.push(r.clone());
+                if let Err(e) = self.state.save_outbox(&self.outbox) {
+                    // Not kept: the report is queued again when its output is retried.
+                    self.outbox.pop();
+                    return Err(e);
+                }
+                self.note(r);
                 if let Err(e) = self.flush_outbox().await {
                     tracing::debug!(device = %self.config.device_id(), error = %e, "report kept for later");
                 }
@@ -836,6 +876,16 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Reboots into the slot just switched to; answers [`DaemonError::Rebooting`], or why the
+    /// reboot command failed. Until this process ends, a swap or restore carried out again
+    /// reboots again: before the reboot, the slots cannot tell the new slot not booted yet from
+    /// a bootloader that fell back.
+    fn reboot(&mut self) -> Result<(), DaemonError> {
+        self.reboot_pending = true;
+        self.io.slots.reboot()?;
+        Err(DaemonError::Rebooting)
     }
 
     fn current_label(&self) -> Result<SlotLabel, DaemonError> {

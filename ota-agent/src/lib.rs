@@ -21,7 +21,10 @@
 //! Every output of the agent is carried out in order; its record is written with fsync and
 //! an atomic rename before the step it guards ([`store`]), so a `kill -9` anywhere is
 //! recovered on the next start: the update resumes where the record says, re-verifying every
-//! staged chunk. A report is kept in an outbox on disk until the server acknowledges it.
+//! staged chunk. An output whose step fails (a switch or confirm command, a full disk) is
+//! carried out again, before any later one, in the next cycle; the bootloader is told a slot
+//! is good before the record says committed. A report is kept in an outbox on disk until the
+//! server acknowledges it, or refuses it for good (400, 409, 413).
 //!
 //! Many daemons can run as tasks of one tokio runtime: nothing here is process-wide.
 

@@ -50,11 +50,13 @@ fn random_below(n: u64) -> u64 {
     u64::from_le_bytes(b) % n
 }
 
-/// `interval` give or take 10 %, so a fleet does not poll in step.
+/// `interval` give or take 10 %, so a fleet does not poll in step (saturating: any interval
+/// is taken, up to `u64::MAX` milliseconds).
 pub fn jitter(interval: Duration) -> Duration {
     let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
     let spread = ms / 10;
-    Duration::from_millis(ms - spread + random_below(2 * spread + 1))
+    let r = random_below(spread.saturating_mul(2).saturating_add(1));
+    Duration::from_millis((ms - spread).saturating_add(r))
 }
 
 /// The wait after `errors` failures in a row: 1 s doubling up to `max`, with jitter.
@@ -74,6 +76,14 @@ mod tests {
             assert!((900..=1100).contains(&j.as_millis()), "{j:?}");
         }
         assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn jitter_of_the_longest_interval_does_not_overflow() {
+        for _ in 0..100 {
+            let j = jitter(Duration::MAX).as_millis();
+            assert!(j >= u128::from(u64::MAX - u64::MAX / 10), "{j}");
+        }
     }
 
     #[test]

@@ -174,6 +174,28 @@ fn every_config_error_names_its_field() {
 }
 
 #[test]
+fn a_block_backend_without_the_booted_command_is_refused() {
+    // Without `booted`, a switch that needs a reboot would look done, and the probe would
+    // judge the old slot, still running.
+    let b = base().replace(
+        "kind = \"directory\"\nroot = \"/var/lib/app\"",
+        "kind = \"block\"\na = \"/dev/a\"\nb = \"/dev/b\"\nswitch = [\"/usr/bin/fw_setenv\", \"ota_slot\", \"{slot}\"]",
+    );
+    match Config::from_toml(&b) {
+        Err(e @ ConfigError::Invalid { .. }) => {
+            assert_eq!(e.field(), "slots.booted", "{e}");
+            assert!(e.to_string().starts_with("slots.booted"), "{e}");
+        }
+        other => panic!("expected slots.booted to be refused, got {other:?}"),
+    }
+    let with = b.replace(
+        "\"{slot}\"]",
+        "\"{slot}\"]\nbooted = [\"/usr/bin/fw_printenv\", \"-n\", \"ota_slot\"]",
+    );
+    Config::from_toml(&with).unwrap();
+}
+
+#[test]
 fn the_example_configuration_and_the_systemd_unit_agree() {
     let dir = env!("CARGO_MANIFEST_DIR");
     let path = std::path::Path::new(dir).join("agent.example.toml");

@@ -92,13 +92,38 @@ impl DirSlots {
         self.root.join(slot.as_str()).join(&self.file)
     }
 
-    /// The active slot, `None` before the first switch.
+    /// The active slot, `None` before the first switch. `current` may name its slot in any
+    /// way that leads to it (`a`, `./a`, `a/`, `ROOT/a`): what it resolves to is compared with
+    /// what `ROOT/a` and `ROOT/b` resolve to. A `current` that leads to neither, or to nothing,
+    /// is an error (`InvalidData`), never "no slot runs": the slot written next would be
+    /// chosen from it, and could be the one running.
     pub fn active(&self) -> io::Result<Option<Slot>> {
-        match std::fs::read_link(self.current()) {
-            Ok(target) => Ok(target.to_str().and_then(Slot::parse)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let target = match std::fs::read_link(self.current()) {
+            Ok(target) => target,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let neither = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} names {}, {why}",
+                    self.current().display(),
+                    target.display()
+                ),
+            )
+        };
+        let resolved = std::fs::canonicalize(self.current())
+            .map_err(|e| neither(&format!("which cannot be resolved: {e}")))?;
+        for slot in [Slot::A, Slot::B] {
+            match std::fs::canonicalize(self.root.join(slot.as_str())) {
+                Ok(dir) if dir == resolved => return Ok(Some(slot)),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
+        Err(neither("which is neither slot a nor slot b"))
     }
 
     /// Empties `slot` and returns a writer for its file whose `flush` makes what was written
@@ -121,5 +146,70 @@ impl DirSlots {
         std::os::unix::fs::symlink(slot.as_str(), &tmp)?;
         std::fs::rename(&tmp, self.current())?;
         sync_dir(&self.root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("ota-host-dir-slots-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// Slots under `root` with `a` holding `running`, and `current` pointing at `target`.
+    fn slots_with_current(root: &Path, target: &Path) -> DirSlots {
+        let s = DirSlots::new(root.to_path_buf(), "payload".into()).unwrap();
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(s.file(Slot::A), b"running").unwrap();
+        let _ = std::fs::remove_file(s.current());
+        std::os::unix::fs::symlink(target, s.current()).unwrap();
+        s
+    }
+
+    #[test]
+    fn a_current_link_written_another_way_still_names_its_slot() {
+        let d = tmp("other-ways");
+        let root = d.join("app");
+        for target in [
+            PathBuf::from("a"),
+            PathBuf::from("./a"),
+            PathBuf::from("a/"),
+            root.join("a"),
+            root.join("b/../a"),
+        ] {
+            let s = slots_with_current(&root, &target);
+            assert_eq!(s.active().unwrap(), Some(Slot::A), "{}", target.display());
+            // The slot written next is the other one: the running one stays as it was.
+            let inactive = s.active().unwrap().map_or(Slot::A, Slot::other);
+            assert_eq!(inactive, Slot::B, "{}", target.display());
+            drop(s.open(inactive).unwrap());
+            assert_eq!(std::fs::read(s.file(Slot::A)).unwrap(), b"running");
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_current_link_naming_neither_slot_is_an_error() {
+        let d = tmp("neither");
+        let root = d.join("app");
+        std::fs::create_dir_all(d.join("elsewhere")).unwrap();
+        for target in [d.join("elsewhere"), PathBuf::from("c")] {
+            let s = slots_with_current(&root, &target);
+            let e = s.active().unwrap_err();
+            assert_eq!(
+                e.kind(),
+                io::ErrorKind::InvalidData,
+                "{}: {e}",
+                target.display()
+            );
+            assert!(e.to_string().contains("current"), "{e}");
+            assert_eq!(std::fs::read(s.file(Slot::A)).unwrap(), b"running");
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -1,7 +1,8 @@
 //! A/B partitions or block devices, written raw; a command switches the boot slot
-//! (`fw_setenv`, `grub-editenv`, `nvbootctrl`, a script). When the bootloader counts boots
-//! and may fall back on its own, the `booted` command says which slot really runs, and the
-//! `confirm` command marks a committed slot good.
+//! (`fw_setenv`, `grub-editenv`, `nvbootctrl`, a script). The `booted` command says which
+//! slot really runs (the configuration requires it): a switch is done only once it says the
+//! new slot, and a bootloader that counts boots may fall back on its own. The `confirm`
+//! command marks a committed slot good.
 
 use std::io::{self, Write};
 use std::os::unix::fs::FileTypeExt;
