@@ -61,13 +61,18 @@ fn transport(what: impl Into<String>, e: &reqwest::Error) -> DaemonError {
 async fn status_error(what: impl Into<String>, r: reqwest::Response) -> DaemonError {
     let status = r.status().as_u16();
     let text = r.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_string))
-        .unwrap_or(text);
+    let body = serde_json::from_str::<Value>(&text).ok();
+    let field = |f: &str| {
+        body.as_ref()
+            .and_then(|v| v[f].as_str())
+            .map(str::to_string)
+    };
+    let code = field("code").filter(|_| field("message").is_some());
+    let message = field("message").unwrap_or(text);
     DaemonError::Status {
         what: what.into(),
         status,
+        code,
         message: message.chars().take(500).collect(),
     }
 }

@@ -166,12 +166,15 @@ fn label(u: &UpdateRecord) -> SlotLabel {
     }
 }
 
-/// Whether the server's answer `status` to a report refuses it for good: 400 (the report is
-/// malformed, or names another device), 409 (the rollout, the attempt or the device's state
-/// leaves it nothing to change) and 413 (too large). Sending it again cannot help; every other
-/// answer may (a revoked credential is replaced, a proxy or the server recovers).
-pub fn report_refused(status: u16) -> bool {
-    matches!(status, 400 | 409 | 413)
+/// Whether the server's answer `status` (with its error `code`, when the answer is the API's
+/// error shape) to a report refuses it for good: 400 (the report is malformed, or names
+/// another device), 409 (the rollout, the attempt or the device's state leaves it nothing to
+/// change), 413 (too large), and the API's own 404 `NOT_FOUND` (no such rollout: rollout ids
+/// are never reused). Sending it again cannot help; every other answer may (a revoked
+/// credential is replaced, a proxy or the server recovers), and a report kept at the head of
+/// the outbox holds back those after it.
+pub fn report_refused(status: u16, code: Option<&str>) -> bool {
+    matches!(status, 400 | 409 | 413) || (status == 404 && code == Some("NOT_FOUND"))
 }
 
 /// Resolves when `stop` says so; never, without a stop channel.
@@ -489,10 +492,18 @@ impl Daemon {
             let step = (r.status == ReportStatus::InProgress).then_some("downloading");
             match self.client.report(r, step).await {
                 Ok(()) => {}
-                Err(e @ DaemonError::Status { status, .. }) if report_refused(status) => {
+                Err(e) => {
+                    let refused = match &e {
+                        DaemonError::Status { status, code, .. } => {
+                            report_refused(*status, code.as_deref())
+                        }
+                        _ => false,
+                    };
+                    if !refused {
+                        return Err(e);
+                    }
                     tracing::warn!(device = %self.config.device_id(), error = %e, "report refused, dropped");
                 }
-                Err(e) => return Err(e),
             }
             self.outbox.remove(0);
             self.state.save_outbox(&self.outbox)?;
@@ -924,5 +935,32 @@ impl Daemon {
             ReportStatus::Rejected => Some(Cycle::Rejected { reason }),
             _ => self.outcome.take(),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report_refused;
+
+    #[test]
+    fn a_report_is_dropped_only_when_the_server_refuses_it_for_good() {
+        for status in [400, 409, 413] {
+            assert!(report_refused(status, None), "{status}");
+        }
+        // No such rollout, said by the API itself: never will be.
+        assert!(report_refused(404, Some("NOT_FOUND")));
+        // A proxy's 404, a revoked credential, a forbidden path, throttling, a server down:
+        // kept for later.
+        for (status, code) in [
+            (404, None),
+            (401, Some("UNAUTHENTICATED")),
+            (403, Some("PERMISSION_DENIED")),
+            (408, None),
+            (429, None),
+            (500, Some("INTERNAL")),
+            (503, Some("UNAVAILABLE")),
+        ] {
+            assert!(!report_refused(status, code), "{status} {code:?}");
+        }
     }
 }

@@ -64,6 +64,9 @@ pub enum DaemonError {
         what: String,
         /// The HTTP status.
         status: u16,
+        /// The server's error code (`NOT_FOUND`, `FAILED_PRECONDITION`, ...) when its answer
+        /// is the API's error shape; `None` from anything else (a proxy).
+        code: Option<String>,
         /// The server's message.
         message: String,
     },
