@@ -58,9 +58,45 @@ fn transport(what: impl Into<String>, e: &reqwest::Error) -> DaemonError {
     }
 }
 
+/// The most of an error answer's body that is read (its message is cut to 500 characters).
+const ERROR_BODY_BYTES: usize = 16 << 10;
+
+/// The most of a registration's answer that is read (a credential and the device's profile).
+const REGISTRATION_BYTES: usize = 1 << 20;
+
+/// Reads an answer's body, at most `max` bytes: a longer one (declared or sent) is refused
+/// as soon as it passes the limit, so a hostile or broken server cannot fill the device's
+/// memory with one answer.
+async fn read_body(
+    mut r: reqwest::Response,
+    what: &'static str,
+    max: usize,
+) -> Result<Bytes, DaemonError> {
+    let too_long = |n: u64| DaemonError::Protocol {
+        what,
+        message: format!("the answer has {n} bytes or more, more than the limit of {max}"),
+    };
+    if let Some(n) = r.content_length()
+        && n > max as u64
+    {
+        return Err(too_long(n));
+    }
+    let mut out = BytesMut::new();
+    while let Some(piece) = r.chunk().await.map_err(|e| transport(what, &e))? {
+        if out.len() + piece.len() > max {
+            return Err(too_long((out.len() + piece.len()) as u64));
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(out.freeze())
+}
+
 async fn status_error(what: impl Into<String>, r: reqwest::Response) -> DaemonError {
     let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
+    let text = match read_body(r, "error answer", ERROR_BODY_BYTES).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => e.to_string(),
+    };
     let body = serde_json::from_str::<Value>(&text).ok();
     let field = |f: &str| {
         body.as_ref()
@@ -174,7 +210,7 @@ impl Client {
         let issued = matches!(code, 200 | 201);
         match code {
             _ if issued => {
-                let bytes = r.bytes().await.map_err(|e| transport("register", &e))?;
+                let bytes = read_body(r, "registration", REGISTRATION_BYTES).await?;
                 let v: Value =
                     serde_json::from_slice(&bytes).map_err(|e| DaemonError::Protocol {
                         what: "registration",
@@ -214,7 +250,7 @@ impl Client {
                 interval,
             }),
             200 => {
-                let bytes = r.bytes().await.map_err(|e| transport("poll", &e))?;
+                let bytes = read_body(r, "assignment", Assignment::max_bytes(limits)).await?;
                 let a =
                     Assignment::from_json(&bytes, limits).map_err(|e| DaemonError::Protocol {
                         what: "assignment",
@@ -334,18 +370,11 @@ impl Client {
         if r.status().as_u16() != 200 {
             return Err(status_error("rpc", r).await);
         }
-        let bytes = r.bytes().await.map_err(|e| transport("rpc", &e))?;
+        let bytes = read_body(r, "rpc records", limits.max_document_bytes).await?;
         let protocol = |message: String| DaemonError::Protocol {
             what: "rpc records",
             message,
         };
-        if bytes.len() > limits.max_document_bytes {
-            return Err(protocol(format!(
-                "{} bytes exceeds the limit of {} bytes",
-                bytes.len(),
-                limits.max_document_bytes
-            )));
-        }
         #[derive(serde::Deserialize)]
         struct Records {
             rpc: Vec<RpcRecord>,
@@ -406,6 +435,78 @@ fn parse_range_len(range: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server answering each of its first requests with `head`, then `body_len`
+    /// bytes (until the client stops reading).
+    fn hostile(head: &'static str, body_len: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for s in listener.incoming().take(4) {
+                let Ok(mut s) = s else { continue };
+                let mut request = [0u8; 4096];
+                let _ = s.read(&mut request);
+                let _ = s.write_all(head.as_bytes());
+                let piece = vec![b'x'; 64 << 10];
+                let mut left = body_len;
+                while left > 0 {
+                    let n = left.min(piece.len());
+                    if s.write_all(&piece[..n]).is_err() {
+                        break;
+                    }
+                    left -= n;
+                }
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn an_answer_longer_than_its_limit_is_refused_as_it_arrives() {
+        let limits = Limits::DEFAULT;
+        let max = Assignment::max_bytes(&limits);
+        let poll = |base: String| async move {
+            let c = Client::new(&base, "dev-1".parse().unwrap(), Duration::from_secs(20)).unwrap();
+            c.poll(&BTreeMap::new(), &limits).await.unwrap_err()
+        };
+        // Declared longer than the limit: refused before its body is read.
+        let e = poll(hostile(
+            "HTTP/1.1 200 OK\r\ncontent-length: 99999999999\r\nconnection: close\r\n\r\n",
+            0,
+        ))
+        .await;
+        assert!(
+            matches!(&e, DaemonError::Protocol { what: "assignment", message } if message.contains("more than the limit")),
+            "{e}"
+        );
+        // Sent without a length, for longer than the limit: refused once past it.
+        let e = poll(hostile(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n",
+            max + (1 << 20),
+        ))
+        .await;
+        assert!(
+            matches!(
+                &e,
+                DaemonError::Protocol {
+                    what: "assignment",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // An error answer's text is read only up to its own small limit.
+        let e = poll(hostile(
+            "HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\n\r\n",
+            4 << 20,
+        ))
+        .await;
+        assert!(
+            matches!(&e, DaemonError::Status { status: 500, message, .. } if message.contains("more than the limit")),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_suggested_poll_interval_is_kept_between_100_ms_and_a_day() {

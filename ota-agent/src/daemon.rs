@@ -167,14 +167,17 @@ fn label(u: &UpdateRecord) -> SlotLabel {
 }
 
 /// Whether the server's answer `status` (with its error `code`, when the answer is the API's
-/// error shape) to a report refuses it for good: 400 (the report is malformed, or names
-/// another device), 409 (the rollout, the attempt or the device's state leaves it nothing to
-/// change), 413 (too large), and the API's own 404 `NOT_FOUND` (no such rollout: rollout ids
-/// are never reused). Sending it again cannot help; every other answer may (a revoked
-/// credential is replaced, a proxy or the server recovers), and a report kept at the head of
-/// the outbox holds back those after it.
+/// error shape) to a report refuses it for good: the API's own 400 (the report is malformed,
+/// or names another device), 409 (the rollout, the attempt or the device's state leaves it
+/// nothing to change) and 404 `NOT_FOUND` (no such rollout: rollouts are never deleted), and
+/// any 413 (too large). Sending it again cannot help; every other answer may (a revoked
+/// credential is replaced; a proxy, a captive portal or the server recovers), and a report
+/// kept at the head of the outbox holds back those after it.
 pub fn report_refused(status: u16, code: Option<&str>) -> bool {
-    matches!(status, 400 | 409 | 413) || (status == 404 && code == Some("NOT_FOUND"))
+    matches!(
+        (status, code),
+        (400 | 409, Some(_)) | (404, Some("NOT_FOUND")) | (413, _)
+    )
 }
 
 /// Resolves when `stop` says so; never, without a stop channel.
@@ -305,8 +308,11 @@ impl Daemon {
     pub async fn cycle(&mut self) -> Result<Cycle, DaemonError> {
         self.ensure_credential().await?;
         // A server out of reach does not hold up what needs none of it (a swap, a probe, a
-        // restore after a restart); the poll below finds out.
-        if let Err(e) = self.flush_outbox().await {
+        // restore after a restart); the poll below finds out. An output held for a retry goes
+        // first (a confirm before the success it precedes is reported).
+        if self.held.is_none()
+            && let Err(e) = self.flush_outbox().await
+        {
             tracing::debug!(device = %self.config.device_id(), error = %e, "reports kept for later");
         }
         if let Some(c) = self.drive().await? {
@@ -944,14 +950,20 @@ mod tests {
 
     #[test]
     fn a_report_is_dropped_only_when_the_server_refuses_it_for_good() {
-        for status in [400, 409, 413] {
-            assert!(report_refused(status, None), "{status}");
-        }
-        // No such rollout, said by the API itself: never will be.
-        assert!(report_refused(404, Some("NOT_FOUND")));
-        // A proxy's 404, a revoked credential, a forbidden path, throttling, a server down:
-        // kept for later.
         for (status, code) in [
+            (400, Some("INVALID_ARGUMENT")),
+            (409, Some("FAILED_PRECONDITION")),
+            (413, None),
+            // No such rollout, said by the API itself: never will be.
+            (404, Some("NOT_FOUND")),
+        ] {
+            assert!(report_refused(status, code), "{status} {code:?}");
+        }
+        // A proxy's or captive portal's 400, 404 or 409, a revoked credential, a forbidden
+        // path, throttling, a server down: kept for later.
+        for (status, code) in [
+            (400, None),
+            (409, None),
             (404, None),
             (401, Some("UNAUTHENTICATED")),
             (403, Some("PERMISSION_DENIED")),

@@ -232,9 +232,6 @@ async fn slot(st: &AppState, tenant: Option<&str>, id: &str) -> ApiResult<Arc<Sl
     if let Some(s) = found {
         return Ok(s);
     }
-    if st.config.lease_ms == 0 {
-        return Err(no_rollout(id));
-    }
     let row: Option<(String,)> =
         sqlx::query_as("SELECT tenant FROM rollouts WHERE rollout_id = $1")
             .bind(id.to_string())
@@ -243,6 +240,13 @@ async fn slot(st: &AppState, tenant: Option<&str>, id: &str) -> ApiResult<Arc<Sl
     match row {
         Some((t,)) if tenant.is_none_or(|want| want == t) => {}
         _ => return Err(no_rollout(id)),
+    }
+    if st.config.lease_ms == 0 {
+        // Stored but not in memory: its restore at start failed (logged). Not "no such
+        // rollout": a device would drop its report for good on that answer.
+        return Err(ApiError::internal(format!(
+            "rollout_id: rollout {id} is stored but was not restored (see the server's log)"
+        )));
     }
     let h = load_one(st, id).await.map_err(|e| {
         ApiError::internal(format!("rollout_id: rollout {id} cannot be restored: {e}"))
