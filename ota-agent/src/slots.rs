@@ -209,10 +209,19 @@ impl Slots {
 
     /// Makes the previous slot run again when the running one holds the failed `label`.
     /// Idempotent: when it does not (restored already, or the bootloader fell back), nothing
-    /// happens.
+    /// runs to change, but a bootloader last switched to the failed slot (the reboot into it
+    /// never happened: it failed, or the daemon was killed first) is switched back to the
+    /// running slot, so that no later reboot starts the failed version and the next update
+    /// does not overwrite the slot the bootloader would boot.
     pub fn restore(&mut self, failed: &SlotLabel) -> Result<Switched, DaemonError> {
         match self.active()? {
             Some(s) if self.table.get(s) == Some(failed) => self.switch(s.other()),
+            Some(s)
+                if self.table.active == Some(s.other())
+                    && self.table.get(s.other()) == Some(failed) =>
+            {
+                self.switch(s)
+            }
             _ => Ok(Switched::Done),
         }
     }

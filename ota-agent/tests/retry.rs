@@ -213,6 +213,52 @@ async fn a_reboot_that_fails_is_tried_again_rather_than_probing_the_old_slot() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_never_rebooted_into_is_pointed_back_when_the_update_fails() {
+    let dir = tmp("retry-pointed-back");
+    let w = World::start(&dir, 60_000).await;
+    let (pkg, _) = w.upload("2.0.0", 200_000).await;
+    w.profile("prof-pb").await;
+    let (toml, bootenv, _) = block_device(&w, &dir, "dev-pb-1", "prof-pb");
+    let next = dir.join("next-boot");
+    script(
+        &dir.join("switch.sh"),
+        &format!("echo \"$1\" > {}", next.display()),
+    );
+    let mut d = open(&toml).await;
+    assert_eq!(d.cycle().await.unwrap(), Cycle::Idle);
+    let rid = w.rollout(&pkg, "prof-pb").await;
+    // Switched to b, and the reboot into it fails: the bootloader's next boot is b.
+    let e = d.cycle().await.unwrap_err();
+    assert!(e.to_string().contains("slots.reboot"), "{e}");
+    assert_eq!(std::fs::read_to_string(&next).unwrap().trim(), "b");
+    // The daemon is restarted without a reboot (a stays running): from slot a it cannot tell
+    // this from a bootloader that fell back, so the update fails, and the bootloader is
+    // pointed back at a: no later reboot starts the version reported failed.
+    drop(d);
+    let mut d = open(&toml).await;
+    let mut outcome = None;
+    for _ in 0..4 {
+        match d.cycle().await {
+            Ok(Cycle::Idle) if outcome.is_some() => break,
+            Ok(c) => outcome = Some(c),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(
+        matches!(
+            &outcome,
+            Some(Cycle::RolledBack { .. } | Cycle::Failed { .. })
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&next).unwrap().trim(), "a");
+    assert_eq!(std::fs::read_to_string(&bootenv).unwrap().trim(), "a");
+    assert_eq!(w.device_state(&rid, "dev-pb-1").await, "failed");
+    w.running.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An operator issues `device` a new credential: the one its agent holds is revoked.
 async fn revoke(w: &World, device: &str, profile: &str) {
     let (code, v) = w
