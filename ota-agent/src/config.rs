@@ -36,9 +36,10 @@
 //!
 //! A block backend instead names its two partitions and the commands that switch them and say
 //! which one runs: `kind = "block"`, `a`, `b`, `switch = ["fw_setenv", "ota_slot", "{slot}"]`,
-//! `booted = ["fw_printenv", "-n", "ota_slot"]` (prints the slot that runs; required, since
-//! only it tells whether a switch took effect, and the probe must judge the new slot, not the
-//! old one still running), and optionally `confirm` (marks the boot good after a commit) and
+//! `booted` (prints the slot that runs, as the bootloader booted it: for example from the
+//! kernel command line, not the variable `switch` sets for the next boot; required, since only
+//! it tells whether a switch took effect, and the probe must judge the new slot, not the old
+//! one still running), and optionally `confirm` (marks the boot good after a commit) and
 //! `reboot`.
 
 use std::collections::BTreeMap;
