@@ -163,10 +163,17 @@ pub async fn put_device(
     }
     let doc = serde_json::to_string(&device).unwrap_or_default();
     let t = i(now().get());
-    // The device joins the running rollouts that do not have it yet (below): with replicas,
-    // this one must be able to drive them all, or nothing is written (a retryable
-    // `UNAVAILABLE`).
-    crate::engine::join_ready(&st, admin.tenant.as_str()).await?;
+    let exists: Option<(String,)> =
+        sqlx::query_as("SELECT device_id FROM devices WHERE tenant = $1 AND device_id = $2")
+            .bind(admin.tenant.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&st.db)
+            .await?;
+    if exists.is_none() {
+        // A new device joins the running rollouts (below): with replicas, this one must be
+        // able to drive them all, or nothing is written (a retryable `UNAVAILABLE`).
+        crate::engine::join_ready(&st, admin.tenant.as_str()).await?;
+    }
     let mut tx = st.db.begin().await?;
     let updated = sqlx::query(
         "UPDATE devices SET profile_id = $1, profile = $2, updated_at = $3 \
@@ -214,7 +221,13 @@ pub async fn put_device(
         // The old credential stops working here too, not only in the database.
         st.credentials.forget(admin.tenant.as_str(), id.as_str());
     }
-    crate::engine::join(&st, admin.tenant.as_str(), &device).await?;
+    // A device registered before joins what it is missing (a first registration's join that
+    // was lost), as far as this replica drives the rollouts: its update stands either way.
+    match crate::engine::join(&st, admin.tenant.as_str(), &device).await {
+        Err(e) if status == StatusCode::CREATED => return Err(e),
+        Err(e) => tracing::warn!(device_id = %id, error = %e.message, "rejoin deferred"),
+        Ok(()) => {}
+    }
     let mut answer = json!({ "device_id": id, "profile_id": profile_id, "device": device });
     if let Some(c) = credential {
         answer["credential"] = Value::String(c);

@@ -204,7 +204,7 @@ class Agent(Managed):
         if state is None:
             # Read from inside a call that changes the agent (one of its callbacks), or an
             # earlier call panicked while using it.
-            status = _errors.INVALID_ARGUMENT if self._guard.held_here() else _errors.PANIC
+            status = _errors.INVALID_ARGUMENT if self._guard.nested_here() else _errors.PANIC
             raise _errors.error_for(status, last_error())
         return state.decode()
 

@@ -62,6 +62,11 @@ class _Guard:
             self._owner = None
         self._lock.release()
 
+    def nested_here(self) -> bool:
+        """Whether this thread uses the handle in a call inside another that uses it (a
+        callback's)."""
+        return self.held_here() and self._depth > 1
+
     def held_here(self) -> bool:
         """Whether this thread is inside a call that uses the handle."""
         return self._owner == threading.get_ident()
