@@ -169,15 +169,17 @@ fn label(u: &UpdateRecord) -> SlotLabel {
 /// Whether the server's answer `status` (with its error `code`, when the answer is the API's
 /// error shape) to a report refuses it for good: the API's own 400 (the report is malformed,
 /// or names another device), 409 (the rollout, the attempt or the device's state leaves it
-/// nothing to change) and 404 `NOT_FOUND` (no such rollout: rollouts are never deleted), and
-/// any 413 (too large). Sending it again cannot help; every other answer may (a revoked
-/// credential is replaced; a proxy, a captive portal or the server recovers), and a report
-/// kept at the head of the outbox holds back those after it.
+/// nothing to change; but not `ABORTED`, a concurrent write that a retry gets past) and 404
+/// `NOT_FOUND` (no such rollout: rollouts are never deleted), and any 413 (too large).
+/// Sending it again cannot help; every other answer may (a revoked credential is replaced; a
+/// proxy, a captive portal or the server recovers), and a report kept at the head of the
+/// outbox holds back those after it.
 pub fn report_refused(status: u16, code: Option<&str>) -> bool {
-    matches!(
-        (status, code),
-        (400 | 409, Some(_)) | (404, Some("NOT_FOUND")) | (413, _)
-    )
+    match (status, code) {
+        (409, Some("ABORTED")) => false,
+        (400 | 409, Some(_)) | (404, Some("NOT_FOUND")) | (413, _) => true,
+        _ => false,
+    }
 }
 
 /// Resolves when `stop` says so; never, without a stop channel.
@@ -964,6 +966,7 @@ mod tests {
         for (status, code) in [
             (400, None),
             (409, None),
+            (409, Some("ABORTED")),
             (404, None),
             (401, Some("UNAUTHENTICATED")),
             (403, Some("PERMISSION_DENIED")),

@@ -24,7 +24,7 @@
 //! staged chunk. An output whose step fails (a switch or confirm command, a full disk) is
 //! carried out again, before any later one, in the next cycle; the bootloader is told a slot
 //! is good before the record says committed. A report is kept in an outbox on disk until the
-//! server acknowledges it, or refuses it for good (the API's own 400, 409 or 404 NOT_FOUND, or any 413).
+//! server acknowledges it, or refuses it for good (the API's own 400, 409 but ABORTED, or 404 NOT_FOUND, or any 413).
 //!
 //! Many daemons can run as tasks of one tokio runtime: nothing here is process-wide.
 

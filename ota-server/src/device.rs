@@ -191,7 +191,7 @@ pub struct ChunkQuery {
     /// The first byte (default 0, or the `Range` header's).
     #[serde(default)]
     pub offset: Option<u64>,
-    /// How many bytes (clamped to the 64 KiB chunk the offset is in).
+    /// How many bytes: at least 1, clamped to the 64 KiB chunk the offset is in.
     #[serde(default)]
     pub length: Option<u64>,
 }
@@ -242,6 +242,9 @@ pub async fn chunk(
     let pkg = available(&st, dev.tenant.as_str(), &q.package_id).await?;
     let size = pkg.verified.package().size_bytes;
     let range = range_header(&headers)?;
+    if range.is_none() && q.length == Some(0) {
+        return Err(ApiError::invalid("length: at least 1 byte"));
+    }
     let (offset, length) = match range {
         Some(r) => r,
         None => (

@@ -20,6 +20,9 @@ pub enum Code {
     NotFound,
     /// It exists already.
     AlreadyExists,
+    /// A concurrent request wrote the same thing first: sending it again succeeds or says why
+    /// not (409).
+    Aborted,
     /// The state does not allow it.
     FailedPrecondition,
     /// The body is too large, or a limit is reached.
@@ -41,6 +44,7 @@ impl Code {
             Code::PermissionDenied => StatusCode::FORBIDDEN,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::AlreadyExists => StatusCode::CONFLICT,
+            Code::Aborted => StatusCode::CONFLICT,
             Code::FailedPrecondition => StatusCode::CONFLICT,
             Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
@@ -131,7 +135,21 @@ impl ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// A unique violation is two requests writing the same row at once (two first
+    /// registrations of a device, two uploads of a package): the one that lost is `ABORTED`,
+    /// and its retry finds the row the other wrote. Every other database error is
+    /// `UNAVAILABLE`.
     fn from(e: sqlx::Error) -> Self {
+        if let Some(d) = e.as_database_error().filter(|d| d.is_unique_violation()) {
+            let what = d.constraint().or(d.table()).unwrap_or("a unique key");
+            tracing::info!(error = %e, "concurrent write");
+            return ApiError::new(
+                Code::Aborted,
+                format!(
+                    "database: a concurrent request wrote the same row first ({what}); send the request again"
+                ),
+            );
+        }
         tracing::error!(error = %e, "database error");
         ApiError::new(Code::Unavailable, format!("database: {e}"))
     }
@@ -145,3 +163,31 @@ impl IntoResponse for ApiError {
 
 /// What handlers return.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::{Connection, Executor};
+
+    #[tokio::test]
+    async fn a_unique_violation_is_aborted_and_other_database_errors_unavailable() {
+        sqlx::any::install_default_drivers();
+        let mut db = sqlx::AnyConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        db.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            .await
+            .unwrap();
+        db.execute("INSERT INTO t (k) VALUES ('a')").await.unwrap();
+        let e = ApiError::from(
+            db.execute("INSERT INTO t (k) VALUES ('a')")
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(e.code, Code::Aborted, "{e}");
+        assert_eq!(e.code.http(), StatusCode::CONFLICT);
+        assert!(e.message.contains("send the request again"), "{e}");
+        let e = ApiError::from(db.execute("SELECT * FROM missing").await.unwrap_err());
+        assert_eq!(e.code, Code::Unavailable, "{e}");
+    }
+}

@@ -49,22 +49,19 @@ pub async fn put_profile(
         crate::packages::available(&st, admin.tenant.as_str(), p).await?;
     }
     let text = serde_json::to_string(&body).unwrap_or_default();
-    let mut tx = st.db.begin().await?;
-    sqlx::query("DELETE FROM profiles WHERE tenant = $1 AND profile_id = $2")
-        .bind(admin.tenant.to_string())
-        .bind(id.clone())
-        .execute(&mut *tx)
-        .await?;
+    // One statement, so two PUTs of the same new profile at once both succeed (the later
+    // one's body stays) rather than one failing on the key the other inserted.
     sqlx::query(
-        "INSERT INTO profiles (tenant, profile_id, body, updated_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO profiles (tenant, profile_id, body, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant, profile_id) DO UPDATE SET body = excluded.body, \
+         updated_at = excluded.updated_at",
     )
     .bind(admin.tenant.to_string())
     .bind(id.clone())
     .bind(text)
     .bind(i(now().get()))
-    .execute(&mut *tx)
+    .execute(&st.db)
     .await?;
-    tx.commit().await?;
     Ok(AxumJson(json!({ "profile_id": id, "profile": body })))
 }
 
@@ -175,32 +172,44 @@ pub async fn put_device(
         crate::engine::join_ready(&st, admin.tenant.as_str()).await?;
     }
     let mut tx = st.db.begin().await?;
-    let updated = sqlx::query(
-        "UPDATE devices SET profile_id = $1, profile = $2, updated_at = $3 \
-         WHERE tenant = $4 AND device_id = $5",
-    )
-    .bind(profile_id.as_ref().map(ToString::to_string))
-    .bind(doc.clone())
-    .bind(t)
-    .bind(admin.tenant.to_string())
-    .bind(id.to_string())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let (status, credential) = if updated == 0 {
-        let credential = new_device_credential();
+    let update = || {
         sqlx::query(
+            "UPDATE devices SET profile_id = $1, profile = $2, updated_at = $3 \
+             WHERE tenant = $4 AND device_id = $5",
+        )
+        .bind(profile_id.as_ref().map(ToString::to_string))
+        .bind(doc.clone())
+        .bind(t)
+        .bind(admin.tenant.to_string())
+        .bind(id.to_string())
+    };
+    let mut created = None;
+    if update().execute(&mut *tx).await?.rows_affected() == 0 {
+        let credential = new_device_credential();
+        // Two first registrations at once: the one that inserts second finds the other's
+        // row (its insert waits for the other's commit), and updates it as a registered
+        // device's PUT would, rather than failing on the key.
+        let inserted = sqlx::query(
             "INSERT INTO devices (tenant, device_id, profile_id, profile, credential_hash, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (tenant, device_id) DO NOTHING",
         )
         .bind(admin.tenant.to_string())
         .bind(id.to_string())
         .bind(profile_id.as_ref().map(ToString::to_string))
-        .bind(doc)
+        .bind(doc.clone())
         .bind(credential_hash(&credential))
         .bind(t)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            created = Some(credential);
+        } else {
+            update().execute(&mut *tx).await?;
+        }
+    }
+    let (status, credential) = if let Some(credential) = created {
         (StatusCode::CREATED, Some(credential))
     } else if reissue {
         // A device that lost its credential (its agent was killed between the registration

@@ -160,6 +160,16 @@ async fn metrics(
     )
 }
 
+/// A path served, with a method it does not serve: 405 in the API's error shape (axum adds
+/// the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let e = ApiError::invalid(format!(
+        "method: {method} is not served on this path (the Allow header says what is)"
+    ));
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(e)).into_response()
+}
+
 /// The paths the router serves (the OpenAPI test checks each is documented).
 pub fn routes() -> Vec<&'static str> {
     table().into_iter().map(|(p, _)| p).collect()
@@ -173,6 +183,7 @@ pub fn router(st: AppState) -> Router {
         r = r.route(path, handlers);
     }
     r.fallback(|| async { ApiError::not_found("path: no such endpoint") })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(st)
 }

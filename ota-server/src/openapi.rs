@@ -13,9 +13,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
 /// An error answer.
 #[derive(Serialize, ToSchema)]
 pub struct Error {
-    /// `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, `NOT_FOUND`,
-    /// `ALREADY_EXISTS`, `FAILED_PRECONDITION` (409), `RESOURCE_EXHAUSTED` (413),
-    /// `UNIMPLEMENTED`, `UNAVAILABLE`, `INTERNAL`.
+    /// `INVALID_ARGUMENT` (400), `UNAUTHENTICATED` (401), `PERMISSION_DENIED` (403),
+    /// `NOT_FOUND` (404), `ALREADY_EXISTS`, `ABORTED` (a concurrent request wrote the same row
+    /// first: send it again) and `FAILED_PRECONDITION` (409), `RESOURCE_EXHAUSTED` (413),
+    /// `INTERNAL` (500), `UNIMPLEMENTED` (501), `UNAVAILABLE` (503: the database, or another
+    /// replica drives the rollout; send it again).
     pub code: String,
     /// One line, naming the field.
     pub message: String,
@@ -183,6 +185,68 @@ impl Modify for Bearer {
     }
 }
 
+/// The answers any call of the API can get, added to each operation that does not list them
+/// itself: 401 and 403 where a credential is needed, a concurrent write's 409 on the calls
+/// that write, 500 and 503 on every call under `/api`.
+struct CommonAnswers;
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        let answer = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("Error"))),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let writes = [&mut item.put, &mut item.post, &mut item.delete];
+            let reads = [&mut item.get];
+            for (writing, op) in writes
+                .into_iter()
+                .map(|o| (true, o))
+                .chain(reads.into_iter().map(|o| (false, o)))
+            {
+                let Some(op) = op else { continue };
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut add = |code: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| answer(description).into());
+                };
+                if secured {
+                    add(
+                        "401",
+                        "No credential, or one that is not valid (malformed, expired, revoked)",
+                    );
+                    add(
+                        "403",
+                        "A credential of the wrong kind (a device's on an admin path, an admin's on a device path, another device's), or a viewer's on a write",
+                    );
+                }
+                if writing {
+                    add(
+                        "409",
+                        "ABORTED: a concurrent request wrote the same row first; send the request again",
+                    );
+                }
+                add("500", "INTERNAL: a bug, logged");
+                add(
+                    "503",
+                    "UNAVAILABLE: the database is, or another replica drives the rollout; send the request again",
+                );
+            }
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server is up", body = String)))]
 fn healthz() {}
 
@@ -333,7 +397,7 @@ fn device_ota() {}
 #[utoipa::path(get, path = "/api/v1/devices/{device_id}/ota/chunk", tag = "device",
     params(("device_id" = String, Path),
         ("package_id" = String, Query, description = "The device's assigned package"),
-        ("offset" = Option<u64>, Query), ("length" = Option<u64>, Query, description = "Clamped to the 64 KiB chunk"),
+        ("offset" = Option<u64>, Query), ("length" = Option<u64>, Query, description = "At least 1; clamped to the 64 KiB chunk"),
         ("Range" = Option<String>, Header, description = "bytes=START-END, instead of offset and length")),
     responses(
         (status = 200, description = "The bytes; headers ota-offset, ota-length, ota-complete (true on the last range), content-range", content_type = "application/octet-stream", body = Vec<u8>),
@@ -368,7 +432,7 @@ fn device_rpc() {}
         device_report, device_rpc),
     components(schemas(Error, DsseUpload, SeedUpload, SeedCompatibility, RollbackBinding, PackageUpload, Uploaded,
         PackageView, Profile, RolloutCreated, OperatorAnswer, Report, ReportAnswer)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &CommonAnswers),
 )]
 struct Doc;
 

@@ -1,9 +1,9 @@
 //! What a hostile or unlucky client meets. Malformed requests get the API's error shape
 //! (`{"code","message"}`, the message naming the parameter or field), never a plain-text
 //! answer or a panic: path and query parameters that do not parse, a body with more than one
-//! JSON document, a `Range` header at the edge of `u64`, a token naming no valid subject. A
-//! tenant's `store://` artifact URI reaches only its own part of the store. A registration
-//! repeated after its join was lost joins the running rollout.
+//! JSON document, a method the path does not serve, a `Range` header at the edge of `u64`, a
+//! token naming no valid subject. A tenant's `store://` artifact URI reaches only its own part
+//! of the store. A registration repeated after its join was lost joins the running rollout.
 
 mod common;
 
@@ -56,6 +56,24 @@ async fn malformed_path_query_and_body_are_refused_naming_what_is_wrong() {
         .raw("PUT", "/api/v1/ota/profiles/p", &admin, b" {} \n".to_vec())
         .await;
     assert_eq!(got.0, 200, "{got:?}");
+
+    // A method a path does not serve: 405 in the error shape, naming the method, with Allow.
+    let r = s
+        .http
+        .delete(format!("{}/api/v1/ota/packages", s.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let allow = r.headers()["allow"].to_str().unwrap().to_string();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "INVALID_ARGUMENT", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().starts_with("method: DELETE"),
+        "{v}"
+    );
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -107,6 +125,15 @@ async fn a_range_at_the_edge_of_u64_is_clamped_and_one_past_the_end_names_the_ra
     assert!(v["message"].as_str().unwrap().starts_with("range:"), "{v}");
     let r = chunk("bytes=9-3".into()).await.unwrap();
     assert_eq!(r.status(), 400);
+
+    // Without a Range: a length of 0 is refused naming the length, not the offset.
+    let got = s
+        .get(
+            &format!("/api/v1/devices/dev-1/ota/chunk?package_id={pkg}&offset=0&length=0"),
+            &cred,
+        )
+        .await;
+    assert_error(&got, 400, "INVALID_ARGUMENT", "length:");
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
