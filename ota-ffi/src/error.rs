@@ -12,12 +12,18 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// Sets this thread's last-error message. From a thread-exit destructor, after the
+/// thread's Rust thread-locals are gone, the message is dropped (the call still returns its
+/// status).
 pub(crate) fn set_last_error(message: String) {
-    LAST_ERROR.with(|e| *e.borrow_mut() = message);
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = message);
 }
 
+/// This thread's last-error message (empty from a thread-exit destructor, where it is gone).
 pub(crate) fn last_error() -> String {
-    LAST_ERROR.with(|e| e.borrow().clone())
+    LAST_ERROR
+        .try_with(|e| e.borrow().clone())
+        .unwrap_or_default()
 }
 
 /// A failed call: its status and the one-line detail for `ota_last_error_message`.

@@ -236,19 +236,27 @@ thread_local! {
     static TAKEN: RefCell<Vec<(*const Tag, bool)>> = const { RefCell::new(Vec::new()) };
 }
 
+// Every use of `TAKEN` is `try_with`: a call from a thread-exit destructor (a C
+// `pthread_key_create` destructor freeing its handles) runs after this thread's Rust
+// thread-locals are gone, where `with` would panic outside any guard and abort the process.
+// There, no list is kept: no call on that thread is running any more whose callback it
+// could be.
+
 /// Where the current call's handles start in the list of taken handles.
 pub(crate) fn taken_mark() -> usize {
-    TAKEN.with(|t| t.borrow().len())
+    TAKEN.try_with(|t| t.borrow().len()).unwrap_or(0)
 }
 
 /// The call that started at `mark` returned: its handles are no longer taken.
 pub(crate) fn release_since(mark: usize) {
-    TAKEN.with(|t| t.borrow_mut().truncate(mark));
+    let _ = TAKEN.try_with(|t| t.borrow_mut().truncate(mark));
 }
 
 /// The call that started at `mark` panicked: poisons every handle it took.
 pub(crate) fn poison_since(mark: usize) {
-    let taken: Vec<(*const Tag, bool)> = TAKEN.with(|t| t.borrow_mut().drain(mark..).collect());
+    let taken: Vec<(*const Tag, bool)> = TAKEN
+        .try_with(|t| t.borrow_mut().drain(mark..).collect())
+        .unwrap_or_default();
     for (tag, _) in taken {
         // The handles were live when taken, and a call cannot free a handle it holds (a
         // `_free` takes its handle untracked).
@@ -313,18 +321,20 @@ unsafe fn check_tag<T: Handle>(p: *const T, arg: &str, change: bool) -> Result<(
             ),
         ));
     }
-    TAKEN.with(|t| t.borrow_mut().push((this, change)));
+    let _ = TAKEN.try_with(|t| t.borrow_mut().push((this, change)));
     Ok(())
 }
 
 /// Whether a call running on this thread holds `tag`: at all when `change` (or to free it),
 /// else only to change it (two calls may read one handle).
 fn held(tag: *const Tag, change: bool) -> bool {
-    TAKEN.with(|t| {
-        t.borrow()
-            .iter()
-            .any(|&(taken, changing)| taken == tag && (change || changing))
-    })
+    TAKEN
+        .try_with(|t| {
+            t.borrow()
+                .iter()
+                .any(|&(taken, changing)| taken == tag && (change || changing))
+        })
+        .unwrap_or(false)
 }
 
 /// The tag of a non-NULL live handle `p` of C type `T`, poisoned or not.
@@ -751,5 +761,56 @@ mod tests {
             ota_a_free(h);
             ota_a_free(other);
         }
+    }
+
+    /// A C thread-exit destructor (a `pthread_key_create` one, say) that frees its handles
+    /// runs after the thread's Rust thread-locals are destroyed: the calls still work, and
+    /// nothing aborts the process.
+    #[test]
+    fn calls_from_a_thread_exit_destructor_after_the_thread_locals_are_gone_still_work() {
+        use crate::document::{ota_profile_free, ota_profile_parse, ota_profile_to_json};
+        use std::sync::mpsc;
+
+        /// Frees its profile when the thread exits, and says what it saw.
+        struct AtExit {
+            profile: *mut crate::document::ota_profile,
+            said: mpsc::Sender<(bool, Status, Status)>,
+        }
+        impl Drop for AtExit {
+            fn drop(&mut self) {
+                let gone = TAKEN.try_with(|_| ()).is_err();
+                let mut n = 0usize;
+                let to_json =
+                    unsafe { ota_profile_to_json(self.profile, std::ptr::null_mut(), 0, &mut n) };
+                let mut out = std::ptr::null_mut();
+                let bad = unsafe { ota_profile_parse(c"{".as_ptr(), 1, &mut out) };
+                unsafe { ota_profile_free(self.profile) };
+                let _ = self.said.send((gone, to_json, bad));
+            }
+        }
+        thread_local! {
+            static AT_EXIT: RefCell<Option<AtExit>> = const { RefCell::new(None) };
+        }
+
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Registered first, so destroyed last: after the library's thread-locals.
+            AT_EXIT.with(|_| ());
+            let json =
+                br#"{"device_id":"dev-1","device_type":"t","hardware_profile":"h","arch":"arm64"}"#;
+            let mut profile = std::ptr::null_mut();
+            let s = unsafe { ota_profile_parse(json.as_ptr().cast(), json.len(), &mut profile) };
+            assert_eq!(s, Status::Ok, "{}", crate::error::last_error());
+            AT_EXIT.with(|a| *a.borrow_mut() = Some(AtExit { profile, said: tx }));
+        })
+        .join()
+        .unwrap();
+        let (gone, to_json, bad) = rx.recv().unwrap();
+        assert!(
+            gone,
+            "the library's thread-locals were still there: the test tests nothing"
+        );
+        assert_eq!(to_json, Status::InsufficientSize);
+        assert_eq!(bad, Status::JsonSyntax);
     }
 }

@@ -99,6 +99,7 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
 pub(crate) fn guard<R: PanicOrDefault>(body: impl FnOnce() -> R) -> R {
     install_hook();
     let mark = crate::ffi::taken_mark();
+    // `DEPTH` has no destructor: `with` works on it even from a thread-exit destructor.
     DEPTH.with(|d| d.set(d.get() + 1));
     let result = catch_unwind(AssertUnwindSafe(body));
     DEPTH.with(|d| d.set(d.get() - 1));
@@ -110,7 +111,9 @@ pub(crate) fn guard<R: PanicOrDefault>(body: impl FnOnce() -> R) -> R {
         Err(payload) => {
             crate::ffi::poison_since(mark);
             let what = PANIC
-                .with(|p| p.borrow_mut().take())
+                .try_with(|p| p.borrow_mut().take())
+                .ok()
+                .flatten()
                 .unwrap_or_else(|| message(payload.as_ref()));
             set_last_error(format!("internal error (panic): {what}"));
             R::on_panic()
