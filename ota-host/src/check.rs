@@ -71,9 +71,20 @@ pub fn check_stream<R: Read>(
         let read = read_batches(size, &mut source, &full_tx, &empty_rx, threads);
         drop(full_tx);
         let mut bad: Vec<usize> = Vec::new();
+        let mut lost = false;
         for worker in workers {
-            // A worker only verifies chunks; it has nothing that can panic on any input.
-            bad.extend(worker.join().unwrap_or_default());
+            // A worker only verifies chunks, with nothing that can panic on any input; if one
+            // did, the chunks it held were not checked, so the check fails rather than call
+            // them good.
+            match worker.join() {
+                Ok(found) => bad.extend(found),
+                Err(_) => lost = true,
+            }
+        }
+        if lost {
+            return Err(io::Error::other(
+                "a checking thread panicked: the artifact was not checked whole",
+            ));
         }
         let (size_bytes, overflow) = read?;
         bad.extend(overflow);

@@ -3,7 +3,7 @@
 //! stat a readiness file.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -95,21 +95,26 @@ pub fn http(url: &str, timeout: Duration) -> ProbeResult {
         Err(e) => return result(false, e.to_string()),
     };
     let host = t.host.trim_start_matches('[').trim_end_matches(']');
-    let addr = match (host, t.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-    {
-        Some(a) => a,
-        None => return result(false, format!("cannot resolve {}", t.host)),
+    let addrs: Vec<SocketAddr> = match (host, t.port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(_) => Vec::new(),
     };
+    if addrs.is_empty() {
+        return result(false, format!("cannot resolve {}", t.host));
+    }
     let deadline = Instant::now() + timeout;
-    let mut stream = match TcpStream::connect_timeout(&addr, timeout) {
+    let timed_out = || {
+        result(
+            false,
+            format!("GET {url}: timed out after {} ms", timeout.as_millis()),
+        )
+    };
+    let mut stream = match connect_any(&addrs, deadline) {
         Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return timed_out(),
         Err(e) => return result(false, format!("GET {url}: {e}")),
     };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(left(deadline).max(Duration::from_millis(1))));
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: ota-probe\r\n\r\n",
         t.path, t.host
@@ -120,15 +125,24 @@ pub fn http(url: &str, timeout: Duration) -> ProbeResult {
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     while !head.windows(2).any(|w| w == b"\r\n") {
-        if Instant::now() >= deadline {
-            return result(
-                false,
-                format!("GET {url}: timed out after {} ms", timeout.as_millis()),
-            );
+        // Each read waits only for what is left of the timeout, so a server that answers
+        // slowly, a few bytes at a time, cannot stretch the probe past it.
+        let wait = left(deadline);
+        if wait.is_zero() {
+            return timed_out();
         }
+        let _ = stream.set_read_timeout(Some(wait));
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return timed_out();
+            }
             Err(e) => return result(false, format!("GET {url}: {e}")),
         }
         if head.len() > 8192 {
@@ -143,6 +157,29 @@ pub fn http(url: &str, timeout: Duration) -> ProbeResult {
         Some(c) => result(false, format!("GET {url}: HTTP {c}")),
         None => result(false, format!("GET {url}: no HTTP status line")),
     }
+}
+
+/// What is left until `deadline` (zero once it has passed).
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Connects to the first of `addrs` that accepts before `deadline`, in their order: a name
+/// such as `localhost` resolves to `::1` and `127.0.0.1`, and the service may listen on
+/// only one of them.
+fn connect_any(addrs: &[SocketAddr], deadline: Instant) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    for addr in addrs {
+        let wait = left(deadline);
+        if wait.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        match TcpStream::connect_timeout(addr, wait) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = std::io::Error::new(e.kind(), format!("{addr}: {e}")),
+        }
+    }
+    Err(last)
 }
 
 /// The status of an `HTTP/1.x DDD reason` line: exactly three digits, then a space or the
@@ -228,5 +265,40 @@ mod tests {
         }
         assert_eq!(status_code("HTTP/1.1 2999"), None);
         assert_eq!(status_code("HTTP/1.0 299 x"), Some(299));
+    }
+
+    #[test]
+    fn every_address_a_name_resolves_to_is_tried_before_the_probe_fails() {
+        // A port nothing listens on (bound, then closed), then one a server listens on.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let live = TcpListener::bind("127.0.0.1:0").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let s = connect_any(&[closed, live.local_addr().unwrap()], deadline).unwrap();
+        assert_eq!(s.peer_addr().unwrap(), live.local_addr().unwrap());
+        let e = connect_any(&[closed], deadline).unwrap_err();
+        assert!(e.to_string().contains(&closed.to_string()), "{e}");
+    }
+
+    #[test]
+    fn a_server_that_stalls_after_a_byte_times_the_probe_out_within_its_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/healthz", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            // A byte half way through the 600 ms, then nothing: the read after it may wait
+            // only for the 300 ms left, not for a whole timeout again.
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = s.write_all(b"H");
+            std::thread::sleep(Duration::from_millis(1500));
+        });
+        let r = http(&url, Duration::from_millis(600));
+        assert!(!r.healthy, "{}", r.detail);
+        assert!(r.detail.contains("timed out"), "{}", r.detail);
+        server.join().unwrap();
     }
 }
