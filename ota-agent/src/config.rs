@@ -39,8 +39,9 @@
 //! `booted` (prints the slot that runs, as the bootloader booted it: for example from the
 //! kernel command line, not the variable `switch` sets for the next boot; required, since only
 //! it tells whether a switch took effect, and the probe must judge the new slot, not the old
-//! one still running), and optionally `confirm` (marks the boot good after a commit) and
-//! `reboot`.
+//! one still running), and optionally `confirm` (marks the boot good after a commit),
+//! `reboot` and `command_timeout_ms` (how long each command may run before it is killed with
+//! what it started; default 120000).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,8 +127,15 @@ pub enum SlotsConfig {
         confirm: Option<Vec<String>>,
         /// A command that reboots, when the switch needs a reboot to take effect.
         reboot: Option<Vec<String>>,
+        /// How long each of these commands may run before it is killed with what it started
+        /// (`command_timeout_ms`, default 120 s): a hung `fw_printenv` fails its step, which
+        /// is tried again, instead of freezing the daemon.
+        command_timeout: Duration,
     },
 }
+
+/// How long a slot command may run when the configuration does not say.
+pub const SLOT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The daemon's settings. Build it in code with [`Config::new`] (then set fields), or read it
 /// with [`Config::from_toml`] or [`Config::load`].
@@ -322,7 +330,14 @@ impl Config {
                 booted,
                 confirm,
                 reboot,
+                command_timeout,
             } => {
+                if command_timeout.is_zero() {
+                    return Err(ConfigError::invalid(
+                        "slots.command_timeout_ms",
+                        "expected a time above 0",
+                    ));
+                }
                 if a == b {
                     return Err(ConfigError::invalid(
                         "slots.b",
@@ -436,6 +451,8 @@ enum SlotsToml {
         confirm: Option<Vec<String>>,
         #[serde(default)]
         reboot: Option<Vec<String>>,
+        #[serde(default)]
+        command_timeout_ms: Option<u64>,
     },
 }
 
@@ -501,6 +518,7 @@ fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
             booted,
             confirm,
             reboot,
+            command_timeout_ms,
         } => SlotsConfig::Block {
             a: abs(a),
             b: abs(b),
@@ -508,6 +526,7 @@ fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
             booted,
             confirm,
             reboot,
+            command_timeout: command_timeout_ms.map_or(SLOT_COMMAND_TIMEOUT, Duration::from_millis),
         },
     };
     let state_dir = abs(t.state_dir);

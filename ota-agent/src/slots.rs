@@ -116,6 +116,7 @@ impl Slots {
                 booted,
                 confirm,
                 reboot,
+                command_timeout,
             } => Box::new(block::BlockSlots {
                 a: a.clone(),
                 b: b.clone(),
@@ -123,6 +124,7 @@ impl Slots {
                 booted: booted.clone(),
                 confirm: confirm.clone(),
                 reboot: reboot.clone(),
+                command_timeout: *command_timeout,
             }),
         };
         let (table, new) = match read_optional(&table_path)
@@ -247,12 +249,18 @@ impl Slots {
 /// A slot writer over a file: `flush` writes the buffer out and fsyncs.
 pub use ota_host::durable::SyncWriter;
 
-/// Runs a configured command (`{slot}` and `{device}` replaced); an exit status other than 0
-/// is an error naming the command and its stderr.
+/// What a slot command may print that is kept (its standard output and its standard error,
+/// each); the rest is read and dropped.
+const COMMAND_OUTPUT_CAP: usize = 64 * 1024;
+
+/// Runs a configured command (`{slot}` and `{device}` replaced) for at most `timeout`; an
+/// exit status other than 0 is an error naming the command and its stderr, and so is the
+/// timeout (the command is killed, with whatever it started).
 pub fn run_command(
     field: &str,
     argv: &[String],
     slot: Option<(Slot, &std::path::Path)>,
+    timeout: std::time::Duration,
 ) -> Result<String, DaemonError> {
     let args: Vec<String> = argv
         .iter()
@@ -266,16 +274,20 @@ pub fn run_command(
     let Some((program, rest)) = args.split_first() else {
         return Err(DaemonError::Slot(format!("{field}: no command")));
     };
-    let out = std::process::Command::new(program)
-        .args(rest)
-        .stdin(std::process::Stdio::null())
-        .output()
+    let mut command = std::process::Command::new(program);
+    command.args(rest);
+    let out = ota_host::command::run(command, timeout, COMMAND_OUTPUT_CAP)
         .map_err(|e| DaemonError::Slot(format!("{field}: cannot run {program}: {e}")))?;
-    if !out.status.success() {
+    let Some(status) = out.status else {
+        return Err(DaemonError::Slot(format!(
+            "{field}: {program} did not finish within {} ms: killed",
+            timeout.as_millis()
+        )));
+    };
+    if !status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(DaemonError::Slot(format!(
-            "{field}: {program} {}: {}",
-            out.status,
+            "{field}: {program} {status}: {}",
             stderr.trim().chars().take(300).collect::<String>()
         )));
     }
@@ -285,6 +297,7 @@ pub fn run_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn label(v: &str) -> SlotLabel {
         SlotLabel {
@@ -341,5 +354,25 @@ mod tests {
         write(&mut s, b"v4");
         assert_eq!(std::fs::read(d.join("app/current/payload")).unwrap(), b"v2");
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_slot_command_that_hangs_is_killed_at_its_timeout_and_fails_its_step() {
+        let hang = ["/bin/sleep".to_string(), "30".to_string()];
+        let e = run_command("slots.booted", &hang, None, Duration::from_millis(300)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("slots.booted") && text.contains("300 ms"),
+            "{text}"
+        );
+        let echo = ["/bin/echo".to_string(), "{slot}".to_string()];
+        let out = run_command(
+            "slots.switch",
+            &echo,
+            Some((Slot::B, std::path::Path::new("/dev/b"))),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert_eq!(out, "b\n");
     }
 }

@@ -192,7 +192,25 @@ fn a_block_backend_without_the_booted_command_is_refused() {
         "\"{slot}\"]",
         "\"{slot}\"]\nbooted = [\"/usr/bin/fw_printenv\", \"-n\", \"ota_slot\"]",
     );
-    Config::from_toml(&with).unwrap();
+    let c = Config::from_toml(&with).unwrap();
+    assert!(
+        matches!(c.slots, SlotsConfig::Block { command_timeout, .. }
+            if command_timeout == ota_agent::config::SLOT_COMMAND_TIMEOUT),
+        "{:?}",
+        c.slots
+    );
+    // How long each command may run: read in milliseconds, and 0 refused naming the field.
+    let timed = with.replace("\nbooted =", "\ncommand_timeout_ms = 1500\nbooted =");
+    let c = Config::from_toml(&timed).unwrap();
+    assert!(
+        matches!(c.slots, SlotsConfig::Block { command_timeout, .. }
+            if command_timeout == std::time::Duration::from_millis(1500)),
+        "{:?}",
+        c.slots
+    );
+    let zero = with.replace("\nbooted =", "\ncommand_timeout_ms = 0\nbooted =");
+    let e = Config::from_toml(&zero).unwrap_err();
+    assert_eq!(e.field(), "slots.command_timeout_ms", "{e}");
 }
 
 #[test]

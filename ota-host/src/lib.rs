@@ -31,6 +31,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod check;
+pub mod command;
 pub mod dir_slots;
 pub mod durable;
 pub mod file_device;

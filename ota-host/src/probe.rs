@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use ota_core::probe::{ProbeError, ProbeResult, ProbeSpec, interpreter, parse_http_url};
@@ -57,34 +57,20 @@ fn resolved(spec: &ProbeSpec) -> Result<(), ProbeError> {
     }
 }
 
-/// Runs the executable; kills it when the timeout passes.
+/// Runs the executable; kills it, with whatever it started, when the timeout passes.
 pub fn exec(path: &str, args: &[String], timeout: Duration) -> ProbeResult {
-    let mut child = match Command::new(path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return result(false, format!("cannot start {path}: {e}")),
-    };
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return result(true, "exit status 0"),
-            Ok(Some(status)) => return result(false, format!("{path}: {status}")),
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return result(
-                    false,
-                    format!("{path}: timed out after {} ms, killed", timeout.as_millis()),
-                );
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return result(false, format!("{path}: {e}")),
-        }
+    let mut command = Command::new(path);
+    command.args(args);
+    match crate::command::run(command, timeout, 0) {
+        Err(e) => result(false, format!("cannot start {path}: {e}")),
+        Ok(ran) => match ran.status {
+            Some(status) if status.success() => result(true, "exit status 0"),
+            Some(status) => result(false, format!("{path}: {status}")),
+            None => result(
+                false,
+                format!("{path}: timed out after {} ms, killed", timeout.as_millis()),
+            ),
+        },
     }
 }
 

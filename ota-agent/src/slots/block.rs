@@ -25,6 +25,8 @@ pub struct BlockSlots {
     pub confirm: Option<Vec<String>>,
     /// The reboot command.
     pub reboot: Option<Vec<String>>,
+    /// How long each command may run.
+    pub command_timeout: std::time::Duration,
 }
 
 impl BlockSlots {
@@ -39,7 +41,7 @@ impl BlockSlots {
         let Some(cmd) = &self.booted else {
             return Ok(None);
         };
-        let out = run_command("slots.booted", cmd, None)?;
+        let out = run_command("slots.booted", cmd, None, self.command_timeout)?;
         Slot::parse(&out).map(Some).ok_or_else(|| {
             DaemonError::Slot(format!(
                 "slots.booted: expected `a` or `b`, the command printed {:?}",
@@ -73,6 +75,7 @@ impl SlotBackend for BlockSlots {
             "slots.switch",
             &self.switch,
             Some((slot, self.device(slot))),
+            self.command_timeout,
         )?;
         match self.booted()? {
             Some(b) if b != slot => Ok(Switched::NeedsReboot),
@@ -82,14 +85,14 @@ impl SlotBackend for BlockSlots {
 
     fn confirm(&mut self) -> Result<(), DaemonError> {
         if let Some(cmd) = &self.confirm {
-            run_command("slots.confirm", cmd, None)?;
+            run_command("slots.confirm", cmd, None, self.command_timeout)?;
         }
         Ok(())
     }
 
     fn reboot(&mut self) -> Result<(), DaemonError> {
         match &self.reboot {
-            Some(cmd) => run_command("slots.reboot", cmd, None).map(|_| ()),
+            Some(cmd) => run_command("slots.reboot", cmd, None, self.command_timeout).map(|_| ()),
             None => Err(DaemonError::Slot(
                 "slots.reboot: the switch needs a reboot, and no reboot command is configured"
                     .into(),
