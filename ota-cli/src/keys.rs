@@ -31,6 +31,15 @@ pub struct KeygenArgs {
 /// Writes a new Ed25519 key pair.
 pub fn keygen(a: &KeygenArgs) -> Result<Outcome, CliError> {
     if let Some(uri) = &a.pkcs11 {
+        for name in ["public.pem", "keyid"] {
+            let path = a.out.join(name);
+            if path.exists() && !a.force {
+                return Err(CliError::usage(format!(
+                    "{}: a key is already there (use --force to replace it)",
+                    path.display()
+                )));
+            }
+        }
         let public = pkcs11::generate(uri)?;
         let id = public.key_id();
         let mut outputs = Outputs::new();
@@ -39,8 +48,9 @@ pub fn keygen(a: &KeygenArgs) -> Result<Outcome, CliError> {
         outputs.commit()?;
         return Ok(Outcome::ok(
             format!(
-                "key id      {id}\npublic key  {}\non token    {uri}\nwritten to  {}/{{public.pem,keyid}}",
+                "key id      {id}\npublic key  {}\non token    {}\nwritten to  {}/{{public.pem,keyid}}",
                 public.to_hex(),
+                pkcs11::redact(uri),
                 a.out.display()
             ),
             json!({

@@ -229,10 +229,9 @@ fn main() -> ExitCode {
             let _ = e.print();
             if out.json {
                 let err = CliError::usage(first);
-                println!(
-                    "{}",
-                    out::shaped(&command, usage, Some(&err), serde_json::Value::Null)
-                );
+                let shaped = out::shaped(&command, usage, Some(&err), serde_json::Value::Null);
+                let mut stdout = std::io::stdout().lock();
+                let _ = std::io::Write::write_all(&mut stdout, format!("{shaped}\n").as_bytes());
             }
             return ExitCode::from(usage);
         }

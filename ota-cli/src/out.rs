@@ -175,11 +175,13 @@ pub struct Out {
 }
 
 impl Out {
-    /// Prints a command's outcome on stdout; gives the exit code (0 when it passed, else 1).
+    /// Prints a command's outcome on stdout; gives the exit code (0 when it passed, else 1;
+    /// 2 when the outcome could not be written: a full disk or a closed pipe must not pass for
+    /// a complete answer).
     pub fn outcome(&self, command: &str, o: &Outcome) -> u8 {
         let code = u8::from(!o.ok);
         let mut stdout = std::io::stdout().lock();
-        let _ = if self.json {
+        let written = if self.json {
             let mut j = shaped(command, code, None, o.json.clone());
             if !o.ok && j.get("error").is_none_or(Value::is_null) {
                 // A failing report's first line is its error.
@@ -202,14 +204,23 @@ impl Out {
         } else {
             writeln!(stdout, "{}", o.text.trim_end())
         };
-        code
+        match written.and_then(|()| stdout.flush()) {
+            Ok(()) => code,
+            Err(e) => {
+                eprintln!("ota: error: stdout: the answer was not written whole: {e}");
+                2
+            }
+        }
     }
 
-    /// Prints an error: one line on stderr, and with `--json` the object on stdout too.
+    /// Prints an error: one line on stderr, and with `--json` the object on stdout too (a
+    /// stdout that cannot take it changes nothing: the exit code says the command failed).
     pub fn error(&self, command: &str, e: &CliError) {
         eprintln!("ota: error: {}", e.message);
         if self.json {
-            println!("{}", shaped(command, e.code, Some(e), Value::Null));
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{}", shaped(command, e.code, Some(e), Value::Null))
+                .and_then(|()| stdout.flush());
         }
     }
 }

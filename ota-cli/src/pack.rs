@@ -114,6 +114,10 @@ pub struct PackArgs {
     /// (needs the key: --seal-key, --seal-key-file or OTA_SEAL_KEY).
     #[arg(long)]
     pub(crate) reproducible: bool,
+    /// Replace a `registration.json` in `--out` that holds the key of another package whose
+    /// artifact is still there (its only copy, for a random key).
+    #[arg(long)]
+    pub(crate) force: bool,
     /// The AES-256 key (64 hex characters, or a file holding them); random when no key is
     /// given. Prefer --seal-key-file or OTA_SEAL_KEY: a command line is visible to other
     /// users.
@@ -335,6 +339,7 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     };
     let object_key = registration::object_key(&stage, &resource, &arch, &version);
     let artifact = a.out.join(&object_key);
+    keeps_another_key(a, &object_key)?;
     let store = Store {
         s3_endpoint: a.s3_endpoint.clone().unwrap_or_default(),
         bucket: a.bucket.clone().unwrap_or_default(),
@@ -468,6 +473,33 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
         record,
         warnings,
     })
+}
+
+/// Refuses (without `--force`) to replace a `registration.json` that holds the key of
+/// another package whose artifact is still in `--out`: with a random key, that file is the
+/// only copy, and the artifact could never be opened again. The same package packed again
+/// replaces both together.
+fn keeps_another_key(a: &PackArgs, object_key: &str) -> Result<(), CliError> {
+    let path = a.out.join("registration.json");
+    if a.force {
+        return Ok(());
+    }
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let Ok(old) = Registration::from_json(&bytes) else {
+        return Ok(());
+    };
+    let theirs = old.object_key();
+    if theirs != object_key && a.out.join(&theirs).exists() {
+        return Err(CliError::usage(format!(
+            "{}: holds the key of {}, another package still in --out, and would be replaced: \
+             publish that one first and pack into another --out, or give --force",
+            path.display(),
+            a.out.join(&theirs).display()
+        )));
+    }
+    Ok(())
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -82,7 +82,7 @@ impl Uri {
 }
 
 /// The URI without its PIN, for messages.
-fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     match text.find("pin-value=") {
         Some(i) => {
             let end = text[i..].find('&').map_or(text.len(), |e| i + e);

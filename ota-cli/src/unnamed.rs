@@ -70,6 +70,20 @@ impl Unnamed {
     }
 }
 
+/// The process's umask, read from `/proc/self/status` (reading it with `umask(2)` would set
+/// it, for a moment, for every thread); 077 where that is not there, the strictest reading.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o077)
+        & 0o777
+}
+
 #[cfg(unix)]
 fn set_mode(f: &File, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -139,7 +139,9 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
     }
     // Checked again: the target may have changed while the artifact was read.
     refuse_special(&a.out, a.force)?;
-    tmp.persist(&a.out, 0o644)?;
+    // The plaintext is made like any new file: 0666 less the umask (a umask of 077 keeps it
+    // the caller's alone).
+    tmp.persist(&a.out, 0o666 & !crate::unnamed::umask())?;
     outputs.keep();
     Ok(Outcome::ok(
         format!(

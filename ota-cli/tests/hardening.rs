@@ -469,7 +469,7 @@ fn a_failed_pack_loses_nothing_old() {
     // stay, and nothing of version 2 appears.
     let blocked = p.out.join("prod/yolo-v8n-arm64-2.enc");
     std::fs::create_dir_all(blocked.join("in-the-way")).unwrap();
-    let r = ota(&fw_args(t.path(), &p.out, "2"));
+    let r = ota(&with(fw_args(t.path(), &p.out, "2"), &["--force"]));
     r.expect(2).stderr_has(&["yolo-v8n-arm64-2.enc"]);
     assert_eq!(
         std::fs::read(p.out.join("package.json")).unwrap(),
@@ -662,7 +662,40 @@ fn an_interrupted_unpack_leaves_no_partial_plaintext() {
     drop(w);
     assert!(wait_bounded(&mut child, Duration::from_secs(120), "ota unpack").success());
     assert_eq!(std::fs::read(plain.join("model.bin")).unwrap(), p.image);
-    assert_eq!(mode(&plain.join("model.bin")), 0o644);
+}
+
+/// The plaintext `ota unpack` writes is made like any new file, 0666 less the umask: a
+/// caller whose umask is 077 keeps it to itself.
+#[test]
+fn the_plaintext_unpack_writes_follows_the_umask() {
+    let t = tempfile::tempdir().unwrap();
+    let p = packed(t.path(), 100_000, "1");
+    let reg: Value =
+        serde_json::from_slice(&std::fs::read(p.out.join("registration.json")).unwrap()).unwrap();
+    for (umask, expected) in [("077", 0o600), ("022", 0o644), ("027", 0o640)] {
+        let out = t.path().join(format!("model-{umask}.bin"));
+        let status = Command::new("/bin/sh")
+            .args(["-c", &format!("umask {umask}; exec \"$0\" \"$@\"")])
+            .arg(bin())
+            .args([
+                "unpack",
+                "--package",
+                &s(&p.out.join("package.json")),
+                "--trusted-key",
+                &s(&p.public),
+                "--artifact",
+                &s(&p.artifact),
+                "--out",
+                &s(&out),
+            ])
+            .env("OTA_SEAL_KEY", reg["encryption_key"].as_str().unwrap())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "umask {umask}");
+        assert_eq!(std::fs::read(&out).unwrap(), p.image);
+        assert_eq!(mode(&out), expected, "umask {umask}");
+    }
 }
 
 // Item 20.
@@ -917,4 +950,27 @@ fn a_manifest_with_a_byte_order_mark_is_read() {
     std::fs::write(&f, b"\xEF\xBB\xBFname: [x\n").unwrap();
     let r = ota(&["manifest", "validate", &s(&f)]);
     r.expect(1).stderr_has(&["YAML"]);
+}
+
+/// An answer that cannot be written whole (a full disk behind `>`, a closed pipe) fails the
+/// command with 2 and says so on stderr: a truncated answer never passes for a complete one.
+#[test]
+fn an_answer_stdout_cannot_take_fails_the_command() {
+    let t = tempfile::tempdir().unwrap();
+    for json in [false, true] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let dir = t.path().join(format!("keys-{json}"));
+        let mut c = Command::new(bin());
+        c.args(["keygen", "--out", &s(&dir)]);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.stdout(full).stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "json {json}: {stderr}");
+        assert!(stderr.contains("stdout"), "json {json}: {stderr}");
+    }
 }

@@ -372,3 +372,44 @@ fn a_local_artifact_uri_is_warned_about() {
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
     assert_eq!(r.json()["warnings"], serde_json::json!([]));
 }
+
+/// A second package packed into the same `--out` would replace `registration.json`, the
+/// only copy of the first one's random AES key, while the first artifact stays there, sealed
+/// for good. Refused without `--force`; the same package packed again replaces both.
+#[test]
+fn another_package_packed_into_the_same_out_keeps_the_first_ones_key_unless_forced() {
+    let t = tempfile::tempdir().unwrap();
+    let key = keygen(t.path(), "keys");
+    let image = t.path().join("fw.bin");
+    std::fs::write(&image, b"firmware").unwrap();
+    let out = t.path().join("out");
+    let pack = |version: &str, more: &[&str]| {
+        let mut args = pack_args(&key, &out);
+        let at = args.iter().position(|a| a == "2026-04-15").unwrap();
+        args[at] = version.to_string();
+        let file = s(&image);
+        let base = [
+            "--type",
+            "fw",
+            "--file",
+            file.as_str(),
+            "--package-version",
+            "1.0.0",
+            "--device-type",
+            "gateway",
+        ];
+        with(args, &[&base[..], more].concat())
+    };
+    let registration = || std::fs::read(out.join("registration.json")).unwrap();
+    ota(&pack("v1", &[])).expect(0);
+    ota(&pack("v1", &[])).expect(0);
+    let first = registration();
+    ota(&pack("v2", &[])).expect(2).stderr_has(&[
+        "registration.json",
+        "another package",
+        "--force",
+    ]);
+    assert_eq!(registration(), first);
+    ota(&pack("v2", &["--force"])).expect(0);
+    assert_ne!(registration(), first);
+}

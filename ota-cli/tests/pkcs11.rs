@@ -96,10 +96,34 @@ fn a_key_made_on_a_token_signs_packages_and_co_signs() {
         "--pkcs11",
         &uri("release", "1234"),
         "--out",
-        &s(&keys),
+        &s(&t.path().join("hsm-again")),
     ]))
     .expect(2)
     .stderr_has(&["a key labelled release is already there"]);
+    // Another label into the same directory: its public.pem is not replaced without --force.
+    ota(&v(&[
+        "keygen",
+        "--pkcs11",
+        &uri("other", "1234"),
+        "--out",
+        &s(&keys),
+    ]))
+    .expect(2)
+    .stderr_has(&["public.pem: a key is already there"]);
+    // The text answer names the token, never its PIN.
+    let r = ota(&v(&[
+        "keygen",
+        "--pkcs11",
+        &uri("spare", "1234"),
+        "--out",
+        &s(&t.path().join("hsm-spare")),
+    ]));
+    r.expect(0);
+    assert!(
+        r.stdout.contains("pin-value=***") && !r.stdout.contains("pin-value=1234"),
+        "{}",
+        r.stdout
+    );
 
     // ota pack signs with it; verify trusts its public key.
     let engine = ota_tests::noise(60_000, 31);
