@@ -18,6 +18,7 @@ use ota_core::{ModelManifest, Status};
 
 use crate::out::{CliError, bytes};
 use crate::progress;
+use crate::signals::Stop;
 
 /// The regular files under `dir`, as (`/`-separated relative path, full path), sorted by
 /// relative path.
@@ -148,12 +149,16 @@ fn compare(
     Ok(())
 }
 
-/// Writes the reproducible tar of `dir` into `to`.
-pub fn write_tar(dir: &Path, to: &File) -> Result<(), CliError> {
+/// Writes the reproducible tar of `dir` into `to`; given up between two files once `stop`
+/// has heard a signal.
+pub fn write_tar(dir: &Path, to: &File, stop: Option<&Stop>) -> Result<(), CliError> {
     let mut builder = tar::Builder::new(to);
     builder.mode(tar::HeaderMode::Deterministic);
     builder.follow_symlinks(false);
     for (rel, full) in files_in(dir)? {
+        if stop.is_some_and(Stop::stopped) {
+            return Err(CliError::usage("interrupted by a signal"));
+        }
         builder
             .append_path_with_name(&full, &rel)
             .map_err(|e| CliError::io(&full, e))?;

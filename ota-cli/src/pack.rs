@@ -29,6 +29,7 @@ use crate::keys;
 use crate::out::{self, CliError, Outcome};
 use crate::outputs::Outputs;
 use crate::progress;
+use crate::signals::Stop;
 
 const EXAMPLES: &str = "Examples:
   ota pack --file model/ --manifest model.yaml --key keys/private.pem \\
@@ -212,7 +213,10 @@ pub struct Packed {
 
 /// Seals, signs and writes the three files.
 pub fn pack(a: &PackArgs, json: bool) -> Result<Outcome, CliError> {
-    let p = run(a, json)?;
+    // SIGINT and SIGTERM stop it through its failure path: the temporary files (a model's
+    // plaintext tar among them) and the directories it made are removed.
+    let stop = Stop::on_signals()?;
+    let p = run_until(a, json, Some(&stop))?;
     let pkg = p.package.package();
     let text = format!(
         "packed {} {} as {}\n  artifact      {} ({}, {} chunks, sha256 {})\n  package       {} (signed by {})\n  registration  {}",
@@ -257,6 +261,15 @@ pub fn pack(a: &PackArgs, json: bool) -> Result<Outcome, CliError> {
 
 /// The work of `pack`, for the demo too.
 pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
+    run_until(a, json, None)
+}
+
+/// [`run`], given up at its next read once `stop` has heard a signal.
+fn run_until(a: &PackArgs, json: bool, stop: Option<&Stop>) -> Result<Packed, CliError> {
+    let interrupted = || {
+        stop.is_some_and(Stop::stopped)
+            .then(|| CliError::usage("interrupted by a signal"))
+    };
     let (resource, stage, arch, version) = (
         name(&a.resource_name, "resource-name")?,
         name(&a.dev_stage, "dev-stage")?,
@@ -358,7 +371,7 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     let tmp = outputs.temp(&artifact)?;
     let tar = if a.file.is_dir() {
         let t = outputs.temp(&artifact)?;
-        bundle::write_tar(&a.file, t.as_file())?;
+        bundle::write_tar(&a.file, t.as_file(), stop)?;
         Some(t)
     } else {
         None
@@ -376,6 +389,10 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     .map_err(|e| CliError::io(tmp.path(), e))?;
     let bar = progress::bytes(size, "sealing", json);
     let file = File::open(source).map_err(|e| CliError::io(source, e))?;
+    let file: Box<dyn std::io::Read> = match stop {
+        Some(s) => Box::new(s.reader(file)),
+        None => Box::new(file),
+    };
     let mut reader = progress::Reading {
         inner: BufReader::with_capacity(1 << 20, file),
         bar: bar.clone(),
@@ -450,6 +467,9 @@ pub fn run(a: &PackArgs, json: bool) -> Result<Packed, CliError> {
     outputs.stage(tmp, &artifact, 0o644)?;
     outputs.bytes(&envelope_path, envelope.to_json().as_bytes(), 0o644)?;
     outputs.bytes(&registration_path, record.to_json().as_bytes(), 0o600)?;
+    if let Some(e) = interrupted() {
+        return Err(e);
+    }
     outputs.commit()?;
     if let Some(repo) = &a.tuf_repo {
         let now = crate::tuf::millis(jiff::Timestamp::now());

@@ -974,3 +974,93 @@ fn an_answer_stdout_cannot_take_fails_the_command() {
         assert!(stderr.contains("stdout"), "json {json}: {stderr}");
     }
 }
+
+/// SIGINT or SIGTERM in the middle of `ota pack`: it stops through its failure path, so its
+/// temporary files (the partial artifact; a model's plaintext tar) and the directories it
+/// made are gone, and it exits 2.
+#[test]
+fn an_interrupted_pack_leaves_no_temporary_file_and_no_new_directory() {
+    let t = tempfile::tempdir().unwrap();
+    keygen(t.path(), "keys");
+    let fifo = t.path().join("image.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for sig in ["INT", "TERM"] {
+        let out = t.path().join(format!("out-{sig}"));
+        let mut args = fw_args(t.path(), &out, "1");
+        let file = args.iter().position(|a| a == "--file").unwrap();
+        args[file + 1] = s(&fifo);
+        let mut child = Command::new(bin())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut w = writer(&fifo, &mut child);
+        // More than the pipe holds: once written, ota has read (and sealed) most of it.
+        w.write_all(&vec![7u8; 1 << 20]).unwrap();
+        let killed = Command::new("kill")
+            .args([format!("-{sig}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        // A read in progress waits for data: close the pipe.
+        drop(w);
+        let status = wait_bounded(&mut child, Duration::from_secs(60), "ota pack");
+        assert_eq!(status.code(), Some(2), "SIG{sig}");
+        assert!(!out.exists(), "SIG{sig}: {:?}", names(&out));
+    }
+}
+
+/// SIGINT during the live demo: the agents and the in-process server stop, and its temporary
+/// work directory (keys, the server's database, every device's slots) is removed.
+#[test]
+fn an_interrupted_demo_removes_its_work_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let tmpdir = t.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    // Devices that poll every 30 s: the rollout is far from done when the signal comes.
+    let mut child = Command::new(bin())
+        .args([
+            "demo",
+            "--devices",
+            "10",
+            "--model-mb",
+            "0.2",
+            "--poll-ms",
+            "30000",
+        ])
+        .env("TMPDIR", &tmpdir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("agents") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(300)).is_err() {
+        let _ = child.kill();
+        panic!("the demo never started its agents");
+    }
+    assert_eq!(names(&tmpdir).len(), 1, "its work directory");
+    let killed = Command::new("kill")
+        .args(["-INT".to_string(), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_bounded(&mut child, Duration::from_secs(120), "ota demo");
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(names(&tmpdir), Vec::<String>::new());
+}

@@ -73,6 +73,22 @@ pub(super) fn run(a: &DemoArgs, out: Out, work: &Path) -> Result<Outcome, CliErr
     runtime.block_on(live.go())
 }
 
+/// Resolves with the signal's name when SIGINT or SIGTERM comes (never, if neither can be
+/// listened for).
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
+}
+
 /// The transcript: printed as it happens (unless `--json`), and kept.
 pub(super) struct Say {
     json: bool,
@@ -106,7 +122,12 @@ pub(super) struct Live<'a> {
 impl Live<'_> {
     async fn go(mut self) -> Result<Outcome, CliError> {
         let server = Server::start(&self.data_dir, &self.public_key, self.args.poll_ms).await?;
-        let result = self.with_server(&server).await;
+        // SIGINT or SIGTERM stops the run through its failure path: the agents and the server
+        // stop, and the work directory (unless --keep) is removed on the way out.
+        let result = tokio::select! {
+            r = self.with_server(&server) => r,
+            sig = interrupted() => Err(CliError::usage(format!("interrupted by {sig}"))),
+        };
         server.stop();
         result
     }
