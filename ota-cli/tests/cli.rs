@@ -1270,6 +1270,106 @@ fn tuf_version(file: &Path) -> u64 {
     v["signed"]["version"].as_u64().unwrap()
 }
 
+/// `ota tuf add-target` syncs each file before the rename that puts it in place and the
+/// metadata directory after, so a publisher told the target was added still has it, and
+/// metadata that names it, after a power cut. Checked on the system calls, under strace.
+#[test]
+fn tuf_publishing_syncs_each_file_before_its_rename_and_the_directory_after() {
+    let works = std::process::Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        assert!(
+            std::env::var_os("OTA_REQUIRE_TOOLS").is_none(),
+            "OTA_REQUIRE_TOOLS is set but strace is not installed (or cannot trace)"
+        );
+        eprintln!("strace cannot run here: skipped");
+        return;
+    }
+    let p = pack(&[]);
+    let d = p.dir.path();
+    let key = s(&d.join("keys/private.pem"));
+    let repo = d.join("repo");
+    expect(
+        &ota(&["tuf", "create-repo", "--repo", &s(&repo), "--key", &key]),
+        0,
+    );
+    let log = d.join("strace.log");
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+        ])
+        .arg("-o")
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_ota"))
+        .args(["tuf", "add-target", "--repo", &s(&repo), "--key", &key])
+        .arg("--package")
+        .arg(p.out.join("package.json"))
+        .arg("--artifact")
+        .arg(&p.artifact)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let synced = |path: &str, lines: &[&str]| {
+        lines
+            .iter()
+            .any(|l| l.contains("fsync(") && l.contains(&format!("<{path}>")))
+    };
+    let meta = s(&repo.join("metadata"));
+    let mut renamed = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains("rename") || !line.ends_with("= 0") {
+            continue;
+        }
+        let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        let [from, to] = quoted[..] else { continue };
+        if !to.starts_with(&meta) {
+            continue;
+        }
+        assert!(synced(from, &lines[..i]), "{from} renamed unsynced:\n{log}");
+        let dir = Path::new(to).parent().unwrap().to_str().unwrap();
+        assert!(
+            synced(dir, &lines[i..]),
+            "{dir} unsynced after {to}:\n{log}"
+        );
+        renamed.push(
+            Path::new(to)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    renamed.sort();
+    assert_eq!(
+        renamed,
+        ["2.snapshot.json", "2.targets.json", "timestamp.json"],
+        "{log}"
+    );
+    // The copied target too, before the metadata naming it.
+    let target = std::fs::read_dir(repo.join("targets"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_file())
+        .unwrap();
+    assert!(
+        synced(target.to_str().unwrap(), &lines),
+        "{}: {log}",
+        target.display()
+    );
+}
+
 const FOUR: [&str; 4] = [
     "root.json",
     "snapshot.json",

@@ -188,7 +188,9 @@ impl Repo {
             .map_err(|e| io(&staged, e))?;
         std::fs::create_dir_all(&repo.dir).map_err(|e| io(&repo.dir, e))?;
         std::fs::create_dir_all(repo.targets_dir()).map_err(|e| io(&repo.dir, e))?;
-        std::fs::rename(&staged, &meta).map_err(|e| io(&meta, e))?;
+        sync_parent(&repo.targets_dir())?;
+        sync_parent(&repo.dir)?;
+        rename(&staged, &meta)?;
         Ok(repo)
     }
 
@@ -309,6 +311,7 @@ impl Repo {
                 )
                 .await
                 .map_err(TufError::repository)?;
+            synced_target(&self.targets_dir(), name, &package.sha256.to_hex())?;
             spec_target_path(&self.targets_dir(), name, &package.sha256.to_hex())?;
             signed
                 .write(staging.path())
@@ -406,6 +409,23 @@ impl Repo {
     }
 }
 
+/// Syncs the target tough copied (to `HASH.name` under consistent snapshots) and the
+/// directory entries that lead to it: the metadata naming it is renamed into place after.
+fn synced_target(targets: &Path, name: &str, sha256_hex: &str) -> Result<(), TufError> {
+    let path = targets.join(format!("{sha256_hex}.{name}"));
+    sync_tree(&path).map_err(|e| io(&path, e))?;
+    // The directories from the file's up to `targets` (a name `dir/base` has one between).
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        crate::durable::sync_dir(d).map_err(|e| io(d, e))?;
+        if d == targets {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
 /// Under consistent snapshots tough writes a target named `dir/name` at `HASH.dir/name`; the
 /// specification (and python-tuf, go-tuf) fetch `dir/HASH.name`. This links (or copies) the
 /// file there too, so clients of either kind find it.
@@ -422,11 +442,38 @@ fn spec_target_path(targets: &Path, name: &str, sha256_hex: &str) -> Result<(), 
     std::fs::create_dir_all(&spec_dir).map_err(|e| io(&spec_dir, e))?;
     std::fs::hard_link(&tough_path, &spec_path)
         .or_else(|_| std::fs::copy(&tough_path, &spec_path).map(|_| ()))
-        .map_err(|e| io(&spec_path, e))
+        .map_err(|e| io(&spec_path, e))?;
+    sync_tree(&spec_path).map_err(|e| io(&spec_path, e))?;
+    sync_parent(&spec_path)?;
+    sync_parent(&spec_dir)
 }
 
+/// Renames `from` over `to` durably: `from` (a file, or a directory and what it holds) is
+/// synced before, the directory of `to` after, so what a publisher was told is written
+/// survives a power cut (tough writes its files without syncing them).
 fn rename(from: &Path, to: &Path) -> Result<(), TufError> {
-    std::fs::rename(from, to).map_err(|e| io(to, e))
+    sync_tree(from).map_err(|e| io(from, e))?;
+    std::fs::rename(from, to).map_err(|e| io(to, e))?;
+    sync_parent(to)
+}
+
+/// Syncs a file, or a directory, its files and its subdirectories.
+fn sync_tree(path: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            sync_tree(&entry?.path())?;
+        }
+    } else if !meta.is_file() {
+        return Ok(());
+    }
+    std::fs::File::open(path)?.sync_all()
+}
+
+/// Syncs the directory holding `path` (its entry for `path`).
+fn sync_parent(path: &Path) -> Result<(), TufError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    crate::durable::sync_dir(dir).map_err(|e| io(dir, e))
 }
 
 fn parent_of(dir: &Path) -> Result<PathBuf, TufError> {
