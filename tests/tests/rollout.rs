@@ -434,7 +434,7 @@ fn a_success_gate_holds_the_next_wave_until_an_operator_overrides() {
 }
 
 #[test]
-fn resume_acknowledges_the_failures_that_tripped_it() {
+fn resume_acknowledges_the_failures_seen_when_it_paused() {
     let pkg = firmware("2.0.0", false);
     let fleet = sensors(200, 0);
     // The terminal-devices denominator: the first failure trips at once.
@@ -455,6 +455,10 @@ fn resume_acknowledges_the_failures_that_tripped_it() {
         .count();
     assert_eq!(paused, 1, "paused once");
     assert!(r.audit_chain().next_seq > trail_before);
+    // Resuming acknowledges the failure that tripped it; the one reported while paused is
+    // judged then (1 of 1 terminal) and halts it again, until it is acknowledged in turn.
+    r.handle(Input::Resume { by: alice() }, T0 + 1).unwrap();
+    assert_eq!(r.state(), RolloutState::Paused);
     r.handle(Input::Resume { by: alice() }, T0 + 1).unwrap();
     assert_eq!(r.state(), RolloutState::Active);
     // The two acknowledged failures no longer count; 17 successes and one new failure do

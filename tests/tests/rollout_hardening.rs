@@ -765,3 +765,92 @@ fn at<'a>(v: &'a mut Value, path: &[String]) -> &'a mut Value {
         other => &mut other[k.as_str()],
     })
 }
+
+#[test]
+fn a_rollback_never_resends_the_update_to_a_device_that_has_not_acked_it() {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let (mut h, canary) = canary_of_four(&pkg, Some(&rb), json!({}));
+    // One device updated, so the rollback has one to roll back; the others never answer.
+    h.handle(
+        Input::Report(report(&canary[0], Success, Some("2.0.0"))),
+        T0 + 1,
+    )
+    .unwrap();
+    h.handle(
+        Input::Rollback {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
+    assert_eq!(h.device_state(&canary[1]), Some(DeviceState::Sent));
+    h.take_commands();
+    // Past every no-ack deadline (three resends, ten minutes apart), short of the offline
+    // expiry: the silent devices get nothing, least of all the update being rolled back.
+    for minute in 1..=40 {
+        h.handle(Input::Tick, T0 + minute * 60_000).unwrap();
+    }
+    let updates: Vec<_> = sent(&mut h).into_iter().filter(|(_, rb)| !rb).collect();
+    assert!(updates.is_empty(), "the update was resent: {updates:?}");
+    assert_eq!(h.device_state(&canary[1]), Some(DeviceState::Sent));
+}
+
+#[test]
+fn a_plan_built_in_code_is_checked_like_a_parsed_one() {
+    let pkg = firmware("2.0.0", false);
+    let mut s = spec(&pkg, None, json!({"canary_percent": 10}));
+    s.pacing.per_minute = Some(0);
+    let fleet = sensors(40, 0);
+    let e = Rollout::create(creation(s, &pkg, None, &fleet, T0)).unwrap_err();
+    assert!(matches!(e, RolloutError::PlanFault { .. }), "{e}");
+    assert_eq!(e.status(), Status::PlanInvalid);
+    assert!(e.to_string().contains("per_minute"), "{e}");
+}
+
+/// Resuming acknowledges the failures seen when the rollout paused (those that tripped the
+/// halt among them), not those in-flight devices reported while it was paused: they are
+/// judged on resume, and halt it again.
+#[test]
+fn failures_reported_while_paused_are_judged_when_it_resumes() {
+    let pkg = firmware("2.0.0", false);
+    let (mut h, canary) = canary_of_four(
+        &pkg,
+        None,
+        json!({"failure_threshold_percent": 25, "in_flight": "finish"}),
+    );
+    let fail = |h: &mut Host, d: &str, at: u64| {
+        h.handle(Input::Report(report(d, Failure, None)), T0 + at)
+            .unwrap();
+    };
+    fail(&mut h, &canary[0], 1);
+    fail(&mut h, &canary[1], 2);
+    assert_eq!(h.state(), ota_core::rollout::RolloutState::Paused);
+    // The two others finish while it is paused, and fail too.
+    fail(&mut h, &canary[2], 3);
+    fail(&mut h, &canary[3], 4);
+    h.take_trail();
+    h.handle(
+        Input::Resume {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 5,
+    )
+    .unwrap();
+    assert_eq!(h.state(), ota_core::rollout::RolloutState::Paused);
+    assert!(
+        effects(&mut h)
+            .iter()
+            .any(|e| matches!(e, Effect::HaltTripped { .. })),
+        "the failures reported while paused trip the halt again"
+    );
+    // Acknowledged in turn, they let it go on.
+    h.handle(
+        Input::Resume {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 6,
+    )
+    .unwrap();
+    assert_eq!(h.state(), ota_core::rollout::RolloutState::Active);
+}

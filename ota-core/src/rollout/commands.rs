@@ -28,22 +28,23 @@ impl Rollout {
     pub(super) fn operator_resume(
         &mut self,
         input: &Input,
-        _now: UnixMs,
+        now: UnixMs,
     ) -> Result<(), RolloutError> {
         if self.s.state != RolloutState::Paused {
             return Err(self.refuse(input));
         }
         self.s.state = RolloutState::Active;
-        self.s.cumulative_acknowledged = self.s.cumulative;
-        for w in &mut self.s.waves {
-            w.acknowledged = w.counts;
-        }
         // Held devices go out again, in their order.
         self.s.ready = (0..self.s.devices.len() as u32)
             .filter(|i| self.slot(*i).state == DeviceState::Scheduled)
             .collect();
         self.effect(Effect::Resumed);
         self.event(Event::Resumed);
+        // The failures acknowledged are those seen when it paused: those reported while it
+        // was paused (in-flight devices finishing) are judged now, and may halt it again.
+        for k in 0..=self.s.open_wave {
+            self.check_halt(k, now);
+        }
         Ok(())
     }
 
@@ -158,6 +159,12 @@ impl Rollout {
 
     pub(super) fn pause(&mut self, _now: UnixMs) {
         self.s.state = RolloutState::Paused;
+        // What the operator will acknowledge by resuming: the outcomes seen now, among them
+        // the failures that tripped the halt; not those reported while paused.
+        self.s.cumulative_acknowledged = self.s.cumulative;
+        for w in &mut self.s.waves {
+            w.acknowledged = w.counts;
+        }
         self.effect(Effect::Paused);
         self.event(Event::Paused {
             reason: self.s.halt.clone(),

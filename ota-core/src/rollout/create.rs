@@ -12,6 +12,7 @@ use super::persist::{Snapshot, WaveProgress, check_packages};
 use super::{Create, DeviceState, Effect, Event, Input, Rollout, RolloutError, RolloutState};
 use crate::audit::Chain;
 use crate::digest::Sha256Digest;
+use crate::json::Validate as _;
 use crate::name::Name;
 use crate::plan::MAX_WAVES;
 use crate::sign::VerifiedPackage;
@@ -187,6 +188,11 @@ impl Rollout {
 /// What is checked of a request before its fleet is judged: the packages, the rollback's
 /// binding, the target, the waves.
 pub(super) fn check_request(c: &Create<'_>) -> Result<(), RolloutError> {
+    // A spec parsed from JSON was checked then; one built in code is checked here (a
+    // `per_minute` of 0 would otherwise stop every send, or worse).
+    if let Some(fault) = c.spec.faults().into_iter().next() {
+        return Err(RolloutError::PlanFault { fault });
+    }
     check_packages(&c.spec, c.package, c.rollback)?;
     check_rollback_binding(c.package, c.rollback, c.now)?;
     c.spec.resolved_target().ok_or(RolloutError::NoTarget)?;

@@ -173,11 +173,12 @@ impl Rollout {
                         self.check_halt(usize::from(s.wave), now);
                         self.after_final(i);
                     }
-                } else if !matches!(
-                    self.s.state,
-                    RolloutState::Active | RolloutState::RollingBack
-                ) {
-                    // Paused or aborted: nothing goes out, not even a resend; wait on.
+                } else if !(self.s.state == RolloutState::Active
+                    || (self.s.state == RolloutState::RollingBack && rolling))
+                {
+                    // Paused or aborted: nothing goes out, not even a resend; wait on. Rolling
+                    // back, a device sent the update and silent since is never sent it again:
+                    // it finishes or times out, as the in-flight policy says.
                     self.set_timer(i, (now + t.ack_ms).min(expires));
                 } else if s.retries.no_ack < self.s.spec.retries.no_ack.max {
                     // A resend is a send: it waits for the per-minute budget like any other.

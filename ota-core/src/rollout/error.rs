@@ -42,6 +42,13 @@ pub enum RolloutError {
     /// The request has no target.
     #[error("the request has no target")]
     NoTarget,
+    /// The plan breaks one of its rules (a spec built in code, which no parser checked): the
+    /// first fault, with its field.
+    #[error("{fault}")]
+    PlanFault {
+        /// The first rule broken.
+        fault: crate::json::Fault,
+    },
     /// The request has more waves than a rollout holds.
     #[error("the request has {waves} waves, at most {max} are allowed")]
     TooManyWaves {
@@ -226,6 +233,7 @@ impl RolloutError {
             | RolloutError::RollbackNotRequested { .. }
             | RolloutError::RollbackMismatch { .. }
             | RolloutError::NoTarget
+            | RolloutError::PlanFault { .. }
             | RolloutError::TooManyWaves { .. }
             | RolloutError::DuplicateDevice { .. }
             | RolloutError::TooManyDevices { .. }

@@ -80,7 +80,8 @@ pub enum Input {
         /// Who.
         by: Name,
     },
-    /// Resume a paused rollout; the failures so far are acknowledged.
+    /// Resume a paused rollout; the failures seen when it paused are acknowledged, those
+    /// reported since are judged.
     Resume {
         /// Who.
         by: Name,

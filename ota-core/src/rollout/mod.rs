@@ -44,7 +44,7 @@
 //! | `active` | halt rule tripped, action `pause` | `paused` (alert event) |
 //! | `active` | halt rule tripped, action `abort` | `aborted` |
 //! | `active`, `paused` | operator rollback, or halt action `rollback` | `rolling_back` |
-//! | `paused` | operator resume (acknowledges the failures that tripped it) | `active` |
+//! | `paused` | operator resume (acknowledges the failures seen when it paused, those that tripped it among them; those reported while paused are judged, and may halt it again) | `active` |
 //! | `active`, `paused`, `rolling_back` | operator abort | `aborted` |
 //! | `active` | every wave opened and every device terminal | `completed` |
 //! | `rolling_back` | every rollback device terminal | `completed` |

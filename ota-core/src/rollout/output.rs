@@ -287,7 +287,7 @@ pub enum Effect {
     },
     /// The rollout paused.
     Paused,
-    /// The rollout resumed; the failures so far are acknowledged.
+    /// The rollout resumed; the failures seen when it paused are acknowledged.
     Resumed,
     /// The rollout was aborted.
     Aborted,

@@ -43,7 +43,7 @@ pub struct WaveStatus {
     pub completed_at: Option<UnixMs>,
     /// Outcomes so far.
     pub counts: Counts,
-    /// Outcomes acknowledged by the last resume.
+    /// Outcomes set aside when the rollout last paused (a resume acknowledges them).
     pub acknowledged: Counts,
     /// An operator approved it.
     pub approved: bool,
@@ -79,7 +79,8 @@ pub struct RolloutStatus {
     pub incompatible_reasons: BTreeMap<Reason, u64>,
     /// Outcomes over all waves.
     pub cumulative: Counts,
-    /// Cumulative outcomes acknowledged by the last resume.
+    /// Cumulative outcomes set aside when the rollout last paused (a resume acknowledges
+    /// them).
     pub cumulative_acknowledged: Counts,
     /// Devices down: the update failed and the device did not say it runs a version.
     pub fleet_impact: u64,

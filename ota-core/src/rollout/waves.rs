@@ -33,7 +33,7 @@ impl fmt::Display for HaltScope {
     }
 }
 
-/// What the halt rule counts in its scope, the failures acknowledged by the last resume
+/// What the halt rule counts in its scope, the outcomes set aside when the rollout last paused
 /// taken out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HaltCounts {
