@@ -429,7 +429,7 @@ fn parse_range_len(range: &str) -> Option<u64> {
     let (span, _) = spec.split_once('/')?;
     let (a, b) = span.split_once('-')?;
     let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    Some(b.checked_sub(a)? + 1)
+    b.checked_sub(a)?.checked_add(1)
 }
 
 #[cfg(test)]
@@ -506,6 +506,13 @@ mod tests {
             matches!(&e, DaemonError::Status { status: 500, message, .. } if message.contains("more than the limit")),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_content_range_at_the_edge_of_u64_is_no_length_not_a_panic() {
+        assert_eq!(parse_range_len("bytes 0-18446744073709551615/10"), None);
+        assert_eq!(parse_range_len("bytes 65536-131071/200000"), Some(65536));
+        assert_eq!(parse_range_len("bytes 9-3/10"), None);
     }
 
     #[test]

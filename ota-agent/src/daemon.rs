@@ -182,6 +182,10 @@ pub fn report_refused(status: u16, code: Option<&str>) -> bool {
     }
 }
 
+/// The longest the daemon sleeps before it reads the wall clock again while an update waits
+/// on it (a probe's delay, a retry's backoff).
+const TICK_AT_MOST_MS: u64 = 1_000;
+
 /// Resolves when `stop` says so; never, without a stop channel.
 async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
     match stop {
@@ -677,7 +681,11 @@ impl Daemon {
                 }
                 _ => match self.agent.poll_timeout() {
                     Some(t) => {
-                        let wait = t.saturating_ms_since(now());
+                        // Waited on the wall clock in short steps: a clock set forward or
+                        // back meanwhile (NTP after a boot without a real-time clock) is seen
+                        // within a second. A shutdown waits for the probe's verdict (a restart
+                        // while probing counts as a failure).
+                        let wait = t.saturating_ms_since(now()).min(TICK_AT_MOST_MS);
                         if wait > 0 {
                             tokio::time::sleep(Duration::from_millis(wait)).await;
                         }

@@ -49,10 +49,11 @@ impl StateDir {
             })
     }
 
-    /// Persists the agent's record (before the step it guards).
+    /// Persists the agent's record (before the step it guards), readable by its owner only:
+    /// during an update it holds the assignment's AES key.
     pub fn save_record(&self, record: &AgentRecord) -> Result<(), DaemonError> {
         let path = self.path("record.json");
-        write_atomic(&path, record.to_json().as_bytes(), false)
+        write_atomic(&path, record.to_json().as_bytes(), true)
             .map_err(|e| DaemonError::io("record", &path, e))
     }
 

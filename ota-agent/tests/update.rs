@@ -50,6 +50,11 @@ async fn a_directory_slot_update_goes_from_poll_to_commit() {
         }
     );
     assert_eq!(d.running_version(), Some(&v("2.0.0")));
+    // The record, which held the assignment's AES key during the update, is owner-only too.
+    let record = dir.join("state/record.json");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&record).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
     // The new version is in b and runs; the factory version stays in a for a restore.
     assert_eq!(active_payload(&root), ("b".into(), plain));
     assert_eq!(std::fs::read(root.join("a/payload")).unwrap(), factory);

@@ -345,7 +345,8 @@ impl ProbeSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbePolicy {
-    /// Wait this long after the swap before the first probe. Default 2 000.
+    /// Wait this long after the swap took effect (the new version runs: after the reboot, for
+    /// a switch that needs one) before the first probe. Default 2 000.
     #[serde(default = "d_initial")]
     pub initial_delay_ms: u64,
     /// Wait this long between probes. Default 2 000.
@@ -357,7 +358,7 @@ pub struct ProbePolicy {
     /// Unhealthy after more failures than this. Default 0.
     #[serde(default)]
     pub failures_tolerated: u32,
-    /// Unhealthy if not healthy this long after the swap. Default 120 000.
+    /// Unhealthy if not healthy this long after the swap took effect. Default 120 000.
     #[serde(default = "d_deadline")]
     pub deadline_ms: u64,
 }
@@ -391,8 +392,13 @@ impl Default for ProbePolicy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeProgress {
-    /// When the swap happened.
+    /// When the swap happened (asked for: a readiness file written after it counts).
     pub swapped_at: UnixMs,
+    /// When the agent heard the swap had taken effect (the new version runs), after a reboot
+    /// perhaps: the initial delay and the deadline count from here. `None` (a record written
+    /// before it was kept): from `swapped_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probing_since: Option<UnixMs>,
     /// Consecutive successes so far.
     pub successes: u32,
     /// Failures so far (a restart while probing counts as one).
@@ -433,6 +439,11 @@ pub struct ProbeResult {
 }
 
 impl ProbeProgress {
+    /// When probing started: the initial delay and the deadline count from here.
+    pub fn started(&self) -> UnixMs {
+        self.probing_since.unwrap_or(self.swapped_at)
+    }
+
     /// Records a probe result.
     pub fn record(&mut self, result: &ProbeResult) {
         if result.healthy {
@@ -467,11 +478,11 @@ fn verdict(policy: &ProbePolicy, p: &ProbeProgress) -> Option<Decision> {
 /// reached (the last probe, or the swap).
 pub fn due(policy: &ProbePolicy, p: &ProbeProgress) -> UnixMs {
     if verdict(policy, p).is_some() {
-        return p.last_run_at.unwrap_or(p.swapped_at);
+        return p.last_run_at.unwrap_or(p.started());
     }
-    let deadline = p.swapped_at + policy.deadline_ms;
+    let deadline = p.started() + policy.deadline_ms;
     let next = match p.last_run_at {
-        None => p.swapped_at + policy.initial_delay_ms,
+        None => p.started() + policy.initial_delay_ms,
         Some(t) => t + policy.interval_ms,
     };
     next.min(deadline)
@@ -482,10 +493,13 @@ pub fn decide(policy: &ProbePolicy, p: &ProbeProgress, now: UnixMs) -> Decision 
     if let Some(v) = verdict(policy, p) {
         return v;
     }
-    let deadline = p.swapped_at + policy.deadline_ms;
+    let deadline = p.started() + policy.deadline_ms;
     if now >= deadline {
         return Decision::Unhealthy {
-            reason: format!("not healthy within {} ms of the swap", policy.deadline_ms),
+            reason: format!(
+                "not healthy within {} ms of the new version starting",
+                policy.deadline_ms
+            ),
         };
     }
     let at = due(policy, p);

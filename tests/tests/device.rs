@@ -1356,16 +1356,17 @@ fn the_timeout_is_the_instant_a_probe_is_due_never_zero() {
         None,
         "waiting for the host's swap"
     );
-    // The swap's instant is when it was asked for; the host reports it a little later.
+    // The swap's instant is when it was asked for; the host reports it a little later, when
+    // the new version runs, and probing counts from then.
     let swapped_at = d.now;
     d.now = swapped_at + 500;
     d.handle(Input::Swapped).unwrap();
     d.drain(&mut budget).unwrap();
-    // The policy of `config`: the first probe 1 s after the swap.
-    assert_eq!(d.agent().poll_timeout(), Some(swapped_at + 1_000));
+    // The policy of `config`: the first probe 1 s after the swap took effect.
+    assert_eq!(d.agent().poll_timeout(), Some(swapped_at + 1_500));
     // Late: the instant it was due stays the answer (a past instant means now).
     d.now = swapped_at + 30_000;
-    assert_eq!(d.agent().poll_timeout(), Some(swapped_at + 1_000));
+    assert_eq!(d.agent().poll_timeout(), Some(swapped_at + 1_500));
     d.handle(Input::Tick).unwrap();
     // The probe is in flight: nothing to wait for but its result.
     assert_eq!(d.agent().poll_timeout(), None);
@@ -1406,4 +1407,24 @@ fn restoring_with_another_package_is_refused() {
     d.boot_with(v.clone()).unwrap();
     d.run(&artifact, &mut in_order, None).unwrap();
     assert_eq!(last_report(&d).status, ReportStatus::Success);
+}
+
+/// A switch that takes effect only after a reboot, and a slow boot (five minutes, past the
+/// probe's 120 s deadline): the probe's initial delay and deadline count from when the new
+/// version runs, so a healthy update is committed, not rolled back unprobed.
+#[test]
+fn the_probe_counts_from_when_the_new_version_runs_not_from_the_swap() {
+    let new = noise(70_000, 23);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    let (swapped_at, _) = until_swap(&mut d, &artifact);
+    d.disk.swap();
+    d.power_cut();
+    d.now = swapped_at + 300_000;
+    d.boot();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    let r = last_report(&d);
+    assert_eq!(r.status, ReportStatus::Success, "{:?}", r.reason);
+    assert!(d.disk.active_bytes() == new, "the new version runs");
 }

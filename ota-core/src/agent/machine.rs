@@ -457,8 +457,11 @@ impl Agent {
         // `swapped_at` stays the instant the swap was asked for (persisted before it): the new
         // version may have run, and written its readiness file, long before the agent hears of
         // the swap (after a reboot, say), and must not be judged older than the swap.
+        // The probe's initial delay and deadline count from now, when the new version runs:
+        // a reboot between the swap and now (a block device's switch) takes none of them.
         if let Some(u) = self.record.update.as_mut() {
             u.boot_attempts = u.boot_attempts.max(1);
+            u.progress.probing_since = Some(now);
         }
         self.set(AgentState::Probing);
         self.tick(now);
@@ -472,12 +475,19 @@ impl Agent {
         let Some(u) = self.record.update.as_mut() else {
             return;
         };
+        // A clock set back since probing began (a device without a real-time clock, before
+        // NTP) would have the probe wait until it caught up: probing counts from now.
+        let p = &mut u.progress;
+        if now < p.started() || p.last_run_at.is_some_and(|t| now < t) {
+            p.probing_since = Some(now);
+            p.last_run_at = p.last_run_at.map(|t| t.min(now));
+        }
         match probe::decide(&self.config.policy, &u.progress, now) {
             Decision::WaitUntil(_) => {}
             Decision::Run => {
                 u.progress.last_run_at = Some(now);
                 // A probe may not outlast the policy's deadline.
-                let left = (u.progress.swapped_at + self.config.policy.deadline_ms)
+                let left = (u.progress.started() + self.config.policy.deadline_ms)
                     .get()
                     .saturating_sub(now.get())
                     .max(1);
