@@ -1428,3 +1428,26 @@ fn the_probe_counts_from_when_the_new_version_runs_not_from_the_swap() {
     assert_eq!(r.status, ReportStatus::Success, "{:?}", r.reason);
     assert!(d.disk.active_bytes() == new, "the new version runs");
 }
+
+/// A clock set back while probing (a device without a real-time clock, before NTP): the
+/// probe does not wait for the clock to catch up; its delay and deadline count from now.
+#[test]
+fn a_clock_set_back_while_probing_does_not_stall_the_probe() {
+    let (v, artifact, key) = publish(&noise(70_000, 29), "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    until_swap(&mut d, &artifact);
+    d.disk.swap();
+    d.handle(Input::Swapped).unwrap();
+    // Back to an instant long before the swap (the harness starts its clock at 1 000 s).
+    d.now = UnixMs(1);
+    d.handle(Input::Tick).unwrap();
+    let due = d.agent().poll_timeout().expect("a probe is due");
+    assert!(
+        due.get() <= d.now.get() + d.config.policy.deadline_ms,
+        "the probe waits {} ms",
+        due.get() - d.now.get()
+    );
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(last_report(&d).status, ReportStatus::Success);
+}
