@@ -1611,8 +1611,9 @@ ota_status ota_file_device_swap(ota_file_device *device, const char *update, siz
 
 /**
  * Carries out `OTA_COMMAND_KIND_RESTORE_PREVIOUS` (the command's text names the failed
- * update): while the active slot holds it, makes the other slot active again, durably;
- * otherwise (restored already) does nothing. Then call `ota_agent_handle_restored`.
+ * update): while the active slot holds it, makes the other slot active again, durably (or
+ * no slot, when the other never held anything: the failed update was the first); otherwise
+ * (restored already) does nothing. Then call `ota_agent_handle_restored`.
  *
  * Takes no ownership; nothing to free.
  */

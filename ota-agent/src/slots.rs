@@ -87,6 +87,18 @@ pub trait SlotBackend: Send {
     fn confirm(&mut self) -> Result<(), DaemonError>;
     /// Reboots (when a switch needs it).
     fn reboot(&mut self) -> Result<(), DaemonError>;
+    /// Whether `slot` holds anything: a restore to a slot never written runs no slot instead.
+    /// A partition always does.
+    fn holds(&mut self, _slot: Slot) -> bool {
+        true
+    }
+    /// Makes no slot run, as before the first update (only where [`SlotBackend::holds`] can
+    /// say no).
+    fn deactivate(&mut self) -> Result<(), DaemonError> {
+        Err(DaemonError::Slot(
+            "slots: this backend always runs a slot".into(),
+        ))
+    }
 }
 
 /// The two slots, their table, and a backend.
@@ -217,7 +229,18 @@ impl Slots {
     /// does not overwrite the slot the bootloader would boot.
     pub fn restore(&mut self, failed: &SlotLabel) -> Result<Switched, DaemonError> {
         match self.active()? {
-            Some(s) if self.table.get(s) == Some(failed) => self.switch(s.other()),
+            Some(s) if self.table.get(s) == Some(failed) => {
+                if self.backend.holds(s.other()) {
+                    self.switch(s.other())
+                } else {
+                    // The failed update was the first: nothing ran from the slots before it,
+                    // and nothing does again.
+                    self.backend.deactivate()?;
+                    self.table.active = None;
+                    self.save()?;
+                    Ok(Switched::Done)
+                }
+            }
             Some(s)
                 if self.table.active == Some(s.other())
                     && self.table.get(s.other()) == Some(failed) =>
@@ -353,6 +376,32 @@ mod tests {
         // Writing the inactive slot never touches the running one.
         write(&mut s, b"v4");
         assert_eq!(std::fs::read(d.join("app/current/payload")).unwrap(), b"v2");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_failed_first_update_restores_to_no_slot_not_to_an_empty_one() {
+        let d = tmp("first");
+        let config = SlotsConfig::Directory {
+            root: d.join("app"),
+            file: "payload".into(),
+        };
+        let mut s = Slots::open(&config, d.join("slots.json"), None).unwrap();
+        assert_eq!(s.active().unwrap(), None);
+        write(&mut s, b"v2");
+        let l2 = label("2.0.0");
+        s.swap(&l2).unwrap();
+        assert_eq!(s.active().unwrap(), Some(Slot::A));
+        // Its probe failed: nothing ran from the slots before it, and nothing does again.
+        s.restore(&l2).unwrap();
+        s.restore(&l2).unwrap();
+        assert_eq!(s.active().unwrap(), None);
+        assert!(!d.join("app/current").exists());
+        assert!(!d.join("app/b").exists(), "no empty slot b was made to run");
+        // The next update goes to a again.
+        write(&mut s, b"v3");
+        s.swap(&label("3.0.0")).unwrap();
+        assert_eq!(std::fs::read(d.join("app/current/payload")).unwrap(), b"v3");
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -241,8 +241,9 @@ pub unsafe extern "C" fn ota_file_device_swap(
 }
 
 /// Carries out `OTA_COMMAND_KIND_RESTORE_PREVIOUS` (the command's text names the failed
-/// update): while the active slot holds it, makes the other slot active again, durably;
-/// otherwise (restored already) does nothing. Then call `ota_agent_handle_restored`.
+/// update): while the active slot holds it, makes the other slot active again, durably (or
+/// no slot, when the other never held anything: the failed update was the first); otherwise
+/// (restored already) does nothing. Then call `ota_agent_handle_restored`.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]

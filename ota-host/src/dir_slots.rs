@@ -137,6 +137,18 @@ impl DirSlots {
         Ok(SyncWriter::new(f))
     }
 
+    /// Whether `slot` holds its file (was ever written).
+    pub fn holds(&self, slot: Slot) -> bool {
+        self.root.join(slot.as_str()).join(&self.file).is_file()
+    }
+
+    /// Makes no slot active, as before the first switch: `current` removed, durably.
+    /// Idempotent. For a restore when the other slot never held anything.
+    pub fn deactivate(&self) -> io::Result<()> {
+        remove_if_present(std::fs::remove_file(self.current()))?;
+        sync_dir(&self.root)
+    }
+
     /// Makes `slot` the active one: a new symlink renamed over `current`, durably.
     /// Idempotent.
     pub fn switch(&self, slot: Slot) -> io::Result<()> {

@@ -125,10 +125,18 @@ impl FileDevice {
     }
 
     /// Carries out a restore command: while the active slot holds the failed update `label`,
-    /// makes the other slot active again; otherwise (restored already) nothing happens.
+    /// makes the other slot active again, or no slot when the other never held anything (the
+    /// failed update was the first: nothing ran from the slots before it); otherwise
+    /// (restored already) nothing happens.
     pub fn restore(&mut self, label: &[u8]) -> io::Result<()> {
         match self.active()? {
-            Some(active) if self.active_holds(label)? => self.slots.switch(active.other()),
+            Some(active) if self.active_holds(label)? => {
+                if self.slots.holds(active.other()) {
+                    self.slots.switch(active.other())
+                } else {
+                    self.slots.deactivate()
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -187,6 +195,19 @@ mod tests {
 
     fn running(dev: &FileDevice) -> Vec<u8> {
         std::fs::read(dev.active_file().unwrap().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_failed_first_update_restores_to_no_slot() {
+        let d = tmp("first");
+        let mut dev = FileDevice::open(&d, "payload").unwrap();
+        install(&mut dev, b"v2");
+        dev.swap(b"{\"version\":\"2\"}").unwrap();
+        assert_eq!(dev.active().unwrap(), Some(Slot::A));
+        dev.restore(b"{\"version\":\"2\"}").unwrap();
+        dev.restore(b"{\"version\":\"2\"}").unwrap();
+        assert_eq!(dev.active().unwrap(), None);
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

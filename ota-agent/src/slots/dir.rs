@@ -48,4 +48,14 @@ impl SlotBackend for DirSlots {
     fn reboot(&mut self) -> Result<(), DaemonError> {
         Ok(())
     }
+
+    fn holds(&mut self, slot: Slot) -> bool {
+        self.inner.holds(slot)
+    }
+
+    fn deactivate(&mut self) -> Result<(), DaemonError> {
+        self.inner
+            .deactivate()
+            .map_err(|e| DaemonError::io("slots", self.inner.root(), e))
+    }
 }
