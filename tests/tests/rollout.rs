@@ -1750,3 +1750,41 @@ fn a_rollback_package_every_device_would_refuse_is_refused_at_creation() {
     // Not a downgrade (a fix rolled forward as the "rollback"): not checked.
     assert!(try_create(&pkg, &firmware("2.0.1", false)).is_ok());
 }
+
+/// A device that joins an earlier wave once the last wave is open is sent and awaited: the
+/// rollout completes only when it is done too.
+#[test]
+fn a_rollout_completes_only_once_a_device_joined_into_an_earlier_wave_is_done() {
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(20, 0);
+    let plan =
+        json!({"canary_percent": 10, "salt": "s", "waves": [{"percent": 100, "min_soak_ms": 0}]});
+    let mut r = create(spec(&pkg, None, plan), &pkg, None, &fleet, T0);
+    let canary = sent(&mut r);
+    succeed_all(&mut r, &canary, T0 + 1);
+    let last = sent(&mut r);
+    assert!(!last.is_empty(), "the last wave opened");
+    // Newcomers until one lands in the canary (wave 0), closed long ago.
+    let joined = sensors(400, 0)[200..]
+        .iter()
+        .find_map(|p| {
+            let id = p.device_id.to_string();
+            r.handle(Input::Join(Box::new(p.clone())), T0 + 2).unwrap();
+            (r.device_wave(&id) == Some(0)).then_some(id)
+        })
+        .expect("a newcomer in the canary");
+    assert_eq!(r.device_state(&joined), Some(DeviceState::Sent));
+    succeed_all(&mut r, &last, T0 + 3);
+    let others: Vec<(String, bool)> = sent(&mut r)
+        .into_iter()
+        .filter(|(d, _)| *d != joined)
+        .collect();
+    succeed_all(&mut r, &others, T0 + 3);
+    assert_eq!(
+        r.state(),
+        RolloutState::Active,
+        "the joined device is still open"
+    );
+    succeed_all(&mut r, &[(joined.clone(), false)], T0 + 4);
+    assert_eq!(r.state(), RolloutState::Completed);
+}

@@ -854,3 +854,17 @@ fn failures_reported_while_paused_are_judged_when_it_resumes() {
     .unwrap();
     assert_eq!(h.state(), ota_core::rollout::RolloutState::Active);
 }
+
+/// A canary smaller than `min_terminal` that fails whole trips the halt: the rule waits for
+/// `min_terminal` outcomes, or for every device in scope when there are fewer.
+#[test]
+fn a_canary_smaller_than_min_terminal_that_fails_whole_halts() {
+    let pkg = firmware("2.0.0", false);
+    let (mut h, canary) = canary_of_four(&pkg, None, json!({"halt": {"min_terminal": 20}}));
+    assert_eq!(canary.len(), 4);
+    for (i, d) in canary.iter().enumerate() {
+        h.handle(Input::Report(report(d, Failure, None)), T0 + 1 + i as u64)
+            .unwrap();
+    }
+    assert_eq!(h.state(), ota_core::rollout::RolloutState::Paused);
+}

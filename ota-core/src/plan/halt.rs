@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaltRule {
-    /// The rule cannot trip before this many devices in scope are terminal. Default 1.
+    /// The rule cannot trip before this many devices in scope are terminal, or all of them
+    /// when the scope holds fewer. Default 1.
     #[serde(default = "d_min_terminal")]
     pub min_terminal: u64,
     /// What the threshold is a share of. Default `scheduled` (the OTA API: "once 11 % of canary

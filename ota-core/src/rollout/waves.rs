@@ -116,7 +116,10 @@ impl fmt::Display for HaltReason {
 /// `terminal`.
 pub fn halt_trips(spec: &RolloutSpec, scope: HaltScope, counts: HaltCounts) -> Option<HaltReason> {
     let h = &spec.halt;
-    if counts.terminal < h.min_terminal || counts.terminal == 0 {
+    // `min_terminal` outcomes before judging, or every device in scope when there are fewer:
+    // a canary smaller than it could otherwise fail whole and never halt.
+    let needed = h.min_terminal.min(counts.scheduled.max(counts.terminal));
+    if counts.terminal < needed || counts.terminal == 0 {
         return None;
     }
     let of = match h.denominator {
@@ -170,6 +173,10 @@ impl Rollout {
             }
             let done = *self.s.waves[k].completed_at.get_or_insert(now);
             let Some(next) = self.ix.waves_spec.get(k + 1).cloned() else {
+                // A device that joined an earlier wave after it closed may still be open.
+                if (0..k).any(|j| self.ix.remaining(j) > 0) {
+                    return;
+                }
                 return self.complete(now);
             };
             if now < done + next.min_soak_ms {
