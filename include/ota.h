@@ -1301,9 +1301,10 @@ ota_status ota_rollout_handle_tick(ota_rollout *rollout, uint64_t now);
 
 /**
  * An operator command on a rollout: `command` is `"pause"`, `"resume"`, `"abort"`,
- * `"rollback"`, `"approve"` (of wave `wave`), `"pass"` or `"fail"` (an external verdict on
- * wave `wave`); `by` names who gave it, for the audit trail. A command that does not fit the
- * rollout's state fails with `OTA_STATUS_ROLLOUT_STATE`.
+ * `"rollback"`, `"approve"` (of wave `wave`, the next to open), `"pass"` or `"fail"` (an
+ * external verdict on wave `wave`); `by` names who gave it, for the audit trail. A command
+ * that does not fit the rollout's state, or an approval of another wave than the next,
+ * fails with `OTA_STATUS_ROLLOUT_STATE`.
  *
  * Takes no ownership; nothing to free.
  */

@@ -356,8 +356,9 @@ fn rollback() {}
 fn abort() {}
 
 #[utoipa::path(post, path = "/api/v1/ota/rollouts/{id}/waves/{n}/approve", tag = "rollouts",
-    params(("id" = String, Path), ("n" = usize, Path, description = "The wave (0 is the canary)")),
-    responses((status = 200, body = OperatorAnswer), (status = 400, body = Error), (status = 404, body = Error)),
+    params(("id" = String, Path), ("n" = usize, Path, description = "The wave (0 is the canary): the next to open")),
+    responses((status = 200, body = OperatorAnswer), (status = 400, body = Error), (status = 404, body = Error),
+        (status = 409, description = "Not the next wave to open, or the rollout is neither active nor paused", body = Error)),
     security(("bearer" = [])))]
 fn approve() {}
 

@@ -868,3 +868,43 @@ fn a_canary_smaller_than_min_terminal_that_fails_whole_halts() {
     }
     assert_eq!(h.state(), ota_core::rollout::RolloutState::Paused);
 }
+
+/// Only the next wave to open may be approved, and only while the rollout runs or is paused:
+/// an approval given ahead would let a later wave past its success gate unseen.
+#[test]
+fn only_the_next_wave_may_be_approved() {
+    let pkg = firmware("2.0.0", false);
+    let waves = json!({"waves": [{"percent": 30, "gate": "approval"}, {"percent": 100, "gate": "approval"}]});
+    let (mut h, _) = canary_of_four(&pkg, None, waves);
+    let approve = |h: &mut Host, wave: usize| {
+        h.handle(
+            Input::Approve {
+                by: "alice".parse().unwrap(),
+                wave,
+            },
+            T0 + 1,
+        )
+    };
+    let e = approve(&mut h, 2).unwrap_err();
+    assert!(
+        matches!(e, RolloutError::NotNextWave { wave: 2, next: 1 }),
+        "{e}"
+    );
+    assert_eq!(e.status(), Status::RolloutState);
+    assert!(matches!(
+        approve(&mut h, 9).unwrap_err(),
+        RolloutError::UnknownWave { wave: 9 }
+    ));
+    approve(&mut h, 1).unwrap();
+    h.handle(
+        Input::Abort {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
+    assert!(matches!(
+        approve(&mut h, 1).unwrap_err(),
+        RolloutError::State { .. }
+    ));
+}

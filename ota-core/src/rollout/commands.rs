@@ -77,13 +77,18 @@ impl Rollout {
         }
     }
 
-    pub(super) fn approve(&mut self, wave: usize) -> Result<(), RolloutError> {
-        let w = self
-            .s
-            .waves
-            .get_mut(wave)
-            .ok_or(RolloutError::UnknownWave { wave })?;
-        w.approved = true;
+    pub(super) fn approve(&mut self, input: &Input, wave: usize) -> Result<(), RolloutError> {
+        if !matches!(self.s.state, RolloutState::Active | RolloutState::Paused) {
+            return Err(self.refuse(input));
+        }
+        if wave >= self.s.waves.len() {
+            return Err(RolloutError::UnknownWave { wave });
+        }
+        let next = self.s.open_wave + 1;
+        if wave != next {
+            return Err(RolloutError::NotNextWave { wave, next });
+        }
+        self.s.waves[wave].approved = true;
         self.effect(Effect::Approved { wave });
         self.event(Event::Approved { wave });
         Ok(())

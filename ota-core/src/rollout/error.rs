@@ -121,6 +121,15 @@ pub enum RolloutError {
         /// The wave asked for.
         wave: usize,
     },
+    /// An approval of a wave other than the next to open: one given ahead would let a wave
+    /// past its success gate before anyone saw how the waves before it went.
+    #[error("wave {wave} is not the next to open (wave {next} is)")]
+    NotNextWave {
+        /// The wave asked for.
+        wave: usize,
+        /// The next wave to open.
+        next: usize,
+    },
     /// No such device in the rollout.
     #[error("device {device_id} is not in the rollout")]
     UnknownDevice {
@@ -240,7 +249,7 @@ impl RolloutError {
             | RolloutError::RollbackDoesNotFit { .. }
             | RolloutError::RollbackNotBound { .. }
             | RolloutError::NoRollbackPackage => Status::PlanInvalid,
-            RolloutError::State { .. } => Status::RolloutState,
+            RolloutError::State { .. } | RolloutError::NotNextWave { .. } => Status::RolloutState,
             RolloutError::UnknownWave { .. }
             | RolloutError::UnknownDevice { .. }
             | RolloutError::NotInTarget { .. }

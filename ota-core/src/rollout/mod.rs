@@ -294,7 +294,7 @@ impl Rollout {
             Input::Resume { .. } => self.operator_resume(input, now),
             Input::Abort { .. } => self.operator_abort(input, now),
             Input::Rollback { .. } => self.operator_rollback(input, now),
-            Input::Approve { wave, .. } => self.approve(*wave),
+            Input::Approve { wave, .. } => self.approve(input, *wave),
             Input::Verdict { wave, pass, .. } => self.verdict(*wave, *pass, now),
             Input::Join(p) => self.join(p),
             Input::Leave { device_id } => self.leave(device_id, now),

@@ -179,7 +179,8 @@ class Rollout(Managed):
         self._command("rollback", by, now)
 
     def approve(self, wave: int, by: TextInput, now: int) -> None:
-        """Approves wave ``wave`` (0 is the canary)."""
+        """Approves wave ``wave``, the next to open (0 is the canary); another wave, or a
+        rollout neither active nor paused, raises :class:`RolloutStateError`."""
         self._command("approve", by, now, wave)
 
     def verdict(self, wave: int, passed: bool, by: TextInput, now: int) -> None:
