@@ -908,3 +908,31 @@ fn only_the_next_wave_may_be_approved() {
         RolloutError::State { .. }
     ));
 }
+
+/// A device held by a pause (its command cancelled while out) that finished anyway counts as
+/// updated, and the rollback that follows reaches it: it runs the new version.
+#[test]
+fn a_device_held_by_a_pause_that_finished_anyway_is_rolled_back() {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let (mut h, canary) = canary_of_four(&pkg, Some(&rb), json!({"in_flight": "forced_cancel"}));
+    h.handle(Input::Report(report(&canary[0], Failure, None)), T0 + 1)
+        .unwrap();
+    assert_eq!(h.state(), ota_core::rollout::RolloutState::Paused);
+    assert_eq!(h.device_state(&canary[1]), Some(DeviceState::Scheduled));
+    // The cancel came too late: it had installed and committed the update.
+    h.handle(
+        Input::Report(report(&canary[1], Success, Some("2.0.0"))),
+        T0 + 2,
+    )
+    .unwrap();
+    assert_eq!(h.device_state(&canary[1]), Some(DeviceState::Succeeded));
+    h.handle(
+        Input::Rollback {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 3,
+    )
+    .unwrap();
+    assert_eq!(h.device_state(&canary[1]), Some(DeviceState::RollbackSent));
+}

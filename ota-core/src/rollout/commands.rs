@@ -153,8 +153,8 @@ impl Rollout {
             } else {
                 DeviceState::Cancelled
             };
-            self.slot_mut(i)
-                .set(Slot::STOPPED, to == DeviceState::Cancelled);
+            // Held or cancelled, it was stopped while out: it may have finished anyway.
+            self.slot_mut(i).set(Slot::STOPPED, true);
             self.set(i, to);
         }
         if n > 0 {

@@ -122,6 +122,7 @@ impl Rollout {
         }
         s.set(Slot::ROLLBACK, rolling);
         s.set(Slot::STARTED, false);
+        s.set(Slot::STOPPED, false);
         self.set_timer(i, deadline);
         self.step.sent += 1;
         self.command(RolloutCommand::Send {

@@ -90,9 +90,10 @@ impl Rollout {
             (DeviceState::Sent | DeviceState::InProgress, ReportStatus::Success) => {
                 self.updated(i, r, now);
             }
-            // A device whose command was cancelled while out may have finished anyway: it runs
-            // what it says, so it counts (and an `updated_only` rollback reaches it).
-            (DeviceState::Cancelled, ReportStatus::Success)
+            // A device whose command was cancelled while out (or held, by a pause) may have
+            // finished anyway: it runs what it says, so it counts (and an `updated_only`
+            // rollback reaches it).
+            (DeviceState::Cancelled | DeviceState::Scheduled, ReportStatus::Success)
                 if s.has(Slot::STOPPED) && state != RolloutState::Completed =>
             {
                 self.slot_mut(i).set(Slot::STOPPED, false);
