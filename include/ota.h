@@ -1304,7 +1304,8 @@ ota_status ota_rollout_handle_tick(ota_rollout *rollout, uint64_t now);
  * `"rollback"`, `"approve"` (of wave `wave`, the next to open), `"pass"` or `"fail"` (an
  * external verdict on wave `wave`); `by` names who gave it, for the audit trail. A command
  * that does not fit the rollout's state, or an approval of another wave than the next,
- * fails with `OTA_STATUS_ROLLOUT_STATE`.
+ * fails with `OTA_STATUS_ROLLOUT_STATE` (of a wave the rollout lacks,
+ * `OTA_STATUS_ROLLOUT_NOT_FOUND`).
  *
  * Takes no ownership; nothing to free.
  */

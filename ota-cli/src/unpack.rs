@@ -74,6 +74,12 @@ pub struct UnpackArgs {
 /// success.
 pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
     refuse_special(&a.out, a.force)?;
+    if same_file(&a.out, &a.artifact) {
+        return Err(CliError::usage(format!(
+            "--out {}: is --artifact; the sealed artifact would be replaced by its plaintext",
+            a.out.display()
+        )));
+    }
     let stop = Stop::on_signals()?;
     let mut outputs = Outputs::new();
     let dir = out::parent(&a.out);
@@ -157,6 +163,15 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
 
 /// Refuses to replace what is not a regular file at `out` (a device, a FIFO, a symbolic link,
 /// a directory) unless `force`.
+/// Whether `a` and `b` name one file (through links, or two spellings of a path).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 fn refuse_special(out: &Path, force: bool) -> Result<(), CliError> {
     let Ok(m) = std::fs::symlink_metadata(out) else {
         return Ok(());

@@ -1064,3 +1064,30 @@ fn an_interrupted_demo_removes_its_work_directory() {
     assert_eq!(status.code(), Some(2));
     assert_eq!(names(&tmpdir), Vec::<String>::new());
 }
+
+/// `ota unpack --out` naming the artifact itself (or a link to it) is refused: the sealed
+/// artifact would be replaced by its plaintext.
+#[test]
+fn unpack_refuses_to_write_over_its_own_artifact() {
+    let t = tempfile::tempdir().unwrap();
+    let p = packed(t.path(), 100_000, "1");
+    let reg = s(&p.out.join("registration.json"));
+    let sealed = std::fs::read(&p.artifact).unwrap();
+    let link = t.path().join("link.enc");
+    std::os::unix::fs::symlink(&p.artifact, &link).unwrap();
+    for out in [p.artifact.clone(), link] {
+        ota(&[
+            "unpack",
+            "--registration",
+            &reg,
+            "--artifact",
+            &s(&p.artifact),
+            "--out",
+            &s(&out),
+            "--force",
+        ])
+        .expect(2)
+        .stderr_has(&["is --artifact"]);
+        assert!(std::fs::read(&p.artifact).unwrap() == sealed);
+    }
+}

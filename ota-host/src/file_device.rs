@@ -85,9 +85,10 @@ impl FileDevice {
         read_optional(&self.dir.join("record.json"))
     }
 
-    /// Stores the agent's record durably, replacing the previous one.
+    /// Stores the agent's record durably, replacing the previous one, readable by its owner
+    /// only: during an update it holds the assignment's AES key.
     pub fn persist(&mut self, record: &[u8]) -> io::Result<()> {
-        write_atomic(&self.dir.join("record.json"), record, false)
+        write_atomic(&self.dir.join("record.json"), record, true)
     }
 
     /// The active slot, `None` before the first swap.
@@ -207,6 +208,14 @@ mod tests {
         dev.restore(b"{\"version\":\"2\"}").unwrap();
         dev.restore(b"{\"version\":\"2\"}").unwrap();
         assert_eq!(dev.active().unwrap(), None);
+        // The record, which holds the AES key during an update, is its owner's alone.
+        dev.persist(b"{}").unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(d.join("record.json"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -417,7 +417,15 @@ pub async fn report(
             &rid,
             Input::device_report(r),
         )
-        .await?
+        .await
+        // Agents of before `ABORTED` drop a report answered with any coded 409: a
+        // concurrent write is answered as it was before, a retryable 503.
+        .map_err(|e| match e.code {
+            crate::error::Code::Aborted => {
+                ApiError::new(crate::error::Code::Unavailable, e.message)
+            }
+            _ => e,
+        })?
         .device_state
     };
     let _ = st.events.send(live);

@@ -1214,7 +1214,9 @@ pub async fn join(st: &AppState, tenant: &str, device: &ota_core::DeviceProfile)
             Err(e)
                 if matches!(
                     e.code,
-                    crate::error::Code::Unavailable | crate::error::Code::Internal
+                    crate::error::Code::Unavailable
+                        | crate::error::Code::Internal
+                        | crate::error::Code::Aborted
                 ) =>
             {
                 return Err(e);

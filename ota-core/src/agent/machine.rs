@@ -458,10 +458,14 @@ impl Agent {
         // version may have run, and written its readiness file, long before the agent hears of
         // the swap (after a reboot, say), and must not be judged older than the swap.
         // The probe's initial delay and deadline count from now, when the new version runs:
-        // a reboot between the swap and now (a block device's switch) takes none of them.
+        // a reboot between the swap and now (a block device's switch) takes none of them. A
+        // clock behind the swap's instant (a device without a real-time clock, before NTP)
+        // counts from the swap instead: the probe waits for the clock to be set right, which
+        // the daemon notices within a second, rather than counting from a time NTP will step
+        // far forward.
         if let Some(u) = self.record.update.as_mut() {
             u.boot_attempts = u.boot_attempts.max(1);
-            u.progress.probing_since = Some(now);
+            u.progress.probing_since = Some(now.max(u.progress.swapped_at));
         }
         self.set(AgentState::Probing);
         self.tick(now);
@@ -475,13 +479,6 @@ impl Agent {
         let Some(u) = self.record.update.as_mut() else {
             return;
         };
-        // A clock set back since probing began (a device without a real-time clock, before
-        // NTP) would have the probe wait until it caught up: probing counts from now.
-        let p = &mut u.progress;
-        if now < p.started() || p.last_run_at.is_some_and(|t| now < t) {
-            p.probing_since = Some(now);
-            p.last_run_at = p.last_run_at.map(|t| t.min(now));
-        }
         match probe::decide(&self.config.policy, &u.progress, now) {
             Decision::WaitUntil(_) => {}
             Decision::Run => {

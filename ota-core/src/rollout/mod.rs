@@ -96,14 +96,15 @@
 //!
 //! **The halt rule** ([`halt_trips`]) trips when, among the devices in scope (the reporting
 //! device's wave, or all waves opened), `failures × 100 > threshold × denominator` — strictly,
-//! so 10 % trips at 11 % and not at 10 % — once at least `min_terminal` devices in scope are
-//! terminal, or when failures exceed `max_failures`. The denominator is, by default, the
-//! devices scheduled in scope (the OTA API: "once 11 % of canary devices report failure"); the
-//! named option `terminal` uses the devices with a final outcome instead. Only final failures
-//! count (after retries), and only the outcomes listed in `count_as_failure`. Resuming
-//! acknowledges the failures so far: only new ones can trip it again. A device leaving its
-//! wave shrinks the denominator, so the rule is checked again then. A trip while paused is a
-//! no-op.
+//! so 10 % trips at 11 % and not at 10 % — or when failures exceed `max_failures`, once at
+//! least `min_terminal` devices in scope are terminal (or all of them, when the scope holds
+//! fewer). The denominator is, by default, the devices scheduled in scope (the OTA API: "once
+//! 11 % of canary devices report failure"); the named option `terminal` uses the devices with
+//! a final outcome instead. Only final failures count (after retries), and only the outcomes
+//! listed in `count_as_failure`. A pause sets aside the outcomes seen then, and resuming
+//! acknowledges them: only others can trip it again, those reported while paused among them
+//! (judged on resume). A device leaving its wave shrinks the denominator, so the rule is
+//! checked again then. A trip while paused is a no-op.
 
 use std::collections::VecDeque;
 

@@ -112,8 +112,8 @@ impl fmt::Display for HaltReason {
 ///
 /// It trips when `failures × 100 > threshold × denominator` (strictly: 10 % trips at 11 %),
 /// or when failures exceed `max_failures` — once at least `min_terminal` devices are
-/// terminal. The denominator is the devices scheduled in scope unless the plan names
-/// `terminal`.
+/// terminal, or every device in scope when it holds fewer. The denominator is the devices
+/// scheduled in scope unless the plan names `terminal`.
 pub fn halt_trips(spec: &RolloutSpec, scope: HaltScope, counts: HaltCounts) -> Option<HaltReason> {
     let h = &spec.halt;
     // `min_terminal` outcomes before judging, or every device in scope when there are fewer:

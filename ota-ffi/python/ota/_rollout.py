@@ -167,7 +167,8 @@ class Rollout(Managed):
         self._command("pause", by, now)
 
     def resume(self, by: TextInput, now: int) -> None:
-        """Resumes, acknowledging the failures so far."""
+        """Resumes, acknowledging the failures seen when it paused; those reported while
+        paused are judged now, and may halt it again."""
         self._command("resume", by, now)
 
     def abort(self, by: TextInput, now: int) -> None:
@@ -179,8 +180,9 @@ class Rollout(Managed):
         self._command("rollback", by, now)
 
     def approve(self, wave: int, by: TextInput, now: int) -> None:
-        """Approves wave ``wave``, the next to open (0 is the canary); another wave, or a
-        rollout neither active nor paused, raises :class:`RolloutStateError`."""
+        """Approves wave ``wave``, the next to open (0 is the canary); another wave raises
+        :class:`RolloutStateError` (one the rollout lacks, :class:`RolloutNotFoundError`), and
+        so does a rollout neither active nor paused."""
         self._command("approve", by, now, wave)
 
     def verdict(self, wave: int, passed: bool, by: TextInput, now: int) -> None:
