@@ -28,18 +28,23 @@ pub struct KeygenArgs {
     pkcs11: Option<String>,
 }
 
+/// Refuses to replace the key file `name` in `--out` without `--force`.
+fn not_there(a: &KeygenArgs, name: &str) -> Result<(), CliError> {
+    let path = a.out.join(name);
+    if path.exists() && !a.force {
+        return Err(CliError::usage(format!(
+            "{}: a key is already there (use --force to replace it)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Writes a new Ed25519 key pair.
 pub fn keygen(a: &KeygenArgs) -> Result<Outcome, CliError> {
     if let Some(uri) = &a.pkcs11 {
-        for name in ["public.pem", "keyid"] {
-            let path = a.out.join(name);
-            if path.exists() && !a.force {
-                return Err(CliError::usage(format!(
-                    "{}: a key is already there (use --force to replace it)",
-                    path.display()
-                )));
-            }
-        }
+        not_there(a, "public.pem")?;
+        not_there(a, "keyid")?;
         let public = pkcs11::generate(uri)?;
         let id = public.key_id();
         let mut outputs = Outputs::new();
@@ -61,13 +66,8 @@ pub fn keygen(a: &KeygenArgs) -> Result<Outcome, CliError> {
             }),
         ));
     }
+    not_there(a, "private.pem")?;
     let private = a.out.join("private.pem");
-    if private.exists() && !a.force {
-        return Err(CliError::usage(format!(
-            "{}: a key is already there (use --force to replace it)",
-            private.display()
-        )));
-    }
     let key = SigningKey::from_secret(random()?);
     let public = key.public_key();
     // The directory is owner-only (0700) and the private key 0600, whatever the umask; the

@@ -537,13 +537,7 @@ fn unpack_refuses_to_replace_a_symlink_or_a_device_unless_forced() {
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     // A FIFO (a special file as a device is) is not replaced either.
     let fifo = t.path().join("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     unpack(&fifo, &[])
         .expect(2)
         .stderr_has(&["fifo", "not a regular file"]);
@@ -567,13 +561,7 @@ fn unpack_refuses_to_replace_a_symlink_or_a_device_unless_forced() {
 fn unpack_from_fifo(t: &Path, p: &Packed, plain: &Path) -> (Child, std::fs::File) {
     let fifo = t.join("artifact.fifo");
     let _ = std::fs::remove_file(&fifo);
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let reg: Value =
         serde_json::from_slice(&std::fs::read(p.out.join("registration.json")).unwrap()).unwrap();
     let mut child = Command::new(bin())
@@ -598,6 +586,20 @@ fn unpack_from_fifo(t: &Path, p: &Packed, plain: &Path) -> (Child, std::fs::File
     // The pipe holds 64 KiB: past that, ota has read what was written.
     w.write_all(&bytes[..bytes.len() / 2]).unwrap();
     (child, w)
+}
+
+/// Makes the FIFO `fifo`.
+fn mkfifo(fifo: &Path) {
+    assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
+}
+
+/// Sends `child` the signal `sig` (`INT`, `TERM`).
+fn signal(child: &Child, sig: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{sig}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{sig}");
 }
 
 /// The writing end of `fifo`, once `child` opened it for reading (bounded: a child that ends
@@ -644,11 +646,7 @@ fn an_interrupted_unpack_leaves_no_partial_plaintext() {
     // SIGTERM and SIGINT: it stops, and removes what it started.
     for sig in ["TERM", "INT"] {
         let (mut child, w) = unpack_from_fifo(t.path(), &p, &plain);
-        let killed = Command::new("kill")
-            .args([format!("-{sig}"), child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        signal(&child, sig);
         // A read in progress waits for data: close the pipe.
         drop(w);
         let status = wait_bounded(&mut child, Duration::from_secs(60), "ota unpack");
@@ -983,13 +981,7 @@ fn an_interrupted_pack_leaves_no_temporary_file_and_no_new_directory() {
     let t = tempfile::tempdir().unwrap();
     keygen(t.path(), "keys");
     let fifo = t.path().join("image.fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     for sig in ["INT", "TERM"] {
         let out = t.path().join(format!("out-{sig}"));
         let mut args = fw_args(t.path(), &out, "1");
@@ -1004,11 +996,7 @@ fn an_interrupted_pack_leaves_no_temporary_file_and_no_new_directory() {
         let mut w = writer(&fifo, &mut child);
         // More than the pipe holds: once written, ota has read (and sealed) most of it.
         w.write_all(&vec![7u8; 1 << 20]).unwrap();
-        let killed = Command::new("kill")
-            .args([format!("-{sig}"), child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        signal(&child, sig);
         // A read in progress waits for data: close the pipe.
         drop(w);
         let status = wait_bounded(&mut child, Duration::from_secs(60), "ota pack");
@@ -1055,11 +1043,7 @@ fn an_interrupted_demo_removes_its_work_directory() {
         panic!("the demo never started its agents");
     }
     assert_eq!(names(&tmpdir).len(), 1, "its work directory");
-    let killed = Command::new("kill")
-        .args(["-INT".to_string(), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(&child, "INT");
     let status = wait_bounded(&mut child, Duration::from_secs(120), "ota demo");
     assert_eq!(status.code(), Some(2));
     assert_eq!(names(&tmpdir), Vec::<String>::new());

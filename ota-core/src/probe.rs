@@ -394,9 +394,10 @@ impl Default for ProbePolicy {
 pub struct ProbeProgress {
     /// When the swap happened (asked for: a readiness file written after it counts).
     pub swapped_at: UnixMs,
-    /// When the agent heard the swap had taken effect (the new version runs), after a reboot
-    /// perhaps: the initial delay and the deadline count from here. `None` (a record written
-    /// before it was kept): from `swapped_at`.
+    /// When probing started: the later of `swapped_at` and when the agent heard the swap had
+    /// taken effect (the new version runs, after a reboot perhaps). The initial delay and the
+    /// deadline count from here. `None` (a record written before it was kept): from
+    /// `swapped_at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probing_since: Option<UnixMs>,
     /// Consecutive successes so far.

@@ -206,13 +206,13 @@ impl Modify for CommonAnswers {
             if !path.starts_with("/api/") {
                 continue;
             }
-            let writes = [&mut item.put, &mut item.post, &mut item.delete];
-            let reads = [&mut item.get];
-            for (writing, op) in writes
-                .into_iter()
-                .map(|o| (true, o))
-                .chain(reads.into_iter().map(|o| (false, o)))
-            {
+            let ops = [
+                (true, &mut item.put),
+                (true, &mut item.post),
+                (true, &mut item.delete),
+                (false, &mut item.get),
+            ];
+            for (writing, op) in ops {
                 let Some(op) = op else { continue };
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let mut add = |code: &str, description: &str| {

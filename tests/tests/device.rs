@@ -1409,18 +1409,26 @@ fn restoring_with_another_package_is_refused() {
     assert_eq!(last_report(&d).status, ReportStatus::Success);
 }
 
-/// A switch that takes effect only after a reboot, and a slow boot (five minutes, past the
-/// probe's 120 s deadline): the probe's initial delay and deadline count from when the new
-/// version runs, so a healthy update is committed, not rolled back unprobed.
-#[test]
-fn the_probe_counts_from_when_the_new_version_runs_not_from_the_swap() {
-    let new = noise(70_000, 23);
+/// A healthy device that installed an update (of noise seeded `seed`) and swapped to it, the
+/// swap needing a reboot: powered off before it boots the new version. Gives the device, the
+/// new version's bytes, the artifact and the swap's instant.
+fn rebooting_into_the_update(seed: u64) -> (Device, Vec<u8>, Vec<u8>, UnixMs) {
+    let new = noise(70_000, seed);
     let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
     let mut d = device(healthy());
     d.assign(assignment(&v, &key)).unwrap();
     let (swapped_at, _) = until_swap(&mut d, &artifact);
     d.disk.swap();
     d.power_cut();
+    (d, new, artifact, swapped_at)
+}
+
+/// A switch that takes effect only after a reboot, and a slow boot (five minutes, past the
+/// probe's 120 s deadline): the probe's initial delay and deadline count from when the new
+/// version runs, so a healthy update is committed, not rolled back unprobed.
+#[test]
+fn the_probe_counts_from_when_the_new_version_runs_not_from_the_swap() {
+    let (mut d, new, artifact, swapped_at) = rebooting_into_the_update(23);
     d.now = swapped_at + 300_000;
     d.boot();
     d.run(&artifact, &mut in_order, None).unwrap();
@@ -1434,13 +1442,7 @@ fn the_probe_counts_from_when_the_new_version_runs_not_from_the_swap() {
 /// when NTP steps the clock forward the deadline has not passed, and the update is probed.
 #[test]
 fn an_early_clock_after_the_reboot_does_not_fail_the_probe_when_ntp_corrects_it() {
-    let new = noise(70_000, 29);
-    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
-    let mut d = device(healthy());
-    d.assign(assignment(&v, &key)).unwrap();
-    let (swapped_at, _) = until_swap(&mut d, &artifact);
-    d.disk.swap();
-    d.power_cut();
+    let (mut d, new, artifact, swapped_at) = rebooting_into_the_update(29);
     // Booted at the build date, long before the swap; it hears the swap took effect then.
     d.now = UnixMs(1);
     d.boot();
