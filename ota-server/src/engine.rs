@@ -692,6 +692,10 @@ impl Batch {
         for (input, _) in &run {
             let (r, attempt) = input.report().expect("a run holds reports");
             acks.push(Self::acks(g, r));
+            // A report naming no attempt is about its device's current command's first.
+            let attempt = attempt
+                .or_else(|| g.rollout.first_attempt(r.device_id.as_str()))
+                .unwrap_or(1);
             items.push(BatchedReport {
                 device_id: r.device_id.clone(),
                 status: r.status,

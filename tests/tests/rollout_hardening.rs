@@ -936,3 +936,51 @@ fn a_device_held_by_a_pause_that_finished_anyway_is_rolled_back() {
     .unwrap();
     assert_eq!(h.device_state(&canary[1]), Some(DeviceState::RollbackSent));
 }
+
+/// A rollback is a command of its own, numbered after the update's last attempt: a late copy
+/// of the device's failure of the update (its outbox sent it again, its answer lost) is not
+/// taken for the rollback's failure.
+#[test]
+fn a_late_copy_of_the_updates_failure_is_not_taken_for_the_rollbacks() {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let (mut h, canary) = canary_of_four(&pkg, Some(&rb), json!({"rollback_scope": "cohort"}));
+    let d = &canary[0];
+    // The device says back the attempt it was told, as `ota-agent` does.
+    let mut failed = report(d, Failure, None);
+    failed.attempt = Some(1);
+    h.handle(Input::device_report(failed.clone()), T0 + 1)
+        .unwrap();
+    assert_eq!(h.device_state(d), Some(DeviceState::Failed));
+    h.handle(
+        Input::Rollback {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
+    assert_eq!(h.device_state(d), Some(DeviceState::RollbackSent));
+    let rollback_attempt = h.attempt(d).unwrap();
+    assert_eq!(rollback_attempt, 2, "one after the update's only attempt");
+    h.take_trail();
+    // The update's failure again.
+    let e = h.handle(Input::device_report(failed), T0 + 3).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RolloutError::StaleAttempt {
+                reported: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(h.device_state(d), Some(DeviceState::RollbackSent));
+    assert!(refused(&effects(&mut h), d), "the refusal is recorded");
+    // The rollback's own report, on its attempt, counts.
+    let mut done = report(d, Success, Some("1.9.0"));
+    done.attempt = Some(rollback_attempt);
+    h.handle(Input::device_report(done), T0 + 4).unwrap();
+    assert_eq!(h.device_state(d), Some(DeviceState::RolledBack));
+}

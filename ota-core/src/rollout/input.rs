@@ -40,9 +40,10 @@ pub enum Input {
     /// A device's report (the OTA API's `{device_id, rollout_id, firmware_version, status,
     /// reason}`). A late report is recorded but changes nothing.
     ///
-    /// A report names no attempt: it is about the device's first attempt, and is refused
-    /// ([`super::RolloutError::StaleAttempt`]) once a retry went out. A host that retries
-    /// tells the device its attempt ([`super::Rollout::attempt`]) and feeds
+    /// A report names no attempt: it is about the first attempt of the device's current
+    /// command ([`super::Rollout::first_attempt`]: the update's first, or the rollback's), and
+    /// is refused ([`super::RolloutError::StaleAttempt`]) once a retry went out. A host that
+    /// retries tells the device its attempt ([`super::Rollout::attempt`]) and feeds
     /// [`Input::AttemptReport`].
     Report(DeviceReport),
     /// A device's report on a given attempt of its current command: refused when a retry
@@ -136,11 +137,12 @@ impl Input {
         }
     }
 
-    /// The report, and the attempt it is about, of a report input (not of a refused one).
-    pub fn report(&self) -> Option<(&DeviceReport, u32)> {
+    /// The report, and the attempt it names (`None`: the first of the device's current
+    /// command, [`super::Rollout::first_attempt`]), of a report input (not of a refused one).
+    pub fn report(&self) -> Option<(&DeviceReport, Option<u32>)> {
         match self {
-            Input::Report(r) => Some((r, 1)),
-            Input::AttemptReport { report, attempt } => Some((report, *attempt)),
+            Input::Report(r) => Some((r, None)),
+            Input::AttemptReport { report, attempt } => Some((report, Some(*attempt))),
             _ => None,
         }
     }

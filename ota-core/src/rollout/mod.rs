@@ -275,22 +275,24 @@ impl Rollout {
                 self.fire_timers(now);
                 Ok(())
             }
-            Input::Report(r) => self.report(r, 1, now),
-            Input::AttemptReport { report, attempt } => self.report(report, *attempt, now),
+            Input::Report(r) => self.report(r, None, now),
+            Input::AttemptReport { report, attempt } => self.report(report, Some(*attempt), now),
             Input::Reports(batch) => self.reports(batch, now).map(drop),
-            Input::RefusedReport { report, attempt } => match self.check_report(report, *attempt) {
-                Err(e) if e.is_recorded() => {
-                    self.effect(Effect::ReportRefused {
+            Input::RefusedReport { report, attempt } => {
+                match self.check_report(report, Some(*attempt)) {
+                    Err(e) if e.is_recorded() => {
+                        self.effect(Effect::ReportRefused {
+                            device_id: report.device_id.clone(),
+                            reason: e.to_string(),
+                        });
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                    Ok(_) => Err(RolloutError::NotRefused {
                         device_id: report.device_id.clone(),
-                        reason: e.to_string(),
-                    });
-                    Ok(())
+                    }),
                 }
-                Err(e) => Err(e),
-                Ok(_) => Err(RolloutError::NotRefused {
-                    device_id: report.device_id.clone(),
-                }),
-            },
+            }
             Input::Pause { .. } => self.operator_pause(input, now),
             Input::Resume { .. } => self.operator_resume(input, now),
             Input::Abort { .. } => self.operator_abort(input, now),
@@ -305,8 +307,13 @@ impl Rollout {
     /// The report and attempt of a refused report whose refusal is recorded.
     fn refused_report(&self, input: &Input, e: &RolloutError) -> Option<(DeviceReport, u32)> {
         let (r, attempt) = input.report()?;
-        (e.is_recorded() && self.index_of(r.device_id.as_str()).is_some())
-            .then(|| (r.clone(), attempt))
+        let i = self.index_of(r.device_id.as_str())?;
+        e.is_recorded().then(|| {
+            (
+                r.clone(),
+                attempt.unwrap_or_else(|| self.first_attempt_of(i)),
+            )
+        })
     }
 
     fn refuse(&self, input: &Input) -> RolloutError {
@@ -399,10 +406,19 @@ impl Rollout {
     }
 
     /// The attempt of the device's current command (1 is the first; each retry after a
-    /// failure or a timeout adds one; a rollback command starts again at 1). A host that
-    /// retries tells the device, which says it back: [`Input::AttemptReport`].
+    /// failure or a timeout adds one; a rollback command is one more than the update's last,
+    /// so a late report of the update is not taken for the rollback's). A host that retries
+    /// or rolls back tells the device, which says it back: [`Input::AttemptReport`].
     pub fn attempt(&self, device_id: &str) -> Option<u32> {
         self.index_of(device_id).map(|i| self.current_attempt(i))
+    }
+
+    /// The first attempt of the device's current command: what a report that names no
+    /// attempt ([`Input::Report`]) is about. 1 for the update; for a rollback, the rollback's
+    /// attempt ([`Rollout::attempt`]), so a host that never tells devices their attempt
+    /// still has its rollback reports taken.
+    pub fn first_attempt(&self, device_id: &str) -> Option<u32> {
+        self.index_of(device_id).map(|i| self.first_attempt_of(i))
     }
 
     /// How many commands are out.

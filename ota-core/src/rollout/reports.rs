@@ -51,13 +51,13 @@ impl<'a> Said<'a> {
 }
 
 impl Rollout {
-    /// A device's report on `attempt`: it must name this rollout, the version of the
-    /// package the device was last sent (a success must name it), and the device's current
-    /// attempt ([`Rollout::check_report`]).
+    /// A device's report on `attempt` (`None`: the first of its current command): it must
+    /// name this rollout, the version of the package the device was last sent (a success must
+    /// name it), and the device's current attempt ([`Rollout::check_report`]).
     pub(super) fn report(
         &mut self,
         r: &DeviceReport,
-        attempt: u32,
+        attempt: Option<u32>,
         now: UnixMs,
     ) -> Result<(), RolloutError> {
         let i = self.check_report(r, attempt)?;
@@ -235,10 +235,15 @@ impl Rollout {
         Ok(each)
     }
 
-    /// Whether a report on `attempt` is one this rollout takes: it names this rollout, one of
-    /// its devices, the version of the package the device was last sent (a success must
-    /// name it) and the device's current attempt. The device's index.
-    pub(super) fn check_report(&self, r: &DeviceReport, attempt: u32) -> Result<u32, RolloutError> {
+    /// Whether a report on `attempt` (`None`: the first of the device's current command) is
+    /// one this rollout takes: it names this rollout, one of its devices, the version of the
+    /// package the device was last sent (a success must name it) and the device's current
+    /// attempt. The device's index.
+    pub(super) fn check_report(
+        &self,
+        r: &DeviceReport,
+        attempt: Option<u32>,
+    ) -> Result<u32, RolloutError> {
         let found = r.rollout_id.as_ref();
         if let Some(found) = found.filter(|id| **id != self.s.rollout_id) {
             return Err(RolloutError::WrongRollout {
@@ -251,6 +256,7 @@ impl Rollout {
                 device_id: r.device_id.clone(),
             });
         };
+        let attempt = attempt.unwrap_or_else(|| self.first_attempt_of(i));
         self.check_at(i, Said::from(r), attempt)?;
         Ok(i)
     }
@@ -297,14 +303,23 @@ impl Rollout {
         Ok(())
     }
 
-    /// The attempt of device `i`'s current command: 1, plus the retries after failures and
-    /// timeouts for an update (a rollback command is not retried).
+    /// The attempt of device `i`'s current command: for an update 1, plus the retries after
+    /// failures and timeouts; for a rollback (never retried, and sent once the update's
+    /// attempts are over) one more than the update's last, so that a late report of the
+    /// update is not taken for the rollback's.
     pub(super) fn current_attempt(&self, i: u32) -> u32 {
         let s = self.slot(i);
-        if s.has(Slot::ROLLBACK) {
-            1
+        let update = 1 + u32::from(s.retries.failed) + u32::from(s.retries.timed_out);
+        update + u32::from(s.has(Slot::ROLLBACK))
+    }
+
+    /// The first attempt of device `i`'s current command, what a report naming none is about:
+    /// 1 for the update, the rollback's own for a rollback.
+    pub(super) fn first_attempt_of(&self, i: u32) -> u32 {
+        if self.slot(i).has(Slot::ROLLBACK) {
+            self.current_attempt(i)
         } else {
-            1 + u32::from(s.retries.failed) + u32::from(s.retries.timed_out)
+            1
         }
     }
 
