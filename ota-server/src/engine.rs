@@ -59,6 +59,9 @@ pub struct Hosted {
     pub snapshot_seq: u64,
     /// How many records after it the next snapshot is taken (see [`snapshot_span`]).
     pub snapshot_span: u64,
+    /// Memory may be ahead of the database: a commit failed, and so did the reload after it.
+    /// Nothing is applied to it or answered from it until a reload succeeds ([`fresh`]).
+    pub stale: bool,
 }
 
 /// How many audit records a rollout's snapshot waits for: `--snapshot-every`, or a quarter
@@ -212,11 +215,33 @@ fn engine_error(e: ota_core::rollout::RolloutError) -> ApiError {
 /// lease another live replica holds is answered with a retryable `UNAVAILABLE`.
 pub async fn lookup(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<Slot>> {
     let slot = slot(st, Some(tenant), id).await?;
-    if st.config.lease_ms > 0 {
+    {
         let mut g = slot.hosted.lock().await;
         ensure_lease(st, id, &mut g).await?;
+        fresh(st, id, &mut g).await?;
     }
     Ok(slot)
+}
+
+/// A rollout whose memory ran ahead of a failed commit ([`Hosted::stale`]) taken back from the
+/// database, or `UNAVAILABLE` while it cannot be: no answer comes from, and no input is applied
+/// to, transitions that were never stored.
+async fn fresh(st: &AppState, id: &str, g: &mut Hosted) -> ApiResult<()> {
+    if !g.stale {
+        return Ok(());
+    }
+    let stored = load_one(st, id).await.map_err(|e| {
+        ApiError::new(
+            crate::error::Code::Unavailable,
+            format!(
+                "rollout_id: rollout {id} is being reloaded after a failed commit ({e}); send the request again"
+            ),
+        )
+    })?;
+    *g = stored;
+    st.engines.set_timeout(id, g.rollout.poll_timeout());
+    st.timer.notify_one();
+    Ok(())
 }
 
 fn no_rollout(id: &str) -> ApiError {
@@ -490,6 +515,7 @@ pub async fn create(
     .await?;
     let mut hosted = Hosted {
         snapshot_span: snapshot_span(st.config.snapshot_every, &r),
+        stale: false,
         rollout: r,
         tenant: t.to_string(),
         snapshot_seq: head.seq,
@@ -573,8 +599,13 @@ async fn input_now(
         return r;
     }
     let batch = std::mem::take(&mut *h.queue.lock().expect("queue lock"));
-    // Never from stale memory: without the lease nothing is applied.
-    match ensure_lease(st, rollout_id, &mut g).await {
+    // Never from stale memory: without the lease, or after a failed commit memory could not
+    // be taken back from, nothing is applied.
+    let ready = match ensure_lease(st, rollout_id, &mut g).await {
+        Ok(()) => fresh(st, rollout_id, &mut g).await,
+        Err(e) => Err(e),
+    };
+    match ready {
         Ok(()) => commit_batch(st, rollout_id, &mut g, batch).await,
         Err(e) => {
             for (_, tx) in batch {
@@ -887,8 +918,11 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, queued: V
                 tracing::error!(rollout_id, error = %ae, "cannot reload assignments");
             }
             match load_one(st, rollout_id).await {
-                Ok(fresh) => *g = fresh,
-                Err(le) => tracing::error!(rollout_id, error = %le, "cannot reload rollout"),
+                Ok(stored) => *g = stored,
+                Err(le) => {
+                    tracing::error!(rollout_id, error = %le, "cannot reload rollout: its next input tries again");
+                    g.stale = true;
+                }
             }
             for (tx, _) in done {
                 let _ = tx.send(Err(e.clone()));
@@ -1119,6 +1153,7 @@ pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String>
     }
     Ok(Hosted {
         snapshot_span: snapshot_span(st.config.snapshot_every, &r),
+        stale: false,
         rollout: r,
         tenant,
         snapshot_seq: u(snapshot_seq),
