@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::writes::Assign;
+use crate::writes::{Assign, ROWS, params};
 
 /// A device's assignment: (package id, rollout id, attempt).
 type Entry = (Arc<str>, Arc<str>, u32);
@@ -85,14 +85,45 @@ impl Assignments {
         }
     }
 
-    /// Reloads everything from the database (after a commit whose outcome is unknown).
-    pub async fn reload(&self, db: &sqlx::AnyPool) -> Result<(), sqlx::Error> {
-        if !self.authoritative {
+    /// Reloads, from the database, the rows of the devices a commit whose outcome is unknown
+    /// touched (`changes`, the batch's): only they may have changed. The rest of the map is
+    /// left alone: reloaded whole, it could lose a change another rollout committed and
+    /// applied meanwhile.
+    pub async fn reload(
+        &self,
+        db: &sqlx::AnyPool,
+        tenant: &str,
+        changes: &HashMap<String, Assign>,
+    ) -> Result<(), sqlx::Error> {
+        if !self.authoritative || changes.is_empty() {
             return Ok(());
         }
-        let fresh = Self::load(db, true).await?;
-        *self.map.lock().expect("assignments lock") =
-            fresh.map.into_inner().expect("assignments lock");
+        let devices: Vec<&String> = changes.keys().collect();
+        let mut stored = HashMap::new();
+        for some in devices.chunks(ROWS) {
+            let sql = format!(
+                "SELECT device_id, package_id, rollout_id, attempt FROM assignments \
+                 WHERE tenant = $1 AND device_id IN ({})",
+                params(2, some.len())
+            );
+            let mut q =
+                sqlx::query_as::<_, (String, String, String, i64)>(sqlx::AssertSqlSafe(sql))
+                    .bind(tenant.to_string());
+            for d in some {
+                q = q.bind((*d).clone());
+            }
+            for (d, p, r, a) in q.fetch_all(db).await? {
+                stored.insert(d, (p.into(), r.into(), attempt(a)));
+            }
+        }
+        let mut map = self.map.lock().expect("assignments lock");
+        let of_tenant = map.entry(tenant.to_string()).or_default();
+        for d in devices {
+            match stored.remove(d) {
+                Some(e) => of_tenant.insert(d.clone(), e),
+                None => of_tenant.remove(d),
+            };
+        }
         Ok(())
     }
 }

@@ -914,7 +914,7 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, queued: V
                 .commit_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Memory ran ahead of the database: take the rollout back from what is stored.
-            if let Err(ae) = st.assignments.reload(&st.db).await {
+            if let Err(ae) = st.assignments.reload(&st.db, &g.tenant, &w.assign).await {
                 tracing::error!(rollout_id, error = %ae, "cannot reload assignments");
             }
             match load_one(st, rollout_id).await {

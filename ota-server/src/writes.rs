@@ -20,7 +20,7 @@ use crate::db::{Tx, i};
 use crate::error::{ApiError, ApiResult};
 
 /// Rows per multi-row statement (well under SQLite's and PostgreSQL's parameter limits).
-const ROWS: usize = 100;
+pub(crate) const ROWS: usize = 100;
 
 /// A device RPC operation.
 #[derive(Debug, Clone)]
@@ -407,7 +407,7 @@ fn sep(sql: &mut String, k: usize) {
 }
 
 /// `$from, $from+1, ...` (`n` of them).
-fn params(from: usize, n: usize) -> String {
+pub(crate) fn params(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|k| format!("${k}"))
         .collect::<Vec<_>>()

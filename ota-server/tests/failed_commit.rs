@@ -73,6 +73,9 @@ async fn after_a_failed_commit_and_a_failed_reload_nothing_unstored_is_built_on(
     assert_eq!(s.devices_in(&admin, &rid, "sent").await, ["dev-0"]);
     let stored = seqs(&s, &admin, &rid).await;
     assert_eq!(stored, (0..stored.len() as u64).collect::<Vec<_>>());
+    // dev-0's assignment, which the failed commit would have ended, still stands.
+    let (code, v) = s.get("/api/v1/devices/dev-0/ota", &creds[0]).await;
+    assert_eq!((code, &v["rollout_id"]), (200, &json!(rid)), "{v}");
     // dev-0's report, answered 503, is sent again and counts.
     let (code, v) = s.report("dev-0", &creds[0], &failure(&rid, "dev-0")).await;
     assert_eq!(code, 200, "{v}");
