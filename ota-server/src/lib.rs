@@ -10,6 +10,7 @@
 
 pub mod assignments;
 pub mod auth;
+pub mod claim;
 pub mod db;
 pub mod device;
 pub mod engine;
@@ -276,11 +277,14 @@ pub struct Running {
     publisher: Option<tokio::task::JoinHandle<()>>,
     leases: Option<tokio::task::JoinHandle<()>>,
     expiry: tokio::task::JoinHandle<()>,
+    /// Its claim on the database ([`claim`]), let go when it stops.
+    claim: Option<claim::Claim>,
 }
 
 impl Running {
-    /// Stops the server and its timer driver.
+    /// Stops the server and its timer driver, and lets go of its claim on the database.
     pub fn stop(self) {
+        drop(self.claim);
         self.task.abort();
         self.timer.abort();
         self.expiry.abort();
@@ -297,6 +301,7 @@ impl Running {
 pub async fn serve(config: Config) -> Result<Running, String> {
     let listen = config.listen;
     let st = open(config).await?;
+    let claim = claim::take(&st.config.database, &st.db, st.config.lease_ms > 0).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
@@ -324,5 +329,6 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         publisher,
         leases,
         expiry,
+        claim,
     })
 }
