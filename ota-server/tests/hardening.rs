@@ -294,3 +294,34 @@ async fn a_registration_repeated_after_its_join_was_lost_joins_the_running_rollo
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An operator's request the rollout refuses names the field at fault: the wave to approve,
+/// the rollback package a rollback needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_operator_request_names_its_field() {
+    let (dir, input) = tmp_with_input("hardening-fields");
+    let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
+    let s = Srv::start(config(&dir)).await;
+    let admin = s.token("acme", "admin");
+    s.upload(&admin, &fw).await;
+    s.empty_profile(&admin, "p").await;
+    s.register(&admin, "dev-1", &registration("p")).await;
+    let mut body = rollout_to_all(&pkg);
+    body["canary_percent"] = json!(50);
+    body["waves"] = json!([{"percent": 100, "gate": "approval"}]);
+    let v = s.create_rollout(&admin, &body).await;
+    let rid = v["rollout_id"].as_str().unwrap();
+    let approve = |n: u32| format!("/api/v1/ota/rollouts/{rid}/waves/{n}/approve");
+    let got = s.call("POST", &approve(7), &admin, None).await;
+    assert!(got.0 >= 400, "{got:?}");
+    assert!(
+        got.1["message"].as_str().unwrap().starts_with("wave: "),
+        "{got:?}"
+    );
+    let got = s.act(&admin, rid, "rollback").await;
+    assert!(got.0 >= 400, "{got:?}");
+    let msg = got.1["message"].as_str().unwrap();
+    assert!(msg.starts_with("rollback_package_id: "), "{got:?}");
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

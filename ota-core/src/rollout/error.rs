@@ -12,7 +12,7 @@ use crate::version::Version;
 #[non_exhaustive]
 pub enum RolloutError {
     /// The request names another package than the one given.
-    #[error("the request names package {requested}, the package given is {given}")]
+    #[error("package_id: the request names package {requested}, the package given is {given}")]
     PackageMismatch {
         /// What the request (or the snapshot) names.
         requested: PackageId,
@@ -20,19 +20,21 @@ pub enum RolloutError {
         given: PackageId,
     },
     /// The request names a rollback package that was not given.
-    #[error("the request names rollback package {requested}, none was given")]
+    #[error("rollback_package_id: the request names rollback package {requested}, none was given")]
     RollbackMissing {
         /// What the request names.
         requested: PackageId,
     },
     /// A rollback package was given that the request does not name.
-    #[error("rollback package {given} was given, the request names none")]
+    #[error("rollback_package_id: rollback package {given} was given, the request names none")]
     RollbackNotRequested {
         /// What the caller gave.
         given: PackageId,
     },
     /// The request names another rollback package than the one given.
-    #[error("the request names rollback package {requested}, the one given is {given}")]
+    #[error(
+        "rollback_package_id: the request names rollback package {requested}, the one given is {given}"
+    )]
     RollbackMismatch {
         /// What the request names.
         requested: PackageId,
@@ -40,7 +42,7 @@ pub enum RolloutError {
         given: PackageId,
     },
     /// The request has no target.
-    #[error("the request has no target")]
+    #[error("target_profile_id: the request has no target (target_profile_id or target)")]
     NoTarget,
     /// The plan breaks one of its rules (a spec built in code, which no parser checked): the
     /// first fault, with its field.
@@ -50,7 +52,7 @@ pub enum RolloutError {
         fault: crate::json::Fault,
     },
     /// The request has more waves than a rollout holds.
-    #[error("the request has {waves} waves, at most {max} are allowed")]
+    #[error("waves: the request has {waves} waves, at most {max} are allowed")]
     TooManyWaves {
         /// Waves, the canary and the implicit last one included.
         waves: usize,
@@ -97,7 +99,9 @@ pub enum RolloutError {
         found: Box<str>,
     },
     /// The rollback package does not fit some eligible devices.
-    #[error("the rollback package does not fit {devices} eligible device(s), {first} among them")]
+    #[error(
+        "rollback_package_id: the rollback package does not fit {devices} eligible device(s), {first} among them"
+    )]
     RollbackDoesNotFit {
         /// How many.
         devices: u64,
@@ -113,17 +117,17 @@ pub enum RolloutError {
         state: RolloutState,
     },
     /// A rollback was asked of a rollout that has no rollback package.
-    #[error("the rollout has no rollback package")]
+    #[error("rollback_package_id: the rollout has no rollback package")]
     NoRollbackPackage,
     /// No such wave.
-    #[error("the rollout has no wave {wave}")]
+    #[error("wave: the rollout has no wave {wave}")]
     UnknownWave {
         /// The wave asked for.
         wave: usize,
     },
     /// An approval of a wave other than the next to open: one given ahead would let a wave
     /// past its success gate before anyone saw how the waves before it went.
-    #[error("wave {wave} is not the next to open (wave {next} is)")]
+    #[error("wave: wave {wave} is not the next to open (wave {next} is)")]
     NotNextWave {
         /// The wave asked for.
         wave: usize,
@@ -131,13 +135,13 @@ pub enum RolloutError {
         next: usize,
     },
     /// No such device in the rollout.
-    #[error("device {device_id} is not in the rollout")]
+    #[error("device_id: device {device_id} is not in the rollout")]
     UnknownDevice {
         /// The device.
         device_id: Name,
     },
     /// A device outside the rollout's target tried to join.
-    #[error("device {device_id} is not in the rollout's target")]
+    #[error("device_id: device {device_id} is not in the rollout's target")]
     NotInTarget {
         /// The device.
         device_id: Name,
