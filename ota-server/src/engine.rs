@@ -465,6 +465,7 @@ pub async fn create(
             "target_profile_id: no profile {p}"
         )));
     }
+    let fleet_read_at = now();
     let fleet = crate::fleet::fleet(st, t).await?;
     let rollout_id: Name = format!("rol_{}", crate::auth::random_hex(6))
         .parse()
@@ -558,6 +559,7 @@ pub async fn create(
     hosted.snapshot_seq = head.seq;
     st.engines.insert(rollout_id.to_string(), hosted);
     after_commit(st, rollout_id.as_str(), timeout, live);
+    catch_up(st, t, rollout_id.as_str(), fleet_read_at).await;
     Ok(Created {
         rollout_id: rollout_id.to_string(),
         status,
@@ -1238,30 +1240,62 @@ pub async fn join_ready(st: &AppState, tenant: &str) -> ApiResult<()> {
 /// rollout's replica was unavailable), and changes nothing in a rollout that has it.
 pub async fn join(st: &AppState, tenant: &str, device: &ota_core::DeviceProfile) -> ApiResult<()> {
     for id in st.engines.ids() {
-        let Some(slot) = st.engines.get_for(tenant, &id) else {
-            continue;
-        };
-        {
-            let hosted = slot.hosted.lock().await;
-            let r = &hosted.rollout;
-            if r.state().is_over() || r.device_state(device.device_id.as_str()).is_some() {
-                continue;
-            }
-        }
-        match input(st, Some(tenant), &id, Input::Join(Box::new(device.clone()))).await {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.code,
-                    crate::error::Code::Unavailable
-                        | crate::error::Code::Internal
-                        | crate::error::Code::Aborted
-                ) =>
-            {
-                return Err(e);
-            }
-            Err(_) => {}
-        }
+        join_one(st, tenant, &id, device).await?;
     }
     Ok(())
+}
+
+/// [`join`] for one rollout, `id`: the device joins it if the rollout is the tenant's, is not
+/// over, does not know the device yet and targets it. An error only when the rollout could not
+/// take the input (another replica drives it, or the database failed).
+async fn join_one(
+    st: &AppState,
+    tenant: &str,
+    id: &str,
+    device: &ota_core::DeviceProfile,
+) -> ApiResult<()> {
+    let Some(slot) = st.engines.get_for(tenant, id) else {
+        return Ok(());
+    };
+    {
+        let hosted = slot.hosted.lock().await;
+        let r = &hosted.rollout;
+        if r.state().is_over() || r.device_state(device.device_id.as_str()).is_some() {
+            return Ok(());
+        }
+    }
+    match input(st, Some(tenant), id, Input::Join(Box::new(device.clone()))).await {
+        Err(e)
+            if matches!(
+                e.code,
+                crate::error::Code::Unavailable
+                    | crate::error::Code::Internal
+                    | crate::error::Code::Aborted
+            ) =>
+        {
+            Err(e)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How far before a new rollout read its fleet a registration is looked for again: one stamped
+/// before the read but committed after it (its request was slow) is caught too.
+const CATCH_UP_MS: u64 = 60_000;
+
+/// A device registered while rollout `id` was being made, after its fleet was read, joined no
+/// rollout (this one was not listed yet, so the registration's [`join`] missed it): every
+/// device registered since shortly before the read joins it now. A failure is logged, not
+/// returned: the rollout is created, and the device's next registration joins it.
+async fn catch_up(st: &AppState, tenant: &str, id: &str, fleet_read_at: UnixMs) {
+    let since = fleet_read_at.get().saturating_sub(CATCH_UP_MS);
+    let joined = async {
+        for device in crate::fleet::registered_since(st, tenant, since).await? {
+            join_one(st, tenant, id, &device).await?;
+        }
+        Ok::<_, ApiError>(())
+    };
+    if let Err(e) = joined.await {
+        tracing::warn!(rollout_id = id, error = %e.message, "devices registered meanwhile join later");
+    }
 }

@@ -293,6 +293,27 @@ pub async fn fleet(st: &AppState, tenant: &str) -> ApiResult<Vec<DeviceProfile>>
             .bind(tenant.to_string())
             .fetch_all(&st.db)
             .await?;
+    profiles(rows)
+}
+
+/// The profiles of a tenant's devices registered (or registered again) at or after `since`
+/// (Unix milliseconds).
+pub async fn registered_since(
+    st: &AppState,
+    tenant: &str,
+    since: u64,
+) -> ApiResult<Vec<DeviceProfile>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT profile FROM devices WHERE tenant = $1 AND updated_at >= $2 ORDER BY device_id",
+    )
+    .bind(tenant.to_string())
+    .bind(i(since))
+    .fetch_all(&st.db)
+    .await?;
+    profiles(rows)
+}
+
+fn profiles(rows: Vec<(String,)>) -> ApiResult<Vec<DeviceProfile>> {
     rows.into_iter()
         .map(|(doc,)| {
             serde_json::from_str(&doc)

@@ -2,6 +2,7 @@
 //! key really race: the second waits for the first's commit, then fails on the key). Each
 //! answers as if it had come alone, one after the other: first registrations of one device
 //! all succeed, exactly one of them with the credential; PUTs of one new profile all succeed.
+//! And a device registered while a rollout is being created joins it.
 
 mod common;
 
@@ -62,4 +63,65 @@ async fn identical_first_registrations_and_profiles_sent_at_once_all_succeed() {
         assert_eq!(code, 200, "{v}");
     }
     srv.stop();
+}
+
+/// A device registered while a rollout is being created, after the rollout read its fleet,
+/// still joins it: its registration's join did not see the rollout yet, so the creation
+/// catches it up. (PostgreSQL: the test holds the rollouts table locked, so the creation
+/// waits, its fleet read, while the device registers.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_registered_while_a_rollout_is_created_joins_it() {
+    let Some(cluster) = common::pg::Cluster::start("create-join") else {
+        return;
+    };
+    let (dir, input) = common::tmp_with_input("create-join");
+    let mut c = common::config(&dir);
+    c.database = cluster.url.clone();
+    let srv = Srv::start(c).await;
+    let admin = srv.token("acme", "admin");
+    let (fw, pkg, _) = common::firmware(&input, "2.0.0", false, 70_000);
+    srv.upload(&admin, &fw).await;
+    srv.empty_profile(&admin, "p").await;
+    srv.register(&admin, "dev-1", &common::registration("p"))
+        .await;
+    let db = srv.running.state.0.db.clone();
+    let mut lock = db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE rollouts IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let body = common::rollout_to_all(&pkg);
+    let create = srv.call("POST", "/api/v1/ota/rollouts", &admin, Some(&body));
+    let meanwhile = async {
+        let mut waiting = false;
+        for _ in 0..400 {
+            let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            if n > 0 {
+                waiting = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(waiting, "the creation never waited for the rollouts table");
+        srv.register(&admin, "dev-2", &common::registration("p"))
+            .await;
+        lock.commit().await.unwrap();
+    };
+    let ((code, v), ()) = tokio::join!(create, meanwhile);
+    assert_eq!(code, 201, "{v}");
+    let rid = v["rollout_id"].as_str().unwrap();
+    let (code, listing) = srv
+        .get(&format!("/api/v1/ota/rollouts/{rid}/devices"), &admin)
+        .await;
+    assert_eq!(code, 200, "{listing}");
+    assert_ne!(
+        common::state_in(&listing, "dev-2"),
+        serde_json::Value::Null,
+        "{listing}"
+    );
+    srv.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
