@@ -571,7 +571,8 @@ typedef struct ota_verified_package ota_verified_package;
 
 /**
  * A callback that receives output bytes: it returns 0 when it took them all, anything else
- * to stop the operation (which then fails with `OTA_STATUS_IO`).
+ * to stop the operation (which then fails with `OTA_STATUS_IO`). Once it returned nonzero it
+ * is not called again, and freeing the handle it writes for never calls it.
  */
 typedef int (*ota_write_fn)(void *ctx, const uint8_t *data, size_t len);
 

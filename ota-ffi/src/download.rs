@@ -10,8 +10,8 @@ use ota_core::seal::Opened;
 use crate::device_io::{HostIo, ota_device_io};
 use crate::error::{Failure, call};
 use crate::ffi::{
-    CallbackWriter, LIMITS, free, handle, key32, new_handle, ota_write_fn, out_ref, try_handle,
-    try_handle_mut, try_out, try_ref, try_slice, try_str, write_text,
+    CallbackWriter, Disarm, LIMITS, free, handle, key32, new_handle, ota_write_fn, out_ref,
+    try_handle, try_handle_mut, try_out, try_ref, try_slice, try_str, write_text,
 };
 use crate::sign::ota_verified_package;
 use crate::stream::Stream;
@@ -177,6 +177,8 @@ pub unsafe extern "C" fn ota_download_free(download: *mut ota_download) {
 /// by `ota_install_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_install {
+    /// Stops the write callback before the rest is dropped: freeing never calls back.
+    _disarm: Disarm,
     /// Like the sealer's and the opener's: a finished install keeps its result, so a buffer
     /// that was too small can be retried.
     state: Stream<Install<CallbackWriter>, Opened>,
@@ -208,6 +210,7 @@ pub unsafe extern "C" fn ota_install_new(
         )?);
         let slot = CallbackWriter::new(write, ctx)?;
         out.write(new_handle(ota_install {
+            _disarm: slot.disarm(),
             state: Stream::new(Install::new(&package.inner, &key, slot)),
         }));
         Ok(())

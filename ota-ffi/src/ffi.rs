@@ -503,7 +503,8 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], Failure> {
 }
 
 /// A callback that receives output bytes: it returns 0 when it took them all, anything else
-/// to stop the operation (which then fails with `OTA_STATUS_IO`).
+/// to stop the operation (which then fails with `OTA_STATUS_IO`). Once it returned nonzero it
+/// is not called again, and freeing the handle it writes for never calls it.
 #[allow(non_camel_case_types)]
 pub type ota_write_fn = Option<
     unsafe extern "C" fn(
@@ -513,18 +514,42 @@ pub type ota_write_fn = Option<
     ) -> std::ffi::c_int,
 >;
 
-/// A `Write` that hands every byte to a C callback.
+/// A `Write` that hands every byte to a C callback, until the callback refuses bytes once or
+/// the handle that owns it is freed ([`Disarm`]): after that it is never called again. (A gzip
+/// stream flushes what it holds when it is dropped: without this, a callback that had just
+/// failed, or whose handle was being freed, was called once more, with its context perhaps
+/// already closed.)
 pub(crate) struct CallbackWriter {
     pub(crate) write:
         unsafe extern "C" fn(*mut std::ffi::c_void, *const u8, usize) -> std::ffi::c_int,
     pub(crate) ctx: *mut std::ffi::c_void,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl CallbackWriter {
     pub(crate) fn new(write: ota_write_fn, ctx: *mut std::ffi::c_void) -> Result<Self, Failure> {
         let write =
             write.ok_or_else(|| Failure::new(Status::NullPointer, "the write callback is NULL"))?;
-        Ok(CallbackWriter { write, ctx })
+        Ok(CallbackWriter {
+            write,
+            ctx,
+            armed: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        })
+    }
+
+    /// What stops the callback for good when dropped: a handle holds it before what writes
+    /// through this writer, so freeing the handle never calls back.
+    pub(crate) fn disarm(&self) -> Disarm {
+        Disarm(self.armed.clone())
+    }
+}
+
+/// Stops a [`CallbackWriter`]'s callback when dropped.
+pub(crate) struct Disarm(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Disarm {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -533,10 +558,17 @@ impl std::io::Write for CallbackWriter {
         if buf.is_empty() {
             return Ok(0);
         }
+        if !self.armed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(std::io::Error::other(
+                "the write callback failed earlier, or its handle is being freed",
+            ));
+        }
         let rc = unsafe { (self.write)(self.ctx, buf.as_ptr(), buf.len()) };
         if rc == 0 {
             Ok(buf.len())
         } else {
+            self.armed
+                .store(false, std::sync::atomic::Ordering::Release);
             Err(std::io::Error::other(format!(
                 "the write callback returned {rc}"
             )))

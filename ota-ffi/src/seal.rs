@@ -13,8 +13,8 @@ use ota_host::pipeline;
 use crate::document::ota_package;
 use crate::error::{Failure, call};
 use crate::ffi::{
-    CallbackWriter, LIMITS, free, handle, key32, new_handle, ota_write_fn, random, try_handle,
-    try_handle_mut, try_out, try_slice, try_str, write_text,
+    CallbackWriter, Disarm, LIMITS, free, handle, key32, new_handle, ota_write_fn, random,
+    try_handle, try_handle_mut, try_out, try_slice, try_str, write_text,
 };
 use crate::fs::Named;
 use crate::sign::ota_verified_package;
@@ -24,6 +24,8 @@ use crate::stream::Stream;
 /// `ota_sealer_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_sealer {
+    /// Stops the write callback before the rest is dropped: freeing never calls back.
+    _disarm: Disarm,
     state: Stream<Sealer<CallbackWriter>, Sealed>,
 }
 handle!(ota_sealer, ota_sealer_free);
@@ -32,6 +34,8 @@ handle!(ota_sealer, ota_sealer_free);
 /// before decrypting it. Made by `ota_opener_new`, freed by `ota_opener_free`.
 #[allow(non_camel_case_types)]
 pub struct ota_opener {
+    /// Stops the write callback before the rest is dropped: freeing never calls back.
+    _disarm: Disarm,
     state: Stream<ChunkedOpener<CallbackWriter>, Opened>,
 }
 handle!(ota_opener, ota_opener_free);
@@ -80,8 +84,10 @@ pub unsafe extern "C" fn ota_sealer_new(
         let handle_out = try_out!(sealer_out);
         let key = seal_key(try_slice!(key, key_len))?;
         let out = CallbackWriter::new(write, ctx)?;
+        let disarm = out.disarm();
         let sealer = Sealer::new(&key, random::<16>()?, out)?;
         handle_out.write(new_handle(ota_sealer {
+            _disarm: disarm,
             state: Stream::new(sealer),
         }));
         Ok(())
@@ -118,8 +124,10 @@ pub unsafe extern "C" fn ota_sealer_new_reproducible(
             )
         })?;
         let out = CallbackWriter::new(write, ctx)?;
+        let disarm = out.disarm();
         let sealer = Sealer::reproducible(&key, Sha256Digest::from_bytes(digest), out)?;
         handle_out.write(new_handle(ota_sealer {
+            _disarm: disarm,
             state: Stream::new(sealer),
         }));
         Ok(())
@@ -217,8 +225,10 @@ pub unsafe extern "C" fn ota_opener_new(
         let package = &try_handle!(package).inner;
         let key = seal_key(try_slice!(key, key_len))?;
         let out = CallbackWriter::new(write, ctx)?;
+        let disarm = out.disarm();
         let opener = ChunkedOpener::new(&key, package.chunks().clone(), package.expected(), out);
         handle_out.write(new_handle(ota_opener {
+            _disarm: disarm,
             state: Stream::new(opener),
         }));
         Ok(())

@@ -207,6 +207,25 @@ class SealAndOpen(unittest.TestCase):
             with ota.Opener(v, self.key, full) as o:
                 with self.assertRaises(ota.IoError):
                     o.write(artifact)
+
+            # A sink that failed is not called again (the gzip stream flushes what it holds
+            # when it is dropped), and an opener closed before it finished calls it no more.
+            calls = []
+
+            def fails(data):
+                calls.append(len(data))
+                raise OSError("disk full")
+
+            with ota.Opener(v, self.key, fails) as o:
+                with self.assertRaises(ota.IoError):
+                    o.write(artifact)
+            self.assertEqual(len(calls), 1, calls)
+            taken = []
+            o = ota.Opener(v, self.key, taken.append)
+            o.write(artifact[: len(artifact) // 2])
+            before = len(taken)
+            o.close()
+            self.assertEqual(len(taken), before)
         with ota.Package.from_json(fixture("packages/valid/seed-004-firmware.json")) as p:
             with self.assertRaises(ota.NotSealedError):
                 ota.sign(p, [self.signer])
