@@ -1948,7 +1948,8 @@ ota_status ota_tuf_resolve(const ota_tuf_repo *repo,
  * bytes to `write(ctx, data, len)`; `*written_out` receives the length. On any failure what
  * was handed over must be discarded. A `write` that returns non-zero stops the download with
  * `OTA_STATUS_IO`. Over HTTP a download that stalls or breaks off is resumed where it stopped
- * (see `ota_tuf_client_set_progress_timeout`).
+ * (see `ota_tuf_client_set_progress_timeout`). A TUF call from inside `write` (a refresh,
+ * resolve, download or free) is refused with `OTA_STATUS_INVALID_ARGUMENT`.
  *
  * Takes no ownership; nothing to free.
  */

@@ -8,7 +8,7 @@ use ota_core::Status;
 use ota_host::tuf::TufError;
 use ota_host::tuf::client::{Client, Transport, Trusted};
 
-use crate::error::{Failure, call};
+use crate::error::{Failure, call, set_last_error};
 use crate::ffi::{
     CallbackWriter, free, handle, new_handle, ota_write_fn, try_handle, try_handle_mut, try_out,
     try_slice, try_str, write_text,
@@ -33,6 +33,42 @@ handle!(ota_tuf_repo, ota_tuf_repo_free);
 
 fn tuf_error(e: TufError) -> Failure {
     Failure::new(e.status(), e.to_string())
+}
+
+thread_local! {
+    /// Whether this thread is inside an `ota_tuf_download`'s write callback.
+    static IN_DOWNLOAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as inside a download's write callback while it lives.
+struct InDownload;
+
+impl InDownload {
+    fn enter() -> InDownload {
+        let _ = IN_DOWNLOAD.try_with(|d| d.set(true));
+        InDownload
+    }
+}
+
+impl Drop for InDownload {
+    fn drop(&mut self) {
+        let _ = IN_DOWNLOAD.try_with(|d| d.set(false));
+    }
+}
+
+/// The refusal of a TUF call made from inside a download's write callback: the download runs
+/// an HTTP client that cannot run another inside it (it would panic, and leave the handle it
+/// used unusable).
+fn not_in_download(call: &str) -> Result<(), Failure> {
+    if IN_DOWNLOAD.try_with(|d| d.get()).unwrap_or(false) {
+        return Err(Failure::new(
+            Status::InvalidArgument,
+            format!(
+                "{call} is called from inside an ota_tuf_download's write callback: call it after the download returns"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Makes a TUF client. `root` is the trusted root.json; `metadata_url` and `targets_url` are
@@ -116,6 +152,7 @@ pub unsafe extern "C" fn ota_tuf_refresh(
     repo_out: *mut *mut ota_tuf_repo,
 ) -> Status {
     call(|| {
+        not_in_download("ota_tuf_refresh")?;
         let out = try_out!(repo_out);
         let client = try_handle!(client);
         let inner = client
@@ -142,6 +179,7 @@ pub unsafe extern "C" fn ota_tuf_resolve(
     length_out: *mut u64,
 ) -> Status {
     call(|| {
+        not_in_download("ota_tuf_resolve")?;
         let package = try_out!(package_out);
         let length = try_out!(length_out);
         let repo = try_handle!(repo);
@@ -157,7 +195,8 @@ pub unsafe extern "C" fn ota_tuf_resolve(
 /// bytes to `write(ctx, data, len)`; `*written_out` receives the length. On any failure what
 /// was handed over must be discarded. A `write` that returns non-zero stops the download with
 /// `OTA_STATUS_IO`. Over HTTP a download that stalls or breaks off is resumed where it stopped
-/// (see `ota_tuf_client_set_progress_timeout`).
+/// (see `ota_tuf_client_set_progress_timeout`). A TUF call from inside `write` (a refresh,
+/// resolve, download or free) is refused with `OTA_STATUS_INVALID_ARGUMENT`.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
@@ -170,11 +209,15 @@ pub unsafe extern "C" fn ota_tuf_download(
     written_out: *mut u64,
 ) -> Status {
     call(|| {
+        not_in_download("ota_tuf_download")?;
         let written = try_out!(written_out);
         let repo = try_handle!(repo);
         let name = try_str!(name, name_len);
         let mut w = CallbackWriter::new(write, ctx)?;
-        let n = repo.inner.download(name, &mut w).map_err(tuf_error)?;
+        let inside = InDownload::enter();
+        let n = repo.inner.download(name, &mut w).map_err(tuf_error);
+        drop(inside);
+        let n = n?;
         w.flush()
             .map_err(|e| Failure::new(Status::Io, e.to_string()))?;
         written.write(n);
@@ -195,6 +238,7 @@ pub unsafe extern "C" fn ota_tuf_download_file(
     path_len: usize,
 ) -> Status {
     call(|| {
+        not_in_download("ota_tuf_download_file")?;
         let repo = try_handle!(repo);
         let name = try_str!(name, name_len);
         let path = try_str!(path, path_len);
@@ -232,6 +276,9 @@ pub unsafe extern "C" fn ota_tuf_trust_center(
 /// Takes ownership of `client`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_client_free(client: *mut ota_tuf_client) {
+    if let Err(f) = not_in_download("ota_tuf_client_free") {
+        return set_last_error(format!("not freed: {}", f.message));
+    }
     unsafe { free(client) }
 }
 
@@ -240,5 +287,8 @@ pub unsafe extern "C" fn ota_tuf_client_free(client: *mut ota_tuf_client) {
 /// Takes ownership of `repo`; nothing to free.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_tuf_repo_free(repo: *mut ota_tuf_repo) {
+    if let Err(f) = not_in_download("ota_tuf_repo_free") {
+        return set_last_error(format!("not freed: {}", f.message));
+    }
     unsafe { free(repo) }
 }

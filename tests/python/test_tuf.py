@@ -141,6 +141,30 @@ class Tuf(unittest.TestCase):
             server.shutdown()
             server.server_close()
 
+    def test_a_tuf_call_inside_a_download_sink_is_refused_and_leaves_the_client_usable(self):
+        server, base = serving(os.path.join(FIXTURES, "tuf", "rotation-good", "repo"))
+        try:
+            with self.http_client(base) as c, c.refresh(NOW) as repo:
+                inner = []
+
+                def nested(data):
+                    try:
+                        c.refresh(NOW).close()
+                    except ota.InvalidArgumentError as e:
+                        inner.append(str(e))
+                        raise
+
+                with self.assertRaises(ota.IoError):
+                    repo.download("fw.enc", nested)
+                self.assertIn("ota_tuf_download's write callback", inner[0])
+                # Nothing was left unusable: the client refreshes, the repository downloads.
+                with c.refresh(NOW) as again:
+                    self.assertGreater(again.download("fw.enc", lambda data: None), 0)
+                self.assertGreater(repo.download("fw.enc", lambda data: None), 0)
+        finally:
+            server.shutdown()
+            server.server_close()
+
     def test_a_stalled_server_is_a_fetch_error_naming_the_progress_timeout(self):
         server, base = serving(os.path.join(FIXTURES, "tuf", "rotation-good", "repo"), stall=True)
         try:
