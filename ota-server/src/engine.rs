@@ -95,11 +95,18 @@ impl Slot {
     }
 }
 
-/// What an input did, once committed.
-#[derive(Debug, Clone, Copy)]
+/// What an input did, once committed: read under the lock at its commit, so the answer says
+/// what the commit left (an answer read later could meet a reload, or another input's change).
+#[derive(Debug, Clone)]
 pub struct Applied {
     /// For a report, the device's state after the commit.
     pub device_state: Option<ota_core::rollout::DeviceState>,
+    /// The rollout's state after the commit.
+    pub state: ota_core::rollout::RolloutState,
+    /// Why it halted, if it did.
+    pub halt_reason: Option<String>,
+    /// The trail's head after the commit (of the inputs committed with this one too).
+    pub audit_head: String,
 }
 
 /// The rollouts being driven, and their timeouts.
@@ -835,6 +842,9 @@ async fn commit_batch(st: &AppState, rollout_id: &str, g: &mut Hosted, queued: V
         for (tx, report) in done {
             let answer = report.map(|report| Applied {
                 device_state: report.and_then(|r| g.rollout.device_state(r.device_id.as_str())),
+                state: g.rollout.state(),
+                halt_reason: g.rollout.halt_reason().map(ToString::to_string),
+                audit_head: g.rollout.audit_head().to_string(),
             });
             let _ = tx.send(answer);
         }

@@ -103,19 +103,14 @@ async fn operator(
 ) -> ApiResult<AxumJson<OperatorAnswer>> {
     admin.require_write()?;
     let tenant = admin.tenant.as_str();
-    engine::input(st, Some(tenant), id, input).await?;
-    let s = engine::lookup(st, tenant, id)
-        .await?
-        .hosted
-        .lock()
-        .await
-        .rollout
-        .status();
+    // The answer is what the commit left, not a second look (which could fail, or see
+    // another input's change, after this one was committed).
+    let applied = engine::input(st, Some(tenant), id, input).await?;
     Ok(AxumJson(OperatorAnswer {
         rollout_id: id.to_string(),
-        status: s.status,
-        halt_reason: s.halt_reason,
-        audit_head: s.audit_head.to_string(),
+        status: applied.state,
+        halt_reason: applied.halt_reason,
+        audit_head: applied.audit_head,
     }))
 }
 

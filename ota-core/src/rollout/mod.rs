@@ -374,6 +374,11 @@ impl Rollout {
         self.s.state
     }
 
+    /// Why it halted, if it did (the status's `halt_reason`).
+    pub fn halt_reason(&self) -> Option<&HaltReason> {
+        self.s.halt.as_ref()
+    }
+
     /// The package it ships.
     pub fn package(&self) -> &VerifiedPackage {
         &self.package
