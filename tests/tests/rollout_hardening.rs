@@ -984,3 +984,64 @@ fn a_late_copy_of_the_updates_failure_is_not_taken_for_the_rollbacks() {
     h.handle(Input::device_report(done), T0 + 4).unwrap();
     assert_eq!(h.device_state(d), Some(DeviceState::RolledBack));
 }
+
+/// A device that timed out in progress and was scheduled for a retry may have finished its
+/// first attempt after all: its success on that earlier attempt counts (it runs the version it
+/// names), before the retry went out or after, so an `updated_only` rollback reaches it.
+#[test]
+fn a_success_on_an_attempt_a_timeout_retry_replaced_counts_and_the_rollback_reaches_it() {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let (mut h, canary) = canary_of_four(
+        &pkg,
+        Some(&rb),
+        json!({"timeouts": {"in_progress_ms": 5000},
+               "retries": {"timed_out": {"max": 2, "backoff_ms": 1000}}}),
+    );
+    let on = |d: &str, status, version: Option<&str>, attempt: u32| {
+        let mut r = report(d, status, version);
+        r.attempt = Some(attempt);
+        Input::device_report(r)
+    };
+    let (waiting, resent) = (&canary[0], &canary[1]);
+    for d in [waiting, resent] {
+        h.handle(on(d, InProgress, None, 1), T0 + 10).unwrap();
+    }
+    // Both time out in progress: a retry is scheduled after its backoff.
+    h.handle(Input::Tick, T0 + 5010).unwrap();
+    assert_eq!(h.device_state(waiting), Some(DeviceState::Scheduled));
+    assert_eq!(h.attempt(waiting), Some(2));
+    // One finished its first attempt while its retry waited; the other once its retry was out.
+    h.handle(on(waiting, Success, Some("2.0.0"), 1), T0 + 5500)
+        .unwrap();
+    assert_eq!(h.device_state(waiting), Some(DeviceState::Succeeded));
+    h.handle(Input::Tick, T0 + 6100).unwrap();
+    assert_eq!(h.device_state(resent), Some(DeviceState::Sent));
+    h.handle(on(resent, Success, Some("2.0.0"), 1), T0 + 6200)
+        .unwrap();
+    assert_eq!(h.device_state(resent), Some(DeviceState::Succeeded));
+    assert_eq!(h.status().cumulative.succeeded, 2);
+    // A failure of an earlier attempt still counts for nothing.
+    let e = h
+        .handle(on(&canary[2], Failure, None, 0), T0 + 6300)
+        .unwrap_err();
+    assert!(matches!(e, RolloutError::StaleAttempt { .. }), "{e}");
+    // Rolled back, both get the rollback package.
+    h.take_commands();
+    h.handle(
+        Input::Rollback {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 7000,
+    )
+    .unwrap();
+    let rolled: Vec<String> = sent(&mut h)
+        .into_iter()
+        .filter(|(_, rb)| *rb)
+        .map(|(d, _)| d)
+        .collect();
+    assert!(
+        rolled.contains(waiting) && rolled.contains(resent),
+        "{rolled:?}"
+    );
+}

@@ -87,7 +87,9 @@
 //! attempt ([`Rollout::attempt`]: a retry after a failure or a timeout is a new attempt; a
 //! host that retries tells the device, which says it back in its report's `attempt`, and
 //! feeds [`Input::device_report`], an [`Input::AttemptReport`]; a plain [`Input::Report`] is
-//! about the first). A report of one of the rollout's devices that does not match is refused
+//! about the first; a success on an earlier attempt of the update is taken too when every
+//! earlier attempt ended in a timeout, since the device finished it after all). A report of
+//! one of the rollout's devices that does not match is refused
 //! with a typed error ([`RolloutError::WrongRollout`],
 //! [`RolloutError::ReportWithoutRollout`], [`RolloutError::WrongVersion`],
 //! [`RolloutError::SuccessWithoutVersion`], [`RolloutError::StaleAttempt`]) and the refusal is recorded, as an

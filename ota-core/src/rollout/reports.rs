@@ -104,6 +104,16 @@ impl Rollout {
                     self.updated(i, r, now);
                 }
             }
+            // Waiting for a retry after a timeout, the device finished an earlier attempt after
+            // all (only such a success gets here: the retry was not sent).
+            (DeviceState::Scheduled, ReportStatus::Success)
+                if !over
+                    && !s.has(Slot::ROLLBACK)
+                    && s.retries.failed == 0
+                    && s.retries.timed_out > 0 =>
+            {
+                self.updated(i, r, now);
+            }
             (DeviceState::Sent | DeviceState::InProgress, ReportStatus::Failure) => {
                 if !self.retry(i, RetryKind::Failed, now) {
                     self.clear_timer(i);
@@ -293,7 +303,16 @@ impl Rollout {
             }
         }
         let current = self.current_attempt(i);
-        if attempt != current {
+        // A success on an earlier attempt of the update, when every earlier attempt ended in
+        // a timeout (none was reported failed), is taken: the device finished it after all, and
+        // runs the version it names (checked above). Any other report on another attempt
+        // counts for nothing: a success on an attempt reported failed is a replay.
+        let s = self.slot(i);
+        let earlier_success = r.status == ReportStatus::Success
+            && !s.has(Slot::ROLLBACK)
+            && s.retries.failed == 0
+            && (1..current).contains(&attempt);
+        if attempt != current && !earlier_success {
             return Err(RolloutError::StaleAttempt {
                 device_id: r.device_id.clone(),
                 reported: attempt,
