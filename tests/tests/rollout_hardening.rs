@@ -1045,3 +1045,32 @@ fn a_success_on_an_attempt_a_timeout_retry_replaced_counts_and_the_rollback_reac
         "{rolled:?}"
     );
 }
+
+/// A failing external verdict on the wave in progress, given while the rollout is paused, is
+/// judged when it resumes: it halts it again (it was dropped, and the rollout went on).
+#[test]
+fn a_failing_verdict_given_while_paused_halts_the_rollout_when_it_resumes() {
+    let pkg = firmware("2.0.0", false);
+    let (mut h, _) = canary_of_four(&pkg, None, json!({}));
+    let alice: ota_core::Name = "alice".parse().unwrap();
+    h.handle(Input::Pause { by: alice.clone() }, T0 + 1)
+        .unwrap();
+    h.handle(
+        Input::Verdict {
+            wave: 0,
+            pass: false,
+            by: "monitor".parse().unwrap(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
+    assert_eq!(h.state(), ota_core::rollout::RolloutState::Paused);
+    h.handle(Input::Resume { by: alice.clone() }, T0 + 3)
+        .unwrap();
+    assert_eq!(h.state(), ota_core::rollout::RolloutState::Paused);
+    let reason = h.status().halt_reason.unwrap_or_default();
+    assert!(reason.contains("external verdict on wave 0"), "{reason}");
+    // The operator resumes again, having seen it: it goes on.
+    h.handle(Input::Resume { by: alice }, T0 + 4).unwrap();
+    assert_eq!(h.state(), ota_core::rollout::RolloutState::Active);
+}

@@ -45,6 +45,14 @@ impl Rollout {
         for k in 0..=self.s.open_wave {
             self.check_halt(k, now);
         }
+        // So is a failing verdict given while it was paused (kept for the next resume if the
+        // failures halted it again).
+        let k = self.s.open_wave;
+        if self.s.state == RolloutState::Active
+            && std::mem::take(&mut self.s.waves[k].failed_while_paused)
+        {
+            self.trip(HaltReason::ExternalVerdict { wave: k }, now);
+        }
         Ok(())
     }
 
@@ -114,8 +122,13 @@ impl Rollout {
         }
         self.effect(Effect::Verdict { wave, pass, open });
         self.event(Event::Verdict { wave, pass });
-        if open && !pass && wave == self.s.open_wave && self.s.state == RolloutState::Active {
-            self.trip(HaltReason::ExternalVerdict { wave }, now);
+        if open && !pass && wave == self.s.open_wave {
+            match self.s.state {
+                RolloutState::Active => self.trip(HaltReason::ExternalVerdict { wave }, now),
+                // Judged on resume, like the failures reported while it was paused.
+                RolloutState::Paused => self.s.waves[wave].failed_while_paused = true,
+                _ => {}
+            }
         }
         Ok(())
     }

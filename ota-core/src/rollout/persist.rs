@@ -61,6 +61,10 @@ pub(super) struct WaveProgress {
     pub verdict: Option<bool>,
     /// Its gate's hold or wait was announced.
     pub announced: bool,
+    /// A failing external verdict on it came while the rollout was paused: it is judged on
+    /// resume. (Left out of snapshots while false, so they read and write as before.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed_while_paused: bool,
 }
 
 impl Snapshot {
