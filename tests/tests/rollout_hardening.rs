@@ -1074,3 +1074,25 @@ fn a_failing_verdict_given_while_paused_halts_the_rollout_when_it_resumes() {
     h.handle(Input::Resume { by: alice }, T0 + 4).unwrap();
     assert_eq!(h.state(), ota_core::rollout::RolloutState::Active);
 }
+
+/// A resend after no answer is a send: outside the plan's window it waits, like any other.
+#[test]
+fn no_resend_goes_out_once_the_window_has_ended() {
+    let pkg = firmware("2.0.0", false);
+    let (mut h, canary) = canary_of_four(
+        &pkg,
+        None,
+        json!({"timeouts": {"ack_ms": 1000, "offline_expiry_ms": 600000},
+               "retries": {"no_ack": {"max": 5}},
+               "window": {"end_at": T0.get() + 1500}}),
+    );
+    h.take_commands();
+    h.handle(Input::Tick, T0 + 1000).unwrap();
+    assert_eq!(sent(&mut h).len(), canary.len(), "resent inside the window");
+    for s in 2..=5 {
+        h.handle(Input::Tick, T0 + s * 1000).unwrap();
+    }
+    let late = sent(&mut h);
+    assert!(late.is_empty(), "resent after the window ended: {late:?}");
+    assert_eq!(h.device_state(&canary[0]), Some(DeviceState::Sent));
+}

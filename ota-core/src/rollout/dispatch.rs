@@ -176,10 +176,12 @@ impl Rollout {
                     }
                 } else if !(self.s.state == RolloutState::Active
                     || (self.s.state == RolloutState::RollingBack && rolling))
+                    || !self.s.spec.window.allows(now)
                 {
                     // Paused or aborted: nothing goes out, not even a resend; wait on. Rolling
                     // back, a device sent the update and silent since is never sent it again:
-                    // it finishes or times out, as the in-flight policy says.
+                    // it finishes or times out, as the in-flight policy says. Outside the
+                    // plan's window a resend waits too, like any send.
                     self.set_timer(i, (now + t.ack_ms).min(expires));
                 } else if s.retries.no_ack < self.s.spec.retries.no_ack.max {
                     // A resend is a send: it waits for the per-minute budget like any other.
