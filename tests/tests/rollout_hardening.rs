@@ -1022,8 +1022,12 @@ fn a_success_on_an_attempt_a_timeout_retry_replaced_counts_and_the_rollback_reac
     assert_eq!(h.device_state(resent), Some(DeviceState::Succeeded));
     assert_eq!(h.status().cumulative.succeeded, 2);
     // A failure of an earlier attempt still counts for nothing.
+    let third = &canary[2];
+    h.handle(on(third, InProgress, None, 1), T0 + 5100).unwrap();
+    h.handle(Input::Tick, T0 + 10_200).unwrap();
+    assert_eq!(h.attempt(third), Some(2));
     let e = h
-        .handle(on(&canary[2], Failure, None, 0), T0 + 6300)
+        .handle(on(third, Failure, None, 1), T0 + 10_300)
         .unwrap_err();
     assert!(matches!(e, RolloutError::StaleAttempt { .. }), "{e}");
     // Rolled back, both get the rollback package.
@@ -1032,7 +1036,7 @@ fn a_success_on_an_attempt_a_timeout_retry_replaced_counts_and_the_rollback_reac
         Input::Rollback {
             by: "alice".parse().unwrap(),
         },
-        T0 + 7000,
+        T0 + 10_400,
     )
     .unwrap();
     let rolled: Vec<String> = sent(&mut h)
@@ -1095,4 +1099,42 @@ fn no_resend_goes_out_once_the_window_has_ended() {
     let late = sent(&mut h);
     assert!(late.is_empty(), "resent after the window ended: {late:?}");
     assert_eq!(h.device_state(&canary[0]), Some(DeviceState::Sent));
+}
+
+/// The same, when the rollback comes while the retry waits: the waiting device is cancelled,
+/// and its success on the earlier attempt, after the rollback started, still counts, so the
+/// rollback reaches it.
+#[test]
+fn a_success_on_a_timed_out_attempt_after_the_rollback_started_is_rolled_back() {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let (mut h, canary) = canary_of_four(
+        &pkg,
+        Some(&rb),
+        json!({"timeouts": {"in_progress_ms": 5000},
+               "retries": {"timed_out": {"max": 2, "backoff_ms": 60000}}}),
+    );
+    let d = &canary[0];
+    h.handle(Input::Report(report(d, InProgress, None)), T0 + 10)
+        .unwrap();
+    h.handle(Input::Tick, T0 + 5010).unwrap();
+    assert_eq!(h.device_state(d), Some(DeviceState::Scheduled));
+    h.handle(
+        Input::Rollback {
+            by: "alice".parse().unwrap(),
+        },
+        T0 + 6000,
+    )
+    .unwrap();
+    assert_eq!(h.device_state(d), Some(DeviceState::Cancelled));
+    h.take_commands();
+    let mut late = report(d, Success, Some("2.0.0"));
+    late.attempt = Some(1);
+    h.handle(Input::device_report(late), T0 + 7000).unwrap();
+    let rolled: Vec<String> = sent(&mut h)
+        .into_iter()
+        .filter(|(_, rb)| *rb)
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(rolled, [d.clone()]);
 }

@@ -198,13 +198,25 @@ impl Rollout {
                 self.slot(i).state,
                 DeviceState::Pending | DeviceState::Scheduled | DeviceState::RollbackScheduled
             ) {
-                self.clear_timer(i);
-                self.set(i, DeviceState::Cancelled);
+                self.cancel_waiting(i);
             }
         }
         self.stop_in_flight(false);
         self.effect(Effect::Aborted);
         self.event(Event::Aborted);
+    }
+
+    /// Cancels device `i`, which waits to be sent (its first command, or a retry). One whose
+    /// earlier attempts timed out may still finish one of them: like a command cancelled while
+    /// out, its success then counts (and a rollback reaches it).
+    fn cancel_waiting(&mut self, i: u32) {
+        let s = self.slot(i);
+        let running = s.state == DeviceState::Scheduled && s.only_timed_out();
+        self.clear_timer(i);
+        self.set(i, DeviceState::Cancelled);
+        if running {
+            self.slot_mut(i).set(Slot::STOPPED, true);
+        }
     }
 
     pub(super) fn start_rollback(&mut self, _now: UnixMs) {
@@ -215,8 +227,7 @@ impl Rollout {
             let take = match self.slot(i).state {
                 DeviceState::Pending | DeviceState::Scheduled => {
                     if !all {
-                        self.clear_timer(i);
-                        self.set(i, DeviceState::Cancelled);
+                        self.cancel_waiting(i);
                     }
                     all
                 }

@@ -58,6 +58,12 @@ impl Slot {
     pub const STOPPED: u8 = 16;
     const ALL_FLAGS: u8 = 31;
 
+    /// Its update's attempts so far all ended in a timeout, none reported failed: one of them
+    /// may still finish, and its success counts.
+    pub fn only_timed_out(&self) -> bool {
+        self.retries.failed == 0 && self.retries.timed_out > 0
+    }
+
     pub fn new(state: DeviceState) -> Slot {
         Slot {
             state,

@@ -107,10 +107,7 @@ impl Rollout {
             // Waiting for a retry after a timeout, the device finished an earlier attempt after
             // all (only such a success gets here: the retry was not sent).
             (DeviceState::Scheduled, ReportStatus::Success)
-                if !over
-                    && !s.has(Slot::ROLLBACK)
-                    && s.retries.failed == 0
-                    && s.retries.timed_out > 0 =>
+                if !over && !s.has(Slot::ROLLBACK) && s.only_timed_out() =>
             {
                 self.updated(i, r, now);
             }
@@ -310,7 +307,7 @@ impl Rollout {
         let s = self.slot(i);
         let earlier_success = r.status == ReportStatus::Success
             && !s.has(Slot::ROLLBACK)
-            && s.retries.failed == 0
+            && s.only_timed_out()
             && (1..current).contains(&attempt);
         if attempt != current && !earlier_success {
             return Err(RolloutError::StaleAttempt {
