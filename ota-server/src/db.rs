@@ -72,6 +72,19 @@ impl Backend {
 
 /// Opens the database (creating a SQLite file on first start) and runs the migrations.
 pub async fn connect(url: &str) -> Result<AnyPool, sqlx::Error> {
+    let pool = pool(url).await?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Runs the migrations the database lacks.
+pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    migrator().run(pool).await?;
+    Ok(())
+}
+
+/// Opens the database (creating a SQLite file on first start), without migrating it.
+pub async fn pool(url: &str) -> Result<AnyPool, sqlx::Error> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(url).ok_or_else(|| {
         sqlx::Error::Configuration(
@@ -109,7 +122,6 @@ pub async fn connect(url: &str) -> Result<AnyPool, sqlx::Error> {
     if backend == Backend::Sqlite {
         pool.execute("PRAGMA journal_mode = WAL").await?;
     }
-    migrator().run(&pool).await?;
     Ok(pool)
 }
 

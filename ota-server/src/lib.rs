@@ -199,7 +199,13 @@ pub async fn open(mut config: Config) -> Result<AppState, String> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("--data-dir {}: {e}", config.data_dir.display()))?;
-    let db = db::connect(&config.database)
+    let db = db::pool(&config.database)
+        .await
+        .map_err(|e| format!("--database: {e}"))?;
+    // Claimed before anything is migrated or read: a server that may not run here changes
+    // nothing, and loads nothing the other one is still writing.
+    let claim = claim::take(&config.database, &db, config.lease_ms > 0).await?;
+    db::migrate(&db)
         .await
         .map_err(|e| format!("--database: {e}"))?;
     let secret = auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)
@@ -254,6 +260,7 @@ pub async fn open(mut config: Config) -> Result<AppState, String> {
         config,
         metrics: Default::default(),
         writer: sqlite.then(|| tokio::sync::Mutex::new(())),
+        claim: std::sync::Mutex::new(claim),
     }));
     packages::load(&st)
         .await
@@ -277,14 +284,11 @@ pub struct Running {
     publisher: Option<tokio::task::JoinHandle<()>>,
     leases: Option<tokio::task::JoinHandle<()>>,
     expiry: tokio::task::JoinHandle<()>,
-    /// Its claim on the database ([`claim`]), let go when it stops.
-    claim: Option<claim::Claim>,
 }
 
 impl Running {
-    /// Stops the server and its timer driver, and lets go of its claim on the database.
+    /// Stops the server and its timer driver, and then lets go of its claim on the database.
     pub fn stop(self) {
-        drop(self.claim);
         self.task.abort();
         self.timer.abort();
         self.expiry.abort();
@@ -294,6 +298,8 @@ impl Running {
         if let Some(l) = self.leases {
             l.abort();
         }
+        let claim = self.state.claim.lock().map(|mut c| c.take());
+        drop(claim);
     }
 }
 
@@ -301,7 +307,6 @@ impl Running {
 pub async fn serve(config: Config) -> Result<Running, String> {
     let listen = config.listen;
     let st = open(config).await?;
-    let claim = claim::take(&st.config.database, &st.db, st.config.lease_ms > 0).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
@@ -329,6 +334,5 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         publisher,
         leases,
         expiry,
-        claim,
     })
 }

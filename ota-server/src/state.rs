@@ -152,6 +152,9 @@ pub struct Inner {
     pub metrics: Metrics,
     /// On SQLite, the turn of this process's write transactions (see [`Inner::write_turn`]).
     pub writer: Option<tokio::sync::Mutex<()>>,
+    /// This server's claim on its database ([`crate::claim`]), taken before anything is read
+    /// or migrated; let go by [`crate::Running::stop`], or when the state is dropped.
+    pub claim: std::sync::Mutex<Option<crate::claim::Claim>>,
 }
 
 impl Inner {
