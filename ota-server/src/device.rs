@@ -354,11 +354,8 @@ pub async fn report(
             )));
         }
     };
-    let h = engine::lookup(&st, dev.tenant.as_str(), &rid).await?;
-    let state = h
-        .hosted
-        .lock()
-        .await
+    let state = engine::lookup(&st, dev.tenant.as_str(), &rid)
+        .await?
         .rollout
         .device_state(dev.device_id.as_str());
     let Some(state) = state else {

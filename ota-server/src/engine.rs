@@ -83,7 +83,7 @@ type Queued = (Input, oneshot::Sender<ApiResult<Applied>>);
 /// that commit.
 pub struct Slot {
     /// The rollout.
-    pub hosted: Mutex<Hosted>,
+    pub hosted: Arc<Mutex<Hosted>>,
     queue: StdMutex<Vec<Queued>>,
 }
 
@@ -142,7 +142,7 @@ impl Engines {
     fn insert(&self, id: String, h: Hosted) -> Arc<Slot> {
         let tenant = h.tenant.clone();
         let h = Arc::new(Slot {
-            hosted: Mutex::new(h),
+            hosted: Arc::new(Mutex::new(h)),
             queue: StdMutex::new(Vec::new()),
         });
         self.map
@@ -220,14 +220,19 @@ fn engine_error(e: ota_core::rollout::RolloutError) -> ApiError {
 /// its lease: a rollout another replica created is loaded from the database, a lease that is
 /// free (or expired) is taken and the rollout reloaded from its snapshot and trail, and a
 /// lease another live replica holds is answered with a retryable `UNAVAILABLE`.
-pub async fn lookup(st: &AppState, tenant: &str, id: &str) -> ApiResult<Arc<Slot>> {
+///
+/// The rollout is given locked, once it is known to be this replica's and stored ([`fresh`]):
+/// a reader answers from what it checked, not from what a failed commit may leave after it.
+pub async fn lookup(
+    st: &AppState,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<tokio::sync::OwnedMutexGuard<Hosted>> {
     let slot = slot(st, Some(tenant), id).await?;
-    {
-        let mut g = slot.hosted.lock().await;
-        ensure_lease(st, id, &mut g).await?;
-        fresh(st, id, &mut g).await?;
-    }
-    Ok(slot)
+    let mut g = slot.hosted.clone().lock_owned().await;
+    ensure_lease(st, id, &mut g).await?;
+    fresh(st, id, &mut g).await?;
+    Ok(g)
 }
 
 /// A rollout whose memory ran ahead of a failed commit ([`Hosted::stale`]) taken back from the
@@ -289,7 +294,7 @@ async fn slot(st: &AppState, tenant: Option<&str>, id: &str) -> ApiResult<Arc<Sl
         (
             h.tenant.clone(),
             Arc::new(Slot {
-                hosted: Mutex::new(h),
+                hosted: Arc::new(Mutex::new(h)),
                 queue: StdMutex::new(Vec::new()),
             }),
         )
@@ -1268,9 +1273,11 @@ async fn join_one(
         return Ok(());
     };
     {
+        // Memory a failed commit left (stale) is no guide: the input reloads it first.
         let hosted = slot.hosted.lock().await;
         let r = &hosted.rollout;
-        if r.state().is_over() || r.device_state(device.device_id.as_str()).is_some() {
+        let known = r.device_state(device.device_id.as_str()).is_some();
+        if !hosted.stale && (r.state().is_over() || known) {
             return Ok(());
         }
     }
@@ -1296,16 +1303,20 @@ const CATCH_UP_MS: u64 = 60_000;
 /// A device registered while rollout `id` was being made, after its fleet was read, joined no
 /// rollout (this one was not listed yet, so the registration's [`join`] missed it): every
 /// device registered since shortly before the read joins it now. A failure is logged, not
-/// returned: the rollout is created, and the device's next registration joins it.
+/// returned (the rollout is created), and the others still join; a device that could not
+/// joins at its next registration.
 async fn catch_up(st: &AppState, tenant: &str, id: &str, fleet_read_at: UnixMs) {
     let since = fleet_read_at.get().saturating_sub(CATCH_UP_MS);
-    let joined = async {
-        for device in crate::fleet::registered_since(st, tenant, since).await? {
-            join_one(st, tenant, id, &device).await?;
+    let devices = match crate::fleet::registered_since(st, tenant, since).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(rollout_id = id, error = %e.message, "devices registered meanwhile join later");
+            return;
         }
-        Ok::<_, ApiError>(())
     };
-    if let Err(e) = joined.await {
-        tracing::warn!(rollout_id = id, error = %e.message, "devices registered meanwhile join later");
+    for device in devices {
+        if let Err(e) = join_one(st, tenant, id, &device).await {
+            tracing::warn!(rollout_id = id, device_id = %device.device_id, error = %e.message, "joins at its next registration");
+        }
     }
 }

@@ -87,8 +87,10 @@ pub async fn status(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<AxumJson<Value>> {
-    let h = engine::lookup(&st, admin.tenant.as_str(), &id).await?;
-    let s = h.hosted.lock().await.rollout.status();
+    let s = engine::lookup(&st, admin.tenant.as_str(), &id)
+        .await?
+        .rollout
+        .status();
     let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
     v["canary_percent"] = percent(s.canary_percent);
     v["audit_head"] = Value::String(s.audit_head.to_string());
@@ -197,8 +199,7 @@ pub async fn devices(
     };
     let size = q.page_size.unwrap_or(100).clamp(1, 1000);
     let start = q.page_token.unwrap_or(0);
-    let h = engine::lookup(&st, admin.tenant.as_str(), &id).await?;
-    let g = h.hosted.lock().await;
+    let g = engine::lookup(&st, admin.tenant.as_str(), &id).await?;
     let r = &g.rollout;
     let mut page = Vec::new();
     let mut next = None;
@@ -242,8 +243,10 @@ pub async fn audit(
     Path(id): Path<String>,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<AxumJson<Value>> {
-    let h = engine::lookup(&st, admin.tenant.as_str(), &id).await?;
-    let head = h.hosted.lock().await.rollout.audit_head();
+    let head = engine::lookup(&st, admin.tenant.as_str(), &id)
+        .await?
+        .rollout
+        .audit_head();
     let after = q.after.map_or(-1, i);
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let rows: Vec<(String,)> = sqlx::query_as(

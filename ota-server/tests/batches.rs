@@ -59,7 +59,8 @@ async fn reports_that_arrive_together_are_one_record_and_each_is_answered_alone(
 
     // Hold the rollout while the reports queue: the next commit takes them all together.
     let st = s.running.state.clone();
-    let slot = engine::lookup(&st, "acme", &rid).await.unwrap();
+    drop(engine::lookup(&st, "acme", &rid).await.unwrap());
+    let slot = st.engines.get(&rid).unwrap();
     let guard = slot.hosted.lock().await;
     let mut tasks = Vec::new();
     for k in 0..DEVICES {
