@@ -572,7 +572,9 @@ typedef struct ota_verified_package ota_verified_package;
 /**
  * A callback that receives output bytes: it returns 0 when it took them all, anything else
  * to stop the operation (which then fails with `OTA_STATUS_IO`). Once it returned nonzero it
- * is not called again, and freeing the handle it writes for never calls it.
+ * is not called again, and freeing the sealer, opener or install it writes for never calls
+ * it (an agent's `slot_write` may still be handed the plaintext an install holds when the
+ * agent is freed or its install ends).
  */
 typedef int (*ota_write_fn)(void *ctx, const uint8_t *data, size_t len);
 
@@ -1253,8 +1255,9 @@ ota_status ota_rollout_replay(const char *config,
  * late report is recorded but changes nothing. A report must match the rollout, the
  * package's version (a success names it) and the device's current attempt; one that does
  * not is refused with its error and recorded (poll its audit record). A report naming no
- * attempt is about the first: once a retry went out it is refused with
- * `OTA_STATUS_ROLLOUT_STATE`.
+ * attempt is about the first of the device's current command (the update's first, or the
+ * rollback's): once a retry went out it is refused with `OTA_STATUS_ROLLOUT_STATE`. A success
+ * on an earlier attempt of the update counts when every earlier attempt timed out.
  *
  * Takes no ownership; nothing to free.
  */
@@ -1281,7 +1284,8 @@ ota_status ota_rollout_handle_report_attempt(ota_rollout *rollout,
 
 /**
  * The attempt of a device's current command: `*attempt_out` receives it (1 is the first;
- * each retry after a failure or a timeout adds one). Tell it to the device with the command
+ * each retry after a failure or a timeout adds one; a rollback is one more than the update's
+ * last). Tell it to the device with the command
  * a `send` output asks for (read it right after polling that output); the device says it
  * back in its report's `"attempt"`. A device the rollout does not have fails with
  * `OTA_STATUS_ROLLOUT_NOT_FOUND`.

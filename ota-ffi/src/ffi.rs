@@ -504,7 +504,9 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], Failure> {
 
 /// A callback that receives output bytes: it returns 0 when it took them all, anything else
 /// to stop the operation (which then fails with `OTA_STATUS_IO`). Once it returned nonzero it
-/// is not called again, and freeing the handle it writes for never calls it.
+/// is not called again, and freeing the sealer, opener or install it writes for never calls
+/// it (an agent's `slot_write` may still be handed the plaintext an install holds when the
+/// agent is freed or its install ends).
 #[allow(non_camel_case_types)]
 pub type ota_write_fn = Option<
     unsafe extern "C" fn(

@@ -221,8 +221,9 @@ fn audit_error(e: ota_core::audit::AuditError) -> Failure {
 /// late report is recorded but changes nothing. A report must match the rollout, the
 /// package's version (a success names it) and the device's current attempt; one that does
 /// not is refused with its error and recorded (poll its audit record). A report naming no
-/// attempt is about the first: once a retry went out it is refused with
-/// `OTA_STATUS_ROLLOUT_STATE`.
+/// attempt is about the first of the device's current command (the update's first, or the
+/// rollback's): once a retry went out it is refused with `OTA_STATUS_ROLLOUT_STATE`. A success
+/// on an earlier attempt of the update counts when every earlier attempt timed out.
 ///
 /// Takes no ownership; nothing to free.
 #[unsafe(no_mangle)]
@@ -281,7 +282,8 @@ pub unsafe extern "C" fn ota_rollout_handle_report_attempt(
 }
 
 /// The attempt of a device's current command: `*attempt_out` receives it (1 is the first;
-/// each retry after a failure or a timeout adds one). Tell it to the device with the command
+/// each retry after a failure or a timeout adds one; a rollback is one more than the update's
+/// last). Tell it to the device with the command
 /// a `send` output asks for (read it right after polling that output); the device says it
 /// back in its report's `"attempt"`. A device the rollout does not have fails with
 /// `OTA_STATUS_ROLLOUT_NOT_FOUND`.

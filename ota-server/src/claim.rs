@@ -10,7 +10,9 @@
 //!   replicas with leases run together but never beside a server without.
 //!
 //! The claim is held until [`Claim`] is dropped ([`crate::Running::stop`]), or the process
-//! ends. A server restarted at once may find its predecessor's claim not yet let go (a
+//! ends. On PostgreSQL it lives as long as its session: a database restart, an
+//! `idle_session_timeout` or a pooler in transaction mode (pgbouncer) ends it unnoticed, and
+//! the claim with it (run the server on a direct session, without an idle timeout). A server restarted at once may find its predecessor's claim not yet let go (a
 //! PostgreSQL backend notices a closed connection a moment later): it waits a few seconds for
 //! it before it gives up.
 

@@ -302,9 +302,11 @@ pub struct ReportAnswer {
 /// A report must match the rollout, the package version (a success names it) and the
 /// attempt; one that does not is refused with its reason and recorded in the rollout's
 /// audit trail. A report without `rollout_id` is about the device's own assignment. A report
-/// without `attempt` (an agent that does not say it back) is about the first attempt: taken
-/// while the device is on its first, refused (`attempt`) once a retry went out, since it
-/// cannot be told from a replay of the first attempt's report.
+/// without `attempt` (an agent that does not say it back) is about the first attempt of the
+/// device's current command (the update's, or the rollback's): taken while the device is on
+/// it, refused (`attempt`) once a retry went out, since it cannot be told from a replay of the
+/// first attempt's report. A success on an earlier attempt of the update counts when every
+/// earlier attempt timed out (the device finished it after all).
 pub async fn report(
     State(st): State<AppState>,
     dev: Device,

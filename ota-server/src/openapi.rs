@@ -155,7 +155,8 @@ pub struct Report {
     /// `in_progress`, `success`, `failure`, `rejected`.
     pub status: String,
     pub reason: Option<String>,
-    /// The attempt the assignment named, said back (none: the first attempt).
+    /// The attempt the assignment named, said back (none: the first attempt of the device's
+    /// current command).
     pub attempt: Option<u32>,
     /// With `in_progress`: `downloading`, `verified`, `installed`, `swapped`, `probing`.
     pub step: Option<String>,

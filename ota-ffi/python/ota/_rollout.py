@@ -131,7 +131,7 @@ class Rollout(Managed):
         out). A report must match the rollout, the package's version (a success names it) and
         the device's current attempt: one that does not raises (``RolloutStateError`` for an
         attempt a retry replaced) and is recorded. A report naming no attempt is about the
-        first."""
+        first of the device's current command (the update's, or the rollback's)."""
         ptr, n = json_arg("report", report)
         now = arg("now", now, INT)
         if attempt is None:
@@ -144,7 +144,7 @@ class Rollout(Managed):
 
     def attempt(self, device_id: TextInput) -> int:
         """The attempt of the device's current command (1 is the first; each retry after a
-        failure or a timeout adds one): tell it to the device with the ``send`` command, read
+        failure or a timeout adds one; a rollback is one more than the update's last): tell it to the device with the ``send`` command, read
         right after taking that command; the device says it back in its report. Raises
         ``RolloutNotFoundError`` for a device the rollout does not have."""
         ptr, n = as_text(arg("device_id", device_id, TEXT))
