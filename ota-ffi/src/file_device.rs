@@ -12,7 +12,8 @@ use ota_host::file_device::FileDevice;
 use crate::device_io::ota_device_io;
 use crate::error::{Failure, call};
 use crate::ffi::{
-    free, handle, handle_mut, new_handle, try_handle, try_handle_mut, try_out, try_str, write_text,
+    free, handle, handle_mut, new_handle, slice_of, try_handle, try_handle_mut, try_out, try_str,
+    write_text,
 };
 
 /// A device over plain files under one directory: staging, two slots, their labels and the
@@ -120,19 +121,15 @@ unsafe extern "C" fn stage_write(
     data: *const u8,
     len: usize,
 ) -> c_int {
-    if data.is_null() && len > 0 {
+    // A host may call these itself: a NULL or an impossible length fails the call.
+    let Ok(data) = (unsafe { slice_of(data, len, "data", "len") }) else {
         return 1;
-    }
-    let data = if len == 0 {
-        &[][..]
-    } else {
-        unsafe { std::slice::from_raw_parts(data, len) }
     };
     with_device(ctx, |d| d.inner.write_at(offset, data))
 }
 
 unsafe extern "C" fn stage_read(ctx: *mut c_void, offset: u64, buf: *mut u8, len: usize) -> c_int {
-    if buf.is_null() && len > 0 {
+    if (buf.is_null() && len > 0) || len > isize::MAX as usize {
         return 1;
     }
     let buf = if len == 0 {
@@ -152,13 +149,8 @@ unsafe extern "C" fn slot_open(ctx: *mut c_void) -> c_int {
 }
 
 unsafe extern "C" fn slot_write(ctx: *mut c_void, data: *const u8, len: usize) -> c_int {
-    if data.is_null() && len > 0 {
+    let Ok(data) = (unsafe { slice_of(data, len, "data", "len") }) else {
         return 1;
-    }
-    let data = if len == 0 {
-        &[][..]
-    } else {
-        unsafe { std::slice::from_raw_parts(data, len) }
     };
     with_device(ctx, |d| match d.slot.as_mut() {
         Some(w) => w.write_all(data),
@@ -292,4 +284,39 @@ pub unsafe extern "C" fn ota_file_device_active_file(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ota_file_device_free(device: *mut ota_file_device) {
     unsafe { free(device) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The callbacks a host may call itself refuse a length no object can have (making such
+    /// a slice aborts the process in Rust's checks), as the C ABI's functions do.
+    #[test]
+    fn a_callback_called_with_an_impossible_length_fails_instead_of_aborting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut device: *mut ota_file_device = std::ptr::null_mut();
+        let path = dir.path().to_str().unwrap();
+        let st = unsafe {
+            ota_file_device_open(
+                path.as_ptr().cast(),
+                path.len(),
+                c"".as_ptr(),
+                0,
+                &mut device,
+            )
+        };
+        assert_eq!(st, Status::Ok);
+        let ctx = device.cast::<c_void>();
+        let byte = [0u8; 1];
+        let mut buf = [0u8; 1];
+        for len in [isize::MAX as usize + 1, usize::MAX] {
+            assert_eq!(unsafe { stage_write(ctx, 0, byte.as_ptr(), len) }, 1);
+            assert_eq!(unsafe { stage_read(ctx, 0, buf.as_mut_ptr(), len) }, 1);
+            assert_eq!(unsafe { slot_write(ctx, byte.as_ptr(), len) }, 1);
+        }
+        assert_eq!(unsafe { stage_write(ctx, 0, byte.as_ptr(), 1) }, 0);
+        assert_eq!(unsafe { stage_read(ctx, 0, buf.as_mut_ptr(), 1) }, 0);
+        unsafe { ota_file_device_free(device) };
+    }
 }
