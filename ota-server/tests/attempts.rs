@@ -41,12 +41,8 @@ async fn the_attempt_travels_to_the_device_and_back() {
     let (dir, input) = tmp_with_input("attempts");
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
-    let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
-    s.upload(&admin, &fw).await;
-    s.empty_profile(&admin, "p").await;
-    let cred = s
-        .register(&admin, "dev-0", &registration_naming("dev-0"))
-        .await;
+    let (pkg, creds) = s.fleet(&admin, &input, &["dev-0"]).await;
+    let cred = creds[0].clone();
     let mut create = rollout_to_all(&pkg);
     create["retries"] = json!({"failed": {"max": 1, "backoff_ms": 50}});
     let r = s.create_rollout(&admin, &create).await;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Srv, config, firmware, registration_naming, rollout_to_all, tmp_with_input};
+use common::{Srv, config, rollout_to_all, tmp_with_input};
 use ota_core::report::DeviceReport;
 use ota_core::rollout::{DeviceState, Input};
 use ota_server::Code;
@@ -41,14 +41,9 @@ async fn reports_that_arrive_together_are_one_record_and_each_is_answered_alone(
     let (dir, input) = tmp_with_input("batches");
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
-    let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
-    s.upload(&admin, &fw).await;
-    s.empty_profile(&admin, "p").await;
-    let mut creds = Vec::new();
-    for k in 0..DEVICES {
-        let id = format!("dev-{k}");
-        creds.push(s.register(&admin, &id, &registration_naming(&id)).await);
-    }
+    let ids: Vec<String> = (0..DEVICES).map(|k| format!("dev-{k}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (pkg, creds) = s.fleet(&admin, &input, &ids).await;
     let r = s.create_rollout(&admin, &rollout_to_all(&pkg)).await;
     let rid = r["rollout_id"].as_str().unwrap().to_string();
     for (k, cred) in creds.iter().enumerate() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Srv, config, firmware, registration_naming, rollout_to_all, tmp_with_input};
+use common::{Srv, config, rollout_to_all, tmp_with_input};
 use serde_json::{Value, json};
 
 async fn sql(s: &Srv, statement: &'static str) {
@@ -36,13 +36,7 @@ async fn after_a_failed_commit_and_a_failed_reload_nothing_unstored_is_built_on(
     let (dir, input) = tmp_with_input("failed-commit");
     let s = Srv::start(config(&dir)).await;
     let admin = s.token("acme", "admin");
-    let (fw, pkg, _) = firmware(&input, "2.0.0", false, 70_000);
-    s.upload(&admin, &fw).await;
-    s.empty_profile(&admin, "p").await;
-    let mut creds = Vec::new();
-    for d in ["dev-0", "dev-1"] {
-        creds.push(s.register(&admin, d, &registration_naming(d)).await);
-    }
+    let (pkg, creds) = s.fleet(&admin, &input, &["dev-0", "dev-1"]).await;
     let r = s.create_rollout(&admin, &rollout_to_all(&pkg)).await;
     let rid = r["rollout_id"].as_str().unwrap().to_string();
 

@@ -314,6 +314,25 @@ impl Srv {
         v["credential"].as_str().unwrap().to_string()
     }
 
+    /// The fleet most tests start from: firmware 2.0.0 (70,000 bytes, sealed from `input`)
+    /// uploaded, the empty profile `p`, and `devices` registered in it, each naming itself.
+    /// The package id and each device's credential.
+    pub async fn fleet(
+        &self,
+        admin: &str,
+        input: &Path,
+        devices: &[&str],
+    ) -> (String, Vec<String>) {
+        let (fw, pkg, _) = firmware(input, "2.0.0", false, 70_000);
+        self.upload(admin, &fw).await;
+        self.empty_profile(admin, "p").await;
+        let mut creds = Vec::new();
+        for d in devices {
+            creds.push(self.register(admin, d, &registration_naming(d)).await);
+        }
+        (pkg, creds)
+    }
+
     /// Creates a rollout (`POST /api/v1/ota/rollouts`) and asserts it was created; returns
     /// the answer (its `rollout_id`, `scheduled_count`, ...).
     pub async fn create_rollout(&self, admin: &str, body: &Value) -> Value {
