@@ -200,7 +200,7 @@ async fn seed_upload(
     let v = &c.verified;
     let object_key = format!("{tenant}/{}.enc", v.package().sha256.to_hex());
     let dest = st.store_dir.join(&object_key);
-    tokio::fs::rename(&c.tmp, &dest)
+    rename_durably(&c.tmp, &dest)
         .await
         .map_err(|e| ApiError::internal(format!("store: {e}")))?;
     let mut row = Row::of(&tenant, v, &c.key, "available");
@@ -516,7 +516,7 @@ async fn fetch_and_check(src: &Path, dest: &Path, v: &VerifiedPackage) -> Result
     .await;
     match result {
         Ok(()) => {
-            tokio::fs::rename(&tmp, dest).await?;
+            rename_durably(&tmp, dest).await?;
             Ok(())
         }
         Err(e) => {
@@ -524,6 +524,23 @@ async fn fetch_and_check(src: &Path, dest: &Path, v: &VerifiedPackage) -> Result
             Err(e)
         }
     }
+}
+
+/// Renames a synced file into the store (`STORE/TENANT/NAME`) and syncs its directory and the
+/// one above it (a tenant's directory may be new), so the new name survives a power cut: the
+/// package's row, committed next, never names an artifact the disk lost.
+async fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    tokio::fs::rename(from, to).await?;
+    let dir = to.parent().unwrap_or(Path::new(".")).to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        ota_host::durable::sync_dir(&dir)?;
+        match dir.parent() {
+            Some(up) if !up.as_os_str().is_empty() => ota_host::durable::sync_dir(up),
+            _ => Ok(()),
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// One package as listed.

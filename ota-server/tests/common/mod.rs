@@ -18,9 +18,29 @@ use serde_json::{Value, json};
 /// directory, `dir/in` as its artifact root, the test publisher trusted, `secret` as its JWT
 /// secret and `extra` flags; returns the process and its base URL (from its first line).
 pub fn spawn_server(dir: &Path, secret: &str, extra: &[&str]) -> (std::process::Child, String) {
+    spawn_server_under(&[], dir, secret, extra)
+}
+
+/// [`spawn_server`] run under `wrapper` (a command and its arguments, the server's command line
+/// after them: `strace -o LOG`), when not empty.
+pub fn spawn_server_under(
+    wrapper: &[&str],
+    dir: &Path,
+    secret: &str,
+    extra: &[&str],
+) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ota-server"))
+    let server = env!("CARGO_BIN_EXE_ota-server");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(server);
+            c
+        }
+        None => Command::new(server),
+    };
+    let mut child = command
         .args(["--listen", "127.0.0.1:0", "--log", "warn"])
         .args(extra)
         .arg("--data-dir")
