@@ -22,6 +22,8 @@ pub struct Assignments {
     authoritative: bool,
     /// By tenant, then device.
     map: Mutex<HashMap<String, HashMap<String, Entry>>>,
+    /// Held over a commit and the update of the map after it ([`Assignments::in_order`]).
+    order: tokio::sync::Mutex<()>,
 }
 
 impl Assignments {
@@ -43,7 +45,17 @@ impl Assignments {
         Ok(Assignments {
             authoritative: single_replica,
             map: Mutex::new(map),
+            order: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The turn of a commit that changes assignments: hold it over the commit and the
+    /// [`Assignments::apply`] after it, so the map takes commits in the order the database did
+    /// (two rollouts' commits touching one device, the second waiting for the first's row,
+    /// could otherwise be applied the other way round). A transaction takes it only to
+    /// commit, never while it waits for a row, so it cannot deadlock.
+    pub async fn in_order(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.order.lock().await
     }
 
     /// Applies a committed batch's net changes for rollout `rid`.
@@ -98,6 +110,8 @@ impl Assignments {
         if !self.authoritative || changes.is_empty() {
             return Ok(());
         }
+        // No commit comes between the reading and the writing of the map.
+        let _order = self.in_order().await;
         let devices: Vec<&String> = changes.keys().collect();
         let mut stored = HashMap::new();
         for some in devices.chunks(ROWS) {

@@ -301,14 +301,17 @@ pub(super) async fn commit_batch(
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        {
+            let _order = st.assignments.in_order().await;
+            tx.commit().await?;
+            st.assignments.apply(&g.tenant, rollout_id, &w.assign);
+        }
         Ok::<_, ApiError>(snapshot.then_some(head.seq))
     }
     .await;
     match result {
         Ok(snap) => {
             use std::sync::atomic::Ordering::Relaxed;
-            st.assignments.apply(&g.tenant, rollout_id, &w.assign);
             st.metrics.inputs.fetch_add(inputs, Relaxed);
             st.metrics.reports.fetch_add(reports, Relaxed);
             if let Some(seq) = snap {

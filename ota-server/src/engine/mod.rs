@@ -435,9 +435,12 @@ pub async fn create(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    {
+        let _order = st.assignments.in_order().await;
+        tx.commit().await?;
+        st.assignments.apply(t, rollout_id.as_str(), &w.assign);
+    }
     drop(turn);
-    st.assignments.apply(t, rollout_id.as_str(), &w.assign);
     if st.config.lease_ms > 0 {
         st.engines.set_held(rollout_id.as_str(), Some(lease_until));
     }
