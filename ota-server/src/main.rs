@@ -121,9 +121,10 @@ struct Token {
     /// Hours until it expires.
     #[arg(long, default_value_t = 24)]
     hours: u64,
-    /// The server's data directory (holds `jwt-secret`).
-    #[arg(long, env = "OTA_DATA_DIR", default_value = "ota-data")]
-    data_dir: PathBuf,
+    /// The server's data directory (holds `jwt-secret`; `ota-server --data-dir DIR token`
+    /// works too).
+    #[arg(long, env = "OTA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// The HS256 secret, when the server is given one.
     #[arg(long, env = "OTA_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -158,10 +159,22 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token(t)) => {
-            let secret = match ota_server::auth::load_secret(t.jwt_secret.as_deref(), &t.data_dir) {
+            // The flags given before `token` count too: they name the server's own.
+            let data_dir = t.data_dir.unwrap_or(cli.serve.data_dir);
+            let given = t.jwt_secret.or(cli.serve.jwt_secret);
+            // A secret made here would sign tokens no running server takes.
+            if given.is_none() && !data_dir.join("jwt-secret").exists() {
+                eprintln!(
+                    "ota-server token: {} holds no jwt-secret: give the running server's \
+                     --data-dir (or its --jwt-secret), or start the server first",
+                    data_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            let secret = match ota_server::auth::load_secret(given.as_deref(), &data_dir) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("ota-server token: {}: {e}", t.data_dir.display());
+                    eprintln!("ota-server token: {}: {e}", data_dir.display());
                     return ExitCode::FAILURE;
                 }
             };

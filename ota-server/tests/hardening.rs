@@ -225,6 +225,49 @@ async fn a_token_naming_no_valid_subject_is_refused_not_recorded_as_someone_else
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // Without a secret, a data directory that holds none is refused, naming --data-dir (a
+    // secret made there would sign tokens no server takes); the server's own, given before
+    // `token` as the server takes it, signs tokens that server takes.
+    let token = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ota-server"))
+            .args(args)
+            .env_remove("OTA_DATA_DIR")
+            .env_remove("OTA_JWT_SECRET")
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let empty = dir.join("no-server-here");
+    let out = token(&[
+        "token".as_ref(),
+        "--tenant".as_ref(),
+        "acme".as_ref(),
+        "--data-dir".as_ref(),
+        empty.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--data-dir"));
+    assert!(!empty.join("jwt-secret").exists());
+    let data = dir.join("data");
+    let mut c = config(&dir);
+    c.jwt_secret = None;
+    let s = Srv::start(c).await;
+    let out = token(&[
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "token".as_ref(),
+        "--tenant".as_ref(),
+        "acme".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let minted = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(s.get("/api/v1/ota/packages", minted.trim()).await.0, 200);
+    s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
