@@ -1099,6 +1099,16 @@ fn no_resend_goes_out_once_the_window_has_ended() {
     let late = sent(&mut h);
     assert!(late.is_empty(), "resent after the window ended: {late:?}");
     assert_eq!(h.device_state(&canary[0]), Some(DeviceState::Sent));
+    // The window will not open again: they wait for their offline expiry, waking for nothing
+    // (no record) in between.
+    h.take_trail();
+    for s in 6..=60 {
+        h.handle(Input::Tick, T0 + s * 1000).unwrap();
+    }
+    assert!(
+        h.take_trail().is_empty(),
+        "woken for nothing after the window ended"
+    );
 }
 
 /// The same, when the rollback comes while the retry waits: the waiting device is cancelled,

@@ -176,15 +176,26 @@ impl Rollout {
                     }
                 } else if !(self.s.state == RolloutState::Active
                     || (self.s.state == RolloutState::RollingBack && rolling))
-                    || !self.s.spec.window.allows(now)
                 {
                     // Paused or aborted: nothing goes out, not even a resend; wait on. Rolling
                     // back, a device sent the update and silent since is never sent it again:
-                    // it finishes or times out, as the in-flight policy says. Outside the
-                    // plan's window a resend waits too, like any send.
+                    // it finishes or times out, as the in-flight policy says.
                     self.set_timer(i, (now + t.ack_ms).min(expires));
                 } else if s.retries.no_ack < self.s.spec.retries.no_ack.max {
-                    // A resend is a send: it waits for the per-minute budget like any other.
+                    // A resend is a send: outside the plan's window it waits (to the offline
+                    // expiry once the window has ended for good), and it waits for the
+                    // per-minute budget like any other.
+                    let window = &self.s.spec.window;
+                    if !window.allows(now) {
+                        let ended = window.end_at.is_some_and(|e| now >= e);
+                        let at = if ended {
+                            expires
+                        } else {
+                            (now + t.ack_ms).min(expires)
+                        };
+                        self.set_timer(i, at);
+                        return;
+                    }
                     if let Err(at) = self.take_rate(now) {
                         self.set_timer(i, at.min(expires).max(now + 1));
                         return;
