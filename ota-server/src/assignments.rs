@@ -49,13 +49,20 @@ impl Assignments {
         })
     }
 
-    /// The turn of a commit that changes assignments: hold it over the commit and the
+    /// The turn of a commit that makes `changes` to the map: hold it over the commit and the
     /// [`Assignments::apply`] after it, so the map takes commits in the order the database did
     /// (two rollouts' commits touching one device, the second waiting for the first's row,
     /// could otherwise be applied the other way round). A transaction takes it only to
-    /// commit, never while it waits for a row, so it cannot deadlock.
-    pub async fn in_order(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.order.lock().await
+    /// commit, never while it waits for a row, so it cannot deadlock. `None` (no turn to wait
+    /// for) when the commit changes no assignment, or the map is not kept (replicas).
+    pub async fn in_order(
+        &self,
+        changes: &HashMap<String, Assign>,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if !self.authoritative || changes.is_empty() {
+            return None;
+        }
+        Some(self.order.lock().await)
     }
 
     /// Applies a committed batch's net changes for rollout `rid`.
@@ -111,7 +118,7 @@ impl Assignments {
             return Ok(());
         }
         // No commit comes between the reading and the writing of the map.
-        let _order = self.in_order().await;
+        let _order = self.in_order(changes).await;
         let devices: Vec<&String> = changes.keys().collect();
         let mut stored = HashMap::new();
         for some in devices.chunks(ROWS) {

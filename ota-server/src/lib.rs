@@ -288,6 +288,9 @@ pub struct Running {
 
 impl Running {
     /// Stops the server and its timer driver, and then lets go of its claim on the database.
+    /// Work already under way (a request's commit runs as a task of its own) may still end
+    /// after this returns: a server started again at once in the same process may load before
+    /// it commits. A process that exits leaves none.
     pub fn stop(self) {
         self.task.abort();
         self.timer.abort();

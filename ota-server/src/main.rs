@@ -122,11 +122,11 @@ struct Token {
     #[arg(long, default_value_t = 24)]
     hours: u64,
     /// The server's data directory (holds `jwt-secret`; `ota-server --data-dir DIR token`
-    /// works too).
-    #[arg(long, env = "OTA_DATA_DIR")]
+    /// works too, and so does OTA_DATA_DIR).
+    #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// The HS256 secret, when the server is given one.
-    #[arg(long, env = "OTA_JWT_SECRET", hide_env_values = true)]
+    /// The HS256 secret, when the server is given one (or OTA_JWT_SECRET).
+    #[arg(long)]
     jwt_secret: Option<String>,
 }
 

@@ -48,8 +48,20 @@ async fn an_uploaded_artifact_and_its_directories_are_synced_before_the_answer()
         Some(&fw),
     )
     .await;
-    let _ = child.kill();
+    // The server is strace's child: killing strace would leave it running, detached.
+    let strace = child.id();
+    let children = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children"))
+        .unwrap_or_default();
+    for pid in children.split_whitespace() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", pid])
+            .status();
+    }
     let _ = child.wait();
+    assert!(
+        !children.trim().is_empty(),
+        "the server was not strace's child"
+    );
     assert_eq!(code, 201, "{v}");
     let log = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = log.lines().collect();

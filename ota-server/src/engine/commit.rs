@@ -302,7 +302,7 @@ pub(super) async fn commit_batch(
             .await?;
         }
         {
-            let _order = st.assignments.in_order().await;
+            let _order = st.assignments.in_order(&w.assign).await;
             tx.commit().await?;
             st.assignments.apply(&g.tenant, rollout_id, &w.assign);
         }

@@ -436,7 +436,7 @@ pub async fn create(
         .await?;
     }
     {
-        let _order = st.assignments.in_order().await;
+        let _order = st.assignments.in_order(&w.assign).await;
         tx.commit().await?;
         st.assignments.apply(t, rollout_id.as_str(), &w.assign);
     }
