@@ -1146,5 +1146,5 @@ fn a_success_on_a_timed_out_attempt_after_the_rollback_started_is_rolled_back() 
         .filter(|(_, rb)| *rb)
         .map(|(d, _)| d)
         .collect();
-    assert_eq!(rolled, [d.clone()]);
+    assert_eq!(rolled, std::slice::from_ref(d));
 }
