@@ -53,7 +53,9 @@ use crate::out::{CliError, Out, Outcome};
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// Everything random follows from it: the plant, the devices that fail, the cohorts.
-    /// The default's canary catches a bad device, as in the push-a-model-bundle guide.
+    /// With the live demo (the default), the default seed's canary catches a bad device, as
+    /// in the push-a-model-bundle guide; `--simulate` draws its cohorts its own way, so the
+    /// same seed tells another story there.
     #[arg(long, default_value_t = 6)]
     seed: u64,
     /// Line cameras in the plant.

@@ -139,9 +139,11 @@ pub(super) async fn finish(
     for (r, k) in &reasons {
         rows.push((format!("  {r}"), k.to_string()));
     }
-    rows.push(("succeeded".into(), n("succeeded").to_string()));
+    // Devices that took the update and were rolled back since count under "rolled back":
+    // "succeeded" is what runs the new version now.
+    rows.push((format!("on {NEW} now"), n("succeeded").to_string()));
     rows.push(("failed".into(), (n("failed") + n("timed_out")).to_string()));
-    rows.push(("restored (probe failed)".into(), restored.to_string()));
+    rows.push(("  restored (probe failed)".into(), restored.to_string()));
     rows.push(("rolled back".into(), n("rolled_back").to_string()));
     rows.push(("never sent".into(), never_sent.to_string()));
     for w in &waves {
@@ -157,7 +159,7 @@ pub(super) async fn finish(
         rows.push((
             format!("  {name} ({}%)", w["percent"].as_f64().unwrap_or(0.0)),
             format!(
-                "{} devices, {} succeeded, {} failed",
+                "{} devices: {} took it, {} failed",
                 w["devices"], w["succeeded"], w["failures"]
             ),
         ));
