@@ -87,7 +87,8 @@
 //! attempt ([`Rollout::attempt`]: a retry after a failure or a timeout is a new attempt; a
 //! host that retries tells the device, which says it back in its report's `attempt`, and
 //! feeds [`Input::device_report`], an [`Input::AttemptReport`]; a plain [`Input::Report`] is
-//! about the first; a success on an earlier attempt of the update is taken too when every
+//! about the first attempt of the device's current command, [`Rollout::first_attempt`]; a
+//! success on an earlier attempt of the update is taken too when every
 //! earlier attempt ended in a timeout, since the device finished it after all). A report of
 //! one of the rollout's devices that does not match is refused
 //! with a typed error ([`RolloutError::WrongRollout`],
