@@ -44,7 +44,7 @@ pub const SEGMENT: u64 = BLOCK as u64 * SEGMENT_BLOCKS;
 /// The dictionary of block `index` (from 0), `before` being the plaintext before it: none
 /// when the block starts a segment, else the last [`WINDOW`] bytes of `before`.
 pub fn dictionary(index: u64, before: &[u8]) -> &[u8] {
-    if index % SEGMENT_BLOCKS == 0 {
+    if index.is_multiple_of(SEGMENT_BLOCKS) {
         return &[];
     }
     &before[before.len().saturating_sub(WINDOW)..]

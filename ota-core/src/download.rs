@@ -460,7 +460,7 @@ fn check_chunk(
     if offset >= size {
         return Err(DownloadError::OutOfRange { offset, size });
     }
-    if offset % u64::from(CHUNK_SIZE) != 0 {
+    if !offset.is_multiple_of(u64::from(CHUNK_SIZE)) {
         return Err(DownloadError::Misaligned { offset });
     }
     if data.len() > CHUNK_SIZE as usize {

@@ -285,7 +285,7 @@ impl From<io::Error> for SealError {
 /// Why `size` cannot be the size of a sealed artifact (a 16-byte IV and at least one whole
 /// 16-byte block), if it cannot.
 pub fn size_fault(size: u64) -> Option<String> {
-    (size < 32 || size % 16 != 0).then(|| {
+    (size < 32 || !size.is_multiple_of(16)).then(|| {
         format!("a sealed artifact is a 16-byte IV and whole 16-byte blocks, found {size} bytes")
     })
 }
@@ -409,7 +409,7 @@ impl<W: Write> Sealer<W> {
         if plain.is_empty() {
             return Ok(());
         }
-        if self.blocks > 0 && self.blocks % deflate::SEGMENT_BLOCKS == 0 {
+        if self.blocks > 0 && self.blocks.is_multiple_of(deflate::SEGMENT_BLOCKS) {
             self.offsets.push(self.gz_size);
         }
         self.cbc.write_all(deflated)?;

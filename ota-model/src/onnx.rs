@@ -100,10 +100,10 @@ impl OnnxModel {
 
         let mut external_data: Vec<String> = Vec::new();
         for t in &graph.initializer {
-            if let Ok(ty) = DataType::try_from(t.data_type()) {
-                if let Some(p) = weight_precision(ty) {
-                    precision.insert(p);
-                }
+            if let Ok(ty) = DataType::try_from(t.data_type())
+                && let Some(p) = weight_precision(ty)
+            {
+                precision.insert(p);
             }
             if t.data_location() == DataLocation::External {
                 let location = t

@@ -220,10 +220,10 @@ impl Device {
     /// queued. Stops early (returning None) once `budget` outputs were carried out.
     pub fn drain(&mut self, budget: &mut Option<usize>) -> Option<()> {
         loop {
-            if let Some(b) = budget {
-                if *b == 0 {
-                    return None;
-                }
+            if let Some(b) = budget
+                && *b == 0
+            {
+                return None;
             }
             let Some(out) = self.agent.as_mut()?.poll() else {
                 return Some(());

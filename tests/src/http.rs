@@ -137,10 +137,10 @@ impl Shared {
             if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
                 break;
             }
-            if let Some((name, value)) = h.split_once(':') {
-                if name.eq_ignore_ascii_case("range") {
-                    range = Some(value.trim().to_string());
-                }
+            if let Some((name, value)) = h.split_once(':')
+                && name.eq_ignore_ascii_case("range")
+            {
+                range = Some(value.trim().to_string());
             }
         }
         let path = line
@@ -154,18 +154,18 @@ impl Shared {
             range: range.clone(),
         });
         let mut out = stream;
-        if let Some((prefix, status, location)) = &self.faults.fixed {
-            if path.starts_with(prefix.as_str()) {
-                let location = location
-                    .as_ref()
-                    .map(|l| format!("location: {l}\r\n"))
-                    .unwrap_or_default();
-                let _ = write!(
-                    out,
-                    "HTTP/1.1 {status}\r\n{location}content-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                return;
-            }
+        if let Some((prefix, status, location)) = &self.faults.fixed
+            && path.starts_with(prefix.as_str())
+        {
+            let location = location
+                .as_ref()
+                .map(|l| format!("location: {l}\r\n"))
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status}\r\n{location}content-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            return;
         }
         let file = self.root.join(&path);
         if path.contains("..") || !file.is_file() {

@@ -357,14 +357,14 @@ impl Tensor {
         if !is_input {
             fault(faults, pp.clone(), "only inputs are preprocessed");
         }
-        if let Some(r) = &pre.resize {
-            if r.height == 0 || r.width == 0 {
-                fault(
-                    faults,
-                    field(&pp, "resize"),
-                    "resize height and width must be more than 0",
-                );
-            }
+        if let Some(r) = &pre.resize
+            && (r.height == 0 || r.width == 0)
+        {
+            fault(
+                faults,
+                field(&pp, "resize"),
+                "resize height and width must be more than 0",
+            );
         }
         if let Some(n) = &pre.normalize {
             let np = field(&pp, "normalize");

@@ -236,10 +236,10 @@ fn config(limits: TufLimits) -> Config {
 fn refresh(root: &[u8], io: Io, limits: TufLimits, now: UnixMs) -> Result<Trusted, TufError> {
     let mut updater = Updater::new(root, config(limits)).map_err(TufError::from)?;
     // The trusted root is kept with the rest from the start.
-    if let (true, Some(dir)) = (io.persist, &io.load) {
-        if !dir.join("root.json").exists() {
-            write_atomically(&dir.join("root.json"), root)?;
-        }
+    if let (true, Some(dir)) = (io.persist, &io.load)
+        && !dir.join("root.json").exists()
+    {
+        write_atomically(&dir.join("root.json"), root)?;
     }
     match drive(&mut updater, &io, Input::Refresh, now)? {
         Output::Refreshed => Ok(Trusted {

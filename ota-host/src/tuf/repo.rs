@@ -116,10 +116,9 @@ impl Repo {
             if let Some(n) = name
                 .strip_suffix(".root.json")
                 .and_then(|v| v.parse::<u64>().ok())
+                && best.as_ref().is_none_or(|(b, _)| n > *b)
             {
-                if best.as_ref().is_none_or(|(b, _)| n > *b) {
-                    best = Some((n, e.path()));
-                }
+                best = Some((n, e.path()));
             }
         }
         best.map(|(_, p)| p)

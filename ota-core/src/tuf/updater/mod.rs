@@ -447,11 +447,11 @@ impl Updater {
     }
 
     fn snapshot_loaded(&mut self, bytes: Option<Vec<u8>>) {
-        if let Some(bytes) = bytes {
-            if self.update_snapshot(&bytes, true).is_ok() {
-                self.load_role("targets".into(), "root".into());
-                return;
-            }
+        if let Some(bytes) = bytes
+            && self.update_snapshot(&bytes, true).is_ok()
+        {
+            self.load_role("targets".into(), "root".into());
+            return;
         }
         let Some(ts) = &self.timestamp else {
             self.fail(UpdateError::Misuse {
@@ -550,11 +550,11 @@ impl Updater {
     }
 
     fn targets_loaded(&mut self, role: String, parent: String, bytes: Option<Vec<u8>>) {
-        if let Some(bytes) = bytes {
-            if self.update_targets(&role, &parent, &bytes).is_ok() {
-                self.role_ready(role, parent);
-                return;
-            }
+        if let Some(bytes) = bytes
+            && self.update_targets(&role, &parent, &bytes).is_ok()
+        {
+            self.role_ready(role, parent);
+            return;
         }
         let listed = self
             .snapshot
