@@ -1148,3 +1148,48 @@ fn a_success_on_a_timed_out_attempt_after_the_rollback_started_is_rolled_back() 
         .collect();
     assert_eq!(rolled, std::slice::from_ref(d));
 }
+
+/// A host that ticks at `poll_timeout` (as `ota-server` and the example do) while the plan's
+/// maintenance window is closed is woken when the window opens: never given a deadline in the
+/// past (it would tick in a loop until the window opened), nor one each ack period for silent
+/// devices whose resends wait for next week's window.
+#[test]
+fn a_closed_maintenance_window_wakes_its_host_when_it_opens_and_not_in_between() {
+    // 2026-11-23T01:00Z is a Monday; the window is Mondays 02:00-03:00 at UTC+01:00.
+    let monday = UnixMs(1_795_395_600_000);
+    let week = 7 * 86_400_000;
+    let pkg = firmware("2.0.0", false);
+    let fleet = sensors(40, 0);
+    let plan = json!({"canary_percent": 100,
+        "timeouts": {"ack_ms": 60_000, "offline_expiry_ms": 3 * week},
+        "retries": {"no_ack": {"max": 100}},
+        "window": {"maintenance": [{"days": ["mon"], "start": "02:00", "duration_minutes": 60,
+                                    "utc_offset_minutes": 60}]}});
+    let friday = UnixMs(monday.get() - 3 * 86_400_000);
+    let mut h = create(spec(&pkg, None, plan), &pkg, None, &fleet, friday);
+    assert!(sent(&mut h).is_empty(), "outside the window");
+    let (mut now, mut closed_wakes, mut sends) = (friday, 0, Vec::new());
+    for _ in 0..500 {
+        let next = h.poll_timeout().expect("devices wait: a deadline");
+        assert!(next > now, "at {now} the deadline is {next}, not later");
+        now = next;
+        h.handle(Input::Tick, now).unwrap();
+        let s = sent(&mut h);
+        if !s.is_empty() {
+            sends.push((now, s.len()));
+        } else if !(now >= monday && now < monday + 3_600_000) {
+            closed_wakes += 1;
+        }
+        if now >= monday + week {
+            break;
+        }
+    }
+    // Sent at the opening, resent each ack period inside it, then next Monday's opening.
+    assert_eq!(sends.first(), Some(&(monday, 40)), "{sends:?}");
+    assert_eq!(sends.last(), Some(&(monday + week, 40)), "{sends:?}");
+    assert_eq!(sends.len(), 61, "{sends:?}");
+    assert!(
+        closed_wakes <= 2,
+        "{closed_wakes} wakes with the window closed"
+    );
+}

@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::UnixMs;
 
+const MINUTE_MS: u64 = 60_000;
+const DAY_MS: u64 = 24 * 60 * MINUTE_MS;
+
 /// How fast commands go out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +92,27 @@ impl Maintenance {
         (h < 24 && m < 60).then_some(h * 60 + m)
     }
 
+    /// The first instant at or after `now` inside this window (`now` itself when inside);
+    /// `None` when it never opens (no day, or a start that is not `HH:MM`).
+    pub fn next_open(&self, now: UnixMs) -> Option<UnixMs> {
+        if self.contains(now) {
+            return Some(now);
+        }
+        let start = u64::from(self.start_minute()?) * MINUTE_MS;
+        let week = 7 * DAY_MS;
+        // Where `now` lies in the local week, 1970-01-01 (minute 0) being a Thursday.
+        let offset = i64::from(self.utc_offset_minutes) * MINUTE_MS as i64;
+        let into_week = (now.get() as i64 + offset + 3 * DAY_MS as i64).rem_euclid(week as i64);
+        self.days
+            .iter()
+            .map(|d| {
+                let opens = *d as u64 * DAY_MS + start;
+                let wait = (opens as i64 - into_week).rem_euclid(week as i64) as u64;
+                now + wait
+            })
+            .min()
+    }
+
     /// Whether `now` is inside this window.
     pub fn contains(&self, now: UnixMs) -> bool {
         let Some(start) = self.start_minute() else {
@@ -107,6 +131,22 @@ impl Maintenance {
 }
 
 impl Window {
+    /// The first instant at or after `now` when commands may go out (`now` itself when they
+    /// may); `None` when they never will again (past `end_at`, or no maintenance window opens
+    /// before it).
+    pub fn next_open(&self, now: UnixMs) -> Option<UnixMs> {
+        let from = self.start_at.map_or(now, |s| s.max(now));
+        let open = if self.maintenance.is_empty() {
+            Some(from)
+        } else {
+            self.maintenance
+                .iter()
+                .filter_map(|m| m.next_open(from))
+                .min()
+        }?;
+        self.end_at.is_none_or(|e| open < e).then_some(open)
+    }
+
     /// Whether commands may go out at `now`.
     pub fn allows(&self, now: UnixMs) -> bool {
         self.start_at.is_none_or(|s| now >= s)
@@ -162,6 +202,67 @@ mod tests {
         };
         assert!(late.contains(UnixMs(monday_0100_utc.get() - 30 * 60_000)));
         assert!(!late.contains(monday_0100_utc + 30 * 60_000));
+    }
+
+    #[test]
+    fn next_open_is_the_first_instant_inside_a_window_at_or_after_now() {
+        let windows = [
+            (vec![Weekday::Mon], "02:00", 60, 60),
+            (vec![Weekday::Sun], "23:30", 120, 0),
+            (vec![Weekday::Tue, Weekday::Fri], "00:00", 1, -840),
+            (vec![Weekday::Sat], "12:34", 10_080, 840),
+        ];
+        let monday = 1_795_395_600_000u64;
+        for (days, start, duration_minutes, utc_offset_minutes) in windows {
+            let m = Maintenance {
+                days,
+                start: start.into(),
+                duration_minutes,
+                utc_offset_minutes,
+            };
+            // Every 97 minutes and 13 seconds over two weeks.
+            for k in 0..210u64 {
+                let now = UnixMs(monday + k * (97 * 60_000 + 13_000));
+                let open = m.next_open(now).expect("it opens every week");
+                assert!(open >= now && m.contains(open), "{start} at {now}: {open}");
+                // No minute between `now` and `open` is inside.
+                let mut t = now;
+                while t < open {
+                    assert!(!m.contains(t), "{start}: {t} is inside, before {open}");
+                    t = UnixMs((t.get() / 60_000 + 1) * 60_000);
+                }
+            }
+        }
+        let never = Maintenance {
+            days: vec![],
+            start: "02:00".into(),
+            duration_minutes: 60,
+            utc_offset_minutes: 0,
+        };
+        assert_eq!(never.next_open(UnixMs(monday)), None);
+        // The plan's window: not before start_at, never at or after end_at.
+        let w = Window {
+            start_at: Some(UnixMs(monday + 3_600_000)),
+            end_at: Some(UnixMs(monday + 8 * 86_400_000)),
+            maintenance: vec![Maintenance {
+                days: vec![Weekday::Mon],
+                start: "02:00".into(),
+                duration_minutes: 120,
+                utc_offset_minutes: 60,
+            }],
+        };
+        assert_eq!(
+            w.next_open(UnixMs(monday)),
+            Some(UnixMs(monday + 3_600_000))
+        );
+        assert_eq!(
+            w.next_open(UnixMs(monday + 7_200_000)),
+            Some(UnixMs(monday + 7 * 86_400_000))
+        );
+        assert_eq!(
+            w.next_open(UnixMs(monday + 7 * 86_400_000 + 7_200_000)),
+            None
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ const MINUTE_MS: u64 = 60_000;
 impl Rollout {
     /// Dispatches what may go out, opens waves whose gates allow, and completes.
     pub(super) fn settle(&mut self, now: UnixMs) {
+        self.seen = now;
         self.dispatch(now);
         self.advance(now);
         self.dispatch(now);
@@ -182,18 +183,13 @@ impl Rollout {
                     // it finishes or times out, as the in-flight policy says.
                     self.set_timer(i, (now + t.ack_ms).min(expires));
                 } else if s.retries.no_ack < self.s.spec.retries.no_ack.max {
-                    // A resend is a send: outside the plan's window it waits (to the offline
-                    // expiry once the window has ended for good), and it waits for the
-                    // per-minute budget like any other.
+                    // A resend is a send: outside the plan's window it waits until the window
+                    // opens (to the offline expiry when it never opens again in time), and it
+                    // waits for the per-minute budget like any other.
                     let window = &self.s.spec.window;
                     if !window.allows(now) {
-                        let ended = window.end_at.is_some_and(|e| now >= e);
-                        let at = if ended {
-                            expires
-                        } else {
-                            (now + t.ack_ms).min(expires)
-                        };
-                        self.set_timer(i, at);
+                        let opens = window.next_open(now).unwrap_or(expires);
+                        self.set_timer(i, opens.min(expires));
                         return;
                     }
                     if let Err(at) = self.take_rate(now) {
@@ -252,12 +248,12 @@ impl Rollout {
             if let Some(t) = self.s.sends.front() {
                 consider(*t + MINUTE_MS);
             }
-            if let Some(s) = self.s.spec.window.start_at {
-                consider(s);
-            }
-            if !self.s.spec.window.maintenance.is_empty() {
-                // Check again each minute until a maintenance window opens.
-                consider(self.s.sends.back().copied().unwrap_or(self.s.started_at) + MINUTE_MS);
+            // Closed when last seen: due when it opens. (Open, what is ready waits for the
+            // per-minute budget, above, or a resume.)
+            if let Some(t) = self.s.spec.window.next_open(self.seen)
+                && t > self.seen
+            {
+                consider(t);
             }
         }
         next

@@ -183,6 +183,9 @@ pub struct Rollout {
     /// What the input being handled has done so far.
     step: Step,
     out: VecDeque<Output>,
+    /// The time of the last step taken (zero after a restore, until the next): while the
+    /// plan's window is closed, the next tick is due when it opens after this.
+    seen: UnixMs,
 }
 
 /// The scratch of one input: its effects and the outputs that follow its record.

@@ -120,6 +120,7 @@ impl Rollout {
             rollback: rollback.cloned(),
             step: Step::default(),
             out: VecDeque::new(),
+            seen: UnixMs::ZERO,
         })
     }
 
