@@ -13,12 +13,13 @@ use ota_core::agent::{
 use ota_core::download::{ChunkRequest, DownloadError};
 use ota_core::probe::{ProbeResult, ProbeSpec};
 use ota_core::report::{DeviceReport, ReportStatus};
-use ota_core::{Name, UnixMs, Version};
+use ota_core::{UnixMs, Version};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::client::Client;
 use crate::config::Config;
+pub use crate::cycle::Cycle;
 use crate::error::DaemonError;
 use crate::io::DeviceStore;
 use crate::pace::{Limiter, backoff, jitter};
@@ -30,58 +31,6 @@ use crate::store::{self, StateDir};
 const MAX_BAD_CHUNK: u32 = 5;
 /// How many fetches in a row may fail (connection errors, 5xx) before the cycle gives up.
 const MAX_FETCH_FAILURES: u32 = 8;
-
-/// What one cycle did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Cycle {
-    /// Nothing was assigned.
-    Idle,
-    /// A new version was installed, found healthy and committed.
-    Updated {
-        /// The package.
-        name: Name,
-        /// The version that runs now.
-        version: Version,
-        /// The version that ran before.
-        previous: Option<Version>,
-    },
-    /// The new version failed after the swap (its probe, or its boots), and the previous
-    /// one runs again.
-    RolledBack {
-        /// The package.
-        name: Name,
-        /// The version that failed.
-        version: Version,
-        /// The version that runs again.
-        running: Option<Version>,
-        /// Why.
-        reason: String,
-    },
-    /// The update failed before the swap (the install); nothing changed.
-    Failed {
-        /// The package.
-        name: Name,
-        /// The version that failed.
-        version: Version,
-        /// Why.
-        reason: String,
-    },
-    /// The assignment was refused before anything was written.
-    Rejected {
-        /// Why.
-        reason: String,
-    },
-    /// The assigned version runs already (reported as a success).
-    Current {
-        /// The package.
-        name: Name,
-        /// Its version.
-        version: Version,
-    },
-    /// A shutdown was asked for; the download stopped at a safe point and resumes later.
-    Stopped,
-}
 
 /// The device daemon. Many can run as tasks of one runtime: it holds no process-wide
 /// state (signals are the binary's business).

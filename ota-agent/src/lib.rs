@@ -33,6 +33,7 @@
 
 pub mod client;
 pub mod config;
+pub mod cycle;
 pub mod daemon;
 pub mod error;
 pub mod hardware;

@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         if cli.once {
             match daemon.cycle_until(shutdown).await {
                 Ok(c) => {
-                    println!("{c:?}");
+                    println!("{c}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

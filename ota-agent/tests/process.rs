@@ -87,7 +87,7 @@ async fn settle(w: &World, dev: &Device) -> Vec<String> {
     for _ in 0..10 {
         let (ok, out, err) = finish(agent(&dev.config, true), Duration::from_secs(60)).await;
         outputs.push(format!("{ok} {} {}", out.trim(), err.trim()));
-        if ok && out.trim() == "Idle" {
+        if ok && out.trim() == "idle: nothing assigned" {
             return outputs;
         }
     }
@@ -137,14 +137,14 @@ async fn kill_9_at_random_points_always_ends_on_the_new_version() {
         let dev = device(&w, &dir, &format!("dev-kill-{i:03}"), "/bin/true", "").await;
         // Registers, finds nothing; then the rollout.
         let (ok, out, err) = finish(agent(&dev.config, true), Duration::from_secs(60)).await;
-        assert!(ok && out.trim() == "Idle", "{out} {err}");
+        assert!(ok && out.trim() == "idle: nothing assigned", "{out} {err}");
         let rid = w.rollout(&pkg, &format!("prof-{}", dev.id)).await;
         if i == 0 {
             // The first update runs whole, to learn how long one takes: the kills land
             // anywhere within it.
             let t = Instant::now();
             let (ok, out, err) = finish(agent(&dev.config, true), Duration::from_secs(60)).await;
-            assert!(ok && out.starts_with("Updated"), "{out} {err}");
+            assert!(ok && out.starts_with("updated: "), "{out} {err}");
             window = t.elapsed().mul_f64(1.2);
         } else {
             x ^= x << 13;
@@ -225,7 +225,7 @@ async fn sigterm_stops_at_a_safe_point_and_the_download_resumes() {
     )
     .await;
     let (ok, out, err) = finish(agent(&dev.config, true), Duration::from_secs(60)).await;
-    assert!(ok && out.trim() == "Idle", "{out} {err}");
+    assert!(ok && out.trim() == "idle: nothing assigned", "{out} {err}");
     let rid = w.rollout(&pkg, &format!("prof-{}", dev.id)).await;
     let child = agent(&dev.config, false);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -247,7 +247,7 @@ async fn sigterm_stops_at_a_safe_point_and_the_download_resumes() {
         .replace("bandwidth_bytes_per_sec = 200000", "");
     std::fs::write(&dev.config, text).unwrap();
     let (ok, out, err) = finish(agent(&dev.config, true), Duration::from_secs(60)).await;
-    assert!(ok && out.starts_with("Updated"), "{out} {err}");
+    assert!(ok && out.starts_with("updated: "), "{out} {err}");
     assert_eq!(active_payload(&dev.root), ("b".into(), plain));
     assert_eq!(w.device_state(&rid, &dev.id).await, "succeeded");
     w.running.stop();

@@ -98,6 +98,8 @@ fn the_readme_device_walkthrough_runs() {
         "the walkthrough failed ({status}):\n{stdout}\n{stderr}"
     );
     for expected in [
+        "idle: nothing assigned",
+        "updated: temp-sensor-fw 2.0.0 runs, healthy and committed",
         "dev-0001 runs 2.0.0",
         r#"{"status":"completed","devices":{"succeeded":1}}"#,
         r#"{"temp-sensor-fw":"2.0.0"}"#,
