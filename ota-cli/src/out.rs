@@ -359,3 +359,33 @@ pub fn bytes(n: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+/// Whether a line of progress could not be written: stdout's reader went away
+/// (`ota demo | head`).
+static STDOUT_GONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints one line of a long command's progress on stdout. When stdout is gone (a pipe whose
+/// reader ended), prints nothing more and remembers it ([`stdout_gone`]): the command stops
+/// through its failure path (removing what it made), instead of a panic.
+pub fn progress(line: &str) {
+    if stdout_gone() {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        STDOUT_GONE.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether [`progress`] found stdout gone.
+pub fn stdout_gone() -> bool {
+    STDOUT_GONE.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The error of a command that stopped because its stdout went away.
+pub fn stdout_gone_error() -> CliError {
+    CliError::usage("stdout was closed (its reader went away): stopped")
+}

@@ -1049,6 +1049,73 @@ fn an_interrupted_demo_removes_its_work_directory() {
     assert_eq!(names(&tmpdir), Vec::<String>::new());
 }
 
+/// SIGINT during the simulated demo, or its stdout closed (`ota demo --simulate | head`): it
+/// stops between two steps through its failure path, with a line saying why and no panic, and
+/// its temporary work directory (the models and their sealed copies) is removed.
+#[test]
+fn an_interrupted_or_unread_simulation_stops_and_removes_its_work_directory() {
+    for how in ["signal", "pipe"] {
+        let t = tempfile::tempdir().unwrap();
+        let tmpdir = t.path().join("tmp");
+        std::fs::create_dir(&tmpdir).unwrap();
+        let mut child = Command::new(bin())
+            .args([
+                "demo",
+                "--simulate",
+                "--devices",
+                "100000",
+                "--model-mb",
+                "1",
+            ])
+            .env("TMPDIR", &tmpdir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let err = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let (tx, rx) = mpsc::channel();
+        let unread = how == "pipe";
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("wave ") {
+                    let _ = tx.send(());
+                    if unread {
+                        // The reader goes away, as `head` does.
+                        return;
+                    }
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(300)).is_err() {
+            let _ = child.kill();
+            panic!("{how}: the simulation never opened its first wave");
+        }
+        if how == "signal" {
+            signal(&child, "INT");
+        }
+        let status = wait_bounded(&mut child, Duration::from_secs(120), "ota demo --simulate");
+        let stderr = err.join().unwrap();
+        assert_eq!(status.code(), Some(2), "{how}: {stderr}");
+        let why = if unread {
+            "stdout was closed"
+        } else {
+            "interrupted by a signal"
+        };
+        assert!(
+            stderr.contains(why) && !stderr.contains("panicked"),
+            "{how}: {stderr}"
+        );
+        assert_eq!(names(&tmpdir), Vec::<String>::new(), "{how}");
+    }
+}
+
 /// `ota unpack --out` naming the artifact itself (or a link to it) is refused: the sealed
 /// artifact would be replaced by its plaintext.
 #[test]

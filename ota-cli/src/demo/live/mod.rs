@@ -89,6 +89,13 @@ async fn interrupted() -> &'static str {
     }
 }
 
+/// Resolves once a line of the transcript found stdout gone (`ota demo | head`).
+async fn stdout_closed() {
+    while !out::stdout_gone() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// The transcript: printed as it happens (unless `--json`), and kept.
 pub(super) struct Say {
     json: bool,
@@ -99,7 +106,7 @@ impl Say {
     /// Prints and keeps one line.
     pub fn line(&mut self, line: String) {
         if !self.json {
-            println!("{line}");
+            out::progress(&line);
         }
         self.lines.push(line);
     }
@@ -127,6 +134,7 @@ impl Live<'_> {
         let result = tokio::select! {
             r = self.with_server(&server) => r,
             sig = interrupted() => Err(CliError::usage(format!("interrupted by {sig}"))),
+            () = stdout_closed() => Err(out::stdout_gone_error()),
         };
         server.stop();
         result

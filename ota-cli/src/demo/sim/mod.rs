@@ -28,6 +28,7 @@ use self::device::Device;
 use self::setup::Published;
 use super::DemoArgs;
 use crate::out::{CliError, Out, Outcome};
+use crate::signals::Stop;
 
 /// The simulated clock starts here: 2026-04-15 07:32:37 UTC.
 const T0: UnixMs = UnixMs(1_776_238_357_000);
@@ -37,7 +38,11 @@ const LISTED_WAVE: usize = 20;
 /// Runs the simulation in `work`.
 pub(super) fn run(a: &DemoArgs, out: Out, work: &Path) -> Result<Outcome, CliError> {
     let started = Instant::now();
-    let mut demo = Demo::new(a, out, work)?;
+    // SIGINT or SIGTERM stops the simulation between two steps, through its failure path,
+    // so the temporary work directory (the models, their sealed copies) is removed.
+    let stop = Stop::on_signals()?;
+    let mut demo = Demo::new(a, out, work, stop)?;
+    demo.interrupted()?;
     demo.run()?;
     Ok(demo.finish(
         started.elapsed().as_secs_f64(),
@@ -68,6 +73,8 @@ struct Demo<'a> {
     approved: usize,
     rolled_back: bool,
     totals: Totals,
+    /// Set by SIGINT or SIGTERM.
+    stop: Stop,
 }
 
 #[derive(Default)]

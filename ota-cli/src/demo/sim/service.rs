@@ -19,6 +19,7 @@ impl Demo<'_> {
     /// Drives the rollout to its end.
     pub(super) fn run(&mut self) -> Result<(), CliError> {
         for _ in 0..100_000 {
+            self.interrupted()?;
             let commands = self.drain();
             if !commands.is_empty() {
                 self.dispatch(commands)?;
@@ -77,6 +78,17 @@ impl Demo<'_> {
         Ok(())
     }
 
+    /// Fails once SIGINT or SIGTERM has come, or stdout has gone.
+    pub(super) fn interrupted(&self) -> Result<(), CliError> {
+        if self.stop.stopped() {
+            return Err(CliError::usage("interrupted by a signal"));
+        }
+        if crate::out::stdout_gone() {
+            return Err(crate::out::stdout_gone_error());
+        }
+        Ok(())
+    }
+
     /// Takes the rollout's outputs in order: each audit record to the trail, each event to
     /// the transcript, and the commands, returned to be carried out after their record.
     fn drain(&mut self) -> Vec<RolloutCommand> {
@@ -117,6 +129,7 @@ impl Demo<'_> {
             else {
                 continue;
             };
+            self.interrupted()?;
             let run = self.update(&device_id, rollback, start)?;
             finished.push((start + run.took_ms, device_id.to_string(), run, rollback));
         }

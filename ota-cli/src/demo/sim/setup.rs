@@ -18,6 +18,7 @@ use super::device::{CORRUPTION, LOSS};
 use super::{Demo, T0, Totals};
 use crate::demo::{DemoArgs, NAME, NEW, OLD, publisher};
 use crate::out::{self, CliError, Out};
+use crate::signals::Stop;
 
 /// What the publisher made.
 pub(super) struct Published {
@@ -28,11 +29,16 @@ pub(super) struct Published {
 }
 
 impl<'a> Demo<'a> {
-    pub(super) fn new(a: &'a DemoArgs, out: Out, work: &Path) -> Result<Self, CliError> {
+    pub(super) fn new(
+        a: &'a DemoArgs,
+        out: Out,
+        work: &Path,
+        stop: Stop,
+    ) -> Result<Self, CliError> {
         let mut transcript = Vec::new();
         let mut say = |line: String| {
             if !out.json {
-                println!("{line}");
+                out::progress(&line);
             }
             transcript.push(line);
         };
@@ -134,6 +140,7 @@ impl<'a> Demo<'a> {
             approved: 0,
             rolled_back: false,
             totals: Totals::default(),
+            stop,
         })
     }
 }

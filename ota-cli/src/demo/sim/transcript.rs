@@ -17,7 +17,7 @@ use crate::out::{self, Outcome};
 impl Demo<'_> {
     pub(super) fn say(&mut self, line: String) {
         if !self.out.json {
-            println!("{line}");
+            crate::out::progress(&line);
         }
         self.transcript.push(line);
     }
