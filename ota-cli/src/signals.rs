@@ -23,6 +23,12 @@ impl Stop {
         Ok(Stop(flag))
     }
 
+    /// A stop that no signal sets (a test's).
+    #[cfg(test)]
+    pub fn never() -> Stop {
+        Stop(Arc::new(AtomicBool::new(false)))
+    }
+
     /// Whether a signal came.
     pub fn stopped(&self) -> bool {
         self.0.load(Ordering::Relaxed)

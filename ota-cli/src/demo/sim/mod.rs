@@ -112,7 +112,7 @@ mod tests {
     fn a_demo_whose_devices_break_fails() {
         let rel = PathBuf::from(format!("../target/demo-broken-{}", std::process::id()));
         let a = args(None);
-        let mut d = Demo::new(&a, Out { json: true }, &rel).unwrap();
+        let mut d = Demo::new(&a, Out { json: true }, &rel, Stop::never()).unwrap();
         d.run().unwrap();
         let o = d.finish(0.0, None);
         let _ = std::fs::remove_dir_all(&rel);
