@@ -721,8 +721,9 @@ impl Daemon {
             }
             Err(AgentError::WrongState { .. }) => Ok(()),
             Err(e) => {
-                // An install failure: the agent failed the update and queued its outputs.
-                tracing::warn!(device = %self.config.device_id(), error = %e, "install");
+                // Staging or the install failed: the agent failed the update and queued its
+                // outputs.
+                tracing::warn!(device = %self.config.device_id(), error = %e, "update failed");
                 Ok(())
             }
         }
@@ -797,6 +798,17 @@ impl Daemon {
                     // success without asking the bootloader again.
                     self.io.slots.confirm()?;
                 }
+                if matches!(
+                    record.state,
+                    AgentState::Failed
+                        | AgentState::RollingBack
+                        | AgentState::Restored
+                        | AgentState::Idle
+                ) {
+                    // The download is over: staging is freed before the record is written,
+                    // which a full disk (staging's doing) would otherwise refuse for good.
+                    self.io.clear_staging()?;
+                }
                 self.state.save_record(record)?;
                 if let Some(u) = &record.update {
                     self.current = Some(u.clone());
@@ -808,7 +820,6 @@ impl Daemon {
                         self.steps.clear();
                         self.bad.clear();
                         self.pending.clear();
-                        self.io.clear_staging()?;
                         self.refresh_running()?;
                     }
                     _ => {}

@@ -24,6 +24,17 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another daemon runs on the same state directory (it holds `agent.lock`): two would
+    /// write one slot and one record at once.
+    #[error(
+        "state_dir: {}: another ota-agent holds it ({}); stop it first",
+        dir.display(),
+        dir.join(crate::store::LOCK_FILE).display()
+    )]
+    Busy {
+        /// The state directory.
+        dir: PathBuf,
+    },
     /// A persisted file cannot be read back.
     #[error("{}: {message}", path.display())]
     Record {

@@ -1,7 +1,10 @@
 //! What the daemon keeps on disk, each file replaced whole with fsync and an atomic rename:
 //! the agent's record, the credential, the report outbox and the slot table.
 
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ota_core::Limits;
 use ota_core::agent::AgentRecord;
@@ -12,20 +15,59 @@ use crate::error::DaemonError;
 /// The durable file primitives, shared with `ota-host`'s reference file device.
 pub use ota_host::durable::{read_optional, remove_partials, sync_dir, write_atomic};
 
+/// The file in the state directory a running daemon holds locked.
+pub const LOCK_FILE: &str = "agent.lock";
+
+/// How long [`StateDir::open`] waits for a daemon that is stopping to let go of the state
+/// directory (a restart), in milliseconds.
+const LOCK_WAIT_MS: u64 = 5_000;
+
 /// The files of the state directory.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     dir: PathBuf,
+    /// `agent.lock`, locked exclusively for as long as any clone lives.
+    _lock: Arc<File>,
 }
 
 impl StateDir {
-    /// The state directory, created if missing, without what a crash while replacing one of
-    /// its files left behind ([`remove_partials`]).
+    /// The state directory, created if missing, locked against a second daemon (waiting up
+    /// to 5 s for one that is stopping), then cleared of what a crash while replacing one of
+    /// its files left behind ([`remove_partials`]). A second daemon on the same directory
+    /// is refused ([`DaemonError::Busy`]) before it touches anything: it would delete the
+    /// first one's files as it writes them.
     pub fn open(dir: &Path) -> Result<StateDir, DaemonError> {
         std::fs::create_dir_all(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
+        let path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| DaemonError::io("state_dir", &path, e))?;
+        let start = Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock)
+                    if start.elapsed() < Duration::from_millis(LOCK_WAIT_MS) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(DaemonError::Busy {
+                        dir: dir.to_path_buf(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(DaemonError::io("state_dir", &path, e));
+                }
+            }
+        }
         remove_partials(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
         Ok(StateDir {
             dir: dir.to_path_buf(),
+            _lock: Arc::new(lock),
         })
     }
 

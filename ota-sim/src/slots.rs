@@ -28,6 +28,8 @@ pub struct Slots {
     pub slot_writes: Arc<Mutex<u64>>,
     /// Cut the power after this many more slot bytes: the slot writer then fails.
     pub cut_after: Arc<Mutex<Option<u64>>>,
+    /// Staging holds at most this many bytes: a write past it fails as a full disk does.
+    pub staging_capacity: Option<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -47,6 +49,7 @@ impl Slots {
             target: 1,
             slot_writes: Arc::new(Mutex::new(0)),
             cut_after: Arc::new(Mutex::new(None)),
+            staging_capacity: None,
         }
     }
 
@@ -118,6 +121,12 @@ impl Write for SlotWriter {
 
 impl Staging for Slots {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if self
+            .staging_capacity
+            .is_some_and(|c| offset.saturating_add(data.len() as u64) > c)
+        {
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
         self.staging.write_at(offset, data)
     }
 

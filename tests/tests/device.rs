@@ -341,6 +341,29 @@ fn a_flipped_byte_in_staging_is_found_on_resume_and_refetched() {
     assert_eq!(d.disk.active_bytes(), new);
 }
 
+/// Staging that cannot take a verified chunk (a full disk) fails the update at once: the
+/// device reports why and is idle again on its old version, instead of waiting on a chunk
+/// nothing asks for again until the download's deadline, holding the staging space.
+#[test]
+fn a_full_staging_disk_fails_the_update_and_leaves_the_old_version() {
+    let new = noise(400_000, 9);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.disk.staging_capacity = Some(100_000);
+    d.assign(assignment(&v, &key)).unwrap();
+    d.drain(&mut None).unwrap();
+    let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
+    d.chunk(o, &data).unwrap();
+    let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
+    let e = d.chunk(o, &data).unwrap_err();
+    assert!(e.to_string().contains("staging"), "{e}");
+    d.drain(&mut None).unwrap();
+    assert_failed_because(&d, "staging storage");
+    assert_eq!(d.agent().state(), AgentState::Idle);
+    assert_eq!(d.disk.active_bytes(), OLD);
+    assert_eq!(d.persisted().map(|r| r.state), Some(AgentState::Idle));
+}
+
 /// Runs an attack: the active slot's hash is the same before and after, and nothing was
 /// written to any slot unless `writes_allowed`.
 fn attack(

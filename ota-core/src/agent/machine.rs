@@ -172,9 +172,19 @@ impl Agent {
             Ok(Accepted::New { .. }) => true,
             Ok(Accepted::Duplicate { .. }) => false,
             Err(e) => {
-                if let DownloadError::Chunk(crate::chunk::ChunkError::DigestMismatch { index }) = e
-                {
-                    self.refetch(index);
+                match e {
+                    DownloadError::Chunk(crate::chunk::ChunkError::DigestMismatch { index }) => {
+                        self.refetch(index)
+                    }
+                    // Staging that cannot take a verified chunk (a full disk, a failing one)
+                    // fails the update: nothing asks for the chunk again, and the device
+                    // would wait on it until the deadline, holding the staging space.
+                    DownloadError::Staging { .. } => {
+                        self.install = None;
+                        self.download = None;
+                        self.fail(format!("download failed: {e}"));
+                    }
+                    _ => {}
                 }
                 return Err(e.into());
             }
