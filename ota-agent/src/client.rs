@@ -216,12 +216,19 @@ impl Client {
                         what: "registration",
                         message: e.to_string(),
                     })?;
-                v["credential"]
-                    .as_str()
-                    .map(str::to_string)
-                    .ok_or(DaemonError::AlreadyRegistered {
+                match &v["credential"] {
+                    Value::Null => Err(DaemonError::AlreadyRegistered {
                         device_id: self.device_id.to_string(),
-                    })
+                    }),
+                    Value::String(c) if is_credential(c) => Ok(c.clone()),
+                    other => Err(DaemonError::Protocol {
+                        what: "registration",
+                        message: format!(
+                            "credential: expected a token of visible ASCII characters, found {}",
+                            shorten(&other.to_string())
+                        ),
+                    }),
+                }
             }
             _ => Err(status_error("register", r).await),
         }
@@ -430,6 +437,20 @@ fn parse_range_len(range: &str) -> Option<u64> {
     let (a, b) = span.split_once('-')?;
     let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
     b.checked_sub(a)?.checked_add(1)
+}
+
+/// Whether `c` can be a device credential: a non-empty token of visible ASCII characters, as
+/// an `Authorization: Bearer` header carries it (and as the server issues it).
+pub fn is_credential(c: &str) -> bool {
+    !c.is_empty() && c.len() <= 4096 && c.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// `text`, cut to 64 characters for an error message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]

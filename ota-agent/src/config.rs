@@ -248,11 +248,16 @@ impl Config {
     /// Checks what a configuration built in code could get wrong; every error names its
     /// field. [`Config::from_toml`] and [`Config::load`] check it too.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if !(self.server.starts_with("http://") || self.server.starts_with("https://")) {
+        let url = reqwest::Url::parse(&self.server);
+        if !url
+            .as_ref()
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        {
+            let why = url.err().map(|e| format!(" ({e})")).unwrap_or_default();
             return Err(ConfigError::invalid(
                 "server",
                 format!(
-                    "expected an http:// or https:// URL, found {:?}",
+                    "expected an http:// or https:// URL with a host, found {:?}{why}",
                     self.server
                 ),
             ));
@@ -277,6 +282,15 @@ impl Config {
             return Err(ConfigError::invalid(
                 "concurrency",
                 format!("must be between 1 and 64, found {}", self.concurrency),
+            ));
+        }
+        if self.max_backoff < Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "max_backoff_ms",
+                format!(
+                    "must be at least 1000 (the first wait after an error), found {}",
+                    self.max_backoff.as_millis()
+                ),
             ));
         }
         if self.poll_interval.is_zero() {

@@ -520,6 +520,7 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let mut failures = 0u32;
         let mut replanned = false;
+        let mut checkpointed = false;
         // When the rollout's RPC records were last read (a download reads them at once).
         let mut checked: Option<tokio::time::Instant> = None;
         loop {
@@ -546,6 +547,13 @@ impl Daemon {
                 AgentState::Idle => return Ok(()),
                 AgentState::Downloading => {
                     if self.stopping() {
+                        if !checkpointed {
+                            // What was verified since the last record is recorded first (a
+                            // tick does it): the next run fetches only what is missing.
+                            checkpointed = true;
+                            self.agent.handle(Input::Tick, now(), &mut self.io)?;
+                            continue;
+                        }
                         self.outcome = Some(Cycle::Stopped);
                         return Ok(());
                     }
@@ -847,7 +855,12 @@ impl Daemon {
                 self.agent.handle(Input::Restored, now(), &mut self.io)?;
             }
             Output::Report(r) => {
-                self.outbox.push(r.clone());
+                if !store::enqueue(&mut self.outbox, r) {
+                    // The same report waits already, last (the answer to an assignment sent
+                    // again while the server refuses reports).
+                    self.note(r);
+                    return Ok(());
+                }
                 if let Err(e) = self.state.save_outbox(&self.outbox) {
                     // Not kept: the report is queued again when its output is retried.
                     self.outbox.pop();

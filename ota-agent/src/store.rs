@@ -134,13 +134,71 @@ impl StateDir {
 /// The device credential in `path`, if the file exists (trimmed; an empty file is none).
 pub fn load_credential(path: &Path) -> Result<Option<String>, DaemonError> {
     let bytes = read_optional(path).map_err(|e| DaemonError::io("credential_file", path, e))?;
-    Ok(bytes
+    let Some(c) = bytes
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .filter(|s| !s.is_empty()))
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    if !crate::client::is_credential(&c) {
+        return Err(DaemonError::Record {
+            path: path.to_path_buf(),
+            message: "credential_file: not a credential (a token of visible ASCII characters)"
+                .into(),
+        });
+    }
+    Ok(Some(c))
+}
+
+/// Queues `report` at the end of the outbox unless the same report is its last already;
+/// whether it was queued. A report given again while the server is away (the success of the
+/// version that runs, for an assignment sent again at each poll) is queued once; the order of
+/// distinct reports is kept.
+pub fn enqueue(outbox: &mut Vec<DeviceReport>, report: &DeviceReport) -> bool {
+    if outbox.last() == Some(report) {
+        return false;
+    }
+    outbox.push(report.clone());
+    true
 }
 
 /// Stores the device credential (0600, fsync, atomic rename).
 pub fn save_credential(path: &Path, credential: &str) -> Result<(), DaemonError> {
     write_atomic(path, format!("{credential}\n").as_bytes(), true)
         .map_err(|e| DaemonError::io("credential_file", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ota_core::report::ReportStatus;
+
+    fn report(status: ReportStatus) -> DeviceReport {
+        DeviceReport {
+            device_id: "dev-1".parse().unwrap(),
+            rollout_id: Some("rol_1".parse().unwrap()),
+            firmware_version: Some("2.0.0".parse().unwrap()),
+            status,
+            reason: None,
+            attempt: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_report_given_again_while_it_waits_last_is_queued_once_and_order_is_kept() {
+        let mut outbox = Vec::new();
+        let (busy, done) = (
+            report(ReportStatus::InProgress),
+            report(ReportStatus::Success),
+        );
+        assert!(enqueue(&mut outbox, &busy));
+        assert!(enqueue(&mut outbox, &done));
+        for _ in 0..6 {
+            assert!(!enqueue(&mut outbox, &done));
+        }
+        assert_eq!(outbox, [busy.clone(), done.clone()]);
+        // A report that differs, or the same after another, is queued.
+        assert!(enqueue(&mut outbox, &busy));
+        assert_eq!(outbox.len(), 3);
+    }
 }

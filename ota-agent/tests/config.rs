@@ -89,9 +89,13 @@ fn every_config_error_names_its_field() {
     let b = base();
     // Each case: the base configuration with `from` replaced by `to`, and the field the error
     // names.
-    let cases: [(&str, &str, &str); 21] = [
+    let cases: [(&str, &str, &str); 25] = [
         ("server = \"http://127.0.0.1:8080/\"\n", "", "server"),
         ("http://127.0.0.1:8080/", "ftp://127.0.0.1", "server"),
+        ("http://127.0.0.1:8080/", "http://[::1", "server"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:99999", "server"),
+        ("http://127.0.0.1:8080/", "http://", "server"),
+        ("concurrency = 8", "max_backoff_ms = 0", "max_backoff_ms"),
         ("\"dev-0001\"", "\"dev 0001!\"", "device_id"),
         (
             "trusted_keys = [\"",

@@ -232,3 +232,66 @@ async fn a_chunk_that_fails_its_digest_is_fetched_again() {
     assert!(asked.iter().all(|(o, n)| *o == 0 || *n == 1), "{asked:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A registration answer whose credential is not a token (a number; text with a line break
+/// that would forge a header) is refused naming `credential`, and nothing is saved: before,
+/// the first was taken for "registered already" and the second saved, failing every request
+/// after it with an HTTP builder error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_answer_with_a_credential_that_is_no_token_is_refused() {
+    for (case, credential) in [("number", "5"), ("header", "\"ab\\r\\nX: y\"")] {
+        let dir = tmp(&format!("tiny-credential-{case}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let body = format!("{{\"credential\": {credential}}}");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(4) {
+                let Ok(mut s) = stream else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length: ") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let _ = r.read_exact(&mut vec![0; length]);
+                answer(
+                    &mut s,
+                    "201 Created",
+                    &[("content-type", "application/json".into())],
+                    body.as_bytes(),
+                );
+            }
+        });
+        let enroll = dir.join("token");
+        std::fs::write(&enroll, "enrollment-token").unwrap();
+        let (toml, _) = directory_agent(
+            &dir,
+            &base,
+            "dev-cred",
+            "prof-cred",
+            &enroll,
+            "/bin/true",
+            "",
+        );
+        let mut d = open(&toml).await;
+        let e = d.cycle().await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DaemonError::Protocol {
+                    what: "registration",
+                    ..
+                }
+            ) && e.to_string().contains("credential: "),
+            "{case}: {e}"
+        );
+        assert!(!dir.join("state/credential").exists(), "{case}: saved");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

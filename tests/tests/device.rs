@@ -364,6 +364,32 @@ fn a_full_staging_disk_fails_the_update_and_leaves_the_old_version() {
     assert_eq!(d.persisted().map(|r| r.state), Some(AgentState::Idle));
 }
 
+/// A tick during a download records the chunks verified since the last record (a host about
+/// to stop ticks first), so the next boot asks only for the rest.
+#[test]
+fn a_tick_mid_download_records_what_was_verified_and_a_boot_fetches_only_the_rest() {
+    let new = noise(400_000, 10);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let mut d = downloading(&v, &key, &artifact);
+    let (o, data) = in_order(&mut d.wanted, &artifact).unwrap();
+    d.chunk(o, &data).unwrap();
+    d.drain(&mut None).unwrap();
+    let before = d
+        .persisted()
+        .and_then(|r| r.update)
+        .and_then(|u| u.download);
+    assert!(before.is_none_or(|dl| dl.verified.chars().all(|c| c == '0')));
+    d.handle(Input::Tick).unwrap();
+    d.drain(&mut None).unwrap();
+    d.power_cut();
+    d.boot();
+    d.drain(&mut None).unwrap();
+    let asked: Vec<usize> = d.wanted.iter().map(|r| r.index).collect();
+    assert_eq!(asked, [2, 3, 4, 5, 6], "chunks 0 and 1 were recorded");
+    d.run(&artifact, &mut in_order, None).unwrap();
+    assert_eq!(d.disk.active_bytes(), new);
+}
+
 /// Runs an attack: the active slot's hash is the same before and after, and nothing was
 /// written to any slot unless `writes_allowed`.
 fn attack(

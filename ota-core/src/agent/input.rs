@@ -40,7 +40,10 @@ pub enum Input<'a> {
     /// The host made the previous slot active again.
     Restored,
     /// Time passed: a probe may be due, or a deadline passed (the probing deadline, or the
-    /// download deadline). Harmless in any state.
+    /// download deadline). During a download it also records the chunks verified since the
+    /// last record ([`crate::agent::Output::Persist`]; every 64 chunks otherwise): a host
+    /// that stops mid-download ticks first, and fetches only what is missing when it
+    /// resumes. Harmless in any state.
     Tick,
     /// The control plane cancelled the update in progress. Before the swap the update fails
     /// at once (nothing active was touched); after it, the previous version is restored.

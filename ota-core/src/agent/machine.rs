@@ -364,6 +364,11 @@ impl Agent {
             self.install = None;
             self.download = None;
             self.fail(format!("the download did not finish within {deadline} ms"));
+        } else if self.since_persist > 0 && self.record.state == AgentState::Downloading {
+            // A host about to stop ticks first: what was verified since the last record is
+            // recorded, and not fetched again.
+            self.save_download_state();
+            self.persist();
         }
     }
 
