@@ -10,6 +10,8 @@ use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::packages::{PackageList, PackageView};
+
 /// An error answer.
 #[derive(Serialize, ToSchema)]
 pub struct Error {
@@ -97,23 +99,6 @@ pub struct Uploaded {
     pub version: String,
     /// Key ids: the publisher's, and for the seed form the server's.
     pub signed_by: Vec<String>,
-}
-
-/// A package as listed.
-#[derive(Serialize, ToSchema)]
-pub struct PackageView {
-    pub package_id: String,
-    /// `available` or `rejected`.
-    pub status: String,
-    pub reason: Option<String>,
-    pub name: String,
-    pub version: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub size_bytes: u64,
-    pub sha256: String,
-    pub signed_by: Vec<String>,
-    pub created_at: u64,
 }
 
 /// A device profile.
@@ -268,7 +253,7 @@ fn metrics() {}
 fn upload_package() {}
 
 #[utoipa::path(get, path = "/api/v1/ota/packages", tag = "packages",
-    responses((status = 200, description = "The tenant's packages and their signers (the Trust Center): {\"packages\": [...]}", body = Vec<PackageView>)),
+    responses((status = 200, description = "The tenant's packages and their signers (the Trust Center)", body = PackageList)),
     security(("bearer" = [])))]
 fn list_packages() {}
 
@@ -433,7 +418,7 @@ fn device_rpc() {}
         rollback, abort, approve, rollout_devices, audit, events, device_ota, device_chunk,
         device_report, device_rpc),
     components(schemas(Error, DsseUpload, SeedUpload, SeedCompatibility, RollbackBinding, PackageUpload, Uploaded,
-        PackageView, Profile, RolloutCreated, OperatorAnswer, Report, ReportAnswer)),
+        PackageView, PackageList, Profile, RolloutCreated, OperatorAnswer, Report, ReportAnswer)),
     modifiers(&Bearer, &CommonAnswers),
 )]
 struct Doc;

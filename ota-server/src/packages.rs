@@ -543,21 +543,33 @@ async fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
     .map_err(std::io::Error::other)?
 }
 
-/// One package as listed.
-#[derive(Debug, Serialize)]
+/// One package as listed (`GET /api/v1/ota/packages/{id}`, and each of the list's).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PackageView {
     package_id: String,
+    /// `available` or `rejected`.
     status: String,
+    /// Why it was rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     name: String,
     version: String,
+    /// `fw`, `sw` or `model`.
     #[serde(rename = "type")]
     kind: String,
     size_bytes: u64,
     sha256: String,
+    /// The key ids of the signatures that verified.
     signed_by: Vec<String>,
+    /// Unix milliseconds.
     created_at: u64,
+}
+
+/// `GET /api/v1/ota/packages`: the tenant's packages.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PackageList {
+    /// Oldest first.
+    packages: Vec<PackageView>,
 }
 
 type PackageRow = (
@@ -592,15 +604,15 @@ const COLUMNS: &str = "SELECT package_id, status, reason, name, version, package
                        sha256, signed_by, created_at FROM packages";
 
 /// `GET /api/v1/ota/packages`: the tenant's packages and who signed them (the Trust Center).
-pub async fn list(State(st): State<AppState>, admin: Admin) -> ApiResult<AxumJson<Value>> {
+pub async fn list(State(st): State<AppState>, admin: Admin) -> ApiResult<AxumJson<PackageList>> {
     let rows: Vec<PackageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{COLUMNS} WHERE tenant = $1 ORDER BY created_at, package_id"
     )))
     .bind(admin.tenant.to_string())
     .fetch_all(&st.db)
     .await?;
-    let packages: Vec<PackageView> = rows.into_iter().map(view).collect();
-    Ok(AxumJson(json!({ "packages": packages })))
+    let packages = rows.into_iter().map(view).collect();
+    Ok(AxumJson(PackageList { packages }))
 }
 
 /// `GET /api/v1/ota/packages/{id}`.
