@@ -78,6 +78,78 @@ async fn malformed_path_query_and_body_are_refused_naming_what_is_wrong() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A member named twice is refused at any depth, naming it (read into a map, the last won: a
+/// report said `success` then `failure` and counted as a failure; a registration took the
+/// second `device_type`), and a value the JSON reader cannot take names its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_named_twice_is_refused_and_an_unreadable_value_names_its_field() {
+    let (dir, input) = tmp_with_input("duplicates");
+    let s = Srv::start(config(&dir)).await;
+    let admin = s.token("acme", "admin");
+    let (pkg, creds) = s.fleet(&admin, &input, &["d1"]).await;
+    let v = s.create_rollout(&admin, &rollout_to_all(&pkg)).await;
+    let rid = v["rollout_id"].as_str().unwrap().to_string();
+    let report = format!(
+        r#"{{"device_id":"d1","rollout_id":"{rid}","firmware_version":"2.0.0","status":"success","status":"failure"}}"#
+    );
+    let got = s
+        .raw(
+            "POST",
+            "/api/v1/devices/d1/ota/report",
+            &creds[0],
+            report.into_bytes(),
+        )
+        .await;
+    assert_error(&got, 400, "INVALID_ARGUMENT", "duplicate field `status`");
+    let (code, _) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.devices_in(&admin, &rid, "failed").await,
+        Vec::<String>::new()
+    );
+    let twice = br#"{"profile_id":"p","device_type":"temp-sensor","device_type":"doorbell",
+        "hardware_profile":"acme-sensor-v2","arch":"armv7","installed":{"temp-sensor-fw":"1.0.0"}}"#;
+    let got = s
+        .raw("PUT", "/api/v1/devices/d2", &admin, twice.to_vec())
+        .await;
+    assert_error(
+        &got,
+        400,
+        "INVALID_ARGUMENT",
+        "duplicate field `device_type`",
+    );
+    let nested =
+        br#"{"profile_id":"p","device_type":"temp-sensor","hardware_profile":"acme-sensor-v2",
+        "arch":"armv7","installed":{"temp-sensor-fw":"1.0.0","temp-sensor-fw":"9.0.0"}}"#;
+    let got = s
+        .raw("PUT", "/api/v1/devices/d2", &admin, nested.to_vec())
+        .await;
+    assert_error(
+        &got,
+        400,
+        "INVALID_ARGUMENT",
+        "installed: duplicate field `temp-sensor-fw`",
+    );
+    assert_eq!(s.get("/api/v1/devices/d2", &admin).await.0, 404);
+    // A number past what JSON readers take names its field.
+    let got = s
+        .raw(
+            "PUT",
+            "/api/v1/ota/profiles/q",
+            &admin,
+            br#"{"description":"x","max_memory_mb":1e400}"#.to_vec(),
+        )
+        .await;
+    assert_error(
+        &got,
+        400,
+        "INVALID_ARGUMENT",
+        "max_memory_mb: malformed JSON",
+    );
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_at_the_edge_of_u64_is_clamped_and_one_past_the_end_names_the_range() {
     let (dir, input) = tmp_with_input("hardening-range");
