@@ -43,12 +43,32 @@ async fn rows_after(st: &AppState, rid: &str, after: Option<(u64, u64)>) -> ApiR
     .await?)
 }
 
-/// `(seq, idx)` of an outbox event id `rollout:seq:idx`.
-fn position(id: &str) -> Option<(u64, u64)> {
+/// `(seq, idx)` of an outbox event id `ROLLOUT:SEQ:IDX` of rollout `rollout_id`.
+fn position(rollout_id: &str, id: &str) -> Option<(u64, u64)> {
     let mut it = id.rsplitn(3, ':');
-    let idx = it.next()?.parse().ok()?;
-    let seq = it.next()?.parse().ok()?;
-    Some((seq, idx))
+    let idx: u64 = it.next()?.parse().ok()?;
+    let seq: u64 = it.next()?.parse().ok()?;
+    let fits = |n: u64| i64::try_from(n).is_ok();
+    (it.next()? == rollout_id && fits(seq) && fits(idx)).then_some((seq, idx))
+}
+
+/// Where a stream resumes: after the event the `Last-Event-ID` header names (an id this
+/// rollout's stream gave); from the start without one (or an empty one).
+fn resume_after(rollout_id: &str, headers: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
+    let Some(v) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("\u{fffd}");
+    if text.is_empty() {
+        return Ok(None);
+    }
+    position(rollout_id, text).map(Some).ok_or_else(|| {
+        let shown: String = text.chars().take(80).collect();
+        ApiError::invalid(format!(
+            "Last-Event-ID: expected an event id of rollout {rollout_id} \
+             ({rollout_id}:SEQ:IDX, as its stream gives them), found {shown:?}"
+        ))
+    })
 }
 
 fn sse(e: &LiveEvent) -> Event {
@@ -76,10 +96,7 @@ pub async fn stream(
     }
     // Subscribe first, then read the outbox: nothing falls between the two.
     let live = BroadcastStream::new(st.events.subscribe());
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(position);
+    let after = resume_after(&id, &headers)?;
     let tenant = admin.tenant.to_string();
     let event = {
         let (tenant, rid) = (tenant.clone(), id.clone());
@@ -104,17 +121,18 @@ pub async fn stream(
             // (at a lease handover, this replica's next event may come before the other's
             // last one is read); progress steps are never stored.
             Ok(e) if e.tenant == tenant && e.rollout_id == rid => {
-                (!tail || position(&e.id).is_none()).then_some(e)
+                (!tail || position(&rid, &e.id).is_none()).then_some(e)
             }
             _ => None,
         };
         async move { keep }
     });
     // With replicas, every committed row, read from the outbox.
-    let tailed = if tail {
-        let (st, rid) = (st.clone(), id.clone());
-        let start = past.last().and_then(|e| position(&e.id)).or(after);
-        stream::unfold(start, move |from| {
+    let tailed =
+        if tail {
+            let (st, rid) = (st.clone(), id.clone());
+            let start = past.last().and_then(|e| position(&rid, &e.id)).or(after);
+            stream::unfold(start, move |from| {
             let (st, rid, event) = (st.clone(), rid.clone(), event.clone());
             async move {
                 tokio::time::sleep(std::time::Duration::from_millis(TAIL_MS)).await;
@@ -125,21 +143,21 @@ pub async fn stream(
                         Vec::new()
                     }
                 };
-                let to = rows.last().and_then(|(id, _, _)| position(id)).or(from);
+                let to = rows.last().and_then(|(id, _, _)| position(&rid, id)).or(from);
                 let events: Vec<LiveEvent> = rows.into_iter().map(event).collect();
                 Some((stream::iter(events), to))
             }
         })
         .flatten()
         .boxed()
-    } else {
-        stream::empty().boxed()
-    };
+        } else {
+            stream::empty().boxed()
+        };
     // Each stored event once, in order (the outbox read of a subscription may already hold an
     // event the live channel then repeats). Progress steps have no position.
-    let mut last = past.last().and_then(|e| position(&e.id)).or(after);
+    let mut last = past.last().and_then(|e| position(&id, &e.id)).or(after);
     let new = stream::select(local, tailed).filter_map(move |e| {
-        let keep = match position(&e.id) {
+        let keep = match position(&id, &e.id) {
             Some(p) if Some(p) <= last => None,
             Some(p) => {
                 last = Some(p);

@@ -366,8 +366,9 @@ fn rollout_devices() {}
 fn audit() {}
 
 #[utoipa::path(get, path = "/api/v1/ota/rollouts/{id}/events", tag = "rollouts",
-    params(("id" = String, Path), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "text/event-stream: the OTA API's subjects as SSE event names (profile.ota.rollout.KIND.TENANT.ROLLOUT), and device.ota.progress.TENANT.ROLLOUT", content_type = "text/event-stream", body = String), (status = 404, body = Error)),
+    params(("id" = String, Path), ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event: an id this rollout's stream gave (ROLLOUT:SEQ:IDX)")),
+    responses((status = 200, description = "text/event-stream: the OTA API's subjects as SSE event names (profile.ota.rollout.KIND.TENANT.ROLLOUT), and device.ota.progress.TENANT.ROLLOUT", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Last-Event-ID is not an event id of this rollout", body = Error), (status = 404, body = Error)),
     security(("bearer" = [])))]
 fn events() {}
 

@@ -150,6 +150,43 @@ async fn a_member_named_twice_is_refused_and_an_unreadable_value_names_its_field
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A stream resumes only after an event id of its own rollout: a malformed `Last-Event-ID`,
+/// one past what the database holds or another rollout's is refused naming the header (it
+/// was ignored, or taken as a position in this rollout's stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_event_id_that_is_not_this_streams_is_refused_naming_it() {
+    let (dir, input) = tmp_with_input("last-event-id");
+    let s = Srv::start(config(&dir)).await;
+    let admin = s.token("acme", "admin");
+    let (pkg, _) = s.fleet(&admin, &input, &["d1"]).await;
+    let v = s.create_rollout(&admin, &rollout_to_all(&pkg)).await;
+    let rid = v["rollout_id"].as_str().unwrap().to_string();
+    let open = |last: String| {
+        s.http
+            .get(format!("{}/api/v1/ota/rollouts/{rid}/events", s.base))
+            .bearer_auth(&admin)
+            .header("last-event-id", last)
+            .send()
+    };
+    for bad in [
+        "garbage".to_string(),
+        format!("{rid}:-1:0"),
+        format!("{rid}:99999999999999999999999:0"),
+        "rol_other:5:0".to_string(),
+        "x".repeat(6000),
+    ] {
+        let r = open(bad.clone()).await.unwrap();
+        let code = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or_default();
+        assert_error(&(code, v), 400, "INVALID_ARGUMENT", "Last-Event-ID");
+    }
+    let r = open(format!("{rid}:0:0")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    drop(r);
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_at_the_edge_of_u64_is_clamped_and_one_past_the_end_names_the_range() {
     let (dir, input) = tmp_with_input("hardening-range");
