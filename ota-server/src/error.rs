@@ -27,6 +27,8 @@ pub enum Code {
     FailedPrecondition,
     /// The body is too large, or a limit is reached.
     ResourceExhausted,
+    /// The request's body paused for longer than the server's read timeout (408).
+    DeadlineExceeded,
     /// Not built yet.
     Unimplemented,
     /// The database or the store failed.
@@ -47,6 +49,7 @@ impl Code {
             Code::Aborted => StatusCode::CONFLICT,
             Code::FailedPrecondition => StatusCode::CONFLICT,
             Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::DeadlineExceeded => StatusCode::REQUEST_TIMEOUT,
             Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fleet;
+pub mod listen;
 pub mod openapi;
 pub mod packages;
 pub mod publishers;
@@ -186,6 +187,9 @@ pub fn router(st: AppState) -> Router {
     r.fallback(|| async { ApiError::not_found("path: no such endpoint") })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_millis(st.config.read_timeout_ms),
+        ))
         .with_state(st)
 }
 
@@ -280,6 +284,8 @@ pub struct Running {
     pub state: AppState,
     /// The server task.
     pub task: tokio::task::JoinHandle<()>,
+    /// Turns true to stop accepting ([`Running::shutdown`]).
+    stopping: tokio::sync::watch::Sender<bool>,
     timer: tokio::task::JoinHandle<()>,
     publisher: Option<tokio::task::JoinHandle<()>>,
     leases: Option<tokio::task::JoinHandle<()>>,
@@ -292,6 +298,7 @@ impl Running {
     /// after this returns: a server started again at once in the same process may load before
     /// it commits. A process that exits leaves none.
     pub fn stop(self) {
+        let _ = self.stopping.send(true);
         self.task.abort();
         self.timer.abort();
         self.expiry.abort();
@@ -300,6 +307,30 @@ impl Running {
         }
         if let Some(l) = self.leases {
             l.abort();
+        }
+        let claim = self.state.claim.lock().map(|mut c| c.take());
+        drop(claim);
+    }
+
+    /// Stops gracefully (SIGTERM, SIGINT): no new connection or timer tick is taken, the
+    /// requests under way are answered ([`listen::GRACE`] at most: event streams are cut),
+    /// and then the claim on the database is let go. What was acknowledged is committed.
+    pub async fn shutdown(self) {
+        self.timer.abort();
+        self.expiry.abort();
+        if let Some(l) = &self.leases {
+            l.abort();
+        }
+        let _ = self.stopping.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(listen::GRACE + std::time::Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+        if let Some(p) = self.publisher {
+            p.abort();
         }
         let claim = self.state.claim.lock().map(|mut c| c.take());
         drop(claim);
@@ -323,16 +354,15 @@ pub async fn serve(config: Config) -> Result<Running, String> {
         .clone()
         .map(|url| tokio::spawn(events::publish_outbox(st.clone(), url)));
     let app = router(st.clone());
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let read_timeout = std::time::Duration::from_millis(st.config.read_timeout_ms);
+    let task = tokio::spawn(listen::serve(listener, app, read_timeout, stop));
     tracing::info!(%addr, "listening");
     Ok(Running {
         addr,
         state: st,
         task,
+        stopping,
         timer,
         publisher,
         leases,

@@ -83,6 +83,10 @@ struct Serve {
     /// The largest request body, in bytes.
     #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]
     body_limit: usize,
+    /// How long a request's head may take to arrive, and its body may pause, in
+    /// milliseconds: a client slower than this is cut off (408 for a body).
+    #[arg(long, env = "OTA_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    read_timeout_ms: u64,
     /// Rewrite a rollout's snapshot after this many audit records, or after a quarter of
     /// its device count when that is more (a snapshot grows with the fleet).
     #[arg(long, env = "OTA_SNAPSHOT_EVERY", default_value_t = 1000)]
@@ -142,6 +146,7 @@ fn config(s: Serve) -> Config {
     c.jwt_secret = s.jwt_secret;
     c.signing_key = s.signing_key;
     c.body_limit = s.body_limit;
+    c.read_timeout_ms = s.read_timeout_ms.max(1);
     c.nats = s.nats;
     c.s3_endpoint = s.s3_endpoint;
     c.s3_access_key = s.s3_access_key;
@@ -213,9 +218,15 @@ async fn main() -> ExitCode {
                 }
             };
             println!("ota-server listening on http://{}", running.addr);
+            let mut running = running;
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                r = running.task => {
+                sig = stop_signal() => {
+                    // What is under way is answered; then the database is let go.
+                    tracing::info!(signal = sig, "stopping");
+                    running.shutdown().await;
+                    eprintln!("ota-server: stopped ({sig})");
+                }
+                r = &mut running.task => {
                     if let Err(e) = r {
                         eprintln!("ota-server: {e}");
                         return ExitCode::FAILURE;
@@ -223,6 +234,24 @@ async fn main() -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Resolves with the signal's name when SIGTERM (a service manager's stop) or SIGINT comes.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
         }
     }
 }

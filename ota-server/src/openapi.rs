@@ -17,7 +17,7 @@ use crate::packages::{PackageList, PackageView};
 pub struct Error {
     /// `INVALID_ARGUMENT` (400), `UNAUTHENTICATED` (401), `PERMISSION_DENIED` (403),
     /// `NOT_FOUND` (404), `ALREADY_EXISTS`, `ABORTED` (a concurrent request wrote the same row
-    /// first: send it again) and `FAILED_PRECONDITION` (409), `RESOURCE_EXHAUSTED` (413),
+    /// first: send it again) and `FAILED_PRECONDITION` (409), `RESOURCE_EXHAUSTED` (413), `DEADLINE_EXCEEDED` (408: a body that paused past the read timeout),
     /// `INTERNAL` (500), `UNIMPLEMENTED` (501), `UNAVAILABLE` (503: the database, or another
     /// replica drives the rollout; send it again).
     pub code: String,

@@ -52,6 +52,9 @@ pub struct Config {
     pub nats: Option<String>,
     /// The largest request body, in bytes.
     pub body_limit: usize,
+    /// How long a request's head may take to arrive, and its body may pause, in
+    /// milliseconds ([`crate::listen`]).
+    pub read_timeout_ms: u64,
     /// A rollout's snapshot is rewritten after this many audit records (or a quarter of its
     /// devices, when that is more: see [`crate::engine::snapshot_span`]).
     pub snapshot_every: u64,
@@ -86,6 +89,7 @@ impl Config {
             s3_region: "us-east-1".into(),
             nats: None,
             body_limit: 4 << 20,
+            read_timeout_ms: 30_000,
             snapshot_every: 1000,
             lease_ms: 0,
             replica_id: format!("replica_{}", crate::auth::random_hex(8)),
@@ -212,10 +216,22 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             Ok(b) => Ok(Body(b)),
             Err(e) => {
                 let too_large = e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+                // The read timeout's error, somewhere in the rejection's sources.
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                let mut timed_out = false;
+                while let Some(s) = source {
+                    timed_out |= s.is::<tower_http::timeout::TimeoutError>();
+                    source = s.source();
+                }
                 Err(if too_large {
                     ApiError::new(
                         Code::ResourceExhausted,
                         "body: larger than the server's body limit",
+                    )
+                } else if timed_out {
+                    ApiError::new(
+                        Code::DeadlineExceeded,
+                        "body: it paused for longer than the server's read timeout",
                     )
                 } else {
                     ApiError::invalid(format!("body: {e}"))
