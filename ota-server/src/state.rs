@@ -332,7 +332,7 @@ fn query_error(e: &QueryRejection) -> ApiError {
     ApiError::invalid(format!("query: {detail}"))
 }
 
-/// Parses JSON into `T`; the error names the field path. An object that names a member twice
+/// Parses a JSON object into `T`; the error names the field path. An object that names a member twice
 /// is refused at any depth (`body: duplicate field `status``): read into a map, the last
 /// would win silently, and another reader of the same bytes could take the first.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -351,6 +351,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::invalid(format!("{at}: {inner}"))
         }
     };
+    // Every body of the API is an object: serde would read a struct from an array of its
+    // fields' values in order (`["a", null]`), which no client means.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("body: expected a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize::<_, Unique>(&mut *de).map_err(named)?;
     let de = &mut serde_json::Deserializer::from_slice(bytes);

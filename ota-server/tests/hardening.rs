@@ -131,6 +131,19 @@ async fn a_member_named_twice_is_refused_and_an_unreadable_value_names_its_field
         "installed: duplicate field `temp-sensor-fw`",
     );
     assert_eq!(s.get("/api/v1/devices/d2", &admin).await.0, 404);
+    // A body that is not an object (serde reads a struct from an array of its values).
+    for body in [&br#"["array body", null]"#[..], b"[]", b"5", b"", b"null"] {
+        let got = s
+            .raw("PUT", "/api/v1/ota/profiles/arr", &admin, body.to_vec())
+            .await;
+        assert_error(
+            &got,
+            400,
+            "INVALID_ARGUMENT",
+            "body: expected a JSON object",
+        );
+    }
+    assert_eq!(s.get("/api/v1/ota/profiles/arr", &admin).await.0, 404);
     // A number past what JSON readers take names its field.
     let got = s
         .raw(
