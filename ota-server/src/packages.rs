@@ -445,6 +445,18 @@ fn resolve_local(st: &AppState, tenant: &str, uri: &str) -> ApiResult<PathBuf> {
         }
         return Ok(p);
     }
+    // Another scheme (https://) may be fetched one day; what has none is not a URI at all.
+    let scheme = uri.split_once("://").map(|(s, _)| s);
+    let has_scheme = scheme.is_some_and(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if !has_scheme {
+        return Err(ApiError::invalid(format!(
+            "artifact_uri: {uri:?} is not a URI (s3://, file:// or store://)"
+        )));
+    }
     Err(ApiError::new(
         Code::Unimplemented,
         format!(

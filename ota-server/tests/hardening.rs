@@ -293,6 +293,22 @@ async fn a_tenant_cannot_point_the_server_at_another_tenants_stored_artifact() {
         .call("POST", "/api/v1/ota/packages", &acme, Some(&own))
         .await;
     assert_eq!(got.0, 200, "{got:?}");
+
+    // No scheme: not a URI, 400 (it was 501, "not built yet"); another scheme: 501.
+    for bad in ["", "a b", "../x", "1http://x"] {
+        let mut v = fw.clone();
+        v["artifact_uri"] = Value::String(bad.into());
+        let got = s
+            .call("POST", "/api/v1/ota/packages", &acme, Some(&v))
+            .await;
+        assert_error(&got, 400, "INVALID_ARGUMENT", "artifact_uri: ");
+    }
+    let mut v = fw.clone();
+    v["artifact_uri"] = Value::String("https://cdn.example.com/fw.enc".into());
+    let got = s
+        .call("POST", "/api/v1/ota/packages", &acme, Some(&v))
+        .await;
+    assert_error(&got, 501, "UNIMPLEMENTED", "artifact_uri: ");
     s.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
