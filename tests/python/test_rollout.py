@@ -262,6 +262,8 @@ class Attempts(unittest.TestCase):
                 self.assertIn("attempt", str(e.exception))
             refused = [e for line in r.audit_records() for e in json.loads(line)["effects"]]
             self.assertEqual([e["kind"] for e in refused], ["report_refused"] * 3)
+            # By the refusal's stable name, not the message's words.
+            self.assertEqual([e["reason"] for e in refused], ["stale_attempt"] * 3)
             # A success naming no version is refused too.
             with self.assertRaises(ota.MissingFieldError):
                 r.handle_report({"device_id": d, "rollout_id": "rol_4c7e", "status": "success"}, T0 + 1003,

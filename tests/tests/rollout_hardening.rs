@@ -59,7 +59,17 @@ fn a_success_naming_another_version_is_refused_and_recorded() {
     assert!(e.to_string().starts_with("firmware_version: "), "{e}");
     assert_eq!(h.device_state(d), Some(DeviceState::Sent));
     assert_eq!(h.status().cumulative.succeeded, 0);
-    assert!(refused(&effects(&mut h), d), "the refusal is recorded");
+    // Recorded by its stable name, not the message's English (rewording it must not change
+    // what a replay writes).
+    let recorded = effects(&mut h);
+    assert!(refused(&recorded, d), "the refusal is recorded");
+    assert!(
+        recorded
+            .iter()
+            .any(|e| matches!(e, Effect::ReportRefused { reason, .. }
+            if reason == "wrong_version")),
+        "{recorded:?}"
+    );
     // The right version counts.
     h.handle(Input::Report(report(d, Success, Some("2.0.0"))), T0 + 2)
         .unwrap();

@@ -228,14 +228,23 @@ impl RolloutError {
     /// none, another attempt) is refused and recorded, so the trail shows every attempt to count
     /// a wrong report.
     pub fn is_recorded(&self) -> bool {
-        matches!(
-            self,
-            RolloutError::ReportWithoutRollout { .. }
-                | RolloutError::WrongRollout { .. }
-                | RolloutError::WrongVersion { .. }
-                | RolloutError::SuccessWithoutVersion { .. }
-                | RolloutError::StaleAttempt { .. }
-        )
+        self.refusal().is_some()
+    }
+
+    /// The stable name of a refusal that is recorded ([`RolloutError::is_recorded`]), the
+    /// reason its [`super::Effect::ReportRefused`] gives: `report_without_rollout`,
+    /// `wrong_rollout`, `wrong_version`, `success_without_version` or `stale_attempt`. Not the
+    /// message's English, which a record would then hash: rewording it would change what a
+    /// replay writes. `None` for an error that is not recorded.
+    pub fn refusal(&self) -> Option<&'static str> {
+        Some(match self {
+            RolloutError::ReportWithoutRollout { .. } => "report_without_rollout",
+            RolloutError::WrongRollout { .. } => "wrong_rollout",
+            RolloutError::WrongVersion { .. } => "wrong_version",
+            RolloutError::SuccessWithoutVersion { .. } => "success_without_version",
+            RolloutError::StaleAttempt { .. } => "stale_attempt",
+            _ => return None,
+        })
     }
 
     /// The stable status code of this error.

@@ -217,7 +217,7 @@ impl Rollout {
             if let Some((report, attempt)) = self.refused_report(&input, &e) {
                 self.effect(Effect::ReportRefused {
                     device_id: report.device_id.clone(),
-                    reason: e.to_string(),
+                    reason: e.refusal().unwrap_or("refused").into(),
                 });
                 self.record(now, Input::RefusedReport { report, attempt }, true);
             }
@@ -289,7 +289,7 @@ impl Rollout {
                     Err(e) if e.is_recorded() => {
                         self.effect(Effect::ReportRefused {
                             device_id: report.device_id.clone(),
-                            reason: e.to_string(),
+                            reason: e.refusal().unwrap_or("refused").into(),
                         });
                         Ok(())
                     }

@@ -398,7 +398,8 @@ pub enum Effect {
     ReportRefused {
         /// The device.
         device_id: Name,
-        /// Why, as the error says it.
+        /// Why: the refusal's stable name ([`super::RolloutError::refusal`], `stale_attempt`...);
+        /// the answer to the device says it in words.
         reason: String,
     },
     /// A report that changes nothing: the device is terminal, or the rollout is over.

@@ -208,7 +208,7 @@ impl Rollout {
             if let Err(e) = &result {
                 self.effect(Effect::ReportRefused {
                     device_id: item.device_id.clone(),
-                    reason: e.to_string(),
+                    reason: e.refusal().unwrap_or("refused").into(),
                 });
             }
             each.push(result);
