@@ -1203,3 +1203,31 @@ fn a_closed_maintenance_window_wakes_its_host_when_it_opens_and_not_in_between()
         "{closed_wakes} wakes with the window closed"
     );
 }
+
+/// A wave whose soak has passed and that waits for an approval (or a verdict, or reports)
+/// gives its host no deadline: nothing a tick brings can open it. (`poll_timeout` gave the
+/// soak's end, already past, for as long as the approval did not come: a host ticking at it
+/// would tick in a loop.) Likewise the per-minute budget's renewal, once a step has passed it.
+#[test]
+fn a_wave_waiting_for_an_approval_after_its_soak_gives_no_deadline_already_past() {
+    let pkg = firmware("2.0.0", false);
+    let (mut h, canary) = canary_of_four(
+        &pkg,
+        None,
+        json!({"waves": [{"percent": 100, "gate": "approval"}]}),
+    );
+    for (k, d) in canary.iter().enumerate() {
+        h.handle(
+            Input::Report(report(d, Success, Some("2.0.0"))),
+            T0 + 10 + k as u64,
+        )
+        .unwrap();
+    }
+    let now = T0 + 60_000;
+    h.handle(Input::Tick, now).unwrap();
+    assert!(
+        h.poll_timeout().is_none_or(|t| t > now),
+        "at {now} the deadline is {:?}",
+        h.poll_timeout()
+    );
+}

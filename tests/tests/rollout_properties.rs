@@ -55,9 +55,9 @@ fn plan() -> impl Strategy<Value = serde_json::Value> {
         proptest::option::of(1u64..20),
         proptest::option::of(1u64..30),
         (0u8..3, 0u8..2, 0u8..3, 0u8..3),
-        (0u8..3, 0u8..3, any::<bool>()),
+        (0u8..3, 0u8..3, any::<bool>(), proptest::option::of((0u32..1440, 1u32..600))),
     )
-        .prop_map(|(canary, waves, threshold, min_terminal, max_in_flight, per_minute, (action, scope, in_flight, rb_scope), (r_failed, r_timed, terminal))| {
+        .prop_map(|(canary, waves, threshold, min_terminal, max_in_flight, per_minute, (action, scope, in_flight, rb_scope), (r_failed, r_timed, terminal, maintenance))| {
             let mut pct = canary;
             let mut ws: Vec<serde_json::Value> = waves
                 .iter()
@@ -83,8 +83,16 @@ fn plan() -> impl Strategy<Value = serde_json::Value> {
             let scope = ["wave", "cumulative"][scope as usize];
             let in_flight = ["finish", "soft_cancel", "forced_cancel"][in_flight as usize];
             let rb_scope = ["updated_only", "cohort", "all"][rb_scope as usize];
+            // A daily maintenance window, some of the time: sends and resends wait for it.
+            let window = maintenance.map_or(json!({}), |(start, minutes)| {
+                json!({"maintenance": [{
+                    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                    "start": format!("{:02}:{:02}", start / 60, start % 60),
+                    "duration_minutes": minutes}]})
+            });
             json!({
                 "canary_percent": canary,
+                "window": window,
                 "waves": ws,
                 "failure_threshold_percent": threshold,
                 "halt": {"min_terminal": min_terminal, "action": action, "scope": scope,
@@ -334,6 +342,19 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
             );
         }
         w.check()?;
+        // A host ticking at poll_timeout never spins: a deadline already due, once ticked,
+        // is followed by a later one (or none).
+        if w.r.poll_timeout().is_some_and(|t| t.get() <= w.now) {
+            w.r.handle(Input::Tick, UnixMs(w.now)).unwrap();
+            w.drain();
+            w.check()?;
+            let next = w.r.poll_timeout();
+            prop_assert!(
+                next.is_none_or(|t| t.get() > w.now),
+                "ticked at {}, the next deadline is {next:?}: a host would tick in a loop",
+                w.now
+            );
+        }
     }
     // No minute ever held more sends than the limit.
     if let Some(limit) = spec.pacing.per_minute {
@@ -377,7 +398,11 @@ fn run(fleet_size: usize, plan: serde_json::Value, steps: Vec<Step>) -> Result<(
                 UnixMs(w.now),
             );
         }
-        w.now += 600_000;
+        // Ten minutes on, or sooner when the rollout asks (a maintenance window of a minute
+        // opens between two ten-minute ticks).
+        w.now = w.r.poll_timeout().map_or(w.now + 600_000, |t| {
+            t.get().clamp(w.now + 1, w.now + 600_000)
+        });
         w.r.handle(Input::Tick, UnixMs(w.now)).unwrap();
         w.drain();
         w.check()?;

@@ -234,8 +234,11 @@ impl Rollout {
         let mut consider = |t: UnixMs| next = Some(next.map_or(t, |n| n.min(t)));
         if self.s.state == RolloutState::Active {
             let k = self.s.open_wave;
+            // The soak's end, while it is ahead of the last step: once a step has passed it,
+            // the next wave waits on an input (an approval, a verdict, reports), not a tick.
             if let (Some(done), Some(w)) =
                 (self.s.waves[k].completed_at, self.ix.waves_spec.get(k + 1))
+                && done + w.min_soak_ms > self.seen
             {
                 consider(done + w.min_soak_ms);
             }
@@ -245,7 +248,12 @@ impl Rollout {
             RolloutState::Active | RolloutState::RollingBack
         ) && !self.s.ready.is_empty()
         {
-            if let Some(t) = self.s.sends.front() {
+            // When the oldest send of the minute leaves the per-minute budget, if that is
+            // still ahead: past it, what is ready waits on something else (`max_in_flight`: a
+            // device's outcome), which no tick brings.
+            if let Some(t) = self.s.sends.front()
+                && *t + MINUTE_MS > self.seen
+            {
                 consider(*t + MINUTE_MS);
             }
             // Closed when last seen: due when it opens. (Open, what is ready waits for the
