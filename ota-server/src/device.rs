@@ -461,7 +461,19 @@ pub async fn rpc(
             .map_err(|e| ApiError::invalid(format!("rollout_id: {e}")))?;
     }
     let tenant = match &caller {
-        Caller::Admin(a) => a.tenant.to_string(),
+        Caller::Admin(a) => {
+            // An admin asking about a device that is not registered is told so, not
+            // answered an empty list.
+            if crate::fleet::device(&st, a.tenant.as_str(), &device_id)
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::not_found(format!(
+                    "device_id: no device {device_id}"
+                )));
+            }
+            a.tenant.to_string()
+        }
         Caller::Device(d) => {
             d.require(&device_id)?;
             mark_sent(&st, d).await?;

@@ -407,7 +407,8 @@ fn device_report() {}
 #[utoipa::path(get, path = "/api/v1/devices/{device_id}/rpc", tag = "device",
     params(("device_id" = String, Path),
         ("rollout_id" = Option<String>, Query, description = "Only this rollout's records")),
-    responses((status = 200, description = "{device_id, rpc: [{id, rollout_id, method, params, state, created_at, sent_at, acked_at, expires_at}]}, oldest first: ota_start and ota_rollback (params rollout_id, package_id, attempt), ota_cancel (params rollout_id, forced); the device's own call marks queued records sent", body = Object), (status = 400, body = Error), (status = 403, body = Error)),
+    responses((status = 200, description = "{device_id, rpc: [{id, rollout_id, method, params, state, created_at, sent_at, acked_at, expires_at}]}, oldest first: ota_start and ota_rollback (params rollout_id, package_id, attempt), ota_cancel (params rollout_id, forced); the device's own call marks queued records sent", body = Object), (status = 400, body = Error), (status = 403, body = Error),
+        (status = 404, description = "No such device", body = Error)),
     security(("bearer" = [])))]
 fn device_rpc() {}
 

@@ -61,6 +61,9 @@ async fn rpc_records_past_their_expiry_are_expired_and_never_delivered() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(state, "expired");
+    // A device that is not registered: 404, not an empty list.
+    let got = s.get("/api/v1/devices/dev-nope/rpc", &admin).await;
+    common::assert_error(&got, 404, "NOT_FOUND", "device_id: no device dev-nope");
     let (_, v) = s.get("/api/v1/devices/dev-1/rpc", &admin).await;
     assert_eq!(v["rpc"][0]["sent_at"], Value::Null, "{v}");
     s.stop();
