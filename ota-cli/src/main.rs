@@ -196,7 +196,14 @@ fn json_asked(args: &[String]) -> bool {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    // Paths need not be UTF-8: clap reads the arguments as the OS gives them (a flag whose
+    // value must be text refuses one that is not, as a usage error); the command's name and
+    // `--json` are looked for in a lossy copy.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args: Vec<String> = raw
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let command = command_path(&args);
     // `ota tuf`'s contract (a standard TUF client's) is exit 1 for any failure, usage and I/O
     // included.
@@ -205,7 +212,7 @@ fn main() -> ExitCode {
     } else {
         2
     };
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match Cli::try_parse_from(&raw) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors; everything else clap refuses is usage.

@@ -1142,3 +1142,72 @@ fn unpack_refuses_to_write_over_its_own_artifact() {
         assert!(std::fs::read(&p.artifact).unwrap() == sealed);
     }
 }
+
+/// An argument that is not UTF-8 (a Linux path may be any bytes) is an argument like any
+/// other: a path is used as it is, and nothing panics (it exited 101 with a panic message,
+/// and no JSON under --json).
+#[test]
+fn an_argument_that_is_not_utf8_is_taken_as_the_os_gives_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let odd = t.path().join(std::ffi::OsStr::from_bytes(b"a\xff"));
+    let p = packed(t.path(), 100_000, "1");
+    for json in [false, true] {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        if json {
+            args.push("--json".into());
+        }
+        for a in ["verify", "--package"] {
+            args.push(a.into());
+        }
+        args.push(p.out.join("package.json").into());
+        args.push("--artifact".into());
+        args.push(odd.clone().into());
+        args.push("--trusted-key".into());
+        args.push(p.public.clone().into());
+        let r = ota(&args);
+        r.expect(2);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("a\u{fffd}"),
+            "names the path: {}",
+            r.stderr
+        );
+        if json {
+            assert_eq!(r.json()["exit_code"], 2);
+        }
+    }
+    // The artifact under that name verifies.
+    std::fs::copy(&p.artifact, &odd).unwrap();
+    let args: Vec<std::ffi::OsString> = vec![
+        "verify".into(),
+        "--package".into(),
+        p.out.join("package.json").into(),
+        "--artifact".into(),
+        odd.into(),
+        "--trusted-key".into(),
+        p.public.into(),
+    ];
+    ota(&args).expect(0);
+}
+
+/// `ota tuf create-repo --repo repo`, as README.md writes it, with the repository a bare
+/// name in the current directory (syncing its parent, "", failed and left half a repository).
+#[test]
+fn a_tuf_repository_named_by_a_bare_name_is_created() {
+    let t = tempfile::tempdir().unwrap();
+    let key = keygen(t.path(), "keys");
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("ota");
+    let out = cmd
+        .current_dir(t.path())
+        .args(["tuf", "create-repo", "--repo", "repo", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.path().join("repo/metadata/1.root.json").is_file());
+}
