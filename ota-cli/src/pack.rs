@@ -323,7 +323,7 @@ fn run_until(a: &PackArgs, json: bool, stop: Option<&Stop>) -> Result<Packed, Cl
     if let Some((m, _)) = &manifest {
         bundle::check(m, &a.file, json)?;
     }
-    if a.file.is_dir() && absolute(&a.out).starts_with(absolute(&a.file)) {
+    if a.file.is_dir() && resolved(&a.out).starts_with(resolved(&a.file)) {
         return Err(CliError::usage(format!(
             "--out {}: inside --file {}, whose tar would then hold its own output",
             a.out.display(),
@@ -524,6 +524,27 @@ fn keeps_another_key(a: &PackArgs, object_key: &str) -> Result<(), CliError> {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Where `p` really is, through symbolic links: its deepest existing ancestor resolved, and
+/// the rest of it (not made yet) after that. `--out link/sub`, `link` a link into `--file`,
+/// is inside `--file`.
+fn resolved(p: &Path) -> PathBuf {
+    let p = absolute(p);
+    let mut rest = Vec::new();
+    let mut base = p.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(base) {
+            return rest.iter().rev().fold(real, |acc, c| acc.join(c));
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                base = parent;
+            }
+            _ => return p,
+        }
+    }
 }
 
 /// A reader that keeps the error of a failed read, so the failure is blamed on the input.

@@ -245,6 +245,17 @@ fn a_directory_must_hold_exactly_the_manifests_files() {
     .expect(2)
     .stderr_has(&["--out", "inside --file"]);
     assert!(!inside.exists(), "nothing created");
+    // Also through a symbolic link to it (the tar grew without end, holding itself).
+    let link = dir.parent().unwrap().join("model-link");
+    std::os::unix::fs::symlink(&dir, &link).unwrap();
+    let through = link.join("sub");
+    ota(&with(
+        pack_args(&key, &through),
+        &["--file", &s(&dir), "--manifest", &manifest],
+    ))
+    .expect(2)
+    .stderr_has(&["--out", "inside --file"]);
+    assert!(!dir.join("sub").exists(), "nothing created");
 }
 
 #[test]
