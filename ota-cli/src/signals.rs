@@ -12,13 +12,19 @@ use crate::out::CliError;
 pub struct Stop(Arc<AtomicBool>);
 
 impl Stop {
-    /// From now on, SIGINT and SIGTERM set the flag instead of ending the process.
+    /// From now on, SIGINT and SIGTERM set the flag instead of ending the process; a second
+    /// one ends it at once (exit 128 + the signal's number), for a command blocked where no
+    /// read checks the flag (opening a FIFO no one writes to).
     pub fn on_signals() -> Result<Stop, CliError> {
         let flag = Arc::new(AtomicBool::new(false));
         #[cfg(unix)]
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, flag.clone())
-                .map_err(|e| CliError::usage(format!("handling signal {sig}: {e}")))?;
+            let refused =
+                |e: std::io::Error| CliError::usage(format!("handling signal {sig}: {e}"));
+            // The order matters: the condition is checked before the flag is set.
+            signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, flag.clone())
+                .map_err(refused)?;
+            signal_hook::flag::register(sig, flag.clone()).map_err(refused)?;
         }
         Ok(Stop(flag))
     }

@@ -1005,6 +1005,41 @@ fn an_interrupted_pack_leaves_no_temporary_file_and_no_new_directory() {
     }
 }
 
+/// A command blocked where no read checks for a signal (opening a FIFO no one writes to) is
+/// ended by a second SIGINT (exit 130); the first one only asks it to stop. It ignored both.
+#[test]
+fn a_second_sigint_ends_a_command_blocked_opening_a_fifo() {
+    let t = tempfile::tempdir().unwrap();
+    keygen(t.path(), "keys");
+    let fifo = t.path().join("image.fifo");
+    mkfifo(&fifo);
+    let out = t.path().join("out");
+    let mut args = fw_args(t.path(), &out, "1");
+    let file = args.iter().position(|a| a == "--file").unwrap();
+    args[file + 1] = s(&fifo);
+    let mut child = Command::new(bin())
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Signals are handled once the command started (its keys read): until then the first
+    // SIGINT would end it at once, which proves nothing.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "it waits for a writer");
+    signal(&child, "INT");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let status = wait_bounded(&mut child, Duration::from_secs(30), "ota pack");
+    // (On a machine slow enough that the first signal came before the handler, it ended
+    // that one's default way.)
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.code() == Some(130) || status.signal() == Some(2),
+        "{status}"
+    );
+}
+
 /// SIGINT during the live demo: the agents and the in-process server stop, and its temporary
 /// work directory (keys, the server's database, every device's slots) is removed.
 #[test]
