@@ -1246,3 +1246,66 @@ fn a_tuf_repository_named_by_a_bare_name_is_created() {
     );
     assert!(t.path().join("repo/metadata/1.root.json").is_file());
 }
+
+/// `ota verify` with the AES key hashes the plaintext it opens and compares it with the
+/// signed seal.plaintext_sha256: a statement whose digest does not match its artifact (signed
+/// by a trusted key) fails, naming the field. It said "matching the signed plaintext digest"
+/// without computing one.
+#[test]
+fn verify_with_the_key_checks_the_signed_plaintext_digest() {
+    use base64::Engine as _;
+    let t = tempfile::tempdir().unwrap();
+    let p = packed(t.path(), 100_000, "1");
+    let reg: Value =
+        serde_json::from_slice(&std::fs::read(p.out.join("registration.json")).unwrap()).unwrap();
+    let key = reg["encryption_key"].as_str().unwrap().to_string();
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(p.out.join("package.json")).unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+    let verify = |package: &Path| {
+        ota(&[
+            "verify",
+            "--package",
+            &s(package),
+            "--artifact",
+            &s(&p.artifact),
+            "--trusted-key",
+            &s(&p.public),
+            "--key",
+            &key,
+        ])
+    };
+    let good = verify(&p.out.join("package.json"));
+    good.expect(0);
+    assert!(
+        good.stdout.contains(
+            &statement["seal"]["plaintext_sha256"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        ),
+        "{}",
+        good.stdout
+    );
+    statement["seal"]["plaintext_sha256"] =
+        Value::String(ota_core::Sha256Digest::of(b"evil").to_hex());
+    let edited = t.path().join("statement.json");
+    std::fs::write(&edited, statement.to_string()).unwrap();
+    let bad = t.path().join("bad.json");
+    ota(&[
+        "sign",
+        &s(&edited),
+        "--key",
+        &s(&t.path().join("keys/private.pem")),
+        "--out",
+        &s(&bad),
+    ])
+    .expect(0);
+    let r = verify(&bad);
+    r.expect(1);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("seal.plaintext_sha256"), "{said}");
+}
