@@ -78,6 +78,14 @@ impl Outputs {
         NamedTempFile::new_in(dir).map_err(|e| CliError::io(dir, e))
     }
 
+    /// A scratch file beside `target` that is never kept, and that no death of the process
+    /// leaves behind (`O_TMPFILE`; see [`crate::unnamed`]): a model's plaintext tar.
+    pub fn scratch(&mut self, target: &Path) -> Result<crate::unnamed::Unnamed, CliError> {
+        let dir = out::parent(target);
+        self.dir(dir)?;
+        crate::unnamed::Unnamed::new_in(dir)
+    }
+
     /// Stages a written temporary file to become `target` with `mode` on commit (synced to
     /// disk here).
     pub fn stage(&mut self, tmp: NamedTempFile, target: &Path, mode: u32) -> Result<(), CliError> {

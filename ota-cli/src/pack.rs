@@ -369,14 +369,16 @@ fn run_until(a: &PackArgs, json: bool, stop: Option<&Stop>) -> Result<Packed, Cl
     // only when all is signed, and a failure leaves no new directory.
     let mut outputs = Outputs::new();
     let tmp = outputs.temp(&artifact)?;
+    // A model's plaintext tar has no name: a kill leaves no plaintext in the output.
     let tar = if a.file.is_dir() {
-        let t = outputs.temp(&artifact)?;
-        bundle::write_tar(&a.file, t.as_file(), stop)?;
-        Some(t)
+        let t = outputs.scratch(&artifact)?;
+        bundle::write_tar(&a.file, t.file(), stop)?;
+        let reopen = t.reopen_path();
+        Some((t, reopen))
     } else {
         None
     };
-    let source = tar.as_ref().map_or(a.file.as_path(), |t| t.path());
+    let source = tar.as_ref().map_or(a.file.as_path(), |(_, p)| p.as_path());
     let size = std::fs::metadata(source)
         .map_err(|e| CliError::io(source, e))?
         .len();

@@ -424,3 +424,73 @@ fn another_package_packed_into_the_same_out_keeps_the_first_ones_key_unless_forc
     ota(&pack("v2", &["--force"])).expect(0);
     assert_ne!(registration(), first);
 }
+
+/// `ota pack` of a model directory killed outright (SIGKILL, a power cut) leaves none of the
+/// model's plaintext in the output: its tar has no name while it exists. (It was a hidden
+/// named file beside the artifact, and stayed there.)
+#[test]
+fn a_killed_pack_leaves_no_plaintext_in_the_output() {
+    let t = tempfile::tempdir().unwrap();
+    let key = keygen(t.path(), "keys");
+    let dir = t.path().join("model-root");
+    let marker = b"PLAINTEXT-MARKER-3f9c1e";
+    let mut engine = marker.to_vec();
+    engine.extend(ota_tests::noise(8 << 20, 5));
+    std::fs::create_dir_all(dir.join("model")).unwrap();
+    std::fs::write(dir.join("model/yolo-v8n.engine"), &engine).unwrap();
+    let m = manifest_with(vec![entry("model/yolo-v8n.engine", "engine", &engine)]);
+    let manifest = write_manifest(t.path(), &m);
+    let out = t.path().join("out");
+    let args = with(
+        pack_args(&key, &out),
+        &["--file", &s(&dir), "--manifest", &manifest],
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ota"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the sealed artifact grows, the tar it reads is complete.
+    let start = std::time::Instant::now();
+    loop {
+        let sealing = walk(&out)
+            .iter()
+            .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
+        if sealing {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            panic!("ota pack ended before it was killed");
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "ota pack never started sealing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for f in walk(&out) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker),
+            "{} holds the model's plaintext",
+            f.display()
+        );
+    }
+}
+
+/// Every file under `d`.
+fn walk(d: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            found.extend(walk(&p));
+        } else {
+            found.push(p);
+        }
+    }
+    found
+}
