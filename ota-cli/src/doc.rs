@@ -128,8 +128,39 @@ pub fn strip_positions(message: &str) -> String {
 /// Converts one YAML document to compact JSON. Mapping keys must be strings, as in JSON; tags
 /// and aliases to non-JSON values are refused by the conversion.
 pub fn yaml_to_json(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    flow_depth_within(bytes, MAX_FLOW_DEPTH)?;
     let value: serde_json::Value = serde_norway::from_slice(bytes).map_err(|e| one_line(&e))?;
     serde_json::to_vec(&value).map_err(|e| e.to_string())
+}
+
+/// The deepest `[`/`{` nesting a YAML document may have (serde_json's own limit for JSON):
+/// the YAML parser takes time quadratic in it (a megabyte of `[` took about an hour).
+const MAX_FLOW_DEPTH: usize = 128;
+
+/// Refuses a YAML document whose flow collections (`[...]`, `{...}`) nest deeper than `max`,
+/// before it is parsed; brackets inside quotes and comments do not count.
+fn flow_depth_within(bytes: &[u8], max: usize) -> Result<(), String> {
+    let (mut depth, mut quote, mut comment) = (0usize, None::<u8>, false);
+    let mut prev = b'\n';
+    for &b in bytes {
+        match (quote, b) {
+            _ if comment => comment = b != b'\n',
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(b),
+            (None, b'#') if prev.is_ascii_whitespace() => comment = true,
+            (None, b'[' | b'{') => {
+                depth += 1;
+                if depth > max {
+                    return Err(format!("collections nest deeper than {max} levels"));
+                }
+            }
+            (None, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = b;
+    }
+    Ok(())
 }
 
 /// An error's text on one line.
@@ -143,6 +174,19 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_parsing() {
+        let deep = format!("a: {}", "[".repeat(100_000));
+        // (Parsing it took 34 s; refusing it takes a scan.)
+        let e = yaml_to_json(deep.as_bytes()).unwrap_err();
+        assert!(e.contains("deeper than 128"), "{e}");
+        let fine = format!("a: {}1{}", "[".repeat(100), "]".repeat(100));
+        assert!(yaml_to_json(fine.as_bytes()).is_ok());
+        // Brackets in quotes and comments are text.
+        let quoted = format!("a: \"{}\" # {}\n", "[".repeat(500), "{".repeat(500));
+        assert!(yaml_to_json(quoted.as_bytes()).is_ok());
+    }
 
     #[test]
     fn form_follows_the_extension_then_the_content() {
