@@ -71,11 +71,18 @@ fn resume_after(rollout_id: &str, headers: &HeaderMap) -> ApiResult<Option<(u64,
     })
 }
 
+/// An event of the stream. Only a stored event carries an SSE `id` (`ROLLOUT:SEQ:IDX`): a
+/// progress step has no place to resume from, and without an id of its own the client's
+/// `Last-Event-ID` stays the last stored event's.
 fn sse(e: &LiveEvent) -> Event {
-    Event::default()
-        .id(e.id.clone())
+    let event = Event::default()
         .event(e.subject.clone())
-        .data(e.payload.to_string())
+        .data(e.payload.to_string());
+    if position(&e.rollout_id, &e.id).is_some() {
+        event.id(e.id.clone())
+    } else {
+        event
+    }
 }
 
 /// The stream.

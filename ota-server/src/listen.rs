@@ -30,10 +30,17 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(read_timeout);
     let graceful = GracefulShutdown::new();
+    // Stop when asked; a sender dropped without asking (a `Running` let go of) asks nothing.
+    let stopped = async move {
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(stopped);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|s| *s) => break,
+            () = &mut stopped => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,

@@ -210,6 +210,15 @@ async fn main() -> ExitCode {
                 .with_env_filter(tracing_subscriber::EnvFilter::new(&s.log))
                 .with_writer(std::io::stderr)
                 .init();
+            // The handlers are in place before the readiness line: a supervisor that stops the
+            // server as soon as it has started gets the graceful stop too.
+            let signals = match StopSignals::new() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("ota-server: handling SIGTERM and SIGINT: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let running = match ota_server::serve(config(s)).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -220,7 +229,7 @@ async fn main() -> ExitCode {
             println!("ota-server listening on http://{}", running.addr);
             let mut running = running;
             tokio::select! {
-                sig = stop_signal() => {
+                sig = signals.recv() => {
                     // What is under way is answered; then the database is let go.
                     tracing::info!(signal = sig, "stopping");
                     running.shutdown().await;
@@ -238,20 +247,26 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Resolves with the signal's name when SIGTERM (a service manager's stop) or SIGINT comes.
-async fn stop_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        },
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+/// SIGTERM (a service manager's stop) and SIGINT, handled from their creation on.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The name of the first of them to come.
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
         }
     }
 }

@@ -50,6 +50,7 @@ pub async fn create(
     Body(body): Body,
 ) -> ApiResult<(StatusCode, AxumJson<Created>)> {
     admin.require_write()?;
+    crate::state::check_body(&body)?;
     let spec = RolloutSpec::from_json(&body, &Limits::DEFAULT)
         .map_err(|e| ApiError::from_status(e.status(), "", e))?;
     let c = engine::create(&st, &admin.tenant, &admin.sub, spec).await?;

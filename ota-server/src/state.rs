@@ -336,21 +336,20 @@ fn query_error(e: &QueryRejection) -> ApiError {
 /// is refused at any depth (`body: duplicate field `status``): read into a map, the last
 /// would win silently, and another reader of the same bytes could take the first.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let named = |e: serde_path_to_error::Error<serde_json::Error>| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        // A body cut short is the body's fault, whatever member it was in.
-        let at = if path == "." || path.is_empty() || inner.is_eof() {
-            "body".to_string()
-        } else {
-            path
-        };
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::invalid(format!("{at}: malformed JSON: {inner}"))
-        } else {
-            ApiError::invalid(format!("{at}: {inner}"))
-        }
-    };
+    check_body(bytes)?;
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(named)?;
+    // One document: `{...} junk` or `{...}{...}` is refused, not read up to its first value.
+    de.end()
+        .map_err(|e| ApiError::invalid(format!("body: malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Checks a JSON body before any parser reads it: one object whose objects name each member
+/// once, at any depth (read into a map, the last would win silently), and whose values the
+/// JSON reader can take; errors name the member. [`parse_json`] runs it, and so does every
+/// handler that parses its body with the library's own parsers.
+pub fn check_body(bytes: &[u8]) -> Result<(), ApiError> {
     // Every body of the API is an object: serde would read a struct from an array of its
     // fields' values in order (`["a", null]`), which no client means.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -358,12 +357,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize::<_, Unique>(&mut *de).map_err(named)?;
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut *de).map_err(named)?;
-    // One document: `{...} junk` or `{...}{...}` is refused, not read up to its first value.
-    de.end()
-        .map_err(|e| ApiError::invalid(format!("body: malformed JSON: {e}")))?;
-    Ok(value)
+    Ok(())
+}
+
+/// A JSON error, naming the member it was found in.
+fn named(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    // A body cut short is the body's fault, whatever member it was in.
+    let at = if path == "." || path.is_empty() || inner.is_eof() {
+        "body".to_string()
+    } else {
+        path
+    };
+    if inner.is_syntax() || inner.is_eof() {
+        ApiError::invalid(format!("{at}: malformed JSON: {inner}"))
+    } else {
+        ApiError::invalid(format!("{at}: {inner}"))
+    }
 }
 
 /// Any JSON value whose objects name each member once; reading it keeps nothing.

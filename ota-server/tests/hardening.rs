@@ -144,6 +144,32 @@ async fn a_member_named_twice_is_refused_and_an_unreadable_value_names_its_field
         );
     }
     assert_eq!(s.get("/api/v1/ota/profiles/arr", &admin).await.0, 404);
+    // A rollout's body too, though the library's own parser reads it.
+    let got = s
+        .raw(
+            "POST",
+            "/api/v1/ota/rollouts",
+            &admin,
+            br#"["p", null]"#.to_vec(),
+        )
+        .await;
+    assert_error(
+        &got,
+        400,
+        "INVALID_ARGUMENT",
+        "body: expected a JSON object",
+    );
+    let twice =
+        format!(r#"{{"package_id":"{pkg}","target_profile_id":"p","target_profile_id":"q"}}"#);
+    let got = s
+        .raw("POST", "/api/v1/ota/rollouts", &admin, twice.into_bytes())
+        .await;
+    assert_error(
+        &got,
+        400,
+        "INVALID_ARGUMENT",
+        "duplicate field `target_profile_id`",
+    );
     // A number past what JSON readers take names its field.
     let got = s
         .raw(

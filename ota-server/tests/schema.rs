@@ -92,6 +92,10 @@ fn conforms(doc: &Value, method: &str, path: &str, (status, answer): &(u16, Valu
         "{method} {path}: status {status} is not documented: {answer}"
     );
     let schema = &response["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} ({status}): no JSON schema documented"
+    );
     let mut out = Vec::new();
     departures(doc, schema, answer, "$", &mut out);
     assert!(

@@ -470,6 +470,20 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
         "{seen}"
     );
     assert!(seen.contains("\"step\":\"swapped\""), "{seen}");
+    // Only stored events carry an id to resume from: a progress step carries none, so a
+    // client's Last-Event-ID stays a position the stream accepts again.
+    for block in seen
+        .split("\n\n")
+        .filter(|b| b.contains("event: device.ota.progress"))
+    {
+        assert!(
+            !block.contains("\nid:") && !block.starts_with("id:"),
+            "{block}"
+        );
+    }
+    for id in seen.lines().filter_map(|l| l.strip_prefix("id: ")) {
+        assert!(id.starts_with(&format!("{rid}:")), "{id}");
+    }
     drop(events);
 
     // --- Resume, then roll back. -------------------------------------------------------------
