@@ -142,12 +142,19 @@ const MAX_FLOW_DEPTH: usize = 128;
 fn flow_depth_within(bytes: &[u8], max: usize) -> Result<(), String> {
     let (mut depth, mut quote, mut comment) = (0usize, None::<u8>, false);
     let mut prev = b'\n';
-    for &b in bytes {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        // A quote opens a quoted scalar only where a token starts (`the model's` is plain).
+        let token_start = prev.is_ascii_whitespace() || b":,[{-".contains(&prev);
         match (quote, b) {
             _ if comment => comment = b != b'\n',
+            // `\"` inside double quotes, `''` inside single quotes: the quote goes on.
+            (Some(b'"'), b'\\') => i += 1,
+            (Some(b'\''), b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 1,
             (Some(q), _) if b == q => quote = None,
             (Some(_), _) => {}
-            (None, b'"' | b'\'') => quote = Some(b),
+            (None, b'"' | b'\'') if token_start => quote = Some(b),
             (None, b'#') if prev.is_ascii_whitespace() => comment = true,
             (None, b'[' | b'{') => {
                 depth += 1;
@@ -159,6 +166,7 @@ fn flow_depth_within(bytes: &[u8], max: usize) -> Result<(), String> {
             _ => {}
         }
         prev = b;
+        i += 1;
     }
     Ok(())
 }
@@ -186,6 +194,19 @@ mod tests {
         // Brackets in quotes and comments are text.
         let quoted = format!("a: \"{}\" # {}\n", "[".repeat(500), "{".repeat(500));
         assert!(yaml_to_json(quoted.as_bytes()).is_ok());
+        let escaped = format!(
+            "a: \"x\\\"{}\"\nb: 'it''s {}'\n",
+            "[".repeat(500),
+            "[".repeat(500)
+        );
+        assert!(yaml_to_json(escaped.as_bytes()).is_ok(), "{escaped}");
+        // An apostrophe in a plain scalar opens nothing: the nesting after it counts.
+        let plain = format!("description: the model's\nx: {}", "[".repeat(100_000));
+        assert!(
+            yaml_to_json(plain.as_bytes())
+                .unwrap_err()
+                .contains("deeper than 128")
+        );
     }
 
     #[test]

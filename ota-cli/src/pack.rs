@@ -373,24 +373,35 @@ fn run_until(a: &PackArgs, json: bool, stop: Option<&Stop>) -> Result<Packed, Cl
     let tar = if a.file.is_dir() {
         let t = outputs.scratch(&artifact)?;
         bundle::write_tar(&a.file, t.file(), stop)?;
-        let reopen = t.reopen_path();
-        Some((t, reopen))
+        Some(t)
     } else {
         None
     };
-    let source = tar.as_ref().map_or(a.file.as_path(), |(_, p)| p.as_path());
-    let size = std::fs::metadata(source)
+    // What is sealed: the file, or the tar read again from its start (errors name --file).
+    let source = a.file.as_path();
+    let open_source = || -> Result<File, CliError> {
+        match &tar {
+            Some(t) => {
+                let mut f = t.file().try_clone().map_err(|e| CliError::io(source, e))?;
+                std::io::Seek::rewind(&mut f).map_err(|e| CliError::io(source, e))?;
+                Ok(f)
+            }
+            None => File::open(source).map_err(|e| CliError::io(source, e)),
+        }
+    };
+    let size = open_source()?
+        .metadata()
         .map_err(|e| CliError::io(source, e))?
         .len();
     let sealer = if a.reproducible {
-        let digest = progress::hash_file(source, size, "hashing", json)?.sha256;
+        let digest = progress::hash_open(open_source()?, source, size, "hashing", json)?.sha256;
         Sealer::reproducible(&key, digest, tmp.as_file())
     } else {
         Sealer::new(&key, keys::random()?, tmp.as_file())
     }
     .map_err(|e| CliError::io(tmp.path(), e))?;
     let bar = progress::bytes(size, "sealing", json);
-    let file = File::open(source).map_err(|e| CliError::io(source, e))?;
+    let file = open_source()?;
     let file: Box<dyn std::io::Read> = match stop {
         Some(s) => Box::new(s.reader(file)),
         None => Box::new(file),

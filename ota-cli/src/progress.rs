@@ -50,8 +50,19 @@ impl<R: Read> Read for Reading<R> {
 /// The digests of the file at `path` (`size` bytes expected, for the bar), under a bar
 /// labelled `what`.
 pub fn hash_file(path: &Path, size: u64, what: &str, json: bool) -> Result<Digests, CliError> {
+    let file = File::open(path).map_err(|e| CliError::io(path, e))?;
+    hash_open(file, path, size, what, json)
+}
+
+/// [`hash_file`] of a file already open (at its start); errors name `path`.
+pub fn hash_open(
+    mut file: File,
+    path: &Path,
+    size: u64,
+    what: &str,
+    json: bool,
+) -> Result<Digests, CliError> {
     let bar = bytes(size, what, json);
-    let mut file = File::open(path).map_err(|e| CliError::io(path, e))?;
     let mut h = ChunkHasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -41,17 +41,6 @@ impl Unnamed {
         }
     }
 
-    /// A path that opens this file again: `/proc/self/fd/N` for an anonymous one.
-    pub fn reopen_path(&self) -> std::path::PathBuf {
-        match self {
-            Unnamed::Anonymous(f) => {
-                use std::os::fd::AsRawFd;
-                std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
-            }
-            Unnamed::Named(t) => t.path().to_path_buf(),
-        }
-    }
-
     /// Syncs the file, sets its mode, and puts it at `target` (replacing what is there).
     pub fn persist(self, target: &Path, mode: u32) -> Result<(), CliError> {
         self.file()
