@@ -100,7 +100,7 @@ impl fmt::Display for Cycle {
             }
             Cycle::Stopped => write!(
                 f,
-                "stopped: a shutdown was asked for; the download resumes on the next run"
+                "stopped: a shutdown was asked for (a download under way resumes on the next run)"
             ),
         }
     }
@@ -156,7 +156,7 @@ mod tests {
             ),
             (
                 Cycle::Stopped,
-                "stopped: a shutdown was asked for; the download resumes on the next run",
+                "stopped: a shutdown was asked for (a download under way resumes on the next run)",
             ),
         ];
         for (c, line) in cases {

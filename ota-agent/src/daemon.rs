@@ -153,7 +153,7 @@ impl Daemon {
     /// reads the credential if there is one. Touches no network.
     pub async fn open(config: Config) -> Result<Daemon, DaemonError> {
         config.check()?;
-        let state = StateDir::open(&config.state_dir)?;
+        let state = StateDir::open_waiting(&config.state_dir).await?;
         let factory = (config.device.installed.len() == 1)
             .then(|| config.device.installed.iter().next())
             .flatten()

@@ -18,8 +18,8 @@ pub use ota_host::durable::{read_optional, remove_partials, sync_dir, write_atom
 /// The file in the state directory a running daemon holds locked.
 pub const LOCK_FILE: &str = "agent.lock";
 
-/// How long [`StateDir::open`] waits for a daemon that is stopping to let go of the state
-/// directory (a restart), in milliseconds.
+/// How long [`StateDir::open_waiting`] waits for a daemon that is stopping to let go of the
+/// state directory (a restart), in milliseconds.
 const LOCK_WAIT_MS: u64 = 5_000;
 
 /// The files of the state directory.
@@ -31,11 +31,27 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// The state directory, created if missing, locked against a second daemon (waiting up
-    /// to 5 s for one that is stopping), then cleared of what a crash while replacing one of
-    /// its files left behind ([`remove_partials`]). A second daemon on the same directory
-    /// is refused ([`DaemonError::Busy`]) before it touches anything: it would delete the
-    /// first one's files as it writes them.
+    /// [`StateDir::open`], waiting up to 5 s (without blocking the runtime) for a daemon
+    /// that is stopping to let go of the directory: a restart.
+    pub async fn open_waiting(dir: &Path) -> Result<StateDir, DaemonError> {
+        let start = Instant::now();
+        loop {
+            match StateDir::open(dir) {
+                Err(DaemonError::Busy { .. })
+                    if start.elapsed() < Duration::from_millis(LOCK_WAIT_MS) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The state directory, created if missing, locked against a second daemon, then
+    /// cleared of what a crash while replacing one of its files left behind
+    /// ([`remove_partials`]). A second daemon on the same directory is refused
+    /// ([`DaemonError::Busy`]) before it touches anything: it would delete the first one's
+    /// files as it writes them.
     pub fn open(dir: &Path) -> Result<StateDir, DaemonError> {
         std::fs::create_dir_all(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
         let path = dir.join(LOCK_FILE);
@@ -45,23 +61,15 @@ impl StateDir {
             .write(true)
             .open(&path)
             .map_err(|e| DaemonError::io("state_dir", &path, e))?;
-        let start = Instant::now();
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock)
-                    if start.elapsed() < Duration::from_millis(LOCK_WAIT_MS) =>
-                {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(DaemonError::Busy {
-                        dir: dir.to_path_buf(),
-                    });
-                }
-                Err(TryLockError::Error(e)) => {
-                    return Err(DaemonError::io("state_dir", &path, e));
-                }
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(DaemonError::Busy {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(DaemonError::io("state_dir", &path, e));
             }
         }
         remove_partials(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
