@@ -286,11 +286,16 @@ pub async fn chunk(
 }
 
 /// The answer of a report.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ReportAnswer {
+    #[schema(value_type = String)]
     device_id: Name,
     rollout_id: String,
+    /// The device's state in the rollout after the report (`sent`, `in_progress`,
+    /// `succeeded`, `failed`...); null when the report named no rollout of the device's.
+    #[schema(value_type = Option<String>)]
     state: Option<DeviceState>,
+    /// Whether the engine recorded it (a further progress step is for the live view only).
     recorded: bool,
 }
 

@@ -10,7 +10,9 @@ use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::packages::{PackageList, PackageView};
+use crate::device::ReportAnswer;
+use crate::packages::{PackageList, PackageView, Uploaded};
+use crate::rollouts::{Created as RolloutCreated, OperatorAnswer};
 
 /// An error answer.
 #[derive(Serialize, ToSchema)]
@@ -88,46 +90,12 @@ pub enum PackageUpload {
     Seed(Box<SeedUpload>),
 }
 
-/// The answer of an upload.
-#[derive(Serialize, ToSchema)]
-pub struct Uploaded {
-    pub package_id: String,
-    /// `available`.
-    pub status: String,
-    pub checksum_verified: bool,
-    pub name: String,
-    pub version: String,
-    /// Key ids: the publisher's, and for the seed form the server's.
-    pub signed_by: Vec<String>,
-}
-
 /// A device profile.
 #[derive(Serialize, ToSchema)]
 pub struct Profile {
     pub description: Option<String>,
     /// The profile-level assignment.
     pub package_id: Option<String>,
-}
-
-/// The answer of a rollout creation (the OTA API's shape).
-#[derive(Serialize, ToSchema)]
-pub struct RolloutCreated {
-    pub rollout_id: String,
-    /// `active`.
-    pub status: String,
-    pub canary_percent: f64,
-    pub scheduled_count: u64,
-}
-
-/// The answer of an operator command.
-#[derive(Serialize, ToSchema)]
-pub struct OperatorAnswer {
-    pub rollout_id: String,
-    /// `active`, `paused`, `rolling_back`, `completed`, `aborted`.
-    pub status: String,
-    pub halt_reason: Option<String>,
-    /// `SEQ:HASH`.
-    pub audit_head: String,
 }
 
 /// A device's report (the OTA API's), with an optional progress step.
@@ -145,17 +113,6 @@ pub struct Report {
     pub attempt: Option<u32>,
     /// With `in_progress`: `downloading`, `verified`, `installed`, `swapped`, `probing`.
     pub step: Option<String>,
-}
-
-/// The answer of a report.
-#[derive(Serialize, ToSchema)]
-pub struct ReportAnswer {
-    pub device_id: String,
-    pub rollout_id: String,
-    /// The device's state in the rollout after the report.
-    pub state: String,
-    /// Whether the engine recorded it (a further progress step is for the live view only).
-    pub recorded: bool,
 }
 
 struct Bearer;

@@ -54,11 +54,12 @@ pub struct DsseUpload {
 }
 
 /// The answer of an upload (the OTA API's shape, and more).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Uploaded {
     /// The package id.
     pub package_id: String,
     /// `available`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     /// The artifact's size and SHA-256 (and chunk table) were checked.
     pub checksum_verified: bool,
@@ -66,7 +67,7 @@ pub struct Uploaded {
     pub name: String,
     /// Its version.
     pub version: String,
-    /// The key ids that signed it.
+    /// The key ids that signed it: the publisher's, and for the seed form the server's.
     pub signed_by: Vec<String>,
 }
 

@@ -26,20 +26,27 @@ fn percent(p: f64) -> Value {
 }
 
 /// The answer of a creation, in the OTA API's order.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = RolloutCreated)]
 pub struct Created {
     rollout_id: String,
+    /// `active`.
+    #[schema(value_type = String)]
     status: ota_core::rollout::RolloutState,
+    #[schema(value_type = f64)]
     canary_percent: Value,
     scheduled_count: u64,
 }
 
 /// The answer of an operator command.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct OperatorAnswer {
     rollout_id: String,
+    /// `active`, `paused`, `rolling_back`, `completed`, `aborted`.
+    #[schema(value_type = String)]
     status: ota_core::rollout::RolloutState,
     halt_reason: Option<String>,
+    /// `SEQ:HASH`.
     audit_head: String,
 }
 
