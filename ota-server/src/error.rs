@@ -7,7 +7,7 @@ use ota_core::Status;
 use serde::Serialize;
 
 /// A status code of the API, after gRPC's canonical codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     /// The request is malformed or names a bad value.
@@ -75,11 +75,17 @@ impl Code {
     }
 }
 
-/// An API error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+/// An API error (the document's `Error`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[error("{code:?}: {message}")]
+#[schema(as = Error)]
 pub struct ApiError {
-    /// The code.
+    /// `INVALID_ARGUMENT` (400), `UNAUTHENTICATED` (401), `PERMISSION_DENIED` (403),
+    /// `NOT_FOUND` (404), `DEADLINE_EXCEEDED` (408: a body that paused past the read
+    /// timeout), `ALREADY_EXISTS`, `ABORTED` (a concurrent request wrote the same row first:
+    /// send it again) and `FAILED_PRECONDITION` (409), `RESOURCE_EXHAUSTED` (413),
+    /// `INTERNAL` (500), `UNIMPLEMENTED` (501), `UNAVAILABLE` (503: the database, or another
+    /// replica drives the rollout; send it again).
     pub code: Code,
     /// One line, naming the field.
     pub message: String,

@@ -18,7 +18,7 @@ use crate::packages::parse_id;
 use crate::state::{AppState, Body, Json, Path, now, parse_json};
 
 /// A device profile: the rollout target, and the OTA policy its devices inherit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// A description.

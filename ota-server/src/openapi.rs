@@ -6,71 +6,15 @@
 #![allow(dead_code, missing_docs)]
 
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::device::ReportAnswer;
-use crate::packages::{PackageList, PackageView, Uploaded};
+use crate::error::{ApiError as Error, Code};
+use crate::fleet::Profile;
+use crate::packages::{DsseUpload, PackageList, PackageView, Uploaded};
 use crate::rollouts::{Created as RolloutCreated, OperatorAnswer};
-
-/// An error answer.
-#[derive(Serialize, ToSchema)]
-pub struct Error {
-    /// `INVALID_ARGUMENT` (400), `UNAUTHENTICATED` (401), `PERMISSION_DENIED` (403),
-    /// `NOT_FOUND` (404), `ALREADY_EXISTS`, `ABORTED` (a concurrent request wrote the same row
-    /// first: send it again) and `FAILED_PRECONDITION` (409), `RESOURCE_EXHAUSTED` (413), `DEADLINE_EXCEEDED` (408: a body that paused past the read timeout),
-    /// `INTERNAL` (500), `UNIMPLEMENTED` (501), `UNAVAILABLE` (503: the database, or another
-    /// replica drives the rollout; send it again).
-    pub code: String,
-    /// One line, naming the field.
-    pub message: String,
-}
-
-/// The DSSE form of a package upload.
-#[derive(Serialize, ToSchema)]
-pub struct DsseUpload {
-    /// The DSSE envelope `ota pack` writes (`package.json`).
-    pub envelope: Value,
-    /// The 64-hex AES-256 key of the sealed artifact (from `registration.json`).
-    pub encryption_key: String,
-    /// `file:///...` inside an `--artifact-root`, or `store://TENANT/KEY` (the caller's own
-    /// tenant); default the statement's.
-    pub artifact_uri: Option<String>,
-}
-
-/// The OTA API's compatibility block.
-#[derive(Serialize, ToSchema)]
-pub struct SeedCompatibility {
-    pub device_type: Option<String>,
-    pub device_types: Option<Vec<String>>,
-    pub hardware_profiles: Option<Vec<String>>,
-    pub min_version: Option<String>,
-    pub max_version: Option<String>,
-}
-
-/// The OTA API's form of a package upload.
-#[derive(Serialize, ToSchema)]
-pub struct SeedUpload {
-    /// `fw`, `sw` or `model`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Default `DEVICE_TYPE-TYPE`.
-    pub name: Option<String>,
-    pub version: String,
-    /// `file:///...` inside an `--artifact-root`, or `store://TENANT/KEY` (the caller's own
-    /// tenant).
-    pub artifact_uri: String,
-    /// The plain artifact's SHA-256.
-    pub sha256: String,
-    /// Ed25519 over the SHA-256 (its 32 bytes or 64 hex characters), base64 or hex.
-    pub signature: String,
-    pub size_bytes: u64,
-    pub compatibility: Option<SeedCompatibility>,
-    pub release_notes: Option<String>,
-    /// A rollback build, bound to what it replaces.
-    pub rollback: Option<RollbackBinding>,
-}
+use crate::seed_form::{SeedCompatibility, SeedUpload};
 
 /// What a signed rollback is bound to: devices downgrade with it only while they run `from`,
 /// before `expires`.
@@ -82,20 +26,12 @@ pub struct RollbackBinding {
     pub expires: String,
 }
 
-/// A package upload, in either form.
-#[derive(Serialize, ToSchema)]
+/// A package upload, in either form (the document's union of the two bodies).
+#[derive(ToSchema)]
 #[serde(untagged)]
 pub enum PackageUpload {
     Dsse(DsseUpload),
     Seed(Box<SeedUpload>),
-}
-
-/// A device profile.
-#[derive(Serialize, ToSchema)]
-pub struct Profile {
-    pub description: Option<String>,
-    /// The profile-level assignment.
-    pub package_id: Option<String>,
 }
 
 /// A device's report (the OTA API's), with an optional progress step.
@@ -376,7 +312,7 @@ fn device_rpc() {}
         put_device, get_device, create_rollout, list_rollouts, rollout_status, pause, resume,
         rollback, abort, approve, rollout_devices, audit, events, device_ota, device_chunk,
         device_report, device_rpc),
-    components(schemas(Error, DsseUpload, SeedUpload, SeedCompatibility, RollbackBinding, PackageUpload, Uploaded,
+    components(schemas(Error, Code, DsseUpload, SeedUpload, SeedCompatibility, RollbackBinding, PackageUpload, Uploaded,
         PackageView, PackageList, Profile, RolloutCreated, OperatorAnswer, Report, ReportAnswer)),
     modifiers(&Bearer, &CommonAnswers),
 )]

@@ -40,12 +40,14 @@ pub struct StoredPackage {
 /// The upload body of the DSSE form: the envelope `ota pack` writes (`package.json`), the
 /// AES key from its `registration.json`, and optionally where to fetch the artifact from
 /// (default: the statement's `artifact_uri`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DsseUpload {
-    /// The DSSE envelope.
+    /// The DSSE envelope `ota pack` writes (`package.json`).
+    #[schema(value_type = Object)]
     pub envelope: Value,
-    /// The 64-hex AES-256 key of the sealed artifact.
+    /// The 64-hex AES-256 key of the sealed artifact (from `registration.json`).
+    #[schema(value_type = String)]
     pub encryption_key: SealKey,
     /// `file:///...` inside an allowed root, or `store://TENANT/KEY` in the caller's part of
     /// the local object store.

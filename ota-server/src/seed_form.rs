@@ -27,22 +27,28 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::state::{AppState, parse_json};
 
 /// The OTA API's upload body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeedUpload {
     /// `fw`, `sw` or `model`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: ota_core::PackageType,
     /// The package name (default `DEVICE_TYPE-TYPE`, e.g. `temp-sensor-fw`).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
     /// The build's version.
+    #[schema(value_type = String)]
     pub version: Version,
-    /// Where the plain artifact is.
+    /// Where the plain artifact is: `file:///...` inside an `--artifact-root`, or
+    /// `store://TENANT/KEY` (the caller's own tenant).
     pub artifact_uri: String,
     /// Its declared SHA-256.
+    #[schema(value_type = String)]
     pub sha256: Sha256Digest,
-    /// The publisher's signature over the SHA-256.
+    /// The publisher's signature over the SHA-256 (Ed25519 over its 32 bytes or 64 hex
+    /// characters, or ECDSA P-256 in DER), base64 or hex.
     pub signature: String,
     /// Its size.
     pub size_bytes: u64,
@@ -55,27 +61,33 @@ pub struct SeedUpload {
     /// A rollback build (the one devices accept although it is older), bound to what it
     /// replaces: `{"from": VERSION, "expires": RFC 3339}`, signed into the statement as is.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::RollbackBinding>)]
     pub rollback: Option<serde_json::Value>,
 }
 
 /// The OTA API's compatibility block (the library's field names are accepted too).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeedCompatibility {
     /// One device type.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub device_type: Option<Name>,
     /// Device types.
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub device_types: Vec<Name>,
     /// Hardware profiles.
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub hardware_profiles: Vec<Name>,
     /// The oldest installed version it upgrades from.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub min_version: Option<Version>,
     /// The newest installed version it upgrades from.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub max_version: Option<Version>,
 }
 

@@ -56,6 +56,11 @@ fn departures(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<St
         out.push(format!("{at}: a {kind}, documented as {types:?}"));
         return;
     }
+    if let Some(values) = schema["enum"].as_array()
+        && !values.contains(v)
+    {
+        out.push(format!("{at}: {v} is not one of the documented {values:?}"));
+    }
     match v {
         Value::Object(o) => {
             let props = schema["properties"].as_object();
