@@ -68,7 +68,8 @@ pub fn inspect(a: &InspectArgs) -> Result<Outcome, CliError> {
             j["ok"] = json!(false);
             j["verified"] = json!(false);
             j["status"] = json!(e.status().name());
-            j["error"] = json!(e.to_string());
+            // One line naming the file, as every command's error does.
+            j["error"] = json!(format!("{}: {e}", a.file.display()));
             Ok(Outcome::failed(text, j))
         }
     }

@@ -452,6 +452,16 @@ fn verify_names_the_bad_chunk_and_the_failed_signature() {
     );
     let r = ota(&["inspect", &env, "--trusted-key", &other]);
     expect(&r, 1);
+    // With --json, its error names the file, as every command's does.
+    let r = ota(&["inspect", &env, "--trusted-key", &other, "--json"]);
+    expect(&r, 1);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(&format!("{env}: "))),
+        "{v}"
+    );
     // A key that is not a key is a usage error.
     expect(&verify(&env, &s(&p.artifact), "beef", &[]), 2);
 }
