@@ -68,7 +68,8 @@ pub fn verify(a: &VerifyArgs) -> Result<Outcome, CliError> {
         }
         Err(e) => Ok(Outcome::failed(
             format!("{file}: {e}"),
-            json!({"ok": false, "file": file, "status": e.status().name(), "error": e.to_string()}),
+            json!({"ok": false, "file": file, "status": e.status().name(),
+                   "error": format!("{file}: {e}")}),
         )),
     }
 }

@@ -217,8 +217,18 @@ fn main() -> ExitCode {
         Err(e) => {
             // --help and --version are not errors; everything else clap refuses is usage.
             if !e.use_stderr() {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
+                // Help that could not be written whole (a full disk, a closed pipe) is a
+                // failure, as any command's unwritten answer is.
+                let written = e
+                    .print()
+                    .and_then(|()| std::io::Write::flush(&mut std::io::stdout()));
+                return match written {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(err) => {
+                        eprintln!("ota: error: stdout: the help was not written whole: {err}");
+                        ExitCode::from(2)
+                    }
+                };
             }
             let rendered = e.render().to_string();
             // The first paragraph on one line: the error and, for missing arguments, which.

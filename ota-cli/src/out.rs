@@ -251,6 +251,39 @@ fn write_streamed(
     w.flush()
 }
 
+/// Refuses to replace what is not a regular file at `--out` (a device, a FIFO, a symbolic
+/// link, a directory): writing there would feed a device, block on a FIFO, or follow a link
+/// elsewhere. `force`: whether the command has `--force` and it was given (`None`: it has
+/// none); a directory is never replaced.
+pub fn refuse_special(out: &Path, force: Option<bool>) -> Result<(), CliError> {
+    let Ok(m) = std::fs::symlink_metadata(out) else {
+        return Ok(());
+    };
+    let kind = m.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "a device, FIFO or socket"
+    };
+    if force == Some(true) && !kind.is_dir() {
+        return Ok(());
+    }
+    Err(CliError::usage(format!(
+        "--out {}: {what}, not a regular file; it is not replaced{}",
+        out.display(),
+        if kind.is_dir() || force.is_none() {
+            ""
+        } else {
+            " (give --force to replace it)"
+        }
+    )))
+}
+
 /// Reads a whole file of at most `max` bytes; a larger one (or an endless one, `/dev/zero`) is
 /// refused as soon as it passes the bound, without reading further.
 pub fn read(path: &Path, max: usize) -> Result<Vec<u8>, CliError> {

@@ -75,6 +75,7 @@ pub fn sign(a: &SignArgs) -> Result<Outcome, CliError> {
     let trusted = [signer.public_key()].into_iter().collect();
     sign::verify_envelope(envelope.clone(), &trusted, 1, &ota_core::Limits::DEFAULT)
         .map_err(|e| CliError::failure(Some(e.status()), format!("{shown}: {e}")))?;
+    out::refuse_special(&out_path, None)?;
     out::write_atomic(&out_path, envelope.to_json().as_bytes(), false)?;
     let keyids: Vec<String> = envelope
         .claimed_keyids()

@@ -73,7 +73,7 @@ pub struct UnpackArgs {
 /// Opens the artifact into a file with no name beside `--out`, linked over it only on
 /// success.
 pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
-    refuse_special(&a.out, a.force)?;
+    out::refuse_special(&a.out, Some(a.force))?;
     if same_file(&a.out, &a.artifact) {
         return Err(CliError::usage(format!(
             "--out {}: is --artifact; the sealed artifact would be replaced by its plaintext",
@@ -144,7 +144,7 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
         return Err(CliError::usage("interrupted by a signal"));
     }
     // Checked again: the target may have changed while the artifact was read.
-    refuse_special(&a.out, a.force)?;
+    out::refuse_special(&a.out, Some(a.force))?;
     // The plaintext is made like any new file: 0666 less the umask (a umask of 077 keeps it
     // the caller's alone).
     tmp.persist(&a.out, 0o666 & !crate::unnamed::umask())?;
@@ -161,8 +161,6 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
     ))
 }
 
-/// Refuses to replace what is not a regular file at `out` (a device, a FIFO, a symbolic link,
-/// a directory) unless `force`.
 /// Whether `a` and `b` name one file (through links, or two spellings of a path).
 fn same_file(a: &Path, b: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -170,33 +168,4 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
     }
-}
-
-fn refuse_special(out: &Path, force: bool) -> Result<(), CliError> {
-    let Ok(m) = std::fs::symlink_metadata(out) else {
-        return Ok(());
-    };
-    let kind = m.file_type();
-    if kind.is_file() {
-        return Ok(());
-    }
-    let what = if kind.is_symlink() {
-        "a symbolic link"
-    } else if kind.is_dir() {
-        "a directory"
-    } else {
-        "a device, FIFO or socket"
-    };
-    if force && !kind.is_dir() {
-        return Ok(());
-    }
-    Err(CliError::usage(format!(
-        "--out {}: {what}, not a regular file; it is not replaced{}",
-        out.display(),
-        if kind.is_dir() {
-            ""
-        } else {
-            " (give --force to replace it)"
-        }
-    )))
 }

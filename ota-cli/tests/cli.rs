@@ -1071,6 +1071,16 @@ fn audit_verify_checks_the_demo_trail_and_its_head_with_keep_relative() {
     let r = ota(&["audit", "verify", &s(&trail)]);
     expect(&r, 1);
     assert!(r.stdout.contains("audit.jsonl"), "{}", r.stdout);
+    // With --json too: its error names the file.
+    let r = ota(&["audit", "verify", &s(&trail), "--json"]);
+    expect(&r, 1);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with(&format!("{}: ", s(&trail)))),
+        "{}",
+        r.stdout
+    );
     let edited = text.replacen("\"alice\"", "\"mallory\"", 1);
     std::fs::write(&trail, edited).unwrap();
     expect(&ota(&["audit", "verify", &s(&trail)]), 1);

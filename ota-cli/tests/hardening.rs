@@ -1309,3 +1309,46 @@ fn verify_with_the_key_checks_the_signed_plaintext_digest() {
     let said = format!("{}{}", r.stdout, r.stderr);
     assert!(said.contains("seal.plaintext_sha256"), "{said}");
 }
+
+/// `ota sign --out` does not replace what is not a regular file (a FIFO would block it, a
+/// symbolic link would be replaced by a file); it did, silently, where `unpack` refused.
+#[test]
+fn sign_refuses_to_replace_a_fifo_or_a_symbolic_link() {
+    use base64::Engine as _;
+    let t = tempfile::tempdir().unwrap();
+    let p = packed(t.path(), 100_000, "1");
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(p.out.join("package.json")).unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    let statement = t.path().join("statement.json");
+    std::fs::write(&statement, payload).unwrap();
+    let fifo = t.path().join("out.fifo");
+    mkfifo(&fifo);
+    let link = t.path().join("out.link");
+    std::os::unix::fs::symlink(t.path().join("elsewhere.json"), &link).unwrap();
+    for out in [&fifo, &link] {
+        let r = ota(&[
+            "sign",
+            &s(&statement),
+            "--key",
+            &s(&t.path().join("keys/private.pem")),
+            "--out",
+            &s(out),
+        ]);
+        r.expect(2);
+        assert!(
+            r.stderr.contains("--out") && r.stderr.contains("not replaced"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(!t.path().join("elsewhere.json").exists());
+}

@@ -194,3 +194,20 @@ fn man_pages_cover_every_command() {
         "ota-pack.1 documents its flags"
     );
 }
+
+/// Help that cannot be written whole (stdout a full disk) is a failure, exit 2, as any
+/// command's unwritten answer is; it exited 0.
+#[test]
+fn help_that_cannot_be_written_exits_2() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ota"))
+        .arg("--help")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdout"));
+}
