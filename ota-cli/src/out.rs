@@ -356,12 +356,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), CliE
 }
 
 /// The directory a file is in (`.` for a bare name).
-pub fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
+pub use ota_host::durable::parent;
 
 /// Sets a file's permission bits (Unix only).
 #[cfg(unix)]

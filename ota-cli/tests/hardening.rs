@@ -1048,35 +1048,12 @@ fn an_interrupted_demo_removes_its_work_directory() {
     let tmpdir = t.path().join("tmp");
     std::fs::create_dir(&tmpdir).unwrap();
     // Devices that poll every 30 s: the rollout is far from done when the signal comes.
-    let mut child = Command::new(bin())
-        .args([
-            "demo",
-            "--devices",
-            "10",
-            "--model-mb",
-            "0.2",
-            "--poll-ms",
-            "30000",
-        ])
-        .env("TMPDIR", &tmpdir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.starts_with("agents") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    if rx.recv_timeout(Duration::from_secs(300)).is_err() {
-        let _ = child.kill();
-        panic!("the demo never started its agents");
-    }
+    let (mut child, _) = demo_until(
+        &["--devices", "10", "--model-mb", "0.2", "--poll-ms", "30000"],
+        &tmpdir,
+        "agents",
+        false,
+    );
     assert_eq!(names(&tmpdir).len(), 1, "its work directory");
     signal(&child, "INT");
     let status = wait_bounded(&mut child, Duration::from_secs(120), "ota demo");
@@ -1093,45 +1070,13 @@ fn an_interrupted_or_unread_simulation_stops_and_removes_its_work_directory() {
         let t = tempfile::tempdir().unwrap();
         let tmpdir = t.path().join("tmp");
         std::fs::create_dir(&tmpdir).unwrap();
-        let mut child = Command::new(bin())
-            .args([
-                "demo",
-                "--simulate",
-                "--devices",
-                "100000",
-                "--model-mb",
-                "1",
-            ])
-            .env("TMPDIR", &tmpdir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let err = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let (tx, rx) = mpsc::channel();
         let unread = how == "pipe";
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("wave ") {
-                    let _ = tx.send(());
-                    if unread {
-                        // The reader goes away, as `head` does.
-                        return;
-                    }
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(300)).is_err() {
-            let _ = child.kill();
-            panic!("{how}: the simulation never opened its first wave");
-        }
+        let (mut child, err) = demo_until(
+            &["--simulate", "--devices", "100000", "--model-mb", "1"],
+            &tmpdir,
+            "wave ",
+            unread,
+        );
         if how == "signal" {
             signal(&child, "INT");
         }
@@ -1253,18 +1198,12 @@ fn a_tuf_repository_named_by_a_bare_name_is_created() {
 /// without computing one.
 #[test]
 fn verify_with_the_key_checks_the_signed_plaintext_digest() {
-    use base64::Engine as _;
     let t = tempfile::tempdir().unwrap();
     let p = packed(t.path(), 100_000, "1");
     let reg: Value =
         serde_json::from_slice(&std::fs::read(p.out.join("registration.json")).unwrap()).unwrap();
     let key = reg["encryption_key"].as_str().unwrap().to_string();
-    let envelope: Value =
-        serde_json::from_slice(&std::fs::read(p.out.join("package.json")).unwrap()).unwrap();
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(envelope["payload"].as_str().unwrap())
-        .unwrap();
-    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+    let mut statement: Value = serde_json::from_slice(&statement_of(&p)).unwrap();
     let verify = |package: &Path| {
         ota(&[
             "verify",
@@ -1314,16 +1253,10 @@ fn verify_with_the_key_checks_the_signed_plaintext_digest() {
 /// symbolic link would be replaced by a file); it did, silently, where `unpack` refused.
 #[test]
 fn sign_refuses_to_replace_a_fifo_or_a_symbolic_link() {
-    use base64::Engine as _;
     let t = tempfile::tempdir().unwrap();
     let p = packed(t.path(), 100_000, "1");
-    let envelope: Value =
-        serde_json::from_slice(&std::fs::read(p.out.join("package.json")).unwrap()).unwrap();
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(envelope["payload"].as_str().unwrap())
-        .unwrap();
     let statement = t.path().join("statement.json");
-    std::fs::write(&statement, payload).unwrap();
+    std::fs::write(&statement, statement_of(&p)).unwrap();
     let fifo = t.path().join("out.fifo");
     mkfifo(&fifo);
     let link = t.path().join("out.link");
@@ -1351,4 +1284,57 @@ fn sign_refuses_to_replace_a_fifo_or_a_symbolic_link() {
             .is_symlink()
     );
     assert!(!t.path().join("elsewhere.json").exists());
+}
+
+/// The signed statement of `p`'s envelope (its payload, decoded).
+fn statement_of(p: &Packed) -> Vec<u8> {
+    use base64::Engine as _;
+    let envelope: Value =
+        serde_json::from_slice(&std::fs::read(p.out.join("package.json")).unwrap()).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap()
+}
+
+/// Starts `ota demo ARGS` with its temporary files in `tmpdir` and waits (at most 300 s) for a
+/// line of its transcript starting with `prefix`; then stops reading its stdout when `unread`
+/// (as `head` does), or reads on. The demo, and a thread collecting its stderr.
+fn demo_until(
+    args: &[&str],
+    tmpdir: &Path,
+    prefix: &'static str,
+    unread: bool,
+) -> (Child, std::thread::JoinHandle<String>) {
+    let mut child = Command::new(bin())
+        .arg("demo")
+        .args(args)
+        .env("TMPDIR", tmpdir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with(prefix) {
+                let _ = tx.send(());
+                if unread {
+                    return;
+                }
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(300)).is_err() {
+        let _ = child.kill();
+        panic!("ota demo {args:?} never printed a line starting with {prefix:?}");
+    }
+    (child, err)
 }

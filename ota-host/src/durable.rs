@@ -87,8 +87,8 @@ pub fn remove_partials(dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
-/// The directory a file is in (`.` for a bare name).
-fn parent(path: &Path) -> &Path {
+/// The directory a file is in (`.` for a bare name, whose `Path::parent` is "").
+pub fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::UnixMs;
 
-const MINUTE_MS: u64 = 60_000;
-const DAY_MS: u64 = 24 * 60 * MINUTE_MS;
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+const WEEK_MS: i64 = 7 * DAY_MS;
 
 /// How fast commands go out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,17 +99,13 @@ impl Maintenance {
         if self.contains(now) {
             return Some(now);
         }
-        let start = u64::from(self.start_minute()?) * MINUTE_MS;
-        let week = 7 * DAY_MS;
-        // Where `now` lies in the local week, 1970-01-01 (minute 0) being a Thursday.
-        let offset = i64::from(self.utc_offset_minutes) * MINUTE_MS as i64;
-        let into_week = (now.get() as i64 + offset + 3 * DAY_MS as i64).rem_euclid(week as i64);
+        let start = i64::from(self.start_minute()?) * MINUTE_MS;
+        let into_week = self.week_position_ms(now);
         self.days
             .iter()
             .map(|d| {
-                let opens = *d as u64 * DAY_MS + start;
-                let wait = (opens as i64 - into_week).rem_euclid(week as i64) as u64;
-                now + wait
+                let opens = *d as i64 * DAY_MS + start;
+                now + (opens - into_week).rem_euclid(WEEK_MS) as u64
             })
             .min()
     }
@@ -118,15 +115,19 @@ impl Maintenance {
         let Some(start) = self.start_minute() else {
             return false;
         };
-        let local_minutes = (now.get() / 60_000) as i64 + i64::from(self.utc_offset_minutes);
-        let week = 7 * 24 * 60;
-        // 1970-01-01 was a Thursday: minute 0 of the epoch is Thursday 00:00.
-        let minute_of_week = (local_minutes + 3 * 24 * 60).rem_euclid(week);
+        let minute_of_week = self.week_position_ms(now) / MINUTE_MS;
         self.days.iter().any(|d| {
             let day_start = *d as i64 * 24 * 60 + i64::from(start);
-            let into = (minute_of_week - day_start).rem_euclid(week);
+            let into = (minute_of_week - day_start).rem_euclid(WEEK_MS / MINUTE_MS);
             into < i64::from(self.duration_minutes)
         })
+    }
+
+    /// Where `now` lies in the local week, in milliseconds from Monday 00:00 (1970-01-01,
+    /// millisecond 0, was a Thursday).
+    fn week_position_ms(&self, now: UnixMs) -> i64 {
+        let offset = i64::from(self.utc_offset_minutes) * MINUTE_MS;
+        (now.get() as i64 + offset + 3 * DAY_MS).rem_euclid(WEEK_MS)
     }
 }
 

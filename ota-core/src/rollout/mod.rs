@@ -215,10 +215,7 @@ impl Rollout {
         if let Err(e) = self.apply(&input, now) {
             self.step = Step::default();
             if let Some((report, attempt)) = self.refused_report(&input, &e) {
-                self.effect(Effect::ReportRefused {
-                    device_id: report.device_id.clone(),
-                    reason: e.refusal().unwrap_or("refused").into(),
-                });
+                self.refused(&report.device_id, &e);
                 self.record(now, Input::RefusedReport { report, attempt }, true);
             }
             return Err(e);
@@ -287,10 +284,7 @@ impl Rollout {
             Input::RefusedReport { report, attempt } => {
                 match self.check_report(report, Some(*attempt)) {
                     Err(e) if e.is_recorded() => {
-                        self.effect(Effect::ReportRefused {
-                            device_id: report.device_id.clone(),
-                            reason: e.refusal().unwrap_or("refused").into(),
-                        });
+                        self.refused(&report.device_id, &e);
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -320,6 +314,14 @@ impl Rollout {
                 attempt.unwrap_or_else(|| self.first_attempt_of(i)),
             )
         })
+    }
+
+    /// Adds a report's refusal to the step's effects, under the refusal's stable name.
+    fn refused(&mut self, device_id: &Name, e: &RolloutError) {
+        self.effect(Effect::ReportRefused {
+            device_id: device_id.clone(),
+            reason: e.refusal().unwrap_or("refused").into(),
+        });
     }
 
     fn refuse(&self, input: &Input) -> RolloutError {

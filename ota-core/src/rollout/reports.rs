@@ -206,10 +206,7 @@ impl Rollout {
             // Every device is known and the rollout named: each refusal is one the trail
             // records.
             if let Err(e) = &result {
-                self.effect(Effect::ReportRefused {
-                    device_id: item.device_id.clone(),
-                    reason: e.refusal().unwrap_or("refused").into(),
-                });
+                self.refused(&item.device_id, e);
             }
             each.push(result);
         }

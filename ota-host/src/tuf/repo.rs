@@ -471,11 +471,7 @@ fn sync_tree(path: &Path) -> std::io::Result<()> {
 
 /// Syncs the directory holding `path` (its entry for `path`).
 fn sync_parent(path: &Path) -> Result<(), TufError> {
-    // A bare name's parent is "", the current directory.
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::durable::parent(path);
     crate::durable::sync_dir(dir).map_err(|e| io(dir, e))
 }
 
