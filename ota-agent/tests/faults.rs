@@ -521,7 +521,7 @@ async fn a_kill_9_of_the_server_mid_rollout_loses_no_progress() {
         .await;
     assert_eq!(code, 200, "{trail}");
     let records: Vec<ota_core::audit::AuditRecord> =
-        serde_json::from_value(trail["records"].clone()).unwrap();
+        ota_core::audit::parse_values(trail["records"].as_array().unwrap()).unwrap();
     let head: ota_core::audit::AuditHead = status["audit_head"].as_str().unwrap().parse().unwrap();
     ota_core::audit::verify_with_head(&records, &head).unwrap();
     drop(server);

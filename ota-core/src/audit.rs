@@ -21,6 +21,12 @@ use crate::rollout::{Effect, Input};
 use crate::status::Status;
 use crate::time::UnixMs;
 
+mod reader;
+mod report_line;
+
+pub use reader::Reader;
+use report_line::ReportLine;
+
 /// Who or what caused a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -65,8 +71,23 @@ pub struct AuditRecord {
     pub effects: Vec<Effect>,
     /// The hash of the record before (zeros for the first).
     pub prev: Sha256Digest,
-    /// The SHA-256 of this record's JSON without this field.
+    /// The SHA-256 of this record's JSON without this field (of `prev` and the line, for a
+    /// report line).
     pub hash: Sha256Digest,
+    /// How the record is written: as a whole object, or as a report line. Set when the record
+    /// is written ([`Chain::append`]) or read ([`Reader`]): a stored record keeps its form.
+    #[serde(skip)]
+    form: Form,
+}
+
+/// How a record is written in the trail (see docs/audit-trail.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Form {
+    /// The whole record, one JSON object.
+    #[default]
+    Object,
+    /// A report line, `[at,device_id,status,...]`.
+    ReportLine,
 }
 
 /// What a record's hash covers: the record without its hash, fields in this order.
@@ -81,8 +102,29 @@ struct Hashed<'a> {
 }
 
 impl AuditRecord {
+    /// Whether the record is written as a report line, the short form of a device's routine
+    /// report (see docs/audit-trail.md), rather than as a whole object.
+    pub fn is_report_line(&self) -> bool {
+        self.line().is_some()
+    }
+
+    /// The report line this record is written as, if it is one (and still says what one can).
+    fn line(&self) -> Option<ReportLine<'_>> {
+        (self.form == Form::ReportLine)
+            .then(|| ReportLine::of(self))
+            .flatten()
+    }
+
     /// The hash this record should have.
     pub fn compute_hash(&self) -> Sha256Digest {
+        if let Some(line) = self.line() {
+            // A report line's hash: of the hex of the hash before it, then the line.
+            let mut text = Vec::with_capacity(128);
+            text.extend_from_slice(self.prev.hex().as_bytes());
+            if serde_json::to_writer(&mut text, &line).is_ok() {
+                return Sha256Digest::of(&text);
+            }
+        }
         let h = Hashed {
             seq: self.seq,
             at: self.at,
@@ -106,9 +148,13 @@ impl AuditRecord {
         Sha256Digest::of(&text)
     }
 
-    /// The record as one line of JSON (the trail is stored one record per line).
+    /// The record as one line of JSON, as the trail stores it: a report line for a device's
+    /// routine report, the whole object otherwise.
     pub fn to_json(&self) -> String {
-        json::to_string(self)
+        match self.line() {
+            Some(line) => json::to_string(&line),
+            None => json::to_string(self),
+        }
     }
 }
 
@@ -132,7 +178,10 @@ impl Default for Chain {
 }
 
 impl Chain {
-    /// Appends a record: numbers it, links it to the tip and hashes it.
+    /// Appends a record: numbers it, links it to the tip and hashes it. A device's routine
+    /// report is written as a report line, which names no rollout: a [`Reader`] takes it from
+    /// the trail's creation record, so a trail holds the reports of its own rollout only (the
+    /// rollout engine refuses any other, and records the refusal as a whole object).
     pub fn append(
         &mut self,
         at: UnixMs,
@@ -148,7 +197,11 @@ impl Chain {
             effects,
             prev: self.tip,
             hash: Sha256Digest::from_bytes([0; 32]),
+            form: Form::Object,
         };
+        if ReportLine::of(&r).is_some() {
+            r.form = Form::ReportLine;
+        }
         r.hash = r.compute_hash();
         self.next_seq += 1;
         self.tip = r.hash;
@@ -304,18 +357,28 @@ pub fn verify_with_head(records: &[AuditRecord], head: &AuditHead) -> Result<Cha
     Ok(chain)
 }
 
-/// Parses a trail stored one JSON record per line (blank lines ignored).
+/// Parses a trail stored one record per line (blank lines ignored), from its first record
+/// (see [`Reader`]).
 pub fn parse_lines(text: &str) -> Result<Vec<AuditRecord>, AuditError> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| AuditError::Malformed {
-                line: i + 1,
-                message: e.to_string(),
-            })
-        })
-        .collect()
+    let mut reader = Reader::new();
+    let mut records = Vec::new();
+    for line in text.lines() {
+        if let Some(r) = reader.read(line)? {
+            records.push(r);
+        }
+    }
+    Ok(records)
+}
+/// Parses a trail given as JSON values, one a record, from its first record: how a JSON
+/// document carries one (ota-server's `GET /api/v1/ota/rollouts/{id}/audit` gives its
+/// `records` so). A value is read as the line it writes (see [`Reader`]).
+pub fn parse_values(records: &[serde_json::Value]) -> Result<Vec<AuditRecord>, AuditError> {
+    let mut reader = Reader::new();
+    let mut out = Vec::with_capacity(records.len());
+    for v in records {
+        out.extend(reader.read(&v.to_string())?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -393,6 +456,201 @@ mod tests {
                 "570658a7af345a59d8cb3f2\"}",
             )
         );
+    }
+
+    fn n(t: &str) -> Name {
+        t.parse().unwrap()
+    }
+
+    fn report(
+        status: crate::report::ReportStatus,
+        version: Option<&str>,
+    ) -> crate::report::DeviceReport {
+        crate::report::DeviceReport {
+            device_id: n("dev-0042"),
+            rollout_id: Some(n("rol_4c7e")),
+            firmware_version: version.map(|t| t.parse().unwrap()),
+            status,
+            reason: None,
+            attempt: None,
+        }
+    }
+
+    /// A device's routine report is written as a report line (docs/audit-trail.md), hashed as
+    /// the hex of the hash before it followed by the line, and read back, after the records
+    /// before it, as the same record.
+    #[test]
+    fn a_routine_report_is_a_short_line_hashed_after_the_hash_before_it() {
+        use crate::report::ReportStatus::{Failure, InProgress, Success};
+        let device = || Cause::Device {
+            device_id: n("dev-0042"),
+        };
+        let mut c = Chain::default();
+        let first = c.append(UnixMs(1), Cause::Timer, Input::Tick, Vec::new());
+        let success = c.append(
+            UnixMs(1_700_000_001_001),
+            device(),
+            Input::Report(report(Success, Some("2.0.0"))),
+            vec![Effect::DeviceUpdated {
+                device_id: n("dev-0042"),
+                version: Some("2.0.0".parse().unwrap()),
+            }],
+        );
+        assert!(success.is_report_line());
+        let line = success.to_json();
+        assert_eq!(line, r#"[1700000001001,"dev-0042","success","2.0.0"]"#);
+        assert_eq!(
+            success.hash,
+            Sha256Digest::of(format!("{}{line}", first.hash).as_bytes())
+        );
+        let attempt = c.append(
+            UnixMs(1_700_000_001_002),
+            device(),
+            Input::AttemptReport {
+                report: report(InProgress, None),
+                attempt: 2,
+            },
+            vec![Effect::DeviceInProgress {
+                device_id: n("dev-0042"),
+            }],
+        );
+        assert_eq!(
+            attempt.to_json(),
+            r#"[1700000001002,"dev-0042","in_progress",null,2]"#
+        );
+        // Anything else is a whole object: a failure, a reason, another effect, another cause.
+        let failure = c.append(
+            UnixMs(3),
+            device(),
+            Input::Report(report(Failure, Some("1.2.0"))),
+            vec![Effect::DeviceInProgress {
+                device_id: n("dev-0042"),
+            }],
+        );
+        let mut reasoned = report(InProgress, None);
+        reasoned.reason = Some("flashing".into());
+        let with_reason = c.append(
+            UnixMs(4),
+            device(),
+            Input::Report(reasoned),
+            vec![Effect::DeviceInProgress {
+                device_id: n("dev-0042"),
+            }],
+        );
+        let more = c.append(
+            UnixMs(5),
+            device(),
+            Input::Report(report(InProgress, None)),
+            vec![
+                Effect::DeviceInProgress {
+                    device_id: n("dev-0042"),
+                },
+                Effect::Sent { commands: 1 },
+            ],
+        );
+        let timer = c.append(
+            UnixMs(6),
+            Cause::Timer,
+            Input::Report(report(InProgress, None)),
+            vec![Effect::DeviceInProgress {
+                device_id: n("dev-0042"),
+            }],
+        );
+        for whole in [&failure, &with_reason, &more, &timer] {
+            assert!(!whole.is_report_line(), "{}", whole.to_json());
+            assert!(whole.to_json().starts_with("{\"seq\":"));
+        }
+        let after: Vec<AuditRecord> = vec![success, attempt, failure, with_reason, more, timer];
+        let text: String = after.iter().map(|r| r.to_json() + "\n").collect();
+        let mut reader = Reader::after(
+            Chain {
+                next_seq: 1,
+                tip: first.hash,
+            },
+            n("rol_4c7e"),
+        );
+        let back: Vec<AuditRecord> = text
+            .lines()
+            .map(|l| reader.read(l).unwrap().unwrap())
+            .collect();
+        assert_eq!(back, after);
+        let mut all = vec![first];
+        all.extend(back);
+        assert_eq!(verify(&all).unwrap(), c);
+        // An edited line reads, but the chain no longer links at the next whole record.
+        let edited = text.replacen("2.0.0", "2.0.1", 1);
+        let mut reader = Reader::after(
+            Chain {
+                next_seq: 1,
+                tip: all[0].hash,
+            },
+            n("rol_4c7e"),
+        );
+        let mut edited: Vec<AuditRecord> = edited
+            .lines()
+            .map(|l| reader.read(l).unwrap().unwrap())
+            .collect();
+        edited.insert(0, all[0].clone());
+        assert_eq!(
+            verify(&edited),
+            Err(AuditError::Broken {
+                seq: 3,
+                expected: 3
+            })
+        );
+    }
+
+    /// A routine report written as a whole object, as every trail was before report lines,
+    /// still reads and verifies: a stored record keeps its form and its hash.
+    #[test]
+    fn a_routine_report_stored_as_a_whole_object_still_verifies() {
+        let mut c = Chain::default();
+        let first = c.append(UnixMs(1), Cause::Timer, Input::Tick, Vec::new());
+        let mut old = c.append(
+            UnixMs(2),
+            Cause::Device {
+                device_id: n("dev-0042"),
+            },
+            Input::Report(report(crate::report::ReportStatus::InProgress, None)),
+            vec![Effect::DeviceInProgress {
+                device_id: n("dev-0042"),
+            }],
+        );
+        old.form = Form::Object;
+        old.hash = old.compute_hash();
+        let text = format!("{}\n{}\n", first.to_json(), old.to_json());
+        assert!(old.to_json().starts_with("{\"seq\":1,"));
+        let back = parse_lines(&text).unwrap();
+        assert_eq!(back, [first, old]);
+        verify(&back).unwrap();
+    }
+
+    /// A report line that cannot be read is refused, naming its line: before the trail named
+    /// its rollout, not written as the trail writes it, or not a routine report.
+    #[test]
+    fn a_malformed_report_line_is_refused_naming_its_line() {
+        let e = parse_lines("\n[5,\"dev-1\",\"success\",\"2.0.0\"]").unwrap_err();
+        assert!(
+            matches!(&e, AuditError::Malformed { line: 2, message } if message.contains("creation record")),
+            "{e}"
+        );
+        for (bad, says) in [
+            ("[5, \"dev-1\",\"success\"]", "as the trail writes it"),
+            ("[5,\"dev-1\",\"success\",null]", "as the trail writes it"),
+            ("[5,\"dev-1\",\"failure\"]", "in_progress or success"),
+            ("[5,\"dev-1\",\"success\",\"2.0.0\",1,2]", "report line"),
+            ("[5,\"dev-1\"]", "report line"),
+            ("[-5,\"dev-1\",\"success\"]", "report line"),
+            ("[5,\"dev 1\",\"success\"]", "report line"),
+        ] {
+            let mut reader = Reader::after(Chain::default(), n("rol_1"));
+            match reader.read(bad) {
+                Err(AuditError::Malformed { line: 1, message }) => {
+                    assert!(message.contains(says), "{bad}: {message}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

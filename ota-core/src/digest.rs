@@ -53,7 +53,7 @@ impl Sha256Digest {
 
     /// The 64 lowercase hex characters, on the stack: written for every audit record, so
     /// built without allocating.
-    fn hex(&self) -> Hex {
+    pub(crate) fn hex(&self) -> Hex {
         let mut text = [0u8; 64];
         for (pair, b) in text.chunks_exact_mut(2).zip(self.0) {
             pair[0] = HEX_DIGITS[usize::from(b >> 4)];
@@ -66,7 +66,7 @@ impl Sha256Digest {
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// A digest's hex text (see [`Sha256Digest::hex`]).
-struct Hex([u8; 64]);
+pub(crate) struct Hex([u8; 64]);
 
 impl std::ops::Deref for Hex {
     type Target = str;

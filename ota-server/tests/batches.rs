@@ -122,8 +122,9 @@ async fn reports_that_arrive_together_are_one_record_and_each_is_answered_alone(
         "{text}"
     );
     assert!(
-        new.iter()
-            .all(|r| r["input"]["report"].is_null() && r["input"]["attempt_report"].is_null()),
+        new.iter().all(|r| r.is_object()
+            && r["input"]["report"].is_null()
+            && r["input"]["attempt_report"].is_null()),
         "no report recorded alone: {new:?}"
     );
 

@@ -20,15 +20,15 @@ fn failure(rid: &str, device: &str) -> Value {
            "status": "failure", "reason": "probe failed", "attempt": 1})
 }
 
-/// Every record's `seq`, in the trail's order.
+/// Every record's `seq`, in the trail's order, the trail verified.
 async fn seqs(s: &Srv, admin: &str, rid: &str) -> Vec<u64> {
     let trail = s.audit(admin, rid).await;
-    trail["records"]
+    let records = trail["records"]
         .as_array()
-        .unwrap_or_else(|| panic!("{trail}"))
-        .iter()
-        .map(|r| r["seq"].as_u64().unwrap())
-        .collect()
+        .unwrap_or_else(|| panic!("{trail}"));
+    let records = ota_core::audit::parse_values(records).unwrap_or_else(|e| panic!("{e}: {trail}"));
+    ota_core::audit::verify(&records).unwrap_or_else(|e| panic!("{e}: {trail}"));
+    records.iter().map(|r| r.seq).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

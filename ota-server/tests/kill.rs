@@ -185,7 +185,7 @@ async fn kill_and_restart() {
     )
     .await;
     let records: Vec<ota_core::audit::AuditRecord> =
-        serde_json::from_value(trail["records"].clone()).unwrap();
+        ota_core::audit::parse_values(trail["records"].as_array().unwrap()).unwrap();
     let head: ota_core::audit::AuditHead = status["audit_head"].as_str().unwrap().parse().unwrap();
     ota_core::audit::verify_with_head(&records, &head).unwrap();
     // The restarted server takes reports again.

@@ -233,7 +233,8 @@ async fn two_replicas_share_a_rollout_and_the_survivor_takes_over_after_a_kill_9
     )
     .await;
     assert_eq!(code, 200, "{trail}");
-    let records: Vec<AuditRecord> = serde_json::from_value(trail["records"].clone()).unwrap();
+    let records: Vec<AuditRecord> =
+        ota_core::audit::parse_values(trail["records"].as_array().unwrap()).unwrap();
     let head: AuditHead = status["audit_head"].as_str().unwrap().parse().unwrap();
     ota_core::audit::verify_with_head(&records, &head).unwrap();
     let mut seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
@@ -356,7 +357,8 @@ async fn a_replica_that_lost_its_lease_cannot_commit() {
     assert_eq!(code, 200, "{st}");
     assert_eq!(st["devices"]["in_progress"], json!(2), "{st}");
     let trail = b.audit(&admin, &rid).await;
-    let records: Vec<AuditRecord> = serde_json::from_value(trail["records"].clone()).unwrap();
+    let records: Vec<AuditRecord> =
+        ota_core::audit::parse_values(trail["records"].as_array().unwrap()).unwrap();
     let head: AuditHead = st["audit_head"].as_str().unwrap().parse().unwrap();
     ota_core::audit::verify_with_head(&records, &head).unwrap();
 

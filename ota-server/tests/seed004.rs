@@ -519,7 +519,7 @@ async fn seed_004(dir: &std::path::Path, cfg: ota_server::Config) {
     let (_, status) = s.get(&format!("/api/v1/ota/rollouts/{rid}"), &admin).await;
     let trail = s.audit(&admin, &rid).await;
     let records: Vec<ota_core::audit::AuditRecord> =
-        serde_json::from_value(trail["records"].clone()).unwrap();
+        ota_core::audit::parse_values(trail["records"].as_array().unwrap()).unwrap();
     let h: ota_core::audit::AuditHead = head(&status).parse().unwrap();
     ota_core::audit::verify_with_head(&records, &h).unwrap();
     assert!(

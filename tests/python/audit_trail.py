@@ -1,6 +1,7 @@
 """An audit-trail verifier independent of ota: only hashlib and json, from the format in
-docs/audit-trail.md. It reads the stored lines, hashes each record's bytes as stored (the
-line without its final ``hash`` member), checks every link, and returns the head."""
+docs/audit-trail.md. It reads the stored lines, hashes each record's bytes as stored (a
+whole record's line without its final ``hash`` member; a report line after the hash before
+it), checks every link, and returns the head."""
 
 import hashlib
 import json
@@ -24,6 +25,47 @@ def record_hash(line: bytes) -> str:
     return hashlib.sha256(line[: m.start()] + b"}").hexdigest()
 
 
+def report_line(raw: bytes):
+    """A report line's fields, ``[at, device_id, status, firmware_version, attempt]`` (the last
+    two optional), checked to be written as the trail writes it (compact JSON)."""
+    try:
+        fields = json.loads(raw)
+    except ValueError as e:
+        raise TrailError(f"not a report line: {e}") from None
+    if not (isinstance(fields, list) and 3 <= len(fields) <= 5 and isinstance(fields[0], int)
+            and isinstance(fields[1], str) and fields[2] in ("in_progress", "success")):
+        raise TrailError(f"not a report line: {raw[:60]!r}")
+    if json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode() != raw:
+        raise TrailError(f"a report line not in compact form: {raw[:60]!r}")
+    return fields
+
+
+def records(lines):
+    """The trail's records as dicts, each report line expanded into the record it stands for:
+    the device's report (of the rollout record 0 created) and its routine effect."""
+    out, rollout = [], None
+    for line in lines:
+        raw = (line.encode() if isinstance(line, str) else line).rstrip(b"\n")
+        if not raw.strip():
+            continue
+        if not raw.startswith(b"["):
+            rec = json.loads(raw)
+            rollout = rec.get("input", {}).get("create", {}).get("rollout_id", rollout)
+            out.append(rec)
+            continue
+        at, device, status, *rest = report_line(raw)
+        version = rest[0] if rest else None
+        report = {"device_id": device, "rollout_id": rollout, "status": status}
+        if version is not None:
+            report["firmware_version"] = version
+        effect = ({"kind": "device_in_progress", "device_id": device} if status == "in_progress"
+                  else {"kind": "device_updated", "device_id": device, "version": version})
+        inp = {"attempt_report": {"report": report, "attempt": rest[1]}} if len(rest) > 1 else {"report": report}
+        out.append({"seq": out[-1]["seq"] + 1 if out else 0, "at": at,
+                    "cause": {"kind": "device", "device_id": device}, "input": inp, "effects": [effect]})
+    return out
+
+
 def verify(lines, head=None):
     """Verifies a trail given as its stored lines (str or bytes), from record 0: each
     record's hash, its sequence number and its link to the record before; then, when
@@ -34,6 +76,13 @@ def verify(lines, head=None):
         raw = line.encode() if isinstance(line, str) else line
         raw = raw.rstrip(b"\n")
         if not raw.strip():
+            continue
+        if raw.startswith(b"["):
+            # A report line: numbered and linked by its place, hashed after the hash before it.
+            if seq < 0:
+                raise TrailError("audit record 0 is a report line: a trail starts with its creation")
+            report_line(raw)
+            seq, tip = seq + 1, hashlib.sha256(tip.encode() + raw).hexdigest()
             continue
         digest = record_hash(raw)
         rec = json.loads(raw)

@@ -41,8 +41,34 @@ class IndependentVerifier(unittest.TestCase):
         self.assertIn("\\u0001", "".join(self.trail))
         self.assertEqual(audit_trail.verify(self.trail, head=self.head), self.head)
         self.assertEqual(ota.audit_verify(self.trail, head=self.head), len(self.trail))
-        for line in self.trail:
+        whole = [line for line in self.trail if line.startswith("{")]
+        for line in whole:
             self.assertEqual(audit_trail.record_hash(line.encode()), json.loads(line)["hash"])
+        # The routine reports are report lines, each at most 64 bytes here.
+        lines = [line for line in self.trail if line.startswith("[")]
+        self.assertGreaterEqual(len(lines), 5)
+        self.assertEqual(len(whole) + len(lines), len(self.trail))
+        self.assertLessEqual(max(len(line.encode()) + 1 for line in lines), 64)
+        expanded = audit_trail.records(self.trail)
+        self.assertEqual([r["seq"] for r in expanded], list(range(len(self.trail))))
+        self.assertEqual({r["effects"][0]["kind"] for r in expanded if r["cause"]["kind"] == "device"
+                          and len(r["effects"]) == 1} >= {"device_in_progress", "device_updated"}, True)
+
+    def test_an_edited_or_rewritten_report_line_is_caught(self):
+        at = next(i for i, line in enumerate(self.trail) if line.startswith("[") and '"success"' in line)
+        edits = (self.trail[at].replace('"success"', '"in_progress"'),  # another status
+                 self.trail[at].replace('"dev-', '"dex-'),  # another device
+                 self.trail[at].replace(",", ", "))  # not as the trail writes it
+        for n, edited in enumerate(edits):
+            bad = self.trail[:at] + [edited] + self.trail[at + 1:]
+            with self.assertRaises(audit_trail.TrailError, msg=edited):
+                audit_trail.verify(bad, head=self.head)
+            with self.assertRaises(ota.AuditBrokenError, msg=edited):
+                ota.audit_verify(bad, head=self.head)
+            if n < 2:
+                # Read alone it is well formed: only the chain (the next whole record or the
+                # head) shows the edit.
+                audit_trail.records(bad)
 
     def test_the_independent_verifier_catches_edits_drops_reorders_and_a_short_trail(self):
         edited = list(self.trail)

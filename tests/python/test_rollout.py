@@ -6,6 +6,7 @@ input."""
 import json
 import unittest
 
+import audit_trail
 import ota
 from helpers import fixture
 
@@ -260,7 +261,7 @@ class Attempts(unittest.TestCase):
                 with self.assertRaises(ota.RolloutStateError) as e:
                     replay()
                 self.assertIn("attempt", str(e.exception))
-            refused = [e for line in r.audit_records() for e in json.loads(line)["effects"]]
+            refused = [e for rec in audit_trail.records(r.audit_records()) for e in rec["effects"]]
             self.assertEqual([e["kind"] for e in refused], ["report_refused"] * 3)
             # By the refusal's stable name, not the message's words.
             self.assertEqual([e["reason"] for e in refused], ["stale_attempt"] * 3)
@@ -310,11 +311,11 @@ class Seed000(unittest.TestCase):
             self.assertIn("profile.ota.rollout.halted.acme.rol_4c7e", subjects)
             self.assertIn("profile.ota.rollout.paused.acme.rol_4c7e", subjects)
             trail = r.audit_records()
-            causes = [json.loads(line)["cause"]["kind"] for line in trail]
+            causes = [rec["cause"]["kind"] for rec in audit_trail.records(trail)]
             self.assertEqual(causes[0], "operator")  # published by alice
             self.assertIn("device", causes)
             # Effects are typed: a kind and its fields, never a sentence.
-            effects = [e for line in trail for e in json.loads(line)["effects"]]
+            effects = [e for rec in audit_trail.records(trail) for e in rec["effects"]]
             self.assertIn("paused", [e["kind"] for e in effects])
             tripped = next(e for e in effects if e["kind"] == "halt_tripped")
             self.assertEqual(tripped["reason"]["failures"], 1)

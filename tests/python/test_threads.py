@@ -4,13 +4,13 @@ releases the GIL, so without the object's lock they would run inside libota toge
 
 import copy
 import inspect
-import json
 import os
 import pickle
 import threading
 import typing
 import unittest
 
+import audit_trail
 import ota
 from test_entry_points import entry_points
 from test_rollout import T0, config, firmware, sensors
@@ -41,7 +41,7 @@ class Threads(unittest.TestCase):
                 trail += rollout.audit_records()
                 self.assertEqual(len(trail), 1 + THREADS * joins)
                 self.assertEqual(ota.audit_verify(trail, rollout.audit_head()), len(trail))
-                joined = [json.loads(r)["cause"]["device_id"] for r in trail[1:]]
+                joined = [rec["cause"]["device_id"] for rec in audit_trail.records(trail)[1:]]
                 self.assertEqual(len(set(joined)), THREADS * joins)
                 status = rollout.status()
                 self.assertEqual(sum(status["devices"].values()), 20 + THREADS * joins)

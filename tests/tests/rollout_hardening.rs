@@ -337,8 +337,8 @@ fn a_trail_read_back_from_json_verifies_and_replays_whatever_its_success_rate() 
         _ => None,
     });
     assert_eq!(held, Some(1100.0 / 12.0));
-    let text = serde_json::to_string(&trail).unwrap();
-    let back: Vec<audit::AuditRecord> = serde_json::from_str(&text).unwrap();
+    let text: String = trail.iter().map(|r| r.to_json() + "\n").collect();
+    let back = audit::parse_lines(&text).unwrap();
     audit::verify(&back).unwrap_or_else(|e| panic!("the trail read back: {e}"));
     assert_eq!(back, trail);
     let replayed = Rollout::replay(

@@ -2,7 +2,7 @@
 //! handled again, which must write exactly the stored record and end at the stored head.
 
 use ota_core::Limits;
-use ota_core::audit::AuditRecord;
+use ota_core::audit::Reader;
 use ota_core::rollout::{Output, Rollout, Snapshot};
 
 use super::{Hosted, snapshot_span};
@@ -66,8 +66,11 @@ pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String>
     .fetch_all(&st.db)
     .await
     .map_err(|e| e.to_string())?;
+    let mut reader = Reader::after(r.audit_chain(), r.id().clone());
     for (text,) in trail {
-        let rec: AuditRecord = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let Some(rec) = reader.read(&text).map_err(|e| e.to_string())? else {
+            return Err(format!("a blank audit record after {}", r.audit_head()));
+        };
         r.handle(rec.input.clone(), rec.at)
             .map_err(|e| format!("replay of record {}: {e}", rec.seq))?;
         let mut mine = None;

@@ -237,20 +237,27 @@ async fn trail(
         .unwrap_or_default()
         .parse()
         .map_err(|e| CliError::usage(format!("GET /api/v1/ota/rollouts/{rid}: audit_head: {e}")))?;
-    let mut records: Vec<AuditRecord> = Vec::new();
+    let mut lines: Vec<Value> = Vec::new();
     for _ in 0..10_000 {
-        let after = records
-            .last()
-            .map_or(String::new(), |r| format!("&after={}", r.seq));
+        // The trail's records are numbered from 0 with no gap: the next page starts after
+        // the last one read.
+        let after = lines
+            .len()
+            .checked_sub(1)
+            .map_or(String::new(), |seq| format!("&after={seq}"));
         let path = format!("/api/v1/ota/rollouts/{rid}/audit?limit=10000{after}");
         let v = api.call("GET", &path, None).await?;
-        let page: Vec<AuditRecord> = serde_json::from_value(v["records"].clone())
-            .map_err(|e| CliError::usage(format!("GET {path}: records: {e}")))?;
+        let page = v["records"].as_array().map_or(&[][..], Vec::as_slice);
         if page.is_empty() {
             break;
         }
-        records.extend(page);
+        lines.extend_from_slice(page);
     }
+    let records = audit::parse_values(&lines).map_err(|e| {
+        CliError::usage(format!(
+            "GET /api/v1/ota/rollouts/{rid}/audit: records: {e}"
+        ))
+    })?;
     Ok((records, head))
 }
 

@@ -1,0 +1,166 @@
+//! A report line: the trail's short form of the commonest record, a device's accepted report
+//! whose only effect is the routine one (`in_progress` → `device_in_progress`, `success` →
+//! `device_updated`). Written `[at,device_id,status,firmware_version,attempt]`, its trailing
+//! defaults left out (`[1700000001001,"dev-0042","success","2.0.0"]`), it holds only what a
+//! reader cannot rebuild: the record's number, its link, its cause, its effect and the report's
+//! rollout follow from the records before it (see docs/audit-trail.md).
+
+use std::borrow::Cow;
+
+use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::ser::SerializeSeq as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{AuditRecord, Cause};
+use crate::name::Name;
+use crate::report::{DeviceReport, ReportStatus};
+use crate::rollout::{Effect, Input};
+use crate::time::UnixMs;
+use crate::version::{Version, VersionText};
+
+/// What a report line says: borrowed from the record it is written from, owned when read.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ReportLine<'a> {
+    pub at: UnixMs,
+    pub device_id: Cow<'a, Name>,
+    pub status: ReportStatus,
+    pub firmware_version: Option<Cow<'a, Version>>,
+    /// `Some` for an [`Input::AttemptReport`], `None` for an [`Input::Report`].
+    pub attempt: Option<u32>,
+}
+
+impl<'a> ReportLine<'a> {
+    /// The line a record can be written as, or `None` when it needs the whole object: anything
+    /// but a device's own report of its rollout, carrying no reason, with exactly the routine
+    /// effect.
+    pub fn of(r: &'a AuditRecord) -> Option<ReportLine<'a>> {
+        let (report, attempt) = match &r.input {
+            Input::Report(report) => (report, None),
+            Input::AttemptReport { report, attempt } => (report, Some(*attempt)),
+            _ => return None,
+        };
+        let plain =
+            report.rollout_id.is_some() && report.reason.is_none() && report.attempt.is_none();
+        let caused =
+            matches!(&r.cause, Cause::Device { device_id } if *device_id == report.device_id);
+        let line = ReportLine {
+            at: r.at,
+            device_id: Cow::Borrowed(&report.device_id),
+            status: report.status,
+            firmware_version: report.firmware_version.as_ref().map(Cow::Borrowed),
+            attempt,
+        };
+        (plain && caused && line.is_routine(&r.effects)).then_some(line)
+    }
+
+    /// Whether `effects` are the report's routine effect, the only one a line stands for.
+    fn is_routine(&self, effects: &[Effect]) -> bool {
+        match (self.status, effects) {
+            (ReportStatus::InProgress, [Effect::DeviceInProgress { device_id }]) => {
+                *device_id == *self.device_id
+            }
+            (ReportStatus::Success, [Effect::DeviceUpdated { device_id, version }]) => {
+                *device_id == *self.device_id
+                    && version.as_ref() == self.firmware_version.as_deref()
+            }
+            _ => false,
+        }
+    }
+
+    /// The record this line stands for, numbered and linked by the caller.
+    pub fn record(self, rollout_id: &Name) -> Option<(Cause, Input, Vec<Effect>, UnixMs)> {
+        let effects = self.effects()?;
+        let report = DeviceReport {
+            device_id: self.device_id.clone().into_owned(),
+            rollout_id: Some(rollout_id.clone()),
+            firmware_version: self.firmware_version.map(Cow::into_owned),
+            status: self.status,
+            reason: None,
+            attempt: None,
+        };
+        let input = match self.attempt {
+            Some(attempt) => Input::AttemptReport { report, attempt },
+            None => Input::Report(report),
+        };
+        let cause = Cause::Device {
+            device_id: self.device_id.into_owned(),
+        };
+        Some((cause, input, effects, self.at))
+    }
+
+    /// The routine effect of the report, the only one a line stands for; `None` for a status
+    /// that has none (a failure, a rejection: they always take the whole object).
+    fn effects(&self) -> Option<Vec<Effect>> {
+        let device_id = self.device_id.clone().into_owned();
+        match self.status {
+            ReportStatus::InProgress => Some(vec![Effect::DeviceInProgress { device_id }]),
+            ReportStatus::Success => Some(vec![Effect::DeviceUpdated {
+                device_id,
+                version: self.firmware_version.clone().map(Cow::into_owned),
+            }]),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for ReportLine<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let len = if self.attempt.is_some() {
+            5
+        } else if self.firmware_version.is_some() {
+            4
+        } else {
+            3
+        };
+        let mut seq = s.serialize_seq(Some(len))?;
+        seq.serialize_element(&self.at)?;
+        seq.serialize_element(&self.device_id)?;
+        seq.serialize_element(&self.status)?;
+        if len > 3 {
+            seq.serialize_element(&self.firmware_version.as_deref().map(VersionText))?;
+        }
+        if let Some(attempt) = self.attempt {
+            seq.serialize_element(&attempt)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportLine<'static> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ReportLine<'static>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ReportLine<'static>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a report line, [at, device_id, status, firmware_version, attempt], the last two optional")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<ReportLine<'static>, A::Error> {
+                let at = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let device_id: Name = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let status = a
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(2, &self))?;
+                let firmware_version = a.next_element::<Option<Version>>()?.flatten();
+                let attempt = a.next_element()?;
+                if a.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(A::Error::invalid_length(6, &self));
+                }
+                Ok(ReportLine {
+                    at,
+                    device_id: Cow::Owned(device_id),
+                    status,
+                    firmware_version: firmware_version.map(Cow::Owned),
+                    attempt,
+                })
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
