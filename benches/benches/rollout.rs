@@ -355,9 +355,10 @@ fn drive(
                     }
                 }
             } else {
-                // In progress, then success, device by device.
+                // In progress, then success, device by device, each naming its attempt, as
+                // ota-server and the C ABI feed a report (`Input::device_report`).
                 for rep in todo {
-                    r.handle(Input::Report(rep.report(&rollout_id)), now)
+                    r.handle(Input::device_report(rep.report(&rollout_id)), now)
                         .unwrap();
                     while let Some(o) = r.poll() {
                         if let Output::Audit(a) = o {

@@ -118,9 +118,17 @@ impl AuditRecord {
     /// The hash this record should have.
     pub fn compute_hash(&self) -> Sha256Digest {
         if let Some(line) = self.line() {
-            // A report line's hash: of the hex of the hash before it, then the line.
-            let mut text = Vec::with_capacity(128);
-            text.extend_from_slice(self.prev.hex().as_bytes());
+            // A report line's hash: of the hex of the hash before it, then the line, written
+            // on the stack (one is written for most reports); a longer one on the heap.
+            let mut stack = [0u8; 256];
+            let (hex, rest) = stack.split_at_mut(64);
+            hex.copy_from_slice(self.prev.hex().as_bytes());
+            let mut free = &mut rest[..];
+            if serde_json::to_writer(&mut free, &line).is_ok() {
+                let written = 256 - free.len();
+                return Sha256Digest::of(&stack[..written]);
+            }
+            let mut text = self.prev.hex().as_bytes().to_vec();
             if serde_json::to_writer(&mut text, &line).is_ok() {
                 return Sha256Digest::of(&text);
             }
@@ -518,6 +526,22 @@ mod tests {
             attempt.to_json(),
             r#"[1700000001002,"dev-0042","in_progress",null,2]"#
         );
+        // A line longer than the stack's buffer hashes the same way.
+        let long = format!("2.0.0-{}", "r".repeat(300));
+        let long_line = c.append(
+            UnixMs(2),
+            device(),
+            Input::Report(report(Success, Some(&long))),
+            vec![Effect::DeviceUpdated {
+                device_id: n("dev-0042"),
+                version: Some(long.parse().unwrap()),
+            }],
+        );
+        assert!(long_line.to_json().len() > 300);
+        assert_eq!(
+            long_line.hash,
+            Sha256Digest::of(format!("{}{}", attempt.hash, long_line.to_json()).as_bytes())
+        );
         // Anything else is a whole object: a failure, a reason, another effect, another cause.
         let failure = c.append(
             UnixMs(3),
@@ -560,7 +584,15 @@ mod tests {
             assert!(!whole.is_report_line(), "{}", whole.to_json());
             assert!(whole.to_json().starts_with("{\"seq\":"));
         }
-        let after: Vec<AuditRecord> = vec![success, attempt, failure, with_reason, more, timer];
+        let after: Vec<AuditRecord> = vec![
+            success,
+            attempt,
+            long_line,
+            failure,
+            with_reason,
+            more,
+            timer,
+        ];
         let text: String = after.iter().map(|r| r.to_json() + "\n").collect();
         let mut reader = Reader::after(
             Chain {
@@ -594,8 +626,8 @@ mod tests {
         assert_eq!(
             verify(&edited),
             Err(AuditError::Broken {
-                seq: 3,
-                expected: 3
+                seq: 4,
+                expected: 4
             })
         );
     }
