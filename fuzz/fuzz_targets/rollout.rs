@@ -105,7 +105,8 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
     });
     let spec = spec(&f.pkg, Some(&f.rb), plan);
     let create = |spec| Create {
-        rollout_id: "rol_fuzz".parse().unwrap(),
+        // The rollout the fixture's reports name (`fleet::report`), so they are taken.
+        rollout_id: "rol_4c7e".parse().unwrap(),
         tenant: "acme".parse().unwrap(),
         spec,
         package: &f.pkg,
@@ -209,4 +210,8 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
     let restored = Rollout::restore(snap, &f.pkg, Some(&f.rb)).expect("the snapshot restores");
     assert!(restored.same_state(&r), "the restored rollout differs");
     ota_core::audit::verify_with_head(&trail, &r.audit_head()).expect("the trail ends at its head");
+    // Stored as lines and read back, it is the same trail.
+    let text: String = trail.iter().map(|a| a.to_json() + "\n").collect();
+    let read = ota_core::audit::parse_lines(&text).expect("the stored trail reads back");
+    assert!(read == trail, "the trail read back differs");
 });

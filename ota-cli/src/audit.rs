@@ -53,7 +53,8 @@ pub fn verify(a: &VerifyArgs) -> Result<Outcome, CliError> {
                 "chain intact, ends at the given head".to_string()
             } else {
                 "the records link, but the trail is not anchored: records dropped from its \
-                 end go unseen without --head SEQ:HASH (the rollout's audit_head)"
+                 end, or report lines edited after its last whole record, go unseen without \
+                 --head SEQ:HASH (the rollout's audit_head)"
                     .to_string()
             };
             Ok(Outcome::ok(

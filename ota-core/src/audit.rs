@@ -1,11 +1,13 @@
 //! The append-only, hash-chained audit trail.
 //!
 //! Every record carries its sequence number, time, cause, the input that caused it, what it
-//! changed, and the hash of the record before it; its own hash covers all of that. Editing,
-//! reordering or dropping any record breaks the chain, and [`verify`] says where. Dropping
-//! the last records leaves a chain that still links: [`verify_with_head`] catches that against
-//! the head the rollout carries in its status and snapshot ([`AuditHead`], written
-//! `SEQ:HASH`). The rollout engine writes one record per state-changing input, its input and
+//! changed, and the hash of the record before it; its own hash covers all of that. A device's
+//! routine report is stored as a short report line whose number, link and hash follow from its
+//! place (see docs/audit-trail.md). Editing, reordering or dropping a record breaks the chain
+//! at the next whole record, and [`verify`] says where. The records after the last whole one
+//! (report lines) can be edited or dropped, and the last records dropped, leaving a chain that
+//! still links: [`verify_with_head`] catches that against the head the rollout carries in its
+//! status and snapshot ([`AuditHead`], written `SEQ:HASH`). The rollout engine writes one record per state-changing input, its input and
 //! its effects typed ([`Input`], [`Effect`]), so replaying a trail's inputs rebuilds exactly
 //! the same rollout, and rewording a message never changes a stored record.
 
@@ -56,8 +58,12 @@ pub enum Cause {
 }
 
 /// One record of the trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// It serializes as the trail stores it ([`AuditRecord::to_json`]): a report line for a
+/// device's routine report, the whole object otherwise. It deserializes from a whole object
+/// only: a report line takes its number and link from the records before it, so a trail is
+/// read with a [`Reader`] ([`parse_lines`], [`parse_values`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
     /// Its position, from 0.
     pub seq: u64,
@@ -75,9 +81,80 @@ pub struct AuditRecord {
     /// report line).
     pub hash: Sha256Digest,
     /// How the record is written: as a whole object, or as a report line. Set when the record
-    /// is written ([`Chain::append`]) or read ([`Reader`]): a stored record keeps its form.
-    #[serde(skip)]
+    /// is written ([`Chain::append_in`]) or read ([`Reader`]): a stored record keeps its form.
     form: Form,
+}
+
+/// A whole record as written: its members in this order, `hash` last.
+#[derive(Serialize)]
+struct WholeRef<'a> {
+    seq: u64,
+    at: UnixMs,
+    cause: &'a Cause,
+    input: &'a Input,
+    effects: &'a [Effect],
+    prev: &'a Sha256Digest,
+    hash: &'a Sha256Digest,
+}
+
+/// A whole record as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Whole {
+    seq: u64,
+    at: UnixMs,
+    cause: Cause,
+    input: Input,
+    effects: Vec<Effect>,
+    prev: Sha256Digest,
+    hash: Sha256Digest,
+}
+
+impl Serialize for AuditRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.line() {
+            Some(line) => line.serialize(s),
+            None => WholeRef {
+                seq: self.seq,
+                at: self.at,
+                cause: &self.cause,
+                input: &self.input,
+                effects: &self.effects,
+                prev: &self.prev,
+                hash: &self.hash,
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AuditRecord, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AuditRecord;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole audit record, a JSON object (a report line is read with audit::Reader, after the records before it)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<AuditRecord, A::Error> {
+                let w = Whole::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(AuditRecord {
+                    seq: w.seq,
+                    at: w.at,
+                    cause: w.cause,
+                    input: w.input,
+                    effects: w.effects,
+                    prev: w.prev,
+                    hash: w.hash,
+                    form: Form::Object,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// How a record is written in the trail (see docs/audit-trail.md).
@@ -159,10 +236,31 @@ impl AuditRecord {
     /// The record as one line of JSON, as the trail stores it: a report line for a device's
     /// routine report, the whole object otherwise.
     pub fn to_json(&self) -> String {
-        match self.line() {
-            Some(line) => json::to_string(&line),
-            None => json::to_string(self),
-        }
+        json::to_string(self)
+    }
+
+    /// Whether `self`, read as a whole object, is `written` in another form: the same record
+    /// (number, time, cause, input, effects, link) written as a report line by a release that
+    /// writes one, where this one was stored whole by an earlier release. Its own hash must hold.
+    pub(crate) fn is_stored_whole_form_of(&self, written: &AuditRecord) -> bool {
+        self.form == Form::Object
+            && written.form == Form::ReportLine
+            && (
+                self.seq,
+                self.at,
+                &self.cause,
+                &self.input,
+                &self.effects,
+                &self.prev,
+            ) == (
+                written.seq,
+                written.at,
+                &written.cause,
+                &written.input,
+                &written.effects,
+                &written.prev,
+            )
+            && self.compute_hash() == self.hash
     }
 }
 
@@ -186,12 +284,35 @@ impl Default for Chain {
 }
 
 impl Chain {
-    /// Appends a record: numbers it, links it to the tip and hashes it. A device's routine
-    /// report is written as a report line, which names no rollout: a [`Reader`] takes it from
-    /// the trail's creation record, so a trail holds the reports of its own rollout only (the
-    /// rollout engine refuses any other, and records the refusal as a whole object).
+    /// Appends a record written whole: numbers it, links it to the tip and hashes it.
     pub fn append(
         &mut self,
+        at: UnixMs,
+        cause: Cause,
+        input: Input,
+        effects: Vec<Effect>,
+    ) -> AuditRecord {
+        self.write(None, at, cause, input, effects)
+    }
+
+    /// Appends a record to rollout `rollout_id`'s trail, as [`Chain::append`] does, but writes
+    /// a device's routine report of that rollout as a report line (see docs/audit-trail.md): a
+    /// [`Reader`] rebuilds its rollout from the trail's creation record. The rollout engine
+    /// writes its trail so.
+    pub fn append_in(
+        &mut self,
+        rollout_id: &Name,
+        at: UnixMs,
+        cause: Cause,
+        input: Input,
+        effects: Vec<Effect>,
+    ) -> AuditRecord {
+        self.write(Some(rollout_id), at, cause, input, effects)
+    }
+
+    fn write(
+        &mut self,
+        rollout_id: Option<&Name>,
         at: UnixMs,
         cause: Cause,
         input: Input,
@@ -207,7 +328,11 @@ impl Chain {
             hash: Sha256Digest::from_bytes([0; 32]),
             form: Form::Object,
         };
-        if ReportLine::of(&r).is_some() {
+        let ours = r
+            .input
+            .report()
+            .and_then(|(report, _)| report.rollout_id.as_ref());
+        if rollout_id.is_some() && ours == rollout_id && ReportLine::of(&r).is_some() {
             r.form = Form::ReportLine;
         }
         r.hash = r.compute_hash();
@@ -324,10 +449,11 @@ impl AuditError {
 /// Verifies a trail from its first record: every record's hash, and every link. Returns the
 /// chain's head. An empty trail fails ([`AuditError::Empty`]).
 ///
-/// This proves the records given are an unaltered start of the trail, not that none was
-/// dropped from its end: a trail cut short still links. Only [`verify_with_head`], against
-/// the head kept apart from the trail (the rollout's status and snapshot carry it), proves
-/// the trail whole.
+/// This proves the records given, up to the last whole record, are an unaltered start of the
+/// trail; not the report lines after it, nor that none was dropped from its end: a trail cut
+/// short, or whose last report lines were edited, still links. Only [`verify_with_head`],
+/// against the head kept apart from the trail (the rollout's status and snapshot carry it),
+/// proves the trail whole.
 pub fn verify(records: &[AuditRecord]) -> Result<Chain, AuditError> {
     if records.is_empty() {
         return Err(AuditError::Empty);
@@ -382,11 +508,7 @@ pub fn parse_lines(text: &str) -> Result<Vec<AuditRecord>, AuditError> {
 /// `records` so). A value is read as the line it writes (see [`Reader`]).
 pub fn parse_values(records: &[serde_json::Value]) -> Result<Vec<AuditRecord>, AuditError> {
     let mut reader = Reader::new();
-    let mut out = Vec::with_capacity(records.len());
-    for v in records {
-        out.extend(reader.read(&v.to_string())?);
-    }
-    Ok(out)
+    records.iter().map(|v| reader.read_value(v)).collect()
 }
 
 #[cfg(test)]
@@ -493,9 +615,11 @@ mod tests {
         let device = || Cause::Device {
             device_id: n("dev-0042"),
         };
+        let rol = n("rol_4c7e");
         let mut c = Chain::default();
-        let first = c.append(UnixMs(1), Cause::Timer, Input::Tick, Vec::new());
-        let success = c.append(
+        let first = c.append_in(&rol, UnixMs(1), Cause::Timer, Input::Tick, Vec::new());
+        let success = c.append_in(
+            &rol,
             UnixMs(1_700_000_001_001),
             device(),
             Input::Report(report(Success, Some("2.0.0"))),
@@ -511,7 +635,8 @@ mod tests {
             success.hash,
             Sha256Digest::of(format!("{}{line}", first.hash).as_bytes())
         );
-        let attempt = c.append(
+        let attempt = c.append_in(
+            &rol,
             UnixMs(1_700_000_001_002),
             device(),
             Input::AttemptReport {
@@ -528,7 +653,8 @@ mod tests {
         );
         // A line longer than the stack's buffer hashes the same way.
         let long = format!("2.0.0-{}", "r".repeat(300));
-        let long_line = c.append(
+        let long_line = c.append_in(
+            &rol,
             UnixMs(2),
             device(),
             Input::Report(report(Success, Some(&long))),
@@ -543,7 +669,8 @@ mod tests {
             Sha256Digest::of(format!("{}{}", attempt.hash, long_line.to_json()).as_bytes())
         );
         // Anything else is a whole object: a failure, a reason, another effect, another cause.
-        let failure = c.append(
+        let failure = c.append_in(
+            &rol,
             UnixMs(3),
             device(),
             Input::Report(report(Failure, Some("1.2.0"))),
@@ -553,7 +680,8 @@ mod tests {
         );
         let mut reasoned = report(InProgress, None);
         reasoned.reason = Some("flashing".into());
-        let with_reason = c.append(
+        let with_reason = c.append_in(
+            &rol,
             UnixMs(4),
             device(),
             Input::Report(reasoned),
@@ -561,7 +689,8 @@ mod tests {
                 device_id: n("dev-0042"),
             }],
         );
-        let more = c.append(
+        let more = c.append_in(
+            &rol,
             UnixMs(5),
             device(),
             Input::Report(report(InProgress, None)),
@@ -572,7 +701,8 @@ mod tests {
                 Effect::Sent { commands: 1 },
             ],
         );
-        let timer = c.append(
+        let timer = c.append_in(
+            &rol,
             UnixMs(6),
             Cause::Timer,
             Input::Report(report(InProgress, None)),
@@ -580,7 +710,24 @@ mod tests {
                 device_id: n("dev-0042"),
             }],
         );
-        for whole in [&failure, &with_reason, &more, &timer] {
+        let other = c.append_in(
+            &n("rol_other"),
+            UnixMs(7),
+            device(),
+            Input::Report(report(InProgress, None)),
+            vec![Effect::DeviceInProgress {
+                device_id: n("dev-0042"),
+            }],
+        );
+        let plain = c.append(
+            UnixMs(8),
+            device(),
+            Input::Report(report(InProgress, None)),
+            vec![Effect::DeviceInProgress {
+                device_id: n("dev-0042"),
+            }],
+        );
+        for whole in [&failure, &with_reason, &more, &timer, &other, &plain] {
             assert!(!whole.is_report_line(), "{}", whole.to_json());
             assert!(whole.to_json().starts_with("{\"seq\":"));
         }
@@ -592,6 +739,8 @@ mod tests {
             with_reason,
             more,
             timer,
+            other,
+            plain,
         ];
         let text: String = after.iter().map(|r| r.to_json() + "\n").collect();
         let mut reader = Reader::after(
@@ -632,13 +781,17 @@ mod tests {
         );
     }
 
-    /// A routine report written as a whole object, as every trail was before report lines,
-    /// still reads and verifies: a stored record keeps its form and its hash.
+    /// serde writes a record as the trail stores it, and reads a whole one alone; a report
+    /// line, which needs the records before it, is refused with the way to read it. A stored
+    /// whole record is read only as written (compact, members in order), as a verifier that
+    /// hashes the stored bytes reads it.
     #[test]
-    fn a_routine_report_stored_as_a_whole_object_still_verifies() {
+    fn a_record_serializes_as_stored_and_only_a_whole_one_reads_alone() {
+        let rol = n("rol_4c7e");
         let mut c = Chain::default();
-        let first = c.append(UnixMs(1), Cause::Timer, Input::Tick, Vec::new());
-        let mut old = c.append(
+        let tick = c.append_in(&rol, UnixMs(1), Cause::Timer, Input::Tick, Vec::new());
+        let line = c.append_in(
+            &rol,
             UnixMs(2),
             Cause::Device {
                 device_id: n("dev-0042"),
@@ -648,8 +801,60 @@ mod tests {
                 device_id: n("dev-0042"),
             }],
         );
-        old.form = Form::Object;
-        old.hash = old.compute_hash();
+        for r in [&tick, &line] {
+            assert_eq!(serde_json::to_string(r).unwrap(), r.to_json());
+        }
+        assert_eq!(
+            serde_json::from_str::<AuditRecord>(&tick.to_json()).unwrap(),
+            tick
+        );
+        let e = serde_json::from_str::<AuditRecord>(&line.to_json()).unwrap_err();
+        assert!(e.to_string().contains("audit::Reader"), "{e}");
+        // The whole record as serde's sequence form of a struct: not a record.
+        let seq = format!(
+            "[0,1,\"timer\",\"tick\",[],\"{}\",\"{}\"]",
+            tick.prev, tick.hash
+        );
+        assert!(serde_json::from_str::<AuditRecord>(&seq).is_err());
+        // Spaced, or its members reordered: the same content, not as the trail writes it.
+        let text = tick.to_json();
+        for bad in [
+            text.replacen("\"seq\":0", "\"seq\": 0", 1),
+            text.replacen("{\"seq\":0,\"at\":1,", "{\"at\":1,\"seq\":0,", 1),
+        ] {
+            assert_ne!(bad, text);
+            match parse_lines(&bad) {
+                Err(AuditError::Malformed { line: 1, message }) => {
+                    assert!(message.contains("as the trail writes it"), "{message}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        // As a JSON value (a document carrying the trail), member order does not matter.
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let line_value: serde_json::Value = serde_json::from_str(&line.to_json()).unwrap();
+        let mut reader = Reader::after(Chain::default(), rol);
+        assert_eq!(reader.read_value(&value).unwrap(), tick);
+        assert_eq!(reader.read_value(&line_value).unwrap(), line);
+    }
+
+    /// A routine report written as a whole object, as every trail was before report lines,
+    /// still reads and verifies: a stored record keeps its form and its hash.
+    #[test]
+    fn a_routine_report_stored_as_a_whole_object_still_verifies() {
+        let mut c = Chain::default();
+        let first = c.append(UnixMs(1), Cause::Timer, Input::Tick, Vec::new());
+        let old = c.append(
+            UnixMs(2),
+            Cause::Device {
+                device_id: n("dev-0042"),
+            },
+            Input::Report(report(crate::report::ReportStatus::InProgress, None)),
+            vec![Effect::DeviceInProgress {
+                device_id: n("dev-0042"),
+            }],
+        );
+        assert!(!old.is_report_line());
         let text = format!("{}\n{}\n", first.to_json(), old.to_json());
         assert!(old.to_json().starts_with("{\"seq\":1,"));
         let back = parse_lines(&text).unwrap();

@@ -7,6 +7,14 @@ import hashlib
 import json
 import re
 
+# A name (a device id): ASCII letters and digits, then also '.', '_' and '-', at most 128.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# A semantic version (semver.org's own expression).
+_SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?")
+
 # A record's line ends with its hash, the last member of the object.
 _TAIL = re.compile(rb',"hash":"([0-9a-f]{64})"\}$')
 ZERO = "0" * 64
@@ -25,19 +33,50 @@ def record_hash(line: bytes) -> str:
     return hashlib.sha256(line[: m.start()] + b"}").hexdigest()
 
 
+def _compact(raw: bytes, value) -> bool:
+    """Whether ``raw`` is ``value`` written as the trail writes it: compact JSON, members in
+    their order, non-ASCII as UTF-8."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode() == raw
+
+
+def _uint(v, bits: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**bits
+
+
 def report_line(raw: bytes):
     """A report line's fields, ``[at, device_id, status, firmware_version, attempt]`` (the last
-    two optional), checked to be written as the trail writes it (compact JSON)."""
+    two optional), checked as the library reads one: each field of its type, written as the
+    trail writes it (compact JSON, a ``null`` version only before an attempt)."""
     try:
         fields = json.loads(raw)
     except ValueError as e:
         raise TrailError(f"not a report line: {e}") from None
-    if not (isinstance(fields, list) and 3 <= len(fields) <= 5 and isinstance(fields[0], int)
-            and isinstance(fields[1], str) and fields[2] in ("in_progress", "success")):
+    ok = (isinstance(fields, list) and 3 <= len(fields) <= 5 and _uint(fields[0], 64)
+          and isinstance(fields[1], str) and _NAME.fullmatch(fields[1]) is not None
+          and fields[2] in ("in_progress", "success"))
+    if ok and len(fields) >= 4:
+        version = fields[3]
+        ok = (isinstance(version, str) and _SEMVER.fullmatch(version) is not None) or (
+            version is None and len(fields) == 5)
+    if ok and len(fields) == 5:
+        ok = _uint(fields[4], 32)
+    if not ok:
         raise TrailError(f"not a report line: {raw[:60]!r}")
-    if json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode() != raw:
+    if not _compact(raw, fields):
         raise TrailError(f"a report line not in compact form: {raw[:60]!r}")
     return fields
+
+
+def _line(line) -> bytes:
+    """A stored line's bytes, without its line end (``\\n`` or ``\\r\\n``)."""
+    raw = (line.encode() if isinstance(line, str) else line).rstrip(b"\n")
+    return raw[:-1] if raw.endswith(b"\r") else raw
+
+
+def _created(rec) -> str:
+    """The rollout a whole record creates, or None."""
+    inp = rec.get("input")
+    return inp["create"].get("rollout_id") if isinstance(inp, dict) and isinstance(inp.get("create"), dict) else None
 
 
 def records(lines):
@@ -45,12 +84,12 @@ def records(lines):
     the device's report (of the rollout record 0 created) and its routine effect."""
     out, rollout = [], None
     for line in lines:
-        raw = (line.encode() if isinstance(line, str) else line).rstrip(b"\n")
+        raw = _line(line)
         if not raw.strip():
             continue
         if not raw.startswith(b"["):
             rec = json.loads(raw)
-            rollout = rec.get("input", {}).get("create", {}).get("rollout_id", rollout)
+            rollout = _created(rec) or rollout
             out.append(rec)
             continue
         at, device, status, *rest = report_line(raw)
@@ -71,21 +110,23 @@ def verify(lines, head=None):
     record's hash, its sequence number and its link to the record before; then, when
     ``head`` (``SEQ:HASH``) is given, that the trail ends there. Returns the head,
     ``SEQ:HASH``."""
-    tip, seq = ZERO, -1
-    for n, line in enumerate(lines):
-        raw = line.encode() if isinstance(line, str) else line
-        raw = raw.rstrip(b"\n")
+    tip, seq, rollout = ZERO, -1, None
+    for line in lines:
+        raw = _line(line)
         if not raw.strip():
             continue
         if raw.startswith(b"["):
             # A report line: numbered and linked by its place, hashed after the hash before it.
-            if seq < 0:
-                raise TrailError("audit record 0 is a report line: a trail starts with its creation")
+            if rollout is None:
+                raise TrailError(f"audit record {seq + 1} is a report line before the creation record")
             report_line(raw)
             seq, tip = seq + 1, hashlib.sha256(tip.encode() + raw).hexdigest()
             continue
         digest = record_hash(raw)
         rec = json.loads(raw)
+        if not _compact(raw, rec):
+            raise TrailError(f"audit record {rec.get('seq')} is not written as the trail writes it")
+        rollout = _created(rec) or rollout
         if rec.get("hash") != digest:
             raise TrailError(f"audit record {rec.get('seq')} was altered")
         if rec.get("seq") != seq + 1 or rec.get("prev") != tip:

@@ -3,6 +3,7 @@ hashlib and json, from docs/audit-trail.md): it reproduces every record's hash f
 stored line, agrees with ``ota.audit_verify`` and the rollout's head, and catches what the
 library catches."""
 
+import hashlib
 import json
 import unittest
 
@@ -53,6 +54,65 @@ class IndependentVerifier(unittest.TestCase):
         self.assertEqual([r["seq"] for r in expanded], list(range(len(self.trail))))
         self.assertEqual({r["effects"][0]["kind"] for r in expanded if r["cause"]["kind"] == "device"
                           and len(r["effects"]) == 1} >= {"device_in_progress", "device_updated"}, True)
+
+    def extended(self, line):
+        """The trail with ``line`` appended as a report line, and the head it then has."""
+        tip = self.head.split(":")[1]
+        return self.trail + [line], f"{len(self.trail)}:{hashlib.sha256((tip + line).encode()).hexdigest()}"
+
+    def test_both_verifiers_take_and_refuse_the_same_report_lines(self):
+        for good in ('[5,"dev-1","success","2.0.0",1]', '[5,"dev-1","in_progress"]',
+                     '[5,"dev-1","in_progress",null,2]', '[5,"dev.1_a-b","success","1.0.0-rc.1+b7"]'):
+            trail, head = self.extended(good)
+            self.assertEqual(audit_trail.verify(trail, head=head), head)
+            self.assertEqual(ota.audit_verify(trail, head=head), len(trail))
+        for bad in ('[5,"dev-1","success",null]', '[5,"dev 1","success"]', '[5,"","success"]',
+                    '[-5,"dev-1","success"]', '[true,"dev-1","success"]',
+                    '[18446744073709551616,"dev-1","success"]', '[5,"dev-1","success","not-a-version"]',
+                    '[5,"dev-1","success","01.0.0"]', '[5,"dev-1","success",{"a":1},"x"]',
+                    '[5,"dev-1","success","2.0.0",null]', '[5,"dev-1","success","2.0.0",-1]',
+                    '[5,"dev-1","success","2.0.0",4294967296]', '[5, "dev-1","success"]',
+                    '[5,"dev-1","failure"]', '[5,"dev-1"]', '[5,"dev-1","success","2.0.0",1,2]'):
+            trail, head = self.extended(bad)
+            with self.assertRaises(audit_trail.TrailError, msg=bad):
+                audit_trail.verify(trail, head=head)
+            with self.assertRaises(ota.AuditBrokenError, msg=bad):
+                ota.audit_verify(trail, head=head)
+        # A whole record is read only as written, by both.
+        spaced = [self.trail[0].replace('"seq":0', '"seq": 0', 1)] + self.trail[1:]
+        with self.assertRaises(audit_trail.TrailError):
+            audit_trail.verify(spaced)
+        with self.assertRaises(ota.AuditBrokenError):
+            ota.audit_verify(spaced)
+        # Lines ending "\r\n" read as lines ending "\n", by both.
+        crlf = "".join(line + "\r\n" for line in self.trail)
+        self.assertEqual(audit_trail.verify(crlf.encode().split(b"\n"), head=self.head), self.head)
+        self.assertEqual(ota.audit_verify(crlf, head=self.head), len(self.trail))
+
+    def test_a_report_line_before_the_creation_record_is_refused_by_both(self):
+        line = next(line for line in self.trail if line.startswith("["))
+        for trail in ([line] + self.trail, [line]):
+            with self.assertRaises(audit_trail.TrailError):
+                audit_trail.verify(trail)
+            with self.assertRaises(ota.AuditBrokenError):
+                ota.audit_verify(trail)
+
+    def test_records_reads_every_kind_of_record_a_tick_included(self):
+        pkg = firmware("2.0.0")
+        r = ota.Rollout.create(config(pkg), pkg, sensors(60, 7), T0)
+        try:
+            trail = r.audit_records()
+            d = sends(r)[0]
+            r.handle_report(report(d, "in_progress", "1.2.0"), T0 + 1)
+            r.handle_tick(r.timeout())
+            trail += r.audit_records()
+        finally:
+            r.close()
+            pkg.close()
+        kinds = [rec["input"] if isinstance(rec["input"], str) else next(iter(rec["input"]))
+                 for rec in audit_trail.records(trail)]
+        self.assertIn("tick", kinds)
+        self.assertEqual(kinds[:2], ["create", "report"])
 
     def test_an_edited_or_rewritten_report_line_is_caught(self):
         at = next(i for i, line in enumerate(self.trail) if line.startswith("[") and '"success"' in line)

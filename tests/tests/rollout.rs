@@ -1244,6 +1244,69 @@ fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
     );
 }
 
+/// A trail stored before report lines holds every routine report as a whole object. It must
+/// still verify, replay (as ota-server restores a rollout), and go on from its stored hashes.
+#[test]
+fn a_trail_stored_with_every_report_whole_still_replays_and_goes_on_from_its_hashes() {
+    let (live, trail) = scenario();
+    let lines = trail.iter().filter(|r| r.is_report_line()).count();
+    assert!(lines >= 5, "{lines} report lines");
+    // The same records, each written whole and chained as an earlier release did.
+    let mut tip = "0".repeat(64);
+    let mut text = String::new();
+    for r in &trail {
+        let body = format!(
+            r#"{{"seq":{},"at":{},"cause":{},"input":{},"effects":{},"prev":"{tip}""#,
+            r.seq,
+            r.at.get(),
+            serde_json::to_string(&r.cause).unwrap(),
+            serde_json::to_string(&r.input).unwrap(),
+            serde_json::to_string(&r.effects).unwrap(),
+        );
+        tip = ota_core::Sha256Digest::of(format!("{body}}}").as_bytes()).to_hex();
+        text += &format!(r#"{body},"hash":"{tip}"}}"#);
+        text.push('\n');
+    }
+    assert!(!text.contains("\n["), "no report line");
+    let old = audit::parse_lines(&text).unwrap();
+    let head: audit::AuditHead = format!("{}:{tip}", trail.len() - 1).parse().unwrap();
+    audit::verify_with_head(&old, &head).unwrap();
+    assert_ne!(head, live.audit_head());
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let fleet = sensors(120, 11);
+    let s = spec(
+        &pkg,
+        Some(&rb),
+        json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
+            "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
+    );
+    let replayed = Rollout::replay(creation(s, &pkg, Some(&rb), &fleet, T0), &old).unwrap();
+    assert_eq!(replayed.audit_head(), head);
+    // The next record links to the stored trail's last hash.
+    assert_eq!(replayed.audit_chain().tip, head.hash);
+    // An edited stored record is still caught.
+    let edited = text.replacen(r#""status":"success""#, r#""status":"failure""#, 1);
+    assert!(
+        Rollout::replay(
+            creation(
+                spec(
+                    &pkg,
+                    Some(&rb),
+                    json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
+                    "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
+                ),
+                &pkg,
+                Some(&rb),
+                &fleet,
+                T0
+            ),
+            &audit::parse_lines(&edited).unwrap()
+        )
+        .is_err()
+    );
+}
+
 #[test]
 fn the_status_and_snapshot_anchor_the_trail_head_so_a_dropped_last_record_is_caught() {
     let (live, trail) = scenario();

@@ -343,7 +343,10 @@ impl Rollout {
             return;
         }
         let cause = input.cause();
-        let rec = self.s.audit.append(at, cause, input, step.effects);
+        let rec = self
+            .s
+            .audit
+            .append_in(&self.s.rollout_id, at, cause, input, step.effects);
         self.out.push_back(Output::Audit(rec));
         self.out.extend(step.pending);
     }

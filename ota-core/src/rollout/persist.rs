@@ -145,33 +145,50 @@ impl Rollout {
     pub fn replay(create: Create<'_>, trail: &[AuditRecord]) -> Result<Rollout, RolloutError> {
         audit::verify(trail)?;
         let mut r = Rollout::create(create)?;
-        r.check_replay(trail, 0)?;
+        let created = r.written();
+        if trail.first() != created.as_ref() {
+            return Err(RolloutError::ReplayMismatch { seq: 0 });
+        }
         for rec in trail.iter().skip(1) {
-            // An input that was refused is not recorded, so none is replayed.
-            let _ = r.handle(rec.input.clone(), rec.at);
-            r.check_replay(trail, rec.seq)?;
-            if r.s.audit.next_seq != rec.seq + 1 {
-                return Err(RolloutError::ReplayMismatch { seq: rec.seq });
-            }
+            r.follow(rec)?;
         }
         Ok(r)
     }
 
-    /// Drains the outputs; every record must be the trail's.
-    fn check_replay(&mut self, trail: &[AuditRecord], seq: u64) -> Result<(), RolloutError> {
-        while let Some(o) = self.poll() {
-            if let Output::Audit(mine) = o {
-                match usize::try_from(mine.seq).ok().and_then(|i| trail.get(i)) {
-                    Some(theirs) if *theirs == mine => {}
-                    _ => {
-                        return Err(RolloutError::ReplayMismatch {
-                            seq: mine.seq.min(seq),
-                        });
-                    }
-                }
-            }
+    /// Applies a stored record's input again, at its time, and checks that the record this
+    /// writes is the stored one: how a host brings a restored rollout up to its trail's end
+    /// (the records after its snapshot), and how [`Rollout::replay`] goes. The outputs the
+    /// input gives are dropped: the stored record's host acted on them.
+    ///
+    /// A routine report stored whole by an earlier release is taken for the report line this
+    /// release writes for it, and the chain goes on from its stored hash.
+    pub fn follow(&mut self, stored: &AuditRecord) -> Result<(), RolloutError> {
+        let mismatch = RolloutError::ReplayMismatch { seq: stored.seq };
+        // An input that was refused is not recorded, so none is replayed: a refusal here is
+        // a record that differs.
+        let _ = self.handle(stored.input.clone(), stored.at);
+        match self.written() {
+            Some(mine) if mine == *stored => {}
+            Some(mine) if stored.is_stored_whole_form_of(&mine) => self.s.audit.tip = stored.hash,
+            _ => return Err(mismatch),
+        }
+        if self.s.audit.next_seq != stored.seq.saturating_add(1) {
+            return Err(mismatch);
         }
         Ok(())
+    }
+
+    /// Drains the outputs, and gives the first audit record among them (a step writes one).
+    fn written(&mut self) -> Option<AuditRecord> {
+        let mut first = None;
+        while let Some(o) = self.poll() {
+            if let Output::Audit(a) = o
+                && first.is_none()
+            {
+                first = Some(a);
+            }
+        }
+        first
     }
 }
 

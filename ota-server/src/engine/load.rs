@@ -3,7 +3,7 @@
 
 use ota_core::Limits;
 use ota_core::audit::Reader;
-use ota_core::rollout::{Output, Rollout, Snapshot};
+use ota_core::rollout::{Rollout, Snapshot};
 
 use super::{Hosted, snapshot_span};
 use crate::db::u;
@@ -71,19 +71,8 @@ pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String>
         let Some(rec) = reader.read(&text).map_err(|e| e.to_string())? else {
             return Err(format!("a blank audit record after {}", r.audit_head()));
         };
-        r.handle(rec.input.clone(), rec.at)
-            .map_err(|e| format!("replay of record {}: {e}", rec.seq))?;
-        let mut mine = None;
-        while let Some(o) = r.poll() {
-            if let Output::Audit(a) = o
-                && mine.is_none()
-            {
-                mine = Some(a);
-            }
-        }
-        if mine.as_ref() != Some(&rec) {
-            return Err(format!("replay diverges at audit record {}", rec.seq));
-        }
+        r.follow(&rec)
+            .map_err(|e| format!("replay of audit record {}: {e}", rec.seq))?;
     }
     let head = r.audit_head();
     if head.seq != u(head_seq) || head.hash.to_hex() != head_hash {
