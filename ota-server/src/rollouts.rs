@@ -244,32 +244,51 @@ pub struct AuditQuery {
     pub limit: Option<u64>,
 }
 
+/// A page of the audit trail: the head, and the stored lines after `after`, each exactly as
+/// stored (a byte-hashing verifier reads them as it reads the trail's file).
+#[derive(Debug, serde::Serialize)]
+pub struct AuditPage {
+    /// The trail's head, `SEQ:HASH`.
+    pub head: String,
+    /// The records, in order, numbered from `after + 1`.
+    pub records: Vec<Box<serde_json::value::RawValue>>,
+}
+
 /// `GET /api/v1/ota/rollouts/{id}/audit`: the hash-chained trail.
 pub async fn audit(
     State(st): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
     Query(q): Query<AuditQuery>,
-) -> ApiResult<AxumJson<Value>> {
+) -> ApiResult<AxumJson<AuditPage>> {
     let head = engine::lookup(&st, admin.tenant.as_str(), &id)
         .await?
         .rollout
         .audit_head();
     let after = q.after.map_or(-1, i);
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT record FROM audit_records WHERE rollout_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, record FROM audit_records WHERE rollout_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(id.clone())
     .bind(after)
     .bind(i(limit))
     .fetch_all(&st.db)
     .await?;
-    let records: Vec<Value> = rows
+    // A stored record that is not JSON is served as an error naming it, never left out: a
+    // trail with a hole in it would read as one cut short or tampered with.
+    let records = rows
         .into_iter()
-        .filter_map(|(r,)| serde_json::from_str(&r).ok())
-        .collect();
-    Ok(AxumJson(
-        json!({ "head": head.to_string(), "records": records }),
-    ))
+        .map(|(seq, r)| {
+            serde_json::value::RawValue::from_string(r).map_err(|e| {
+                ApiError::internal(format!(
+                    "audit record {seq} of {id} is not JSON as stored: {e}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AxumJson(AuditPage {
+        head: head.to_string(),
+        records,
+    }))
 }
