@@ -1232,8 +1232,9 @@ ota_status ota_rollout_create(const char *config,
 /**
  * Rebuilds a rollout from the inputs it was created with (the same arguments as
  * `ota_rollout_create`, `now` included) and its audit trail, one JSON record per line. The
- * trail is verified first; every record the replay writes must equal the trail's, or the call
- * fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs. The new
+ * trail is verified first; every record the replay writes must equal the trail's (a routine
+ * report stored whole by an earlier release is taken for the report line written now), or the
+ * call fails with `OTA_STATUS_REPLAY_MISMATCH` naming the first record that differs. The new
  * rollout is in exactly the state of the one that wrote the trail; nothing is pending on it.
  *
  * Takes no ownership; the caller frees `*rollout_out` with `ota_rollout_free`.
@@ -1413,11 +1414,14 @@ ota_status ota_rollout_restore(const char *snapshot,
 void ota_rollout_free(ota_rollout *rollout);
 
 /**
- * Verifies an audit trail stored one JSON record per line: every record's hash and every
- * link. `*records_out` receives how many records it holds. An edited, dropped, inserted or
- * reordered record, or an empty trail, fails with `OTA_STATUS_AUDIT_BROKEN`, and the last
- * error names it. A trail whose last records were dropped still passes: to prove the trail
- * whole, verify it against its head with `ota_audit_verify_head`.
+ * Verifies an audit trail stored one JSON record per line: every whole record's hash and
+ * every link. `*records_out` receives how many records it holds. An edited, dropped,
+ * inserted or reordered record, or an empty trail, fails with `OTA_STATUS_AUDIT_BROKEN`, and
+ * the last error names where: the record itself, or, for a report line (a routine report's
+ * short line, which has no hash of its own; docs/audit-trail.md), the next whole record. A
+ * trail whose last records were dropped, or whose report lines after its last whole record
+ * were edited, still passes: to prove the trail whole, verify it against its head with
+ * `ota_audit_verify_head`.
  *
  * Takes no ownership; nothing to free.
  */

@@ -3,13 +3,14 @@
 //! Every record carries its sequence number, time, cause, the input that caused it, what it
 //! changed, and the hash of the record before it; its own hash covers all of that. A device's
 //! routine report is stored as a short report line whose number, link and hash follow from its
-//! place (see docs/audit-trail.md). Editing, reordering or dropping a record breaks the chain
-//! at the next whole record, and [`verify`] says where. The records after the last whole one
-//! (report lines) can be edited or dropped, and the last records dropped, leaving a chain that
-//! still links: [`verify_with_head`] catches that against the head the rollout carries in its
-//! status and snapshot ([`AuditHead`], written `SEQ:HASH`). The rollout engine writes one record per state-changing input, its input and
-//! its effects typed ([`Input`], [`Effect`]), so replaying a trail's inputs rebuilds exactly
-//! the same rollout, and rewording a message never changes a stored record.
+//! place (see docs/audit-trail.md). Editing, reordering or dropping a record breaks the chain,
+//! and [`verify`] says where: at an edited whole record itself, at the next whole record after
+//! a report line. The report lines after the last whole record can be edited or dropped, and
+//! the last records dropped, leaving a chain that still links: [`verify_with_head`] catches
+//! that against the head the rollout carries in its status and snapshot ([`AuditHead`],
+//! written `SEQ:HASH`). The rollout engine writes one record per state-changing input, its
+//! input and its effects typed ([`Input`], [`Effect`]), so replaying a trail's inputs rebuilds
+//! exactly the same rollout, and rewording a message never changes a stored record.
 
 use std::fmt;
 use std::str::FromStr;
@@ -85,18 +86,6 @@ pub struct AuditRecord {
     form: Form,
 }
 
-/// A whole record as written: its members in this order, `hash` last.
-#[derive(Serialize)]
-struct WholeRef<'a> {
-    seq: u64,
-    at: UnixMs,
-    cause: &'a Cause,
-    input: &'a Input,
-    effects: &'a [Effect],
-    prev: &'a Sha256Digest,
-    hash: &'a Sha256Digest,
-}
-
 /// A whole record as read.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,16 +103,7 @@ impl Serialize for AuditRecord {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.line() {
             Some(line) => line.serialize(s),
-            None => WholeRef {
-                seq: self.seq,
-                at: self.at,
-                cause: &self.cause,
-                input: &self.input,
-                effects: &self.effects,
-                prev: &self.prev,
-                hash: &self.hash,
-            }
-            .serialize(s),
+            None => self.whole(Some(&self.hash)).serialize(s),
         }
     }
 }
@@ -167,7 +147,8 @@ enum Form {
     ReportLine,
 }
 
-/// What a record's hash covers: the record without its hash, fields in this order.
+/// A whole record as written, its members in this order; without its `hash`, what the hash
+/// covers.
 #[derive(Serialize)]
 struct Hashed<'a> {
     seq: u64,
@@ -176,9 +157,24 @@ struct Hashed<'a> {
     input: &'a Input,
     effects: &'a [Effect],
     prev: &'a Sha256Digest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<&'a Sha256Digest>,
 }
 
 impl AuditRecord {
+    /// The record as a whole object, with its hash or (what the hash covers) without.
+    fn whole<'a>(&'a self, hash: Option<&'a Sha256Digest>) -> Hashed<'a> {
+        Hashed {
+            seq: self.seq,
+            at: self.at,
+            cause: &self.cause,
+            input: &self.input,
+            effects: &self.effects,
+            prev: &self.prev,
+            hash,
+        }
+    }
+
     /// Whether the record is written as a report line, the short form of a device's routine
     /// report (see docs/audit-trail.md), rather than as a whole object.
     pub fn is_report_line(&self) -> bool {
@@ -210,14 +206,7 @@ impl AuditRecord {
                 return Sha256Digest::of(&text);
             }
         }
-        let h = Hashed {
-            seq: self.seq,
-            at: self.at,
-            cause: &self.cause,
-            input: &self.input,
-            effects: &self.effects,
-            prev: &self.prev,
-        };
+        let h = self.whole(None);
         // The record's JSON, written into one buffer and hashed at once: written straight
         // into the hash, token by token, it took longer than the hashing itself.
         // A batch's record takes about 47 bytes a report (see docs/audit-trail.md): sized for
@@ -956,6 +945,7 @@ mod tests {
                 input: &r.input,
                 effects: &r.effects,
                 prev: &r.prev,
+                hash: None,
             });
             assert_eq!(r.hash, Sha256Digest::of(text.as_bytes()), "{len}");
             let mut line: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();

@@ -254,7 +254,7 @@ fn rollout_devices() {}
     params(("id" = String, Path),
         ("after" = Option<u64>, Query, description = "Records after this sequence number (the records are numbered from 0 with no gap)"),
         ("limit" = Option<u64>, Query, description = "Default 1000")),
-    responses((status = 200, description = "{head, records}: the hash-chained trail, each stored line exactly as stored (its bytes, so a verifier hashing the stored bytes reads it), in order from `after` + 1: a whole record (an object) or a device's routine report (a report line, an array; docs/audit-trail.md)", body = Object), (status = 404, body = Error), (status = 500, description = "A stored record that is not JSON, named", body = Error)),
+    responses((status = 200, description = "{head, records}: the hash-chained trail, each stored line exactly as stored (its bytes, so a verifier hashing the stored bytes reads it), in order from `after` + 1: a whole record (an object) or a device's routine report (a report line, an array; docs/audit-trail.md)", body = Object), (status = 404, body = Error), (status = 500, description = "INTERNAL: a bug, logged; here also a stored record that is not JSON, named", body = Error)),
     security(("bearer" = [])))]
 fn audit() {}
 

@@ -13,7 +13,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SEMVER = re.compile(
     r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?")
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?", re.ASCII)
+# A whole record's members, in the order they are written.
+_WHOLE = ["seq", "at", "cause", "input", "effects", "prev", "hash"]
 
 # A record's line ends with its hash, the last member of the object.
 _TAIL = re.compile(rb',"hash":"([0-9a-f]{64})"\}$')
@@ -43,6 +45,12 @@ def _uint(v, bits: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**bits
 
 
+def _semver(v) -> bool:
+    """A semantic version whose major, minor and patch each fit in 64 bits."""
+    m = _SEMVER.fullmatch(v) if isinstance(v, str) else None
+    return m is not None and all(int(m.group(k)) < 2**64 for k in (1, 2, 3))
+
+
 def report_line(raw: bytes):
     """A report line's fields, ``[at, device_id, status, firmware_version, attempt]`` (the last
     two optional), checked as the library reads one: each field of its type, written as the
@@ -56,8 +64,7 @@ def report_line(raw: bytes):
           and fields[2] in ("in_progress", "success"))
     if ok and len(fields) >= 4:
         version = fields[3]
-        ok = (isinstance(version, str) and _SEMVER.fullmatch(version) is not None) or (
-            version is None and len(fields) == 5)
+        ok = _semver(version) or (version is None and len(fields) == 5)
     if ok and len(fields) == 5:
         ok = _uint(fields[4], 32)
     if not ok:
@@ -124,8 +131,9 @@ def verify(lines, head=None):
             continue
         digest = record_hash(raw)
         rec = json.loads(raw)
-        if not _compact(raw, rec):
-            raise TrailError(f"audit record {rec.get('seq')} is not written as the trail writes it")
+        if not (isinstance(rec, dict) and list(rec) == _WHOLE and _uint(rec["seq"], 64)
+                and _uint(rec["at"], 64) and _compact(raw, rec)):
+            raise TrailError(f"audit record {seq + 1} is not written as the trail writes it")
         rollout = _created(rec) or rollout
         if rec.get("hash") != digest:
             raise TrailError(f"audit record {rec.get('seq')} was altered")

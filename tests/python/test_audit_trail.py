@@ -70,6 +70,7 @@ class IndependentVerifier(unittest.TestCase):
                     '[-5,"dev-1","success"]', '[true,"dev-1","success"]',
                     '[18446744073709551616,"dev-1","success"]', '[5,"dev-1","success","not-a-version"]',
                     '[5,"dev-1","success","01.0.0"]', '[5,"dev-1","success",{"a":1},"x"]',
+                    '[5,"dev-1","success","1.2.1\u0663"]', '[5,"dev-1","success","99999999999999999999.0.0"]',
                     '[5,"dev-1","success","2.0.0",null]', '[5,"dev-1","success","2.0.0",-1]',
                     '[5,"dev-1","success","2.0.0",4294967296]', '[5, "dev-1","success"]',
                     '[5,"dev-1","failure"]', '[5,"dev-1"]', '[5,"dev-1","success","2.0.0",1,2]'):
@@ -78,7 +79,18 @@ class IndependentVerifier(unittest.TestCase):
                 audit_trail.verify(trail, head=head)
             with self.assertRaises(ota.AuditBrokenError, msg=bad):
                 ota.audit_verify(trail, head=head)
-        # A whole record is read only as written, by both.
+        # A whole record is read only as written, by both: its hash recomputed, so only the
+        # way it is written is wrong.
+        last = json.loads(self.trail[-1])
+        del last["hash"]
+        for bad in (dict(last, extra=1), {"at": last["at"], **last}, dict(last, seq=float(last["seq"]))):
+            body = json.dumps(bad, separators=(",", ":"), ensure_ascii=False)
+            line = body[:-1] + ',"hash":"' + hashlib.sha256(body.encode()).hexdigest() + '"}'
+            trail = self.trail[:-1] + [line]
+            with self.assertRaises(audit_trail.TrailError, msg=line[:80]):
+                audit_trail.verify(trail)
+            with self.assertRaises(ota.AuditBrokenError, msg=line[:80]):
+                ota.audit_verify(trail)
         spaced = [self.trail[0].replace('"seq":0', '"seq": 0', 1)] + self.trail[1:]
         with self.assertRaises(audit_trail.TrailError):
             audit_trail.verify(spaced)

@@ -1244,6 +1244,20 @@ fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
     );
 }
 
+/// The creation inputs of [`scenario`]'s rollout, to replay its trail.
+fn replay_scenario(trail: &[AuditRecord]) -> Result<Rollout, RolloutError> {
+    let pkg = firmware("2.0.0", false);
+    let rb = firmware("1.9.0", true);
+    let fleet = sensors(120, 11);
+    let s = spec(
+        &pkg,
+        Some(&rb),
+        json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
+            "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
+    );
+    Rollout::replay(creation(s, &pkg, Some(&rb), &fleet, T0), trail)
+}
+
 /// A trail stored before report lines holds every routine report as a whole object. It must
 /// still verify, replay (as ota-server restores a rollout), and go on from its stored hashes.
 #[test]
@@ -1272,39 +1286,33 @@ fn a_trail_stored_with_every_report_whole_still_replays_and_goes_on_from_its_has
     let head: audit::AuditHead = format!("{}:{tip}", trail.len() - 1).parse().unwrap();
     audit::verify_with_head(&old, &head).unwrap();
     assert_ne!(head, live.audit_head());
-    let pkg = firmware("2.0.0", false);
-    let rb = firmware("1.9.0", true);
-    let fleet = sensors(120, 11);
-    let s = spec(
-        &pkg,
-        Some(&rb),
-        json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
-            "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
-    );
-    let replayed = Rollout::replay(creation(s, &pkg, Some(&rb), &fleet, T0), &old).unwrap();
+    let replayed = replay_scenario(&old).unwrap();
     assert_eq!(replayed.audit_head(), head);
     // The next record links to the stored trail's last hash.
     assert_eq!(replayed.audit_chain().tip, head.hash);
     // An edited stored record is still caught.
     let edited = text.replacen(r#""status":"success""#, r#""status":"failure""#, 1);
+    assert!(replay_scenario(&audit::parse_lines(&edited).unwrap()).is_err());
+}
+
+/// A stored record whose input the engine refuses now (its rules changed, or the trail is
+/// another's) fails the replay naming the record and saying why.
+#[test]
+fn a_stored_record_whose_input_is_refused_now_fails_the_replay_saying_why() {
+    let (_, trail) = scenario();
+    let mut r = replay_scenario(&trail[..1]).unwrap();
+    let mut bad = trail[1].clone();
+    bad.input = Input::Report(report("dev-9999", InProgress, Some("1.2.0")));
+    let e = r.follow(&bad).unwrap_err();
     assert!(
-        Rollout::replay(
-            creation(
-                spec(
-                    &pkg,
-                    Some(&rb),
-                    json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
-                    "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
-                ),
-                &pkg,
-                Some(&rb),
-                &fleet,
-                T0
-            ),
-            &audit::parse_lines(&edited).unwrap()
-        )
-        .is_err()
+        matches!(&e, RolloutError::ReplayRefused { seq: 1, refusal } if matches!(**refusal, RolloutError::UnknownDevice { .. })),
+        "{e}"
     );
+    assert_eq!(e.status(), ota_core::Status::ReplayMismatch);
+    assert!(e.to_string().contains("dev-9999"), "{e}");
+    // The same record followed as stored is taken.
+    let mut r = replay_scenario(&trail[..1]).unwrap();
+    r.follow(&trail[1]).unwrap();
 }
 
 #[test]

@@ -8,10 +8,12 @@ use super::{AuditError, AuditRecord, Chain, Form};
 use crate::name::Name;
 use crate::rollout::Input;
 
-/// Reads a trail's stored lines, in order, into [`AuditRecord`]s. It reads only lines written
-/// as the library writes them (compact JSON, a whole record's members in order, a report
-/// line's defaults left out), so what it reads is what a verifier hashing the stored bytes
-/// reads. It only reads: hashes and links are checked by [`super::verify`].
+/// Reads a trail's stored lines, in order, into [`AuditRecord`]s. [`Reader::read`] takes only
+/// lines written as the library writes them (compact JSON, a whole record's members in order,
+/// a report line's defaults left out), so what it reads is what a verifier hashing the stored
+/// bytes reads; [`Reader::read_value`] takes records already parsed as JSON values (a whole
+/// record's members in any order). It only reads: hashes and links are checked by
+/// [`super::verify`].
 #[derive(Debug, Clone)]
 pub struct Reader {
     /// Where the next record goes, as the lines read so far say.

@@ -50,26 +50,16 @@ impl<'a> ReportLine<'a> {
             firmware_version: report.firmware_version.as_ref().map(Cow::Borrowed),
             attempt,
         };
-        (plain && caused && line.is_routine(&r.effects)).then_some(line)
-    }
-
-    /// Whether `effects` are the report's routine effect, the only one a line stands for.
-    fn is_routine(&self, effects: &[Effect]) -> bool {
-        match (self.status, effects) {
-            (ReportStatus::InProgress, [Effect::DeviceInProgress { device_id }]) => {
-                *device_id == *self.device_id
-            }
-            (ReportStatus::Success, [Effect::DeviceUpdated { device_id, version }]) => {
-                *device_id == *self.device_id
-                    && version.as_ref() == self.firmware_version.as_deref()
-            }
-            _ => false,
-        }
+        let routine = matches!(
+            (line.routine(), r.effects.as_slice()),
+            (Some(e), [only]) if e == *only
+        );
+        (plain && caused && routine).then_some(line)
     }
 
     /// The record this line stands for, numbered and linked by the caller.
     pub fn record(self, rollout_id: &Name) -> Option<(Cause, Input, Vec<Effect>, UnixMs)> {
-        let effects = self.effects()?;
+        let effects = vec![self.routine()?];
         let report = DeviceReport {
             device_id: self.device_id.clone().into_owned(),
             rollout_id: Some(rollout_id.clone()),
@@ -90,14 +80,14 @@ impl<'a> ReportLine<'a> {
 
     /// The routine effect of the report, the only one a line stands for; `None` for a status
     /// that has none (a failure, a rejection: they always take the whole object).
-    fn effects(&self) -> Option<Vec<Effect>> {
+    fn routine(&self) -> Option<Effect> {
         let device_id = self.device_id.clone().into_owned();
         match self.status {
-            ReportStatus::InProgress => Some(vec![Effect::DeviceInProgress { device_id }]),
-            ReportStatus::Success => Some(vec![Effect::DeviceUpdated {
+            ReportStatus::InProgress => Some(Effect::DeviceInProgress { device_id }),
+            ReportStatus::Success => Some(Effect::DeviceUpdated {
                 device_id,
                 version: self.firmware_version.clone().map(Cow::into_owned),
-            }]),
+            }),
             _ => None,
         }
     }

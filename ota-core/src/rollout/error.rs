@@ -220,6 +220,15 @@ pub enum RolloutError {
         /// The first record that differs.
         seq: u64,
     },
+    /// Replaying the trail, the engine refused a stored record's input (its rules changed
+    /// since the record was written, or the trail is another rollout's).
+    #[error("replay diverges at audit record {seq}: its input is refused now: {refusal}")]
+    ReplayRefused {
+        /// The record.
+        seq: u64,
+        /// Why the engine refuses its input.
+        refusal: Box<RolloutError>,
+    },
 }
 
 impl RolloutError {
@@ -276,7 +285,9 @@ impl RolloutError {
             }
             RolloutError::SnapshotInvalid { .. } => Status::RecordInvalid,
             RolloutError::TrailBroken(e) => e.status(),
-            RolloutError::ReplayMismatch { .. } => Status::ReplayMismatch,
+            RolloutError::ReplayMismatch { .. } | RolloutError::ReplayRefused { .. } => {
+                Status::ReplayMismatch
+            }
         }
     }
 }

@@ -157,20 +157,29 @@ impl Rollout {
 
     /// Applies a stored record's input again, at its time, and checks that the record this
     /// writes is the stored one: how a host brings a restored rollout up to its trail's end
-    /// (the records after its snapshot), and how [`Rollout::replay`] goes. The outputs the
-    /// input gives are dropped: the stored record's host acted on them.
+    /// (the records after its snapshot), and how [`Rollout::replay`] goes. The outputs still
+    /// queued, and those the input gives, are dropped: the stored record's host acted on them.
     ///
     /// A routine report stored whole by an earlier release is taken for the report line this
     /// release writes for it, and the chain goes on from its stored hash.
     pub fn follow(&mut self, stored: &AuditRecord) -> Result<(), RolloutError> {
         let mismatch = RolloutError::ReplayMismatch { seq: stored.seq };
-        // An input that was refused is not recorded, so none is replayed: a refusal here is
-        // a record that differs.
-        let _ = self.handle(stored.input.clone(), stored.at);
+        while self.poll().is_some() {}
+        // A refused input may still be recorded (a report that does not match is): the
+        // record decides; the refusal says why, when the record differs.
+        let refused = self.handle(stored.input.clone(), stored.at).err();
         match self.written() {
             Some(mine) if mine == *stored => {}
             Some(mine) if stored.is_stored_whole_form_of(&mine) => self.s.audit.tip = stored.hash,
-            _ => return Err(mismatch),
+            _ => {
+                return Err(match refused {
+                    Some(refusal) => RolloutError::ReplayRefused {
+                        seq: stored.seq,
+                        refusal: Box::new(refusal),
+                    },
+                    None => mismatch,
+                });
+            }
         }
         if self.s.audit.next_seq != stored.seq.saturating_add(1) {
             return Err(mismatch);

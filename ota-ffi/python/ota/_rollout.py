@@ -231,7 +231,9 @@ class Rollout(Managed):
 
     def audit_records(self) -> List[str]:
         """Every pending audit record, one JSON line each, in order (the other outputs are
-        kept)."""
+        kept): a whole record (an object), or, for a device's routine report, a report line
+        ``[at, device_id, status, firmware_version, attempt]`` whose number, link and effect
+        follow from its place (docs/audit-trail.md)."""
         return self._take("audit")
 
     def audit_head(self) -> str:
@@ -261,10 +263,11 @@ class Rollout(Managed):
 
 def audit_verify(trail: Trail, head: Optional[TextInput] = None) -> int:
     """Verifies an audit trail (a list of JSON lines, or text with one record per line):
-    returns how many records it holds; raises ``AuditBrokenError`` naming the first record
-    that was edited, dropped, inserted or reordered. With ``head`` (``SEQ:HASH``, as
+    returns how many records it holds; raises ``AuditBrokenError`` naming where a record was
+    edited, dropped, inserted or reordered (the record, or, for a report line, which has no
+    hash of its own, the next whole record). With ``head`` (``SEQ:HASH``, as
     ``Rollout.audit_head()`` gives it), the trail must also end there: dropping its last
-    records is caught too."""
+    records, or editing the report lines after its last whole record, is caught too."""
     ptr, n = _trail_text(trail)
     records = ctypes.c_uint64(0)
     if head is None:

@@ -68,11 +68,15 @@ pub async fn load_one(st: &AppState, rollout_id: &str) -> Result<Hosted, String>
     .map_err(|e| e.to_string())?;
     let mut reader = Reader::after(r.audit_chain(), r.id().clone());
     for (text,) in trail {
-        let Some(rec) = reader.read(&text).map_err(|e| e.to_string())? else {
-            return Err(format!("a blank audit record after {}", r.audit_head()));
+        // The reader counts lines from the snapshot: name the record by its number.
+        let next = r.audit_chain().next_seq;
+        let Some(rec) = reader
+            .read(&text)
+            .map_err(|e| format!("stored audit record {next}: {e}"))?
+        else {
+            return Err(format!("stored audit record {next} is blank"));
         };
-        r.follow(&rec)
-            .map_err(|e| format!("replay of audit record {}: {e}", rec.seq))?;
+        r.follow(&rec).map_err(|e| e.to_string())?;
     }
     let head = r.audit_head();
     if head.seq != u(head_seq) || head.hash.to_hex() != head_hash {
