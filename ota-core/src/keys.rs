@@ -98,20 +98,30 @@ impl SigningKey {
         }
     }
 
-    /// The key as PKCS#8 DER (with its public key, the form tough reads).
+    /// The key as PKCS#8 DER: version 1, the secret alone (RFC 8410's form, which OpenSSL
+    /// reads; a version 2 document carrying the public key too is read, not written).
     pub fn to_pkcs8_der(&self) -> Vec<u8> {
-        self.0
+        self.pkcs8()
             .to_pkcs8_der()
             .map(|d| d.as_bytes().to_vec())
             .unwrap_or_default()
     }
 
-    /// The key as PKCS#8 PEM.
+    /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), in the form
+    /// [`SigningKey::to_pkcs8_der`] writes.
     pub fn to_pkcs8_pem(&self) -> String {
-        self.0
+        self.pkcs8()
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .map(|p| p.to_string())
             .unwrap_or_default()
+    }
+
+    /// The secret as PKCS#8 writes it, without the public key.
+    fn pkcs8(&self) -> ed25519_dalek::pkcs8::KeypairBytes {
+        ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        }
     }
 
     /// The public key.
@@ -303,6 +313,24 @@ mod tests {
             }
         }
         assert!(ran > 100, "only {ran} vectors");
+    }
+
+    /// The private key is written as RFC 8410 section 10.3's example is: PKCS#8 version 1, the
+    /// 32-byte secret alone, 48 bytes in all (the form OpenSSL 3.0 reads; it refuses the
+    /// version 2 form, which adds the public key). A version 2 document is still read.
+    #[test]
+    fn a_private_key_is_written_as_rfc_8410_writes_it_and_version_2_is_still_read() {
+        let secret = hex::decode(RFC8032[0].0).unwrap();
+        let k = SigningKey::from_secret(secret.clone().try_into().unwrap());
+        let mut expected = hex::decode("302e020100300506032b657004220420").unwrap();
+        expected.extend_from_slice(&secret);
+        assert_eq!(k.to_pkcs8_der(), expected);
+        let v2 = k.0.to_pkcs8_der().unwrap();
+        assert_eq!(v2.as_bytes()[4], 1, "dalek writes version 2");
+        assert_eq!(
+            SigningKey::from_pkcs8(v2.as_bytes()).unwrap().key_id(),
+            k.key_id()
+        );
     }
 
     #[test]

@@ -239,3 +239,45 @@ fn opening_needs_the_right_key() {
     .unwrap_err();
     assert_eq!(err, SealError::DecryptionFailed);
 }
+
+/// `openssl` runs `args` with `stdin`, and must succeed: its standard output.
+fn openssl(args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The private key `ota keygen` writes (`SigningKey::to_pkcs8_pem`) is one OpenSSL reads, with
+/// the same public key; and a key OpenSSL makes is one ota reads, with the same public key.
+#[test]
+fn openssl_reads_the_private_keys_ota_writes_and_ota_reads_those_openssl_writes() {
+    assert!(have("openssl"), "openssl is needed (CI installs it)");
+    let ours = signing_key(7);
+    let public = openssl(
+        &["pkey", "-in", "/dev/stdin", "-pubout"],
+        ours.to_pkcs8_pem().as_bytes(),
+    );
+    assert_eq!(
+        String::from_utf8(public).unwrap().trim(),
+        ours.public_key().to_pem().trim()
+    );
+    let theirs = openssl(&["genpkey", "-algorithm", "ed25519"], b"");
+    let key = ota_core::sign::SigningKey::from_pkcs8(&theirs).unwrap();
+    let public = openssl(&["pkey", "-in", "/dev/stdin", "-pubout"], &theirs);
+    assert_eq!(
+        String::from_utf8(public).unwrap().trim(),
+        key.public_key().to_pem().trim()
+    );
+}
