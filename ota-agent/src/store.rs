@@ -53,7 +53,7 @@ impl StateDir {
     /// ([`DaemonError::Busy`]) before it touches anything: it would delete the first one's
     /// files as it writes them.
     pub fn open(dir: &Path) -> Result<StateDir, DaemonError> {
-        std::fs::create_dir_all(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
+        ota_host::durable::create_dir_all(dir).map_err(|e| DaemonError::io("state_dir", dir, e))?;
         let path = dir.join(LOCK_FILE);
         let lock = File::options()
             .create(true)

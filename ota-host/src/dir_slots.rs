@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::{SyncWriter, sync_dir};
+use crate::durable::{SyncWriter, create_dir_all, sync_dir};
 
 /// One of the two slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,7 +73,7 @@ impl DirSlots {
                 format!("a slot's file must be a plain file name, found {file:?}"),
             ));
         }
-        std::fs::create_dir_all(&root)?;
+        create_dir_all(&root)?;
         Ok(DirSlots { root, file })
     }
 
@@ -131,7 +131,7 @@ impl DirSlots {
     pub fn open(&self, slot: Slot) -> io::Result<SyncWriter> {
         let dir = self.root.join(slot.as_str());
         remove_if_present(std::fs::remove_dir_all(&dir))?;
-        std::fs::create_dir_all(&dir)?;
+        create_dir_all(&dir)?;
         let f = std::fs::File::create(dir.join(&self.file))?;
         sync_dir(&dir)?;
         Ok(SyncWriter::new(f))
@@ -152,7 +152,7 @@ impl DirSlots {
     /// Makes `slot` the active one: a new symlink renamed over `current`, durably.
     /// Idempotent.
     pub fn switch(&self, slot: Slot) -> io::Result<()> {
-        std::fs::create_dir_all(self.root.join(slot.as_str()))?;
+        create_dir_all(&self.root.join(slot.as_str()))?;
         let tmp = self.root.join("current.tmp");
         remove_if_present(std::fs::remove_file(&tmp))?;
         std::os::unix::fs::symlink(slot.as_str(), &tmp)?;

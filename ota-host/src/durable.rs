@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 /// file owner-only (0600). An error is the file system's `io::Error` as it came (one from
 /// creating the temporary file names it).
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
-    std::fs::create_dir_all(parent(path))?;
+    create_dir_all(parent(path))?;
     replace_with(path, private, |f| f.write_all(bytes), |_, e| e)
 }
 
@@ -92,6 +92,36 @@ pub fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
+    }
+}
+
+/// Creates `dir` and its missing parents, as [`std::fs::create_dir_all`] does, and makes each
+/// new one durable: the directory holding it is synced once it is made. Without that, a
+/// power cut can lose a new directory, and every file written and synced into it.
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    // The missing directories, from `dir` up to the first that exists.
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err() {
+        missing.push(d);
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    for new in missing.into_iter().rev() {
+        match std::fs::create_dir(new) {
+            Ok(()) => sync_dir(parent(new))?,
+            // Made by another process meanwhile: it syncs its own.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && new.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        // What is there is not a directory (or a link to one): the error create_dir_all gives.
+        std::fs::create_dir_all(dir)
     }
 }
 

@@ -63,7 +63,7 @@ impl FileDevice {
     /// directory is the device's alone: what a crash left of a file replaced in it (hidden
     /// `.*.partial` files, [`crate::durable::remove_partials`]) is removed here.
     pub fn open(dir: &Path, slot_file: &str) -> io::Result<FileDevice> {
-        std::fs::create_dir_all(dir)?;
+        crate::durable::create_dir_all(dir)?;
         // What a crash while persisting the record left behind.
         remove_partials(dir)?;
         let slots = DirSlots::new(dir.join("slots"), slot_file.to_string())?;
