@@ -178,7 +178,7 @@ impl Client {
     pub fn refresh(&self, now: UnixMs) -> Result<Trusted, TufError> {
         let mut root = self.root.clone();
         if let Some(state) = &self.state {
-            std::fs::create_dir_all(state).map_err(|e| TufError::Fetch {
+            crate::durable::create_dir_all(state).map_err(|e| TufError::Fetch {
                 detail: format!("{}: {e}", state.display()),
             })?;
             match std::fs::read(state.join("root.json")) {

@@ -20,6 +20,7 @@ use super::{
     TufError, TufLimits, check_target_name, dir_url, key_sources, runtime, timestamp, tuf_key,
     tuf_keyid,
 };
+use crate::durable::create_dir_all;
 use ota_core::UnixMs;
 use ota_core::chunk::ChunkHasher;
 use ota_core::package::Package;
@@ -185,8 +186,8 @@ impl Repo {
         })?;
         std::fs::write(staged.join("root.json"), signed_root.buffer())
             .map_err(|e| io(&staged, e))?;
-        std::fs::create_dir_all(&repo.dir).map_err(|e| io(&repo.dir, e))?;
-        std::fs::create_dir_all(repo.targets_dir()).map_err(|e| io(&repo.dir, e))?;
+        create_dir_all(&repo.dir).map_err(|e| io(&repo.dir, e))?;
+        create_dir_all(&repo.targets_dir()).map_err(|e| io(&repo.dir, e))?;
         sync_parent(&repo.targets_dir())?;
         sync_parent(&repo.dir)?;
         rename(&staged, &meta)?;
@@ -438,7 +439,7 @@ fn spec_target_path(targets: &Path, name: &str, sha256_hex: &str) -> Result<(), 
     if spec_path.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(&spec_dir).map_err(|e| io(&spec_dir, e))?;
+    create_dir_all(&spec_dir).map_err(|e| io(&spec_dir, e))?;
     std::fs::hard_link(&tough_path, &spec_path)
         .or_else(|_| std::fs::copy(&tough_path, &spec_path).map(|_| ()))
         .map_err(|e| io(&spec_path, e))?;
@@ -478,7 +479,7 @@ fn sync_parent(path: &Path) -> Result<(), TufError> {
 fn parent_of(dir: &Path) -> Result<PathBuf, TufError> {
     let abs = std::path::absolute(dir).map_err(|e| io(dir, e))?;
     let parent = abs.parent().map(Path::to_path_buf).unwrap_or(abs);
-    std::fs::create_dir_all(&parent).map_err(|e| io(&parent, e))?;
+    create_dir_all(&parent).map_err(|e| io(&parent, e))?;
     Ok(parent)
 }
 
