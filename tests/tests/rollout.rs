@@ -1150,7 +1150,13 @@ fn devices_that_join_are_placed_by_bucket_and_those_that_leave_are_removed() {
     );
 }
 
-fn scenario() -> (Host, Vec<AuditRecord>) {
+/// [`scenario`]'s creation inputs: the package, the rollback package, the fleet and the plan.
+fn scenario_inputs() -> (
+    VerifiedPackage,
+    VerifiedPackage,
+    Vec<DeviceProfile>,
+    ota_core::plan::RolloutSpec,
+) {
     let pkg = firmware("2.0.0", false);
     let rb = firmware("1.9.0", true);
     let fleet = sensors(120, 11);
@@ -1160,6 +1166,11 @@ fn scenario() -> (Host, Vec<AuditRecord>) {
         json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
             "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
     );
+    (pkg, rb, fleet, s)
+}
+
+fn scenario() -> (Host, Vec<AuditRecord>) {
+    let (pkg, rb, fleet, s) = scenario_inputs();
     let mut r = create(s, &pkg, Some(&rb), &fleet, T0);
     let mut trail = drain_audit(&mut r);
     let w0 = sent(&mut r);
@@ -1206,15 +1217,7 @@ fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
     // Effects are typed: their JSON names a kind, never a sentence.
     let line = trail[0].to_json();
     assert!(line.contains(r#""kind":"published""#), "{line}");
-    let pkg = firmware("2.0.0", false);
-    let rb = firmware("1.9.0", true);
-    let fleet = sensors(120, 11);
-    let s = spec(
-        &pkg,
-        Some(&rb),
-        json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
-            "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
-    );
+    let (pkg, rb, fleet, s) = scenario_inputs();
     let create = |s| creation(s, &pkg, Some(&rb), &fleet, T0);
     let replayed = Rollout::replay(create(s.clone()), &trail).unwrap();
     assert!(replayed.same_state(&live));
@@ -1246,15 +1249,7 @@ fn the_audit_trail_replays_to_the_same_state_and_detects_tampering() {
 
 /// The creation inputs of [`scenario`]'s rollout, to replay its trail.
 fn replay_scenario(trail: &[AuditRecord]) -> Result<Rollout, RolloutError> {
-    let pkg = firmware("2.0.0", false);
-    let rb = firmware("1.9.0", true);
-    let fleet = sensors(120, 11);
-    let s = spec(
-        &pkg,
-        Some(&rb),
-        json!({"canary_percent": 10, "halt": {"denominator": "terminal"},
-            "waves": [{"percent": 50, "gate": "approval"}, {"percent": 100}]}),
-    );
+    let (pkg, rb, fleet, s) = scenario_inputs();
     Rollout::replay(creation(s, &pkg, Some(&rb), &fleet, T0), trail)
 }
 

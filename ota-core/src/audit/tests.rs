@@ -79,6 +79,13 @@ fn n(t: &str) -> Name {
     t.parse().unwrap()
 }
 
+/// `dev-0042`'s routine effect for `in_progress`.
+fn in_progress() -> Vec<Effect> {
+    vec![Effect::DeviceInProgress {
+        device_id: n("dev-0042"),
+    }]
+}
+
 fn report(
     status: crate::report::ReportStatus,
     version: Option<&str>,
@@ -130,9 +137,7 @@ fn a_routine_report_is_a_short_line_hashed_after_the_hash_before_it() {
             report: report(InProgress, None),
             attempt: 2,
         },
-        vec![Effect::DeviceInProgress {
-            device_id: n("dev-0042"),
-        }],
+        in_progress(),
     );
     assert_eq!(
         attempt.to_json(),
@@ -161,9 +166,7 @@ fn a_routine_report_is_a_short_line_hashed_after_the_hash_before_it() {
         UnixMs(3),
         device(),
         Input::Report(report(Failure, Some("1.2.0"))),
-        vec![Effect::DeviceInProgress {
-            device_id: n("dev-0042"),
-        }],
+        in_progress(),
     );
     let mut reasoned = report(InProgress, None);
     reasoned.reason = Some("flashing".into());
@@ -172,9 +175,7 @@ fn a_routine_report_is_a_short_line_hashed_after_the_hash_before_it() {
         UnixMs(4),
         device(),
         Input::Report(reasoned),
-        vec![Effect::DeviceInProgress {
-            device_id: n("dev-0042"),
-        }],
+        in_progress(),
     );
     let more = c.append_in(
         &rol,
@@ -193,26 +194,20 @@ fn a_routine_report_is_a_short_line_hashed_after_the_hash_before_it() {
         UnixMs(6),
         Cause::Timer,
         Input::Report(report(InProgress, None)),
-        vec![Effect::DeviceInProgress {
-            device_id: n("dev-0042"),
-        }],
+        in_progress(),
     );
     let other = c.append_in(
         &n("rol_other"),
         UnixMs(7),
         device(),
         Input::Report(report(InProgress, None)),
-        vec![Effect::DeviceInProgress {
-            device_id: n("dev-0042"),
-        }],
+        in_progress(),
     );
     let plain = c.append(
         UnixMs(8),
         device(),
         Input::Report(report(InProgress, None)),
-        vec![Effect::DeviceInProgress {
-            device_id: n("dev-0042"),
-        }],
+        in_progress(),
     );
     for whole in [&failure, &with_reason, &more, &timer, &other, &plain] {
         assert!(!whole.is_report_line(), "{}", whole.to_json());
@@ -284,9 +279,7 @@ fn a_record_serializes_as_stored_and_only_a_whole_one_reads_alone() {
             device_id: n("dev-0042"),
         },
         Input::Report(report(crate::report::ReportStatus::InProgress, None)),
-        vec![Effect::DeviceInProgress {
-            device_id: n("dev-0042"),
-        }],
+        in_progress(),
     );
     for r in [&tick, &line] {
         assert_eq!(serde_json::to_string(r).unwrap(), r.to_json());
@@ -337,9 +330,7 @@ fn a_routine_report_stored_as_a_whole_object_still_verifies() {
             device_id: n("dev-0042"),
         },
         Input::Report(report(crate::report::ReportStatus::InProgress, None)),
-        vec![Effect::DeviceInProgress {
-            device_id: n("dev-0042"),
-        }],
+        in_progress(),
     );
     assert!(!old.is_report_line());
     let text = format!("{}\n{}\n", first.to_json(), old.to_json());
