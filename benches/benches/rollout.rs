@@ -279,13 +279,15 @@ struct Drive {
 }
 
 /// Drives `r` to completion: every device sent reports in progress, then success; one report
-/// per input, or each block of reports as one [`Input::Reports`].
+/// per input, or each block of reports as one [`Input::Reports`]. `records` holds the records
+/// as [`Rollout::poll`] gives them, boxed, as a host that queues them for its writer would.
+#[allow(clippy::vec_box)]
 fn drive(
     r: &mut Rollout,
     batched: bool,
     base: usize,
     created_bytes: usize,
-    records: &mut Vec<AuditRecord>,
+    records: &mut Vec<Box<AuditRecord>>,
     block_rates: &mut Vec<f64>,
 ) -> Drive {
     let rollout_id = r.id().clone();
@@ -298,7 +300,7 @@ fn drive(
         peak: created_bytes,
     };
     let mut now = UnixMs(1);
-    let count = |d: &mut Drive, a: AuditRecord| {
+    let count = |d: &mut Drive, a: Box<AuditRecord>| {
         d.records += 1;
         d.audit_bytes += a.to_json().len() as u64 + 1;
     };

@@ -98,7 +98,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         while let Some(out) = r.poll() {
             // in order: a step's record first
             match out {
-                Output::Audit(a) => trail.push(a), // append a.to_json() to the hash-chained trail
+                Output::Audit(a) => trail.push(*a), // append a.to_json() to the hash-chained trail
                 Output::Command(RolloutCommand::Send { device_id, .. }) => {
                     // a persistent ota_start command to the device, carrying its attempt
                     let attempt = r.attempt(device_id.as_str()).unwrap_or(1);

@@ -190,22 +190,14 @@ impl AuditRecord {
 
     /// The hash this record should have.
     pub fn compute_hash(&self) -> Sha256Digest {
-        if let Some(line) = self.line() {
-            // A report line's hash: of the hex of the hash before it, then the line, written
-            // on the stack (one is written for most reports); a longer one on the heap.
-            let mut stack = [0u8; 256];
-            let (hex, rest) = stack.split_at_mut(64);
-            hex.copy_from_slice(self.prev.hex().as_bytes());
-            let mut free = &mut rest[..];
-            if serde_json::to_writer(&mut free, &line).is_ok() {
-                let written = 256 - free.len();
-                return Sha256Digest::of(&stack[..written]);
-            }
-            let mut text = self.prev.hex().as_bytes().to_vec();
-            if serde_json::to_writer(&mut text, &line).is_ok() {
-                return Sha256Digest::of(&text);
-            }
+        match self.line() {
+            Some(line) => line.hash(&self.prev),
+            None => self.whole_hash(),
         }
+    }
+
+    /// The hash of the record written whole.
+    fn whole_hash(&self) -> Sha256Digest {
         let h = self.whole(None);
         // The record's JSON, written into one buffer and hashed at once: written straight
         // into the hash, token by token, it took longer than the hashing itself.
@@ -321,10 +313,15 @@ impl Chain {
             .input
             .report()
             .and_then(|(report, _)| report.rollout_id.as_ref());
-        if rollout_id.is_some() && ours == rollout_id && ReportLine::of(&r).is_some() {
-            r.form = Form::ReportLine;
-        }
-        r.hash = r.compute_hash();
+        let line = (rollout_id.is_some() && ours == rollout_id)
+            .then(|| ReportLine::of(&r))
+            .flatten();
+        let (form, hash) = match line {
+            Some(line) => (Form::ReportLine, line.hash(&r.prev)),
+            None => (Form::Object, r.whole_hash()),
+        };
+        r.form = form;
+        r.hash = hash;
         self.next_seq += 1;
         self.tip = r.hash;
         r

@@ -91,7 +91,7 @@ impl Host {
             match o {
                 Output::Audit(a) => {
                     recorded = true;
-                    self.trail.push(a);
+                    self.trail.push(*a);
                 }
                 Output::Command(c) => {
                     assert!(recorded, "a command before its audit record: {c:?}");

@@ -12,6 +12,7 @@ use serde::ser::SerializeSeq as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{AuditRecord, Cause};
+use crate::digest::Sha256Digest;
 use crate::name::Name;
 use crate::report::{DeviceReport, ReportStatus};
 use crate::rollout::{Effect, Input};
@@ -43,18 +44,31 @@ impl<'a> ReportLine<'a> {
             report.rollout_id.is_some() && report.reason.is_none() && report.attempt.is_none();
         let caused =
             matches!(&r.cause, Cause::Device { device_id } if *device_id == report.device_id);
-        let line = ReportLine {
+        (plain && caused && routine_only(report, &r.effects)).then(|| ReportLine {
             at: r.at,
             device_id: Cow::Borrowed(&report.device_id),
             status: report.status,
             firmware_version: report.firmware_version.as_ref().map(Cow::Borrowed),
             attempt,
-        };
-        let routine = matches!(
-            (line.routine(), r.effects.as_slice()),
-            (Some(e), [only]) if e == *only
-        );
-        (plain && caused && routine).then_some(line)
+        })
+    }
+
+    /// The line's hash, after the record `prev`: of `prev`'s hex, then the line, written on
+    /// the stack (one is written for most reports); a longer one on the heap.
+    pub fn hash(&self, prev: &Sha256Digest) -> Sha256Digest {
+        let mut stack = [0u8; 256];
+        let (hex, rest) = stack.split_at_mut(64);
+        hex.copy_from_slice(prev.hex().as_bytes());
+        let mut free = &mut rest[..];
+        if serde_json::to_writer(&mut free, self).is_ok() {
+            let written = 256 - free.len();
+            return Sha256Digest::of(&stack[..written]);
+        }
+        let mut text = prev.hex().as_bytes().to_vec();
+        // Writing into a `Vec` fails only where the line cannot be serialized, which a line
+        // built from a record cannot be: its fields are names, versions and numbers.
+        let _ = serde_json::to_writer(&mut text, self);
+        Sha256Digest::of(&text)
     }
 
     /// The record this line stands for, numbered and linked by the caller.
@@ -90,6 +104,20 @@ impl<'a> ReportLine<'a> {
             }),
             _ => None,
         }
+    }
+}
+
+/// Whether `effects` is exactly the routine effect of `report` ([`ReportLine::routine`]),
+/// compared in place: this runs for every report the engine records.
+fn routine_only(report: &DeviceReport, effects: &[Effect]) -> bool {
+    match (report.status, effects) {
+        (ReportStatus::InProgress, [Effect::DeviceInProgress { device_id }]) => {
+            *device_id == report.device_id
+        }
+        (ReportStatus::Success, [Effect::DeviceUpdated { device_id, version }]) => {
+            *device_id == report.device_id && *version == report.firmware_version
+        }
+        _ => false,
     }
 }
 

@@ -347,7 +347,7 @@ impl Rollout {
             .s
             .audit
             .append_in(&self.s.rollout_id, at, cause, input, step.effects);
-        self.out.push_back(Output::Audit(rec));
+        self.out.push_back(Output::Audit(Box::new(rec)));
         self.out.extend(step.pending);
     }
 

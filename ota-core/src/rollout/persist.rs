@@ -194,7 +194,7 @@ impl Rollout {
             if let Output::Audit(a) = o
                 && first.is_none()
             {
-                first = Some(a);
+                first = Some(*a);
             }
         }
         first

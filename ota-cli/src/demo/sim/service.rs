@@ -95,7 +95,7 @@ impl Demo<'_> {
         let mut commands = Vec::new();
         while let Some(o) = self.rollout.poll() {
             match o {
-                Output::Audit(rec) => self.trail.push(rec),
+                Output::Audit(rec) => self.trail.push(*rec),
                 Output::Event(e) => {
                     if let Some(line) = self.event_line(&e) {
                         self.say(line);
