@@ -1290,6 +1290,18 @@ fn a_trail_stored_with_every_report_whole_still_replays_and_goes_on_from_its_has
     assert!(replay_scenario(&audit::parse_lines(&edited).unwrap()).is_err());
 }
 
+/// A record of a step with one effect (a report's, the commonest) keeps room for that one
+/// only: a host holds each record until it is written.
+#[test]
+fn a_one_effect_records_effects_hold_room_for_one() {
+    let (_, trail) = scenario();
+    let one: Vec<_> = trail.iter().filter(|r| r.effects.len() == 1).collect();
+    assert!(one.len() >= 5, "{} one-effect records", one.len());
+    for r in one {
+        assert_eq!(r.effects.capacity(), 1, "record {}", r.seq);
+    }
+}
+
 /// A stored record whose input the engine refuses now (its rules changed, or the trail is
 /// another's) fails the replay naming the record and saying why.
 #[test]

@@ -352,6 +352,11 @@ impl Rollout {
     }
 
     fn effect(&mut self, e: Effect) {
+        // Most steps have one effect, and the record keeps the vector as long as the host
+        // keeps the record: room for one (136 bytes) instead of `Vec`'s first four.
+        if self.step.effects.capacity() == 0 {
+            self.step.effects.reserve_exact(1);
+        }
         self.step.effects.push(e);
     }
 
