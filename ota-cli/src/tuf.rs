@@ -450,7 +450,7 @@ fn init(a: &Flags, trusted_root: &Path) -> Result<Outcome, CliError> {
                 ),
             )
         })?;
-    std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+    ota_host::durable::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
     for name in STATE_FILES.iter().skip(1) {
         let _ = std::fs::remove_file(dir.join(name));
     }
@@ -483,7 +483,7 @@ fn download(a: &Flags) -> Result<Outcome, CliError> {
         return Err(CliError::usage("give at least one --target-name"));
     }
     let t = refresh(a)?;
-    std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+    ota_host::durable::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
     let mut done = Vec::new();
     for name in &a.target_names {
         let path = dir.join(file_name(name));

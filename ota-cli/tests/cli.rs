@@ -1290,11 +1290,9 @@ fn tuf_version(file: &Path) -> u64 {
     v["signed"]["version"].as_u64().unwrap()
 }
 
-/// `ota tuf add-target` syncs each file before the rename that puts it in place and the
-/// metadata directory after, so a publisher told the target was added still has it, and
-/// metadata that names it, after a power cut. Checked on the system calls, under strace.
-#[test]
-fn tuf_publishing_syncs_each_file_before_its_rename_and_the_directory_after() {
+/// Whether strace can trace here; when it cannot, the caller is skipped, unless
+/// `OTA_REQUIRE_TOOLS` is set (as CI sets it), which fails instead.
+fn strace_works() -> bool {
     let works = std::process::Command::new("strace")
         .args(["-o", "/dev/null", "true"])
         .status()
@@ -1305,6 +1303,73 @@ fn tuf_publishing_syncs_each_file_before_its_rename_and_the_directory_after() {
             "OTA_REQUIRE_TOOLS is set but strace is not installed (or cannot trace)"
         );
         eprintln!("strace cannot run here: skipped");
+    }
+    works
+}
+
+/// `ota tuf init` makes the metadata directory and its missing parents durable: each new
+/// directory is synced into its parent, so the trusted root it writes there survives a power
+/// cut with the directory's own entry. Checked on the system calls, under strace.
+#[test]
+fn tuf_init_syncs_each_directory_it_creates_into_its_parent() {
+    if !strace_works() {
+        return;
+    }
+    let p = pack(&[]);
+    let d = p.dir.path();
+    let key = s(&d.join("keys/private.pem"));
+    let r = ota(&[
+        "tuf",
+        "create-repo",
+        "--repo",
+        &s(&d.join("repo")),
+        "--key",
+        &key,
+        "--json",
+    ]);
+    expect(&r, 0);
+    let trusted_root = r.json()["root"].as_str().unwrap().to_string();
+    let md = d.join("new").join("deeper").join("md");
+    let log = d.join("strace.log");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e", "trace=mkdir,mkdirat,fsync"])
+        .arg("-o")
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_ota"))
+        .args(["tuf", "--metadata-dir", &s(&md), "init", &trusted_root])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    for dir in [d.join("new"), d.join("new/deeper"), md.clone()] {
+        let made = lines
+            .iter()
+            .position(|l| {
+                l.contains("mkdir") && l.contains(&format!("{:?}", s(&dir))) && l.ends_with("= 0")
+            })
+            .unwrap_or_else(|| panic!("{} was not made:\n{log}", dir.display()));
+        let parent = s(dir.parent().unwrap());
+        assert!(
+            lines[made..]
+                .iter()
+                .any(|l| l.contains("fsync(") && l.contains(&format!("<{parent}>"))),
+            "{} was made but {parent} was not synced after:\n{log}",
+            dir.display()
+        );
+    }
+}
+
+/// `ota tuf add-target` syncs each file before the rename that puts it in place and the
+/// metadata directory after, so a publisher told the target was added still has it, and
+/// metadata that names it, after a power cut. Checked on the system calls, under strace.
+#[test]
+fn tuf_publishing_syncs_each_file_before_its_rename_and_the_directory_after() {
+    if !strace_works() {
         return;
     }
     let p = pack(&[]);
