@@ -127,7 +127,7 @@ fuzz_target!(|input: (Plan, Vec<Op>)| {
             match o {
                 Output::Audit(a) => {
                     recorded = true;
-                    trail.push(a);
+                    trail.push(*a);
                 }
                 Output::Command(c) => {
                     assert!(recorded, "a command before its audit record");
