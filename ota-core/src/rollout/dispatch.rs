@@ -1,11 +1,12 @@
 //! Dispatch: sending what is ready within the pacing limits and time windows, and the device
-//! timers (acknowledgement, in-progress, offline expiry, retry backoff).
+//! timers (acknowledgement, in-progress, offline expiry, retry backoff), and what becomes of a
+//! device after a failure (a retry, or the rollback when one is under way).
 
 use std::collections::VecDeque;
 
 use super::devices::{Slot, WARM};
 use super::{DeviceState, Effect, RetryKind, Rollout, RolloutCommand, RolloutState};
-use crate::plan::FailureKind;
+use crate::plan::{FailureKind, RollbackScope};
 use crate::sign::PackageId;
 use crate::time::UnixMs;
 
@@ -265,5 +266,62 @@ impl Rollout {
             }
         }
         next
+    }
+}
+
+// --- Retries and the rollback's reach: what becomes of a device after a failure. -----------
+
+impl Rollout {
+    /// Schedules device `i` again after a failure of `kind`, once its backoff (doubling with
+    /// each attempt) ends, if retries of that class are left and the rollout goes on (active or
+    /// paused). `false` when the failure is final.
+    pub(super) fn retry(&mut self, i: u32, kind: RetryKind, now: UnixMs) -> bool {
+        let (class, used) = match kind {
+            RetryKind::Failed => (self.s.spec.retries.failed, self.slot(i).retries.failed),
+            RetryKind::TimedOut => (
+                self.s.spec.retries.timed_out,
+                self.slot(i).retries.timed_out,
+            ),
+        };
+        let goes_on = matches!(self.s.state, RolloutState::Active | RolloutState::Paused);
+        if used >= class.max || !goes_on {
+            return false;
+        }
+        let attempt = used + 1;
+        let retries = &mut self.slot_mut(i).retries;
+        match kind {
+            RetryKind::Failed => retries.failed = attempt,
+            RetryKind::TimedOut => retries.timed_out = attempt,
+        }
+        self.set(i, DeviceState::Scheduled);
+        let wait = class.backoff_ms.saturating_mul(1 << used.min(20));
+        self.set_timer(i, now + wait.max(1));
+        self.effect(Effect::DeviceRetry {
+            device_id: self.device_id(i),
+            after: kind,
+            attempt,
+        });
+        true
+    }
+
+    /// After a device's final update outcome while rolling back: it joins the rollback if it
+    /// is in the rollback's scope.
+    pub(super) fn after_final(&mut self, i: u32) {
+        if self.s.state == RolloutState::RollingBack && self.in_rollback_scope(i) {
+            self.set(i, DeviceState::RollbackScheduled);
+            self.s.ready.push_back(i);
+        }
+    }
+
+    /// Whether device `i` is in the rollback's scope (the plan's `rollback_scope`).
+    pub(super) fn in_rollback_scope(&self, i: u32) -> bool {
+        let s = self.slot(i);
+        match self.s.spec.rollback_scope {
+            RollbackScope::UpdatedOnly => s.has(Slot::UPDATED),
+            RollbackScope::Cohort => {
+                usize::from(s.wave) <= self.s.open_wave && s.state != DeviceState::Cancelled
+            }
+            RollbackScope::All => true,
+        }
     }
 }
