@@ -4,59 +4,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::nats::Nats;
 use common::{Srv, config, firmware, registration, tmp_with_input};
 use futures::StreamExt;
 use serde_json::json;
-
-fn nats_server() -> Option<PathBuf> {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("nats-server"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    candidates
-        .into_iter()
-        .chain([
-            PathBuf::from("/usr/sbin/nats-server"),
-            PathBuf::from("/usr/bin/nats-server"),
-        ])
-        .find(|p| p.is_file())
-}
-
-struct Nats(Child);
-
-impl Nats {
-    fn start(bin: &PathBuf, port: u16) -> Nats {
-        let nats = Nats(
-            Command::new(bin)
-                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return nats;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("nats-server did not listen on {port}");
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn next_on(sub: &mut async_nats::Subscriber, subject: &str) -> async_nats::Message {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -73,12 +26,7 @@ async fn next_on(sub: &mut async_nats::Subscriber, subject: &str) -> async_nats:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_nats_and_survive_its_outage() {
-    let Some(bin) = nats_server() else {
-        assert!(
-            std::env::var_os("OTA_REQUIRE_NATS").is_none(),
-            "OTA_REQUIRE_NATS is set but nats-server is not installed"
-        );
-        eprintln!("nats-server is not installed: skipping");
+    let Some(bin) = common::nats::server() else {
         return;
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,7 +1,154 @@
 //! README.md's "Run the control plane" walkthrough runs as written: its shell block, with
-//! the `ota-server` binary on PATH, in a temporary directory, on a free port.
+//! the `ota-server` binary on PATH, in a temporary directory, on a free port. And its
+//! PostgreSQL + NATS command starts a server that answers from that database.
 
-use std::process::Command;
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// README.md's block between `<!-- NAME -->` and `<!-- /NAME -->`.
+fn readme_block(name: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find(&format!("<!-- {name} -->\n```sh\n"))
+        .unwrap_or_else(|| panic!("README.md's {name} start marker"));
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").unwrap() + 6..];
+    let end = block
+        .find(&format!("```\n<!-- /{name} -->"))
+        .unwrap_or_else(|| panic!("README.md's {name} end marker"));
+    block[..end].to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on 127.0.0.1:`port` (HTTP/1.1, closed after): the status and the body.
+fn get(port: u16, path: &str, token: &str) -> std::io::Result<(u16, String)> {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    c.read_to_string(&mut answer)?;
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, body))
+}
+
+#[test]
+fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database() {
+    let Some(nats_bin) = common::nats::server() else {
+        return;
+    };
+    let Some(pg) = common::pg::Cluster::start("readme") else {
+        return;
+    };
+    let (nats_port, monitor) = (free_port(), free_port());
+    let _nats = common::nats::Nats::start_monitored(&nats_bin, nats_port, monitor);
+    let dir = common::tmp("readme-pg");
+    let data = dir.join("data");
+    let block = readme_block("server-postgres");
+    let mut script = block.clone();
+    for (from, to) in [
+        ("postgres://ota:PASSWORD@127.0.0.1/ota", pg.url.clone()),
+        (
+            "nats://127.0.0.1:4222",
+            format!("nats://127.0.0.1:{nats_port}"),
+        ),
+        ("/var/lib/ota-server", data.display().to_string()),
+    ] {
+        assert!(script.contains(from), "README.md's command names {from}");
+        script = script.replace(from, &to);
+    }
+    let port = free_port();
+    let server = env!("CARGO_BIN_EXE_ota-server");
+    let bin = std::path::Path::new(server).parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let mut child = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &format!("exec {script}")])
+        .current_dir(&dir)
+        .env("PATH", path)
+        .env("OTA_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("OTA_DATA_DIR")
+        .env_remove("OTA_DATABASE")
+        .env_remove("OTA_NATS")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // It listens once the schema is migrated: up to 60 s, for a cold cluster.
+    let mut up = false;
+    for _ in 0..600 {
+        if get(port, "/healthz", "").is_ok_and(|(s, _)| s == 200) {
+            up = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = || std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    assert!(up, "the server did not come up:\n{}", log());
+    // An admin's token from the secret in the data directory, and a listing answered from
+    // PostgreSQL.
+    let token = Command::new(server)
+        .args(["token", "--tenant", "acme", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token = String::from_utf8(token.stdout).unwrap();
+    let (status, body) = get(port, "/api/v1/ota/packages", token.trim()).unwrap();
+    assert_eq!(status, 200, "{body}\n{}", log());
+    assert!(body.contains(r#""packages":[]"#), "{body}");
+    // And it is NATS's client (its outbox publisher connects in the background).
+    let mut clients = String::new();
+    for _ in 0..100 {
+        clients = get(monitor, "/connz", "")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        if clients.contains(r#""num_connections": 1"#) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        clients.contains(r#""num_connections": 1"#),
+        "the server is not connected to NATS:\n{clients}\n{}",
+        log()
+    );
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 #[test]
 fn the_readme_walkthrough_runs() {
@@ -19,16 +166,7 @@ fn the_readme_walkthrough_runs() {
             return;
         }
     }
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let start = readme
-        .find("<!-- control-plane-walkthrough -->\n```sh\n")
-        .expect("the walkthrough's start marker");
-    let block = &readme[start..];
-    let block = &block[block.find("```sh\n").unwrap() + 6..];
-    let script = &block[..block
-        .find("```\n<!-- /control-plane-walkthrough -->")
-        .expect("its end marker")];
+    let script = &readme_block("control-plane-walkthrough");
 
     let dir = std::env::temp_dir().join(format!("ota-server-readme-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -41,11 +179,7 @@ fn the_readme_walkthrough_runs() {
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
         .current_dir(&dir)
