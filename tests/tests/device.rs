@@ -287,6 +287,26 @@ fn a_power_cut_at_every_step_boundary_ends_on_a_good_version() {
     }
 }
 
+/// A power cut after the record says "assigned" and before the in-progress report that
+/// follows it is queued loses no report: on its next boot the device says it started.
+#[test]
+fn a_power_cut_between_the_assignment_and_its_report_still_reports_in_progress() {
+    let new = noise(200_000, 6);
+    let (v, artifact, key) = publish(&new, "2.0.0", |_| {});
+    let mut d = device(healthy());
+    d.assign(assignment(&v, &key)).unwrap();
+    // The first output is the record saying assigned; the report comes next.
+    assert!(d.run(&artifact, &mut in_order, Some(1)).is_none());
+    assert_eq!(d.log, ["persist"]);
+    assert!(d.disk.reports.is_empty());
+    d.power_cut();
+    d.boot();
+    d.run(&artifact, &mut in_order, None).unwrap();
+    let said: Vec<ReportStatus> = d.disk.reports.iter().map(|r| r.status).collect();
+    assert_eq!(said, [ReportStatus::InProgress, ReportStatus::Success]);
+    assert_eq!(d.disk.active_bytes(), new);
+}
+
 #[test]
 fn a_power_cut_in_the_middle_of_slot_writes_resumes_and_finishes() {
     let new = noise(500_000, 5);

@@ -619,6 +619,13 @@ impl Agent {
                 match self.verify(&assignment, package) {
                     Ok(v) => {
                         self.verified = Some(v);
+                        if state == AgentState::Assigned {
+                            // The record said "assigned" before its in-progress report was
+                            // carried out, and the power may have gone in between: say it
+                            // again (a host's outbox keeps one of two equal reports in a row,
+                            // and the rollout records one it has already taken as late).
+                            self.report(ReportStatus::InProgress, None);
+                        }
                         let saved = self.record.update.as_ref().and_then(|u| u.download.clone());
                         self.start_download(saved, now, io);
                     }

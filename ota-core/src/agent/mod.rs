@@ -54,7 +54,8 @@
 //! package fits this device, and it is not a downgrade (a signed rollback excepted); no byte
 //! is decrypted before its chunk is verified; the active slot is never written. A restart in
 //! any state resumes safely; a restart while probing counts as a failed probe, and too many
-//! boots roll back.
+//! boots roll back. A restart from "assigned" says the in-progress report again, since the
+//! power may have gone before it was carried out (the report may so arrive twice).
 //!
 //! The rooms: [`config`] (the settings and their JSON), [`record`] (the one persisted type),
 //! [`input`], [`output`], [`error`] (why an input was refused), `admit` (what an assignment
