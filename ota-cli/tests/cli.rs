@@ -1307,6 +1307,25 @@ fn strace_works() -> bool {
     works
 }
 
+/// Runs `ota ARGS` under strace, tracing the system calls `trace` (strace's `-e trace=`) of
+/// every thread into `log`; asserts it succeeded and gives the log's text.
+fn ota_under_strace(trace: &str, log: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e", &format!("trace={trace}")])
+        .arg("-o")
+        .arg(log)
+        .arg(env!("CARGO_BIN_EXE_ota"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(log).unwrap()
+}
+
 /// `ota tuf init` makes the metadata directory and its missing parents durable: each new
 /// directory is synced into its parent, so the trusted root it writes there survives a power
 /// cut with the directory's own entry. Checked on the system calls, under strace.
@@ -1330,21 +1349,11 @@ fn tuf_init_syncs_each_directory_it_creates_into_its_parent() {
     expect(&r, 0);
     let trusted_root = r.json()["root"].as_str().unwrap().to_string();
     let md = d.join("new").join("deeper").join("md");
-    let log = d.join("strace.log");
-    let out = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-y", "-e", "trace=mkdir,mkdirat,fsync"])
-        .arg("-o")
-        .arg(&log)
-        .arg(env!("CARGO_BIN_EXE_ota"))
-        .args(["tuf", "--metadata-dir", &s(&md), "init", &trusted_root])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let log = ota_under_strace(
+        "mkdir,mkdirat,fsync",
+        &d.join("strace.log"),
+        &["tuf", "--metadata-dir", &s(&md), "init", &trusted_root],
     );
-    let log = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     for dir in [d.join("new"), d.join("new/deeper"), md.clone()] {
         let made = lines
@@ -1380,31 +1389,22 @@ fn tuf_publishing_syncs_each_file_before_its_rename_and_the_directory_after() {
         &ota(&["tuf", "create-repo", "--repo", &s(&repo), "--key", &key]),
         0,
     );
-    let log = d.join("strace.log");
-    let out = std::process::Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "-y",
-            "-e",
-            "trace=fsync,fdatasync,rename,renameat,renameat2",
-        ])
-        .arg("-o")
-        .arg(&log)
-        .arg(env!("CARGO_BIN_EXE_ota"))
-        .args(["tuf", "add-target", "--repo", &s(&repo), "--key", &key])
-        .arg("--package")
-        .arg(p.out.join("package.json"))
-        .arg("--artifact")
-        .arg(&p.artifact)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let log = ota_under_strace(
+        "fsync,fdatasync,rename,renameat,renameat2",
+        &d.join("strace.log"),
+        &[
+            "tuf",
+            "add-target",
+            "--repo",
+            &s(&repo),
+            "--key",
+            &key,
+            "--package",
+            &s(&p.out.join("package.json")),
+            "--artifact",
+            &s(&p.artifact),
+        ],
     );
-    let log = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     let synced = |path: &str, lines: &[&str]| {
         lines
