@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -23,6 +22,18 @@ fn readme_block(name: &str) -> String {
     block[..end].to_string()
 }
 
+/// `PATH` with the directory of the `ota-server` binary under test first.
+fn path_with_server() -> std::ffi::OsString {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ota-server"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -31,30 +42,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `GET path` on 127.0.0.1:`port` (HTTP/1.1, closed after): the status and the body.
-fn get(port: u16, path: &str, token: &str) -> std::io::Result<(u16, String)> {
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    c.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        c,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    c.read_to_string(&mut answer)?;
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Ok((status, body))
-}
-
-#[test]
-fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database() {
+    let http = common::http_client();
     let Some(nats_bin) = common::nats::server() else {
         return;
     };
@@ -80,16 +70,11 @@ fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database() {
     }
     let port = free_port();
     let server = env!("CARGO_BIN_EXE_ota-server");
-    let bin = std::path::Path::new(server).parent().unwrap().to_path_buf();
-    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
-    .unwrap();
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
     let mut child = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &format!("exec {script}")])
         .current_dir(&dir)
-        .env("PATH", path)
+        .env("PATH", path_with_server())
         .env("OTA_LISTEN", format!("127.0.0.1:{port}"))
         .env_remove("OTA_DATA_DIR")
         .env_remove("OTA_DATABASE")
@@ -101,14 +86,23 @@ fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database() {
     // It listens once the schema is migrated: up to 60 s, for a cold cluster.
     let mut up = false;
     for _ in 0..600 {
-        if get(port, "/healthz", "").is_ok_and(|(s, _)| s == 200) {
+        if common::request(
+            &http,
+            "GET",
+            format!("http://127.0.0.1:{port}/healthz"),
+            "",
+            None,
+        )
+        .await
+        .0 == 200
+        {
             up = true;
             break;
         }
         if child.try_wait().unwrap().is_some() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let log = || std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
     assert!(up, "the server did not come up:\n{}", log());
@@ -125,24 +119,37 @@ fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database() {
         String::from_utf8_lossy(&token.stderr)
     );
     let token = String::from_utf8(token.stdout).unwrap();
-    let (status, body) = get(port, "/api/v1/ota/packages", token.trim()).unwrap();
+    let (status, body) = common::request(
+        &http,
+        "GET",
+        format!("http://127.0.0.1:{port}/api/v1/ota/packages"),
+        token.trim(),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}\n{}", log());
-    assert!(body.contains(r#""packages":[]"#), "{body}");
+    assert_eq!(body["packages"], serde_json::json!([]), "{body}");
     // And it is NATS's client (its outbox publisher connects in the background).
-    let mut clients = String::new();
+    let mut clients = serde_json::Value::Null;
     for _ in 0..100 {
-        clients = get(monitor, "/connz", "")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        if clients.contains(r#""num_connections": 1"#) {
+        clients = common::request(
+            &http,
+            "GET",
+            format!("http://127.0.0.1:{monitor}/connz"),
+            "",
+            None,
+        )
+        .await
+        .1;
+        if clients["num_connections"] == 1 {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = child.kill();
     let _ = child.wait();
     assert!(
-        clients.contains(r#""num_connections": 1"#),
+        clients["num_connections"] == 1,
         "the server is not connected to NATS:\n{clients}\n{}",
         log()
     );
@@ -171,19 +178,11 @@ fn the_readme_walkthrough_runs() {
     let dir = std::env::temp_dir().join(format!("ota-server-readme-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ota-server"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
-    .unwrap();
     let port = free_port();
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
         .current_dir(&dir)
-        .env("PATH", path)
+        .env("PATH", path_with_server())
         .env("PORT", port.to_string())
         .env_remove("OTA_DATA_DIR")
         .env_remove("OTA_DATABASE")
