@@ -72,18 +72,37 @@ impl json::Validate for Envelope {
     fn validate_at(&self, _: &str, _: &mut Vec<json::Fault>) {}
 }
 
-/// DSSE's pre-authentication encoding of a payload.
+/// DSSE's pre-authentication encoding of a payload, as one buffer (for signing; a verifier
+/// hashes [`Pae::parts`] where they lie).
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
-    out.extend_from_slice(b"DSSEv1 ");
-    out.extend_from_slice(payload_type.len().to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload_type.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload.len().to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload);
-    out
+    Pae::new(payload_type, payload).parts().concat()
+}
+
+/// DSSE's pre-authentication encoding as the two pieces it is made of: the header
+/// `"DSSEv1" SP len(type) SP type SP len(payload) SP`, then the payload, not copied.
+#[derive(Debug)]
+pub struct Pae<'a> {
+    head: String,
+    payload: &'a [u8],
+}
+
+impl<'a> Pae<'a> {
+    /// The encoding of `payload` of type `payload_type`.
+    pub fn new(payload_type: &str, payload: &'a [u8]) -> Self {
+        Pae {
+            head: format!(
+                "DSSEv1 {} {payload_type} {} ",
+                payload_type.len(),
+                payload.len()
+            ),
+            payload,
+        }
+    }
+
+    /// The header, then the payload: the signed message is the two one after the other.
+    pub fn parts(&self) -> [&[u8]; 2] {
+        [self.head.as_bytes(), self.payload]
+    }
 }
 
 #[cfg(test)]

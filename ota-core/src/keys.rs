@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signer as _, SigningKey as DalekSigningKey, VerifyingKey};
 
@@ -195,10 +196,31 @@ impl PublicKey {
 
     /// Whether `signature` is a valid (strict RFC 8032) signature of `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.verify_parts(&[message], signature)
+    }
+
+    /// Whether `signature` is a valid signature of the message made of `parts` one after the
+    /// other, hashed where they lie: a large message (a DSSE pre-authentication encoding around
+    /// a payload) is never copied into one buffer to be verified.
+    ///
+    /// As strict as `ed25519_dalek`'s `verify_strict`, which [`PublicKey::verify`] used to
+    /// call: `s` must be reduced, `R` must decode to a point, and neither `R` nor the key may
+    /// be of small order.
+    pub fn verify_parts(&self, parts: &[&[u8]], signature: &[u8]) -> bool {
         let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
             return false;
         };
-        self.0.verify_strict(message, &sig).is_ok()
+        let r = CompressedEdwardsY(*sig.r_bytes());
+        if self.0.is_weak() || r.decompress().is_none_or(|r| r.is_small_order()) {
+            return false;
+        }
+        let Ok(mut stream) = self.0.verify_stream(&sig) else {
+            return false;
+        };
+        for part in parts {
+            stream.update(part);
+        }
+        stream.finalize_and_verify().is_ok()
     }
 }
 
@@ -281,6 +303,91 @@ mod tests {
 
     fn key(n: u8) -> SigningKey {
         SigningKey::from_secret([n; 32])
+    }
+
+    /// What the cofactorless Ed25519 equation alone says of `sig` over `message`: the check
+    /// `verify_parts` adds its strict refusals to.
+    fn equation_holds(key: &PublicKey, message: &[u8], sig: &[u8; 64]) -> bool {
+        let mut stream = key
+            .0
+            .verify_stream(&ed25519_dalek::Signature::from_bytes(sig))
+            .unwrap();
+        stream.update(message);
+        stream.finalize_and_verify().is_ok()
+    }
+
+    #[test]
+    fn a_signature_whose_r_is_of_small_order_is_refused_though_its_equation_holds() {
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::Digest as _;
+        // Forged with the signer's secret scalar a: R is the identity and s = k·a, so
+        // [s]B - [k]A is the identity too.
+        let secret = [7u8; 32];
+        let public = SigningKey::from_secret(secret).public_key();
+        let a = ed25519_dalek::hazmat::ExpandedSecretKey::from(&secret).scalar;
+        let mut r = CompressedEdwardsY([0; 32]);
+        r.0[0] = 1; // the identity
+        let message = b"a message";
+        let k = Scalar::from_hash(
+            sha2::Sha512::new()
+                .chain_update(r.as_bytes())
+                .chain_update(public.to_bytes())
+                .chain_update(message),
+        );
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(r.as_bytes());
+        sig[32..].copy_from_slice((k * a).as_bytes());
+        assert!(equation_holds(&public, message, &sig));
+        assert!(!public.verify(message, &sig));
+        assert!(!public.verify_parts(&[b"a mes", b"sage"], &sig));
+    }
+
+    #[test]
+    fn a_signature_by_a_key_of_small_order_is_refused_though_its_equation_holds() {
+        // The identity as a public key: [1]B - [k]A is B whatever the message, so R = B and
+        // s = 1 satisfy the equation.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = PublicKey(VerifyingKey::from_bytes(&identity).unwrap());
+        let mut sig = [0u8; 64];
+        sig[..32]
+            .copy_from_slice(curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.as_bytes());
+        sig[32] = 1;
+        assert!(equation_holds(&weak, b"anything", &sig));
+        assert!(!weak.verify(b"anything", &sig));
+        assert!(!weak.verify_parts(&[b"any", b"thing"], &sig));
+    }
+
+    #[test]
+    fn a_message_in_parts_verifies_as_the_whole_and_as_strictly() {
+        for (secret, _, msg, _) in RFC8032 {
+            let k = SigningKey::from_secret(hex::decode(secret).unwrap().try_into().unwrap());
+            let public = k.public_key();
+            let mut msg = hex::decode(msg).unwrap();
+            msg.extend_from_slice(b" and more");
+            let sig = k.sign(&msg);
+            for cut in 0..=msg.len() {
+                let (a, b) = msg.split_at(cut);
+                assert!(public.verify_parts(&[a, b], &sig));
+                assert!(public.verify_parts(&[a, &[], b], &sig));
+            }
+            // Every single-bit change of the signature or the message: refused, as
+            // verify_strict refuses it.
+            for bit in 0..(sig.len() + msg.len()) * 8 {
+                let (mut s, mut m) = (sig, msg.clone());
+                if bit < 512 {
+                    s[bit / 8] ^= 1 << (bit % 8);
+                } else {
+                    m[bit / 8 - 64] ^= 1 << (bit % 8);
+                }
+                let strict = public
+                    .0
+                    .verify_strict(&m, &ed25519_dalek::Signature::from_bytes(&s))
+                    .is_ok();
+                assert_eq!(public.verify_parts(&[&m], &s), strict, "bit {bit}");
+                assert!(!strict, "bit {bit}");
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::package::Package;
 use crate::status::Status;
 use crate::verified::require_sealed;
 
-pub use crate::dsse::{Envelope, Signature, pae};
+pub use crate::dsse::{Envelope, Pae, Signature, pae};
 pub use crate::keys::{KeyError, KeyId, PublicKey, SigningKey, TrustedKeys};
 pub use crate::verified::{PackageId, PackageIdError, Provenance, VerifiedPackage};
 
@@ -158,9 +158,8 @@ pub fn verify_envelope(
             found: env.payload_type,
         });
     }
-    // The signed message is a copy of the payload: it is dropped before the payload is parsed,
-    // so the two are never held beside the parsed chunk table.
-    let message = pae(&env.payload_type, &env.payload);
+    // The signed message is hashed where its pieces lie: the payload is not copied into it.
+    let message = Pae::new(&env.payload_type, &env.payload);
     let mut good = BTreeSet::new();
     let mut bad = BTreeSet::new();
     for s in &env.signatures {
@@ -176,13 +175,12 @@ pub fn verify_envelope(
         if good.contains(&id) || bad.contains(&id) {
             continue;
         }
-        if key.verify(&message, &s.sig) {
+        if key.verify_parts(&message.parts(), &s.sig) {
             good.insert(id);
         } else {
             bad.insert(id);
         }
     }
-    drop(message);
     if good.len() < threshold {
         let bad: Vec<KeyId> = bad.into_iter().collect();
         return Err(if bad.is_empty() {
