@@ -22,6 +22,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use ota_core::registration::{Registration, Store};
 use ota_core::sign::Envelope;
 use ota_core::{Limits, Status};
+use ota_host::durable;
 use serde_json::json;
 
 use crate::out::{self, CliError, Outcome};
@@ -112,7 +113,7 @@ impl Target {
     fn open(&self, a: &PublishArgs) -> Result<Arc<dyn ObjectStore>, CliError> {
         match self {
             Target::Local(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+                durable::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
                 let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| CliError::io(dir, e))?;
                 Ok(Arc::new(fs))
             }
@@ -138,6 +139,30 @@ impl Target {
                 Ok(Arc::new(s3))
             }
         }
+    }
+
+    /// Makes the objects at `paths` durable in a local store: `object_store` renames each
+    /// into place without syncing it, so a power cut after `publish` said it was there (and
+    /// registered its `cdn_url`) could lose it. Each file is synced, then every directory from
+    /// its own up to the store's (`open` made the store's durable in its parent). An S3 store
+    /// answers only once it has the object.
+    fn make_durable(&self, paths: &[&str]) -> Result<(), CliError> {
+        let Target::Local(dir) = self else {
+            return Ok(());
+        };
+        for path in paths {
+            let file = dir.join(path);
+            File::open(&file)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| CliError::io(&file, e))?;
+            for d in file.ancestors().skip(1) {
+                durable::sync_dir(d).map_err(|e| CliError::io(d, e))?;
+                if d == dir {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn path(&self, key: &str) -> String {
@@ -209,6 +234,7 @@ pub fn publish(a: &PublishArgs, json: bool) -> Result<Outcome, CliError> {
             PutPayload::from(envelope.to_json()),
         ))
         .map_err(|e| CliError::usage(format!("{}: {e}", target.describe(&envelope_path))))?;
+    target.make_durable(&[&path, &envelope_path])?;
 
     let record = Registration {
         cdn_url: target.cdn_url(a, &path),

@@ -1373,6 +1373,46 @@ fn tuf_init_syncs_each_directory_it_creates_into_its_parent() {
     }
 }
 
+/// `ota publish` to a local store makes what it uploaded durable before it answers: the
+/// artifact and its package are each synced, then every directory from theirs up to the
+/// store's, which is itself synced into its parent when publish makes it. Checked on the
+/// system calls, under strace.
+#[test]
+fn publish_to_a_local_store_syncs_each_object_and_the_directories_above_it() {
+    if !strace_works() {
+        return;
+    }
+    let p = pack(&[]);
+    let d = p.dir.path();
+    let store = d.join("stores").join("local");
+    let log = ota_under_strace(
+        "fsync,fdatasync",
+        &d.join("strace.log"),
+        &["publish", "--dir", &s(&p.out), "--store", &s(&store)],
+    );
+    let synced = |path: &Path| {
+        log.lines()
+            .any(|l| l.contains("sync(") && l.contains(&format!("<{}>", s(path))))
+    };
+    for object in [
+        "prod/yolo-v8n-arm64-2026-04-15.enc",
+        "prod/yolo-v8n-arm64-2026-04-15.package.json",
+    ] {
+        assert!(
+            synced(&store.join(object)),
+            "{object} was not synced:\n{log}"
+        );
+    }
+    for dir in [
+        store.join("prod"),
+        store.clone(),
+        d.join("stores"),
+        d.to_path_buf(),
+    ] {
+        assert!(synced(&dir), "{} was not synced:\n{log}", dir.display());
+    }
+}
+
 /// `ota tuf add-target` syncs each file before the rename that puts it in place and the
 /// metadata directory after, so a publisher told the target was added still has it, and
 /// metadata that names it, after a power cut. Checked on the system calls, under strace.
