@@ -1,7 +1,8 @@
 //! The device path against OpenSSL and gzip, measured in the same run:
 //!
 //! - per-chunk verification (SHA-256 of each 64 KiB chunk against the signed table) vs
-//!   `openssl dgst -sha256` on the same bytes, and vs `openssl speed -evp sha256`;
+//!   `openssl dgst -sha256` on the same bytes; and of one chunk in cache, over and over, vs
+//!   `openssl speed -evp sha256` (which hashes one 64 KiB buffer in cache);
 //! - the device pipeline (verify every chunk, decrypt, gunzip) on one thread and on two
 //!   (`ota_host::pipeline`), and the agent's any-order path (accept every chunk, last first,
 //!   into staging, each hashed once on its way in — on both threads with two, through
@@ -75,6 +76,23 @@ fn main() {
                 "openssl dgst -sha256 {} > /dev/null",
                 artifact_path.display()
             ))
+        })
+    });
+    g.finish();
+    // Like for like with `openssl speed -bytes 65536 -evp sha256`, which hashes one 64 KiB
+    // buffer in cache over and over: one chunk, checked against the signed table over and
+    // over. The 64 MiB rows above read their bytes from memory, as a device does.
+    let mut g = c.benchmark_group("chunk-verify-in-cache");
+    g.throughput(Throughput::Bytes(65536));
+    let first = &artifact[..65536];
+    g.bench_function("ota", |b| {
+        b.iter(|| {
+            black_box(
+                verified
+                    .chunks()
+                    .verify(0, artifact.len() as u64, black_box(first))
+                    .unwrap(),
+            )
         })
     });
     g.finish();
@@ -265,7 +283,7 @@ fn main() {
             "speed", "-elapsed", "-seconds", "2", "-bytes", "65536", "-evp", "sha256",
         ])
         .output();
-    if let (Ok(out), Some(ns)) = (out, ota_benches::median_ns("chunk-verify", "ota")) {
+    if let (Ok(out), Some(ns)) = (out, ota_benches::median_ns("chunk-verify-in-cache", "ota")) {
         let text = String::from_utf8_lossy(&out.stdout);
         let k = text
             .lines()
@@ -273,11 +291,11 @@ fn main() {
             .and_then(|l| l.split_whitespace().last())
             .and_then(|w| w.trim_end_matches('k').parse::<f64>().ok());
         if let Some(k) = k {
-            let ours = n as f64 / MB as f64 / (ns / 1e9);
+            let ours = 65536.0 / MB as f64 / (ns / 1e9);
             let theirs = k * 1000.0 / MB as f64;
             let _ = writeln!(
                 std::io::stdout(),
-                "chunk-verify   ota {ours:.0} MiB/s  openssl speed sha256 {theirs:.0} MiB/s  {:.2}x",
+                "chunk-verify   ota {ours:.0} MiB/s (one chunk, in cache)  openssl speed sha256 {theirs:.0} MiB/s  {:.2}x",
                 ours / theirs
             );
         }
