@@ -113,8 +113,14 @@ impl Target {
     fn open(&self, a: &PublishArgs) -> Result<Arc<dyn ObjectStore>, CliError> {
         match self {
             Target::Local(dir) => {
+                // The store's directory is synced into its parent when made; object_store then
+                // syncs each object and the directories it makes before a write returns, so a
+                // power cut after publish said the artifact was there (and registered its
+                // cdn_url) cannot lose it.
                 durable::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
-                let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| CliError::io(dir, e))?;
+                let fs = LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| CliError::io(dir, e))?
+                    .with_fsync(true);
                 Ok(Arc::new(fs))
             }
             Target::S3 { bucket, .. } => {
@@ -139,30 +145,6 @@ impl Target {
                 Ok(Arc::new(s3))
             }
         }
-    }
-
-    /// Makes the objects at `paths` durable in a local store: `object_store` renames each
-    /// into place without syncing it, so a power cut after `publish` said it was there (and
-    /// registered its `cdn_url`) could lose it. Each file is synced, then every directory from
-    /// its own up to the store's (`open` made the store's durable in its parent). An S3 store
-    /// answers only once it has the object.
-    fn make_durable(&self, paths: &[&str]) -> Result<(), CliError> {
-        let Target::Local(dir) = self else {
-            return Ok(());
-        };
-        for path in paths {
-            let file = dir.join(path);
-            File::open(&file)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| CliError::io(&file, e))?;
-            for d in file.ancestors().skip(1) {
-                durable::sync_dir(d).map_err(|e| CliError::io(d, e))?;
-                if d == dir {
-                    break;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn path(&self, key: &str) -> String {
@@ -234,7 +216,6 @@ pub fn publish(a: &PublishArgs, json: bool) -> Result<Outcome, CliError> {
             PutPayload::from(envelope.to_json()),
         ))
         .map_err(|e| CliError::usage(format!("{}: {e}", target.describe(&envelope_path))))?;
-    target.make_durable(&[&path, &envelope_path])?;
 
     let record = Registration {
         cdn_url: target.cdn_url(a, &path),

@@ -1373,10 +1373,11 @@ fn tuf_init_syncs_each_directory_it_creates_into_its_parent() {
     }
 }
 
-/// `ota publish` to a local store makes what it uploaded durable before it answers: the
-/// artifact and its package are each synced, then every directory from theirs up to the
-/// store's, which is itself synced into its parent when publish makes it. Checked on the
-/// system calls, under strace.
+/// `ota publish` to a local store makes what it uploaded durable before it answers: each
+/// object is synced before the rename that puts it in place (object_store writes it under a
+/// staging name, `NAME#N`), and its directory after; the directories it made are synced into
+/// their parents, up to the store's, which publish makes durable in its own parent. Checked
+/// on the system calls, under strace.
 #[test]
 fn publish_to_a_local_store_syncs_each_object_and_the_directories_above_it() {
     if !strace_works() {
@@ -1386,30 +1387,46 @@ fn publish_to_a_local_store_syncs_each_object_and_the_directories_above_it() {
     let d = p.dir.path();
     let store = d.join("stores").join("local");
     let log = ota_under_strace(
-        "fsync,fdatasync",
+        "fsync,fdatasync,rename,renameat,renameat2",
         &d.join("strace.log"),
         &["publish", "--dir", &s(&p.out), "--store", &s(&store)],
     );
-    let synced = |path: &Path| {
-        log.lines()
-            .any(|l| l.contains("sync(") && l.contains(&format!("<{}>", s(path))))
+    let lines: Vec<&str> = log.lines().collect();
+    let synced = |what: &str| {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains("sync(") && l.contains(what))
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
     };
     for object in [
         "prod/yolo-v8n-arm64-2026-04-15.enc",
         "prod/yolo-v8n-arm64-2026-04-15.package.json",
     ] {
+        let path = s(&store.join(object));
+        let data = synced(&format!("<{path}#"));
+        let renamed = lines
+            .iter()
+            .position(|l| l.contains("rename") && l.contains(&format!("\"{path}\"")))
+            .unwrap_or_else(|| panic!("{object} was not renamed into place:\n{log}"));
         assert!(
-            synced(&store.join(object)),
-            "{object} was not synced:\n{log}"
+            data.iter().any(|&i| i < renamed),
+            "{object} was not synced before its rename:\n{log}"
+        );
+        assert!(
+            synced(&format!("<{}>", s(&store.join("prod"))))
+                .iter()
+                .any(|&i| i > renamed),
+            "{object}'s directory was not synced after its rename:\n{log}"
         );
     }
-    for dir in [
-        store.join("prod"),
-        store.clone(),
-        d.join("stores"),
-        d.to_path_buf(),
-    ] {
-        assert!(synced(&dir), "{} was not synced:\n{log}", dir.display());
+    for dir in [store.clone(), d.join("stores"), d.to_path_buf()] {
+        assert!(
+            !synced(&format!("<{}>", s(&dir))).is_empty(),
+            "{} was not synced:\n{log}",
+            dir.display()
+        );
     }
 }
 

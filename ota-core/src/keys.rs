@@ -359,7 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn a_message_in_parts_verifies_as_the_whole_and_as_strictly() {
+    fn a_message_in_parts_verifies_as_the_whole_and_every_changed_bit_is_refused() {
         for (secret, _, msg, _) in RFC8032 {
             let k = SigningKey::from_secret(hex::decode(secret).unwrap().try_into().unwrap());
             let public = k.public_key();

@@ -86,9 +86,10 @@ fn checking_a_signature_makes_no_copy_of_the_payload() {
     let signer = SigningKey::from_secret([1; 32]);
     let trusted: TrustedKeys = [signer.public_key()].into_iter().collect();
     let mut envelope = sign::sign(&package_of_a_gibibyte(), &[&signer]).unwrap();
-    // One bit of the signature changed: the trusted key's signature is checked over the whole
-    // message and refused, so nothing is parsed and what the check allocated is all there is.
-    envelope.signatures[0].sig[0] ^= 1;
+    // One bit of the signature's s changed (its R still decodes to a point of large order): the
+    // trusted key's signature is hashed over the whole message and refused, so nothing is
+    // parsed and what the check allocated is all there is.
+    envelope.signatures[0].sig[40] ^= 1;
     let payload = envelope.payload.len() as isize;
     assert!(payload > 1_000_000, "the payload is {payload} bytes");
 
