@@ -34,6 +34,12 @@ pub fn marked(path: &Path) -> String {
 /// The ```rust blocks of README.md's section `## HEADING`, in order. `crate_dir` is the
 /// crate's directory (`CARGO_MANIFEST_DIR`), beside README.md's.
 pub fn rust_blocks(crate_dir: &str, heading: &str) -> Vec<String> {
+    blocks(crate_dir, heading, "rust")
+}
+
+/// The code blocks of README.md's section `## HEADING` in language `lang` (```` ```LANG ````),
+/// in order.
+pub fn blocks(crate_dir: &str, heading: &str, lang: &str) -> Vec<String> {
     let path = Path::new(crate_dir).join("../README.md");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let section = text
@@ -42,7 +48,7 @@ pub fn rust_blocks(crate_dir: &str, heading: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("README.md has a \"{heading}\" section"));
     let section = section.split("\n## ").next().unwrap_or(section);
     section
-        .split("```rust\n")
+        .split(&format!("```{lang}\n"))
         .skip(1)
         .map(|b| b.split("```").next().unwrap_or("").trim().to_string())
         .collect()
