@@ -8,7 +8,8 @@
 //! device's progress step is not stored: it reaches the streams of the replica the device
 //! reported to. And the outbox publisher: with `--nats`, every
 //! committed event goes to NATS at least once (its id in `Nats-Msg-Id`), marked published only
-//! after the server acknowledged the flush; an event is never lost because NATS was down.
+//! after the server acknowledged the flush, or with `--nats-jetstream` only after a JetStream
+//! stream acknowledged storing it; an event is never lost because NATS was down.
 
 use std::convert::Infallible;
 
@@ -191,6 +192,11 @@ pub async fn publish_outbox(st: AppState, url: String) {
             return;
         }
     };
+    let mut jetstream = st.config.nats_jetstream.then(|| {
+        let mut js = async_nats::jetstream::new(client.clone());
+        js.set_timeout(CONFIRM_WITHIN);
+        js
+    });
     loop {
         let rows: Vec<(String, String, String)> = match sqlx::query_as(
             "SELECT event_id, subject, payload FROM outbox WHERE published_at IS NULL \
@@ -211,27 +217,14 @@ pub async fn publish_outbox(st: AppState, url: String) {
                 tokio::time::timeout(std::time::Duration::from_secs(5), st.outbox.notified()).await;
             continue;
         }
-        let mut sent = Vec::new();
-        for (id, subject, payload) in rows {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", id.as_str());
-            if client
-                .publish_with_headers(subject, headers, payload.into())
-                .await
-                .is_err()
-            {
-                break;
-            }
-            sent.push(id);
-        }
-        let flushed = tokio::time::timeout(std::time::Duration::from_secs(5), client.flush()).await;
-        if !matches!(flushed, Ok(Ok(()))) {
-            // Not acknowledged: published again later (at least once; the id de-duplicates).
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            continue;
-        }
+        let wanted = rows.len();
+        let confirmed = match &mut jetstream {
+            Some(js) => stored(js, rows).await,
+            None => received(&client, rows).await,
+        };
+        let short = confirmed.len() < wanted;
         let at = crate::db::i(crate::state::now().get());
-        for id in sent {
+        for id in confirmed {
             if let Err(e) = sqlx::query("UPDATE outbox SET published_at = $1 WHERE event_id = $2")
                 .bind(at)
                 .bind(id)
@@ -241,5 +234,73 @@ pub async fn publish_outbox(st: AppState, url: String) {
                 tracing::warn!(error = %e, "marking an event published failed; it goes again");
             }
         }
+        if short {
+            // The rest were not confirmed: published again later (at least once; the id
+            // de-duplicates).
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
+}
+
+/// How long a flush, or a stream's acknowledgement, may take.
+const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The event's id as `Nats-Msg-Id`, which a JetStream stream de-duplicates on.
+fn headers(id: &str) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", id);
+    headers
+}
+
+/// Publishes the rows; the ids of all of them once the server has acknowledged the flush that
+/// follows, none otherwise.
+async fn received(client: &async_nats::Client, rows: Vec<(String, String, String)>) -> Vec<String> {
+    let mut sent = Vec::new();
+    for (id, subject, payload) in rows {
+        if client
+            .publish_with_headers(subject, headers(&id), payload.into())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent.push(id);
+    }
+    match tokio::time::timeout(CONFIRM_WITHIN, client.flush()).await {
+        Ok(Ok(())) => sent,
+        _ => Vec::new(),
+    }
+}
+
+/// Publishes the rows to JetStream, all of them before waiting; the ids of the longest prefix
+/// a stream acknowledged having stored (a repeat within the stream's duplicate window is
+/// acknowledged as a duplicate), so the rest go again, in order.
+async fn stored(
+    js: &async_nats::jetstream::Context,
+    rows: Vec<(String, String, String)>,
+) -> Vec<String> {
+    let mut pending = Vec::new();
+    for (id, subject, payload) in rows {
+        match js
+            .publish_with_headers(subject, headers(&id), payload.into())
+            .await
+        {
+            Ok(ack) => pending.push((id, ack)),
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing to JetStream failed; the event waits");
+                break;
+            }
+        }
+    }
+    let mut stored = Vec::new();
+    for (id, ack) in pending {
+        match ack.await {
+            Ok(_) => stored.push(id),
+            Err(e) => {
+                tracing::warn!(event = %id, error = %e, "no JetStream stream stored the event; it waits");
+                break;
+            }
+        }
+    }
+    stored
 }

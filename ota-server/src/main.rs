@@ -80,6 +80,12 @@ struct Serve {
     /// once, with its id in the `Nats-Msg-Id` header for de-duplication.
     #[arg(long, env = "OTA_NATS")]
     nats: Option<String>,
+    /// With --nats: an event counts as published only once a JetStream stream has stored it
+    /// (the publish acknowledged), not once the NATS server has received it. A stream must
+    /// capture the subjects (`profile.ota.>`, `device.ota.>`); until one does, the events
+    /// wait in the outbox.
+    #[arg(long, env = "OTA_NATS_JETSTREAM", requires = "nats")]
+    nats_jetstream: bool,
     /// The largest request body, in bytes.
     #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]
     body_limit: usize,
@@ -148,6 +154,7 @@ fn config(s: Serve) -> Config {
     c.body_limit = s.body_limit;
     c.read_timeout_ms = s.read_timeout_ms.max(1);
     c.nats = s.nats;
+    c.nats_jetstream = s.nats_jetstream;
     c.s3_endpoint = s.s3_endpoint;
     c.s3_access_key = s.s3_access_key;
     c.s3_secret_key = s.s3_secret_key;

@@ -50,6 +50,9 @@ pub struct Config {
     pub s3_region: String,
     /// The NATS server the outbox is published to, if any.
     pub nats: Option<String>,
+    /// Whether an event counts as published only once a JetStream stream has stored it (its
+    /// publish acknowledged), rather than once the NATS server has received it.
+    pub nats_jetstream: bool,
     /// The largest request body, in bytes.
     pub body_limit: usize,
     /// How long a request's head may take to arrive, and its body may pause, in
@@ -88,6 +91,7 @@ impl Config {
             s3_secret_key: None,
             s3_region: "us-east-1".into(),
             nats: None,
+            nats_jetstream: false,
             body_limit: 4 << 20,
             read_timeout_ms: 30_000,
             snapshot_every: 1000,

@@ -45,6 +45,11 @@ impl Nats {
         Self::start_with(bin, port, &["-m", &monitor.to_string()])
     }
 
+    /// [`Nats::start`] with JetStream on, storing its streams under `store`.
+    pub fn start_jetstream(bin: &PathBuf, port: u16, store: &std::path::Path) -> Nats {
+        Self::start_with(bin, port, &["-js", "-sd", store.to_str().unwrap()])
+    }
+
     fn start_with(bin: &PathBuf, port: u16, extra: &[&str]) -> Nats {
         let nats = Nats(
             Command::new(bin)
