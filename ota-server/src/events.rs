@@ -7,9 +7,10 @@
 //! stream on any replica gets every event, in order, within [`TAIL_MS`]. A
 //! device's progress step is not stored: it reaches the streams of the replica the device
 //! reported to. And the outbox publisher: with `--nats`, every
-//! committed event goes to NATS at least once (its id in `Nats-Msg-Id`), marked published only
-//! after the server acknowledged the flush, or with `--nats-jetstream` only after a JetStream
-//! stream acknowledged storing it; an event is never lost because NATS was down.
+//! committed event goes to NATS (its id in `Nats-Msg-Id`), marked published once the client
+//! has flushed it to the NATS connection (a connection lost at that moment can lose it; NATS
+//! was down, it waits), or with `--nats-jetstream` only once a JetStream stream acknowledged
+//! storing it: at least once, in commit order.
 
 use std::convert::Infallible;
 
@@ -252,8 +253,9 @@ fn headers(id: &str) -> async_nats::HeaderMap {
     headers
 }
 
-/// Publishes the rows; the ids of all of them once the server has acknowledged the flush that
-/// follows, none otherwise.
+/// Publishes the rows; the ids of those sent once they are flushed to the NATS connection,
+/// none when the flush fails. (The flush writes to the socket; the NATS server sends no
+/// receipt, so a connection lost at that moment can lose them.)
 async fn received(client: &async_nats::Client, rows: Vec<(String, String, String)>) -> Vec<String> {
     let mut sent = Vec::new();
     for (id, subject, payload) in rows {
@@ -272,35 +274,28 @@ async fn received(client: &async_nats::Client, rows: Vec<(String, String, String
     }
 }
 
-/// Publishes the rows to JetStream, all of them before waiting; the ids of the longest prefix
-/// a stream acknowledged having stored (a repeat within the stream's duplicate window is
-/// acknowledged as a duplicate), so the rest go again, in order.
+/// Publishes the rows to JetStream one at a time, each once the stream acknowledged storing
+/// the one before (a repeat within the stream's duplicate window is acknowledged as a
+/// duplicate): the ids stored. What was not acknowledged goes again next round, and nothing
+/// after it was sent, so the stream holds the events in commit order.
 async fn stored(
     js: &async_nats::jetstream::Context,
     rows: Vec<(String, String, String)>,
 ) -> Vec<String> {
-    let mut pending = Vec::new();
+    let mut stored = Vec::new();
     for (id, subject, payload) in rows {
-        match js
+        let ack = match js
             .publish_with_headers(subject, headers(&id), payload.into())
             .await
         {
-            Ok(ack) => pending.push((id, ack)),
-            Err(e) => {
-                tracing::warn!(error = %e, "publishing to JetStream failed; the event waits");
-                break;
-            }
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ack {
+            tracing::warn!(event = %id, error = %e, "no JetStream stream stored the event; it waits");
+            break;
         }
-    }
-    let mut stored = Vec::new();
-    for (id, ack) in pending {
-        match ack.await {
-            Ok(_) => stored.push(id),
-            Err(e) => {
-                tracing::warn!(event = %id, error = %e, "no JetStream stream stored the event; it waits");
-                break;
-            }
-        }
+        stored.push(id);
     }
     stored
 }

@@ -339,6 +339,9 @@ impl Running {
 
 /// Opens the state, binds `config.listen` (port 0 picks one) and serves in the background.
 pub async fn serve(config: Config) -> Result<Running, String> {
+    if config.nats_jetstream && config.nats.is_none() {
+        return Err("--nats-jetstream: give --nats, the server to publish to".into());
+    }
     let listen = config.listen;
     let st = open(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -81,10 +81,9 @@ struct Serve {
     #[arg(long, env = "OTA_NATS")]
     nats: Option<String>,
     /// With --nats: an event counts as published only once a JetStream stream has stored it
-    /// (the publish acknowledged), not once the NATS server has received it. A stream must
-    /// capture the subjects (`profile.ota.>`, `device.ota.>`); until one does, the events
-    /// wait in the outbox.
-    #[arg(long, env = "OTA_NATS_JETSTREAM", requires = "nats")]
+    /// (the publish acknowledged), not once it was written to the NATS connection. A stream
+    /// must capture `profile.ota.>`; until one does, the events wait in the outbox.
+    #[arg(long, env = "OTA_NATS_JETSTREAM")]
     nats_jetstream: bool,
     /// The largest request body, in bytes.
     #[arg(long, env = "OTA_BODY_LIMIT", default_value_t = 4 << 20)]

@@ -51,7 +51,7 @@ pub struct Config {
     /// The NATS server the outbox is published to, if any.
     pub nats: Option<String>,
     /// Whether an event counts as published only once a JetStream stream has stored it (its
-    /// publish acknowledged), rather than once the NATS server has received it.
+    /// publish acknowledged), rather than once it was written to the NATS connection.
     pub nats_jetstream: bool,
     /// The largest request body, in bytes.
     pub body_limit: usize,
