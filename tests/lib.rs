@@ -12,6 +12,9 @@ pub mod device;
 #[path = "src/http.rs"]
 pub mod http;
 
+#[path = "src/counting.rs"]
+pub mod counting;
+
 /// Deterministic, poorly compressible bytes: shared with the benchmarks and the demo.
 pub use ota_sim::noise;
 

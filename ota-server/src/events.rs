@@ -193,7 +193,7 @@ pub async fn publish_outbox(st: AppState, url: String) {
             return;
         }
     };
-    let mut jetstream = st.config.nats_jetstream.then(|| {
+    let jetstream = st.config.nats_jetstream.then(|| {
         let mut js = async_nats::jetstream::new(client.clone());
         js.set_timeout(CONFIRM_WITHIN);
         js
@@ -219,7 +219,7 @@ pub async fn publish_outbox(st: AppState, url: String) {
             continue;
         }
         let wanted = rows.len();
-        let confirmed = match &mut jetstream {
+        let confirmed = match &jetstream {
             Some(js) => stored(js, rows).await,
             None => received(&client, rows).await,
         };

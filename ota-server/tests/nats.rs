@@ -30,11 +30,7 @@ async fn events_reach_nats_and_survive_its_outage() {
     let Some(bin) = common::nats::server() else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let nats = Nats::start(&bin, port);
     let watcher = async_nats::connect(url.as_str()).await.unwrap();
@@ -155,11 +151,7 @@ async fn with_jetstream_an_event_waits_until_a_stream_has_stored_it() {
     let Some(bin) = common::nats::server() else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let (dir, input) = tmp_with_input("jetstream");
     let _nats = Nats::start_jetstream(&bin, port, &dir.join("jetstream"));

@@ -34,14 +34,6 @@ fn path_with_server() -> std::ffi::OsString {
     .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database() {
     let http = common::http_client();
@@ -51,7 +43,7 @@ async fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database()
     let Some(pg) = common::pg::Cluster::start("readme") else {
         return;
     };
-    let (nats_port, monitor) = (free_port(), free_port());
+    let (nats_port, monitor) = (common::free_port(), common::free_port());
     let _nats = common::nats::Nats::start_monitored(&nats_bin, nats_port, monitor);
     let dir = common::tmp("readme-pg");
     let data = dir.join("data");
@@ -68,7 +60,7 @@ async fn the_readme_postgres_and_nats_command_starts_a_server_on_that_database()
         assert!(script.contains(from), "README.md's command names {from}");
         script = script.replace(from, &to);
     }
-    let port = free_port();
+    let port = common::free_port();
     let server = env!("CARGO_BIN_EXE_ota-server");
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
     let mut child = Command::new("bash")
@@ -178,7 +170,7 @@ fn the_readme_walkthrough_runs() {
     let dir = std::env::temp_dir().join(format!("ota-server-readme-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
         .current_dir(&dir)

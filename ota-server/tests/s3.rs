@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 
 use common::{Srv, assert_error, config, firmware, tmp_with_input};
@@ -32,11 +31,7 @@ async fn an_s3_artifact_is_fetched_and_checked() {
         eprintln!("moto's server is not installed (tests/setup installs it): skipping");
         return;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let moto = Moto(
         Command::new(python())
             .args([

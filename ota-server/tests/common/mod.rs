@@ -440,3 +440,12 @@ pub fn assert_error(got: &(u16, Value), status: u16, code: &str, field: &str) {
     let msg = got.1["message"].as_str().unwrap_or_default();
     assert!(msg.contains(field), "message {msg:?} should name {field:?}");
 }
+
+/// A port on 127.0.0.1 free when asked (for a server started as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
