@@ -38,7 +38,7 @@ fn publish(version: &str, signer: u8, size: usize, rollback: bool) -> (VerifiedP
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let assign = |v: &VerifiedPackage| Assignment::new(v, ota_tests::seal_key(), None, None);
+        let assign = |v: &VerifiedPackage| Assignment::new(v, ota_tests::seal_key(), None, None).unwrap();
         let (g, ga, gp) = publish("2.0.0", 1, 150_000, false);
         let mut versions = vec![OLD.to_vec(), gp.clone()];
         let others = [("1.0.0", 1, false), ("3.0.0", 9, false), ("1.5.0", 1, true)]

@@ -70,7 +70,7 @@ fn builds() -> &'static [Build] {
                 sign::verify_envelope(env, &trusted, 1, &Limits::DEFAULT).unwrap();
             Build {
                 version: p.version.clone(),
-                assignment: Assignment::new(&v, ota_tests::seal_key(), None, None),
+                assignment: Assignment::new(&v, ota_tests::seal_key(), None, None).unwrap(),
                 artifact,
                 plaintext,
                 rollback: from.is_some(),

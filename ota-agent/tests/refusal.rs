@@ -153,7 +153,9 @@ async fn daemon(dir: &Path, lie: Lie) -> (Daemon, Tiny, Vec<u8>, Vec<u8>) {
     let trusted = [publisher().public_key()].into_iter().collect();
     let verified =
         ota_core::sign::verify(envelope.as_bytes(), &trusted, 1, &Limits::DEFAULT).unwrap();
-    let assignment = Assignment::new(&verified, common::seal_key(), None, None).to_json();
+    let assignment = Assignment::new(&verified, common::seal_key(), None, None)
+        .unwrap()
+        .to_json();
     let tiny = serve(lie, assignment, artifact);
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();

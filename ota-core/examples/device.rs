@@ -71,7 +71,8 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let envelope = sign::sign(&package, &[&signing_key])?;
     let trusted: sign::TrustedKeys = [signing_key.public_key()].into_iter().collect();
     let verified = sign::verify_envelope(envelope, &trusted, 1, &Limits::DEFAULT)?;
-    let assignment = Assignment::new(&verified, key, Some("rol_4c7e".parse()?), None);
+    let assignment = Assignment::new(&verified, key, Some("rol_4c7e".parse()?), None)
+        .ok_or("verified from a whole envelope, so it has one")?;
 
     // The device: a sensor on firmware 1.2.0 that trusts the publisher's key and probes its
     // health by running /bin/true.

@@ -154,21 +154,23 @@ impl From<Assignment> for AssignmentJson {
 
 impl Assignment {
     /// The assignment of a verified package, by the route it was verified by: its DSSE
-    /// envelope, or its TUF target.
+    /// envelope, or its TUF target. `None` for a package verified as its envelope streamed
+    /// by ([`crate::sign::verify_reader`], a device's way): the envelope was not kept.
     pub fn new(
         package: &VerifiedPackage,
         encryption_key: SealKey,
         rollout_id: Option<Name>,
         probe: Option<ProbeSpec>,
-    ) -> Self {
+    ) -> Option<Self> {
         let proof = match package.provenance() {
             Provenance::Dsse { envelope } => Proof::Dsse(envelope.clone()),
             Provenance::Tuf { target, .. } => Proof::Tuf {
                 target: target.clone(),
             },
+            Provenance::DsseStreamed { .. } => return None,
         };
         let p = package.package();
-        Assignment {
+        Some(Assignment {
             package_id: package.id().clone(),
             kind: p.kind,
             version: p.version.clone(),
@@ -179,7 +181,7 @@ impl Assignment {
             rollout_id,
             attempt: None,
             probe,
-        }
+        })
     }
 
     /// The assignment naming the attempt of the rollout's command ([`Assignment::attempt`]).

@@ -8,13 +8,17 @@
 
 use std::io;
 use std::ops::Range;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Sha256Digest;
 use crate::status::Status;
+
+mod digests;
+
+pub use digests::{BLOCK, ChunkDigests, MemoryTableStore, TableReadError, TableStore};
+pub(crate) use digests::into_store;
 
 /// The size of every chunk but the last: 64 KiB.
 pub const CHUNK_SIZE: u32 = 64 * 1024;
@@ -26,8 +30,8 @@ pub struct ChunkTable {
     /// The chunk size in bytes (always [`CHUNK_SIZE`]).
     pub chunk_size: u32,
     /// The digest of each chunk, in order. Shared, not copied: the openers, downloads and
-    /// installs of one package all hold the same table.
-    pub sha256: Arc<[Sha256Digest]>,
+    /// installs of one package all hold the same table, in memory or in the host's storage.
+    pub sha256: ChunkDigests,
 }
 
 /// Bytes that were checked against a signed digest, with their offset in the artifact.
@@ -74,6 +78,14 @@ pub enum ChunkError {
         /// The length given.
         found: usize,
     },
+    /// The chunk's digest could not be read back from the host's storage.
+    #[error("chunk {index}: {source}")]
+    Table {
+        /// The chunk's index.
+        index: usize,
+        /// What went wrong.
+        source: TableReadError,
+    },
     /// There is no chunk with this index.
     #[error("chunk {index} is out of range: the artifact has {count} chunks")]
     OutOfRange {
@@ -89,6 +101,7 @@ impl ChunkError {
     pub fn status(&self) -> Status {
         match self {
             ChunkError::DigestMismatch { .. } => Status::ChunkDigestMismatch,
+            ChunkError::Table { .. } => Status::Io,
             ChunkError::WrongLength { .. } | ChunkError::OutOfRange { .. } => {
                 Status::ChunkOutOfRange
             }
@@ -126,7 +139,11 @@ impl ChunkTable {
         size: u64,
         data: &'a [u8],
     ) -> Result<VerifiedBytes<'a>, ChunkError> {
-        let Some(expected) = self.sha256.get(index) else {
+        let found = self
+            .sha256
+            .get(index)
+            .map_err(|source| ChunkError::Table { index, source })?;
+        let Some(expected) = found else {
             return Err(ChunkError::OutOfRange {
                 index,
                 count: self.len(),
@@ -141,7 +158,7 @@ impl ChunkTable {
                 found: data.len(),
             });
         }
-        if Sha256Digest::of(data) != *expected {
+        if Sha256Digest::of(data) != expected {
             return Err(ChunkError::DigestMismatch { index });
         }
         Ok(VerifiedBytes::new(range.start, data))
@@ -186,8 +203,10 @@ impl ChunkTable {
                 check.bad.push(index); // it carries bytes past the signed size
                 break; // read no further
             }
-            if self.verify(index, size, &buf[..n]).is_err() {
-                check.bad.push(index);
+            match self.verify(index, size, &buf[..n]) {
+                Ok(_) => {}
+                Err(ChunkError::Table { source, .. }) => return Err(io::Error::other(source)),
+                Err(_) => check.bad.push(index),
             }
         }
         Ok(check)
@@ -291,7 +310,7 @@ mod tests {
         for i in 0..4 {
             let r = ChunkTable::range(i, 200_000);
             let part = &data[r.start as usize..r.end as usize];
-            assert_eq!(d.chunks.sha256[i], Sha256Digest::of(part));
+            assert_eq!(d.chunks.sha256.get(i).unwrap(), Some(Sha256Digest::of(part)));
             assert_eq!(d.chunks.verify(i, 200_000, part).unwrap().offset(), r.start);
         }
         assert!(matches!(

@@ -90,13 +90,15 @@ impl<'a> Pae<'a> {
     /// The encoding of `payload` of type `payload_type`.
     pub fn new(payload_type: &str, payload: &'a [u8]) -> Self {
         Pae {
-            head: format!(
-                "DSSEv1 {} {payload_type} {} ",
-                payload_type.len(),
-                payload.len()
-            ),
+            head: Self::head(payload_type, payload.len() as u64),
             payload,
         }
+    }
+
+    /// The header alone, for a payload of `payload_len` bytes that is not at hand (streamed
+    /// past the verifier).
+    pub fn head(payload_type: &str, payload_len: u64) -> String {
+        format!("DSSEv1 {} {payload_type} {payload_len} ", payload_type.len())
     }
 
     /// The header, then the payload: the signed message is the two one after the other.

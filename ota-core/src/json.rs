@@ -220,6 +220,65 @@ pub fn parse<T: DeserializeOwned + Validate>(
     check(what, value)
 }
 
+/// [`parse`] for a document read from `reader` (at most `max` bytes, counted as read), so
+/// that it is never held whole; errors name the field as [`parse`]'s do.
+pub(crate) fn parse_reader<T: DeserializeOwned + Validate, R: std::io::Read>(
+    what: &'static str,
+    reader: R,
+    max: usize,
+) -> Result<T, ParseError> {
+    let mut first = FirstByte {
+        inner: std::io::Read::take(reader, max as u64 + 1),
+        first: None,
+        read: 0,
+    };
+    let mut de = serde_json::Deserializer::from_reader(&mut first);
+    let parsed = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| json_error(what, e))
+        .and_then(|v: T| {
+            de.end().map(|()| v).map_err(|e| ParseError::Json {
+                what,
+                fault: JsonFault::Syntax,
+                path: ".".into(),
+                message: e.to_string(),
+            })
+        });
+    if first.read > max as u64 {
+        return Err(ParseError::TooLarge {
+            what,
+            size: usize::try_from(first.read).unwrap_or(usize::MAX),
+            max,
+        });
+    }
+    if T::IS_OBJECT && first.first.is_some_and(|b| b != b'{') {
+        return Err(ParseError::Json {
+            what,
+            fault: JsonFault::InvalidValue,
+            path: ".".into(),
+            message: format!("a {what} is a JSON object"),
+        });
+    }
+    check(what, parsed?)
+}
+
+/// A reader that notes the first byte other than white space, and how many it gave.
+struct FirstByte<R> {
+    inner: R,
+    first: Option<u8>,
+    read: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for FirstByte<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.first.is_none() {
+            self.first = buf[..n].iter().copied().find(|b| !b.is_ascii_whitespace());
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Checks the rules of an already built `T`, returning it when there is no fault.
 pub fn check<T: Validate>(what: &'static str, value: T) -> Result<T, ParseError> {
     let faults = value.faults();

@@ -207,20 +207,41 @@ impl PublicKey {
     /// call: `s` must be reduced, `R` must decode to a point, and neither `R` nor the key may
     /// be of small order.
     pub fn verify_parts(&self, parts: &[&[u8]], signature: &[u8]) -> bool {
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-            return false;
-        };
-        let r = CompressedEdwardsY(*sig.r_bytes());
-        if self.0.is_weak() || r.decompress().is_none_or(|r| r.is_small_order()) {
-            return false;
-        }
-        let Ok(mut stream) = self.0.verify_stream(&sig) else {
+        let Some(mut v) = self.verifier(signature) else {
             return false;
         };
         for part in parts {
-            stream.update(part);
+            v.update(part);
         }
-        stream.finalize_and_verify().is_ok()
+        v.finish()
+    }
+
+    /// A check of `signature` over a message given piece by piece ([`MessageVerifier`]), for
+    /// a message too large to hold (a payload streamed from storage); `None` when the
+    /// signature or the key is refused before any of the message is seen. As strict as
+    /// [`PublicKey::verify_parts`], which is made of it.
+    pub fn verifier(&self, signature: &[u8]) -> Option<MessageVerifier> {
+        let sig = ed25519_dalek::Signature::from_slice(signature).ok()?;
+        let r = CompressedEdwardsY(*sig.r_bytes());
+        if self.0.is_weak() || r.decompress().is_none_or(|r| r.is_small_order()) {
+            return None;
+        }
+        self.0.verify_stream(&sig).ok().map(MessageVerifier)
+    }
+}
+
+/// A signature check fed the message piece by piece ([`PublicKey::verifier`]).
+pub struct MessageVerifier(ed25519_dalek::StreamVerifier);
+
+impl MessageVerifier {
+    /// Hashes the next piece of the message.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// Whether the signature is valid over everything given.
+    pub fn finish(self) -> bool {
+        self.0.finalize_and_verify().is_ok()
     }
 }
 

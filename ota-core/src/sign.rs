@@ -16,8 +16,12 @@ use crate::package::Package;
 use crate::status::Status;
 use crate::verified::require_sealed;
 
+mod stream;
+
+pub use stream::verify_reader;
+
 pub use crate::dsse::{Envelope, Pae, Signature, pae};
-pub use crate::keys::{KeyError, KeyId, PublicKey, SigningKey, TrustedKeys};
+pub use crate::keys::{KeyError, KeyId, MessageVerifier, PublicKey, SigningKey, TrustedKeys};
 pub use crate::verified::{PackageId, PackageIdError, Provenance, VerifiedPackage};
 
 /// The DSSE payload type of a package statement.
@@ -68,6 +72,13 @@ pub enum SignError {
     /// Nothing to sign with.
     #[error("at least one signing key is required")]
     NoKeys,
+    /// The envelope or the chunk table's store could not be read or written
+    /// ([`verify_reader`]).
+    #[error("{message}")]
+    Read {
+        /// What failed.
+        message: String,
+    },
 }
 
 fn display_ids(ids: &[KeyId]) -> String {
@@ -92,6 +103,7 @@ impl SignError {
             SignError::SignatureInvalid { .. } => Status::SignatureInvalid,
             SignError::Statement(_) => Status::StatementInvalid,
             SignError::NotSealed { .. } => Status::NotSealed,
+            SignError::Read { .. } => Status::Io,
         }
     }
 }
@@ -159,48 +171,94 @@ pub fn verify_envelope(
         });
     }
     // The signed message is hashed where its pieces lie: the payload is not copied into it.
-    let message = Pae::new(&env.payload_type, &env.payload);
-    let mut good = BTreeSet::new();
-    let mut bad = BTreeSet::new();
-    for s in &env.signatures {
-        let Ok(id) = s.keyid.parse::<KeyId>() else {
-            continue;
-        };
-        let Some(key) = trusted.get(&id) else {
-            continue;
-        };
-        // Each trusted key is tried once, on its first signature: more signatures naming it
-        // cost no more hashing of the payload (an envelope of thousands of bad signatures by
-        // one trusted key id would otherwise hash the whole payload thousands of times).
-        if good.contains(&id) || bad.contains(&id) {
-            continue;
-        }
-        if key.verify_parts(&message.parts(), &s.sig) {
-            good.insert(id);
-        } else {
-            bad.insert(id);
-        }
-    }
-    if good.len() < threshold {
-        let bad: Vec<KeyId> = bad.into_iter().collect();
-        return Err(if bad.is_empty() {
-            SignError::ThresholdNotMet {
-                needed: threshold,
-                found: good.len(),
-            }
-        } else {
-            SignError::SignatureInvalid { keyids: bad }
-        });
-    }
+    let pae = Pae::new(&env.payload_type, &env.payload);
+    let [head, payload] = pae.parts();
+    let mut checks = Checks::start(&env.signatures, trusted, head);
+    checks.update(payload);
+    let good = checks.finish(threshold)?;
     let package =
         Package::from_json_with_limits(&env.payload, limits).map_err(SignError::Statement)?;
     let id = PackageId::of(&env.payload);
     VerifiedPackage::new(
         package,
         id,
-        good.into_iter().collect(),
+        good,
         Provenance::Dsse { envelope: env },
     )
+}
+
+/// The signature checks of one envelope, fed its payload as it comes: whole
+/// ([`verify_envelope`]) or streamed from storage ([`verify_reader`]).
+pub(crate) struct Checks {
+    pending: Vec<(KeyId, MessageVerifier)>,
+    bad: BTreeSet<KeyId>,
+}
+
+impl Checks {
+    /// One check per trusted key, on its first signature, each fed the pre-authentication
+    /// encoding's `head`. Each trusted key is tried once: more signatures naming it cost no
+    /// more hashing of the payload (an envelope of thousands of bad signatures by one trusted
+    /// key id would otherwise hash the whole payload thousands of times). Signatures by
+    /// unknown keys are ignored.
+    pub(crate) fn start(signatures: &[Signature], trusted: &TrustedKeys, head: &[u8]) -> Self {
+        let mut checks = Checks {
+            pending: Vec::new(),
+            bad: BTreeSet::new(),
+        };
+        for s in signatures {
+            let Ok(id) = s.keyid.parse::<KeyId>() else {
+                continue;
+            };
+            let Some(key) = trusted.get(&id) else {
+                continue;
+            };
+            if checks.bad.contains(&id) || checks.pending.iter().any(|(k, _)| *k == id) {
+                continue;
+            }
+            match key.verifier(&s.sig) {
+                Some(mut v) => {
+                    v.update(head);
+                    checks.pending.push((id, v));
+                }
+                None => {
+                    checks.bad.insert(id);
+                }
+            }
+        }
+        checks
+    }
+
+    /// Hashes the next piece of the payload into every check.
+    pub(crate) fn update(&mut self, piece: &[u8]) {
+        for (_, v) in &mut self.pending {
+            v.update(piece);
+        }
+    }
+
+    /// The distinct trusted keys whose signatures hold, sorted, if at least `threshold`.
+    pub(crate) fn finish(self, threshold: usize) -> Result<Vec<KeyId>, SignError> {
+        let mut bad = self.bad;
+        let mut good = BTreeSet::new();
+        for (id, v) in self.pending {
+            if v.finish() {
+                good.insert(id);
+            } else {
+                bad.insert(id);
+            }
+        }
+        if good.len() >= threshold {
+            return Ok(good.into_iter().collect());
+        }
+        let bad: Vec<KeyId> = bad.into_iter().collect();
+        Err(if bad.is_empty() {
+            SignError::ThresholdNotMet {
+                needed: threshold,
+                found: good.len(),
+            }
+        } else {
+            SignError::SignatureInvalid { keyids: bad }
+        })
+    }
 }
 
 #[cfg(test)]

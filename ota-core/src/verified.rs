@@ -45,7 +45,12 @@ pub struct PackageIdError {
 impl PackageId {
     /// The id of a signed statement.
     pub fn of(statement: &[u8]) -> Self {
-        PackageId(format!("pkg_{}", &Sha256Digest::of(statement).to_hex()[..16]).into())
+        Self::of_digest(&Sha256Digest::of(statement))
+    }
+
+    /// The id of a signed statement whose SHA-256 is `digest`.
+    pub fn of_digest(digest: &Sha256Digest) -> Self {
+        PackageId(format!("pkg_{}", &digest.to_hex()[..16]).into())
     }
 
     /// The id as text.
@@ -93,6 +98,14 @@ pub enum Provenance {
     Dsse {
         /// The envelope.
         envelope: Envelope,
+    },
+    /// A DSSE envelope verified as it was read from storage
+    /// ([`verify_reader`](crate::sign::verify_reader)), not kept: the host has it.
+    DsseStreamed {
+        /// The envelope's payload type.
+        payload_type: String,
+        /// Its signatures.
+        signatures: Vec<crate::dsse::Signature>,
     },
     /// A target of a TUF repository: the statement is the target's `custom.ota.package`,
     /// signed by the targets role, reached through a verified timestamp, snapshot and root.
@@ -167,7 +180,7 @@ impl VerifiedPackage {
     pub fn envelope_json(&self) -> Option<String> {
         match &self.provenance {
             Provenance::Dsse { envelope } => Some(envelope.to_json()),
-            Provenance::Tuf { .. } => None,
+            Provenance::DsseStreamed { .. } | Provenance::Tuf { .. } => None,
         }
     }
 
@@ -205,7 +218,7 @@ impl VerifiedPackage {
 
 static EMPTY_TABLE: std::sync::LazyLock<ChunkTable> = std::sync::LazyLock::new(|| ChunkTable {
     chunk_size: crate::chunk::CHUNK_SIZE,
-    sha256: std::sync::Arc::from([]),
+    sha256: Vec::new().into(),
 });
 
 #[cfg(test)]

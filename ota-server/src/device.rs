@@ -163,7 +163,9 @@ pub async fn ota(
         Some((r, attempt)) => (r.parse().ok(), Some(attempt)),
         None => (None, None),
     };
+    // A catalog package was verified whole (`sign::verify` or TUF), so its proof is at hand.
     let a = Assignment::new(&pkg.verified, pkg.encryption_key.clone(), rollout_id, None)
+        .ok_or_else(|| ApiError::internal(format!("{package_id}: its envelope was not kept")))?
         .with_attempt(attempt);
     Ok((
         [

@@ -306,6 +306,7 @@ fn the_signed_examples_are_current() {
         Some("rol_4c7e".parse().unwrap()),
         None,
     )
+    .unwrap()
     .to_json();
     let key = ota_tests::signing_key(1).public_key().to_hex();
     let old = example(&page, "assignment");

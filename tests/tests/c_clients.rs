@@ -125,7 +125,8 @@ fn agent_fixture(dir: &std::path::Path) {
             ota_tests::seal_key(),
             Some("rol_4c7e".parse().unwrap()),
             Some(probe),
-        );
+        )
+        .unwrap();
         std::fs::write(dir.join(format!("assign-{version}.json")), a.to_json()).unwrap();
         if version == "2.1.0" {
             // The same package named as a TUF target: only a TUF client's package may back it.

@@ -52,7 +52,7 @@ fn publish(
 }
 
 fn assignment(v: &VerifiedPackage, key: &SealKey) -> Assignment {
-    Assignment::new(v, key.clone(), Some("rol_4c7e".parse().unwrap()), None)
+    Assignment::new(v, key.clone(), Some("rol_4c7e".parse().unwrap()), None).unwrap()
 }
 
 fn device(probe: ota_tests::device::ProbeOutcome) -> Device {

@@ -429,7 +429,7 @@ fn a_chunk_checked_for_another_download_is_not_stored() {
 fn the_chunk_table_is_shared_with_the_package_not_copied() {
     let (v, artifact) = package(&noise(200_000, 8));
     let table = v.chunks().clone();
-    assert!(std::sync::Arc::ptr_eq(&table.sha256, &v.chunks().sha256));
+    assert!(table.sha256.ptr_eq(&v.chunks().sha256));
     // The core's one-thread install and the two-thread driver open the same bytes.
     let mut staging = Vec::new();
     let mut d = Download::new(&v);

@@ -406,7 +406,8 @@ fn a_tuf_verified_package_drives_the_agent_through_install_and_commit() {
         ota_tests::seal_key(),
         Some("rol_4c7e".parse().unwrap()),
         None,
-    );
+    )
+    .unwrap();
     assert_eq!(
         a.proof,
         Proof::Tuf {

@@ -204,10 +204,7 @@ fn no_byte_of_a_chunk_that_fails_its_digest_is_decrypted() {
 fn the_chunk_table_is_shared_not_copied() {
     let (_, sealed) = seal_bytes(&key(), [8; 16], &data(200_000)).unwrap();
     let first = ChunkedDecrypt::new(&key(), sealed.chunks.clone(), &sealed.expected());
-    assert!(std::sync::Arc::ptr_eq(
-        &first.chunks.sha256,
-        &sealed.chunks.sha256
-    ));
+    assert!(first.chunks.sha256.ptr_eq(&sealed.chunks.sha256));
 }
 
 #[test]

@@ -204,7 +204,8 @@ impl Demo<'_> {
         let Some(device) = self.devices.get_mut(&key) else {
             return Err(CliError::usage(format!("device {id} vanished")));
         };
-        let assignment = Assignment::new(&p.package, p.key.clone(), Some(name("rol_demo")?), None);
+        let assignment = Assignment::new(&p.package, p.key.clone(), Some(name("rol_demo")?), None)
+            .ok_or_else(|| CliError::usage("the demo's package was verified without its envelope"))?;
         let comes_up = rollback || device.healthy;
         let run = device.update(
             assignment,

@@ -1,0 +1,418 @@
+//! The digests of a chunk table: in memory, or in the host's storage with only a hash per
+//! block of them kept, so that a device's memory does not grow with the artifact.
+//!
+//! A table read from a statement streamed past the verifier ([`crate::sign::verify_reader`])
+//! is written to a [`TableStore`] as it is parsed, [`BLOCK`] digests at a time, and only each
+//! block's SHA-256 stays in memory: 32 bytes per 4 MiB of artifact. A digest is read back
+//! with its block, and the block is hashed and compared before the digest is used, so bytes
+//! that changed in storage are found, never trusted.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::digest::Sha256Digest;
+
+/// How many digests a stored block holds (2 KiB of storage, read and hashed to check one).
+pub const BLOCK: usize = 64;
+
+/// Where a chunk table is kept outside memory: the host's storage (a file, a flash region),
+/// addressed by byte offset. Written once, while the statement is verified, then only read;
+/// reads may come from several threads.
+pub trait TableStore: Send + Sync + std::panic::RefUnwindSafe {
+    /// Stores `data` at `offset`.
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Fills `buf` with the bytes stored at `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+/// A [`TableStore`] in memory, for tests and for hosts that want the streamed verifier's
+/// other savings (no envelope or payload in memory) without storage.
+#[derive(Debug, Default)]
+pub struct MemoryTableStore(std::sync::Mutex<Vec<u8>>);
+
+impl TableStore for MemoryTableStore {
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut v = self.0.lock().map_err(|_| io::Error::other("poisoned"))?;
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let end = start + data.len();
+        if v.len() < end {
+            v.resize(end, 0);
+        }
+        v[start..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let v = self.0.lock().map_err(|_| io::Error::other("poisoned"))?;
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let src = v
+            .get(start..start + buf.len())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl MemoryTableStore {
+    /// Flips one bit of what is stored (tests: storage that changed).
+    pub fn corrupt(&self, offset: usize) {
+        if let Ok(mut v) = self.0.lock()
+            && let Some(b) = v.get_mut(offset)
+        {
+            *b ^= 1;
+        }
+    }
+}
+
+/// The digests of a chunk table, in order. Cloning shares them: the openers, downloads and
+/// installs of one package all read the same digests.
+#[derive(Clone)]
+pub struct ChunkDigests(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Memory(Arc<[Sha256Digest]>),
+    Stored(Arc<Stored>),
+}
+
+struct Stored {
+    count: usize,
+    /// The SHA-256 of each block of [`BLOCK`] digests as stored (the last may be shorter).
+    blocks: Box<[Sha256Digest]>,
+    store: Box<dyn TableStore>,
+}
+
+/// A digest could not be read back from its [`TableStore`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the chunk table in storage: {message}")]
+pub struct TableReadError {
+    /// What went wrong: the store's error, or that the stored block changed.
+    pub message: String,
+}
+
+impl ChunkDigests {
+    /// The number of digests.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Memory(d) => d.len(),
+            Repr::Stored(s) => s.count,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the digests live in a [`TableStore`] rather than in memory.
+    pub fn is_stored(&self) -> bool {
+        matches!(self.0, Repr::Stored(_))
+    }
+
+    /// Whether both share the same digests (a clone of the other), not a copy.
+    pub fn ptr_eq(&self, other: &ChunkDigests) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Memory(a), Repr::Memory(b)) => Arc::ptr_eq(a, b),
+            (Repr::Stored(a), Repr::Stored(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Digest `index`, or `None` past the end. A stored digest is read with its block, which
+    /// must still hash to what was verified.
+    pub fn get(&self, index: usize) -> Result<Option<Sha256Digest>, TableReadError> {
+        match &self.0 {
+            Repr::Memory(d) => Ok(d.get(index).copied()),
+            Repr::Stored(s) if index >= s.count => Ok(None),
+            Repr::Stored(s) => {
+                let mut buf = [0u8; BLOCK * 32];
+                let block = s.read_block(index / BLOCK, &mut buf)?;
+                let at = (index % BLOCK) * 32;
+                let mut d = [0u8; 32];
+                d.copy_from_slice(&block[at..at + 32]);
+                Ok(Some(Sha256Digest::from_bytes(d)))
+            }
+        }
+    }
+
+    /// Every digest, in order (each stored block read and checked once).
+    pub fn to_vec(&self) -> Result<Vec<Sha256Digest>, TableReadError> {
+        match &self.0 {
+            Repr::Memory(d) => Ok(d.to_vec()),
+            Repr::Stored(s) => {
+                let mut out = Vec::with_capacity(s.count);
+                let mut buf = [0u8; BLOCK * 32];
+                for b in 0..s.blocks.len() {
+                    for d in s.read_block(b, &mut buf)?.chunks_exact(32) {
+                        let mut a = [0u8; 32];
+                        a.copy_from_slice(d);
+                        out.push(Sha256Digest::from_bytes(a));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl Stored {
+    /// Reads block `b` into `buf` and checks it against its hash; the block's bytes.
+    fn read_block<'a>(
+        &self,
+        b: usize,
+        buf: &'a mut [u8; BLOCK * 32],
+    ) -> Result<&'a [u8], TableReadError> {
+        let n = (self.count - b * BLOCK).min(BLOCK);
+        let block = &mut buf[..n * 32];
+        self.store
+            .read_at((b * BLOCK * 32) as u64, block)
+            .map_err(|e| TableReadError {
+                message: format!("reading digests {}..{}: {e}", b * BLOCK, b * BLOCK + n),
+            })?;
+        if Sha256Digest::of(block) != self.blocks[b] {
+            return Err(TableReadError {
+                message: format!(
+                    "digests {}..{} changed since the statement was verified",
+                    b * BLOCK,
+                    b * BLOCK + n
+                ),
+            });
+        }
+        Ok(block)
+    }
+}
+
+impl From<Vec<Sha256Digest>> for ChunkDigests {
+    fn from(v: Vec<Sha256Digest>) -> Self {
+        ChunkDigests(Repr::Memory(v.into()))
+    }
+}
+
+impl From<Arc<[Sha256Digest]>> for ChunkDigests {
+    fn from(v: Arc<[Sha256Digest]>) -> Self {
+        ChunkDigests(Repr::Memory(v))
+    }
+}
+
+impl FromIterator<Sha256Digest> for ChunkDigests {
+    fn from_iter<I: IntoIterator<Item = Sha256Digest>>(iter: I) -> Self {
+        ChunkDigests(Repr::Memory(iter.into_iter().collect()))
+    }
+}
+
+impl fmt::Debug for ChunkDigests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Memory(d) => f.debug_list().entries(d.iter()).finish(),
+            Repr::Stored(s) => write!(f, "ChunkDigests {{ stored: {} }}", s.count),
+        }
+    }
+}
+
+impl PartialEq for ChunkDigests {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Memory(a), Repr::Memory(b)) => a == b,
+            (Repr::Stored(a), Repr::Stored(b)) if Arc::ptr_eq(a, b) => true,
+            // Stored digests are compared as read back; one that cannot be read is unequal.
+            _ => {
+                self.len() == other.len()
+                    && matches!((self.to_vec(), other.to_vec()), (Ok(a), Ok(b)) if a == b)
+            }
+        }
+    }
+}
+
+impl Eq for ChunkDigests {}
+
+impl Serialize for ChunkDigests {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Repr::Memory(d) => d.serialize(s),
+            Repr::Stored(_) => {
+                let all = self.to_vec().map_err(serde::ser::Error::custom)?;
+                let mut seq = s.serialize_seq(Some(all.len()))?;
+                for d in &all {
+                    seq.serialize_element(d)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The store the next chunk table parsed on this thread goes to ([`into_store`]).
+    static STORE: RefCell<Option<Box<dyn TableStore>>> = const { RefCell::new(None) };
+    /// Why writing to that store failed, if it did.
+    static FAILED: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `parse` with chunk tables going to `store` instead of memory: the first table it
+/// reads is written there. serde gives a field's deserializer no context, so the store is
+/// handed over through this thread's slot, which is emptied again whatever `parse` returns.
+/// Also returns the store's error, if writing to it failed (the parser reports that as an
+/// invalid value; it is the storage's fault, not the document's).
+pub(crate) fn into_store<T>(
+    store: Box<dyn TableStore>,
+    parse: impl FnOnce() -> T,
+) -> (T, Option<String>) {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            STORE.with(|s| s.borrow_mut().take());
+            FAILED.with(|f| f.borrow_mut().take());
+        }
+    }
+    let _clear = Clear;
+    STORE.with(|s| *s.borrow_mut() = Some(store));
+    FAILED.with(|f| f.borrow_mut().take());
+    let parsed = parse();
+    (parsed, FAILED.with(|f| f.borrow_mut().take()))
+}
+
+/// Writes digests to a store a block at a time, keeping each block's hash.
+struct BlockWriter {
+    store: Box<dyn TableStore>,
+    block: Vec<u8>,
+    blocks: Vec<Sha256Digest>,
+    count: usize,
+}
+
+impl BlockWriter {
+    fn push(&mut self, d: Sha256Digest) -> io::Result<()> {
+        self.block.extend_from_slice(d.as_bytes());
+        self.count += 1;
+        if self.block.len() == BLOCK * 32 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.block.is_empty() {
+            let at = (self.blocks.len() * BLOCK * 32) as u64;
+            self.store.write_at(at, &self.block)?;
+            self.blocks.push(Sha256Digest::of(&self.block));
+            self.block.clear();
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChunkDigests {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Digests;
+        impl<'de> Visitor<'de> for Digests {
+            type Value = ChunkDigests;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of SHA-256 digests")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ChunkDigests, A::Error> {
+                let Some(store) = STORE.with(|s| s.borrow_mut().take()) else {
+                    let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                    while let Some(d) = seq.next_element::<Sha256Digest>()? {
+                        v.push(d);
+                    }
+                    return Ok(v.into());
+                };
+                let mut w = BlockWriter {
+                    store,
+                    block: Vec::with_capacity(BLOCK * 32),
+                    blocks: Vec::new(),
+                    count: 0,
+                };
+                let io = |e: io::Error| {
+                    FAILED.with(|f| *f.borrow_mut() = Some(e.to_string()));
+                    serde::de::Error::custom(format!("storing the table: {e}"))
+                };
+                while let Some(d) = seq.next_element::<Sha256Digest>()? {
+                    w.push(d).map_err(io)?;
+                }
+                w.flush().map_err(io)?;
+                Ok(ChunkDigests(Repr::Stored(Arc::new(Stored {
+                    count: w.count,
+                    blocks: w.blocks.into(),
+                    store: w.store,
+                }))))
+            }
+        }
+        d.deserialize_seq(Digests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digests(n: usize) -> Vec<Sha256Digest> {
+        (0..n)
+            .map(|i| Sha256Digest::of(&(i as u64).to_le_bytes()))
+            .collect()
+    }
+
+    fn stored(n: usize) -> (ChunkDigests, Arc<MemoryTableStore>) {
+        struct Shared(Arc<MemoryTableStore>);
+        impl TableStore for Shared {
+            fn write_at(&self, o: u64, d: &[u8]) -> io::Result<()> {
+                self.0.write_at(o, d)
+            }
+            fn read_at(&self, o: u64, b: &mut [u8]) -> io::Result<()> {
+                self.0.read_at(o, b)
+            }
+        }
+        let json = serde_json::to_string(&digests(n)).unwrap();
+        let store = Arc::new(MemoryTableStore::default());
+        let (d, failed) = into_store(Box::new(Shared(store.clone())), || {
+            serde_json::from_str::<ChunkDigests>(&json).unwrap()
+        });
+        assert_eq!(failed, None);
+        (d, store)
+    }
+
+    #[test]
+    fn a_stored_table_reads_back_every_digest_and_keeps_a_hash_per_block() {
+        for n in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 7] {
+            let (d, _) = stored(n);
+            assert!(d.is_stored());
+            assert_eq!(d.len(), n);
+            let want = digests(n);
+            for (i, w) in want.iter().enumerate() {
+                assert_eq!(d.get(i).unwrap(), Some(*w), "digest {i} of {n}");
+            }
+            assert_eq!(d.get(n).unwrap(), None);
+            assert_eq!(d.to_vec().unwrap(), want);
+            assert_eq!(d, ChunkDigests::from(want.clone()));
+            assert_eq!(
+                serde_json::to_string(&d).unwrap(),
+                serde_json::to_string(&want).unwrap()
+            );
+            let Repr::Stored(s) = &d.0 else { panic!() };
+            assert_eq!(s.blocks.len(), n.div_ceil(BLOCK));
+        }
+        // The slot is emptied: the next table parsed on this thread is in memory.
+        let again: ChunkDigests = serde_json::from_str("[]").unwrap();
+        assert!(!again.is_stored());
+    }
+
+    #[test]
+    fn a_digest_whose_stored_block_changed_is_refused_not_returned() {
+        let n = 3 * BLOCK;
+        let (d, store) = stored(n);
+        // One bit of digest BLOCK + 5 flips in storage: its whole block is refused, the
+        // others still read.
+        store.corrupt((BLOCK + 5) * 32 + 3);
+        let err = d.get(BLOCK + 5).unwrap_err();
+        assert!(err.message.contains("changed since"), "{err}");
+        assert!(d.get(BLOCK).is_err());
+        assert_eq!(d.get(0).unwrap(), Some(digests(n)[0]));
+        assert_eq!(d.get(2 * BLOCK).unwrap(), Some(digests(n)[2 * BLOCK]));
+        assert!(d.to_vec().is_err());
+    }
+}
