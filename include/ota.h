@@ -873,6 +873,26 @@ ota_status ota_envelope_verify(const char *envelope,
                                ota_verified_package **package_out);
 
 /**
+ * Verifies the DSSE envelope in the file `envelope_path` as `ota_envelope_verify` does,
+ * without holding it: the envelope is streamed past the signature checks, and the
+ * statement's chunk table is written to the file `table_path` (created, or emptied) and read
+ * back from there, checked, as chunks are verified. Memory stays a few buffers whatever the
+ * artifact's size. The table file must outlive the package (and every download and install
+ * made from it); the package has no envelope to persist (`ota_agent` keeps its own).
+ * Fails as `ota_envelope_verify` does, or with `OTA_STATUS_IO` when a file cannot be read
+ * or written.
+ *
+ * Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
+ */
+ota_status ota_envelope_verify_file(const char *envelope_path,
+                                    size_t envelope_path_len,
+                                    const char *table_path,
+                                    size_t table_path_len,
+                                    const ota_trusted_keys *keys,
+                                    size_t threshold,
+                                    ota_verified_package **package_out);
+
+/**
  * Writes the verified package as JSON into `buf`: `{"id", "signed_by": [key ids],
  * "package": {...}}`.
  *

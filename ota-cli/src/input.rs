@@ -4,6 +4,7 @@ use std::path::Path;
 
 use ota_core::sign::{self, Envelope, VerifiedPackage};
 use ota_core::{Limits, Package};
+use ota_host::table_file::TableFile;
 
 use crate::doc;
 use crate::keys;
@@ -61,5 +62,38 @@ pub fn verified(
     let keys = keys::trusted(trusted)?;
     let bytes = doc::load_bounded(path, Limits::DEFAULT.max_envelope_bytes())?.bytes;
     sign::verify(&bytes, &keys, threshold, &Limits::DEFAULT)
+        .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", path.display())))
+}
+
+/// [`verified`] without holding the envelope: a JSON envelope in a regular file is streamed
+/// past the signature checks ([`sign::verify_reader`]) and its chunk table goes to a file
+/// with no name in `table_dir`, so memory does not grow with the artifact. Anything else (a
+/// YAML envelope, a byte-order mark, a pipe) is read whole, as [`verified`] does.
+pub fn verified_streamed(
+    path: &Path,
+    trusted: &[String],
+    threshold: usize,
+    table_dir: &Path,
+) -> Result<VerifiedPackage, CliError> {
+    use std::io::{Read, Seek};
+    if trusted.is_empty() {
+        return Err(CliError::usage("give at least one --trusted-key"));
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| CliError::io(path, e))?;
+    let mut head = Vec::new();
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    if regular {
+        (&mut file)
+            .take(64)
+            .read_to_end(&mut head)
+            .and_then(|_| file.rewind())
+            .map_err(|e| CliError::io(path, e))?;
+    }
+    if !regular || head.starts_with(b"\xEF\xBB\xBF") || doc::form(path, &head) != doc::Form::Json {
+        return verified(path, trusted, threshold);
+    }
+    let keys = keys::trusted(trusted)?;
+    let table = TableFile::unnamed_in(table_dir).map_err(|e| CliError::io(table_dir, e))?;
+    sign::verify_reader(file, &keys, threshold, &Limits::DEFAULT, Box::new(table))
         .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", path.display())))
 }

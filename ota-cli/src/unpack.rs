@@ -117,7 +117,9 @@ pub fn unpack(a: &UnpackArgs) -> Result<Outcome, CliError> {
             .package
             .as_ref()
             .ok_or_else(|| CliError::usage("give --registration or --package"))?;
-        let v = input::verified(path, &a.trusted_keys, a.threshold)?;
+        // Streamed, its chunk table in a file with no name beside the output: memory stays
+        // the same whatever the artifact's size.
+        let v = input::verified_streamed(path, &a.trusted_keys, a.threshold, dir)?;
         let key = keys::seal_key_from(a.key.as_deref(), a.key_file.as_deref(), "--key")?
             .ok_or_else(|| {
                 CliError::usage(format!(

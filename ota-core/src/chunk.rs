@@ -17,8 +17,8 @@ use crate::status::Status;
 
 mod digests;
 
-pub use digests::{BLOCK, ChunkDigests, MemoryTableStore, TableReadError, TableStore};
 pub(crate) use digests::into_store;
+pub use digests::{BLOCK, ChunkDigests, MemoryTableStore, TableReadError, TableStore};
 
 /// The size of every chunk but the last: 64 KiB.
 pub const CHUNK_SIZE: u32 = 64 * 1024;
@@ -310,7 +310,10 @@ mod tests {
         for i in 0..4 {
             let r = ChunkTable::range(i, 200_000);
             let part = &data[r.start as usize..r.end as usize];
-            assert_eq!(d.chunks.sha256.get(i).unwrap(), Some(Sha256Digest::of(part)));
+            assert_eq!(
+                d.chunks.sha256.get(i).unwrap(),
+                Some(Sha256Digest::of(part))
+            );
             assert_eq!(d.chunks.verify(i, 200_000, part).unwrap().offset(), r.start);
         }
         assert!(matches!(

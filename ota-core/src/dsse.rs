@@ -98,7 +98,10 @@ impl<'a> Pae<'a> {
     /// The header alone, for a payload of `payload_len` bytes that is not at hand (streamed
     /// past the verifier).
     pub fn head(payload_type: &str, payload_len: u64) -> String {
-        format!("DSSEv1 {} {payload_type} {payload_len} ", payload_type.len())
+        format!(
+            "DSSEv1 {} {payload_type} {payload_len} ",
+            payload_type.len()
+        )
     }
 
     /// The header, then the payload: the signed message is the two one after the other.

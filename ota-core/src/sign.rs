@@ -179,12 +179,7 @@ pub fn verify_envelope(
     let package =
         Package::from_json_with_limits(&env.payload, limits).map_err(SignError::Statement)?;
     let id = PackageId::of(&env.payload);
-    VerifiedPackage::new(
-        package,
-        id,
-        good,
-        Provenance::Dsse { envelope: env },
-    )
+    VerifiedPackage::new(package, id, good, Provenance::Dsse { envelope: env })
 }
 
 /// The signature checks of one envelope, fed its payload as it comes: whole

@@ -6,11 +6,12 @@ use ota_core::Status;
 use ota_core::sign::{self, PublicKey, SigningKey, TrustedKeys, VerifiedPackage};
 
 use crate::document::ota_package;
-use crate::error::call;
+use crate::error::{Failure, call};
 use crate::ffi::{
     LIMITS, free, handle, handle_ref, new_handle, random, try_handle, try_handle_mut, try_out,
     try_slice, try_str, write_bytes, write_text,
 };
+use ota_host::table_file::TableFile;
 
 /// An Ed25519 signing key. Made by `ota_signing_key_generate` or `ota_signing_key_load`,
 /// freed by `ota_signing_key_free`.
@@ -226,6 +227,55 @@ pub unsafe extern "C" fn ota_envelope_verify(
         let bytes = try_slice!(envelope, envelope_len);
         let keys = try_handle!(keys);
         let inner = sign::verify(bytes, &keys.inner, threshold, LIMITS)?;
+        out.write(new_handle(ota_verified_package { inner }));
+        Ok(())
+    })
+}
+
+/// Verifies the DSSE envelope in the file `envelope_path` as `ota_envelope_verify` does,
+/// without holding it: the envelope is streamed past the signature checks, and the
+/// statement's chunk table is written to the file `table_path` (created, or emptied) and read
+/// back from there, checked, as chunks are verified. Memory stays a few buffers whatever the
+/// artifact's size. The table file must outlive the package (and every download and install
+/// made from it); the package has no envelope to persist (`ota_agent` keeps its own).
+/// Fails as `ota_envelope_verify` does, or with `OTA_STATUS_IO` when a file cannot be read
+/// or written.
+///
+/// Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_envelope_verify_file(
+    envelope_path: *const c_char,
+    envelope_path_len: usize,
+    table_path: *const c_char,
+    table_path_len: usize,
+    keys: *const ota_trusted_keys,
+    threshold: usize,
+    package_out: *mut *mut ota_verified_package,
+) -> Status {
+    call(|| {
+        let out = try_out!(package_out);
+        let envelope_path = try_str!(envelope_path, envelope_path_len);
+        let table_path = try_str!(table_path, table_path_len);
+        let keys = try_handle!(keys);
+        let io = |what: &str, path: &str, e: std::io::Error| {
+            Failure::new(Status::Io, format!("{what} {path:?}: {e}"))
+        };
+        let envelope = std::fs::File::open(envelope_path)
+            .map_err(|e| io("`envelope_path`", envelope_path, e))?;
+        let table = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(table_path)
+            .map_err(|e| io("`table_path`", table_path, e))?;
+        let inner = sign::verify_reader(
+            envelope,
+            &keys.inner,
+            threshold,
+            LIMITS,
+            Box::new(TableFile::new(table)),
+        )?;
         out.write(new_handle(ota_verified_package { inner }));
         Ok(())
     })

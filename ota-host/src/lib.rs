@@ -14,6 +14,7 @@
 //!   directory or HTTP (the device's and control plane's side) that drives the core's sans-IO
 //!   [`ota_core::tuf::Updater`]. A target resolves to a [`ota_core::VerifiedPackage`] only
 //!   through the core ([`ota_core::tuf::Updater::package`]).
+//! - [`table_file`]: a chunk table kept in a file, for [`ota_core::sign::verify_reader`].
 //! - [`file_device`]: the reference device over plain files (staging, A/B slots, the agent's
 //!   record, all with fsync), the agent's [`ota_core::agent::DeviceIo`]; the C ABI exports it
 //!   as `ota_file_device`. [`dir_slots`] and [`durable`] are its parts, which the device
@@ -39,6 +40,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod rollout;
 pub mod seal;
+pub mod table_file;
 #[cfg(feature = "tuf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tuf")))]
 pub mod tuf;

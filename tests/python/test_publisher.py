@@ -146,6 +146,55 @@ class SealAndOpen(unittest.TestCase):
                 self.assertIn("out_path", str(cm.exception))
             self.assertEqual(sorted(os.listdir(d)), ["a.bin", "a.enc"])
 
+    def test_an_envelope_file_verifies_streamed_with_its_table_in_a_file(self):
+        plaintext = noise(1_500_000, 3)
+        _, env, artifact = sealed_package(plaintext, self.key, self.signer)
+        with tempfile.TemporaryDirectory() as d:
+            env_path, table = os.path.join(d, "envelope.json"), os.path.join(d, "table")
+            src, dst = os.path.join(d, "a.enc"), os.path.join(d, "a.bin")
+            with open(env_path, "w") as f:
+                f.write(env)
+            with open(src, "wb") as f:
+                f.write(artifact)
+            with ota.verify(env, self.trusted) as whole, \
+                    ota.verify_file(env_path, table, self.trusted) as v:
+                self.assertEqual(v.to_dict(), whole.to_dict())
+                self.assertEqual(v.chunk_count, (len(artifact) + 65535) // 65536)
+                # The digests are in the table file, 32 bytes each, and the artifact opens
+                # against them.
+                self.assertEqual(os.path.getsize(table), 32 * v.chunk_count)
+                ota.open_file(v, self.key, src, dst, threads=2)
+                with open(dst, "rb") as f:
+                    self.assertEqual(f.read(), plaintext)
+                # A digest that changed in the table file is found, not trusted.
+                with open(table, "r+b") as f:
+                    f.seek(40)
+                    b = f.read(1)
+                    f.seek(40)
+                    f.write(bytes([b[0] ^ 1]))
+                with self.assertRaises(ota.IoError) as cm:
+                    ota.open_file(v, self.key, src, dst, threads=1)
+                self.assertIn("changed since the statement was verified", str(cm.exception))
+            # A payload altered in the file, another signer, no such file: the errors of verify.
+            with open(env_path) as f:
+                text = f.read()
+            with open(env_path, "w") as f:
+                payload = json.loads(env)["payload"]
+                f.write(text.replace(payload[20:24], "AAAA" if payload[20:24] != "AAAA" else "BBBB", 1))
+            with self.assertRaises(ota.SignatureInvalidError):
+                ota.verify_file(env_path, table, self.trusted)
+            with ota.SigningKey.generate() as other, ota.TrustedKeys([other]) as t:
+                with self.assertRaises(ota.ThresholdNotMetError):
+                    ota.verify_file(env_path, table, t)
+            with self.assertRaises(ota.IoError) as cm:
+                ota.verify_file(os.path.join(d, "missing.json"), table, self.trusted)
+            self.assertIn("missing.json", str(cm.exception))
+            with self.assertRaises(ota.IoError) as cm:
+                ota.verify_file(env_path, os.path.join(d, "no", "table"), self.trusted)
+            self.assertIn("table_path", str(cm.exception))
+            with self.assertRaises(TypeError):
+                ota.verify_file(env_path, 7, self.trusted)
+
     def test_a_verified_package_s_fields_come_from_accessors_without_json(self):
         plaintext = noise(300_000)
         statement, env, artifact = sealed_package(plaintext, self.key, self.signer)

@@ -29,6 +29,8 @@ use crate::dsse::{Pae, Signature};
 use crate::json::{self, JsonFault, ParseError};
 use crate::limits::Limits;
 use crate::package::Package;
+#[cfg(test)]
+use crate::status::Status;
 use crate::verified::{PackageId, Provenance, VerifiedPackage};
 
 /// Verifies the envelope `source` holds, as [`super::verify`] does, without holding it: the
@@ -68,7 +70,11 @@ pub fn verify_reader<R: Read + Seek>(
         16 << 10,
         (&mut source).take(layout.payload.end - layout.payload.start),
     );
-    let engine = if layout.url_safe { &URL_SAFE } else { &STANDARD };
+    let engine = if layout.url_safe {
+        &URL_SAFE
+    } else {
+        &STANDARD
+    };
     let decoded = base64::read::DecoderReader::new(Unescape { inner: raw }, engine);
     let mut tee = BufReader::with_capacity(
         16 << 10,
@@ -268,7 +274,9 @@ impl<R: Read> Scanner<R> {
     }
 
     fn byte(&mut self) -> Result<u8, SignError> {
-        let b = self.peek()?.ok_or_else(|| syntax(".", "the envelope ends early"))?;
+        let b = self
+            .peek()?
+            .ok_or_else(|| syntax(".", "the envelope ends early"))?;
         self.r.consume(1);
         self.pos += 1;
         if self.pos > self.max {
@@ -339,8 +347,10 @@ impl<R: Read> Scanner<R> {
                 }
                 _ if depth == 0 => {
                     // A scalar: it ends before a delimiter.
-                    if matches!(self.peek()?, None | Some(b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r'))
-                    {
+                    if matches!(
+                        self.peek()?,
+                        None | Some(b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r')
+                    ) {
                         return Ok(());
                     }
                 }
@@ -453,8 +463,7 @@ fn scan<R: Read>(source: R, max: usize) -> Result<Layout, SignError> {
             return Err(syntax(".", "expected a field name"));
         }
         s.value(&mut key, 256, ".")?;
-        let key: String =
-            serde_json::from_slice(&key).map_err(|e| syntax(".", e.to_string()))?;
+        let key: String = serde_json::from_slice(&key).map_err(|e| syntax(".", e.to_string()))?;
         s.expect(b':', &key)?;
         let duplicate = || syntax(&key, format!("duplicate field `{key}`"));
         match key.as_str() {
@@ -496,7 +505,9 @@ fn scan<R: Read>(source: R, max: usize) -> Result<Layout, SignError> {
                 return Err(envelope_fault(
                     other,
                     JsonFault::UnknownField,
-                    format!("unknown field `{other}`, expected one of `payloadType`, `payload`, `signatures`"),
+                    format!(
+                        "unknown field `{other}`, expected one of `payloadType`, `payload`, `signatures`"
+                    ),
                 ));
             }
         }
@@ -504,7 +515,8 @@ fn scan<R: Read>(source: R, max: usize) -> Result<Layout, SignError> {
     if s.skip_ws()?.is_some() {
         return Err(syntax(".", "trailing characters after the envelope"));
     }
-    let missing = |f: &str| envelope_fault(f, JsonFault::MissingField, format!("missing field `{f}`"));
+    let missing =
+        |f: &str| envelope_fault(f, JsonFault::MissingField, format!("missing field `{f}`"));
     let (payload, decoded_len, url_safe) = payload.ok_or_else(|| missing("payload"))?;
     Ok(Layout {
         payload_type: payload_type.ok_or_else(|| missing("payloadType"))?,
@@ -514,3 +526,6 @@ fn scan<R: Read>(source: R, max: usize) -> Result<Layout, SignError> {
         url_safe,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ the data flows:
 - ``_errors``: ``OtaError``, ``ValidationError``, ``VerificationError`` and one exception class
   per ``ota_status`` under them
 - ``_documents``: ``Manifest``, ``Package``, ``Profile``, ``validate_sbom``
-- ``_sign``: ``SigningKey``, ``TrustedKeys``, ``sign``, ``verify``, ``VerifiedPackage``
+- ``_sign``: ``SigningKey``, ``TrustedKeys``, ``sign``, ``verify``, ``verify_file``, ``VerifiedPackage``
 - ``_seal``: ``Sealer``, ``Opener``, ``seal``, ``open_sealed``, ``open_file``, seal keys, registration
 - ``_compat``: ``check``, ``check_fleet``
 - ``_rollout``: ``Rollout``, ``audit_verify``

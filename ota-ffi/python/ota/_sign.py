@@ -8,11 +8,11 @@ from typing import AbstractSet, Any, Dict, Sequence, Type, TypeVar, Union
 from . import _ffi
 from ._documents import Package
 from ._ffi import as_bytes, as_text, call, lib, text
-from ._managed import BYTES, INT, TEXT, JsonInput, Managed, TextInput, arg, holding, json_arg
+from ._managed import BYTES, INT, PATH, TEXT, JsonInput, Managed, PathInput, TextInput, arg, holding, json_arg
 
 _K = TypeVar("_K", bound="SigningKey")
 
-__all__ = ["SigningKey", "TrustedKeys", "sign", "verify", "VerifiedPackage"]
+__all__ = ["SigningKey", "TrustedKeys", "sign", "verify", "verify_file", "VerifiedPackage"]
 
 
 class SigningKey(Managed):
@@ -143,4 +143,20 @@ def verify(envelope: JsonInput, trusted: TrustedKeys, threshold: int = 1) -> Ver
     threshold = arg("threshold", threshold, INT)
     h = ctypes.c_void_p()
     call(lib.ota_envelope_verify(env, n, keys, threshold, ctypes.byref(h)))
+    return VerifiedPackage(h.value)
+
+
+@holding
+def verify_file(envelope_path: PathInput, table_path: PathInput, trusted: TrustedKeys, threshold: int = 1) -> VerifiedPackage:
+    """Verifies the DSSE envelope in the file ``envelope_path`` as ``verify`` does, without
+    holding it: it is streamed past the signature checks, and its chunk table is written to
+    ``table_path`` (created, or emptied) and read back from there, checked, as chunks are
+    verified, so memory does not grow with the artifact. Keep ``table_path`` while the package
+    is in use. Raises what ``verify`` raises, or an ``IoError``."""
+    e, en = as_text(arg("envelope_path", envelope_path, PATH))
+    t, tn = as_text(arg("table_path", table_path, PATH))
+    keys = arg("trusted", trusted, TrustedKeys)
+    threshold = arg("threshold", threshold, INT)
+    h = ctypes.c_void_p()
+    call(lib.ota_envelope_verify_file(e, en, t, tn, keys, threshold, ctypes.byref(h)))
     return VerifiedPackage(h.value)

@@ -205,7 +205,9 @@ impl Demo<'_> {
             return Err(CliError::usage(format!("device {id} vanished")));
         };
         let assignment = Assignment::new(&p.package, p.key.clone(), Some(name("rol_demo")?), None)
-            .ok_or_else(|| CliError::usage("the demo's package was verified without its envelope"))?;
+            .ok_or_else(|| {
+                CliError::usage("the demo's package was verified without its envelope")
+            })?;
         let comes_up = rollback || device.healthy;
         let run = device.update(
             assignment,
