@@ -16,6 +16,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
 use ota_core::Limits;
+use ota_core::chunk::ChunkTable;
 use ota_core::download::{Download, Install, Staging};
 use ota_core::seal::{SealKey, Sealer};
 use ota_core::sign::{self, SigningKey};
@@ -87,20 +88,24 @@ fn child(dir: &std::path::Path, mode: Mode) {
     );
     let slot = std::io::BufWriter::new(File::create(dir.join("slot")).unwrap());
     let mut download = Download::new(&verified);
-    // Shuffled, as a flaky link delivers: a deterministic permutation of the chunk indices.
-    let mut order = download.plan(usize::MAX);
-    ota_sim::Rng::new(0x2545_f491_4f6c_dd1d).shuffle(&mut order);
+    // Shuffled, as a flaky link delivers: a deterministic permutation of the chunk indices,
+    // computed one at a time (a list of every chunk would grow with the artifact and count
+    // against the device path; a device plans a window of requests, not all of them).
+    let size = verified.package().size_bytes;
+    let count = download.chunk_count() as u64;
+    let order = ota_sim::Permutation::new(count, 0x2545_f491_4f6c_dd1d);
     let mut buf = vec![0u8; 65536];
     let start = std::time::Instant::now();
     let mut install = match mode {
         Mode::Overlapped => Some(Install::new(&verified, &key, slot)),
         Mode::StagedTwoThreads => None,
     };
-    for r in order {
-        let chunk = &mut buf[..r.length as usize];
-        source.seek(SeekFrom::Start(r.offset)).unwrap();
+    for i in 0..count {
+        let r = ChunkTable::range(order.at(i) as usize, size);
+        let chunk = &mut buf[..(r.end - r.start) as usize];
+        source.seek(SeekFrom::Start(r.start)).unwrap();
         source.read_exact(chunk).unwrap();
-        download.accept(r.offset, chunk, &mut staging).unwrap();
+        download.accept(r.start, chunk, &mut staging).unwrap();
         if let Some(install) = &mut install {
             install.advance(&mut download, &mut staging).unwrap();
         }
@@ -115,7 +120,6 @@ fn child(dir: &std::path::Path, mode: Mode) {
         }
     };
     let secs = start.elapsed().as_secs_f64();
-    let size = verified.package().size_bytes;
     let peak = vm("VmHWM:");
     println!(
         "{:>5} MiB artifact ({:>5} MiB plaintext), {:<34} peak RSS {:>6} KiB, {:>6} KiB before the envelope was read: {:>6} KiB for the device path; {:.1} s",

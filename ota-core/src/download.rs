@@ -587,6 +587,8 @@ impl StagedDecrypt {
             } else {
                 match self.table.verify(index, self.size, &self.buf) {
                     Ok(v) => v,
+                    // The table's storage failed, not the chunk's.
+                    Err(e @ ChunkError::Table { .. }) => return Err(e.into()),
                     Err(_) => {
                         download.invalidate(index);
                         return Err(DownloadError::StoredChunkCorrupt { index });

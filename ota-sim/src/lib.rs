@@ -22,5 +22,5 @@ pub mod slots;
 
 pub use bytes::{dense_weights, noise, weights};
 pub use network::{Network, Traffic, Transit};
-pub use rng::Rng;
+pub use rng::{Permutation, Rng};
 pub use slots::Slots;

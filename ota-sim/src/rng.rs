@@ -73,9 +73,79 @@ impl Rng {
     }
 }
 
+/// A seeded shuffle of `0..n` computed one position at a time, holding nothing per item: a
+/// random bijection of the smallest power of two at least `n` (an odd multiplier, an added
+/// constant and xor-shifts, each invertible), walked until it lands below `n`. For an order
+/// of a million chunks without a million-entry list (a memory benchmark's own list would
+/// count against what it measures). Not every order is equally likely, unlike
+/// [`Rng::shuffle`].
+#[derive(Debug, Clone)]
+pub struct Permutation {
+    n: u64,
+    mask: u64,
+    shift: u32,
+    keys: [(u64, u64); 3],
+}
+
+impl Permutation {
+    /// A shuffle of `0..n` for `seed`.
+    pub fn new(n: u64, seed: u64) -> Self {
+        let bits = 64 - n.saturating_sub(1).leading_zeros();
+        let mut rng = Rng::new(seed);
+        let mut key = || (rng.next_u64() | 1, rng.next_u64());
+        Permutation {
+            n,
+            mask: if bits >= 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            },
+            shift: (bits / 2).max(1),
+            keys: [key(), key(), key()],
+        }
+    }
+
+    fn round(&self, mut x: u64) -> u64 {
+        for (mul, add) in self.keys {
+            x = x.wrapping_mul(mul).wrapping_add(add) & self.mask;
+            x ^= x >> self.shift;
+        }
+        x
+    }
+
+    /// The item at position `i` (`i < n`): every item of `0..n` once over all positions.
+    pub fn at(&self, i: u64) -> u64 {
+        let mut x = self.round(i);
+        while x >= self.n {
+            x = self.round(x);
+        }
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_permutation_gives_every_item_once_and_depends_on_its_seed() {
+        for n in [1u64, 2, 3, 7, 64, 1000, 16_385] {
+            let p = Permutation::new(n, 9);
+            let mut seen = vec![false; n as usize];
+            for i in 0..n {
+                let x = p.at(i) as usize;
+                assert!(!seen[x], "{x} twice in a shuffle of {n}");
+                seen[x] = true;
+            }
+        }
+        let order = |seed| {
+            (0..1000)
+                .map(|i| Permutation::new(1000, seed).at(i))
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(order(1), order(2));
+        assert_ne!(order(1), (0..1000).collect::<Vec<_>>());
+    }
 
     #[test]
     fn splitmix64_matches_its_reference_sequence() {

@@ -247,6 +247,46 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
     }
     CHECK_STATUS(ota_envelope_verify(envelope, env_n, trusted, 1, &vp), OTA_STATUS_OK);
     CHECK_STATUS(ota_verified_package_to_json(vp, buf, 8, &n), OTA_STATUS_INSUFFICIENT_SIZE);
+    {
+        /* The same envelope verified from its file, streamed, its chunk table in a file:
+           the same package, and the artifact opens against the stored digests. */
+        char env_path[4096], table_path[4096], id_a[64], id_b[64];
+        uint64_t chunks_a = 0, chunks_b = 0;
+        ota_verified_package *streamed = NULL;
+        compare_t cmp2 = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
+        FILE *f;
+        snprintf(env_path, sizeof env_path, "%s/envelope.json", tmp);
+        snprintf(table_path, sizeof table_path, "%s/envelope.table", tmp);
+        f = fopen(env_path, "wb");
+        CHECK(f != NULL && fwrite(envelope, 1, env_n, f) == env_n);
+        fclose(f);
+        CHECK_STATUS(ota_envelope_verify_file(env_path, strlen(env_path), table_path, strlen(table_path),
+                                              trusted, 1, &streamed), OTA_STATUS_OK);
+        CHECK_STATUS(ota_verified_package_id(vp, id_a, sizeof id_a, &n), OTA_STATUS_OK);
+        CHECK_STATUS(ota_verified_package_id(streamed, id_b, sizeof id_b, &n), OTA_STATUS_OK);
+        CHECK(strcmp(id_a, id_b) == 0);
+        CHECK_STATUS(ota_verified_package_chunk_count(vp, &chunks_a), OTA_STATUS_OK);
+        CHECK_STATUS(ota_verified_package_chunk_count(streamed, &chunks_b), OTA_STATUS_OK);
+        CHECK(chunks_a == chunks_b && chunks_a > 0);
+        CHECK_STATUS(ota_opener_new(streamed, key, 32, compare, &cmp2, &o), OTA_STATUS_OK);
+        CHECK_STATUS(open_file(o, path, 100003), OTA_STATUS_OK);
+        CHECK_STATUS(ota_opener_finish(o, buf, sizeof buf, &n), OTA_STATUS_OK);
+        CHECK(cmp2.seen == (uint64_t)megabytes << 20 && !cmp2.mismatch);
+        ota_opener_free(o);
+        o = NULL;
+        ota_verified_package_free(streamed);
+        streamed = NULL;
+        CHECK_STATUS(ota_envelope_verify_file(env_path, strlen(env_path), table_path, strlen(table_path),
+                                              trusted, 2, &streamed), OTA_STATUS_THRESHOLD_NOT_MET);
+        CHECK(streamed == NULL);
+        CHECK_STATUS(ota_envelope_verify_file("/nonexistent/envelope.json", 26, table_path, strlen(table_path),
+                                              trusted, 1, &streamed), OTA_STATUS_IO);
+        CHECK(strstr(last_error(), "envelope_path") != NULL);
+        CHECK_STATUS(ota_envelope_verify_file(env_path, strlen(env_path), NULL, 3, trusted, 1, &streamed),
+                     OTA_STATUS_NULL_POINTER);
+        remove(env_path);
+        remove(table_path);
+    }
 
     /* Handles of another type are refused by their tag: the unsigned package where the
        verified one belongs, a trusted-key set among the signers, a sealer as a package. */

@@ -141,7 +141,7 @@ impl ChunkDigests {
         }
     }
 
-    /// Every digest, in order (each stored block read and checked once).
+    /// Every digest, in order, in memory (each stored block read and checked once).
     pub fn to_vec(&self) -> Result<Vec<Sha256Digest>, TableReadError> {
         match &self.0 {
             Repr::Memory(d) => Ok(d.to_vec()),
@@ -235,11 +235,19 @@ impl Serialize for ChunkDigests {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
             Repr::Memory(d) => d.serialize(s),
-            Repr::Stored(_) => {
-                let all = self.to_vec().map_err(serde::ser::Error::custom)?;
-                let mut seq = s.serialize_seq(Some(all.len()))?;
-                for d in &all {
-                    seq.serialize_element(d)?;
+            // Block by block: a stored table is never all in memory.
+            Repr::Stored(st) => {
+                let mut seq = s.serialize_seq(Some(st.count))?;
+                let mut buf = [0u8; BLOCK * 32];
+                for b in 0..st.blocks.len() {
+                    let block = st
+                        .read_block(b, &mut buf)
+                        .map_err(serde::ser::Error::custom)?;
+                    for d in block.chunks_exact(32) {
+                        let mut a = [0u8; 32];
+                        a.copy_from_slice(d);
+                        seq.serialize_element(&Sha256Digest::from_bytes(a))?;
+                    }
                 }
                 seq.end()
             }
@@ -263,16 +271,22 @@ pub(crate) fn into_store<T>(
     store: Box<dyn TableStore>,
     parse: impl FnOnce() -> T,
 ) -> (T, Option<String>) {
-    struct Clear;
-    impl Drop for Clear {
+    type Slots = (Option<Box<dyn TableStore>>, Option<String>);
+    /// Puts back what the slots held before (a parse inside a store's own code nests).
+    struct Restore(Option<Slots>);
+    impl Drop for Restore {
         fn drop(&mut self) {
-            STORE.with(|s| s.borrow_mut().take());
-            FAILED.with(|f| f.borrow_mut().take());
+            if let Some((store, failed)) = self.0.take() {
+                STORE.with(|s| *s.borrow_mut() = store);
+                FAILED.with(|f| *f.borrow_mut() = failed);
+            }
         }
     }
-    let _clear = Clear;
-    STORE.with(|s| *s.borrow_mut() = Some(store));
-    FAILED.with(|f| f.borrow_mut().take());
+    let before = (
+        STORE.with(|s| s.borrow_mut().replace(store)),
+        FAILED.with(|f| f.borrow_mut().take()),
+    );
+    let _restore = Restore(Some(before));
     let parsed = parse();
     (parsed, FAILED.with(|f| f.borrow_mut().take()))
 }

@@ -7,15 +7,15 @@
 //!    base64 `payload` is only checked and measured (its byte range, its decoded length, its
 //!    alphabet);
 //! 2. the payload is read again from its range, unescaped and decoded as it streams, and
-//!    every byte goes at once to each trusted key's signature check, to the SHA-256 that names
-//!    the package, and to the statement's parser, whose chunk table goes to the host's
-//!    [`TableStore`] rather than to memory.
+//!    every byte goes to each trusted key's signature check and to the SHA-256 that names the
+//!    package;
+//! 3. only if the signatures hold, it is read a third time into the statement's parser,
+//!    whose chunk table goes to the host's [`TableStore`] rather than to memory, and its
+//!    SHA-256 must be the one the signatures covered.
 //!
-//! Nothing parsed is used unless the signatures hold over exactly the bytes parsed: a source
-//! that changed between the passes fails the check (its length is bound into the signed
-//! header, its bytes into the signature). Errors are those of [`super::verify`], in the same
-//! order, except that a payload above [`Limits::max_package_bytes`] is refused before its
-//! signatures are checked.
+//! So nothing unsigned is parsed or stored (a forged envelope costs no more memory or
+//! storage writes than a valid one), and a source that changed between the passes is
+//! refused. Errors are those of [`super::verify`], of the same kinds in the same order.
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
@@ -35,7 +35,9 @@ use crate::verified::{PackageId, Provenance, VerifiedPackage};
 
 /// Verifies the envelope `source` holds, as [`super::verify`] does, without holding it: the
 /// statement's chunk table is written to `store` and read back from there, checked, as chunks
-/// are verified. Memory is a few buffers whatever the envelope's size.
+/// are verified. Beside the statement's own fields, memory is a few buffers whatever the
+/// envelope's size; nothing is parsed, and nothing written to `store`, until the signatures
+/// hold.
 pub fn verify_reader<R: Read + Seek>(
     mut source: R,
     trusted: &TrustedKeys,
@@ -43,15 +45,27 @@ pub fn verify_reader<R: Read + Seek>(
     limits: &Limits,
     store: Box<dyn TableStore>,
 ) -> Result<VerifiedPackage, SignError> {
+    let layout = scan(&mut source, limits.max_envelope_bytes())?;
     if threshold == 0 {
         return Err(SignError::InvalidThreshold);
     }
-    let layout = scan(&mut source, limits.max_envelope_bytes())?;
     if layout.payload_type != PAYLOAD_TYPE {
         return Err(SignError::PayloadType {
             found: layout.payload_type,
         });
     }
+    // Pass 2: the signatures, and the SHA-256 that names the package.
+    let head = Pae::head(&layout.payload_type, layout.decoded_len);
+    let checks = Checks::start(&layout.signatures, trusted, head.as_bytes());
+    let mut signed = payload(&mut source, &layout, Some(checks))?;
+    io::copy(&mut signed, &mut io::sink()).map_err(stream_error)?;
+    let signed = signed.into_inner().finish()?;
+    let signed_by = signed
+        .checks
+        .map_or(Ok(Vec::new()), |c| c.finish(threshold))?;
+
+    // Pass 3: the statement, parsed from the same bytes (their SHA-256 must be the one the
+    // signatures covered), its chunk table into the store.
     let max = limits.max_package_bytes;
     if layout.decoded_len > max as u64 {
         return Err(SignError::Statement(ParseError::TooLarge {
@@ -60,70 +74,75 @@ pub fn verify_reader<R: Read + Seek>(
             max,
         }));
     }
-    let head = Pae::head(&layout.payload_type, layout.decoded_len);
-    let checks = Checks::start(&layout.signatures, trusted, head.as_bytes());
-
-    source
-        .seek(SeekFrom::Start(layout.payload.start))
-        .map_err(read_error)?;
-    let raw = BufReader::with_capacity(
-        16 << 10,
-        (&mut source).take(layout.payload.end - layout.payload.start),
-    );
-    let engine = if layout.url_safe {
-        &URL_SAFE
-    } else {
-        &STANDARD
-    };
-    let decoded = base64::read::DecoderReader::new(Unescape { inner: raw }, engine);
-    let mut tee = BufReader::with_capacity(
-        16 << 10,
-        Tee {
-            inner: decoded,
-            checks,
-            sha256: Sha256::new(),
-            count: 0,
-            expected: layout.decoded_len,
-            failed: None,
-        },
-    );
+    let mut again = payload(&mut source, &layout, None)?;
     let (parsed, store_failed) = into_store(store, || {
-        json::parse_reader::<Package, _>("package", &mut tee, max)
+        json::parse_reader::<Package, _>("package", &mut again, max)
     });
-    // The rest goes through the checks too, whether or not the statement parsed.
-    let drained = io::copy(&mut tee, &mut io::sink());
-    let mut tee = tee.into_inner();
-    if let Some(e) = tee.failed.take() {
-        return Err(stream_error(e));
-    }
-    if let Err(e) = drained {
-        return Err(stream_error(e));
+    io::copy(&mut again, &mut io::sink()).map_err(stream_error)?;
+    let again = again.into_inner().finish()?;
+    if again.sha256 != signed.sha256 {
+        return Err(changed(
+            "its payload is not the one whose signatures were checked",
+        ));
     }
     if let Some(message) = store_failed {
         return Err(SignError::Read {
             message: format!("writing the chunk table to its store: {message}"),
         });
     }
-    if tee.count != tee.expected {
-        return Err(SignError::Read {
-            message: format!(
-                "the envelope changed while it was read: its payload decodes to {} bytes, {} were measured",
-                tee.count, tee.expected
-            ),
-        });
-    }
-    let signed_by = tee.checks.finish(threshold)?;
     let package = parsed.map_err(SignError::Statement)?;
-    let id = PackageId::of_digest(&Sha256Digest::from_bytes(tee.sha256.finalize().into()));
     VerifiedPackage::new(
         package,
-        id,
+        PackageId::of_digest(&signed.sha256),
         signed_by,
         Provenance::DsseStreamed {
             payload_type: layout.payload_type,
             signatures: layout.signatures,
         },
     )
+}
+
+/// The decoded payload, read again from its range in `source`, through a [`Tee`].
+fn payload<'a, R: Read + Seek>(
+    source: &'a mut R,
+    layout: &Layout,
+    checks: Option<Checks>,
+) -> Result<BufReader<Tee<impl Read + 'a>>, SignError> {
+    source
+        .seek(SeekFrom::Start(layout.payload.start))
+        .map_err(read_error)?;
+    let raw = BufReader::with_capacity(
+        16 << 10,
+        source.take(layout.payload.end - layout.payload.start),
+    );
+    let engine = if layout.url_safe {
+        &URL_SAFE
+    } else {
+        &STANDARD
+    };
+    Ok(BufReader::with_capacity(
+        16 << 10,
+        Tee {
+            inner: base64::read::DecoderReader::new(Unescape { inner: raw }, engine),
+            checks,
+            sha256: Sha256::new(),
+            count: 0,
+            expected: layout.decoded_len,
+            failed: None,
+        },
+    ))
+}
+
+fn changed(what: &str) -> SignError {
+    SignError::Read {
+        message: format!("the envelope changed while it was read: {what}"),
+    }
+}
+
+/// What a pass over the payload saw.
+struct Seen {
+    checks: Option<Checks>,
+    sha256: Sha256Digest,
 }
 
 fn read_error(e: io::Error) -> SignError {
@@ -151,17 +170,37 @@ fn envelope_fault(path: &str, fault: JsonFault, message: impl Into<String>) -> S
     })
 }
 
-/// Feeds every decoded byte to the signature checks and the package's SHA-256, and counts
-/// them against the length the signed header committed to.
+/// Feeds every decoded byte to the signature checks (in the pass that checks them) and to
+/// a SHA-256, and counts them against the length the signed header committed to.
 struct Tee<R> {
     inner: R,
-    checks: Checks,
+    checks: Option<Checks>,
     sha256: Sha256,
     count: u64,
     expected: u64,
     /// The first error of the source or the decoder: the parser reports it as a syntax
     /// error, but it is the envelope's (or the storage's), not the statement's.
     failed: Option<io::Error>,
+}
+
+impl<R> Tee<R> {
+    /// The pass's result, once everything was read: its first error, or a length other than
+    /// the one measured in the first pass, fails it.
+    fn finish(self) -> Result<Seen, SignError> {
+        if let Some(e) = self.failed {
+            return Err(stream_error(e));
+        }
+        if self.count != self.expected {
+            return Err(changed(&format!(
+                "its payload decodes to {} bytes, {} were measured",
+                self.count, self.expected
+            )));
+        }
+        Ok(Seen {
+            checks: self.checks,
+            sha256: Sha256Digest::from_bytes(self.sha256.finalize().into()),
+        })
+    }
 }
 
 impl<R: Read> Read for Tee<R> {
@@ -177,6 +216,7 @@ impl<R: Read> Read for Tee<R> {
         });
         let n = match got {
             Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
             Err(e) => {
                 let copy = io::Error::new(e.kind(), e.to_string());
                 self.failed.get_or_insert(e);
@@ -184,7 +224,9 @@ impl<R: Read> Read for Tee<R> {
             }
         };
         self.count += n as u64;
-        self.checks.update(&buf[..n]);
+        if let Some(c) = &mut self.checks {
+            c.update(&buf[..n]);
+        }
         self.sha256.update(&buf[..n]);
         Ok(n)
     }
@@ -209,10 +251,6 @@ impl<R: BufRead> Read for Unescape<R> {
                 b
             };
             n += 1;
-            // Hand over what is buffered rather than wait on the source for a full `buf`.
-            if self.inner.fill_buf()?.is_empty() {
-                break;
-            }
         }
         Ok(n)
     }
@@ -517,9 +555,11 @@ fn scan<R: Read>(source: R, max: usize) -> Result<Layout, SignError> {
     }
     let missing =
         |f: &str| envelope_fault(f, JsonFault::MissingField, format!("missing field `{f}`"));
+    // Missing fields in the order serde names them for `Envelope`.
+    let payload_type = payload_type.ok_or_else(|| missing("payloadType"))?;
     let (payload, decoded_len, url_safe) = payload.ok_or_else(|| missing("payload"))?;
     Ok(Layout {
-        payload_type: payload_type.ok_or_else(|| missing("payloadType"))?,
+        payload_type,
         signatures: signatures.ok_or_else(|| missing("signatures"))?,
         payload,
         decoded_len,

@@ -297,6 +297,28 @@ fn a_store_that_cannot_be_written_fails_the_verification_as_an_io_error() {
         "{err}"
     );
     assert_eq!(err.status(), Status::Io);
+    // Nothing unsigned is parsed or stored: an envelope its signers did not sign never
+    // reaches the store (which would fail), so the signature error is what is reported.
+    let err = verify_reader(
+        Cursor::new(sign(&package(2), &[&key(1)]).unwrap().to_json()),
+        &trusted(&[2]),
+        1,
+        &Limits::DEFAULT,
+        Box::new(Failing),
+    )
+    .unwrap_err();
+    assert!(matches!(err, SignError::ThresholdNotMet { .. }), "{err}");
+    let mut forged = sign(&package(2), &[&key(1)]).unwrap();
+    forged.payload = package(3).to_json().into_bytes();
+    let err = verify_reader(
+        Cursor::new(forged.to_json()),
+        &trusted(&[1]),
+        1,
+        &Limits::DEFAULT,
+        Box::new(Failing),
+    )
+    .unwrap_err();
+    assert!(matches!(err, SignError::SignatureInvalid { .. }), "{err}");
 }
 
 #[test]
