@@ -1,5 +1,6 @@
 //! The DSSE envelope parser and verifier: never panics; whatever it accepts was signed by the
-//! trusted key, is a valid sealed package, and re-verifies from its own JSON.
+//! trusted key, is a valid sealed package, and re-verifies from its own JSON; and the
+//! streamed verifier (`sign::verify_reader`) comes to the same verdict on the same bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,7 +15,23 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, env);
     }
     for threshold in [1, 2] {
-        if let Ok(v) = sign::verify(data, &trusted, threshold, &Limits::DEFAULT) {
+        let whole = sign::verify(data, &trusted, threshold, &Limits::DEFAULT);
+        let streamed = sign::verify_reader(
+            std::io::Cursor::new(data),
+            &trusted,
+            threshold,
+            &Limits::DEFAULT,
+            Box::new(ota_core::chunk::MemoryTableStore::default()),
+        );
+        match (&whole, &streamed) {
+            (Ok(w), Ok(s)) => {
+                assert_eq!(w.package(), s.package());
+                assert_eq!(w.id(), s.id());
+            }
+            (Err(w), Err(s)) => assert_eq!(w.status(), s.status(), "{w} / {s}"),
+            _ => panic!("whole {whole:?}, streamed {streamed:?}"),
+        }
+        if let Ok(v) = whole {
             assert_eq!(threshold, 1);
             assert_eq!(v.signed_by(), &[key.key_id()]);
             assert_eq!(v.chunks().len(), ota_core::chunk::ChunkTable::count_for(v.package().size_bytes));

@@ -235,11 +235,12 @@ pub unsafe extern "C" fn ota_envelope_verify(
 /// Verifies the DSSE envelope in the file `envelope_path` as `ota_envelope_verify` does,
 /// without holding it: the envelope is streamed past the signature checks, and the
 /// statement's chunk table is written to the file `table_path` (created, or emptied) and read
-/// back from there, checked, as chunks are verified. Memory stays a few buffers whatever the
-/// artifact's size. The table file must outlive the package (and every download and install
-/// made from it); the package has no envelope to persist (`ota_agent` keeps its own).
-/// Fails as `ota_envelope_verify` does, or with `OTA_STATUS_IO` when a file cannot be read
-/// or written.
+/// back from there, checked, as chunks are verified. Memory does not grow with the
+/// artifact's size; nothing is parsed or written to the table until the signatures hold.
+/// The table file must outlive the package (and every download and install made from it);
+/// the package has no envelope to persist. Fails as `ota_envelope_verify` does, with
+/// `OTA_STATUS_IO` when a file cannot be read or written, or `OTA_STATUS_INVALID_ARGUMENT`
+/// when `table_path` names the envelope's own file (which is left as it was).
 ///
 /// Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
 #[unsafe(no_mangle)]
@@ -266,8 +267,25 @@ pub unsafe extern "C" fn ota_envelope_verify_file(
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(table_path)
+            .map_err(|e| io("`table_path`", table_path, e))?;
+        // Emptied only once it is known not to be the envelope (which would be lost).
+        let same = match (envelope.metadata(), table.metadata()) {
+            (Ok(a), Ok(b)) => {
+                use std::os::unix::fs::MetadataExt;
+                a.dev() == b.dev() && a.ino() == b.ino()
+            }
+            _ => false,
+        };
+        if same {
+            return Err(Failure::new(
+                Status::InvalidArgument,
+                format!("`table_path` {table_path:?} is the envelope's file"),
+            ));
+        }
+        table
+            .set_len(0)
             .map_err(|e| io("`table_path`", table_path, e))?;
         let inner = sign::verify_reader(
             envelope,

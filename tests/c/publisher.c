@@ -284,6 +284,13 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
         CHECK(strstr(last_error(), "envelope_path") != NULL);
         CHECK_STATUS(ota_envelope_verify_file(env_path, strlen(env_path), NULL, 3, trusted, 1, &streamed),
                      OTA_STATUS_NULL_POINTER);
+        /* The table named as the envelope itself: refused, and the envelope still whole. */
+        CHECK_STATUS(ota_envelope_verify_file(env_path, strlen(env_path), env_path, strlen(env_path),
+                                              trusted, 1, &streamed), OTA_STATUS_INVALID_ARGUMENT);
+        CHECK_STATUS(ota_envelope_verify_file(env_path, strlen(env_path), table_path, strlen(table_path),
+                                              trusted, 1, &streamed), OTA_STATUS_OK);
+        ota_verified_package_free(streamed);
+        streamed = NULL;
         remove(env_path);
         remove(table_path);
     }

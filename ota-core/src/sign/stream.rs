@@ -45,7 +45,17 @@ pub fn verify_reader<R: Read + Seek>(
     limits: &Limits,
     store: Box<dyn TableStore>,
 ) -> Result<VerifiedPackage, SignError> {
-    let layout = scan(&mut source, limits.max_envelope_bytes())?;
+    let max_envelope = limits.max_envelope_bytes();
+    let size = source.seek(SeekFrom::End(0)).map_err(read_error)?;
+    if size > max_envelope as u64 {
+        return Err(SignError::Envelope(ParseError::TooLarge {
+            what: "envelope",
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+            max: max_envelope,
+        }));
+    }
+    source.rewind().map_err(read_error)?;
+    let layout = scan(&mut source, max_envelope)?;
     if threshold == 0 {
         return Err(SignError::InvalidThreshold);
     }
@@ -306,7 +316,7 @@ struct Scanner<R> {
     max: u64,
 }
 
-impl<R: Read> Scanner<R> {
+impl<R: Read + Seek> Scanner<R> {
     fn peek(&mut self) -> Result<Option<u8>, SignError> {
         Ok(self.r.fill_buf().map_err(read_error)?.first().copied())
     }
@@ -318,9 +328,11 @@ impl<R: Read> Scanner<R> {
         self.r.consume(1);
         self.pos += 1;
         if self.pos > self.max {
+            // The whole size, for the message, where the source can tell it.
+            let size = self.r.get_mut().seek(SeekFrom::End(0)).unwrap_or(self.pos);
             return Err(SignError::Envelope(ParseError::TooLarge {
                 what: "envelope",
-                size: usize::try_from(self.pos).unwrap_or(usize::MAX),
+                size: usize::try_from(size).unwrap_or(usize::MAX),
                 max: usize::try_from(self.max).unwrap_or(usize::MAX),
             }));
         }
@@ -402,6 +414,9 @@ impl<R: Read> Scanner<R> {
     fn payload(&mut self) -> Result<(u64, bool), SignError> {
         let bad = || invalid("payload", "not valid base64");
         let (mut chars, mut pad, mut std_only, mut url_only) = (0u64, 0u64, false, false);
+        // The value of the last symbol before the padding: its unused bits must be zero, as
+        // base64's decoder requires (checked here, so the second pass meets no surprise).
+        let mut last = 0u8;
         loop {
             let c = match self.byte()? {
                 b'"' => break,
@@ -411,17 +426,37 @@ impl<R: Read> Scanner<R> {
                 c if c < 0x20 => return Err(syntax("payload", "a control character in a string")),
                 c => c,
             };
-            match c {
-                b'=' => pad += 1,
+            last = match c {
+                b'=' => {
+                    pad += 1;
+                    chars += 1;
+                    continue;
+                }
                 _ if pad > 0 => return Err(bad()),
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
-                b'+' | b'/' => std_only = true,
-                b'-' | b'_' => url_only = true,
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' | b'-' => {
+                    std_only |= c == b'+';
+                    url_only |= c == b'-';
+                    62
+                }
+                b'/' | b'_' => {
+                    std_only |= c == b'/';
+                    url_only |= c == b'_';
+                    63
+                }
                 _ => return Err(bad()),
-            }
+            };
             chars += 1;
         }
-        if chars % 4 != 0 || pad > 2 || (std_only && url_only) {
+        let unused = match pad {
+            0 => 0,
+            1 => 0b11,
+            2 => 0b1111,
+            _ => return Err(bad()),
+        };
+        if chars % 4 != 0 || (std_only && url_only) || last & unused != 0 {
             return Err(bad());
         }
         Ok((chars / 4 * 3 - pad, url_only))
@@ -431,7 +466,7 @@ impl<R: Read> Scanner<R> {
 /// The scanner as a [`BufRead`] for [`unescape`], counting what it takes.
 struct ByteSource<'a, R>(&'a mut Scanner<R>);
 
-impl<R: Read> Read for ByteSource<'_, R> {
+impl<R: Read + Seek> Read for ByteSource<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -446,7 +481,7 @@ impl<R: Read> Read for ByteSource<'_, R> {
     }
 }
 
-impl<R: Read> BufRead for ByteSource<'_, R> {
+impl<R: Read + Seek> BufRead for ByteSource<'_, R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         self.0.r.fill_buf()
     }
@@ -470,7 +505,7 @@ fn invalid(path: &str, message: impl Into<String>) -> SignError {
 const FIELD_MAX: usize = 256 << 10;
 
 /// The first pass: the envelope's fields, the payload measured, not held.
-fn scan<R: Read>(source: R, max: usize) -> Result<Layout, SignError> {
+fn scan<R: Read + Seek>(source: R, max: usize) -> Result<Layout, SignError> {
     let mut s = Scanner {
         r: BufReader::with_capacity(16 << 10, source),
         pos: 0,

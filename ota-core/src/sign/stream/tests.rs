@@ -144,6 +144,11 @@ fn a_broken_envelope_is_refused_as_the_whole_one_is() {
             text.replacen(&b64, &format!("{b64}A"), 1),
             Status::EnvelopeInvalid,
         ),
+        // Unused bits set in the last symbol: "AB==" and "AAB=" are not canonical.
+        (text.replacen(&b64, "AB==", 1), Status::EnvelopeInvalid),
+        (text.replacen(&b64, "AAB=", 1), Status::EnvelopeInvalid),
+        (text.replacen(&b64, "AA=A", 1), Status::EnvelopeInvalid),
+        (text.replacen(&b64, "A===", 1), Status::EnvelopeInvalid),
         (
             text.replacen("\"payloadType\"", "\"kind\"", 1),
             Status::EnvelopeInvalid,
@@ -172,6 +177,8 @@ fn a_broken_envelope_is_refused_as_the_whole_one_is() {
     for (envelope, status) in cases {
         let err = agree(envelope.as_bytes(), &t, 1).unwrap_err();
         assert_eq!(err.status(), status, "{err}: {envelope}");
+        // An envelope is judged before the threshold, in both.
+        agree(envelope.as_bytes(), &t, 0).unwrap_err();
     }
     // An unknown signer, a threshold not met, a threshold of 0.
     let err = agree(text.as_bytes(), &trusted(&[9]), 1).unwrap_err();
@@ -341,6 +348,10 @@ fn an_envelope_or_payload_over_the_limits_is_refused() {
     let padded = format!("{env}{}", " ".repeat(Limits::DEFAULT.max_envelope_bytes()));
     let err = streamed(padded.as_bytes(), &trusted(&[1]), 1).unwrap_err();
     assert_eq!(err.status(), Status::TooLarge, "{err}");
+    assert!(
+        err.to_string().contains(&format!("{} bytes", padded.len())),
+        "{err}"
+    );
 }
 
 #[test]
