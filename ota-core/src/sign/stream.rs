@@ -70,9 +70,14 @@ pub fn verify_reader<R: Read + Seek>(
     let mut signed = payload(&mut source, &layout, Some(checks))?;
     io::copy(&mut signed, &mut io::sink()).map_err(stream_error)?;
     let signed = signed.into_inner().finish()?;
+    // (The checks are always there in this pass; without them nothing would count as signed.)
+    let none_signed = SignError::ThresholdNotMet {
+        needed: threshold,
+        found: 0,
+    };
     let signed_by = signed
         .checks
-        .map_or(Ok(Vec::new()), |c| c.finish(threshold))?;
+        .map_or(Err(none_signed), |c| c.finish(threshold))?;
 
     // Pass 3: the statement, parsed from the same bytes (their SHA-256 must be the one the
     // signatures covered), its chunk table into the store.
