@@ -875,12 +875,14 @@ ota_status ota_envelope_verify(const char *envelope,
 /**
  * Verifies the DSSE envelope in the file `envelope_path` as `ota_envelope_verify` does,
  * without holding it: the envelope is streamed past the signature checks, and the
- * statement's chunk table is written to the file `table_path` (created, or emptied) and read
- * back from there, checked, as chunks are verified. Memory stays a few buffers whatever the
- * artifact's size. The table file must outlive the package (and every download and install
- * made from it); the package has no envelope to persist (`ota_agent` keeps its own).
- * Fails as `ota_envelope_verify` does, or with `OTA_STATUS_IO` when a file cannot be read
- * or written.
+ * statement's chunk table is written to the file `table_path` (created, or emptied first,
+ * whatever the outcome) and read back from there, checked, as chunks are verified. Memory
+ * does not grow with the artifact's size; the statement is parsed and its table written only
+ * once the signatures hold.
+ * The table file must outlive the package (and every download and install made from it);
+ * the package has no envelope to persist. Fails as `ota_envelope_verify` does, with
+ * `OTA_STATUS_IO` when a file cannot be read or written, or `OTA_STATUS_INVALID_ARGUMENT`
+ * when `table_path` names the envelope's own file (which is left as it was).
  *
  * Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
  */

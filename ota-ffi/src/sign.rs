@@ -234,9 +234,10 @@ pub unsafe extern "C" fn ota_envelope_verify(
 
 /// Verifies the DSSE envelope in the file `envelope_path` as `ota_envelope_verify` does,
 /// without holding it: the envelope is streamed past the signature checks, and the
-/// statement's chunk table is written to the file `table_path` (created, or emptied) and read
-/// back from there, checked, as chunks are verified. Memory does not grow with the
-/// artifact's size; nothing is parsed or written to the table until the signatures hold.
+/// statement's chunk table is written to the file `table_path` (created, or emptied first,
+/// whatever the outcome) and read back from there, checked, as chunks are verified. Memory
+/// does not grow with the artifact's size; the statement is parsed and its table written only
+/// once the signatures hold.
 /// The table file must outlive the package (and every download and install made from it);
 /// the package has no envelope to persist. Fails as `ota_envelope_verify` does, with
 /// `OTA_STATUS_IO` when a file cannot be read or written, or `OTA_STATUS_INVALID_ARGUMENT`
@@ -263,15 +264,9 @@ pub unsafe extern "C" fn ota_envelope_verify_file(
         };
         let envelope = std::fs::File::open(envelope_path)
             .map_err(|e| io("`envelope_path`", envelope_path, e))?;
-        let table = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(table_path)
-            .map_err(|e| io("`table_path`", table_path, e))?;
-        // Emptied only once it is known not to be the envelope (which would be lost).
-        let same = match (envelope.metadata(), table.metadata()) {
+        // The table's file is emptied, so it must not be the envelope's (which would be lost):
+        // compared before it is opened for writing.
+        let same = match (envelope.metadata(), std::fs::metadata(table_path)) {
             (Ok(a), Ok(b)) => {
                 use std::os::unix::fs::MetadataExt;
                 a.dev() == b.dev() && a.ino() == b.ino()
@@ -284,8 +279,12 @@ pub unsafe extern "C" fn ota_envelope_verify_file(
                 format!("`table_path` {table_path:?} is the envelope's file"),
             ));
         }
-        table
-            .set_len(0)
+        let table = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(table_path)
             .map_err(|e| io("`table_path`", table_path, e))?;
         let inner = sign::verify_reader(
             envelope,

@@ -2,7 +2,7 @@
 //! device's memory stays the same whatever the size of the statement and its chunk table.
 //!
 //! DSSE signs `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`, so the payload's
-//! length must be known before its first byte is hashed. Two passes over the envelope:
+//! length must be known before its first byte is hashed. Three passes over the envelope:
 //! 1. [`scan`] reads its object: `payloadType` and `signatures` (small) are parsed, and the
 //!    base64 `payload` is only checked and measured (its byte range, its decoded length, its
 //!    alphabet);
@@ -13,9 +13,11 @@
 //!    whose chunk table goes to the host's [`TableStore`] rather than to memory, and its
 //!    SHA-256 must be the one the signatures covered.
 //!
-//! So nothing unsigned is parsed or stored (a forged envelope costs no more memory or
-//! storage writes than a valid one), and a source that changed between the passes is
-//! refused. Errors are those of [`super::verify`], of the same kinds in the same order.
+//! So a forged envelope is never parsed or stored (it costs no more memory or storage
+//! writes than a valid one), and a source that changed between the passes is refused:
+//! nothing unsigned is accepted. (A source that changes between the second pass and the
+//! third gets its new bytes parsed, and stored, before they are refused.) Errors are those
+//! of [`super::verify`], of the same kinds in the same order.
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
@@ -35,9 +37,9 @@ use crate::verified::{PackageId, Provenance, VerifiedPackage};
 
 /// Verifies the envelope `source` holds, as [`super::verify`] does, without holding it: the
 /// statement's chunk table is written to `store` and read back from there, checked, as chunks
-/// are verified. Beside the statement's own fields, memory is a few buffers whatever the
-/// envelope's size; nothing is parsed, and nothing written to `store`, until the signatures
-/// hold.
+/// are verified. Beside the statement's own fields and the signatures, memory is a few
+/// buffers whatever the envelope's size; nothing is parsed, and nothing written to `store`,
+/// until the signatures hold.
 pub fn verify_reader<R: Read + Seek>(
     mut source: R,
     trusted: &TrustedKeys,
@@ -68,8 +70,10 @@ pub fn verify_reader<R: Read + Seek>(
     let head = Pae::head(&layout.payload_type, layout.decoded_len);
     let checks = Checks::start(&layout.signatures, trusted, head.as_bytes());
     let mut signed = payload(&mut source, &layout, Some(checks))?;
-    io::copy(&mut signed, &mut io::sink()).map_err(stream_error)?;
+    let copied = io::copy(&mut signed, &mut io::sink());
+    // The first error the tee kept comes first: it has the source's or decoder's own error.
     let signed = signed.into_inner().finish()?;
+    copied.map_err(stream_error)?;
     // (The checks are always there in this pass; without them nothing would count as signed.)
     let none_signed = SignError::ThresholdNotMet {
         needed: threshold,
@@ -93,8 +97,9 @@ pub fn verify_reader<R: Read + Seek>(
     let (parsed, store_failed) = into_store(store, || {
         json::parse_reader::<Package, _>("package", &mut again, max)
     });
-    io::copy(&mut again, &mut io::sink()).map_err(stream_error)?;
+    let copied = io::copy(&mut again, &mut io::sink());
     let again = again.into_inner().finish()?;
+    copied.map_err(stream_error)?;
     if again.sha256 != signed.sha256 {
         return Err(changed(
             "its payload is not the one whose signatures were checked",
@@ -166,10 +171,12 @@ fn read_error(e: io::Error) -> SignError {
     }
 }
 
-/// An error of the second pass: base64 the first pass let by (its last symbol's unused bits
-/// set), or the source failing.
+/// An error of the second or third pass: base64 the decoder refuses (the first pass checked
+/// it, so the source changed since), or the source failing.
 fn stream_error(e: io::Error) -> SignError {
-    if e.kind() == io::ErrorKind::InvalidData {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<base64::DecodeError>())
+    {
         envelope_fault("payload", JsonFault::InvalidValue, "not valid base64")
     } else {
         read_error(e)
@@ -271,8 +278,20 @@ impl<R: BufRead> Read for Unescape<R> {
     }
 }
 
+/// The next byte, not taken; an interrupted read is tried again.
+fn next_peek<R: BufRead>(r: &mut R) -> io::Result<Option<u8>> {
+    loop {
+        match r.fill_buf() {
+            Ok(buf) => return Ok(buf.first().copied()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The next byte, taken.
 fn next<R: BufRead>(r: &mut R) -> io::Result<Option<u8>> {
-    let b = r.fill_buf()?.first().copied();
+    let b = next_peek(r)?;
     if b.is_some() {
         r.consume(1);
     }
@@ -323,7 +342,7 @@ struct Scanner<R> {
 
 impl<R: Read + Seek> Scanner<R> {
     fn peek(&mut self) -> Result<Option<u8>, SignError> {
-        Ok(self.r.fill_buf().map_err(read_error)?.first().copied())
+        next_peek(&mut self.r).map_err(read_error)
     }
 
     fn byte(&mut self) -> Result<u8, SignError> {
@@ -426,7 +445,10 @@ impl<R: Read + Seek> Scanner<R> {
             let c = match self.byte()? {
                 b'"' => break,
                 b'\\' => unescape(&mut ByteSource(self))
-                    .map_err(|_| syntax("payload", "a broken escape"))?
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::UnexpectedEof => syntax("payload", "a broken escape"),
+                        _ => read_error(e),
+                    })?
                     .ok_or_else(bad)?,
                 c if c < 0x20 => return Err(syntax("payload", "a control character in a string")),
                 c => c,
@@ -505,10 +527,6 @@ fn invalid(path: &str, message: impl Into<String>) -> SignError {
     envelope_fault(path, JsonFault::InvalidValue, message)
 }
 
-/// The most text `payloadType` and `signatures` may take: they are small, whatever the
-/// payload's size.
-const FIELD_MAX: usize = 256 << 10;
-
 /// The first pass: the envelope's fields, the payload measured, not held.
 fn scan<R: Read + Seek>(source: R, max: usize) -> Result<Layout, SignError> {
     let mut s = Scanner {
@@ -555,7 +573,9 @@ fn scan<R: Read + Seek>(source: R, max: usize) -> Result<Layout, SignError> {
             }
             "payloadType" | "signatures" => {
                 let mut raw = Vec::new();
-                s.value(&mut raw, FIELD_MAX, &key)?;
+                // As large as the envelope may be: `verify` takes as many signatures (those
+                // of unknown keys are ignored, but they are read).
+                s.value(&mut raw, max, &key)?;
                 let mut de = serde_json::Deserializer::from_slice(&raw);
                 let fault = |e: serde_path_to_error::Error<serde_json::Error>| {
                     let p = e.path().to_string();

@@ -199,6 +199,23 @@ fn a_broken_envelope_is_refused_as_the_whole_one_is() {
 }
 
 #[test]
+fn many_signatures_by_unknown_keys_are_read_as_the_whole_verifier_reads_them() {
+    // Over half a megabyte of signatures: `verify` ignores those of unknown keys, and so must
+    // the streamed verifier, whatever their number (the envelope's limit bounds them).
+    let mut env = sign(&package(2), &[&key(1)]).unwrap();
+    let stranger = sign(&package(2), &[&key(7)]).unwrap().signatures[0].clone();
+    env.signatures.extend(std::iter::repeat_n(stranger, 6000));
+    let text = env.to_json();
+    assert!(text.len() > 512 << 10, "{}", text.len());
+    agree(text.as_bytes(), &trusted(&[1]), 1).unwrap();
+    // A trusted key judged on its first signature, a bad one: refused alike.
+    let mut flood = env.clone();
+    flood.signatures[0].sig[0] ^= 1;
+    let err = agree(flood.to_json().as_bytes(), &trusted(&[1]), 1).unwrap_err();
+    assert!(matches!(err, SignError::SignatureInvalid { .. }), "{err}");
+}
+
+#[test]
 fn a_field_is_named_in_the_error() {
     let env = sign(&package(1), &[&key(1)]).unwrap();
     let text = env.to_json();
