@@ -164,6 +164,7 @@ class EntryPoints(unittest.TestCase):
             "detail": "ok", "name": "fw.enc", "spec": "{}", "allowlist": [], "swapped_at_ms": 0,
             "root": self.tuf_root, "metadata_url": self.tuf_metadata, "targets_url": self.tuf_targets,
             "state_dir": None, "progress_timeout_ms": None, "path": os.path.join(self.work, "p"),
+            "envelope_path": os.path.join(self.work, "e"), "table_path": os.path.join(self.work, "t"),
             "Agent.handle_chunk.data": b"",
         }
 
