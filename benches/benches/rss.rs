@@ -193,7 +193,7 @@ fn main() {
             .flat_map(|d| ["overlapped", "staged"].map(|m| (d, m)))
         {
             let status = std::process::Command::new(std::env::current_exe().unwrap())
-                .env("OTA_RSS_CHILD", &dir)
+                .env("OTA_RSS_CHILD", dir)
                 .env("OTA_RSS_MODE", mode)
                 .status()
                 .unwrap();
