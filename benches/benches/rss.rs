@@ -203,4 +203,4 @@ fn main() {
 }
 
 /// How many times each child runs.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
