@@ -26,7 +26,10 @@
 //! previous version. The size, the padding, gzip's CRC-32 and the plaintext's size are
 //! confirmed at the end (the signed chunk table covers every byte, so the whole artifact is
 //! not hashed again). Memory stays at one chunk plus the decoder's buffers whatever the
-//! artifact's size, and the chunk table is shared with the package, not copied. Its two
+//! artifact's size, and the chunk table is shared with the package, not copied: in memory
+//! (32 bytes a chunk), or in the host's storage for a package verified with
+//! [`crate::sign::verify_reader`], when nothing grows with the artifact but two bitmaps of a
+//! bit a chunk and a hash per 64 digests. Its two
 //! stages, [`StagedDecrypt`] and [`Inflate`], can run on two threads (`ota_host::pipeline`).
 
 use std::io::{self, Write};
