@@ -570,6 +570,39 @@ typedef struct ota_tuf_repo ota_tuf_repo;
 typedef struct ota_verified_package ota_verified_package;
 
 /**
+ * Reads `len` bytes of the envelope at `offset` into `buf`: 0 on success (all `len` bytes
+ * read), anything else to stop (the verification then fails with `OTA_STATUS_IO`).
+ */
+typedef int (*ota_read_at_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
+
+/**
+ * Where `ota_envelope_verify_io` keeps a statement's chunk table: the host's storage (a
+ * flash region, a file), as callbacks. Each returns 0 on success.
+ *
+ * - `write(ctx, offset, data, len)`: store `len` bytes at `offset` (called while the
+ *   statement is verified, once its signatures hold).
+ * - `read(ctx, offset, buf, len)`: fill `buf` with the `len` bytes stored at `offset`. It may
+ *   be called from several threads at once (a download's chunks checked on two threads).
+ *
+ * What is read back is checked against a hash the library keeps for each 2 KiB block, so
+ * storage that changed is found, never trusted.
+ */
+typedef struct {
+  /**
+   * Passed back to both callbacks untouched.
+   */
+  void *ctx;
+  /**
+   * Stores table bytes.
+   */
+  int (*write)(void *ctx, uint64_t offset, const uint8_t *data, size_t len);
+  /**
+   * Reads table bytes.
+   */
+  int (*read)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
+} ota_table_io;
+
+/**
  * A callback that receives output bytes: it returns 0 when it took them all, anything else
  * to stop the operation (which then fails with `OTA_STATUS_IO`). Once it returned nonzero it
  * is not called again, and freeing the sealer, opener or install it writes for never calls
@@ -893,6 +926,28 @@ ota_status ota_envelope_verify_file(const char *envelope_path,
                                     const ota_trusted_keys *keys,
                                     size_t threshold,
                                     ota_verified_package **package_out);
+
+/**
+ * Verifies an envelope of `envelope_size` bytes that the host reads with `envelope_read`
+ * (its context `envelope_ctx`), as `ota_envelope_verify` does, without holding it: it is
+ * streamed past the signature checks, and the statement's chunk table goes to `table`'s
+ * storage and is read back from there, checked, as chunks are verified. For a device with no
+ * file system (`ota_envelope_verify_file` is the same over files). Memory does not grow with
+ * the artifact's size; the statement is parsed and its table written only once the
+ * signatures hold. `table->ctx` and its callbacks must stay usable until the package, and
+ * every download, install and opener made from it, are freed; `envelope_read` is not called
+ * after this returns. Fails as `ota_envelope_verify` does, or with `OTA_STATUS_IO` when a
+ * callback fails.
+ *
+ * Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
+ */
+ota_status ota_envelope_verify_io(uint64_t envelope_size,
+                                  ota_read_at_fn envelope_read,
+                                  void *envelope_ctx,
+                                  const ota_table_io *table,
+                                  const ota_trusted_keys *keys,
+                                  size_t threshold,
+                                  ota_verified_package **package_out);
 
 /**
  * Writes the verified package as JSON into `buf`: `{"id", "signed_by": [key ids],

@@ -1,6 +1,6 @@
 //! Keys, envelopes and verified packages.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int, c_void};
 
 use ota_core::Status;
 use ota_core::sign::{self, PublicKey, SigningKey, TrustedKeys, VerifiedPackage};
@@ -9,8 +9,9 @@ use crate::document::ota_package;
 use crate::error::{Failure, call};
 use crate::ffi::{
     LIMITS, free, handle, handle_ref, new_handle, random, try_handle, try_handle_mut, try_out,
-    try_slice, try_str, write_bytes, write_text,
+    try_ref, try_slice, try_str, write_bytes, write_text,
 };
+use ota_core::chunk::TableStore;
 use ota_host::table_file::TableFile;
 
 /// An Ed25519 signing key. Made by `ota_signing_key_generate` or `ota_signing_key_load`,
@@ -293,6 +294,154 @@ pub unsafe extern "C" fn ota_envelope_verify_file(
             LIMITS,
             Box::new(TableFile::new(table)),
         )?;
+        out.write(new_handle(ota_verified_package { inner }));
+        Ok(())
+    })
+}
+
+/// Where `ota_envelope_verify_io` keeps a statement's chunk table: the host's storage (a
+/// flash region, a file), as callbacks. Each returns 0 on success.
+///
+/// - `write(ctx, offset, data, len)`: store `len` bytes at `offset` (called while the
+///   statement is verified, once its signatures hold).
+/// - `read(ctx, offset, buf, len)`: fill `buf` with the `len` bytes stored at `offset`. It may
+///   be called from several threads at once (a download's chunks checked on two threads).
+///
+/// What is read back is checked against a hash the library keeps for each 2 KiB block, so
+/// storage that changed is found, never trusted.
+#[repr(C)]
+#[derive(Clone, Copy)]
+#[allow(non_camel_case_types)]
+pub struct ota_table_io {
+    /// Passed back to both callbacks untouched.
+    pub ctx: *mut c_void,
+    /// Stores table bytes.
+    pub write: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, offset: u64, data: *const u8, len: usize) -> c_int,
+    >,
+    /// Reads table bytes.
+    pub read: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, offset: u64, buf: *mut u8, len: usize) -> c_int,
+    >,
+}
+
+/// Reads `len` bytes of the envelope at `offset` into `buf`: 0 on success (all `len` bytes
+/// read), anything else to stop (the verification then fails with `OTA_STATUS_IO`).
+#[allow(non_camel_case_types)]
+pub type ota_read_at_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, offset: u64, buf: *mut u8, len: usize) -> c_int>;
+
+/// `ota_table_io` as the core's `TableStore`.
+struct HostTable {
+    io: ota_table_io,
+    write: unsafe extern "C" fn(*mut c_void, u64, *const u8, usize) -> c_int,
+    read: unsafe extern "C" fn(*mut c_void, u64, *mut u8, usize) -> c_int,
+}
+
+// The host promises, as `ota_envelope_verify_io` documents, that the callbacks and `ctx` stay
+// usable while the package lives, and that `read` may be called from several threads.
+unsafe impl Send for HostTable {}
+unsafe impl Sync for HostTable {}
+
+impl TableStore for HostTable {
+    fn write_at(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        match unsafe { (self.write)(self.io.ctx, offset, data.as_ptr(), data.len()) } {
+            0 => Ok(()),
+            rc => Err(std::io::Error::other(format!("table write returned {rc}"))),
+        }
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        match unsafe { (self.read)(self.io.ctx, offset, buf.as_mut_ptr(), buf.len()) } {
+            0 => Ok(()),
+            rc => Err(std::io::Error::other(format!("table read returned {rc}"))),
+        }
+    }
+}
+
+/// The envelope as the host reads it: a `Read + Seek` over `envelope_read`.
+struct HostEnvelope {
+    read: unsafe extern "C" fn(*mut c_void, u64, *mut u8, usize) -> c_int,
+    ctx: *mut c_void,
+    size: u64,
+    pos: u64,
+}
+
+impl std::io::Read for HostEnvelope {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = usize::try_from(self.size.saturating_sub(self.pos))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        match unsafe { (self.read)(self.ctx, self.pos, buf.as_mut_ptr(), n) } {
+            0 => {
+                self.pos += n as u64;
+                Ok(n)
+            }
+            rc => Err(std::io::Error::other(format!(
+                "envelope_read returned {rc}"
+            ))),
+        }
+    }
+}
+
+impl std::io::Seek for HostEnvelope {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.size.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos =
+            pos.ok_or_else(|| std::io::Error::other("a seek before the envelope's start"))?;
+        Ok(self.pos)
+    }
+}
+
+/// Verifies an envelope of `envelope_size` bytes that the host reads with `envelope_read`
+/// (its context `envelope_ctx`), as `ota_envelope_verify` does, without holding it: it is
+/// streamed past the signature checks, and the statement's chunk table goes to `table`'s
+/// storage and is read back from there, checked, as chunks are verified. For a device with no
+/// file system (`ota_envelope_verify_file` is the same over files). Memory does not grow with
+/// the artifact's size; the statement is parsed and its table written only once the
+/// signatures hold. `table->ctx` and its callbacks must stay usable until the package, and
+/// every download, install and opener made from it, are freed; `envelope_read` is not called
+/// after this returns. Fails as `ota_envelope_verify` does, or with `OTA_STATUS_IO` when a
+/// callback fails.
+///
+/// Takes no ownership; the caller frees `*package_out` with `ota_verified_package_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ota_envelope_verify_io(
+    envelope_size: u64,
+    envelope_read: ota_read_at_fn,
+    envelope_ctx: *mut c_void,
+    table: *const ota_table_io,
+    keys: *const ota_trusted_keys,
+    threshold: usize,
+    package_out: *mut *mut ota_verified_package,
+) -> Status {
+    call(|| {
+        let out = try_out!(package_out);
+        let read = envelope_read
+            .ok_or_else(|| Failure::new(Status::NullPointer, "`envelope_read` is NULL"))?;
+        let io = *try_ref!(table);
+        let missing =
+            |what: &str| Failure::new(Status::NullPointer, format!("`table->{what}` is NULL"));
+        let store = HostTable {
+            io,
+            write: io.write.ok_or_else(|| missing("write"))?,
+            read: io.read.ok_or_else(|| missing("read"))?,
+        };
+        let keys = try_handle!(keys);
+        let source = HostEnvelope {
+            read,
+            ctx: envelope_ctx,
+            size: envelope_size,
+            pos: 0,
+        };
+        let inner = sign::verify_reader(source, &keys.inner, threshold, LIMITS, Box::new(store))?;
         out.write(new_handle(ota_verified_package { inner }));
         Ok(())
     })

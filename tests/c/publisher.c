@@ -67,6 +67,44 @@ static int refuse(void *ctx, const uint8_t *data, size_t len) {
     return 7;
 }
 
+/* A chunk table kept in memory through ota_table_io's callbacks, and an envelope read
+   through ota_read_at_fn: what a device with no file system provides. */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    int writes;
+} mem_table_t;
+
+static int table_write(void *ctx, uint64_t offset, const uint8_t *data, size_t len) {
+    mem_table_t *t = ctx;
+    if (offset + len > t->len) {
+        uint8_t *grown = realloc(t->data, (size_t)(offset + len));
+        if (grown == NULL) {
+            return 1;
+        }
+        memset(grown + t->len, 0, (size_t)(offset + len) - t->len);
+        t->data = grown;
+        t->len = (size_t)(offset + len);
+    }
+    memcpy(t->data + offset, data, len);
+    t->writes++;
+    return 0;
+}
+
+static int table_read(void *ctx, uint64_t offset, uint8_t *buf, size_t len) {
+    mem_table_t *t = ctx;
+    if (offset + len > t->len) {
+        return 2;
+    }
+    memcpy(buf, t->data + offset, len);
+    return 0;
+}
+
+static int envelope_read(void *ctx, uint64_t offset, uint8_t *buf, size_t len) {
+    memcpy(buf, (const char *)ctx + offset, len);
+    return 0;
+}
+
 static void keys(void) {
     ota_signing_key *k = NULL, *again = NULL;
     char pem[512], hex[80], id[80], id2[80];
@@ -293,6 +331,43 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
         streamed = NULL;
         remove(env_path);
         remove(table_path);
+    }
+    {
+        /* The same through callbacks: the envelope read from memory, the table kept in
+           memory; the artifact opens against it, and a flipped table byte is found. */
+        mem_table_t table = {NULL, 0, 0};
+        ota_table_io io = {&table, table_write, table_read};
+        ota_verified_package *cb = NULL;
+        compare_t cmp3 = {{0x9e3779b97f4a7c15ull, 0}, 0, 0};
+        uint64_t chunks = 0;
+        CHECK_STATUS(ota_envelope_verify_io(env_n, envelope_read, envelope, &io, trusted, 1, &cb), OTA_STATUS_OK);
+        CHECK_STATUS(ota_verified_package_chunk_count(cb, &chunks), OTA_STATUS_OK);
+        CHECK(table.len == chunks * 32 && table.writes > 0);
+        CHECK_STATUS(ota_opener_new(cb, key, 32, compare, &cmp3, &o), OTA_STATUS_OK);
+        CHECK_STATUS(open_file(o, path, 100003), OTA_STATUS_OK);
+        CHECK_STATUS(ota_opener_finish(o, buf, sizeof buf, &n), OTA_STATUS_OK);
+        CHECK(cmp3.seen == (uint64_t)megabytes << 20 && !cmp3.mismatch);
+        ota_opener_free(o);
+        o = NULL;
+        table.data[5] ^= 1;
+        CHECK_STATUS(ota_opener_new(cb, key, 32, discard, NULL, &o), OTA_STATUS_OK);
+        CHECK_STATUS(open_file(o, path, 1 << 20), OTA_STATUS_IO);
+        CHECK(strstr(last_error(), "changed since the statement was verified") != NULL);
+        ota_opener_free(o);
+        o = NULL;
+        ota_verified_package_free(cb);
+        cb = NULL;
+        /* Unsigned: nothing is written to the table. A NULL callback is named. */
+        table.writes = 0;
+        CHECK_STATUS(ota_envelope_verify_io(env_n, envelope_read, envelope, &io, trusted, 2, &cb),
+                     OTA_STATUS_THRESHOLD_NOT_MET);
+        CHECK(cb == NULL && table.writes == 0);
+        io.read = NULL;
+        CHECK_STATUS(ota_envelope_verify_io(env_n, envelope_read, envelope, &io, trusted, 1, &cb),
+                     OTA_STATUS_NULL_POINTER);
+        CHECK(strstr(last_error(), "table->read") != NULL);
+        CHECK_STATUS(ota_envelope_verify_io(env_n, NULL, envelope, &io, trusted, 1, &cb), OTA_STATUS_NULL_POINTER);
+        free(table.data);
     }
 
     /* Handles of another type are refused by their tag: the unsigned package where the
