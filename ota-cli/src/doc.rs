@@ -91,7 +91,7 @@ pub fn load_bounded(path: &Path, max: usize) -> Result<Doc, CliError> {
 }
 
 /// The UTF-8 byte-order mark some editors put first.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Reads a document (see [`load`]) and parses it with one of the core's parsers.
 pub fn parse<T>(

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use ota_core::sign::{self, Envelope, VerifiedPackage};
+use ota_core::sign::{self, Envelope, TrustedKeys, VerifiedPackage};
 use ota_core::{Limits, Package};
 use ota_host::table_file::TableFile;
 
@@ -56,13 +56,22 @@ pub fn verified(
     trusted: &[String],
     threshold: usize,
 ) -> Result<VerifiedPackage, CliError> {
-    if trusted.is_empty() {
-        return Err(CliError::usage("give at least one --trusted-key"));
-    }
-    let keys = keys::trusted(trusted)?;
+    verified_whole(path, &trusted_keys(trusted)?, threshold)
+}
+
+/// [`verified`] once the keys are read.
+fn verified_whole(
+    path: &Path,
+    keys: &TrustedKeys,
+    threshold: usize,
+) -> Result<VerifiedPackage, CliError> {
     let bytes = doc::load_bounded(path, Limits::DEFAULT.max_envelope_bytes())?.bytes;
-    sign::verify(&bytes, &keys, threshold, &Limits::DEFAULT)
-        .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", path.display())))
+    sign::verify(&bytes, keys, threshold, &Limits::DEFAULT).map_err(|e| failed(path, &e))
+}
+
+/// A verification's failure, naming the envelope's file.
+fn failed(path: &Path, e: &sign::SignError) -> CliError {
+    CliError::failure(Some(e.status()), format!("{}: {e}", path.display()))
 }
 
 /// [`verified`] without holding the envelope: a JSON envelope in a regular file is streamed
@@ -76,9 +85,7 @@ pub fn verified_streamed(
     table_dir: &Path,
 ) -> Result<VerifiedPackage, CliError> {
     use std::io::{Read, Seek};
-    if trusted.is_empty() {
-        return Err(CliError::usage("give at least one --trusted-key"));
-    }
+    let keys = trusted_keys(trusted)?;
     let mut file = std::fs::File::open(path).map_err(|e| CliError::io(path, e))?;
     let mut head = Vec::new();
     let regular = file.metadata().is_ok_and(|m| m.is_file());
@@ -89,11 +96,18 @@ pub fn verified_streamed(
             .and_then(|_| file.rewind())
             .map_err(|e| CliError::io(path, e))?;
     }
-    if !regular || head.starts_with(b"\xEF\xBB\xBF") || doc::form(path, &head) != doc::Form::Json {
-        return verified(path, trusted, threshold);
+    if !regular || head.starts_with(doc::BOM) || doc::form(path, &head) != doc::Form::Json {
+        return verified_whole(path, &keys, threshold);
     }
-    let keys = keys::trusted(trusted)?;
     let table = TableFile::unnamed_in(table_dir).map_err(|e| CliError::io(table_dir, e))?;
     sign::verify_reader(file, &keys, threshold, &Limits::DEFAULT, Box::new(table))
-        .map_err(|e| CliError::failure(Some(e.status()), format!("{}: {e}", path.display())))
+        .map_err(|e| failed(path, &e))
+}
+
+/// The `--trusted-key`s given, at least one.
+fn trusted_keys(trusted: &[String]) -> Result<TrustedKeys, CliError> {
+    if trusted.is_empty() {
+        return Err(CliError::usage("give at least one --trusted-key"));
+    }
+    keys::trusted(trusted)
 }

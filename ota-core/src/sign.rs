@@ -263,21 +263,27 @@ mod tests {
     use crate::digest::Sha256Digest;
     use crate::seal::{Cipher, Compression, SealInfo};
 
-    fn key(n: u8) -> SigningKey {
+    pub(super) fn key(n: u8) -> SigningKey {
         SigningKey::from_secret([n; 32])
     }
 
     fn package() -> Package {
+        sealed(48, vec![Sha256Digest::of(b"x")])
+    }
+
+    /// A sealed package statement of `size_bytes` with these chunk digests (the streamed
+    /// verifier's tests use it too).
+    pub(super) fn sealed(size_bytes: u64, chunks: Vec<Sha256Digest>) -> Package {
         let mut p: Package = serde_json::from_value(serde_json::json!({
             "type": "fw", "name": "temp-sensor-fw", "version": "2.0.0",
             "artifact_uri": "s3://ota-artifacts/temp-sensor/fw-2.0.0.enc",
             "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-            "size_bytes": 48,
+            "size_bytes": size_bytes,
         }))
         .unwrap();
         p.chunks = Some(ChunkTable {
             chunk_size: CHUNK_SIZE,
-            sha256: vec![Sha256Digest::of(b"x")].into(),
+            sha256: chunks.into(),
         });
         p.seal = Some(SealInfo {
             cipher: Cipher::Aes256Cbc,
@@ -289,7 +295,7 @@ mod tests {
         p
     }
 
-    fn trusted(keys: &[u8]) -> TrustedKeys {
+    pub(super) fn trusted(keys: &[u8]) -> TrustedKeys {
         keys.iter().map(|n| key(*n).public_key()).collect()
     }
 

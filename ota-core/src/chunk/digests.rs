@@ -31,6 +31,17 @@ pub trait TableStore: Send + Sync + std::panic::RefUnwindSafe {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
+/// A store shared with others (a host that keeps a handle on it, a test that changes it).
+impl<T: TableStore + ?Sized> TableStore for Arc<T> {
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        (**self).write_at(offset, data)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_at(offset, buf)
+    }
+}
+
 /// A [`TableStore`] in memory, for tests and for hosts that want the streamed verifier's
 /// other savings (no envelope or payload in memory) without storage.
 #[derive(Debug, Default)]
@@ -133,10 +144,7 @@ impl ChunkDigests {
             Repr::Stored(s) => {
                 let mut buf = [0u8; BLOCK * 32];
                 let block = s.read_block(index / BLOCK, &mut buf)?;
-                let at = (index % BLOCK) * 32;
-                let mut d = [0u8; 32];
-                d.copy_from_slice(&block[at..at + 32]);
-                Ok(Some(Sha256Digest::from_bytes(d)))
+                Ok(block.chunks_exact(32).nth(index % BLOCK).and_then(digest))
             }
         }
     }
@@ -149,16 +157,24 @@ impl ChunkDigests {
                 let mut out = Vec::with_capacity(s.count);
                 let mut buf = [0u8; BLOCK * 32];
                 for b in 0..s.blocks.len() {
-                    for d in s.read_block(b, &mut buf)?.chunks_exact(32) {
-                        let mut a = [0u8; 32];
-                        a.copy_from_slice(d);
-                        out.push(Sha256Digest::from_bytes(a));
-                    }
+                    out.extend(digests(s.read_block(b, &mut buf)?));
                 }
                 Ok(out)
             }
         }
     }
+}
+
+/// The digests a block of stored bytes holds, in order.
+fn digests(block: &[u8]) -> impl Iterator<Item = Sha256Digest> + '_ {
+    block.chunks_exact(32).filter_map(digest)
+}
+
+/// A digest from its 32 stored bytes.
+fn digest(bytes: &[u8]) -> Option<Sha256Digest> {
+    <[u8; 32]>::try_from(bytes)
+        .ok()
+        .map(Sha256Digest::from_bytes)
 }
 
 impl Stored {
@@ -243,10 +259,8 @@ impl Serialize for ChunkDigests {
                     let block = st
                         .read_block(b, &mut buf)
                         .map_err(serde::ser::Error::custom)?;
-                    for d in block.chunks_exact(32) {
-                        let mut a = [0u8; 32];
-                        a.copy_from_slice(d);
-                        seq.serialize_element(&Sha256Digest::from_bytes(a))?;
+                    for d in digests(block) {
+                        seq.serialize_element(&d)?;
                     }
                 }
                 seq.end()
@@ -372,18 +386,9 @@ mod tests {
     }
 
     fn stored(n: usize) -> (ChunkDigests, Arc<MemoryTableStore>) {
-        struct Shared(Arc<MemoryTableStore>);
-        impl TableStore for Shared {
-            fn write_at(&self, o: u64, d: &[u8]) -> io::Result<()> {
-                self.0.write_at(o, d)
-            }
-            fn read_at(&self, o: u64, b: &mut [u8]) -> io::Result<()> {
-                self.0.read_at(o, b)
-            }
-        }
         let json = serde_json::to_string(&digests(n)).unwrap();
         let store = Arc::new(MemoryTableStore::default());
-        let (d, failed) = into_store(Box::new(Shared(store.clone())), || {
+        let (d, failed) = into_store(Box::new(store.clone()), || {
             serde_json::from_str::<ChunkDigests>(&json).unwrap()
         });
         assert_eq!(failed, None);

@@ -72,20 +72,13 @@ pub fn verify_reader<R: Read + Seek>(
     }
     // Pass 2: the signatures, and the SHA-256 that names the package.
     let head = Pae::head(&layout.payload_type, layout.decoded_len);
-    let checks = Checks::start(&layout.signatures, trusted, head.as_bytes());
-    let mut signed = payload(&mut source, &layout, Some(checks))?;
+    let mut checks = Checks::start(&layout.signatures, trusted, head.as_bytes());
+    let mut signed = payload(&mut source, &layout, Some(&mut checks))?;
     let copied = io::copy(&mut signed, &mut io::sink());
     // The first error the tee kept comes first: it has the source's or decoder's own error.
     let signed = signed.into_inner().finish()?;
     copied.map_err(stream_error)?;
-    // (The checks are always there in this pass; without them nothing would count as signed.)
-    let none_signed = SignError::ThresholdNotMet {
-        needed: threshold,
-        found: 0,
-    };
-    let signed_by = signed
-        .checks
-        .map_or(Err(none_signed), |c| c.finish(threshold))?;
+    let signed_by = checks.finish(threshold)?;
 
     // Pass 3: the statement, parsed from the same bytes (their SHA-256 must be the one the
     // signatures covered), its chunk table into the store.
@@ -104,7 +97,7 @@ pub fn verify_reader<R: Read + Seek>(
     let copied = io::copy(&mut again, &mut io::sink());
     let again = again.into_inner().finish()?;
     copied.map_err(stream_error)?;
-    if again.sha256 != signed.sha256 {
+    if again != signed {
         return Err(changed(
             "its payload is not the one whose signatures were checked",
         ));
@@ -117,7 +110,7 @@ pub fn verify_reader<R: Read + Seek>(
     let package = parsed.map_err(SignError::Statement)?;
     VerifiedPackage::new(
         package,
-        PackageId::of_digest(&signed.sha256),
+        PackageId::of_digest(&signed),
         signed_by,
         Provenance::DsseStreamed {
             payload_type: layout.payload_type,
@@ -127,11 +120,11 @@ pub fn verify_reader<R: Read + Seek>(
 }
 
 /// The decoded payload, read again from its range in `source`, through a [`Tee`].
-fn payload<'a, R: Read + Seek>(
+fn payload<'a, 'c, R: Read + Seek>(
     source: &'a mut R,
     layout: &Layout,
-    checks: Option<Checks>,
-) -> Result<BufReader<Tee<impl Read + 'a>>, SignError> {
+    checks: Option<&'c mut Checks>,
+) -> Result<BufReader<Tee<'c, impl Read + 'a>>, SignError> {
     source
         .seek(SeekFrom::Start(layout.payload.start))
         .map_err(read_error)?;
@@ -163,12 +156,6 @@ fn changed(what: &str) -> SignError {
     }
 }
 
-/// What a pass over the payload saw.
-struct Seen {
-    checks: Option<Checks>,
-    sha256: Sha256Digest,
-}
-
 fn read_error(e: io::Error) -> SignError {
     SignError::Read {
         message: format!("reading the envelope: {e}"),
@@ -198,9 +185,9 @@ fn envelope_fault(path: &str, fault: JsonFault, message: impl Into<String>) -> S
 
 /// Feeds every decoded byte to the signature checks (in the pass that checks them) and to
 /// a SHA-256, and counts them against the length the signed header committed to.
-struct Tee<R> {
+struct Tee<'c, R> {
     inner: R,
-    checks: Option<Checks>,
+    checks: Option<&'c mut Checks>,
     sha256: Sha256,
     count: u64,
     expected: u64,
@@ -209,10 +196,10 @@ struct Tee<R> {
     failed: Option<io::Error>,
 }
 
-impl<R> Tee<R> {
-    /// The pass's result, once everything was read: its first error, or a length other than
-    /// the one measured in the first pass, fails it.
-    fn finish(self) -> Result<Seen, SignError> {
+impl<R> Tee<'_, R> {
+    /// The SHA-256 of what the pass read, once everything was read: its first error, or a
+    /// length other than the one measured in the first pass, fails it.
+    fn finish(self) -> Result<Sha256Digest, SignError> {
         if let Some(e) = self.failed {
             return Err(stream_error(e));
         }
@@ -222,14 +209,11 @@ impl<R> Tee<R> {
                 self.count, self.expected
             )));
         }
-        Ok(Seen {
-            checks: self.checks,
-            sha256: Sha256Digest::from_bytes(self.sha256.finalize().into()),
-        })
+        Ok(Sha256Digest::from_bytes(self.sha256.finalize().into()))
     }
 }
 
-impl<R: Read> Read for Tee<R> {
+impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let got = self.inner.read(buf).and_then(|n| {
             if self.count + n as u64 > self.expected {

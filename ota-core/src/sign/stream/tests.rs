@@ -4,41 +4,18 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
-use crate::chunk::{CHUNK_SIZE, ChunkTable, MemoryTableStore};
-use crate::seal::{Cipher, Compression, SealInfo};
-use crate::sign::{SigningKey, sign, verify};
-
-fn key(n: u8) -> SigningKey {
-    SigningKey::from_secret([n; 32])
-}
-
-fn trusted(keys: &[u8]) -> TrustedKeys {
-    keys.iter().map(|n| key(*n).public_key()).collect()
-}
+use crate::chunk::{CHUNK_SIZE, MemoryTableStore};
+use crate::sign::tests::{key, sealed, trusted};
+use crate::sign::{sign, verify};
 
 /// A sealed package of `chunks` chunks (several blocks of stored digests).
 fn package(chunks: usize) -> Package {
-    let mut p: Package = serde_json::from_value(serde_json::json!({
-        "type": "fw", "name": "temp-sensor-fw", "version": "2.0.0",
-        "artifact_uri": "s3://ota-artifacts/temp-sensor/fw-2.0.0.enc",
-        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "size_bytes": chunks as u64 * u64::from(CHUNK_SIZE),
-    }))
-    .unwrap();
-    p.chunks = Some(ChunkTable {
-        chunk_size: CHUNK_SIZE,
-        sha256: (0..chunks)
+    sealed(
+        chunks as u64 * u64::from(CHUNK_SIZE),
+        (0..chunks)
             .map(|i| Sha256Digest::of(&i.to_le_bytes()))
             .collect(),
-    });
-    p.seal = Some(SealInfo {
-        cipher: Cipher::Aes256Cbc,
-        compression: Compression::Gzip,
-        plaintext_size: 5,
-        plaintext_sha256: Sha256Digest::of(b"hello"),
-        segments: None,
-    });
-    p
+    )
 }
 
 fn streamed(
@@ -374,22 +351,13 @@ fn an_envelope_or_payload_over_the_limits_is_refused() {
 #[test]
 fn the_stored_table_is_shared_by_clones_and_a_changed_block_fails_the_chunk() {
     let store = Arc::new(MemoryTableStore::default());
-    struct Shared(Arc<MemoryTableStore>);
-    impl TableStore for Shared {
-        fn write_at(&self, o: u64, d: &[u8]) -> io::Result<()> {
-            self.0.write_at(o, d)
-        }
-        fn read_at(&self, o: u64, b: &mut [u8]) -> io::Result<()> {
-            self.0.read_at(o, b)
-        }
-    }
     let env = sign(&package(3), &[&key(1)]).unwrap().to_json();
     let v = verify_reader(
         Cursor::new(env),
         &trusted(&[1]),
         1,
         &Limits::DEFAULT,
-        Box::new(Shared(store.clone())),
+        Box::new(store.clone()),
     )
     .unwrap();
     let clone = v.clone();
