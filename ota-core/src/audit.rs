@@ -217,7 +217,10 @@ impl AuditRecord {
     /// The record as one line of JSON, as the trail stores it: a report line for a device's
     /// routine report, the whole object otherwise.
     pub fn to_json(&self) -> String {
-        json::to_string(self)
+        match self.line() {
+            Some(line) => line.text(),
+            None => json::to_string(self),
+        }
     }
 
     /// Whether `self`, read as a whole object, is `written` in another form: the same record

@@ -55,15 +55,29 @@ impl Sha256Digest {
     /// built without allocating.
     pub(crate) fn hex(&self) -> Hex {
         let mut text = [0u8; 64];
-        for (pair, b) in text.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = HEX_DIGITS[usize::from(b >> 4)];
-            pair[1] = HEX_DIGITS[usize::from(b & 0xf)];
-        }
+        self.write_hex(&mut text);
         Hex(text)
+    }
+
+    /// Writes the 64 lowercase hex characters into `out`, a byte's two at a time.
+    pub(crate) fn write_hex(&self, out: &mut [u8; 64]) {
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+        }
     }
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+/// Each byte's two lowercase hex characters.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [DIGITS[b >> 4], DIGITS[b & 0xf]];
+        b += 1;
+    }
+    pairs
+};
 
 /// A digest's hex text (see [`Sha256Digest::hex`]).
 pub(crate) struct Hex([u8; 64]);

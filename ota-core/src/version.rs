@@ -334,28 +334,42 @@ serde_via_str!(VersionRange);
 /// successful report.
 pub(crate) struct VersionText<'a>(pub &'a Version);
 
-impl serde::Serialize for VersionText<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+/// The longest text [`VersionText::write_plain`] writes: three `u64`s of at most 20 digits,
+/// and two dots.
+pub(crate) const PLAIN_MAX: usize = 62;
+
+impl VersionText<'_> {
+    /// Writes the version's text into `out` when it has no pre-release and no build, and says
+    /// how long it is; `None` (nothing written) for any other version.
+    pub(crate) fn write_plain(&self, out: &mut [u8; PLAIN_MAX]) -> Option<usize> {
         let v = self.0;
         if !v.pre.is_empty() || !v.build.is_empty() {
-            return serde::Serialize::serialize(v, s);
+            return None;
         }
-        // Three u64s of at most 20 digits and two dots.
-        let mut text = [0u8; 62];
         let mut n = 0;
         for (k, part) in [v.major, v.minor, v.patch].into_iter().enumerate() {
             if k > 0 {
-                text[n] = b'.';
+                out[n] = b'.';
                 n += 1;
             }
             let mut digits = itoa::Buffer::new();
             let d = digits.format(part).as_bytes();
-            text[n..n + d.len()].copy_from_slice(d);
+            out[n..n + d.len()].copy_from_slice(d);
             n += d.len();
         }
-        match std::str::from_utf8(&text[..n]) {
-            Ok(t) => s.serialize_str(t),
-            Err(_) => serde::Serialize::serialize(v, s),
+        Some(n)
+    }
+}
+
+impl serde::Serialize for VersionText<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut text = [0u8; PLAIN_MAX];
+        let plain = self
+            .write_plain(&mut text)
+            .and_then(|n| std::str::from_utf8(&text[..n]).ok());
+        match plain {
+            Some(t) => s.serialize_str(t),
+            None => serde::Serialize::serialize(self.0, s),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::name::Name;
 use crate::report::{DeviceReport, ReportStatus};
 use crate::rollout::{Effect, Input};
 use crate::time::UnixMs;
-use crate::version::{Version, VersionText};
+use crate::version::{self, Version, VersionText};
 
 /// What a report line says: borrowed from the record it is written from, owned when read.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,22 +53,67 @@ impl<'a> ReportLine<'a> {
         })
     }
 
-    /// The line's hash, after the record `prev`: of `prev`'s hex, then the line, written on
-    /// the stack (one is written for most reports); a longer one on the heap.
+    /// The line's hash, after the record `prev`: of `prev`'s hex, then the line's text
+    /// ([`ReportLine::write`], on the stack for nearly every report); through serde on the
+    /// heap for a line that does not fit there.
     pub fn hash(&self, prev: &Sha256Digest) -> Sha256Digest {
-        let mut stack = [0u8; 256];
+        let mut stack = [0u8; 64 + LINE_MAX];
         let (hex, rest) = stack.split_at_mut(64);
-        hex.copy_from_slice(prev.hex().as_bytes());
-        let mut free = &mut rest[..];
-        if serde_json::to_writer(&mut free, self).is_ok() {
-            let written = 256 - free.len();
-            return Sha256Digest::of(&stack[..written]);
+        if let Ok(hex) = <&mut [u8; 64]>::try_from(hex)
+            && let Some(n) = self.write(rest)
+        {
+            prev.write_hex(hex);
+            return Sha256Digest::of(&stack[..64 + n]);
         }
         let mut text = prev.hex().as_bytes().to_vec();
         // Writing into a `Vec` fails only where the line cannot be serialized, which a line
         // built from a record cannot be: its fields are names, versions and numbers.
         let _ = serde_json::to_writer(&mut text, self);
         Sha256Digest::of(&text)
+    }
+
+    /// The line's text, as [`ReportLine::write`] writes it, or through serde.
+    pub fn text(&self) -> String {
+        let mut stack = [0u8; LINE_MAX];
+        if let Some(n) = self.write(&mut stack)
+            && let Ok(text) = std::str::from_utf8(&stack[..n])
+        {
+            return text.to_owned();
+        }
+        crate::json::to_string(self)
+    }
+
+    /// Writes the line's compact JSON into `out`, byte for byte what serde_json writes from
+    /// its [`Serialize`] (the tests compare them), without serde: the trail hashes one for
+    /// nearly every report. Nothing in a line needs escaping: a [`Name`] is `[A-Za-z0-9._-]`,
+    /// a status is a fixed word, a version `[0-9.]`. Its length; `None` when it does not fit,
+    /// or names a version with a pre-release or a build (serde writes those).
+    fn write(&self, out: &mut [u8]) -> Option<usize> {
+        let mut w = Cursor { out, n: 0 };
+        w.put(b"[")?;
+        w.put(itoa::Buffer::new().format(self.at.0).as_bytes())?;
+        w.put(b",\"")?;
+        w.put(self.device_id.as_str().as_bytes())?;
+        w.put(b"\",\"")?;
+        w.put(self.status.as_str().as_bytes())?;
+        w.put(b"\"")?;
+        match &self.firmware_version {
+            Some(v) => {
+                let mut text = [0u8; version::PLAIN_MAX];
+                let len = VersionText(v).write_plain(&mut text)?;
+                w.put(b",\"")?;
+                w.put(&text[..len])?;
+                w.put(b"\"")?;
+            }
+            None if self.attempt.is_some() => w.put(b",null")?,
+            None => {}
+        }
+        if let Some(attempt) = self.attempt {
+            w.put(b",")?;
+            w.put(itoa::Buffer::new().format(attempt).as_bytes())?;
+        }
+        w.put(b"]")?;
+        Some(w.n)
     }
 
     /// The record this line stands for, numbered and linked by the caller.
@@ -104,6 +149,27 @@ impl<'a> ReportLine<'a> {
             }),
             _ => None,
         }
+    }
+}
+
+/// The longest line [`ReportLine::write`] writes on the stack: brackets, commas and quotes
+/// (12), the time (20 digits), the longest name, the longest status (11), a plain version and
+/// an attempt (10 digits).
+const LINE_MAX: usize = 12 + 20 + Name::MAX_LEN + 11 + version::PLAIN_MAX + 10;
+
+/// Bytes written one slice after another into a fixed buffer.
+struct Cursor<'b> {
+    out: &'b mut [u8],
+    n: usize,
+}
+
+impl Cursor<'_> {
+    /// Appends `bytes`; `None` (and nothing written) when they do not fit.
+    fn put(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self.n + bytes.len();
+        self.out.get_mut(self.n..end)?.copy_from_slice(bytes);
+        self.n = end;
+        Some(())
     }
 }
 

@@ -502,3 +502,54 @@ fn dropping_the_last_record_is_caught_only_against_the_head() {
         assert!(bad.parse::<AuditHead>().is_err(), "{bad}");
     }
 }
+
+proptest::proptest! {
+    /// A report line's text, written without serde for its hash and its stored line, is byte
+    /// for byte what serde_json writes from the line's `Serialize`, and its hash is of the
+    /// hash before it and that text, for every form a line takes: any time, name, status and
+    /// attempt, a plain version, one with a pre-release or a build (written through serde),
+    /// none at all.
+    #[test]
+    fn a_report_line_is_written_as_serde_json_writes_it(
+        at in proptest::prelude::any::<u64>(),
+        device_id in "[A-Za-z0-9][A-Za-z0-9._-]{0,127}",
+        status in 0..4usize,
+        version in proptest::option::of((
+            proptest::prelude::any::<u64>(),
+            proptest::prelude::any::<u64>(),
+            proptest::prelude::any::<u64>(),
+            proptest::option::of("[a-z][a-z0-9]{0,7}"),
+        )),
+        attempt in proptest::option::of(proptest::prelude::any::<u32>()),
+        prev in proptest::prelude::any::<[u8; 32]>(),
+    ) {
+        use crate::report::ReportStatus;
+        use report_line::ReportLine;
+        use std::borrow::Cow;
+        let status = [
+            ReportStatus::InProgress,
+            ReportStatus::Success,
+            ReportStatus::Failure,
+            ReportStatus::Rejected,
+        ][status];
+        let version = version.map(|(a, b, c, pre)| {
+            let text = match pre {
+                Some(pre) => format!("{a}.{b}.{c}-{pre}+b.{pre}"),
+                None => format!("{a}.{b}.{c}"),
+            };
+            text.parse::<crate::version::Version>().unwrap()
+        });
+        let line = ReportLine {
+            at: UnixMs(at),
+            device_id: Cow::Owned(device_id.parse::<Name>().unwrap()),
+            status,
+            firmware_version: version.map(Cow::Owned),
+            attempt,
+        };
+        let by_serde = serde_json::to_string(&line).unwrap();
+        proptest::prop_assert_eq!(line.text(), by_serde.clone());
+        let prev = Sha256Digest::from_bytes(prev);
+        let expected = Sha256Digest::of(format!("{}{by_serde}", prev.to_hex()).as_bytes());
+        proptest::prop_assert_eq!(line.hash(&prev), expected);
+    }
+}
