@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
@@ -23,6 +22,7 @@ use ota_core::registration::{Registration, Store};
 use ota_core::sign::Envelope;
 use ota_core::{Limits, Status};
 use ota_host::durable;
+use ota_server::s3;
 use serde_json::json;
 
 use crate::out::{self, CliError, Outcome};
@@ -129,18 +129,13 @@ impl Target {
                         "s3 upload: set S3_ACCESS_KEY and S3_SECRET_KEY",
                     ));
                 };
-                let mut b = AmazonS3Builder::new()
-                    .with_bucket_name(bucket)
-                    .with_region(&a.region)
-                    .with_access_key_id(access)
-                    .with_secret_access_key(secret);
-                if let Some(endpoint) = &a.s3_endpoint {
-                    b = b
-                        .with_endpoint(endpoint)
-                        .with_allow_http(endpoint.starts_with("http://"));
-                }
-                let s3 = b
-                    .build()
+                let access = s3::S3Access {
+                    region: &a.region,
+                    access_key: access,
+                    secret_key: secret,
+                    endpoint: a.s3_endpoint.as_deref(),
+                };
+                let s3 = s3::bucket(bucket, &access)
                     .map_err(|e| CliError::usage(format!("s3://{bucket}: {e}")))?;
                 Ok(Arc::new(s3))
             }

@@ -51,8 +51,7 @@ impl Sha256Digest {
         self.hex().to_string()
     }
 
-    /// The 64 lowercase hex characters, on the stack: written for every audit record, so
-    /// built without allocating.
+    /// The 64 lowercase hex characters, on the stack, built without allocating.
     pub(crate) fn hex(&self) -> Hex {
         let mut text = [0u8; 64];
         self.write_hex(&mut text);

@@ -23,6 +23,7 @@ pub mod packages;
 pub mod publishers;
 pub mod rollouts;
 pub mod rpc;
+pub mod s3;
 pub mod seed_form;
 pub mod state;
 pub mod writes;

@@ -54,8 +54,8 @@ impl<'a> ReportLine<'a> {
     }
 
     /// The line's hash, after the record `prev`: of `prev`'s hex, then the line's text
-    /// ([`ReportLine::write`], on the stack for nearly every report); through serde on the
-    /// heap for a line that does not fit there.
+    /// ([`ReportLine::write`], on the stack); through serde on the heap for a line whose
+    /// version has a pre-release or a build.
     pub fn hash(&self, prev: &Sha256Digest) -> Sha256Digest {
         let mut stack = [0u8; 64 + LINE_MAX];
         let (hex, rest) = stack.split_at_mut(64);
@@ -88,7 +88,7 @@ impl<'a> ReportLine<'a> {
     /// nearly every report. Nothing in a line needs escaping: a [`Name`] is `[A-Za-z0-9._-]`,
     /// a status is a fixed word, a version `[0-9.]`. Its length; `None` when it does not fit,
     /// or names a version with a pre-release or a build (serde writes those).
-    fn write(&self, out: &mut [u8]) -> Option<usize> {
+    pub(super) fn write(&self, out: &mut [u8]) -> Option<usize> {
         let mut w = Cursor { out, n: 0 };
         w.put(b"[")?;
         w.put(itoa::Buffer::new().format(self.at.0).as_bytes())?;

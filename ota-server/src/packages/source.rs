@@ -54,18 +54,13 @@ async fn s3_download(st: &AppState, uri: &str, rest: &str, max: u64) -> ApiResul
             "artifact_uri: s3:// needs the server's S3_ACCESS_KEY and S3_SECRET_KEY",
         ));
     };
-    let mut b = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(bucket)
-        .with_region(&c.s3_region)
-        .with_access_key_id(access)
-        .with_secret_access_key(secret);
-    if let Some(endpoint) = &c.s3_endpoint {
-        b = b
-            .with_endpoint(endpoint)
-            .with_allow_http(endpoint.starts_with("http://"));
-    }
-    let store = b
-        .build()
+    let access = crate::s3::S3Access {
+        region: &c.s3_region,
+        access_key: access,
+        secret_key: secret,
+        endpoint: c.s3_endpoint.as_deref(),
+    };
+    let store = crate::s3::bucket(bucket, &access)
         .map_err(|e| ApiError::invalid(format!("artifact_uri: {uri}: {e}")))?;
     let fetch_err = |e: object_store::Error| match e {
         object_store::Error::NotFound { .. } => {
