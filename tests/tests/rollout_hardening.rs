@@ -650,7 +650,7 @@ fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
     }
     let n = v["devices"]["ids"].as_array().unwrap().len();
     type Mutation = (&'static str, fn(&mut Value, usize));
-    let mutations: [Mutation; 17] = [
+    let mutations: [Mutation; 18] = [
         ("a device's wave out of range", |v, _| {
             v["devices"]["wave"][0] = json!(9)
         }),
@@ -693,6 +693,12 @@ fn restore_refuses_each_inconsistent_snapshot_with_a_typed_error() {
             assert!(first.is_u64(), "{}", v["members"]);
             v["members"][2].as_array_mut().unwrap().push(first);
         }),
+        (
+            "a device of a wave not yet opened left off its list",
+            |v, _| {
+                v["members"][2].as_array_mut().unwrap().remove(0);
+            },
+        ),
         ("a device listed in another wave", |v, _| {
             let first = v["members"][2][0].clone();
             v["members"][1].as_array_mut().unwrap().push(first);

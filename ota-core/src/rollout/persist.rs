@@ -247,6 +247,17 @@ fn check(s: &Snapshot) -> Result<(), RolloutError> {
             }
         }
     }
+    // And every device of a wave not yet opened is on its list: a device that joins again is
+    // listed by that alone (see `Rollout::join`).
+    let unlisted = s
+        .devices
+        .slots
+        .iter()
+        .zip(&member)
+        .any(|(slot, &listed)| usize::from(slot.wave) > s.open_wave && !listed);
+    if unlisted {
+        return bad("a device of a wave not yet opened is not on its list");
+    }
     let mut total = Counts::default();
     let mut acknowledged = Counts::default();
     for p in &s.waves {

@@ -401,15 +401,18 @@ impl Rollout {
             let key = order_key(&salt, device_id.as_str());
             let last = self.s.bounds.len() - 1;
             let wave = self.s.bounds.iter().position(|b| key <= *b).unwrap_or(last);
-            // A device that left a wave not yet opened leaves its list too: it goes out with
-            // the wave it joins, not with the one it left.
+            // A device of a wave not yet opened is on that wave's list, and only there (the
+            // restore checks it): whether it is listed is known without reading the list.
+            // One that left such a wave leaves its list too: it goes out with the wave it
+            // joins, not with the one it left (another stratum's bound may place it earlier).
             let left = usize::from(self.slot(i).wave);
-            if left != wave && left > self.s.open_wave {
+            let listed = left > self.s.open_wave;
+            if listed && left != wave {
                 self.s.members[left].retain(|&j| j != i);
             }
             // Waves are at most MAX_WAVES, within a byte.
             self.place(i, wave as u8);
-            if wave > self.s.open_wave && !self.s.members[wave].contains(&i) {
+            if wave > self.s.open_wave && !(listed && left == wave) {
                 self.s.members[wave].push(i);
             }
             self.set(i, DeviceState::Pending);
