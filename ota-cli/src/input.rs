@@ -77,7 +77,9 @@ fn failed(path: &Path, e: &sign::SignError) -> CliError {
 /// [`verified`] without holding the envelope: a JSON envelope in a regular file is streamed
 /// past the signature checks ([`sign::verify_reader`]) and its chunk table goes to a file
 /// with no name in `table_dir`, so memory does not grow with the artifact. Anything else (a
-/// YAML envelope, a byte-order mark, a pipe) is read whole, as [`verified`] does.
+/// YAML envelope, a byte-order mark, a pipe), or a `table_dir` where no file can be made (a
+/// read-only one), is read whole, as [`verified`] does: what is verified is the same, only
+/// the memory it takes differs.
 pub fn verified_streamed(
     path: &Path,
     trusted: &[String],
@@ -99,7 +101,9 @@ pub fn verified_streamed(
     if !regular || head.starts_with(doc::BOM) || doc::form(path, &head) != doc::Form::Json {
         return verified_whole(path, &keys, threshold);
     }
-    let table = TableFile::unnamed_in(table_dir).map_err(|e| CliError::io(table_dir, e))?;
+    let Ok(table) = TableFile::unnamed_in(table_dir) else {
+        return verified_whole(path, &keys, threshold);
+    };
     sign::verify_reader(file, &keys, threshold, &Limits::DEFAULT, Box::new(table))
         .map_err(|e| failed(path, &e))
 }

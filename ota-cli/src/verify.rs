@@ -42,7 +42,14 @@ const LISTED: usize = 20;
 
 /// Exit 0 when everything matches; 1 naming the first failure (every bad chunk is listed).
 pub fn verify(a: &VerifyArgs, json: bool) -> Result<Outcome, CliError> {
-    let v = input::verified(&a.package, &a.trusted_keys, a.threshold)?;
+    // Streamed, its chunk table in a file with no name in the temporary directory: memory
+    // stays the same whatever the artifact's size.
+    let v = input::verified_streamed(
+        &a.package,
+        &a.trusted_keys,
+        a.threshold,
+        &std::env::temp_dir(),
+    )?;
     let pkg = v.package();
     let table = v.chunks();
     let file = File::open(&a.artifact).map_err(|e| CliError::io(&a.artifact, e))?;

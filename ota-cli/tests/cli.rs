@@ -1326,6 +1326,48 @@ fn ota_under_strace(trace: &str, log: &Path, args: &[&str]) -> String {
     std::fs::read_to_string(log).unwrap()
 }
 
+/// `ota unpack --package` and `ota verify` keep the envelope's chunk table in a file with no
+/// name (`O_TMPFILE`: beside the output, and in the temporary directory), not in memory, so
+/// memory does not grow with the artifact; and what they verify is the same. Checked on the
+/// system calls, under strace.
+#[test]
+fn unpack_and_verify_keep_the_chunk_table_in_a_file_with_no_name() {
+    if !strace_works() {
+        return;
+    }
+    let p = pack(&[]);
+    let d = p.dir.path();
+    let env = s(&p.out.join("package.json"));
+    let reg: Value =
+        serde_json::from_str(&std::fs::read_to_string(p.out.join("registration.json")).unwrap())
+            .unwrap();
+    let key = reg["encryption_key"].as_str().unwrap();
+    let plain = d.join("plain.engine");
+    let (art, out) = (s(&p.artifact), s(&plain));
+    let unpack = unpack_package(&env, &p.public, key, &art, &out);
+    let verify = [
+        "verify",
+        "--package",
+        &env,
+        "--artifact",
+        &art,
+        "--trusted-key",
+        &p.public,
+    ];
+    for (what, args, dir) in [
+        ("unpack", &unpack[..], s(d)),
+        ("verify", &verify[..], s(&std::env::temp_dir())),
+    ] {
+        let log = ota_under_strace("openat,open", &d.join(format!("{what}.log")), args);
+        assert!(
+            log.lines()
+                .any(|l| l.contains("O_TMPFILE") && l.contains(&format!("{dir:?}"))),
+            "{what}: no file with no name in {dir}:\n{log}"
+        );
+    }
+    assert_eq!(std::fs::read(&plain).unwrap(), p.engine);
+}
+
 /// `ota tuf init` makes the metadata directory and its missing parents durable: each new
 /// directory is synced into its parent, so the trusted root it writes there survives a power
 /// cut with the directory's own entry. Checked on the system calls, under strace.
