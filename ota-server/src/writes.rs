@@ -189,14 +189,12 @@ impl Writes {
         rpc_ttl_ms: u64,
     ) -> ApiResult<()> {
         for rows in self.audit.chunks(ROWS) {
-            let mut sql = String::from(
+            let sql = values(
                 "INSERT INTO audit_records (rollout_id, seq, tenant, at, record) VALUES ",
+                rows.len(),
+                (2, 3),
+                |b| format!("($1, ${b}, $2, ${}, ${})", b + 1, b + 2),
             );
-            for k in 0..rows.len() {
-                let b = 3 + 3 * k;
-                sep(&mut sql, k);
-                sql.push_str(&format!("($1, ${b}, $2, ${}, ${})", b + 1, b + 2));
-            }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(rid.to_string())
                 .bind(tenant.to_string());
@@ -213,21 +211,21 @@ impl Writes {
         self.flush_assignments(tx, tenant, rid, at).await?;
         self.flush_installed(tx, tenant).await?;
         for rows in self.outbox.chunks(ROWS) {
-            let mut sql = String::from(
+            let sql = values(
                 "INSERT INTO outbox (event_id, tenant, rollout_id, seq, idx, subject, payload, \
                  created_at) VALUES ",
+                rows.len(),
+                (3, 5),
+                |b| {
+                    format!(
+                        "(${b}, $1, $2, ${}, ${}, ${}, ${}, $3)",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4
+                    )
+                },
             );
-            for k in 0..rows.len() {
-                let b = 4 + 5 * k;
-                sep(&mut sql, k);
-                sql.push_str(&format!(
-                    "(${b}, $1, $2, ${}, ${}, ${}, ${}, $3)",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4
-                ));
-            }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.to_string())
                 .bind(rid.to_string())
@@ -294,20 +292,13 @@ impl Writes {
             q.execute(&mut **tx).await?;
         }
         for rows in set.chunks(ROWS) {
-            let mut sql = String::from(
+            let sql = values(
                 "INSERT INTO assignments (tenant, device_id, package_id, rollout_id, kind, \
                  attempt, updated_at) VALUES ",
+                rows.len(),
+                (3, 4),
+                |b| format!("($1, ${b}, ${}, $2, ${}, ${}, $3)", b + 1, b + 2, b + 3),
             );
-            for k in 0..rows.len() {
-                let b = 4 + 4 * k;
-                sep(&mut sql, k);
-                sql.push_str(&format!(
-                    "($1, ${b}, ${}, $2, ${}, ${}, $3)",
-                    b + 1,
-                    b + 2,
-                    b + 3
-                ));
-            }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.to_string())
                 .bind(rid.to_string())
@@ -384,12 +375,11 @@ impl Writes {
                 let b = 2 + 2 * k;
                 sql.push_str(&format!(" WHEN ${b} THEN ${}", b + 1));
             }
-            sql.push_str(" END WHERE tenant = $1 AND device_id IN (");
-            for k in 0..rows.len() {
-                sep(&mut sql, k);
-                sql.push_str(&format!("${}", 2 + 2 * k));
-            }
-            sql.push(')');
+            let ids: Vec<String> = (0..rows.len()).map(|k| format!("${}", 2 + 2 * k)).collect();
+            sql.push_str(&format!(
+                " END WHERE tenant = $1 AND device_id IN ({})",
+                ids.join(", ")
+            ));
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.to_string());
             for (d, doc) in rows {
                 q = q.bind(d.clone()).bind(doc.clone());
@@ -400,10 +390,17 @@ impl Writes {
     }
 }
 
-fn sep(sql: &mut String, k: usize) {
-    if k > 0 {
-        sql.push_str(", ");
-    }
+/// A multi-row `INSERT`: `head` (up to `VALUES `), then `rows` tuples separated by commas,
+/// each written by `row` from the number of its first parameter. `(fixed, per_row)`: the
+/// statement's own parameters come first (`$1` to `$fixed`), then each row's `per_row`.
+fn values(
+    head: &str,
+    rows: usize,
+    (fixed, per_row): (usize, usize),
+    row: impl Fn(usize) -> String,
+) -> String {
+    let tuples: Vec<String> = (0..rows).map(|k| row(fixed + 1 + per_row * k)).collect();
+    format!("{head}{}", tuples.join(", "))
 }
 
 /// `$from, $from+1, ...` (`n` of them).
@@ -426,20 +423,20 @@ async fn rpc_run(
     let devices = |from: usize| params(from, ops.len());
     let q = match kind {
         0 => {
-            let mut sql = String::from(
+            let sql = values(
                 "INSERT INTO device_rpc (rpc_id, tenant, device_id, rollout_id, method, params, \
                  state, created_at, expires_at) VALUES ",
+                ops.len(),
+                (4, 4),
+                |b| {
+                    format!(
+                        "(${b}, $1, ${}, $2, ${}, ${}, 'queued', $3, $4)",
+                        b + 1,
+                        b + 2,
+                        b + 3
+                    )
+                },
             );
-            for k in 0..ops.len() {
-                let b = 5 + 4 * k;
-                sep(&mut sql, k);
-                sql.push_str(&format!(
-                    "(${b}, $1, ${}, $2, ${}, ${}, 'queued', $3, $4)",
-                    b + 1,
-                    b + 2,
-                    b + 3
-                ));
-            }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant.to_string())
                 .bind(rid.to_string())
