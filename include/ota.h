@@ -585,7 +585,8 @@ typedef int (*ota_read_at_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t l
  *   be called from several threads at once (a download's chunks checked on two threads).
  *
  * What is read back is checked against a hash the library keeps for each 2 KiB block, so
- * storage that changed is found, never trusted.
+ * storage that changed is found, never trusted. The block read last is kept as checked, so
+ * a device checking chunks in order reads each block about once.
  */
 typedef struct {
   /**

@@ -308,7 +308,8 @@ pub unsafe extern "C" fn ota_envelope_verify_file(
 ///   be called from several threads at once (a download's chunks checked on two threads).
 ///
 /// What is read back is checked against a hash the library keeps for each 2 KiB block, so
-/// storage that changed is found, never trusted.
+/// storage that changed is found, never trusted. The block read last is kept as checked, so
+/// a device checking chunks in order reads each block about once.
 #[repr(C)]
 #[derive(Clone, Copy)]
 #[allow(non_camel_case_types)]

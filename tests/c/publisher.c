@@ -343,16 +343,20 @@ static void publish_and_open(const char *fixtures, const char *tmp, size_t megab
         CHECK_STATUS(ota_envelope_verify_io(env_n, envelope_read, envelope, &io, trusted, 1, &cb), OTA_STATUS_OK);
         CHECK_STATUS(ota_verified_package_chunk_count(cb, &chunks), OTA_STATUS_OK);
         CHECK(table.len == chunks * 32 && table.writes > 0);
-        CHECK_STATUS(ota_opener_new(cb, key, 32, compare, &cmp3, &o), OTA_STATUS_OK);
-        CHECK_STATUS(open_file(o, path, 100003), OTA_STATUS_OK);
-        CHECK_STATUS(ota_opener_finish(o, buf, sizeof buf, &n), OTA_STATUS_OK);
-        CHECK(cmp3.seen == (uint64_t)megabytes << 20 && !cmp3.mismatch);
-        ota_opener_free(o);
-        o = NULL;
+        /* A table byte flipped before it is read: found, the open fails as I/O. Flipped
+           back, the artifact opens (the block read last is kept, checked: a flip after it
+           was read would go unseen, and change nothing). */
         table.data[5] ^= 1;
         CHECK_STATUS(ota_opener_new(cb, key, 32, discard, NULL, &o), OTA_STATUS_OK);
         CHECK_STATUS(open_file(o, path, 1 << 20), OTA_STATUS_IO);
         CHECK(strstr(last_error(), "changed since the statement was verified") != NULL);
+        ota_opener_free(o);
+        o = NULL;
+        table.data[5] ^= 1;
+        CHECK_STATUS(ota_opener_new(cb, key, 32, compare, &cmp3, &o), OTA_STATUS_OK);
+        CHECK_STATUS(open_file(o, path, 100003), OTA_STATUS_OK);
+        CHECK_STATUS(ota_opener_finish(o, buf, sizeof buf, &n), OTA_STATUS_OK);
+        CHECK(cmp3.seen == (uint64_t)megabytes << 20 && !cmp3.mismatch);
         ota_opener_free(o);
         o = NULL;
         ota_verified_package_free(cb);

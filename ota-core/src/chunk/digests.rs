@@ -5,12 +5,16 @@
 //! is written to a [`TableStore`] as it is parsed, [`BLOCK`] digests at a time, and only each
 //! block's SHA-256 stays in memory: 32 bytes per 4 MiB of artifact. A digest is read back
 //! with its block, and the block is hashed and compared before the digest is used, so bytes
-//! that changed in storage are found, never trusted.
+//! that changed in storage are found, never trusted. The block read last is kept (2 KiB): the
+//! chunks of an artifact are checked mostly in order, so each block is read and hashed about
+//! once, not once per digest. A change to that block in storage after it was checked goes
+//! unseen until another block has been read, and is harmless: the digests used are the ones
+//! checked.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
@@ -97,6 +101,14 @@ struct Stored {
     /// The SHA-256 of each block of [`BLOCK`] digests as stored (the last may be shorter).
     blocks: Box<[Sha256Digest]>,
     store: Box<dyn TableStore>,
+    /// The block read and checked last, shared by the threads that read digests.
+    last: Mutex<LastBlock>,
+}
+
+/// A block as it was read and checked: its number (`None` until one is), and its bytes.
+struct LastBlock {
+    block: Option<usize>,
+    bytes: Box<[u8; BLOCK * 32]>,
 }
 
 /// A digest could not be read back from its [`TableStore`].
@@ -141,11 +153,7 @@ impl ChunkDigests {
         match &self.0 {
             Repr::Memory(d) => Ok(d.get(index).copied()),
             Repr::Stored(s) if index >= s.count => Ok(None),
-            Repr::Stored(s) => {
-                let mut buf = [0u8; BLOCK * 32];
-                let block = s.read_block(index / BLOCK, &mut buf)?;
-                Ok(block.chunks_exact(32).nth(index % BLOCK).and_then(digest))
-            }
+            Repr::Stored(s) => s.digest(index).map(Some),
         }
     }
 
@@ -178,6 +186,40 @@ fn digest(bytes: &[u8]) -> Option<Sha256Digest> {
 }
 
 impl Stored {
+    fn new(count: usize, blocks: Box<[Sha256Digest]>, store: Box<dyn TableStore>) -> Stored {
+        Stored {
+            count,
+            blocks,
+            store,
+            last: Mutex::new(LastBlock {
+                block: None,
+                bytes: Box::new([0u8; BLOCK * 32]),
+            }),
+        }
+    }
+
+    /// Digest `index` (below `count`): from the block read last when it holds it, else from
+    /// its block, read and checked (and kept in its place).
+    fn digest(&self, index: usize) -> Result<Sha256Digest, TableReadError> {
+        let b = index / BLOCK;
+        // A panic cannot leave the block half written under a number: the number is set
+        // only once the bytes are read and checked.
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let last = &mut *last;
+        if last.block != Some(b) {
+            last.block = None;
+            self.read_block(b, &mut last.bytes)?;
+            last.block = Some(b);
+        }
+        let at = (index % BLOCK) * 32;
+        last.bytes
+            .get(at..at + 32)
+            .and_then(digest)
+            .ok_or_else(|| TableReadError {
+                message: format!("digest {index} is past its block"),
+            })
+    }
+
     /// Reads block `b` into `buf` and checks it against its hash; the block's bytes.
     fn read_block<'a>(
         &self,
@@ -364,11 +406,11 @@ impl<'de> Deserialize<'de> for ChunkDigests {
                     w.push(d).map_err(io)?;
                 }
                 w.flush().map_err(io)?;
-                Ok(ChunkDigests(Repr::Stored(Arc::new(Stored {
-                    count: w.count,
-                    blocks: w.blocks.into(),
-                    store: w.store,
-                }))))
+                Ok(ChunkDigests(Repr::Stored(Arc::new(Stored::new(
+                    w.count,
+                    w.blocks.into(),
+                    w.store,
+                )))))
             }
         }
         d.deserialize_seq(Digests)
@@ -418,6 +460,42 @@ mod tests {
         // The slot is emptied: the next table parsed on this thread is in memory.
         let again: ChunkDigests = serde_json::from_str("[]").unwrap();
         assert!(!again.is_stored());
+    }
+
+    /// A store that counts its reads.
+    #[derive(Default)]
+    struct Counted(MemoryTableStore, std::sync::atomic::AtomicUsize);
+
+    impl TableStore for Counted {
+        fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.0.write_at(offset, data)
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.read_at(offset, buf)
+        }
+    }
+
+    #[test]
+    fn a_stored_block_is_read_once_for_the_digests_read_in_order_from_it() {
+        let n = 3 * BLOCK + 7;
+        let json = serde_json::to_string(&digests(n)).unwrap();
+        let store = Arc::new(Counted::default());
+        let (d, _) = into_store(Box::new(store.clone()), || {
+            serde_json::from_str::<ChunkDigests>(&json).unwrap()
+        });
+        let want = digests(n);
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(d.get(i).unwrap(), Some(*w), "digest {i}");
+        }
+        let reads = store.1.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(reads, n.div_ceil(BLOCK), "one read per block");
+        // Back to an earlier block: read again, and still right.
+        assert_eq!(d.get(1).unwrap(), Some(want[1]));
+        assert_eq!(
+            store.1.load(std::sync::atomic::Ordering::Relaxed),
+            reads + 1
+        );
     }
 
     #[test]
