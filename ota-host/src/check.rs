@@ -10,7 +10,7 @@
 use std::io::{self, Read};
 use std::sync::{Mutex, mpsc};
 
-use ota_core::chunk::{CHUNK_SIZE, ChunkTable, StreamCheck, read_chunk};
+use ota_core::chunk::{CHUNK_SIZE, ChunkError, ChunkTable, StreamCheck, read_chunk};
 
 /// How many chunks a batch holds (1 MiB).
 pub const BATCH: usize = 16;
@@ -52,18 +52,22 @@ pub fn check_stream<R: Read>(
                         let mut at = 0;
                         for (i, &len) in batch.lens.iter().enumerate() {
                             let index = batch.first + i;
-                            if table
-                                .verify(index, size, &batch.bytes[at..at + len])
-                                .is_err()
-                            {
-                                bad.push(index);
+                            match table.verify(index, size, &batch.bytes[at..at + len]) {
+                                Ok(_) => {}
+                                // The table could not be read (from the host's storage): an
+                                // error, as on one thread, not a chunk found bad. This worker
+                                // stops; the reader finds the queue closed.
+                                Err(ChunkError::Table { source, .. }) => {
+                                    return Err(io::Error::other(source));
+                                }
+                                Err(_) => bad.push(index),
                             }
                             at += len;
                         }
                         // The reader may have finished: a batch it will not reuse is dropped.
                         let _ = empty_tx.send(batch);
                     }
-                    bad
+                    Ok(bad)
                 })
             })
             .collect();
@@ -72,12 +76,14 @@ pub fn check_stream<R: Read>(
         drop(full_tx);
         let mut bad: Vec<usize> = Vec::new();
         let mut lost = false;
+        let mut table_error = None;
         for worker in workers {
             // A worker only verifies chunks, with nothing that can panic on any input; if one
             // did, the chunks it held were not checked, so the check fails rather than call
             // them good.
             match worker.join() {
-                Ok(found) => bad.extend(found),
+                Ok(Ok(found)) => bad.extend(found),
+                Ok(Err(e)) => table_error = table_error.or(Some(e)),
                 Err(_) => lost = true,
             }
         }
@@ -85,6 +91,9 @@ pub fn check_stream<R: Read>(
             return Err(io::Error::other(
                 "a checking thread panicked: the artifact was not checked whole",
             ));
+        }
+        if let Some(e) = table_error {
+            return Err(e);
         }
         let (size_bytes, overflow) = read?;
         bad.extend(overflow);
@@ -218,6 +227,58 @@ mod tests {
         let got = check_stream(&table, data.len() as u64, io::repeat(1), 2).unwrap();
         assert_eq!(got.bad, vec![3]);
         assert!(got.size_bytes > data.len() as u64 && !got.matches(data.len() as u64));
+    }
+
+    /// A chunk table kept in storage that changed there is an error on any number of threads,
+    /// as on one: the artifact is not called corrupt for it.
+    #[test]
+    fn a_stored_table_that_changed_is_an_error_not_bad_chunks() {
+        use ota_core::chunk::MemoryTableStore;
+        use ota_core::seal::{self, SealKey};
+        use ota_core::sign::{self, SigningKey};
+        use ota_core::{Limits, Package};
+        use std::sync::Arc;
+        // Incompressible, so the artifact spans two blocks of digests (80 chunks).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let plain: Vec<u8> = (0..80 * CHUNK)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let key = SealKey::from_bytes([7; 32]);
+        let (artifact, sealed) = seal::seal_bytes(&key, [1; 16], &plain).unwrap();
+        let mut package = Package::from_json(
+            br#"{"type":"fw","name":"t","version":"1.0.0","artifact_uri":"s3://b/x","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size_bytes":1}"#,
+        )
+        .unwrap();
+        package.set_sealed(&sealed);
+        let signer = SigningKey::from_secret([1; 32]);
+        let envelope = sign::sign(&package, &[&signer]).unwrap().to_json();
+        let trusted = [signer.public_key()].into_iter().collect();
+        let store = Arc::new(MemoryTableStore::default());
+        let v = sign::verify_reader(
+            io::Cursor::new(envelope),
+            &trusted,
+            1,
+            &Limits::DEFAULT,
+            Box::new(store.clone()),
+        )
+        .unwrap();
+        let size = v.package().size_bytes;
+        // A digest of the second block changed before it is read (a block read and checked
+        // is kept as it was).
+        assert!(v.chunks().len() > ota_core::chunk::BLOCK + 2);
+        store.corrupt((ota_core::chunk::BLOCK + 2) * 32 + 3);
+        for threads in 1..=3 {
+            let e = check_stream(v.chunks(), size, artifact.as_slice(), threads).unwrap_err();
+            assert!(
+                e.to_string().contains("changed since"),
+                "{threads} threads: {e}"
+            );
+        }
     }
 
     #[test]

@@ -199,25 +199,34 @@ impl Stored {
     }
 
     /// Digest `index` (below `count`): from the block read last when it holds it, else from
-    /// its block, read and checked (and kept in its place).
+    /// its block, read and checked outside the lock (threads reading other blocks do not wait
+    /// on each other), then kept in its place.
     fn digest(&self, index: usize) -> Result<Sha256Digest, TableReadError> {
         let b = index / BLOCK;
-        // A panic cannot leave the block half written under a number: the number is set
-        // only once the bytes are read and checked.
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let last = &mut *last;
-        if last.block != Some(b) {
-            last.block = None;
-            self.read_block(b, &mut last.bytes)?;
-            last.block = Some(b);
-        }
         let at = (index % BLOCK) * 32;
-        last.bytes
-            .get(at..at + 32)
-            .and_then(digest)
-            .ok_or_else(|| TableReadError {
-                message: format!("digest {index} is past its block"),
-            })
+        let past = || TableReadError {
+            message: format!("digest {index} is past its block"),
+        };
+        // A panic cannot leave a block half written under a number: a block is put in place
+        // whole, read and checked.
+        let lock = || self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let last = lock();
+            if last.block == Some(b) {
+                return last
+                    .bytes
+                    .get(at..at + 32)
+                    .and_then(digest)
+                    .ok_or_else(past);
+            }
+        }
+        let mut bytes = [0u8; BLOCK * 32];
+        let found = self.read_block(b, &mut bytes)?;
+        let d = found.get(at..at + 32).and_then(digest).ok_or_else(past)?;
+        let mut last = lock();
+        *last.bytes = bytes;
+        last.block = Some(b);
+        Ok(d)
     }
 
     /// Reads block `b` into `buf` and checks it against its hash; the block's bytes.
