@@ -389,19 +389,29 @@ fn run_until(a: &PackArgs, json: bool, stop: Option<&Stop>) -> Result<Packed, Cl
             None => File::open(source).map_err(|e| CliError::io(source, e)),
         }
     };
-    let size = open_source()?
-        .metadata()
-        .map_err(|e| CliError::io(source, e))?
-        .len();
+    // Opened once for its size, its hashing (--reproducible) and its sealing: a FIFO or a pipe
+    // (`--file /dev/stdin`) has its reader from the start, and its writer never sees it
+    // closed in between (EPIPE).
+    let mut file = open_source()?;
+    let meta = file.metadata().map_err(|e| CliError::io(source, e))?;
+    let size = meta.len();
+    if a.reproducible && !meta.is_file() {
+        return Err(CliError::usage(format!(
+            "--reproducible: {} is not a regular file, and it is read twice (hashed, then sealed)",
+            source.display()
+        )));
+    }
     let sealer = if a.reproducible {
-        let digest = progress::hash_open(open_source()?, source, size, "hashing", json)?.sha256;
+        let hashed = file.try_clone().map_err(|e| CliError::io(source, e))?;
+        let digest = progress::hash_open(hashed, source, size, "hashing", json)?.sha256;
+        // The clone shares the file's offset: back to the start, to seal.
+        std::io::Seek::rewind(&mut file).map_err(|e| CliError::io(source, e))?;
         Sealer::reproducible(&key, digest, tmp.as_file())
     } else {
         Sealer::new(&key, keys::random()?, tmp.as_file())
     }
     .map_err(|e| CliError::io(tmp.path(), e))?;
     let bar = progress::bytes(size, "sealing", json);
-    let file = open_source()?;
     let file: Box<dyn std::io::Read> = match stop {
         Some(s) => Box::new(s.reader(file)),
         None => Box::new(file),

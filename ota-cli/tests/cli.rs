@@ -1371,6 +1371,68 @@ fn unpack_and_verify_keep_the_chunk_table_in_a_file_with_no_name() {
     assert_eq!(std::fs::read(&plain).unwrap(), p.engine);
 }
 
+/// `ota pack` opens `--file` once, for its size and its sealing: a FIFO or a pipe keeps its
+/// reader from the start, so its writer never finds it closed in between (EPIPE). Checked on
+/// the system calls, under strace.
+#[test]
+fn pack_opens_its_file_once() {
+    if !strace_works() {
+        return;
+    }
+    let d = tmp();
+    keygen(d.path());
+    let image = d.path().join("image.bin");
+    std::fs::write(&image, noise(200_000, 3)).unwrap();
+    let (file, key, out) = (
+        s(&image),
+        s(&d.path().join("keys/private.pem")),
+        s(&d.path().join("out")),
+    );
+    let args = [
+        "pack",
+        "--type",
+        "fw",
+        "--file",
+        &file,
+        "--package-version",
+        "1.0.0",
+        "--device-type",
+        "sensor",
+        "--bucket",
+        "fw",
+        "--key",
+        &key,
+        "--resource-name",
+        "image",
+        "--dev-stage",
+        "prod",
+        "--architecture",
+        "arm64",
+        "--version",
+        "1.0.0",
+        "--out",
+        &out,
+    ];
+    let log = ota_under_strace("openat,open", &d.path().join("pack.log"), &args);
+    let opens = log
+        .lines()
+        .filter(|l| l.contains(&format!("{file:?}")) && !l.contains("= -1"))
+        .count();
+    assert_eq!(opens, 1, "{log}");
+    // --reproducible reads it twice (hashed, then sealed): only a regular file will do.
+    let mut twice = args.to_vec();
+    twice[4] = "/dev/null";
+    let seal_key = "11".repeat(32);
+    twice.extend(["--reproducible", "--seal-key", &seal_key]);
+    let r = ota(&twice);
+    expect(&r, 2);
+    assert!(
+        r.stderr.contains("--reproducible") && r.stderr.contains("not a regular file"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// `ota tuf init` makes the metadata directory and its missing parents durable: each new
 /// directory is synced into its parent, so the trusted root it writes there survives a power
 /// cut with the directory's own entry. Checked on the system calls, under strace.
