@@ -46,6 +46,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+mod checks;
 mod config;
 mod input;
 mod output;
@@ -55,11 +56,11 @@ pub use config::Config;
 pub use input::Input;
 pub use output::{FoundTarget, Output};
 
+use checks::expired;
 use search::Walk;
 
 use super::error::UpdateError;
-use super::hashes;
-use super::metadata::{self, KeyRing, RoleKeys, Root, Snapshot, Targets, Timestamp};
+use super::metadata::{self, Root, Snapshot, Targets, Timestamp};
 use super::paths;
 use crate::UnixMs;
 
@@ -328,36 +329,6 @@ impl Updater {
         self.wait = Wait::Root { version, url_path };
     }
 
-    fn update_root(&mut self, bytes: &[u8], version: u64) -> Result<(), UpdateError> {
-        too_large("root", bytes, self.config.root_max_length)?;
-        let env = metadata::open("root", "root", bytes)?;
-        let refused = |e: UpdateError| UpdateError::RootRotation {
-            version,
-            detail: e.to_string(),
-        };
-        let old = &self.root.meta;
-        metadata::verify("root", &env, &old.keys, old.role("root")).map_err(refused)?;
-        let meta = Root::read(&env.signed)?;
-        if meta.common.version != version {
-            return Err(UpdateError::VersionMismatch {
-                role: "root".into(),
-                expected: version,
-                got: meta.common.version,
-                named_by: "the URL",
-            });
-        }
-        let signers =
-            metadata::verify("root", &env, &meta.keys, meta.role("root")).map_err(refused)?;
-        let signer_keys = metadata::ed25519_of(&meta.keys, &signers);
-        self.root = Held {
-            meta,
-            bytes: bytes.to_vec(),
-            signers,
-            signer_keys,
-        };
-        Ok(())
-    }
-
     fn root_done(&mut self) {
         let c = &self.root.meta.common;
         if c.expired(self.now) {
@@ -384,57 +355,6 @@ impl Updater {
             max_length: self.config.timestamp_max_length,
         });
         self.wait = Wait::TimestampRemote;
-    }
-
-    fn update_timestamp(
-        &mut self,
-        bytes: &[u8],
-        remote: bool,
-    ) -> Result<TimestampUpdate, UpdateError> {
-        if remote {
-            too_large("timestamp", bytes, self.config.timestamp_max_length)?;
-        }
-        let env = metadata::open("timestamp", "timestamp", bytes)?;
-        let root = &self.root.meta;
-        let signers = metadata::verify("timestamp", &env, &root.keys, root.role("timestamp"))?;
-        let signer_keys = metadata::ed25519_of(&root.keys, &signers);
-        let meta = Timestamp::read(&env.signed)?;
-        if let Some(old) = &self.timestamp {
-            let (new_v, old_v) = (meta.common.version, old.meta.common.version);
-            if new_v < old_v {
-                return Err(UpdateError::Rollback {
-                    detail: format!("timestamp v{new_v} is older than the trusted v{old_v}"),
-                });
-            }
-            if new_v == old_v {
-                return Ok(TimestampUpdate::SameVersion);
-            }
-            let (new_s, old_s) = (meta.snapshot.version, old.meta.snapshot.version);
-            if new_s < old_s {
-                return Err(UpdateError::Rollback {
-                    detail: format!(
-                        "timestamp v{new_v} names snapshot v{new_s}, older than the trusted v{old_s}"
-                    ),
-                });
-            }
-        }
-        self.timestamp = Some(Held {
-            meta,
-            bytes: bytes.to_vec(),
-            signers,
-            signer_keys,
-        });
-        Ok(TimestampUpdate::New)
-    }
-
-    fn check_expired_timestamp(&self) -> Result<(), UpdateError> {
-        match &self.timestamp {
-            Some(t) if t.meta.common.expired(self.now) => Err(expired("timestamp", &t.meta.common)),
-            Some(_) => Ok(()),
-            None => Err(UpdateError::Misuse {
-                detail: "no trusted timestamp".into(),
-            }),
-        }
     }
 
     // --- 5.5: the snapshot. -------------------------------------------------------------------
@@ -467,72 +387,6 @@ impl Updater {
             max_length: meta.length.unwrap_or(self.config.snapshot_max_length),
         });
         self.wait = Wait::SnapshotRemote { url_path };
-    }
-
-    fn update_snapshot(&mut self, bytes: &[u8], local: bool) -> Result<(), UpdateError> {
-        self.check_expired_timestamp()?;
-        let Some(ts) = &self.timestamp else {
-            return Err(UpdateError::Misuse {
-                detail: "no trusted timestamp".into(),
-            });
-        };
-        let listed = ts.meta.snapshot.clone();
-        if !local {
-            if listed.length.is_none() {
-                too_large("snapshot", bytes, self.config.snapshot_max_length)?;
-            }
-            check_listed(
-                "snapshot",
-                "the timestamp",
-                bytes,
-                listed.length,
-                &listed.hashes,
-            )?;
-        }
-        let env = metadata::open("snapshot", "snapshot", bytes)?;
-        let root = &self.root.meta;
-        let signers = metadata::verify("snapshot", &env, &root.keys, root.role("snapshot"))?;
-        let signer_keys = metadata::ed25519_of(&root.keys, &signers);
-        let meta = Snapshot::read(&env.signed)?;
-        if let Some(old) = &self.snapshot {
-            for (file, info) in &old.meta.meta {
-                match meta.meta.get(file) {
-                    None => {
-                        return Err(UpdateError::Rollback {
-                            detail: format!("{file} is missing from the new snapshot"),
-                        });
-                    }
-                    Some(new) if new.version < info.version => {
-                        return Err(UpdateError::Rollback {
-                            detail: format!(
-                                "the new snapshot names {file} v{}, older than the trusted v{}",
-                                new.version, info.version
-                            ),
-                        });
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        let (common, got) = (meta.common.clone(), meta.common.version);
-        self.snapshot = Some(Held {
-            meta,
-            bytes: bytes.to_vec(),
-            signers,
-            signer_keys,
-        });
-        if common.expired(self.now) {
-            return Err(expired("snapshot", &common));
-        }
-        if got != listed.version {
-            return Err(UpdateError::VersionMismatch {
-                role: "snapshot".into(),
-                expected: listed.version,
-                got,
-                named_by: "the timestamp",
-            });
-        }
-        Ok(())
     }
 
     // --- 5.6: targets, top-level and delegated. ------------------------------------------------
@@ -575,80 +429,6 @@ impl Updater {
             parent,
             url_path,
         };
-    }
-
-    fn update_targets(
-        &mut self,
-        role: &str,
-        parent: &str,
-        bytes: &[u8],
-    ) -> Result<(), UpdateError> {
-        let Some(snapshot) = &self.snapshot else {
-            return Err(UpdateError::Misuse {
-                detail: "no trusted snapshot".into(),
-            });
-        };
-        if snapshot.meta.common.expired(self.now) {
-            return Err(expired("snapshot", &snapshot.meta.common));
-        }
-        let listed = snapshot
-            .meta
-            .role(role)
-            .cloned()
-            .ok_or_else(|| UpdateError::NotInSnapshot { role: role.into() })?;
-        if listed.length.is_none() {
-            too_large(role, bytes, self.config.targets_max_length)?;
-        }
-        check_listed(role, "the snapshot", bytes, listed.length, &listed.hashes)?;
-        let env = metadata::open(role, "targets", bytes)?;
-        let (signers, signer_keys) = {
-            let (ring, keys) = self.delegator_keys(role, parent)?;
-            let signers = metadata::verify(role, &env, ring, keys)?;
-            let signer_keys = metadata::ed25519_of(ring, &signers);
-            (signers, signer_keys)
-        };
-        let meta = Targets::read(role, &env.signed)?;
-        if meta.common.version != listed.version {
-            return Err(UpdateError::VersionMismatch {
-                role: role.into(),
-                expected: listed.version,
-                got: meta.common.version,
-                named_by: "the snapshot",
-            });
-        }
-        if meta.common.expired(self.now) {
-            return Err(expired(role, &meta.common));
-        }
-        self.targets.insert(
-            role.into(),
-            Held {
-                meta,
-                bytes: bytes.to_vec(),
-                signers,
-                signer_keys,
-            },
-        );
-        Ok(())
-    }
-
-    fn delegator_keys(
-        &self,
-        role: &str,
-        parent: &str,
-    ) -> Result<(&KeyRing, &RoleKeys), UpdateError> {
-        if parent == "root" {
-            let root = &self.root.meta;
-            return Ok((&root.keys, root.role("targets")));
-        }
-        self.targets
-            .get(parent)
-            .and_then(|p| p.meta.delegations.as_ref())
-            .and_then(|d| d.role_keys(role).map(|k| (&d.keys, k)))
-            .ok_or_else(|| UpdateError::Invalid {
-                role: role.into(),
-                field: "delegations".into(),
-                detail: format!("{parent} does not delegate to it"),
-            })
     }
 
     /// A targets role is trusted: the refresh is done, or the search goes on.
@@ -707,37 +487,6 @@ impl Updater {
                 .map_or(0, |t| t.meta.common.version),
         ]
     }
-}
-
-fn expired(role: &str, c: &metadata::Common) -> UpdateError {
-    UpdateError::Expired {
-        role: role.into(),
-        expires: c.expires_text.clone(),
-    }
-}
-
-fn too_large(role: &str, bytes: &[u8], max: u64) -> Result<(), UpdateError> {
-    if bytes.len() as u64 > max {
-        return Err(UpdateError::TooLarge {
-            role: role.into(),
-            max,
-        });
-    }
-    Ok(())
-}
-
-fn check_listed(
-    role: &str,
-    named_by: &'static str,
-    bytes: &[u8],
-    length: Option<u64>,
-    hashes: &hashes::Hashes,
-) -> Result<(), UpdateError> {
-    hashes::check(bytes, length, hashes).map_err(|e| UpdateError::MetaMismatch {
-        role: role.into(),
-        named_by,
-        detail: e.to_string(),
-    })
 }
 
 #[cfg(test)]
