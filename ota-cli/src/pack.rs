@@ -378,21 +378,18 @@ fn run_until(a: &PackArgs, json: bool, stop: Option<&Stop>) -> Result<Packed, Cl
         None
     };
     // What is sealed: the file, or the tar read again from its start (errors name --file).
-    let source = a.file.as_path();
-    let open_source = || -> Result<File, CliError> {
-        match &tar {
-            Some(t) => {
-                let mut f = t.file().try_clone().map_err(|e| CliError::io(source, e))?;
-                std::io::Seek::rewind(&mut f).map_err(|e| CliError::io(source, e))?;
-                Ok(f)
-            }
-            None => File::open(source).map_err(|e| CliError::io(source, e)),
-        }
-    };
     // Opened once for its size, its hashing (--reproducible) and its sealing: a FIFO or a pipe
     // (`--file /dev/stdin`) has its reader from the start, and its writer never sees it
     // closed in between (EPIPE).
-    let mut file = open_source()?;
+    let source = a.file.as_path();
+    let mut file = match &tar {
+        Some(t) => {
+            let mut f = t.file().try_clone().map_err(|e| CliError::io(source, e))?;
+            std::io::Seek::rewind(&mut f).map_err(|e| CliError::io(source, e))?;
+            f
+        }
+        None => File::open(source).map_err(|e| CliError::io(source, e))?,
+    };
     let meta = file.metadata().map_err(|e| CliError::io(source, e))?;
     let size = meta.len();
     if a.reproducible && !meta.is_file() {

@@ -239,15 +239,7 @@ mod tests {
         use ota_core::{Limits, Package};
         use std::sync::Arc;
         // Incompressible, so the artifact spans two blocks of digests (80 chunks).
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let plain: Vec<u8> = (0..80 * CHUNK)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let plain = ota_sim::noise(80 * CHUNK, 7);
         let key = SealKey::from_bytes([7; 32]);
         let (artifact, sealed) = seal::seal_bytes(&key, [1; 16], &plain).unwrap();
         let mut package = Package::from_json(

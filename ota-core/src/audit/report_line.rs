@@ -58,8 +58,7 @@ impl<'a> ReportLine<'a> {
     /// version has a pre-release or a build.
     pub fn hash(&self, prev: &Sha256Digest) -> Sha256Digest {
         let mut stack = [0u8; 64 + LINE_MAX];
-        let (hex, rest) = stack.split_at_mut(64);
-        if let Ok(hex) = <&mut [u8; 64]>::try_from(hex)
+        if let Some((hex, rest)) = stack.split_first_chunk_mut::<64>()
             && let Some(n) = self.write(rest)
         {
             prev.write_hex(hex);

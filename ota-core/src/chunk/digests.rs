@@ -108,7 +108,7 @@ struct Stored {
 /// A block as it was read and checked: its number (`None` until one is), and its bytes.
 struct LastBlock {
     block: Option<usize>,
-    bytes: Box<[u8; BLOCK * 32]>,
+    bytes: [u8; BLOCK * 32],
 }
 
 /// A digest could not be read back from its [`TableStore`].
@@ -193,7 +193,7 @@ impl Stored {
             store,
             last: Mutex::new(LastBlock {
                 block: None,
-                bytes: Box::new([0u8; BLOCK * 32]),
+                bytes: [0u8; BLOCK * 32],
             }),
         }
     }
@@ -204,8 +204,13 @@ impl Stored {
     fn digest(&self, index: usize) -> Result<Sha256Digest, TableReadError> {
         let b = index / BLOCK;
         let at = (index % BLOCK) * 32;
-        let past = || TableReadError {
-            message: format!("digest {index} is past its block"),
+        let pick = |block: &[u8]| {
+            block
+                .get(at..at + 32)
+                .and_then(digest)
+                .ok_or_else(|| TableReadError {
+                    message: format!("digest {index} is past its block"),
+                })
         };
         // A panic cannot leave a block half written under a number: a block is put in place
         // whole, read and checked.
@@ -213,19 +218,15 @@ impl Stored {
         {
             let last = lock();
             if last.block == Some(b) {
-                return last
-                    .bytes
-                    .get(at..at + 32)
-                    .and_then(digest)
-                    .ok_or_else(past);
+                return pick(&last.bytes);
             }
         }
         let mut bytes = [0u8; BLOCK * 32];
-        let found = self.read_block(b, &mut bytes)?;
-        let d = found.get(at..at + 32).and_then(digest).ok_or_else(past)?;
-        let mut last = lock();
-        *last.bytes = bytes;
-        last.block = Some(b);
+        let d = pick(self.read_block(b, &mut bytes)?)?;
+        *lock() = LastBlock {
+            block: Some(b),
+            bytes,
+        };
         Ok(d)
     }
 
